@@ -1,0 +1,33 @@
+"""flopcalc: count a model's FLOPs (1 multiply-add = 2 FLOPs) and size its training compute.
+
+The library stands on its own; the CLI (`flopcalc.cli`) only parses, calls and renders.
+Heavy modules (torch) load on first use, so `import flopcalc` stays fast for conversions.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported lazily)
+_EXPORTS = {
+    "count": "flopcalc.counting.counter",
+    "count_source": "flopcalc.counting.counter",
+    "CountReport": "flopcalc.counting.report",
+    "LayerCount": "flopcalc.counting.report",
+    "load_model": "flopcalc.loaders",
+    "FlopcalcError": "flopcalc.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flopcalc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,10 @@
+"""Command-line interface: `flopcalc COMMAND`. Each command module registers itself on `app`."""
+
+from __future__ import annotations
+
+from ._app import app
+# command modules register themselves on import:
+
+
+def main() -> None:
+    app()

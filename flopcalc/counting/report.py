@@ -1,0 +1,171 @@
+"""Frozen results of a count. Plain data: no torch, so renderers and budgets import it cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+SCHEMA_VERSION = 1
+
+# Every FLOP falls in exactly one of these; order is the order tables show them in.
+CATEGORIES: tuple[str, ...] = (
+    "matmul",
+    "conv",
+    "attention",
+    "norm",
+    "activation",
+    "elementwise",
+    "pool",
+    "reduction",
+    "other",
+)
+
+# Categories whose FLOPs are multiply-adds counted as 2 each; `--unit mac` halves exactly these.
+MULTIPLY_ADD_CATEGORIES = frozenset({"matmul", "conv", "attention"})
+
+UNITS = ("flop", "mac")
+
+
+def _halve_multiply_adds(by_category: Mapping[str, int]) -> dict[str, int]:
+    return {c: (v // 2 if c in MULTIPLY_ADD_CATEGORIES else v) for c, v in by_category.items()}
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    shape: tuple[int, ...]
+    dtype: str
+
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    """One module of the tree; its counts include everything its children ran."""
+
+    name: str  # qualified name, "" for the root
+    type: str  # class name
+    depth: int  # 0 for the root
+    params: int  # parameters of this module and its children, each counted once
+    forward_by_category: Mapping[str, int]
+    backward_by_category: Mapping[str, int]
+
+    @property
+    def forward(self) -> int:
+        return sum(self.forward_by_category.values())
+
+    @property
+    def backward(self) -> int:
+        return sum(self.backward_by_category.values())
+
+    @property
+    def total(self) -> int:
+        return self.forward + self.backward
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "depth": self.depth,
+            "params": self.params,
+            "forward": self.forward,
+            "backward": self.backward,
+            "forward_by_category": dict(self.forward_by_category),
+            "backward_by_category": dict(self.backward_by_category),
+        }
+
+
+@dataclass(frozen=True)
+class CountReport:
+    """What `flopcalc.count` found: per-layer forward/backward FLOPs, parameters, unsupported ops."""
+
+    model: str
+    inputs: tuple[InputInfo, ...]
+    device: str
+    layers: tuple[LayerCount, ...]  # layers[0] is the root; parents come before their children
+    params: int
+    param_bytes: int
+    unsupported_ops: Mapping[str, int] = field(default_factory=dict)
+    backward_counted: bool = True
+    unit: str = "flop"
+    notes: tuple[str, ...] = ()
+    options: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def root(self) -> LayerCount:
+        return self.layers[0]
+
+    @property
+    def forward(self) -> int:
+        return self.root.forward
+
+    @property
+    def backward(self) -> int:
+        return self.root.backward
+
+    @property
+    def total(self) -> int:
+        return self.forward + self.backward
+
+    @property
+    def forward_by_category(self) -> Mapping[str, int]:
+        return self.root.forward_by_category
+
+    @property
+    def backward_by_category(self) -> Mapping[str, int]:
+        return self.root.backward_by_category
+
+    @property
+    def batch_size(self) -> int:
+        """Leading dimension of the first input: what per-example figures divide by."""
+        if not self.inputs or not self.inputs[0].shape:
+            return 1
+        return int(self.inputs[0].shape[0])
+
+    def in_unit(self, unit: str) -> "CountReport":
+        """The same report in `flop` (1 multiply-add = 2) or `mac` (multiply-add categories halved)."""
+        if unit not in UNITS:
+            raise ValueError(f"unit must be one of {UNITS}")
+        if unit == self.unit:
+            return self
+        if self.unit != "flop":
+            raise ValueError("convert from the flop report")
+        layers = tuple(
+            replace(
+                layer,
+                forward_by_category=_halve_multiply_adds(layer.forward_by_category),
+                backward_by_category=_halve_multiply_adds(layer.backward_by_category),
+            )
+            for layer in self.layers
+        )
+        return replace(self, layers=layers, unit=unit)
+
+    def layer(self, name: str) -> LayerCount:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        """The JSON contract of `flopcalc count --format json` (docs/json.md)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "inputs": [i.to_dict() for i in self.inputs],
+            "unit": self.unit,
+            "device": self.device,
+            "backward_counted": self.backward_counted,
+            "totals": {
+                "forward": self.forward,
+                "backward": self.backward,
+                "total": self.total,
+                "params": self.params,
+                "param_bytes": self.param_bytes,
+                "forward_by_category": dict(self.forward_by_category),
+                "backward_by_category": dict(self.backward_by_category),
+            },
+            "layers": [layer.to_dict() for layer in self.layers],
+            "unsupported_ops": dict(self.unsupported_ops),
+            "notes": list(self.notes),
+            "options": dict(self.options),
+        }

@@ -1,0 +1,53 @@
+"""Typed errors. Each message is one line that says what is wrong and how to fix it.
+
+The library raises these; only the CLI turns them into an exit code (2) and a line on stderr.
+"""
+
+from __future__ import annotations
+
+
+class FlopcalcError(Exception):
+    """Something the user can fix: bad input, a missing file, a model that fails."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.message = message
+        self.hint = hint
+        super().__init__(message if not hint else f"{message} ({hint})")
+
+
+class UsageError(FlopcalcError):
+    """A flag or value that cannot be used as given."""
+
+
+class InputSpecError(FlopcalcError):
+    """An `--input` spec that does not parse."""
+
+
+class ModelLoadError(FlopcalcError):
+    """A model source that does not exist, does not import, or yields no nn.Module."""
+
+
+class ModelRunError(FlopcalcError):
+    """A model that raised while it ran on the example inputs."""
+
+
+class UnsupportedOpsError(FlopcalcError):
+    """Ops without a formula were seen and `--strict` was asked for."""
+
+
+class CatalogError(FlopcalcError):
+    """A GPU catalogue that is malformed, or a GPU name that does not resolve."""
+
+
+class BudgetFileError(FlopcalcError):
+    """A budget or baseline file that is malformed."""
+
+
+class CalibrationError(FlopcalcError):
+    """A calibration file that is missing, malformed or for another device."""
+
+
+class MissingDependencyError(FlopcalcError):
+    """An optional extra that is not installed; the message names the pip command."""
