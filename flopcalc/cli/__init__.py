@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._app import app
 # command modules register themselves on import:
+from . import bench  # noqa: E402,F401
 
 
 def main() -> None:
