@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ._app import app
 # command modules register themselves on import:
-from . import bench  # noqa: E402,F401
+from . import count as _count  # noqa: F401,E402
+from . import bench as _bench  # noqa: F401,E402
 
 
 def main() -> None:

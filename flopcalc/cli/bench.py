@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from ..errors import UsageError
 from ._app import OutputFormat, app, emit
-
-
-def _parse_kwargs(text: Optional[str]) -> dict:
-    """`--kwargs '{"width": 64}'` -> a dict."""
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UsageError(f"--kwargs is not valid JSON: {error.msg}", "write e.g. --kwargs '{\"width\": 64}'") from None
-    if not isinstance(value, dict):
-        raise UsageError("--kwargs must be a JSON object", "write e.g. --kwargs '{\"width\": 64}'")
-    return value
+from .count import parse_kwargs
 
 
 def _peak_resolver(catalog: Optional[List[Path]]):
@@ -98,7 +84,7 @@ def bench(
         _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration, catalog, fmt, output)
     else:
         _bench_model(
-            model, inputs, batch_size, _parse_kwargs(kwargs), device, precision, optimizer, seconds, save,
+            model, inputs, batch_size, parse_kwargs(kwargs), device, precision, optimizer, seconds, save,
             calibration, catalog, fmt, output,
         )
 
