@@ -128,18 +128,22 @@ def test_make_matmul_computes_the_product():
 
 
 def _independent_fp32_tflops() -> float:
+    """The best of three blocks of five 1024^3 fp32 matmuls, timed plainly."""
     import torch
 
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     torch.mm(a, b)
-    start = time.perf_counter()
-    for _ in range(5):
-        torch.mm(a, b)
-    return 5 * matmul_flops(1024, 1024, 1024) / (time.perf_counter() - start) / 1e12
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(5):
+            torch.mm(a, b)
+        best = max(best, 5 * matmul_flops(1024, 1024, 1024) / (time.perf_counter() - start) / 1e12)
+    return best
 
 
 def test_short_cpu_run_is_plausible_and_on_time():
-    """A 2-second run gives positive figures within 5x of a plain timing, and ends on time."""
+    """A 2-second run gives positive figures within 5x of a plain timing, and ends within a few seconds."""
     started = time.perf_counter()
     result = run_matmul_bench("cpu", ["fp32"], seconds=2)
     elapsed = time.perf_counter() - started
@@ -147,10 +151,10 @@ def test_short_cpu_run_is_plausible_and_on_time():
     (fp32,) = result.results
     assert fp32.precision == "fp32"
     assert 0 < fp32.median_tflops <= fp32.best_tflops
-    assert reference / 5 < fp32.median_tflops < reference * 5
-    assert elapsed < 2 + 2.0
+    assert reference / 5 < fp32.median_tflops < reference * 5, (fp32.median_tflops, reference)
+    assert elapsed < 2 + 3.0, elapsed
     if fp32.peak_flops:  # a CPU estimate: measured should not exceed it by much
-        assert fp32.fraction_of_peak < 1.5
+        assert fp32.fraction_of_peak < 1.5, (fp32.median_tflops, fp32.peak_flops)
 
 
 def test_asking_only_for_precisions_the_cpu_lacks_is_an_error():

@@ -278,7 +278,7 @@ def describe_device(device: str) -> DeviceInfo:
         return DeviceInfo(
             device="cuda",
             device_name=torch.cuda.get_device_name(index),
-            torch_version=torch.__version__,
+            torch_version=str(torch.__version__),
             cuda_version=torch.version.cuda,
             hip_version=getattr(torch.version, "hip", None),
             compute_capability=(props.major, props.minor),
@@ -287,10 +287,10 @@ def describe_device(device: str) -> DeviceInfo:
     if device == "mps":
         import platform
 
-        return DeviceInfo(device="mps", device_name=f"Apple {platform.machine()} GPU (MPS)", torch_version=torch.__version__)
+        return DeviceInfo(device="mps", device_name=f"Apple {platform.machine()} GPU (MPS)", torch_version=str(torch.__version__))
     cpu = read_cpu_info()
     return DeviceInfo(
-        device="cpu", device_name=cpu.model_name, torch_version=torch.__version__, threads=cpu.logical_cpus, cpu=cpu
+        device="cpu", device_name=cpu.model_name, torch_version=str(torch.__version__), threads=cpu.logical_cpus, cpu=cpu
     )
 
 

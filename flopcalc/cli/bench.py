@@ -33,17 +33,20 @@ class _ProgressBar:
             )
             self._task = self._progress.add_task("warming up", total=1.0)
 
+        self._started = False
+
     def __enter__(self):
-        if self._progress:
-            self._progress.start()
         return self
 
     def __exit__(self, *exc):
-        if self._progress:
+        if self._started:
             self._progress.stop()
 
     def update(self, precision: str, shape, fraction: float) -> None:
         if self._progress:
+            if not self._started:  # started on the first shape, so an early error prints nothing else
+                self._progress.start()
+                self._started = True
             label = f"{precision} {shape[0]}x{shape[1]}x{shape[2]}" if precision else "done"
             self._progress.update(self._task, completed=fraction, description=label)
 

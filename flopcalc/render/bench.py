@@ -112,7 +112,7 @@ def _rich_table(title: str, columns: Sequence[str], rows: list[list[str]], foote
     console.print(table)
     for line in footer:
         console.print(line, markup=False, highlight=False)
-    return buffer.getvalue()
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
 def _csv(columns: Sequence[str], rows: list[list[str]]) -> str:
