@@ -107,6 +107,7 @@ def _bench_matmul(device, precisions, seconds, full, save, calibration, catalog,
         path = save_matmul_result(result, resolve_calibration_path(calibration))
         result = replace(result, calibration_file=str(path))
     emit(render_matmul(result, fmt.value), output)
+    _notes_to_stderr(result, fmt, output)
 
 
 def _bench_model(
@@ -134,3 +135,13 @@ def _bench_model(
         )
         result = replace(result, calibration_file=str(saved))
     emit(render_model(result, fmt.value), output)
+    _notes_to_stderr(result, fmt, output)
+
+
+def _notes_to_stderr(result, fmt: OutputFormat, output: Optional[Path]) -> None:
+    """The table on stdout shows notes and warnings; with other formats or a file they go to stderr."""
+    if fmt is not OutputFormat.table or output is not None:
+        for warning in result.warnings:
+            typer.echo(f"flopcalc: warning: {warning}", err=True)
+        for note in result.notes:
+            typer.echo(f"flopcalc: note: {note}", err=True)

@@ -29,7 +29,7 @@ def test_json_contract_and_save_round_trip(tmp_path):
     result = invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 2, "--format", "json",
                     "--save", "--calibration", path)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)  # no progress bar in the JSON output
+    data = json.loads(result.stdout)  # no progress bar or notes in the JSON output
     assert MATMUL_KEYS <= set(data)
     assert data["device"] == "cpu" and data["calibration_file"] == str(path)
     (fp32,) = data["results"]
@@ -66,7 +66,7 @@ def test_model_bench_json_and_save(examples, tmp_path):
     result = invoke("bench", f"{examples / 'mlp.py'}:build", "--input", "8x784", "--device", "cpu", "--seconds", 1,
                     "--format", "json", "--save", "--calibration", path)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["flops_per_step"] == data["forward_flops_per_step"] + data["backward_flops_per_step"]
     assert data["achieved_tflops"] == pytest.approx(data["flops_per_step"] / data["step_seconds"] / 1e12)
     model = load_calibration(path).devices[data["device_name"]].models[data["model_key"]]
