@@ -98,6 +98,26 @@ def test_slow_device_keeps_to_the_deadline_and_skips_long_shapes():
     assert max(matmul_flops(*shape) for shape in machine.shapes_made) / 1e9 <= plan.max_call_s * 3
 
 
+def test_a_machine_that_slows_down_mid_shape_does_not_eat_the_budget():
+    """Blocks sized while the machine was fast get shorter when it slows 10x (another job started)."""
+    calls_at_256 = [0]
+
+    def rate(shape):
+        if shape[0] != 256:
+            return 1e12
+        calls_at_256[0] += 1
+        return 1e12 if calls_at_256[0] <= 3 else 1e11  # fast while sizing, then 10x slower
+
+    machine = FakeMachine(rate)
+    plan = SweepPlan.for_device("cpu", seconds=10)
+    timings, _ = sweep_precision(
+        "fp32", CPU_INFO, plan, 10.0, timer=machine.timer, clock=machine.clock, make=machine.make, warmup=False
+    )
+    assert machine.now <= 10.0 + plan.max_call_s
+    assert len(timings) >= 6, [t.shape for t in timings]  # not one shape stuck in 10x longer samples
+    assert timings[0].calls_per_sample < 1000
+
+
 def test_plan_defaults_and_bad_seconds():
     assert SweepPlan.for_device("cpu").seconds == 10
     assert SweepPlan.for_device("cuda").seconds == 25

@@ -79,7 +79,7 @@ class ShapeTiming:
 
     shape: Shape
     kind: str  # "square" or "llm"
-    calls_per_sample: int
+    calls_per_sample: int  # the fewest calls a sample of this shape had
     samples_tflops: tuple[float, ...]
 
     @property
@@ -360,21 +360,27 @@ def sweep_precision(
             first = timer(fn, 1)  # untimed for the result: the first call pays for allocation and dispatch
             if first > plan.max_call_s * 3:
                 return None
+            shape_start = clock()
             per_call = max(timer(fn, 1), 1e-7)
+            if per_call < 0.002:  # size the blocks from a ~2 ms block, not from one short call
+                sizing_calls = int(0.002 / per_call) + 1
+                per_call = max(timer(fn, sizing_calls) / sizing_calls, 1e-9)
             sample_target = max(0.005, min(0.5, (share_end - clock()) / (plan.samples_per_shape + 1)))
-            calls = max(1, min(10_000, int(sample_target / per_call)))
+            calls = fewest_calls = max(1, min(10_000, int(sample_target / per_call)))
+            hard_end = share_end + max(share_end - shape_start, 0.0)  # at most twice the share
             samples: list[float] = []
             for _ in range(plan.samples_per_shape):
                 if len(samples) >= MIN_SAMPLES and clock() >= share_end:
                     break
-                if samples and deadline.left() <= 0:
+                if samples and (deadline.left() <= 0 or clock() >= hard_end):
                     break
                 seconds = timer(fn, calls)
                 samples.append(flops * calls / max(seconds, 1e-12) / 1e12)
-                if deadline.left() <= 0:
-                    break
+                if seconds > 2 * sample_target and calls > 1:  # the machine slowed down: shorter blocks
+                    calls = max(1, int(calls * sample_target / seconds))
+                    fewest_calls = min(fewest_calls, calls)
             del fn
-            timing = ShapeTiming(shape, kind, calls, tuple(samples))
+            timing = ShapeTiming(shape, kind, fewest_calls, tuple(samples))
             best_rate = max(best_rate or 0.0, timing.median_tflops * 1e12)
             if progress:
                 progress(shape)
