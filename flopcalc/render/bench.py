@@ -20,6 +20,10 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.3g} s" if seconds >= 1 else f"{seconds * 1e3:.3g} ms"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
@@ -74,8 +78,8 @@ def model_rows(result: "ModelBenchResult") -> list[list[str]]:
         ["precision / optimizer", f"{result.precision} / {result.optimizer}"],
         ["FLOPs per step (fwd + bwd)", f"{format_si(result.flops_per_step, 'FLOP')} "
          f"({format_si(result.forward_flops, 'FLOP')} + {format_si(result.backward_flops, 'FLOP')})"],
-        ["step time (median)", f"{result.median_step_seconds * 1e3:.3g} ms over {len(result.step_seconds)} steps "
-         f"(best {min(result.step_seconds) * 1e3:.3g} ms)"],
+        ["step time (median)", f"{_duration(result.median_step_seconds)} over {len(result.step_seconds)} steps "
+         f"(best {_duration(min(result.step_seconds))})"],
         ["achieved", f"{result.achieved_flops / 1e12:.4g} TFLOPS"],
         ["peak", f"{_num(result.peak_flops / 1e12 if result.peak_flops else None)} TFLOPS ({result.peak_source})"],
         ["MFU (of peak)", _pct(result.mfu)],
@@ -103,8 +107,9 @@ def _rich_table(title: str, columns: Sequence[str], rows: list[list[str]], foote
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
+    numeric = columns is MATMUL_COLUMNS  # the matmul table's columns are figures; the model table's are text
     for index, column in enumerate(columns):
-        table.add_column(column, justify="left" if index == 0 else "right", overflow="fold")
+        table.add_column(column, justify="right" if numeric and index else "left", overflow="fold")
     for row in rows:
         table.add_row(*row)
     buffer = io.StringIO()
@@ -115,7 +120,7 @@ def _rich_table(title: str, columns: Sequence[str], rows: list[list[str]], foote
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
-def _csv(columns: Sequence[str], rows: list[list[str]]) -> str:
+def _csv(columns: Sequence[str], rows: list[list]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -132,11 +137,28 @@ def _markdown(title: str, columns: Sequence[str], rows: list[list[str]], footer:
     return "\n".join(lines) + "\n"
 
 
-def _render(fmt: str, data: dict, title: str, columns: Sequence[str], rows: list[list[str]], footer: list[str]) -> str:
+MATMUL_CSV_COLUMNS = ("precision", "median_tflops", "best_tflops", "spread_pct", "m", "n", "k", "peak_tflops", "fraction_of_peak")
+
+
+def _matmul_csv_rows(data: dict) -> tuple[Sequence[str], list[list]]:
+    rows = [
+        [r["precision"], r["median_tflops"], r["best_tflops"], r["spread_pct"], *r["shape"], r["peak_tflops"], r["fraction_of_peak"]]
+        for r in data["results"]
+    ]
+    return MATMUL_CSV_COLUMNS, rows
+
+
+def _model_csv_rows(data: dict) -> tuple[Sequence[str], list[list]]:
+    """Key, raw value pairs of the JSON contract (lists joined with ';')."""
+    rows = [[key, ";".join(map(str, value)) if isinstance(value, list) else value] for key, value in data.items()]
+    return ("key", "value"), rows
+
+
+def _render(fmt: str, data: dict, title: str, columns: Sequence[str], rows: list[list[str]], footer: list[str], csv_rows) -> str:
     if fmt == "json":
         return to_json(data)
-    if fmt == "csv":
-        return _csv(columns, rows)
+    if fmt == "csv":  # raw numbers, not the table's rounded text
+        return _csv(*csv_rows(data))
     if fmt == "markdown":
         return _markdown(title, columns, rows, footer)
     return _rich_table(title, columns, rows, footer)
@@ -144,9 +166,15 @@ def _render(fmt: str, data: dict, title: str, columns: Sequence[str], rows: list
 
 def render_matmul(result: "MatmulBenchResult", fmt: str) -> str:
     """The matmul bench in `fmt` (table, json, csv, markdown); json is the documented contract."""
-    return _render(fmt, result.to_dict(), _matmul_title(result), MATMUL_COLUMNS, matmul_rows(result), _matmul_footer(result))
+    return _render(
+        fmt, result.to_dict(), _matmul_title(result), MATMUL_COLUMNS, matmul_rows(result), _matmul_footer(result),
+        _matmul_csv_rows,
+    )
 
 
 def render_model(result: "ModelBenchResult", fmt: str) -> str:
     """The model bench in `fmt` (table, json, csv, markdown); json is the documented contract."""
-    return _render(fmt, result.to_dict(), _model_title(result), MODEL_COLUMNS, model_rows(result), _model_footer(result))
+    return _render(
+        fmt, result.to_dict(), _model_title(result), MODEL_COLUMNS, model_rows(result), _model_footer(result),
+        _model_csv_rows,
+    )
