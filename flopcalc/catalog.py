@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
+from .compute import DEFAULT_UTILIZATION, Throughput
 from .errors import CatalogError, UsageError
 
 ENV_VAR = "FLOPCALC_GPU_SPECS"
@@ -96,6 +97,12 @@ class GpuSpec:
         if "fp32" in self.peak_tflops:
             return "fp32"
         return max(self.precisions, key=lambda p: self.peak_tflops[p])
+
+    def datasheet_throughput(self, precision: str | None = None, utilization: float = DEFAULT_UTILIZATION) -> Throughput:
+        """Per-GPU throughput from the datasheet: dense peak of `precision` (default: `default_precision()`) x utilisation."""
+        chosen = normalize_precision(precision) if precision else self.default_precision()
+        return Throughput(peak_flops=self.peak_flops(chosen), utilization=utilization, gpu=self.id, precision=chosen,
+                          origin=f"datasheet dense {chosen}")
 
     def to_dict(self) -> dict[str, Any]:
         """The `gpus show --format json` contract (peaks in FLOP/s, dense and sparse apart)."""

@@ -159,3 +159,17 @@ def _parse_compute_unit(unit_text: str) -> tuple[str | None, int]:
         if glued == "flop" or (spaced and glued is not None):
             return glued, _PREFIX_EXPONENT[prefix]
     return None, 0
+
+
+def format_number(value: float, digits: int = 6) -> str:
+    """Plain numbers for people: `2500` -> `2,500`, `93.75` -> `93.75`, `8.1e21` -> `8.1e21` (`digits` significant)."""
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 10 ** (digits + 3) or magnitude < 1e-3:
+        mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{int(exponent)}"
+    decimals = max(0, digits - 1 - int(math.floor(math.log10(magnitude))))
+    text = f"{value:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ._app import app
 # command modules register themselves on import:
+from . import convert as _convert  # noqa: F401,E402
+from . import gpus as _gpus  # noqa: F401,E402
 
 
 def main() -> None:
