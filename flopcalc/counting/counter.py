@@ -305,6 +305,11 @@ def count(
     for module_name, module in model.named_modules():
         module_names.setdefault(id(module), module_name)
     frozen_params = _apply_frozen(model, frozen)
+    # gradients already stored would turn the accumulation into extra adds: set them aside, restore after
+    leaves = _unique_params(model) + [t for t in _tensors_in(list(args) + list(kwargs.values())) if t.is_leaf]
+    saved_grads = {id(t): (t, t.grad) for t in leaves}
+    for tensor in leaves:
+        tensor.grad = None
     attribution = _Attribution(module_names)
     counter = _FlopDispatchMode(attribution, causal_half)
     notes: list[str] = []
@@ -341,8 +346,8 @@ def count(
             hook.remove()
         for param in frozen_params:
             param.requires_grad_(True)
-        for param in model.parameters():
-            param.grad = None
+        for tensor, grad in saved_grads.values():
+            tensor.grad = grad
     if strict and counter.unsupported:
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(counter.unsupported.items()))
         raise UnsupportedOpsError(f"ops without a FLOP formula: {listed}", "drop --strict to count them as unknown")
@@ -424,7 +429,9 @@ def count_source(
     first_error: Exception | None = None
     for attempt in attempts:
         loaded = load_model(model, kwargs=kwargs, device=attempt)
-        example = make_inputs(inputs, loaded.example_inputs, device=attempt, batch_size=batch_size, source=model)
+        example = make_inputs(
+            inputs, loaded.example_inputs, device=_device_of(loaded.module, attempt), batch_size=batch_size, source=model
+        )
         try:
             report = count(
                 loaded.module, example, backward=backward, frozen=frozen, causal_half=causal_half, strict=strict,
@@ -441,6 +448,13 @@ def count_source(
             )
         return _with_note(report, *loaded.notes) if loaded.notes else report
     raise AssertionError("unreachable")
+
+
+def _device_of(module: nn.Module, default: str) -> str:
+    """Where the loaded module's parameters live (a loader may keep a model on cpu that cannot move)."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        return str(tensor.device)
+    return default
 
 
 def _with_note(report: CountReport, *notes: str) -> CountReport:

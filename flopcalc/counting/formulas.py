@@ -529,7 +529,7 @@ ZERO_FLOP_OPS = frozenset(
         "upsample_nearest1d", "diagonal", "unfold_backward", "select_backward", "slice_backward",
         "new_empty", "resize_", "set_", "view_as_real", "view_as_complex", "_reshape_alias",
         "masked_select", "nonzero", "item", "sym_size", "sym_stride", "sym_numel", "is_same_size",
-        "_assert_async", "_assert_tensor_metadata", "_functional_assert_async",
+        "_assert_async", "_linalg_check_errors", "_assert_tensor_metadata", "_functional_assert_async",
         "expand_as", "view_as", "linspace", "eye", "one_hot", "equal", "allclose",
         "bucketize", "searchsorted", "unique_dim", "_unique2", "dropout", "feature_dropout",
     ]

@@ -27,6 +27,9 @@ def load_torchscript(path: Path, *, device: str):
             "save it with torch.jit.save (a state_dict or pickled model is not a TorchScript file)",
         ) from error
     notes = ["TorchScript runs its forward as one graph: FLOPs are attributed to the root module only"]
+    if device == "meta":  # scripted parameters cannot be re-created as meta tensors
+        notes.append("TorchScript modules cannot move to the meta device: counted on cpu")
+        device = "cpu"
     if device != "cpu":
         try:
             module = module.to(device)
