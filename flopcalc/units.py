@@ -163,6 +163,7 @@ def _parse_compute_unit(unit_text: str) -> tuple[str | None, int]:
 
 def format_number(value: float, digits: int = 6) -> str:
     """Plain numbers for people: `2500` -> `2,500`, `93.75` -> `93.75`, `8.1e21` -> `8.1e21` (`digits` significant)."""
+    value = float(value)
     if value == 0:
         return "0"
     magnitude = abs(value)

@@ -7,6 +7,7 @@ from ._app import app
 from . import count as _count  # noqa: F401,E402
 from . import convert as _convert  # noqa: F401,E402
 from . import gpus as _gpus  # noqa: F401,E402
+from . import train as _train  # noqa: F401,E402
 
 
 def main() -> None:

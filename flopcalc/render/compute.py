@@ -95,9 +95,9 @@ def render_training(training: TrainingCompute, fleet: Optional[FleetEstimate], f
     unit = training.example_unit
     rows = [
         [f"forward per {unit}", format_number(training.forward_flops_per_example),
-         format_si(training.forward_flops_per_example, "FLOP")],
+         format_si(float(training.forward_flops_per_example), "FLOP")],
         [f"backward per {unit}", format_number(training.backward_flops_per_example),
-         format_si(training.backward_flops_per_example, "FLOP")],
+         format_si(float(training.backward_flops_per_example), "FLOP")],
         [f"{unit}s", format_number(training.examples), ""],
         ["epochs", format_number(training.epochs), ""],
         ["training FLOP", format_number(training.training_flops), format_si(training.training_flops, "FLOP")],
