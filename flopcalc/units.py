@@ -26,6 +26,11 @@ SI_PREFIXES: dict[str, float] = {
     "Y": 1e24,
 }
 
+# The same prefixes as powers of ten (case-insensitive), for exact decimal scaling: `4.1G` is 4.1e9 exactly,
+# `1.1 zflop` is 1.1e21. FLOP counts take the prefix on the number (`9G flop`) or glued to the unit
+# (kflop ... yflop; `m` is mega there: a fraction of a FLOP is no count).
+_PREFIX_EXPONENT = {"k": 3, "m": 6, "g": 9, "t": 12, "p": 15, "e": 18, "z": 21, "y": 24}
+
 _FORMAT_PREFIXES = [("Y", 1e24), ("Z", 1e21), ("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)]
 
 _NUMBER_WITH_PREFIX = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([kKMGTPEZY]?)\s*$")
@@ -43,7 +48,8 @@ def parse_si_number(text: str | int | float, what: str = "value") -> float:
             raise UsageError(
                 f"{what} {text!r} is not a number", "write a number with an optional SI suffix k M G T P E, e.g. 9G or 1e18"
             )
-        value = float(match.group(1)) * SI_PREFIXES[match.group(2)]
+        # decimal scaling: "4.1G" is exactly 4.1e9, not 4.1 * 1e9 = 4099999999.9999995
+        value = float(Decimal(match.group(1)).scaleb(_PREFIX_EXPONENT.get(match.group(2).lower(), 0)))
     if not math.isfinite(value):
         raise UsageError(f"{what} {text!r} is not a finite number")
     return value
@@ -95,10 +101,6 @@ _COMPUTE_UNITS: dict[str, tuple[str, ...]] = {
     "gpu_hours": ("gpuhours", "gpuhour", "gpuhrs", "gpuhr", "gpuh"),
 }
 _UNIT_LOOKUP = {spelling: unit for unit, spellings in _COMPUTE_UNITS.items() for spelling in spellings}
-# Prefixes as powers of ten, so `1.1 zflop` is exactly 1.1e21 (decimal arithmetic, one rounding).
-# FLOP counts take the prefix glued to the unit (kflop ... yflop; no milli: a fraction of a FLOP is no count)
-# or on the number (`9G flop`).
-_PREFIX_EXPONENT = {"k": 3, "m": 6, "g": 9, "t": 12, "p": 15, "e": 18, "z": 21, "y": 24}
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d[\d_,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)?\s*$")
 QUANTITY_HINT = "write a number and a unit, e.g. '3.14e23 flop', '1.5 zflop', '93.75 pf-days', '2500 gpu-days', '60000 gpu-hours'"
 
