@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..errors import ModelRunError, UnsupportedOpsError, UsageError
+from ..errors import ModelBuildError, ModelRunError, UnsupportedOpsError, UsageError
 from . import formulas
 from .report import CATEGORIES, CountReport, InputInfo, LayerCount
 
@@ -420,24 +420,25 @@ def count_source(
 ) -> CountReport:
     """Load a model from a source string (see flopcalc.loaders) and count it.
 
-    `device=None` counts on the meta device and falls back to the CPU, with a note, when the model cannot run
-    there (data-dependent ops); an explicit device is used as given.
+    `device=None` counts on the meta device and falls back to the CPU, with a note, when the model cannot be
+    built or run there (it reads values: `.item()`, data-dependent shapes); an explicit device is used as given.
     """
     from ..loaders import load_model, make_inputs
 
     attempts = [device] if device else ["meta", "cpu"]
     first_error: Exception | None = None
     for attempt in attempts:
-        loaded = load_model(model, kwargs=kwargs, device=attempt)
-        example = make_inputs(
-            inputs, loaded.example_inputs, device=_device_of(loaded.module, attempt), batch_size=batch_size, source=model
-        )
         try:
+            loaded = load_model(model, kwargs=kwargs, device=attempt)
+            example = make_inputs(
+                inputs, loaded.example_inputs, device=_device_of(loaded.module, attempt), batch_size=batch_size,
+                source=model,
+            )
             report = count(
                 loaded.module, example, backward=backward, frozen=frozen, causal_half=causal_half, strict=strict,
                 name=model,
             )
-        except ModelRunError as error:
+        except (ModelBuildError, ModelRunError) as error:
             if attempt == "meta" and len(attempts) > 1:
                 first_error = error
                 continue
