@@ -18,9 +18,9 @@ def _gpus(n: int) -> str:
 
 def throughput_line(throughput: Throughput) -> str:
     return (
-        f"{throughput.gpu}, {throughput.precision}: peak {format_si(throughput.peak_flops, 'FLOP/s')} "
+        f"{throughput.gpu}, {throughput.precision}: peak {format_number(throughput.peak_flops / 1e12)} TFLOP/s "
         f"({throughput.origin}) x utilization {format_number(throughput.utilization)} = "
-        f"{format_si(throughput.sustained_flops, 'FLOP/s')} sustained per GPU"
+        f"{format_number(throughput.sustained_flops / 1e12)} TFLOP/s sustained per GPU"
     )
 
 

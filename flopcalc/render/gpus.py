@@ -44,7 +44,7 @@ def render_list(specs: Sequence[GpuSpec], fmt: str) -> str:
     footer = [_DENSE_NOTE, f"{len(specs)} accelerators; `flopcalc gpus show ID` for all figures and sources."]
     if fmt == "markdown":
         return markdown_text(_LIST_HEADERS, rows, right=_LIST_RIGHT, footer=footer)
-    return table_text(_LIST_HEADERS, rows, right=_LIST_RIGHT, footer=footer)
+    return table_text(_LIST_HEADERS, rows, right=_LIST_RIGHT, footer=footer, width=160)
 
 
 def _peak_rows(spec: GpuSpec) -> list[list[str]]:
