@@ -221,15 +221,16 @@ def shipped_catalog_dir() -> Path:
     return Path(str(resources.files("flopcalc") / "gpu_specs"))
 
 
-def _yaml_files(path: Path) -> list[Path]:
+def _yaml_files(path: Path, given_by: str = "") -> list[Path]:
+    by = f" (from {given_by})" if given_by else ""
     if path.is_dir():
         files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
         if not files:
-            raise CatalogError(f"GPU catalogue folder {path} holds no .yaml files")
+            raise CatalogError(f"GPU catalogue folder {path}{by} holds no .yaml files")
         return files
     if path.is_file():
         return [path]
-    raise CatalogError(f"GPU catalogue {path} does not exist", "pass an existing YAML file or folder")
+    raise CatalogError(f"GPU catalogue {path}{by} does not exist", "pass an existing YAML file or folder")
 
 
 def _read_yaml(path: Path) -> Any:
@@ -403,9 +404,9 @@ def load_catalog(
     if include_shipped:
         layers.append(_yaml_files(shipped_catalog_dir()))
     if env.get(ENV_VAR):
-        layers.append(_yaml_files(Path(env[ENV_VAR]).expanduser()))
+        layers.append(_yaml_files(Path(env[ENV_VAR]).expanduser(), f"${ENV_VAR}"))
     for path in extra:
-        layers.append(_yaml_files(Path(path).expanduser()))
+        layers.append(_yaml_files(Path(path).expanduser(), "--catalog"))
     for paths in layers:
         for spec in _load_layer(paths):
             merged[_normalize_name(spec.id)] = spec

@@ -182,6 +182,8 @@ def test_alias_clash_with_a_shipped_entry_is_an_error(tmp_path):
         load_catalog([path], environ={})
 
 
-def test_missing_catalogue_path(tmp_path):
-    with pytest.raises(CatalogError, match="does not exist"):
+def test_missing_catalogue_path_names_where_it_came_from(tmp_path):
+    with pytest.raises(CatalogError, match=r"nope.yaml \(from --catalog\) does not exist"):
         load_catalog([tmp_path / "nope.yaml"], environ={})
+    with pytest.raises(CatalogError, match=r"\(from \$FLOPCALC_GPU_SPECS\) does not exist"):
+        load_catalog(environ={"FLOPCALC_GPU_SPECS": str(tmp_path / "nope")})
