@@ -112,5 +112,5 @@ def train_command(
     else:
         training = training_from_params_tokens(parse_si_number(params, "--params"), parse_si_number(tokens, "--tokens"))
 
-    fleet = None if fleet_options is None else fleet_estimate(training._total(), **fleet_options)
+    fleet = None if fleet_options is None else fleet_estimate(training.training_flops, **fleet_options)
     emit(render_training(training, fleet, fmt.value, source=model or ""), output)
