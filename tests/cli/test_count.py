@@ -120,3 +120,11 @@ def test_debug_shows_the_traceback(examples):
     result = invoke("--debug", "count", "nope.py")
     assert result.exit_code == 2
     assert "Traceback" in result.output
+
+
+@pytest.mark.parametrize("args", [["count", "x.py", "--batch-size", "two"], ["count"], ["nonsense"]])
+def test_parser_errors_are_one_line_and_exit_2(args):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("flopcalc: error:")

@@ -1,0 +1,44 @@
+"""`flopcalc convert QUANTITY --gpu NAME`: FLOP <-> PetaFLOP-days <-> GPU-days/hours and wall clock. No torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._app import OutputFormat, app, emit
+from ._gpu_options import (
+    DEFAULT_UTILIZATION,
+    CatalogOption,
+    NumGpusOption,
+    PrecisionOption,
+    UtilizationOption,
+    catalog_from_options,
+    parse_num_gpus,
+    parse_utilization,
+)
+
+
+@app.command("convert")
+def convert_command(
+    quantity: str = typer.Argument(..., help="A number and a unit: '3.14e23 flop', '1.5 zflop', '93.75 pf-days', "
+                                             "'2500 gpu-days', '60000 gpu-hours'."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="GPU id, alias or torch.cuda.get_device_name() string."),
+    precision: PrecisionOption = None,
+    utilization: UtilizationOption = str(DEFAULT_UTILIZATION),
+    num_gpus: NumGpusOption = "1",
+    catalog: CatalogOption = None,
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+) -> None:
+    """Print one amount of compute as FLOP, PetaFLOP, PF-days, GPU-days, GPU-hours and wall clock on K GPUs."""
+    from ..compute import convert
+    from ..render.compute import render_conversion
+    from ..units import parse_compute_quantity
+
+    parsed = parse_compute_quantity(quantity)
+    throughput = catalog_from_options(catalog).resolve(gpu).datasheet_throughput(
+        precision, parse_utilization(utilization)
+    )
+    emit(render_conversion(convert(parsed, throughput, parse_num_gpus(num_gpus)), fmt.value), output)
