@@ -20,7 +20,7 @@ from flopcalc.bench.calibration import (
 )
 from flopcalc.bench.hardware import DeviceInfo
 from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult, ShapeTiming
-from flopcalc.errors import CalibrationError
+from flopcalc.errors import CalibrationError, UsageError
 
 H100 = "NVIDIA H100 80GB HBM3"
 
@@ -161,3 +161,33 @@ def test_default_path_is_in_the_user_config_folder(monkeypatch):
 
     monkeypatch.delenv(ENV_VAR, raising=False)
     assert default_calibration_path() == platformdirs.user_config_path("flopcalc") / "calibration.yaml"
+
+
+def test_calibrated_throughput_measured_peak_times_utilization_of_measured(tmp_path):
+    from flopcalc.bench.calibration import calibrated_throughput
+    from flopcalc.catalog import load_catalog
+
+    path = tmp_path / "cal.yaml"
+    save_device_entry(path, H100, "cuda", matmul=_matmul({"bf16": 700.0, "fp16": 690.0, "fp32": 50.0}),
+                      models={"k": _model(350.0)})
+    loaded = load_calibration(path)
+    throughput, notes = calibrated_throughput(loaded, utilization=0.5)
+    assert (throughput.peak_flops, throughput.precision, throughput.gpu) == (700e12, "bf16", H100)
+    assert throughput.sustained_flops == 350e12 and notes == ()
+    assert "utilization is of measured" in throughput.origin
+    # a catalogue id finds the torch name the file is keyed by
+    by_id, _ = calibrated_throughput(loaded, device_name="H100-SXM", precision="fp32", catalog=load_catalog())
+    assert by_id.peak_flops == 50e12 and by_id.utilization == 0.3
+    # a benchmarked model brings its own utilisation: measured x utilisation = its achieved throughput
+    model, notes = calibrated_throughput(loaded, model="k")
+    assert model.utilization == 0.5 and model.sustained_flops == 350e12 and "of measured" in notes[0]
+    with pytest.raises(UsageError, match="conflicts with the measured utilisation"):
+        calibrated_throughput(loaded, model="k", utilization=0.4)
+
+
+def test_calibrated_precision_default_prefers_16_bit():
+    from flopcalc.bench.calibration import DeviceCalibration, default_calibrated_precision
+
+    assert default_calibrated_precision(DeviceCalibration("cpu", _matmul({"fp32": 0.3, "bf16": 2.0}))) == "bf16"
+    assert default_calibrated_precision(DeviceCalibration("cpu", _matmul({"fp32": 0.3}))) == "fp32"
+    assert default_calibrated_precision(DeviceCalibration("cuda", _matmul({"fp16": 300.0, "bf16": 290.0}))) == "fp16"

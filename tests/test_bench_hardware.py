@@ -137,3 +137,13 @@ def test_datasheet_peak_uses_the_resolver_and_says_when_it_cannot():
     value, note = datasheet_peak("Mystery GPU", "bf16", resolver)
     assert value is None and "unknown GPU" in note
     assert datasheet_peak("x", "bf16", None)[0] is None
+
+
+def test_catalog_resolver_gives_dense_datasheet_peaks():
+    from flopcalc.bench.hardware import catalog_peak_resolver
+    from flopcalc.catalog import load_catalog
+
+    resolver = catalog_peak_resolver()
+    expected = load_catalog().resolve("H100-SXM").peak_flops("bf16")
+    assert datasheet_peak("NVIDIA H100 80GB HBM3", "bf16", resolver) == (expected, "datasheet (dense)")
+    assert datasheet_peak("Intel(R) Xeon(R) Processor", "fp32", resolver)[0] is None

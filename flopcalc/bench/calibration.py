@@ -39,6 +39,7 @@ from ..render.output import write_atomic
 from .hardware import PRECISIONS
 
 if TYPE_CHECKING:
+    from ..compute import Throughput
     from .matmul import MatmulBenchResult
 
 FORMAT_VERSION = 1
@@ -498,3 +499,98 @@ def save_matmul_result(result: "MatmulBenchResult", path: str | os.PathLike | No
     if not result.results:
         raise CalibrationError("nothing to save: no precision was measured", "raise --seconds")
     return save_device_entry(path, result.info.device_name, result.info.device, matmul=matmul_calibration_from(result))
+
+
+# --- throughput for `convert` / `train --calibration` ---------------------------------------------
+
+
+def default_calibrated_precision(entry: DeviceCalibration) -> str:
+    """Like the catalogue's default: the faster measured 16-bit precision, else fp32, else the fastest."""
+    measured = dict(entry.matmul.tflops) if entry.matmul else {}
+    sixteen = [p for p in ("bf16", "fp16") if p in measured]
+    if sixteen:
+        return max(sixteen, key=lambda p: (measured[p], p == "bf16"))
+    if "fp32" in measured:
+        return "fp32"
+    if measured:
+        return max(measured, key=measured.get)
+    raise CalibrationError("the calibration holds no matmul measurement", "run `flopcalc bench --save`")
+
+
+def _device_for(calibration: Calibration, device_name: str | None, catalog: Any) -> tuple[str, DeviceCalibration]:
+    """`Calibration.device`, and failing that the one device whose name the catalogue resolves to the same GPU
+    as `device_name` (so `--gpu H100-SXM` finds "NVIDIA H100 80GB HBM3")."""
+    try:
+        return calibration.device(device_name)
+    except CalibrationError:
+        if device_name is None or catalog is None:
+            raise
+        wanted = catalog.resolve(device_name).id
+        same = [name for name in calibration.devices if _resolved_id(catalog, name) == wanted]
+        if len(same) != 1:
+            raise
+        return same[0], calibration.devices[same[0]]
+
+
+def _resolved_id(catalog: Any, name: str) -> str | None:
+    from ..errors import FlopcalcError
+
+    try:
+        return catalog.resolve(name).id
+    except FlopcalcError:
+        return None
+
+
+def calibrated_throughput(
+    calibration: Calibration,
+    *,
+    device_name: str | None = None,
+    precision: str | None = None,
+    utilization: float | None = None,
+    model: str | None = None,
+    catalog: Any = None,
+) -> tuple["Throughput", tuple[str, ...]]:
+    """Per-device throughput from a calibration: measured matmul FLOP/s of the precision x utilisation.
+
+    - `device_name`: the device in the file (None: its only device); a catalogue (`catalog.resolve`)
+      lets a GPU id like `H100-SXM` find the torch name the file is keyed by.
+    - `precision`: default, the faster measured 16-bit precision (else fp32), or the model's.
+    - `utilization` is "of measured" (default 0.3). With `model` (a `model_key`) benchmarked on the
+      device by `flopcalc bench MODEL --save`, the model's measured utilisation is used instead, and
+      giving `utilization` as well is an error (one would silently lose).
+    Returns the Throughput and notes saying where the figures came from.
+    """
+    from ..catalog import normalize_precision
+    from ..compute import DEFAULT_UTILIZATION, Throughput
+
+    name, entry = _device_for(calibration, device_name, catalog)
+    chosen = normalize_precision(precision) if precision else None
+    notes: list[str] = []
+    measured_model = entry.models.get(model) if model else None
+    if measured_model is not None:
+        chosen = chosen or measured_model.precision
+        fraction, label = model_utilization(calibration, name, model, chosen)
+        if utilization is not None:
+            raise UsageError(
+                f"--utilization conflicts with the measured utilisation of this model ({fraction:.1%} of measured)",
+                "drop --utilization to use the measurement, or drop --calibration",
+            )
+        if not 0 < fraction <= 1:
+            raise CalibrationError(
+                f"the model's measured throughput is {fraction:.0%} of the measured matmul figure on {name}",
+                "the matmul measurement looks disturbed: rerun `flopcalc bench --save` on an idle machine",
+            )
+        utilization = fraction
+        notes.append(f"utilization {label}")
+    chosen = chosen or default_calibrated_precision(entry)
+    peak, _ = calibrated_peak(calibration, name, chosen)
+    where = f" in {calibration.path}" if calibration.path else ""
+    origin = f"measured by flopcalc bench {entry.matmul.measured_at[:10]}{where}; utilization is of measured"
+    throughput = Throughput(
+        peak_flops=peak,
+        utilization=DEFAULT_UTILIZATION if utilization is None else utilization,
+        gpu=name,
+        precision=chosen,
+        origin=origin,
+    )
+    return throughput, tuple(notes)

@@ -27,6 +27,12 @@ UtilizationOption = Annotated[
     typer.Option("--utilization", "-u", help="Fraction of peak sustained, in (0, 1]: 0.3 or 30%. Default 0.3, "
                                             "Epoch AI's recommendation for language models (0.4 for others)."),
 ]
+CalibrationOption = Annotated[
+    Optional[str],
+    typer.Option("--calibration", help="Use measured throughput from `flopcalc bench --save` (a FILE, or 'auto' for "
+                                       "the default file) instead of the datasheet; --utilization is then of measured "
+                                       "and --gpu is optional."),
+]
 NumGpusOption = Annotated[str, typer.Option("--num-gpus", "-n", help="GPUs sharing the work (wall clock = GPU-hours / this).")]
 
 
@@ -46,6 +52,6 @@ def parse_num_gpus(text: str) -> int:
 
 
 __all__ = [
-    "CatalogOption", "PrecisionOption", "UtilizationOption", "NumGpusOption", "DEFAULT_UTILIZATION",
+    "CalibrationOption", "CatalogOption", "PrecisionOption", "UtilizationOption", "NumGpusOption", "DEFAULT_UTILIZATION",
     "catalog_from_options", "parse_utilization", "parse_num_gpus",
 ]

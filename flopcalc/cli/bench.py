@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from ._app import OutputFormat, app, emit
+from ._gpu_options import CatalogOption
 from .count import parse_kwargs
 
 
@@ -75,7 +76,7 @@ def bench(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the batch (leading) dimension of MODEL's inputs."),
     kwargs: Optional[str] = typer.Option(None, "--kwargs", help="JSON object passed to MODEL's callable."),
     optimizer: str = typer.Option("adamw", "--optimizer", help="Optimizer of MODEL's training step: adamw | sgd."),
-    catalog: Optional[List[Path]] = typer.Option(None, "--catalog", help="Extra GPU catalogue file (datasheet peaks)."),
+    catalog: CatalogOption = None,
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table | json | csv | markdown."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result to a file instead of stdout."),
 ) -> None:

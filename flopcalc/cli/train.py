@@ -3,6 +3,7 @@ GPU-hours, GPU-days, wall clock, energy and cost. torch loads only when a model 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import List, Optional
@@ -14,6 +15,7 @@ from ..units import parse_si_number
 from ._app import OutputFormat, app, emit
 from ._gpu_options import (
     DEFAULT_UTILIZATION,
+    CalibrationOption,
     CatalogOption,
     NumGpusOption,
     PrecisionOption,
@@ -49,6 +51,27 @@ def _training_from_model(model, inputs, batch_size, kwargs, device, examples, ep
                                 method="counted", notes=tuple(notes))
 
 
+def _calibrated(calibration, model, inputs, batch_size, kwargs, gpu, precision, utilization, catalog):
+    """Throughput from a calibration file (and the model's measured utilisation, if it was benchmarked);
+    the TDP from the catalogue when the device resolves there."""
+    from ..bench.calibration import calibrated_throughput, load_calibration, model_key
+    from ..errors import FlopcalcError
+    from .count import parse_kwargs
+
+    gpus = catalog_from_options(catalog)
+    key = model_key(model, inputs, batch_size, parse_kwargs(kwargs)) if model else None
+    explicit = None if utilization == str(DEFAULT_UTILIZATION) else parse_utilization(utilization)
+    throughput, notes = calibrated_throughput(
+        load_calibration(calibration), device_name=gpu, precision=precision,
+        utilization=explicit, model=key, catalog=gpus,
+    )
+    try:
+        tdp_w = gpus.resolve(gpu or throughput.gpu).tdp_w
+    except FlopcalcError:  # a CPU or a GPU the catalogue lacks: no energy figure
+        tdp_w = None
+    return throughput, tdp_w, notes
+
+
 @app.command("train")
 def train_command(
     model: Optional[str] = typer.Argument(None, help="Model to count: file.py:callable, file.py, .pt, .pt2 "
@@ -70,6 +93,7 @@ def train_command(
     pue: str = typer.Option("1.0", "--pue", help="Data-centre power usage effectiveness for energy (>= 1; default 1.0)."),
     price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", help="Price of one GPU-hour, for cost."),
     catalog: CatalogOption = None,
+    calibration: CalibrationOption = None,
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
 ) -> None:
@@ -95,14 +119,20 @@ def train_command(
 
     # Check the GPU options before counting: a typo should not cost a model run.
     fleet_options = None
-    if gpu is not None:
+    calibration_notes: tuple[str, ...] = ()
+    if calibration is not None:
+        throughput, tdp_w, calibration_notes = _calibrated(calibration, model, input, batch_size, kwargs, gpu,
+                                                           precision, utilization, catalog)
+    elif gpu is not None:
         spec = catalog_from_options(catalog).resolve(gpu)
-        throughput = spec.datasheet_throughput(precision, parse_utilization(utilization))
-        price = _number(price_per_gpu_hour, "--price-per-gpu-hour")
-        fleet_options = dict(throughput=throughput, num_gpus=parse_num_gpus(num_gpus), tdp_w=spec.tdp_w,
-                             pue=parse_si_number(pue, "--pue"), price_per_gpu_hour=price)
+        throughput, tdp_w = spec.datasheet_throughput(precision, parse_utilization(utilization)), spec.tdp_w
     elif precision or price_per_gpu_hour or num_gpus != "1" or utilization != str(DEFAULT_UTILIZATION):
-        raise UsageError("--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME")
+        raise UsageError("--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
+                         "(or --calibration FILE|auto)")
+    if calibration is not None or gpu is not None:
+        price = _number(price_per_gpu_hour, "--price-per-gpu-hour")
+        fleet_options = dict(throughput=throughput, num_gpus=parse_num_gpus(num_gpus), tdp_w=tdp_w,
+                             pue=parse_si_number(pue, "--pue"), price_per_gpu_hour=price)
 
     if modes[0] == "MODEL":
         training = _training_from_model(model, input, batch_size, kwargs, device, n_examples, n_epochs or 1)
@@ -112,5 +142,7 @@ def train_command(
     else:
         training = training_from_params_tokens(parse_si_number(params, "--params"), parse_si_number(tokens, "--tokens"))
 
+    if calibration_notes:
+        training = replace(training, notes=tuple(training.notes) + calibration_notes)
     fleet = None if fleet_options is None else fleet_estimate(training.training_flops, **fleet_options)
     emit(render_training(training, fleet, fmt.value, source=model or ""), output)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import TYPE_CHECKING, Sequence
 
 from .output import to_json
+from .tabular import csv_text, markdown_text, table_text
 
 if TYPE_CHECKING:
     from ..bench.matmul import MatmulBenchResult
@@ -102,41 +101,6 @@ def _model_title(result: "ModelBenchResult") -> str:
     return f"Training-step throughput on {info.device_name} ({info.device}, torch {info.torch_version})"
 
 
-def _rich_table(title: str, columns: Sequence[str], rows: list[list[str]], footer: list[str]) -> str:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    numeric = columns is MATMUL_COLUMNS  # the matmul table's columns are figures; the model table's are text
-    for index, column in enumerate(columns):
-        table.add_column(column, justify="right" if numeric and index else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=120, no_color=True, highlight=False, soft_wrap=False)
-    console.print(table)
-    for line in footer:
-        console.print(line, markup=False, highlight=False)
-    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
-
-
-def _csv(columns: Sequence[str], rows: list[list]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def _markdown(title: str, columns: Sequence[str], rows: list[list[str]], footer: list[str]) -> str:
-    escape = lambda text: str(text).replace("|", "\\|")  # noqa: E731
-    lines = [f"**{title}**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(escape(cell) for cell in row) + " |" for row in rows]
-    if footer:
-        lines += [""] + [f"- {escape(line)}" for line in footer]
-    return "\n".join(lines) + "\n"
-
-
 MATMUL_CSV_COLUMNS = ("precision", "median_tflops", "best_tflops", "spread_pct", "m", "n", "k", "peak_tflops", "fraction_of_peak")
 
 
@@ -155,13 +119,14 @@ def _model_csv_rows(data: dict) -> tuple[Sequence[str], list[list]]:
 
 
 def _render(fmt: str, data: dict, title: str, columns: Sequence[str], rows: list[list[str]], footer: list[str], csv_rows) -> str:
+    right = tuple(range(1, len(columns))) if columns is MATMUL_COLUMNS else ()  # figures right, text left
     if fmt == "json":
         return to_json(data)
     if fmt == "csv":  # raw numbers, not the table's rounded text
-        return _csv(*csv_rows(data))
+        return csv_text(*csv_rows(data))
     if fmt == "markdown":
-        return _markdown(title, columns, rows, footer)
-    return _rich_table(title, columns, rows, footer)
+        return markdown_text(columns, rows, right=right, title=[f"**{title}**"], footer=[f"- {line}" for line in footer])
+    return table_text(columns, rows, right=right, title=[title], footer=footer)
 
 
 def render_matmul(result: "MatmulBenchResult", fmt: str) -> str:

@@ -83,3 +83,61 @@ def test_model_bench_table_and_errors(examples, tmp_path):
         invoke("bench", f"{examples / 'mlp.py'}:build", "--device", "cpu", "--calibration", tmp_path / "none.yaml"),
         "no calibration file",
     )
+
+
+def _saved_calibration(tmp_path):
+    """A calibration as `bench --save` writes it, for an H100 (by its torch name) and this CPU's model run."""
+    from flopcalc.bench.calibration import MatmulCalibration, save_device_entry
+
+    path = tmp_path / "cal.yaml"
+    save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", matmul=MatmulCalibration(
+        tflops={"bf16": 700.0, "fp32": 50.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=25.0))
+    return path
+
+
+def test_convert_with_a_calibration_uses_measured_throughput(tmp_path):
+    path = _saved_calibration(tmp_path)
+    result = invoke("convert", "1e18 flop", "--calibration", path, "--utilization", "0.5", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["peak_flops"] == 700e12 and data["precision"] == "bf16" and data["gpu"] == "NVIDIA H100 80GB HBM3"
+    assert data["gpu_hours"] == pytest.approx(1e18 / (700e12 * 0.5) / 3600)
+    assert "utilization is of measured" in data["peak_origin"]
+    table = invoke("convert", "1e18 flop", "--calibration", path, "--gpu", "H100-SXM", "--precision", "fp32")
+    assert table.exit_code == 0, table.output
+    assert "measured by flopcalc bench" in table.stdout and "utilization is of measured" in table.stdout
+
+
+def test_bench_save_round_trips_through_convert(tmp_path, monkeypatch):
+    """bench --save to the default path (here $FLOPCALC_CALIBRATION), then convert --calibration auto."""
+    monkeypatch.setenv("FLOPCALC_CALIBRATION", str(tmp_path / "auto.yaml"))
+    bench = invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 1, "--format", "json", "--save")
+    assert bench.exit_code == 0, bench.output
+    measured = json.loads(bench.stdout)["results"][0]["median_tflops"]
+    result = invoke("convert", "1e15 flop", "--calibration", "auto", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["peak_flops"] == pytest.approx(measured * 1e12) and data["precision"] == "fp32"
+
+
+def test_train_model_uses_the_benchmarked_utilization(examples, tmp_path):
+    path = tmp_path / "cal.yaml"
+    model = f"{examples / 'mlp.py'}:build"
+    assert invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 1, "--save",
+                  "--calibration", path).exit_code == 0
+    bench = invoke("bench", model, "--input", "8x784", "--device", "cpu", "--seconds", 0.5, "--save",
+                   "--calibration", path, "--format", "json")
+    assert bench.exit_code == 0, bench.output
+    achieved = json.loads(bench.stdout)["achieved_tflops"]
+    result = invoke("train", model, "--input", "8x784", "--examples", 1000, "--calibration", path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["sustained_flops_per_gpu"] == pytest.approx(achieved * 1e12)  # measured x (achieved / measured)
+    assert any("of measured matmul throughput" in note for note in data["notes"])
+    _one_line_error(invoke("train", model, "--input", "8x784", "--examples", 1000, "--calibration", path, "-u", "0.5"),
+                    "conflicts with the measured utilisation")
+
+
+def test_convert_without_gpu_or_calibration_is_an_error(tmp_path):
+    _one_line_error(invoke("convert", "1e18 flop"), "--gpu NAME (or --calibration")
+    _one_line_error(invoke("convert", "1e18 flop", "--calibration", tmp_path / "none.yaml"), "no calibration file")
