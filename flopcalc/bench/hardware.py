@@ -285,13 +285,22 @@ def describe_device(device: str) -> DeviceInfo:
             gcn_arch=getattr(props, "gcnArchName", None),
         )
     if device == "mps":
-        import platform
-
-        return DeviceInfo(device="mps", device_name=f"Apple {platform.machine()} GPU (MPS)", torch_version=str(torch.__version__))
+        return DeviceInfo(device="mps", device_name=apple_chip_name(), torch_version=str(torch.__version__))
     cpu = read_cpu_info()
     return DeviceInfo(
         device="cpu", device_name=cpu.model_name, torch_version=str(torch.__version__), threads=cpu.logical_cpus, cpu=cpu
     )
+
+
+def apple_chip_name() -> str:
+    """The Apple chip ("Apple M2 Pro"), as macOS's sysctl names it; the MPS GPU is part of it."""
+    try:
+        name = subprocess.run(
+            ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        name = ""
+    return name or "Apple GPU (MPS)"
 
 
 def precision_skip_reason(info: DeviceInfo, precision: str) -> str | None:

@@ -285,8 +285,10 @@ def run_model_bench(
         loaded = load_model(model, kwargs=kwargs, device=resolved)
         module = loaded.module
         example = make_inputs(specs or None, loaded.example_inputs, device=resolved, batch_size=batch_size, source=model)
-        if hasattr(module, "train"):
+        try:
             module.train()
+        except Exception as error:  # exported graphs and some scripted modules refuse: time them as they are
+            notes.append(f"could not switch the model to training mode ({short_error(error)}); timed as loaded")
         parameters = [p for p in module.parameters() if p.requires_grad]
         if not parameters:
             raise ModelRunError(f"{model} has no trainable parameters", "a training step needs some")

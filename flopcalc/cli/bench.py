@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from ..errors import UsageError
 from ._app import OutputFormat, app, emit
 from ._gpu_options import CatalogOption
 from .count import parse_kwargs
@@ -87,6 +88,8 @@ def bench(
     if model is None:
         _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration, catalog, fmt, output)
     else:
+        if full:
+            raise UsageError("--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run")
         _bench_model(
             model, inputs, batch_size, parse_kwargs(kwargs), device, precision, optimizer, seconds, save,
             calibration, catalog, fmt, output,
