@@ -386,7 +386,7 @@ def sweep_precision(
                 progress(shape)
             return timing
 
-        # squares: about 70% of this precision's time, ~1/6 of what is left per shape
+        # squares: about 70% of this precision's time, each shape up to a quarter of what is left of it
         square_end = start + 0.7 * budget
         best_median, stale = 0.0, 0
         best_square = 256
