@@ -16,6 +16,7 @@ How attribution works, in one place:
 from __future__ import annotations
 
 import bisect
+import inspect
 import fnmatch
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from . import formulas
 from .report import CATEGORIES, CountReport, InputInfo, LayerCount
 
 _get_sequence_nr = torch._C._autograd._get_sequence_nr
+_redispatch = getattr(torch.overrides, "redispatch_function", None)
 
 # Modules whose whole work is a normalisation, whatever ops they are written with (a hand-written RMSNorm
 # is pow, mean, rsqrt and mul): their non-matmul FLOPs are counted as `norm`.
@@ -141,13 +143,25 @@ class _ScopeMode(TorchFunctionMode):
         elif func in _NORM_FUNCTIONS:
             context = _Context(self.attribution.current.module, "norm")
         else:
-            return func(*args, **kwargs)
+            return self._call(func, types, args, kwargs)
         key = id(context)
         self.attribution.push(key, context)
         try:
-            return func(*args, **kwargs)
+            return self._call(func, types, args, kwargs)
         finally:
             self.attribution.pop(key)
+
+    def _call(self, func, types, args, kwargs):
+        """Run `func` with this mode still on inside it. A mode is switched off while its handler runs, so a
+        plain call would hide the calls a Python function makes: the attention inside
+        F.multi_head_attention_forward (nn.MultiheadAttention, nn.TransformerEncoderLayer) would go uncounted
+        as attention. Only the Python functions of torch.nn.functional are redispatched: a Tensor method written
+        in Python that calls its C base (Tensor.unflatten) would reach this handler again and again. torch
+        without redispatch_function keeps the plain call (nested calls stay unseen there)."""
+        if _redispatch is None or getattr(func, "__module__", None) != "torch.nn.functional" or not inspect.isfunction(func):
+            return func(*args, **kwargs)
+        with self:
+            return _redispatch(func, types, args, kwargs)
 
 
 def _causal_pairs(args: tuple, kwargs: Mapping[str, Any]) -> tuple[int, int] | None:
