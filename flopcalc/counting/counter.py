@@ -71,7 +71,8 @@ class _Context:
 
     module: str
     scope: str | None = None  # "attention" | "norm" | None
-    causal_pairs: tuple[int, int] | None = None  # (kept pairs, all pairs) of a causal attention call
+    # of an attention call: its (forward, backward) FLOPs, charged once each (see _attention_context)
+    attention_flops: tuple[int, int] | None = None
 
 
 class _Attribution:
@@ -132,14 +133,15 @@ class _Attribution:
 class _ScopeMode(TorchFunctionMode):
     """Marks attention and norm function calls as scopes (see the module docstring)."""
 
-    def __init__(self, attribution: _Attribution):
+    def __init__(self, attribution: _Attribution, causal_half: bool = False):
         super().__init__()
         self.attribution = attribution
+        self.causal_half = causal_half
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _ATTENTION_FUNCTIONS:
-            context = _Context(self.attribution.current.module, "attention", _causal_pairs(args, kwargs))
+            context = _attention_context(self.attribution.current.module, args, kwargs, self.causal_half)
         elif func in _NORM_FUNCTIONS:
             context = _Context(self.attribution.current.module, "norm")
         else:
@@ -164,22 +166,37 @@ class _ScopeMode(TorchFunctionMode):
             return _redispatch(func, types, args, kwargs)
 
 
-def _causal_pairs(args: tuple, kwargs: Mapping[str, Any]) -> tuple[int, int] | None:
-    is_causal = kwargs.get("is_causal", args[5] if len(args) > 5 else False)
-    if not is_causal:
-        return None
-    len_q, len_k = args[0].shape[-2], args[1].shape[-2]
-    return formulas.causal_pairs(len_q, len_k), len_q * len_k
+_SDPA_PARAMETERS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal")
+
+
+def _attention_context(module: str, args: tuple, kwargs: Mapping[str, Any], causal_half: bool) -> _Context:
+    """The scope of one scaled_dot_product_attention call, with its FLOPs worked out from the call itself.
+
+    The call, not the ops it runs, is counted: a fused kernel's backward computes dQ, dK and dV whatever
+    autograd needs, while the math decomposition (meta) computes only the gradients asked for; counting
+    from the call's shapes and which of q, k, v need a gradient gives one figure on every device."""
+    bound = dict(zip(_SDPA_PARAMETERS, args))
+    bound.update(kwargs)
+    q, k, v = bound["query"], bound["key"], bound["value"]
+    shapes = formulas.attention_shapes(q.shape, k.shape, v.shape)
+    forward = formulas.attention_forward_flops(*shapes)
+    needs = tuple(torch.is_grad_enabled() and t.requires_grad for t in (q, k, v))
+    backward = formulas.attention_backward_flops(*shapes, needs=needs)
+    if causal_half and bound.get("is_causal"):
+        len_q, len_k = shapes[2], shapes[3]
+        kept, total = formulas.causal_pairs(len_q, len_k), len_q * len_k
+        forward, backward = forward * kept // total, backward * kept // total
+    return _Context(module, "attention", (forward, backward))
 
 
 class _FlopDispatchMode(TorchDispatchMode):
     """Counts every aten op into per-module, per-category tables for the forward and the backward."""
 
-    def __init__(self, attribution: _Attribution, causal_half: bool):
+    def __init__(self, attribution: _Attribution):
         super().__init__()
         self.attribution = attribution
-        self.causal_half = causal_half
         self.in_backward = False
+        self._charged: set[tuple[int, bool]] = set()  # attention calls already counted, per direction
         self.forward: dict[str, Counter] = defaultdict(Counter)
         self.backward: dict[str, Counter] = defaultdict(Counter)
         self.unsupported: Counter = Counter()
@@ -198,6 +215,14 @@ class _FlopDispatchMode(TorchDispatchMode):
         return out
 
     def _account(self, func, args, kwargs, out, context: _Context, table: Counter) -> None:
+        if context.scope == "attention":  # the whole call is counted once, from its shapes (_attention_context)
+            key = (id(context), self.in_backward)
+            if context.attention_flops is not None and key not in self._charged:
+                self._charged.add(key)
+                flops = context.attention_flops[1 if self.in_backward else 0]
+                if flops:
+                    table["attention"] += flops
+            return
         name = _op_name(func)
         try:
             flops = formulas.flops_of(func, args, kwargs, out)
@@ -208,13 +233,7 @@ class _FlopDispatchMode(TorchDispatchMode):
         if flops is None:
             self.unsupported[name] += 1
             return
-        if context.scope == "attention":
-            products = sum(v for c, v in flops.items() if c in ("matmul", "attention"))
-            if self.causal_half and context.causal_pairs:
-                kept, total = context.causal_pairs
-                products = products * kept // total
-            flops = {"attention": products} if products else {}
-        elif context.scope == "norm":
+        if context.scope == "norm":
             flops = _merge((("norm" if c in _NON_MATMUL else c), v) for c, v in flops.items())
         for category, value in flops.items():
             table[category] += value
@@ -325,7 +344,7 @@ def count(
     for tensor in leaves:
         tensor.grad = None
     attribution = _Attribution(module_names)
-    counter = _FlopDispatchMode(attribution, causal_half)
+    counter = _FlopDispatchMode(attribution)
     notes: list[str] = []
     hooks = [
         nn.modules.module.register_module_forward_pre_hook(attribution.enter_module),
@@ -334,7 +353,7 @@ def count(
     backward_counted = False
     try:
         with torch.enable_grad() if backward else torch.no_grad():
-            with _ScopeMode(attribution), counter:
+            with _ScopeMode(attribution, causal_half), counter:
                 try:
                     output = model(*args, **kwargs)
                 except Exception as error:

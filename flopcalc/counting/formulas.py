@@ -180,13 +180,25 @@ def attention_forward_flops(batch: int, heads: int, len_q: int, len_k: int, dim_
     return 2 * batch * heads * len_q * len_k * (dim_qk + dim_v)
 
 
-def attention_backward_flops(batch: int, heads: int, len_q: int, len_k: int, dim_qk: int, dim_v: int) -> int:
-    """dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q: twice the forward. Fused kernels also recompute
-    Q @ K^T; that recomputation is hardware work, not model work (as in MFU), and is not counted."""
-    return 2 * attention_forward_flops(batch, heads, len_q, len_k, dim_qk, dim_v)
+def attention_backward_flops(
+    batch: int, heads: int, len_q: int, len_k: int, dim_qk: int, dim_v: int,
+    needs: tuple[bool, bool, bool] = (True, True, True),
+) -> int:
+    """The gradients asked for, per head (S = QK^T, P = softmax(S), O = PV; dS from dP is softmax work):
+
+    - dV = P^T dO: S*L*Ev multiply-adds, when V needs a gradient;
+    - dP = dO V^T: L*S*Ev, when Q or K needs one (dS, hence dQ and dK, come from it);
+    - dQ = dS K: L*S*E, when Q needs one; dK = dS^T Q: L*S*E, when K needs one.
+
+    With all three that is 2*L*S*(E + Ev): twice the forward. `needs` is (q, k, v) requiring a gradient.
+    Fused kernels also recompute Q @ K^T; that recomputation is hardware work, not model work (as in MFU),
+    and is not counted."""
+    need_q, need_k, need_v = needs
+    per_pair = dim_v * (int(need_v) + int(need_q or need_k)) + dim_qk * (int(need_q) + int(need_k))
+    return 2 * batch * heads * len_q * len_k * per_pair
 
 
-def _bhle(q, k, v):
+def attention_shapes(q, k, v):
     """Shapes in [B, H, L, E] layout -> (B, H, L, S, E, Ev). Grouped-query K/V have fewer heads; Q's count."""
     *batch, heads, len_q, dim_qk = q
     len_k, dim_v = k[-2], v[-1]
@@ -208,7 +220,7 @@ def _blhe(q, k, v):
     category="attention",
 )
 def sdpa_forward_flops(q, k, v, *_, out=None, **__) -> int:
-    return attention_forward_flops(*_bhle(q, k, v))
+    return attention_forward_flops(*attention_shapes(q, k, v))
 
 
 @register(
@@ -220,7 +232,7 @@ def sdpa_forward_flops(q, k, v, *_, out=None, **__) -> int:
     category="attention",
 )
 def sdpa_backward_flops(grad_out, q, k, v, *_, out=None, **__) -> int:
-    return attention_backward_flops(*_bhle(q, k, v))
+    return attention_backward_flops(*attention_shapes(q, k, v))
 
 
 @register("_flash_attention_forward", "_efficient_attention_forward", category="attention")
@@ -239,12 +251,12 @@ def flash_backward_flops(grad_out, q, k, v, *_, out=None, **__) -> int:
 
 @register("_cudnn_attention_forward", category="attention")
 def cudnn_attention_forward_flops(q, k, v, *_, out=None, **__) -> int:
-    return attention_forward_flops(*_bhle(q, k, v))
+    return attention_forward_flops(*attention_shapes(q, k, v))
 
 
 @register("_cudnn_attention_backward", category="attention")
 def cudnn_attention_backward_flops(grad_out, q, k, v, *_, out=None, **__) -> int:
-    return attention_backward_flops(*_bhle(q, k, v))
+    return attention_backward_flops(*attention_shapes(q, k, v))
 
 
 def causal_pairs(len_q: int, len_k: int) -> int:

@@ -63,3 +63,72 @@ def test_transformer_encoder_layer_same_on_meta_and_cpu_even_where_a_fast_path_e
     assert report.forward_by_category["attention"] == 2 * B * HEADS * L * L * (D // HEADS) * 2
     assert report.forward_by_category["matmul"] == 2 * B * L * (3 * D * D + D * D + D * 32 + 32 * D)
     assert not report.unsupported_ops
+
+
+class ProjectedQueryAttention(nn.Module):
+    """Only the query comes from a parameter, so only q needs a gradient; k and v are plain inputs."""
+
+    def __init__(self, dim, **sdpa_options):
+        super().__init__()
+        self.q_proj = nn.Linear(dim, dim, bias=False)
+        self.sdpa_options = sdpa_options
+
+    def forward(self, q, k, v):
+        return F.scaled_dot_product_attention(query=self.q_proj(q), key=k, value=v, **self.sdpa_options)
+
+
+def _qkv(heads_q=4, heads_kv=4, len_q=6, len_k=6, dim=8, dim_v=8, batch=2):
+    return lambda: (
+        torch.randn(batch, heads_q, len_q, dim), torch.randn(batch, heads_kv, len_k, dim),
+        torch.randn(batch, heads_kv, len_k, dim_v),
+    )
+
+
+@pytest.mark.parametrize(
+    "inputs, options",
+    [
+        (_qkv(), {}),
+        (_qkv(heads_kv=2), {"enable_gqa": True}),
+        (_qkv(len_k=7), {"attn_mask": None, "dropout_p": 0.0}),
+        (_qkv(len_k=9), {"is_causal": True}),
+        (_qkv(len_k=7, dim_v=5), {}),
+    ],
+    ids=["plain", "gqa", "mask-none", "causal-L<S", "Ev!=E"],
+)
+def test_attention_backward_counts_only_the_gradients_needed_on_every_device(inputs, options):
+    """With only q needing a gradient, the backward is dP = dO V^T and dQ = dS K: L*S*(Ev + E) multiply-adds
+    per head, the same as the forward. The CPU kernel computes dK and dV anyway; counting it would make
+    the figure depend on the device."""
+    report = _same_on_meta_and_cpu(lambda: ProjectedQueryAttention(8, **options), inputs)
+    q, k, v = (t.shape for t in inputs())
+    forward = 2 * q[0] * q[1] * q[2] * k[2] * (q[3] + v[3])
+    assert report.forward_by_category["attention"] == forward
+    assert report.backward_by_category["attention"] == forward
+
+
+def test_attention_backward_with_every_input_needing_a_gradient_is_twice_the_forward():
+    class Plain(nn.Module):
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v)
+
+    def inputs():
+        return tuple(t.requires_grad_() for t in _qkv(len_k=7, dim_v=5)())
+
+    report = _same_on_meta_and_cpu(Plain, inputs)
+    assert report.forward == 2 * 2 * 4 * 6 * 7 * (8 + 5)
+    assert report.backward == 2 * report.forward
+
+
+def test_causal_half_with_fewer_queries_than_keys_keeps_the_top_left_triangle():
+    """torch's is_causal mask is top-left aligned: query row i sees keys 0..i, so L=4, S=6 keeps 1+2+3+4 pairs."""
+
+    class Causal(nn.Module):
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    def inputs():
+        return tuple(t.requires_grad_() for t in _qkv(len_q=4, len_k=6, batch=1, heads_q=1, heads_kv=1)())
+
+    report = _same_on_meta_and_cpu(Causal, inputs, causal_half=True)
+    assert report.forward == 2 * (1 + 2 + 3 + 4) * (8 + 8)
+    assert report.backward == 2 * report.forward
