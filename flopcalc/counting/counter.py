@@ -144,6 +144,14 @@ class _ScopeMode(TorchFunctionMode):
             context = _attention_context(self.attribution.current.module, args, kwargs, self.causal_half)
         elif func in _NORM_FUNCTIONS:
             context = _Context(self.attribution.current.module, "norm")
+        elif func is torch.lstm and torch._C._get_mkldnn_enabled():
+            # On the CPU, torch.lstm runs as one opaque oneDNN op (aten.mkldnn_rnn_layer) whose arithmetic
+            # no formula sees; without oneDNN it decomposes into the matmuls and gates the meta device counts.
+            torch._C._set_mkldnn_enabled(False)
+            try:
+                return self._call(func, types, args, kwargs)
+            finally:
+                torch._C._set_mkldnn_enabled(True)
         else:
             return self._call(func, types, args, kwargs)
         key = id(context)

@@ -530,7 +530,7 @@ ZERO_FLOP_OPS = frozenset(
         "empty_strided", "new_empty", "new_empty_strided", "zeros", "zeros_like", "new_zeros",
         "ones", "ones_like", "new_ones", "full", "full_like", "new_full", "fill", "fill_",
         "zero_", "arange", "scalar_tensor", "lift_fresh", "lift_fresh_copy", "cat", "stack",
-        "split", "split_with_sizes", "chunk", "unbind", "index", "_unsafe_index",
+        "split", "split_with_sizes", "chunk", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "unbind", "index", "_unsafe_index",
         "index_select", "gather", "embedding", "narrow", "flip", "roll", "repeat",
         "tril", "triu", "tril_", "triu_", "constant_pad_nd", "_local_scalar_dense",
         "masked_fill", "masked_fill_", "where", "scatter", "scatter_", "bernoulli",

@@ -132,3 +132,34 @@ def test_causal_half_with_fewer_queries_than_keys_keeps_the_top_left_triangle():
     report = _same_on_meta_and_cpu(Causal, inputs, causal_half=True)
     assert report.forward == 2 * (1 + 2 + 3 + 4) * (8 + 8)
     assert report.backward == 2 * report.forward
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_lstm_counts_its_gate_matmuls_exactly_on_every_device(device):
+    """On the CPU torch.lstm would run as one oneDNN op no formula sees (it counted zero); the counter makes it
+    decompose as on meta. Per step and layer: x @ W_ih^T (4H gates) and h @ W_hh^T."""
+    batch, steps, n_in, hidden = 2, 5, 8, 16
+    report = _count_on(device, lambda: nn.LSTM(n_in, hidden, num_layers=2, batch_first=True),
+                       lambda: torch.randn(batch, steps, n_in))
+    rows, gates = batch * steps, 4 * hidden
+    input_proj = 2 * rows * n_in * gates + 2 * rows * hidden * gates  # layers 1 and 2
+    hidden_proj = 2 * 2 * rows * hidden * gates
+    assert report.forward_by_category["matmul"] == input_proj + hidden_proj
+    # backward: every weight gradient; the input gradient of layer 2 only (x needs none); the hidden-state
+    # gradient of every step but the first (h0 is a constant)
+    hidden_grad = 2 * 2 * (steps - 1) * batch * hidden * gates
+    assert report.backward_by_category["matmul"] == input_proj + hidden_proj + 2 * rows * hidden * gates + hidden_grad
+    assert not report.unsupported_ops
+
+
+def test_recurrent_layers_agree_across_devices_except_gradient_accumulation_adds():
+    """torch's CPU RNN projects the whole sequence in one matmul; elsewhere it projects step by step and adds up
+    the per-step weight gradients. The matmul, activation and forward figures agree; the backward's
+    elementwise adds differ by those accumulations (docs/counting.md)."""
+    for build in (lambda: nn.GRU(8, 16, bidirectional=True), lambda: nn.RNN(8, 16)):
+        meta, cpu = (_count_on(d, build, lambda: torch.randn(5, 2, 8)) for d in DEVICES)
+        assert meta.forward_by_category == cpu.forward_by_category
+        for category in ("matmul", "activation", "reduction"):
+            assert meta.backward_by_category[category] == cpu.backward_by_category[category]
+        assert meta.backward_by_category["elementwise"] > cpu.backward_by_category["elementwise"]
+        assert not meta.unsupported_ops and not cpu.unsupported_ops
