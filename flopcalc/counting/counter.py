@@ -29,7 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import ModelRunError, UnsupportedOpsError, UsageError
 from . import formulas
-from .report import CATEGORIES, CountReport, InputInfo, LayerCount
+from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers
 
 _get_sequence_nr = torch._C._autograd._get_sequence_nr
 
@@ -378,32 +378,11 @@ def _describe(args: tuple, kwargs: Mapping[str, Any]) -> str:
 
 def _layers(model: nn.Module, forward: Mapping[str, Counter], backward: Mapping[str, Counter]) -> tuple[LayerCount, ...]:
     """Every module of the tree with inclusive counts: a module's own ops plus its descendants'."""
-    inclusive_fwd: dict[str, Counter] = defaultdict(Counter)
-    inclusive_bwd: dict[str, Counter] = defaultdict(Counter)
-    for own, inclusive in ((forward, inclusive_fwd), (backward, inclusive_bwd)):
-        for path, counts in own.items():
-            for ancestor in _ancestors(path):
-                inclusive[ancestor].update(counts)
-    layers = []
-    for module_name, module in model.named_modules():
-        layers.append(
-            LayerCount(
-                name=module_name,
-                type=type(module).__name__,
-                depth=0 if not module_name else module_name.count(".") + 1,
-                params=sum(p.numel() for p in _unique_params(module)),
-                forward_by_category={c: int(inclusive_fwd[module_name][c]) for c in CATEGORIES},
-                backward_by_category={c: int(inclusive_bwd[module_name][c]) for c in CATEGORIES},
-            )
-        )
-    return tuple(layers)
-
-
-def _ancestors(path: str) -> list[str]:
-    if not path:
-        return [""]
-    parts = path.split(".")
-    return [""] + [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    tree = (
+        (module_name, type(module).__name__, sum(p.numel() for p in _unique_params(module)))
+        for module_name, module in model.named_modules()
+    )
+    return build_layers(tree, forward, backward)
 
 
 def count_source(
