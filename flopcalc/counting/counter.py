@@ -396,18 +396,26 @@ def count_source(
     frozen: Sequence[str] = (),
     causal_half: bool = False,
     strict: bool = False,
+    seq_len: int | None = None,
+    dims: Mapping[str, int] | None = None,
 ) -> CountReport:
     """Load a model from a source string (see flopcalc.loaders) and count it.
 
     `device=None` counts on the meta device and falls back to the CPU, with a note, when the model cannot run
-    there (data-dependent ops); an explicit device is used as given.
+    there (data-dependent ops); an explicit device is used as given. `seq_len` is the token count of a Hugging
+    Face config's example input; `dims` sizes an ONNX graph's symbolic input dimensions (`{"batch": 8}`).
+    ONNX graphs are counted from their shapes, forward only.
     """
     from ..loaders import load_model, make_inputs
 
     attempts = [device] if device else ["meta", "cpu"]
     first_error: Exception | None = None
     for attempt in attempts:
-        loaded = load_model(model, kwargs=kwargs, device=attempt)
+        loaded = load_model(model, kwargs=kwargs, device=attempt, seq_len=seq_len)
+        if loaded.kind == "onnx":
+            return _count_onnx(loaded, inputs, batch_size, dims, device, backward, frozen, causal_half, strict)
+        if dims:
+            raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
         example = make_inputs(
             inputs, loaded.example_inputs, device=_device_of(loaded.module, attempt), batch_size=batch_size, source=model
         )
@@ -425,8 +433,22 @@ def count_source(
             report = _with_note(
                 report, f"the model could not run on the meta device ({first_error.message}); counted on cpu"
             )
-        return _with_note(report, *loaded.notes) if loaded.notes else report
+        notes = loaded.notes + (() if inputs else loaded.example_notes)
+        return _with_note(report, *notes) if notes else report
     raise AssertionError("unreachable")
+
+
+def _count_onnx(loaded, inputs, batch_size, dims, device, backward, frozen, causal_half, strict) -> CountReport:
+    from ..loaders.onnx_graph import count_onnx
+
+    if frozen:
+        raise UsageError("--frozen applies to PyTorch models: an ONNX graph has no backward pass")
+    if device not in (None, "meta"):
+        raise UsageError(f"--device {device}: ONNX graphs are counted from their shapes and run nowhere")
+    return count_onnx(
+        loaded.module, source=loaded.source, inputs=inputs, batch_size=batch_size, dims=dims, backward=backward,
+        causal_half=causal_half, strict=strict,
+    )
 
 
 def _device_of(module: nn.Module, default: str) -> str:
