@@ -5,6 +5,10 @@ from __future__ import annotations
 from ._app import app
 # command modules register themselves on import:
 from . import count as _count  # noqa: F401,E402
+from . import convert as _convert  # noqa: F401,E402
+from . import gpus as _gpus  # noqa: F401,E402
+from . import train as _train  # noqa: F401,E402
+from . import bench as _bench  # noqa: F401,E402
 
 
 def main() -> None:

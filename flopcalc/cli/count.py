@@ -96,3 +96,6 @@ def count_command(
     ).in_unit(unit)
     color = output is None and fmt is OutputFormat.table and sys.stdout.isatty()
     emit(render(report, fmt.value, shown_depth, color), output)
+    if fmt is not OutputFormat.table or output is not None:
+        for note in report.notes:  # the table shows them; elsewhere they must not be lost
+            typer.echo(f"flopcalc: note: {note}", err=True)

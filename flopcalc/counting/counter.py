@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..errors import ModelRunError, UnsupportedOpsError, UsageError
+from ..errors import ModelBuildError, ModelRunError, UnsupportedOpsError, UsageError
 from . import formulas
 from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers
 
@@ -401,30 +401,31 @@ def count_source(
 ) -> CountReport:
     """Load a model from a source string (see flopcalc.loaders) and count it.
 
-    `device=None` counts on the meta device and falls back to the CPU, with a note, when the model cannot run
-    there (data-dependent ops); an explicit device is used as given. `seq_len` is the token count of a Hugging
-    Face config's example input; `dims` sizes an ONNX graph's symbolic input dimensions (`{"batch": 8}`).
-    ONNX graphs are counted from their shapes, forward only.
+    `device=None` counts on the meta device and falls back to the CPU, with a note, when the model cannot be
+    built or run there (it reads values: `.item()`, data-dependent shapes); an explicit device is used as given.
+    `seq_len` is the token count of a Hugging Face config's example input; `dims` sizes an ONNX graph's
+    symbolic input dimensions (`{"batch": 8}`). ONNX graphs are counted from their shapes, forward only.
     """
     from ..loaders import load_model, make_inputs
 
     attempts = [device] if device else ["meta", "cpu"]
     first_error: Exception | None = None
     for attempt in attempts:
-        loaded = load_model(model, kwargs=kwargs, device=attempt, seq_len=seq_len)
-        if loaded.kind == "onnx":
-            return _count_onnx(loaded, inputs, batch_size, dims, device, backward, frozen, causal_half, strict)
-        if dims:
-            raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
-        example = make_inputs(
-            inputs, loaded.example_inputs, device=_device_of(loaded.module, attempt), batch_size=batch_size, source=model
-        )
         try:
+            loaded = load_model(model, kwargs=kwargs, device=attempt, seq_len=seq_len)
+            if loaded.kind == "onnx":
+                return _count_onnx(loaded, inputs, batch_size, dims, device, backward, frozen, causal_half, strict)
+            if dims:
+                raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
+            example = make_inputs(
+                inputs, loaded.example_inputs, device=_device_of(loaded.module, attempt), batch_size=batch_size,
+                source=model,
+            )
             report = count(
                 loaded.module, example, backward=backward, frozen=frozen, causal_half=causal_half, strict=strict,
                 name=model,
             )
-        except ModelRunError as error:
+        except (ModelBuildError, ModelRunError) as error:
             if attempt == "meta" and len(attempts) > 1:
                 first_error = error
                 continue

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import MissingDependencyError, ModelLoadError
+from ..errors import MissingDependencyError, ModelBuildError, ModelLoadError
 
 INSTALL_HINT = "pip install 'flopcalc[hf]'"
 MAX_DEFAULT_SEQ_LEN = 2048
@@ -109,7 +109,7 @@ def build_model(config, device: str, source: str):
                 model = build(config, attn_implementation="eager")
                 notes.append("this architecture has no sdpa attention: attention products are counted as matmul")
     except Exception as error:
-        raise ModelLoadError(f"{source}: building the model failed: {short_error(error)}") from error
+        raise ModelBuildError(f"{source}: building the model failed: {short_error(error)}") from error
     finally:
         transformers.logging.set_verbosity(verbosity)
     return model, notes

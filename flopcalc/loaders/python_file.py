@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import ModelLoadError
+from ..errors import ModelBuildError, ModelLoadError
 
 DEFAULT_CALLABLES = ("build", "model")
 
@@ -74,7 +74,7 @@ def load_python_model(file: str, attribute: str | None, *, kwargs: Mapping[str, 
     except TypeError as error:
         raise ModelLoadError(f"{source}: calling {attribute}() failed: {short_error(error)}", "check --kwargs") from error
     except Exception as error:
-        raise ModelLoadError(f"{source}: {attribute}() raised {short_error(error)}") from error
+        raise ModelBuildError(f"{source}: {attribute}() raised {short_error(error)}") from error
     if not isinstance(built, torch.nn.Module):
         raise ModelLoadError(
             f"{source}: {attribute}() returned {type(built).__name__}, not a torch.nn.Module",
@@ -87,7 +87,7 @@ def load_python_model(file: str, attribute: str | None, *, kwargs: Mapping[str, 
             with torch.device(device):
                 example = _call_accepting(make_example, kwargs)
         except Exception as error:
-            raise ModelLoadError(f"{file}: example_inputs() raised {short_error(error)}") from error
+            raise ModelBuildError(f"{file}: example_inputs() raised {short_error(error)}") from error
     return LoadedModel(built, example, source, "python")
 
 

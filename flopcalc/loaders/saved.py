@@ -12,6 +12,17 @@ def _check_file(path: Path) -> None:
         raise ModelLoadError(f"model file {path} not found", "check the path (relative to the current folder)")
 
 
+def _moved(module, device: str, path: Path):
+    from ..counting.counter import short_error
+
+    if device == "cpu":
+        return module
+    try:
+        return module.to(device)
+    except Exception as error:
+        raise ModelLoadError(f"cannot move {path} to {device}: {short_error(error)}", "try --device cpu") from error
+
+
 def load_torchscript(path: Path, *, device: str):
     import torch
 
@@ -30,12 +41,7 @@ def load_torchscript(path: Path, *, device: str):
     if device == "meta":  # scripted parameters cannot be re-created as meta tensors
         notes.append("TorchScript modules cannot move to the meta device: counted on cpu")
         device = "cpu"
-    if device != "cpu":
-        try:
-            module = module.to(device)
-        except Exception as error:
-            raise ModelLoadError(f"cannot move {path} to {device}: {short_error(error)}", "try --device cpu") from error
-    return LoadedModel(module, None, str(path), "torchscript", tuple(notes))
+    return LoadedModel(_moved(module, device, path), None, str(path), "torchscript", tuple(notes))
 
 
 def load_exported(path: Path, *, device: str):
@@ -61,9 +67,4 @@ def load_exported(path: Path, *, device: str):
     if program.example_inputs is not None:
         args, kwargs = program.example_inputs
         example = kwargs if kwargs and not args else args
-    if device != "cpu":
-        try:
-            module = module.to(device)
-        except Exception as error:
-            raise ModelLoadError(f"cannot move {path} to {device}: {short_error(error)}", "try --device cpu") from error
-    return LoadedModel(module, example, str(path), "export", tuple(notes))
+    return LoadedModel(_moved(module, device, path), example, str(path), "export", tuple(notes))

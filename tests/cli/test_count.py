@@ -28,7 +28,7 @@ def test_json_matches_the_golden_contract(examples):
     """The documented contract (docs/json.md). Regenerate the golden file only for a deliberate change."""
     result = invoke("count", examples / "mlp.py", "--input", "4x784", "--format", "json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     data["model"] = "examples/mlp.py"
     assert data == json.loads((GOLDEN / "count_mlp.json").read_text())
     assert data["totals"]["forward_by_category"]["matmul"] == 2 * 4 * (784 * 256 + 256 * 10)
@@ -37,7 +37,7 @@ def test_json_matches_the_golden_contract(examples):
 
 def test_json_keys_of_the_contract(examples):
     result = invoke("count", examples / "cnn.py", "--format", "json", "--depth", "0")
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert {"schema_version", "model", "inputs", "unit", "device", "totals", "layers", "unsupported_ops"} <= set(data)
     assert {"forward", "backward", "params", "param_bytes", "forward_by_category", "backward_by_category"} <= set(
         data["totals"]
@@ -50,7 +50,7 @@ def test_json_keys_of_the_contract(examples):
 
 def test_unit_mac_and_no_backward(examples):
     result = invoke("count", examples / "mlp.py", "--input", "4x784", "--unit", "mac", "--no-backward", "-f", "json")
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["unit"] == "mac"
     assert data["totals"]["forward_by_category"]["matmul"] == 4 * (784 * 256 + 256 * 10)
     assert data["totals"]["backward"] == 0
@@ -78,7 +78,7 @@ def test_kwargs_depth_all_and_frozen(examples):
         "-f", "json",
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert any(layer["name"] == "layers.0.attn.q_proj" for layer in data["layers"])
 
 
@@ -120,3 +120,18 @@ def test_debug_shows_the_traceback(examples):
     result = invoke("--debug", "count", "nope.py")
     assert result.exit_code == 2
     assert "Traceback" in result.output
+
+
+@pytest.mark.parametrize("args", [["count", "x.py", "--batch-size", "two"], ["count"], ["nonsense"]])
+def test_parser_errors_are_one_line_and_exit_2(args):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("flopcalc: error:")
+
+
+def test_version():
+    import flopcalc
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"flopcalc {flopcalc.__version__}"

@@ -238,3 +238,20 @@ def test_data_dependent_model_fails_on_meta():
 
     with pytest.raises(ModelRunError):
         count(DataDependent(), torch.empty(2, device="meta"))
+
+
+def test_fvcore_undercounts_a_broadcast_matmul_and_we_count_every_batch():
+    """Arithmetic wins over the anchor: fvcore's matmul handle ignores the broadcast batch dimensions."""
+    from fvcore.nn import FlopCountAnalysis
+
+    class LeftBroadcast(nn.Module):
+        def forward(self, a, b):
+            return a @ b  # [1, 1, L, E] @ [B, H, E, S]
+
+    B, H, L, E, S = 2, 4, 5, 8, 3
+    inputs = (torch.randn(1, 1, L, E), torch.randn(B, H, E, S))
+    analysis = FlopCountAnalysis(LeftBroadcast(), inputs)
+    analysis.unsupported_ops_warnings(False)
+    exact = 2 * B * H * L * E * S
+    assert count(LeftBroadcast(), inputs, backward=False).forward == exact
+    assert 2 * analysis.total() * B * H == exact  # fvcore misses the B*H = 8 broadcast copies

@@ -71,6 +71,19 @@ def test_a_model_that_cannot_run_on_meta_falls_back_to_cpu(tmp_path):
         count_source(str(source), inputs=["2x4"], device="meta")
 
 
+def test_a_factory_that_reads_values_while_building_falls_back_to_cpu(tmp_path):
+    source = tmp_path / "droppath.py"
+    source.write_text(
+        "import torch\n"
+        "def build(depth=3):\n"
+        "    rates = [x.item() for x in torch.linspace(0, 0.1, depth)]  # as ViT-style models do\n"
+        "    return torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in rates])\n"
+    )
+    report = count_source(str(source), inputs=["2x4"])
+    assert report.device == "cpu" and report.forward_by_category["matmul"] == 3 * 2 * 2 * 4 * 4
+    assert any("could not run on the meta device" in note for note in report.notes)
+
+
 @pytest.mark.parametrize(
     "text, spec",
     [("1x3x224x224", InputSpec((1, 3, 224, 224))), ("8,1024", InputSpec((8, 1024))),
