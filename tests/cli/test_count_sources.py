@@ -102,3 +102,9 @@ def test_train_takes_seq_len_for_a_config(gpt2_config):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["backward_flops_per_example"] > data["forward_flops_per_example"] > 0
+
+
+def test_dim_is_only_for_onnx_graphs(examples):
+    result = invoke("count", examples / "mlp.py", "--dim", "batch=2")
+    assert result.exit_code == 2
+    assert "--dim applies to ONNX graphs" in result.output
