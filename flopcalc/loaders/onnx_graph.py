@@ -94,6 +94,13 @@ def resolve_input_shapes(
         for graph_input, text in zip(inputs, specs):
             spec = parse_input_spec(text)
             shape = ((batch_size,) + spec.shape[1:]) if batch_size is not None else spec.shape
+            declared = graph_input.type.tensor_type
+            if declared.HasField("shape") and len(declared.shape.dim) != len(shape):
+                raise InputSpecError(
+                    f"--input {text!r} has {len(shape)} dimension(s); graph input {graph_input.name!r} has "
+                    f"{len(declared.shape.dim)}",
+                    "give one size per dimension of the graph input",
+                )
             resolved.append((graph_input.name, shape, _dtype_name(graph_input.type.tensor_type.elem_type)))
         return resolved, notes
     used: set[str] = set()

@@ -163,6 +163,8 @@ def test_unresolved_and_unknown_dims_are_one_line_errors(sequence_graph):
         count_source(sequence_graph, dims={"seq": 4, "tokens": 4})
     with pytest.raises(InputSpecError, match="1 input"):
         count_source(sequence_graph, inputs=["2x7x16", "2x7x16"])
+    with pytest.raises(InputSpecError, match="has 2 dimension"):
+        count_source(sequence_graph, inputs=["7x16"])
 
 
 def test_ops_without_formula_or_shapes_are_unsupported_never_zero(tmp_path):
