@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._app import app
 # command modules register themselves on import:
+from . import check  # noqa: F401,E402
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -30,18 +29,22 @@ class OutputFormat(str, enum.Enum):
 
 
 def _report_and_exit(message: str, code: int) -> None:
-    click.echo(f"flopcalc: error: {message}", err=True)
-    sys.exit(code)
+    typer.echo(f"flopcalc: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _is_cli_control_flow(error: BaseException) -> bool:
+    """typer's (or click's) own exits, aborts and usage errors: they already know how to end the program."""
+    module = type(error).__module__ or ""
+    return isinstance(error, (typer.Exit, typer.Abort, SystemExit)) or module.startswith(("typer", "click"))
 
 
 class _ErrorBoundaryGroup(TyperGroup):
     """Turns errors raised by any subcommand into one line and an exit code."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
-            raise
         except FlopcalcError as error:
             if _state["debug"]:
                 traceback.print_exc()
@@ -49,6 +52,8 @@ class _ErrorBoundaryGroup(TyperGroup):
         except KeyboardInterrupt:
             _report_and_exit("interrupted", 130)
         except Exception as error:  # a bug in flopcalc, not bad input: still one line unless --debug
+            if _is_cli_control_flow(error):
+                raise
             if _state["debug"]:
                 traceback.print_exc()
             first = str(error).strip().splitlines()[0] if str(error).strip() else ""
