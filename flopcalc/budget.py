@@ -242,20 +242,19 @@ def _parse_entry(raw: Any, index: int, path: Path) -> Budget:
     name_given = raw.get("name")
     if name_given is not None and (not isinstance(name_given, str) or not name_given.strip()):
         raise BudgetFileError(f"{where}: key 'name': must be a non-empty string, got {name_given!r}")
-    if isinstance(name_given, str):
-        where = f"{path}: budgets[{index}] ({name_given})"
+    model = raw.get("model")
+    if isinstance(name_given, str) or isinstance(model, str):
+        where = f"{path}: budgets[{index}] ({name_given if isinstance(name_given, str) else model})"
     for key in raw:
         if key not in ENTRY_KEYS:
             close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(ENTRY_KEYS)}"
             raise BudgetFileError(f"{where}: unknown key {key!r}", hint)
-    model = raw.get("model")
     if model is None:
         raise BudgetFileError(f"{where}: missing key 'model'", "add e.g. `model: models/net.py:build`")
     if not isinstance(model, str) or not model.strip():
         raise BudgetFileError(f"{where}: key 'model': must be a model spec string, got {model!r}")
     name = name_given if isinstance(name_given, str) else model
-    where = f"{path}: budgets[{index}] ({name})"
 
     inputs = _parse_inputs(raw.get("inputs"), where)
     kwargs = raw.get("kwargs") or {}

@@ -35,10 +35,43 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.2f}%"
 
 
-def _failures_first(result: CheckResult) -> tuple[list[Check], list[Regression]]:
-    checks = sorted(result.checks, key=lambda c: c.passed)  # stable: file order within failed and passed
-    regressions = sorted(result.regressions, key=lambda r: r.passed)
-    return checks, regressions
+CHECK_COLUMNS = ("budget", "metric", "value", "limit", "headroom")
+REGRESSION_COLUMNS = ("budget", "metric", "baseline", "now", "growth", "tolerance")
+_LEFT_COLUMNS = frozenset({"budget", "metric"})
+
+
+def _check_rows(result: CheckResult) -> list[tuple[bool, tuple[str, ...]]]:
+    """(passed, cells) per check, failures first, file order otherwise: what the table and Markdown show."""
+    return [
+        (
+            check.passed,
+            (
+                check.name,
+                METRIC_LABELS[check.metric],
+                format_metric(check.metric, check.value),
+                format_metric(check.metric, check.limit),
+                f"{check.headroom:.2f}%",
+            ),
+        )
+        for check in sorted(result.checks, key=lambda c: c.passed)
+    ]
+
+
+def _regression_rows(result: CheckResult) -> list[tuple[bool, tuple[str, ...]]]:
+    return [
+        (
+            regression.passed,
+            (
+                regression.name,
+                METRIC_LABELS[regression.metric],
+                format_metric(regression.metric, regression.baseline),
+                format_metric(regression.metric, regression.value),
+                _percent(regression.growth_pct),
+                f"{regression.tolerance_pct:.2f}%",
+            ),
+        )
+        for regression in sorted(result.regressions, key=lambda r: r.passed)
+    ]
 
 
 def verdict(result: CheckResult) -> str:
@@ -63,41 +96,23 @@ def verdict(result: CheckResult) -> str:
 # rich table
 
 
+def _rich_table(title: str, columns: tuple[str, ...], rows: list[tuple[bool, tuple[str, ...]]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("status")
+    for column in columns:
+        table.add_column(column, justify="left" if column in _LEFT_COLUMNS else "right")
+    for passed, cells in rows:
+        table.add_row("PASS" if passed else "FAIL", *cells, style=None if passed else "bold red")
+    return table
+
+
 def table_renderable(result: CheckResult) -> Group:
     """The default output: checks (failures in red, first), baseline comparisons, notes, verdict."""
-    checks, regressions = _failures_first(result)
     parts = []
-    if checks:
-        table = Table(title="Budget checks", title_justify="left")
-        for column in ("status", "budget", "metric", "value", "limit", "headroom"):
-            table.add_column(column, justify="right" if column in ("value", "limit", "headroom") else "left")
-        for check in checks:
-            table.add_row(
-                "PASS" if check.passed else "FAIL",
-                check.name,
-                METRIC_LABELS[check.metric],
-                format_metric(check.metric, check.value),
-                format_metric(check.metric, check.limit),
-                f"{check.headroom:.2f}%",
-                style=None if check.passed else "bold red",
-            )
-        parts.append(table)
-    if regressions:
-        table = Table(title="Baseline comparison", title_justify="left")
-        for column in ("status", "budget", "metric", "baseline", "now", "growth", "tolerance"):
-            table.add_column(column, justify="left" if column in ("status", "budget", "metric") else "right")
-        for regression in regressions:
-            table.add_row(
-                "PASS" if regression.passed else "FAIL",
-                regression.name,
-                METRIC_LABELS[regression.metric],
-                format_metric(regression.metric, regression.baseline),
-                format_metric(regression.metric, regression.value),
-                _percent(regression.growth_pct),
-                f"{regression.tolerance_pct:.2f}%",
-                style=None if regression.passed else "bold red",
-            )
-        parts.append(table)
+    if result.checks:
+        parts.append(_rich_table("Budget checks", CHECK_COLUMNS, _check_rows(result)))
+    if result.regressions:
+        parts.append(_rich_table("Baseline comparison", REGRESSION_COLUMNS, _regression_rows(result)))
     parts.extend(Text(f"note: {note}", style="yellow") for note in result.notes)
     parts.append(Text(verdict(result), style="bold green" if result.passed else "bold red"))
     return Group(*parts)
@@ -122,34 +137,22 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _markdown_table(columns: tuple[str, ...], rows: list[tuple[bool, tuple[str, ...]]]) -> list[str]:
+    lines = [
+        "| | " + " | ".join(c.capitalize() for c in columns) + " |",
+        "|---|" + "|".join("---" if c in _LEFT_COLUMNS else "---:" for c in columns) + "|",
+    ]
+    lines += [f"| {'✅' if passed else '❌'} | " + " | ".join(_md_cell(c) for c in cells) + " |" for passed, cells in rows]
+    return lines + [""]
+
+
 def render_markdown(result: CheckResult) -> str:
     """GitHub-flavoured Markdown for a pull-request comment or `$GITHUB_STEP_SUMMARY`."""
-    checks, regressions = _failures_first(result)
     lines = [f"### {'✅' if result.passed else '❌'} flopcalc budget check {'passed' if result.passed else 'failed'}", ""]
-    if checks:
-        lines += ["| | Budget | Metric | Value | Limit | Headroom |", "|---|---|---|---:|---:|---:|"]
-        for check in checks:
-            lines.append(
-                f"| {'✅' if check.passed else '❌'} | {_md_cell(check.name)} | {METRIC_LABELS[check.metric]} "
-                f"| {format_metric(check.metric, check.value)} | {format_metric(check.metric, check.limit)} "
-                f"| {check.headroom:.2f}% |"
-            )
-        lines.append("")
-    if regressions:
-        lines += [
-            "#### Baseline comparison",
-            "",
-            "| | Budget | Metric | Baseline | Now | Growth | Tolerance |",
-            "|---|---|---|---:|---:|---:|---:|",
-        ]
-        for regression in regressions:
-            lines.append(
-                f"| {'✅' if regression.passed else '❌'} | {_md_cell(regression.name)} "
-                f"| {METRIC_LABELS[regression.metric]} | {format_metric(regression.metric, regression.baseline)} "
-                f"| {format_metric(regression.metric, regression.value)} | {_percent(regression.growth_pct)} "
-                f"| {regression.tolerance_pct:.2f}% |"
-            )
-        lines.append("")
+    if result.checks:
+        lines += _markdown_table(CHECK_COLUMNS, _check_rows(result))
+    if result.regressions:
+        lines += ["#### Baseline comparison", ""] + _markdown_table(REGRESSION_COLUMNS, _regression_rows(result))
     lines += [f"> {_md_cell(note)}" for note in result.notes]
     if result.notes:
         lines.append("")
