@@ -29,6 +29,10 @@ class ModelLoadError(FlopcalcError):
     """A model source that does not exist, does not import, or yields no nn.Module."""
 
 
+class ModelBuildError(ModelLoadError):
+    """The model's own factory (or example_inputs) raised while building: it may work on another device."""
+
+
 class ModelRunError(FlopcalcError):
     """A model that raised while it ran on the example inputs."""
 

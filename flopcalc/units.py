@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from .errors import UsageError
 
@@ -23,6 +25,11 @@ SI_PREFIXES: dict[str, float] = {
     "Z": 1e21,
     "Y": 1e24,
 }
+
+# The same prefixes as powers of ten (case-insensitive), for exact decimal scaling: `4.1G` is 4.1e9 exactly,
+# `1.1 zflop` is 1.1e21. FLOP counts take the prefix on the number (`9G flop`) or glued to the unit
+# (kflop ... yflop; `m` is mega there: a fraction of a FLOP is no count).
+_PREFIX_EXPONENT = {"k": 3, "m": 6, "g": 9, "t": 12, "p": 15, "e": 18, "z": 21, "y": 24}
 
 _FORMAT_PREFIXES = [("Y", 1e24), ("Z", 1e21), ("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)]
 
@@ -41,7 +48,8 @@ def parse_si_number(text: str | int | float, what: str = "value") -> float:
             raise UsageError(
                 f"{what} {text!r} is not a number", "write a number with an optional SI suffix k M G T P E, e.g. 9G or 1e18"
             )
-        value = float(match.group(1)) * SI_PREFIXES[match.group(2)]
+        # decimal scaling: "4.1G" is exactly 4.1e9, not 4.1 * 1e9 = 4099999999.9999995
+        value = float(Decimal(match.group(1)).scaleb(_PREFIX_EXPONENT.get(match.group(2).lower(), 0)))
     if not math.isfinite(value):
         raise UsageError(f"{what} {text!r} is not a finite number")
     return value
@@ -75,3 +83,96 @@ def parse_fraction(text: str | float, what: str = "value") -> float:
         return float(raw)
     except ValueError:
         raise UsageError(f"{what} {text!r} is not a number or percentage", "write e.g. 5% or 0.05") from None
+
+
+# ---------------------------------------------------------------- quantities of compute
+
+SECONDS_PER_DAY = 86_400
+PETAFLOP = 1e15
+# 1 PF-day = 1e15 FLOP/s sustained for a day = 8.64e19 FLOP, exactly.
+PF_DAY_FLOP = PETAFLOP * SECONDS_PER_DAY
+
+# canonical unit -> the spellings accepted (compared lower-case, without spaces, '-', '_' and '/')
+_COMPUTE_UNITS: dict[str, tuple[str, ...]] = {
+    "flop": ("flop", "flops"),
+    "pf_days": ("pfdays", "pfday", "pfsdays", "pfsday", "pflopdays", "pflopsdays", "pflopday", "pflopsday",
+                "petaflopdays", "petaflopsdays", "petaflopday", "petaflopsday"),
+    "gpu_days": ("gpudays", "gpuday", "gpud"),
+    "gpu_hours": ("gpuhours", "gpuhour", "gpuhrs", "gpuhr", "gpuh"),
+}
+_UNIT_LOOKUP = {spelling: unit for unit, spellings in _COMPUTE_UNITS.items() for spelling in spellings}
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d[\d_,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)?\s*$")
+QUANTITY_HINT = "write a number and a unit, e.g. '3.14e23 flop', '1.5 zflop', '93.75 pf-days', '2500 gpu-days', '60000 gpu-hours'"
+
+
+@dataclass(frozen=True)
+class ComputeQuantity:
+    """An amount of compute as typed: a value in one of the canonical units flop, pf_days, gpu_days, gpu_hours."""
+
+    value: float
+    unit: str
+    text: str = ""
+
+    @property
+    def needs_throughput(self) -> bool:
+        """GPU-time needs a per-GPU throughput to become FLOP (and back)."""
+        return self.unit in ("gpu_days", "gpu_hours")
+
+
+def parse_compute_quantity(text: str) -> ComputeQuantity:
+    """`3.14e23 flop`, `1.5 zflop`, `93.75 pf-days`, `2500 gpu-days`, `60k gpu-hours` -> ComputeQuantity.
+
+    FLOP amounts are stored in FLOP (`1.5 zflop` -> 1.5e21 flop); other units keep their value.
+    Negative, non-numeric or unit-less quantities and unknown units raise UsageError.
+    """
+    raw = str(text)
+    match = _QUANTITY.match(raw)
+    if not match:
+        raise UsageError(f"quantity {raw!r} is not a number followed by a unit", QUANTITY_HINT)
+    number_text, unit_text = match.groups()
+    if not unit_text:
+        raise UsageError(f"quantity {raw!r} has no unit", QUANTITY_HINT)
+    unit, exponent = _parse_compute_unit(unit_text)
+    if unit is None:
+        raise UsageError(
+            f"unknown unit {unit_text!r} in {raw!r}",
+            "use flop (with a prefix: kflop ... zflop, yflop), pf-days, gpu-days or gpu-hours",
+        )
+    try:
+        value = float(Decimal(number_text.replace("_", "").replace(",", "")).scaleb(exponent))
+    except InvalidOperation:
+        raise UsageError(f"quantity {raw!r} is not a number followed by a unit", QUANTITY_HINT) from None
+    if not math.isfinite(value):
+        raise UsageError(f"quantity {raw!r} is not a finite number")
+    if value < 0:
+        raise UsageError(f"quantity {raw!r} is negative", "compute cannot be negative")
+    return ComputeQuantity(value=value, unit=unit, text=raw.strip())
+
+
+def _parse_compute_unit(unit_text: str) -> tuple[str | None, int]:
+    """`pf-days` -> (pf_days, 0), `zflop` -> (flop, 21), `G flop` -> (flop, 9); (None, 0) if unknown."""
+    unit_key = re.sub(r"[\s\-_/]", "", unit_text.lower())
+    if unit_key in _UNIT_LOOKUP:
+        return _UNIT_LOOKUP[unit_key], 0
+    prefix, rest = unit_key[:1], unit_key[1:]
+    if prefix in _PREFIX_EXPONENT and rest:
+        glued = _UNIT_LOOKUP.get(rest)
+        spaced = unit_text.lstrip()[1:2].isspace()
+        if glued == "flop" or (spaced and glued is not None):
+            return glued, _PREFIX_EXPONENT[prefix]
+    return None, 0
+
+
+def format_number(value: float, digits: int = 6) -> str:
+    """Plain numbers for people: `2500` -> `2,500`, `93.75` -> `93.75`, `8.1e21` -> `8.1e21` (`digits` significant)."""
+    value = float(value)
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 10 ** (digits + 3) or magnitude < 1e-3:
+        mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{int(exponent)}"
+    decimals = max(0, digits - 1 - int(math.floor(math.log10(magnitude))))
+    text = f"{value:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

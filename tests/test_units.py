@@ -1,7 +1,7 @@
 import pytest
 
 from flopcalc.errors import UsageError
-from flopcalc.units import format_si, parse_fraction, parse_si_number
+from flopcalc.units import format_number, format_si, parse_compute_quantity, parse_fraction, parse_si_number
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,34 @@ def test_parse_fraction():
     assert parse_fraction("0.05") == 0.05
     with pytest.raises(UsageError):
         parse_fraction("five")
+
+
+@pytest.mark.parametrize(
+    "text, value, unit",
+    [("3.14e23 flop", 3.14e23, "flop"), ("1.5 zflop", 1.5e21, "flop"), ("1.1 ZFLOP", 1.1e21, "flop"),
+     ("9G flop", 9e9, "flop"), ("1e20 FLOPs", 1e20, "flop"), ("93.75 pf-days", 93.75, "pf_days"),
+     ("3640 petaflop/s-days", 3640, "pf_days"), ("2500 gpu-days", 2500, "gpu_days"),
+     ("2,500 GPU-days", 2500, "gpu_days"), ("60k gpu-hours", 60000, "gpu_hours"), ("0 flop", 0, "flop")],
+)
+def test_parse_compute_quantity(text, value, unit):
+    quantity = parse_compute_quantity(text)
+    assert (quantity.value, quantity.unit) == (value, unit)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("-5 flop", "negative"), ("abc", "not a number"), ("5", "no unit"), ("5 parsecs", "unknown unit 'parsecs'"),
+     ("1e400 flop", "not a finite"), ("5 kpf-days", "unknown unit")],
+)
+def test_parse_compute_quantity_rejects(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_compute_quantity(text)
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [(2500, "2,500"), (93.75, "93.75"), (8.1e21, "8.1e21"), (8.1e6, "8,100,000"), (3645.8333333, "3,645.83"),
+     (0, "0"), (1.5e-5, "1.5e-5")],
+)
+def test_format_number(value, text):
+    assert format_number(value) == text

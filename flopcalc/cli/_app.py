@@ -39,8 +39,33 @@ def _is_cli_control_flow(error: BaseException) -> bool:
     return isinstance(error, (typer.Exit, typer.Abort, SystemExit)) or module.startswith(("typer", "click"))
 
 
+def _is_usage_error(error: BaseException) -> bool:
+    """A bad option or argument caught by the parser (typer's own UsageError family)."""
+    return _is_cli_control_flow(error) and hasattr(error, "format_message") and hasattr(error, "exit_code")
+
+
 class _ErrorBoundaryGroup(TyperGroup):
     """Turns errors raised by any subcommand into one line and an exit code."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Parser errors (a non-integer --batch-size, an unknown option) also become one line, exit 2."""
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            result = 1
+        except Exception as error:
+            if not _is_usage_error(error):
+                raise
+            if type(error).__name__ == "NoArgsIsHelpError":
+                error.show()  # `flopcalc` alone: the help text
+            else:
+                command = getattr(getattr(error, "ctx", None), "command_path", "flopcalc")
+                typer.echo(f"flopcalc: error: {error.format_message()} (see '{command} --help')", err=True)
+            result = error.exit_code
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx):
         try:
@@ -73,9 +98,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"flopcalc {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback when something fails."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     _state["debug"] = debug
 

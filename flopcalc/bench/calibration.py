@@ -1,0 +1,596 @@
+"""Calibration files: what `flopcalc bench --save` measured, for `convert`/`train --calibration`.
+
+One YAML file holds any number of devices, keyed by the device name torch reports. Per device: the
+measured matmul TFLOPS per precision (the headline median of the sweep) with when and how it was
+measured, and the measured training-step throughput of models (`flopcalc bench MODEL --save`).
+
+    version: 1
+    devices:
+      NVIDIA H100 80GB HBM3:
+        device: cuda
+        matmul:
+          tflops: {bf16: 712.4, fp32: 51.2}
+          best_tflops: {bf16: 731.0, fp32: 52.0}
+          shapes: {bf16: [8192, 8192, 8192], fp32: [4096, 4096, 4096]}
+          measured_at: '2026-11-28T13:00:00+00:00'
+          torch_version: 2.13.0
+          seconds: 25.0
+          full: false
+          threads: null
+        models:
+          /abs/path/model.py:build --input 8x1024:int64: {...}
+
+Loading validates everything and raises CalibrationError (one line naming the file and the entry).
+Writing is atomic and keeps the other devices' and models' entries.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ..errors import CalibrationError, UsageError
+from ..render.output import write_atomic
+from .hardware import PRECISIONS
+
+if TYPE_CHECKING:
+    from ..compute import Throughput
+    from .matmul import MatmulBenchResult
+
+FORMAT_VERSION = 1
+ENV_VAR = "FLOPCALC_CALIBRATION"
+DEVICE_KINDS = ("cpu", "cuda", "mps")
+
+_MATMUL_KEYS = {"tflops", "best_tflops", "shapes", "measured_at", "torch_version", "seconds", "full", "threads"}
+_MODEL_KEYS = {
+    "model",
+    "inputs",
+    "batch_size",
+    "kwargs",
+    "precision",
+    "optimizer",
+    "flops_per_step",
+    "step_seconds",
+    "achieved_tflops",
+    "peak_tflops",
+    "mfu",
+    "measured_at",
+    "torch_version",
+    "steps",
+}
+
+
+@dataclass(frozen=True)
+class MatmulCalibration:
+    """Measured matmul throughput of one device, in TFLOPS per precision."""
+
+    tflops: Mapping[str, float]
+    measured_at: str
+    torch_version: str
+    seconds: float
+    best_tflops: Mapping[str, float] = field(default_factory=dict)
+    shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    full: bool = False
+    threads: int | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "tflops": dict(self.tflops),
+            "best_tflops": dict(self.best_tflops),
+            "shapes": {precision: list(shape) for precision, shape in self.shapes.items()},
+            "measured_at": self.measured_at,
+            "torch_version": self.torch_version,
+            "seconds": self.seconds,
+            "full": self.full,
+            "threads": self.threads,
+        }
+
+
+@dataclass(frozen=True)
+class ModelCalibration:
+    """Measured training-step throughput of one model on one device."""
+
+    model: str
+    inputs: tuple[str, ...]
+    batch_size: int | None
+    kwargs: Mapping[str, Any]
+    precision: str
+    optimizer: str
+    flops_per_step: float
+    step_seconds: float
+    achieved_tflops: float
+    measured_at: str
+    torch_version: str
+    steps: int
+    peak_tflops: float | None = None
+    mfu: float | None = None  # achieved / datasheet (or estimated) peak
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "inputs": list(self.inputs),
+            "batch_size": self.batch_size,
+            "kwargs": dict(self.kwargs),
+            "precision": self.precision,
+            "optimizer": self.optimizer,
+            "flops_per_step": self.flops_per_step,
+            "step_seconds": self.step_seconds,
+            "achieved_tflops": self.achieved_tflops,
+            "peak_tflops": self.peak_tflops,
+            "mfu": self.mfu,
+            "measured_at": self.measured_at,
+            "torch_version": self.torch_version,
+            "steps": self.steps,
+        }
+
+
+@dataclass(frozen=True)
+class DeviceCalibration:
+    device: str  # cpu | cuda | mps
+    matmul: MatmulCalibration | None = None
+    models: Mapping[str, ModelCalibration] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data: dict[str, Any] = {"device": self.device}
+        if self.matmul is not None:
+            data["matmul"] = self.matmul.to_dict()
+        if self.models:
+            data["models"] = {key: model.to_dict() for key, model in self.models.items()}
+        return data
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A whole calibration file: devices by name."""
+
+    devices: Mapping[str, DeviceCalibration]
+    path: Path | None = None
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        data = {"version": FORMAT_VERSION, "devices": {name: dev.to_dict() for name, dev in self.devices.items()}}
+        header = "# flopcalc calibration: measured throughput per device (written by `flopcalc bench --save`)\n"
+        return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
+
+    def device(self, device_name: str | None) -> tuple[str, DeviceCalibration]:
+        """The entry for `device_name` (exact, then case/space-insensitive); None picks the only one."""
+        where = f" in {self.path}" if self.path else ""
+        if not self.devices:
+            raise CalibrationError(f"the calibration{where} holds no devices", "run `flopcalc bench --save`")
+        if device_name is None:
+            if len(self.devices) == 1:
+                return next(iter(self.devices.items()))
+            raise CalibrationError(
+                f"the calibration{where} holds {len(self.devices)} devices ({', '.join(self.devices)})",
+                "name one with --gpu",
+            )
+        if device_name in self.devices:
+            return device_name, self.devices[device_name]
+        wanted = _loose(device_name)
+        for name, entry in self.devices.items():
+            if _loose(name) == wanted:
+                return name, entry
+        raise CalibrationError(
+            f"the calibration{where} has no device {device_name!r} (it has: {', '.join(self.devices)})",
+            "run `flopcalc bench --save` on that device, or drop --gpu",
+        )
+
+
+def _loose(name: str) -> str:
+    return "".join(name.lower().split()).replace("-", "").replace("_", "")
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+
+def default_calibration_path() -> Path:
+    """$FLOPCALC_CALIBRATION, else calibration.yaml in the platform's user config folder."""
+    override = os.environ.get(ENV_VAR)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return platformdirs.user_config_path("flopcalc") / "calibration.yaml"
+
+
+def resolve_calibration_path(value: str | os.PathLike | None) -> Path:
+    """`--calibration FILE|auto`: `auto` (or nothing) is the default path."""
+    if value is None or str(value).strip().lower() in ("", "auto"):
+        return default_calibration_path()
+    return Path(value).expanduser()
+
+
+# --- loading and validating --------------------------------------------------------------------
+
+
+def load_calibration(path: str | os.PathLike | None = None) -> Calibration:
+    """Read and validate a calibration file (`None`/"auto": the default path)."""
+    target = resolve_calibration_path(path)
+    if not target.is_file():
+        raise CalibrationError(f"no calibration file at {target}", "run `flopcalc bench --save` first, or pass --calibration FILE")
+    try:
+        text = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CalibrationError(f"cannot read calibration {target}: {error}") from None
+    return parse_calibration(text, target)
+
+
+def parse_calibration(text: str, path: Path | None = None) -> Calibration:
+    """Validate calibration YAML text; every problem is a CalibrationError naming file and entry."""
+    import yaml
+
+    where = str(path) if path else "calibration"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise CalibrationError(f"{where} is not valid YAML{at}", "fix it, or delete it and rerun `flopcalc bench --save`") from None
+    if not isinstance(data, dict):
+        raise CalibrationError(f"{where}: expected a mapping with 'version' and 'devices'")
+    _no_unknown_keys(data, {"version", "devices"}, where)
+    if data.get("version") != FORMAT_VERSION:
+        raise CalibrationError(f"{where}: version must be {FORMAT_VERSION}, got {data.get('version')!r}")
+    devices_data = data.get("devices")
+    if not isinstance(devices_data, dict):
+        raise CalibrationError(f"{where}: 'devices' must be a mapping of device name to entry")
+    devices: dict[str, DeviceCalibration] = {}
+    for name, entry in devices_data.items():
+        devices[str(name)] = _parse_device(entry, f"{where}: device {name!r}")
+    return Calibration(devices, path)
+
+
+def _parse_device(entry: Any, where: str) -> DeviceCalibration:
+    if not isinstance(entry, dict):
+        raise CalibrationError(f"{where}: expected a mapping")
+    _no_unknown_keys(entry, {"device", "matmul", "models"}, where)
+    kind = entry.get("device")
+    if kind not in DEVICE_KINDS:
+        raise CalibrationError(f"{where}: 'device' must be one of {', '.join(DEVICE_KINDS)}, got {kind!r}")
+    matmul = _parse_matmul(entry["matmul"], f"{where} matmul") if entry.get("matmul") is not None else None
+    models_data = entry.get("models") or {}
+    if not isinstance(models_data, dict):
+        raise CalibrationError(f"{where}: 'models' must be a mapping")
+    models = {str(key): _parse_model(value, f"{where} model {key!r}") for key, value in models_data.items()}
+    if matmul is None and not models:
+        raise CalibrationError(f"{where}: holds neither 'matmul' nor 'models'")
+    return DeviceCalibration(kind, matmul, models)
+
+
+def _parse_matmul(entry: Any, where: str) -> MatmulCalibration:
+    if not isinstance(entry, dict):
+        raise CalibrationError(f"{where}: expected a mapping")
+    _no_unknown_keys(entry, _MATMUL_KEYS, where)
+    tflops = _precision_map(entry.get("tflops"), f"{where} tflops", required=True)
+    best = _precision_map(entry.get("best_tflops") or {}, f"{where} best_tflops", required=False)
+    shapes_data = entry.get("shapes") or {}
+    if not isinstance(shapes_data, dict):
+        raise CalibrationError(f"{where}: 'shapes' must map precision to [m, n, k]")
+    shapes = {}
+    for precision, shape in shapes_data.items():
+        if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(x, int) and x > 0 for x in shape)):
+            raise CalibrationError(f"{where}: shape of {precision} must be [m, n, k] of positive integers")
+        shapes[str(precision)] = tuple(shape)
+    threads = entry.get("threads")
+    if threads is not None and not (isinstance(threads, int) and threads > 0):
+        raise CalibrationError(f"{where}: 'threads' must be a positive integer or null")
+    return MatmulCalibration(
+        tflops=tflops,
+        best_tflops=best,
+        shapes=shapes,
+        measured_at=_text(entry, "measured_at", where),
+        torch_version=_text(entry, "torch_version", where),
+        seconds=_positive(entry.get("seconds"), f"{where} seconds"),
+        full=bool(entry.get("full", False)),
+        threads=threads,
+    )
+
+
+def _parse_model(entry: Any, where: str) -> ModelCalibration:
+    if not isinstance(entry, dict):
+        raise CalibrationError(f"{where}: expected a mapping")
+    _no_unknown_keys(entry, _MODEL_KEYS, where)
+    precision = entry.get("precision")
+    if precision not in PRECISIONS:
+        raise CalibrationError(f"{where}: 'precision' must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    inputs = entry.get("inputs") or []
+    if not isinstance(inputs, list) or not all(isinstance(item, str) for item in inputs):
+        raise CalibrationError(f"{where}: 'inputs' must be a list of input specs")
+    batch_size = entry.get("batch_size")
+    if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
+        raise CalibrationError(f"{where}: 'batch_size' must be a positive integer or null")
+    kwargs = entry.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise CalibrationError(f"{where}: 'kwargs' must be a mapping")
+    steps = entry.get("steps")
+    if not (isinstance(steps, int) and steps > 0):
+        raise CalibrationError(f"{where}: 'steps' must be a positive integer")
+    peak = entry.get("peak_tflops")
+    mfu = entry.get("mfu")
+    return ModelCalibration(
+        model=_text(entry, "model", where),
+        inputs=tuple(inputs),
+        batch_size=batch_size,
+        kwargs=kwargs,
+        precision=precision,
+        optimizer=_text(entry, "optimizer", where),
+        flops_per_step=_positive(entry.get("flops_per_step"), f"{where} flops_per_step"),
+        step_seconds=_positive(entry.get("step_seconds"), f"{where} step_seconds"),
+        achieved_tflops=_positive(entry.get("achieved_tflops"), f"{where} achieved_tflops"),
+        measured_at=_text(entry, "measured_at", where),
+        torch_version=_text(entry, "torch_version", where),
+        steps=steps,
+        peak_tflops=None if peak is None else _positive(peak, f"{where} peak_tflops"),
+        mfu=None if mfu is None else _positive(mfu, f"{where} mfu"),
+    )
+
+
+def _no_unknown_keys(entry: Mapping, allowed: set[str], where: str) -> None:
+    unknown = sorted(str(key) for key in entry if key not in allowed)
+    if unknown:
+        raise CalibrationError(f"{where}: unknown key(s) {', '.join(unknown)}", f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _precision_map(value: Any, where: str, *, required: bool) -> dict[str, float]:
+    if not isinstance(value, dict) or (required and not value):
+        raise CalibrationError(f"{where}: expected a mapping of precision to TFLOPS")
+    result = {}
+    for precision, number in value.items():
+        if precision not in PRECISIONS:
+            raise CalibrationError(f"{where}: unknown precision {precision!r}", f"use {', '.join(PRECISIONS)}")
+        result[precision] = _positive(number, f"{where} {precision}")
+    return result
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise CalibrationError(f"{where}: must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _text(entry: Mapping, key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise CalibrationError(f"{where}: '{key}' must be a non-empty string")
+    return value
+
+
+# --- using a calibration --------------------------------------------------------------------------
+
+
+def calibrated_peak(calibration: Calibration, device_name: str | None, precision: str) -> tuple[float, str]:
+    """Measured matmul throughput (FLOP/s) of `precision` on a device, and a label saying so.
+
+    `convert`/`train --calibration` use it in place of the datasheet peak; `--utilization` then
+    means "of measured". `device_name=None` picks the file's only device.
+    """
+    name, entry = calibration.device(device_name)
+    where = f" in {calibration.path}" if calibration.path else ""
+    if entry.matmul is None:
+        raise CalibrationError(f"no matmul measurement for {name}{where}", "run `flopcalc bench --save` on it")
+    tflops = entry.matmul.tflops.get(precision)
+    if tflops is None:
+        measured = ", ".join(entry.matmul.tflops)
+        raise CalibrationError(
+            f"no {precision} measurement for {name}{where} (measured: {measured})",
+            f"use --precision with one of {measured}, or rerun `flopcalc bench --precision {precision} --save`",
+        )
+    label = f"measured {tflops:.4g} TFLOPS {precision} on {name} (flopcalc bench, {entry.matmul.measured_at[:10]})"
+    return tflops * 1e12, label
+
+
+def model_key(model: str, inputs: Sequence[str] = (), batch_size: int | None = None, kwargs: Mapping | None = None) -> str:
+    """The key a model's measurement is stored under: its source (file made absolute) and inputs."""
+    source = model
+    path_part, sep, attr = model.rpartition(":")
+    if sep and path_part and Path(path_part).exists():
+        source = f"{Path(path_part).resolve()}:{attr}"
+    elif Path(model).exists():
+        source = str(Path(model).resolve())
+    parts = [source] + [f"--input {spec}" for spec in inputs]
+    if batch_size is not None:
+        parts.append(f"--batch-size {batch_size}")
+    if kwargs:
+        parts.append("--kwargs " + json.dumps(dict(kwargs), sort_keys=True, separators=(",", ":")))
+    return " ".join(parts)
+
+
+def model_utilization(
+    calibration: Calibration, device_name: str | None, key: str, precision: str | None = None
+) -> tuple[float, str] | None:
+    """Utilisation of a benchmarked model as a fraction of the measured matmul throughput.
+
+    measured matmul TFLOPS x this utilisation = the model's measured training throughput, which is
+    what `train MODEL --calibration` should use. None when the model was not benchmarked on it.
+    """
+    name, entry = calibration.device(device_name)
+    model = entry.models.get(key)
+    if model is None:
+        return None
+    if precision is not None and precision != model.precision:
+        raise CalibrationError(
+            f"{key} was benchmarked on {name} in {model.precision}, not {precision}",
+            f"use --precision {model.precision}, or rerun `flopcalc bench MODEL --precision {precision} --save`",
+        )
+    measured, _ = calibrated_peak(calibration, name, model.precision)
+    utilization = model.achieved_tflops * 1e12 / measured
+    label = (
+        f"{utilization:.1%} of measured matmul throughput: {model.achieved_tflops:.4g} TFLOPS achieved by "
+        f"training steps of this model on {name} (flopcalc bench MODEL, {model.measured_at[:10]})"
+    )
+    return utilization, label
+
+
+# --- saving -------------------------------------------------------------------------------------
+
+
+def now_utc() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _existing(target: Path) -> Calibration:
+    if not target.exists():
+        return Calibration({}, target)
+    try:
+        return load_calibration(target)
+    except CalibrationError as error:
+        raise CalibrationError(
+            f"will not overwrite {target}: {error.message}", "fix or delete it, or pass another --calibration FILE"
+        ) from None
+
+
+def _write(calibration: Calibration, target: Path) -> Path:
+    if target == default_calibration_path():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    elif not target.parent.is_dir():
+        raise UsageError(f"cannot write calibration {target}: folder {target.parent} does not exist")
+    write_atomic(target, calibration.to_yaml())
+    return target
+
+
+def save_device_entry(
+    path: str | os.PathLike | None,
+    device_name: str,
+    device: str,
+    *,
+    matmul: MatmulCalibration | None = None,
+    models: Mapping[str, ModelCalibration] | None = None,
+) -> Path:
+    """Merge a matmul measurement and/or model measurements for one device into the file, atomically.
+
+    Other devices, and the parts of this device not given, are kept.
+    """
+    target = resolve_calibration_path(path)
+    existing = _existing(target)
+    devices = dict(existing.devices)
+    old = devices.get(device_name)
+    merged_models = dict(old.models) if old else {}
+    merged_models.update(models or {})
+    devices[device_name] = DeviceCalibration(
+        device=device,
+        matmul=matmul if matmul is not None else (old.matmul if old else None),
+        models=merged_models,
+    )
+    return _write(Calibration(devices, target), target)
+
+
+def matmul_calibration_from(result: "MatmulBenchResult") -> MatmulCalibration:
+    """The calibration entry of a matmul run: the headline median TFLOPS of each precision."""
+    return MatmulCalibration(
+        tflops={item.precision: item.median_tflops for item in result.results},
+        best_tflops={item.precision: item.best_tflops for item in result.results},
+        shapes={item.precision: tuple(item.headline.shape) for item in result.results},
+        measured_at=now_utc(),
+        torch_version=result.info.torch_version,
+        seconds=result.seconds_budget,
+        full=result.full,
+        threads=result.info.threads,
+    )
+
+
+def save_matmul_result(result: "MatmulBenchResult", path: str | os.PathLike | None = None) -> Path:
+    """Store a matmul run under its device name (keeps the device's model entries)."""
+    if not result.results:
+        raise CalibrationError("nothing to save: no precision was measured", "raise --seconds")
+    return save_device_entry(path, result.info.device_name, result.info.device, matmul=matmul_calibration_from(result))
+
+
+# --- throughput for `convert` / `train --calibration` ---------------------------------------------
+
+
+def default_calibrated_precision(entry: DeviceCalibration) -> str:
+    """Like the catalogue's default: the faster measured 16-bit precision, else fp32, else the fastest."""
+    measured = dict(entry.matmul.tflops) if entry.matmul else {}
+    sixteen = [p for p in ("bf16", "fp16") if p in measured]
+    if sixteen:
+        return max(sixteen, key=lambda p: (measured[p], p == "bf16"))
+    if "fp32" in measured:
+        return "fp32"
+    if measured:
+        return max(measured, key=measured.get)
+    raise CalibrationError("the calibration holds no matmul measurement", "run `flopcalc bench --save`")
+
+
+def _device_for(calibration: Calibration, device_name: str | None, catalog: Any) -> tuple[str, DeviceCalibration]:
+    """`Calibration.device`, and failing that the one device whose name the catalogue resolves to the same GPU
+    as `device_name` (so `--gpu H100-SXM` finds "NVIDIA H100 80GB HBM3")."""
+    try:
+        return calibration.device(device_name)
+    except CalibrationError:
+        if device_name is None or catalog is None:
+            raise
+        wanted = catalog.resolve(device_name).id
+        same = [name for name in calibration.devices if _resolved_id(catalog, name) == wanted]
+        if len(same) != 1:
+            raise
+        return same[0], calibration.devices[same[0]]
+
+
+def _resolved_id(catalog: Any, name: str) -> str | None:
+    from ..errors import FlopcalcError
+
+    try:
+        return catalog.resolve(name).id
+    except FlopcalcError:
+        return None
+
+
+def calibrated_throughput(
+    calibration: Calibration,
+    *,
+    device_name: str | None = None,
+    precision: str | None = None,
+    utilization: float | None = None,
+    model: str | None = None,
+    catalog: Any = None,
+) -> tuple["Throughput", tuple[str, ...]]:
+    """Per-device throughput from a calibration: measured matmul FLOP/s of the precision x utilisation.
+
+    - `device_name`: the device in the file (None: its only device); a catalogue (`catalog.resolve`)
+      lets a GPU id like `H100-SXM` find the torch name the file is keyed by.
+    - `precision`: default, the faster measured 16-bit precision (else fp32), or the model's.
+    - `utilization` is "of measured" (default 0.3). With `model` (a `model_key`) benchmarked on the
+      device by `flopcalc bench MODEL --save`, the model's measured utilisation is used instead, and
+      giving `utilization` as well is an error (one would silently lose).
+    Returns the Throughput and notes saying where the figures came from.
+    """
+    from ..catalog import normalize_precision
+    from ..compute import DEFAULT_UTILIZATION, Throughput
+
+    name, entry = _device_for(calibration, device_name, catalog)
+    chosen = normalize_precision(precision) if precision else None
+    notes: list[str] = []
+    measured_model = entry.models.get(model) if model else None
+    if measured_model is not None:
+        chosen = chosen or measured_model.precision
+        fraction, label = model_utilization(calibration, name, model, chosen)
+        if utilization is not None:
+            raise UsageError(
+                f"--utilization conflicts with the measured utilisation of this model ({fraction:.1%} of measured)",
+                "drop --utilization to use the measurement, or drop --calibration",
+            )
+        if not 0 < fraction <= 1:
+            raise CalibrationError(
+                f"the model's measured throughput is {fraction:.0%} of the measured matmul figure on {name}",
+                "the matmul measurement looks disturbed: rerun `flopcalc bench --save` on an idle machine",
+            )
+        utilization = fraction
+        notes.append(f"utilization {label}")
+    chosen = chosen or default_calibrated_precision(entry)
+    peak, _ = calibrated_peak(calibration, name, chosen)
+    where = f" in {calibration.path}" if calibration.path else ""
+    origin = f"measured by flopcalc bench {entry.matmul.measured_at[:10]}{where}; utilization is of measured"
+    throughput = Throughput(
+        peak_flops=peak,
+        utilization=DEFAULT_UTILIZATION if utilization is None else utilization,
+        gpu=name,
+        precision=chosen,
+        origin=origin,
+    )
+    return throughput, tuple(notes)

@@ -1,0 +1,361 @@
+"""What machine we are on: device choice, CPU facts, the precisions the hardware runs fast, peaks.
+
+CPU peaks are estimates (cores x clock x FLOP per cycle from the SIMD/FMA flags). GPU peaks come
+from the datasheet catalogue through a resolver callable, so this module does not depend on how
+the catalogue is stored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from ..errors import FlopcalcError, UsageError
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+
+# FLOP per cycle per physical core for fp32, by the widest SIMD + FMA the flags show
+# (1 FMA = 2 FLOP). Assumes two vector FMA pipes, true for server Xeons since Skylake-SP
+# Gold/Platinum and for recent desktop chips; one-pipe parts reach half of it.
+#   AVX-512 + FMA: 2 pipes x 16 fp32 lanes x 2 = 64
+#   AVX2 + FMA:    2 pipes x  8 fp32 lanes x 2 = 32
+#   AVX (no FMA):  1 add + 1 mul pipe x 8 lanes = 16
+#   SSE2:          1 add + 1 mul pipe x 4 lanes =  8
+#   NEON/ASIMD:    2 pipes x  4 fp32 lanes x 2 = 16
+FP32_FLOP_PER_CYCLE: tuple[tuple[frozenset[str], int, str], ...] = (
+    (frozenset({"avx512f"}), 64, "AVX-512 FMA: 2 x 16 lanes x 2"),
+    (frozenset({"avx2", "fma"}), 32, "AVX2 FMA: 2 x 8 lanes x 2"),
+    (frozenset({"avx"}), 16, "AVX: 8-lane add + 8-lane mul"),
+    (frozenset({"sse2"}), 8, "SSE2: 4-lane add + 4-lane mul"),
+    (frozenset({"asimd"}), 16, "NEON: 2 x 4 lanes x 2"),
+)
+
+# bf16 matmul FLOP per cycle per core on CPUs that have a bf16 dot-product unit.
+#   AMX-BF16 tile unit: 512 bf16 multiply-adds per cycle = 1024 FLOP (Intel's "1024 BF16 ops/cycle")
+#   AVX512_BF16 (VDPBF16PS): 2 pipes x 16 lanes x 2 products x 2 = 128
+BF16_FLOP_PER_CYCLE: tuple[tuple[frozenset[str], int, str], ...] = (
+    (frozenset({"amx_bf16"}), 1024, "AMX-BF16 tiles: 512 multiply-adds"),
+    (frozenset({"avx512_bf16"}), 128, "AVX512_BF16: 2 x 16 lanes x 2 pairs x 2"),
+)
+
+CPU_FAST_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """Facts about the CPU that the peak estimate needs."""
+
+    model_name: str
+    logical_cpus: int  # CPUs this process may run on
+    threads_per_core: int
+    mhz: float | None  # the clock the estimate uses
+    mhz_source: str
+    flags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def physical_cores(self) -> int:
+        return max(1, self.logical_cpus // max(1, self.threads_per_core))
+
+
+def parse_cpuinfo(cpuinfo_text: str, lscpu_text: str = "", logical_cpus: int | None = None) -> CpuInfo:
+    """Read model name, flags, clock and SMT width from /proc/cpuinfo (and `lscpu` output if given).
+
+    The clock is lscpu's "CPU max MHz" when present (the boost clock, an upper bound), else the
+    highest "cpu MHz" in /proc/cpuinfo.
+    """
+    model = ""
+    flags: frozenset[str] = frozenset()
+    mhz_values: list[float] = []
+    siblings = cores = None
+    processors = 0
+    for line in cpuinfo_text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip().lower(), value.strip()
+        if key == "processor":
+            processors += 1
+        elif key in ("model name", "hardware") and not model:
+            model = value
+        elif key in ("flags", "features") and not flags:
+            flags = frozenset(value.lower().split())
+        elif key == "cpu mhz":
+            try:
+                mhz_values.append(float(value))
+            except ValueError:
+                pass
+        elif key == "siblings" and siblings is None:
+            siblings = _int_or_none(value)
+        elif key == "cpu cores" and cores is None:
+            cores = _int_or_none(value)
+    threads_per_core = max(1, siblings // cores) if siblings and cores else 1
+    lscpu = _lscpu_fields(lscpu_text)
+    if not model:
+        model = lscpu.get("model name", "")
+    if "thread(s) per core" in lscpu:
+        threads_per_core = _int_or_none(lscpu["thread(s) per core"]) or threads_per_core
+    if not flags and "flags" in lscpu:
+        flags = frozenset(lscpu["flags"].lower().split())
+    max_mhz = _float_or_none(lscpu.get("cpu max mhz", ""))
+    if max_mhz:
+        mhz, source = max_mhz, "lscpu CPU max MHz"
+    elif mhz_values:
+        mhz, source = max(mhz_values), "/proc/cpuinfo cpu MHz"
+    else:
+        mhz, source = None, "unknown"
+    count = logical_cpus or processors or os.cpu_count() or 1
+    return CpuInfo(model or "unknown CPU", count, threads_per_core, mhz, source, flags)
+
+
+def read_cpu_info() -> CpuInfo:
+    """CpuInfo of this machine (Linux: /proc/cpuinfo and lscpu; elsewhere what Python knows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            cpuinfo = handle.read()
+    except OSError:
+        cpuinfo = ""
+    lscpu = ""
+    if shutil.which("lscpu"):
+        try:
+            lscpu = subprocess.run(
+                ["lscpu"], capture_output=True, text=True, timeout=5, env={**os.environ, "LC_ALL": "C"}
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            lscpu = ""
+    return parse_cpuinfo(cpuinfo, lscpu, logical_cpus=available_cpus())
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (affinity-aware where the OS tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def flop_per_cycle(flags: frozenset[str], precision: str) -> tuple[int, str] | None:
+    """FLOP per cycle per core for `precision` from the CPU flags, with the table row used."""
+    table = {"fp32": FP32_FLOP_PER_CYCLE, "bf16": BF16_FLOP_PER_CYCLE}.get(precision, ())
+    for needed, value, why in table:
+        if needed <= flags:
+            return value, why
+    return None
+
+
+def cpu_peak_estimate(cpu: CpuInfo, precision: str) -> tuple[float, str] | None:
+    """Estimated peak FLOP/s = physical cores x clock x FLOP/cycle, and how it was made; None if unknown."""
+    per_cycle = flop_per_cycle(cpu.flags, precision)
+    if per_cycle is None or not cpu.mhz:
+        return None
+    value, why = per_cycle
+    peak = cpu.physical_cores * cpu.mhz * 1e6 * value
+    how = f"estimate: {cpu.physical_cores} cores x {cpu.mhz:.0f} MHz ({cpu.mhz_source}) x {value} FLOP/cycle ({why})"
+    return peak, how
+
+
+def cpu_precision_skip_reason(cpu: CpuInfo, precision: str) -> str | None:
+    """Why `precision` is not benchmarked on this CPU, or None when it runs in hardware."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        if cpu.flags & CPU_FAST_BF16_FLAGS:
+            return None
+        return "bf16 skipped: this CPU has neither AVX512_BF16 nor AMX, and the fallback is 50-100x slower"
+    return f"{precision} skipped: no fast {precision} matmul in torch on CPU"
+
+
+def load_warning(load_average: float | None = None, cpus: int | None = None) -> str | None:
+    """A warning when the 1-minute load average exceeds the CPU count (other work halves results)."""
+    if load_average is None:
+        try:
+            load_average = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return None
+    cpus = cpus or available_cpus()
+    if load_average > cpus:
+        return (
+            f"the machine looks busy (load average {load_average:.1f} > {cpus} CPUs): "
+            "results may be far below what it can do; rerun when it is idle"
+        )
+    return None
+
+
+PeakResolver = Callable[[str], Mapping[str, float]]
+"""Maps a device name (as torch reports it) to dense peak FLOP/s per precision; raises CatalogError."""
+
+
+def datasheet_peak(device_name: str, precision: str, resolver: PeakResolver | None) -> tuple[float | None, str]:
+    """The datasheet peak FLOP/s of `precision` for a GPU name, and a note saying where it came from.
+
+    tf32 falls back to nothing (it is its own datasheet column); a name the catalogue does not know
+    gives None and the note says so, since a benchmark is still useful without the ratio.
+    """
+    if resolver is None:
+        return None, "no GPU catalogue available for the datasheet peak"
+    try:
+        peaks = resolver(device_name)
+    except FlopcalcError as error:  # an unknown or ambiguous name, a broken user catalogue
+        return None, f"no datasheet peak: {error.message}"
+    value = peaks.get(precision)
+    if not value:
+        return None, f"the catalogue has no {precision} peak for {device_name}"
+    return float(value), "datasheet (dense)"
+
+
+def _lscpu_fields(text: str) -> dict[str, str]:
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip().lower()] = value.strip()
+    return fields
+
+
+def _int_or_none(text: str) -> int | None:
+    match = re.match(r"\s*(\d+)", text)
+    return int(match.group(1)) if match else None
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        return None
+
+
+def resolve_device(requested: str) -> str:
+    """`auto|cuda|mps|cpu` -> the torch device type to use; errors for unknown or absent devices.
+
+    auto picks CUDA (which is also ROCm: torch.version.hip set), then MPS, then CPU.
+    """
+    choice = (requested or "auto").strip().lower()
+    if choice not in DEVICES:
+        raise UsageError(f"unknown device {requested!r}", f"use one of {', '.join(DEVICES)}")
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if choice == "auto":
+        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
+    if choice == "cuda" and not has_cuda:
+        raise UsageError("--device cuda: no CUDA/ROCm device is visible to torch", "use --device cpu or auto")
+    if choice == "mps" and not has_mps:
+        raise UsageError("--device mps: Apple MPS is not available here", "use --device cpu or auto")
+    return choice
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The device a benchmark ran on, as it goes into results and calibration files."""
+
+    device: str  # cpu | cuda | mps
+    device_name: str
+    torch_version: str
+    cuda_version: str | None = None
+    hip_version: str | None = None
+    compute_capability: tuple[int, int] | None = None
+    gcn_arch: str | None = None
+    threads: int | None = None
+    cpu: CpuInfo | None = None
+
+    @property
+    def is_rocm(self) -> bool:
+        return self.hip_version is not None
+
+
+def describe_device(device: str) -> DeviceInfo:
+    """Collect name, versions and (for CPU) thread count and flags of a resolved device."""
+    import torch
+
+    if device == "cuda":
+        index = torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        return DeviceInfo(
+            device="cuda",
+            device_name=torch.cuda.get_device_name(index),
+            torch_version=str(torch.__version__),
+            cuda_version=torch.version.cuda,
+            hip_version=getattr(torch.version, "hip", None),
+            compute_capability=(props.major, props.minor),
+            gcn_arch=getattr(props, "gcnArchName", None),
+        )
+    if device == "mps":
+        return DeviceInfo(device="mps", device_name=apple_chip_name(), torch_version=str(torch.__version__))
+    cpu = read_cpu_info()
+    return DeviceInfo(
+        device="cpu", device_name=cpu.model_name, torch_version=str(torch.__version__), threads=cpu.logical_cpus, cpu=cpu
+    )
+
+
+def apple_chip_name() -> str:
+    """The Apple chip ("Apple M2 Pro"), as macOS's sysctl names it; the MPS GPU is part of it."""
+    try:
+        name = subprocess.run(
+            ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        name = ""
+    return name or "Apple GPU (MPS)"
+
+
+def precision_skip_reason(info: DeviceInfo, precision: str) -> str | None:
+    """Why `precision` cannot run fast on this device (None: it can). Hardware rules only; the
+    benchmark also probes each precision once and skips it if torch refuses."""
+    if info.device == "cpu":
+        return cpu_precision_skip_reason(info.cpu, precision) if info.cpu else None
+    if info.device == "mps":
+        if precision in ("fp32", "fp16", "bf16"):
+            return None
+        return f"{precision} skipped: not available on Apple MPS"
+    major, minor = info.compute_capability or (0, 0)
+    if info.is_rocm:
+        arch = info.gcn_arch or ""
+        if precision == "tf32":
+            return "tf32 skipped: ROCm has no TF32 mode in torch"
+        if precision == "fp8" and not arch.startswith(("gfx94", "gfx95", "gfx12")):
+            return f"fp8 skipped: {arch or 'this GPU'} has no fp8 matrix units (MI300 / gfx94x or newer)"
+        return None
+    if precision in ("tf32", "bf16") and major < 8:
+        return f"{precision} skipped: needs compute capability 8.0 (Ampere) or newer, this GPU is {major}.{minor}"
+    if precision == "fp8" and (major, minor) < (8, 9):
+        return f"fp8 skipped: needs compute capability 8.9 (Ada/Hopper) or newer, this GPU is {major}.{minor}"
+    if precision == "int8" and major < 8:
+        return f"int8 skipped: torch._int_mm needs compute capability 8.0 or newer, this GPU is {major}.{minor}"
+    return None
+
+
+def parse_precisions(text: str | None) -> tuple[str, ...] | None:
+    """`"bf16,fp16"` -> ("bf16", "fp16"); None/"" -> None (= all the device supports)."""
+    if text is None or not text.strip() or text.strip().lower() in ("all", "auto"):
+        return None
+    chosen: list[str] = []
+    for item in text.split(","):
+        name = item.strip().lower()
+        if name not in PRECISIONS:
+            raise UsageError(f"unknown precision {item.strip()!r}", f"use a comma list of {', '.join(PRECISIONS)}")
+        if name not in chosen:
+            chosen.append(name)
+    return tuple(chosen)
+
+
+def catalog_peak_resolver(extra_catalogs: Sequence[str | os.PathLike] = ()) -> PeakResolver | None:
+    """Device name -> dense datasheet peaks (FLOP/s) from the GPU catalogue (`flopcalc.catalog`),
+    shipped entries overlaid by $FLOPCALC_GPU_SPECS and `extra_catalogs`; None without a catalogue."""
+    try:
+        from ..catalog import load_catalog
+    except ImportError:
+        return None
+    loaded = []
+
+    def resolve(device_name: str) -> Mapping[str, float]:
+        if not loaded:
+            loaded.append(load_catalog(tuple(extra_catalogs)))
+        spec = loaded[0].resolve(device_name)
+        return {precision: float(tflops) * 1e12 for precision, tflops in spec.peak_tflops.items()}
+
+    return resolve

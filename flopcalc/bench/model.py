@@ -1,0 +1,339 @@
+"""Model training-step throughput: time real steps of the user's model and turn them into MFU.
+
+A step is forward, backward (of the sum of the outputs, exactly what the counting engine counts)
+and an optimizer step (AdamW or SGD), on real weights on the device. The model FLOPs per step come
+from the counting engine (forward + backward, 1 multiply-add = 2 FLOPs; the optimizer's
+elementwise update is not model FLOPs, as in PaLM's MFU). Achieved TFLOPS = FLOPs per step /
+median step time; MFU = achieved / peak (datasheet, or the CPU estimate), and the fraction of
+measured matmul throughput when a calibration has one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from ..errors import ModelRunError, UsageError
+from .calibration import Calibration, ModelCalibration, calibrated_peak, model_key, now_utc
+from .hardware import DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
+from .matmul import SweepPlan, fp32_matmul_mode, peak_for
+
+MODEL_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+OPTIMIZERS = ("adamw", "sgd")
+MIN_TIMED_STEPS = 3
+
+
+@dataclass(frozen=True)
+class ModelBenchResult:
+    info: DeviceInfo
+    model: str
+    key: str  # what the measurement is stored under in a calibration
+    inputs: tuple[str, ...]
+    batch_size: int | None
+    kwargs: Mapping[str, Any]
+    precision: str
+    optimizer: str
+    forward_flops: int
+    backward_flops: int
+    step_seconds: tuple[float, ...]  # every timed step
+    warmup_steps: int
+    peak_flops: float | None
+    peak_source: str
+    measured_matmul_flops: float | None = None
+    measured_label: str | None = None
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    calibration_file: str | None = None
+
+    @property
+    def flops_per_step(self) -> int:
+        return self.forward_flops + self.backward_flops
+
+    @property
+    def median_step_seconds(self) -> float:
+        return statistics.median(self.step_seconds)
+
+    @property
+    def achieved_flops(self) -> float:
+        return self.flops_per_step / self.median_step_seconds
+
+    @property
+    def mfu(self) -> float | None:
+        """Model FLOPs utilisation: achieved / peak."""
+        return self.achieved_flops / self.peak_flops if self.peak_flops else None
+
+    @property
+    def fraction_of_measured(self) -> float | None:
+        return self.achieved_flops / self.measured_matmul_flops if self.measured_matmul_flops else None
+
+    def to_calibration(self) -> ModelCalibration:
+        return ModelCalibration(
+            model=self.model,
+            inputs=self.inputs,
+            batch_size=self.batch_size,
+            kwargs=dict(self.kwargs),
+            precision=self.precision,
+            optimizer=self.optimizer,
+            flops_per_step=float(self.flops_per_step),
+            step_seconds=self.median_step_seconds,
+            achieved_tflops=self.achieved_flops / 1e12,
+            measured_at=now_utc(),
+            torch_version=self.info.torch_version,
+            steps=len(self.step_seconds),
+            peak_tflops=self.peak_flops / 1e12 if self.peak_flops else None,
+            mfu=self.mfu,
+        )
+
+    def to_dict(self) -> dict:
+        spread = (
+            100.0 * (max(self.step_seconds) - min(self.step_seconds)) / self.median_step_seconds
+            if self.step_seconds
+            else None
+        )
+        return {
+            "device": self.info.device,
+            "device_name": self.info.device_name,
+            "torch_version": self.info.torch_version,
+            "model": self.model,
+            "model_key": self.key,
+            "inputs": list(self.inputs),
+            "batch_size": self.batch_size,
+            "precision": self.precision,
+            "optimizer": self.optimizer,
+            "forward_flops_per_step": self.forward_flops,
+            "backward_flops_per_step": self.backward_flops,
+            "flops_per_step": self.flops_per_step,
+            "step_seconds": self.median_step_seconds,
+            "best_step_seconds": min(self.step_seconds),
+            "spread_pct": spread,
+            "steps": len(self.step_seconds),
+            "warmup_steps": self.warmup_steps,
+            "achieved_tflops": self.achieved_flops / 1e12,
+            "peak_tflops": self.peak_flops / 1e12 if self.peak_flops else None,
+            "peak_source": self.peak_source,
+            "mfu": self.mfu,
+            "measured_matmul_tflops": self.measured_matmul_flops / 1e12 if self.measured_matmul_flops else None,
+            "fraction_of_measured": self.fraction_of_measured,
+            "calibration_file": self.calibration_file,
+            "cuda_version": self.info.cuda_version,
+            "threads": self.info.threads,
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+        }
+
+
+def default_model_precision(info: DeviceInfo) -> str:
+    """bf16 on GPUs with bf16 tensor cores (how models are trained there), fp16 on older GPUs, fp32 on CPU/MPS."""
+    if info.device == "cuda":
+        major = (info.compute_capability or (0, 0))[0]
+        return "bf16" if major >= 8 or info.is_rocm else "fp16"
+    return "fp32"
+
+
+@contextlib.contextmanager
+def precision_context(precision: str, device: str):
+    """fp32/tf32: plain fp32 with CUDA's TF32 switch off/on; bf16/fp16: torch.autocast."""
+    import torch
+
+    if precision in ("fp32", "tf32"):
+        with fp32_matmul_mode(precision, device):
+            yield
+        return
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    with torch.autocast(device_type=device, dtype=dtype):
+        yield
+
+
+def make_optimizer(name: str, parameters: list) -> Any:
+    import torch
+
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=1e-5)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=1e-5, momentum=0.9)
+    raise UsageError(f"unknown optimizer {name!r}", f"use one of {', '.join(OPTIMIZERS)}")
+
+
+def _outputs_requiring_grad(output: Any) -> list:
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return [output] if output.requires_grad and output.is_floating_point() else []
+    if isinstance(output, Mapping):
+        output = list(output.values())
+    if isinstance(output, (list, tuple)):
+        return [t for item in output for t in _outputs_requiring_grad(item)]
+    return [t for t in _outputs_requiring_grad(list(vars(output).values()))] if hasattr(output, "__dict__") else []
+
+
+def _call(module: Any, inputs: Any) -> Any:
+    if isinstance(inputs, Mapping):
+        return module(**inputs)
+    if isinstance(inputs, (list, tuple)):
+        return module(*inputs)
+    return module(inputs)
+
+
+def make_training_step(module: Any, inputs: Any, optimizer: Any, precision: str, device: str) -> Callable[[], None]:
+    """One training step: forward, backward of the sum of the outputs, optimizer step, zero grads."""
+    import torch
+
+    def step() -> None:
+        with precision_context(precision, device):
+            output = _call(module, inputs)
+        roots = _outputs_requiring_grad(output)
+        if not roots:
+            raise ModelRunError("no model output requires a gradient: nothing to train", "unfreeze some parameters")
+        torch.autograd.backward(roots, [torch.ones_like(root) for root in roots])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _synchronizer(device: str) -> Callable[[], None]:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.synchronize
+    if device == "mps":
+        return torch.mps.synchronize
+    return lambda: None
+
+
+def time_steps(
+    step: Callable[[], None],
+    *,
+    seconds: float,
+    sync: Callable[[], None],
+    clock: Callable[[], float] = time.perf_counter,
+    warmup_fraction: float = 0.15,
+    max_steps: int = 1000,
+) -> tuple[list[float], int]:
+    """Warm up for about `warmup_fraction` of `seconds` (at least one step), then time steps one by one
+    until the time is up (at least MIN_TIMED_STEPS). Returns (step times, warm-up steps)."""
+    start = clock()
+    warmup_steps = 0
+    while warmup_steps < 1 or (clock() - start < warmup_fraction * seconds and warmup_steps < 50):
+        step()
+        sync()
+        warmup_steps += 1
+    times: list[float] = []
+    while len(times) < max_steps:
+        begin = clock()
+        step()
+        sync()
+        times.append(clock() - begin)
+        if len(times) >= MIN_TIMED_STEPS and clock() - start >= seconds:
+            break
+    return times, warmup_steps
+
+
+def run_model_bench(
+    model: str,
+    *,
+    inputs: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    precision: str | None = None,
+    optimizer: str = "adamw",
+    seconds: float | None = None,
+    peak_resolver: PeakResolver | None = None,
+    calibration: Calibration | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> ModelBenchResult:
+    """Time real training steps of `model` on `device` and relate them to its counted FLOPs."""
+    import torch
+
+    from ..counting.counter import count_source, short_error
+    from ..loaders import load_model, make_inputs
+
+    started = clock()
+    resolved = resolve_device(device)
+    info = describe_device(resolved)
+    chosen = (precision or default_model_precision(info)).strip().lower()
+    if chosen not in MODEL_PRECISIONS:
+        raise UsageError(
+            f"precision {precision!r} cannot be used to train a model here", f"use one of {', '.join(MODEL_PRECISIONS)}"
+        )
+    if chosen == "tf32" and resolved != "cuda":
+        raise UsageError("tf32 applies to CUDA devices only", "use --precision fp32")
+    if optimizer not in OPTIMIZERS:
+        raise UsageError(f"unknown optimizer {optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}")
+    budget = SweepPlan.for_device(resolved, seconds).seconds
+    specs = tuple(inputs or ())
+    notes: list[str] = []
+    warnings = [w for w in [load_warning(cpus=info.threads)] if w] if resolved == "cpu" else []
+
+    report = count_source(model, inputs=specs or None, batch_size=batch_size, kwargs=kwargs, device=None)
+    if not report.backward_counted:
+        raise ModelRunError(f"{model}: no backward pass could be counted", "a training step needs trainable parameters")
+    if report.unsupported_ops:
+        listed = ", ".join(sorted(report.unsupported_ops))
+        notes.append(f"ops without a FLOP formula are not in the FLOPs (MFU is a lower bound): {listed}")
+    notes.extend(report.notes)
+    notes.append("model FLOPs = counted forward + backward; the optimizer update is not counted (as in PaLM's MFU)")
+
+    previous_threads = torch.get_num_threads()
+    if resolved == "cpu" and info.threads:
+        torch.set_num_threads(info.threads)
+    try:
+        loaded = load_model(model, kwargs=kwargs, device=resolved)
+        module = loaded.module
+        example = make_inputs(specs or None, loaded.example_inputs, device=resolved, batch_size=batch_size, source=model)
+        try:
+            module.train()
+        except Exception as error:  # exported graphs and some scripted modules refuse: time them as they are
+            notes.append(f"could not switch the model to training mode ({short_error(error)}); timed as loaded")
+        parameters = [p for p in module.parameters() if p.requires_grad]
+        if not parameters:
+            raise ModelRunError(f"{model} has no trainable parameters", "a training step needs some")
+        step = make_training_step(module, example, make_optimizer(optimizer, parameters), chosen, resolved)
+        try:
+            left = max(budget - (clock() - started), 0.1 * budget)  # loading and counting came out of the budget
+            times, warmup_steps = time_steps(step, seconds=left, sync=_synchronizer(resolved), clock=clock)
+        except (ModelRunError, UsageError):
+            raise
+        except Exception as error:
+            raise ModelRunError(
+                f"a training step of {model} failed on {resolved}: {short_error(error)}",
+                "check that it runs on this device and precision (try --precision fp32)",
+            ) from error
+    finally:
+        torch.set_num_threads(previous_threads)
+        if resolved == "cuda":
+            torch.cuda.empty_cache()
+
+    peak, source = peak_for(info, chosen, peak_resolver)
+    measured = label = None
+    if calibration is not None:
+        try:
+            measured, label = calibrated_peak(calibration, info.device_name, chosen)
+        except Exception as error:  # a calibration without this device/precision: say so, still report
+            notes.append(f"no measured matmul figure to compare with: {getattr(error, 'message', error)}")
+    if chosen in ("bf16", "fp16"):
+        notes.append(f"{chosen} via torch.autocast: matmuls and convolutions run in {chosen}, the rest in fp32")
+    return ModelBenchResult(
+        info=info,
+        model=model,
+        key=model_key(model, specs, batch_size, kwargs),
+        inputs=specs,
+        batch_size=batch_size if batch_size is not None else report.batch_size,
+        kwargs=dict(kwargs or {}),
+        precision=chosen,
+        optimizer=optimizer,
+        forward_flops=report.forward,
+        backward_flops=report.backward,
+        step_seconds=tuple(times),
+        warmup_steps=warmup_steps,
+        peak_flops=peak,
+        peak_source=source,
+        measured_matmul_flops=measured,
+        measured_label=label,
+        notes=tuple(notes),
+        warnings=tuple(warnings),
+    )

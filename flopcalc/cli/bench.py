@@ -1,0 +1,151 @@
+"""`flopcalc bench [MODEL]`: measured matmul TFLOPS (no MODEL) or a model's training-step MFU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import UsageError
+from ._app import OutputFormat, app, emit
+from ._gpu_options import CatalogOption
+from .count import parse_kwargs
+
+
+def _peak_resolver(catalog: Optional[List[Path]]):
+    """Device name -> datasheet peaks, from the GPU catalogue (None until the catalogue exists)."""
+    from ..bench.hardware import catalog_peak_resolver
+
+    return catalog_peak_resolver(catalog or ())
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr that follows the sweep's share of its time budget."""
+
+    def __init__(self, enabled: bool):
+        self._progress = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            self._task = self._progress.add_task("warming up", total=1.0)
+
+        self._started = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._started:
+            self._progress.stop()
+
+    def update(self, precision: str, shape, fraction: float) -> None:
+        if self._progress:
+            if not self._started:  # started on the first shape, so an early error prints nothing else
+                self._progress.start()
+                self._started = True
+            label = f"{precision} {shape[0]}x{shape[1]}x{shape[2]}" if precision else "done"
+            self._progress.update(self._task, completed=fraction, description=label)
+
+
+@app.command("bench")
+def bench(
+    model: Optional[str] = typer.Argument(
+        None, help="Model to time training steps of (file.py:callable, .pt, .pt2). Without it: matmul throughput."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto | cuda | mps | cpu (auto: CUDA/ROCm, then MPS, then CPU)."),
+    precision: Optional[str] = typer.Option(
+        None, "--precision",
+        help="Comma list of fp32,tf32,bf16,fp16,fp8,int8 (default: all the device runs in hardware). "
+        "With MODEL: one of fp32,tf32,bf16,fp16 (default bf16 on GPUs, fp32 on CPU).",
+    ),
+    seconds: Optional[float] = typer.Option(
+        None, "--seconds", help="Time budget of the whole run (default 10 s on CPU, 25 s on GPU; --full: 60/120 s)."
+    ),
+    full: bool = typer.Option(False, "--full", help="A longer, denser sweep with more samples per shape."),
+    save: bool = typer.Option(False, "--save", help="Store the result in the calibration file (--calibration or the default)."),
+    calibration: Optional[str] = typer.Option(
+        None, "--calibration",
+        help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
+    ),
+    inputs: List[str] = typer.Option([], "--input", help="Input spec of MODEL, e.g. 8x3x32x32 or 8,1024:int64 (repeatable)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the batch (leading) dimension of MODEL's inputs."),
+    kwargs: Optional[str] = typer.Option(None, "--kwargs", help="JSON object passed to MODEL's callable."),
+    optimizer: str = typer.Option("adamw", "--optimizer", help="Optimizer of MODEL's training step: adamw | sgd."),
+    catalog: CatalogOption = None,
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table | json | csv | markdown."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result to a file instead of stdout."),
+) -> None:
+    """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
+    from ..bench.hardware import parse_precisions, resolve_device
+
+    resolve_device(device)  # a bad or absent device fails before any work
+    if model is None:
+        _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration, catalog, fmt, output)
+    else:
+        if full:
+            raise UsageError("--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run")
+        _bench_model(
+            model, inputs, batch_size, parse_kwargs(kwargs), device, precision, optimizer, seconds, save,
+            calibration, catalog, fmt, output,
+        )
+
+
+def _bench_matmul(device, precisions, seconds, full, save, calibration, catalog, fmt, output) -> None:
+    from dataclasses import replace
+
+    from ..bench.calibration import resolve_calibration_path, save_matmul_result
+    from ..bench.matmul import run_matmul_bench
+    from ..render.bench import render_matmul
+
+    with _ProgressBar(enabled=fmt == OutputFormat.table) as bar:
+        result = run_matmul_bench(
+            device, precisions, seconds=seconds, full=full, peak_resolver=_peak_resolver(catalog), progress=bar.update
+        )
+    if save:
+        path = save_matmul_result(result, resolve_calibration_path(calibration))
+        result = replace(result, calibration_file=str(path))
+    emit(render_matmul(result, fmt.value), output)
+    _notes_to_stderr(result, fmt, output)
+
+
+def _bench_model(
+    model, inputs, batch_size, kwargs, device, precision, optimizer, seconds, save, calibration, catalog, fmt, output
+) -> None:
+    from dataclasses import replace
+
+    from ..bench.calibration import load_calibration, resolve_calibration_path, save_device_entry
+    from ..bench.model import run_model_bench
+    from ..render.bench import render_model
+
+    path = resolve_calibration_path(calibration)
+    known = None
+    if path.is_file():
+        known = load_calibration(path)
+    elif calibration is not None and not save:
+        known = load_calibration(path)  # names the missing file
+    result = run_model_bench(
+        model, inputs=inputs, batch_size=batch_size, kwargs=kwargs, device=device, precision=precision,
+        optimizer=optimizer.lower(), seconds=seconds, peak_resolver=_peak_resolver(catalog), calibration=known,
+    )
+    if save:
+        saved = save_device_entry(
+            path, result.info.device_name, result.info.device, models={result.key: result.to_calibration()}
+        )
+        result = replace(result, calibration_file=str(saved))
+    emit(render_model(result, fmt.value), output)
+    _notes_to_stderr(result, fmt, output)
+
+
+def _notes_to_stderr(result, fmt: OutputFormat, output: Optional[Path]) -> None:
+    """The table on stdout shows notes and warnings; with other formats or a file they go to stderr."""
+    if fmt is not OutputFormat.table or output is not None:
+        for warning in result.warnings:
+            typer.echo(f"flopcalc: warning: {warning}", err=True)
+        for note in result.notes:
+            typer.echo(f"flopcalc: note: {note}", err=True)

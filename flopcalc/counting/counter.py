@@ -1,0 +1,464 @@
+"""Run a model forward and backward and attribute every op's FLOPs to the module that ran it.
+
+How attribution works, in one place:
+- A TorchDispatchMode sees every aten op after autograd, whatever the device (meta, CPU, CUDA), and asks
+  the formula registry for its cost.
+- Global module hooks keep a stack of the modules running now, so a forward op belongs to the innermost one.
+- Backward ops run inside autograd nodes made during the forward. Each node carries a sequence number given
+  at creation, and every change of the module stack is logged with the sequence number current at that
+  moment; the node that runs an op (`torch._C._current_autograd_node()`) is thereby mapped back to the
+  module (and the scope) that created it. No graph walks, no per-tensor hooks.
+- A TorchFunctionMode marks calls of `scaled_dot_product_attention` (and the norm functions) as scopes,
+  so whatever kernel or decomposition runs inside them is one `attention` (or `norm`) cost: the same
+  figure on meta, CPU and CUDA.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fnmatch
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..errors import ModelBuildError, ModelRunError, UnsupportedOpsError, UsageError
+from . import formulas
+from .report import CATEGORIES, CountReport, InputInfo, LayerCount
+
+_get_sequence_nr = torch._C._autograd._get_sequence_nr
+
+# Modules whose whole work is a normalisation, whatever ops they are written with (a hand-written RMSNorm
+# is pow, mean, rsqrt and mul): their non-matmul FLOPs are counted as `norm`.
+_NORM_MODULE_TYPES: tuple[type, ...] = tuple(
+    t
+    for t in (
+        nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, getattr(nn, "RMSNorm", None),
+        nn.modules.batchnorm._NormBase, nn.modules.instancenorm._InstanceNorm,
+    )
+    if t is not None
+)
+
+_NORM_FUNCTIONS = frozenset(
+    f
+    for f in (
+        F.layer_norm, F.group_norm, F.batch_norm, F.instance_norm, F.local_response_norm,
+        getattr(F, "rms_norm", None), torch.layer_norm, torch.group_norm, torch.batch_norm,
+        torch.instance_norm, getattr(torch, "rms_norm", None),
+    )
+    if f is not None
+)
+
+_ATTENTION_FUNCTIONS = frozenset({F.scaled_dot_product_attention, torch.ops.aten.scaled_dot_product_attention.default})
+
+_NON_MATMUL = frozenset(CATEGORIES) - {"matmul", "conv", "attention"}
+
+
+def _is_norm_module(module: nn.Module) -> bool:
+    return isinstance(module, _NORM_MODULE_TYPES) or type(module).__name__.endswith(("Norm", "RMSNorm"))
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Where an op belongs: the module path and, inside an attention or norm scope, that scope."""
+
+    module: str
+    scope: str | None = None  # "attention" | "norm" | None
+    causal_pairs: tuple[int, int] | None = None  # (kept pairs, all pairs) of a causal attention call
+
+
+class _Attribution:
+    """The module/scope stack, and its history keyed by autograd sequence numbers."""
+
+    def __init__(self, module_names: Mapping[int, str]):
+        self.module_names = module_names
+        self.stack: list[tuple[int | None, _Context]] = [(None, _Context(""))]
+        self._log_seq: list[int] = [-1]
+        self._log_ctx: list[_Context] = [self.stack[0][1]]
+
+    @property
+    def current(self) -> _Context:
+        return self.stack[-1][1]
+
+    def push(self, key: int | None, context: _Context) -> None:
+        self.stack.append((key, context))
+        self._log(context)
+
+    def pop(self, key: int | None) -> None:
+        if len(self.stack) > 1 and self.stack[-1][0] == key:
+            self.stack.pop()
+            self._log(self.current)
+
+    def _log(self, context: _Context) -> None:
+        seq = _get_sequence_nr()
+        if self._log_seq and self._log_seq[-1] == seq:
+            self._log_ctx[-1] = context
+        else:
+            self._log_seq.append(seq)
+            self._log_ctx.append(context)
+
+    def context_of_node(self, node: Any) -> _Context:
+        """The context in force when the autograd node was created (root for nodes made outside the forward)."""
+        if node is None:
+            return self._log_ctx[0]
+        try:
+            seq = node._sequence_nr()
+        except Exception:
+            return self._log_ctx[0]
+        index = bisect.bisect_right(self._log_seq, seq) - 1
+        return self._log_ctx[max(index, 0)]
+
+    # module hooks --------------------------------------------------------------------------------
+    def enter_module(self, module: nn.Module, *_: Any) -> None:
+        name = self.module_names.get(id(module))
+        if name is None:
+            return
+        parent = self.current
+        scope = "norm" if _is_norm_module(module) else (parent.scope if parent.scope == "norm" else None)
+        self.push(id(module), _Context(name, scope))
+
+    def exit_module(self, module: nn.Module, *_: Any) -> None:
+        if id(module) in self.module_names:
+            self.pop(id(module))
+
+
+class _ScopeMode(TorchFunctionMode):
+    """Marks attention and norm function calls as scopes (see the module docstring)."""
+
+    def __init__(self, attribution: _Attribution):
+        super().__init__()
+        self.attribution = attribution
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _ATTENTION_FUNCTIONS:
+            context = _Context(self.attribution.current.module, "attention", _causal_pairs(args, kwargs))
+        elif func in _NORM_FUNCTIONS:
+            context = _Context(self.attribution.current.module, "norm")
+        else:
+            return func(*args, **kwargs)
+        key = id(context)
+        self.attribution.push(key, context)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            self.attribution.pop(key)
+
+
+def _causal_pairs(args: tuple, kwargs: Mapping[str, Any]) -> tuple[int, int] | None:
+    is_causal = kwargs.get("is_causal", args[5] if len(args) > 5 else False)
+    if not is_causal:
+        return None
+    len_q, len_k = args[0].shape[-2], args[1].shape[-2]
+    return formulas.causal_pairs(len_q, len_k), len_q * len_k
+
+
+class _FlopDispatchMode(TorchDispatchMode):
+    """Counts every aten op into per-module, per-category tables for the forward and the backward."""
+
+    def __init__(self, attribution: _Attribution, causal_half: bool):
+        super().__init__()
+        self.attribution = attribution
+        self.causal_half = causal_half
+        self.in_backward = False
+        self.forward: dict[str, Counter] = defaultdict(Counter)
+        self.backward: dict[str, Counter] = defaultdict(Counter)
+        self.unsupported: Counter = Counter()
+        self.formula_errors: dict[str, str] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.in_backward:
+            context = self.attribution.context_of_node(torch._C._current_autograd_node())
+            table = self.backward
+        else:
+            context = self.attribution.current
+            table = self.forward
+        self._account(func, args, kwargs, out, context, table[context.module])
+        return out
+
+    def _account(self, func, args, kwargs, out, context: _Context, table: Counter) -> None:
+        name = _op_name(func)
+        try:
+            flops = formulas.flops_of(func, args, kwargs, out)
+        except Exception as error:  # a formula that cannot read these arguments: say so, never guess zero
+            self.unsupported[name] += 1
+            self.formula_errors.setdefault(name, f"{type(error).__name__}: {error}")
+            return
+        if flops is None:
+            self.unsupported[name] += 1
+            return
+        if context.scope == "attention":
+            products = sum(v for c, v in flops.items() if c in ("matmul", "attention"))
+            if self.causal_half and context.causal_pairs:
+                kept, total = context.causal_pairs
+                products = products * kept // total
+            flops = {"attention": products} if products else {}
+        elif context.scope == "norm":
+            flops = _merge((("norm" if c in _NON_MATMUL else c), v) for c, v in flops.items())
+        for category, value in flops.items():
+            table[category] += value
+
+
+def _merge(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
+    merged: dict[str, int] = defaultdict(int)
+    for key, value in pairs:
+        merged[key] += value
+    return merged
+
+
+def _op_name(func) -> str:
+    packet = getattr(func, "overloadpacket", func)
+    return f"aten.{getattr(packet, '__name__', str(packet))}"
+
+
+def _tensors_in(obj: Any) -> Iterator[torch.Tensor]:
+    """Tensors inside nested outputs: tuples, lists, dicts (Hugging Face ModelOutput too), dataclasses."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for value in obj.values():
+            yield from _tensors_in(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _tensors_in(value)
+    elif hasattr(obj, "__dataclass_fields__"):
+        for field_name in obj.__dataclass_fields__:
+            yield from _tensors_in(getattr(obj, field_name, None))
+
+
+def _apply_frozen(model: nn.Module, patterns: Sequence[str]) -> list[nn.Parameter]:
+    """Stop gradients for parameters whose name, or any enclosing module's name, matches a pattern."""
+    frozen: list[nn.Parameter] = []
+    for pattern in patterns:
+        matched = False
+        for name, param in model.named_parameters():
+            parts = name.split(".")
+            prefixes = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+            if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+                matched = True
+                if param.requires_grad:
+                    param.requires_grad_(False)
+                    frozen.append(param)
+        if not matched:
+            example = next((n for n, _ in model.named_parameters()), "")
+            raise UsageError(
+                f"--frozen {pattern!r} matches no parameter or module",
+                f"names look like {example!r}; use shell-style patterns such as 'encoder.*'" if example else None,
+            )
+    return frozen
+
+
+def _unique_params(module: nn.Module) -> list[nn.Parameter]:
+    seen: dict[int, nn.Parameter] = {}
+    for param in module.parameters():
+        seen.setdefault(id(param), param)
+    return list(seen.values())
+
+
+def _as_args(inputs: Any) -> tuple[tuple, dict]:
+    if isinstance(inputs, Mapping):
+        return (), dict(inputs)
+    if isinstance(inputs, (list, tuple)):
+        return tuple(inputs), {}
+    return (inputs,), {}
+
+
+def _input_infos(args: tuple, kwargs: Mapping[str, Any]) -> tuple[InputInfo, ...]:
+    tensors = list(_tensors_in(list(args) + list(kwargs.values())))
+    return tuple(InputInfo(tuple(int(d) for d in t.shape), str(t.dtype).replace("torch.", "")) for t in tensors)
+
+
+def short_error(error: BaseException, limit: int = 240) -> str:
+    """The first line of an exception, shortened: what a one-line error message can carry."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def count(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    backward: bool = True,
+    frozen: Sequence[str] = (),
+    causal_half: bool = False,
+    strict: bool = False,
+    name: str | None = None,
+) -> CountReport:
+    """Count `model(*inputs)` forward and (unless `backward=False`) backward FLOPs, per module and category.
+
+    `inputs` is a tensor, a tuple/list of positional tensors, or a dict of keyword tensors, on the model's
+    device (use the meta device to count without memory). The backward is that of the sum of all outputs,
+    with parameters requiring gradients as the model sets them (minus `frozen` patterns); inputs need none.
+    """
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"count() needs a torch.nn.Module, got {type(model).__name__}")
+    args, kwargs = _as_args(inputs)
+    module_names = {}
+    for module_name, module in model.named_modules():
+        module_names.setdefault(id(module), module_name)
+    frozen_params = _apply_frozen(model, frozen)
+    # gradients already stored would turn the accumulation into extra adds: set them aside, restore after
+    leaves = _unique_params(model) + [t for t in _tensors_in(list(args) + list(kwargs.values())) if t.is_leaf]
+    saved_grads = {id(t): (t, t.grad) for t in leaves}
+    for tensor in leaves:
+        tensor.grad = None
+    attribution = _Attribution(module_names)
+    counter = _FlopDispatchMode(attribution, causal_half)
+    notes: list[str] = []
+    hooks = [
+        nn.modules.module.register_module_forward_pre_hook(attribution.enter_module),
+        nn.modules.module.register_module_forward_hook(attribution.exit_module, always_call=True),
+    ]
+    backward_counted = False
+    try:
+        with torch.enable_grad() if backward else torch.no_grad():
+            with _ScopeMode(attribution), counter:
+                try:
+                    output = model(*args, **kwargs)
+                except Exception as error:
+                    raise ModelRunError(
+                        f"the model failed on its inputs ({_describe(args, kwargs)}): {short_error(error)}",
+                        "check --input shapes and dtypes against what the model's forward expects",
+                    ) from error
+                if backward:
+                    roots = [t for t in _tensors_in(output) if t.requires_grad]
+                    if roots:
+                        counter.in_backward = True
+                        try:
+                            torch.autograd.backward(roots, [torch.ones_like(t) for t in roots])
+                        except Exception as error:
+                            raise ModelRunError(f"the backward pass failed: {short_error(error)}") from error
+                        finally:
+                            counter.in_backward = False
+                        backward_counted = True
+                    else:
+                        notes.append("no output requires a gradient (every parameter frozen?): backward not counted")
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for param in frozen_params:
+            param.requires_grad_(True)
+        for tensor, grad in saved_grads.values():
+            tensor.grad = grad
+    if strict and counter.unsupported:
+        listed = ", ".join(f"{op} x{n}" for op, n in sorted(counter.unsupported.items()))
+        raise UnsupportedOpsError(f"ops without a FLOP formula: {listed}", "drop --strict to count them as unknown")
+    for op, message in sorted(counter.formula_errors.items()):
+        notes.append(f"{op}: formula could not read its arguments ({message}); listed as unsupported")
+    device = next((str(t.device) for t in _tensors_in(list(args) + list(kwargs.values()))), None)
+    if device is None:
+        device = next((str(p.device) for p in model.parameters()), "cpu")
+    params = _unique_params(model)
+    return CountReport(
+        model=name or type(model).__name__,
+        inputs=_input_infos(args, kwargs),
+        device=device,
+        layers=_layers(model, counter.forward, counter.backward),
+        params=sum(p.numel() for p in params),
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+        unsupported_ops=dict(sorted(counter.unsupported.items())),
+        backward_counted=backward_counted,
+        notes=tuple(notes),
+        options={"backward": backward, "frozen": list(frozen), "causal_half": causal_half},
+    )
+
+
+def _describe(args: tuple, kwargs: Mapping[str, Any]) -> str:
+    infos = _input_infos(args, kwargs)
+    return ", ".join("x".join(map(str, i.shape)) + f" {i.dtype}" for i in infos) or "no inputs"
+
+
+def _layers(model: nn.Module, forward: Mapping[str, Counter], backward: Mapping[str, Counter]) -> tuple[LayerCount, ...]:
+    """Every module of the tree with inclusive counts: a module's own ops plus its descendants'."""
+    inclusive_fwd: dict[str, Counter] = defaultdict(Counter)
+    inclusive_bwd: dict[str, Counter] = defaultdict(Counter)
+    for own, inclusive in ((forward, inclusive_fwd), (backward, inclusive_bwd)):
+        for path, counts in own.items():
+            for ancestor in _ancestors(path):
+                inclusive[ancestor].update(counts)
+    layers = []
+    for module_name, module in model.named_modules():
+        layers.append(
+            LayerCount(
+                name=module_name,
+                type=type(module).__name__,
+                depth=0 if not module_name else module_name.count(".") + 1,
+                params=sum(p.numel() for p in _unique_params(module)),
+                forward_by_category={c: int(inclusive_fwd[module_name][c]) for c in CATEGORIES},
+                backward_by_category={c: int(inclusive_bwd[module_name][c]) for c in CATEGORIES},
+            )
+        )
+    return tuple(layers)
+
+
+def _ancestors(path: str) -> list[str]:
+    if not path:
+        return [""]
+    parts = path.split(".")
+    return [""] + [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def count_source(
+    model: str,
+    *,
+    inputs: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    backward: bool = True,
+    frozen: Sequence[str] = (),
+    causal_half: bool = False,
+    strict: bool = False,
+) -> CountReport:
+    """Load a model from a source string (see flopcalc.loaders) and count it.
+
+    `device=None` counts on the meta device and falls back to the CPU, with a note, when the model cannot be
+    built or run there (it reads values: `.item()`, data-dependent shapes); an explicit device is used as given.
+    """
+    from ..loaders import load_model, make_inputs
+
+    attempts = [device] if device else ["meta", "cpu"]
+    first_error: Exception | None = None
+    for attempt in attempts:
+        try:
+            loaded = load_model(model, kwargs=kwargs, device=attempt)
+            example = make_inputs(
+                inputs, loaded.example_inputs, device=_device_of(loaded.module, attempt), batch_size=batch_size,
+                source=model,
+            )
+            report = count(
+                loaded.module, example, backward=backward, frozen=frozen, causal_half=causal_half, strict=strict,
+                name=model,
+            )
+        except (ModelBuildError, ModelRunError) as error:
+            if attempt == "meta" and len(attempts) > 1:
+                first_error = error
+                continue
+            raise
+        if first_error is not None:
+            report = _with_note(
+                report, f"the model could not run on the meta device ({first_error.message}); counted on cpu"
+            )
+        return _with_note(report, *loaded.notes) if loaded.notes else report
+    raise AssertionError("unreachable")
+
+
+def _device_of(module: nn.Module, default: str) -> str:
+    """Where the loaded module's parameters live (a loader may keep a model on cpu that cannot move)."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        return str(tensor.device)
+    return default
+
+
+def _with_note(report: CountReport, *notes: str) -> CountReport:
+    from dataclasses import replace
+
+    return replace(report, notes=report.notes + tuple(notes))

@@ -1,0 +1,561 @@
+"""The formula registry: one pure function of shapes per aten op, and nothing else.
+
+Every cost flopcalc reports comes from a function here (docs/formulas.md lists them with the reasoning).
+A formula receives the op's arguments with every tensor replaced by its shape (`torch.Size`), the output
+shape(s) as `out`, and returns FLOPs (1 multiply-add = 2 FLOPs) either as an int, counted in the category
+it was registered with, or as a `{category: flops}` mapping when one op does two kinds of work (a matmul
+plus a bias add). Ops listed in ZERO_FLOP_OPS or marked as views cost nothing; pointwise ops without a
+formula of their own cost one FLOP per output element; anything else has no formula and is reported as
+unsupported, never silently zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Union
+
+import torch
+from torch.utils._pytree import tree_map
+
+from .report import CATEGORIES
+
+aten = torch.ops.aten
+
+FlopResult = Union[int, Mapping[str, int]]
+
+
+@dataclass(frozen=True)
+class Formula:
+    op: Any  # an OpOverloadPacket, e.g. "mm"
+    category: str
+    fn: Callable[..., FlopResult]
+
+
+FORMULAS: dict[Any, Formula] = {}
+
+
+def _packet(op: Any) -> Any | None:
+    """An op given by name ("mm") or object -> its overload packet; None if this torch lacks it."""
+    if isinstance(op, str):
+        op = getattr(aten, op, None)
+    return getattr(op, "overloadpacket", op)
+
+
+def register(*ops: Any, category: str) -> Callable[[Callable[..., FlopResult]], Callable[..., FlopResult]]:
+    """Register `fn` as the formula of `ops` (aten op names or objects). A second formula for an op is a bug.
+
+    Names this torch version lacks are skipped, so one registry serves every supported release."""
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}")
+
+    def decorate(fn: Callable[..., FlopResult]) -> Callable[..., FlopResult]:
+        for op in ops:
+            packet = _packet(op)
+            if packet is None:
+                continue
+            if packet in FORMULAS:
+                raise ValueError(f"a formula for {packet} is already registered ({FORMULAS[packet].fn.__name__})")
+            FORMULAS[packet] = Formula(packet, category, fn)
+        return fn
+
+    return decorate
+
+
+def _numel(shape: Any) -> int:
+    return math.prod(shape) if shape is not None else 0
+
+
+def _first_shape(out: Any) -> Any:
+    """The shape of an op's (first) output; ops with several outputs pass a tuple of shapes."""
+    if isinstance(out, (tuple, list)) and not isinstance(out, torch.Size):
+        return out[0] if out else None
+    return out
+
+
+# --------------------------------------------------------------------------------------------- matmul
+
+
+@register("mm", "_int_mm", category="matmul")
+def mm_flops(a, b, *_, out=None, **__) -> int:
+    """[m, k] @ [k, n]: m*n*k multiply-adds."""
+    m, k = a
+    n = b[1]
+    return 2 * m * n * k
+
+
+@register("_scaled_mm", category="matmul")
+def scaled_mm_flops(a, b, *_, out=None, **__) -> int:
+    """fp8 matmul with scales: the scaling is folded into the epilogue, so only the matmul counts."""
+    return mm_flops(a, b)
+
+
+@register("addmm", category="matmul")
+def addmm_flops(bias, a, b, *_, out=None, **__) -> dict:
+    """bias + a @ b: the matmul, plus one add per output element for the bias."""
+    return {"matmul": mm_flops(a, b), "elementwise": _numel(out)}
+
+
+@register("bmm", category="matmul")
+def bmm_flops(a, b, *_, out=None, **__) -> int:
+    """[B, m, k] @ [B, k, n]: B*m*n*k multiply-adds. Broadcast matmuls reach here already expanded."""
+    batch, m, k = a
+    n = b[2]
+    return 2 * batch * m * n * k
+
+
+@register("baddbmm", category="matmul")
+def baddbmm_flops(bias, a, b, *_, out=None, **__) -> dict:
+    return {"matmul": bmm_flops(a, b), "elementwise": _numel(out)}
+
+
+@register("addbmm", category="matmul")
+def addbmm_flops(bias, a, b, *_, out=None, **__) -> dict:
+    """bias + sum_i a[i] @ b[i]: the batch sum is part of the multiply-adds."""
+    return {"matmul": bmm_flops(a, b), "elementwise": _numel(out)}
+
+
+@register("mv", category="matmul")
+def mv_flops(a, v, *_, out=None, **__) -> int:
+    m, n = a
+    return 2 * m * n
+
+
+@register("addmv", category="matmul")
+def addmv_flops(bias, a, v, *_, out=None, **__) -> dict:
+    return {"matmul": mv_flops(a, v), "elementwise": _numel(out)}
+
+
+@register("dot", "vdot", category="matmul")
+def dot_flops(a, b, *_, out=None, **__) -> int:
+    return 2 * _numel(a)
+
+
+@register("addr", category="elementwise")
+def addr_flops(bias, u, v, *_, out=None, **__) -> int:
+    """bias + outer(u, v): one multiply and one add per output element, no reduction."""
+    return 2 * _numel(out)
+
+
+# ----------------------------------------------------------------------------------------- convolution
+
+
+def _conv_forward_flops(x_shape, w_shape, out_shape, transposed: bool) -> int:
+    """2 * (multiply-adds). A normal conv: each output element sums Cin/groups * prod(kernel) products
+    (weight shape [Cout, Cin/g, *k]). A transposed conv: each input element scatters into Cout/groups *
+    prod(kernel) outputs (weight shape [Cin, Cout/g, *k]). Groups, stride and dilation are in the shapes."""
+    per_element = w_shape[1] * math.prod(w_shape[2:])
+    elements = _numel(x_shape) if transposed else _numel(out_shape)
+    return 2 * elements * per_element
+
+
+@register("convolution", "_convolution", category="conv")
+def convolution_flops(x, w, bias, stride, padding, dilation, transposed, *_, out=None, **__) -> dict:
+    flops = {"conv": _conv_forward_flops(x, w, out, bool(transposed))}
+    if bias is not None:
+        flops["elementwise"] = _numel(out)
+    return flops
+
+
+@register("convolution_backward", category="conv")
+def convolution_backward_flops(
+    grad_out, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding, groups, output_mask,
+    *_, out=None, **__
+) -> dict:
+    """The input gradient is a transposed conv of grad_out with the same multiply-adds as the forward; so is
+    the weight gradient (each weight element meets every output position it touched). Bias: a sum."""
+    forward = _conv_forward_flops(x, w, grad_out, bool(transposed))
+    flops = {"conv": forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))}
+    if output_mask[2]:
+        flops["reduction"] = _numel(grad_out)
+    return flops
+
+
+# ------------------------------------------------------------------------------------------- attention
+
+
+def attention_forward_flops(batch: int, heads: int, len_q: int, len_k: int, dim_qk: int, dim_v: int) -> int:
+    """Q @ K^T (L*S*E multiply-adds per head) and P @ V (L*S*Ev). The softmax and scaling inside the kernel
+    are not counted, so every kernel and the math decomposition give the same figure."""
+    return 2 * batch * heads * len_q * len_k * (dim_qk + dim_v)
+
+
+def attention_backward_flops(batch: int, heads: int, len_q: int, len_k: int, dim_qk: int, dim_v: int) -> int:
+    """dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q: twice the forward. Fused kernels also recompute
+    Q @ K^T; that recomputation is hardware work, not model work (as in MFU), and is not counted."""
+    return 2 * attention_forward_flops(batch, heads, len_q, len_k, dim_qk, dim_v)
+
+
+def _bhle(q, k, v):
+    """Shapes in [B, H, L, E] layout -> (B, H, L, S, E, Ev). Grouped-query K/V have fewer heads; Q's count."""
+    *batch, heads, len_q, dim_qk = q
+    len_k, dim_v = k[-2], v[-1]
+    return math.prod(batch), heads, len_q, len_k, dim_qk, dim_v
+
+
+def _blhe(q, k, v):
+    """Shapes in [B, L, H, E] layout (the _flash/_efficient_attention_* ops)."""
+    batch, len_q, heads, dim_qk = q
+    return batch, heads, len_q, k[1], dim_qk, v[-1]
+
+
+@register(
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention",
+    "_scaled_dot_product_fused_attention_overrideable",
+    category="attention",
+)
+def sdpa_forward_flops(q, k, v, *_, out=None, **__) -> int:
+    return attention_forward_flops(*_bhle(q, k, v))
+
+
+@register(
+    "_scaled_dot_product_flash_attention_backward",
+    "_scaled_dot_product_flash_attention_for_cpu_backward",
+    "_scaled_dot_product_efficient_attention_backward",
+    "_scaled_dot_product_cudnn_attention_backward",
+    "_scaled_dot_product_fused_attention_overrideable_backward",
+    category="attention",
+)
+def sdpa_backward_flops(grad_out, q, k, v, *_, out=None, **__) -> int:
+    return attention_backward_flops(*_bhle(q, k, v))
+
+
+@register("_flash_attention_forward", "_efficient_attention_forward", category="attention")
+def flash_forward_flops(q, k, v, *_, out=None, **__) -> int:
+    if len(q) != 4:
+        raise NotImplementedError("variable-length (packed) attention: FLOPs depend on the sequence lengths")
+    return attention_forward_flops(*_blhe(q, k, v))
+
+
+@register("_flash_attention_backward", "_efficient_attention_backward", category="attention")
+def flash_backward_flops(grad_out, q, k, v, *_, out=None, **__) -> int:
+    if len(q) != 4:
+        raise NotImplementedError("variable-length (packed) attention: FLOPs depend on the sequence lengths")
+    return attention_backward_flops(*_blhe(q, k, v))
+
+
+@register("_cudnn_attention_forward", category="attention")
+def cudnn_attention_forward_flops(q, k, v, *_, out=None, **__) -> int:
+    return attention_forward_flops(*_bhle(q, k, v))
+
+
+@register("_cudnn_attention_backward", category="attention")
+def cudnn_attention_backward_flops(grad_out, q, k, v, *_, out=None, **__) -> int:
+    return attention_backward_flops(*_bhle(q, k, v))
+
+
+def causal_pairs(len_q: int, len_k: int) -> int:
+    """Query-key pairs a causal (top-left aligned, as torch's is_causal) mask keeps: row i sees min(i+1, S) keys."""
+    if len_q <= len_k:
+        return len_q * (len_q + 1) // 2
+    return len_k * (len_k + 1) // 2 + (len_q - len_k) * len_k
+
+
+# ------------------------------------------------------------------------------------------------ norms
+
+# Per element, normalising costs 5 FLOPs: the mean (1 add), subtracting it (1), squaring (1), the variance
+# sum (1) and scaling by 1/std (1). An affine weight and bias add one each.
+_NORMALIZE_PER_ELEMENT = 5
+# The input gradient of a normalisation is about twice its forward work.
+_NORMALIZE_BACKWARD_PER_ELEMENT = 10
+
+
+def _affine(weight, bias) -> int:
+    return int(weight is not None) + int(bias is not None)
+
+
+@register("native_layer_norm", category="norm")
+def layer_norm_flops(x, normalized_shape, weight, bias, *_, out=None, **__) -> int:
+    return _numel(x) * (_NORMALIZE_PER_ELEMENT + _affine(weight, bias))
+
+
+@register("native_group_norm", category="norm")
+def group_norm_flops(x, weight, bias, *_, out=None, **__) -> int:
+    return _numel(x) * (_NORMALIZE_PER_ELEMENT + _affine(weight, bias))
+
+
+@register(
+    "native_batch_norm",
+    "_native_batch_norm_legit",
+    "_batch_norm_with_update",
+    "_batch_norm_impl_index",
+    category="norm",
+)
+def batch_norm_flops(x, weight, bias, *args, out=None, **kwargs) -> int:
+    """Training mode computes the statistics (5 per element); eval mode only applies them (2 per element)."""
+    training = next((a for a in args if isinstance(a, bool)), True)
+    per_element = _NORMALIZE_PER_ELEMENT if training else 2
+    return _numel(x) * (per_element + _affine(weight, bias))
+
+
+@register("_native_batch_norm_legit_no_training", "_batch_norm_no_update", category="norm")
+def batch_norm_inference_flops(x, weight, bias, *_, out=None, **__) -> int:
+    return _numel(x) * (2 + _affine(weight, bias))
+
+
+@register("_fused_rms_norm", category="norm")
+def rms_norm_flops(x, normalized_shape, weight, *_, out=None, **__) -> int:
+    """Square (1), mean (1), scale by 1/rms (1), and the weight (1)."""
+    return _numel(x) * (3 + int(weight is not None))
+
+
+def _norm_backward(x, output_mask, reduce_per_element: int = 2) -> int:
+    """Input gradient ~2x the forward normalisation; weight gradient a multiply and a sum; bias a sum."""
+    numel = _numel(x)
+    flops = 0
+    if output_mask[0]:
+        flops += numel * _NORMALIZE_BACKWARD_PER_ELEMENT
+    if len(output_mask) > 1 and output_mask[1]:
+        flops += numel * reduce_per_element
+    if len(output_mask) > 2 and output_mask[2]:
+        flops += numel
+    return flops
+
+
+@register("native_layer_norm_backward", category="norm")
+def layer_norm_backward_flops(grad_out, x, normalized_shape, mean, rstd, weight, bias, output_mask, *_, out=None, **__):
+    return _norm_backward(x, output_mask)
+
+
+@register("native_group_norm_backward", category="norm")
+def group_norm_backward_flops(grad_out, x, mean, rstd, weight, n, c, hxw, group, output_mask, *_, out=None, **__):
+    return _norm_backward(x, output_mask)
+
+
+@register("native_batch_norm_backward", category="norm")
+def batch_norm_backward_flops(grad_out, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps,
+                              output_mask, *_, out=None, **__):
+    return _norm_backward(x, output_mask)
+
+
+@register("batch_norm_backward", category="norm")
+def batch_norm_backward_new_flops(grad_out, x, weight, running_mean, running_var, save_mean, save_var, update, eps,
+                                  output_mask, *_, out=None, **__):
+    return _norm_backward(x, output_mask)
+
+
+@register("_fused_rms_norm_backward", category="norm")
+def rms_norm_backward_flops(grad_out, x, normalized_shape, rstd, weight, output_mask, *_, out=None, **__):
+    return _norm_backward(x, output_mask, reduce_per_element=2)
+
+
+# ------------------------------------------------------------------------------------ softmax, activations
+
+# softmax per element: the max (1), subtracting it (1), exp (1), the sum (1), the division (1).
+_SOFTMAX_PER_ELEMENT = 5
+# its backward: grad * y (1), the sum (1), subtracting it (1), times y (1).
+_SOFTMAX_BACKWARD_PER_ELEMENT = 4
+
+
+@register("_softmax", "_log_softmax", "_safe_softmax", category="activation")
+def softmax_flops(x, *_, out=None, **__) -> int:
+    return _SOFTMAX_PER_ELEMENT * _numel(x)
+
+
+@register("_softmax_backward_data", "_log_softmax_backward_data", category="activation")
+def softmax_backward_flops(grad, y, *_, out=None, **__) -> int:
+    return _SOFTMAX_BACKWARD_PER_ELEMENT * _numel(grad)
+
+
+def _per_output_element(cost: int) -> Callable[..., int]:
+    def flops(*_, out=None, **__) -> int:
+        return cost * _numel(_first_shape(out))
+
+    flops.__name__ = f"per_output_element_x{cost}"
+    return flops
+
+
+# Activations cost 1 FLOP per element forward (as most counters take them); their backward is 2 per element
+# (evaluate the derivative, multiply by the incoming gradient), except ReLU's, which only selects.
+register(
+    "relu", "relu_", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_",
+    "tanh", "tanh_", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "elu", "elu_",
+    "mish", "mish_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "softplus",
+    "prelu", "_prelu_kernel", "glu", "celu", "selu", "rrelu_with_noise", "logit",
+    category="activation",
+)(_per_output_element(1))
+
+register("threshold_backward", category="activation")(_per_output_element(1))
+
+register(
+    "gelu_backward", "silu_backward", "sigmoid_backward", "tanh_backward", "hardtanh_backward",
+    "leaky_relu_backward", "elu_backward", "mish_backward", "hardswish_backward",
+    "hardsigmoid_backward", "softplus_backward", "_prelu_kernel_backward", "glu_backward",
+    "logit_backward",
+    category="activation",
+)(_per_output_element(2))
+
+
+@register("native_dropout", category="elementwise")
+def dropout_flops(x, *_, out=None, **__) -> int:
+    """Scaling the kept elements: one multiply each (drawing the mask is not arithmetic on the data)."""
+    return _numel(x)
+
+
+register("native_dropout_backward", category="elementwise")(_per_output_element(1))
+
+# ------------------------------------------------------------------------------------------------ pooling
+
+
+def _kernel_elements(kernel_size, spatial_dims: int) -> int:
+    kernel = list(kernel_size) if isinstance(kernel_size, (list, tuple)) else [kernel_size]
+    if len(kernel) == 1:
+        kernel = kernel * spatial_dims
+    return math.prod(kernel)
+
+
+@register(
+    "max_pool1d", "max_pool2d", "max_pool2d_with_indices", "max_pool3d_with_indices",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    category="pool",
+)
+def pool_flops(x, kernel_size, *_, out=None, **__) -> int:
+    """Each output element compares (max) or adds (avg) its window: prod(kernel) ops."""
+    output = _first_shape(out)
+    spatial_dims = len(x) - 2 if len(x) > 2 else 1
+    return _numel(output) * _kernel_elements(kernel_size, spatial_dims)
+
+
+@register(
+    "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "adaptive_avg_pool1d", "adaptive_max_pool1d",
+    category="pool",
+)
+def adaptive_pool_flops(x, output_size, *_, out=None, **__) -> int:
+    """Windows tile the input: every input element is read into about one window (plus one op per output)."""
+    return _numel(x) + _numel(_first_shape(out))
+
+
+@register(
+    "max_pool2d_with_indices_backward", "max_pool3d_with_indices_backward", "avg_pool2d_backward",
+    "avg_pool3d_backward", "_adaptive_avg_pool2d_backward", "_adaptive_avg_pool3d_backward",
+    "adaptive_max_pool2d_backward", "adaptive_max_pool3d_backward",
+    category="pool",
+)
+def pool_backward_flops(grad_out, x, *_, out=None, **__) -> int:
+    """Routing (max) or spreading (avg) each gradient back: one op per input element."""
+    return _numel(x)
+
+
+# --------------------------------------------------------------------------------------------- reductions
+
+
+@register(
+    "sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "argmin",
+    "logsumexp", "cumsum", "cumprod", "linalg_vector_norm", "norm", "any", "all",
+    "nansum", "aminmax",
+    category="reduction",
+)
+def reduction_flops(x, *_, out=None, **__) -> int:
+    """One op per input element read."""
+    return _numel(x)
+
+
+@register("var", "std", "var_mean", "std_mean", category="reduction")
+def variance_flops(x, *_, out=None, **__) -> int:
+    """Mean (1), subtract (1) and square-accumulate (1) per element."""
+    return 3 * _numel(x)
+
+
+@register("embedding_dense_backward", category="elementwise")
+def embedding_backward_flops(grad_out, indices, *_, out=None, **__) -> int:
+    """Scatter-adding each row's gradient into the table: one add per gradient element."""
+    return _numel(grad_out)
+
+
+@register("nll_loss_forward", "nll_loss2d_forward", category="reduction")
+def nll_loss_flops(x, target, *_, out=None, **__) -> int:
+    return _numel(target)
+
+
+@register("nll_loss_backward", "nll_loss2d_backward", category="reduction")
+def nll_loss_backward_flops(grad_out, x, target, *_, out=None, **__) -> int:
+    return _numel(target)
+
+
+@register("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", category="elementwise")
+def pointwise_loss_flops(x, target, *_, out=None, **__) -> int:
+    """Difference, its square (or abs), and the mean: 3 per element."""
+    return 3 * _numel(x)
+
+
+@register("mse_loss_backward", "l1_loss_backward", "smooth_l1_loss_backward", "huber_loss_backward",
+          category="elementwise")
+def pointwise_loss_backward_flops(grad_out, x, *_, out=None, **__) -> int:
+    return 2 * _numel(x)
+
+
+@register("binary_cross_entropy_with_logits", category="elementwise")
+def bce_with_logits_flops(x, *_, out=None, **__) -> int:
+    """log-sigmoid and the weighted sum: about 5 per element."""
+    return 5 * _numel(x)
+
+
+@register("scatter_add", "scatter_add_", "index_add", "index_add_", "scatter_reduce",
+          category="elementwise")
+def scatter_add_flops(x, dim, index, src, *_, out=None, **__) -> int:
+    return _numel(src)
+
+
+@register("index_put", "index_put_", "_index_put_impl_", category="elementwise")
+def index_put_flops(x, indices, values, accumulate=False, *_, out=None, **__) -> int:
+    """An accumulating index_put adds each value; a plain one only copies."""
+    return _numel(values) if accumulate else 0
+
+
+# ---------------------------------------------------------------------------------- ops that cost nothing
+
+# Data movement, creation, indexing, views and random draws: no arithmetic on the values.
+ZERO_FLOP_OPS = frozenset(
+    _packet(op)
+    for op in [
+        "view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t",
+        "squeeze", "unsqueeze", "slice", "select", "as_strided", "alias", "detach",
+        "clone", "copy", "copy_", "_to_copy", "contiguous", "empty", "empty_like",
+        "empty_strided", "new_empty", "new_empty_strided", "zeros", "zeros_like", "new_zeros",
+        "ones", "ones_like", "new_ones", "full", "full_like", "new_full", "fill", "fill_",
+        "zero_", "arange", "scalar_tensor", "lift_fresh", "lift_fresh_copy", "cat", "stack",
+        "split", "split_with_sizes", "chunk", "unbind", "index", "_unsafe_index",
+        "index_select", "gather", "embedding", "narrow", "flip", "roll", "repeat",
+        "tril", "triu", "tril_", "triu_", "constant_pad_nd", "_local_scalar_dense",
+        "masked_fill", "masked_fill_", "where", "scatter", "scatter_", "bernoulli",
+        "bernoulli_", "rand", "rand_like", "randn", "randn_like", "randint", "randperm",
+        "normal_", "uniform_", "randint_like", "sort", "topk", "unfold", "im2col",
+        "col2im", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "reflection_pad1d",
+        "reflection_pad2d", "replication_pad1d", "replication_pad2d", "upsample_nearest2d",
+        "upsample_nearest1d", "diagonal", "unfold_backward", "select_backward", "slice_backward",
+        "new_empty", "resize_", "set_", "view_as_real", "view_as_complex", "_reshape_alias",
+        "masked_select", "nonzero", "item", "sym_size", "sym_stride", "sym_numel", "is_same_size",
+        "_assert_async", "_linalg_check_errors", "_assert_tensor_metadata", "_functional_assert_async",
+        "expand_as", "view_as", "linspace", "eye", "one_hot", "equal", "allclose",
+        "bucketize", "searchsorted", "unique_dim", "_unique2", "dropout", "feature_dropout",
+    ]
+    if _packet(op) is not None
+)
+
+
+def _is_pointwise(func) -> bool:
+    return torch.Tag.pointwise in getattr(func, "tags", ())
+
+
+def flops_of(func, args: tuple, kwargs: Mapping[str, Any], out: Any) -> dict[str, int] | None:
+    """FLOPs of one op call by category, `{}` for a zero-FLOP op, or None when no formula covers it."""
+    packet = func.overloadpacket
+    formula = FORMULAS.get(packet)
+    if formula is None:
+        if packet in ZERO_FLOP_OPS or getattr(func, "is_view", False):
+            return {}
+        if _is_pointwise(func):
+            return {"elementwise": _numel(_first_shape(_shapes(out)))}
+        return None
+    result = formula.fn(*_shapes(args), out=_shapes(out), **_shapes(dict(kwargs)))
+    if isinstance(result, Mapping):
+        return {category: int(value) for category, value in result.items() if value}
+    return {formula.category: int(result)} if result else {}
+
+
+def _shapes(tree: Any) -> Any:
+    return tree_map(lambda x: x.shape if isinstance(x, torch.Tensor) else x, tree)

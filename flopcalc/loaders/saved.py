@@ -1,0 +1,70 @@
+"""Saved models: TorchScript (`torch.jit.save`) and torch.export (`torch.export.save`, `.pt2`) files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelLoadError
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} not found", "check the path (relative to the current folder)")
+
+
+def _moved(module, device: str, path: Path):
+    from ..counting.counter import short_error
+
+    if device == "cpu":
+        return module
+    try:
+        return module.to(device)
+    except Exception as error:
+        raise ModelLoadError(f"cannot move {path} to {device}: {short_error(error)}", "try --device cpu") from error
+
+
+def load_torchscript(path: Path, *, device: str):
+    import torch
+
+    from ..counting.counter import short_error
+    from . import LoadedModel
+
+    _check_file(path)
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as error:
+        raise ModelLoadError(
+            f"{path} is not a loadable TorchScript file: {short_error(error)}",
+            "save it with torch.jit.save (a state_dict or pickled model is not a TorchScript file)",
+        ) from error
+    notes = ["TorchScript runs its forward as one graph: FLOPs are attributed to the root module only"]
+    if device == "meta":  # scripted parameters cannot be re-created as meta tensors
+        notes.append("TorchScript modules cannot move to the meta device: counted on cpu")
+        device = "cpu"
+    return LoadedModel(_moved(module, device, path), None, str(path), "torchscript", tuple(notes))
+
+
+def load_exported(path: Path, *, device: str):
+    import torch
+
+    from ..counting.counter import short_error
+    from . import LoadedModel
+
+    _check_file(path)
+    try:
+        program = torch.export.load(str(path))
+    except Exception as error:
+        raise ModelLoadError(
+            f"{path} is not a loadable torch.export file: {short_error(error)}", "save it with torch.export.save"
+        ) from error
+    notes: list[str] = []
+    try:
+        module = torch.export.unflatten(program)  # restores the module tree, so layers have names
+    except Exception as error:
+        module = program.module()
+        notes.append(f"could not rebuild the module tree ({short_error(error)}): FLOPs are attributed to the root")
+    example = None
+    if program.example_inputs is not None:
+        args, kwargs = program.example_inputs
+        example = kwargs if kwargs and not args else args
+    return LoadedModel(_moved(module, device, path), example, str(path), "export", tuple(notes))

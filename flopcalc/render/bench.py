@@ -1,0 +1,145 @@
+"""Rendering `flopcalc bench` results: a rich table, JSON (the documented contract), CSV, markdown."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from .output import to_json
+from .tabular import csv_text, markdown_text, table_text
+
+if TYPE_CHECKING:
+    from ..bench.matmul import MatmulBenchResult
+    from ..bench.model import ModelBenchResult
+
+MATMUL_COLUMNS = ("precision", "median TFLOPS", "best TFLOPS", "spread", "shape m x n x k", "peak TFLOPS", "of peak")
+MODEL_COLUMNS = ("quantity", "value")
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.3g} s" if seconds >= 1 else f"{seconds * 1e3:.3g} ms"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def matmul_rows(result: "MatmulBenchResult") -> list[list[str]]:
+    rows = []
+    for item in result.results:
+        peak = item.peak_flops / 1e12 if item.peak_flops else None
+        peak_text = _num(peak) + (" (est.)" if peak is not None and result.info.device == "cpu" else "")
+        rows.append(
+            [
+                item.precision,
+                _num(item.median_tflops),
+                _num(item.best_tflops),
+                f"{item.headline.spread_pct:.1f}%",
+                " x ".join(map(str, item.headline.shape)),
+                peak_text,
+                _pct(item.fraction_of_peak),
+            ]
+        )
+    return rows
+
+
+def _matmul_footer(result: "MatmulBenchResult") -> list[str]:
+    lines = []
+    for item in result.results:
+        lines.append(f"{item.precision} peak: {item.peak_source}")
+    lines += [f"note: {note}" for note in result.notes]
+    lines += [f"warning: {warning}" for warning in result.warnings]
+    lines.append(f"timed for {result.seconds_used:.1f} s (budget {result.seconds_budget:g} s); median = best per-shape median")
+    if result.calibration_file:
+        lines.append(f"calibration saved to {result.calibration_file}")
+    return lines
+
+
+def _matmul_title(result: "MatmulBenchResult") -> str:
+    info = result.info
+    extra = f", {info.threads} threads" if info.threads else ""
+    if info.cuda_version:
+        extra += f", CUDA {info.cuda_version}"
+    if info.hip_version:
+        extra += f", ROCm/HIP {info.hip_version}"
+    return f"Matmul throughput on {info.device_name} ({info.device}, torch {info.torch_version}{extra})"
+
+
+def model_rows(result: "ModelBenchResult") -> list[list[str]]:
+    from ..units import format_si
+
+    rows = [
+        ["model", result.model],
+        ["inputs", ", ".join(result.inputs) or "the model's example inputs"],
+        ["precision / optimizer", f"{result.precision} / {result.optimizer}"],
+        ["FLOPs per step (fwd + bwd)", f"{format_si(result.flops_per_step, 'FLOP')} "
+         f"({format_si(result.forward_flops, 'FLOP')} + {format_si(result.backward_flops, 'FLOP')})"],
+        ["step time (median)", f"{_duration(result.median_step_seconds)} over {len(result.step_seconds)} steps "
+         f"(best {_duration(min(result.step_seconds))})"],
+        ["achieved", f"{result.achieved_flops / 1e12:.4g} TFLOPS"],
+        ["peak", f"{_num(result.peak_flops / 1e12 if result.peak_flops else None)} TFLOPS ({result.peak_source})"],
+        ["MFU (of peak)", _pct(result.mfu)],
+        ["measured matmul", f"{result.measured_matmul_flops / 1e12:.4g} TFLOPS" if result.measured_matmul_flops else "- (no calibration)"],
+        ["of measured matmul", _pct(result.fraction_of_measured)],
+    ]
+    return rows
+
+
+def _model_footer(result: "ModelBenchResult") -> list[str]:
+    lines = [f"note: {note}" for note in result.notes]
+    lines += [f"warning: {warning}" for warning in result.warnings]
+    if result.calibration_file:
+        lines.append(f"saved to {result.calibration_file} as {result.key!r}")
+    return lines
+
+
+def _model_title(result: "ModelBenchResult") -> str:
+    info = result.info
+    return f"Training-step throughput on {info.device_name} ({info.device}, torch {info.torch_version})"
+
+
+MATMUL_CSV_COLUMNS = ("precision", "median_tflops", "best_tflops", "spread_pct", "m", "n", "k", "peak_tflops", "fraction_of_peak")
+
+
+def _matmul_csv_rows(data: dict) -> tuple[Sequence[str], list[list]]:
+    rows = [
+        [r["precision"], r["median_tflops"], r["best_tflops"], r["spread_pct"], *r["shape"], r["peak_tflops"], r["fraction_of_peak"]]
+        for r in data["results"]
+    ]
+    return MATMUL_CSV_COLUMNS, rows
+
+
+def _model_csv_rows(data: dict) -> tuple[Sequence[str], list[list]]:
+    """Key, raw value pairs of the JSON contract (lists joined with ';')."""
+    rows = [[key, ";".join(map(str, value)) if isinstance(value, list) else value] for key, value in data.items()]
+    return ("key", "value"), rows
+
+
+def _render(fmt: str, data: dict, title: str, columns: Sequence[str], rows: list[list[str]], footer: list[str], csv_rows) -> str:
+    right = tuple(range(1, len(columns))) if columns is MATMUL_COLUMNS else ()  # figures right, text left
+    if fmt == "json":
+        return to_json(data)
+    if fmt == "csv":  # raw numbers, not the table's rounded text
+        return csv_text(*csv_rows(data))
+    if fmt == "markdown":
+        return markdown_text(columns, rows, right=right, title=[f"**{title}**"], footer=[f"- {line}" for line in footer])
+    return table_text(columns, rows, right=right, title=[title], footer=footer)
+
+
+def render_matmul(result: "MatmulBenchResult", fmt: str) -> str:
+    """The matmul bench in `fmt` (table, json, csv, markdown); json is the documented contract."""
+    return _render(
+        fmt, result.to_dict(), _matmul_title(result), MATMUL_COLUMNS, matmul_rows(result), _matmul_footer(result),
+        _matmul_csv_rows,
+    )
+
+
+def render_model(result: "ModelBenchResult", fmt: str) -> str:
+    """The model bench in `fmt` (table, json, csv, markdown); json is the documented contract."""
+    return _render(
+        fmt, result.to_dict(), _model_title(result), MODEL_COLUMNS, model_rows(result), _model_footer(result),
+        _model_csv_rows,
+    )

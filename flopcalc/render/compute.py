@@ -1,0 +1,111 @@
+"""Rendering conversions (`flopcalc convert`) and training estimates (`flopcalc train`)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from ..compute import Conversion, FleetEstimate, Throughput, TrainingCompute
+from ..units import format_number, format_si
+from .output import to_json
+from .tabular import csv_text, markdown_text, table_text
+
+_RIGHT = (1,)
+
+
+def _gpus(n: int) -> str:
+    return f"{n:,} GPU" + ("" if n == 1 else "s")
+
+
+def throughput_line(throughput: Throughput) -> str:
+    return (
+        f"{throughput.gpu}, {throughput.precision}: peak {format_number(throughput.peak_flops / 1e12)} TFLOP/s "
+        f"({throughput.origin}) x utilization {format_number(throughput.utilization)} = "
+        f"{format_number(throughput.sustained_flops / 1e12)} TFLOP/s sustained per GPU"
+    )
+
+
+def _fleet_rows(fleet: FleetEstimate) -> list[list[str]]:
+    rows = [
+        ["GPU-hours", format_number(fleet.gpu_hours), ""],
+        ["GPU-days", format_number(fleet.gpu_days), ""],
+        ["wall clock", format_number(fleet.wall_clock_hours),
+         f"hours = {format_number(fleet.wall_clock_days)} days on {_gpus(fleet.num_gpus)}"],
+    ]
+    if fleet.energy_kwh is not None:
+        rows.append(["energy", format_number(fleet.energy_kwh),
+                     f"kWh = TDP {format_number(fleet.tdp_w)} W x GPU-hours x PUE {format_number(fleet.pue)}"])
+    if fleet.cost is not None:
+        rows.append(["cost", format_number(fleet.cost),
+                     f"= GPU-hours x {format_number(fleet.price_per_gpu_hour)} per GPU-hour"])
+    return rows
+
+
+def _fleet_notes(fleet: FleetEstimate, *, energy: bool) -> list[str]:
+    notes = [throughput_line(fleet.throughput)]
+    if energy and fleet.energy_kwh is None:
+        notes.append(f"energy: no TDP in the catalogue for {fleet.throughput.gpu}, so no energy estimate")
+    return notes
+
+
+def _flatten(data: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}_{inner}": v for inner, v in value.items()})
+        elif isinstance(value, list):
+            flat[key] = "; ".join(map(str, value))
+        else:
+            flat[key] = value
+    return flat
+
+
+def _emit(fmt: str, data: dict[str, Any], rows: Sequence[Sequence[str]], title: list[str], footer: list[str]) -> str:
+    if fmt == "json":
+        return to_json(data)
+    if fmt == "csv":
+        flat = _flatten(data)
+        return csv_text(list(flat), [list(flat.values())])
+    headers = ("quantity", "value", "")
+    if fmt == "markdown":
+        return markdown_text(headers, rows, right=_RIGHT, title=title, footer=footer)
+    return table_text(headers, rows, right=_RIGHT, title=title, footer=footer, show_header=False)
+
+
+def render_conversion(conversion: Conversion, fmt: str) -> str:
+    """All forms of one amount of compute; csv is one header row (the JSON keys) and one value row."""
+    rows = [
+        ["FLOP", format_number(conversion.flop), format_si(conversion.flop, "FLOP")],
+        ["PetaFLOP", format_number(conversion.petaflop), ""],
+        ["PetaFLOP-days", format_number(conversion.petaflop_days), "1 PF-day = 1e15 FLOP/s x 86,400 s"],
+        *_fleet_rows(conversion.fleet),
+    ]
+    title = [f"{conversion.quantity.text} on {_gpus(conversion.fleet.num_gpus)}"]
+    return _emit(fmt, conversion.to_dict(), rows, title, _fleet_notes(conversion.fleet, energy=False))
+
+
+def training_dict(training: TrainingCompute, fleet: Optional[FleetEstimate]) -> dict[str, Any]:
+    """The `train --format json` contract: training compute, plus GPU time, energy and cost with --gpu."""
+    data = training.to_dict()
+    if fleet is not None:
+        data.update({k: v for k, v in fleet.to_dict().items()})
+    return data
+
+
+def render_training(training: TrainingCompute, fleet: Optional[FleetEstimate], fmt: str, source: str = "") -> str:
+    unit = training.example_unit
+    rows = [
+        [f"forward per {unit}", format_number(training.forward_flops_per_example),
+         format_si(float(training.forward_flops_per_example), "FLOP")],
+        [f"backward per {unit}", format_number(training.backward_flops_per_example),
+         format_si(float(training.backward_flops_per_example), "FLOP")],
+        [f"{unit}s", format_number(training.examples), ""],
+        ["epochs", format_number(training.epochs), ""],
+        ["training FLOP", format_number(training.training_flops), format_si(training.training_flops, "FLOP")],
+        ["PetaFLOP-days", format_number(training.petaflop_days), ""],
+    ]
+    footer = list(training.notes)
+    if fleet is not None:
+        rows.extend(_fleet_rows(fleet))
+        footer = _fleet_notes(fleet, energy=True) + footer
+    title = [f"training compute ({training.method})" + (f": {source}" if source else "")]
+    return _emit(fmt, training_dict(training, fleet), rows, title, footer)

@@ -1,0 +1,155 @@
+"""Rendering a CountReport: table (rich), json, csv, markdown. Pure functions of the report."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from ..counting.report import CATEGORIES, CountReport, LayerCount
+from ..units import format_si
+from .output import to_json
+
+CONVENTION = {
+    "flop": "FLOPs: 1 multiply-add = 2 FLOPs",
+    "mac": "MACs: multiply-adds (matmul, conv, attention) counted once; other ops as in FLOPs",
+}
+
+
+def _unit_label(report: CountReport) -> str:
+    return "FLOP" if report.unit == "flop" else "MAC"
+
+
+def _inputs_text(report: CountReport) -> str:
+    return ", ".join("x".join(map(str, i.shape)) + f" {i.dtype}" for i in report.inputs) or "none"
+
+
+def visible_layers(report: CountReport, depth: int) -> list[LayerCount]:
+    """Layers down to `depth` (negative: all), in tree order."""
+    return [layer for layer in report.layers if depth < 0 or layer.depth <= depth]
+
+
+def _share(value: int, total: int) -> str:
+    return f"{100.0 * value / total:.1f}%" if total else "-"
+
+
+def render_json(report: CountReport) -> str:
+    return to_json(report.to_dict())
+
+
+def render_csv(report: CountReport) -> str:
+    """One row per module (the whole tree), with the per-category split."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["name", "type", "depth", "params", "forward", "backward"]
+        + [f"forward_{c}" for c in CATEGORIES]
+        + [f"backward_{c}" for c in CATEGORIES]
+    )
+    for layer in report.layers:
+        writer.writerow(
+            [layer.name or "(root)", layer.type, layer.depth, layer.params, layer.forward, layer.backward]
+            + [layer.forward_by_category[c] for c in CATEGORIES]
+            + [layer.backward_by_category[c] for c in CATEGORIES]
+        )
+    return buffer.getvalue()
+
+
+def render_markdown(report: CountReport, depth: int = 2) -> str:
+    unit = _unit_label(report)
+    total = report.total
+    lines = [
+        f"**{report.model}** — inputs {_inputs_text(report)}, device {report.device}. {CONVENTION[report.unit]}.",
+        "",
+        f"| Module | Type | Params | Forward ({unit}) | Backward ({unit}) | Share |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for layer in visible_layers(report, depth):
+        name = layer.name or "(model)"
+        indent = "&nbsp;&nbsp;" * layer.depth
+        lines.append(
+            f"| {indent}{name} | {layer.type} | {format_si(layer.params)} | {format_si(layer.forward)} | "
+            f"{format_si(layer.backward)} | {_share(layer.total, total)} |"
+        )
+    lines += ["", f"| Category | Forward ({unit}) | Backward ({unit}) | Share |", "|---|---:|---:|---:|"]
+    for category in CATEGORIES:
+        fwd, bwd = report.forward_by_category[category], report.backward_by_category[category]
+        if fwd or bwd:
+            lines.append(f"| {category} | {format_si(fwd)} | {format_si(bwd)} | {_share(fwd + bwd, total)} |")
+    lines.append(
+        f"| **total** | **{format_si(report.forward)}** | **{format_si(report.backward)}** | "
+        f"params {format_si(report.params)} |"
+    )
+    lines += [""] + [f"- {line}" for line in _footer(report)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _footer(report: CountReport) -> list[str]:
+    lines = []
+    if not report.backward_counted:
+        lines.append("backward not counted" + (" (--no-backward)" if not report.options.get("backward", True) else ""))
+    if report.unsupported_ops:
+        listed = ", ".join(f"{op} x{n}" for op, n in report.unsupported_ops.items())
+        lines.append(f"unsupported ops (no formula, not counted): {listed}")
+    lines.extend(report.notes)
+    return lines
+
+
+def render_table(report: CountReport, depth: int = 2, color: bool = False, width: int = 110) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    unit = _unit_label(report)
+    total = report.total
+    console = Console(file=io.StringIO(), width=width, force_terminal=color, color_system="standard" if color else None)
+    console.print(
+        f"[bold]{report.model}[/bold]  inputs {_inputs_text(report)}  device {report.device}\n"
+        f"{CONVENTION[report.unit]}",
+        highlight=False,
+    )
+    layers = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    layers.add_column("Module", no_wrap=True, overflow="ellipsis", max_width=48)
+    layers.add_column("Type", overflow="ellipsis", max_width=22)
+    layers.add_column("Params", justify="right")
+    layers.add_column(f"Forward {unit}", justify="right")
+    layers.add_column(f"Backward {unit}", justify="right")
+    layers.add_column("Share", justify="right")
+    for layer in visible_layers(report, depth):
+        name = "  " * layer.depth + (layer.name.rsplit(".", 1)[-1] if layer.name else "(model)")
+        layers.add_row(
+            name, layer.type, format_si(layer.params), format_si(layer.forward), format_si(layer.backward),
+            _share(layer.total, total),
+        )
+    console.print(layers)
+    console.print()
+    categories = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    categories.add_column("Category")
+    categories.add_column(f"Forward {unit}", justify="right")
+    categories.add_column(f"Backward {unit}", justify="right")
+    categories.add_column("Share", justify="right")
+    for category in CATEGORIES:
+        fwd, bwd = report.forward_by_category[category], report.backward_by_category[category]
+        if fwd or bwd:
+            categories.add_row(category, format_si(fwd), format_si(bwd), _share(fwd + bwd, total))
+    categories.add_row(
+        "[bold]total[/bold]", f"[bold]{format_si(report.forward)}[/bold]", f"[bold]{format_si(report.backward)}[/bold]",
+        "100%" if total else "-",
+    )
+    console.print(categories)
+    console.print(
+        f"\nparams {format_si(report.params)} ({report.params:,}), {format_si(report.param_bytes, 'B')}"
+        f"   forward {report.forward:,} {unit}   backward {report.backward:,} {unit}",
+        highlight=False,
+    )
+    for line in _footer(report):
+        console.print(line, style="yellow" if line.startswith("unsupported") else None, highlight=False, markup=False)
+    return console.file.getvalue()
+
+
+def render(report: CountReport, fmt: str, depth: int = 2, color: bool = False) -> str:
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "csv":
+        return render_csv(report)
+    if fmt == "markdown":
+        return render_markdown(report, depth)
+    return render_table(report, depth, color)

@@ -1,0 +1,143 @@
+"""`flopcalc bench` through typer's CliRunner: the JSON contract, --save, and one-line errors."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flopcalc.bench.calibration import load_calibration
+from flopcalc.cli import app
+
+runner = CliRunner()
+
+MATMUL_KEYS = {"device", "device_name", "torch_version", "results", "calibration_file"}
+RESULT_KEYS = {"precision", "best_tflops", "median_tflops", "spread_pct", "shape", "peak_tflops", "fraction_of_peak"}
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _one_line_error(result, text):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("flopcalc: error:") and text in lines[0], result.output
+
+
+def test_json_contract_and_save_round_trip(tmp_path):
+    path = tmp_path / "cal.yaml"
+    result = invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 2, "--format", "json",
+                    "--save", "--calibration", path)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # no progress bar or notes in the JSON output
+    assert MATMUL_KEYS <= set(data)
+    assert data["device"] == "cpu" and data["calibration_file"] == str(path)
+    (fp32,) = data["results"]
+    assert RESULT_KEYS <= set(fp32)
+    assert fp32["precision"] == "fp32" and 0 < fp32["median_tflops"] <= fp32["best_tflops"]
+    assert len(fp32["shape"]) == 3
+    calibration = load_calibration(path)
+    assert calibration.devices[data["device_name"]].matmul.tflops == {"fp32": fp32["median_tflops"]}
+
+
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["--device", "gpu"], "unknown device 'gpu'"),
+        (["--device", "cpu", "--precision", "fp64"], "unknown precision 'fp64'"),
+        (["--device", "cpu", "--precision", "fp8", "--seconds", "1"], "none of the precisions"),
+        (["--device", "cpu", "--seconds", "-1"], "--seconds must be a positive number"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(args, text):
+    _one_line_error(invoke("bench", *args), text)
+
+
+def test_absent_cuda_is_a_one_line_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    _one_line_error(invoke("bench", "--device", "cuda"), "no CUDA/ROCm device")
+
+
+def test_model_bench_json_and_save(examples, tmp_path):
+    path = tmp_path / "cal.yaml"
+    result = invoke("bench", f"{examples / 'mlp.py'}:build", "--input", "8x784", "--device", "cpu", "--seconds", 1,
+                    "--format", "json", "--save", "--calibration", path)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["flops_per_step"] == data["forward_flops_per_step"] + data["backward_flops_per_step"]
+    assert data["achieved_tflops"] == pytest.approx(data["flops_per_step"] / data["step_seconds"] / 1e12)
+    model = load_calibration(path).devices[data["device_name"]].models[data["model_key"]]
+    assert model.achieved_tflops == pytest.approx(data["achieved_tflops"])
+
+
+def test_model_bench_table_and_errors(examples, tmp_path):
+    result = invoke("bench", f"{examples / 'mlp.py'}:build", "--input", "8x784", "--device", "cpu", "--seconds", 0.5)
+    assert result.exit_code == 0, result.output
+    for text in ("FLOPs per step", "achieved", "MFU (of peak)"):
+        assert text in result.output
+    _one_line_error(invoke("bench", tmp_path / "missing.py", "--device", "cpu"), "missing.py")
+    _one_line_error(
+        invoke("bench", f"{examples / 'mlp.py'}:build", "--device", "cpu", "--calibration", tmp_path / "none.yaml"),
+        "no calibration file",
+    )
+
+
+def _saved_calibration(tmp_path):
+    """A calibration as `bench --save` writes it, for an H100 (by its torch name) and this CPU's model run."""
+    from flopcalc.bench.calibration import MatmulCalibration, save_device_entry
+
+    path = tmp_path / "cal.yaml"
+    save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", matmul=MatmulCalibration(
+        tflops={"bf16": 700.0, "fp32": 50.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=25.0))
+    return path
+
+
+def test_convert_with_a_calibration_uses_measured_throughput(tmp_path):
+    path = _saved_calibration(tmp_path)
+    result = invoke("convert", "1e18 flop", "--calibration", path, "--utilization", "0.5", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["peak_flops"] == 700e12 and data["precision"] == "bf16" and data["gpu"] == "NVIDIA H100 80GB HBM3"
+    assert data["gpu_hours"] == pytest.approx(1e18 / (700e12 * 0.5) / 3600)
+    assert "utilization is of measured" in data["peak_origin"]
+    table = invoke("convert", "1e18 flop", "--calibration", path, "--gpu", "H100-SXM", "--precision", "fp32")
+    assert table.exit_code == 0, table.output
+    assert "measured by flopcalc bench" in table.stdout and "utilization is of measured" in table.stdout
+
+
+def test_bench_save_round_trips_through_convert(tmp_path, monkeypatch):
+    """bench --save to the default path (here $FLOPCALC_CALIBRATION), then convert --calibration auto."""
+    monkeypatch.setenv("FLOPCALC_CALIBRATION", str(tmp_path / "auto.yaml"))
+    bench = invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 1, "--format", "json", "--save")
+    assert bench.exit_code == 0, bench.output
+    measured = json.loads(bench.stdout)["results"][0]["median_tflops"]
+    result = invoke("convert", "1e15 flop", "--calibration", "auto", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["peak_flops"] == pytest.approx(measured * 1e12) and data["precision"] == "fp32"
+
+
+def test_train_model_uses_the_benchmarked_utilization(examples, tmp_path):
+    path = tmp_path / "cal.yaml"
+    model = f"{examples / 'mlp.py'}:build"
+    assert invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 1, "--save",
+                  "--calibration", path).exit_code == 0
+    bench = invoke("bench", model, "--input", "8x784", "--device", "cpu", "--seconds", 0.5, "--save",
+                   "--calibration", path, "--format", "json")
+    assert bench.exit_code == 0, bench.output
+    achieved = json.loads(bench.stdout)["achieved_tflops"]
+    result = invoke("train", model, "--input", "8x784", "--examples", 1000, "--calibration", path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["sustained_flops_per_gpu"] == pytest.approx(achieved * 1e12)  # measured x (achieved / measured)
+    assert any("of measured matmul throughput" in note for note in data["notes"])
+    _one_line_error(invoke("train", model, "--input", "8x784", "--examples", 1000, "--calibration", path, "-u", "0.5"),
+                    "conflicts with the measured utilisation")
+
+
+def test_convert_without_gpu_or_calibration_is_an_error(tmp_path):
+    _one_line_error(invoke("convert", "1e18 flop"), "--gpu NAME (or --calibration")
+    _one_line_error(invoke("convert", "1e18 flop", "--calibration", tmp_path / "none.yaml"), "no calibration file")

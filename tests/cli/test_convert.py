@@ -1,0 +1,116 @@
+"""`flopcalc convert` through CliRunner: the lecture case (golden JSON), formats, defaults, one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flopcalc.cli import app
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+runner = CliRunner()
+LECTURE = ["convert", "2500 gpu-days", "--gpu", "V100-SXM2", "--precision", "fp16", "--utilization", "0.3"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_lecture_case_matches_the_golden_json():
+    """30% x 125e12 x 2,500 x 86,400 = 8.1e21 FLOP = 93.75 PF-days; regenerate only for a deliberate change."""
+    result = invoke(*LECTURE, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data == json.loads((GOLDEN / "convert_lecture_v100.json").read_text())
+    assert (data["flop"], data["petaflop_days"], data["gpu_hours"]) == (8.1e21, 93.75, 60000)
+
+
+def test_json_has_the_documented_keys():
+    data = json.loads(invoke("convert", "3.14e23 flop", "--gpu", "A100-SXM4-80GB", "-f", "json").output)
+    for key in ("flop", "petaflop", "petaflop_days", "gpu_days", "gpu_hours", "wall_clock_hours", "gpu", "precision",
+                "peak_flops", "utilization", "num_gpus"):
+        assert key in data
+    assert (data["precision"], data["utilization"], data["peak_flops"]) == ("bf16", 0.3, 312e12)
+
+
+def test_table_prints_every_form_and_the_defaults():
+    result = invoke("convert", "93.75 pf-days", "--gpu", "Tesla V100-SXM2-16GB", "--num-gpus", "100")
+    assert result.exit_code == 0, result.output
+    for text in ("8.1e21", "93.75", "2,500", "60,000", "600", "fp16", "utilization 0.3", "datasheet dense fp16",
+                 "100 GPUs"):
+        assert text in result.output
+
+
+@pytest.mark.parametrize("fmt, marker", [("csv", "flop,petaflop,petaflop_days"), ("markdown", "| PetaFLOP-days |")])
+def test_csv_and_markdown(fmt, marker):
+    result = invoke(*LECTURE, "--format", fmt)
+    assert result.exit_code == 0 and marker in result.output
+
+
+def test_output_file_is_written(tmp_path):
+    target = tmp_path / "out.json"
+    result = invoke(*LECTURE, "-f", "json", "--output", target)
+    assert result.exit_code == 0 and result.output == ""
+    assert json.loads(target.read_text())["petaflop_days"] == 93.75
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["5 gpu-days", "--gpu", "Z9000"], "unknown GPU 'Z9000'"),
+     (["5 gpu-days", "--gpu", "A100"], "ambiguous"),
+     (["5 gpu-days", "--gpu", "T4", "--utilization", "1.5"], "utilization must be in (0, 1]"),
+     (["5 gpu-days", "--gpu", "T4", "--utilization", "0"], "utilization must be in (0, 1]"),
+     (["5 gpu-days", "--gpu", "T4", "--utilization", "lots"], "is not a number"),
+     (["--gpu", "T4", "--", "-5 gpu-days"], "negative"),  # a leading '-' needs '--' (or it reads as an option)
+     (["five gpu-days", "--gpu", "T4"], "not a number"),
+     (["5 furlongs", "--gpu", "T4"], "unknown unit 'furlongs'"),
+     (["5 gpu-days", "--gpu", "T4", "--precision", "bf16"], "it has: fp32, fp16, int8"),
+     (["5 gpu-days", "--gpu", "T4", "--num-gpus", "0"], "--num-gpus"),
+     (["5 gpu-days", "--gpu", "T4", "--catalog", "/nonexistent.yaml"], "does not exist")],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
+    target = tmp_path / "out.json"
+    result = invoke("convert", "--output", target, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not target.exists()
+
+
+def test_invalid_user_catalogue_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: -3}\n")
+    result = invoke("convert", "1 gpu-days", "--gpu", "T4", "--catalog", bad)
+    assert result.exit_code == 2 and str(bad) in result.output and "'X1'" in result.output
+    malformed = tmp_path / "malformed.yaml"
+    malformed.write_text("gpus: [\n")
+    result = invoke("convert", "1 gpu-days", "--gpu", "T4", "--catalog", malformed)
+    assert result.exit_code == 2 and "malformed YAML" in result.output
+
+
+def test_user_catalogue_gpu_converts(tmp_path, monkeypatch):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("gpus:\n  - id: X1\n    name: Mine\n    vendor: Acme\n    peak_tflops: {bf16: 100}\n")
+    data = json.loads(invoke("convert", "1 gpu-days", "--gpu", "x1", "--catalog", mine, "-f", "json").output)
+    assert data["flop"] == 100e12 * 0.3 * 86400
+    monkeypatch.setenv("FLOPCALC_GPU_SPECS", str(mine))
+    assert invoke("convert", "1 gpu-days", "--gpu", "x1").exit_code == 0
+
+
+def test_convert_and_gpus_do_not_import_torch():
+    """The light commands must start fast: run them in a fresh interpreter and look at sys.modules."""
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from flopcalc.cli import app\n"
+        "r = CliRunner()\n"
+        "for args in (['convert', '2500 gpu-days', '--gpu', 'V100-SXM2'], ['gpus', 'list'], ['gpus', 'show', 'T4']):\n"
+        "    assert r.invoke(app, args).exit_code == 0, args\n"
+        "print('torch' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,137 @@
+"""`flopcalc count` through typer's CliRunner: formats, the JSON contract, and one-line errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flopcalc.cli import app
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_table_states_the_convention_and_shows_layers_and_categories(examples):
+    result = invoke("count", f"{examples / 'cnn.py'}:build", "--input", "8x3x32x32")
+    assert result.exit_code == 0, result.output
+    assert "1 multiply-add = 2 FLOPs" in result.output
+    for text in ("features", "Conv2d", "conv", "norm", "total", "Backward FLOP"):
+        assert text in result.output
+
+
+def test_json_matches_the_golden_contract(examples):
+    """The documented contract (docs/json.md). Regenerate the golden file only for a deliberate change."""
+    result = invoke("count", examples / "mlp.py", "--input", "4x784", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    data["model"] = "examples/mlp.py"
+    assert data == json.loads((GOLDEN / "count_mlp.json").read_text())
+    assert data["totals"]["forward_by_category"]["matmul"] == 2 * 4 * (784 * 256 + 256 * 10)
+    assert [layer["name"] for layer in data["layers"]] == ["", "0", "1", "2"]
+
+
+def test_json_keys_of_the_contract(examples):
+    result = invoke("count", examples / "cnn.py", "--format", "json", "--depth", "0")
+    data = json.loads(result.stdout)
+    assert {"schema_version", "model", "inputs", "unit", "device", "totals", "layers", "unsupported_ops"} <= set(data)
+    assert {"forward", "backward", "params", "param_bytes", "forward_by_category", "backward_by_category"} <= set(
+        data["totals"]
+    )
+    layer_keys = {"name", "type", "depth", "params", "forward", "backward", "forward_by_category",
+                  "backward_by_category"}
+    assert all(layer_keys <= set(layer) for layer in data["layers"])
+    assert len(data["layers"]) > 1  # every module, whatever --depth says
+
+
+def test_unit_mac_and_no_backward(examples):
+    result = invoke("count", examples / "mlp.py", "--input", "4x784", "--unit", "mac", "--no-backward", "-f", "json")
+    data = json.loads(result.stdout)
+    assert data["unit"] == "mac"
+    assert data["totals"]["forward_by_category"]["matmul"] == 4 * (784 * 256 + 256 * 10)
+    assert data["totals"]["backward"] == 0
+
+
+def test_csv_and_markdown(examples):
+    csv_out = invoke("count", examples / "mlp.py", "-f", "csv").output.splitlines()
+    assert csv_out[0].startswith("name,type,depth,params,forward,backward")
+    assert len(csv_out) == 1 + 4
+    markdown = invoke("count", examples / "mlp.py", "-f", "markdown").output
+    assert "| Module | Type |" in markdown and "1 multiply-add = 2 FLOPs" in markdown
+
+
+def test_output_file_is_written_whole(tmp_path, examples):
+    target = tmp_path / "report.json"
+    result = invoke("count", examples / "mlp.py", "-f", "json", "-o", target)
+    assert result.exit_code == 0 and result.output == ""
+    assert json.loads(target.read_text())["totals"]["params"] == 784 * 256 + 256 + 256 * 10 + 10
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_kwargs_depth_all_and_frozen(examples):
+    result = invoke(
+        "count", examples / "llama.py", "--kwargs", '{"n_layers": 1}', "--depth", "all", "--frozen", "embed",
+        "-f", "json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert any(layer["name"] == "layers.0.attn.q_proj" for layer in data["layers"])
+
+
+def test_strict_fails_on_unsupported_ops(tmp_path):
+    source = tmp_path / "inv.py"
+    source.write_text(
+        "import torch\nclass Inv(torch.nn.Module):\n    def forward(self, x):\n        return torch.linalg.inv(x)\n"
+        "def build():\n    return Inv()\n"
+    )
+    ok = invoke("count", source, "--input", "3x3", "--no-backward")
+    assert ok.exit_code == 0 and "aten.linalg_inv_ex" in ok.output
+    strict = invoke("count", source, "--input", "3x3", "--no-backward", "--strict")
+    assert strict.exit_code == 2
+    assert "linalg_inv_ex" in strict.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["count", "nope.py"], "not found"),
+        (["count", "{examples}/mlp.py", "--input", "2x5"], "check --input"),
+        (["count", "{examples}/mlp.py", "--input", "2xq"], "not a shape"),
+        (["count", "{examples}/mlp.py", "--kwargs", "{oops"], "not valid JSON"),
+        (["count", "{examples}/mlp.py", "--unit", "ops"], "--unit"),
+        (["count", "{examples}/mlp.py", "--depth", "deep"], "--depth"),
+        (["count", "{examples}/mlp.py", "--device", "tpu"], "--device"),
+        (["count", "{examples}/mlp.py:missing"], "no callable 'missing'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(examples, args, message):
+    result = invoke(*[a.replace("{examples}", str(examples)) for a in args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_debug_shows_the_traceback(examples):
+    result = invoke("--debug", "count", "nope.py")
+    assert result.exit_code == 2
+    assert "Traceback" in result.output
+
+
+@pytest.mark.parametrize("args", [["count", "x.py", "--batch-size", "two"], ["count"], ["nonsense"]])
+def test_parser_errors_are_one_line_and_exit_2(args):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("flopcalc: error:")
+
+
+def test_version():
+    import flopcalc
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"flopcalc {flopcalc.__version__}"

@@ -1,0 +1,96 @@
+"""`flopcalc train` through CliRunner: 6ND, forward x3, a counted model, GPU time/energy/cost, bad input."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flopcalc.cli import app
+
+runner = CliRunner()
+GPU_KEYS = ("gpu_hours", "gpu_days", "wall_clock_hours", "energy_kwh")
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def run_json(*args):
+    result = invoke("train", *args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_gpt3_6nd_on_v100s():
+    data = run_json("--params", "175e9", "--tokens", "300e9", "--gpu", "V100-SXM2", "--num-gpus", "1024",
+                    "--price-per-gpu-hour", "1.5", "--pue", "1.1")
+    assert data["training_flops"] == 3.15e23
+    assert data["petaflop_days"] == pytest.approx(3.15e23 / 8.64e19, rel=1e-15)
+    gpu_hours = 3.15e23 / (125e12 * 0.3 * 3600)
+    assert data["gpu_hours"] == pytest.approx(gpu_hours, rel=1e-15)
+    assert data["wall_clock_hours"] == pytest.approx(gpu_hours / 1024, rel=1e-15)
+    assert data["energy_kwh"] == pytest.approx(300 * gpu_hours * 1.1 / 1000, rel=1e-15)
+    assert data["cost"] == pytest.approx(1.5 * gpu_hours, rel=1e-15)
+
+
+def test_forward_per_example_assumes_backward_2x_and_says_so():
+    result = invoke("train", "--flops-per-example", "4.1G", "--examples", "1.28M", "--epochs", "90")
+    assert result.exit_code == 0, result.output
+    assert "backward assumed 2x forward" in result.output
+    data = run_json("--flops-per-example", "4.1G", "--examples", "1.28M", "--epochs", "90")
+    assert data["backward_flops_per_example"] == 8.2e9
+    assert data["training_flops"] == pytest.approx(3 * 4.1e9 * 1.28e6 * 90, rel=1e-15)
+    assert not any(key in data for key in GPU_KEYS)
+
+
+def test_counted_model_divides_by_the_batch(examples):
+    """Per example = counted (forward + backward) / leading dimension of the first input."""
+    model = f"{examples / 'mlp.py'}"
+    from flopcalc.counting.counter import count_source
+
+    report = count_source(model, inputs=["4x784"])
+    data = run_json(model, "--input", "4x784", "--examples", "60000", "--epochs", "3", "--gpu", "T4")
+    assert data["forward_flops_per_example"] == report.forward / 4
+    assert data["backward_flops_per_example"] == report.backward / 4
+    assert data["training_flops"] == (report.forward + report.backward) / 4 * 60000 * 3
+    assert all(key in data for key in GPU_KEYS) and "cost" not in data
+
+
+def test_table_shows_gpu_time_energy_and_throughput():
+    result = invoke("train", "--params", "7e9", "--tokens", "1e12", "--gpu", "H100-SXM", "-n", "512")
+    assert result.exit_code == 0, result.output
+    for text in ("6ND", "GPU-hours", "wall clock", "energy", "TDP 700 W", "datasheet dense bf16", "512 GPUs"):
+        assert text in result.output
+
+
+def test_gpu_without_tdp_has_no_energy():
+    data = run_json("--params", "1e9", "--tokens", "1e10", "--gpu", "TPU-v5e")
+    assert data["energy_kwh"] is None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [([], "no training size given"),
+     (["--params", "1e9"], "needs both --params and --tokens"),
+     (["--params", "1e9", "--tokens", "1e10", "--flops-per-example", "1e9"], "exclude each other"),
+     (["--flops-per-example", "1e9"], "needs --examples"),
+     (["--flops-per-example", "-1e9", "--examples", "10"], "must be a finite number > 0"),
+     (["--flops-per-example", "lots", "--examples", "10"], "is not a number"),
+     (["--params", "1e9", "--tokens", "1e10", "--gpu", "Z9000"], "unknown GPU"),
+     (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "-u", "120%"], "utilization must be in (0, 1]"),
+     (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "--precision", "fp8"], "it has: fp32, fp16, int8"),
+     (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "--pue", "0.5"], "PUE must be"),
+     (["--params", "1e9", "--tokens", "1e10", "--precision", "fp16"], "need --gpu"),
+     (["--params", "1e9", "--tokens", "1e10", "--epochs", "2"], "do not apply")],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
+    target = tmp_path / "out.json"
+    result = invoke("train", "--output", target, *args)
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not target.exists()
+
+
+def test_missing_model_file_is_one_line(tmp_path):
+    result = invoke("train", tmp_path / "nope.py", "--examples", "10")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1

@@ -1,0 +1,125 @@
+"""Each formula against arithmetic done by hand, one op at a time (shapes in, FLOPs out)."""
+
+import pytest
+import torch
+
+from flopcalc.counting import formulas
+from flopcalc.counting.formulas import FORMULAS, causal_pairs, flops_of, register
+
+aten = torch.ops.aten
+
+
+def _call(op, *args, **kwargs):
+    out = op(*args, **kwargs)
+    return flops_of(op, args, kwargs, out)
+
+
+def meta(*shape, dtype=torch.float32):
+    return torch.empty(shape, device="meta", dtype=dtype)
+
+
+def test_mm_is_two_flops_per_multiply_add():
+    assert _call(aten.mm.default, meta(3, 5), meta(5, 7)) == {"matmul": 2 * 3 * 5 * 7}
+
+
+def test_addmm_adds_one_flop_per_output_for_the_bias():
+    assert _call(aten.addmm.default, meta(7), meta(3, 5), meta(5, 7)) == {"matmul": 2 * 3 * 5 * 7, "elementwise": 21}
+
+
+def test_bmm_and_baddbmm():
+    assert _call(aten.bmm.default, meta(4, 3, 5), meta(4, 5, 6)) == {"matmul": 2 * 4 * 3 * 5 * 6}
+    assert _call(aten.baddbmm.default, meta(4, 3, 6), meta(4, 3, 5), meta(4, 5, 6)) == {
+        "matmul": 2 * 4 * 3 * 5 * 6,
+        "elementwise": 4 * 3 * 6,
+    }
+
+
+def test_convolution_counts_groups_and_transposition():
+    x, w = meta(2, 8, 10, 10), meta(16, 2, 3, 3)  # groups=4: 8/4 = 2 input channels per group
+    out = aten.convolution.default(x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 4)
+    assert tuple(out.shape) == (2, 16, 10, 10)
+    assert flops_of(aten.convolution.default, (x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 4), {}, out) == {
+        "conv": 2 * (2 * 16 * 10 * 10) * 2 * 9
+    }
+    # transposed: weight [Cin, Cout/groups, k, k]; each input element feeds Cout/groups * k*k outputs
+    xt, wt = meta(2, 8, 5, 5), meta(8, 3, 4, 4)
+    args = (xt, wt, meta(3), [2, 2], [1, 1], [1, 1], True, [0, 0], 1)
+    out = aten.convolution.default(*args)
+    assert flops_of(aten.convolution.default, args, {}, out) == {
+        "conv": 2 * (2 * 8 * 5 * 5) * 3 * 16,
+        "elementwise": out.numel(),
+    }
+
+
+def test_convolution_backward_is_forward_per_needed_gradient():
+    x, w = meta(2, 8, 10, 10), meta(8, 1, 3, 3)  # depthwise
+    forward = 2 * (2 * 8 * 8 * 8) * 1 * 9
+    grad = meta(2, 8, 8, 8)
+    base = (grad, x, w, [8], [1, 1], [0, 0], [1, 1], False, [0, 0], 8)
+    for mask, expected in [([True, True, True], 2 * forward), ([False, True, False], forward)]:
+        out = aten.convolution_backward.default(*base, mask)
+        result = flops_of(aten.convolution_backward.default, base + (mask,), {}, out)
+        assert result["conv"] == expected
+        assert result.get("reduction", 0) == (grad.numel() if mask[2] else 0)
+
+
+def test_attention_kernels_share_one_formula():
+    q, k, v = meta(2, 4, 16, 8), meta(2, 4, 32, 8), meta(2, 4, 32, 6)
+    expected = 2 * 2 * 4 * 16 * 32 * (8 + 6)
+    assert formulas.sdpa_forward_flops(q.shape, k.shape, v.shape) == expected
+    assert formulas.flash_forward_flops(
+        torch.Size([2, 16, 4, 8]), torch.Size([2, 32, 4, 8]), torch.Size([2, 32, 4, 6])
+    ) == expected
+    assert formulas.sdpa_backward_flops(None, q.shape, k.shape, v.shape) == 2 * expected
+    for op in (
+        aten._scaled_dot_product_flash_attention_for_cpu,
+        aten._scaled_dot_product_efficient_attention,
+        aten._scaled_dot_product_cudnn_attention,
+        aten._scaled_dot_product_flash_attention,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward,
+        aten._scaled_dot_product_flash_attention_backward,
+        aten._scaled_dot_product_efficient_attention_backward,
+        aten._scaled_dot_product_cudnn_attention_backward,
+        aten._flash_attention_forward,
+        aten._flash_attention_backward,
+        aten._efficient_attention_forward,
+        aten._efficient_attention_backward,
+    ):
+        assert FORMULAS[op].category == "attention"
+
+
+@pytest.mark.parametrize("len_q, len_k, expected", [(4, 4, 10), (1, 1, 1), (2, 5, 3), (5, 2, 3 + 3 * 2)])
+def test_causal_pairs_matches_a_tril_mask(len_q, len_k, expected):
+    assert causal_pairs(len_q, len_k) == expected == int(torch.ones(len_q, len_k).tril().sum())
+
+
+def test_norms_softmax_activations_pooling():
+    x = meta(4, 10)
+    assert _call(aten.native_layer_norm.default, x, [10], meta(10), meta(10), 1e-5) == {"norm": 40 * 7}
+    assert _call(aten._softmax.default, x, -1, False) == {"activation": 40 * 5}
+    assert _call(aten.relu.default, x) == {"activation": 40}
+    assert _call(aten.gelu_backward.default, x, x) == {"activation": 80}
+    image = meta(1, 3, 8, 8)
+    assert _call(aten.max_pool2d_with_indices.default, image, [2, 2], [2, 2]) == {"pool": 3 * 4 * 4 * 4}
+    assert _call(aten.sum.dim_IntList, x, [1]) == {"reduction": 40}
+
+
+def test_views_copies_and_embedding_cost_nothing_and_pointwise_costs_one_per_element():
+    x = meta(4, 10)
+    assert _call(aten.view.default, x, [40]) == {}
+    assert _call(aten.clone.default, x) == {}
+    assert _call(aten.embedding.default, meta(100, 10), torch.zeros(3, dtype=torch.long, device="meta")) == {}
+    assert _call(aten.add.Tensor, x, x) == {"elementwise": 40}
+    assert _call(aten.rsqrt.default, x) == {"elementwise": 40}
+
+
+def test_an_op_without_formula_is_none_not_zero():
+    x = meta(3, 3)
+    assert _call(aten.linalg_inv_ex.default, x) is None
+
+
+def test_registering_an_op_twice_is_rejected():
+    with pytest.raises(ValueError, match="already registered"):
+        register("mm", category="matmul")(lambda *a, **k: 0)
+    with pytest.raises(ValueError, match="unknown category"):
+        register("mm", category="bogus")

@@ -1,0 +1,143 @@
+"""Every model source on small shipped models, and every way a source can be wrong."""
+
+import pytest
+import torch
+
+from flopcalc.counting.counter import count_source
+from flopcalc.errors import InputSpecError, ModelLoadError, ModelRunError
+from flopcalc.loaders import load_model, make_inputs, parse_input_spec
+from flopcalc.loaders.inputs import InputSpec
+
+B, D, H, C = 32, 784, 256, 10
+MLP_FORWARD_MATMUL = 2 * B * (D * H + H * C)
+
+
+def test_python_factory_with_default_callable_and_example_inputs(examples):
+    report = count_source(str(examples / "mlp.py"))
+    assert report.forward_by_category["matmul"] == MLP_FORWARD_MATMUL
+    assert report.device == "meta"
+    assert report.inputs[0].shape == (B, D)
+
+
+def test_python_factory_with_kwargs_input_and_batch_size(examples):
+    report = count_source(f"{examples / 'mlp.py'}:build", inputs=["4x100"], kwargs={"in_features": 100}, batch_size=2)
+    assert report.forward_by_category["matmul"] == 2 * 2 * (100 * H + H * C)
+
+
+def test_token_inputs_and_the_llama_example(examples):
+    report = count_source(str(examples / "llama.py"), inputs=["2x16:int64"])
+    assert report.inputs[0].dtype == "int64"
+    dim, layers, ffn, vocab, kv = 64, 2, 172, 512, 2 * 16
+    tokens = 2 * 16
+    per_layer = dim * dim + 2 * dim * kv + dim * dim + 3 * dim * ffn
+    assert report.forward_by_category["matmul"] == 2 * tokens * (layers * per_layer + dim * vocab)
+
+
+def test_torchscript_and_export_files_count_like_the_python_model(tmp_path, examples):
+    model = load_model(str(examples / "mlp.py"), device="cpu").module
+    x = torch.randn(B, D)
+    scripted = tmp_path / "mlp.pt"
+    torch.jit.save(torch.jit.trace(model, x), str(scripted))
+    exported = tmp_path / "mlp.pt2"
+    torch.export.save(torch.export.export(model, (x,)), str(exported))
+
+    from_script = count_source(str(scripted), inputs=[f"{B}x{D}"])
+    from_export = count_source(str(exported))  # its example inputs are saved with it
+    for report in (from_script, from_export):
+        assert report.forward_by_category["matmul"] == MLP_FORWARD_MATMUL
+        assert report.backward_by_category["matmul"] == 2 * B * D * H + 4 * B * H * C
+    assert any("root module only" in note for note in from_script.notes)
+    assert {layer.name for layer in from_export.layers} >= {"", "0", "2"}
+    assert from_export.layer("2").forward_by_category["matmul"] == 2 * B * H * C
+
+
+def test_a_model_that_cannot_run_on_meta_falls_back_to_cpu(tmp_path):
+    source = tmp_path / "datadep.py"
+    source.write_text(
+        "import torch\n"
+        "class M(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.lin = torch.nn.Linear(4, 4)\n"
+        "    def forward(self, x):\n"
+        "        return self.lin(x) * float(x.abs().sum().item() > 0)\n"
+        "def build():\n"
+        "    return M()\n"
+    )
+    report = count_source(str(source), inputs=["2x4"])
+    assert report.device == "cpu"
+    assert any("could not run on the meta device" in note for note in report.notes)
+    with pytest.raises(ModelRunError):
+        count_source(str(source), inputs=["2x4"], device="meta")
+
+
+def test_a_factory_that_reads_values_while_building_falls_back_to_cpu(tmp_path):
+    source = tmp_path / "droppath.py"
+    source.write_text(
+        "import torch\n"
+        "def build(depth=3):\n"
+        "    rates = [x.item() for x in torch.linspace(0, 0.1, depth)]  # as ViT-style models do\n"
+        "    return torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in rates])\n"
+    )
+    report = count_source(str(source), inputs=["2x4"])
+    assert report.device == "cpu" and report.forward_by_category["matmul"] == 3 * 2 * 2 * 4 * 4
+    assert any("could not run on the meta device" in note for note in report.notes)
+
+
+@pytest.mark.parametrize(
+    "text, spec",
+    [("1x3x224x224", InputSpec((1, 3, 224, 224))), ("8,1024", InputSpec((8, 1024))),
+     ("1x2048:int64", InputSpec((1, 2048), "int64")), ("4x4:bf16", InputSpec((4, 4), "bfloat16"))],
+)
+def test_input_specs(text, spec):
+    assert parse_input_spec(text) == spec
+
+
+@pytest.mark.parametrize("text", ["", "1x", "ax3", "1x0", "2x2:complex7", "1.5x2"])
+def test_bad_input_specs(text):
+    with pytest.raises(InputSpecError):
+        parse_input_spec(text)
+
+
+def test_integer_inputs_are_valid_token_ids():
+    (tokens,) = make_inputs(["2x3:int64"], None, device="cpu")
+    assert tokens.dtype == torch.int64 and int(tokens.abs().sum()) == 0
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (lambda t: str(t / "missing.py"), "not found"),
+        (lambda t: write(t, "broken.py", "def build(:\n"), "does not parse"),
+        (lambda t: write(t, "raises_on_import.py", "raise RuntimeError('boom')\n"), "importing"),
+        (lambda t: write(t, "nothing.py", "def helper():\n    pass\n") + ":nope", "no callable 'nope'"),
+        (lambda t: write(t, "nodefault.py", "x = 1\n"), "no callable named build or model"),
+        (lambda t: write(t, "factory_raises.py", "def build():\n    raise ValueError('bad depth')\n"), "bad depth"),
+        (lambda t: write(t, "not_a_module.py", "def build():\n    return 42\n"), "not a torch.nn.Module"),
+        (lambda t: write(t, "corrupt.pt", "not a zip"), "not a loadable TorchScript"),
+        (lambda t: write(t, "corrupt.pt2", "not a zip"), "not a loadable torch.export"),
+        (lambda t: write(t, "weights.bin", "x"), "cannot tell what kind of model"),
+    ],
+)
+def test_bad_sources_raise_one_line_errors(tmp_path, source, message):
+    with pytest.raises(ModelLoadError, match=message) as info:
+        count_source(source(tmp_path), inputs=["1x4"])
+    assert "\n" not in str(info.value)
+
+
+def test_inputs_that_do_not_fit_the_model(examples):
+    with pytest.raises(ModelRunError, match="check --input") as info:
+        count_source(str(examples / "mlp.py"), inputs=["2x5"])
+    assert "\n" not in str(info.value)
+
+
+def test_missing_inputs_say_how_to_give_them(tmp_path):
+    source = write(tmp_path, "noinputs.py", "import torch\ndef build():\n    return torch.nn.Linear(2, 2)\n")
+    with pytest.raises(InputSpecError, match="--input"):
+        count_source(source)

@@ -1,0 +1,189 @@
+"""The shipped catalogue validates, traps are stored right, names resolve, bad catalogues fail naming file+entry."""
+
+from pathlib import Path
+
+import pytest
+
+from flopcalc.catalog import (
+    PRECISIONS,
+    Catalog,
+    load_catalog,
+    load_catalog_file,
+    shipped_catalog_dir,
+)
+from flopcalc.errors import CatalogError, UsageError
+
+SHIPPED_FILES = sorted(shipped_catalog_dir().glob("*.yaml"))
+REQUIRED_IDS = ["V100-PCIe", "V100-SXM2", "V100S-PCIe", "A100-SXM4-40GB", "A100-SXM4-80GB", "A100-PCIe-80GB",
+                "H100-SXM", "H100-PCIe", "H100-NVL", "H200-SXM", "B200", "MI300X", "TPU-v4", "T4", "L4", "M2",
+                "K80", "P100-PCIe", "A10", "L40S", "GB200", "RTX-3090", "RTX-4090", "MI250X", "MI325X", "TPU-v3",
+                "TPU-v5e", "TPU-v5p", "TPU-v6e", "M1", "Gaudi2", "Gaudi3"]
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(environ={})
+
+
+@pytest.mark.parametrize("path", SHIPPED_FILES, ids=lambda p: p.name)
+def test_every_shipped_file_validates_and_cites_sources(path):
+    specs = load_catalog_file(path)
+    assert specs
+    for spec in specs:
+        assert spec.sources and all(url.startswith("https://") for url in spec.sources), spec.id
+        assert spec.year is not None and spec.memory_gb and spec.memory_bandwidth_gbps, spec.id
+
+
+def test_catalogue_size_and_required_ids(catalog):
+    assert len(SHIPPED_FILES) >= 5
+    assert len(catalog) >= 40
+    missing = [gpu_id for gpu_id in REQUIRED_IDS if gpu_id not in catalog]
+    assert not missing
+
+
+@pytest.mark.parametrize(
+    "gpu_id, precision, tflops",
+    [("V100-PCIe", "fp64", 7), ("V100-PCIe", "fp32", 14), ("V100-PCIe", "fp16", 112),
+     ("V100-SXM2", "fp64", 7.8), ("V100-SXM2", "fp32", 15.7), ("V100-SXM2", "fp16", 125),
+     ("V100S-PCIe", "fp64", 8.2), ("V100S-PCIe", "fp32", 16.4), ("V100S-PCIe", "fp16", 130),
+     ("M2", "fp32", 3.6), ("A100-SXM4-80GB", "bf16", 312),
+     # datasheets that print only the 2:4-sparse figure: the dense one is half
+     ("H100-SXM", "bf16", 989.5), ("L4", "bf16", 121), ("B200", "bf16", 2250),
+     # AMD's 2614.9 is fp16 SPARSE / fp8 dense
+     ("MI300X", "bf16", 1307.4), ("MI300X", "fp8", 2614.9),
+     # per chip / per device, not per board or per 4-chip TPU device
+     ("TPU-v3", "bf16", 123), ("TPU-v2", "bf16", 45), ("K80", "fp32", 4.365), ("K80-board", "fp32", 8.73),
+     ("MI250X-GCD", "bf16", 191.5), ("H100-NVL", "bf16", 835.5), ("GB200", "bf16", 2500),
+     # GeForce: fp16/bf16 with fp32 accumulate
+     ("RTX-4090", "bf16", 165.2), ("RTX-3090", "bf16", 71)],
+)
+def test_dense_peaks_hold_the_datasheet_figures(catalog, gpu_id, precision, tflops):
+    assert catalog.resolve(gpu_id).peak_flops(precision) == pytest.approx(tflops * 1e12, rel=1e-12)
+
+
+def test_sparse_peaks_are_kept_apart_and_never_used(catalog):
+    h100 = catalog.resolve("H100-SXM")
+    assert h100.sparse_peak_tflops["bf16"] == 1979
+    assert h100.datasheet_throughput("bf16").peak_flops == 989.5e12
+    assert all(p in PRECISIONS for spec in catalog for p in spec.sparse_peak_tflops)
+
+
+@pytest.mark.parametrize(
+    "name, gpu_id",
+    [("NVIDIA H100 80GB HBM3", "H100-SXM"), ("Tesla V100-SXM2-16GB", "V100-SXM2"),
+     ("NVIDIA A100-SXM4-80GB", "A100-SXM4-80GB"), ("NVIDIA H200", "H200-SXM"),
+     ("NVIDIA A100-PCIE-40GB", "A100-PCIe-40GB"), ("NVIDIA A100 80GB PCIe", "A100-PCIe-80GB"),
+     ("Tesla T4", "T4"), ("NVIDIA L4", "L4"), ("NVIDIA GeForce RTX 4090", "RTX-4090"),
+     ("NVIDIA GeForce RTX 3090", "RTX-3090"), ("AMD Instinct MI300X", "MI300X"), ("Tesla K80", "K80"),
+     ("AMD Instinct MI250X", "MI250X-GCD"), ("Tesla V100-PCIE-32GB", "V100-PCIe"), ("NVIDIA H100 PCIe", "H100-PCIe"),
+     ("NVIDIA H100 NVL", "H100-NVL"), ("Tesla P100-PCIE-16GB", "P100-PCIe"), ("NVIDIA A10", "A10"),
+     # forgiving: case, spaces, hyphens, vendor words
+     ("h100 sxm", "H100-SXM"), ("H100-SXM5-80GB", "H100-SXM"), ("v100-sxm2", "V100-SXM2"), ("tpu v4", "TPU-v4"),
+     ("Google TPU v4", "TPU-v4"), ("apple m2", "M2"), ("mi300x", "MI300X"), ("rtx4090", "RTX-4090")],
+)
+def test_resolve_device_names_and_loose_spellings(catalog, name, gpu_id):
+    assert catalog.resolve(name).id == gpu_id
+
+
+@pytest.mark.parametrize("name, candidates", [("A100", ["A100-PCIe-40GB", "A100-SXM4-80GB"]),
+                                               ("H100", ["H100-NVL", "H100-PCIe", "H100-SXM"])])
+def test_ambiguous_name_lists_candidates(catalog, name, candidates):
+    with pytest.raises(CatalogError, match="ambiguous") as info:
+        catalog.resolve(name)
+    assert all(c in str(info.value) for c in candidates)
+
+
+def test_unknown_name_suggests_closest_ids(catalog):
+    with pytest.raises(CatalogError, match="unknown GPU 'RTX 5090'") as info:
+        catalog.resolve("RTX 5090")
+    assert "RTX-4090" in str(info.value)
+
+
+def test_default_precision_is_fastest_16_bit(catalog):
+    assert catalog.resolve("V100-SXM2").default_precision() == "fp16"  # no bf16 on Volta
+    assert catalog.resolve("H100-SXM").default_precision() == "bf16"  # tie -> bf16
+    assert catalog.resolve("MI100").default_precision() == "fp16"  # fp16 184.6 > bf16 92.3
+    assert catalog.resolve("M2").default_precision() == "fp32"  # no 16-bit peak published
+
+
+def test_missing_precision_names_the_ones_the_chip_has(catalog):
+    with pytest.raises(UsageError, match=r"T4 has no bf16 peak .*it has: fp32, fp16, int8"):
+        catalog.resolve("T4").peak_flops("bfloat16")
+    with pytest.raises(UsageError, match="unknown precision"):
+        catalog.resolve("T4").peak_flops("fp12")
+
+
+# ---------------------------------------------------------------- user catalogues and validation
+
+GOOD_ENTRY = """
+gpus:
+  - id: {id}
+    name: Test Accelerator
+    vendor: Acme
+    aliases: [{alias}]
+    peak_tflops: {{bf16: 100, fp32: 10}}
+"""
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_user_catalogue_adds_and_overrides(tmp_path):
+    added = _write(tmp_path, "mine.yaml", GOOD_ENTRY.format(id="X1", alias="Acme X1"))
+    override = _write(tmp_path, "override.yaml", GOOD_ENTRY.format(id="T4", alias="my t4"))
+    catalog = load_catalog([added, override], environ={})
+    assert catalog.resolve("acme x1").id == "X1"
+    assert catalog.resolve("T4").peak_flops("bf16") == 100e12
+    assert catalog.resolve("my t4").origin == str(override)
+
+
+def test_env_var_file_or_folder_merges(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    _write(folder, "a.yaml", GOOD_ENTRY.format(id="X1", alias="xa"))
+    _write(folder, "b.yml", GOOD_ENTRY.format(id="X2", alias="xb"))
+    assert {"X1", "X2"} <= set(load_catalog(environ={"FLOPCALC_GPU_SPECS": str(folder)}).ids())
+    single = load_catalog(environ={"FLOPCALC_GPU_SPECS": str(folder / "a.yaml")})
+    assert "X1" in single and "X2" not in single
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("gpus: [\n  - id: X\n", "malformed YAML"),
+     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 1}\n    colour: red\n",
+      r"entry #1 \('X1'\): unknown key\(s\) colour"),
+     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: -1}\n", r"'X1'.*bf16 must be > 0"),
+     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: }\n", r"'X1'.*missing a value"),
+     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n", r"'X1'.*missing peak_tflops"),
+     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {fp12: 1}\n", "unknown precision 'fp12'"),
+     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 100}\n    sparse_peak_tflops: {bf16: 100}\n",
+      "not 2x the dense"),
+     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 1}\n"
+      "  - id: x1\n    name: m\n    vendor: v\n    peak_tflops: {bf16: 1}\n", "entry 'x1': duplicate id"),
+     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 1}\n", None),
+     ("hello: 1\n", "'gpus:' list")],
+)
+def test_invalid_catalogue_names_file_and_entry(tmp_path, text, message):
+    path = _write(tmp_path, "bad.yaml", text)
+    if message is None:
+        assert load_catalog_file(path)[0].id == "X1"
+        return
+    with pytest.raises(CatalogError, match=message) as info:
+        load_catalog([path], environ={})
+    assert str(path) in str(info.value)
+
+
+def test_alias_clash_with_a_shipped_entry_is_an_error(tmp_path):
+    path = _write(tmp_path, "clash.yaml", GOOD_ENTRY.format(id="X1", alias="Tesla T4"))
+    with pytest.raises(CatalogError, match=r"entry 'X1': duplicate alias 'Tesla T4', already used by 'T4'"):
+        load_catalog([path], environ={})
+
+
+def test_missing_catalogue_path_names_where_it_came_from(tmp_path):
+    with pytest.raises(CatalogError, match=r"nope.yaml \(from --catalog\) does not exist"):
+        load_catalog([tmp_path / "nope.yaml"], environ={})
+    with pytest.raises(CatalogError, match=r"\(from \$FLOPCALC_GPU_SPECS\) does not exist"):
+        load_catalog(environ={"FLOPCALC_GPU_SPECS": str(tmp_path / "nope")})

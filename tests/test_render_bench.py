@@ -1,0 +1,42 @@
+"""Rendering bench results: the table, raw-number CSV and markdown, from a hand-made result."""
+
+import csv
+import io
+import json
+
+from flopcalc.bench.hardware import CpuInfo, DeviceInfo
+from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult, ShapeTiming
+from flopcalc.render.bench import render_matmul
+
+CPU = CpuInfo("Test CPU", 2, 1, 2600.0, "test", frozenset({"avx512f"}))
+
+
+def _result():
+    timing = ShapeTiming((1024, 2048, 512), "llm", 4, (0.30, 0.32, 0.31))
+    return MatmulBenchResult(
+        info=DeviceInfo("cpu", "Test CPU", "2.13.0", threads=2, cpu=CPU),
+        results=(PrecisionResult("fp32", (timing,), 0.4e12, "estimate: test"),),
+        seconds_budget=10.0, seconds_used=9.9, full=False, notes=("bf16 skipped: test",), warnings=("busy",),
+    )
+
+
+def test_table_marks_the_cpu_peak_as_an_estimate_and_lists_notes():
+    text = render_matmul(_result(), "table")
+    for expected in ("0.31", "1024 x 2048 x 512", "0.4 (est.)", "77.5%", "note: bf16 skipped: test", "warning: busy",
+                     "fp32 peak: estimate: test"):
+        assert expected in text, expected
+
+
+def test_csv_has_raw_numbers():
+    rows = list(csv.DictReader(io.StringIO(render_matmul(_result(), "csv"))))
+    assert rows == [{"precision": "fp32", "median_tflops": "0.31", "best_tflops": "0.32",
+                     "spread_pct": str(100 * (0.32 - 0.30) / 0.31), "m": "1024", "n": "2048", "k": "512",
+                     "peak_tflops": "0.4", "fraction_of_peak": str(0.31e12 / 0.4e12)}]
+
+
+def test_markdown_and_json():
+    markdown = render_matmul(_result(), "markdown")
+    assert "| fp32 | 0.31 | 0.32 |" in markdown
+    data = json.loads(render_matmul(_result(), "json"))
+    assert data["results"][0]["fraction_of_peak"] == 0.31e12 / 0.4e12
+    assert data["cpu_flags"] == ["avx512f"] and data["threads"] == 2
