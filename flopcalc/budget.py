@@ -12,11 +12,13 @@ import difflib
 import json
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import yaml
 
+from .compute import TrainingCompute, training_from_counts, training_from_params_tokens
 from .errors import BudgetFileError, FlopcalcError, ModelRunError, UsageError
 from .render.output import to_json, write_atomic
 from .units import parse_si_number
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
 
 BUDGET_FILE_NAME = "flopcalc.yaml"
 BASELINE_SCHEMA_VERSION = 1
-PF_DAY_FLOP = 1e15 * 86400  # 1 PetaFLOP/s sustained for one day = 8.64e19 FLOP
 
 # budget-file key -> the metric its check reports
 LIMIT_KEYS: dict[str, str] = {
@@ -360,18 +361,22 @@ def _count_one(budget: Budget, path: Path, counter: Counter) -> "CountReport":
         ) from error
 
 
-def training_flops(report: "CountReport", budget: Budget) -> float:
-    """Training FLOPs for the entry's training size.
+def training_compute(report: "CountReport", budget: Budget) -> TrainingCompute:
+    """Training compute for the entry's training size (the arithmetic lives in flopcalc.compute).
 
     With `examples`: (forward + backward) per example x examples x epochs, where per example is the counted
-    step divided by the report's batch size. With `tokens`: the 6 x params x tokens rule (Kaplan et al. 2020).
+    batch divided by the report's batch size. With `tokens`: the 6 x params x tokens rule (Kaplan et al. 2020).
     """
-    # TODO(lead): switch to flopcalc.compute's training-compute functions once branch `catalog` lands on main.
     if budget.examples is not None:
-        per_example = (report.forward + report.backward) / report.batch_size
-        return per_example * budget.examples * (budget.epochs if budget.epochs is not None else 1.0)
+        batch = report.batch_size
+        return training_from_counts(
+            Fraction(report.forward, batch),
+            Fraction(report.backward, batch),
+            budget.examples,
+            budget.epochs if budget.epochs is not None else 1,
+        )
     if budget.tokens is not None:
-        return 6.0 * report.params * budget.tokens
+        return training_from_params_tokens(report.params, budget.tokens)
     raise UsageError(f"{budget.label}: no training size", "add `examples:` or `tokens:`")
 
 
@@ -383,9 +388,9 @@ def metric_values(report: "CountReport", budget: Budget) -> dict[str, float]:
         "params": report.params,
     }
     if budget.examples is not None or budget.tokens is not None:
-        flops = training_flops(report, budget)
-        values["training_flops"] = flops
-        values["training_pf_days"] = flops / PF_DAY_FLOP
+        training = training_compute(report, budget)
+        values["training_flops"] = training.training_flops
+        values["training_pf_days"] = training.petaflop_days
     return values
 
 

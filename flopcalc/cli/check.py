@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from ..budget import count_budgets, evaluate, load_baseline, load_budget_file, write_baseline
 from ..errors import UsageError
@@ -52,7 +52,7 @@ def check_command(
         False, "--summary", help=f"Also append the Markdown report to ${SUMMARY_VARIABLE} when it is set."
     ),
 ) -> None:
-    from ..render.budget import RENDERERS, render_markdown, table_renderable
+    from ..render.budget import render_json, render_junit, render_markdown, render_table
 
     if baseline is not None and update_baseline is not None:
         raise UsageError("--baseline and --update-baseline cannot be used together", "compare first, then update")
@@ -67,10 +67,13 @@ def check_command(
         return
 
     result = evaluate(budget_file, reports, recorded, allowed_growth)
-    if output_format is CheckFormat.table and output is None:
-        Console(soft_wrap=False).print(table_renderable(result))
+    if output_format is CheckFormat.table:
+        emit(render_table(result, color=output is None and sys.stdout.isatty()), output)
     else:
-        emit(RENDERERS[output_format.value](result), output)
+        renderers = {CheckFormat.json: render_json, CheckFormat.markdown: render_markdown, CheckFormat.junit: render_junit}
+        emit(renderers[output_format](result), output)
+        for note in result.notes:  # the table and Markdown show them; JSON and JUnit must not lose them
+            typer.echo(f"flopcalc: note: {note}", err=True)
     summary_path = os.environ.get(SUMMARY_VARIABLE)
     if summary and summary_path:
         with open(summary_path, "a", encoding="utf-8") as handle:  # the step summary is append-only by design

@@ -10,8 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..budget import Check, CheckResult, Regression
-from ..units import format_si
+from ..units import format_number, format_si
 from .output import to_json
+from .tabular import markdown_text
 
 METRIC_LABELS = {
     "forward_flops": "forward FLOPs",
@@ -25,7 +26,7 @@ METRIC_LABELS = {
 def format_metric(metric: str, value: float) -> str:
     """A metric value the way people read it: `9.5 GFLOP`, `26 M` params, `4.2 PF-days`."""
     if metric == "training_pf_days":
-        return f"{format_si(value)} PF-days"
+        return f"{format_number(value, 3)} PF-days"
     if metric == "params":
         return format_si(value)
     return format_si(value, "FLOP")
@@ -97,12 +98,14 @@ def verdict(result: CheckResult) -> str:
 
 
 def _rich_table(title: str, columns: tuple[str, ...], rows: list[tuple[bool, tuple[str, ...]]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("status")
+    table = Table(title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False, box=None,
+                  header_style="bold")
+    table.add_column("Status")
     for column in columns:
-        table.add_column(column, justify="left" if column in _LEFT_COLUMNS else "right")
+        table.add_column(column.capitalize(), justify="left" if column in _LEFT_COLUMNS else "right")
     for passed, cells in rows:
-        table.add_row("PASS" if passed else "FAIL", *cells, style=None if passed else "bold red")
+        # Text cells: a name like `net[50]` must print as typed, not be read as rich markup
+        table.add_row(*(Text(c) for c in ("PASS" if passed else "FAIL", *cells)), style=None if passed else "bold red")
     return table
 
 
@@ -112,17 +115,20 @@ def table_renderable(result: CheckResult) -> Group:
     if result.checks:
         parts.append(_rich_table("Budget checks", CHECK_COLUMNS, _check_rows(result)))
     if result.regressions:
+        if parts:
+            parts.append(Text(""))
         parts.append(_rich_table("Baseline comparison", REGRESSION_COLUMNS, _regression_rows(result)))
     parts.extend(Text(f"note: {note}", style="yellow") for note in result.notes)
-    parts.append(Text(verdict(result), style="bold green" if result.passed else "bold red"))
+    parts.append(Text(f"\n{verdict(result)}", style="bold green" if result.passed else "bold red"))
     return Group(*parts)
 
 
-def render_table(result: CheckResult, width: int = 120) -> str:
-    """The table as plain text (for `--output FILE` and tests)."""
+def render_table(result: CheckResult, color: bool = False, width: int = 120) -> str:
+    """The default output as text; `color` adds the terminal colours (failures in red)."""
     buffer = io.StringIO()
-    Console(file=buffer, width=width, color_system=None, force_terminal=False).print(table_renderable(result))
-    return buffer.getvalue()
+    console = Console(file=buffer, width=width, force_terminal=color, color_system="standard" if color else None)
+    console.print(table_renderable(result))
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -133,31 +139,40 @@ def render_json(result: CheckResult) -> str:
     return to_json(result.to_dict())
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
+def _markdown_rows(rows: list[tuple[bool, tuple[str, ...]]]) -> list[tuple[str, ...]]:
+    return [("✅" if passed else "❌", *cells) for passed, cells in rows]
 
 
-def _markdown_table(columns: tuple[str, ...], rows: list[tuple[bool, tuple[str, ...]]]) -> list[str]:
-    lines = [
-        "| | " + " | ".join(c.capitalize() for c in columns) + " |",
-        "|---|" + "|".join("---" if c in _LEFT_COLUMNS else "---:" for c in columns) + "|",
-    ]
-    lines += [f"| {'✅' if passed else '❌'} | " + " | ".join(_md_cell(c) for c in cells) + " |" for passed, cells in rows]
-    return lines + [""]
+def _markdown_headers(columns: tuple[str, ...]) -> tuple[str, ...]:
+    return ("", *(c.capitalize() for c in columns))
+
+
+def _right_columns(columns: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(i + 1 for i, c in enumerate(columns) if c not in _LEFT_COLUMNS)  # +1: the status column
 
 
 def render_markdown(result: CheckResult) -> str:
     """GitHub-flavoured Markdown for a pull-request comment or `$GITHUB_STEP_SUMMARY`."""
-    lines = [f"### {'✅' if result.passed else '❌'} flopcalc budget check {'passed' if result.passed else 'failed'}", ""]
+    parts = [f"### {'✅' if result.passed else '❌'} flopcalc budget check {'passed' if result.passed else 'failed'}\n"]
     if result.checks:
-        lines += _markdown_table(CHECK_COLUMNS, _check_rows(result))
+        parts.append(
+            markdown_text(
+                _markdown_headers(CHECK_COLUMNS), _markdown_rows(_check_rows(result)), right=_right_columns(CHECK_COLUMNS)
+            )
+        )
     if result.regressions:
-        lines += ["#### Baseline comparison", ""] + _markdown_table(REGRESSION_COLUMNS, _regression_rows(result))
-    lines += [f"> {_md_cell(note)}" for note in result.notes]
+        parts.append(
+            markdown_text(
+                _markdown_headers(REGRESSION_COLUMNS),
+                _markdown_rows(_regression_rows(result)),
+                right=_right_columns(REGRESSION_COLUMNS),
+                title=["#### Baseline comparison"],
+            )
+        )
     if result.notes:
-        lines.append("")
-    lines.append(f"**{verdict(result)}**")
-    return "\n".join(lines) + "\n"
+        parts.append("".join(f"- note: {note}\n" for note in result.notes))
+    parts.append(f"**{verdict(result)}**\n")
+    return "\n".join(parts)
 
 
 def render_junit(result: CheckResult) -> str:
@@ -212,6 +227,3 @@ def render_junit(result: CheckResult) -> str:
     suites.set("errors", "0")
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
-
-
-RENDERERS = {"json": render_json, "markdown": render_markdown, "junit": render_junit, "table": render_table}
