@@ -388,7 +388,10 @@ def metric_values(report: "CountReport", budget: Budget) -> dict[str, float]:
         "params": report.params,
     }
     if budget.examples is not None or budget.tokens is not None:
-        training = training_compute(report, budget)
+        try:
+            training = training_compute(report, budget)
+        except FlopcalcError as error:  # e.g. a model that counts 0 forward FLOPs: say which entry
+            raise type(error)(f"{budget.label}: training compute: {error.message}", error.hint) from error
         values["training_flops"] = training.training_flops
         values["training_pf_days"] = training.petaflop_days
     return values

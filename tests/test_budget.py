@@ -244,6 +244,18 @@ def test_training_limits_from_tokens_use_six_params_per_token(tmp_path):
     assert not check.passed
 
 
+def test_training_limit_on_a_model_without_forward_flops_names_the_entry(tmp_path):
+    path = write_budget(tmp_path, "budgets: [{name: idle, model: a.py, examples: 10, max_training_flops: 1M}]")
+    with pytest.raises(UsageError, match=r"budgets\[0\] \(idle\): training compute: forward FLOPs per example"):
+        run_checks(load_budget_file(path), counter=RecordingCounter({"a.py": make_report(0, 0, 5)}))
+
+
+def test_public_api_exports_the_budget_functions():
+    import flopcalc
+
+    assert flopcalc.run_checks is run_checks and flopcalc.load_budget_file is load_budget_file
+
+
 def test_model_that_fails_to_count_raises_with_the_entry_named(tmp_path):
     path = write_budget(tmp_path, "budgets: [{name: broken, model: missing.py, max_params: 1}]")
 

@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..budget import Check, CheckResult, Regression
+from ..budget import CheckResult
 from ..units import format_number, format_si
 from .output import to_json
 from .tabular import markdown_text
