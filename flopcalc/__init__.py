@@ -18,6 +18,8 @@ _EXPORTS = {
     "CountReport": "flopcalc.counting.report",
     "LayerCount": "flopcalc.counting.report",
     "load_model": "flopcalc.loaders",
+    "load_budget_file": "flopcalc.budget",
+    "run_checks": "flopcalc.budget",
     "FlopcalcError": "flopcalc.errors",
 }
 

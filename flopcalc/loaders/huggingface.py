@@ -45,7 +45,7 @@ def read_config(path: Path):
     from ..counting.counter import short_error
 
     if not path.is_file():
-        raise ModelLoadError(f"config file {path} not found", "check the path (relative to the current folder)")
+        raise ModelLoadError(f"config file {path} not found", "check the path; it is relative to the current folder")
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

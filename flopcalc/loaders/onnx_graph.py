@@ -39,7 +39,7 @@ def load_onnx(path: Path):
 
     onnx = _onnx()
     if not path.is_file():
-        raise ModelLoadError(f"model file {path} not found", "check the path (relative to the current folder)")
+        raise ModelLoadError(f"model file {path} not found", "check the path; it is relative to the current folder")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:
