@@ -18,6 +18,18 @@ _EXPORTS = {
     "CountReport": "flopcalc.counting.report",
     "LayerCount": "flopcalc.counting.report",
     "load_model": "flopcalc.loaders",
+    "load_catalog": "flopcalc.catalog",
+    "convert": "flopcalc.compute",
+    "fleet_estimate": "flopcalc.compute",
+    "training_from_counts": "flopcalc.compute",
+    "training_from_forward": "flopcalc.compute",
+    "training_from_params_tokens": "flopcalc.compute",
+    "Throughput": "flopcalc.compute",
+    "run_matmul_bench": "flopcalc.bench.matmul",
+    "run_model_bench": "flopcalc.bench.model",
+    "load_calibration": "flopcalc.bench.calibration",
+    "load_budget_file": "flopcalc.budget",
+    "run_checks": "flopcalc.budget",
     "FlopcalcError": "flopcalc.errors",
 }
 

@@ -38,14 +38,29 @@ def parse_depth(text: str) -> int:
     return depth
 
 
+def parse_dims(values: List[str]) -> dict:
+    """`--dim batch=8 --dim seq=128` -> {"batch": 8, "seq": 128}."""
+    dims = {}
+    for text in values:
+        name, sep, size = text.partition("=")
+        if not sep or not name.strip() or not size.strip().isdigit():
+            raise UsageError(f"--dim {text!r} is not NAME=SIZE", "write e.g. --dim batch=8")
+        dims[name.strip()] = int(size)
+    return dims
+
+
 DEVICE_HELP = "meta (default: no memory; falls back to cpu if the model cannot run there), cpu, or cuda."
 
 
 @app.command("count")
 def count_command(
-    model: str = typer.Argument(..., help="file.py:callable, file.py, TorchScript .pt/.pth/.ts, or torch.export .pt2"),
+    model: str = typer.Argument(
+        ..., help="file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, or a Hugging Face config.json"
+    ),
     input: List[str] = typer.Option([], "--input", "-i", help="Input shape per positional argument: 1x3x224x224, 8,1024:int64."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Override the leading dimension of every input."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence for a Hugging Face config.json (default min(max positions, 2048))."),
+    dim: List[str] = typer.Option([], "--dim", help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable)."),
     kwargs: Optional[str] = typer.Option(None, "--kwargs", help="JSON object passed to the model callable."),
     device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
     no_backward: bool = typer.Option(False, "--no-backward", help="Count the forward pass only (inference)."),
@@ -76,6 +91,8 @@ def count_command(
         frozen=frozen,
         causal_half=causal_half,
         strict=strict,
+        seq_len=seq_len,
+        dims=parse_dims(dim),
     ).in_unit(unit)
     color = output is None and fmt is OutputFormat.table and sys.stdout.isatty()
     emit(render(report, fmt.value, shown_depth, color), output)

@@ -33,21 +33,24 @@ def _number(text: Optional[str], flag: str) -> Optional[float]:
     return None if text is None else parse_si_number(text, flag)
 
 
-def _training_from_model(model, inputs, batch_size, kwargs, device, examples, epochs):
-    from ..compute import training_from_counts
+def _training_from_model(model, inputs, batch_size, kwargs, device, examples, epochs, seq_len=None, dims=()):
+    from ..compute import BACKWARD_TO_FORWARD, training_from_counts
     from ..counting.counter import count_source
-    from .count import parse_kwargs
+    from ..loaders.onnx_graph import DEVICE as ONNX_DEVICE
+    from .count import parse_dims, parse_kwargs
 
     report = count_source(model, inputs=inputs or None, batch_size=batch_size, kwargs=parse_kwargs(kwargs),
-                          device=device, backward=True)
+                          device=device, backward=True, seq_len=seq_len, dims=parse_dims(list(dims)))
     batch = report.batch_size
-    notes = [f"counted: {report.forward:,} forward + {report.backward:,} backward FLOP per batch of {batch} "
+    # an ONNX graph has no backward pass to count: 2x its forward, as its report's note says
+    backward = report.forward * BACKWARD_TO_FORWARD if report.device == ONNX_DEVICE else report.backward
+    notes = [f"counted: {report.forward:,} forward + {backward:,} backward FLOP per batch of {batch} "
              f"(leading dimension of the first input), divided by {batch}"]
     if report.unsupported_ops:
         listed = ", ".join(f"{op} x{n}" for op, n in report.unsupported_ops.items())
         notes.append(f"unsupported ops (no formula, not counted): {listed}")
     notes.extend(report.notes)
-    return training_from_counts(Fraction(report.forward, batch), Fraction(report.backward, batch), examples, epochs,
+    return training_from_counts(Fraction(report.forward, batch), Fraction(backward, batch), examples, epochs,
                                 method="counted", notes=tuple(notes))
 
 
@@ -74,11 +77,13 @@ def _calibrated(calibration, model, inputs, batch_size, kwargs, gpu, precision, 
 
 @app.command("train")
 def train_command(
-    model: Optional[str] = typer.Argument(None, help="Model to count: file.py:callable, file.py, .pt, .pt2 "
-                                                    "(or use --flops-per-example, or --params with --tokens)."),
+    model: Optional[str] = typer.Argument(None, help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
+                                                    "config.json (or use --flops-per-example, or --params with --tokens)."),
     input: List[str] = typer.Option([], "--input", "-i", help="Input shape per positional argument, e.g. 8x3x32x32."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Override the leading dimension of every input."),
     kwargs: Optional[str] = typer.Option(None, "--kwargs", help="JSON object passed to the model callable."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence for a Hugging Face config.json."),
+    dim: List[str] = typer.Option([], "--dim", help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable)."),
     device: Optional[str] = typer.Option(None, "--device", help="Where to count: meta (default), cpu or cuda."),
     examples: Optional[str] = typer.Option(None, "--examples", "-N", help="Training examples per epoch, e.g. 1.28M."),
     epochs: Optional[str] = typer.Option(None, "--epochs", "-E", help="Passes over the examples (default 1)."),
@@ -114,8 +119,8 @@ def train_command(
             raise UsageError("--examples/--epochs do not apply to --params/--tokens", "D counts every token trained on")
     elif n_examples is None:
         raise UsageError(f"{modes[0]} needs --examples N (training examples per epoch)", MODES_HINT)
-    elif model is None and (input or batch_size or kwargs or device):
-        raise UsageError("--input, --batch-size, --kwargs and --device need a MODEL to count")
+    elif model is None and (input or batch_size or kwargs or device or seq_len or dim):
+        raise UsageError("--input, --batch-size, --kwargs, --seq-len, --dim and --device need a MODEL to count")
 
     # Check the GPU options before counting: a typo should not cost a model run.
     fleet_options = None
@@ -135,7 +140,8 @@ def train_command(
                              pue=parse_si_number(pue, "--pue"), price_per_gpu_hour=price)
 
     if modes[0] == "MODEL":
-        training = _training_from_model(model, input, batch_size, kwargs, device, n_examples, n_epochs or 1)
+        training = _training_from_model(model, input, batch_size, kwargs, device, n_examples, n_epochs or 1, seq_len,
+                                        dim)
     elif modes[0] == "--flops-per-example":
         training = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples,
                                          n_epochs or 1)

@@ -30,7 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import ModelBuildError, ModelRunError, UnsupportedOpsError, UsageError
 from . import formulas
-from .report import CATEGORIES, CountReport, InputInfo, LayerCount
+from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers
 
 _get_sequence_nr = torch._C._autograd._get_sequence_nr
 _redispatch = getattr(torch.overrides, "redispatch_function", None)
@@ -419,32 +419,11 @@ def _describe(args: tuple, kwargs: Mapping[str, Any]) -> str:
 
 def _layers(model: nn.Module, forward: Mapping[str, Counter], backward: Mapping[str, Counter]) -> tuple[LayerCount, ...]:
     """Every module of the tree with inclusive counts: a module's own ops plus its descendants'."""
-    inclusive_fwd: dict[str, Counter] = defaultdict(Counter)
-    inclusive_bwd: dict[str, Counter] = defaultdict(Counter)
-    for own, inclusive in ((forward, inclusive_fwd), (backward, inclusive_bwd)):
-        for path, counts in own.items():
-            for ancestor in _ancestors(path):
-                inclusive[ancestor].update(counts)
-    layers = []
-    for module_name, module in model.named_modules():
-        layers.append(
-            LayerCount(
-                name=module_name,
-                type=type(module).__name__,
-                depth=0 if not module_name else module_name.count(".") + 1,
-                params=sum(p.numel() for p in _unique_params(module)),
-                forward_by_category={c: int(inclusive_fwd[module_name][c]) for c in CATEGORIES},
-                backward_by_category={c: int(inclusive_bwd[module_name][c]) for c in CATEGORIES},
-            )
-        )
-    return tuple(layers)
-
-
-def _ancestors(path: str) -> list[str]:
-    if not path:
-        return [""]
-    parts = path.split(".")
-    return [""] + [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    tree = (
+        (module_name, type(module).__name__, sum(p.numel() for p in _unique_params(module)))
+        for module_name, module in model.named_modules()
+    )
+    return build_layers(tree, forward, backward)
 
 
 def count_source(
@@ -458,11 +437,15 @@ def count_source(
     frozen: Sequence[str] = (),
     causal_half: bool = False,
     strict: bool = False,
+    seq_len: int | None = None,
+    dims: Mapping[str, int] | None = None,
 ) -> CountReport:
     """Load a model from a source string (see flopcalc.loaders) and count it.
 
     `device=None` counts on the meta device and falls back to the CPU, with a note, when the model cannot be
     built or run there (it reads values: `.item()`, data-dependent shapes); an explicit device is used as given.
+    `seq_len` is the token count of a Hugging Face config's example input; `dims` sizes an ONNX graph's
+    symbolic input dimensions (`{"batch": 8}`). ONNX graphs are counted from their shapes, forward only.
     """
     from ..loaders import load_model, make_inputs
 
@@ -470,7 +453,11 @@ def count_source(
     first_error: Exception | None = None
     for attempt in attempts:
         try:
-            loaded = load_model(model, kwargs=kwargs, device=attempt)
+            loaded = load_model(model, kwargs=kwargs, device=attempt, seq_len=seq_len)
+            if loaded.kind == "onnx":
+                return _count_onnx(loaded, inputs, batch_size, dims, device, backward, frozen, causal_half, strict)
+            if dims:
+                raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
             example = make_inputs(
                 inputs, loaded.example_inputs, device=_device_of(loaded.module, attempt), batch_size=batch_size,
                 source=model,
@@ -488,8 +475,22 @@ def count_source(
             report = _with_note(
                 report, f"the model could not run on the meta device ({first_error.message}); counted on cpu"
             )
-        return _with_note(report, *loaded.notes) if loaded.notes else report
+        notes = loaded.notes + (() if inputs else loaded.example_notes)
+        return _with_note(report, *notes) if notes else report
     raise AssertionError("unreachable")
+
+
+def _count_onnx(loaded, inputs, batch_size, dims, device, backward, frozen, causal_half, strict) -> CountReport:
+    from ..loaders.onnx_graph import count_onnx
+
+    if frozen:
+        raise UsageError("--frozen applies to PyTorch models: an ONNX graph has no backward pass")
+    if device not in (None, "meta"):
+        raise UsageError(f"--device {device}: ONNX graphs are counted from their shapes and run nowhere")
+    return count_onnx(
+        loaded.module, source=loaded.source, inputs=inputs, batch_size=batch_size, dims=dims, backward=backward,
+        causal_half=causal_half, strict=strict,
+    )
 
 
 def _device_of(module: nn.Module, default: str) -> str:

@@ -549,6 +549,16 @@ ZERO_FLOP_OPS = frozenset(
 )
 
 
+def formula_for(op: str) -> Formula:
+    """The registered formula of an aten op by name ("mm"): for other graph formats that delegate here."""
+    return FORMULAS[_packet(op)]
+
+
+def pointwise_flops(out: Any) -> int:
+    """A pointwise op without a formula of its own: one FLOP per output element."""
+    return _numel(_first_shape(out))
+
+
 def _is_pointwise(func) -> bool:
     return torch.Tag.pointwise in getattr(func, "tags", ())
 
@@ -561,7 +571,7 @@ def flops_of(func, args: tuple, kwargs: Mapping[str, Any], out: Any) -> dict[str
         if packet in ZERO_FLOP_OPS or getattr(func, "is_view", False):
             return {}
         if _is_pointwise(func):
-            return {"elementwise": _numel(_first_shape(_shapes(out)))}
+            return {"elementwise": pointwise_flops(_shapes(out))}
         return None
     result = formula.fn(*_shapes(args), out=_shapes(out), **_shapes(dict(kwargs)))
     if isinstance(result, Mapping):

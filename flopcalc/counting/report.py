@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import Iterable, Mapping
 
 SCHEMA_VERSION = 1
 
@@ -73,6 +74,42 @@ class LayerCount:
             "forward_by_category": dict(self.forward_by_category),
             "backward_by_category": dict(self.backward_by_category),
         }
+
+
+def tree_ancestors(path: str, separator: str = ".") -> list[str]:
+    """`a.b.c` -> ["", "a", "a.b", "a.b.c"]: the path itself and every layer that encloses it."""
+    if not path:
+        return [""]
+    parts = path.split(separator)
+    return [""] + [separator.join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def build_layers(
+    tree: Iterable[tuple[str, str, int]],
+    forward: Mapping[str, Mapping[str, int]],
+    backward: Mapping[str, Mapping[str, int]],
+    separator: str = ".",
+) -> tuple[LayerCount, ...]:
+    """LayerCounts with inclusive counts: each layer's own FLOPs plus its descendants'.
+
+    `tree` lists (name, type, params) in tree order, root ("") first; `forward`/`backward` map the name of
+    the layer that ran an op to its FLOPs by category; names nest by `separator` (modules ".", ONNX "/")."""
+    inclusive: dict[str, dict[str, Counter]] = {"forward": defaultdict(Counter), "backward": defaultdict(Counter)}
+    for own, key in ((forward, "forward"), (backward, "backward")):
+        for path, counts in own.items():
+            for ancestor in tree_ancestors(path, separator):
+                inclusive[key][ancestor].update(counts)
+    return tuple(
+        LayerCount(
+            name=name,
+            type=type_name,
+            depth=0 if not name else name.count(separator) + 1,
+            params=params,
+            forward_by_category={c: int(inclusive["forward"][name][c]) for c in CATEGORIES},
+            backward_by_category={c: int(inclusive["backward"][name][c]) for c in CATEGORIES},
+        )
+        for name, type_name, params in tree
+    )
 
 
 @dataclass(frozen=True)

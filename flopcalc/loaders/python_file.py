@@ -56,7 +56,7 @@ def load_python_model(file: str, attribute: str | None, *, kwargs: Mapping[str, 
 
     path = Path(file)
     if not path.is_file():
-        raise ModelLoadError(f"model file {file} not found", "check the path (relative to the current folder)")
+        raise ModelLoadError(f"model file {file} not found", "check the path; it is relative to the current folder")
     module = _import_file(path)
     if attribute is None:
         attribute = next((name for name in DEFAULT_CALLABLES if callable(getattr(module, name, None))), None)

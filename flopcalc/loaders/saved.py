@@ -9,7 +9,7 @@ from ..errors import ModelLoadError
 
 def _check_file(path: Path) -> None:
     if not path.is_file():
-        raise ModelLoadError(f"model file {path} not found", "check the path (relative to the current folder)")
+        raise ModelLoadError(f"model file {path} not found", "check the path; it is relative to the current folder")
 
 
 def _moved(module, device: str, path: Path):

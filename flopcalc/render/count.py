@@ -114,7 +114,8 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     layers.add_column(f"Backward {unit}", justify="right")
     layers.add_column("Share", justify="right")
     for layer in visible_layers(report, depth):
-        name = "  " * layer.depth + (layer.name.rsplit(".", 1)[-1] if layer.name else "(model)")
+        short = layer.name.rsplit("/", 1)[-1].rsplit(".", 1)[-1]  # modules nest by ".", ONNX scopes by "/"
+        name = "  " * layer.depth + (short if layer.name else "(model)")
         layers.add_row(
             name, layer.type, format_si(layer.params), format_si(layer.forward), format_si(layer.backward),
             _share(layer.total, total),

@@ -128,3 +128,10 @@ def test_parser_errors_are_one_line_and_exit_2(args):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("flopcalc: error:")
+
+
+def test_version():
+    import flopcalc
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"flopcalc {flopcalc.__version__}"

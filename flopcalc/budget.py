@@ -1,0 +1,546 @@
+"""Compute budgets for CI: load and validate a budget file, count its models, compare with limits and a baseline.
+
+A budget file (`flopcalc.yaml`) lists models with limits on forward/backward FLOPs, parameters and training
+compute. Each limit of each entry becomes one `Check`; with a baseline, each entry's forward FLOPs, backward
+FLOPs and parameters become one `Regression` comparison each. Everything here returns result objects: it never
+prints and never exits (the CLI turns a failed result into exit 1, a FlopcalcError into exit 2).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import yaml
+
+from .compute import TrainingCompute, training_from_counts, training_from_params_tokens
+from .errors import BudgetFileError, FlopcalcError, ModelRunError, UsageError
+from .render.output import to_json, write_atomic
+from .units import parse_si_number
+
+if TYPE_CHECKING:
+    from .counting.report import CountReport
+
+BUDGET_FILE_NAME = "flopcalc.yaml"
+BASELINE_SCHEMA_VERSION = 1
+
+# budget-file key -> the metric its check reports
+LIMIT_KEYS: dict[str, str] = {
+    "max_forward_flops": "forward_flops",
+    "max_backward_flops": "backward_flops",
+    "max_params": "params",
+    "max_training_flops": "training_flops",
+    "max_training_pf_days": "training_pf_days",
+}
+TRAINING_METRICS = frozenset({"training_flops", "training_pf_days"})
+TRAINING_SIZE_KEYS = ("examples", "epochs", "tokens")
+ENTRY_KEYS = ("name", "model", "inputs", "kwargs", *LIMIT_KEYS, *TRAINING_SIZE_KEYS)
+TOP_LEVEL_KEYS = ("budgets",)
+# what a baseline records per entry, and what `--baseline` compares
+BASELINE_METRICS = ("forward_flops", "backward_flops", "params")
+
+# counter(model_spec, inputs=..., kwargs=...) -> CountReport; `count_source` by default
+Counter = Callable[..., "CountReport"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One entry of a budget file: which model to count, how, and the limits it must stay under."""
+
+    index: int
+    name: str
+    model: str
+    inputs: tuple[str, ...] | None
+    kwargs: Mapping[str, Any]
+    limits: Mapping[str, float]  # metric -> limit, in budget-file order
+    examples: float | None = None
+    epochs: float | None = None
+    tokens: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"budgets[{self.index}] ({self.name})"
+
+    @property
+    def count_key(self) -> tuple:
+        """Entries with equal keys count the same model the same way, so it is counted once."""
+        return (self.model, self.inputs, json.dumps(dict(self.kwargs), sort_keys=True, default=repr))
+
+
+@dataclass(frozen=True)
+class BudgetFile:
+    path: Path
+    budgets: tuple[Budget, ...]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One limit of one entry. `headroom` is the percentage of the limit still unused (negative when over)."""
+
+    name: str
+    model: str
+    metric: str
+    value: float
+    limit: float
+    passed: bool
+    headroom: float
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "model": self.model,
+            "metric": self.metric,
+            "value": _plain_number(self.value),
+            "limit": _plain_number(self.limit),
+            "passed": self.passed,
+            "headroom": round(self.headroom, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Regression:
+    """One baseline comparison. `growth_pct` is None when the baseline was 0 and the value is not."""
+
+    name: str
+    metric: str
+    baseline: int
+    value: int
+    growth_pct: float | None
+    tolerance_pct: float
+    passed: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "baseline": self.baseline,
+            "value": self.value,
+            "growth_pct": None if self.growth_pct is None else round(self.growth_pct, 4),
+            "tolerance_pct": round(self.tolerance_pct, 4),
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    checks: tuple[Check, ...]
+    regressions: tuple[Regression, ...] = ()
+    # human notes for the table and Markdown (not in the JSON contract): uncounted ops, entries new to the baseline
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def failed_checks(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    @property
+    def failed_regressions(self) -> tuple[Regression, ...]:
+        return tuple(r for r in self.regressions if not r.passed)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed_checks and not self.failed_regressions
+
+    def to_dict(self) -> dict:
+        """The JSON contract of `flopcalc check --format json` (docs/ci.md)."""
+        return {
+            "passed": self.passed,
+            "checks": [c.to_dict() for c in self.checks],
+            "regressions": [r.to_dict() for r in self.regressions],
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML would silently keep the last)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def find_budget_file(path: str | Path | None = None) -> Path:
+    """`--budget FILE` when given, else `flopcalc.yaml` in the current folder."""
+    if path is not None:
+        target = Path(path)
+        if not target.is_file():
+            raise BudgetFileError(f"budget file {target} not found", "check the path given to --budget")
+        return target
+    target = Path(BUDGET_FILE_NAME)
+    if not target.is_file():
+        raise BudgetFileError(
+            f"no {BUDGET_FILE_NAME} in {Path.cwd()}",
+            f"create {BUDGET_FILE_NAME} (see docs/ci.md) or pass --budget FILE",
+        )
+    return target
+
+
+def load_budget_file(path: str | Path | None = None) -> BudgetFile:
+    """Read and validate a budget file; every problem is a BudgetFileError naming the file, entry and key."""
+    target = find_budget_file(path)
+    try:
+        data = yaml.load(target.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        raise BudgetFileError(f"{target}: not valid YAML: {_yaml_problem(error)}", "fix the YAML syntax") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise BudgetFileError(f"{target}: cannot be read: {error}") from None
+    return parse_budgets(data, target)
+
+
+def parse_budgets(data: Any, path: Path) -> BudgetFile:
+    """Validate already-parsed YAML `data` read from `path` (named in every error)."""
+    if not isinstance(data, dict):
+        raise BudgetFileError(
+            f"{path}: expected a mapping with a `budgets:` list at the top, got {_kind(data)}",
+            "see docs/ci.md for the budget file format",
+        )
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise BudgetFileError(f"{path}: unknown top-level key {key!r}", "the only top-level key is `budgets`")
+    if "budgets" not in data:
+        raise BudgetFileError(f"{path}: no `budgets:` list", "add `budgets:` with one entry per model")
+    entries = data["budgets"]
+    if not isinstance(entries, list):
+        raise BudgetFileError(
+            f"{path}: `budgets` must be a list, got {_kind(entries)}", "write each entry as a `- model: ...` item"
+        )
+    if not entries:
+        raise BudgetFileError(f"{path}: `budgets` is empty", "add at least one `- model: ...` entry")
+    budgets = tuple(_parse_entry(raw, index, path) for index, raw in enumerate(entries))
+    first_index: dict[str, int] = {}
+    for budget in budgets:
+        if budget.name in first_index:
+            raise BudgetFileError(
+                f"{path}: {budget.label}: name {budget.name!r} is already used by budgets[{first_index[budget.name]}]",
+                "give each entry a unique `name:` (baselines are keyed by it)",
+            )
+        first_index[budget.name] = budget.index
+    return BudgetFile(path=path, budgets=budgets)
+
+
+def _parse_entry(raw: Any, index: int, path: Path) -> Budget:
+    where = f"{path}: budgets[{index}]"
+    if not isinstance(raw, dict):
+        raise BudgetFileError(f"{where}: expected a mapping with a `model:` key, got {_kind(raw)}")
+    name_given = raw.get("name")
+    if name_given is not None and (not isinstance(name_given, str) or not name_given.strip()):
+        raise BudgetFileError(f"{where}: key 'name': must be a non-empty string, got {name_given!r}")
+    model = raw.get("model")
+    if isinstance(name_given, str) or isinstance(model, str):
+        where = f"{path}: budgets[{index}] ({name_given if isinstance(name_given, str) else model})"
+    for key in raw:
+        if key not in ENTRY_KEYS:
+            close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(ENTRY_KEYS)}"
+            raise BudgetFileError(f"{where}: unknown key {key!r}", hint)
+    if model is None:
+        raise BudgetFileError(f"{where}: missing key 'model'", "add e.g. `model: models/net.py:build`")
+    if not isinstance(model, str) or not model.strip():
+        raise BudgetFileError(f"{where}: key 'model': must be a model spec string, got {model!r}")
+    name = name_given if isinstance(name_given, str) else model
+
+    inputs = _parse_inputs(raw.get("inputs"), where)
+    kwargs = raw.get("kwargs") or {}
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise BudgetFileError(f"{where}: key 'kwargs': must be a mapping of argument names to values")
+
+    limits = {metric: _positive_number(raw, key, where) for key, metric in LIMIT_KEYS.items() if key in raw}
+    examples, epochs, tokens = (
+        _positive_number(raw, key, where) if key in raw else None for key in TRAINING_SIZE_KEYS
+    )
+    if examples is not None and tokens is not None:
+        raise BudgetFileError(
+            f"{where}: keys 'examples' and 'tokens' are both given",
+            "give `examples` (and `epochs`) for counted training, or `tokens` for 6·params·tokens, not both",
+        )
+    if epochs is not None and examples is None:
+        raise BudgetFileError(f"{where}: key 'epochs' needs 'examples'", "add `examples:` (training set size)")
+    for key, metric in LIMIT_KEYS.items():
+        if metric in TRAINING_METRICS and metric in limits and examples is None and tokens is None:
+            raise BudgetFileError(
+                f"{where}: key {key!r} needs the training size",
+                "add `examples:` (and `epochs:`, default 1) or `tokens:`",
+            )
+    return Budget(
+        index=index,
+        name=name,
+        model=model,
+        inputs=inputs,
+        kwargs=dict(kwargs),
+        limits=limits,
+        examples=examples,
+        epochs=epochs,
+        tokens=tokens,
+    )
+
+
+def _parse_inputs(raw: Any, where: str) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw or not all(isinstance(item, str) for item in raw):
+        raise BudgetFileError(
+            f"{where}: key 'inputs': must be a list of input specs, got {raw!r}", 'write e.g. inputs: ["1x3x224x224"]'
+        )
+    return tuple(raw)
+
+
+def _positive_number(raw: Mapping[str, Any], key: str, where: str) -> float:
+    try:
+        value = parse_si_number(raw[key], what=key)
+    except UsageError as error:
+        raise BudgetFileError(f"{where}: key {key!r}: {error.message}", error.hint) from None
+    if value <= 0:
+        raise BudgetFileError(f"{where}: key {key!r}: must be greater than 0, got {raw[key]!r}")
+    return value
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Counting
+
+
+def count_budgets(budget_file: BudgetFile, counter: Counter | None = None) -> dict[str, "CountReport"]:
+    """Count every entry's model, once per distinct (model, inputs, kwargs); returns entry name -> report.
+
+    A model that cannot be loaded or run raises its FlopcalcError with the entry named, so a check never passes
+    because a model crashed.
+    """
+    if counter is None:
+        from .counting.counter import count_source as counter
+    by_key: dict[tuple, CountReport] = {}
+    reports: dict[str, CountReport] = {}
+    for budget in budget_file.budgets:
+        if budget.count_key not in by_key:
+            by_key[budget.count_key] = _count_one(budget, budget_file.path, counter)
+        reports[budget.name] = by_key[budget.count_key]
+    return reports
+
+
+def _count_one(budget: Budget, path: Path, counter: Counter) -> "CountReport":
+    try:
+        return counter(
+            budget.model,
+            inputs=list(budget.inputs) if budget.inputs is not None else None,
+            kwargs=dict(budget.kwargs) or None,
+        )
+    except FlopcalcError as error:
+        raise type(error)(f"{path}: {budget.label}: {error.message}", error.hint) from error
+    except Exception as error:  # a model that raises something unexpected still fails the check (exit 2)
+        raise ModelRunError(
+            f"{path}: {budget.label}: counting {budget.model} failed: {type(error).__name__}: {error}",
+            "rerun with --debug for the traceback",
+        ) from error
+
+
+def training_compute(report: "CountReport", budget: Budget) -> TrainingCompute:
+    """Training compute for the entry's training size (the arithmetic lives in flopcalc.compute).
+
+    With `examples`: (forward + backward) per example x examples x epochs, where per example is the counted
+    batch divided by the report's batch size. With `tokens`: the 6 x params x tokens rule (Kaplan et al. 2020).
+    """
+    if budget.examples is not None:
+        batch = report.batch_size
+        return training_from_counts(
+            Fraction(report.forward, batch),
+            Fraction(report.backward, batch),
+            budget.examples,
+            budget.epochs if budget.epochs is not None else 1,
+        )
+    if budget.tokens is not None:
+        return training_from_params_tokens(report.params, budget.tokens)
+    raise UsageError(f"{budget.label}: no training size", "add `examples:` or `tokens:`")
+
+
+def metric_values(report: "CountReport", budget: Budget) -> dict[str, float]:
+    """Every metric a limit of `budget` can name, measured on `report`."""
+    values: dict[str, float] = {
+        "forward_flops": report.forward,
+        "backward_flops": report.backward,
+        "params": report.params,
+    }
+    if budget.examples is not None or budget.tokens is not None:
+        try:
+            training = training_compute(report, budget)
+        except FlopcalcError as error:  # e.g. a model that counts 0 forward FLOPs: say which entry
+            raise type(error)(f"{budget.label}: training compute: {error.message}", error.hint) from error
+        values["training_flops"] = training.training_flops
+        values["training_pf_days"] = training.petaflop_days
+    return values
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checking
+
+
+def evaluate(
+    budget_file: BudgetFile,
+    reports: Mapping[str, "CountReport"],
+    baseline: Mapping[str, Mapping[str, int]] | None = None,
+    tolerance: float = 0.0,
+) -> CheckResult:
+    """Compare counted `reports` (entry name -> report) with the limits, and with `baseline` when given."""
+    if tolerance < 0 or not math.isfinite(tolerance):
+        raise UsageError(f"tolerance must be 0 or more, got {tolerance!r}", "write e.g. 5% or 0.05")
+    checks: list[Check] = []
+    regressions: list[Regression] = []
+    notes: list[str] = []
+    for budget in budget_file.budgets:
+        report = reports[budget.name]
+        values = metric_values(report, budget)
+        for metric, limit in budget.limits.items():
+            value = values[metric]
+            checks.append(
+                Check(
+                    name=budget.name,
+                    model=budget.model,
+                    metric=metric,
+                    value=value,
+                    limit=limit,
+                    passed=value <= limit,
+                    headroom=(limit - value) / limit * 100.0,
+                )
+            )
+        if report.unsupported_ops:
+            ops = ", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported_ops.items()))
+            notes.append(f"{budget.name}: ops without a FLOP formula were not counted: {ops}")
+        if baseline is not None:
+            recorded = baseline.get(budget.name)
+            if recorded is None:
+                notes.append(f"{budget.name}: not in the baseline yet (record it with --update-baseline)")
+                continue
+            regressions.extend(
+                compare_with_baseline(budget.name, metric, recorded[metric], int(values[metric]), tolerance)
+                for metric in BASELINE_METRICS
+            )
+    if not checks and not regressions:
+        raise UsageError(
+            f"{budget_file.path}: nothing to check: no entry has a max_* limit and no baseline was compared",
+            "add limits such as `max_forward_flops: 9G`, or pass --baseline FILE",
+        )
+    return CheckResult(checks=tuple(checks), regressions=tuple(regressions), notes=tuple(notes))
+
+
+def compare_with_baseline(name: str, metric: str, baseline: int, value: int, tolerance: float) -> Regression:
+    """Fails when `value` grew by more than `tolerance` (a fraction) over `baseline`; shrinking always passes."""
+    if baseline == 0:
+        growth = 0.0 if value == 0 else None
+        passed = value == 0
+    else:
+        growth = (value - baseline) / baseline
+        passed = growth <= tolerance * (1 + 1e-12)  # the relative slack absorbs float rounding only
+    return Regression(
+        name=name,
+        metric=metric,
+        baseline=baseline,
+        value=value,
+        growth_pct=None if growth is None else growth * 100.0,
+        tolerance_pct=tolerance * 100.0,
+        passed=passed,
+    )
+
+
+def run_checks(
+    budget_file: BudgetFile,
+    *,
+    baseline: Mapping[str, Mapping[str, int]] | None = None,
+    tolerance: float = 0.0,
+    counter: Counter | None = None,
+) -> CheckResult:
+    """Count the budget file's models and check them: the whole of `flopcalc check` without the rendering."""
+    return evaluate(budget_file, count_budgets(budget_file, counter), baseline, tolerance)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Baselines
+
+
+def baseline_data(budget_file: BudgetFile, reports: Mapping[str, "CountReport"]) -> dict:
+    """The baseline document recording the current counts of every entry (docs/ci.md)."""
+    entries = {}
+    for budget in budget_file.budgets:
+        report = reports[budget.name]
+        entries[budget.name] = {
+            "model": budget.model,
+            "forward_flops": report.forward,
+            "backward_flops": report.backward,
+            "params": report.params,
+        }
+    return {"schema_version": BASELINE_SCHEMA_VERSION, "budgets": entries}
+
+
+def write_baseline(path: str | Path, budget_file: BudgetFile, reports: Mapping[str, "CountReport"]) -> Path:
+    """Record the current counts as the new baseline, atomically (a crash never leaves half a file)."""
+    return write_atomic(path, to_json(baseline_data(budget_file, reports)))
+
+
+def load_baseline(path: str | Path) -> dict[str, dict[str, int]]:
+    """Read a baseline written by `write_baseline`: entry name -> {metric: count}."""
+    target = Path(path)
+    if not target.is_file():
+        raise BudgetFileError(
+            f"baseline file {target} not found", f"record one with `flopcalc check --update-baseline {target}`"
+        )
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BudgetFileError(
+            f"baseline file {target} is not valid JSON: {error}", "rewrite it with --update-baseline"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("budgets"), dict):
+        raise BudgetFileError(f"baseline file {target}: expected an object with a `budgets` object", "rewrite it with --update-baseline")
+    if data.get("schema_version") != BASELINE_SCHEMA_VERSION:
+        raise BudgetFileError(
+            f"baseline file {target}: schema_version {data.get('schema_version')!r} is not {BASELINE_SCHEMA_VERSION}",
+            "rewrite it with --update-baseline",
+        )
+    entries: dict[str, dict[str, int]] = {}
+    for name, recorded in data["budgets"].items():
+        if not isinstance(recorded, dict):
+            raise BudgetFileError(f"baseline file {target}: entry {name!r} is not an object")
+        counts = {}
+        for metric in BASELINE_METRICS:
+            value = recorded.get(metric)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BudgetFileError(
+                    f"baseline file {target}: entry {name!r} key {metric!r} must be a count (integer >= 0), got {value!r}",
+                    "rewrite it with --update-baseline",
+                )
+            counts[metric] = value
+        entries[name] = counts
+    return entries
+
+
+def _plain_number(value: float) -> int | float:
+    """Integral values as JSON integers (9G -> 9000000000, not 9000000000.0)."""
+    if isinstance(value, int):
+        return value
+    return int(value) if float(value).is_integer() and abs(value) < 2**63 else value

@@ -1,0 +1,82 @@
+"""`flopcalc check`: fail CI when a model grows past its FLOP/parameter budget or its recorded baseline."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..budget import count_budgets, evaluate, load_baseline, load_budget_file, write_baseline
+from ..errors import UsageError
+from ..units import parse_fraction
+from ._app import app, emit
+
+
+class CheckFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    junit = "junit"
+
+
+SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
+
+
+@app.command(
+    "check",
+    help=(
+        "Check models against the FLOP and parameter budgets in flopcalc.yaml (or --budget FILE). "
+        "Exit 0: all checks passed; 1: a check failed; 2: bad input or a model that could not be counted."
+    ),
+)
+def check_command(
+    budget: Optional[Path] = typer.Option(
+        None, "--budget", metavar="FILE", help="Budget file (default: flopcalc.yaml in the current folder)."
+    ),
+    baseline: Optional[Path] = typer.Option(
+        None, "--baseline", metavar="FILE", help="Fail when FLOPs or params grew past --tolerance over this baseline."
+    ),
+    tolerance: str = typer.Option(
+        "0", "--tolerance", metavar="FRACTION", help="Allowed growth over the baseline: a fraction (0.05) or a percentage (5%)."
+    ),
+    update_baseline: Optional[Path] = typer.Option(
+        None, "--update-baseline", metavar="FILE", help="Record the current counts as the new baseline and exit 0."
+    ),
+    output_format: CheckFormat = typer.Option(CheckFormat.table, "--format", "-f", help="Output format."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the output here (atomically)."),
+    summary: bool = typer.Option(
+        False, "--summary", help=f"Also append the Markdown report to ${SUMMARY_VARIABLE} when it is set."
+    ),
+) -> None:
+    from ..render.budget import render_json, render_junit, render_markdown, render_table
+
+    if baseline is not None and update_baseline is not None:
+        raise UsageError("--baseline and --update-baseline cannot be used together", "compare first, then update")
+    allowed_growth = parse_fraction(tolerance, what="--tolerance")
+    budget_file = load_budget_file(budget)
+    recorded = load_baseline(baseline) if baseline is not None else None
+    reports = count_budgets(budget_file)
+
+    if update_baseline is not None:
+        write_baseline(update_baseline, budget_file, reports)
+        emit(f"wrote the baseline of {len(budget_file.budgets)} budget entries to {update_baseline}")
+        return
+
+    result = evaluate(budget_file, reports, recorded, allowed_growth)
+    if output_format is CheckFormat.table:
+        emit(render_table(result, color=output is None and sys.stdout.isatty()), output)
+    else:
+        renderers = {CheckFormat.json: render_json, CheckFormat.markdown: render_markdown, CheckFormat.junit: render_junit}
+        emit(renderers[output_format](result), output)
+        for note in result.notes:  # the table and Markdown show them; JSON and JUnit must not lose them
+            typer.echo(f"flopcalc: note: {note}", err=True)
+    summary_path = os.environ.get(SUMMARY_VARIABLE)
+    if summary and summary_path:
+        with open(summary_path, "a", encoding="utf-8") as handle:  # the step summary is append-only by design
+            handle.write(render_markdown(result))
+    if not result.passed:
+        raise typer.Exit(1)
