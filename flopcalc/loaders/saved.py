@@ -18,9 +18,25 @@ def _moved(module, device: str, path: Path):
     if device == "cpu":
         return module
     try:
-        return module.to(device)
+        return _to_keeping_ties(module, device)
     except Exception as error:
         raise ModelLoadError(f"cannot move {path} to {device}: {short_error(error)}", "try --device cpu") from error
+
+
+def _to_keeping_ties(module, device: str):
+    """`module.to(device)` with shared parameters still shared. Moving across device types (cpu -> meta)
+    gives every module a new Parameter of its own, so a tied embedding and head would become two
+    parameters: counted twice, and their gradients no longer summed."""
+    owners: dict[int, list] = {}
+    for submodule in module.modules():
+        for name, param in submodule._parameters.items():
+            if param is not None:
+                owners.setdefault(id(param), []).append((submodule, name))
+    moved = module.to(device)
+    for (first, first_name), *others in owners.values():
+        for submodule, name in others:
+            submodule._parameters[name] = first._parameters[first_name]
+    return moved
 
 
 def load_torchscript(path: Path, *, device: str):

@@ -141,3 +141,25 @@ def test_missing_inputs_say_how_to_give_them(tmp_path):
     source = write(tmp_path, "noinputs.py", "import torch\ndef build():\n    return torch.nn.Linear(2, 2)\n")
     with pytest.raises(InputSpecError, match="--input"):
         count_source(source)
+
+
+def test_an_exported_model_with_tied_weights_keeps_them_tied_on_meta(tmp_path):
+    """Moving a module to meta re-creates each module's parameters; a tied embedding/head must stay one
+    parameter (counted once, its two gradients summed) as on the cpu."""
+
+    class TiedLM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(50, 8)
+            self.head = torch.nn.Linear(8, 50, bias=False)
+            self.head.weight = self.embed.weight
+
+        def forward(self, tokens):
+            return self.head(self.embed(tokens))
+
+    path = tmp_path / "tied.pt2"
+    torch.export.save(torch.export.export(TiedLM(), (torch.zeros(2, 3, dtype=torch.long),)), str(path))
+    on_meta, on_cpu = count_source(str(path)), count_source(str(path), device="cpu")
+    assert on_meta.device == "meta"
+    assert on_meta.params == on_cpu.params == 50 * 8
+    assert on_meta.to_dict()["totals"] == on_cpu.to_dict()["totals"]
