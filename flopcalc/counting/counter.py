@@ -11,6 +11,8 @@ How attribution works, in one place:
 - A TorchFunctionMode marks calls of `scaled_dot_product_attention` (and the norm functions) as scopes,
   so whatever kernel or decomposition runs inside them is one `attention` (or `norm`) cost: the same
   figure on meta, CPU and CUDA.
+- An op in the backward with grad mode on is activation checkpointing re-running a forward: kept apart
+  (a note), not counted as model FLOPs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import ModelBuildError, ModelRunError, UnsupportedOpsError, UsageError
+from ..units import format_si
 from . import formulas
 from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers
 
@@ -207,27 +210,32 @@ class _FlopDispatchMode(TorchDispatchMode):
         self._charged: set[tuple[int, bool]] = set()  # attention calls already counted, per direction
         self.forward: dict[str, Counter] = defaultdict(Counter)
         self.backward: dict[str, Counter] = defaultdict(Counter)
+        self.recomputed: dict[str, Counter] = defaultdict(Counter)  # forward re-run by activation checkpointing
         self.unsupported: Counter = Counter()
         self.formula_errors: dict[str, str] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if self.in_backward:
-            context = self.attribution.context_of_node(torch._C._current_autograd_node())
-            table = self.backward
+        backward = False
+        if not self.in_backward:
+            context, table = self.attribution.current, self.forward
+        elif torch.is_grad_enabled():
+            # Autograd runs the backward with grad mode off; an op with it on is a forward that activation
+            # checkpointing (torch.utils.checkpoint, either mode) re-runs to rebuild what it did not keep.
+            context, table = self.attribution.current, self.recomputed
         else:
-            context = self.attribution.current
-            table = self.forward
-        self._account(func, args, kwargs, out, context, table[context.module])
+            context = self.attribution.context_of_node(torch._C._current_autograd_node())
+            table, backward = self.backward, True
+        self._account(func, args, kwargs, out, context, table[context.module], backward)
         return out
 
-    def _account(self, func, args, kwargs, out, context: _Context, table: Counter) -> None:
+    def _account(self, func, args, kwargs, out, context: _Context, table: Counter, backward: bool) -> None:
         if context.scope == "attention":  # the whole call is counted once, from its shapes (_attention_context)
-            key = (id(context), self.in_backward)
+            key = (id(context), backward)
             if context.attention_flops is not None and key not in self._charged:
                 self._charged.add(key)
-                flops = context.attention_flops[1 if self.in_backward else 0]
+                flops = context.attention_flops[1 if backward else 0]
                 if flops:
                     table["attention"] += flops
             return
@@ -392,6 +400,12 @@ def count(
     if strict and counter.unsupported:
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(counter.unsupported.items()))
         raise UnsupportedOpsError(f"ops without a FLOP formula: {listed}", "drop --strict to count them as unknown")
+    recomputed = sum(sum(table.values()) for table in counter.recomputed.values())
+    if recomputed:
+        notes.append(
+            f"activation checkpointing re-ran {format_si(recomputed, 'FLOP')} of forward during the "
+            "backward; not included in forward or backward (model FLOPs, as MFU counts them)"
+        )
     for op, message in sorted(counter.formula_errors.items()):
         notes.append(f"{op}: formula could not read its arguments ({message}); listed as unsupported")
     device = next((str(t.device) for t in _tensors_in(list(args) + list(kwargs.values()))), None)

@@ -163,3 +163,38 @@ def test_recurrent_layers_agree_across_devices_except_gradient_accumulation_adds
             assert meta.backward_by_category[category] == cpu.backward_by_category[category]
         assert meta.backward_by_category["elementwise"] > cpu.backward_by_category["elementwise"]
         assert not meta.unsupported_ops and not cpu.unsupported_ops
+
+
+class CheckpointedBlocks(nn.Module):
+    """Two transformer-ish blocks, each optionally wrapped in torch.utils.checkpoint."""
+
+    def __init__(self, reentrant=None):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(D, 32, bias=False), nn.GELU(), nn.Linear(32, D, bias=False)) for _ in range(2)
+        )
+        self.head = nn.Linear(D, 3, bias=False)
+        self.reentrant = reentrant
+
+    def forward(self, x):
+        for block in self.blocks:
+            if self.reentrant is None:
+                x = block(x)
+            else:
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=self.reentrant)
+            q = x.unflatten(-1, (HEADS, D // HEADS)).transpose(1, 2)
+            x = x + F.scaled_dot_product_attention(q, q, q).transpose(1, 2).flatten(2)
+        return self.head(x)
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+@pytest.mark.parametrize("device", DEVICES)
+def test_checkpoint_recomputation_is_left_out_of_the_counts_and_said_in_a_note(device, reentrant):
+    """Checkpointing trades memory for a second forward of each block inside the backward. The model's FLOPs
+    (what MFU divides by) do not change: every layer's figures equal the unchecked model's, and a note
+    gives the extra work."""
+    plain = _count_on(device, CheckpointedBlocks, lambda: torch.randn(B, L, D).requires_grad_())
+    checked = _count_on(device, lambda: CheckpointedBlocks(reentrant), lambda: torch.randn(B, L, D).requires_grad_())
+    assert [layer.to_dict() for layer in checked.layers] == [layer.to_dict() for layer in plain.layers]
+    assert not any("checkpointing" in note for note in plain.notes)
+    assert any("activation checkpointing re-ran" in note for note in checked.notes)
