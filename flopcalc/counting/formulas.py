@@ -386,17 +386,20 @@ register(
     "relu", "relu_", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_",
     "tanh", "tanh_", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "elu", "elu_",
     "mish", "mish_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "softplus",
-    "prelu", "_prelu_kernel", "glu", "celu", "selu", "rrelu_with_noise", "logit",
+    "prelu", "_prelu_kernel", "glu", "celu", "selu", "rrelu_with_noise", "logit", "log_sigmoid_forward",
     category="activation",
 )(_per_output_element(1))
 
-register("threshold_backward", category="activation")(_per_output_element(1))
+# backwards that only select where the gradient passes (the derivative is 0 or 1)
+register("threshold_backward", "hardshrink_backward", "softshrink_backward", category="activation")(
+    _per_output_element(1)
+)
 
 register(
     "gelu_backward", "silu_backward", "sigmoid_backward", "tanh_backward", "hardtanh_backward",
     "leaky_relu_backward", "elu_backward", "mish_backward", "hardswish_backward",
     "hardsigmoid_backward", "softplus_backward", "_prelu_kernel_backward", "glu_backward",
-    "logit_backward",
+    "logit_backward", "log_sigmoid_backward", "rrelu_with_noise_backward",
     category="activation",
 )(_per_output_element(2))
 
@@ -450,6 +453,56 @@ def adaptive_pool_flops(x, output_size, *_, out=None, **__) -> int:
 def pool_backward_flops(grad_out, x, *_, out=None, **__) -> int:
     """Routing (max) or spreading (avg) each gradient back: one op per input element."""
     return _numel(x)
+
+
+# ---------------------------------------------------------------------------- resampling (F.interpolate)
+
+
+def _interpolation(taps: int) -> Callable[..., int]:
+    """Linear-family interpolation: every output element is a weighted sum of `taps` input elements (2 per
+    spatial dim for linear, 4 for cubic): `taps` multiply-adds, 2*taps FLOPs. The weights depend on the
+    output coordinate only and are not counted. The backward scatters each output gradient back to the same
+    taps with the same weights, so it costs the same per grad_output element (its first argument, whose
+    shape is `out` of the forward)."""
+
+    def forward(x, *_, out=None, **__) -> int:
+        return 2 * taps * _numel(_first_shape(out))
+
+    def backward(grad_out, *_, out=None, **__) -> int:
+        return 2 * taps * _numel(grad_out)
+
+    forward.__name__, backward.__name__ = f"interpolation_x{taps}_flops", f"interpolation_x{taps}_backward_flops"
+    return forward, backward
+
+
+for _taps, _ops in ((2, ("upsample_linear1d",)), (4, ("upsample_bilinear2d",)), (8, ("upsample_trilinear3d",)),
+                    (16, ("upsample_bicubic2d",))):
+    _forward, _backward = _interpolation(_taps)
+    register(*_ops, category="pool")(_forward)
+    register(*(f"{op}_backward" for op in _ops), category="pool")(_backward)
+
+
+@register(
+    "upsample_nearest1d_backward", "upsample_nearest2d_backward", "upsample_nearest3d_backward",
+    "_upsample_nearest_exact1d_backward", "_upsample_nearest_exact2d_backward", "_upsample_nearest_exact3d_backward",
+    category="pool",
+)
+def nearest_upsample_backward_flops(grad_out, output_size, input_size, *_, out=None, **__) -> int:
+    """Nearest upsampling copies (0 FLOPs); its backward sums, into each input element, the k gradients of the
+    outputs that copied it: k - 1 adds each, numel(grad_output) - numel(input) in all (0 when downsampling,
+    where each input is copied at most once)."""
+    return max(0, _numel(grad_out) - _numel(input_size))
+
+
+@register(
+    "reflection_pad1d_backward", "reflection_pad2d_backward", "reflection_pad3d_backward",
+    "replication_pad1d_backward", "replication_pad2d_backward", "replication_pad3d_backward",
+    category="elementwise",
+)
+def pad_backward_flops(grad_out, x, *_, out=None, **__) -> int:
+    """Padding copies; its backward adds each border gradient into the input element it copied:
+    numel(grad_output) - numel(input) adds."""
+    return max(0, _numel(grad_out) - _numel(x))
 
 
 # --------------------------------------------------------------------------------------------- reductions
@@ -506,6 +559,35 @@ def bce_with_logits_flops(x, *_, out=None, **__) -> int:
     return 5 * _numel(x)
 
 
+@register("binary_cross_entropy", category="elementwise")
+def bce_flops(p, target, *_, out=None, **__) -> int:
+    """-(t log p + (1 - t) log(1 - p)) per element: 1 - p, two logs, 1 - t, two products, the sum, the
+    negation: 8 (the mean over elements is the reduction the sum already is)."""
+    return 8 * _numel(p)
+
+
+@register("binary_cross_entropy_backward", category="elementwise")
+def bce_backward_flops(grad_out, p, target, *_, out=None, **__) -> int:
+    """grad * (p - t) / (p (1 - p)): p - t, 1 - p, their product with p, the division, times grad: 5."""
+    return 5 * _numel(p)
+
+
+@register("_embedding_bag", "_embedding_bag_forward_only", category="elementwise")
+def embedding_bag_flops(weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False,
+                        per_sample_weights=None, *_, out=None, **__) -> int:
+    """Each looked-up row is added into its bag: numel(indices) * D adds (sum, mean; max compares as many),
+    plus as many multiplies with per-sample weights. The division of a mean is one per output element."""
+    rows = _numel(indices) * weight[-1]
+    divisions = _numel(_first_shape(out)) if mode == 1 else 0
+    return rows * (2 if per_sample_weights is not None else 1) + divisions
+
+
+@register("_embedding_bag_backward", "_embedding_bag_dense_backward", category="elementwise")
+def embedding_bag_backward_flops(grad, indices, *_, out=None, **__) -> int:
+    """Scatter-adding each index's bag gradient row into the table: numel(indices) * D adds."""
+    return _numel(indices) * grad[-1]
+
+
 @register("scatter_add", "scatter_add_", "index_add", "index_add_", "scatter_reduce",
           category="elementwise")
 def scatter_add_flops(x, dim, index, src, *_, out=None, **__) -> int:
@@ -538,7 +620,8 @@ ZERO_FLOP_OPS = frozenset(
         "normal_", "uniform_", "randint_like", "sort", "topk", "unfold", "im2col",
         "col2im", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "reflection_pad1d",
         "reflection_pad2d", "replication_pad1d", "replication_pad2d", "upsample_nearest2d",
-        "upsample_nearest1d", "diagonal", "unfold_backward", "select_backward", "slice_backward",
+        "upsample_nearest1d", "upsample_nearest3d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",
+        "_upsample_nearest_exact3d", "reflection_pad3d", "replication_pad3d", "diagonal", "unfold_backward", "select_backward", "slice_backward",
         "new_empty", "resize_", "set_", "view_as_real", "view_as_complex", "_reshape_alias",
         "masked_select", "nonzero", "item", "sym_size", "sym_stride", "sym_numel", "is_same_size",
         "_assert_async", "_linalg_check_errors", "_assert_tensor_metadata", "_functional_assert_async",

@@ -198,3 +198,51 @@ def test_checkpoint_recomputation_is_left_out_of_the_counts_and_said_in_a_note(d
     assert [layer.to_dict() for layer in checked.layers] == [layer.to_dict() for layer in plain.layers]
     assert not any("checkpointing" in note for note in plain.notes)
     assert any("activation checkpointing re-ran" in note for note in checked.notes)
+
+
+class Resample(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x * self.scale)
+
+
+N_C_H_W = (2, 3, 4, 5)
+
+
+@pytest.mark.parametrize(
+    "fn, forward, backward",
+    [
+        # bilinear: each of the 2*3*8*10 outputs weighs 4 taps (8 FLOPs); the backward spreads each gradient back
+        (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), 8 * 2 * 3 * 8 * 10, 8 * 2 * 3 * 8 * 10),
+        (lambda x: F.interpolate(x, scale_factor=2, mode="bicubic"), 32 * 2 * 3 * 8 * 10, 32 * 2 * 3 * 8 * 10),
+        (lambda x: F.interpolate(x.flatten(2), scale_factor=3, mode="linear"), 4 * 2 * 3 * 60, 4 * 2 * 3 * 60),
+        # nearest copies; its backward sums 4 gradients into each input: 3 adds per input element
+        (lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), 0, 3 * 2 * 3 * 4 * 5),
+        (lambda x: F.interpolate(x, scale_factor=2, mode="nearest-exact"), 0, 3 * 2 * 3 * 4 * 5),
+        # reflection padding copies; its backward adds the border gradients: (6*7 - 4*5) per channel
+        (lambda x: F.pad(x, (1, 1, 1, 1), mode="reflect"), 0, 2 * 3 * (6 * 7 - 4 * 5)),
+        (lambda x: F.pad(x.unsqueeze(2), (1, 1, 1, 1, 0, 0), mode="replicate"), 0, 2 * 3 * (6 * 7 - 4 * 5)),
+    ],
+    ids=["bilinear", "bicubic", "linear", "nearest", "nearest-exact", "reflect-pad", "replicate-pad-3d"],
+)
+def test_interpolation_and_padding_have_exact_formulas(fn, forward, backward):
+    report = _same_on_meta_and_cpu(lambda: Resample(fn), lambda: torch.randn(*N_C_H_W))
+    elements = 2 * 3 * 4 * 5  # the x * scale multiply, and its gradient (the scale's is a multiply + sum)
+    assert report.forward == elements + forward
+    resample_backward = report.backward - report.layer("").backward_by_category["reduction"]
+    assert resample_backward - elements == backward
+    assert not report.unsupported_ops
+
+
+def test_embedding_bag_adds_every_looked_up_row():
+    bags, per_bag, dim = 3, 4, 8
+    report = _same_on_meta_and_cpu(
+        lambda: nn.EmbeddingBag(20, dim, mode="sum"), lambda: torch.zeros(bags, per_bag, dtype=torch.long)
+    )
+    assert report.forward == bags * per_bag * dim
+    assert report.backward == bags * per_bag * dim
+    assert not report.unsupported_ops
