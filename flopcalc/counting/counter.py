@@ -372,7 +372,7 @@ def count(
             with _ScopeMode(attribution, causal_half), counter:
                 try:
                     output = model(*args, **kwargs)
-                except Exception as error:
+                except (Exception, SystemExit) as error:  # sys.exit in a forward too
                     raise ModelRunError(
                         f"the model failed on its inputs ({_describe(args, kwargs)}): {short_error(error)}",
                         "check --input shapes and dtypes against what the model's forward expects",
@@ -383,7 +383,7 @@ def count(
                         counter.in_backward = True
                         try:
                             torch.autograd.backward(roots, [torch.ones_like(t) for t in roots])
-                        except Exception as error:
+                        except (Exception, SystemExit) as error:
                             raise ModelRunError(f"the backward pass failed: {short_error(error)}") from error
                         finally:
                             counter.in_backward = False

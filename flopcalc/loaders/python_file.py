@@ -25,7 +25,7 @@ def _import_file(path: Path):
         spec.loader.exec_module(module)
     except SyntaxError as error:
         raise ModelLoadError(f"{path} does not parse: {error.msg} (line {error.lineno})") from error
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # a script that exits at import (argparse) too
         from ..counting.counter import short_error
 
         raise ModelLoadError(f"importing {path} failed: {short_error(error)}", "run the file with python to see why") from error
@@ -73,7 +73,7 @@ def load_python_model(file: str, attribute: str | None, *, kwargs: Mapping[str, 
             built = factory(**kwargs)
     except TypeError as error:
         raise ModelLoadError(f"{source}: calling {attribute}() failed: {short_error(error)}", "check --kwargs") from error
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise ModelBuildError(f"{source}: {attribute}() raised {short_error(error)}") from error
     if not isinstance(built, torch.nn.Module):
         raise ModelLoadError(
@@ -86,7 +86,7 @@ def load_python_model(file: str, attribute: str | None, *, kwargs: Mapping[str, 
         try:
             with torch.device(device):
                 example = _call_accepting(make_example, kwargs)
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             raise ModelBuildError(f"{file}: example_inputs() raised {short_error(error)}") from error
     return LoadedModel(built, example, source, "python")
 

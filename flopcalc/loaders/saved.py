@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 
 from ..errors import ModelLoadError
@@ -67,12 +69,18 @@ def load_exported(path: Path, *, device: str):
     from . import LoadedModel
 
     _check_file(path)
+    # torch.export logs a failed load as a multi-line traceback before raising: keep stderr to our one line
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    export_log.setLevel(logging.CRITICAL)
     try:
         program = torch.export.load(str(path))
     except Exception as error:
         raise ModelLoadError(
             f"{path} is not a loadable torch.export file: {short_error(error)}", "save it with torch.export.save"
         ) from error
+    finally:
+        export_log.setLevel(level)
     notes: list[str] = []
     try:
         module = torch.export.unflatten(program)  # restores the module tree, so layers have names

@@ -135,3 +135,40 @@ def test_version():
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"flopcalc {flopcalc.__version__}"
+
+
+@pytest.mark.parametrize(
+    "body, args, message",
+    [
+        ("import sys\nsys.exit(3)\n", [], "SystemExit: 3"),  # a training script's argparse at import time
+        (
+            "import sys, torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        sys.exit(4)\n"
+            "def build():\n    return M()\n",
+            ["--input", "2x4"],
+            "SystemExit: 4",
+        ),
+    ],
+    ids=["at-import", "in-forward"],
+)
+def test_a_model_file_that_exits_is_one_line_and_exit_2(tmp_path, body, args, message):
+    source = tmp_path / "exits.py"
+    source.write_text(body)
+    result = invoke("count", source, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_a_corrupt_pt2_prints_one_line_on_the_real_stderr(tmp_path):
+    """torch.export logs a traceback through `logging` before raising; CliRunner does not see that stream."""
+    import subprocess
+    import sys
+
+    corrupt = tmp_path / "corrupt.pt2"
+    corrupt.write_text("not a zip")
+    done = subprocess.run(
+        [sys.executable, "-m", "flopcalc", "count", str(corrupt)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "not a loadable torch.export file" in done.stderr
