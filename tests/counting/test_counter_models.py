@@ -246,3 +246,67 @@ def test_embedding_bag_adds_every_looked_up_row():
     assert report.forward == bags * per_bag * dim
     assert report.backward == bags * per_bag * dim
     assert not report.unsupported_ops
+
+
+class ResidualMLP(nn.Module):
+    """proj -> two pre-norm residual MLP blocks -> head: nested modules, residual adds in the parents."""
+
+    def __init__(self, n_in=6, dim=8, hidden=12, n_out=3):
+        super().__init__()
+        self.proj = nn.Linear(n_in, dim)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict({"norm": nn.LayerNorm(dim), "up": nn.Linear(dim, hidden), "act": nn.GELU(),
+                           "down": nn.Linear(hidden, dim)})
+            for _ in range(2)
+        )
+        self.head = nn.Linear(dim, n_out, bias=False)
+
+    def forward(self, x):
+        x = self.proj(x)
+        for block in self.blocks:
+            x = x + block["down"](block["act"](block["up"](block["norm"](x))))
+        return self.head(x)
+
+
+@pytest.mark.parametrize("frozen", [(), ("blocks.0.*",)])
+@pytest.mark.parametrize("device", DEVICES)
+def test_every_linear_backward_is_its_weight_gradient_plus_the_input_gradient_when_needed(device, frozen):
+    rows = 4 * 5
+    report = _count_on(device, ResidualMLP, lambda: torch.randn(4, 5, 6), frozen=frozen)
+    shapes = {"proj": (6, 8), "head": (8, 3)}
+    for i in range(2):
+        shapes.update({f"blocks.{i}.up": (8, 12), f"blocks.{i}.down": (12, 8)})
+    for name, (n, m) in shapes.items():
+        layer = report.layer(name)
+        weight_grad = 0 if name.startswith(frozen[0][:-2] if frozen else "-") else 2 * rows * n * m
+        input_grad = 0 if name == "proj" else 2 * rows * n * m  # the model's input needs no gradient
+        assert layer.forward_by_category["matmul"] == 2 * rows * n * m, name
+        assert layer.backward_by_category["matmul"] == weight_grad + input_grad, name
+    # inclusive figures: a parent holds its children's plus its own (the residual adds)
+    for layer in report.layers:
+        children = [c for c in report.layers if c.depth == layer.depth + 1 and c.name.startswith(layer.name)
+                    and (layer.name == "" or c.name.startswith(layer.name + "."))]
+        for column in ("forward_by_category", "backward_by_category"):
+            for category in getattr(layer, column):
+                assert sum(getattr(c, column)[category] for c in children) <= getattr(layer, column)[category]
+    # the residual adds run in the root's own forward (a ModuleList is never called): 2 adds of rows x dim
+    own_root = {c: report.root.forward_by_category[c] - sum(report.layer(n).forward_by_category[c]
+                                                          for n in ("proj", "blocks", "head")) for c in ("matmul", "elementwise")}
+    assert own_root == {"matmul": 0, "elementwise": 2 * rows * 8}
+
+
+def test_param_bytes_follow_each_parameters_dtype():
+    with torch.device("meta"):
+        mixed = nn.ModuleDict({"bf16": nn.Linear(4, 8, dtype=torch.bfloat16), "fp32": nn.LayerNorm(8)})
+
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.parts = mixed
+
+        def forward(self, x):
+            return self.parts["fp32"](self.parts["bf16"](x).float())
+
+    report = count(Mixed(), torch.empty(3, 4, dtype=torch.bfloat16, device="meta"))
+    assert report.params == 4 * 8 + 8 + 8 + 8
+    assert report.param_bytes == 2 * (4 * 8 + 8) + 4 * (8 + 8)
