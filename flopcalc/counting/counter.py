@@ -65,7 +65,12 @@ _NON_MATMUL = frozenset(CATEGORIES) - {"matmul", "conv", "attention"}
 
 
 def _is_norm_module(module: nn.Module) -> bool:
-    return isinstance(module, _NORM_MODULE_TYPES) or type(module).__name__.endswith(("Norm", "RMSNorm"))
+    """torch's norm modules, and leaf modules whose class name ends in Norm (a hand-written RMSNorm). A module
+    with children is a wrapper even when so named (vit-pytorch's PreNorm holds a LayerNorm and a whole
+    attention or MLP block): its children are classified on their own."""
+    if isinstance(module, _NORM_MODULE_TYPES):
+        return True
+    return type(module).__name__.endswith("Norm") and next(module.children(), None) is None
 
 
 @dataclass(frozen=True)

@@ -310,3 +310,39 @@ def test_param_bytes_follow_each_parameters_dtype():
     report = count(Mixed(), torch.empty(3, 4, dtype=torch.bfloat16, device="meta"))
     assert report.params == 4 * 8 + 8 + 8 + 8
     assert report.param_bytes == 2 * (4 * 8 + 8) + 4 * (8 + 8)
+
+
+class PreNorm(nn.Module):
+    """The vit-pytorch wrapper: a LayerNorm, then any block. Its name ends in Norm; its work mostly is not."""
+
+    def __init__(self, dim, fn):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(self.norm(x))
+
+
+class RMSNorm(nn.Module):
+    """A hand-written RMSNorm (as in LLaMA code): pow, mean, rsqrt and muls, all of which are norm work."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+
+def test_a_wrapper_named_norm_is_not_a_norm_but_a_hand_written_norm_is():
+    report = _same_on_meta_and_cpu(
+        lambda: nn.Sequential(PreNorm(D, nn.Sequential(nn.Linear(D, 32), nn.GELU())), RMSNorm(32)), _tokens
+    )
+    rows = B * L
+    wrapper = report.layer("0")
+    assert wrapper.forward_by_category["activation"] == rows * 32  # the GELU stays an activation
+    assert wrapper.forward_by_category["elementwise"] == rows * 32  # the Linear's bias add
+    assert wrapper.forward_by_category["norm"] == report.layer("0.norm").forward == rows * D * 7
+    rms = report.layer("1")
+    assert rms.forward == rms.forward_by_category["norm"] > 0
