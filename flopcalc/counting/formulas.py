@@ -510,8 +510,7 @@ def pad_backward_flops(grad_out, x, *_, out=None, **__) -> int:
 
 @register(
     "sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "argmin",
-    "logsumexp", "cumsum", "cumprod", "linalg_vector_norm", "norm", "any", "all",
-    "nansum", "aminmax",
+    "cumsum", "cumprod", "any", "all", "nansum", "aminmax",
     category="reduction",
 )
 def reduction_flops(x, *_, out=None, **__) -> int:
@@ -521,8 +520,25 @@ def reduction_flops(x, *_, out=None, **__) -> int:
 
 @register("var", "std", "var_mean", "std_mean", category="reduction")
 def variance_flops(x, *_, out=None, **__) -> int:
-    """Mean (1), subtract (1) and square-accumulate (1) per element."""
-    return 3 * _numel(x)
+    """Per element: the mean's add (1), subtracting it (1), squaring (1) and the sum of squares (1) -- the
+    same four steps the norms count (the square-and-sum is a multiply-add: 2 FLOPs, not 1)."""
+    return 4 * _numel(x)
+
+
+@register("linalg_vector_norm", "norm", category="reduction")
+def vector_norm_flops(x, ord=2, *_, out=None, **__) -> int:
+    """A p-norm transforms each element (|x|^p: for p=2 a square) and sums it: 2 per element, as a dot
+    product's multiply-add. The max-norms (p = +-inf) and the count of non-zeros (p = 0) compare or test
+    once per element: 1. The root taken per output element is not counted."""
+    p = ord if isinstance(ord, (int, float)) else 2
+    return _numel(x) * (1 if p in (0, math.inf, -math.inf) else 2)
+
+
+@register("logsumexp", category="reduction")
+def logsumexp_flops(x, *_, out=None, **__) -> int:
+    """The max (1), subtracting it (1), exp (1) and the sum (1) per element, as softmax without its division;
+    the log and the add back of the max are per output element and not counted."""
+    return 4 * _numel(x)
 
 
 @register("embedding_dense_backward", category="elementwise")

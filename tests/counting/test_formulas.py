@@ -123,3 +123,14 @@ def test_registering_an_op_twice_is_rejected():
         register("mm", category="matmul")(lambda *a, **k: 0)
     with pytest.raises(ValueError, match="unknown category"):
         register("mm", category="bogus")
+
+
+def test_statistics_count_each_step_as_the_norms_do():
+    """var = mean, subtract, square, sum (4 per element, as the norms count those steps); an L2 norm is a
+    square-and-sum (a multiply-add, 2) per element; a max-norm compares once; logsumexp is softmax
+    without the division (4)."""
+    x = meta(3, 7)
+    assert _call(aten.var.correction, x, [1]) == {"reduction": 4 * 21}
+    assert _call(aten.linalg_vector_norm.default, x) == {"reduction": 2 * 21}
+    assert _call(aten.linalg_vector_norm.default, x, float("inf")) == {"reduction": 21}
+    assert _call(aten.logsumexp.default, x, [1]) == {"reduction": 4 * 21}
