@@ -137,6 +137,26 @@ def addr_flops(bias, u, v, *_, out=None, **__) -> int:
     return 2 * _numel(out)
 
 
+@register("_trilinear", category="matmul")
+def trilinear_flops(i1, i2, i3, expand1, expand2, expand3, sumdim, *_, out=None, **__) -> int:
+    """sum over `sumdim` of i1 * i2 * i3 (nn.Bilinear: x1^T W_k x2), each input unsqueezed at its `expand`
+    dims. torch contracts it in two products: i1 with i2 over the dims they span (summing the sumdims i3
+    lacks), then that with i3. Each is one multiply-add per point of the dims its operands span. For
+    nn.Bilinear (B rows, in1, in2, out): B*out*in1*in2 + B*out*in2 multiply-adds."""
+    rank = len(i1) + len(expand1)
+
+    def spanned(shape, expand):
+        kept = [d for d in range(rank) if d not in set(expand)]
+        return dict(zip(kept, shape))
+
+    spans = [spanned(i1, expand1), spanned(i2, expand2), spanned(i3, expand3)]
+    size = {d: max(span.get(d, 1) for span in spans) for d in range(rank)}
+    first = set(spans[0]) | set(spans[1])
+    kept = first - {d for d in sumdim if d not in spans[2]}
+    second = kept | set(spans[2])
+    return 2 * (math.prod(size[d] for d in first) + math.prod(size[d] for d in second))
+
+
 # ----------------------------------------------------------------------------------------- convolution
 
 
@@ -627,7 +647,7 @@ ZERO_FLOP_OPS = frozenset(
         "clone", "copy", "copy_", "_to_copy", "contiguous", "empty", "empty_like",
         "empty_strided", "new_empty", "new_empty_strided", "zeros", "zeros_like", "new_zeros",
         "ones", "ones_like", "new_ones", "full", "full_like", "new_full", "fill", "fill_",
-        "zero_", "arange", "scalar_tensor", "lift_fresh", "lift_fresh_copy", "cat", "stack",
+        "zero_", "arange", "scalar_tensor", "lift_fresh", "lift_fresh_copy", "_sparse_coo_tensor_with_dims_and_tensors", "cat", "stack",
         "split", "split_with_sizes", "chunk", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "unbind", "index", "_unsafe_index",
         "index_select", "gather", "embedding", "narrow", "flip", "roll", "repeat",
         "tril", "triu", "tril_", "triu_", "constant_pad_nd", "_local_scalar_dense",

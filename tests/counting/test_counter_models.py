@@ -346,3 +346,30 @@ def test_a_wrapper_named_norm_is_not_a_norm_but_a_hand_written_norm_is():
     assert wrapper.forward_by_category["norm"] == report.layer("0.norm").forward == rows * D * 7
     rms = report.layer("1")
     assert rms.forward == rms.forward_by_category["norm"] > 0
+
+
+def test_bilinear_layer_counts_its_two_contractions():
+    """y_k = x1^T W_k x2 + b_k: torch contracts x1 with W (B*out*in1*in2 multiply-adds), then with x2
+    (B*out*in2). The weight gradient sums grad_k * x1 * x2 over the batch: one multiply-add per point of
+    B*out*in1*in2, after forming grad x x1 (B*out*in1)."""
+    rows, in1, in2, n_out = 3, 4, 5, 6
+
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bilinear = nn.Bilinear(in1, in2, n_out)
+
+        def forward(self, a, b):
+            return self.bilinear(a, b)
+
+    report = _same_on_meta_and_cpu(TwoInputs, lambda: (torch.randn(rows, in1), torch.randn(rows, in2)))
+    assert report.forward_by_category["matmul"] == 2 * (rows * n_out * in1 * in2 + rows * n_out * in2)
+    assert report.backward_by_category["matmul"] == 2 * (rows * n_out * in1 * in2 + rows * n_out * in1)
+    assert not report.unsupported_ops
+
+
+def test_sparse_embedding_gradients_are_not_unsupported():
+    report = _same_on_meta_and_cpu(
+        lambda: nn.Sequential(nn.Embedding(20, 8, sparse=True), nn.Linear(8, 2)), lambda: torch.zeros(2, 3, dtype=torch.long)
+    )
+    assert not report.unsupported_ops
