@@ -383,7 +383,9 @@ def count(
                         "check --input shapes and dtypes against what the model's forward expects",
                     ) from error
                 if backward:
-                    roots = [t for t in _tensors_in(output) if t.requires_grad]
+                    # each output once: a tensor returned twice ((y, y), or as `logits` and in a tuple) would
+                    # get two seeds and an add of them that the model never does
+                    roots = list({id(t): t for t in _tensors_in(output) if t.requires_grad}.values())
                     if roots:
                         counter.in_backward = True
                         try:

@@ -373,3 +373,20 @@ def test_sparse_embedding_gradients_are_not_unsupported():
         lambda: nn.Sequential(nn.Embedding(20, 8, sparse=True), nn.Linear(8, 2)), lambda: torch.zeros(2, 3, dtype=torch.long)
     )
     assert not report.unsupported_ops
+
+
+def test_an_output_returned_twice_is_seeded_once():
+    """Returning the same tensor in two places (a dict and a tuple) is not extra model work."""
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 3)
+
+        def forward(self, x):
+            y = self.linear(x)
+            return {"logits": y, "all": (y, [y])}
+
+    once = count(nn.Linear(4, 3), torch.randn(2, 4))
+    twice = count(Twice(), torch.randn(2, 4))
+    assert twice.backward == once.backward
