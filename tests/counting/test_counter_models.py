@@ -390,3 +390,28 @@ def test_an_output_returned_twice_is_seeded_once():
     once = count(nn.Linear(4, 3), torch.randn(2, 4))
     twice = count(Twice(), torch.randn(2, 4))
     assert twice.backward == once.backward
+
+
+def test_a_module_shared_at_two_places_is_one_layer_holding_both_calls():
+    """`a` is also `b.0`: one layer, under its first name, with both calls' FLOPs; its weight gradient is
+    computed per call and the two summed (16 adds); parameters once."""
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4, bias=False)
+            self.b = nn.Sequential(self.a, nn.ReLU())
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    rows = 3
+    report = _same_on_meta_and_cpu(Shared, lambda: torch.randn(rows, 4))
+    assert [layer.name for layer in report.layers] == ["", "a", "b", "b.1"]
+    shared = report.layer("a")
+    assert shared.forward == 2 * 2 * rows * 4 * 4
+    # weight gradient per call (2x), input gradient for the second call only, and the sum of the two
+    assert shared.backward_by_category["matmul"] == 3 * 2 * rows * 4 * 4
+    assert shared.backward_by_category["elementwise"] == 4 * 4
+    assert report.layer("b").forward == report.layer("b.1").forward == rows * 4
+    assert report.params == report.layer("a").params == 16
