@@ -334,12 +334,18 @@ def rms_norm_flops(x, normalized_shape, weight, *_, out=None, **__) -> int:
     return _numel(x) * (3 + int(weight is not None))
 
 
-def _norm_backward(x, output_mask, reduce_per_element: int = 2) -> int:
-    """Input gradient ~2x the forward normalisation; weight gradient a multiply and a sum; bias a sum."""
+# In eval mode batch norm is a fixed per-channel affine map, y = x * (weight * invstd) + shift: its input
+# gradient is the incoming gradient times that per-channel scale, one multiply per element.
+_FROZEN_STATS_BACKWARD_PER_ELEMENT = 1
+
+
+def _norm_backward(x, output_mask, reduce_per_element: int = 2, training: bool = True) -> int:
+    """Input gradient ~2x the forward normalisation (with batch statistics; with frozen statistics a
+    multiply); weight gradient a multiply and a sum; bias a sum."""
     numel = _numel(x)
     flops = 0
     if output_mask[0]:
-        flops += numel * _NORMALIZE_BACKWARD_PER_ELEMENT
+        flops += numel * (_NORMALIZE_BACKWARD_PER_ELEMENT if training else _FROZEN_STATS_BACKWARD_PER_ELEMENT)
     if len(output_mask) > 1 and output_mask[1]:
         flops += numel * reduce_per_element
     if len(output_mask) > 2 and output_mask[2]:
@@ -360,13 +366,13 @@ def group_norm_backward_flops(grad_out, x, mean, rstd, weight, n, c, hxw, group,
 @register("native_batch_norm_backward", category="norm")
 def batch_norm_backward_flops(grad_out, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps,
                               output_mask, *_, out=None, **__):
-    return _norm_backward(x, output_mask)
+    return _norm_backward(x, output_mask, training=bool(train))
 
 
 @register("batch_norm_backward", category="norm")
 def batch_norm_backward_new_flops(grad_out, x, weight, running_mean, running_var, save_mean, save_var, update, eps,
                                   output_mask, *_, out=None, **__):
-    return _norm_backward(x, output_mask)
+    return _norm_backward(x, output_mask, training=bool(update))
 
 
 @register("_fused_rms_norm_backward", category="norm")

@@ -415,3 +415,14 @@ def test_a_module_shared_at_two_places_is_one_layer_holding_both_calls():
     assert shared.backward_by_category["elementwise"] == 4 * 4
     assert report.layer("b").forward == report.layer("b.1").forward == rows * 4
     assert report.params == report.layer("a").params == 16
+
+
+@pytest.mark.parametrize("train, input_grad_per_element", [(True, 10), (False, 1)])
+def test_batch_norm_input_gradient_depends_on_whose_statistics(train, input_grad_per_element):
+    """With batch statistics the input gradient flows through the mean and variance (10 per element);
+    in eval mode the norm is a fixed per-channel scale and shift, and the input gradient is one multiply."""
+    elements = 2 * 4 * 5 * 5
+    report = _same_on_meta_and_cpu(
+        lambda: nn.BatchNorm2d(4), lambda: torch.randn(2, 4, 5, 5).requires_grad_(), train=train
+    )
+    assert report.backward == elements * (input_grad_per_element + 2 + 1)  # + weight (2) and bias (1) gradients
