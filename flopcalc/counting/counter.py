@@ -212,7 +212,9 @@ class _FlopDispatchMode(TorchDispatchMode):
         super().__init__()
         self.attribution = attribution
         self.in_backward = False
-        self._charged: set[tuple[int, bool]] = set()  # attention calls already counted, per direction
+        # attention calls already counted, per direction; holding the context keeps its id from being reused
+        # by a later call's (a scope that made no autograd node drops out of the attribution log)
+        self._charged: dict[tuple[int, bool], _Context] = {}
         self.forward: dict[str, Counter] = defaultdict(Counter)
         self.backward: dict[str, Counter] = defaultdict(Counter)
         self.recomputed: dict[str, Counter] = defaultdict(Counter)  # forward re-run by activation checkpointing
@@ -239,7 +241,7 @@ class _FlopDispatchMode(TorchDispatchMode):
         if context.scope == "attention":  # the whole call is counted once, from its shapes (_attention_context)
             key = (id(context), backward)
             if context.attention_flops is not None and key not in self._charged:
-                self._charged.add(key)
+                self._charged[key] = context
                 flops = context.attention_flops[1 if backward else 0]
                 if flops:
                     table["attention"] += flops
