@@ -472,6 +472,8 @@ def count_source(
     """
     from ..loaders import load_model, make_inputs
 
+    if device and device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device is visible to torch", "use --device cpu or meta")
     attempts = [device] if device else ["meta", "cpu"]
     first_error: Exception | None = None
     for attempt in attempts:

@@ -172,3 +172,9 @@ def test_a_corrupt_pt2_prints_one_line_on_the_real_stderr(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert "not a loadable torch.export file" in done.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_says_so(examples):
+    result = invoke("count", examples / "mlp.py", "--device", "cuda")
+    assert result.exit_code == 2 and "no CUDA device is visible" in result.output
