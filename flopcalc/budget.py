@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import yaml
 
 from .compute import TrainingCompute, training_from_counts, training_from_params_tokens
-from .errors import BudgetFileError, FlopcalcError, ModelRunError, UsageError
+from .errors import BudgetFileError, FlopcalcError, ModelRunError, UsageError, short_error
 from .render.output import to_json, write_atomic
 from .units import parse_si_number
 
@@ -356,7 +356,7 @@ def _count_one(budget: Budget, path: Path, counter: Counter) -> "CountReport":
         raise type(error)(f"{path}: {budget.label}: {error.message}", error.hint) from error
     except Exception as error:  # a model that raises something unexpected still fails the check (exit 2)
         raise ModelRunError(
-            f"{path}: {budget.label}: counting {budget.model} failed: {type(error).__name__}: {error}",
+            f"{path}: {budget.label}: counting {budget.model} failed: {short_error(error)}",
             "rerun with --debug for the traceback",
         ) from error
 

@@ -6,6 +6,13 @@ The library raises these; only the CLI turns them into an exit code (2) and a li
 from __future__ import annotations
 
 
+def short_error(error: BaseException, limit: int = 240) -> str:
+    """The first line of an exception, shortened: what a one-line error message can carry."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class FlopcalcError(Exception):
     """Something the user can fix: bad input, a missing file, a model that fails."""
 

@@ -15,7 +15,7 @@ import contextlib
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from ..errors import UsageError

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from ..errors import ModelRunError, UsageError
+from ..errors import ModelRunError, UsageError, short_error
 from .calibration import Calibration, ModelCalibration, calibrated_peak, model_key, now_utc
 from .hardware import DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
 from .matmul import SweepPlan, fp32_matmul_mode, peak_for
@@ -249,7 +249,7 @@ def run_model_bench(
     """Time real training steps of `model` on `device` and relate them to its counted FLOPs."""
     import torch
 
-    from ..counting.counter import count_source, short_error
+    from ..counting.counter import count_source
     from ..loaders import load_model, make_inputs
 
     started = clock()

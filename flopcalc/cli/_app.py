@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
-from ..errors import FlopcalcError
+from ..errors import FlopcalcError, short_error
 from ..render.output import write_atomic
 
 _state = {"debug": False}
@@ -81,10 +81,7 @@ class _ErrorBoundaryGroup(TyperGroup):
                 raise
             if _state["debug"]:
                 traceback.print_exc()
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            _report_and_exit(
-                f"internal error: {type(error).__name__}: {first} (rerun with --debug for the traceback)", 2
-            )
+            _report_and_exit(f"internal error: {short_error(error)} (rerun with --debug for the traceback)", 2)
 
 
 app = typer.Typer(

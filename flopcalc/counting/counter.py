@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..errors import ModelBuildError, ModelRunError, UnsupportedOpsError, UsageError
+from ..errors import ModelBuildError, ModelRunError, UnsupportedOpsError, UsageError, short_error
 from ..units import format_si
 from . import formulas
 from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers
@@ -251,7 +251,7 @@ class _FlopDispatchMode(TorchDispatchMode):
             flops = formulas.flops_of(func, args, kwargs, out)
         except Exception as error:  # a formula that cannot read these arguments: say so, never guess zero
             self.unsupported[name] += 1
-            self.formula_errors.setdefault(name, f"{type(error).__name__}: {error}")
+            self.formula_errors.setdefault(name, short_error(error))
             return
         if flops is None:
             self.unsupported[name] += 1
@@ -329,13 +329,6 @@ def _as_args(inputs: Any) -> tuple[tuple, dict]:
 def _input_infos(args: tuple, kwargs: Mapping[str, Any]) -> tuple[InputInfo, ...]:
     tensors = list(_tensors_in(list(args) + list(kwargs.values())))
     return tuple(InputInfo(tuple(int(d) for d in t.shape), str(t.dtype).replace("torch.", "")) for t in tensors)
-
-
-def short_error(error: BaseException, limit: int = 240) -> str:
-    """The first line of an exception, shortened: what a one-line error message can carry."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def count(

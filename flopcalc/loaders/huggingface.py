@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import MissingDependencyError, ModelBuildError, ModelLoadError
+from ..errors import MissingDependencyError, ModelBuildError, ModelLoadError, short_error
 
 INSTALL_HINT = "pip install 'flopcalc[hf]'"
 MAX_DEFAULT_SEQ_LEN = 2048
@@ -42,7 +42,6 @@ def _transformers():
 
 def read_config(path: Path):
     """The transformers config object for a config.json; ModelLoadError for anything it cannot be."""
-    from ..counting.counter import short_error
 
     if not path.is_file():
         raise ModelLoadError(f"config file {path} not found", "check the path; it is relative to the current folder")
@@ -92,7 +91,6 @@ def build_model(config, device: str, source: str):
     """The architecture on `device`, with sdpa attention where the model has it (eager otherwise, noted)."""
     import torch
 
-    from ..counting.counter import short_error
 
     transformers = _transformers()
     build = _model_class(transformers, config)

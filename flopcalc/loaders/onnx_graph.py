@@ -15,7 +15,14 @@ from typing import Any, Mapping, Sequence
 
 from ..counting.formulas_onnx import ZERO_COST_OPS, OnnxNode, flops_of_node, op_key
 from ..counting.report import CountReport, InputInfo, build_layers, tree_ancestors
-from ..errors import InputSpecError, MissingDependencyError, ModelLoadError, UnsupportedOpsError, UsageError
+from ..errors import (
+    InputSpecError,
+    MissingDependencyError,
+    ModelLoadError,
+    UnsupportedOpsError,
+    UsageError,
+    short_error,
+)
 
 INSTALL_HINT = "pip install 'flopcalc[onnx]'"
 NO_BACKWARD_NOTE = "ONNX graphs have no backward pass; `train` assumes backward = 2x forward"
@@ -35,7 +42,6 @@ def _onnx():
 
 def load_onnx(path: Path):
     """The ModelProto in `path` (external weight data is not read: shapes are enough)."""
-    from ..counting.counter import short_error
 
     onnx = _onnx()
     if not path.is_file():
@@ -140,7 +146,6 @@ def resolve_input_shapes(
 
 def infer_shapes(model, resolved: Sequence[tuple[str, tuple[int, ...], str]]):
     """A copy of `model` with the inputs fixed to `resolved` and every shape onnx can infer filled in."""
-    from ..counting.counter import short_error
 
     onnx = _onnx()
     fixed = onnx.ModelProto()
@@ -321,7 +326,6 @@ def count_onnx(
     """Count an ONNX ModelProto's forward FLOPs per node, grouped into layers by the nodes' scopes."""
     import torch
 
-    from ..counting.counter import short_error
 
     dims = dict(dims or {})
     resolved, notes = resolve_input_shapes(model, inputs, batch_size, dims)

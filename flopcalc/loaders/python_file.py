@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import ModelBuildError, ModelLoadError
+from ..errors import ModelBuildError, ModelLoadError, short_error
 
 DEFAULT_CALLABLES = ("build", "model")
 
@@ -26,7 +26,6 @@ def _import_file(path: Path):
     except SyntaxError as error:
         raise ModelLoadError(f"{path} does not parse: {error.msg} (line {error.lineno})") from error
     except (Exception, SystemExit) as error:  # a script that exits at import (argparse) too
-        from ..counting.counter import short_error
 
         raise ModelLoadError(f"importing {path} failed: {short_error(error)}", "run the file with python to see why") from error
     finally:
@@ -51,7 +50,6 @@ def _call_accepting(fn, kwargs: Mapping[str, Any]):
 def load_python_model(file: str, attribute: str | None, *, kwargs: Mapping[str, Any], device: str, source: str):
     import torch
 
-    from ..counting.counter import short_error
     from . import LoadedModel
 
     path = Path(file)

@@ -6,7 +6,7 @@ import logging
 
 from pathlib import Path
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, short_error
 
 
 def _check_file(path: Path) -> None:
@@ -15,7 +15,6 @@ def _check_file(path: Path) -> None:
 
 
 def _moved(module, device: str, path: Path):
-    from ..counting.counter import short_error
 
     if device == "cpu":
         return module
@@ -44,7 +43,6 @@ def _to_keeping_ties(module, device: str):
 def load_torchscript(path: Path, *, device: str):
     import torch
 
-    from ..counting.counter import short_error
     from . import LoadedModel
 
     _check_file(path)
@@ -65,7 +63,6 @@ def load_torchscript(path: Path, *, device: str):
 def load_exported(path: Path, *, device: str):
     import torch
 
-    from ..counting.counter import short_error
     from . import LoadedModel
 
     _check_file(path)
