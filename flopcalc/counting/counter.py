@@ -311,13 +311,6 @@ def _apply_frozen(model: nn.Module, patterns: Sequence[str]) -> list[nn.Paramete
     return frozen
 
 
-def _unique_params(module: nn.Module) -> list[nn.Parameter]:
-    seen: dict[int, nn.Parameter] = {}
-    for param in module.parameters():
-        seen.setdefault(id(param), param)
-    return list(seen.values())
-
-
 def _as_args(inputs: Any) -> tuple[tuple, dict]:
     if isinstance(inputs, Mapping):
         return (), dict(inputs)
@@ -355,7 +348,7 @@ def count(
         module_names.setdefault(id(module), module_name)
     frozen_params = _apply_frozen(model, frozen)
     # gradients already stored would turn the accumulation into extra adds: set them aside, restore after
-    leaves = _unique_params(model) + [t for t in _tensors_in(list(args) + list(kwargs.values())) if t.is_leaf]
+    leaves = list(model.parameters()) + [t for t in _tensors_in(list(args) + list(kwargs.values())) if t.is_leaf]
     saved_grads = {id(t): (t, t.grad) for t in leaves}
     for tensor in leaves:
         tensor.grad = None
@@ -413,7 +406,7 @@ def count(
     device = next((str(t.device) for t in _tensors_in(list(args) + list(kwargs.values()))), None)
     if device is None:
         device = next((str(p.device) for p in model.parameters()), "cpu")
-    params = _unique_params(model)
+    params = list(model.parameters())
     return CountReport(
         model=name or type(model).__name__,
         inputs=_input_infos(args, kwargs),
@@ -436,7 +429,7 @@ def _describe(args: tuple, kwargs: Mapping[str, Any]) -> str:
 def _layers(model: nn.Module, forward: Mapping[str, Counter], backward: Mapping[str, Counter]) -> tuple[LayerCount, ...]:
     """Every module of the tree with inclusive counts: a module's own ops plus its descendants'."""
     tree = (
-        (module_name, type(module).__name__, sum(p.numel() for p in _unique_params(module)))
+        (module_name, type(module).__name__, sum(p.numel() for p in module.parameters()))
         for module_name, module in model.named_modules()
     )
     return build_layers(tree, forward, backward)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import io
 
 from ..counting.report import CATEGORIES, CountReport, LayerCount
 from ..units import format_si
 from .output import to_json
+from .tabular import csv_text, markdown_text
 
 CONVENTION = {
     "flop": "FLOPs: 1 multiply-add = 2 FLOPs",
@@ -36,51 +36,59 @@ def render_json(report: CountReport) -> str:
     return to_json(report.to_dict())
 
 
+def _layer_cells(layer: LayerCount, total: int) -> list[str]:
+    """Type, params, forward, backward and share of one layer: the same cells in the table and in Markdown."""
+    return [layer.type, format_si(layer.params), format_si(layer.forward), format_si(layer.backward),
+            _share(layer.total, total)]
+
+
+def _category_rows(report: CountReport) -> list[list[str]]:
+    """Category, forward, backward and share for each category with any FLOPs."""
+    rows = []
+    for category in CATEGORIES:
+        fwd, bwd = report.forward_by_category[category], report.backward_by_category[category]
+        if fwd or bwd:
+            rows.append([category, format_si(fwd), format_si(bwd), _share(fwd + bwd, report.total)])
+    return rows
+
+
 def render_csv(report: CountReport) -> str:
     """One row per module (the whole tree), with the per-category split."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
+    headers = (
         ["name", "type", "depth", "params", "forward", "backward"]
         + [f"forward_{c}" for c in CATEGORIES]
         + [f"backward_{c}" for c in CATEGORIES]
     )
-    for layer in report.layers:
-        writer.writerow(
-            [layer.name or "(root)", layer.type, layer.depth, layer.params, layer.forward, layer.backward]
-            + [layer.forward_by_category[c] for c in CATEGORIES]
-            + [layer.backward_by_category[c] for c in CATEGORIES]
-        )
-    return buffer.getvalue()
+    rows = [
+        [layer.name or "(root)", layer.type, layer.depth, layer.params, layer.forward, layer.backward]
+        + [layer.forward_by_category[c] for c in CATEGORIES]
+        + [layer.backward_by_category[c] for c in CATEGORIES]
+        for layer in report.layers
+    ]
+    return csv_text(headers, rows)
 
 
 def render_markdown(report: CountReport, depth: int = 2) -> str:
     unit = _unit_label(report)
-    total = report.total
-    lines = [
-        f"**{report.model}** — inputs {_inputs_text(report)}, device {report.device}. {CONVENTION[report.unit]}.",
-        "",
-        f"| Module | Type | Params | Forward ({unit}) | Backward ({unit}) | Share |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for layer in visible_layers(report, depth):
-        name = layer.name or "(model)"
-        indent = "&nbsp;&nbsp;" * layer.depth
-        lines.append(
-            f"| {indent}{name} | {layer.type} | {format_si(layer.params)} | {format_si(layer.forward)} | "
-            f"{format_si(layer.backward)} | {_share(layer.total, total)} |"
-        )
-    lines += ["", f"| Category | Forward ({unit}) | Backward ({unit}) | Share |", "|---|---:|---:|---:|"]
-    for category in CATEGORIES:
-        fwd, bwd = report.forward_by_category[category], report.backward_by_category[category]
-        if fwd or bwd:
-            lines.append(f"| {category} | {format_si(fwd)} | {format_si(bwd)} | {_share(fwd + bwd, total)} |")
-    lines.append(
-        f"| **total** | **{format_si(report.forward)}** | **{format_si(report.backward)}** | "
-        f"params {format_si(report.params)} |"
+    layers = markdown_text(
+        ["Module", "Type", "Params", f"Forward ({unit})", f"Backward ({unit})", "Share"],
+        [
+            ["&nbsp;&nbsp;" * layer.depth + (layer.name or "(model)")] + _layer_cells(layer, report.total)
+            for layer in visible_layers(report, depth)
+        ],
+        right=(2, 3, 4, 5),
+        title=[f"**{report.model}** — inputs {_inputs_text(report)}, device {report.device}. "
+               f"{CONVENTION[report.unit]}."],
     )
-    lines += [""] + [f"- {line}" for line in _footer(report)]
-    return "\n".join(lines).rstrip() + "\n"
+    total_row = ["**total**", f"**{format_si(report.forward)}**", f"**{format_si(report.backward)}**",
+                 f"params {format_si(report.params)}"]
+    categories = markdown_text(
+        ["Category", f"Forward ({unit})", f"Backward ({unit})", "Share"],
+        _category_rows(report) + [total_row],
+        right=(1, 2, 3),
+        footer=[f"- {line}" for line in _footer(report)],
+    )
+    return layers + "\n" + categories
 
 
 def _footer(report: CountReport) -> list[str]:
@@ -115,11 +123,7 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     layers.add_column("Share", justify="right")
     for layer in visible_layers(report, depth):
         short = layer.name.rsplit("/", 1)[-1].rsplit(".", 1)[-1]  # modules nest by ".", ONNX scopes by "/"
-        name = "  " * layer.depth + (short if layer.name else "(model)")
-        layers.add_row(
-            name, layer.type, format_si(layer.params), format_si(layer.forward), format_si(layer.backward),
-            _share(layer.total, total),
-        )
+        layers.add_row("  " * layer.depth + (short if layer.name else "(model)"), *_layer_cells(layer, total))
     console.print(layers)
     console.print()
     categories = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
@@ -127,10 +131,8 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     categories.add_column(f"Forward {unit}", justify="right")
     categories.add_column(f"Backward {unit}", justify="right")
     categories.add_column("Share", justify="right")
-    for category in CATEGORIES:
-        fwd, bwd = report.forward_by_category[category], report.backward_by_category[category]
-        if fwd or bwd:
-            categories.add_row(category, format_si(fwd), format_si(bwd), _share(fwd + bwd, total))
+    for row in _category_rows(report):
+        categories.add_row(*row)
     categories.add_row(
         "[bold]total[/bold]", f"[bold]{format_si(report.forward)}[/bold]", f"[bold]{format_si(report.backward)}[/bold]",
         "100%" if total else "-",
