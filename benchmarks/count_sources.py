@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flopcalc.counting.counter import count_source  # noqa: E402
+from flopcalc.api import count  # noqa: E402
 from flopcalc.loaders import load_model  # noqa: E402
 
 LLAMA_2_7B = {
@@ -44,10 +44,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "config.json"
         config.write_text(json.dumps(LLAMA_2_7B))
-        seconds, hf = timed(lambda: count_source(str(config), seq_len=2048))
+        seconds, hf = timed(lambda: count(str(config), seq_len=2048))
         print(f"HF config llama-2-7b seq 2048 fwd+bwd on {hf.device}: {seconds:.2f} s, params {hf.params:,}, "
               f"forward {hf.forward:.4e}, backward {hf.backward:.4e}; peak RSS {peak_rss_mib():.0f} MiB")
-        seconds, example = timed(lambda: count_source(str(ROOT / "examples" / "llama.py"), kwargs={"preset": "7b"},
+        seconds, example = timed(lambda: count(str(ROOT / "examples" / "llama.py"), kwargs={"preset": "7b"},
                                                       inputs=["1x2048:int64"]))
         print(f"examples/llama.py 7b: {seconds:.2f} s, forward {example.forward:.4e}, backward {example.backward:.4e}")
         for category in ("matmul", "attention", "norm"):
@@ -59,8 +59,8 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, (torch.randn(8, 3, 32, 32),), str(path), dynamo=False)
-        seconds, graph = timed(lambda: count_source(str(path)))
-        pytorch = count_source(str(ROOT / "examples" / "cnn.py"), inputs=["8x3x32x32"], backward=False)
+        seconds, graph = timed(lambda: count(str(path)))
+        pytorch = count(str(ROOT / "examples" / "cnn.py"), inputs=["8x3x32x32"], backward=False)
         print(f"ONNX cnn 8x3x32x32: {seconds:.3f} s, conv {graph.forward_by_category['conv']:,} "
               f"(PyTorch {pytorch.forward_by_category['conv']:,}), matmul {graph.forward_by_category['matmul']:,} "
               f"(PyTorch {pytorch.forward_by_category['matmul']:,})")

@@ -13,8 +13,9 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported lazily)
 _EXPORTS = {
-    "count": "flopcalc.counting.counter",
-    "count_source": "flopcalc.counting.counter",
+    "count": "flopcalc.api",
+    "training": "flopcalc.api",
+    "ModelSpec": "flopcalc.spec",
     "CountReport": "flopcalc.counting.report",
     "LayerCount": "flopcalc.counting.report",
     "load_model": "flopcalc.loaders",
@@ -24,10 +25,12 @@ _EXPORTS = {
     "training_from_counts": "flopcalc.compute",
     "training_from_forward": "flopcalc.compute",
     "training_from_params_tokens": "flopcalc.compute",
+    "training_from_report": "flopcalc.compute",
     "Throughput": "flopcalc.compute",
     "run_matmul_bench": "flopcalc.bench.matmul",
     "run_model_bench": "flopcalc.bench.model",
-    "load_calibration": "flopcalc.bench.calibration",
+    "load_calibration": "flopcalc.calibration",
+    "choose_throughput": "flopcalc.calibration",
     "load_budget_file": "flopcalc.budget",
     "run_checks": "flopcalc.budget",
     "FlopcalcError": "flopcalc.errors",

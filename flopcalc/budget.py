@@ -12,15 +12,15 @@ import difflib
 import json
 import math
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import yaml
 
-from .compute import TrainingCompute, training_from_counts, training_from_params_tokens
+from .compute import TrainingCompute, step_flops, training_from_params_tokens, training_from_report
 from .errors import BudgetFileError, FlopcalcError, ModelRunError, UsageError, short_error
-from .render.output import to_json, write_atomic
+from .files import read_yaml, to_json, write_atomic
+from .spec import ModelSpec
 from .units import parse_si_number
 
 if TYPE_CHECKING:
@@ -39,13 +39,16 @@ LIMIT_KEYS: dict[str, str] = {
 }
 TRAINING_METRICS = frozenset({"training_flops", "training_pf_days"})
 TRAINING_SIZE_KEYS = ("examples", "epochs", "tokens")
-ENTRY_KEYS = ("name", "model", "inputs", "kwargs", *LIMIT_KEYS, *TRAINING_SIZE_KEYS)
+# budget-file key -> the ModelSpec field it sets (besides `model` and `inputs`)
+SPEC_KEYS = {"kwargs": "kwargs", "batch_size": "batch_size", "seq_len": "seq_len", "dims": "dims",
+             "frozen": "frozen", "causal_half": "causal_half"}
+ENTRY_KEYS = ("name", "model", "inputs", *SPEC_KEYS, *LIMIT_KEYS, *TRAINING_SIZE_KEYS)
 TOP_LEVEL_KEYS = ("budgets",)
 # what a baseline records per entry, and what `--baseline` compares
 BASELINE_METRICS = ("forward_flops", "backward_flops", "params")
 
-# counter(model_spec, inputs=..., kwargs=...) -> CountReport; `count_source` by default
-Counter = Callable[..., "CountReport"]
+# counter(ModelSpec) -> CountReport; `flopcalc.api.count_spec` by default
+Counter = Callable[[ModelSpec], "CountReport"]
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,7 @@ class Budget:
 
     index: int
     name: str
-    model: str
-    inputs: tuple[str, ...] | None
-    kwargs: Mapping[str, Any]
+    spec: ModelSpec  # the model and how it is counted
     limits: Mapping[str, float]  # metric -> limit, in budget-file order
     examples: float | None = None
     epochs: float | None = None
@@ -67,9 +68,8 @@ class Budget:
         return f"budgets[{self.index}] ({self.name})"
 
     @property
-    def count_key(self) -> tuple:
-        """Entries with equal keys count the same model the same way, so it is counted once."""
-        return (self.model, self.inputs, json.dumps(dict(self.kwargs), sort_keys=True, default=repr))
+    def model(self) -> str:
+        return self.spec.source
 
 
 @dataclass(frozen=True)
@@ -196,12 +196,7 @@ def find_budget_file(path: str | Path | None = None) -> Path:
 def load_budget_file(path: str | Path | None = None) -> BudgetFile:
     """Read and validate a budget file; every problem is a BudgetFileError naming the file, entry and key."""
     target = find_budget_file(path)
-    try:
-        data = yaml.load(target.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as error:
-        raise BudgetFileError(f"{target}: not valid YAML: {_yaml_problem(error)}", "fix the YAML syntax") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise BudgetFileError(f"{target}: cannot be read: {error}") from None
+    data = read_yaml(target, BudgetFileError, "budget file", loader=_UniqueKeyLoader)
     return parse_budgets(data, target)
 
 
@@ -257,10 +252,7 @@ def _parse_entry(raw: Any, index: int, path: Path) -> Budget:
         raise BudgetFileError(f"{where}: key 'model': must be a model spec string, got {model!r}")
     name = name_given if isinstance(name_given, str) else model
 
-    inputs = _parse_inputs(raw.get("inputs"), where)
-    kwargs = raw.get("kwargs") or {}
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise BudgetFileError(f"{where}: key 'kwargs': must be a mapping of argument names to values")
+    spec = _parse_spec(raw, model, where)
 
     limits = {metric: _positive_number(raw, key, where) for key, metric in LIMIT_KEYS.items() if key in raw}
     examples, epochs, tokens = (
@@ -282,14 +274,46 @@ def _parse_entry(raw: Any, index: int, path: Path) -> Budget:
     return Budget(
         index=index,
         name=name,
-        model=model,
-        inputs=inputs,
-        kwargs=dict(kwargs),
+        spec=spec,
         limits=limits,
         examples=examples,
         epochs=epochs,
         tokens=tokens,
     )
+
+
+def _parse_spec(raw: Mapping[str, Any], model: str, where: str) -> ModelSpec:
+    """The entry's ModelSpec: `model`, `inputs` and the keys of SPEC_KEYS, checked as the CLI checks them."""
+    options: dict[str, Any] = {}
+    kwargs = raw.get("kwargs") or {}
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise BudgetFileError(f"{where}: key 'kwargs': must be a mapping of argument names to values")
+    options["kwargs"] = kwargs
+    for key in ("batch_size", "seq_len"):
+        if key in raw:
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BudgetFileError(f"{where}: key {key!r}: must be a whole number >= 1, got {value!r}")
+            options[key] = value
+    dims = raw.get("dims") or {}
+    if not isinstance(dims, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1 for k, v in dims.items()
+    ):
+        raise BudgetFileError(f"{where}: key 'dims': must map symbolic dimension names to sizes >= 1", "e.g. dims: {batch: 8}")
+    options["dims"] = dims
+    frozen = raw.get("frozen") or []
+    frozen = [frozen] if isinstance(frozen, str) else frozen
+    if not isinstance(frozen, list) or not all(isinstance(item, str) and item for item in frozen):
+        raise BudgetFileError(f"{where}: key 'frozen': must be a list of parameter/module patterns", 'e.g. frozen: ["encoder.*"]')
+    options["frozen"] = tuple(frozen)
+    causal_half = raw.get("causal_half", False)
+    if not isinstance(causal_half, bool):
+        raise BudgetFileError(f"{where}: key 'causal_half': must be true or false, got {causal_half!r}")
+    options["causal_half"] = causal_half
+    try:
+        return ModelSpec(model, inputs=_parse_inputs(raw.get("inputs"), where) or (), **options)
+    except FlopcalcError as error:
+        raise BudgetFileError(f"{where}: {error.message}", error.hint) from None
 
 
 def _parse_inputs(raw: Any, where: str) -> tuple[str, ...] | None:
@@ -314,12 +338,6 @@ def _positive_number(raw: Mapping[str, Any], key: str, where: str) -> float:
     return value
 
 
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
-
-
 def _kind(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
 
@@ -335,23 +353,20 @@ def count_budgets(budget_file: BudgetFile, counter: Counter | None = None) -> di
     because a model crashed.
     """
     if counter is None:
-        from .counting.counter import count_source as counter
-    by_key: dict[tuple, CountReport] = {}
+        from .api import count_spec as counter
+    by_key: dict[str, CountReport] = {}
     reports: dict[str, CountReport] = {}
     for budget in budget_file.budgets:
-        if budget.count_key not in by_key:
-            by_key[budget.count_key] = _count_one(budget, budget_file.path, counter)
-        reports[budget.name] = by_key[budget.count_key]
+        key = budget.spec.key()  # entries that count the same model the same way are counted once
+        if key not in by_key:
+            by_key[key] = _count_one(budget, budget_file.path, counter)
+        reports[budget.name] = by_key[key]
     return reports
 
 
 def _count_one(budget: Budget, path: Path, counter: Counter) -> "CountReport":
     try:
-        return counter(
-            budget.model,
-            inputs=list(budget.inputs) if budget.inputs is not None else None,
-            kwargs=dict(budget.kwargs) or None,
-        )
+        return counter(budget.spec)
     except FlopcalcError as error:
         raise type(error)(f"{path}: {budget.label}: {error.message}", error.hint) from error
     except Exception as error:  # a model that raises something unexpected still fails the check (exit 2)
@@ -362,19 +377,14 @@ def _count_one(budget: Budget, path: Path, counter: Counter) -> "CountReport":
 
 
 def training_compute(report: "CountReport", budget: Budget) -> TrainingCompute:
-    """Training compute for the entry's training size (the arithmetic lives in flopcalc.compute).
+    """Training compute for the entry's training size: `flopcalc train`'s arithmetic (flopcalc.compute).
 
-    With `examples`: (forward + backward) per example x examples x epochs, where per example is the counted
-    batch divided by the report's batch size. With `tokens`: the 6 x params x tokens rule (Kaplan et al. 2020).
+    With `examples`: (forward + backward) per example x examples x epochs, per example being the counted batch
+    divided by the report's batch size (a forward-only source assumes backward = 2x forward, noted). With
+    `tokens`: the 6 x params x tokens rule (Kaplan et al. 2020).
     """
     if budget.examples is not None:
-        batch = report.batch_size
-        return training_from_counts(
-            Fraction(report.forward, batch),
-            Fraction(report.backward, batch),
-            budget.examples,
-            budget.epochs if budget.epochs is not None else 1,
-        )
+        return training_from_report(report, budget.examples, budget.epochs if budget.epochs is not None else 1)
     if budget.tokens is not None:
         return training_from_params_tokens(report.params, budget.tokens)
     raise UsageError(f"{budget.label}: no training size", "add `examples:` or `tokens:`")
@@ -382,11 +392,8 @@ def training_compute(report: "CountReport", budget: Budget) -> TrainingCompute:
 
 def metric_values(report: "CountReport", budget: Budget) -> dict[str, float]:
     """Every metric a limit of `budget` can name, measured on `report`."""
-    values: dict[str, float] = {
-        "forward_flops": report.forward,
-        "backward_flops": report.backward,
-        "params": report.params,
-    }
+    forward, backward, _ = step_flops(report)
+    values: dict[str, float] = {"forward_flops": forward, "backward_flops": backward, "params": report.params}
     if budget.examples is not None or budget.tokens is not None:
         try:
             training = training_compute(report, budget)
@@ -432,6 +439,7 @@ def evaluate(
         if report.unsupported_ops:
             ops = ", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported_ops.items()))
             notes.append(f"{budget.name}: ops without a FLOP formula were not counted: {ops}")
+        notes.extend(f"{budget.name}: {note}" for note in (*step_flops(report)[2], *report.notes))
         if baseline is not None:
             recorded = baseline.get(budget.name)
             if recorded is None:
@@ -488,10 +496,11 @@ def baseline_data(budget_file: BudgetFile, reports: Mapping[str, "CountReport"])
     entries = {}
     for budget in budget_file.budgets:
         report = reports[budget.name]
+        forward, backward, _ = step_flops(report)  # what the checks compare: a forward-only source's assumed backward
         entries[budget.name] = {
             "model": budget.model,
-            "forward_flops": report.forward,
-            "backward_flops": report.backward,
+            "forward_flops": forward,
+            "backward_flops": backward,
             "params": report.params,
         }
     return {"schema_version": BASELINE_SCHEMA_VERSION, "budgets": entries}

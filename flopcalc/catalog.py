@@ -19,27 +19,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-import yaml
-
 from .compute import DEFAULT_UTILIZATION, Throughput
 from .errors import CatalogError, UsageError
+from .files import read_yaml
+from .units import PRECISIONS, normalize_precision
 
-ENV_VAR = "FLOPCALC_GPU_SPECS"
-
-# Precisions a peak can be given for, fastest-first within a family; int8 is in TOPS.
-PRECISIONS: tuple[str, ...] = ("fp64", "fp64_tensor", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8")
-
-# Spellings users and frameworks use for the same precision.
-PRECISION_SYNONYMS: dict[str, str] = {
-    "float64": "fp64", "double": "fp64", "f64": "fp64",
-    "fp64tensor": "fp64_tensor", "fp64tc": "fp64_tensor",
-    "float32": "fp32", "float": "fp32", "f32": "fp32", "single": "fp32",
-    "tensorfloat32": "tf32",
-    "bfloat16": "bf16",
-    "float16": "fp16", "half": "fp16", "f16": "fp16",
-    "float8": "fp8", "e4m3": "fp8", "e5m2": "fp8",
-    "float4": "fp4",
-}
+GPU_SPECS_ENV_VAR = "FLOPCALC_GPU_SPECS"
 
 _ENTRY_KEYS = {
     "id", "name", "vendor", "aliases", "year", "form_factor", "peak_tflops", "sparse_peak_tflops",
@@ -125,15 +110,6 @@ class GpuSpec:
             "notes": self.notes,
             "catalog_file": self.origin,
         }
-
-
-def normalize_precision(text: str) -> str:
-    """`BF16`, `bfloat16`, `torch.bfloat16` -> `bf16`; UsageError for names that are no precision."""
-    key = re.sub(r"[\s\-]", "", str(text).strip().lower()).removeprefix("torch.")
-    key = PRECISION_SYNONYMS.get(key, key)
-    if key not in PRECISIONS:
-        raise UsageError(f"unknown precision {text!r}", f"use one of: {', '.join(PRECISIONS)}")
-    return key
 
 
 def _normalize_name(text: str) -> str:
@@ -234,18 +210,7 @@ def _yaml_files(path: Path, given_by: str = "") -> list[Path]:
 
 
 def _read_yaml(path: Path) -> Any:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise CatalogError(f"cannot read GPU catalogue {path}: {error}") from None
-    try:
-        return yaml.load(text, Loader=loader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise CatalogError(f"{path}:{where} malformed YAML: {problem}", "fix the YAML syntax") from None
+    return read_yaml(path, CatalogError, "GPU catalogue")
 
 
 def _number(value: Any, where: str, what: str, *, positive: bool = True) -> float:
@@ -403,8 +368,8 @@ def load_catalog(
     layers: list[list[Path]] = []
     if include_shipped:
         layers.append(_yaml_files(shipped_catalog_dir()))
-    if env.get(ENV_VAR):
-        layers.append(_yaml_files(Path(env[ENV_VAR]).expanduser(), f"${ENV_VAR}"))
+    if env.get(GPU_SPECS_ENV_VAR):
+        layers.append(_yaml_files(Path(env[GPU_SPECS_ENV_VAR]).expanduser(), f"${GPU_SPECS_ENV_VAR}"))
     for path in extra:
         layers.append(_yaml_files(Path(path).expanduser(), "--catalog"))
     for paths in layers:

@@ -2,8 +2,8 @@
 
 Plain functions returning frozen result objects with `to_dict()` (the JSON contracts of `convert` and
 `train`, see docs/conversions.md). Nothing here knows the GPU catalogue: callers pass a `Throughput`
-(a per-GPU peak FLOP/s, the utilisation, and where the peak came from: a datasheet, or a measurement
-once calibration lands), so the same arithmetic serves datasheet and measured figures.
+(a per-GPU peak FLOP/s, the utilisation, and where the peak came from: a datasheet or a measurement),
+so the same arithmetic serves datasheet and measured figures.
 
 Arithmetic is exact on the decimal values given (each input goes through `Fraction(repr(x))`) and
 rounded once at the end, so 30% x 125e12 x 2,500 days is 8.1e21 FLOP and 93.75 PF-days to the digit.
@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .units import PF_DAY_FLOP, PETAFLOP, SECONDS_PER_DAY, ComputeQuantity
+
+if TYPE_CHECKING:
+    from .counting.report import CountReport
 
 SECONDS_PER_HOUR = 3_600
 # Epoch AI's recommendation for the GPU-time method: 0.3 for language models, 0.4 for other models.
@@ -316,3 +319,37 @@ def training_from_params_tokens(params: float, tokens: float) -> TrainingCompute
         notes=("C = 6 x N x D: 2N forward + 4N backward FLOPs per token (Kaplan et al. 2020); attention "
                "FLOPs beyond the parameter matmuls are not included",),
     )
+
+
+ASSUMED_BACKWARD_NOTE = (
+    f"backward not counted for this source: assumed {BACKWARD_TO_FORWARD}x forward (Epoch AI's typical 2:1 ratio)"
+)
+
+
+def step_flops(report: "CountReport") -> tuple[int, int, tuple[str, ...]]:
+    """Forward and backward FLOPs of the counted batch, and notes on how they were obtained.
+
+    A report whose backward pass was not counted (an ONNX graph, `--no-backward`) gets backward = 2x forward,
+    said in a note: `train`, `check` and everything else that needs a training step read it from here.
+    """
+    if report.backward_counted:
+        return report.forward, report.backward, ()
+    return report.forward, report.forward * BACKWARD_TO_FORWARD, (ASSUMED_BACKWARD_NOTE,)
+
+
+def training_from_report(report: "CountReport", examples: float, epochs: float = 1) -> TrainingCompute:
+    """Training compute of a counted model: its batch's (forward + backward) / batch size x examples x epochs.
+
+    The notes carry the per-batch figures, the ops without a formula and the report's own notes, so every
+    command that prints training compute says the same things about it.
+    """
+    forward, backward, assumed = step_flops(report)
+    batch = report.batch_size
+    notes = [f"counted: {forward:,} forward + {backward:,} backward FLOP per batch of {batch} "
+             f"(leading dimension of the first input), divided by {batch}", *assumed]
+    if report.unsupported_ops:
+        listed = ", ".join(f"{op} x{n}" for op, n in report.unsupported_ops.items())
+        notes.append(f"unsupported ops (no formula, not counted): {listed}")
+    notes.extend(report.notes)
+    return training_from_counts(Fraction(forward, batch), Fraction(backward, batch), examples, epochs,
+                                method="counted", notes=tuple(notes))

@@ -5,6 +5,17 @@ The library raises these; only the CLI turns them into an exit code (2) and a li
 
 from __future__ import annotations
 
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """What a flopcalc process exits with: CI scripts branch on these (docs/ci.md)."""
+
+    OK = 0
+    CHECK_FAILED = 1  # a budget limit was exceeded, or a count grew past the baseline's tolerance
+    BAD_INPUT = 2  # bad input, a model that cannot be counted, a missing dependency
+    INTERRUPTED = 130  # Ctrl-C
+
 
 def short_error(error: BaseException, limit: int = 240) -> str:
     """The first line of an exception, shortened: what a one-line error message can carry."""
@@ -16,7 +27,7 @@ def short_error(error: BaseException, limit: int = 240) -> str:
 class FlopcalcError(Exception):
     """Something the user can fix: bad input, a missing file, a model that fails."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
     def __init__(self, message: str, hint: str | None = None):
         self.message = message

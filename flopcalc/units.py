@@ -113,11 +113,6 @@ class ComputeQuantity:
     unit: str
     text: str = ""
 
-    @property
-    def needs_throughput(self) -> bool:
-        """GPU-time needs a per-GPU throughput to become FLOP (and back)."""
-        return self.unit in ("gpu_days", "gpu_hours")
-
 
 def parse_compute_quantity(text: str) -> ComputeQuantity:
     """`3.14e23 flop`, `1.5 zflop`, `93.75 pf-days`, `2500 gpu-days`, `60k gpu-hours` -> ComputeQuantity.
@@ -176,3 +171,31 @@ def format_number(value: float, digits: int = 6) -> str:
     decimals = max(0, digits - 1 - int(math.floor(math.log10(magnitude))))
     text = f"{value:,.{decimals}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# Every precision flopcalc knows: a catalogue peak, a calibration or a bench can name one; int8 is in TOPS.
+PRECISIONS: tuple[str, ...] = ("fp64", "fp64_tensor", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8")
+
+# Spellings users and frameworks use for the same precision.
+PRECISION_SYNONYMS: dict[str, str] = {
+    "float64": "fp64", "double": "fp64", "f64": "fp64",
+    "fp64tensor": "fp64_tensor", "fp64tc": "fp64_tensor",
+    "float32": "fp32", "float": "fp32", "f32": "fp32", "single": "fp32",
+    "tensorfloat32": "tf32",
+    "bfloat16": "bf16",
+    "float16": "fp16", "half": "fp16", "f16": "fp16",
+    "float8": "fp8", "e4m3": "fp8", "e5m2": "fp8",
+    "float4": "fp4",
+}
+
+# The precisions a matmul can be timed in with torch (`flopcalc bench`), in the order they are swept.
+MATMUL_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+
+
+def normalize_precision(text: str) -> str:
+    """`BF16`, `bfloat16`, `torch.bfloat16` -> `bf16`; UsageError for names that are no precision."""
+    key = re.sub(r"[\s\-]", "", str(text).strip().lower()).removeprefix("torch.")
+    key = PRECISION_SYNONYMS.get(key, key)
+    if key not in PRECISIONS:
+        raise UsageError(f"unknown precision {text!r}", f"use one of: {', '.join(PRECISIONS)}")
+    return key

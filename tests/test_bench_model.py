@@ -2,9 +2,9 @@
 
 import pytest
 
-from flopcalc.bench.calibration import load_calibration, save_device_entry, MatmulCalibration, model_utilization
+from flopcalc.calibration import load_calibration, save_device_entry, MatmulCalibration, model_utilization
 from flopcalc.bench.model import MIN_TIMED_STEPS, run_model_bench, time_steps
-from flopcalc.counting.counter import count_source
+from flopcalc.api import count
 from flopcalc.errors import ModelRunError, UsageError
 
 
@@ -35,7 +35,7 @@ def test_time_steps_takes_a_minimum_of_steps_when_one_is_slow():
 def test_mlp_training_steps_on_cpu(examples, tmp_path):
     model = f"{examples / 'mlp.py'}:build"
     result = run_model_bench(model, inputs=["16x784"], device="cpu", seconds=1, optimizer="sgd")
-    counted = count_source(model, inputs=["16x784"])
+    counted = count(model, inputs=["16x784"])
     assert result.flops_per_step == counted.total  # forward + backward as the engine counts them
     assert result.achieved_flops == pytest.approx(result.flops_per_step / result.median_step_seconds)
     assert len(result.step_seconds) >= MIN_TIMED_STEPS and result.warmup_steps >= 1

@@ -45,15 +45,15 @@ def make_report(forward: int, backward: int, params: int, batch: int = 1, unsupp
 
 
 class RecordingCounter:
-    """Stands in for count_source: returns preset reports per model spec and records every call."""
+    """Stands in for flopcalc.api.count_spec: returns preset reports per model source and records every call."""
 
     def __init__(self, reports: dict[str, CountReport]):
         self.reports = reports
         self.calls: list[tuple] = []
 
-    def __call__(self, model, *, inputs=None, kwargs=None):
-        self.calls.append((model, inputs, kwargs))
-        return self.reports[model]
+    def __call__(self, spec):
+        self.calls.append((spec.source, list(spec.inputs) or None, dict(spec.kwargs) or None))
+        return self.reports[spec.source]
 
 
 def write_budget(tmp_path: Path, text: str, name: str = "flopcalc.yaml") -> Path:
@@ -90,8 +90,8 @@ def test_load_parses_limits_with_si_suffixes_and_defaults(tmp_path):
     budget_file = load_budget_file(path)
     first, second = budget_file.budgets
     assert first.name == "resnet-inference"
-    assert first.inputs == ("1x3x224x224",)
-    assert first.kwargs == {"depth": 50}
+    assert first.spec.inputs == ("1x3x224x224",)
+    assert first.spec.kwargs == {"depth": 50}
     assert dict(first.limits) == {
         "forward_flops": 9e9,
         "backward_flops": 18e9,
@@ -101,8 +101,8 @@ def test_load_parses_limits_with_si_suffixes_and_defaults(tmp_path):
     }
     assert (first.examples, first.epochs, first.tokens) == (1281167, 90, None)
     assert second.name == "other.py"  # the name defaults to the model spec
-    assert second.inputs == ("8x16",)
-    assert second.kwargs == {}
+    assert second.spec.inputs == ("8x16",)
+    assert second.spec.kwargs == {}
 
 
 def test_default_budget_file_is_flopcalc_yaml_in_cwd(tmp_path, monkeypatch):
@@ -259,8 +259,8 @@ def test_public_api_exports_the_budget_functions():
 def test_model_that_fails_to_count_raises_with_the_entry_named(tmp_path):
     path = write_budget(tmp_path, "budgets: [{name: broken, model: missing.py, max_params: 1}]")
 
-    def failing_counter(model, **_):
-        raise ModelLoadError(f"{model} does not exist", "check the path")
+    def failing_counter(spec):
+        raise ModelLoadError(f"{spec.source} does not exist", "check the path")
 
     with pytest.raises(ModelLoadError, match=r"budgets\[0\] \(broken\): missing.py does not exist") as caught:
         run_checks(load_budget_file(path), counter=failing_counter)
@@ -270,7 +270,7 @@ def test_model_that_fails_to_count_raises_with_the_entry_named(tmp_path):
 def test_model_raising_an_unexpected_error_still_fails_as_model_run_error(tmp_path):
     path = write_budget(tmp_path, "budgets: [{name: odd, model: odd.py, max_params: 1}]")
 
-    def crashing_counter(model, **_):
+    def crashing_counter(spec):
         raise RuntimeError("shape mismatch")
 
     with pytest.raises(ModelRunError, match=r"budgets\[0\] \(odd\).*RuntimeError: shape mismatch"):

@@ -152,7 +152,7 @@ def test_env_var_file_or_folder_merges(tmp_path):
 
 @pytest.mark.parametrize(
     "text, message",
-    [("gpus: [\n  - id: X\n", "malformed YAML"),
+    [("gpus: [\n  - id: X\n", "not valid YAML"),
      ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 1}\n    colour: red\n",
       r"entry #1 \('X1'\): unknown key\(s\) colour"),
      ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: -1}\n", r"'X1'.*bf16 must be > 0"),

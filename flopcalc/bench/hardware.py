@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from ..errors import FlopcalcError, UsageError
+from ..units import MATMUL_PRECISIONS
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
 # FLOP per cycle per physical core for fp32, by the widest SIMD + FMA the flags show
 # (1 FMA = 2 FLOP). Assumes two vector FMA pipes, true for server Xeons since Skylake-SP
@@ -336,20 +336,18 @@ def parse_precisions(text: str | None) -> tuple[str, ...] | None:
     chosen: list[str] = []
     for item in text.split(","):
         name = item.strip().lower()
-        if name not in PRECISIONS:
-            raise UsageError(f"unknown precision {item.strip()!r}", f"use a comma list of {', '.join(PRECISIONS)}")
+        if name not in MATMUL_PRECISIONS:
+            raise UsageError(f"unknown precision {item.strip()!r}", f"use a comma list of {', '.join(MATMUL_PRECISIONS)}")
         if name not in chosen:
             chosen.append(name)
     return tuple(chosen)
 
 
-def catalog_peak_resolver(extra_catalogs: Sequence[str | os.PathLike] = ()) -> PeakResolver | None:
+def catalog_peak_resolver(extra_catalogs: Sequence[str | os.PathLike] = ()) -> PeakResolver:
     """Device name -> dense datasheet peaks (FLOP/s) from the GPU catalogue (`flopcalc.catalog`),
-    shipped entries overlaid by $FLOPCALC_GPU_SPECS and `extra_catalogs`; None without a catalogue."""
-    try:
-        from ..catalog import load_catalog
-    except ImportError:
-        return None
+    shipped entries overlaid by $FLOPCALC_GPU_SPECS and `extra_catalogs`."""
+    from ..catalog import load_catalog
+
     loaded = []
 
     def resolve(device_name: str) -> Mapping[str, float]:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from ..errors import UsageError
+from ..units import MATMUL_PRECISIONS
 from .hardware import (
-    PRECISIONS,
     DeviceInfo,
     PeakResolver,
     cpu_peak_estimate,
@@ -247,7 +247,7 @@ def make_matmul(precision: str, shape: Shape, info: DeviceInfo) -> Callable[[], 
         a = torch.randint(-128, 128, (m, k), dtype=torch.int8, device=generator_device).to(device)
         b = torch.randint(-128, 128, (k, n), dtype=torch.int8, device=generator_device).to(device)
         return lambda: torch._int_mm(a, b)
-    raise UsageError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
+    raise UsageError(f"unknown precision {precision!r}", f"use one of {', '.join(MATMUL_PRECISIONS)}")
 
 
 # --- timing -----------------------------------------------------------------------------------
@@ -513,7 +513,7 @@ def run_matmul_bench(
         previous_threads = None
     try:
         chosen: list[str] = []
-        for precision in precisions or PRECISIONS:
+        for precision in precisions or MATMUL_PRECISIONS:
             reason = precision_skip_reason(info, precision) or probe_precision(precision, info)
             if reason:
                 notes.append(reason)

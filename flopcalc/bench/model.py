@@ -16,8 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from ..api import as_spec, count_loaded, load
+from ..calibration import Calibration, ModelCalibration, calibrated_peak, now_utc
 from ..errors import ModelRunError, UsageError, short_error
-from .calibration import Calibration, ModelCalibration, calibrated_peak, model_key, now_utc
+from ..spec import ModelSpec
 from .hardware import DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
 from .matmul import SweepPlan, fp32_matmul_mode, peak_for
 
@@ -29,11 +31,8 @@ MIN_TIMED_STEPS = 3
 @dataclass(frozen=True)
 class ModelBenchResult:
     info: DeviceInfo
-    model: str
-    key: str  # what the measurement is stored under in a calibration
-    inputs: tuple[str, ...]
+    spec: ModelSpec
     batch_size: int | None
-    kwargs: Mapping[str, Any]
     precision: str
     optimizer: str
     forward_flops: int
@@ -47,6 +46,19 @@ class ModelBenchResult:
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     calibration_file: str | None = None
+
+    @property
+    def model(self) -> str:
+        return self.spec.source
+
+    @property
+    def key(self) -> str:
+        """What the measurement is stored under in a calibration file."""
+        return self.spec.key()
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.spec.inputs
 
     @property
     def flops_per_step(self) -> int:
@@ -74,7 +86,7 @@ class ModelBenchResult:
             model=self.model,
             inputs=self.inputs,
             batch_size=self.batch_size,
-            kwargs=dict(self.kwargs),
+            kwargs=dict(self.spec.kwargs),
             precision=self.precision,
             optimizer=self.optimizer,
             flops_per_step=float(self.flops_per_step),
@@ -233,11 +245,9 @@ def time_steps(
 
 
 def run_model_bench(
-    model: str,
-    *,
+    model: ModelSpec | str,
     inputs: Sequence[str] | None = None,
-    batch_size: int | None = None,
-    kwargs: Mapping[str, Any] | None = None,
+    *,
     device: str = "auto",
     precision: str | None = None,
     optimizer: str = "adamw",
@@ -245,14 +255,17 @@ def run_model_bench(
     peak_resolver: PeakResolver | None = None,
     calibration: Calibration | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    **spec_options: Any,
 ) -> ModelBenchResult:
-    """Time real training steps of `model` on `device` and relate them to its counted FLOPs."""
+    """Time real training steps of `model` on `device` and relate them to its counted FLOPs.
+
+    `model` is a ModelSpec, or a source with `inputs` (`--input` specs) and ModelSpec options as keywords.
+    The model is loaded once, on the device it is timed on, and counted there before the timed steps.
+    """
     import torch
 
-    from ..counting.counter import count_source
-    from ..loaders import load_model, make_inputs
-
     started = clock()
+    spec = as_spec(model, inputs, **spec_options)
     resolved = resolve_device(device)
     info = describe_device(resolved)
     chosen = (precision or default_model_precision(info)).strip().lower()
@@ -265,33 +278,32 @@ def run_model_bench(
     if optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}")
     budget = SweepPlan.for_device(resolved, seconds).seconds
-    specs = tuple(inputs or ())
     notes: list[str] = []
     warnings = [w for w in [load_warning(cpus=info.threads)] if w] if resolved == "cpu" else []
-
-    report = count_source(model, inputs=specs or None, batch_size=batch_size, kwargs=kwargs, device=None)
-    if not report.backward_counted:
-        raise ModelRunError(f"{model}: no backward pass could be counted", "a training step needs trainable parameters")
-    if report.unsupported_ops:
-        listed = ", ".join(sorted(report.unsupported_ops))
-        notes.append(f"ops without a FLOP formula are not in the FLOPs (MFU is a lower bound): {listed}")
-    notes.extend(report.notes)
-    notes.append("model FLOPs = counted forward + backward; the optimizer update is not counted (as in PaLM's MFU)")
 
     previous_threads = torch.get_num_threads()
     if resolved == "cpu" and info.threads:
         torch.set_num_threads(info.threads)
     try:
-        loaded = load_model(model, kwargs=kwargs, device=resolved)
+        loaded, example = load(spec, resolved)
+        if loaded.kind == "onnx":
+            raise UsageError(f"{spec.source}: an ONNX graph cannot be trained here", "bench the PyTorch model it came from")
+        report = count_loaded(loaded, example, spec)
+        if not report.backward_counted:
+            raise ModelRunError(f"{spec.source}: no backward pass could be counted", "a training step needs trainable parameters")
+        if report.unsupported_ops:
+            listed = ", ".join(sorted(report.unsupported_ops))
+            notes.append(f"ops without a FLOP formula are not in the FLOPs (MFU is a lower bound): {listed}")
+        notes.extend(report.notes)
+        notes.append("model FLOPs = counted forward + backward; the optimizer update is not counted (as in PaLM's MFU)")
         module = loaded.module
-        example = make_inputs(specs or None, loaded.example_inputs, device=resolved, batch_size=batch_size, source=model)
         try:
             module.train()
         except Exception as error:  # exported graphs and some scripted modules refuse: time them as they are
             notes.append(f"could not switch the model to training mode ({short_error(error)}); timed as loaded")
         parameters = [p for p in module.parameters() if p.requires_grad]
         if not parameters:
-            raise ModelRunError(f"{model} has no trainable parameters", "a training step needs some")
+            raise ModelRunError(f"{spec.source} has no trainable parameters", "a training step needs some")
         step = make_training_step(module, example, make_optimizer(optimizer, parameters), chosen, resolved)
         try:
             left = max(budget - (clock() - started), 0.1 * budget)  # loading and counting came out of the budget
@@ -300,7 +312,7 @@ def run_model_bench(
             raise
         except Exception as error:
             raise ModelRunError(
-                f"a training step of {model} failed on {resolved}: {short_error(error)}",
+                f"a training step of {spec.source} failed on {resolved}: {short_error(error)}",
                 "check that it runs on this device and precision (try --precision fp32)",
             ) from error
     finally:
@@ -319,11 +331,8 @@ def run_model_bench(
         notes.append(f"{chosen} via torch.autocast: matmuls and convolutions run in {chosen}, the rest in fp32")
     return ModelBenchResult(
         info=info,
-        model=model,
-        key=model_key(model, specs, batch_size, kwargs),
-        inputs=specs,
-        batch_size=batch_size if batch_size is not None else report.batch_size,
-        kwargs=dict(kwargs or {}),
+        spec=spec,
+        batch_size=spec.batch_size if spec.batch_size is not None else report.batch_size,
         precision=chosen,
         optimizer=optimizer,
         forward_flops=report.forward,

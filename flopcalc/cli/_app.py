@@ -6,7 +6,6 @@ Commands live in sibling modules and only parse, call the library, and render.
 
 from __future__ import annotations
 
-import enum
 import sys
 import traceback
 from pathlib import Path
@@ -15,17 +14,10 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
-from ..errors import FlopcalcError, short_error
-from ..render.output import write_atomic
+from ..errors import ExitCode, FlopcalcError, short_error
+from ..files import write_atomic
 
 _state = {"debug": False}
-
-
-class OutputFormat(str, enum.Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    markdown = "markdown"
 
 
 def _report_and_exit(message: str, code: int) -> None:
@@ -53,7 +45,7 @@ class _ErrorBoundaryGroup(TyperGroup):
             result = super().main(*args, standalone_mode=False, **kwargs)
         except typer.Abort:
             typer.echo("Aborted!", err=True)
-            result = 1
+            result = 1  # click's own convention for an aborted prompt
         except Exception as error:
             if not _is_usage_error(error):
                 raise
@@ -65,7 +57,7 @@ class _ErrorBoundaryGroup(TyperGroup):
             result = error.exit_code
         if not standalone_mode:
             return result
-        sys.exit(result if isinstance(result, int) else 0)
+        sys.exit(int(result) if isinstance(result, int) else ExitCode.OK)
 
     def invoke(self, ctx):
         try:
@@ -75,13 +67,13 @@ class _ErrorBoundaryGroup(TyperGroup):
                 traceback.print_exc()
             _report_and_exit(str(error), error.exit_code)
         except KeyboardInterrupt:
-            _report_and_exit("interrupted", 130)
+            _report_and_exit("interrupted", ExitCode.INTERRUPTED)
         except Exception as error:  # a bug in flopcalc, not bad input: still one line unless --debug
             if _is_cli_control_flow(error):
                 raise
             if _state["debug"]:
                 traceback.print_exc()
-            _report_and_exit(f"internal error: {short_error(error)} (rerun with --debug for the traceback)", 2)
+            _report_and_exit(f"internal error: {short_error(error)} (rerun with --debug for the traceback)", ExitCode.BAD_INPUT)
 
 
 app = typer.Typer(
@@ -100,7 +92,7 @@ def _print_version(value: bool) -> None:
         from .. import __version__
 
         typer.echo(f"flopcalc {__version__}")
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.OK)
 
 
 @app.callback()

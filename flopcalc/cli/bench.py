@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from ..errors import UsageError
-from ._app import OutputFormat, app, emit
-from ._gpu_options import CatalogOption
-from .count import parse_kwargs
-
-
-def _peak_resolver(catalog: Optional[List[Path]]):
-    """Device name -> datasheet peaks, from the GPU catalogue (None until the catalogue exists)."""
-    from ..bench.hardware import catalog_peak_resolver
-
-    return catalog_peak_resolver(catalog or ())
+from ._app import app, emit
+from ._options import (
+    BatchSizeOption,
+    CatalogOption,
+    CausalHalfOption,
+    DimOption,
+    FormatOption,
+    FrozenOption,
+    InputOption,
+    KwargsOption,
+    OutputFormat,
+    OutputOption,
+    SeqLenOption,
+    model_spec,
+    no_model_options,
+    notes_to_stderr,
+    shown_on_terminal,
+)
 
 
 class _ProgressBar:
@@ -56,7 +63,7 @@ class _ProgressBar:
 @app.command("bench")
 def bench(
     model: Optional[str] = typer.Argument(
-        None, help="Model to time training steps of (file.py:callable, .pt, .pt2). Without it: matmul throughput."
+        None, help="Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput."
     ),
     device: str = typer.Option("auto", "--device", help="auto | cuda | mps | cpu (auto: CUDA/ROCm, then MPS, then CPU)."),
     precision: Optional[str] = typer.Option(
@@ -73,54 +80,57 @@ def bench(
         None, "--calibration",
         help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
     ),
-    inputs: List[str] = typer.Option([], "--input", help="Input spec of MODEL, e.g. 8x3x32x32 or 8,1024:int64 (repeatable)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the batch (leading) dimension of MODEL's inputs."),
-    kwargs: Optional[str] = typer.Option(None, "--kwargs", help="JSON object passed to MODEL's callable."),
+    input: InputOption = [],
+    batch_size: BatchSizeOption = None,
+    seq_len: SeqLenOption = None,
+    dim: DimOption = [],
+    kwargs: KwargsOption = None,
+    frozen: FrozenOption = [],
+    causal_half: CausalHalfOption = False,
     optimizer: str = typer.Option("adamw", "--optimizer", help="Optimizer of MODEL's training step: adamw | sgd."),
     catalog: CatalogOption = None,
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table | json | csv | markdown."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result to a file instead of stdout."),
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
 ) -> None:
     """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
-    from ..bench.hardware import parse_precisions, resolve_device
+    from ..bench.hardware import catalog_peak_resolver, parse_precisions, resolve_device
 
     resolve_device(device)  # a bad or absent device fails before any work
+    resolver = catalog_peak_resolver(catalog or ())
     if model is None:
-        _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration, catalog, fmt, output)
+        no_model_options("bench", input=input, batch_size=batch_size, seq_len=seq_len, dim=dim, kwargs=kwargs,
+                         frozen=frozen, causal_half=causal_half)
+        result, text = _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration, resolver, fmt)
     else:
         if full:
             raise UsageError("--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run")
-        _bench_model(
-            model, inputs, batch_size, parse_kwargs(kwargs), device, precision, optimizer, seconds, save,
-            calibration, catalog, fmt, output,
-        )
+        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, frozen=frozen, causal_half=causal_half)
+        result, text = _bench_model(spec, device, precision, optimizer, seconds, save, calibration, resolver, fmt)
+    emit(text, output)
+    notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)
 
 
-def _bench_matmul(device, precisions, seconds, full, save, calibration, catalog, fmt, output) -> None:
+def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver, fmt):
     from dataclasses import replace
 
-    from ..bench.calibration import resolve_calibration_path, save_matmul_result
     from ..bench.matmul import run_matmul_bench
+    from ..calibration import resolve_calibration_path, save_matmul_result
     from ..render.bench import render_matmul
 
     with _ProgressBar(enabled=fmt == OutputFormat.table) as bar:
-        result = run_matmul_bench(
-            device, precisions, seconds=seconds, full=full, peak_resolver=_peak_resolver(catalog), progress=bar.update
-        )
+        result = run_matmul_bench(device, precisions, seconds=seconds, full=full, peak_resolver=resolver,
+                                  progress=bar.update)
     if save:
         path = save_matmul_result(result, resolve_calibration_path(calibration))
         result = replace(result, calibration_file=str(path))
-    emit(render_matmul(result, fmt.value), output)
-    _notes_to_stderr(result, fmt, output)
+    return result, render_matmul(result, fmt.value)
 
 
-def _bench_model(
-    model, inputs, batch_size, kwargs, device, precision, optimizer, seconds, save, calibration, catalog, fmt, output
-) -> None:
+def _bench_model(spec, device, precision, optimizer, seconds, save, calibration, resolver, fmt):
     from dataclasses import replace
 
-    from ..bench.calibration import load_calibration, resolve_calibration_path, save_device_entry
     from ..bench.model import run_model_bench
+    from ..calibration import load_calibration, resolve_calibration_path, save_device_entry
     from ..render.bench import render_model
 
     path = resolve_calibration_path(calibration)
@@ -129,23 +139,11 @@ def _bench_model(
         known = load_calibration(path)
     elif calibration is not None and not save:
         known = load_calibration(path)  # names the missing file
-    result = run_model_bench(
-        model, inputs=inputs, batch_size=batch_size, kwargs=kwargs, device=device, precision=precision,
-        optimizer=optimizer.lower(), seconds=seconds, peak_resolver=_peak_resolver(catalog), calibration=known,
-    )
+    result = run_model_bench(spec, device=device, precision=precision, optimizer=optimizer.lower(), seconds=seconds,
+                             peak_resolver=resolver, calibration=known)
     if save:
         saved = save_device_entry(
             path, result.info.device_name, result.info.device, models={result.key: result.to_calibration()}
         )
         result = replace(result, calibration_file=str(saved))
-    emit(render_model(result, fmt.value), output)
-    _notes_to_stderr(result, fmt, output)
-
-
-def _notes_to_stderr(result, fmt: OutputFormat, output: Optional[Path]) -> None:
-    """The table on stdout shows notes and warnings; with other formats or a file they go to stderr."""
-    if fmt is not OutputFormat.table or output is not None:
-        for warning in result.warnings:
-            typer.echo(f"flopcalc: warning: {warning}", err=True)
-        for note in result.notes:
-            typer.echo(f"flopcalc: note: {note}", err=True)
+    return result, render_model(result, fmt.value)

@@ -11,9 +11,10 @@ from typing import Optional
 import typer
 
 from ..budget import count_budgets, evaluate, load_baseline, load_budget_file, write_baseline
-from ..errors import UsageError
+from ..errors import ExitCode, UsageError
 from ..units import parse_fraction
 from ._app import app, emit
+from ._options import notes_to_stderr
 
 
 class CheckFormat(str, enum.Enum):
@@ -72,11 +73,11 @@ def check_command(
     else:
         renderers = {CheckFormat.json: render_json, CheckFormat.markdown: render_markdown, CheckFormat.junit: render_junit}
         emit(renderers[output_format](result), output)
-        for note in result.notes:  # the table and Markdown show them; JSON and JUnit must not lose them
-            typer.echo(f"flopcalc: note: {note}", err=True)
+    # the table shows them; other formats must not lose them
+    notes_to_stderr(result.notes, shown=output_format is CheckFormat.table)
     summary_path = os.environ.get(SUMMARY_VARIABLE)
     if summary and summary_path:
         with open(summary_path, "a", encoding="utf-8") as handle:  # the step summary is append-only by design
             handle.write(render_markdown(result))
     if not result.passed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.CHECK_FAILED)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
 
 import typer
 
 from ..errors import UsageError
-from ._app import OutputFormat, app, emit
-from ._gpu_options import (
-    DEFAULT_UTILIZATION,
+from ._app import app, emit
+from ._options import (
     CalibrationOption,
     CatalogOption,
+    FormatOption,
+    GpuOption,
     NumGpusOption,
+    OutputFormat,
+    OutputOption,
     PrecisionOption,
     UtilizationOption,
-    catalog_from_options,
     parse_num_gpus,
     parse_utilization,
 )
@@ -26,33 +26,24 @@ from ._gpu_options import (
 def convert_command(
     quantity: str = typer.Argument(..., help="A number and a unit: '3.14e23 flop', '1.5 zflop', '93.75 pf-days', "
                                              "'2500 gpu-days', '60000 gpu-hours'."),
-    gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="GPU id, alias or torch.cuda.get_device_name() string "
-                                                            "(optional with --calibration)."),
+    gpu: GpuOption = None,
     precision: PrecisionOption = None,
-    utilization: UtilizationOption = str(DEFAULT_UTILIZATION),
+    utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
 ) -> None:
     """Print one amount of compute as FLOP, PetaFLOP, PF-days, GPU-days, GPU-hours and wall clock on K GPUs."""
+    from ..calibration import choose_throughput
     from ..compute import convert
     from ..render.compute import render_conversion
     from ..units import parse_compute_quantity
 
     parsed = parse_compute_quantity(quantity)
-    if calibration is not None:
-        from ..bench.calibration import calibrated_throughput, load_calibration
-
-        throughput, _ = calibrated_throughput(
-            load_calibration(calibration), device_name=gpu, precision=precision,
-            utilization=parse_utilization(utilization), catalog=catalog_from_options(catalog) if gpu else None,
-        )
-    elif gpu is None:
+    if gpu is None and calibration is None:
         raise UsageError("convert needs --gpu NAME (or --calibration FILE|auto)", "e.g. --gpu H100-SXM")
-    else:
-        throughput = catalog_from_options(catalog).resolve(gpu).datasheet_throughput(
-            precision, parse_utilization(utilization)
-        )
-    emit(render_conversion(convert(parsed, throughput, parse_num_gpus(num_gpus)), fmt.value), output)
+    choice = choose_throughput(gpu=gpu, precision=precision, utilization=parse_utilization(utilization),
+                               calibration=calibration, catalogs=catalog or ())
+    emit(render_conversion(convert(parsed, choice.throughput, parse_num_gpus(num_gpus)), fmt.value), output)

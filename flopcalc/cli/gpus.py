@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ._app import OutputFormat, app, emit
-from ._gpu_options import CatalogOption, catalog_from_options
+from ..catalog import load_catalog
+from ._app import app, emit
+from ._options import CatalogOption, FormatOption, OutputFormat, OutputOption
 
 gpus_app = typer.Typer(help="Browse the GPU catalogue (dense peak FLOP/s per precision, memory, TDP, sources).",
                        no_args_is_help=True)
 app.add_typer(gpus_app, name="gpus")
-
-FormatOption = typer.Option(OutputFormat.table, "--format", "-f", help="Output format.")
-OutputOption = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout.")
 
 
 @gpus_app.command("list")
 def gpus_list(
     vendor: Optional[str] = typer.Option(None, "--vendor", help="Only this vendor (NVIDIA, AMD, Google, Intel, Apple; prefix ok)."),
     catalog: CatalogOption = None,
-    fmt: OutputFormat = FormatOption,
-    output: Optional[Path] = OutputOption,
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
 ) -> None:
     """List accelerators: id, name, year, dense fp32 / 16-bit / fp8 TFLOPS, memory, TDP."""
     from ..render.gpus import render_list
 
-    specs = catalog_from_options(catalog).by_vendor(vendor)
+    specs = load_catalog(catalog or ()).by_vendor(vendor)
     emit(render_list(specs, fmt.value), output)
 
 
@@ -36,11 +33,11 @@ def gpus_list(
 def gpus_show(
     name: str = typer.Argument(..., help="An id, alias or torch.cuda.get_device_name() string, e.g. 'h100 sxm'."),
     catalog: CatalogOption = None,
-    fmt: OutputFormat = FormatOption,
-    output: Optional[Path] = OutputOption,
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
 ) -> None:
     """Everything the catalogue knows about one accelerator, with its sources."""
     from ..render.gpus import render_show
 
-    spec = catalog_from_options(catalog).resolve(name)
+    spec = load_catalog(catalog or ()).resolve(name)
     emit(render_show(spec, fmt.value), output)

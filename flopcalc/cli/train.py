@@ -4,23 +4,31 @@ GPU-hours, GPU-days, wall clock, energy and cost. torch loads only when a model 
 from __future__ import annotations
 
 from dataclasses import replace
-from fractions import Fraction
-from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from ..errors import UsageError
 from ..units import parse_si_number
-from ._app import OutputFormat, app, emit
-from ._gpu_options import (
-    DEFAULT_UTILIZATION,
+from ._app import app, emit
+from ._options import (
+    BatchSizeOption,
     CalibrationOption,
     CatalogOption,
+    DeviceOption,
+    DimOption,
+    FormatOption,
+    GpuOption,
+    InputOption,
+    KwargsOption,
     NumGpusOption,
+    OutputFormat,
+    OutputOption,
     PrecisionOption,
+    SeqLenOption,
     UtilizationOption,
-    catalog_from_options,
+    model_spec,
+    no_model_options,
     parse_num_gpus,
     parse_utilization,
 )
@@ -33,76 +41,36 @@ def _number(text: Optional[str], flag: str) -> Optional[float]:
     return None if text is None else parse_si_number(text, flag)
 
 
-def _training_from_model(model, inputs, batch_size, kwargs, device, examples, epochs, seq_len=None, dims=()):
-    from ..compute import BACKWARD_TO_FORWARD, training_from_counts
-    from ..counting.counter import count_source
-    from ..loaders.onnx_graph import DEVICE as ONNX_DEVICE
-    from .count import parse_dims, parse_kwargs
-
-    report = count_source(model, inputs=inputs or None, batch_size=batch_size, kwargs=parse_kwargs(kwargs),
-                          device=device, backward=True, seq_len=seq_len, dims=parse_dims(list(dims)))
-    batch = report.batch_size
-    # an ONNX graph has no backward pass to count: 2x its forward, as its report's note says
-    backward = report.forward * BACKWARD_TO_FORWARD if report.device == ONNX_DEVICE else report.backward
-    notes = [f"counted: {report.forward:,} forward + {backward:,} backward FLOP per batch of {batch} "
-             f"(leading dimension of the first input), divided by {batch}"]
-    if report.unsupported_ops:
-        listed = ", ".join(f"{op} x{n}" for op, n in report.unsupported_ops.items())
-        notes.append(f"unsupported ops (no formula, not counted): {listed}")
-    notes.extend(report.notes)
-    return training_from_counts(Fraction(report.forward, batch), Fraction(backward, batch), examples, epochs,
-                                method="counted", notes=tuple(notes))
-
-
-def _calibrated(calibration, model, inputs, batch_size, kwargs, gpu, precision, utilization, catalog):
-    """Throughput from a calibration file (and the model's measured utilisation, if it was benchmarked);
-    the TDP from the catalogue when the device resolves there."""
-    from ..bench.calibration import calibrated_throughput, load_calibration, model_key
-    from ..errors import FlopcalcError
-    from .count import parse_kwargs
-
-    gpus = catalog_from_options(catalog)
-    key = model_key(model, inputs, batch_size, parse_kwargs(kwargs)) if model else None
-    explicit = None if utilization == str(DEFAULT_UTILIZATION) else parse_utilization(utilization)
-    throughput, notes = calibrated_throughput(
-        load_calibration(calibration), device_name=gpu, precision=precision,
-        utilization=explicit, model=key, catalog=gpus,
-    )
-    try:
-        tdp_w = gpus.resolve(gpu or throughput.gpu).tdp_w
-    except FlopcalcError:  # a CPU or a GPU the catalogue lacks: no energy figure
-        tdp_w = None
-    return throughput, tdp_w, notes
-
-
 @app.command("train")
 def train_command(
     model: Optional[str] = typer.Argument(None, help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
                                                     "config.json (or use --flops-per-example, or --params with --tokens)."),
-    input: List[str] = typer.Option([], "--input", "-i", help="Input shape per positional argument, e.g. 8x3x32x32."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Override the leading dimension of every input."),
-    kwargs: Optional[str] = typer.Option(None, "--kwargs", help="JSON object passed to the model callable."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence for a Hugging Face config.json."),
-    dim: List[str] = typer.Option([], "--dim", help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable)."),
-    device: Optional[str] = typer.Option(None, "--device", help="Where to count: meta (default), cpu or cuda."),
+    input: InputOption = [],
+    batch_size: BatchSizeOption = None,
+    kwargs: KwargsOption = None,
+    seq_len: SeqLenOption = None,
+    dim: DimOption = [],
+    device: DeviceOption = None,
     examples: Optional[str] = typer.Option(None, "--examples", "-N", help="Training examples per epoch, e.g. 1.28M."),
     epochs: Optional[str] = typer.Option(None, "--epochs", "-E", help="Passes over the examples (default 1)."),
     flops_per_example: Optional[str] = typer.Option(None, "--flops-per-example", help="Forward FLOPs per example "
                                                     "(backward assumed 2x), e.g. 4.1G."),
     params: Optional[str] = typer.Option(None, "--params", help="Parameters N for 6ND, e.g. 175e9 or 175G."),
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens D for 6ND, e.g. 300e9 or 300G."),
-    gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="GPU to estimate GPU time, energy and cost on."),
+    gpu: GpuOption = None,
     precision: PrecisionOption = None,
-    utilization: UtilizationOption = str(DEFAULT_UTILIZATION),
+    utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
     pue: str = typer.Option("1.0", "--pue", help="Data-centre power usage effectiveness for energy (>= 1; default 1.0)."),
     price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", help="Price of one GPU-hour, for cost."),
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
 ) -> None:
     """Training compute = (forward + backward FLOPs per example) x examples x epochs, and its cost on GPUs."""
+    from ..api import training
+    from ..calibration import choose_throughput
     from ..compute import fleet_estimate, training_from_forward, training_from_params_tokens
     from ..render.compute import render_training
 
@@ -119,36 +87,35 @@ def train_command(
             raise UsageError("--examples/--epochs do not apply to --params/--tokens", "D counts every token trained on")
     elif n_examples is None:
         raise UsageError(f"{modes[0]} needs --examples N (training examples per epoch)", MODES_HINT)
-    elif model is None and (input or batch_size or kwargs or device or seq_len or dim):
-        raise UsageError("--input, --batch-size, --kwargs, --seq-len, --dim and --device need a MODEL to count")
+    spec = None
+    if model is not None:
+        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device)
+    else:
+        no_model_options("count", input=input, batch_size=batch_size, kwargs=kwargs, seq_len=seq_len, dim=dim,
+                         device=device)
 
     # Check the GPU options before counting: a typo should not cost a model run.
-    fleet_options = None
-    calibration_notes: tuple[str, ...] = ()
-    if calibration is not None:
-        throughput, tdp_w, calibration_notes = _calibrated(calibration, model, input, batch_size, kwargs, gpu,
-                                                           precision, utilization, catalog)
-    elif gpu is not None:
-        spec = catalog_from_options(catalog).resolve(gpu)
-        throughput, tdp_w = spec.datasheet_throughput(precision, parse_utilization(utilization)), spec.tdp_w
-    elif precision or price_per_gpu_hour or num_gpus != "1" or utilization != str(DEFAULT_UTILIZATION):
+    choice = None
+    if calibration is not None or gpu is not None:
+        choice = choose_throughput(gpu=gpu, precision=precision, utilization=parse_utilization(utilization),
+                                   calibration=calibration, catalogs=catalog or (),
+                                   model_key=spec.key() if spec is not None else None)
+        fleet_options = dict(throughput=choice.throughput, num_gpus=parse_num_gpus(num_gpus), tdp_w=choice.tdp_w,
+                             pue=parse_si_number(pue, "--pue"),
+                             price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"))
+    elif precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None:
         raise UsageError("--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
                          "(or --calibration FILE|auto)")
-    if calibration is not None or gpu is not None:
-        price = _number(price_per_gpu_hour, "--price-per-gpu-hour")
-        fleet_options = dict(throughput=throughput, num_gpus=parse_num_gpus(num_gpus), tdp_w=tdp_w,
-                             pue=parse_si_number(pue, "--pue"), price_per_gpu_hour=price)
 
-    if modes[0] == "MODEL":
-        training = _training_from_model(model, input, batch_size, kwargs, device, n_examples, n_epochs or 1, seq_len,
-                                        dim)
+    if spec is not None:
+        result = training(spec, n_examples, n_epochs or 1)
     elif modes[0] == "--flops-per-example":
-        training = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples,
-                                         n_epochs or 1)
+        result = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples,
+                                       n_epochs or 1)
     else:
-        training = training_from_params_tokens(parse_si_number(params, "--params"), parse_si_number(tokens, "--tokens"))
+        result = training_from_params_tokens(parse_si_number(params, "--params"), parse_si_number(tokens, "--tokens"))
 
-    if calibration_notes:
-        training = replace(training, notes=tuple(training.notes) + calibration_notes)
-    fleet = None if fleet_options is None else fleet_estimate(training.training_flops, **fleet_options)
-    emit(render_training(training, fleet, fmt.value, source=model or ""), output)
+    if choice is not None and choice.notes:
+        result = replace(result, notes=tuple(result.notes) + choice.notes)
+    fleet = None if choice is None else fleet_estimate(result.training_flops, **fleet_options)
+    emit(render_training(result, fleet, fmt.value, source=model or ""), output)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..errors import ModelBuildError, ModelRunError, UnsupportedOpsError, UsageError, short_error
+from ..errors import ModelRunError, UnsupportedOpsError, UsageError, short_error
 from ..units import format_si
 from . import formulas
 from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers
@@ -433,85 +433,3 @@ def _layers(model: nn.Module, forward: Mapping[str, Counter], backward: Mapping[
         for module_name, module in model.named_modules()
     )
     return build_layers(tree, forward, backward)
-
-
-def count_source(
-    model: str,
-    *,
-    inputs: Sequence[str] | None = None,
-    batch_size: int | None = None,
-    kwargs: Mapping[str, Any] | None = None,
-    device: str | None = None,
-    backward: bool = True,
-    frozen: Sequence[str] = (),
-    causal_half: bool = False,
-    strict: bool = False,
-    seq_len: int | None = None,
-    dims: Mapping[str, int] | None = None,
-) -> CountReport:
-    """Load a model from a source string (see flopcalc.loaders) and count it.
-
-    `device=None` counts on the meta device and falls back to the CPU, with a note, when the model cannot be
-    built or run there (it reads values: `.item()`, data-dependent shapes); an explicit device is used as given.
-    `seq_len` is the token count of a Hugging Face config's example input; `dims` sizes an ONNX graph's
-    symbolic input dimensions (`{"batch": 8}`). ONNX graphs are counted from their shapes, forward only.
-    """
-    from ..loaders import load_model, make_inputs
-
-    if device and device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: no CUDA device is visible to torch", "use --device cpu or meta")
-    attempts = [device] if device else ["meta", "cpu"]
-    first_error: Exception | None = None
-    for attempt in attempts:
-        try:
-            loaded = load_model(model, kwargs=kwargs, device=attempt, seq_len=seq_len)
-            if loaded.kind == "onnx":
-                return _count_onnx(loaded, inputs, batch_size, dims, device, backward, frozen, causal_half, strict)
-            if dims:
-                raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
-            example = make_inputs(
-                inputs, loaded.example_inputs, device=_device_of(loaded.module, attempt), batch_size=batch_size,
-                source=model,
-            )
-            report = count(
-                loaded.module, example, backward=backward, frozen=frozen, causal_half=causal_half, strict=strict,
-                name=model,
-            )
-        except (ModelBuildError, ModelRunError) as error:
-            if attempt == "meta" and len(attempts) > 1:
-                first_error = error
-                continue
-            raise
-        if first_error is not None:
-            report = _with_note(
-                report, f"the model could not run on the meta device ({first_error.message}); counted on cpu"
-            )
-        notes = loaded.notes + (() if inputs else loaded.example_notes)
-        return _with_note(report, *notes) if notes else report
-    raise AssertionError("unreachable")
-
-
-def _count_onnx(loaded, inputs, batch_size, dims, device, backward, frozen, causal_half, strict) -> CountReport:
-    from ..loaders.onnx_graph import count_onnx
-
-    if frozen:
-        raise UsageError("--frozen applies to PyTorch models: an ONNX graph has no backward pass")
-    if device not in (None, "meta"):
-        raise UsageError(f"--device {device}: ONNX graphs are counted from their shapes and run nowhere")
-    return count_onnx(
-        loaded.module, source=loaded.source, inputs=inputs, batch_size=batch_size, dims=dims, backward=backward,
-        causal_half=causal_half, strict=strict,
-    )
-
-
-def _device_of(module: nn.Module, default: str) -> str:
-    """Where the loaded module's parameters live (a loader may keep a model on cpu that cannot move)."""
-    for tensor in list(module.parameters()) + list(module.buffers()):
-        return str(tensor.device)
-    return default
-
-
-def _with_note(report: CountReport, *notes: str) -> CountReport:
-    from dataclasses import replace
-
-    return replace(report, notes=report.notes + tuple(notes))

@@ -12,7 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import MissingDependencyError, ModelBuildError, ModelLoadError, short_error
+from ..errors import InputSpecError, MissingDependencyError, ModelBuildError, ModelLoadError, short_error
+from .base import LoadedModel
 
 INSTALL_HINT = "pip install 'flopcalc[hf]'"
 MAX_DEFAULT_SEQ_LEN = 2048
@@ -91,7 +92,6 @@ def build_model(config, device: str, source: str):
     """The architecture on `device`, with sdpa attention where the model has it (eager otherwise, noted)."""
     import torch
 
-
     transformers = _transformers()
     build = _model_class(transformers, config)
     notes: list[str] = []
@@ -117,14 +117,10 @@ def load_hf_config(path: Path, *, device: str, seq_len: int | None, source: str)
     """LoadedModel for a config.json: the architecture and `1 x seq_len` int64 token ids as example input."""
     import torch
 
-    from . import LoadedModel
-
     config = read_config(path)
     model, notes = build_model(config, device, source)
     length = seq_len if seq_len is not None else default_seq_len(config)
     if length < 1:
-        from ..errors import InputSpecError
-
         raise InputSpecError(f"--seq-len {length} must be at least 1")
     example = (torch.zeros(1, length, dtype=torch.int64, device=device),)
     example_notes = () if seq_len is not None else (

@@ -1,79 +1,32 @@
-"""`--input` specs (`1x3x224x224`, `8,1024:int64`) -> example tensors on a device."""
+"""A ModelSpec's `--input` specs (`1x3x224x224`, `8,1024:int64`), or a source's own examples -> tensors on a device."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import InputSpecError
-
-DTYPES = {
-    "float32": "float32", "float": "float32", "fp32": "float32", "f32": "float32",
-    "float16": "float16", "half": "float16", "fp16": "float16", "f16": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float64": "float64", "double": "float64", "fp64": "float64",
-    "int64": "int64", "long": "int64", "int32": "int32", "int": "int32", "int16": "int16", "int8": "int8",
-    "uint8": "uint8", "bool": "bool",
-}
-
-_DIMS = re.compile(r"^\d+([x,]\d+)*$")
+from ..spec import InputSpec, ModelSpec
 
 
-@dataclass(frozen=True)
-class InputSpec:
-    shape: tuple[int, ...]
-    dtype: str = "float32"
-
-    def __str__(self) -> str:
-        return "x".join(map(str, self.shape)) + ("" if self.dtype == "float32" else f":{self.dtype}")
-
-
-def parse_input_spec(text: str) -> InputSpec:
-    """Dims separated by `x` or `,`, an optional `:dtype`: `1x3x224x224`, `8,1024`, `1x2048:int64`."""
-    raw = text.strip().lower().replace(" ", "")
-    dims, _, dtype = raw.partition(":")
-    if not _DIMS.match(dims):
-        raise InputSpecError(
-            f"--input {text!r} is not a shape",
-            "write dims separated by x or commas, optionally with a dtype: 1x3x224x224, 8,1024:int64",
-        )
-    shape = tuple(int(d) for d in re.split(r"[x,]", dims))
-    if any(d <= 0 for d in shape):
-        raise InputSpecError(f"--input {text!r} has a zero dimension", "every dimension must be at least 1")
-    if dtype and dtype not in DTYPES:
-        raise InputSpecError(f"--input {text!r}: unknown dtype {dtype!r}", f"use one of {', '.join(sorted(set(DTYPES.values())))}")
-    return InputSpec(shape, DTYPES[dtype] if dtype else "float32")
-
-
-def make_inputs(
-    specs: Sequence[str] | None,
-    example_inputs: Any,
-    *,
-    device: str,
-    batch_size: int | None = None,
-    source: str = "the model",
-) -> Any:
-    """Tensors for `--input` specs, else the source's own example inputs; `batch_size` overrides dim 0.
+def make_inputs(spec: ModelSpec, example_inputs: Any, *, device: str) -> Any:
+    """Tensors for the spec's `--input`s, else the source's own example inputs; `batch_size` overrides dim 0.
 
     Integer inputs are zeros (valid token ids for any embedding); float inputs are random, except on meta.
     """
     import torch
 
-    if batch_size is not None and batch_size < 1:
-        raise InputSpecError(f"--batch-size {batch_size} must be at least 1")
-    if specs:
-        parsed = [parse_input_spec(s) for s in specs]
-        if batch_size is not None:
-            parsed = [InputSpec((batch_size,) + p.shape[1:], p.dtype) for p in parsed]
+    if spec.inputs:
+        parsed = spec.input_specs
+        if spec.batch_size is not None:
+            parsed = tuple(InputSpec((spec.batch_size,) + p.shape[1:], p.dtype) for p in parsed)
         return tuple(_tensor(p, device) for p in parsed)
     if example_inputs is None:
         raise InputSpecError(
-            f"no inputs for {source}",
+            f"no inputs for {spec.source}",
             "give --input SHAPE (e.g. --input 1x3x224x224), or define example_inputs() in the model file",
         )
     moved = _to_device(example_inputs, torch.device(device))
-    return _rebatch(moved, batch_size) if batch_size is not None else moved
+    return _rebatch(moved, spec.batch_size) if spec.batch_size is not None else moved
 
 
 def _tensor(spec: InputSpec, device: str):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ModelBuildError, ModelLoadError, short_error
+from .base import LoadedModel
 
 DEFAULT_CALLABLES = ("build", "model")
 
@@ -49,8 +50,6 @@ def _call_accepting(fn, kwargs: Mapping[str, Any]):
 
 def load_python_model(file: str, attribute: str | None, *, kwargs: Mapping[str, Any], device: str, source: str):
     import torch
-
-    from . import LoadedModel
 
     path = Path(file)
     if not path.is_file():

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..errors import ModelLoadError, short_error
+from .base import LoadedModel
 
 
 def _check_file(path: Path) -> None:
@@ -43,8 +44,6 @@ def _to_keeping_ties(module, device: str):
 def load_torchscript(path: Path, *, device: str):
     import torch
 
-    from . import LoadedModel
-
     _check_file(path)
     try:
         module = torch.jit.load(str(path), map_location="cpu")
@@ -62,8 +61,6 @@ def load_torchscript(path: Path, *, device: str):
 
 def load_exported(path: Path, *, device: str):
     import torch
-
-    from . import LoadedModel
 
     _check_file(path)
     # torch.export logs a failed load as a multi-line traceback before raising: keep stderr to our one line

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from .output import to_json
+from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from ..budget import CheckResult
 from ..units import format_number, format_si
-from .output import to_json
+from ..files import to_json
 from .tabular import markdown_text
 
 METRIC_LABELS = {

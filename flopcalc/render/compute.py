@@ -6,7 +6,7 @@ from typing import Any, Optional, Sequence
 
 from ..compute import Conversion, FleetEstimate, Throughput, TrainingCompute
 from ..units import format_number, format_si
-from .output import to_json
+from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
 
 _RIGHT = (1,)

@@ -6,7 +6,7 @@ import io
 
 from ..counting.report import CATEGORIES, CountReport, LayerCount
 from ..units import format_si
-from .output import to_json
+from ..files import to_json
 from .tabular import csv_text, markdown_text
 
 CONVENTION = {

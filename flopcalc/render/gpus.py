@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..catalog import PRECISIONS, GpuSpec
-from ..units import format_number
-from .output import to_json
+from ..catalog import GpuSpec
+from ..units import PRECISIONS, format_number
+from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
 
 _LIST_HEADERS = ("id", "name", "vendor", "year", "fp32 TFLOPS", "16-bit TFLOPS", "fp8 TFLOPS", "memory GB", "TDP W")

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from flopcalc.bench.calibration import load_calibration
+from flopcalc.calibration import load_calibration
 from flopcalc.cli import app
 
 runner = CliRunner()
@@ -87,7 +87,7 @@ def test_model_bench_table_and_errors(examples, tmp_path):
 
 def _saved_calibration(tmp_path):
     """A calibration as `bench --save` writes it, for an H100 (by its torch name) and this CPU's model run."""
-    from flopcalc.bench.calibration import MatmulCalibration, save_device_entry
+    from flopcalc.calibration import MatmulCalibration, save_device_entry
 
     path = tmp_path / "cal.yaml"
     save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", matmul=MatmulCalibration(

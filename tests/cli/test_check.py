@@ -132,16 +132,16 @@ def test_json_matches_the_golden_contract(workdir):
 
 
 def test_models_shared_by_entries_are_counted_once(workdir, monkeypatch):
-    import flopcalc.counting.counter as counter
+    import flopcalc.api as api
 
     calls = []
-    real = counter.count_source
+    real = api.count_spec
 
-    def recording(model, **kwargs):
-        calls.append(model)
-        return real(model, **kwargs)
+    def recording(spec):
+        calls.append(spec.source)
+        return real(spec)
 
-    monkeypatch.setattr(counter, "count_source", recording)
+    monkeypatch.setattr(api, "count_spec", recording)
     mlp_budget(
         workdir,
         extra="""

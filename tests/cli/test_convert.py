@@ -88,7 +88,7 @@ def test_invalid_user_catalogue_is_one_line(tmp_path):
     malformed = tmp_path / "malformed.yaml"
     malformed.write_text("gpus: [\n")
     result = invoke("convert", "1 gpu-days", "--gpu", "T4", "--catalog", malformed)
-    assert result.exit_code == 2 and "malformed YAML" in result.output
+    assert result.exit_code == 2 and "not valid YAML" in result.output
 
 
 def test_user_catalogue_gpu_converts(tmp_path, monkeypatch):

@@ -46,9 +46,9 @@ def test_forward_per_example_assumes_backward_2x_and_says_so():
 def test_counted_model_divides_by_the_batch(examples):
     """Per example = counted (forward + backward) / leading dimension of the first input."""
     model = f"{examples / 'mlp.py'}"
-    from flopcalc.counting.counter import count_source
+    from flopcalc.api import count
 
-    report = count_source(model, inputs=["4x784"])
+    report = count(model, inputs=["4x784"])
     data = run_json(model, "--input", "4x784", "--examples", "60000", "--epochs", "3", "--gpu", "T4")
     assert data["forward_flops_per_example"] == report.forward / 4
     assert data["backward_flops_per_example"] == report.backward / 4

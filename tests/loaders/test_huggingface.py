@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from flopcalc.counting.counter import count_source  # noqa: E402
+from flopcalc.api import count  # noqa: E402
 from flopcalc.errors import MissingDependencyError, ModelLoadError  # noqa: E402
 
 E, LAYERS, HEADS, VOCAB = 64, 2, 4, 1000
@@ -29,7 +29,7 @@ def test_gpt2_projections_tied_lm_head_and_attention(tmp_path):
     config = write_config(tmp_path, model_type="gpt2", n_embd=E, n_layer=LAYERS, n_head=HEADS, n_positions=128,
                           vocab_size=VOCAB, architectures=["GPT2LMHeadModel"])
     batch, seq = 2, 16
-    report = count_source(config, seq_len=seq, batch_size=batch)
+    report = count(config, seq_len=seq, batch_size=batch)
     per_layer = E * 3 * E + E * E + E * 4 * E + 4 * E * E  # c_attn, attn c_proj, c_fc, mlp c_proj
     tokens = batch * seq
     assert report.forward_by_category["matmul"] == 2 * tokens * (LAYERS * per_layer + E * VOCAB)  # + lm_head
@@ -46,7 +46,7 @@ def test_llama_grouped_query_attention_untied_head_and_default_seq_len(tmp_path)
     config = write_config(tmp_path, model_type="llama", hidden_size=E, intermediate_size=ffn,
                           num_hidden_layers=LAYERS, num_attention_heads=HEADS, num_key_value_heads=kv_heads,
                           vocab_size=VOCAB, max_position_embeddings=256, tie_word_embeddings=False)
-    report = count_source(config, backward=False)
+    report = count(config, backward=False)
     seq = 256  # min(max_position_embeddings, 2048)
     assert report.inputs[0].shape == (1, seq)
     assert any("--seq-len" in note for note in report.notes)
@@ -59,8 +59,8 @@ def test_llama_grouped_query_attention_untied_head_and_default_seq_len(tmp_path)
 def test_llama_causal_half_and_explicit_token_input(tmp_path):
     config = write_config(tmp_path, model_type="llama", hidden_size=E, intermediate_size=128,
                           num_hidden_layers=LAYERS, num_attention_heads=HEADS, vocab_size=VOCAB)
-    full = count_source(config, inputs=["1x32:int64"], backward=False)
-    half = count_source(config, seq_len=32, backward=False, causal_half=True)
+    full = count(config, inputs=["1x32:int64"], backward=False)
+    half = count(config, seq_len=32, backward=False, causal_half=True)
     assert half.forward_by_category["attention"] == full.forward_by_category["attention"] * (32 * 33 // 2) // (32 * 32)
     assert not any("--seq-len" in note for note in full.notes)
 
@@ -71,7 +71,7 @@ def test_bert_encoder_from_its_architectures_entry(tmp_path):
                           num_hidden_layers=LAYERS, num_attention_heads=HEADS, vocab_size=VOCAB,
                           max_position_embeddings=64, architectures=["BertModel"])
     batch, seq = 2, 32
-    report = count_source(config, seq_len=seq, batch_size=batch, backward=False)
+    report = count(config, seq_len=seq, batch_size=batch, backward=False)
     assert report.root.type == "BertModel"
     per_layer = 4 * E * E + 2 * E * ffn
     pooler = 2 * batch * E * E  # dense layer on the first token of each sequence
@@ -81,7 +81,7 @@ def test_bert_encoder_from_its_architectures_entry(tmp_path):
 
 def test_a_folder_with_a_config_json_is_a_source(tmp_path):
     write_config(tmp_path, model_type="gpt2", n_embd=E, n_layer=1, n_head=HEADS, n_positions=8, vocab_size=VOCAB)
-    assert count_source(str(tmp_path), backward=False).inputs[0].shape == (1, 8)
+    assert count(str(tmp_path), backward=False).inputs[0].shape == (1, 8)
 
 
 @pytest.mark.parametrize(
@@ -96,17 +96,17 @@ def test_bad_configs_are_model_load_errors(tmp_path, text, message):
     path = tmp_path / "config.json"
     path.write_text(text)
     with pytest.raises(ModelLoadError, match=message):
-        count_source(str(path))
+        count(str(path))
 
 
 def test_seq_len_is_only_for_configs(examples):
     with pytest.raises(ModelLoadError, match="--seq-len"):
-        count_source(str(examples / "mlp.py"), seq_len=8)
+        count(str(examples / "mlp.py"), seq_len=8)
 
 
 def test_missing_transformers_names_the_extra(tmp_path, monkeypatch):
     config = write_config(tmp_path, model_type="gpt2")
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingDependencyError) as error:
-        count_source(config)
+        count(config)
     assert "pip install 'flopcalc[hf]'" in str(error.value)

@@ -1,4 +1,4 @@
-"""ONNX graphs (`model.onnx`): fix the input shapes, let onnx infer the rest, count every node statically.
+"""Counting ONNX graphs: fix the input shapes, let onnx infer the rest, count every node statically.
 
 Nothing runs: each node's cost comes from its shapes through formulas_onnx (which delegates to the aten
 formulas). Layers are the `/`-separated scopes the PyTorch exporters write: the TorchScript exporter names
@@ -10,49 +10,18 @@ from __future__ import annotations
 
 import ast
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..counting.formulas_onnx import ZERO_COST_OPS, OnnxNode, flops_of_node, op_key
-from ..counting.report import CountReport, InputInfo, build_layers, tree_ancestors
-from ..errors import (
-    InputSpecError,
-    MissingDependencyError,
-    ModelLoadError,
-    UnsupportedOpsError,
-    UsageError,
-    short_error,
-)
+from ..errors import InputSpecError, ModelLoadError, UnsupportedOpsError, UsageError, short_error
+from ..spec import ModelSpec, parse_input_spec
+from .formulas_onnx import ZERO_COST_OPS, OnnxNode, flops_of_node, op_key
+from .report import CountReport, InputInfo, build_layers, tree_ancestors
 
-INSTALL_HINT = "pip install 'flopcalc[onnx]'"
-NO_BACKWARD_NOTE = "ONNX graphs have no backward pass; `train` assumes backward = 2x forward"
+NO_BACKWARD_NOTE = "ONNX graphs have no backward pass; training compute assumes backward = 2x forward"
 DEVICE = "onnx"  # nothing runs: shapes only
 SEPARATOR = "/"
 # Integer initializers hold shapes, axes and indices, not weights (8-bit and smaller ones are quantized weights).
 _INDEX_TYPES = ("int64", "int32", "int16", "uint64", "uint32", "uint16")
-
-
-def _onnx():
-    try:
-        import onnx
-    except ImportError:
-        raise MissingDependencyError("counting ONNX graphs needs the onnx package", INSTALL_HINT) from None
-    return onnx
-
-
-def load_onnx(path: Path):
-    """The ModelProto in `path` (external weight data is not read: shapes are enough)."""
-
-    onnx = _onnx()
-    if not path.is_file():
-        raise ModelLoadError(f"model file {path} not found", "check the path; it is relative to the current folder")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as error:
-        raise ModelLoadError(f"{path} is not a loadable ONNX file: {short_error(error)}", "export it again") from error
-    if not model.ir_version or not model.graph.node:
-        raise ModelLoadError(f"{path} is not an ONNX model (no IR version or no graph nodes)", "export it again")
-    return model
 
 
 # --------------------------------------------------------------------------------------------- shapes
@@ -80,13 +49,6 @@ def resolve_input_shapes(
     dims: Mapping[str, int],
 ) -> tuple[list[tuple[str, tuple[int, ...], str]], list[str]]:
     """(name, shape, dtype) of each graph input with every dimension fixed, and notes on defaults taken."""
-    from .inputs import parse_input_spec
-
-    if batch_size is not None and batch_size < 1:
-        raise InputSpecError(f"--batch-size {batch_size} must be at least 1")
-    for name, size in dims.items():
-        if size < 1:
-            raise InputSpecError(f"--dim {name}={size} must be at least 1")
     inputs = _graph_inputs(model)
     names = ", ".join(i.name for i in inputs)
     notes: list[str] = []
@@ -146,8 +108,8 @@ def resolve_input_shapes(
 
 def infer_shapes(model, resolved: Sequence[tuple[str, tuple[int, ...], str]]):
     """A copy of `model` with the inputs fixed to `resolved` and every shape onnx can infer filled in."""
+    import onnx
 
-    onnx = _onnx()
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     by_name = {name: shape for name, shape, _ in resolved}
@@ -312,23 +274,20 @@ def _attributes(node) -> dict[str, Any]:
     return values
 
 
-def count_onnx(
-    model,
-    *,
-    source: str,
-    inputs: Sequence[str] | None = None,
-    batch_size: int | None = None,
-    dims: Mapping[str, int] | None = None,
-    backward: bool = True,
-    causal_half: bool = False,
-    strict: bool = False,
-) -> CountReport:
-    """Count an ONNX ModelProto's forward FLOPs per node, grouped into layers by the nodes' scopes."""
+def count_onnx(model, spec: ModelSpec, *, strict: bool = False) -> CountReport:
+    """Count an ONNX ModelProto's forward FLOPs per node, grouped into layers by the nodes' scopes.
+
+    The spec's inputs, batch size and dims fix the graph's input shapes; nothing else of it applies to a graph
+    (`--frozen` and a device other than meta are usage errors: a graph has no backward pass and runs nowhere).
+    """
     import torch
 
-
-    dims = dict(dims or {})
-    resolved, notes = resolve_input_shapes(model, inputs, batch_size, dims)
+    if spec.frozen:
+        raise UsageError("--frozen applies to PyTorch models: an ONNX graph has no backward pass")
+    if spec.device not in (None, "meta"):
+        raise UsageError(f"--device {spec.device}: ONNX graphs are counted from their shapes and run nowhere")
+    dims, causal_half = dict(spec.dims), spec.causal_half
+    resolved, notes = resolve_input_shapes(model, spec.inputs, spec.batch_size, dims)
     inferred = infer_shapes(model, resolved)
     shapes = _known_shapes(inferred)
     graph = inferred.graph
@@ -394,7 +353,7 @@ def count_onnx(
         notes.append(f"{op}: formula could not read the node ({message}); listed as unsupported")
     notes.append(NO_BACKWARD_NOTE)
     return CountReport(
-        model=source,
+        model=spec.source,
         inputs=tuple(InputInfo(shape, dtype) for _, shape, dtype in resolved),
         device=DEVICE,
         layers=build_layers(tree.in_order(param_sizes), forward, {}, separator=SEPARATOR),
@@ -403,7 +362,7 @@ def count_onnx(
         unsupported_ops=dict(sorted(unsupported.items())),
         backward_counted=False,
         notes=tuple(notes),
-        options={"backward": backward, "frozen": [], "causal_half": causal_half, "dims": dims},
+        options={"backward": spec.backward, "frozen": [], "causal_half": causal_half, "dims": dims},
     )
 
 

@@ -4,14 +4,13 @@
 import pytest
 import yaml
 
-from flopcalc.bench.calibration import (
-    ENV_VAR,
+from flopcalc.calibration import (
+    CALIBRATION_ENV_VAR,
     MatmulCalibration,
     ModelCalibration,
     calibrated_peak,
     default_calibration_path,
     load_calibration,
-    model_key,
     model_utilization,
     parse_calibration,
     resolve_calibration_path,
@@ -100,14 +99,6 @@ def test_model_utilization_is_achieved_over_measured(tmp_path):
         model_utilization(loaded, H100, "k", "fp32")
 
 
-def test_model_key_makes_files_absolute_and_includes_inputs(tmp_path, monkeypatch):
-    (tmp_path / "net.py").write_text("")
-    monkeypatch.chdir(tmp_path)
-    key = model_key("net.py:build", ["8x1024:int64"], 4, {"depth": 2})
-    assert key == f'{tmp_path / "net.py"}:build --input 8x1024:int64 --batch-size 4 --kwargs {{"depth":2}}'
-    assert model_key("missing.py:build") == "missing.py:build"
-
-
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -147,7 +138,7 @@ def test_a_malformed_existing_file_is_not_overwritten(tmp_path):
 
 
 def test_default_path_follows_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "sub" / "c.yaml"))
+    monkeypatch.setenv(CALIBRATION_ENV_VAR, str(tmp_path / "sub" / "c.yaml"))
     assert default_calibration_path() == tmp_path / "sub" / "c.yaml"
     assert resolve_calibration_path("auto") == tmp_path / "sub" / "c.yaml"
     assert resolve_calibration_path(str(tmp_path / "x.yaml")) == tmp_path / "x.yaml"
@@ -159,12 +150,12 @@ def test_default_path_follows_the_environment(tmp_path, monkeypatch):
 def test_default_path_is_in_the_user_config_folder(monkeypatch):
     import platformdirs
 
-    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv(CALIBRATION_ENV_VAR, raising=False)
     assert default_calibration_path() == platformdirs.user_config_path("flopcalc") / "calibration.yaml"
 
 
 def test_calibrated_throughput_measured_peak_times_utilization_of_measured(tmp_path):
-    from flopcalc.bench.calibration import calibrated_throughput
+    from flopcalc.calibration import calibrated_throughput
     from flopcalc.catalog import load_catalog
 
     path = tmp_path / "cal.yaml"
@@ -186,7 +177,7 @@ def test_calibrated_throughput_measured_peak_times_utilization_of_measured(tmp_p
 
 
 def test_calibrated_precision_default_prefers_16_bit():
-    from flopcalc.bench.calibration import DeviceCalibration, default_calibrated_precision
+    from flopcalc.calibration import DeviceCalibration, default_calibrated_precision
 
     assert default_calibrated_precision(DeviceCalibration("cpu", _matmul({"fp32": 0.3, "bf16": 2.0}))) == "bf16"
     assert default_calibrated_precision(DeviceCalibration("cpu", _matmul({"fp32": 0.3}))) == "fp32"

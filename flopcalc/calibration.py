@@ -27,23 +27,23 @@ Writing is atomic and keeps the other devices' and models' entries.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ..errors import CalibrationError, UsageError
-from ..render.output import write_atomic
-from .hardware import PRECISIONS
+from .catalog import Catalog, load_catalog
+from .compute import DEFAULT_UTILIZATION, Throughput
+from .errors import CalibrationError, FlopcalcError, UsageError
+from .files import parse_yaml, write_atomic
+from .units import MATMUL_PRECISIONS, normalize_precision
 
 if TYPE_CHECKING:
-    from ..compute import Throughput
-    from .matmul import MatmulBenchResult
+    from .bench.matmul import MatmulBenchResult
 
 FORMAT_VERSION = 1
-ENV_VAR = "FLOPCALC_CALIBRATION"
+CALIBRATION_ENV_VAR = "FLOPCALC_CALIBRATION"
 DEVICE_KINDS = ("cpu", "cuda", "mps")
 
 _MATMUL_KEYS = {"tflops", "best_tflops", "shapes", "measured_at", "torch_version", "seconds", "full", "threads"}
@@ -191,7 +191,7 @@ def _loose(name: str) -> str:
 
 def default_calibration_path() -> Path:
     """$FLOPCALC_CALIBRATION, else calibration.yaml in the platform's user config folder."""
-    override = os.environ.get(ENV_VAR)
+    override = os.environ.get(CALIBRATION_ENV_VAR)
     if override:
         return Path(override).expanduser()
     import platformdirs
@@ -223,15 +223,8 @@ def load_calibration(path: str | os.PathLike | None = None) -> Calibration:
 
 def parse_calibration(text: str, path: Path | None = None) -> Calibration:
     """Validate calibration YAML text; every problem is a CalibrationError naming file and entry."""
-    import yaml
-
     where = str(path) if path else "calibration"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise CalibrationError(f"{where} is not valid YAML{at}", "fix it, or delete it and rerun `flopcalc bench --save`") from None
+    data = parse_yaml(text, CalibrationError, where, hint="fix it, or delete it and rerun `flopcalc bench --save`")
     if not isinstance(data, dict):
         raise CalibrationError(f"{where}: expected a mapping with 'version' and 'devices'")
     _no_unknown_keys(data, {"version", "devices"}, where)
@@ -297,8 +290,8 @@ def _parse_model(entry: Any, where: str) -> ModelCalibration:
         raise CalibrationError(f"{where}: expected a mapping")
     _no_unknown_keys(entry, _MODEL_KEYS, where)
     precision = entry.get("precision")
-    if precision not in PRECISIONS:
-        raise CalibrationError(f"{where}: 'precision' must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in MATMUL_PRECISIONS:
+        raise CalibrationError(f"{where}: 'precision' must be one of {', '.join(MATMUL_PRECISIONS)}, got {precision!r}")
     inputs = entry.get("inputs") or []
     if not isinstance(inputs, list) or not all(isinstance(item, str) for item in inputs):
         raise CalibrationError(f"{where}: 'inputs' must be a list of input specs")
@@ -342,8 +335,8 @@ def _precision_map(value: Any, where: str, *, required: bool) -> dict[str, float
         raise CalibrationError(f"{where}: expected a mapping of precision to TFLOPS")
     result = {}
     for precision, number in value.items():
-        if precision not in PRECISIONS:
-            raise CalibrationError(f"{where}: unknown precision {precision!r}", f"use {', '.join(PRECISIONS)}")
+        if precision not in MATMUL_PRECISIONS:
+            raise CalibrationError(f"{where}: unknown precision {precision!r}", f"use {', '.join(MATMUL_PRECISIONS)}")
         result[precision] = _positive(number, f"{where} {precision}")
     return result
 
@@ -383,22 +376,6 @@ def calibrated_peak(calibration: Calibration, device_name: str | None, precision
         )
     label = f"measured {tflops:.4g} TFLOPS {precision} on {name} (flopcalc bench, {entry.matmul.measured_at[:10]})"
     return tflops * 1e12, label
-
-
-def model_key(model: str, inputs: Sequence[str] = (), batch_size: int | None = None, kwargs: Mapping | None = None) -> str:
-    """The key a model's measurement is stored under: its source (file made absolute) and inputs."""
-    source = model
-    path_part, sep, attr = model.rpartition(":")
-    if sep and path_part and Path(path_part).exists():
-        source = f"{Path(path_part).resolve()}:{attr}"
-    elif Path(model).exists():
-        source = str(Path(model).resolve())
-    parts = [source] + [f"--input {spec}" for spec in inputs]
-    if batch_size is not None:
-        parts.append(f"--batch-size {batch_size}")
-    if kwargs:
-        parts.append("--kwargs " + json.dumps(dict(kwargs), sort_keys=True, separators=(",", ":")))
-    return " ".join(parts)
 
 
 def model_utilization(
@@ -533,8 +510,6 @@ def _device_for(calibration: Calibration, device_name: str | None, catalog: Any)
 
 
 def _resolved_id(catalog: Any, name: str) -> str | None:
-    from ..errors import FlopcalcError
-
     try:
         return catalog.resolve(name).id
     except FlopcalcError:
@@ -548,21 +523,18 @@ def calibrated_throughput(
     precision: str | None = None,
     utilization: float | None = None,
     model: str | None = None,
-    catalog: Any = None,
-) -> tuple["Throughput", tuple[str, ...]]:
+    catalog: Catalog | None = None,
+) -> tuple[Throughput, tuple[str, ...]]:
     """Per-device throughput from a calibration: measured matmul FLOP/s of the precision x utilisation.
 
     - `device_name`: the device in the file (None: its only device); a catalogue (`catalog.resolve`)
       lets a GPU id like `H100-SXM` find the torch name the file is keyed by.
     - `precision`: default, the faster measured 16-bit precision (else fp32), or the model's.
-    - `utilization` is "of measured" (default 0.3). With `model` (a `model_key`) benchmarked on the
+    - `utilization` is "of measured" (default 0.3). With `model` (a `ModelSpec.key()`) benchmarked on the
       device by `flopcalc bench MODEL --save`, the model's measured utilisation is used instead, and
       giving `utilization` as well is an error (one would silently lose).
     Returns the Throughput and notes saying where the figures came from.
     """
-    from ..catalog import normalize_precision
-    from ..compute import DEFAULT_UTILIZATION, Throughput
-
     name, entry = _device_for(calibration, device_name, catalog)
     chosen = normalize_precision(precision) if precision else None
     notes: list[str] = []
@@ -594,3 +566,47 @@ def calibrated_throughput(
         origin=origin,
     )
     return throughput, tuple(notes)
+
+
+@dataclass(frozen=True)
+class ThroughputChoice:
+    """The per-GPU throughput a conversion uses, the GPU's power for energy, and where the figures came from."""
+
+    throughput: Throughput
+    tdp_w: float | None
+    notes: tuple[str, ...] = ()
+
+
+def choose_throughput(
+    *,
+    gpu: str | None = None,
+    precision: str | None = None,
+    utilization: float | None = None,
+    calibration: str | os.PathLike | None = None,
+    catalogs: Sequence[str | os.PathLike] = (),
+    model_key: str | None = None,
+) -> ThroughputChoice:
+    """The one policy for "how fast is a GPU": measured when a calibration file is given, else the datasheet.
+
+    - With `calibration` (a file, or "auto"): the measured matmul figure of `gpu` (or the file's only device),
+      and a benchmarked model's measured utilisation when `model_key` names one (`utilization` must then be
+      None: one of the two would silently lose).
+    - Else the catalogue's dense peak of `gpu` (required) at `precision` (default: its fastest 16-bit one).
+    `utilization` None means the default (0.3). The TDP comes from the catalogue when the GPU is in it.
+    """
+    catalog = load_catalog(tuple(catalogs))
+    if calibration is not None:
+        throughput, notes = calibrated_throughput(
+            load_calibration(calibration), device_name=gpu, precision=precision, utilization=utilization,
+            model=model_key, catalog=catalog if gpu else None,
+        )
+        try:
+            tdp_w = catalog.resolve(gpu or throughput.gpu).tdp_w
+        except FlopcalcError:  # a CPU, or a GPU the catalogue lacks: no energy figure
+            tdp_w = None
+        return ThroughputChoice(throughput, tdp_w, notes)
+    if gpu is None:
+        raise UsageError("no GPU given", "pass --gpu NAME (or --calibration FILE|auto)")
+    spec = catalog.resolve(gpu)
+    chosen = DEFAULT_UTILIZATION if utilization is None else utilization
+    return ThroughputChoice(spec.datasheet_throughput(precision, chosen), spec.tdp_w)

@@ -11,12 +11,12 @@ from torch import nn
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
-from flopcalc.counting.counter import count, count_source  # noqa: E402
+from flopcalc.api import count  # noqa: E402
 from flopcalc.errors import (  # noqa: E402
     InputSpecError, MissingDependencyError, ModelLoadError, UnsupportedOpsError, UsageError,
 )
 from flopcalc.loaders import load_model  # noqa: E402
-from flopcalc.loaders.onnx_graph import NO_BACKWARD_NOTE, node_scopes  # noqa: E402
+from flopcalc.counting.onnx_graph import NO_BACKWARD_NOTE, node_scopes  # noqa: E402
 
 
 def export(module: nn.Module, args: tuple, path, **options) -> str:
@@ -48,8 +48,8 @@ def exported(tmp_path_factory, request):
 @pytest.mark.parametrize("name, shape", [("mlp", "32x784"), ("cnn", "8x3x32x32")])
 def test_exported_examples_count_as_their_pytorch_forward(examples, exported, name, shape):
     """matmul and conv FLOPs are exact (BatchNorm is folded into the conv at export, so norm differs)."""
-    pytorch = count_source(str(examples / f"{name}.py"), inputs=[shape], backward=False)
-    graph = count_source(exported[name], batch_size=int(shape.split("x")[0]))
+    pytorch = count(str(examples / f"{name}.py"), inputs=[shape], backward=False)
+    graph = count(exported[name], batch_size=int(shape.split("x")[0]))
     for category in ("matmul", "conv"):
         assert graph.forward_by_category[category] == pytorch.forward_by_category[category]
     assert graph.inputs[0].shape == pytorch.inputs[0].shape
@@ -58,7 +58,7 @@ def test_exported_examples_count_as_their_pytorch_forward(examples, exported, na
 
 
 def test_mlp_parameters_and_layers_follow_the_export_scopes(exported):
-    report = count_source(exported["mlp"], dims={"batch": 4})
+    report = count(exported["mlp"], dims={"batch": 4})
     assert report.params == 784 * 256 + 256 + 256 * 10 + 10
     assert report.param_bytes == 4 * report.params
     first = report.layer("0/Gemm")  # the TorchScript exporter names the node /0/Gemm
@@ -69,7 +69,7 @@ def test_mlp_parameters_and_layers_follow_the_export_scopes(exported):
 
 
 def test_cnn_scope_tree_is_inclusive(exported):
-    report = count_source(exported["cnn"], batch_size=8)
+    report = count(exported["cnn"], batch_size=8)
     names = [layer.name for layer in report.layers]
     assert names[0] == "" and names.index("features") < names.index("features/features.0")
     conv = report.layer("features/features.0/Conv")
@@ -104,7 +104,7 @@ def test_op_translations_agree_with_the_pytorch_formulas(tmp_path):
     """The exporter decomposes SDPA into MatMul/Softmax: its products land in matmul, not attention."""
     zoo, args = Zoo(), (torch.randn(2, 5, 16), torch.randn(2, 4, 6, 6))
     pytorch = count(zoo, args, backward=False).forward_by_category
-    graph = count_source(export(zoo, args, tmp_path / "zoo.onnx", opset_version=18)).forward_by_category
+    graph = count(export(zoo, args, tmp_path / "zoo.onnx", opset_version=18)).forward_by_category
     assert graph["matmul"] == pytorch["matmul"] + pytorch["attention"]
     for category in ("conv", "norm", "reduction"):
         assert graph[category] == pytorch[category], category
@@ -144,7 +144,7 @@ def sequence_graph(tmp_path):
 
 
 def test_symbolic_dims_take_dim_and_batch_size(sequence_graph):
-    report = count_source(sequence_graph, dims={"seq": 10}, batch_size=3)
+    report = count(sequence_graph, dims={"seq": 10}, batch_size=3)
     assert report.inputs[0].shape == (3, 10, 16)
     assert report.forward_by_category["matmul"] == 2 * 3 * 10 * 16 * 8
     assert report.forward_by_category["attention"] == 2 * 3 * 2 * 10 * 10 * (4 + 4)
@@ -152,19 +152,19 @@ def test_symbolic_dims_take_dim_and_batch_size(sequence_graph):
     assert report.layer("attn/MHA").forward == report.forward_by_category["attention"]
     assert not report.unsupported_ops
     assert report.params == 16 * 8
-    assert count_source(sequence_graph, dims={"seq": 10, "batch": 5}).inputs[0].shape == (5, 10, 16)
-    assert count_source(sequence_graph, inputs=["2x7x16"]).inputs[0].shape == (2, 7, 16)
+    assert count(sequence_graph, dims={"seq": 10, "batch": 5}).inputs[0].shape == (5, 10, 16)
+    assert count(sequence_graph, inputs=["2x7x16"]).inputs[0].shape == (2, 7, 16)
 
 
 def test_unresolved_and_unknown_dims_are_one_line_errors(sequence_graph):
     with pytest.raises(InputSpecError, match="--dim seq=SIZE"):
-        count_source(sequence_graph)
+        count(sequence_graph)
     with pytest.raises(UsageError, match="no graph input has a dimension named 'tokens'"):
-        count_source(sequence_graph, dims={"seq": 4, "tokens": 4})
+        count(sequence_graph, dims={"seq": 4, "tokens": 4})
     with pytest.raises(InputSpecError, match="1 input"):
-        count_source(sequence_graph, inputs=["2x7x16", "2x7x16"])
+        count(sequence_graph, inputs=["2x7x16", "2x7x16"])
     with pytest.raises(InputSpecError, match="has 2 dimension"):
-        count_source(sequence_graph, inputs=["7x16"])
+        count(sequence_graph, inputs=["7x16"])
 
 
 def test_ops_without_formula_or_shapes_are_unsupported_never_zero(tmp_path):
@@ -174,12 +174,12 @@ def test_ops_without_formula_or_shapes_are_unsupported_never_zero(tmp_path):
         helper.make_node("Relu", ["f"], ["y"], name="relu"),  # its input shape is unknown after the custom op
     ]
     path = make_graph(nodes, [tensor("x", [2, 4])], [tensor("y", None)], [weight("W", [4, 3])], tmp_path / "u.onnx")
-    report = count_source(path)
+    report = count(path)
     assert report.unsupported_ops == {"com.example.Frobnicate": 1, "onnx.Relu": 1}
     assert report.forward == 2 * 2 * 4 * 3
     assert any("shapes unknown" in note and "onnx.Relu" in note for note in report.notes)
     with pytest.raises(UnsupportedOpsError, match="Frobnicate"):
-        count_source(path, strict=True)
+        count(path, strict=True)
 
 
 def test_node_scopes_from_both_exporters():
@@ -200,20 +200,20 @@ def test_corrupt_or_missing_files_are_model_load_errors(tmp_path):
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x08\x07this is not a protobuf graph\xff\xff")
     with pytest.raises(ModelLoadError, match="corrupt.onnx"):
-        count_source(str(corrupt))
+        count(str(corrupt))
     with pytest.raises(ModelLoadError, match="not found"):
-        count_source(str(tmp_path / "missing.onnx"))
+        count(str(tmp_path / "missing.onnx"))
 
 
 def test_pytorch_only_options_are_rejected(exported):
     with pytest.raises(UsageError, match="--frozen"):
-        count_source(exported["mlp"], frozen=["0"])
+        count(exported["mlp"], frozen=["0"])
     with pytest.raises(UsageError, match="--device"):
-        count_source(exported["mlp"], device="cpu")
+        count(exported["mlp"], device="cpu")
 
 
 def test_missing_onnx_names_the_extra(exported, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(MissingDependencyError) as error:
-        count_source(exported["mlp"])
+        count(exported["mlp"])
     assert "pip install 'flopcalc[onnx]'" in str(error.value)

@@ -1,0 +1,135 @@
+"""The front door: a model (a ModelSpec, a source string, or an nn.Module) -> load -> count -> report.
+
+Every command that takes a model calls these, and so can any Python program:
+
+    flopcalc.count(model, (x,))                                   # an nn.Module and its inputs
+    flopcalc.count("examples/cnn.py:build", ["8x3x32x32"])        # a source and --input specs
+    flopcalc.count(ModelSpec("llama/config.json", seq_len=2048))  # everything a count can be told
+
+`load` is the road's first half for callers that also run the model (bench); `training` goes on to compute.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+from .compute import TrainingCompute, training_from_report
+from .counting.report import CountReport
+from .errors import ModelBuildError, ModelRunError, UsageError
+from .loaders import LoadedModel, load_model, make_inputs
+from .spec import ModelSpec
+
+# what a ModelSpec may be given as keywords of `count`
+_SPEC_OPTIONS = frozenset(ModelSpec.__dataclass_fields__) - {"source", "inputs"}
+
+
+def as_spec(model: ModelSpec | str | os.PathLike, inputs: Any = None, **options: Any) -> ModelSpec:
+    """A ModelSpec from a spec (kept as is) or a source string with `--input` specs and spec options."""
+    if isinstance(model, ModelSpec):
+        if inputs is not None or options:
+            raise UsageError("give inputs and options inside the ModelSpec, not beside it")
+        return model
+    unknown = sorted(set(options) - _SPEC_OPTIONS)
+    if unknown:
+        raise UsageError(f"unknown option(s) {', '.join(unknown)}", f"a ModelSpec takes {', '.join(sorted(_SPEC_OPTIONS))}")
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    return ModelSpec(os.fspath(model), inputs=tuple(inputs or ()), **options)
+
+
+def count(model: Any, inputs: Any = None, *, strict: bool = False, **options: Any) -> CountReport:
+    """Count forward and backward FLOPs per layer (1 multiply-add = 2 FLOPs).
+
+    `model` is a ModelSpec, a source string (`file.py:callable`, `.pt`, `.pt2`, `.onnx`, `config.json`) with
+    `inputs` as `--input` specs and ModelSpec options as keywords, or an `nn.Module` with `inputs` as the
+    tensors to call it with (options: `backward`, `frozen`, `causal_half`, `name`).
+    `strict=True` raises UnsupportedOpsError when an op has no formula.
+    """
+    if isinstance(model, (ModelSpec, str, os.PathLike)):
+        return count_spec(as_spec(model, inputs, **options), strict=strict)
+    from .counting.counter import count as count_module
+
+    return count_module(model, inputs, strict=strict, **options)
+
+
+def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
+    """Load the spec's model and count it.
+
+    With no device given, it is built and counted on the meta device and, when that fails (the model reads
+    values: `.item()`, data-dependent shapes), on the CPU, with a note. ONNX graphs are counted from their
+    shapes, forward only.
+    """
+    attempts = [spec.device] if spec.device else ["meta", "cpu"]
+    first_error: Exception | None = None
+    for attempt in attempts:
+        try:
+            loaded, example = load(spec, attempt)
+            if loaded.kind == "onnx":
+                from .counting.onnx_graph import count_onnx
+
+                return count_onnx(loaded.module, spec, strict=strict)
+            report = _count_loaded(loaded, example, spec, strict)
+        except (ModelBuildError, ModelRunError) as error:
+            if attempt == "meta" and len(attempts) > 1:
+                first_error = error
+                continue
+            raise
+        fallback = () if first_error is None else (
+            f"the model could not run on the meta device ({first_error.message}); counted on cpu",
+        )
+        return _with_notes(report, *fallback, *_loader_notes(loaded, spec))
+    raise AssertionError("unreachable")
+
+
+def load(spec: ModelSpec, device: str) -> tuple[LoadedModel, Any]:
+    """The spec's model on `device` and the inputs to call it with (None for an ONNX graph, which never runs)."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA device is visible to torch", "use --device cpu or meta")
+    loaded = load_model(spec, device=device)
+    if loaded.kind == "onnx":
+        return loaded, None
+    if spec.dims:
+        raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
+    return loaded, make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device))
+
+
+def count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, *, strict: bool = False) -> CountReport:
+    """Count a model already loaded by `load` (bench loads once, counts it, then times it)."""
+    return _with_notes(_count_loaded(loaded, example, spec, strict), *_loader_notes(loaded, spec))
+
+
+def training(model: ModelSpec | CountReport, examples: float, epochs: float = 1) -> TrainingCompute:
+    """Training compute = (forward + backward per example) x examples x epochs, counted from the model (or a
+    report already counted); a source whose backward cannot be counted (ONNX) assumes 2x forward, noted."""
+    report = model if isinstance(model, CountReport) else count_spec(model)
+    return training_from_report(report, examples, epochs)
+
+
+def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bool) -> CountReport:
+    from .counting.counter import count as count_module
+
+    return count_module(
+        loaded.module, example, backward=spec.backward, frozen=spec.frozen, causal_half=spec.causal_half,
+        strict=strict, name=spec.source,
+    )
+
+
+def _loader_notes(loaded: LoadedModel, spec: ModelSpec) -> tuple[str, ...]:
+    """What the loader said about the model, and about its example inputs when those were used."""
+    return loaded.notes + (() if spec.inputs else loaded.example_notes)
+
+
+def _device_of(module: Any, default: str) -> str:
+    """Where the loaded module's parameters live (a loader may keep a model on cpu that cannot move)."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        return str(tensor.device)
+    return default
+
+
+def _with_notes(report: CountReport, *notes: str) -> CountReport:
+    return replace(report, notes=report.notes + tuple(notes)) if notes else report

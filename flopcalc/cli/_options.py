@@ -1,0 +1,142 @@
+"""The options every command shares, declared once: the model options (-> a ModelSpec), the GPU options
+(-> a throughput), output format and file; and the one way notes reach stderr."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Iterable, List, Optional
+
+import typer
+
+from ..compute import check_utilization
+from ..errors import UsageError
+from ..spec import ModelSpec, parse_dims, parse_kwargs
+from ..units import parse_fraction, parse_si_number
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+# --- the model: parsed once into a ModelSpec ------------------------------------------------------------
+
+MODEL_HELP = "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, or a Hugging Face config.json"
+ModelArgument = Annotated[str, typer.Argument(help=MODEL_HELP)]
+InputOption = Annotated[
+    List[str], typer.Option("--input", "-i", help="Input shape per positional argument: 1x3x224x224, 8,1024:int64.")
+]
+BatchSizeOption = Annotated[
+    Optional[int], typer.Option("--batch-size", "-b", help="Override the leading dimension of every input.")
+]
+SeqLenOption = Annotated[
+    Optional[int],
+    typer.Option("--seq-len", help="Tokens per sequence for a Hugging Face config.json (default min(max positions, 2048))."),
+]
+DimOption = Annotated[
+    List[str], typer.Option("--dim", help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable).")
+]
+KwargsOption = Annotated[Optional[str], typer.Option("--kwargs", help="JSON object passed to the model callable.")]
+DeviceOption = Annotated[
+    Optional[str],
+    typer.Option("--device", help="meta (default: no memory; falls back to cpu if the model cannot run there), cpu, or cuda."),
+]
+FrozenOption = Annotated[
+    List[str], typer.Option("--frozen", help="Freeze parameters/modules matching this pattern (repeatable).")
+]
+CausalHalfOption = Annotated[
+    bool, typer.Option("--causal-half", help="Count causal attention over the lower triangle only.")
+]
+
+
+def model_spec(
+    model: str,
+    inputs: Iterable[str] = (),
+    batch_size: Optional[int] = None,
+    seq_len: Optional[int] = None,
+    dims: Iterable[str] = (),
+    kwargs: Optional[str] = None,
+    device: Optional[str] = None,
+    frozen: Iterable[str] = (),
+    causal_half: bool = False,
+    backward: bool = True,
+) -> ModelSpec:
+    """The ModelSpec of the shared model options, as typed on the command line."""
+    return ModelSpec(
+        model, inputs=tuple(inputs), batch_size=batch_size, kwargs=parse_kwargs(kwargs), seq_len=seq_len,
+        dims=parse_dims(dims), device=device, frozen=tuple(frozen), causal_half=causal_half, backward=backward,
+    )
+
+
+def no_model_options(command: str, **given: object) -> None:
+    """Commands that take a MODEL only optionally refuse model options without one."""
+    named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, False, (), [], "")]
+    if named:
+        raise UsageError(f"{', '.join(named)} need{'s' if len(named) == 1 else ''} a MODEL to {command}")
+
+
+# --- GPUs and their speed -------------------------------------------------------------------------------
+
+CatalogOption = Annotated[
+    Optional[List[Path]],
+    typer.Option("--catalog", help="Extra GPU catalogue YAML file or folder, merged over the shipped one (repeatable; "
+                                   "also $FLOPCALC_GPU_SPECS)."),
+]
+PrecisionOption = Annotated[
+    Optional[str],
+    typer.Option("--precision", "-p", help="fp64, fp32, tf32, bf16, fp16, fp8, fp4 or int8. Default: the GPU's "
+                                          "fastest dense 16-bit tensor precision (bf16, or fp16 where faster)."),
+]
+UtilizationOption = Annotated[
+    Optional[str],
+    typer.Option("--utilization", "-u", help="Fraction of peak sustained, in (0, 1]: 0.3 or 30%. Default 0.3, "
+                                            "Epoch AI's recommendation for language models (0.4 for others)."),
+]
+CalibrationOption = Annotated[
+    Optional[str],
+    typer.Option("--calibration", help="Use measured throughput from `flopcalc bench --save` (a FILE, or 'auto' for "
+                                       "the default file) instead of the datasheet; --utilization is then of measured "
+                                       "and --gpu is optional."),
+]
+NumGpusOption = Annotated[str, typer.Option("--num-gpus", "-n", help="GPUs sharing the work (wall clock = GPU-hours / this).")]
+GpuOption = Annotated[
+    Optional[str],
+    typer.Option("--gpu", "-g", help="GPU id, alias or torch.cuda.get_device_name() string (optional with --calibration)."),
+]
+
+
+def parse_utilization(text: Optional[str]) -> Optional[float]:
+    """`0.3` or `30%` -> 0.3; None stays None (the library's default applies, and says so)."""
+    return None if text is None else check_utilization(parse_fraction(text, "--utilization"))
+
+
+def parse_num_gpus(text: str) -> int:
+    value = parse_si_number(text, "--num-gpus")
+    if value < 1 or value != int(value):
+        raise UsageError(f"--num-gpus must be a whole number >= 1, got {text!r}")
+    return int(value)
+
+
+# --- output ---------------------------------------------------------------------------------------------
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+OutputOption = Annotated[
+    Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.")
+]
+
+
+def shown_on_terminal(fmt: OutputFormat, output: Optional[Path]) -> bool:
+    """A table printed to stdout shows its notes; any other format, or a file, does not."""
+    return fmt is OutputFormat.table and output is None
+
+
+def notes_to_stderr(notes: Iterable[str], *, shown: bool, warnings: Iterable[str] = ()) -> None:
+    """Notes (and warnings) the output does not show go to stderr, one line each, so none is lost."""
+    if not shown:
+        for warning in warnings:
+            typer.echo(f"flopcalc: warning: {warning}", err=True)
+        for note in notes:
+            typer.echo(f"flopcalc: note: {note}", err=True)

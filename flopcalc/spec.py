@@ -1,0 +1,177 @@
+"""`ModelSpec`: what "this model, counted this way" means, parsed once from the CLI or a budget entry.
+
+Every command that takes a model travels the same road: options -> ModelSpec -> load -> count -> compute ->
+render. The spec is plain data (no torch), validated when it is made, and `key()` is the one definition of
+"the same model counted the same way" that calibration files and budget caches are keyed by.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import InputSpecError, UsageError
+
+# `--input` dtype spellings -> torch dtype names
+DTYPES = {
+    "float32": "float32", "float": "float32", "fp32": "float32", "f32": "float32",
+    "float16": "float16", "half": "float16", "fp16": "float16", "f16": "float16",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float64": "float64", "double": "float64", "fp64": "float64",
+    "int64": "int64", "long": "int64", "int32": "int32", "int": "int32", "int16": "int16", "int8": "int8",
+    "uint8": "uint8", "bool": "bool",
+}
+DEVICES_HINT = "use meta, cpu, cuda or cuda:N"
+
+_DIMS = re.compile(r"^\d+([x,]\d+)*$")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One example input: its shape and dtype (`1x3x224x224`, `8,1024:int64`)."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def __str__(self) -> str:
+        return "x".join(map(str, self.shape)) + ("" if self.dtype == "float32" else f":{self.dtype}")
+
+
+def parse_input_spec(text: str) -> InputSpec:
+    """Dims separated by `x` or `,`, an optional `:dtype`: `1x3x224x224`, `8,1024`, `1x2048:int64`."""
+    raw = text.strip().lower().replace(" ", "")
+    dims, _, dtype = raw.partition(":")
+    if not _DIMS.match(dims):
+        raise InputSpecError(
+            f"--input {text!r} is not a shape",
+            "write dims separated by x or commas, optionally with a dtype: 1x3x224x224, 8,1024:int64",
+        )
+    shape = tuple(int(d) for d in re.split(r"[x,]", dims))
+    if any(d <= 0 for d in shape):
+        raise InputSpecError(f"--input {text!r} has a zero dimension", "every dimension must be at least 1")
+    if dtype and dtype not in DTYPES:
+        raise InputSpecError(f"--input {text!r}: unknown dtype {dtype!r}", f"use one of {', '.join(sorted(set(DTYPES.values())))}")
+    return InputSpec(shape, DTYPES[dtype] if dtype else "float32")
+
+
+def check_device(device: str | None) -> str | None:
+    """None (meta, falling back to cpu), meta, cpu, cuda or cuda:N; anything else is a UsageError."""
+    if device is None or device in ("meta", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device):
+        return device
+    raise UsageError(f"--device {device!r} is not meta, cpu or cuda", DEVICES_HINT)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model source and everything that decides how it is counted.
+
+    - `source`: `file.py:callable`, `file.py`, TorchScript `.pt`, torch.export `.pt2`, `.onnx`, or an HF config.
+    - `inputs`: `--input` specs as given (validated here); empty = the source's own example inputs.
+    - `batch_size` overrides every input's leading dimension; `seq_len` sizes an HF config's token input;
+      `dims` sizes an ONNX graph's symbolic dimensions; `kwargs` go to a Python factory.
+    - `device`: None counts on meta and falls back to cpu; otherwise the device as given.
+    - `frozen`: parameter/module patterns that get no gradient; `causal_half` counts causal attention's lower
+      triangle only; `backward=False` counts the forward pass alone.
+    """
+
+    source: str
+    inputs: tuple[str, ...] = ()
+    batch_size: int | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    seq_len: int | None = None
+    dims: Mapping[str, int] = field(default_factory=dict, hash=False)
+    device: str | None = None
+    frozen: tuple[str, ...] = ()
+    causal_half: bool = False
+    backward: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise UsageError("a model source is needed", "give file.py:callable, a .pt/.pt2/.onnx file or a config.json")
+        object.__setattr__(self, "inputs", tuple(self.inputs or ()))
+        object.__setattr__(self, "frozen", tuple(self.frozen or ()))
+        object.__setattr__(self, "kwargs", dict(self.kwargs or {}))
+        object.__setattr__(self, "dims", dict(self.dims or {}))
+        for text in self.inputs:
+            parse_input_spec(text)
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputSpecError(f"--batch-size {self.batch_size} must be at least 1")
+        if self.seq_len is not None and self.seq_len < 1:
+            raise InputSpecError(f"--seq-len {self.seq_len} must be at least 1")
+        for name, size in self.dims.items():
+            if not isinstance(size, int) or size < 1:
+                raise UsageError(f"--dim {name}={size} must be a whole number >= 1", "write e.g. --dim batch=8")
+        check_device(self.device)
+
+    @property
+    def input_specs(self) -> tuple[InputSpec, ...]:
+        return tuple(parse_input_spec(text) for text in self.inputs)
+
+    @property
+    def is_python(self) -> bool:
+        return split_python_source(self.source) is not None
+
+    def key(self) -> str:
+        """The one name of "this model counted this way": the source (a file made absolute), then the options
+        that change the count, each only when it differs from the default. Calibration files store a model's
+        measurements under it; `flopcalc check` counts entries with equal keys once."""
+        parts = [_absolute_source(self.source)] + [f"--input {text}" for text in self.inputs]
+        if self.batch_size is not None:
+            parts.append(f"--batch-size {self.batch_size}")
+        if self.kwargs:
+            parts.append("--kwargs " + json.dumps(dict(self.kwargs), sort_keys=True, separators=(",", ":"), default=repr))
+        if self.seq_len is not None:
+            parts.append(f"--seq-len {self.seq_len}")
+        parts.extend(f"--dim {name}={size}" for name, size in sorted(self.dims.items()))
+        parts.extend(f"--frozen {pattern}" for pattern in self.frozen)
+        if self.causal_half:
+            parts.append("--causal-half")
+        if not self.backward:
+            parts.append("--no-backward")
+        return " ".join(parts)
+
+
+def split_python_source(source: str) -> tuple[str, str | None] | None:
+    """`models/net.py:build` -> ("models/net.py", "build"); `net.py` -> ("net.py", None); else None."""
+    path, sep, attribute = source.rpartition(":")
+    if sep and path.endswith(".py"):
+        return path, attribute or None
+    if source.endswith(".py"):
+        return source, None
+    return None
+
+
+def _absolute_source(source: str) -> str:
+    path_part, sep, attribute = source.rpartition(":")
+    if sep and path_part and Path(path_part).exists():
+        return f"{Path(path_part).resolve()}:{attribute}"
+    if Path(source).exists():
+        return str(Path(source).resolve())
+    return source
+
+
+def parse_kwargs(text: str | None) -> dict:
+    """`'{"depth": 50}'` -> a dict (what `--kwargs` takes)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--kwargs is not valid JSON: {error.msg}", "write e.g. --kwargs '{\"depth\": 50}'") from None
+    if not isinstance(value, dict):
+        raise UsageError("--kwargs must be a JSON object", "write e.g. --kwargs '{\"depth\": 50}'")
+    return value
+
+
+def parse_dims(values: Iterable[str]) -> dict[str, int]:
+    """`["batch=8", "seq=128"]` -> {"batch": 8, "seq": 128} (what repeated `--dim` takes)."""
+    dims = {}
+    for text in values:
+        name, sep, size = text.partition("=")
+        if not sep or not name.strip() or not size.strip().isdigit():
+            raise UsageError(f"--dim {text!r} is not NAME=SIZE", "write e.g. --dim batch=8")
+        dims[name.strip()] = int(size)
+    return dims
