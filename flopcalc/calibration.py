@@ -31,16 +31,13 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from .catalog import Catalog, load_catalog
 from .compute import DEFAULT_UTILIZATION, Throughput
 from .errors import CalibrationError, FlopcalcError, UsageError
 from .files import parse_yaml, write_atomic
 from .units import MATMUL_PRECISIONS, normalize_precision
-
-if TYPE_CHECKING:
-    from .bench.matmul import MatmulBenchResult
 
 FORMAT_VERSION = 1
 CALIBRATION_ENV_VAR = "FLOPCALC_CALIBRATION"
@@ -455,27 +452,6 @@ def save_device_entry(
         models=merged_models,
     )
     return _write(Calibration(devices, target), target)
-
-
-def matmul_calibration_from(result: "MatmulBenchResult") -> MatmulCalibration:
-    """The calibration entry of a matmul run: the headline median TFLOPS of each precision."""
-    return MatmulCalibration(
-        tflops={item.precision: item.median_tflops for item in result.results},
-        best_tflops={item.precision: item.best_tflops for item in result.results},
-        shapes={item.precision: tuple(item.headline.shape) for item in result.results},
-        measured_at=now_utc(),
-        torch_version=result.info.torch_version,
-        seconds=result.seconds_budget,
-        full=result.full,
-        threads=result.info.threads,
-    )
-
-
-def save_matmul_result(result: "MatmulBenchResult", path: str | os.PathLike | None = None) -> Path:
-    """Store a matmul run under its device name (keeps the device's model entries)."""
-    if not result.results:
-        raise CalibrationError("nothing to save: no precision was measured", "raise --seconds")
-    return save_device_entry(path, result.info.device_name, result.info.device, matmul=matmul_calibration_from(result))
 
 
 # --- throughput for `convert` / `train --calibration` ---------------------------------------------

@@ -73,3 +73,19 @@ def test_bad_inputs_and_options_are_one_line_errors(examples):
         run_model_bench(model, inputs=["16x784"], device="cpu", precision="tf32")
     with pytest.raises(UsageError, match="cannot be used to train"):
         run_model_bench(model, inputs=["16x784"], device="cpu", precision="int8")
+
+
+def test_the_model_file_runs_once(tmp_path):
+    """Regression: `bench MODEL` imported and built the user's model twice (once to count, once to time)."""
+    builds = tmp_path / "builds.txt"
+    source = tmp_path / "net.py"
+    source.write_text(
+        "import torch\n"
+        f"open({str(builds)!r}, 'a').write('import\\n')\n"
+        "def build():\n"
+        f"    open({str(builds)!r}, 'a').write('build\\n')\n"
+        "    return torch.nn.Linear(8, 4)\n"
+    )
+    result = run_model_bench(f"{source}:build", inputs=["2x8"], device="cpu", seconds=0.2, optimizer="sgd")
+    assert builds.read_text().split() == ["import", "build"]
+    assert result.forward_flops == 2 * 2 * 8 * 4 + 2 * 4  # counted on the same, single load: matmul + bias

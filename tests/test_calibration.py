@@ -15,10 +15,9 @@ from flopcalc.calibration import (
     parse_calibration,
     resolve_calibration_path,
     save_device_entry,
-    save_matmul_result,
 )
 from flopcalc.bench.hardware import DeviceInfo
-from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult, ShapeTiming
+from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult, ShapeTiming, save_matmul_result
 from flopcalc.errors import CalibrationError, UsageError
 
 H100 = "NVIDIA H100 80GB HBM3"

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from ..errors import UsageError
+from ..calibration import MatmulCalibration, now_utc, save_device_entry
+from ..errors import CalibrationError, UsageError
 from ..units import MATMUL_PRECISIONS
 from .hardware import (
     DeviceInfo,
@@ -160,6 +163,19 @@ class MatmulBenchResult:
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     calibration_file: str | None = None
+
+    def to_calibration(self) -> MatmulCalibration:
+        """The calibration entry of this run: the headline median TFLOPS of each precision."""
+        return MatmulCalibration(
+            tflops={item.precision: item.median_tflops for item in self.results},
+            best_tflops={item.precision: item.best_tflops for item in self.results},
+            shapes={item.precision: tuple(item.headline.shape) for item in self.results},
+            measured_at=now_utc(),
+            torch_version=self.info.torch_version,
+            seconds=self.seconds_budget,
+            full=self.full,
+            threads=self.info.threads,
+        )
 
     def result_for(self, precision: str) -> PrecisionResult | None:
         return next((result for result in self.results if result.precision == precision), None)
@@ -478,6 +494,13 @@ def peak_for(info: DeviceInfo, precision: str, resolver: PeakResolver | None) ->
         estimate = cpu_peak_estimate(info.cpu, precision) if info.cpu else None
         return (estimate[0], estimate[1]) if estimate else (None, "no CPU peak estimate for this CPU and precision")
     return datasheet_peak(info.device_name, precision, resolver)
+
+
+def save_matmul_result(result: MatmulBenchResult, path: str | os.PathLike | None = None) -> Path:
+    """Store a matmul run in a calibration file under its device name (keeps the device's model entries)."""
+    if not result.results:
+        raise CalibrationError("nothing to save: no precision was measured", "raise --seconds")
+    return save_device_entry(path, result.info.device_name, result.info.device, matmul=result.to_calibration())
 
 
 def run_matmul_bench(

@@ -113,8 +113,8 @@ def bench(
 def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver, fmt):
     from dataclasses import replace
 
-    from ..bench.matmul import run_matmul_bench
-    from ..calibration import resolve_calibration_path, save_matmul_result
+    from ..bench.matmul import run_matmul_bench, save_matmul_result
+    from ..calibration import resolve_calibration_path
     from ..render.bench import render_matmul
 
     with _ProgressBar(enabled=fmt == OutputFormat.table) as bar:

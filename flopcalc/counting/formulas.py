@@ -674,6 +674,40 @@ ZERO_FLOP_OPS = frozenset(
 )
 
 
+# What torch's op schemas say about an op that moves or relabels data and computes nothing: a view
+# (`is_view`), an in-place view (`inplace_view` tag: as_strided_, squeeze_, t_, set_, ...), a view's copy
+# (`view_copy` tag: permute_copy, expand_copy.out, ...). Any overload of a zero-FLOP op (its `out=` form), its
+# in-place form (`copy_`, `fill_`) and the copy of a view (`*_copy`) cost nothing either.
+_ZERO_COST_TAGS = frozenset({torch.Tag.inplace_view, torch.Tag.view_copy})
+_zero_cost_cache: dict[Any, bool] = {}
+
+
+def is_zero_cost(func: Any) -> bool:
+    """True for an op that does no arithmetic on values, by its schema and tags or its functional form."""
+    known = _zero_cost_cache.get(func)
+    if known is None:
+        known = _zero_cost_cache[func] = _derive_zero_cost(func)
+    return known
+
+
+def _derive_zero_cost(func: Any) -> bool:
+    if getattr(func, "is_view", False) or _ZERO_COST_TAGS & set(getattr(func, "tags", ())):
+        return True
+    packet = func.overloadpacket
+    if packet in ZERO_FLOP_OPS:
+        return True
+    name = getattr(packet, "__name__", "")
+    for functional in {name.rstrip("_"), name.removesuffix("_copy")} - {name}:
+        relative = _packet(functional) if functional else None
+        if relative is not None and (relative in ZERO_FLOP_OPS or _has_view_overload(relative)):
+            return True
+    return False
+
+
+def _has_view_overload(packet: Any) -> bool:
+    return any(getattr(getattr(packet, overload, None), "is_view", False) for overload in packet.overloads())
+
+
 def formula_for(op: str) -> Formula:
     """The registered formula of an aten op by name ("mm"): for other graph formats that delegate here."""
     return FORMULAS[_packet(op)]
@@ -693,7 +727,7 @@ def flops_of(func, args: tuple, kwargs: Mapping[str, Any], out: Any) -> dict[str
     packet = func.overloadpacket
     formula = FORMULAS.get(packet)
     if formula is None:
-        if packet in ZERO_FLOP_OPS or getattr(func, "is_view", False):
+        if is_zero_cost(func):
             return {}
         if _is_pointwise(func):
             return {"elementwise": pointwise_flops(_shapes(out))}

@@ -337,3 +337,37 @@ def test_budget_option_reads_another_file(workdir):
     mlp_budget(workdir)
     (workdir / "flopcalc.yaml").rename(workdir / "ci-budget.yaml")
     assert invoke("--budget", "ci-budget.yaml").exit_code == 0
+
+
+def test_an_onnx_graph_is_checked_with_train_arithmetic_and_its_notes(workdir):
+    """Regression: `check` used report.backward (0 for a forward-only ONNX graph), so training FLOPs were 3x
+    lower than `train` gave and a max_backward_flops limit always passed. Both now share one function."""
+    pytest.importorskip("onnx")
+    import warnings
+
+    import torch
+
+    from flopcalc.loaders import load_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(load_model("mlp.py", device="cpu").module, (torch.randn(4, 784),), "mlp.onnx", dynamo=False)
+    forward = 4 * (2 * (784 * 256 + 256 * 10) + 256 + 10 + 256)  # a batch of 4: matmuls, bias adds, ReLU
+    Path("flopcalc.yaml").write_text(textwrap.dedent(f"""
+        budgets:
+          - name: graph
+            model: mlp.onnx
+            max_backward_flops: {2 * forward - 1}
+            max_training_flops: 1e20
+            examples: 60000
+    """))
+    result = runner.invoke(app, ["check", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    values = {c["metric"]: c["value"] for c in json.loads(result.stdout)["checks"]}
+    assert values["backward_flops"] == 2 * forward  # assumed 2x forward, and over the limit
+    trained = json.loads(runner.invoke(app, ["train", "mlp.onnx", "--examples", "60000", "--format", "json"]).stdout)
+    assert values["training_flops"] == trained["training_flops"] == 3 * forward // 4 * 60000
+    assert "graph: backward not counted for this source: assumed 2x forward" in result.stderr
+    assert "ONNX graphs have no backward pass" in result.stderr
+    table = runner.invoke(app, ["check"])
+    assert "assumed 2x forward" in table.stdout

@@ -94,3 +94,27 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
 def test_missing_model_file_is_one_line(tmp_path):
     result = invoke("train", tmp_path / "nope.py", "--examples", "10")
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+
+
+def test_utilization_given_with_a_calibrated_model_is_never_ignored(examples, tmp_path):
+    """Regression: `--utilization 0.3` (the default's spelling) was taken for "not given" and silently replaced
+    by the benchmarked model's measured utilisation, while `30%` was honoured. Given is given."""
+    from flopcalc.calibration import MatmulCalibration, ModelCalibration, save_device_entry
+    from flopcalc.spec import ModelSpec
+
+    model = f"{examples / 'mlp.py'}:build"
+    key = ModelSpec(model, inputs=["16x784"]).key()
+    measured = ModelCalibration(
+        model=model, inputs=("16x784",), batch_size=16, kwargs={}, precision="fp32", optimizer="adamw",
+        flops_per_step=1e9, step_seconds=0.01, achieved_tflops=0.05, measured_at="2026-11-28T12:00:00+00:00",
+        torch_version="x", steps=10,
+    )
+    path = tmp_path / "cal.yaml"
+    save_device_entry(path, "Test CPU", "cpu", models={key: measured}, matmul=MatmulCalibration(
+        tflops={"fp32": 0.25}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=10.0))
+    common = (model, "--input", "16x784", "--examples", "1000", "--calibration", path)
+    for spelling in ("0.3", "30%"):
+        result = invoke("train", *common, "--utilization", spelling)
+        assert result.exit_code == 2 and "conflicts with the measured utilisation" in result.output, result.output
+    data = run_json(*common)
+    assert data["utilization"] == pytest.approx(0.05 / 0.25)  # the measured 20%, as nothing else was given

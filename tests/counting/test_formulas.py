@@ -134,3 +134,41 @@ def test_statistics_count_each_step_as_the_norms_do():
     assert _call(aten.linalg_vector_norm.default, x) == {"reduction": 2 * 21}
     assert _call(aten.linalg_vector_norm.default, x, float("inf")) == {"reduction": 21}
     assert _call(aten.logsumexp.default, x, [1]) == {"reduction": 4 * 21}
+
+
+# Views and data movement in every form torch has: in-place, out=, *_copy. None of them is arithmetic, so none
+# may be listed as unsupported (an in-place as_strided_ showed up in real vision transformers and ConvNeXts).
+@pytest.mark.parametrize(
+    "op",
+    [
+        aten.as_strided_.default, aten.squeeze_.default, aten.unsqueeze_.default, aten.transpose_.default,
+        aten.t_.default, aten.swapdims_.default, aten.detach_.default, aten.resize_.default,
+        aten.set_.source_Tensor, aten.copy_.default, aten.fill_.Scalar, aten.zero_.default,
+        aten.permute_copy.out, aten.view_copy.out, aten.expand_copy.out, aten.transpose_copy.int_out,
+        aten.diagonal_copy.out, aten.alias_copy.default, aten.squeeze_copy.dim, aten.cat.out, aten.clone.out,
+        aten.index_select.out,
+    ],
+)
+def test_views_and_copies_in_place_and_out_forms_cost_nothing(op):
+    assert formulas.is_zero_cost(op)
+    assert flops_of(op, (), {}, None) == {}
+
+
+@pytest.mark.parametrize("op", [aten.add_.Tensor, aten.mul.out, aten.exp_.default, aten.sum.dim_IntList])
+def test_arithmetic_in_place_and_out_forms_are_not_zero_cost(op):
+    assert not formulas.is_zero_cost(op)
+
+
+def test_a_model_reshaping_in_place_lists_nothing_unsupported():
+    from flopcalc.counting.counter import count
+
+    class InPlaceViews(torch.nn.Module):
+        def forward(self, x):
+            y = x * 2
+            y.unsqueeze_(0).squeeze_(0).t_()
+            y.as_strided_((y.shape[1], y.shape[0]), (1, y.shape[1]))
+            return y.transpose_(0, 1).sum()
+
+    report = count(InPlaceViews(), (torch.randn(3, 4, requires_grad=True),))
+    assert report.unsupported_ops == {}
+    assert report.forward == 3 * 4 + 3 * 4  # the multiply and the sum; the views are free

@@ -1,0 +1,51 @@
+"""The architecture contract (pyproject's [tool.importlinter], docs/architecture.md) holds, and would catch a
+reverse import: each layer imports only from the layers below it, and no two rooms import each other."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint(root: Path) -> subprocess.CompletedProcess:
+    """Run import-linter on the `flopcalc` package under `root`, with that tree's pyproject.toml."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_the_package_keeps_every_contract():
+    result = lint(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "module, reverse_import",
+    [
+        ("units.py", "from . import cli"),  # the ground floor reaching the top
+        ("counting/report.py", "from .. import loaders"),  # a room importing its neighbour on one floor
+        ("compute.py", "from . import catalog"),  # one floor up
+        ("counting/formulas.py", "from . import counter"),  # inside a package
+        ("cli/convert.py", "from . import count"),  # one command reaching into another
+    ],
+)
+def test_a_reverse_import_breaks_the_contract(tmp_path, module, reverse_import):
+    shutil.copytree(ROOT / "flopcalc", tmp_path / "flopcalc", ignore=shutil.ignore_patterns("__pycache__", "gpu_specs"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / "flopcalc" / module
+    target.write_text(target.read_text(encoding="utf-8") + f"\n{reverse_import}  # noqa\n", encoding="utf-8")
+    result = lint(tmp_path)
+    assert result.returncode != 0, result.stdout
+    importer = "flopcalc." + module.removesuffix(".py").replace("/", ".")
+    assert "BROKEN" in result.stdout and f"- {importer} -> " in result.stdout
