@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ..calibration import MatmulCalibration, now_utc, save_device_entry
-from ..errors import CalibrationError, UsageError
+from ..errors import CalibrationError, UsageError, short_error
 from ..units import MATMUL_PRECISIONS
 from .hardware import (
     DeviceInfo,
@@ -414,7 +414,7 @@ def sweep_precision(
             try:
                 timing = run_shape((side, side, side), "square", share_end)
             except _out_of_memory_errors() as error:
-                notes.append(f"{precision}: stopped the square ladder at {side}: out of memory ({_first_line(error)})")
+                notes.append(f"{precision}: stopped the square ladder at {side}: out of memory ({short_error(error)})")
                 _empty_cache(info.device)
                 break
             if timing is None:
@@ -436,7 +436,7 @@ def sweep_precision(
             try:
                 timing = run_shape(shape, "llm", share_end)
             except _out_of_memory_errors() as error:
-                notes.append(f"{precision}: skipped LLM-like shape {shape}: out of memory ({_first_line(error)})")
+                notes.append(f"{precision}: skipped LLM-like shape {shape}: out of memory ({short_error(error)})")
                 _empty_cache(info.device)
                 continue
             if timing is not None:
@@ -461,7 +461,7 @@ def probe_precision(precision: str, info: DeviceInfo, make=make_matmul) -> str |
         with fp32_matmul_mode(precision, info.device):
             make(precision, (256, 256, 256), info)()
     except (RuntimeError, TypeError, AttributeError, NotImplementedError) as error:
-        return f"{precision} skipped: torch refused a test matmul ({_first_line(error)})"
+        return f"{precision} skipped: torch refused a test matmul ({short_error(error)})"
     return None
 
 
@@ -481,11 +481,6 @@ def _empty_cache(device: str) -> None:
         torch.cuda.empty_cache()
     elif device == "mps":
         torch.mps.empty_cache()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def peak_for(info: DeviceInfo, precision: str, resolver: PeakResolver | None) -> tuple[float | None, str]:
