@@ -110,10 +110,6 @@ class ModelSpec:
     def input_specs(self) -> tuple[InputSpec, ...]:
         return tuple(parse_input_spec(text) for text in self.inputs)
 
-    @property
-    def is_python(self) -> bool:
-        return split_python_source(self.source) is not None
-
     def key(self) -> str:
         """The one name of "this model counted this way": the source (a file made absolute), then the options
         that change the count, each only when it differs from the default. Calibration files store a model's

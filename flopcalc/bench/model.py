@@ -42,7 +42,6 @@ class ModelBenchResult:
     peak_flops: float | None
     peak_source: str
     measured_matmul_flops: float | None = None
-    measured_label: str | None = None
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     calibration_file: str | None = None
@@ -321,10 +320,10 @@ def run_model_bench(
             torch.cuda.empty_cache()
 
     peak, source = peak_for(info, chosen, peak_resolver)
-    measured = label = None
+    measured = None
     if calibration is not None:
         try:
-            measured, label = calibrated_peak(calibration, info.device_name, chosen)
+            measured, _ = calibrated_peak(calibration, info.device_name, chosen)
         except Exception as error:  # a calibration without this device/precision: say so, still report
             notes.append(f"no measured matmul figure to compare with: {getattr(error, 'message', error)}")
     if chosen in ("bf16", "fp16"):
@@ -342,7 +341,6 @@ def run_model_bench(
         peak_flops=peak,
         peak_source=source,
         measured_matmul_flops=measured,
-        measured_label=label,
         notes=tuple(notes),
         warnings=tuple(warnings),
     )
