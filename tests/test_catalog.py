@@ -187,3 +187,87 @@ def test_missing_catalogue_path_names_where_it_came_from(tmp_path):
         load_catalog([tmp_path / "nope.yaml"], environ={})
     with pytest.raises(CatalogError, match=r"\(from \$FLOPCALC_GPU_SPECS\) does not exist"):
         load_catalog(environ={"FLOPCALC_GPU_SPECS": str(tmp_path / "nope")})
+
+
+# ---------------------------------------------------------------- kind: cpu entries
+
+CPU_ENTRY = """
+gpus:
+  - id: C1
+    name: Test CPU
+    vendor: Acme
+    kind: cpu
+    cores: 40
+    clock_ghz: 2.3
+    clock: base
+    flop_per_cycle:
+      fp32: {value: 64, how: 2 FMA units x 16 lanes x 2}
+    peak_tflops: {fp32: 5.888}
+    memory_channels: 8
+    memory_mt_s: 3200
+    memory_bandwidth_gbps: 204.8
+"""
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [("{fp32: 5.888}", "{fp32: 5.9}",
+      r"'C1'\): peak_tflops.fp32 5.9 is not cores x clock_ghz x flop_per_cycle / 1000 = "
+      r"\(40 x 2.3 x 64\) / 1000 = 5.888"),
+     ("{fp32: 5.888}", "{fp32: 5.888, int8: 23.552}", r"peak_tflops.int8 has no flop_per_cycle.int8"),
+     ("      fp32: {value: 64,", "      fp64: {value: 32, how: x}\n      fp32: {value: 64,",
+      r"flop_per_cycle.fp64 has no peak_tflops.fp64 \(add peak_tflops.fp64: 2.944"),
+     ("bandwidth_gbps: 204.8", "bandwidth_gbps: 200",
+      r"memory_bandwidth_gbps 200 is not memory_channels x memory_mt_s x 8 B = 8 x 3200 x 8 / 1000 = 204.8 GB/s"),
+     ("{value: 64, how: 2 FMA units x 16 lanes x 2}", "64", r"flop_per_cycle.fp32 must be \{value: N, how: TEXT\}"),
+     ("clock: base", "clock: turbo", "clock must be one of base, all_core_turbo"),
+     ("cores: 40", "cores: 40.5", "cores must be a whole number > 0, got 40.5"),
+     ("    cores: 40\n", "", "the entry is missing cores"),
+     ("kind: cpu", "kind: fpga", "kind must be one of gpu, tpu, cpu, got 'fpga'"),
+     ("kind: cpu", "kind: gpu", "cores, clock_ghz, clock, flop_per_cycle, memory_channels, memory_mt_s apply only to "
+                                "kind: cpu entries, this one is gpu"),
+     ("    memory_mt_s: 3200\n", "", "memory_channels needs memory_channels and memory_mt_s together"),
+     ("    memory_channels: 8\n", "    memory_channels: 8\n    core_groups: []\n",
+      "give either cores, clock_ghz, clock, flop_per_cycle or core_groups"),
+     ("vendor: Acme\n", "vendor: Acme\n    colour: red\n", r"unknown key\(s\) colour")],
+)
+def test_inconsistent_cpu_entries_fail_in_one_line_naming_file_and_entry(tmp_path, old, new, message):
+    assert old in CPU_ENTRY
+    path = _write(tmp_path, "cpu.yaml", CPU_ENTRY.replace(old, new, 1))
+    with pytest.raises(CatalogError, match=message) as info:
+        load_catalog([path], environ={})
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_consistent_cpu_entry_loads_and_bandwidth_follows_from_channels(tmp_path):
+    path = _write(tmp_path, "cpu.yaml", CPU_ENTRY.replace("    memory_bandwidth_gbps: 204.8\n", ""))
+    spec = load_catalog([path], environ={}).resolve("C1")
+    assert (spec.kind, spec.cores, spec.memory_bandwidth_gbps) == ("cpu", 40, 204.8)
+    assert spec.peak_formula("fp32") == "40 cores x 2.3 GHz (base) x 64 FLOP/cycle"
+    assert spec.bandwidth_formula() == "8 channels x 3200 MT/s x 8 B"
+
+
+HYBRID_ENTRY = """
+kind: cpu
+gpus:
+  - id: H1
+    name: Hybrid CPU
+    vendor: Acme
+    core_groups:
+      - {name: performance, cores: 4, clock_ghz: 3.49, clock: max, flop_per_cycle: {fp32: {value: 32, how: a}}}
+      - {name: efficiency, cores: 4, clock_ghz: 2.42, clock: max, flop_per_cycle: {fp32: {value: 16, how: b}}}
+    peak_tflops: {fp32: PEAK}
+"""
+
+
+def test_core_groups_add_up_and_the_file_sets_the_kind(tmp_path):
+    good = load_catalog([_write(tmp_path, "h.yaml", HYBRID_ENTRY.replace("PEAK", "0.6016"))], environ={}).resolve("H1")
+    assert (good.kind, good.cores, good.peak_flops("fp32")) == ("cpu", 8, 0.6016e12)
+    assert good.peak_formula("fp32") == ("4 performance cores x 3.49 GHz (max) x 32 FLOP/cycle + "
+                                         "4 efficiency cores x 2.42 GHz (max) x 16 FLOP/cycle")
+    bad = _write(tmp_path, "bad.yaml", HYBRID_ENTRY.replace("PEAK", "0.44672"))  # the performance cores alone
+    with pytest.raises(CatalogError, match=r"= \(4 x 3.49 x 32 \+ 4 x 2.42 x 16\) / 1000 = 0.6016"):
+        load_catalog([bad], environ={})
+    assert load_catalog_file(_write(tmp_path, "g.yaml", GOOD_ENTRY.format(id="X1", alias="x")))[0].kind == "gpu"
+    with pytest.raises(CatalogError, match="file-level: kind must be one of"):
+        load_catalog([_write(tmp_path, "k.yaml", HYBRID_ENTRY.replace("kind: cpu", "kind: asic"))], environ={})
