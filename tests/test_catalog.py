@@ -1,5 +1,7 @@
 """The shipped catalogue validates, traps are stored right, names resolve, bad catalogues fail naming file+entry."""
 
+import re
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ SHIPPED_FILES = sorted(shipped_catalog_dir().glob("*.yaml"))
 REQUIRED_IDS = ["V100-PCIe", "V100-SXM2", "V100S-PCIe", "A100-SXM4-40GB", "A100-SXM4-80GB", "A100-PCIe-80GB",
                 "H100-SXM", "H100-PCIe", "H100-NVL", "H200-SXM", "B200", "MI300X", "TPU-v4", "T4", "L4", "M2",
                 "K80", "P100-PCIe", "A10", "L40S", "GB200", "RTX-3090", "RTX-4090", "MI250X", "MI325X", "TPU-v3",
-                "TPU-v5e", "TPU-v5p", "TPU-v6e", "M1", "Gaudi2", "Gaudi3"]
+                "TPU-v5e", "TPU-v5p", "TPU-v6e", "M1", "Gaudi2", "Gaudi3", "TPU-v1"]
+CPU_IDS = ["Xeon-E5-2699v3", "Xeon-8180", "Xeon-8380", "Xeon-8480plus", "EPYC-7763", "EPYC-9654", "Graviton3", "M2-CPU"]
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,16 @@ def test_catalogue_size_and_required_ids(catalog):
     assert not missing
 
 
+def test_the_counts_in_the_docs_are_the_catalogues(catalog):
+    root = Path(__file__).resolve().parents[1]
+    kinds = [spec.kind for spec in catalog]
+    counted = (len(kinds) - kinds.count("cpu"), kinds.count("tpu"), kinds.count("cpu"))
+    assert re.search(r"(\d+) accelerators \((\d+) of them TPUs\) and (\d+) CPUs",
+                     (root / "docs" / "catalogue.md").read_text()).groups() == tuple(map(str, counted))
+    assert re.search(r"(\d+) accelerators and (\d+) CPUs", (root / "README.md").read_text()).groups() == (
+        str(counted[0]), str(counted[2]))
+
+
 @pytest.mark.parametrize(
     "gpu_id, precision, tflops",
     [("V100-PCIe", "fp64", 7), ("V100-PCIe", "fp32", 14), ("V100-PCIe", "fp16", 112),
@@ -55,10 +68,91 @@ def test_catalogue_size_and_required_ids(catalog):
      ("TPU-v3", "bf16", 123), ("TPU-v2", "bf16", 45), ("K80", "fp32", 4.365), ("K80-board", "fp32", 8.73),
      ("MI250X-GCD", "bf16", 191.5), ("H100-NVL", "bf16", 835.5), ("GB200", "bf16", 2500),
      # GeForce: fp16/bf16 with fp32 accumulate
-     ("RTX-4090", "bf16", 165.2), ("RTX-3090", "bf16", 71)],
+     ("RTX-4090", "bf16", 165.2), ("RTX-3090", "bf16", 71),
+     # the TPU paper's chips (Jouppi et al. 2017): TPU v1 int8 only; Haswell at its 2.3 GHz base clock
+     ("TPU-v1", "int8", 92), ("Xeon-E5-2699v3", "fp32", 1.3248), ("Xeon-E5-2699v3", "int8", 2.6496),
+     # CPUs: cores x base clock x FLOP/cycle; AMX on Sapphire Rapids; Zen 4 runs AVX-512 at the AVX2 rate
+     ("Xeon-8180", "fp64", 2.24), ("Xeon-8380", "int8", 23.552), ("Xeon-8480plus", "bf16", 114.688),
+     ("Xeon-8480plus", "int8", 229.376), ("EPYC-7763", "fp32", 5.0176), ("EPYC-9654", "fp32", 7.3728),
+     ("Graviton3", "fp32", 5.3248), ("M2-CPU", "fp32", 0.6016)],
 )
 def test_dense_peaks_hold_the_datasheet_figures(catalog, gpu_id, precision, tflops):
     assert catalog.resolve(gpu_id).peak_flops(precision) == pytest.approx(tflops * 1e12, rel=1e-12)
+
+
+def _exact(value) -> Fraction:
+    """The number a YAML figure was written as, exactly (2.3 -> 23/10)."""
+    return Fraction(repr(value))
+
+
+@pytest.mark.parametrize("cpu_id", CPU_IDS)
+def test_every_cpu_peak_is_cores_times_clock_times_flop_per_cycle(catalog, cpu_id):
+    spec = catalog.resolve(cpu_id)
+    assert spec.kind == "cpu" and spec.core_groups
+    derived = {p for group in spec.core_groups for p in group.flop_per_cycle}
+    assert derived == set(spec.peak_tflops)
+    for precision, tflops in spec.peak_tflops.items():
+        product = sum(Fraction(g.cores) * _exact(g.clock_ghz) * _exact(g.flop_per_cycle[precision]) / 1000
+                      for g in spec.core_groups if precision in g.flop_per_cycle)
+        assert product == _exact(tflops), (cpu_id, precision)
+        assert all(g.how[precision] for g in spec.core_groups if precision in g.flop_per_cycle)
+    bandwidth = Fraction(spec.memory_channels) * _exact(spec.memory_mt_s) * 8 / 1000
+    assert bandwidth == _exact(spec.memory_bandwidth_gbps)
+
+
+def test_kinds_tpus_are_tpu_cpus_are_cpu_the_rest_gpu(catalog):
+    kinds = {spec.id: spec.kind for spec in catalog}
+    assert {gpu_id for gpu_id, kind in kinds.items() if kind == "cpu"} == set(CPU_IDS)
+    assert {gpu_id for gpu_id, kind in kinds.items() if kind == "tpu"} == {
+        spec.id for spec in catalog if spec.id.startswith("TPU-")}
+    assert kinds["H100-SXM"] == kinds["M2"] == kinds["Gaudi3"] == "gpu"
+    assert [spec.id for spec in catalog.select("google", "tpu")][0] == "TPU-v1"
+    assert {spec.kind for spec in catalog.select(kind="CPU")} == {"cpu"}
+    with pytest.raises(UsageError, match="unknown kind 'fpga'"):
+        catalog.select(kind="fpga")
+    with pytest.raises(CatalogError, match="no entries of kind cpu from vendor 'google'"):
+        catalog.select("google", "cpu")
+
+
+def test_tpu_v1_is_inference_only_and_says_what_it_has(catalog):
+    tpu = catalog.resolve("tpu v1")
+    assert tpu.precisions == ("int8",) and tpu.default_precision() == "int8"
+    assert (tpu.memory_bandwidth_gbps, tpu.tdp_w, tpu.year) == (34, 75, 2015)
+    assert "Inference only" in tpu.notes
+    with pytest.raises(UsageError, match=r"TPU-v1 has no bf16 peak .*it has: int8\)$"):
+        tpu.peak_flops("bf16")
+
+
+def test_k80_keeps_boost_figures_and_notes_the_base_clock_ones(catalog):
+    k80 = catalog.resolve("K80")
+    assert (k80.peak_tflops["fp32"], k80.memory_bandwidth_gbps) == (4.365, 240)
+    assert round(2496 * 2 * 0.56 / 1000, 2) == 2.80  # the note's arithmetic, per die at 560 MHz
+    assert "2496 cores x 2 x 0.56 GHz = 2.80 TFLOPS" in k80.notes and "160 GB/s" in k80.notes
+
+
+@pytest.mark.parametrize(
+    "model_name, cpu_id",
+    [("Intel(R) Xeon(R) CPU E5-2699 v3 @ 2.30GHz", "Xeon-E5-2699v3"),
+     ("Intel(R) Xeon(R) Platinum 8180 CPU @ 2.50GHz", "Xeon-8180"),
+     ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", "Xeon-8380"),
+     ("Intel(R) Xeon(R) Platinum 8480+", "Xeon-8480plus"),
+     ("AMD EPYC 7763 64-Core Processor", "EPYC-7763"), ("AMD EPYC 9654 96-Core Processor", "EPYC-9654"),
+     ("Neoverse-V1", "Graviton3"), ("Apple M2", "M2-CPU"),
+     # other SKUs and chips that merely share digits or a family name
+     ("Intel(R) Xeon(R) Platinum 8380HL CPU @ 2.90GHz", None), ("Intel(R) Xeon(R) Platinum 8480C", None),
+     ("Intel(R) Xeon(R) CPU E5-2699 v4 @ 2.20GHz", None), ("AMD EPYC 7763X 64-Core Processor", None),
+     ("Apple M2 Pro", None), ("Intel(R) Xeon(R) Processor", None), ("NVIDIA H100 80GB HBM3", None), ("", None)],
+)
+def test_cpu_model_names_match_only_their_own_entry(catalog, model_name, cpu_id):
+    found = catalog.match_cpu(model_name)
+    assert (found.id if found else None) == cpu_id
+
+
+def test_resolve_takes_a_cpu_model_name_and_lecture_spellings(catalog):
+    assert catalog.resolve("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz").id == "Xeon-8380"
+    assert catalog.resolve("E5-2699v3").id == "Xeon-E5-2699v3"
+    assert catalog.resolve("Apple M2").id == "M2"  # the GPU keeps its name; the CPU is M2-CPU
+    assert catalog.resolve("m2 cpu").id == "M2-CPU"
 
 
 def test_sparse_peaks_are_kept_apart_and_never_used(catalog):
