@@ -21,14 +21,15 @@ OutputOption = typer.Option(None, "--output", "-o", help="Write to this file (at
 @gpus_app.command("list")
 def gpus_list(
     vendor: Optional[str] = typer.Option(None, "--vendor", help="Only this vendor (NVIDIA, AMD, Google, Intel, Apple; prefix ok)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind: gpu, tpu or cpu (default: all)."),
     catalog: CatalogOption = None,
     fmt: OutputFormat = FormatOption,
     output: Optional[Path] = OutputOption,
 ) -> None:
-    """List accelerators: id, name, year, dense fp32 / 16-bit / fp8 TFLOPS, memory, TDP."""
+    """List accelerators and CPUs: id, name, year, dense fp32 / 16-bit / fp8 TFLOPS, memory, TDP, int8 TOPS, GB/s."""
     from ..render.gpus import render_list
 
-    specs = catalog_from_options(catalog).by_vendor(vendor)
+    specs = catalog_from_options(catalog).select(vendor, kind)
     emit(render_list(specs, fmt.value), output)
 
 
