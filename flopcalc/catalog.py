@@ -5,7 +5,9 @@ order: the `FLOPCALC_GPU_SPECS` environment variable (a YAML file or a folder of
 `--catalog FILE`. A user entry whose id already exists replaces that entry whole.
 
 Peaks are stored in TFLOPS (int8 in TOPS) and DENSE; the 2:4-sparsity figures live apart in
-`sparse_peak_tflops` and are never used for conversions. The schema is in docs/catalogue.md.
+`sparse_peak_tflops` and are never used for conversions. Entries are of a `kind` (gpu, tpu, cpu); a CPU's
+peaks must equal cores x clock x FLOP per cycle per core, and its bandwidth channels x MT/s x 8 bytes, which
+the loader checks in exact decimal arithmetic. The schema is in docs/catalogue.md.
 No torch here: `flopcalc gpus` and `flopcalc convert` must start fast.
 """
 
@@ -15,6 +17,7 @@ import difflib
 import os
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -26,12 +29,27 @@ from .units import PRECISIONS, normalize_precision
 
 GPU_SPECS_ENV_VAR = "FLOPCALC_GPU_SPECS"
 
+# What an entry is; a file may set the default for its entries (`kind: tpu` in google.yaml), else gpu.
+KINDS: tuple[str, ...] = ("gpu", "tpu", "cpu")
+DEFAULT_KIND = "gpu"
+
+# Which clock a CPU peak uses (docs/catalogue.md, "CPU conventions").
+CPU_CLOCKS: tuple[str, ...] = ("base", "all_core_turbo", "max", "fixed", "avx_base", "avx512_base", "avx512_all_core")
+
+# Keys that describe a CPU's cores, alone (one kind of core) or per group in `core_groups` (hybrid chips).
+_CORE_KEYS = ("cores", "clock_ghz", "clock", "flop_per_cycle")
+_CPU_ONLY_KEYS = (*_CORE_KEYS, "core_groups", "memory_channels", "memory_mt_s")
 _ENTRY_KEYS = {
-    "id", "name", "vendor", "aliases", "year", "form_factor", "peak_tflops", "sparse_peak_tflops",
-    "memory_gb", "memory_bandwidth_gbps", "tdp_w", "sources", "notes",
+    "id", "name", "vendor", "kind", "aliases", "year", "form_factor", "peak_tflops", "sparse_peak_tflops",
+    "memory_gb", "memory_bandwidth_gbps", "tdp_w", "sources", "notes", *_CPU_ONLY_KEYS,
 }
 _REQUIRED_KEYS = ("id", "name", "vendor", "peak_tflops")
-_FILE_KEYS = {"vendor", "gpus"}
+_FILE_KEYS = {"vendor", "kind", "gpus"}
+_BYTES_PER_CHANNEL_TRANSFER = 8  # one 64-bit memory channel moves 8 bytes per transfer
+
+# Words in CPU model names that say nothing about which chip it is ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz").
+_CPU_NOISE_WORDS = frozenset({"intel", "amd", "apple", "aws", "amazon", "xeon", "epyc", "platinum", "gold", "silver",
+                              "bronze", "cpu", "processor", "r", "tm"})
 
 # Words that name a vendor or product line rather than the chip: dropped when matching names.
 _VENDOR_WORDS = ("nvidia", "tesla", "geforce", "quadro", "amd", "instinct", "radeon", "google", "cloud",
@@ -42,8 +60,33 @@ _SPARSE_RATIO_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
+class CoreGroup:
+    """Alike cores of a CPU and what each does per cycle: their peak is cores x clock_ghz x flop_per_cycle."""
+
+    cores: int
+    clock_ghz: float
+    clock: str  # which clock: one of CPU_CLOCKS
+    flop_per_cycle: Mapping[str, float]  # per core and cycle, by precision (int8: ops)
+    how: Mapping[str, str]  # by precision: how the figure follows from the vector/matrix units
+    name: str | None = None  # "performance", "efficiency" on hybrid chips
+
+    def peak_tflops(self, precision: str) -> Decimal:
+        """cores x clock (GHz) x FLOP/cycle / 1000, exact in decimal; 0 without that precision."""
+        if precision not in self.flop_per_cycle:
+            return Decimal(0)
+        return _decimal(self.cores) * _decimal(self.clock_ghz) * _decimal(self.flop_per_cycle[precision]) / 1000
+
+    def formula(self, precision: str) -> str:
+        """`40 cores x 2.3 GHz (base) x 64 FLOP/cycle`."""
+        unit = "ops" if precision == "int8" else "FLOP"
+        who = f"{self.name} cores" if self.name else "cores"
+        return (f"{self.cores} {who} x {_plain(self.clock_ghz)} GHz ({self.clock}) x "
+                f"{_plain(self.flop_per_cycle[precision])} {unit}/cycle")
+
+
+@dataclass(frozen=True)
 class GpuSpec:
-    """One accelerator: dense peaks per precision (TFLOPS; int8 in TOPS) and what else the datasheet says."""
+    """One accelerator or CPU: dense peaks per precision (TFLOPS; int8 in TOPS) and what else the datasheet says."""
 
     id: str
     name: str
@@ -59,10 +102,30 @@ class GpuSpec:
     sources: tuple[str, ...] = ()
     notes: str | None = None
     origin: str = ""  # the file it came from
+    kind: str = DEFAULT_KIND  # gpu, tpu or cpu
+    core_groups: tuple[CoreGroup, ...] = ()  # kind cpu only
+    memory_channels: int | None = None  # kind cpu only: 64-bit channels
+    memory_mt_s: float | None = None  # kind cpu only: transfers per second per channel, in millions
 
     @property
     def precisions(self) -> tuple[str, ...]:
         return tuple(p for p in PRECISIONS if p in self.peak_tflops)
+
+    @property
+    def cores(self) -> int | None:
+        """All cores of a CPU entry (None for other kinds)."""
+        return sum(group.cores for group in self.core_groups) if self.core_groups else None
+
+    def peak_formula(self, precision: str) -> str | None:
+        """How a CPU peak follows: `40 cores x 2.3 GHz (base) x 64 FLOP/cycle` (groups joined by +); None otherwise."""
+        parts = [group.formula(precision) for group in self.core_groups if precision in group.flop_per_cycle]
+        return " + ".join(parts) or None
+
+    def bandwidth_formula(self) -> str | None:
+        """`8 channels x 3200 MT/s x 8 B` for a CPU entry that gives its channels; None otherwise."""
+        if self.memory_channels is None or self.memory_mt_s is None:
+            return None
+        return f"{self.memory_channels} channels x {_plain(self.memory_mt_s)} MT/s x {_BYTES_PER_CHANNEL_TRANSFER} B"
 
     def peak_flops(self, precision: str) -> float:
         """Dense peak in FLOP/s (ops/s for int8) for `precision`; UsageError naming the ones it has."""
@@ -95,6 +158,7 @@ class GpuSpec:
             "id": self.id,
             "name": self.name,
             "vendor": self.vendor,
+            "kind": self.kind,
             "aliases": list(self.aliases),
             "year": self.year,
             "form_factor": self.form_factor,
@@ -109,11 +173,46 @@ class GpuSpec:
             "sources": list(self.sources),
             "notes": self.notes,
             "catalog_file": self.origin,
+            "cores": self.cores,
+            "core_groups": [
+                {"name": group.name, "cores": group.cores, "clock_ghz": group.clock_ghz, "clock": group.clock,
+                 "flop_per_cycle": {p: group.flop_per_cycle[p] for p in PRECISIONS if p in group.flop_per_cycle},
+                 "flop_per_cycle_how": {p: group.how[p] for p in PRECISIONS if p in group.how}}
+                for group in self.core_groups
+            ],
+            "memory_channels": self.memory_channels,
+            "memory_mt_s": self.memory_mt_s,
         }
+
+
+def normalize_kind(text: str) -> str:
+    """`GPU`, ` cpu ` -> `gpu`, `cpu`; UsageError naming the kinds otherwise."""
+    key = str(text).strip().lower()
+    if key not in KINDS:
+        raise UsageError(f"unknown kind {text!r}", f"use one of: {', '.join(KINDS)}")
+    return key
 
 
 def _normalize_name(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _cpu_model_key(text: str) -> str:
+    """What names one CPU in a model-name string: "Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz" -> `8380`,
+    "AMD EPYC 7763 64-Core Processor" -> `7763`, "Intel(R) Xeon(R) CPU E5-2699 v3 @ 2.30GHz" -> `e52699v3`."""
+    text = re.sub(r"@\s*[\d.]+\s*[gm]hz", " ", text.lower())
+    text = re.sub(r"\b\d+-cores?\b", " ", text)
+    return "".join(word for word in re.split(r"[^a-z0-9]+", text) if word and word not in _CPU_NOISE_WORDS)
+
+
+def _decimal(value: float | int) -> Decimal:
+    """The decimal a YAML number was written as (2.3 -> Decimal('2.3'), not the binary float's expansion)."""
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(float(value)))
+
+
+def _plain(value: float | int) -> str:
+    """2.3 -> `2.3`, 64.0 -> `64`: a figure as the YAML gave it."""
+    return format(_decimal(value).normalize(), "f")
 
 
 def _strip_vendor_words(text: str) -> str:
@@ -128,10 +227,13 @@ class Catalog:
     def __init__(self, specs: Iterable[GpuSpec]):
         self._by_id: dict[str, GpuSpec] = {}
         self._names: dict[str, str] = {}  # normalized id/alias -> id
+        self._cpu_keys: dict[str, set[str]] = {}  # CPU model key of an id/alias -> ids of kind cpu
         for spec in specs:
             self._by_id[spec.id] = spec
             for label in (spec.id, *spec.aliases):
                 self._names[_normalize_name(label)] = spec.id
+                if spec.kind == "cpu" and _cpu_model_key(label):
+                    self._cpu_keys.setdefault(_cpu_model_key(label), set()).add(spec.id)
 
     def __iter__(self) -> Iterator[GpuSpec]:
         return iter(self._by_id.values())
@@ -158,6 +260,27 @@ class Catalog:
             raise CatalogError(f"no GPUs from vendor {vendor!r}", f"vendors: {', '.join(self.vendors())}")
         return chosen
 
+    def select(self, vendor: str | None = None, kind: str | None = None) -> list[GpuSpec]:
+        """Entries of one vendor (as `by_vendor`) and of one kind (gpu, tpu, cpu), or all; an error if none."""
+        chosen = self.by_vendor(vendor)
+        if not kind:
+            return chosen
+        wanted = normalize_kind(kind)
+        chosen = [spec for spec in chosen if spec.kind == wanted]
+        if not chosen:
+            raise CatalogError(f"no entries of kind {wanted}" + (f" from vendor {vendor!r}" if vendor else ""),
+                               f"kinds here: {', '.join(sorted({spec.kind for spec in self.by_vendor(vendor)}))}")
+        return chosen
+
+    def match_cpu(self, model_name: str) -> GpuSpec | None:
+        """The kind-cpu entry a CPU model name (/proc/cpuinfo, lscpu) names, or None.
+
+        Brand words, (R)/(TM), "@ 2.30GHz" and "64-Core" are dropped; what is left must equal what is left of one
+        entry's id or alias (so "Platinum 8380HL" is not the 8380, nor "Apple M2 Pro" the M2).
+        """
+        ids = self._cpu_keys.get(_cpu_model_key(str(model_name)), set())
+        return self._by_id[next(iter(ids))] if len(ids) == 1 else None
+
     def resolve(self, name: str) -> GpuSpec:
         """An id, alias or `torch.cuda.get_device_name()` string -> its entry.
 
@@ -171,6 +294,9 @@ class Catalog:
         for key in (_normalize_name(text), _strip_vendor_words(text)):
             if key in self._names:
                 return self._by_id[self._names[key]]
+        cpu = self.match_cpu(text)
+        if cpu is not None:
+            return cpu
         key = _strip_vendor_words(text)
         hits = sorted({gpu_id for label, gpu_id in self._names.items() if key and key in label})
         if len(hits) == 1:
@@ -252,7 +378,136 @@ def _text_list(value: Any, where: str, what: str) -> tuple[str, ...]:
     return tuple(_text(item, where, what) for item in value)
 
 
-def _parse_entry(raw: Any, index: int, path: Path, default_vendor: str | None) -> GpuSpec:
+def _kind(value: Any, where: str) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in KINDS:
+        raise CatalogError(f"{where}: kind must be one of {', '.join(KINDS)}, got {value!r}")
+    return value.strip().lower()
+
+
+def _whole(value: Any, where: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CatalogError(f"{where}: {what} must be a whole number > 0, got {value!r}")
+    return value
+
+
+def _core_group(raw: Mapping, where: str, what: str, name: str | None = None) -> CoreGroup:
+    """`cores`, `clock_ghz`, `clock` and `flop_per_cycle: {precision: {value, how}}` of one kind of core."""
+    missing = [key for key in _CORE_KEYS if raw.get(key) in (None, "", {})]
+    if missing:
+        raise CatalogError(f"{where}: {what} is missing {', '.join(missing)}",
+                           "a CPU's peaks follow from cores x clock_ghz x flop_per_cycle; give all four")
+    clock = raw["clock"]
+    if clock not in CPU_CLOCKS:
+        raise CatalogError(f"{where}: {what} clock must be one of {', '.join(CPU_CLOCKS)}, got {clock!r}",
+                           "say which clock clock_ghz is")
+    per_cycle = raw["flop_per_cycle"]
+    if not isinstance(per_cycle, Mapping):
+        raise CatalogError(f"{where}: {what} flop_per_cycle must map precision to {{value, how}}, got {per_cycle!r}")
+    values: dict[str, float] = {}
+    how: dict[str, str] = {}
+    for precision, item in per_cycle.items():
+        label = f"{what} flop_per_cycle.{precision}"
+        if precision not in PRECISIONS:
+            raise CatalogError(f"{where}: unknown precision {precision!r} in {what} flop_per_cycle",
+                               f"use: {', '.join(PRECISIONS)}")
+        if not isinstance(item, Mapping) or set(map(str, item)) != {"value", "how"}:
+            raise CatalogError(f"{where}: {label} must be {{value: N, how: TEXT}}, got {item!r}",
+                               "how = how N follows from the vector or matrix units")
+        values[precision] = _number(item["value"], where, f"{label}.value")
+        how[precision] = " ".join(_text(item["how"], where, f"{label}.how").split())
+    return CoreGroup(cores=_whole(raw["cores"], where, f"{what} cores"),
+                     clock_ghz=_number(raw["clock_ghz"], where, f"{what} clock_ghz"), clock=clock,
+                     flop_per_cycle=values, how=how, name=name)
+
+
+def _core_groups(values: Mapping, where: str) -> tuple[CoreGroup, ...]:
+    """A kind-cpu entry's cores: the four core keys on the entry, or a `core_groups` list of them (hybrid chips)."""
+    flat = [key for key in _CORE_KEYS if key in values]
+    groups = values.get("core_groups")
+    if groups is not None and flat:
+        raise CatalogError(f"{where}: give either {', '.join(flat)} or core_groups, not both")
+    if groups is None:
+        if not flat:
+            raise CatalogError(f"{where}: a kind: cpu entry needs cores, clock_ghz, clock and flop_per_cycle "
+                               "(or core_groups)", "its peaks are checked against cores x clock x FLOP per cycle")
+        return (_core_group(values, where, "the entry"),)
+    if not isinstance(groups, list) or not groups:
+        raise CatalogError(f"{where}: core_groups must be a non-empty list of {{name, cores, clock_ghz, clock, "
+                           f"flop_per_cycle}}, got {groups!r}")
+    parsed = []
+    for number, group in enumerate(groups, 1):
+        what = f"core_groups #{number}"
+        if not isinstance(group, Mapping):
+            raise CatalogError(f"{where}: {what} must be a mapping, got {group!r}")
+        unknown = sorted(set(map(str, group)) - {"name", *_CORE_KEYS})
+        if unknown:
+            raise CatalogError(f"{where}: unknown key(s) {', '.join(unknown)} in {what}",
+                               f"allowed: name, {', '.join(_CORE_KEYS)}")
+        name = _text(group["name"], where, f"{what} name") if group.get("name") else None
+        parsed.append(_core_group(group, where, what, name))
+    return tuple(parsed)
+
+
+def _check_cpu_peaks(dense: Mapping[str, float], groups: Sequence[CoreGroup], where: str) -> None:
+    """Every peak of a CPU equals the sum over its core groups of cores x clock_ghz x flop_per_cycle / 1000."""
+    derived = {p for group in groups for p in group.flop_per_cycle}
+    for precision in PRECISIONS:
+        if precision not in derived and precision not in dense:
+            continue
+        expected = sum((group.peak_tflops(precision) for group in groups), Decimal(0))
+        formula = " + ".join(f"{group.cores} x {_plain(group.clock_ghz)} x {_plain(group.flop_per_cycle[precision])}"
+                             for group in groups if precision in group.flop_per_cycle)
+        if precision not in derived:
+            raise CatalogError(f"{where}: peak_tflops.{precision} has no flop_per_cycle.{precision}",
+                               "a CPU peak must follow from cores x clock x FLOP per cycle; give how")
+        if precision not in dense:
+            raise CatalogError(f"{where}: flop_per_cycle.{precision} has no peak_tflops.{precision}",
+                               f"add peak_tflops.{precision}: {expected.normalize():f} (= ({formula}) / 1000)")
+        if _decimal(dense[precision]) != expected:
+            raise CatalogError(
+                f"{where}: peak_tflops.{precision} {_plain(dense[precision])} is not cores x clock_ghz x "
+                f"flop_per_cycle / 1000 = ({formula}) / 1000 = {expected.normalize():f}",
+                "fix the peak or the per-core figures",
+            )
+
+
+def _cpu_memory(values: Mapping, bandwidth: float | None, where: str) -> tuple[int | None, float | None, float | None]:
+    """memory_channels and memory_mt_s, and the bandwidth they give (channels x MT/s x 8 B), checked or filled in."""
+    given = [key for key in ("memory_channels", "memory_mt_s") if values.get(key) is not None]
+    if not given:
+        return None, None, bandwidth
+    if len(given) == 1:
+        raise CatalogError(f"{where}: {given[0]} needs memory_channels and memory_mt_s together")
+    channels = _whole(values["memory_channels"], where, "memory_channels")
+    mt_s = _number(values["memory_mt_s"], where, "memory_mt_s")
+    expected = _decimal(channels) * _decimal(mt_s) * _BYTES_PER_CHANNEL_TRANSFER / 1000
+    if bandwidth is not None and _decimal(bandwidth) != expected:
+        raise CatalogError(
+            f"{where}: memory_bandwidth_gbps {_plain(bandwidth)} is not memory_channels x memory_mt_s x "
+            f"{_BYTES_PER_CHANNEL_TRANSFER} B = {channels} x {_plain(mt_s)} x {_BYTES_PER_CHANNEL_TRANSFER} / 1000 = "
+            f"{expected.normalize():f} GB/s",
+            "fix the bandwidth or the channels / transfer rate",
+        )
+    return channels, mt_s, float(expected)
+
+
+def _cpu_fields(values: Mapping, kind: str, dense: Mapping[str, float], bandwidth: float | None,
+                where: str) -> dict[str, Any]:
+    """The kind-cpu keys of an entry, checked against its peaks and bandwidth; none on other kinds."""
+    if kind != "cpu":
+        cpu_keys = [key for key in _CPU_ONLY_KEYS if key in values]
+        if cpu_keys:
+            raise CatalogError(f"{where}: {', '.join(cpu_keys)} apply only to kind: cpu entries, this one is {kind}",
+                               "add kind: cpu or drop them")
+        return {"memory_bandwidth_gbps": bandwidth}
+    groups = _core_groups(values, where)
+    _check_cpu_peaks(dense, groups, where)
+    channels, mt_s, bandwidth = _cpu_memory(values, bandwidth, where)
+    return {"core_groups": groups, "memory_channels": channels, "memory_mt_s": mt_s, "memory_bandwidth_gbps": bandwidth}
+
+
+def _parse_entry(raw: Any, index: int, path: Path, default_vendor: str | None,
+                 default_kind: str = DEFAULT_KIND) -> GpuSpec:
     label = raw.get("id") if isinstance(raw, Mapping) else None
     where = f"{path}: entry #{index + 1}" + (f" ({label!r})" if label else "")
     if not isinstance(raw, Mapping):
@@ -292,11 +547,14 @@ def _parse_entry(raw: Any, index: int, path: Path, default_vendor: str | None) -
         alias for alias in dict.fromkeys(_text_list(values.get("aliases"), where, "aliases"))
         if _normalize_name(alias) != _normalize_name(gpu_id)
     )
+    kind = _kind(values.get("kind", default_kind), where)
+    cpu = _cpu_fields(values, kind, dense, optional.pop("memory_bandwidth_gbps"), where)
     notes = values.get("notes")
     return GpuSpec(
         id=gpu_id,
         name=_text(values["name"], where, "name"),
         vendor=_text(values["vendor"], where, "vendor"),
+        kind=kind,
         peak_tflops=dense,
         aliases=aliases,
         year=year,
@@ -306,6 +564,7 @@ def _parse_entry(raw: Any, index: int, path: Path, default_vendor: str | None) -
         notes=" ".join(_text(notes, where, "notes").split()) if notes else None,
         origin=str(path),
         **optional,
+        **cpu,
     )
 
 
@@ -319,12 +578,13 @@ def load_catalog_file(path: str | os.PathLike) -> list[GpuSpec]:
         raise CatalogError(f"{path}: a GPU catalogue is a mapping with a 'gpus:' list", "see docs/catalogue.md")
     unknown = sorted(set(map(str, data)) - _FILE_KEYS)
     if unknown:
-        raise CatalogError(f"{path}: unknown top-level key(s) {', '.join(unknown)}", "allowed: vendor, gpus")
+        raise CatalogError(f"{path}: unknown top-level key(s) {', '.join(unknown)}", "allowed: vendor, kind, gpus")
     entries = data["gpus"]
     if not isinstance(entries, list) or not entries:
         raise CatalogError(f"{path}: 'gpus:' must be a non-empty list of entries")
     default_vendor = data.get("vendor")
-    specs = [_parse_entry(raw, index, path, default_vendor) for index, raw in enumerate(entries)]
+    default_kind = _kind(data["kind"], f"{path}: file-level") if "kind" in data else DEFAULT_KIND
+    specs = [_parse_entry(raw, index, path, default_vendor, default_kind) for index, raw in enumerate(entries)]
     _check_unique(specs)
     return specs
 

@@ -4,7 +4,10 @@ import pytest
 
 from flopcalc.bench.hardware import (
     DeviceInfo,
+    CpuDatasheet,
     CpuInfo,
+    catalog_peak_resolver,
+    cpu_peak,
     cpu_peak_estimate,
     datasheet_peak,
     flop_per_cycle,
@@ -147,3 +150,72 @@ def test_catalog_resolver_gives_dense_datasheet_peaks():
     expected = load_catalog().resolve("H100-SXM").peak_flops("bf16")
     assert datasheet_peak("NVIDIA H100 80GB HBM3", "bf16", resolver) == (expected, "datasheet (dense)")
     assert datasheet_peak("Intel(R) Xeon(R) Processor", "fp32", resolver)[0] is None
+
+
+def _cpuinfo(model: str, flags: str = "fpu sse2 avx avx2 fma avx512f", mhz: str = "3400.000") -> str:
+    """Two processors of a 2-way SMT CPU, as /proc/cpuinfo prints them."""
+    block = (f"processor\t: {{}}\nmodel name\t: {model}\ncpu MHz\t\t: {mhz}\nsiblings\t: 2\ncpu cores\t: 1\n"
+             f"flags\t\t: {flags}\n")
+    return "\n".join(block.format(index) for index in range(2))
+
+
+@pytest.mark.parametrize(
+    "model, logical, precision, peak, label",
+    [  # the whole socket (40 cores x 2 threads): the catalogue peak exactly
+     ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", 80, "fp32", 5.888e12,
+      "datasheet Xeon-8380: 40 cores x 2.3 GHz (base) x 64 FLOP/cycle"),
+     # a VM's 8 cores of it: 8/40 of the socket
+     ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", 16, "fp32", 5.888e12 * 8 / 40,
+      "datasheet Xeon-8380: 40 cores x 2.3 GHz (base) x 64 FLOP/cycle, x 8/40 cores this process may use"),
+     # two sockets of 64 cores
+     ("AMD EPYC 7763 64-Core Processor", 256, "fp32", 5.0176e12 * 2,
+      "datasheet EPYC-7763: 64 cores x 2.45 GHz (base) x 32 FLOP/cycle, x 128/64 cores this process may use"),
+     ("Intel(R) Xeon(R) Platinum 8480+", 112, "bf16", 114.688e12,
+      "datasheet Xeon-8480plus: 56 cores x 2 GHz (base) x 1024 FLOP/cycle")],
+)
+def test_cpu_peak_comes_from_the_catalogue_entry_the_model_name_names(model, logical, precision, peak, label):
+    cpu = parse_cpuinfo(_cpuinfo(model, "fpu avx2 fma avx512f amx_bf16"), logical_cpus=logical)
+    assert cpu_peak(cpu, precision, catalog_peak_resolver()) == (peak, label)
+
+
+def test_cpu_model_from_lscpu_resolves_too():
+    cpu = parse_cpuinfo("processor\t: 0\nFeatures\t: fp asimd sve\n", "Model name:  Neoverse-V1\n", logical_cpus=64)
+    peak, label = cpu_peak(cpu, "fp32", catalog_peak_resolver())
+    assert (peak, label) == (5.3248e12, "datasheet Graviton3: 64 cores x 2.6 GHz (fixed) x 32 FLOP/cycle")
+
+
+def test_cpu_peak_falls_back_to_the_estimate():
+    resolver = catalog_peak_resolver()
+    unknown = parse_cpuinfo(_cpuinfo("Intel(R) Xeon(R) Platinum 8380HL CPU @ 2.90GHz"), logical_cpus=4)
+    assert cpu_peak(unknown, "fp32", resolver) == cpu_peak_estimate(unknown, "fp32")
+    assert cpu_peak(unknown, "fp32", resolver)[1].startswith("estimate:")
+    # a catalogued CPU without that precision (Milan has no bf16): the estimate, and why
+    milan = parse_cpuinfo(_cpuinfo("AMD EPYC 7763 64-Core Processor", "avx2 fma avx512_bf16"), logical_cpus=4)
+    peak, label = cpu_peak(milan, "bf16", resolver)
+    assert peak == 2 * 3400e6 * 128 and label.endswith("; catalogue entry EPYC-7763 has no bf16 peak")
+    # no resolver, a plain GPU resolver without .cpu, or one whose catalogue is broken
+    known = parse_cpuinfo(_cpuinfo("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz"), logical_cpus=4)
+    estimate = cpu_peak_estimate(known, "fp32")
+    assert cpu_peak(known, "fp32") == cpu_peak(known, "fp32", lambda name: {}) == estimate
+
+    class Broken:
+        def __call__(self, name):
+            return {}
+
+        def cpu(self, model_name):
+            raise CatalogError("bad.yaml: malformed YAML")
+
+    assert cpu_peak(known, "fp32", Broken()) == estimate
+
+
+def test_cpu_peak_uses_whatever_resolver_offers_cpu():
+    class Fake:
+        def __call__(self, name):
+            return {}
+
+        def cpu(self, model_name):
+            return CpuDatasheet("T1", 4, {"fp32": 1e12}, {"fp32": "4 cores x 1 GHz (base) x 250 FLOP/cycle"})
+
+    cpu = parse_cpuinfo(_cpuinfo("anything"), logical_cpus=4)  # 2 physical cores
+    assert cpu_peak(cpu, "fp32", Fake()) == (
+        0.5e12, "datasheet T1: 4 cores x 1 GHz (base) x 250 FLOP/cycle, x 2/4 cores this process may use")

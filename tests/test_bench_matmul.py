@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from flopcalc.bench.hardware import CpuInfo, DeviceInfo
+from flopcalc.bench.hardware import CpuInfo, DeviceInfo, catalog_peak_resolver
 from flopcalc.bench.matmul import (
     PrecisionResult,
     ShapeTiming,
@@ -14,11 +14,20 @@ from flopcalc.bench.matmul import (
     llm_shapes,
     make_matmul,
     matmul_flops,
+    peak_for,
     run_matmul_bench,
     sweep_precision,
 )
 
 CPU_INFO = DeviceInfo("cpu", "test cpu", "x", threads=1, cpu=CpuInfo("test", 1, 1, 1000.0, "test", frozenset({"avx2", "fma"})))
+
+
+def test_cpu_peak_is_the_datasheet_one_when_the_catalogue_has_the_cpu():
+    xeon = CpuInfo("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", 40, 1, 3400.0, "test", frozenset({"avx512f"}))
+    info = DeviceInfo("cpu", xeon.model_name, "x", threads=40, cpu=xeon)
+    assert peak_for(info, "fp32", catalog_peak_resolver()) == (5.888e12, "datasheet Xeon-8380: 40 cores x 2.3 GHz "
+                                                                         "(base) x 64 FLOP/cycle")
+    assert peak_for(CPU_INFO, "fp32", catalog_peak_resolver())[1].startswith("estimate:")
 
 
 def test_matmul_flops_counts_a_multiply_add_as_two():

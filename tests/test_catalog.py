@@ -1,23 +1,26 @@
 """The shipped catalogue validates, traps are stored right, names resolve, bad catalogues fail naming file+entry."""
 
+import re
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from flopcalc.catalog import (
-    PRECISIONS,
     Catalog,
     load_catalog,
     load_catalog_file,
     shipped_catalog_dir,
 )
 from flopcalc.errors import CatalogError, UsageError
+from flopcalc.units import PRECISIONS
 
 SHIPPED_FILES = sorted(shipped_catalog_dir().glob("*.yaml"))
 REQUIRED_IDS = ["V100-PCIe", "V100-SXM2", "V100S-PCIe", "A100-SXM4-40GB", "A100-SXM4-80GB", "A100-PCIe-80GB",
                 "H100-SXM", "H100-PCIe", "H100-NVL", "H200-SXM", "B200", "MI300X", "TPU-v4", "T4", "L4", "M2",
                 "K80", "P100-PCIe", "A10", "L40S", "GB200", "RTX-3090", "RTX-4090", "MI250X", "MI325X", "TPU-v3",
-                "TPU-v5e", "TPU-v5p", "TPU-v6e", "M1", "Gaudi2", "Gaudi3"]
+                "TPU-v5e", "TPU-v5p", "TPU-v6e", "M1", "Gaudi2", "Gaudi3", "TPU-v1"]
+CPU_IDS = ["Xeon-E5-2699v3", "Xeon-8180", "Xeon-8380", "Xeon-8480plus", "EPYC-7763", "EPYC-9654", "Graviton3", "M2-CPU"]
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,16 @@ def test_catalogue_size_and_required_ids(catalog):
     assert not missing
 
 
+def test_the_counts_in_the_docs_are_the_catalogues(catalog):
+    root = Path(__file__).resolve().parents[1]
+    kinds = [spec.kind for spec in catalog]
+    counted = (len(kinds) - kinds.count("cpu"), kinds.count("tpu"), kinds.count("cpu"))
+    assert re.search(r"(\d+) accelerators \((\d+) of them TPUs\) and (\d+) CPUs",
+                     (root / "docs" / "catalogue.md").read_text()).groups() == tuple(map(str, counted))
+    assert re.search(r"(\d+) accelerators and (\d+) CPUs", (root / "README.md").read_text()).groups() == (
+        str(counted[0]), str(counted[2]))
+
+
 @pytest.mark.parametrize(
     "gpu_id, precision, tflops",
     [("V100-PCIe", "fp64", 7), ("V100-PCIe", "fp32", 14), ("V100-PCIe", "fp16", 112),
@@ -55,10 +68,91 @@ def test_catalogue_size_and_required_ids(catalog):
      ("TPU-v3", "bf16", 123), ("TPU-v2", "bf16", 45), ("K80", "fp32", 4.365), ("K80-board", "fp32", 8.73),
      ("MI250X-GCD", "bf16", 191.5), ("H100-NVL", "bf16", 835.5), ("GB200", "bf16", 2500),
      # GeForce: fp16/bf16 with fp32 accumulate
-     ("RTX-4090", "bf16", 165.2), ("RTX-3090", "bf16", 71)],
+     ("RTX-4090", "bf16", 165.2), ("RTX-3090", "bf16", 71),
+     # the TPU paper's chips (Jouppi et al. 2017): TPU v1 int8 only; Haswell at its 2.3 GHz base clock
+     ("TPU-v1", "int8", 92), ("Xeon-E5-2699v3", "fp32", 1.3248), ("Xeon-E5-2699v3", "int8", 2.6496),
+     # CPUs: cores x base clock x FLOP/cycle; AMX on Sapphire Rapids; Zen 4 runs AVX-512 at the AVX2 rate
+     ("Xeon-8180", "fp64", 2.24), ("Xeon-8380", "int8", 23.552), ("Xeon-8480plus", "bf16", 114.688),
+     ("Xeon-8480plus", "int8", 229.376), ("EPYC-7763", "fp32", 5.0176), ("EPYC-9654", "fp32", 7.3728),
+     ("Graviton3", "fp32", 5.3248), ("M2-CPU", "fp32", 0.6016)],
 )
 def test_dense_peaks_hold_the_datasheet_figures(catalog, gpu_id, precision, tflops):
     assert catalog.resolve(gpu_id).peak_flops(precision) == pytest.approx(tflops * 1e12, rel=1e-12)
+
+
+def _exact(value) -> Fraction:
+    """The number a YAML figure was written as, exactly (2.3 -> 23/10)."""
+    return Fraction(repr(value))
+
+
+@pytest.mark.parametrize("cpu_id", CPU_IDS)
+def test_every_cpu_peak_is_cores_times_clock_times_flop_per_cycle(catalog, cpu_id):
+    spec = catalog.resolve(cpu_id)
+    assert spec.kind == "cpu" and spec.core_groups
+    derived = {p for group in spec.core_groups for p in group.flop_per_cycle}
+    assert derived == set(spec.peak_tflops)
+    for precision, tflops in spec.peak_tflops.items():
+        product = sum(Fraction(g.cores) * _exact(g.clock_ghz) * _exact(g.flop_per_cycle[precision]) / 1000
+                      for g in spec.core_groups if precision in g.flop_per_cycle)
+        assert product == _exact(tflops), (cpu_id, precision)
+        assert all(g.how[precision] for g in spec.core_groups if precision in g.flop_per_cycle)
+    bandwidth = Fraction(spec.memory_channels) * _exact(spec.memory_mt_s) * 8 / 1000
+    assert bandwidth == _exact(spec.memory_bandwidth_gbps)
+
+
+def test_kinds_tpus_are_tpu_cpus_are_cpu_the_rest_gpu(catalog):
+    kinds = {spec.id: spec.kind for spec in catalog}
+    assert {gpu_id for gpu_id, kind in kinds.items() if kind == "cpu"} == set(CPU_IDS)
+    assert {gpu_id for gpu_id, kind in kinds.items() if kind == "tpu"} == {
+        spec.id for spec in catalog if spec.id.startswith("TPU-")}
+    assert kinds["H100-SXM"] == kinds["M2"] == kinds["Gaudi3"] == "gpu"
+    assert [spec.id for spec in catalog.select("google", "tpu")][0] == "TPU-v1"
+    assert {spec.kind for spec in catalog.select(kind="CPU")} == {"cpu"}
+    with pytest.raises(UsageError, match="unknown kind 'fpga'"):
+        catalog.select(kind="fpga")
+    with pytest.raises(CatalogError, match="no entries of kind cpu from vendor 'google'"):
+        catalog.select("google", "cpu")
+
+
+def test_tpu_v1_is_inference_only_and_says_what_it_has(catalog):
+    tpu = catalog.resolve("tpu v1")
+    assert tpu.precisions == ("int8",) and tpu.default_precision() == "int8"
+    assert (tpu.memory_bandwidth_gbps, tpu.tdp_w, tpu.year) == (34, 75, 2015)
+    assert "Inference only" in tpu.notes
+    with pytest.raises(UsageError, match=r"TPU-v1 has no bf16 peak .*it has: int8\)$"):
+        tpu.peak_flops("bf16")
+
+
+def test_k80_keeps_boost_figures_and_notes_the_base_clock_ones(catalog):
+    k80 = catalog.resolve("K80")
+    assert (k80.peak_tflops["fp32"], k80.memory_bandwidth_gbps) == (4.365, 240)
+    assert round(2496 * 2 * 0.56 / 1000, 2) == 2.80  # the note's arithmetic, per die at 560 MHz
+    assert "2496 cores x 2 x 0.56 GHz = 2.80 TFLOPS" in k80.notes and "160 GB/s" in k80.notes
+
+
+@pytest.mark.parametrize(
+    "model_name, cpu_id",
+    [("Intel(R) Xeon(R) CPU E5-2699 v3 @ 2.30GHz", "Xeon-E5-2699v3"),
+     ("Intel(R) Xeon(R) Platinum 8180 CPU @ 2.50GHz", "Xeon-8180"),
+     ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", "Xeon-8380"),
+     ("Intel(R) Xeon(R) Platinum 8480+", "Xeon-8480plus"),
+     ("AMD EPYC 7763 64-Core Processor", "EPYC-7763"), ("AMD EPYC 9654 96-Core Processor", "EPYC-9654"),
+     ("Neoverse-V1", "Graviton3"), ("Apple M2", "M2-CPU"),
+     # other SKUs and chips that merely share digits or a family name
+     ("Intel(R) Xeon(R) Platinum 8380HL CPU @ 2.90GHz", None), ("Intel(R) Xeon(R) Platinum 8480C", None),
+     ("Intel(R) Xeon(R) CPU E5-2699 v4 @ 2.20GHz", None), ("AMD EPYC 7763X 64-Core Processor", None),
+     ("Apple M2 Pro", None), ("Intel(R) Xeon(R) Processor", None), ("NVIDIA H100 80GB HBM3", None), ("", None)],
+)
+def test_cpu_model_names_match_only_their_own_entry(catalog, model_name, cpu_id):
+    found = catalog.match_cpu(model_name)
+    assert (found.id if found else None) == cpu_id
+
+
+def test_resolve_takes_a_cpu_model_name_and_lecture_spellings(catalog):
+    assert catalog.resolve("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz").id == "Xeon-8380"
+    assert catalog.resolve("E5-2699v3").id == "Xeon-E5-2699v3"
+    assert catalog.resolve("Apple M2").id == "M2"  # the GPU keeps its name; the CPU is M2-CPU
+    assert catalog.resolve("m2 cpu").id == "M2-CPU"
 
 
 def test_sparse_peaks_are_kept_apart_and_never_used(catalog):
@@ -187,3 +281,87 @@ def test_missing_catalogue_path_names_where_it_came_from(tmp_path):
         load_catalog([tmp_path / "nope.yaml"], environ={})
     with pytest.raises(CatalogError, match=r"\(from \$FLOPCALC_GPU_SPECS\) does not exist"):
         load_catalog(environ={"FLOPCALC_GPU_SPECS": str(tmp_path / "nope")})
+
+
+# ---------------------------------------------------------------- kind: cpu entries
+
+CPU_ENTRY = """
+gpus:
+  - id: C1
+    name: Test CPU
+    vendor: Acme
+    kind: cpu
+    cores: 40
+    clock_ghz: 2.3
+    clock: base
+    flop_per_cycle:
+      fp32: {value: 64, how: 2 FMA units x 16 lanes x 2}
+    peak_tflops: {fp32: 5.888}
+    memory_channels: 8
+    memory_mt_s: 3200
+    memory_bandwidth_gbps: 204.8
+"""
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [("{fp32: 5.888}", "{fp32: 5.9}",
+      r"'C1'\): peak_tflops.fp32 5.9 is not cores x clock_ghz x flop_per_cycle / 1000 = "
+      r"\(40 x 2.3 x 64\) / 1000 = 5.888"),
+     ("{fp32: 5.888}", "{fp32: 5.888, int8: 23.552}", r"peak_tflops.int8 has no flop_per_cycle.int8"),
+     ("      fp32: {value: 64,", "      fp64: {value: 32, how: x}\n      fp32: {value: 64,",
+      r"flop_per_cycle.fp64 has no peak_tflops.fp64 \(add peak_tflops.fp64: 2.944"),
+     ("bandwidth_gbps: 204.8", "bandwidth_gbps: 200",
+      r"memory_bandwidth_gbps 200 is not memory_channels x memory_mt_s x 8 B = 8 x 3200 x 8 / 1000 = 204.8 GB/s"),
+     ("{value: 64, how: 2 FMA units x 16 lanes x 2}", "64", r"flop_per_cycle.fp32 must be \{value: N, how: TEXT\}"),
+     ("clock: base", "clock: turbo", "clock must be one of base, all_core_turbo"),
+     ("cores: 40", "cores: 40.5", "cores must be a whole number > 0, got 40.5"),
+     ("    cores: 40\n", "", "the entry is missing cores"),
+     ("kind: cpu", "kind: fpga", "kind must be one of gpu, tpu, cpu, got 'fpga'"),
+     ("kind: cpu", "kind: gpu", "cores, clock_ghz, clock, flop_per_cycle, memory_channels, memory_mt_s apply only to "
+                                "kind: cpu entries, this one is gpu"),
+     ("    memory_mt_s: 3200\n", "", "memory_channels needs memory_channels and memory_mt_s together"),
+     ("    memory_channels: 8\n", "    memory_channels: 8\n    core_groups: []\n",
+      "give either cores, clock_ghz, clock, flop_per_cycle or core_groups"),
+     ("vendor: Acme\n", "vendor: Acme\n    colour: red\n", r"unknown key\(s\) colour")],
+)
+def test_inconsistent_cpu_entries_fail_in_one_line_naming_file_and_entry(tmp_path, old, new, message):
+    assert old in CPU_ENTRY
+    path = _write(tmp_path, "cpu.yaml", CPU_ENTRY.replace(old, new, 1))
+    with pytest.raises(CatalogError, match=message) as info:
+        load_catalog([path], environ={})
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_consistent_cpu_entry_loads_and_bandwidth_follows_from_channels(tmp_path):
+    path = _write(tmp_path, "cpu.yaml", CPU_ENTRY.replace("    memory_bandwidth_gbps: 204.8\n", ""))
+    spec = load_catalog([path], environ={}).resolve("C1")
+    assert (spec.kind, spec.cores, spec.memory_bandwidth_gbps) == ("cpu", 40, 204.8)
+    assert spec.peak_formula("fp32") == "40 cores x 2.3 GHz (base) x 64 FLOP/cycle"
+    assert spec.bandwidth_formula() == "8 channels x 3200 MT/s x 8 B"
+
+
+HYBRID_ENTRY = """
+kind: cpu
+gpus:
+  - id: H1
+    name: Hybrid CPU
+    vendor: Acme
+    core_groups:
+      - {name: performance, cores: 4, clock_ghz: 3.49, clock: max, flop_per_cycle: {fp32: {value: 32, how: a}}}
+      - {name: efficiency, cores: 4, clock_ghz: 2.42, clock: max, flop_per_cycle: {fp32: {value: 16, how: b}}}
+    peak_tflops: {fp32: PEAK}
+"""
+
+
+def test_core_groups_add_up_and_the_file_sets_the_kind(tmp_path):
+    good = load_catalog([_write(tmp_path, "h.yaml", HYBRID_ENTRY.replace("PEAK", "0.6016"))], environ={}).resolve("H1")
+    assert (good.kind, good.cores, good.peak_flops("fp32")) == ("cpu", 8, 0.6016e12)
+    assert good.peak_formula("fp32") == ("4 performance cores x 3.49 GHz (max) x 32 FLOP/cycle + "
+                                         "4 efficiency cores x 2.42 GHz (max) x 16 FLOP/cycle")
+    bad = _write(tmp_path, "bad.yaml", HYBRID_ENTRY.replace("PEAK", "0.44672"))  # the performance cores alone
+    with pytest.raises(CatalogError, match=r"= \(4 x 3.49 x 32 \+ 4 x 2.42 x 16\) / 1000 = 0.6016"):
+        load_catalog([bad], environ={})
+    assert load_catalog_file(_write(tmp_path, "g.yaml", GOOD_ENTRY.format(id="X1", alias="x")))[0].kind == "gpu"
+    with pytest.raises(CatalogError, match="file-level: kind must be one of"):
+        load_catalog([_write(tmp_path, "k.yaml", HYBRID_ENTRY.replace("kind: cpu", "kind: asic"))], environ={})

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from dataclasses import replace
 
 from flopcalc.bench.hardware import CpuInfo, DeviceInfo
 from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult, ShapeTiming
@@ -25,6 +26,14 @@ def test_table_marks_the_cpu_peak_as_an_estimate_and_lists_notes():
     for expected in ("0.31", "1024 x 2048 x 512", "0.4 (est.)", "77.5%", "note: bf16 skipped: test", "warning: busy",
                      "fp32 peak: estimate: test"):
         assert expected in text, expected
+
+
+def test_a_cpu_datasheet_peak_is_not_marked_as_an_estimate():
+    result = _result()
+    label = "datasheet T1: 2 cores x 100 GHz (base) x 2 FLOP/cycle"
+    sheet = PrecisionResult("fp32", result.results[0].timings, 0.4e12, label)
+    text = render_matmul(replace(result, results=(sheet,)), "table")
+    assert "(est.)" not in text and "fp32 peak: datasheet T1: 2 cores" in text
 
 
 def test_csv_has_raw_numbers():

@@ -1,8 +1,9 @@
 """What machine we are on: device choice, CPU facts, the precisions the hardware runs fast, peaks.
 
-CPU peaks are estimates (cores x clock x FLOP per cycle from the SIMD/FMA flags). GPU peaks come
-from the datasheet catalogue through a resolver callable, so this module does not depend on how
-the catalogue is stored.
+Peaks come from the datasheet catalogue through a resolver callable, so this module does not
+depend on how the catalogue is stored: GPUs by device name, CPUs by model name when the catalogue
+has the CPU (`resolver.cpu`). Other CPUs get an estimate (cores x clock x FLOP per cycle from the
+SIMD/FMA flags).
 """
 
 from __future__ import annotations
@@ -186,7 +187,39 @@ def load_warning(load_average: float | None = None, cpus: int | None = None) -> 
 
 
 PeakResolver = Callable[[str], Mapping[str, float]]
-"""Maps a device name (as torch reports it) to dense peak FLOP/s per precision; raises CatalogError."""
+"""Maps a device name (as torch reports it) to dense peak FLOP/s per precision; raises CatalogError.
+It may also offer `.cpu(model_name) -> CpuDatasheet | None` for CPUs (`catalog_peak_resolver` does)."""
+
+
+@dataclass(frozen=True)
+class CpuDatasheet:
+    """A CPU's catalogue entry as the benchmark needs it: the whole chip's dense peaks and how each follows."""
+
+    entry_id: str
+    cores: int
+    peak_flops: Mapping[str, float]  # precision -> FLOP/s (ops/s for int8), all cores
+    formulas: Mapping[str, str]  # precision -> "40 cores x 2.3 GHz (base) x 64 FLOP/cycle"
+
+
+def cpu_peak(cpu: CpuInfo, precision: str, resolver: PeakResolver | None = None) -> tuple[float, str] | None:
+    """The CPU peak to compare with, and where it came from: the catalogue's datasheet peak when the model name
+    resolves to a CPU entry with that precision, scaled to the physical cores this process may use (a VM's share
+    of a socket, or two sockets); else `cpu_peak_estimate`. None when neither is known."""
+    lookup = getattr(resolver, "cpu", None)
+    try:
+        sheet = lookup(cpu.model_name) if lookup else None
+    except FlopcalcError:  # a broken user catalogue: the estimate still serves
+        sheet = None
+    if sheet is None or precision not in sheet.peak_flops:
+        estimate = cpu_peak_estimate(cpu, precision)
+        if estimate and sheet is not None:
+            return estimate[0], f"{estimate[1]}; catalogue entry {sheet.entry_id} has no {precision} peak"
+        return estimate
+    how = f"datasheet {sheet.entry_id}: {sheet.formulas[precision]}"
+    if cpu.physical_cores == sheet.cores:
+        return sheet.peak_flops[precision], how
+    peak = sheet.peak_flops[precision] * cpu.physical_cores / sheet.cores
+    return peak, f"{how}, x {cpu.physical_cores}/{sheet.cores} cores this process may use"
 
 
 def datasheet_peak(device_name: str, precision: str, resolver: PeakResolver | None) -> tuple[float | None, str]:
@@ -348,12 +381,32 @@ def catalog_peak_resolver(extra_catalogs: Sequence[str | os.PathLike] = ()) -> P
     shipped entries overlaid by $FLOPCALC_GPU_SPECS and `extra_catalogs`."""
     from ..catalog import load_catalog
 
-    loaded = []
+    return _CatalogPeaks(lambda: load_catalog(tuple(extra_catalogs)))
 
-    def resolve(device_name: str) -> Mapping[str, float]:
-        if not loaded:
-            loaded.append(load_catalog(tuple(extra_catalogs)))
-        spec = loaded[0].resolve(device_name)
+
+class _CatalogPeaks:
+    """The catalogue as a PeakResolver (GPU device name -> peaks), with `.cpu(model_name)` for CPU entries.
+    Loads the catalogue on first use."""
+
+    def __init__(self, load: Callable[[], object]):
+        self._load = load
+        self._catalog = None
+
+    def _get(self):
+        if self._catalog is None:
+            self._catalog = self._load()
+        return self._catalog
+
+    def __call__(self, device_name: str) -> Mapping[str, float]:
+        spec = self._get().resolve(device_name)
         return {precision: float(tflops) * 1e12 for precision, tflops in spec.peak_tflops.items()}
 
-    return resolve
+    def cpu(self, model_name: str) -> CpuDatasheet | None:
+        spec = self._get().match_cpu(model_name)
+        if spec is None:
+            return None
+        return CpuDatasheet(
+            entry_id=spec.id, cores=spec.cores,
+            peak_flops={precision: float(tflops) * 1e12 for precision, tflops in spec.peak_tflops.items()},
+            formulas={precision: spec.peak_formula(precision) for precision in spec.peak_tflops},
+        )

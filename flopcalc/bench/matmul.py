@@ -26,7 +26,7 @@ from ..units import MATMUL_PRECISIONS
 from .hardware import (
     DeviceInfo,
     PeakResolver,
-    cpu_peak_estimate,
+    cpu_peak,
     datasheet_peak,
     describe_device,
     load_warning,
@@ -484,10 +484,10 @@ def _empty_cache(device: str) -> None:
 
 
 def peak_for(info: DeviceInfo, precision: str, resolver: PeakResolver | None) -> tuple[float | None, str]:
-    """The peak to compare with: a CPU estimate, or the GPU datasheet figure via `resolver`."""
+    """The peak to compare with: a CPU's datasheet peak (or estimate), or the GPU datasheet figure via `resolver`."""
     if info.device == "cpu":
-        estimate = cpu_peak_estimate(info.cpu, precision) if info.cpu else None
-        return (estimate[0], estimate[1]) if estimate else (None, "no CPU peak estimate for this CPU and precision")
+        found = cpu_peak(info.cpu, precision, resolver) if info.cpu else None
+        return (found[0], found[1]) if found else (None, "no CPU peak estimate for this CPU and precision")
     return datasheet_peak(info.device_name, precision, resolver)
 
 

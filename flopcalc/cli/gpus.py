@@ -18,14 +18,15 @@ app.add_typer(gpus_app, name="gpus")
 @gpus_app.command("list")
 def gpus_list(
     vendor: Optional[str] = typer.Option(None, "--vendor", help="Only this vendor (NVIDIA, AMD, Google, Intel, Apple; prefix ok)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind: gpu, tpu or cpu (default: all)."),
     catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
-    """List accelerators: id, name, year, dense fp32 / 16-bit / fp8 TFLOPS, memory, TDP."""
+    """List accelerators and CPUs: id, name, year, dense fp32 / 16-bit / fp8 TFLOPS, memory, TDP, int8 TOPS, GB/s."""
     from ..render.gpus import render_list
 
-    specs = load_catalog(catalog or ()).by_vendor(vendor)
+    specs = load_catalog(catalog or ()).select(vendor, kind)
     emit(render_list(specs, fmt.value), output)
 
 

@@ -31,7 +31,8 @@ def matmul_rows(result: "MatmulBenchResult") -> list[list[str]]:
     rows = []
     for item in result.results:
         peak = item.peak_flops / 1e12 if item.peak_flops else None
-        peak_text = _num(peak) + (" (est.)" if peak is not None and result.info.device == "cpu" else "")
+        estimated = result.info.device == "cpu" and item.peak_source.startswith("estimate")
+        peak_text = _num(peak) + (" (est.)" if peak is not None and estimated else "")
         rows.append(
             [
                 item.precision,

@@ -9,9 +9,11 @@ from ..units import PRECISIONS, format_number
 from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
 
-_LIST_HEADERS = ("id", "name", "vendor", "year", "fp32 TFLOPS", "16-bit TFLOPS", "fp8 TFLOPS", "memory GB", "TDP W")
-_LIST_RIGHT = (3, 4, 5, 6, 7, 8)
-_DENSE_NOTE = "TFLOPS are dense peaks (int8 in TOPS); 16-bit = the default precision (bf16, or fp16 where faster)."
+_LIST_HEADERS = ("id", "name", "vendor", "year", "fp32 TFLOPS", "16-bit TFLOPS", "fp8 TFLOPS", "memory GB", "TDP W",
+                 "int8 TOPS", "memory GB/s")
+_LIST_RIGHT = (3, 4, 5, 6, 7, 8, 9, 10)
+_DENSE_NOTE = ("TFLOPS are dense peaks (int8 in TOPS); 16-bit = the default precision (bf16, or fp16 where faster); "
+               "CPUs: one socket, memory GB = the most it takes.")
 
 
 def _tflops(spec: GpuSpec, precision: str) -> str:
@@ -32,7 +34,8 @@ def _sixteen_bit(spec: GpuSpec) -> str:
 
 def _list_row(spec: GpuSpec) -> list[str]:
     return [spec.id, spec.name, spec.vendor, "" if spec.year is None else str(spec.year), _tflops(spec, "fp32"),
-            _sixteen_bit(spec), _tflops(spec, "fp8"), _maybe(spec.memory_gb), _maybe(spec.tdp_w)]
+            _sixteen_bit(spec), _tflops(spec, "fp8"), _maybe(spec.memory_gb), _maybe(spec.tdp_w),
+            _tflops(spec, "int8"), _maybe(spec.memory_bandwidth_gbps)]
 
 
 def render_list(specs: Sequence[GpuSpec], fmt: str) -> str:
@@ -41,10 +44,10 @@ def render_list(specs: Sequence[GpuSpec], fmt: str) -> str:
     rows = [_list_row(spec) for spec in specs]
     if fmt == "csv":
         return csv_text(_LIST_HEADERS, rows)
-    footer = [_DENSE_NOTE, f"{len(specs)} accelerators; `flopcalc gpus show ID` for all figures and sources."]
+    footer = [_DENSE_NOTE, f"{len(specs)} entries; `flopcalc gpus show ID` for all figures and sources."]
     if fmt == "markdown":
         return markdown_text(_LIST_HEADERS, rows, right=_LIST_RIGHT, footer=footer)
-    return table_text(_LIST_HEADERS, rows, right=_LIST_RIGHT, footer=footer, width=160)
+    return table_text(_LIST_HEADERS, rows, right=_LIST_RIGHT, footer=footer, width=180)
 
 
 def _peak_rows(spec: GpuSpec) -> list[list[str]]:
@@ -58,8 +61,31 @@ def _peak_rows(spec: GpuSpec) -> list[list[str]]:
         text = f"{format_number(dense)} {unit} dense"
         if sparse is not None:
             text += f" ({format_number(sparse)} with 2:4 sparsity)"
+        formula = spec.peak_formula(precision)
+        if formula:
+            text += f" = {formula}"
         rows.append([f"peak {precision}", text])
     return rows
+
+
+def _per_cycle_rows(spec: GpuSpec) -> list[list[str]]:
+    """How each CPU core group's FLOP per cycle follows from its vector or matrix units."""
+    rows = []
+    for group in spec.core_groups:
+        who = f"{group.name} core" if group.name else "per core"
+        for precision in PRECISIONS:
+            if precision in group.flop_per_cycle:
+                unit = "ops" if precision == "int8" else "FLOP"
+                rows.append([f"{precision} {unit}/cycle ({who})",
+                             f"{format_number(group.flop_per_cycle[precision])}: {group.how[precision]}"])
+    return rows
+
+
+def _bandwidth(spec: GpuSpec) -> str:
+    if spec.memory_bandwidth_gbps is None:
+        return ""
+    formula = spec.bandwidth_formula()
+    return f"{format_number(spec.memory_bandwidth_gbps)} GB/s" + (f" = {formula}" if formula else "")
 
 
 def _show_rows(spec: GpuSpec) -> list[list[str]]:
@@ -67,13 +93,16 @@ def _show_rows(spec: GpuSpec) -> list[list[str]]:
         ["id", spec.id],
         ["name", spec.name],
         ["vendor", spec.vendor],
+        ["kind", spec.kind],
         ["aliases", ", ".join(spec.aliases)],
         ["year", "" if spec.year is None else str(spec.year)],
         ["form factor", spec.form_factor or ""],
+        ["cores", " + ".join(f"{g.cores} {g.name}" if g.name else str(g.cores) for g in spec.core_groups)],
         *_peak_rows(spec),
+        *_per_cycle_rows(spec),
         ["default precision", spec.default_precision()],
         ["memory", "" if spec.memory_gb is None else f"{format_number(spec.memory_gb)} GB"],
-        ["memory bandwidth", "" if spec.memory_bandwidth_gbps is None else f"{format_number(spec.memory_bandwidth_gbps)} GB/s"],
+        ["memory bandwidth", _bandwidth(spec)],
         ["TDP", "" if spec.tdp_w is None else f"{format_number(spec.tdp_w)} W"],
         *[["source", url] for url in spec.sources],
         ["notes", spec.notes or ""],

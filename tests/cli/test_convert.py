@@ -114,3 +114,18 @@ def test_convert_and_gpus_do_not_import_torch():
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("gpu, precision, peak", [("TPU-v1", "int8", 92e12), ("E5-2699v3", "fp32", 1.3248e12)])
+def test_convert_on_the_tpu_papers_tpu_and_cpu(gpu, precision, peak):
+    result = invoke("convert", "1 gpu-hours", "--gpu", gpu, "--precision", precision, "-f", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["precision"], data["peak_flops"]) == (precision, peak)
+    assert data["flop"] == pytest.approx(peak * 0.3 * 3600, rel=1e-12)
+
+
+def test_tpu_v1_has_no_training_precision_one_line_exit_2():
+    result = invoke("convert", "1 gpu-hours", "--gpu", "TPU-v1", "--precision", "bf16")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "TPU-v1 has no bf16 peak in the catalogue (it has: int8)" in result.output

@@ -64,3 +64,63 @@ def test_show_bad_name_is_one_line_exit_2(name, message):
     result = invoke("gpus", "show", name)
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["gpu", "tpu", "cpu"])
+def test_list_kind_filter(kind):
+    data = json.loads(invoke("gpus", "list", "--kind", kind, "-f", "json").output)
+    assert data and {entry["kind"] for entry in data} == {kind}
+    everything = json.loads(invoke("gpus", "list", "-f", "json").output)
+    assert len(data) == sum(entry["kind"] == kind for entry in everything)
+
+
+def test_list_bad_kind_is_one_line_exit_2():
+    result = invoke("gpus", "list", "--kind", "fpga")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "unknown kind 'fpga' (use one of: gpu, tpu, cpu)" in result.output
+
+
+def test_list_shows_int8_and_memory_bandwidth_in_every_format():
+    rows = invoke("gpus", "list", "--kind", "cpu", "-f", "csv").output.splitlines()
+    assert rows[0].endswith(",int8 TOPS,memory GB/s")
+    assert "Xeon-8380,Intel Xeon Platinum 8380 (Ice Lake-SP),Intel,2021,5.888,,,\"6,144\",270,23.552,204.8" in rows
+    table = invoke("gpus", "list", "--vendor", "google").output
+    assert "memory GB/s" in table and "34" in table.split("TPU-v1", 1)[1].splitlines()[0]
+    assert "| memory GB/s |" in invoke("gpus", "list", "-f", "markdown").output
+
+
+def test_show_json_of_a_cpu_carries_cores_clock_and_channels():
+    data = json.loads(invoke("gpus", "show", "AMD EPYC 9654 96-Core Processor", "-f", "json").output)
+    assert (data["id"], data["kind"], data["cores"], data["memory_channels"], data["memory_mt_s"]) == (
+        "EPYC-9654", "cpu", 96, 12, 4800)
+    group = data["core_groups"][0]
+    assert (group["clock_ghz"], group["clock"], group["flop_per_cycle"]["fp32"]) == (2.4, "base", 32)
+    assert data["peak_flops"]["fp32"] == 7.3728e12 and data["memory_bandwidth_gbps"] == 460.8
+    gpu = json.loads(invoke("gpus", "show", "H100-SXM", "-f", "json").output)
+    assert (gpu["kind"], gpu["cores"], gpu["core_groups"], gpu["memory_channels"]) == ("gpu", None, [], None)
+
+
+def test_show_table_of_a_cpu_says_how_each_figure_follows():
+    result = invoke("gpus", "show", "Xeon-8480plus")
+    assert result.exit_code == 0, result.output
+    for text in ("114.688 TFLOPS dense = 56 cores x 2 GHz (base) x 1024 FLOP/cycle",
+                 "229.376 TOPS dense = 56 cores x 2 GHz (base) x 2048 ops/cycle",
+                 "AMX-BF16 tile unit: 512 bf16 multiply-adds", "307.2 GB/s = 8 channels x 4800 MT/s x 8 B"):
+        assert text in " ".join(result.output.split())
+
+
+def _show(name):
+    return json.loads(invoke("gpus", "show", name, "-f", "json").output)
+
+
+def test_the_lectures_tpu_table_reproduces_from_gpus_show():
+    """Jouppi et al. 2017, Table 2: TPU 92 TOPS int8, 34 GB/s, 75 W; Haswell 1.3 TFLOPS fp32 / 2.6 TOPS int8,
+    51 GB/s, 145 W; K80 die 2.8 TFLOPS fp32 (560 MHz), 160 GB/s, 150 W."""
+    tpu, haswell, k80 = _show("TPU-v1"), _show("E5-2699v3"), _show("Tesla K80")
+    assert (tpu["peak_flops"], tpu["memory_bandwidth_gbps"], tpu["tdp_w"]) == ({"int8": 92e12}, 34, 75)
+    tera = {precision: round(flops / 1e12, 1) for precision, flops in haswell["peak_flops"].items()}
+    assert (tera["fp32"], tera["int8"]) == (1.3, 2.6)
+    assert haswell["tdp_w"] == 145 and "51 GB/s" in haswell["notes"] and "2.3 GHz" in haswell["notes"]
+    assert k80["tdp_w"] == 150 and "2.80 TFLOPS fp32" in k80["notes"] and "160 GB/s" in k80["notes"]
+    shown = " ".join(invoke("gpus", "show", "K80").output.split())
+    assert "0.56 GHz = 2.80 TFLOPS fp32 per die" in shown
