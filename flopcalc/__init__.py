@@ -34,6 +34,8 @@ _EXPORTS = {
     "load_budget_file": "flopcalc.budget",
     "run_checks": "flopcalc.budget",
     "FlopcalcError": "flopcalc.errors",
+    "ThroughputMeter": "flopcalc.meter",
+    "MeterReading": "flopcalc.meter",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from .compute import TrainingCompute, training_from_report
+from .conventions import detect_transformer
 from .counting.report import CountReport
 from .errors import ModelBuildError, ModelRunError, UsageError
 from .loaders import LoadedModel, load_model, make_inputs
@@ -51,7 +52,8 @@ def count(model: Any, inputs: Any = None, *, strict: bool = False, **options: An
         return count_spec(as_spec(model, inputs, **options), strict=strict)
     from .counting.counter import count as count_module
 
-    return count_module(model, inputs, strict=strict, **options)
+    report = count_module(model, inputs, strict=strict, **options)
+    return replace(report, transformer=detect_transformer(model))
 
 
 def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
@@ -113,10 +115,11 @@ def training(model: ModelSpec | CountReport, examples: float, epochs: float = 1)
 def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bool) -> CountReport:
     from .counting.counter import count as count_module
 
-    return count_module(
+    report = count_module(
         loaded.module, example, backward=spec.backward, frozen=spec.frozen, causal_half=spec.causal_half,
         strict=strict, name=spec.source,
     )
+    return replace(report, transformer=detect_transformer(loaded.module))
 
 
 def _loader_notes(loaded: LoadedModel, spec: ModelSpec) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ def convert_command(
     from ..calibration import choose_throughput
     from ..compute import convert
     from ..render.compute import render_conversion
+    from ..thresholds import crossed
     from ..units import parse_compute_quantity
 
     parsed = parse_compute_quantity(quantity)
@@ -46,4 +47,5 @@ def convert_command(
         raise UsageError("convert needs --gpu NAME (or --calibration FILE|auto)", "e.g. --gpu H100-SXM")
     choice = choose_throughput(gpu=gpu, precision=precision, utilization=parse_utilization(utilization),
                                calibration=calibration, catalogs=catalog or ())
-    emit(render_conversion(convert(parsed, choice.throughput, parse_num_gpus(num_gpus)), fmt.value), output)
+    conversion = convert(parsed, choice.throughput, parse_num_gpus(num_gpus))
+    emit(render_conversion(conversion, fmt.value, crossed(conversion.flop)), output)

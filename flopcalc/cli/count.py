@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 import typer
 
@@ -54,18 +55,31 @@ def count_command(
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) when an op has no FLOP formula."),
     unit: str = typer.Option("flop", "--unit", help="flop (1 multiply-add = 2 FLOPs) or mac."),
     depth: str = typer.Option("2", "--depth", "-d", help="Module tree depth shown in tables; 'all' or -1 for all."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="Also run other counters on the same model and "
+                                          "inputs and name why they differ: fvcore, torch, or fvcore,torch."),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Count forward and backward FLOPs per layer, parameters, and FLOPs by category."""
     from ..api import count_spec
+    from ..conventions import conventions_for
     from ..render.count import render
 
     if unit not in ("flop", "mac"):
         raise UsageError(f"--unit {unit!r} is not flop or mac")
     shown_depth = parse_depth(depth)
     spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, frozen, causal_half, not no_backward)
-    report = count_spec(spec, strict=strict).in_unit(unit)
+    comparison = None
+    if compare is not None:
+        from ..compare import compare_spec, parse_counters
+
+        comparison = compare_spec(spec, parse_counters(compare), strict=strict).in_unit(unit)
+        counted = comparison.report
+    else:
+        counted = count_spec(spec, strict=strict)
+    conventions = conventions_for(counted)
+    report = counted.in_unit(unit)
     color = output is None and fmt is OutputFormat.table and sys.stdout.isatty()
-    emit(render(report, fmt.value, shown_depth, color), output)
+    blocks = {"conventions": conventions.to_dict()} if conventions is not None else {}
+    emit(render(report, fmt.value, shown_depth, color, blocks=blocks, comparison=comparison), output)
     notes_to_stderr(report.notes, shown=shown_on_terminal(fmt, output))

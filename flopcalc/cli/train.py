@@ -69,10 +69,12 @@ def train_command(
     output: OutputOption = None,
 ) -> None:
     """Training compute = (forward + backward FLOPs per example) x examples x epochs, and its cost on GPUs."""
-    from ..api import training
+    from ..api import count_spec, training
     from ..calibration import choose_throughput
     from ..compute import fleet_estimate, training_from_forward, training_from_params_tokens
+    from ..conventions import conventions_for
     from ..render.compute import render_training
+    from ..thresholds import crossed
 
     modes = [name for name, given in (("MODEL", model), ("--flops-per-example", flops_per_example),
                                       ("--params/--tokens", params or tokens)) if given]
@@ -107,8 +109,11 @@ def train_command(
         raise UsageError("--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
                          "(or --calibration FILE|auto)")
 
+    conventions = None
     if spec is not None:
-        result = training(spec, n_examples, n_epochs or 1)
+        report = count_spec(spec)
+        result = training(report, n_examples, n_epochs or 1)
+        conventions = conventions_for(report)
     elif modes[0] == "--flops-per-example":
         result = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples,
                                        n_epochs or 1)
@@ -118,4 +123,5 @@ def train_command(
     if choice is not None and choice.notes:
         result = replace(result, notes=tuple(result.notes) + choice.notes)
     fleet = None if choice is None else fleet_estimate(result.training_flops, **fleet_options)
-    emit(render_training(result, fleet, fmt.value, source=model or ""), output)
+    emit(render_training(result, fleet, fmt.value, source=model or "", conventions=conventions,
+                         thresholds=crossed(result.training_flops)), output)

@@ -418,6 +418,8 @@ def count(
         backward_counted=backward_counted,
         notes=tuple(notes),
         options={"backward": backward, "frozen": list(frozen), "causal_half": causal_half},
+        recomputed_by_category={c: v for c, v in _merge(
+            (c, v) for table in counter.recomputed.values() for c, v in table.items()).items() if v},
     )
 
 

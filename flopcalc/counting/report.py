@@ -113,6 +113,31 @@ def build_layers(
 
 
 @dataclass(frozen=True)
+class TransformerShape:
+    """What the FLOP-per-token formulas quoted for transformers need, read from the model (its config and its
+    embedding tables): layers L, query heads H, head dimension Q, and which parameters are embedding tables."""
+
+    layers: int
+    heads: int
+    head_dim: int
+    embedding_params: int = 0  # parameters of the token embedding table(s)
+    position_embedding_params: int = 0  # other embedding tables: learned positions, token types
+    tied_output: bool = False  # the token table is also the output projection (GPT-2, nanoGPT)
+    source: str = ""  # where the figures came from, e.g. "config (gpt2)"
+
+    def to_dict(self) -> dict:
+        return {
+            "layers": self.layers,
+            "heads": self.heads,
+            "head_dim": self.head_dim,
+            "embedding_params": self.embedding_params,
+            "position_embedding_params": self.position_embedding_params,
+            "tied_output": self.tied_output,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
 class CountReport:
     """What `flopcalc.count` found: per-layer forward/backward FLOPs, parameters, unsupported ops."""
 
@@ -127,6 +152,10 @@ class CountReport:
     unit: str = "flop"
     notes: tuple[str, ...] = ()
     options: Mapping[str, object] = field(default_factory=dict)
+    # forward FLOPs that activation checkpointing re-ran during the backward: hardware work, not model FLOPs
+    recomputed_by_category: Mapping[str, int] = field(default_factory=dict)
+    # L, H, Q of a transformer, when the model says them (its config): what the FLOP conventions need
+    transformer: TransformerShape | None = None
 
     @property
     def root(self) -> LayerCount:
@@ -143,6 +172,11 @@ class CountReport:
     @property
     def total(self) -> int:
         return self.forward + self.backward
+
+    @property
+    def recomputed(self) -> int:
+        """FLOPs activation checkpointing re-ran in the backward: in hardware FLOPs (HFU), not in model FLOPs (MFU)."""
+        return sum(self.recomputed_by_category.values())
 
     @property
     def forward_by_category(self) -> Mapping[str, int]:
@@ -175,7 +209,8 @@ class CountReport:
             )
             for layer in self.layers
         )
-        return replace(self, layers=layers, unit=unit)
+        return replace(self, layers=layers, unit=unit,
+                       recomputed_by_category=_halve_multiply_adds(self.recomputed_by_category))
 
     def layer(self, name: str) -> LayerCount:
         for layer in self.layers:
@@ -200,6 +235,7 @@ class CountReport:
                 "param_bytes": self.param_bytes,
                 "forward_by_category": dict(self.forward_by_category),
                 "backward_by_category": dict(self.backward_by_category),
+                **({"recomputed": self.recomputed} if self.recomputed else {}),
             },
             "layers": [layer.to_dict() for layer in self.layers],
             "unsupported_ops": dict(self.unsupported_ops),

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..compute import Conversion, FleetEstimate, Throughput, TrainingCompute
 from ..units import format_number, format_si
 from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
+
+if TYPE_CHECKING:
+    from ..conventions import ConventionsTable
+    from ..thresholds import Threshold
 
 _RIGHT = (1,)
 
@@ -71,7 +75,31 @@ def _emit(fmt: str, data: dict[str, Any], rows: Sequence[Sequence[str]], title: 
     return table_text(headers, rows, right=_RIGHT, title=title, footer=footer, show_header=False)
 
 
-def render_conversion(conversion: Conversion, fmt: str) -> str:
+def _with_thresholds(data: dict[str, Any], footer: list[str], total: float,
+                     thresholds: Sequence["Threshold"]) -> None:
+    """A note per threshold crossed, and their ids under `thresholds_crossed` (only when one is)."""
+    if thresholds:
+        data["thresholds_crossed"] = [threshold.id for threshold in thresholds]
+        footer.extend(threshold.note(total) for threshold in thresholds)
+
+
+def _convention_rows(table: "ConventionsTable") -> tuple[list[list[str]], list[str]]:
+    """Rows of FLOPs per token, counted and by each formula; and the footer lines saying how each differs."""
+    counted = table.counted_per_token
+    rows = [["FLOP per token", "", f"T = {table.seq_len:,} tokens per sequence; forward + backward"],
+            ["counted (flopcalc)", format_number(round(counted)),
+             f"matmul {format_si(table.counted_products_per_token)} + attention "
+             f"{format_si(table.counted_attention_per_token)} + other {format_si(table.counted_other_per_token)}"]]
+    footer = [f"FLOP conventions for a transformer with L = {table.shape.layers}, H = {table.shape.heads}, "
+              f"Q = {table.shape.head_dim} (from {table.shape.source}), T = {table.seq_len}:"]
+    for convention in table.conventions:
+        ratio = f"{convention.flops_per_token / counted:.3f} x counted" if counted else ""
+        rows.append([convention.name, format_number(convention.flops_per_token), f"{ratio}; {convention.source}"])
+        footer.append(f"{convention.name} = {convention.formula}: " + "; ".join(convention.differences))
+    return rows, footer
+
+
+def render_conversion(conversion: Conversion, fmt: str, thresholds: Sequence["Threshold"] = ()) -> str:
     """All forms of one amount of compute; csv is one header row (the JSON keys) and one value row."""
     rows = [
         ["FLOP", format_number(conversion.flop), format_si(conversion.flop, "FLOP")],
@@ -80,7 +108,9 @@ def render_conversion(conversion: Conversion, fmt: str) -> str:
         *_fleet_rows(conversion.fleet),
     ]
     title = [f"{conversion.quantity.text} on {_gpus(conversion.fleet.num_gpus)}"]
-    return _emit(fmt, conversion.to_dict(), rows, title, _fleet_notes(conversion.fleet, energy=False))
+    data, footer = conversion.to_dict(), _fleet_notes(conversion.fleet, energy=False)
+    _with_thresholds(data, footer, conversion.flop, thresholds)
+    return _emit(fmt, data, rows, title, footer)
 
 
 def training_dict(training: TrainingCompute, fleet: Optional[FleetEstimate]) -> dict[str, Any]:
@@ -91,7 +121,8 @@ def training_dict(training: TrainingCompute, fleet: Optional[FleetEstimate]) -> 
     return data
 
 
-def render_training(training: TrainingCompute, fleet: Optional[FleetEstimate], fmt: str, source: str = "") -> str:
+def render_training(training: TrainingCompute, fleet: Optional[FleetEstimate], fmt: str, source: str = "",
+                    conventions: Optional["ConventionsTable"] = None, thresholds: Sequence["Threshold"] = ()) -> str:
     unit = training.example_unit
     rows = [
         [f"forward per {unit}", format_number(training.forward_flops_per_example),
@@ -108,4 +139,12 @@ def render_training(training: TrainingCompute, fleet: Optional[FleetEstimate], f
         rows.extend(_fleet_rows(fleet))
         footer = _fleet_notes(fleet, energy=True) + footer
     title = [f"training compute ({training.method})" + (f": {source}" if source else "")]
-    return _emit(fmt, training_dict(training, fleet), rows, title, footer)
+    data = training_dict(training, fleet)
+    _with_thresholds(data, footer, training.training_flops, thresholds)
+    if conventions is not None:
+        convention_rows, convention_notes = _convention_rows(conventions)
+        rows.extend(convention_rows)
+        footer.extend(convention_notes)
+        if fmt == "json":
+            data["conventions"] = conventions.to_dict()
+    return _emit(fmt, data, rows, title, footer)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..counting.report import CATEGORIES, CountReport, LayerCount
 from ..units import format_si
 from ..files import to_json
 from .tabular import csv_text, markdown_text
+
+if TYPE_CHECKING:
+    from ..compare import Comparison
 
 CONVENTION = {
     "flop": "FLOPs: 1 multiply-add = 2 FLOPs",
@@ -32,8 +36,37 @@ def _share(value: int, total: int) -> str:
     return f"{100.0 * value / total:.1f}%" if total else "-"
 
 
-def render_json(report: CountReport) -> str:
-    return to_json(report.to_dict())
+def render_json(report: CountReport, blocks: Mapping[str, Any] | None = None) -> str:
+    """The report's JSON, with the optional blocks (`conventions`, `compare`) after its own keys."""
+    return to_json({**report.to_dict(), **(blocks or {})})
+
+
+def comparison_lines(comparison: "Comparison") -> list[str]:
+    """Each counter's forward, backward and total next to flopcalc's, per top-level module, and the reasons."""
+    unit = "FLOP" if comparison.unit == "flop" else "MAC"
+    cell = lambda value: "-" if value is None else format_si(value)  # noqa: E731
+    lines = [f"second opinion, in {unit} ({CONVENTION[comparison.unit]}):",
+             f"  {'counter':10s} {'forward':>10s} {'backward':>10s} {'total':>10s}"]
+    for row in comparison.rows():
+        lines.append(f"  {row['counter']:10s} {cell(row['forward']):>10s} {cell(row['backward']):>10s} "
+                     f"{cell(row['total']):>10s}")
+    data = comparison.to_dict()
+    names = list(data["flopcalc"]["modules"])
+    with_modules = [c for c in data["counters"] if c["modules"]]
+    if names and with_modules:
+        lines.append("  forward per top-level module: " + ", ".join(
+            f"{name or '(root)'} flopcalc {format_si(data['flopcalc']['modules'][name])}"
+            + "".join(f" {c['name']} {cell(c['modules'].get(name))}" for c in with_modules) for name in names))
+    for counter in data["counters"]:
+        if counter["error"]:
+            lines.append(f"  {counter['name']} could not run: {counter['error']}")
+        if counter["note"]:
+            lines.append(f"  {counter['name']} {counter['note']}")
+    if not comparison.differences and all(not c["error"] for c in data["counters"]):
+        lines.append("  no known difference seen on this model")
+    for difference in comparison.differences:
+        lines.append(f"  {difference.counter} ({difference.reason}): {difference.explanation}")
+    return lines
 
 
 def _layer_cells(layer: LayerCount, total: int) -> list[str]:
@@ -148,11 +181,15 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     return console.file.getvalue()
 
 
-def render(report: CountReport, fmt: str, depth: int = 2, color: bool = False) -> str:
+def render(report: CountReport, fmt: str, depth: int = 2, color: bool = False,
+           blocks: Mapping[str, Any] | None = None, comparison: "Comparison | None" = None) -> str:
+    """The report in `fmt`; JSON gets the optional `blocks`; table and Markdown end with the comparison."""
     if fmt == "json":
-        return render_json(report)
+        return render_json(report, {**(blocks or {}), **({"compare": comparison.to_dict()} if comparison else {})})
     if fmt == "csv":
         return render_csv(report)
-    if fmt == "markdown":
-        return render_markdown(report, depth)
-    return render_table(report, depth, color)
+    text = render_markdown(report, depth) if fmt == "markdown" else render_table(report, depth, color)
+    if comparison is not None:
+        lines = comparison_lines(comparison)
+        text += "\n" + ("\n".join(f"    {line}" for line in lines) if fmt == "markdown" else "\n".join(lines)) + "\n"
+    return text

@@ -129,3 +129,11 @@ def test_tpu_v1_has_no_training_precision_one_line_exit_2():
     result = invoke("convert", "1 gpu-hours", "--gpu", "TPU-v1", "--precision", "bf16")
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert "TPU-v1 has no bf16 peak in the catalogue (it has: int8)" in result.output
+
+
+def test_convert_notes_thresholds_and_lists_them_in_json():
+    result = runner.invoke(app, ["convert", "2e26 flop", "--gpu", "H100-SXM", "--format", "json"])
+    data = json.loads(result.output)
+    assert data["thresholds_crossed"] == ["eu-ai-act", "california-sb-53", "us-eo-14110"]
+    table = runner.invoke(app, ["convert", "2e25 flop", "--gpu", "H100-SXM"]).output.replace("\n", " ")
+    assert "EU AI Act" in table and "SB 53" not in table

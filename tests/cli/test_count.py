@@ -178,3 +178,35 @@ def test_a_corrupt_pt2_prints_one_line_on_the_real_stderr(tmp_path):
 def test_cuda_without_a_gpu_says_so(examples):
     result = invoke("count", examples / "mlp.py", "--device", "cuda")
     assert result.exit_code == 2 and "no CUDA device is visible" in result.output
+
+
+def test_compare_prints_each_counter_and_its_reasons_and_json_has_a_compare_block(examples):
+    args = ("count", examples / "mlp.py", "--input", "4x784", "--compare", "fvcore,torch")
+    table = invoke(*args)
+    assert table.exit_code == 0, table.output
+    assert "second opinion" in table.output and "fvcore (multiply_add_once)" in table.output
+    result = invoke(*args, "--format", "json")
+    data = json.loads(result.output)
+    compare = data["compare"]
+    assert [c["name"] for c in compare["counters"]] == ["fvcore", "torch"]
+    fvcore = compare["counters"][0]
+    # fvcore's linear handle: the products only, one per multiply-add
+    assert fvcore["as_reported"] * 2 == data["totals"]["forward_by_category"]["matmul"]
+    assert {d["reason"] for d in compare["differences"] if d["counter"] == "torch"} == {"products_only"}
+
+
+def test_compare_rejects_an_unknown_counter(examples):
+    result = invoke("count", examples / "mlp.py", "--input", "4x784", "--compare", "deepspeed")
+    assert result.exit_code == 2 and "unknown counter deepspeed" in result.output
+
+
+def test_json_of_a_transformer_config_has_a_conventions_block(tmp_path):
+    pytest.importorskip("transformers")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 16, "vocab_size": 64,
+                                  "n_positions": 32, "bos_token_id": 0, "eos_token_id": 0}))
+    data = json.loads(invoke("count", config, "--seq-len", "32", "--format", "json").output)
+    block = data["conventions"]
+    assert block["shape"]["layers"] == 1 and block["shape"]["seq_len"] == 32
+    assert [c["key"] for c in block["conventions"]] == ["kaplan_6n", "palm", "palm_causal", "torchtitan"]
+    assert block["counted"]["flops_per_token"] == data["totals"]["total"] / 32

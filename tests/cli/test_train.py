@@ -118,3 +118,27 @@ def test_utilization_given_with_a_calibrated_model_is_never_ignored(examples, tm
         assert result.exit_code == 2 and "conflicts with the measured utilisation" in result.output, result.output
     data = run_json(*common)
     assert data["utilization"] == pytest.approx(0.05 / 0.25)  # the measured 20%, as nothing else was given
+
+
+def test_train_notes_the_regulatory_thresholds_a_total_crosses():
+    result = runner.invoke(app, ["train", "--params", "70G", "--tokens", "15T", "--format", "json"])
+    data = json.loads(result.output)  # 6 x 70e9 x 15e12 = 6.3e24: under every threshold
+    assert "thresholds_crossed" not in data
+    result = runner.invoke(app, ["train", "--params", "400G", "--tokens", "15T"])  # 3.6e25
+    assert "above 1e+25 FLOP, the threshold of EU AI Act" in result.output.replace("\n", " ")
+    assert "SB 53" not in result.output
+
+
+def test_train_of_a_transformer_prints_the_conventions_side_by_side(tmp_path):
+    pytest.importorskip("transformers")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 16, "vocab_size": 64,
+                                  "n_positions": 32, "bos_token_id": 0, "eos_token_id": 0}))
+    result = runner.invoke(app, ["train", str(config), "--seq-len", "32", "--examples", "1000"])
+    assert result.exit_code == 0, result.output
+    for text in ("FLOP per token", "counted (flopcalc)", "6N + 12LHQT", "6N + 6LHQT", "6(N-E) + 12LHQT", "Kaplan",
+                 "MaxText", "torchtitan"):
+        assert text in result.output
+    data = json.loads(runner.invoke(app, ["train", str(config), "--seq-len", "32", "--examples", "1000",
+                                          "--format", "json"]).output)
+    assert data["conventions"]["counted"]["flops_per_token"] == data["flops_per_example"] / 32

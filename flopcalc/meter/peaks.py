@@ -1,0 +1,80 @@
+"""The peaks an MFU divides by: a figure the user gives, the datasheet's dense peak, the measured matmul peak.
+
+Each peak carries a label that says what it is, so no MFU is printed without its denominator. The datasheet
+peak comes from the GPU catalogue (the device name torch reports, or a name given); the measured one from a
+calibration file written by `flopcalc bench --save`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..calibration import calibrated_throughput, load_calibration
+from ..catalog import load_catalog
+from ..errors import FlopcalcError, UsageError
+from ..units import format_number, normalize_precision
+
+# the order figures are listed in; the first one present is "the" MFU
+PEAK_KINDS = ("given", "datasheet", "measured")
+
+
+@dataclass(frozen=True)
+class Peak:
+    """FLOP/s an MFU divides by. `kind` is given | datasheet | measured; `label` says where it came from."""
+
+    kind: str
+    flops: float
+    label: str
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "peak_flops": self.flops, "label": self.label}
+
+
+def resolve_peaks(
+    *,
+    device_name: str | None,
+    gpu_given: bool,
+    precision: str | None = None,
+    peak_flops: float | None = None,
+    calibration: str | os.PathLike | None = None,
+    catalogs: Sequence[str | os.PathLike] = (),
+) -> tuple[tuple[Peak, ...], tuple[str, ...]]:
+    """The peaks of one device, and notes on the ones that could not be had.
+
+    - `peak_flops`: a figure the user gives (FLOP/s), labelled as such.
+    - the datasheet's dense peak of `device_name` at `precision` (default: the GPU's fastest 16-bit one); a
+      name the user gave (`gpu_given`) that the catalogue lacks is an error, a detected one (a CPU) a note.
+    - the measured matmul peak of the device in `calibration` (a file, or "auto").
+    """
+    peaks: list[Peak] = []
+    notes: list[str] = []
+    if peak_flops is not None:
+        if isinstance(peak_flops, bool) or not isinstance(peak_flops, (int, float)) or not peak_flops > 0:
+            raise UsageError(f"peak_flops must be a positive number of FLOP/s, got {peak_flops!r}")
+        peaks.append(Peak("given", float(peak_flops), f"given peak {format_number(peak_flops / 1e12)} TFLOP/s"))
+    catalog = load_catalog(tuple(catalogs))
+    if device_name:
+        try:
+            spec = catalog.resolve(device_name)
+        except FlopcalcError as error:
+            if gpu_given:
+                raise
+            notes.append(f"no datasheet peak: {error.message}")
+        else:
+            chosen = normalize_precision(precision) if precision else spec.default_precision()
+            flops = spec.peak_flops(chosen)
+            peaks.append(Peak("datasheet", flops, f"datasheet dense {chosen} peak of {spec.id}: "
+                                                  f"{format_number(flops / 1e12)} TFLOP/s"))
+    else:
+        notes.append("no datasheet peak: no device name (pass device_name='H100-SXM' or the like)")
+    if calibration is not None:
+        throughput, _ = calibrated_throughput(
+            load_calibration(calibration), device_name=device_name, precision=precision,
+            catalog=catalog if device_name else None,
+        )
+        peaks.append(Peak("measured", throughput.peak_flops,
+                          f"measured {throughput.precision} matmul peak of {throughput.gpu}: "
+                          f"{format_number(throughput.peak_flops / 1e12)} TFLOP/s ({throughput.origin.split(';')[0]})"))
+    return tuple(peaks), tuple(notes)

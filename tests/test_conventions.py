@@ -1,0 +1,58 @@
+"""The FLOP conventions (flopcalc/conventions.py): each quoted formula, written out, next to the count."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+import flopcalc
+from flopcalc.conventions import conventions_for, detect_transformer, palm_flops_per_token
+
+
+def test_palm_formula_for_gpt2_small_is_written_out():
+    # GPT-2 small: L = 12, H = 12, Q = 64, T = 1024; N = 124,439,808 parameters less the 1024 x 768 position
+    # table = 123,653,376 (what nanoGPT's estimate_mfu uses). 6N = 741,920,256; 12LHQT = 12*12*12*64*1024 =
+    # 113,246,208; per token 855,166,464 FLOP, and the causal half of the attention term 56,623,104.
+    assert palm_flops_per_token(123_653_376, 12, 12, 64, 1024) == 855_166_464
+    assert palm_flops_per_token(123_653_376, 12, 12, 64, 1024, causal=True) == 741_920_256 + 56_623_104
+
+
+def _gpt2(layers=2, heads=4, width=64, vocab=1000, positions=64):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(n_layer=layers, n_head=heads, n_embd=width, vocab_size=vocab,
+                                     n_positions=positions, bos_token_id=0, eos_token_id=0)
+    with torch.device("meta"):
+        return transformers.GPT2LMHeadModel(config)
+
+
+def test_gpt2_shape_is_read_from_its_config_and_its_tables():
+    model = _gpt2()
+    shape = detect_transformer(model)
+    assert (shape.layers, shape.heads, shape.head_dim) == (2, 4, 16)
+    assert (shape.embedding_params, shape.position_embedding_params, shape.tied_output) == (1000 * 64, 64 * 64, True)
+    assert "gpt2" in shape.source
+    assert detect_transformer(nn.Linear(2, 2)) is None
+
+
+def test_each_convention_is_its_formula_on_the_counted_model():
+    model = _gpt2()
+    report = flopcalc.count(model, torch.zeros(2, 64, dtype=torch.long, device="meta"))
+    table = conventions_for(report)
+    n = report.params
+    assert n == sum(p.numel() for p in model.parameters())
+    attention = 12 * 2 * 4 * 16 * 64
+    by_key = {c.key: c for c in table.conventions}
+    assert by_key["kaplan_6n"].flops_per_token == 6 * (n - 64_000 - 4_096)
+    assert by_key["palm"].flops_per_token == 6 * (n - 4_096) + attention
+    assert by_key["palm_causal"].flops_per_token == 6 * (n - 4_096) + attention // 2
+    assert by_key["torchtitan"].flops_per_token == 6 * (n - 64_000 - 4_096) + attention
+    assert table.counted_per_token == report.total / 128
+    # the counted attention (full square, no --causal-half) is exactly PaLM's attention term
+    assert table.counted_attention_per_token == attention
+    assert table.counted_products_per_token + table.counted_attention_per_token + table.counted_other_per_token == (
+        pytest.approx(table.counted_per_token))
+    assert any("shares the token table" in d for d in by_key["kaplan_6n"].differences)
+    assert any("half the T x T square" in d for d in by_key["palm_causal"].differences)
+
+
+def test_no_table_for_a_model_without_a_transformer_shape_or_token_input():
+    assert conventions_for(flopcalc.count(nn.Linear(4, 4), torch.randn(2, 4))) is None
