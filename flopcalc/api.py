@@ -118,9 +118,18 @@ def count_traffic(
     from .counting.traffic import TrafficTracer, cache_tensors
 
     tracer = TrafficTracer(model, cache_tensors(cache))
-    report = count_module(model, inputs, backward=False, causal_half=causal_half, strict=strict, name=name,
-                          observe=tracer)
-    return report, tracer.report(cache_tensors(cache))
+    returned: list[Any] = []
+    try:  # what the model returns is written; a second output of an op nobody reads (batch norm's saved statistics) is not
+        hook = model.register_forward_hook(lambda module, args, output: returned.append(output))
+    except (AttributeError, RuntimeError):  # a ScriptModule takes no Python hooks: every unread tensor is an output
+        hook = None
+    try:
+        report = count_module(model, inputs, backward=False, causal_half=causal_half, strict=strict, name=name,
+                              observe=tracer)
+    finally:
+        if hook is not None:
+            hook.remove()
+    return report, tracer.report(cache_tensors(cache), returned if hook is not None else None)
 
 
 def example_inputs(spec: ModelSpec, loaded: LoadedModel, device: str) -> Any:

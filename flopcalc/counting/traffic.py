@@ -7,8 +7,8 @@ The model of memory traffic, in one place (docs/infer.md says it for users):
 - A layer reads, once each, the tensors it uses that something else wrote: its weights, the activations of
   the layers before it, the model's inputs, the KV cache. A gather (an embedding lookup) reads the rows it
   gathers, not the whole table.
-- A layer writes the tensors it makes that another layer reads or that nothing reads (the model's outputs),
-  and what it appends to the KV cache.
+- A layer writes the tensors it makes that another layer reads or that the model returns, and what it appends to the KV cache: the new part of a concatenation onto a cache tensor it was given, or
+  of a tensor the cache holds after the forward.
 - Views move nothing; an in-place write moves the values written (copying one token into a static cache
   writes that token, not the cache). Tensors are followed by their storage, so a view of a layer's output
   is that output.
@@ -26,6 +26,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 # Ops whose first argument is a table they read only in part: as many elements as they return.
 _GATHERS = frozenset({"embedding", "index_select", "gather", "index", "take", "_embedding_bag", "embedding_bag"})
+# Ops that join tensors: one that starts with a cache tensor it was given extends the cache (an append).
+_CONCATS = frozenset({"cat", "concat", "concatenate"})
 # In-place ops that overwrite what they write into without reading it first.
 _OVERWRITES = frozenset({
     "copy_", "index_copy_", "index_put_", "_index_put_impl_", "fill_", "zero_", "scatter_", "masked_fill_",
@@ -35,11 +37,13 @@ _OVERWRITES = frozenset({
 
 @dataclass(frozen=True)
 class LayerTraffic:
-    """What one layer moves: parameter elements read (by parameter name), activation and KV-cache elements read
-    and written, and other bytes (integer and boolean tensors, buffers) at their own dtype."""
+    """What one layer moves: parameter elements read (by parameter name), buffer bytes read (running statistics,
+    rotary tables: model state at its own dtype), activation and KV-cache elements read and written, and other
+    bytes (integer and boolean tensors) at their own dtype."""
 
     name: str  # module path, "" for the root's own ops
     weights: Mapping[str, int] = field(default_factory=dict)
+    buffer_bytes: int = 0
     activations_read: int = 0
     activations_written: int = 0
     cache_read: int = 0
@@ -74,6 +78,7 @@ class _Write:
     itemsize: int
     floating: bool
     cache_prefix: int  # elements of the old cache the result starts with (a concatenation onto the cache)
+    appends_cache: bool = False  # a concatenation onto a cache tensor: its new part is written to the cache
     escaped: bool = False  # read by another layer
     read_inside: bool = False  # read by the layer that wrote it
 
@@ -130,7 +135,7 @@ class TrafficTracer:
             self._read(module, tensor, tensor.numel() if gathered is None or index else min(tensor.numel(), gathered))
         prefix = sum(t.numel() for t in inputs if self._key(t) in self._cache_in)
         for tensor in fresh:
-            self._write(module, tensor, tensor.numel(), prefix)
+            self._write(module, tensor, tensor.numel(), prefix, appends=prefix > 0 and name in _CONCATS)
 
     def _read(self, layer: str, tensor: Any, elements: int) -> None:
         key = self._key(tensor)
@@ -146,22 +151,25 @@ class TrafficTracer:
         itemsize = tensor.element_size()
         self._read_info[key] = (itemsize, tensor.is_floating_point(), tensor.untyped_storage().nbytes() // itemsize)
 
-    def _write(self, layer: str, tensor: Any, elements: int, cache_prefix: int, whole: bool = True) -> None:
+    def _write(self, layer: str, tensor: Any, elements: int, cache_prefix: int, whole: bool = True,
+               appends: bool = False) -> None:
         """A write of `elements`; `whole=False` for a part written in place (a token into a static cache): the
         rest of the tensor is still someone else's, so the part is charged and the tensor keeps its writer."""
         write = _Write(layer, self._key(tensor), elements, tensor.element_size(), tensor.is_floating_point(),
-                       cache_prefix, escaped=not whole)
+                       cache_prefix, appends, escaped=not whole)
         if whole:
             self._writer[write.key] = write
         self._writes.append(write)
 
-    def report(self, cache: Iterable[Any] = ()) -> TrafficReport:
+    def report(self, cache: Iterable[Any] = (), outputs: Iterable[Any] | None = None) -> TrafficReport:
         """The traffic of the forward observed so far. `cache`: the KV cache's tensors after the forward; what the
-        forward added to them is written as cache, whoever reads it."""
+        forward added to them is written as cache, whoever reads it. `outputs`: the tensors the model returned,
+        written whoever reads them; None when unknown, and then every tensor nobody read counts as an output."""
         cache_out = {self._key(tensor) for tensor in cache}
+        returned = None if outputs is None else {self._key(t) for t in _tensors(list(outputs)) if _has_storage(t)}
         cache_keys = self._cache_in | cache_out
         totals: dict[str, dict[str, Any]] = {
-            name: {"weights": defaultdict(int), "activations_read": 0, "activations_written": 0, "cache_read": 0,
+            name: {"weights": defaultdict(int), "buffer_bytes": 0, "activations_read": 0, "activations_written": 0, "cache_read": 0,
                    "cache_written": 0, "other_bytes": 0}
             for name in self._order
         }
@@ -171,17 +179,19 @@ class TrafficTracer:
             entry = totals[layer]
             if key in self._params:
                 entry["weights"][self._params[key]] += elements
+            elif key in self._buffers:
+                entry["buffer_bytes"] += elements * itemsize
             elif key in cache_keys:
                 entry["cache_read"] += elements
-            elif floating and key not in self._buffers:
+            elif floating:
                 entry["activations_read"] += elements
             else:
                 entry["other_bytes"] += elements * itemsize
         for write in self._writes:
             entry = totals[write.layer]
-            if write.key in cache_out:
+            if write.key in cache_out or write.appends_cache:
                 entry["cache_written"] += max(write.elements - write.cache_prefix, 0)
-            elif write.escaped or not write.read_inside:
+            elif write.escaped or (not write.read_inside if returned is None else write.key in returned):
                 if write.floating:
                     entry["activations_written"] += write.elements
                 else:

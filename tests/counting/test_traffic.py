@@ -120,3 +120,14 @@ def test_cache_tensors_of_legacy_tuples():
     k, v = meta(1, 2, 3, 4), meta(1, 2, 3, 4)
     assert cache_tensors(((k, v), (k, v))) == [k, v, k, v]
     assert cache_tensors(None) == []
+
+
+def test_buffers_are_model_state_in_bytes_at_their_own_dtype():
+    channels = 8
+    with torch.device("meta"):
+        model = nn.BatchNorm1d(channels).eval()
+    _, traffic = count_traffic(model, (meta(B, channels),))
+    (layer,) = traffic.layers
+    assert layer.weights == {"weight": channels, "bias": channels}
+    assert layer.buffer_bytes == 2 * channels * 4  # running mean and variance, fp32
+    assert (layer.activations_read, layer.activations_written, layer.other_bytes) == (B * channels, B * channels, 0)
