@@ -36,7 +36,8 @@ def main() -> None:
                            prompt=512, generate=128)
             seconds = time.perf_counter() - start
             print(f"batch sizes {sizes}: {seconds:.1f} s, time per token at batch 1 "
-                  f"{result.decode.time_per_token_s * 1e3:.3f} ms, KV {result.kv_cache_bytes_per_token:,} B/token, "
+                  f"{result.decode.time_per_token_s * 1e3:.3f} ms, "
+                  f"KV {int(result.kv_cache_bytes_per_token):,} B/token, "
                   f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

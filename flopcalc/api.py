@@ -119,7 +119,8 @@ def count_traffic(
 
     tracer = TrafficTracer(model, cache_tensors(cache))
     returned: list[Any] = []
-    try:  # what the model returns is written; a second output of an op nobody reads (batch norm's saved statistics) is not
+    # what the model returns is written; a second output of an op nobody reads (batch norm's statistics) is not
+    try:
         hook = model.register_forward_hook(lambda module, args, output: returned.append(output))
     except (AttributeError, RuntimeError):  # a ScriptModule takes no Python hooks: every unread tensor is an output
         hook = None

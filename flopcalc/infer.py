@@ -298,7 +298,8 @@ class _Pricer:
         }
 
     def layer(self, traffic: LayerTraffic, flops: float, type_name: str) -> LayerBound:
-        weights = sum(elements * self.per_weight[name] for name, elements in traffic.weights.items()) + traffic.buffer_bytes
+        weights = sum(elements * self.per_weight[name] for name, elements in traffic.weights.items())
+        weights += traffic.buffer_bytes
         activations = (traffic.activations_read + traffic.activations_written) * self.activation
         kv = (traffic.cache_read + traffic.cache_written) * self.kv
         moved = weights + activations + kv + traffic.other_bytes
@@ -392,8 +393,10 @@ class Decode:
         return {
             "batch_size": self.batch_size,
             "tokens": self.tokens,
-            "flops_per_token_at_context": [{"context": c, "flops": _whole(f)} for c, f in self.flops_per_token_at_context],
-            "bytes_per_step_at_context": [{"context": c, "bytes": _bytes(b)} for c, b in self.bytes_per_step_at_context],
+            "flops_per_token_at_context": [{"context": c, "flops": _whole(f)}
+                                           for c, f in self.flops_per_token_at_context],
+            "bytes_per_step_at_context": [{"context": c, "bytes": _bytes(b)}
+                                          for c, b in self.bytes_per_step_at_context],
             "flops_total": _whole(self.flops_total),
             "time_total_s": self.time_total_s,
             "time_per_token_s": self.time_per_token_s,
@@ -581,7 +584,8 @@ class _Analysis:
 
     def _common(self) -> dict[str, Any]:
         weights = weights_bytes(self.param_shapes, self.precisions.weights, self.precisions.activations)
-        by_dtype = {dtype: weights_bytes(self.param_shapes, dtype, self.precisions.activations) for dtype in STORAGE_DTYPES}
+        by_dtype = {dtype: weights_bytes(self.param_shapes, dtype, self.precisions.activations)
+                    for dtype in STORAGE_DTYPES}
         if self.precisions.weights in QUANTIZATION_LAYOUTS:
             self.notes.append(QUANTIZATION_LAYOUTS[self.precisions.weights]
                               + f"; vectors (norm weights, biases) stay {self.precisions.activations}")
@@ -611,7 +615,7 @@ class _Analysis:
         batches = []
         for batch, bound in passes.items():
             if not bound.time_s:
-                raise ModelRunError(f"{self.spec.source} computes nothing and moves no tensor: there is nothing to bound")
+                raise ModelRunError(f"{self.spec.source} computes nothing and moves no tensor: nothing to bound")
             memory = weights + bound.activation_working_set
             batches.append(BatchBound(batch, bound.time_s, batch / bound.time_s, bound.bound, memory,
                                       self._fits(memory)))
@@ -643,7 +647,8 @@ class _Analysis:
             first = self._decode(keyword, batch, cache)
             if kv_slope is None:
                 kv_slope, kv_fixed = self._cache_growth(keyword, batch, prompt, before, cache)
-            final = first if last == prompt else self._decode(keyword, batch, self._cache_after_prefill(keyword, batch, last))
+            final = first if last == prompt else self._decode(
+                keyword, batch, self._cache_after_prefill(keyword, batch, last))
             per_batch[batch] = (prefill, first, final)
         return self._generation_result(prompt, generate, per_batch, kv_slope, kv_fixed)
 
@@ -693,7 +698,8 @@ class _Analysis:
             compute_s, memory_s = _steps_time(first, final, generate)
             decode = Decode(
                 batch, generate,
-                flops_per_token_at_context=tuple(sorted({prompt: first.flops / batch, last: final.flops / batch}.items())),
+                flops_per_token_at_context=tuple(
+                    sorted({prompt: first.flops / batch, last: final.flops / batch}.items())),
                 bytes_per_step_at_context=tuple(sorted({prompt: first.bytes, last: final.bytes}.items())),
                 flops_total=generate * (first.flops + final.flops) / 2,  # linear in the context
                 time_total_s=compute_s + memory_s, bound=_bound(compute_s, memory_s),

@@ -33,8 +33,10 @@ def infer_command(
     model: ModelArgument,
     gpu: GpuOption = None,
     batch_size: str = typer.Option("1", "--batch-size", "-b", help="Batch sizes to bound, comma-separated: 1,8,64."),
-    prompt: Optional[int] = typer.Option(None, "--prompt", help="Prompt tokens P of a generation (causal LMs; with --generate)."),
-    generate: Optional[int] = typer.Option(None, "--generate", help="Tokens G to generate after the prompt, one decode step each."),
+    prompt: Optional[int] = typer.Option(
+        None, "--prompt", help="Prompt tokens P of a generation (causal LMs; with --generate)."),
+    generate: Optional[int] = typer.Option(
+        None, "--generate", help="Tokens G to generate after the prompt, one decode step each."),
     precision: PrecisionOption = None,
     compute_precision: Optional[str] = typer.Option(
         None, "--compute-precision", help="Precision of the FLOPs, whose peak bounds them (int8, fp8 for W8A8/FP8 "

@@ -7,7 +7,8 @@ The model of memory traffic, in one place (docs/infer.md says it for users):
 - A layer reads, once each, the tensors it uses that something else wrote: its weights, the activations of
   the layers before it, the model's inputs, the KV cache. A gather (an embedding lookup) reads the rows it
   gathers, not the whole table.
-- A layer writes the tensors it makes that another layer reads or that the model returns, and what it appends to the KV cache: the new part of a concatenation onto a cache tensor it was given, or
+- A layer writes the tensors it makes that another layer reads or that the model returns, and what it
+  appends to the KV cache: the new part of a concatenation onto a cache tensor it was given, or
   of a tensor the cache holds after the forward.
 - Views move nothing; an in-place write moves the values written (copying one token into a static cache
   writes that token, not the cache). Tensors are followed by their storage, so a view of a layer's output
@@ -109,7 +110,8 @@ class TrafficTracer:
         self._storages.setdefault(key, storage)
         return key
 
-    def __call__(self, func: Any, args: tuple, kwargs: Mapping[str, Any], out: Any, module: str, backward: bool) -> None:
+    def __call__(self, func: Any, args: tuple, kwargs: Mapping[str, Any], out: Any, module: str,
+                 backward: bool) -> None:
         if backward:
             return
         self._order.setdefault(module, None)
@@ -169,7 +171,8 @@ class TrafficTracer:
         returned = None if outputs is None else {self._key(t) for t in _tensors(list(outputs)) if _has_storage(t)}
         cache_keys = self._cache_in | cache_out
         totals: dict[str, dict[str, Any]] = {
-            name: {"weights": defaultdict(int), "buffer_bytes": 0, "activations_read": 0, "activations_written": 0, "cache_read": 0,
+            name: {"weights": defaultdict(int), "buffer_bytes": 0, "activations_read": 0, "activations_written": 0,
+                   "cache_read": 0,
                    "cache_written": 0, "other_bytes": 0}
             for name in self._order
         }

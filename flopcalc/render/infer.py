@@ -82,7 +82,8 @@ def _batch_rows(result: InferResult) -> list[list[str]]:
         else:
             rows.append([str(batch.batch_size), seconds(batch.ttft_s), seconds(batch.time_per_token_s),
                          _rate(1 / batch.time_per_token_s), _rate(batch.tokens_per_s), seconds(batch.latency_s),
-                         f"{batch.prefill_bound}/{batch.decode_bound}", format_si(batch.kv_cache_bytes or 0, "B"), format_si(batch.memory_bytes, "B"),
+                         f"{batch.prefill_bound}/{batch.decode_bound}", format_si(batch.kv_cache_bytes or 0, "B"),
+                         format_si(batch.memory_bytes, "B"),
                          fits])
     return rows
 
@@ -119,7 +120,8 @@ def _summary_lines(result: InferResult) -> list[str]:
             f"{format_si(dec.flops_total, 'FLOP')} in all; >= {seconds(dec.time_per_token_s)} per token "
             f"({dec.bound}-bound), <= {_rate(dec.tokens_per_s)} tokens/s",
             f"KV cache: {format_si(result.kv_cache_bytes_per_token or 0, 'B')} per token, "
-            f"{format_si(result.kv_cache_bytes or 0, 'B')} for batch {dec.batch_size} at {pre.tokens + dec.tokens} tokens",
+            f"{format_si(result.kv_cache_bytes or 0, 'B')} for batch {dec.batch_size} at "
+            f"{pre.tokens + dec.tokens} tokens",
         ]
     if result.max_batch_that_fits is not None:
         lines.append(f"largest batch that fits in {result.hardware.gpu}'s memory: {result.max_batch_that_fits:,}")

@@ -67,7 +67,8 @@ def test_plain_model_markdown_csv_and_an_output_file(examples, tmp_path):
     assert "| Layer | Type |" in markdown.output and "| Batch | Latency |" in markdown.output
     csv = invoke("infer", mlp, "--gpu", "H100-SXM", "--format", "csv")
     lines = csv.stdout.splitlines()
-    assert lines[0].startswith("name,type,flops,bytes,") and [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
+    assert lines[0].startswith("name,type,flops,bytes,")
+    assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
     target = tmp_path / "infer.json"
     written = invoke("infer", mlp, "--gpu", "H100-SXM", "--format", "json", "--output", target)
     assert written.exit_code == 0 and written.stdout == ""

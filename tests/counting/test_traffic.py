@@ -33,7 +33,8 @@ def test_what_passes_between_layers_is_written_once_and_read_once():
     by_name = {layer.name: layer for layer in traffic.layers}
     assert by_name["0"].activations_written == B * M  # read by the ReLU
     assert (by_name["1"].activations_read, by_name["1"].activations_written) == (B * M, B * M)
-    assert (by_name["2"].activations_read, by_name["2"].activations_written) == (B * M, B * K)  # output: nobody reads it
+    # the output: the model returns it
+    assert (by_name["2"].activations_read, by_name["2"].activations_written) == (B * M, B * K)
 
 
 class Fused(nn.Module):
@@ -110,7 +111,8 @@ def test_a_decode_step_reads_the_kv_cache_and_appends_one_entry_per_layer():
     assert sum(t.numel() for t in cache_tensors(cache)) == layers * context * per_token
     _, decode = count_traffic(model, {"input_ids": ids[:, :1], "cache": cache, "use_cache": True}, cache=cache)
     attention = [layer for layer in decode.layers if layer.name.endswith("self_attn")]
-    assert [(layer.cache_read, layer.cache_written) for layer in attention] == [(context * per_token, per_token)] * layers
+    expected = [(context * per_token, per_token)] * layers
+    assert [(layer.cache_read, layer.cache_written) for layer in attention] == expected
     assert sum(layer.cache_read for layer in decode.layers) == layers * context * per_token
     assert decode.layer("model.embed_tokens").weights == {"model.embed_tokens.weight": 64}  # one row
     assert decode.layer("lm_head").activations_written == 1000  # the logits of one token
