@@ -18,6 +18,7 @@ from typing import Any
 from .compute import TrainingCompute, training_from_report
 from .conventions import detect_transformer
 from .counting.report import CountReport
+from .counting.traffic import TrafficReport
 from .errors import ModelBuildError, ModelRunError, UsageError
 from .loaders import LoadedModel, load_model, make_inputs
 from .spec import ModelSpec
@@ -103,6 +104,39 @@ def load(spec: ModelSpec, device: str) -> tuple[LoadedModel, Any]:
 def count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, *, strict: bool = False) -> CountReport:
     """Count a model already loaded by `load` (bench loads once, counts it, then times it)."""
     return _with_notes(_count_loaded(loaded, example, spec, strict), *_loader_notes(loaded, spec))
+
+
+def count_traffic(
+    model: Any, inputs: Any, *, cache: Any = None, causal_half: bool = False, strict: bool = False,
+    name: str | None = None,
+) -> tuple[CountReport, TrafficReport]:
+    """Forward FLOPs per layer and the bytes each layer moves (counting/traffic.py), from one run of
+    `model(*inputs)` (or `model(**inputs)` for a dict). `cache`: the KV cache object among the inputs (a
+    transformers Cache, or tuples of tensors); what it holds is read as cache and what the forward adds to it
+    is written as cache."""
+    from .counting.counter import count as count_module
+    from .counting.traffic import TrafficTracer, cache_tensors
+
+    tracer = TrafficTracer(model, cache_tensors(cache))
+    returned: list[Any] = []
+    # what the model returns is written; a second output of an op nobody reads (batch norm's statistics) is not
+    try:
+        hook = model.register_forward_hook(lambda module, args, output: returned.append(output))
+    except (AttributeError, RuntimeError):  # a ScriptModule takes no Python hooks: every unread tensor is an output
+        hook = None
+    try:
+        report = count_module(model, inputs, backward=False, causal_half=causal_half, strict=strict, name=name,
+                              observe=tracer)
+    finally:
+        if hook is not None:
+            hook.remove()
+    return report, tracer.report(cache_tensors(cache), returned if hook is not None else None)
+
+
+def example_inputs(spec: ModelSpec, loaded: LoadedModel, device: str) -> Any:
+    """The inputs `spec` asks for (its --input specs, --batch-size) for a model `load` already built: a batch
+    sweep changes the spec's batch size and keeps the model."""
+    return make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device))
 
 
 def training(model: ModelSpec | CountReport, examples: float, epochs: float = 1) -> TrainingCompute:

@@ -10,6 +10,7 @@ from . import gpus as _gpus  # noqa: F401,E402
 from . import train as _train  # noqa: F401,E402
 from . import bench as _bench  # noqa: F401,E402
 from . import check as _check  # noqa: F401,E402
+from . import infer as _infer  # noqa: F401,E402
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import inspect
 import fnmatch
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -62,6 +62,10 @@ _NORM_FUNCTIONS = frozenset(
 _ATTENTION_FUNCTIONS = frozenset({F.scaled_dot_product_attention, torch.ops.aten.scaled_dot_product_attention.default})
 
 _NON_MATMUL = frozenset(CATEGORIES) - {"matmul", "conv", "attention"}
+
+# Sees every op the counter sees: (func, args, kwargs, out, module path, in the backward). counting/traffic.py
+# uses it to follow the bytes each module reads and writes.
+OpObserver = Callable[[Any, tuple, Mapping[str, Any], Any, str, bool], None]
 
 
 def _is_norm_module(module: nn.Module) -> bool:
@@ -208,9 +212,10 @@ def _attention_context(module: str, args: tuple, kwargs: Mapping[str, Any], caus
 class _FlopDispatchMode(TorchDispatchMode):
     """Counts every aten op into per-module, per-category tables for the forward and the backward."""
 
-    def __init__(self, attribution: _Attribution):
+    def __init__(self, attribution: _Attribution, observe: OpObserver | None = None):
         super().__init__()
         self.attribution = attribution
+        self.observe = observe
         self.in_backward = False
         # attention calls already counted, per direction; holding the context keeps its id from being reused
         # by a later call's (a scope that made no autograd node drops out of the attribution log)
@@ -235,6 +240,8 @@ class _FlopDispatchMode(TorchDispatchMode):
             context = self.attribution.context_of_node(torch._C._current_autograd_node())
             table, backward = self.backward, True
         self._account(func, args, kwargs, out, context, table[context.module], backward)
+        if self.observe is not None:
+            self.observe(func, args, kwargs, out, context.module, backward)
         return out
 
     def _account(self, func, args, kwargs, out, context: _Context, table: Counter, backward: bool) -> None:
@@ -333,12 +340,14 @@ def count(
     causal_half: bool = False,
     strict: bool = False,
     name: str | None = None,
+    observe: OpObserver | None = None,
 ) -> CountReport:
     """Count `model(*inputs)` forward and (unless `backward=False`) backward FLOPs, per module and category.
 
     `inputs` is a tensor, a tuple/list of positional tensors, or a dict of keyword tensors, on the model's
     device (use the meta device to count without memory). The backward is that of the sum of all outputs,
     with parameters requiring gradients as the model sets them (minus `frozen` patterns); inputs need none.
+    `observe`, if given, is called with every op and the module it belongs to (see OpObserver).
     """
     if not isinstance(model, nn.Module):
         raise UsageError(f"count() needs a torch.nn.Module, got {type(model).__name__}")
@@ -353,7 +362,7 @@ def count(
     for tensor in leaves:
         tensor.grad = None
     attribution = _Attribution(module_names)
-    counter = _FlopDispatchMode(attribution)
+    counter = _FlopDispatchMode(attribution, observe)
     notes: list[str] = []
     hooks = [
         nn.modules.module.register_module_forward_pre_hook(attribution.enter_module),

@@ -1,0 +1,127 @@
+"""`flopcalc infer` through CliRunner: the JSON contract (golden file), the table, formats, one-line errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flopcalc.cli import app
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+runner = CliRunner()
+TINY_LLAMA = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=64, intermediate_size=160,
+                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000,
+                  max_position_embeddings=256, tie_word_embeddings=False)
+GENERATION = ("--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "4", "--batch-size", "1,4",
+              "--weight-dtype", "int4")
+DECODER_GOLDEN = ("--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "4", "--batch-size", "1,4",
+                  "--kv-dtype", "fp8")
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def tiny_llama(tmp_path):
+    pytest.importorskip("transformers")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(TINY_LLAMA))
+    return path
+
+
+def test_json_matches_the_golden_contract(examples):
+    """docs/infer.md documents this shape; regenerate the golden file only for a deliberate change."""
+    result = invoke("infer", examples / "decoder.py", *DECODER_GOLDEN, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    data["model"] = "examples/decoder.py"
+    assert data == json.loads((GOLDEN / "infer_decoder.json").read_text())
+    assert data["schema_version"] == 1
+    assert set(data["gpu"]) >= {"id", "peak_tflops", "bandwidth_gbps"}
+    assert set(data["layers"][0]) >= {"name", "flops", "bytes", "intensity", "bound", "time_s"}
+    assert set(data["batches"][0]) >= {"batch_size", "latency_s", "throughput_per_s", "bound"}
+    assert set(data["prefill"]) >= {"tokens", "flops", "time_s"}
+    assert set(data["decode"]) >= {"flops_per_token_at_context", "flops_total", "time_per_token_s", "tokens_per_s"}
+    for key in ("precision", "weights_bytes", "kv_cache_bytes_per_token", "kv_cache_bytes", "max_batch_that_fits",
+                "notes"):
+        assert key in data
+    assert data["kv_cache_bytes_per_token"] == 2 * 2 * 64 * 1  # K and V, 2 layers of width 64, fp8
+
+
+def test_table_states_the_bounds_are_lower_bounds_and_shows_every_part(tiny_llama):
+    result = invoke("infer", tiny_llama, *GENERATION)
+    assert result.exit_code == 0, result.output
+    for text in ("lower bounds", "1 multiply-add = 2 FLOPs", "model.layers.*.mlp.up_proj", "Time/token", "TTFT",
+                 "KV cache", "prefill (batch 1, 8 tokens)", "decode (batch 1, 4 tokens)", "int4 weights: 4 bits",
+                 "largest batch that fits"):
+        assert text in result.output, text
+    assert "flopcalc: note" not in result.output  # the table shows its notes itself
+
+
+def test_plain_model_markdown_csv_and_an_output_file(examples, tmp_path):
+    mlp = f"{examples / 'mlp.py'}:build"
+    markdown = invoke("infer", mlp, "--gpu", "H100-SXM", "-b", "1,8", "--format", "markdown")
+    assert markdown.exit_code == 0, markdown.output
+    assert "| Layer | Type |" in markdown.output and "| Batch | Latency |" in markdown.output
+    csv = invoke("infer", mlp, "--gpu", "H100-SXM", "--format", "csv")
+    lines = csv.stdout.splitlines()
+    assert lines[0].startswith("name,type,flops,bytes,")
+    assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
+    target = tmp_path / "infer.json"
+    written = invoke("infer", mlp, "--gpu", "H100-SXM", "--format", "json", "--output", target)
+    assert written.exit_code == 0 and written.stdout == ""
+    assert "lower bounds" in written.stderr  # notes the file does not show the terminal does
+    data = json.loads(target.read_text())
+    assert data["prefill"] is None and data["decode"] is None and data["batches"][0]["ttft_s"] is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--batch-size", "0"), "a batch size must be at least 1"),
+    (("--batch-size", "1,x"), "is not a list of whole numbers"),
+    (("--prompt", "8", "--generate", "2"), "does not take input_ids, past_key_values and use_cache"),
+    (("--generate", "2"), "--prompt and --generate go together"),
+    (("--weight-dtype", "int2"), "--weight-dtype 'int2' is not a storage format"),
+    (("--compute-precision", "fp8"), "A100-SXM4-80GB has no fp8 peak"),
+])
+def test_bad_input_is_one_line_and_exit_2(examples, args, message):
+    result = invoke("infer", f"{examples / 'mlp.py'}:build", "--gpu", "A100-SXM4-80GB", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_a_gpu_without_a_bandwidth_figure_and_no_gpu_at_all(examples, tmp_path):
+    catalogue = tmp_path / "gpus.yaml"
+    catalogue.write_text("gpus:\n  - {id: NoBandwidth-1, name: No Bandwidth, vendor: Acme, peak_tflops: {bf16: 100}}\n")
+    mlp = f"{examples / 'mlp.py'}:build"
+    result = invoke("infer", mlp, "--gpu", "NoBandwidth-1", "--catalog", catalogue)
+    assert result.exit_code == 2 and "NoBandwidth-1 has no memory bandwidth in the catalogue" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = invoke("infer", mlp)
+    assert result.exit_code == 2 and "no GPU given" in result.stderr
+
+
+def test_an_encoder_with_generate_is_one_line(tmp_path):
+    pytest.importorskip("transformers")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dict(model_type="bert", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                    num_attention_heads=4, vocab_size=1000, architectures=["BertModel"])))
+    result = invoke("infer", path, "--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "2")
+    assert result.exit_code == 2 and "is not a causal language model" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_documented_json_example_uses_the_contract_keys():
+    """docs/infer.md's JSON example has the golden file's keys at every level, and its table lists each of them."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "infer.md").read_text()
+    example = json.loads(docs.split("```json\n")[1].split("```")[0])
+    golden = json.loads((GOLDEN / "infer_decoder.json").read_text())
+    assert set(example) == set(golden)
+    for key in ("gpu", "prefill", "decode"):
+        assert set(example[key]) == set(golden[key]), key
+    assert set(example["layers"][0]) == set(golden["layers"][0])
+    assert set(example["batches"][0]) == set(golden["batches"][0])
+    for key in golden:
+        assert f"`{key}`" in docs, key
