@@ -7,6 +7,7 @@ from torch import nn
 
 from flopcalc.counting.counter import count
 from flopcalc.errors import ModelRunError, UnsupportedOpsError, UsageError
+from flopcalc.spec import CallArgs
 
 
 def test_linear_forward_and_backward_without_input_grad():
@@ -255,3 +256,27 @@ def test_fvcore_undercounts_a_broadcast_matmul_and_we_count_every_batch():
     exact = 2 * B * H * L * E * S
     assert count(LeftBroadcast(), inputs, backward=False).forward == exact
     assert 2 * analysis.total() * B * H == exact  # fvcore misses the B*H = 8 broadcast copies
+
+
+class _GroupedExperts(nn.Module):
+    """A mixture-of-experts layer's experts as transformers runs them: one grouped GEMM over stacked weights."""
+
+    def __init__(self, experts, k, n, device=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(experts, k, n, device=device))
+
+    def forward(self, x, offsets):
+        return torch._grouped_mm(x, self.weight, offsets)
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_float32_grouped_mm_counts_on_meta_and_cpu_alike(device):
+    """torch's meta kernel of _grouped_mm wants bf16; a count needs only shapes, so float32 counts on meta."""
+    tokens, experts, k, n = 12, 3, 8, 4
+    x = torch.randn(tokens, k, device=device, requires_grad=True)
+    offsets = torch.tensor([5, 5, 12], dtype=torch.int32, device=device)
+    report = count(_GroupedExperts(experts, k, n, device=device), CallArgs((x,), {"offsets": offsets}))
+    assert report.device == device
+    assert report.forward == 2 * tokens * k * n
+    assert report.backward == 2 * (2 * tokens * k * n)  # the input gradient and the weight gradient
+    assert [(i.name, i.shape) for i in report.inputs] == [(None, (tokens, k)), ("offsets", (experts,))]
