@@ -20,7 +20,7 @@ from .conventions import detect_transformer
 from .counting.report import CountReport
 from .counting.traffic import TrafficReport
 from .errors import ModelBuildError, ModelRunError, UsageError
-from .loaders import LoadedModel, load_model, make_inputs
+from .loaders import LoadedModel, example_inputs_kept, load_model, make_inputs
 from .spec import ModelSpec
 
 # what a ModelSpec may be given as keywords of `count`
@@ -157,8 +157,12 @@ def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bo
 
 
 def _loader_notes(loaded: LoadedModel, spec: ModelSpec) -> tuple[str, ...]:
-    """What the loader said about the model, and about its example inputs when those were used."""
-    return loaded.notes + (() if spec.inputs else loaded.example_notes)
+    """What the loader said about the model, about its example inputs when those were used, and about each
+    example input --input did not replace."""
+    kept = example_inputs_kept(spec, loaded.example_inputs)
+    used = not spec.inputs or bool(kept)
+    return (loaded.notes + (loaded.example_notes if used else ())
+            + tuple(note for name, note in loaded.input_notes.items() if name in kept))
 
 
 def _device_of(module: Any, default: str) -> str:

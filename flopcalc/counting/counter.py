@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import inspect
 import fnmatch
+import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -227,6 +228,7 @@ class _FlopDispatchMode(TorchDispatchMode):
         self.recomputed: dict[str, Counter] = defaultdict(Counter)  # forward re-run by activation checkpointing
         self.unsupported: Counter = Counter()
         self.formula_errors: dict[str, str] = {}
+        self.slices = _SliceGradients()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -257,7 +259,9 @@ class _FlopDispatchMode(TorchDispatchMode):
             return
         name = _op_name(func)
         try:
-            flops = formulas.flops_of(func, args, kwargs, out)
+            flops = self.slices.flops(func, args, out)
+            if flops is None:
+                flops = formulas.flops_of(func, args, kwargs, out)
         except Exception as error:  # a formula that cannot read these arguments: say so, never guess zero
             self.unsupported[name] += 1
             self.formula_errors.setdefault(name, short_error(error))
@@ -302,6 +306,55 @@ def _grouped_mm_on_meta(func, args: tuple, kwargs: Mapping[str, Any]) -> torch.T
     scaled = func.overloadpacket is not torch.ops.aten._grouped_mm
     dtype = bound.get("out_dtype") or (torch.bfloat16 if scaled else a.dtype)
     return torch.empty(shape, dtype=dtype, device="meta")
+
+
+class _SliceGradients:
+    """Gradients that are zero outside one slice, and the adds that sum them.
+
+    A model that indexes a tensor step by step (a hand-written recurrence, Mamba's reference selective scan:
+    `state = dA[:, :, t] * state + dBu[:, :, t]` for every t) gets back, per step, `select_backward` /
+    `slice_backward`: the step's gradient scattered into zeros of the whole tensor's shape. Autograd sums
+    them with `add`: on shapes alone each add costs the whole tensor, L steps x L slices, quadratic in the
+    sequence, while only the step's slice holds values. Adding such a gradient costs the values it holds
+    (the smaller of the two operands' held elements, an upper bound of where both hold values), and the sum
+    holds the two together. Any other op sees the tensor as the dense tensor it is."""
+
+    _SCATTERS = frozenset(
+        packet for packet in (getattr(torch.ops.aten, name, None) for name in ("select_backward", "slice_backward"))
+        if packet is not None
+    )
+    _ADDS = frozenset({torch.ops.aten.add, torch.ops.aten.add_})
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[Any, int]] = {}  # id(tensor) -> (weak reference, elements holding values)
+
+    def _elements(self, value: Any) -> int | None:
+        if not isinstance(value, torch.Tensor):
+            return None
+        entry = self._held.get(id(value))
+        if entry is not None and entry[0]() is value:
+            return entry[1]
+        return value.numel()
+
+    def _hold(self, tensor: torch.Tensor, elements: int) -> None:
+        if elements < tensor.numel():
+            self._held[id(tensor)] = (weakref.ref(tensor), elements)
+        else:
+            self._held.pop(id(tensor), None)
+
+    def flops(self, func, args: tuple, out: Any) -> dict[str, int] | None:
+        """The adds' FLOPs when an operand is such a gradient; None to leave the op to the formulas."""
+        packet = func.overloadpacket
+        if packet in self._SCATTERS and isinstance(out, torch.Tensor) and args and isinstance(args[0], torch.Tensor):
+            self._hold(out, args[0].numel())
+            return {}
+        if packet not in self._ADDS or len(args) < 2 or not isinstance(out, torch.Tensor) or not self._held:
+            return None
+        held = [self._elements(a) for a in args[:2]]
+        if None in held or held == [a.numel() for a in args[:2]]:
+            return None
+        self._hold(out, min(out.numel(), held[0] + held[1]))
+        return {"elementwise": min(held)}
 
 
 def _merge(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:

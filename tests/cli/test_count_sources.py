@@ -29,7 +29,8 @@ def test_seq_len_and_batch_size_equal_an_explicit_token_input(gpt2_config):
     assert by_options.exit_code == 0 and by_input.exit_code == 0, by_options.output + by_input.output
     options, explicit = json.loads(by_options.stdout), json.loads(by_input.stdout)
     assert options["totals"] == explicit["totals"]
-    assert options["inputs"] == [{"name": None, "shape": [2, 16], "dtype": "int64"}]
+    assert options["inputs"] == [{"name": "input_ids", "shape": [2, 16], "dtype": "int64"}]
+    assert explicit["inputs"] == [{"name": None, "shape": [2, 16], "dtype": "int64"}]  # positional, as typed
 
 
 def test_onnx_graph_with_dim_option_and_forward_only_output(tmp_path):

@@ -280,3 +280,27 @@ def test_float32_grouped_mm_counts_on_meta_and_cpu_alike(device):
     assert report.forward == 2 * tokens * k * n
     assert report.backward == 2 * (2 * tokens * k * n)  # the input gradient and the weight gradient
     assert [(i.name, i.shape) for i in report.inputs] == [(None, (tokens, k)), ("offsets", (experts,))]
+
+
+class _StepByStep(nn.Module):
+    """A recurrence written as a Python loop over the steps of a sequence (as Mamba's reference scan is)."""
+
+    def __init__(self, steps, width):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(steps, width))
+
+    def forward(self, x):
+        y = self.weight * x
+        state = y[0]
+        for t in range(1, y.shape[0]):
+            state = state + y[t]
+        return state
+
+
+def test_summing_step_gradients_costs_their_slices_not_the_whole_tensor():
+    """Each y[t] sends back its gradient scattered into zeros of y's shape; autograd sums the L of them. Only a
+    slice of each holds values, so the L - 1 adds cost D each, not L*D each (quadratic in the sequence)."""
+    steps, width = 16, 8
+    report = count(_StepByStep(steps, width), torch.randn(steps, width))
+    assert report.forward_by_category["elementwise"] == steps * width + (steps - 1) * width  # w*x, then the sum
+    assert report.backward_by_category["elementwise"] == (steps - 1) * width + steps * width  # the sums, grad*x
