@@ -375,6 +375,21 @@ def rms_norm_flops(x, normalized_shape, weight, *_, out=None, **__) -> int:
     return _numel(x) * (3 + int(weight is not None))
 
 
+@register("_weight_norm_interface", category="norm")
+def weight_norm_flops(v, g, *_, out=None, **__) -> int:
+    """Weight normalisation, w = g * v / ||v|| (nn.utils.weight_norm; wav2vec 2.0's positional convolution):
+    the norm's square-and-sum (2 per element of v), then one multiply each by the per-slice g / ||v||
+    (one division per element of g)."""
+    return 3 * _numel(v) + _numel(g)
+
+
+@register("_weight_norm_interface_backward", category="norm")
+def weight_norm_backward_flops(grad_w, v, g, norms, *_, out=None, **__) -> int:
+    """grad_g = sum(grad_w * v) / ||v|| (2 per element), grad_v = (g / ||v||) * (grad_w - v * grad_g / ||v||)
+    (a multiply, a subtract and a multiply: 3 per element, the per-slice factors once per element of g)."""
+    return 5 * _numel(v) + 2 * _numel(g)
+
+
 # In eval mode batch norm is a fixed per-channel affine map, y = x * (weight * invstd) + shift: its input
 # gradient is the incoming gradient times that per-channel scale, one multiply per element.
 _FROZEN_STATS_BACKWARD_PER_ELEMENT = 1

@@ -158,10 +158,38 @@ def build_model(config, device: str, source: str):
                 model = cls._from_config(config)
                 implementation = getattr(model.config, "_attn_implementation", None) or "eager"
                 notes.append(f"{cls.__name__} does not support sdpa attention: built with its default "
-                             f"({implementation}); attention products, where it has any, are counted as matmul")
+                             f"({implementation}), " + ("so its attention products are counted as matmul"
+                                                        if _has_attention(model) else "and it has no attention layer"))
+        _move_strays(model, device)
     except Exception as error:
         raise ModelBuildError(f"{source}: building the model failed: {short_error(error)}") from error
     return model, notes
+
+
+def _has_attention(model) -> bool:
+    """Whether any module is an attention layer (transformers names their classes *Attention / *Attn): a
+    state-space or convolutional model without sdpa support has nothing a note about attention applies to."""
+    return any("attention" in type(m).__name__.lower() or "attn" in type(m).__name__.lower() for m in model.modules())
+
+
+def _move_strays(model, device: str) -> None:
+    """Parameters and buffers a model made off `device` (wav2vec 2.0 builds one with the legacy
+    `torch.Tensor(n)`, which ignores the device it is built under) moved onto it, each tensor once, so a
+    weight shared by two modules stays shared."""
+    import torch
+
+    target = torch.device(device)
+    moved: dict[int, Any] = {}
+    for module in model.modules():
+        for table in (module._parameters, module._buffers):
+            for name, tensor in table.items():
+                if tensor is None or tensor.device == target:
+                    continue
+                if id(tensor) not in moved:
+                    data = tensor.detach().to(target) if target.type != "meta" else torch.empty_like(tensor, device=target)
+                    moved[id(tensor)] = (torch.nn.Parameter(data, requires_grad=tensor.requires_grad)
+                                         if isinstance(tensor, torch.nn.Parameter) else data)
+                table[name] = moved[id(tensor)]
 
 
 def load_hf_config(path: Path, *, device: str, seq_len: int | None, source: str,

@@ -200,3 +200,10 @@ def test_routing_ops_are_cheap_known_ops():
     ids = meta(32)
     assert _call(aten.histc.default, ids, 4, 0, 3) == {"reduction": 32}
     assert _call(aten.floor_divide.default, meta(32, dtype=torch.int64), meta(dtype=torch.int64)) == {"elementwise": 32}
+
+
+def test_weight_norm_is_a_norm_of_the_weight_and_a_scaling():
+    v, g = meta(16, 4, 3), meta(16, 1, 1)
+    assert _call(aten._weight_norm_interface.default, v, g, 0) == {"norm": 3 * 16 * 4 * 3 + 16}
+    grad, norms = meta(16, 4, 3), meta(16, 1, 1)
+    assert _call(aten._weight_norm_interface_backward.default, grad, v, g, norms, 0) == {"norm": 5 * 16 * 4 * 3 + 2 * 16}

@@ -33,6 +33,10 @@ FAMILIES = {
                "decoder_ffn_dim": FFN, "vocab_size": VOCAB, "num_mel_bins": 16, "max_source_positions": 30,
                "max_target_positions": 24, **SMALL_IDS, "decoder_start_token_id": 1, "begin_suppress_tokens": None,
                "suppress_tokens": None},
+    # wav2vec 2.0 without SpecAugment (its random time masking reads values: that counts on the CPU)
+    "raw-audio": {"model_type": "wav2vec2", "hidden_size": H, "intermediate_size": FFN, "num_hidden_layers": 1,
+                  "num_attention_heads": HEADS, "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16,
+                  "vocab_size": 32, "apply_spec_augment": False},
     "state-space": {"model_type": "mamba", "hidden_size": H, "state_size": 8, "num_hidden_layers": LAYERS,
                     "vocab_size": VOCAB, "expand": 2, "conv_kernel": 4, **SMALL_IDS},
     "multimodal": {"model_type": "clip", "projection_dim": 32,
@@ -50,6 +54,7 @@ DEFAULT_INPUTS = {
     "encoder-decoder": [("input_ids", (1, 12), "int64"), ("decoder_input_ids", (1, 12), "int64")],
     "vision": [("pixel_values", (1, 3, 32, 32), "float32")],
     "speech": [("input_features", (1, 16, 60), "float32"), ("decoder_input_ids", (1, 24), "int64")],
+    "raw-audio": [("input_values", (1, 16000), "float32")],
     "state-space": [("input_ids", (1, 12), "int64")],
     "multimodal": [("input_ids", (1, 12), "int64"), ("pixel_values", (1, 3, 32, 32), "float32")],
 }
@@ -142,12 +147,21 @@ def test_speech_features_are_the_frames_the_encoder_expects(tmp_path):
         count(config, seq_len=8)
 
 
+def test_a_parameter_built_off_the_device_is_moved_onto_it(tmp_path):
+    """wav2vec 2.0 makes `masked_spec_embed` with the legacy torch.Tensor(n), which ignores the device it is built
+    under: on meta it was a CPU parameter and the inputs followed it there (a copy out of meta failed)."""
+    from flopcalc.loaders import load_model
+
+    model = load_model(write_config(tmp_path, FAMILIES["raw-audio"]), device="meta").module
+    assert {t.device.type for t in list(model.parameters()) + list(model.buffers())} == {"meta"}
+
+
 def test_state_space_models_build_with_their_own_attention_and_scan_linearly(tmp_path):
     """Mamba refuses sdpa: it is built with its default, noted. Its reference scan runs step by step; its
     backward grows with the sequence as the forward does (no quadratic sum of per-step gradients)."""
     config = write_config(tmp_path, FAMILIES["state-space"])
     short, long = count(config, seq_len=16), count(config, seq_len=32)
-    assert any("does not support sdpa" in note for note in short.notes)
+    assert any("does not support sdpa" in note and "no attention layer" in note for note in short.notes)
     assert long.forward <= 2 * short.forward and long.backward < 2.05 * short.backward
     assert long.backward < 2.2 * long.forward
 
