@@ -99,9 +99,12 @@ def check_fits_in_memory(spec: ModelSpec, on_meta: Any = None, meta_error: Excep
     The bytes are those of the model built on meta (`on_meta`; a Hugging Face config is built there for the
     purpose when it was not): parameters and buffers at their dtypes, plus the parameters' gradients when the
     backward is counted. Activations come on top, so this is the least the build needs. Unknown available
-    memory, or a model that could not be built on meta (other than a config), is not checked."""
-    if on_meta is None and config_path(spec.source) is not None:
-        on_meta = load_model(spec, device="meta").module
+    memory, or a model that could not be built on meta, is not checked."""
+    if on_meta is None and config_path(spec.source) is not None and meta_error is None:
+        try:
+            on_meta = load_model(spec, device="meta").module
+        except ModelBuildError:  # it may build on the CPU all the same; then it cannot be measured first
+            return
     if on_meta is None:
         return
     available = available_memory()

@@ -11,6 +11,7 @@ multimodal model.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -86,20 +87,15 @@ def read_config(path: Path):
         raise ModelLoadError(f"{path}: malformed config: {short_error(error)}") from error
 
 
+@contextlib.contextmanager
 def _quiet(transformers):
     """transformers' logging at error level while the block runs."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def quiet():
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()
-        try:
-            yield
-        finally:
-            transformers.logging.set_verbosity(verbosity)
-
-    return quiet()
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
 
 
 def default_seq_len(config) -> int:
@@ -113,7 +109,7 @@ def _positions(config, keys) -> int | None:
     return next((n for n in lengths if isinstance(n, int) and not isinstance(n, bool) and n > 0), None)
 
 
-def model_class(transformers, config):
+def _model_class(transformers, config):
     """The class the config's `architectures` names; else, for an encoder-decoder, its sequence-to-sequence
     LM (text, then speech); else the causal LM of the `model_type`; else the bare model."""
     for name in getattr(config, "architectures", None) or ():
@@ -143,7 +139,7 @@ def build_model(config, device: str, source: str):
     import torch
 
     transformers = _transformers()
-    cls = model_class(transformers, config)
+    cls = _model_class(transformers, config)
     notes: list[str] = []
     try:
         with _quiet(transformers), torch.device(device):

@@ -109,6 +109,26 @@ def test_mixture_of_experts_counts_the_routed_experts_exactly(tmp_path):
     assert any("top-2 of 4" in note for note in report.notes)
 
 
+@pytest.mark.parametrize("implementation", ["eager", "batched_mm"])
+def test_grouped_experts_on_meta_agree_with_the_other_expert_implementations_on_cpu(tmp_path, implementation):
+    """Cross-check: transformers' eager experts (a loop over the experts each token was routed to, on real
+    values) and batched experts (one bmm per routed token) count the matmuls the grouped GEMMs count on meta."""
+    import torch
+    import transformers
+
+    from flopcalc.counting.counter import count as count_module
+    from flopcalc.loaders.huggingface import read_config
+
+    path = write_config(tmp_path, FAMILIES["moe"])
+    model = transformers.MixtralForCausalLM._from_config(read_config(tmp_path / "config.json"),
+                                                         experts_implementation=implementation)
+    other = count_module(model, {"input_ids": torch.zeros(2, 12, dtype=torch.long)})
+    grouped = count(path, seq_len=12, batch_size=2)
+    assert other.device == "cpu" and grouped.device == "meta"
+    for direction in ("forward_by_category", "backward_by_category"):
+        assert getattr(other, direction)["matmul"] == getattr(grouped, direction)["matmul"]
+
+
 def test_encoder_decoder_counts_encoder_decoder_and_cross_attention_exactly(tmp_path):
     config = write_config(tmp_path, FAMILIES["encoder-decoder"])
     batch, enc, dec = 2, 12, 5
