@@ -89,7 +89,7 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
         fallback = () if first_error is None else (
             f"the model could not run on the meta device ({first_error.message}); counted on cpu",
         )
-        return _with_notes(report, *fallback, *_loader_notes(loaded, spec))
+        return _with_notes(report, *fallback, *loader_notes(loaded, spec))
     raise AssertionError("unreachable")
 
 
@@ -172,7 +172,7 @@ def load(spec: ModelSpec, device: str) -> tuple[LoadedModel, Any]:
 
 def count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, *, strict: bool = False) -> CountReport:
     """Count a model already loaded by `load` (bench loads once, counts it, then times it)."""
-    return _with_notes(_count_loaded(loaded, example, spec, strict), *_loader_notes(loaded, spec))
+    return _with_notes(_count_loaded(loaded, example, spec, strict), *loader_notes(loaded, spec))
 
 
 def count_traffic(
@@ -225,7 +225,7 @@ def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bo
     return replace(report, transformer=detect_transformer(loaded.module))
 
 
-def _loader_notes(loaded: LoadedModel, spec: ModelSpec) -> tuple[str, ...]:
+def loader_notes(loaded: LoadedModel, spec: ModelSpec) -> tuple[str, ...]:
     """What the loader said about the model, about its example inputs when those were used, and about each
     example input --input did not replace."""
     kept = example_inputs_kept(spec, loaded.example_inputs)
