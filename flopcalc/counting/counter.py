@@ -337,10 +337,16 @@ class _SliceGradients:
         return value.numel()
 
     def _hold(self, tensor: torch.Tensor, elements: int) -> None:
-        if elements < tensor.numel():
-            self._held[id(tensor)] = (weakref.ref(tensor), elements)
-        else:
-            self._held.pop(id(tensor), None)
+        key = id(tensor)
+        if elements >= tensor.numel():
+            self._held.pop(key, None)
+            return
+
+        def forget(reference: Any) -> None:  # a freed gradient's entry goes with it (a long scan makes many)
+            if self._held.get(key, (None,))[0] is reference:
+                del self._held[key]
+
+        self._held[key] = (weakref.ref(tensor, forget), elements)
 
     def flops(self, func, args: tuple, out: Any) -> dict[str, int] | None:
         """The adds' FLOPs when an operand is such a gradient; None to leave the op to the formulas."""
