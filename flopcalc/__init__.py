@@ -16,6 +16,7 @@ _EXPORTS = {
     "count": "flopcalc.api",
     "training": "flopcalc.api",
     "ModelSpec": "flopcalc.spec",
+    "CallArgs": "flopcalc.spec",
     "CountReport": "flopcalc.counting.report",
     "LayerCount": "flopcalc.counting.report",
     "load_model": "flopcalc.loaders",

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from .compute import TrainingCompute, training_from_report
 from .conventions import detect_transformer
 from .counting.report import CountReport
 from .counting.traffic import TrafficReport
-from .errors import ModelBuildError, ModelRunError, UsageError
-from .loaders import LoadedModel, load_model, make_inputs
+from .errors import InsufficientMemoryError, ModelBuildError, ModelRunError, UsageError
+from .loaders import LoadedModel, example_inputs_kept, load_model, make_inputs
+from .loaders.huggingface import config_path
 from .spec import ModelSpec
+from .units import format_si
 
 # what a ModelSpec may be given as keywords of `count`
 _SPEC_OPTIONS = frozenset(ModelSpec.__dataclass_fields__) - {"source", "inputs"}
@@ -66,8 +69,12 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
     """
     attempts = [spec.device] if spec.device else ["meta", "cpu"]
     first_error: Exception | None = None
+    on_meta: Any = None  # the model as built on meta: what a CPU build would allocate is read from it
     for attempt in attempts:
+        loaded = None
         try:
+            if attempt == "cpu":
+                check_fits_in_memory(spec, on_meta, first_error)
             loaded, example = load(spec, attempt)
             if loaded.kind == "onnx":
                 from .counting.onnx_graph import count_onnx
@@ -76,14 +83,76 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
             report = _count_loaded(loaded, example, spec, strict)
         except (ModelBuildError, ModelRunError) as error:
             if attempt == "meta" and len(attempts) > 1:
-                first_error = error
+                first_error, on_meta = error, (loaded.module if loaded is not None else None)
                 continue
             raise
         fallback = () if first_error is None else (
             f"the model could not run on the meta device ({first_error.message}); counted on cpu",
         )
-        return _with_notes(report, *fallback, *_loader_notes(loaded, spec))
+        return _with_notes(report, *fallback, *loader_notes(loaded, spec))
     raise AssertionError("unreachable")
+
+
+def check_fits_in_memory(spec: ModelSpec, on_meta: Any = None, meta_error: Exception | None = None) -> None:
+    """Stop before building on the CPU what the CPU cannot hold: the OS would kill the process, with no message.
+
+    The bytes are those of the model built on meta (`on_meta`; a Hugging Face config is built there for the
+    purpose when it was not): parameters and buffers at their dtypes, plus the parameters' gradients when the
+    backward is counted. Activations come on top, so this is the least the build needs. Unknown available
+    memory, or a model that could not be built on meta, is not checked."""
+    if on_meta is None and config_path(spec.source) is not None and meta_error is None:
+        try:
+            on_meta = load_model(spec, device="meta").module
+        except ModelBuildError:  # it may build on the CPU all the same; then it cannot be measured first
+            return
+    if on_meta is None:
+        return
+    available = available_memory()
+    weights, gradients = model_bytes(on_meta, backward=spec.backward)
+    if available is None or weights + gradients <= available:
+        return
+    why = f"it could not run on the meta device ({meta_error.message}); " if meta_error is not None else ""
+    raise InsufficientMemoryError(
+        f"building {spec.source} on the cpu needs at least {format_si(weights + gradients, 'B')} (parameters and "
+        f"buffers {format_si(weights, 'B')}" + (f", gradients {format_si(gradients, 'B')}" if gradients else "")
+        + f") and {format_si(available, 'B')} is available: {why}not built",
+        "count it on a machine with that memory, or a copy of the config with fewer layers (FLOPs scale per layer)",
+    )
+
+
+def model_bytes(module: Any, *, backward: bool) -> tuple[int, int]:
+    """(parameters + buffers, gradients of the parameters that train) in bytes, each tensor once."""
+    tensors = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
+    weights = sum(t.numel() * t.element_size() for t in tensors.values())
+    gradients = sum(p.numel() * p.element_size() for p in module.parameters() if p.requires_grad) if backward else 0
+    return weights, gradients
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the smaller of the system's available memory and what its
+    cgroup (a container's limit) leaves; None where neither can be read."""
+    candidates = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                candidates.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            if limit.isdigit() and int(limit) < 1 << 60:
+                candidates.append(int(limit) - int(Path(usage_file).read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    if not candidates and hasattr(os, "sysconf"):
+        try:
+            candidates.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError):
+            pass
+    return max(0, min(candidates)) if candidates else None
 
 
 def load(spec: ModelSpec, device: str) -> tuple[LoadedModel, Any]:
@@ -103,7 +172,7 @@ def load(spec: ModelSpec, device: str) -> tuple[LoadedModel, Any]:
 
 def count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, *, strict: bool = False) -> CountReport:
     """Count a model already loaded by `load` (bench loads once, counts it, then times it)."""
-    return _with_notes(_count_loaded(loaded, example, spec, strict), *_loader_notes(loaded, spec))
+    return _with_notes(_count_loaded(loaded, example, spec, strict), *loader_notes(loaded, spec))
 
 
 def count_traffic(
@@ -156,9 +225,13 @@ def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bo
     return replace(report, transformer=detect_transformer(loaded.module))
 
 
-def _loader_notes(loaded: LoadedModel, spec: ModelSpec) -> tuple[str, ...]:
-    """What the loader said about the model, and about its example inputs when those were used."""
-    return loaded.notes + (() if spec.inputs else loaded.example_notes)
+def loader_notes(loaded: LoadedModel, spec: ModelSpec) -> tuple[str, ...]:
+    """What the loader said about the model, about its example inputs when those were used, and about each
+    example input --input did not replace."""
+    kept = example_inputs_kept(spec, loaded.example_inputs)
+    used = not spec.inputs or bool(kept)
+    return (loaded.notes + (loaded.example_notes if used else ())
+            + tuple(note for name, note in loaded.input_notes.items() if name in kept))
 
 
 def _device_of(module: Any, default: str) -> str:

@@ -40,8 +40,8 @@ LIMIT_KEYS: dict[str, str] = {
 TRAINING_METRICS = frozenset({"training_flops", "training_pf_days"})
 TRAINING_SIZE_KEYS = ("examples", "epochs", "tokens")
 # budget-file key -> the ModelSpec field it sets (besides `model` and `inputs`)
-SPEC_KEYS = {"kwargs": "kwargs", "batch_size": "batch_size", "seq_len": "seq_len", "dims": "dims",
-             "frozen": "frozen", "causal_half": "causal_half"}
+SPEC_KEYS = {"kwargs": "kwargs", "batch_size": "batch_size", "seq_len": "seq_len",
+             "decoder_seq_len": "decoder_seq_len", "dims": "dims", "frozen": "frozen", "causal_half": "causal_half"}
 ENTRY_KEYS = ("name", "model", "inputs", *SPEC_KEYS, *LIMIT_KEYS, *TRAINING_SIZE_KEYS)
 TOP_LEVEL_KEYS = ("budgets",)
 # what a baseline records per entry, and what `--baseline` compares
@@ -289,7 +289,7 @@ def _parse_spec(raw: Mapping[str, Any], model: str, where: str) -> ModelSpec:
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise BudgetFileError(f"{where}: key 'kwargs': must be a mapping of argument names to values")
     options["kwargs"] = kwargs
-    for key in ("batch_size", "seq_len"):
+    for key in ("batch_size", "seq_len", "decoder_seq_len"):
         if key in raw:
             value = raw[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -317,13 +317,18 @@ def _parse_spec(raw: Mapping[str, Any], model: str, where: str) -> ModelSpec:
 
 
 def _parse_inputs(raw: Any, where: str) -> tuple[str, ...] | None:
+    """A list of `--input` specs (`1x3x224x224`, `pixel_values=1x3x224x224`), or a mapping of input names to
+    shapes (`{input_ids: "1x512:int64"}`), which is the named form."""
     if raw is None:
         return None
     if isinstance(raw, str):
         raw = [raw]
+    if isinstance(raw, dict) and raw and all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raw = [f"{name}={shape}" for name, shape in raw.items()]
     if not isinstance(raw, list) or not raw or not all(isinstance(item, str) for item in raw):
         raise BudgetFileError(
-            f"{where}: key 'inputs': must be a list of input specs, got {raw!r}", 'write e.g. inputs: ["1x3x224x224"]'
+            f"{where}: key 'inputs': must be a list of input specs or a mapping of names to shapes, got {raw!r}",
+            'write e.g. inputs: ["1x3x224x224"] or inputs: {input_ids: "1x512:int64"}',
         )
     return tuple(raw)
 
@@ -381,12 +386,13 @@ def training_compute(report: "CountReport", budget: Budget) -> TrainingCompute:
 
     With `examples`: (forward + backward) per example x examples x epochs, per example being the counted batch
     divided by the report's batch size (a forward-only source assumes backward = 2x forward, noted). With
-    `tokens`: the 6 x params x tokens rule (Kaplan et al. 2020).
+    `tokens`: the 6 x params x tokens rule (Kaplan et al. 2020), with the active parameters of a mixture of
+    experts (each token runs through top-k of its experts).
     """
     if budget.examples is not None:
         return training_from_report(report, budget.examples, budget.epochs if budget.epochs is not None else 1)
     if budget.tokens is not None:
-        return training_from_params_tokens(report.params, budget.tokens)
+        return training_from_params_tokens(report.active, budget.tokens, active=report.active != report.params)
     raise UsageError(f"{budget.label}: no training size", "add `examples:` or `tokens:`")
 
 

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 from .api import count_spec, load
 from .counting.report import CATEGORIES, MULTIPLY_ADD_CATEGORIES, CountReport
 from .errors import UsageError, short_error
-from .spec import ModelSpec
+from .spec import CallArgs, ModelSpec
 
 COUNTERS = ("fvcore", "torch")
 
@@ -189,11 +189,8 @@ def _version(name: str) -> str:
 
 
 def _as_call(inputs: Any) -> tuple[tuple, dict]:
-    if isinstance(inputs, Mapping):
-        return (), dict(inputs)
-    if isinstance(inputs, (list, tuple)):
-        return tuple(inputs), {}
-    return (inputs,), {}
+    call = CallArgs.of(inputs)  # positional, keyword, or both (named --inputs)
+    return call.args, dict(call.kwargs)
 
 
 def _run_fvcore(module: Any, inputs: Any, spec: ModelSpec) -> CounterResult:

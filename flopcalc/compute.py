@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .units import PF_DAY_FLOP, PETAFLOP, SECONDS_PER_DAY, ComputeQuantity
+from .units import PF_DAY_FLOP, PETAFLOP, SECONDS_PER_DAY, ComputeQuantity, format_si
 
 if TYPE_CHECKING:
     from .counting.report import CountReport
@@ -309,16 +309,20 @@ def training_from_forward(flops_per_example: float, examples: float, epochs: flo
     )
 
 
-def training_from_params_tokens(params: float, tokens: float) -> TrainingCompute:
-    """The 6ND rule (Kaplan et al. 2020): 2N forward + 4N backward FLOPs per token, D tokens, one pass."""
+def training_from_params_tokens(params: float, tokens: float, *, active: bool = False) -> TrainingCompute:
+    """The 6ND rule (Kaplan et al. 2020): 2N forward + 4N backward FLOPs per token, D tokens, one pass.
+
+    For a mixture of experts N is the active parameter count (the experts a token is routed to, top-k of
+    them, plus everything else), not the total: `active=True` says N is that, in a note."""
     _check_positive(params, "number of parameters")
     _check_positive(tokens, "number of tokens")
     two_n = float(_exact(params) * 2)
-    return TrainingCompute(
-        two_n, float(_exact(params) * 4), tokens, 1, "6ND", example_unit="token",
-        notes=("C = 6 x N x D: 2N forward + 4N backward FLOPs per token (Kaplan et al. 2020); attention "
-               "FLOPs beyond the parameter matmuls are not included",),
-    )
+    notes = ("C = 6 x N x D: 2N forward + 4N backward FLOPs per token (Kaplan et al. 2020); attention "
+             "FLOPs beyond the parameter matmuls are not included",)
+    if active:
+        notes += (f"N = {format_si(params)} active parameters: each token runs through its top-k experts only "
+                  "(mixture of experts), so the experts it skips are not in N",)
+    return TrainingCompute(two_n, float(_exact(params) * 4), tokens, 1, "6ND", example_unit="token", notes=notes)
 
 
 ASSUMED_BACKWARD_NOTE = (

@@ -73,3 +73,7 @@ class CalibrationError(FlopcalcError):
 
 class MissingDependencyError(FlopcalcError):
     """An optional extra that is not installed; the message names the pip command."""
+
+
+class InsufficientMemoryError(FlopcalcError):
+    """A model that would not fit in the memory of the device it would be built on: stopped before building."""

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from .api import count_traffic, example_inputs, load
+from .api import count_traffic, example_inputs, load, loader_notes
 from .calibration import choose_throughput
 from .catalog import load_catalog
 from .counting.report import CountReport
@@ -546,7 +546,7 @@ class _Analysis:
             self.model.eval()  # dropout off: serving runs in eval mode
         except (NotImplementedError, RuntimeError):  # an exported program keeps the mode it was exported in
             pass
-        self.notes.extend(self.loaded.notes + (() if generation or spec.inputs else self.loaded.example_notes))
+        self.notes.extend(loader_notes(self.loaded, replace(spec, inputs=prompt_ids or spec.inputs)))
         self.pricer: _Pricer | None = None
         self.param_shapes: Mapping[str, tuple[int, ...]] = {}
         self.unsupported: dict[str, int] = {}

@@ -27,34 +27,93 @@ DTYPES = {
 DEVICES_HINT = "use meta, cpu, cuda or cuda:N"
 
 _DIMS = re.compile(r"^\d+([x,]\d+)*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One example input: its shape and dtype (`1x3x224x224`, `8,1024:int64`)."""
+    """One example input: its shape and dtype (`1x3x224x224`, `8,1024:int64`), and the name of the keyword
+    argument it is passed as (`pixel_values=1x3x224x224`); `name=None` passes it positionally."""
 
     shape: tuple[int, ...]
     dtype: str = "float32"
+    name: str | None = None
 
     def __str__(self) -> str:
-        return "x".join(map(str, self.shape)) + ("" if self.dtype == "float32" else f":{self.dtype}")
+        prefix = "" if self.name is None else f"{self.name}="
+        return prefix + "x".join(map(str, self.shape)) + ("" if self.dtype == "float32" else f":{self.dtype}")
 
 
 def parse_input_spec(text: str) -> InputSpec:
-    """Dims separated by `x` or `,`, an optional `:dtype`: `1x3x224x224`, `8,1024`, `1x2048:int64`."""
-    raw = text.strip().lower().replace(" ", "")
+    """Dims separated by `x` or `,`, an optional `:dtype`, an optional `NAME=` in front: `1x3x224x224`,
+    `8,1024`, `1x2048:int64`, `decoder_input_ids=1x128:int64`."""
+    name, sep, rest = text.strip().partition("=")
+    name = name.strip()
+    if not sep:
+        name, rest = None, text
+    elif not _NAME.match(name):
+        raise InputSpecError(
+            f"--input {text!r}: {name!r} is not an argument name",
+            "write NAME=SHAPE with the forward's parameter name, e.g. pixel_values=1x3x224x224",
+        )
+    raw = rest.strip().lower().replace(" ", "")
     dims, _, dtype = raw.partition(":")
     if not _DIMS.match(dims):
         raise InputSpecError(
             f"--input {text!r} is not a shape",
-            "write dims separated by x or commas, optionally with a dtype: 1x3x224x224, 8,1024:int64",
+            "write dims separated by x or commas, optionally with a dtype and a name: 1x3x224x224, 8,1024:int64, "
+            "input_ids=1x512:int64",
         )
     shape = tuple(int(d) for d in re.split(r"[x,]", dims))
     if any(d <= 0 for d in shape):
         raise InputSpecError(f"--input {text!r} has a zero dimension", "every dimension must be at least 1")
     if dtype and dtype not in DTYPES:
         raise InputSpecError(f"--input {text!r}: unknown dtype {dtype!r}", f"use one of {', '.join(sorted(set(DTYPES.values())))}")
-    return InputSpec(shape, DTYPES[dtype] if dtype else "float32")
+    return InputSpec(shape, DTYPES[dtype] if dtype else "float32", name)
+
+
+def check_input_names(specs: Iterable[InputSpec]) -> None:
+    """A keyword argument can be given once."""
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name is not None and spec.name in seen:
+            raise InputSpecError(f"--input {spec.name}= is given twice", "give each named input once")
+        if spec.name is not None:
+            seen.add(spec.name)
+
+
+@dataclass(frozen=True)
+class CallArgs:
+    """The arguments a model is called with: positional ones in order, keyword ones by name.
+
+    What `--input` specs become when positional and named ones are mixed; `CallArgs.of` reads the other forms
+    a model's inputs come in (one tensor, a tuple or list of positional ones, a dict of keyword ones), so
+    every caller calls a model one way: `CallArgs.of(inputs).call(model)`.
+    """
+
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", tuple(self.args))
+        object.__setattr__(self, "kwargs", dict(self.kwargs))
+
+    @classmethod
+    def of(cls, inputs: Any) -> "CallArgs":
+        if isinstance(inputs, CallArgs):
+            return inputs
+        if isinstance(inputs, Mapping):
+            return cls((), inputs)
+        if isinstance(inputs, (list, tuple)):
+            return cls(tuple(inputs))
+        return cls((inputs,))
+
+    def call(self, fn: Any) -> Any:
+        return fn(*self.args, **self.kwargs)
+
+    def named(self) -> list[tuple[str | None, Any]]:
+        """(None, value) for each positional argument, then (name, value) for each keyword one."""
+        return [(None, value) for value in self.args] + list(self.kwargs.items())
 
 
 def check_device(device: str | None) -> str | None:
@@ -69,9 +128,11 @@ class ModelSpec:
     """A model source and everything that decides how it is counted.
 
     - `source`: `file.py:callable`, `file.py`, TorchScript `.pt`, torch.export `.pt2`, `.onnx`, or an HF config.
-    - `inputs`: `--input` specs as given (validated here); empty = the source's own example inputs.
-    - `batch_size` overrides every input's leading dimension; `seq_len` sizes an HF config's token input;
-      `dims` sizes an ONNX graph's symbolic dimensions; `kwargs` go to a Python factory.
+    - `inputs`: `--input` specs as given (validated here): `SHAPE[:dtype]` passed positionally, in order, or
+      `NAME=SHAPE[:dtype]` passed as a keyword; empty = the source's own example inputs.
+    - `batch_size` overrides every input's leading dimension; `seq_len` sizes an HF config's token input (or
+      raw audio samples), `decoder_seq_len` an encoder-decoder's decoder tokens; `dims` sizes an ONNX graph's
+      symbolic dimensions; `kwargs` go to a Python factory.
     - `device`: None counts on meta and falls back to cpu; otherwise the device as given.
     - `frozen`: parameter/module patterns that get no gradient; `causal_half` counts causal attention's lower
       triangle only; `backward=False` counts the forward pass alone.
@@ -82,6 +143,7 @@ class ModelSpec:
     batch_size: int | None = None
     kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
     seq_len: int | None = None
+    decoder_seq_len: int | None = None
     dims: Mapping[str, int] = field(default_factory=dict, hash=False)
     device: str | None = None
     frozen: tuple[str, ...] = ()
@@ -95,12 +157,13 @@ class ModelSpec:
         object.__setattr__(self, "frozen", tuple(self.frozen or ()))
         object.__setattr__(self, "kwargs", dict(self.kwargs or {}))
         object.__setattr__(self, "dims", dict(self.dims or {}))
-        for text in self.inputs:
-            parse_input_spec(text)
+        check_input_names(parse_input_spec(text) for text in self.inputs)
         if self.batch_size is not None and self.batch_size < 1:
             raise InputSpecError(f"--batch-size {self.batch_size} must be at least 1")
         if self.seq_len is not None and self.seq_len < 1:
             raise InputSpecError(f"--seq-len {self.seq_len} must be at least 1")
+        if self.decoder_seq_len is not None and self.decoder_seq_len < 1:
+            raise InputSpecError(f"--decoder-seq-len {self.decoder_seq_len} must be at least 1")
         for name, size in self.dims.items():
             if not isinstance(size, int) or size < 1:
                 raise UsageError(f"--dim {name}={size} must be a whole number >= 1", "write e.g. --dim batch=8")
@@ -121,6 +184,8 @@ class ModelSpec:
             parts.append("--kwargs " + json.dumps(dict(self.kwargs), sort_keys=True, separators=(",", ":"), default=repr))
         if self.seq_len is not None:
             parts.append(f"--seq-len {self.seq_len}")
+        if self.decoder_seq_len is not None:
+            parts.append(f"--decoder-seq-len {self.decoder_seq_len}")
         parts.extend(f"--dim {name}={size}" for name, size in sorted(self.dims.items()))
         parts.extend(f"--frozen {pattern}" for pattern in self.frozen)
         if self.causal_half:

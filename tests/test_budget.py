@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,28 @@ def test_training_limits_from_tokens_use_six_params_per_token(tmp_path):
     assert check.value == pytest.approx(6 * 7e9 * 2e12 / PF_DAY_FLOP, rel=1e-15)
     assert check.value == pytest.approx(972.222222, rel=1e-6)
     assert not check.passed
+
+
+def test_six_params_tokens_of_a_mixture_of_experts_takes_its_active_parameters(tmp_path):
+    path = write_budget(tmp_path, "budgets: [{model: moe.json, tokens: 1T, max_training_flops: 1e30}]")
+    moe = replace(make_report(1, 2, 46_700_000_000), active_params=12_900_000_000)
+    result = run_checks(load_budget_file(path), counter=RecordingCounter({"moe.json": moe}))
+    assert result.checks[0].value == 6 * 12.9e9 * 1e12
+
+
+def test_named_inputs_and_decoder_seq_len_reach_the_spec_and_its_key(tmp_path):
+    path = write_budget(tmp_path, """
+        budgets:
+          - {name: listed, model: t5.json, inputs: ["input_ids=1x512:int64", "decoder_input_ids=1x128:int64"], max_params: 1}
+          - {name: mapped, model: t5.json, inputs: {input_ids: "1x512:int64", decoder_input_ids: "1x128:int64"}, max_params: 1}
+          - {name: decoder, model: t5.json, seq_len: 512, decoder_seq_len: 128, max_params: 1}
+          - {name: positional, model: t5.json, inputs: ["1x512:int64"], max_params: 1}
+    """)
+    listed, mapped, decoder, positional = load_budget_file(path).budgets
+    assert listed.spec.inputs == mapped.spec.inputs == ("input_ids=1x512:int64", "decoder_input_ids=1x128:int64")
+    assert decoder.spec.decoder_seq_len == 128
+    assert len({b.spec.key() for b in (listed, decoder, positional)}) == 3
+    assert listed.spec.key() == mapped.spec.key()
 
 
 def test_training_limit_on_a_model_without_forward_flops_names_the_entry(tmp_path):

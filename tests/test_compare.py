@@ -15,6 +15,17 @@ def depthwise():
 
 def mlp():
     return nn.Sequential(nn.Linear(16, 32, bias=False), nn.Linear(32, 8, bias=False))
+
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(16, 8, bias=False)
+
+    def forward(self, x, scale=None):
+        return self.proj(x) if scale is None else self.proj(x) * scale
+
+def scaled():
+    return Scaled()
 '''
 
 
@@ -55,6 +66,12 @@ def test_on_an_mlp_fvcore_is_half_of_flopcalc_and_nothing_else_is_listed(models)
     assert _reasons(comparison, "torch") == {}  # no difference occurs, none is listed
     assert comparison.in_unit("mac").rows()[1]["forward"] == 3_072
     assert fvcore.modules == {"0": 4_096, "1": 2_048}
+
+
+def test_the_reference_counters_get_positional_and_named_inputs_alike(models):
+    comparison = compare_spec(ModelSpec(f"{models}:scaled", inputs=("2x16", "scale=2x8")), ["torch"])
+    assert [(i.name, i.shape) for i in comparison.report.inputs] == [(None, (2, 16)), ("scale", (2, 8))]
+    assert comparison.counters[0].forward_by_category["matmul"] == comparison.report.forward_by_category["matmul"]
 
 
 def test_unknown_counter_is_a_usage_error():

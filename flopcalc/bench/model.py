@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..api import as_spec, count_loaded, load
 from ..calibration import Calibration, ModelCalibration, calibrated_peak, now_utc
 from ..errors import ModelRunError, UsageError, short_error
-from ..spec import ModelSpec
+from ..spec import CallArgs, ModelSpec
 from .hardware import DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
 from .matmul import SweepPlan, fp32_matmul_mode, peak_for
 
@@ -181,11 +181,7 @@ def _outputs_requiring_grad(output: Any) -> list:
 
 
 def _call(module: Any, inputs: Any) -> Any:
-    if isinstance(inputs, Mapping):
-        return module(**inputs)
-    if isinstance(inputs, (list, tuple)):
-        return module(*inputs)
-    return module(inputs)
+    return CallArgs.of(inputs).call(module)
 
 
 def make_training_step(module: Any, inputs: Any, optimizer: Any, precision: str, device: str) -> Callable[[], None]:

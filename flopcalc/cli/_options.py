@@ -27,7 +27,11 @@ class OutputFormat(str, enum.Enum):
 MODEL_HELP = "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, or a Hugging Face config.json"
 ModelArgument = Annotated[str, typer.Argument(help=MODEL_HELP)]
 InputOption = Annotated[
-    List[str], typer.Option("--input", "-i", help="Input shape per positional argument: 1x3x224x224, 8,1024:int64.")
+    List[str],
+    typer.Option("--input", "-i", help="An input tensor: SHAPE[:dtype] per positional argument, in order (1x3x224x224, "
+                                       "8,1024:int64), or NAME=SHAPE[:dtype] as a keyword (pixel_values=1x3x224x224). "
+                                       "Repeatable; positional ones replace the model's example inputs, named ones "
+                                       "replace or add one each."),
 ]
 BatchSizeOption = Annotated[
     Optional[int], typer.Option("--batch-size", "-b", help="Override the leading dimension of every input.")
@@ -35,6 +39,11 @@ BatchSizeOption = Annotated[
 SeqLenOption = Annotated[
     Optional[int],
     typer.Option("--seq-len", help="Tokens per sequence for a Hugging Face config.json (default min(max positions, 2048))."),
+]
+DecoderSeqLenOption = Annotated[
+    Optional[int],
+    typer.Option("--decoder-seq-len", help="Decoder tokens of a Hugging Face encoder-decoder config (default: as many "
+                                            "as the encoder's tokens, within the decoder's max positions)."),
 ]
 DimOption = Annotated[
     List[str], typer.Option("--dim", help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable).")
@@ -63,11 +72,13 @@ def model_spec(
     frozen: Iterable[str] = (),
     causal_half: bool = False,
     backward: bool = True,
+    decoder_seq_len: Optional[int] = None,
 ) -> ModelSpec:
     """The ModelSpec of the shared model options, as typed on the command line."""
     return ModelSpec(
         model, inputs=tuple(inputs), batch_size=batch_size, kwargs=parse_kwargs(kwargs), seq_len=seq_len,
-        dims=parse_dims(dims), device=device, frozen=tuple(frozen), causal_half=causal_half, backward=backward,
+        decoder_seq_len=decoder_seq_len, dims=parse_dims(dims), device=device, frozen=tuple(frozen),
+        causal_half=causal_half, backward=backward,
     )
 
 

@@ -12,6 +12,7 @@ from ._options import (
     BatchSizeOption,
     CatalogOption,
     CausalHalfOption,
+    DecoderSeqLenOption,
     DimOption,
     FormatOption,
     FrozenOption,
@@ -83,6 +84,7 @@ def bench(
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
     seq_len: SeqLenOption = None,
+    decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
     kwargs: KwargsOption = None,
     frozen: FrozenOption = [],
@@ -98,13 +100,14 @@ def bench(
     resolve_device(device)  # a bad or absent device fails before any work
     resolver = catalog_peak_resolver(catalog or ())
     if model is None:
-        no_model_options("bench", input=input, batch_size=batch_size, seq_len=seq_len, dim=dim, kwargs=kwargs,
-                         frozen=frozen, causal_half=causal_half)
+        no_model_options("bench", input=input, batch_size=batch_size, seq_len=seq_len, decoder_seq_len=decoder_seq_len,
+                         dim=dim, kwargs=kwargs, frozen=frozen, causal_half=causal_half)
         result, text = _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration, resolver, fmt)
     else:
         if full:
             raise UsageError("--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run")
-        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, frozen=frozen, causal_half=causal_half)
+        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, frozen=frozen, causal_half=causal_half,
+                          decoder_seq_len=decoder_seq_len)
         result, text = _bench_model(spec, device, precision, optimizer, seconds, save, calibration, resolver, fmt)
     emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)

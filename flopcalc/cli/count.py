@@ -12,6 +12,7 @@ from ._app import app, emit
 from ._options import (
     BatchSizeOption,
     CausalHalfOption,
+    DecoderSeqLenOption,
     DeviceOption,
     DimOption,
     FormatOption,
@@ -46,6 +47,7 @@ def count_command(
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
     seq_len: SeqLenOption = None,
+    decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
     kwargs: KwargsOption = None,
     device: DeviceOption = None,
@@ -68,7 +70,8 @@ def count_command(
     if unit not in ("flop", "mac"):
         raise UsageError(f"--unit {unit!r} is not flop or mac")
     shown_depth = parse_depth(depth)
-    spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, frozen, causal_half, not no_backward)
+    spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, frozen, causal_half, not no_backward,
+                      decoder_seq_len=decoder_seq_len)
     comparison = None
     if compare is not None:
         from ..compare import compare_spec, parse_counters

@@ -15,6 +15,7 @@ from ._options import (
     BatchSizeOption,
     CalibrationOption,
     CatalogOption,
+    DecoderSeqLenOption,
     DeviceOption,
     DimOption,
     FormatOption,
@@ -34,7 +35,7 @@ from ._options import (
 )
 
 MODES_HINT = ("give a MODEL file with --examples, or --flops-per-example F with --examples, "
-              "or --params N with --tokens D")
+              "or --params N (--active-params N for a mixture of experts) with --tokens D")
 
 
 def _number(text: Optional[str], flag: str) -> Optional[float]:
@@ -49,6 +50,7 @@ def train_command(
     batch_size: BatchSizeOption = None,
     kwargs: KwargsOption = None,
     seq_len: SeqLenOption = None,
+    decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
     device: DeviceOption = None,
     examples: Optional[str] = typer.Option(None, "--examples", "-N", help="Training examples per epoch, e.g. 1.28M."),
@@ -56,6 +58,9 @@ def train_command(
     flops_per_example: Optional[str] = typer.Option(None, "--flops-per-example", help="Forward FLOPs per example "
                                                     "(backward assumed 2x), e.g. 4.1G."),
     params: Optional[str] = typer.Option(None, "--params", help="Parameters N for 6ND, e.g. 175e9 or 175G."),
+    active_params: Optional[str] = typer.Option(None, "--active-params", help="Active parameters N for 6ND of a "
+                                                "mixture of experts (the top-k experts a token runs through plus "
+                                                "everything else, e.g. 12.9G for Mixtral-8x7B); instead of --params."),
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens D for 6ND, e.g. 300e9 or 300G."),
     gpu: GpuOption = None,
     precision: PrecisionOption = None,
@@ -76,25 +81,28 @@ def train_command(
     from ..render.compute import render_training
     from ..thresholds import crossed
 
+    if params is not None and active_params is not None:
+        raise UsageError("--params and --active-params exclude each other",
+                         "give the total with --params, or a mixture of experts' active parameters with --active-params")
     modes = [name for name, given in (("MODEL", model), ("--flops-per-example", flops_per_example),
-                                      ("--params/--tokens", params or tokens)) if given]
+                                      ("--params/--tokens", params or active_params or tokens)) if given]
     if len(modes) != 1:
         raise UsageError("no training size given" if not modes else f"{' and '.join(modes)} exclude each other",
                          MODES_HINT)
     n_examples, n_epochs = _number(examples, "--examples"), _number(epochs, "--epochs")
     if modes[0] == "--params/--tokens":
-        if params is None or tokens is None:
-            raise UsageError("6ND needs both --params and --tokens", MODES_HINT)
+        if (params is None and active_params is None) or tokens is None:
+            raise UsageError("6ND needs --params (or --active-params) and --tokens", MODES_HINT)
         if examples is not None or epochs is not None:
             raise UsageError("--examples/--epochs do not apply to --params/--tokens", "D counts every token trained on")
     elif n_examples is None:
         raise UsageError(f"{modes[0]} needs --examples N (training examples per epoch)", MODES_HINT)
     spec = None
     if model is not None:
-        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device)
+        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len)
     else:
-        no_model_options("count", input=input, batch_size=batch_size, kwargs=kwargs, seq_len=seq_len, dim=dim,
-                         device=device)
+        no_model_options("count", input=input, batch_size=batch_size, kwargs=kwargs, seq_len=seq_len,
+                         decoder_seq_len=decoder_seq_len, dim=dim, device=device)
 
     # Check the GPU options before counting: a typo should not cost a model run.
     choice = None
@@ -118,7 +126,9 @@ def train_command(
         result = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples,
                                        n_epochs or 1)
     else:
-        result = training_from_params_tokens(parse_si_number(params, "--params"), parse_si_number(tokens, "--tokens"))
+        flag, n = ("--params", params) if params is not None else ("--active-params", active_params)
+        result = training_from_params_tokens(parse_si_number(n, flag), parse_si_number(tokens, "--tokens"),
+                                             active=flag == "--active-params")
 
     if choice is not None and choice.notes:
         result = replace(result, notes=tuple(result.notes) + choice.notes)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import inspect
 import fnmatch
+import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,8 +32,10 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import ModelRunError, UnsupportedOpsError, UsageError, short_error
+from ..spec import CallArgs
 from ..units import format_si
 from . import formulas
+from .experts import active_parameters, expert_layers
 from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers
 
 _get_sequence_nr = torch._C._autograd._get_sequence_nr
@@ -225,10 +228,11 @@ class _FlopDispatchMode(TorchDispatchMode):
         self.recomputed: dict[str, Counter] = defaultdict(Counter)  # forward re-run by activation checkpointing
         self.unsupported: Counter = Counter()
         self.formula_errors: dict[str, str] = {}
+        self.slices = _SliceGradients()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = _run(func, args, kwargs)
         backward = False
         if not self.in_backward:
             context, table = self.attribution.current, self.forward
@@ -255,7 +259,9 @@ class _FlopDispatchMode(TorchDispatchMode):
             return
         name = _op_name(func)
         try:
-            flops = formulas.flops_of(func, args, kwargs, out)
+            flops = self.slices.flops(func, args, out)
+            if flops is None:
+                flops = formulas.flops_of(func, args, kwargs, out)
         except Exception as error:  # a formula that cannot read these arguments: say so, never guess zero
             self.unsupported[name] += 1
             self.formula_errors.setdefault(name, short_error(error))
@@ -267,6 +273,94 @@ class _FlopDispatchMode(TorchDispatchMode):
             flops = _merge((("norm" if c in _NON_MATMUL else c), v) for c, v in flops.items())
         for category, value in flops.items():
             table[category] += value
+
+
+# Ops whose meta kernel first checks what the device kernel accepts (the grouped GEMMs of mixture-of-experts
+# layers want bf16 or fp8 inputs with 16-byte strides) and only then gives the output shape. A count needs
+# the shape, not the kernel: on the meta device a failed check makes the output from the shapes instead.
+_GROUPED_MM = frozenset(
+    packet for packet in (getattr(torch.ops.aten, name, None) for name in
+                          ("_grouped_mm", "_scaled_grouped_mm", "_scaled_grouped_mm_v2"))
+    if packet is not None
+)
+
+
+def _run(func, args: tuple, kwargs: Mapping[str, Any]) -> Any:
+    try:
+        return func(*args, **kwargs)
+    except Exception:
+        if func.overloadpacket not in _GROUPED_MM or not _on_meta(args):
+            raise
+        return _grouped_mm_on_meta(func, args, kwargs)
+
+
+def _on_meta(args: tuple) -> bool:
+    return any(isinstance(a, torch.Tensor) and a.device.type == "meta" for a in args)
+
+
+def _grouped_mm_on_meta(func, args: tuple, kwargs: Mapping[str, Any]) -> torch.Tensor:
+    bound = {argument.name: value for argument, value in zip(func._schema.arguments, args)}
+    bound.update(kwargs)
+    a, b, offsets = bound["self"], bound["mat2"], bound.get("offs")
+    shape = formulas.grouped_mm_output_shape(a.shape, b.shape, None if offsets is None else offsets.shape)
+    scaled = func.overloadpacket is not torch.ops.aten._grouped_mm
+    dtype = bound.get("out_dtype") or (torch.bfloat16 if scaled else a.dtype)
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+class _SliceGradients:
+    """Gradients that are zero outside one slice, and the adds that sum them.
+
+    A model that indexes a tensor step by step (a hand-written recurrence, Mamba's reference selective scan:
+    `state = dA[:, :, t] * state + dBu[:, :, t]` for every t) gets back, per step, `select_backward` /
+    `slice_backward`: the step's gradient scattered into zeros of the whole tensor's shape. Autograd sums
+    them with `add`: on shapes alone each add costs the whole tensor, L steps x L slices, quadratic in the
+    sequence, while only the step's slice holds values. Adding such a gradient costs the values it holds
+    (the smaller of the two operands' held elements, an upper bound of where both hold values), and the sum
+    holds the two together. Any other op sees the tensor as the dense tensor it is."""
+
+    _SCATTERS = frozenset(
+        packet for packet in (getattr(torch.ops.aten, name, None) for name in ("select_backward", "slice_backward"))
+        if packet is not None
+    )
+    _ADDS = frozenset({torch.ops.aten.add, torch.ops.aten.add_})
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[Any, int]] = {}  # id(tensor) -> (weak reference, elements holding values)
+
+    def _elements(self, value: Any) -> int | None:
+        if not isinstance(value, torch.Tensor):
+            return None
+        entry = self._held.get(id(value))
+        if entry is not None and entry[0]() is value:
+            return entry[1]
+        return value.numel()
+
+    def _hold(self, tensor: torch.Tensor, elements: int) -> None:
+        key = id(tensor)
+        if elements >= tensor.numel():
+            self._held.pop(key, None)
+            return
+
+        def forget(reference: Any) -> None:  # a freed gradient's entry goes with it (a long scan makes many)
+            if self._held.get(key, (None,))[0] is reference:
+                del self._held[key]
+
+        self._held[key] = (weakref.ref(tensor, forget), elements)
+
+    def flops(self, func, args: tuple, out: Any) -> dict[str, int] | None:
+        """The adds' FLOPs when an operand is such a gradient; None to leave the op to the formulas."""
+        packet = func.overloadpacket
+        if packet in self._SCATTERS and isinstance(out, torch.Tensor) and args and isinstance(args[0], torch.Tensor):
+            self._hold(out, args[0].numel())
+            return {}
+        if packet not in self._ADDS or len(args) < 2 or not isinstance(out, torch.Tensor) or not self._held:
+            return None
+        held = [self._elements(a) for a in args[:2]]
+        if None in held or held == [a.numel() for a in args[:2]]:
+            return None
+        self._hold(out, min(out.numel(), held[0] + held[1]))
+        return {"elementwise": min(held)}
 
 
 def _merge(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
@@ -318,17 +412,14 @@ def _apply_frozen(model: nn.Module, patterns: Sequence[str]) -> list[nn.Paramete
     return frozen
 
 
-def _as_args(inputs: Any) -> tuple[tuple, dict]:
-    if isinstance(inputs, Mapping):
-        return (), dict(inputs)
-    if isinstance(inputs, (list, tuple)):
-        return tuple(inputs), {}
-    return (inputs,), {}
-
-
-def _input_infos(args: tuple, kwargs: Mapping[str, Any]) -> tuple[InputInfo, ...]:
-    tensors = list(_tensors_in(list(args) + list(kwargs.values())))
-    return tuple(InputInfo(tuple(int(d) for d in t.shape), str(t.dtype).replace("torch.", "")) for t in tensors)
+def _input_infos(call: CallArgs) -> tuple[InputInfo, ...]:
+    """Each input tensor, positional ones first, keyword ones by name (a tensor nested in a keyword argument
+    carries that argument's name)."""
+    return tuple(
+        InputInfo(tuple(int(d) for d in t.shape), str(t.dtype).replace("torch.", ""), name)
+        for name, value in call.named()
+        for t in _tensors_in(value)
+    )
 
 
 def count(
@@ -344,14 +435,16 @@ def count(
 ) -> CountReport:
     """Count `model(*inputs)` forward and (unless `backward=False`) backward FLOPs, per module and category.
 
-    `inputs` is a tensor, a tuple/list of positional tensors, or a dict of keyword tensors, on the model's
-    device (use the meta device to count without memory). The backward is that of the sum of all outputs,
-    with parameters requiring gradients as the model sets them (minus `frozen` patterns); inputs need none.
+    `inputs` is a tensor, a tuple/list of positional tensors, a dict of keyword tensors, or `CallArgs` of
+    both, on the model's device (use the meta device to count without memory). The backward is that of the
+    sum of all outputs, with parameters requiring gradients as the model sets them (minus `frozen` patterns);
+    inputs need none.
     `observe`, if given, is called with every op and the module it belongs to (see OpObserver).
     """
     if not isinstance(model, nn.Module):
         raise UsageError(f"count() needs a torch.nn.Module, got {type(model).__name__}")
-    args, kwargs = _as_args(inputs)
+    call = CallArgs.of(inputs)
+    args, kwargs = call.args, call.kwargs
     module_names = {}
     for module_name, module in model.named_modules():
         module_names.setdefault(id(module), module_name)
@@ -376,7 +469,7 @@ def count(
                     output = model(*args, **kwargs)
                 except (Exception, SystemExit) as error:  # sys.exit in a forward too
                     raise ModelRunError(
-                        f"the model failed on its inputs ({_describe(args, kwargs)}): {short_error(error)}",
+                        f"the model failed on its inputs ({_describe(call)}): {short_error(error)}",
                         "check --input shapes and dtypes against what the model's forward expects",
                     ) from error
                 if backward:
@@ -416,9 +509,11 @@ def count(
     if device is None:
         device = next((str(p.device) for p in model.parameters()), "cpu")
     params = list(model.parameters())
+    experts = expert_layers(model)
+    notes.extend(_experts_notes(experts))
     return CountReport(
         model=name or type(model).__name__,
-        inputs=_input_infos(args, kwargs),
+        inputs=_input_infos(call),
         device=device,
         layers=_layers(model, counter.forward, counter.backward),
         params=sum(p.numel() for p in params),
@@ -429,12 +524,29 @@ def count(
         options={"backward": backward, "frozen": list(frozen), "causal_half": causal_half},
         recomputed_by_category={c: v for c, v in _merge(
             (c, v) for table in counter.recomputed.values() for c, v in table.items()).items() if v},
+        active_params=active_parameters(model, experts) if experts else None,
     )
 
 
-def _describe(args: tuple, kwargs: Mapping[str, Any]) -> str:
-    infos = _input_infos(args, kwargs)
-    return ", ".join("x".join(map(str, i.shape)) + f" {i.dtype}" for i in infos) or "no inputs"
+def _experts_notes(experts: Sequence) -> list[str]:
+    """What the active parameter count assumed about the mixture-of-experts layers."""
+    if not experts:
+        return []
+    routed = sorted({(layer.top_k, layer.num_experts) for layer in experts if layer.top_k is not None})
+    notes = []
+    if routed:
+        shares = ", ".join(f"top-{k} of {n}" for k, n in routed)
+        notes.append(f"mixture of experts: {len(experts)} experts layer(s), {shares}; active parameters count "
+                     "each token's experts only (experts x top-k / experts)")
+    unknown = [layer.name for layer in experts if layer.top_k is None]
+    if unknown:
+        notes.append(f"mixture of experts: top-k of {unknown[0]}" + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
+                     + " not found; its experts are all counted as active parameters")
+    return notes
+
+
+def _describe(call: CallArgs) -> str:
+    return ", ".join(map(str, _input_infos(call))) or "no inputs"
 
 
 def _layers(model: nn.Module, forward: Mapping[str, Counter], backward: Mapping[str, Counter]) -> tuple[LayerCount, ...]:

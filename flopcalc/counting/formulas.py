@@ -90,6 +90,47 @@ def scaled_mm_flops(a, b, *_, out=None, **__) -> int:
     return mm_flops(a, b)
 
 
+def _grouped_mm_flops(a, b) -> int:
+    """A grouped GEMM (mixture-of-experts experts): each group multiplies its own slice, and the slices tile
+    the grouped dimension, so the shapes alone give the sum over the groups of 2 x rows x k x n:
+
+    - a [M, K] @ b [G, K, N] (offsets split M among G experts: the forward): 2*M*K*N;
+    - a [K, M] @ b [M, N] (offsets split the contraction M: a weight gradient, out [G, K, N]): 2*K*M*N;
+    - a [G, M, K] @ b [K, N] (offsets split N): 2*M*K*N;  a [G, M, K] @ b [G, K, N] (batched): 2*G*M*K*N.
+
+    Rows past the last offset (expert-parallel padding) are skipped by the kernel; on shapes alone they are
+    counted: with every token routed they do not exist."""
+    if len(a) == 2 and len(b) == 2:
+        return 2 * a[0] * a[1] * b[1]
+    rows = a[0] if len(a) == 2 else (a[0] * a[1] if len(b) == 3 else a[1])
+    return 2 * rows * a[-1] * b[-1]
+
+
+@register("_grouped_mm", category="matmul")
+def grouped_mm_flops(a, b, *_, out=None, **__) -> int:
+    return _grouped_mm_flops(a, b)
+
+
+@register("_scaled_grouped_mm", "_scaled_grouped_mm_v2", category="matmul")
+def scaled_grouped_mm_flops(a, b, *_, out=None, **__) -> int:
+    """fp8 grouped GEMM: the scales are applied in the epilogue, as for _scaled_mm."""
+    return _grouped_mm_flops(a, b)
+
+
+def grouped_mm_output_shape(a, b, offsets) -> tuple[int, ...]:
+    """The output shape of a grouped GEMM (layouts as in _grouped_mm_flops; `offsets` has one entry a group).
+
+    torch's meta kernel first checks what the CUDA kernel accepts (bf16 or fp8 inputs, 16-byte strides), so a
+    float32 model on the meta device stops there; a count needs only this shape."""
+    if len(a) == 2 and len(b) == 2:
+        return (offsets[0], a[0], b[1])
+    if len(a) == 2:
+        return (a[0], b[-1])
+    if len(b) == 2:
+        return (a[1], b[1])
+    return (a[0], a[1], b[-1])
+
+
 @register("addmm", category="matmul")
 def addmm_flops(bias, a, b, *_, out=None, **__) -> dict:
     """bias + a @ b: the matmul, plus one add per output element for the bias."""
@@ -334,6 +375,21 @@ def rms_norm_flops(x, normalized_shape, weight, *_, out=None, **__) -> int:
     return _numel(x) * (3 + int(weight is not None))
 
 
+@register("_weight_norm_interface", category="norm")
+def weight_norm_flops(v, g, *_, out=None, **__) -> int:
+    """Weight normalisation, w = g * v / ||v|| (nn.utils.weight_norm; wav2vec 2.0's positional convolution):
+    the norm's square-and-sum (2 per element of v), then one multiply each by the per-slice g / ||v||
+    (one division per element of g)."""
+    return 3 * _numel(v) + _numel(g)
+
+
+@register("_weight_norm_interface_backward", category="norm")
+def weight_norm_backward_flops(grad_w, v, g, norms, *_, out=None, **__) -> int:
+    """grad_g = sum(grad_w * v) / ||v|| (2 per element), grad_v = (g / ||v||) * (grad_w - v * grad_g / ||v||)
+    (a multiply, a subtract and a multiply: 3 per element, the per-slice factors once per element of g)."""
+    return 5 * _numel(v) + 2 * _numel(g)
+
+
 # In eval mode batch norm is a fixed per-channel affine map, y = x * (weight * invstd) + shift: its input
 # gradient is the incoming gradient times that per-channel scale, one multiply per element.
 _FROZEN_STATS_BACKWARD_PER_ELEMENT = 1
@@ -565,6 +621,19 @@ def logsumexp_flops(x, *_, out=None, **__) -> int:
     """The max (1), subtracting it (1), exp (1) and the sum (1) per element, as softmax without its division;
     the log and the add back of the max are per output element and not counted."""
     return 4 * _numel(x)
+
+
+@register("histc", category="reduction")
+def histc_flops(x, *_, out=None, **__) -> int:
+    """Binning each element and adding it to its bin's count: one op per input element (mixture-of-experts
+    routing counts the tokens each expert receives this way)."""
+    return _numel(x)
+
+
+@register("floor_divide", "floor_divide_", category="elementwise")
+def floor_divide_flops(*_, out=None, **__) -> int:
+    """One division (rounded down) per output element; torch's schema does not tag it pointwise."""
+    return _numel(_first_shape(out))
 
 
 @register("embedding_dense_backward", category="elementwise")

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from typing import Any, Mapping, Sequence
 
 from ..errors import InputSpecError, ModelLoadError, UnsupportedOpsError, UsageError, short_error
-from ..spec import ModelSpec, parse_input_spec
+from ..spec import InputSpec, ModelSpec, parse_input_spec
 from .formulas_onnx import ZERO_COST_OPS, OnnxNode, flops_of_node, op_key
 from .report import CountReport, InputInfo, build_layers, tree_ancestors
 
@@ -52,15 +52,11 @@ def resolve_input_shapes(
     inputs = _graph_inputs(model)
     names = ", ".join(i.name for i in inputs)
     notes: list[str] = []
+    given = _given_shapes(inputs, [parse_input_spec(text) for text in specs or ()], names)
     resolved = []
-    if specs:
-        if len(specs) != len(inputs):
-            raise InputSpecError(
-                f"the graph has {len(inputs)} input(s) ({names}), got {len(specs)} --input",
-                "give one --input per graph input, in order",
-            )
-        for graph_input, text in zip(inputs, specs):
-            spec = parse_input_spec(text)
+    for graph_input in inputs:
+        if graph_input.name in given:
+            text, spec = given[graph_input.name]
             shape = ((batch_size,) + spec.shape[1:]) if batch_size is not None else spec.shape
             declared = graph_input.type.tensor_type
             if declared.HasField("shape") and len(declared.shape.dim) != len(shape):
@@ -69,10 +65,8 @@ def resolve_input_shapes(
                     f"{len(declared.shape.dim)}",
                     "give one size per dimension of the graph input",
                 )
-            resolved.append((graph_input.name, shape, _dtype_name(graph_input.type.tensor_type.elem_type)))
-        return resolved, notes
-    used: set[str] = set()
-    for graph_input in inputs:
+            resolved.append((graph_input.name, shape, _dtype_name(declared.elem_type)))
+            continue
         tensor_type = graph_input.type.tensor_type
         if not tensor_type.HasField("shape"):
             raise InputSpecError(f"graph input {graph_input.name!r} has no shape", "give --input for every graph input")
@@ -80,7 +74,6 @@ def resolve_input_shapes(
         for index, dim in enumerate(tensor_type.shape.dim):
             param = dim.dim_param if dim.WhichOneof("value") == "dim_param" else None
             if param is not None and param in dims:
-                used.add(param)
                 shape.append(dims[param])
             elif index == 0 and batch_size is not None:
                 shape.append(batch_size)
@@ -96,14 +89,34 @@ def resolve_input_shapes(
                     f"give --dim {param}=SIZE" if param else "give --input with every dimension",
                 )
         resolved.append((graph_input.name, tuple(shape), _dtype_name(tensor_type.elem_type)))
-    unused = sorted(set(dims) - used)
+    known = sorted({d.dim_param for i in inputs for d in i.type.tensor_type.shape.dim if d.dim_param})
+    unused = sorted(set(dims) - set(known))
     if unused:
-        known = sorted({d.dim_param for i in inputs for d in i.type.tensor_type.shape.dim if d.dim_param})
         raise UsageError(
             f"--dim {unused[0]}: no graph input has a dimension named {unused[0]!r}",
             f"symbolic dimensions here: {', '.join(known)}" if known else "this graph has no symbolic dimensions",
         )
     return resolved, notes
+
+
+def _given_shapes(inputs, specs: Sequence[InputSpec], names: str) -> dict[str, tuple[str, InputSpec]]:
+    """Graph input name -> (the --input as typed, its spec): positional specs in graph order (all inputs, when
+    only positional ones are given), named ones by name."""
+    positional = [spec for spec in specs if spec.name is None]
+    named = {spec.name: spec for spec in specs if spec.name is not None}
+    if positional and (len(positional) > len(inputs) or (not named and len(positional) != len(inputs))):
+        raise InputSpecError(
+            f"the graph has {len(inputs)} input(s) ({names}), got {len(positional)} --input",
+            "give one --input per graph input, in order, or name them: --input NAME=SHAPE",
+        )
+    given = {graph_input.name: (str(spec), spec) for graph_input, spec in zip(inputs, positional)}
+    for name, spec in named.items():
+        if name not in {i.name for i in inputs}:
+            raise InputSpecError(f"--input {name}=: the graph has no input {name!r}", f"its inputs: {names}")
+        if name in given:
+            raise InputSpecError(f"--input {name}= names an input already given by position", "give it once")
+        given[name] = (str(spec), spec)
+    return given
 
 
 def infer_shapes(model, resolved: Sequence[tuple[str, tuple[int, ...], str]]):
@@ -354,7 +367,7 @@ def count_onnx(model, spec: ModelSpec, *, strict: bool = False) -> CountReport:
     notes.append(NO_BACKWARD_NOTE)
     return CountReport(
         model=spec.source,
-        inputs=tuple(InputInfo(shape, dtype) for _, shape, dtype in resolved),
+        inputs=tuple(InputInfo(shape, dtype, name) for name, shape, dtype in resolved),
         device=DEVICE,
         layers=build_layers(tree.in_order(param_sizes), forward, {}, separator=SEPARATOR),
         params=sum(param_sizes.values()),

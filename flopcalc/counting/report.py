@@ -33,11 +33,18 @@ def _halve_multiply_adds(by_category: Mapping[str, int]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class InputInfo:
+    """One input tensor the model was called with; `name` is its keyword, None when passed positionally."""
+
     shape: tuple[int, ...]
     dtype: str
+    name: str | None = None
 
     def to_dict(self) -> dict:
-        return {"shape": list(self.shape), "dtype": self.dtype}
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    def __str__(self) -> str:
+        text = "x".join(map(str, self.shape)) + f" {self.dtype}"
+        return text if self.name is None else f"{self.name}={text}"
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,13 @@ class CountReport:
     recomputed_by_category: Mapping[str, int] = field(default_factory=dict)
     # L, H, Q of a transformer, when the model says them (its config): what the FLOP conventions need
     transformer: TransformerShape | None = None
+    # parameters each token runs through: a mixture of experts uses top_k of its experts; None = all
+    active_params: int | None = None
+
+    @property
+    def active(self) -> int:
+        """Active parameters: `params` except for mixtures of experts (experts x top_k / num_experts)."""
+        return self.params if self.active_params is None else self.active_params
 
     @property
     def root(self) -> LayerCount:
@@ -232,6 +246,7 @@ class CountReport:
                 "backward": self.backward,
                 "total": self.total,
                 "params": self.params,
+                "active_params": self.active,
                 "param_bytes": self.param_bytes,
                 "forward_by_category": dict(self.forward_by_category),
                 "backward_by_category": dict(self.backward_by_category),

@@ -14,9 +14,9 @@ from ..errors import ModelLoadError
 from ..spec import ModelSpec, split_python_source
 from .base import LoadedModel
 from .huggingface import config_path
-from .inputs import make_inputs
+from .inputs import example_inputs_kept, make_inputs
 
-__all__ = ["LoadedModel", "load_model", "make_inputs"]
+__all__ = ["LoadedModel", "example_inputs_kept", "load_model", "make_inputs"]
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
 EXPORT_SUFFIXES = (".pt2",)
@@ -29,8 +29,9 @@ def load_model(spec: ModelSpec | str, *, device: str = "meta") -> LoadedModel:
         spec = ModelSpec(spec)
     source = spec.source
     hf_config = config_path(source)
-    if spec.seq_len is not None and hf_config is None:
-        raise ModelLoadError("--seq-len applies to Hugging Face config.json models", "give --input SHAPE for others")
+    for flag, value in (("--seq-len", spec.seq_len), ("--decoder-seq-len", spec.decoder_seq_len)):
+        if value is not None and hf_config is None:
+            raise ModelLoadError(f"{flag} applies to Hugging Face config.json models", "give --input SHAPE for others")
     python = split_python_source(source)
     if python is not None:
         from .python_file import load_python_model
@@ -55,7 +56,10 @@ def load_model(spec: ModelSpec | str, *, device: str = "meta") -> LoadedModel:
     if hf_config is not None:
         from .huggingface import load_hf_config
 
-        return load_hf_config(hf_config, device=device, seq_len=spec.seq_len, source=source)
+        given = spec.input_specs
+        named = None if any(p.name is None for p in given) else frozenset(p.name for p in given)
+        return load_hf_config(hf_config, device=device, seq_len=spec.seq_len, decoder_seq_len=spec.decoder_seq_len,
+                              source=source, given=named)
     raise ModelLoadError(
         f"cannot tell what kind of model {source!r} is",
         "give a Python file (file.py:callable), TorchScript (.pt/.pth/.ts), torch.export (.pt2), ONNX (.onnx) "

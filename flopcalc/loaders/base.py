@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 
 @dataclass
@@ -14,3 +14,5 @@ class LoadedModel:
     kind: str = ""  # "python" | "torchscript" | "export" | "onnx" | "huggingface"
     notes: tuple[str, ...] = field(default_factory=tuple)
     example_notes: tuple[str, ...] = field(default_factory=tuple)  # hold only when example_inputs are used
+    # notes about one example input each, by keyword name: they hold while --input does not replace that input
+    input_notes: Mapping[str, str] = field(default_factory=dict)

@@ -1,32 +1,63 @@
-"""A ModelSpec's `--input` specs (`1x3x224x224`, `8,1024:int64`), or a source's own examples -> tensors on a device."""
+"""A ModelSpec's `--input` specs (`1x3x224x224`, `8,1024:int64`, `pixel_values=1x3x224x224`), or a source's
+own examples -> tensors on a device."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import InputSpecError
-from ..spec import InputSpec, ModelSpec
+from ..spec import CallArgs, InputSpec, ModelSpec
 
 
 def make_inputs(spec: ModelSpec, example_inputs: Any, *, device: str) -> Any:
-    """Tensors for the spec's `--input`s, else the source's own example inputs; `batch_size` overrides dim 0.
+    """Tensors for the spec's `--input`s and the source's own example inputs; `batch_size` overrides dim 0.
+
+    Positional `--input`s replace the example inputs altogether (as they always have); named ones replace the
+    example's keyword input of that name, or add one. The result has the form of what it holds: the example
+    as the source gave it when no `--input` is given, a tuple of positional tensors, a dict of keyword
+    tensors, or `CallArgs` when both kinds are mixed.
 
     Integer inputs are zeros (valid token ids for any embedding); float inputs are random, except on meta.
     """
     import torch
 
-    if spec.inputs:
-        parsed = spec.input_specs
-        if spec.batch_size is not None:
-            parsed = tuple(InputSpec((spec.batch_size,) + p.shape[1:], p.dtype) for p in parsed)
-        return tuple(_tensor(p, device) for p in parsed)
-    if example_inputs is None:
+    parsed = spec.input_specs
+    if spec.batch_size is not None:
+        parsed = tuple(InputSpec((spec.batch_size,) + p.shape[1:], p.dtype, p.name) for p in parsed)
+    positional = tuple(_tensor(p, device) for p in parsed if p.name is None)
+    named = {p.name: _tensor(p, device) for p in parsed if p.name is not None}
+    if positional:
+        base = CallArgs(positional)
+    elif example_inputs is not None:
+        moved = _to_device(example_inputs, torch.device(device))
+        moved = _rebatch(moved, spec.batch_size) if spec.batch_size is not None else moved
+        if not named:
+            return moved
+        base = CallArgs.of(moved)
+    elif named:
+        base = CallArgs()
+    else:
         raise InputSpecError(
             f"no inputs for {spec.source}",
-            "give --input SHAPE (e.g. --input 1x3x224x224), or define example_inputs() in the model file",
+            "give --input SHAPE or NAME=SHAPE (e.g. --input 1x3x224x224), or define example_inputs() in the model file",
         )
-    moved = _to_device(example_inputs, torch.device(device))
-    return _rebatch(moved, spec.batch_size) if spec.batch_size is not None else moved
+    call = CallArgs(base.args, {**base.kwargs, **named})
+    if not call.kwargs:
+        return call.args
+    return call.kwargs if not call.args else call
+
+
+def example_inputs_kept(spec: ModelSpec, example_inputs: Any) -> set[str | None]:
+    """Which of the source's example inputs a count with these `--input`s still uses: their keyword names, and
+    None for the positional ones (so notes about a default input are shown only while it is in use)."""
+    if example_inputs is None:
+        return set()
+    given = spec.input_specs
+    if any(p.name is None for p in given):
+        return set()
+    call = CallArgs.of(example_inputs)
+    overridden = {p.name for p in given}
+    return ({None} if call.args else set()) | {name for name in call.kwargs if name not in overridden}
 
 
 def _tensor(spec: InputSpec, device: str):
@@ -43,6 +74,8 @@ def _to_device(obj: Any, device):
 
     if isinstance(obj, torch.Tensor):
         return obj if obj.device == device else obj.to(device)
+    if isinstance(obj, CallArgs):
+        return CallArgs(_to_device(obj.args, device), _to_device(obj.kwargs, device))
     if isinstance(obj, dict):
         return {k: _to_device(v, device) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -57,6 +90,8 @@ def _rebatch(obj: Any, batch_size: int):
         if obj.dim() == 0:
             return obj
         return obj[:1].expand(batch_size, *obj.shape[1:]).clone()
+    if isinstance(obj, CallArgs):
+        return CallArgs(_rebatch(obj.args, batch_size), _rebatch(obj.kwargs, batch_size))
     if isinstance(obj, dict):
         return {k: _rebatch(v, batch_size) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

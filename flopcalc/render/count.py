@@ -24,7 +24,16 @@ def _unit_label(report: CountReport) -> str:
 
 
 def _inputs_text(report: CountReport) -> str:
-    return ", ".join("x".join(map(str, i.shape)) + f" {i.dtype}" for i in report.inputs) or "none"
+    """`input_ids=1x512 int64, decoder_input_ids=1x128 int64`: what the model was called with, names included."""
+    return ", ".join(map(str, report.inputs)) or "none"
+
+
+def _params_text(report: CountReport) -> str:
+    """`params 46.7 G (46,702,792,704)`, plus the active ones of a mixture of experts."""
+    text = f"params {format_si(report.params)} ({report.params:,})"
+    if report.active != report.params:
+        text += f", active {format_si(report.active)} ({report.active:,})"
+    return text
 
 
 def visible_layers(report: CountReport, depth: int) -> list[LayerCount]:
@@ -113,8 +122,9 @@ def render_markdown(report: CountReport, depth: int = 2) -> str:
         title=[f"**{report.model}** — inputs {_inputs_text(report)}, device {report.device}. "
                f"{CONVENTION[report.unit]}."],
     )
+    active = "" if report.active == report.params else f", active {format_si(report.active)}"
     total_row = ["**total**", f"**{format_si(report.forward)}**", f"**{format_si(report.backward)}**",
-                 f"params {format_si(report.params)}"]
+                 f"params {format_si(report.params)}{active}"]
     categories = markdown_text(
         ["Category", f"Forward ({unit})", f"Backward ({unit})", "Share"],
         _category_rows(report) + [total_row],
@@ -172,7 +182,7 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     )
     console.print(categories)
     console.print(
-        f"\nparams {format_si(report.params)} ({report.params:,}), {format_si(report.param_bytes, 'B')}"
+        f"\n{_params_text(report)}, {format_si(report.param_bytes, 'B')}"
         f"   forward {report.forward:,} {unit}   backward {report.backward:,} {unit}",
         highlight=False,
     )

@@ -29,7 +29,8 @@ def test_seq_len_and_batch_size_equal_an_explicit_token_input(gpt2_config):
     assert by_options.exit_code == 0 and by_input.exit_code == 0, by_options.output + by_input.output
     options, explicit = json.loads(by_options.stdout), json.loads(by_input.stdout)
     assert options["totals"] == explicit["totals"]
-    assert options["inputs"] == [{"shape": [2, 16], "dtype": "int64"}]
+    assert options["inputs"] == [{"name": "input_ids", "shape": [2, 16], "dtype": "int64"}]
+    assert explicit["inputs"] == [{"name": None, "shape": [2, 16], "dtype": "int64"}]  # positional, as typed
 
 
 def test_onnx_graph_with_dim_option_and_forward_only_output(tmp_path):
@@ -108,3 +109,19 @@ def test_dim_is_only_for_onnx_graphs(examples):
     result = invoke("count", examples / "mlp.py", "--dim", "batch=2")
     assert result.exit_code == 2
     assert "--dim applies to ONNX graphs" in result.output
+
+
+def test_named_inputs_and_active_params_in_the_table_and_json(moe_config):
+    table = invoke("count", moe_config, "--input", "input_ids=2x8:int64")
+    assert table.exit_code == 0, table.output
+    assert "inputs input_ids=2x8 int64" in table.stdout
+    data = json.loads(invoke("count", moe_config, "--input", "input_ids=2x8:int64", "--format", "json").stdout)
+    experts = 4 * 3 * 32 * 64  # top-2 of 4: half of them are active
+    assert data["totals"]["params"] - data["totals"]["active_params"] == experts // 2
+    assert f"({data['totals']['active_params']:,})" in table.stdout.split("active", 1)[1]
+
+
+def test_decoder_seq_len_on_a_model_without_a_decoder_is_one_line(gpt2_config):
+    result = invoke("count", gpt2_config, "--decoder-seq-len", 8)
+    assert result.exit_code == 2 and "--decoder-seq-len applies to encoder-decoder models" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

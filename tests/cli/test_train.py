@@ -63,6 +63,24 @@ def test_table_shows_gpu_time_energy_and_throughput():
         assert text in result.output
 
 
+def test_active_params_of_a_mixture_of_experts_for_6nd():
+    """Mixtral-8x7B: 46.7B parameters, 12.9B active per token (2 of 8 experts); 6ND takes the active ones."""
+    data = run_json("--active-params", "12.9G", "--tokens", "1T")
+    assert data["method"] == "6ND" and data["training_flops"] == 6 * 12.9e9 * 1e12
+    assert any("12.9 G active parameters" in note for note in data["notes"])
+
+
+def test_train_of_a_mixture_of_experts_config_uses_its_counted_flops(moe_config):
+    """`train MODEL` counts the routed experts (top-2 of 4), not 6 x all parameters."""
+    from flopcalc.api import count
+
+    report = count(str(moe_config), seq_len=8)
+    data = run_json(moe_config, "--seq-len", "8", "--examples", "1000")
+    assert data["method"] == "counted"
+    assert data["training_flops"] == (report.forward + report.backward) * 1000
+    assert any("top-2 of 4" in note for note in data["notes"])
+
+
 def test_gpu_without_tdp_has_no_energy():
     data = run_json("--params", "1e9", "--tokens", "1e10", "--gpu", "TPU-v5e")
     assert data["energy_kwh"] is None
@@ -71,7 +89,9 @@ def test_gpu_without_tdp_has_no_energy():
 @pytest.mark.parametrize(
     "args, message",
     [([], "no training size given"),
-     (["--params", "1e9"], "needs both --params and --tokens"),
+     (["--params", "1e9"], "needs --params (or --active-params) and --tokens"),
+     (["--active-params", "1e9"], "needs --params (or --active-params) and --tokens"),
+     (["--params", "1e9", "--active-params", "1e9", "--tokens", "1e10"], "--params and --active-params exclude"),
      (["--params", "1e9", "--tokens", "1e10", "--flops-per-example", "1e9"], "exclude each other"),
      (["--flops-per-example", "1e9"], "needs --examples"),
      (["--flops-per-example", "-1e9", "--examples", "10"], "must be a finite number > 0"),

@@ -7,6 +7,7 @@ from torch import nn
 
 from flopcalc.counting.counter import count
 from flopcalc.errors import ModelRunError, UnsupportedOpsError, UsageError
+from flopcalc.spec import CallArgs
 
 
 def test_linear_forward_and_backward_without_input_grad():
@@ -255,3 +256,51 @@ def test_fvcore_undercounts_a_broadcast_matmul_and_we_count_every_batch():
     exact = 2 * B * H * L * E * S
     assert count(LeftBroadcast(), inputs, backward=False).forward == exact
     assert 2 * analysis.total() * B * H == exact  # fvcore misses the B*H = 8 broadcast copies
+
+
+class _GroupedExperts(nn.Module):
+    """A mixture-of-experts layer's experts as transformers runs them: one grouped GEMM over stacked weights."""
+
+    def __init__(self, experts, k, n, device=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(experts, k, n, device=device))
+
+    def forward(self, x, offsets):
+        return torch._grouped_mm(x, self.weight, offsets)
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_float32_grouped_mm_counts_on_meta_and_cpu_alike(device):
+    """torch's meta kernel of _grouped_mm wants bf16; a count needs only shapes, so float32 counts on meta."""
+    tokens, experts, k, n = 12, 3, 8, 4
+    x = torch.randn(tokens, k, device=device, requires_grad=True)
+    offsets = torch.tensor([5, 5, 12], dtype=torch.int32, device=device)
+    report = count(_GroupedExperts(experts, k, n, device=device), CallArgs((x,), {"offsets": offsets}))
+    assert report.device == device
+    assert report.forward == 2 * tokens * k * n
+    assert report.backward == 2 * (2 * tokens * k * n)  # the input gradient and the weight gradient
+    assert [(i.name, i.shape) for i in report.inputs] == [(None, (tokens, k)), ("offsets", (experts,))]
+
+
+class _StepByStep(nn.Module):
+    """A recurrence written as a Python loop over the steps of a sequence (as Mamba's reference scan is)."""
+
+    def __init__(self, steps, width):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(steps, width))
+
+    def forward(self, x):
+        y = self.weight * x
+        state = y[0]
+        for t in range(1, y.shape[0]):
+            state = state + y[t]
+        return state
+
+
+def test_summing_step_gradients_costs_their_slices_not_the_whole_tensor():
+    """Each y[t] sends back its gradient scattered into zeros of y's shape; autograd sums the L of them. Only a
+    slice of each holds values, so the L - 1 adds cost D each, not L*D each (quadratic in the sequence)."""
+    steps, width = 16, 8
+    report = count(_StepByStep(steps, width), torch.randn(steps, width))
+    assert report.forward_by_category["elementwise"] == steps * width + (steps - 1) * width  # w*x, then the sum
+    assert report.backward_by_category["elementwise"] == (steps - 1) * width + steps * width  # the sums, grad*x

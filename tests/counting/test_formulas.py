@@ -172,3 +172,38 @@ def test_a_model_reshaping_in_place_lists_nothing_unsupported():
     report = count(InPlaceViews(), (torch.randn(3, 4, requires_grad=True),))
     assert report.unsupported_ops == {}
     assert report.forward == 3 * 4 + 3 * 4  # the multiply and the sum; the views are free
+
+
+def _group_sizes(offsets):
+    ends = offsets.tolist()
+    return [end - start for start, end in zip([0] + ends[:-1], ends)]
+
+
+def test_grouped_mm_is_the_sum_over_groups_of_each_groups_gemm():
+    """Every layout of torch._grouped_mm on the CPU: the output shape the formula module predicts, and FLOPs
+    equal to 2 x rows x k x n summed over the groups the offsets mark."""
+    offsets = torch.tensor([3, 4, 12], dtype=torch.int32)  # groups of 3, 1 and 8 (the CPU kernel wants 16-byte strides)
+    sizes = _group_sizes(offsets)
+    cases = [  # (a, b, offsets, FLOPs from the groups)
+        (torch.randn(12, 8), torch.randn(3, 8, 4), offsets, sum(2 * m * 8 * 4 for m in sizes)),  # experts forward
+        (torch.randn(8, 12), torch.randn(12, 4), offsets, sum(2 * 8 * m * 4 for m in sizes)),  # weight gradient
+        (torch.randn(3, 4, 8), torch.randn(8, 12), offsets, sum(2 * 4 * 8 * n for n in sizes)),  # groups of columns
+        (torch.randn(3, 4, 8), torch.randn(3, 8, 4), None, 3 * 2 * 4 * 8 * 4),  # batched
+    ]
+    for a, b, offs, expected in cases:
+        out = aten._grouped_mm.default(a, b, offs)
+        assert tuple(out.shape) == formulas.grouped_mm_output_shape(a.shape, b.shape, None if offs is None else offs.shape)
+        assert flops_of(aten._grouped_mm.default, (a, b, offs), {}, out) == {"matmul": expected}
+
+
+def test_routing_ops_are_cheap_known_ops():
+    ids = meta(32)
+    assert _call(aten.histc.default, ids, 4, 0, 3) == {"reduction": 32}
+    assert _call(aten.floor_divide.default, meta(32, dtype=torch.int64), meta(dtype=torch.int64)) == {"elementwise": 32}
+
+
+def test_weight_norm_is_a_norm_of_the_weight_and_a_scaling():
+    v, g = meta(16, 4, 3), meta(16, 1, 1)
+    assert _call(aten._weight_norm_interface.default, v, g, 0) == {"norm": 3 * 16 * 4 * 3 + 16}
+    grad, norms = meta(16, 4, 3), meta(16, 1, 1)
+    assert _call(aten._weight_norm_interface_backward.default, grad, v, g, norms, 0) == {"norm": 5 * 16 * 4 * 3 + 2 * 16}

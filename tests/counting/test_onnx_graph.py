@@ -156,6 +156,20 @@ def test_symbolic_dims_take_dim_and_batch_size(sequence_graph):
     assert count(sequence_graph, inputs=["2x7x16"]).inputs[0].shape == (2, 7, 16)
 
 
+def test_a_named_input_sets_that_graph_input_and_names_are_reported(tmp_path):
+    """Two graph inputs: one given by name, the other from its declared shape and --dim."""
+    nodes = [helper.make_node("MatMul", ["a", "W"], ["h"], name="mm"), helper.make_node("Add", ["h", "b"], ["y"], name="add")]
+    graph = make_graph(nodes, [tensor("a", ["batch", 16]), tensor("b", ["batch", 8])], [tensor("y", None)],
+                       [weight("W", [16, 8])], tmp_path / "two.onnx")
+    report = count(graph, inputs=["b=4x8"], dims={"batch": 4})
+    assert [(i.name, i.shape) for i in report.inputs] == [("a", (4, 16)), ("b", (4, 8))]
+    assert report.forward_by_category["matmul"] == 2 * 4 * 16 * 8
+    with pytest.raises(InputSpecError, match="the graph has no input 'c'"):
+        count(graph, inputs=["c=4x8"], dims={"batch": 4})
+    with pytest.raises(InputSpecError, match="already given by position"):
+        count(graph, inputs=["4x16", "a=4x16"])
+
+
 def test_unresolved_and_unknown_dims_are_one_line_errors(sequence_graph):
     with pytest.raises(InputSpecError, match="--dim seq=SIZE"):
         count(sequence_graph)

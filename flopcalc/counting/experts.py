@@ -1,0 +1,80 @@
+"""Mixture-of-experts layers: which parameters are experts, and how many of them one token runs through.
+
+A token routed to top_k of a layer's num_experts experts uses top_k / num_experts of that layer's expert
+weights, and every other parameter in full. This reads the module tree only (no forward): an experts
+module is a module named `experts` (the name the mixture-of-experts models of transformers and most other
+code bases give it) that either stacks its experts' weights along a leading dimension of num_experts
+(transformers' fused experts: `gate_up_proj` [E, 2F, H]) or holds one child module per expert (an
+nn.ModuleList / nn.ModuleDict). top_k is read from the layer that owns the experts, its router, or the
+config the experts module keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+EXPERTS_NAME = "experts"
+# where a layer, its router or a config keeps the number of experts each token is routed to
+TOP_K_ATTRIBUTES = ("top_k", "num_experts_per_tok", "num_experts_per_token", "moe_top_k", "moe_k")
+
+
+@dataclass(frozen=True)
+class ExpertLayer:
+    name: str  # the experts module's qualified name
+    num_experts: int
+    top_k: int | None  # None: could not be read, every expert counted as active
+    params: int  # expert parameters of the layer, all experts
+
+
+def expert_layers(model: nn.Module) -> list[ExpertLayer]:
+    """Every experts module of the tree (see the module docstring), outermost first."""
+    modules = dict(model.named_modules())
+    layers: list[ExpertLayer] = []
+    for name, module in modules.items():
+        if name.rsplit(".", 1)[-1] != EXPERTS_NAME or any(name.startswith(layer.name + ".") for layer in layers):
+            continue
+        num_experts = _num_experts(module)
+        if num_experts is None or num_experts < 1:
+            continue
+        parent = modules.get(name.rpartition(".")[0] if "." in name else "")
+        params = sum(p.numel() for p in module.parameters())
+        layers.append(ExpertLayer(name, num_experts, _top_k(module, parent, num_experts), params))
+    return layers
+
+
+def active_parameters(model: nn.Module, layers: list[ExpertLayer] | None = None) -> int:
+    """Parameters one token runs through: all of them, with each experts layer's share scaled by
+    top_k / num_experts (exact: each expert holds params / num_experts)."""
+    layers = expert_layers(model) if layers is None else layers
+    total = sum(p.numel() for p in model.parameters())
+    for layer in layers:
+        if layer.top_k is not None:
+            total -= layer.params - layer.params // layer.num_experts * layer.top_k
+    return total
+
+
+def _num_experts(module: nn.Module) -> int | None:
+    """Children, one per expert (ModuleList/ModuleDict); else weights stacked along a leading num_experts."""
+    children = list(module.children())
+    if isinstance(module, (nn.ModuleList, nn.ModuleDict)) or (children and not list(module.parameters(recurse=False))):
+        return len(children) if children else None
+    declared = getattr(module, "num_experts", None)
+    leading = {p.shape[0] for p in module.parameters(recurse=False) if p.dim() >= 2}
+    if isinstance(declared, int) and leading == {declared}:
+        return declared
+    return leading.pop() if len(leading) == 1 and not isinstance(declared, int) else None
+
+
+def _top_k(module: nn.Module, parent: nn.Module | None, num_experts: int) -> int | None:
+    owners = [parent] if parent is not None else []
+    if parent is not None:
+        owners += [child for child in parent.children() if child is not module]
+    owners += [module, getattr(module, "config", None), getattr(parent, "config", None)]
+    for owner in owners:
+        for attribute in TOP_K_ATTRIBUTES:
+            value = getattr(owner, attribute, None) if owner is not None else None
+            if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= num_experts:
+                return value
+    return None
