@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..calibration import FLEET_OPS
-from ..errors import FleetError, FlopcalcError, UsageError, short_error
+from ..errors import ExitCode, FleetError, FlopcalcError, UsageError, short_error
 from ..units import format_bytes
 from .fleet import (
     DEFAULT_MAX_BYTES,
@@ -56,6 +56,7 @@ MAX_ITERATIONS = 20  # nccl-tests' default -n
 TARGET_SECONDS = {"cuda": 0.2, "cpu": 0.05}  # timed iterations per size: about this long, 1 to MAX_ITERATIONS
 HEARTBEAT_S = 0.5
 STALE_AFTER_S = 2.5  # a heartbeat that has not moved for this long belongs to a rank that died or froze
+INTERRUPTED_EXIT = int(ExitCode.INTERRUPTED)  # a rank ended by Ctrl-C or SIGTERM
 
 ProgressCallback = Callable[[str, float], None]  # (what is running, fraction of the run done)
 
@@ -710,9 +711,8 @@ def _rank_main(config: FleetConfig, progress_factory: Callable[[], Any] | None) 
         return run_fleet_bench(config, env)
     except FlopcalcError as error:
         return _RankFailure(rank, str(error), secondary=isinstance(error, RankLostError))
-    except KeyboardInterrupt as error:  # returned, not raised: the launcher waits for a value from every rank
-        why = error.args[0] if error.args else "Ctrl-C"
-        return _RankFailure(rank, f"rank {rank} on host {socket.gethostname()} was interrupted ({why})")
+    except KeyboardInterrupt:  # Ctrl-C, or the launcher stopping the ranks: end now, with the code that says so
+        raise SystemExit(INTERRUPTED_EXIT) from None
     except Exception as error:  # a bug: still one line for the user
         return _RankFailure(rank, f"internal error on rank {rank}: {short_error(error)}")
 
@@ -772,6 +772,8 @@ def _child_failure_text(error: Any) -> str:
     detail = failure.message if isinstance(failure.message, str) else ""
     if failure.exitcode is not None and failure.exitcode < 0:
         how, detail = f"was killed by {failure.signal_name()}", ""
+    elif failure.exitcode == INTERRUPTED_EXIT:
+        how, detail = "was interrupted (Ctrl-C or SIGTERM)", ""
     else:
         how = f"exited with code {failure.exitcode}"
     if detail.startswith("To enable traceback"):  # the launcher's placeholder when the rank left no error file
@@ -802,11 +804,14 @@ def _kept_signal_handlers() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet_launcher_logs() -> Iterator[None]:
-    """torch's launcher logs every worker start and stop; flopcalc reports failures itself, in one line."""
+    """torch's launcher logs every worker start and stop; flopcalc reports failures itself, in one line.
+
+    Its loggers each carry their own level, so each one is silenced (and restored), not only their parent."""
     import logging
 
-    names = ("torch.distributed.elastic", "torch.distributed.launcher", "torch.multiprocessing")
-    loggers = [logging.getLogger(name) for name in names]
+    prefixes = ("torch.distributed.elastic", "torch.distributed.launcher", "torch.multiprocessing")
+    names = [name for name in list(logging.root.manager.loggerDict) if name.startswith(prefixes)]
+    loggers = [logging.getLogger(name) for name in dict.fromkeys([*prefixes, *names])]
     previous = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL + 1)
