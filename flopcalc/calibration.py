@@ -2,7 +2,8 @@
 
 One YAML file holds any number of devices, keyed by the device name torch reports. Per device: the
 measured matmul TFLOPS per precision (the headline median of the sweep) with when and how it was
-measured, and the measured training-step throughput of models (`flopcalc bench MODEL --save`).
+measured, the measured training-step throughput of models (`flopcalc bench MODEL --save`), and the
+fleet's network figures (`flopcalc bench --distributed --save`) per fleet shape.
 
     version: 1
     devices:
@@ -19,6 +20,8 @@ measured, and the measured training-step throughput of models (`flopcalc bench M
           threads: null
         models:
           /abs/path/model.py:build --input 8x1024:int64: {...}
+        fleet:                       # `flopcalc bench --distributed --save`, one entry per fleet shape
+          nccl 2x8: {backend: nccl, world_size: 16, nodes: 2, ranks_per_node: 8, busbw_gbps: {...}, ...}
 
 Loading validates everything and raises CalibrationError (one line naming the file and the entry).
 Writing is atomic and keeps the other devices' and models' entries.
@@ -60,6 +63,24 @@ _MODEL_KEYS = {
     "torch_version",
     "steps",
 }
+_FLEET_KEYS = {
+    "backend",
+    "world_size",
+    "nodes",
+    "ranks_per_node",
+    "busbw_gbps",
+    "message_bytes",
+    "p2p_gbps",
+    "p2p_bytes",
+    "tflops",
+    "slowest_tflops",
+    "measured_at",
+    "torch_version",
+}
+FLEET_BACKENDS = ("nccl", "gloo")
+# Where a collective ran: every rank; the ranks of one node (a group per node); one rank per node.
+FLEET_SCOPES = ("world", "intra", "inter")
+FLEET_OPS = ("all_reduce", "all_gather", "reduce_scatter")
 
 
 @dataclass(frozen=True)
@@ -127,10 +148,55 @@ class ModelCalibration:
 
 
 @dataclass(frozen=True)
+class FleetCalibration:
+    """What `bench --distributed` measured on a fleet of one GPU model: bus bandwidth (GB/s, 1e9 bytes/s, as
+    nccl-tests prints it) of each collective at the largest message, per scope; ring send/recv; matmul TFLOPS."""
+
+    backend: str  # nccl | gloo
+    world_size: int
+    nodes: int
+    ranks_per_node: int
+    busbw_gbps: Mapping[str, Mapping[str, float]]  # scope -> op -> busbw at the largest message measured
+    message_bytes: Mapping[str, Mapping[str, int]]  # scope -> op -> that message's size
+    measured_at: str
+    torch_version: str
+    p2p_gbps: float | None = None
+    p2p_bytes: int | None = None
+    tflops: Mapping[str, float] = field(default_factory=dict)  # median over ranks of each rank's median
+    slowest_tflops: Mapping[str, float] = field(default_factory=dict)  # the slowest rank's median
+
+    @property
+    def key(self) -> str:
+        """The fleet's shape, e.g. `nccl 2x8`: a later run of the same shape replaces the entry."""
+        return fleet_key(self.backend, self.nodes, self.ranks_per_node)
+
+    def to_dict(self) -> dict:
+        return {
+            "backend": self.backend,
+            "world_size": self.world_size,
+            "nodes": self.nodes,
+            "ranks_per_node": self.ranks_per_node,
+            "busbw_gbps": {scope: dict(ops) for scope, ops in self.busbw_gbps.items()},
+            "message_bytes": {scope: dict(ops) for scope, ops in self.message_bytes.items()},
+            "p2p_gbps": self.p2p_gbps,
+            "p2p_bytes": self.p2p_bytes,
+            "tflops": dict(self.tflops),
+            "slowest_tflops": dict(self.slowest_tflops),
+            "measured_at": self.measured_at,
+            "torch_version": self.torch_version,
+        }
+
+
+def fleet_key(backend: str, nodes: int, ranks_per_node: int) -> str:
+    return f"{backend} {nodes}x{ranks_per_node}"
+
+
+@dataclass(frozen=True)
 class DeviceCalibration:
     device: str  # cpu | cuda | mps
     matmul: MatmulCalibration | None = None
     models: Mapping[str, ModelCalibration] = field(default_factory=dict)
+    fleet: Mapping[str, FleetCalibration] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data: dict[str, Any] = {"device": self.device}
@@ -138,6 +204,8 @@ class DeviceCalibration:
             data["matmul"] = self.matmul.to_dict()
         if self.models:
             data["models"] = {key: model.to_dict() for key, model in self.models.items()}
+        if self.fleet:
+            data["fleet"] = {key: entry.to_dict() for key, entry in self.fleet.items()}
         return data
 
 
@@ -239,7 +307,7 @@ def parse_calibration(text: str, path: Path | None = None) -> Calibration:
 def _parse_device(entry: Any, where: str) -> DeviceCalibration:
     if not isinstance(entry, dict):
         raise CalibrationError(f"{where}: expected a mapping")
-    _no_unknown_keys(entry, {"device", "matmul", "models"}, where)
+    _no_unknown_keys(entry, {"device", "matmul", "models", "fleet"}, where)
     kind = entry.get("device")
     if kind not in DEVICE_KINDS:
         raise CalibrationError(f"{where}: 'device' must be one of {', '.join(DEVICE_KINDS)}, got {kind!r}")
@@ -248,9 +316,18 @@ def _parse_device(entry: Any, where: str) -> DeviceCalibration:
     if not isinstance(models_data, dict):
         raise CalibrationError(f"{where}: 'models' must be a mapping")
     models = {str(key): _parse_model(value, f"{where} model {key!r}") for key, value in models_data.items()}
-    if matmul is None and not models:
-        raise CalibrationError(f"{where}: holds neither 'matmul' nor 'models'")
-    return DeviceCalibration(kind, matmul, models)
+    fleet_data = entry.get("fleet") or {}
+    if not isinstance(fleet_data, dict):
+        raise CalibrationError(f"{where}: 'fleet' must be a mapping of fleet shape to entry")
+    fleet = {}
+    for key, value in fleet_data.items():
+        parsed = _parse_fleet(value, f"{where} fleet {key!r}")
+        if parsed.key != str(key):
+            raise CalibrationError(f"{where}: fleet entry {key!r} holds a {parsed.key!r} fleet", f"name it {parsed.key!r}")
+        fleet[parsed.key] = parsed
+    if matmul is None and not models and not fleet:
+        raise CalibrationError(f"{where}: holds none of 'matmul', 'models' or 'fleet'")
+    return DeviceCalibration(kind, matmul, models, fleet)
 
 
 def _parse_matmul(entry: Any, where: str) -> MatmulCalibration:
@@ -319,6 +396,64 @@ def _parse_model(entry: Any, where: str) -> ModelCalibration:
         peak_tflops=None if peak is None else _positive(peak, f"{where} peak_tflops"),
         mfu=None if mfu is None else _positive(mfu, f"{where} mfu"),
     )
+
+
+def _parse_fleet(entry: Any, where: str) -> FleetCalibration:
+    if not isinstance(entry, dict):
+        raise CalibrationError(f"{where}: expected a mapping")
+    _no_unknown_keys(entry, _FLEET_KEYS, where)
+    backend = entry.get("backend")
+    if backend not in FLEET_BACKENDS:
+        raise CalibrationError(f"{where}: 'backend' must be one of {', '.join(FLEET_BACKENDS)}, got {backend!r}")
+    world_size, nodes, per_node = (_count(entry.get(key), f"{where} {key}")
+                                   for key in ("world_size", "nodes", "ranks_per_node"))
+    if world_size < 2 or world_size != nodes * per_node:
+        raise CalibrationError(
+            f"{where}: world_size {world_size} must be nodes x ranks_per_node ({nodes} x {per_node}), at least 2")
+    busbw = _scoped(entry.get("busbw_gbps"), f"{where} busbw_gbps", _positive)
+    sizes = _scoped(entry.get("message_bytes"), f"{where} message_bytes", _count)
+    if {scope: set(ops) for scope, ops in busbw.items()} != {scope: set(ops) for scope, ops in sizes.items()}:
+        raise CalibrationError(f"{where}: 'message_bytes' must name the same scopes and collectives as 'busbw_gbps'")
+    p2p, p2p_bytes = entry.get("p2p_gbps"), entry.get("p2p_bytes")
+    if (p2p is None) != (p2p_bytes is None):
+        raise CalibrationError(f"{where}: 'p2p_gbps' and 'p2p_bytes' go together")
+    return FleetCalibration(
+        backend=backend,
+        world_size=world_size,
+        nodes=nodes,
+        ranks_per_node=per_node,
+        busbw_gbps=busbw,
+        message_bytes=sizes,
+        p2p_gbps=None if p2p is None else _positive(p2p, f"{where} p2p_gbps"),
+        p2p_bytes=None if p2p_bytes is None else _count(p2p_bytes, f"{where} p2p_bytes"),
+        tflops=_precision_map(entry.get("tflops") or {}, f"{where} tflops", required=False),
+        slowest_tflops=_precision_map(entry.get("slowest_tflops") or {}, f"{where} slowest_tflops", required=False),
+        measured_at=_text(entry, "measured_at", where),
+        torch_version=_text(entry, "torch_version", where),
+    )
+
+
+def _scoped(value: Any, where: str, check) -> dict[str, dict[str, Any]]:
+    """`{scope: {collective: number}}` with known scopes and collectives, each number passing `check`."""
+    if not isinstance(value, dict) or not value:
+        raise CalibrationError(f"{where}: expected a mapping of scope ({', '.join(FLEET_SCOPES)}) to collectives")
+    result: dict[str, dict[str, Any]] = {}
+    for scope, ops in value.items():
+        if scope not in FLEET_SCOPES:
+            raise CalibrationError(f"{where}: unknown scope {scope!r}", f"use {', '.join(FLEET_SCOPES)}")
+        if not isinstance(ops, dict) or not ops:
+            raise CalibrationError(f"{where} {scope}: expected a mapping of collective to number")
+        for op, number in ops.items():
+            if op not in FLEET_OPS:
+                raise CalibrationError(f"{where} {scope}: unknown collective {op!r}", f"use {', '.join(FLEET_OPS)}")
+        result[scope] = {op: check(number, f"{where} {scope} {op}") for op, number in ops.items()}
+    return result
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CalibrationError(f"{where}: must be a positive integer, got {value!r}")
+    return value
 
 
 def _no_unknown_keys(entry: Mapping, allowed: set[str], where: str) -> None:
@@ -435,10 +570,11 @@ def save_device_entry(
     *,
     matmul: MatmulCalibration | None = None,
     models: Mapping[str, ModelCalibration] | None = None,
+    fleet: Mapping[str, FleetCalibration] | None = None,
 ) -> Path:
-    """Merge a matmul measurement and/or model measurements for one device into the file, atomically.
-
-    Other devices, and the parts of this device not given, are kept.
+    """Merge a matmul measurement, model measurements and/or fleet measurements for one device into the file,
+    atomically. Other devices, and the parts of this device not given, are kept; an entry with the same key
+    (model key, fleet shape) is replaced.
     """
     target = resolve_calibration_path(path)
     existing = _existing(target)
@@ -446,10 +582,13 @@ def save_device_entry(
     old = devices.get(device_name)
     merged_models = dict(old.models) if old else {}
     merged_models.update(models or {})
+    merged_fleet = dict(old.fleet) if old else {}
+    merged_fleet.update(fleet or {})
     devices[device_name] = DeviceCalibration(
         device=device,
         matmul=matmul if matmul is not None else (old.matmul if old else None),
         models=merged_models,
+        fleet=merged_fleet,
     )
     return _write(Calibration(devices, target), target)
 
@@ -586,3 +725,70 @@ def choose_throughput(
     spec = catalog.resolve(gpu)
     chosen = DEFAULT_UTILIZATION if utilization is None else utilization
     return ThroughputChoice(spec.datasheet_throughput(precision, chosen), spec.tdp_w)
+
+
+# --- the network: what `bench --distributed --save` measured, for a planner ----------------------------
+
+
+def measured_bandwidths(
+    calibration: Calibration,
+    device_name: str | None = None,
+    *,
+    shape: str | None = None,
+    catalog: Catalog | None = None,
+) -> dict[str, Any]:
+    """The measured network figures of a fleet of `device_name` GPUs, for `plan --calibration`.
+
+    Bus bandwidths are nccl-tests' busbw in GB/s (1e9 bytes/s) at the largest message measured:
+
+    - `intra_node_busbw_gbps`: all-reduce within one node (on a one-node fleet: across all its ranks);
+    - `inter_node_busbw_gbps`: all-reduce between nodes, one rank per node (None for a one-node fleet);
+    - `world_busbw_gbps`: all-reduce over every rank of the fleet;
+    - `p2p_gbps`: send/recv between neighbouring ranks (pipeline parallelism's pattern), or None;
+    - `busbw_gbps`: every figure, `{scope: {collective: GB/s}}`; `backend`, `world_size`, `nodes`,
+      `ranks_per_node`, `device`, `measured_at`; `label`: one line saying what was measured where.
+
+    `device_name` None picks the file's only device with fleet figures; a catalogue lets a GPU id (`H100-SXM`)
+    find the torch name the file is keyed by. `shape` (`nccl 2x8`) picks a fleet entry; by default the one with
+    the most nodes, then the most ranks, then the latest.
+    """
+    where = f" in {calibration.path}" if calibration.path else ""
+    if device_name is None:
+        with_fleet = [name for name, entry in calibration.devices.items() if entry.fleet]
+        if len(with_fleet) != 1:
+            found = (f"{len(with_fleet)} devices with fleet figures ({', '.join(with_fleet)})" if with_fleet
+                     else "no fleet figures")
+            raise CalibrationError(
+                f"the calibration{where} holds {found}",
+                "name the GPU" if with_fleet else "run `flopcalc bench --distributed --save` under torchrun first",
+            )
+        name, entry = with_fleet[0], calibration.devices[with_fleet[0]]
+    else:
+        name, entry = _device_for(calibration, device_name, catalog)
+    if not entry.fleet:
+        raise CalibrationError(f"no fleet measurement for {name}{where}",
+                               "run `flopcalc bench --distributed --save` on that fleet")
+    if shape is not None:
+        if shape not in entry.fleet:
+            raise CalibrationError(f"no {shape!r} fleet for {name}{where} (it has: {', '.join(entry.fleet)})")
+        fleet = entry.fleet[shape]
+    else:
+        fleet = max(entry.fleet.values(), key=lambda item: (item.nodes, item.world_size, item.measured_at))
+    all_reduce = {scope: ops.get("all_reduce") for scope, ops in fleet.busbw_gbps.items()}
+    intra = all_reduce.get("intra") if fleet.nodes > 1 else all_reduce.get("world")
+    shape_text = f"{fleet.nodes} node{'s' if fleet.nodes > 1 else ''} x {fleet.ranks_per_node} {name}"
+    return {
+        "intra_node_busbw_gbps": intra,
+        "inter_node_busbw_gbps": all_reduce.get("inter") if fleet.nodes > 1 else None,
+        "world_busbw_gbps": all_reduce.get("world"),
+        "p2p_gbps": fleet.p2p_gbps,
+        "busbw_gbps": {scope: dict(ops) for scope, ops in fleet.busbw_gbps.items()},
+        "backend": fleet.backend,
+        "world_size": fleet.world_size,
+        "nodes": fleet.nodes,
+        "ranks_per_node": fleet.ranks_per_node,
+        "device": name,
+        "measured_at": fleet.measured_at,
+        "label": f"measured by flopcalc bench --distributed on {shape_text} ({fleet.backend}, "
+                 f"{fleet.measured_at[:10]}){where}",
+    }

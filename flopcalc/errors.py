@@ -71,6 +71,10 @@ class CalibrationError(FlopcalcError):
     """A calibration file that is missing, malformed or for another device."""
 
 
+class FleetError(FlopcalcError):
+    """A distributed run (`bench --distributed`) that cannot start, or that lost a rank: the message names it."""
+
+
 class MissingDependencyError(FlopcalcError):
     """An optional extra that is not installed; the message names the pip command."""
 

@@ -85,6 +85,32 @@ def parse_fraction(text: str | float, what: str = "value") -> float:
         raise UsageError(f"{what} {text!r} is not a number or percentage", "write e.g. 5% or 0.05") from None
 
 
+# ---------------------------------------------------------------- message sizes in bytes
+
+# Binary prefixes, as nccl-tests reads `-e 1G`: 1 KiB = 1024 bytes, 1 GiB = 2**30 bytes.
+_BYTE_PREFIXES = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_bytes(text: str | int, what: str = "size") -> int:
+    """`64K`, `64KiB`, `1G`, `1 GiB`, `4096` -> bytes; prefixes are binary (K = 1024), as in nccl-tests."""
+    match = _BYTES.match(str(text))
+    if not match:
+        raise UsageError(f"{what} {text!r} is not a size in bytes", "write e.g. 4096, 64K, 256MiB or 1G (binary prefixes)")
+    value = float(match.group(1)) * 2 ** _BYTE_PREFIXES[match.group(2).lower()]
+    if value < 1 or value != int(value):
+        raise UsageError(f"{what} {text!r} is not a whole, positive number of bytes")
+    return int(value)
+
+
+def format_bytes(size: float) -> str:
+    """`65536` -> `64 KiB`, `1073741824` -> `1 GiB`, `4092` -> `4092 B`: binary prefixes, 3 significant digits."""
+    for prefix, shift in (("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)):
+        if size >= 2**shift:
+            return f"{_sig(size / 2**shift, 3)} {prefix}B"
+    return f"{int(size)} B"
+
+
 # ---------------------------------------------------------------- quantities of compute
 
 SECONDS_PER_DAY = 86_400

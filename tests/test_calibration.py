@@ -106,7 +106,7 @@ def test_model_utilization_is_achieved_over_measured(tmp_path):
         ("version: 2\ndevices: {}\n", "version must be 1"),
         ("version: 1\ndevices: {}\nextra: 1\n", "unknown key"),
         ("version: 1\ndevices:\n  X: {device: tpu, matmul: {}}\n", "'device' must be one of"),
-        ("version: 1\ndevices:\n  X: {device: cpu}\n", "neither 'matmul' nor 'models'"),
+        ("version: 1\ndevices:\n  X: {device: cpu}\n", "holds none of 'matmul', 'models' or 'fleet'"),
         (
             "version: 1\ndevices:\n  X:\n    device: cpu\n    matmul: {tflops: {fp32: -1}, measured_at: t, torch_version: v, seconds: 1}\n",
             "fp32: must be a positive number",
@@ -121,6 +121,78 @@ def test_invalid_files_are_one_line_errors(text, message):
     with pytest.raises(CalibrationError, match=message) as caught:
         parse_calibration(text)
     assert "\n" not in str(caught.value)
+
+
+FLEET = {"backend": "nccl", "world_size": 16, "nodes": 2, "ranks_per_node": 8,
+         "busbw_gbps": {"intra": {"all_reduce": 335.0}, "inter": {"all_reduce": 44.8}},
+         "message_bytes": {"intra": {"all_reduce": 2**30}, "inter": {"all_reduce": 2**30}},
+         "p2p_gbps": 39.0, "p2p_bytes": 2**30, "measured_at": "2026-11-30T16:00:00+00:00", "torch_version": "2.13.0"}
+
+
+def _fleet_file(key="nccl 2x8", **changes):
+    import yaml
+
+    return yaml.safe_dump({"version": 1, "devices": {H100: {"device": "cuda", "fleet": {key: {**FLEET, **changes}}}}})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (_fleet_file(backend="mpi"), "'backend' must be one of nccl, gloo"),
+        (_fleet_file(world_size=12), "world_size 12 must be nodes x ranks_per_node"),
+        (_fleet_file(nodes=0), "nodes: must be a positive integer"),
+        (_fleet_file(busbw_gbps={"rack": {"all_reduce": 1.0}}), "unknown scope 'rack'"),
+        (_fleet_file(busbw_gbps={"intra": {"all_to_all": 1.0}, "inter": {"all_reduce": 1.0}}),
+         "unknown collective 'all_to_all'"),
+        (_fleet_file(busbw_gbps={"intra": {"all_reduce": -3}, "inter": {"all_reduce": 1.0}}), "must be a positive number"),
+        (_fleet_file(message_bytes={"intra": {"all_reduce": 1024}}), "must name the same scopes and collectives"),
+        (_fleet_file(p2p_bytes=None), "'p2p_gbps' and 'p2p_bytes' go together"),
+        (_fleet_file(key="nccl 1x16"), "fleet entry 'nccl 1x16' holds a 'nccl 2x8' fleet"),
+        (_fleet_file(speed=1), "unknown key"),
+    ],
+)
+def test_invalid_fleet_entries_are_one_line_errors(text, message):
+    with pytest.raises(CalibrationError, match=message) as caught:
+        parse_calibration(text)
+    assert "\n" not in str(caught.value)
+
+
+def test_fleet_entries_merge_with_the_matmul_one_and_feed_the_planner(tmp_path):
+    from flopcalc.calibration import FleetCalibration, measured_bandwidths
+
+    path = tmp_path / "cal.yaml"
+    save_device_entry(path, H100, "cuda", matmul=_matmul({"bf16": 700.0}))
+    one_node = FleetCalibration(
+        backend="nccl", world_size=8, nodes=1, ranks_per_node=8,
+        busbw_gbps={"world": {"all_reduce": 360.0}}, message_bytes={"world": {"all_reduce": 2**30}},
+        measured_at="2026-11-29T10:00:00+00:00", torch_version="2.13.0",
+    )
+    save_device_entry(path, H100, "cuda", fleet={one_node.key: one_node})
+    loaded = load_calibration(path)
+    assert loaded.devices[H100].matmul.tflops == {"bf16": 700.0}  # kept
+    single = measured_bandwidths(loaded, H100)
+    assert (single["intra_node_busbw_gbps"], single["inter_node_busbw_gbps"], single["p2p_gbps"]) == (360.0, None, None)
+    two_nodes = parse_calibration(_fleet_file()).devices[H100].fleet["nccl 2x8"]
+    save_device_entry(path, H100, "cuda", fleet={two_nodes.key: two_nodes})
+    loaded = load_calibration(path)
+    assert list(loaded.devices[H100].fleet) == ["nccl 1x8", "nccl 2x8"]
+    chosen = measured_bandwidths(loaded, H100)  # the most nodes by default
+    assert (chosen["intra_node_busbw_gbps"], chosen["inter_node_busbw_gbps"], chosen["p2p_gbps"]) == (335.0, 44.8, 39.0)
+    assert measured_bandwidths(loaded, H100, shape="nccl 1x8")["world_size"] == 8
+    with pytest.raises(CalibrationError, match="no 'gloo 1x2' fleet for"):
+        measured_bandwidths(loaded, H100, shape="gloo 1x2")
+    assert calibrated_peak(loaded, H100, "bf16")[0] == 700e12  # convert/train keep the matmul figure
+
+
+def test_measured_bandwidths_without_fleet_figures(tmp_path):
+    from flopcalc.calibration import measured_bandwidths
+
+    path = tmp_path / "cal.yaml"
+    save_device_entry(path, H100, "cuda", matmul=_matmul({"bf16": 700.0}))
+    with pytest.raises(CalibrationError, match="holds no fleet figures .*bench --distributed --save"):
+        measured_bandwidths(load_calibration(path))
+    with pytest.raises(CalibrationError, match="no fleet measurement for NVIDIA H100"):
+        measured_bandwidths(load_calibration(path), H100)
 
 
 def test_missing_file_says_how_to_make_one(tmp_path):

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 from flopcalc.bench.hardware import CpuInfo, DeviceInfo
 from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult, ShapeTiming
-from flopcalc.render.bench import render_matmul
+from flopcalc.render.bench import render_fleet, render_matmul
+from tests._fleet_helpers import two_node_result
 
 CPU = CpuInfo("Test CPU", 2, 1, 2600.0, "test", frozenset({"avx512f"}))
 
@@ -49,3 +50,17 @@ def test_markdown_and_json():
     data = json.loads(render_matmul(_result(), "json"))
     assert data["results"][0]["fraction_of_peak"] == 0.31e12 / 0.4e12
     assert data["cpu_flags"] == ["avx512f"] and data["threads"] == 2
+
+
+def test_render_fleet_formats():
+    result = two_node_result()
+    table = render_fleet(result, "table")
+    assert "Fleet of 16 ranks (2 nodes x 8) of NVIDIA H100 80GB HBM3 (nccl, cuda" in table
+    assert "slowest: rank 11 on host gpu-1" in table and "8 x 2 groups" in table
+    assert "busbw inter (largest message, 1 GiB): all_reduce 53.69" in table
+    csv = render_fleet(result, "csv").splitlines()
+    assert csv[0] == "scope,op,ranks,groups,bytes,iterations,time_s,algbw_gbps,busbw_gbps"
+    assert len(csv) == 1 + 18 + 1 and csv[-1].startswith("world,sendrecv,16,1,1073741824,5,0.05,")
+    assert json.loads(render_fleet(result, "json"))["world_size"] == 16
+    assert "| scope | collective |" in render_fleet(result, "markdown")
+

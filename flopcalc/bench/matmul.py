@@ -16,7 +16,7 @@ import math
 import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -25,6 +25,7 @@ from ..errors import CalibrationError, UsageError, short_error
 from ..units import MATMUL_PRECISIONS
 from .hardware import (
     DeviceInfo,
+    available_cpus,
     PeakResolver,
     cpu_peak,
     datasheet_peak,
@@ -507,24 +508,28 @@ def run_matmul_bench(
     peak_resolver: PeakResolver | None = None,
     progress: ProgressCallback | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    threads: int | None = None,
 ) -> MatmulBenchResult:
     """Measure matmul TFLOPS for each precision on `device` within `seconds` (the whole run).
 
     `precisions=None` means all the device runs in hardware; ones it cannot run are skipped with
-    a note (asking only for those is an error).
+    a note (asking only for those is an error). `threads` (CPU only): torch threads to use, default
+    all the CPUs this process may run on (several ranks on one machine share them).
     """
     import torch
 
     started = clock()
     resolved = resolve_device(device)
     info = describe_device(resolved)
+    if threads is not None and resolved == "cpu":
+        info = replace(info, threads=max(1, int(threads)))
     plan = SweepPlan.for_device(resolved, seconds, full)
     notes: list[str] = []
     warnings: list[str] = []
     if resolved == "cpu":
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(info.threads or previous_threads)
-        warning = load_warning(cpus=info.threads)
+        warning = load_warning(cpus=available_cpus())
         if warning:
             warnings.append(warning)
     else:

@@ -20,6 +20,11 @@ from ..files import write_atomic
 _state = {"debug": False}
 
 
+def debugging() -> bool:
+    """Whether `--debug` was given: tracebacks (and torch's own logs) are wanted."""
+    return _state["debug"]
+
+
 def _report_and_exit(message: str, code: int) -> None:
     typer.echo(f"flopcalc: error: {message}", err=True)
     raise typer.Exit(code)

@@ -1,4 +1,5 @@
-"""`flopcalc bench [MODEL]`: measured matmul TFLOPS (no MODEL) or a model's training-step MFU."""
+"""`flopcalc bench [MODEL]`: measured matmul TFLOPS (no MODEL), a model's training-step MFU, or (`--distributed`)
+a fleet's matmul and network figures, every rank started by torchrun or `--nproc`."""
 
 from __future__ import annotations
 
@@ -37,9 +38,12 @@ class _ProgressBar:
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+            console = Console(stderr=True)
+            if not console.is_terminal:  # a log file gets no bar (rich would leave a blank line in it)
+                enabled = False
+        if enabled:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                console=Console(stderr=True), transient=True,
+                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True,
             )
             self._task = self._progress.add_task("warming up", total=1.0)
 
@@ -53,11 +57,13 @@ class _ProgressBar:
             self._progress.stop()
 
     def update(self, precision: str, shape, fraction: float) -> None:
+        self.show(f"{precision} {shape[0]}x{shape[1]}x{shape[2]}" if precision else "done", fraction)
+
+    def show(self, label: str, fraction: float) -> None:
         if self._progress:
-            if not self._started:  # started on the first shape, so an early error prints nothing else
+            if not self._started:  # started on the first step, so an early error prints nothing else
                 self._progress.start()
                 self._started = True
-            label = f"{precision} {shape[0]}x{shape[1]}x{shape[2]}" if precision else "done"
             self._progress.update(self._task, completed=fraction, description=label)
 
 
@@ -91,10 +97,41 @@ def bench(
     causal_half: CausalHalfOption = False,
     optimizer: str = typer.Option("adamw", "--optimizer", help="Optimizer of MODEL's training step: adamw | sgd."),
     catalog: CatalogOption = None,
+    distributed: bool = typer.Option(
+        False, "--distributed",
+        help="Measure a fleet with torch.distributed: every rank's matmul TFLOPS, all-reduce/all-gather/reduce-scatter "
+        "bus bandwidth within and between nodes, send/recv. Run it under torchrun, or add --nproc G.",
+    ),
+    nproc: Optional[int] = typer.Option(
+        None, "--nproc", help="With --distributed: start G ranks on this machine through torch's launcher API."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="With --distributed: auto (nccl on GPUs, gloo on CPUs), nccl, gloo."),
+    timeout: float = typer.Option(
+        60.0, "--timeout", help="With --distributed: seconds any collective or rendezvous may take before the run stops."
+    ),
+    max_bytes: Optional[str] = typer.Option(
+        None, "--max-bytes", help="With --distributed: largest message (binary prefixes: 64K, 1G; default 1G on GPUs, 4M on CPUs)."
+    ),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
+    if distributed or nproc is not None:
+        if model is not None or full:
+            raise UsageError("--distributed runs the matmul ladder and the collectives; it takes no MODEL and no --full")
+        no_model_options("bench", input=input, batch_size=batch_size, seq_len=seq_len, dim=dim, kwargs=kwargs,
+                         frozen=frozen, causal_half=causal_half)
+        if not distributed:
+            raise UsageError("--nproc needs --distributed")
+        result, text = _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc, save, calibration, fmt)
+        if result is None:  # not rank 0: rank 0 alone writes the output
+            return
+        emit(text, output)
+        notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)
+        return
+    for name, value, default in (("--backend", backend, "auto"), ("--timeout", timeout, 60.0), ("--max-bytes", max_bytes, None)):
+        if value != default:
+            raise UsageError(f"{name} applies to --distributed runs")
     from ..bench.hardware import catalog_peak_resolver, parse_precisions, resolve_device
 
     resolve_device(device)  # a bad or absent device fails before any work
@@ -127,6 +164,43 @@ def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver
         path = save_matmul_result(result, resolve_calibration_path(calibration))
         result = replace(result, calibration_file=str(path))
     return result, render_matmul(result, fmt.value)
+
+
+def _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc, save, calibration, fmt):
+    from functools import partial
+
+    from ..bench import distributed, fleet
+    from ..bench.hardware import parse_precisions
+    from ..calibration import load_calibration, resolve_calibration_path
+    from ..render.bench import render_fleet
+    from ..units import parse_bytes
+    from ._app import debugging
+
+    if not debugging():
+        distributed.quiet_torch_c_logs()  # before torch loads: c10d's socket warnings would bury the one-line errors
+    config = fleet.FleetConfig(
+        device=device.strip().lower(), backend=backend.strip().lower(), precisions=parse_precisions(precision),
+        seconds=seconds, max_bytes=parse_bytes(max_bytes, "--max-bytes") if max_bytes is not None else None,
+        timeout_s=timeout,
+    )
+    path = resolve_calibration_path(calibration) if save else None
+    writes = nproc is not None or fleet.LaunchEnv.from_environ().rank == 0
+    if path is not None and writes and path.is_file():
+        load_calibration(path)  # a malformed file fails now, not after the whole fleet has run
+    if nproc is not None:
+        bar = partial(_ProgressBar, True) if fmt == OutputFormat.table else None
+        result = distributed.launch_fleet(config, nproc, progress_factory=bar)
+    else:
+        env = fleet.LaunchEnv.from_environ()
+        with _ProgressBar(enabled=fmt == OutputFormat.table and env.rank == 0) as bar:
+            result = distributed.run_fleet_bench(config, env, progress=bar.show)
+    if result is None:
+        return None, None
+    if path is not None:
+        from dataclasses import replace
+
+        result = replace(result, calibration_file=str(fleet.save_fleet_result(result, path)))
+    return result, render_fleet(result, fmt.value)
 
 
 def _bench_model(spec, device, precision, optimizer, seconds, save, calibration, resolver, fmt):

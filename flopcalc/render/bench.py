@@ -8,6 +8,7 @@ from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
 
 if TYPE_CHECKING:
+    from ..bench.fleet import FleetBenchResult
     from ..bench.matmul import MatmulBenchResult
     from ..bench.model import ModelBenchResult
 
@@ -144,3 +145,92 @@ def render_model(result: "ModelBenchResult", fmt: str) -> str:
         fmt, result.to_dict(), _model_title(result), MODEL_COLUMNS, model_rows(result), _model_footer(result),
         _model_csv_rows,
     )
+
+
+# --- the fleet: `flopcalc bench --distributed` ---------------------------------------------------------
+
+FLEET_RANK_LIMIT = 32  # more ranks than this: the table shows the summary, JSON every rank
+FLEET_COLUMNS = ("scope", "collective", "ranks", "size", "time", "algbw GB/s", "busbw GB/s")
+FLEET_CSV_COLUMNS = ("scope", "op", "ranks", "groups", "bytes", "iterations", "time_s", "algbw_gbps", "busbw_gbps")
+
+
+def _op_time(seconds: float) -> str:
+    return f"{seconds * 1e6:.3g} us" if seconds < 1e-3 else _duration(seconds)
+
+
+def fleet_rows(result: "FleetBenchResult") -> list[list[str]]:
+    from ..units import format_bytes
+
+    rows = []
+    for item in (*result.collectives, *result.p2p):
+        ranks = f"{item.ranks}" if item.groups == 1 else f"{item.ranks} x {item.groups} groups"
+        rows.append([item.scope, item.op, ranks, format_bytes(item.bytes), _op_time(item.time_s),
+                     f"{item.algbw_gbps:.4g}", f"{item.busbw_gbps:.4g}"])
+    return rows
+
+
+def fleet_rank_table(result: "FleetBenchResult") -> tuple[list[str], list[list[str]]]:
+    precisions = list(result.matmul_summary())
+    headers = ["rank", "host", "local rank", *[f"{p} TFLOPS" for p in precisions]]
+    rows = [[str(r.rank), r.host, str(r.local_rank), *[_num(r.tflops.get(p)) for p in precisions]] for r in result.per_rank]
+    return headers, rows
+
+
+def _fleet_title(result: "FleetBenchResult") -> str:
+    nodes = f"{result.nodes} node{'s' if result.nodes > 1 else ''} x {result.ranks_per_node}"
+    return (f"Fleet of {result.world_size} ranks ({nodes}) of {result.device_name} "
+            f"({result.backend}, {result.device}, torch {result.torch_version})")
+
+
+def _fleet_footer(result: "FleetBenchResult") -> list[str]:
+    from ..units import format_bytes
+
+    lines = []
+    for precision, item in result.matmul_summary().items():
+        lines.append(
+            f"matmul {precision}: min {_num(item['min_tflops'])} / median {_num(item['median_tflops'])} / max "
+            f"{_num(item['max_tflops'])} TFLOPS over {item['ranks']} ranks; slowest: rank {item['slowest_rank']} "
+            f"on host {item['slowest_host']}"
+        )
+    for scope, ops in result.headline_busbw().items():
+        figures = ", ".join(f"{op} {value:.4g}" for op, value in ops.items())
+        size = format_bytes(max(result.headline(scope, op).bytes for op in ops))
+        lines.append(f"busbw {scope} (largest message, {size}): {figures} GB/s")
+    p2p = result.headline("world", "sendrecv")
+    if p2p:
+        lines.append(f"send/recv ring ({format_bytes(p2p.bytes)}): {p2p.busbw_gbps:.4g} GB/s per rank")
+    if result.world_size > FLEET_RANK_LIMIT:
+        lines.append(f"per-rank matmul figures of all {result.world_size} ranks: --format json")
+    lines += [f"note: {note}" for note in result.notes]
+    lines += [f"warning: {warning}" for warning in result.warnings]
+    lines.append(
+        "GB/s = 1e9 bytes/s; busbw as nccl-tests (all_reduce algbw x 2(n-1)/n, all_gather/reduce_scatter x (n-1)/n); "
+        f"time = the slowest rank's, per operation; timed for {result.seconds_used:.1f} s, "
+        f"--timeout {result.timeout_s:g} s"
+    )
+    if result.calibration_file:
+        lines.append(f"calibration saved to {result.calibration_file} as {result.key!r}")
+    return lines
+
+
+def render_fleet(result: "FleetBenchResult", fmt: str) -> str:
+    """The fleet bench in `fmt` (table, json, csv, markdown); json is the documented contract, csv the
+    collectives' raw figures (one row per scope, collective and size; send/recv as op `sendrecv`)."""
+    data = result.to_dict()
+    if fmt == "json":
+        return to_json(data)
+    if fmt == "csv":
+        rows = [[item[key] for key in FLEET_CSV_COLUMNS] for item in (*data["collectives"], *data["p2p"]["results"])]
+        return csv_text(FLEET_CSV_COLUMNS, rows)
+    title, footer = _fleet_title(result), _fleet_footer(result)
+    rank_headers, rank_rows = fleet_rank_table(result)
+    show_ranks = result.world_size <= FLEET_RANK_LIMIT and len(rank_headers) > 3
+    right = tuple(range(2, len(FLEET_COLUMNS)))
+    rank_right = tuple(range(2, len(rank_headers)))
+    if fmt == "markdown":
+        ranks = markdown_text(rank_headers, rank_rows, right=rank_right) + "\n" if show_ranks else ""
+        collectives = markdown_text(FLEET_COLUMNS, fleet_rows(result), right=right,
+                                    footer=[f"- {item}" for item in footer])
+        return f"**{title}**\n\n" + ranks + collectives
+    ranks = table_text(rank_headers, rank_rows, right=rank_right) + "\n" if show_ranks else ""
+    return f"{title}\n\n" + ranks + table_text(FLEET_COLUMNS, fleet_rows(result), right=right, footer=footer)

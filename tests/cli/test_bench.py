@@ -145,3 +145,68 @@ def test_train_model_uses_the_benchmarked_utilization(examples, tmp_path):
 def test_convert_without_gpu_or_calibration_is_an_error(tmp_path):
     _one_line_error(invoke("convert", "1e18 flop"), "--gpu NAME (or --calibration")
     _one_line_error(invoke("convert", "1e18 flop", "--calibration", tmp_path / "none.yaml"), "no calibration file")
+
+
+# --- bench --distributed -------------------------------------------------------------------------------
+
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK")
+
+
+@pytest.fixture
+def no_launcher(monkeypatch):
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TORCH_CPP_LOG_LEVEL", "FATAL")  # what the command sets for its ranks, kept to this test
+
+
+def test_distributed_two_ranks_json_and_save(no_launcher, tmp_path):
+    """Two ranks through torch's launcher API: the JSON contract, busbw by nccl-tests' formulas, --save read back."""
+    path = tmp_path / "cal.yaml"
+    result = invoke("bench", "--distributed", "--nproc", 2, "--device", "cpu", "--seconds", 1, "--max-bytes", "16K",
+                    "--timeout", 60, "--format", "json", "--save", "--calibration", path)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["schema_version"], data["world_size"], data["nodes"], data["backend"], data["device"]) == (
+        1, 2, 1, "gloo", "cpu")
+    assert [rank["rank"] for rank in data["per_rank"]] == [0, 1]
+    assert [(c["op"], c["bytes"]) for c in data["collectives"]] == [
+        (op, size) for op in ("all_reduce", "all_gather", "reduce_scatter") for size in (4096, 16384)]
+    for item in data["collectives"] + data["p2p"]["results"]:
+        n, size, seconds = item["ranks"], item["bytes"], item["time_s"]
+        assert n == 2 and item["scope"] == "world" and seconds > 0
+        algbw = size / seconds / 1e9
+        factor = {"all_reduce": 2 * (n - 1) / n, "all_gather": (n - 1) / n, "reduce_scatter": (n - 1) / n,
+                  "sendrecv": 1.0}[item["op"]]
+        assert item["algbw_gbps"] == pytest.approx(algbw) and item["busbw_gbps"] == pytest.approx(algbw * factor)
+    calibration = load_calibration(path)
+    assert calibration.to_yaml() == path.read_text()
+    fleet = calibration.devices[data["device_name"]].fleet["gloo 1x2"]
+    assert fleet.busbw_gbps == data["headline_busbw_gbps"] and fleet.world_size == 2
+    assert data["calibration_file"] == str(path)
+
+
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["--distributed"], "--distributed needs a launcher"),
+        (["--distributed", "--nproc", "1"], "--nproc must be at least 2"),
+        (["--nproc", "2"], "--nproc needs --distributed"),
+        (["--timeout", "5"], "--timeout applies to --distributed runs"),
+        (["--distributed", "--full"], "takes no MODEL and no --full"),
+        (["--distributed", "--nproc", "2", "--max-bytes", "lots"], "--max-bytes 'lots' is not a size in bytes"),
+        (["--distributed", "--nproc", "2", "--backend", "mpi"], "unknown backend 'mpi'"),
+    ],
+)
+def test_distributed_option_errors(no_launcher, args, text):
+    _one_line_error(invoke("bench", *args), text)
+
+
+def test_distributed_world_size_one_and_nproc_under_a_launcher(no_launcher, monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    _one_line_error(invoke("bench", "--distributed"), "needs at least 2 ranks; the launcher started WORLD_SIZE=1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    _one_line_error(invoke("bench", "--distributed", "--nproc", "2"), "a launcher already started this one")
