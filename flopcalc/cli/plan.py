@@ -150,6 +150,11 @@ def plan_command(
     intra = None
     if intra_node_gbps is not None:
         intra = planning.Bandwidth(parse_si_number(intra_node_gbps, "--intra-node-gbps"), "--intra-node-gbps")
+    elif entry is not None and entry.intra_node_link is not None:
+        link = entry.intra_node_link
+        intra = planning.Bandwidth(link.per_direction_gbps, f"catalogue, {entry.id}: {link.describe()}; a link "
+                                   "peak, not a measured bus bandwidth: give --intra-node-gbps to use nccl-tests' "
+                                   "busbw")
     inter = (planning.Bandwidth(parse_si_number(inter_node_gbps, "--inter-node-gbps"), "--inter-node-gbps")
              if inter_node_gbps is not None else planning.Bandwidth(planning.DEFAULT_INTER_NODE_GBPS, INTER_NODE_ORIGIN))
     fleet = planning.Fleet(

@@ -142,3 +142,11 @@ def test_a_params_plan_loads_no_torch():
             "'-n', '64', '--zero', '3', '--inter-node-gbps', '50']); print(r.exit_code, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["0", "False"]
+
+
+def test_the_intra_node_bandwidth_defaults_to_the_catalogues_link_per_direction():
+    """H100 SXM: NVLink 4, 900 GB/s both directions = 450 GB/s; dp 8 in one node all-reduces the gradients at it."""
+    data = run_json("--params", "1e9", "--seq-len", "1024", "--gpu", "H100-SXM", "-n", "8")
+    assert data["step"]["dp_comm_s"] == pytest.approx(2 * 7 / 8 * 2e9 / 450e9)
+    assert any("catalogue, H100-SXM: NVLink 4" in line and "450 GB/s per direction" in line
+               for line in data["assumptions"])
