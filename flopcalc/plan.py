@@ -397,6 +397,10 @@ class Layout:
 def check_layout(model: PlanModel, layout: Layout) -> None:
     """What a layout asks of the model's shape: tensor parallelism splits heads, pipeline stages take whole blocks."""
     if layout.tp > 1:
+        if not model.blocks:
+            raise UsageError(f"--tp {layout.tp} splits a transformer's layers, and this model shows no repeated blocks",
+                             "give --layers, --hidden and --heads with --params; a TorchScript module hides its "
+                             "blocks: plan its Python model")
         if not model.heads:
             raise UsageError(f"--tp {layout.tp} needs the model's attention heads, which its graph does not show",
                              "give --heads (and --kv-heads)")
@@ -821,6 +825,8 @@ def _tp_rule(model: PlanModel, tp: int, gpus_per_node: int) -> str | None:
         return None
     if tp > gpus_per_node or gpus_per_node % tp:
         return f"tensor parallelism stays inside a node of {gpus_per_node} GPUs"
+    if not model.blocks:
+        return "the model shows no repeated blocks to split"
     if not model.heads:
         return "the model's attention heads are unknown (give --heads)"
     if model.heads % tp or (model.kv_heads and model.kv_heads % tp):

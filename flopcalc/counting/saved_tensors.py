@@ -280,7 +280,9 @@ def measure_activations(model: nn.Module, inputs: Any) -> ActivationProfile:
     hooks += [block.register_forward_hook(recorder.exit, always_call=True) for block in blocks]
     model.train()
     try:
-        with torch.enable_grad(), _LabelMode(recorder), _KernelMode(recorder), \
+        # a TorchScript module runs as written: its profiling executor would otherwise swap in an optimised graph
+        # after the first runs (the count's), which saves other tensors
+        with torch.enable_grad(), torch.jit.optimized_execution(False), _LabelMode(recorder), _KernelMode(recorder), \
                 torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda tensor: tensor):
             try:
                 model(*args, **kwargs)

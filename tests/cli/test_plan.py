@@ -150,3 +150,39 @@ def test_the_intra_node_bandwidth_defaults_to_the_catalogues_link_per_direction(
     assert data["step"]["dp_comm_s"] == pytest.approx(2 * 7 / 8 * 2e9 / 450e9)
     assert any("catalogue, H100-SXM: NVLink 4" in line and "450 GB/s per direction" in line
                for line in data["assumptions"])
+
+
+def test_a_hugging_face_config_brings_its_heads_and_layers(tmp_path):
+    """The config's 8 heads share 2 key/value heads (grouped-query attention): tp 4 cannot split them."""
+    pytest.importorskip("transformers")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 4,
+        "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 128,
+    }))
+    bad = invoke(config, "--gpu", "H100-SXM", "-n", "4", "--tp", "4")
+    assert bad.exit_code == 2 and "--tp 4 does not divide the 2 key/value heads" in bad.stderr
+    data = run_json(config, "--seq-len", "128", "--gpu", "H100-SXM", "-n", "8", "--tp", "2", "--pp", "2",
+                    "--sequence-parallel", "--global-batch", "16")
+    assert data["parallelism"]["dp"] == 2 and data["fits"] is True
+    assert data["memory_per_gpu_bytes"]["activations"] > 0
+
+
+def test_calibration_says_which_figures_were_measured(tmp_path):
+    from flopcalc.calibration import MatmulCalibration, save_device_entry
+
+    path = tmp_path / "calibration.yaml"
+    save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", matmul=MatmulCalibration(
+        tflops={"bf16": 700.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=10.0))
+    data = run_json(*SEVEN_B, "--calibration", path, "--gpu", "H100-SXM", "-n", "16", "--tp", "8",
+                    "--sequence-parallel", "--global-batch", "64", "--inter-node-gbps", "50")
+    peak_line, = [line for line in data["assumptions"] if "peak" in line and "TFLOP/s" in line]
+    assert "peak 700 TFLOP/s (measured by flopcalc bench" in peak_line
+    assert any("450 GB/s per GPU (catalogue, H100-SXM" in line for line in data["assumptions"])
+    assert any("50 GB/s per GPU (--inter-node-gbps)" in line for line in data["assumptions"])
+    assert data["gpu_memory_bytes"] == 80e9
+
+
+def test_tensor_parallelism_needs_blocks_to_split(examples):
+    result = invoke(examples / "mlp.py", "--gpu", "H100-SXM", "--heads", "4", "--tp", "2", "-n", "2")
+    assert result.exit_code == 2 and "shows no repeated blocks" in result.stderr

@@ -169,3 +169,20 @@ def test_a_config_supplies_heads_the_graph_cannot_show():
     model.config = type("Config", (), {"num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512})()
     profile = measure_activations(model, tokens)
     assert (profile.heads, profile.kv_heads, profile.vocab) == (4, 2, 512)
+
+
+def test_a_torchscript_model_keeps_what_its_eager_model_keeps(tmp_path):
+    """Regression: counted first (its profiling executor then swaps in an optimised graph), a TorchScript module
+    was measured running other kernels, which save other tensors; it is measured as written."""
+    import warnings
+
+    from flopcalc.api import count_with_activations
+    from flopcalc.spec import ModelSpec
+
+    model, tokens = gpt.build(dropout=0.0), torch.zeros(2, 32, dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's warning about the 1/sqrt(head) constant
+        torch.jit.trace(model, (tokens,)).save(str(tmp_path / "gpt.pt"))
+    _, scripted = count_with_activations(ModelSpec(str(tmp_path / "gpt.pt"), inputs=("2x32:int64",)))
+    eager = measure_activations(model, tokens)
+    assert scripted.total.bytes_at(2) == pytest.approx(eager.total.bytes_at(2), abs=8)
