@@ -772,6 +772,10 @@ def _notes(model: PlanModel, layout: Layout) -> tuple[str, ...]:
         notes.append(f"ZeRO-{layout.zero} with dp 1 partitions nothing: the model states are those of ZeRO-0")
     if layout.sequence_parallel and layout.tp == 1:
         notes.append("--sequence-parallel with tp 1 splits nothing")
+    if layout.zero >= 2 and layout.pp > 1:
+        notes.append(f"ZeRO-{layout.zero} with pipeline parallelism: DeepSpeed's pipeline engine refuses ZeRO-2/3 (it "
+                     "takes ZeRO-1); check that your framework combines them (FSDP with torch.distributed.pipelining "
+                     "does)")
     if layout.recompute == "selective" and model.activations is not None and not model.activations.block_scores.floating_elements:
         notes.append("selective recomputation drops nothing here: the attention keeps no score matrix (a fused kernel)")
     return tuple(notes)
@@ -790,9 +794,12 @@ def evaluate(model: PlanModel, layout: Layout, fleet: Fleet, *, precision: str =
         layout = replace(layout, gpus_per_node=fleet.gpus_per_node)
     check_layout(model, layout)
     figures = _figures(model, layout, fleet, setup, optimizer, run)
-    return Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training,
-                assumptions(model, fleet, setup, optimizer, layout.num_gpus), _notes(model, layout),
-                fleet.throughput.gpu)
+    given = assumptions(model, fleet, setup, optimizer, layout.num_gpus)
+    if layout.global_batch is None:
+        given += (f"global batch = dp x micro-batch = {layout.batch} (no --global-batch): one micro-batch per replica "
+                  "per step",)
+    return Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training, given,
+                _notes(model, layout), fleet.throughput.gpu)
 
 
 @dataclass(frozen=True)
@@ -927,14 +934,13 @@ def search(
     if num_gpus > 1:
         common += ("the search turns sequence parallelism on whenever tp > 1: it splits activations at no extra "
                    "communication volume",)
-    notes = model.notes
     candidates = tuple(
-        Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training, common, notes,
-             fleet.throughput.gpu)
+        Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training, common,
+             _notes(model, layout), fleet.throughput.gpu)
         for _, layout, figures in fitting[:top]
     )
     closest_plan = None
     if not candidates and closest is not None:
         closest_plan = evaluate(model, closest[1], fleet, precision=precision, optimizer=optimizer, run=run)
-        closest_plan = replace(closest_plan, assumptions=common, notes=notes)
+        closest_plan = replace(closest_plan, assumptions=common)
     return SearchResult(candidates, tuple(lines), evaluated, closest_plan)
