@@ -4,8 +4,9 @@ On the meta device it costs no memory. `torch.autograd.graph.saved_tensors_hooks
 node saves; each storage is tallied once, parameters and buffers are left out (see counting/activations.py for
 the result and what its parts mean). How a saved tensor is placed:
 
-- **The blocks** are the repeated layers: among the children of every ModuleList/Sequential, the largest group
-  (by parameters) of at least two modules of one type and one size.
+- **The blocks** are the repeated layers: the children of ModuleLists/Sequentials (modules with layers of their
+  own) of the one class that is repeated and holds the most parameters (a transformer's layers; T5's encoder
+  and decoder blocks together, its first block's extra position bias included).
 - Inside a block, every op's outputs are labelled by following the data (a TorchDispatchMode): the block's
   inputs are the hidden stream (replicated over tensor-parallel ranks); a matmul with a weight turns the stream
   into a split tensor (a column-parallel linear: q, k, v, the MLP's inner activations) and a split tensor back
@@ -32,7 +33,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ..errors import ModelRunError, UsageError, short_error
+from ..spec import CallArgs
 from .activations import ActivationProfile, SavedBytes
+from .meta_ops import run_op
 
 # labels of a tensor inside a block; when an op's inputs mix, the higher one wins
 REPLICATED, SPLIT, SCORES = 0, 1, 2
@@ -45,26 +48,32 @@ _redispatch = getattr(torch.overrides, "redispatch_function", None)
 
 
 def find_blocks(model: nn.Module) -> tuple[str | None, list[nn.Module], list[str]]:
-    """The blocks' container name, the blocks in order, and notes on other repeated groups left outside."""
-    groups = []
+    """The blocks' container name (the first, when encoder and decoder hold blocks of one class), the blocks in
+    the model's order, and notes on other repeated groups left outside them.
+
+    The blocks are the children (modules with layers of their own) of ModuleLists/Sequentials of the one class
+    that is repeated (at least twice) and holds the most parameters in all: T5's first block, which alone holds the relative position bias, is a
+    block like the others, and its encoder's and decoder's blocks are one pipeline."""
+    by_class: dict[type, list[tuple[str, nn.Module]]] = {}
+    seen: set[int] = set()
     for name, module in model.named_modules():
-        if not isinstance(module, (nn.ModuleList, nn.Sequential)):
-            continue
-        by_kind: dict[tuple[type, int], list[nn.Module]] = {}
-        for child in module.children():
-            size = sum(p.numel() for p in child.parameters())
-            if size:
-                by_kind.setdefault((type(child), size), []).append(child)
-        groups.extend((size * len(members), name, kind.__name__, members)
-                      for (kind, size), members in by_kind.items() if len(members) >= 2)
+        if isinstance(module, (nn.ModuleList, nn.Sequential)):
+            for child_name, child in module.named_children():
+                # a block is made of layers: a leaf (a Linear of an MLP) is a layer, not a block
+                if id(child) not in seen and next(child.children(), None) is not None \
+                        and next(child.parameters(), None) is not None:
+                    seen.add(id(child))
+                    by_class.setdefault(type(child), []).append((f"{name}.{child_name}" if name else child_name, child))
+    groups = [(sum(p.numel() for _, m in members for p in m.parameters()), kind, members)
+              for kind, members in by_class.items() if len(members) >= 2]
     if not groups:
         return None, [], []
     groups.sort(key=lambda group: group[0], reverse=True)
-    _, container, _, blocks = groups[0]
-    inside = {id(module) for block in blocks for module in block.modules()}
-    notes = [f"also repeated: {name or 'the model'} ({len(members)} x {kind}), planned outside the blocks"
-             for _, name, kind, members in groups[1:] if id(members[0]) not in inside]
-    return container, blocks, notes
+    _, _, chosen = groups[0]
+    inside = {id(module) for _, block in chosen for module in block.modules()}
+    notes = [f"also repeated: {len(members)} x {kind.__name__} ({members[0][0].rpartition('.')[0] or 'the model'}), "
+             "planned outside the blocks" for _, kind, members in groups[1:] if id(members[0][1]) not in inside]
+    return chosen[0][0].rpartition(".")[0] or None, [block for _, block in chosen], notes
 
 
 def _key(tensor: torch.Tensor) -> int:
@@ -204,7 +213,7 @@ class _LabelMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = run_op(func, args, kwargs)
         self.recorder.propagate(func, args, kwargs, out)
         return out
 
@@ -262,15 +271,13 @@ def _config_shape(model: nn.Module) -> dict[str, int]:
 def measure_activations(model: nn.Module, inputs: Any) -> ActivationProfile:
     """Run `model(*inputs)` forward in training mode with grad enabled, and tally what autograd saves.
 
-    `inputs` is a tensor, a tuple/list of positional tensors or a dict of keyword tensors on the model's device
-    (meta: no memory). The modules' train/eval modes are restored afterwards.
+    `inputs` is a tensor, a tuple/list of positional tensors, a dict of keyword tensors or `CallArgs` of both, on
+    the model's device (meta: no memory). The modules' train/eval modes are restored afterwards.
     """
     if not isinstance(model, nn.Module):
         raise UsageError(f"measuring activations needs a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(inputs, Mapping):  # keyword tensors
-        args, kwargs = (), dict(inputs)
-    else:
-        args, kwargs = (tuple(inputs) if isinstance(inputs, (list, tuple)) else (inputs,)), {}
+    call = CallArgs.of(inputs)
+    args, kwargs = call.args, call.kwargs
     container, blocks, notes = find_blocks(model)
     param_list = list(model.parameters())
     params = {_key(p): p for p in param_list}
@@ -285,7 +292,7 @@ def measure_activations(model: nn.Module, inputs: Any) -> ActivationProfile:
         with torch.enable_grad(), torch.jit.optimized_execution(False), _LabelMode(recorder), _KernelMode(recorder), \
                 torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda tensor: tensor):
             try:
-                model(*args, **kwargs)
+                call.call(model)
             except (Exception, SystemExit) as error:
                 raise ModelRunError(f"the model failed while its activations were measured: {short_error(error)}",
                                     "check --input shapes and dtypes against what the model's forward expects") from error

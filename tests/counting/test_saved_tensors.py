@@ -186,3 +186,41 @@ def test_a_torchscript_model_keeps_what_its_eager_model_keeps(tmp_path):
     _, scripted = count_with_activations(ModelSpec(str(tmp_path / "gpt.pt"), inputs=("2x32:int64",)))
     eager = measure_activations(model, tokens)
     assert scripted.total.bytes_at(2) == pytest.approx(eager.total.bytes_at(2), abs=8)
+
+
+def test_blocks_of_one_class_may_differ_in_size_and_leaves_are_not_blocks():
+    """T5's first block alone holds the relative position bias; an MLP's Linears are layers, not blocks."""
+    class Block(nn.Module):
+        def __init__(self, extra: bool):
+            super().__init__()
+            self.linear = nn.Linear(8, 8)
+            self.bias = nn.Embedding(4, 2) if extra else None
+
+        def forward(self, x):
+            return x + self.linear(x)
+
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Sequential(Block(True), Block(False), Block(False)))
+    container, blocks, _ = find_blocks(model)
+    assert container == "2" and len(blocks) == 3
+    profile = measure_activations(model, torch.randn(2, 8))
+    assert profile.layers == 3 and profile.block_params == 3 * 72 + 8
+    assert find_blocks(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))) == (None, [], [])
+
+
+def test_a_mixture_of_experts_is_measured_on_meta(tmp_path):
+    """The grouped GEMMs of a mixture of experts check for bf16 inputs on meta; the measure runs on meta anyway."""
+    pytest.importorskip("transformers")
+    import json
+
+    from flopcalc.api import count_with_activations
+    from flopcalc.spec import ModelSpec
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "model_type": "mixtral", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2,
+        "vocab_size": 256, "max_position_embeddings": 64,
+    }))
+    report, profile = count_with_activations(ModelSpec(str(config)))
+    assert report.device == "meta" and not any("could not run on the meta device" in note for note in report.notes)
+    assert profile.layers == 2 and (profile.heads, profile.kv_heads) == (4, 2)
