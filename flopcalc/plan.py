@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .compute import Throughput, step_flops
 from .counting.activations import ActivationProfile, SavedBytes
-from .errors import UsageError
+from .errors import CalibrationError, UsageError
 from .spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -312,6 +312,7 @@ class Fleet:
     tdp_w: float | None = None
     pue: float = 1.0
     price_per_gpu_hour: float | None = None
+    notes: tuple[str, ...] = ()  # where the fleet's figures came from, printed with the assumptions
 
     def __post_init__(self) -> None:
         _positive(self.gpu_memory_bytes, "GPU memory")
@@ -331,6 +332,19 @@ class Fleet:
                                  f"{self.throughput.gpu or 'this GPU'}", "give --intra-node-gbps (nccl-tests busbw, GB/s)")
             return self.intra_node
         return self.inter_node
+
+
+def calibrated_bandwidths(calibration: Any, device: str | None, catalog: Any = None) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The network figures `flopcalc bench --distributed --save` measured on a fleet of `device` (see
+    calibration.measured_bandwidths), or none and a line saying so; ({}, ()) without a calibration file."""
+    if calibration is None:
+        return {}, ()
+    from .calibration import load_calibration, measured_bandwidths
+
+    try:
+        return measured_bandwidths(load_calibration(calibration), device, catalog=catalog), ()
+    except CalibrationError as error:
+        return {}, (f"no measured bandwidths ({error.message}): the network figures below are not measurements",)
 
 
 # --------------------------------------------------------------------------------------------- a layout
@@ -755,6 +769,7 @@ def assumptions(model: PlanModel, fleet: Fleet, precision: TrainingPrecision, op
         precision.describe(optimizer) + " (ZeRO paper, Rajbhandari et al. 2020)",
     ]
     if num_gpus > 1:
+        lines.extend(fleet.notes)
         if fleet.intra_node is not None:
             lines.append(f"intra-node bus bandwidth {fleet.intra_node.gbps:.4g} GB/s per GPU ({fleet.intra_node.origin})")
         if num_gpus > fleet.gpus_per_node:

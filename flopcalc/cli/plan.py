@@ -147,20 +147,27 @@ def plan_command(
         memory, memory_origin = entry.memory_gb * planning.GB, f"catalogue, {entry.id}"
     else:
         raise UsageError(f"the catalogue has no memory figure for {gpu or throughput.gpu}", "give --gpu-memory GB")
+    measured, fleet_notes = planning.calibrated_bandwidths(calibration, gpu or throughput.gpu, gpus)
     intra = None
     if intra_node_gbps is not None:
         intra = planning.Bandwidth(parse_si_number(intra_node_gbps, "--intra-node-gbps"), "--intra-node-gbps")
+    elif measured.get("intra_node_busbw_gbps"):
+        intra = planning.Bandwidth(measured["intra_node_busbw_gbps"], f"{measured['label']}, all-reduce busbw")
     elif entry is not None and entry.intra_node_link is not None:
         link = entry.intra_node_link
         intra = planning.Bandwidth(link.per_direction_gbps, f"catalogue, {entry.id}: {link.describe()}; a link "
                                    "peak, not a measured bus bandwidth: give --intra-node-gbps to use nccl-tests' "
                                    "busbw")
-    inter = (planning.Bandwidth(parse_si_number(inter_node_gbps, "--inter-node-gbps"), "--inter-node-gbps")
-             if inter_node_gbps is not None else planning.Bandwidth(planning.DEFAULT_INTER_NODE_GBPS, INTER_NODE_ORIGIN))
+    if inter_node_gbps is not None:
+        inter = planning.Bandwidth(parse_si_number(inter_node_gbps, "--inter-node-gbps"), "--inter-node-gbps")
+    elif measured.get("inter_node_busbw_gbps"):
+        inter = planning.Bandwidth(measured["inter_node_busbw_gbps"], f"{measured['label']}, all-reduce busbw")
+    else:
+        inter = planning.Bandwidth(planning.DEFAULT_INTER_NODE_GBPS, INTER_NODE_ORIGIN)
     fleet = planning.Fleet(
         throughput=throughput, gpu_memory_bytes=memory, memory_origin=memory_origin, gpus_per_node=gpus_per_node,
         intra_node=intra, inter_node=inter, tdp_w=choice.tdp_w, pue=parse_si_number(pue, "--pue"),
-        price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
+        price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"), notes=fleet_notes,
     )
     layout_options = {"dp": dp, "tp": tp, "pp": pp, "zero": zero, "recompute": recompute, "micro_batch": micro_batch}
     total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)

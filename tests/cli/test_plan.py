@@ -169,18 +169,41 @@ def test_a_hugging_face_config_brings_its_heads_and_layers(tmp_path):
 
 
 def test_calibration_says_which_figures_were_measured(tmp_path):
-    from flopcalc.calibration import MatmulCalibration, save_device_entry
+    """A matmul measurement alone: the peak is measured, the bandwidths come from the catalogue and the options
+    (and the plan says no bandwidth was measured); with `bench --distributed` figures, those are used."""
+    from flopcalc.calibration import FleetCalibration, MatmulCalibration, save_device_entry
 
     path = tmp_path / "calibration.yaml"
     save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", matmul=MatmulCalibration(
         tflops={"bf16": 700.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=10.0))
-    data = run_json(*SEVEN_B, "--calibration", path, "--gpu", "H100-SXM", "-n", "16", "--tp", "8",
-                    "--sequence-parallel", "--global-batch", "64", "--inter-node-gbps", "50")
+    common = (*SEVEN_B, "--calibration", path, "--gpu", "H100-SXM", "-n", "16", "--tp", "8", "--sequence-parallel",
+              "--global-batch", "64")
+    data = run_json(*common, "--inter-node-gbps", "50")
     peak_line, = [line for line in data["assumptions"] if "peak" in line and "TFLOP/s" in line]
     assert "peak 700 TFLOP/s (measured by flopcalc bench" in peak_line
+    assert any(line.startswith("no measured bandwidths (no fleet measurement") for line in data["assumptions"])
     assert any("450 GB/s per GPU (catalogue, H100-SXM" in line for line in data["assumptions"])
     assert any("50 GB/s per GPU (--inter-node-gbps)" in line for line in data["assumptions"])
     assert data["gpu_memory_bytes"] == 80e9
+
+    fleet = FleetCalibration(
+        backend="nccl", world_size=16, nodes=2, ranks_per_node=8,
+        busbw_gbps={"intra": {"all_reduce": 360.0}, "inter": {"all_reduce": 42.0}, "world": {"all_reduce": 40.0}},
+        message_bytes={scope: {"all_reduce": 2**30} for scope in ("intra", "inter", "world")},
+        measured_at="2026-11-29T10:00:00+00:00", torch_version="x",
+    )
+    save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", fleet={fleet.key: fleet})
+    measured = run_json(*common)
+    lines = measured["assumptions"]
+    assert any(line.startswith("intra-node bus bandwidth 360 GB/s per GPU (measured by flopcalc bench --distributed "
+                               "on 2 nodes x 8") for line in lines)
+    assert any(line.startswith("inter-node bus bandwidth 42 GB/s per GPU (measured") for line in lines)
+    assert not any(line.startswith("no measured bandwidths") for line in lines)
+    # dp 2 across the two nodes: the gradients' all-reduce runs at the measured inter-node figure
+    gradients = 6.7e9 / 8 * 2
+    assert measured["step"]["dp_comm_s"] == pytest.approx(2 * 1 / 2 * gradients / 42e9)
+    # tp 8 inside a node: the activations' all-reduces at the measured intra-node one
+    assert measured["step"]["tp_comm_s"] == pytest.approx(data["step"]["tp_comm_s"] * 450 / 360)
 
 
 def test_tensor_parallelism_needs_blocks_to_split(examples):
