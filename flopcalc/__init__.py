@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "count": "flopcalc.api",
     "training": "flopcalc.api",
+    "activations": "flopcalc.api",
     "ModelSpec": "flopcalc.spec",
     "CallArgs": "flopcalc.spec",
     "CountReport": "flopcalc.counting.report",

@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .compute import TrainingCompute, training_from_report
 from .conventions import detect_transformer
+from .counting.activations import ActivationProfile
 from .counting.report import CountReport
 from .counting.traffic import TrafficReport
 from .errors import InsufficientMemoryError, ModelBuildError, ModelRunError, UsageError
@@ -25,6 +26,8 @@ from .loaders import LoadedModel, example_inputs_kept, load_model, make_inputs
 from .loaders.huggingface import config_path
 from .spec import ModelSpec
 from .units import format_si
+
+T = TypeVar("T")
 
 # what a ModelSpec may be given as keywords of `count`
 _SPEC_OPTIONS = frozenset(ModelSpec.__dataclass_fields__) - {"source", "inputs"}
@@ -67,6 +70,48 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
     values: `.item()`, data-dependent shapes), on the CPU, with a note. ONNX graphs are counted from their
     shapes, forward only.
     """
+    def work(loaded: LoadedModel, example: Any) -> CountReport:
+        if loaded.kind == "onnx":
+            from .counting.onnx_graph import count_onnx
+
+            return count_onnx(loaded.module, spec, strict=strict)
+        return _count_loaded(loaded, example, spec, strict)
+
+    report, loaded, fallback = _on_meta_then_cpu(spec, work)
+    if loaded.kind == "onnx":
+        return report
+    return _with_notes(report, *fallback, *loader_notes(loaded, spec))
+
+
+def count_with_activations(spec: ModelSpec, *, strict: bool = False) -> tuple[CountReport, ActivationProfile]:
+    """Count the spec's model and measure what its backward keeps (`activations`), from one load: on meta,
+    falling back to the CPU as `count_spec` does. ONNX graphs never run, so they have no activations."""
+    def work(loaded: LoadedModel, example: Any) -> tuple[CountReport, ActivationProfile]:
+        if loaded.kind == "onnx":
+            raise UsageError(f"{spec.source} is an ONNX graph: it is counted from shapes and never runs, so its "
+                             "activations cannot be measured", "give the PyTorch model, or a config.json")
+        from .counting.saved_tensors import measure_activations
+
+        return _count_loaded(loaded, example, spec, strict), measure_activations(loaded.module, example)
+
+    (report, profile), loaded, fallback = _on_meta_then_cpu(spec, work)
+    return _with_notes(report, *fallback, *loader_notes(loaded, spec)), profile
+
+
+def activations(model: Any, inputs: Any = None, **options: Any) -> ActivationProfile:
+    """What a training step's backward keeps of the model's forward: the bytes autograd saves, by where they
+    live (counting/activations.py). `model` and `inputs` as in `count`: an `nn.Module` with its input tensors
+    (on meta, no memory is used), or a ModelSpec / source string with `--input` specs and spec options."""
+    if isinstance(model, (ModelSpec, str, os.PathLike)):
+        return count_with_activations(as_spec(model, inputs, **options))[1]
+    from .counting.saved_tensors import measure_activations
+
+    return measure_activations(model, inputs)
+
+
+def _on_meta_then_cpu(spec: ModelSpec, work: Callable[[LoadedModel, Any], T]) -> tuple[T, LoadedModel, tuple[str, ...]]:
+    """`work(loaded, inputs)` on the spec's device; with none given, on meta and, when the model cannot run
+    there, on the CPU. Returns its result, the loaded model, and the note saying so when it fell back."""
     attempts = [spec.device] if spec.device else ["meta", "cpu"]
     first_error: Exception | None = None
     on_meta: Any = None  # the model as built on meta: what a CPU build would allocate is read from it
@@ -76,11 +121,7 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
             if attempt == "cpu":
                 check_fits_in_memory(spec, on_meta, first_error)
             loaded, example = load(spec, attempt)
-            if loaded.kind == "onnx":
-                from .counting.onnx_graph import count_onnx
-
-                return count_onnx(loaded.module, spec, strict=strict)
-            report = _count_loaded(loaded, example, spec, strict)
+            result = work(loaded, example)
         except (ModelBuildError, ModelRunError) as error:
             if attempt == "meta" and len(attempts) > 1:
                 first_error, on_meta = error, (loaded.module if loaded is not None else None)
@@ -89,7 +130,7 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
         fallback = () if first_error is None else (
             f"the model could not run on the meta device ({first_error.message}); counted on cpu",
         )
-        return _with_notes(report, *fallback, *loader_notes(loaded, spec))
+        return result, loaded, fallback
     raise AssertionError("unreachable")
 
 

@@ -41,8 +41,9 @@ _CORE_KEYS = ("cores", "clock_ghz", "clock", "flop_per_cycle")
 _CPU_ONLY_KEYS = (*_CORE_KEYS, "core_groups", "memory_channels", "memory_mt_s")
 _ENTRY_KEYS = {
     "id", "name", "vendor", "kind", "aliases", "year", "form_factor", "peak_tflops", "sparse_peak_tflops",
-    "memory_gb", "memory_bandwidth_gbps", "tdp_w", "sources", "notes", *_CPU_ONLY_KEYS,
+    "memory_gb", "memory_bandwidth_gbps", "tdp_w", "sources", "notes", "intra_node_link", *_CPU_ONLY_KEYS,
 }
+_LINK_KEYS = {"name", "gbps", "bidirectional", "source"}
 _REQUIRED_KEYS = ("id", "name", "vendor", "peak_tflops")
 _FILE_KEYS = {"vendor", "kind", "gpus"}
 _BYTES_PER_CHANNEL_TRANSFER = 8  # one 64-bit memory channel moves 8 bytes per transfer
@@ -85,6 +86,30 @@ class CoreGroup:
 
 
 @dataclass(frozen=True)
+class Link:
+    """How one device reaches the others in its node (NVLink, ICI): GB/s as its datasheet states it, which is
+    both directions added (`bidirectional`) or one direction, and where the figure comes from."""
+
+    name: str
+    gbps: float
+    bidirectional: bool
+    source: str | None = None
+
+    @property
+    def per_direction_gbps(self) -> float:
+        """What one direction carries: what a ring collective's bus bandwidth is bounded by."""
+        return self.gbps / 2 if self.bidirectional else self.gbps
+
+    def describe(self) -> str:
+        both = "both directions together" if self.bidirectional else "per direction"
+        return f"{self.name}: {_plain(self.gbps)} GB/s {both} = {_plain(self.per_direction_gbps)} GB/s per direction"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "gbps": self.gbps, "bidirectional": self.bidirectional,
+                "per_direction_gbps": self.per_direction_gbps, "source": self.source}
+
+
+@dataclass(frozen=True)
 class GpuSpec:
     """One accelerator or CPU: dense peaks per precision (TFLOPS; int8 in TOPS) and what else the datasheet says."""
 
@@ -106,6 +131,7 @@ class GpuSpec:
     core_groups: tuple[CoreGroup, ...] = ()  # kind cpu only
     memory_channels: int | None = None  # kind cpu only: 64-bit channels
     memory_mt_s: float | None = None  # kind cpu only: transfers per second per channel, in millions
+    intra_node_link: Link | None = None  # NVLink / ICI to the other devices of a node
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -182,6 +208,7 @@ class GpuSpec:
             ],
             "memory_channels": self.memory_channels,
             "memory_mt_s": self.memory_mt_s,
+            "intra_node_link": None if self.intra_node_link is None else self.intra_node_link.to_dict(),
         }
 
 
@@ -506,6 +533,24 @@ def _cpu_fields(values: Mapping, kind: str, dense: Mapping[str, float], bandwidt
     return {"core_groups": groups, "memory_channels": channels, "memory_mt_s": mt_s, "memory_bandwidth_gbps": bandwidth}
 
 
+def _link(raw: Any, where: str) -> Link | None:
+    """`intra_node_link: {name: NVLink 4, gbps: 900, bidirectional: true, source: URL}`, or None without one."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise CatalogError(f"{where}: intra_node_link must be a mapping of name, gbps, bidirectional, source")
+    unknown = sorted(set(map(str, raw)) - _LINK_KEYS)
+    missing = [key for key in ("name", "gbps", "bidirectional") if raw.get(key) is None]
+    if unknown or missing:
+        problem = f"unknown key(s) {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
+        raise CatalogError(f"{where}: intra_node_link: {problem}", f"keys: {', '.join(sorted(_LINK_KEYS))}")
+    if not isinstance(raw["bidirectional"], bool):
+        raise CatalogError(f"{where}: intra_node_link.bidirectional must be true (the datasheet adds both "
+                           f"directions) or false (per direction), got {raw['bidirectional']!r}")
+    return Link(_text(raw["name"], where, "intra_node_link.name"), _number(raw["gbps"], where, "intra_node_link.gbps"),
+                raw["bidirectional"], _text(raw["source"], where, "intra_node_link.source") if raw.get("source") else None)
+
+
 def _parse_entry(raw: Any, index: int, path: Path, default_vendor: str | None,
                  default_kind: str = DEFAULT_KIND) -> GpuSpec:
     label = raw.get("id") if isinstance(raw, Mapping) else None
@@ -563,6 +608,7 @@ def _parse_entry(raw: Any, index: int, path: Path, default_vendor: str | None,
         sources=_text_list(values.get("sources"), where, "sources"),
         notes=" ".join(_text(notes, where, "notes").split()) if notes else None,
         origin=str(path),
+        intra_node_link=_link(values.get("intra_node_link"), where),
         **optional,
         **cpu,
     )

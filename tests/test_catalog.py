@@ -365,3 +365,44 @@ def test_core_groups_add_up_and_the_file_sets_the_kind(tmp_path):
     assert load_catalog_file(_write(tmp_path, "g.yaml", GOOD_ENTRY.format(id="X1", alias="x")))[0].kind == "gpu"
     with pytest.raises(CatalogError, match="file-level: kind must be one of"):
         load_catalog([_write(tmp_path, "k.yaml", HYBRID_ENTRY.replace("kind: cpu", "kind: asic"))], environ={})
+
+
+# ---------------------------------------------------------------- intra-node links
+
+LINKED = "gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {{bf16: 1}}\n    intra_node_link: {link}\n"
+
+
+@pytest.mark.parametrize("gpu_id, name, gbps", [
+    ("P100-SXM2", "NVLink 1", 160), ("V100-SXM2", "NVLink 2", 300), ("A100-SXM4-80GB", "NVLink 3", 600),
+    ("H100-SXM", "NVLink 4", 900), ("H200-SXM", "NVLink 4", 900), ("B200", "NVLink 5", 1800),
+    ("TPU-v5e", "ICI", 400), ("TPU-v5p", "ICI", 1200), ("TPU-v6e", "ICI", 800),
+])
+def test_shipped_link_figures_say_their_direction_and_source(catalog, gpu_id, name, gbps):
+    """Datasheets add both directions (H100: 18 NVLinks x 50 GB/s = 900 GB/s): one direction carries half."""
+    link = catalog.resolve(gpu_id).intra_node_link
+    assert link.name.startswith(name) and link.gbps == gbps and link.bidirectional
+    assert link.per_direction_gbps == gbps / 2 and link.source.startswith("https://")
+    assert catalog.resolve(gpu_id).to_dict()["intra_node_link"]["per_direction_gbps"] == gbps / 2
+
+
+def test_pcie_cards_have_no_link_figure(catalog):
+    assert all(catalog.resolve(gpu).intra_node_link is None for gpu in ("T4", "H100-PCIe", "A100-PCIe-80GB", "L4"))
+
+
+@pytest.mark.parametrize("link, message", [
+    ("{name: L, gbps: 100}", "intra_node_link: missing bidirectional"),
+    ("{name: L, gbps: 100, bidirectional: yes please}", "bidirectional must be true"),
+    ("{name: L, gbps: -1, bidirectional: false}", "intra_node_link.gbps must be > 0"),
+    ("{name: L, gbps: 1, bidirectional: false, speed: 2}", r"unknown key\(s\) speed"),
+    ("[1, 2]", "intra_node_link must be a mapping"),
+])
+def test_bad_link_entries_name_file_and_entry(tmp_path, link, message):
+    path = _write(tmp_path, "bad.yaml", LINKED.format(link=link))
+    with pytest.raises(CatalogError, match=message) as info:
+        load_catalog([path], environ={})
+    assert "'X1'" in str(info.value)
+
+
+def test_a_per_direction_link_is_taken_as_is(tmp_path):
+    path = _write(tmp_path, "one.yaml", LINKED.format(link="{name: L, gbps: 64, bidirectional: false}"))
+    assert load_catalog_file(path)[0].intra_node_link.per_direction_gbps == 64

@@ -11,6 +11,7 @@ from . import train as _train  # noqa: F401,E402
 from . import bench as _bench  # noqa: F401,E402
 from . import check as _check  # noqa: F401,E402
 from . import infer as _infer  # noqa: F401,E402
+from . import plan as _plan  # noqa: F401,E402
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from ..spec import CallArgs
 from ..units import format_si
 from . import formulas
 from .experts import active_parameters, expert_layers
+from .meta_ops import run_op
 from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers
 
 _get_sequence_nr = torch._C._autograd._get_sequence_nr
@@ -232,7 +233,7 @@ class _FlopDispatchMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = _run(func, args, kwargs)
+        out = run_op(func, args, kwargs)
         backward = False
         if not self.in_backward:
             context, table = self.attribution.current, self.forward
@@ -273,39 +274,6 @@ class _FlopDispatchMode(TorchDispatchMode):
             flops = _merge((("norm" if c in _NON_MATMUL else c), v) for c, v in flops.items())
         for category, value in flops.items():
             table[category] += value
-
-
-# Ops whose meta kernel first checks what the device kernel accepts (the grouped GEMMs of mixture-of-experts
-# layers want bf16 or fp8 inputs with 16-byte strides) and only then gives the output shape. A count needs
-# the shape, not the kernel: on the meta device a failed check makes the output from the shapes instead.
-_GROUPED_MM = frozenset(
-    packet for packet in (getattr(torch.ops.aten, name, None) for name in
-                          ("_grouped_mm", "_scaled_grouped_mm", "_scaled_grouped_mm_v2"))
-    if packet is not None
-)
-
-
-def _run(func, args: tuple, kwargs: Mapping[str, Any]) -> Any:
-    try:
-        return func(*args, **kwargs)
-    except Exception:
-        if func.overloadpacket not in _GROUPED_MM or not _on_meta(args):
-            raise
-        return _grouped_mm_on_meta(func, args, kwargs)
-
-
-def _on_meta(args: tuple) -> bool:
-    return any(isinstance(a, torch.Tensor) and a.device.type == "meta" for a in args)
-
-
-def _grouped_mm_on_meta(func, args: tuple, kwargs: Mapping[str, Any]) -> torch.Tensor:
-    bound = {argument.name: value for argument, value in zip(func._schema.arguments, args)}
-    bound.update(kwargs)
-    a, b, offsets = bound["self"], bound["mat2"], bound.get("offs")
-    shape = formulas.grouped_mm_output_shape(a.shape, b.shape, None if offsets is None else offsets.shape)
-    scaled = func.overloadpacket is not torch.ops.aten._grouped_mm
-    dtype = bound.get("out_dtype") or (torch.bfloat16 if scaled else a.dtype)
-    return torch.empty(shape, dtype=dtype, device="meta")
 
 
 class _SliceGradients:

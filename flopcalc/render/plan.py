@@ -1,0 +1,164 @@
+"""Rendering `flopcalc plan`: one layout (memory bars per GPU, step time, the whole run) or a `--search` ranking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..files import to_json
+from ..plan import Plan, SearchResult
+from ..units import format_number, format_si
+from .tabular import csv_text, markdown_text, table_text
+
+BAR_WIDTH = 40  # characters for the GPU's whole memory
+
+
+def _gb(nbytes: float | None) -> str:
+    """Bytes with an SI prefix (GB = 1e9 bytes, as GPU datasheets count)."""
+    return "unknown" if nbytes is None else format_si(nbytes, "B")
+
+
+def _seconds(value: float) -> str:
+    return f"{format_number(value, 4)} s"
+
+
+def _bar(nbytes: float | None, capacity: float) -> str:
+    if not nbytes:
+        return ""
+    cells = nbytes / capacity * BAR_WIDTH
+    return "#" * min(BAR_WIDTH, max(1, round(cells))) + ("+" if cells > BAR_WIDTH else "")
+
+
+def fits_text(plan: Plan) -> str:
+    verdict = {True: "fits", False: "does NOT fit", None: "model states fit; activations unknown"}[plan.fits]
+    return f"of {_gb(plan.gpu_memory_bytes)}: {verdict}"
+
+
+def _stage(plan: Plan) -> str:
+    return {"only": "", "first": "the first pipeline stage, the most loaded",
+            "last": "the last pipeline stage, the most loaded"}[plan.memory.stage]
+
+
+def _rows(plan: Plan) -> list[list[str]]:
+    memory, step, capacity = plan.memory, plan.step, plan.gpu_memory_bytes
+    factor = plan.layout.micro_batch / plan.model.batch
+    rows = [
+        ["parameters", format_number(plan.model.params), format_si(plan.model.params)],
+        ["forward per micro-batch", format_si(plan.model.forward_flops * factor, "FLOP"),
+         f"backward {format_si(plan.model.backward_flops * factor, 'FLOP')}, micro-batch of {plan.layout.micro_batch}"],
+        ["memory per GPU", "", _stage(plan)],
+    ]
+    for name in ("weights", "gradients", "optimizer", "activations"):
+        value = getattr(memory, name)
+        rows.append([f"  {name}", _gb(value), _bar(value, capacity)])
+    rows.append(["  total", _gb(memory.total), fits_text(plan)])
+    layout = plan.layout
+    rows += [
+        ["time per step", "", f"{layout.grad_accum} micro-batch{'es' if layout.grad_accum != 1 else ''} per replica"],
+        ["  compute", _seconds(step.compute_s), "recomputation included" if layout.recompute != "none" else ""],
+        ["  data-parallel comm", _seconds(step.dp_comm_s), "overlaps the backward" if step.dp_comm_s else ""],
+        ["  tensor-parallel comm", _seconds(step.tp_comm_s), "exposed" if step.tp_comm_s else ""],
+        ["  pipeline comm", _seconds(step.pp_comm_s), "exposed" if step.pp_comm_s else ""],
+        ["  pipeline bubble", f"{step.bubble_fraction:.1%}",
+         f"(pp-1)/(m+pp-1) = {layout.pp - 1}/{layout.grad_accum + layout.pp - 1}" if layout.pp > 1 else ""],
+        ["  exposed comm", _seconds(step.exposed_comm_s), ""],
+        ["  step", _seconds(step.step_s), ""],
+    ]
+    run = plan.training
+    if run is not None:
+        rows += [
+            ["whole run", "", ""],
+            ["  steps", format_number(run.steps), ""],
+            ["  model FLOPs", format_si(run.model_flops, "FLOP"), "forward + backward"],
+            ["  hardware FLOPs", format_si(run.hardware_flops, "FLOP"), "+ recomputation"],
+            ["  wall clock", f"{format_number(run.wall_clock_days, 4)} days", f"{format_number(run.wall_clock_s / 3600, 4)} hours"],
+            ["  GPU-hours", format_number(run.gpu_hours, 4), ""],
+            ["  MFU", f"{run.mfu:.1%}", f"HFU {run.hfu:.1%}"],
+        ]
+        if run.energy_kwh is not None:
+            rows.append(["  energy", f"{format_number(run.energy_kwh, 4)} kWh", "TDP x GPU-hours x PUE"])
+        if run.cost is not None:
+            rows.append(["  cost", format_number(run.cost, 4), "GPU-hours x price"])
+    return rows
+
+
+def _footer(assumptions: Any, notes: Any, rejected: Any = ()) -> list[str]:
+    lines: list[str] = []
+    for title, items in (("rejected", rejected), ("assumptions", assumptions), ("notes", notes)):
+        if items:
+            lines += [f"{title}:", *(f"  - {item}" for item in items)]
+    return lines
+
+
+def _flat(plan: Plan) -> dict[str, Any]:
+    """One CSV row: the JSON contract's keys joined by `_`."""
+    flat: dict[str, Any] = {}
+    data = plan.to_dict()
+    for key in ("model", "parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "fits", "step", "training"):
+        value = data[key]
+        if isinstance(value, dict):
+            for inner, item in value.items():
+                if isinstance(item, dict):
+                    flat.update({f"{key}_{inner}_{k}": v for k, v in item.items()})
+                else:
+                    flat[f"{key}_{inner}"] = item
+        else:
+            flat[key] = value
+    return flat
+
+
+def _title(plan: Plan) -> list[str]:
+    t = plan.layout
+    return [f"plan: {plan.model.source} on {t.num_gpus:,} x {plan.gpu or 'GPU'}",
+            f"layout: {t.label()}; global batch {t.batch}"]
+
+
+def render_plan(plan: Plan, fmt: str) -> str:
+    if fmt == "json":
+        return to_json(plan.to_dict())
+    if fmt == "csv":
+        flat = _flat(plan)
+        return csv_text(list(flat), [list(flat.values())])
+    rows, footer = _rows(plan), _footer(plan.assumptions, plan.notes)
+    headers = ("", "value", "")
+    if fmt == "markdown":
+        return markdown_text(headers, rows, right=(1,), title=_title(plan), footer=footer)
+    return _with_footer(table_text(headers, rows, right=(1,), title=_title(plan), show_header=False), footer)
+
+
+def _with_footer(table: str, footer: list[str]) -> str:
+    """The footer's lines as they are (a table would wrap them at its width, mid-sentence)."""
+    return table + ("\n" + "\n".join(footer) + "\n" if footer else "")
+
+
+_SEARCH_HEADERS = ("#", "dp", "tp", "pp", "ZeRO", "recompute", "micro-batch", "memory/GPU", "step", "days", "MFU")
+
+
+def _search_row(rank: int, plan: Plan) -> list[str]:
+    t, run = plan.layout, plan.training
+    return [str(rank), str(t.dp), str(t.tp), str(t.pp), str(t.zero), t.recompute, str(t.micro_batch),
+            _gb(plan.memory.total), _seconds(plan.step.step_s),
+            "" if run is None else format_number(run.wall_clock_days, 4), "" if run is None else f"{run.mfu:.1%}"]
+
+
+def render_search(result: SearchResult, fmt: str) -> str:
+    if fmt == "json":
+        return to_json(result.to_dict())
+    shown = result.best or result.closest
+    if fmt == "csv":
+        flats = [_flat(plan) for plan in result.candidates]
+        return csv_text(list(flats[0]) if flats else list(_SEARCH_HEADERS), [list(f.values()) for f in flats])
+    rows = [_search_row(rank, plan) for rank, plan in enumerate(result.candidates, 1)]
+    title = []
+    if shown is not None:
+        title = [f"search: {shown.model.source} on {shown.layout.num_gpus:,} x {shown.gpu or 'GPU'}, "
+                 f"global batch {shown.layout.batch}",
+                 f"{result.evaluated:,} layouts tried, {len(result.candidates)} shown of those that fit, fastest first"
+                 if result.candidates else f"{result.evaluated:,} layouts tried: none fits in "
+                 f"{_gb(shown.gpu_memory_bytes)}; the closest needs {_gb(shown.memory.total)}"]
+    footer = _footer(shown.assumptions if shown else (), shown.notes if shown else (), result.rejected)
+    right = tuple(range(1, 5)) + (6, 7, 8, 9, 10)
+    if fmt == "markdown":
+        return markdown_text(_SEARCH_HEADERS, rows, right=right, title=title, footer=footer)
+    if not rows:  # nothing fits: the title says so, the footer says why
+        return _with_footer("\n".join(title) + "\n" if title else "", footer)
+    return _with_footer(table_text(_SEARCH_HEADERS, rows, right=right, title=title), footer)

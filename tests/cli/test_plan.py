@@ -1,0 +1,211 @@
+"""`flopcalc plan` through CliRunner: the JSON contract (golden), a counted model, --search, one-line errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flopcalc.cli import app
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+runner = CliRunner()
+SEVEN_B = ["--params", "6.7e9", "--seq-len", "2048", "--layers", "32", "--hidden", "4096", "--heads", "32"]
+FLEET = ["--gpu", "H100-SXM", "--intra-node-gbps", "450", "--inter-node-gbps", "50"]
+CONTRACT = {
+    "model": {"params", "flops_per_micro_batch", "source"},
+    "parallelism": {"dp", "tp", "pp", "zero", "recompute", "sequence_parallel", "micro_batch", "global_batch",
+                    "grad_accum", "num_gpus", "gpus_per_node"},
+    "memory_per_gpu_bytes": {"weights", "gradients", "optimizer", "activations", "total"},
+    "step": {"compute_s", "dp_comm_s", "tp_comm_s", "pp_comm_s", "bubble_fraction", "exposed_comm_s", "step_s"},
+    "training": {"model_flops", "hardware_flops", "steps", "wall_clock_s", "wall_clock_days", "gpu_hours", "mfu",
+                 "hfu", "energy_kwh", "cost"},
+}
+
+
+def invoke(*args):
+    return runner.invoke(app, ["plan", *map(str, args)])
+
+
+def run_json(*args):
+    result = invoke(*args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_7b_layout_matches_the_golden_json():
+    """16 H100s, tp 8 with sequence parallelism, dp 2 with ZeRO-1, 1T tokens; regenerate only for a deliberate
+    change of the contract or a formula (docs/plan.md)."""
+    data = run_json(*SEVEN_B, *FLEET, "-n", "16", "--tp", "8", "--sequence-parallel", "--zero", "1",
+                    "--global-batch", "512", "--tokens", "1T", "--price-per-gpu-hour", "2.5")
+    assert data == json.loads((GOLDEN / "plan_7b_h100.json").read_text())
+    assert data["schema_version"] == 1
+    assert set(data) == {"schema_version", *CONTRACT, "gpu_memory_bytes", "fits", "assumptions", "notes"}
+    for key, inner in CONTRACT.items():
+        assert set(data[key]) == inner, key
+    # the arithmetic, spelled out: ZeRO-1 over dp 2 of 6.7e9 / 8 parameters per GPU
+    per_gpu = 6.7e9 / 8
+    assert data["memory_per_gpu_bytes"]["weights"] == pytest.approx(2 * per_gpu)
+    assert data["memory_per_gpu_bytes"]["optimizer"] == pytest.approx(12 * per_gpu / 2)
+    # activations: Korthikanti's sbh/t (34 + 5as/h) per layer with sequence parallelism, 32 layers, b = 1
+    s, h, a = 2048, 4096, 32
+    assert data["memory_per_gpu_bytes"]["activations"] == pytest.approx(32 * s * h / 8 * (34 + 5 * a * s / h))
+    assert data["training"]["steps"] == 953_675  # ceil(1e12 / 2048 / 512) = ceil(953,674.3)
+    assert data["training"]["cost"] == pytest.approx(2.5 * data["training"]["gpu_hours"])
+
+
+def test_a_counted_model_plans_in_every_format(examples):
+    model = examples / "gpt.py"
+    data = run_json(model, "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "-n", "2", "--intra-node-gbps", "200",
+                    "--examples", "10000", "--epochs", "2")
+    assert data["model"]["source"] == str(model) and data["parallelism"]["micro_batch"] == 4
+    assert data["parallelism"]["global_batch"] == 8 and data["training"]["steps"] == 2500
+    assert data["fits"] is True and data["memory_per_gpu_bytes"]["activations"] > 0
+    table = invoke(model, "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "--recompute", "selective")
+    assert table.exit_code == 0, table.output
+    for text in ("memory per GPU", "activations", "of 80 GB: fits", "time per step", "recomputation included",
+                 "assumptions:", "activations measured on the graph", "#"):
+        assert text in table.stdout
+    markdown = invoke(model, "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "-f", "markdown")
+    assert "| memory per GPU |" in markdown.stdout
+    csv = invoke(model, "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "-f", "csv").stdout.splitlines()
+    assert len(csv) == 2 and "memory_per_gpu_bytes_total" in csv[0] and "parallelism_dp" in csv[0]
+
+
+def test_search_lists_fitting_layouts_best_first_and_why_others_failed():
+    data = run_json(*SEVEN_B, *FLEET, "-n", "8", "--search", "--global-batch", "64", "--tokens", "10G")
+    assert data["schema_version"] == 1 and data["fits"] is True
+    assert len(data["candidates"]) == 10
+    for candidate in data["candidates"]:
+        assert set(candidate) == {"parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "fits", "step", "training"}
+        assert candidate["fits"] is True and candidate["parallelism"]["num_gpus"] == 8
+    walls = [c["training"]["wall_clock_s"] for c in data["candidates"]]
+    assert walls == sorted(walls) and data["parallelism"] == data["candidates"][0]["parallelism"]
+    table = invoke(*SEVEN_B, *FLEET, "-n", "1", "--search", "--global-batch", "8")
+    assert table.exit_code == 0, table.output
+    assert "none fits in 80 GB" in table.stdout and "tp=1 pp=1: " in table.stdout and "GB > 80 GB" in table.stdout
+
+
+def test_zero_with_one_replica_is_a_note_on_stderr():
+    result = invoke(*SEVEN_B, *FLEET, "--zero", "3", "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert "ZeRO-3 with dp 1 partitions nothing" in result.stderr
+    assert json.loads(result.stdout)["fits"] is False
+
+
+@pytest.mark.parametrize("args, message", [
+    ([*SEVEN_B, *FLEET, "-n", "8", "--dp", "2", "--tp", "2"], "dp x tp x pp = 2 x 2 x 1 = 4, not --num-gpus 8"),
+    ([*SEVEN_B, *FLEET, "-n", "6", "--tp", "4"], "--num-gpus 6 is not a multiple of tp x pp = 4"),
+    ([*SEVEN_B, *FLEET, "--tp", "3"], "--tp 3 does not divide the 32 attention heads"),
+    ([*SEVEN_B, *FLEET, "--pp", "64"], "--pp 64 is more than the model's 32 layers"),
+    ([*SEVEN_B, "--gpu", "Z9000"], "unknown GPU"),
+    ([*SEVEN_B], "no GPU given"),
+    (["--params", "-7e9", "--seq-len", "2048", "--gpu", "H100-SXM"], "--params must be a finite number > 0"),
+    (["--params", "7e9", "--gpu", "H100-SXM"], "--params needs --seq-len"),
+    ([*SEVEN_B, *FLEET, "--num-gpus", "0"], "--num-gpus must be a whole number >= 1"),
+    ([*SEVEN_B, *FLEET, "--micro-batch", "0"], "--micro-batch must be a whole number >= 1"),
+    ([*SEVEN_B, *FLEET, "--global-batch", "0"], "--global-batch must be a whole number >= 1"),
+    ([*SEVEN_B, *FLEET, "--tokens", "-5"], "--tokens must be a finite number > 0"),
+    ([*SEVEN_B, *FLEET, "--gpu-memory", "-80"], "GPU memory must be a finite number > 0"),
+    ([*SEVEN_B, *FLEET, "--search"], "--search needs --global-batch"),
+    ([*SEVEN_B, *FLEET, "--zero", "5"], "--zero must be 0, 1, 2 or 3"),
+    ([*SEVEN_B, *FLEET, "--recompute", "half"], "--recompute must be none, selective or full"),
+    ([*SEVEN_B, *FLEET, "--optimizer", "lion"], "--optimizer must be adamw or sgd"),
+    ([*SEVEN_B, *FLEET, "--precision", "fp8"], "plan trains in bf16, fp16, tf32, fp32, fp64, not fp8"),
+    (["--params", "7e9", "--seq-len", "2048", "--layers", "32", "--gpu", "H100-SXM"], "--layers without --hidden"),
+    (["--gpu", "H100-SXM"], "nothing to plan"),
+])
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
+    target = tmp_path / "plan.json"
+    result = invoke(*args, "--output", target)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not target.exists()
+
+
+def test_model_and_params_exclude_each_other(examples):
+    result = invoke(examples / "gpt.py", *SEVEN_B, "--gpu", "H100-SXM")
+    assert result.exit_code == 2 and "exclude each other" in result.stderr
+
+
+def test_an_intra_node_ring_without_a_bandwidth_asks_for_one():
+    result = invoke(*SEVEN_B, "--gpu", "T4", "--gpu-memory", "1000", "-n", "4")
+    assert result.exit_code == 2 and "give --intra-node-gbps" in result.stderr
+
+
+def test_a_params_plan_loads_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from flopcalc.cli import app; "
+            "r = CliRunner().invoke(app, ['plan', '--params', '7e9', '--seq-len', '2048', '--gpu', 'H100-SXM', "
+            "'-n', '64', '--zero', '3', '--inter-node-gbps', '50']); print(r.exit_code, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["0", "False"]
+
+
+def test_the_intra_node_bandwidth_defaults_to_the_catalogues_link_per_direction():
+    """H100 SXM: NVLink 4, 900 GB/s both directions = 450 GB/s; dp 8 in one node all-reduces the gradients at it."""
+    data = run_json("--params", "1e9", "--seq-len", "1024", "--gpu", "H100-SXM", "-n", "8")
+    assert data["step"]["dp_comm_s"] == pytest.approx(2 * 7 / 8 * 2e9 / 450e9)
+    assert any("catalogue, H100-SXM: NVLink 4" in line and "450 GB/s per direction" in line
+               for line in data["assumptions"])
+
+
+def test_a_hugging_face_config_brings_its_heads_and_layers(tmp_path):
+    """The config's 8 heads share 2 key/value heads (grouped-query attention): tp 4 cannot split them."""
+    pytest.importorskip("transformers")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 4,
+        "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 128,
+    }))
+    bad = invoke(config, "--gpu", "H100-SXM", "-n", "4", "--tp", "4")
+    assert bad.exit_code == 2 and "--tp 4 does not divide the 2 key/value heads" in bad.stderr
+    data = run_json(config, "--seq-len", "128", "--gpu", "H100-SXM", "-n", "8", "--tp", "2", "--pp", "2",
+                    "--sequence-parallel", "--global-batch", "16")
+    assert data["parallelism"]["dp"] == 2 and data["fits"] is True
+    assert data["memory_per_gpu_bytes"]["activations"] > 0
+
+
+def test_calibration_says_which_figures_were_measured(tmp_path):
+    """A matmul measurement alone: the peak is measured, the bandwidths come from the catalogue and the options
+    (and the plan says no bandwidth was measured); with `bench --distributed` figures, those are used."""
+    from flopcalc.calibration import FleetCalibration, MatmulCalibration, save_device_entry
+
+    path = tmp_path / "calibration.yaml"
+    save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", matmul=MatmulCalibration(
+        tflops={"bf16": 700.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=10.0))
+    common = (*SEVEN_B, "--calibration", path, "--gpu", "H100-SXM", "-n", "16", "--tp", "8", "--sequence-parallel",
+              "--global-batch", "64")
+    data = run_json(*common, "--inter-node-gbps", "50")
+    peak_line, = [line for line in data["assumptions"] if "peak" in line and "TFLOP/s" in line]
+    assert "peak 700 TFLOP/s (measured by flopcalc bench" in peak_line
+    assert any(line.startswith("no measured bandwidths (no fleet measurement") for line in data["assumptions"])
+    assert any("450 GB/s per GPU (catalogue, H100-SXM" in line for line in data["assumptions"])
+    assert any("50 GB/s per GPU (--inter-node-gbps)" in line for line in data["assumptions"])
+    assert data["gpu_memory_bytes"] == 80e9
+
+    fleet = FleetCalibration(
+        backend="nccl", world_size=16, nodes=2, ranks_per_node=8,
+        busbw_gbps={"intra": {"all_reduce": 360.0}, "inter": {"all_reduce": 42.0}, "world": {"all_reduce": 40.0}},
+        message_bytes={scope: {"all_reduce": 2**30} for scope in ("intra", "inter", "world")},
+        measured_at="2026-11-29T10:00:00+00:00", torch_version="x",
+    )
+    save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", fleet={fleet.key: fleet})
+    measured = run_json(*common)
+    lines = measured["assumptions"]
+    assert any(line.startswith("intra-node bus bandwidth 360 GB/s per GPU (measured by flopcalc bench --distributed "
+                               "on 2 nodes x 8") for line in lines)
+    assert any(line.startswith("inter-node bus bandwidth 42 GB/s per GPU (measured") for line in lines)
+    assert not any(line.startswith("no measured bandwidths") for line in lines)
+    # dp 2 across the two nodes: the gradients' all-reduce runs at the measured inter-node figure
+    gradients = 6.7e9 / 8 * 2
+    assert measured["step"]["dp_comm_s"] == pytest.approx(2 * 1 / 2 * gradients / 42e9)
+    # tp 8 inside a node: the activations' all-reduces at the measured intra-node one
+    assert measured["step"]["tp_comm_s"] == pytest.approx(data["step"]["tp_comm_s"] * 450 / 360)
+
+
+def test_tensor_parallelism_needs_blocks_to_split(examples):
+    result = invoke(examples / "mlp.py", "--gpu", "H100-SXM", "--heads", "4", "--tp", "2", "-n", "2")
+    assert result.exit_code == 2 and "shows no repeated blocks" in result.stderr
