@@ -1,4 +1,4 @@
-"""Training-compute thresholds in law and policy: which ones a total crosses (docs/thresholds.md).
+"""Training-compute thresholds in law and policy: which ones a total crosses (docs/mfu.md).
 
 The figures, sources and dates live in one data table, `flopcalc/data/thresholds.yaml`, not in code: this
 module reads it and compares. No torch: `convert` uses it and must start fast.
