@@ -235,15 +235,15 @@ def _run_torch(module: Any, inputs: Any, spec: ModelSpec) -> CounterResult:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .counting.counter import _apply_frozen, _tensors_in  # the count's own freezing and output walk
+    from .counting.counter import apply_frozen, tensors_in  # the count's own freezing and output walk
 
     args, kwargs = _as_call(inputs)
-    frozen = _apply_frozen(module, spec.frozen)
+    frozen = apply_frozen(module, spec.frozen)
     try:
         with torch.enable_grad():
             with FlopCounterMode(display=False) as forward_mode:
                 output = module(*args, **kwargs)
-            roots = list({id(t): t for t in _tensors_in(output) if t.requires_grad}.values())
+            roots = list({id(t): t for t in tensors_in(output) if t.requires_grad}.values())
             backward_counts: dict = {}
             if spec.backward and roots:
                 with FlopCounterMode(display=False) as backward_mode:
