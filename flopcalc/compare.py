@@ -235,7 +235,7 @@ def _run_torch(module: Any, inputs: Any, spec: ModelSpec) -> CounterResult:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .counting.counter import apply_frozen, tensors_in  # the count's own freezing and output walk
+    from .counting.counter import apply_frozen, backward_roots  # the count's own freezing and backward roots
 
     args, kwargs = _as_call(inputs)
     frozen = apply_frozen(module, spec.frozen)
@@ -243,7 +243,7 @@ def _run_torch(module: Any, inputs: Any, spec: ModelSpec) -> CounterResult:
         with torch.enable_grad():
             with FlopCounterMode(display=False) as forward_mode:
                 output = module(*args, **kwargs)
-            roots = list({id(t): t for t in tensors_in(output) if t.requires_grad}.values())
+            roots = backward_roots(output)
             backward_counts: dict = {}
             if spec.backward and roots:
                 with FlopCounterMode(display=False) as backward_mode:

@@ -358,6 +358,12 @@ def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
             yield from tensors_in(getattr(obj, field_name, None))
 
 
+def backward_roots(output: Any) -> list[torch.Tensor]:
+    """The tensors the backward starts from: each output that needs a gradient, once. A tensor returned twice
+    ((y, y), or as `logits` and in a tuple) would get two seeds and an add of them that the model never does."""
+    return list({id(t): t for t in tensors_in(output) if t.requires_grad}.values())
+
+
 def apply_frozen(model: nn.Module, patterns: Sequence[str]) -> list[nn.Parameter]:
     """Stop gradients for parameters whose name, or any enclosing module's name, matches a pattern."""
     frozen: list[nn.Parameter] = []
@@ -441,9 +447,7 @@ def count(
                         "check --input shapes and dtypes against what the model's forward expects",
                     ) from error
                 if backward:
-                    # each output once: a tensor returned twice ((y, y), or as `logits` and in a tuple) would
-                    # get two seeds and an add of them that the model never does
-                    roots = list({id(t): t for t in tensors_in(output) if t.requires_grad}.values())
+                    roots = backward_roots(output)
                     if roots:
                         counter.in_backward = True
                         try:
