@@ -2,7 +2,7 @@
 
 `count --compare fvcore,torch` shows their totals (and per top-level module where they give it) next to
 flopcalc's, in flopcalc's unit, by category, and names the known reason of each difference actually seen on
-this model (docs/counting.md, "Other counters"). fvcore counts the forward only; FlopCounterMode also counts
+this model (docs/mfu.md, "A second opinion"). fvcore counts the forward only; FlopCounterMode also counts
 the backward.
 """
 
