@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from flopcalc.counting.counter import count  # noqa: E402
 from flopcalc.loaders import load_model  # noqa: E402
+from flopcalc.spec import ModelSpec  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -26,7 +27,7 @@ def peak_rss_mib() -> float:
 
 
 def time_flopcalc(spec: str, kwargs: dict, inputs) -> tuple[float, object]:
-    loaded = load_model(spec, kwargs=kwargs, device="meta")
+    loaded = load_model(ModelSpec(spec, kwargs=kwargs), device="meta")
     start = time.perf_counter()
     report = count(loaded.module, inputs)
     return time.perf_counter() - start, report
@@ -35,7 +36,7 @@ def time_flopcalc(spec: str, kwargs: dict, inputs) -> tuple[float, object]:
 def time_flop_counter_mode(spec: str, kwargs: dict, inputs) -> tuple[float, int]:
     from torch.utils.flop_counter import FlopCounterMode
 
-    loaded = load_model(spec, kwargs=kwargs, device="meta")
+    loaded = load_model(ModelSpec(spec, kwargs=kwargs), device="meta")
     start = time.perf_counter()
     with FlopCounterMode(display=False) as mode:
         out = loaded.module(*inputs)

@@ -310,8 +310,9 @@ def _parse_spec(raw: Mapping[str, Any], model: str, where: str) -> ModelSpec:
     if not isinstance(causal_half, bool):
         raise BudgetFileError(f"{where}: key 'causal_half': must be true or false, got {causal_half!r}")
     options["causal_half"] = causal_half
+    inputs = _parse_inputs(raw.get("inputs"), where) or ()  # its errors name the file and entry already
     try:
-        return ModelSpec(model, inputs=_parse_inputs(raw.get("inputs"), where) or (), **options)
+        return ModelSpec(model, inputs=inputs, **options)
     except FlopcalcError as error:
         raise BudgetFileError(f"{where}: {error.message}", error.hint) from None
 

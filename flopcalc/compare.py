@@ -2,7 +2,7 @@
 
 `count --compare fvcore,torch` shows their totals (and per top-level module where they give it) next to
 flopcalc's, in flopcalc's unit, by category, and names the known reason of each difference actually seen on
-this model (docs/counting.md, "Other counters"). fvcore counts the forward only; FlopCounterMode also counts
+this model (docs/mfu.md, "A second opinion"). fvcore counts the forward only; FlopCounterMode also counts
 the backward.
 """
 
@@ -235,15 +235,15 @@ def _run_torch(module: Any, inputs: Any, spec: ModelSpec) -> CounterResult:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .counting.counter import _apply_frozen, _tensors_in  # the count's own freezing and output walk
+    from .counting.counter import apply_frozen, backward_roots  # the count's own freezing and backward roots
 
     args, kwargs = _as_call(inputs)
-    frozen = _apply_frozen(module, spec.frozen)
+    frozen = apply_frozen(module, spec.frozen)
     try:
         with torch.enable_grad():
             with FlopCounterMode(display=False) as forward_mode:
                 output = module(*args, **kwargs)
-            roots = list({id(t): t for t in _tensors_in(output) if t.requires_grad}.values())
+            roots = backward_roots(output)
             backward_counts: dict = {}
             if spec.backward and roots:
                 with FlopCounterMode(display=False) as backward_mode:

@@ -50,7 +50,8 @@ def _check_positive(value: float, what: str, *, allow_zero: bool = False) -> Non
     ok = isinstance(value, (int, float, Fraction)) and not isinstance(value, bool) and value == value
     if not ok or value < 0 or (value == 0 and not allow_zero) or value == float("inf"):
         bound = ">= 0" if allow_zero else "> 0"
-        raise UsageError(f"{what} must be a finite number {bound}, got {value!r}")
+        shown = float(value) if isinstance(value, Fraction) else value  # a counted 0 is 0.0, not Fraction(0, 1)
+        raise UsageError(f"{what} must be a finite number {bound}, got {shown!r}")
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ class ExitCode(enum.IntEnum):
 
 
 def short_error(error: BaseException, limit: int = 240) -> str:
-    """The first line of an exception, shortened: what a one-line error message can carry."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    """The first line of an exception, shortened: what a one-line error message can carry. A first line that
+    ends in a colon announces the reason on the next one (validators write so), which is kept."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines[0] if lines else "")
     text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -20,16 +20,23 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"cannot write {target}: folder {folder} does not exist", "create it or pick another path")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    if target.is_dir():
+        raise UsageError(f"cannot write {target}: it is a folder", "give the path of a file in it")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:  # a read-only or full file system, no permission: the user's to fix
+        raise UsageError(f"cannot write {target}: {error.strerror or error}", "pick another path") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(error, OSError):
+            raise UsageError(f"cannot write {target}: {error.strerror or error}", "pick another path") from None
         raise
     return target
 

@@ -49,3 +49,23 @@ def test_a_reverse_import_breaks_the_contract(tmp_path, module, reverse_import):
     assert result.returncode != 0, result.stdout
     importer = "flopcalc." + module.removesuffix(".py").replace("/", ".")
     assert "BROKEN" in result.stdout and f"- {importer} -> " in result.stdout
+
+
+def _private_imports(source: str) -> list[str]:
+    """`from .x import _helper` (one module reaching into another's private helpers), as `module._helper`."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("flopcalc")):
+            found += [f"{node.module}.{alias.name}" for alias in node.names
+                      if alias.name.startswith("_") and not alias.name.startswith("__")]
+    return found
+
+
+def test_no_module_imports_another_modules_private_helpers():
+    """A helper two modules share is public and lives in the room both may import (brief: one place per concern)."""
+    assert _private_imports("from .counting.counter import _apply_frozen, count") == ["counting.counter._apply_frozen"]
+    offenders = {str(path.relative_to(ROOT)): names for path in sorted((ROOT / "flopcalc").rglob("*.py"))
+                 if (names := _private_imports(path.read_text(encoding="utf-8")))}
+    assert offenders == {}

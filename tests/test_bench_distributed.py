@@ -245,3 +245,25 @@ def test_ranks_started_with_different_options_stop_before_any_collective():
     for rank in (0, 1):
         assert str(raised[rank]).startswith(
             f"mismatched options: rank 1 on host {HOST} has max_bytes=8192, rank 0 on host {HOST} has max_bytes=4096")
+
+
+@pytest.mark.parametrize("op", ["all_gather", "reduce_scatter"])
+def test_collectives_use_torchs_current_calls_without_deprecation_warnings(op):
+    """torch 2.13 deprecates all_gather_into_tensor / reduce_scatter_tensor: every rank printed a FutureWarning
+    (four lines of a two-rank run's stderr). The *_single calls are used where torch has them."""
+    import warnings
+
+    import torch
+    import torch.distributed as dist
+
+    from flopcalc.bench.distributed import _collective
+
+    if not hasattr(dist, "all_gather_single"):
+        pytest.skip("this torch predates all_gather_single")
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            _collective(op, None, [0], 0, 4, torch.device("cpu"))(False)
+    finally:
+        dist.destroy_process_group()

@@ -89,3 +89,33 @@ def test_the_model_file_runs_once(tmp_path):
     result = run_model_bench(f"{source}:build", inputs=["2x8"], device="cpu", seconds=0.2, optimizer="sgd")
     assert builds.read_text().split() == ["import", "build"]
     assert result.forward_flops == 2 * 2 * 8 * 4 + 2 * 4  # counted on the same, single load: matmul + bias
+
+
+def test_the_timed_step_starts_its_backward_where_the_count_does():
+    """A tensor returned twice is one root, as in the count: seeding it twice would run (and time) a gradient
+    add the model never does and the count leaves out."""
+    import torch
+    from torch import nn
+
+    from flopcalc.bench.model import make_training_step
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 3)
+
+        def forward(self, x):
+            y = self.linear(x)
+            return y, {"again": y}
+
+    class Recorder:
+        def step(self):
+            self.grad = model.linear.weight.grad.clone()
+
+        def zero_grad(self, set_to_none=True):
+            model.linear.weight.grad = None
+
+    model, x, recorder = Twice(), torch.randn(2, 4), Recorder()
+    make_training_step(model, (x,), recorder, "fp32", "cpu")()
+    model.linear(x).sum().backward()  # the backward the count runs: each output once, seeded with ones
+    assert torch.equal(recorder.grad, model.linear.weight.grad)

@@ -158,6 +158,7 @@ def test_malformed_budget_file_names_file_entry_and_key(tmp_path, text, fragment
     for fragment in fragments:
         assert fragment in message
     assert "\n" not in message
+    assert message.count("budget-under-test.yaml") == 1  # the file and entry are named once, not once per layer
 
 
 def test_missing_explicit_budget_file(tmp_path):

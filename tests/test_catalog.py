@@ -50,8 +50,9 @@ def test_the_counts_in_the_docs_are_the_catalogues(catalog):
     counted = (len(kinds) - kinds.count("cpu"), kinds.count("tpu"), kinds.count("cpu"))
     assert re.search(r"(\d+) accelerators \((\d+) of them TPUs\) and (\d+) CPUs",
                      (root / "docs" / "catalogue.md").read_text()).groups() == tuple(map(str, counted))
-    assert re.search(r"(\d+) accelerators and (\d+) CPUs", (root / "README.md").read_text()).groups() == (
-        str(counted[0]), str(counted[2]))
+    readme = re.search(r"^(.*?)#\s*(\d+) accelerators and (\d+) CPUs", (root / "README.md").read_text(), re.M)
+    assert readme.groups()[1:] == (str(counted[0]), str(counted[2]))
+    assert readme.group(1).split() == ["flopcalc", "gpus", "list"]  # the command beside the counts lists them all
 
 
 @pytest.mark.parametrize(

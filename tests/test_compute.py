@@ -101,3 +101,13 @@ def test_measured_throughput_plugs_in_the_same_way():
     measured = Throughput(peak_flops=100e12, utilization=1.0, gpu="H100-SXM", precision="bf16", origin="measured")
     result = convert(parse_compute_quantity("8.64e19 flop"), measured)
     assert result.fleet.gpu_hours == 240 and result.to_dict()["peak_origin"] == "measured"
+
+
+def test_a_counted_zero_is_shown_as_a_number_not_a_python_repr():
+    """A model that counts 0 FLOPs (a Flatten) reaches training_from_counts as Fraction(0, 1)."""
+    from fractions import Fraction
+
+    with pytest.raises(UsageError) as caught:
+        training_from_counts(Fraction(0), Fraction(0), 10)
+    assert "forward FLOPs per example must be a finite number > 0, got 0" in str(caught.value)
+    assert "Fraction" not in str(caught.value)

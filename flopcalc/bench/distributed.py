@@ -619,12 +619,14 @@ def _collective(op: str, group: Any, members: Sequence[int], rank: int, elements
     if op == "all_reduce":
         buffer = zeros(elements)
         return lambda async_op: dist.all_reduce(buffer, group=group, async_op=async_op)
-    if op == "all_gather":
+    if op == "all_gather":  # torch >= 2.13 names the tensor forms *_single (the old names warn on every call)
+        gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
         gathered, mine = zeros(elements), zeros(elements // parts)
-        return lambda async_op: dist.all_gather_into_tensor(gathered, mine, group=group, async_op=async_op)
+        return lambda async_op: gather(gathered, mine, group=group, async_op=async_op)
     if op == "reduce_scatter":
+        scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
         whole, mine = zeros(elements), zeros(elements // parts)
-        return lambda async_op: dist.reduce_scatter_tensor(mine, whole, group=group, async_op=async_op)
+        return lambda async_op: scatter(mine, whole, group=group, async_op=async_op)
     if op == P2P_OP:
         sent, received = zeros(elements), zeros(elements)
         position = list(members).index(rank)

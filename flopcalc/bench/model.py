@@ -14,7 +14,7 @@ import contextlib
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from ..api import as_spec, count_loaded, load
 from ..calibration import Calibration, ModelCalibration, calibrated_peak, now_utc
@@ -168,30 +168,21 @@ def make_optimizer(name: str, parameters: list) -> Any:
     raise UsageError(f"unknown optimizer {name!r}", f"use one of {', '.join(OPTIMIZERS)}")
 
 
-def _outputs_requiring_grad(output: Any) -> list:
-    import torch
-
-    if isinstance(output, torch.Tensor):
-        return [output] if output.requires_grad and output.is_floating_point() else []
-    if isinstance(output, Mapping):
-        output = list(output.values())
-    if isinstance(output, (list, tuple)):
-        return [t for item in output for t in _outputs_requiring_grad(item)]
-    return [t for t in _outputs_requiring_grad(list(vars(output).values()))] if hasattr(output, "__dict__") else []
-
-
 def _call(module: Any, inputs: Any) -> Any:
     return CallArgs.of(inputs).call(module)
 
 
 def make_training_step(module: Any, inputs: Any, optimizer: Any, precision: str, device: str) -> Callable[[], None]:
-    """One training step: forward, backward of the sum of the outputs, optimizer step, zero grads."""
+    """One training step: forward, backward of the sum of the outputs (each once, as the count runs it),
+    optimizer step, zero grads."""
     import torch
+
+    from ..counting.counter import backward_roots
 
     def step() -> None:
         with precision_context(precision, device):
             output = _call(module, inputs)
-        roots = _outputs_requiring_grad(output)
+        roots = backward_roots(output)
         if not roots:
             raise ModelRunError("no model output requires a gradient: nothing to train", "unfreeze some parameters")
         torch.autograd.backward(roots, [torch.ones_like(root) for root in roots])

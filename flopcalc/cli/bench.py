@@ -95,7 +95,8 @@ def bench(
     kwargs: KwargsOption = None,
     frozen: FrozenOption = [],
     causal_half: CausalHalfOption = False,
-    optimizer: str = typer.Option("adamw", "--optimizer", help="Optimizer of MODEL's training step: adamw | sgd."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="Optimizer of MODEL's training step: adamw "
+                                                                      "(default) | sgd."),
     catalog: CatalogOption = None,
     distributed: bool = typer.Option(
         False, "--distributed",
@@ -119,8 +120,10 @@ def bench(
     if distributed or nproc is not None:
         if model is not None or full:
             raise UsageError("--distributed runs the matmul ladder and the collectives; it takes no MODEL and no --full")
-        no_model_options("bench", input=input, batch_size=batch_size, seq_len=seq_len, dim=dim, kwargs=kwargs,
-                         frozen=frozen, causal_half=causal_half)
+        no_model_options("bench", input=input, batch_size=batch_size, seq_len=seq_len, decoder_seq_len=decoder_seq_len,
+                         dim=dim, kwargs=kwargs, frozen=frozen, causal_half=causal_half, optimizer=optimizer)
+        if catalog:
+            raise UsageError("--catalog does not apply to --distributed", "the fleet reports measured figures only")
         if not distributed:
             raise UsageError("--nproc needs --distributed")
         result, text = _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc, save, calibration, fmt)
@@ -138,14 +141,14 @@ def bench(
     resolver = catalog_peak_resolver(catalog or ())
     if model is None:
         no_model_options("bench", input=input, batch_size=batch_size, seq_len=seq_len, decoder_seq_len=decoder_seq_len,
-                         dim=dim, kwargs=kwargs, frozen=frozen, causal_half=causal_half)
+                         dim=dim, kwargs=kwargs, frozen=frozen, causal_half=causal_half, optimizer=optimizer)
         result, text = _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration, resolver, fmt)
     else:
         if full:
             raise UsageError("--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run")
         spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, frozen=frozen, causal_half=causal_half,
                           decoder_seq_len=decoder_seq_len)
-        result, text = _bench_model(spec, device, precision, optimizer, seconds, save, calibration, resolver, fmt)
+        result, text = _bench_model(spec, device, precision, optimizer or "adamw", seconds, save, calibration, resolver, fmt)
     emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)
 

@@ -68,6 +68,14 @@ def check_command(
         return
 
     result = evaluate(budget_file, reports, recorded, allowed_growth)
+    summary_path = os.environ.get(SUMMARY_VARIABLE)
+    if summary and summary_path:  # first: a summary that cannot be written is exit 2 with no report printed
+        try:
+            with open(summary_path, "a", encoding="utf-8") as handle:  # the step summary is append-only by design
+                handle.write(render_markdown(result))
+        except OSError as error:
+            raise UsageError(f"--summary: cannot append to ${SUMMARY_VARIABLE} ({summary_path}): "
+                             f"{error.strerror or error}", f"point ${SUMMARY_VARIABLE} at a writable file") from None
     if output_format is CheckFormat.table:
         emit(render_table(result, color=output is None and sys.stdout.isatty()), output)
     else:
@@ -75,9 +83,5 @@ def check_command(
         emit(renderers[output_format](result), output)
     # the table shows them; other formats must not lose them
     notes_to_stderr(result.notes, shown=output_format is CheckFormat.table)
-    summary_path = os.environ.get(SUMMARY_VARIABLE)
-    if summary and summary_path:
-        with open(summary_path, "a", encoding="utf-8") as handle:  # the step summary is append-only by design
-            handle.write(render_markdown(result))
     if not result.passed:
         raise typer.Exit(ExitCode.CHECK_FAILED)

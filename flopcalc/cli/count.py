@@ -69,6 +69,9 @@ def count_command(
 
     if unit not in ("flop", "mac"):
         raise UsageError(f"--unit {unit!r} is not flop or mac")
+    if compare is not None and fmt is OutputFormat.csv:
+        raise UsageError("--compare shows in the table, markdown and json formats, not in csv (module rows only)",
+                         "use --format json for the comparison's figures")
     shown_depth = parse_depth(depth)
     spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, frozen, causal_half, not no_backward,
                       decoder_seq_len=decoder_seq_len)

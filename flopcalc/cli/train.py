@@ -89,7 +89,8 @@ def train_command(
     if len(modes) != 1:
         raise UsageError("no training size given" if not modes else f"{' and '.join(modes)} exclude each other",
                          MODES_HINT)
-    n_examples, n_epochs = _number(examples, "--examples"), _number(epochs, "--epochs")
+    n_examples = _number(examples, "--examples")
+    n_epochs = 1 if epochs is None else _number(epochs, "--epochs")  # `--epochs 0` is refused, never read as 1
     if modes[0] == "--params/--tokens":
         if (params is None and active_params is None) or tokens is None:
             raise UsageError("6ND needs --params (or --active-params) and --tokens", MODES_HINT)
@@ -120,11 +121,11 @@ def train_command(
     conventions = None
     if spec is not None:
         report = count_spec(spec)
-        result = training(report, n_examples, n_epochs or 1)
+        result = training(report, n_examples, n_epochs)
         conventions = conventions_for(report)
     elif modes[0] == "--flops-per-example":
         result = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples,
-                                       n_epochs or 1)
+                                       n_epochs)
     else:
         flag, n = ("--params", params) if params is not None else ("--active-params", active_params)
         result = training_from_params_tokens(parse_si_number(n, flag), parse_si_number(tokens, "--tokens"),

@@ -343,22 +343,28 @@ def _op_name(func) -> str:
     return f"aten.{getattr(packet, '__name__', str(packet))}"
 
 
-def _tensors_in(obj: Any) -> Iterator[torch.Tensor]:
+def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
     """Tensors inside nested outputs: tuples, lists, dicts (Hugging Face ModelOutput too), dataclasses."""
     if isinstance(obj, torch.Tensor):
         yield obj
     elif isinstance(obj, Mapping):
         for value in obj.values():
-            yield from _tensors_in(value)
+            yield from tensors_in(value)
     elif isinstance(obj, (list, tuple)):
         for value in obj:
-            yield from _tensors_in(value)
+            yield from tensors_in(value)
     elif hasattr(obj, "__dataclass_fields__"):
         for field_name in obj.__dataclass_fields__:
-            yield from _tensors_in(getattr(obj, field_name, None))
+            yield from tensors_in(getattr(obj, field_name, None))
 
 
-def _apply_frozen(model: nn.Module, patterns: Sequence[str]) -> list[nn.Parameter]:
+def backward_roots(output: Any) -> list[torch.Tensor]:
+    """The tensors the backward starts from: each output that needs a gradient, once. A tensor returned twice
+    ((y, y), or as `logits` and in a tuple) would get two seeds and an add of them that the model never does."""
+    return list({id(t): t for t in tensors_in(output) if t.requires_grad}.values())
+
+
+def apply_frozen(model: nn.Module, patterns: Sequence[str]) -> list[nn.Parameter]:
     """Stop gradients for parameters whose name, or any enclosing module's name, matches a pattern."""
     frozen: list[nn.Parameter] = []
     for pattern in patterns:
@@ -386,7 +392,7 @@ def _input_infos(call: CallArgs) -> tuple[InputInfo, ...]:
     return tuple(
         InputInfo(tuple(int(d) for d in t.shape), str(t.dtype).replace("torch.", ""), name)
         for name, value in call.named()
-        for t in _tensors_in(value)
+        for t in tensors_in(value)
     )
 
 
@@ -416,9 +422,9 @@ def count(
     module_names = {}
     for module_name, module in model.named_modules():
         module_names.setdefault(id(module), module_name)
-    frozen_params = _apply_frozen(model, frozen)
+    frozen_params = apply_frozen(model, frozen)
     # gradients already stored would turn the accumulation into extra adds: set them aside, restore after
-    leaves = list(model.parameters()) + [t for t in _tensors_in(list(args) + list(kwargs.values())) if t.is_leaf]
+    leaves = list(model.parameters()) + [t for t in tensors_in(list(args) + list(kwargs.values())) if t.is_leaf]
     saved_grads = {id(t): (t, t.grad) for t in leaves}
     for tensor in leaves:
         tensor.grad = None
@@ -441,9 +447,7 @@ def count(
                         "check --input shapes and dtypes against what the model's forward expects",
                     ) from error
                 if backward:
-                    # each output once: a tensor returned twice ((y, y), or as `logits` and in a tuple) would
-                    # get two seeds and an add of them that the model never does
-                    roots = list({id(t): t for t in _tensors_in(output) if t.requires_grad}.values())
+                    roots = backward_roots(output)
                     if roots:
                         counter.in_backward = True
                         try:
@@ -473,7 +477,7 @@ def count(
         )
     for op, message in sorted(counter.formula_errors.items()):
         notes.append(f"{op}: formula could not read its arguments ({message}); listed as unsupported")
-    device = next((str(t.device) for t in _tensors_in(list(args) + list(kwargs.values()))), None)
+    device = next((str(t.device) for t in tensors_in(list(args) + list(kwargs.values()))), None)
     if device is None:
         device = next((str(p.device) for p in model.parameters()), "cpu")
     params = list(model.parameters())

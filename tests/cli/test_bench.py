@@ -47,6 +47,7 @@ def test_json_contract_and_save_round_trip(tmp_path):
         (["--device", "cpu", "--precision", "fp64"], "unknown precision 'fp64'"),
         (["--device", "cpu", "--precision", "fp8", "--seconds", "1"], "none of the precisions"),
         (["--device", "cpu", "--seconds", "-1"], "--seconds must be a positive number"),
+        (["--device", "cpu", "--optimizer", "sgd"], "--optimizer needs a MODEL"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(args, text):
@@ -195,6 +196,9 @@ def test_distributed_two_ranks_json_and_save(no_launcher, tmp_path):
         (["--distributed", "--full"], "takes no MODEL and no --full"),
         (["--distributed", "--nproc", "2", "--max-bytes", "lots"], "--max-bytes 'lots' is not a size in bytes"),
         (["--distributed", "--nproc", "2", "--backend", "mpi"], "unknown backend 'mpi'"),
+        (["--distributed", "--nproc", "2", "--decoder-seq-len", "8"], "--decoder-seq-len needs a MODEL"),
+        (["--distributed", "--nproc", "2", "--optimizer", "sgd"], "--optimizer needs a MODEL"),
+        (["--distributed", "--nproc", "2", "--catalog", "gpus.yaml"], "--catalog does not apply to --distributed"),
     ],
 )
 def test_distributed_option_errors(no_launcher, args, text):

@@ -333,6 +333,18 @@ def test_summary_without_the_variable_writes_nothing(workdir):
     assert sorted(p.name for p in workdir.iterdir()) == ["flopcalc.yaml", "mlp.py"]
 
 
+def test_summary_to_a_path_that_cannot_be_appended_is_one_line_and_no_report(workdir, monkeypatch):
+    """$GITHUB_STEP_SUMMARY in a folder that does not exist: exit 2 with one line, not an internal error
+    after the table (a CI log with a verdict and then a crash)."""
+    mlp_budget(workdir)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(workdir / "gone" / "summary.md"))
+    result = invoke("--summary", "--format", "json", "--output", "check.json")
+    assert result.exit_code == 2
+    assert result.stdout == "" and "GITHUB_STEP_SUMMARY" in result.output  # no report before the error
+    assert "internal error" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (workdir / "check.json").exists()
+
+
 def test_budget_option_reads_another_file(workdir):
     mlp_budget(workdir)
     (workdir / "flopcalc.yaml").rename(workdir / "ci-budget.yaml")

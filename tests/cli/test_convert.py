@@ -80,6 +80,14 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
     assert not target.exists()
 
 
+def test_output_naming_a_folder_is_one_line_not_an_internal_error(tmp_path):
+    result = invoke(*LECTURE, "--output", tmp_path)
+    assert result.exit_code == 2
+    assert "it is a folder" in result.output and "internal error" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_invalid_user_catalogue_is_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: -3}\n")

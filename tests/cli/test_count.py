@@ -210,3 +210,11 @@ def test_json_of_a_transformer_config_has_a_conventions_block(tmp_path):
     assert block["shape"]["layers"] == 1 and block["shape"]["seq_len"] == 32
     assert [c["key"] for c in block["conventions"]] == ["kaplan_6n", "palm", "palm_causal", "torchtitan"]
     assert block["counted"]["flops_per_token"] == data["totals"]["total"] / 32
+
+
+def test_compare_with_csv_is_refused_before_any_counting(examples, tmp_path):
+    """CSV holds module rows only: the other counters' figures would be computed and dropped without a word."""
+    target = tmp_path / "out.csv"
+    result = invoke("count", examples / "mlp.py", "--compare", "fvcore", "--format", "csv", "--output", target)
+    assert result.exit_code == 2 and "--compare" in result.output and "csv" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not target.exists()

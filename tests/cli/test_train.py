@@ -101,7 +101,9 @@ def test_gpu_without_tdp_has_no_energy():
      (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "--precision", "fp8"], "it has: fp32, fp16, int8"),
      (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "--pue", "0.5"], "PUE must be"),
      (["--params", "1e9", "--tokens", "1e10", "--precision", "fp16"], "need --gpu"),
-     (["--params", "1e9", "--tokens", "1e10", "--epochs", "2"], "do not apply")],
+     (["--params", "1e9", "--tokens", "1e10", "--epochs", "2"], "do not apply"),
+     (["--flops-per-example", "1e9", "--examples", "10", "--epochs", "0"], "number of epochs must be"),
+     (["--flops-per-example", "1e9", "--examples", "10", "--epochs", "-0"], "number of epochs must be")],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
     target = tmp_path / "out.json"

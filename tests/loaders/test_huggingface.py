@@ -90,6 +90,9 @@ def test_a_folder_with_a_config_json_is_a_source(tmp_path):
         ('{"model_type": "no-such-architecture"}', "unknown model_type 'no-such-architecture'"),
         ("{not json", "not valid JSON"),
         ('{"hidden_size": 8}', "has no model_type"),
+        # transformers puts the reason on the line after "...validator 'validate_architecture':"
+        ('{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 5}',
+         r"malformed config: .*validate_architecture.*hidden size \(64\) is not a multiple"),
     ],
 )
 def test_bad_configs_are_model_load_errors(tmp_path, text, message):
