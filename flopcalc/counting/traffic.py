@@ -10,6 +10,8 @@ The model of memory traffic, in one place (docs/infer.md says it for users):
 - A layer writes the tensors it makes that another layer reads or that the model returns, and what it
   appends to the KV cache: the new part of a concatenation onto a cache tensor it was given, or
   of a tensor the cache holds after the forward.
+- A grouped GEMM (a mixture of experts) reads the weights of at most as many experts as it has rows: every
+  expert when the batch is large, only the routed ones for one decode token.
 - Views move nothing; an in-place write moves the values written (copying one token into a static cache
   writes that token, not the cache). Tensors are followed by their storage, so a view of a layer's output
   is that output.
@@ -27,6 +29,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 # Ops whose first argument is a table they read only in part: as many elements as they return.
 _GATHERS = frozenset({"embedding", "index_select", "gather", "index", "take", "_embedding_bag", "embedding_bag"})
+# Grouped GEMMs (a mixture of experts' experts): `a [rows, K] @ b [experts, K, N]`, each row multiplied by one
+# expert's slice of b. Rows routed to the same expert share its read, so at most min(experts, rows) slices move:
+# one decode token routed to 2 of 8 experts reads 2 experts' weights, not 8.
+_GROUPED_GEMMS = frozenset({"_grouped_mm", "_scaled_grouped_mm", "_scaled_grouped_mm_v2"})
 # Ops that join tensors: one that starts with a cache tensor it was given extends the cache (an append).
 _CONCATS = frozenset({"cat", "concat", "concatenate"})
 # In-place ops that overwrite what they write into without reading it first.
@@ -134,7 +140,13 @@ class TrafficTracer:
             return
         gathered = sum(t.numel() for t in fresh) if name in _GATHERS else None
         for index, tensor in enumerate(inputs):
-            self._read(module, tensor, tensor.numel() if gathered is None or index else min(tensor.numel(), gathered))
+            if gathered is not None and index == 0:
+                elements = min(tensor.numel(), gathered)
+            elif name in _GROUPED_GEMMS and index == 1:
+                elements = _experts_read(inputs[0], tensor)
+            else:
+                elements = tensor.numel()
+            self._read(module, tensor, elements)
         prefix = sum(t.numel() for t in inputs if self._key(t) in self._cache_in)
         for tensor in fresh:
             self._write(module, tensor, tensor.numel(), prefix, appends=prefix > 0 and name in _CONCATS)
@@ -203,6 +215,14 @@ class TrafficTracer:
             LayerTraffic(name=name, **{**values, "weights": dict(values["weights"])}) for name, values in totals.items()
         )
         return TrafficReport(layers, dict(self.param_shapes))
+
+
+def _experts_read(rows: Any, experts: Any) -> int:
+    """Elements of a grouped GEMM's stacked expert weights `[experts, K, N]` that `rows [M, K]` can touch."""
+    if experts.dim() != 3 or rows.dim() != 2:
+        return experts.numel()
+    count = int(experts.shape[0])
+    return experts.numel() // count * min(count, int(rows.shape[0]))
 
 
 def cache_tensors(cache: Any) -> list[Any]:

@@ -133,3 +133,23 @@ def test_buffers_are_model_state_in_bytes_at_their_own_dtype():
     assert layer.weights == {"weight": channels, "bias": channels}
     assert layer.buffer_bytes == 2 * channels * 4  # running mean and variance, fp32
     assert (layer.activations_read, layer.activations_written, layer.other_bytes) == (B * channels, B * channels, 0)
+
+
+def test_a_grouped_gemm_reads_only_the_experts_its_rows_can_reach():
+    """A mixture of experts' stacked weights [experts, K, N]: one decode token routed to 2 of 8 experts reads 2
+    experts' slices; 32 rows can reach all 8."""
+
+    class Experts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.empty(8, 16, 4))
+
+        def forward(self, rows, offsets):
+            return torch._grouped_mm(rows, self.weight, offs=offsets)
+
+    experts = Experts().to("meta")
+    for rows, reached in ((2, 2), (32, 8)):
+        offsets = torch.full((8,), rows, dtype=torch.int32, device="meta")
+        report, traffic = count_traffic(experts, (torch.empty(rows, 16, device="meta"), offsets))
+        assert traffic.layer("").weights == {"weight": reached * 16 * 4}
+        assert report.forward == 2 * rows * 16 * 4
