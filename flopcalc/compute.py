@@ -327,7 +327,8 @@ def training_from_params_tokens(params: float, tokens: float, *, active: bool = 
 
 
 ASSUMED_BACKWARD_NOTE = (
-    f"backward not counted for this source: assumed {BACKWARD_TO_FORWARD}x forward (Epoch AI's typical 2:1 ratio)"
+    f"backward not counted for this source: backward = {BACKWARD_TO_FORWARD}x forward assumed (Epoch AI's typical 2:1 "
+    "ratio)"
 )
 
 

@@ -64,7 +64,8 @@ def check_command(
 
     if update_baseline is not None:
         write_baseline(update_baseline, budget_file, reports)
-        emit(f"wrote the baseline of {len(budget_file.budgets)} budget entries to {update_baseline}")
+        entries = len(budget_file.budgets)
+        emit(f"wrote the baseline of {entries} budget {'entry' if entries == 1 else 'entries'} to {update_baseline}")
         return
 
     result = evaluate(budget_file, reports, recorded, allowed_growth)

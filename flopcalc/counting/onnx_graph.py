@@ -17,7 +17,7 @@ from ..spec import InputSpec, ModelSpec, parse_input_spec
 from .formulas_onnx import ZERO_COST_OPS, OnnxNode, flops_of_node, op_key
 from .report import CountReport, InputInfo, build_layers, tree_ancestors
 
-NO_BACKWARD_NOTE = "ONNX graphs have no backward pass; training compute assumes backward = 2x forward"
+NO_BACKWARD_NOTE = "ONNX graphs have no backward pass: forward FLOPs only"
 DEVICE = "onnx"  # nothing runs: shapes only
 SEPARATOR = "/"
 # Integer initializers hold shapes, axes and indices, not weights (8-bit and smaller ones are quantized weights).
