@@ -162,7 +162,9 @@ def compare_spec(spec: ModelSpec, counters: Sequence[str] = COUNTERS, *, strict:
 
 # --------------------------------------------------------------------------------------------- runners
 
-# a counter that cannot run on meta (fvcore's tracer and some convolutions) reruns on the CPU up to this size
+# a counter that cannot run on meta (fvcore's tracer and some convolutions) reruns on the CPU up to this size. Not
+# the memory guard of `api.check_fits_in_memory` (which only stops an OS kill): a second opinion should cost
+# seconds, and a model this size already takes a real forward and backward on the CPU to get it.
 CPU_RETRY_MAX_PARAM_BYTES = 2 * 1024**3
 
 

@@ -277,7 +277,8 @@ class TrainingCompute:
         }
 
 
-def _check_run_size(examples: float, epochs: float) -> None:
+def check_run_size(examples: float, epochs: float) -> None:
+    """Examples and epochs must be positive: callers check it before counting a model, the builders again."""
     _check_positive(examples, "number of examples")
     _check_positive(epochs, "number of epochs")
 
@@ -294,7 +295,7 @@ def training_from_counts(
     """From counted forward and backward FLOPs per example (e.g. a CountReport divided by its batch size)."""
     _check_positive(forward_flops_per_example, "forward FLOPs per example")
     _check_positive(backward_flops_per_example, "backward FLOPs per example", allow_zero=True)
-    _check_run_size(examples, epochs)
+    check_run_size(examples, epochs)
     return TrainingCompute(forward_flops_per_example, backward_flops_per_example, examples, epochs, method,
                            notes=notes)
 
@@ -302,7 +303,7 @@ def training_from_counts(
 def training_from_forward(flops_per_example: float, examples: float, epochs: float = 1) -> TrainingCompute:
     """From forward FLOPs per example only: backward assumed 2x forward (Epoch AI's 2:1 ratio)."""
     _check_positive(flops_per_example, "forward FLOPs per example")
-    _check_run_size(examples, epochs)
+    check_run_size(examples, epochs)
     backward = float(_exact(flops_per_example) * BACKWARD_TO_FORWARD)
     return TrainingCompute(
         flops_per_example, backward, examples, epochs, "forward-x3",

@@ -14,14 +14,22 @@ from typing import Any
 from .errors import FlopcalcError, UsageError
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to `path` via a temporary file in the same folder and a rename."""
+def check_writable(path: str | os.PathLike) -> Path:
+    """The file `path` can be written: its folder exists and it is not itself a folder. Commands check their
+    output paths with this before any work, so a typo does not cost a count."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"cannot write {target}: folder {folder} does not exist", "create it or pick another path")
     if target.is_dir():
         raise UsageError(f"cannot write {target}: it is a folder", "give the path of a file in it")
+    return target
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` to `path` via a temporary file in the same folder and a rename."""
+    target = check_writable(path)
+    folder = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as error:  # a read-only or full file system, no permission: the user's to fix

@@ -11,6 +11,7 @@ import typer
 
 from ..compute import check_utilization
 from ..errors import UsageError
+from ..files import check_writable
 from ..spec import ModelSpec, parse_dims, parse_kwargs
 from ..units import parse_fraction, parse_si_number
 
@@ -134,8 +135,19 @@ def parse_num_gpus(text: str) -> int:
 # --- output ---------------------------------------------------------------------------------------------
 
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+def writable_path(path: Optional[Path]) -> Optional[Path]:
+    """An output path checked while the options are parsed (before any work); a bad one is a usage error."""
+    if path is not None:
+        try:
+            check_writable(path)
+        except UsageError as error:
+            raise typer.BadParameter(str(error)) from None
+    return path
+
+
 OutputOption = Annotated[
-    Optional[Path], typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.")
+    Optional[Path],
+    typer.Option("--output", "-o", callback=writable_path, help="Write to this file (atomically) instead of stdout."),
 ]
 
 

@@ -14,7 +14,7 @@ from ..budget import count_budgets, evaluate, load_baseline, load_budget_file, w
 from ..errors import ExitCode, UsageError
 from ..units import parse_fraction
 from ._app import app, emit
-from ._options import notes_to_stderr
+from ._options import notes_to_stderr, writable_path
 
 
 class CheckFormat(str, enum.Enum):
@@ -45,10 +45,12 @@ def check_command(
         "0", "--tolerance", metavar="FRACTION", help="Allowed growth over the baseline: a fraction (0.05) or a percentage (5%)."
     ),
     update_baseline: Optional[Path] = typer.Option(
-        None, "--update-baseline", metavar="FILE", help="Record the current counts as the new baseline and exit 0."
+        None, "--update-baseline", metavar="FILE", callback=writable_path,
+        help="Record the current counts as the new baseline and exit 0."
     ),
     output_format: CheckFormat = typer.Option(CheckFormat.table, "--format", "-f", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the output here (atomically)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", callback=writable_path,
+                                          help="Write the output here (atomically)."),
     summary: bool = typer.Option(
         False, "--summary", help=f"Also append the Markdown report to ${SUMMARY_VARIABLE} when it is set."
     ),

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..compute import check_run_size
 from ..errors import UsageError
 from ..units import parse_si_number
 from ._app import app, emit
@@ -98,6 +99,8 @@ def train_command(
             raise UsageError("--examples/--epochs do not apply to --params/--tokens", "D counts every token trained on")
     elif n_examples is None:
         raise UsageError(f"{modes[0]} needs --examples N (training examples per epoch)", MODES_HINT)
+    else:
+        check_run_size(n_examples, n_epochs)  # before a model is counted: a typo should not cost a count
     spec = None
     if model is not None:
         spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len)

@@ -218,3 +218,13 @@ def test_compare_with_csv_is_refused_before_any_counting(examples, tmp_path):
     result = invoke("count", examples / "mlp.py", "--compare", "fvcore", "--format", "csv", "--output", target)
     assert result.exit_code == 2 and "--compare" in result.output and "csv" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not target.exists()
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_before_counting(tmp_path):
+    built = tmp_path / "built.txt"
+    source = tmp_path / "net.py"
+    source.write_text(f"import torch\ndef build():\n    open({str(built)!r}, 'a').write('b')\n    return torch.nn.Linear(4, 4)\n")
+    for target, reason in ((tmp_path / "missing" / "r.json", "does not exist"), (tmp_path, "it is a folder")):
+        result = runner.invoke(app, ["count", str(source), "--input", "2x4", "-o", str(target)])
+        assert result.exit_code == 2 and reason in result.output and result.output.count("\n") == 1
+    assert not built.exists()

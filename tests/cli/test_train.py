@@ -164,3 +164,12 @@ def test_train_of_a_transformer_prints_the_conventions_side_by_side(tmp_path):
     data = json.loads(runner.invoke(app, ["train", str(config), "--seq-len", "32", "--examples", "1000",
                                           "--format", "json"]).output)
     assert data["conventions"]["counted"]["flops_per_token"] == data["flops_per_example"] / 32
+
+
+def test_a_bad_run_size_is_refused_before_the_model_is_built(tmp_path):
+    built = tmp_path / "built.txt"
+    source = tmp_path / "net.py"
+    source.write_text(f"import torch\ndef build():\n    open({str(built)!r}, 'a').write('b')\n    return torch.nn.Linear(4, 4)\n")
+    result = invoke("train", source, "--input", "2x4", "--examples", "10", "--epochs", "0")
+    assert result.exit_code == 2 and "number of epochs" in result.output
+    assert not built.exists()
