@@ -27,7 +27,7 @@ from .counting.report import CountReport
 from .counting.traffic import LayerTraffic, TrafficReport, cache_tensors
 from .errors import CatalogError, ModelBuildError, ModelRunError, UsageError, short_error
 from .spec import ModelSpec
-from .units import PRECISIONS, format_si, normalize_precision
+from .units import format_si, normalize_precision
 
 SCHEMA_VERSION = 1
 

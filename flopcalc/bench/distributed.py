@@ -215,7 +215,7 @@ class _Session:
 
     @property
     def _store_text(self) -> str:
-        owner = "torchrun's agent on the first node" if self.env.agent_store else f"rank 0"
+        owner = "torchrun's agent on the first node" if self.env.agent_store else "rank 0"
         return f"the rendezvous store at {self.env.master_addr}:{self.env.master_port} (hosted by {owner})"
 
     def _connect(self) -> Any:
