@@ -77,7 +77,7 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
             return count_onnx(loaded.module, spec, strict=strict)
         return _count_loaded(loaded, example, spec, strict)
 
-    report, loaded, fallback = _on_meta_then_cpu(spec, work)
+    report, loaded, fallback = on_meta_then_cpu(spec, work)
     if loaded.kind == "onnx":
         return report
     return _with_notes(report, *fallback, *loader_notes(loaded, spec))
@@ -94,7 +94,7 @@ def count_with_activations(spec: ModelSpec, *, strict: bool = False) -> tuple[Co
 
         return _count_loaded(loaded, example, spec, strict), measure_activations(loaded.module, example)
 
-    (report, profile), loaded, fallback = _on_meta_then_cpu(spec, work)
+    (report, profile), loaded, fallback = on_meta_then_cpu(spec, work)
     return _with_notes(report, *fallback, *loader_notes(loaded, spec)), profile
 
 
@@ -109,9 +109,10 @@ def activations(model: Any, inputs: Any = None, **options: Any) -> ActivationPro
     return measure_activations(model, inputs)
 
 
-def _on_meta_then_cpu(spec: ModelSpec, work: Callable[[LoadedModel, Any], T]) -> tuple[T, LoadedModel, tuple[str, ...]]:
-    """`work(loaded, inputs)` on the spec's device; with none given, on meta and, when the model cannot run
-    there, on the CPU. Returns its result, the loaded model, and the note saying so when it fell back."""
+def on_meta_then_cpu(spec: ModelSpec, work: Callable[[LoadedModel, Any], T]) -> tuple[T, LoadedModel, tuple[str, ...]]:
+    """The one load pipeline: `work(loaded, inputs)` on the spec's device; with none given, on meta and, when the
+    model cannot run there, on the CPU behind the memory guard (`check_fits_in_memory`). Returns its result, the
+    loaded model, and the note saying so when it fell back. Every command that runs a model goes through here."""
     attempts = [spec.device] if spec.device else ["meta", "cpu"]
     first_error: Exception | None = None
     on_meta: Any = None  # the model as built on meta: what a CPU build would allocate is read from it
