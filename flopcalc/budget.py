@@ -9,17 +9,14 @@ prints and never exits (the CLI turns a failed result into exit 1, a FlopcalcErr
 from __future__ import annotations
 
 import difflib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import yaml
-
 from .compute import TrainingCompute, step_flops, training_from_params_tokens, training_from_report
 from .errors import BudgetFileError, FlopcalcError, ModelRunError, UsageError, short_error
-from .files import read_yaml, to_json, write_atomic
+from .files import read_json, read_yaml, to_json, write_atomic
 from .spec import ModelSpec
 from .units import parse_si_number
 
@@ -158,25 +155,6 @@ class CheckResult:
 # Loading and validation
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping (YAML would silently keep the last)."""
-
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
 def find_budget_file(path: str | Path | None = None) -> Path:
     """`--budget FILE` when given, else `flopcalc.yaml` in the current folder."""
     if path is not None:
@@ -196,7 +174,7 @@ def find_budget_file(path: str | Path | None = None) -> Path:
 def load_budget_file(path: str | Path | None = None) -> BudgetFile:
     """Read and validate a budget file; every problem is a BudgetFileError naming the file, entry and key."""
     target = find_budget_file(path)
-    data = read_yaml(target, BudgetFileError, "budget file", loader=_UniqueKeyLoader)
+    data = read_yaml(target, BudgetFileError, "budget file")
     return parse_budgets(data, target)
 
 
@@ -525,12 +503,7 @@ def load_baseline(path: str | Path) -> dict[str, dict[str, int]]:
         raise BudgetFileError(
             f"baseline file {target} not found", f"record one with `flopcalc check --update-baseline {target}`"
         )
-    try:
-        data = json.loads(target.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BudgetFileError(
-            f"baseline file {target} is not valid JSON: {error}", "rewrite it with --update-baseline"
-        ) from None
+    data = read_json(target, BudgetFileError, "baseline file", hint="rewrite it with --update-baseline")
     if not isinstance(data, dict) or not isinstance(data.get("budgets"), dict):
         raise BudgetFileError(f"baseline file {target}: expected an object with a `budgets` object", "rewrite it with --update-baseline")
     if data.get("schema_version") != BASELINE_SCHEMA_VERSION:

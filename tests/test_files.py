@@ -26,3 +26,121 @@ def test_a_folder_given_as_the_file_is_a_usage_error_and_is_left_alone(tmp_path)
     assert "\n" not in str(caught.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]  # no temporary file left beside it
     assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+
+
+# ---------------------------------------------------------------- writes that fail, are interrupted, keep modes
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from flopcalc.errors import BudgetFileError, CatalogError
+from flopcalc.files import MAX_TEXT_FILE_BYTES, parse_yaml, read_json, read_yaml
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_the_previous_file_is_intact(tmp_path, monkeypatch):
+    target = tmp_path / "baseline.json"
+    target.write_text("old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(UsageError, match=r"cannot write .*baseline.json: No space left on device") as caught:
+        write_atomic(target, "new\n" * 1000)
+    assert "\n" not in str(caught.value)
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["baseline.json"]
+
+
+def test_a_new_file_follows_the_umask_and_an_overwritten_one_keeps_its_mode(tmp_path):
+    old_umask = os.umask(0o027)
+    try:
+        created = write_atomic(tmp_path / "new.json", "{}\n")
+        assert created.stat().st_mode & 0o777 == 0o640  # 0666 under umask 027; mkstemp alone gives 0600
+    finally:
+        os.umask(old_umask)
+    kept = tmp_path / "kept.json"
+    kept.write_text("x")
+    kept.chmod(0o604)
+    write_atomic(kept, "y")
+    assert (kept.read_text(), kept.stat().st_mode & 0o777) == ("y", 0o604)
+
+
+def test_a_sigterm_during_a_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
+    target = tmp_path / "calibration.yaml"
+    target.write_text("old\n")
+    script = textwrap.dedent(f"""
+        import os, signal, time
+        import flopcalc.files as files
+        real_fdopen = os.fdopen
+        class Slow:
+            def __init__(self, handle): self.handle = handle
+            def __enter__(self): return self
+            def __exit__(self, *info): self.handle.close()
+            def write(self, text):
+                self.handle.write(text[:10])
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            def flush(self): pass
+            def fileno(self): return self.handle.fileno()
+        os.fdopen = lambda fd, *a, **k: Slow(real_fdopen(fd, *a, **k))
+        files.write_atomic({str(target)!r}, "new\\n" * 100)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == -signal.SIGTERM, result.stderr
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["calibration.yaml"]
+
+
+# ---------------------------------------------------------------- reading: sizes, keys given twice, alias bombs
+
+
+def _billion_laughs(levels: int = 9) -> str:
+    text = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for level in range(1, levels + 1):
+        text += f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]\n"
+    return text
+
+
+def test_an_alias_bomb_is_refused_in_one_line_fast(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_billion_laughs())
+    with pytest.raises(CatalogError, match=r"bomb.yaml: not valid YAML: its aliases expand to more than 100,000 "
+                                           r"nodes .* at line \d+") as caught:
+        read_yaml(path, CatalogError, "GPU catalogue")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_few_aliases_and_merge_keys_are_fine_but_a_self_containing_alias_is_not():
+    text = "base: &base {x: 1, y: 2}\none:\n  <<: *base\n  x: 3\ntwo: *base\n"
+    assert parse_yaml(text, CatalogError, "t.yaml") == {"base": {"x": 1, "y": 2}, "one": {"x": 3, "y": 2},
+                                                        "two": {"x": 1, "y": 2}}
+    with pytest.raises(CatalogError, match="alias refers to a node that contains it"):
+        parse_yaml("a: &loop [*loop]\n", CatalogError, "t.yaml")
+
+
+@pytest.mark.parametrize("text, line", [("a: 1\nb: 2\na: 3\n", 3), ("gpus:\n  - {id: X, memory_gb: 1, memory_gb: 2}\n", 2)])
+def test_a_key_given_twice_is_refused_naming_the_key_and_line(text, line):
+    with pytest.raises(CatalogError, match=rf"t.yaml: not valid YAML: key '\w+' is given twice at line {line}"):
+        parse_yaml(text, CatalogError, "t.yaml")
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "flopcalc.yaml"
+    with open(path, "wb") as handle:  # sparse: no 16 MiB written
+        handle.truncate(MAX_TEXT_FILE_BYTES + 1)
+    with pytest.raises(BudgetFileError, match=r"budget file .*flopcalc.yaml is 16 MiB, more than the 16 MiB"):
+        read_yaml(path, BudgetFileError, "budget file")
+    with pytest.raises(BudgetFileError, match=r"baseline file .* more than the 16 MiB"):
+        read_json(path, BudgetFileError, "baseline file")
+
+
+def test_json_that_does_not_parse_names_the_file(tmp_path):
+    path = tmp_path / "base.json"
+    path.write_text("{")
+    with pytest.raises(BudgetFileError, match=r"baseline file .*base.json is not valid JSON"):
+        read_json(path, BudgetFileError, "baseline file")
