@@ -407,3 +407,45 @@ def test_bad_link_entries_name_file_and_entry(tmp_path, link, message):
 def test_a_per_direction_link_is_taken_as_is(tmp_path):
     path = _write(tmp_path, "one.yaml", LINKED.format(link="{name: L, gbps: 64, bidirectional: false}"))
     assert load_catalog_file(path)[0].intra_node_link.per_direction_gbps == 64
+
+
+# ---------------------------------------------------------------- hostile files: keys twice, alias bombs, huge files
+
+
+def test_a_key_given_twice_in_an_entry_is_refused_naming_file_key_and_line(tmp_path):
+    path = _write(tmp_path, "twice.yaml", "gpus:\n  - id: X1\n    name: n\n    vendor: v\n    memory_gb: 80\n"
+                                          "    memory_gb: 40\n    peak_tflops: {bf16: 1}\n")
+    with pytest.raises(CatalogError, match=r"twice.yaml: not valid YAML: key 'memory_gb' is given twice at line 6"):
+        load_catalog([path], environ={})
+
+
+def test_an_alias_bomb_or_a_huge_catalogue_ends_in_one_line_and_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from flopcalc.cli import app
+    from flopcalc.files import MAX_TEXT_FILE_BYTES
+
+    bomb = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for level in range(1, 10):
+        bomb += f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]\n"
+    huge = tmp_path / "huge.yaml"
+    with open(huge, "wb") as handle:
+        handle.truncate(MAX_TEXT_FILE_BYTES + 1)
+    for path, message in ((_write(tmp_path, "bomb.yaml", bomb + "gpus: [*a9]\n"), "aliases expand to more than"),
+                          (huge, "more than the 16 MiB flopcalc reads")):
+        result = CliRunner().invoke(app, ["gpus", "list", "--catalog", str(path)])
+        assert result.exit_code == 2 and message in result.output and str(path) in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_the_schema_reads_every_entry_as_the_records_hold_it(catalog):
+    """The pydantic models hand over every key: an entry's JSON names the key the YAML gave."""
+    import yaml
+
+    raw = {entry["id"]: entry for path in SHIPPED_FILES for entry in yaml.safe_load(path.read_text())["gpus"]}
+    for spec in catalog:
+        entry, shown = raw[spec.id], spec.to_dict()
+        assert shown["memory_gb"] == entry.get("memory_gb") and shown["tdp_w"] == entry.get("tdp_w"), spec.id
+        assert shown["peak_flops"] == {p: v * 1e12 for p, v in entry["peak_tflops"].items()
+                                       if p in shown["peak_flops"]}, spec.id
+        assert len(shown["peak_flops"]) == len(entry["peak_tflops"]) and shown["sources"] == entry["sources"]
