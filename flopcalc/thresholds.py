@@ -10,11 +10,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from .errors import CatalogError
 from .files import read_yaml
+from .schemas import Problem, first_problem, refuse
 
 _KEYS = ("id", "flop", "what", "law", "status", "dates", "counts", "source")
+
+
+def _positive_flop(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        refuse(f"flop must be a positive number, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -43,22 +53,51 @@ def table_path() -> Path:
     return Path(str(resources.files("flopcalc") / "data" / "thresholds.yaml"))
 
 
+class _Entry(BaseModel):
+    """One row of the table as the YAML gives it: every key, nothing else, a positive finite `flop`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str
+    flop: Annotated[float, BeforeValidator(_positive_flop)]
+    what: str
+    law: str
+    status: str
+    dates: str
+    counts: str
+    source: str
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    thresholds: list[_Entry]
+
+
 @lru_cache(maxsize=1)
 def load_thresholds() -> tuple[Threshold, ...]:
     """The shipped table, validated: every entry has every key, and a positive `flop`."""
-    data = read_yaml(table_path(), CatalogError, "threshold table")
-    entries = data.get("thresholds") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        raise CatalogError(f"{table_path()}: expected a 'thresholds' list")
-    thresholds = []
-    for entry in entries:
-        if not isinstance(entry, dict) or set(entry) != set(_KEYS):
-            raise CatalogError(f"{table_path()}: each threshold needs exactly the keys {', '.join(_KEYS)}")
-        flop = entry["flop"]
-        if isinstance(flop, bool) or not isinstance(flop, (int, float)) or flop <= 0:
-            raise CatalogError(f"{table_path()}: {entry['id']}: flop must be a positive number")
-        thresholds.append(Threshold(**{key: (float(flop) if key == "flop" else str(entry[key])) for key in _KEYS}))
-    return tuple(thresholds)
+    path = table_path()
+    data = read_yaml(path, CatalogError, "threshold table")
+    try:
+        table = _Table.model_validate(data)
+    except ValidationError as error:
+        raise CatalogError(*_say(first_problem(error), data, path)) from None
+    return tuple(Threshold(**entry.model_dump()) for entry in table.thresholds)
+
+
+def _say(problem: Problem, data: Any, path: Path) -> tuple[str, str | None]:
+    """The table's problem in one line naming the file, the threshold and the key."""
+    number = problem.loc[1] if len(problem.loc) > 1 and isinstance(problem.loc[1], int) else None
+    raw = data["thresholds"][number] if number is not None else None
+    if number is None or not isinstance(raw, dict):
+        return f"{path}: expected a 'thresholds' list of mappings with the keys {', '.join(_KEYS)}", None
+    where = f"{path}: {raw.get('id') or f'threshold #{number + 1}'}"
+    if problem.kind == "own":
+        return f"{where}: {problem.message}", None
+    if problem.kind in ("missing", "unknown"):
+        return f"{where}: each threshold needs exactly the keys {', '.join(_KEYS)}", f"{problem.kind}: {', '.join(problem.keys)}"
+    return f"{where}: key {problem.loc[-1]!r}: {problem.message}, got {problem.value!r}", None
 
 
 def crossed(total: float) -> tuple[Threshold, ...]:
