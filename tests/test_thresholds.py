@@ -23,12 +23,12 @@ import pytest
 import flopcalc.thresholds as thresholds
 from flopcalc.errors import CatalogError
 
-ROW = "{id: a, flop: 1e25, what: w, law: l, status: s, dates: d, counts: c, source: https://x}"
+ROW = "{id: a, flop: 1.0e+25, what: w, law: l, status: s, dates: d, counts: c, source: https://x}"
 
 
 @pytest.mark.parametrize("text, message", [
-    (ROW.replace("1e25", "-1"), r"t.yaml: a: flop must be a positive number, got -1"),
-    (ROW.replace("1e25", "'1e25'"), r"t.yaml: a: flop must be a positive number, got '1e25'"),
+    (ROW.replace("1.0e+25", "-1"), r"t.yaml: a: flop must be a positive number, got -1"),
+    (ROW.replace("1.0e+25", "'1e25'"), r"t.yaml: a: flop must be a positive number, got '1e25'"),
     (ROW.replace(", source: https://x", ""), r"a: each threshold needs exactly the keys id, flop.* \(missing: source\)"),
     (ROW.replace("}", ", extra: 1}"), r"\(unknown: extra\)"),
     (ROW.replace("what: w", "what: [1]"), r"a: key 'what': .*string, got \[1\]"),
