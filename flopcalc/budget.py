@@ -12,11 +12,14 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Mapping
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from .compute import TrainingCompute, step_flops, training_from_params_tokens, training_from_report
 from .errors import BudgetFileError, FlopcalcError, ModelRunError, UsageError, short_error
 from .files import read_json, read_yaml, to_json, write_atomic
+from .schemas import Problem, dotted, first_problem, refuse
 from .spec import ModelSpec
 from .units import parse_si_number
 
@@ -44,8 +47,8 @@ TOP_LEVEL_KEYS = ("budgets",)
 # what a baseline records per entry, and what `--baseline` compares
 BASELINE_METRICS = ("forward_flops", "backward_flops", "params")
 
-# counter(ModelSpec) -> CountReport; `flopcalc.api.count_spec` by default
-Counter = Callable[[ModelSpec], "CountReport"]
+# what counts one entry's model: ModelSpec -> CountReport; `flopcalc.api.count_spec` by default
+CountFunction = Callable[[ModelSpec], "CountReport"]
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,139 @@ class CheckResult:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Loading and validation
+# Loading and validation: the budget file's schema (docs/ci.md) as pydantic models
+
+
+def _si_number(value: Any) -> float:
+    try:
+        number = parse_si_number(value, what="{field}")
+    except UsageError as error:
+        refuse(f"key '{{field}}': {error.message}", error.hint)
+    if number <= 0:
+        refuse(f"key '{{field}}': must be greater than 0, got {value!r}")
+    return number
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        refuse(f"key '{{field}}': must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        refuse(f"key 'name': must be a non-empty string, got {value!r}")
+    return value
+
+
+def _model(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        refuse(f"key 'model': must be a model spec string, got {value!r}")
+    return value
+
+
+def _kwargs(value: Any) -> dict:
+    value = value or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        refuse("key 'kwargs': must be a mapping of argument names to values")
+    return value
+
+
+def _dims(value: Any) -> dict:
+    value = value or {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1 for k, v in value.items()
+    ):
+        refuse("key 'dims': must map symbolic dimension names to sizes >= 1", "e.g. dims: {batch: 8}")
+    return value
+
+
+def _frozen(value: Any) -> tuple[str, ...]:
+    value = [value] if isinstance(value, str) else (value or [])
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        refuse("key 'frozen': must be a list of parameter/module patterns", 'e.g. frozen: ["encoder.*"]')
+    return tuple(value)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        refuse(f"key '{{field}}': must be true or false, got {value!r}")
+    return value
+
+
+def _inputs(value: Any) -> tuple[str, ...]:
+    """A list of `--input` specs (`1x3x224x224`, `pixel_values=1x3x224x224`), or a mapping of input names to
+    shapes (`{input_ids: "1x512:int64"}`), which is the named form."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        value = [f"{name}={shape}" for name, shape in value.items()]
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+        refuse(f"key 'inputs': must be a list of input specs or a mapping of names to shapes, got {value!r}",
+               'write e.g. inputs: ["1x3x224x224"] or inputs: {input_ids: "1x512:int64"}')
+    return tuple(value)
+
+
+Limit = Annotated[float | None, BeforeValidator(lambda value: None if value is None else _si_number(value))]
+RunSize = Annotated[int | None, BeforeValidator(lambda value: None if value is None else _whole(value))]
+
+
+class BudgetEntry(BaseModel):
+    """One `budgets:` item as the file gives it; `Budget` is what the checks use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str | None, BeforeValidator(lambda value: None if value is None else _name(value))] = None
+    model: Annotated[str, BeforeValidator(_model)]
+    inputs: Annotated[tuple[str, ...], BeforeValidator(_inputs)] = ()
+    kwargs: Annotated[dict, BeforeValidator(_kwargs)] = {}
+    batch_size: RunSize = None
+    seq_len: RunSize = None
+    decoder_seq_len: RunSize = None
+    dims: Annotated[dict, BeforeValidator(_dims)] = {}
+    frozen: Annotated[tuple[str, ...], BeforeValidator(_frozen)] = ()
+    causal_half: Annotated[bool, BeforeValidator(_flag)] = False
+    max_forward_flops: Limit = None
+    max_backward_flops: Limit = None
+    max_params: Limit = None
+    max_training_flops: Limit = None
+    max_training_pf_days: Limit = None
+    examples: Limit = None
+    epochs: Limit = None
+    tokens: Limit = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mapping(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            refuse(f"expected a mapping with a `model:` key, got {_kind(data)}")
+        return data
+
+    @model_validator(mode="after")
+    def _training_size(self) -> "BudgetEntry":
+        if self.examples is not None and self.tokens is not None:
+            refuse("keys 'examples' and 'tokens' are both given",
+                   "give `examples` (and `epochs`) for counted training, or `tokens` for 6·params·tokens, not both")
+        if self.epochs is not None and self.examples is None:
+            refuse("key 'epochs' needs 'examples'", "add `examples:` (training set size)")
+        for key, metric in LIMIT_KEYS.items():
+            if metric in TRAINING_METRICS and getattr(self, key) is not None and self.examples is None \
+                    and self.tokens is None:
+                refuse(f"key {key!r} needs the training size", "add `examples:` (and `epochs:`, default 1) or `tokens:`")
+        return self
+
+    def spec(self) -> ModelSpec:
+        """The ModelSpec it counts: `model`, `inputs` and the keys of SPEC_KEYS, checked as the CLI checks them."""
+        options = {field: getattr(self, key) for key, field in SPEC_KEYS.items() if getattr(self, key) is not None}
+        return ModelSpec(self.model, inputs=self.inputs, **options)
+
+
+class _BudgetsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    budgets: list[Any]
 
 
 def find_budget_file(path: str | Path | None = None) -> Path:
@@ -185,16 +320,17 @@ def parse_budgets(data: Any, path: Path) -> BudgetFile:
             f"{path}: expected a mapping with a `budgets:` list at the top, got {_kind(data)}",
             "see docs/ci.md for the budget file format",
         )
-    for key in data:
-        if key not in TOP_LEVEL_KEYS:
-            raise BudgetFileError(f"{path}: unknown top-level key {key!r}", "the only top-level key is `budgets`")
-    if "budgets" not in data:
-        raise BudgetFileError(f"{path}: no `budgets:` list", "add `budgets:` with one entry per model")
-    entries = data["budgets"]
-    if not isinstance(entries, list):
-        raise BudgetFileError(
-            f"{path}: `budgets` must be a list, got {_kind(entries)}", "write each entry as a `- model: ...` item"
-        )
+    try:
+        entries = _BudgetsFile.model_validate(data).budgets
+    except ValidationError as error:
+        problem = first_problem(error)
+        if problem.kind == "unknown":
+            raise BudgetFileError(f"{path}: unknown top-level key {problem.keys[0]!r}",
+                                  "the only top-level key is `budgets`") from None
+        if problem.kind == "missing":
+            raise BudgetFileError(f"{path}: no `budgets:` list", "add `budgets:` with one entry per model") from None
+        raise BudgetFileError(f"{path}: `budgets` must be a list, got {_kind(data['budgets'])}",
+                              "write each entry as a `- model: ...` item") from None
     if not entries:
         raise BudgetFileError(f"{path}: `budgets` is empty", "add at least one `- model: ...` entry")
     budgets = tuple(_parse_entry(raw, index, path) for index, raw in enumerate(entries))
@@ -210,116 +346,45 @@ def parse_budgets(data: Any, path: Path) -> BudgetFile:
 
 
 def _parse_entry(raw: Any, index: int, path: Path) -> Budget:
-    where = f"{path}: budgets[{index}]"
-    if not isinstance(raw, dict):
-        raise BudgetFileError(f"{where}: expected a mapping with a `model:` key, got {_kind(raw)}")
-    name_given = raw.get("name")
-    if name_given is not None and (not isinstance(name_given, str) or not name_given.strip()):
-        raise BudgetFileError(f"{where}: key 'name': must be a non-empty string, got {name_given!r}")
-    model = raw.get("model")
-    if isinstance(name_given, str) or isinstance(model, str):
-        where = f"{path}: budgets[{index}] ({name_given if isinstance(name_given, str) else model})"
-    for key in raw:
-        if key not in ENTRY_KEYS:
-            close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(ENTRY_KEYS)}"
-            raise BudgetFileError(f"{where}: unknown key {key!r}", hint)
-    if model is None:
-        raise BudgetFileError(f"{where}: missing key 'model'", "add e.g. `model: models/net.py:build`")
-    if not isinstance(model, str) or not model.strip():
-        raise BudgetFileError(f"{where}: key 'model': must be a model spec string, got {model!r}")
-    name = name_given if isinstance(name_given, str) else model
-
-    spec = _parse_spec(raw, model, where)
-
-    limits = {metric: _positive_number(raw, key, where) for key, metric in LIMIT_KEYS.items() if key in raw}
-    examples, epochs, tokens = (
-        _positive_number(raw, key, where) if key in raw else None for key in TRAINING_SIZE_KEYS
-    )
-    if examples is not None and tokens is not None:
-        raise BudgetFileError(
-            f"{where}: keys 'examples' and 'tokens' are both given",
-            "give `examples` (and `epochs`) for counted training, or `tokens` for 6·params·tokens, not both",
-        )
-    if epochs is not None and examples is None:
-        raise BudgetFileError(f"{where}: key 'epochs' needs 'examples'", "add `examples:` (training set size)")
-    for key, metric in LIMIT_KEYS.items():
-        if metric in TRAINING_METRICS and metric in limits and examples is None and tokens is None:
-            raise BudgetFileError(
-                f"{where}: key {key!r} needs the training size",
-                "add `examples:` (and `epochs:`, default 1) or `tokens:`",
-            )
-    return Budget(
-        index=index,
-        name=name,
-        spec=spec,
-        limits=limits,
-        examples=examples,
-        epochs=epochs,
-        tokens=tokens,
-    )
-
-
-def _parse_spec(raw: Mapping[str, Any], model: str, where: str) -> ModelSpec:
-    """The entry's ModelSpec: `model`, `inputs` and the keys of SPEC_KEYS, checked as the CLI checks them."""
-    options: dict[str, Any] = {}
-    kwargs = raw.get("kwargs") or {}
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise BudgetFileError(f"{where}: key 'kwargs': must be a mapping of argument names to values")
-    options["kwargs"] = kwargs
-    for key in ("batch_size", "seq_len", "decoder_seq_len"):
-        if key in raw:
-            value = raw[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise BudgetFileError(f"{where}: key {key!r}: must be a whole number >= 1, got {value!r}")
-            options[key] = value
-    dims = raw.get("dims") or {}
-    if not isinstance(dims, dict) or not all(
-        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1 for k, v in dims.items()
-    ):
-        raise BudgetFileError(f"{where}: key 'dims': must map symbolic dimension names to sizes >= 1", "e.g. dims: {batch: 8}")
-    options["dims"] = dims
-    frozen = raw.get("frozen") or []
-    frozen = [frozen] if isinstance(frozen, str) else frozen
-    if not isinstance(frozen, list) or not all(isinstance(item, str) and item for item in frozen):
-        raise BudgetFileError(f"{where}: key 'frozen': must be a list of parameter/module patterns", 'e.g. frozen: ["encoder.*"]')
-    options["frozen"] = tuple(frozen)
-    causal_half = raw.get("causal_half", False)
-    if not isinstance(causal_half, bool):
-        raise BudgetFileError(f"{where}: key 'causal_half': must be true or false, got {causal_half!r}")
-    options["causal_half"] = causal_half
-    inputs = _parse_inputs(raw.get("inputs"), where) or ()  # its errors name the file and entry already
+    label = next((raw.get(key) for key in ("name", "model") if isinstance(raw, dict) and isinstance(raw.get(key), str)),
+                 None)
+    where = f"{path}: budgets[{index}]" + (f" ({label})" if label else "")
     try:
-        return ModelSpec(model, inputs=inputs, **options)
+        entry = BudgetEntry.model_validate(raw)
+        spec = entry.spec()
+    except ValidationError as error:
+        raise BudgetFileError(f"{where}: " + _say(first_problem(error)), _hint(first_problem(error))) from None
     except FlopcalcError as error:
         raise BudgetFileError(f"{where}: {error.message}", error.hint) from None
+    return Budget(
+        index=index,
+        name=entry.name or entry.model,
+        spec=spec,
+        limits={metric: getattr(entry, key) for key, metric in LIMIT_KEYS.items() if getattr(entry, key) is not None},
+        examples=entry.examples,
+        epochs=entry.epochs,
+        tokens=entry.tokens,
+    )
 
 
-def _parse_inputs(raw: Any, where: str) -> tuple[str, ...] | None:
-    """A list of `--input` specs (`1x3x224x224`, `pixel_values=1x3x224x224`), or a mapping of input names to
-    shapes (`{input_ids: "1x512:int64"}`), which is the named form."""
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        raw = [raw]
-    if isinstance(raw, dict) and raw and all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-        raw = [f"{name}={shape}" for name, shape in raw.items()]
-    if not isinstance(raw, list) or not raw or not all(isinstance(item, str) for item in raw):
-        raise BudgetFileError(
-            f"{where}: key 'inputs': must be a list of input specs or a mapping of names to shapes, got {raw!r}",
-            'write e.g. inputs: ["1x3x224x224"] or inputs: {input_ids: "1x512:int64"}',
-        )
-    return tuple(raw)
+def _say(problem: Problem) -> str:
+    """A budget entry's problem in the file's words: `unknown key 'max_parms'`, `key 'max_params': ...`."""
+    if problem.kind == "unknown":
+        return f"unknown key {problem.keys[0]!r}"
+    if problem.kind == "missing":
+        return f"missing key {problem.keys[0]!r}"
+    if problem.kind == "own":
+        return problem.message
+    return f"key {dotted(problem.loc)!r}: {problem.message}, got {problem.value!r}"
 
 
-def _positive_number(raw: Mapping[str, Any], key: str, where: str) -> float:
-    try:
-        value = parse_si_number(raw[key], what=key)
-    except UsageError as error:
-        raise BudgetFileError(f"{where}: key {key!r}: {error.message}", error.hint) from None
-    if value <= 0:
-        raise BudgetFileError(f"{where}: key {key!r}: must be greater than 0, got {raw[key]!r}")
-    return value
+def _hint(problem: Problem) -> str | None:
+    if problem.kind == "unknown":
+        close = difflib.get_close_matches(problem.keys[0], ENTRY_KEYS, n=1)
+        return f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(ENTRY_KEYS)}"
+    if problem.kind == "missing" and problem.keys[0] == "model":
+        return "add e.g. `model: models/net.py:build`"
+    return problem.hint
 
 
 def _kind(value: Any) -> str:
@@ -330,7 +395,7 @@ def _kind(value: Any) -> str:
 # Counting
 
 
-def count_budgets(budget_file: BudgetFile, counter: Counter | None = None) -> dict[str, "CountReport"]:
+def count_budgets(budget_file: BudgetFile, counter: CountFunction | None = None) -> dict[str, "CountReport"]:
     """Count every entry's model, once per distinct (model, inputs, kwargs); returns entry name -> report.
 
     A model that cannot be loaded or run raises its FlopcalcError with the entry named, so a check never passes
@@ -348,7 +413,7 @@ def count_budgets(budget_file: BudgetFile, counter: Counter | None = None) -> di
     return reports
 
 
-def _count_one(budget: Budget, path: Path, counter: Counter) -> "CountReport":
+def _count_one(budget: Budget, path: Path, counter: CountFunction) -> "CountReport":
     try:
         return counter(budget.spec)
     except FlopcalcError as error:
@@ -466,7 +531,7 @@ def run_checks(
     *,
     baseline: Mapping[str, Mapping[str, int]] | None = None,
     tolerance: float = 0.0,
-    counter: Counter | None = None,
+    counter: CountFunction | None = None,
 ) -> CheckResult:
     """Count the budget file's models and check them: the whole of `flopcalc check` without the rendering."""
     return evaluate(budget_file, count_budgets(budget_file, counter), baseline, tolerance)

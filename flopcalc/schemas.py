@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
 _OWN_ERROR = "flopcalc"
+# which problem is told first: a misspelt key explains a missing one, and both explain a value that looks wrong
+_FIRST = {"extra_forbidden": 0, "missing": 1}
 
 
 def refuse(message: str, hint: str | None = None) -> NoReturn:
@@ -47,8 +49,8 @@ def dotted(loc: tuple[str | int, ...]) -> str:
 
 def first_problem(error: ValidationError, *, skip: int = 0) -> Problem:
     """The first of `error`'s problems; `skip` leading parts of each location (the entry's place) are left out of
-    `{field}` and `{parent}`. Missing and unknown keys of one mapping come together."""
-    errors = error.errors(include_url=False)
+    `{field}` and `{parent}`. Unknown keys come first, then missing ones, each mapping's together."""
+    errors = sorted(error.errors(include_url=False), key=lambda e: _FIRST.get(e["type"], len(_FIRST)))
     first = errors[0]
     loc = tuple(first["loc"])
     kind = first["type"]
