@@ -120,12 +120,12 @@ def check_size(path: Path, error: type[FlopcalcError], what: str, limit: int = M
     except OSError as problem:
         raise error(f"cannot read {what} {path}: {problem.strerror or problem}") from None
     if size > limit:
-        raise error(f"{what} {path} is {_mib(size)}, more than the {_mib(limit)} flopcalc reads",
-                    "is it the right file? real ones are far smaller")
+        raise error(f"{what} {path} is {size:,} bytes, more than the {_mib(limit)} flopcalc reads",
+                    "is it the right file?")
 
 
 def _mib(size: int) -> str:
-    return f"{size / 2**20:.3g} MiB" if size >= 2**20 else f"{size} bytes"
+    return f"{size / 2**20:g} MiB" if size >= 2**20 else f"{size} bytes"
 
 
 def read_text(path: Path, error: type[FlopcalcError], what: str, limit: int = MAX_TEXT_FILE_BYTES) -> str:

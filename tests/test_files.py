@@ -133,7 +133,7 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
     path = tmp_path / "flopcalc.yaml"
     with open(path, "wb") as handle:  # sparse: no 16 MiB written
         handle.truncate(MAX_TEXT_FILE_BYTES + 1)
-    with pytest.raises(BudgetFileError, match=r"budget file .*flopcalc.yaml is 16 MiB, more than the 16 MiB"):
+    with pytest.raises(BudgetFileError, match=r"budget file .*flopcalc.yaml is 16,777,217 bytes, more than the 16 MiB"):
         read_yaml(path, BudgetFileError, "budget file")
     with pytest.raises(BudgetFileError, match=r"baseline file .* more than the 16 MiB"):
         read_json(path, BudgetFileError, "baseline file")

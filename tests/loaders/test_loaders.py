@@ -148,3 +148,13 @@ def test_an_exported_model_with_tied_weights_keeps_them_tied_on_meta(tmp_path):
     assert on_meta.device == "meta"
     assert on_meta.params == on_cpu.params == 50 * 8
     assert on_meta.to_dict()["totals"] == on_cpu.to_dict()["totals"]
+
+
+def test_an_onnx_file_over_2_gib_is_refused_before_it_is_parsed(tmp_path):
+    from flopcalc.loaders.onnx_file import MAX_ONNX_BYTES, load_onnx
+
+    path = tmp_path / "huge.onnx"
+    with open(path, "wb") as handle:  # sparse: nothing written
+        handle.truncate(MAX_ONNX_BYTES + 1)
+    with pytest.raises(ModelLoadError, match=r"ONNX file .*huge.onnx is 2,147,483,649 bytes, more than the 2048 MiB"):
+        load_onnx(path)
