@@ -421,3 +421,42 @@ def test_baseline_data_covers_every_entry(tmp_path):
     report = make_report(1, 2, 3)
     data = baseline_data(load_budget_file(path), {"a": report, "b": report})
     assert list(data["budgets"]) == ["a", "b"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# hostile files and failed writes
+
+
+def test_an_alias_bomb_budget_is_one_line(tmp_path):
+    bomb = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for level in range(1, 10):
+        bomb += f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]\n"
+    path = write_budget(tmp_path, bomb + "budgets: [{model: a.py, inputs: *a9}]\n")
+    with pytest.raises(BudgetFileError, match=r"flopcalc.yaml: not valid YAML: its aliases expand to more than") as caught:
+        load_budget_file(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_50_mb_budget_file_is_refused_before_it_is_read(tmp_path):
+    path = write_budget(tmp_path, "budgets:\n" + "  - {model: a.py, max_params: 1}\n" * 1_600_000)
+    assert path.stat().st_size > 50e6
+    with pytest.raises(BudgetFileError, match=r"budget file .*flopcalc.yaml is [\d,]+ bytes, more than the 16 MiB"):
+        load_budget_file(path)
+
+
+def test_a_baseline_that_cannot_be_written_names_the_path_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    budgets = write_budget(tmp_path, "budgets: [{name: a, model: a.py, max_params: 1}]")
+    target = tmp_path / "baseline.json"
+    target.write_text("previous\n")
+
+    def quota(fd):
+        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+
+    monkeypatch.setattr(os, "fsync", quota)
+    with pytest.raises(UsageError, match=rf"cannot write {target}: Disk quota exceeded"):
+        write_baseline(target, load_budget_file(budgets), {"a": make_report(1, 2, 3)})
+    assert target.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.json", "flopcalc.yaml"]

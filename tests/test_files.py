@@ -144,3 +144,21 @@ def test_json_that_does_not_parse_names_the_file(tmp_path):
     path.write_text("{")
     with pytest.raises(BudgetFileError, match=r"baseline file .*base.json is not valid JSON"):
         read_json(path, BudgetFileError, "baseline file")
+
+
+def test_a_report_that_cannot_be_written_exits_2_naming_the_path(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flopcalc.cli import app
+
+    report = tmp_path / "report.json"
+    report.write_text("previous\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    result = CliRunner().invoke(app, ["convert", "2500 gpu-days", "--gpu", "V100-SXM2", "-f", "json", "-o", str(report)])
+    assert result.exit_code == 2, result.output
+    assert f"cannot write {report}: No space left on device" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and report.read_text() == "previous\n"
