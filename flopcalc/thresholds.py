@@ -56,7 +56,7 @@ def table_path() -> Path:
 class _Entry(BaseModel):
     """One row of the table as the YAML gives it: every key, nothing else, a positive finite `flop`."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     id: str
     flop: Annotated[float, BeforeValidator(_positive_flop)]
@@ -69,7 +69,7 @@ class _Entry(BaseModel):
 
 
 class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     thresholds: list[_Entry]
 

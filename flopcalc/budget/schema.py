@@ -143,7 +143,7 @@ RunSize = Annotated[int | None, BeforeValidator(lambda value: None if value is N
 class BudgetEntry(BaseModel):
     """One `budgets:` item as the file gives it; `Budget` is what the checks use."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: Annotated[str | None, BeforeValidator(lambda value: None if value is None else _name(value))] = None
     model: Annotated[str, BeforeValidator(_model)]
@@ -191,7 +191,7 @@ class BudgetEntry(BaseModel):
 
 
 class _BudgetsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     budgets: list[Any]
 
