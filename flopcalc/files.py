@@ -58,12 +58,16 @@ class _TermGuard:
     removed); once the write is over the previous handler is back and the signal is delivered to it."""
 
     def __init__(self) -> None:
+        self.installed = False
         self.previous: Any = None
         self.received = False
 
     def __enter__(self) -> "_TermGuard":
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous is not signal.SIG_IGN:  # an ignored SIGTERM stays ignored
+                self.previous = signal.signal(signal.SIGTERM, self._handle)
+                self.installed = True
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -71,8 +75,8 @@ class _TermGuard:
         raise _Terminated()
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        if self.installed:
+            signal.signal(signal.SIGTERM, self.previous if self.previous is not None else signal.SIG_DFL)
         if self.received:
             signal.raise_signal(signal.SIGTERM)  # what would have happened without the guard
 
