@@ -50,6 +50,29 @@ class PlanModel:
 
 
 
+def _check_shape(layers: int | None, hidden: int | None, heads: int | None, kv_heads: int | None,
+                 ffn: int | None, vocab: int | None) -> bool:
+    """Whether a transformer shape is given (--layers, --hidden and --heads, all or none), each value checked."""
+    shape = {"--layers": layers, "--hidden": hidden, "--heads": heads}
+    given = [flag for flag, value in shape.items() if value is not None]
+    extra = [flag for flag, value in (("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab)) if value is not None]
+    if given and len(given) < 3:
+        raise UsageError(f"{', '.join(given)} without {', '.join(f for f in shape if f not in given)}",
+                         "a transformer shape is --layers, --hidden and --heads together")
+    if extra and not given:
+        raise UsageError(f"{', '.join(extra)} need{'s' if len(extra) == 1 else ''} --layers, --hidden and --heads")
+    for flag, value in (*shape.items(), ("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab)):
+        if value is not None:
+            positive_int(value, flag)
+    if given:
+        if hidden % heads:
+            raise UsageError(f"--hidden {hidden} is not divisible by --heads {heads}", "hidden = heads x head size")
+        kv = heads if kv_heads is None else kv_heads
+        if heads % kv:
+            raise UsageError(f"--heads {heads} is not divisible by --kv-heads {kv}", "each K/V head serves whole query heads")
+    return bool(given)
+
+
 def model_from_params(
     params: float,
     seq_len: int,
@@ -71,27 +94,13 @@ def model_from_params(
     """
     n = positive(params, "--params")
     s = positive_int(seq_len, "--seq-len")
-    shape = {"--layers": layers, "--hidden": hidden, "--heads": heads}
-    given = [flag for flag, value in shape.items() if value is not None]
-    extra = [flag for flag, value in (("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab)) if value is not None]
-    if given and len(given) < 3:
-        raise UsageError(f"{', '.join(given)} without {', '.join(f for f in shape if f not in given)}",
-                         "a transformer shape is --layers, --hidden and --heads together")
-    if extra and not given:
-        raise UsageError(f"{', '.join(extra)} need{'s' if len(extra) == 1 else ''} --layers, --hidden and --heads")
-    for flag, value in (*shape.items(), ("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab)):
-        if value is not None:
-            positive_int(value, flag)
+    given = _check_shape(layers, hidden, heads, kv_heads, ffn, vocab)
     forward = 2 * n * s
     method = ["--params: forward 2N FLOPs per token (Kaplan et al. 2020), backward 2x forward"]
     activations = None
     attention = 0.0
     if given:
-        if hidden % heads:
-            raise UsageError(f"--hidden {hidden} is not divisible by --heads {heads}", "hidden = heads x head size")
         kv = heads if kv_heads is None else kv_heads
-        if heads % kv:
-            raise UsageError(f"--heads {heads} is not divisible by --kv-heads {kv}", "each K/V head serves whole query heads")
         attention = 4.0 * layers * s * s * hidden
         forward += attention
         activations = korthikanti_profile(layers, hidden, heads, s, kv_heads=kv, ffn=ffn or 4 * hidden,
