@@ -46,4 +46,3 @@ def layout_notes(model: PlanModel, layout: Layout) -> tuple[str, ...]:
     if layout.recompute == "selective" and model.activations is not None and not model.activations.block_scores.floating_elements:
         notes.append("selective recomputation drops nothing here: the attention keeps no score matrix (a fused kernel)")
     return tuple(notes)
-

@@ -19,5 +19,3 @@ def positive(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise UsageError(f"{what} must be a finite number > 0, got {value!r}")
     return float(value)
-
-

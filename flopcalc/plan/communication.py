@@ -21,7 +21,6 @@ def ring_gather_s(nbytes: float, group: int, bandwidth: Bandwidth) -> float:
     return 0.0 if group <= 1 else nbytes * (group - 1) / group / (bandwidth.gbps * GB)
 
 
-
 def tensor_parallel_s(hidden_bytes: float, layout: Layout, blocks: int, fleet: Fleet) -> float:
     """Megatron's all-reduces of one micro-batch's hidden stream on one stage: 4 per block (6 with full recompute)."""
     if layout.tp <= 1:

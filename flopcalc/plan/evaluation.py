@@ -47,4 +47,3 @@ def evaluate(model: PlanModel, layout: Layout, fleet: Fleet, *, precision: str =
                   "per step",)
     return Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training, given,
                 layout_notes(model, layout), fleet.throughput.gpu)
-

@@ -100,7 +100,6 @@ def check_layout(model: PlanModel, layout: Layout) -> None:
                              "every pipeline stage takes the same number of layers")
 
 
-
 def layout_from_options(
     model: PlanModel, *, num_gpus: int | None = None, global_batch: int | None = None,
     sequence_parallel: bool = False, gpus_per_node: int = DEFAULT_GPUS_PER_NODE, dp: int | None = None,

@@ -71,4 +71,3 @@ def layout_memory(model: PlanModel, layout: Layout, precision: TrainingPrecision
             worst = memory
     assert worst is not None
     return worst
-

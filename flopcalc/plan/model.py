@@ -49,7 +49,6 @@ class PlanModel:
         return flops / self.batch
 
 
-
 def _check_shape(layers: int | None, hidden: int | None, heads: int | None, kv_heads: int | None,
                  ffn: int | None, vocab: int | None) -> bool:
     """Whether a transformer shape is given (--layers, --hidden and --heads, all or none), each value checked."""
@@ -196,4 +195,3 @@ def model_from_spec(spec: ModelSpec, *, heads: int | None = None, kv_heads: int 
 
     report, profile = count_with_activations(spec)
     return model_from_report(report, profile, source=spec.source, heads=heads, kv_heads=kv_heads)
-

@@ -54,7 +54,6 @@ def training_precision(name: str) -> TrainingPrecision:
     return TRAINING_PRECISIONS[name]
 
 
-
 def check_optimizer(optimizer: str) -> str:
     if optimizer not in OPTIMIZERS:
         raise UsageError(f"--optimizer must be adamw or sgd, got {optimizer!r}")

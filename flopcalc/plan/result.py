@@ -126,7 +126,6 @@ class Plan:
         }
 
 
-
 @dataclass(frozen=True)
 class SearchResult:
     """The best layouts that fit, best first, and why the families (tp x pp) with none that fits failed."""
@@ -149,4 +148,3 @@ class SearchResult:
         data["evaluated"] = self.evaluated
         data["notes"] = notes
         return data
-

@@ -51,4 +51,3 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
     pipeline_s = (compute_s + tp_comm_s + pp_comm_s) / (1 - bubble)
     return StepTime(compute_s, dp_comm, tp_comm_s, pp_comm_s, bubble, tp_comm_s + pp_comm_s + exposed_dp,
                     pipeline_s + exposed_dp)
-

@@ -62,4 +62,3 @@ def run_totals(model: PlanModel, layout: Layout, fleet: Fleet, step: StepTime, r
         energy_kwh=energy_kwh(fleet.tdp_w, gpu_hours, fleet.pue),
         cost=gpu_hours_cost(gpu_hours, fleet.price_per_gpu_hour),
     )
-
