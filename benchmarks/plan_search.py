@@ -1,7 +1,9 @@
 """Benchmark: `flopcalc plan` counts the model once and then only does arithmetic. Times (1) counting and
 measuring the activations of a Llama-2-7B-shaped model (sequence 2048) on the meta device, (2) `--search` over
-every layout of 8, 64, 512 and 1,024 GPUs for it and for a 70B shape, and (3) the whole `flopcalc plan --search`
-command. The issue's target: thousands of layouts in under 2 s. Run by hand:
+every layout of 8, 64, 512 and 1,024 GPUs for it and for a 70B shape, (3) the bounded search at sizes a walk of
+1..n never finished (a million and a billion GPUs, a global batch of 1e15; issue 25), and (4) the whole
+`flopcalc plan --search` command. The targets: thousands of layouts in under 2 s; a million GPUs in seconds. Run by
+hand:
 `.venv/bin/python benchmarks/plan_search.py` (figures go in the closing note).
 """
 
@@ -49,6 +51,9 @@ def main() -> None:
         timed_search("llama-7b", llama, gpus, batch)
     for gpus, batch in ((64, 1024), (512, 2048), (1024, 3072)):
         timed_search("70b shape", seventy, gpus, batch)
+    for gpus, batch in ((10**6, 2**22 * 5**6), (10**9, 3072), (10**9, 2**30 * 5**9)):
+        timed_search("70b shape", seventy, gpus, batch)
+    timed_search("llama-7b", llama, 1024, 10**15)
     command = [sys.executable, "-m", "flopcalc", "plan", "--params", "70e9", "--seq-len", "4096", "--layers", "80",
                "--hidden", "8192", "--heads", "64", "--kv-heads", "8", "--gpu", "H100-SXM", "-n", "1024", "--search",
                "--global-batch", "3072", "--tokens", "2T", "--format", "json"]

@@ -90,6 +90,30 @@ class Throughput:
         }
 
 
+def check_pue(pue: float) -> float:
+    """A data centre's power usage effectiveness: total power over the IT equipment's, so >= 1."""
+    if isinstance(pue, bool) or not isinstance(pue, (int, float)) or not 1 <= pue < float("inf"):
+        raise UsageError(f"PUE must be a number >= 1, got {pue!r}", "1.0 counts the GPUs alone; data centres run 1.1-1.6")
+    return float(pue)
+
+
+def check_price(price_per_gpu_hour: float | None) -> float | None:
+    if price_per_gpu_hour is not None:
+        _check_positive(price_per_gpu_hour, "price per GPU-hour", allow_zero=True)
+    return price_per_gpu_hour
+
+
+def energy_kwh(tdp_w: float | Fraction | None, gpu_hours: float | Fraction, pue: float | Fraction) -> float | None:
+    """Energy = TDP x GPU-hours x PUE, in kWh (every GPU drawing its TDP all the time); None without a TDP.
+    Exact on Fractions (`fleet_estimate`), plain float arithmetic on floats (`plan`, thousands of layouts)."""
+    return None if tdp_w is None else float(tdp_w * gpu_hours * pue / 1000)
+
+
+def gpu_hours_cost(gpu_hours: float | Fraction, price_per_gpu_hour: float | Fraction | None) -> float | None:
+    """Cost = GPU-hours x the price of one; None without a price (exact on Fractions, as `energy_kwh`)."""
+    return None if price_per_gpu_hour is None else float(gpu_hours * price_per_gpu_hour)
+
+
 @dataclass(frozen=True)
 class FleetEstimate:
     """A FLOP amount run on `num_gpus` GPUs at `throughput`: GPU time, wall clock, energy and cost.
@@ -148,15 +172,13 @@ def fleet_estimate(
     _check_positive(flop, "FLOP", allow_zero=True)
     if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
         raise UsageError(f"number of GPUs must be a whole number >= 1, got {num_gpus!r}")
-    if isinstance(pue, bool) or not isinstance(pue, (int, float)) or not 1 <= pue < float("inf"):
-        raise UsageError(f"PUE must be a number >= 1, got {pue!r}", "1.0 counts the GPUs alone; data centres run 1.1-1.6")
-    if price_per_gpu_hour is not None:
-        _check_positive(price_per_gpu_hour, "price per GPU-hour", allow_zero=True)
+    check_pue(pue)
+    check_price(price_per_gpu_hour)
     if tdp_w is not None:
         _check_positive(tdp_w, "TDP")
     gpu_hours = _exact(flop) / (throughput._sustained() * SECONDS_PER_HOUR)
-    energy = None if tdp_w is None else float(_exact(tdp_w) * gpu_hours * _exact(pue) / 1000)
-    cost = None if price_per_gpu_hour is None else float(gpu_hours * _exact(price_per_gpu_hour))
+    energy = energy_kwh(None if tdp_w is None else _exact(tdp_w), gpu_hours, _exact(pue))
+    cost = gpu_hours_cost(gpu_hours, None if price_per_gpu_hour is None else _exact(price_per_gpu_hour))
     return FleetEstimate(
         flop=float(flop),
         throughput=throughput,

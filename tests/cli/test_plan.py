@@ -209,3 +209,18 @@ def test_calibration_says_which_figures_were_measured(tmp_path):
 def test_tensor_parallelism_needs_blocks_to_split(examples):
     result = invoke(examples / "mlp.py", "--gpu", "H100-SXM", "--heads", "4", "--tp", "2", "-n", "2")
     assert result.exit_code == 2 and "shows no repeated blocks" in result.stderr
+
+
+def test_a_search_over_a_billion_gpus_answers_with_why_no_layout_divides_the_batch():
+    """Issue 25: the layout space was walked 1..n; a billion GPUs have 100 divisors, so the answer comes at once."""
+    data = run_json(*SEVEN_B, "--gpu", "H100-SXM", "-n", "1e9", "--search", "--global-batch", "3072")
+    assert data["candidates"] == [] and data["evaluated"] == 0
+    assert any(line.endswith("does not divide the global batch 3072") for line in data["rejected"])
+    assert any("(96 values): tensor parallelism stays inside a node of 8 GPUs" in line for line in data["rejected"])
+
+
+def test_a_search_with_a_huge_global_batch_answers_with_layouts_of_that_batch():
+    data = run_json(*SEVEN_B, *FLEET, "-n", "1024", "--search", "--global-batch", "1e15", "--tokens", "2T")
+    assert data["fits"] is True and data["parallelism"]["global_batch"] == 10**15
+    assert all(c["parallelism"]["num_gpus"] == 1024 and c["fits"] for c in data["candidates"])
+    assert data["evaluated"] < 10_000

@@ -1,0 +1,46 @@
+"""`flopcalc plan`: does a training run fit in GPU memory, how to split it over GPUs, how long it takes.
+
+The model is counted once (`model`); everything after is arithmetic on its figures (`evaluation` for one layout,
+`layout_search` for all of them), so thousands of layouts take well under a second. One module per part of the
+arithmetic, each formula with its source in docs/plan.md: model states and activations (`memory`: ZeRO,
+Korthikanti et al.), ring collectives (`communication`), the step and its 1F1B bubble (`schedule`), the whole run
+(`totals`). Plain floats throughout; result objects (`result`) are frozen, `to_dict()` the JSON contract.
+"""
+
+from ..compute import SECONDS_PER_HOUR
+from ..units import SECONDS_PER_DAY
+from .assumptions import assumptions, layout_notes
+from .checks import positive, positive_int
+from .communication import TP_ALL_REDUCES_PER_BLOCK, TP_ALL_REDUCES_RECOMPUTED, ring_all_reduce_s, ring_gather_s
+from .evaluation import LayoutFigures, evaluate, layout_figures
+from .hardware import DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GB, Bandwidth, Fleet
+from .layout import RECOMPUTE, ZERO_STAGES, Layout, check_layout, layout_from_options
+from .layout_search import DEFAULT_TOP, MICRO_BATCHES_PER_SETTING, search
+from .memory import layout_memory
+from .model import PlanModel, korthikanti_profile, model_from_params, model_from_report, model_from_spec
+from .precision import (
+    OPTIMIZER_NAMES,
+    OPTIMIZER_STATES,
+    OPTIMIZERS,
+    TRAINING_PRECISIONS,
+    TrainingPrecision,
+    check_optimizer,
+    training_precision,
+)
+from .resolve import INTER_NODE_ORIGIN, calibrated_bandwidths, resolve_fleet
+from .result import SCHEMA_VERSION, MemoryPerGpu, Plan, RunTotals, SearchResult, StepTime
+from .schedule import recompute_flops, step_time
+from .totals import RunSize, run_size, run_totals
+
+__all__ = [
+    "DEFAULT_GPUS_PER_NODE", "DEFAULT_INTER_NODE_GBPS", "DEFAULT_TOP", "GB", "INTER_NODE_ORIGIN",
+    "MICRO_BATCHES_PER_SETTING", "OPTIMIZERS", "OPTIMIZER_NAMES", "OPTIMIZER_STATES", "RECOMPUTE", "SCHEMA_VERSION",
+    "SECONDS_PER_DAY", "SECONDS_PER_HOUR",
+    "TP_ALL_REDUCES_PER_BLOCK", "TP_ALL_REDUCES_RECOMPUTED", "TRAINING_PRECISIONS", "ZERO_STAGES",
+    "Bandwidth", "Fleet", "Layout", "LayoutFigures", "MemoryPerGpu", "Plan", "PlanModel", "RunSize", "RunTotals",
+    "SearchResult", "StepTime", "TrainingPrecision",
+    "assumptions", "calibrated_bandwidths", "check_layout", "check_optimizer", "evaluate", "korthikanti_profile",
+    "layout_figures", "layout_from_options", "layout_memory", "layout_notes", "model_from_params",
+    "model_from_report", "model_from_spec", "positive", "positive_int", "recompute_flops", "resolve_fleet",
+    "ring_all_reduce_s", "ring_gather_s", "run_size", "run_totals", "search", "step_time", "training_precision",
+]

@@ -1,0 +1,49 @@
+"""One layout evaluated: memory, step time and the whole run (`evaluate`, the plan's entry point)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .assumptions import assumptions, layout_notes
+from .hardware import Fleet
+from .layout import Layout, check_layout
+from .memory import layout_memory, stage_params
+from .model import PlanModel
+from .precision import TrainingPrecision, check_optimizer, training_precision
+from .result import MemoryPerGpu, Plan, RunTotals, StepTime
+from .schedule import step_time
+from .totals import RunSize, run_totals
+
+
+@dataclass(frozen=True)
+class LayoutFigures:
+    """What the search ranks a layout by, before it becomes a Plan."""
+
+    memory: MemoryPerGpu
+    step: StepTime
+    training: RunTotals | None
+
+
+def layout_figures(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision, optimizer: str,
+             run: RunSize | None) -> LayoutFigures:
+    memory = layout_memory(model, layout, precision, optimizer)
+    largest_stage = max(params for _, params in stage_params(model, layout.pp))
+    step = step_time(model, layout, fleet, precision, largest_stage)
+    return LayoutFigures(memory, step, None if run is None else run_totals(model, layout, fleet, step, run))
+
+
+def evaluate(model: PlanModel, layout: Layout, fleet: Fleet, *, precision: str = "bf16", optimizer: str = "adamw",
+             run: RunSize | None = None) -> Plan:
+    """Memory per GPU, time per step and the whole run of one layout."""
+    setup = training_precision(precision)
+    check_optimizer(optimizer)
+    if fleet.gpus_per_node != layout.gpus_per_node:
+        layout = replace(layout, gpus_per_node=fleet.gpus_per_node)
+    check_layout(model, layout)
+    figures = layout_figures(model, layout, fleet, setup, optimizer, run)
+    given = assumptions(model, fleet, setup, optimizer, layout.num_gpus)
+    if layout.global_batch is None:
+        given += (f"global batch = dp x micro-batch = {layout.batch} (no --global-batch): one micro-batch per replica "
+                  "per step",)
+    return Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training, given,
+                layout_notes(model, layout), fleet.throughput.gpu)

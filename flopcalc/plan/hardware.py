@@ -1,0 +1,58 @@
+"""The GPUs a plan runs on: what one sustains, its memory, the links between them, and what they cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..compute import Throughput, check_price, check_pue
+from ..errors import UsageError
+from .checks import positive, positive_int
+
+DEFAULT_GPUS_PER_NODE = 8
+# One 200 Gb/s InfiniBand HDR NIC per GPU (DGX A100) moves 25 GB/s; nccl-tests' inter-node busbw is about this.
+DEFAULT_INTER_NODE_GBPS = 25.0
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """An achievable bus bandwidth per GPU in GB/s (nccl-tests' busbw), and where the figure came from."""
+
+    gbps: float
+    origin: str
+
+    def __post_init__(self) -> None:
+        positive(self.gbps, "bandwidth (GB/s)")
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The GPUs: what one sustains while computing, its memory, how they are wired, what they cost."""
+
+    throughput: Throughput
+    gpu_memory_bytes: float
+    memory_origin: str = ""
+    gpus_per_node: int = DEFAULT_GPUS_PER_NODE
+    intra_node: Bandwidth | None = None
+    inter_node: Bandwidth = Bandwidth(DEFAULT_INTER_NODE_GBPS, "assumed")
+    tdp_w: float | None = None
+    pue: float = 1.0
+    price_per_gpu_hour: float | None = None
+    notes: tuple[str, ...] = ()  # where the fleet's figures came from, printed with the assumptions
+
+    def __post_init__(self) -> None:
+        positive(self.gpu_memory_bytes, "GPU memory")
+        positive_int(self.gpus_per_node, "--gpus-per-node")
+        check_pue(self.pue)
+        check_price(self.price_per_gpu_hour)
+
+    def link(self, group: int, stride: int, num_gpus: int, what: str) -> Bandwidth:
+        """The bandwidth of a group of `group` GPUs whose ranks are `stride` apart, in a job of `num_gpus`:
+        intra-node when every such group sits inside one node (ranks fill nodes in order), else inter-node."""
+        span = group * stride
+        if num_gpus <= self.gpus_per_node or (span <= self.gpus_per_node and self.gpus_per_node % span == 0):
+            if self.intra_node is None:
+                raise UsageError(f"{what} runs inside a node, and the catalogue has no intra-node link figure for "
+                                 f"{self.throughput.gpu or 'this GPU'}", "give --intra-node-gbps (nccl-tests busbw, GB/s)")
+            return self.intra_node
+        return self.inter_node

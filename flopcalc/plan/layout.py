@@ -1,0 +1,126 @@
+"""How the GPUs split the work (dp x tp x pp, ZeRO, recomputation, batches), and what a layout asks of a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UsageError
+from .checks import positive_int
+from .hardware import DEFAULT_GPUS_PER_NODE
+from .model import PlanModel
+
+RECOMPUTE = ("none", "selective", "full")
+ZERO_STAGES = (0, 1, 2, 3)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the GPUs split the work: dp x tp x pp GPUs, ZeRO stage, recomputation, micro- and global batch."""
+
+    dp: int = 1
+    tp: int = 1
+    pp: int = 1
+    zero: int = 0
+    recompute: str = "none"
+    sequence_parallel: bool = False
+    micro_batch: int = 1
+    global_batch: int | None = None  # examples per optimizer step; None = dp x micro_batch
+    gpus_per_node: int = DEFAULT_GPUS_PER_NODE
+
+    def __post_init__(self) -> None:
+        for name in ("dp", "tp", "pp", "micro_batch"):
+            positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
+        if self.zero not in ZERO_STAGES:
+            raise UsageError(f"--zero must be 0, 1, 2 or 3, got {self.zero!r}")
+        if self.recompute not in RECOMPUTE:
+            raise UsageError(f"--recompute must be none, selective or full, got {self.recompute!r}")
+        if self.global_batch is not None:
+            positive_int(self.global_batch, "--global-batch")
+            if self.global_batch % (self.dp * self.micro_batch):
+                raise UsageError(
+                    f"--global-batch {self.global_batch} is not a multiple of dp x micro-batch = "
+                    f"{self.dp} x {self.micro_batch}", "each optimizer step runs whole micro-batches on every replica")
+
+    @property
+    def num_gpus(self) -> int:
+        return self.dp * self.tp * self.pp
+
+    @property
+    def batch(self) -> int:
+        return self.global_batch if self.global_batch is not None else self.dp * self.micro_batch
+
+    @property
+    def grad_accum(self) -> int:
+        """Micro-batches per replica per optimizer step (m in the bubble formula)."""
+        return self.batch // (self.dp * self.micro_batch)
+
+    @property
+    def split_sequence(self) -> bool:
+        return self.sequence_parallel and self.tp > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dp": self.dp, "tp": self.tp, "pp": self.pp, "zero": self.zero, "recompute": self.recompute,
+            "sequence_parallel": self.sequence_parallel, "micro_batch": self.micro_batch,
+            "global_batch": self.batch, "grad_accum": self.grad_accum, "num_gpus": self.num_gpus,
+            "gpus_per_node": self.gpus_per_node,
+        }
+
+    def label(self) -> str:
+        return (f"dp {self.dp} x tp {self.tp} x pp {self.pp}, ZeRO-{self.zero}, recompute {self.recompute}"
+                f"{', sequence parallel' if self.split_sequence else ''}, micro-batch {self.micro_batch}")
+
+
+def check_layout(model: PlanModel, layout: Layout) -> None:
+    """What a layout asks of the model's shape: tensor parallelism splits heads, pipeline stages take whole blocks."""
+    if layout.tp > 1:
+        if not model.blocks:
+            raise UsageError(f"--tp {layout.tp} splits a transformer's layers, and this model shows no repeated blocks",
+                             "give --layers, --hidden and --heads with --params; a TorchScript module hides its "
+                             "blocks: plan its Python model")
+        if not model.heads:
+            raise UsageError(f"--tp {layout.tp} needs the model's attention heads, which its graph does not show",
+                             "give --heads (and --kv-heads)")
+        if model.heads % layout.tp:
+            raise UsageError(f"--tp {layout.tp} does not divide the {model.heads} attention heads",
+                             f"use a tp that divides {model.heads}")
+        if model.kv_heads and model.kv_heads % layout.tp:
+            raise UsageError(f"--tp {layout.tp} does not divide the {model.kv_heads} key/value heads",
+                             f"use a tp that divides {model.kv_heads}")
+    if layout.pp > 1:
+        if not model.blocks:
+            raise UsageError(f"--pp {layout.pp} needs repeated blocks to split, and the model shows none",
+                             "use --pp 1, or give --layers with --params")
+        if layout.pp > model.blocks:
+            raise UsageError(f"--pp {layout.pp} is more than the model's {model.blocks} layers",
+                             f"use at most {model.blocks} pipeline stages")
+        if model.blocks % layout.pp:
+            raise UsageError(f"--pp {layout.pp} does not divide the model's {model.blocks} layers",
+                             "every pipeline stage takes the same number of layers")
+
+
+def layout_from_options(
+    model: PlanModel, *, num_gpus: int | None = None, global_batch: int | None = None,
+    sequence_parallel: bool = False, gpus_per_node: int = DEFAULT_GPUS_PER_NODE, dp: int | None = None,
+    tp: int | None = None, pp: int | None = None, zero: int | None = None, recompute: str | None = None,
+    micro_batch: int | None = None,
+) -> Layout:
+    """The layout a user names, with what is left out filled in: dp x tp x pp must make `num_gpus`, dp defaults
+    to what is left over, the micro-batch to the batch the model was counted with."""
+    tp, pp = (1 if tp is None else tp), (1 if pp is None else pp)
+    if min(tp, pp, 1 if dp is None else dp) < 1:
+        raise UsageError("--dp, --tp and --pp must be whole numbers >= 1")
+    if num_gpus is None:
+        num_gpus = (1 if dp is None else dp) * tp * pp
+    if dp is None:
+        if num_gpus % (tp * pp):
+            raise UsageError(f"--num-gpus {num_gpus} is not a multiple of tp x pp = {tp * pp}",
+                             "dp x tp x pp must make the number of GPUs")
+        dp = num_gpus // (tp * pp)
+    if dp * tp * pp != num_gpus:
+        raise UsageError(f"dp x tp x pp = {dp} x {tp} x {pp} = {dp * tp * pp}, not --num-gpus {num_gpus}",
+                         "dp x tp x pp must make the number of GPUs")
+    return Layout(dp=dp, tp=tp, pp=pp, zero=0 if zero is None else zero, recompute=recompute or "none",
+                  sequence_parallel=sequence_parallel, micro_batch=model.batch if micro_batch is None else micro_batch,
+                  global_batch=global_batch, gpus_per_node=gpus_per_node)

@@ -1,0 +1,53 @@
+"""One optimizer step on the slowest GPU: compute at the sustained FLOP/s, the exposed communication, and the
+1F1B bubble (p-1)/(m+p-1) (docs/plan.md, "Time per step")."""
+
+from __future__ import annotations
+
+from .communication import data_parallel_s, pipeline_transfer_s, tensor_parallel_s
+from .hardware import Fleet
+from .layout import Layout
+from .model import PlanModel
+from .precision import TrainingPrecision
+from .result import StepTime
+
+
+def recompute_flops(model: PlanModel, recompute: str) -> float:
+    """FLOPs re-run per counted batch: the blocks' forward (full) or their attention products (selective)."""
+    if recompute == "full":
+        return model.block_forward_flops
+    if recompute == "selective":
+        return model.attention_forward_flops
+    return 0.0
+
+
+def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision,
+              stage_params: float) -> StepTime:
+    """One optimizer step on the slowest GPU (docs/plan.md, "Time per step")."""
+    sustained = fleet.throughput.sustained_flops
+    scale = layout.micro_batch / model.batch
+    m, pp, tp = layout.grad_accum, layout.pp, layout.tp
+    forward, backward = model.forward_flops * scale, model.backward_flops * scale
+    recomputed = recompute_flops(model, layout.recompute) * scale
+    total = forward + backward + recomputed
+    if pp > 1:  # the slowest stage: its share of the blocks plus everything outside them (embedding, head)
+        blocks_share = model.block_forward_flops / (model.forward_flops or 1)
+        stage_fraction = blocks_share / pp + (1 - blocks_share)
+    else:
+        stage_fraction = 1.0
+    compute_mb = total * stage_fraction / tp / sustained
+    backward_mb = backward * stage_fraction / tp / sustained
+    forward_mb = (forward + recomputed) * stage_fraction / tp / sustained
+    width = precision.activation_bytes
+    profile = model.activations
+    hidden_bytes = (profile.block_input.bytes_at(width) / max(profile.layers, 1) * scale / profile.batch_size
+                    if profile is not None else 0.0)
+    tp_mb = tensor_parallel_s(hidden_bytes, layout, model.blocks, fleet)
+    pp_mb = pipeline_transfer_s(hidden_bytes, layout, fleet)
+    gradient_bytes = stage_params / tp * precision.gradient_bytes
+    weight_bytes = stage_params / tp * precision.weight_bytes
+    dp_comm, exposed_dp = data_parallel_s(layout, fleet, gradient_bytes, weight_bytes, forward_mb, backward_mb)
+    compute_s, tp_comm_s, pp_comm_s = m * compute_mb, m * tp_mb, m * pp_mb
+    bubble = (pp - 1) / (m + pp - 1)
+    pipeline_s = (compute_s + tp_comm_s + pp_comm_s) / (1 - bubble)
+    return StepTime(compute_s, dp_comm, tp_comm_s, pp_comm_s, bubble, tp_comm_s + pp_comm_s + exposed_dp,
+                    pipeline_s + exposed_dp)
