@@ -18,6 +18,7 @@ from ..files import parse_yaml, read_yaml
 from .curve import BETWEEN, Curve
 
 SCHEMA_VERSION = 1
+KERNEL_TIMES = ("sum", "max")  # a kernel's arithmetic and memory time added (no overlap), or the slower (roofline)
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "p2p")
 SCOPES = ("intra_node", "inter_node")
 GB = 1e9
@@ -67,6 +68,8 @@ class DeviceProfile:
     memory: Rate  # bytes/s; sizes in MB moved per op
     networks: dict[str, Network]
     precisions: tuple[str, ...]  # the precisions the matmul and vector peaks are for
+    kernel_time: str = "sum"  # how a kernel's arithmetic and memory times combine (KERNEL_TIMES)
+    kernel_time_source: str = ""
 
     def network(self, scope: str) -> Network:
         if scope not in self.networks:
@@ -77,6 +80,8 @@ class DeviceProfile:
     def sources(self) -> tuple[str, ...]:
         """Where every figure came from, one line each: printed with a prediction."""
         lines = [
+            f"a kernel's time: its arithmetic and memory times {'added' if self.kernel_time == 'sum' else 'the slower of'}"
+            f" ({self.kernel_time_source})",
             f"matmul peak {self.matmul.peak / 1e12:.4g} TFLOP/s ({self.matmul.peak_source}); efficiency per GEMM by "
             f"GFLOP ({self.matmul.efficiency.source})",
             f"vector peak {self.vector.peak / 1e12:.4g} TFLOP/s ({self.vector.peak_source}); efficiency by GFLOP "
@@ -183,7 +188,12 @@ def _profile(reader: _Reader, data: Any, path: str, precision: str) -> DevicePro
     networks = {scope: _network(reader, networks_data[scope], f"{path}.network.{scope}", scope)
                 for scope in SCOPES if scope in networks_data}
     precisions = tuple(reader.mapping(reader.field(reader.mapping(data["matmul"], path), "peak_tflops", path), path))
-    return DeviceProfile(device, str(data.get("description", "")), matmul, vector, memory, networks, precisions)
+    kernel = reader.mapping(reader.field(data, "kernel_time", path), f"{path}.kernel_time")
+    rule = reader.field(kernel, "rule", f"{path}.kernel_time")
+    if rule not in KERNEL_TIMES:
+        raise reader.fail(f"{path}.kernel_time.rule", f"must be sum or max, got {rule!r}")
+    return DeviceProfile(device, str(data.get("description", "")), matmul, vector, memory, networks, precisions,
+                         rule, reader.text(kernel, "source", f"{path}.kernel_time"))
 
 
 def default_profiles_text() -> str:

@@ -1,7 +1,7 @@
 """The predicted time of one optimizer step of a GPT-style model on a fleet, and the MFU and HFU it implies.
 
-Each kernel runs at the profile's rate for its own size (a roofline per op: the slower of its FLOPs at the
-matmul or vector rate and its bytes at the memory rate); collectives at their own message size; the pipeline
+Each kernel runs at the profile's rate for its own size (its FLOPs at the matmul or vector rate and its bytes at
+the memory rate, combined by the profile's rule); collectives at their own message size; the pipeline
 schedule multiplies the slowest stage's micro-batch time. Overlap rules are stated in OVERLAP_RULES, each with
 its source, and printed with every prediction.
 """
@@ -139,12 +139,13 @@ class StepPrediction:
 
 
 def op_s(op: Op, profile: DeviceProfile) -> float:
-    """One kernel's seconds: the slower of its arithmetic and its memory traffic, each at the rate the profile
-    gives work of its size (a GEMM at the matmul curve, anything else at the vector one)."""
+    """One kernel's seconds: its arithmetic and its memory traffic, each at the rate the profile gives work of its
+    size (a GEMM at the matmul curve, anything else at the vector one), added or the slower of the two as the
+    profile's kernel_time rule says (its efficiencies were fitted under that rule)."""
     rate = profile.matmul if op.kind == "gemm" else profile.vector
     compute = op.flops / rate.achieved(op.flops / 1e9) if op.flops else 0.0
     memory = op.bytes / profile.memory.achieved(op.bytes / MB) if op.bytes else 0.0
-    return compute + memory
+    return compute + memory if profile.kernel_time == "sum" else max(compute, memory)
 
 
 def ops_s(ops: tuple[Op, ...], profile: DeviceProfile) -> float:
