@@ -8,11 +8,11 @@ from .curve import Curve
 from .layer import LayerWork, Op, TransformerShape, embedding_work, head_work, layer_work
 from .profile import DeviceProfile, Network, Rate, default_profiles_text, device_profile, load_profiles
 from .schedule import bubble_fraction, pipeline_slots, stage_layers
-from .step import OVERLAP_RULES, StageTime, StepPrediction, TrainingLayout, op_s, predict_step
+from .step import OVERLAP_RULES, StageTime, StepPrediction, TrainingLayout, op_s, ops_s, predict_step
 
 __all__ = [
     "Curve", "DeviceProfile", "LayerWork", "Network", "OVERLAP_RULES", "Op", "Rate", "StageTime", "StepPrediction",
     "TrainingLayout", "TransformerShape", "bubble_fraction", "collective_s", "default_profiles_text",
-    "device_profile", "embedding_work", "head_work", "layer_work", "load_profiles", "op_s", "pipeline_slots",
+    "device_profile", "embedding_work", "head_work", "layer_work", "load_profiles", "op_s", "ops_s", "pipeline_slots",
     "predict_step", "ring_steps", "stage_layers", "traffic_factor",
 ]
