@@ -139,6 +139,8 @@ class _Reader:
         between = data.get("between", "step")
         if between not in BETWEEN:
             raise self.fail(f"{path}.between", f"must be one of {', '.join(BETWEEN)}, got {between!r}")
+        if any(value > 1 for _, value in points):
+            raise self.fail(f"{path}.points", "an efficiency is a fraction of the peak: at most 1")
         try:
             return Curve(tuple((float(a), float(b)) for a, b in points), self.text(data, "source", path), between)
         except CalibrationError as error:

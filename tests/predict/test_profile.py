@@ -42,6 +42,7 @@ def _shipped():
     (lambda d: d["profiles"][0]["vector"]["efficiency"].update(source=""), "source"),
     (lambda d: d["profiles"][0]["matmul"]["efficiency"].update(points=[[2, 0.5], [1, 0.6]]), "ascending"),
     (lambda d: d.update(schema_version=9), "schema_version"),
+    (lambda d: d["profiles"][0]["memory"]["efficiency"].update(points=[[0, 1.2]]), "at most 1"),
     (lambda d: d["profiles"].append(d["profiles"][0]), "appears twice"),
 ])
 def test_a_bad_profile_is_one_line(tmp_path, change, message):
