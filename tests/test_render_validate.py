@@ -35,3 +35,12 @@ def test_csv_has_one_row_per_run_and_json_the_summaries(report):
 
 def test_without_a_fit_the_title_says_nothing_was_fitted():
     assert "nothing fitted" in render(validate(fit=False), "table")
+
+
+def test_docs_publish_the_table_the_command_prints(report):
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "validation.md").read_text(encoding="utf-8")
+    printed = render(report, "markdown")
+    table = printed[: printed.index("\n", printed.index("- memory, held out"))]
+    assert table in docs, "docs/validation.md: paste `flopcalc validate --format markdown` (up to the sources)"

@@ -78,12 +78,12 @@ def render(report: ValidationReport, fmt: str) -> str:
             continue
         if fmt == "markdown":
             sections.append(markdown_text(headers, _rows(report, kind), right=right, title=[f"### {heading}"],
-                                          footer=summary_lines(report, kind)))
+                                          footer=[f"- {line}" for line in summary_lines(report, kind)]))
         else:
             sections.append(table_text(headers, _rows(report, kind), right=right, title=[heading],
                                        footer=summary_lines(report, kind)))
     if fmt == "markdown":
-        head = "\n".join(_title(report)) + "\n"
+        head = "\n\n".join(_title(report)) + "\n"
         tail = "\n".join(f"- {line.strip()}" for line in _sources(report) if line.startswith("  ")) + "\n"
         return "\n".join([head, *sections, tail])
     head = "\n".join(_title(report)) + "\n"
