@@ -59,6 +59,9 @@ def test_mfu_and_hfu_count_model_and_recomputed_flops():
                                                                               + vocab / (16 * layers * h)))
     assert step.mfu == pytest.approx(step.model_flops / (step.step_s * 64 * 312e12))
     assert step.hfu == pytest.approx(step.hardware_flops / (step.step_s * 64 * 312e12))
+    data = step.to_dict()
+    assert data["mfu"] == step.mfu and data["slowest_stage_micro_batch"]["total_s"] == step.slowest.total_s
+    assert data["rules"] and data["sources"]
 
 
 def test_zero3_parameter_gathers_are_not_free():
