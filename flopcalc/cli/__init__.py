@@ -12,6 +12,7 @@ from . import bench as _bench  # noqa: F401,E402
 from . import check as _check  # noqa: F401,E402
 from . import infer as _infer  # noqa: F401,E402
 from . import plan as _plan  # noqa: F401,E402
+from . import validate as _validate  # noqa: F401,E402
 
 
 def main() -> None:

@@ -1,0 +1,18 @@
+"""The step-time model: a device profile's size-dependent rates applied to each kernel, collective and pipeline
+slot of a training step. A library: it never prints (docs/validation.md)."""
+
+from __future__ import annotations
+
+from .comm import collective_s, ring_steps, traffic_factor
+from .curve import Curve
+from .layer import LayerWork, Op, TransformerShape, embedding_work, head_work, layer_work
+from .profile import DeviceProfile, Network, Rate, default_profiles_text, device_profile, load_profiles
+from .schedule import bubble_fraction, pipeline_slots, stage_layers
+from .step import OVERLAP_RULES, StageTime, StepPrediction, TrainingLayout, op_s, ops_s, predict_step
+
+__all__ = [
+    "Curve", "DeviceProfile", "LayerWork", "Network", "OVERLAP_RULES", "Op", "Rate", "StageTime", "StepPrediction",
+    "TrainingLayout", "TransformerShape", "bubble_fraction", "collective_s", "default_profiles_text",
+    "device_profile", "embedding_work", "head_work", "layer_work", "load_profiles", "op_s", "ops_s", "pipeline_slots",
+    "predict_step", "ring_steps", "stage_layers", "traffic_factor",
+]

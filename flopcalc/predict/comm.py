@@ -1,0 +1,37 @@
+"""Collective and point-to-point times at their own message size, from a network's bus-bandwidth curve.
+
+nccl-tests' convention (its PERFORMANCE.md): bus bandwidth = algorithm bandwidth x 2(n-1)/n for all-reduce and
+x (n-1)/n for all-gather and reduce-scatter, the traffic of a ring; so a collective on a buffer of B bytes over
+n GPUs takes B x 2(n-1)/n / busbw (all-reduce) or B x (n-1)/n / busbw (the others; B the whole gathered buffer),
+plus one latency per ring step: 2(n-1) steps for an all-reduce, n-1 for the others, 1 for a point-to-point send.
+"""
+
+from __future__ import annotations
+
+from .profile import COLLECTIVES, Network
+
+
+def traffic_factor(collective: str, group: int) -> float:
+    """Bytes each GPU sends per byte of buffer, for a ring of `group` GPUs."""
+    if collective == "p2p":
+        return 1.0
+    if group <= 1:
+        return 0.0
+    share = (group - 1) / group
+    return 2 * share if collective == "all_reduce" else share
+
+
+def ring_steps(collective: str, group: int) -> int:
+    if collective == "p2p":
+        return 1
+    return 0 if group <= 1 else (2 * (group - 1) if collective == "all_reduce" else group - 1)
+
+
+def collective_s(network: Network, collective: str, nbytes: float, group: int) -> float:
+    """Seconds of one `collective` on a buffer of `nbytes` over `group` GPUs (p2p: `nbytes` sent once)."""
+    if collective not in COLLECTIVES:
+        raise ValueError(f"unknown collective {collective!r}")
+    if nbytes <= 0 or (collective != "p2p" and group <= 1):
+        return 0.0
+    bandwidth = network.bus_bandwidth(collective, nbytes)
+    return nbytes * traffic_factor(collective, group) / bandwidth + ring_steps(collective, group) * network.latency_s
