@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..compute import Throughput, check_price, check_pue
 from ..errors import UsageError
+from ..predict import DeviceProfile
 from .checks import positive, positive_int
 
 DEFAULT_GPUS_PER_NODE = 8
@@ -39,6 +40,8 @@ class Fleet:
     pue: float = 1.0
     price_per_gpu_hour: float | None = None
     notes: tuple[str, ...] = ()  # where the fleet's figures came from, printed with the assumptions
+    # the step-time model's rates (flopcalc.predict); None: compute at peak x utilization (`--utilization`)
+    profile: DeviceProfile | None = None
 
     def __post_init__(self) -> None:
         positive(self.gpu_memory_bytes, "GPU memory")

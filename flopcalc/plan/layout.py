@@ -27,10 +27,15 @@ class Layout:
     micro_batch: int = 1
     global_batch: int | None = None  # examples per optimizer step; None = dp x micro_batch
     gpus_per_node: int = DEFAULT_GPUS_PER_NODE
+    virtual: int = 1  # model chunks per GPU: interleaved 1F1B (Narayanan et al. 2021, Sec. 2.2.2); 1 = plain 1F1B
 
     def __post_init__(self) -> None:
         for name in ("dp", "tp", "pp", "micro_batch"):
             positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
+        positive_int(self.virtual, "--virtual-stages")
+        if self.virtual > 1 and self.pp == 1:
+            raise UsageError(f"--virtual-stages {self.virtual} interleaves pipeline stages, and pp is 1",
+                             "give --pp > 1, or drop --virtual-stages")
         if self.zero not in ZERO_STAGES:
             raise UsageError(f"--zero must be 0, 1, 2 or 3, got {self.zero!r}")
         if self.recompute not in RECOMPUTE:
@@ -64,12 +69,13 @@ class Layout:
             "dp": self.dp, "tp": self.tp, "pp": self.pp, "zero": self.zero, "recompute": self.recompute,
             "sequence_parallel": self.sequence_parallel, "micro_batch": self.micro_batch,
             "global_batch": self.batch, "grad_accum": self.grad_accum, "num_gpus": self.num_gpus,
-            "gpus_per_node": self.gpus_per_node,
+            "gpus_per_node": self.gpus_per_node, "virtual_stages": self.virtual,
         }
 
     def label(self) -> str:
         return (f"dp {self.dp} x tp {self.tp} x pp {self.pp}, ZeRO-{self.zero}, recompute {self.recompute}"
-                f"{', sequence parallel' if self.split_sequence else ''}, micro-batch {self.micro_batch}")
+                f"{', sequence parallel' if self.split_sequence else ''}, micro-batch {self.micro_batch}"
+                f"{f', {self.virtual} virtual stages (interleaved 1F1B)' if self.virtual > 1 else ''}")
 
 
 def check_layout(model: PlanModel, layout: Layout) -> None:
@@ -95,16 +101,22 @@ def check_layout(model: PlanModel, layout: Layout) -> None:
         if layout.pp > model.blocks:
             raise UsageError(f"--pp {layout.pp} is more than the model's {model.blocks} layers",
                              f"use at most {model.blocks} pipeline stages")
-        if model.blocks % layout.pp:
-            raise UsageError(f"--pp {layout.pp} does not divide the model's {model.blocks} layers",
-                             "every pipeline stage takes the same number of layers")
+        chunks = layout.pp * layout.virtual
+        if layout.virtual > 1 and model.blocks % chunks:
+            raise UsageError(f"--pp {layout.pp} x --virtual-stages {layout.virtual} = {chunks} model chunks do not "
+                             f"divide the model's {model.blocks} layers",
+                             "interleaving gives every chunk the same number of layers (Megatron-LM's rule)")
+        if layout.virtual > 1 and layout.grad_accum % layout.pp:
+            raise UsageError(f"interleaving runs micro-batches in groups of pp = {layout.pp}, and there are "
+                             f"{layout.grad_accum} per replica", "give a --global-batch of dp x micro-batch x a "
+                             "multiple of pp (Megatron-LM's rule)")
 
 
 def layout_from_options(
     model: PlanModel, *, num_gpus: int | None = None, global_batch: int | None = None,
     sequence_parallel: bool = False, gpus_per_node: int = DEFAULT_GPUS_PER_NODE, dp: int | None = None,
     tp: int | None = None, pp: int | None = None, zero: int | None = None, recompute: str | None = None,
-    micro_batch: int | None = None,
+    micro_batch: int | None = None, virtual: int | None = None,
 ) -> Layout:
     """The layout a user names, with what is left out filled in: dp x tp x pp must make `num_gpus`, dp defaults
     to what is left over, the micro-batch to the batch the model was counted with."""
@@ -123,4 +135,4 @@ def layout_from_options(
                          "dp x tp x pp must make the number of GPUs")
     return Layout(dp=dp, tp=tp, pp=pp, zero=0 if zero is None else zero, recompute=recompute or "none",
                   sequence_parallel=sequence_parallel, micro_batch=model.batch if micro_batch is None else micro_batch,
-                  global_batch=global_batch, gpus_per_node=gpus_per_node)
+                  global_batch=global_batch, gpus_per_node=gpus_per_node, virtual=1 if virtual is None else virtual)

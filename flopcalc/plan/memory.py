@@ -3,6 +3,7 @@ sequence parallelism, dropped by recomputation (Korthikanti et al. 2022), held i
 
 from __future__ import annotations
 
+from ..predict import stage_layers
 from .layout import Layout
 from .model import PlanModel
 from .precision import TrainingPrecision
@@ -19,14 +20,27 @@ def model_states(model: PlanModel, layout: Layout, precision: TrainingPrecision,
     return weights, gradients, optimizer_bytes
 
 
+def stage_blocks(model: PlanModel, pp: int) -> tuple[float, float]:
+    """Blocks on the first and on the last pipeline stage: layers / pp each, or, when pp does not divide them,
+    one more on the first stages (126 layers on 16 stages: 8 on the first, 7 on the last)."""
+    layers = model.activations.layers if model.activations is not None else model.blocks
+    if not layers or layers % pp == 0:
+        return (layers / pp,) * 2
+    split = stage_layers(layers, pp)
+    return float(split[0]), float(split[-1])
+
+
 def stage_params(model: PlanModel, pp: int) -> list[tuple[str, float]]:
     """Parameters per pipeline stage: whole model on one stage; else each stage's blocks, plus what runs before
     the blocks on the first stage and after them on the last (a tied embedding on both)."""
     profile = model.activations
     if pp == 1 or profile is None:
         return [("only", float(model.params) / pp)]
-    share = profile.block_params / pp
-    return [("first", share + profile.params_before), ("last", share + profile.params_after)]
+    if profile.layers and profile.layers % pp:
+        first, last = (profile.block_params * blocks / profile.layers for blocks in stage_blocks(model, pp))
+    else:
+        first = last = profile.block_params / pp
+    return [("first", first + profile.params_before), ("last", last + profile.params_after)]
 
 
 def activation_bytes(model: PlanModel, layout: Layout, width: float, stage: str) -> float | None:
@@ -45,20 +59,23 @@ def activation_bytes(model: PlanModel, layout: Layout, width: float, stage: str)
         kept = full - profile.block_scores.bytes_at(width) / tp / layers
     else:
         kept = profile.block_input.bytes_at(width) / stream / layers
-    per_stage_layers = profile.layers / layout.pp
+    first_layers, last_layers = stage_blocks(model, layout.pp)
     before = profile.before_blocks.bytes_at(width) / stream
     after = profile.after_blocks.bytes_at(width) / stream
+    interleaving = 1.0
     if stage == "only":
-        held = per_stage_layers * kept + before + after
+        held = first_layers * kept + before + after
         in_flight = 1
     elif stage == "first":
-        held = per_stage_layers * kept + before
+        held = first_layers * kept + before
         in_flight = min(layout.pp, layout.grad_accum)
+        if layout.virtual > 1:  # Korthikanti et al. 2022, Sec. 4.2.3: the first stage holds 1 + (p-1)/(p v) times more
+            interleaving = 1 + (layout.pp - 1) / (layout.pp * layout.virtual)
     else:
-        held = per_stage_layers * kept + after
+        held = last_layers * kept + after
         in_flight = 1
     working = full if layout.recompute == "full" and profile.layers else 0.0  # the block being re-run
-    return (in_flight * held + working) * layout.micro_batch / profile.batch_size
+    return (in_flight * held + working) * interleaving * layout.micro_batch / profile.batch_size
 
 
 def layout_memory(model: PlanModel, layout: Layout, precision: TrainingPrecision, optimizer: str) -> MemoryPerGpu:

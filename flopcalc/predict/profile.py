@@ -8,7 +8,7 @@ flopcalc/data/device_profiles.yaml (docs/validation.md, "Device profiles", docum
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -235,3 +235,18 @@ def device_profile(device: str, path: Path | None = None, *, precision: str = "f
         raise CalibrationError(f"no device profile for {device} in {path or 'the shipped profiles'}",
                                f"profiles exist for {', '.join(sorted(profiles))}")
     return profiles[device]
+
+
+def is_profile_file(path: Path) -> bool:
+    """Whether `path` is a device profile file (a `profiles:` list), not `bench --save`'s calibration file."""
+    data = read_yaml(Path(path), CalibrationError, "calibration file")
+    return isinstance(data, dict) and "profiles" in data
+
+
+def with_bus_bandwidth(profile: DeviceProfile, scope: str, gbps: float, origin: str) -> DeviceProfile:
+    """The profile with the `scope` network's bus bandwidth replaced by `gbps` (an nccl-tests busbw: efficiency 1
+    for every collective), the latency kept; a profile without that scope gets one with no latency."""
+    flat = {name: Curve(((0.0, 1.0),), f"{origin}: a bus bandwidth, used as it is") for name in COLLECTIVES}
+    old = profile.networks.get(scope)
+    network = Network(scope, old.gpus if old else 8, gbps * GB, old.latency_s if old else 0.0, origin, flat)
+    return replace(profile, networks={**profile.networks, scope: network})
