@@ -9,6 +9,7 @@ from .hardware import Fleet
 from .layout import Layout, check_layout
 from .memory import layout_memory, stage_params
 from .model import PlanModel
+from .predicted import predicted_step_time, prediction_shape
 from .precision import TrainingPrecision, check_optimizer, training_precision
 from .result import MemoryPerGpu, Plan, RunTotals, StepTime
 from .schedule import step_time
@@ -27,8 +28,12 @@ class LayoutFigures:
 def layout_figures(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision, optimizer: str,
              run: RunSize | None) -> LayoutFigures:
     memory = layout_memory(model, layout, precision, optimizer)
-    largest_stage = max(params for _, params in stage_params(model, layout.pp))
-    step = step_time(model, layout, fleet, precision, largest_stage)
+    shape, _ = prediction_shape(model, fleet, precision)
+    if shape is not None:
+        step = predicted_step_time(model, layout, fleet, shape)
+    else:
+        largest_stage = max(params for _, params in stage_params(model, layout.pp))
+        step = step_time(model, layout, fleet, precision, largest_stage)
     return LayoutFigures(memory, step, None if run is None else run_totals(model, layout, fleet, step, run))
 
 

@@ -42,6 +42,7 @@ class Fleet:
     notes: tuple[str, ...] = ()  # where the fleet's figures came from, printed with the assumptions
     # the step-time model's rates (flopcalc.predict); None: compute at peak x utilization (`--utilization`)
     profile: DeviceProfile | None = None
+    timing_notes: tuple[str, ...] = ()  # how the step is timed: a profile built from the datasheet, --utilization
 
     def __post_init__(self) -> None:
         positive(self.gpu_memory_bytes, "GPU memory")

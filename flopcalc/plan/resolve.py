@@ -6,11 +6,16 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from ..calibration import choose_throughput, load_calibration, measured_bandwidths
+from pathlib import Path
+
+from ..calibration import choose_throughput, load_calibration, measured_bandwidths, resolve_calibration_path
 from ..catalog import Catalog, GpuSpec, load_catalog
 from ..errors import CalibrationError, FlopcalcError, UsageError
+from ..predict import (DeviceProfile, datasheet_profile, device_profile, is_profile_file, load_profiles,
+                       with_bus_bandwidth)
 from .hardware import DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GB, Bandwidth, Fleet
 from .precision import training_precision
+from .predicted import PREDICTED_PRECISIONS
 
 INTER_NODE_ORIGIN = ("assumed: one 200 Gb/s InfiniBand HDR NIC per GPU, as in a DGX A100; give --inter-node-gbps "
                      "(nccl-tests busbw across nodes)")
@@ -47,6 +52,10 @@ def resolve_fleet(
     otherwise assumed. `Fleet.notes` says where the network figures did not come from a measurement asked for."""
     if gpu is None and calibration is None:
         raise UsageError("no GPU given", "pass --gpu NAME (or --calibration FILE|auto)")
+    profile_file = profile_file_of(calibration)
+    if profile_file is not None:  # a device profile file: the datasheet's peak, the profile's rates
+        calibration = None
+        gpu = gpu or _only_device(profile_file, precision)
     choice = choose_throughput(gpu=gpu, precision=precision, utilization=utilization, calibration=calibration,
                                catalogs=catalogs, model_key=model_key)
     throughput = choice.throughput
@@ -61,11 +70,68 @@ def resolve_fleet(
     else:
         raise UsageError(f"the catalogue has no memory figure for {name}", "give --gpu-memory GB")
     measured, notes = calibrated_bandwidths(calibration, name, catalog)
+    intra, inter = _intra_node(intra_node_gbps, measured, entry), _inter_node(inter_node_gbps, measured)
+    profile, timing = step_profile(entry, throughput.precision, utilization=utilization, calibration=calibration,
+                                   profile_file=profile_file, gpus_per_node=gpus_per_node)
+    if profile is not None:  # bus bandwidths given or measured replace the profile's
+        for scope, link in (("intra_node", intra), ("inter_node", inter)):
+            if link is not None and (link.origin.startswith("--") or link.origin.startswith("measured")):
+                profile = with_bus_bandwidth(profile, scope, link.gbps, link.origin)
     return Fleet(
         throughput=throughput, gpu_memory_bytes=memory, memory_origin=memory_origin, gpus_per_node=gpus_per_node,
-        intra_node=_intra_node(intra_node_gbps, measured, entry), inter_node=_inter_node(inter_node_gbps, measured),
-        tdp_w=choice.tdp_w, pue=pue, price_per_gpu_hour=price_per_gpu_hour, notes=notes,
+        intra_node=intra, inter_node=inter, tdp_w=choice.tdp_w, pue=pue, price_per_gpu_hour=price_per_gpu_hour,
+        notes=notes, profile=profile, timing_notes=timing,
     )
+
+
+def profile_file_of(calibration: str | os.PathLike | None) -> Path | None:
+    """`--calibration FILE` when FILE is a device profile file (docs/validation.md's format), else None."""
+    if calibration is None:
+        return None
+    path = resolve_calibration_path(calibration)
+    return path if path.is_file() and is_profile_file(path) else None
+
+
+def _only_device(path: Path, precision: str | None) -> str:
+    profiles = load_profiles(path, precision=precision or "bf16")
+    if len(profiles) != 1:
+        raise UsageError(f"{path} holds profiles of {', '.join(profiles)}", "name the GPU with --gpu")
+    return next(iter(profiles))
+
+
+def step_profile(entry: GpuSpec | None, precision: str, *, utilization: float | None = None,
+                 calibration: str | os.PathLike | None = None, profile_file: Path | None = None,
+                 gpus_per_node: int = DEFAULT_GPUS_PER_NODE) -> tuple[DeviceProfile | None, tuple[str, ...]]:
+    """The device profile the step-time model runs on, and lines saying where it came from; None (and why) when
+    the step is timed at peak x utilization instead. A profile file without this GPU is refused: a profile
+    measured on one device does not apply to another."""
+    if utilization is not None:
+        return None, (f"--utilization {utilization:g} replaced the step-time prediction: compute at peak x "
+                      f"{utilization:g}, communication added on top (docs/plan.md)",)
+    if calibration is not None:
+        return None, ("the calibration file holds a measured matmul peak, not a device profile: step time is that "
+                      "peak x utilization, not a prediction (give a device profile file for one)",)
+    if entry is None:
+        return None, ("the catalogue does not know this GPU: no device profile, step time is peak x utilization",)
+    if precision not in PREDICTED_PRECISIONS:
+        return None, (f"the step-time model covers 16-bit training (bf16, fp16), not {precision}: step time is peak "
+                      "x utilization",)
+    if profile_file is not None:
+        try:
+            profile = device_profile(entry.id, profile_file, precision=precision)
+        except CalibrationError as error:
+            if not error.message.startswith("no device profile"):
+                raise
+            theirs = ", ".join(load_profiles(profile_file, precision=precision))
+            raise CalibrationError(f"{profile_file} profiles {theirs}, not {entry.id}: a profile measured on one device "
+                                   "does not apply to another", f"plan {theirs}, or profile {entry.id}") from None
+        return profile, (f"device profile of {entry.id} from {profile_file}",)
+    shipped = load_profiles(precision=precision)
+    if entry.id in shipped:
+        return shipped[entry.id], (f"device profile of {entry.id}: the shipped one (docs/validation.md)",)
+    profile, line = datasheet_profile(entry, precision, gpus_per_node=gpus_per_node)
+    return profile, (line,) if profile is not None else (f"{line}: step time is peak x utilization",)
+
 
 
 def _catalog_entry(catalog: Catalog, name: str) -> GpuSpec | None:

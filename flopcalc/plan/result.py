@@ -47,6 +47,12 @@ class StepTime:
     bubble_fraction: float
     exposed_comm_s: float
     step_s: float
+    # "predicted": by flopcalc.predict on a device profile; "utilization": FLOPs at peak x one utilisation factor
+    time_model: str = "utilization"
+    mfu: float | None = None  # model FLOPs per step / (step_s x GPUs x peak): an output of the step time
+    hfu: float | None = None  # + recomputation
+    optimizer_s: float = 0.0  # the optimizer step after the last backward (predicted only)
+    prediction: dict[str, Any] | None = None  # the step-time model's figures (StepPrediction.to_dict, no sources)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -52,17 +52,25 @@ def _rows(plan: Plan) -> list[list[str]]:
         rows.append([f"  {name}", _gb(value), _bar(value, capacity)])
     rows.append(["  total", _gb(memory.total), fits_text(plan)])
     layout = plan.layout
+    predicted = step.time_model == "predicted"
+    timed = ("predicted: the step-time model on the device profile" if predicted
+             else "FLOPs at peak x utilization, communication added")
     rows += [
-        ["time per step", "", f"{layout.grad_accum} micro-batch{'es' if layout.grad_accum != 1 else ''} per replica"],
+        ["time per step", "", f"{layout.grad_accum} micro-batch{'es' if layout.grad_accum != 1 else ''} per replica; "
+         + timed],
         ["  compute", _seconds(step.compute_s), "recomputation included" if layout.recompute != "none" else ""],
         ["  data-parallel comm", _seconds(step.dp_comm_s), "overlaps the backward" if step.dp_comm_s else ""],
         ["  tensor-parallel comm", _seconds(step.tp_comm_s), "exposed" if step.tp_comm_s else ""],
         ["  pipeline comm", _seconds(step.pp_comm_s), "exposed" if step.pp_comm_s else ""],
-        ["  pipeline bubble", f"{step.bubble_fraction:.1%}",
-         f"(pp-1)/(m+pp-1) = {layout.pp - 1}/{layout.grad_accum + layout.pp - 1}" if layout.pp > 1 else ""],
+        ["  pipeline bubble", f"{step.bubble_fraction:.1%}", _bubble(plan)],
         ["  exposed comm", _seconds(step.exposed_comm_s), ""],
-        ["  step", _seconds(step.step_s), ""],
     ]
+    if predicted:
+        rows.append(["  optimizer", _seconds(step.optimizer_s), "after the last backward, memory-bound"])
+    rows.append(["  step", _seconds(step.step_s), ""])
+    if step.mfu is not None:
+        rows.append(["  MFU", f"{step.mfu:.1%}", f"HFU {step.hfu:.1%}; "
+                     + ("predicted, an output" if predicted else "peak x utilization, less the communication")])
     run = plan.training
     if run is not None:
         rows += [
@@ -79,6 +87,17 @@ def _rows(plan: Plan) -> list[list[str]]:
         if run.cost is not None:
             rows.append(["  cost", format_number(run.cost, 4), "GPU-hours x price"])
     return rows
+
+
+def _bubble(plan: Plan) -> str:
+    """The bubble's formula with this layout's figures: 1F1B, or interleaved with v model chunks per GPU."""
+    layout = plan.layout
+    pp, m, v = layout.pp, layout.grad_accum, layout.virtual
+    if pp == 1:
+        return ""
+    if v == 1:
+        return f"(pp-1)/(m+pp-1) = {pp - 1}/{m + pp - 1}"
+    return f"interleaved: (pp-1)/v / (m + (pp-1)/v) = {pp - 1}/{v} / ({m} + {pp - 1}/{v})"
 
 
 def _footer(assumptions: Any, notes: Any, rejected: Any = ()) -> list[str]:
@@ -137,7 +156,12 @@ def _search_row(rank: int, plan: Plan) -> list[str]:
     t, run = plan.layout, plan.training
     return [str(rank), str(t.dp), str(t.tp), str(t.pp), str(t.zero), t.recompute, str(t.micro_batch),
             _gb(plan.memory.total), _seconds(plan.step.step_s),
-            "" if run is None else format_number(run.wall_clock_days, 4), "" if run is None else f"{run.mfu:.1%}"]
+            "" if run is None else format_number(run.wall_clock_days, 4), _mfu(plan)]
+
+
+def _mfu(plan: Plan) -> str:
+    mfu = plan.training.mfu if plan.training is not None else plan.step.mfu
+    return "" if mfu is None else f"{mfu:.1%}"
 
 
 def render_search(result: SearchResult, fmt: str) -> str:

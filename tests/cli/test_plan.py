@@ -15,9 +15,10 @@ FLEET = ["--gpu", "H100-SXM", "--intra-node-gbps", "450", "--inter-node-gbps", "
 CONTRACT = {
     "model": {"params", "flops_per_micro_batch", "source"},
     "parallelism": {"dp", "tp", "pp", "zero", "recompute", "sequence_parallel", "micro_batch", "global_batch",
-                    "grad_accum", "num_gpus", "gpus_per_node"},
+                    "grad_accum", "num_gpus", "gpus_per_node", "virtual_stages"},
     "memory_per_gpu_bytes": {"weights", "gradients", "optimizer", "activations", "total"},
-    "step": {"compute_s", "dp_comm_s", "tp_comm_s", "pp_comm_s", "bubble_fraction", "exposed_comm_s", "step_s"},
+    "step": {"compute_s", "dp_comm_s", "tp_comm_s", "pp_comm_s", "bubble_fraction", "exposed_comm_s", "step_s",
+             "time_model", "mfu", "hfu", "optimizer_s", "prediction"},
     "training": {"model_flops", "hardware_flops", "steps", "wall_clock_s", "wall_clock_days", "gpu_hours", "mfu",
                  "hfu", "energy_kwh", "cost"},
 }
@@ -33,12 +34,18 @@ def run_json(*args):
     return json.loads(result.stdout)
 
 
+GOLDEN_LAYOUT = ("-n", "16", "--tp", "8", "--sequence-parallel", "--zero", "1", "--global-batch", "512", "--tokens",
+                 "1T", "--price-per-gpu-hour", "2.5")
+
+
 def test_a_7b_layout_matches_the_golden_json():
-    """16 H100s, tp 8 with sequence parallelism, dp 2 with ZeRO-1, 1T tokens; regenerate only for a deliberate
-    change of the contract or a formula (docs/plan.md)."""
-    data = run_json(*SEVEN_B, *FLEET, "-n", "16", "--tp", "8", "--sequence-parallel", "--zero", "1",
-                    "--global-batch", "512", "--tokens", "1T", "--price-per-gpu-hour", "2.5")
+    """16 H100s, tp 8 with sequence parallelism, dp 2 with ZeRO-1, 1T tokens, at an explicit utilization of 0.3
+    (what plan did before the step-time model); regenerate only for a deliberate change of the contract or a
+    formula (docs/plan.md)."""
+    data = run_json(*SEVEN_B, *FLEET, *GOLDEN_LAYOUT, "--utilization", "0.3")
     assert data == json.loads((GOLDEN / "plan_7b_h100.json").read_text())
+    assert data["step"]["time_model"] == "utilization" and data["step"]["prediction"] is None
+    assert "--utilization 0.3 replaced the step-time prediction" in " ".join(data["assumptions"])
     assert data["schema_version"] == 1
     assert set(data) == {"schema_version", *CONTRACT, "gpu_memory_bytes", "fits", "assumptions", "notes"}
     for key, inner in CONTRACT.items():
@@ -52,6 +59,21 @@ def test_a_7b_layout_matches_the_golden_json():
     assert data["memory_per_gpu_bytes"]["activations"] == pytest.approx(32 * s * h / 8 * (34 + 5 * a * s / h))
     assert data["training"]["steps"] == 953_675  # ceil(1e12 / 2048 / 512) = ceil(953,674.3)
     assert data["training"]["cost"] == pytest.approx(2.5 * data["training"]["gpu_hours"])
+
+
+def test_the_same_layout_predicted_matches_its_golden_json():
+    """No --utilization: the step-time model on the shipped H100 profile times the step; MFU and HFU are outputs."""
+    data = run_json(*SEVEN_B, *FLEET, *GOLDEN_LAYOUT)
+    assert data == json.loads((GOLDEN / "plan_7b_h100_predicted.json").read_text())
+    for key, inner in CONTRACT.items():
+        assert set(data[key]) == inner, key
+    step = data["step"]
+    assert step["time_model"] == "predicted" and step["prediction"]["step_s"] == step["step_s"]
+    # MFU = model FLOPs per step / (step x 16 GPUs x 989.5 TFLOP/s); model FLOPs per step = 512 x 3 x forward
+    assert step["mfu"] == pytest.approx(512 * 3 * 29642223255552.0 / (step["step_s"] * 16 * 989.5e12), rel=1e-12)
+    assert step["step_s"] == pytest.approx(step["compute_s"] + step["exposed_comm_s"] + step["optimizer_s"], rel=1e-12)
+    assert any(line.startswith("step time predicted by flopcalc.predict on the H100-SXM device profile")
+               for line in data["assumptions"])
 
 
 def test_a_counted_model_plans_in_every_format(examples):
