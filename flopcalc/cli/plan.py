@@ -62,7 +62,10 @@ PlanNumGpusOption = Annotated[Optional[str], typer.Option(
 GpusPerNodeOption = Annotated[int, typer.Option("--gpus-per-node", help="GPUs per node (default 8).")]
 DpOption = Annotated[Optional[int], typer.Option("--dp", help="Data-parallel replicas.")]
 TpOption = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel GPUs per replica (Megatron).")]
-PpOption = Annotated[Optional[int], typer.Option("--pp", help="Pipeline stages (1F1B).")]
+PpOption = Annotated[Optional[int], typer.Option(
+    "--pp", help="Pipeline stages (1F1B); a layer count pp does not divide puts one more layer on the first stages.")]
+VirtualStagesOption = Annotated[Optional[int], typer.Option(
+    "--virtual-stages", help="Model chunks per GPU: interleaved 1F1B, bubble (pp-1)/(v x micro-batches) (default 1).")]
 ZeroOption = Annotated[Optional[int], typer.Option(
     "--zero", help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.")]
 SequenceParallelOption = Annotated[bool, typer.Option(
@@ -106,7 +109,7 @@ def plan_command(
     tokens: TokensOption = None, examples: ExamplesOption = None, epochs: EpochsOption = None,
     global_batch: GlobalBatchOption = None, micro_batch: MicroBatchOption = None, gpu: GpuOption = None,
     num_gpus: PlanNumGpusOption = None, gpus_per_node: GpusPerNodeOption = 8, dp: DpOption = None,
-    tp: TpOption = None, pp: PpOption = None, zero: ZeroOption = None,
+    tp: TpOption = None, pp: PpOption = None, virtual_stages: VirtualStagesOption = None, zero: ZeroOption = None,
     sequence_parallel: SequenceParallelOption = False, recompute: RecomputeOption = None,
     precision: PrecisionOption = None, optimizer: OptimizerOption = "adamw", utilization: UtilizationOption = None,
     calibration: CalibrationOption = None, catalog: CatalogOption = None, intra_node_gbps: IntraNodeOption = None,
@@ -134,6 +137,8 @@ def plan_command(
     batch = _whole(global_batch, "--global-batch")
     if search and batch is None:
         raise UsageError("--search needs --global-batch", "every layout must train on the same examples per step")
+    if search and virtual_stages is not None:
+        raise UsageError("--search does not try interleaved schedules", "drop --virtual-stages, or plan one layout")
     if spec is not None:
         planned = planning.model_from_spec(spec, heads=heads, kv_heads=kv_heads)
     else:
@@ -150,7 +155,7 @@ def plan_command(
     else:
         layout = planning.layout_from_options(planned, num_gpus=total_gpus, global_batch=batch,
                                               sequence_parallel=sequence_parallel, gpus_per_node=gpus_per_node,
-                                              **layout_options)
+                                              virtual=virtual_stages, **layout_options)
         plan = planning.evaluate(planned, layout, fleet, **common)
         _render(None, plan, fmt, output, plan.notes)
 

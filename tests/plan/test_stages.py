@@ -1,0 +1,90 @@
+"""Pipeline stages in flopcalc.plan: interleaved 1F1B (--virtual-stages) and uneven stages (a layer count pp does
+not divide), each checked against its arithmetic written out."""
+
+import pytest
+
+from flopcalc.compute import Throughput
+from flopcalc.errors import UsageError
+from flopcalc.plan import Bandwidth, Fleet, Layout, evaluate, model_from_params, resolve_fleet
+
+GPT3 = dict(layers=96, hidden=12288, heads=96, vocab=51200)
+LLAMA3_405B = dict(hidden=16384, heads=128, kv_heads=8, ffn=53248, vocab=128256)  # Llama 3 paper, Table 3
+
+
+@pytest.fixture(scope="module")
+def a100():
+    return resolve_fleet(gpu="A100-SXM4-80GB")
+
+
+def utilization_fleet():
+    return Fleet(Throughput(312e12, 0.5, "A100-SXM4-80GB", "bf16"), 80e9, "test", intra_node=Bandwidth(300, "test"),
+                 inter_node=Bandwidth(25, "test"))
+
+
+def layout(**options):
+    base = dict(dp=1, tp=8, pp=8, recompute="selective", sequence_parallel=True, micro_batch=1, global_batch=64)
+    return Layout(**{**base, **options})
+
+
+@pytest.mark.parametrize("predicted", [True, False])
+def test_interleaving_shrinks_the_bubble_to_p_minus_1_over_v_m_and_sends_v_times(a100, predicted):
+    """p = 8 stages, m = 64 micro-batches, v = 3 chunks: the bubble is (p-1)/v = 7/3 slots of 64 + 7/3 (1F1B: 7
+    of 71); each micro-batch crosses 2v stage boundaries instead of 2."""
+    model = model_from_params(175e9, 2048, **GPT3)
+    fleet = a100 if predicted else utilization_fleet()
+    plain, interleaved = (evaluate(model, layout(virtual=v), fleet) for v in (1, 3))
+    assert plain.step.bubble_fraction == pytest.approx(7 / 71, rel=1e-12)
+    assert interleaved.step.bubble_fraction == pytest.approx((7 / 3) / (64 + 7 / 3), rel=1e-12)
+    assert interleaved.step.pp_comm_s == pytest.approx(3 * plain.step.pp_comm_s, rel=1e-12)
+    assert interleaved.step.compute_s == pytest.approx(plain.step.compute_s, rel=1e-12)
+    busy = interleaved.step.compute_s + interleaved.step.tp_comm_s + interleaved.step.pp_comm_s
+    exposed_after = interleaved.step.exposed_comm_s - interleaved.step.tp_comm_s - interleaved.step.pp_comm_s
+    assert interleaved.step.step_s == pytest.approx(busy * (64 + 7 / 3) / 64 + exposed_after
+                                                    + interleaved.step.optimizer_s, rel=1e-12)
+    assert interleaved.step.step_s < plain.step.step_s
+    assert interleaved.layout.to_dict()["virtual_stages"] == 3
+
+
+def test_interleaving_keeps_1_plus_p_minus_1_over_p_v_times_the_first_stages_activations(a100):
+    """Korthikanti et al. 2022, Sec. 4.2.3: 8 stages, 3 chunks: x (1 + 7/24)."""
+    model = model_from_params(175e9, 2048, **GPT3)
+    plain, interleaved = (evaluate(model, layout(virtual=v), a100).memory for v in (1, 3))
+    assert interleaved.stage == plain.stage == "first"
+    assert interleaved.activations == pytest.approx(plain.activations * (1 + 7 / 24), rel=1e-12)
+    assert interleaved.model_states == plain.model_states
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(pp=1, virtual=2), "--virtual-stages 2 interleaves pipeline stages, and pp is 1"),
+    (dict(pp=8, virtual=5), "8 x --virtual-stages 5 = 40 model chunks do not divide the model's 96 layers"),
+    (dict(pp=8, virtual=3, global_batch=12), "groups of pp = 8, and there are 12 per replica"),
+    (dict(virtual=0), "--virtual-stages must be a whole number >= 1"),
+])
+def test_impossible_interleavings_say_what_is_wrong(a100, options, message):
+    with pytest.raises(UsageError, match=message):
+        evaluate(model_from_params(175e9, 2048, **GPT3), layout(**options), a100)
+
+
+def test_126_layers_on_16_stages_put_8_layers_on_the_first_stage_and_it_sets_the_pace(a100):
+    """Llama 3 405B's 126 layers on pp 16: 14 stages of 8 and 2 of 7. The first stage holds 8 layers, so its
+    activations and model states are those of a 128-layer model's stage, and its 8 layers set every slot."""
+    uneven = model_from_params(405e9, 8192, layers=126, **LLAMA3_405B)
+    even = model_from_params(405e9 * 128 / 126, 8192, layers=128, **LLAMA3_405B)
+    split = dict(dp=1, tp=8, pp=16, recompute="full", sequence_parallel=True, micro_batch=1, global_batch=16)
+    plan = evaluate(uneven, Layout(**split), a100)
+    twin = evaluate(even, Layout(**split), a100)
+    assert plan.memory.stage == "first"
+    assert plan.memory.activations == pytest.approx(twin.memory.activations, rel=1e-12)
+    assert plan.memory.weights == pytest.approx(405e9 * 8 / 126 / 8 * 2, rel=1e-12)
+    assert plan.step.prediction["slowest_stage_micro_batch"]["layers"] == 8
+    assert plan.step.prediction["slowest_stage_micro_batch"]["stage"] == 0
+
+
+def test_uneven_stages_at_a_utilization_time_the_fullest_stage():
+    """Peak x utilization: a stage's compute is its share of the blocks, 8/126 for the fullest of 16 stages."""
+    model = model_from_params(405e9, 8192, layers=126, **LLAMA3_405B)
+    staged = evaluate(model, Layout(dp=1, tp=8, pp=16, global_batch=16), utilization_fleet())
+    whole = evaluate(model, Layout(dp=1, tp=8, pp=1, global_batch=16), utilization_fleet())
+    assert staged.step.compute_s == pytest.approx(whole.step.compute_s * 8 / 126, rel=1e-12)
+    # tensor-parallel all-reduces: 4 per block of the fullest stage, 8 blocks, not 126/16
+    assert staged.step.tp_comm_s == pytest.approx(whole.step.tp_comm_s * 8 / 126, rel=1e-12)
