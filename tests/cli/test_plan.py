@@ -246,3 +246,41 @@ def test_a_search_with_a_huge_global_batch_answers_with_layouts_of_that_batch():
     assert data["fits"] is True and data["parallelism"]["global_batch"] == 10**15
     assert all(c["parallelism"]["num_gpus"] == 1024 and c["fits"] for c in data["candidates"])
     assert data["evaluated"] < 10_000
+
+
+def test_a_counted_transformer_is_predicted_from_its_shape_and_says_where_the_gemms_came_from(examples):
+    data = run_json(examples / "gpt.py", "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "-n", "2")
+    assert data["step"]["time_model"] == "predicted" and 0 < data["step"]["mfu"] < 1
+    shapes, = [line for line in data["assumptions"] if line.startswith("GEMM shapes:")]
+    assert "2 layers, hidden 64, 4 heads" in shapes and "32 tokens per example" in shapes
+    assert "the counter gives FLOPs per module, not each matmul's M, N, K" in shapes
+    mlp = invoke(examples / "mlp.py", "--gpu", "A100-SXM4-80GB", "-f", "json")
+    assert mlp.exit_code == 0, mlp.output
+    assert json.loads(mlp.stdout)["step"]["time_model"] == "utilization"
+
+
+def test_virtual_stages_interleave_and_the_table_shows_the_bubble_and_mfu():
+    args = ("--params", "175e9", "--seq-len", "2048", "--layers", "96", "--hidden", "12288", "--heads", "96",
+            "--vocab", "51200", "--gpu", "A100-SXM4-80GB", "--tp", "8", "--pp", "8", "--sequence-parallel",
+            "--global-batch", "64", "--recompute", "selective")
+    table = invoke(*args, "--virtual-stages", "3")
+    assert table.exit_code == 0, table.output
+    assert "interleaved: (pp-1)/v / (m + (pp-1)/v) = 7/3 / (64 + 7/3)" in table.stdout
+    assert "3 virtual stages (interleaved" in table.stdout and "predicted, an output" in table.stdout
+    searched = invoke(*args, "-n", "64", "--search", "--virtual-stages", "3")
+    assert searched.exit_code == 2 and "--search does not try interleaved schedules" in searched.stderr
+
+
+def test_a_profile_file_of_another_device_is_one_line_exit_2(tmp_path):
+    from flopcalc.predict import default_profiles_text
+
+    text = default_profiles_text()
+    path = tmp_path / "profiles.yaml"
+    path.write_text(text[:text.index("  - device: H100-SXM")])  # the A100 profile alone
+    result = invoke(*SEVEN_B, "--gpu", "H100-SXM", "--calibration", path, "--output", tmp_path / "plan.json")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "profiles A100-SXM4-80GB, not H100-SXM: a profile measured on one device does not apply" in result.stderr
+    assert not (tmp_path / "plan.json").exists()
+    ok = run_json(*SEVEN_B, "--gpu", "A100-SXM4-80GB", "--calibration", path, "-n", "8")
+    assert ok["step"]["time_model"] == "predicted"
+    assert any(line.startswith(f"device profile of A100-SXM4-80GB from {path}") for line in ok["assumptions"])
