@@ -18,6 +18,8 @@ from .layout import RECOMPUTE, ZERO_STAGES, Layout, check_layout, layout_from_op
 from .layout_search import DEFAULT_TOP, MICRO_BATCHES_PER_SETTING, search
 from .memory import layout_memory
 from .model import PlanModel, korthikanti_profile, model_from_params, model_from_report, model_from_spec
+from .predicted import (PREDICTED_PRECISIONS, predicted_step_time, predicted_utilization, prediction_shape,
+                        training_prediction)
 from .precision import (
     OPTIMIZER_NAMES,
     OPTIMIZER_STATES,
@@ -27,20 +29,24 @@ from .precision import (
     check_optimizer,
     training_precision,
 )
-from .resolve import INTER_NODE_ORIGIN, calibrated_bandwidths, resolve_fleet
+from .resolve import (INTER_NODE_ORIGIN, calibrated_bandwidths, profile_file_of, profiled_device, resolve_fleet,
+                      step_profile, training_throughput)
 from .result import SCHEMA_VERSION, MemoryPerGpu, Plan, RunTotals, SearchResult, StepTime
 from .schedule import recompute_flops, step_time
 from .totals import RunSize, run_size, run_totals
 
 __all__ = [
     "DEFAULT_GPUS_PER_NODE", "DEFAULT_INTER_NODE_GBPS", "DEFAULT_TOP", "GB", "INTER_NODE_ORIGIN",
-    "MICRO_BATCHES_PER_SETTING", "OPTIMIZERS", "OPTIMIZER_NAMES", "OPTIMIZER_STATES", "RECOMPUTE", "SCHEMA_VERSION",
+    "MICRO_BATCHES_PER_SETTING", "OPTIMIZERS", "OPTIMIZER_NAMES", "OPTIMIZER_STATES", "PREDICTED_PRECISIONS",
+    "RECOMPUTE", "SCHEMA_VERSION",
     "SECONDS_PER_DAY", "SECONDS_PER_HOUR",
     "TP_ALL_REDUCES_PER_BLOCK", "TP_ALL_REDUCES_RECOMPUTED", "TRAINING_PRECISIONS", "ZERO_STAGES",
     "Bandwidth", "Fleet", "Layout", "LayoutFigures", "MemoryPerGpu", "Plan", "PlanModel", "RunSize", "RunTotals",
     "SearchResult", "StepTime", "TrainingPrecision",
     "assumptions", "calibrated_bandwidths", "check_layout", "check_optimizer", "evaluate", "korthikanti_profile",
     "layout_figures", "layout_from_options", "layout_memory", "layout_notes", "model_from_params",
-    "model_from_report", "model_from_spec", "positive", "positive_int", "recompute_flops", "resolve_fleet",
-    "ring_all_reduce_s", "ring_gather_s", "run_size", "run_totals", "search", "step_time", "training_precision",
+    "model_from_report", "model_from_spec", "positive", "positive_int", "predicted_step_time", "predicted_utilization",
+    "prediction_shape", "profile_file_of", "profiled_device", "recompute_flops", "resolve_fleet", "ring_all_reduce_s", "ring_gather_s",
+    "run_size", "run_totals", "search", "step_profile", "step_time", "training_precision", "training_prediction",
+    "training_throughput",
 ]

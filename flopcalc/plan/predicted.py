@@ -4,7 +4,8 @@ rules, the (interleaved) 1F1B schedule with the fullest stage setting the pace (
 
 from __future__ import annotations
 
-from ..predict import TrainingLayout, TransformerShape, predict_step
+from ..errors import CalibrationError
+from ..predict import DeviceProfile, StepPrediction, TrainingLayout, TransformerShape, predict_step
 from .hardware import Fleet
 from .layout import Layout
 from .model import PlanModel
@@ -56,3 +57,27 @@ def predicted_step_time(model: PlanModel, layout: Layout, fleet: Fleet, shape: T
         figures.pop(key)
     return StepTime(compute, prediction.dp_comm_s, tp_comm, pp_comm, bubble_slots / (m + bubble_slots), exposed,
                     prediction.step_s, "predicted", mfu, hfu, prediction.optimizer_s, figures)
+
+
+def training_prediction(model: PlanModel, profile: DeviceProfile, num_gpus: int) -> tuple[StepPrediction | None,
+                                                                                          tuple[str, ...]]:
+    """`train`'s step on `num_gpus` GPUs of `profile`: plain data parallelism, one micro-batch of the counted batch
+    per GPU per step, ZeRO-0, no recomputation; and lines saying what was assumed (None and why when the model has
+    no transformer shape to lay GEMMs out from, or the profile lacks a network the step needs)."""
+    shape, lines = model.transformer_shape()
+    if shape is None:
+        return None, (f"no predicted MFU: {lines[0]}",)
+    layout = TrainingLayout(dp=num_gpus, micro_batch=model.batch, global_batch=model.batch * num_gpus,
+                            fused_attention=model.fused_attention)
+    try:
+        prediction = predict_step(shape, layout, profile)
+    except CalibrationError as error:
+        return None, (f"no predicted MFU: {error.message}",)
+    return prediction, (*lines, f"predicted step: data parallel over {num_gpus} GPU{'s' if num_gpus > 1 else ''}, a "
+                                f"micro-batch of {model.batch} per GPU per step, ZeRO-0, no recomputation")
+
+
+def predicted_utilization(model: PlanModel, prediction: StepPrediction, peak_flops: float) -> float:
+    """The counted FLOPs of one micro-batch's forward and backward over the predicted step x the peak: the
+    utilization at which the training's FLOPs take the predicted time."""
+    return (model.forward_flops + model.backward_flops) / (prediction.step_s * peak_flops)

@@ -6,16 +6,19 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..calibration import choose_throughput, load_calibration, measured_bandwidths, resolve_calibration_path
 from ..catalog import Catalog, GpuSpec, load_catalog
+from ..compute import Throughput
 from ..errors import CalibrationError, FlopcalcError, UsageError
 from ..predict import (DeviceProfile, datasheet_profile, device_profile, is_profile_file, load_profiles,
                        with_bus_bandwidth)
 from .hardware import DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GB, Bandwidth, Fleet
+from .model import PlanModel
 from .precision import training_precision
-from .predicted import PREDICTED_PRECISIONS
+from .predicted import PREDICTED_PRECISIONS, predicted_utilization, training_prediction
 
 INTER_NODE_ORIGIN = ("assumed: one 200 Gb/s InfiniBand HDR NIC per GPU, as in a DGX A100; give --inter-node-gbps "
                      "(nccl-tests busbw across nodes)")
@@ -55,7 +58,7 @@ def resolve_fleet(
     profile_file = profile_file_of(calibration)
     if profile_file is not None:  # a device profile file: the datasheet's peak, the profile's rates
         calibration = None
-        gpu = gpu or _only_device(profile_file, precision)
+        gpu = gpu or profiled_device(profile_file, precision)
     choice = choose_throughput(gpu=gpu, precision=precision, utilization=utilization, calibration=calibration,
                                catalogs=catalogs, model_key=model_key)
     throughput = choice.throughput
@@ -92,7 +95,8 @@ def profile_file_of(calibration: str | os.PathLike | None) -> Path | None:
     return path if path.is_file() and is_profile_file(path) else None
 
 
-def _only_device(path: Path, precision: str | None) -> str:
+def profiled_device(path: Path, precision: str | None) -> str:
+    """The one device a profile file profiles (a file of several needs --gpu to choose)."""
     profiles = load_profiles(path, precision=precision or "bf16")
     if len(profiles) != 1:
         raise UsageError(f"{path} holds profiles of {', '.join(profiles)}", "name the GPU with --gpu")
@@ -161,3 +165,34 @@ def _inter_node(given: float | None, measured: dict[str, Any]) -> Bandwidth:
     if measured.get("inter_node_busbw_gbps"):
         return Bandwidth(measured["inter_node_busbw_gbps"], f"{measured['label']}, all-reduce busbw")
     return Bandwidth(DEFAULT_INTER_NODE_GBPS, INTER_NODE_ORIGIN)
+
+
+def training_throughput(throughput: Throughput, model: PlanModel | None, *, num_gpus: int = 1,
+                        profile_file: Path | None = None, utilization_given: bool = False,
+                        catalogs: Sequence[str | os.PathLike] = ()) -> tuple[Throughput, tuple[str, ...]]:
+    """`train`'s per-GPU throughput. With a device profile file and no --utilization: the utilization at which the
+    model's counted FLOPs take the step the step-time model predicts on that profile (data parallel, one counted
+    batch per GPU). Otherwise `throughput` as it is, with the predicted MFU on the GPU's profile (shipped, or
+    from its datasheet) as a line when the model has a transformer shape, or a line saying why not."""
+    if model is None:
+        if profile_file is not None and not utilization_given:
+            raise UsageError("a device profile predicts the step of a MODEL file (its transformer shape), not of FLOPs "
+                             "per example or 6ND", "give a MODEL, or --gpu with --utilization")
+        return throughput, ("no predicted MFU: the step-time model needs a MODEL file with a transformer shape",)
+    entry = _catalog_entry(load_catalog(tuple(catalogs)), throughput.gpu)
+    profile, origin = step_profile(entry, throughput.precision, profile_file=profile_file)
+    if profile is None:
+        return throughput, (f"no predicted MFU: {origin[0]}",)
+    prediction, lines = training_prediction(model, profile, num_gpus)
+    if prediction is None:
+        return throughput, lines
+    utilization = min(1.0, predicted_utilization(model, prediction, throughput.peak_flops))
+    summary = (f"predicted MFU {utilization:.1%}: a step of {prediction.step_s:.4g} s by the step-time model "
+               f"({origin[0]})")
+    if profile_file is not None and not utilization_given:
+        return (replace(throughput, utilization=utilization,
+                        origin=f"{throughput.origin}; utilization predicted on the device profile"), (summary, *lines))
+    tail = ("--utilization replaced it" if utilization_given else
+            f"this estimate uses utilization {throughput.utilization:g}: give a device profile file as --calibration "
+            "to use the prediction")
+    return throughput, (f"{summary}; {tail}", *lines)
