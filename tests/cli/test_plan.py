@@ -284,3 +284,20 @@ def test_a_profile_file_of_another_device_is_one_line_exit_2(tmp_path):
     ok = run_json(*SEVEN_B, "--gpu", "A100-SXM4-80GB", "--calibration", path, "-n", "8")
     assert ok["step"]["time_model"] == "predicted"
     assert any(line.startswith(f"device profile of A100-SXM4-80GB from {path}") for line in ok["assumptions"])
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text.replace("      bandwidth_gbps: 2048\n", "", 1),
+     "profiles[0].memory.bandwidth_gbps: missing (every profile figure is required)"),
+    (lambda text: "profiles: [\n", "not valid YAML"),
+    (lambda text: text.replace("source: Calculon systems/a100_80g.json matrix gflops_efficiency (float16)", "source: ''"),
+     "profiles[0].matmul.efficiency.source: must be a non-empty string"),
+])
+def test_a_corrupt_or_incomplete_profile_file_is_one_line_exit_2(tmp_path, damage, message):
+    from flopcalc.predict import default_profiles_text
+
+    path = tmp_path / "profiles.yaml"
+    path.write_text(damage(default_profiles_text()))
+    result = invoke(*SEVEN_B, "--gpu", "A100-SXM4-80GB", "--calibration", path)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr

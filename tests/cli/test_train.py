@@ -222,3 +222,14 @@ def test_train_with_a_device_profile_times_the_run_by_the_prediction(examples, t
     refused = runner.invoke(app, [*args[:-2], "--gpu", "H100-SXM"])
     assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "profiles A100-SXM4-80GB, not H100-SXM: a profile measured on one device does not apply" in refused.stderr
+
+
+def test_a_device_profile_needs_a_model_file_to_predict(tmp_path):
+    path = _profile_file(tmp_path, "A100")
+    result = runner.invoke(app, ["train", "--params", "7e9", "--tokens", "1T", "--calibration", str(path)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "a device profile predicts the step of a MODEL file" in result.stderr
+    given = runner.invoke(app, ["train", "--params", "7e9", "--tokens", "1T", "--gpu", "A100-SXM4-80GB",
+                                "--utilization", "0.4", "-f", "json"])
+    assert given.exit_code == 0, given.output
+    assert json.loads(given.stdout)["utilization"] == 0.4
