@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..compute import check_run_size
-from ..errors import UsageError
+from ..errors import FlopcalcError, UsageError
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
@@ -129,7 +129,7 @@ def train_command(
         try:  # with a GPU, the activations' pass also shows the transformer shape the step-time model needs
             report, saved = count_with_activations(spec) if choice is not None else (count_spec(spec), None)
             planned = None if saved is None else model_from_report(report, saved, source=spec.source)
-        except UsageError:  # an ONNX graph never runs: counted from shapes, no shape for a prediction
+        except FlopcalcError:  # an ONNX graph never runs, some models cannot be measured: count them as before
             report = count_spec(spec)
         result = training(report, n_examples, n_epochs)
         conventions = conventions_for(report)
