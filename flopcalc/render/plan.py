@@ -112,16 +112,16 @@ def _flat(plan: Plan) -> dict[str, Any]:
     """One CSV row: the JSON contract's keys joined by `_`."""
     flat: dict[str, Any] = {}
     data = plan.to_dict()
-    for key in ("model", "parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "fits", "step", "training"):
-        value = data[key]
+
+    def add(name: str, value: Any) -> None:
         if isinstance(value, dict):
             for inner, item in value.items():
-                if isinstance(item, dict):
-                    flat.update({f"{key}_{inner}_{k}": v for k, v in item.items()})
-                else:
-                    flat[f"{key}_{inner}"] = item
+                add(f"{name}_{inner}", item)
         else:
-            flat[key] = value
+            flat[name] = value
+
+    for key in ("model", "parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "fits", "step", "training"):
+        add(key, data[key])
     return flat
 
 
