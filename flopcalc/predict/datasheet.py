@@ -32,12 +32,11 @@ def datasheet_profile(gpu: GpuSpec, precision: str, *, gpus_per_node: int = 8) -
         return None, f"the catalogue has no memory bandwidth for {gpu.id}"
     reference = load_profiles(precision="fp16")[REFERENCE_DEVICE]
     peak = gpu.peak_tflops[precision] * 1e12
-    if "fp32" in gpu.peak_tflops:
-        vector_peak = gpu.peak_tflops["fp32"] * 1e12
-        vector_source = f"catalogue, {gpu.id}: fp32 (non-tensor) peak, what elementwise kernels run on"
-    else:
-        vector_peak = peak * reference.vector.peak / reference.matmul.peak
-        vector_source = f"catalogue, {gpu.id}: {precision} peak x {REFERENCE_DEVICE}'s vector/matmul ratio"
+    # datasheets rarely give the 16-bit non-tensor rate elementwise kernels run at: the reference's ratio to the
+    # tensor-core peak (78/312 on the A100) stands in for it
+    ratio = reference.vector.peak / reference.matmul.peak
+    vector_peak = peak * ratio
+    vector_source = f"catalogue, {gpu.id}: dense {precision} peak x {REFERENCE_DEVICE}'s vector/matmul ratio {ratio:.3g}"
     networks = {}
     if gpu.intra_node_link is not None:
         link, intra = gpu.intra_node_link, reference.network("intra_node")
