@@ -9,12 +9,12 @@ from typing import Any, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..calibration import choose_throughput, load_calibration, measured_bandwidths, resolve_calibration_path
+from ..calibration import choose_throughput, load_calibration, measured_bandwidths
 from ..catalog import Catalog, GpuSpec, load_catalog
 from ..compute import Throughput
 from ..errors import CalibrationError, FlopcalcError, UsageError
-from ..predict import (DeviceProfile, datasheet_profile, device_profile, is_profile_file, load_profiles,
-                       with_bus_bandwidth)
+from ..predict import (DeviceProfile, datasheet_profile, load_profiles, profile_file_of, profile_for,
+                       profiled_device, with_bus_bandwidth)
 from .hardware import DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GB, Bandwidth, Fleet
 from .model import PlanModel
 from .precision import training_precision
@@ -87,22 +87,6 @@ def resolve_fleet(
     )
 
 
-def profile_file_of(calibration: str | os.PathLike | None) -> Path | None:
-    """`--calibration FILE` when FILE is a device profile file (docs/validation.md's format), else None."""
-    if calibration is None:
-        return None
-    path = resolve_calibration_path(calibration)
-    return path if path.is_file() and is_profile_file(path) else None
-
-
-def profiled_device(path: Path, precision: str | None) -> str:
-    """The one device a profile file profiles (a file of several needs --gpu to choose)."""
-    profiles = load_profiles(path, precision=precision or "bf16")
-    if len(profiles) != 1:
-        raise UsageError(f"{path} holds profiles of {', '.join(profiles)}", "name the GPU with --gpu")
-    return next(iter(profiles))
-
-
 def step_profile(entry: GpuSpec | None, precision: str, *, utilization: float | None = None,
                  calibration: str | os.PathLike | None = None, profile_file: Path | None = None,
                  gpus_per_node: int = DEFAULT_GPUS_PER_NODE) -> tuple[DeviceProfile | None, tuple[str, ...]]:
@@ -121,15 +105,8 @@ def step_profile(entry: GpuSpec | None, precision: str, *, utilization: float | 
         return None, (f"the step-time model covers 16-bit training (bf16, fp16), not {precision}: step time is peak "
                       "x utilization",)
     if profile_file is not None:
-        try:
-            profile = device_profile(entry.id, profile_file, precision=precision)
-        except CalibrationError as error:
-            if not error.message.startswith("no device profile"):
-                raise
-            theirs = ", ".join(load_profiles(profile_file, precision=precision))
-            raise CalibrationError(f"{profile_file} profiles {theirs}, not {entry.id}: a profile measured on one device "
-                                   "does not apply to another", f"plan {theirs}, or profile {entry.id}") from None
-        return profile, (f"device profile of {entry.id} from {profile_file}",)
+        return profile_for(entry.id, profile_file, precision=precision), (f"device profile of {entry.id} from "
+                                                                          f"{profile_file}",)
     shipped = load_profiles(precision=precision)
     if entry.id in shipped:
         return shipped[entry.id], (f"device profile of {entry.id}: the shipped one (docs/validation.md)",)

@@ -8,7 +8,7 @@ from .curve import Curve
 from .datasheet import REFERENCE_DEVICE, datasheet_profile
 from .layer import LayerWork, Op, TransformerShape, embedding_work, head_work, layer_work
 from .profile import (DeviceProfile, Network, Rate, default_profiles_text, device_profile, is_profile_file,
-                      load_profiles, with_bus_bandwidth)
+                      load_profiles, profile_file_of, profile_for, profiled_device, with_bus_bandwidth)
 from .schedule import bubble_fraction, pipeline_slots, stage_layers
 from .step import OVERLAP_RULES, StageTime, StepPrediction, TrainingLayout, op_s, ops_s, predict_step
 
@@ -17,5 +17,5 @@ __all__ = [
     "StepPrediction",
     "TrainingLayout", "TransformerShape", "bubble_fraction", "collective_s", "datasheet_profile", "default_profiles_text",
     "device_profile", "embedding_work", "head_work", "is_profile_file", "layer_work", "load_profiles", "op_s", "ops_s", "pipeline_slots",
-    "predict_step", "ring_steps", "stage_layers", "traffic_factor", "with_bus_bandwidth",
+    "predict_step", "profile_file_of", "profile_for", "profiled_device", "ring_steps", "stage_layers", "traffic_factor", "with_bus_bandwidth",
 ]
