@@ -76,7 +76,11 @@ class PlanModel:
                              "attention's, over 2 x hidden (a gated MLP's three matrices count as a 1.5x wider one)")
         ffn = ffn or 4 * h
         vocab = self.vocab
-        if vocab is None:
+        if vocab is None and counted and self.activations.params_before >= h:
+            vocab = round(self.activations.params_before / h)
+            lines.append(f"vocabulary {vocab:,}: the parameters before the first block (the embedding tables) over "
+                         "hidden")
+        elif vocab is None:
             outside = self.params - layers * (h * (h + 2 * kv) + h * h + 2 * h * ffn)
             vocab = max(1, round(outside / h))
             lines.append(f"vocabulary {vocab:,}: the parameters outside the blocks over hidden (give --vocab)")
