@@ -53,7 +53,7 @@ class PlanModel:
     def per_example(self, flops: float) -> float:
         return flops / self.batch
 
-    def transformer_shape(self) -> tuple[TransformerShape | None, tuple[str, ...]]:
+    def gemm_shape(self) -> tuple[TransformerShape | None, tuple[str, ...]]:
         """The GPT shape the step-time model lays its GEMMs out from, and lines saying where each figure came from
         (the counter records FLOPs per module, not each matmul's M, N, K); None and why when there is none."""
         if not (self.layers and self.hidden and self.heads):

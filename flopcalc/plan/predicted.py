@@ -25,7 +25,7 @@ def prediction_shape(model: PlanModel, fleet: Fleet, precision: TrainingPrecisio
     if precision.name not in PREDICTED_PRECISIONS:
         return None, (f"the step-time model covers 16-bit training (bf16, fp16), not {precision.name}: step time is "
                       "peak x utilization",)
-    shape, lines = model.transformer_shape()
+    shape, lines = model.gemm_shape()
     if shape is None:
         return None, (f"no step-time prediction: {lines[0]}; step time is peak x utilization (give --layers, "
                       "--hidden and --heads with --params for a prediction)",)
@@ -64,7 +64,7 @@ def training_prediction(model: PlanModel, profile: DeviceProfile, num_gpus: int)
     """`train`'s step on `num_gpus` GPUs of `profile`: plain data parallelism, one micro-batch of the counted batch
     per GPU per step, ZeRO-0, no recomputation; and lines saying what was assumed (None and why when the model has
     no transformer shape to lay GEMMs out from, or the profile lacks a network the step needs)."""
-    shape, lines = model.transformer_shape()
+    shape, lines = model.gemm_shape()
     if shape is None:
         return None, (f"no predicted MFU: {lines[0]}",)
     layout = TrainingLayout(dp=num_gpus, micro_batch=model.batch, global_batch=model.batch * num_gpus,
