@@ -78,9 +78,9 @@ def test_llama_2_7b_fp16_weights_kv_cache_and_memory_bound_decode(tmp_path):
     matmul_weights = params - 32000 * 4096 - (2 * 32 + 1) * 4096
     assert f2 - f1 == 4 * 32 * 32 * 128 * (c2 - c1)
     assert 0 < f1 - 2 * matmul_weights - 4 * 32 * 32 * 128 * (c1 + 1) < 1e-3 * f1
-    # what fits: 80 GB - weights, over a sequence's cache at P + G and the largest prefill layer's activations
-    # (the lm_head's 512 x 4096 input and 512 x 32000 logits)
-    per_sequence = kv_per_token * 514 + (512 * 4096 + 512 * 32000) * 2
+    # what fits: 80 GB - weights, over a sequence's cache at P + G and the largest prefill layer's activations:
+    # the MLP's gate x up product (two 512 x 11008 inputs and its output); the lm_head sees the last position only
+    per_sequence = kv_per_token * 514 + 3 * 512 * 11008 * 2
     assert result.max_batch_that_fits == int((A100_MEMORY - params * 2) // per_sequence)
     # int4: a quarter of fp16 for the matrices, plus an fp16 scale and a 4-bit zero per group of 128 of a row;
     # the 65 RMSNorm weight vectors stay fp16
@@ -117,10 +117,14 @@ def test_prefill_is_flopcalc_count_over_the_prompt_and_batches_scale(tmp_path):
     pytest.importorskip("transformers")
     config = write_config(tmp_path, dict(TINYLLAMA, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
                                          num_attention_heads=4, num_key_value_heads=2, vocab_size=1000))
-    result = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes="1,4", prompt=8, generate=3)
-    assert result.prefill.flops == count(config, seq_len=8, batch_size=1, backward=False).forward
-    four = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes=[4], prompt=8, generate=3)
-    assert four.prefill.flops == count(config, seq_len=8, batch_size=4, backward=False).forward
+    hidden, vocab, prompt = 64, 1000, 8
+    result = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes="1,4", prompt=prompt, generate=3)
+    # the prefill keeps the logits of the last position only: the lm_head's 2 x B x hidden x vocab, not x P
+    unused_logits = 2 * (prompt - 1) * hidden * vocab
+    assert result.prefill.flops == count(config, seq_len=prompt, batch_size=1, backward=False).forward - unused_logits
+    four = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes=[4], prompt=prompt, generate=3)
+    assert four.prefill.flops == count(config, seq_len=prompt, batch_size=4, backward=False).forward - 4 * unused_logits
+    assert any("logits of the last prompt position only" in note for note in result.notes)
     assert [batch.batch_size for batch in result.batches] == [1, 4]
     # per generated token: nearly batch-independent (the rotary tables are made once per step, for every sequence)
     for (_, per_token_of_4), (_, per_token_of_1) in zip(four.decode.flops_per_token_at_context,
@@ -172,7 +176,9 @@ def test_any_model_following_the_hf_calling_convention_generates(examples):
     (c1, f1), (c2, f2) = result.decode.flops_per_token_at_context
     rest = f1 - matmuls - 4 * layers * dim * (c1 + 1)  # layer norms, GELU, residuals: the same at any context
     assert f2 == matmuls + 4 * layers * dim * (c2 + 1) + rest and 0 < rest < 0.05 * f1
+    # it takes no logits_to_keep, so its prefill computes logits at every prompt position, as `count` does
     assert result.prefill.flops == count(decoder, [f"1x{prompt}:int64"], backward=False).forward
+    assert any(note.startswith("prefill counts logits at every prompt position") for note in result.notes)
     # each step reads the cache it is given and appends one entry per layer
     assert sum(layer.kv_cache_bytes for layer in result.layers) == (prompt + 1) * 2 * layers * dim * 2
 
