@@ -257,3 +257,49 @@ def test_an_encoder_cannot_generate(tmp_path):
                                          num_attention_heads=4, vocab_size=1000, architectures=["BertModel"]))
     with pytest.raises(UsageError, match="is not a causal language model"):
         infer(ModelSpec(config), gpu="A100-SXM4-80GB", prompt=8, generate=2)
+
+
+def test_a_bert_lm_head_without_causal_attention_is_refused(tmp_path):
+    """BertLMHeadModel has a cache and a head, but without is_decoder its attention sees both ways: no token by
+    token generation to bound (it used to give decode figures)."""
+    pytest.importorskip("transformers")
+    bert = dict(model_type="bert", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                vocab_size=1000, architectures=["BertLMHeadModel"])
+    with pytest.raises(UsageError, match="its attention sees every position both ways"):
+        infer(ModelSpec(write_config(tmp_path, bert)), gpu="A100-SXM4-80GB", prompt=8, generate=2)
+    decoder = infer(ModelSpec(write_config(tmp_path, dict(bert, is_decoder=True))), gpu="A100-SXM4-80GB",
+                    prompt=8, generate=2)
+    assert decoder.kv_cache_bytes_per_token == 2 * 2 * 64 * 2  # K and V, 2 layers of width 64, bf16
+
+
+READS_VALUES = """
+import torch
+
+class ReadsValues(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(64, 64, bias=False)
+
+    def forward(self, x):
+        return self.lin(x) * float(x.abs().sum().item() >= 0)
+
+def build():
+    return ReadsValues()
+
+def example_inputs():
+    return (torch.ones(1, 64),)
+"""
+
+
+def test_a_model_that_cannot_run_on_meta_falls_back_to_the_cpu_behind_the_memory_guard(tmp_path, monkeypatch):
+    from flopcalc import api
+    from flopcalc.errors import InsufficientMemoryError
+
+    source = f"{write_model(tmp_path, READS_VALUES)}:build"
+    result = infer(ModelSpec(source), gpu="A100-SXM4-80GB")
+    assert result.notes[0].startswith("time bounds are lower bounds")
+    assert "could not run on the meta device" in result.notes[1] and result.notes[1].endswith("counted on cpu")
+    assert result.layers[0].flops == 2 * 64 * 64
+    monkeypatch.setattr(api, "available_memory", lambda: 10_000)  # the 64 x 64 fp32 weights need 16.4 kB
+    with pytest.raises(InsufficientMemoryError, match="on the cpu needs at least 16.4 kB"):
+        infer(ModelSpec(source), gpu="A100-SXM4-80GB")
