@@ -7,8 +7,8 @@ prefill over P tokens, decode steps counted from the real graph with a KV cache 
 size from the model's own cache tensors, and what fits in the GPU's memory.
 
 Every figure is a lower bound (docs/infer.md). The library never prints; `InferResult.to_dict()` is the
-`--format json` contract. The rooms, top down: serving (the entry point), forward | generation, session, result,
-bounds | steps | cache, hardware | quantisation.
+`--format json` contract. The rooms, top down: serving (the entry point), forward | generation, session,
+result | steps | cache | memory, bounds, hardware | quantisation.
 """
 
 from .bounds import LOWER_BOUNDS, LayerBound, PassBound, own_flops

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..errors import ModelRunError
 from .bounds import compute_bound_from
+from .memory import fits
 from .result import BatchBound, InferResult
 from .session import Session
 
@@ -19,7 +20,7 @@ def bound_forward(session: Session) -> InferResult:
             raise ModelRunError(f"{session.spec.source} computes nothing and moves no tensor: nothing to bound")
         memory = weights + bound.activation_working_set
         batches.append(BatchBound(batch, bound.time_s, batch / bound.time_s, bound.bound, memory,
-                                  session.fits(memory)))
+                                  fits(session.hardware, memory)))
     batch0 = session.sizes[0]
     first = passes[batch0]
     return InferResult(

@@ -19,6 +19,7 @@ from .cache import (
     token_ids,
 )
 from .quantisation import BYTES_PER_ELEMENT, QUANTIZATION_LAYOUTS
+from .memory import fits
 from .result import BatchBound, Decode, InferResult, Prefill
 from .session import Session
 from .steps import midpoint, steps_time
@@ -135,7 +136,7 @@ def _batch_bound(session: Session, prefill: PassBound, decode: Decode, decode_co
     compute_s = prefill.compute_bound_s + decode_compute_s
     return BatchBound(
         batch, latency, batch * decode.tokens / latency, dominant_bound(compute_s, latency - compute_s),
-        memory, session.fits(memory), ttft_s=prefill.time_s, time_per_token_s=decode.time_per_token_s,
+        memory, fits(session.hardware, memory), ttft_s=prefill.time_s, time_per_token_s=decode.time_per_token_s,
         tokens_per_s=decode.tokens_per_s, kv_cache_bytes=batch * kv_per_sequence,
         prefill_bound=prefill.bound, decode_bound=decode.bound,
     )

@@ -11,9 +11,9 @@ from ..api import count_traffic, example_inputs, loader_notes
 from ..errors import UsageError
 from ..loaders.base import LoadedModel
 from ..spec import ModelSpec
-from ..units import format_si
 from .bounds import PassBound, Pricer
 from .hardware import Hardware
+from .memory import max_batch_that_fits
 from .quantisation import QUANTIZATION_LAYOUTS, STORAGE_DTYPES, Precisions, weights_bytes
 
 
@@ -73,21 +73,12 @@ class Session:
                     params=sum(math.prod(s) for s in self.param_shapes.values()), weights_bytes=weights,
                     weights_bytes_by_dtype=by_dtype)
 
-    def fits(self, memory: float) -> bool | None:
-        return None if self.hardware.memory_bytes is None else memory <= self.hardware.memory_bytes
-
     def max_batch(self, weights: float, per_sequence: float) -> int | None:
-        """The largest batch whose weights + per-sequence memory (KV cache, activations) fit the GPU's memory."""
-        if self.hardware.memory_bytes is None:
-            self.notes.append(f"{self.hardware.gpu} has no memory size in the catalogue: what fits is not known")
-            return None
-        room = self.hardware.memory_bytes - weights
-        if room < per_sequence:
-            if room < 0:
-                self.notes.append(f"the weights alone ({format_si(weights, 'B')}) exceed the memory of "
-                                  f"{self.hardware.gpu} ({format_si(self.hardware.memory_bytes, 'B')})")
-            return 0
-        return int(room // per_sequence) if per_sequence > 0 else None
+        """The largest batch that fits the GPU's memory; why not, as a note, when none or not known."""
+        largest, note = max_batch_that_fits(self.hardware, weights, per_sequence)
+        if note:
+            self.notes.append(note)
+        return largest
 
 
 def _serving_mode(model: Any) -> None:
