@@ -303,3 +303,39 @@ def test_a_model_that_cannot_run_on_meta_falls_back_to_the_cpu_behind_the_memory
     monkeypatch.setattr(api, "available_memory", lambda: 10_000)  # the 64 x 64 fp32 weights need 16.4 kB
     with pytest.raises(InsufficientMemoryError, match="on the cpu needs at least 16.4 kB"):
         infer(ModelSpec(source), gpu="A100-SXM4-80GB")
+
+
+MISTRAL = dict(model_type="mistral", architectures=["MistralForCausalLM"], hidden_size=64, intermediate_size=128,
+               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000,
+               max_position_embeddings=256, tie_word_embeddings=False)
+
+
+def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):
+    """transformers keeps window - 1 entries of a sliding-window cache: past the window, the cache stops growing
+    and a decode step reads those entries and writes one (it used to exit 2: 'does not grow')."""
+    pytest.importorskip("transformers")
+    window, layers, kv_heads, head_dim = 4, 2, 2, 16
+    per_token = 2 * layers * kv_heads * head_dim * 2  # K and V, bf16: 256 bytes
+    sliding = tmp_path / "sliding"
+    sliding.mkdir()
+    result = infer(ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))), gpu="A100-SXM4-80GB",
+                   precision="bf16", prompt=8, generate=3)
+    assert result.kv_cache_bytes_per_token == per_token
+    assert result.kv_cache_bytes == (window - 1) * per_token  # what the cache holds, not 11 tokens' worth
+    assert sum(layer.kv_cache_bytes for layer in result.layers) == window * per_token  # 3 read, 1 written
+    (c1, f1), (c2, f2) = result.decode.flops_per_token_at_context
+    assert (c1, c2) == (8, 10) and f1 == f2  # attention over the window's 4 keys at every context
+    # the same step as at context 3, where the window first fills: 3 cached entries + the new one; a full-attention
+    # model at context 3 does the same matmuls and attention (only the mask's few comparisons differ)
+    filled = infer(ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))), gpu="A100-SXM4-80GB",
+                   precision="bf16", prompt=3, generate=1)
+    assert filled.decode.flops_per_token_at_context[0][1] == f1
+    full = infer(ModelSpec(write_config(tmp_path, MISTRAL)), gpu="A100-SXM4-80GB", precision="bf16", prompt=3,
+                 generate=1)
+    assert full.decode.flops_per_token_at_context[0][1] == pytest.approx(f1, abs=100)
+    assert full.kv_cache_bytes == 4 * per_token and not any("sliding window" in note for note in full.notes)
+    assert any("stops growing at 768 B per sequence (a sliding window" in note for note in result.notes)
+    # a generation that crosses the window: the cache holds the window at the end, not P + G tokens
+    crossing = infer(ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))), gpu="A100-SXM4-80GB",
+                     precision="bf16", prompt=2, generate=4)
+    assert crossing.kv_cache_bytes == (window - 1) * per_token

@@ -8,6 +8,7 @@ from typing import Any, Mapping, NamedTuple
 
 from ..counting.traffic import cache_tensors
 from ..errors import ModelRunError, UsageError, short_error
+from ..units import format_si
 from .bounds import PassBound, compute_bound_from, dominant_bound
 from .cache import (
     NOT_CAUSAL_HINT,
@@ -40,10 +41,17 @@ class Counted(NamedTuple):
 
 
 class KvGrowth(NamedTuple):
-    """Cache elements per sequence: added per token of context, and held whatever the context."""
+    """Cache elements per sequence: added per token of context while the cache grows, held whatever the context
+    (a recurrent state), and the most it holds (a sliding window's; None when it grows with every token)."""
 
     per_token: float
     fixed: float
+    most: float | None = None
+
+    def held(self, tokens: int) -> float:
+        """Cache elements per sequence after `tokens` tokens."""
+        grown = self.fixed + self.per_token * tokens
+        return grown if self.most is None else min(grown, self.most)
 
 
 class GenerationCounter:
@@ -65,8 +73,15 @@ class GenerationCounter:
         if self.growth is None:
             self.growth = self._growth(batch, before, cache)
         last = self.prompt + self.generate - 1
-        final = first if last == self.prompt else self._decode(batch, self.filled_cache(batch, last))
+        end_cache = cache if last == self.prompt else self.filled_cache(batch, last)
+        final = first if last == self.prompt else self._decode(batch, end_cache)
+        if batch == session.sizes[0] and new_cache(session.model) is not None:  # grown in place: read what it holds
+            self.growth = self._held_at_end(self.growth, elements(cache_tensors(end_cache)) / batch)
         return Counted(prefill, first, final)
+
+    def _held_at_end(self, growth: KvGrowth, held: float) -> KvGrowth:
+        """A cache that holds less after the last step than its growth says has met a sliding window."""
+        return growth._replace(most=held) if held < growth.held(self.prompt + self.generate) else growth
 
     def _prompt_inputs(self, batch: int, tokens: int, cache: Any) -> dict[str, Any]:
         return {"input_ids": token_ids(batch, tokens, self.session.device), "use_cache": True,
@@ -78,10 +93,15 @@ class GenerationCounter:
         if after == before:  # an immutable cache (tuples): the step returned a new one
             after = elements(cache_tensors(self.filled_cache(batch, self.prompt + 1)))
         slope = (after - before) / batch
+        if slope > 0:
+            return KvGrowth(slope, before / batch - slope * self.prompt)
+        # a sliding window the prompt already fills (transformers keeps only the window): growth from 1 to 2 tokens
+        one, two = (elements(cache_tensors(self.filled_cache(batch, tokens))) for tokens in (1, 2))
+        slope = (two - one) / batch
         if slope <= 0:
             raise UsageError(f"{self.session.spec.source}: its KV cache does not grow with the context",
                              NOT_CAUSAL_HINT)
-        return KvGrowth(slope, before / batch - slope * self.prompt)
+        return KvGrowth(slope, one / batch - slope, most=before / batch)
 
     def filled_cache(self, batch: int, context: int) -> Any:
         """A KV cache of `context` entries, made by an uncounted forward over that many tokens."""
@@ -148,13 +168,17 @@ def _generation_result(counter: GenerationCounter, per_batch: Mapping[int, Count
     fields = session.model_fields()
     weights = fields["weights_bytes"]
     kv_per_element = BYTES_PER_ELEMENT[session.precisions.kv_cache]
-    kv_per_sequence = (growth.fixed + growth.per_token * (prompt + generate)) * kv_per_element
+    kv_per_sequence = growth.held(prompt + generate) * kv_per_element
     decodes = {batch: _decode_summary(counted, batch, prompt, generate) for batch, counted in per_batch.items()}
     batches = tuple(_batch_bound(session, per_batch[batch].prefill, decode, compute_s, weights, kv_per_sequence)
                     for batch, (decode, compute_s) in decodes.items())
     batch0 = session.sizes[0]
     counted0 = per_batch[batch0]
     session.notes.append(LAST_LOGITS_NOTE if counter.last_logits else ALL_LOGITS_NOTE)
+    if growth.most is not None:
+        session.notes.append(f"the KV cache stops growing at {format_si(growth.most * kv_per_element, 'B')} per "
+                             "sequence (a sliding window: only the window's entries are kept); decode steps between "
+                             "the first and the last counted are taken as linear in the context, a lower bound")
     if session.precisions.kv_cache in QUANTIZATION_LAYOUTS:
         session.notes.append(f"KV cache in {session.precisions.kv_cache} with no scales counted")
     _check_positions(session, prompt + generate)
