@@ -1,4 +1,4 @@
-"""flopcalc.infer: serving bounds against the arithmetic written out (Llama-2-7B and TinyLlama shapes on meta,
+"""flopcalc.infer.infer: serving bounds against the arithmetic written out (Llama-2-7B and TinyLlama shapes on meta,
 a Linear's roofline, a hand-written causal LM following the HF convention), and its bad input."""
 
 import json
@@ -15,7 +15,6 @@ from flopcalc.infer import (
     parameter_bytes,
     parse_batch_sizes,
     storage_dtype,
-    sum_of_max,
 )
 from flopcalc.spec import ModelSpec
 
@@ -219,16 +218,6 @@ def test_a_calibration_gives_the_peak_and_the_catalogue_the_bandwidth(tmp_path, 
     result = infer(ModelSpec(f"{examples / 'mlp.py'}:build"), gpu="A100-SXM4-80GB", calibration=str(calibration))
     assert result.hardware.peak_flops == 250e12 and result.hardware.bandwidth == A100_BANDWIDTH
     assert "measured" in result.hardware.peak_origin
-
-
-def test_sum_of_max_is_the_sum_of_each_steps_bound():
-    for c_first, c_last, m_first, m_last, steps in [(1, 9, 5, 6, 11), (9, 1, 5, 6, 11), (3, 3, 1, 7, 4),
-                                                    (2, 2, 2, 2, 3), (0, 10, 10, 0, 2), (4, 8, 1, 2, 1)]:
-        c = [c_first + (c_last - c_first) * i / max(steps - 1, 1) for i in range(steps)]
-        m = [m_first + (m_last - m_first) * i / max(steps - 1, 1) for i in range(steps)]
-        compute, memory = sum_of_max(c_first, c_last, m_first, m_last, steps)
-        assert compute == pytest.approx(sum(x for x, y in zip(c, m) if x >= y))
-        assert memory == pytest.approx(sum(y for x, y in zip(c, m) if y > x))
 
 
 def test_bad_input_is_one_line(tmp_path, examples):
