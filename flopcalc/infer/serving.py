@@ -19,6 +19,11 @@ from .quantisation import BYTES_PER_ELEMENT, STORAGE_DTYPES, Precisions, storage
 from .result import InferResult
 from .session import Session
 
+# The largest batch size and generation length taken: beyond any serving run, and far inside what torch's int64
+# shapes hold, so no overflow reaches torch.
+MAX_BATCH_SIZE = 1 << 24
+MAX_TOKENS = 1 << 24
+
 
 def parse_batch_sizes(text: str | Iterable[int]) -> tuple[int, ...]:
     """`1,8,64` -> (1, 8, 64): whole numbers >= 1, sorted, each once."""
@@ -28,6 +33,9 @@ def parse_batch_sizes(text: str | Iterable[int]) -> tuple[int, ...]:
     sizes = sorted({int(item) for item in items})
     if sizes[0] < 1:
         raise UsageError(f"--batch-size {text!r}: a batch size must be at least 1", "write e.g. --batch-size 1,8,64")
+    if sizes[-1] > MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size {sizes[-1]} is too large: a batch size must be at most {MAX_BATCH_SIZE:,}",
+                         "write e.g. --batch-size 1,8,64")
     return tuple(sizes)
 
 
@@ -84,6 +92,9 @@ def _generation_lengths(spec: ModelSpec, prompt: int | None, generate: int | Non
     for flag, value in (("--prompt", prompt), ("--generate", generate)):
         if value < 1:
             raise UsageError(f"{flag} {value} must be at least 1 token")
+    if prompt + generate > MAX_TOKENS:
+        raise UsageError(f"--prompt {prompt} + --generate {generate} tokens is too long: at most {MAX_TOKENS:,} "
+                         "tokens in all", "give a shorter prompt or generation")
     if spec.inputs or spec.seq_len is not None:
         raise UsageError("--prompt sets the tokens of a generation", "drop --input and --seq-len")
     return prompt, generate

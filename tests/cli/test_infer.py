@@ -82,6 +82,8 @@ def test_plain_model_markdown_csv_and_an_output_file(examples, tmp_path):
     (("--batch-size", "1,x"), "is not a list of whole numbers"),
     (("--prompt", "8", "--generate", "2"), "does not take input_ids, past_key_values and use_cache"),
     (("--generate", "2"), "--prompt and --generate go together"),
+    (("--batch-size", "99999999999999999999"), "a batch size must be at most 16,777,216"),
+    (("--prompt", "8", "--generate", "99999999999999"), "at most 16,777,216 tokens in all"),
     (("--weight-dtype", "int2"), "--weight-dtype 'int2' is not a storage format"),
     (("--compute-precision", "fp8"), "A100-SXM4-80GB has no fp8 peak"),
 ])

@@ -226,6 +226,10 @@ def test_bad_input_is_one_line(tmp_path, examples):
         parse_batch_sizes("0")
     with pytest.raises(UsageError, match="whole numbers"):
         parse_batch_sizes("1,eight")
+    with pytest.raises(UsageError, match="--batch-size 16777217 is too large: a batch size must be at most 16,777,216"):
+        parse_batch_sizes("1,16777217")
+    with pytest.raises(UsageError, match="at most 16,777,216 tokens in all"):
+        infer(ModelSpec(mlp), gpu="A100-SXM4-80GB", prompt=2**24, generate=1)
     with pytest.raises(UsageError, match="go together"):
         infer(ModelSpec(mlp), gpu="A100-SXM4-80GB", prompt=8)
     with pytest.raises(UsageError, match="does not take input_ids, past_key_values"):
