@@ -61,6 +61,7 @@ class GenerationCounter:
         self.session, self.prompt, self.generate = session, prompt, generate
         self.keyword = cache_keyword(session.model, session.spec.source)
         self.last_logits = last_logits_only(session.model)
+        self.grows_in_place = new_cache(session.model) is not None  # a transformers Cache, not returned tuples
         self.growth: KvGrowth | None = None  # from the first batch size counted
 
     def count(self, batch: int) -> Counted:
@@ -75,7 +76,7 @@ class GenerationCounter:
         last = self.prompt + self.generate - 1
         end_cache = cache if last == self.prompt else self.filled_cache(batch, last)
         final = first if last == self.prompt else self._decode(batch, end_cache)
-        if batch == session.sizes[0] and new_cache(session.model) is not None:  # grown in place: read what it holds
+        if batch == session.sizes[0] and self.grows_in_place:  # the last step grew it: read what it holds
             self.growth = self._held_at_end(self.growth, elements(cache_tensors(end_cache)) / batch)
         return Counted(prefill, first, final)
 
