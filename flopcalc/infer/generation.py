@@ -54,55 +54,19 @@ class KvGrowth(NamedTuple):
         return grown if self.most is None else min(grown, self.most)
 
 
-class GenerationCounter:
-    """Counts a P-token prompt and G decode steps of the session's model, calling it the Hugging Face way."""
+class Caller:
+    """Calls the session's model the Hugging Face way: a prompt (keeping the last position's logits where the
+    model allows), a cache filled by an uncounted forward, a decode step of one token."""
 
-    def __init__(self, session: Session, prompt: int, generate: int):
-        self.session, self.prompt, self.generate = session, prompt, generate
+    def __init__(self, session: Session):
+        self.session = session
         self.keyword = cache_keyword(session.model, session.spec.source)
         self.last_logits = last_logits_only(session.model)
         self.grows_in_place = new_cache(session.model) is not None  # a transformers Cache, not returned tuples
-        self.growth: KvGrowth | None = None  # from the first batch size counted
 
-    def count(self, batch: int) -> Counted:
-        session = self.session
-        cache = new_cache(session.model)
-        prefill = session.count(self._prompt_inputs(batch, self.prompt, cache), cache)
-        cache = cache if cache is not None else self.filled_cache(batch, self.prompt)
-        before = elements(cache_tensors(cache))
-        first = self._decode(batch, cache)
-        if self.growth is None:
-            self.growth = self._growth(batch, before, cache)
-        last = self.prompt + self.generate - 1
-        end_cache = cache if last == self.prompt else self.filled_cache(batch, last)
-        final = first if last == self.prompt else self._decode(batch, end_cache)
-        if batch == session.sizes[0] and self.grows_in_place:  # the last step grew it: read what it holds
-            self.growth = self._held_at_end(self.growth, elements(cache_tensors(end_cache)) / batch)
-        return Counted(prefill, first, final)
-
-    def _held_at_end(self, growth: KvGrowth, held: float) -> KvGrowth:
-        """A cache that holds less after the last step than its growth says has met a sliding window."""
-        return growth._replace(most=held) if held < growth.held(self.prompt + self.generate) else growth
-
-    def _prompt_inputs(self, batch: int, tokens: int, cache: Any) -> dict[str, Any]:
+    def prompt_inputs(self, batch: int, tokens: int, cache: Any) -> dict[str, Any]:
         return {"input_ids": token_ids(batch, tokens, self.session.device), "use_cache": True,
                 **({self.keyword: cache} if cache is not None else {}), **self.last_logits}
-
-    def _growth(self, batch: int, before: int, cache: Any) -> KvGrowth:
-        """From the cache a decode step grew in place, or else from one filled with one token more."""
-        after = elements(cache_tensors(cache))
-        if after == before:  # an immutable cache (tuples): the step returned a new one
-            after = elements(cache_tensors(self.filled_cache(batch, self.prompt + 1)))
-        slope = (after - before) / batch
-        if slope > 0:
-            return KvGrowth(slope, before / batch - slope * self.prompt)
-        # a sliding window the prompt already fills (transformers keeps only the window): growth from 1 to 2 tokens
-        one, two = (elements(cache_tensors(self.filled_cache(batch, tokens))) for tokens in (1, 2))
-        slope = (two - one) / batch
-        if slope <= 0:
-            raise UsageError(f"{self.session.spec.source}: its KV cache does not grow with the context",
-                             NOT_CAUSAL_HINT)
-        return KvGrowth(slope, one / batch - slope, most=before / batch)
 
     def filled_cache(self, batch: int, context: int) -> Any:
         """A KV cache of `context` entries, made by an uncounted forward over that many tokens."""
@@ -112,7 +76,7 @@ class GenerationCounter:
         cache = new_cache(session.model)
         try:
             with torch.no_grad():
-                output = session.model(**self._prompt_inputs(batch, context, cache))
+                output = session.model(**self.prompt_inputs(batch, context, cache))
         except (Exception, SystemExit) as error:
             raise ModelRunError(f"{session.spec.source}: a forward over {context} tokens to fill the KV cache "
                                 f"failed: {short_error(error)}") from error
@@ -122,9 +86,55 @@ class GenerationCounter:
                              NOT_CAUSAL_HINT)
         return cache
 
-    def _decode(self, batch: int, cache: Any) -> PassBound:
+    def decode(self, batch: int, cache: Any) -> PassBound:
+        """One decode step counted: a token per sequence onto `cache`."""
         inputs = {"input_ids": token_ids(batch, 1, self.session.device), self.keyword: cache, "use_cache": True}
         return self.session.count(inputs, cache)
+
+
+class GenerationCounter:
+    """Counts a P-token prompt and G decode steps of the session's model, and how its KV cache grows."""
+
+    def __init__(self, session: Session, prompt: int, generate: int):
+        self.session, self.prompt, self.generate = session, prompt, generate
+        self.caller = Caller(session)
+        self.growth: KvGrowth | None = None  # from the first batch size counted
+
+    def count(self, batch: int) -> Counted:
+        session, caller = self.session, self.caller
+        cache = new_cache(session.model)
+        prefill = session.count(caller.prompt_inputs(batch, self.prompt, cache), cache)
+        cache = cache if cache is not None else caller.filled_cache(batch, self.prompt)
+        before = elements(cache_tensors(cache))
+        first = caller.decode(batch, cache)
+        if self.growth is None:
+            self.growth = self._growth(batch, before, cache)
+        last = self.prompt + self.generate - 1
+        end_cache = cache if last == self.prompt else caller.filled_cache(batch, last)
+        final = first if last == self.prompt else caller.decode(batch, end_cache)
+        if batch == session.sizes[0] and caller.grows_in_place:  # the last step grew it: read what it holds
+            self.growth = self._held_at_end(self.growth, elements(cache_tensors(end_cache)) / batch)
+        return Counted(prefill, first, final)
+
+    def _held_at_end(self, growth: KvGrowth, held: float) -> KvGrowth:
+        """A cache that holds less after the last step than its growth says has met a sliding window."""
+        return growth._replace(most=held) if held < growth.held(self.prompt + self.generate) else growth
+
+    def _growth(self, batch: int, before: int, cache: Any) -> KvGrowth:
+        """From the cache a decode step grew in place, or else from one filled with one token more."""
+        after = elements(cache_tensors(cache))
+        if after == before:  # an immutable cache (tuples): the step returned a new one
+            after = elements(cache_tensors(self.caller.filled_cache(batch, self.prompt + 1)))
+        slope = (after - before) / batch
+        if slope > 0:
+            return KvGrowth(slope, before / batch - slope * self.prompt)
+        # a sliding window the prompt already fills (transformers keeps only the window): growth from 1 to 2 tokens
+        one, two = (elements(cache_tensors(self.caller.filled_cache(batch, tokens))) for tokens in (1, 2))
+        slope = (two - one) / batch
+        if slope <= 0:
+            raise UsageError(f"{self.session.spec.source}: its KV cache does not grow with the context",
+                             NOT_CAUSAL_HINT)
+        return KvGrowth(slope, one / batch - slope, most=before / batch)
 
 
 def bound_generation(session: Session, prompt: int, generate: int) -> InferResult:
@@ -175,7 +185,7 @@ def _generation_result(counter: GenerationCounter, per_batch: Mapping[int, Count
                     for batch, (decode, compute_s) in decodes.items())
     batch0 = session.sizes[0]
     counted0 = per_batch[batch0]
-    session.notes.append(LAST_LOGITS_NOTE if counter.last_logits else ALL_LOGITS_NOTE)
+    session.notes.append(LAST_LOGITS_NOTE if counter.caller.last_logits else ALL_LOGITS_NOTE)
     if growth.most is not None:
         session.notes.append(f"the KV cache stops growing at {format_si(growth.most * kv_per_element, 'B')} per "
                              "sequence (a sliding window: only the window's entries are kept); decode steps between "
