@@ -3,13 +3,12 @@ prefill, decode with a KV cache, and what fits. Parses, calls flopcalc.infer, re
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from ._app import app, emit
 from ._options import (
-    CalibrationOption,
     CatalogOption,
     CausalHalfOption,
     DeviceOption,
@@ -26,6 +25,14 @@ from ._options import (
     notes_to_stderr,
     shown_on_terminal,
 )
+
+# Its own --calibration: the shared option's help speaks of --utilization, which infer does not take.
+InferCalibrationOption = Annotated[
+    Optional[str],
+    typer.Option("--calibration", help="Price FLOPs at the matmul peak measured by `flopcalc bench --save` (a FILE, "
+                                       "or 'auto' for the default file) instead of the datasheet's; bandwidth and "
+                                       "memory stay the catalogue's, and --gpu is optional."),
+]
 
 
 @app.command("infer")
@@ -52,7 +59,7 @@ def infer_command(
     device: DeviceOption = None,
     causal_half: CausalHalfOption = False,
     catalog: CatalogOption = None,
-    calibration: CalibrationOption = None,
+    calibration: InferCalibrationOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

@@ -1,0 +1,65 @@
+"""The GPU a serving bound is priced on: one resolver from the GPU name and precisions to the peak, bandwidth and
+memory, kept as one function so a shared device resolver can take its place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..calibration import choose_throughput
+from ..catalog import load_catalog
+from ..errors import CatalogError
+from ..units import normalize_precision
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The peak that prices FLOPs, the bandwidth that prices bytes, the memory that must hold it all."""
+
+    gpu: str
+    precision: str
+    peak_flops: float  # FLOP/s (ops/s for int8), dense
+    peak_origin: str
+    bandwidth: float  # bytes/s
+    memory_bytes: float | None  # None when the catalogue has no memory size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.gpu,
+            "precision": self.precision,
+            "peak_tflops": self.peak_flops / 1e12,
+            "peak_origin": self.peak_origin,
+            "bandwidth_gbps": self.bandwidth / 1e9,
+            "memory_gb": None if self.memory_bytes is None else self.memory_bytes / 1e9,
+        }
+
+
+def resolve_hardware(
+    gpu: str | None,
+    precision: str | None = None,
+    compute_precision: str | None = None,
+    *,
+    calibration: str | None = None,
+    catalogs: Sequence[str] = (),
+) -> tuple[Hardware, str]:
+    """The GPU's peak at the compute precision (datasheet, or measured with a calibration), its bandwidth and
+    memory from the catalogue; and the serving precision (--precision, default the GPU's fastest 16-bit one)."""
+    base = choose_throughput(gpu=gpu, precision=precision, calibration=calibration, catalogs=catalogs)
+    serving = base.throughput.precision
+    compute = normalize_precision(compute_precision) if compute_precision else serving
+    chosen = base if compute == serving else choose_throughput(
+        gpu=gpu, precision=compute, calibration=calibration, catalogs=catalogs)
+    name = gpu or chosen.throughput.gpu
+    try:
+        entry = load_catalog(tuple(catalogs)).resolve(name)
+    except CatalogError as error:
+        raise CatalogError(f"{name} is not in the GPU catalogue, so it has no memory bandwidth ({error.message})",
+                           "pass --gpu with a catalogue id, or add the GPU with --catalog FILE") from None
+    if entry.memory_bandwidth_gbps is None:
+        raise CatalogError(f"{entry.id} has no memory bandwidth in the catalogue",
+                           "add memory_bandwidth_gbps (GB/s) to its entry with --catalog FILE (docs/catalogue.md)")
+    memory = None if entry.memory_gb is None else entry.memory_gb * 1e9
+    throughput = chosen.throughput
+    hardware = Hardware(entry.id, throughput.precision, throughput.peak_flops, throughput.origin,
+                        entry.memory_bandwidth_gbps * 1e9, memory)
+    return hardware, serving
