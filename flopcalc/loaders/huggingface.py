@@ -12,6 +12,7 @@ multimodal model.
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import json
 import os
@@ -59,7 +60,8 @@ def _transformers():
 
 
 def read_config(path: Path):
-    """The transformers config object for a config.json; ModelLoadError for anything it cannot be."""
+    """The transformers config object for a config.json, read by transformers' own reader (the JSON is checked
+    first only to say what is wrong with it); ModelLoadError for anything it cannot be."""
 
     if not path.is_file():
         raise ModelLoadError(f"config file {path} not found", "check the path; it is relative to the current folder")
@@ -72,16 +74,17 @@ def read_config(path: Path):
             f"{path} has no model_type", "a Hugging Face config.json names its architecture in model_type"
         )
     transformers = _transformers()
-    model_type = values.pop("model_type")
+    model_type = values["model_type"]
+    if model_type not in transformers.CONFIG_MAPPING:
+        raise ModelLoadError(
+            f"{path}: unknown model_type {model_type!r}",
+            f"transformers {transformers.__version__} does not know it; upgrade transformers or fix the config",
+        )
     try:
         with _quiet(transformers):  # config sanity warnings (a token id past a tiny vocabulary) are not ours
-            return transformers.AutoConfig.for_model(model_type, **values)
+            # transformers' own reader: it decodes what its writer encodes ({"__float__": "Infinity"})
+            return transformers.CONFIG_MAPPING[model_type].from_json_file(path)
     except ValueError as error:
-        if model_type not in transformers.CONFIG_MAPPING:
-            raise ModelLoadError(
-                f"{path}: unknown model_type {model_type!r}",
-                f"transformers {transformers.__version__} does not know it; upgrade transformers or fix the config",
-            ) from error
         raise ModelLoadError(f"{path}: malformed config: {short_error(error)}") from error
     except Exception as error:
         raise ModelLoadError(f"{path}: malformed config: {short_error(error)}") from error
@@ -144,22 +147,38 @@ def build_model(config, device: str, source: str):
     try:
         with _quiet(transformers), torch.device(device):
             model = None
+            # each attempt gets its own copy: a failed one has already set the attention on some sub-configs
+            # (DETR's ResNet backbone refuses sdpa after the DETR part took it)
             if getattr(cls, "_supports_sdpa", False):
                 try:
-                    model = cls._from_config(config, attn_implementation="sdpa")
+                    model = cls._from_config(copy.deepcopy(config), attn_implementation="sdpa")
                 except ValueError as error:
                     if "sdpa" not in str(error).lower() and "scaled_dot_product" not in str(error):
                         raise
             if model is None:
-                model = cls._from_config(config)
-                implementation = getattr(model.config, "_attn_implementation", None) or "eager"
-                notes.append(f"{cls.__name__} does not support sdpa attention: built with its default "
-                             f"({implementation}), " + ("so its attention products are counted as matmul"
-                                                        if _has_attention(model) else "and it has no attention layer"))
+                model = cls._from_config(copy.deepcopy(config))
+                notes.append(_default_attention_note(cls.__name__, model))
         _move_strays(model, device)
     except Exception as error:
         raise ModelBuildError(f"{source}: building the model failed: {short_error(error)}") from error
     return model, notes
+
+
+def _default_attention_note(name: str, model) -> str:
+    """What a model built with its default attention counts its attention as: a part that refused sdpa
+    (DETR's ResNet backbone) leaves the rest on sdpa, counted as attention."""
+    implementation = getattr(model.config, "_attn_implementation", None) or "eager"
+    if implementation != "sdpa":
+        return (f"{name} does not support sdpa attention: built with its default ({implementation}), "
+                + ("so its attention products are counted as matmul" if _has_attention(model)
+                   else "and it has no attention layer"))
+    refused = sorted({type(m).__name__ for m in model.modules()
+                      if getattr(getattr(m, "config", None), "_attn_implementation", "sdpa") not in ("sdpa", None)})
+    with_attention = [part for part in refused
+                      if any(type(m).__name__ == part and _has_attention(m) for m in model.modules())]
+    return (f"{name}: {', '.join(refused) or 'a part'} does not support sdpa attention and was built with its "
+            "default; the rest uses sdpa, counted as attention" + (
+                f" ({', '.join(with_attention)}: attention products counted as matmul)" if with_attention else ""))
 
 
 def _has_attention(model) -> bool:

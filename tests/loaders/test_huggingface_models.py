@@ -1,0 +1,46 @@
+"""Hugging Face models that broke or miscounted: configs as transformers writes them, a backbone config that the
+first build attempt edits, fused experts, random layer skipping, image inputs spliced into the token ids."""
+
+import pytest
+
+transformers = pytest.importorskip("transformers")
+
+from flopcalc.api import count  # noqa: E402
+
+H, VOCAB = 64, 1000
+SMALL_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+
+
+def test_a_config_transformers_wrote_with_infinity_in_it_loads(tmp_path):
+    """Mamba2's time_step_limit defaults to (0, inf), which transformers writes as {"__float__": "Infinity"}."""
+    heads, head_dim, state, groups, kernel, layers = 8, 16, 8, 1, 4, 2
+    inner = heads * head_dim  # expand 2 x hidden 64
+    transformers.Mamba2Config(hidden_size=H, num_heads=heads, head_dim=head_dim, state_size=state, n_groups=groups,
+                              expand=2, conv_kernel=kernel, num_hidden_layers=layers, vocab_size=VOCAB,
+                              **SMALL_IDS).save_pretrained(tmp_path)
+    assert '"__float__": "Infinity"' in (tmp_path / "config.json").read_text()
+    report = count(str(tmp_path), seq_len=16, backward=False)
+    conv_channels = inner + 2 * groups * state
+    per_layer = (H * (2 * inner + 2 * groups * state + heads)  # in_proj: gate, x, B, C, dt
+                 + conv_channels * kernel + conv_channels  # depthwise conv and its bias
+                 + 3 * heads  # dt_bias, A_log, D
+                 + inner + inner * H + H)  # gated norm, out_proj, the block's norm
+    assert report.params == 2 * VOCAB * H + layers * per_layer + H  # untied head, final norm
+
+
+def test_detr_with_a_resnet_backbone_builds_after_sdpa_is_refused(tmp_path):
+    """The backbone refuses sdpa after the DETR part took it; the default build gets a fresh copy of the config
+    (it failed on the edited one), and DETR's own attention still runs through sdpa."""
+    heads, width, queries = 4, 64, 10
+    transformers.DetrConfig(
+        use_timm_backbone=False, use_pretrained_backbone=False, num_queries=queries, d_model=width,
+        backbone_config={"model_type": "resnet", "embedding_size": 16, "hidden_sizes": [16, 32, 64, 128],
+                         "depths": [1, 1, 1, 1], "out_features": ["stage4"]},
+        encoder_layers=1, decoder_layers=1, encoder_attention_heads=heads, decoder_attention_heads=heads,
+        encoder_ffn_dim=width, decoder_ffn_dim=width,
+    ).save_pretrained(tmp_path)
+    report = count(str(tmp_path), inputs=["pixel_values=1x3x64x64"], backward=False)
+    tokens = (64 // 32) ** 2  # the last ResNet stage is at stride 32
+    pairs = tokens * tokens + queries * queries + queries * tokens  # encoder self, decoder self, cross
+    assert report.forward_by_category["attention"] == 2 * heads * pairs * 2 * (width // heads)
+    assert any("ResNetBackbone does not support sdpa" in note and "the rest uses sdpa" in note for note in report.notes)
