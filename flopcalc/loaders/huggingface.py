@@ -143,7 +143,10 @@ def build_model(config, device: str, source: str):
 
     transformers = _transformers()
     cls = _model_class(transformers, config)
-    notes: list[str] = []
+    config = copy.deepcopy(config)
+    notes: list[str] = [f"counted with {', '.join(turned_off)} off: random layer skipping and time masking in "
+                        "training mode would make each count differ; every layer and time step is counted once"
+                        for turned_off in [_training_randomness_off(config)] if turned_off]
     try:
         with _quiet(transformers), torch.device(device):
             model = None
@@ -162,6 +165,24 @@ def build_model(config, device: str, source: str):
     except Exception as error:
         raise ModelBuildError(f"{source}: building the model failed: {short_error(error)}") from error
     return model, notes
+
+
+def _training_randomness_off(config, prefix: str = "") -> list[str]:
+    """The config and its sub-configs with the training-time randomness that changes which work runs turned off:
+    LayerDrop (`layerdrop`, `encoder_layerdrop`, ...: skip random whole layers) to 0, SpecAugment
+    (`apply_spec_augment`: overwrite random time steps, as many as drawn) off. `name=value` of each that was on."""
+    turned_off = []
+    for name, value in list(vars(config).items()):
+        if hasattr(value, "to_dict") and hasattr(value, "model_type"):  # a sub-config
+            turned_off += _training_randomness_off(value, f"{prefix}{name}.")
+        elif name.endswith("layerdrop") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value:
+                turned_off.append(f"{prefix}{name}={value:g}")
+            setattr(config, name, 0.0)
+        elif name == "apply_spec_augment" and value is True:
+            turned_off.append(f"{prefix}{name}=true")
+            setattr(config, name, False)
+    return turned_off
 
 
 def _default_attention_note(name: str, model) -> str:

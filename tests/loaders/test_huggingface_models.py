@@ -44,3 +44,22 @@ def test_detr_with_a_resnet_backbone_builds_after_sdpa_is_refused(tmp_path):
     pairs = tokens * tokens + queries * queries + queries * tokens  # encoder self, decoder self, cross
     assert report.forward_by_category["attention"] == 2 * heads * pairs * 2 * (width // heads)
     assert any("ResNetBackbone does not support sdpa" in note and "the rest uses sdpa" in note for note in report.notes)
+
+
+def test_layerdrop_and_spec_augment_are_off_so_every_layer_counts_every_time(tmp_path):
+    """HuBERT in training mode skips each layer with probability `layerdrop` and masks random time steps: five
+    counts of one model differed. Counted with both off, every run is the same and holds every layer."""
+    import json
+
+    layers, heads = 4, 4
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "hubert", "hidden_size": H, "intermediate_size": 128, "num_hidden_layers": layers,
+        "num_attention_heads": heads, "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16, "vocab_size": 32,
+        "layerdrop": 0.5, "apply_spec_augment": True, "mask_time_prob": 0.3}))
+    # the feature extractor (kernels 10, 3, 3, 3, 3, 2, 2; strides 5, 2, 2, 2, 2, 2, 2) takes 16,000 samples to
+    # 49 frames; each layer's attention is 2 x heads x 49 x 49 x (head dim + head dim)
+    frames, head_dim = 49, H // heads
+    reports = [count(str(tmp_path), backward=False) for _ in range(4)]
+    assert {r.forward_by_category["attention"] for r in reports} == {layers * 2 * heads * frames**2 * 2 * head_dim}
+    assert len({r.forward for r in reports}) == 1 and reports[0].device == "meta"
+    assert any("layerdrop=0.5, apply_spec_augment=true off" in note for note in reports[0].notes)
