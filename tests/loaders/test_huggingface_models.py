@@ -63,3 +63,23 @@ def test_layerdrop_and_spec_augment_are_off_so_every_layer_counts_every_time(tmp
     assert {r.forward_by_category["attention"] for r in reports} == {layers * 2 * heads * frames**2 * 2 * head_dim}
     assert len({r.forward for r in reports}) == 1 and reports[0].device == "meta"
     assert any("layerdrop=0.5, apply_spec_augment=true off" in note for note in reports[0].notes)
+
+
+def test_dbrx_experts_fused_in_one_module_count_top_k_of_them_as_active(tmp_path):
+    """DBRX keeps all experts' rows in one [experts x ffn, hidden] weight per projection: active was total."""
+    import json
+
+    layers, heads, kv_heads, ffn, experts, top_k = 2, 4, 2, 128, 4, 2
+    head_dim = H // heads
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "dbrx", "d_model": H, "n_heads": heads, "n_layers": layers, "max_seq_len": 64,
+        "vocab_size": VOCAB, "attn_config": {"kv_n_heads": kv_heads, "clip_qkv": 8, "rope_theta": 10000},
+        "ffn_config": {"ffn_hidden_size": ffn, "moe_num_experts": experts, "moe_top_k": top_k}}))
+    report = count(str(tmp_path), seq_len=12, backward=False)
+    attention = H * (H + 2 * kv_heads * head_dim) + H * H  # Wqkv, out_proj
+    expert_weights = 3 * experts * ffn * H  # w1, v1, w2
+    dense = 2 * VOCAB * H + layers * (attention + H * experts + 2 * H) + H  # + router, two norms; final norm
+    assert report.params == dense + layers * expert_weights
+    assert report.active == dense + layers * expert_weights * top_k // experts
+    assert report.forward_by_category["matmul"] == 2 * 12 * (layers * (attention + H * experts + top_k * 3 * ffn * H)
+                                                             + H * VOCAB)
