@@ -748,7 +748,7 @@ ZERO_FLOP_OPS = frozenset(
         "upsample_nearest1d", "upsample_nearest3d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",
         "_upsample_nearest_exact3d", "reflection_pad3d", "replication_pad3d", "diagonal", "unfold_backward", "select_backward", "slice_backward",
         "new_empty", "resize_", "set_", "view_as_real", "view_as_complex", "_reshape_alias",
-        "masked_select", "masked_scatter", "masked_scatter_", "masked_scatter_backward", "nonzero", "item", "sym_size", "sym_stride", "sym_numel", "is_same_size",
+        "masked_select", "masked_scatter", "masked_scatter_", "masked_scatter_backward", "repeat_interleave", "nonzero", "item", "sym_size", "sym_stride", "sym_numel", "is_same_size",
         "_assert_async", "_linalg_check_errors", "_assert_tensor_metadata", "_functional_assert_async",
         "expand_as", "view_as", "linspace", "eye", "one_hot", "equal", "allclose",
         "bucketize", "searchsorted", "unique_dim", "_unique2", "dropout", "feature_dropout",

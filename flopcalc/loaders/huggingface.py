@@ -15,9 +15,10 @@ import contextlib
 import copy
 import inspect
 import json
+import math
 import os
 from pathlib import Path
-from typing import AbstractSet, Any
+from typing import AbstractSet, Any, Mapping
 
 from ..errors import InputSpecError, MissingDependencyError, ModelBuildError, ModelLoadError, short_error
 from .base import LoadedModel
@@ -229,7 +230,7 @@ def _move_strays(model, device: str) -> None:
 
 
 def load_hf_config(path: Path, *, device: str, seq_len: int | None, source: str,
-                   decoder_seq_len: int | None = None, given: AbstractSet[str] | None = frozenset()):
+                   decoder_seq_len: int | None = None, given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset()):
     """LoadedModel for a config.json: the architecture, and as example inputs a dict of the inputs it needs
     (`default_inputs`) except those `given` by name (`given=None`: all are given, positionally)."""
     config = read_config(path)
@@ -241,7 +242,7 @@ def load_hf_config(path: Path, *, device: str, seq_len: int | None, source: str,
 
 
 def default_inputs(model, config, *, device: str, seq_len: int | None = None, decoder_seq_len: int | None = None,
-                   given: AbstractSet[str] | None = frozenset()) -> tuple[dict, dict[str, str], tuple[str, ...]]:
+                   given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset()) -> tuple[dict, dict[str, str], tuple[str, ...]]:
     """The inputs a model built from `config` is called with when no --input names them, batch size 1:
 
     - its main input (`model.main_input_name`): token ids `1 x seq_len` (int64 zeros; seq_len defaults to
@@ -256,8 +257,9 @@ def default_inputs(model, config, *, device: str, seq_len: int | None = None, de
       the decoder's max positions when the encoder does not take tokens, at most 2048).
 
     Returns the tensors by name, a note per default input (shown while it is used) and notes on inputs left
-    out. Inputs in `given` are not made (`given=None`: positional --inputs replace them all)."""
-    wanted, left_out = _wanted_inputs(model, config)
+    out. Inputs in `given` (names, or names and shapes) are not made (`given=None`: positional --inputs replace
+    them all); a given `pixel_values` shape puts its image tokens at the start of the default token ids."""
+    wanted, left_out = _wanted_inputs(model, config, given)
     cls = type(model).__name__
     if seq_len is not None and not {"input_ids", "input_values"} & set(wanted):
         raise InputSpecError(
@@ -278,23 +280,105 @@ def default_inputs(model, config, *, device: str, seq_len: int | None = None, de
         inputs[name] = _zeros(shape, dtype, device)
         if note:
             notes[name] = f"no --input {name}=: {'x'.join(map(str, shape))} {dtype} ({note})"
+    pixels = given.get("pixel_values") if isinstance(given, Mapping) else None
+    if pixels is not None and "input_ids" in inputs and _image_token_id(config) is not None:
+        notes["input_ids"] = _place_image_tokens(model, config, inputs, tuple(pixels), given, device)
     return inputs, notes, tuple(left_out)
 
 
-def _wanted_inputs(model, config) -> tuple[list[str], list[str]]:
-    main = getattr(model, "main_input_name", None) or "input_ids"
+def _image_token_id(config) -> int | None:
+    """The token id a vision-language model splices image features in at, if it is one."""
+    return next((value for value in (getattr(config, key, None) for key in _IMAGE_TOKEN_KEYS)
+                 if isinstance(value, int) and not isinstance(value, bool)), None)
+
+
+def _place_image_tokens(model, config, inputs: dict, pixel_shape: tuple[int, ...], given, device: str) -> str:
+    """The default token ids (and the inputs that go with them) for a --input pixel_values=SHAPE: the first
+    tokens are the image tokens, as many as the images' features, the rest text (id 0). Qwen2-VL-style
+    pixel values (flattened patches [patches, features]) get the image grid `1 x sqrt-ish x sqrt-ish` of
+    those patches, and the token types that mark the image tokens. Returns the note on the token ids."""
+    import torch
+
+    parameters = _forward_parameters(model)
+    image_token, ids = _image_token_id(config), inputs["input_ids"]
+    if "image_grid_thw" in parameters and "image_grid_thw" not in given:
+        merge = getattr(getattr(config, "vision_config", None), "spatial_merge_size", None) or 1
+        grid = _patch_grid(pixel_shape, merge, type(model).__name__)
+        inputs["image_grid_thw"] = torch.tensor([grid], dtype=torch.int64, device=device)
+        features, how = math.prod(grid) // merge**2, (f"image grid {'x'.join(map(str, grid))} of "
+                                                        f"{pixel_shape[0]} patches, merged {merge}x{merge}")
+    else:
+        features, how = _image_features(model, config, pixel_shape, device), "the vision tower's features"
+    if features > ids.shape[1]:
+        raise InputSpecError(
+            f"the images of pixel_values={'x'.join(map(str, pixel_shape))} take {features} image tokens, more than "
+            f"the {ids.shape[1]} token ids", f"give --seq-len {features} or more, or smaller images")
+    values = torch.zeros(ids.shape, dtype=ids.dtype)  # set on the CPU: a meta tensor holds no values
+    values[0, :features] = image_token
+    inputs["input_ids"] = values.to(device)
+    if "mm_token_type_ids" in parameters and "mm_token_type_ids" not in given:
+        inputs["mm_token_type_ids"] = (inputs["input_ids"] == image_token).to(torch.int64)
+    return (f"no --input input_ids=: {'x'.join(map(str, ids.shape))} int64, the first {features} image tokens "
+            f"(id {image_token}: {how}), then text; set --seq-len to change")
+
+
+def _forward_parameters(model):
     try:
-        parameters = inspect.signature(model.forward).parameters
+        return inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
-        parameters = {}
+        return {}
+
+
+def _patch_grid(pixel_shape: tuple[int, ...], merge: int, cls: str) -> tuple[int, int, int]:
+    """(frames 1, height, width) in patches for `patches` flattened patches: the squarest split whose sides
+    the spatial merge divides."""
+    patches = pixel_shape[0] if len(pixel_shape) == 2 else 0
+    sides = [(h, patches // h) for h in range(1, math.isqrt(patches) + 1)
+             if patches % h == 0 and h % merge == 0 and (patches // h) % merge == 0]
+    if not sides:
+        raise InputSpecError(
+            f"{cls} takes pixel_values as flattened patches [patches, features], with patches = height x width "
+            f"in patches, each a multiple of {merge}; got {'x'.join(map(str, pixel_shape))}",
+            f"give e.g. --input pixel_values={(4 * merge) ** 2}xFEATURES (a {4 * merge}x{4 * merge}-patch image)")
+    return (1, *sides[-1])
+
+
+def _image_features(model, config, pixel_shape: tuple[int, ...], device: str) -> int:
+    """How many token positions the images of `pixel_shape` fill: the vision tower run on zeros (on meta: no
+    arithmetic), its features' elements over the language model's width."""
+    import torch
+
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    width = getattr(text, "hidden_size", None)
+    extract = getattr(model, "get_image_features", None)
+    try:
+        with torch.no_grad():
+            output = extract(pixel_values=torch.zeros(pixel_shape, device=device))
+    except Exception as error:
+        raise InputSpecError(
+            f"{type(model).__name__} could not take pixel_values={'x'.join(map(str, pixel_shape))}: "
+            f"{short_error(error)}", "give pixel_values as its image processor makes them") from error
+    output = getattr(output, "pooler_output", output)
+    tensors = [output] if isinstance(output, torch.Tensor) else [t for t in output if isinstance(t, torch.Tensor)]
+    if not isinstance(width, int) or not tensors:
+        raise InputSpecError(f"cannot tell how many image tokens {type(model).__name__}'s images take",
+                             "give --input input_ids=... with the image tokens in place yourself")
+    return sum(t.numel() for t in tensors) // width
+
+
+def _wanted_inputs(model, config, given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset()) -> tuple[list[str], list[str]]:
+    main = getattr(model, "main_input_name", None) or "input_ids"
+    parameters = _forward_parameters(model)
     wanted, left_out = [main], []
     for name, sub_config in _MODALITY_INPUTS:
         if name == main or name not in parameters or getattr(config, sub_config, None) is None:
             continue
-        if name == "pixel_values" and any(getattr(config, key, None) is not None for key in _IMAGE_TOKEN_KEYS):
+        if name == "pixel_values" and _image_token_id(config) is not None:
+            if given is None or name in given:  # given: its image tokens go into the default token ids
+                continue
             left_out.append(f"pixel_values not given: {type(model).__name__} splices image features into the token "
                             "sequence at image-token positions, which default token ids hold none of; the count "
-                            "covers its language model on text tokens")
+                            "covers its language model on text tokens (give --input pixel_values=SHAPE to add images)")
             continue
         wanted.append(name)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in parameters:

@@ -6,6 +6,7 @@ import pytest
 transformers = pytest.importorskip("transformers")
 
 from flopcalc.api import count  # noqa: E402
+from flopcalc.errors import InputSpecError  # noqa: E402
 
 H, VOCAB = 64, 1000
 SMALL_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
@@ -83,3 +84,56 @@ def test_dbrx_experts_fused_in_one_module_count_top_k_of_them_as_active(tmp_path
     assert report.active == dense + layers * expert_weights * top_k // experts
     assert report.forward_by_category["matmul"] == 2 * 12 * (layers * (attention + H * experts + top_k * 3 * ffn * H)
                                                              + H * VOCAB)
+
+
+LLAVA = {"model_type": "llava", "image_token_index": 999, "projector_hidden_act": "gelu",
+         "text_config": {"model_type": "llama", "hidden_size": H, "intermediate_size": 128, "num_hidden_layers": 2,
+                         "num_attention_heads": 4, "vocab_size": VOCAB, "max_position_embeddings": 256},
+         "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                           "num_hidden_layers": 2, "num_attention_heads": 4, "image_size": 32, "patch_size": 8}}
+
+
+def test_images_given_to_a_llava_model_get_their_image_tokens_in_the_token_ids(tmp_path):
+    import json
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAVA))
+    images, seq = 2, 40
+    report = count(str(path), inputs=[f"pixel_values={images}x3x32x32"], seq_len=seq, backward=False)
+    assert [(i.name, i.shape) for i in report.inputs] == [("input_ids", (1, seq)), ("pixel_values", (images, 3, 32, 32))]
+    patches = (32 // 8) ** 2  # each image's features: its patches (the class token is dropped)
+    assert any(f"the first {images * patches} image tokens (id 999" in note for note in report.notes)
+    # a note must not say the images were not given when they were
+    assert not any("pixel_values not given" in note for note in report.notes)
+    text = seq * 2 * (4 * H * H + 3 * H * 128)  # q, k, v, o and the gated MLP, two layers
+    vision = images * (patches + 1) * 2 * (4 * 32 * 32 + 2 * 32 * 64)  # CLIP layers on the patches + class token
+    projector = images * patches * (32 * H + H * H)
+    assert report.forward_by_category["matmul"] == 2 * (text + vision + projector)
+    assert not report.unsupported_ops
+    without = count(str(path), seq_len=seq, backward=False)
+    assert any("pixel_values not given" in note for note in without.notes)
+    with pytest.raises(InputSpecError, match="take 32 image tokens, more than the 20 token ids"):
+        count(str(path), inputs=["pixel_values=2x3x32x32"], seq_len=20, backward=False)
+
+
+def test_qwen2_vl_images_as_patches_get_an_image_grid_and_token_types(tmp_path):
+    import json
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({
+        "model_type": "qwen2_vl", "image_token_id": 998, "video_token_id": 997, "vision_start_token_id": 996,
+        "text_config": {"hidden_size": H, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                        "num_key_value_heads": 2, "vocab_size": VOCAB, "max_position_embeddings": 256,
+                        "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}},
+        "vision_config": {"depth": 2, "embed_dim": 32, "hidden_size": H, "num_heads": 4, "patch_size": 4,
+                          "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3}}))
+    patch_features = 3 * 2 * 4 * 4  # channels x temporal patch x patch x patch
+    report = count(str(path), inputs=[f"pixel_values=64x{patch_features}"], seq_len=40, backward=False)
+    assert [(i.name, i.shape) for i in report.inputs] == [
+        ("input_ids", (1, 40)), ("image_grid_thw", (1, 3)), ("mm_token_type_ids", (1, 40)),
+        ("pixel_values", (64, patch_features))]
+    # 64 patches: an 8 x 8 grid, merged 2 x 2 into 16 image tokens
+    assert any("the first 16 image tokens (id 998: image grid 1x8x8" in note for note in report.notes)
+    assert not report.unsupported_ops
+    with pytest.raises(InputSpecError, match="flattened patches"):
+        count(str(path), inputs=[f"pixel_values=6x{patch_features}"], seq_len=40, backward=False)
