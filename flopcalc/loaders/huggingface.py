@@ -1,12 +1,13 @@
 """Hugging Face architecture configs (`config.json`, or a folder holding one): build the model, no weights.
 
-The config is read from disk and the model is built with transformers' `from_config` under the requested
+The config is read with transformers' own reader and the model is built with transformers' `from_config` under the requested
 device (meta by default: no memory, no weights). Nothing is downloaded: the config's `model_type` picks the
 architecture from the installed transformers, and the offline variables are set before it is imported.
 Attention runs through `F.scaled_dot_product_attention` ("sdpa") where the model supports it, so the counter
 sees it as attention. The example inputs are the ones the model class and its config call for: token ids,
 pixel values, mel features or raw audio, decoder token ids for an encoder-decoder, each modality of a
-multimodal model.
+multimodal model, with image tokens in the token ids for images given to a model that splices them in.
+Training-time randomness that changes which work runs (LayerDrop, SpecAugment) is off: counts repeat.
 """
 
 from __future__ import annotations
@@ -308,7 +309,12 @@ def _place_image_tokens(model, config, inputs: dict, pixel_shape: tuple[int, ...
         features, how = math.prod(grid) // merge**2, (f"image grid {'x'.join(map(str, grid))} of "
                                                         f"{pixel_shape[0]} patches, merged {merge}x{merge}")
     else:
-        features, how = _image_features(model, config, pixel_shape, device), "the vision tower's features"
+        # a pure function of the config and the shape: the CPU retry after a failed meta count reuses it rather
+        # than run the vision tower on real zeros
+        key = (config.to_json_string(), pixel_shape)
+        if key not in _IMAGE_FEATURES:
+            _IMAGE_FEATURES[key] = _image_features(model, config, pixel_shape, device)
+        features, how = _IMAGE_FEATURES[key], "the vision tower's features"
     if features > ids.shape[1]:
         raise InputSpecError(
             f"the images of pixel_values={'x'.join(map(str, pixel_shape))} take {features} image tokens, more than "
@@ -341,6 +347,9 @@ def _patch_grid(pixel_shape: tuple[int, ...], merge: int, cls: str) -> tuple[int
             f"in patches, each a multiple of {merge}; got {'x'.join(map(str, pixel_shape))}",
             f"give e.g. --input pixel_values={(4 * merge) ** 2}xFEATURES (a {4 * merge}x{4 * merge}-patch image)")
     return (1, *sides[-1])
+
+
+_IMAGE_FEATURES: dict[tuple[str, tuple[int, ...]], int] = {}
 
 
 def _image_features(model, config, pixel_shape: tuple[int, ...], device: str) -> int:
