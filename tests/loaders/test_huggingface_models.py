@@ -29,6 +29,14 @@ def test_a_config_transformers_wrote_with_infinity_in_it_loads(tmp_path):
     assert report.params == 2 * VOCAB * H + layers * per_layer + H  # untied head, final norm
 
 
+def test_falcon_h1_reads_back_the_infinite_time_step_limit_transformers_wrote(tmp_path):
+    from flopcalc.loaders.huggingface import read_config
+
+    transformers.FalconH1Config(hidden_size=H, num_hidden_layers=1, vocab_size=VOCAB, **SMALL_IDS).save_pretrained(tmp_path)
+    config = read_config(tmp_path / "config.json")
+    assert type(config).__name__ == "FalconH1Config" and tuple(config.time_step_limit) == (0.0, float("inf"))
+
+
 def test_detr_with_a_resnet_backbone_builds_after_sdpa_is_refused(tmp_path):
     """The backbone refuses sdpa after the DETR part took it; the default build gets a fresh copy of the config
     (it failed on the edited one), and DETR's own attention still runs through sdpa."""
