@@ -142,6 +142,11 @@ def test_qwen2_vl_images_as_patches_get_an_image_grid_and_token_types(tmp_path):
         ("pixel_values", (64, patch_features))]
     # 64 patches: an 8 x 8 grid, merged 2 x 2 into 16 image tokens
     assert any("the first 16 image tokens (id 998: image grid 1x8x8" in note for note in report.notes)
+    vision = 64 * 2 * (32 * 3 * 32 + 32 * 32 + 2 * 32 * 4 * 32)  # per patch, two blocks: qkv, proj, the MLP (4x)
+    merger = 16 * (4 * 32 * 4 * 32 + 4 * 32 * H)  # 2x2 patches merged into each image token, to the text width
+    text = 40 * 2 * (2 * H * H + 2 * H * 2 * (H // 4) + 3 * H * 128)  # q, o; k, v of 2 kv heads; the gated MLP
+    assert report.forward_by_category["matmul"] == 2 * (vision + merger + text)
+    assert report.forward_by_category["conv"] == 2 * 64 * 32 * patch_features  # the patch embedding
     assert not report.unsupported_ops
     with pytest.raises(InputSpecError, match="flattened patches"):
         count(str(path), inputs=[f"pixel_values=6x{patch_features}"], seq_len=40, backward=False)
