@@ -711,6 +711,20 @@ def index_put_flops(x, indices, values, accumulate=False, *_, out=None, **__) ->
     return _numel(values) if accumulate else 0
 
 
+@register("_is_all_true", "_is_any_true", category="reduction")
+def is_all_true_flops(x, *_, out=None, **__) -> int:
+    """`torch._check` / `torch._assert_async` reduce a boolean tensor to one truth value: like all()/any(),
+    one op per element read."""
+    return _numel(x)
+
+
+@register("polar", category="elementwise")
+def polar_flops(magnitude, angle, *_, out=None, **__) -> int:
+    """magnitude * (cos(angle) + i sin(angle)): a cosine, a sine and two products per complex output element
+    (RoPE's rotation factors, `torch.polar(ones, freqs)`)."""
+    return 4 * _numel(_first_shape(out))
+
+
 # ---------------------------------------------------------------------------------- ops that cost nothing
 
 # Data movement, creation, indexing, views and random draws: no arithmetic on the values.
@@ -734,7 +748,7 @@ ZERO_FLOP_OPS = frozenset(
         "upsample_nearest1d", "upsample_nearest3d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",
         "_upsample_nearest_exact3d", "reflection_pad3d", "replication_pad3d", "diagonal", "unfold_backward", "select_backward", "slice_backward",
         "new_empty", "resize_", "set_", "view_as_real", "view_as_complex", "_reshape_alias",
-        "masked_select", "nonzero", "item", "sym_size", "sym_stride", "sym_numel", "is_same_size",
+        "masked_select", "masked_scatter", "masked_scatter_", "masked_scatter_backward", "repeat_interleave", "nonzero", "item", "sym_size", "sym_stride", "sym_numel", "is_same_size",
         "_assert_async", "_linalg_check_errors", "_assert_tensor_metadata", "_functional_assert_async",
         "expand_as", "view_as", "linspace", "eye", "one_hot", "equal", "allclose",
         "bucketize", "searchsorted", "unique_dim", "_unique2", "dropout", "feature_dropout",

@@ -57,7 +57,7 @@ def load_model(spec: ModelSpec | str, *, device: str = "meta") -> LoadedModel:
         from .huggingface import load_hf_config
 
         given = spec.input_specs
-        named = None if any(p.name is None for p in given) else frozenset(p.name for p in given)
+        named = None if any(p.name is None for p in given) else {p.name: p.shape for p in given}
         return load_hf_config(hf_config, device=device, seq_len=spec.seq_len, decoder_seq_len=spec.decoder_seq_len,
                               source=source, given=named)
     raise ModelLoadError(
