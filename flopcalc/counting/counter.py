@@ -230,6 +230,7 @@ class _FlopDispatchMode(TorchDispatchMode):
         self.unsupported: Counter = Counter()
         self.formula_errors: dict[str, str] = {}
         self.slices = _SliceGradients()
+        self.nodes = _NodeKeeper()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -242,7 +243,7 @@ class _FlopDispatchMode(TorchDispatchMode):
             # checkpointing (torch.utils.checkpoint, either mode) re-runs to rebuild what it did not keep.
             context, table = self.attribution.current, self.recomputed
         else:
-            context = self.attribution.context_of_node(torch._C._current_autograd_node())
+            context = self.attribution.context_of_node(self.nodes.keep(torch._C._current_autograd_node()))
             table, backward = self.backward, True
         self._account(func, args, kwargs, out, context, table[context.module], backward)
         if self.observe is not None:
@@ -274,6 +275,31 @@ class _FlopDispatchMode(TorchDispatchMode):
             flops = _merge((("norm" if c in _NON_MATMUL else c), v) for c, v in flops.items())
         for category, value in flops.items():
             table[category] += value
+
+
+class _NodeKeeper:
+    """The autograd nodes the backward ran, held in the order it ran them, so that they are freed one at a time.
+
+    Asking for the node that runs an op gives it a Python object, and a graph whose nodes have one is freed by
+    recursion, node by node (torch frees plain nodes with a loop): a 1,000-layer model's graph overflows the C
+    stack and the process dies with SIGSEGV. Holding each node here while the outputs go, then letting go of
+    them from the output's end, frees each with its inputs still held elsewhere: no recursion."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, Any] = {}
+
+    def keep(self, node: Any) -> Any:
+        if node is not None:
+            self._held.setdefault(id(node), node)
+        return node
+
+    def release(self) -> None:
+        """Free the nodes in the order the backward ran them (call once the outputs are dropped)."""
+        ordered = list(self._held.values())
+        self._held.clear()
+        ordered.reverse()
+        while ordered:
+            ordered.pop()
 
 
 class _SliceGradients:
@@ -460,6 +486,8 @@ def count(
                     else:
                         notes.append("no output requires a gradient (every parameter frozen?): backward not counted")
     finally:
+        output = roots = None  # the graph goes now, one node at a time (_NodeKeeper)
+        counter.nodes.release()
         for hook in hooks:
             hook.remove()
         for param in frozen_params:

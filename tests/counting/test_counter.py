@@ -304,3 +304,26 @@ def test_summing_step_gradients_costs_their_slices_not_the_whole_tensor():
     report = count(_StepByStep(steps, width), torch.randn(steps, width))
     assert report.forward_by_category["elementwise"] == steps * width + (steps - 1) * width  # w*x, then the sum
     assert report.backward_by_category["elementwise"] == (steps - 1) * width + steps * width  # the sums, grad*x
+
+
+def test_a_thousand_layer_model_counts_without_overflowing_the_stack():
+    """Freeing a backward graph whose nodes the counter asked for recursed once per node: 1,000 Llama layers
+    died with SIGSEGV. A 256 KiB thread stack makes a 1,000-layer chain overflow the same way (it did before
+    the nodes were freed one at a time), so the test stays small."""
+    import threading
+
+    layers, width, batch = 1000, 2, 1
+    model = nn.Sequential(*[nn.Sequential(nn.Linear(width, width), nn.Tanh()) for _ in range(layers)]).to("meta")
+    result = {}
+    previous = threading.stack_size(256 * 1024)
+    try:
+        thread = threading.Thread(target=lambda: result.update(report=count(model, torch.empty(batch, width, device="meta"))))
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(previous)
+    report = result["report"]
+    assert report.forward_by_category["matmul"] == layers * 2 * batch * width * width
+    assert report.forward_by_category["activation"] == layers * batch * width
+    # weight gradients of every layer, and input gradients of every layer but the first
+    assert report.backward_by_category["matmul"] == (2 * layers - 1) * 2 * batch * width * width
