@@ -1,6 +1,8 @@
 """Typed errors. Each message is one line that says what is wrong and how to fix it.
 
-The library raises these; only the CLI turns them into an exit code (2) and a line on stderr.
+The library raises these; only the CLI turns them into an exit code (2) and a line on stderr. An error about
+one argument carries its name in `field` and says it in the message as a Python caller wrote it (`batch_size`);
+the CLI puts its own flag (`--batch-size`) in its place.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     CHECK_FAILED = 1  # a budget limit was exceeded, or a count grew past the baseline's tolerance
     BAD_INPUT = 2  # bad input, a model that cannot be counted, a missing dependency
+    INTERNAL_ERROR = 3  # a bug in flopcalc: please report it (the traceback with --debug)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -31,9 +34,10 @@ class FlopcalcError(Exception):
 
     exit_code = ExitCode.BAD_INPUT
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, *, field: str | None = None):
         self.message = message
         self.hint = hint
+        self.field = field  # the argument at fault, as the library names it (`batch_size`), or None
         super().__init__(message if not hint else f"{message} ({hint})")
 
 

@@ -123,6 +123,11 @@ def check_device(device: str | None) -> str | None:
     raise UsageError(f"--device {device!r} is not meta, cpu or cuda", DEVICES_HINT)
 
 
+# The most layers a config may declare before counting refuses to build it: about 0.05 s of CPU per layer on
+# the meta device (loaders/huggingface.SECONDS_PER_LAYER), so 10,000 layers is about 8 minutes.
+DEFAULT_MAX_LAYERS = 10_000
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model source and everything that decides how it is counted.
@@ -136,6 +141,8 @@ class ModelSpec:
     - `device`: None counts on meta and falls back to cpu; otherwise the device as given.
     - `frozen`: parameter/module patterns that get no gradient; `causal_half` counts causal attention's lower
       triangle only; `backward=False` counts the forward pass alone.
+    - `max_layers`: a Hugging Face config declaring more layers is refused before it is built (counting runs
+      every layer's ops one by one: DEFAULT_MAX_LAYERS takes minutes); it never changes a count.
     """
 
     source: str
@@ -149,6 +156,7 @@ class ModelSpec:
     frozen: tuple[str, ...] = ()
     causal_half: bool = False
     backward: bool = True
+    max_layers: int = field(default=DEFAULT_MAX_LAYERS, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():
@@ -159,15 +167,17 @@ class ModelSpec:
         object.__setattr__(self, "dims", dict(self.dims or {}))
         check_input_names(parse_input_spec(text) for text in self.inputs)
         if self.batch_size is not None and self.batch_size < 1:
-            raise InputSpecError(f"--batch-size {self.batch_size} must be at least 1")
+            raise InputSpecError(f"batch_size {self.batch_size} must be at least 1", field="batch_size")
         if self.seq_len is not None and self.seq_len < 1:
-            raise InputSpecError(f"--seq-len {self.seq_len} must be at least 1")
+            raise InputSpecError(f"seq_len {self.seq_len} must be at least 1", field="seq_len")
         if self.decoder_seq_len is not None and self.decoder_seq_len < 1:
-            raise InputSpecError(f"--decoder-seq-len {self.decoder_seq_len} must be at least 1")
+            raise InputSpecError(f"decoder_seq_len {self.decoder_seq_len} must be at least 1", field="decoder_seq_len")
         for name, size in self.dims.items():
             if not isinstance(size, int) or size < 1:
                 raise UsageError(f"--dim {name}={size} must be a whole number >= 1", "write e.g. --dim batch=8")
         check_device(self.device)
+        if isinstance(self.max_layers, bool) or not isinstance(self.max_layers, int) or self.max_layers < 1:
+            raise UsageError(f"max_layers {self.max_layers!r} must be a whole number >= 1", field="max_layers")
 
     @property
     def input_specs(self) -> tuple[InputSpec, ...]:
