@@ -7,6 +7,7 @@ render. The spec is plain data (no torch), validated when it is made, and `key()
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -114,6 +115,42 @@ class CallArgs:
     def named(self) -> list[tuple[str | None, Any]]:
         """(None, value) for each positional argument, then (name, value) for each keyword one."""
         return [(None, value) for value in self.args] + list(self.kwargs.items())
+
+
+def tensors_in(tree: Any) -> list[Any]:
+    """The tensors inside a model's nested inputs or outputs, in order: whatever `torch.utils._pytree` walks
+    (tuples, lists, dicts, namedtuples, registered dataclasses, Hugging Face ModelOutput), CallArgs, and the
+    containers it leaves whole (a tokenizer's BatchEncoding and other Mappings, plain dataclasses)."""
+    import torch
+    from torch.utils._pytree import tree_leaves
+
+    found: list[Any] = []
+    for leaf in tree_leaves((tree.args, tree.kwargs) if isinstance(tree, CallArgs) else tree):
+        if isinstance(leaf, torch.Tensor):
+            found.append(leaf)
+        elif isinstance(leaf, (Mapping, CallArgs)):
+            found.extend(tensors_in(leaf if isinstance(leaf, CallArgs) else dict(leaf)))
+        elif dataclasses.is_dataclass(leaf) and not isinstance(leaf, type):
+            found.extend(tensors_in([getattr(leaf, f.name, None) for f in dataclasses.fields(leaf)]))
+    return found
+
+
+def map_tensors(function: Any, tree: Any) -> Any:
+    """The same nesting with `function` applied to every tensor (see `tensors_in` for what is walked); a Mapping
+    pytree does not know (BatchEncoding) comes back a dict."""
+    import torch
+    from torch.utils._pytree import tree_map
+
+    def leaf(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return function(value)
+        if isinstance(value, (Mapping, CallArgs)):
+            return map_tensors(function, value if isinstance(value, CallArgs) else dict(value))
+        return value
+
+    if isinstance(tree, CallArgs):
+        return CallArgs(map_tensors(function, tree.args), map_tensors(function, tree.kwargs))
+    return tree_map(leaf, tree)
 
 
 def check_device(device: str | None) -> str | None:

@@ -23,7 +23,7 @@ import fnmatch
 import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -32,7 +32,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import ModelRunError, UnsupportedOpsError, UsageError, short_error
-from ..spec import CallArgs
+from ..spec import CallArgs, tensors_in
 from ..units import format_si
 from . import formulas
 from .experts import active_parameters, expert_layers
@@ -369,21 +369,6 @@ def _op_name(func) -> str:
     return f"aten.{getattr(packet, '__name__', str(packet))}"
 
 
-def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
-    """Tensors inside nested outputs: tuples, lists, dicts (Hugging Face ModelOutput too), dataclasses."""
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, Mapping):
-        for value in obj.values():
-            yield from tensors_in(value)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from tensors_in(value)
-    elif hasattr(obj, "__dataclass_fields__"):
-        for field_name in obj.__dataclass_fields__:
-            yield from tensors_in(getattr(obj, field_name, None))
-
-
 def backward_roots(output: Any) -> list[torch.Tensor]:
     """The tensors the backward starts from: each output that needs a gradient, once. A tensor returned twice
     ((y, y), or as `logits` and in a tuple) would get two seeds and an add of them that the model never does."""
@@ -450,7 +435,7 @@ def count(
         module_names.setdefault(id(module), module_name)
     frozen_params = apply_frozen(model, frozen)
     # gradients already stored would turn the accumulation into extra adds: set them aside, restore after
-    leaves = list(model.parameters()) + [t for t in tensors_in(list(args) + list(kwargs.values())) if t.is_leaf]
+    leaves = list(model.parameters()) + [t for t in tensors_in(call) if t.is_leaf]
     saved_grads = {id(t): (t, t.grad) for t in leaves}
     for tensor in leaves:
         tensor.grad = None
@@ -505,7 +490,7 @@ def count(
         )
     for op, message in sorted(counter.formula_errors.items()):
         notes.append(f"{op}: formula could not read its arguments ({message}); listed as unsupported")
-    device = next((str(t.device) for t in tensors_in(list(args) + list(kwargs.values()))), None)
+    device = next((str(t.device) for t in tensors_in(call)), None)
     if device is None:
         device = next((str(p.device) for p in model.parameters()), "cpu")
     params = list(model.parameters())

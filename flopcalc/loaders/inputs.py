@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputSpecError
-from ..spec import CallArgs, InputSpec, ModelSpec
+from ..spec import CallArgs, InputSpec, ModelSpec, map_tensors
 
 
 def make_inputs(spec: ModelSpec, example_inputs: Any, *, device: str) -> Any:
@@ -70,30 +70,9 @@ def _tensor(spec: InputSpec, device: str):
 
 
 def _to_device(obj: Any, device):
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return obj if obj.device == device else obj.to(device)
-    if isinstance(obj, CallArgs):
-        return CallArgs(_to_device(obj.args, device), _to_device(obj.kwargs, device))
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
+    return map_tensors(lambda tensor: tensor if tensor.device == device else tensor.to(device), obj)
 
 
 def _rebatch(obj: Any, batch_size: int):
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        if obj.dim() == 0:
-            return obj
-        return obj[:1].expand(batch_size, *obj.shape[1:]).clone()
-    if isinstance(obj, CallArgs):
-        return CallArgs(_rebatch(obj.args, batch_size), _rebatch(obj.kwargs, batch_size))
-    if isinstance(obj, dict):
-        return {k: _rebatch(v, batch_size) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_rebatch(v, batch_size) for v in obj)
-    return obj
+    return map_tensors(lambda tensor: tensor if tensor.dim() == 0
+                       else tensor[:1].expand(batch_size, *tensor.shape[1:]).clone(), obj)

@@ -15,15 +15,16 @@ import time
 import warnings
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
+from torch.utils._pytree import tree_structure
 
 from ..api import count, count_spec
 from ..counting.report import CountReport
 from ..errors import FlopcalcError, UsageError, short_error
-from ..spec import ModelSpec
+from ..spec import ModelSpec, map_tensors, tensors_in
 from ..units import format_si
 from .peaks import PEAK_KINDS, Peak, resolve_peaks
 
@@ -76,38 +77,17 @@ def meta_copy(model: nn.Module, *, detach: Sequence[Any] = ()) -> nn.Module:
 
 
 def on_device(batch: Any, device: str | torch.device) -> Any:
-    """The batch with every tensor moved to `device` (dicts, lists, tuples and mappings kept as such)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {key: on_device(value, device) for key, value in batch.items()}
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(on_device(value, device) for value in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(on_device(value, device) for value in batch)
-    return batch
+    """The batch with every tensor moved to `device`, its nesting kept (spec.map_tensors)."""
+    return map_tensors(lambda tensor: tensor.to(device), batch)
 
 
 def _first_tensor(batch: Any) -> torch.Tensor | None:
-    if isinstance(batch, torch.Tensor):
-        return batch
-    values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
-    for value in values:
-        found = _first_tensor(value)
-        if found is not None:
-            return found
-    return None
+    return next(iter(tensors_in(batch)), None)
 
 
 def batch_shape_key(batch: Any) -> tuple:
-    """The shapes of a batch's tensors, in order: a batch with the same key costs the same FLOPs."""
-    if isinstance(batch, torch.Tensor):
-        return (tuple(batch.shape), batch.dtype)
-    if isinstance(batch, Mapping):
-        return tuple((key, batch_shape_key(value)) for key, value in batch.items())
-    if isinstance(batch, (list, tuple)):
-        return tuple(batch_shape_key(value) for value in batch)
-    return ()
+    """The nesting and the shapes of a batch's tensors, in order: a batch with the same key costs the same FLOPs."""
+    return (str(tree_structure(batch)),) + tuple((tuple(t.shape), t.dtype) for t in tensors_in(batch))
 
 
 def batch_size_and_tokens(batch: Any) -> tuple[int | None, int | None]:
