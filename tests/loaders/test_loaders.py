@@ -216,3 +216,30 @@ def test_a_registered_dataclass_input_is_walked_by_make_inputs(tmp_path):
     assert type(moved[0]).__name__ == "Pair"
     assert moved[0].x.shape == (5, 8) and moved[0].x.device.type == "meta" and moved[0].mask.shape == (5, 4)
     assert loaded.module.fc.weight.device.type == "meta"
+
+
+FACTORIES = '''
+from torch import nn
+
+
+def build(width=4):
+    return nn.Linear(width, 2)
+
+
+def broken(width=4):
+    return nn.Linear(width, "two")  # a TypeError inside the factory: the model's bug, not a kwargs one
+'''
+
+
+def test_only_a_signature_mismatch_is_a_kwargs_problem(tmp_path):
+    from flopcalc.errors import ModelBuildError
+
+    source = tmp_path / "factories.py"
+    source.write_text(FACTORIES)
+    with pytest.raises(ModelLoadError, match=r"kwargs do not fit build\(\).*build\(\) takes width") as caught:
+        load_model(ModelSpec(f"{source}:build", kwargs={"depth": 3}), device="meta")
+    assert caught.value.field == "kwargs"
+    with pytest.raises(ModelBuildError, match=r"broken\(\) raised TypeError") as caught:
+        load_model(ModelSpec(f"{source}:broken", kwargs={"width": 3}), device="meta")
+    assert "kwargs" not in str(caught.value)
+    assert load_model(ModelSpec(f"{source}:build", kwargs={"width": 3}), device="meta").module.in_features == 3
