@@ -22,7 +22,7 @@ from .counting.activations import ActivationProfile
 from .counting.report import CountReport
 from .counting.traffic import TrafficReport
 from .errors import InsufficientMemoryError, ModelBuildError, ModelRunError, UsageError
-from .loaders import LoadedModel, example_inputs_kept, load_model, make_inputs
+from .loaders import LoadedModel, check_input_names, example_inputs_kept, load_model, make_inputs
 from .loaders.huggingface import config_path
 from .spec import ModelSpec
 from .units import format_si
@@ -209,6 +209,7 @@ def load(spec: ModelSpec, device: str) -> tuple[LoadedModel, Any]:
         return loaded, None
     if spec.dims:
         raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
+    check_input_names(spec, loaded.module, loaded.kind)
     return loaded, make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device))
 
 

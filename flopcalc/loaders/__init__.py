@@ -14,9 +14,9 @@ from ..errors import ModelLoadError
 from ..spec import ModelSpec, split_python_source
 from .base import LoadedModel
 from .huggingface import config_path
-from .inputs import example_inputs_kept, make_inputs
+from .inputs import check_input_names, example_inputs_kept, make_inputs
 
-__all__ = ["LoadedModel", "example_inputs_kept", "load_model", "make_inputs"]
+__all__ = ["LoadedModel", "check_input_names", "example_inputs_kept", "load_model", "make_inputs"]
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
 EXPORT_SUFFIXES = (".pt2",)

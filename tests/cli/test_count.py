@@ -260,3 +260,14 @@ def test_a_flopcalc_bug_exits_3_asking_for_a_report(examples, monkeypatch):
 def test_bad_input_names_the_flag_not_the_library_field(examples):
     result = invoke("count", examples / "mlp.py", "--input", "4x784", "--batch-size", "0")
     assert result.exit_code == 2 and "--batch-size 0 must be at least 1" in result.output
+
+
+def test_a_misspelled_named_input_is_refused_on_the_command_line_and_in_a_budget(examples, tmp_path):
+    result = invoke("count", examples / "mlp.py", "--input", "bogus_arg=1x8:int64")
+    assert result.exit_code == 2
+    assert "--input bogus_arg= is not an argument of Sequential.forward (it takes input)" in result.output
+    budget = tmp_path / "flopcalc.yaml"
+    budget.write_text(f"budgets:\n  - model: {examples / 'mlp.py'}\n    inputs: ['inptu=4x784']\n"
+                      "    max_forward_flops: 1G\n")
+    result = invoke("check", "--budget", budget)
+    assert result.exit_code == 2 and "inptu= is not an argument of Sequential.forward (it takes input)" in result.output

@@ -243,3 +243,16 @@ def test_only_a_signature_mismatch_is_a_kwargs_problem(tmp_path):
         load_model(ModelSpec(f"{source}:broken", kwargs={"width": 3}), device="meta")
     assert "kwargs" not in str(caught.value)
     assert load_model(ModelSpec(f"{source}:build", kwargs={"width": 3}), device="meta").module.in_features == 3
+
+
+def test_a_named_input_the_forward_does_not_take_is_refused_naming_what_it_takes(examples, tmp_path):
+    with pytest.raises(InputSpecError, match=r"inputs bogus_arg= is not an argument of Sequential.forward "
+                                             r"\(it takes input\)") as caught:
+        count(str(examples / "mlp.py"), ["bogus_arg=1x8:int64"])
+    assert caught.value.field == "inputs"
+    accepting = tmp_path / "accepting.py"
+    accepting.write_text("import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+                         "    def forward(self, x, **extra):\n        return x * 2\n\n\ndef build():\n"
+                         "    return Net()\n")
+    report = count(f"{accepting}:build", ["x=2x3", "anything=1"], backward=False)  # **extra takes any name
+    assert report.forward_by_category["elementwise"] == 6
