@@ -8,6 +8,9 @@ the CLI puts its own flag (`--batch-size`) in its place.
 from __future__ import annotations
 
 import enum
+import math
+import numbers
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -87,3 +90,28 @@ class MissingDependencyError(FlopcalcError):
 
 class InsufficientMemoryError(FlopcalcError):
     """A model that would not fit in the memory of the device it would be built on: stopped before building."""
+
+
+class ArgumentValueError(UsageError, ValueError):
+    """A library argument out of range (negative, NaN, infinite): a ValueError to a Python caller."""
+
+
+class ArgumentTypeError(UsageError, TypeError):
+    """A library argument of the wrong type (a string for a number): a TypeError to a Python caller."""
+
+
+def check_number(value: Any, name: str, *, whole: bool = False, minimum: float = 0, above: bool = True,
+                 optional: bool = False) -> Any:
+    """`value` if it is a finite number (a whole one when `whole`) above `minimum` (or at least it when
+    `above=False`); else ArgumentTypeError / ArgumentValueError naming `name`. None passes when `optional`."""
+    if value is None and optional:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
+        wanted = "a whole number" if whole else "a number"
+        raise ArgumentTypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}", field=name)
+    if not math.isfinite(value):
+        raise ArgumentValueError(f"{name} must be finite, got {value!r}", field=name)
+    if value < minimum or (above and value == minimum):
+        bound = f"above {minimum:g}" if above else f"at least {minimum:g}"
+        raise ArgumentValueError(f"{name} must be {bound}, got {value!r}", field=name)
+    return value

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import InputSpecError, UsageError
+from .errors import ArgumentTypeError, InputSpecError, UsageError
 
 # `--input` dtype spellings -> torch dtype names
 DTYPES = {
@@ -203,6 +204,11 @@ class ModelSpec:
         object.__setattr__(self, "kwargs", dict(self.kwargs or {}))
         object.__setattr__(self, "dims", dict(self.dims or {}))
         check_input_names(parse_input_spec(text) for text in self.inputs)
+        for name in ("batch_size", "seq_len", "decoder_seq_len", "max_layers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise ArgumentTypeError(f"{name} must be a whole number, got {type(value).__name__} {value!r}",
+                                        field=name)
         if self.batch_size is not None and self.batch_size < 1:
             raise InputSpecError(f"batch_size {self.batch_size} must be at least 1", field="batch_size")
         if self.seq_len is not None and self.seq_len < 1:

@@ -23,7 +23,7 @@ from torch.utils._pytree import tree_structure
 
 from ..api import count, count_spec
 from ..counting.report import CountReport
-from ..errors import FlopcalcError, UsageError, short_error
+from ..errors import FlopcalcError, UsageError, check_number, short_error
 from ..spec import ModelSpec, map_tensors, tensors_in
 from ..units import format_si
 from .peaks import PEAK_KINDS, Peak, resolve_peaks
@@ -306,8 +306,9 @@ class ThroughputMeter:
                              f"got {', '.join(given) or 'none'}")
         if model is not None and example is None:
             raise UsageError("ThroughputMeter(model) needs an example batch: what the model is called with")
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise UsageError(f"window must be a whole number of steps >= 1, got {window!r}")
+        check_number(window, "window", whole=True, minimum=1, above=False)
+        check_number(peak_flops, "peak_flops", optional=True)
+        check_number(tokens_per_sample, "tokens_per_sample", whole=True, minimum=1, above=False, optional=True)
         self._model = model
         self._step_fn = step
         self._detach = tuple(detach)
@@ -366,6 +367,8 @@ class ThroughputMeter:
           said once in the notes);
         - `batch=`: the batch itself; a shape not seen before is counted on meta (once per shape) and exact.
         """
+        check_number(batch_size, "batch_size", optional=True)
+        check_number(tokens, "tokens", minimum=0, above=False, optional=True)
         now = self._now()
         if not self._marks:
             self._mark(now)
