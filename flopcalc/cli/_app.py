@@ -26,7 +26,7 @@ _state = {"debug": False}
 _FLAGS = {
     "batch_size": "--batch-size", "seq_len": "--seq-len", "decoder_seq_len": "--decoder-seq-len",
     "max_layers": "--max-layers", "inputs": "--input", "kwargs": "--kwargs", "dims": "--dim",
-    "device": "--device", "frozen": "--frozen",
+    "device": "--device", "frozen": "--frozen", "strict": "--strict",
 }
 
 

@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..errors import ModelRunError, UnsupportedOpsError, UsageError, short_error
+from ..errors import ModelRunError, UsageError, short_error
 from ..spec import CallArgs, tensors_in
 from ..units import format_si
 from . import formulas
 from .experts import active_parameters, expert_layers
 from .meta_ops import run_op
-from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers
+from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers, unsupported_ops_error
 
 _get_sequence_nr = torch._C._autograd._get_sequence_nr
 _redispatch = getattr(torch.overrides, "redispatch_function", None)
@@ -480,8 +480,7 @@ def count(
         for tensor, grad in saved_grads.values():
             tensor.grad = grad
     if strict and counter.unsupported:
-        listed = ", ".join(f"{op} x{n}" for op, n in sorted(counter.unsupported.items()))
-        raise UnsupportedOpsError(f"ops without a FLOP formula: {listed}", "drop --strict to count them as unknown")
+        raise unsupported_ops_error(counter.unsupported)
     recomputed = sum(sum(table.values()) for table in counter.recomputed.values())
     if recomputed:
         notes.append(

@@ -22,7 +22,7 @@ import torch.nn as nn
 from torch.utils._pytree import tree_structure
 
 from ..api import count, count_spec
-from ..counting.report import CountReport
+from ..counting.report import CountReport, unsupported_ops_note
 from ..errors import FlopcalcError, UsageError, check_number, short_error
 from ..spec import ModelSpec, map_tensors, tensors_in
 from ..units import format_si
@@ -321,9 +321,9 @@ class ThroughputMeter:
         self.report = report
         if not report.backward_counted:
             notes.append("the backward pass was not counted: model FLOPs are the forward only")
-        if report.unsupported_ops:
-            notes.append(f"ops without a FLOP formula are not in the FLOPs (MFU is a lower bound): "
-                         f"{', '.join(sorted(report.unsupported_ops))}")
+        unsupported = unsupported_ops_note(report.unsupported_ops, "MFU is a lower bound")
+        if unsupported:
+            notes.append(unsupported)
         samples, tokens = (batch_size_and_tokens(example) if example is not None
                            else (report.batch_size, _report_tokens(report)))
         samples = samples or report.batch_size

@@ -327,3 +327,16 @@ def test_a_thousand_layer_model_counts_without_overflowing_the_stack():
     assert report.forward_by_category["activation"] == layers * batch * width
     # weight gradients of every layer, and input gradients of every layer but the first
     assert report.backward_by_category["matmul"] == (2 * layers - 1) * 2 * batch * width * width
+
+
+def test_the_unsupported_ops_note_and_error_have_one_wording():
+    from flopcalc.counting.report import unsupported_ops_error, unsupported_ops_note
+
+    ops = {"aten.b": 1, "aten.a": 3}
+    assert unsupported_ops_note({}) is None
+    assert unsupported_ops_note(ops) == "unsupported ops (no formula, not counted): aten.a x3, aten.b x1"
+    assert (unsupported_ops_note(ops, "MFU is a lower bound")
+            == "unsupported ops (no formula, not counted; MFU is a lower bound): aten.a x3, aten.b x1")
+    error = unsupported_ops_error(ops)
+    assert isinstance(error, UnsupportedOpsError) and error.field == "strict"
+    assert error.message == "ops without a FLOP formula: aten.a x3, aten.b x1"
