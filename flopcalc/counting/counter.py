@@ -18,12 +18,13 @@ How attribution works, in one place:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import inspect
 import fnmatch
 import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -427,68 +428,18 @@ def count(
     `observe`, if given, is called with every op and the module it belongs to (see OpObserver).
     """
     if not isinstance(model, nn.Module):
-        raise UsageError(f"count() needs a torch.nn.Module, got {type(model).__name__}")
+        raise UsageError(f"count() needs a torch.nn.Module, got {type(model).__name__}", field="model")
     call = CallArgs.of(inputs)
-    args, kwargs = call.args, call.kwargs
     module_names = {}
     for module_name, module in model.named_modules():
         module_names.setdefault(id(module), module_name)
-    frozen_params = apply_frozen(model, frozen)
-    # gradients already stored would turn the accumulation into extra adds: set them aside, restore after
-    leaves = list(model.parameters()) + [t for t in tensors_in(call) if t.is_leaf]
-    saved_grads = {id(t): (t, t.grad) for t in leaves}
-    for tensor in leaves:
-        tensor.grad = None
     attribution = _Attribution(module_names)
     counter = _FlopDispatchMode(attribution, observe)
-    notes: list[str] = []
-    hooks = [
-        nn.modules.module.register_module_forward_pre_hook(attribution.enter_module),
-        nn.modules.module.register_module_forward_hook(attribution.exit_module, always_call=True),
-    ]
-    backward_counted = False
-    try:
-        with torch.enable_grad() if backward else torch.no_grad():
-            with _ScopeMode(attribution, causal_half), counter:
-                try:
-                    output = model(*args, **kwargs)
-                except (Exception, SystemExit) as error:  # sys.exit in a forward too
-                    raise ModelRunError(
-                        f"the model failed on its inputs ({_describe(call)}): {short_error(error)}",
-                        "check --input shapes and dtypes against what the model's forward expects",
-                    ) from error
-                if backward:
-                    roots = backward_roots(output)
-                    if roots:
-                        counter.in_backward = True
-                        try:
-                            torch.autograd.backward(roots, [torch.ones_like(t) for t in roots])
-                        except (Exception, SystemExit) as error:
-                            raise ModelRunError(f"the backward pass failed: {short_error(error)}") from error
-                        finally:
-                            counter.in_backward = False
-                        backward_counted = True
-                    else:
-                        notes.append("no output requires a gradient (every parameter frozen?): backward not counted")
-    finally:
-        output = roots = None  # the graph goes now, one node at a time (_NodeKeeper)
-        counter.nodes.release()
-        for hook in hooks:
-            hook.remove()
-        for param in frozen_params:
-            param.requires_grad_(True)
-        for tensor, grad in saved_grads.values():
-            tensor.grad = grad
+    with _gradients_set_aside(model, call, frozen):
+        backward_counted, notes = _run(model, call, attribution, counter, backward=backward, causal_half=causal_half)
     if strict and counter.unsupported:
         raise unsupported_ops_error(counter.unsupported)
-    recomputed = sum(sum(table.values()) for table in counter.recomputed.values())
-    if recomputed:
-        notes.append(
-            f"activation checkpointing re-ran {format_si(recomputed, 'FLOP')} of forward during the "
-            "backward; not included in forward or backward (model FLOPs, as MFU counts them)"
-        )
-    for op, message in sorted(counter.formula_errors.items()):
-        notes.append(f"{op}: formula could not read its arguments ({message}); listed as unsupported")
+    notes.extend(_counter_notes(counter))
     device = next((str(t.device) for t in tensors_in(call)), None)
     if device is None:
         device = next((str(p.device) for p in model.parameters()), "cpu")
@@ -510,6 +461,77 @@ def count(
             (c, v) for table in counter.recomputed.values() for c, v in table.items()).items() if v},
         active_params=active_parameters(model, experts) if experts else None,
     )
+
+
+@contextlib.contextmanager
+def _gradients_set_aside(model: nn.Module, call: CallArgs, frozen: Sequence[str]) -> Iterator[None]:
+    """The `frozen` patterns applied, and the gradients already stored set aside (they would turn the
+    accumulation into extra adds); both undone after, whatever happens."""
+    frozen_params = apply_frozen(model, frozen)
+    leaves = list(model.parameters()) + [t for t in tensors_in(call) if t.is_leaf]
+    saved_grads = {id(t): (t, t.grad) for t in leaves}
+    for tensor in leaves:
+        tensor.grad = None
+    try:
+        yield
+    finally:
+        for param in frozen_params:
+            param.requires_grad_(True)
+        for tensor, grad in saved_grads.values():
+            tensor.grad = grad
+
+
+def _run(model: nn.Module, call: CallArgs, attribution: _Attribution, counter: _FlopDispatchMode, *,
+         backward: bool, causal_half: bool) -> tuple[bool, list[str]]:
+    """The forward and (when asked and some output needs a gradient) the backward under the counting modes.
+    Returns whether the backward was counted, and the note saying why not."""
+    hooks = [
+        nn.modules.module.register_module_forward_pre_hook(attribution.enter_module),
+        nn.modules.module.register_module_forward_hook(attribution.exit_module, always_call=True),
+    ]
+    output = roots = None
+    try:
+        with torch.enable_grad() if backward else torch.no_grad(), _ScopeMode(attribution, causal_half), counter:
+            try:
+                output = call.call(model)
+            except (Exception, SystemExit) as error:  # the user's forward, whatever it raises (sys.exit too)
+                raise ModelRunError(
+                    f"the model failed on its inputs ({_describe(call)}): {short_error(error)}",
+                    "check inputs shapes and dtypes against what the model's forward expects",
+                    field="inputs",
+                ) from error
+            if not backward:
+                return False, []
+            roots = backward_roots(output)
+            if not roots:
+                return False, ["no output requires a gradient (every parameter frozen?): backward not counted"]
+            counter.in_backward = True
+            try:
+                torch.autograd.backward(roots, [torch.ones_like(t) for t in roots])
+            except (Exception, SystemExit) as error:  # the user's backward hooks and custom functions too
+                raise ModelRunError(f"the backward pass failed: {short_error(error)}") from error
+            finally:
+                counter.in_backward = False
+            return True, []
+    finally:
+        output = roots = None  # the graph goes now, one node at a time (_NodeKeeper)
+        counter.nodes.release()
+        for hook in hooks:
+            hook.remove()
+
+
+def _counter_notes(counter: _FlopDispatchMode) -> list[str]:
+    """What the counter saw besides FLOPs: forward re-run by checkpointing, formulas that could not read."""
+    notes = []
+    recomputed = sum(sum(table.values()) for table in counter.recomputed.values())
+    if recomputed:
+        notes.append(
+            f"activation checkpointing re-ran {format_si(recomputed, 'FLOP')} of forward during the "
+            "backward; not included in forward or backward (model FLOPs, as MFU counts them)"
+        )
+    for op, message in sorted(counter.formula_errors.items()):
+        notes.append(f"{op}: formula could not read its arguments ({message}); listed as unsupported")
+    return notes
 
 
 def _experts_notes(experts: Sequence) -> list[str]:

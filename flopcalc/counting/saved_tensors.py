@@ -289,7 +289,8 @@ def measure_activations(model: nn.Module, inputs: Any) -> ActivationProfile:
                 call.call(model)
             except (Exception, SystemExit) as error:
                 raise ModelRunError(f"the model failed while its activations were measured: {short_error(error)}",
-                                    "check --input shapes and dtypes against what the model's forward expects") from error
+                                    "check inputs shapes and dtypes against what the model's forward expects",
+                                    field="inputs") from error
     finally:
         for hook in hooks:
             hook.remove()
