@@ -281,3 +281,21 @@ def test_a_step_with_a_negative_or_nan_batch_is_refused(step, kind, text):
     with pytest.raises(kind, match=text):
         meter.step(**step)
     assert meter.total().steps == 0
+
+
+def test_the_three_ways_in_are_classmethods_giving_the_same_count(examples):
+    from flopcalc.meter import ThroughputMeter
+    from flopcalc.spec import ModelSpec
+
+    model, example = torch.nn.Linear(4, 2), (torch.randn(3, 4),)
+    by_model = ThroughputMeter.from_model(model, example, peak_flops=1e12)
+    by_report = ThroughputMeter.from_report(by_model.report, peak_flops=1e12)
+    assert by_model.flops_per_step == by_report.flops_per_step == 2 * (2 * 3 * 4 * 2) + 3 * 2 + 3 * 2
+    with pytest.raises(TypeError, match="spec must be a ModelSpec, got str"):
+        ThroughputMeter.from_spec("examples/mlp.py", peak_flops=1e12)
+    with pytest.raises(TypeError, match="report must be a CountReport"):
+        ThroughputMeter.from_report({"forward": 1})
+    with pytest.raises(UsageError, match="from_model needs a model and an example batch"):
+        ThroughputMeter.from_model(model, None)
+    by_spec = ThroughputMeter.from_spec(ModelSpec(str(examples / "mlp.py"), inputs=("3x784",)), peak_flops=1e12)
+    assert by_spec.flops_per_step == flopcalc.count(str(examples / "mlp.py"), ["3x784"]).total

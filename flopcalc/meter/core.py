@@ -23,7 +23,7 @@ from torch.utils._pytree import tree_structure
 
 from ..api import count, count_spec
 from ..counting.report import CountReport, unsupported_ops_note
-from ..errors import FlopcalcError, UsageError, check_number, short_error
+from ..errors import ArgumentTypeError, FlopcalcError, UsageError, check_number, short_error
 from ..spec import ModelSpec, map_tensors, tensors_in
 from ..units import format_si
 from .peaks import PEAK_KINDS, Peak, resolve_peaks
@@ -272,9 +272,10 @@ class ThroughputMeter:
             if step % 50 == 0:
                 print(meter.reading())
 
-    Build it from `model` and one `example` batch (what the model is called with: a tuple of positional
-    arguments, a dict of keyword arguments, or one tensor; `step=` gives a different training step such as
-    `lambda model, batch: model(**batch).loss`), from a `spec` (ModelSpec), or from a `report` already counted.
+    Build it with `from_model(model, example)` (the example batch is what the model is called with: a tuple of
+    positional arguments, a dict of keyword arguments, or one tensor; `step=` gives a different training step
+    such as `lambda model, batch: model(**batch).loss`), `from_spec(spec)` (a ModelSpec) or `from_report(report)`
+    (a count you already have); `ThroughputMeter(model, example)` / `(spec=...)` / `(report=...)` is the same.
     Peaks: `peak_flops` (FLOP/s, given), the datasheet dense peak of `device_name` (default: the CUDA device the
     model is on) at `precision` (default: its fastest 16-bit one), and the measured peak of a `calibration` file
     (`flopcalc bench --save`; "auto" for the default file). `window` steps make the rolling figures; `sync=True`
@@ -346,6 +347,30 @@ class ThroughputMeter:
         self._totals = [0, 0.0, 0.0, 0.0, 0.0]  # steps, model FLOPs, hardware FLOPs, samples, tokens
         self._tokens_known = True
         self._started: float | None = None
+
+    # -- the three ways in ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_model(cls, model: nn.Module, example: Any, **options: Any) -> "ThroughputMeter":
+        """Count one training step of `model` on the `example` batch (on a meta copy) and meter it."""
+        if model is None or example is None:
+            raise UsageError("from_model needs a model and an example batch: what the model is called with",
+                             field="example")
+        return cls(model, example, **options)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **options: Any) -> "ThroughputMeter":
+        """Count a model source (a ModelSpec, through the one load pipeline) and meter it."""
+        if not isinstance(spec, ModelSpec):
+            raise ArgumentTypeError(f"spec must be a ModelSpec, got {type(spec).__name__}", field="spec")
+        return cls(spec=spec, **options)
+
+    @classmethod
+    def from_report(cls, report: CountReport, **options: Any) -> "ThroughputMeter":
+        """Meter a step whose count you already have (`flopcalc.count(...)`)."""
+        if not isinstance(report, CountReport):
+            raise ArgumentTypeError(f"report must be a CountReport, got {type(report).__name__}", field="report")
+        return cls(report=report, **options)
 
     # -- the loop ---------------------------------------------------------------------------------------
 
