@@ -140,3 +140,8 @@ def test_a_spec_with_a_wrongly_typed_size_is_a_type_error():
         ModelSpec("net.py", batch_size=2.5)
     with pytest.raises(TypeError, match="seq_len must be a whole number, got str '128'"):
         ModelSpec("net.py", seq_len="128")
+
+
+def test_count_of_something_that_is_not_a_model_is_a_type_error():
+    with pytest.raises(TypeError, match="count\\(\\) needs a torch.nn.Module, got int"):
+        count(42, torch.randn(2, 8))

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..errors import ModelRunError, UsageError, short_error
+from ..errors import ArgumentTypeError, ModelRunError, UsageError, short_error
 from ..spec import CallArgs, tensors_in
 from ..units import format_si
 from . import formulas
@@ -428,7 +428,7 @@ def count(
     `observe`, if given, is called with every op and the module it belongs to (see OpObserver).
     """
     if not isinstance(model, nn.Module):
-        raise UsageError(f"count() needs a torch.nn.Module, got {type(model).__name__}", field="model")
+        raise ArgumentTypeError(f"count() needs a torch.nn.Module, got {type(model).__name__}", field="model")
     call = CallArgs.of(inputs)
     module_names = {}
     for module_name, module in model.named_modules():
