@@ -21,7 +21,6 @@ import bisect
 import contextlib
 import inspect
 import fnmatch
-import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -37,6 +36,7 @@ from ..spec import CallArgs, tensors_in
 from ..units import format_si
 from . import formulas
 from .experts import active_parameters, expert_layers
+from .gradients import NodeKeeper, SliceGradients
 from .meta_ops import run_op
 from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers, unsupported_ops_error
 
@@ -230,8 +230,8 @@ class _FlopDispatchMode(TorchDispatchMode):
         self.recomputed: dict[str, Counter] = defaultdict(Counter)  # forward re-run by activation checkpointing
         self.unsupported: Counter = Counter()
         self.formula_errors: dict[str, str] = {}
-        self.slices = _SliceGradients()
-        self.nodes = _NodeKeeper()
+        self.slices = SliceGradients()
+        self.nodes = NodeKeeper()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -276,86 +276,6 @@ class _FlopDispatchMode(TorchDispatchMode):
             flops = _merge((("norm" if c in _NON_MATMUL else c), v) for c, v in flops.items())
         for category, value in flops.items():
             table[category] += value
-
-
-class _NodeKeeper:
-    """The autograd nodes the backward ran, held in the order it ran them, so that they are freed one at a time.
-
-    Asking for the node that runs an op gives it a Python object, and a graph whose nodes have one is freed by
-    recursion, node by node (torch frees plain nodes with a loop): a 1,000-layer model's graph overflows the C
-    stack and the process dies with SIGSEGV. Holding each node here while the outputs go, then letting go of
-    them from the output's end, frees each with its inputs still held elsewhere: no recursion."""
-
-    def __init__(self) -> None:
-        self._held: dict[int, Any] = {}
-
-    def keep(self, node: Any) -> Any:
-        if node is not None:
-            self._held.setdefault(id(node), node)
-        return node
-
-    def release(self) -> None:
-        """Free the nodes in the order the backward ran them (call once the outputs are dropped)."""
-        ordered = list(self._held.values())
-        self._held.clear()
-        ordered.reverse()
-        while ordered:
-            ordered.pop()
-
-
-class _SliceGradients:
-    """Gradients that are zero outside one slice, and the adds that sum them.
-
-    A model that indexes a tensor step by step (a hand-written recurrence, Mamba's reference selective scan:
-    `state = dA[:, :, t] * state + dBu[:, :, t]` for every t) gets back, per step, `select_backward` /
-    `slice_backward`: the step's gradient scattered into zeros of the whole tensor's shape. Autograd sums
-    them with `add`: on shapes alone each add costs the whole tensor, L steps x L slices, quadratic in the
-    sequence, while only the step's slice holds values. Adding such a gradient costs the values it holds
-    (the smaller of the two operands' held elements, an upper bound of where both hold values), and the sum
-    holds the two together. Any other op sees the tensor as the dense tensor it is."""
-
-    _SCATTERS = frozenset(
-        packet for packet in (getattr(torch.ops.aten, name, None) for name in ("select_backward", "slice_backward"))
-        if packet is not None
-    )
-    _ADDS = frozenset({torch.ops.aten.add, torch.ops.aten.add_})
-
-    def __init__(self) -> None:
-        self._held: dict[int, tuple[Any, int]] = {}  # id(tensor) -> (weak reference, elements holding values)
-
-    def _elements(self, value: Any) -> int | None:
-        if not isinstance(value, torch.Tensor):
-            return None
-        entry = self._held.get(id(value))
-        if entry is not None and entry[0]() is value:
-            return entry[1]
-        return value.numel()
-
-    def _hold(self, tensor: torch.Tensor, elements: int) -> None:
-        key = id(tensor)
-        if elements >= tensor.numel():
-            self._held.pop(key, None)
-            return
-
-        def forget(reference: Any) -> None:  # a freed gradient's entry goes with it (a long scan makes many)
-            if self._held.get(key, (None,))[0] is reference:
-                del self._held[key]
-
-        self._held[key] = (weakref.ref(tensor, forget), elements)
-
-    def flops(self, func, args: tuple, out: Any) -> dict[str, int] | None:
-        """The adds' FLOPs when an operand is such a gradient; None to leave the op to the formulas."""
-        packet = func.overloadpacket
-        if packet in self._SCATTERS and isinstance(out, torch.Tensor) and args and isinstance(args[0], torch.Tensor):
-            self._hold(out, args[0].numel())
-            return {}
-        if packet not in self._ADDS or len(args) < 2 or not isinstance(out, torch.Tensor) or not self._held:
-            return None
-        held = [self._elements(a) for a in args[:2]]
-        if None in held or held == [a.numel() for a in args[:2]]:
-            return None
-        self._hold(out, min(out.numel(), held[0] + held[1]))
-        return {"elementwise": min(held)}
 
 
 def _merge(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
@@ -514,7 +434,7 @@ def _run(model: nn.Module, call: CallArgs, attribution: _Attribution, counter: _
                 counter.in_backward = False
             return True, []
     finally:
-        output = roots = None  # the graph goes now, one node at a time (_NodeKeeper)
+        output = roots = None  # the graph goes now, one node at a time (gradients.NodeKeeper)
         counter.nodes.release()
         for hook in hooks:
             hook.remove()
