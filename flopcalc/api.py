@@ -21,8 +21,9 @@ from .conventions import detect_transformer
 from .counting.activations import ActivationProfile
 from .counting.report import CountReport
 from .counting.traffic import TrafficReport
-from .errors import InsufficientMemoryError, ModelBuildError, ModelRunError, UsageError
-from .loaders import LoadedModel, example_inputs_kept, load_model, make_inputs
+from .errors import (ArgumentTypeError, InsufficientMemoryError, ModelBuildError, ModelRunError, UsageError,
+                     check_number)
+from .loaders import LoadedModel, check_input_names, example_inputs_kept, load_model, make_inputs
 from .loaders.huggingface import config_path
 from .spec import ModelSpec
 from .units import format_si
@@ -209,6 +210,7 @@ def load(spec: ModelSpec, device: str) -> tuple[LoadedModel, Any]:
         return loaded, None
     if spec.dims:
         raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
+    check_input_names(spec, loaded.module, loaded.kind)
     return loaded, make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device))
 
 
@@ -250,10 +252,15 @@ def example_inputs(spec: ModelSpec, loaded: LoadedModel, device: str) -> Any:
     return make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device))
 
 
-def training(model: ModelSpec | CountReport, examples: float, epochs: float = 1) -> TrainingCompute:
+def training(model: ModelSpec | CountReport | str, examples: float, epochs: float = 1) -> TrainingCompute:
     """Training compute = (forward + backward per example) x examples x epochs, counted from the model (or a
     report already counted); a source whose backward cannot be counted (ONNX) assumes 2x forward, noted."""
-    report = model if isinstance(model, CountReport) else count_spec(model)
+    check_number(examples, "examples")
+    check_number(epochs, "epochs")
+    if not isinstance(model, (ModelSpec, CountReport, str, os.PathLike)):
+        raise ArgumentTypeError(f"model must be a ModelSpec, a source or a CountReport, got {type(model).__name__}",
+                                "count it first: flopcalc.training(flopcalc.count(...), examples)", field="model")
+    report = model if isinstance(model, CountReport) else count_spec(as_spec(model))
     return training_from_report(report, examples, epochs)
 
 

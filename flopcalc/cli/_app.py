@@ -1,11 +1,14 @@
 """The typer app, the global `--debug` flag, and the one error boundary.
 
-Library errors (FlopcalcError) become one line on stderr and exit 2; `--debug` shows the traceback.
+Library errors (FlopcalcError) become one line on stderr and exit 2, with the argument they name (`field`)
+written as this CLI's flag; any other exception is a flopcalc bug: one line asking for a report, exit 3.
+`--debug` shows the traceback.
 Commands live in sibling modules and only parse, call the library, and render.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -18,6 +21,13 @@ from ..errors import ExitCode, FlopcalcError, short_error
 from ..files import write_atomic
 
 _state = {"debug": False}
+
+# the library's names of the arguments an error may be about (FlopcalcError.field), and the flags that set them
+_FLAGS = {
+    "batch_size": "--batch-size", "seq_len": "--seq-len", "decoder_seq_len": "--decoder-seq-len",
+    "max_layers": "--max-layers", "inputs": "--input", "kwargs": "--kwargs", "dims": "--dim",
+    "device": "--device", "frozen": "--frozen", "strict": "--strict",
+}
 
 
 def debugging() -> bool:
@@ -39,6 +49,13 @@ def _is_cli_control_flow(error: BaseException) -> bool:
 def _is_usage_error(error: BaseException) -> bool:
     """A bad option or argument caught by the parser (typer's own UsageError family)."""
     return _is_cli_control_flow(error) and hasattr(error, "format_message") and hasattr(error, "exit_code")
+
+
+def cli_message(error: FlopcalcError) -> str:
+    """The error's line with the argument it names written as the flag that sets it."""
+    flag = _FLAGS.get(error.field or "")
+    text = str(error)
+    return re.sub(rf"(?<![\w-]){re.escape(error.field)}\b", flag, text) if flag and error.field else text
 
 
 class _ErrorBoundaryGroup(TyperGroup):
@@ -70,7 +87,7 @@ class _ErrorBoundaryGroup(TyperGroup):
         except FlopcalcError as error:
             if _state["debug"]:
                 traceback.print_exc()
-            _report_and_exit(str(error), error.exit_code)
+            _report_and_exit(cli_message(error), error.exit_code)
         except KeyboardInterrupt:
             _report_and_exit("interrupted", ExitCode.INTERRUPTED)
         except Exception as error:  # a bug in flopcalc, not bad input: still one line unless --debug
@@ -78,7 +95,8 @@ class _ErrorBoundaryGroup(TyperGroup):
                 raise
             if _state["debug"]:
                 traceback.print_exc()
-            _report_and_exit(f"internal error: {short_error(error)} (rerun with --debug for the traceback)", ExitCode.BAD_INPUT)
+            _report_and_exit(f"internal error: {short_error(error)}: a flopcalc bug, please report it with the "
+                             "traceback that rerunning with --debug shows", ExitCode.INTERNAL_ERROR)
 
 
 app = typer.Typer(

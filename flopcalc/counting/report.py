@@ -6,6 +6,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
+from ..errors import UnsupportedOpsError
+
 SCHEMA_VERSION = 1
 
 # Every FLOP falls in exactly one of these; order is the order tables show them in.
@@ -25,6 +27,25 @@ CATEGORIES: tuple[str, ...] = (
 MULTIPLY_ADD_CATEGORIES = frozenset({"matmul", "conv", "attention"})
 
 UNITS = ("flop", "mac")
+
+
+def listed_ops(ops: Mapping[str, int]) -> str:
+    """`aten.foo x3, aten.bar x1`: ops and how often each ran, by name."""
+    return ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+
+
+def unsupported_ops_note(unsupported: Mapping[str, int], consequence: str | None = None) -> str | None:
+    """The one wording of "these ops have no formula", with what that means where it is said (the meter: MFU is
+    a lower bound); None when every op had one. Every command and the meter say it through here."""
+    if not unsupported:
+        return None
+    return f"unsupported ops (no formula, not counted{'; ' + consequence if consequence else ''}): {listed_ops(unsupported)}"
+
+
+def unsupported_ops_error(unsupported: Mapping[str, int]) -> UnsupportedOpsError:
+    """What `strict=True` raises when an op had no formula."""
+    return UnsupportedOpsError(f"ops without a FLOP formula: {listed_ops(unsupported)}",
+                               "drop strict to count them as unknown", field="strict")
 
 
 def _halve_multiply_adds(by_category: Mapping[str, int]) -> dict[str, int]:

@@ -18,10 +18,12 @@ import inspect
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import AbstractSet, Any, Mapping
 
 from ..errors import InputSpecError, MissingDependencyError, ModelBuildError, ModelLoadError, short_error
+from ..spec import DEFAULT_MAX_LAYERS
 from .base import LoadedModel
 
 INSTALL_HINT = "pip install 'flopcalc[hf]'"
@@ -30,6 +32,8 @@ MAX_DEFAULT_SEQ_LEN = 2048
 _POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx")
 # ... and the longest sequence of an encoder-decoder's decoder, where it has its own
 _DECODER_POSITION_KEYS = ("max_target_positions", "max_decoder_position_embeddings")
+# CPU seconds to build and count one decoder layer on meta (a Llama layer on a loaded 2-core machine)
+SECONDS_PER_LAYER = 0.05
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_AUDIO_SAMPLES = 16_000  # one second at 16 kHz, the rate speech models are trained at
 # the inputs a multimodal model's forward takes besides its main one, and the sub-config that says it has them
@@ -230,11 +234,46 @@ def _move_strays(model, device: str) -> None:
                 table[name] = moved[id(tensor)]
 
 
+def declared_layers(values: Any) -> int:
+    """The layers a config (its `to_dict()`) declares, sub-configs included: per config the largest layer count
+    it states (`num_hidden_layers`, `n_layer`, ...), or its encoder's and decoder's together when larger."""
+    if not isinstance(values, dict):
+        return 0
+    counts = {key: value for key, value in values.items()
+              if isinstance(value, int) and not isinstance(value, bool) and re.fullmatch(r"(num_|n_)?\w*layers?", key)
+              and ("layer" in key) and not key.endswith(("_per_layer", "_layer_idx"))}
+    stacked = counts.get("encoder_layers", 0) + counts.get("decoder_layers", 0)
+    own = max([stacked, *counts.values()], default=0)
+    return own + sum(declared_layers(value) for value in values.values() if isinstance(value, dict))
+
+
+def check_layer_budget(config, max_layers: int, source: str) -> None:
+    """Refuse, before building, a config declaring more than `max_layers` layers: every layer is built and its
+    ops run one by one, so the time grows with the layers (spec.DEFAULT_MAX_LAYERS is minutes) and a million
+    layers would run until killed."""
+    layers = declared_layers(config.to_dict())
+    if layers > max_layers:
+        raise ModelLoadError(
+            f"{source} declares {layers:,} layers, more than max_layers {max_layers:,}: counting builds and runs "
+            f"each one (about {_duration(layers * SECONDS_PER_LAYER)} of CPU)",
+            "raise max_layers to count it all the same, or count a copy with fewer layers (FLOPs scale per layer)",
+            field="max_layers",
+        )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else (f"{seconds / 60:,.0f} minutes" if seconds < 7200
+                                                    else f"{seconds / 3600:,.0f} hours")
+
+
 def load_hf_config(path: Path, *, device: str, seq_len: int | None, source: str,
-                   decoder_seq_len: int | None = None, given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset()):
+                   decoder_seq_len: int | None = None, given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset(),
+                   max_layers: int = DEFAULT_MAX_LAYERS):
     """LoadedModel for a config.json: the architecture, and as example inputs a dict of the inputs it needs
-    (`default_inputs`) except those `given` by name (`given=None`: all are given, positionally)."""
+    (`default_inputs`) except those `given` by name (`given=None`: all are given, positionally). A config with
+    more than `max_layers` layers is refused before it is built."""
     config = read_config(path)
+    check_layer_budget(config, max_layers, source)
     model, notes = build_model(config, device, source)
     example, input_notes, example_notes = default_inputs(
         model, config, device=device, seq_len=seq_len, decoder_seq_len=decoder_seq_len, given=given,
