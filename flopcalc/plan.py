@@ -334,17 +334,17 @@ class Fleet:
         return self.inter_node
 
 
-def calibrated_bandwidths(calibration: Any, device: str | None, catalog: Any = None) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The network figures `flopcalc bench --distributed --save` measured on a fleet of `device` (see
-    calibration.measured_bandwidths), or none and a line saying so; ({}, ()) without a calibration file."""
+def calibrated_bandwidths(calibration: Any, device: str | None, catalog: Any = None) -> tuple[Any, tuple[str, ...]]:
+    """The network figures `flopcalc bench --distributed --save` measured on a fleet of `device` (a
+    calibration.MeasuredBandwidths), or None and a line saying so; (None, ()) without a calibration file."""
     if calibration is None:
-        return {}, ()
+        return None, ()
     from .calibration import load_calibration, measured_bandwidths
 
     try:
         return measured_bandwidths(load_calibration(calibration), device, catalog=catalog), ()
     except CalibrationError as error:
-        return {}, (f"no measured bandwidths ({error.message}): the network figures below are not measurements",)
+        return None, (f"no measured bandwidths ({error.message}): the network figures below are not measurements",)
 
 
 # --------------------------------------------------------------------------------------------- a layout

@@ -167,7 +167,7 @@ def test_two_nodes_measure_intra_and_inter_and_rank_0_alone_writes(tmp_path):
     assert [(r["rank"], r["node"], r["local_rank"]) for r in data["per_rank"]] == [(0, 0, 0), (1, 0, 1), (2, 1, 0), (3, 1, 1)]
     fleet = load_calibration(saved).devices[data["device_name"]].fleet["gloo 2x2"]
     assert set(fleet.busbw_gbps) == {"world", "intra", "inter"} and data["calibration_file"] == str(saved)
-    assert measured_bandwidths(load_calibration(saved))["inter_node_busbw_gbps"] == pytest.approx(
+    assert measured_bandwidths(load_calibration(saved)).inter_node_busbw_gbps == pytest.approx(
         data["headline_busbw_gbps"]["inter"]["all_reduce"])
 
 

@@ -151,8 +151,8 @@ def plan_command(
     intra = None
     if intra_node_gbps is not None:
         intra = planning.Bandwidth(parse_si_number(intra_node_gbps, "--intra-node-gbps"), "--intra-node-gbps")
-    elif measured.get("intra_node_busbw_gbps"):
-        intra = planning.Bandwidth(measured["intra_node_busbw_gbps"], f"{measured['label']}, all-reduce busbw")
+    elif measured is not None and measured.intra_node_busbw_gbps:
+        intra = planning.Bandwidth(measured.intra_node_busbw_gbps, f"{measured.label}, all-reduce busbw")
     elif entry is not None and entry.intra_node_link is not None:
         link = entry.intra_node_link
         intra = planning.Bandwidth(link.per_direction_gbps, f"catalogue, {entry.id}: {link.describe()}; a link "
@@ -160,8 +160,8 @@ def plan_command(
                                    "busbw")
     if inter_node_gbps is not None:
         inter = planning.Bandwidth(parse_si_number(inter_node_gbps, "--inter-node-gbps"), "--inter-node-gbps")
-    elif measured.get("inter_node_busbw_gbps"):
-        inter = planning.Bandwidth(measured["inter_node_busbw_gbps"], f"{measured['label']}, all-reduce busbw")
+    elif measured is not None and measured.inter_node_busbw_gbps:
+        inter = planning.Bandwidth(measured.inter_node_busbw_gbps, f"{measured.label}, all-reduce busbw")
     else:
         inter = planning.Bandwidth(planning.DEFAULT_INTER_NODE_GBPS, INTER_NODE_ORIGIN)
     fleet = planning.Fleet(
