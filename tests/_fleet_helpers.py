@@ -32,7 +32,8 @@ class SignalSelfAt:
 VICTIM = """
 import os, signal, sys
 from flopcalc.bench import distributed
-timed = distributed._time_collective
+from flopcalc.bench.distributed import session
+timed = session.time_collective
 calls = []
 
 def dying(*args, **kwargs):
@@ -41,7 +42,7 @@ def dying(*args, **kwargs):
         os.kill(os.getpid(), getattr(signal, os.environ["VICTIM_SIGNAL"]))
     return timed(*args, **kwargs)
 
-distributed._time_collective = dying
+session.time_collective = dying
 report = os.environ.get("VICTIM_REPORT")
 if report:
     import torch.distributed as dist

@@ -1,4 +1,4 @@
-"""Running the fleet benchmark (flopcalc/bench/distributed.py) for real, on CPU with gloo: 3 ranks through torch's
+"""Running the fleet benchmark (flopcalc/bench/distributed/) for real, on CPU with gloo: 3 ranks through torch's
 launcher API; 4 ranks on two "nodes" started the way srun starts them (the launcher's variables set by hand, one
 process each); a rank killed (SIGKILL) or stopped (SIGTERM) mid-run; one that never joins; ranks with different
 options. Plus the heartbeat's last resort against a hang, and how torch's errors are shortened."""
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flopcalc.bench.distributed import _Heartbeat, launch_fleet, run_fleet_bench, torch_message
+from flopcalc.bench.distributed import Heartbeat, launch_fleet, run_fleet_bench, torch_message
 from flopcalc.bench.fleet import FleetConfig, LaunchEnv, group_elements
 from flopcalc.calibration import FLEET_OPS, load_calibration, measured_bandwidths
 from flopcalc.errors import FleetError, UsageError
@@ -54,7 +54,7 @@ def test_the_heartbeat_ends_a_hung_step_in_one_line():
             self.data[key] = self.data.get(key, "") + value
 
     store, said = Store(), []
-    heart = _Heartbeat(store, 3, "node-a", interval=0.01, on_hang=said.append)
+    heart = Heartbeat(store, 3, "node-a", interval=0.01, on_hang=said.append)
     heart.begin("all_reduce of 1 GiB (world)", 0.05)
     deadline = time.monotonic() + 5
     while not said and time.monotonic() < deadline:
@@ -102,6 +102,43 @@ def test_a_rank_killed_under_the_launcher_api_is_named(signum, what):
     assert str(caught.value) == f"rank 0 on host {HOST} {what}; the launcher stopped the other ranks"
     assert time.monotonic() - started < 25  # the other rank stops at once, not after the launcher's grace period
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the launcher's handlers are gone again
+
+
+STOP_RANK_0 = """
+import functools, signal, sys, time
+from flopcalc.bench.distributed import launch_fleet
+from flopcalc.bench.fleet import FleetConfig
+from flopcalc.errors import FleetError
+from tests._fleet_helpers import SignalSelfAt
+started = time.monotonic()
+try:
+    launch_fleet(FleetConfig(device="cpu", seconds=0.2, max_bytes=4096, timeout_s=float(sys.argv[1])), 2,
+                 progress_factory=functools.partial(SignalSelfAt, "all_gather", signal.SIGSTOP))
+except FleetError as error:
+    print(f"{time.monotonic() - started:.1f}", error, sep="\\n")
+"""
+
+
+def test_a_stopped_rank_ends_the_run_within_the_timeout():
+    """Issue 25: rank 0 stops itself (SIGSTOP: alive, never exits) in the middle of the collectives; the other
+    rank waits in one. The process that started them sees rank 0's heartbeat stand still and ends the run, in
+    one line, within --timeout (the ranks' start-up aside), instead of waiting for rank 0 to exit."""
+    timeout = 20
+    process = subprocess.Popen([sys.executable, "-c", STOP_RANK_0, str(timeout)], cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"})
+    try:
+        out, err = process.communicate(timeout=timeout + 90)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the stopped rank too
+        process.communicate()
+        raise AssertionError(f"the run was still going {timeout + 90} s after it started")
+    assert process.returncode == 0, err
+    elapsed, line = out.strip().splitlines()
+    assert line.startswith(f"rank 0 on host {HOST} stopped responding: its heartbeat has not moved for "), line
+    assert line.endswith("s (the process is stopped or frozen); flopcalc stopped the other ranks"), line
+    start_up = 15  # two rank processes importing torch and meeting, on a loaded machine
+    assert float(elapsed) < timeout + start_up
 
 
 def free_port() -> int:
@@ -256,7 +293,7 @@ def test_collectives_use_torchs_current_calls_without_deprecation_warnings(op):
     import torch
     import torch.distributed as dist
 
-    from flopcalc.bench.distributed import _collective
+    from flopcalc.bench.distributed import make_collective
 
     if not hasattr(dist, "all_gather_single"):
         pytest.skip("this torch predates all_gather_single")
@@ -264,6 +301,6 @@ def test_collectives_use_torchs_current_calls_without_deprecation_warnings(op):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", FutureWarning)
-            _collective(op, None, [0], 0, 4, torch.device("cpu"))(False)
+            make_collective(op, None, [0], 0, 4, torch.device("cpu"))(False)
     finally:
         dist.destroy_process_group()

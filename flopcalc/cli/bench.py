@@ -3,11 +3,13 @@ a fleet's matmul and network figures, every rank started by torchrun or `--nproc
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import ExitCode, UsageError
 from ._app import app, emit
 from ._options import (
     BatchSizeOption,
@@ -65,6 +67,15 @@ class _ProgressBar:
                 self._progress.start()
                 self._started = True
             self._progress.update(self._task, completed=fraction, description=label)
+
+
+def end_hung_rank(message: str) -> None:
+    """A rank stuck where no Python can reach it (a collective past every timeout; called on the heartbeat's
+    thread): say so in one line and end the process, so the allocation is not held. Module-level, so the
+    launcher can hand it to the ranks it starts."""
+    sys.stderr.write(f"flopcalc: error: {message}\n")
+    sys.stderr.flush()
+    os._exit(int(ExitCode.BAD_INPUT))
 
 
 @app.command("bench")
@@ -192,11 +203,11 @@ def _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc,
         load_calibration(path)  # a malformed file fails now, not after the whole fleet has run
     if nproc is not None:
         bar = partial(_ProgressBar, True) if fmt == OutputFormat.table else None
-        result = distributed.launch_fleet(config, nproc, progress_factory=bar)
+        result = distributed.launch_fleet(config, nproc, progress_factory=bar, on_hang=end_hung_rank)
     else:
         env = fleet.LaunchEnv.from_environ()
         with _ProgressBar(enabled=fmt == OutputFormat.table and env.rank == 0) as bar:
-            result = distributed.run_fleet_bench(config, env, progress=bar.show)
+            result = distributed.run_fleet_bench(config, env, progress=bar.show, on_hang=end_hung_rank)
     if result is None:
         return None, None
     if path is not None:
