@@ -304,3 +304,136 @@ def test_collectives_use_torchs_current_calls_without_deprecation_warnings(op):
             make_collective(op, None, [0], 0, 4, torch.device("cpu"))(False)
     finally:
         dist.destroy_process_group()
+
+
+# --- the machine's limits (issue 25): ranks it cannot hold, buffers that do not fit ------------------------
+
+
+def test_nproc_refuses_more_ranks_than_the_cores_hold(monkeypatch):
+    from flopcalc.bench.distributed import launch
+
+    monkeypatch.setattr(launch, "available_cpus", lambda: 2)
+    with pytest.raises(UsageError) as caught:
+        launch_fleet(FleetConfig(device="cpu"), 9)
+    assert str(caught.value) == ("--nproc 9 is more than 4 ranks per CPU core (2 available): the ranks would starve "
+                                 "each other's heartbeats and collectives (use --nproc 8 or fewer)")
+
+
+def test_nproc_refuses_more_ranks_than_the_memory_holds(monkeypatch):
+    from flopcalc.bench.distributed import launch
+
+    monkeypatch.setattr(launch, "available_memory", lambda: 8 * 2**30)
+    # a rank: 512 MiB of process + 3 x 1 GiB of buffers = 3.5 GiB; 8 GiB holds 2 of them
+    with pytest.raises(UsageError) as caught:
+        launch_fleet(FleetConfig(device="cpu", max_bytes=2**30), 3)
+    assert str(caught.value) == ("--nproc 3 needs about 10.5 GiB of memory (3.5 GiB per rank: its process and "
+                                 "message buffers), but 8 GiB is free (use --nproc 2 or fewer)")
+    with pytest.raises(UsageError, match=r"but 8 GiB is free \(lower --max-bytes, or free some memory\)"):
+        launch_fleet(FleetConfig(device="cpu", max_bytes=4 * 2**30), 2)
+
+
+def test_nproc_refuses_more_ranks_than_gpus(monkeypatch):
+    import torch
+
+    from flopcalc.bench.distributed import launch
+
+    monkeypatch.setattr(launch, "resolve_device", lambda requested: "cuda")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UsageError) as caught:
+        launch_fleet(FleetConfig(device="cuda"), 2)
+    assert str(caught.value) == ("--nproc 2 needs 2 GPUs (one rank per GPU), but 1 is visible "
+                                 "(use --nproc 1 or fewer, or --device cpu)")
+
+
+def test_max_bytes_beyond_free_memory_stops_every_rank_before_any_collective(monkeypatch):
+    from flopcalc.bench.distributed import session
+
+    monkeypatch.setattr(session, "available_memory", lambda: 2**30)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    configs = [FleetConfig(device="cpu", timeout_s=10, max_bytes=256 * 2**20)] * 2
+    raised = run_ranks_in_threads(configs, 2, free_port())
+    # 2 ranks x 3 buffers of 256 MiB = 1.5 GiB > 1 GiB
+    for rank in (0, 1):
+        assert str(raised[rank]) == (
+            f"rank 0 on host {HOST} cannot take part: --max-bytes 256 MiB needs about 1.5 GiB of message buffers "
+            f"for 2 ranks, but host {HOST} has 1 GiB free (lower --max-bytes)")
+
+
+# --- supervision and the hello race, without processes ------------------------------------------------------
+
+
+def test_the_supervisor_ends_the_run_for_a_silent_rank_or_a_failure_the_others_outlive(tmp_path):
+    from flopcalc.bench.distributed import Supervisor
+    from flopcalc.bench.distributed.launch import FAILED_RANK_GRACE_S
+
+    supervisor = Supervisor(tmp_path, 3, timeout_s=20)
+    assert supervisor.stale_s == 10  # half the timeout
+    about = {"pid": 1, "host": "node-a"}
+    pulses = {0: (100.0, about), 1: (100.0, about), 2: (100.0, about)}
+    assert supervisor.judge(pulses, {}, 109.0) is None
+    assert supervisor.judge(pulses, {}, 111.0) == (
+        "rank 0 on host node-a stopped responding: its heartbeat has not moved for 11 s (the process is stopped or "
+        "frozen); flopcalc stopped the other ranks")
+    assert supervisor.judge(pulses, {0: (0, {"message": None}), 1: (0, {"message": None}),
+                                     2: (0, {"message": None})}, 200.0) is None  # all ended: nothing to stop
+    fresh = {rank: (300.0, about) for rank in range(3)}
+    ended = {1: (0, {"message": "rank 2 never joined", "secondary": True}),
+             2: (0, {"message": "rank 2 failed: boom", "secondary": False})}
+    assert supervisor.judge(fresh, ended, 300.0) is None  # rank 0 may still end on its own
+    assert supervisor.judge(fresh, ended, 300.0 + FAILED_RANK_GRACE_S + 0.1) == "rank 2 failed: boom"
+    assert Supervisor(tmp_path, 2, timeout_s=1).stale_s == 2.5  # never quicker than a heartbeat's staleness
+
+
+def test_a_rank_that_reads_a_mismatch_event_judges_the_hellos_itself():
+    """The race behind a flaky test: rank 0 finds rank 1's hello missing, rank 1 posts it, judges the options
+    and posts its failure, and rank 0 then reads that event. Every hello is there by then, so rank 0 judges them
+    too (it used to report "rank 1 ... stopped: mismatched options"), and both ranks report the same line."""
+    from flopcalc.bench.distributed.rendezvous import exchange_hellos
+
+    class Store:
+        """Rank 0's view: its first look for the hellos comes just before rank 1 posts its hello and verdict."""
+
+        def __init__(self):
+            self.data, self.looks = {}, 0
+
+        def set(self, key, value):
+            self.data[key] = value.encode()
+
+        def check(self, keys):
+            self.looks += 1
+            if self.looks == 2:  # rank 1 arrives, judges and stops between rank 0's first and second look
+                self.data["hello/1"] = json.dumps({"rank": 1}).encode()
+                self.data["events"] = json.dumps({"rank": 1, "host": "b", "kind": "failed", "phase": "joining",
+                                                  "message": "mismatched options: ..."}).encode() + b"\n"
+            return all(key in self.data for key in keys)
+
+        def get(self, key):
+            return self.data[key]
+
+        def multi_get(self, keys):
+            return [self.data[key] for key in keys]
+
+    env = LaunchEnv(rank=0, world_size=2, local_rank=0, master_addr="127.0.0.1", master_port=1)
+    assert exchange_hellos(Store(), env, {"rank": 0}, timeout=5) == [{"rank": 0}, {"rank": 1}]
+
+
+def test_a_hung_step_interrupts_the_main_thread_when_no_one_said_how_to_end_it():
+    class Store:
+        def add(self, key, amount):
+            pass
+
+        def set(self, key, value):
+            pass
+
+        def append(self, key, value):
+            pass
+
+    heart = Heartbeat(Store(), 0, "node-a", interval=0.01)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            heart.begin("all_reduce of 4 KiB (world)", 0.05)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        heart.stop()

@@ -114,7 +114,8 @@ def check_machine_holds(config: FleetConfig, nproc: int) -> None:
 
         visible = torch.cuda.device_count()
         if nproc > visible:
-            raise UsageError(f"--nproc {nproc} needs {nproc} GPUs (one rank per GPU), but {visible} are visible",
+            raise UsageError(f"--nproc {nproc} needs {nproc} GPUs (one rank per GPU), but {visible} "
+                             f"{'is' if visible == 1 else 'are'} visible",
                              f"use --nproc {visible} or fewer, or --device cpu")
         return
     cpus = available_cpus()
@@ -125,10 +126,11 @@ def check_machine_holds(config: FleetConfig, nproc: int) -> None:
     per_rank = RANK_PROCESS_BYTES + buffer_bytes(config.max_bytes or DEFAULT_MAX_BYTES["cpu"])
     free = available_memory()
     if free is not None and nproc * per_rank > free:
+        fits = free // per_rank
         raise UsageError(
             f"--nproc {nproc} needs about {format_bytes(nproc * per_rank)} of memory ({format_bytes(per_rank)} per "
             f"rank: its process and message buffers), but {format_bytes(free)} is free",
-            f"use --nproc {max(1, free // per_rank)} or fewer" + (", or a smaller --max-bytes" if config.max_bytes else ""),
+            f"use --nproc {fits} or fewer" if fits >= 2 else "lower --max-bytes, or free some memory",
         )
 
 

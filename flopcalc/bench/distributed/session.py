@@ -164,15 +164,16 @@ class Session:
         if kind == "cuda":
             import torch
 
-            free, sharing, where = torch.cuda.mem_get_info(self.env.local_rank)[0], 1, f"GPU {self.env.local_rank}"
+            free, sharing = torch.cuda.mem_get_info(self.env.local_rank)[0], 1
+            where = f"GPU {self.env.local_rank} on host {self.host}"
         else:
-            free, sharing, where = available_memory(), int(os.environ.get("LOCAL_WORLD_SIZE") or 1), "this host"
+            free, sharing, where = available_memory(), int(os.environ.get("LOCAL_WORLD_SIZE") or 1), f"host {self.host}"
         needed = buffer_bytes(max_bytes) * sharing
         if free is not None and needed > free:
             ranks = f" for {sharing} ranks" if sharing > 1 else ""
             raise UsageError(
                 f"--max-bytes {format_bytes(max_bytes)} needs about {format_bytes(needed)} of message buffers{ranks}, "
-                f"but {where} on {self.host} has {format_bytes(free)} free",
+                f"but {where} has {format_bytes(free)} free",
                 "lower --max-bytes",
             )
 
