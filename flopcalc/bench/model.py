@@ -21,7 +21,8 @@ from ..calibration import Calibration, ModelCalibration, calibrated_peak, now_ut
 from ..errors import ModelRunError, UsageError, short_error
 from ..spec import CallArgs, ModelSpec
 from .hardware import DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
-from .matmul import SweepPlan, fp32_matmul_mode, peak_for
+from .matmul import peak_for
+from .sweep import SweepPlan, fp32_matmul_mode
 
 MODEL_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "sgd")
