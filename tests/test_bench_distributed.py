@@ -437,3 +437,21 @@ def test_a_hung_step_interrupts_the_main_thread_when_no_one_said_how_to_end_it()
                 time.sleep(0.01)
     finally:
         heart.stop()
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+def test_the_supervisor_finds_a_rank_that_never_pulsed_among_its_children():
+    """A rank stopped before its first pulse (still importing torch) has no pid on file: the supervisor finds it
+    by the RANK the launcher put in its environment, among this process's own children."""
+    from flopcalc.bench.distributed.launch import _rank_children
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                             env={**os.environ, "RANK": "5", "TORCHELASTIC_RUN_ID": "flopcalc-test"})
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                                env={key: value for key, value in os.environ.items() if key != "TORCHELASTIC_RUN_ID"})
+    try:
+        assert _rank_children() == {5: child.pid}
+    finally:
+        for process in (child, stranger):
+            process.kill()
+            process.wait()

@@ -271,9 +271,11 @@ class Supervisor:
 
     def _kill_unfinished(self, pulses: dict[int, tuple[float, dict]], ended: dict[int, tuple[float, dict]]) -> None:
         """SIGKILL (a stopped process takes no other signal) every rank that has not ended, if it is still this
-        process's child (a pid the system reused is left alone)."""
-        for rank, (_, about) in pulses.items():
-            pid = about.get("pid")
+        process's child (a pid the system reused is left alone). A rank that never pulsed (stopped while it
+        imported torch) is found among this process's children by the RANK the launcher gave it."""
+        children = _rank_children()
+        for rank in range(self._nproc):
+            pid = pulses[rank][1].get("pid") if rank in pulses else children.get(rank)
             if rank in ended or not isinstance(pid, int) or not _is_my_child(pid):
                 continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -286,6 +288,21 @@ def _is_my_child(pid: int) -> bool:
     except (OSError, IndexError):
         return not Path("/proc").is_dir()  # no /proc to ask (not Linux): trust the pid the rank wrote moments ago
     return int(fields[1]) == os.getpid()
+
+
+def _rank_children() -> dict[int, int]:
+    """rank -> pid of this process's children the launcher started (their environment holds RANK), on Linux."""
+    found: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or not _is_my_child(int(entry.name)):
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                variables = dict(item.split("=", 1) for item in
+                                 (entry / "environ").read_bytes().decode(errors="replace").split("\0") if "=" in item)
+                if "TORCHELASTIC_RUN_ID" in variables and variables.get("RANK", "").isdigit():
+                    found[int(variables["RANK"])] = int(entry.name)
+    return found
 
 
 # --- what the launcher does around the ranks ------------------------------------------------------------
