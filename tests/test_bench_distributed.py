@@ -110,21 +110,22 @@ from flopcalc.bench.distributed import launch_fleet
 from flopcalc.bench.fleet import FleetConfig
 from flopcalc.errors import FleetError
 from tests._fleet_helpers import SignalSelfAt
-started = time.monotonic()
+mark = sys.argv[2]
 try:
     launch_fleet(FleetConfig(device="cpu", seconds=0.2, max_bytes=4096, timeout_s=float(sys.argv[1])), 2,
-                 progress_factory=functools.partial(SignalSelfAt, "all_gather", signal.SIGSTOP))
+                 progress_factory=functools.partial(SignalSelfAt, "all_gather", signal.SIGSTOP, mark))
 except FleetError as error:
-    print(f"{time.monotonic() - started:.1f}", error, sep="\\n")
+    print(f"{time.time() - float(open(mark).read()):.1f}", error, sep="\\n")
 """
 
 
-def test_a_stopped_rank_ends_the_run_within_the_timeout():
+def test_a_stopped_rank_ends_the_run_within_the_timeout(tmp_path):
     """Issue 25: rank 0 stops itself (SIGSTOP: alive, never exits) in the middle of the collectives; the other
     rank waits in one. The process that started them sees rank 0's heartbeat stand still and ends the run, in
-    one line, within --timeout (the ranks' start-up aside), instead of waiting for rank 0 to exit."""
+    one line, within --timeout of the stop, instead of waiting for rank 0 to exit."""
     timeout = 20
-    process = subprocess.Popen([sys.executable, "-c", STOP_RANK_0, str(timeout)], cwd=ROOT, text=True,
+    process = subprocess.Popen([sys.executable, "-c", STOP_RANK_0, str(timeout), str(tmp_path / "stopped_at")],
+                               cwd=ROOT, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"})
     try:
@@ -134,11 +135,10 @@ def test_a_stopped_rank_ends_the_run_within_the_timeout():
         process.communicate()
         raise AssertionError(f"the run was still going {timeout + 90} s after it started")
     assert process.returncode == 0, err
-    elapsed, line = out.strip().splitlines()
+    since_stopped, line = out.strip().splitlines()
     assert line.startswith(f"rank 0 on host {HOST} stopped responding: its heartbeat has not moved for "), line
     assert line.endswith("s (the process is stopped or frozen); flopcalc stopped the other ranks"), line
-    start_up = 15  # two rank processes importing torch and meeting, on a loaded machine
-    assert float(elapsed) < timeout + start_up
+    assert float(since_stopped) < timeout + 5  # the launcher's teardown on a loaded machine
 
 
 def free_port() -> int:
