@@ -252,8 +252,9 @@ def sweep_precision(
     budget = max(end_time - start, 1e-9)
     runner = _ShapeRunner(precision, info, plan, deadline, timer, clock, make, progress)
     with fp32_matmul_mode(precision, info.device):
-        if warmup:
-            _warm_up(precision, info, min(plan.warmup_s, 0.1 * budget), deadline, timer, make)
+        if warmup:  # a mid-size shape's rate: a better guess of the next shapes' call times than the first,
+            # smallest square's alone (on a busy machine that one is slowed most by thread hand-offs)
+            runner.best_rate = _warm_up(precision, info, min(plan.warmup_s, 0.1 * budget), deadline, timer, make)
         # squares: about 70% of this precision's time, each shape up to a quarter of what is left of it
         timings, notes, best_square = _square_ladder(runner, start + 0.7 * budget, budget)
         llm_timings, llm_notes = _llm_pass(runner, best_square)
@@ -370,13 +371,17 @@ def _llm_pass(runner: _ShapeRunner, best_square: int) -> tuple[list[ShapeTiming]
     return timings, notes
 
 
-def _warm_up(precision, info, seconds, deadline, timer, make) -> None:
-    """Run a mid-size matmul for `seconds` so clocks and libraries settle before timing."""
+def _warm_up(precision, info, seconds, deadline, timer, make) -> float | None:
+    """Run a mid-size matmul for `seconds` so clocks and libraries settle before timing; its rate (FLOP/s of
+    the calls after the first), or None when there was no second call."""
     side = 1024 if info.device == "cpu" else 4096
     fn = make(precision, (side, side, side), info)
-    spent = 0.0
+    spent = timer(fn, 1) if deadline.left() > 0 else seconds  # the first call pays for allocation and dispatch
+    calls, settled = 0, 0.0
     while spent < seconds and deadline.left() > 0:
-        spent += timer(fn, 1)
+        took = timer(fn, 1)
+        spent, settled, calls = spent + took, settled + took, calls + 1
+    return matmul_flops(side, side, side) * calls / settled if calls and settled > 0 else None
 
 
 def probe_precision(precision: str, info: DeviceInfo, make=make_matmul) -> str | None:
