@@ -6,16 +6,14 @@ import time
 import pytest
 
 from flopcalc.bench.hardware import CpuInfo, DeviceInfo, catalog_peak_resolver
-from flopcalc.bench.matmul import (
-    PrecisionResult,
+from flopcalc.bench.matmul import PrecisionResult, peak_for, run_matmul_bench
+from flopcalc.bench.sweep import (
     ShapeTiming,
     SweepPlan,
     fp32_matmul_mode,
     llm_shapes,
     make_matmul,
     matmul_flops,
-    peak_for,
-    run_matmul_bench,
     sweep_precision,
 )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from ..calibration import choose_throughput, load_calibration, measured_bandwidths
+from ..calibration import MeasuredBandwidths, choose_throughput, load_calibration, measured_bandwidths
 from ..catalog import Catalog, GpuSpec, load_catalog
 from ..errors import CalibrationError, FlopcalcError, UsageError
 from .hardware import DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GB, Bandwidth, Fleet
@@ -16,15 +16,16 @@ INTER_NODE_ORIGIN = ("assumed: one 200 Gb/s InfiniBand HDR NIC per GPU, as in a 
                      "(nccl-tests busbw across nodes)")
 
 
-def calibrated_bandwidths(calibration: Any, device: str | None, catalog: Any = None) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The network figures `flopcalc bench --distributed --save` measured on a fleet of `device` (see
-    calibration.measured_bandwidths), or none and a line saying so; ({}, ()) without a calibration file."""
+def calibrated_bandwidths(calibration: Any, device: str | None,
+                          catalog: Any = None) -> tuple[MeasuredBandwidths | None, tuple[str, ...]]:
+    """The network figures `flopcalc bench --distributed --save` measured on a fleet of `device` (a
+    calibration.MeasuredBandwidths), or None and a line saying so; (None, ()) without a calibration file."""
     if calibration is None:
-        return {}, ()
+        return None, ()
     try:
         return measured_bandwidths(load_calibration(calibration), device, catalog=catalog), ()
     except CalibrationError as error:
-        return {}, (f"no measured bandwidths ({error.message}): the network figures below are not measurements",)
+        return None, (f"no measured bandwidths ({error.message}): the network figures below are not measurements",)
 
 
 def resolve_fleet(
@@ -75,12 +76,12 @@ def _catalog_entry(catalog: Catalog, name: str) -> GpuSpec | None:
         return None  # a calibrated device the catalogue lacks
 
 
-def _intra_node(given: float | None, measured: dict[str, Any], entry: GpuSpec | None) -> Bandwidth | None:
+def _intra_node(given: float | None, measured: MeasuredBandwidths | None, entry: GpuSpec | None) -> Bandwidth | None:
     """--intra-node-gbps, else the calibration's all-reduce busbw inside a node, else the catalogue's link peak."""
     if given is not None:
         return Bandwidth(given, "--intra-node-gbps")
-    if measured.get("intra_node_busbw_gbps"):
-        return Bandwidth(measured["intra_node_busbw_gbps"], f"{measured['label']}, all-reduce busbw")
+    if measured is not None and measured.intra_node_busbw_gbps:
+        return Bandwidth(measured.intra_node_busbw_gbps, f"{measured.label}, all-reduce busbw")
     if entry is not None and entry.intra_node_link is not None:
         link = entry.intra_node_link
         return Bandwidth(link.per_direction_gbps, f"catalogue, {entry.id}: {link.describe()}; a link peak, not a "
@@ -88,10 +89,10 @@ def _intra_node(given: float | None, measured: dict[str, Any], entry: GpuSpec | 
     return None
 
 
-def _inter_node(given: float | None, measured: dict[str, Any]) -> Bandwidth:
+def _inter_node(given: float | None, measured: MeasuredBandwidths | None) -> Bandwidth:
     """--inter-node-gbps, else the calibration's all-reduce busbw between nodes, else one HDR NIC per GPU."""
     if given is not None:
         return Bandwidth(given, "--inter-node-gbps")
-    if measured.get("inter_node_busbw_gbps"):
-        return Bandwidth(measured["inter_node_busbw_gbps"], f"{measured['label']}, all-reduce busbw")
+    if measured is not None and measured.inter_node_busbw_gbps:
+        return Bandwidth(measured.inter_node_busbw_gbps, f"{measured.label}, all-reduce busbw")
     return Bandwidth(DEFAULT_INTER_NODE_GBPS, INTER_NODE_ORIGIN)
