@@ -153,7 +153,7 @@ def resolve_hardware(
     if entry.memory_bandwidth_gbps is None:
         raise CatalogError(f"{entry.id} has no memory bandwidth in the catalogue",
                            "add memory_bandwidth_gbps (GB/s) to its entry with --catalog FILE (docs/catalogue.md)")
-    memory = None if entry.memory_gb is None else entry.memory_gb * 1e9
+    memory = entry.memory_bytes
     throughput = chosen.throughput
     hardware = Hardware(entry.id, throughput.precision, throughput.peak_flops, throughput.origin,
                         entry.memory_bandwidth_gbps * 1e9, memory)
