@@ -125,7 +125,7 @@ class Hardware:
             "peak_tflops": self.peak_flops / 1e12,
             "peak_origin": self.peak_origin,
             "bandwidth_gbps": self.bandwidth / 1e9,
-            "memory_gb": None if self.memory_bytes is None else self.memory_bytes / 1e9,
+            "memory_gb": None if self.memory_bytes is None else self.memory_bytes / 2**30,  # GiB, as the catalogue
         }
 
 
