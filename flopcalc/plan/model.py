@@ -168,10 +168,12 @@ def model_from_params(
     else:
         n = positive(params, "--params")
         if shape is not None and params_tolerance is not None and abs(n - shape.params) > params_tolerance * shape.params:
+            given = " ".join(f"{flag} {value}" for flag, value in (
+                ("--layers", layers), ("--hidden", hidden), ("--heads", heads), ("--kv-heads", kv_heads),
+                ("--head-dim", head_dim), ("--ffn", ffn), ("--vocab", vocab)) if value is not None)
             raise UsageError(f"--params {n:.4g} is {abs(n / shape.params - 1):.0%} away from the {shape.params:,} "
-                             f"({shape.params:.4g}) parameters of --layers {layers} --hidden {hidden} --heads {heads}"
-                             f"{f' --ffn {shape.ffn}' if ffn else ''}{f' --vocab {vocab}' if vocab else ''} "
-                             f"({shape.mlp} MLP), more than {params_tolerance:.0%}",
+                             f"({shape.params:.4g}) parameters of {given} ({shape.mlp} MLP of {shape.ffn}), more "
+                             f"than {params_tolerance:.0%}",
                              "fix the shape (--ffn, --mlp swiglu, --kv-heads, --vocab) or --params, or leave "
                              "--params out to take the shape's")
     s = None if seq_len is None else positive_int(seq_len, "--seq-len")
