@@ -90,7 +90,7 @@ class Shape:
         return self.layers * self.layer_params + (self.vocab or 0) * self.hidden
 
     def formula(self) -> str:
-        mlp = f"{3 if self.mlp == 'swiglu' else 2} x hidden x ffn ({self.mlp.upper() if self.mlp == 'swiglu' else 'GELU'})"
+        mlp = f"{3 if self.mlp == 'swiglu' else 2} x hidden x ffn ({'SwiGLU' if self.mlp == 'swiglu' else 'GELU'})"
         embedding = " + vocab x hidden (one embedding, tied)" if self.vocab else " (no --vocab: no embedding)"
         return (f"N from the shape = layers x (2 x hidden x heads x head_dim + 2 x hidden x kv_heads x head_dim + {mlp})"
                 f"{embedding} = {self.params:,}; biases and norms not counted")
@@ -215,12 +215,15 @@ def model_from_params(
                       "step time and activations need --seq-len")
     described = (("--layers", layers), ("--hidden", hidden), ("--heads", heads), ("--kv-heads", kv_heads),
                  ("--head-dim", head_dim), ("--ffn", ffn), ("--vocab", vocab))
-    words = [f"--params {n:.4g}"] + ([f"--seq-len {s}"] if s is not None else [])
+    words = [f"--params {n:.4g}"] if params is not None else []
+    words += [f"--seq-len {s}"] if s is not None else []
     words += [f"{flag} {value}" for flag, value in described if value]
     if shape is not None and mlp != DEFAULT_MLP:
         words.append(f"--mlp {mlp}")
     if shape is not None and attention != DEFAULT_ATTENTION:
         words.append(f"--attention {attention}")
+    if params is None:
+        words.append(f"(N = {n:.4g} from the shape)")
     return PlanModel(
         source=" ".join(words), params=int(round(n)), batch=1, forward_flops=forward, backward_flops=2 * forward,
         block_forward_flops=forward, attention_forward_flops=attention_flops, activations=activations,
