@@ -99,7 +99,8 @@ def _flat(plan: Plan) -> dict[str, Any]:
     """One CSV row: the JSON contract's keys joined by `_`."""
     flat: dict[str, Any] = {}
     data = plan.to_dict()
-    for key in ("model", "parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "fits", "step", "training"):
+    for key in ("model", "parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "memory_reserve_bytes", "fits",
+                "step", "training"):
         value = data[key]
         if isinstance(value, dict):
             for inner, item in value.items():
