@@ -104,6 +104,8 @@ def transformer_shape(layers: int | None, hidden: int | None, heads: int | None,
     given = [flag for flag, value in shape.items() if value is not None]
     extra = [flag for flag, value in (("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab),
                                       ("--head-dim", head_dim)) if value is not None]
+    extra += [flag for flag, value, default in (("--mlp", mlp, DEFAULT_MLP), ("--attention", attention, DEFAULT_ATTENTION))
+              if value != default]
     if mlp not in MLPS:
         raise UsageError(f"--mlp must be {' or '.join(MLPS)}, got {mlp!r}")
     if attention not in ATTENTIONS:
