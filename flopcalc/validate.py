@@ -281,7 +281,7 @@ def predicted_memory(row: RunRow, profile: DeviceProfile) -> tuple[float, float]
     link = profile.network("intra_node")
     gpu = load_catalog(()).resolve(row.device)
     fleet = Fleet(Throughput(profile.matmul.peak, 1.0, row.device, "fp16", profile.matmul.peak_source),
-                  gpu_memory_bytes=(gpu.memory_gb or 1) * 1e9,  # only plan's `fits` reads it
+                  gpu_memory_bytes=gpu.memory_bytes or 2**30,  # only plan's `fits` reads it
                   gpus_per_node=layout.gpus_per_node,
                   intra_node=Bandwidth(link.bandwidth / 1e9, link.source),
                   inter_node=Bandwidth(profile.network("inter_node").bandwidth / 1e9,

@@ -30,7 +30,7 @@ class Hardware:
             "peak_tflops": self.peak_flops / 1e12,
             "peak_origin": self.peak_origin,
             "bandwidth_gbps": self.bandwidth / 1e9,
-            "memory_gb": None if self.memory_bytes is None else self.memory_bytes / 1e9,
+            "memory_gb": None if self.memory_bytes is None else self.memory_bytes / 2**30,  # GiB, as the catalogue
         }
 
 
@@ -58,7 +58,7 @@ def resolve_hardware(
     if entry.memory_bandwidth_gbps is None:
         raise CatalogError(f"{entry.id} has no memory bandwidth in the catalogue",
                            "add memory_bandwidth_gbps (GB/s) to its entry with --catalog FILE (docs/catalogue.md)")
-    memory = None if entry.memory_gb is None else entry.memory_gb * 1e9
+    memory = entry.memory_bytes
     throughput = chosen.throughput
     hardware = Hardware(entry.id, throughput.precision, throughput.peak_flops, throughput.origin,
                         entry.memory_bandwidth_gbps * 1e9, memory)

@@ -9,7 +9,9 @@ from typing import Any, Sequence
 from ..calibration import MeasuredBandwidths, choose_throughput, load_calibration, measured_bandwidths
 from ..catalog import Catalog, GpuSpec, load_catalog
 from ..errors import CalibrationError, FlopcalcError, UsageError
-from .hardware import DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GB, Bandwidth, Fleet
+from .checks import positive
+from .hardware import (DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GIB, RESERVE_CONTEXT_GIB, RESERVE_FRAGMENTATION,
+                       Bandwidth, Fleet, default_reserve_bytes)
 from .precision import training_precision
 
 INTER_NODE_ORIGIN = ("assumed: one 200 Gb/s InfiniBand HDR NIC per GPU, as in a DGX A100; give --inter-node-gbps "
@@ -36,7 +38,8 @@ def resolve_fleet(
     calibration: str | os.PathLike | None = None,
     catalogs: Sequence[str | os.PathLike] = (),
     model_key: str | None = None,
-    gpu_memory_gb: float | None = None,
+    gpu_memory_gib: float | None = None,
+    memory_reserve_gib: float | None = None,
     intra_node_gbps: float | None = None,
     inter_node_gbps: float | None = None,
     gpus_per_node: int = DEFAULT_GPUS_PER_NODE,
@@ -55,17 +58,27 @@ def resolve_fleet(
     name = gpu or throughput.gpu
     catalog = load_catalog(tuple(catalogs))
     entry = _catalog_entry(catalog, name)
-    if gpu_memory_gb is not None:
-        memory, memory_origin = gpu_memory_gb * GB, "--gpu-memory"
-    elif entry is not None and entry.memory_gb:
-        memory, memory_origin = entry.memory_gb * GB, f"catalogue, {entry.id}"
+    if gpu_memory_gib is not None:
+        memory, memory_origin = positive(gpu_memory_gib, "--gpu-memory") * GIB, "--gpu-memory"
+    elif entry is not None and entry.memory_bytes:
+        memory, memory_origin = entry.memory_bytes, f"catalogue, {entry.id}"
     else:
-        raise UsageError(f"the catalogue has no memory figure for {name}", "give --gpu-memory GB")
+        raise UsageError(f"the catalogue has no memory figure for {name}", "give --gpu-memory GiB")
+    if memory_reserve_gib is not None:
+        if not isinstance(memory_reserve_gib, (int, float)) or not memory_reserve_gib >= 0:
+            raise UsageError(f"--memory-reserve must be a number of GiB >= 0, got {memory_reserve_gib!r}")
+        reserve, reserve_origin = memory_reserve_gib * GIB, "--memory-reserve"
+    else:
+        reserve = default_reserve_bytes(memory)
+        reserve_origin = (f"default: {RESERVE_CONTEXT_GIB:g} GiB for the CUDA context and library workspaces + "
+                          f"{RESERVE_FRAGMENTATION:.0%} of the memory for allocator fragmentation; "
+                          "--memory-reserve GiB changes it")
     measured, notes = calibrated_bandwidths(calibration, name, catalog)
     return Fleet(
         throughput=throughput, gpu_memory_bytes=memory, memory_origin=memory_origin, gpus_per_node=gpus_per_node,
         intra_node=_intra_node(intra_node_gbps, measured, entry), inter_node=_inter_node(inter_node_gbps, measured),
         tdp_w=choice.tdp_w, pue=pue, price_per_gpu_hour=price_per_gpu_hour, notes=notes,
+        memory_reserve_bytes=reserve, reserve_origin=reserve_origin,
     )
 
 

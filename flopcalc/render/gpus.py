@@ -9,11 +9,11 @@ from ..units import PRECISIONS, format_number
 from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
 
-_LIST_HEADERS = ("id", "name", "vendor", "year", "fp32 TFLOPS", "16-bit TFLOPS", "fp8 TFLOPS", "memory GB", "TDP W",
+_LIST_HEADERS = ("id", "name", "vendor", "year", "fp32 TFLOPS", "16-bit TFLOPS", "fp8 TFLOPS", "memory GiB", "TDP W",
                  "int8 TOPS", "memory GB/s")
 _LIST_RIGHT = (3, 4, 5, 6, 7, 8, 9, 10)
 _DENSE_NOTE = ("TFLOPS are dense peaks (int8 in TOPS); 16-bit = the default precision (bf16, or fp16 where faster); "
-               "CPUs: one socket, memory GB = the most it takes.")
+               "CPUs: one socket, memory GiB = the most it takes.")
 
 
 def _tflops(spec: GpuSpec, precision: str) -> str:
@@ -101,7 +101,7 @@ def _show_rows(spec: GpuSpec) -> list[list[str]]:
         *_peak_rows(spec),
         *_per_cycle_rows(spec),
         ["default precision", spec.default_precision()],
-        ["memory", "" if spec.memory_gb is None else f"{format_number(spec.memory_gb)} GB"],
+        ["memory", "" if spec.memory_gb is None else f"{format_number(spec.memory_gb)} GiB"],
         ["memory bandwidth", _bandwidth(spec)],
         ["TDP", "" if spec.tdp_w is None else f"{format_number(spec.tdp_w)} W"],
         ["intra-node link", "" if spec.intra_node_link is None else spec.intra_node_link.describe()],
