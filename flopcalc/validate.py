@@ -277,7 +277,8 @@ def predicted_memory(row: RunRow, profile: DeviceProfile) -> tuple[float, float]
     shape, layout = row.shape, row.layout
     params = shape.layers * shape.params_per_layer
     model = model_from_params(params, shape.seq_len, layers=shape.layers, hidden=shape.hidden, heads=shape.heads,
-                              kv_heads=shape.kv_heads, ffn=shape.ffn, vocab=shape.vocab)
+                              kv_heads=shape.kv_heads, ffn=shape.ffn, vocab=shape.vocab,
+                              attention="math")  # Megatron-LM of 2022 kept the s^2 scores (no flash attention)
     link = profile.network("intra_node")
     gpu = load_catalog(()).resolve(row.device)
     fleet = Fleet(Throughput(profile.matmul.peak, 1.0, row.device, "fp16", profile.matmul.peak_source),
