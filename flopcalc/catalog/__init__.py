@@ -9,9 +9,9 @@ and are never used for conversions. The format is in docs/catalogue.md. No torch
 
 from .loading import GPU_SPECS_ENV_VAR, load_catalog, load_catalog_file, shipped_catalog_dir
 from .names import Catalog, normalize_kind
-from .records import CPU_CLOCKS, DEFAULT_KIND, KINDS, CoreGroup, GpuSpec, Link
+from .records import CPU_CLOCKS, DEFAULT_KIND, KINDS, Accelerator, CoreGroup, Link
 
 __all__ = [
-    "CPU_CLOCKS", "DEFAULT_KIND", "GPU_SPECS_ENV_VAR", "KINDS", "Catalog", "CoreGroup", "GpuSpec", "Link",
+    "CPU_CLOCKS", "DEFAULT_KIND", "GPU_SPECS_ENV_VAR", "KINDS", "Accelerator", "Catalog", "CoreGroup", "Link",
     "load_catalog", "load_catalog_file", "normalize_kind", "shipped_catalog_dir",
 ]

@@ -7,7 +7,7 @@ import os
 from typing import Any, Sequence
 
 from ..calibration import MeasuredBandwidths, choose_throughput, load_calibration, measured_bandwidths
-from ..catalog import Catalog, GpuSpec, load_catalog
+from ..catalog import Accelerator, Catalog, load_catalog
 from ..errors import CalibrationError, FlopcalcError, UsageError
 from .hardware import DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GB, Bandwidth, Fleet
 from .precision import training_precision
@@ -69,14 +69,14 @@ def resolve_fleet(
     )
 
 
-def _catalog_entry(catalog: Catalog, name: str) -> GpuSpec | None:
+def _catalog_entry(catalog: Catalog, name: str) -> Accelerator | None:
     try:
         return catalog.resolve(name)
     except FlopcalcError:
         return None  # a calibrated device the catalogue lacks
 
 
-def _intra_node(given: float | None, measured: MeasuredBandwidths | None, entry: GpuSpec | None) -> Bandwidth | None:
+def _intra_node(given: float | None, measured: MeasuredBandwidths | None, entry: Accelerator | None) -> Bandwidth | None:
     """--intra-node-gbps, else the calibration's all-reduce busbw inside a node, else the catalogue's link peak."""
     if given is not None:
         return Bandwidth(given, "--intra-node-gbps")
