@@ -144,10 +144,12 @@ def _calibrated(
 
 @dataclass(frozen=True)
 class ThroughputChoice:
-    """The per-GPU throughput a conversion uses, the GPU's power for energy, and where the figures came from."""
+    """The per-GPU throughput a conversion uses, the GPU's power for energy, and where the figures came from;
+    `device` holds every figure of the GPU (memory, bandwidth, links) as `flopcalc.device` resolved them."""
 
     throughput: Throughput
     tdp_w: float | None
+    device: Device
     notes: tuple[str, ...] = ()
 
 
@@ -174,8 +176,8 @@ def choose_throughput(
             load_calibration(calibration), device_name=gpu, precision=precision, utilization=utilization,
             model=model_key, catalog=catalog if gpu else None, figures_catalog=catalog,
         )
-        return ThroughputChoice(throughput, device.tdp_w, notes)
+        return ThroughputChoice(throughput, device.tdp_w, device, notes)
     device = resolve_device(gpu, precision, catalog=catalog)
     chosen = DEFAULT_UTILIZATION if utilization is None else utilization
     return ThroughputChoice(Throughput(peak_flops=device.peak.value, utilization=chosen, gpu=device.id,
-                                       precision=device.precision, origin=device.peak.source), device.tdp_w)
+                                       precision=device.precision, origin=device.peak.source), device.tdp_w, device)

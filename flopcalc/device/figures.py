@@ -3,7 +3,7 @@ datasheet figures. Plain values only: `resolve` builds the record, the commands 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Mapping
 
 from ..catalog import Accelerator
@@ -100,7 +100,7 @@ class Device:
     tdp_w: float | None = None
     accelerator: Accelerator | None = None
     profile: DeviceProfile | None = None
-    notes: tuple[str, ...] = field(default=())
+    catalog_miss: str | None = None  # why the catalogue has no entry for a measured device (its one-line error)
 
     @property
     def kind(self) -> str | None:

@@ -47,10 +47,11 @@ def resolve_device(
     catalog = catalog if catalog is not None else load_catalog(tuple(catalogs))
     if measured is None:
         accelerator: Accelerator | None = catalog.resolve(str(name))
+        catalog_miss = None
         chosen = normalize_precision(precision) if precision else accelerator.default_precision()
         peak = Figure(accelerator.peak_flops(chosen), f"datasheet dense {chosen}", "datasheet")
     else:
-        accelerator = find_accelerator(catalog, name or measured.device)
+        accelerator, catalog_miss = _lookup(catalog, name or measured.device)
         chosen = normalize_precision(precision) if precision else measured.default_precision()
         peak = measured.peak(chosen)
     device_id = accelerator.id if accelerator is not None else str(name or measured.device)  # type: ignore[union-attr]
@@ -68,15 +69,20 @@ def resolve_device(
         memory_bytes=_memory(accelerator), memory_bandwidth=_memory_bandwidth(accelerator),
         intra_node=_intra_node(accelerator, network), inter_node=_inter_node(network),
         tdp_w=None if accelerator is None else accelerator.tdp_w, accelerator=accelerator, profile=profile,
+        catalog_miss=catalog_miss,
     )
 
 
 def find_accelerator(catalog: Catalog, name: str) -> Accelerator | None:
     """The catalogue entry of `name`, or None when the catalogue does not know it (a measured device)."""
+    return _lookup(catalog, name)[0]
+
+
+def _lookup(catalog: Catalog, name: str) -> tuple[Accelerator | None, str | None]:
     try:
-        return catalog.resolve(name)
-    except CatalogError:
-        return None
+        return catalog.resolve(name), None
+    except CatalogError as error:
+        return None, error.message
 
 
 def _peaks(accelerator: Accelerator | None, measured: MatmulMeasurement | None) -> dict[str, Figure]:
