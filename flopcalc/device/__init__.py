@@ -12,11 +12,11 @@ from .figures import (ASSUMED_INTER_NODE_GBPS, ASSUMED_INTER_NODE_SOURCE, GB, De
                       LinkMeasurement, MatmulMeasurement)
 from .profile import (COLLECTIVES, KERNEL_TIMES, MB, SCOPES, DeviceProfile, Network, Rate, default_profiles_text,
                       device_profile, load_profiles)
-from .resolve import SHIPPED_PROFILES, find_accelerator, resolve_device
+from .resolve import SHIPPED_PROFILES, find_accelerator, resolve_device, with_network
 
 __all__ = [
     "ASSUMED_INTER_NODE_GBPS", "ASSUMED_INTER_NODE_SOURCE", "BETWEEN", "COLLECTIVES", "Curve", "Device",
     "DeviceProfile", "Figure", "FigureOrigin", "GB", "KERNEL_TIMES", "LinkMeasurement", "MB", "MatmulMeasurement",
     "Network", "Rate", "SCOPES", "SHIPPED_PROFILES", "default_profiles_text", "device_profile", "find_accelerator",
-    "load_profiles", "resolve_device",
+    "load_profiles", "resolve_device", "with_network",
 ]

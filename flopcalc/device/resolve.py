@@ -8,6 +8,7 @@ measurement replaces the links; a device profile is attached only to the device 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -71,6 +72,11 @@ def resolve_device(
         tdp_w=None if accelerator is None else accelerator.tdp_w, accelerator=accelerator, profile=profile,
         catalog_miss=catalog_miss,
     )
+
+
+def with_network(device: Device, network: LinkMeasurement) -> Device:
+    """The same device with measured bus bandwidths in place of its link peak and the assumed inter-node figure."""
+    return replace(device, intra_node=_intra_node(device.accelerator, network), inter_node=_inter_node(network))
 
 
 def find_accelerator(catalog: Catalog, name: str) -> Accelerator | None:

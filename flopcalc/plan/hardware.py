@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..compute import Throughput, check_price, check_pue
+from ..device import ASSUMED_INTER_NODE_GBPS as DEFAULT_INTER_NODE_GBPS
 from ..errors import UsageError
 from .checks import positive, positive_int
 
 DEFAULT_GPUS_PER_NODE = 8
-# One 200 Gb/s InfiniBand HDR NIC per GPU (DGX A100) moves 25 GB/s; nccl-tests' inter-node busbw is about this.
-DEFAULT_INTER_NODE_GBPS = 25.0
 GB = 1e9
 
 
