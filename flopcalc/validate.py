@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .catalog import load_catalog
 from .compute import Throughput
+from .device import resolve_device
 from .errors import UsageError
 from .files import parse_yaml, read_yaml
 from .plan import Bandwidth, Fleet, Layout, evaluate, model_from_params
@@ -279,9 +279,9 @@ def predicted_memory(row: RunRow, profile: DeviceProfile) -> tuple[float, float]
     model = model_from_params(params, shape.seq_len, layers=shape.layers, hidden=shape.hidden, heads=shape.heads,
                               kv_heads=shape.kv_heads, ffn=shape.ffn, vocab=shape.vocab)
     link = profile.network("intra_node")
-    gpu = load_catalog(()).resolve(row.device)
+    device = resolve_device(row.device, "fp16", profile=profile)
     fleet = Fleet(Throughput(profile.matmul.peak, 1.0, row.device, "fp16", profile.matmul.peak_source),
-                  gpu_memory_bytes=(gpu.memory_gb or 1) * 1e9,  # only plan's `fits` reads it
+                  gpu_memory_bytes=device.memory_bytes.value if device.memory_bytes else 1e9,  # only `fits` reads it
                   gpus_per_node=layout.gpus_per_node,
                   intra_node=Bandwidth(link.bandwidth / 1e9, link.source),
                   inter_node=Bandwidth(profile.network("inter_node").bandwidth / 1e9,
