@@ -50,7 +50,7 @@ def resolve_device(
         accelerator: Accelerator | None = catalog.resolve(str(name))
         catalog_miss = None
         chosen = normalize_precision(precision) if precision else accelerator.default_precision()
-        peak = Figure(accelerator.peak_flops(chosen), f"datasheet dense {chosen}", "datasheet")
+        peak = _datasheet(accelerator, chosen)
     else:
         accelerator, catalog_miss = _lookup(catalog, name or measured.device)
         chosen = normalize_precision(precision) if precision else measured.default_precision()
@@ -93,12 +93,17 @@ def _lookup(catalog: Catalog, name: str) -> tuple[Accelerator | None, str | None
 
 def _peaks(accelerator: Accelerator | None, measured: MatmulMeasurement | None) -> dict[str, Figure]:
     peaks = {} if accelerator is None else {
-        precision: Figure(accelerator.peak_flops(precision), f"datasheet dense {precision}", "datasheet")
-        for precision in accelerator.precisions
+        precision: _datasheet(accelerator, precision) for precision in accelerator.precisions
     }
     if measured is not None:
         peaks.update({precision: measured.peak(precision) for precision in measured.flops})
     return peaks
+
+
+def _datasheet(accelerator: Accelerator, precision: str) -> Figure:
+    """The dense datasheet peak, labelled as the catalogue's Throughput labels it (`datasheet dense bf16`)."""
+    throughput = accelerator.datasheet_throughput(precision)
+    return Figure(throughput.peak_flops, throughput.origin, "datasheet")
 
 
 def _memory(accelerator: Accelerator | None) -> Figure | None:
