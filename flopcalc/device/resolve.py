@@ -46,16 +46,17 @@ def resolve_device(
     if name is None and measured is None:
         raise UsageError("no GPU given", "pass --gpu NAME (or --calibration FILE|auto)")
     catalog = catalog if catalog is not None else load_catalog(tuple(catalogs))
+    accelerator: Accelerator | None
     if measured is None:
-        accelerator: Accelerator | None = catalog.resolve(str(name))
-        catalog_miss = None
-        chosen = normalize_precision(precision) if precision else accelerator.default_precision()
-        peak = _datasheet(accelerator, chosen)
+        entry = catalog.resolve(str(name))
+        accelerator, catalog_miss = entry, None
+        chosen = normalize_precision(precision) if precision else entry.default_precision()
+        peak = _datasheet(entry, chosen)
     else:
         accelerator, catalog_miss = _lookup(catalog, name or measured.device)
         chosen = normalize_precision(precision) if precision else measured.default_precision()
         peak = measured.peak(chosen)
-    device_id = accelerator.id if accelerator is not None else str(name or measured.device)  # type: ignore[union-attr]
+    device_id = accelerator.id if accelerator is not None else str(name or (measured and measured.device))
     if profile is None and profile_file is not None:
         where = None if str(profile_file) == SHIPPED_PROFILES else Path(profile_file)
         profile = device_profile(device_id, where, precision=chosen)

@@ -65,13 +65,14 @@ def resolve_fleet(
     return Fleet(
         throughput=throughput, gpu_memory_bytes=memory, memory_origin=memory_origin, gpus_per_node=gpus_per_node,
         intra_node=_link(intra_node_gbps, "--intra-node-gbps", device.intra_node),
-        inter_node=_link(inter_node_gbps, "--inter-node-gbps", device.inter_node),
+        inter_node=Bandwidth(inter_node_gbps, "--inter-node-gbps") if inter_node_gbps is not None
+        else Bandwidth(device.inter_node.value, device.inter_node.source),
         tdp_w=choice.tdp_w, pue=pue, price_per_gpu_hour=price_per_gpu_hour, notes=notes,
     )
 
 
 def _link(given: float | None, flag: str, resolved: Figure | None) -> Bandwidth | None:
-    """The figure the user gave, else the device's (measured busbw, catalogue link peak, or assumed)."""
+    """The figure the user gave, else the device's (a measured busbw or the catalogue's link peak)."""
     if given is not None:
         return Bandwidth(given, flag)
     return None if resolved is None else Bandwidth(resolved.value, resolved.source)
