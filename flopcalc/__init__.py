@@ -22,6 +22,8 @@ _EXPORTS = {
     "LayerCount": "flopcalc.counting.report",
     "load_model": "flopcalc.loaders",
     "load_catalog": "flopcalc.catalog",
+    "resolve_device": "flopcalc.device",
+    "Device": "flopcalc.device",
     "convert": "flopcalc.compute",
     "fleet_estimate": "flopcalc.compute",
     "training_from_counts": "flopcalc.compute",

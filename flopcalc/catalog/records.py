@@ -1,4 +1,4 @@
-"""The catalogue's records: one accelerator or CPU (`GpuSpec`), a CPU's core groups, a node's link.
+"""The catalogue's records: one accelerator or CPU (`Accelerator`), a CPU's core groups, a node's link.
 
 What the rest of flopcalc reads; the YAML schema that builds them is `catalog.schema`. No torch here.
 """
@@ -75,7 +75,7 @@ class Link:
 
 
 @dataclass(frozen=True)
-class GpuSpec:
+class Accelerator:
     """One accelerator or CPU: dense peaks per precision (TFLOPS; int8 in TOPS) and what else the datasheet says."""
 
     id: str
