@@ -463,8 +463,9 @@ def test_memory_sizes_are_gib_and_every_fit_uses_them(catalog):
 
 def test_a_7b_fp16_model_serves_2048_token_prompts_at_batch_52_on_one_a100_80gb(tmp_path):
     """TensorRT-LLM's published Llama-2-7B fp16 run on one A100-80GB: 2,048-token prompts, 128 generated, batch 52.
-    Weights 13.48e9 bytes + 52 x (2,176 tokens x 524,288 bytes of KV cache + the largest prefill layer's 2,048 x
-    (4,096 + 32,000) x 2 bytes) = 80.49e9 bytes: more than 80e9, less than 80 GiB = 85.9e9."""
+    Weights 13.48e9 bytes + B x (2,176 tokens x 524,288 bytes of KV cache + the largest prefill layer's 3 x 2,048 x
+    11,008 x 2 bytes, the MLP's gate x up product: prefill keeps the last position's logits only) = 79.83e9 bytes at
+    B = 52 and 81.11e9 at B = 53: more than 80e9, less than 80 GiB = 85.9e9, so 53 fits only in binary memory."""
     pytest.importorskip("transformers")
     import json
 
@@ -476,9 +477,10 @@ def test_a_7b_fp16_model_serves_2048_token_prompts_at_batch_52_on_one_a100_80gb(
         model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=4096, intermediate_size=11008,
         num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
         max_position_embeddings=4096, tie_word_embeddings=False)))
-    result = infer(ModelSpec(str(config)), gpu="A100-SXM4-80GB", precision="fp16", batch_sizes=[52], prompt=2048,
+    result = infer(ModelSpec(str(config)), gpu="A100-SXM4-80GB", precision="fp16", batch_sizes=[52, 53], prompt=2048,
                    generate=128)
-    batch, = result.batches
+    published, one_more = result.batches
     assert result.hardware.memory_bytes == 80 * 2**30
-    assert 80e9 < batch.memory_bytes <= 80 * 2**30 and batch.fits is True
-    assert result.max_batch_that_fits >= 52
+    assert published.fits is True
+    assert 80e9 < one_more.memory_bytes <= 80 * 2**30 and one_more.fits is True
+    assert result.max_batch_that_fits >= 53

@@ -19,7 +19,7 @@ def test_a_catalogue_gpu_at_a_precision_has_every_figure_with_its_source():
     assert (device.id, device.precision, device.kind) == ("H100-SXM", "fp8", "gpu")
     assert (device.peak.value, device.peak.source, device.peak.origin) == (1979e12, "datasheet dense fp8", "datasheet")
     assert device.peaks["bf16"].value == 989.5e12 and device.peaks["bf16"].source == "datasheet dense bf16"
-    assert (device.memory_bytes.value, device.memory_bytes.source) == (80e9, "catalogue, H100-SXM")
+    assert (device.memory_bytes.value, device.memory_bytes.source) == (80 * 2**30, "catalogue, H100-SXM")  # "80GB" of HBM is 80 GiB
     assert device.memory_bandwidth.value == 3350e9
     assert device.intra_node.value == 450.0 and device.intra_node.source.startswith(
         "catalogue, H100-SXM: NVLink 4 (18 links): 900 GB/s both directions together = 450 GB/s per direction")
@@ -40,7 +40,7 @@ def test_a_measurement_overrides_the_datasheet_peak_with_its_label():
     assert (device.peak.value, device.peak.origin) == (700e12, "measured")
     assert device.peak.source == "measured by flopcalc bench 2026-11-28 in cal.yaml"
     assert device.peaks["fp32"].value == 50e12 and device.peaks["fp8"].source == "datasheet dense fp8"
-    assert device.memory_bytes.value == 80e9 and device.tdp_w == 700.0
+    assert device.memory_bytes.value == 80 * 2**30 and device.tdp_w == 700.0
     assert resolve_device(None, measured=MEASURED).precision == "bf16"  # the faster measured 16-bit one
     with pytest.raises(CalibrationError, match=r"^no fp8 measurement for NVIDIA H100 80GB HBM3 in cal.yaml "
                                                r"\(measured: bf16, fp32\) \(use --precision"):
