@@ -48,7 +48,8 @@ def check_command(
         None, "--update-baseline", metavar="FILE", callback=writable_path,
         help="Record the current counts as the new baseline and exit 0."
     ),
-    output_format: CheckFormat = typer.Option(CheckFormat.table, "--format", "-f", help="Output format."),
+    output_format: CheckFormat = typer.Option(CheckFormat.table, "--format", "-f", metavar="table|json|markdown|junit",
+                                              help="Output format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", callback=writable_path,
                                           help="Write the output here (atomically)."),
     junit: Optional[Path] = typer.Option(

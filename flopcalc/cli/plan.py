@@ -54,56 +54,56 @@ def plan_command(
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
     kwargs: KwargsOption = None,
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence: for --params, or a Hugging Face "
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", metavar="TOKENS", help="Tokens per sequence: for --params, or a Hugging Face "
                                                                  "config.json (default min(max positions, 2048))."),
     device: DeviceOption = None,
-    params: Optional[str] = typer.Option(None, "--params", help="Parameters N of a model not at hand, e.g. 7e9 or 7G "
+    params: Optional[str] = typer.Option(None, "--params", metavar="N", help="Parameters N of a model not at hand, e.g. 7e9 or 7G "
                                                                 "(needs --seq-len)."),
-    layers: Optional[int] = typer.Option(None, "--layers", help="With --params: transformer layers."),
-    hidden: Optional[int] = typer.Option(None, "--hidden", help="With --params: hidden size."),
-    heads: Optional[int] = typer.Option(None, "--heads", help="Attention heads (with --params, or for a model whose "
+    layers: Optional[int] = typer.Option(None, "--layers", metavar="N", help="With --params: transformer layers."),
+    hidden: Optional[int] = typer.Option(None, "--hidden", metavar="N", help="With --params: hidden size."),
+    heads: Optional[int] = typer.Option(None, "--heads", metavar="N", help="Attention heads (with --params, or for a model whose "
                                                               "graph does not show them)."),
-    kv_heads: Optional[int] = typer.Option(None, "--kv-heads", help="Key/value heads (grouped-query attention; "
+    kv_heads: Optional[int] = typer.Option(None, "--kv-heads", metavar="N", help="Key/value heads (grouped-query attention; "
                                                                     "default = heads)."),
-    ffn: Optional[int] = typer.Option(None, "--ffn", help="With --params: MLP inner size (default 4 x hidden)."),
-    vocab: Optional[int] = typer.Option(None, "--vocab", help="With --params: vocabulary size."),
-    tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens, e.g. 300G (divided by the sequence "
+    ffn: Optional[int] = typer.Option(None, "--ffn", metavar="N", help="With --params: MLP inner size (default 4 x hidden)."),
+    vocab: Optional[int] = typer.Option(None, "--vocab", metavar="N", help="With --params: vocabulary size."),
+    tokens: Optional[str] = typer.Option(None, "--tokens", metavar="N", help="Training tokens, e.g. 300G (divided by the sequence "
                                                                 "length into sequences)."),
-    examples: Optional[str] = typer.Option(None, "--examples", "-N", help="Training examples per epoch."),
-    epochs: Optional[str] = typer.Option(None, "--epochs", "-E", help="Passes over the examples (default 1)."),
-    global_batch: Optional[str] = typer.Option(None, "--global-batch", help="Examples per optimizer step "
+    examples: Optional[str] = typer.Option(None, "--examples", "-N", metavar="N", help="Training examples per epoch."),
+    epochs: Optional[str] = typer.Option(None, "--epochs", "-E", metavar="N", help="Passes over the examples (default 1)."),
+    global_batch: Optional[str] = typer.Option(None, "--global-batch", metavar="N", help="Examples per optimizer step "
                                                                             "(default dp x micro-batch)."),
-    micro_batch: Optional[int] = typer.Option(None, "--micro-batch", help="Examples per micro-batch (default: the "
+    micro_batch: Optional[int] = typer.Option(None, "--micro-batch", metavar="N", help="Examples per micro-batch (default: the "
                                                                           "counted batch)."),
     gpu: GpuOption = None,
-    num_gpus: Optional[str] = typer.Option(None, "--num-gpus", "-n", help="GPUs in all (default dp x tp x pp)."),
-    gpus_per_node: int = typer.Option(8, "--gpus-per-node", help="GPUs per node (default 8)."),
-    dp: Optional[int] = typer.Option(None, "--dp", help="Data-parallel replicas."),
-    tp: Optional[int] = typer.Option(None, "--tp", help="Tensor-parallel GPUs per replica (Megatron)."),
-    pp: Optional[int] = typer.Option(None, "--pp", help="Pipeline stages (1F1B)."),
-    zero: Optional[int] = typer.Option(None, "--zero", help="ZeRO stage 0-3: partition optimizer states (1), + "
+    num_gpus: Optional[str] = typer.Option(None, "--num-gpus", "-n", metavar="N", help="GPUs in all (default dp x tp x pp)."),
+    gpus_per_node: int = typer.Option(8, "--gpus-per-node", metavar="N", help="GPUs per node (default 8)."),
+    dp: Optional[int] = typer.Option(None, "--dp", metavar="N", help="Data-parallel replicas."),
+    tp: Optional[int] = typer.Option(None, "--tp", metavar="N", help="Tensor-parallel GPUs per replica (Megatron)."),
+    pp: Optional[int] = typer.Option(None, "--pp", metavar="N", help="Pipeline stages (1F1B)."),
+    zero: Optional[int] = typer.Option(None, "--zero", metavar="0-3", help="ZeRO stage 0-3: partition optimizer states (1), + "
                                                             "gradients (2), + weights (3) over the dp group."),
     sequence_parallel: bool = typer.Option(False, "--sequence-parallel", help="Split the hidden stream's activations "
                                                                                "over the tp group too."),
-    recompute: Optional[str] = typer.Option(None, "--recompute", help="Activation recomputation: none (default), "
+    recompute: Optional[str] = typer.Option(None, "--recompute", metavar="none|selective|full", help="Activation recomputation: none (default), "
                                                                       "selective (attention scores) or full."),
     precision: PrecisionOption = None,
-    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw (default) or sgd (with momentum)."),
+    optimizer: str = typer.Option("adamw", "--optimizer", metavar="adamw|sgd", help="adamw (default) or sgd (with momentum)."),
     utilization: UtilizationOption = None,
     calibration: CalibrationOption = None,
     catalog: CatalogOption = None,
-    intra_node_gbps: Optional[str] = typer.Option(None, "--intra-node-gbps", help="Achievable bus bandwidth per GPU "
+    intra_node_gbps: Optional[str] = typer.Option(None, "--intra-node-gbps", metavar="GB/s", help="Achievable bus bandwidth per GPU "
                                                   "inside a node, GB/s (nccl-tests busbw; default: the catalogue's "
                                                   "link figure)."),
-    inter_node_gbps: Optional[str] = typer.Option(None, "--inter-node-gbps", help="Achievable bus bandwidth per GPU "
+    inter_node_gbps: Optional[str] = typer.Option(None, "--inter-node-gbps", metavar="GB/s", help="Achievable bus bandwidth per GPU "
                                                   "across nodes, GB/s (default 25, printed as an assumption)."),
-    gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", help="Memory per GPU in GB (default: the "
+    gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", metavar="GB", help="Memory per GPU in GB (default: the "
                                                                         "catalogue's)."),
-    pue: str = typer.Option("1.0", "--pue", help="Data-centre power usage effectiveness for energy (>= 1)."),
-    price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", help="Price of one GPU-hour."),
+    pue: str = typer.Option("1.0", "--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1)."),
+    price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour."),
     search: bool = typer.Option(False, "--search", help="Try every dp x tp x pp x ZeRO x recompute x micro-batch of "
                                                         "--num-gpus; options given pin their dimension."),
-    top: int = typer.Option(10, "--top", help="With --search: how many layouts to show."),
+    top: int = typer.Option(10, "--top", metavar="N", help="With --search: how many layouts to show."),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
