@@ -12,7 +12,7 @@ import typer
 from ..compute import check_utilization
 from ..errors import UsageError
 from ..files import check_writable
-from ..spec import ModelSpec, parse_dims, parse_kwargs
+from ..spec import ModelSpec, parse_dims, parse_kwargs, split_python_source
 from ..units import parse_fraction, parse_si_number
 
 
@@ -26,7 +26,21 @@ class OutputFormat(str, enum.Enum):
 # --- the model: parsed once into a ModelSpec ------------------------------------------------------------
 
 MODEL_HELP = "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, or a Hugging Face config.json"
-ModelArgument = Annotated[str, typer.Argument(metavar="MODEL", help=MODEL_HELP)]
+
+
+def existing_model(source: Optional[str]) -> Optional[str]:
+    """A MODEL whose file is missing is a one-line error while the options are parsed, before torch is imported
+    (seconds on a cold start); what the file holds is the loaders' to judge."""
+    if source is None:
+        return None
+    python = split_python_source(source)
+    path = Path(python[0] if python else source)
+    if not path.exists():
+        raise UsageError(f"model file {path} not found", "check the path; it is relative to the current folder")
+    return source
+
+
+ModelArgument = Annotated[str, typer.Argument(metavar="MODEL", callback=existing_model, help=MODEL_HELP)]
 InputOption = Annotated[
     List[str],
     typer.Option("--input", "-i", metavar="SHAPE", help="An input tensor: SHAPE[:dtype] per positional argument, in order (1x3x224x224, "

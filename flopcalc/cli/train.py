@@ -31,6 +31,7 @@ from ._options import (
     UtilizationOption,
     model_spec,
     no_model_options,
+    existing_model,
     parse_num_gpus,
     parse_utilization,
 )
@@ -45,7 +46,7 @@ def _number(text: Optional[str], flag: str) -> Optional[float]:
 
 @app.command("train")
 def train_command(
-    model: Optional[str] = typer.Argument(None, help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
+    model: Optional[str] = typer.Argument(None, metavar="MODEL", callback=existing_model, help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
                                                     "config.json (or use --flops-per-example, or --params with --tokens)."),
     input: InputOption = [],
     batch_size: BatchSizeOption = None,

@@ -54,3 +54,17 @@ def test_the_help_names_only_options_the_command_has(path, command):
     text = re.sub(r"`flopcalc [^`]*`", "", text)  # another command's line, quoted, may name its own options
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text))
     assert named - own - GLOBAL_OPTIONS == set()
+
+
+@pytest.mark.parametrize("command", ["count", "infer", "train"])
+def test_a_missing_model_file_is_one_line_before_torch_is_imported(command, tmp_path):
+    """Checked while the options are parsed: the error comes without the seconds torch takes to import."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from flopcalc.cli import main; sys.argv = ['flopcalc', %r, 'missing/net.py:build'];\n"
+             "try:\n    main()\nexcept SystemExit as stop:\n    print('torch' in sys.modules, stop.code)") % command
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "2"], done.stderr
+    assert "model file missing/net.py not found" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
