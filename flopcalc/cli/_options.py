@@ -60,8 +60,15 @@ DecoderSeqLenOption = Annotated[
     typer.Option("--decoder-seq-len", metavar="TOKENS", help="Decoder tokens of a Hugging Face encoder-decoder config (default: as many "
                                             "as the encoder's tokens, within the decoder's max positions)."),
 ]
+def checked_dims(dims: List[str]) -> List[str]:
+    """A malformed --dim is reported before MODEL is looked at (the option is eager)."""
+    parse_dims(dims)
+    return dims
+
+
 DimOption = Annotated[
-    List[str], typer.Option("--dim", metavar="NAME=SIZE", help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable).")
+    List[str], typer.Option("--dim", metavar="NAME=SIZE", callback=checked_dims, is_eager=True,
+                            help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable).")
 ]
 KwargsOption = Annotated[Optional[str], typer.Option("--kwargs", metavar="JSON", help="JSON object passed to the model callable.")]
 DeviceOption = Annotated[
