@@ -134,8 +134,10 @@ def fresh_copies(tmp_path_factory):
             target = tmp_path_factory.mktemp("checkout")
             for name in filter(None, listed):
                 source = ROOT / name
-                if source.is_file():
-                    (target / name).parent.mkdir(parents=True, exist_ok=True)
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                if source.is_symlink():  # flopcalc/gpu_specs is a link to gpu_specs/, as a clone has it
+                    os.symlink(os.readlink(source), target / name)
+                elif source.is_file():
                     shutil.copy2(source, target / name)
             stamp = VENV_BIN.parent / ".flopcalc-installed"
             if stamp.exists():  # the Makefile reinstalls when pyproject.toml is newer than the venv's stamp
