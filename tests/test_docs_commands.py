@@ -2,8 +2,8 @@
 
 What runs: each line of a ```sh block (continuation lines joined), each `$ ` line of a ```console block, and
 each ```python block that does not start with `# fragment:`. A line whose comment says `needs: gpu`,
-`needs: cluster` or `needs: network` is skipped with that reason (a block whose first line says it is skipped
-whole); a comment saying `exits N` is the exit code expected instead of 0. Synopses go in ```text blocks. The
+`needs: cluster` or `needs: network` is skipped with that reason (a block whose opening comment line says so is
+skipped whole); a comment saying `exits N` is the exit code expected instead of 0. Synopses go in ```text blocks. The
 lines of one page run in order in one copy, so `make examples` or a recorded baseline serves the lines after it.
 """
 
@@ -66,7 +66,8 @@ def doc_commands(pages=PAGES, root: Path = ROOT) -> list[DocCommand]:
         for block in FENCE.finditer(text):
             lang, body = block.group(1), block.group(2)
             first = text.count("\n", 0, block.start(2)) + 1
-            whole = NEEDS.search(body.splitlines()[0]) if body.strip() else None
+            opening = body.splitlines()[0] if body.strip() else ""
+            whole = NEEDS.search(opening) if opening.startswith("#") else None  # a script's first line: all of it
             if lang == "sh":
                 lines = list(_logical_lines(body, first))
             elif lang == "console":
