@@ -138,10 +138,16 @@ class ComputeQuantity:
     value: float
     unit: str
     text: str = ""
+    gpu: str = ""  # the GPU the unit names: '2500 V100-days' -> 'V100' (gpu_days); empty for 'gpu-days'
+
+
+# '2500 V100-days', '3 H100-hours', '10 A100 80GB days': a GPU's name (with a digit), then the time unit
+_GPU_TIME_UNIT = re.compile(r"^(?P<gpu>[A-Za-z][\w.+ ]*?)[\s_-]*(?P<unit>days?|hours?|hrs?)$", re.I)
 
 
 def parse_compute_quantity(text: str) -> ComputeQuantity:
-    """`3.14e23 flop`, `1.5 zflop`, `93.75 pf-days`, `2500 gpu-days`, `60k gpu-hours` -> ComputeQuantity.
+    """`3.14e23 flop`, `1.5 zflop`, `93.75 pf-days`, `2500 gpu-days`, `60k gpu-hours` -> ComputeQuantity;
+    `2500 V100-days`, `3 H100-hours` name the GPU in the unit (kept in `gpu`).
 
     FLOP amounts are stored in FLOP (`1.5 zflop` -> 1.5e21 flop); other units keep their value.
     Negative, non-numeric or unit-less quantities and unknown units raise UsageError.
@@ -154,10 +160,16 @@ def parse_compute_quantity(text: str) -> ComputeQuantity:
     if not unit_text:
         raise UsageError(f"quantity {raw!r} has no unit", QUANTITY_HINT)
     unit, exponent = _parse_compute_unit(unit_text)
+    gpu = ""
+    if unit is None:
+        named = _GPU_TIME_UNIT.match(unit_text.strip())
+        if named and re.search(r"\d", named["gpu"]):  # a GPU's name has a number in it: V100, T4, MI300X
+            gpu = named["gpu"].strip()
+            unit = "gpu_days" if named["unit"].lower().startswith("d") else "gpu_hours"
     if unit is None:
         raise UsageError(
             f"unknown unit {unit_text!r} in {raw!r}",
-            "use flop (with a prefix: kflop ... zflop, yflop), pf-days, gpu-days or gpu-hours",
+            "use flop (with a prefix: kflop ... zflop, yflop), pf-days, gpu-days or gpu-hours (or a GPU's: V100-days)",
         )
     try:
         value = float(Decimal(number_text.replace("_", "").replace(",", "")).scaleb(exponent))
@@ -167,7 +179,7 @@ def parse_compute_quantity(text: str) -> ComputeQuantity:
         raise UsageError(f"quantity {raw!r} is not a finite number")
     if value < 0:
         raise UsageError(f"quantity {raw!r} is negative", "compute cannot be negative")
-    return ComputeQuantity(value=value, unit=unit, text=raw.strip())
+    return ComputeQuantity(value=value, unit=unit, text=raw.strip(), gpu=gpu)
 
 
 def _parse_compute_unit(unit_text: str) -> tuple[str | None, int]:
@@ -182,6 +194,20 @@ def _parse_compute_unit(unit_text: str) -> tuple[str | None, int]:
         if glued == "flop" or (spaced and glued is not None):
             return glued, _PREFIX_EXPONENT[prefix]
     return None, 0
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as people say it: `45 min`, `3.2 h`, `12.4 days`, `6.8 years` (3 significant digits at most)."""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{_sig(seconds, 3)} s"
+    if seconds < 3600:
+        return f"{_sig(seconds / 60, 3)} min"
+    if seconds < 2 * SECONDS_PER_DAY:
+        return f"{_sig(seconds / 3600, 3)} h"
+    if seconds < 2 * 365 * SECONDS_PER_DAY:
+        return f"{_sig(seconds / SECONDS_PER_DAY, 3)} days"
+    return f"{_sig(seconds / (365.25 * SECONDS_PER_DAY), 3)} years"
 
 
 def format_number(value: float, digits: int = 6) -> str:
