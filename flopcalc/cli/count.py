@@ -61,7 +61,7 @@ def count_command(
     depth: str = typer.Option("2", "--depth", "-d", metavar="N|all", help="Module tree depth shown in tables; 'all' or -1 for all."),
     compare: Optional[str] = typer.Option(None, "--compare", metavar="fvcore,torch", help="Also run other counters on the same model and "
                                           "inputs and name why they differ: fvcore, torch, or fvcore,torch."),
-    max_layers: int = typer.Option(DEFAULT_MAX_LAYERS, "--max-layers", help="Refuse, before building, a Hugging Face "
+    max_layers: int = typer.Option(DEFAULT_MAX_LAYERS, "--max-layers", metavar="N", help="Refuse, before building, a Hugging Face "
                                    "config declaring more layers (each is built and run: about 0.05 s per layer)."),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,

@@ -29,7 +29,7 @@ from ._options import (
 # Its own --calibration: the shared option's help speaks of --utilization, which infer does not take.
 InferCalibrationOption = Annotated[
     Optional[str],
-    typer.Option("--calibration", help="Price FLOPs at the matmul peak measured by `flopcalc bench --save` (a FILE, "
+    typer.Option("--calibration", metavar="FILE|auto", help="Price FLOPs at the matmul peak measured by `flopcalc bench --save` (a FILE, "
                                        "or 'auto' for the default file) instead of the datasheet's; bandwidth and "
                                        "memory stay the catalogue's, and --gpu is optional."),
 ]

@@ -38,65 +38,65 @@ ModelArgument = Annotated[Optional[str], typer.Argument(
     help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json (its input is one micro-batch), or use "
          "--params.")]
 PlanSeqLenOption = Annotated[Optional[int], typer.Option(
-    "--seq-len", help="Tokens per sequence: for --params, or a Hugging Face config.json (default min(max positions, "
+    "--seq-len", metavar="TOKENS", help="Tokens per sequence: for --params, or a Hugging Face config.json (default min(max positions, "
                       "2048)).")]
 ParamsOption = Annotated[Optional[str], typer.Option(
-    "--params", help="Parameters N of a model not at hand, e.g. 7e9 or 7G (default: from --layers/--hidden/--heads; "
+    "--params", metavar="N", help="Parameters N of a model not at hand, e.g. 7e9 or 7G (default: from --layers/--hidden/--heads; "
                      "refused when more than 10% away from the shape's).")]
-LayersOption = Annotated[Optional[int], typer.Option("--layers", help="A model not at hand: transformer layers.")]
-HiddenOption = Annotated[Optional[int], typer.Option("--hidden", help="A model not at hand: hidden size.")]
+LayersOption = Annotated[Optional[int], typer.Option("--layers", metavar="N", help="A model not at hand: transformer layers.")]
+HiddenOption = Annotated[Optional[int], typer.Option("--hidden", metavar="N", help="A model not at hand: hidden size.")]
 HeadsOption = Annotated[Optional[int], typer.Option(
-    "--heads", help="Attention heads (with --params, or for a model whose graph does not show them).")]
+    "--heads", metavar="N", help="Attention heads (with --params, or for a model whose graph does not show them).")]
 KvHeadsOption = Annotated[Optional[int], typer.Option(
-    "--kv-heads", help="Key/value heads (grouped-query attention; default = heads).")]
+    "--kv-heads", metavar="N", help="Key/value heads (grouped-query attention; default = heads).")]
 FfnOption = Annotated[Optional[int], typer.Option(
-    "--ffn", help="With the shape: MLP inner size (default 4 x hidden; 8 x hidden / 3 with --mlp swiglu).")]
+    "--ffn", metavar="N", help="With the shape: MLP inner size (default 4 x hidden; 8 x hidden / 3 with --mlp swiglu).")]
 VocabOption = Annotated[Optional[int], typer.Option(
-    "--vocab", help="With the shape: vocabulary size (one tied embedding in N).")]
+    "--vocab", metavar="N", help="With the shape: vocabulary size (one tied embedding in N).")]
 HeadDimOption = Annotated[Optional[int], typer.Option(
-    "--head-dim", help="With the shape: width of one attention head (default hidden / heads).")]
+    "--head-dim", metavar="N", help="With the shape: width of one attention head (default hidden / heads).")]
 MlpOption = Annotated[str, typer.Option(
-    "--mlp", help="With the shape: gelu (2 matrices of hidden x ffn, default) or swiglu (3: gate, up, down).")]
+    "--mlp", metavar="gelu|swiglu", help="With the shape: gelu (2 matrices of hidden x ffn, default) or swiglu (3: gate, up, down).")]
 AttentionOption = Annotated[str, typer.Option(
-    "--attention", help="With the shape: flash (default; keeps no seq x seq scores) or math (keeps them).")]
+    "--attention", metavar="flash|math", help="With the shape: flash (default; keeps no seq x seq scores) or math (keeps them).")]
 MemoryReserveOption = Annotated[Optional[str], typer.Option(
-    "--memory-reserve", help="GiB per GPU kept from the model: CUDA context, workspaces, fragmentation (default 1 "
+    "--memory-reserve", metavar="GiB", help="GiB per GPU kept from the model: CUDA context, workspaces, fragmentation (default 1 "
                              "GiB + 5% of the memory).")]
 TokensOption = Annotated[Optional[str], typer.Option(
-    "--tokens", help="Training tokens, e.g. 300G (divided by the sequence length into sequences).")]
-ExamplesOption = Annotated[Optional[str], typer.Option("--examples", "-N", help="Training examples per epoch.")]
-EpochsOption = Annotated[Optional[str], typer.Option("--epochs", "-E", help="Passes over the examples (default 1).")]
+    "--tokens", metavar="N", help="Training tokens, e.g. 300G (divided by the sequence length into sequences).")]
+ExamplesOption = Annotated[Optional[str], typer.Option("--examples", "-N", metavar="N", help="Training examples per epoch.")]
+EpochsOption = Annotated[Optional[str], typer.Option("--epochs", "-E", metavar="N", help="Passes over the examples (default 1).")]
 GlobalBatchOption = Annotated[Optional[str], typer.Option(
-    "--global-batch", help="Examples per optimizer step (default dp x micro-batch).")]
+    "--global-batch", metavar="N", help="Examples per optimizer step (default dp x micro-batch).")]
 MicroBatchOption = Annotated[Optional[int], typer.Option(
-    "--micro-batch", help="Examples per micro-batch (default: the counted batch).")]
+    "--micro-batch", metavar="N", help="Examples per micro-batch (default: the counted batch).")]
 PlanNumGpusOption = Annotated[Optional[str], typer.Option(
-    "--num-gpus", "-n", help="GPUs in all (default dp x tp x pp).")]
-GpusPerNodeOption = Annotated[int, typer.Option("--gpus-per-node", help="GPUs per node (default 8).")]
-DpOption = Annotated[Optional[int], typer.Option("--dp", help="Data-parallel replicas.")]
-TpOption = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel GPUs per replica (Megatron).")]
-PpOption = Annotated[Optional[int], typer.Option("--pp", help="Pipeline stages (1F1B).")]
+    "--num-gpus", "-n", metavar="N", help="GPUs in all (default dp x tp x pp).")]
+GpusPerNodeOption = Annotated[int, typer.Option("--gpus-per-node", metavar="N", help="GPUs per node (default 8).")]
+DpOption = Annotated[Optional[int], typer.Option("--dp", metavar="N", help="Data-parallel replicas.")]
+TpOption = Annotated[Optional[int], typer.Option("--tp", metavar="N", help="Tensor-parallel GPUs per replica (Megatron).")]
+PpOption = Annotated[Optional[int], typer.Option("--pp", metavar="N", help="Pipeline stages (1F1B).")]
 ZeroOption = Annotated[Optional[int], typer.Option(
-    "--zero", help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.")]
+    "--zero", metavar="0-3", help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.")]
 SequenceParallelOption = Annotated[bool, typer.Option(
     "--sequence-parallel", help="Split the hidden stream's activations over the tp group too.")]
 RecomputeOption = Annotated[Optional[str], typer.Option(
-    "--recompute", help="Activation recomputation: none (default), selective (attention scores) or full.")]
-OptimizerOption = Annotated[str, typer.Option("--optimizer", help="adamw (default) or sgd (with momentum).")]
+    "--recompute", metavar="none|selective|full", help="Activation recomputation: none (default), selective (attention scores) or full.")]
+OptimizerOption = Annotated[str, typer.Option("--optimizer", metavar="adamw|sgd", help="adamw (default) or sgd (with momentum).")]
 IntraNodeOption = Annotated[Optional[str], typer.Option(
-    "--intra-node-gbps", help="Achievable bus bandwidth per GPU inside a node, GB/s (nccl-tests busbw; default: the "
+    "--intra-node-gbps", metavar="GB/s", help="Achievable bus bandwidth per GPU inside a node, GB/s (nccl-tests busbw; default: the "
                               "catalogue's link figure).")]
 InterNodeOption = Annotated[Optional[str], typer.Option(
-    "--inter-node-gbps", help="Achievable bus bandwidth per GPU across nodes, GB/s (default 25, printed as an "
+    "--inter-node-gbps", metavar="GB/s", help="Achievable bus bandwidth per GPU across nodes, GB/s (default 25, printed as an "
                               "assumption).")]
 GpuMemoryOption = Annotated[Optional[str], typer.Option(
-    "--gpu-memory", help="Memory per GPU in GiB (default: the catalogue's; an \"80 GB\" GPU has 80 GiB).")]
-PueOption = Annotated[str, typer.Option("--pue", help="Data-centre power usage effectiveness for energy (>= 1).")]
-PriceOption = Annotated[Optional[str], typer.Option("--price-per-gpu-hour", help="Price of one GPU-hour.")]
+    "--gpu-memory", metavar="GiB", help="Memory per GPU in GiB (default: the catalogue's; an \"80 GB\" GPU has 80 GiB).")]
+PueOption = Annotated[str, typer.Option("--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1).")]
+PriceOption = Annotated[Optional[str], typer.Option("--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour.")]
 SearchOption = Annotated[bool, typer.Option(
     "--search", help="Try every dp x tp x pp x ZeRO x recompute x micro-batch of --num-gpus; options given pin their "
                      "dimension.")]
-TopOption = Annotated[int, typer.Option("--top", help="With --search: how many layouts to show.")]
+TopOption = Annotated[int, typer.Option("--top", metavar="N", help="With --search: how many layouts to show.")]
 
 
 def _number(text: Optional[str], flag: str) -> Optional[float]:
