@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # what a type checker follows; at run time `__getattr__` impo
     from .compute import training_from_report as training_from_report
     from .counting.report import CountReport as CountReport
     from .counting.report import LayerCount as LayerCount
+    from .device import Device as Device
+    from .device import resolve_device as resolve_device
     from .errors import FlopcalcError as FlopcalcError
     from .loaders import load_model as load_model
     from .meter import MeterReading as MeterReading
