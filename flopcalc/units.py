@@ -38,9 +38,9 @@ _FORMAT_PREFIXES = [("Y", 1e24), ("Z", 1e21), ("E", 1e18), ("P", 1e15), ("T", 1e
 # stay finite, so no overflow reaches the arithmetic, a table or a JSON file.
 LARGEST_NUMBER = 1e40
 RANGE_HINT = f"numbers are at most {LARGEST_NUMBER:g}"
-# The largest whole-number option (a layer count, a batch, a sequence, GPUs): a torch shape of two such sizes
-# still fits an int64, and every real value is far below it.
-LARGEST_WHOLE = 2**31 - 1
+# The largest whole-number option (a layer count, a batch, a sequence, GPUs): exact in a float, so no size
+# overflows the arithmetic; the commands' own, tighter limits (a batch, tokens in all) apply below it.
+LARGEST_WHOLE = 2**53 - 1
 
 _NUMBER_WITH_PREFIX = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([kKMGTPEZY]?)\s*$")
 
