@@ -33,6 +33,15 @@ _PREFIX_EXPONENT = {"k": 3, "m": 6, "g": 9, "t": 12, "p": 15, "e": 18, "z": 21, 
 
 _FORMAT_PREFIXES = [("Y", 1e24), ("Z", 1e21), ("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)]
 
+# The largest number any option or file value may hold: far beyond every real amount (all the compute ever
+# run is ~1e27 FLOP) and far enough below a float's 1.8e308 that products and quotients of a few such numbers
+# stay finite, so no overflow reaches the arithmetic, a table or a JSON file.
+LARGEST_NUMBER = 1e40
+RANGE_HINT = f"numbers are at most {LARGEST_NUMBER:g}"
+# The largest whole-number option (a layer count, a batch, a sequence, GPUs): exact in a float, so no size
+# overflows the arithmetic; the commands' own, tighter limits (a batch, tokens in all) apply below it.
+LARGEST_WHOLE = 2**53 - 1
+
 _NUMBER_WITH_PREFIX = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([kKMGTPEZY]?)\s*$")
 
 
@@ -49,9 +58,20 @@ def parse_si_number(text: str | int | float, what: str = "value") -> float:
                 f"{what} {text!r} is not a number", "write a number with an optional SI suffix k M G T P E, e.g. 9G or 1e18"
             )
         # decimal scaling: "4.1G" is exactly 4.1e9, not 4.1 * 1e9 = 4099999999.9999995
-        value = float(Decimal(match.group(1)).scaleb(_PREFIX_EXPONENT.get(match.group(2).lower(), 0)))
+        try:
+            value = float(Decimal(match.group(1)).scaleb(_PREFIX_EXPONENT.get(match.group(2).lower(), 0)))
+        except ArithmeticError:  # an exponent past what a decimal holds (1e3000000)
+            value = math.inf
+    return check_magnitude(value, what, text)
+
+
+def check_magnitude(value: float, what: str, text: object = None) -> float:
+    """A finite number no larger than LARGEST_NUMBER (either sign); the message names `what` and the range."""
+    shown = value if text is None else text
     if not math.isfinite(value):
-        raise UsageError(f"{what} {text!r} is not a finite number")
+        raise UsageError(f"{what} {shown!r} is not a finite number", f"write a number; {RANGE_HINT}")
+    if abs(value) > LARGEST_NUMBER:
+        raise UsageError(f"{what} {shown!r} is too large", f"{RANGE_HINT}")
     return value
 
 
@@ -78,11 +98,10 @@ def parse_fraction(text: str | float, what: str = "value") -> float:
     """`5%` -> 0.05, `0.05` -> 0.05."""
     raw = str(text).strip()
     try:
-        if raw.endswith("%"):
-            return float(raw[:-1]) / 100.0
-        return float(raw)
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
     except ValueError:
         raise UsageError(f"{what} {text!r} is not a number or percentage", "write e.g. 5% or 0.05") from None
+    return check_magnitude(value, what, text)
 
 
 # ---------------------------------------------------------------- message sizes in bytes
@@ -175,8 +194,9 @@ def parse_compute_quantity(text: str) -> ComputeQuantity:
         value = float(Decimal(number_text.replace("_", "").replace(",", "")).scaleb(exponent))
     except InvalidOperation:
         raise UsageError(f"quantity {raw!r} is not a number followed by a unit", QUANTITY_HINT) from None
-    if not math.isfinite(value):
-        raise UsageError(f"quantity {raw!r} is not a finite number")
+    except ArithmeticError:  # an exponent past what a decimal holds
+        value = math.inf
+    check_magnitude(value, "quantity", raw)
     if value < 0:
         raise UsageError(f"quantity {raw!r} is negative", "compute cannot be negative")
     return ComputeQuantity(value=value, unit=unit, text=raw.strip(), gpu=gpu)
@@ -215,6 +235,8 @@ def format_number(value: float, digits: int = 6) -> str:
     value = float(value)
     if value == 0:
         return "0"
+    if not math.isfinite(value):  # never produced from checked inputs; a table still says what it is
+        return "unbounded" if value > 0 else ("-unbounded" if value < 0 else "undefined")
     magnitude = abs(value)
     if magnitude >= 10 ** (digits + 3) or magnitude < 1e-3:
         mantissa, exponent = f"{value:.{digits - 1}e}".split("e")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from pathlib import Path
 from typing import Annotated, Iterable, List, Optional
 
@@ -12,8 +13,8 @@ import typer
 from ..compute import check_utilization
 from ..errors import UsageError
 from ..files import check_writable
-from ..spec import ModelSpec, parse_dims, parse_kwargs, split_python_source
-from ..units import parse_fraction, parse_si_number
+from ..spec import ModelSpec, parse_dims, parse_input_spec, parse_kwargs, split_python_source
+from ..units import LARGEST_WHOLE, parse_fraction, parse_si_number
 
 
 class OutputFormat(str, enum.Enum):
@@ -40,10 +41,25 @@ def existing_model(source: Optional[str]) -> Optional[str]:
     return source
 
 
+# Elements of one input tensor at most: counts stay exact in a float, and torch's int64 sizes never overflow.
+LARGEST_INPUT_ELEMENTS = 2**53
+
+
+def checked_inputs(inputs: List[str]) -> List[str]:
+    """Each --input's sizes checked while the options are parsed, before torch sees them: no dimension above
+    LARGEST_WHOLE, no tensor above LARGEST_INPUT_ELEMENTS elements (the form itself the spec parser judges)."""
+    for text in inputs or ():
+        shape = parse_input_spec(text).shape
+        elements = math.prod(shape)
+        if elements > LARGEST_INPUT_ELEMENTS:
+            raise UsageError(f"--input {text!r} is too large", "a tensor is at most 2**53 elements (all dims multiplied)")
+    return inputs
+
+
 ModelArgument = Annotated[str, typer.Argument(metavar="MODEL", callback=existing_model, help=MODEL_HELP)]
 InputOption = Annotated[
     List[str],
-    typer.Option("--input", "-i", metavar="SHAPE", help="An input tensor: SHAPE[:dtype] per positional argument, in order (1x3x224x224, "
+    typer.Option("--input", "-i", metavar="SHAPE", callback=checked_inputs, help="An input tensor: SHAPE[:dtype] per positional argument, in order (1x3x224x224, "
                                        "8,1024:int64), or NAME=SHAPE[:dtype] as a keyword (pixel_values=1x3x224x224). "
                                        "Repeatable; positional ones replace the model's example inputs, named ones "
                                        "replace or add one each."),
@@ -61,8 +77,10 @@ DecoderSeqLenOption = Annotated[
                                             "as the encoder's tokens, within the decoder's max positions)."),
 ]
 def checked_dims(dims: List[str]) -> List[str]:
-    """A malformed --dim is reported before MODEL is looked at (the option is eager)."""
-    parse_dims(dims)
+    """A malformed or oversized --dim is reported before MODEL is looked at (the option is eager)."""
+    for name, size in parse_dims(dims).items():
+        if size > LARGEST_WHOLE:
+            raise UsageError(f"--dim {name}={size} is too large", f"a dimension is at most {LARGEST_WHOLE:,}")
     return dims
 
 
@@ -166,9 +184,19 @@ GpuOption = Annotated[
 ]
 
 
+# No run sustains less than 0.01% of peak; a smaller figure is a typo, and one of 1e-300 overflows a duration.
+SMALLEST_UTILIZATION = 1e-4
+
+
 def parse_utilization(text: Optional[str]) -> Optional[float]:
     """`0.3` or `30%` -> 0.3; None stays None (the library's default applies, and says so)."""
-    return None if text is None else check_utilization(parse_fraction(text, "--utilization"))
+    if text is None:
+        return None
+    utilization = check_utilization(parse_fraction(text, "--utilization"))
+    if utilization < SMALLEST_UTILIZATION:
+        raise UsageError(f"--utilization {text!r} is below {SMALLEST_UTILIZATION:g} (0.01%)",
+                         "give a fraction of peak in [0.0001, 1], e.g. 0.3 or 30%")
+    return utilization
 
 
 def parse_num_gpus(text: str) -> int:
