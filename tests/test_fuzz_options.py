@@ -35,6 +35,7 @@ BASE = {
     "infer": [str(EXAMPLES / "mlp.py"), "--gpu", "H100-SXM"],
     "check": ["--budget", str(EXAMPLES / "flopcalc.yaml")],
     "validate": [],
+    "optimal": ["--compute", "5.76e23", "--gpu", "H100-SXM"],
     # bench measures for real: only values that must be refused reach it (a valid one would start a run)
     "bench": ["--distributed"],
 }
