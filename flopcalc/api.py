@@ -21,8 +21,10 @@ from .conventions import detect_transformer
 from .counting.activations import ActivationProfile
 from .counting.report import CountReport
 from .counting.traffic import TrafficReport
-from .errors import InsufficientMemoryError, ModelBuildError, ModelRunError, UsageError
-from .loaders import LoadedModel, example_inputs_kept, load_model, make_inputs
+from .errors import (ArgumentTypeError, FlopcalcError, InsufficientMemoryError, ModelBuildError, ModelRunError,
+                     UsageError,
+                     check_number)
+from .loaders import LoadedModel, check_input_names, example_inputs_kept, load_model, make_inputs
 from .loaders.huggingface import config_path
 from .spec import ModelSpec
 from .units import format_si
@@ -33,7 +35,7 @@ T = TypeVar("T")
 _SPEC_OPTIONS = frozenset(ModelSpec.__dataclass_fields__) - {"source", "inputs"}
 
 
-def as_spec(model: ModelSpec | str | os.PathLike, inputs: Any = None, **options: Any) -> ModelSpec:
+def as_spec(model: ModelSpec | str | os.PathLike[str], inputs: Any = None, **options: Any) -> ModelSpec:
     """A ModelSpec from a spec (kept as is) or a source string with `--input` specs and spec options."""
     if isinstance(model, ModelSpec):
         if inputs is not None or options:
@@ -114,7 +116,7 @@ def on_meta_then_cpu(spec: ModelSpec, work: Callable[[LoadedModel, Any], T]) -> 
     model cannot run there, on the CPU behind the memory guard (`check_fits_in_memory`). Returns its result, the
     loaded model, and the note saying so when it fell back. Every command that runs a model goes through here."""
     attempts = [spec.device] if spec.device else ["meta", "cpu"]
-    first_error: Exception | None = None
+    first_error: FlopcalcError | None = None
     on_meta: Any = None  # the model as built on meta: what a CPU build would allocate is read from it
     for attempt in attempts:
         loaded = None
@@ -135,7 +137,7 @@ def on_meta_then_cpu(spec: ModelSpec, work: Callable[[LoadedModel, Any], T]) -> 
     raise AssertionError("unreachable")
 
 
-def check_fits_in_memory(spec: ModelSpec, on_meta: Any = None, meta_error: Exception | None = None) -> None:
+def check_fits_in_memory(spec: ModelSpec, on_meta: Any = None, meta_error: FlopcalcError | None = None) -> None:
     """Stop before building on the CPU what the CPU cannot hold: the OS would kill the process, with no message.
 
     The bytes are those of the model built on meta (`on_meta`; a Hugging Face config is built there for the
@@ -209,6 +211,7 @@ def load(spec: ModelSpec, device: str) -> tuple[LoadedModel, Any]:
         return loaded, None
     if spec.dims:
         raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
+    check_input_names(spec, loaded.module, loaded.kind)
     return loaded, make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device))
 
 
@@ -250,10 +253,15 @@ def example_inputs(spec: ModelSpec, loaded: LoadedModel, device: str) -> Any:
     return make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device))
 
 
-def training(model: ModelSpec | CountReport, examples: float, epochs: float = 1) -> TrainingCompute:
+def training(model: ModelSpec | CountReport | str, examples: float, epochs: float = 1) -> TrainingCompute:
     """Training compute = (forward + backward per example) x examples x epochs, counted from the model (or a
     report already counted); a source whose backward cannot be counted (ONNX) assumes 2x forward, noted."""
-    report = model if isinstance(model, CountReport) else count_spec(model)
+    check_number(examples, "examples")
+    check_number(epochs, "epochs")
+    if not isinstance(model, (ModelSpec, CountReport, str, os.PathLike)):
+        raise ArgumentTypeError(f"model must be a ModelSpec, a source or a CountReport, got {type(model).__name__}",
+                                "count it first: flopcalc.training(flopcalc.count(...), examples)", field="model")
+    report = model if isinstance(model, CountReport) else count_spec(as_spec(model))
     return training_from_report(report, examples, epochs)
 
 

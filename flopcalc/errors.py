@@ -1,11 +1,16 @@
 """Typed errors. Each message is one line that says what is wrong and how to fix it.
 
-The library raises these; only the CLI turns them into an exit code (2) and a line on stderr.
+The library raises these; only the CLI turns them into an exit code (2) and a line on stderr. An error about
+one argument carries its name in `field` and says it in the message as a Python caller wrote it (`batch_size`);
+the CLI puts its own flag (`--batch-size`) in its place.
 """
 
 from __future__ import annotations
 
 import enum
+import math
+import numbers
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -14,6 +19,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     CHECK_FAILED = 1  # a budget limit was exceeded, or a count grew past the baseline's tolerance
     BAD_INPUT = 2  # bad input, a model that cannot be counted, a missing dependency
+    INTERNAL_ERROR = 3  # a bug in flopcalc: please report it (the traceback with --debug)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -31,9 +37,10 @@ class FlopcalcError(Exception):
 
     exit_code = ExitCode.BAD_INPUT
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, *, field: str | None = None):
         self.message = message
         self.hint = hint
+        self.field = field  # the argument at fault, as the library names it (`batch_size`), or None
         super().__init__(message if not hint else f"{message} ({hint})")
 
 
@@ -83,3 +90,28 @@ class MissingDependencyError(FlopcalcError):
 
 class InsufficientMemoryError(FlopcalcError):
     """A model that would not fit in the memory of the device it would be built on: stopped before building."""
+
+
+class ArgumentValueError(UsageError, ValueError):
+    """A library argument out of range (negative, NaN, infinite): a ValueError to a Python caller."""
+
+
+class ArgumentTypeError(UsageError, TypeError):
+    """A library argument of the wrong type (a string for a number): a TypeError to a Python caller."""
+
+
+def check_number(value: Any, name: str, *, whole: bool = False, minimum: float = 0, above: bool = True,
+                 optional: bool = False) -> Any:
+    """`value` if it is a finite number (a whole one when `whole`) above `minimum` (or at least it when
+    `above=False`); else ArgumentTypeError / ArgumentValueError naming `name`. None passes when `optional`."""
+    if value is None and optional:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
+        wanted = "a whole number" if whole else "a number"
+        raise ArgumentTypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}", field=name)
+    if not math.isfinite(value):
+        raise ArgumentValueError(f"{name} must be finite, got {value!r}", field=name)
+    if value < minimum or (above and value == minimum):
+        bound = f"above {minimum:g}" if above else f"at least {minimum:g}"
+        raise ArgumentValueError(f"{name} must be {bound}, got {value!r}", field=name)
+    return value

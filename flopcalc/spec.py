@@ -7,13 +7,15 @@ render. The spec is plain data (no torch), validated when it is made, and `key()
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import InputSpecError, UsageError
+from .errors import ArgumentTypeError, InputSpecError, UsageError
 
 # `--input` dtype spellings -> torch dtype names
 DTYPES = {
@@ -47,11 +49,11 @@ class InputSpec:
 def parse_input_spec(text: str) -> InputSpec:
     """Dims separated by `x` or `,`, an optional `:dtype`, an optional `NAME=` in front: `1x3x224x224`,
     `8,1024`, `1x2048:int64`, `decoder_input_ids=1x128:int64`."""
-    name, sep, rest = text.strip().partition("=")
-    name = name.strip()
+    head, sep, rest = text.strip().partition("=")
+    name: str | None = head.strip()
     if not sep:
         name, rest = None, text
-    elif not _NAME.match(name):
+    elif not _NAME.match(head.strip()):
         raise InputSpecError(
             f"--input {text!r}: {name!r} is not an argument name",
             "write NAME=SHAPE with the forward's parameter name, e.g. pixel_values=1x3x224x224",
@@ -91,7 +93,7 @@ class CallArgs:
     every caller calls a model one way: `CallArgs.of(inputs).call(model)`.
     """
 
-    args: tuple = ()
+    args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -116,11 +118,52 @@ class CallArgs:
         return [(None, value) for value in self.args] + list(self.kwargs.items())
 
 
+def tensors_in(tree: Any) -> list[Any]:
+    """The tensors inside a model's nested inputs or outputs, in order: whatever `torch.utils._pytree` walks
+    (tuples, lists, dicts, namedtuples, registered dataclasses, Hugging Face ModelOutput), CallArgs, and the
+    containers it leaves whole (a tokenizer's BatchEncoding and other Mappings, plain dataclasses)."""
+    import torch
+    from torch.utils._pytree import tree_leaves
+
+    found: list[Any] = []
+    for leaf in tree_leaves((tree.args, tree.kwargs) if isinstance(tree, CallArgs) else tree):
+        if isinstance(leaf, torch.Tensor):
+            found.append(leaf)
+        elif isinstance(leaf, (Mapping, CallArgs)):
+            found.extend(tensors_in(leaf if isinstance(leaf, CallArgs) else dict(leaf)))
+        elif dataclasses.is_dataclass(leaf) and not isinstance(leaf, type):
+            found.extend(tensors_in([getattr(leaf, f.name, None) for f in dataclasses.fields(leaf)]))
+    return found
+
+
+def map_tensors(function: Any, tree: Any) -> Any:
+    """The same nesting with `function` applied to every tensor (see `tensors_in` for what is walked); a Mapping
+    pytree does not know (BatchEncoding) comes back a dict."""
+    import torch
+    from torch.utils._pytree import tree_map
+
+    def leaf(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return function(value)
+        if isinstance(value, (Mapping, CallArgs)):
+            return map_tensors(function, value if isinstance(value, CallArgs) else dict(value))
+        return value
+
+    if isinstance(tree, CallArgs):
+        return CallArgs(map_tensors(function, tree.args), map_tensors(function, tree.kwargs))
+    return tree_map(leaf, tree)
+
+
 def check_device(device: str | None) -> str | None:
     """None (meta, falling back to cpu), meta, cpu, cuda or cuda:N; anything else is a UsageError."""
     if device is None or device in ("meta", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device):
         return device
     raise UsageError(f"--device {device!r} is not meta, cpu or cuda", DEVICES_HINT)
+
+
+# The most layers a config may declare before counting refuses to build it: about 0.05 s of CPU per layer on
+# the meta device (loaders/huggingface.SECONDS_PER_LAYER), so 10,000 layers is about 8 minutes.
+DEFAULT_MAX_LAYERS = 10_000
 
 
 @dataclass(frozen=True)
@@ -136,6 +179,8 @@ class ModelSpec:
     - `device`: None counts on meta and falls back to cpu; otherwise the device as given.
     - `frozen`: parameter/module patterns that get no gradient; `causal_half` counts causal attention's lower
       triangle only; `backward=False` counts the forward pass alone.
+    - `max_layers`: a Hugging Face config declaring more layers is refused before it is built (counting runs
+      every layer's ops one by one: DEFAULT_MAX_LAYERS takes minutes); it never changes a count.
     """
 
     source: str
@@ -149,6 +194,7 @@ class ModelSpec:
     frozen: tuple[str, ...] = ()
     causal_half: bool = False
     backward: bool = True
+    max_layers: int = field(default=DEFAULT_MAX_LAYERS, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():
@@ -158,16 +204,23 @@ class ModelSpec:
         object.__setattr__(self, "kwargs", dict(self.kwargs or {}))
         object.__setattr__(self, "dims", dict(self.dims or {}))
         check_input_names(parse_input_spec(text) for text in self.inputs)
+        for name in ("batch_size", "seq_len", "decoder_seq_len", "max_layers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise ArgumentTypeError(f"{name} must be a whole number, got {type(value).__name__} {value!r}",
+                                        field=name)
         if self.batch_size is not None and self.batch_size < 1:
-            raise InputSpecError(f"--batch-size {self.batch_size} must be at least 1")
+            raise InputSpecError(f"batch_size {self.batch_size} must be at least 1", field="batch_size")
         if self.seq_len is not None and self.seq_len < 1:
-            raise InputSpecError(f"--seq-len {self.seq_len} must be at least 1")
+            raise InputSpecError(f"seq_len {self.seq_len} must be at least 1", field="seq_len")
         if self.decoder_seq_len is not None and self.decoder_seq_len < 1:
-            raise InputSpecError(f"--decoder-seq-len {self.decoder_seq_len} must be at least 1")
+            raise InputSpecError(f"decoder_seq_len {self.decoder_seq_len} must be at least 1", field="decoder_seq_len")
         for name, size in self.dims.items():
             if not isinstance(size, int) or size < 1:
                 raise UsageError(f"--dim {name}={size} must be a whole number >= 1", "write e.g. --dim batch=8")
         check_device(self.device)
+        if isinstance(self.max_layers, bool) or not isinstance(self.max_layers, int) or self.max_layers < 1:
+            raise UsageError(f"max_layers {self.max_layers!r} must be a whole number >= 1", field="max_layers")
 
     @property
     def input_specs(self) -> tuple[InputSpec, ...]:
@@ -214,7 +267,7 @@ def _absolute_source(source: str) -> str:
     return source
 
 
-def parse_kwargs(text: str | None) -> dict:
+def parse_kwargs(text: str | None) -> dict[str, Any]:
     """`'{"depth": 50}'` -> a dict (what `--kwargs` takes)."""
     if not text:
         return {}

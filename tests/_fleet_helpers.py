@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from flopcalc.bench.fleet import CollectiveResult, FleetBenchResult, RankReport
 
@@ -12,8 +13,8 @@ class SignalSelfAt:
     """A progress display for rank 0 that sends its own process `signum` when a step whose label starts with
     `prefix` begins: a rank killed (or interrupted) for real in the middle of the run."""
 
-    def __init__(self, prefix: str, signum: int = signal.SIGKILL):
-        self.prefix, self.signum = prefix, signum
+    def __init__(self, prefix: str, signum: int = signal.SIGKILL, mark: str | None = None):
+        self.prefix, self.signum, self.mark = prefix, signum, mark  # mark: a file to write the signal's time to
 
     def __enter__(self) -> "SignalSelfAt":
         return self
@@ -23,6 +24,9 @@ class SignalSelfAt:
 
     def show(self, label: str, fraction: float) -> None:
         if label.startswith(self.prefix):
+            if self.mark:
+                with open(self.mark, "w") as handle:
+                    handle.write(repr(time.time()))
             os.kill(os.getpid(), self.signum)
 
 
@@ -32,7 +36,8 @@ class SignalSelfAt:
 VICTIM = """
 import os, signal, sys
 from flopcalc.bench import distributed
-timed = distributed._time_collective
+from flopcalc.bench.distributed import session
+timed = session.time_collective
 calls = []
 
 def dying(*args, **kwargs):
@@ -41,7 +46,7 @@ def dying(*args, **kwargs):
         os.kill(os.getpid(), getattr(signal, os.environ["VICTIM_SIGNAL"]))
     return timed(*args, **kwargs)
 
-distributed._time_collective = dying
+session.time_collective = dying
 report = os.environ.get("VICTIM_REPORT")
 if report:
     import torch.distributed as dist

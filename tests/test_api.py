@@ -10,7 +10,7 @@ from flopcalc import api
 from flopcalc.api import count, model_bytes
 from flopcalc.cli import app
 from flopcalc.errors import InputSpecError, InsufficientMemoryError, ModelRunError
-from flopcalc.spec import CallArgs
+from flopcalc.spec import CallArgs, ModelSpec
 
 MASKED = """
 import torch
@@ -67,8 +67,9 @@ def test_positional_inputs_replace_the_example_and_mix_with_named_ones(masked):
     assert report.forward_by_category["matmul"] == 2 * 5 * 8 * 4
 
 
-def test_an_unknown_keyword_is_the_models_one_line_error(masked):
-    with pytest.raises(ModelRunError, match="scael=2x4 float32"):
+def test_an_unknown_keyword_is_refused_naming_the_forwards_arguments(masked):
+    """It was the model's own error when the forward ran; now it is refused before, naming what is taken."""
+    with pytest.raises(InputSpecError, match=r"inputs scael= is not an argument of .*\(it takes x, scale\)"):
         count(masked, inputs=["scael=2x4"], device="meta")
 
 
@@ -119,3 +120,28 @@ def test_an_hf_config_asked_on_the_cpu_is_measured_on_meta_first(tmp_path, monke
     with pytest.raises(InsufficientMemoryError, match="on the cpu needs at least"):
         count(str(config), seq_len=8, device="cpu")
     assert count(str(config), seq_len=8).device == "meta"  # on meta nothing is allocated: no check
+
+
+@pytest.mark.parametrize("examples, epochs, kind, text", [
+    (-1, 1, ValueError, "examples must be above 0, got -1"),
+    (1e6, float("nan"), ValueError, "epochs must be finite"),
+    ("1M", 1, TypeError, "examples must be a number"),
+])
+def test_training_refuses_bad_numbers_naming_them(examples, epochs, kind, text):
+    import flopcalc
+
+    report = count(torch.nn.Linear(8, 4), torch.randn(2, 8))
+    with pytest.raises(kind, match=text):
+        flopcalc.training(report, examples, epochs)
+
+
+def test_a_spec_with_a_wrongly_typed_size_is_a_type_error():
+    with pytest.raises(TypeError, match="batch_size must be a whole number, got float 2.5"):
+        ModelSpec("net.py", batch_size=2.5)
+    with pytest.raises(TypeError, match="seq_len must be a whole number, got str '128'"):
+        ModelSpec("net.py", seq_len="128")
+
+
+def test_count_of_something_that_is_not_a_model_is_a_type_error():
+    with pytest.raises(TypeError, match="count\\(\\) needs a torch.nn.Module, got int"):
+        count(42, torch.randn(2, 8))

@@ -1,4 +1,4 @@
-"""Running the fleet benchmark (flopcalc/bench/distributed.py) for real, on CPU with gloo: 3 ranks through torch's
+"""Running the fleet benchmark (flopcalc/bench/distributed/) for real, on CPU with gloo: 3 ranks through torch's
 launcher API; 4 ranks on two "nodes" started the way srun starts them (the launcher's variables set by hand, one
 process each); a rank killed (SIGKILL) or stopped (SIGTERM) mid-run; one that never joins; ranks with different
 options. Plus the heartbeat's last resort against a hang, and how torch's errors are shortened."""
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flopcalc.bench.distributed import _Heartbeat, launch_fleet, run_fleet_bench, torch_message
+from flopcalc.bench.distributed import Heartbeat, launch_fleet, run_fleet_bench, torch_message
 from flopcalc.bench.fleet import FleetConfig, LaunchEnv, group_elements
 from flopcalc.calibration import FLEET_OPS, load_calibration, measured_bandwidths
 from flopcalc.errors import FleetError, UsageError
@@ -54,7 +54,7 @@ def test_the_heartbeat_ends_a_hung_step_in_one_line():
             self.data[key] = self.data.get(key, "") + value
 
     store, said = Store(), []
-    heart = _Heartbeat(store, 3, "node-a", interval=0.01, on_hang=said.append)
+    heart = Heartbeat(store, 3, "node-a", interval=0.01, on_hang=said.append)
     heart.begin("all_reduce of 1 GiB (world)", 0.05)
     deadline = time.monotonic() + 5
     while not said and time.monotonic() < deadline:
@@ -102,6 +102,43 @@ def test_a_rank_killed_under_the_launcher_api_is_named(signum, what):
     assert str(caught.value) == f"rank 0 on host {HOST} {what}; the launcher stopped the other ranks"
     assert time.monotonic() - started < 25  # the other rank stops at once, not after the launcher's grace period
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the launcher's handlers are gone again
+
+
+STOP_RANK_0 = """
+import functools, signal, sys, time
+from flopcalc.bench.distributed import launch_fleet
+from flopcalc.bench.fleet import FleetConfig
+from flopcalc.errors import FleetError
+from tests._fleet_helpers import SignalSelfAt
+mark = sys.argv[2]
+try:
+    launch_fleet(FleetConfig(device="cpu", seconds=0.2, max_bytes=4096, timeout_s=float(sys.argv[1])), 2,
+                 progress_factory=functools.partial(SignalSelfAt, "all_gather", signal.SIGSTOP, mark))
+except FleetError as error:
+    print(f"{time.time() - float(open(mark).read()):.1f}", error, sep="\\n")
+"""
+
+
+def test_a_stopped_rank_ends_the_run_within_the_timeout(tmp_path):
+    """Issue 25: rank 0 stops itself (SIGSTOP: alive, never exits) in the middle of the collectives; the other
+    rank waits in one. The process that started them sees rank 0's heartbeat stand still and ends the run, in
+    one line, within --timeout of the stop, instead of waiting for rank 0 to exit."""
+    timeout = 20
+    process = subprocess.Popen([sys.executable, "-c", STOP_RANK_0, str(timeout), str(tmp_path / "stopped_at")],
+                               cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"})
+    try:
+        out, err = process.communicate(timeout=timeout + 90)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the stopped rank too
+        process.communicate()
+        raise AssertionError(f"the run was still going {timeout + 90} s after it started")
+    assert process.returncode == 0, err
+    since_stopped, line = out.strip().splitlines()
+    assert line.startswith(f"rank 0 on host {HOST} stopped responding: its heartbeat has not moved for "), line
+    assert line.endswith("s (the process is stopped or frozen); flopcalc stopped the other ranks"), line
+    assert float(since_stopped) < timeout + 5  # the launcher's teardown on a loaded machine
 
 
 def free_port() -> int:
@@ -167,7 +204,7 @@ def test_two_nodes_measure_intra_and_inter_and_rank_0_alone_writes(tmp_path):
     assert [(r["rank"], r["node"], r["local_rank"]) for r in data["per_rank"]] == [(0, 0, 0), (1, 0, 1), (2, 1, 0), (3, 1, 1)]
     fleet = load_calibration(saved).devices[data["device_name"]].fleet["gloo 2x2"]
     assert set(fleet.busbw_gbps) == {"world", "intra", "inter"} and data["calibration_file"] == str(saved)
-    assert measured_bandwidths(load_calibration(saved))["inter_node_busbw_gbps"] == pytest.approx(
+    assert measured_bandwidths(load_calibration(saved)).inter_node_busbw_gbps == pytest.approx(
         data["headline_busbw_gbps"]["inter"]["all_reduce"])
 
 
@@ -256,7 +293,7 @@ def test_collectives_use_torchs_current_calls_without_deprecation_warnings(op):
     import torch
     import torch.distributed as dist
 
-    from flopcalc.bench.distributed import _collective
+    from flopcalc.bench.distributed import make_collective
 
     if not hasattr(dist, "all_gather_single"):
         pytest.skip("this torch predates all_gather_single")
@@ -264,6 +301,157 @@ def test_collectives_use_torchs_current_calls_without_deprecation_warnings(op):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", FutureWarning)
-            _collective(op, None, [0], 0, 4, torch.device("cpu"))(False)
+            make_collective(op, None, [0], 0, 4, torch.device("cpu"))(False)
     finally:
         dist.destroy_process_group()
+
+
+# --- the machine's limits (issue 25): ranks it cannot hold, buffers that do not fit ------------------------
+
+
+def test_nproc_refuses_more_ranks_than_the_cores_hold(monkeypatch):
+    from flopcalc.bench.distributed import launch
+
+    monkeypatch.setattr(launch, "available_cpus", lambda: 2)
+    with pytest.raises(UsageError) as caught:
+        launch_fleet(FleetConfig(device="cpu"), 9)
+    assert str(caught.value) == ("--nproc 9 is more than 4 ranks per CPU core (2 available): the ranks would starve "
+                                 "each other's heartbeats and collectives (use --nproc 8 or fewer)")
+
+
+def test_nproc_refuses_more_ranks_than_the_memory_holds(monkeypatch):
+    from flopcalc.bench.distributed import launch
+
+    monkeypatch.setattr(launch, "available_memory", lambda: 8 * 2**30)
+    # a rank: 512 MiB of process + 3 x 1 GiB of buffers = 3.5 GiB; 8 GiB holds 2 of them
+    with pytest.raises(UsageError) as caught:
+        launch_fleet(FleetConfig(device="cpu", max_bytes=2**30), 3)
+    assert str(caught.value) == ("--nproc 3 needs about 10.5 GiB of memory (3.5 GiB per rank: its process and "
+                                 "message buffers), but 8 GiB is free (use --nproc 2 or fewer)")
+    with pytest.raises(UsageError, match=r"but 8 GiB is free \(lower --max-bytes, or free some memory\)"):
+        launch_fleet(FleetConfig(device="cpu", max_bytes=4 * 2**30), 2)
+
+
+def test_nproc_refuses_more_ranks_than_gpus(monkeypatch):
+    import torch
+
+    from flopcalc.bench.distributed import launch
+
+    monkeypatch.setattr(launch, "resolve_device", lambda requested: "cuda")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UsageError) as caught:
+        launch_fleet(FleetConfig(device="cuda"), 2)
+    assert str(caught.value) == ("--nproc 2 needs 2 GPUs (one rank per GPU), but 1 is visible "
+                                 "(use --nproc 1 or fewer, or --device cpu)")
+
+
+def test_max_bytes_beyond_free_memory_stops_every_rank_before_any_collective(monkeypatch):
+    from flopcalc.bench.distributed import session
+
+    monkeypatch.setattr(session, "available_memory", lambda: 2**30)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    configs = [FleetConfig(device="cpu", timeout_s=10, max_bytes=256 * 2**20)] * 2
+    raised = run_ranks_in_threads(configs, 2, free_port())
+    # 2 ranks x 3 buffers of 256 MiB = 1.5 GiB > 1 GiB
+    for rank in (0, 1):
+        assert str(raised[rank]) == (
+            f"rank 0 on host {HOST} cannot take part: --max-bytes 256 MiB needs about 1.5 GiB of message buffers "
+            f"for 2 ranks, but host {HOST} has 1 GiB free (lower --max-bytes)")
+
+
+# --- supervision and the hello race, without processes ------------------------------------------------------
+
+
+def test_the_supervisor_ends_the_run_for_a_silent_rank_or_a_failure_the_others_outlive(tmp_path):
+    from flopcalc.bench.distributed import Supervisor
+    from flopcalc.bench.distributed.launch import FAILED_RANK_GRACE_S
+
+    supervisor = Supervisor(tmp_path, 3, timeout_s=20)
+    assert supervisor.stale_s == 10  # half the timeout
+    about = {"pid": 1, "host": "node-a"}
+    pulses = {0: (100.0, about), 1: (100.0, about), 2: (100.0, about)}
+    assert supervisor.judge(pulses, {}, 109.0) is None
+    assert supervisor.judge(pulses, {}, 111.0) == (
+        "rank 0 on host node-a stopped responding: its heartbeat has not moved for 11 s (the process is stopped or "
+        "frozen); flopcalc stopped the other ranks")
+    assert supervisor.judge(pulses, {0: (0, {"message": None}), 1: (0, {"message": None}),
+                                     2: (0, {"message": None})}, 200.0) is None  # all ended: nothing to stop
+    fresh = {rank: (300.0, about) for rank in range(3)}
+    ended = {1: (0, {"message": "rank 2 never joined", "secondary": True}),
+             2: (0, {"message": "rank 2 failed: boom", "secondary": False})}
+    assert supervisor.judge(fresh, ended, 300.0) is None  # rank 0 may still end on its own
+    assert supervisor.judge(fresh, ended, 300.0 + FAILED_RANK_GRACE_S + 0.1) == "rank 2 failed: boom"
+    assert Supervisor(tmp_path, 2, timeout_s=1).stale_s == 2.5  # never quicker than a heartbeat's staleness
+
+
+def test_a_rank_that_reads_a_mismatch_event_judges_the_hellos_itself():
+    """The race behind a flaky test: rank 0 finds rank 1's hello missing, rank 1 posts it, judges the options
+    and posts its failure, and rank 0 then reads that event. Every hello is there by then, so rank 0 judges them
+    too (it used to report "rank 1 ... stopped: mismatched options"), and both ranks report the same line."""
+    from flopcalc.bench.distributed.rendezvous import exchange_hellos
+
+    class Store:
+        """Rank 0's view: its first look for the hellos comes just before rank 1 posts its hello and verdict."""
+
+        def __init__(self):
+            self.data, self.looks = {}, 0
+
+        def set(self, key, value):
+            self.data[key] = value.encode()
+
+        def check(self, keys):
+            self.looks += 1
+            if self.looks == 2:  # rank 1 arrives, judges and stops between rank 0's first and second look
+                self.data["hello/1"] = json.dumps({"rank": 1}).encode()
+                self.data["events"] = json.dumps({"rank": 1, "host": "b", "kind": "failed", "phase": "joining",
+                                                  "message": "mismatched options: ..."}).encode() + b"\n"
+            return all(key in self.data for key in keys)
+
+        def get(self, key):
+            return self.data[key]
+
+        def multi_get(self, keys):
+            return [self.data[key] for key in keys]
+
+    env = LaunchEnv(rank=0, world_size=2, local_rank=0, master_addr="127.0.0.1", master_port=1)
+    assert exchange_hellos(Store(), env, {"rank": 0}, timeout=5) == [{"rank": 0}, {"rank": 1}]
+
+
+def test_a_hung_step_interrupts_the_main_thread_when_no_one_said_how_to_end_it():
+    class Store:
+        def add(self, key, amount):
+            pass
+
+        def set(self, key, value):
+            pass
+
+        def append(self, key, value):
+            pass
+
+    heart = Heartbeat(Store(), 0, "node-a", interval=0.01)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            heart.begin("all_reduce of 4 KiB (world)", 0.05)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        heart.stop()
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+def test_the_supervisor_finds_a_rank_that_never_pulsed_among_its_children():
+    """A rank stopped before its first pulse (still importing torch) has no pid on file: the supervisor finds it
+    by the RANK the launcher put in its environment, among this process's own children."""
+    from flopcalc.bench.distributed.launch import _rank_children
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                             env={**os.environ, "RANK": "5", "TORCHELASTIC_RUN_ID": "flopcalc-test"})
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                                env={key: value for key, value in os.environ.items() if key != "TORCHELASTIC_RUN_ID"})
+    try:
+        assert _rank_children() == {5: child.pid}
+    finally:
+        for process in (child, stranger):
+            process.kill()
+            process.wait()

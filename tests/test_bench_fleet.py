@@ -169,10 +169,10 @@ def test_calibration_round_trip_and_the_planner_query(tmp_path):
     assert fleet.to_dict()["busbw_gbps"] == result.headline_busbw()
     assert fleet.message_bytes["intra"]["all_reduce"] == 2**30 and fleet.slowest_tflops == {"bf16": 610.0}
     figures = measured_bandwidths(calibration, "NVIDIA H100 80GB HBM3")
-    assert figures["intra_node_busbw_gbps"] == pytest.approx(2**30 / 0.02 / 1e9 * 2 * 7 / 8)
-    assert figures["inter_node_busbw_gbps"] == pytest.approx(2**30 / 0.02 / 1e9 * 2 * 1 / 2)
-    assert figures["p2p_gbps"] == pytest.approx(2**30 / 0.05 / 1e9)
-    assert (figures["nodes"], figures["ranks_per_node"], figures["backend"]) == (2, 8, "nccl")
-    assert figures["label"].startswith("measured by flopcalc bench --distributed on 2 nodes x 8 NVIDIA H100 80GB HBM3")
+    assert figures.intra_node_busbw_gbps == pytest.approx(2**30 / 0.02 / 1e9 * 2 * 7 / 8)
+    assert figures.inter_node_busbw_gbps == pytest.approx(2**30 / 0.02 / 1e9 * 2 * 1 / 2)
+    assert figures.p2p_gbps == pytest.approx(2**30 / 0.05 / 1e9)
+    assert (figures.nodes, figures.ranks_per_node, figures.backend) == (2, 8, "nccl")
+    assert figures.label.startswith("measured by flopcalc bench --distributed on 2 nodes x 8 NVIDIA H100 80GB HBM3")
     assert measured_bandwidths(calibration) == figures  # the only device with fleet figures
 

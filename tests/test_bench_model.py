@@ -1,5 +1,7 @@
 """Training-step timing of a real model: FLOPs from the counting engine, achieved TFLOPS and MFU."""
 
+import time
+
 import pytest
 
 from flopcalc.calibration import load_calibration, save_device_entry, MatmulCalibration, model_utilization
@@ -119,3 +121,27 @@ def test_the_timed_step_starts_its_backward_where_the_count_does():
     make_training_step(model, (x,), recorder, "fp32", "cpu")()
     model.linear(x).sum().backward()  # the backward the count runs: each output once, seeded with ones
     assert torch.equal(recorder.grad, model.linear.weight.grad)
+
+
+def test_only_what_the_device_cannot_run_becomes_a_model_error_and_bugs_surface():
+    """A training step torch refuses (a RuntimeError: kernel, dtype, device, memory) is one line naming the
+    model; any other exception is a bug and is not dressed up as the model's problem."""
+    import pytest
+
+    from flopcalc.bench.model import _timed
+    from flopcalc.errors import ModelRunError
+    from flopcalc.spec import ModelSpec
+
+    spec = ModelSpec("net.py:build")
+
+    def refused():
+        raise RuntimeError("expected scalar type BFloat16 but found Float")
+
+    with pytest.raises(ModelRunError, match="a training step of net.py:build failed on cpu: RuntimeError: expected"):
+        _timed(refused, spec, "cpu", 1.0, time.perf_counter)
+
+    def buggy():
+        raise KeyError("a flopcalc bug")
+
+    with pytest.raises(KeyError):
+        _timed(buggy, spec, "cpu", 1.0, time.perf_counter)

@@ -171,14 +171,14 @@ def test_fleet_entries_merge_with_the_matmul_one_and_feed_the_planner(tmp_path):
     loaded = load_calibration(path)
     assert loaded.devices[H100].matmul.tflops == {"bf16": 700.0}  # kept
     single = measured_bandwidths(loaded, H100)
-    assert (single["intra_node_busbw_gbps"], single["inter_node_busbw_gbps"], single["p2p_gbps"]) == (360.0, None, None)
+    assert (single.intra_node_busbw_gbps, single.inter_node_busbw_gbps, single.p2p_gbps) == (360.0, None, None)
     two_nodes = parse_calibration(_fleet_file()).devices[H100].fleet["nccl 2x8"]
     save_device_entry(path, H100, "cuda", fleet={two_nodes.key: two_nodes})
     loaded = load_calibration(path)
     assert list(loaded.devices[H100].fleet) == ["nccl 1x8", "nccl 2x8"]
     chosen = measured_bandwidths(loaded, H100)  # the most nodes by default
-    assert (chosen["intra_node_busbw_gbps"], chosen["inter_node_busbw_gbps"], chosen["p2p_gbps"]) == (335.0, 44.8, 39.0)
-    assert measured_bandwidths(loaded, H100, shape="nccl 1x8")["world_size"] == 8
+    assert (chosen.intra_node_busbw_gbps, chosen.inter_node_busbw_gbps, chosen.p2p_gbps) == (335.0, 44.8, 39.0)
+    assert measured_bandwidths(loaded, H100, shape="nccl 1x8").world_size == 8
     with pytest.raises(CalibrationError, match="no 'gloo 1x2' fleet for"):
         measured_bandwidths(loaded, H100, shape="gloo 1x2")
     assert calibrated_peak(loaded, H100, "bf16")[0] == 700e12  # convert/train keep the matmul figure

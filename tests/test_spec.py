@@ -77,9 +77,10 @@ def test_spec_is_frozen_and_holds_tuples():
     "options, error, message",
     [
         ({"inputs": ["2xq"]}, InputSpecError, "not a shape"),
-        ({"batch_size": 0}, InputSpecError, "--batch-size 0"),
-        ({"seq_len": -1}, InputSpecError, "--seq-len -1"),
-        ({"decoder_seq_len": 0}, InputSpecError, "--decoder-seq-len 0"),
+        ({"batch_size": 0}, InputSpecError, "batch_size 0"),
+        ({"seq_len": -1}, InputSpecError, "seq_len -1"),
+        ({"decoder_seq_len": 0}, InputSpecError, "decoder_seq_len 0"),
+        ({"max_layers": 0}, UsageError, "max_layers 0"),
         ({"inputs": ["ids=1x2", "ids=1x3"]}, InputSpecError, "--input ids= is given twice"),
         ({"dims": {"batch": 0}}, UsageError, "--dim batch=0"),
         ({"device": "tpu"}, UsageError, "--device 'tpu'"),
@@ -88,6 +89,15 @@ def test_spec_is_frozen_and_holds_tuples():
 def test_bad_options_fail_when_the_spec_is_made(options, error, message):
     with pytest.raises(error, match=message):
         ModelSpec("net.py", **options)
+
+
+@pytest.mark.parametrize("option", ["batch_size", "seq_len", "decoder_seq_len", "max_layers"])
+def test_an_error_about_one_option_carries_its_name_for_the_cli_to_map(option):
+    from flopcalc.errors import FlopcalcError
+
+    with pytest.raises(FlopcalcError) as caught:
+        ModelSpec("net.py", **{option: 0})
+    assert caught.value.field == option and caught.value.message.startswith(f"{option} 0 ")
 
 
 def test_option_parsers():

@@ -37,6 +37,7 @@ ELEMENT_BYTES = 4  # float32 buffers, nccl-tests' default type
 MIN_BYTES = {"cuda": 64 * KiB, "cpu": 4 * KiB}
 DEFAULT_MAX_BYTES = {"cuda": GiB, "cpu": 4 * MiB}
 SIZE_STEP = 4  # message sizes: max_bytes, max_bytes / 4, ... down to MIN_BYTES
+BUFFERS_PER_RANK = 3  # message-sized buffers a rank holds at once, with the backend's staging copy
 
 
 def bus_factor(op: str, ranks: int) -> float:
@@ -59,6 +60,12 @@ def message_sizes(max_bytes: int, device: str) -> tuple[int, ...]:
         sizes.append(size)
         size //= SIZE_STEP
     return tuple(reversed(sizes))
+
+
+def buffer_bytes(max_bytes: int) -> int:
+    """Memory a rank's message buffers take at the largest size: two whole messages at once (send/recv's sent
+    and received buffers; all-gather's gathered one and its part) and about one more of the backend's staging."""
+    return BUFFERS_PER_RANK * max_bytes
 
 
 def group_elements(nominal_bytes: int, ranks: int) -> int:

@@ -18,10 +18,11 @@ from typing import Any, Callable, Sequence
 
 from ..api import as_spec, count_loaded, load
 from ..calibration import Calibration, ModelCalibration, calibrated_peak, now_utc
-from ..errors import ModelRunError, UsageError, short_error
+from ..errors import CalibrationError, ModelRunError, UsageError, short_error
 from ..spec import CallArgs, ModelSpec
 from .hardware import DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
-from .matmul import SweepPlan, fp32_matmul_mode, peak_for
+from .matmul import peak_for
+from .sweep import SweepPlan, fp32_matmul_mode
 
 MODEL_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "sgd")
@@ -254,13 +255,7 @@ def run_model_bench(
     spec = as_spec(model, inputs, **spec_options)
     resolved = resolve_device(device)
     info = describe_device(resolved)
-    chosen = (precision or default_model_precision(info)).strip().lower()
-    if chosen not in MODEL_PRECISIONS:
-        raise UsageError(
-            f"precision {precision!r} cannot be used to train a model here", f"use one of {', '.join(MODEL_PRECISIONS)}"
-        )
-    if chosen == "tf32" and resolved != "cuda":
-        raise UsageError("tf32 applies to CUDA devices only", "use --precision fp32")
+    chosen = _checked_precision(precision, info, resolved)
     if optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}")
     budget = SweepPlan.for_device(resolved, seconds).seconds
@@ -271,48 +266,17 @@ def run_model_bench(
     if resolved == "cpu" and info.threads:
         torch.set_num_threads(info.threads)
     try:
-        loaded, example = load(spec, resolved)
-        if loaded.kind == "onnx":
-            raise UsageError(f"{spec.source}: an ONNX graph cannot be trained here", "bench the PyTorch model it came from")
-        report = count_loaded(loaded, example, spec)
-        if not report.backward_counted:
-            raise ModelRunError(f"{spec.source}: no backward pass could be counted", "a training step needs trainable parameters")
-        if report.unsupported_ops:
-            listed = ", ".join(sorted(report.unsupported_ops))
-            notes.append(f"ops without a FLOP formula are not in the FLOPs (MFU is a lower bound): {listed}")
-        notes.extend(report.notes)
-        notes.append("model FLOPs = counted forward + backward; the optimizer update is not counted (as in PaLM's MFU)")
-        module = loaded.module
-        try:
-            module.train()
-        except Exception as error:  # exported graphs and some scripted modules refuse: time them as they are
-            notes.append(f"could not switch the model to training mode ({short_error(error)}); timed as loaded")
-        parameters = [p for p in module.parameters() if p.requires_grad]
-        if not parameters:
-            raise ModelRunError(f"{spec.source} has no trainable parameters", "a training step needs some")
-        step = make_training_step(module, example, make_optimizer(optimizer, parameters), chosen, resolved)
-        try:
-            left = max(budget - (clock() - started), 0.1 * budget)  # loading and counting came out of the budget
-            times, warmup_steps = time_steps(step, seconds=left, sync=_synchronizer(resolved), clock=clock)
-        except (ModelRunError, UsageError):
-            raise
-        except Exception as error:
-            raise ModelRunError(
-                f"a training step of {spec.source} failed on {resolved}: {short_error(error)}",
-                "check that it runs on this device and precision (try --precision fp32)",
-            ) from error
+        module, example, report = _load_and_count(spec, resolved, notes)
+        step = _training_step(spec, module, example, optimizer, chosen, resolved, notes)
+        left = max(budget - (clock() - started), 0.1 * budget)  # loading and counting came out of the budget
+        times, warmup_steps = _timed(step, spec, resolved, left, clock)
     finally:
         torch.set_num_threads(previous_threads)
         if resolved == "cuda":
             torch.cuda.empty_cache()
 
     peak, source = peak_for(info, chosen, peak_resolver)
-    measured = None
-    if calibration is not None:
-        try:
-            measured, _ = calibrated_peak(calibration, info.device_name, chosen)
-        except Exception as error:  # a calibration without this device/precision: say so, still report
-            notes.append(f"no measured matmul figure to compare with: {getattr(error, 'message', error)}")
+    measured = _measured_matmul(calibration, info, chosen, notes)
     if chosen in ("bf16", "fp16"):
         notes.append(f"{chosen} via torch.autocast: matmuls and convolutions run in {chosen}, the rest in fp32")
     return ModelBenchResult(
@@ -331,3 +295,68 @@ def run_model_bench(
         notes=tuple(notes),
         warnings=tuple(warnings),
     )
+
+
+def _checked_precision(precision: str | None, info: DeviceInfo, resolved: str) -> str:
+    chosen = (precision or default_model_precision(info)).strip().lower()
+    if chosen not in MODEL_PRECISIONS:
+        raise UsageError(
+            f"precision {precision!r} cannot be used to train a model here", f"use one of {', '.join(MODEL_PRECISIONS)}"
+        )
+    if chosen == "tf32" and resolved != "cuda":
+        raise UsageError("tf32 applies to CUDA devices only", "use --precision fp32")
+    return chosen
+
+
+def _load_and_count(spec: ModelSpec, resolved: str, notes: list[str]) -> tuple[Any, Any, Any]:
+    """The model on the device it is timed on, its example inputs and its count (notes appended)."""
+    loaded, example = load(spec, resolved)
+    if loaded.kind == "onnx":
+        raise UsageError(f"{spec.source}: an ONNX graph cannot be trained here", "bench the PyTorch model it came from")
+    report = count_loaded(loaded, example, spec)
+    if not report.backward_counted:
+        raise ModelRunError(f"{spec.source}: no backward pass could be counted", "a training step needs trainable parameters")
+    if report.unsupported_ops:
+        listed = ", ".join(sorted(report.unsupported_ops))
+        notes.append(f"ops without a FLOP formula are not in the FLOPs (MFU is a lower bound): {listed}")
+    notes.extend(report.notes)
+    notes.append("model FLOPs = counted forward + backward; the optimizer update is not counted (as in PaLM's MFU)")
+    return loaded.module, example, report
+
+
+def _training_step(spec: ModelSpec, module: Any, example: Any, optimizer: str, precision: str, resolved: str,
+                   notes: list[str]) -> Callable[[], None]:
+    try:
+        module.train()
+    except (NotImplementedError, RuntimeError) as error:  # exported graphs and some scripted modules refuse
+        notes.append(f"could not switch the model to training mode ({short_error(error)}); timed as loaded")
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    if not parameters:
+        raise ModelRunError(f"{spec.source} has no trainable parameters", "a training step needs some")
+    return make_training_step(module, example, make_optimizer(optimizer, parameters), precision, resolved)
+
+
+def _timed(step: Callable[[], None], spec: ModelSpec, resolved: str, seconds: float,
+           clock: Callable[[], float]) -> tuple[list[float], int]:
+    """time_steps; a step the device or precision cannot run is a ModelRunError. The forward already ran when
+    the model was counted on this device, so what fails here is torch's: a kernel missing in this precision, a
+    dtype or device mismatch, memory (RuntimeError and its OutOfMemoryError, NotImplementedError, MemoryError).
+    Anything else is a bug and surfaces as one."""
+    try:
+        return time_steps(step, seconds=seconds, sync=_synchronizer(resolved), clock=clock)
+    except (RuntimeError, NotImplementedError, MemoryError) as error:
+        raise ModelRunError(
+            f"a training step of {spec.source} failed on {resolved}: {short_error(error)}",
+            "check that it runs on this device and precision (try --precision fp32)",
+        ) from error
+
+
+def _measured_matmul(calibration: Calibration | None, info: DeviceInfo, precision: str, notes: list[str]) -> float | None:
+    """The calibration's measured matmul FLOP/s of this device and precision; a note when it has none."""
+    if calibration is None:
+        return None
+    try:
+        return calibrated_peak(calibration, info.device_name, precision)[0]
+    except CalibrationError as error:  # a calibration without this device/precision: say so, still report
+        notes.append(f"no measured matmul figure to compare with: {error.message}")
+        return None

@@ -1,11 +1,15 @@
 """The typer app, the global `--debug` flag, and the one error boundary.
 
-Library errors (FlopcalcError) become one line on stderr and exit 2; `--debug` shows the traceback.
+Library errors (FlopcalcError) become one line on stderr and exit 2, with the argument they name (`field`)
+written as this CLI's flag; any other exception is a flopcalc bug: one line asking for a report, exit 3.
+`--debug` shows the traceback.
 Commands live in sibling modules and only parse, call the library, and render.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -16,8 +20,16 @@ from typer.core import TyperGroup
 
 from ..errors import ExitCode, FlopcalcError, short_error
 from ..files import write_atomic
+from ..units import LARGEST_NUMBER, LARGEST_WHOLE
 
 _state = {"debug": False}
+
+# the library's names of the arguments an error may be about (FlopcalcError.field), and the flags that set them
+_FLAGS = {
+    "batch_size": "--batch-size", "seq_len": "--seq-len", "decoder_seq_len": "--decoder-seq-len",
+    "max_layers": "--max-layers", "inputs": "--input", "kwargs": "--kwargs", "dims": "--dim",
+    "device": "--device", "frozen": "--frozen", "strict": "--strict",
+}
 
 
 def debugging() -> bool:
@@ -41,8 +53,53 @@ def _is_usage_error(error: BaseException) -> bool:
     return _is_cli_control_flow(error) and hasattr(error, "format_message") and hasattr(error, "exit_code")
 
 
+def cli_message(error: FlopcalcError) -> str:
+    """The error's line with the argument it names written as the flag that sets it."""
+    flag = _FLAGS.get(error.field or "")
+    text = str(error)
+    return re.sub(rf"(?<![\w-]){re.escape(error.field)}\b", flag, text) if flag and error.field else text
+
+
+def _out_of_range(value: object) -> Optional[str]:
+    """Why a parsed option value is out of range (None when it is in range): whole numbers up to LARGEST_WHOLE,
+    so no size overflows the arithmetic or a torch shape; numbers finite and up to LARGEST_NUMBER; no text empty
+    (an empty value would read as not given)."""
+    for item in value if isinstance(value, (list, tuple)) else (value,):
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, str) and not item.strip():
+            return "is empty: give a value or leave the option out"
+        if isinstance(item, int) and abs(item) > LARGEST_WHOLE:
+            return f"{item} is too large: whole numbers are at most {LARGEST_WHOLE:,}"
+        if isinstance(item, float) and not (math.isfinite(item) and abs(item) <= LARGEST_NUMBER):
+            return f"{item!r} is not a finite number up to {LARGEST_NUMBER:g}"
+    return None
+
+
+def _bounded(command: typer.core.TyperCommand) -> typer.core.TyperCommand:
+    """Every int and float option of a command is checked for range where it is parsed (before its own
+    callback): one place for all, so a new option is covered without a word."""
+    for param in command.params:
+        if getattr(param, "_range_checked", False):
+            continue
+        own_callback = param.callback
+
+        def checked(ctx, param, value, own_callback=own_callback):
+            problem = _out_of_range(value)
+            if problem is not None:
+                raise typer.BadParameter(problem, ctx=ctx, param=param)
+            return value if own_callback is None else own_callback(ctx, param, value)
+
+        param.callback, param._range_checked = checked, True
+    return command
+
+
 class _ErrorBoundaryGroup(TyperGroup):
     """Turns errors raised by any subcommand into one line and an exit code."""
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        return None if command is None else _bounded(command)
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         """Parser errors (a non-integer --batch-size, an unknown option) also become one line, exit 2."""
@@ -70,7 +127,7 @@ class _ErrorBoundaryGroup(TyperGroup):
         except FlopcalcError as error:
             if _state["debug"]:
                 traceback.print_exc()
-            _report_and_exit(str(error), error.exit_code)
+            _report_and_exit(cli_message(error), error.exit_code)
         except KeyboardInterrupt:
             _report_and_exit("interrupted", ExitCode.INTERRUPTED)
         except Exception as error:  # a bug in flopcalc, not bad input: still one line unless --debug
@@ -78,7 +135,8 @@ class _ErrorBoundaryGroup(TyperGroup):
                 raise
             if _state["debug"]:
                 traceback.print_exc()
-            _report_and_exit(f"internal error: {short_error(error)} (rerun with --debug for the traceback)", ExitCode.BAD_INPUT)
+            _report_and_exit(f"internal error: {short_error(error)}: a flopcalc bug, please report it with the "
+                             "traceback that rerunning with --debug shows", ExitCode.INTERNAL_ERROR)
 
 
 app = typer.Typer(

@@ -3,11 +3,13 @@ a fleet's matmul and network figures, every rank started by torchrun or `--nproc
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import ExitCode, UsageError
 from ._app import app, emit
 from ._options import (
     BatchSizeOption,
@@ -67,25 +69,34 @@ class _ProgressBar:
             self._progress.update(self._task, completed=fraction, description=label)
 
 
+def end_hung_rank(message: str) -> None:
+    """A rank stuck where no Python can reach it (a collective past every timeout; called on the heartbeat's
+    thread): say so in one line and end the process, so the allocation is not held. Module-level, so the
+    launcher can hand it to the ranks it starts."""
+    sys.stderr.write(f"flopcalc: error: {message}\n")
+    sys.stderr.flush()
+    os._exit(int(ExitCode.BAD_INPUT))
+
+
 @app.command("bench")
 def bench(
     model: Optional[str] = typer.Argument(
         None, help="Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput."
     ),
-    device: str = typer.Option("auto", "--device", help="auto | cuda | mps | cpu (auto: CUDA/ROCm, then MPS, then CPU)."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cuda|mps|cpu", help="auto | cuda | mps | cpu (auto: CUDA/ROCm, then MPS, then CPU)."),
     precision: Optional[str] = typer.Option(
         None, "--precision",
-        help="Comma list of fp32,tf32,bf16,fp16,fp8,int8 (default: all the device runs in hardware). "
+        metavar="PRECISION[,...]", help="Comma list of fp32,tf32,bf16,fp16,fp8,int8 (default: all the device runs in hardware). "
         "With MODEL: one of fp32,tf32,bf16,fp16 (default bf16 on GPUs, fp32 on CPU).",
     ),
     seconds: Optional[float] = typer.Option(
-        None, "--seconds", help="Time budget of the whole run (default 10 s on CPU, 25 s on GPU; --full: 60/120 s)."
+        None, "--seconds", metavar="SECONDS", help="Time budget of the whole run (default 10 s on CPU, 25 s on GPU; --full: 60/120 s)."
     ),
     full: bool = typer.Option(False, "--full", help="A longer, denser sweep with more samples per shape."),
     save: bool = typer.Option(False, "--save", help="Store the result in the calibration file (--calibration or the default)."),
     calibration: Optional[str] = typer.Option(
         None, "--calibration",
-        help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
+        metavar="FILE", help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
     ),
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
@@ -95,7 +106,7 @@ def bench(
     kwargs: KwargsOption = None,
     frozen: FrozenOption = [],
     causal_half: CausalHalfOption = False,
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="Optimizer of MODEL's training step: adamw "
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar="adamw|sgd", help="Optimizer of MODEL's training step: adamw "
                                                                       "(default) | sgd."),
     catalog: CatalogOption = None,
     distributed: bool = typer.Option(
@@ -104,53 +115,60 @@ def bench(
         "bus bandwidth within and between nodes, send/recv. Run it under torchrun, or add --nproc G.",
     ),
     nproc: Optional[int] = typer.Option(
-        None, "--nproc", help="With --distributed: start G ranks on this machine through torch's launcher API."
+        None, "--nproc", metavar="N", help="With --distributed: start G ranks on this machine through torch's launcher API."
     ),
-    backend: str = typer.Option("auto", "--backend", help="With --distributed: auto (nccl on GPUs, gloo on CPUs), nccl, gloo."),
+    backend: str = typer.Option("auto", "--backend", metavar="auto|nccl|gloo", help="With --distributed: auto (nccl on GPUs, gloo on CPUs), nccl, gloo."),
     timeout: float = typer.Option(
-        60.0, "--timeout", help="With --distributed: seconds any collective or rendezvous may take before the run stops."
+        60.0, "--timeout", metavar="SECONDS", help="With --distributed: seconds any collective or rendezvous may take before the run stops."
     ),
     max_bytes: Optional[str] = typer.Option(
-        None, "--max-bytes", help="With --distributed: largest message (binary prefixes: 64K, 1G; default 1G on GPUs, 4M on CPUs)."
+        None, "--max-bytes", metavar="BYTES", help="With --distributed: largest message (binary prefixes: 64K, 1G; default 1G on GPUs, 4M on CPUs)."
     ),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
+    model_options = dict(input=input, batch_size=batch_size, seq_len=seq_len, decoder_seq_len=decoder_seq_len, dim=dim,
+                         kwargs=kwargs, frozen=frozen, causal_half=causal_half, optimizer=optimizer)
     if distributed or nproc is not None:
-        if model is not None or full:
-            raise UsageError("--distributed runs the matmul ladder and the collectives; it takes no MODEL and no --full")
-        no_model_options("bench", input=input, batch_size=batch_size, seq_len=seq_len, decoder_seq_len=decoder_seq_len,
-                         dim=dim, kwargs=kwargs, frozen=frozen, causal_half=causal_half, optimizer=optimizer)
-        if catalog:
-            raise UsageError("--catalog does not apply to --distributed", "the fleet reports measured figures only")
-        if not distributed:
-            raise UsageError("--nproc needs --distributed")
+        _refuse_single_device_options(model, full, catalog, distributed, model_options)
         result, text = _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc, save, calibration, fmt)
         if result is None:  # not rank 0: rank 0 alone writes the output
             return
-        emit(text, output)
-        notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)
-        return
-    for name, value, default in (("--backend", backend, "auto"), ("--timeout", timeout, 60.0), ("--max-bytes", max_bytes, None)):
-        if value != default:
-            raise UsageError(f"{name} applies to --distributed runs")
-    from ..bench.hardware import catalog_peak_resolver, parse_precisions, resolve_device
-
-    resolve_device(device)  # a bad or absent device fails before any work
-    resolver = catalog_peak_resolver(catalog or ())
-    if model is None:
-        no_model_options("bench", input=input, batch_size=batch_size, seq_len=seq_len, decoder_seq_len=decoder_seq_len,
-                         dim=dim, kwargs=kwargs, frozen=frozen, causal_half=causal_half, optimizer=optimizer)
-        result, text = _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration, resolver, fmt)
     else:
-        if full:
-            raise UsageError("--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run")
-        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, frozen=frozen, causal_half=causal_half,
-                          decoder_seq_len=decoder_seq_len)
-        result, text = _bench_model(spec, device, precision, optimizer or "adamw", seconds, save, calibration, resolver, fmt)
+        for name, value, default in (("--backend", backend, "auto"), ("--timeout", timeout, 60.0),
+                                     ("--max-bytes", max_bytes, None)):
+            if value != default:
+                raise UsageError(f"{name} applies to --distributed runs")
+        from ..bench.hardware import catalog_peak_resolver, parse_precisions, resolve_device
+
+        resolve_device(device)  # a bad or absent device fails before any work
+        resolver = catalog_peak_resolver(catalog or ())
+        if model is None:
+            no_model_options("bench", **model_options)
+            result, text = _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration,
+                                         resolver, fmt)
+        else:
+            if full:
+                raise UsageError("--full applies to the matmul sweep, not to a MODEL",
+                                 "use --seconds for a longer model run")
+            spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, frozen=frozen, causal_half=causal_half,
+                              decoder_seq_len=decoder_seq_len)
+            result, text = _bench_model(spec, device, precision, optimizer or "adamw", seconds, save, calibration,
+                                        resolver, fmt)
     emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)
+
+
+def _refuse_single_device_options(model, full, catalog, distributed, model_options) -> None:
+    """--distributed (or --nproc) takes none of a model's or the single-device sweep's options."""
+    if model is not None or full:
+        raise UsageError("--distributed runs the matmul ladder and the collectives; it takes no MODEL and no --full")
+    no_model_options("bench", **model_options)
+    if catalog:
+        raise UsageError("--catalog does not apply to --distributed", "the fleet reports measured figures only")
+    if not distributed:
+        raise UsageError("--nproc needs --distributed")
 
 
 def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver, fmt):
@@ -192,11 +210,11 @@ def _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc,
         load_calibration(path)  # a malformed file fails now, not after the whole fleet has run
     if nproc is not None:
         bar = partial(_ProgressBar, True) if fmt == OutputFormat.table else None
-        result = distributed.launch_fleet(config, nproc, progress_factory=bar)
+        result = distributed.launch_fleet(config, nproc, progress_factory=bar, on_hang=end_hung_rank)
     else:
         env = fleet.LaunchEnv.from_environ()
         with _ProgressBar(enabled=fmt == OutputFormat.table and env.rank == 0) as bar:
-            result = distributed.run_fleet_bench(config, env, progress=bar.show)
+            result = distributed.run_fleet_bench(config, env, progress=bar.show, on_hang=end_hung_rank)
     if result is None:
         return None, None
     if path is not None:

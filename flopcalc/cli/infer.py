@@ -3,13 +3,12 @@ prefill, decode with a KV cache, and what fits. Parses, calls flopcalc.infer, re
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from ._app import app, emit
 from ._options import (
-    CalibrationOption,
     CatalogOption,
     CausalHalfOption,
     DeviceOption,
@@ -27,24 +26,32 @@ from ._options import (
     shown_on_terminal,
 )
 
+# Its own --calibration: the shared option's help speaks of --utilization, which infer does not take.
+InferCalibrationOption = Annotated[
+    Optional[str],
+    typer.Option("--calibration", metavar="FILE|auto", help="Price FLOPs at the matmul peak measured by `flopcalc bench --save` (a FILE, "
+                                       "or 'auto' for the default file) instead of the datasheet's; bandwidth and "
+                                       "memory stay the catalogue's, and --gpu is optional."),
+]
+
 
 @app.command("infer")
 def infer_command(
     model: ModelArgument,
     gpu: GpuOption = None,
-    batch_size: str = typer.Option("1", "--batch-size", "-b", help="Batch sizes to bound, comma-separated: 1,8,64."),
+    batch_size: str = typer.Option("1", "--batch-size", "-b", metavar="N[,N...]", help="Batch sizes to bound, comma-separated: 1,8,64."),
     prompt: Optional[int] = typer.Option(
-        None, "--prompt", help="Prompt tokens P of a generation (causal LMs; with --generate)."),
+        None, "--prompt", metavar="TOKENS", help="Prompt tokens P of a generation (causal LMs; with --generate)."),
     generate: Optional[int] = typer.Option(
-        None, "--generate", help="Tokens G to generate after the prompt, one decode step each."),
+        None, "--generate", metavar="TOKENS", help="Tokens G to generate after the prompt, one decode step each."),
     precision: PrecisionOption = None,
     compute_precision: Optional[str] = typer.Option(
-        None, "--compute-precision", help="Precision of the FLOPs, whose peak bounds them (int8, fp8 for W8A8/FP8 "
+        None, "--compute-precision", metavar="PRECISION", help="Precision of the FLOPs, whose peak bounds them (int8, fp8 for W8A8/FP8 "
                                           "kernels). Default: --precision."),
     weight_dtype: Optional[str] = typer.Option(
-        None, "--weight-dtype", help="Weights stored as fp32, bf16, fp16, fp8, int8 or int4 (with their scales; "
+        None, "--weight-dtype", metavar="DTYPE", help="Weights stored as fp32, bf16, fp16, fp8, int8 or int4 (with their scales; "
                                      "see docs/infer.md). Default: --precision."),
-    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="KV cache stored as fp32, bf16, fp16, fp8, int8 or "
+    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", metavar="DTYPE", help="KV cache stored as fp32, bf16, fp16, fp8, int8 or "
                                                                     "int4. Default: --precision."),
     input: InputOption = [],
     seq_len: SeqLenOption = None,
@@ -52,7 +59,7 @@ def infer_command(
     device: DeviceOption = None,
     causal_half: CausalHalfOption = False,
     catalog: CatalogOption = None,
-    calibration: CalibrationOption = None,
+    calibration: InferCalibrationOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

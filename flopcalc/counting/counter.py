@@ -18,9 +18,9 @@ How attribution works, in one place:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import inspect
 import fnmatch
-import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,13 +31,14 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..errors import ModelRunError, UnsupportedOpsError, UsageError, short_error
-from ..spec import CallArgs
+from ..errors import ArgumentTypeError, ModelRunError, UsageError, short_error
+from ..spec import CallArgs, tensors_in
 from ..units import format_si
 from . import formulas
 from .experts import active_parameters, expert_layers
+from .gradients import NodeKeeper, SliceGradients
 from .meta_ops import run_op
-from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers
+from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers, unsupported_ops_error
 
 _get_sequence_nr = torch._C._autograd._get_sequence_nr
 _redispatch = getattr(torch.overrides, "redispatch_function", None)
@@ -229,7 +230,8 @@ class _FlopDispatchMode(TorchDispatchMode):
         self.recomputed: dict[str, Counter] = defaultdict(Counter)  # forward re-run by activation checkpointing
         self.unsupported: Counter = Counter()
         self.formula_errors: dict[str, str] = {}
-        self.slices = _SliceGradients()
+        self.slices = SliceGradients()
+        self.nodes = NodeKeeper()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -242,7 +244,7 @@ class _FlopDispatchMode(TorchDispatchMode):
             # checkpointing (torch.utils.checkpoint, either mode) re-runs to rebuild what it did not keep.
             context, table = self.attribution.current, self.recomputed
         else:
-            context = self.attribution.context_of_node(torch._C._current_autograd_node())
+            context = self.attribution.context_of_node(self.nodes.keep(torch._C._current_autograd_node()))
             table, backward = self.backward, True
         self._account(func, args, kwargs, out, context, table[context.module], backward)
         if self.observe is not None:
@@ -276,61 +278,6 @@ class _FlopDispatchMode(TorchDispatchMode):
             table[category] += value
 
 
-class _SliceGradients:
-    """Gradients that are zero outside one slice, and the adds that sum them.
-
-    A model that indexes a tensor step by step (a hand-written recurrence, Mamba's reference selective scan:
-    `state = dA[:, :, t] * state + dBu[:, :, t]` for every t) gets back, per step, `select_backward` /
-    `slice_backward`: the step's gradient scattered into zeros of the whole tensor's shape. Autograd sums
-    them with `add`: on shapes alone each add costs the whole tensor, L steps x L slices, quadratic in the
-    sequence, while only the step's slice holds values. Adding such a gradient costs the values it holds
-    (the smaller of the two operands' held elements, an upper bound of where both hold values), and the sum
-    holds the two together. Any other op sees the tensor as the dense tensor it is."""
-
-    _SCATTERS = frozenset(
-        packet for packet in (getattr(torch.ops.aten, name, None) for name in ("select_backward", "slice_backward"))
-        if packet is not None
-    )
-    _ADDS = frozenset({torch.ops.aten.add, torch.ops.aten.add_})
-
-    def __init__(self) -> None:
-        self._held: dict[int, tuple[Any, int]] = {}  # id(tensor) -> (weak reference, elements holding values)
-
-    def _elements(self, value: Any) -> int | None:
-        if not isinstance(value, torch.Tensor):
-            return None
-        entry = self._held.get(id(value))
-        if entry is not None and entry[0]() is value:
-            return entry[1]
-        return value.numel()
-
-    def _hold(self, tensor: torch.Tensor, elements: int) -> None:
-        key = id(tensor)
-        if elements >= tensor.numel():
-            self._held.pop(key, None)
-            return
-
-        def forget(reference: Any) -> None:  # a freed gradient's entry goes with it (a long scan makes many)
-            if self._held.get(key, (None,))[0] is reference:
-                del self._held[key]
-
-        self._held[key] = (weakref.ref(tensor, forget), elements)
-
-    def flops(self, func, args: tuple, out: Any) -> dict[str, int] | None:
-        """The adds' FLOPs when an operand is such a gradient; None to leave the op to the formulas."""
-        packet = func.overloadpacket
-        if packet in self._SCATTERS and isinstance(out, torch.Tensor) and args and isinstance(args[0], torch.Tensor):
-            self._hold(out, args[0].numel())
-            return {}
-        if packet not in self._ADDS or len(args) < 2 or not isinstance(out, torch.Tensor) or not self._held:
-            return None
-        held = [self._elements(a) for a in args[:2]]
-        if None in held or held == [a.numel() for a in args[:2]]:
-            return None
-        self._hold(out, min(out.numel(), held[0] + held[1]))
-        return {"elementwise": min(held)}
-
-
 def _merge(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
     merged: dict[str, int] = defaultdict(int)
     for key, value in pairs:
@@ -341,21 +288,6 @@ def _merge(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
 def _op_name(func) -> str:
     packet = getattr(func, "overloadpacket", func)
     return f"aten.{getattr(packet, '__name__', str(packet))}"
-
-
-def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
-    """Tensors inside nested outputs: tuples, lists, dicts (Hugging Face ModelOutput too), dataclasses."""
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, Mapping):
-        for value in obj.values():
-            yield from tensors_in(value)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from tensors_in(value)
-    elif hasattr(obj, "__dataclass_fields__"):
-        for field_name in obj.__dataclass_fields__:
-            yield from tensors_in(getattr(obj, field_name, None))
 
 
 def backward_roots(output: Any) -> list[torch.Tensor]:
@@ -416,68 +348,19 @@ def count(
     `observe`, if given, is called with every op and the module it belongs to (see OpObserver).
     """
     if not isinstance(model, nn.Module):
-        raise UsageError(f"count() needs a torch.nn.Module, got {type(model).__name__}")
+        raise ArgumentTypeError(f"count() needs a torch.nn.Module, got {type(model).__name__}", field="model")
     call = CallArgs.of(inputs)
-    args, kwargs = call.args, call.kwargs
     module_names = {}
     for module_name, module in model.named_modules():
         module_names.setdefault(id(module), module_name)
-    frozen_params = apply_frozen(model, frozen)
-    # gradients already stored would turn the accumulation into extra adds: set them aside, restore after
-    leaves = list(model.parameters()) + [t for t in tensors_in(list(args) + list(kwargs.values())) if t.is_leaf]
-    saved_grads = {id(t): (t, t.grad) for t in leaves}
-    for tensor in leaves:
-        tensor.grad = None
     attribution = _Attribution(module_names)
     counter = _FlopDispatchMode(attribution, observe)
-    notes: list[str] = []
-    hooks = [
-        nn.modules.module.register_module_forward_pre_hook(attribution.enter_module),
-        nn.modules.module.register_module_forward_hook(attribution.exit_module, always_call=True),
-    ]
-    backward_counted = False
-    try:
-        with torch.enable_grad() if backward else torch.no_grad():
-            with _ScopeMode(attribution, causal_half), counter:
-                try:
-                    output = model(*args, **kwargs)
-                except (Exception, SystemExit) as error:  # sys.exit in a forward too
-                    raise ModelRunError(
-                        f"the model failed on its inputs ({_describe(call)}): {short_error(error)}",
-                        "check --input shapes and dtypes against what the model's forward expects",
-                    ) from error
-                if backward:
-                    roots = backward_roots(output)
-                    if roots:
-                        counter.in_backward = True
-                        try:
-                            torch.autograd.backward(roots, [torch.ones_like(t) for t in roots])
-                        except (Exception, SystemExit) as error:
-                            raise ModelRunError(f"the backward pass failed: {short_error(error)}") from error
-                        finally:
-                            counter.in_backward = False
-                        backward_counted = True
-                    else:
-                        notes.append("no output requires a gradient (every parameter frozen?): backward not counted")
-    finally:
-        for hook in hooks:
-            hook.remove()
-        for param in frozen_params:
-            param.requires_grad_(True)
-        for tensor, grad in saved_grads.values():
-            tensor.grad = grad
+    with _gradients_set_aside(model, call, frozen):
+        backward_counted, notes = _run(model, call, attribution, counter, backward=backward, causal_half=causal_half)
     if strict and counter.unsupported:
-        listed = ", ".join(f"{op} x{n}" for op, n in sorted(counter.unsupported.items()))
-        raise UnsupportedOpsError(f"ops without a FLOP formula: {listed}", "drop --strict to count them as unknown")
-    recomputed = sum(sum(table.values()) for table in counter.recomputed.values())
-    if recomputed:
-        notes.append(
-            f"activation checkpointing re-ran {format_si(recomputed, 'FLOP')} of forward during the "
-            "backward; not included in forward or backward (model FLOPs, as MFU counts them)"
-        )
-    for op, message in sorted(counter.formula_errors.items()):
-        notes.append(f"{op}: formula could not read its arguments ({message}); listed as unsupported")
-    device = next((str(t.device) for t in tensors_in(list(args) + list(kwargs.values()))), None)
+        raise unsupported_ops_error(counter.unsupported)
+    notes.extend(_counter_notes(counter))
+    device = next((str(t.device) for t in tensors_in(call)), None)
     if device is None:
         device = next((str(p.device) for p in model.parameters()), "cpu")
     params = list(model.parameters())
@@ -498,6 +381,77 @@ def count(
             (c, v) for table in counter.recomputed.values() for c, v in table.items()).items() if v},
         active_params=active_parameters(model, experts) if experts else None,
     )
+
+
+@contextlib.contextmanager
+def _gradients_set_aside(model: nn.Module, call: CallArgs, frozen: Sequence[str]) -> Iterator[None]:
+    """The `frozen` patterns applied, and the gradients already stored set aside (they would turn the
+    accumulation into extra adds); both undone after, whatever happens."""
+    frozen_params = apply_frozen(model, frozen)
+    leaves = list(model.parameters()) + [t for t in tensors_in(call) if t.is_leaf]
+    saved_grads = {id(t): (t, t.grad) for t in leaves}
+    for tensor in leaves:
+        tensor.grad = None
+    try:
+        yield
+    finally:
+        for param in frozen_params:
+            param.requires_grad_(True)
+        for tensor, grad in saved_grads.values():
+            tensor.grad = grad
+
+
+def _run(model: nn.Module, call: CallArgs, attribution: _Attribution, counter: _FlopDispatchMode, *,
+         backward: bool, causal_half: bool) -> tuple[bool, list[str]]:
+    """The forward and (when asked and some output needs a gradient) the backward under the counting modes.
+    Returns whether the backward was counted, and the note saying why not."""
+    hooks = [
+        nn.modules.module.register_module_forward_pre_hook(attribution.enter_module),
+        nn.modules.module.register_module_forward_hook(attribution.exit_module, always_call=True),
+    ]
+    output = roots = None
+    try:
+        with torch.enable_grad() if backward else torch.no_grad(), _ScopeMode(attribution, causal_half), counter:
+            try:
+                output = call.call(model)
+            except (Exception, SystemExit) as error:  # the user's forward, whatever it raises (sys.exit too)
+                raise ModelRunError(
+                    f"the model failed on its inputs ({_describe(call)}): {short_error(error)}",
+                    "check inputs shapes and dtypes against what the model's forward expects",
+                    field="inputs",
+                ) from error
+            if not backward:
+                return False, []
+            roots = backward_roots(output)
+            if not roots:
+                return False, ["no output requires a gradient (every parameter frozen?): backward not counted"]
+            counter.in_backward = True
+            try:
+                torch.autograd.backward(roots, [torch.ones_like(t) for t in roots])
+            except (Exception, SystemExit) as error:  # the user's backward hooks and custom functions too
+                raise ModelRunError(f"the backward pass failed: {short_error(error)}") from error
+            finally:
+                counter.in_backward = False
+            return True, []
+    finally:
+        output = roots = None  # the graph goes now, one node at a time (gradients.NodeKeeper)
+        counter.nodes.release()
+        for hook in hooks:
+            hook.remove()
+
+
+def _counter_notes(counter: _FlopDispatchMode) -> list[str]:
+    """What the counter saw besides FLOPs: forward re-run by checkpointing, formulas that could not read."""
+    notes = []
+    recomputed = sum(sum(table.values()) for table in counter.recomputed.values())
+    if recomputed:
+        notes.append(
+            f"activation checkpointing re-ran {format_si(recomputed, 'FLOP')} of forward during the "
+            "backward; not included in forward or backward (model FLOPs, as MFU counts them)"
+        )
+    for op, message in sorted(counter.formula_errors.items()):
+        notes.append(f"{op}: formula could not read its arguments ({message}); listed as unsupported")
+    return notes
 
 
 def _experts_notes(experts: Sequence) -> list[str]:

@@ -3,8 +3,9 @@
 A token routed to top_k of a layer's num_experts experts uses top_k / num_experts of that layer's expert
 weights, and every other parameter in full. This reads the module tree only (no forward): an experts
 module is a module named `experts` (the name the mixture-of-experts models of transformers and most other
-code bases give it) that either stacks its experts' weights along a leading dimension of num_experts
-(transformers' fused experts: `gate_up_proj` [E, 2F, H]) or holds one child module per expert (an
+code bases give it) that stacks its experts' weights along a leading dimension of num_experts (transformers'
+fused experts: `gate_up_proj` [E, 2F, H]), fuses them along the first dimension of weights it declares
+num_experts for (DBRX: `w1` [E x F, H] in one child), or holds one child module per expert (an
 nn.ModuleList / nn.ModuleDict). top_k is read from the layer that owns the experts, its router, or the
 config the experts module keeps.
 """
@@ -17,6 +18,8 @@ import torch.nn as nn
 
 EXPERTS_NAME = "experts"
 # where a layer, its router or a config keeps the number of experts each token is routed to
+# where an experts module keeps how many experts it holds
+NUM_EXPERTS_ATTRIBUTES = ("num_experts", "moe_num_experts", "num_local_experts", "n_routed_experts")
 TOP_K_ATTRIBUTES = ("top_k", "num_experts_per_tok", "num_experts_per_token", "moe_top_k", "moe_k")
 
 
@@ -56,15 +59,21 @@ def active_parameters(model: nn.Module, layers: list[ExpertLayer] | None = None)
 
 
 def _num_experts(module: nn.Module) -> int | None:
-    """Children, one per expert (ModuleList/ModuleDict); else weights stacked along a leading num_experts."""
+    """Children, one per expert (ModuleList/ModuleDict); else the number the module declares, where every
+    weight under it splits evenly into that many (stacked [E, ...], or fused [E x F, ...] in a child as DBRX
+    keeps them); else two or more children, one per expert; else weights stacked along a leading num_experts."""
     children = list(module.children())
-    if isinstance(module, (nn.ModuleList, nn.ModuleDict)) or (children and not list(module.parameters(recurse=False))):
-        return len(children) if children else None
-    declared = getattr(module, "num_experts", None)
-    leading = {p.shape[0] for p in module.parameters(recurse=False) if p.dim() >= 2}
-    if isinstance(declared, int) and leading == {declared}:
+    if isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+        return len(children) or None
+    declared = next((value for value in (getattr(module, name, None) for name in NUM_EXPERTS_ATTRIBUTES)
+                     if isinstance(value, int) and not isinstance(value, bool) and value > 0), None)
+    weights = list(module.parameters())
+    if declared is not None and weights and all(p.dim() >= 1 and p.shape[0] % declared == 0 for p in weights):
         return declared
-    return leading.pop() if len(leading) == 1 and not isinstance(declared, int) else None
+    if len(children) > 1 and not list(module.parameters(recurse=False)):
+        return len(children)
+    leading = {p.shape[0] for p in module.parameters(recurse=False) if p.dim() >= 2}
+    return leading.pop() if len(leading) == 1 and declared is None else None
 
 
 def _top_k(module: nn.Module, parent: nn.Module | None, num_experts: int) -> int | None:

@@ -12,10 +12,10 @@ import ast
 from collections import Counter, defaultdict
 from typing import Any, Mapping, Sequence
 
-from ..errors import InputSpecError, ModelLoadError, UnsupportedOpsError, UsageError, short_error
+from ..errors import InputSpecError, ModelLoadError, UsageError, short_error
 from ..spec import InputSpec, ModelSpec, parse_input_spec
 from .formulas_onnx import ZERO_COST_OPS, OnnxNode, flops_of_node, op_key
-from .report import CountReport, InputInfo, build_layers, tree_ancestors
+from .report import CountReport, InputInfo, build_layers, listed_ops, tree_ancestors, unsupported_ops_error
 
 NO_BACKWARD_NOTE = "ONNX graphs have no backward pass: forward FLOPs only"
 DEVICE = "onnx"  # nothing runs: shapes only
@@ -357,11 +357,10 @@ def count_onnx(model, spec: ModelSpec, *, strict: bool = False) -> CountReport:
         forward[name].update(flops)
 
     if strict and unsupported:
-        listed = ", ".join(f"{op} x{n}" for op, n in sorted(unsupported.items()))
-        raise UnsupportedOpsError(f"ops without a FLOP formula: {listed}", "drop --strict to count them as unknown")
+        raise unsupported_ops_error(unsupported)
     if unknown_shapes:
-        listed = ", ".join(f"{op} x{n}" for op, n in sorted(unknown_shapes.items()))
-        notes.append(f"shape inference left these nodes' shapes unknown, listed as unsupported: {listed}")
+        notes.append(f"shape inference left these nodes' shapes unknown, listed as unsupported: "
+                     f"{listed_ops(unknown_shapes)}")
     for op, message in sorted(formula_errors.items()):
         notes.append(f"{op}: formula could not read the node ({message}); listed as unsupported")
     notes.append(NO_BACKWARD_NOTE)

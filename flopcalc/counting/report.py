@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
+
+from ..errors import UnsupportedOpsError
 
 SCHEMA_VERSION = 1
 
@@ -27,6 +29,25 @@ MULTIPLY_ADD_CATEGORIES = frozenset({"matmul", "conv", "attention"})
 UNITS = ("flop", "mac")
 
 
+def listed_ops(ops: Mapping[str, int]) -> str:
+    """`aten.foo x3, aten.bar x1`: ops and how often each ran, by name."""
+    return ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+
+
+def unsupported_ops_note(unsupported: Mapping[str, int], consequence: str | None = None) -> str | None:
+    """The one wording of "these ops have no formula", with what that means where it is said (the meter: MFU is
+    a lower bound); None when every op had one. Every command and the meter say it through here."""
+    if not unsupported:
+        return None
+    return f"unsupported ops (no formula, not counted{'; ' + consequence if consequence else ''}): {listed_ops(unsupported)}"
+
+
+def unsupported_ops_error(unsupported: Mapping[str, int]) -> UnsupportedOpsError:
+    """What `strict=True` raises when an op had no formula."""
+    return UnsupportedOpsError(f"ops without a FLOP formula: {listed_ops(unsupported)}",
+                               "drop strict to count them as unknown", field="strict")
+
+
 def _halve_multiply_adds(by_category: Mapping[str, int]) -> dict[str, int]:
     return {c: (v // 2 if c in MULTIPLY_ADD_CATEGORIES else v) for c, v in by_category.items()}
 
@@ -39,7 +60,7 @@ class InputInfo:
     dtype: str
     name: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
     def __str__(self) -> str:
@@ -70,7 +91,7 @@ class LayerCount:
     def total(self) -> int:
         return self.forward + self.backward
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": self.type,
@@ -101,7 +122,7 @@ def build_layers(
 
     `tree` lists (name, type, params) in tree order, root ("") first; `forward`/`backward` map the name of
     the layer that ran an op to its FLOPs by category; names nest by `separator` (modules ".", ONNX "/")."""
-    inclusive: dict[str, dict[str, Counter]] = {"forward": defaultdict(Counter), "backward": defaultdict(Counter)}
+    inclusive: dict[str, dict[str, Counter[str]]] = {"forward": defaultdict(Counter), "backward": defaultdict(Counter)}
     for own, key in ((forward, "forward"), (backward, "backward")):
         for path, counts in own.items():
             for ancestor in tree_ancestors(path, separator):
@@ -132,7 +153,7 @@ class TransformerShape:
     tied_output: bool = False  # the token table is also the output projection (GPT-2, nanoGPT)
     source: str = ""  # where the figures came from, e.g. "config (gpt2)"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "layers": self.layers,
             "heads": self.heads,
@@ -232,7 +253,7 @@ class CountReport:
                 return layer
         raise KeyError(name)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON contract of `flopcalc count --format json` (docs/json.md)."""
         return {
             "schema_version": SCHEMA_VERSION,

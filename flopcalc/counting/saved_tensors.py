@@ -30,10 +30,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from ..errors import ModelRunError, UsageError, short_error
-from ..spec import CallArgs
+from ..spec import CallArgs, tensors_in
 from .activations import ActivationProfile, SavedBytes
 from .meta_ops import run_op
 
@@ -81,11 +80,6 @@ def _key(tensor: torch.Tensor) -> int:
     return tensor.untyped_storage()._cdata
 
 
-def _tensors(obj: Any) -> list[torch.Tensor]:
-    """The tensors inside nested tuples, lists and dicts (an op's arguments and outputs, a block's inputs)."""
-    return [leaf for leaf in tree_leaves(obj) if isinstance(leaf, torch.Tensor)]
-
-
 class _Recorder:
     """The state of one measuring forward: the running block, storage labels, the tally, parameters' uses."""
 
@@ -119,7 +113,7 @@ class _Recorder:
         if self.depth > 1:
             return
         self.started = True
-        tensors = _tensors((args, kwargs))
+        tensors = tensors_in((args, kwargs))
         for tensor in tensors:
             self.labels[_key(tensor)] = REPLICATED
         hidden = next((t for t in tensors if t.is_floating_point()), None)
@@ -178,7 +172,7 @@ class _Recorder:
 
     # labels -------------------------------------------------------------------------------------------------
     def propagate(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        inputs = _tensors((args, kwargs))
+        inputs = tensors_in((args, kwargs))
         weights = [self.params[_key(t)] for t in inputs if _key(t) in self.params]
         if not self.in_block:
             for weight in weights:
@@ -194,7 +188,7 @@ class _Recorder:
                 label = SPLIT
             elif len(known) >= 2 and all(x == SPLIT for x in known):  # q x k^T
                 label = SCORES
-        for tensor in _tensors(out):
+        for tensor in tensors_in(out):
             if label is None:
                 self.labels.pop(_key(tensor), None)
             else:
@@ -295,7 +289,8 @@ def measure_activations(model: nn.Module, inputs: Any) -> ActivationProfile:
                 call.call(model)
             except (Exception, SystemExit) as error:
                 raise ModelRunError(f"the model failed while its activations were measured: {short_error(error)}",
-                                    "check --input shapes and dtypes against what the model's forward expects") from error
+                                    "check inputs shapes and dtypes against what the model's forward expects",
+                                    field="inputs") from error
     finally:
         for hook in hooks:
             hook.remove()
@@ -309,7 +304,7 @@ def measure_activations(model: nn.Module, inputs: Any) -> ActivationProfile:
     # weights no op outside the blocks touched still live somewhere: on the first stage
     before.update({id(p): p for p in param_list if id(p) not in in_blocks and id(p) not in before and id(p) not in after})
     names = {id(module): name for name, module in model.named_modules()}
-    first = next(iter(_tensors((args, kwargs))), None)
+    first = next(iter(tensors_in((args, kwargs))), None)
     shape = {**recorder.shape, "vocab": None, **_config_shape(model)}
     if shape["heads"] is not None and shape["kv_heads"] is None:
         shape["kv_heads"] = shape["heads"]

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
+
+from ..spec import tensors_in
 
 # Ops whose first argument is a table they read only in part: as many elements as they return.
 _GATHERS = frozenset({"embedding", "index_select", "gather", "index", "take", "_embedding_bag", "embedding_bag"})
@@ -122,7 +124,7 @@ class TrafficTracer:
             return
         self._order.setdefault(module, None)
         name = getattr(func.overloadpacket, "__name__", "")
-        inputs = [t for t in _tensors(list(args) + list(kwargs.values())) if _has_storage(t)]
+        inputs = [t for t in tensors_in(list(args) + list(kwargs.values())) if _has_storage(t)]
         written = _written_arguments(func, args, kwargs)
         if written:  # in place, or out=
             written_keys = {self._key(t) for t in written}
@@ -135,7 +137,7 @@ class TrafficTracer:
                 self._write(module, tensor, elements, 0, whole=elements == tensor.numel())
             return
         input_keys = {self._key(t) for t in inputs}
-        fresh = [t for t in _tensors(out) if _has_storage(t) and self._key(t) not in input_keys]
+        fresh = [t for t in tensors_in(out) if _has_storage(t) and self._key(t) not in input_keys]
         if not fresh:  # a view (or an op that returns its input): nothing moves
             return
         gathered = sum(t.numel() for t in fresh) if name in _GATHERS else None
@@ -180,7 +182,7 @@ class TrafficTracer:
         forward added to them is written as cache, whoever reads it. `outputs`: the tensors the model returned,
         written whoever reads them; None when unknown, and then every tensor nobody read counts as an output."""
         cache_out = {self._key(tensor) for tensor in cache}
-        returned = None if outputs is None else {self._key(t) for t in _tensors(list(outputs)) if _has_storage(t)}
+        returned = None if outputs is None else {self._key(t) for t in tensors_in(list(outputs)) if _has_storage(t)}
         cache_keys = self._cache_in | cache_out
         totals: dict[str, dict[str, Any]] = {
             name: {"weights": defaultdict(int), "buffer_bytes": 0, "activations_read": 0, "activations_written": 0,
@@ -234,22 +236,11 @@ def cache_tensors(cache: Any) -> list[Any]:
     if layers is not None:
         found: list[Any] = []
         for layer in layers:
-            found.extend(t for t in _tensors([getattr(layer, a, None) for a in ("keys", "values")]))
+            found.extend(t for t in tensors_in([getattr(layer, a, None) for a in ("keys", "values")]))
         return found
     if hasattr(cache, "key_cache") and hasattr(cache, "value_cache"):
-        return list(_tensors([cache.key_cache, cache.value_cache]))
-    return list(_tensors(cache))
-
-
-def _tensors(obj: Any) -> Iterator[Any]:
-    if hasattr(obj, "untyped_storage") and hasattr(obj, "numel"):
-        yield obj
-    elif isinstance(obj, Mapping):
-        for value in obj.values():
-            yield from _tensors(value)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from _tensors(value)
+        return list(tensors_in([cache.key_cache, cache.value_cache]))
+    return list(tensors_in(cache))
 
 
 def _has_storage(tensor: Any) -> bool:
@@ -272,5 +263,5 @@ def _written_arguments(func: Any, args: tuple, kwargs: Mapping[str, Any]) -> lis
         if alias is None or not alias.is_write:
             continue
         value = args[index] if index < len(args) else kwargs.get(argument.name)
-        written.extend(t for t in _tensors(value) if _has_storage(t))
+        written.extend(t for t in tensors_in(value) if _has_storage(t))
     return written

@@ -14,9 +14,9 @@ from ..errors import ModelLoadError
 from ..spec import ModelSpec, split_python_source
 from .base import LoadedModel
 from .huggingface import config_path
-from .inputs import example_inputs_kept, make_inputs
+from .inputs import check_input_names, example_inputs_kept, make_inputs
 
-__all__ = ["LoadedModel", "example_inputs_kept", "load_model", "make_inputs"]
+__all__ = ["LoadedModel", "check_input_names", "example_inputs_kept", "load_model", "make_inputs"]
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
 EXPORT_SUFFIXES = (".pt2",)
@@ -57,9 +57,9 @@ def load_model(spec: ModelSpec | str, *, device: str = "meta") -> LoadedModel:
         from .huggingface import load_hf_config
 
         given = spec.input_specs
-        named = None if any(p.name is None for p in given) else frozenset(p.name for p in given)
+        named = None if any(p.name is None for p in given) else {p.name: p.shape for p in given}
         return load_hf_config(hf_config, device=device, seq_len=spec.seq_len, decoder_seq_len=spec.decoder_seq_len,
-                              source=source, given=named)
+                              source=source, given=named, max_layers=spec.max_layers)
     raise ModelLoadError(
         f"cannot tell what kind of model {source!r} is",
         "give a Python file (file.py:callable), TorchScript (.pt/.pth/.ts), torch.export (.pt2), ONNX (.onnx) "

@@ -1,24 +1,29 @@
 """Hugging Face architecture configs (`config.json`, or a folder holding one): build the model, no weights.
 
-The config is read from disk and the model is built with transformers' `from_config` under the requested
+The config is read with transformers' own reader and the model is built with transformers' `from_config` under the requested
 device (meta by default: no memory, no weights). Nothing is downloaded: the config's `model_type` picks the
 architecture from the installed transformers, and the offline variables are set before it is imported.
 Attention runs through `F.scaled_dot_product_attention` ("sdpa") where the model supports it, so the counter
 sees it as attention. The example inputs are the ones the model class and its config call for: token ids,
 pixel values, mel features or raw audio, decoder token ids for an encoder-decoder, each modality of a
-multimodal model.
+multimodal model, with image tokens in the token ids for images given to a model that splices them in.
+Training-time randomness that changes which work runs (LayerDrop, SpecAugment) is off: counts repeat.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import json
+import math
 import os
+import re
 from pathlib import Path
-from typing import AbstractSet, Any
+from typing import AbstractSet, Any, Mapping
 
 from ..errors import InputSpecError, MissingDependencyError, ModelBuildError, ModelLoadError, short_error
+from ..spec import DEFAULT_MAX_LAYERS
 from .base import LoadedModel
 
 INSTALL_HINT = "pip install 'flopcalc[hf]'"
@@ -27,6 +32,8 @@ MAX_DEFAULT_SEQ_LEN = 2048
 _POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx")
 # ... and the longest sequence of an encoder-decoder's decoder, where it has its own
 _DECODER_POSITION_KEYS = ("max_target_positions", "max_decoder_position_embeddings")
+# CPU seconds to build and count one decoder layer on meta (a Llama layer on a loaded 2-core machine)
+SECONDS_PER_LAYER = 0.05
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_AUDIO_SAMPLES = 16_000  # one second at 16 kHz, the rate speech models are trained at
 # the inputs a multimodal model's forward takes besides its main one, and the sub-config that says it has them
@@ -59,7 +66,8 @@ def _transformers():
 
 
 def read_config(path: Path):
-    """The transformers config object for a config.json; ModelLoadError for anything it cannot be."""
+    """The transformers config object for a config.json, read by transformers' own reader (the JSON is checked
+    first only to say what is wrong with it); ModelLoadError for anything it cannot be."""
 
     if not path.is_file():
         raise ModelLoadError(f"config file {path} not found", "check the path; it is relative to the current folder")
@@ -72,16 +80,17 @@ def read_config(path: Path):
             f"{path} has no model_type", "a Hugging Face config.json names its architecture in model_type"
         )
     transformers = _transformers()
-    model_type = values.pop("model_type")
+    model_type = values["model_type"]
+    if model_type not in transformers.CONFIG_MAPPING:
+        raise ModelLoadError(
+            f"{path}: unknown model_type {model_type!r}",
+            f"transformers {transformers.__version__} does not know it; upgrade transformers or fix the config",
+        )
     try:
         with _quiet(transformers):  # config sanity warnings (a token id past a tiny vocabulary) are not ours
-            return transformers.AutoConfig.for_model(model_type, **values)
+            # transformers' own reader: it decodes what its writer encodes ({"__float__": "Infinity"})
+            return transformers.CONFIG_MAPPING[model_type].from_json_file(path)
     except ValueError as error:
-        if model_type not in transformers.CONFIG_MAPPING:
-            raise ModelLoadError(
-                f"{path}: unknown model_type {model_type!r}",
-                f"transformers {transformers.__version__} does not know it; upgrade transformers or fix the config",
-            ) from error
         raise ModelLoadError(f"{path}: malformed config: {short_error(error)}") from error
     except Exception as error:
         raise ModelLoadError(f"{path}: malformed config: {short_error(error)}") from error
@@ -140,26 +149,63 @@ def build_model(config, device: str, source: str):
 
     transformers = _transformers()
     cls = _model_class(transformers, config)
-    notes: list[str] = []
+    config = copy.deepcopy(config)
+    notes: list[str] = [f"counted with {', '.join(turned_off)} off: random layer skipping and time masking in "
+                        "training mode would make each count differ; every layer and time step is counted once"
+                        for turned_off in [_training_randomness_off(config)] if turned_off]
     try:
         with _quiet(transformers), torch.device(device):
             model = None
+            # each attempt gets its own copy: a failed one has already set the attention on some sub-configs
+            # (DETR's ResNet backbone refuses sdpa after the DETR part took it)
             if getattr(cls, "_supports_sdpa", False):
                 try:
-                    model = cls._from_config(config, attn_implementation="sdpa")
+                    model = cls._from_config(copy.deepcopy(config), attn_implementation="sdpa")
                 except ValueError as error:
                     if "sdpa" not in str(error).lower() and "scaled_dot_product" not in str(error):
                         raise
             if model is None:
-                model = cls._from_config(config)
-                implementation = getattr(model.config, "_attn_implementation", None) or "eager"
-                notes.append(f"{cls.__name__} does not support sdpa attention: built with its default "
-                             f"({implementation}), " + ("so its attention products are counted as matmul"
-                                                        if _has_attention(model) else "and it has no attention layer"))
+                model = cls._from_config(copy.deepcopy(config))
+                notes.append(_default_attention_note(cls.__name__, model))
         _move_strays(model, device)
     except Exception as error:
         raise ModelBuildError(f"{source}: building the model failed: {short_error(error)}") from error
     return model, notes
+
+
+def _training_randomness_off(config, prefix: str = "") -> list[str]:
+    """The config and its sub-configs with the training-time randomness that changes which work runs turned off:
+    LayerDrop (`layerdrop`, `encoder_layerdrop`, ...: skip random whole layers) to 0, SpecAugment
+    (`apply_spec_augment`: overwrite random time steps, as many as drawn) off. `name=value` of each that was on."""
+    turned_off = []
+    for name, value in list(vars(config).items()):
+        if hasattr(value, "to_dict") and hasattr(value, "model_type"):  # a sub-config
+            turned_off += _training_randomness_off(value, f"{prefix}{name}.")
+        elif name.endswith("layerdrop") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value:
+                turned_off.append(f"{prefix}{name}={value:g}")
+            setattr(config, name, 0.0)
+        elif name == "apply_spec_augment" and value is True:
+            turned_off.append(f"{prefix}{name}=true")
+            setattr(config, name, False)
+    return turned_off
+
+
+def _default_attention_note(name: str, model) -> str:
+    """What a model built with its default attention counts its attention as: a part that refused sdpa
+    (DETR's ResNet backbone) leaves the rest on sdpa, counted as attention."""
+    implementation = getattr(model.config, "_attn_implementation", None) or "eager"
+    if implementation != "sdpa":
+        return (f"{name} does not support sdpa attention: built with its default ({implementation}), "
+                + ("so its attention products are counted as matmul" if _has_attention(model)
+                   else "and it has no attention layer"))
+    refused = sorted({type(m).__name__ for m in model.modules()
+                      if getattr(getattr(m, "config", None), "_attn_implementation", "sdpa") not in ("sdpa", None)})
+    with_attention = [part for part in refused
+                      if any(type(m).__name__ == part and _has_attention(m) for m in model.modules())]
+    return (f"{name}: {', '.join(refused) or 'a part'} does not support sdpa attention and was built with its "
+            "default; the rest uses sdpa, counted as attention" + (
+                f" ({', '.join(with_attention)}: attention products counted as matmul)" if with_attention else ""))
 
 
 def _has_attention(model) -> bool:
@@ -188,11 +234,46 @@ def _move_strays(model, device: str) -> None:
                 table[name] = moved[id(tensor)]
 
 
+def declared_layers(values: Any) -> int:
+    """The layers a config (its `to_dict()`) declares, sub-configs included: per config the largest layer count
+    it states (`num_hidden_layers`, `n_layer`, ...), or its encoder's and decoder's together when larger."""
+    if not isinstance(values, dict):
+        return 0
+    counts = {key: value for key, value in values.items()
+              if isinstance(value, int) and not isinstance(value, bool) and re.fullmatch(r"(num_|n_)?\w*layers?", key)
+              and ("layer" in key) and not key.endswith(("_per_layer", "_layer_idx"))}
+    stacked = counts.get("encoder_layers", 0) + counts.get("decoder_layers", 0)
+    own = max([stacked, *counts.values()], default=0)
+    return own + sum(declared_layers(value) for value in values.values() if isinstance(value, dict))
+
+
+def check_layer_budget(config, max_layers: int, source: str) -> None:
+    """Refuse, before building, a config declaring more than `max_layers` layers: every layer is built and its
+    ops run one by one, so the time grows with the layers (spec.DEFAULT_MAX_LAYERS is minutes) and a million
+    layers would run until killed."""
+    layers = declared_layers(config.to_dict())
+    if layers > max_layers:
+        raise ModelLoadError(
+            f"{source} declares {layers:,} layers, more than max_layers {max_layers:,}: counting builds and runs "
+            f"each one (about {_duration(layers * SECONDS_PER_LAYER)} of CPU)",
+            "raise max_layers to count it all the same, or count a copy with fewer layers (FLOPs scale per layer)",
+            field="max_layers",
+        )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else (f"{seconds / 60:,.0f} minutes" if seconds < 7200
+                                                    else f"{seconds / 3600:,.0f} hours")
+
+
 def load_hf_config(path: Path, *, device: str, seq_len: int | None, source: str,
-                   decoder_seq_len: int | None = None, given: AbstractSet[str] | None = frozenset()):
+                   decoder_seq_len: int | None = None, given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset(),
+                   max_layers: int = DEFAULT_MAX_LAYERS):
     """LoadedModel for a config.json: the architecture, and as example inputs a dict of the inputs it needs
-    (`default_inputs`) except those `given` by name (`given=None`: all are given, positionally)."""
+    (`default_inputs`) except those `given` by name (`given=None`: all are given, positionally). A config with
+    more than `max_layers` layers is refused before it is built."""
     config = read_config(path)
+    check_layer_budget(config, max_layers, source)
     model, notes = build_model(config, device, source)
     example, input_notes, example_notes = default_inputs(
         model, config, device=device, seq_len=seq_len, decoder_seq_len=decoder_seq_len, given=given,
@@ -201,7 +282,7 @@ def load_hf_config(path: Path, *, device: str, seq_len: int | None, source: str,
 
 
 def default_inputs(model, config, *, device: str, seq_len: int | None = None, decoder_seq_len: int | None = None,
-                   given: AbstractSet[str] | None = frozenset()) -> tuple[dict, dict[str, str], tuple[str, ...]]:
+                   given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset()) -> tuple[dict, dict[str, str], tuple[str, ...]]:
     """The inputs a model built from `config` is called with when no --input names them, batch size 1:
 
     - its main input (`model.main_input_name`): token ids `1 x seq_len` (int64 zeros; seq_len defaults to
@@ -216,8 +297,9 @@ def default_inputs(model, config, *, device: str, seq_len: int | None = None, de
       the decoder's max positions when the encoder does not take tokens, at most 2048).
 
     Returns the tensors by name, a note per default input (shown while it is used) and notes on inputs left
-    out. Inputs in `given` are not made (`given=None`: positional --inputs replace them all)."""
-    wanted, left_out = _wanted_inputs(model, config)
+    out. Inputs in `given` (names, or names and shapes) are not made (`given=None`: positional --inputs replace
+    them all); a given `pixel_values` shape puts its image tokens at the start of the default token ids."""
+    wanted, left_out = _wanted_inputs(model, config, given)
     cls = type(model).__name__
     if seq_len is not None and not {"input_ids", "input_values"} & set(wanted):
         raise InputSpecError(
@@ -238,23 +320,113 @@ def default_inputs(model, config, *, device: str, seq_len: int | None = None, de
         inputs[name] = _zeros(shape, dtype, device)
         if note:
             notes[name] = f"no --input {name}=: {'x'.join(map(str, shape))} {dtype} ({note})"
+    pixels = given.get("pixel_values") if isinstance(given, Mapping) else None
+    if pixels is not None and "input_ids" in inputs and _image_token_id(config) is not None:
+        notes["input_ids"] = _place_image_tokens(model, config, inputs, tuple(pixels), given, device)
     return inputs, notes, tuple(left_out)
 
 
-def _wanted_inputs(model, config) -> tuple[list[str], list[str]]:
-    main = getattr(model, "main_input_name", None) or "input_ids"
+def _image_token_id(config) -> int | None:
+    """The token id a vision-language model splices image features in at, if it is one."""
+    return next((value for value in (getattr(config, key, None) for key in _IMAGE_TOKEN_KEYS)
+                 if isinstance(value, int) and not isinstance(value, bool)), None)
+
+
+def _place_image_tokens(model, config, inputs: dict, pixel_shape: tuple[int, ...], given, device: str) -> str:
+    """The default token ids (and the inputs that go with them) for a --input pixel_values=SHAPE: the first
+    tokens are the image tokens, as many as the images' features, the rest text (id 0). Qwen2-VL-style
+    pixel values (flattened patches [patches, features]) get the image grid `1 x sqrt-ish x sqrt-ish` of
+    those patches, and the token types that mark the image tokens. Returns the note on the token ids."""
+    import torch
+
+    parameters = _forward_parameters(model)
+    image_token, ids = _image_token_id(config), inputs["input_ids"]
+    if "image_grid_thw" in parameters and "image_grid_thw" not in given:
+        merge = getattr(getattr(config, "vision_config", None), "spatial_merge_size", None) or 1
+        grid = _patch_grid(pixel_shape, merge, type(model).__name__)
+        inputs["image_grid_thw"] = torch.tensor([grid], dtype=torch.int64, device=device)
+        features, how = math.prod(grid) // merge**2, (f"image grid {'x'.join(map(str, grid))} of "
+                                                        f"{pixel_shape[0]} patches, merged {merge}x{merge}")
+    else:
+        # a pure function of the config and the shape: the CPU retry after a failed meta count reuses it rather
+        # than run the vision tower on real zeros
+        key = (config.to_json_string(), pixel_shape)
+        if key not in _IMAGE_FEATURES:
+            _IMAGE_FEATURES[key] = _image_features(model, config, pixel_shape, device)
+        features, how = _IMAGE_FEATURES[key], "the vision tower's features"
+    if features > ids.shape[1]:
+        raise InputSpecError(
+            f"the images of pixel_values={'x'.join(map(str, pixel_shape))} take {features} image tokens, more than "
+            f"the {ids.shape[1]} token ids", f"give --seq-len {features} or more, or smaller images")
+    values = torch.zeros(ids.shape, dtype=ids.dtype)  # set on the CPU: a meta tensor holds no values
+    values[0, :features] = image_token
+    inputs["input_ids"] = values.to(device)
+    if "mm_token_type_ids" in parameters and "mm_token_type_ids" not in given:
+        inputs["mm_token_type_ids"] = (inputs["input_ids"] == image_token).to(torch.int64)
+    return (f"no --input input_ids=: {'x'.join(map(str, ids.shape))} int64, the first {features} image tokens "
+            f"(id {image_token}: {how}), then text; set --seq-len to change")
+
+
+def _forward_parameters(model):
     try:
-        parameters = inspect.signature(model.forward).parameters
+        return inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
-        parameters = {}
+        return {}
+
+
+def _patch_grid(pixel_shape: tuple[int, ...], merge: int, cls: str) -> tuple[int, int, int]:
+    """(frames 1, height, width) in patches for `patches` flattened patches: the squarest split whose sides
+    the spatial merge divides."""
+    patches = pixel_shape[0] if len(pixel_shape) == 2 else 0
+    sides = [(h, patches // h) for h in range(1, math.isqrt(patches) + 1)
+             if patches % h == 0 and h % merge == 0 and (patches // h) % merge == 0]
+    if not sides:
+        raise InputSpecError(
+            f"{cls} takes pixel_values as flattened patches [patches, features], with patches = height x width "
+            f"in patches, each a multiple of {merge}; got {'x'.join(map(str, pixel_shape))}",
+            f"give e.g. --input pixel_values={(4 * merge) ** 2}xFEATURES (a {4 * merge}x{4 * merge}-patch image)")
+    return (1, *sides[-1])
+
+
+_IMAGE_FEATURES: dict[tuple[str, tuple[int, ...]], int] = {}
+
+
+def _image_features(model, config, pixel_shape: tuple[int, ...], device: str) -> int:
+    """How many token positions the images of `pixel_shape` fill: the vision tower run on zeros (on meta: no
+    arithmetic), its features' elements over the language model's width."""
+    import torch
+
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    width = getattr(text, "hidden_size", None)
+    extract = getattr(model, "get_image_features", None)
+    try:
+        with torch.no_grad():
+            output = extract(pixel_values=torch.zeros(pixel_shape, device=device))
+    except Exception as error:
+        raise InputSpecError(
+            f"{type(model).__name__} could not take pixel_values={'x'.join(map(str, pixel_shape))}: "
+            f"{short_error(error)}", "give pixel_values as its image processor makes them") from error
+    output = getattr(output, "pooler_output", output)
+    tensors = [output] if isinstance(output, torch.Tensor) else [t for t in output if isinstance(t, torch.Tensor)]
+    if not isinstance(width, int) or not tensors:
+        raise InputSpecError(f"cannot tell how many image tokens {type(model).__name__}'s images take",
+                             "give --input input_ids=... with the image tokens in place yourself")
+    return sum(t.numel() for t in tensors) // width
+
+
+def _wanted_inputs(model, config, given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset()) -> tuple[list[str], list[str]]:
+    main = getattr(model, "main_input_name", None) or "input_ids"
+    parameters = _forward_parameters(model)
     wanted, left_out = [main], []
     for name, sub_config in _MODALITY_INPUTS:
         if name == main or name not in parameters or getattr(config, sub_config, None) is None:
             continue
-        if name == "pixel_values" and any(getattr(config, key, None) is not None for key in _IMAGE_TOKEN_KEYS):
+        if name == "pixel_values" and _image_token_id(config) is not None:
+            if given is None or name in given:  # given: its image tokens go into the default token ids
+                continue
             left_out.append(f"pixel_values not given: {type(model).__name__} splices image features into the token "
                             "sequence at image-token positions, which default token ids hold none of; the count "
-                            "covers its language model on text tokens")
+                            "covers its language model on text tokens (give --input pixel_values=SHAPE to add images)")
             continue
         wanted.append(name)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in parameters:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputSpecError
-from ..spec import CallArgs, InputSpec, ModelSpec
+from ..spec import CallArgs, InputSpec, ModelSpec, map_tensors
 
 
 def make_inputs(spec: ModelSpec, example_inputs: Any, *, device: str) -> Any:
@@ -47,6 +47,33 @@ def make_inputs(spec: ModelSpec, example_inputs: Any, *, device: str) -> Any:
     return call.kwargs if not call.args else call
 
 
+def check_input_names(spec: ModelSpec, module: Any, kind: str) -> None:
+    """Refuse a named input the model's forward does not take (it would be passed and ignored, or fail deep
+    inside), naming the arguments it does take. A forward taking `**kwargs` takes any name, except a Hugging
+    Face model's: those are for attention internals, never an input."""
+    import inspect
+
+    names = [p.name for p in spec.input_specs if p.name is not None]
+    forward = getattr(module, "forward", None)
+    if not names or forward is None:
+        return
+    try:
+        parameters = inspect.signature(forward).parameters
+    except (TypeError, ValueError):  # a compiled or C forward without a Python signature: it will tell
+        return
+    if kind != "huggingface" and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    taken = [name for name, p in parameters.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    unknown = [name for name in names if name not in taken]
+    if unknown:
+        raise InputSpecError(
+            f"inputs {unknown[0]}= is not an argument of {type(module).__name__}.forward",
+            f"it takes {', '.join(taken)}" if taken else "its forward takes no named arguments: give the shape alone",
+            field="inputs",
+        )
+
+
 def example_inputs_kept(spec: ModelSpec, example_inputs: Any) -> set[str | None]:
     """Which of the source's example inputs a count with these `--input`s still uses: their keyword names, and
     None for the positional ones (so notes about a default input are shown only while it is in use)."""
@@ -70,30 +97,9 @@ def _tensor(spec: InputSpec, device: str):
 
 
 def _to_device(obj: Any, device):
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return obj if obj.device == device else obj.to(device)
-    if isinstance(obj, CallArgs):
-        return CallArgs(_to_device(obj.args, device), _to_device(obj.kwargs, device))
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
+    return map_tensors(lambda tensor: tensor if tensor.device == device else tensor.to(device), obj)
 
 
 def _rebatch(obj: Any, batch_size: int):
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        if obj.dim() == 0:
-            return obj
-        return obj[:1].expand(batch_size, *obj.shape[1:]).clone()
-    if isinstance(obj, CallArgs):
-        return CallArgs(_rebatch(obj.args, batch_size), _rebatch(obj.kwargs, batch_size))
-    if isinstance(obj, dict):
-        return {k: _rebatch(v, batch_size) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_rebatch(v, batch_size) for v in obj)
-    return obj
+    return map_tensors(lambda tensor: tensor if tensor.dim() == 0
+                       else tensor[:1].expand(batch_size, *tensor.shape[1:]).clone(), obj)

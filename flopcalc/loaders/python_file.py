@@ -48,6 +48,25 @@ def _call_accepting(fn, kwargs: Mapping[str, Any]):
     return fn(**{k: v for k, v in kwargs.items() if k in parameters})
 
 
+def _check_kwargs(factory: Any, attribute: str, kwargs: Mapping[str, Any], source: str) -> None:
+    """Refuse keyword arguments the factory's signature does not take: a `kwargs` problem. A TypeError raised
+    inside the factory is the model's own and is not reported as one."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: its call will tell
+        return
+    try:
+        signature.bind(**kwargs)
+    except TypeError as error:
+        taken = [name for name, p in signature.parameters.items()
+                 if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+        raise ModelLoadError(
+            f"{source}: kwargs do not fit {attribute}(): {error}",
+            f"{attribute}() takes {', '.join(taken)}" if taken else f"{attribute}() takes no keyword arguments",
+            field="kwargs",
+        ) from None
+
+
 def load_python_model(file: str, attribute: str | None, *, kwargs: Mapping[str, Any], device: str, source: str):
     import torch
 
@@ -65,12 +84,11 @@ def load_python_model(file: str, attribute: str | None, *, kwargs: Mapping[str, 
     factory = getattr(module, attribute, None)
     if factory is None or not callable(factory):
         raise ModelLoadError(f"{file} has no callable {attribute!r}", f"callables there: {_candidates(module)}")
+    _check_kwargs(factory, attribute, kwargs, source)
     try:
         with torch.device(device):
             built = factory(**kwargs)
-    except TypeError as error:
-        raise ModelLoadError(f"{source}: calling {attribute}() failed: {short_error(error)}", "check --kwargs") from error
-    except (Exception, SystemExit) as error:
+    except (Exception, SystemExit) as error:  # the user's factory: whatever it raises, a TypeError too, is its own
         raise ModelBuildError(f"{source}: {attribute}() raised {short_error(error)}") from error
     if not isinstance(built, torch.nn.Module):
         raise ModelLoadError(

@@ -14,18 +14,19 @@ import copy
 import time
 import warnings
 from collections import deque
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
+from torch.utils._pytree import tree_structure
 
 from ..api import count, count_spec
-from ..counting.report import CountReport
-from ..errors import FlopcalcError, UsageError, short_error
-from ..spec import ModelSpec
-from ..units import format_si
+from ..counting.report import CountReport, unsupported_ops_note
+from ..errors import ArgumentTypeError, FlopcalcError, UsageError, check_number, short_error
+from ..spec import ModelSpec, map_tensors, tensors_in
 from .peaks import PEAK_KINDS, Peak, resolve_peaks
+from .reading import MeterReading
 
 StepFunction = Callable[[nn.Module, Any], Any]
 
@@ -76,38 +77,17 @@ def meta_copy(model: nn.Module, *, detach: Sequence[Any] = ()) -> nn.Module:
 
 
 def on_device(batch: Any, device: str | torch.device) -> Any:
-    """The batch with every tensor moved to `device` (dicts, lists, tuples and mappings kept as such)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {key: on_device(value, device) for key, value in batch.items()}
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(on_device(value, device) for value in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(on_device(value, device) for value in batch)
-    return batch
+    """The batch with every tensor moved to `device`, its nesting kept (spec.map_tensors)."""
+    return map_tensors(lambda tensor: tensor.to(device), batch)
 
 
 def _first_tensor(batch: Any) -> torch.Tensor | None:
-    if isinstance(batch, torch.Tensor):
-        return batch
-    values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
-    for value in values:
-        found = _first_tensor(value)
-        if found is not None:
-            return found
-    return None
+    return next(iter(tensors_in(batch)), None)
 
 
 def batch_shape_key(batch: Any) -> tuple:
-    """The shapes of a batch's tensors, in order: a batch with the same key costs the same FLOPs."""
-    if isinstance(batch, torch.Tensor):
-        return (tuple(batch.shape), batch.dtype)
-    if isinstance(batch, Mapping):
-        return tuple((key, batch_shape_key(value)) for key, value in batch.items())
-    if isinstance(batch, (list, tuple)):
-        return tuple(batch_shape_key(value) for value in batch)
-    return ()
+    """The nesting and the shapes of a batch's tensors, in order: a batch with the same key costs the same FLOPs."""
+    return (str(tree_structure(batch)),) + tuple((tuple(t.shape), t.dtype) for t in tensors_in(batch))
 
 
 def batch_size_and_tokens(batch: Any) -> tuple[int | None, int | None]:
@@ -148,127 +128,6 @@ def _count(model: nn.Module, batch: Any, step: StepFunction | None) -> CountRepo
     return count(model, batch)
 
 
-# --------------------------------------------------------------------------------------------- readings
-
-
-@dataclass(frozen=True)
-class MeterReading:
-    """Throughput over a window of steps, and the utilisation it makes of each known peak.
-
-    `model_flops` are the counted forward + backward FLOPs of the window's steps (MFU's numerator);
-    `hardware_flops` add what activation checkpointing re-ran (HFU's). `peaks` are per device for a rank's
-    reading and summed over the ranks for the fleet's (`scope`).
-    """
-
-    steps: int
-    seconds: float
-    samples: float
-    tokens: float | None
-    model_flops: float
-    hardware_flops: float
-    peaks: tuple[Peak, ...] = ()
-    scope: str = "rank"  # "rank" or "fleet"
-    world_size: int = 1
-    notes: tuple[str, ...] = field(default=())
-
-    def _rate(self, amount: float | None) -> float | None:
-        return amount / self.seconds if amount is not None and self.seconds > 0 else None
-
-    @property
-    def steps_per_second(self) -> float | None:
-        return self._rate(self.steps)
-
-    @property
-    def samples_per_second(self) -> float | None:
-        return self._rate(self.samples)
-
-    @property
-    def tokens_per_second(self) -> float | None:
-        return self._rate(self.tokens)
-
-    @property
-    def achieved_flops(self) -> float | None:
-        """Model FLOP/s: counted FLOPs of the window's steps / the window's wall time."""
-        return self._rate(self.model_flops)
-
-    @property
-    def hardware_flops_per_second(self) -> float | None:
-        return self._rate(self.hardware_flops)
-
-    @property
-    def recomputing(self) -> bool:
-        return self.hardware_flops > self.model_flops
-
-    def peak(self, kind: str | None = None) -> Peak | None:
-        """The peak of `kind` (given | datasheet | measured), or the first one known."""
-        return next((p for p in self.peaks if kind is None or p.kind == kind), None)
-
-    def mfu(self, kind: str | None = None) -> float | None:
-        """Model FLOPs utilisation: achieved model FLOP/s / the peak of `kind` (default: the first known)."""
-        peak, achieved = self.peak(kind), self.achieved_flops
-        return achieved / peak.flops if peak is not None and achieved is not None else None
-
-    def hfu(self, kind: str | None = None) -> float | None:
-        """Hardware FLOPs utilisation (recomputation included); None when nothing is recomputed."""
-        peak, achieved = self.peak(kind), self.hardware_flops_per_second
-        if not self.recomputing or peak is None or achieved is None:
-            return None
-        return achieved / peak.flops
-
-    def metrics(self, prefix: str = "") -> dict[str, float]:
-        """Flat numbers for a logger: steps_per_second, samples_per_second, tokens_per_second, tflops, mfu (against
-        the first peak), mfu_<kind> per peak, and hfu, hfu_<kind> when activation checkpointing re-runs work."""
-        values: dict[str, float | None] = {
-            "steps_per_second": self.steps_per_second,
-            "samples_per_second": self.samples_per_second,
-            "tokens_per_second": self.tokens_per_second,
-            "tflops": None if self.achieved_flops is None else self.achieved_flops / 1e12,
-            "mfu": self.mfu(),
-        }
-        for peak in self.peaks:
-            values[f"mfu_{peak.kind}"] = self.mfu(peak.kind)
-        if self.recomputing:
-            values["hardware_tflops"] = None if self.seconds <= 0 else self.hardware_flops / self.seconds / 1e12
-            values["hfu"] = self.hfu()
-            for peak in self.peaks:
-                values[f"hfu_{peak.kind}"] = self.hfu(peak.kind)
-        return {prefix + key: float(value) for key, value in values.items() if value is not None}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every figure with the peak it divides by (docs/mfu.md)."""
-        return {
-            "scope": self.scope,
-            "world_size": self.world_size,
-            "steps": self.steps,
-            "seconds": self.seconds,
-            "samples": self.samples,
-            "tokens": self.tokens,
-            "model_flops": self.model_flops,
-            "hardware_flops": self.hardware_flops,
-            "steps_per_second": self.steps_per_second,
-            "samples_per_second": self.samples_per_second,
-            "tokens_per_second": self.tokens_per_second,
-            "achieved_flops": self.achieved_flops,
-            "mfu": [{"value": self.mfu(p.kind), **p.to_dict()} for p in self.peaks],
-            "hfu": [{"value": self.hfu(p.kind), **p.to_dict()} for p in self.peaks] if self.recomputing else [],
-            "notes": list(self.notes),
-        }
-
-    def __str__(self) -> str:
-        if self.steps == 0 or self.seconds <= 0:
-            return "no timed steps yet"
-        parts = [f"{self.steps_per_second:.3g} steps/s", f"{format_si(self.samples_per_second)} samples/s"]
-        if self.tokens_per_second is not None:
-            parts.append(f"{format_si(self.tokens_per_second)} tokens/s")
-        parts.append(f"{format_si(self.achieved_flops, 'FLOP/s')} model")
-        text = ", ".join(parts)
-        for peak in self.peaks:
-            text += f"; MFU {self.mfu(peak.kind):.1%} of {peak.label}"
-            if self.recomputing:
-                text += f" (HFU {self.hfu(peak.kind):.1%})"
-        return text
-
-
 # --------------------------------------------------------------------------------------------- the meter
 
 
@@ -292,9 +151,10 @@ class ThroughputMeter:
             if step % 50 == 0:
                 print(meter.reading())
 
-    Build it from `model` and one `example` batch (what the model is called with: a tuple of positional
-    arguments, a dict of keyword arguments, or one tensor; `step=` gives a different training step such as
-    `lambda model, batch: model(**batch).loss`), from a `spec` (ModelSpec), or from a `report` already counted.
+    Build it with `from_model(model, example)` (the example batch is what the model is called with: a tuple of
+    positional arguments, a dict of keyword arguments, or one tensor; `step=` gives a different training step
+    such as `lambda model, batch: model(**batch).loss`), `from_spec(spec)` (a ModelSpec) or `from_report(report)`
+    (a count you already have); `ThroughputMeter(model, example)` / `(spec=...)` / `(report=...)` is the same.
     Peaks: `peak_flops` (FLOP/s, given), the datasheet dense peak of `device_name` (default: the CUDA device the
     model is on) at `precision` (default: its fastest 16-bit one), and the measured peak of a `calibration` file
     (`flopcalc bench --save`; "auto" for the default file). `window` steps make the rolling figures; `sync=True`
@@ -326,8 +186,9 @@ class ThroughputMeter:
                              f"got {', '.join(given) or 'none'}")
         if model is not None and example is None:
             raise UsageError("ThroughputMeter(model) needs an example batch: what the model is called with")
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise UsageError(f"window must be a whole number of steps >= 1, got {window!r}")
+        check_number(window, "window", whole=True, minimum=1, above=False)
+        check_number(peak_flops, "peak_flops", optional=True)
+        check_number(tokens_per_sample, "tokens_per_sample", whole=True, minimum=1, above=False, optional=True)
         self._model = model
         self._step_fn = step
         self._detach = tuple(detach)
@@ -340,9 +201,9 @@ class ThroughputMeter:
         self.report = report
         if not report.backward_counted:
             notes.append("the backward pass was not counted: model FLOPs are the forward only")
-        if report.unsupported_ops:
-            notes.append(f"ops without a FLOP formula are not in the FLOPs (MFU is a lower bound): "
-                         f"{', '.join(sorted(report.unsupported_ops))}")
+        unsupported = unsupported_ops_note(report.unsupported_ops, "MFU is a lower bound")
+        if unsupported:
+            notes.append(unsupported)
         samples, tokens = (batch_size_and_tokens(example) if example is not None
                            else (report.batch_size, _report_tokens(report)))
         samples = samples or report.batch_size
@@ -366,6 +227,30 @@ class ThroughputMeter:
         self._tokens_known = True
         self._started: float | None = None
 
+    # -- the three ways in ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_model(cls, model: nn.Module, example: Any, **options: Any) -> "ThroughputMeter":
+        """Count one training step of `model` on the `example` batch (on a meta copy) and meter it."""
+        if model is None or example is None:
+            raise UsageError("from_model needs a model and an example batch: what the model is called with",
+                             field="example")
+        return cls(model, example, **options)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **options: Any) -> "ThroughputMeter":
+        """Count a model source (a ModelSpec, through the one load pipeline) and meter it."""
+        if not isinstance(spec, ModelSpec):
+            raise ArgumentTypeError(f"spec must be a ModelSpec, got {type(spec).__name__}", field="spec")
+        return cls(spec=spec, **options)
+
+    @classmethod
+    def from_report(cls, report: CountReport, **options: Any) -> "ThroughputMeter":
+        """Meter a step whose count you already have (`flopcalc.count(...)`)."""
+        if not isinstance(report, CountReport):
+            raise ArgumentTypeError(f"report must be a CountReport, got {type(report).__name__}", field="report")
+        return cls(report=report, **options)
+
     # -- the loop ---------------------------------------------------------------------------------------
 
     @property
@@ -386,6 +271,8 @@ class ThroughputMeter:
           said once in the notes);
         - `batch=`: the batch itself; a shape not seen before is counted on meta (once per shape) and exact.
         """
+        check_number(batch_size, "batch_size", optional=True)
+        check_number(tokens, "tokens", minimum=0, above=False, optional=True)
         now = self._now()
         if not self._marks:
             self._mark(now)

@@ -21,13 +21,15 @@ class LayoutFigures:
     """What the search ranks a layout by, before it becomes a Plan."""
 
     memory: MemoryPerGpu
-    step: StepTime
+    step: StepTime | None  # None without FLOPs per example (--params without --seq-len)
     training: RunTotals | None
 
 
 def layout_figures(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision, optimizer: str,
              run: RunSize | None) -> LayoutFigures:
     memory = layout_memory(model, layout, precision, optimizer)
+    if not model.flops_known:
+        return LayoutFigures(memory, None, None)
     shape, _ = prediction_shape(model, fleet, precision)
     if shape is not None:
         step = predicted_step_time(model, layout, fleet, shape)
@@ -51,4 +53,4 @@ def evaluate(model: PlanModel, layout: Layout, fleet: Fleet, *, precision: str =
         given += (f"global batch = dp x micro-batch = {layout.batch} (no --global-batch): one micro-batch per replica "
                   "per step",)
     return Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training, given,
-                layout_notes(model, layout), fleet.throughput.gpu)
+                layout_notes(model, layout), fleet.throughput.gpu, fleet.memory_reserve_bytes)

@@ -1,21 +1,19 @@
 """The step-time model: a device profile's size-dependent rates applied to each kernel, collective and pipeline
-slot of a training step. A library: it never prints (docs/validation.md)."""
+slot of a training step. A library: it never prints (docs/validation.md). The profile types live in
+`flopcalc.device` (with every other figure of a device) and are re-exported here."""
 
 from __future__ import annotations
 
+from ..device import Curve, DeviceProfile, Network, Rate, default_profiles_text, device_profile, load_profiles
 from .comm import collective_s, ring_steps, traffic_factor
-from .curve import Curve
 from .datasheet import REFERENCE_DEVICE, datasheet_profile
 from .layer import LayerWork, Op, TransformerShape, embedding_work, head_work, layer_work
-from .profile import (DeviceProfile, Network, Rate, default_profiles_text, device_profile, is_profile_file,
-                      load_profiles, profile_file_of, profile_for, profiled_device, with_bus_bandwidth)
 from .schedule import bubble_fraction, pipeline_slots, stage_layers
 from .step import OVERLAP_RULES, StageTime, StepPrediction, TrainingLayout, op_s, ops_s, predict_step
 
 __all__ = [
     "Curve", "DeviceProfile", "LayerWork", "Network", "OVERLAP_RULES", "Op", "REFERENCE_DEVICE", "Rate", "StageTime",
-    "StepPrediction",
-    "TrainingLayout", "TransformerShape", "bubble_fraction", "collective_s", "datasheet_profile", "default_profiles_text",
-    "device_profile", "embedding_work", "head_work", "is_profile_file", "layer_work", "load_profiles", "op_s", "ops_s", "pipeline_slots",
-    "predict_step", "profile_file_of", "profile_for", "profiled_device", "ring_steps", "stage_layers", "traffic_factor", "with_bus_bandwidth",
+    "StepPrediction", "TrainingLayout", "TransformerShape", "bubble_fraction", "collective_s", "datasheet_profile",
+    "default_profiles_text", "device_profile", "embedding_work", "head_work", "layer_work", "load_profiles", "op_s",
+    "ops_s", "pipeline_slots", "predict_step", "ring_steps", "stage_layers", "traffic_factor",
 ]

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..catalog import GpuSpec
-from .curve import Curve
-from .profile import GB, DeviceProfile, Network, Rate, load_profiles
+from ..device import GB, Curve, Device, DeviceProfile, Network, Rate, load_profiles
 
 REFERENCE_DEVICE = "A100-SXM4-80GB"  # the shipped profile that `flopcalc validate` checks against measured runs
-DATASHEET_INTER_NODE_GBPS = 25.0  # one 200 Gb/s InfiniBand HDR NIC per GPU, plan's assumed inter-node link
 
 
 def _borrowed(curve: Curve, gpu: str) -> Curve:
@@ -23,40 +20,39 @@ def _rate(reference: Rate, peak: float, peak_source: str, gpu: str) -> Rate:
     return Rate(peak, peak_source, _borrowed(reference.efficiency, gpu), reference.size_unit)
 
 
-def datasheet_profile(gpu: GpuSpec, precision: str, *, gpus_per_node: int = 8) -> tuple[DeviceProfile | None, str]:
-    """The profile of `gpu` from its catalogue entry, and one line saying how it was built (or why it could not
-    be: no peak for `precision`, or no memory bandwidth in the catalogue)."""
-    if precision not in gpu.peak_tflops:
-        return None, f"the catalogue has no {precision} peak for {gpu.id}"
-    if not gpu.memory_bandwidth_gbps:
-        return None, f"the catalogue has no memory bandwidth for {gpu.id}"
+def datasheet_profile(device: Device, *, gpus_per_node: int = 8) -> tuple[DeviceProfile | None, str]:
+    """The profile of `device` at its precision from the figures `flopcalc.device` resolved (datasheet peak,
+    memory bandwidth and links), and one line saying how it was built (or why it could not be: no memory
+    bandwidth known)."""
+    precision = device.precision
+    if device.memory_bandwidth is None:
+        return None, f"the catalogue has no memory bandwidth for {device.id}"
     reference = load_profiles(precision="fp16")[REFERENCE_DEVICE]
-    peak = gpu.peak_tflops[precision] * 1e12
+    peak = device.peak.value
     # datasheets rarely give the 16-bit non-tensor rate elementwise kernels run at: the reference's ratio to the
     # tensor-core peak (78/312 on the A100) stands in for it
     ratio = reference.vector.peak / reference.matmul.peak
-    vector_peak = peak * ratio
-    vector_source = f"catalogue, {gpu.id}: dense {precision} peak x {REFERENCE_DEVICE}'s vector/matmul ratio {ratio:.3g}"
+    vector_source = f"{device.peak.source}, {device.id} x {REFERENCE_DEVICE}'s vector/matmul ratio {ratio:.3g}"
     networks = {}
-    if gpu.intra_node_link is not None:
-        link, intra = gpu.intra_node_link, reference.network("intra_node")
+    if device.intra_node is not None:
+        intra = reference.network("intra_node")
         networks["intra_node"] = Network(
-            "intra_node", gpus_per_node, link.per_direction_gbps * GB, intra.latency_s,
-            f"catalogue, {gpu.id}: {link.describe()}; efficiency and latency borrowed from the {REFERENCE_DEVICE} "
-            "profile", {name: _borrowed(curve, gpu.id) for name, curve in intra.bus_efficiency.items()})
+            "intra_node", gpus_per_node, device.intra_node.value * GB, intra.latency_s,
+            f"{device.intra_node.source}; efficiency and latency borrowed from the {REFERENCE_DEVICE} profile",
+            {name: _borrowed(curve, device.id) for name, curve in intra.bus_efficiency.items()})
     inter = reference.network("inter_node")
     networks["inter_node"] = replace(
-        inter, bandwidth=DATASHEET_INTER_NODE_GBPS * GB,
-        source="assumed: one 200 Gb/s InfiniBand HDR NIC per GPU; efficiency and latency borrowed from the "
-               f"{REFERENCE_DEVICE} profile",
-        bus_efficiency={name: _borrowed(curve, gpu.id) for name, curve in inter.bus_efficiency.items()})
+        inter, bandwidth=device.inter_node.value * GB,
+        source=f"{device.inter_node.source}; efficiency and latency borrowed from the {REFERENCE_DEVICE} profile",
+        bus_efficiency={name: _borrowed(curve, device.id) for name, curve in inter.bus_efficiency.items()})
     profile = DeviceProfile(
-        gpu.id, f"{gpu.id} from its datasheet, at the {REFERENCE_DEVICE} profile's efficiencies",
-        _rate(reference.matmul, peak, f"catalogue, {gpu.id}: dense {precision} peak", gpu.id),
-        _rate(reference.vector, vector_peak, vector_source, gpu.id),
-        _rate(reference.memory, gpu.memory_bandwidth_gbps * GB, f"catalogue, {gpu.id}: memory bandwidth", gpu.id),
+        device.id, f"{device.id} from its datasheet, at the {REFERENCE_DEVICE} profile's efficiencies",
+        _rate(reference.matmul, peak, f"{device.peak.source}, {device.id}", device.id),
+        _rate(reference.vector, peak * ratio, vector_source, device.id),
+        _rate(reference.memory, device.memory_bandwidth.value, f"{device.memory_bandwidth.source}: memory bandwidth",
+              device.id),
         networks, (precision,), reference.kernel_time,
         f"{reference.kernel_time_source}; borrowed from the {REFERENCE_DEVICE} profile")
-    return profile, (f"no measured profile for {gpu.id}: its datasheet peaks and bandwidths at the {REFERENCE_DEVICE} "
-                     "profile's published efficiencies (matmul by GEMM size, memory by bytes moved, collectives by "
-                     "message size); a prediction, not a measurement")
+    return profile, (f"no measured profile for {device.id}: its datasheet peaks and bandwidths at the "
+                     f"{REFERENCE_DEVICE} profile's published efficiencies (matmul by GEMM size, memory by bytes "
+                     "moved, collectives by message size); a prediction, not a measurement")

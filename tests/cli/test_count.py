@@ -228,3 +228,46 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_counting(tmp_pa
         result = runner.invoke(app, ["count", str(source), "--input", "2x4", "-o", str(target)])
         assert result.exit_code == 2 and reason in result.output and result.output.count("\n") == 1
     assert not built.exists()
+
+
+def test_max_layers_refuses_a_deep_config_naming_the_flag(tmp_path):
+    pytest.importorskip("transformers")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "llama", "hidden_size": 8, "intermediate_size": 16,
+                                  "num_hidden_layers": 1_000_000, "num_attention_heads": 2, "vocab_size": 10}))
+    result = invoke("count", config)
+    assert result.exit_code == 2
+    assert "declares 1,000,000 layers, more than --max-layers 10,000" in result.output
+    assert "raise --max-layers" in result.output and len(result.output.strip().splitlines()) == 1
+    result = invoke("count", config, "--max-layers", "0")
+    assert result.exit_code == 2 and "--max-layers 0 must be a whole number >= 1" in result.output
+
+
+def test_a_flopcalc_bug_exits_3_asking_for_a_report(examples, monkeypatch):
+    import flopcalc.api
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(flopcalc.api, "count_spec", broken)
+    result = invoke("count", examples / "mlp.py", "--input", "4x784")
+    assert result.exit_code == 3
+    assert result.output.startswith("flopcalc: error: internal error: ZeroDivisionError: division by zero")
+    assert "please report it" in result.output and "--debug" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_input_names_the_flag_not_the_library_field(examples):
+    result = invoke("count", examples / "mlp.py", "--input", "4x784", "--batch-size", "0")
+    assert result.exit_code == 2 and "--batch-size 0 must be at least 1" in result.output
+
+
+def test_a_misspelled_named_input_is_refused_on_the_command_line_and_in_a_budget(examples, tmp_path):
+    result = invoke("count", examples / "mlp.py", "--input", "bogus_arg=1x8:int64")
+    assert result.exit_code == 2
+    assert "--input bogus_arg= is not an argument of Sequential.forward (it takes input)" in result.output
+    budget = tmp_path / "flopcalc.yaml"
+    budget.write_text(f"budgets:\n  - model: {examples / 'mlp.py'}\n    inputs: ['inptu=4x784']\n"
+                      "    max_forward_flops: 1G\n")
+    result = invoke("check", "--budget", budget)
+    assert result.exit_code == 2 and "inptu= is not an argument of Sequential.forward (it takes input)" in result.output

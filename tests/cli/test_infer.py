@@ -82,6 +82,8 @@ def test_plain_model_markdown_csv_and_an_output_file(examples, tmp_path):
     (("--batch-size", "1,x"), "is not a list of whole numbers"),
     (("--prompt", "8", "--generate", "2"), "does not take input_ids, past_key_values and use_cache"),
     (("--generate", "2"), "--prompt and --generate go together"),
+    (("--batch-size", "99999999999999999999"), "a batch size must be at most 16,777,216"),
+    (("--prompt", "8", "--generate", "99999999999999"), "at most 16,777,216 tokens in all"),
     (("--weight-dtype", "int2"), "--weight-dtype 'int2' is not a storage format"),
     (("--compute-precision", "fp8"), "A100-SXM4-80GB has no fp8 peak"),
 ])
@@ -125,3 +127,22 @@ def test_the_documented_json_example_uses_the_contract_keys():
     assert set(example["batches"][0]) == set(golden["batches"][0])
     for key in golden:
         assert f"`{key}`" in docs, key
+
+
+def test_generate_on_a_model_whose_attention_is_not_causal_exits_2(tmp_path):
+    pytest.importorskip("transformers")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dict(model_type="bert", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                    num_attention_heads=4, vocab_size=1000, architectures=["BertLMHeadModel"])))
+    result = invoke("infer", path, "--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "2")
+    assert result.exit_code == 2, result.output
+    assert "is not a causal language model: its attention sees every position both ways" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_names_only_options_the_command_has():
+    result = invoke("infer", "--help")
+    assert result.exit_code == 0
+    for option in ("--utilization", "--epochs", "--examples"):
+        assert option not in result.output, option
+    assert "--prompt" in result.output and "--kv-dtype" in result.output

@@ -304,3 +304,62 @@ def test_summing_step_gradients_costs_their_slices_not_the_whole_tensor():
     report = count(_StepByStep(steps, width), torch.randn(steps, width))
     assert report.forward_by_category["elementwise"] == steps * width + (steps - 1) * width  # w*x, then the sum
     assert report.backward_by_category["elementwise"] == (steps - 1) * width + steps * width  # the sums, grad*x
+
+
+def test_a_thousand_layer_model_counts_without_overflowing_the_stack():
+    """Freeing a backward graph whose nodes the counter asked for recursed once per node: 1,000 Llama layers
+    died with SIGSEGV. A 256 KiB thread stack makes a 1,000-layer chain overflow the same way (it did before
+    the nodes were freed one at a time), so the test stays small."""
+    import threading
+
+    layers, width, batch = 1000, 2, 1
+    model = nn.Sequential(*[nn.Sequential(nn.Linear(width, width), nn.Tanh()) for _ in range(layers)]).to("meta")
+    result = {}
+    previous = threading.stack_size(256 * 1024)
+    try:
+        thread = threading.Thread(target=lambda: result.update(report=count(model, torch.empty(batch, width, device="meta"))))
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(previous)
+    report = result["report"]
+    assert report.forward_by_category["matmul"] == layers * 2 * batch * width * width
+    assert report.forward_by_category["activation"] == layers * batch * width
+    # weight gradients of every layer, and input gradients of every layer but the first
+    assert report.backward_by_category["matmul"] == (2 * layers - 1) * 2 * batch * width * width
+
+
+def test_the_unsupported_ops_note_and_error_have_one_wording():
+    from flopcalc.counting.report import unsupported_ops_error, unsupported_ops_note
+
+    ops = {"aten.b": 1, "aten.a": 3}
+    assert unsupported_ops_note({}) is None
+    assert unsupported_ops_note(ops) == "unsupported ops (no formula, not counted): aten.a x3, aten.b x1"
+    assert (unsupported_ops_note(ops, "MFU is a lower bound")
+            == "unsupported ops (no formula, not counted; MFU is a lower bound): aten.a x3, aten.b x1")
+    error = unsupported_ops_error(ops)
+    assert isinstance(error, UnsupportedOpsError) and error.field == "strict"
+    assert error.message == "ops without a FLOP formula: aten.a x3, aten.b x1"
+
+
+class SignalOps(nn.Module):
+    """grid_sample, cdist, the FFTs and max_unpool in one model: none may be left without a formula."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x, grid):
+        sampled = nn.functional.grid_sample(x * self.scale, grid, align_corners=False)
+        pooled, indices = nn.functional.max_pool2d(sampled, 2, return_indices=True)
+        unpooled = nn.functional.max_unpool2d(pooled, indices, 2)
+        spectrum = torch.fft.rfft(unpooled, dim=-1)
+        signal = torch.fft.irfft(torch.fft.fft(spectrum, dim=-2), n=unpooled.shape[-1], dim=-1)
+        flat = signal.flatten(2)
+        return torch.cdist(flat, flat).sum()
+
+
+def test_signal_ops_count_under_strict():
+    x, grid = torch.randn(2, 3, 8, 8), torch.rand(2, 4, 4, 2) * 2 - 1
+    report = count(SignalOps(), (x, grid), strict=True)
+    assert report.unsupported_ops == {} and report.forward > 0 and report.backward_counted

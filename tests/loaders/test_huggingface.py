@@ -113,3 +113,26 @@ def test_missing_transformers_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(MissingDependencyError) as error:
         count(config)
     assert "pip install 'flopcalc[hf]'" in str(error.value)
+
+
+def test_declared_layers_reads_every_spelling_and_sub_config():
+    from flopcalc.loaders.huggingface import declared_layers
+
+    assert declared_layers({"num_hidden_layers": 12, "layer_norm_eps": 1e-5, "num_experts_per_layer": 99}) == 12
+    assert declared_layers({"n_layer": 48}) == 48
+    assert declared_layers({"encoder_layers": 6, "decoder_layers": 4, "num_hidden_layers": 6}) == 10
+    assert declared_layers({"text_config": {"num_hidden_layers": 32}, "vision_config": {"num_layers": 24}}) == 56
+
+
+def test_a_config_with_more_layers_than_max_layers_is_refused_before_it_is_built(tmp_path):
+    """A million layers ran until killed: the declared layers are checked before anything is built."""
+    config = write_config(tmp_path, model_type="llama", hidden_size=8, intermediate_size=16,
+                          num_hidden_layers=1_000_000, num_attention_heads=2, vocab_size=10)
+    with pytest.raises(ModelLoadError, match="declares 1,000,000 layers, more than max_layers 10,000") as caught:
+        count(config)
+    assert caught.value.field == "max_layers"
+    small = write_config(tmp_path, model_type="llama", hidden_size=8, intermediate_size=16,
+                         num_hidden_layers=3, num_attention_heads=2, vocab_size=10)
+    with pytest.raises(ModelLoadError, match="declares 3 layers, more than max_layers 2"):
+        count(small, max_layers=2)
+    assert count(small, max_layers=3, seq_len=4).params > 0

@@ -117,9 +117,9 @@ def test_bad_sources_raise_one_line_errors(tmp_path, source, message):
 
 
 def test_inputs_that_do_not_fit_the_model(examples):
-    with pytest.raises(ModelRunError, match="check --input") as info:
+    with pytest.raises(ModelRunError, match="check inputs shapes") as info:  # the CLI writes "check --input"
         count(str(examples / "mlp.py"), inputs=["2x5"])
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and info.value.field == "inputs"
 
 
 def test_missing_inputs_say_how_to_give_them(tmp_path):
@@ -158,3 +158,111 @@ def test_an_onnx_file_over_2_gib_is_refused_before_it_is_parsed(tmp_path):
         handle.truncate(MAX_ONNX_BYTES + 1)
     with pytest.raises(ModelLoadError, match=r"ONNX file .*huge.onnx is 2,147,483,649 bytes, more than the 2048 MiB"):
         load_onnx(path)
+
+
+NAMEDTUPLE_MODEL = '''
+from collections import namedtuple
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils._pytree import register_dataclass
+
+Batch = namedtuple("Batch", "x mask")
+
+
+@dataclass
+class Pair:
+    x: torch.Tensor
+    mask: torch.Tensor
+
+
+register_dataclass(Pair)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, batch):
+        return self.fc(batch.x) * batch.mask
+
+
+def build():
+    return Net()
+
+
+def example_inputs():
+    return (Batch(torch.randn(2, 8), torch.ones(2, 4)),)
+
+
+def example_pair():
+    return (Pair(torch.randn(2, 8), torch.ones(2, 4)),)
+'''
+
+
+@pytest.mark.parametrize("batch_size", [None, 3])
+def test_a_namedtuple_from_example_inputs_is_moved_and_rebatched_as_a_namedtuple(tmp_path, batch_size):
+    """Nested inputs go through torch's pytree: a namedtuple gave "internal error" (it was rebuilt from a
+    generator, which a namedtuple does not take)."""
+    source = tmp_path / "named.py"
+    source.write_text(NAMEDTUPLE_MODEL)
+    report = count(f"{source}:build", batch_size=batch_size)
+    batch = batch_size or 2
+    assert report.forward_by_category["matmul"] == 2 * batch * 8 * 4
+    assert report.forward_by_category["elementwise"] == 2 * batch * 4  # the bias add and the mask
+    assert [info.shape for info in report.inputs] == [(batch, 8), (batch, 4)]
+
+
+def test_a_registered_dataclass_input_is_walked_by_make_inputs(tmp_path):
+    source = tmp_path / "named.py"
+    source.write_text(NAMEDTUPLE_MODEL)
+    loaded = load_model(ModelSpec(f"{source}:build"), device="meta")
+    namespace: dict = {}
+    exec(compile(NAMEDTUPLE_MODEL, str(source), "exec"), namespace)
+    pair = namespace["example_pair"]()
+    moved = make_inputs(ModelSpec(f"{source}:build", batch_size=5), pair, device="meta")
+    assert type(moved[0]).__name__ == "Pair"
+    assert moved[0].x.shape == (5, 8) and moved[0].x.device.type == "meta" and moved[0].mask.shape == (5, 4)
+    assert loaded.module.fc.weight.device.type == "meta"
+
+
+FACTORIES = '''
+from torch import nn
+
+
+def build(width=4):
+    return nn.Linear(width, 2)
+
+
+def broken(width=4):
+    return nn.Linear(width, "two")  # a TypeError inside the factory: the model's bug, not a kwargs one
+'''
+
+
+def test_only_a_signature_mismatch_is_a_kwargs_problem(tmp_path):
+    from flopcalc.errors import ModelBuildError
+
+    source = tmp_path / "factories.py"
+    source.write_text(FACTORIES)
+    with pytest.raises(ModelLoadError, match=r"kwargs do not fit build\(\).*build\(\) takes width") as caught:
+        load_model(ModelSpec(f"{source}:build", kwargs={"depth": 3}), device="meta")
+    assert caught.value.field == "kwargs"
+    with pytest.raises(ModelBuildError, match=r"broken\(\) raised TypeError") as caught:
+        load_model(ModelSpec(f"{source}:broken", kwargs={"width": 3}), device="meta")
+    assert "kwargs" not in str(caught.value)
+    assert load_model(ModelSpec(f"{source}:build", kwargs={"width": 3}), device="meta").module.in_features == 3
+
+
+def test_a_named_input_the_forward_does_not_take_is_refused_naming_what_it_takes(examples, tmp_path):
+    with pytest.raises(InputSpecError, match=r"inputs bogus_arg= is not an argument of Sequential.forward "
+                                             r"\(it takes input\)") as caught:
+        count(str(examples / "mlp.py"), ["bogus_arg=1x8:int64"])
+    assert caught.value.field == "inputs"
+    accepting = tmp_path / "accepting.py"
+    accepting.write_text("import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+                         "    def forward(self, x, **extra):\n        return x * 2\n\n\ndef build():\n"
+                         "    return Net()\n")
+    report = count(f"{accepting}:build", ["x=2x3", "anything=1"], backward=False)  # **extra takes any name
+    assert report.forward_by_category["elementwise"] == 6

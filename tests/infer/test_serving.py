@@ -1,4 +1,4 @@
-"""flopcalc.infer: serving bounds against the arithmetic written out (Llama-2-7B and TinyLlama shapes on meta,
+"""flopcalc.infer.infer: serving bounds against the arithmetic written out (Llama-2-7B and TinyLlama shapes on meta,
 a Linear's roofline, a hand-written causal LM following the HF convention), and its bad input."""
 
 import json
@@ -15,11 +15,10 @@ from flopcalc.infer import (
     parameter_bytes,
     parse_batch_sizes,
     storage_dtype,
-    sum_of_max,
 )
 from flopcalc.spec import ModelSpec
 
-A100_PEAK_BF16, A100_BANDWIDTH, A100_MEMORY = 312e12, 2039e9, 80e9
+A100_PEAK_BF16, A100_BANDWIDTH, A100_MEMORY = 312e12, 2039e9, 80 * 2**30  # "80GB" of HBM is 80 GiB
 
 LLAMA_2_7B = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=4096, intermediate_size=11008,
                   num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
@@ -78,9 +77,9 @@ def test_llama_2_7b_fp16_weights_kv_cache_and_memory_bound_decode(tmp_path):
     matmul_weights = params - 32000 * 4096 - (2 * 32 + 1) * 4096
     assert f2 - f1 == 4 * 32 * 32 * 128 * (c2 - c1)
     assert 0 < f1 - 2 * matmul_weights - 4 * 32 * 32 * 128 * (c1 + 1) < 1e-3 * f1
-    # what fits: 80 GB - weights, over a sequence's cache at P + G and the largest prefill layer's activations
-    # (the lm_head's 512 x 4096 input and 512 x 32000 logits)
-    per_sequence = kv_per_token * 514 + (512 * 4096 + 512 * 32000) * 2
+    # what fits: 80 GiB - weights, over a sequence's cache at P + G and the largest prefill layer's activations:
+    # the MLP's gate x up product (two 512 x 11008 inputs and its output); the lm_head sees the last position only
+    per_sequence = kv_per_token * 514 + 3 * 512 * 11008 * 2
     assert result.max_batch_that_fits == int((A100_MEMORY - params * 2) // per_sequence)
     # int4: a quarter of fp16 for the matrices, plus an fp16 scale and a 4-bit zero per group of 128 of a row;
     # the 65 RMSNorm weight vectors stay fp16
@@ -117,10 +116,14 @@ def test_prefill_is_flopcalc_count_over_the_prompt_and_batches_scale(tmp_path):
     pytest.importorskip("transformers")
     config = write_config(tmp_path, dict(TINYLLAMA, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
                                          num_attention_heads=4, num_key_value_heads=2, vocab_size=1000))
-    result = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes="1,4", prompt=8, generate=3)
-    assert result.prefill.flops == count(config, seq_len=8, batch_size=1, backward=False).forward
-    four = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes=[4], prompt=8, generate=3)
-    assert four.prefill.flops == count(config, seq_len=8, batch_size=4, backward=False).forward
+    hidden, vocab, prompt = 64, 1000, 8
+    result = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes="1,4", prompt=prompt, generate=3)
+    # the prefill keeps the logits of the last position only: the lm_head's 2 x B x hidden x vocab, not x P
+    unused_logits = 2 * (prompt - 1) * hidden * vocab
+    assert result.prefill.flops == count(config, seq_len=prompt, batch_size=1, backward=False).forward - unused_logits
+    four = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes=[4], prompt=prompt, generate=3)
+    assert four.prefill.flops == count(config, seq_len=prompt, batch_size=4, backward=False).forward - 4 * unused_logits
+    assert any("logits of the last prompt position only" in note for note in result.notes)
     assert [batch.batch_size for batch in result.batches] == [1, 4]
     # per generated token: nearly batch-independent (the rotary tables are made once per step, for every sequence)
     for (_, per_token_of_4), (_, per_token_of_1) in zip(four.decode.flops_per_token_at_context,
@@ -172,7 +175,9 @@ def test_any_model_following_the_hf_calling_convention_generates(examples):
     (c1, f1), (c2, f2) = result.decode.flops_per_token_at_context
     rest = f1 - matmuls - 4 * layers * dim * (c1 + 1)  # layer norms, GELU, residuals: the same at any context
     assert f2 == matmuls + 4 * layers * dim * (c2 + 1) + rest and 0 < rest < 0.05 * f1
+    # it takes no logits_to_keep, so its prefill computes logits at every prompt position, as `count` does
     assert result.prefill.flops == count(decoder, [f"1x{prompt}:int64"], backward=False).forward
+    assert any(note.startswith("prefill counts logits at every prompt position") for note in result.notes)
     # each step reads the cache it is given and appends one entry per layer
     assert sum(layer.kv_cache_bytes for layer in result.layers) == (prompt + 1) * 2 * layers * dim * 2
 
@@ -215,22 +220,16 @@ def test_a_calibration_gives_the_peak_and_the_catalogue_the_bandwidth(tmp_path, 
     assert "measured" in result.hardware.peak_origin
 
 
-def test_sum_of_max_is_the_sum_of_each_steps_bound():
-    for c_first, c_last, m_first, m_last, steps in [(1, 9, 5, 6, 11), (9, 1, 5, 6, 11), (3, 3, 1, 7, 4),
-                                                    (2, 2, 2, 2, 3), (0, 10, 10, 0, 2), (4, 8, 1, 2, 1)]:
-        c = [c_first + (c_last - c_first) * i / max(steps - 1, 1) for i in range(steps)]
-        m = [m_first + (m_last - m_first) * i / max(steps - 1, 1) for i in range(steps)]
-        compute, memory = sum_of_max(c_first, c_last, m_first, m_last, steps)
-        assert compute == pytest.approx(sum(x for x, y in zip(c, m) if x >= y))
-        assert memory == pytest.approx(sum(y for x, y in zip(c, m) if y > x))
-
-
 def test_bad_input_is_one_line(tmp_path, examples):
     mlp = f"{examples / 'mlp.py'}:build"
     with pytest.raises(UsageError, match="at least 1"):
         parse_batch_sizes("0")
     with pytest.raises(UsageError, match="whole numbers"):
         parse_batch_sizes("1,eight")
+    with pytest.raises(UsageError, match="--batch-size 16777217 is too large: a batch size must be at most 16,777,216"):
+        parse_batch_sizes("1,16777217")
+    with pytest.raises(UsageError, match="at most 16,777,216 tokens in all"):
+        infer(ModelSpec(mlp), gpu="A100-SXM4-80GB", prompt=2**24, generate=1)
     with pytest.raises(UsageError, match="go together"):
         infer(ModelSpec(mlp), gpu="A100-SXM4-80GB", prompt=8)
     with pytest.raises(UsageError, match="does not take input_ids, past_key_values"):
@@ -251,3 +250,85 @@ def test_an_encoder_cannot_generate(tmp_path):
                                          num_attention_heads=4, vocab_size=1000, architectures=["BertModel"]))
     with pytest.raises(UsageError, match="is not a causal language model"):
         infer(ModelSpec(config), gpu="A100-SXM4-80GB", prompt=8, generate=2)
+
+
+def test_a_bert_lm_head_without_causal_attention_is_refused(tmp_path):
+    """BertLMHeadModel has a cache and a head, but without is_decoder its attention sees both ways: no token by
+    token generation to bound (it used to give decode figures)."""
+    pytest.importorskip("transformers")
+    bert = dict(model_type="bert", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                vocab_size=1000, architectures=["BertLMHeadModel"])
+    with pytest.raises(UsageError, match="its attention sees every position both ways"):
+        infer(ModelSpec(write_config(tmp_path, bert)), gpu="A100-SXM4-80GB", prompt=8, generate=2)
+    decoder = infer(ModelSpec(write_config(tmp_path, dict(bert, is_decoder=True))), gpu="A100-SXM4-80GB",
+                    prompt=8, generate=2)
+    assert decoder.kv_cache_bytes_per_token == 2 * 2 * 64 * 2  # K and V, 2 layers of width 64, bf16
+
+
+READS_VALUES = """
+import torch
+
+class ReadsValues(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(64, 64, bias=False)
+
+    def forward(self, x):
+        return self.lin(x) * float(x.abs().sum().item() >= 0)
+
+def build():
+    return ReadsValues()
+
+def example_inputs():
+    return (torch.ones(1, 64),)
+"""
+
+
+def test_a_model_that_cannot_run_on_meta_falls_back_to_the_cpu_behind_the_memory_guard(tmp_path, monkeypatch):
+    from flopcalc import api
+    from flopcalc.errors import InsufficientMemoryError
+
+    source = f"{write_model(tmp_path, READS_VALUES)}:build"
+    result = infer(ModelSpec(source), gpu="A100-SXM4-80GB")
+    assert result.notes[0].startswith("time bounds are lower bounds")
+    assert "could not run on the meta device" in result.notes[1] and result.notes[1].endswith("counted on cpu")
+    assert result.layers[0].flops == 2 * 64 * 64
+    monkeypatch.setattr(api, "available_memory", lambda: 10_000)  # the 64 x 64 fp32 weights need 16.4 kB
+    with pytest.raises(InsufficientMemoryError, match="on the cpu needs at least 16.4 kB"):
+        infer(ModelSpec(source), gpu="A100-SXM4-80GB")
+
+
+MISTRAL = dict(model_type="mistral", architectures=["MistralForCausalLM"], hidden_size=64, intermediate_size=128,
+               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000,
+               max_position_embeddings=256, tie_word_embeddings=False)
+
+
+def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):
+    """transformers keeps window - 1 entries of a sliding-window cache: past the window, the cache stops growing
+    and a decode step reads those entries and writes one (it used to exit 2: 'does not grow')."""
+    pytest.importorskip("transformers")
+    window, layers, kv_heads, head_dim = 4, 2, 2, 16
+    per_token = 2 * layers * kv_heads * head_dim * 2  # K and V, bf16: 256 bytes
+    sliding = tmp_path / "sliding"
+    sliding.mkdir()
+    result = infer(ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))), gpu="A100-SXM4-80GB",
+                   precision="bf16", prompt=8, generate=3)
+    assert result.kv_cache_bytes_per_token == per_token
+    assert result.kv_cache_bytes == (window - 1) * per_token  # what the cache holds, not 11 tokens' worth
+    assert sum(layer.kv_cache_bytes for layer in result.layers) == window * per_token  # 3 read, 1 written
+    (c1, f1), (c2, f2) = result.decode.flops_per_token_at_context
+    assert (c1, c2) == (8, 10) and f1 == f2  # attention over the window's 4 keys at every context
+    # the same step as at context 3, where the window first fills: 3 cached entries + the new one; a full-attention
+    # model at context 3 does the same matmuls and attention (only the mask's few comparisons differ)
+    filled = infer(ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))), gpu="A100-SXM4-80GB",
+                   precision="bf16", prompt=3, generate=1)
+    assert filled.decode.flops_per_token_at_context[0][1] == f1
+    full = infer(ModelSpec(write_config(tmp_path, MISTRAL)), gpu="A100-SXM4-80GB", precision="bf16", prompt=3,
+                 generate=1)
+    assert full.decode.flops_per_token_at_context[0][1] == pytest.approx(f1, abs=100)
+    assert full.kv_cache_bytes == 4 * per_token and not any("sliding window" in note for note in full.notes)
+    assert any("stops growing at 768 B per sequence (a sliding window" in note for note in result.notes)
+    # a generation that crosses the window: the cache holds the window at the end, not P + G tokens
+    crossing = infer(ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))), gpu="A100-SXM4-80GB",
+                     precision="bf16", prompt=2, generate=4)
+    assert crossing.kv_cache_bytes == (window - 1) * per_token

@@ -8,13 +8,11 @@ flopcalc/data/device_profiles.yaml (docs/validation.md, "Device profiles", docum
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..calibration import resolve_calibration_path
 from ..errors import CalibrationError
 from ..files import parse_yaml, read_yaml
 from .curve import BETWEEN, Curve
@@ -237,15 +235,6 @@ def device_profile(device: str, path: Path | None = None, *, precision: str = "f
         raise CalibrationError(f"no device profile for {device} in {path or 'the shipped profiles'}",
                                f"profiles exist for {', '.join(sorted(profiles))}")
     return profiles[device]
-
-
-def profile_file_of(calibration: str | os.PathLike | None) -> Path | None:
-    """`--calibration FILE` when FILE is a device profile file (a `profiles:` list), else None (no calibration,
-    or `flopcalc bench --save`'s calibration file)."""
-    if calibration is None:
-        return None
-    path = resolve_calibration_path(calibration)
-    return path if path.is_file() and is_profile_file(path) else None
 
 
 def profile_for(device: str, path: Path, *, precision: str) -> DeviceProfile:

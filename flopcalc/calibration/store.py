@@ -1,0 +1,361 @@
+"""Reading, validating and writing calibration files: one-line errors naming the file and entry; atomic writes
+that keep the other devices' and models' entries."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..device import is_profile_file
+from ..errors import CalibrationError, UsageError
+from ..files import parse_yaml, write_atomic
+from ..units import MATMUL_PRECISIONS
+from .records import (
+    CALIBRATION_ENV_VAR,
+    DEVICE_KINDS,
+    FLEET_BACKENDS,
+    FLEET_OPS,
+    FLEET_SCOPES,
+    FORMAT_VERSION,
+    Calibration,
+    DeviceCalibration,
+    FleetCalibration,
+    MatmulCalibration,
+    ModelCalibration,
+)
+
+_MATMUL_KEYS = {"tflops", "best_tflops", "shapes", "measured_at", "torch_version", "seconds", "full", "threads"}
+_MODEL_KEYS = {
+    "model",
+    "inputs",
+    "batch_size",
+    "kwargs",
+    "precision",
+    "optimizer",
+    "flops_per_step",
+    "step_seconds",
+    "achieved_tflops",
+    "peak_tflops",
+    "mfu",
+    "measured_at",
+    "torch_version",
+    "steps",
+}
+_FLEET_KEYS = {
+    "backend",
+    "world_size",
+    "nodes",
+    "ranks_per_node",
+    "busbw_gbps",
+    "message_bytes",
+    "p2p_gbps",
+    "p2p_bytes",
+    "tflops",
+    "slowest_tflops",
+    "measured_at",
+    "torch_version",
+}
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+
+def default_calibration_path() -> Path:
+    """$FLOPCALC_CALIBRATION, else calibration.yaml in the platform's user config folder."""
+    override = os.environ.get(CALIBRATION_ENV_VAR)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return platformdirs.user_config_path("flopcalc") / "calibration.yaml"
+
+
+def resolve_calibration_path(value: str | os.PathLike | None) -> Path:
+    """`--calibration FILE|auto`: `auto` (or nothing) is the default path."""
+    if value is None or str(value).strip().lower() in ("", "auto"):
+        return default_calibration_path()
+    return Path(value).expanduser()
+
+
+def profile_file_of(calibration: str | os.PathLike | None) -> Path | None:
+    """`--calibration FILE` when FILE is a device profile file (a `profiles:` list), else None (no calibration,
+    or `flopcalc bench --save`'s calibration file)."""
+    if calibration is None:
+        return None
+    path = resolve_calibration_path(calibration)
+    return path if path.is_file() and is_profile_file(path) else None
+
+
+# --- loading and validating --------------------------------------------------------------------
+
+
+def load_calibration(path: str | os.PathLike | None = None) -> Calibration:
+    """Read and validate a calibration file (`None`/"auto": the default path)."""
+    target = resolve_calibration_path(path)
+    if not target.is_file():
+        raise CalibrationError(f"no calibration file at {target}", "run `flopcalc bench --save` first, or pass --calibration FILE")
+    try:
+        text = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CalibrationError(f"cannot read calibration {target}: {error}") from None
+    return parse_calibration(text, target)
+
+
+def parse_calibration(text: str, path: Path | None = None) -> Calibration:
+    """Validate calibration YAML text; every problem is a CalibrationError naming file and entry."""
+    where = str(path) if path else "calibration"
+    data = parse_yaml(text, CalibrationError, where, hint="fix it, or delete it and rerun `flopcalc bench --save`")
+    if not isinstance(data, dict):
+        raise CalibrationError(f"{where}: expected a mapping with 'version' and 'devices'")
+    _no_unknown_keys(data, {"version", "devices"}, where)
+    if data.get("version") != FORMAT_VERSION:
+        raise CalibrationError(f"{where}: version must be {FORMAT_VERSION}, got {data.get('version')!r}")
+    devices_data = data.get("devices")
+    if not isinstance(devices_data, dict):
+        raise CalibrationError(f"{where}: 'devices' must be a mapping of device name to entry")
+    devices: dict[str, DeviceCalibration] = {}
+    for name, entry in devices_data.items():
+        devices[str(name)] = _parse_device(entry, f"{where}: device {name!r}")
+    return Calibration(devices, path)
+
+
+def _parse_device(entry: Any, where: str) -> DeviceCalibration:
+    if not isinstance(entry, dict):
+        raise CalibrationError(f"{where}: expected a mapping")
+    _no_unknown_keys(entry, {"device", "matmul", "models", "fleet"}, where)
+    kind = entry.get("device")
+    if kind not in DEVICE_KINDS:
+        raise CalibrationError(f"{where}: 'device' must be one of {', '.join(DEVICE_KINDS)}, got {kind!r}")
+    matmul = _parse_matmul(entry["matmul"], f"{where} matmul") if entry.get("matmul") is not None else None
+    models_data = entry.get("models") or {}
+    if not isinstance(models_data, dict):
+        raise CalibrationError(f"{where}: 'models' must be a mapping")
+    models = {str(key): _parse_model(value, f"{where} model {key!r}") for key, value in models_data.items()}
+    fleet_data = entry.get("fleet") or {}
+    if not isinstance(fleet_data, dict):
+        raise CalibrationError(f"{where}: 'fleet' must be a mapping of fleet shape to entry")
+    fleet = {}
+    for key, value in fleet_data.items():
+        parsed = _parse_fleet(value, f"{where} fleet {key!r}")
+        if parsed.key != str(key):
+            raise CalibrationError(f"{where}: fleet entry {key!r} holds a {parsed.key!r} fleet", f"name it {parsed.key!r}")
+        fleet[parsed.key] = parsed
+    if matmul is None and not models and not fleet:
+        raise CalibrationError(f"{where}: holds none of 'matmul', 'models' or 'fleet'")
+    return DeviceCalibration(kind, matmul, models, fleet)
+
+
+def _parse_matmul(entry: Any, where: str) -> MatmulCalibration:
+    if not isinstance(entry, dict):
+        raise CalibrationError(f"{where}: expected a mapping")
+    _no_unknown_keys(entry, _MATMUL_KEYS, where)
+    tflops = _precision_map(entry.get("tflops"), f"{where} tflops", required=True)
+    best = _precision_map(entry.get("best_tflops") or {}, f"{where} best_tflops", required=False)
+    shapes_data = entry.get("shapes") or {}
+    if not isinstance(shapes_data, dict):
+        raise CalibrationError(f"{where}: 'shapes' must map precision to [m, n, k]")
+    shapes = {}
+    for precision, shape in shapes_data.items():
+        if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(x, int) and x > 0 for x in shape)):
+            raise CalibrationError(f"{where}: shape of {precision} must be [m, n, k] of positive integers")
+        shapes[str(precision)] = tuple(shape)
+    threads = entry.get("threads")
+    if threads is not None and not (isinstance(threads, int) and threads > 0):
+        raise CalibrationError(f"{where}: 'threads' must be a positive integer or null")
+    return MatmulCalibration(
+        tflops=tflops,
+        best_tflops=best,
+        shapes=shapes,
+        measured_at=_text(entry, "measured_at", where),
+        torch_version=_text(entry, "torch_version", where),
+        seconds=_positive(entry.get("seconds"), f"{where} seconds"),
+        full=bool(entry.get("full", False)),
+        threads=threads,
+    )
+
+
+def _parse_model(entry: Any, where: str) -> ModelCalibration:
+    if not isinstance(entry, dict):
+        raise CalibrationError(f"{where}: expected a mapping")
+    _no_unknown_keys(entry, _MODEL_KEYS, where)
+    precision = entry.get("precision")
+    if precision not in MATMUL_PRECISIONS:
+        raise CalibrationError(f"{where}: 'precision' must be one of {', '.join(MATMUL_PRECISIONS)}, got {precision!r}")
+    inputs = entry.get("inputs") or []
+    if not isinstance(inputs, list) or not all(isinstance(item, str) for item in inputs):
+        raise CalibrationError(f"{where}: 'inputs' must be a list of input specs")
+    batch_size = entry.get("batch_size")
+    if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
+        raise CalibrationError(f"{where}: 'batch_size' must be a positive integer or null")
+    kwargs = entry.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise CalibrationError(f"{where}: 'kwargs' must be a mapping")
+    steps = entry.get("steps")
+    if not (isinstance(steps, int) and steps > 0):
+        raise CalibrationError(f"{where}: 'steps' must be a positive integer")
+    peak = entry.get("peak_tflops")
+    mfu = entry.get("mfu")
+    return ModelCalibration(
+        model=_text(entry, "model", where),
+        inputs=tuple(inputs),
+        batch_size=batch_size,
+        kwargs=kwargs,
+        precision=precision,
+        optimizer=_text(entry, "optimizer", where),
+        flops_per_step=_positive(entry.get("flops_per_step"), f"{where} flops_per_step"),
+        step_seconds=_positive(entry.get("step_seconds"), f"{where} step_seconds"),
+        achieved_tflops=_positive(entry.get("achieved_tflops"), f"{where} achieved_tflops"),
+        measured_at=_text(entry, "measured_at", where),
+        torch_version=_text(entry, "torch_version", where),
+        steps=steps,
+        peak_tflops=None if peak is None else _positive(peak, f"{where} peak_tflops"),
+        mfu=None if mfu is None else _positive(mfu, f"{where} mfu"),
+    )
+
+
+def _parse_fleet(entry: Any, where: str) -> FleetCalibration:
+    if not isinstance(entry, dict):
+        raise CalibrationError(f"{where}: expected a mapping")
+    _no_unknown_keys(entry, _FLEET_KEYS, where)
+    backend = entry.get("backend")
+    if backend not in FLEET_BACKENDS:
+        raise CalibrationError(f"{where}: 'backend' must be one of {', '.join(FLEET_BACKENDS)}, got {backend!r}")
+    world_size, nodes, per_node = (_count(entry.get(key), f"{where} {key}")
+                                   for key in ("world_size", "nodes", "ranks_per_node"))
+    if world_size < 2 or world_size != nodes * per_node:
+        raise CalibrationError(
+            f"{where}: world_size {world_size} must be nodes x ranks_per_node ({nodes} x {per_node}), at least 2")
+    busbw = _scoped(entry.get("busbw_gbps"), f"{where} busbw_gbps", _positive)
+    sizes = _scoped(entry.get("message_bytes"), f"{where} message_bytes", _count)
+    if {scope: set(ops) for scope, ops in busbw.items()} != {scope: set(ops) for scope, ops in sizes.items()}:
+        raise CalibrationError(f"{where}: 'message_bytes' must name the same scopes and collectives as 'busbw_gbps'")
+    p2p, p2p_bytes = entry.get("p2p_gbps"), entry.get("p2p_bytes")
+    if (p2p is None) != (p2p_bytes is None):
+        raise CalibrationError(f"{where}: 'p2p_gbps' and 'p2p_bytes' go together")
+    return FleetCalibration(
+        backend=backend,
+        world_size=world_size,
+        nodes=nodes,
+        ranks_per_node=per_node,
+        busbw_gbps=busbw,
+        message_bytes=sizes,
+        p2p_gbps=None if p2p is None else _positive(p2p, f"{where} p2p_gbps"),
+        p2p_bytes=None if p2p_bytes is None else _count(p2p_bytes, f"{where} p2p_bytes"),
+        tflops=_precision_map(entry.get("tflops") or {}, f"{where} tflops", required=False),
+        slowest_tflops=_precision_map(entry.get("slowest_tflops") or {}, f"{where} slowest_tflops", required=False),
+        measured_at=_text(entry, "measured_at", where),
+        torch_version=_text(entry, "torch_version", where),
+    )
+
+
+def _scoped(value: Any, where: str, check) -> dict[str, dict[str, Any]]:
+    """`{scope: {collective: number}}` with known scopes and collectives, each number passing `check`."""
+    if not isinstance(value, dict) or not value:
+        raise CalibrationError(f"{where}: expected a mapping of scope ({', '.join(FLEET_SCOPES)}) to collectives")
+    result: dict[str, dict[str, Any]] = {}
+    for scope, ops in value.items():
+        if scope not in FLEET_SCOPES:
+            raise CalibrationError(f"{where}: unknown scope {scope!r}", f"use {', '.join(FLEET_SCOPES)}")
+        if not isinstance(ops, dict) or not ops:
+            raise CalibrationError(f"{where} {scope}: expected a mapping of collective to number")
+        for op, number in ops.items():
+            if op not in FLEET_OPS:
+                raise CalibrationError(f"{where} {scope}: unknown collective {op!r}", f"use {', '.join(FLEET_OPS)}")
+        result[scope] = {op: check(number, f"{where} {scope} {op}") for op, number in ops.items()}
+    return result
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CalibrationError(f"{where}: must be a positive integer, got {value!r}")
+    return value
+
+
+def _no_unknown_keys(entry: Mapping, allowed: set[str], where: str) -> None:
+    unknown = sorted(str(key) for key in entry if key not in allowed)
+    if unknown:
+        raise CalibrationError(f"{where}: unknown key(s) {', '.join(unknown)}", f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _precision_map(value: Any, where: str, *, required: bool) -> dict[str, float]:
+    if not isinstance(value, dict) or (required and not value):
+        raise CalibrationError(f"{where}: expected a mapping of precision to TFLOPS")
+    result = {}
+    for precision, number in value.items():
+        if precision not in MATMUL_PRECISIONS:
+            raise CalibrationError(f"{where}: unknown precision {precision!r}", f"use {', '.join(MATMUL_PRECISIONS)}")
+        result[precision] = _positive(number, f"{where} {precision}")
+    return result
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise CalibrationError(f"{where}: must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _text(entry: Mapping, key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise CalibrationError(f"{where}: '{key}' must be a non-empty string")
+    return value
+
+
+# --- saving -------------------------------------------------------------------------------------
+
+
+def now_utc() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _existing(target: Path) -> Calibration:
+    if not target.exists():
+        return Calibration({}, target)
+    try:
+        return load_calibration(target)
+    except CalibrationError as error:
+        raise CalibrationError(
+            f"will not overwrite {target}: {error.message}", "fix or delete it, or pass another --calibration FILE"
+        ) from None
+
+
+def _write(calibration: Calibration, target: Path) -> Path:
+    if target == default_calibration_path():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    elif not target.parent.is_dir():
+        raise UsageError(f"cannot write calibration {target}: folder {target.parent} does not exist")
+    write_atomic(target, calibration.to_yaml())
+    return target
+
+
+def save_device_entry(
+    path: str | os.PathLike | None,
+    device_name: str,
+    device: str,
+    *,
+    matmul: MatmulCalibration | None = None,
+    models: Mapping[str, ModelCalibration] | None = None,
+    fleet: Mapping[str, FleetCalibration] | None = None,
+) -> Path:
+    """Merge a matmul measurement, model measurements and/or fleet measurements for one device into the file,
+    atomically. Other devices, and the parts of this device not given, are kept; an entry with the same key
+    (model key, fleet shape) is replaced.
+    """
+    target = resolve_calibration_path(path)
+    existing = _existing(target)
+    devices = dict(existing.devices)
+    old = devices.get(device_name)
+    merged_models = dict(old.models) if old else {}
+    merged_models.update(models or {})
+    merged_fleet = dict(old.fleet) if old else {}
+    merged_fleet.update(fleet or {})
+    devices[device_name] = DeviceCalibration(
+        device=device,
+        matmul=matmul if matmul is not None else (old.matmul if old else None),
+        models=merged_models,
+        fleet=merged_fleet,
+    )
+    return _write(Calibration(devices, target), target)

@@ -1,0 +1,100 @@
+"""`infer(...)`, the library call behind `flopcalc infer`: checks the request, resolves the GPU and precisions,
+loads the model through the one load pipeline (meta, then the CPU behind the memory guard) and bounds it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any, Iterable, Sequence
+
+from ..api import on_meta_then_cpu
+from ..errors import UsageError
+from ..loaders.base import LoadedModel
+from ..spec import ModelSpec
+from .bounds import LOWER_BOUNDS
+from .forward import bound_forward
+from .generation import bound_generation
+from .hardware import Hardware, resolve_hardware
+from .quantisation import BYTES_PER_ELEMENT, STORAGE_DTYPES, Precisions, storage_dtype, stored
+from .result import InferResult
+from .session import Session
+
+# The largest batch size and generation length taken: beyond any serving run, and far inside what torch's int64
+# shapes hold, so no overflow reaches torch.
+MAX_BATCH_SIZE = 1 << 24
+MAX_TOKENS = 1 << 24
+
+
+def parse_batch_sizes(text: str | Iterable[int]) -> tuple[int, ...]:
+    """`1,8,64` -> (1, 8, 64): whole numbers >= 1, sorted, each once."""
+    items = [part.strip() for part in text.split(",")] if isinstance(text, str) else [str(v) for v in text]
+    if not items or any(not re.fullmatch(r"\d+", item) for item in items):
+        raise UsageError(f"--batch-size {text!r} is not a list of whole numbers", "write e.g. --batch-size 1,8,64")
+    sizes = sorted({int(item) for item in items})
+    if sizes[0] < 1:
+        raise UsageError(f"--batch-size {text!r}: a batch size must be at least 1", "write e.g. --batch-size 1,8,64")
+    if sizes[-1] > MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size {sizes[-1]} is too large: a batch size must be at most {MAX_BATCH_SIZE:,}",
+                         "write e.g. --batch-size 1,8,64")
+    return tuple(sizes)
+
+
+def infer(
+    spec: ModelSpec,
+    *,
+    gpu: str | None = None,
+    batch_sizes: str | Iterable[int] = (1,),
+    precision: str | None = None,
+    compute_precision: str | None = None,
+    weight_dtype: str | None = None,
+    kv_dtype: str | None = None,
+    prompt: int | None = None,
+    generate: int | None = None,
+    calibration: str | None = None,
+    catalogs: Sequence[str] = (),
+) -> InferResult:
+    """Serving bounds of `spec`'s model on `gpu`, at each batch size; with `prompt` and `generate`, of generating
+    G tokens after a P-token prompt (a causal language model)."""
+    sizes = parse_batch_sizes(batch_sizes)
+    generation = _generation_lengths(spec, prompt, generate)
+    if spec.batch_size is not None:
+        raise UsageError("give batch sizes with batch_sizes (--batch-size 1,8,64), not in the ModelSpec")
+    hardware, serving = resolve_hardware(gpu, precision, compute_precision, calibration=calibration, catalogs=catalogs)
+    precisions = _precisions(hardware, serving, weight_dtype, kv_dtype)
+    # a generation makes its own token ids: load with a prompt's worth, so a model needs no example inputs
+    prompt_ids = () if generation is None else (f"{sizes[0]}x{generation[0]}:int64",)
+    load_spec = replace(spec, batch_size=sizes[0], inputs=prompt_ids or spec.inputs, backward=False)
+
+    def bound(loaded: LoadedModel, example: Any) -> InferResult:
+        session = Session(load_spec, loaded, example, hardware, precisions, sizes)
+        return bound_forward(session) if generation is None else bound_generation(session, *generation)
+
+    result, _, fallback = on_meta_then_cpu(load_spec, bound)
+    return replace(result, notes=(LOWER_BOUNDS, *fallback, *result.notes))
+
+
+def _precisions(hardware: Hardware, serving: str, weight_dtype: str | None, kv_dtype: str | None) -> Precisions:
+    if serving not in BYTES_PER_ELEMENT:
+        raise UsageError(f"--precision {serving} has no storage size", f"use one of {', '.join(STORAGE_DTYPES)}")
+    return Precisions(
+        activations=serving,
+        compute=hardware.precision,
+        weights=storage_dtype(weight_dtype, "--weight-dtype") if weight_dtype else stored(serving),
+        kv_cache=storage_dtype(kv_dtype, "--kv-dtype") if kv_dtype else stored(serving),
+    )
+
+
+def _generation_lengths(spec: ModelSpec, prompt: int | None, generate: int | None) -> tuple[int, int] | None:
+    if prompt is None and generate is None:
+        return None
+    if prompt is None or generate is None:
+        raise UsageError("--prompt and --generate go together", "give both, e.g. --prompt 512 --generate 128")
+    for flag, value in (("--prompt", prompt), ("--generate", generate)):
+        if value < 1:
+            raise UsageError(f"{flag} {value} must be at least 1 token")
+    if prompt + generate > MAX_TOKENS:
+        raise UsageError(f"--prompt {prompt} + --generate {generate} tokens is too long: at most {MAX_TOKENS:,} "
+                         "tokens in all", "give a shorter prompt or generation")
+    if spec.inputs or spec.seq_len is not None:
+        raise UsageError("--prompt sets the tokens of a generation", "drop --input and --seq-len")
+    return prompt, generate
