@@ -80,7 +80,7 @@ def resolve_calibration_path(value: str | os.PathLike | None) -> Path:
     return Path(value).expanduser()
 
 
-def profile_file_of(calibration: str | os.PathLike | None) -> Path | None:
+def profile_file_of(calibration: str | os.PathLike[str] | None) -> Path | None:
     """`--calibration FILE` when FILE is a device profile file (a `profiles:` list), else None (no calibration,
     or `flopcalc bench --save`'s calibration file)."""
     if calibration is None:

@@ -138,13 +138,19 @@ class StepPrediction:
                 "sources": list(self.sources), "rules": list(self.rules)}
 
 
-def op_s(op: Op, profile: DeviceProfile) -> float:
-    """One kernel's seconds: its arithmetic and its memory traffic, each at the rate the profile gives work of its
-    size (a GEMM at the matmul curve, anything else at the vector one), added or the slower of the two as the
-    profile's kernel_time rule says (its efficiencies were fitted under that rule)."""
+def kernel_seconds(op: Op, profile: DeviceProfile) -> tuple[float, float]:
+    """One kernel's arithmetic and memory seconds, each at the rate the profile gives work of its size (a GEMM at
+    the matmul curve, anything else at the vector one; its bytes at the memory curve)."""
     rate = profile.matmul if op.kind == "gemm" else profile.vector
     compute = op.flops / rate.achieved(op.flops / 1e9) if op.flops else 0.0
     memory = op.bytes / profile.memory.achieved(op.bytes / MB) if op.bytes else 0.0
+    return compute, memory
+
+
+def op_s(op: Op, profile: DeviceProfile) -> float:
+    """One kernel's seconds: its arithmetic and memory times (kernel_seconds) added or the slower of the two as
+    the profile's kernel_time rule says (its efficiencies were fitted under that rule)."""
+    compute, memory = kernel_seconds(op, profile)
     return compute + memory if profile.kernel_time == "sum" else max(compute, memory)
 
 
