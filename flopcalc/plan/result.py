@@ -21,7 +21,10 @@ class MemoryPerGpu:
     gradients: float
     optimizer: float
     activations: float | None
-    stage: str = "only"
+    stage: str = "only"  # only, first, middle or last
+    index: int = 0  # the stage's place in the pipeline
+    layers: float | None = None  # the blocks on the stage (None: the model shows none)
+    stages: tuple["MemoryPerGpu", ...] = ()  # every pipeline stage's bytes, in order (this one among them)
 
     @property
     def model_states(self) -> float:
@@ -34,6 +37,11 @@ class MemoryPerGpu:
     def to_dict(self) -> dict[str, Any]:
         return {"weights": self.weights, "gradients": self.gradients, "optimizer": self.optimizer,
                 "activations": self.activations, "total": self.total}
+
+    def stages_list(self) -> list[dict[str, Any]]:
+        """The JSON `stages` list: each stage's place, role and bytes."""
+        return [{"stage": memory.index, "role": memory.stage, "layers": memory.layers, **memory.to_dict()}
+                for memory in self.stages or (self,)]
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,7 @@ class Plan:
         return {
             "parallelism": self.layout.to_dict(),
             "memory_per_gpu_bytes": self.memory.to_dict(),
+            "stages": self.memory.stages_list(),
             "gpu_memory_bytes": self.gpu_memory_bytes,
             "fits": self.fits,
             "step": None if self.step is None else self.step.to_dict(),

@@ -47,7 +47,7 @@ def test_a_7b_layout_matches_the_golden_json():
     assert data["step"]["time_model"] == "utilization" and data["step"]["prediction"] is None
     assert "--utilization 0.3 replaced the step-time prediction" in " ".join(data["assumptions"])
     assert data["schema_version"] == 1
-    assert set(data) == {"schema_version", *CONTRACT, "gpu_memory_bytes", "memory_reserve_bytes", "fits",
+    assert set(data) == {"schema_version", *CONTRACT, "stages", "gpu_memory_bytes", "memory_reserve_bytes", "fits",
                          "assumptions", "notes"}
     # an "80 GB" H100 holds 80 GiB; 1 GiB + 5% of it is kept back for the CUDA context and fragmentation
     assert data["gpu_memory_bytes"] == 80 * 2**30 and data["memory_reserve_bytes"] == 5 * 2**30
@@ -103,7 +103,8 @@ def test_search_lists_fitting_layouts_best_first_and_why_others_failed():
     assert data["schema_version"] == 1 and data["fits"] is True
     assert len(data["candidates"]) == 10
     for candidate in data["candidates"]:
-        assert set(candidate) == {"parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "fits", "step", "training"}
+        assert set(candidate) == {"parallelism", "memory_per_gpu_bytes", "stages", "gpu_memory_bytes", "fits", "step",
+                                  "training"}
         assert candidate["fits"] is True and candidate["parallelism"]["num_gpus"] == 8
     walls = [c["training"]["wall_clock_s"] for c in data["candidates"]]
     assert walls == sorted(walls) and data["parallelism"] == data["candidates"][0]["parallelism"]

@@ -88,3 +88,49 @@ def test_uneven_stages_at_a_utilization_time_the_fullest_stage():
     assert staged.step.compute_s == pytest.approx(whole.step.compute_s * 8 / 126, rel=1e-12)
     # tensor-parallel all-reduces: 4 per block of the fullest stage, 8 blocks, not 126/16
     assert staged.step.tp_comm_s == pytest.approx(whole.step.tp_comm_s * 8 / 126, rel=1e-12)
+
+
+def test_every_stage_is_listed_the_first_holding_p_micro_batches_in_flight_the_last_one(a100):
+    """GPT-3 on pp 8 x tp 8, sequence parallel, selective recomputation: a stage of 12 layers keeps 34 sbh / t
+    bytes per layer and micro-batch (Korthikanti et al. 2022, Table 2), and stage i of 1F1B holds 8 - i
+    micro-batches in flight (Narayanan et al. 2021); the most loaded stage is the plan's memory."""
+    model = model_from_params(175e9, 2048, **GPT3, attention="math")
+    plan = evaluate(model, layout(), a100)
+    per_layer = 34 * 2048 * 12288 / 8
+    stages = plan.memory.stages
+    assert [s.stage for s in stages] == ["first", *["middle"] * 6, "last"] and [s.index for s in stages] == [*range(8)]
+    assert [s.layers for s in stages] == [12.0] * 8
+    for s in stages:
+        assert s.activations == pytest.approx((8 - s.index) * 12 * per_layer, rel=1e-12)
+        assert s.model_states == plan.memory.model_states
+    assert plan.memory.total == max(s.total for s in stages) == stages[0].total
+    listed = plan.to_dict()["stages"]
+    assert [(row["stage"], row["role"], row["layers"]) for row in listed][:2] == [(0, "first", 12.0), (1, "middle", 12.0)]
+    assert listed[7]["total"] == stages[7].total
+
+
+def test_interleaved_middle_stages_hold_megatrons_warm_up_chunks(a100):
+    """v = 3 chunks of 4 layers on p = 8 stages: stage i holds 2(p - i - 1) + (v - 1)p + 1 = 31 - 2i chunks in
+    flight (Megatron-LM's interleaved warm-up), stage 0's 31 being Korthikanti's 8 x (1 + 7/24) x 12 layers."""
+    model = model_from_params(175e9, 2048, **GPT3, attention="math")
+    stages = evaluate(model, layout(virtual=3), a100).memory.stages
+    per_layer = 34 * 2048 * 12288 / 8
+    assert stages[0].activations == pytest.approx(31 * 4 * per_layer, rel=1e-12)
+    for i in range(1, 7):
+        assert stages[i].activations == pytest.approx((31 - 2 * i) * 4 * per_layer, rel=1e-12)
+
+
+def test_126_layers_on_16_stages_list_8_layers_on_14_and_7_on_2(a100):
+    model = model_from_params(None, 8192, layers=126, **LLAMA3_405B, mlp="swiglu")
+    plan = evaluate(model, Layout(dp=1, tp=8, pp=16, recompute="full", sequence_parallel=True, micro_batch=1,
+                                  global_batch=16), a100)
+    stages = plan.memory.stages
+    assert [s.layers for s in stages] == [8.0] * 14 + [7.0] * 2
+    # full recomputation keeps each layer's input, 2sbh / t bytes (2 bytes a value, split by sequence
+    # parallelism), for 16 - i micro-batches in flight, plus one layer being re-run
+    per_layer = 2 * 8192 * 16384 / 8
+    working = stages[15].activations - 7 * per_layer
+    assert stages[14].activations == pytest.approx(2 * 7 * per_layer + working, rel=1e-12)
+    assert stages[1].activations == pytest.approx(15 * 8 * per_layer + working, rel=1e-12)
+    assert stages[14].model_states == pytest.approx(stages[1].model_states * 7 / 8, rel=1e-12)
+    assert plan.memory.stage == "first"
