@@ -34,7 +34,7 @@ def layout_figures(model: PlanModel, layout: Layout, fleet: Fleet, precision: Tr
     if shape is not None:
         step = predicted_step_time(model, layout, fleet, shape)
     else:
-        largest_stage = max(params for _, params in stage_params(model, layout.pp))
+        largest_stage = max(params for _, params in stage_params(model, layout.pp, layout.stage_layers))
         step = step_time(model, layout, fleet, precision, largest_stage)
     return LayoutFigures(memory, step, None if run is None else run_totals(model, layout, fleet, step, run))
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
+from ..predict import given_stage_layers
 from .checks import positive_int
 from .hardware import DEFAULT_GPUS_PER_NODE
 from .model import PlanModel
@@ -28,6 +29,7 @@ class Layout:
     global_batch: int | None = None  # examples per optimizer step; None = dp x micro_batch
     gpus_per_node: int = DEFAULT_GPUS_PER_NODE
     virtual: int = 1  # model chunks per GPU: interleaved 1F1B (Narayanan et al. 2021, Sec. 2.2.2); 1 = plain 1F1B
+    stage_layers: tuple[int, ...] = ()  # layers per pipeline stage (--stage-layers); () = the even split
 
     def __post_init__(self) -> None:
         for name in ("dp", "tp", "pp", "micro_batch"):
@@ -36,6 +38,9 @@ class Layout:
         if self.virtual > 1 and self.pp == 1:
             raise UsageError(f"--virtual-stages {self.virtual} interleaves pipeline stages, and pp is 1",
                              "give --pp > 1, or drop --virtual-stages")
+        if self.stage_layers and self.virtual > 1:
+            raise UsageError("--stage-layers with --virtual-stages: interleaving gives every chunk the same layers",
+                             "drop one of them")
         if self.zero not in ZERO_STAGES:
             raise UsageError(f"--zero must be 0, 1, 2 or 3, got {self.zero!r}")
         if self.recompute not in RECOMPUTE:
@@ -75,7 +80,8 @@ class Layout:
     def label(self) -> str:
         return (f"dp {self.dp} x tp {self.tp} x pp {self.pp}, ZeRO-{self.zero}, recompute {self.recompute}"
                 f"{', sequence parallel' if self.split_sequence else ''}, micro-batch {self.micro_batch}"
-                f"{f', {self.virtual} virtual stages (interleaved 1F1B)' if self.virtual > 1 else ''}")
+                f"{f', {self.virtual} virtual stages (interleaved 1F1B)' if self.virtual > 1 else ''}"
+                f"{', layers per stage ' + ','.join(map(str, self.stage_layers)) if self.stage_layers else ''}")
 
 
 def check_layout(model: PlanModel, layout: Layout) -> None:
@@ -94,6 +100,8 @@ def check_layout(model: PlanModel, layout: Layout) -> None:
         if model.kv_heads and model.kv_heads % layout.tp:
             raise UsageError(f"--tp {layout.tp} does not divide the {model.kv_heads} key/value heads",
                              f"use a tp that divides {model.kv_heads}")
+    if layout.stage_layers:  # one count per stage, adding up to the blocks
+        given_stage_layers(layout.stage_layers, model.blocks, layout.pp)
     if layout.pp > 1:
         if not model.blocks:
             raise UsageError(f"--pp {layout.pp} needs repeated blocks to split, and the model shows none",
@@ -116,7 +124,7 @@ def layout_from_options(
     model: PlanModel, *, num_gpus: int | None = None, global_batch: int | None = None,
     sequence_parallel: bool = False, gpus_per_node: int = DEFAULT_GPUS_PER_NODE, dp: int | None = None,
     tp: int | None = None, pp: int | None = None, zero: int | None = None, recompute: str | None = None,
-    micro_batch: int | None = None, virtual: int | None = None,
+    micro_batch: int | None = None, virtual: int | None = None, stage_layers: tuple[int, ...] = (),
 ) -> Layout:
     """The layout a user names, with what is left out filled in: dp x tp x pp must make `num_gpus`, dp defaults
     to what is left over, the micro-batch to the batch the model was counted with."""
@@ -135,4 +143,5 @@ def layout_from_options(
                          "dp x tp x pp must make the number of GPUs")
     return Layout(dp=dp, tp=tp, pp=pp, zero=0 if zero is None else zero, recompute=recompute or "none",
                   sequence_parallel=sequence_parallel, micro_batch=model.batch if micro_batch is None else micro_batch,
-                  global_batch=global_batch, gpus_per_node=gpus_per_node, virtual=1 if virtual is None else virtual)
+                  global_batch=global_batch, gpus_per_node=gpus_per_node, virtual=1 if virtual is None else virtual,
+                  stage_layers=stage_layers)

@@ -22,18 +22,20 @@ def model_states(model: PlanModel, layout: Layout, precision: TrainingPrecision,
     return weights, gradients, optimizer_bytes
 
 
-def stage_split(model: PlanModel, pp: int) -> tuple[float, ...]:
-    """Blocks on each pipeline stage: layers / pp each, or, when pp does not divide them, one more on the first
-    stages (126 layers on 16 stages: 8 on the first 14, 7 on the last 2)."""
+def stage_split(model: PlanModel, pp: int, given: tuple[int, ...] = ()) -> tuple[float, ...]:
+    """Blocks on each pipeline stage: `given` (--stage-layers), else layers / pp each, or, when pp does not divide
+    them, one more on the first stages (126 layers on 16 stages: 8 on the first 14, 7 on the last 2)."""
+    if given:
+        return tuple(float(n) for n in given)
     layers = model.activations.layers if model.activations is not None else model.blocks
     if not layers or layers % pp == 0:
         return (layers / pp,) * pp
     return tuple(float(n) for n in stage_layers(layers, pp))
 
 
-def stage_blocks(model: PlanModel, pp: int) -> tuple[float, float]:
+def stage_blocks(model: PlanModel, pp: int, given: tuple[int, ...] = ()) -> tuple[float, float]:
     """Blocks on the first and on the last pipeline stage (stage_split)."""
-    split = stage_split(model, pp)
+    split = stage_split(model, pp, given)
     return split[0], split[-1]
 
 
@@ -42,14 +44,14 @@ def stage_roles(pp: int) -> list[str]:
     return ["only"] if pp == 1 else ["first", *["middle"] * (pp - 2), "last"]
 
 
-def stage_params(model: PlanModel, pp: int) -> list[tuple[str, float]]:
+def stage_params(model: PlanModel, pp: int, given: tuple[int, ...] = ()) -> list[tuple[str, float]]:
     """Parameters of each pipeline stage, in order: whole model on one stage; else each stage's blocks, plus
     what runs before the blocks on the first stage and after them on the last (a tied embedding on both)."""
     profile = model.activations
     if pp == 1 or profile is None:
         return [("only", float(model.params) / pp)]
     per_block = profile.block_params / profile.layers if profile.layers else 0.0
-    split = stage_split(model, pp) if profile.layers else (0.0,) * pp
+    split = stage_split(model, pp, given) if profile.layers else (0.0,) * pp
     extra = {"first": profile.params_before, "last": profile.params_after}
     return [(role, (blocks * per_block if profile.layers else profile.block_params / pp) + extra.get(role, 0.0))
             for role, blocks in zip(stage_roles(pp), split)]
@@ -72,7 +74,7 @@ def activation_bytes(model: PlanModel, layout: Layout, width: float, stage: str,
         kept = full - profile.block_scores.bytes_at(width) / tp / layers
     else:
         kept = profile.block_input.bytes_at(width) / stream / layers
-    first_layers, last_layers = stage_blocks(model, layout.pp)
+    first_layers, last_layers = stage_blocks(model, layout.pp, layout.stage_layers)
     before = profile.before_blocks.bytes_at(width) / stream
     after = profile.after_blocks.bytes_at(width) / stream
     interleaving = 1.0
@@ -86,7 +88,7 @@ def activation_bytes(model: PlanModel, layout: Layout, width: float, stage: str,
             interleaving = 1 + (layout.pp - 1) / (layout.pp * layout.virtual)
     elif stage == "middle":  # stage i of p holds p - i micro-batches under 1F1B (Narayanan et al. 2021)
         p, v = layout.pp, layout.virtual
-        held = stage_split(model, p)[index] * kept
+        held = stage_split(model, p, layout.stage_layers)[index] * kept
         # interleaved (Megatron-LM's schedule): 2(p - i - 1) + (v - 1)p + 1 model chunks of 1/v of the blocks in
         # flight, which for the first stage is Korthikanti's p x (1 + (p-1)/(pv))
         in_flight = (min(p - index, layout.grad_accum) if v == 1
@@ -102,8 +104,9 @@ def layout_memory(model: PlanModel, layout: Layout, precision: TrainingPrecision
     """The most loaded GPU's bytes, with every pipeline stage's in `stages` (the first holds the embedding and
     the most micro-batches in flight, the last the head and the logits; a middle one neither)."""
     stages = []
-    blocks = stage_split(model, layout.pp) if model.activations is not None or model.blocks else None
-    for index, (stage, params) in enumerate(stage_params(model, layout.pp)):
+    blocks = (stage_split(model, layout.pp, layout.stage_layers) if model.activations is not None or model.blocks
+              else None)
+    for index, (stage, params) in enumerate(stage_params(model, layout.pp, layout.stage_layers)):
         weights, gradients, optimizer_bytes = model_states(model, layout, precision, optimizer, params)
         activations = activation_bytes(model, layout, precision.activation_bytes, stage, index)
         layers = None if not blocks or not blocks[index] else blocks[index]

@@ -44,7 +44,8 @@ def predicted_step_time(model: PlanModel, layout: Layout, fleet: Fleet, shape: T
     training = TrainingLayout(
         tp=layout.tp, pp=layout.pp, dp=layout.dp, micro_batch=layout.micro_batch, global_batch=layout.batch,
         virtual=layout.virtual, recompute=layout.recompute, sequence_parallel=layout.split_sequence, zero=layout.zero,
-        fused_attention=model.fused_attention, gpus_per_node=layout.gpus_per_node)
+        fused_attention=model.fused_attention, gpus_per_node=layout.gpus_per_node,
+        stage_split=layout.stage_layers)
     prediction = predict_step(shape, training, fleet.profile)
     m, slowest = layout.grad_accum, prediction.slowest
     compute = m * (slowest.forward_s + slowest.backward_s + slowest.recompute_s)

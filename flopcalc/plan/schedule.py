@@ -41,7 +41,8 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
     total = forward + backward + recomputed
     if pp > 1:  # the slowest stage: its share of the blocks plus everything outside them (embedding, head)
         blocks_share = model.block_forward_flops / (model.forward_flops or 1)
-        fullest = -(-model.blocks // pp) / model.blocks if model.blocks else 1 / pp  # uneven: the first stages
+        fullest = ((max(layout.stage_layers) if layout.stage_layers else -(-model.blocks // pp)) / model.blocks
+                   if model.blocks else 1 / pp)  # uneven: the fullest stage (the first ones, or --stage-layers')
         stage_fraction = blocks_share * fullest + (1 - blocks_share)
     else:
         stage_fraction = 1.0

@@ -16,7 +16,7 @@ from .comm import collective_s
 from .layer import (ACTIVATION_BYTES, Collective, LayerWork, Op, TransformerShape, embedding_work, head_work,
                     layer_work)
 from ..device import MB, DeviceProfile
-from .schedule import bubble_fraction, pipeline_slots, stage_layers
+from .schedule import bubble_fraction, given_stage_layers, pipeline_slots, stage_layers
 
 RECOMPUTE = ("none", "selective", "full")
 # Megatron-LM's mixed-precision Adam step per parameter (fused Adam, fp32 master weights, fp32 gradient buffer):
@@ -58,6 +58,7 @@ class TrainingLayout:
     zero: int = 0
     fused_attention: bool = False
     gpus_per_node: int = 8
+    stage_split: tuple[int, ...] = ()  # layers per pipeline stage; () = even, one more on the first stages
 
     def __post_init__(self) -> None:
         for name in ("tp", "pp", "dp", "micro_batch", "global_batch", "virtual", "gpus_per_node"):
@@ -185,7 +186,8 @@ def predict_step(shape: TransformerShape, layout: TrainingLayout, profile: Devic
     layer = layer_work(shape, b, tp, sp, layout.fused_attention)
     head = head_work(shape, b, tp, sp)
     embedding = embedding_work(shape, b, tp, sp)
-    split = stage_layers(shape.layers, pp)
+    split = (given_stage_layers(layout.stage_split, shape.layers, pp) if layout.stage_split
+             else stage_layers(shape.layers, pp))
     layer_forward = ops_s(layer.forward, profile)
     layer_backward = ops_s(layer.backward, profile)
     layer_fwd_comm = _comm_s(layer.forward_comm, profile, layout)

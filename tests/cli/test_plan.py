@@ -374,3 +374,19 @@ def test_the_memory_reserve_is_stated_and_overridable():
 def test_shape_options_describe_a_model_given_by_its_shape(examples):
     result = invoke(examples / "mlp.py", "--gpu", "H100-SXM", "--mlp", "swiglu")
     assert result.exit_code == 2 and "--mlp describe a model given by --params" in result.stderr
+
+
+def test_stage_layers_give_the_split_and_pp_and_bad_ones_are_one_line():
+    gpt = ("--params", "175e9", "--seq-len", "2048", "--layers", "96", "--hidden", "12288", "--heads", "96",
+           "--gpu", "A100-SXM4-80GB", "--tp", "8", "--sequence-parallel", "--global-batch", "64", "--recompute", "full")
+    data = run_json(*gpt, "--stage-layers", "10,12,12,12,12,12,12,14")
+    assert data["parallelism"]["pp"] == 8
+    assert [(row["stage"], row["layers"]) for row in data["stages"]] == list(enumerate(
+        [10.0, 12.0, 12.0, 12.0, 12.0, 12.0, 12.0, 14.0]))
+    assert data["memory_per_gpu_bytes"]["total"] == max(row["total"] for row in data["stages"])
+    for args, message in ((("--stage-layers", "12,x"), "--stage-layers '12,x' is not a list of whole numbers"),
+                          (("--stage-layers", "48,48", "--pp", "4"), "--stage-layers gives 2 stages, and pp is 4"),
+                          (("--stage-layers", "48,48", "-n", "16", "--search"), "--search does not try uneven splits")):
+        result = invoke(*gpt, *args)
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+        assert message in result.stderr

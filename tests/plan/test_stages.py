@@ -134,3 +134,38 @@ def test_126_layers_on_16_stages_list_8_layers_on_14_and_7_on_2(a100):
     assert stages[1].activations == pytest.approx(15 * 8 * per_layer + working, rel=1e-12)
     assert stages[14].model_states == pytest.approx(stages[1].model_states * 7 / 8, rel=1e-12)
     assert plan.memory.stage == "first"
+
+
+def test_llama_3s_split_puts_one_layer_less_on_the_first_and_last_stage(a100):
+    """Llama 3 405B ran 126 layers on 16 stages as 7, 8 x 14, 7 (Llama 3 paper, Sec. 3.3.2): the first stage's
+    16 micro-batches in flight of 7 layers (112 layer-micro-batches) now hold less than stage 1's 15 of 8 (120),
+    so the most loaded GPU is stage 1's. The step is shorter: the even split's slowest stage is the first (8 layers
+    and the embedding), Llama's a middle one (8 layers alone)."""
+    model = model_from_params(None, 8192, layers=126, **LLAMA3_405B, mlp="swiglu")
+    base = dict(dp=1, tp=8, pp=16, recompute="full", sequence_parallel=True, micro_batch=1, global_batch=16)
+    split = (7, *[8] * 14, 7)
+    even, llama = (evaluate(model, Layout(**base, stage_layers=s), a100) for s in ((), split))
+    assert [s.layers for s in llama.memory.stages] == [float(n) for n in split]
+    per_layer = 2 * 8192 * 16384 / 8  # full recomputation keeps each layer's input
+    working = llama.memory.stages[15].activations - 7 * per_layer
+    assert llama.memory.stages[0].activations == pytest.approx(16 * 7 * per_layer + working, rel=1e-12)
+    assert llama.memory.stages[1].activations == pytest.approx(15 * 8 * per_layer + working, rel=1e-12)
+    assert (llama.memory.stage, llama.memory.index) == ("middle", 1)
+    assert llama.memory.total == max(s.total for s in llama.memory.stages)
+    slowest = {name: plan.step.prediction["slowest_stage_micro_batch"] for name, plan in (("even", even),
+                                                                                           ("llama", llama))}
+    assert (slowest["even"]["stage"], slowest["even"]["layers"]) == (0, 8)
+    assert slowest["llama"]["stage"] not in (0, 15) and slowest["llama"]["layers"] == 8
+    assert llama.step.step_s < even.step.step_s
+    assert "layers per stage 7,8,8" in llama.layout.label()
+
+
+@pytest.mark.parametrize("split, message", [
+    ((8,) * 15, "--stage-layers gives 15 stages, and pp is 16"),
+    ((8,) * 16, "--stage-layers 8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8 adds up to 128 layers, and the model has 126"),
+    ((0, *[9] * 14, 0), "every stage needs a whole number >= 1 of layers"),
+])
+def test_a_split_that_does_not_fit_the_pipeline_is_refused(a100, split, message):
+    model = model_from_params(None, 8192, layers=126, **LLAMA3_405B, mlp="swiglu")
+    with pytest.raises(UsageError, match=message):
+        evaluate(model, Layout(dp=1, tp=8, pp=16, micro_batch=1, global_batch=16, stage_layers=split), a100)
