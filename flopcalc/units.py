@@ -10,6 +10,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Literal, cast, get_args
 
 from .errors import UsageError
 
@@ -248,7 +249,8 @@ def format_number(value: float, digits: int = 6) -> str:
 
 
 # Every precision flopcalc knows: a catalogue peak, a calibration or a bench can name one; int8 is in TOPS.
-PRECISIONS: tuple[str, ...] = ("fp64", "fp64_tensor", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8")
+Precision = Literal["fp64", "fp64_tensor", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 # Spellings users and frameworks use for the same precision.
 PRECISION_SYNONYMS: dict[str, str] = {
@@ -266,10 +268,10 @@ PRECISION_SYNONYMS: dict[str, str] = {
 MATMUL_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
 
-def normalize_precision(text: str) -> str:
+def normalize_precision(text: str) -> Precision:
     """`BF16`, `bfloat16`, `torch.bfloat16` -> `bf16`; UsageError for names that are no precision."""
     key = re.sub(r"[\s\-]", "", str(text).strip().lower()).removeprefix("torch.")
     key = PRECISION_SYNONYMS.get(key, key)
     if key not in PRECISIONS:
         raise UsageError(f"unknown precision {text!r}", f"use one of: {', '.join(PRECISIONS)}")
-    return key
+    return cast(Precision, key)
