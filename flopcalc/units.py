@@ -248,6 +248,11 @@ def format_number(value: float, digits: int = 6) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+# Memory is binary (an "80 GB" GPU holds 80 GiB of HBM); bandwidths and links are decimal GB/s, as datasheets
+# and nccl-tests count them.
+GIB = 2**30
+GB = 10**9
+
 # Every precision flopcalc knows: a catalogue peak, a calibration or a bench can name one; int8 is in TOPS.
 Precision = Literal["fp64", "fp64_tensor", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)

@@ -11,7 +11,7 @@ from typing import Any, Literal, Mapping, get_args
 
 from ..compute import DEFAULT_UTILIZATION, Throughput
 from ..errors import UsageError
-from ..units import PRECISIONS, normalize_precision
+from ..units import GIB, PRECISIONS, normalize_precision
 
 # What an entry is; a file may set the default for its entries (`kind: tpu` in google.yaml), else gpu.
 DeviceKind = Literal["gpu", "tpu", "cpu"]
@@ -22,8 +22,8 @@ DEFAULT_KIND: DeviceKind = "gpu"
 CPU_CLOCKS: tuple[str, ...] = ("base", "all_core_turbo", "max", "fixed", "avx_base", "avx512_base", "avx512_all_core")
 
 BYTES_PER_CHANNEL_TRANSFER = 8  # one 64-bit memory channel moves 8 bytes per transfer
-# Device memory is binary: an "80GB" A100 has 80 GiB of HBM. `memory_gb` holds the datasheet's figure, in GiB.
-GIB = 2**30
+# Device memory is binary: an "80GB" A100 has 80 GiB of HBM. `memory_gb` holds the datasheet's figure, in GiB
+# (units.GIB bytes each).
 
 
 @dataclass(frozen=True)

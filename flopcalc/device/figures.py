@@ -15,9 +15,6 @@ from .profile import DeviceProfile
 # assumption stated in its label.
 FigureOrigin = Literal["datasheet", "measured", "published", "assumed"]
 
-# The catalogue's `memory_gb` and link figures are decimal gigabytes, as datasheets print them.
-GB = 1e9
-
 # One 200 Gb/s InfiniBand HDR NIC per GPU (DGX A100) moves 25 GB/s; nccl-tests' inter-node busbw is about this.
 ASSUMED_INTER_NODE_GBPS = 25.0
 ASSUMED_INTER_NODE_SOURCE = ("assumed: one 200 Gb/s InfiniBand HDR NIC per GPU, as in a DGX A100; give "

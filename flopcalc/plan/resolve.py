@@ -11,9 +11,16 @@ from ..calibration import MeasuredBandwidths, choose_throughput, load_calibratio
 from ..catalog import load_catalog
 from ..device import ASSUMED_INTER_NODE_SOURCE, Figure, with_network
 from ..errors import CalibrationError, UsageError
+from ..units import GIB
 from .checks import positive
-from .hardware import (DEFAULT_GPUS_PER_NODE, GIB, RESERVE_CONTEXT_GIB, RESERVE_FRAGMENTATION, Bandwidth, Fleet,
-                       default_reserve_bytes)
+from .hardware import (
+    DEFAULT_GPUS_PER_NODE,
+    RESERVE_CONTEXT_GIB,
+    RESERVE_FRAGMENTATION,
+    Bandwidth,
+    Fleet,
+    default_reserve_bytes,
+)
 from .precision import training_precision
 
 INTER_NODE_ORIGIN = ASSUMED_INTER_NODE_SOURCE
