@@ -14,20 +14,7 @@ from typing import Literal, cast, get_args
 
 from .errors import UsageError
 
-SI_PREFIXES: dict[str, float] = {
-    "": 1.0,
-    "k": 1e3,
-    "K": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Z": 1e21,
-    "Y": 1e24,
-}
-
-# The same prefixes as powers of ten (case-insensitive), for exact decimal scaling: `4.1G` is 4.1e9 exactly,
+# SI prefixes as powers of ten (case-insensitive), for exact decimal scaling: `4.1G` is 4.1e9 exactly,
 # `1.1 zflop` is 1.1e21. FLOP counts take the prefix on the number (`9G flop`) or glued to the unit
 # (kflop ... yflop; `m` is mega there: a fraction of a FLOP is no count).
 _PREFIX_EXPONENT = {"k": 3, "m": 6, "g": 9, "t": 12, "p": 15, "e": 18, "z": 21, "y": 24}

@@ -84,7 +84,6 @@ class _Recorder:
     """The state of one measuring forward: the running block, storage labels, the tally, parameters' uses."""
 
     def __init__(self, blocks: list[nn.Module], params: Mapping[int, nn.Parameter], excluded: set[int]):
-        self.block_index = {id(block): i for i, block in enumerate(blocks)}
         self.depth = 0  # nesting of block calls
         self.started = False  # a block has run: outside the blocks is now "after"
         self.labels: dict[int, int] = {}
