@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from .compute import Throughput
-from .catalog import GIB
 from .device import resolve_device
 from .errors import UsageError
 from .files import parse_yaml, read_yaml
 from .plan import Bandwidth, Fleet, Layout, evaluate, model_from_params
-from .predict import (OVERLAP_RULES, Curve, DeviceProfile, TrainingLayout, TransformerShape, load_profiles,
-                      predict_step)
+from .predict import OVERLAP_RULES, Curve, DeviceProfile, TrainingLayout, TransformerShape, load_profiles, predict_step
+from .units import GIB
 
 SCHEMA_VERSION = 1
 KINDS = ("time", "memory")
 ROLES = ("tuning", "held-out")
-GIB = 2 ** 30
 _MODEL_FIELDS = ("layers", "hidden", "heads", "seq_len", "vocab")
 _LAYOUT_FIELDS = ("tp", "pp", "dp", "micro_batch", "global_batch", "virtual", "recompute", "sequence_parallel")
 

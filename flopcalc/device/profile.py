@@ -15,13 +15,13 @@ from typing import Any
 
 from ..errors import CalibrationError
 from ..files import parse_yaml, read_yaml
+from ..units import GB
 from .curve import BETWEEN, Curve
 
 SCHEMA_VERSION = 1
 KERNEL_TIMES = ("sum", "max")  # a kernel's arithmetic and memory time added (no overlap), or the slower (roofline)
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "p2p")
 SCOPES = ("intra_node", "inter_node")
-GB = 1e9
 MB = 1e6
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..predict import OVERLAP_RULES
-from .hardware import GB, GIB, Fleet
+from ..units import GB, GIB
+from .hardware import Fleet
 from .layout import Layout
 from .model import PlanModel
 from .precision import TrainingPrecision

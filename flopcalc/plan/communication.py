@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .hardware import GB, Bandwidth, Fleet
+from ..units import GB
+from .hardware import Bandwidth, Fleet
 from .layout import Layout
 
 # Megatron-LM: each transformer block all-reduces its activations twice in the forward (after attention and

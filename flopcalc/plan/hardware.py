@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..catalog import GIB  # memory is binary: an "80 GB" GPU holds 80 GiB
+from ..units import GIB  # memory is binary: an "80 GB" GPU holds 80 GiB
 from ..compute import Throughput, check_price, check_pue
 from ..device import ASSUMED_INTER_NODE_GBPS as DEFAULT_INTER_NODE_GBPS
 from ..device import DeviceProfile
@@ -12,7 +12,6 @@ from ..errors import UsageError
 from .checks import positive, positive_int
 
 DEFAULT_GPUS_PER_NODE = 8
-GB = 1e9  # bandwidths are decimal (GB/s, as nccl-tests and datasheets count)
 # Set aside on every GPU unless --memory-reserve says otherwise: the CUDA context and the cuBLAS/NCCL workspaces
 # (about 1 GiB on an A100/H100 with NCCL initialised), plus a share for the caching allocator's fragmentation.
 RESERVE_CONTEXT_GIB = 1.0

@@ -18,9 +18,16 @@ from ..device import (ASSUMED_INTER_NODE_SOURCE, Device, DeviceProfile, Figure, 
                       profiled_device, with_bus_bandwidth, with_network)
 from ..errors import CalibrationError, UsageError
 from ..predict import datasheet_profile
+from ..units import GIB
 from .checks import positive
-from .hardware import (DEFAULT_GPUS_PER_NODE, GIB, RESERVE_CONTEXT_GIB, RESERVE_FRAGMENTATION, Bandwidth, Fleet,
-                       default_reserve_bytes)
+from .hardware import (
+    DEFAULT_GPUS_PER_NODE,
+    RESERVE_CONTEXT_GIB,
+    RESERVE_FRAGMENTATION,
+    Bandwidth,
+    Fleet,
+    default_reserve_bytes,
+)
 from .model import PlanModel
 from .precision import training_precision
 from .predicted import PREDICTED_PRECISIONS, predicted_utilization, training_prediction

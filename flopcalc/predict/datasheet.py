@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..device import GB, Curve, Device, DeviceProfile, Network, Rate, load_profiles
+from ..device import Curve, Device, DeviceProfile, Network, Rate, load_profiles
+from ..units import GB
 
 REFERENCE_DEVICE = "A100-SXM4-80GB"  # the shipped profile that `flopcalc validate` checks against measured runs
 

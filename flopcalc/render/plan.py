@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..files import to_json
-from ..plan import GIB, Plan, SearchResult
-from ..units import format_number, format_si
+from ..plan import Plan, SearchResult
+from ..units import GIB, format_number, format_si
 from .tabular import csv_text, markdown_text, table_text
 
 BAR_WIDTH = 40  # characters for the GPU's whole memory
