@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flopcalc-installed
 
-.PHONY: demo test test-fast install bench examples dist dist-check clean
+.PHONY: demo test test-fast install bench examples pictures dist dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,8 @@ install: $(STAMP)
 
 demo: install
 	$(VENV)/bin/flopcalc count examples/cnn.py:build --input 8x3x32x32
+	$(VENV)/bin/flopcalc count examples/cnn.py:build --input 8x3x32x32 --format html --output report.html
+	@echo "report.html: the same count drawn as a page (open it in a browser; it needs no network)"
 
 test: install
 	$(PY) -m pytest -q
@@ -32,6 +34,10 @@ test-fast: install
 # the exported models the docs count (ONNX needs the onnx extra), written on demand, never committed
 examples: install
 	$(PY) examples/export.py
+
+# the pictures README.md and docs/ show: each command's HTML report photographed in headless Chromium
+pictures: install
+	$(PY) examples/pictures.py
 
 # a wheel and an sdist in dist/, the GPU catalogue inside the wheel
 dist: install

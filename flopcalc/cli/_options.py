@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import enum
 import math
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Iterable, List, Optional
 
@@ -22,6 +24,16 @@ class OutputFormat(str, enum.Enum):
     json = "json"
     csv = "csv"
     markdown = "markdown"
+
+
+class ReportFormat(str, enum.Enum):
+    """The formats of a command that also draws its report as a page (`--format html`)."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    html = "html"
 
 
 # --- the model: parsed once into a ModelSpec ------------------------------------------------------------
@@ -209,6 +221,16 @@ def parse_num_gpus(text: str) -> int:
 # --- output ---------------------------------------------------------------------------------------------
 
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", metavar="table|json|csv|markdown", help="Output format.")]
+ReportFormatOption = Annotated[ReportFormat, typer.Option(
+    "--format", "-f", metavar="table|json|csv|markdown|html",
+    help="Output format; html is one self-contained page with charts (needs the html extra), best with --output.")]
+
+
+def command_line() -> str:
+    """The command as the user typed it, for the header of an HTML report."""
+    return shlex.join(["flopcalc", *sys.argv[1:]])
+
+
 def writable_path(path: Optional[Path]) -> Optional[Path]:
     """An output path checked while the options are parsed (before any work); a bad one is a usage error."""
     if path is not None:
@@ -225,9 +247,9 @@ OutputOption = Annotated[
 ]
 
 
-def shown_on_terminal(fmt: OutputFormat, output: Optional[Path]) -> bool:
+def shown_on_terminal(fmt: OutputFormat | ReportFormat, output: Optional[Path]) -> bool:
     """A table printed to stdout shows its notes; any other format, or a file, does not."""
-    return fmt is OutputFormat.table and output is None
+    return fmt.value == "table" and output is None
 
 
 def notes_to_stderr(notes: Iterable[str], *, shown: bool, warnings: Iterable[str] = ()) -> None:

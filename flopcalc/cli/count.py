@@ -17,14 +17,15 @@ from ._options import (
     DecoderSeqLenOption,
     DeviceOption,
     DimOption,
-    FormatOption,
     FrozenOption,
     InputOption,
     KwargsOption,
     ModelArgument,
-    OutputFormat,
     OutputOption,
+    ReportFormat,
+    ReportFormatOption,
     SeqLenOption,
+    command_line,
     model_spec,
     notes_to_stderr,
     shown_on_terminal,
@@ -63,7 +64,7 @@ def count_command(
                                           "inputs and name why they differ: fvcore, torch, or fvcore,torch."),
     max_layers: int = typer.Option(DEFAULT_MAX_LAYERS, "--max-layers", metavar="N", help="Refuse, before building, a Hugging Face "
                                    "config declaring more layers (each is built and run: about 0.05 s per layer)."),
-    fmt: FormatOption = OutputFormat.table,
+    fmt: ReportFormatOption = ReportFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Count forward and backward FLOPs per layer, parameters, and FLOPs by category."""
@@ -73,7 +74,11 @@ def count_command(
 
     if unit not in ("flop", "mac"):
         raise UsageError(f"--unit {unit!r} is not flop or mac")
-    if compare is not None and fmt is OutputFormat.csv:
+    if fmt is ReportFormat.html:
+        from ..render.html import require_bokeh
+
+        require_bokeh()  # before the count: a missing extra is said at once
+    if compare is not None and fmt is ReportFormat.csv:
         raise UsageError("--compare shows in the table, markdown and json formats, not in csv (module rows only)",
                          "use --format json for the comparison's figures")
     shown_depth = parse_depth(depth)
@@ -90,7 +95,14 @@ def count_command(
         counted = count_spec(spec, strict=strict)
     conventions = conventions_for(counted)
     report = counted.in_unit(unit)
-    color = output is None and fmt is OutputFormat.table and sys.stdout.isatty()
+    color = output is None and fmt is ReportFormat.table and sys.stdout.isatty()
     blocks = {"conventions": conventions.to_dict()} if conventions is not None else {}
-    emit(render(report, fmt.value, shown_depth, color, blocks=blocks, comparison=comparison), output)
+    if fmt is ReportFormat.html:
+        from ..render.count_html import render_html
+        from ..render.count import report_data
+
+        text = render_html(report, command_line(), report_data(report, blocks, comparison))
+    else:
+        text = render(report, fmt.value, shown_depth, color, blocks=blocks, comparison=comparison)
+    emit(text, output)
     notes_to_stderr(report.notes, shown=shown_on_terminal(fmt, output))

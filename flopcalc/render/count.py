@@ -23,12 +23,12 @@ def _unit_label(report: CountReport) -> str:
     return "FLOP" if report.unit == "flop" else "MAC"
 
 
-def _inputs_text(report: CountReport) -> str:
+def inputs_text(report: CountReport) -> str:
     """`input_ids=1x512 int64, decoder_input_ids=1x128 int64`: what the model was called with, names included."""
     return ", ".join(map(str, report.inputs)) or "none"
 
 
-def _params_text(report: CountReport) -> str:
+def params_text(report: CountReport) -> str:
     """`params 46.7 G (46,702,792,704)`, plus the active ones of a mixture of experts."""
     text = f"params {format_si(report.params)} ({report.params:,})"
     if report.active != report.params:
@@ -41,13 +41,19 @@ def visible_layers(report: CountReport, depth: int) -> list[LayerCount]:
     return [layer for layer in report.layers if depth < 0 or layer.depth <= depth]
 
 
-def _share(value: int, total: int) -> str:
+def share_text(value: int, total: int) -> str:
     return f"{100.0 * value / total:.1f}%" if total else "-"
+
+
+def report_data(report: CountReport, blocks: Mapping[str, Any] | None = None,
+                comparison: "Comparison | None" = None) -> dict[str, Any]:
+    """The object `--format json` prints: the report's keys, then the optional blocks (`conventions`, `compare`)."""
+    return {**report.to_dict(), **(blocks or {}), **({"compare": comparison.to_dict()} if comparison else {})}
 
 
 def render_json(report: CountReport, blocks: Mapping[str, Any] | None = None) -> str:
     """The report's JSON, with the optional blocks (`conventions`, `compare`) after its own keys."""
-    return to_json({**report.to_dict(), **(blocks or {})})
+    return to_json(report_data(report, blocks))
 
 
 def comparison_lines(comparison: "Comparison") -> list[str]:
@@ -81,7 +87,7 @@ def comparison_lines(comparison: "Comparison") -> list[str]:
 def _layer_cells(layer: LayerCount, total: int) -> list[str]:
     """Type, params, forward, backward and share of one layer: the same cells in the table and in Markdown."""
     return [layer.type, format_si(layer.params), format_si(layer.forward), format_si(layer.backward),
-            _share(layer.total, total)]
+            share_text(layer.total, total)]
 
 
 def _category_rows(report: CountReport) -> list[list[str]]:
@@ -90,7 +96,7 @@ def _category_rows(report: CountReport) -> list[list[str]]:
     for category in CATEGORIES:
         fwd, bwd = report.forward_by_category[category], report.backward_by_category[category]
         if fwd or bwd:
-            rows.append([category, format_si(fwd), format_si(bwd), _share(fwd + bwd, report.total)])
+            rows.append([category, format_si(fwd), format_si(bwd), share_text(fwd + bwd, report.total)])
     return rows
 
 
@@ -119,7 +125,7 @@ def render_markdown(report: CountReport, depth: int = 2) -> str:
             for layer in visible_layers(report, depth)
         ],
         right=(2, 3, 4, 5),
-        title=[f"**{report.model}** — inputs {_inputs_text(report)}, device {report.device}. "
+        title=[f"**{report.model}** — inputs {inputs_text(report)}, device {report.device}. "
                f"{CONVENTION[report.unit]}."],
     )
     active = "" if report.active == report.params else f", active {format_si(report.active)}"
@@ -153,7 +159,7 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     total = report.total
     console = Console(file=io.StringIO(), width=width, force_terminal=color, color_system="standard" if color else None)
     console.print(
-        f"[bold]{report.model}[/bold]  inputs {_inputs_text(report)}  device {report.device}\n"
+        f"[bold]{report.model}[/bold]  inputs {inputs_text(report)}  device {report.device}\n"
         f"{CONVENTION[report.unit]}",
         highlight=False,
     )
@@ -182,7 +188,7 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     )
     console.print(categories)
     console.print(
-        f"\n{_params_text(report)}, {format_si(report.param_bytes, 'B')}"
+        f"\n{params_text(report)}, {format_si(report.param_bytes, 'B')}"
         f"   forward {report.forward:,} {unit}   backward {report.backward:,} {unit}",
         highlight=False,
     )
@@ -195,7 +201,7 @@ def render(report: CountReport, fmt: str, depth: int = 2, color: bool = False,
            blocks: Mapping[str, Any] | None = None, comparison: "Comparison | None" = None) -> str:
     """The report in `fmt`; JSON gets the optional `blocks`; table and Markdown end with the comparison."""
     if fmt == "json":
-        return render_json(report, {**(blocks or {}), **({"compare": comparison.to_dict()} if comparison else {})})
+        return to_json(report_data(report, blocks, comparison))
     if fmt == "csv":
         return render_csv(report)
     text = render_markdown(report, depth) if fmt == "markdown" else render_table(report, depth, color)

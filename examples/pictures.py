@@ -1,0 +1,51 @@
+"""Draws the pictures README.md and docs/ show: each command's HTML report of an example, opened in headless
+Chromium (network cut) and photographed into docs/img/. `make pictures`; needs the html extra, playwright and
+Chromium (Debian: apt-get install chromium).
+"""
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "docs" / "img"
+# picture name -> the command line (after `flopcalc`) whose --format html report it shows
+REPORTS = {
+    "count": ["count", "examples/cnn.py:build", "--input", "8x3x32x32"],
+}
+
+
+def photograph(page_path: Path, picture: Path, browser) -> None:
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://") else route.abort())
+    page.goto(page_path.resolve().as_uri())
+    page.wait_for_function("window.Bokeh && Bokeh.documents.length > 0", timeout=20_000)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(picture), full_page=True)
+    page.close()
+
+
+def main() -> int:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        print("pictures: no Chromium found (Debian: apt-get install chromium)", file=sys.stderr)
+        return 2
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        for name, command in REPORTS.items():
+            report = Path(scratch) / f"{name}.html"
+            subprocess.run([sys.executable, "-m", "flopcalc", *command, "--format", "html", "--output", str(report)],
+                           cwd=ROOT, check=True)
+            photograph(report, IMAGES / f"{name}.png", browser)
+            print(f"docs/img/{name}.png")
+        browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
