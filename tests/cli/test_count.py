@@ -271,3 +271,16 @@ def test_a_misspelled_named_input_is_refused_on_the_command_line_and_in_a_budget
                       "    max_forward_flops: 1G\n")
     result = invoke("check", "--budget", budget)
     assert result.exit_code == 2 and "inptu= is not an argument of Sequential.forward (it takes input)" in result.output
+
+
+def test_a_named_input_replaces_the_example_input_it_names(examples):
+    """cnn.py's example_inputs() fills forward's `x` by position: `--input x=...` takes its place (it used to be
+    passed as well, and the forward got x twice)."""
+    def forward_of(*args):
+        result = invoke("count", f"{examples / 'cnn.py'}:build", *args, "--format", "json", "--depth", "0")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["totals"]["forward"]
+
+    named, positional = forward_of("--input", "x=2x3x32x32"), forward_of("--input", "2x3x32x32")
+    assert named == positional
+    assert named != forward_of()  # the example's batch of 8 is not counted
