@@ -8,10 +8,10 @@ docs/catalogue.md. No torch here: `flopcalc gpus` and `flopcalc convert` must st
 """
 
 from .loading import GPU_SPECS_ENV_VAR, load_catalog, load_catalog_file, shipped_catalog_dir
-from .names import Catalog, normalize_kind
+from .names import COMMON_VARIANTS, Catalog, most_common_variant, normalize_kind
 from .records import CPU_CLOCKS, DEFAULT_KIND, GIB, KINDS, Accelerator, CoreGroup, Link
 
 __all__ = [
-    "CPU_CLOCKS", "DEFAULT_KIND", "GIB", "GPU_SPECS_ENV_VAR", "KINDS", "Accelerator", "Catalog", "CoreGroup", "Link",
-    "load_catalog", "load_catalog_file", "normalize_kind", "shipped_catalog_dir",
+    "COMMON_VARIANTS", "CPU_CLOCKS", "DEFAULT_KIND", "GIB", "GPU_SPECS_ENV_VAR", "KINDS", "Accelerator", "Catalog", "CoreGroup", "Link",
+    "load_catalog", "load_catalog_file", "most_common_variant", "normalize_kind", "shipped_catalog_dir",
 ]

@@ -10,6 +10,7 @@ from typing import Annotated, Iterable, List, Optional
 
 import typer
 
+from ..catalog import most_common_variant
 from ..compute import check_utilization
 from ..errors import UsageError
 from ..files import check_writable
@@ -153,24 +154,15 @@ CalibrationOption = Annotated[
                                        "measured, and --gpu is optional."),
 ]
 NumGpusOption = Annotated[str, typer.Option("--num-gpus", "-n", metavar="N", help="GPUs sharing the work (wall clock = GPU-hours / this).")]
-# A bare family name means its most common variant (the one clusters and papers mostly mean), with a note
-# naming the others; every id here is checked against the catalogue by the tests.
-COMMON_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "v100": ("V100-SXM2", ("V100-PCIe", "V100S-PCIe")),
-    "a100": ("A100-SXM4-80GB", ("A100-SXM4-40GB", "A100-PCIe-80GB", "A100-PCIe-40GB")),
-    "h100": ("H100-SXM", ("H100-PCIe", "H100-NVL")),
-}
-
-
 def common_variant(name: Optional[str]) -> Optional[str]:
-    """`V100`, `nvidia a100`, `H100` -> the family's most common variant's id, with a note on stderr; any
-    other name unchanged (the catalogue resolves it, or says which ids it could mean)."""
+    """`V100`, `nvidia a100`, `H100` -> the family's most common variant's id (catalog.most_common_variant),
+    with its note on stderr; any other name unchanged."""
     if name is None:
         return None
-    key = name.strip().lower().removeprefix("nvidia ").removeprefix("tesla ").strip()
-    if key not in COMMON_VARIANTS:
+    variant = most_common_variant(name)
+    if variant is None:
         return name
-    chosen, others = COMMON_VARIANTS[key]
+    chosen, others = variant
     typer.echo(f"flopcalc: note: {name.strip()} taken as {chosen}, its most common variant; "
                f"the others are {', '.join(others)} (pass one of these ids to --gpu)", err=True)
     return chosen
