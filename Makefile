@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flopcalc-installed
 
-.PHONY: demo test test-fast install bench examples dist dist-check clean
+.PHONY: demo test test-fast lint install bench examples dist dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ test: install
 # the same suite without the tests marked `slow` (the docs' commands, full-size Hugging Face configs)
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+# ruff's linter, mypy on the public surface and the import-linter layers, as configured in pyproject.toml
+# (this only checks: it never rewrites a file)
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # the exported models the docs count (ONNX needs the onnx extra), written on demand, never committed
 examples: install
