@@ -23,6 +23,7 @@ from ._options import (
     OutputOption,
     PrecisionOption,
     UtilizationOption,
+    existing_model,
     model_spec,
     no_model_options,
     notes_to_stderr,
@@ -35,7 +36,7 @@ MODES_HINT = ("give a MODEL (file.py:callable, .pt, .pt2, config.json), or --par
               "--hidden, --heads), with --seq-len")
 
 ModelArgument = Annotated[Optional[str], typer.Argument(
-    metavar="MODEL", help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json (its input is one micro-batch), or use "
+    metavar="MODEL", callback=existing_model, help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json (its input is one micro-batch), or use "
          "--params.")]
 PlanSeqLenOption = Annotated[Optional[int], typer.Option(
     "--seq-len", metavar="TOKENS", help="Tokens per sequence: for --params, or a Hugging Face config.json (default min(max positions, "

@@ -70,7 +70,7 @@ def test_the_help_names_only_options_the_command_has(path, command):
     assert named - own - GLOBAL_OPTIONS == set()
 
 
-@pytest.mark.parametrize("command", ["count", "infer", "train"])
+@pytest.mark.parametrize("command", ["count", "infer", "train", "plan", "bench"])
 def test_a_missing_model_file_is_one_line_before_torch_is_imported(command, tmp_path):
     """Checked while the options are parsed: the error comes without the seconds torch takes to import."""
     import subprocess
