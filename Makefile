@@ -12,8 +12,13 @@ STAMP := $(VENV)/.flopcalc-installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# on a terminal, say what the minutes of a first install are spent on (on stderr; a log gets nothing)
+SAY = @if [ -t 2 ]; then echo "$(1)" >&2; fi
+
 $(STAMP): pyproject.toml | $(PY)
-	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	@$(PY) -c "import torch" 2>/dev/null || { if [ -t 2 ]; then echo "installing $(TORCH) into $(VENV) (a few minutes, once)" >&2; fi; \
+		$(PY) -m pip install -q "$(TORCH)"; }
+	$(call SAY,installing flopcalc and its test tools into $(VENV))
 	$(PY) -m pip install -q -e ".[test]"
 	@touch $(STAMP)
 

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
+import threading
 from pathlib import Path
-from typing import Annotated, Iterable, List, Optional
+from typing import Annotated, Any, Iterable, Iterator, List, Optional
 
 import typer
 
@@ -215,6 +217,42 @@ OutputOption = Annotated[
     Optional[Path],
     typer.Option("--output", "-o", metavar="FILE", callback=writable_path, help="Write to this file (atomically) instead of stdout."),
 ]
+
+
+# Work that ends sooner shows no progress line (it would only flicker).
+PROGRESS_DELAY_S = 1.0
+
+
+@contextlib.contextmanager
+def progress(label: str, *, delay: float = PROGRESS_DELAY_S, console: Any = None) -> Iterator[None]:
+    """A spinner and `label` on stderr while the block runs, from `delay` seconds on, and only when stderr is a
+    terminal (a log or a pipe gets nothing); it is cleared when the block ends, so the output is unchanged."""
+    from rich.console import Console
+
+    console = console if console is not None else Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    status = console.status(label, spinner="dots")
+    lock, state = threading.Lock(), {"started": False, "over": False}
+
+    def start() -> None:
+        with lock:
+            if not state["over"]:
+                status.start()
+                state["started"] = True
+
+    timer = threading.Timer(delay, start)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            state["over"] = True
+            if state["started"]:
+                status.stop()
 
 
 def shown_on_terminal(fmt: OutputFormat, output: Optional[Path]) -> bool:

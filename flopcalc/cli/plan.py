@@ -27,6 +27,7 @@ from ._options import (
     model_spec,
     no_model_options,
     notes_to_stderr,
+    progress,
     parse_num_gpus,
     parse_utilization,
     shown_on_terminal,
@@ -158,7 +159,8 @@ def plan_command(
     if search and batch is None:
         raise UsageError("--search needs --global-batch", "every layout must train on the same examples per step")
     if spec is not None:
-        planned = planning.model_from_spec(spec, heads=heads, kv_heads=kv_heads)
+        with progress(f"counting {model} for the plan"):
+            planned = planning.model_from_spec(spec, heads=heads, kv_heads=kv_heads)
     else:
         planned = planning.model_from_params(
             None if params is None else parse_si_number(params, "--params"), seq_len, layers=layers, hidden=hidden,

@@ -34,6 +34,7 @@ from ._options import (
     existing_model,
     parse_num_gpus,
     parse_utilization,
+    progress,
 )
 
 MODES_HINT = ("give a MODEL file with --examples, or --flops-per-example F with --examples, "
@@ -124,7 +125,8 @@ def train_command(
 
     conventions = None
     if spec is not None:
-        report = count_spec(spec)
+        with progress(f"counting {model}"):
+            report = count_spec(spec)
         result = training(report, n_examples, n_epochs)
         conventions = conventions_for(report)
     elif modes[0] == "--flops-per-example":
