@@ -58,3 +58,13 @@ def test_a_corrupt_file_and_another_device_are_one_line(tmp_path):
         load_profiles(_write(tmp_path, "profiles: [\n"))
     with pytest.raises(CalibrationError, match="no device profile for V100-SXM2-32GB"):
         device_profile("V100-SXM2-32GB")
+
+
+@pytest.mark.parametrize("peak", ["1.0e-300", "1.0e+300"])
+def test_a_profile_figure_out_of_range_is_refused_naming_it(peak, tmp_path):
+    text = default_profiles_text()
+    assert "peak_tflops: {fp16: 312, bf16: 312}" in text
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(text.replace("peak_tflops: {fp16: 312, bf16: 312}", f"peak_tflops: {{fp16: {peak}, bf16: {peak}}}"))
+    with pytest.raises(CalibrationError, match=r"profiles\[0\]\.matmul\.peak_tflops\.fp16: must be between 1e-09 and 1e\+40"):
+        load_profiles(profiles)
