@@ -77,3 +77,12 @@ def test_make_lint_checks_with_the_configured_tools_and_rewrites_nothing():
     commands = [line.strip() for line in recipe.splitlines()[1:]]
     assert commands == ["$(VENV)/bin/ruff check .", "$(VENV)/bin/mypy", "$(VENV)/bin/lint-imports"]
     assert "--fix" not in recipe and "format" not in recipe
+
+
+def test_every_import_linter_layer_is_required():
+    """An optional layer `(flopcalc.x)` is silently unchecked once it is renamed or moved."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    layers = [layer for contract in config["tool"]["importlinter"]["contracts"] for layer in contract.get("layers", ())]
+    assert layers and [layer for layer in layers if "(" in layer] == []
