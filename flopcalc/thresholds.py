@@ -17,6 +17,7 @@ from .errors import CatalogError
 from .files import read_yaml
 from .schemas import Problem, first_problem, refuse
 
+
 def _positive_flop(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
         refuse(f"flop must be a positive number, got {value!r}")

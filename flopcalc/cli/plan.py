@@ -27,9 +27,9 @@ from ._options import (
     model_spec,
     no_model_options,
     notes_to_stderr,
-    progress,
     parse_num_gpus,
     parse_utilization,
+    progress,
     shown_on_terminal,
 )
 

@@ -125,4 +125,4 @@ def _name_positional(call: CallArgs, names: tuple[str, ...], overridden: set[Any
     input takes its place instead of being passed twice."""
     if not call.args or len(call.args) > len(names) or not overridden & set(names[:len(call.args)]):
         return call
-    return CallArgs((), {**dict(zip(names, call.args)), **call.kwargs})
+    return CallArgs((), {**dict(zip(names, call.args, strict=False)), **call.kwargs})

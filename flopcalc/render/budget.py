@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..budget import CheckResult
-from ..units import format_number, format_si
 from ..files import to_json
+from ..units import format_number, format_si
 from .tabular import markdown_text
 
 METRIC_LABELS = {

@@ -201,8 +201,7 @@ def test_a_bare_family_name_is_its_most_common_variant_with_a_note(bare, chosen)
 
 
 def test_every_common_variant_named_is_in_the_catalogue():
-    from flopcalc.catalog import load_catalog
-    from flopcalc.catalog import COMMON_VARIANTS
+    from flopcalc.catalog import COMMON_VARIANTS, load_catalog
 
     catalog = load_catalog()
     for family, (chosen, others) in COMMON_VARIANTS.items():
