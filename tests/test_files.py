@@ -179,3 +179,16 @@ def test_json_output_says_unbounded_and_never_writes_infinity_or_nan():
     for bad in (math.nan, -math.inf):
         with pytest.raises(ValueError, match=r"rows\[1\]\.x is"):
             to_json({"rows": [0, {"x": bad}]})
+
+
+def test_every_json_a_user_reads_is_written_through_to_json():
+    """The commands' output, reports, baselines: one strict writer (the ranks' messages to each other are not
+    user output and are read back by Python's own json)."""
+    from pathlib import Path
+
+    import flopcalc
+
+    package = Path(flopcalc.__file__).parent
+    writers = [str(path.relative_to(package)) for folder in ("render", "cli", "budget", "calibration")
+               for path in (package / folder).rglob("*.py") if "json.dump" in path.read_text()]
+    assert writers == []
