@@ -7,13 +7,18 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flopcalc-installed
 
-.PHONY: demo test test-fast install bench examples pictures dist dist-check clean
+.PHONY: demo test test-fast lint install bench examples pictures dist dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# on a terminal, say what the minutes of a first install are spent on (on stderr; a log gets nothing)
+SAY = @if [ -t 2 ]; then echo "$(1)" >&2; fi
+
 $(STAMP): pyproject.toml | $(PY)
-	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	@$(PY) -c "import torch" 2>/dev/null || { if [ -t 2 ]; then echo "installing $(TORCH) into $(VENV) (a few minutes, once)" >&2; fi; \
+		$(PY) -m pip install -q "$(TORCH)"; }
+	$(call SAY,installing flopcalc and its test tools into $(VENV))
 	$(PY) -m pip install -q -e ".[test]"
 	@touch $(STAMP)
 
@@ -30,6 +35,13 @@ test: install
 # the same suite without the tests marked `slow` (the docs' commands, full-size Hugging Face configs)
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+# ruff's linter, mypy on the public surface and the import-linter layers, as configured in pyproject.toml
+# (this only checks: it never rewrites a file)
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # the exported models the docs count (ONNX needs the onnx extra), written on demand, never committed
 examples: install

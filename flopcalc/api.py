@@ -212,7 +212,8 @@ def load(spec: ModelSpec, device: str) -> tuple[LoadedModel, Any]:
     if spec.dims:
         raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
     check_input_names(spec, loaded.module, loaded.kind)
-    return loaded, make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device))
+    return loaded, make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device),
+                               module=loaded.module)
 
 
 def count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, *, strict: bool = False) -> CountReport:
@@ -250,7 +251,7 @@ def count_traffic(
 def example_inputs(spec: ModelSpec, loaded: LoadedModel, device: str) -> Any:
     """The inputs `spec` asks for (its --input specs, --batch-size) for a model `load` already built: a batch
     sweep changes the spec's batch size and keeps the model."""
-    return make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device))
+    return make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device), module=loaded.module)
 
 
 def training(model: ModelSpec | CountReport | str, examples: float, epochs: float = 1) -> TrainingCompute:
@@ -278,7 +279,7 @@ def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bo
 def loader_notes(loaded: LoadedModel, spec: ModelSpec) -> tuple[str, ...]:
     """What the loader said about the model, about its example inputs when those were used, and about each
     example input --input did not replace."""
-    kept = example_inputs_kept(spec, loaded.example_inputs)
+    kept = example_inputs_kept(spec, loaded.example_inputs, loaded.module)
     used = not spec.inputs or bool(kept)
     return (loaded.notes + (loaded.example_notes if used else ())
             + tuple(note for name, note in loaded.input_notes.items() if name in kept))

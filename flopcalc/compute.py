@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from .counting.report import unsupported_ops_note
 from .errors import UsageError
 from .units import PF_DAY_FLOP, PETAFLOP, SECONDS_PER_DAY, ComputeQuantity, format_si
 
@@ -376,9 +377,9 @@ def training_from_report(report: "CountReport", examples: float, epochs: float =
     batch = report.batch_size
     notes = [f"counted: {forward:,} forward + {backward:,} backward FLOP per batch of {batch} "
              f"(leading dimension of the first input), divided by {batch}", *assumed]
-    if report.unsupported_ops:
-        listed = ", ".join(f"{op} x{n}" for op, n in report.unsupported_ops.items())
-        notes.append(f"unsupported ops (no formula, not counted): {listed}")
+    unsupported = unsupported_ops_note(report.unsupported_ops)
+    if unsupported:
+        notes.append(unsupported)
     notes.extend(report.notes)
     return training_from_counts(Fraction(forward, batch), Fraction(backward, batch), examples, epochs,
                                 method="counted", notes=tuple(notes))

@@ -9,6 +9,7 @@ umask (or the overwritten file's mode). It imports nothing of flopcalc but the e
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import stat
@@ -25,6 +26,8 @@ MAX_TEXT_FILE_BYTES = 16 * 2**20
 # The most nodes a YAML document may expand to once its aliases are followed: a real file holds a few thousand,
 # a "billion laughs" file holds billions.
 MAX_YAML_NODES = 100_000
+# What `--format json` writes for a figure without bound (strict JSON has no Infinity).
+UNBOUNDED = "unbounded"
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -113,8 +116,23 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 def to_json(data: Any) -> str:
-    """The one JSON style of every `--format json`: indented, key order kept, trailing newline."""
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    """The one JSON style of every `--format json`: indented, key order kept, trailing newline; strict JSON, so
+    a figure without bound is the string "unbounded" (never `Infinity`, which strict parsers reject)."""
+    return json.dumps(strict_json_values(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def strict_json_values(data: Any, where: str = "") -> Any:
+    """`data` with +infinity said as "unbounded"; a NaN or -infinity (no figure flopcalc computes can be one) is
+    refused with a ValueError naming its key, rather than written as JSON no strict parser reads."""
+    if isinstance(data, float) and not math.isfinite(data):
+        if data > 0:
+            return UNBOUNDED
+        raise ValueError(f"{where or 'the value'} is {data!r}, which JSON cannot hold")
+    if isinstance(data, dict):
+        return {key: strict_json_values(value, f"{where}.{key}" if where else str(key)) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json_values(value, f"{where}[{index}]") for index, value in enumerate(data)]
+    return data
 
 
 def check_size(path: Path, error: type[FlopcalcError], what: str, limit: int = MAX_TEXT_FILE_BYTES) -> None:

@@ -6,7 +6,6 @@ module reads it and compares. No torch: `convert` uses it and must start fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -18,8 +17,6 @@ from .errors import CatalogError
 from .files import read_yaml
 from .schemas import Problem, first_problem, refuse
 
-_KEYS = ("id", "flop", "what", "law", "status", "dates", "counts", "source")
-
 
 def _positive_flop(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
@@ -27,12 +24,14 @@ def _positive_flop(value: Any) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
-class Threshold:
-    """One threshold: crossed by a total greater than `flop`."""
+class Threshold(BaseModel):
+    """One threshold, as the table gives it (every key, nothing else, a positive finite `flop`): crossed by a
+    total greater than `flop`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     id: str
-    flop: float
+    flop: Annotated[float, BeforeValidator(_positive_flop)]
     what: str
     law: str
     status: str
@@ -46,32 +45,20 @@ class Threshold:
                 f"{self.what} ({self.dates}; {self.source})")
 
     def to_dict(self) -> dict:
-        return {key: getattr(self, key) for key in _KEYS}
+        return self.model_dump()
+
+
+_KEYS = tuple(Threshold.model_fields)
 
 
 def table_path() -> Path:
     return Path(str(resources.files("flopcalc") / "data" / "thresholds.yaml"))
 
 
-class _Entry(BaseModel):
-    """One row of the table as the YAML gives it: every key, nothing else, a positive finite `flop`."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
-
-    id: str
-    flop: Annotated[float, BeforeValidator(_positive_flop)]
-    what: str
-    law: str
-    status: str
-    dates: str
-    counts: str
-    source: str
-
-
 class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    thresholds: list[_Entry]
+    thresholds: list[Threshold]
 
 
 @lru_cache(maxsize=1)
@@ -83,7 +70,7 @@ def load_thresholds() -> tuple[Threshold, ...]:
         table = _Table.model_validate(data)
     except ValidationError as error:
         raise CatalogError(*_say(first_problem(error), data, path)) from None
-    return tuple(Threshold(**entry.model_dump()) for entry in table.thresholds)
+    return tuple(table.thresholds)
 
 
 def _say(problem: Problem, data: Any, path: Path) -> tuple[str, str | None]:

@@ -26,6 +26,10 @@ _FORMAT_PREFIXES = [("Y", 1e24), ("Z", 1e21), ("E", 1e18), ("P", 1e15), ("T", 1e
 # stay finite, so no overflow reaches the arithmetic, a table or a JSON file.
 LARGEST_NUMBER = 1e40
 RANGE_HINT = f"numbers are at most {LARGEST_NUMBER:g}"
+# The smallest positive figure a data file (a catalogue's peaks, memory, bandwidth, power) may give: far below any
+# real device's (a microcontroller has ~1e-6 TFLOPS), and large enough that LARGEST_NUMBER divided by it stays a
+# float (1e-300 TFLOPS overflowed a duration).
+SMALLEST_FIGURE = 1e-9
 # The largest whole-number option (a layer count, a batch, a sequence, GPUs): exact in a float, so no size
 # overflows the arithmetic; the commands' own, tighter limits (a batch, tokens in all) apply below it.
 LARGEST_WHOLE = 2**53 - 1

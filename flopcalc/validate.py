@@ -17,6 +17,7 @@ from .compute import Throughput
 from .device import resolve_device
 from .errors import UsageError
 from .files import parse_yaml, read_yaml
+from .units import LARGEST_NUMBER, LARGEST_WHOLE, SMALLEST_FIGURE
 from .plan import Bandwidth, Fleet, Layout, evaluate, model_from_params
 from .predict import OVERLAP_RULES, Curve, DeviceProfile, TrainingLayout, TransformerShape, load_profiles, predict_step
 from .units import GIB
@@ -148,14 +149,16 @@ def _fail(where: str, path: str, problem: str, hint: str | None = None) -> Valid
 
 
 def _whole(value: Any, where: str, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _fail(where, path, f"must be a whole number >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= LARGEST_WHOLE:
+        raise _fail(where, path, f"must be a whole number from 1 to {LARGEST_WHOLE:,}, got {value!r}")
     return value
 
 
 def _positive(value: Any, where: str, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise _fail(where, path, f"must be a number > 0, got {value!r}")
+    if not SMALLEST_FIGURE <= value <= LARGEST_NUMBER:
+        raise _fail(where, path, f"must be between {SMALLEST_FIGURE:g} and {LARGEST_NUMBER:g}, got {value!r}")
     return float(value)
 
 

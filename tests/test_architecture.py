@@ -69,3 +69,20 @@ def test_no_module_imports_another_modules_private_helpers():
     offenders = {str(path.relative_to(ROOT)): names for path in sorted((ROOT / "flopcalc").rglob("*.py"))
                  if (names := _private_imports(path.read_text(encoding="utf-8")))}
     assert offenders == {}
+
+
+def test_make_lint_checks_with_the_configured_tools_and_rewrites_nothing():
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    recipe = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    commands = [line.strip() for line in recipe.splitlines()[1:]]
+    assert commands == ["$(VENV)/bin/ruff check .", "$(VENV)/bin/mypy", "$(VENV)/bin/lint-imports"]
+    assert "--fix" not in recipe and "format" not in recipe
+
+
+def test_every_import_linter_layer_is_required():
+    """An optional layer `(flopcalc.x)` is silently unchecked once it is renamed or moved."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    layers = [layer for contract in config["tool"]["importlinter"]["contracts"] for layer in contract.get("layers", ())]
+    assert layers and [layer for layer in layers if "(" in layer] == []

@@ -311,7 +311,7 @@ def test_uncounted_ops_become_a_note(tmp_path):
     path = write_budget(tmp_path, "budgets: [{name: n, model: a.py, max_params: 10}]")
     report = make_report(1, 1, 1, unsupported={"aten.fft_r2c": 2})
     result = run_checks(load_budget_file(path), counter=RecordingCounter({"a.py": report}))
-    assert result.notes == ("n: ops without a FLOP formula were not counted: aten.fft_r2c x2",)
+    assert result.notes == ("n: unsupported ops (no formula, not counted): aten.fft_r2c x2",)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -460,3 +460,19 @@ def test_a_baseline_that_cannot_be_written_names_the_path_and_keeps_the_old_one(
         write_baseline(target, load_budget_file(budgets), {"a": make_report(1, 2, 3)})
     assert target.read_text() == "previous\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.json", "flopcalc.yaml"]
+
+
+@pytest.mark.parametrize("key, value", [("epochs", "1.0e+300"), ("examples", "1.0e+300"),
+                                        ("max_training_flops", "1.0e+300"), ("max_params", ".inf"),
+                                        ("max_forward_flops", ".nan")])
+def test_a_number_out_of_range_in_a_budget_file_is_refused_naming_the_key(key, value, tmp_path):
+    """Read from a file, as from an option: no 1e300 epochs reaches the arithmetic (it overflowed to a traceback)."""
+    entry = {"epochs": "1", "examples": "60000", "max_training_flops": "600G", "max_params": "250k",
+             "max_forward_flops": "30M", key: value}
+    path = tmp_path / "flopcalc.yaml"
+    path.write_text("budgets:\n  - name: m\n    model: net.py:build\n    inputs: ['4x784']\n"
+                    + "".join(f"    {k}: {v}\n" for k, v in entry.items()))
+    with pytest.raises(BudgetFileError) as caught:
+        load_budget_file(path)
+    assert f"key '{key}'" in str(caught.value)
+    assert "1e+40" in str(caught.value) or "finite" in str(caught.value)

@@ -484,3 +484,12 @@ def test_a_7b_fp16_model_serves_2048_token_prompts_at_batch_52_on_one_a100_80gb(
     assert published.fits is True
     assert 80e9 < one_more.memory_bytes <= 80 * 2**30 and one_more.fits is True
     assert result.max_batch_that_fits >= 53
+
+
+@pytest.mark.parametrize("name, chosen", [("V100", "V100-SXM2"), (" nvidia A100 ", "A100-SXM4-80GB"),
+                                          ("Tesla v100", "V100-SXM2"), ("h100", "H100-SXM")])
+def test_a_bare_family_name_has_a_most_common_variant(name, chosen):
+    from flopcalc.catalog import most_common_variant
+
+    assert most_common_variant(name)[0] == chosen
+    assert most_common_variant("H100-PCIe") is None and most_common_variant("a100 80gb") is None

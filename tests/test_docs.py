@@ -16,3 +16,17 @@ def test_every_docs_page_named_in_the_package_exists():
     assert named, "the package names no docs page: the pattern is wrong"
     missing = {page: where for page, where in named.items() if not (ROOT / "docs" / page).is_file()}
     assert missing == {}
+
+
+def test_every_figure_in_the_limits_page_is_the_codes_constant():
+    """docs/limits.md quotes each limit beside the constant that holds it: the two must agree."""
+    import importlib
+
+    rows = re.findall(r"^\|[^|\n]*\|([^|\n]*)\|\s*`(flopcalc\.[\w.]+)`\s*\|$",
+                      (ROOT / "docs" / "limits.md").read_text(encoding="utf-8"), re.MULTILINE)
+    assert len(rows) >= 12
+    for figure, dotted in rows:
+        module, name = dotted.rsplit(".", 1)
+        value = getattr(importlib.import_module(module), name)
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:g}"
+        assert re.search(rf"(?<![\d.,]){re.escape(shown)}(?![\d,]|\.\d)", figure), (dotted, shown, figure)

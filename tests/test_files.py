@@ -162,3 +162,33 @@ def test_a_report_that_cannot_be_written_exits_2_naming_the_path(tmp_path, monke
     assert result.exit_code == 2, result.output
     assert f"cannot write {report}: No space left on device" in result.output
     assert len(result.output.strip().splitlines()) == 1 and report.read_text() == "previous\n"
+
+
+# ---------------------------------------------------------------- strict JSON
+
+
+def test_json_output_says_unbounded_and_never_writes_infinity_or_nan():
+    import json
+    import math
+
+    from flopcalc.files import UNBOUNDED, to_json
+
+    text = to_json({"fits": True, "max_batch": math.inf, "rows": [1.5, (2, math.inf)]})
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in strict JSON")) == {
+        "fits": True, "max_batch": UNBOUNDED, "rows": [1.5, [2, UNBOUNDED]]}
+    for bad in (math.nan, -math.inf):
+        with pytest.raises(ValueError, match=r"rows\[1\]\.x is"):
+            to_json({"rows": [0, {"x": bad}]})
+
+
+def test_every_json_a_user_reads_is_written_through_to_json():
+    """The commands' output, reports, baselines: one strict writer (the ranks' messages to each other are not
+    user output and are read back by Python's own json)."""
+    from pathlib import Path
+
+    import flopcalc
+
+    package = Path(flopcalc.__file__).parent
+    writers = [str(path.relative_to(package)) for folder in ("render", "cli", "budget", "calibration")
+               for path in (package / folder).rglob("*.py") if "json.dump" in path.read_text()]
+    assert writers == []

@@ -100,3 +100,30 @@ def test_extreme_values_end_cleanly(command, flag, metavar):
     rng = random.Random(f"{SEED}{command}{flag}")
     for value in rng.sample(EXTREME, RUNS_PER_OPTION):
         assert_clean(invoke(command, flag, value), command, flag, value)
+
+
+def _strict_json(text, where):
+    import json
+
+    def refuse(name):
+        raise AssertionError(f"{where}: {name} in the JSON output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("command,flag,metavar", [o for o in OPTIONS if o[0] != "bench"],
+                         ids=[f"{c}{f or ''}" for c, f, _ in OPTIONS if c != "bench"])
+def test_json_output_stays_strict_on_extreme_values(command, flag, metavar):
+    """Whatever extreme value is accepted, `--format json` holds no Infinity or NaN (strict parsers reject it)."""
+    rng = random.Random(f"{SEED}{command}{flag}json")
+    value = rng.choice(["1e30", "1e-300", "99999999999999999999", "1e308", str(2**31)])
+    base = list(BASE[command])
+    if flag is None:
+        base[0] = f"{value} pf-days"
+        arguments = [command, *base]
+    else:
+        arguments = [command, *base, flag, value]
+    result = runner.invoke(app, [*arguments, "--format", "json"])
+    assert_clean(result, command, flag, value)
+    if result.exit_code in (0, 1) and result.stdout.strip():
+        _strict_json(result.stdout, f"{command} {flag}={value!r}")

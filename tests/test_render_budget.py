@@ -14,7 +14,7 @@ RESULT = CheckResult(
         Check("a|b", "ab.py", "training_pf_days", 4.2, 5.0, True, 16.0),
     ),
     regressions=(compare_with_baseline("net[bold]", "params", 100, 110, 0.05),),
-    notes=("net[bold]: ops without a FLOP formula were not counted: aten.fft_r2c x1",),
+    notes=("net[bold]: unsupported ops (no formula, not counted): aten.fft_r2c x1",),
 )
 
 
@@ -33,7 +33,7 @@ def test_table_prints_names_as_typed_failures_first_and_red_on_a_terminal():
     rows = [line for line in plain.splitlines() if line.startswith(("PASS ", "FAIL "))]
     assert rows[0].startswith("FAIL") and "net[bold]" in rows[0]  # not swallowed as rich markup
     assert "9.5 GFLOP" in rows[0] and "-5.56%" in rows[0]
-    assert "note: net[bold]: ops without a FLOP formula" in plain
+    assert "note: net[bold]: unsupported ops (no formula, not counted)" in plain
     assert "\x1b[" not in plain
     assert "\x1b[1;31m" in render_table(RESULT, color=True)
 

@@ -1,5 +1,7 @@
 """The validation table holds: the model's error against the published measured runs stays within the goal."""
 
+import re
+
 import pytest
 import yaml
 
@@ -78,3 +80,18 @@ def test_a_corrupt_table_is_one_line(tmp_path):
     path.write_text("runs: [\n", encoding="utf-8")
     with pytest.raises(ValidationFileError, match="not valid YAML"):
         load_runs(path)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("hidden: 6144", "hidden: 1000000000000000000000",
+     "runs[0].model.hidden: must be a whole number from 1 to 9,007,199,254,740,991"),
+    ("step_s: 1.42", "step_s: 1.0e-300", "runs[0].measured.step_s: must be between 1e-09 and 1e+40"),
+    ("step_s: 1.42", "step_s: 1.0e+300", "runs[0].measured.step_s: must be between 1e-09 and 1e+40"),
+])
+def test_a_figure_out_of_range_in_a_runs_file_is_refused_naming_it(old, new, message, tmp_path):
+    text = default_runs_text()
+    assert old in text
+    runs = tmp_path / "runs.yaml"
+    runs.write_text(text.replace(old, new, 1))
+    with pytest.raises(ValidationFileError, match=re.escape(message)):
+        load_runs(runs)

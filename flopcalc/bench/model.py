@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from ..api import as_spec, count_loaded, load
 from ..calibration import Calibration, ModelCalibration, calibrated_peak, now_utc
+from ..counting.report import unsupported_ops_note
 from ..errors import CalibrationError, ModelRunError, UsageError, short_error
 from ..spec import CallArgs, ModelSpec
 from .hardware import DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
@@ -316,9 +317,9 @@ def _load_and_count(spec: ModelSpec, resolved: str, notes: list[str]) -> tuple[A
     report = count_loaded(loaded, example, spec)
     if not report.backward_counted:
         raise ModelRunError(f"{spec.source}: no backward pass could be counted", "a training step needs trainable parameters")
-    if report.unsupported_ops:
-        listed = ", ".join(sorted(report.unsupported_ops))
-        notes.append(f"ops without a FLOP formula are not in the FLOPs (MFU is a lower bound): {listed}")
+    unsupported = unsupported_ops_note(report.unsupported_ops, "MFU is a lower bound")
+    if unsupported:
+        notes.append(unsupported)
     notes.extend(report.notes)
     notes.append("model FLOPs = counted forward + backward; the optimizer update is not counted (as in PaLM's MFU)")
     return loaded.module, example, report

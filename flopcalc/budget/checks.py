@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from ..compute import TrainingCompute, step_flops, training_from_params_tokens, training_from_report
+from ..counting.report import unsupported_ops_note
 from ..errors import FlopcalcError, ModelRunError, UsageError, short_error
 from ..spec import ModelSpec
 from .baseline import BASELINE_METRICS
@@ -196,9 +197,9 @@ def evaluate(
                     headroom=(limit - value) / limit * 100.0,
                 )
             )
-        if report.unsupported_ops:
-            ops = ", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported_ops.items()))
-            notes.append(f"{budget.name}: ops without a FLOP formula were not counted: {ops}")
+        unsupported = unsupported_ops_note(report.unsupported_ops)
+        if unsupported:
+            notes.append(f"{budget.name}: {unsupported}")
         notes.extend(f"{budget.name}: {note}" for note in (*step_flops(report)[2], *report.notes))
         if baseline is not None:
             recorded = baseline.get(budget.name)

@@ -123,12 +123,8 @@ def parse_calibration(text: str, path: Path | None = None) -> Calibration:
 
 
 def _parse_device(entry: Any, where: str) -> DeviceCalibration:
-    if not isinstance(entry, dict):
-        raise CalibrationError(f"{where}: expected a mapping")
-    _no_unknown_keys(entry, {"device", "matmul", "models", "fleet"}, where)
-    kind = entry.get("device")
-    if kind not in DEVICE_KINDS:
-        raise CalibrationError(f"{where}: 'device' must be one of {', '.join(DEVICE_KINDS)}, got {kind!r}")
+    _mapping_of(entry, {"device", "matmul", "models", "fleet"}, where)
+    kind = _one_of(entry, "device", DEVICE_KINDS, where)
     matmul = _parse_matmul(entry["matmul"], f"{where} matmul") if entry.get("matmul") is not None else None
     models_data = entry.get("models") or {}
     if not isinstance(models_data, dict):
@@ -149,9 +145,7 @@ def _parse_device(entry: Any, where: str) -> DeviceCalibration:
 
 
 def _parse_matmul(entry: Any, where: str) -> MatmulCalibration:
-    if not isinstance(entry, dict):
-        raise CalibrationError(f"{where}: expected a mapping")
-    _no_unknown_keys(entry, _MATMUL_KEYS, where)
+    _mapping_of(entry, _MATMUL_KEYS, where)
     tflops = _precision_map(entry.get("tflops"), f"{where} tflops", required=True)
     best = _precision_map(entry.get("best_tflops") or {}, f"{where} best_tflops", required=False)
     shapes_data = entry.get("shapes") or {}
@@ -178,12 +172,8 @@ def _parse_matmul(entry: Any, where: str) -> MatmulCalibration:
 
 
 def _parse_model(entry: Any, where: str) -> ModelCalibration:
-    if not isinstance(entry, dict):
-        raise CalibrationError(f"{where}: expected a mapping")
-    _no_unknown_keys(entry, _MODEL_KEYS, where)
-    precision = entry.get("precision")
-    if precision not in MATMUL_PRECISIONS:
-        raise CalibrationError(f"{where}: 'precision' must be one of {', '.join(MATMUL_PRECISIONS)}, got {precision!r}")
+    _mapping_of(entry, _MODEL_KEYS, where)
+    precision = _one_of(entry, "precision", MATMUL_PRECISIONS, where)
     inputs = entry.get("inputs") or []
     if not isinstance(inputs, list) or not all(isinstance(item, str) for item in inputs):
         raise CalibrationError(f"{where}: 'inputs' must be a list of input specs")
@@ -217,12 +207,8 @@ def _parse_model(entry: Any, where: str) -> ModelCalibration:
 
 
 def _parse_fleet(entry: Any, where: str) -> FleetCalibration:
-    if not isinstance(entry, dict):
-        raise CalibrationError(f"{where}: expected a mapping")
-    _no_unknown_keys(entry, _FLEET_KEYS, where)
-    backend = entry.get("backend")
-    if backend not in FLEET_BACKENDS:
-        raise CalibrationError(f"{where}: 'backend' must be one of {', '.join(FLEET_BACKENDS)}, got {backend!r}")
+    _mapping_of(entry, _FLEET_KEYS, where)
+    backend = _one_of(entry, "backend", FLEET_BACKENDS, where)
     world_size, nodes, per_node = (_count(entry.get(key), f"{where} {key}")
                                    for key in ("world_size", "nodes", "ranks_per_node"))
     if world_size < 2 or world_size != nodes * per_node:
@@ -271,6 +257,21 @@ def _scoped(value: Any, where: str, check) -> dict[str, dict[str, Any]]:
 def _count(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise CalibrationError(f"{where}: must be a positive integer, got {value!r}")
+    return value
+
+
+def _mapping_of(entry: Any, allowed: set[str], where: str) -> None:
+    """An entry is a mapping holding no key but the `allowed` ones."""
+    if not isinstance(entry, dict):
+        raise CalibrationError(f"{where}: expected a mapping")
+    _no_unknown_keys(entry, allowed, where)
+
+
+def _one_of(entry: Mapping, key: str, choices: Any, where: str) -> Any:
+    """The entry's `key`, which must be one of `choices`."""
+    value = entry.get(key)
+    if value not in choices:
+        raise CalibrationError(f"{where}: {key!r} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 

@@ -9,10 +9,11 @@ docs/catalogue.md. No torch here: `flopcalc gpus` and `flopcalc convert` must st
 
 from ..units import GIB  # re-exported: memory_gb is GiB
 from .loading import GPU_SPECS_ENV_VAR, load_catalog, load_catalog_file, shipped_catalog_dir
-from .names import Catalog, normalize_kind
+from .names import COMMON_VARIANTS, Catalog, most_common_variant, normalize_kind
 from .records import CPU_CLOCKS, DEFAULT_KIND, KINDS, Accelerator, CoreGroup, DeviceKind, Link
 
 __all__ = [
-    "CPU_CLOCKS", "DEFAULT_KIND", "GIB", "GPU_SPECS_ENV_VAR", "KINDS", "Accelerator", "Catalog", "CoreGroup", "DeviceKind", "Link",
-    "load_catalog", "load_catalog_file", "normalize_kind", "shipped_catalog_dir",
+    "COMMON_VARIANTS", "CPU_CLOCKS", "DEFAULT_KIND", "GIB", "GPU_SPECS_ENV_VAR", "KINDS", "Accelerator", "Catalog",
+    "CoreGroup", "DeviceKind", "Link", "load_catalog", "load_catalog_file", "most_common_variant", "normalize_kind",
+    "shipped_catalog_dir",
 ]

@@ -21,6 +21,22 @@ _VENDOR_WORDS = ("nvidia", "tesla", "geforce", "quadro", "amd", "instinct", "rad
                  "intel", "habana", "apple")
 
 
+# A bare family name means its most common variant (the one clusters and papers mostly mean), with a note
+# naming the others; every id here is checked against the catalogue by the tests.
+COMMON_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "v100": ("V100-SXM2", ("V100-PCIe", "V100S-PCIe")),
+    "a100": ("A100-SXM4-80GB", ("A100-SXM4-40GB", "A100-PCIe-80GB", "A100-PCIe-40GB")),
+    "h100": ("H100-SXM", ("H100-PCIe", "H100-NVL")),
+}
+
+
+def most_common_variant(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """`V100`, `nvidia a100`, `H100` -> (the family's most common variant's id, the other variants' ids); None for
+    any other name (the catalogue resolves it, or says which ids it could mean)."""
+    key = name.strip().lower().removeprefix("nvidia ").removeprefix("tesla ").strip()
+    return COMMON_VARIANTS.get(key)
+
+
 def normalize_kind(text: str) -> str:
     """`GPU`, ` cpu ` -> `gpu`, `cpu`; UsageError naming the kinds otherwise."""
     key = str(text).strip().lower()

@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, Va
 
 from ..errors import CatalogError
 from ..schemas import Problem, dotted, first_problem, refuse
-from ..units import PRECISIONS
+from ..units import LARGEST_NUMBER, PRECISIONS, SMALLEST_FIGURE
 from .names import normalize_name
 from .records import (
     BYTES_PER_CHANNEL_TRANSFER,
@@ -50,6 +50,9 @@ def _number(value: Any) -> float:
         refuse(f"{{field}} must be finite, got {value!r}")
     if value <= 0:
         refuse(f"{{field}} must be > 0, got {value!r}")
+    if not SMALLEST_FIGURE <= value <= LARGEST_NUMBER:
+        refuse(f"{{field}} must be between {SMALLEST_FIGURE:g} and {LARGEST_NUMBER:g}, got {value!r}",
+               "is the unit right? peaks are TFLOPS, memory GiB, bandwidth GB/s")
     return float(value)
 
 

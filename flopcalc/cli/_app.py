@@ -94,12 +94,23 @@ def _bounded(command: typer.core.TyperCommand) -> typer.core.TyperCommand:
     return command
 
 
+def _plain_arguments(command: typer.core.TyperCommand) -> typer.core.TyperCommand:
+    """Arguments show their metavar alone in --help (`MODEL`, not typer's `MODEL <str>`), in groups too."""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_arguments(sub)
+    for param in command.params:
+        if param.param_type_name == "argument":
+            param.metavar = param.metavar or param.name.upper()
+            param.display_type_rich = lambda ctx: None  # typer appends the Python type to an argument's name
+    return command
+
+
 class _ErrorBoundaryGroup(TyperGroup):
     """Turns errors raised by any subcommand into one line and an exit code."""
 
     def get_command(self, ctx, cmd_name):
         command = super().get_command(ctx, cmd_name)
-        return None if command is None else _bounded(command)
+        return None if command is None else _plain_arguments(_bounded(command))
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         """Parser errors (a non-integer --batch-size, an unknown option) also become one line, exit 2."""

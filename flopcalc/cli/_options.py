@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import shlex
 import sys
+import threading
 from pathlib import Path
-from typing import Annotated, Iterable, List, Optional
+from typing import Annotated, Any, Iterable, Iterator, List, Optional
 
 import typer
 
+from ..catalog import most_common_variant
 from ..compute import check_utilization
 from ..errors import UsageError
 from ..files import check_writable
@@ -165,24 +168,15 @@ CalibrationOption = Annotated[
                                        "measured, and --gpu is optional."),
 ]
 NumGpusOption = Annotated[str, typer.Option("--num-gpus", "-n", metavar="N", help="GPUs sharing the work (wall clock = GPU-hours / this).")]
-# A bare family name means its most common variant (the one clusters and papers mostly mean), with a note
-# naming the others; every id here is checked against the catalogue by the tests.
-COMMON_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "v100": ("V100-SXM2", ("V100-PCIe", "V100S-PCIe")),
-    "a100": ("A100-SXM4-80GB", ("A100-SXM4-40GB", "A100-PCIe-80GB", "A100-PCIe-40GB")),
-    "h100": ("H100-SXM", ("H100-PCIe", "H100-NVL")),
-}
-
-
 def common_variant(name: Optional[str]) -> Optional[str]:
-    """`V100`, `nvidia a100`, `H100` -> the family's most common variant's id, with a note on stderr; any
-    other name unchanged (the catalogue resolves it, or says which ids it could mean)."""
+    """`V100`, `nvidia a100`, `H100` -> the family's most common variant's id (catalog.most_common_variant),
+    with its note on stderr; any other name unchanged."""
     if name is None:
         return None
-    key = name.strip().lower().removeprefix("nvidia ").removeprefix("tesla ").strip()
-    if key not in COMMON_VARIANTS:
+    variant = most_common_variant(name)
+    if variant is None:
         return name
-    chosen, others = COMMON_VARIANTS[key]
+    chosen, others = variant
     typer.echo(f"flopcalc: note: {name.strip()} taken as {chosen}, its most common variant; "
                f"the others are {', '.join(others)} (pass one of these ids to --gpu)", err=True)
     return chosen
@@ -245,6 +239,42 @@ OutputOption = Annotated[
     Optional[Path],
     typer.Option("--output", "-o", metavar="FILE", callback=writable_path, help="Write to this file (atomically) instead of stdout."),
 ]
+
+
+# Work that ends sooner shows no progress line (it would only flicker).
+PROGRESS_DELAY_S = 1.0
+
+
+@contextlib.contextmanager
+def progress(label: str, *, delay: float = PROGRESS_DELAY_S, console: Any = None) -> Iterator[None]:
+    """A spinner and `label` on stderr while the block runs, from `delay` seconds on, and only when stderr is a
+    terminal (a log or a pipe gets nothing); it is cleared when the block ends, so the output is unchanged."""
+    from rich.console import Console
+
+    console = console if console is not None else Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    status = console.status(label, spinner="dots")
+    lock, state = threading.Lock(), {"started": False, "over": False}
+
+    def start() -> None:
+        with lock:
+            if not state["over"]:
+                status.start()
+                state["started"] = True
+
+    timer = threading.Timer(delay, start)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            state["over"] = True
+            if state["started"]:
+                status.stop()
 
 
 def shown_on_terminal(fmt: OutputFormat | ReportFormat, output: Optional[Path]) -> bool:

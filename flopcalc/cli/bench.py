@@ -24,6 +24,7 @@ from ._options import (
     OutputFormat,
     OutputOption,
     SeqLenOption,
+    existing_model,
     model_spec,
     no_model_options,
     notes_to_stderr,
@@ -81,7 +82,7 @@ def end_hung_rank(message: str) -> None:
 @app.command("bench")
 def bench(
     model: Optional[str] = typer.Argument(
-        None, help="Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput."
+        None, metavar="MODEL", callback=existing_model, help="Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput."
     ),
     device: str = typer.Option("auto", "--device", metavar="auto|cuda|mps|cpu", help="auto | cuda | mps | cpu (auto: CUDA/ROCm, then MPS, then CPU)."),
     precision: Optional[str] = typer.Option(

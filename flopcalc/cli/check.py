@@ -14,7 +14,7 @@ from ..budget import count_budgets, evaluate, load_baseline, load_budget_file, w
 from ..errors import ExitCode, UsageError
 from ..units import parse_fraction
 from ._app import app, emit
-from ._options import notes_to_stderr, writable_path
+from ._options import notes_to_stderr, progress, writable_path
 
 
 class CheckFormat(str, enum.Enum):
@@ -74,7 +74,8 @@ def check_command(
     allowed_growth = parse_fraction(tolerance, what="--tolerance")
     budget_file = load_budget_file(budget)
     recorded = load_baseline(baseline) if baseline is not None else None
-    reports = count_budgets(budget_file)
+    with progress(f"counting the models of {budget_file.path}"):
+        reports = count_budgets(budget_file)
 
     if update_baseline is not None:
         write_baseline(update_baseline, budget_file, reports)

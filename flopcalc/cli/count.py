@@ -28,6 +28,7 @@ from ._options import (
     command_line,
     model_spec,
     notes_to_stderr,
+    progress,
     shown_on_terminal,
 )
 
@@ -89,10 +90,12 @@ def count_command(
     if compare is not None:
         from ..compare import compare_spec, parse_counters
 
-        comparison = compare_spec(spec, parse_counters(compare), strict=strict).in_unit(unit)
+        with progress(f"counting {model} and comparing with {compare}"):
+            comparison = compare_spec(spec, parse_counters(compare), strict=strict).in_unit(unit)
         counted = comparison.report
     else:
-        counted = count_spec(spec, strict=strict)
+        with progress(f"counting {model}"):
+            counted = count_spec(spec, strict=strict)
     conventions = conventions_for(counted)
     report = counted.in_unit(unit)
     color = output is None and fmt is ReportFormat.table and sys.stdout.isatty()

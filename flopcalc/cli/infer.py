@@ -23,6 +23,7 @@ from ._options import (
     SeqLenOption,
     model_spec,
     notes_to_stderr,
+    progress,
     shown_on_terminal,
 )
 
@@ -70,8 +71,9 @@ def infer_command(
     from ..render.infer import render
 
     spec = model_spec(model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False)
-    result = infer(spec, gpu=gpu, batch_sizes=batch_size, precision=precision, compute_precision=compute_precision,
-                   weight_dtype=weight_dtype, kv_dtype=kv_dtype, prompt=prompt, generate=generate,
-                   calibration=calibration, catalogs=tuple(catalog or ()))
+    with progress(f"counting {model}'s passes for serving bounds"):
+        result = infer(spec, gpu=gpu, batch_sizes=batch_size, precision=precision, compute_precision=compute_precision,
+                       weight_dtype=weight_dtype, kv_dtype=kv_dtype, prompt=prompt, generate=generate,
+                       calibration=calibration, catalogs=tuple(catalog or ()))
     emit(render(result, fmt.value), output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output))

@@ -23,11 +23,13 @@ from ._options import (
     OutputOption,
     PrecisionOption,
     UtilizationOption,
+    existing_model,
     model_spec,
     no_model_options,
     notes_to_stderr,
     parse_num_gpus,
     parse_utilization,
+    progress,
     shown_on_terminal,
 )
 
@@ -35,7 +37,7 @@ MODES_HINT = ("give a MODEL (file.py:callable, .pt, .pt2, config.json), or --par
               "--hidden, --heads), with --seq-len")
 
 ModelArgument = Annotated[Optional[str], typer.Argument(
-    help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json (its input is one micro-batch), or use "
+    metavar="MODEL", callback=existing_model, help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json (its input is one micro-batch), or use "
          "--params.")]
 PlanSeqLenOption = Annotated[Optional[int], typer.Option(
     "--seq-len", metavar="TOKENS", help="Tokens per sequence: for --params, or a Hugging Face config.json (default min(max positions, "
@@ -171,7 +173,8 @@ def plan_command(
     if split and pp is None:
         layout_options["pp"] = len(split)
     if spec is not None:
-        planned = planning.model_from_spec(spec, heads=heads, kv_heads=kv_heads)
+        with progress(f"counting {model} for the plan"):
+            planned = planning.model_from_spec(spec, heads=heads, kv_heads=kv_heads)
     else:
         planned = planning.model_from_params(
             None if params is None else parse_si_number(params, "--params"), seq_len, layers=layers, hidden=hidden,

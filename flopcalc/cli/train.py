@@ -34,6 +34,7 @@ from ._options import (
     existing_model,
     parse_num_gpus,
     parse_utilization,
+    progress,
 )
 
 MODES_HINT = ("give a MODEL file with --examples, or --flops-per-example F with --examples, "
@@ -129,7 +130,8 @@ def train_command(
     conventions = planned = None
     if spec is not None:
         try:  # with a GPU, the activations' pass also shows the transformer shape the step-time model needs
-            report, saved = count_with_activations(spec) if choice is not None else (count_spec(spec), None)
+            with progress(f"counting {model}"):
+                report, saved = count_with_activations(spec) if choice is not None else (count_spec(spec), None)
             planned = None if saved is None else model_from_report(report, saved, source=spec.source)
         except FlopcalcError:  # an ONNX graph never runs, some models cannot be measured: count them as before
             report = count_spec(spec)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import CalibrationError
 from ..files import parse_yaml, read_yaml
-from ..units import GB
+from ..units import GB, LARGEST_NUMBER, SMALLEST_FIGURE
 from .curve import BETWEEN, Curve
 
 SCHEMA_VERSION = 1
@@ -121,6 +121,8 @@ class _Reader:
         value = self.field(data, key, path)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= minimum:
             raise self.fail(f"{path}.{key}", f"must be a number > {minimum:g}, got {value!r}")
+        if not SMALLEST_FIGURE <= value <= LARGEST_NUMBER:
+            raise self.fail(f"{path}.{key}", f"must be between {SMALLEST_FIGURE:g} and {LARGEST_NUMBER:g}, got {value!r}")
         return float(value)
 
     def text(self, data: dict[str, Any], key: str, path: str) -> str:

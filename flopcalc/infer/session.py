@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any, Mapping
 
 from ..api import count_traffic, example_inputs, loader_notes
+from ..counting.report import unsupported_ops_note
 from ..errors import UsageError
 from ..loaders.base import LoadedModel
 from ..spec import ModelSpec
@@ -56,10 +57,8 @@ class Session:
 
     def final_notes(self) -> tuple[str, ...]:
         """The notes gathered while counting, and the ops no formula covered in any pass (calls in one pass)."""
-        if not self.unsupported:
-            return tuple(self.notes)
-        listed = ", ".join(f"{op} x{n}" for op, n in sorted(self.unsupported.items()))
-        return (*self.notes, f"ops without a FLOP formula (their FLOPs are not counted): {listed}")
+        unsupported = unsupported_ops_note(self.unsupported)
+        return tuple(self.notes) if unsupported is None else (*self.notes, unsupported)
 
     def model_fields(self) -> dict[str, Any]:
         """The InferResult fields about the model and the hardware: parameters, weights at every storage dtype."""

@@ -25,6 +25,7 @@ from typing import AbstractSet, Any, Mapping
 from ..errors import InputSpecError, MissingDependencyError, ModelBuildError, ModelLoadError, short_error
 from ..spec import DEFAULT_MAX_LAYERS
 from .base import LoadedModel
+from .config_notes import config_notes
 
 INSTALL_HINT = "pip install 'flopcalc[hf]'"
 MAX_DEFAULT_SEQ_LEN = 2048
@@ -275,6 +276,7 @@ def load_hf_config(path: Path, *, device: str, seq_len: int | None, source: str,
     config = read_config(path)
     check_layer_budget(config, max_layers, source)
     model, notes = build_model(config, device, source)
+    notes = [*notes, *config_notes(json.loads(path.read_text(encoding="utf-8")), config, model)]
     example, input_notes, example_notes = default_inputs(
         model, config, device=device, seq_len=seq_len, decoder_seq_len=decoder_seq_len, given=given,
     )

@@ -9,11 +9,11 @@ from ..errors import InputSpecError
 from ..spec import CallArgs, InputSpec, ModelSpec, map_tensors
 
 
-def make_inputs(spec: ModelSpec, example_inputs: Any, *, device: str) -> Any:
+def make_inputs(spec: ModelSpec, example_inputs: Any, *, device: str, module: Any = None) -> Any:
     """Tensors for the spec's `--input`s and the source's own example inputs; `batch_size` overrides dim 0.
 
     Positional `--input`s replace the example inputs altogether (as they always have); named ones replace the
-    example's keyword input of that name, or add one. The result has the form of what it holds: the example
+    example's input of that name (a positional one too, found by `module`'s forward signature), or add one. The result has the form of what it holds: the example
     as the source gave it when no `--input` is given, a tuple of positional tensors, a dict of keyword
     tensors, or `CallArgs` when both kinds are mixed.
 
@@ -33,7 +33,7 @@ def make_inputs(spec: ModelSpec, example_inputs: Any, *, device: str) -> Any:
         moved = _rebatch(moved, spec.batch_size) if spec.batch_size is not None else moved
         if not named:
             return moved
-        base = CallArgs.of(moved)
+        base = _name_positional(CallArgs.of(moved), positional_parameters(module), set(named))
     elif named:
         base = CallArgs()
     else:
@@ -74,7 +74,7 @@ def check_input_names(spec: ModelSpec, module: Any, kind: str) -> None:
         )
 
 
-def example_inputs_kept(spec: ModelSpec, example_inputs: Any) -> set[str | None]:
+def example_inputs_kept(spec: ModelSpec, example_inputs: Any, module: Any = None) -> set[str | None]:
     """Which of the source's example inputs a count with these `--input`s still uses: their keyword names, and
     None for the positional ones (so notes about a default input are shown only while it is in use)."""
     if example_inputs is None:
@@ -82,8 +82,8 @@ def example_inputs_kept(spec: ModelSpec, example_inputs: Any) -> set[str | None]
     given = spec.input_specs
     if any(p.name is None for p in given):
         return set()
-    call = CallArgs.of(example_inputs)
     overridden = {p.name for p in given}
+    call = _name_positional(CallArgs.of(example_inputs), positional_parameters(module), overridden)
     return ({None} if call.args else set()) | {name for name in call.kwargs if name not in overridden}
 
 
@@ -103,3 +103,26 @@ def _to_device(obj: Any, device):
 def _rebatch(obj: Any, batch_size: int):
     return map_tensors(lambda tensor: tensor if tensor.dim() == 0
                        else tensor[:1].expand(batch_size, *tensor.shape[1:]).clone(), obj)
+
+
+def positional_parameters(module: Any) -> tuple[str, ...]:
+    """The names of a module's forward parameters that can be given by position, in order (none when unknown)."""
+    import inspect
+
+    forward = getattr(module, "forward", None)
+    if forward is None:
+        return ()
+    try:
+        parameters = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):
+        return ()
+    return tuple(p.name for p in parameters
+                 if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+
+
+def _name_positional(call: CallArgs, names: tuple[str, ...], overridden: set[Any]) -> CallArgs:
+    """The example's positional inputs passed by name when a named `--input` replaces one of them, so the given
+    input takes its place instead of being passed twice."""
+    if not call.args or len(call.args) > len(names) or not overridden & set(names[:len(call.args)]):
+        return call
+    return CallArgs((), {**dict(zip(names, call.args, strict=False)), **call.kwargs})

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..compute import step_flops
 from ..counting.activations import ActivationProfile, SavedBytes
+from ..counting.report import unsupported_ops_note
 from ..errors import UsageError
 from ..predict import TransformerShape
 from ..spec import ModelSpec
@@ -340,9 +341,9 @@ def model_from_report(
         attention = 4.0 * profile.layers * profile.batch_size * profile.seq_len ** 2 * profile.hidden
         notes.append("the attention is eager (no scaled_dot_product_attention): selective recomputation re-runs "
                      "its products, taken as 4 x layers x batch x seq^2 x hidden FLOPs")
-    if report.unsupported_ops:
-        listed = ", ".join(f"{op} x{n}" for op, n in report.unsupported_ops.items())
-        notes.append(f"unsupported ops (no formula, not counted): {listed}")
+    unsupported = unsupported_ops_note(report.unsupported_ops)
+    if unsupported:
+        notes.append(unsupported)
     for flag, value in (("--heads", heads), ("--kv-heads", kv_heads)):
         if value is not None:
             positive_int(value, flag)

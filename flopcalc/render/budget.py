@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
+from typing import Any, Callable, Iterable
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from ..budget import CheckResult
-from ..units import format_number, format_si
 from ..files import to_json
+from ..units import format_number, format_si
 from .tabular import markdown_text
 
 METRIC_LABELS = {
@@ -41,38 +42,23 @@ REGRESSION_COLUMNS = ("budget", "metric", "baseline", "now", "growth", "toleranc
 _LEFT_COLUMNS = frozenset({"budget", "metric"})
 
 
+def _rows(items: Iterable[Any], cells: Callable[[Any], tuple[str, ...]]) -> list[tuple[bool, tuple[str, ...]]]:
+    """(passed, cells) per check or regression, failures first, file order otherwise: what the table and
+    Markdown show."""
+    return [(item.passed, cells(item)) for item in sorted(items, key=lambda item: item.passed)]
+
+
 def _check_rows(result: CheckResult) -> list[tuple[bool, tuple[str, ...]]]:
-    """(passed, cells) per check, failures first, file order otherwise: what the table and Markdown show."""
-    return [
-        (
-            check.passed,
-            (
-                check.name,
-                METRIC_LABELS[check.metric],
-                format_metric(check.metric, check.value),
-                format_metric(check.metric, check.limit),
-                f"{check.headroom:.2f}%",
-            ),
-        )
-        for check in sorted(result.checks, key=lambda c: c.passed)
-    ]
+    return _rows(result.checks, lambda check: (
+        check.name, METRIC_LABELS[check.metric], format_metric(check.metric, check.value),
+        format_metric(check.metric, check.limit), f"{check.headroom:.2f}%"))
 
 
 def _regression_rows(result: CheckResult) -> list[tuple[bool, tuple[str, ...]]]:
-    return [
-        (
-            regression.passed,
-            (
-                regression.name,
-                METRIC_LABELS[regression.metric],
-                format_metric(regression.metric, regression.baseline),
-                format_metric(regression.metric, regression.value),
-                _percent(regression.growth_pct),
-                f"{regression.tolerance_pct:.2f}%",
-            ),
-        )
-        for regression in sorted(result.regressions, key=lambda r: r.passed)
-    ]
+    return _rows(result.regressions, lambda regression: (
+        regression.name, METRIC_LABELS[regression.metric], format_metric(regression.metric, regression.baseline),
+        format_metric(regression.metric, regression.value), _percent(regression.growth_pct),
+        f"{regression.tolerance_pct:.2f}%"))
 
 
 def verdict(result: CheckResult) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..counting.report import CATEGORIES, CountReport, LayerCount
+from ..counting.report import CATEGORIES, CountReport, LayerCount, unsupported_ops_note
 from ..units import format_si
 from ..files import to_json
 from .tabular import csv_text, markdown_text
@@ -144,9 +144,9 @@ def _footer(report: CountReport) -> list[str]:
     lines = []
     if not report.backward_counted:
         lines.append("backward not counted" + (" (--no-backward)" if not report.options.get("backward", True) else ""))
-    if report.unsupported_ops:
-        listed = ", ".join(f"{op} x{n}" for op, n in report.unsupported_ops.items())
-        lines.append(f"unsupported ops (no formula, not counted): {listed}")
+    unsupported = unsupported_ops_note(report.unsupported_ops)
+    if unsupported:
+        lines.append(unsupported)
     lines.extend(report.notes)
     return lines
 

@@ -429,3 +429,41 @@ def test_update_baseline_with_a_report_file_is_bad_input(workdir):
     result = invoke("--update-baseline", "baseline.json", "--junit", "report.xml")
     assert result.exit_code == 2
     assert not (workdir / "baseline.json").exists() and not (workdir / "report.xml").exists()
+
+
+def test_a_sigterm_while_the_baseline_is_written_keeps_the_old_one_and_leaves_no_temporary_file(examples, tmp_path):
+    """`check --update-baseline` killed (SIGTERM, as CI cancels a job) in the middle of writing the baseline."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text("old\n")
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        real_fdopen = os.fdopen
+        class Slow:
+            def __init__(self, handle): self.handle = handle
+            def __enter__(self): return self
+            def __exit__(self, *info): self.handle.close()
+            def write(self, text):
+                self.handle.write(text[:10])
+                if '"budgets"' in text:  # the baseline, not any other file written on the way
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(5)
+                else:
+                    self.handle.write(text[10:])
+            def flush(self): self.handle.flush()
+            def fileno(self): return self.handle.fileno()
+        os.fdopen = lambda fd, *a, **k: Slow(real_fdopen(fd, *a, **k))
+        from flopcalc.cli import main
+        sys.argv = ["flopcalc", "check", "--budget", {str(examples / "flopcalc.yaml")!r},
+                    "--update-baseline", {str(baseline)!r}]
+        main()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=examples.parent)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert baseline.read_text() == "old\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["baseline.json"]

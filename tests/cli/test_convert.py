@@ -201,8 +201,7 @@ def test_a_bare_family_name_is_its_most_common_variant_with_a_note(bare, chosen)
 
 
 def test_every_common_variant_named_is_in_the_catalogue():
-    from flopcalc.catalog import load_catalog
-    from flopcalc.cli._options import COMMON_VARIANTS
+    from flopcalc.catalog import COMMON_VARIANTS, load_catalog
 
     catalog = load_catalog()
     for family, (chosen, others) in COMMON_VARIANTS.items():
@@ -218,3 +217,44 @@ def test_wall_clock_also_reads_as_people_say_it(quantity, human):
     assert result.exit_code == 0, result.output
     (wall,) = [line for line in result.stdout.splitlines() if line.startswith("wall clock")]
     assert wall.endswith(f"on 1 GPU: {human}")
+
+
+EXTREME_ENTRY = """vendor: X
+gpus:
+  - id: ZZ-{tag}
+    name: a device at the edge of the catalogue's range
+    peak_tflops: {{fp32: {peak}, bf16: {peak}}}
+    memory_gb: {memory}
+    memory_bandwidth_gbps: {peak}
+    tdp_w: {memory}
+    sources: [https://example.com]
+"""
+
+
+def _strict(text):
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+
+
+@pytest.mark.parametrize("peak, memory", [("1.0e+40", "1.0e-9"), ("1.0e-9", "1.0e+40")])
+def test_json_stays_strict_at_the_edges_of_the_catalogues_range(peak, memory, tmp_path, examples):
+    """The largest and smallest figures a catalogue may hold, with the largest compute: every command's JSON is
+    finite (strict parsers refuse Infinity and NaN)."""
+    catalog = tmp_path / "edge.yaml"
+    catalog.write_text(EXTREME_ENTRY.format(tag="E", peak=peak, memory=memory))
+    base = ("--catalog", catalog, "--gpu", "ZZ-E", "--format", "json")
+    for command in (("convert", "1e40 flop", "-u", "0.0001", "-n", "1"), ("convert", "1e40 gpu-hours"),
+                    ("train", "--params", "1e40", "--tokens", "1e40"), ("optimal", "-C", "1e40 flop"),
+                    ("gpus", "show", "ZZ-E"), ("infer", examples / "mlp.py", "--input", "1x784")):
+        arguments = [*command, *base] if command[0] != "gpus" else [*command, *base[:2], *base[-2:]]
+        result = invoke(*arguments)
+        assert result.exit_code == 0, (command, result.output)
+        _strict(result.stdout)
+
+
+@pytest.mark.parametrize("figure", ["1.0e+300", "1.0e-300"])
+def test_a_catalogue_figure_out_of_range_is_one_line_naming_the_key(figure, tmp_path):
+    catalog = tmp_path / "edge.yaml"
+    catalog.write_text(EXTREME_ENTRY.format(tag="F", peak=figure, memory="80"))
+    result = invoke("convert", "1e24 flop", "--catalog", catalog, "--gpu", "ZZ-F")
+    assert result.exit_code == 2
+    assert "peak_tflops.fp32 must be between 1e-09 and 1e+40" in result.stderr

@@ -271,3 +271,70 @@ def test_a_misspelled_named_input_is_refused_on_the_command_line_and_in_a_budget
                       "    max_forward_flops: 1G\n")
     result = invoke("check", "--budget", budget)
     assert result.exit_code == 2 and "inptu= is not an argument of Sequential.forward (it takes input)" in result.output
+
+
+def test_a_named_input_replaces_the_example_input_it_names(examples):
+    """cnn.py's example_inputs() fills forward's `x` by position: `--input x=...` takes its place (it used to be
+    passed as well, and the forward got x twice)."""
+    def forward_of(*args):
+        result = invoke("count", f"{examples / 'cnn.py'}:build", *args, "--format", "json", "--depth", "0")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["totals"]["forward"]
+
+    named, positional = forward_of("--input", "x=2x3x32x32"), forward_of("--input", "2x3x32x32")
+    assert named == positional
+    assert named != forward_of()  # the example's batch of 8 is not counted
+
+
+def test_progress_shows_on_a_terminal_after_its_delay_and_is_cleared():
+    import io
+    import time
+
+    from rich.console import Console
+
+    from flopcalc.cli._options import progress
+
+    terminal = io.StringIO()
+    with progress("counting net.py", delay=0.05, console=Console(file=terminal, force_terminal=True)):
+        time.sleep(0.6)
+    assert "counting net.py" in terminal.getvalue()
+    quick = io.StringIO()
+    with progress("counting net.py", delay=5, console=Console(file=quick, force_terminal=True)):
+        pass
+    assert "counting" not in quick.getvalue()  # work done before the delay shows nothing
+    piped = io.StringIO()
+    with progress("counting net.py", delay=0, console=Console(file=piped, force_terminal=False)):
+        time.sleep(0.3)
+    assert piped.getvalue() == ""
+
+
+def test_count_on_a_terminal_shows_progress_on_stderr_and_nothing_in_a_pipe(examples, tmp_path):
+    """A pseudo-terminal on stderr only: stdout (the table) is unchanged, stderr gets the spinner's label."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time, torch\n\ndef build():\n    time.sleep(2.5)\n    return torch.nn.Linear(4, 4)\n")
+    command = [sys.executable, "-m", "flopcalc", "count", "slow.py:build", "--input", "2x4"]
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=secondary, timeout=300, cwd=tmp_path)
+        os.close(secondary)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(primary)
+    assert done.returncode == 0
+    assert b"counting slow.py:build" in seen
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert piped.returncode == 0 and piped.stdout == done.stdout.decode()
+    assert "counting" not in piped.stderr

@@ -48,6 +48,20 @@ def test_no_python_type_in_a_metavar(path, command):
 
 
 @pytest.mark.parametrize("path, command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_arguments_show_a_plain_metavar(path, command):
+    """`MODEL`, never typer's `MODEL <str>` or `model <str>`."""
+    arguments = [param for param in command.params if param.param_type_name == "argument"]
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    listed = result.stdout.split("Arguments:", 1)[1].split("Options:", 1)[0] if arguments else ""
+    for param in arguments:
+        metavar = param.metavar or ""
+        assert metavar.isupper(), f"{' '.join(path)} argument {param.name} shows {metavar!r}"
+        assert re.search(rf"^\s*{metavar}\s{{2,}}\S", listed, re.MULTILINE), listed
+    assert not PYTHON_TYPE.search(listed)
+
+
+@pytest.mark.parametrize("path, command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
 def test_the_help_names_only_options_the_command_has(path, command):
     own = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
     text = " ".join(filter(None, [command.help or ""] + [getattr(p, "help", "") or "" for p in command.params]))
@@ -56,7 +70,7 @@ def test_the_help_names_only_options_the_command_has(path, command):
     assert named - own - GLOBAL_OPTIONS == set()
 
 
-@pytest.mark.parametrize("command", ["count", "infer", "train"])
+@pytest.mark.parametrize("command", ["count", "infer", "train", "plan", "bench"])
 def test_a_missing_model_file_is_one_line_before_torch_is_imported(command, tmp_path):
     """Checked while the options are parsed: the error comes without the seconds torch takes to import."""
     import subprocess

@@ -342,6 +342,23 @@ def test_the_unsupported_ops_note_and_error_have_one_wording():
     assert error.message == "ops without a FLOP formula: aten.a x3, aten.b x1"
 
 
+def test_every_command_says_the_unsupported_ops_note_through_the_one_function():
+    """The note was copied into compute, count's renderer, plan, budget, infer and bench in three wordings."""
+    from pathlib import Path
+
+    import flopcalc
+
+    package = Path(flopcalc.__file__).parent
+    copies = [str(path.relative_to(package)) for path in package.rglob("*.py")
+              if any(text in path.read_text() for text in ("no formula, not counted", "without a FLOP formula ("))
+              and path.name != "report.py"]
+    assert copies == []
+    callers = {path.relative_to(package).as_posix() for path in package.rglob("*.py")
+               if "unsupported_ops_note(" in path.read_text()}
+    assert {"compute.py", "render/count.py", "plan/model.py", "budget/checks.py", "infer/session.py",
+            "bench/model.py", "meter/core.py"} <= callers
+
+
 class SignalOps(nn.Module):
     """grid_sample, cdist, the FFTs and max_unpool in one model: none may be left without a formula."""
 

@@ -69,3 +69,13 @@ def test_a_given_bus_bandwidth_replaces_the_networks_curves():
     # an all-reduce of 1 GB over 16 GPUs: 2 x 15/16 x 1e9 / 40e9 s plus 30 ring steps of latency
     assert collective_s(network, "all_reduce", 1e9, 16) == pytest.approx(2 * 15 / 16 * 1e9 / 40e9 + 30 * 2e-6)
     assert given.network("intra_node") == profile.network("intra_node")
+
+
+@pytest.mark.parametrize("peak", ["1.0e-300", "1.0e+300"])
+def test_a_profile_figure_out_of_range_is_refused_naming_it(peak, tmp_path):
+    text = default_profiles_text()
+    assert "peak_tflops: {fp16: 312, bf16: 312}" in text
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(text.replace("peak_tflops: {fp16: 312, bf16: 312}", f"peak_tflops: {{fp16: {peak}, bf16: {peak}}}"))
+    with pytest.raises(CalibrationError, match=r"profiles\[0\]\.matmul\.peak_tflops\.fp16: must be between 1e-09 and 1e\+40"):
+        load_profiles(profiles)
