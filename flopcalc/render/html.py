@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..errors import UsageError
+from ..files import to_json
 
 # Bokeh's core runtime only (about 1.3 MB): the widgets, tables, WebGL and MathJax bundles stay out of the page.
 BOKEH_COMPONENTS = ("bokeh",)
@@ -60,7 +60,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def data_block(data: Any) -> str:
     """The report's JSON inside a script tag: `<`, `>` and `&` escaped so no value can end the block."""
-    text = json.dumps(data, allow_nan=False, ensure_ascii=False)
+    text = to_json(data).rstrip("\n")  # the same strict JSON `--format json` prints
     text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
     return f'<script type="application/json" id="flopcalc-data">{text}</script>'
 
