@@ -115,7 +115,8 @@ def on_meta_then_cpu(spec: ModelSpec, work: Callable[[LoadedModel, Any], T]) -> 
     """The one load pipeline: `work(loaded, inputs)` on the spec's device; with none given, on meta and, when the
     model cannot run there, on the CPU behind the memory guard (`check_fits_in_memory`). Returns its result, the
     loaded model, and the note saying so when it fell back. Every command that runs a model goes through here."""
-    attempts = [spec.device] if spec.device else ["meta", "cpu"]
+    # sparsity reads weight values: it needs a real device from the start
+    attempts = [spec.device] if spec.device else (["cpu"] if spec.sparsity else ["meta", "cpu"])
     first_error: FlopcalcError | None = None
     on_meta: Any = None  # the model as built on meta: what a CPU build would allocate is read from it
     for attempt in attempts:
@@ -270,7 +271,7 @@ def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bo
 
     report = count_module(
         loaded.module, example, backward=spec.backward, frozen=spec.frozen, causal_half=spec.causal_half,
-        strict=strict, name=spec.source,
+        strict=strict, name=spec.source, sparsity=spec.sparsity,
     )
     return replace(report, transformer=detect_transformer(loaded.module))
 
