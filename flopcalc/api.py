@@ -74,6 +74,9 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
     """
     def work(loaded: LoadedModel, example: Any) -> CountReport:
         if loaded.kind == "onnx":
+            if spec.sparsity:
+                raise UsageError(f"--sparsity reads weight values from a PyTorch model; {spec.source} is an ONNX "
+                                 "graph, counted from its shapes", "give the PyTorch model, or drop --sparsity")
             from .counting.onnx_graph import count_onnx
 
             return count_onnx(loaded.module, spec, strict=strict)
