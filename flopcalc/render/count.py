@@ -93,8 +93,8 @@ def sparsity_lines(report: CountReport) -> list[str]:
     if report.sparsity is None:
         return []
     unit = _unit_label(report)
-    lines = [f"sparsity (zeros read from the weights; effective = products with a zero weight left out): "
-             f"effective forward {report.effective_forward:,} {unit}, backward {report.effective_backward:,} {unit}, "
+    lines = ["sparsity: zeros read from the weights; effective FLOPs leave out the products with a zero weight",
+             f"  effective forward {report.effective_forward:,} {unit}, backward {report.effective_backward:,} {unit}, "
              f"total {report.effective_total:,} {unit} ({_share(report.effective_total, report.total)} of dense)"]
     for weight in report.sparsity:
         shape = "x".join(map(str, weight.shape))
