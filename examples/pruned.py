@@ -4,6 +4,7 @@ smaller of every four weights along the input dimension zeroed), its second magn
     flopcalc count examples/pruned.py:build --sparsity
     python examples/pruned.py pruned.safetensors        # its weights, for --weights on the dense model:
     flopcalc count examples/pruned.py:dense --weights pruned.safetensors --sparsity
+    flopcalc train examples/pruned.py:build_2_4 --examples 1M --gpu A100-SXM4-80GB --sparse-peak
 
 Batch 8, forward matmuls: 2*8*64*32 = 32,768 (2:4: 16,384 effective) and 2*8*32*16 = 8,192 (2,048 effective);
 docs/compression.md works the whole count out by hand.
@@ -40,6 +41,15 @@ def build(in_features: int = 64, hidden: int = 32, classes: int = 16) -> nn.Modu
     with torch.no_grad():
         prune_2_4(model[0].weight)
         prune_magnitude(model[2].weight, 0.75)
+    return model
+
+
+def build_2_4(in_features: int = 64, hidden: int = 32, classes: int = 16) -> nn.Module:
+    """Both layers 2:4: what sparse tensor cores run at their sparse peak (`--sparse-peak`)."""
+    model = dense(in_features, hidden, classes)
+    with torch.no_grad():
+        prune_2_4(model[0].weight)
+        prune_2_4(model[2].weight)
     return model
 
 
