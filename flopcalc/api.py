@@ -226,7 +226,7 @@ def count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, *, strict: 
 
 def count_traffic(
     model: Any, inputs: Any, *, cache: Any = None, causal_half: bool = False, strict: bool = False,
-    name: str | None = None,
+    name: str | None = None, sparsity: bool = False,
 ) -> tuple[CountReport, TrafficReport]:
     """Forward FLOPs per layer and the bytes each layer moves (counting/traffic.py), from one run of
     `model(*inputs)` (or `model(**inputs)` for a dict). `cache`: the KV cache object among the inputs (a
@@ -244,7 +244,7 @@ def count_traffic(
         hook = None
     try:
         report = count_module(model, inputs, backward=False, causal_half=causal_half, strict=strict, name=name,
-                              observe=tracer)
+                              observe=tracer, sparsity=sparsity)
     finally:
         if hook is not None:
             hook.remove()
