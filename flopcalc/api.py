@@ -74,6 +74,9 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
     """
     def work(loaded: LoadedModel, example: Any) -> CountReport:
         if loaded.kind == "onnx":
+            if spec.sparsity:
+                raise UsageError(f"--sparsity reads weight values from a PyTorch model; {spec.source} is an ONNX "
+                                 "graph, counted from its shapes", "give the PyTorch model, or drop --sparsity")
             from .counting.onnx_graph import count_onnx
 
             return count_onnx(loaded.module, spec, strict=strict)
@@ -115,7 +118,8 @@ def on_meta_then_cpu(spec: ModelSpec, work: Callable[[LoadedModel, Any], T]) -> 
     """The one load pipeline: `work(loaded, inputs)` on the spec's device; with none given, on meta and, when the
     model cannot run there, on the CPU behind the memory guard (`check_fits_in_memory`). Returns its result, the
     loaded model, and the note saying so when it fell back. Every command that runs a model goes through here."""
-    attempts = [spec.device] if spec.device else ["meta", "cpu"]
+    # sparsity reads weight values: it needs a real device from the start
+    attempts = [spec.device] if spec.device else (["cpu"] if spec.sparsity else ["meta", "cpu"])
     first_error: FlopcalcError | None = None
     on_meta: Any = None  # the model as built on meta: what a CPU build would allocate is read from it
     for attempt in attempts:
@@ -223,7 +227,7 @@ def count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, *, strict: 
 
 def count_traffic(
     model: Any, inputs: Any, *, cache: Any = None, causal_half: bool = False, strict: bool = False,
-    name: str | None = None,
+    name: str | None = None, sparsity: bool = False,
 ) -> tuple[CountReport, TrafficReport]:
     """Forward FLOPs per layer and the bytes each layer moves (counting/traffic.py), from one run of
     `model(*inputs)` (or `model(**inputs)` for a dict). `cache`: the KV cache object among the inputs (a
@@ -241,7 +245,7 @@ def count_traffic(
         hook = None
     try:
         report = count_module(model, inputs, backward=False, causal_half=causal_half, strict=strict, name=name,
-                              observe=tracer)
+                              observe=tracer, sparsity=sparsity)
     finally:
         if hook is not None:
             hook.remove()
@@ -271,7 +275,7 @@ def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bo
 
     report = count_module(
         loaded.module, example, backward=spec.backward, frozen=spec.frozen, causal_half=spec.causal_half,
-        strict=strict, name=spec.source,
+        strict=strict, name=spec.source, sparsity=spec.sparsity,
     )
     return replace(report, transformer=detect_transformer(loaded.module))
 

@@ -179,6 +179,8 @@ class ModelSpec:
     - `device`: None counts on meta and falls back to cpu; otherwise the device as given.
     - `frozen`: parameter/module patterns that get no gradient; `causal_half` counts causal attention's lower
       triangle only; `backward=False` counts the forward pass alone.
+    - `weights`: a state dict or safetensors file whose values replace the source's; `sparsity` reads the
+      weights' zeros (on the CPU, never meta): their N:M pattern and effective FLOPs without zero products.
     - `max_layers`: a Hugging Face config declaring more layers is refused before it is built (counting runs
       every layer's ops one by one: DEFAULT_MAX_LAYERS takes minutes); it never changes a count.
     """
@@ -195,6 +197,8 @@ class ModelSpec:
     causal_half: bool = False
     backward: bool = True
     max_layers: int = field(default=DEFAULT_MAX_LAYERS, compare=False)
+    weights: str | None = None
+    sparsity: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():
@@ -219,6 +223,11 @@ class ModelSpec:
             if not isinstance(size, int) or size < 1:
                 raise UsageError(f"--dim {name}={size} must be a whole number >= 1", "write e.g. --dim batch=8")
         check_device(self.device)
+        if self.weights is not None and (not isinstance(self.weights, str) or not self.weights.strip()):
+            raise UsageError("weights must name a state dict or safetensors file", field="weights")
+        if self.sparsity and self.device == "meta":
+            raise UsageError("--sparsity reads the weights' values, which the meta device does not hold",
+                             "count on the cpu: --device cpu (or leave --device out)")
         if isinstance(self.max_layers, bool) or not isinstance(self.max_layers, int) or self.max_layers < 1:
             raise UsageError(f"max_layers {self.max_layers!r} must be a whole number >= 1", field="max_layers")
 
@@ -245,6 +254,10 @@ class ModelSpec:
             parts.append("--causal-half")
         if not self.backward:
             parts.append("--no-backward")
+        if self.weights is not None:
+            parts.append(f"--weights {_absolute_source(self.weights)}")
+        if self.sparsity:
+            parts.append("--sparsity")
         return " ".join(parts)
 
 

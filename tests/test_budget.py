@@ -476,3 +476,27 @@ def test_a_number_out_of_range_in_a_budget_file_is_refused_naming_the_key(key, v
         load_budget_file(path)
     assert f"key '{key}'" in str(caught.value)
     assert "1e+40" in str(caught.value) or "finite" in str(caught.value)
+
+
+def test_max_effective_flops_counts_the_entry_with_sparsity_and_checks_it(tmp_path):
+    """examples/pruned.py: effective forward 19,072 + backward 43,648 FLOPs (tests/counting/test_sparsity.py)."""
+    pruned = Path(__file__).resolve().parents[1] / "examples" / "pruned.py"
+    path = write_budget(tmp_path, f"""\
+        budgets:
+          - {{name: pruned, model: "{pruned}:build", max_effective_flops: 62720}}
+          - {{name: tight, model: "{pruned}:build", max_effective_flops: 62719}}
+        """)
+    budget_file = load_budget_file(path)
+    assert budget_file.budgets[0].spec.sparsity
+    result = run_checks(budget_file)
+    assert [(c.name, c.metric, c.value, c.passed) for c in result.checks] == [
+        ("pruned", "effective_flops", 62_720, True), ("tight", "effective_flops", 62_720, False)]
+
+
+def test_a_budget_entry_takes_weights(tmp_path):
+    path = write_budget(tmp_path, "budgets: [{model: a.py, weights: w.safetensors, max_forward_flops: 1G}]")
+    spec = load_budget_file(path).budgets[0].spec
+    assert spec.weights == "w.safetensors" and not spec.sparsity
+    bad = write_budget(tmp_path, "budgets: [{model: a.py, weights: 3, max_forward_flops: 1G}]", "bad.yaml")
+    with pytest.raises(BudgetFileError, match="weights"):
+        load_budget_file(bad)

@@ -155,6 +155,8 @@ def metric_values(report: "CountReport", budget: Budget) -> dict[str, float]:
     """Every metric a limit of `budget` can name, measured on `report`."""
     forward, backward, _ = step_flops(report)
     values: dict[str, float] = {"forward_flops": forward, "backward_flops": backward, "params": report.params}
+    if report.sparsity is not None:  # counted with sparsity: the step with the products by a zero weight left out
+        values["effective_flops"] = report.effective_total
     if budget.examples is not None or budget.tokens is not None:
         try:
             training = training_compute(report, budget)

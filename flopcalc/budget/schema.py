@@ -27,12 +27,16 @@ LIMIT_KEYS: dict[str, str] = {
     "max_params": "params",
     "max_training_flops": "training_flops",
     "max_training_pf_days": "training_pf_days",
+    "max_effective_flops": "effective_flops",
 }
 TRAINING_METRICS = frozenset({"training_flops", "training_pf_days"})
 TRAINING_SIZE_KEYS = ("examples", "epochs", "tokens")
 # budget-file key -> the ModelSpec field it sets (besides `model` and `inputs`)
 SPEC_KEYS = {"kwargs": "kwargs", "batch_size": "batch_size", "seq_len": "seq_len",
-             "decoder_seq_len": "decoder_seq_len", "dims": "dims", "frozen": "frozen", "causal_half": "causal_half"}
+             "decoder_seq_len": "decoder_seq_len", "dims": "dims", "frozen": "frozen", "causal_half": "causal_half",
+             "weights": "weights"}
+# a limit on effective FLOPs (products with a zero weight left out) counts its entry with sparsity
+SPARSITY_METRICS = frozenset({"effective_flops"})
 ENTRY_KEYS = ("name", "model", "inputs", *SPEC_KEYS, *LIMIT_KEYS, *TRAINING_SIZE_KEYS)
 TOP_LEVEL_KEYS = ("budgets",)
 
@@ -121,6 +125,12 @@ def _flag(value: Any) -> bool:
     return value
 
 
+def _weights(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        refuse(f"key 'weights': must be the path of a state dict or .safetensors file, got {value!r}")
+    return value
+
+
 def _inputs(value: Any) -> tuple[str, ...]:
     """A list of `--input` specs (`1x3x224x224`, `pixel_values=1x3x224x224`), or a mapping of input names to
     shapes (`{input_ids: "1x512:int64"}`), which is the named form."""
@@ -155,11 +165,13 @@ class BudgetEntry(BaseModel):
     dims: Annotated[dict, BeforeValidator(_dims)] = {}
     frozen: Annotated[tuple[str, ...], BeforeValidator(_frozen)] = ()
     causal_half: Annotated[bool, BeforeValidator(_flag)] = False
+    weights: Annotated[str | None, BeforeValidator(lambda value: None if value is None else _weights(value))] = None
     max_forward_flops: Limit = None
     max_backward_flops: Limit = None
     max_params: Limit = None
     max_training_flops: Limit = None
     max_training_pf_days: Limit = None
+    max_effective_flops: Limit = None
     examples: Limit = None
     epochs: Limit = None
     tokens: Limit = None
@@ -187,7 +199,8 @@ class BudgetEntry(BaseModel):
     def spec(self) -> ModelSpec:
         """The ModelSpec it counts: `model`, `inputs` and the keys of SPEC_KEYS, checked as the CLI checks them."""
         options = {field: getattr(self, key) for key, field in SPEC_KEYS.items() if getattr(self, key) is not None}
-        return ModelSpec(self.model, inputs=self.inputs, **options)
+        sparsity = any(getattr(self, key) is not None for key, metric in LIMIT_KEYS.items() if metric in SPARSITY_METRICS)
+        return ModelSpec(self.model, inputs=self.inputs, sparsity=sparsity, **options)
 
 
 class _BudgetsFile(BaseModel):

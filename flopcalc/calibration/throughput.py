@@ -161,6 +161,7 @@ def choose_throughput(
     calibration: str | os.PathLike | None = None,
     catalogs: Sequence[str | os.PathLike] = (),
     model_key: str | None = None,
+    sparse_peak: bool = False,
 ) -> ThroughputChoice:
     """The one policy for "how fast is a GPU": measured when a calibration file is given, else the datasheet.
 
@@ -168,9 +169,14 @@ def choose_throughput(
       and a benchmarked model's measured utilisation when `model_key` names one (`utilization` must then be
       None: one of the two would silently lose).
     - Else the catalogue's dense peak of `gpu` (required) at `precision` (default: its fastest 16-bit one).
+    - `sparse_peak`: the catalogue's 2:4-sparse tensor-core peak instead (never measured; refused for a GPU
+      whose entry has none at that precision). The caller checks that the model's weights are 2:4.
     `utilization` None means the default (0.3). The TDP comes from the catalogue when the GPU is in it.
     """
     catalog = load_catalog(tuple(catalogs))
+    if sparse_peak and calibration is not None:
+        raise UsageError("--sparse-peak uses the datasheet's 2:4-sparse peak; a calibration file holds measured "
+                         "dense figures", "drop --calibration, or drop --sparse-peak")
     if calibration is not None:
         throughput, notes, device = _calibrated(
             load_calibration(calibration), device_name=gpu, precision=precision, utilization=utilization,
@@ -179,5 +185,8 @@ def choose_throughput(
         return ThroughputChoice(throughput, device.tdp_w, device, notes)
     device = resolve_device(gpu, precision, catalog=catalog)
     chosen = DEFAULT_UTILIZATION if utilization is None else utilization
+    if sparse_peak:
+        throughput = catalog.resolve(str(gpu)).sparse_throughput(device.precision, chosen)
+        return ThroughputChoice(throughput, device.tdp_w, device)
     return ThroughputChoice(Throughput(peak_flops=device.peak.value, utilization=chosen, gpu=device.id,
                                        precision=device.precision, origin=device.peak.source), device.tdp_w, device)

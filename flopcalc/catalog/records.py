@@ -149,6 +149,21 @@ class Accelerator:
         return Throughput(peak_flops=self.peak_flops(chosen), utilization=utilization, gpu=self.id, precision=chosen,
                           origin=f"datasheet dense {chosen}")
 
+    def sparse_throughput(self, precision: str | None = None, utilization: float = DEFAULT_UTILIZATION) -> Throughput:
+        """Per-GPU throughput at the datasheet's 2:4-sparse tensor-core peak (dense-equivalent FLOP/s: a 2:4
+        matmul's dense FLOPs over this peak is its time); only for layers whose weights are all 2:4."""
+        chosen = normalize_precision(precision) if precision else self.default_precision()
+        sparse = self.sparse_peak_tflops.get(chosen)
+        if sparse is None:
+            has = ", ".join(p for p in PRECISIONS if p in self.sparse_peak_tflops)
+            raise UsageError(
+                f"--sparse-peak: {self.id} has no 2:4-sparse tensor-core peak at {chosen} in the catalogue",
+                f"its sparse peaks are at {has}: pass --precision" if has else
+                "this GPU has no sparse tensor cores (NVIDIA's start with Ampere): drop --sparse-peak",
+            )
+        return Throughput(peak_flops=float(sparse) * 1e12, utilization=utilization, gpu=self.id, precision=chosen,
+                          origin=f"datasheet 2:4-sparse {chosen} (dense-equivalent)")
+
     def to_dict(self) -> dict[str, Any]:
         """The `gpus show --format json` contract (peaks in FLOP/s, dense and sparse apart)."""
         return {

@@ -114,6 +114,14 @@ FrozenOption = Annotated[
 CausalHalfOption = Annotated[
     bool, typer.Option("--causal-half", help="Count causal attention over the lower triangle only.")
 ]
+WeightsOption = Annotated[
+    Optional[str], typer.Option("--weights", metavar="FILE", help="A state dict (torch.save) or .safetensors file "
+                                "whose values replace the model's; names and shapes must match.")
+]
+SparsityOption = Annotated[
+    bool, typer.Option("--sparsity", help="Read the weights' zeros (on the cpu): per weight the zero fraction and "
+                       "2:4 / 4:8 pattern, and effective FLOPs with the products by a zero weight left out.")
+]
 
 
 def model_spec(

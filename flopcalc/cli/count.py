@@ -26,6 +26,8 @@ from ._options import (
     ReportFormatOption,
     SeqLenOption,
     command_line,
+    SparsityOption,
+    WeightsOption,
     model_spec,
     notes_to_stderr,
     progress,
@@ -58,6 +60,8 @@ def count_command(
     no_backward: bool = typer.Option(False, "--no-backward", help="Count the forward pass only (inference)."),
     frozen: FrozenOption = [],
     causal_half: CausalHalfOption = False,
+    weights: WeightsOption = None,
+    sparsity: SparsityOption = False,
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) when an op has no FLOP formula."),
     unit: str = typer.Option("flop", "--unit", metavar="flop|mac", help="flop (1 multiply-add = 2 FLOPs) or mac."),
     depth: str = typer.Option("2", "--depth", "-d", metavar="N|all", help="Module tree depth shown in tables; 'all' or -1 for all."),
@@ -85,7 +89,7 @@ def count_command(
     shown_depth = parse_depth(depth)
     spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, frozen, causal_half, not no_backward,
                       decoder_seq_len=decoder_seq_len)
-    spec = replace(spec, max_layers=max_layers)
+    spec = replace(spec, max_layers=max_layers, weights=weights, sparsity=sparsity)
     comparison = None
     if compare is not None:
         from ..compare import compare_spec, parse_counters

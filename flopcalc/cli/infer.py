@@ -3,6 +3,7 @@ prefill, decode with a KV cache, and what fits. Parses, calls flopcalc.infer, re
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Optional
 
 import typer
@@ -21,6 +22,7 @@ from ._options import (
     OutputOption,
     PrecisionOption,
     SeqLenOption,
+    WeightsOption,
     model_spec,
     notes_to_stderr,
     progress,
@@ -60,6 +62,11 @@ def infer_command(
     kwargs: KwargsOption = None,
     device: DeviceOption = None,
     causal_half: CausalHalfOption = False,
+    weights: WeightsOption = None,
+    sparsity: bool = typer.Option(False, "--sparsity", help="Read the weights (on the cpu): 2:4 ones are stored "
+                                  "compressed, half the values plus a 2-bit index each (see docs/compression.md)."),
+    sparse_peak: bool = typer.Option(False, "--sparse-peak", help="Price FLOPs at the GPU's 2:4-sparse peak: only when "
+                                     "every weight is 2:4 and the GPU has sparse tensor cores."),
     catalog: CatalogOption = None,
     calibration: InferCalibrationOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -71,9 +78,10 @@ def infer_command(
     from ..render.infer import render
 
     spec = model_spec(model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False)
+    spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
     with progress(f"counting {model}'s passes for serving bounds"):
         result = infer(spec, gpu=gpu, batch_sizes=batch_size, precision=precision, compute_precision=compute_precision,
                        weight_dtype=weight_dtype, kv_dtype=kv_dtype, prompt=prompt, generate=generate,
-                       calibration=calibration, catalogs=tuple(catalog or ()))
+                       calibration=calibration, catalogs=tuple(catalog or ()), sparse_peak=sparse_peak)
     emit(render(result, fmt.value), output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output))

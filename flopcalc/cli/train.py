@@ -28,7 +28,9 @@ from ._options import (
     OutputOption,
     PrecisionOption,
     SeqLenOption,
+    SparsityOption,
     UtilizationOption,
+    WeightsOption,
     model_spec,
     no_model_options,
     existing_model,
@@ -45,6 +47,30 @@ def _number(text: Optional[str], flag: str) -> Optional[float]:
     return None if text is None else parse_si_number(text, flag)
 
 
+def check_all_2_4(report) -> None:
+    """--sparse-peak holds only when every weight a matmul or convolution multiplies by is 2:4."""
+    if report.sparse_pattern == "2:4":
+        return
+    other = next((w for w in report.sparsity or () if w.pattern != "2:4"), None)
+    what = (f"{other.name} is {'not N:M sparse' if other.pattern is None else other.pattern + ' sparse'}, not 2:4"
+            if other is not None else "no weight was multiplied by a matmul or convolution")
+    raise UsageError(f"--sparse-peak: {what}; sparse tensor cores run 2:4 weights only",
+                     "prune every layer 2:4 along its input dimension, or drop --sparse-peak for the dense peak")
+
+
+def sparsity_notes(report, training_flops: float, sparse_peak: bool) -> tuple[str, ...]:
+    """The effective training FLOPs (zero weights skipped) and what the sparse peak assumes."""
+    if report.sparsity is None or not report.total:
+        return ()
+    notes = [f"sparsity: effective training FLOPs (products with a zero weight left out) "
+             f"{training_flops * report.effective_total / report.total:.4g}, {report.effective_total / report.total:.1%} "
+             "of the dense figure above, which the time and cost use"]
+    if sparse_peak:
+        notes.append("the 2:4-sparse peak is dense-equivalent (dense FLOPs over it give the time); weight gradients "
+                     "multiply no weight and run on dense kernels, so this time is a lower bound")
+    return tuple(notes)
+
+
 @app.command("train")
 def train_command(
     model: Optional[str] = typer.Argument(None, metavar="MODEL", callback=existing_model, help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
@@ -56,6 +82,10 @@ def train_command(
     decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
     device: DeviceOption = None,
+    weights: WeightsOption = None,
+    sparsity: SparsityOption = False,
+    sparse_peak: bool = typer.Option(False, "--sparse-peak", help="Use the GPU's 2:4-sparse tensor-core peak: only for "
+                                     "a MODEL whose weights are all 2:4 (read from them) on a GPU with sparse cores."),
     examples: Optional[str] = typer.Option(None, "--examples", "-N", metavar="N", help="Training examples per epoch, e.g. 1.28M."),
     epochs: Optional[str] = typer.Option(None, "--epochs", "-E", metavar="N", help="Passes over the examples (default 1)."),
     flops_per_example: Optional[str] = typer.Option(None, "--flops-per-example", metavar="FLOP", help="Forward FLOPs per example "
@@ -108,9 +138,15 @@ def train_command(
     spec = None
     if model is not None:
         spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len)
+        spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
     else:
         no_model_options("count", input=input, batch_size=batch_size, kwargs=kwargs, seq_len=seq_len,
                          decoder_seq_len=decoder_seq_len, dim=dim, device=device)
+        if weights is not None or sparsity or sparse_peak:
+            raise UsageError("--weights, --sparsity and --sparse-peak read a model's weights: give a MODEL file",
+                             MODES_HINT)
+    if sparse_peak and gpu is None:
+        raise UsageError("--sparse-peak needs --gpu NAME", "e.g. --gpu A100 --sparse-peak")
 
     # Check the GPU options before counting: a typo should not cost a model run.
     choice = None
@@ -119,7 +155,7 @@ def train_command(
         choice = choose_throughput(gpu=gpu or (profiled_device(profile_file, precision) if profile_file else None),
                                    precision=precision, utilization=parse_utilization(utilization),
                                    calibration=None if profile_file else calibration, catalogs=catalog or (),
-                                   model_key=spec.key() if spec is not None else None)
+                                   model_key=spec.key() if spec is not None else None, sparse_peak=sparse_peak)
         fleet_options = dict(throughput=choice.throughput, num_gpus=parse_num_gpus(num_gpus), tdp_w=choice.tdp_w,
                              pue=parse_si_number(pue, "--pue"),
                              price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"))
@@ -136,6 +172,9 @@ def train_command(
         except FlopcalcError:  # an ONNX graph never runs, some models cannot be measured: count them as before
             report = count_spec(spec)
         result = training(report, n_examples, n_epochs)
+        if sparse_peak:
+            check_all_2_4(report)
+        result = replace(result, notes=tuple(result.notes) + sparsity_notes(report, result.training_flops, sparse_peak))
         conventions = conventions_for(report)
     elif modes[0] == "--flops-per-example":
         result = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples,

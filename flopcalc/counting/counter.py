@@ -39,6 +39,7 @@ from .experts import active_parameters, expert_layers
 from .gradients import NodeKeeper, SliceGradients
 from .meta_ops import run_op
 from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers, unsupported_ops_error
+from .sparsity import ZeroWeights, stored_products
 
 _get_sequence_nr = torch._C._autograd._get_sequence_nr
 _redispatch = getattr(torch.overrides, "redispatch_function", None)
@@ -217,10 +218,15 @@ def _attention_context(module: str, args: tuple, kwargs: Mapping[str, Any], caus
 class _FlopDispatchMode(TorchDispatchMode):
     """Counts every aten op into per-module, per-category tables for the forward and the backward."""
 
-    def __init__(self, attribution: _Attribution, observe: OpObserver | None = None):
+    def __init__(self, attribution: _Attribution, observe: OpObserver | None = None,
+                 zero_weights: ZeroWeights | None = None):
         super().__init__()
         self.attribution = attribution
         self.observe = observe
+        # with sparsity counted: the products with a zero weight, per module and category (effective FLOPs)
+        self.zero_weights = zero_weights
+        self.skipped_forward: dict[str, Counter] = defaultdict(Counter)
+        self.skipped_backward: dict[str, Counter] = defaultdict(Counter)
         self.in_backward = False
         # attention calls already counted, per direction; holding the context keeps its id from being reused
         # by a later call's (a scope that made no autograd node drops out of the attribution log)
@@ -272,6 +278,12 @@ class _FlopDispatchMode(TorchDispatchMode):
         if flops is None:
             self.unsupported[name] += 1
             return
+        flops = stored_products(func, args, flops)
+        recomputing = self.in_backward and not backward  # checkpointing's re-run: neither forward nor backward
+        if self.zero_weights is not None and not recomputing:
+            skipped = self.zero_weights.skipped(func, args, kwargs, out, flops)
+            if skipped:
+                (self.skipped_backward if backward else self.skipped_forward)[context.module].update(skipped)
         if context.scope == "norm":
             flops = _merge((("norm" if c in _NON_MATMUL else c), v) for c, v in flops.items())
         for category, value in flops.items():
@@ -338,6 +350,7 @@ def count(
     strict: bool = False,
     name: str | None = None,
     observe: OpObserver | None = None,
+    sparsity: bool = False,
 ) -> CountReport:
     """Count `model(*inputs)` forward and (unless `backward=False`) backward FLOPs, per module and category.
 
@@ -346,6 +359,8 @@ def count(
     sum of all outputs, with parameters requiring gradients as the model sets them (minus `frozen` patterns);
     inputs need none.
     `observe`, if given, is called with every op and the module it belongs to (see OpObserver).
+    `sparsity=True` reads the weights' values (not on meta): each weight's zeros and N:M pattern, and effective
+    FLOPs that leave out the products with a zero weight (counting/sparsity.py).
     """
     if not isinstance(model, nn.Module):
         raise ArgumentTypeError(f"count() needs a torch.nn.Module, got {type(model).__name__}", field="model")
@@ -354,7 +369,8 @@ def count(
     for module_name, module in model.named_modules():
         module_names.setdefault(id(module), module_name)
     attribution = _Attribution(module_names)
-    counter = _FlopDispatchMode(attribution, observe)
+    zero_weights = ZeroWeights(model) if sparsity else None
+    counter = _FlopDispatchMode(attribution, observe, zero_weights)
     with _gradients_set_aside(model, call, frozen):
         backward_counted, notes = _run(model, call, attribution, counter, backward=backward, causal_half=causal_half)
     if strict and counter.unsupported:
@@ -370,16 +386,19 @@ def count(
         model=name or type(model).__name__,
         inputs=_input_infos(call),
         device=device,
-        layers=_layers(model, counter.forward, counter.backward),
+        layers=_layers(model, counter.forward, counter.backward,
+                       (counter.skipped_forward, counter.skipped_backward) if sparsity else None),
         params=sum(p.numel() for p in params),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         unsupported_ops=dict(sorted(counter.unsupported.items())),
         backward_counted=backward_counted,
         notes=tuple(notes),
-        options={"backward": backward, "frozen": list(frozen), "causal_half": causal_half},
+        options={"backward": backward, "frozen": list(frozen), "causal_half": causal_half,
+                 **({"sparsity": True} if sparsity else {})},
         recomputed_by_category={c: v for c, v in _merge(
             (c, v) for table in counter.recomputed.values() for c, v in table.items()).items() if v},
         active_params=active_parameters(model, experts) if experts else None,
+        sparsity=zero_weights.weights() if zero_weights is not None else None,
     )
 
 
@@ -475,10 +494,11 @@ def _describe(call: CallArgs) -> str:
     return ", ".join(map(str, _input_infos(call))) or "no inputs"
 
 
-def _layers(model: nn.Module, forward: Mapping[str, Counter], backward: Mapping[str, Counter]) -> tuple[LayerCount, ...]:
+def _layers(model: nn.Module, forward: Mapping[str, Counter], backward: Mapping[str, Counter],
+            skipped: tuple[Mapping[str, Counter], Mapping[str, Counter]] | None = None) -> tuple[LayerCount, ...]:
     """Every module of the tree with inclusive counts: a module's own ops plus its descendants'."""
     tree = (
         (module_name, type(module).__name__, sum(p.numel() for p in module.parameters()))
         for module_name, module in model.named_modules()
     )
-    return build_layers(tree, forward, backward)
+    return build_layers(tree, forward, backward, skipped=skipped)

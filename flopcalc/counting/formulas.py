@@ -131,7 +131,7 @@ def grouped_mm_output_shape(a, b, offsets) -> tuple[int, ...]:
     return (a[0], a[1], b[-1])
 
 
-@register("addmm", category="matmul")
+@register("addmm", "_sparse_addmm", category="matmul")
 def addmm_flops(bias, a, b, *_, out=None, **__) -> dict:
     """bias + a @ b: the matmul, plus one add per output element for the bias."""
     return {"matmul": mm_flops(a, b), "elementwise": _numel(out)}

@@ -52,6 +52,10 @@ def _halve_multiply_adds(by_category: Mapping[str, int]) -> dict[str, int]:
     return {c: (v // 2 if c in MULTIPLY_ADD_CATEGORIES else v) for c, v in by_category.items()}
 
 
+def _halve_skipped(by_category: Mapping[str, int] | None) -> dict[str, int] | None:
+    return None if by_category is None else _halve_multiply_adds(by_category)
+
+
 @dataclass(frozen=True)
 class InputInfo:
     """One input tensor the model was called with; `name` is its keyword, None when passed positionally."""
@@ -78,10 +82,23 @@ class LayerCount:
     params: int  # parameters of this module and its children, each counted once
     forward_by_category: Mapping[str, int]
     backward_by_category: Mapping[str, int]
+    # with sparsity counted: the products with a zero weight, by category, that the effective figures leave out;
+    # None when sparsity was not counted
+    skipped_forward_by_category: Mapping[str, int] | None = None
+    skipped_backward_by_category: Mapping[str, int] | None = None
 
     @property
     def forward(self) -> int:
         return sum(self.forward_by_category.values())
+
+    @property
+    def effective_forward(self) -> int:
+        """Forward FLOPs less the products with a zero weight (the forward itself without sparsity counted)."""
+        return self.forward - sum((self.skipped_forward_by_category or {}).values())
+
+    @property
+    def effective_backward(self) -> int:
+        return self.backward - sum((self.skipped_backward_by_category or {}).values())
 
     @property
     def backward(self) -> int:
@@ -101,7 +118,37 @@ class LayerCount:
             "backward": self.backward,
             "forward_by_category": dict(self.forward_by_category),
             "backward_by_category": dict(self.backward_by_category),
+            **({"effective_forward": self.effective_forward, "effective_backward": self.effective_backward}
+               if self.skipped_forward_by_category is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class WeightSparsity:
+    """The zeros of one weight that a matmul or convolution multiplies by, read from its values.
+
+    `pattern` is the N:M structure the zeros form along the reduction dimension (each output's row of the
+    weight as the GEMM sees it: `in_features` for a linear, `in_channels/groups x kernel` for a convolution):
+    "2:4" when every group of 4 consecutive weights of a row holds at most 2 non-zeros, "4:8" likewise for
+    groups of 8 (2:4 implies 4:8); None otherwise. `layout` is how the weight is stored: "strided" (dense),
+    a torch sparse layout ("sparse_coo", "sparse_csr", ...) or "semi_structured" (2:4 compressed)."""
+
+    name: str  # the parameter's qualified name, e.g. "fc1.weight"
+    layer: str  # the module holding it
+    shape: tuple[int, ...]
+    zeros: int
+    numel: int
+    pattern: str | None = None
+    layout: str = "strided"
+
+    @property
+    def zero_fraction(self) -> float:
+        return self.zeros / self.numel if self.numel else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "layer": self.layer, "shape": list(self.shape), "zeros": self.zeros,
+                "numel": self.numel, "zero_fraction": self.zero_fraction, "pattern": self.pattern,
+                "layout": self.layout}
 
 
 def tree_ancestors(path: str, separator: str = ".") -> list[str]:
@@ -117,24 +164,37 @@ def build_layers(
     forward: Mapping[str, Mapping[str, int]],
     backward: Mapping[str, Mapping[str, int]],
     separator: str = ".",
+    skipped: tuple[Mapping[str, Mapping[str, int]], Mapping[str, Mapping[str, int]]] | None = None,
 ) -> tuple[LayerCount, ...]:
     """LayerCounts with inclusive counts: each layer's own FLOPs plus its descendants'.
 
     `tree` lists (name, type, params) in tree order, root ("") first; `forward`/`backward` map the name of
-    the layer that ran an op to its FLOPs by category; names nest by `separator` (modules ".", ONNX "/")."""
-    inclusive: dict[str, dict[str, Counter[str]]] = {"forward": defaultdict(Counter), "backward": defaultdict(Counter)}
-    for own, key in ((forward, "forward"), (backward, "backward")):
+    the layer that ran an op to its FLOPs by category; names nest by `separator` (modules ".", ONNX "/").
+    `skipped`, when sparsity was counted: the (forward, backward) FLOPs with a zero weight, mapped the same way."""
+    tables = {"forward": forward, "backward": backward}
+    if skipped is not None:
+        tables.update({"skipped_forward": skipped[0], "skipped_backward": skipped[1]})
+    inclusive: dict[str, dict[str, Counter[str]]] = {key: defaultdict(Counter) for key in tables}
+    for key, own in tables.items():
         for path, counts in own.items():
             for ancestor in tree_ancestors(path, separator):
                 inclusive[key][ancestor].update(counts)
+
+    def by_category(key: str, name: str) -> dict[str, int] | None:
+        if key not in inclusive:
+            return None
+        return {c: int(inclusive[key][name][c]) for c in CATEGORIES}
+
     return tuple(
         LayerCount(
             name=name,
             type=type_name,
             depth=0 if not name else name.count(separator) + 1,
             params=params,
-            forward_by_category={c: int(inclusive["forward"][name][c]) for c in CATEGORIES},
-            backward_by_category={c: int(inclusive["backward"][name][c]) for c in CATEGORIES},
+            forward_by_category=by_category("forward", name) or {},
+            backward_by_category=by_category("backward", name) or {},
+            skipped_forward_by_category=by_category("skipped_forward", name),
+            skipped_backward_by_category=by_category("skipped_backward", name),
         )
         for name, type_name, params in tree
     )
@@ -186,6 +246,29 @@ class CountReport:
     transformer: TransformerShape | None = None
     # parameters each token runs through: a mixture of experts uses top_k of its experts; None = all
     active_params: int | None = None
+    # with `sparsity` counted: the zeros of every weight a matmul or convolution multiplied by; None = not counted
+    sparsity: tuple[WeightSparsity, ...] | None = None
+
+    @property
+    def effective_forward(self) -> int:
+        """Forward FLOPs less the products with a zero weight: equal to `forward` when sparsity was not counted."""
+        return self.root.effective_forward
+
+    @property
+    def effective_backward(self) -> int:
+        return self.root.effective_backward
+
+    @property
+    def effective_total(self) -> int:
+        return self.effective_forward + self.effective_backward
+
+    @property
+    def sparse_pattern(self) -> str | None:
+        """"2:4" when every weight the matmuls and convolutions multiply by is 2:4 (what sparse tensor cores
+        run at their sparse peak), else None; also None when sparsity was not counted or no weight was seen."""
+        if not self.sparsity:
+            return None
+        return "2:4" if all(w.pattern == "2:4" for w in self.sparsity) else None
 
     @property
     def active(self) -> int:
@@ -241,6 +324,8 @@ class CountReport:
                 layer,
                 forward_by_category=_halve_multiply_adds(layer.forward_by_category),
                 backward_by_category=_halve_multiply_adds(layer.backward_by_category),
+                skipped_forward_by_category=_halve_skipped(layer.skipped_forward_by_category),
+                skipped_backward_by_category=_halve_skipped(layer.skipped_backward_by_category),
             )
             for layer in self.layers
         )
@@ -272,7 +357,11 @@ class CountReport:
                 "forward_by_category": dict(self.forward_by_category),
                 "backward_by_category": dict(self.backward_by_category),
                 **({"recomputed": self.recomputed} if self.recomputed else {}),
+                **({"effective_forward": self.effective_forward, "effective_backward": self.effective_backward,
+                    "effective_total": self.effective_total} if self.sparsity is not None else {}),
             },
+            **({"sparsity": {"pattern": self.sparse_pattern, "weights": [w.to_dict() for w in self.sparsity]}}
+               if self.sparsity is not None else {}),
             "layers": [layer.to_dict() for layer in self.layers],
             "unsupported_ops": dict(self.unsupported_ops),
             "notes": list(self.notes),

@@ -14,7 +14,7 @@ from ..counting.traffic import LayerTraffic, TrafficReport
 from ..device import DeviceProfile
 from ..predict import Op, kernel_seconds
 from .hardware import Hardware
-from .quantisation import BYTES_PER_ELEMENT, Precisions, parameter_bytes
+from .quantisation import BYTES_PER_ELEMENT, Precisions, stored_bytes
 
 LOWER_BOUNDS = ("time bounds are lower bounds: each layer at 100% of the dense peak and of the memory bandwidth, "
                 "no kernel launch overhead, nothing fused or overlapped across layers")
@@ -178,13 +178,14 @@ def own_flops(report: CountReport, categories: frozenset[str] | None = None) -> 
 class Pricer:
     """Prices a counted pass on the hardware at the serving precisions."""
 
-    def __init__(self, hardware: Hardware, precisions: Precisions, param_shapes: Mapping[str, Sequence[int]]):
+    def __init__(self, hardware: Hardware, precisions: Precisions, param_shapes: Mapping[str, Sequence[int]],
+                 sparse_2_4: frozenset[str] = frozenset()):
         self.hardware = hardware
         self.activation = BYTES_PER_ELEMENT[precisions.activations]
         self.kv = BYTES_PER_ELEMENT[precisions.kv_cache]
         self.per_weight = {
-            name: (parameter_bytes(shape, precisions.weights, precisions.activations) / math.prod(shape)
-                   if math.prod(shape) else 0.0)
+            name: (stored_bytes(name, shape, precisions.weights, precisions.activations, sparse_2_4)
+                   / math.prod(shape) if math.prod(shape) else 0.0)
             for name, shape in param_shapes.items()
         }
 

@@ -50,6 +50,7 @@ def resolve_hardware(
     *,
     calibration: str | None = None,
     catalogs: Sequence[str] = (),
+    sparse_peak: bool = False,
 ) -> tuple[Hardware, str]:
     """The GPU's peak at the compute precision (datasheet, or measured with a calibration), its bandwidth and
     memory from the catalogue; and the serving precision (--precision, default the GPU's fastest 16-bit one).
@@ -63,8 +64,8 @@ def resolve_hardware(
     base = choose_throughput(gpu=gpu, precision=precision, calibration=calibration, catalogs=catalogs)
     serving = base.throughput.precision
     compute = normalize_precision(compute_precision) if compute_precision else serving
-    chosen = base if compute == serving else choose_throughput(
-        gpu=gpu, precision=compute, calibration=calibration, catalogs=catalogs)
+    chosen = base if compute == serving and not sparse_peak else choose_throughput(
+        gpu=gpu, precision=compute, calibration=calibration, catalogs=catalogs, sparse_peak=sparse_peak)
     device = chosen.device
     if device.accelerator is None:
         raise CatalogError(f"{device.id} is not in the GPU catalogue, so it has no memory bandwidth "

@@ -66,9 +66,31 @@ def parameter_bytes(shape: Sequence[int], dtype: str, vector_dtype: str) -> floa
     return numel / 2 + rows * math.ceil(row / INT4_GROUP) * 2.5
 
 
-def weights_bytes(param_shapes: Mapping[str, Sequence[int]], dtype: str, vector_dtype: str) -> int:
-    """All parameters (tied ones once) stored as `dtype`, rounded up to a whole byte."""
-    return math.ceil(sum(parameter_bytes(shape, dtype, vector_dtype) for shape in param_shapes.values()))
+# A 2:4 weight as sparse tensor cores read it: the 2 kept values of every 4, and a 2-bit index for each kept
+# value (the metadata cuSPARSELt and CUTLASS store): per element half the value's bytes plus 1/8 byte.
+SPARSE_2_4_LAYOUT = "2:4 weights stored compressed: the 2 kept values of every 4 plus a 2-bit index per kept value"
+
+
+def sparse_2_4_bytes(shape: Sequence[int], dtype: str) -> float:
+    """Bytes of one 2:4 matrix stored compressed as `dtype` (not a quantised format), with its metadata."""
+    numel = math.prod(shape)
+    return numel / 2 * BYTES_PER_ELEMENT[dtype] + numel / 8
+
+
+def weights_bytes(param_shapes: Mapping[str, Sequence[int]], dtype: str, vector_dtype: str,
+                  sparse_2_4: frozenset[str] = frozenset()) -> int:
+    """All parameters (tied ones once) stored as `dtype`, rounded up to a whole byte; those named in
+    `sparse_2_4` compressed as 2:4 with their metadata (dense formats only: quantised ones keep their layout)."""
+    return math.ceil(sum(stored_bytes(name, shape, dtype, vector_dtype, sparse_2_4)
+                         for name, shape in param_shapes.items()))
+
+
+def stored_bytes(name: str, shape: Sequence[int], dtype: str, vector_dtype: str,
+                 sparse_2_4: frozenset[str] = frozenset()) -> float:
+    """Bytes of parameter `name`: 2:4-compressed when named in `sparse_2_4` and `dtype` is a dense format."""
+    if name in sparse_2_4 and dtype not in QUANTIZATION_LAYOUTS:
+        return sparse_2_4_bytes(shape, dtype)
+    return parameter_bytes(shape, dtype, vector_dtype)
 
 
 @dataclass(frozen=True)

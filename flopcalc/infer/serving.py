@@ -52,21 +52,26 @@ def infer(
     generate: int | None = None,
     calibration: str | None = None,
     catalogs: Sequence[str] = (),
+    sparse_peak: bool = False,
 ) -> InferResult:
     """Serving bounds of `spec`'s model on `gpu`, at each batch size; with `prompt` and `generate`, of generating
-    G tokens after a P-token prompt (a causal language model)."""
+    G tokens after a P-token prompt (a causal language model). With `spec.sparsity` the weights are read: 2:4
+    ones are stored compressed (values and metadata); `sparse_peak` prices FLOPs at the GPU's 2:4-sparse peak,
+    only when every weight multiplied is 2:4 (and implies `spec.sparsity`)."""
     sizes = parse_batch_sizes(batch_sizes)
     generation = _generation_lengths(spec, prompt, generate)
     if spec.batch_size is not None:
         raise UsageError("give batch sizes with batch_sizes (--batch-size 1,8,64), not in the ModelSpec")
-    hardware, serving = resolve_hardware(gpu, precision, compute_precision, calibration=calibration, catalogs=catalogs)
+    hardware, serving = resolve_hardware(gpu, precision, compute_precision, calibration=calibration, catalogs=catalogs,
+                                         sparse_peak=sparse_peak)
     precisions = _precisions(hardware, serving, weight_dtype, kv_dtype)
     # a generation makes its own token ids: load with a prompt's worth, so a model needs no example inputs
     prompt_ids = () if generation is None else (f"{sizes[0]}x{generation[0]}:int64",)
-    load_spec = replace(spec, batch_size=sizes[0], inputs=prompt_ids or spec.inputs, backward=False)
+    load_spec = replace(spec, batch_size=sizes[0], inputs=prompt_ids or spec.inputs, backward=False,
+                        sparsity=spec.sparsity or sparse_peak)
 
     def bound(loaded: LoadedModel, example: Any) -> InferResult:
-        session = Session(load_spec, loaded, example, hardware, precisions, sizes)
+        session = Session(load_spec, loaded, example, hardware, precisions, sizes, sparse_peak)
         return bound_forward(session) if generation is None else bound_generation(session, *generation)
 
     result, _, fallback = on_meta_then_cpu(load_spec, bound)

@@ -15,7 +15,7 @@ from ..spec import ModelSpec
 from .bounds import PassBound, Pricer
 from .hardware import Hardware
 from .memory import max_batch_that_fits
-from .quantisation import QUANTIZATION_LAYOUTS, STORAGE_DTYPES, Precisions, weights_bytes
+from .quantisation import QUANTIZATION_LAYOUTS, SPARSE_2_4_LAYOUT, STORAGE_DTYPES, Precisions, weights_bytes
 
 
 class Session:
@@ -23,7 +23,7 @@ class Session:
     counting every pass gathered: the parameter shapes, notes, and the ops no formula covered."""
 
     def __init__(self, spec: ModelSpec, loaded: LoadedModel, example: Any, hardware: Hardware,
-                 precisions: Precisions, sizes: tuple[int, ...]):
+                 precisions: Precisions, sizes: tuple[int, ...], sparse_peak: bool = False):
         if loaded.kind == "onnx":
             raise UsageError("infer needs a torch model: an ONNX graph is counted from its shapes and moves no tensors",
                              "export the model as a .pt2 or give its Python file")
@@ -36,18 +36,39 @@ class Session:
         self.pricer: Pricer | None = None
         self.param_shapes: Mapping[str, tuple[int, ...]] = {}
         self.unsupported: dict[str, int] = {}
+        # with spec.sparsity: the weights read as 2:4, stored compressed; sparse_peak needs every one to be
+        self.sparse_peak = sparse_peak
+        self.sparse_2_4: frozenset[str] = frozenset()
 
     def count(self, inputs: Any, cache: Any = None) -> PassBound:
         """One forward counted and priced; its notes and unsupported ops join the session's."""
+        first = self.pricer is None
         report, traffic = count_traffic(self.model, inputs, cache=cache, name=self.spec.source,
-                                        causal_half=self.spec.causal_half)
-        if self.pricer is None:
+                                        causal_half=self.spec.causal_half, sparsity=self.spec.sparsity and first)
+        if first:
+            if report.sparsity is not None:
+                self._read_sparsity(report)
             self.param_shapes = traffic.param_shapes
-            self.pricer = Pricer(self.hardware, self.precisions, traffic.param_shapes)
+            self.pricer = Pricer(self.hardware, self.precisions, traffic.param_shapes, self.sparse_2_4)
         self.notes.extend(note for note in report.notes if note not in self.notes)
         for op in report.unsupported_ops:
             self.unsupported[op] = max(self.unsupported.get(op, 0), report.unsupported_ops[op])
         return self.pricer.price(report, traffic)
+
+    def _read_sparsity(self, report: Any) -> None:
+        """The 2:4 weights (stored compressed), and --sparse-peak refused unless every weight multiplied is 2:4."""
+        if self.sparse_peak and report.sparse_pattern != "2:4":
+            other = next((w.name for w in report.sparsity if w.pattern != "2:4"), None)
+            raise UsageError(f"--sparse-peak: {other or 'no weight'} is not 2:4; sparse tensor cores run 2:4 weights "
+                             "only", "prune every layer 2:4 along its input dimension, or drop --sparse-peak")
+        self.sparse_2_4 = frozenset(w.name for w in report.sparsity if w.pattern == "2:4" and w.layout == "strided")
+        if self.sparse_2_4:
+            if self.precisions.weights in QUANTIZATION_LAYOUTS:
+                self.notes.append(f"{len(self.sparse_2_4)} 2:4 weight(s) kept in the {self.precisions.weights} "
+                                  "layout: 2:4 compression of quantised weights is not modelled")
+            else:
+                self.notes.append(f"{SPARSE_2_4_LAYOUT}: {len(self.sparse_2_4)} weight(s) "
+                                  f"({', '.join(sorted(self.sparse_2_4)[:3])}{', ...' if len(self.sparse_2_4) > 3 else ''})")
 
     def inputs(self, batch: int) -> Any:
         """The spec's inputs at `batch`: the loaded example at the first size, made anew at the others."""
@@ -62,8 +83,9 @@ class Session:
 
     def model_fields(self) -> dict[str, Any]:
         """The InferResult fields about the model and the hardware: parameters, weights at every storage dtype."""
-        weights = weights_bytes(self.param_shapes, self.precisions.weights, self.precisions.activations)
-        by_dtype = {dtype: weights_bytes(self.param_shapes, dtype, self.precisions.activations)
+        weights = weights_bytes(self.param_shapes, self.precisions.weights, self.precisions.activations,
+                                self.sparse_2_4)
+        by_dtype = {dtype: weights_bytes(self.param_shapes, dtype, self.precisions.activations, self.sparse_2_4)
                     for dtype in STORAGE_DTYPES}
         if self.precisions.weights in QUANTIZATION_LAYOUTS:
             self.notes.append(QUANTIZATION_LAYOUTS[self.precisions.weights]

@@ -24,9 +24,22 @@ ONNX_SUFFIXES = (".onnx",)
 
 
 def load_model(spec: ModelSpec | str, *, device: str = "meta") -> LoadedModel:
-    """Load the model `spec` names, built or moved onto `device` (a bare string is a source with no options)."""
+    """Load the model `spec` names, built or moved onto `device` (a bare string is a source with no options),
+    with the values of `spec.weights` (a state dict or safetensors file) put in when given."""
     if isinstance(spec, str):
         spec = ModelSpec(spec)
+    loaded = _load_source(spec, device)
+    if spec.weights is not None:
+        if loaded.kind == "onnx":
+            raise ModelLoadError("--weights applies to PyTorch models, not to ONNX graphs",
+                                 "an ONNX graph is counted from its shapes; drop --weights")
+        from .weights import apply_weights
+
+        apply_weights(loaded.module, spec.weights)
+    return loaded
+
+
+def _load_source(spec: ModelSpec, device: str) -> LoadedModel:
     source = spec.source
     hf_config = config_path(source)
     for flag, value in (("--seq-len", spec.seq_len), ("--decoder-seq-len", spec.decoder_seq_len)):

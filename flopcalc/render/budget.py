@@ -21,6 +21,7 @@ METRIC_LABELS = {
     "params": "params",
     "training_flops": "training FLOPs",
     "training_pf_days": "training PF-days",
+    "effective_flops": "effective FLOPs (zero weights skipped)",
 }
 
 

@@ -85,9 +85,31 @@ def comparison_lines(comparison: "Comparison") -> list[str]:
 
 
 def _layer_cells(layer: LayerCount, total: int) -> list[str]:
-    """Type, params, forward, backward and share of one layer: the same cells in the table and in Markdown."""
-    return [layer.type, format_si(layer.params), format_si(layer.forward), format_si(layer.backward),
-            share_text(layer.total, total)]
+    """Type, params, forward, backward and share of one layer: the same cells in the table and in Markdown;
+    with sparsity counted, the effective forward and backward after them."""
+    cells = [layer.type, format_si(layer.params), format_si(layer.forward), format_si(layer.backward),
+             share_text(layer.total, total)]
+    if layer.skipped_forward_by_category is not None:
+        cells += [format_si(layer.effective_forward), format_si(layer.effective_backward)]
+    return cells
+
+
+def sparsity_lines(report: CountReport) -> list[str]:
+    """Each weight's zeros and N:M pattern, and the effective totals: what `--sparsity` adds to a table."""
+    if report.sparsity is None:
+        return []
+    unit = _unit_label(report)
+    lines = ["sparsity: zeros read from the weights; effective FLOPs leave out the products with a zero weight",
+             f"  effective forward {report.effective_forward:,} {unit}, backward {report.effective_backward:,} {unit}, "
+             f"total {report.effective_total:,} {unit} ({share_text(report.effective_total, report.total)} of dense)"]
+    for weight in report.sparsity:
+        shape = "x".join(map(str, weight.shape))
+        pattern = f", {weight.pattern} along the reduction dimension" if weight.pattern else ""
+        layout = "" if weight.layout == "strided" else f", stored {weight.layout}"
+        lines.append(f"  {weight.name} {shape}: {100 * weight.zero_fraction:.1f}% zeros{pattern}{layout}")
+    if not report.sparsity:
+        lines.append("  no weight was multiplied by a matmul or convolution")
+    return lines
 
 
 def _category_rows(report: CountReport) -> list[list[str]]:
@@ -106,11 +128,13 @@ def render_csv(report: CountReport) -> str:
         ["name", "type", "depth", "params", "forward", "backward"]
         + [f"forward_{c}" for c in CATEGORIES]
         + [f"backward_{c}" for c in CATEGORIES]
+        + (["effective_forward", "effective_backward"] if report.sparsity is not None else [])
     )
     rows = [
         [layer.name or "(root)", layer.type, layer.depth, layer.params, layer.forward, layer.backward]
         + [layer.forward_by_category[c] for c in CATEGORIES]
         + [layer.backward_by_category[c] for c in CATEGORIES]
+        + ([layer.effective_forward, layer.effective_backward] if report.sparsity is not None else [])
         for layer in report.layers
     ]
     return csv_text(headers, rows)
@@ -118,13 +142,14 @@ def render_csv(report: CountReport) -> str:
 
 def render_markdown(report: CountReport, depth: int = 2) -> str:
     unit = _unit_label(report)
+    effective = [f"Effective forward ({unit})", f"Effective backward ({unit})"] if report.sparsity is not None else []
     layers = markdown_text(
-        ["Module", "Type", "Params", f"Forward ({unit})", f"Backward ({unit})", "Share"],
+        ["Module", "Type", "Params", f"Forward ({unit})", f"Backward ({unit})", "Share", *effective],
         [
             ["&nbsp;&nbsp;" * layer.depth + (layer.name or "(model)")] + _layer_cells(layer, report.total)
             for layer in visible_layers(report, depth)
         ],
-        right=(2, 3, 4, 5),
+        right=(2, 3, 4, 5, 6, 7)[:4 + len(effective)],
         title=[f"**{report.model}** — inputs {inputs_text(report)}, device {report.device}. "
                f"{CONVENTION[report.unit]}."],
     )
@@ -147,6 +172,7 @@ def _footer(report: CountReport) -> list[str]:
     unsupported = unsupported_ops_note(report.unsupported_ops)
     if unsupported:
         lines.append(unsupported)
+    lines.extend(sparsity_lines(report))
     lines.extend(report.notes)
     return lines
 
@@ -170,6 +196,9 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     layers.add_column(f"Forward {unit}", justify="right")
     layers.add_column(f"Backward {unit}", justify="right")
     layers.add_column("Share", justify="right")
+    if report.sparsity is not None:
+        layers.add_column(f"Eff. fwd {unit}", justify="right")
+        layers.add_column(f"Eff. bwd {unit}", justify="right")
     for layer in visible_layers(report, depth):
         short = layer.name.rsplit("/", 1)[-1].rsplit(".", 1)[-1]  # modules nest by ".", ONNX scopes by "/"
         layers.add_row("  " * layer.depth + (short if layer.name else "(model)"), *_layer_cells(layer, total))

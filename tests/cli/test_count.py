@@ -338,3 +338,41 @@ def test_count_on_a_terminal_shows_progress_on_stderr_and_nothing_in_a_pipe(exam
     piped = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert piped.returncode == 0 and piped.stdout == done.stdout.decode()
     assert "counting" not in piped.stderr
+
+
+def test_sparsity_shows_effective_figures_and_each_weights_zeros(examples):
+    result = invoke("count", f"{examples / 'pruned.py'}:build", "--sparsity")
+    assert result.exit_code == 0, result.output
+    for text in ("Eff. fwd FLOP", "effective forward 19,072 FLOP", "backward 43,648 FLOP",
+                 "0.weight 32x64: 50.0% zeros, 2:4 along the reduction dimension", "2.weight 16x32: 75.0% zeros"):
+        assert text in result.output
+    data = json.loads(invoke("count", f"{examples / 'pruned.py'}:build", "--sparsity", "--format", "json").stdout)
+    assert (data["totals"]["effective_forward"], data["totals"]["effective_backward"]) == (19_072, 43_648)
+    assert data["device"] == "cpu"  # values are read: never the meta device
+    csv = invoke("count", f"{examples / 'pruned.py'}:build", "--sparsity", "--format", "csv").stdout.splitlines()
+    assert csv[0].endswith("effective_forward,effective_backward") and csv[1].endswith("19072,43648")
+
+
+def test_weights_file_makes_the_dense_model_the_pruned_one(examples, tmp_path):
+    import torch
+
+    from flopcalc.loaders import load_model
+    from flopcalc.spec import ModelSpec
+
+    path = tmp_path / "pruned.pt"
+    torch.save(load_model(ModelSpec(f"{examples / 'pruned.py'}:build"), device="cpu").module.state_dict(), path)
+    result = invoke("count", f"{examples / 'pruned.py'}:dense", "--weights", path, "--sparsity", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["totals"]["effective_forward"] == 19_072
+
+
+def test_weights_that_do_not_match_and_sparsity_on_meta_are_one_line_errors(examples, tmp_path):
+    import torch
+
+    path = tmp_path / "other.pt"
+    torch.save(torch.nn.Linear(3, 3).state_dict(), path)
+    result = invoke("count", f"{examples / 'pruned.py'}:dense", "--weights", path)
+    assert result.exit_code == 2
+    assert "does not match the model" in result.output and len(result.output.strip().splitlines()) == 1
+    result = invoke("count", f"{examples / 'pruned.py'}:build", "--sparsity", "--device", "meta")
+    assert result.exit_code == 2 and "meta device" in result.output

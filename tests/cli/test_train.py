@@ -233,3 +233,39 @@ def test_a_device_profile_needs_a_model_file_to_predict(tmp_path):
                                 "--utilization", "0.4", "-f", "json"])
     assert given.exit_code == 0, given.output
     assert json.loads(given.stdout)["utilization"] == 0.4
+
+
+def test_sparse_peak_uses_the_catalogues_2_4_figure_for_a_2_4_model(examples):
+    """examples/pruned.py:build_2_4, batch 8: forward 2*8*(64*32 + 32*16) + 8*(32+32+16) = 41,600 FLOP and
+    backward 49,792 (as for :build, the dense figures do not depend on the zeros): 11,424 FLOP an example.
+    A100-SXM4-80GB bf16 2:4-sparse peak: 624 TFLOP/s (datasheet), at utilization 0.3."""
+    model = f"{examples / 'pruned.py'}:build_2_4"
+    result = invoke("train", model, "--examples", "1M", "--gpu", "A100-SXM4-80GB", "--sparse-peak", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["training_flops"] == 11_424 * 1_000_000
+    assert (data["peak_flops"], data["peak_origin"]) == (624e12, "datasheet 2:4-sparse bf16 (dense-equivalent)")
+    assert data["gpu_hours"] == pytest.approx(11_424e6 / (624e12 * 0.3) / 3600, rel=1e-12)
+    dense = json.loads(invoke("train", model, "--examples", "1M", "--gpu", "A100-SXM4-80GB", "--format", "json").stdout)
+    assert (dense["peak_flops"], dense["peak_origin"]) == (312e12, "datasheet dense bf16")
+
+
+def test_sparse_peak_is_refused_without_sparse_cores_or_2_4_weights(examples):
+    result = invoke("train", f"{examples / 'pruned.py'}:build_2_4", "--examples", "1M", "--gpu", "V100-SXM2",
+                    "--sparse-peak")
+    assert result.exit_code == 2 and "no 2:4-sparse tensor-core peak" in result.output
+    result = invoke("train", f"{examples / 'pruned.py'}:build", "--examples", "1M", "--gpu", "A100-SXM4-80GB",
+                    "--sparse-peak")
+    assert result.exit_code == 2 and "2.weight is not N:M sparse, not 2:4" in result.output
+    result = invoke("train", f"{examples / 'mlp.py'}", "--examples", "1M", "--sparse-peak")
+    assert result.exit_code == 2 and "--sparse-peak needs --gpu" in result.output
+    result = invoke("train", "--flops-per-example", "1G", "--examples", "1M", "--gpu", "A100-SXM4-80GB", "--sparse-peak")
+    assert result.exit_code == 2 and "give a MODEL file" in result.output
+
+
+def test_train_with_sparsity_notes_the_effective_training_flops(examples):
+    result = invoke("train", f"{examples / 'pruned.py'}:build", "--examples", "1000", "--sparsity", "--format", "json")
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)["notes"]
+    # effective per batch of 8: 19,072 + 43,648 = 62,720 -> 7,840 an example, 7.84e6 for 1,000 examples
+    assert any("effective training FLOPs (products with a zero weight left out) 7.84e+06, 68.6%" in n for n in notes)
