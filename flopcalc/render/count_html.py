@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..counting.report import CATEGORIES, CountReport, LayerCount
+from ..counting.report import CATEGORIES, CountReport, LayerCount, unsupported_ops_note
 from ..units import format_si
 from .count import CONVENTION, inputs_text, params_text, share_text
 from .html import Section, render_page, require_bokeh
@@ -146,8 +146,8 @@ def render_html(report: CountReport, command_line: str, data: Mapping[str, Any])
         Section("FLOPs by category", _categories(report, unit)),
     ]
     if report.unsupported_ops:
-        sections.append(Section("Ops without a FLOP formula (not counted)", None,
-                                "The total is a lower bound: these ops ran but have no formula.",
+        sections.append(Section("Unsupported ops", None,
+                                unsupported_ops_note(report.unsupported_ops, "the total is a lower bound") or "",
                                 rows=[[op, str(n)] for op, n in report.unsupported_ops.items()],
                                 header=["op", "calls"]))
     return render_page(f"flopcalc count: {report.model}", sections, data, command_line, summary=summary,
