@@ -60,6 +60,12 @@ def infer_command(
     causal_half: CausalHalfOption = False,
     catalog: CatalogOption = None,
     calibration: InferCalibrationOption = None,
+    tp: int = typer.Option(1, "--tp", metavar="T", help="Tensor-parallel GPUs per replica: weight matrices, heads and KV "
+                                                        "cache split T ways, 2 all-reduces per layer (with --generate)."),
+    pp: int = typer.Option(1, "--pp", metavar="P", help="Pipeline stages per replica: the layers split P ways."),
+    replicas: int = typer.Option(1, "--replicas", "-n", metavar="N", help="Replicas of the T x P GPUs (throughput x N)."),
+    gpus_per_node: int = typer.Option(8, "--gpus-per-node", metavar="N", help="GPUs per node (default 8): which "
+                                                                              "links tensor and pipeline traffic use."),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -71,6 +77,7 @@ def infer_command(
     spec = model_spec(model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False)
     result = infer(spec, gpu=gpu, batch_sizes=batch_size, precision=precision, compute_precision=compute_precision,
                    weight_dtype=weight_dtype, kv_dtype=kv_dtype, prompt=prompt, generate=generate,
-                   calibration=calibration, catalogs=tuple(catalog or ()))
+                   calibration=calibration, catalogs=tuple(catalog or ()), tp=tp, pp=pp, replicas=replicas,
+                   gpus_per_node=gpus_per_node)
     emit(render(result, fmt.value), output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output))

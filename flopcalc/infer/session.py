@@ -14,6 +14,7 @@ from ..spec import ModelSpec
 from .bounds import PassBound, Pricer
 from .hardware import Hardware
 from .memory import max_batch_that_fits
+from .parallel import ParallelServing
 from .quantisation import QUANTIZATION_LAYOUTS, STORAGE_DTYPES, Precisions, weights_bytes
 
 
@@ -35,6 +36,7 @@ class Session:
         self.pricer: Pricer | None = None
         self.param_shapes: Mapping[str, tuple[int, ...]] = {}
         self.unsupported: dict[str, int] = {}
+        self.parallel: ParallelServing | None = None  # several GPUs per replica, or replicas
 
     def count(self, inputs: Any, cache: Any = None) -> PassBound:
         """One forward counted and priced; its notes and unsupported ops join the session's."""
