@@ -17,15 +17,18 @@ from ._options import (
     DeviceOption,
     FormatOption,
     GpuOption,
+    GridIntensityOption,
     InputOption,
     KwargsOption,
     OutputFormat,
     OutputOption,
     PrecisionOption,
+    RegionOption,
     UtilizationOption,
     model_spec,
     no_model_options,
     notes_to_stderr,
+    parse_grid,
     parse_num_gpus,
     parse_utilization,
     shown_on_terminal,
@@ -91,7 +94,7 @@ InterNodeOption = Annotated[Optional[str], typer.Option(
                               "assumption).")]
 GpuMemoryOption = Annotated[Optional[str], typer.Option(
     "--gpu-memory", metavar="GiB", help="Memory per GPU in GiB (default: the catalogue's; an \"80 GB\" GPU has 80 GiB).")]
-PueOption = Annotated[str, typer.Option("--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1).")]
+PueOption = Annotated[str, typer.Option("--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: the GPUs alone; Uptime Institute's 2024 average is 1.56).")]
 PriceOption = Annotated[Optional[str], typer.Option("--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour.")]
 SearchOption = Annotated[bool, typer.Option(
     "--search", help="Try every dp x tp x pp x ZeRO x recompute x micro-batch of --num-gpus; options given pin their "
@@ -126,6 +129,7 @@ def plan_command(
     calibration: CalibrationOption = None, catalog: CatalogOption = None, intra_node_gbps: IntraNodeOption = None,
     inter_node_gbps: InterNodeOption = None, gpu_memory: GpuMemoryOption = None,
     memory_reserve: MemoryReserveOption = None, pue: PueOption = "1.0",
+    grid_intensity: GridIntensityOption = None, region: RegionOption = None,
     price_per_gpu_hour: PriceOption = None, search: SearchOption = False, top: TopOption = 10,
     fmt: FormatOption = OutputFormat.table, output: OutputOption = None,
 ) -> None:
@@ -150,6 +154,7 @@ def plan_command(
         intra_node_gbps=_number(intra_node_gbps, "--intra-node-gbps"),
         inter_node_gbps=_number(inter_node_gbps, "--inter-node-gbps"), gpus_per_node=gpus_per_node,
         pue=parse_si_number(pue, "--pue"), price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
+        grid=parse_grid(grid_intensity, region),
     )
     layout_options = {"dp": dp, "tp": tp, "pp": pp, "zero": zero, "recompute": recompute, "micro_batch": micro_batch}
     total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)

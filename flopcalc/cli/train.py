@@ -31,10 +31,10 @@ from ._options import (
     RegionOption,
     SeqLenOption,
     UtilizationOption,
-    parse_grid,
+    existing_model,
     model_spec,
     no_model_options,
-    existing_model,
+    parse_grid,
     parse_num_gpus,
     parse_utilization,
 )

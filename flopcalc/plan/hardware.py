@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..catalog import GIB  # memory is binary: an "80 GB" GPU holds 80 GiB
 from ..compute import Throughput, check_price, check_pue
 from ..device import ASSUMED_INTER_NODE_GBPS as DEFAULT_INTER_NODE_GBPS
+from ..emissions import GridIntensity
 from ..errors import UsageError
 from .checks import positive, positive_int
 
@@ -50,6 +51,7 @@ class Fleet:
     notes: tuple[str, ...] = ()  # where the fleet's figures came from, printed with the assumptions
     memory_reserve_bytes: float = 0.0  # set aside per GPU (CUDA context, fragmentation): not for the model
     reserve_origin: str = ""
+    grid: GridIntensity | None = None  # the grid's carbon intensity, for emissions (--grid-intensity, --region)
 
     def __post_init__(self) -> None:
         positive(self.gpu_memory_bytes, "GPU memory")

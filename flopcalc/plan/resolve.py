@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from ..calibration import MeasuredBandwidths, choose_throughput, load_calibration, measured_bandwidths
 from ..catalog import load_catalog
 from ..device import ASSUMED_INTER_NODE_SOURCE, Figure, with_network
+from ..emissions import GridIntensity
 from ..errors import CalibrationError, UsageError
 from .checks import positive
 from .hardware import (DEFAULT_GPUS_PER_NODE, GIB, RESERVE_CONTEXT_GIB, RESERVE_FRAGMENTATION, Bandwidth, Fleet,
@@ -46,6 +47,7 @@ def resolve_fleet(
     gpus_per_node: int = DEFAULT_GPUS_PER_NODE,
     pue: float = 1.0,
     price_per_gpu_hour: float | None = None,
+    grid: GridIntensity | None = None,
 ) -> Fleet:
     """The fleet of `gpu`s a plan runs on: its FLOP/s measured (`calibration`) or from the datasheet, its memory
     and links from the overrides, else the calibration's measurements, else the catalogue; the inter-node link
@@ -80,7 +82,7 @@ def resolve_fleet(
         inter_node=Bandwidth(inter_node_gbps, "--inter-node-gbps") if inter_node_gbps is not None
         else Bandwidth(device.inter_node.value, device.inter_node.source),
         tdp_w=choice.tdp_w, pue=pue, price_per_gpu_hour=price_per_gpu_hour, notes=notes,
-        memory_reserve_bytes=reserve, reserve_origin=reserve_origin,
+        memory_reserve_bytes=reserve, reserve_origin=reserve_origin, grid=grid,
     )
 
 

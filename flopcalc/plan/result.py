@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..emissions import GridIntensity
 from ..units import SECONDS_PER_DAY
 from .layout import Layout
 from .model import PlanModel
@@ -65,6 +66,8 @@ class RunTotals:
     hfu: float
     energy_kwh: float | None
     cost: float | None
+    grid: GridIntensity | None = None  # with --grid-intensity or --region
+    emissions_kg_co2e: float | None = None  # energy_kwh x the grid's gCO2e/kWh / 1000; None without a TDP
 
     @property
     def wall_clock_days(self) -> float:
@@ -74,7 +77,9 @@ class RunTotals:
         return {"model_flops": self.model_flops, "hardware_flops": self.hardware_flops, "steps": self.steps,
                 "wall_clock_s": self.wall_clock_s, "wall_clock_days": self.wall_clock_days,
                 "gpu_hours": self.gpu_hours, "mfu": self.mfu, "hfu": self.hfu, "energy_kwh": self.energy_kwh,
-                "cost": self.cost}
+                "cost": self.cost,
+                **({} if self.grid is None else {"grid_intensity": self.grid.to_dict(),
+                                                 "emissions_kg_co2e": self.emissions_kg_co2e})}
 
 
 @dataclass(frozen=True)

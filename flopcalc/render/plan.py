@@ -81,7 +81,11 @@ def _rows(plan: Plan) -> list[list[str]]:
             ["  MFU", f"{run.mfu:.1%}", f"HFU {run.hfu:.1%}"],
         ]
         if run.energy_kwh is not None:
-            rows.append(["  energy", f"{format_number(run.energy_kwh, 4)} kWh", "TDP x GPU-hours x PUE"])
+            rows.append(["  energy", f"{format_number(run.energy_kwh, 4)} kWh",
+                         "TDP x GPU-hours x PUE (an upper estimate from board power)"])
+        if run.emissions_kg_co2e is not None and run.grid is not None:
+            rows.append(["  emissions", f"{format_number(run.emissions_kg_co2e, 4)} kg CO2e",
+                         f"kWh x {run.grid.describe()} / 1000"])
         if run.cost is not None:
             rows.append(["  cost", format_number(run.cost, 4), "GPU-hours x price"])
     return rows
