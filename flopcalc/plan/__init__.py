@@ -20,6 +20,7 @@ from .layout_search import DEFAULT_TOP, MICRO_BATCHES_PER_SETTING, search
 from .memory import layout_memory
 from .model import (ATTENTIONS, DEFAULT_ATTENTION, DEFAULT_MLP, MLPS, PARAMS_TOLERANCE, PlanModel, Shape,
                     korthikanti_profile, model_from_params, model_from_report, model_from_spec, transformer_shape)
+from .offload import OFFLOAD_TARGETS, HostLink, Offload, apply_offload, host_link, offload_targets
 from .precision import (
     OPTIMIZER_NAMES,
     OPTIMIZER_STATES,
@@ -49,4 +50,5 @@ __all__ = [
     "model_from_report", "model_from_spec", "positive", "positive_int", "recompute_flops", "resolve_fleet",
     "ring_all_reduce_s", "ring_gather_s", "run_size", "run_totals", "search", "step_time", "training_precision",
     "transformer_shape",
+    "OFFLOAD_TARGETS", "HostLink", "Offload", "apply_offload", "host_link", "offload_targets",
 ]

@@ -96,6 +96,7 @@ class Plan:
     notes: tuple[str, ...] = ()
     gpu: str = ""  # the GPU's name, for titles
     memory_reserve_bytes: float = 0.0  # set aside on each GPU (CUDA context, fragmentation)
+    offload: Any = None  # plan.offload.Offload with --offload: what moved to the host, and its traffic
 
     @property
     def usable_memory_bytes(self) -> float:
@@ -105,7 +106,7 @@ class Plan:
     def fits(self) -> bool | None:
         """True or False against the memory less the reserve; None when activations are unknown and the model
         states alone fit."""
-        if self.memory.total > self.usable_memory_bytes:
+        if self.memory.total > self.usable_memory_bytes or (self.offload is not None and not self.offload.host_fits):
             return False
         return None if self.memory.activations is None else True
 
@@ -118,6 +119,7 @@ class Plan:
             "fits": self.fits,
             "step": None if self.step is None else self.step.to_dict(),
             "training": None if self.training is None else self.training.to_dict(),
+            **({} if self.offload is None else {"offload": self.offload.to_dict()}),
         }
 
     def to_dict(self) -> dict[str, Any]:
