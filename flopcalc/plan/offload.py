@@ -134,13 +134,13 @@ def apply_offload(plan: Plan, targets: tuple[str, ...], fleet: Fleet, precision:
     optimizer_per_param = precision.optimizer_bytes(optimizer)
     shard_params = before.optimizer / optimizer_per_param if optimizer_per_param else 0.0
     to_host = to_gpu = 0.0
-    if "params" in moved:  # every micro-batch: the weights in for forward and backward, the gradients out
+    if "params" in targets:  # every micro-batch: the weights in for forward and backward, the gradients out
         to_gpu += m * 2 * before.weights
         to_host += m * before.gradients
-    elif "optimizer" in moved:  # once a step: the shard's gradients out, its updated weights back
+    elif "optimizer" in targets:  # once a step: the shard's gradients out, its updated weights back
         to_host += shard_params * precision.gradient_bytes
         to_gpu += shard_params * precision.weight_bytes
-    if "activations" in moved and before.activations:  # each stashed micro-batch out in forward, in for backward
+    if "activations" in targets and before.activations:  # each stashed micro-batch out in forward, in for backward
         stash = before.activations / _in_flight(before.stage, layout.pp, m)
         to_host += m * stash
         to_gpu += m * stash
