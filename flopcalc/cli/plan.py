@@ -165,6 +165,8 @@ def plan_command(
         grid=parse_grid(grid_intensity, region),
     )
     targets = planning.offload_targets(offload)
+    if not targets and (host_memory is not None or host_link_gbps is not None):
+        raise UsageError("--host-memory and --host-link-gbps go with --offload", "add --offload optimizer (or drop them)")
     link = planning.host_link(fleet, catalog or (), _number(host_link_gbps, "--host-link-gbps")) if targets else None
     layout_options = {"dp": dp, "tp": tp, "pp": pp, "zero": zero, "recompute": recompute, "micro_batch": micro_batch}
     total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)

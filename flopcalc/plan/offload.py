@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..catalog import GIB, load_catalog
 from ..device import find_accelerator
@@ -89,7 +90,7 @@ class Offload:
 
 def offload_targets(text: str | Sequence[str] | None) -> tuple[str, ...]:
     """`optimizer,activations` -> ("optimizer", "activations"), each known, each once."""
-    if not text:
+    if text is None:
         return ()
     items = [part.strip() for part in text.split(",")] if isinstance(text, str) else list(text)
     unknown = [item for item in items if item not in OFFLOAD_TARGETS]

@@ -74,7 +74,7 @@ def test_pipeline_stages_and_replicas_on_a_small_llama(tmp_path):
     assert par["pipeline_send_s_decode"] == send_s(64 * 2, link) == 128 / 450e9 + 1e-6
     sends = [layer for layer in split.layers if layer.type == "Send"]
     assert sends[0].time_s == par["pipeline_send_s_decode"]
-    for batch, row in zip(split.batches, par["tokens_per_s_all_replicas"]):
+    for batch, row in zip(split.batches, par["tokens_per_s_all_replicas"], strict=True):
         assert row["tokens_per_s"] == pytest.approx(3 * batch.tokens_per_s, rel=1e-12)
     assert split.kv_cache_bytes_per_token == single.kv_cache_bytes_per_token  # the whole model's, as on one GPU
     assert any("not modelled" in note for note in split.notes)
