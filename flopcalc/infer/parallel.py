@@ -6,8 +6,8 @@ ring step as well as its bandwidth: at small batch the latency is most of it."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..device import load_profiles, resolve_device

@@ -5,8 +5,8 @@ at the catalogue's host-link figure. Applied to one evaluated layout, so the res
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..catalog import GIB, load_catalog
