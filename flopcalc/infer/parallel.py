@@ -243,24 +243,40 @@ def check_split(layout: ServingLayout, shape: ModelShape) -> None:
 
 
 def resolve_parallel(layout: ServingLayout, model: Any, source: str, gpu: str, activation_bytes: float,
-                     catalogs: Sequence[str] = ()) -> ParallelServing:
-    """The layout on `gpu`'s links: the catalogue's intra-node link peak (one direction), the assumed or
-    catalogue inter-node figure, and each scope's latency from the shipped device profile (else assumed)."""
+                     catalogs: Sequence[str] = (), intra_node_gbps: float | None = None,
+                     inter_node_gbps: float | None = None) -> ParallelServing:
+    """The layout on `gpu`'s links: the figure given (--intra-node-gbps, --inter-node-gbps), else the
+    catalogue's intra-node link peak (one direction) and the assumed inter-node figure; each scope's latency from
+    the shipped device profile (else assumed)."""
     shape = model_shape(model, source)
     check_split(layout, shape)
     device = resolve_device(gpu, catalogs=catalogs)
     latencies = _profile_latencies(device.id)
     intra = inter = None
+    given = {"intra-node": _given(intra_node_gbps, "--intra-node-gbps"),
+             "inter-node": _given(inter_node_gbps, "--inter-node-gbps")}
     needs_intra = layout.tp > 1 or layout.pp - 1 > layout.node_crossings
-    if needs_intra:
+    if needs_intra and given["intra-node"] is not None:
+        intra = _link("intra-node", *given["intra-node"], latencies)
+    elif needs_intra:
         if device.intra_node is None:
             raise UsageError(f"{device.id} has no intra-node link figure in the catalogue, so tensor parallelism and "
                              "pipeline sends inside a node cannot be priced",
-                             "add intra_node_link to its entry with --catalog FILE (docs/catalogue.md)")
+                             "give --intra-node-gbps (GB/s per direction), or add intra_node_link to its entry with "
+                             "--catalog FILE (docs/catalogue.md)")
         intra = _link("intra-node", device.intra_node.value, device.intra_node.source, latencies)
     if layout.node_crossings:
-        inter = _link("inter-node", device.inter_node.value, device.inter_node.source, latencies)
+        inter = _link("inter-node", *(given["inter-node"] or (device.inter_node.value, device.inter_node.source)),
+                      latencies)
     return ParallelServing(layout, shape, activation_bytes, intra if layout.tp > 1 else None, intra, inter)
+
+
+def _given(gbps: float | None, flag: str) -> tuple[float, str] | None:
+    if gbps is None:
+        return None
+    if isinstance(gbps, bool) or not isinstance(gbps, (int, float)) or not 0 < gbps < math.inf:
+        raise UsageError(f"{flag} must be a number of GB/s > 0, got {gbps!r}")
+    return float(gbps), flag
 
 
 def _link(scope: str, gbps: float, source: str, latencies: Mapping[str, tuple[float, str]]) -> Link:

@@ -57,12 +57,17 @@ def infer(
     pp: int = 1,
     replicas: int = 1,
     gpus_per_node: int = 8,
+    intra_node_gbps: float | None = None,
+    inter_node_gbps: float | None = None,
 ) -> InferResult:
     """Serving bounds of `spec`'s model on `gpu`, at each batch size; with `prompt` and `generate`, of generating
     G tokens after a P-token prompt (a causal language model), on `tp` x `pp` GPUs per replica."""
     sizes = parse_batch_sizes(batch_sizes)
     generation = _generation_lengths(spec, prompt, generate)
     layout = ServingLayout(tp, pp, replicas, gpus_per_node)
+    if not layout.several and (intra_node_gbps is not None or inter_node_gbps is not None):
+        raise UsageError("--intra-node-gbps and --inter-node-gbps price the links of --tp/--pp",
+                         "give --tp or --pp, or drop them")
     if layout.several and generation is None:
         raise UsageError("--tp, --pp and --replicas split a generation over GPUs", "give --prompt and --generate")
     if spec.batch_size is not None:
@@ -77,7 +82,8 @@ def infer(
         session = Session(load_spec, loaded, example, hardware, precisions, sizes)
         if layout.several:
             session.parallel = resolve_parallel(layout, session.model, spec.source, hardware.gpu,
-                                                BYTES_PER_ELEMENT[precisions.activations], catalogs)
+                                                BYTES_PER_ELEMENT[precisions.activations], catalogs,
+                                                intra_node_gbps, inter_node_gbps)
         return bound_forward(session) if generation is None else bound_generation(session, *generation)
 
     result, _, fallback = on_meta_then_cpu(load_spec, bound)

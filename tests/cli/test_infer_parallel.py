@@ -52,3 +52,20 @@ def test_bad_layouts_are_one_line_and_exit_2(tiny_llama, args, message):
 def test_several_gpus_without_a_generation_is_one_line(tiny_llama):
     result = invoke("infer", tiny_llama, "--gpu", "H100-SXM", "--tp", "2")
     assert result.exit_code == 2 and "split a generation" in result.stderr
+
+
+def test_a_gpu_without_an_intra_node_link_needs_one_given(tiny_llama):
+    result = invoke("infer", tiny_llama, "--gpu", "L4", "--prompt", "8", "--generate", "2", "--tp", "2")
+    assert result.exit_code == 2, result.output
+    assert "L4 has no intra-node link figure" in result.stderr and "--intra-node-gbps" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    given = invoke("infer", tiny_llama, "--gpu", "L4", "--prompt", "8", "--generate", "2", "--tp", "2",
+                   "--intra-node-gbps", "32", "--format", "json")
+    assert given.exit_code == 0, given.output
+    link = json.loads(given.stdout)["parallel"]["tensor_parallel_link"]
+    assert link["gbps"] == 32 and link["source"].startswith("--intra-node-gbps")
+
+
+def test_link_figures_without_several_gpus_are_refused(tiny_llama):
+    result = invoke("infer", tiny_llama, *GENERATION, "--intra-node-gbps", "100")
+    assert result.exit_code == 2 and "price the links of --tp/--pp" in result.stderr
