@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .counting.report import unsupported_ops_note
+from .emissions import GridIntensity, emissions_kg
 from .errors import UsageError
 from .units import PF_DAY_FLOP, PETAFLOP, SECONDS_PER_DAY, ComputeQuantity, format_si
 
@@ -133,6 +134,8 @@ class FleetEstimate:
     energy_kwh: float | None = None
     price_per_gpu_hour: float | None = None
     cost: float | None = None
+    grid: GridIntensity | None = None  # with --grid-intensity or --region
+    emissions_kg_co2e: float | None = None  # energy_kwh x the grid's intensity; None without both
 
     @property
     def gpu_days(self) -> float:
@@ -157,6 +160,9 @@ class FleetEstimate:
         if self.cost is not None:
             data["price_per_gpu_hour"] = self.price_per_gpu_hour
             data["cost"] = self.cost
+        if self.grid is not None:
+            data["grid_intensity"] = self.grid.to_dict()
+            data["emissions_kg_co2e"] = self.emissions_kg_co2e
         return data
 
 
@@ -168,8 +174,10 @@ def fleet_estimate(
     tdp_w: float | None = None,
     pue: float = 1.0,
     price_per_gpu_hour: float | None = None,
+    grid: GridIntensity | None = None,
 ) -> FleetEstimate:
-    """GPU-hours = FLOP / (peak x utilisation x 3600); wall clock = GPU-hours / num_gpus; energy; cost."""
+    """GPU-hours = FLOP / (peak x utilisation x 3600); wall clock = GPU-hours / num_gpus; energy; cost;
+    emissions = energy x the grid's intensity (with `grid` and a TDP)."""
     _check_positive(flop, "FLOP", allow_zero=True)
     if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
         raise UsageError(f"number of GPUs must be a whole number >= 1, got {num_gpus!r}")
@@ -180,6 +188,8 @@ def fleet_estimate(
     gpu_hours = _exact(flop) / (throughput._sustained() * SECONDS_PER_HOUR)
     energy = energy_kwh(None if tdp_w is None else _exact(tdp_w), gpu_hours, _exact(pue))
     cost = gpu_hours_cost(gpu_hours, None if price_per_gpu_hour is None else _exact(price_per_gpu_hour))
+    emissions = (None if grid is None or tdp_w is None
+                 else emissions_kg(_exact(tdp_w) * gpu_hours * _exact(pue) / 1000, grid))
     return FleetEstimate(
         flop=float(flop),
         throughput=throughput,
@@ -191,6 +201,8 @@ def fleet_estimate(
         energy_kwh=energy,
         price_per_gpu_hour=None if price_per_gpu_hour is None else float(price_per_gpu_hour),
         cost=cost,
+        grid=grid,
+        emissions_kg_co2e=emissions,
     )
 
 
@@ -218,6 +230,7 @@ class Conversion:
 
     quantity: ComputeQuantity
     fleet: FleetEstimate
+    energy: bool = False  # energy (and emissions) asked for: --pue, --grid-intensity or --region
 
     @property
     def flop(self) -> float:
@@ -238,14 +251,20 @@ class Conversion:
             "flop": self.flop,
             "petaflop": self.petaflop,
             "petaflop_days": self.petaflop_days,
-            **{k: v for k, v in self.fleet.to_dict().items() if k not in ("tdp_w", "pue", "energy_kwh")},
+            **{k: v for k, v in self.fleet.to_dict().items()
+               if self.energy or k not in ("tdp_w", "pue", "energy_kwh")},
         }
 
 
-def convert(quantity: ComputeQuantity, throughput: Throughput, num_gpus: int = 1) -> Conversion:
-    """Express `quantity` in all units, given what one GPU sustains and how many GPUs share the work."""
+def convert(quantity: ComputeQuantity, throughput: Throughput, num_gpus: int = 1, *, tdp_w: float | None = None,
+            pue: float | None = None, grid: GridIntensity | None = None) -> Conversion:
+    """Express `quantity` in all units, given what one GPU sustains and how many GPUs share the work; with a
+    `pue` or a `grid`, also its energy from the GPUs' `tdp_w` and its emissions."""
     flop = quantity_to_flop(quantity, throughput)
-    return Conversion(quantity=quantity, fleet=fleet_estimate(flop, throughput, num_gpus))
+    energy = pue is not None or grid is not None
+    fleet = fleet_estimate(flop, throughput, num_gpus, tdp_w=tdp_w if energy else None,
+                           pue=1.0 if pue is None else pue, grid=grid)
+    return Conversion(quantity=quantity, fleet=fleet, energy=energy)
 
 
 # ---------------------------------------------------------------- training compute

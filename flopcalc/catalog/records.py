@@ -98,6 +98,7 @@ class Accelerator:
     memory_channels: int | None = None  # kind cpu only: 64-bit channels
     memory_mt_s: float | None = None  # kind cpu only: transfers per second per channel, in millions
     intra_node_link: Link | None = None  # NVLink / ICI to the other devices of a node
+    host_link: Link | None = None  # PCIe / NVLink-C2C to the host's memory (offload traffic)
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -195,6 +196,7 @@ class Accelerator:
             "memory_channels": self.memory_channels,
             "memory_mt_s": self.memory_mt_s,
             "intra_node_link": None if self.intra_node_link is None else self.intra_node_link.to_dict(),
+            "host_link": None if self.host_link is None else self.host_link.to_dict(),
         }
 
 

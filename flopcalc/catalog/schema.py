@@ -211,6 +211,7 @@ class Entry(_Schema):
     sources: Texts = ()
     notes: MaybeText = None
     intra_node_link: NodeLink | None = None
+    host_link: NodeLink | None = None  # to the host's memory: PCIe, NVLink-C2C
     # kind: cpu only: one kind of core on the entry (`cores`, ...), or `core_groups`; the memory channels
     cores: MaybeWhole = None
     clock_ghz: MaybeNumber = None
@@ -295,6 +296,7 @@ class Entry(_Schema):
             memory_gb=self.memory_gb, memory_bandwidth_gbps=self.cpu_bandwidth() if cpu else self.memory_bandwidth_gbps,
             tdp_w=self.tdp_w, sources=self.sources, notes=" ".join(self.notes.split()) if self.notes else None,
             origin=origin, intra_node_link=self.intra_node_link.record() if self.intra_node_link else None,
+            host_link=self.host_link.record() if self.host_link else None,
             core_groups=self.groups() if cpu else (), memory_channels=self.memory_channels,
             memory_mt_s=self.memory_mt_s,
         )
@@ -330,7 +332,7 @@ class CatalogFile(_Schema):
 
 # ---------------------------------------------------------------- from YAML to records, errors to one line
 
-_KEYS_OF = {"intra_node_link": NodeLink, "core_groups": Cores, "": Entry}
+_KEYS_OF = {"intra_node_link": NodeLink, "host_link": NodeLink, "core_groups": Cores, "": Entry}
 
 
 def parse_catalog(data: Any, path: Path) -> list[Accelerator]:

@@ -16,6 +16,8 @@ import typer
 
 from ..catalog import most_common_variant
 from ..compute import check_utilization
+from ..emissions import GridIntensity
+from ..emissions import grid_intensity as resolve_grid
 from ..errors import UsageError
 from ..files import check_writable
 from ..spec import ModelSpec, parse_dims, parse_input_spec, parse_kwargs, split_python_source
@@ -175,6 +177,16 @@ CalibrationOption = Annotated[
                                        "the default file) instead of the datasheet: utilization is then a fraction of "
                                        "measured, and --gpu is optional."),
 ]
+GridIntensityOption = Annotated[
+    Optional[str],
+    typer.Option("--grid-intensity", metavar="G", help="Carbon intensity of the grid in gCO2e/kWh, for kg CO2e = kWh x "
+                                                       "PUE x G / 1000 (or --region)."),
+]
+RegionOption = Annotated[
+    Optional[str],
+    typer.Option("--region", metavar="CODE", help="Country code (DE, FR, IN, WORLD...) whose yearly grid intensity "
+                                                  "flopcalc ships (sourced and dated; docs/conversions.md), for kg CO2e."),
+]
 NumGpusOption = Annotated[str, typer.Option("--num-gpus", "-n", metavar="N", help="GPUs sharing the work (wall clock = GPU-hours / this).")]
 def common_variant(name: Optional[str]) -> Optional[str]:
     """`V100`, `nvidia a100`, `H100` -> the family's most common variant's id (catalog.most_common_variant),
@@ -297,3 +309,9 @@ def notes_to_stderr(notes: Iterable[str], *, shown: bool, warnings: Iterable[str
             typer.echo(f"flopcalc: warning: {warning}", err=True)
         for note in notes:
             typer.echo(f"flopcalc: note: {note}", err=True)
+
+
+def parse_grid(grid_intensity: str | None, region: str | None) -> GridIntensity | None:
+    """--grid-intensity G (gCO2e/kWh) or --region CODE, as the grid intensity emissions are priced at."""
+    value = None if grid_intensity is None else parse_si_number(grid_intensity, "--grid-intensity")
+    return resolve_grid(value, region)

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Optional
 
 import typer
 
 from ..errors import UsageError
-from ..units import parse_compute_quantity
+from ..units import parse_compute_quantity, parse_si_number
 from ._app import app, emit
 from ._options import (
     CalibrationOption,
     CatalogOption,
     FormatOption,
     GpuOption,
+    GridIntensityOption,
     NumGpusOption,
     OutputFormat,
     OutputOption,
     PrecisionOption,
+    RegionOption,
     UtilizationOption,
+    parse_grid,
     parse_num_gpus,
     parse_utilization,
 )
@@ -33,6 +37,10 @@ def convert_command(
     precision: PrecisionOption = None,
     utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
+    pue: Optional[str] = typer.Option(None, "--pue", metavar="PUE", help="Data-centre power usage effectiveness: adds the "
+                                                                     "energy (TDP x GPU-hours x PUE; >= 1)."),
+    grid_intensity: GridIntensityOption = None,
+    region: RegionOption = None,
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -54,8 +62,11 @@ def convert_command(
             raise UsageError(f"{quantity!r} names the GPU {parsed.gpu} but --gpu says {gpu}",
                              "drop --gpu, or write the quantity in gpu-days")
         gpu = gpu or named
+    grid = parse_grid(grid_intensity, region)
+    pue_value = None if pue is None else parse_si_number(pue, "--pue")
     if gpu is None and calibration is None:
-        if parsed.unit in ("flop", "pf_days") and utilization is None and num_gpus == "1":
+        if parsed.unit in ("flop", "pf_days") and utilization is None and num_gpus == "1" and pue is None \
+                and grid is None:
             flop = float(quantity_to_flop(parsed))
             emit(render_flop_amount(parsed, flop, fmt.value, crossed(flop)), output)
             return
@@ -63,7 +74,8 @@ def convert_command(
                          "e.g. --gpu H100-SXM, or a GPU in the unit: '2500 V100-days'")
     choice = choose_throughput(gpu=gpu, precision=precision, utilization=parse_utilization(utilization),
                                calibration=calibration, catalogs=catalog or ())
-    conversion = convert(parsed, choice.throughput, parse_num_gpus(num_gpus))
+    conversion = convert(parsed, choice.throughput, parse_num_gpus(num_gpus), tdp_w=choice.tdp_w, pue=pue_value,
+                         grid=grid)
     emit(render_conversion(conversion, fmt.value, crossed(conversion.flop)), output)
 
 

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..units import parse_si_number
+
 from ._app import app, emit
 from ._options import (
     CatalogOption,
@@ -69,6 +71,18 @@ def infer_command(
                                      "every weight is 2:4 and the GPU has sparse tensor cores."),
     catalog: CatalogOption = None,
     calibration: InferCalibrationOption = None,
+    tp: int = typer.Option(1, "--tp", metavar="T", help="Tensor-parallel GPUs per replica: weight matrices, heads and KV "
+                                                        "cache split T ways, 2 all-reduces per layer (with --generate)."),
+    pp: int = typer.Option(1, "--pp", metavar="P", help="Pipeline stages per replica: the layers split P ways."),
+    replicas: int = typer.Option(1, "--replicas", "-n", metavar="N", help="Replicas of the T x P GPUs (throughput x N)."),
+    gpus_per_node: int = typer.Option(8, "--gpus-per-node", metavar="N", help="GPUs per node (default 8): which "
+                                                                              "links tensor and pipeline traffic use."),
+    intra_node_gbps: Optional[str] = typer.Option(
+        None, "--intra-node-gbps", metavar="GB/s", help="Link inside a node per GPU per direction (default: the catalogue's "
+                                                        "NVLink peak), for --tp/--pp."),
+    inter_node_gbps: Optional[str] = typer.Option(
+        None, "--inter-node-gbps", metavar="GB/s", help="Link between nodes per GPU (default: one 200 Gb/s NIC, 25 GB/s), "
+                                                        "for pipeline hops between nodes."),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -82,6 +96,11 @@ def infer_command(
     with progress(f"counting {model}'s passes for serving bounds"):
         result = infer(spec, gpu=gpu, batch_sizes=batch_size, precision=precision, compute_precision=compute_precision,
                        weight_dtype=weight_dtype, kv_dtype=kv_dtype, prompt=prompt, generate=generate,
-                       calibration=calibration, catalogs=tuple(catalog or ()), sparse_peak=sparse_peak)
+                       calibration=calibration, catalogs=tuple(catalog or ()), sparse_peak=sparse_peak, tp=tp, pp=pp,
+                       replicas=replicas, gpus_per_node=gpus_per_node,
+                       intra_node_gbps=None if intra_node_gbps is None
+                       else parse_si_number(intra_node_gbps, "--intra-node-gbps"),
+                       inter_node_gbps=None if inter_node_gbps is None
+                       else parse_si_number(inter_node_gbps, "--inter-node-gbps"))
     emit(render(result, fmt.value), output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output))

@@ -17,16 +17,19 @@ from ._options import (
     DeviceOption,
     FormatOption,
     GpuOption,
+    GridIntensityOption,
     InputOption,
     KwargsOption,
     OutputFormat,
     OutputOption,
     PrecisionOption,
+    RegionOption,
     UtilizationOption,
     existing_model,
     model_spec,
     no_model_options,
     notes_to_stderr,
+    parse_grid,
     parse_num_gpus,
     parse_utilization,
     progress,
@@ -99,7 +102,14 @@ InterNodeOption = Annotated[Optional[str], typer.Option(
                               "assumption).")]
 GpuMemoryOption = Annotated[Optional[str], typer.Option(
     "--gpu-memory", metavar="GiB", help="Memory per GPU in GiB (default: the catalogue's; an \"80 GB\" GPU has 80 GiB).")]
-PueOption = Annotated[str, typer.Option("--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1).")]
+OffloadOption = Annotated[Optional[str], typer.Option(
+    "--offload", metavar="WHAT", help="Move to host memory: optimizer, params (with gradients and optimizer) or "
+                                      "activations, comma-separated (ZeRO-Offload, FSDP CPU offload).")]
+HostMemoryOption = Annotated[Optional[str], typer.Option(
+    "--host-memory", metavar="GiB", help="Host (CPU) memory per node, for --offload.")]
+HostLinkOption = Annotated[Optional[str], typer.Option(
+    "--host-link-gbps", metavar="GB/s", help="GPU-to-host link per direction (default: the catalogue's PCIe figure).")]
+PueOption = Annotated[str, typer.Option("--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: the GPUs alone; Uptime Institute's 2024 average is 1.56).")]
 PriceOption = Annotated[Optional[str], typer.Option("--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour.")]
 SearchOption = Annotated[bool, typer.Option(
     "--search", help="Try every dp x tp x pp x ZeRO x recompute x micro-batch of --num-gpus; options given pin their "
@@ -135,7 +145,9 @@ def plan_command(
     calibration: CalibrationOption = None, catalog: CatalogOption = None, intra_node_gbps: IntraNodeOption = None,
     inter_node_gbps: InterNodeOption = None, gpu_memory: GpuMemoryOption = None,
     memory_reserve: MemoryReserveOption = None, pue: PueOption = "1.0",
+    grid_intensity: GridIntensityOption = None, region: RegionOption = None,
     price_per_gpu_hour: PriceOption = None, search: SearchOption = False, top: TopOption = 10,
+    offload: OffloadOption = None, host_memory: HostMemoryOption = None, host_link_gbps: HostLinkOption = None,
     fmt: FormatOption = OutputFormat.table, output: OutputOption = None,
 ) -> None:
     """Will it fit, how to split it, how long it takes: training on a fleet of GPUs.
@@ -159,7 +171,12 @@ def plan_command(
         intra_node_gbps=_number(intra_node_gbps, "--intra-node-gbps"),
         inter_node_gbps=_number(inter_node_gbps, "--inter-node-gbps"), gpus_per_node=gpus_per_node,
         pue=parse_si_number(pue, "--pue"), price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
+        grid=parse_grid(grid_intensity, region),
     )
+    targets = planning.offload_targets(offload)
+    if not targets and (host_memory is not None or host_link_gbps is not None):
+        raise UsageError("--host-memory and --host-link-gbps go with --offload", "add --offload optimizer (or drop them)")
+    link = planning.host_link(fleet, catalog or (), _number(host_link_gbps, "--host-link-gbps")) if targets else None
     layout_options = {"dp": dp, "tp": tp, "pp": pp, "zero": zero, "recompute": recompute, "micro_batch": micro_batch}
     total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)
     batch = _whole(global_batch, "--global-batch")
@@ -183,6 +200,8 @@ def plan_command(
     run = planning.run_size(planned, tokens=_number(tokens, "--tokens"), examples=_number(examples, "--examples"),
                             epochs=_number(epochs, "--epochs"))
     common = dict(precision=fleet.throughput.precision, optimizer=optimizer, run=run)
+    if search and targets:
+        raise UsageError("--offload is planned for one layout, not searched", "drop --search and give the layout")
     if search:
         fixed = {key: value for key, value in layout_options.items() if value is not None}
         found = planning.search(planned, fleet, total_gpus or 1, global_batch=batch, fixed=fixed, top=top, **common)
@@ -194,6 +213,9 @@ def plan_command(
                                               sequence_parallel=sequence_parallel, gpus_per_node=gpus_per_node,
                                               virtual=virtual_stages, stage_layers=split, **layout_options)
         plan = planning.evaluate(planned, layout, fleet, **common)
+        if targets:
+            plan = planning.apply_offload(plan, targets, fleet, planning.training_precision(fleet.throughput.precision),
+                                          optimizer, run, link, _number(host_memory, "--host-memory"))
         _render(None, plan, fmt, output, plan.notes)
         fits = plan.fits is not False
     if not fits:

@@ -21,19 +21,22 @@ from ._options import (
     DimOption,
     FormatOption,
     GpuOption,
+    GridIntensityOption,
     InputOption,
     KwargsOption,
     NumGpusOption,
     OutputFormat,
     OutputOption,
     PrecisionOption,
+    RegionOption,
     SeqLenOption,
     SparsityOption,
     UtilizationOption,
     WeightsOption,
+    existing_model,
     model_spec,
     no_model_options,
-    existing_model,
+    parse_grid,
     parse_num_gpus,
     parse_utilization,
     progress,
@@ -99,7 +102,10 @@ def train_command(
     precision: PrecisionOption = None,
     utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
-    pue: str = typer.Option("1.0", "--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1; default 1.0)."),
+    pue: str = typer.Option("1.0", "--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: "
+                                                                "the GPUs alone; Uptime Institute's 2024 average is 1.56)."),
+    grid_intensity: GridIntensityOption = None,
+    region: RegionOption = None,
     price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."),
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
@@ -149,6 +155,7 @@ def train_command(
         raise UsageError("--sparse-peak needs --gpu NAME", "e.g. --gpu A100 --sparse-peak")
 
     # Check the GPU options before counting: a typo should not cost a model run.
+    grid = parse_grid(grid_intensity, region)
     choice = None
     profile_file = profile_file_of(calibration)  # a device profile file: the step-time model's rates
     if calibration is not None or gpu is not None:
@@ -158,10 +165,10 @@ def train_command(
                                    model_key=spec.key() if spec is not None else None, sparse_peak=sparse_peak)
         fleet_options = dict(throughput=choice.throughput, num_gpus=parse_num_gpus(num_gpus), tdp_w=choice.tdp_w,
                              pue=parse_si_number(pue, "--pue"),
-                             price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"))
-    elif precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None:
-        raise UsageError("--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
-                         "(or --calibration FILE|auto)")
+                             price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"), grid=grid)
+    elif precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None or grid is not None:
+        raise UsageError("--precision, --utilization, --num-gpus, --price-per-gpu-hour, --grid-intensity and --region "
+                         "need --gpu NAME (or --calibration FILE|auto)")
 
     conventions = planned = None
     if spec is not None:

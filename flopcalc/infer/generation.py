@@ -21,6 +21,7 @@ from .cache import (
 )
 from .quantisation import BYTES_PER_ELEMENT, QUANTIZATION_LAYOUTS
 from .memory import fits
+from .parallel import NOT_MODELLED
 from .result import BatchBound, Decode, InferResult, Prefill
 from .session import Session
 from .steps import midpoint, steps_time
@@ -141,6 +142,11 @@ def bound_generation(session: Session, prompt: int, generate: int) -> InferResul
     """Prefill, decode and KV cache bounds at every batch size of the session."""
     counter = GenerationCounter(session, prompt, generate)
     per_batch = {batch: counter.count(batch) for batch in session.sizes}
+    if session.parallel is not None:  # as the GPUs of one replica run each pass, with their communication
+        per_gpu = session.parallel.per_gpu
+        shapes = session.param_shapes
+        per_batch = {batch: Counted(per_gpu(c.prefill, batch * prompt, shapes), per_gpu(c.first, batch, shapes),
+                                    per_gpu(c.final, batch, shapes)) for batch, c in per_batch.items()}
     return _generation_result(counter, per_batch)
 
 
@@ -160,9 +166,10 @@ def _decode_summary(counted: Counted, batch: int, prompt: int, generate: int) ->
 
 
 def _batch_bound(session: Session, prefill: PassBound, decode: Decode, decode_compute_s: float, weights: float,
-                 kv_per_sequence: float) -> BatchBound:
+                 kv_per_sequence: float, held: tuple[float, float]) -> BatchBound:
+    """`held`: the weights and a sequence's cache on one GPU (the whole model's on one GPU)."""
     batch = decode.batch_size
-    memory = weights + batch * kv_per_sequence + prefill.activation_working_set
+    memory = held[0] + batch * held[1] + prefill.activation_working_set
     latency = prefill.time_s + decode.time_total_s
     compute_s = prefill.compute_bound_s + decode_compute_s
     return BatchBound(
@@ -180,10 +187,16 @@ def _generation_result(counter: GenerationCounter, per_batch: Mapping[int, Count
     weights = fields["weights_bytes"]
     kv_per_element = BYTES_PER_ELEMENT[session.precisions.kv_cache]
     kv_per_sequence = growth.held(prompt + generate) * kv_per_element
+    held = _held_per_gpu(session, weights, kv_per_sequence)
     decodes = {batch: _decode_summary(counted, batch, prompt, generate) for batch, counted in per_batch.items()}
-    batches = tuple(_batch_bound(session, per_batch[batch].prefill, decode, compute_s, weights, kv_per_sequence)
-                    for batch, (decode, compute_s) in decodes.items())
+    batches = tuple(_batch_bound(session, per_batch[batch].prefill, decode, compute_s, weights, kv_per_sequence,
+                                 held) for batch, (decode, compute_s) in decodes.items())
     batch0 = session.sizes[0]
+    parallel = None
+    if session.parallel is not None:
+        session.notes.append(NOT_MODELLED)
+        parallel = session.parallel.to_dict(held[0], session.parallel.kv_per_gpu(growth.per_token * kv_per_element),
+                                            batch0, prompt, [(b.batch_size, b.tokens_per_s or 0.0) for b in batches])
     counted0 = per_batch[batch0]
     session.notes.append(LAST_LOGITS_NOTE if counter.caller.last_logits else ALL_LOGITS_NOTE)
     if growth.most is not None:
@@ -200,13 +213,24 @@ def _generation_result(counter: GenerationCounter, per_batch: Mapping[int, Count
         layers=counted0.first.layers,
         batches=batches,
         compute_bound_from_batch=compute_bound_from(midpoint(counted0.first, counted0.final), batch0),
-        max_batch_that_fits=session.max_batch(weights, kv_per_sequence + prefill.activation_working_set / batch0),
+        max_batch_that_fits=session.max_batch(held[0], held[1] + prefill.activation_working_set / batch0),
         prefill=Prefill(batch0, prompt, prefill.flops, prefill.bytes, prefill.time_s, prefill.bound),
         decode=decodes[batch0][0],
         kv_cache_bytes_per_token=growth.per_token * kv_per_element,
         kv_cache_bytes=batch0 * kv_per_sequence,
         notes=session.final_notes(),
+        parallel=parallel,
     )
+
+
+def _held_per_gpu(session: Session, weights: float, kv_per_sequence: float) -> tuple[float, float]:
+    """The weights and one sequence's KV cache as one GPU holds them (all of both on a single GPU)."""
+    parallel = session.parallel
+    if parallel is None:
+        return weights, kv_per_sequence
+    precisions = session.precisions
+    return (parallel.weights_per_gpu(session.param_shapes, precisions.weights, precisions.activations),
+            parallel.kv_per_gpu(kv_per_sequence))
 
 
 def _check_positions(session: Session, tokens: int) -> None:

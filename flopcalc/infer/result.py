@@ -122,6 +122,7 @@ class InferResult:
     kv_cache_bytes_per_token: float | None = None
     kv_cache_bytes: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    parallel: Mapping[str, Any] | None = None  # serving on several GPUs (ParallelServing.to_dict())
 
     @property
     def quantization(self) -> str | None:
@@ -151,4 +152,5 @@ class InferResult:
             "kv_cache_bytes": whole_bytes(self.kv_cache_bytes),
             "max_batch_that_fits": self.max_batch_that_fits,
             "notes": list(self.notes),
+            **({} if self.parallel is None else {"parallel": dict(self.parallel)}),
         }

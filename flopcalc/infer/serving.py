@@ -15,6 +15,7 @@ from .bounds import LOWER_BOUNDS, predicted_note
 from .forward import bound_forward
 from .generation import bound_generation
 from .hardware import Hardware, resolve_hardware
+from .parallel import ServingLayout, resolve_parallel
 from .quantisation import BYTES_PER_ELEMENT, STORAGE_DTYPES, Precisions, storage_dtype, stored
 from .result import InferResult
 from .session import Session
@@ -53,13 +54,26 @@ def infer(
     calibration: str | None = None,
     catalogs: Sequence[str] = (),
     sparse_peak: bool = False,
+    tp: int = 1,
+    pp: int = 1,
+    replicas: int = 1,
+    gpus_per_node: int = 8,
+    intra_node_gbps: float | None = None,
+    inter_node_gbps: float | None = None,
 ) -> InferResult:
     """Serving bounds of `spec`'s model on `gpu`, at each batch size; with `prompt` and `generate`, of generating
-    G tokens after a P-token prompt (a causal language model). With `spec.sparsity` the weights are read: 2:4
-    ones are stored compressed (values and metadata); `sparse_peak` prices FLOPs at the GPU's 2:4-sparse peak,
-    only when every weight multiplied is 2:4 (and implies `spec.sparsity`)."""
+    G tokens after a P-token prompt (a causal language model), on `tp` x `pp` GPUs per replica. With
+    `spec.sparsity` the weights are read: 2:4 ones are stored compressed (values and metadata); `sparse_peak`
+    prices FLOPs at the GPU's 2:4-sparse peak, only when every weight multiplied is 2:4 (and implies
+    `spec.sparsity`)."""
     sizes = parse_batch_sizes(batch_sizes)
     generation = _generation_lengths(spec, prompt, generate)
+    layout = ServingLayout(tp, pp, replicas, gpus_per_node)
+    if not layout.several and (intra_node_gbps is not None or inter_node_gbps is not None):
+        raise UsageError("--intra-node-gbps and --inter-node-gbps price the links of --tp/--pp",
+                         "give --tp or --pp, or drop them")
+    if layout.several and generation is None:
+        raise UsageError("--tp, --pp and --replicas split a generation over GPUs", "give --prompt and --generate")
     if spec.batch_size is not None:
         raise UsageError("give batch sizes with batch_sizes (--batch-size 1,8,64), not in the ModelSpec")
     hardware, serving = resolve_hardware(gpu, precision, compute_precision, calibration=calibration, catalogs=catalogs,
@@ -72,6 +86,10 @@ def infer(
 
     def bound(loaded: LoadedModel, example: Any) -> InferResult:
         session = Session(load_spec, loaded, example, hardware, precisions, sizes, sparse_peak)
+        if layout.several:
+            session.parallel = resolve_parallel(layout, session.model, spec.source, hardware.gpu,
+                                                BYTES_PER_ELEMENT[precisions.activations], catalogs,
+                                                intra_node_gbps, inter_node_gbps)
         return bound_forward(session) if generation is None else bound_generation(session, *generation)
 
     result, _, fallback = on_meta_then_cpu(load_spec, bound)

@@ -15,6 +15,7 @@ from ..spec import ModelSpec
 from .bounds import PassBound, Pricer
 from .hardware import Hardware
 from .memory import max_batch_that_fits
+from .parallel import ParallelServing
 from .quantisation import QUANTIZATION_LAYOUTS, SPARSE_2_4_LAYOUT, STORAGE_DTYPES, Precisions, weights_bytes
 
 
@@ -39,6 +40,7 @@ class Session:
         # with spec.sparsity: the weights read as 2:4, stored compressed; sparse_peak needs every one to be
         self.sparse_peak = sparse_peak
         self.sparse_2_4: frozenset[str] = frozenset()
+        self.parallel: ParallelServing | None = None  # several GPUs per replica, or replicas
 
     def count(self, inputs: Any, cache: Any = None) -> PassBound:
         """One forward counted and priced; its notes and unsupported ops join the session's."""

@@ -13,43 +13,18 @@ from .assumptions import assumptions, layout_notes
 from .checks import positive, positive_int
 from .communication import TP_ALL_REDUCES_PER_BLOCK, TP_ALL_REDUCES_RECOMPUTED, ring_all_reduce_s, ring_gather_s
 from .evaluation import LayoutFigures, evaluate, layout_figures
-from .hardware import (
-                       DEFAULT_GPUS_PER_NODE,
-                       DEFAULT_INTER_NODE_GBPS,
-                       RESERVE_CONTEXT_GIB,
-                       RESERVE_FRAGMENTATION,
-                       Bandwidth,
-                       Fleet,
-                       default_reserve_bytes,
-)
+from .hardware import (DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, RESERVE_CONTEXT_GIB, RESERVE_FRAGMENTATION,
+                       Bandwidth, Fleet, default_reserve_bytes)
 from .layout import RECOMPUTE, ZERO_STAGES, Layout, check_layout, layout_from_options
 from .layout_search import DEFAULT_TOP, MICRO_BATCHES_PER_SETTING, search
 from .memory import layout_memory
-from .model import (
-                       ATTENTIONS,
-                       DEFAULT_ATTENTION,
-                       DEFAULT_MLP,
-                       MLPS,
-                       PARAMS_TOLERANCE,
-                       PlanModel,
-                       Shape,
-                       korthikanti_profile,
-                       model_from_params,
-                       model_from_report,
-                       model_from_spec,
-                       transformer_shape,
-)
+from .model import (ATTENTIONS, DEFAULT_ATTENTION, DEFAULT_MLP, MLPS, PARAMS_TOLERANCE, PlanModel, Shape,
+                    korthikanti_profile, model_from_params, model_from_report, model_from_spec, transformer_shape)
+from .offload import OFFLOAD_TARGETS, HostLink, Offload, apply_offload, host_link, offload_targets
+from .precision import (OPTIMIZER_NAMES, OPTIMIZER_STATES, OPTIMIZERS, TRAINING_PRECISIONS, TrainingPrecision,
+                        check_optimizer, training_precision)
 from .predicted import (PREDICTED_PRECISIONS, predicted_step_time, predicted_utilization, prediction_shape,
                         training_prediction)
-from .precision import (
-                       OPTIMIZER_NAMES,
-                       OPTIMIZER_STATES,
-                       OPTIMIZERS,
-                       TRAINING_PRECISIONS,
-                       TrainingPrecision,
-                       check_optimizer,
-                       training_precision,
-)
 from .resolve import INTER_NODE_ORIGIN, calibrated_bandwidths, resolve_fleet, step_profile, training_throughput
 from .result import SCHEMA_VERSION, MemoryPerGpu, Plan, RunTotals, SearchResult, StepTime
 from .schedule import recompute_flops, step_time
@@ -71,4 +46,5 @@ __all__ = [
     "prediction_shape", "recompute_flops", "resolve_fleet", "ring_all_reduce_s", "ring_gather_s", "run_size",
     "run_totals", "search", "step_profile", "step_time", "training_precision", "training_prediction",
     "training_throughput", "transformer_shape",
+    "OFFLOAD_TARGETS", "HostLink", "Offload", "apply_offload", "host_link", "offload_targets",
 ]

@@ -8,6 +8,7 @@ from ..units import GIB  # memory is binary: an "80 GB" GPU holds 80 GiB
 from ..compute import Throughput, check_price, check_pue
 from ..device import ASSUMED_INTER_NODE_GBPS as DEFAULT_INTER_NODE_GBPS
 from ..device import DeviceProfile
+from ..emissions import GridIntensity
 from ..errors import UsageError
 from .checks import positive, positive_int
 
@@ -53,6 +54,7 @@ class Fleet:
     # the step-time model's rates (flopcalc.device's profile); None: compute at peak x utilization (`--utilization`)
     profile: DeviceProfile | None = None
     timing_notes: tuple[str, ...] = ()  # how the step is timed: a profile built from the datasheet, --utilization
+    grid: GridIntensity | None = None  # the grid's carbon intensity, for emissions (--grid-intensity, --region)
 
     def __post_init__(self) -> None:
         positive(self.gpu_memory_bytes, "GPU memory")

@@ -16,6 +16,7 @@ from ..catalog import load_catalog
 from ..compute import Throughput
 from ..device import (ASSUMED_INTER_NODE_SOURCE, Device, DeviceProfile, Figure, load_profiles, profile_for,
                       profiled_device, with_bus_bandwidth, with_network)
+from ..emissions import GridIntensity
 from ..errors import CalibrationError, UsageError
 from ..predict import datasheet_profile
 from ..units import GIB
@@ -62,6 +63,7 @@ def resolve_fleet(
     gpus_per_node: int = DEFAULT_GPUS_PER_NODE,
     pue: float = 1.0,
     price_per_gpu_hour: float | None = None,
+    grid: GridIntensity | None = None,
 ) -> Fleet:
     """The fleet of `gpu`s a plan runs on: its FLOP/s measured (`calibration`) or from the datasheet, its memory
     and links from the overrides, else the calibration's measurements, else the catalogue; the inter-node link
@@ -109,7 +111,7 @@ def resolve_fleet(
         throughput=throughput, gpu_memory_bytes=memory, memory_origin=memory_origin, gpus_per_node=gpus_per_node,
         intra_node=intra, inter_node=inter, tdp_w=choice.tdp_w, pue=pue, price_per_gpu_hour=price_per_gpu_hour,
         notes=notes, memory_reserve_bytes=reserve, reserve_origin=reserve_origin, profile=profile,
-        timing_notes=timing,
+        timing_notes=timing, grid=grid,
     )
 
 

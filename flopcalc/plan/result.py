@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..emissions import GridIntensity
 from ..units import SECONDS_PER_DAY
 from .layout import Layout
 from .model import PlanModel
@@ -79,6 +80,8 @@ class RunTotals:
     hfu: float
     energy_kwh: float | None
     cost: float | None
+    grid: GridIntensity | None = None  # with --grid-intensity or --region
+    emissions_kg_co2e: float | None = None  # energy_kwh x the grid's gCO2e/kWh / 1000; None without a TDP
 
     @property
     def wall_clock_days(self) -> float:
@@ -88,7 +91,9 @@ class RunTotals:
         return {"model_flops": self.model_flops, "hardware_flops": self.hardware_flops, "steps": self.steps,
                 "wall_clock_s": self.wall_clock_s, "wall_clock_days": self.wall_clock_days,
                 "gpu_hours": self.gpu_hours, "mfu": self.mfu, "hfu": self.hfu, "energy_kwh": self.energy_kwh,
-                "cost": self.cost}
+                "cost": self.cost,
+                **({} if self.grid is None else {"grid_intensity": self.grid.to_dict(),
+                                                 "emissions_kg_co2e": self.emissions_kg_co2e})}
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class Plan:
     notes: tuple[str, ...] = ()
     gpu: str = ""  # the GPU's name, for titles
     memory_reserve_bytes: float = 0.0  # set aside on each GPU (CUDA context, fragmentation)
+    offload: Any = None  # plan.offload.Offload with --offload: what moved to the host, and its traffic
 
     @property
     def usable_memory_bytes(self) -> float:
@@ -114,7 +120,7 @@ class Plan:
     def fits(self) -> bool | None:
         """True or False against the memory less the reserve; None when activations are unknown and the model
         states alone fit."""
-        if self.memory.total > self.usable_memory_bytes:
+        if self.memory.total > self.usable_memory_bytes or (self.offload is not None and not self.offload.host_fits):
             return False
         return None if self.memory.activations is None else True
 
@@ -128,6 +134,7 @@ class Plan:
             "fits": self.fits,
             "step": None if self.step is None else self.step.to_dict(),
             "training": None if self.training is None else self.training.to_dict(),
+            **({} if self.offload is None else {"offload": self.offload.to_dict()}),
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..compute import SECONDS_PER_HOUR, energy_kwh, gpu_hours_cost
+from ..emissions import emissions_kg
 from ..errors import UsageError
 from .checks import positive
 from .hardware import Fleet
@@ -58,10 +59,13 @@ def run_totals(model: PlanModel, layout: Layout, fleet: Fleet, step: StepTime, r
     gpus = layout.num_gpus
     gpu_hours = wall * gpus / SECONDS_PER_HOUR
     capacity = wall * gpus * fleet.throughput.peak_flops
+    energy = energy_kwh(fleet.tdp_w, gpu_hours, fleet.pue)
     return RunTotals(
         model_flops=model_flops, hardware_flops=hardware_flops, steps=steps, wall_clock_s=wall,
         gpu_hours=gpu_hours, mfu=model_flops / capacity if capacity else 0.0,
         hfu=hardware_flops / capacity if capacity else 0.0,
-        energy_kwh=energy_kwh(fleet.tdp_w, gpu_hours, fleet.pue),
+        energy_kwh=energy,
         cost=gpu_hours_cost(gpu_hours, fleet.price_per_gpu_hour),
+        grid=fleet.grid,
+        emissions_kg_co2e=None if fleet.grid is None or energy is None else emissions_kg(energy, fleet.grid),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..compute import Conversion, FleetEstimate, Throughput, TrainingCompute
+from ..emissions import DEFAULT_PUE, PUE_DEFAULT_SOURCE, TDP_ENERGY_NOTE, GridIntensity
 from ..units import PETAFLOP, PF_DAY_FLOP, format_duration, format_number, format_si
 from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
@@ -39,7 +40,11 @@ def _fleet_rows(fleet: FleetEstimate) -> list[list[str]]:
     ]
     if fleet.energy_kwh is not None:
         rows.append(["energy", format_number(fleet.energy_kwh),
-                     f"kWh = TDP {format_number(fleet.tdp_w)} W x GPU-hours x PUE {format_number(fleet.pue)}"])
+                     f"kWh = TDP {format_number(fleet.tdp_w)} W x GPU-hours x PUE {format_number(fleet.pue)} "
+                     "(an upper estimate from board power)"])
+    if fleet.emissions_kg_co2e is not None and fleet.grid is not None:
+        rows.append(["emissions", format_number(fleet.emissions_kg_co2e),
+                     f"kg CO2e = kWh x {format_number(fleet.grid.g_co2e_per_kwh)} gCO2e/kWh / 1000"])
     if fleet.cost is not None:
         rows.append(["cost", format_number(fleet.cost),
                      f"= GPU-hours x {format_number(fleet.price_per_gpu_hour)} per GPU-hour"])
@@ -48,8 +53,22 @@ def _fleet_rows(fleet: FleetEstimate) -> list[list[str]]:
 
 def _fleet_notes(fleet: FleetEstimate, *, energy: bool) -> list[str]:
     notes = [throughput_line(fleet.throughput)]
-    if energy and fleet.energy_kwh is None:
-        notes.append(f"energy: no TDP in the catalogue for {fleet.throughput.gpu}, so no energy estimate")
+    if (energy or fleet.grid is not None) and fleet.energy_kwh is None:
+        notes.append(f"energy: no TDP in the catalogue for {fleet.throughput.gpu}, so no energy estimate"
+                     + (" and no emissions" if fleet.grid is not None else ""))
+    notes.extend(energy_notes(fleet.energy_kwh is not None, fleet.pue, fleet.grid))
+    return notes
+
+
+def energy_notes(energy: bool, pue: float, grid: Optional[GridIntensity]) -> list[str]:
+    """What an energy figure rests on: board power, the PUE's default, the grid's intensity and its source."""
+    if not energy:
+        return []
+    notes = [TDP_ENERGY_NOTE]
+    if pue == DEFAULT_PUE:
+        notes.append(PUE_DEFAULT_SOURCE)
+    if grid is not None:
+        notes.append(f"grid intensity: {grid.describe()}")
     return notes
 
 

@@ -105,6 +105,7 @@ def _show_rows(spec: Accelerator) -> list[list[str]]:
         ["memory bandwidth", _bandwidth(spec)],
         ["TDP", "" if spec.tdp_w is None else f"{format_number(spec.tdp_w)} W"],
         ["intra-node link", "" if spec.intra_node_link is None else spec.intra_node_link.describe()],
+        ["host link", "" if spec.host_link is None else spec.host_link.describe()],
         *[["source", url] for url in spec.sources],
         ["notes", spec.notes or ""],
         ["catalogue file", spec.origin],

@@ -136,8 +136,40 @@ def _summary_lines(result: InferResult) -> list[str]:
             f"{format_si(result.kv_cache_bytes or 0, 'B')} for batch {dec.batch_size} at "
             f"{pre.tokens + dec.tokens} tokens",
         ]
+    lines += _parallel_lines(result)
     if result.max_batch_that_fits is not None:
-        lines.append(f"largest batch that fits in {result.hardware.gpu}'s memory: {result.max_batch_that_fits:,}")
+        per = " per replica (each GPU's share)" if result.parallel else ""
+        lines.append(f"largest batch that fits in {result.hardware.gpu}'s memory{per}: {result.max_batch_that_fits:,}")
+    return lines
+
+
+def _parallel_lines(result: InferResult) -> list[str]:
+    """Serving on several GPUs: the split, what one GPU holds, and each pass's communication."""
+    par = result.parallel
+    if not par:
+        return []
+    lines = [f"several GPUs: tp {par['tp']} x pp {par['pp']} = {par['gpus_per_replica']} GPUs per replica, "
+             f"{par['replicas']} replica(s), {par['gpus']} GPUs; per GPU: weights "
+             f"{format_si(par['weights_bytes_per_gpu'], 'B')}, KV cache "
+             f"{format_si(par['kv_cache_bytes_per_token_per_gpu'], 'B')} per token "
+             f"({format_number(par['kv_heads_per_gpu'])} KV heads per layer); times, FLOPs and bytes above are one "
+             "replica's GPUs, stage after stage"]
+    if par["all_reduces_per_step"]:
+        link = par["tensor_parallel_link"]
+        lines.append(f"tensor parallel: {par['all_reduces_per_step']} all-reduces per pass on {link['scope']} "
+                     f"{format_number(link['gbps'])} GB/s + {format_number(link['latency_us'])} us per ring step; "
+                     f"decode: {format_si(par['all_reduce_bytes_decode'], 'B')} each, "
+                     f"{seconds(par['all_reduce_s_decode'])} each; prefill: "
+                     f"{format_si(par['all_reduce_bytes_prefill'], 'B')} each, {seconds(par['all_reduce_s_prefill'])}"
+                     " each")
+    if par["pipeline_sends_per_step"]:
+        lines.append(f"pipeline: {par['pipeline_sends_per_step']} send(s) per pass "
+                     f"({par['pipeline_node_crossings']} across nodes), {seconds(par['pipeline_send_s_decode'])} "
+                     "per decode step")
+    if par["replicas"] > 1:
+        rates = ", ".join(f"batch {row['batch_size']}: {_rate(row['tokens_per_s'])}"
+                          for row in par["tokens_per_s_all_replicas"])
+        lines.append(f"tokens/s over all {par['replicas']} replicas: {rates}")
     return lines
 
 

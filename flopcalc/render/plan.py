@@ -55,6 +55,7 @@ def _rows(plan: Plan) -> list[list[str]]:
         value = getattr(memory, name)
         rows.append([f"  {name}", _gb(value), _bar(value, capacity)])
     rows.append(["  total", _gb(memory.total), fits_text(plan)])
+    rows += _offload_rows(plan)
     layout = plan.layout
     if step is None:
         return rows + [["time per step", "unknown", "needs --seq-len (FLOPs per example)"]]
@@ -89,7 +90,11 @@ def _rows(plan: Plan) -> list[list[str]]:
             ["  MFU", f"{run.mfu:.1%}", f"HFU {run.hfu:.1%}"],
         ]
         if run.energy_kwh is not None:
-            rows.append(["  energy", f"{format_number(run.energy_kwh, 4)} kWh", "TDP x GPU-hours x PUE"])
+            rows.append(["  energy", f"{format_number(run.energy_kwh, 4)} kWh",
+                         "TDP x GPU-hours x PUE (an upper estimate from board power)"])
+        if run.emissions_kg_co2e is not None and run.grid is not None:
+            rows.append(["  emissions", f"{format_number(run.emissions_kg_co2e, 4)} kg CO2e",
+                         f"kWh x {run.grid.describe()} / 1000"])
         if run.cost is not None:
             rows.append(["  cost", format_number(run.cost, 4), "GPU-hours x price"])
     return rows
@@ -104,6 +109,28 @@ def _bubble(plan: Plan) -> str:
     if v == 1:
         return f"(pp-1)/(m+pp-1) = {pp - 1}/{m + pp - 1}"
     return f"interleaved: (pp-1)/v / (m + (pp-1)/v) = {pp - 1}/{v} / ({m} + {pp - 1}/{v})"
+
+
+def _offload_rows(plan: Plan) -> list[list[str]]:
+    """--offload: what left the GPU, what the host of a node holds, the host-link traffic and the CPU step."""
+    offload = plan.offload
+    if offload is None:
+        return []
+    host_fit = "fits" if offload.host_fits else "does NOT fit"
+    rows = [
+        [f"offload {', '.join(offload.targets)}", f"-{_gb(offload.relieved_bytes)}", "per GPU, moved to host memory"],
+        ["  host memory per node", _gb(offload.host_bytes_per_node),
+         f"{offload.gpus_per_node} GPUs x {_gb(offload.host_bytes_per_gpu)} of {_gb(offload.host_memory_per_node)}: "
+         f"{host_fit}"],
+        ["  host-link traffic", f"{_gb(offload.to_host_bytes)} out, {_gb(offload.to_gpu_bytes)} in",
+         f"per GPU per step, {_seconds(offload.transfer_s)} at {format_number(offload.link.bandwidth / 1e9)} GB/s "
+         f"per direction ({offload.link.source}), added to the step"],
+    ]
+    if offload.cpu_step_params:
+        rows.append(["  CPU optimizer step", f"{format_si(offload.cpu_step_params)} params",
+                     f"per GPU, on the host's CPUs: {_gb(offload.cpu_step_bytes)} of host memory read and written "
+                     "(its time is not in the step)"])
+    return rows
 
 
 def _footer(assumptions: Any, notes: Any, rejected: Any = ()) -> list[str]:
