@@ -119,9 +119,7 @@ def count_adapted(spec: ModelSpec, lora: LoraConfig, *, with_activations: bool =
         return report, profile, summary
 
     (report, profile, summary), loaded, fallback = on_meta_then_cpu(spec, work)
-    notes = (f"{lora.describe()}: {len(summary.adapted)} Linear layers adapted; the base is frozen (its input "
-             "gradients are counted, its weight gradients are not)",)
-    return _with_notes(report, *notes, *fallback, *loader_notes(loaded, spec)), profile, summary
+    return _with_notes(report, *fallback, *loader_notes(loaded, spec)), profile, summary
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from ..errors import ExitCode, UsageError
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
+    AdapterConfigOption,
     BatchSizeOption,
     CalibrationOption,
     CatalogOption,
@@ -19,16 +20,26 @@ from ._options import (
     GpuOption,
     InputOption,
     KwargsOption,
+    LoraAlphaOption,
+    LoraRankOption,
+    LoraTargetsOption,
     OutputFormat,
     OutputOption,
     PrecisionOption,
+    TeacherBatchSizeOption,
+    TeacherInputOption,
+    TeacherKwargsOption,
+    TeacherOption,
+    TeacherSeqLenOption,
     UtilizationOption,
+    lora_options,
     model_spec,
     no_model_options,
     notes_to_stderr,
     parse_num_gpus,
     parse_utilization,
     shown_on_terminal,
+    teacher_spec,
 )
 
 MODES_HINT = ("give a MODEL (file.py:callable, .pt, .pt2, config.json), or --params N and/or the shape (--layers, "
@@ -97,6 +108,13 @@ SearchOption = Annotated[bool, typer.Option(
     "--search", help="Try every dp x tp x pp x ZeRO x recompute x micro-batch of --num-gpus; options given pin their "
                      "dimension.")]
 TopOption = Annotated[int, typer.Option("--top", metavar="N", help="With --search: how many layouts to show.")]
+BaseDtypeOption = Annotated[Optional[str], typer.Option(
+    "--base-dtype", metavar="DTYPE", help="With LoRA: the frozen base's dtype: nf4 (QLoRA: 4 bits, block-64 absmax, "
+                                          "double quantisation), fp4, int8 (LLM.int8()), bf16, fp16 or fp32 (default: "
+                                          "the training precision's).")]
+TeacherDtypeOption = Annotated[Optional[str], typer.Option(
+    "--teacher-dtype", metavar="DTYPE", help="With --teacher: the teacher's weights' dtype (nf4, fp4, int8, bf16, "
+                                             "fp16, fp32; default: the training precision's).")]
 
 
 def _number(text: Optional[str], flag: str) -> Optional[float]:
@@ -127,6 +145,11 @@ def plan_command(
     inter_node_gbps: InterNodeOption = None, gpu_memory: GpuMemoryOption = None,
     memory_reserve: MemoryReserveOption = None, pue: PueOption = "1.0",
     price_per_gpu_hour: PriceOption = None, search: SearchOption = False, top: TopOption = 10,
+    lora_rank: LoraRankOption = None, lora_targets: LoraTargetsOption = None, lora_alpha: LoraAlphaOption = None,
+    adapter_config: AdapterConfigOption = None, base_dtype: BaseDtypeOption = None, teacher: TeacherOption = None,
+    teacher_input: TeacherInputOption = [], teacher_batch_size: TeacherBatchSizeOption = None,
+    teacher_seq_len: TeacherSeqLenOption = None, teacher_kwargs: TeacherKwargsOption = None,
+    teacher_dtype: TeacherDtypeOption = None,
     fmt: FormatOption = OutputFormat.table, output: OutputOption = None,
 ) -> None:
     """Will it fit, how to split it, how long it takes: training on a fleet of GPUs.
@@ -142,6 +165,12 @@ def plan_command(
     shape = {"--layers": layers, "--hidden": hidden, "--ffn": ffn, "--vocab": vocab, "--head-dim": head_dim,
              "--mlp": None if mlp == "gelu" else mlp, "--attention": None if attention == "flash" else attention}
     spec = _spec(model, input, batch_size, seq_len, kwargs, device, shape)
+    lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
+    if base_dtype is not None and lora is None:
+        raise UsageError("--base-dtype is the dtype of a LoRA base", "give --lora-rank R (or --adapter-config FILE)")
+    teacher_of = teacher_spec(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec)
+    if teacher_dtype is not None and teacher_of is None:
+        raise UsageError("--teacher-dtype needs --teacher MODEL")
     # the fleet first: a typo in a GPU name should not cost a model run
     fleet = planning.resolve_fleet(
         gpu=gpu, precision=precision, utilization=parse_utilization(utilization), calibration=calibration,
@@ -156,13 +185,21 @@ def plan_command(
     batch = _whole(global_batch, "--global-batch")
     if search and batch is None:
         raise UsageError("--search needs --global-batch", "every layout must train on the same examples per step")
-    if spec is not None:
+    if lora is not None:
+        dtype = planning.frozen_dtype(base_dtype, fleet.throughput.precision, "--base-dtype")
+        planned = planning.model_with_adapters(spec, lora, dtype=dtype, heads=heads, kv_heads=kv_heads)
+    elif spec is not None:
         planned = planning.model_from_spec(spec, heads=heads, kv_heads=kv_heads)
     else:
         planned = planning.model_from_params(
             None if params is None else parse_si_number(params, "--params"), seq_len, layers=layers, hidden=hidden,
             heads=heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab, head_dim=head_dim, mlp=mlp, attention=attention,
             params_tolerance=planning.PARAMS_TOLERANCE)
+    if teacher_of is not None:
+        planned = planning.with_teacher(planned, teacher_of, dtype=planning.frozen_dtype(
+            teacher_dtype, fleet.throughput.precision, "--teacher-dtype"))
+        if search:  # a teacher is planned whole on every GPU: only data parallelism (and ZeRO) is searched
+            layout_options = {"tp": 1, "pp": 1, **{k: v for k, v in layout_options.items() if v is not None}}
     run = planning.run_size(planned, tokens=_number(tokens, "--tokens"), examples=_number(examples, "--examples"),
                             epochs=_number(epochs, "--epochs"))
     common = dict(precision=fleet.throughput.precision, optimizer=optimizer, run=run)

@@ -161,6 +161,9 @@ def train_command(
         if lora is not None:
             report, _, summary = count_adapted(spec, lora, with_activations=False)
             adapters = summary.to_dict()
+            report = replace(report, notes=report.notes + (
+                f"{lora.describe()}: {len(summary.adapted)} Linear layers adapted; the base is frozen (its input "
+                "gradients are counted, its weight gradients are not)",))
         else:
             report = count_spec(spec)
         result = training(report, n_examples, n_epochs)

@@ -28,7 +28,8 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
     m, pp, tp = layout.grad_accum, layout.pp, layout.tp
     forward, backward = model.forward_flops * scale, model.backward_flops * scale
     recomputed = recompute_flops(model, layout.recompute) * scale
-    total = forward + backward + recomputed
+    teacher = model.teacher_forward_flops * scale  # a distillation teacher's forward, whole on each GPU (tp = pp = 1)
+    total = forward + backward + recomputed + teacher
     if pp > 1:  # the slowest stage: its share of the blocks plus everything outside them (embedding, head)
         blocks_share = model.block_forward_flops / (model.forward_flops or 1)
         stage_fraction = blocks_share / pp + (1 - blocks_share)
@@ -36,7 +37,7 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
         stage_fraction = 1.0
     compute_mb = total * stage_fraction / tp / sustained
     backward_mb = backward * stage_fraction / tp / sustained
-    forward_mb = (forward + recomputed) * stage_fraction / tp / sustained
+    forward_mb = (forward + recomputed + teacher) * stage_fraction / tp / sustained
     width = precision.activation_bytes
     profile = model.activations
     hidden_bytes = (profile.block_input.bytes_at(width) / max(profile.layers, 1) * scale / profile.batch_size
