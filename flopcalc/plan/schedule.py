@@ -44,8 +44,10 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
                     if profile is not None else 0.0)
     tp_mb = tensor_parallel_s(hidden_bytes, layout, model.blocks, fleet)
     pp_mb = pipeline_transfer_s(hidden_bytes, layout, fleet)
-    gradient_bytes = stage_params / tp * precision.gradient_bytes
-    weight_bytes = stage_params / tp * precision.weight_bytes
+    # only what trains is all-reduced (LoRA: the adapters); ZeRO-3 gathers the frozen base at its own dtype too
+    gradient_bytes = stage_params * model.trainable_share / tp * precision.gradient_bytes
+    frozen = model.frozen_bytes_per_param if layout.zero >= 3 else 0.0  # ZeRO-2 gathers only updated weights
+    weight_bytes = stage_params / tp * (model.trainable_share * precision.weight_bytes + frozen)
     dp_comm, exposed_dp = data_parallel_s(layout, fleet, gradient_bytes, weight_bytes, forward_mb, backward_mb)
     compute_s, tp_comm_s, pp_comm_s = m * compute_mb, m * tp_mb, m * pp_mb
     bubble = (pp - 1) / (m + pp - 1)

@@ -106,3 +106,17 @@ def test_bad_input_is_one_line_exit_2(args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert len([line for line in result.stderr.splitlines() if line.startswith("flopcalc: error")]) == 1
+
+
+@pytest.mark.parametrize("zero", [0, 3])
+def test_data_parallelism_all_reduces_the_adapters_gradients_only(zero):
+    data = plan_json(MLP, "--gpu", "H100-SXM", "-n", 2, "--dp", 2, "--zero", zero, "--intra-node-gbps", 100,
+                     "--lora-rank", 4, "--lora-targets", "Linear")
+    trainable = 4 * (784 + 256) + 4 * (256 + 10)
+    frozen = 784 * 256 + 256 + 256 * 10 + 10
+    gradient_bytes = 2 * trainable
+    if zero == 0:  # ring all-reduce: bytes x 2(n-1)/n / busbw
+        expected = gradient_bytes * 2 * (2 - 1) / 2 / 100e9
+    else:  # ZeRO-3: per micro-batch two all-gathers of every weight (the bf16 base too) and a reduce-scatter
+        expected = (2 * (2 * trainable + 2 * frozen) + gradient_bytes) * (2 - 1) / 2 / 100e9
+    assert data["step"]["dp_comm_s"] == pytest.approx(expected, rel=1e-12)
