@@ -90,7 +90,7 @@ def select_targets(model: nn.Module, config: LoraConfig) -> list[str]:
         try:
             pattern = re.compile(config.regex)
         except re.error as error:
-            raise UsageError(f"{config.origin}: target_modules {config.regex!r} is not a regular expression: {error}")
+            raise UsageError(f"{config.origin}: target_modules {config.regex!r} is not a regular expression: {error}") from None
         chosen = [name for name in linears if pattern.fullmatch(name)]
         if not chosen:
             raise UsageError(f"{config.origin}: target_modules {config.regex!r} matches no Linear layer",

@@ -92,3 +92,12 @@ def test_a_teachers_inventory_lists_every_parameter_once():
     model = tiny()
     entries = weight_inventory(model)
     assert sum(e.numel for e in entries) == sum(p.numel() for p in model.parameters())
+
+
+def test_a_peft_regular_expression_matches_full_names():
+    summary = attach_lora(tiny(), LoraConfig(2, 4.0, regex=r"layers\.[01]\.(q|v)_proj"))
+    assert summary.adapted == ("layers.0.q_proj", "layers.0.v_proj", "layers.1.q_proj", "layers.1.v_proj")
+    with pytest.raises(UsageError, match="matches no Linear"):
+        attach_lora(tiny(), LoraConfig(2, 4.0, regex=r"o_proj"))
+    with pytest.raises(UsageError, match="not a regular expression"):
+        attach_lora(tiny(), LoraConfig(2, 4.0, regex=r"("))

@@ -8,7 +8,6 @@ import pytest
 from typer.testing import CliRunner
 
 from flopcalc.cli import app
-
 from tests.conftest import EXAMPLES
 
 runner = CliRunner()
