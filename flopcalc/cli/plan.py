@@ -199,7 +199,11 @@ def plan_command(
         planned = planning.with_teacher(planned, teacher_of, dtype=planning.frozen_dtype(
             teacher_dtype, fleet.throughput.precision, "--teacher-dtype"))
         if search:  # a teacher is planned whole on every GPU: only data parallelism (and ZeRO) is searched
-            layout_options = {"tp": 1, "pp": 1, **{k: v for k, v in layout_options.items() if v is not None}}
+            if (tp or 1) > 1 or (pp or 1) > 1:
+                raise UsageError(f"--teacher is planned whole on every GPU: tp {tp or 1} x pp {pp or 1} would split "
+                                 "the student and not the teacher", "search with --tp 1 --pp 1 (the default with "
+                                 "--teacher)")
+            layout_options = {**layout_options, "tp": 1, "pp": 1}
     run = planning.run_size(planned, tokens=_number(tokens, "--tokens"), examples=_number(examples, "--examples"),
                             epochs=_number(epochs, "--epochs"))
     common = dict(precision=fleet.throughput.precision, optimizer=optimizer, run=run)

@@ -119,3 +119,13 @@ def test_data_parallelism_all_reduces_the_adapters_gradients_only(zero):
     else:  # ZeRO-3: per micro-batch two all-gathers of every weight (the bf16 base too) and a reduce-scatter
         expected = (2 * (2 * trainable + 2 * frozen) + gradient_bytes) * (2 - 1) / 2 / 100e9
     assert data["step"]["dp_comm_s"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_search_with_a_teacher_tries_data_parallelism_only():
+    data = plan_json(f"{EXAMPLES / 'gpt.py'}", "--gpu", "H100-SXM", "-n", 4, "--teacher", MLP, "--search",
+                     "--global-batch", 8)
+    shapes = {(c["parallelism"]["tp"], c["parallelism"]["pp"]) for c in data["candidates"]}
+    assert data["candidates"] and shapes == {(1, 1)}
+    result = runner.invoke(app, ["plan", f"{EXAMPLES / 'gpt.py'}", "--gpu", "H100-SXM", "-n", "4", "--tp", "2",
+                                 "--teacher", MLP, "--search", "--global-batch", "8"])
+    assert result.exit_code == 2 and "--teacher is planned whole" in result.output
