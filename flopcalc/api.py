@@ -12,10 +12,11 @@ Every command that takes a model calls these, and so can any Python program:
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from .adapters import LoraConfig, WeightEntry
 from .compute import TrainingCompute, training_from_report
 from .conventions import detect_transformer
 from .counting.activations import ActivationProfile
@@ -26,7 +27,7 @@ from .errors import (ArgumentTypeError, FlopcalcError, InsufficientMemoryError, 
                      check_number)
 from .loaders import LoadedModel, check_input_names, example_inputs_kept, load_model, make_inputs
 from .loaders.huggingface import config_path
-from .spec import ModelSpec
+from .spec import CallArgs, ModelSpec, tensors_in
 from .units import format_si
 
 T = TypeVar("T")
@@ -101,6 +102,59 @@ def count_with_activations(spec: ModelSpec, *, strict: bool = False) -> tuple[Co
 
     (report, profile), loaded, fallback = on_meta_then_cpu(spec, work)
     return _with_notes(report, *fallback, *loader_notes(loaded, spec)), profile
+
+
+def count_adapted(spec: ModelSpec, lora: LoraConfig, *, with_activations: bool = True,
+                  strict: bool = False) -> tuple[CountReport, ActivationProfile | None, Any]:
+    """Count the spec's model with LoRA adapters put in (flopcalc.adapters): the base frozen, so its weight
+    gradients are not counted and its input gradients are; with `with_activations`, what the backward keeps with
+    the adapters in the graph. Returns the report, the profile (or None) and the AdapterSummary."""
+    def work(loaded: LoadedModel, example: Any) -> tuple[CountReport, ActivationProfile | None, Any]:
+        if loaded.kind == "onnx":
+            raise UsageError(f"{spec.source} is an ONNX graph: LoRA adapters cannot be put into it",
+                             "give the PyTorch model, or a config.json")
+        from .adapters.lora import attach_lora
+        from .counting.saved_tensors import measure_activations
+
+        summary = attach_lora(loaded.module, lora)
+        report = _count_loaded(loaded, example, spec, strict)
+        profile = measure_activations(loaded.module, example) if with_activations else None
+        return report, profile, summary
+
+    (report, profile, summary), loaded, fallback = on_meta_then_cpu(spec, work)
+    return _with_notes(report, *fallback, *loader_notes(loaded, spec)), profile, summary
+
+
+@dataclass(frozen=True)
+class TeacherCount:
+    """A distillation teacher: its forward counted alone (`report`), its parameters as storage sees them, and the
+    elements of what its forward returns (the logits the distillation loss reads)."""
+
+    report: CountReport
+    weights: tuple[WeightEntry, ...]
+    output_elements: int
+
+
+def count_teacher(spec: ModelSpec, *, strict: bool = False) -> TeacherCount:
+    """Count a distillation teacher's forward (no backward: it is frozen) and read its weights and outputs."""
+    spec = replace(spec, backward=False)
+
+    def work(loaded: LoadedModel, example: Any) -> TeacherCount:
+        if loaded.kind == "onnx":
+            raise UsageError(f"--teacher {spec.source} is an ONNX graph: its weights and outputs cannot be read",
+                             "give the PyTorch model, or a config.json")
+        import torch
+
+        from .adapters.lora import weight_inventory
+
+        report = _count_loaded(loaded, example, spec, strict)
+        with torch.no_grad():
+            output = CallArgs.of(example).call(loaded.module)
+        elements = sum(t.numel() for t in {id(t): t for t in tensors_in(output)}.values())
+        return TeacherCount(report, weight_inventory(loaded.module), elements)
+
+    teacher, loaded, fallback = on_meta_then_cpu(spec, work)
+    return replace(teacher, report=_with_notes(teacher.report, *fallback, *loader_notes(loaded, spec)))
 
 
 def activations(model: Any, inputs: Any = None, **options: Any) -> ActivationProfile:

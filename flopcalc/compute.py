@@ -11,7 +11,7 @@ rounded once at the end, so 30% x 125e12 x 2,500 days is 8.1e21 FLOP and 93.75 P
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -284,6 +284,10 @@ class TrainingCompute:
     method: str
     example_unit: str = "example"
     notes: tuple[str, ...] = ()
+    # distillation: the teacher's forward per example, run `teacher_passes` times over the examples (every epoch
+    # with live logits, once with cached ones); not part of `flops_per_example`, which is the student's step
+    teacher_forward_flops_per_example: float = 0
+    teacher_passes: float = 0
 
     @property
     def flops_per_example(self) -> float:
@@ -292,8 +296,11 @@ class TrainingCompute:
     def _per_example(self) -> Fraction:
         return _exact(self.forward_flops_per_example) + _exact(self.backward_flops_per_example)
 
+    def _teacher_total(self) -> Fraction:
+        return _exact(self.teacher_forward_flops_per_example) * _exact(self.examples) * _exact(self.teacher_passes)
+
     def _total(self) -> Fraction:
-        return self._per_example() * _exact(self.examples) * _exact(self.epochs)
+        return self._per_example() * _exact(self.examples) * _exact(self.epochs) + self._teacher_total()
 
     @property
     def training_flops(self) -> float:
@@ -316,7 +323,24 @@ class TrainingCompute:
             "petaflop": float(self._total() / _exact(PETAFLOP)),
             "petaflop_days": self.petaflop_days,
             "notes": list(self.notes),
+            **({"teacher": {"forward_flops_per_example": float(self.teacher_forward_flops_per_example),
+                            "passes": float(self.teacher_passes), "flops": float(self._teacher_total())}}
+               if self.teacher_passes else {}),
         }
+
+
+def with_teacher(training: TrainingCompute, teacher_forward_flops_per_example: float, *,
+                 cached_logits: bool = False) -> TrainingCompute:
+    """Distillation: the teacher's forward per example added to the student's training compute, every epoch
+    (live logits) or once (`cached_logits`: computed on the first pass and stored)."""
+    _check_positive(teacher_forward_flops_per_example, "teacher forward FLOPs per example")
+    passes = 1 if cached_logits else training.epochs
+    note = (f"distillation: + teacher forward {float(teacher_forward_flops_per_example):,.6g} FLOP per example x "
+            f"{format_si(training.examples)} examples x {passes:g} pass{'es' if passes != 1 else ''} ("
+            + ("logits cached: the teacher runs once over the examples" if cached_logits else
+               "live logits: the teacher runs every epoch") + "); the teacher is frozen: no backward")
+    return replace(training, teacher_forward_flops_per_example=teacher_forward_flops_per_example,
+                   teacher_passes=passes, notes=tuple(training.notes) + (note,))
 
 
 def check_run_size(examples: float, epochs: float) -> None:

@@ -11,6 +11,7 @@ from ..errors import ExitCode, UsageError
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
+    AdapterConfigOption,
     BatchSizeOption,
     CalibrationOption,
     CatalogOption,
@@ -20,12 +21,21 @@ from ._options import (
     GridIntensityOption,
     InputOption,
     KwargsOption,
+    LoraAlphaOption,
+    LoraRankOption,
+    LoraTargetsOption,
     OutputFormat,
     OutputOption,
     PrecisionOption,
     RegionOption,
+    TeacherBatchSizeOption,
+    TeacherInputOption,
+    TeacherKwargsOption,
+    TeacherOption,
+    TeacherSeqLenOption,
     UtilizationOption,
     existing_model,
+    lora_options,
     model_spec,
     no_model_options,
     notes_to_stderr,
@@ -34,6 +44,7 @@ from ._options import (
     parse_utilization,
     progress,
     shown_on_terminal,
+    teacher_spec,
 )
 
 MODES_HINT = ("give a MODEL (file.py:callable, .pt, .pt2, config.json), or --params N and/or the shape (--layers, "
@@ -115,6 +126,13 @@ SearchOption = Annotated[bool, typer.Option(
     "--search", help="Try every dp x tp x pp x ZeRO x recompute x micro-batch of --num-gpus; options given pin their "
                      "dimension.")]
 TopOption = Annotated[int, typer.Option("--top", metavar="N", help="With --search: how many layouts to show.")]
+BaseDtypeOption = Annotated[Optional[str], typer.Option(
+    "--base-dtype", metavar="DTYPE", help="With LoRA: the frozen base's dtype: nf4 (QLoRA: 4 bits, block-64 absmax, "
+                                          "double quantisation), fp4, int8 (LLM.int8()), bf16, fp16 or fp32 (default: "
+                                          "the training precision's).")]
+TeacherDtypeOption = Annotated[Optional[str], typer.Option(
+    "--teacher-dtype", metavar="DTYPE", help="With --teacher: the teacher's weights' dtype (nf4, fp4, int8, bf16, "
+                                             "fp16, fp32; default: the training precision's).")]
 
 
 def _number(text: Optional[str], flag: str) -> Optional[float]:
@@ -148,6 +166,11 @@ def plan_command(
     grid_intensity: GridIntensityOption = None, region: RegionOption = None,
     price_per_gpu_hour: PriceOption = None, search: SearchOption = False, top: TopOption = 10,
     offload: OffloadOption = None, host_memory: HostMemoryOption = None, host_link_gbps: HostLinkOption = None,
+    lora_rank: LoraRankOption = None, lora_targets: LoraTargetsOption = None, lora_alpha: LoraAlphaOption = None,
+    adapter_config: AdapterConfigOption = None, base_dtype: BaseDtypeOption = None, teacher: TeacherOption = None,
+    teacher_input: TeacherInputOption = [], teacher_batch_size: TeacherBatchSizeOption = None,
+    teacher_seq_len: TeacherSeqLenOption = None, teacher_kwargs: TeacherKwargsOption = None,
+    teacher_dtype: TeacherDtypeOption = None,
     fmt: FormatOption = OutputFormat.table, output: OutputOption = None,
 ) -> None:
     """Will it fit, how to split it, how long it takes: training on a fleet of GPUs.
@@ -163,6 +186,12 @@ def plan_command(
     shape = {"--layers": layers, "--hidden": hidden, "--ffn": ffn, "--vocab": vocab, "--head-dim": head_dim,
              "--mlp": None if mlp == "gelu" else mlp, "--attention": None if attention == "flash" else attention}
     spec = _spec(model, input, batch_size, seq_len, kwargs, device, shape)
+    lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
+    if base_dtype is not None and lora is None:
+        raise UsageError("--base-dtype is the dtype of a LoRA base", "give --lora-rank R (or --adapter-config FILE)")
+    teacher_of = teacher_spec(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec)
+    if teacher_dtype is not None and teacher_of is None:
+        raise UsageError("--teacher-dtype needs --teacher MODEL")
     # the fleet first: a typo in a GPU name should not cost a model run
     fleet = planning.resolve_fleet(
         gpu=gpu, precision=precision, utilization=parse_utilization(utilization), calibration=calibration,
@@ -189,7 +218,11 @@ def plan_command(
         raise UsageError("--search does not try uneven splits", "drop --stage-layers, or plan one layout")
     if split and pp is None:
         layout_options["pp"] = len(split)
-    if spec is not None:
+    if lora is not None:
+        dtype = planning.frozen_dtype(base_dtype, fleet.throughput.precision, "--base-dtype")
+        with progress(f"counting {model} with its adapters for the plan"):
+            planned = planning.model_with_adapters(spec, lora, dtype=dtype, heads=heads, kv_heads=kv_heads)
+    elif spec is not None:
         with progress(f"counting {model} for the plan"):
             planned = planning.model_from_spec(spec, heads=heads, kv_heads=kv_heads)
     else:
@@ -197,6 +230,15 @@ def plan_command(
             None if params is None else parse_si_number(params, "--params"), seq_len, layers=layers, hidden=hidden,
             heads=heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab, head_dim=head_dim, mlp=mlp, attention=attention,
             params_tolerance=planning.PARAMS_TOLERANCE)
+    if teacher_of is not None:
+        planned = planning.with_teacher(planned, teacher_of, dtype=planning.frozen_dtype(
+            teacher_dtype, fleet.throughput.precision, "--teacher-dtype"))
+        if search:  # a teacher is planned whole on every GPU: only data parallelism (and ZeRO) is searched
+            if (tp or 1) > 1 or (pp or 1) > 1:
+                raise UsageError(f"--teacher is planned whole on every GPU: tp {tp or 1} x pp {pp or 1} would split "
+                                 "the student and not the teacher", "search with --tp 1 --pp 1 (the default with "
+                                 "--teacher)")
+            layout_options = {**layout_options, "tp": 1, "pp": 1}
     run = planning.run_size(planned, tokens=_number(tokens, "--tokens"), examples=_number(examples, "--examples"),
                             epochs=_number(epochs, "--epochs"))
     common = dict(precision=fleet.throughput.precision, optimizer=optimizer, run=run)

@@ -4,6 +4,7 @@ GPU-hours, GPU-days, wall clock, energy and cost. torch loads only when a model 
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 from typing import Optional
 
 import typer
@@ -13,6 +14,7 @@ from ..errors import FlopcalcError, UsageError
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
+    AdapterConfigOption,
     BatchSizeOption,
     CalibrationOption,
     CatalogOption,
@@ -24,6 +26,9 @@ from ._options import (
     GridIntensityOption,
     InputOption,
     KwargsOption,
+    LoraAlphaOption,
+    LoraRankOption,
+    LoraTargetsOption,
     NumGpusOption,
     OutputFormat,
     OutputOption,
@@ -31,15 +36,22 @@ from ._options import (
     RegionOption,
     SeqLenOption,
     SparsityOption,
+    TeacherBatchSizeOption,
+    TeacherInputOption,
+    TeacherKwargsOption,
+    TeacherOption,
+    TeacherSeqLenOption,
     UtilizationOption,
     WeightsOption,
     existing_model,
+    lora_options,
     model_spec,
     no_model_options,
     parse_grid,
     parse_num_gpus,
     parse_utilization,
     progress,
+    teacher_spec,
 )
 
 MODES_HINT = ("give a MODEL file with --examples, or --flops-per-example F with --examples, "
@@ -109,15 +121,30 @@ def train_command(
     price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."),
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
+    lora_rank: LoraRankOption = None,
+    lora_targets: LoraTargetsOption = None,
+    lora_alpha: LoraAlphaOption = None,
+    adapter_config: AdapterConfigOption = None,
+    teacher: TeacherOption = None,
+    teacher_input: TeacherInputOption = [],
+    teacher_batch_size: TeacherBatchSizeOption = None,
+    teacher_seq_len: TeacherSeqLenOption = None,
+    teacher_kwargs: TeacherKwargsOption = None,
+    teacher_logits: str = typer.Option("live", "--teacher-logits", metavar="live|cached", help="With --teacher: live "
+                                       "(the teacher runs every epoch, default) or cached (its logits computed once "
+                                       "per example and stored)."),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
-    """Training compute = (forward + backward FLOPs per example) x examples x epochs, and its cost on GPUs."""
-    from ..api import count_spec, count_with_activations, training
+    """Training compute = (forward + backward FLOPs per example) x examples x epochs, and its cost on GPUs.
+
+    With --teacher, the teacher's forward per example is added (distillation); with --lora-rank, the model is
+    counted with LoRA adapters in it and its base frozen."""
+    from ..api import count_adapted, count_spec, count_teacher, count_with_activations, training
     from ..calibration import choose_throughput, profile_file_of
     from ..device import profiled_device
     from ..plan import model_from_report, training_throughput
-    from ..compute import fleet_estimate, training_from_forward, training_from_params_tokens
+    from ..compute import fleet_estimate, training_from_forward, training_from_params_tokens, with_teacher
     from ..conventions import conventions_for
     from ..render.compute import render_training
     from ..thresholds import crossed
@@ -153,6 +180,12 @@ def train_command(
                              MODES_HINT)
     if sparse_peak and gpu is None:
         raise UsageError("--sparse-peak needs --gpu NAME", "e.g. --gpu A100 --sparse-peak")
+    lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
+    if teacher_logits not in ("live", "cached"):
+        raise UsageError(f"--teacher-logits must be live or cached, got {teacher_logits!r}")
+    teacher_of = teacher_spec(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec)
+    if teacher_of is None and teacher_logits != "live":
+        raise UsageError("--teacher-logits needs --teacher MODEL")
 
     # Check the GPU options before counting: a typo should not cost a model run.
     grid = parse_grid(grid_intensity, region)
@@ -171,18 +204,34 @@ def train_command(
                          "need --gpu NAME (or --calibration FILE|auto)")
 
     conventions = planned = None
+    adapters = None
     if spec is not None:
-        try:  # with a GPU, the activations' pass also shows the transformer shape the step-time model needs
-            with progress(f"counting {model}"):
-                report, saved = count_with_activations(spec) if choice is not None else (count_spec(spec), None)
-            planned = None if saved is None else model_from_report(report, saved, source=spec.source)
-        except FlopcalcError:  # an ONNX graph never runs, some models cannot be measured: count them as before
-            report = count_spec(spec)
+        if lora is not None:
+            with progress(f"counting {model} with its adapters"):
+                report, _, summary = count_adapted(spec, lora, with_activations=False)
+            adapters = summary.to_dict()
+            report = replace(report, notes=report.notes + (
+                f"{lora.describe()}: {len(summary.adapted)} Linear layers adapted; the base is frozen (its input "
+                "gradients are counted, its weight gradients are not)",))
+        else:
+            try:  # with a GPU, the activations' pass also shows the transformer shape the step-time model needs
+                with progress(f"counting {model}"):
+                    report, saved = count_with_activations(spec) if choice is not None else (count_spec(spec), None)
+                planned = None if saved is None else model_from_report(report, saved, source=spec.source)
+            except FlopcalcError:  # an ONNX graph never runs, some models cannot be measured: count them as before
+                report = count_spec(spec)
         result = training(report, n_examples, n_epochs)
         if sparse_peak:
             check_all_2_4(report)
         result = replace(result, notes=tuple(result.notes) + sparsity_notes(report, result.training_flops, sparse_peak))
-        conventions = conventions_for(report)
+        conventions = conventions_for(report) if lora is None else None  # 6N and kin assume every weight trains
+        if teacher_of is not None:
+            taught = count_teacher(teacher_of)
+            result = with_teacher(result, Fraction(taught.report.forward, taught.report.batch_size),
+                                  cached_logits=teacher_logits == "cached")
+            result = replace(result, notes=tuple(result.notes) + tuple(
+                f"teacher: {note}" for note in (f"counted: {taught.report.forward:,} forward FLOP per batch of "
+                                                f"{taught.report.batch_size}", *taught.report.notes)))
     elif modes[0] == "--flops-per-example":
         result = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples,
                                        n_epochs)
@@ -199,4 +248,4 @@ def train_command(
         result = replace(result, notes=tuple(result.notes) + choice.notes + timing)
     fleet = None if choice is None else fleet_estimate(result.training_flops, **fleet_options)
     emit(render_training(result, fleet, fmt.value, source=model or "", conventions=conventions,
-                         thresholds=crossed(result.training_flops)), output)
+                         thresholds=crossed(result.training_flops), adapters=adapters), output)

@@ -13,12 +13,13 @@ from .assumptions import assumptions, layout_notes
 from .checks import positive, positive_int
 from .communication import TP_ALL_REDUCES_PER_BLOCK, TP_ALL_REDUCES_RECOMPUTED, ring_all_reduce_s, ring_gather_s
 from .evaluation import LayoutFigures, evaluate, layout_figures
+from .finetune import frozen_dtype, model_with_adapters, with_teacher
 from .hardware import (DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, RESERVE_CONTEXT_GIB, RESERVE_FRAGMENTATION,
                        Bandwidth, Fleet, default_reserve_bytes)
 from .layout import RECOMPUTE, ZERO_STAGES, Layout, check_layout, layout_from_options
 from .layout_search import DEFAULT_TOP, MICRO_BATCHES_PER_SETTING, search
 from .memory import layout_memory
-from .model import (ATTENTIONS, DEFAULT_ATTENTION, DEFAULT_MLP, MLPS, PARAMS_TOLERANCE, PlanModel, Shape,
+from .model import (ATTENTIONS, DEFAULT_ATTENTION, DEFAULT_MLP, MLPS, PARAMS_TOLERANCE, FineTuning, PlanModel, Shape,
                     korthikanti_profile, model_from_params, model_from_report, model_from_spec, transformer_shape)
 from .offload import OFFLOAD_TARGETS, HostLink, Offload, apply_offload, host_link, offload_targets
 from .precision import (OPTIMIZER_NAMES, OPTIMIZER_STATES, OPTIMIZERS, TRAINING_PRECISIONS, TrainingPrecision,
@@ -37,9 +38,9 @@ __all__ = [
     "RESERVE_FRAGMENTATION", "SCHEMA_VERSION",
     "SECONDS_PER_DAY", "SECONDS_PER_HOUR",
     "TP_ALL_REDUCES_PER_BLOCK", "TP_ALL_REDUCES_RECOMPUTED", "TRAINING_PRECISIONS", "ZERO_STAGES",
-    "Bandwidth", "Fleet", "Layout", "LayoutFigures", "MemoryPerGpu", "Plan", "PlanModel", "RunSize", "RunTotals",
+    "Bandwidth", "FineTuning", "Fleet", "Layout", "LayoutFigures", "MemoryPerGpu", "Plan", "PlanModel", "RunSize", "RunTotals",
     "SearchResult", "Shape", "StepTime", "TrainingPrecision",
-    "assumptions", "calibrated_bandwidths", "check_layout", "check_optimizer", "default_reserve_bytes", "evaluate",
+    "assumptions", "calibrated_bandwidths", "frozen_dtype", "model_with_adapters", "with_teacher", "check_layout", "check_optimizer", "default_reserve_bytes", "evaluate",
     "korthikanti_profile",
     "layout_figures", "layout_from_options", "layout_memory", "layout_notes", "model_from_params",
     "model_from_report", "model_from_spec", "positive", "positive_int", "predicted_step_time", "predicted_utilization",

@@ -86,6 +86,9 @@ class Layout:
 
 def check_layout(model: PlanModel, layout: Layout) -> None:
     """What a layout asks of the model's shape: tensor parallelism splits heads, pipeline stages take whole blocks."""
+    if model.tuning is not None and model.tuning.has_teacher and (layout.tp > 1 or layout.pp > 1):
+        raise UsageError(f"--teacher is planned whole on every GPU: tp {layout.tp} x pp {layout.pp} would split the "
+                         "student and not the teacher", "use --tp 1 --pp 1 (data parallelism and ZeRO) with --teacher")
     if layout.tp > 1:
         if not model.blocks:
             raise UsageError(f"--tp {layout.tp} splits a transformer's layers, and this model shows no repeated blocks",

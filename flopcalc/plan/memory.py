@@ -15,10 +15,12 @@ from .result import MemoryPerGpu
 def model_states(model: PlanModel, layout: Layout, precision: TrainingPrecision, optimizer: str, params: float) -> tuple[float, float, float]:
     """Weights, gradients and optimizer bytes per GPU of a stage holding `params` (ZeRO paper, Sec. 5)."""
     per_gpu = params / layout.tp
+    trained = per_gpu * model.trainable_share  # a frozen base (LoRA) has no gradients or optimizer states
+    frozen = per_gpu * model.frozen_bytes_per_param  # held at its own dtype
     dp = layout.dp
-    weights = per_gpu * precision.weight_bytes / (dp if layout.zero >= 3 else 1)
-    gradients = per_gpu * precision.gradient_bytes / (dp if layout.zero >= 2 else 1)
-    optimizer_bytes = per_gpu * precision.optimizer_bytes(optimizer) / (dp if layout.zero >= 1 else 1)
+    weights = (trained * precision.weight_bytes + frozen) / (dp if layout.zero >= 3 else 1)
+    gradients = trained * precision.gradient_bytes / (dp if layout.zero >= 2 else 1)
+    optimizer_bytes = trained * precision.optimizer_bytes(optimizer) / (dp if layout.zero >= 1 else 1)
     return weights, gradients, optimizer_bytes
 
 
@@ -100,6 +102,15 @@ def activation_bytes(model: PlanModel, layout: Layout, width: float, stage: str,
     return (in_flight * held + working) * interleaving * layout.micro_batch / profile.batch_size
 
 
+def teacher_bytes(model: PlanModel, layout: Layout, width: float) -> float:
+    """A distillation teacher on every GPU: its frozen weights whole, and its outputs for one micro-batch (the
+    logits the loss reads) at the activation width; its forward keeps nothing for a backward."""
+    tuning = model.tuning
+    if tuning is None or not tuning.has_teacher:
+        return 0.0
+    return tuning.teacher_bytes + tuning.teacher_output_elements * width * layout.micro_batch / model.batch
+
+
 def layout_memory(model: PlanModel, layout: Layout, precision: TrainingPrecision, optimizer: str) -> MemoryPerGpu:
     """The most loaded GPU's bytes, with every pipeline stage's in `stages` (the first holds the embedding and
     the most micro-batches in flight, the last the head and the logits; a middle one neither)."""
@@ -110,6 +121,7 @@ def layout_memory(model: PlanModel, layout: Layout, precision: TrainingPrecision
         weights, gradients, optimizer_bytes = model_states(model, layout, precision, optimizer, params)
         activations = activation_bytes(model, layout, precision.activation_bytes, stage, index)
         layers = None if not blocks or not blocks[index] else blocks[index]
-        stages.append(MemoryPerGpu(weights, gradients, optimizer_bytes, activations, stage, index, layers))
+        stages.append(MemoryPerGpu(weights, gradients, optimizer_bytes, activations, stage, index, layers,
+                                   teacher=teacher_bytes(model, layout, precision.activation_bytes)))
     worst = max(stages, key=lambda memory: memory.total)  # the first of equals
     return replace(worst, stages=tuple(stages))

@@ -19,6 +19,31 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class FineTuning:
+    """What LoRA adapters and a distillation teacher change in a plan (docs/adapters.md).
+
+    `trainable_params` get gradients and optimizer states; the rest of the model's parameters are a frozen base
+    held in `frozen_bytes` (at `base_dtype`, quantisation scales included). A teacher adds its frozen weights
+    (`teacher_bytes`, at `teacher_dtype`), its forward FLOPs and its outputs (kept for the loss), per counted
+    batch of the student."""
+
+    trainable_params: int
+    frozen_bytes: float = 0.0
+    base_dtype: str | None = None
+    adapters: dict[str, object] | None = None
+    teacher_source: str | None = None
+    teacher_params: int = 0
+    teacher_bytes: float = 0.0
+    teacher_dtype: str | None = None
+    teacher_forward_flops: float = 0.0
+    teacher_output_elements: float = 0.0
+
+    @property
+    def has_teacher(self) -> bool:
+        return self.teacher_source is not None
+
+
+@dataclass(frozen=True)
 class PlanModel:
     """What a plan needs of a model, for `batch` examples (the micro-batch it was counted with).
 
@@ -48,10 +73,25 @@ class PlanModel:
     shape_source: str = ""  # where layers, hidden, heads came from: said with the step-time prediction
     head_dim: int | None = None  # None: hidden / heads
     flops_known: bool = True  # False: --params without --seq-len, model states only
+    tuning: FineTuning | None = None  # LoRA adapters and/or a distillation teacher
 
     @property
     def blocks(self) -> int:
         return self.layers or 0
+
+    @property
+    def trainable_share(self) -> float:
+        """The fraction of the parameters that train (1 without adapters)."""
+        return 1.0 if self.tuning is None else self.tuning.trainable_params / self.params
+
+    @property
+    def frozen_bytes_per_param(self) -> float:
+        """Bytes of frozen base weights per parameter of the model (0 without adapters)."""
+        return 0.0 if self.tuning is None else self.tuning.frozen_bytes / self.params
+
+    @property
+    def teacher_forward_flops(self) -> float:
+        return 0.0 if self.tuning is None else self.tuning.teacher_forward_flops
 
     def per_example(self, flops: float) -> float:
         return flops / self.batch

@@ -26,6 +26,7 @@ class MemoryPerGpu:
     index: int = 0  # the stage's place in the pipeline
     layers: float | None = None  # the blocks on the stage (None: the model shows none)
     stages: tuple["MemoryPerGpu", ...] = ()  # every pipeline stage's bytes, in order (this one among them)
+    teacher: float = 0.0  # a distillation teacher's frozen weights and outputs (0 without one)
 
     @property
     def model_states(self) -> float:
@@ -33,11 +34,12 @@ class MemoryPerGpu:
 
     @property
     def total(self) -> float:
-        return self.model_states + (self.activations or 0.0)
+        return self.model_states + (self.activations or 0.0) + self.teacher
 
     def to_dict(self) -> dict[str, Any]:
         return {"weights": self.weights, "gradients": self.gradients, "optimizer": self.optimizer,
-                "activations": self.activations, "total": self.total}
+                "activations": self.activations, **({"teacher": self.teacher} if self.teacher else {}),
+                "total": self.total}
 
     def stages_list(self) -> list[dict[str, Any]]:
         """The JSON `stages` list: each stage's place, role and bytes."""
@@ -148,12 +150,27 @@ class Plan:
                                           "backward": self.model.backward_flops * factor}
                 if self.model.flops_known else {"forward": None, "backward": None},
                 "source": self.model.source,
+                **(tuning_dict(self.model) if self.model.tuning is not None else {}),
             },
             **self.layout_dict(),
             "memory_reserve_bytes": self.memory_reserve_bytes,
             "assumptions": list(self.assumptions),
             "notes": list(self.notes),
         }
+
+
+def tuning_dict(model: PlanModel) -> dict[str, Any]:
+    """The keys LoRA and distillation add under "model" (docs/json.md)."""
+    tuning = model.tuning
+    assert tuning is not None
+    data: dict[str, Any] = {"trainable_params": tuning.trainable_params}
+    if tuning.adapters is not None:
+        data["adapters"] = {**tuning.adapters, "base_dtype": tuning.base_dtype, "frozen_bytes": tuning.frozen_bytes}
+    if tuning.has_teacher:
+        data["teacher"] = {"source": tuning.teacher_source, "params": tuning.teacher_params,
+                           "dtype": tuning.teacher_dtype, "weight_bytes": tuning.teacher_bytes,
+                           "forward_flops_per_micro_batch": tuning.teacher_forward_flops}
+    return data
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
     m, pp, tp = layout.grad_accum, layout.pp, layout.tp
     forward, backward = model.forward_flops * scale, model.backward_flops * scale
     recomputed = recompute_flops(model, layout.recompute) * scale
-    total = forward + backward + recomputed
+    teacher = model.teacher_forward_flops * scale  # a distillation teacher's forward, whole on each GPU (tp = pp = 1)
+    total = forward + backward + recomputed + teacher
     if pp > 1:  # the slowest stage: its share of the blocks plus everything outside them (embedding, head)
         blocks_share = model.block_forward_flops / (model.forward_flops or 1)
         fullest = ((max(layout.stage_layers) if layout.stage_layers else -(-model.blocks // pp)) / model.blocks
@@ -48,15 +49,17 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
         stage_fraction = 1.0
     compute_mb = total * stage_fraction / tp / sustained
     backward_mb = backward * stage_fraction / tp / sustained
-    forward_mb = (forward + recomputed) * stage_fraction / tp / sustained
+    forward_mb = (forward + recomputed + teacher) * stage_fraction / tp / sustained
     width = precision.activation_bytes
     profile = model.activations
     hidden_bytes = (profile.block_input.bytes_at(width) / max(profile.layers, 1) * scale / profile.batch_size
                     if profile is not None else 0.0)
     tp_mb = tensor_parallel_s(hidden_bytes, layout, model.blocks, fleet)
     pp_mb = pipeline_transfer_s(hidden_bytes, layout, fleet)
-    gradient_bytes = stage_params / tp * precision.gradient_bytes
-    weight_bytes = stage_params / tp * precision.weight_bytes
+    # only what trains is all-reduced (LoRA: the adapters); ZeRO-3 gathers the frozen base at its own dtype too
+    gradient_bytes = stage_params * model.trainable_share / tp * precision.gradient_bytes
+    frozen = model.frozen_bytes_per_param if layout.zero >= 3 else 0.0  # ZeRO-2 gathers only updated weights
+    weight_bytes = stage_params / tp * (model.trainable_share * precision.weight_bytes + frozen)
     dp_comm, exposed_dp = data_parallel_s(layout, fleet, gradient_bytes, weight_bytes, forward_mb, backward_mb)
     compute_s, tp_comm_s, pp_comm_s = m * compute_mb, m * tp_mb, m * pp_mb
     bubble_slots = (pp - 1) / layout.virtual  # interleaved 1F1B: (p-1)/v slots (Narayanan et al. 2021, Sec. 2.2.2)

@@ -50,7 +50,7 @@ def run_size(model: PlanModel, *, tokens: float | None = None, examples: float |
 
 def run_totals(model: PlanModel, layout: Layout, fleet: Fleet, step: StepTime, run: RunSize) -> RunTotals:
     """The run of `run.examples` at this layout's step time; energy and cost by compute's rules."""
-    per_example = (model.forward_flops + model.backward_flops) / model.batch
+    per_example = (model.forward_flops + model.backward_flops + model.teacher_forward_flops) / model.batch
     recomputed = recompute_flops(model, layout.recompute) / model.batch
     model_flops = per_example * run.examples
     hardware_flops = (per_example + recomputed) * run.examples

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from ..compute import Conversion, FleetEstimate, Throughput, TrainingCompute
 from ..emissions import DEFAULT_PUE, PUE_DEFAULT_SOURCE, TDP_ENERGY_NOTE, GridIntensity
@@ -162,15 +162,28 @@ def training_dict(training: TrainingCompute, fleet: Optional[FleetEstimate]) -> 
 
 
 def render_training(training: TrainingCompute, fleet: Optional[FleetEstimate], fmt: str, source: str = "",
-                    conventions: Optional["ConventionsTable"] = None, thresholds: Sequence["Threshold"] = ()) -> str:
+                    conventions: Optional["ConventionsTable"] = None, thresholds: Sequence["Threshold"] = (),
+                    adapters: Optional[Mapping[str, Any]] = None) -> str:
+    """`adapters`: an AdapterSummary's dict (LoRA fine-tuning), shown and put under "adapters" in JSON."""
     unit = training.example_unit
-    rows = [
+    rows = []
+    if adapters is not None:
+        rows += [["parameters", f"{adapters['params']:,}", format_si(float(adapters["params"]))],
+                 ["trainable parameters", f"{adapters['trainable_params']:,}",
+                  f"{adapters['trainable_params'] / adapters['params']:.3%}"]]
+    rows += [
         [f"forward per {unit}", format_number(training.forward_flops_per_example),
          format_si(float(training.forward_flops_per_example), "FLOP")],
         [f"backward per {unit}", format_number(training.backward_flops_per_example),
          format_si(float(training.backward_flops_per_example), "FLOP")],
         [f"{unit}s", format_number(training.examples), ""],
         ["epochs", format_number(training.epochs), ""],
+    ]
+    if training.teacher_passes:
+        rows.append([f"teacher forward per {unit}", format_number(training.teacher_forward_flops_per_example),
+                     f"{format_si(float(training.teacher_forward_flops_per_example), 'FLOP')} x "
+                     f"{training.teacher_passes:g} pass{'es' if training.teacher_passes != 1 else ''}"])
+    rows += [
         ["training FLOP", format_number(training.training_flops), format_si(training.training_flops, "FLOP")],
         ["PetaFLOP-days", format_number(training.petaflop_days), ""],
     ]
@@ -180,6 +193,8 @@ def render_training(training: TrainingCompute, fleet: Optional[FleetEstimate], f
         footer = _fleet_notes(fleet, energy=True) + footer
     title = [f"training compute ({training.method})" + (f": {source}" if source else "")]
     data = training_dict(training, fleet)
+    if adapters is not None:
+        data["adapters"] = dict(adapters)
     _with_thresholds(data, footer, training.training_flops, thresholds)
     if conventions is not None:
         convention_rows, convention_notes = _convention_rows(conventions)

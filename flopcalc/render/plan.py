@@ -41,17 +41,34 @@ def _stage(plan: Plan) -> str:
             "last": "the last pipeline stage, the most loaded"}[plan.memory.stage]
 
 
+def _tuning_rows(plan: Plan) -> list[list[str]]:
+    """LoRA's trainable parameters and frozen base, a distillation teacher's size and forward."""
+    tuning = plan.model.tuning
+    if tuning is None:
+        return []
+    rows = []
+    if tuning.adapters is not None:
+        rows.append(["trainable parameters", f"{tuning.trainable_params:,}",
+                     f"{tuning.trainable_params / plan.model.params:.3%}; frozen base at {tuning.base_dtype}"])
+    if tuning.has_teacher:
+        factor = plan.layout.micro_batch / plan.model.batch
+        rows.append(["teacher", format_si(tuning.teacher_params), f"frozen, at {tuning.teacher_dtype}; forward "
+                     f"{format_si(tuning.teacher_forward_flops * factor, 'FLOP')} per micro-batch"])
+    return rows
+
+
 def _rows(plan: Plan) -> list[list[str]]:
     memory, step, capacity = plan.memory, plan.step, plan.gpu_memory_bytes
     factor = plan.layout.micro_batch / plan.model.batch
     rows = [
         ["parameters", format_number(plan.model.params), format_si(plan.model.params)],
+        *_tuning_rows(plan),
         ["forward per micro-batch", format_si(plan.model.forward_flops * factor, "FLOP"),
          f"backward {format_si(plan.model.backward_flops * factor, 'FLOP')}, micro-batch of {plan.layout.micro_batch}"]
         if plan.model.flops_known else ["forward per micro-batch", "unknown", "needs --seq-len"],
         ["memory per GPU", "", _stage(plan)],
     ]
-    for name in ("weights", "gradients", "optimizer", "activations"):
+    for name in ("weights", "gradients", "optimizer", "activations", *(("teacher",) if memory.teacher else ())):
         value = getattr(memory, name)
         rows.append([f"  {name}", _gb(value), _bar(value, capacity)])
     rows.append(["  total", _gb(memory.total), fits_text(plan)])
