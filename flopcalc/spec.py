@@ -179,6 +179,8 @@ class ModelSpec:
     - `device`: None counts on meta and falls back to cpu; otherwise the device as given.
     - `frozen`: parameter/module patterns that get no gradient; `causal_half` counts causal attention's lower
       triangle only; `backward=False` counts the forward pass alone.
+    - `revision`: the branch, tag or commit of a Hugging Face Hub id (`org/name`) to read; None is its default
+      branch.
     - `max_layers`: a Hugging Face config declaring more layers is refused before it is built (counting runs
       every layer's ops one by one: DEFAULT_MAX_LAYERS takes minutes); it never changes a count.
     """
@@ -195,6 +197,7 @@ class ModelSpec:
     causal_half: bool = False
     backward: bool = True
     max_layers: int = field(default=DEFAULT_MAX_LAYERS, compare=False)
+    revision: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():
@@ -221,6 +224,10 @@ class ModelSpec:
         check_device(self.device)
         if isinstance(self.max_layers, bool) or not isinstance(self.max_layers, int) or self.max_layers < 1:
             raise UsageError(f"max_layers {self.max_layers!r} must be a whole number >= 1", field="max_layers")
+        if self.revision is not None and (not isinstance(self.revision, str) or not self.revision.strip()
+                                          or any(c.isspace() for c in self.revision)):
+            raise UsageError(f"revision {self.revision!r} is not a branch, tag or commit",
+                             "give e.g. --revision main or a commit hash", field="revision")
 
     @property
     def input_specs(self) -> tuple[InputSpec, ...]:
@@ -231,6 +238,8 @@ class ModelSpec:
         that change the count, each only when it differs from the default. Calibration files store a model's
         measurements under it; `flopcalc check` counts entries with equal keys once."""
         parts = [_absolute_source(self.source)] + [f"--input {text}" for text in self.inputs]
+        if self.revision is not None:
+            parts.append(f"--revision {self.revision}")
         if self.batch_size is not None:
             parts.append(f"--batch-size {self.batch_size}")
         if self.kwargs:

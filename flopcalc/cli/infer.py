@@ -16,6 +16,7 @@ from ._options import (
     GpuOption,
     InputOption,
     KwargsOption,
+    RevisionOption,
     ModelArgument,
     OutputFormat,
     OutputOption,
@@ -56,6 +57,7 @@ def infer_command(
     input: InputOption = [],
     seq_len: SeqLenOption = None,
     kwargs: KwargsOption = None,
+    revision: RevisionOption = None,
     device: DeviceOption = None,
     causal_half: CausalHalfOption = False,
     catalog: CatalogOption = None,
@@ -68,7 +70,8 @@ def infer_command(
     from ..infer import infer
     from ..render.infer import render
 
-    spec = model_spec(model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False)
+    spec = model_spec(model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False,
+                      revision=revision)
     result = infer(spec, gpu=gpu, batch_sizes=batch_size, precision=precision, compute_precision=compute_precision,
                    weight_dtype=weight_dtype, kv_dtype=kv_dtype, prompt=prompt, generate=generate,
                    calibration=calibration, catalogs=tuple(catalog or ()))

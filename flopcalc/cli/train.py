@@ -23,6 +23,7 @@ from ._options import (
     GpuOption,
     InputOption,
     KwargsOption,
+    RevisionOption,
     NumGpusOption,
     OutputFormat,
     OutputOption,
@@ -47,10 +48,11 @@ def _number(text: Optional[str], flag: str) -> Optional[float]:
 @app.command("train")
 def train_command(
     model: Optional[str] = typer.Argument(None, metavar="MODEL", callback=existing_model, help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
-                                                    "config.json (or use --flops-per-example, or --params with --tokens)."),
+                                                    "config.json, Hub id org/name, timm:NAME or torchvision:NAME (or use --flops-per-example, or --params with --tokens)."),
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
     kwargs: KwargsOption = None,
+    revision: RevisionOption = None,
     seq_len: SeqLenOption = None,
     decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
@@ -104,10 +106,11 @@ def train_command(
         check_run_size(n_examples, n_epochs)  # before a model is counted: a typo should not cost a count
     spec = None
     if model is not None:
-        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len)
+        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len,
+                          revision=revision)
     else:
         no_model_options("count", input=input, batch_size=batch_size, kwargs=kwargs, seq_len=seq_len,
-                         decoder_seq_len=decoder_seq_len, dim=dim, device=device)
+                         decoder_seq_len=decoder_seq_len, dim=dim, device=device, revision=revision)
 
     # Check the GPU options before counting: a typo should not cost a model run.
     choice = None

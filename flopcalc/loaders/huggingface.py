@@ -54,6 +54,9 @@ def config_path(spec: str) -> Path | None:
 
 
 def _transformers():
+    # offline while transformers (and huggingface_hub under it) is first imported, which is when they read it;
+    # the user's own setting is back afterwards, for the Hub ids resolved later in this process (loaders/hub.py)
+    user_offline = {name: os.environ.get(name) for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     # its advice on faster kernels and config sanity (a model run on meta has no kernels) is not a count's
@@ -62,6 +65,10 @@ def _transformers():
         import transformers
     except ImportError:
         raise MissingDependencyError("counting a Hugging Face config needs transformers", INSTALL_HINT) from None
+    finally:
+        for name, value in user_offline.items():
+            if value is None:
+                os.environ.pop(name, None)
     return transformers
 
 
