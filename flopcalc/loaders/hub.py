@@ -159,16 +159,24 @@ class _Fetcher:
 
 @contextlib.contextmanager
 def _offline_as(offline: bool) -> Iterator[None]:
-    """huggingface_hub's offline switch, as the user's environment has it, while one file is fetched:
-    huggingface_hub reads HF_HUB_OFFLINE once, at import, and the Hugging Face loader imports it offline."""
+    """While one file is fetched: huggingface_hub's offline switch as the user's environment has it (it reads
+    HF_HUB_OFFLINE once, at import, and the Hugging Face loader imports it offline), and its logging and progress
+    bars quiet (the library prints nothing; what fails comes back as one error)."""
     from huggingface_hub import constants
+    from huggingface_hub.utils import (are_progress_bars_disabled, disable_progress_bars, enable_progress_bars,
+                                       logging)
 
-    before = constants.HF_HUB_OFFLINE
+    before, verbosity, bars_off = constants.HF_HUB_OFFLINE, logging.get_verbosity(), are_progress_bars_disabled()
     constants.HF_HUB_OFFLINE = offline
+    logging.set_verbosity_error()
+    disable_progress_bars()
     try:
         yield
     finally:
         constants.HF_HUB_OFFLINE = before
+        logging.set_verbosity(verbosity)
+        if not bars_off:
+            enable_progress_bars()
 
 
 def _hub():
