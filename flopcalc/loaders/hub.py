@@ -163,8 +163,7 @@ def _offline_as(offline: bool) -> Iterator[None]:
     HF_HUB_OFFLINE once, at import, and the Hugging Face loader imports it offline), and its logging and progress
     bars quiet (the library prints nothing; what fails comes back as one error)."""
     from huggingface_hub import constants
-    from huggingface_hub.utils import (are_progress_bars_disabled, disable_progress_bars, enable_progress_bars,
-                                       logging)
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars, logging
 
     before, verbosity, bars_off = constants.HF_HUB_OFFLINE, logging.get_verbosity(), are_progress_bars_disabled()
     constants.HF_HUB_OFFLINE = offline

@@ -25,6 +25,7 @@ from typing import AbstractSet, Any, Mapping
 from ..errors import InputSpecError, MissingDependencyError, ModelBuildError, ModelLoadError, short_error
 from ..spec import DEFAULT_MAX_LAYERS
 from .base import LoadedModel
+from .zoo import define_torchvision_ops
 
 INSTALL_HINT = "pip install 'flopcalc[hf]'"
 MAX_DEFAULT_SEQ_LEN = 2048
@@ -61,6 +62,7 @@ def _transformers():
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     # its advice on faster kernels and config sanity (a model run on meta has no kernels) is not a count's
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    define_torchvision_ops()  # transformers imports torchvision where installed (see there)
     try:
         import transformers
     except ImportError:

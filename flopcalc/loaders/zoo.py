@@ -121,8 +121,9 @@ def define_torchvision_ops() -> None:
 
     torchvision's wheel is built for one torch build (CUDA); under another (the CPU wheel) its C++ library
     fails to load, and its Python side then stops at import, registering fake kernels for ops that were never
-    defined. The classification models never call them, so their schemas alone (no kernels) let the import
-    go on. A torchvision whose library loaded defines them itself, and nothing is done."""
+    defined. transformers, Lightning and timm import torchvision whenever it is installed, so they stop too:
+    call this before importing any of them. The models counted never call these ops, so their schemas alone
+    (no kernels) let the import go on. A torchvision whose library loads defines them itself: nothing is done."""
     import importlib.util
     import sys
 
