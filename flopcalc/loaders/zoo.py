@@ -2,12 +2,18 @@
 
 Vision users name models rather than write factories; both libraries build any of theirs from its name. The
 model is built under the requested device (meta: no memory), never with pretrained weights, and called with
-one image at the size its pretrained weights were made for (what the published FLOPs are quoted at).
+one image at the size its pretrained weights were made for (what the published FLOPs are quoted at). It is
+counted as built, in training mode, as every source is: auxiliary classifiers built for training (GoogLeNet's,
+Inception v3's) run, unless the builder is told `aux_logits=False`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import contextlib
+import difflib
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from ..errors import MissingDependencyError, ModelBuildError, ModelLoadError, short_error
 from .base import LoadedModel
@@ -49,7 +55,7 @@ def load_zoo(library: str, name: str, *, kwargs: Mapping[str, Any], device: str,
         example = (torch.zeros((1, *shape), device=device) if device == "meta"
                    else torch.randn((1, *shape), device=device),)
         notes = (f"input 1x{'x'.join(map(str, shape))}: {why}",)
-    return LoadedModel(module.eval(), example, source, library, example_notes=notes)
+    return LoadedModel(module, example, source, library, example_notes=notes)
 
 
 def _timm_model(name: str, kwargs: Mapping[str, Any], device: str, source: str):
@@ -59,13 +65,11 @@ def _timm_model(name: str, kwargs: Mapping[str, Any], device: str, source: str):
     except ImportError:
         raise MissingDependencyError(f"{source} needs timm", LIBRARIES["timm"]) from None
     if not timm.is_model(name):
-        close = timm.list_models(f"*{name}*")[:5]
-        raise ModelLoadError(f"timm has no model {name!r}",
-                             f"did you mean {', '.join(close)}?" if close else "list them with timm.list_models()")
+        raise ModelLoadError(f"timm has no model {name!r}", _did_you_mean(name, timm.list_models(), "timm.list_models()"))
     import torch
 
     try:
-        with torch.device(device):
+        with torch.device(device), _quiet():
             module = timm.create_model(name, pretrained=False, **kwargs)
     except Exception as error:
         raise ModelBuildError(f"timm.create_model({name!r}) failed on {device}: {short_error(error)}") from error
@@ -84,13 +88,12 @@ def _torchvision_model(name: str, kwargs: Mapping[str, Any], device: str, source
     try:
         builder = models.get_model_builder(name)
     except ValueError:
-        close = [known for known in models.list_models() if name.lower() in known][:5]
         raise ModelLoadError(f"torchvision has no model {name!r}",
-                             f"did you mean {', '.join(close)}?" if close else "list them with torchvision.models.list_models()") from None
+                             _did_you_mean(name, models.list_models(), "torchvision.models.list_models()")) from None
     import torch
 
     try:
-        with torch.device(device):
+        with torch.device(device), _quiet():
             module = builder(weights=None, **kwargs)
     except Exception as error:
         raise ModelBuildError(f"torchvision.models.get_model({name!r}) failed on {device}: {short_error(error)}") from error
@@ -98,10 +101,28 @@ def _torchvision_model(name: str, kwargs: Mapping[str, Any], device: str, source
     for prefix, wanted in _OTHER_FAMILIES.items():
         if family.startswith(prefix):
             return module, None, wanted
+    own = getattr(module, "image_size", None)  # a ViT is built for one size (its weights' only when loaded)
+    if isinstance(own, int) and not isinstance(own, bool):
+        return module, (3, own, own), f"the image_size {name} is built with"
     crop = _crop_size(models, name)
     if crop is None:
         return module, (3, DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE), f"{name} has no pretrained weights to size it by"
     return module, (3, crop, crop), f"the crop size of torchvision's default weights for {name}"
+
+
+def _did_you_mean(name: str, known: list[str], lister: str) -> str:
+    close = difflib.get_close_matches(name.lower(), known, n=5)
+    return f"did you mean {', '.join(close)}?" if close else f"list them with {lister}"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The builders' warnings about how fresh weights are initialised (slow under scipy, to change in a later
+    release) are about weights a count never reads."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
 
 
 def _crop_size(models, name: str) -> int | None:
