@@ -333,3 +333,27 @@ def test_no_network_reads_what_is_cached(hub_env, monkeypatch):
     monkeypatch.setattr(http.time, "sleep", lambda seconds: None)
     cache_repo(hub_env, "org/tiny", {"config.json": TINY})
     assert json.loads(resolve_hub_id("org/tiny").read_text()) == TINY
+
+
+@pytest.mark.parametrize("command", [
+    ("train", "--examples", 1000, "--gpu", "H100-SXM"),
+    ("infer", "--gpu", "H100-SXM"),
+    ("plan", "--gpu", "H100-SXM", "--num-gpus", 8, "--tokens", "1e9"),
+])
+def test_every_command_taking_a_model_takes_a_hub_id_and_revision(hub_env, command):
+    pytest.importorskip("transformers")
+    cache_repo(hub_env, "org/tiny", {"config.json": TINY})
+    cache_repo(hub_env, "org/tiny", {"config.json": {**TINY, "n_layer": 2}}, commit=COMMIT_B, refs=("v2",))
+    name, *options = command
+    outputs = []
+    for revision in ("main", "v2"):
+        result = invoke(name, "org/tiny", "--revision", revision, "--seq-len", 8, *options, "--format", "json")
+        assert result.exit_code == 0, result.output
+        outputs.append(json.loads(result.stdout))
+    assert outputs[0] != outputs[1]  # the two revisions are two models
+
+
+def test_revision_without_a_model_is_refused():
+    for command in (("bench",), ("train", "--params", "7e9", "--tokens", "1e12", "--gpu", "H100-SXM")):
+        result = invoke(*command, "--revision", "v2")
+        assert result.exit_code == 2 and "--revision" in result.output
