@@ -23,6 +23,7 @@ def invoke(*args):
 
 
 def torchvision_models():
+    define_torchvision_ops()  # as the loader does (conftest does too): see flopcalc/loaders/zoo.py
     pytest.importorskip("torchvision", reason="the torchvision extra is not installed: pip install 'flopcalc[torchvision]'")
     from torchvision import models
 
@@ -37,8 +38,11 @@ def multiply_adds(report):
 
 def check_published(name):
     models = torchvision_models()
-    meta = models.get_model_weights(name).DEFAULT.meta
+    weights = models.get_model_weights(name).DEFAULT
+    meta = weights.meta
     kwargs = {"aux_logits": False} if name in AUXILIARY else {}
+    if name.startswith("vit_"):  # a ViT is built for one image size: its default weights' (vit_h_14's is 518)
+        kwargs["image_size"] = weights.transforms.keywords["crop_size"]
     report = flopcalc.count(f"torchvision:{name}", backward=False, kwargs=kwargs)
     assert round(multiply_adds(report) / 1e9, 3) == meta["_ops"]
     if name != "inception_v3":  # its published parameters keep the auxiliary classifier its FLOPs leave out
