@@ -50,7 +50,8 @@ def load_model(spec: ModelSpec | str, *, device: str = "meta") -> LoadedModel:
     if zoo is not None:
         from .zoo import load_zoo
 
-        return load_zoo(zoo[0], zoo[1], kwargs=spec.kwargs, device=device, source=source)
+        return load_zoo(zoo[0], zoo[1], kwargs=spec.kwargs, device=device, source=source,
+                        inputs_given=bool(spec.inputs))
     python = split_python_source(source)
     if python is not None:
         from .python_file import load_python_model

@@ -39,8 +39,10 @@ def zoo_name(source: str) -> tuple[str, str] | None:
     return None
 
 
-def load_zoo(library: str, name: str, *, kwargs: Mapping[str, Any], device: str, source: str) -> LoadedModel:
-    """The named model on `device` (weights None / pretrained False) and one image at its default size."""
+def load_zoo(library: str, name: str, *, kwargs: Mapping[str, Any], device: str, source: str,
+             inputs_given: bool = False) -> LoadedModel:
+    """The named model on `device` (weights None / pretrained False) and one image at its default size; a
+    model whose input is no single image needs `--input` (`inputs_given`), and the error says what it takes."""
     if not name.strip():
         raise ModelLoadError(f"{source!r} names no model", f"write {library}:NAME, e.g. {library}:resnet50")
     if library == "timm":
@@ -49,6 +51,9 @@ def load_zoo(library: str, name: str, *, kwargs: Mapping[str, Any], device: str,
         module, shape, why = _torchvision_model(name, kwargs, device, source)
     example = None
     notes: tuple[str, ...] = ()
+    if shape is None and not inputs_given:
+        raise ModelLoadError(f"{source} takes {why or 'an input whose size its library does not say'}",
+                             "give it with --input SHAPE")
     if shape is not None:
         import torch
 

@@ -137,7 +137,11 @@ def test_options_for_configs_are_refused():
 def test_models_without_one_image_input_ask_for_it():
     torchvision_models()
     result = invoke("count", "torchvision:r3d_18")
-    assert result.exit_code == 2 and "--input" in result.output
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "torchvision:r3d_18 takes a clip, batch x channels x frames x H x W" in result.output
+    clip = invoke("count", "torchvision:r3d_18", "--input", "1x3x16x112x112", "--no-backward", "--format", "json")
+    assert clip.exit_code == 0, clip.output
+    assert json.loads(clip.stdout)["totals"]["forward_by_category"]["conv"] > 0
 
 
 @pytest.mark.parametrize("library", ["timm", "torchvision"])
