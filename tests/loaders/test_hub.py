@@ -54,6 +54,9 @@ def hub_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    constants = pytest.importorskip("huggingface_hub.constants")
+    # its user agent would otherwise ask the real Hub, once a process, which coding agents exist
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     return cache
 
 
