@@ -140,6 +140,8 @@ class _Fetcher:
             raise _Missing(filename) from None
         except errors.LocalEntryNotFoundError:
             name = f"{subfolder}/{filename}" if subfolder else filename
+            if self._known_missing(name):  # the Hub said so when the repo was fetched: the cache remembers
+                raise _Missing(filename) from None
             if self.offline:
                 raise ModelLoadError(
                     f"{self.source}: {name}{at} is not in the Hugging Face cache {self.cache} and HF_HUB_OFFLINE is set",
@@ -147,7 +149,8 @@ class _Fetcher:
                 ) from None
             raise ModelLoadError(
                 f"{self.source}: cannot reach the Hugging Face Hub and {name}{at} is not in the cache {self.cache}",
-                "connect to the network once (it is then cached), or give the path of a local copy of the config.json",
+                "connect to the network once (it is then cached), or give the path of a local copy of the config.json "
+                "(a local path is relative to the current folder)",
             ) from None
         except errors.HFValidationError as error:
             raise ModelLoadError(f"{self.source} is not a valid Hub id: {short_error(error)}",
@@ -155,6 +158,12 @@ class _Fetcher:
         except (errors.HfHubHTTPError, OSError, ValueError) as error:
             raise ModelLoadError(f"{self.source}: fetching {filename} from the Hub failed: {short_error(error)}",
                                  "try again, or give the path of a local copy of the config.json") from None
+
+    def _known_missing(self, name: str) -> bool:
+        import huggingface_hub
+
+        found = huggingface_hub.try_to_load_from_cache(self.repo_id, name, cache_dir=self.cache, revision=self.revision)
+        return found is huggingface_hub._CACHED_NO_EXIST
 
 
 @contextlib.contextmanager

@@ -269,7 +269,7 @@ def test_fetches_the_config_only_into_the_cache_then_reads_it_offline(fake_hub, 
     assert resolve_hub_id("org/tiny") == path
 
 
-def test_pipeline_repo_fetches_its_model_configs_and_names_them(fake_hub, hub_env):
+def test_pipeline_repo_fetches_its_model_configs_and_names_them(fake_hub, hub_env, monkeypatch):
     index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
              "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
              "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "PNDMScheduler"],
@@ -284,6 +284,9 @@ def test_pipeline_repo_fetches_its_model_configs_and_names_them(fake_hub, hub_en
     result = invoke("count", "org/sd")
     assert result.exit_code == 2
     assert "org/sd is a pipeline" in result.output and "org/sd/unet, org/sd/vae, org/sd/text_encoder" in result.output
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the cache remembers that the repo has no config.json
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    assert resolve_hub_id("org/sd") == folder
 
 
 def test_a_pipeline_component_by_its_folder(fake_hub):
