@@ -13,8 +13,8 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import MissingDependencyError, ModelLoadError, short_error
 
