@@ -25,7 +25,7 @@ from .counting.traffic import TrafficReport
 from .errors import (ArgumentTypeError, FlopcalcError, InsufficientMemoryError, ModelBuildError, ModelRunError,
                      UsageError,
                      check_number)
-from .loaders import LoadedModel, check_input_names, example_inputs_kept, load_model, make_inputs
+from .loaders import LoadedModel, check_input_names, example_inputs_kept, is_hub_id, load_model, make_inputs
 from .loaders.huggingface import config_path
 from .spec import CallArgs, ModelSpec, tensors_in
 from .units import format_si
@@ -202,7 +202,7 @@ def check_fits_in_memory(spec: ModelSpec, on_meta: Any = None, meta_error: Flopc
     purpose when it was not): parameters and buffers at their dtypes, plus the parameters' gradients when the
     backward is counted. Activations come on top, so this is the least the build needs. Unknown available
     memory, or a model that could not be built on meta, is not checked."""
-    if on_meta is None and config_path(spec.source) is not None and meta_error is None:
+    if on_meta is None and (config_path(spec.source) is not None or is_hub_id(spec.source)) and meta_error is None:
         try:
             on_meta = load_model(spec, device="meta").module
         except ModelBuildError:  # it may build on the CPU all the same; then it cannot be measured first

@@ -181,6 +181,8 @@ class ModelSpec:
       triangle only; `backward=False` counts the forward pass alone.
     - `weights`: a state dict or safetensors file whose values replace the source's; `sparsity` reads the
       weights' zeros (on the CPU, never meta): their N:M pattern and effective FLOPs without zero products.
+    - `revision`: the branch, tag or commit of a Hugging Face Hub id (`org/name`) to read; None is its default
+      branch.
     - `max_layers`: a Hugging Face config declaring more layers is refused before it is built (counting runs
       every layer's ops one by one: DEFAULT_MAX_LAYERS takes minutes); it never changes a count.
     """
@@ -199,6 +201,7 @@ class ModelSpec:
     max_layers: int = field(default=DEFAULT_MAX_LAYERS, compare=False)
     weights: str | None = None
     sparsity: bool = False
+    revision: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():
@@ -230,6 +233,10 @@ class ModelSpec:
                              "count on the cpu: --device cpu (or leave --device out)")
         if isinstance(self.max_layers, bool) or not isinstance(self.max_layers, int) or self.max_layers < 1:
             raise UsageError(f"max_layers {self.max_layers!r} must be a whole number >= 1", field="max_layers")
+        if self.revision is not None and (not isinstance(self.revision, str) or not self.revision.strip()
+                                          or any(c.isspace() for c in self.revision)):
+            raise UsageError(f"revision {self.revision!r} is not a branch, tag or commit",
+                             "give e.g. --revision main or a commit hash", field="revision")
 
     @property
     def input_specs(self) -> tuple[InputSpec, ...]:
@@ -240,6 +247,8 @@ class ModelSpec:
         that change the count, each only when it differs from the default. Calibration files store a model's
         measurements under it; `flopcalc check` counts entries with equal keys once."""
         parts = [_absolute_source(self.source)] + [f"--input {text}" for text in self.inputs]
+        if self.revision is not None:
+            parts.append(f"--revision {self.revision}")
         if self.batch_size is not None:
             parts.append(f"--batch-size {self.batch_size}")
         if self.kwargs:

@@ -5,6 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from flopcalc.loaders.zoo import define_torchvision_ops
+
+# as flopcalc does before it imports them: the tests that import transformers or Lightning themselves need
+# torchvision's ops defined where its wheel was built for another torch (flopcalc/loaders/zoo.py says why)
+define_torchvision_ops()
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 

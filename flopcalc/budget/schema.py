@@ -34,7 +34,7 @@ TRAINING_SIZE_KEYS = ("examples", "epochs", "tokens")
 # budget-file key -> the ModelSpec field it sets (besides `model` and `inputs`)
 SPEC_KEYS = {"kwargs": "kwargs", "batch_size": "batch_size", "seq_len": "seq_len",
              "decoder_seq_len": "decoder_seq_len", "dims": "dims", "frozen": "frozen", "causal_half": "causal_half",
-             "weights": "weights"}
+             "weights": "weights", "revision": "revision"}
 # a limit on effective FLOPs (products with a zero weight left out) counts its entry with sparsity
 SPARSITY_METRICS = frozenset({"effective_flops"})
 ENTRY_KEYS = ("name", "model", "inputs", *SPEC_KEYS, *LIMIT_KEYS, *TRAINING_SIZE_KEYS)
@@ -93,6 +93,13 @@ def _name(value: Any) -> str:
 def _model(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         refuse(f"key 'model': must be a model spec string, got {value!r}")
+    return value
+
+
+def _revision(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+        refuse(f"key 'revision': must be a branch, tag or commit of the model's Hub repo, got {value!r}",
+               "e.g. revision: main")
     return value
 
 
@@ -166,6 +173,7 @@ class BudgetEntry(BaseModel):
     frozen: Annotated[tuple[str, ...], BeforeValidator(_frozen)] = ()
     causal_half: Annotated[bool, BeforeValidator(_flag)] = False
     weights: Annotated[str | None, BeforeValidator(lambda value: None if value is None else _weights(value))] = None
+    revision: Annotated[str | None, BeforeValidator(lambda value: None if value is None else _revision(value))] = None
     max_forward_flops: Limit = None
     max_backward_flops: Limit = None
     max_params: Limit = None

@@ -21,6 +21,7 @@ from ..emissions import GridIntensity
 from ..emissions import grid_intensity as resolve_grid
 from ..errors import UsageError
 from ..files import check_writable
+from ..loaders import is_named_model
 from ..spec import ModelSpec, parse_dims, parse_input_spec, parse_kwargs, split_python_source
 from ..units import LARGEST_WHOLE, parse_fraction, parse_si_number
 
@@ -44,14 +45,16 @@ class ReportFormat(str, enum.Enum):
 
 # --- the model: parsed once into a ModelSpec ------------------------------------------------------------
 
-MODEL_HELP = "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, or a Hugging Face config.json"
+MODEL_HELP = ("file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, a Hugging Face config.json "
+              "or Hub id (org/name), or timm:NAME / torchvision:NAME")
 
 
 def existing_model(source: Optional[str]) -> Optional[str]:
     """A MODEL whose file is missing is a one-line error while the options are parsed, before torch is imported
-    (seconds on a cold start); what the file holds is the loaders' to judge."""
-    if source is None:
-        return None
+    (seconds on a cold start); what the file holds is the loaders' to judge. A Hub id or zoo name (no local
+    path of that spelling) is the loaders' to resolve."""
+    if source is None or is_named_model(source):
+        return source
     python = split_python_source(source)
     path = Path(python[0] if python else source)
     if not path.exists():
@@ -106,7 +109,12 @@ DimOption = Annotated[
     List[str], typer.Option("--dim", metavar="NAME=SIZE", callback=checked_dims, is_eager=True,
                             help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable).")
 ]
-KwargsOption = Annotated[Optional[str], typer.Option("--kwargs", metavar="JSON", help="JSON object passed to the model callable.")]
+KwargsOption = Annotated[Optional[str], typer.Option("--kwargs", metavar="JSON", help="JSON object passed to the model callable "
+                                                    "(or to timm's / torchvision's model builder).")]
+RevisionOption = Annotated[
+    Optional[str],
+    typer.Option("--revision", metavar="REV", help="Branch, tag or commit of a Hugging Face Hub id (default: its main branch)."),
+]
 DeviceOption = Annotated[
     Optional[str],
     typer.Option("--device", metavar="meta|cpu|cuda", help="meta (default: no memory; falls back to cpu if the model cannot run there), cpu, or cuda."),
@@ -139,12 +147,13 @@ def model_spec(
     causal_half: bool = False,
     backward: bool = True,
     decoder_seq_len: Optional[int] = None,
+    revision: Optional[str] = None,
 ) -> ModelSpec:
     """The ModelSpec of the shared model options, as typed on the command line."""
     return ModelSpec(
         model, inputs=tuple(inputs), batch_size=batch_size, kwargs=parse_kwargs(kwargs), seq_len=seq_len,
         decoder_seq_len=decoder_seq_len, dims=parse_dims(dims), device=device, frozen=tuple(frozen),
-        causal_half=causal_half, backward=backward,
+        causal_half=causal_half, backward=backward, revision=revision,
     )
 
 

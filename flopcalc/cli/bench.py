@@ -21,6 +21,7 @@ from ._options import (
     FrozenOption,
     InputOption,
     KwargsOption,
+    RevisionOption,
     OutputFormat,
     OutputOption,
     SeqLenOption,
@@ -105,6 +106,7 @@ def bench(
     decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
     kwargs: KwargsOption = None,
+    revision: RevisionOption = None,
     frozen: FrozenOption = [],
     causal_half: CausalHalfOption = False,
     optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar="adamw|sgd", help="Optimizer of MODEL's training step: adamw "
@@ -130,7 +132,8 @@ def bench(
 ) -> None:
     """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
     model_options = dict(input=input, batch_size=batch_size, seq_len=seq_len, decoder_seq_len=decoder_seq_len, dim=dim,
-                         kwargs=kwargs, frozen=frozen, causal_half=causal_half, optimizer=optimizer)
+                         kwargs=kwargs, frozen=frozen, causal_half=causal_half, optimizer=optimizer,
+                         revision=revision)
     if distributed or nproc is not None:
         _refuse_single_device_options(model, full, catalog, distributed, model_options)
         result, text = _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc, save, calibration, fmt)
@@ -154,7 +157,7 @@ def bench(
                 raise UsageError("--full applies to the matmul sweep, not to a MODEL",
                                  "use --seconds for a longer model run")
             spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, frozen=frozen, causal_half=causal_half,
-                              decoder_seq_len=decoder_seq_len)
+                              decoder_seq_len=decoder_seq_len, revision=revision)
             result, text = _bench_model(spec, device, precision, optimizer or "adamw", seconds, save, calibration,
                                         resolver, fmt)
     emit(text, output)

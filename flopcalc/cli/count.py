@@ -20,6 +20,7 @@ from ._options import (
     FrozenOption,
     InputOption,
     KwargsOption,
+    RevisionOption,
     ModelArgument,
     OutputOption,
     ReportFormat,
@@ -56,6 +57,7 @@ def count_command(
     decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
     kwargs: KwargsOption = None,
+    revision: RevisionOption = None,
     device: DeviceOption = None,
     no_backward: bool = typer.Option(False, "--no-backward", help="Count the forward pass only (inference)."),
     frozen: FrozenOption = [],
@@ -88,7 +90,7 @@ def count_command(
                          "use --format json for the comparison's figures")
     shown_depth = parse_depth(depth)
     spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, frozen, causal_half, not no_backward,
-                      decoder_seq_len=decoder_seq_len)
+                      decoder_seq_len=decoder_seq_len, revision=revision)
     spec = replace(spec, max_layers=max_layers, weights=weights, sparsity=sparsity)
     comparison = None
     if compare is not None:

@@ -19,6 +19,7 @@ from ._options import (
     GpuOption,
     InputOption,
     KwargsOption,
+    RevisionOption,
     ModelArgument,
     OutputFormat,
     OutputOption,
@@ -62,6 +63,7 @@ def infer_command(
     input: InputOption = [],
     seq_len: SeqLenOption = None,
     kwargs: KwargsOption = None,
+    revision: RevisionOption = None,
     device: DeviceOption = None,
     causal_half: CausalHalfOption = False,
     weights: WeightsOption = None,
@@ -91,7 +93,8 @@ def infer_command(
     from ..infer import infer
     from ..render.infer import render
 
-    spec = model_spec(model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False)
+    spec = model_spec(model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False,
+                      revision=revision)
     spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
     with progress(f"counting {model}'s passes for serving bounds"):
         result = infer(spec, gpu=gpu, batch_sizes=batch_size, precision=precision, compute_precision=compute_precision,

@@ -24,6 +24,7 @@ from ._options import (
     LoraAlphaOption,
     LoraRankOption,
     LoraTargetsOption,
+    RevisionOption,
     OutputFormat,
     OutputOption,
     PrecisionOption,
@@ -51,8 +52,9 @@ MODES_HINT = ("give a MODEL (file.py:callable, .pt, .pt2, config.json), or --par
               "--hidden, --heads), with --seq-len")
 
 ModelArgument = Annotated[Optional[str], typer.Argument(
-    metavar="MODEL", callback=existing_model, help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json (its input is one micro-batch), or use "
-         "--params.")]
+    metavar="MODEL", callback=existing_model,
+    help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json or Hub id (org/name) (its input is one "
+         "micro-batch), or use --params.")]
 PlanSeqLenOption = Annotated[Optional[int], typer.Option(
     "--seq-len", metavar="TOKENS", help="Tokens per sequence: for --params, or a Hugging Face config.json (default min(max positions, "
                       "2048)).")]
@@ -150,6 +152,7 @@ def _whole(text: Optional[str], flag: str) -> Optional[int]:
 def plan_command(
     model: ModelArgument = None, input: InputOption = [], batch_size: BatchSizeOption = None,
     kwargs: KwargsOption = None, seq_len: PlanSeqLenOption = None, device: DeviceOption = None,
+    revision: RevisionOption = None,
     params: ParamsOption = None, layers: LayersOption = None, hidden: HiddenOption = None,
     heads: HeadsOption = None, kv_heads: KvHeadsOption = None, ffn: FfnOption = None, vocab: VocabOption = None,
     head_dim: HeadDimOption = None, mlp: MlpOption = "gelu", attention: AttentionOption = "flash",
@@ -185,7 +188,7 @@ def plan_command(
         raise UsageError("nothing to plan", MODES_HINT)
     shape = {"--layers": layers, "--hidden": hidden, "--ffn": ffn, "--vocab": vocab, "--head-dim": head_dim,
              "--mlp": None if mlp == "gelu" else mlp, "--attention": None if attention == "flash" else attention}
-    spec = _spec(model, input, batch_size, seq_len, kwargs, device, shape)
+    spec = _spec(model, input, batch_size, seq_len, kwargs, device, shape, revision)
     lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
     if base_dtype is not None and lora is None:
         raise UsageError("--base-dtype is the dtype of a LoRA base", "give --lora-rank R (or --adapter-config FILE)")
@@ -264,15 +267,15 @@ def plan_command(
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-def _spec(model, input, batch_size, seq_len, kwargs, device, shape):
+def _spec(model, input, batch_size, seq_len, kwargs, device, shape, revision=None):
     """The model file's spec, or None for --params (which needs --seq-len and takes none of the file's options)."""
     if model is not None:
         named = [flag for flag, value in shape.items() if value is not None]
-        spec = model_spec(model, input, batch_size, seq_len, (), kwargs, device)
+        spec = model_spec(model, input, batch_size, seq_len, (), kwargs, device, revision=revision)
         if named:
             raise UsageError(f"{', '.join(named)} describe a model given by --params", "a MODEL shows its own shape")
         return spec
-    no_model_options("plan", input=input, batch_size=batch_size, kwargs=kwargs, device=device)
+    no_model_options("plan", input=input, batch_size=batch_size, kwargs=kwargs, device=device, revision=revision)
     return None
 
 

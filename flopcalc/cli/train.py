@@ -29,6 +29,7 @@ from ._options import (
     LoraAlphaOption,
     LoraRankOption,
     LoraTargetsOption,
+    RevisionOption,
     NumGpusOption,
     OutputFormat,
     OutputOption,
@@ -89,10 +90,11 @@ def sparsity_notes(report, training_flops: float, sparse_peak: bool) -> tuple[st
 @app.command("train")
 def train_command(
     model: Optional[str] = typer.Argument(None, metavar="MODEL", callback=existing_model, help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
-                                                    "config.json (or use --flops-per-example, or --params with --tokens)."),
+                                                    "config.json, Hub id org/name, timm:NAME or torchvision:NAME (or use --flops-per-example, or --params with --tokens)."),
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
     kwargs: KwargsOption = None,
+    revision: RevisionOption = None,
     seq_len: SeqLenOption = None,
     decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
@@ -170,11 +172,12 @@ def train_command(
         check_run_size(n_examples, n_epochs)  # before a model is counted: a typo should not cost a count
     spec = None
     if model is not None:
-        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len)
+        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len,
+                          revision=revision)
         spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
     else:
         no_model_options("count", input=input, batch_size=batch_size, kwargs=kwargs, seq_len=seq_len,
-                         decoder_seq_len=decoder_seq_len, dim=dim, device=device)
+                         decoder_seq_len=decoder_seq_len, dim=dim, device=device, revision=revision)
         if weights is not None or sparsity or sparse_peak:
             raise UsageError("--weights, --sparsity and --sparse-peak read a model's weights: give a MODEL file",
                              MODES_HINT)

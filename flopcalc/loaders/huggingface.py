@@ -26,6 +26,7 @@ from ..errors import InputSpecError, MissingDependencyError, ModelBuildError, Mo
 from ..spec import DEFAULT_MAX_LAYERS
 from .base import LoadedModel
 from .config_notes import config_notes
+from .zoo import define_torchvision_ops
 
 INSTALL_HINT = "pip install 'flopcalc[hf]'"
 MAX_DEFAULT_SEQ_LEN = 2048
@@ -55,14 +56,22 @@ def config_path(spec: str) -> Path | None:
 
 
 def _transformers():
+    # offline while transformers (and huggingface_hub under it) is first imported, which is when they read it;
+    # the user's own setting is back afterwards, for the Hub ids resolved later in this process (loaders/hub.py)
+    user_offline = {name: os.environ.get(name) for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     # its advice on faster kernels and config sanity (a model run on meta has no kernels) is not a count's
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    define_torchvision_ops()  # transformers imports torchvision where installed (see there)
     try:
         import transformers
     except ImportError:
         raise MissingDependencyError("counting a Hugging Face config needs transformers", INSTALL_HINT) from None
+    finally:
+        for name, value in user_offline.items():
+            if value is None:
+                os.environ.pop(name, None)
     return transformers
 
 

@@ -15,10 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from transformers import TrainerCallback
-
 from ..errors import UsageError
-from .core import ThroughputMeter
+from ..loaders.zoo import define_torchvision_ops
+
+define_torchvision_ops()  # transformers imports torchvision where installed (see there)
+
+from transformers import TrainerCallback  # noqa: E402
+
+from .core import ThroughputMeter  # noqa: E402
 
 
 def loss_step(model: Any, batch: Any) -> Any:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..loaders.zoo import define_torchvision_ops
+
+define_torchvision_ops()  # Lightning imports torchvision where installed (see there)
+
 try:
     from lightning.pytorch.callbacks import Callback
 except ImportError:  # the older package name
     from pytorch_lightning.callbacks import Callback
 
-from .core import ThroughputMeter
+from .core import ThroughputMeter  # noqa: E402
 
 # Lightning's precision setting -> the precision of the peak the MFU divides by
 _PRECISIONS = {"bf16": "bf16", "16": "fp16", "32": "fp32", "64": "fp64", "transformer-engine": "fp8"}
