@@ -380,6 +380,7 @@ def count(
         recomputed_by_category={c: v for c, v in _merge(
             (c, v) for table in counter.recomputed.values() for c, v in table.items()).items() if v},
         active_params=active_parameters(model, experts) if experts else None,
+        expert_layers=tuple(experts),
     )
 
 

@@ -3,6 +3,7 @@ sequence parallelism, dropped by recomputation (Korthikanti et al. 2022), held i
 
 from __future__ import annotations
 
+from .experts import expert_data_group, expert_params_on_stage
 from .layout import Layout
 from .model import PlanModel
 from .precision import TrainingPrecision
@@ -10,12 +11,17 @@ from .result import MemoryPerGpu
 
 
 def model_states(model: PlanModel, layout: Layout, precision: TrainingPrecision, optimizer: str, params: float) -> tuple[float, float, float]:
-    """Weights, gradients and optimizer bytes per GPU of a stage holding `params` (ZeRO paper, Sec. 5)."""
-    per_gpu = params / layout.tp
-    dp = layout.dp
-    weights = per_gpu * precision.weight_bytes / (dp if layout.zero >= 3 else 1)
-    gradients = per_gpu * precision.gradient_bytes / (dp if layout.zero >= 2 else 1)
-    optimizer_bytes = per_gpu * precision.optimizer_bytes(optimizer) / (dp if layout.zero >= 1 else 1)
+    """Weights, gradients and optimizer bytes per GPU of a stage holding `params` (ZeRO paper, Sec. 5): the dense
+    ones / tp, sharded over the data group; a mixture of experts' experts / (tp x ep), sharded over the GPUs
+    holding the same experts (plan/experts.py)."""
+    experts = expert_params_on_stage(model, layout.pp)
+    parts = (((params - experts) / layout.tp, layout.sharded_over),
+             (experts / layout.tp / layout.ep, expert_data_group(layout)))
+    weights = gradients = optimizer_bytes = 0.0
+    for per_gpu, group in parts:
+        weights += per_gpu * precision.weight_bytes / (group if layout.zero >= 3 else 1)
+        gradients += per_gpu * precision.gradient_bytes / (group if layout.zero >= 2 else 1)
+        optimizer_bytes += per_gpu * precision.optimizer_bytes(optimizer) / (group if layout.zero >= 1 else 1)
     return weights, gradients, optimizer_bytes
 
 
@@ -58,7 +64,8 @@ def activation_bytes(model: PlanModel, layout: Layout, width: float, stage: str)
         held = per_stage_layers * kept + after
         in_flight = 1
     working = full if layout.recompute == "full" and profile.layers else 0.0  # the block being re-run
-    return (in_flight * held + working) * layout.micro_batch / profile.batch_size
+    # context parallelism: each GPU keeps the activations of its 1/cp of every sequence
+    return (in_flight * held + working) * layout.micro_batch / profile.batch_size / layout.cp
 
 
 def layout_memory(model: PlanModel, layout: Layout, precision: TrainingPrecision, optimizer: str) -> MemoryPerGpu:

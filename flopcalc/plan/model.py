@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..compute import step_flops
 from ..counting.activations import ActivationProfile, SavedBytes
+from ..counting.report import ExpertLayer
 from ..errors import UsageError
 from ..spec import ModelSpec
 from .checks import positive, positive_int
@@ -41,6 +42,7 @@ class PlanModel:
     method: tuple[str, ...] = ()  # how the figures were obtained: printed with the assumptions
     notes: tuple[str, ...] = ()
     flops_known: bool = True  # False: --params without --seq-len, model states only
+    experts: tuple[ExpertLayer, ...] = ()  # mixture-of-experts layers (plan/experts.py splits them over ep)
 
     @property
     def blocks(self) -> int:
@@ -304,7 +306,7 @@ def model_from_report(
         source=source, params=report.params, batch=report.batch_size, forward_flops=float(forward),
         backward_flops=float(backward), block_forward_flops=block_forward, attention_forward_flops=attention,
         activations=profile, layers=profile.layers or None, hidden=profile.hidden, heads=heads, kv_heads=kv_heads,
-        tokens_per_example=tokens, notes=tuple(dict.fromkeys(notes)),
+        tokens_per_example=tokens, notes=tuple(dict.fromkeys(notes)), experts=report.expert_layers,
         method=(f"counted: {forward:,} forward + {backward:,} backward FLOP per micro-batch of {report.batch_size} "
                 "(1 multiply-add = 2 FLOPs); activations measured on the graph (tensors autograd saves, each storage "
                 "once, parameters excluded), floating-point ones priced at the training precision, attention as a "

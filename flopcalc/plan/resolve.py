@@ -81,7 +81,17 @@ def resolve_fleet(
         else Bandwidth(device.inter_node.value, device.inter_node.source),
         tdp_w=choice.tdp_w, pue=pue, price_per_gpu_hour=price_per_gpu_hour, notes=notes,
         memory_reserve_bytes=reserve, reserve_origin=reserve_origin,
+        bf16_throughput=_bf16_throughput(throughput, gpu, utilization, calibration, catalogs),
     )
+
+
+def _bf16_throughput(throughput: Any, gpu: str | None, utilization: float | None, calibration: Any,
+                     catalogs: Sequence[str | os.PathLike]) -> Any:
+    """Under fp8 training, the same GPU's bf16 figure for the ops that stay in bf16 (plan/fp8.py); else None."""
+    if throughput.precision != "fp8":
+        return None
+    return choose_throughput(gpu=gpu or throughput.gpu, precision="bf16", utilization=throughput.utilization,
+                             calibration=calibration, catalogs=catalogs).throughput
 
 
 def _link(given: float | None, flag: str, resolved: Figure | None) -> Bandwidth | None:

@@ -47,6 +47,8 @@ class StepTime:
     bubble_fraction: float
     exposed_comm_s: float
     step_s: float
+    ep_comm_s: float = 0.0  # expert parallelism's all-to-alls (plan/experts.py), all exposed
+    cp_comm_s: float = 0.0  # context parallelism's K/V ring (plan/context.py), mostly under attention
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,9 +15,10 @@ FLEET = ["--gpu", "H100-SXM", "--intra-node-gbps", "450", "--inter-node-gbps", "
 CONTRACT = {
     "model": {"params", "flops_per_micro_batch", "source"},
     "parallelism": {"dp", "tp", "pp", "zero", "recompute", "sequence_parallel", "micro_batch", "global_batch",
-                    "grad_accum", "num_gpus", "gpus_per_node"},
+                    "grad_accum", "num_gpus", "gpus_per_node", "ep", "cp", "capacity_factor", "fsdp", "shard_group"},
     "memory_per_gpu_bytes": {"weights", "gradients", "optimizer", "activations", "total"},
-    "step": {"compute_s", "dp_comm_s", "tp_comm_s", "pp_comm_s", "bubble_fraction", "exposed_comm_s", "step_s"},
+    "step": {"compute_s", "dp_comm_s", "tp_comm_s", "pp_comm_s", "bubble_fraction", "exposed_comm_s", "step_s",
+             "ep_comm_s", "cp_comm_s"},
     "training": {"model_flops", "hardware_flops", "steps", "wall_clock_s", "wall_clock_days", "gpu_hours", "mfu",
                  "hfu", "energy_kwh", "cost"},
 }
@@ -115,7 +116,7 @@ def test_zero_with_one_replica_is_a_note_on_stderr():
     ([*SEVEN_B, *FLEET, "--zero", "5"], "--zero must be 0, 1, 2 or 3"),
     ([*SEVEN_B, *FLEET, "--recompute", "half"], "--recompute must be none, selective or full"),
     ([*SEVEN_B, *FLEET, "--optimizer", "lion"], "--optimizer must be adamw or sgd"),
-    ([*SEVEN_B, *FLEET, "--precision", "fp8"], "plan trains in bf16, fp16, tf32, fp32, fp64, not fp8"),
+    ([*SEVEN_B, *FLEET, "--precision", "int8"], "plan trains in bf16, fp16, fp8, tf32, fp32, fp64, not int8"),
     (["--params", "7e9", "--seq-len", "2048", "--layers", "32", "--gpu", "H100-SXM"], "--layers without --hidden"),
     (["--gpu", "H100-SXM"], "nothing to plan"),
 ])
