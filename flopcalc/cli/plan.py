@@ -78,6 +78,15 @@ TpOption = Annotated[Optional[int], typer.Option("--tp", metavar="N", help="Tens
 PpOption = Annotated[Optional[int], typer.Option("--pp", metavar="N", help="Pipeline stages (1F1B).")]
 ZeroOption = Annotated[Optional[int], typer.Option(
     "--zero", metavar="0-3", help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.")]
+EpOption = Annotated[Optional[int], typer.Option(
+    "--ep", metavar="N", help="Expert-parallel GPUs: split each MoE layer's experts over N GPUs of the data-parallel group.")]
+CpOption = Annotated[Optional[int], typer.Option(
+    "--cp", metavar="N", help="Context-parallel GPUs: split every sequence over N GPUs (ring attention).")]
+CapacityFactorOption = Annotated[str, typer.Option(
+    "--capacity-factor", metavar="F", help="With --ep: tokens each expert takes over its evenly routed share (default 1.0).")]
+FsdpOption = Annotated[Optional[str], typer.Option(
+    "--fsdp", metavar="full|grad-op|hybrid", help="PyTorch FSDP's sharding: full (ZeRO-3), grad-op (ZeRO-2), hybrid (ZeRO-3 inside a node, "
+                                                 "replicated across).")]
 SequenceParallelOption = Annotated[bool, typer.Option(
     "--sequence-parallel", help="Split the hidden stream's activations over the tp group too.")]
 RecomputeOption = Annotated[Optional[str], typer.Option(
@@ -120,7 +129,8 @@ def plan_command(
     tokens: TokensOption = None, examples: ExamplesOption = None, epochs: EpochsOption = None,
     global_batch: GlobalBatchOption = None, micro_batch: MicroBatchOption = None, gpu: GpuOption = None,
     num_gpus: PlanNumGpusOption = None, gpus_per_node: GpusPerNodeOption = 8, dp: DpOption = None,
-    tp: TpOption = None, pp: PpOption = None, zero: ZeroOption = None,
+    tp: TpOption = None, pp: PpOption = None, zero: ZeroOption = None, ep: EpOption = None, cp: CpOption = None,
+    capacity_factor: CapacityFactorOption = "1.0", fsdp: FsdpOption = None,
     sequence_parallel: SequenceParallelOption = False, recompute: RecomputeOption = None,
     precision: PrecisionOption = None, optimizer: OptimizerOption = "adamw", utilization: UtilizationOption = None,
     calibration: CalibrationOption = None, catalog: CatalogOption = None, intra_node_gbps: IntraNodeOption = None,
@@ -151,7 +161,9 @@ def plan_command(
         inter_node_gbps=_number(inter_node_gbps, "--inter-node-gbps"), gpus_per_node=gpus_per_node,
         pue=parse_si_number(pue, "--pue"), price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
     )
-    layout_options = {"dp": dp, "tp": tp, "pp": pp, "zero": zero, "recompute": recompute, "micro_batch": micro_batch}
+    layout_options = {"dp": dp, "tp": tp, "pp": pp, "zero": zero, "recompute": recompute, "micro_batch": micro_batch,
+                      "ep": ep, "cp": cp, "fsdp": fsdp}
+    experts_capacity = parse_si_number(capacity_factor, "--capacity-factor")
     total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)
     batch = _whole(global_batch, "--global-batch")
     if search and batch is None:
@@ -168,14 +180,15 @@ def plan_command(
     common = dict(precision=fleet.throughput.precision, optimizer=optimizer, run=run)
     if search:
         fixed = {key: value for key, value in layout_options.items() if value is not None}
-        found = planning.search(planned, fleet, total_gpus or 1, global_batch=batch, fixed=fixed, top=top, **common)
+        found = planning.search(planned, fleet, total_gpus or 1, global_batch=batch, fixed=fixed, top=top,
+                                capacity_factor=experts_capacity, **common)
         notes = found.best.notes if found.best else (found.closest.notes if found.closest else ())
         _render(found, None, fmt, output, notes)
         fits = found.best is not None
     else:
         layout = planning.layout_from_options(planned, num_gpus=total_gpus, global_batch=batch,
                                               sequence_parallel=sequence_parallel, gpus_per_node=gpus_per_node,
-                                              **layout_options)
+                                              capacity_factor=experts_capacity, **layout_options)
         plan = planning.evaluate(planned, layout, fleet, **common)
         _render(None, plan, fmt, output, plan.notes)
         fits = plan.fits is not False

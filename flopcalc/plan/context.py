@@ -70,4 +70,5 @@ def context_assumption(layout: Layout) -> str | None:
             "gradients reduced and ZeRO shards over dp x cp; per layer and micro-batch cp - 1 ring steps passing "
             "K and V (forward) and K, V, dK, dV (backward) point to point, each overlapped with the attention of "
             "the block at hand, only the excess exposed (Ring Attention, Liu et al. 2023, Sec. 3; Megatron-Core "
-            "context parallelism); the causal mask's work taken as balanced (2 x cp chunks per sequence)")
+            "context parallelism); the causal mask's work taken as balanced (2 x cp chunks per sequence); cp ranks "
+            "fill nodes after tp, before dp")

@@ -40,7 +40,7 @@ def layout_figures(model: PlanModel, layout: Layout, fleet: Fleet, precision: Tr
 
 def layout_assumptions(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision) -> tuple[str, ...]:
     """The rules a layout's expert and context parallelism, FSDP name and fp8 GEMMs were planned by."""
-    lines = (expert_assumption(model, layout), context_assumption(layout),
+    lines = (expert_assumption(model, layout, precision.activation_bytes), context_assumption(layout),
              fsdp_assumption(layout.fsdp, layout.zero, layout.dp, layout.cp, layout.shard_group),
              fp8_assumption(model, fleet, precision))
     return tuple(line for line in lines if line)

@@ -73,7 +73,7 @@ def expert_all_to_all_s(model: PlanModel, layout: Layout, fleet: Fleet, width: f
     return count * sum(per_layer) / layout.pp
 
 
-def expert_assumption(model: PlanModel, layout: Layout) -> str | None:
+def expert_assumption(model: PlanModel, layout: Layout, width: float) -> str | None:
     """The rule, said once with the plan."""
     if layout.ep <= 1 or not model.experts:
         return None
@@ -83,5 +83,6 @@ def expert_assumption(model: PlanModel, layout: Layout) -> str | None:
             f"states / ep, their ZeRO partition and gradient reduction over the {expert_data_group(layout)} GPUs "
             f"holding the same experts; per MoE layer and micro-batch 4 all-to-alls (dispatch, combine and their "
             f"gradients; 6 with full recomputation) of tokens x hidden x top-k x capacity factor "
-            f"{layout.capacity_factor:g} bytes per GPU, time = bytes x (ep-1)/ep / busbw, routing taken as even "
-            "and the all-to-alls exposed (GShard, Lepikhin et al. 2020; Megatron-Core MoE)")
+            f"{layout.capacity_factor:g} x {width:g} bytes per GPU, time = bytes x (ep-1)/ep / busbw on the link "
+            f"the ep group spans (ep ranks {layout.tp * layout.cp} apart: after tp and cp, inside dp), routing "
+            "taken as even and the all-to-alls exposed (GShard, Lepikhin et al. 2020; Megatron-Core MoE)")
