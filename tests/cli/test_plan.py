@@ -297,3 +297,40 @@ def test_the_memory_reserve_is_stated_and_overridable():
 def test_shape_options_describe_a_model_given_by_its_shape(examples):
     result = invoke(examples / "mlp.py", "--gpu", "H100-SXM", "--mlp", "swiglu")
     assert result.exit_code == 2 and "--mlp describe a model given by --params" in result.stderr
+
+
+def test_expert_and_context_parallelism_from_the_command_line(moe_config):
+    """A one-layer mixture of 4 experts (hidden 32, top-2) on 4 GPUs with --ep 4: each GPU one expert, the
+    all-to-all of 64 tokens x 32 x 2 x 1.25 x 2 bytes, 4 per layer, over NVLink."""
+    common = (moe_config, "--seq-len", "64", *FLEET, "-n", "4")
+    data = run_json(*common, "--ep", "4", "--capacity-factor", "1.25")
+    assert (data["parallelism"]["ep"], data["parallelism"]["capacity_factor"]) == (4, 1.25)
+    message = 64 * 32 * 2 * 1.25 * 2
+    assert data["step"]["ep_comm_s"] == pytest.approx(4 * message * 3 / 4 / 450e9, rel=1e-12)
+    whole = run_json(*common)
+    experts = 3 * 32 * 64 * 4  # gate, up and down of 4 experts
+    assert whole["memory_per_gpu_bytes"]["weights"] - data["memory_per_gpu_bytes"]["weights"] == \
+        pytest.approx(2 * experts * 3 / 4)
+    split = run_json(moe_config, "--seq-len", "64", *FLEET, "-n", "2", "--cp", "2")
+    one = run_json(moe_config, "--seq-len", "64", *FLEET, "-n", "1")
+    assert split["parallelism"]["cp"] == 2 and split["parallelism"]["num_gpus"] == 2
+    assert split["memory_per_gpu_bytes"]["activations"] == pytest.approx(one["memory_per_gpu_bytes"]["activations"] / 2)
+    assert split["step"]["cp_comm_s"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-n", "6", "--ep", "3"], "--ep 3 does not divide the 4 experts of model.layers.0.mlp.experts"),
+    (["-n", "4", "--ep", "8"], "--ep 8 does not divide the 4 data-parallel replicas"),
+    (["-n", "2", "--cp", "2", "--seq-len", "63"], "--cp 2 does not split the 63 tokens"),
+    (["-n", "2", "--fsdp", "half"], "--fsdp must be full, grad-op, hybrid, got 'half'"),
+    (["-n", "2", "--ep", "2", "--capacity-factor", "0"], "--capacity-factor must be a finite number > 0"),
+])
+def test_bad_expert_context_and_fsdp_options_are_one_line_exit_2(moe_config, args, message):
+    result = invoke(moe_config, "--seq-len", "64", *FLEET, *args)
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cp_on_a_model_without_attention_is_one_line_exit_2(examples):
+    result = invoke(examples / "mlp.py", "--input", "32x784", *FLEET, "-n", "2", "--cp", "2")
+    assert result.exit_code == 2 and "--cp 2 splits attention's sequence, and this model has no attention heads" in \
+        result.stderr
