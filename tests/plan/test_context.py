@@ -91,3 +91,10 @@ def test_a_70b_at_128k_with_cp_8_keeps_the_measured_activations_of_16k():
     assert split == pytest.approx(evaluate(long, Layout(**layout), fleet()).memory.activations / 8, rel=1e-12)
     assert split == pytest.approx(evaluate(short, Layout(**layout), fleet()).memory.activations, rel=1e-9)
     assert long.activations.total.bytes_at(2) == pytest.approx(8 * short.activations.total.bytes_at(2), rel=1e-9)
+
+
+def test_zero_over_cp_ranks_is_not_called_empty():
+    model = model_from_params(None, 65536, **SHAPE)
+    plan = evaluate(model, Layout(tp=8, cp=8, zero=3, recompute="full"), fleet())
+    assert not any("partitions nothing" in note for note in plan.notes)
+    assert plan.memory.weights == pytest.approx(2 * model.params / 8 / 8, rel=1e-12)
