@@ -334,3 +334,17 @@ def test_cp_on_a_model_without_attention_is_one_line_exit_2(examples):
     result = invoke(examples / "mlp.py", "--input", "32x784", *FLEET, "-n", "2", "--cp", "2")
     assert result.exit_code == 2 and "--cp 2 splits attention's sequence, and this model has no attention heads" in \
         result.stderr
+
+
+def test_tables_show_the_ring_and_a_cp_column_when_used():
+    long = ["--layers", "80", "--hidden", "8192", "--heads", "64", "--kv-heads", "8", "--ffn", "28672", "--mlp",
+            "swiglu", "--vocab", "128256", "--seq-len", "131072", *FLEET, "-n", "64"]
+    one = invoke(*long, "--tp", "8", "--cp", "8", "--zero", "1", "--recompute", "full", "--global-batch", "8")
+    assert one.exit_code == 0, one.output
+    assert "context ring (K/V)" in one.stdout and "cp 8" in one.stdout
+    found = invoke(*long, "--search", "--global-batch", "8", "--tp", "8")
+    header = next(line for line in found.stdout.splitlines() if line.startswith("#"))
+    assert header.split()[:6] == ["#", "dp", "tp", "pp", "cp", "ZeRO"]
+    plain = invoke(*SEVEN_B, *FLEET, "-n", "8", "--search", "--global-batch", "64")
+    header = next(line for line in plain.stdout.splitlines() if line.startswith("#"))
+    assert header.split()[:5] == ["#", "dp", "tp", "pp", "ZeRO"] and "context ring" not in plain.stdout
