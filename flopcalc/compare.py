@@ -288,40 +288,52 @@ def _facts(module: Any) -> dict[str, Any]:
 
 
 def _differences(report: CountReport, result: CounterResult, facts: Mapping[str, Any]) -> list[Difference]:
-    fwd, bwd = report.forward_by_category, report.backward_by_category
-    theirs_fwd, theirs_bwd = result.forward_by_category, result.backward_by_category
+    """Every known reason the other counter's figure differs from ours, each with both figures."""
     found: list[Difference] = []
 
     def add(reason, categories, ours, other, explanation):
         found.append(Difference(result.name, reason, tuple(categories), int(ours), int(other), explanation))
 
-    products = [c for c in ("matmul", "conv") if theirs_fwd[c]]
     if result.name == "fvcore":
-        if products:
-            reported = sum(theirs_fwd[c] for c in products) // 2
-            add("multiply_add_once", products, sum(fwd[c] for c in products), reported,
-                f"fvcore counts a multiply-add as one flop: it reported {reported:,} for "
-                f"{' and '.join(products)}, {sum(theirs_fwd[c] for c in products):,} in FLOP (x2, shown)")
-        if report.backward_counted and report.backward:
-            add("forward_only", [c for c in CATEGORIES if bwd[c]], report.backward, 0,
-                "fvcore counts the forward pass only: flopcalc's backward has nothing to compare with")
-        if fwd["attention"] and not theirs_fwd["attention"]:
-            add("no_attention_handle", ["attention"], fwd["attention"], 0,
-                "fvcore has no handle for scaled_dot_product_attention: the attention products are skipped")
-        skipped = {op: n for op, n in result.skipped_ops.items() if "attention" not in op}
-        missing = [c for c in ("norm", "activation", "elementwise", "pool", "reduction", "other")
-                   if fwd[c] > theirs_fwd[c]]
-        if missing:
-            reasons = ["it ignores elementwise ops and activations by design"]
-            if skipped:
-                reasons.append("it has no handle for " + ", ".join(f"{op} x{n}" for op, n in sorted(skipped.items())))
-            if fwd["elementwise"] and products:
-                reasons.append("its linear and convolution handles leave out the bias adds")
-            add("no_handle", missing, sum(fwd[c] for c in missing), sum(theirs_fwd[c] for c in missing),
-                "fvcore counts none of flopcalc's " + ", ".join(missing) + " FLOPs: " + "; ".join(reasons))
-        return found
+        _fvcore_differences(report, result, add)
+    else:
+        _flop_counter_differences(report, result, facts, add)
+    return found
 
-    # torch.utils.flop_counter.FlopCounterMode
+
+def _fvcore_differences(report: CountReport, result: CounterResult, add) -> None:
+    """fvcore: multiply-adds counted once, forward only, no attention handle, no elementwise ops."""
+    fwd, bwd = report.forward_by_category, report.backward_by_category
+    theirs_fwd = result.forward_by_category
+    products = [c for c in ("matmul", "conv") if theirs_fwd[c]]
+    if products:
+        reported = sum(theirs_fwd[c] for c in products) // 2
+        add("multiply_add_once", products, sum(fwd[c] for c in products), reported,
+            f"fvcore counts a multiply-add as one flop: it reported {reported:,} for "
+            f"{' and '.join(products)}, {sum(theirs_fwd[c] for c in products):,} in FLOP (x2, shown)")
+    if report.backward_counted and report.backward:
+        add("forward_only", [c for c in CATEGORIES if bwd[c]], report.backward, 0,
+            "fvcore counts the forward pass only: flopcalc's backward has nothing to compare with")
+    if fwd["attention"] and not theirs_fwd["attention"]:
+        add("no_attention_handle", ["attention"], fwd["attention"], 0,
+            "fvcore has no handle for scaled_dot_product_attention: the attention products are skipped")
+    skipped = {op: n for op, n in result.skipped_ops.items() if "attention" not in op}
+    missing = [c for c in ("norm", "activation", "elementwise", "pool", "reduction", "other")
+               if fwd[c] > theirs_fwd[c]]
+    if missing:
+        reasons = ["it ignores elementwise ops and activations by design"]
+        if skipped:
+            reasons.append("it has no handle for " + ", ".join(f"{op} x{n}" for op, n in sorted(skipped.items())))
+        if fwd["elementwise"] and products:
+            reasons.append("its linear and convolution handles leave out the bias adds")
+        add("no_handle", missing, sum(fwd[c] for c in missing), sum(theirs_fwd[c] for c in missing),
+            "fvcore counts none of flopcalc's " + ", ".join(missing) + " FLOPs: " + "; ".join(reasons))
+
+
+def _flop_counter_differences(report: CountReport, result: CounterResult, facts: Mapping[str, Any], add) -> None:
+    """torch.utils.flop_counter.FlopCounterMode: products only, grouped-conv backward, attention on meta."""
+    fwd, bwd = report.forward_by_category, report.backward_by_category
+    theirs_fwd, theirs_bwd = result.forward_by_category, result.backward_by_category
     others = [c for c in ("norm", "activation", "elementwise", "pool", "reduction", "other") if fwd[c] or bwd[c]]
     if others:
         add("products_only", others, sum(fwd[c] + bwd[c] for c in others), 0,
@@ -348,4 +360,3 @@ def _differences(report: CountReport, result: CounterResult, facts: Mapping[str,
         add("causal_half", ["attention"], attention_seen, theirs_attention,
             "flopcalc counted causal attention over the lower triangle (--causal-half); FlopCounterMode counts the "
             "full square")
-    return found

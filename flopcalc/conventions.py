@@ -136,11 +136,16 @@ class ConventionsTable:
         }
 
 
+def palm_attention_per_token(layers: int, heads: int, head_dim: int, seq_len: int) -> int:
+    """PaLM's attention term per token, 12·L·H·Q·T: the T x T scores and their weighted sum, forward and backward."""
+    return 12 * layers * heads * head_dim * seq_len
+
+
 def palm_flops_per_token(params: int, layers: int, heads: int, head_dim: int, seq_len: int, *,
                          causal: bool = False) -> int:
     """PaLM's model FLOPs per token (Chowdhery et al. 2022, App. B): 6N + 12·L·H·Q·T; `causal` halves the
     attention term (the lower triangle of the T x T scores)."""
-    attention = 12 * layers * heads * head_dim * seq_len
+    attention = palm_attention_per_token(layers, heads, head_dim, seq_len)
     return 6 * params + (attention // 2 if causal else attention)
 
 
@@ -171,8 +176,7 @@ def conventions_for(report: CountReport) -> ConventionsTable | None:
     other = sum(by_category[c] for c in _NOT_PRODUCTS) / tokens
     table = _Counted((forward + backward) / tokens, products, attention, other,
                      bool(report.options.get("causal_half")))
-    L, H, Q, T = shape.layers, shape.heads, shape.head_dim, seq_len
-    full = 12 * L * H * Q * T
+    full = palm_attention_per_token(shape.layers, shape.heads, shape.head_dim, seq_len)
     n_all = report.params
     n_less_positions = n_all - shape.position_embedding_params
     n_less_tables = n_all - shape.embedding_params - shape.position_embedding_params

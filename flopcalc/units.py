@@ -10,23 +10,11 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Literal, cast, get_args
 
 from .errors import UsageError
 
-SI_PREFIXES: dict[str, float] = {
-    "": 1.0,
-    "k": 1e3,
-    "K": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Z": 1e21,
-    "Y": 1e24,
-}
-
-# The same prefixes as powers of ten (case-insensitive), for exact decimal scaling: `4.1G` is 4.1e9 exactly,
+# SI prefixes as powers of ten (case-insensitive), for exact decimal scaling: `4.1G` is 4.1e9 exactly,
 # `1.1 zflop` is 1.1e21. FLOP counts take the prefix on the number (`9G flop`) or glued to the unit
 # (kflop ... yflop; `m` is mega there: a fraction of a FLOP is no count).
 _PREFIX_EXPONENT = {"k": 3, "m": 6, "g": 9, "t": 12, "p": 15, "e": 18, "z": 21, "y": 24}
@@ -247,8 +235,14 @@ def format_number(value: float, digits: int = 6) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+# Memory is binary (an "80 GB" GPU holds 80 GiB of HBM); bandwidths and links are decimal GB/s, as datasheets
+# and nccl-tests count them.
+GIB = 2**30
+GB = 10**9
+
 # Every precision flopcalc knows: a catalogue peak, a calibration or a bench can name one; int8 is in TOPS.
-PRECISIONS: tuple[str, ...] = ("fp64", "fp64_tensor", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8")
+Precision = Literal["fp64", "fp64_tensor", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 # Spellings users and frameworks use for the same precision.
 PRECISION_SYNONYMS: dict[str, str] = {
@@ -266,10 +260,10 @@ PRECISION_SYNONYMS: dict[str, str] = {
 MATMUL_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
 
-def normalize_precision(text: str) -> str:
+def normalize_precision(text: str) -> Precision:
     """`BF16`, `bfloat16`, `torch.bfloat16` -> `bf16`; UsageError for names that are no precision."""
     key = re.sub(r"[\s\-]", "", str(text).strip().lower()).removeprefix("torch.")
     key = PRECISION_SYNONYMS.get(key, key)
     if key not in PRECISIONS:
         raise UsageError(f"unknown precision {text!r}", f"use one of: {', '.join(PRECISIONS)}")
-    return key
+    return cast(Precision, key)

@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from .compute import Throughput
-from .catalog import GIB
 from .device import resolve_device
 from .errors import UsageError
 from .files import parse_yaml, read_yaml
 from .plan import Bandwidth, Fleet, Layout, evaluate, model_from_params
-from .predict import (OVERLAP_RULES, Curve, DeviceProfile, TrainingLayout, TransformerShape, load_profiles,
-                      predict_step)
+from .predict import OVERLAP_RULES, Curve, DeviceProfile, TrainingLayout, TransformerShape, load_profiles, predict_step
+from .units import GIB
 
 SCHEMA_VERSION = 1
 KINDS = ("time", "memory")
 ROLES = ("tuning", "held-out")
-GIB = 2 ** 30
 _MODEL_FIELDS = ("layers", "hidden", "heads", "seq_len", "vocab")
 _LAYOUT_FIELDS = ("tp", "pp", "dp", "micro_batch", "global_batch", "virtual", "recompute", "sequence_parallel")
 
@@ -273,7 +271,7 @@ def predicted_time(row: RunRow, profile: DeviceProfile) -> tuple[float, float, f
 def predicted_memory(row: RunRow, profile: DeviceProfile) -> tuple[float, float]:
     """GiB per GPU (model states + activations) and the activations' GiB, by flopcalc.plan's arithmetic on the
     row's shape: Korthikanti et al.'s activations, ZeRO-0 mixed-precision Adam states of the blocks' 12h^2 per
-    layer (what Figure 1 counts), the row's gradient buffer; interleaving keeps (1 + (p-1)/(p v)) times the
+    layer (what Figure 1 counts), the row's gradient buffer; plan's interleaving keeps (1 + (p-1)/(p v)) times the
     first stage's activations (Korthikanti et al. 2022, Sec. 4.3)."""
     shape, layout = row.shape, row.layout
     params = shape.layers * shape.params_per_layer
@@ -290,12 +288,12 @@ def predicted_memory(row: RunRow, profile: DeviceProfile) -> tuple[float, float]
                                        profile.network("inter_node").source))
     plan = evaluate(model, Layout(dp=layout.dp, tp=layout.tp, pp=layout.pp, recompute=layout.recompute,
                                   sequence_parallel=layout.sequence_parallel, micro_batch=layout.micro_batch,
-                                  global_batch=layout.global_batch, gpus_per_node=layout.gpus_per_node),
+                                  global_batch=layout.global_batch, gpus_per_node=layout.gpus_per_node,
+                                  virtual=layout.virtual),
                     fleet, precision="fp16")
     memory = plan.memory
     gradients = memory.gradients * row.gradient_bytes / 2  # plan counts 2 bytes per fp16 gradient
-    interleave = 1 + (layout.pp - 1) / (layout.pp * layout.virtual) if layout.virtual > 1 else 1.0
-    activations = (memory.activations or 0.0) * interleave
+    activations = memory.activations or 0.0
     return (memory.weights + gradients + memory.optimizer + activations) / GIB, activations / GIB
 
 

@@ -190,7 +190,8 @@ def test_search_respects_heads_layers_nodes_and_pinned_dimensions():
 @pytest.mark.parametrize("layout, message", [
     (dict(tp=5), "does not divide the 32 attention heads"),
     (dict(pp=64), "more than the model's 32 layers"),
-    (dict(pp=5), "does not divide the model's 32 layers"),
+    (dict(pp=4, virtual=3), "12 model chunks do not divide the model's 32 layers"),
+    (dict(pp=4, virtual=2, global_batch=2), "there are 2 per replica"),
     (dict(dp=4, global_batch=10), "not a multiple of dp x micro-batch"),
     (dict(zero=4), "--zero must be 0, 1, 2 or 3"),
     (dict(recompute="some"), "--recompute must be none, selective or full"),

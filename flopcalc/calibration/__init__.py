@@ -49,6 +49,7 @@ from .store import (
     load_calibration,
     now_utc,
     parse_calibration,
+    profile_file_of,
     resolve_calibration_path,
     save_device_entry,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "Calibration", "DeviceCalibration", "FleetCalibration", "MatmulCalibration", "MeasuredBandwidths",
     "ModelCalibration", "ThroughputChoice", "calibrated_peak", "calibrated_throughput", "choose_throughput",
     "default_calibrated_precision", "default_calibration_path", "fleet_key", "load_calibration",
-    "measured_bandwidths", "model_utilization", "now_utc", "parse_calibration", "resolve_calibration_path",
+    "measured_bandwidths", "model_utilization", "now_utc", "parse_calibration", "profile_file_of",
+    "resolve_calibration_path",
     "save_device_entry",
 ]

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..device import is_profile_file
 from ..errors import CalibrationError, UsageError
 from ..files import parse_yaml, write_atomic
 from ..units import MATMUL_PRECISIONS
@@ -77,6 +78,15 @@ def resolve_calibration_path(value: str | os.PathLike | None) -> Path:
     if value is None or str(value).strip().lower() in ("", "auto"):
         return default_calibration_path()
     return Path(value).expanduser()
+
+
+def profile_file_of(calibration: str | os.PathLike[str] | None) -> Path | None:
+    """`--calibration FILE` when FILE is a device profile file (a `profiles:` list), else None (no calibration,
+    or `flopcalc bench --save`'s calibration file)."""
+    if calibration is None:
+        return None
+    path = resolve_calibration_path(calibration)
+    return path if path.is_file() and is_profile_file(path) else None
 
 
 # --- loading and validating --------------------------------------------------------------------

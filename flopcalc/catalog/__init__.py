@@ -7,11 +7,12 @@ and are never used for conversions. Memory sizes are GiB (`Accelerator.memory_by
 docs/catalogue.md. No torch here: `flopcalc gpus` and `flopcalc convert` must start fast.
 """
 
+from ..units import GIB  # re-exported: memory_gb is GiB
 from .loading import GPU_SPECS_ENV_VAR, load_catalog, load_catalog_file, shipped_catalog_dir
 from .names import Catalog, normalize_kind
-from .records import CPU_CLOCKS, DEFAULT_KIND, GIB, KINDS, Accelerator, CoreGroup, Link
+from .records import CPU_CLOCKS, DEFAULT_KIND, KINDS, Accelerator, CoreGroup, DeviceKind, Link
 
 __all__ = [
-    "CPU_CLOCKS", "DEFAULT_KIND", "GIB", "GPU_SPECS_ENV_VAR", "KINDS", "Accelerator", "Catalog", "CoreGroup", "Link",
+    "CPU_CLOCKS", "DEFAULT_KIND", "GIB", "GPU_SPECS_ENV_VAR", "KINDS", "Accelerator", "Catalog", "CoreGroup", "DeviceKind", "Link",
     "load_catalog", "load_catalog_file", "normalize_kind", "shipped_catalog_dir",
 ]

@@ -7,22 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 from ..compute import DEFAULT_UTILIZATION, Throughput
 from ..errors import UsageError
-from ..units import PRECISIONS, normalize_precision
+from ..units import GIB, PRECISIONS, normalize_precision
 
 # What an entry is; a file may set the default for its entries (`kind: tpu` in google.yaml), else gpu.
-KINDS: tuple[str, ...] = ("gpu", "tpu", "cpu")
-DEFAULT_KIND = "gpu"
+DeviceKind = Literal["gpu", "tpu", "cpu"]
+KINDS: tuple[DeviceKind, ...] = get_args(DeviceKind)
+DEFAULT_KIND: DeviceKind = "gpu"
 
 # Which clock a CPU peak uses (docs/catalogue.md, "CPU conventions").
 CPU_CLOCKS: tuple[str, ...] = ("base", "all_core_turbo", "max", "fixed", "avx_base", "avx512_base", "avx512_all_core")
 
 BYTES_PER_CHANNEL_TRANSFER = 8  # one 64-bit memory channel moves 8 bytes per transfer
-# Device memory is binary: an "80GB" A100 has 80 GiB of HBM. `memory_gb` holds the datasheet's figure, in GiB.
-GIB = 2**30
+# Device memory is binary: an "80GB" A100 has 80 GiB of HBM. `memory_gb` holds the datasheet's figure, in GiB
+# (units.GIB bytes each).
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class Accelerator:
     sources: tuple[str, ...] = ()
     notes: str | None = None
     origin: str = ""  # the file it came from
-    kind: str = DEFAULT_KIND  # gpu, tpu or cpu
+    kind: DeviceKind = DEFAULT_KIND
     core_groups: tuple[CoreGroup, ...] = ()  # kind cpu only
     memory_channels: int | None = None  # kind cpu only: 64-bit channels
     memory_mt_s: float | None = None  # kind cpu only: transfers per second per channel, in millions

@@ -11,7 +11,7 @@ import math
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Mapping, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, model_validator
 
@@ -19,8 +19,18 @@ from ..errors import CatalogError
 from ..schemas import Problem, dotted, first_problem, refuse
 from ..units import PRECISIONS
 from .names import normalize_name
-from .records import (BYTES_PER_CHANNEL_TRANSFER, CPU_CLOCKS, DEFAULT_KIND, KINDS, Accelerator, CoreGroup, Link,
-                      exact_decimal, plain)
+from .records import (
+    BYTES_PER_CHANNEL_TRANSFER,
+    CPU_CLOCKS,
+    DEFAULT_KIND,
+    KINDS,
+    Accelerator,
+    CoreGroup,
+    DeviceKind,
+    Link,
+    exact_decimal,
+    plain,
+)
 
 CORE_KEYS = ("cores", "clock_ghz", "clock", "flop_per_cycle")
 CPU_ONLY_KEYS = (*CORE_KEYS, "core_groups", "memory_channels", "memory_mt_s")
@@ -69,10 +79,10 @@ def _precision(value: Any) -> str:
     return value
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Any) -> DeviceKind:
     if not isinstance(value, str) or value.strip().lower() not in KINDS:
         refuse(f"kind must be one of {', '.join(KINDS)}, got {value!r}")
-    return value.strip().lower()
+    return cast(DeviceKind, value.strip().lower())
 
 
 def _clock(value: Any) -> str:
@@ -106,7 +116,7 @@ Text = Annotated[str, BeforeValidator(_text)]
 MaybeText = Annotated[str | None, BeforeValidator(_optional(_text))]
 Texts = Annotated[tuple[str, ...], BeforeValidator(_texts)]
 Precision = Annotated[str, BeforeValidator(_precision)]
-Kind = Annotated[str, BeforeValidator(_kind)]
+Kind = Annotated[DeviceKind, BeforeValidator(_kind)]
 Peaks = dict[Precision, Number]
 
 

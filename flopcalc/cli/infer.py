@@ -29,9 +29,10 @@ from ._options import (
 # Its own --calibration: the shared option's help speaks of --utilization, which infer does not take.
 InferCalibrationOption = Annotated[
     Optional[str],
-    typer.Option("--calibration", metavar="FILE|auto", help="Price FLOPs at the matmul peak measured by `flopcalc bench --save` (a FILE, "
-                                       "or 'auto' for the default file) instead of the datasheet's; bandwidth and "
-                                       "memory stay the catalogue's, and --gpu is optional."),
+    typer.Option("--calibration", metavar="FILE|auto", help="A device profile file: predict each layer's time from the GPU's "
+                                       "measured matmul efficiency by size and memory bandwidth (docs/infer.md). Or "
+                                       "`flopcalc bench --save`'s file (or 'auto'): price FLOPs at its measured "
+                                       "matmul peak instead of the datasheet's. --gpu is optional with either."),
 ]
 
 

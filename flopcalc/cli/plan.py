@@ -75,7 +75,13 @@ PlanNumGpusOption = Annotated[Optional[str], typer.Option(
 GpusPerNodeOption = Annotated[int, typer.Option("--gpus-per-node", metavar="N", help="GPUs per node (default 8).")]
 DpOption = Annotated[Optional[int], typer.Option("--dp", metavar="N", help="Data-parallel replicas.")]
 TpOption = Annotated[Optional[int], typer.Option("--tp", metavar="N", help="Tensor-parallel GPUs per replica (Megatron).")]
-PpOption = Annotated[Optional[int], typer.Option("--pp", metavar="N", help="Pipeline stages (1F1B).")]
+PpOption = Annotated[Optional[int], typer.Option(
+    "--pp", metavar="N", help="Pipeline stages (1F1B); a layer count pp does not divide puts one more layer on the first stages.")]
+VirtualStagesOption = Annotated[Optional[int], typer.Option(
+    "--virtual-stages", metavar="N", help="Model chunks per GPU: interleaved 1F1B, bubble (pp-1)/(v x micro-batches) (default 1).")]
+StageLayersOption = Annotated[Optional[str], typer.Option(
+    "--stage-layers", metavar="N,N,...", help="Layers on each pipeline stage, first to last, e.g. 9,8,8,7 (default: "
+    "even, one more on the first stages); --pp defaults to their count.")]
 ZeroOption = Annotated[Optional[int], typer.Option(
     "--zero", metavar="0-3", help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.")]
 EpOption = Annotated[Optional[int], typer.Option(
@@ -129,7 +135,8 @@ def plan_command(
     tokens: TokensOption = None, examples: ExamplesOption = None, epochs: EpochsOption = None,
     global_batch: GlobalBatchOption = None, micro_batch: MicroBatchOption = None, gpu: GpuOption = None,
     num_gpus: PlanNumGpusOption = None, gpus_per_node: GpusPerNodeOption = 8, dp: DpOption = None,
-    tp: TpOption = None, pp: PpOption = None, zero: ZeroOption = None, ep: EpOption = None, cp: CpOption = None,
+    tp: TpOption = None, pp: PpOption = None, virtual_stages: VirtualStagesOption = None,
+    stage_layers: StageLayersOption = None, zero: ZeroOption = None, ep: EpOption = None, cp: CpOption = None,
     capacity_factor: CapacityFactorOption = "1.0", fsdp: FsdpOption = None,
     sequence_parallel: SequenceParallelOption = False, recompute: RecomputeOption = None,
     precision: PrecisionOption = None, optimizer: OptimizerOption = "adamw", utilization: UtilizationOption = None,
@@ -168,6 +175,13 @@ def plan_command(
     batch = _whole(global_batch, "--global-batch")
     if search and batch is None:
         raise UsageError("--search needs --global-batch", "every layout must train on the same examples per step")
+    if search and virtual_stages is not None:
+        raise UsageError("--search does not try interleaved schedules", "drop --virtual-stages, or plan one layout")
+    split = _stage_layers(stage_layers)
+    if search and split:
+        raise UsageError("--search does not try uneven splits", "drop --stage-layers, or plan one layout")
+    if split and pp is None:
+        layout_options["pp"] = len(split)
     if spec is not None:
         planned = planning.model_from_spec(spec, heads=heads, kv_heads=kv_heads)
     else:
@@ -188,7 +202,8 @@ def plan_command(
     else:
         layout = planning.layout_from_options(planned, num_gpus=total_gpus, global_batch=batch,
                                               sequence_parallel=sequence_parallel, gpus_per_node=gpus_per_node,
-                                              capacity_factor=experts_capacity, **layout_options)
+                                              capacity_factor=experts_capacity, virtual=virtual_stages,
+                                              stage_layers=split, **layout_options)
         plan = planning.evaluate(planned, layout, fleet, **common)
         _render(None, plan, fmt, output, plan.notes)
         fits = plan.fits is not False
@@ -223,3 +238,13 @@ def _render(found, plan, fmt, output, notes) -> None:
 
     emit(render_search(found, fmt.value) if found is not None else render_plan(plan, fmt.value), output)
     notes_to_stderr(notes, shown=shown_on_terminal(fmt, output))
+
+
+def _stage_layers(text: str | None) -> tuple[int, ...]:
+    """`--stage-layers 9,8,8,7` -> (9, 8, 8, 7); their count and sum are checked against the model's layers."""
+    if text is None:
+        return ()
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() and len(item) <= 9 for item in items):
+        raise UsageError(f"--stage-layers {text!r} is not a list of whole numbers", "write e.g. --stage-layers 9,8,8,7")
+    return tuple(int(item) for item in items)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..compute import check_run_size
-from ..errors import UsageError
+from ..errors import FlopcalcError, UsageError
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
@@ -76,8 +76,10 @@ def train_command(
     output: OutputOption = None,
 ) -> None:
     """Training compute = (forward + backward FLOPs per example) x examples x epochs, and its cost on GPUs."""
-    from ..api import count_spec, training
-    from ..calibration import choose_throughput
+    from ..api import count_spec, count_with_activations, training
+    from ..calibration import choose_throughput, profile_file_of
+    from ..device import profiled_device
+    from ..plan import model_from_report, training_throughput
     from ..compute import fleet_estimate, training_from_forward, training_from_params_tokens
     from ..conventions import conventions_for
     from ..render.compute import render_training
@@ -111,9 +113,11 @@ def train_command(
 
     # Check the GPU options before counting: a typo should not cost a model run.
     choice = None
+    profile_file = profile_file_of(calibration)  # a device profile file: the step-time model's rates
     if calibration is not None or gpu is not None:
-        choice = choose_throughput(gpu=gpu, precision=precision, utilization=parse_utilization(utilization),
-                                   calibration=calibration, catalogs=catalog or (),
+        choice = choose_throughput(gpu=gpu or (profiled_device(profile_file, precision) if profile_file else None),
+                                   precision=precision, utilization=parse_utilization(utilization),
+                                   calibration=None if profile_file else calibration, catalogs=catalog or (),
                                    model_key=spec.key() if spec is not None else None)
         fleet_options = dict(throughput=choice.throughput, num_gpus=parse_num_gpus(num_gpus), tdp_w=choice.tdp_w,
                              pue=parse_si_number(pue, "--pue"),
@@ -122,9 +126,13 @@ def train_command(
         raise UsageError("--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
                          "(or --calibration FILE|auto)")
 
-    conventions = None
+    conventions = planned = None
     if spec is not None:
-        report = count_spec(spec)
+        try:  # with a GPU, the activations' pass also shows the transformer shape the step-time model needs
+            report, saved = count_with_activations(spec) if choice is not None else (count_spec(spec), None)
+            planned = None if saved is None else model_from_report(report, saved, source=spec.source)
+        except FlopcalcError:  # an ONNX graph never runs, some models cannot be measured: count them as before
+            report = count_spec(spec)
         result = training(report, n_examples, n_epochs)
         conventions = conventions_for(report)
     elif modes[0] == "--flops-per-example":
@@ -135,8 +143,12 @@ def train_command(
         result = training_from_params_tokens(parse_si_number(n, flag), parse_si_number(tokens, "--tokens"),
                                              active=flag == "--active-params")
 
-    if choice is not None and choice.notes:
-        result = replace(result, notes=tuple(result.notes) + choice.notes)
+    if choice is not None:
+        throughput, timing = training_throughput(
+            choice.throughput, planned, device=choice.device, num_gpus=fleet_options["num_gpus"],
+            profile_file=profile_file, utilization_given=utilization is not None)
+        fleet_options["throughput"] = throughput
+        result = replace(result, notes=tuple(result.notes) + choice.notes + timing)
     fleet = None if choice is None else fleet_estimate(result.training_flops, **fleet_options)
     emit(render_training(result, fleet, fmt.value, source=model or "", conventions=conventions,
                          thresholds=crossed(result.training_flops)), output)

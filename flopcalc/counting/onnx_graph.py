@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..errors import InputSpecError, ModelLoadError, UsageError, short_error
@@ -311,50 +312,11 @@ def count_onnx(model, spec: ModelSpec, *, strict: bool = False) -> CountReport:
     param_bytes = sum(
         param_sizes[t.name] * _itemsize(t.data_type) for t in graph.initializer if t.name in param_sizes
     )
-    tree = _Tree()
-    forward: dict[str, Counter] = defaultdict(Counter)
-    unsupported: Counter = Counter()
-    unknown_shapes: Counter = Counter()
-    formula_errors: dict[str, str] = {}
+    tree, counted = _Tree(), _NodeCounts()
     for node in graph.node:
-        segments, leaf = node_scopes(node)
-        parent = ""
-        for scope, scope_type in segments:
-            path = f"{parent}{SEPARATOR}{scope}" if parent else scope
-            tree.add(path, scope_type, parent)
-            parent = path
-        name = tree.unique(f"{parent}{SEPARATOR}{leaf}" if parent else leaf)
-        tree.add(name, node.op_type, parent)
-        weights = {i for i in node.input if i in param_sizes}
-        for ancestor in tree_ancestors(name, SEPARATOR):
-            tree.params[ancestor] |= weights
-
-        key = op_key(node.op_type, node.domain)
-        label = key if node.domain not in ("", "ai.onnx") else f"onnx.{key}"
-        if any(attribute.g.node or attribute.graphs for attribute in node.attribute):
-            unsupported[label] += 1  # control flow (If, Loop, Scan): the body's cost depends on the data
-            continue
-        present = [i for i in node.input if i] + [o for o in node.output if o]
-        missing = [value for value in present if value not in shapes]
-        view = OnnxNode(
-            node.op_type,
-            tuple(torch.Size(shapes[i]) if i and i in shapes else None for i in node.input),
-            tuple(torch.Size(shapes[o]) if o in shapes else None for o in node.output),
-            _attributes(node),
-            causal_half,
-        )
-        try:
-            flops = {} if missing and key in ZERO_COST_OPS else (None if missing else flops_of_node(key, view))
-        except Exception as error:  # a formula that cannot read this node: say so, never guess zero
-            unsupported[label] += 1
-            formula_errors.setdefault(label, short_error(error))
-            continue
-        if flops is None:
-            unsupported[label] += 1
-            if missing:
-                unknown_shapes[label] += 1
-            continue
-        forward[name].update(flops)
+        _count_node(node, _place_node(tree, node, param_sizes), shapes, causal_half, counted)
+    forward, unsupported, unknown_shapes, formula_errors = (
+        counted.forward, counted.unsupported, counted.unknown_shapes, counted.formula_errors)
 
     if strict and unsupported:
         raise unsupported_ops_error(unsupported)
@@ -376,6 +338,65 @@ def count_onnx(model, spec: ModelSpec, *, strict: bool = False) -> CountReport:
         notes=tuple(notes),
         options={"backward": spec.backward, "frozen": [], "causal_half": causal_half, "dims": dims},
     )
+
+
+
+@dataclass
+class _NodeCounts:
+    """What the walk over a graph's nodes gathers: FLOPs per layer and the nodes it could not price."""
+
+    forward: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    unsupported: Counter = field(default_factory=Counter)
+    unknown_shapes: Counter = field(default_factory=Counter)
+    formula_errors: dict[str, str] = field(default_factory=dict)
+
+
+def _place_node(tree: _Tree, node, param_sizes: dict[str, int]) -> str:
+    """Add the node and its scopes to the module tree; its weights count towards every ancestor. Returns its name."""
+    segments, leaf = node_scopes(node)
+    parent = ""
+    for scope, scope_type in segments:
+        path = f"{parent}{SEPARATOR}{scope}" if parent else scope
+        tree.add(path, scope_type, parent)
+        parent = path
+    name = tree.unique(f"{parent}{SEPARATOR}{leaf}" if parent else leaf)
+    tree.add(name, node.op_type, parent)
+    weights = {i for i in node.input if i in param_sizes}
+    for ancestor in tree_ancestors(name, SEPARATOR):
+        tree.params[ancestor] |= weights
+    return name
+
+
+def _count_node(node, name: str, shapes: dict, causal_half: bool, counted: _NodeCounts) -> None:
+    """Price one node from its shapes; control flow, unknown shapes and unreadable nodes are listed, never zero."""
+    import torch
+
+    key = op_key(node.op_type, node.domain)
+    label = key if node.domain not in ("", "ai.onnx") else f"onnx.{key}"
+    if any(attribute.g.node or attribute.graphs for attribute in node.attribute):
+        counted.unsupported[label] += 1  # control flow (If, Loop, Scan): the body's cost depends on the data
+        return
+    present = [i for i in node.input if i] + [o for o in node.output if o]
+    missing = [value for value in present if value not in shapes]
+    view = OnnxNode(
+        node.op_type,
+        tuple(torch.Size(shapes[i]) if i and i in shapes else None for i in node.input),
+        tuple(torch.Size(shapes[o]) if o in shapes else None for o in node.output),
+        _attributes(node),
+        causal_half,
+    )
+    try:
+        flops = {} if missing and key in ZERO_COST_OPS else (None if missing else flops_of_node(key, view))
+    except Exception as error:  # a formula that cannot read this node: say so, never guess zero
+        counted.unsupported[label] += 1
+        counted.formula_errors.setdefault(label, short_error(error))
+        return
+    if flops is None:
+        counted.unsupported[label] += 1
+        if missing:
+            counted.unknown_shapes[label] += 1
+        return
+    counted.forward[name].update(flops)
 
 
 def _itemsize(elem_type: int) -> int:

@@ -84,7 +84,6 @@ class _Recorder:
     """The state of one measuring forward: the running block, storage labels, the tally, parameters' uses."""
 
     def __init__(self, blocks: list[nn.Module], params: Mapping[int, nn.Parameter], excluded: set[int]):
-        self.block_index = {id(block): i for i, block in enumerate(blocks)}
         self.depth = 0  # nesting of block calls
         self.started = False  # a block has run: outside the blocks is now "after"
         self.labels: dict[int, int] = {}
@@ -276,33 +275,10 @@ def measure_activations(model: nn.Module, inputs: Any) -> ActivationProfile:
     param_list = list(model.parameters())
     params = {_key(p): p for p in param_list}
     recorder = _Recorder(blocks, params, set(params) | {_key(b) for b in model.buffers()})
-    modes = {module: module.training for module in model.modules()}
-    hooks = [block.register_forward_pre_hook(recorder.enter, with_kwargs=True) for block in blocks]
-    hooks += [block.register_forward_hook(recorder.exit, always_call=True) for block in blocks]
-    model.train()
-    try:
-        # a TorchScript module runs as written: its profiling executor would otherwise swap in an optimised graph
-        # after the first runs (the count's), which saves other tensors
-        with torch.enable_grad(), torch.jit.optimized_execution(False), _LabelMode(recorder), _KernelMode(recorder), \
-                torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda tensor: tensor):
-            try:
-                call.call(model)
-            except (Exception, SystemExit) as error:
-                raise ModelRunError(f"the model failed while its activations were measured: {short_error(error)}",
-                                    "check inputs shapes and dtypes against what the model's forward expects",
-                                    field="inputs") from error
-    finally:
-        for hook in hooks:
-            hook.remove()
-        for module, training in modes.items():
-            module.training = training
+    _record_training_forward(model, call, recorder, blocks)
     if blocks and not recorder.started:
         notes.append(f"the repeated blocks ({container}) did not run: every activation counts outside them")
-    in_blocks = {id(p): p for block in blocks for p in block.parameters()}
-    before = {k: p for k, p in recorder.used["before"].items() if k not in in_blocks}
-    after = {k: p for k, p in recorder.used["after"].items() if k not in in_blocks}
-    # weights no op outside the blocks touched still live somewhere: on the first stage
-    before.update({id(p): p for p in param_list if id(p) not in in_blocks and id(p) not in before and id(p) not in after})
+    in_blocks, before, after = _parameters_by_place(blocks, param_list, recorder)
     names = {id(module): name for name, module in model.named_modules()}
     first = next(iter(tensors_in((args, kwargs))), None)
     shape = {**recorder.shape, "vocab": None, **_config_shape(model)}
@@ -330,3 +306,38 @@ def measure_activations(model: nn.Module, inputs: Any) -> ActivationProfile:
         notes=tuple(notes),
         **shape,
     )
+
+
+def _record_training_forward(model: nn.Module, call: CallArgs, recorder: _Recorder, blocks) -> None:
+    """One forward in training mode with the recorder's hooks in place; hooks and modes restored whatever happens."""
+    modes = {module: module.training for module in model.modules()}
+    hooks = [block.register_forward_pre_hook(recorder.enter, with_kwargs=True) for block in blocks]
+    hooks += [block.register_forward_hook(recorder.exit, always_call=True) for block in blocks]
+    model.train()
+    try:
+        # a TorchScript module runs as written: its profiling executor would otherwise swap in an optimised graph
+        # after the first runs (the count's), which saves other tensors
+        with torch.enable_grad(), torch.jit.optimized_execution(False), _LabelMode(recorder), _KernelMode(recorder), \
+                torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda tensor: tensor):
+            try:
+                call.call(model)
+            except (Exception, SystemExit) as error:
+                raise ModelRunError(f"the model failed while its activations were measured: {short_error(error)}",
+                                    "check inputs shapes and dtypes against what the model's forward expects",
+                                    field="inputs") from error
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for module, training in modes.items():
+            module.training = training
+
+
+def _parameters_by_place(blocks, param_list, recorder: _Recorder):
+    """The parameters inside the repeated blocks, and those used before and after them (by id)."""
+    in_blocks = {id(p): p for block in blocks for p in block.parameters()}
+    before = {k: p for k, p in recorder.used["before"].items() if k not in in_blocks}
+    after = {k: p for k, p in recorder.used["after"].items() if k not in in_blocks}
+    # weights no op outside the blocks touched still live somewhere: on the first stage
+    before.update({id(p): p for p in param_list if id(p) not in in_blocks and id(p) not in before and id(p) not in after})
+    return in_blocks, before, after
+

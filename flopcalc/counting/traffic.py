@@ -59,10 +59,6 @@ class LayerTraffic:
     cache_written: int = 0
     other_bytes: int = 0
 
-    @property
-    def weight_elements(self) -> int:
-        return sum(self.weights.values())
-
 
 @dataclass(frozen=True)
 class TrafficReport:

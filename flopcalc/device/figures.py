@@ -6,16 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Mapping
 
-from ..catalog import Accelerator
+from ..catalog import Accelerator, DeviceKind
 from ..errors import CalibrationError
+from ..units import Precision
 from .profile import DeviceProfile
 
 # Where a figure came from: a catalogue datasheet, a flopcalc bench measurement, a published profile, or an
 # assumption stated in its label.
 FigureOrigin = Literal["datasheet", "measured", "published", "assumed"]
-
-# The catalogue's `memory_gb` and link figures are decimal gigabytes, as datasheets print them.
-GB = 1e9
 
 # One 200 Gb/s InfiniBand HDR NIC per GPU (DGX A100) moves 25 GB/s; nccl-tests' inter-node busbw is about this.
 ASSUMED_INTER_NODE_GBPS = 25.0
@@ -90,7 +88,7 @@ class Device:
     """
 
     id: str
-    precision: str
+    precision: Precision
     peak: Figure  # FLOP/s (ops/s for int8), dense
     peaks: Mapping[str, Figure]
     memory_bytes: Figure | None
@@ -103,6 +101,6 @@ class Device:
     catalog_miss: str | None = None  # why the catalogue has no entry for a measured device (its one-line error)
 
     @property
-    def kind(self) -> str | None:
+    def kind(self) -> DeviceKind | None:
         """gpu, tpu or cpu from the catalogue; None for a measured device the catalogue lacks."""
         return None if self.accelerator is None else self.accelerator.kind

@@ -8,20 +8,20 @@ flopcalc/data/device_profiles.yaml (docs/validation.md, "Device profiles", docum
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import CalibrationError
 from ..files import parse_yaml, read_yaml
+from ..units import GB
 from .curve import BETWEEN, Curve
 
 SCHEMA_VERSION = 1
 KERNEL_TIMES = ("sum", "max")  # a kernel's arithmetic and memory time added (no overlap), or the slower (roofline)
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "p2p")
 SCOPES = ("intra_node", "inter_node")
-GB = 1e9
 MB = 1e6
 
 
@@ -235,3 +235,37 @@ def device_profile(device: str, path: Path | None = None, *, precision: str = "f
         raise CalibrationError(f"no device profile for {device} in {path or 'the shipped profiles'}",
                                f"profiles exist for {', '.join(sorted(profiles))}")
     return profiles[device]
+
+
+def profile_for(device: str, path: Path, *, precision: str) -> DeviceProfile:
+    """The profile of `device` in the file `path`; a file that profiles other devices is refused in one line: a
+    profile measured on one device does not apply to another."""
+    profiles = load_profiles(path, precision=precision)
+    if device not in profiles:
+        theirs = ", ".join(profiles)
+        raise CalibrationError(f"{path} profiles {theirs}, not {device}: a profile measured on one device does not "
+                               "apply to another", f"use it for {theirs}, or profile {device}")
+    return profiles[device]
+
+
+def profiled_device(path: Path, precision: str | None = None) -> str:
+    """The one device a profile file profiles (a file of several needs --gpu to choose)."""
+    profiles = load_profiles(path, precision=precision or "bf16")
+    if len(profiles) != 1:
+        raise CalibrationError(f"{path} holds profiles of {', '.join(profiles)}", "name the GPU with --gpu")
+    return next(iter(profiles))
+
+
+def is_profile_file(path: Path) -> bool:
+    """Whether `path` is a device profile file (a `profiles:` list), not `bench --save`'s calibration file."""
+    data = read_yaml(Path(path), CalibrationError, "calibration file")
+    return isinstance(data, dict) and "profiles" in data
+
+
+def with_bus_bandwidth(profile: DeviceProfile, scope: str, gbps: float, origin: str) -> DeviceProfile:
+    """The profile with the `scope` network's bus bandwidth replaced by `gbps` (an nccl-tests busbw: efficiency 1
+    for every collective), the latency kept; a profile without that scope gets one with no latency."""
+    flat = {name: Curve(((0.0, 1.0),), f"{origin}: a bus bandwidth, used as it is") for name in COLLECTIVES}
+    old = profile.networks.get(scope)
+    network = Network(scope, old.gpus if old else 8, gbps * GB, old.latency_s if old else 0.0, origin, flat)
+    return replace(profile, networks={**profile.networks, scope: network})

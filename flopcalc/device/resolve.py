@@ -14,9 +14,15 @@ from typing import Sequence
 
 from ..catalog import Accelerator, Catalog, load_catalog
 from ..errors import CalibrationError, CatalogError, UsageError
-from ..units import normalize_precision
-from .figures import (ASSUMED_INTER_NODE_GBPS, ASSUMED_INTER_NODE_SOURCE, GB, Device, Figure, LinkMeasurement,
-                      MatmulMeasurement)
+from ..units import GB, normalize_precision
+from .figures import (
+    ASSUMED_INTER_NODE_GBPS,
+    ASSUMED_INTER_NODE_SOURCE,
+    Device,
+    Figure,
+    LinkMeasurement,
+    MatmulMeasurement,
+)
 from .profile import DeviceProfile, device_profile
 
 SHIPPED_PROFILES = "shipped"  # `profile_file` value that reads flopcalc/data/device_profiles.yaml

@@ -1,19 +1,31 @@
 """The roofline of one layer and of one pass: a layer's time is at least max(FLOPs / peak, bytes / bandwidth),
-a pass's the sum of its layers' (nothing fused or overlapped across layers)."""
+a pass's the sum of its layers' (nothing fused or overlapped across layers). On a device profile a layer is
+one kernel instead, timed by flopcalc.predict at its own size: its multiply-add FLOPs at the matmul curve, the
+rest at the vector one, its bytes at the memory curve, combined by the profile's kernel_time rule."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from ..counting.report import CountReport
+from ..counting.report import MULTIPLY_ADD_CATEGORIES, CountReport
 from ..counting.traffic import LayerTraffic, TrafficReport
+from ..device import DeviceProfile
+from ..predict import Op, kernel_seconds
 from .hardware import Hardware
 from .quantisation import BYTES_PER_ELEMENT, Precisions, parameter_bytes
 
 LOWER_BOUNDS = ("time bounds are lower bounds: each layer at 100% of the dense peak and of the memory bandwidth, "
                 "no kernel launch overhead, nothing fused or overlapped across layers")
+
+
+def predicted_note(profile: DeviceProfile, origin: str) -> str:
+    """What the times are on a device profile: predictions, and what they leave out."""
+    return (f"times are predictions on the {profile.device} device profile from {origin}: each layer one kernel, "
+            "its multiply-add FLOPs at the matmul efficiency of their size, other FLOPs at the vector rate, its "
+            f"bytes at the memory bandwidth achieved at their size, {'added' if profile.kernel_time == 'sum' else 'the slower of the two'}; "
+            "no kernel launch overhead, nothing fused or overlapped across layers")
 # The largest batch searched for where a pass turns compute-bound.
 LARGEST_BATCH = 1 << 24
 
@@ -30,8 +42,11 @@ class LayerBound:
     activation_bytes: float
     kv_cache_bytes: float
     other_bytes: float
-    compute_s: float  # FLOPs / peak
-    memory_s: float  # bytes / bandwidth
+    compute_s: float  # FLOPs / peak (on a profile: at the rates achieved at their size)
+    memory_s: float  # bytes / bandwidth (on a profile: at the bandwidth achieved at their size)
+    kernel_time: str = "max"  # "max": the slower of the two (a roofline); "sum": both (a profile's rule)
+    matmul_flops: float = 0.0  # the multiply-add FLOPs among `flops` (a profile prices them at the matmul curve)
+    profile: DeviceProfile | None = field(default=None, repr=False, compare=False)  # None: a roofline bound
 
     @property
     def bytes(self) -> float:
@@ -39,7 +54,7 @@ class LayerBound:
 
     @property
     def time_s(self) -> float:
-        return max(self.compute_s, self.memory_s)
+        return self.compute_s + self.memory_s if self.kernel_time == "sum" else max(self.compute_s, self.memory_s)
 
     @property
     def bound(self) -> str:
@@ -110,7 +125,21 @@ def dominant_bound(compute_s: float, memory_s: float) -> str:
     return "compute" if compute_s >= memory_s else "memory"
 
 
+def profile_seconds(profile: DeviceProfile, matmul_flops: float, flops: float, nbytes: float) -> tuple[float, float]:
+    """A layer's arithmetic and memory seconds on `profile` as one kernel: its multiply-add FLOPs at the matmul
+    curve and the rest at the vector one (each at its size), its bytes at the memory curve."""
+    gemm, _ = kernel_seconds(Op("multiply-adds", "gemm", matmul_flops, 0.0), profile)
+    vector, memory = kernel_seconds(Op("the rest", "memory", flops - matmul_flops, nbytes), profile)
+    return gemm + vector, memory
+
+
 def scale_layer(layer: LayerBound, factor: float) -> LayerBound:
+    if layer.profile is not None:  # the rates depend on the size: priced again at the grown one
+        grown = replace(layer, flops=layer.flops * factor, matmul_flops=layer.matmul_flops * factor,
+                        activation_bytes=layer.activation_bytes * factor,
+                        kv_cache_bytes=layer.kv_cache_bytes * factor, other_bytes=layer.other_bytes * factor)
+        compute_s, memory_s = profile_seconds(layer.profile, grown.matmul_flops, grown.flops, grown.bytes)
+        return replace(grown, compute_s=compute_s, memory_s=memory_s)
     per_flop = layer.compute_s / layer.flops if layer.flops else 0.0
     per_byte = layer.memory_s / layer.bytes if layer.bytes else 0.0
     grown = replace(layer, flops=layer.flops * factor, activation_bytes=layer.activation_bytes * factor,
@@ -129,14 +158,20 @@ def whole_bytes(value: float | None) -> int | None:
     return None if value is None else math.ceil(whole(value))
 
 
-def own_flops(report: CountReport) -> dict[str, int]:
-    """Each module's own forward FLOPs (its inclusive count less its children's), by module path."""
-    own = {layer.name: layer.forward for layer in report.layers}
+def own_flops(report: CountReport, categories: frozenset[str] | None = None) -> dict[str, int]:
+    """Each module's own forward FLOPs (its inclusive count less its children's), by module path; only those of
+    `categories` when given."""
+    def forward(layer: Any) -> int:
+        if categories is None:
+            return int(layer.forward)
+        return sum(flops for category, flops in layer.forward_by_category.items() if category in categories)
+
+    own = {layer.name: forward(layer) for layer in report.layers}
     for layer in report.layers:
         if layer.name:
             parent = layer.name.rpartition(".")[0]
             if parent in own:
-                own[parent] -= layer.forward
+                own[parent] -= forward(layer)
     return own
 
 
@@ -153,20 +188,27 @@ class Pricer:
             for name, shape in param_shapes.items()
         }
 
-    def layer(self, traffic: LayerTraffic, flops: float, type_name: str) -> LayerBound:
+    def layer(self, traffic: LayerTraffic, flops: float, type_name: str, matmul_flops: float = 0.0) -> LayerBound:
         weights = sum(elements * self.per_weight[name] for name, elements in traffic.weights.items())
         weights += traffic.buffer_bytes
         activations = (traffic.activations_read + traffic.activations_written) * self.activation
         kv = (traffic.cache_read + traffic.cache_written) * self.kv
         moved = weights + activations + kv + traffic.other_bytes
+        profile = self.hardware.profile
+        if profile is None:
+            return LayerBound(traffic.name, type_name, flops, weights, activations, kv, float(traffic.other_bytes),
+                              flops / self.hardware.peak_flops, moved / self.hardware.bandwidth)
+        compute_s, memory_s = profile_seconds(profile, matmul_flops, flops, moved)
         return LayerBound(traffic.name, type_name, flops, weights, activations, kv, float(traffic.other_bytes),
-                          flops / self.hardware.peak_flops, moved / self.hardware.bandwidth)
+                          compute_s, memory_s, profile.kernel_time, matmul_flops, profile)
 
     def price(self, report: CountReport, traffic: TrafficReport) -> PassBound:
         """Layers in the order they first ran; a layer that computes nothing and moves nothing is left out."""
         flops = own_flops(report)
+        matmuls = own_flops(report, MULTIPLY_ADD_CATEGORIES)
         types = {layer.name: layer.type for layer in report.layers}
-        layers = (self.layer(t, flops.get(t.name, 0), types.get(t.name, "")) for t in traffic.layers)
+        layers = (self.layer(t, flops.get(t.name, 0), types.get(t.name, ""), matmuls.get(t.name, 0))
+                  for t in traffic.layers)
         return PassBound(tuple(layer for layer in layers if layer.flops or layer.bytes))
 
 

@@ -132,6 +132,7 @@ class InferResult:
             "schema_version": SCHEMA_VERSION,
             "model": self.model,
             "gpu": self.hardware.to_dict(),
+            "time_model": self.hardware.time_model,
             "precision": self.precisions.activations,
             "compute_precision": self.precisions.compute,
             "weight_dtype": self.precisions.weights,

@@ -11,7 +11,7 @@ from ..api import on_meta_then_cpu
 from ..errors import UsageError
 from ..loaders.base import LoadedModel
 from ..spec import ModelSpec
-from .bounds import LOWER_BOUNDS
+from .bounds import LOWER_BOUNDS, predicted_note
 from .forward import bound_forward
 from .generation import bound_generation
 from .hardware import Hardware, resolve_hardware
@@ -70,7 +70,9 @@ def infer(
         return bound_forward(session) if generation is None else bound_generation(session, *generation)
 
     result, _, fallback = on_meta_then_cpu(load_spec, bound)
-    return replace(result, notes=(LOWER_BOUNDS, *fallback, *result.notes))
+    profile = hardware.profile
+    times = LOWER_BOUNDS if profile is None else predicted_note(profile, hardware.profile_origin)
+    return replace(result, notes=(times, *fallback, *result.notes))
 
 
 def _precisions(hardware: Hardware, serving: str, weight_dtype: str | None, kv_dtype: str | None) -> Precisions:

@@ -16,7 +16,8 @@ def midpoint(first: PassBound, last: PassBound) -> PassBound:
         return LayerBound(a.name, a.type, (a.flops + b.flops) / 2, (a.weight_bytes + b.weight_bytes) / 2,
                           (a.activation_bytes + b.activation_bytes) / 2, (a.kv_cache_bytes + b.kv_cache_bytes) / 2,
                           (a.other_bytes + b.other_bytes) / 2, (a.compute_s + b.compute_s) / 2,
-                          (a.memory_s + b.memory_s) / 2)
+                          (a.memory_s + b.memory_s) / 2, a.kernel_time, (a.matmul_flops + b.matmul_flops) / 2,
+                          a.profile)
 
     return PassBound(tuple(mean(a, b) for a, b in paired(first, last)))
 
@@ -34,10 +35,20 @@ def steps_time(first: PassBound, last: PassBound, steps: int) -> tuple[float, fl
     and bytes grow linearly with the context, from the first step's to the last's (attention and the KV read)."""
     compute = memory = 0.0
     for a, b in paired(first, last):
-        part_compute, part_memory = sum_of_max(a.compute_s, b.compute_s, a.memory_s, b.memory_s, steps)
+        if a.kernel_time == "sum":  # a profile's rule: both times, each linear in the context, so their sum is too
+            part_compute, part_memory = sum_of_sum(a.compute_s, b.compute_s, a.memory_s, b.memory_s, steps)
+        else:
+            part_compute, part_memory = sum_of_max(a.compute_s, b.compute_s, a.memory_s, b.memory_s, steps)
         compute += part_compute
         memory += part_memory
     return compute, memory
+
+
+def sum_of_sum(c_first: float, c_last: float, m_first: float, m_last: float, steps: int) -> tuple[float, float]:
+    """sum over i < steps of c(i) + m(i), c and m linear from the first step to the last: steps x the mean of the
+    two ends; returned as compute-bound time when the arithmetic is the larger part, else as memory-bound."""
+    compute, memory = steps * (c_first + c_last) / 2, steps * (m_first + m_last) / 2
+    return (compute + memory, 0.0) if compute >= memory else (0.0, compute + memory)
 
 
 def sum_of_max(c_first: float, c_last: float, m_first: float, m_last: float, steps: int) -> tuple[float, float]:

@@ -141,6 +141,23 @@ class _Cost:
     tokens: int | None
 
 
+def _count_notes(report: CountReport) -> list[str]:
+    """What the count leaves out that a reader of the MFU must know."""
+    notes = [] if report.backward_counted else ["the backward pass was not counted: model FLOPs are the forward only"]
+    unsupported = unsupported_ops_note(report.unsupported_ops, "MFU is a lower bound")
+    return notes + ([unsupported] if unsupported else [])
+
+
+def _example_cost(report: CountReport, example: Any, tokens_per_sample: int | None) -> "_Cost":
+    """The counted step's FLOPs with the samples and tokens of its batch (the example's, else the report's)."""
+    samples, tokens = (batch_size_and_tokens(example) if example is not None
+                       else (report.batch_size, _report_tokens(report)))
+    samples = samples or report.batch_size
+    if tokens_per_sample is not None:
+        tokens = tokens_per_sample * samples
+    return _Cost(report.total, report.total + report.recomputed, samples, tokens)
+
+
 class ThroughputMeter:
     """Measures a training loop's throughput and MFU from FLOPs counted once, on meta, before the loop.
 
@@ -194,22 +211,12 @@ class ThroughputMeter:
         self._detach = tuple(detach)
         self._clock = clock
         self._sync = sync
-        notes: list[str] = []
         if report is None:
             report = count_spec(spec) if spec is not None else count_training_step(model, example, step=step,
                                                                                    detach=detach)
         self.report = report
-        if not report.backward_counted:
-            notes.append("the backward pass was not counted: model FLOPs are the forward only")
-        unsupported = unsupported_ops_note(report.unsupported_ops, "MFU is a lower bound")
-        if unsupported:
-            notes.append(unsupported)
-        samples, tokens = (batch_size_and_tokens(example) if example is not None
-                           else (report.batch_size, _report_tokens(report)))
-        samples = samples or report.batch_size
-        if tokens_per_sample is not None:
-            tokens = tokens_per_sample * samples
-        self._cost = _Cost(report.total, report.total + report.recomputed, samples, tokens)
+        notes = _count_notes(report)
+        self._cost = _example_cost(report, example, tokens_per_sample)
         self._costs: dict[tuple, _Cost] = {} if example is None else {batch_shape_key(example): self._cost}
         self._cuda = _cuda_device(model) if model is not None else (
             torch.cuda.current_device() if torch.cuda.is_available() else None)

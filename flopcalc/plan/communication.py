@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .hardware import GB, Bandwidth, Fleet
+from ..units import GB
+from .hardware import Bandwidth, Fleet
 from .layout import Layout
 
 # Megatron-LM: each transformer block all-reduces its activations twice in the forward (after attention and
@@ -27,7 +28,8 @@ def tensor_parallel_s(hidden_bytes: float, layout: Layout, blocks: int, fleet: F
         return 0.0
     all_reduces = (TP_ALL_REDUCES_PER_BLOCK + (TP_ALL_REDUCES_RECOMPUTED if layout.recompute == "full" else 0))
     link = fleet.link(layout.tp, 1, layout.num_gpus, "tensor parallelism")
-    return all_reduces * blocks / layout.pp * ring_all_reduce_s(hidden_bytes, layout.tp, link)
+    fullest = -(-blocks // layout.pp)  # the first stages take one more block when pp does not divide them
+    return all_reduces * fullest * ring_all_reduce_s(hidden_bytes, layout.tp, link)
 
 
 def pipeline_transfer_s(hidden_bytes: float, layout: Layout, fleet: Fleet) -> float:
@@ -35,7 +37,8 @@ def pipeline_transfer_s(hidden_bytes: float, layout: Layout, fleet: Fleet) -> fl
     if layout.pp <= 1:
         return 0.0
     link = fleet.link(layout.pp, layout.tp * layout.data_group, layout.num_gpus, "pipeline parallelism")
-    return 2 * hidden_bytes / (layout.tp if layout.split_sequence else 1) / (link.gbps * GB)
+    sends = 2 * layout.virtual  # interleaving: each of the v chunks receives its input and returns its gradient
+    return sends * hidden_bytes / (layout.tp if layout.split_sequence else 1) / (link.gbps * GB)
 
 
 def data_parallel_s(layout: Layout, fleet: Fleet, gradient_bytes: float, weight_bytes: float, forward_mb: float,

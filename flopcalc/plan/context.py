@@ -5,7 +5,8 @@ Megatron-Core's context parallelism). Activations and compute divide by cp; the 
 from __future__ import annotations
 
 from ..errors import UsageError
-from .hardware import GB, Fleet
+from ..units import GB
+from .hardware import Fleet
 from .layout import Layout
 from .model import PlanModel
 

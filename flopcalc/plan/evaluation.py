@@ -12,6 +12,7 @@ from .hardware import Fleet
 from .layout import Layout, check_layout
 from .memory import layout_memory, stage_params
 from .model import PlanModel
+from .predicted import predicted_step_time, prediction_shape
 from .precision import TrainingPrecision, check_optimizer, training_precision
 from .result import MemoryPerGpu, Plan, RunTotals, StepTime
 from .schedule import step_time
@@ -33,8 +34,12 @@ def layout_figures(model: PlanModel, layout: Layout, fleet: Fleet, precision: Tr
     memory = layout_memory(model, layout, precision, optimizer)
     if not model.flops_known:
         return LayoutFigures(memory, None, None)
-    largest_stage = max(params for _, params in stage_params(model, layout.pp))
-    step = step_time(model, layout, fleet, precision, largest_stage)
+    shape, _ = prediction_shape(model, fleet, precision)
+    if shape is not None:
+        step = predicted_step_time(model, layout, fleet, shape, precision)
+    else:
+        largest_stage = max(params for _, params in stage_params(model, layout.pp, layout.stage_layers))
+        step = step_time(model, layout, fleet, precision, largest_stage)
     return LayoutFigures(memory, step, None if run is None else run_totals(model, layout, fleet, step, run))
 
 

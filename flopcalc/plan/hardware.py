@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..catalog import GIB  # memory is binary: an "80 GB" GPU holds 80 GiB
+from ..units import GIB  # memory is binary: an "80 GB" GPU holds 80 GiB
 from ..compute import Throughput, check_price, check_pue
 from ..device import ASSUMED_INTER_NODE_GBPS as DEFAULT_INTER_NODE_GBPS
+from ..device import DeviceProfile
 from ..errors import UsageError
 from .checks import positive, positive_int
 
 DEFAULT_GPUS_PER_NODE = 8
-GB = 1e9  # bandwidths are decimal (GB/s, as nccl-tests and datasheets count)
 # Set aside on every GPU unless --memory-reserve says otherwise: the CUDA context and the cuBLAS/NCCL workspaces
 # (about 1 GiB on an A100/H100 with NCCL initialised), plus a share for the caching allocator's fragmentation.
 RESERVE_CONTEXT_GIB = 1.0
@@ -51,6 +51,9 @@ class Fleet:
     memory_reserve_bytes: float = 0.0  # set aside per GPU (CUDA context, fragmentation): not for the model
     reserve_origin: str = ""
     bf16_throughput: Throughput | None = None  # fp8 training: what the ops that stay in bf16 run at (plan/fp8.py)
+    # the step-time model's rates (flopcalc.device's profile); None: compute at peak x utilization (`--utilization`)
+    profile: DeviceProfile | None = None
+    timing_notes: tuple[str, ...] = ()  # how the step is timed: a profile built from the datasheet, --utilization
 
     def __post_init__(self) -> None:
         positive(self.gpu_memory_bytes, "GPU memory")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
+from ..predict import given_stage_layers
 from .checks import positive_int
 from .hardware import DEFAULT_GPUS_PER_NODE
 from .model import PlanModel
@@ -34,12 +35,21 @@ class Layout:
     capacity_factor: float = 1.0  # tokens an expert takes, over the evenly routed share (plan/experts.py)
     fsdp: str | None = None  # the FSDP name the ZeRO stage was given by (plan/sharding.py)
     shard_group: int = 0  # GPUs the model states are sharded over; 0: the whole data group (dp x cp)
+    virtual: int = 1  # model chunks per GPU: interleaved 1F1B (Narayanan et al. 2021, Sec. 2.2.2); 1 = plain 1F1B
+    stage_layers: tuple[int, ...] = ()  # layers per pipeline stage (--stage-layers); () = the even split
 
     def __post_init__(self) -> None:
         for name in ("dp", "tp", "pp", "micro_batch", "ep", "cp"):
             positive_int(getattr(self, name), f"--{name.replace('_', '-')}")
         check_expert_split(self.dp, self.ep, self.capacity_factor)
         check_shard_group(self)
+        positive_int(self.virtual, "--virtual-stages")
+        if self.virtual > 1 and self.pp == 1:
+            raise UsageError(f"--virtual-stages {self.virtual} interleaves pipeline stages, and pp is 1",
+                             "give --pp > 1, or drop --virtual-stages")
+        if self.stage_layers and self.virtual > 1:
+            raise UsageError("--stage-layers with --virtual-stages: interleaving gives every chunk the same layers",
+                             "drop one of them")
         if self.zero not in ZERO_STAGES:
             raise UsageError(f"--zero must be 0, 1, 2 or 3, got {self.zero!r}")
         if self.recompute not in RECOMPUTE:
@@ -84,7 +94,7 @@ class Layout:
             "dp": self.dp, "tp": self.tp, "pp": self.pp, "zero": self.zero, "recompute": self.recompute,
             "sequence_parallel": self.sequence_parallel, "micro_batch": self.micro_batch,
             "global_batch": self.batch, "grad_accum": self.grad_accum, "num_gpus": self.num_gpus,
-            "gpus_per_node": self.gpus_per_node, "ep": self.ep, "cp": self.cp,
+            "gpus_per_node": self.gpus_per_node, "virtual_stages": self.virtual, "ep": self.ep, "cp": self.cp,
             "capacity_factor": self.capacity_factor, "fsdp": self.fsdp, "shard_group": self.sharded_over,
         }
 
@@ -92,7 +102,9 @@ class Layout:
         extra = (f"{f', ep {self.ep}' if self.ep > 1 else ''}{f', cp {self.cp}' if self.cp > 1 else ''}"
                  f"{f', FSDP {self.fsdp}' if self.fsdp else ''}")
         return (f"dp {self.dp} x tp {self.tp} x pp {self.pp}{extra}, ZeRO-{self.zero}, recompute {self.recompute}"
-                f"{', sequence parallel' if self.split_sequence else ''}, micro-batch {self.micro_batch}")
+                f"{', sequence parallel' if self.split_sequence else ''}, micro-batch {self.micro_batch}"
+                f"{f', {self.virtual} virtual stages (interleaved 1F1B)' if self.virtual > 1 else ''}"
+                f"{', layers per stage ' + ','.join(map(str, self.stage_layers)) if self.stage_layers else ''}")
 
 
 def check_layout(model: PlanModel, layout: Layout) -> None:
@@ -111,6 +123,8 @@ def check_layout(model: PlanModel, layout: Layout) -> None:
         if model.kv_heads and model.kv_heads % layout.tp:
             raise UsageError(f"--tp {layout.tp} does not divide the {model.kv_heads} key/value heads",
                              f"use a tp that divides {model.kv_heads}")
+    if layout.stage_layers:  # one count per stage, adding up to the blocks
+        given_stage_layers(layout.stage_layers, model.blocks, layout.pp)
     if layout.pp > 1:
         if not model.blocks:
             raise UsageError(f"--pp {layout.pp} needs repeated blocks to split, and the model shows none",
@@ -118,9 +132,15 @@ def check_layout(model: PlanModel, layout: Layout) -> None:
         if layout.pp > model.blocks:
             raise UsageError(f"--pp {layout.pp} is more than the model's {model.blocks} layers",
                              f"use at most {model.blocks} pipeline stages")
-        if model.blocks % layout.pp:
-            raise UsageError(f"--pp {layout.pp} does not divide the model's {model.blocks} layers",
-                             "every pipeline stage takes the same number of layers")
+        chunks = layout.pp * layout.virtual
+        if layout.virtual > 1 and model.blocks % chunks:
+            raise UsageError(f"--pp {layout.pp} x --virtual-stages {layout.virtual} = {chunks} model chunks do not "
+                             f"divide the model's {model.blocks} layers",
+                             "interleaving gives every chunk the same number of layers (Megatron-LM's rule)")
+        if layout.virtual > 1 and layout.grad_accum % layout.pp:
+            raise UsageError(f"interleaving runs micro-batches in groups of pp = {layout.pp}, and there are "
+                             f"{layout.grad_accum} per replica", "give a --global-batch of dp x micro-batch x a "
+                             "multiple of pp (Megatron-LM's rule)")
 
 
 def layout_from_options(
@@ -128,7 +148,7 @@ def layout_from_options(
     sequence_parallel: bool = False, gpus_per_node: int = DEFAULT_GPUS_PER_NODE, dp: int | None = None,
     tp: int | None = None, pp: int | None = None, zero: int | None = None, recompute: str | None = None,
     micro_batch: int | None = None, ep: int | None = None, cp: int | None = None, capacity_factor: float = 1.0,
-    fsdp: str | None = None,
+    fsdp: str | None = None, virtual: int | None = None, stage_layers: tuple[int, ...] = (),
 ) -> Layout:
     """The layout a user names, with what is left out filled in: dp x tp x pp (x cp) must make `num_gpus`, dp
     defaults to what is left over, the micro-batch to the batch the model was counted with; `fsdp` names a ZeRO
@@ -152,4 +172,5 @@ def layout_from_options(
     return Layout(dp=dp, tp=tp, pp=pp, zero=0 if zero is None else zero, recompute=recompute or "none",
                   sequence_parallel=sequence_parallel, micro_batch=model.batch if micro_batch is None else micro_batch,
                   global_batch=global_batch, gpus_per_node=gpus_per_node, ep=1 if ep is None else ep, cp=cp,
-                  capacity_factor=capacity_factor, fsdp=fsdp, shard_group=shard_group)
+                  capacity_factor=capacity_factor, fsdp=fsdp, shard_group=shard_group,
+                  virtual=1 if virtual is None else virtual, stage_layers=stage_layers)

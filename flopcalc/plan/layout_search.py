@@ -13,12 +13,13 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import UsageError
+from ..units import GIB
 from .assumptions import assumptions, layout_notes
 from .checks import positive_int
 from .divisors import LARGEST_COUNT, divisors
 from .context import LONG_SEQUENCE, has_attention
 from .evaluation import LayoutFigures, evaluate, layout_assumptions, layout_figures
-from .hardware import GIB, Fleet
+from .hardware import Fleet
 from .layout import RECOMPUTE, ZERO_STAGES, Layout
 from .memory import layout_memory
 from .model import PlanModel

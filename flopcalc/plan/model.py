@@ -10,6 +10,7 @@ from ..compute import step_flops
 from ..counting.activations import ActivationProfile, SavedBytes
 from ..counting.report import ExpertLayer
 from ..errors import UsageError
+from ..predict import TransformerShape
 from ..spec import ModelSpec
 from .checks import positive, positive_int
 
@@ -41,6 +42,11 @@ class PlanModel:
     tokens_per_example: int | None = None
     method: tuple[str, ...] = ()  # how the figures were obtained: printed with the assumptions
     notes: tuple[str, ...] = ()
+    vocab: int | None = None
+    ffn: int | None = None  # the MLP's inner width; None: 4 x hidden, or read off the blocks' parameters
+    fused_attention: bool = False  # the attention keeps no score matrix (a fused kernel): its time is one kernel's
+    shape_source: str = ""  # where layers, hidden, heads came from: said with the step-time prediction
+    head_dim: int | None = None  # None: hidden / heads
     flops_known: bool = True  # False: --params without --seq-len, model states only
     experts: tuple[ExpertLayer, ...] = ()  # mixture-of-experts layers (plan/experts.py splits them over ep)
 
@@ -50,6 +56,50 @@ class PlanModel:
 
     def per_example(self, flops: float) -> float:
         return flops / self.batch
+
+    def gemm_shape(self) -> tuple[TransformerShape | None, tuple[str, ...]]:
+        """The GPT shape the step-time model lays its GEMMs out from, and lines saying where each figure came from
+        (the counter records FLOPs per module, not each matmul's M, N, K); None and why when there is none."""
+        if not (self.layers and self.hidden and self.heads):
+            return None, ("the model shows no transformer shape (layers, hidden, heads)",)
+        if not self.tokens_per_example:
+            return None, ("the model's tokens per example are unknown",)
+        if self.head_dim is not None and self.head_dim * self.heads != self.hidden:
+            return None, (f"heads x head_dim = {self.heads} x {self.head_dim} is not hidden {self.hidden}: the "
+                          "step-time model lays out attention heads of hidden / heads",)
+        h, layers = self.hidden, self.layers
+        kv = (self.kv_heads or self.heads) * (h // self.heads)
+        lines = [f"GEMM shapes: Megatron-LM's layout of a GPT layer with {layers} layers, hidden {h}, {self.heads} "
+                 f"heads ({self.kv_heads or self.heads} key-value), {self.tokens_per_example} tokens per example, "
+                 f"from {self.shape_source or 'the model'}: the counter gives FLOPs per module, not each matmul's M, N, K"]
+        ffn = self.ffn
+        counted = self.activations is not None and self.activations.blocks != "(formula)"
+        if ffn is None and counted and self.activations.block_params:
+            # a mixture of experts computes with the top-k of each layer's experts (even routing): those count
+            idle = sum(layer.params - layer.params // layer.num_experts * layer.top_k for layer in self.experts
+                       if layer.top_k is not None)
+            per_layer = (self.activations.block_params - idle) / layers
+            derived = round((per_layer - h * (h + 2 * kv) - h * h) / (2 * h))
+            if derived > 0:
+                ffn = derived
+                lines.append(f"MLP width {ffn}: the blocks' {self.activations.block_params - idle:,} parameters "
+                             f"{'a token uses (top-k of the experts) ' if idle else ''}less the attention's, over 2 x "
+                             "hidden (a gated MLP's three matrices count as a 1.5x wider one)")
+        ffn = ffn or 4 * h
+        vocab = self.vocab
+        if vocab is None and counted and self.activations.params_before >= h:
+            vocab = round(self.activations.params_before / h)
+            lines.append(f"vocabulary {vocab:,}: the parameters before the first block (the embedding tables) over "
+                         "hidden")
+        elif vocab is None:
+            outside = self.params - layers * (h * (h + 2 * kv) + h * h + 2 * h * ffn)
+            vocab = max(1, round(outside / h))
+            lines.append(f"vocabulary {vocab:,}: the parameters outside the blocks over hidden (give --vocab)")
+        try:
+            shape = TransformerShape(layers, h, self.heads, self.tokens_per_example, vocab, ffn, self.kv_heads)
+        except UsageError as error:
+            return None, (f"the model's shape does not make a GPT layer: {error.message}",)
+        return shape, tuple(lines)
 
 
 ATTENTIONS = ("flash", "math")  # a fused kernel keeps no s x s scores; eager ("math") attention keeps them
@@ -233,7 +283,17 @@ def model_from_params(
         block_forward_flops=forward, attention_forward_flops=attention_flops, activations=activations,
         layers=layers, hidden=hidden, heads=heads, kv_heads=shape.kv_heads if shape is not None else None,
         tokens_per_example=s, method=tuple(method), notes=tuple(notes), flops_known=s is not None,
+        vocab=vocab, ffn=_gemm_ffn(shape), fused_attention=shape is not None and shape.attention == "flash",
+        head_dim=head_dim, shape_source="--layers, --hidden, --heads" if shape is not None else "",
     )
+
+
+def _gemm_ffn(shape: Shape | None) -> int | None:
+    """The MLP width the step-time model's two-matrix MLP takes: a SwiGLU's three h x ffn matrices do the
+    GEMM FLOPs of two h x 1.5 ffn ones."""
+    if shape is None:
+        return None
+    return round(1.5 * shape.ffn) if shape.mlp == "swiglu" else shape.ffn
 
 
 def _kernel(attention: str) -> str:
@@ -300,6 +360,10 @@ def model_from_report(
         tokens = first.shape[1]
     elif profile.seq_len:
         tokens = profile.seq_len
+    if report.transformer is not None:
+        shape_source = f"{report.transformer.source} and the graph (the blocks' input, the attention calls)"
+    else:
+        shape_source = "the graph (the blocks, their input, the attention calls)"
     if report.batch_size != profile.batch_size:
         raise UsageError(f"the count saw a batch of {report.batch_size} and the activations one of {profile.batch_size}")
     return PlanModel(
@@ -307,6 +371,7 @@ def model_from_report(
         backward_flops=float(backward), block_forward_flops=block_forward, attention_forward_flops=attention,
         activations=profile, layers=profile.layers or None, hidden=profile.hidden, heads=heads, kv_heads=kv_heads,
         tokens_per_example=tokens, notes=tuple(dict.fromkeys(notes)), experts=report.expert_layers,
+        vocab=profile.vocab, fused_attention=not profile.block_scores.floating_elements, shape_source=shape_source,
         method=(f"counted: {forward:,} forward + {backward:,} backward FLOP per micro-batch of {report.batch_size} "
                 "(1 multiply-add = 2 FLOPs); activations measured on the graph (tensors autograd saves, each storage "
                 "once, parameters excluded), floating-point ones priced at the training precision, attention as a "

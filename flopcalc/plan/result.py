@@ -21,7 +21,10 @@ class MemoryPerGpu:
     gradients: float
     optimizer: float
     activations: float | None
-    stage: str = "only"
+    stage: str = "only"  # only, first, middle or last
+    index: int = 0  # the stage's place in the pipeline
+    layers: float | None = None  # the blocks on the stage (None: the model shows none)
+    stages: tuple["MemoryPerGpu", ...] = ()  # every pipeline stage's bytes, in order (this one among them)
 
     @property
     def model_states(self) -> float:
@@ -35,6 +38,11 @@ class MemoryPerGpu:
         return {"weights": self.weights, "gradients": self.gradients, "optimizer": self.optimizer,
                 "activations": self.activations, "total": self.total}
 
+    def stages_list(self) -> list[dict[str, Any]]:
+        """The JSON `stages` list: each stage's place, role and bytes."""
+        return [{"stage": memory.index, "role": memory.stage, "layers": memory.layers, **memory.to_dict()}
+                for memory in self.stages or (self,)]
+
 
 @dataclass(frozen=True)
 class StepTime:
@@ -47,6 +55,12 @@ class StepTime:
     bubble_fraction: float
     exposed_comm_s: float
     step_s: float
+    # "predicted": by flopcalc.predict on a device profile; "utilization": FLOPs at peak x one utilisation factor
+    time_model: str = "utilization"
+    mfu: float | None = None  # model FLOPs per step / (step_s x GPUs x peak): an output of the step time
+    hfu: float | None = None  # + recomputation
+    optimizer_s: float = 0.0  # the optimizer step after the last backward (predicted only)
+    prediction: dict[str, Any] | None = None  # the step-time model's figures (StepPrediction.to_dict, no sources)
     ep_comm_s: float = 0.0  # expert parallelism's all-to-alls (plan/experts.py), all exposed
     cp_comm_s: float = 0.0  # context parallelism's K/V ring (plan/context.py), mostly under attention
 
@@ -111,6 +125,7 @@ class Plan:
         return {
             "parallelism": self.layout.to_dict(),
             "memory_per_gpu_bytes": self.memory.to_dict(),
+            "stages": self.memory.stages_list(),
             "gpu_memory_bytes": self.gpu_memory_bytes,
             "fits": self.fits,
             "step": None if self.step is None else self.step.to_dict(),

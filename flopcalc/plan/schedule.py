@@ -1,5 +1,5 @@
 """One optimizer step on the slowest GPU: compute at the sustained FLOP/s, the exposed communication, and the
-1F1B bubble (p-1)/(m+p-1) (docs/plan.md, "Time per step")."""
+1F1B bubble (p-1)/(m+p-1), interleaved (p-1)/v/(m+(p-1)/v) (docs/plan.md, "Time per step")."""
 
 from __future__ import annotations
 
@@ -23,6 +23,16 @@ def recompute_flops(model: PlanModel, recompute: str) -> float:
     return 0.0
 
 
+def utilization(model: PlanModel, layout: Layout, fleet: Fleet, step_s: float) -> tuple[float, float]:
+    """MFU and HFU of a step of `step_s` seconds: its model FLOPs (and + recomputation) over the GPUs' peak."""
+    per_example = (model.forward_flops + model.backward_flops) / model.batch
+    recomputed = recompute_flops(model, layout.recompute) / model.batch
+    capacity = step_s * layout.num_gpus * fleet.throughput.peak_flops
+    if not capacity:
+        return 0.0, 0.0
+    return per_example * layout.batch / capacity, (per_example + recomputed) * layout.batch / capacity
+
+
 def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision,
               stage_params: float) -> StepTime:
     """One optimizer step on the slowest GPU (docs/plan.md, "Time per step")."""
@@ -34,7 +44,9 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
     total = forward + backward + recomputed
     if pp > 1:  # the slowest stage: its share of the blocks plus everything outside them (embedding, head)
         blocks_share = model.block_forward_flops / (model.forward_flops or 1)
-        stage_fraction = blocks_share / pp + (1 - blocks_share)
+        fullest = ((max(layout.stage_layers) if layout.stage_layers else -(-model.blocks // pp)) / model.blocks
+                   if model.blocks else 1 / pp)  # uneven: the fullest stage (the first ones, or --stage-layers')
+        stage_fraction = blocks_share * fullest + (1 - blocks_share)
     else:
         stage_fraction = 1.0
     split = tp * layout.cp  # context parallelism splits every sequence's work too
@@ -58,8 +70,11 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
                                           experts * precision.gradient_bytes, experts * precision.weight_bytes)
     compute_s, tp_comm_s, pp_comm_s = m * compute_mb, m * tp_mb, m * pp_mb
     ep_comm_s, cp_comm_s, cp_exposed_s = m * ep_mb, m * cp_mb, m * cp_exposed_mb
-    bubble = (pp - 1) / (m + pp - 1)
+    bubble_slots = (pp - 1) / layout.virtual  # interleaved 1F1B: (p-1)/v slots (Narayanan et al. 2021, Sec. 2.2.2)
+    bubble = bubble_slots / (m + bubble_slots)
     critical = tp_comm_s + pp_comm_s + ep_comm_s + cp_exposed_s
     pipeline_s = (compute_s + critical) / (1 - bubble)
-    return StepTime(compute_s, dp_comm, tp_comm_s, pp_comm_s, bubble, critical + exposed_dp,
-                    pipeline_s + exposed_dp, ep_comm_s, cp_comm_s)
+    step_s = pipeline_s + exposed_dp
+    return StepTime(compute_s, dp_comm, tp_comm_s, pp_comm_s, bubble, critical + exposed_dp, step_s,
+                    "utilization", *utilization(model, layout, fleet, step_s), ep_comm_s=ep_comm_s,
+                    cp_comm_s=cp_comm_s)

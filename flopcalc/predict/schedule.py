@@ -33,6 +33,19 @@ def stage_layers(layers: int, stages: int) -> tuple[int, ...]:
     return tuple(base + 1 if stage < extra else base for stage in range(stages))
 
 
+def given_stage_layers(split: tuple[int, ...], layers: int, stages: int) -> tuple[int, ...]:
+    """A split the user gave (`--stage-layers 9,8,...,7`), checked: one whole number >= 1 per stage, adding up to
+    the layers."""
+    if len(split) != stages:
+        raise UsageError(f"--stage-layers gives {len(split)} stages, and pp is {stages}", "give one layer count per stage")
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in split):
+        raise UsageError(f"--stage-layers {','.join(map(str, split))}: every stage needs a whole number >= 1 of layers")
+    if sum(split) != layers:
+        raise UsageError(f"--stage-layers {','.join(map(str, split))} adds up to {sum(split)} layers, and the model has "
+                         f"{layers}", "give counts that add up to the model's layers")
+    return split
+
+
 def _check(stages: int, micro_batches: int, virtual: int) -> None:
     for value, what in ((stages, "pipeline stages"), (micro_batches, "micro-batches per step"),
                         (virtual, "virtual stages (model chunks) per GPU")):

@@ -16,7 +16,7 @@ from .comm import collective_s
 from .layer import (ACTIVATION_BYTES, Collective, LayerWork, Op, TransformerShape, embedding_work, head_work,
                     layer_work)
 from ..device import MB, DeviceProfile
-from .schedule import bubble_fraction, pipeline_slots, stage_layers
+from .schedule import bubble_fraction, given_stage_layers, pipeline_slots, stage_layers
 
 RECOMPUTE = ("none", "selective", "full")
 # Megatron-LM's mixed-precision Adam step per parameter (fused Adam, fp32 master weights, fp32 gradient buffer):
@@ -58,6 +58,7 @@ class TrainingLayout:
     zero: int = 0
     fused_attention: bool = False
     gpus_per_node: int = 8
+    stage_split: tuple[int, ...] = ()  # layers per pipeline stage; () = even, one more on the first stages
 
     def __post_init__(self) -> None:
         for name in ("tp", "pp", "dp", "micro_batch", "global_batch", "virtual", "gpus_per_node"):
@@ -138,13 +139,19 @@ class StepPrediction:
                 "sources": list(self.sources), "rules": list(self.rules)}
 
 
-def op_s(op: Op, profile: DeviceProfile) -> float:
-    """One kernel's seconds: its arithmetic and its memory traffic, each at the rate the profile gives work of its
-    size (a GEMM at the matmul curve, anything else at the vector one), added or the slower of the two as the
-    profile's kernel_time rule says (its efficiencies were fitted under that rule)."""
+def kernel_seconds(op: Op, profile: DeviceProfile) -> tuple[float, float]:
+    """One kernel's arithmetic and memory seconds, each at the rate the profile gives work of its size (a GEMM at
+    the matmul curve, anything else at the vector one; its bytes at the memory curve)."""
     rate = profile.matmul if op.kind == "gemm" else profile.vector
     compute = op.flops / rate.achieved(op.flops / 1e9) if op.flops else 0.0
     memory = op.bytes / profile.memory.achieved(op.bytes / MB) if op.bytes else 0.0
+    return compute, memory
+
+
+def op_s(op: Op, profile: DeviceProfile) -> float:
+    """One kernel's seconds: its arithmetic and memory times (kernel_seconds) added or the slower of the two as
+    the profile's kernel_time rule says (its efficiencies were fitted under that rule)."""
+    compute, memory = kernel_seconds(op, profile)
     return compute + memory if profile.kernel_time == "sum" else max(compute, memory)
 
 
@@ -179,7 +186,8 @@ def predict_step(shape: TransformerShape, layout: TrainingLayout, profile: Devic
     layer = layer_work(shape, b, tp, sp, layout.fused_attention)
     head = head_work(shape, b, tp, sp)
     embedding = embedding_work(shape, b, tp, sp)
-    split = stage_layers(shape.layers, pp)
+    split = (given_stage_layers(layout.stage_split, shape.layers, pp) if layout.stage_split
+             else stage_layers(shape.layers, pp))
     layer_forward = ops_s(layer.forward, profile)
     layer_backward = ops_s(layer.backward, profile)
     layer_fwd_comm = _comm_s(layer.forward_comm, profile, layout)

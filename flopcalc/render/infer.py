@@ -92,14 +92,26 @@ def _header_lines(result: InferResult) -> list[str]:
     gpu, p = result.hardware, result.precisions
     memory = "" if gpu.memory_bytes is None else f", memory {format_si(gpu.memory_bytes, 'B')}"
     sizes = ", ".join(f"{dtype} {format_si(size, 'B')}" for dtype, size in result.weights_bytes_by_dtype.items())
+    what = "serving bounds" if gpu.profile is None else "serving predictions"
     return [
-        f"{result.model} on {gpu.gpu}: serving bounds (FLOPs: 1 multiply-add = 2 FLOPs)",
+        f"{result.model} on {gpu.gpu}: {what} (FLOPs: 1 multiply-add = 2 FLOPs)",
         f"GPU: peak {format_number(gpu.peak_flops / 1e12)} TFLOP/s {gpu.precision} ({gpu.peak_origin}), "
         f"bandwidth {format_number(gpu.bandwidth / 1e9)} GB/s{memory}",
+        _times_line(result),
         f"precisions: activations {p.activations}, compute {p.compute}, weights {p.weights}, KV cache {p.kv_cache}",
         f"weights: {format_si(result.params)} parameters, {format_si(result.weights_bytes, 'B')} in {p.weights} "
         f"(model size: {sizes})",
     ]
+
+
+def _times_line(result: InferResult) -> str:
+    """What the times are: roofline bounds, or predictions on a device profile."""
+    profile = result.hardware.profile
+    if profile is None:
+        return ("times: roofline bounds (each layer at 100% of the peak and of the bandwidth: lower bounds; a "
+                "device profile file as --calibration predicts them instead)")
+    return (f"times: predictions on the {profile.device} device profile ({result.hardware.profile_origin}): "
+            "FLOPs and bytes at the efficiency of their size")
 
 
 def _summary_lines(result: InferResult) -> list[str]:
@@ -113,12 +125,13 @@ def _summary_lines(result: InferResult) -> list[str]:
         pre, dec = result.prefill, result.decode
         at = ", ".join(f"{format_si(flops, 'FLOP')} at context {context}"
                        for context, flops in dec.flops_per_token_at_context)
+        at_least, at_most = (">= ", "<= ") if result.hardware.profile is None else ("~", "~")
         lines += [
             f"prefill (batch {pre.batch_size}, {pre.tokens} tokens): {format_si(pre.flops, 'FLOP')}, "
-            f"{format_si(pre.bytes, 'B')} moved, time to first token >= {seconds(pre.time_s)} ({pre.bound}-bound)",
+            f"{format_si(pre.bytes, 'B')} moved, time to first token {at_least}{seconds(pre.time_s)} ({pre.bound}-bound)",
             f"decode (batch {dec.batch_size}, {dec.tokens} tokens): per token {at}; "
-            f"{format_si(dec.flops_total, 'FLOP')} in all; >= {seconds(dec.time_per_token_s)} per token "
-            f"({dec.bound}-bound), <= {_rate(dec.tokens_per_s)} tokens/s",
+            f"{format_si(dec.flops_total, 'FLOP')} in all; {at_least}{seconds(dec.time_per_token_s)} per token "
+            f"({dec.bound}-bound), {at_most}{_rate(dec.tokens_per_s)} tokens/s",
             f"KV cache: {format_si(result.kv_cache_bytes_per_token or 0, 'B')} per token, "
             f"{format_si(result.kv_cache_bytes or 0, 'B')} for batch {dec.batch_size} at "
             f"{pre.tokens + dec.tokens} tokens",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..files import to_json
-from ..plan import GIB, Plan, SearchResult
-from ..units import format_number, format_si
+from ..plan import Plan, SearchResult
+from ..units import GIB, format_number, format_si
 from .tabular import csv_text, markdown_text, table_text
 
 BAR_WIDTH = 40  # characters for the GPU's whole memory
@@ -58,8 +58,12 @@ def _rows(plan: Plan) -> list[list[str]]:
     layout = plan.layout
     if step is None:
         return rows + [["time per step", "unknown", "needs --seq-len (FLOPs per example)"]]
+    predicted = step.time_model == "predicted"
+    timed = ("predicted: the step-time model on the device profile" if predicted
+             else "FLOPs at peak x utilization, communication added")
     rows += [
-        ["time per step", "", f"{layout.grad_accum} micro-batch{'es' if layout.grad_accum != 1 else ''} per replica"],
+        ["time per step", "", f"{layout.grad_accum} micro-batch{'es' if layout.grad_accum != 1 else ''} per replica; "
+         + timed],
         ["  compute", _seconds(step.compute_s), "recomputation included" if layout.recompute != "none" else ""],
         ["  data-parallel comm", _seconds(step.dp_comm_s), "overlaps the backward" if step.dp_comm_s else ""],
         ["  tensor-parallel comm", _seconds(step.tp_comm_s), "exposed" if step.tp_comm_s else ""],
@@ -67,11 +71,15 @@ def _rows(plan: Plan) -> list[list[str]]:
         *([["  expert all-to-all", _seconds(step.ep_comm_s), f"exposed, ep {layout.ep}"]] if layout.ep > 1 else []),
         *([["  context ring (K/V)", _seconds(step.cp_comm_s), f"under attention, cp {layout.cp}"]] if layout.cp > 1
           else []),
-        ["  pipeline bubble", f"{step.bubble_fraction:.1%}",
-         f"(pp-1)/(m+pp-1) = {layout.pp - 1}/{layout.grad_accum + layout.pp - 1}" if layout.pp > 1 else ""],
+        ["  pipeline bubble", f"{step.bubble_fraction:.1%}", _bubble(plan)],
         ["  exposed comm", _seconds(step.exposed_comm_s), ""],
-        ["  step", _seconds(step.step_s), ""],
     ]
+    if predicted:
+        rows.append(["  optimizer", _seconds(step.optimizer_s), "after the last backward, memory-bound"])
+    rows.append(["  step", _seconds(step.step_s), ""])
+    if step.mfu is not None:
+        rows.append(["  MFU", f"{step.mfu:.1%}", f"HFU {step.hfu:.1%}; "
+                     + ("predicted, an output" if predicted else "peak x utilization, less the communication")])
     run = plan.training
     if run is not None:
         rows += [
@@ -90,6 +98,17 @@ def _rows(plan: Plan) -> list[list[str]]:
     return rows
 
 
+def _bubble(plan: Plan) -> str:
+    """The bubble's formula with this layout's figures: 1F1B, or interleaved with v model chunks per GPU."""
+    layout = plan.layout
+    pp, m, v = layout.pp, layout.grad_accum, layout.virtual
+    if pp == 1:
+        return ""
+    if v == 1:
+        return f"(pp-1)/(m+pp-1) = {pp - 1}/{m + pp - 1}"
+    return f"interleaved: (pp-1)/v / (m + (pp-1)/v) = {pp - 1}/{v} / ({m} + {pp - 1}/{v})"
+
+
 def _footer(assumptions: Any, notes: Any, rejected: Any = ()) -> list[str]:
     lines: list[str] = []
     for title, items in (("rejected", rejected), ("assumptions", assumptions), ("notes", notes)):
@@ -102,17 +121,17 @@ def _flat(plan: Plan) -> dict[str, Any]:
     """One CSV row: the JSON contract's keys joined by `_`."""
     flat: dict[str, Any] = {}
     data = plan.to_dict()
-    for key in ("model", "parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "memory_reserve_bytes", "fits",
-                "step", "training"):
-        value = data[key]
+
+    def add(name: str, value: Any) -> None:
         if isinstance(value, dict):
             for inner, item in value.items():
-                if isinstance(item, dict):
-                    flat.update({f"{key}_{inner}_{k}": v for k, v in item.items()})
-                else:
-                    flat[f"{key}_{inner}"] = item
+                add(f"{name}_{inner}", item)
         else:
-            flat[key] = value
+            flat[name] = value
+
+    for key in ("model", "parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "memory_reserve_bytes", "fits",
+                "step", "training"):
+        add(key, data[key])
     return flat
 
 
@@ -148,7 +167,12 @@ def _search_row(rank: int, plan: Plan, extra: tuple[str, ...] = ()) -> list[str]
     return [str(rank), str(t.dp), str(t.tp), str(t.pp), *(str(getattr(t, name)) for name in extra), str(t.zero),
             t.recompute, str(t.micro_batch),
             _gb(plan.memory.total), "" if plan.step is None else _seconds(plan.step.step_s),
-            "" if run is None else format_number(run.wall_clock_days, 4), "" if run is None else f"{run.mfu:.1%}"]
+            "" if run is None else format_number(run.wall_clock_days, 4), _mfu(plan)]
+
+
+def _mfu(plan: Plan) -> str:
+    mfu = plan.training.mfu if plan.training is not None else None if plan.step is None else plan.step.mfu
+    return "" if mfu is None else f"{mfu:.1%}"
 
 
 def _extra_columns(result: SearchResult) -> tuple[str, ...]:

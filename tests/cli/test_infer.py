@@ -48,6 +48,7 @@ def test_json_matches_the_golden_contract(examples):
                 "notes"):
         assert key in data
     assert data["kv_cache_bytes_per_token"] == 2 * 2 * 64 * 1  # K and V, 2 layers of width 64, fp8
+    assert data["time_model"] == "roofline"  # no device profile: the times are roofline bounds
 
 
 def test_table_states_the_bounds_are_lower_bounds_and_shows_every_part(tiny_llama):
@@ -146,3 +147,43 @@ def test_help_names_only_options_the_command_has():
     for option in ("--utilization", "--epochs", "--examples"):
         assert option not in result.output, option
     assert "--prompt" in result.output and "--kv-dtype" in result.output
+
+
+def a100_profile_file(folder):
+    """The shipped profiles file with the A100's profile alone."""
+    from flopcalc.predict import default_profiles_text
+
+    text = default_profiles_text()
+    path = folder / "a100.yaml"
+    path.write_text(text[:text.index("  - device: H100-SXM")])
+    return path
+
+
+def test_a_device_profile_makes_the_times_predictions_and_says_so(examples, tmp_path):
+    profile = a100_profile_file(tmp_path)
+    bounds = invoke("infer", examples / "decoder.py", *DECODER_GOLDEN)
+    assert bounds.exit_code == 0, bounds.output
+    assert "serving bounds" in bounds.stdout and "times: roofline bounds" in bounds.stdout
+    predicted = invoke("infer", examples / "decoder.py", "--calibration", profile, *DECODER_GOLDEN[2:],
+                       "--format", "json")  # the GPU is the one the file profiles
+    assert predicted.exit_code == 0, predicted.output
+    data = json.loads(predicted.stdout)
+    assert data["time_model"] == "predicted" and data["gpu"]["id"] == "A100-SXM4-80GB"
+    assert data["notes"][0].startswith(f"times are predictions on the A100-SXM4-80GB device profile from {profile}")
+    roofline = json.loads(invoke("infer", examples / "decoder.py", *DECODER_GOLDEN, "--format", "json").stdout)
+    # the same FLOPs and bytes; every layer slower than its bound (efficiencies below 1, the times added)
+    assert [(a["flops"], a["bytes"]) for a in data["layers"]] == [(a["flops"], a["bytes"]) for a in roofline["layers"]]
+    assert all(a["time_s"] > b["time_s"] for a, b in zip(data["layers"], roofline["layers"]))
+    table = invoke("infer", examples / "decoder.py", "--calibration", profile, *DECODER_GOLDEN)
+    assert "serving predictions" in table.stdout and "times: predictions on the A100-SXM4-80GB" in table.stdout
+    assert "time to first token ~" in table.stdout and ">=" not in table.stdout
+
+
+def test_a_profile_of_another_device_is_one_line_exit_2(examples, tmp_path):
+    target = tmp_path / "infer.json"
+    result = invoke("infer", examples / "decoder.py", "--gpu", "H100-SXM", "--calibration",
+                    a100_profile_file(tmp_path), "--format", "json", "--output", target)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "profiles A100-SXM4-80GB, not H100-SXM: a profile measured on one device does not apply" in result.stderr
+    assert not target.exists()
+

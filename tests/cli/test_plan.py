@@ -15,10 +15,11 @@ FLEET = ["--gpu", "H100-SXM", "--intra-node-gbps", "450", "--inter-node-gbps", "
 CONTRACT = {
     "model": {"params", "flops_per_micro_batch", "source"},
     "parallelism": {"dp", "tp", "pp", "zero", "recompute", "sequence_parallel", "micro_batch", "global_batch",
-                    "grad_accum", "num_gpus", "gpus_per_node", "ep", "cp", "capacity_factor", "fsdp", "shard_group"},
+                    "grad_accum", "num_gpus", "gpus_per_node", "virtual_stages", "ep", "cp", "capacity_factor",
+                    "fsdp", "shard_group"},
     "memory_per_gpu_bytes": {"weights", "gradients", "optimizer", "activations", "total"},
     "step": {"compute_s", "dp_comm_s", "tp_comm_s", "pp_comm_s", "bubble_fraction", "exposed_comm_s", "step_s",
-             "ep_comm_s", "cp_comm_s"},
+             "time_model", "mfu", "hfu", "optimizer_s", "prediction", "ep_comm_s", "cp_comm_s"},
     "training": {"model_flops", "hardware_flops", "steps", "wall_clock_s", "wall_clock_days", "gpu_hours", "mfu",
                  "hfu", "energy_kwh", "cost"},
 }
@@ -34,14 +35,20 @@ def run_json(*args, exit_code=0):
     return json.loads(result.stdout)
 
 
+GOLDEN_LAYOUT = ("-n", "16", "--tp", "8", "--sequence-parallel", "--zero", "1", "--global-batch", "512", "--tokens",
+                 "1T", "--price-per-gpu-hour", "2.5")
+
+
 def test_a_7b_layout_matches_the_golden_json():
-    """16 H100s, tp 8 with sequence parallelism, dp 2 with ZeRO-1, 1T tokens; regenerate only for a deliberate
-    change of the contract or a formula (docs/plan.md)."""
-    data = run_json(*SEVEN_B, *FLEET, "-n", "16", "--tp", "8", "--sequence-parallel", "--zero", "1",
-                    "--global-batch", "512", "--tokens", "1T", "--price-per-gpu-hour", "2.5", "--attention", "math")
+    """16 H100s, tp 8 with sequence parallelism, dp 2 with ZeRO-1, 1T tokens, at an explicit utilization of 0.3
+    (what plan did before the step-time model); regenerate only for a deliberate change of the contract or a
+    formula (docs/plan.md)."""
+    data = run_json(*SEVEN_B, *FLEET, *GOLDEN_LAYOUT, "--attention", "math", "--utilization", "0.3")
     assert data == json.loads((GOLDEN / "plan_7b_h100.json").read_text())
+    assert data["step"]["time_model"] == "utilization" and data["step"]["prediction"] is None
+    assert "--utilization 0.3 replaced the step-time prediction" in " ".join(data["assumptions"])
     assert data["schema_version"] == 1
-    assert set(data) == {"schema_version", *CONTRACT, "gpu_memory_bytes", "memory_reserve_bytes", "fits",
+    assert set(data) == {"schema_version", *CONTRACT, "stages", "gpu_memory_bytes", "memory_reserve_bytes", "fits",
                          "assumptions", "notes"}
     # an "80 GB" H100 holds 80 GiB; 1 GiB + 5% of it is kept back for the CUDA context and fragmentation
     assert data["gpu_memory_bytes"] == 80 * 2**30 and data["memory_reserve_bytes"] == 5 * 2**30
@@ -57,6 +64,21 @@ def test_a_7b_layout_matches_the_golden_json():
     assert data["memory_per_gpu_bytes"]["activations"] == pytest.approx(32 * s * h / 8 * (34 + 5 * a * s / h))
     assert data["training"]["steps"] == 953_675  # ceil(1e12 / 2048 / 512) = ceil(953,674.3)
     assert data["training"]["cost"] == pytest.approx(2.5 * data["training"]["gpu_hours"])
+
+
+def test_the_same_layout_predicted_matches_its_golden_json():
+    """No --utilization: the step-time model on the shipped H100 profile times the step; MFU and HFU are outputs."""
+    data = run_json(*SEVEN_B, *FLEET, *GOLDEN_LAYOUT)
+    assert data == json.loads((GOLDEN / "plan_7b_h100_predicted.json").read_text())
+    for key, inner in CONTRACT.items():
+        assert set(data[key]) == inner, key
+    step = data["step"]
+    assert step["time_model"] == "predicted" and step["prediction"]["step_s"] == step["step_s"]
+    # MFU = model FLOPs per step / (step x 16 GPUs x 989.5 TFLOP/s); model FLOPs per step = 512 x 3 x forward
+    assert step["mfu"] == pytest.approx(512 * 3 * 29642223255552.0 / (step["step_s"] * 16 * 989.5e12), rel=1e-12)
+    assert step["step_s"] == pytest.approx(step["compute_s"] + step["exposed_comm_s"] + step["optimizer_s"], rel=1e-12)
+    assert any(line.startswith("step time predicted by flopcalc.predict on the H100-SXM device profile")
+               for line in data["assumptions"])
 
 
 def test_a_counted_model_plans_in_every_format(examples):
@@ -82,7 +104,8 @@ def test_search_lists_fitting_layouts_best_first_and_why_others_failed():
     assert data["schema_version"] == 1 and data["fits"] is True
     assert len(data["candidates"]) == 10
     for candidate in data["candidates"]:
-        assert set(candidate) == {"parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "fits", "step", "training"}
+        assert set(candidate) == {"parallelism", "memory_per_gpu_bytes", "stages", "gpu_memory_bytes", "fits", "step",
+                                  "training"}
         assert candidate["fits"] is True and candidate["parallelism"]["num_gpus"] == 8
     walls = [c["training"]["wall_clock_s"] for c in data["candidates"]]
     assert walls == sorted(walls) and data["parallelism"] == data["candidates"][0]["parallelism"]
@@ -231,6 +254,61 @@ def test_a_search_with_a_huge_global_batch_answers_with_layouts_of_that_batch():
     assert data["evaluated"] < 10_000
 
 
+def test_a_counted_transformer_is_predicted_from_its_shape_and_says_where_the_gemms_came_from(examples):
+    data = run_json(examples / "gpt.py", "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "-n", "2")
+    assert data["step"]["time_model"] == "predicted" and 0 < data["step"]["mfu"] < 1
+    shapes, = [line for line in data["assumptions"] if line.startswith("GEMM shapes:")]
+    assert "2 layers, hidden 64, 4 heads" in shapes and "32 tokens per example" in shapes
+    assert "the counter gives FLOPs per module, not each matmul's M, N, K" in shapes
+    mlp = invoke(examples / "mlp.py", "--gpu", "A100-SXM4-80GB", "-f", "json")
+    assert mlp.exit_code == 0, mlp.output
+    assert json.loads(mlp.stdout)["step"]["time_model"] == "utilization"
+
+
+def test_virtual_stages_interleave_and_the_table_shows_the_bubble_and_mfu():
+    args = ("--params", "175e9", "--seq-len", "2048", "--layers", "96", "--hidden", "12288", "--heads", "96",
+            "--vocab", "51200", "--gpu", "A100-SXM4-80GB", "--tp", "8", "--pp", "8", "--sequence-parallel",
+            "--global-batch", "64", "--recompute", "selective")
+    table = invoke(*args, "--virtual-stages", "3")
+    assert table.exit_code == 0, table.output
+    assert "interleaved: (pp-1)/v / (m + (pp-1)/v) = 7/3 / (64 + 7/3)" in table.stdout
+    assert "3 virtual stages (interleaved" in table.stdout and "predicted, an output" in table.stdout
+    searched = invoke(*args, "-n", "64", "--search", "--virtual-stages", "3")
+    assert searched.exit_code == 2 and "--search does not try interleaved schedules" in searched.stderr
+
+
+def test_a_profile_file_of_another_device_is_one_line_exit_2(tmp_path):
+    from flopcalc.predict import default_profiles_text
+
+    text = default_profiles_text()
+    path = tmp_path / "profiles.yaml"
+    path.write_text(text[:text.index("  - device: H100-SXM")])  # the A100 profile alone
+    result = invoke(*SEVEN_B, "--gpu", "H100-SXM", "--calibration", path, "--output", tmp_path / "plan.json")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "profiles A100-SXM4-80GB, not H100-SXM: a profile measured on one device does not apply" in result.stderr
+    assert not (tmp_path / "plan.json").exists()
+    ok = run_json(*SEVEN_B, "--gpu", "A100-SXM4-80GB", "--calibration", path, "-n", "8", "--zero", "3")
+    assert ok["step"]["time_model"] == "predicted"
+    assert any(line.startswith(f"device profile of A100-SXM4-80GB from {path}") for line in ok["assumptions"])
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text.replace("      bandwidth_gbps: 2048\n", "", 1),
+     "profiles[0].memory.bandwidth_gbps: missing (every profile figure is required)"),
+    (lambda text: "profiles: [\n", "not valid YAML"),
+    (lambda text: text.replace("source: Calculon systems/a100_80g.json matrix gflops_efficiency (float16)", "source: ''"),
+     "profiles[0].matmul.efficiency.source: must be a non-empty string"),
+])
+def test_a_corrupt_or_incomplete_profile_file_is_one_line_exit_2(tmp_path, damage, message):
+    from flopcalc.predict import default_profiles_text
+
+    path = tmp_path / "profiles.yaml"
+    path.write_text(damage(default_profiles_text()))
+    result = invoke(*SEVEN_B, "--gpu", "A100-SXM4-80GB", "--calibration", path)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+
+
 # ------------------------------------------------------------------ issue 19: the shape, the reserve, exit 1
 
 
@@ -348,3 +426,19 @@ def test_tables_show_the_ring_and_a_cp_column_when_used():
     plain = invoke(*SEVEN_B, *FLEET, "-n", "8", "--search", "--global-batch", "64")
     header = next(line for line in plain.stdout.splitlines() if line.startswith("#"))
     assert header.split()[:5] == ["#", "dp", "tp", "pp", "ZeRO"] and "context ring" not in plain.stdout
+
+
+def test_stage_layers_give_the_split_and_pp_and_bad_ones_are_one_line():
+    gpt = ("--params", "175e9", "--seq-len", "2048", "--layers", "96", "--hidden", "12288", "--heads", "96",
+           "--gpu", "A100-SXM4-80GB", "--tp", "8", "--sequence-parallel", "--global-batch", "64", "--recompute", "full")
+    data = run_json(*gpt, "--stage-layers", "10,12,12,12,12,12,12,14")
+    assert data["parallelism"]["pp"] == 8
+    assert [(row["stage"], row["layers"]) for row in data["stages"]] == list(enumerate(
+        [10.0, 12.0, 12.0, 12.0, 12.0, 12.0, 12.0, 14.0]))
+    assert data["memory_per_gpu_bytes"]["total"] == max(row["total"] for row in data["stages"])
+    for args, message in ((("--stage-layers", "12,x"), "--stage-layers '12,x' is not a list of whole numbers"),
+                          (("--stage-layers", "48,48", "--pp", "4"), "--stage-layers gives 2 stages, and pp is 4"),
+                          (("--stage-layers", "48,48", "-n", "16", "--search"), "--search does not try uneven splits")):
+        result = invoke(*gpt, *args)
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+        assert message in result.stderr

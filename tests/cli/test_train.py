@@ -173,3 +173,63 @@ def test_a_bad_run_size_is_refused_before_the_model_is_built(tmp_path):
     result = invoke("train", source, "--input", "2x4", "--examples", "10", "--epochs", "0")
     assert result.exit_code == 2 and "number of epochs" in result.output
     assert not built.exists()
+
+
+def _profile_file(tmp_path, keep):
+    """The shipped profile file with only the `keep` device's profile."""
+    from flopcalc.predict import default_profiles_text
+
+    text = default_profiles_text()
+    a100, h100 = text.index("  - device: A100"), text.index("  - device: H100-SXM")
+    path = tmp_path / "profiles.yaml"
+    path.write_text(text[:h100] if keep == "A100" else text[:a100] + text[h100:])
+    return path
+
+
+def test_train_prints_the_predicted_mfu_and_keeps_its_utilization_without_a_profile(examples):
+    model = examples / "gpt.py"
+    result = runner.invoke(app, ["train", str(model), "--input", "4x32:int64", "--examples", "1M", "--gpu",
+                                 "A100-SXM4-80GB", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    notes = " ".join(data["notes"])
+    assert "predicted MFU" in notes and "this estimate uses utilization 0.3" in notes
+    assert "GEMM shapes: Megatron-LM's layout of a GPT layer with 2 layers, hidden 64, 4 heads" in notes
+    why = runner.invoke(app, ["train", str(examples / "mlp.py"), "--examples", "1M", "--gpu", "A100-SXM4-80GB"])
+    assert why.exit_code == 0 and "no predicted MFU: the model shows no transformer shape" in why.stdout
+
+
+def test_train_with_a_device_profile_times_the_run_by_the_prediction(examples, tmp_path):
+    """GPU-hours = training FLOPs / (peak x the predicted utilization), the utilization being the counted FLOPs of
+    one batch over the predicted step x the peak."""
+    from flopcalc.api import count_with_activations
+    from flopcalc.plan import model_from_report, predicted_utilization, training_prediction
+    from flopcalc.predict import load_profiles
+    from flopcalc.spec import ModelSpec
+
+    path = _profile_file(tmp_path, "A100")
+    args = ["train", str(examples / "gpt.py"), "--input", "4x32:int64", "--examples", "1M", "--calibration", str(path),
+            "-f", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    report, saved = count_with_activations(ModelSpec(str(examples / "gpt.py"), inputs=("4x32:int64",)))
+    planned = model_from_report(report, saved, source="gpt.py")
+    prediction, _ = training_prediction(planned, load_profiles(precision="bf16")["A100-SXM4-80GB"], 1)
+    utilization = predicted_utilization(planned, prediction, 312e12)
+    assert data["utilization"] == pytest.approx(utilization, rel=1e-12)
+    assert data["gpu_hours"] == pytest.approx(data["training_flops"] / (312e12 * utilization) / 3600, rel=1e-9)
+    refused = runner.invoke(app, [*args[:-2], "--gpu", "H100-SXM"])
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "profiles A100-SXM4-80GB, not H100-SXM: a profile measured on one device does not apply" in refused.stderr
+
+
+def test_a_device_profile_needs_a_model_file_to_predict(tmp_path):
+    path = _profile_file(tmp_path, "A100")
+    result = runner.invoke(app, ["train", "--params", "7e9", "--tokens", "1T", "--calibration", str(path)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "a device profile predicts the step of a MODEL file" in result.stderr
+    given = runner.invoke(app, ["train", "--params", "7e9", "--tokens", "1T", "--gpu", "A100-SXM4-80GB",
+                                "--utilization", "0.4", "-f", "json"])
+    assert given.exit_code == 0, given.output
+    assert json.loads(given.stdout)["utilization"] == 0.4

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from flopcalc.errors import CalibrationError
-from flopcalc.device import default_profiles_text, device_profile, load_profiles
+from flopcalc.device import default_profiles_text, device_profile, load_profiles, with_bus_bandwidth
+from flopcalc.predict import collective_s
 
 
 def test_the_shipped_profiles_carry_a_source_for_every_figure():
@@ -58,3 +59,13 @@ def test_a_corrupt_file_and_another_device_are_one_line(tmp_path):
         load_profiles(_write(tmp_path, "profiles: [\n"))
     with pytest.raises(CalibrationError, match="no device profile for V100-SXM2-32GB"):
         device_profile("V100-SXM2-32GB")
+
+
+def test_a_given_bus_bandwidth_replaces_the_networks_curves():
+    profile = load_profiles(precision="bf16")["A100-SXM4-80GB"]
+    given = with_bus_bandwidth(profile, "inter_node", 40, "--inter-node-gbps")
+    network = given.network("inter_node")
+    assert network.bandwidth == 40e9 and network.latency_s == profile.network("inter_node").latency_s
+    # an all-reduce of 1 GB over 16 GPUs: 2 x 15/16 x 1e9 / 40e9 s plus 30 ring steps of latency
+    assert collective_s(network, "all_reduce", 1e9, 16) == pytest.approx(2 * 15 / 16 * 1e9 / 40e9 + 30 * 2e-6)
+    assert given.network("intra_node") == profile.network("intra_node")

@@ -91,3 +91,20 @@ def test_the_search_explores_ep_dividing_the_experts_inside_dp(mixtral):
         assert plan.layout.dp % plan.layout.ep == 0
     pinned = search(mixtral, fleet(), 16, global_batch=64, fixed={"ep": 4, "zero": 1}, top=1000)
     assert {plan.layout.ep for plan in pinned.candidates} == {4}
+
+
+def test_the_predicted_step_adds_the_all_to_alls_and_lays_out_the_experts_a_token_uses(mixtral):
+    """On the H100's device profile: the MLP the step-time model times is the top-2 of the 8 experts (2 x 14336
+    wide, SwiGLU's three matrices as a 1.5x wider two), and ep 8 adds its all-to-alls, exposed, per micro-batch."""
+    from dataclasses import replace
+
+    from flopcalc.predict import load_profiles
+
+    profiled = replace(fleet(), profile=load_profiles(precision="bf16")["H100-SXM"])
+    shape, _ = mixtral.gemm_shape()
+    assert shape.ffn - 2 * 14336 * 3 // 2 == 5  # the router and the two norms: 40,960 parameters / (2 x 4096)
+    layout = Layout(dp=8, ep=8, zero=1, micro_batch=2, global_batch=64)
+    with_ep = evaluate(mixtral, layout, profiled).step
+    without = evaluate(mixtral, replace(layout, ep=1), profiled).step
+    assert with_ep.time_model == "predicted" and with_ep.ep_comm_s > 0
+    assert with_ep.step_s == pytest.approx(without.step_s + with_ep.ep_comm_s, rel=1e-9)

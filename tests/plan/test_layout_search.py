@@ -45,6 +45,8 @@ def brute_force(model, gpus, num_gpus, global_batch, run, micro_batches=None):
             continue
         for pp in (d for d in range(1, num_gpus // tp + 1) if (num_gpus // tp) % d == 0):
             dp = num_gpus // (tp * pp)
+            if global_batch % dp or (pp > 1 and model.blocks % pp):  # the search splits layers evenly
+                continue
             if global_batch % dp:
                 continue
             q = global_batch // dp
@@ -58,7 +60,7 @@ def brute_force(model, gpus, num_gpus, global_batch, run, micro_batches=None):
                                         gpus.gpus_per_node)
                         try:
                             plan = evaluate(model, layout, gpus, run=run)
-                        except UsageError:  # tp not dividing the heads, pp not dividing the layers
+                        except UsageError:  # tp not dividing the heads, pp more than the layers
                             continue
                         tried += 1
                         if plan.memory.total <= gpus.gpu_memory_bytes:
