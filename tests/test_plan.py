@@ -222,7 +222,7 @@ def test_zero_with_one_replica_is_a_note_not_an_error():
     (lambda: Fleet(A100, 0), "GPU memory must be a finite number > 0"),
     (lambda: Bandwidth(-5, "x"), "bandwidth"),
     (lambda: evaluate(model_from_params(1e9, 1024), Layout(tp=2), fleet()), "shows no repeated blocks"),
-    (lambda: evaluate(model_from_params(1e9, 1024), Layout(), fleet(), precision="fp8"), "not fp8"),
+    (lambda: evaluate(model_from_params(1e9, 1024), Layout(), fleet(), precision="int8"), "not int8"),
     (lambda: run_size(model_from_params(1e9, 1024), examples=-3), "--examples must be a finite number > 0"),
     (lambda: search(model_from_params(1e9, 1024), fleet(), 8, global_batch=8), "--search needs the activations"),
 ])

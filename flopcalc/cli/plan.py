@@ -102,6 +102,15 @@ StageLayersOption = Annotated[Optional[str], typer.Option(
     "even, one more on the first stages); --pp defaults to their count.")]
 ZeroOption = Annotated[Optional[int], typer.Option(
     "--zero", metavar="0-3", help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.")]
+EpOption = Annotated[Optional[int], typer.Option(
+    "--ep", metavar="N", help="Expert-parallel GPUs: split each MoE layer's experts over N GPUs of the data-parallel group.")]
+CpOption = Annotated[Optional[int], typer.Option(
+    "--cp", metavar="N", help="Context-parallel GPUs: split every sequence over N GPUs (ring attention).")]
+CapacityFactorOption = Annotated[str, typer.Option(
+    "--capacity-factor", metavar="F", help="With --ep: tokens each expert takes over its evenly routed share (default 1.0).")]
+FsdpOption = Annotated[Optional[str], typer.Option(
+    "--fsdp", metavar="full|grad-op|hybrid", help="PyTorch FSDP's sharding: full (ZeRO-3), grad-op (ZeRO-2), hybrid (ZeRO-3 inside a node, "
+                                                 "replicated across).")]
 SequenceParallelOption = Annotated[bool, typer.Option(
     "--sequence-parallel", help="Split the hidden stream's activations over the tp group too.")]
 RecomputeOption = Annotated[Optional[str], typer.Option(
@@ -160,7 +169,8 @@ def plan_command(
     global_batch: GlobalBatchOption = None, micro_batch: MicroBatchOption = None, gpu: GpuOption = None,
     num_gpus: PlanNumGpusOption = None, gpus_per_node: GpusPerNodeOption = 8, dp: DpOption = None,
     tp: TpOption = None, pp: PpOption = None, virtual_stages: VirtualStagesOption = None,
-    stage_layers: StageLayersOption = None, zero: ZeroOption = None,
+    stage_layers: StageLayersOption = None, zero: ZeroOption = None, ep: EpOption = None, cp: CpOption = None,
+    capacity_factor: CapacityFactorOption = "1.0", fsdp: FsdpOption = None,
     sequence_parallel: SequenceParallelOption = False, recompute: RecomputeOption = None,
     precision: PrecisionOption = None, optimizer: OptimizerOption = "adamw", utilization: UtilizationOption = None,
     calibration: CalibrationOption = None, catalog: CatalogOption = None, intra_node_gbps: IntraNodeOption = None,
@@ -209,7 +219,9 @@ def plan_command(
     if not targets and (host_memory is not None or host_link_gbps is not None):
         raise UsageError("--host-memory and --host-link-gbps go with --offload", "add --offload optimizer (or drop them)")
     link = planning.host_link(fleet, catalog or (), _number(host_link_gbps, "--host-link-gbps")) if targets else None
-    layout_options = {"dp": dp, "tp": tp, "pp": pp, "zero": zero, "recompute": recompute, "micro_batch": micro_batch}
+    layout_options = {"dp": dp, "tp": tp, "pp": pp, "zero": zero, "recompute": recompute, "micro_batch": micro_batch,
+                      "ep": ep, "cp": cp, "fsdp": fsdp}
+    experts_capacity = parse_si_number(capacity_factor, "--capacity-factor")
     total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)
     batch = _whole(global_batch, "--global-batch")
     if search and batch is None:
@@ -249,14 +261,16 @@ def plan_command(
         raise UsageError("--offload is planned for one layout, not searched", "drop --search and give the layout")
     if search:
         fixed = {key: value for key, value in layout_options.items() if value is not None}
-        found = planning.search(planned, fleet, total_gpus or 1, global_batch=batch, fixed=fixed, top=top, **common)
+        found = planning.search(planned, fleet, total_gpus or 1, global_batch=batch, fixed=fixed, top=top,
+                                capacity_factor=experts_capacity, **common)
         notes = found.best.notes if found.best else (found.closest.notes if found.closest else ())
         _render(found, None, fmt, output, notes)
         fits = found.best is not None
     else:
         layout = planning.layout_from_options(planned, num_gpus=total_gpus, global_batch=batch,
                                               sequence_parallel=sequence_parallel, gpus_per_node=gpus_per_node,
-                                              virtual=virtual_stages, stage_layers=split, **layout_options)
+                                              capacity_factor=experts_capacity, virtual=virtual_stages,
+                                              stage_layers=split, **layout_options)
         plan = planning.evaluate(planned, layout, fleet, **common)
         if targets:
             plan = planning.apply_offload(plan, targets, fleet, planning.training_precision(fleet.throughput.precision),

@@ -399,6 +399,7 @@ def count(
             (c, v) for table in counter.recomputed.values() for c, v in table.items()).items() if v},
         active_params=active_parameters(model, experts) if experts else None,
         sparsity=zero_weights.weights() if zero_weights is not None else None,
+        expert_layers=tuple(experts),
     )
 
 

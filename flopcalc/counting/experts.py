@@ -12,23 +12,15 @@ config the experts module keeps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch.nn as nn
+
+from .report import ExpertLayer
 
 EXPERTS_NAME = "experts"
 # where a layer, its router or a config keeps the number of experts each token is routed to
 # where an experts module keeps how many experts it holds
 NUM_EXPERTS_ATTRIBUTES = ("num_experts", "moe_num_experts", "num_local_experts", "n_routed_experts")
 TOP_K_ATTRIBUTES = ("top_k", "num_experts_per_tok", "num_experts_per_token", "moe_top_k", "moe_k")
-
-
-@dataclass(frozen=True)
-class ExpertLayer:
-    name: str  # the experts module's qualified name
-    num_experts: int
-    top_k: int | None  # None: could not be read, every expert counted as active
-    params: int  # expert parameters of the layer, all experts
 
 
 def expert_layers(model: nn.Module) -> list[ExpertLayer]:

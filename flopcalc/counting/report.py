@@ -226,6 +226,17 @@ class TransformerShape:
 
 
 @dataclass(frozen=True)
+class ExpertLayer:
+    """One mixture-of-experts layer's experts (counting/experts.py finds them): plain data, so a plan can split
+    them over GPUs (expert parallelism) without the module tree."""
+
+    name: str  # the experts module's qualified name
+    num_experts: int
+    top_k: int | None  # None: could not be read, every expert counted as active
+    params: int  # expert parameters of the layer, all experts
+
+
+@dataclass(frozen=True)
 class CountReport:
     """What `flopcalc.count` found: per-layer forward/backward FLOPs, parameters, unsupported ops."""
 
@@ -246,6 +257,9 @@ class CountReport:
     transformer: TransformerShape | None = None
     # parameters each token runs through: a mixture of experts uses top_k of its experts; None = all
     active_params: int | None = None
+    # the mixture-of-experts layers, outermost first (empty for a dense model)
+    expert_layers: tuple[ExpertLayer, ...] = ()
+
     # with `sparsity` counted: the zeros of every weight a matmul or convolution multiplied by; None = not counted
     sparsity: tuple[WeightSparsity, ...] | None = None
 

@@ -4,7 +4,9 @@ The model is counted once (`model`); everything after is arithmetic on its figur
 `layout_search` for all of them), so thousands of layouts take well under a second. One module per part of the
 arithmetic, each formula with its source in docs/plan.md: model states and activations (`memory`: ZeRO,
 Korthikanti et al.), ring collectives (`communication`), the step and its 1F1B bubble (`schedule`), the whole run
-(`totals`). Plain floats throughout; result objects (`result`) are frozen, `to_dict()` the JSON contract.
+(`totals`); expert and context parallelism (`experts`, `context`), FSDP's names (`sharding`) and fp8 GEMMs (`fp8`)
+each in a module of its own. Plain floats throughout; result objects (`result`) are frozen, `to_dict()` the JSON
+contract.
 """
 
 from ..compute import SECONDS_PER_HOUR

@@ -66,7 +66,7 @@ def assumptions(model: PlanModel, fleet: Fleet, precision: TrainingPrecision, op
 
 def layout_notes(model: PlanModel, layout: Layout) -> tuple[str, ...]:
     notes = list(model.notes)
-    if layout.zero and layout.dp == 1:
+    if layout.zero and layout.data_group == 1:  # context-parallel ranks share the states too
         notes.append(f"ZeRO-{layout.zero} with dp 1 partitions nothing: the model states are those of ZeRO-0")
     if layout.sequence_parallel and layout.tp == 1:
         notes.append("--sequence-parallel with tp 1 splits nothing")

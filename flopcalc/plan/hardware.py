@@ -51,6 +51,7 @@ class Fleet:
     notes: tuple[str, ...] = ()  # where the fleet's figures came from, printed with the assumptions
     memory_reserve_bytes: float = 0.0  # set aside per GPU (CUDA context, fragmentation): not for the model
     reserve_origin: str = ""
+    bf16_throughput: Throughput | None = None  # fp8 training: what the ops that stay in bf16 run at (plan/fp8.py)
     # the step-time model's rates (flopcalc.device's profile); None: compute at peak x utilization (`--utilization`)
     profile: DeviceProfile | None = None
     timing_notes: tuple[str, ...] = ()  # how the step is timed: a profile built from the datasheet, --utilization

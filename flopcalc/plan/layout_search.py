@@ -17,13 +17,15 @@ from ..units import GIB
 from .assumptions import assumptions, layout_notes
 from .checks import positive_int
 from .divisors import LARGEST_COUNT, divisors
-from .evaluation import LayoutFigures, evaluate, layout_figures
+from .context import LONG_SEQUENCE, has_attention
+from .evaluation import LayoutFigures, evaluate, layout_assumptions, layout_figures
 from .hardware import Fleet
 from .layout import RECOMPUTE, ZERO_STAGES, Layout
 from .memory import layout_memory
 from .model import PlanModel
 from .precision import TrainingPrecision, check_optimizer, training_precision
 from .result import Plan, SearchResult
+from .sharding import fsdp_setting
 from .totals import RunSize
 
 DEFAULT_TOP = 10
@@ -62,16 +64,19 @@ class _Search:
     global_batch: int
     fixed: dict[str, Any]
     rejected: dict[str, dict[str, None]] = field(default_factory=dict)  # reason -> the values it rules out
-    families: dict[tuple[int, int], list[tuple[float, Layout]]] = field(default_factory=dict)
+    families: dict[tuple[int, int, int], list[tuple[float, Layout]]] = field(default_factory=dict)
     fitting: list[tuple[tuple[float, ...], Layout, LayoutFigures]] = field(default_factory=list)
     evaluated: int = 0
     capped: int = 0  # settings where more micro-batches fit than were evaluated
+    capacity_factor: float = 1.0  # of the all-to-alls, when expert parallelism is tried
+    fsdp: str | None = None  # an FSDP name pinned: its ZeRO stage is pinned too, hybrid shards inside a node
 
     def reject(self, reason: str, value: str) -> None:
         self.rejected.setdefault(reason, {})[value] = None
 
     def families_of(self, num_gpus: int):
-        """(tp, pp, dp) with tp inside a node dividing the heads, pp dividing the layers, dp the global batch."""
+        """(tp, pp, cp, dp) with tp inside a node dividing the heads, pp dividing the layers, cp splitting long
+        sequences (plan/context.py), dp the global batch."""
         gpn, blocks, fixed = self.fleet.gpus_per_node, self.model.blocks, self.fixed
         for tp in _divisors(num_gpus):
             reason = _tp_rule(self.model, tp, gpn)
@@ -85,13 +90,33 @@ class _Search:
                 if pp > 1 and blocks % pp:
                     self.reject(f"does not divide the {blocks} layers", f"pp={pp}")
                     continue
-                dp = num_gpus // (tp * pp)
-                if fixed.get("dp", dp) != dp:
-                    continue
-                if self.global_batch % dp:
-                    self.reject(f"does not divide the global batch {self.global_batch}", f"dp={dp} (tp={tp} pp={pp})")
-                    continue
-                yield tp, pp, dp
+                for cp in self.context_splits(num_gpus // (tp * pp)):
+                    dp = num_gpus // (tp * pp * cp)
+                    if fixed.get("dp", dp) != dp:
+                        continue
+                    if self.global_batch % dp:
+                        where = f"tp={tp} pp={pp}" + (f" cp={cp}" if cp > 1 else "")
+                        self.reject(f"does not divide the global batch {self.global_batch}", f"dp={dp} ({where})")
+                        continue
+                    yield tp, pp, cp, dp
+
+    def context_splits(self, gpus: int) -> list[int]:
+        """cp 1, and for sequences of LONG_SEQUENCE tokens or more with attention, each cp that splits them into
+        2 x cp chunks; a pinned --cp only."""
+        if "cp" in self.fixed:
+            return [self.fixed["cp"]] if gpus % self.fixed["cp"] == 0 else []
+        tokens = self.model.tokens_per_example or 0
+        if tokens < LONG_SEQUENCE or not has_attention(self.model):
+            return [1]
+        return [cp for cp in _divisors(gpus) if tokens % (2 * cp) == 0]
+
+    def expert_splits(self, dp: int) -> list[int]:
+        """ep 1, and for a mixture of experts each ep dividing dp and every layer's experts; a pinned --ep only."""
+        if "ep" in self.fixed:
+            return [self.fixed["ep"]] if dp % self.fixed["ep"] == 0 else []
+        if not self.model.experts or any(layer.top_k is None for layer in self.model.experts):
+            return [1]
+        return [ep for ep in _divisors(dp) if all(layer.num_experts % ep == 0 for layer in self.model.experts)]
 
     def settings(self, dp: int):
         """The ZeRO stages and recomputations worth trying (selective only when there are scores to drop)."""
@@ -103,15 +128,19 @@ class _Search:
                 if (recompute != "selective" or scores) and self.fixed.get("recompute", recompute) == recompute:
                     yield zero, recompute
 
-    def try_micro_batches(self, tp: int, pp: int, dp: int, zero: int, recompute: str) -> None:
+    def try_micro_batches(self, tp: int, pp: int, dp: int, zero: int, recompute: str, ep: int = 1,
+                          cp: int = 1) -> None:
         """Bisect the micro-batches (memory grows with them) for those that fit; evaluate those, and keep the
         smallest that does not fit for the family's closest miss."""
         choices = [mb for mb in _divisors(self.global_batch // dp) if self.fixed.get("micro_batch", mb) == mb]
         capacity = self.fleet.usable_memory_bytes  # the reserve is never the model's
 
+        _, shard_group = fsdp_setting(self.fsdp, None, dp=dp, tp=tp, cp=cp, gpus_per_node=self.fleet.gpus_per_node)
+
         def layout(index: int) -> Layout:
             return Layout(dp, tp, pp, zero, recompute, tp > 1, choices[index], self.global_batch,
-                          self.fleet.gpus_per_node)
+                          self.fleet.gpus_per_node, ep=ep, cp=cp, capacity_factor=self.capacity_factor,
+                          fsdp=self.fsdp, shard_group=shard_group)
 
         probed: set[int] = set()
 
@@ -124,7 +153,7 @@ class _Search:
             middle = (low + high) // 2
             low, high = (middle + 1, high) if memory(middle) <= capacity else (low, middle)
         if low < len(choices):
-            self.families[(tp, pp)].append((memory(low), layout(low)))
+            self.families[(tp, pp, cp)].append((memory(low), layout(low)))
         tried = _spread(low, MICRO_BATCHES_PER_SETTING)
         self.capped += len(tried) < low
         for index in tried:
@@ -170,6 +199,7 @@ def search(
     run: RunSize | None = None,
     fixed: dict[str, Any] | None = None,
     top: int = DEFAULT_TOP,
+    capacity_factor: float = 1.0,
 ) -> SearchResult:
     """Every dp x tp x pp x ZeRO x recompute x micro-batch layout of `num_gpus` GPUs, tensor parallelism inside a
     node and dividing the heads, pipeline stages dividing the layers; keep what fits, fastest first.
@@ -187,11 +217,18 @@ def search(
     if model.activations is None:
         raise UsageError("--search needs the activations to tell what fits",
                          "give a model, or --seq-len with --layers, --hidden and --heads (and --params)")
-    state = _Search(model, fleet, setup, optimizer, run, int(global_batch), dict(fixed or {}))
-    for tp, pp, dp in state.families_of(int(num_gpus)):
-        state.families.setdefault((tp, pp), [])
-        for zero, recompute in state.settings(dp):
-            state.try_micro_batches(tp, pp, dp, zero, recompute)
+    pinned = {key: value for key, value in (fixed or {}).items() if key != "fsdp"}
+    fsdp = (fixed or {}).get("fsdp")
+    if fsdp is not None:  # the stage it names is pinned; the shard group follows each layout
+        stage, _ = fsdp_setting(fsdp, pinned.get("zero"), dp=1, tp=1, cp=1, gpus_per_node=fleet.gpus_per_node)
+        pinned["zero"] = stage
+    state = _Search(model, fleet, setup, optimizer, run, int(global_batch), pinned, capacity_factor=capacity_factor,
+                    fsdp=fsdp)
+    for tp, pp, cp, dp in state.families_of(int(num_gpus)):
+        state.families.setdefault((tp, pp, cp), [])
+        for ep in state.expert_splits(dp):
+            for zero, recompute in state.settings(dp * cp):
+                state.try_micro_batches(tp, pp, dp, zero, recompute, ep, cp)
     return _result(state, int(num_gpus), precision, int(top))
 
 
@@ -200,15 +237,15 @@ def _result(state: _Search, num_gpus: int, precision: str, top: int) -> SearchRe
     model, fleet = state.model, state.fleet
     state.fitting.sort(key=lambda item: item[0])
     lines = [f"{_listed(list(values))}: {reason}" for reason, values in state.rejected.items()]
-    fits_by_family = {(layout.tp, layout.pp) for _, layout, _ in state.fitting}
+    fits_by_family = {(layout.tp, layout.pp, layout.cp) for _, layout, _ in state.fitting}
     closest: tuple[float, Layout] | None = None
-    for (tp, pp), tried in state.families.items():
-        if (tp, pp) in fits_by_family or not tried:
+    for (tp, pp, cp), tried in state.families.items():
+        if (tp, pp, cp) in fits_by_family or not tried:
             continue
         need, layout = min(tried, key=lambda item: item[0])
         if closest is None or need < closest[0]:
             closest = (need, layout)
-        lines.append(f"tp={tp} pp={pp}: {need / GIB:.3g} GiB > {fleet.usable_memory_bytes / GIB:.3g} GiB at best "
+        lines.append(f"tp={tp} pp={pp}{f' cp={cp}' if cp > 1 else ''}: {need / GIB:.3g} GiB > {fleet.usable_memory_bytes / GIB:.3g} GiB at best "
                      f"(dp {layout.dp}, ZeRO-{layout.zero}, recompute {layout.recompute}, micro-batch {layout.micro_batch})")
     common = assumptions(model, fleet, state.setup, state.optimizer, num_gpus)
     if num_gpus > 1:
@@ -219,12 +256,14 @@ def _result(state: _Search, num_gpus: int, precision: str, top: int) -> SearchRe
                    f"setting ({state.capped} settings), {MICRO_BATCHES_PER_SETTING} of them were evaluated, spread "
                    "from the smallest to the largest: pin --micro-batch to evaluate another",)
     candidates = tuple(
-        Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training, common,
+        Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training,
+             common + layout_assumptions(model, layout, fleet, state.setup),
              layout_notes(model, layout), fleet.throughput.gpu, fleet.memory_reserve_bytes)
         for _, layout, figures in state.fitting[:top]
     )
     closest_plan = None
     if not candidates and closest is not None:
         closest_plan = evaluate(model, closest[1], fleet, precision=precision, optimizer=state.optimizer, run=state.run)
-        closest_plan = replace(closest_plan, assumptions=common)
+        closest_plan = replace(closest_plan, assumptions=common + layout_assumptions(model, closest[1], fleet,
+                                                                                       state.setup))
     return SearchResult(candidates, tuple(lines), state.evaluated, closest_plan)

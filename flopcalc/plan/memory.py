@@ -6,21 +6,30 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..predict import stage_layers
+from .experts import expert_data_group, expert_params
 from .layout import Layout
 from .model import PlanModel
 from .precision import TrainingPrecision
 from .result import MemoryPerGpu
 
 
-def model_states(model: PlanModel, layout: Layout, precision: TrainingPrecision, optimizer: str, params: float) -> tuple[float, float, float]:
-    """Weights, gradients and optimizer bytes per GPU of a stage holding `params` (ZeRO paper, Sec. 5)."""
-    per_gpu = params / layout.tp
-    trained = per_gpu * model.trainable_share  # a frozen base (LoRA) has no gradients or optimizer states
-    frozen = per_gpu * model.frozen_bytes_per_param  # held at its own dtype
-    dp = layout.dp
-    weights = (trained * precision.weight_bytes + frozen) / (dp if layout.zero >= 3 else 1)
-    gradients = trained * precision.gradient_bytes / (dp if layout.zero >= 2 else 1)
-    optimizer_bytes = trained * precision.optimizer_bytes(optimizer) / (dp if layout.zero >= 1 else 1)
+def model_states(model: PlanModel, layout: Layout, precision: TrainingPrecision, optimizer: str, params: float,
+                 blocks_share: float | None = None) -> tuple[float, float, float]:
+    """Weights, gradients and optimizer bytes per GPU of a stage holding `params` (ZeRO paper, Sec. 5): the dense
+    ones / tp, sharded over the data group; a mixture of experts' experts / (tp x ep), sharded over the GPUs
+    holding the same experts (plan/experts.py). `blocks_share`: the stage's share of the blocks, and so of the
+    experts (uneven stages); None: 1/pp. A frozen base (LoRA) has no gradients or optimizer states and is held at
+    its own dtype."""
+    experts = expert_params(model) * (1 / layout.pp if blocks_share is None else blocks_share)
+    parts = (((params - experts) / layout.tp, layout.sharded_over),
+             (experts / layout.tp / layout.ep, expert_data_group(layout)))
+    weights = gradients = optimizer_bytes = 0.0
+    for per_gpu, group in parts:
+        trained = per_gpu * model.trainable_share
+        frozen = per_gpu * model.frozen_bytes_per_param
+        weights += (trained * precision.weight_bytes + frozen) / (group if layout.zero >= 3 else 1)
+        gradients += trained * precision.gradient_bytes / (group if layout.zero >= 2 else 1)
+        optimizer_bytes += trained * precision.optimizer_bytes(optimizer) / (group if layout.zero >= 1 else 1)
     return weights, gradients, optimizer_bytes
 
 
@@ -99,7 +108,8 @@ def activation_bytes(model: PlanModel, layout: Layout, width: float, stage: str,
         held = last_layers * kept + after
         in_flight = 1
     working = full if layout.recompute == "full" and profile.layers else 0.0  # the block being re-run
-    return (in_flight * held + working) * interleaving * layout.micro_batch / profile.batch_size
+    # context parallelism: each GPU keeps the activations of its 1/cp of every sequence
+    return (in_flight * held + working) * interleaving * layout.micro_batch / profile.batch_size / layout.cp
 
 
 def teacher_bytes(model: PlanModel, layout: Layout, width: float) -> float:
@@ -118,7 +128,8 @@ def layout_memory(model: PlanModel, layout: Layout, precision: TrainingPrecision
     blocks = (stage_split(model, layout.pp, layout.stage_layers) if model.activations is not None or model.blocks
               else None)
     for index, (stage, params) in enumerate(stage_params(model, layout.pp, layout.stage_layers)):
-        weights, gradients, optimizer_bytes = model_states(model, layout, precision, optimizer, params)
+        share = blocks[index] / sum(blocks) if blocks and sum(blocks) else None
+        weights, gradients, optimizer_bytes = model_states(model, layout, precision, optimizer, params, share)
         activations = activation_bytes(model, layout, precision.activation_bytes, stage, index)
         layers = None if not blocks or not blocks[index] else blocks[index]
         stages.append(MemoryPerGpu(weights, gradients, optimizer_bytes, activations, stage, index, layers,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..compute import step_flops
 from ..counting.activations import ActivationProfile, SavedBytes
 from ..counting.report import unsupported_ops_note
+from ..counting.report import ExpertLayer
 from ..errors import UsageError
 from ..predict import TransformerShape
 from ..spec import ModelSpec
@@ -74,6 +75,7 @@ class PlanModel:
     head_dim: int | None = None  # None: hidden / heads
     flops_known: bool = True  # False: --params without --seq-len, model states only
     tuning: FineTuning | None = None  # LoRA adapters and/or a distillation teacher
+    experts: tuple[ExpertLayer, ...] = ()  # mixture-of-experts layers (plan/experts.py splits them over ep)
 
     @property
     def blocks(self) -> int:
@@ -114,12 +116,16 @@ class PlanModel:
         ffn = self.ffn
         counted = self.activations is not None and self.activations.blocks != "(formula)"
         if ffn is None and counted and self.activations.block_params:
-            per_layer = self.activations.block_params / layers
+            # a mixture of experts computes with the top-k of each layer's experts (even routing): those count
+            idle = sum(layer.params - layer.params // layer.num_experts * layer.top_k for layer in self.experts
+                       if layer.top_k is not None)
+            per_layer = (self.activations.block_params - idle) / layers
             derived = round((per_layer - h * (h + 2 * kv) - h * h) / (2 * h))
             if derived > 0:
                 ffn = derived
-                lines.append(f"MLP width {ffn}: the blocks' {self.activations.block_params:,} parameters less the "
-                             "attention's, over 2 x hidden (a gated MLP's three matrices count as a 1.5x wider one)")
+                lines.append(f"MLP width {ffn}: the blocks' {self.activations.block_params - idle:,} parameters "
+                             f"{'a token uses (top-k of the experts) ' if idle else ''}less the attention's, over 2 x "
+                             "hidden (a gated MLP's three matrices count as a 1.5x wider one)")
         ffn = ffn or 4 * h
         vocab = self.vocab
         if vocab is None and counted and self.activations.params_before >= h:
@@ -405,8 +411,8 @@ def model_from_report(
         source=source, params=report.params, batch=report.batch_size, forward_flops=float(forward),
         backward_flops=float(backward), block_forward_flops=block_forward, attention_forward_flops=attention,
         activations=profile, layers=profile.layers or None, hidden=profile.hidden, heads=heads, kv_heads=kv_heads,
-        tokens_per_example=tokens, notes=tuple(dict.fromkeys(notes)), vocab=profile.vocab,
-        fused_attention=not profile.block_scores.floating_elements, shape_source=shape_source,
+        tokens_per_example=tokens, notes=tuple(dict.fromkeys(notes)), experts=report.expert_layers,
+        vocab=profile.vocab, fused_attention=not profile.block_scores.floating_elements, shape_source=shape_source,
         method=(f"counted: {forward:,} forward + {backward:,} backward FLOP per micro-batch of {report.batch_size} "
                 "(1 multiply-add = 2 FLOPs); activations measured on the graph (tensors autograd saves, each storage "
                 "once, parameters excluded), floating-point ones priced at the training precision, attention as a "

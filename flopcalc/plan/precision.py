@@ -39,6 +39,8 @@ class TrainingPrecision:
 TRAINING_PRECISIONS = {
     "bf16": TrainingPrecision("bf16", 2, 2, 4, 4, 2),
     "fp16": TrainingPrecision("fp16", 2, 2, 4, 4, 2),
+    # fp8 GEMMs (Transformer Engine) keep bf16 weights, gradients and activations, fp32 master and states
+    "fp8": TrainingPrecision("fp8", 2, 2, 4, 4, 2),
     "tf32": TrainingPrecision("tf32", 4, 4, 0, 4, 4),
     "fp32": TrainingPrecision("fp32", 4, 4, 0, 4, 4),
     "fp64": TrainingPrecision("fp64", 8, 8, 0, 8, 8),
@@ -50,7 +52,7 @@ OPTIMIZER_NAMES = {"adamw": "AdamW (momentum and variance)", "sgd": "SGD with mo
 def training_precision(name: str) -> TrainingPrecision:
     if name not in TRAINING_PRECISIONS:
         raise UsageError(f"plan trains in {', '.join(TRAINING_PRECISIONS)}, not {name}",
-                         "pass --precision bf16 (fp8 training keeps bf16 weights and is not modelled)")
+                         "pass --precision bf16 (or fp8 for fp8 GEMMs with bf16 weights)")
     return TRAINING_PRECISIONS[name]
 
 

@@ -4,8 +4,14 @@ rules, the (interleaved) 1F1B schedule with the fullest stage setting the pace (
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import CalibrationError
-from ..predict import DeviceProfile, StepPrediction, TrainingLayout, TransformerShape, predict_step
+from ..predict import (DeviceProfile, LayerWork, Op, StepPrediction, TrainingLayout, TransformerShape, kernel_seconds,
+                       layer_work, op_s, ops_s, predict_step)
+from .context import ring_attention_s
+from .experts import expert_all_to_all_s
+from .fp8 import FP8
 from .hardware import Fleet
 from .layout import Layout
 from .model import PlanModel
@@ -14,6 +20,7 @@ from .result import StepTime
 from .schedule import utilization
 
 PREDICTED_PRECISIONS = ("bf16", "fp16")  # the profiles' peaks and the model's 2-byte activations are 16-bit
+LINEAR_GEMMS = ("qkv", "projection", "mlp up", "mlp down")  # the blocks' GEMMs fp8 training runs in fp8
 
 
 def prediction_shape(model: PlanModel, fleet: Fleet, precision: TrainingPrecision) -> tuple[TransformerShape | None,
@@ -22,7 +29,7 @@ def prediction_shape(model: PlanModel, fleet: Fleet, precision: TrainingPrecisio
     the plan falls back to peak x utilization."""
     if fleet.profile is None:
         return None, ()
-    if precision.name not in PREDICTED_PRECISIONS:
+    if precision.name not in PREDICTED_PRECISIONS and not (precision.name == FP8 and fleet.bf16_throughput):
         return None, (f"the step-time model covers 16-bit training (bf16, fp16), not {precision.name}: step time is "
                       "peak x utilization",)
     shape, lines = model.gemm_shape()
@@ -32,32 +39,74 @@ def prediction_shape(model: PlanModel, fleet: Fleet, precision: TrainingPrecisio
     return shape, lines
 
 
-def predicted_step_time(model: PlanModel, layout: Layout, fleet: Fleet, shape: TransformerShape) -> StepTime:
+def fp8_saved_s(work: LayerWork, profile: DeviceProfile, speedup: float, recompute: str) -> float:
+    """Seconds one layer's micro-batch saves when its linear GEMMs (forward, both backward gradients, and a full
+    recomputation's forward) run at `speedup` x the bf16 matmul rate: each kernel's arithmetic / speedup, its
+    bytes unchanged, the two combined by the profile's rule."""
+    def saved(op: Op) -> float:
+        if op.kind != "gemm" or not op.name.startswith(LINEAR_GEMMS):
+            return 0.0
+        compute, memory = kernel_seconds(op, profile)
+        fast = compute / speedup
+        return op_s(op, profile) - (fast + memory if profile.kernel_time == "sum" else max(fast, memory))
+    forward = sum(saved(op) for op in work.forward)
+    return forward * (2 if recompute == "full" else 1) + sum(saved(op) for op in work.backward)
+
+
+def predicted_step_time(model: PlanModel, layout: Layout, fleet: Fleet, shape: TransformerShape,
+                        precision: TrainingPrecision | None = None) -> StepTime:
     """The step of `layout` as flopcalc.predict times it, in plan's StepTime terms: compute, tensor- and
     pipeline-parallel time summed over the m micro-batches of the slowest stage, the bubble as a fraction of the
-    step's pipeline time ((p-1)/v slots of m + (p-1)/v), the data-parallel time and what of it is exposed."""
-    for group, stride, what in ((layout.tp, 1, "tensor parallelism"), (layout.dp, layout.tp, "data parallelism"),
-                                (layout.pp, layout.tp * layout.dp, "pipeline parallelism")):
+    step's pipeline time ((p-1)/v slots of m + (p-1)/v), the data-parallel time and what of it is exposed.
+    Context parallelism is predicted as cp x more data-parallel ranks on sequences of s/cp (gradients reduce
+    over dp x cp), plus the attention of each GPU's queries on the other cp - 1 K/V blocks and the ring's
+    exposed traffic (context.py); expert parallelism adds its all-to-alls (experts.py); fp8 runs the blocks'
+    linear GEMMs at the fp8 peak / bf16 peak x the profile's bf16 rate (fp8.py). These terms are on the slowest
+    stage's micro-batch, so the schedule's slots multiply them."""
+    cp = layout.cp
+    for group, stride, what in ((layout.tp, 1, "tensor parallelism"), (cp, layout.tp, "context parallelism"),
+                                (layout.dp, layout.tp * cp, "data parallelism"),
+                                (layout.pp, layout.tp * layout.data_group, "pipeline parallelism")):
         if group > 1:
             fleet.link(group, stride, layout.num_gpus, what)  # a group inside a node needs an intra-node figure
     assert fleet.profile is not None
+    profile = fleet.profile
+    local = replace(shape, seq_len=shape.seq_len // cp) if cp > 1 else shape
     training = TrainingLayout(
-        tp=layout.tp, pp=layout.pp, dp=layout.dp, micro_batch=layout.micro_batch, global_batch=layout.batch,
-        virtual=layout.virtual, recompute=layout.recompute, sequence_parallel=layout.split_sequence, zero=layout.zero,
-        fused_attention=model.fused_attention, gpus_per_node=layout.gpus_per_node,
-        stage_split=layout.stage_layers)
-    prediction = predict_step(shape, training, fleet.profile)
+        tp=layout.tp, pp=layout.pp, dp=layout.data_group, micro_batch=layout.micro_batch,
+        global_batch=layout.batch * cp, virtual=layout.virtual, recompute=layout.recompute,
+        sequence_parallel=layout.split_sequence, zero=layout.zero, fused_attention=model.fused_attention,
+        gpus_per_node=layout.gpus_per_node, stage_split=layout.stage_layers)
+    prediction = predict_step(local, training, profile)
     m, slowest = layout.grad_accum, prediction.slowest
-    compute = m * (slowest.forward_s + slowest.backward_s + slowest.recompute_s)
+    width = precision.activation_bytes if precision is not None else 2.0
+    work = layer_work(local, layout.micro_batch, layout.tp, layout.split_sequence, model.fused_attention)
+    extra_compute = 0.0
+    cp_comm = cp_exposed = 0.0
+    if cp > 1:  # each GPU's s/cp queries also attend to the other cp - 1 blocks of keys (backward 2x, recompute 1x)
+        core = ops_s(work.attention_core, profile)
+        passes = 3 + (1 if layout.recompute != "none" else 0)
+        extra_compute += slowest.layers * (cp - 1) * core * passes
+        cp_comm, cp_exposed = ring_attention_s(model, layout, fleet, width,
+                                               (model.blocks or shape.layers) / layout.pp * cp * core)
+    ep_comm = expert_all_to_all_s(model, layout, fleet, width)
+    if precision is not None and precision.name == FP8 and fleet.bf16_throughput is not None:
+        speedup = fleet.throughput.peak_flops / fleet.bf16_throughput.peak_flops
+        extra_compute -= slowest.layers * fp8_saved_s(work, profile, speedup, layout.recompute)
+    step = (prediction.step_s + prediction.slots * (extra_compute + ep_comm + cp_exposed))
+    compute = m * (slowest.forward_s + slowest.backward_s + slowest.recompute_s + extra_compute)
     tp_comm, pp_comm = m * slowest.tp_comm_s, m * slowest.p2p_s
     bubble_slots = (layout.pp - 1) / layout.virtual
-    exposed = tp_comm + pp_comm + prediction.dp_exposed_s + prediction.embedding_sync_s
-    mfu, hfu = utilization(model, layout, fleet, prediction.step_s)
+    exposed = (tp_comm + pp_comm + m * (ep_comm + cp_exposed) + prediction.dp_exposed_s
+               + prediction.embedding_sync_s)
+    mfu, hfu = utilization(model, layout, fleet, step)
     figures = prediction.to_dict()
     for key in ("sources", "rules", "mfu", "hfu"):  # said once in the assumptions; MFU and HFU are the step's
         figures.pop(key)
+    figures["step_s"] = step  # with plan's context-, expert-parallel and fp8 terms (0 without them)
     return StepTime(compute, prediction.dp_comm_s, tp_comm, pp_comm, bubble_slots / (m + bubble_slots), exposed,
-                    prediction.step_s, "predicted", mfu, hfu, prediction.optimizer_s, figures)
+                    step, "predicted", mfu, hfu, prediction.optimizer_s, figures, ep_comm_s=m * ep_comm,
+                    cp_comm_s=m * cp_comm)
 
 
 def training_prediction(model: PlanModel, profile: DeviceProfile, num_gpus: int) -> tuple[StepPrediction | None,

@@ -99,7 +99,10 @@ def resolve_fleet(
     intra = _link(intra_node_gbps, "--intra-node-gbps", device.intra_node)
     inter = _link(inter_node_gbps, "--inter-node-gbps", device.inter_node)
     assert inter is not None  # the device always has an inter-node figure (measured or assumed)
-    profile, timing = step_profile(choice.device, utilization=utilization, calibration=calibration,
+    bf16 = _bf16_choice(throughput, gpu, calibration, catalogs)
+    # fp8 training is predicted on the GPU's bf16 profile, its blocks' linear GEMMs then at the fp8 peak (fp8.py)
+    profile, timing = step_profile(choice.device if bf16 is None else bf16.device, utilization=utilization,
+                                   calibration=calibration,
                                    profile_file=profile_file, gpus_per_node=gpus_per_node)
     if profile is not None:  # bus bandwidths given or measured replace the profile's
         for scope, given, figure in (("intra_node", intra_node_gbps, device.intra_node),
@@ -111,8 +114,17 @@ def resolve_fleet(
         throughput=throughput, gpu_memory_bytes=memory, memory_origin=memory_origin, gpus_per_node=gpus_per_node,
         intra_node=intra, inter_node=inter, tdp_w=choice.tdp_w, pue=pue, price_per_gpu_hour=price_per_gpu_hour,
         notes=notes, memory_reserve_bytes=reserve, reserve_origin=reserve_origin, profile=profile,
-        timing_notes=timing, grid=grid,
+        timing_notes=timing, grid=grid, bf16_throughput=None if bf16 is None else bf16.throughput,
     )
+
+
+def _bf16_choice(throughput: Any, gpu: str | None, calibration: Any, catalogs: Sequence[str | os.PathLike]) -> Any:
+    """Under fp8 training, the same GPU at bf16, for the ops that stay in bf16 and the profile the step is
+    predicted on (plan/fp8.py); else None."""
+    if throughput.precision != "fp8":
+        return None
+    return choose_throughput(gpu=gpu or throughput.gpu, precision="bf16", utilization=throughput.utilization,
+                             calibration=calibration, catalogs=catalogs)
 
 
 def _link(given: float | None, flag: str, resolved: Figure | None) -> Bandwidth | None:

@@ -64,6 +64,8 @@ class StepTime:
     hfu: float | None = None  # + recomputation
     optimizer_s: float = 0.0  # the optimizer step after the last backward (predicted only)
     prediction: dict[str, Any] | None = None  # the step-time model's figures (StepPrediction.to_dict, no sources)
+    ep_comm_s: float = 0.0  # expert parallelism's all-to-alls (plan/experts.py), all exposed
+    cp_comm_s: float = 0.0  # context parallelism's K/V ring (plan/context.py), mostly under attention
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

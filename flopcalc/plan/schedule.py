@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from .communication import data_parallel_s, pipeline_transfer_s, tensor_parallel_s
+from .context import ring_attention_s
+from .experts import expert_all_to_all_s, expert_params_on_stage
+from .fp8 import bf16_sustained_flops, sustained_flops
 from .hardware import Fleet
 from .layout import Layout
 from .model import PlanModel
@@ -33,7 +36,7 @@ def utilization(model: PlanModel, layout: Layout, fleet: Fleet, step_s: float) -
 def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision,
               stage_params: float) -> StepTime:
     """One optimizer step on the slowest GPU (docs/plan.md, "Time per step")."""
-    sustained = fleet.throughput.sustained_flops
+    sustained = sustained_flops(model, layout, fleet, precision)
     scale = layout.micro_batch / model.batch
     m, pp, tp = layout.grad_accum, layout.pp, layout.tp
     forward, backward = model.forward_flops * scale, model.backward_flops * scale
@@ -47,24 +50,36 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
         stage_fraction = blocks_share * fullest + (1 - blocks_share)
     else:
         stage_fraction = 1.0
-    compute_mb = total * stage_fraction / tp / sustained
-    backward_mb = backward * stage_fraction / tp / sustained
-    forward_mb = (forward + recomputed + teacher) * stage_fraction / tp / sustained
+    split = tp * layout.cp  # context parallelism splits every sequence's work too
+    compute_mb = total * stage_fraction / split / sustained
+    backward_mb = backward * stage_fraction / split / sustained
+    forward_mb = (forward + recomputed + teacher) * stage_fraction / split / sustained
     width = precision.activation_bytes
     profile = model.activations
     hidden_bytes = (profile.block_input.bytes_at(width) / max(profile.layers, 1) * scale / profile.batch_size
-                    if profile is not None else 0.0)
+                    / layout.cp if profile is not None else 0.0)
     tp_mb = tensor_parallel_s(hidden_bytes, layout, model.blocks, fleet)
     pp_mb = pipeline_transfer_s(hidden_bytes, layout, fleet)
+    ep_mb = expert_all_to_all_s(model, layout, fleet, width)
+    attention_mb = model.attention_forward_flops * scale / pp / split / bf16_sustained_flops(fleet)
+    cp_mb, cp_exposed_mb = ring_attention_s(model, layout, fleet, width, attention_mb)
+    experts = expert_params_on_stage(model, pp) / tp
+    dense = stage_params / tp - experts
+    experts /= layout.ep
     # only what trains is all-reduced (LoRA: the adapters); ZeRO-3 gathers the frozen base at its own dtype too
-    gradient_bytes = stage_params * model.trainable_share / tp * precision.gradient_bytes
+    share = model.trainable_share
     frozen = model.frozen_bytes_per_param if layout.zero >= 3 else 0.0  # ZeRO-2 gathers only updated weights
-    weight_bytes = stage_params / tp * (model.trainable_share * precision.weight_bytes + frozen)
-    dp_comm, exposed_dp = data_parallel_s(layout, fleet, gradient_bytes, weight_bytes, forward_mb, backward_mb)
+    dp_comm, exposed_dp = data_parallel_s(layout, fleet, dense * share * precision.gradient_bytes,
+                                          dense * (share * precision.weight_bytes + frozen), forward_mb, backward_mb,
+                                          experts * share * precision.gradient_bytes,
+                                          experts * (share * precision.weight_bytes + frozen))
     compute_s, tp_comm_s, pp_comm_s = m * compute_mb, m * tp_mb, m * pp_mb
+    ep_comm_s, cp_comm_s, cp_exposed_s = m * ep_mb, m * cp_mb, m * cp_exposed_mb
     bubble_slots = (pp - 1) / layout.virtual  # interleaved 1F1B: (p-1)/v slots (Narayanan et al. 2021, Sec. 2.2.2)
     bubble = bubble_slots / (m + bubble_slots)
-    pipeline_s = (compute_s + tp_comm_s + pp_comm_s) / (1 - bubble)
+    critical = tp_comm_s + pp_comm_s + ep_comm_s + cp_exposed_s
+    pipeline_s = (compute_s + critical) / (1 - bubble)
     step_s = pipeline_s + exposed_dp
-    return StepTime(compute_s, dp_comm, tp_comm_s, pp_comm_s, bubble, tp_comm_s + pp_comm_s + exposed_dp, step_s,
-                    "utilization", *utilization(model, layout, fleet, step_s))
+    return StepTime(compute_s, dp_comm, tp_comm_s, pp_comm_s, bubble, critical + exposed_dp, step_s,
+                    "utilization", *utilization(model, layout, fleet, step_s), ep_comm_s=ep_comm_s,
+                    cp_comm_s=cp_comm_s)

@@ -86,6 +86,9 @@ def _rows(plan: Plan) -> list[list[str]]:
         ["  data-parallel comm", _seconds(step.dp_comm_s), "overlaps the backward" if step.dp_comm_s else ""],
         ["  tensor-parallel comm", _seconds(step.tp_comm_s), "exposed" if step.tp_comm_s else ""],
         ["  pipeline comm", _seconds(step.pp_comm_s), "exposed" if step.pp_comm_s else ""],
+        *([["  expert all-to-all", _seconds(step.ep_comm_s), f"exposed, ep {layout.ep}"]] if layout.ep > 1 else []),
+        *([["  context ring (K/V)", _seconds(step.cp_comm_s), f"under attention, cp {layout.cp}"]] if layout.cp > 1
+          else []),
         ["  pipeline bubble", f"{step.bubble_fraction:.1%}", _bubble(plan)],
         ["  exposed comm", _seconds(step.exposed_comm_s), ""],
     ]
@@ -203,9 +206,10 @@ def _with_footer(table: str, footer: list[str]) -> str:
 _SEARCH_HEADERS = ("#", "dp", "tp", "pp", "ZeRO", "recompute", "micro-batch", "memory/GPU", "step", "days", "MFU")
 
 
-def _search_row(rank: int, plan: Plan) -> list[str]:
+def _search_row(rank: int, plan: Plan, extra: tuple[str, ...] = ()) -> list[str]:
     t, run = plan.layout, plan.training
-    return [str(rank), str(t.dp), str(t.tp), str(t.pp), str(t.zero), t.recompute, str(t.micro_batch),
+    return [str(rank), str(t.dp), str(t.tp), str(t.pp), *(str(getattr(t, name)) for name in extra), str(t.zero),
+            t.recompute, str(t.micro_batch),
             _gb(plan.memory.total), "" if plan.step is None else _seconds(plan.step.step_s),
             "" if run is None else format_number(run.wall_clock_days, 4), _mfu(plan)]
 
@@ -215,6 +219,11 @@ def _mfu(plan: Plan) -> str:
     return "" if mfu is None else f"{mfu:.1%}"
 
 
+def _extra_columns(result: SearchResult) -> tuple[str, ...]:
+    """ep and cp get a column when a shown layout uses them."""
+    return tuple(name for name in ("ep", "cp") if any(getattr(plan.layout, name) > 1 for plan in result.candidates))
+
+
 def render_search(result: SearchResult, fmt: str) -> str:
     if fmt == "json":
         return to_json(result.to_dict())
@@ -222,7 +231,8 @@ def render_search(result: SearchResult, fmt: str) -> str:
     if fmt == "csv":
         flats = [_flat(plan) for plan in result.candidates]
         return csv_text(list(flats[0]) if flats else list(_SEARCH_HEADERS), [list(f.values()) for f in flats])
-    rows = [_search_row(rank, plan) for rank, plan in enumerate(result.candidates, 1)]
+    extra = _extra_columns(result)
+    rows = [_search_row(rank, plan, extra) for rank, plan in enumerate(result.candidates, 1)]
     title = []
     if shown is not None:
         title = [f"search: {shown.model.source} on {shown.layout.num_gpus:,} x {shown.gpu or 'GPU'}, "
@@ -231,9 +241,10 @@ def render_search(result: SearchResult, fmt: str) -> str:
                  if result.candidates else f"{result.evaluated:,} layouts tried: none fits in "
                  f"{_gb(shown.usable_memory_bytes)}; the closest needs {_gb(shown.memory.total)}"]
     footer = _footer(shown.assumptions if shown else (), shown.notes if shown else (), result.rejected)
-    right = tuple(range(1, 5)) + (6, 7, 8, 9, 10)
+    headers = (*_SEARCH_HEADERS[:4], *extra, *_SEARCH_HEADERS[4:])
+    right = tuple(range(1, 5 + len(extra))) + tuple(index + len(extra) for index in (6, 7, 8, 9, 10))
     if fmt == "markdown":
-        return markdown_text(_SEARCH_HEADERS, rows, right=right, title=title, footer=footer)
+        return markdown_text(headers, rows, right=right, title=title, footer=footer)
     if not rows:  # nothing fits: the title says so, the footer says why
         return _with_footer("\n".join(title) + "\n" if title else "", footer)
-    return _with_footer(table_text(_SEARCH_HEADERS, rows, right=right, title=title), footer)
+    return _with_footer(table_text(headers, rows, right=right, title=title), footer)

@@ -15,10 +15,11 @@ FLEET = ["--gpu", "H100-SXM", "--intra-node-gbps", "450", "--inter-node-gbps", "
 CONTRACT = {
     "model": {"params", "flops_per_micro_batch", "source"},
     "parallelism": {"dp", "tp", "pp", "zero", "recompute", "sequence_parallel", "micro_batch", "global_batch",
-                    "grad_accum", "num_gpus", "gpus_per_node", "virtual_stages"},
+                    "grad_accum", "num_gpus", "gpus_per_node", "virtual_stages", "ep", "cp", "capacity_factor",
+                    "fsdp", "shard_group"},
     "memory_per_gpu_bytes": {"weights", "gradients", "optimizer", "activations", "total"},
     "step": {"compute_s", "dp_comm_s", "tp_comm_s", "pp_comm_s", "bubble_fraction", "exposed_comm_s", "step_s",
-             "time_model", "mfu", "hfu", "optimizer_s", "prediction"},
+             "time_model", "mfu", "hfu", "optimizer_s", "prediction", "ep_comm_s", "cp_comm_s"},
     "training": {"model_flops", "hardware_flops", "steps", "wall_clock_s", "wall_clock_days", "gpu_hours", "mfu",
                  "hfu", "energy_kwh", "cost"},
 }
@@ -138,7 +139,7 @@ def test_zero_with_one_replica_is_a_note_on_stderr():
     ([*SEVEN_B, *FLEET, "--zero", "5"], "--zero must be 0, 1, 2 or 3"),
     ([*SEVEN_B, *FLEET, "--recompute", "half"], "--recompute must be none, selective or full"),
     ([*SEVEN_B, *FLEET, "--optimizer", "lion"], "--optimizer must be adamw or sgd"),
-    ([*SEVEN_B, *FLEET, "--precision", "fp8"], "plan trains in bf16, fp16, tf32, fp32, fp64, not fp8"),
+    ([*SEVEN_B, *FLEET, "--precision", "int8"], "plan trains in bf16, fp16, fp8, tf32, fp32, fp64, not int8"),
     (["--params", "7e9", "--seq-len", "2048", "--layers", "32", "--gpu", "H100-SXM"], "--layers without --hidden"),
     (["--gpu", "H100-SXM"], "nothing to plan"),
 ])
@@ -374,6 +375,57 @@ def test_the_memory_reserve_is_stated_and_overridable():
 def test_shape_options_describe_a_model_given_by_its_shape(examples):
     result = invoke(examples / "mlp.py", "--gpu", "H100-SXM", "--mlp", "swiglu")
     assert result.exit_code == 2 and "--mlp describe a model given by --params" in result.stderr
+
+
+def test_expert_and_context_parallelism_from_the_command_line(moe_config):
+    """A one-layer mixture of 4 experts (hidden 32, top-2) on 4 GPUs with --ep 4: each GPU one expert, the
+    all-to-all of 64 tokens x 32 x 2 x 1.25 x 2 bytes, 4 per layer, over NVLink."""
+    common = (moe_config, "--seq-len", "64", *FLEET, "-n", "4")
+    data = run_json(*common, "--ep", "4", "--capacity-factor", "1.25")
+    assert (data["parallelism"]["ep"], data["parallelism"]["capacity_factor"]) == (4, 1.25)
+    message = 64 * 32 * 2 * 1.25 * 2
+    assert data["step"]["ep_comm_s"] == pytest.approx(4 * message * 3 / 4 / 450e9, rel=1e-12)
+    whole = run_json(*common)
+    experts = 3 * 32 * 64 * 4  # gate, up and down of 4 experts
+    assert whole["memory_per_gpu_bytes"]["weights"] - data["memory_per_gpu_bytes"]["weights"] == \
+        pytest.approx(2 * experts * 3 / 4)
+    split = run_json(moe_config, "--seq-len", "64", *FLEET, "-n", "2", "--cp", "2")
+    one = run_json(moe_config, "--seq-len", "64", *FLEET, "-n", "1")
+    assert split["parallelism"]["cp"] == 2 and split["parallelism"]["num_gpus"] == 2
+    assert split["memory_per_gpu_bytes"]["activations"] == pytest.approx(one["memory_per_gpu_bytes"]["activations"] / 2)
+    assert split["step"]["cp_comm_s"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-n", "6", "--ep", "3"], "--ep 3 does not divide the 4 experts of model.layers.0.mlp.experts"),
+    (["-n", "4", "--ep", "8"], "--ep 8 does not divide the 4 data-parallel replicas"),
+    (["-n", "2", "--cp", "2", "--seq-len", "63"], "--cp 2 does not split the 63 tokens"),
+    (["-n", "2", "--fsdp", "half"], "--fsdp must be full, grad-op, hybrid, got 'half'"),
+    (["-n", "2", "--ep", "2", "--capacity-factor", "0"], "--capacity-factor must be a finite number > 0"),
+])
+def test_bad_expert_context_and_fsdp_options_are_one_line_exit_2(moe_config, args, message):
+    result = invoke(moe_config, "--seq-len", "64", *FLEET, *args)
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cp_on_a_model_without_attention_is_one_line_exit_2(examples):
+    result = invoke(examples / "mlp.py", "--input", "32x784", *FLEET, "-n", "2", "--cp", "2")
+    assert result.exit_code == 2 and "--cp 2 splits attention's sequence, and this model has no attention heads" in \
+        result.stderr
+
+
+def test_tables_show_the_ring_and_a_cp_column_when_used():
+    long = ["--layers", "80", "--hidden", "8192", "--heads", "64", "--kv-heads", "8", "--ffn", "28672", "--mlp",
+            "swiglu", "--vocab", "128256", "--seq-len", "131072", *FLEET, "-n", "64"]
+    one = invoke(*long, "--tp", "8", "--cp", "8", "--zero", "1", "--recompute", "full", "--global-batch", "8")
+    assert one.exit_code == 0, one.output
+    assert "context ring (K/V)" in one.stdout and "cp 8" in one.stdout
+    found = invoke(*long, "--search", "--global-batch", "8", "--tp", "8")
+    header = next(line for line in found.stdout.splitlines() if line.startswith("#"))
+    assert header.split()[:6] == ["#", "dp", "tp", "pp", "cp", "ZeRO"]
+    plain = invoke(*SEVEN_B, *FLEET, "-n", "8", "--search", "--global-batch", "64")
+    header = next(line for line in plain.stdout.splitlines() if line.startswith("#"))
+    assert header.split()[:5] == ["#", "dp", "tp", "pp", "ZeRO"] and "context ring" not in plain.stdout
 
 
 def test_stage_layers_give_the_split_and_pp_and_bad_ones_are_one_line():

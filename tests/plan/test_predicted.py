@@ -1,6 +1,8 @@
 """flopcalc.plan.predicted: plan's step time from the step-time model on the fleet's device profile, the MFU and
 HFU it implies, and the issue's check that ZeRO-3 no longer looks faster than tensor + pipeline parallelism."""
 
+from dataclasses import replace
+
 import pytest
 
 from flopcalc.errors import CalibrationError
@@ -100,3 +102,57 @@ def test_a_profile_file_for_another_device_is_refused(tmp_path):
     with pytest.raises(CalibrationError, match="profiles H100-SXM, not A100-SXM4-80GB: a profile measured on one "
                                                "device does not apply to another"):
         resolve_fleet(gpu="A100-SXM4-80GB", calibration=path)
+
+
+LLAMA70B = dict(layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672, mlp="swiglu", vocab=128256)
+
+
+def test_context_parallelism_in_the_predicted_step_by_hand():
+    """cp 8 at 128k tokens: the step-time model on dp x cp ranks of 16k-token sequences, plus each GPU's queries
+    on the other 7 K/V blocks (x 3 with the backward, x 4 with full recomputation) and the ring's exposed part,
+    on the slowest stage's micro-batch, times the schedule's slots."""
+    from flopcalc.plan.context import ring_attention_s
+    from flopcalc.predict import layer_work, ops_s
+
+    h100 = resolve_fleet(gpu="H100-SXM", intra_node_gbps=450, inter_node_gbps=50)
+    llama = model_from_params(None, 131072, **LLAMA70B)
+    layout = Layout(dp=1, tp=8, cp=8, zero=1, recompute="full", sequence_parallel=True, micro_batch=1, global_batch=8)
+    step = evaluate(llama, layout, h100).step
+    shape, _ = llama.gemm_shape()
+    local = replace(shape, seq_len=16384)
+    profile = h100.profile
+    dense = predict_step(local, TrainingLayout(tp=8, dp=8, micro_batch=1, global_batch=64, recompute="full",
+                                               sequence_parallel=True, zero=1, fused_attention=True), profile)
+    assert llama.fused_attention
+    core = ops_s(layer_work(local, 1, 8, True, True).attention_core, profile)
+    traffic, exposed = ring_attention_s(llama, layout, h100, 2.0, 80 * 8 * core)
+    extra = 80 * 7 * core * 4
+    assert shape.seq_len == 131072 and step.time_model == "predicted"
+    assert step.step_s == pytest.approx(dense.step_s + dense.slots * (extra + exposed), rel=1e-12)
+    assert step.cp_comm_s == pytest.approx(8 * traffic, rel=1e-12) and step.cp_comm_s > 0
+    assert step.compute_s == pytest.approx(8 * (dense.slowest.forward_s + dense.slowest.backward_s
+                                                + dense.slowest.recompute_s + extra), rel=1e-12)
+    assert step.prediction["step_s"] == step.step_s
+
+
+def test_fp8_runs_the_blocks_linear_gemms_at_the_fp8_peak_in_the_predicted_step():
+    """fp8 on an H100: predicted on the bf16 profile, each linear GEMM's arithmetic at 1979/989.5 = 2x the rate,
+    its bytes unchanged; faster than bf16 but not twice (attention, head, memory-bound kernels stay)."""
+    from flopcalc.plan import training_precision
+    from flopcalc.plan.predicted import fp8_saved_s
+    from flopcalc.predict import layer_work
+
+    seven_b = model_from_params(6.7e9, 4096, layers=32, hidden=4096, heads=32)
+    layout = Layout(dp=8, zero=1, micro_batch=1, global_batch=512)
+    bf16 = evaluate(seven_b, layout, resolve_fleet(gpu="H100-SXM")).step
+    fleet = resolve_fleet(gpu="H100-SXM", precision="fp8")
+    fp8 = evaluate(seven_b, layout, fleet, precision="fp8").step
+    assert fleet.profile is not None and fleet.bf16_throughput is not None
+    assert training_precision("fp8").name == "fp8" and fp8.time_model == "predicted"
+    shape, _ = seven_b.gemm_shape()
+    work = layer_work(shape, 1, 1, False, seven_b.fused_attention)
+    saved = 32 * fp8_saved_s(work, fleet.profile, 1979e12 / 989.5e12, "none")
+    assert saved > 0
+    assert fp8.step_s == pytest.approx(bf16.step_s - 64 * saved, rel=1e-9)
+    assert bf16.step_s / 2 < fp8.step_s < bf16.step_s
+    assert fp8.mfu == pytest.approx(bf16.mfu * bf16.step_s / fp8.step_s / 2, rel=1e-3)  # against the fp8 peak
