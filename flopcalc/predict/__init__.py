@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from .comm import collective_s, ring_steps, traffic_factor
 from .curve import Curve
+from .graph import GraphPrediction, KernelModel, OpCall, OpTime, predict_ops, trace_ops
 from .layer import LayerWork, Op, TransformerShape, embedding_work, head_work, layer_work
 from .profile import DeviceProfile, Network, Rate, default_profiles_text, device_profile, load_profiles
 from .schedule import bubble_fraction, pipeline_slots, stage_layers
 from .step import OVERLAP_RULES, StageTime, StepPrediction, TrainingLayout, op_s, ops_s, predict_step
 
 __all__ = [
-    "Curve", "DeviceProfile", "LayerWork", "Network", "OVERLAP_RULES", "Op", "Rate", "StageTime", "StepPrediction",
+    "Curve", "DeviceProfile", "GraphPrediction", "KernelModel", "LayerWork", "Network", "OVERLAP_RULES", "Op", "OpCall", "OpTime", "Rate", "StageTime", "StepPrediction",
     "TrainingLayout", "TransformerShape", "bubble_fraction", "collective_s", "default_profiles_text",
     "device_profile", "embedding_work", "head_work", "layer_work", "load_profiles", "op_s", "ops_s", "pipeline_slots",
-    "predict_step", "ring_steps", "stage_layers", "traffic_factor",
+    "predict_ops", "predict_step", "ring_steps", "stage_layers", "trace_ops", "traffic_factor",
 ]
