@@ -170,6 +170,9 @@ def cpu_precision_skip_reason(cpu: CpuInfo, precision: str) -> str | None:
     return f"{precision} skipped: no fast {precision} matmul in torch on CPU"
 
 
+BUSY = "the machine looks busy"  # how a load warning starts: a run with one is not saved unless forced
+
+
 def load_warning(load_average: float | None = None, cpus: int | None = None) -> str | None:
     """A warning when the 1-minute load average exceeds the CPU count (other work halves results)."""
     if load_average is None:
@@ -180,7 +183,7 @@ def load_warning(load_average: float | None = None, cpus: int | None = None) -> 
     cpus = cpus or available_cpus()
     if load_average > cpus:
         return (
-            f"the machine looks busy (load average {load_average:.1f} > {cpus} CPUs): "
+            f"{BUSY} (load average {load_average:.1f} > {cpus} CPUs): "
             "results may be far below what it can do; rerun when it is idle"
         )
     return None

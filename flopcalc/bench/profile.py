@@ -8,7 +8,6 @@ dispatching one op costs). Each point is the median of a few samples of a block 
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -35,18 +34,21 @@ class Ladder:
     @staticmethod
     def for_device(device: str) -> "Ladder":
         if device == "cpu":
-            return Ladder((8, 64, 512, 4096), (32, 256, 1024), 2.2e9, (2**12, 2**16, 2**20, 2**24, 2**27),
+            return Ladder((8, 64, 512, 4096), (32, 256, 1024), 5e8, (2**12, 2**16, 2**20, 2**24, 2**27),
                           (2**10, 2**14, 2**18, 2**22), 0.01)
         return Ladder((16, 256, 4096, 32768), (256, 2048, 16384), 1.2e13, (2**16, 2**20, 2**24, 2**28, 2**31),
                       (2**12, 2**16, 2**20, 2**24, 2**28), 0.005)
 
     def gemm_shapes(self) -> list[tuple[int, int, int]]:
-        return [(m, n, k) for m in self.gemm_m for n in self.gemm_nk for k in self.gemm_nk
-                if 2.0 * m * n * k <= self.max_gemm_flops]
+        """Smallest first: a run out of time keeps the small shapes, which no headline figure stands for."""
+        shapes = [(m, n, k) for m in self.gemm_m for n in self.gemm_nk for k in self.gemm_nk
+                  if 2.0 * m * n * k <= self.max_gemm_flops]
+        return sorted(shapes, key=lambda shape: shape[0] * shape[1] * shape[2])
 
 
-def seconds_per_call(fn: Callable[[], object], timer: Timer, target: float, clock: Callable[[], float]) -> float:
-    """The median over SAMPLES blocks of the time of one call, each block about `target` seconds long."""
+def seconds_per_call(fn: Callable[[], object], timer: Timer, target: float) -> float:
+    """The fastest of SAMPLES blocks' time per call, each block about `target` seconds long: the profile has
+    dozens of short points, and on a shared machine the fastest block is the one least disturbed."""
     fn()  # warm (allocations, kernel selection)
     calls = 1
     elapsed = timer(fn, calls)
@@ -54,7 +56,7 @@ def seconds_per_call(fn: Callable[[], object], timer: Timer, target: float, cloc
         calls *= 4
         elapsed = timer(fn, calls)
     calls = max(1, int(calls * target / max(elapsed, 1e-9)))
-    return statistics.median(timer(fn, calls) / calls for _ in range(SAMPLES))
+    return min(timer(fn, calls) / calls for _ in range(SAMPLES))
 
 
 def _dtype(precision: str):
@@ -63,9 +65,10 @@ def _dtype(precision: str):
     return {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = None,
+def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = None, seconds: float | None = None,
                   clock: Callable[[], float] = time.perf_counter) -> KernelRates:
-    """Time the ladder in `precision` on the device `info` describes."""
+    """Time the ladder in `precision` on the device `info` describes. With `seconds`, GEMM shapes left when
+    half of it has gone are not timed (the copy, elementwise and dispatch points always are)."""
     import torch
 
     ladder = ladder or Ladder.for_device(info.device)
@@ -73,40 +76,46 @@ def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = N
     dtype, device = _dtype(precision), info.device
     target = ladder.sample_seconds
     matmul = []
+    gemm_end = clock() + seconds / 2 if seconds else None
     with fp32_matmul_mode(precision, device):
         for m, n, k in ladder.gemm_shapes():
+            if matmul and gemm_end is not None and clock() > gemm_end:
+                break
             a = torch.randn(m, k, device=device).to(dtype)
             b = torch.randn(k, n, device=device).to(dtype)
-            seconds = seconds_per_call(lambda: torch.mm(a, b), timer, target, clock)
+            seconds = seconds_per_call(lambda: torch.mm(a, b), timer, target)
             matmul.append((m, n, k, 2.0 * m * n * k / seconds / 1e12))
     memory = []
     for moved in ladder.copy_bytes:  # a copy reads and writes: half the bytes moved each way
         elements = max(1, moved // 2 // torch.empty((), dtype=dtype).element_size())
         source, destination = torch.randn(elements, device=device).to(dtype), torch.empty(elements, dtype=dtype, device=device)
-        seconds = seconds_per_call(lambda: destination.copy_(source), timer, target, clock)
+        seconds = seconds_per_call(lambda: destination.copy_(source), timer, target)
         memory.append((moved, moved / seconds / 1e9))
         del source, destination
     elementwise = []
     for elements in ladder.elementwise:
         x = torch.randn(elements, device=device).to(dtype)
-        seconds = seconds_per_call(lambda: torch.tanh(x), timer, target, clock)
+        seconds = seconds_per_call(lambda: torch.tanh(x), timer, target)
         elementwise.append((elements, elements / seconds / 1e9))
     x = torch.randn(4, 4, device=device).to(dtype)
-    view_s = seconds_per_call(lambda: x.view(16), timer, target, clock)
+    view_s = seconds_per_call(lambda: x.view(16), timer, target)
     return KernelRates(tuple(matmul), tuple(memory), tuple(elementwise), view_s * 1e6)
 
 
 def measure_profile(info: DeviceInfo, precisions: tuple[str, ...], *, ladder: Ladder | None = None,
-                    clock: Callable[[], float] = time.perf_counter) -> ProfileCalibration:
-    """A profile of every precision in `precisions` a model's step can run in (fp8/int8 are left out)."""
+                    seconds: float | None = None, clock: Callable[[], float] = time.perf_counter) -> ProfileCalibration:
+    """A profile of every precision in `precisions` a model's step can run in (fp8/int8 are left out), each
+    in an equal share of `seconds`."""
     import torch
 
     previous_threads = torch.get_num_threads()
     if info.device == "cpu" and info.threads:
         torch.set_num_threads(info.threads)
     try:
-        rates = {precision: measure_rates(info, precision, ladder=ladder, clock=clock)
-                 for precision in precisions if precision in PROFILE_PRECISIONS}
+        chosen = [precision for precision in precisions if precision in PROFILE_PRECISIONS]
+        share = seconds / len(chosen) if seconds and chosen else None
+        rates = {precision: measure_rates(info, precision, ladder=ladder, seconds=share, clock=clock)
+                 for precision in chosen}
     finally:
         torch.set_num_threads(previous_threads)
     return ProfileCalibration(info.device_name, now_utc(), info.torch_version, rates, info.threads)

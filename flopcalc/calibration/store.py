@@ -137,7 +137,7 @@ def _parse_device(entry: Any, where: str) -> DeviceCalibration:
         fleet[parsed.key] = parsed
     profile = _parse_profile(entry["profile"], f"{where} profile") if entry.get("profile") is not None else None
     if matmul is None and not models and not fleet and profile is None:
-        raise CalibrationError(f"{where}: holds none of 'matmul', 'models', 'fleet' or 'profile'")
+        raise CalibrationError(f"{where}: holds none of 'matmul', 'models' or 'fleet' (nor a 'profile')")
     return DeviceCalibration(kind, matmul, models, fleet, profile)
 
 

@@ -28,9 +28,7 @@ _GEMMS = frozenset({"mm", "addmm", "bmm", "baddbmm", "_int_mm", "_scaled_mm"})
 _TRANSCENDENTAL = frozenset({
     "tanh", "exp", "log", "sigmoid", "gelu", "gelu_backward", "erf", "silu", "silu_backward", "_softmax",
     "_log_softmax", "_softmax_backward_data", "_log_softmax_backward_data", "tanh_backward", "sigmoid_backward",
-    "pow", "sqrt", "rsqrt", "sin", "cos", "_foreach_sqrt", "_foreach_pow", "native_layer_norm",
-    "native_layer_norm_backward", "native_batch_norm", "native_batch_norm_backward", "_native_batch_norm_legit",
-    "_native_batch_norm_legit_no_training", "div",
+    "pow", "sin", "cos", "_foreach_pow",
 })
 _NEAREST = 4  # matmul points an interpolation weighs
 

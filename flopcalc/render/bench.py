@@ -87,6 +87,14 @@ def model_rows(result: "ModelBenchResult") -> list[list[str]]:
         ["measured matmul", f"{result.measured_matmul_flops / 1e12:.4g} TFLOPS" if result.measured_matmul_flops else "- (no calibration)"],
         ["of measured matmul", _pct(result.fraction_of_measured)],
     ]
+    prediction = result.prediction
+    if prediction is not None:
+        phases = " + ".join(_duration(prediction.phase_seconds(phase)) for phase in ("forward", "backward", "optimizer"))
+        rows += [
+            ["step time (predicted)", f"{_duration(prediction.seconds)} (forward + backward + optimizer: {phases})"],
+            ["prediction error", f"{result.prediction_error:+.1%} (measured / predicted - 1)"],
+            ["predicted from", result.prediction_source or "-"],
+        ]
     return rows
 
 
