@@ -24,7 +24,7 @@ from flopcalc.errors import CalibrationError
 
 runner = CliRunner()
 RATES = KernelRates(matmul=((8, 32, 32, 0.01), (64, 256, 256, 0.05)), memory=((4096, 2.0), (1 << 20, 20.0)),
-                    elementwise=((1024, 0.2),), view_us=2.5)
+                    elementwise=((1024, 0.2),), view_us=2.5, eager_op_us=6.0)
 TINY = Ladder((8, 64), (32,), 1e9, (4096, 65536), (1024,), 0.001)
 
 
@@ -56,10 +56,12 @@ def test_measured_rates_cover_the_ladder():
     assert [point[:3] for point in rates.matmul] == [(8, 32, 32), (64, 32, 32)]
     assert [size for size, _ in rates.memory] == [4096, 65536] and [size for size, _ in rates.elementwise] == [1024]
     assert all(point[-1] > 0 for point in rates.matmul + rates.memory + rates.elementwise) and rates.view_us > 0
+    assert rates.eager_op_us > 0
 
 
 @pytest.mark.parametrize("edit, message", [
     (lambda p: p["precisions"]["fp32"].pop("memory"), "missing memory"),
+    (lambda p: p["precisions"]["fp32"].pop("eager_op_us"), "missing eager_op_us"),
     (lambda p: p["precisions"]["fp32"].__setitem__("matmul", [[8, 32, "x", 1.0]]), "every point must be 4 positive"),
     (lambda p: p["precisions"]["fp32"].__setitem__("view_us", -1), "view_us"),
     (lambda p: p.pop("device_name"), "'device_name' must be a non-empty string"),

@@ -359,7 +359,7 @@ def run_model_bench(
     )
 
 
-QUICK_LADDER = Ladder((8, 128, 2048), (64, 512), 1.2e9, (2**12, 2**18, 2**24), (2**10, 2**16, 2**22), 0.004)
+QUICK_LADDER = Ladder((8, 128, 2048), (8, 64, 512), 5e8, (2**12, 2**18, 2**24), (2**10, 2**16, 2**22), 0.004)
 
 
 def _profile_rates(calibration: Calibration | None, info: DeviceInfo, precision: str,

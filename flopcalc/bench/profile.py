@@ -8,6 +8,7 @@ dispatching one op costs). Each point is the median of a few samples of a block 
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -17,7 +18,7 @@ from .hardware import DeviceInfo
 from .sweep import Timer, fp32_matmul_mode, timer_for
 
 PROFILE_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # the ones a model's training step runs in
-SAMPLES = 3
+SAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Ladder:
     @staticmethod
     def for_device(device: str) -> "Ladder":
         if device == "cpu":
-            return Ladder((8, 64, 512, 4096), (32, 256, 1024), 5e8, (2**12, 2**16, 2**20, 2**24, 2**27),
+            return Ladder((8, 64, 512, 4096), (8, 64, 512, 2048), 1.1e9, (2**12, 2**16, 2**20, 2**24, 2**27),
                           (2**10, 2**14, 2**18, 2**22), 0.01)
         return Ladder((16, 256, 4096, 32768), (256, 2048, 16384), 1.2e13, (2**16, 2**20, 2**24, 2**28, 2**31),
                       (2**12, 2**16, 2**20, 2**24, 2**28), 0.005)
@@ -47,8 +48,8 @@ class Ladder:
 
 
 def seconds_per_call(fn: Callable[[], object], timer: Timer, target: float) -> float:
-    """The fastest of SAMPLES blocks' time per call, each block about `target` seconds long: the profile has
-    dozens of short points, and on a shared machine the fastest block is the one least disturbed."""
+    """The median of SAMPLES blocks' time per call, each block about `target` seconds long: the median, as the
+    model bench takes of its steps, so a prediction and the measurement it is compared with stand alike."""
     fn()  # warm (allocations, kernel selection)
     calls = 1
     elapsed = timer(fn, calls)
@@ -56,7 +57,7 @@ def seconds_per_call(fn: Callable[[], object], timer: Timer, target: float) -> f
         calls *= 4
         elapsed = timer(fn, calls)
     calls = max(1, int(calls * target / max(elapsed, 1e-9)))
-    return min(timer(fn, calls) / calls for _ in range(SAMPLES))
+    return statistics.median(timer(fn, calls) / calls for _ in range(SAMPLES))
 
 
 def _dtype(precision: str):
@@ -99,7 +100,28 @@ def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = N
         elementwise.append((elements, elements / seconds / 1e9))
     x = torch.randn(4, 4, device=device).to(dtype)
     view_s = seconds_per_call(lambda: x.view(16), timer, target)
-    return KernelRates(tuple(matmul), tuple(memory), tuple(elementwise), view_s * 1e6)
+    return KernelRates(tuple(matmul), tuple(memory), tuple(elementwise), view_s * 1e6,
+                       eager_op_seconds(device, dtype, timer, target) * 1e6)
+
+
+def eager_op_seconds(device: str, dtype, timer: Timer, target: float) -> float:
+    """What an eager training step spends per op on tiny tensors: a forward and backward through a chain of
+    small multiplies (Python, autograd and dispatch included), over the ops it records."""
+    import torch
+
+    from ..predict import trace_ops
+
+    leaf = torch.randn(4, 4, device=device).to(dtype).requires_grad_()
+
+    def chain() -> None:
+        y = leaf
+        for _ in range(32):
+            y = y * 1.0001
+        y.sum().backward()
+        leaf.grad = None
+
+    calls = [call for call in trace_ops((("forward", chain),)) if not call.view]
+    return seconds_per_call(chain, timer, target) / max(len(calls), 1)
 
 
 def measure_profile(info: DeviceInfo, precisions: tuple[str, ...], *, ladder: Ladder | None = None,

@@ -127,12 +127,14 @@ class FleetCalibration:
 class KernelRates:
     """One precision's measured kernel rates at the sizes they were measured at (docs/calibration.md): matmul
     TFLOPS per (m, n, k), memory GB/s per bytes moved by a copy, elementwise G elements/s per tensor size, and
-    the time of an op that moves nothing (a view: what dispatching one op costs)."""
+    the time of an op that moves nothing (a view: what dispatching one op costs), and what an eager step spends per
+    tiny op (Python, autograd and dispatch)."""
 
     matmul: tuple[tuple[int, int, int, float], ...]  # (m, n, k, TFLOPS)
     memory: tuple[tuple[int, float], ...]  # (bytes moved, GB/s)
     elementwise: tuple[tuple[int, float], ...]  # (elements, G elements/s)
     view_us: float
+    eager_op_us: float  # a tiny op's share of an eager forward + backward: the least any op of a step costs
 
     def to_dict(self) -> dict:
         return {
@@ -140,6 +142,7 @@ class KernelRates:
             "memory": [list(point) for point in self.memory],
             "elementwise": [list(point) for point in self.elementwise],
             "view_us": self.view_us,
+            "eager_op_us": self.eager_op_us,
         }
 
 

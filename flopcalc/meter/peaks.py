@@ -32,6 +32,19 @@ class Peak:
         return {"kind": self.kind, "peak_flops": self.flops, "label": self.label}
 
 
+def cpu_model_name() -> str | None:
+    """This machine's CPU model as /proc/cpuinfo names it (Linux), None elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        return None
+    return None
+
+
 def resolve_peaks(
     *,
     device_name: str | None,
@@ -46,6 +59,7 @@ def resolve_peaks(
     - `peak_flops`: a figure the user gives (FLOP/s), labelled as such.
     - the datasheet's dense peak of `device_name` at `precision` (default: the GPU's fastest 16-bit one); a
       name the user gave (`gpu_given`) that the catalogue lacks is an error, a detected one (a CPU) a note.
+      Without a name (no CUDA device), the catalogue's entry for this machine's CPU when it names one.
     - the measured matmul peak of the device in `calibration` (a file, or "auto").
     """
     peaks: list[Peak] = []
@@ -68,7 +82,16 @@ def resolve_peaks(
             peaks.append(Peak("datasheet", flops, f"datasheet dense {chosen} peak of {spec.id}: "
                                                   f"{format_number(flops / 1e12)} TFLOP/s"))
     else:
-        notes.append("no datasheet peak: no device name (pass device_name='H100-SXM' or the like)")
+        cpu_name = cpu_model_name()
+        spec = catalog.match_cpu(cpu_name) if cpu_name else None
+        chosen = normalize_precision(precision) if precision else "fp32"
+        if spec is not None and chosen in spec.peak_tflops:
+            flops = spec.peak_flops(chosen)
+            peaks.append(Peak("datasheet", flops, f"datasheet dense {chosen} peak of the CPU {spec.id} (all "
+                                                  f"{spec.cores} cores): {format_number(flops / 1e12)} TFLOP/s"))
+        else:
+            named = f" (this CPU, {cpu_name}, is not in the catalogue)" if cpu_name else ""
+            notes.append(f"no datasheet peak: no device name{named} (pass device_name='H100-SXM' or the like)")
     if calibration is not None:
         throughput, _ = calibrated_throughput(
             load_calibration(calibration), device_name=device_name, precision=precision,

@@ -9,7 +9,8 @@ them, so the ops are recorded as torch dispatches them (forward, backward and op
   transcendental elementwise ops at least the measured elementwise rate; views cost one dispatch.
 In eager mode every op is its own kernel that reads its inputs and writes its outputs, so the bytes are each
 op's own tensors: `counting/traffic.py` prices a fused layer (a serving bound), which eager training is not.
-An op's time is the slower of its arithmetic and its memory time (a roofline per op, at measured rates).
+An op's time is the slower of its arithmetic and its memory time (a roofline per op, at measured rates), and
+never less than the measured time an eager step spends per tiny op (Python, autograd, dispatch).
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class KernelModel:
         self._elementwise = Curve(tuple((float(size), rate * 1e9) for size, rate in sorted(rates.elementwise)),
                                   source, "log-linear")
         self.view_s = rates.view_us * 1e-6
+        self.op_floor_s = rates.eager_op_us * 1e-6
 
     def matmul_flops_per_s(self, m: float, n: float, k: float) -> float:
         here = (math.log2(max(m, 1)), math.log2(max(n, 1)), math.log2(max(k, 1)))
@@ -140,8 +142,14 @@ class KernelModel:
         return gemm.flops / self.matmul_flops_per_s(gemm.batch * gemm.m, gemm.n, gemm.k)
 
     def price(self, call: OpCall) -> OpTime:
+        """The op's roofline time at measured rates, and never less than an eager step spends per op."""
         if call.view:
             return OpTime(call, self.view_s, "dispatch")
+        timed = self._roofline(call)
+        floor = self.op_floor_s * call.parts
+        return timed if timed.seconds >= floor else OpTime(call, floor, "dispatch")
+
+    def _roofline(self, call: OpCall) -> OpTime:
         memory = sum(self.memory_s(call.bytes / call.parts) for _ in range(call.parts))
         if call.gemms:
             compute = sum(self.gemm_s(gemm) for gemm in call.gemms)

@@ -10,7 +10,8 @@ from flopcalc.predict import KernelModel, OpCall, predict_ops, trace_ops
 from flopcalc.predict.graph import Gemm, op_gemms
 
 # one point each: every size reads the same rate, so every price is exact arithmetic
-RATES = KernelRates(matmul=((64, 64, 64, 2.0),), memory=((1 << 20, 10.0),), elementwise=((1 << 16, 0.5),), view_us=3.0)
+RATES = KernelRates(matmul=((64, 64, 64, 2.0),), memory=((1 << 20, 10.0),), elementwise=((1 << 16, 0.5),), view_us=3.0,
+                    eager_op_us=4.0)
 
 
 def _training_step(model, x):
@@ -75,14 +76,15 @@ def test_prices_are_exact_at_a_one_point_profile():
     view = OpCall("view", "forward", "l", (), 0.0, 0.0, view=True)
     assert model.price(view).seconds == pytest.approx(3e-6)
     tiny = OpCall("add", "forward", "l", (), bytes=8.0, elements=1.0)
-    assert model.price(tiny).seconds == pytest.approx(3e-6)  # no op is cheaper than dispatching it
+    assert model.price(tiny).seconds == pytest.approx(4e-6)  # no op is cheaper than an eager step spends per op
+    assert model.price(tiny).bound == "dispatch"
     foreach = OpCall("_foreach_add_", "optimizer", "", (), bytes=2e6, elements=2e5, parts=4)
     assert model.price(foreach).seconds == pytest.approx(4 * 0.5e6 / 10e9)
 
 
 def test_the_matmul_rate_between_measured_shapes_is_weighted_toward_the_nearest():
     rates = KernelRates(matmul=((64, 64, 64, 1.0), (1024, 64, 64, 4.0)), memory=((1, 1.0),), elementwise=((1, 1.0),),
-                        view_us=1.0)
+                        view_us=1.0, eager_op_us=1.0)
     model = KernelModel(rates)
     assert model.matmul_flops_per_s(64, 64, 64) == pytest.approx(1e12)
     assert model.matmul_flops_per_s(1024, 64, 64) == pytest.approx(4e12)
@@ -101,7 +103,7 @@ def test_predict_ops_sums_per_phase_and_per_layer():
 
 def test_a_profile_without_points_is_refused():
     with pytest.raises(CalibrationError, match="needs matmul, memory and elementwise"):
-        KernelModel(KernelRates((), ((1, 1.0),), ((1, 1.0),), 1.0))
+        KernelModel(KernelRates((), ((1, 1.0),), ((1, 1.0),), 1.0, 1.0))
 
 
 def test_an_unknown_phase_is_refused():
