@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 from ..calibration import KernelRates, ProfileCalibration, now_utc
@@ -100,32 +100,8 @@ def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = N
         elementwise.append((elements, elements / seconds / 1e9))
     x = torch.randn(4, 4, device=device).to(dtype)
     view_s = seconds_per_call(lambda: x.view(16), timer, target)
-    rates = KernelRates(tuple(matmul), tuple(memory), tuple(elementwise), view_s * 1e6,
-                        eager_op_seconds(device, dtype, timer, target) * 1e6)
-    return replace(rates, conv_ratio=conv_ratio(rates, device, dtype, 1, timer, target),
-                   grouped_conv_ratio=conv_ratio(rates, device, dtype, 64, timer, target))
-
-
-def conv_ratio(rates: KernelRates, device: str, dtype, groups: int, timer: Timer, target: float) -> float:
-    """A 3 x 3 convolution's measured forward + backward time over what its implicit GEMMs take at `rates`:
-    64 channels on 8 x 64 x 16 x 16 (dense, 2048 x 64 x 576 forward) or 64 groups of one channel (depthwise)."""
-    import torch
-
-    from ..predict import KernelModel, trace_ops
-
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1, groups=groups, bias=False).to(device=device, dtype=dtype)
-    source = torch.randn(8, 64, 16, 16, device=device).to(dtype).requires_grad_()
-
-    def step() -> None:
-        conv(source).sum().backward()
-        conv.weight.grad = source.grad = None
-
-    model = KernelModel(rates)
-    priced = [model.price(call) for call in trace_ops((("forward", step),)) if not call.view]
-    others = sum(op.seconds for op in priced if op.call.name not in ("convolution", "convolution_backward"))
-    convolutions = sum(op.seconds for op in priced) - others
-    measured = seconds_per_call(step, timer, target) - others
-    return max(measured, 0.1 * convolutions) / convolutions
+    return KernelRates(tuple(matmul), tuple(memory), tuple(elementwise), view_s * 1e6,
+                       eager_op_seconds(device, dtype, timer, target) * 1e6)
 
 
 def eager_op_seconds(device: str, dtype, timer: Timer, target: float) -> float:

@@ -135,9 +135,6 @@ class KernelRates:
     elementwise: tuple[tuple[int, float], ...]  # (elements, G elements/s)
     view_us: float
     eager_op_us: float  # a tiny op's share of an eager forward + backward: the least any op of a step costs
-    # measured convolution time (forward + backward) / its implicit GEMMs' time at the matmul rates: dense, grouped
-    conv_ratio: float = 1.0
-    grouped_conv_ratio: float = 1.0
 
     def to_dict(self) -> dict:
         return {
@@ -146,8 +143,6 @@ class KernelRates:
             "elementwise": [list(point) for point in self.elementwise],
             "view_us": self.view_us,
             "eager_op_us": self.eager_op_us,
-            "conv_ratio": self.conv_ratio,
-            "grouped_conv_ratio": self.grouped_conv_ratio,
         }
 
 

@@ -142,7 +142,7 @@ def _parse_device(entry: Any, where: str) -> DeviceCalibration:
 
 
 _PROFILE_KEYS = {"device_name", "measured_at", "torch_version", "threads", "precisions", "busbw"}
-_RATES_KEYS = {"matmul", "memory", "elementwise", "view_us", "eager_op_us", "conv_ratio", "grouped_conv_ratio"}
+_RATES_KEYS = {"matmul", "memory", "elementwise", "view_us", "eager_op_us"}
 
 
 def _parse_profile(entry: Any, where: str) -> ProfileCalibration:
@@ -200,8 +200,6 @@ def _parse_rates(entry: Any, where: str) -> KernelRates:
         elementwise=tuple((int(size), rate) for size, rate in _points(entry["elementwise"], f"{where} elementwise", 2)),
         view_us=_positive(entry["view_us"], f"{where} view_us"),
         eager_op_us=_positive(entry["eager_op_us"], f"{where} eager_op_us"),
-        conv_ratio=_positive(entry["conv_ratio"], f"{where} conv_ratio"),
-        grouped_conv_ratio=_positive(entry["grouped_conv_ratio"], f"{where} grouped_conv_ratio"),
     )
 
 

@@ -31,7 +31,6 @@ _TRANSCENDENTAL = frozenset({
     "_log_softmax", "_softmax_backward_data", "_log_softmax_backward_data", "tanh_backward", "sigmoid_backward",
     "pow", "sin", "cos", "_foreach_pow",
 })
-_CONVOLUTIONS = frozenset({"convolution", "convolution_backward"})
 _NEAREST = 4  # matmul points an interpolation weighs
 
 
@@ -138,13 +137,6 @@ class KernelModel:
     def elementwise_s(self, elements: float) -> float:
         return elements / self._elementwise.at(elements) if elements > 0 else self.view_s
 
-    def conv_ratio(self, call: OpCall) -> float:
-        """A convolution's measured time over its implicit GEMMs' (grouped when its GEMMs are per group); 1 for
-        any other product."""
-        if call.name not in _CONVOLUTIONS:
-            return 1.0
-        return self.rates.grouped_conv_ratio if any(gemm.batch > 1 for gemm in call.gemms) else self.rates.conv_ratio
-
     def gemm_s(self, gemm: Gemm) -> float:
         """Batched products run as one kernel of the stacked rows: read at (batch x M, N, K)."""
         return gemm.flops / self.matmul_flops_per_s(gemm.batch * gemm.m, gemm.n, gemm.k)
@@ -160,7 +152,7 @@ class KernelModel:
     def _roofline(self, call: OpCall) -> OpTime:
         memory = sum(self.memory_s(call.bytes / call.parts) for _ in range(call.parts))
         if call.gemms:
-            compute = sum(self.gemm_s(gemm) for gemm in call.gemms) * self.conv_ratio(call)
+            compute = sum(self.gemm_s(gemm) for gemm in call.gemms)
             return OpTime(call, max(compute, memory), "matmul" if compute >= memory else "memory")
         if _base_name(call.name) in _TRANSCENDENTAL:
             compute = sum(self.elementwise_s(call.elements / call.parts) for _ in range(call.parts))

@@ -59,19 +59,6 @@ def test_a_depthwise_convolution_is_one_small_gemm_per_group():
     assert op_gemms("convolution", args, out) == (Gemm(36, 1, 9, 4),)
 
 
-def test_a_convolution_takes_the_measured_ratio_to_its_implicit_gemm():
-    from dataclasses import replace
-
-    model = KernelModel(replace(RATES, conv_ratio=3.0, grouped_conv_ratio=5.0))
-    gemm = Gemm(1024, 1024, 1024)  # 1.07 ms at the one 2 TFLOPS point: well above every floor
-    dense = OpCall("convolution", "forward", "c", (gemm,), bytes=8.0, elements=1.0)
-    grouped = OpCall("convolution_backward", "backward", "c", (Gemm(1024, 1024, 1024, 2),), bytes=8.0, elements=1.0)
-    product = OpCall("mm", "forward", "c", (gemm,), bytes=8.0, elements=1.0)
-    assert model.price(product).seconds == pytest.approx(2 * 1024**3 / 2e12)
-    assert model.price(dense).seconds == pytest.approx(3 * 2 * 1024**3 / 2e12)
-    assert model.price(grouped).seconds == pytest.approx(5 * 2 * 2 * 1024**3 / 2e12)
-
-
 def test_batched_products_keep_their_batch():
     a, b = torch.randn(3, 4, 5), torch.randn(3, 5, 6)
     assert op_gemms("bmm", (a, b), a @ b) == (Gemm(4, 6, 5, 3),)
