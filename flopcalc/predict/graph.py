@@ -127,7 +127,7 @@ class KernelModel:
         nearest = scored[:_NEAREST]
         if nearest[0][0] < 1e-12:
             return math.exp(nearest[0][1])
-        weights = [1.0 / distance for distance, _ in nearest]
+        weights = [1.0 / squared for squared, _ in nearest]  # 1 / distance², distances in log2 of each dimension
         return math.exp(sum(w * value for w, (_, value) in zip(weights, nearest)) / sum(weights))
 
     def memory_s(self, nbytes: float) -> float:
