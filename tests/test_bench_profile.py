@@ -139,3 +139,22 @@ def test_bench_save_on_a_busy_machine_is_refused_before_measuring(monkeypatch, t
                     "will not measure for --save: the machine looks busy (load average 9.0 > 2 CPUs)")
     _one_line_error(invoke("bench", "--device", "cpu", "--force"), "--force applies to --save")
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_the_fleet_stores_bus_bandwidth_by_message_size_in_the_profile(tmp_path):
+    from tests._fleet_helpers import two_node_result
+
+    from flopcalc.bench.fleet import save_fleet_result
+
+    path = tmp_path / "cal.yaml"
+    save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", profile=_profile("NVIDIA H100 80GB HBM3"))
+    save_fleet_result(two_node_result(), path)
+    profile = load_calibration(path).devices["NVIDIA H100 80GB HBM3"].profile
+    assert profile.precisions == {"fp32": RATES}  # the kernel rates are kept
+    assert set(profile.busbw) == {"world", "intra", "inter"}
+    # 256 MiB in 5 ms and 1 GiB in 20 ms on 8 ranks: busbw = bytes / time x 2 x 7 / 8
+    (small, small_gbps), (large, large_gbps) = profile.busbw["intra"]["all_reduce"]
+    assert (small, large) == (2**28, 2**30)
+    assert (small_gbps, large_gbps) == pytest.approx((2**28 / 0.005 / 1e9 * 1.75, 2**30 / 0.02 / 1e9 * 1.75))
+    ((size, gbps),) = profile.busbw["world"]["p2p"]
+    assert size == 2**30 and gbps == pytest.approx(2**30 / 0.05 / 1e9)

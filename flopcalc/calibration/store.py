@@ -151,8 +151,9 @@ def _parse_profile(entry: Any, where: str) -> ProfileCalibration:
         raise CalibrationError(f"{where}: expected a mapping")
     _no_unknown_keys(entry, _PROFILE_KEYS, where)
     precisions_data = entry.get("precisions")
-    if not isinstance(precisions_data, dict) or not precisions_data:
-        raise CalibrationError(f"{where}: 'precisions' is missing or empty", "rerun `flopcalc bench --save`")
+    if not isinstance(precisions_data, dict) or not (precisions_data or entry.get("busbw")):
+        raise CalibrationError(f"{where}: 'precisions' is missing or empty (and there is no 'busbw')",
+                               "rerun `flopcalc bench --save`")
     precisions = {}
     for precision, rates in precisions_data.items():
         if precision not in MATMUL_PRECISIONS:
@@ -173,7 +174,8 @@ def _parse_profile(entry: Any, where: str) -> ProfileCalibration:
             if op not in (*FLEET_OPS, "p2p"):
                 raise CalibrationError(f"{where} busbw {scope}: unknown collective {op!r}",
                                        f"use {', '.join((*FLEET_OPS, 'p2p'))}")
-        busbw[scope] = {op: _points(points, f"{where} busbw {scope} {op}", 2) for op, points in ops.items()}
+        busbw[scope] = {op: tuple((int(size), rate) for size, rate in _points(points, f"{where} busbw {scope} {op}", 2))
+                        for op, points in ops.items()}
     return ProfileCalibration(
         device_name=_text(entry, "device_name", where),
         measured_at=_text(entry, "measured_at", where),
