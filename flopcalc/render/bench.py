@@ -55,6 +55,11 @@ def _matmul_footer(result: "MatmulBenchResult") -> list[str]:
     lines += [f"note: {note}" for note in result.notes]
     lines += [f"warning: {warning}" for warning in result.warnings]
     lines.append(f"timed for {result.seconds_used:.1f} s (budget {result.seconds_budget:g} s); median = best per-shape median")
+    for precision, rates in (result.profile.precisions.items() if result.profile else ()):
+        best_gbps = max(gbps for _, gbps in rates.memory)
+        lines.append(f"{precision} device profile: {len(rates.matmul)} GEMM shapes "
+                     f"({min(p[3] for p in rates.matmul):.3g}-{max(p[3] for p in rates.matmul):.3g} TFLOPS), copy up to "
+                     f"{best_gbps:.3g} GB/s, {rates.eager_op_us:.3g} us per eager op (docs/calibration.md)")
     if result.calibration_file:
         lines.append(f"calibration saved to {result.calibration_file}")
     return lines
