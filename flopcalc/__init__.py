@@ -7,9 +7,42 @@ Heavy modules (torch) load on first use, so `import flopcalc` stays fast for con
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what a type checker follows; at run time `__getattr__` imports each name on first use
+    from .api import activations as activations
+    from .api import count as count
+    from .api import training as training
+    from .bench.distributed import launch_fleet as launch_fleet
+    from .bench.distributed import run_fleet_bench as run_fleet_bench
+    from .bench.fleet import FleetConfig as FleetConfig
+    from .bench.matmul import run_matmul_bench as run_matmul_bench
+    from .bench.model import run_model_bench as run_model_bench
+    from .budget import load_budget_file as load_budget_file
+    from .budget import run_checks as run_checks
+    from .calibration import choose_throughput as choose_throughput
+    from .calibration import load_calibration as load_calibration
+    from .calibration import measured_bandwidths as measured_bandwidths
+    from .catalog import load_catalog as load_catalog
+    from .compute import Throughput as Throughput
+    from .compute import convert as convert
+    from .compute import fleet_estimate as fleet_estimate
+    from .compute import training_from_counts as training_from_counts
+    from .compute import training_from_forward as training_from_forward
+    from .compute import training_from_params_tokens as training_from_params_tokens
+    from .compute import training_from_report as training_from_report
+    from .counting.report import CountReport as CountReport
+    from .counting.report import LayerCount as LayerCount
+    from .device import Device as Device
+    from .device import resolve_device as resolve_device
+    from .errors import FlopcalcError as FlopcalcError
+    from .loaders import load_model as load_model
+    from .meter import MeterReading as MeterReading
+    from .meter import ThroughputMeter as ThroughputMeter
+    from .spec import CallArgs as CallArgs
+    from .spec import ModelSpec as ModelSpec
 
 # public name -> module that defines it (imported lazily)
 _EXPORTS = {
@@ -22,6 +55,8 @@ _EXPORTS = {
     "LayerCount": "flopcalc.counting.report",
     "load_model": "flopcalc.loaders",
     "load_catalog": "flopcalc.catalog",
+    "resolve_device": "flopcalc.device",
+    "Device": "flopcalc.device",
     "convert": "flopcalc.compute",
     "fleet_estimate": "flopcalc.compute",
     "training_from_counts": "flopcalc.compute",

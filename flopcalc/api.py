@@ -21,7 +21,8 @@ from .conventions import detect_transformer
 from .counting.activations import ActivationProfile
 from .counting.report import CountReport
 from .counting.traffic import TrafficReport
-from .errors import (ArgumentTypeError, InsufficientMemoryError, ModelBuildError, ModelRunError, UsageError,
+from .errors import (ArgumentTypeError, FlopcalcError, InsufficientMemoryError, ModelBuildError, ModelRunError,
+                     UsageError,
                      check_number)
 from .loaders import LoadedModel, check_input_names, example_inputs_kept, load_model, make_inputs
 from .loaders.huggingface import config_path
@@ -34,7 +35,7 @@ T = TypeVar("T")
 _SPEC_OPTIONS = frozenset(ModelSpec.__dataclass_fields__) - {"source", "inputs"}
 
 
-def as_spec(model: ModelSpec | str | os.PathLike, inputs: Any = None, **options: Any) -> ModelSpec:
+def as_spec(model: ModelSpec | str | os.PathLike[str], inputs: Any = None, **options: Any) -> ModelSpec:
     """A ModelSpec from a spec (kept as is) or a source string with `--input` specs and spec options."""
     if isinstance(model, ModelSpec):
         if inputs is not None or options:
@@ -115,7 +116,7 @@ def on_meta_then_cpu(spec: ModelSpec, work: Callable[[LoadedModel, Any], T]) -> 
     model cannot run there, on the CPU behind the memory guard (`check_fits_in_memory`). Returns its result, the
     loaded model, and the note saying so when it fell back. Every command that runs a model goes through here."""
     attempts = [spec.device] if spec.device else ["meta", "cpu"]
-    first_error: Exception | None = None
+    first_error: FlopcalcError | None = None
     on_meta: Any = None  # the model as built on meta: what a CPU build would allocate is read from it
     for attempt in attempts:
         loaded = None
@@ -136,7 +137,7 @@ def on_meta_then_cpu(spec: ModelSpec, work: Callable[[LoadedModel, Any], T]) -> 
     raise AssertionError("unreachable")
 
 
-def check_fits_in_memory(spec: ModelSpec, on_meta: Any = None, meta_error: Exception | None = None) -> None:
+def check_fits_in_memory(spec: ModelSpec, on_meta: Any = None, meta_error: FlopcalcError | None = None) -> None:
     """Stop before building on the CPU what the CPU cannot hold: the OS would kill the process, with no message.
 
     The bytes are those of the model built on meta (`on_meta`; a Hugging Face config is built there for the

@@ -49,11 +49,11 @@ class InputSpec:
 def parse_input_spec(text: str) -> InputSpec:
     """Dims separated by `x` or `,`, an optional `:dtype`, an optional `NAME=` in front: `1x3x224x224`,
     `8,1024`, `1x2048:int64`, `decoder_input_ids=1x128:int64`."""
-    name, sep, rest = text.strip().partition("=")
-    name = name.strip()
+    head, sep, rest = text.strip().partition("=")
+    name: str | None = head.strip()
     if not sep:
         name, rest = None, text
-    elif not _NAME.match(name):
+    elif not _NAME.match(head.strip()):
         raise InputSpecError(
             f"--input {text!r}: {name!r} is not an argument name",
             "write NAME=SHAPE with the forward's parameter name, e.g. pixel_values=1x3x224x224",
@@ -93,7 +93,7 @@ class CallArgs:
     every caller calls a model one way: `CallArgs.of(inputs).call(model)`.
     """
 
-    args: tuple = ()
+    args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -267,7 +267,7 @@ def _absolute_source(source: str) -> str:
     return source
 
 
-def parse_kwargs(text: str | None) -> dict:
+def parse_kwargs(text: str | None) -> dict[str, Any]:
     """`'{"depth": 50}'` -> a dict (what `--kwargs` takes)."""
     if not text:
         return {}

@@ -33,6 +33,15 @@ _PREFIX_EXPONENT = {"k": 3, "m": 6, "g": 9, "t": 12, "p": 15, "e": 18, "z": 21, 
 
 _FORMAT_PREFIXES = [("Y", 1e24), ("Z", 1e21), ("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)]
 
+# The largest number any option or file value may hold: far beyond every real amount (all the compute ever
+# run is ~1e27 FLOP) and far enough below a float's 1.8e308 that products and quotients of a few such numbers
+# stay finite, so no overflow reaches the arithmetic, a table or a JSON file.
+LARGEST_NUMBER = 1e40
+RANGE_HINT = f"numbers are at most {LARGEST_NUMBER:g}"
+# The largest whole-number option (a layer count, a batch, a sequence, GPUs): exact in a float, so no size
+# overflows the arithmetic; the commands' own, tighter limits (a batch, tokens in all) apply below it.
+LARGEST_WHOLE = 2**53 - 1
+
 _NUMBER_WITH_PREFIX = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([kKMGTPEZY]?)\s*$")
 
 
@@ -49,9 +58,20 @@ def parse_si_number(text: str | int | float, what: str = "value") -> float:
                 f"{what} {text!r} is not a number", "write a number with an optional SI suffix k M G T P E, e.g. 9G or 1e18"
             )
         # decimal scaling: "4.1G" is exactly 4.1e9, not 4.1 * 1e9 = 4099999999.9999995
-        value = float(Decimal(match.group(1)).scaleb(_PREFIX_EXPONENT.get(match.group(2).lower(), 0)))
+        try:
+            value = float(Decimal(match.group(1)).scaleb(_PREFIX_EXPONENT.get(match.group(2).lower(), 0)))
+        except ArithmeticError:  # an exponent past what a decimal holds (1e3000000)
+            value = math.inf
+    return check_magnitude(value, what, text)
+
+
+def check_magnitude(value: float, what: str, text: object = None) -> float:
+    """A finite number no larger than LARGEST_NUMBER (either sign); the message names `what` and the range."""
+    shown = value if text is None else text
     if not math.isfinite(value):
-        raise UsageError(f"{what} {text!r} is not a finite number")
+        raise UsageError(f"{what} {shown!r} is not a finite number", f"write a number; {RANGE_HINT}")
+    if abs(value) > LARGEST_NUMBER:
+        raise UsageError(f"{what} {shown!r} is too large", f"{RANGE_HINT}")
     return value
 
 
@@ -78,11 +98,10 @@ def parse_fraction(text: str | float, what: str = "value") -> float:
     """`5%` -> 0.05, `0.05` -> 0.05."""
     raw = str(text).strip()
     try:
-        if raw.endswith("%"):
-            return float(raw[:-1]) / 100.0
-        return float(raw)
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
     except ValueError:
         raise UsageError(f"{what} {text!r} is not a number or percentage", "write e.g. 5% or 0.05") from None
+    return check_magnitude(value, what, text)
 
 
 # ---------------------------------------------------------------- message sizes in bytes
@@ -138,10 +157,16 @@ class ComputeQuantity:
     value: float
     unit: str
     text: str = ""
+    gpu: str = ""  # the GPU the unit names: '2500 V100-days' -> 'V100' (gpu_days); empty for 'gpu-days'
+
+
+# '2500 V100-days', '3 H100-hours', '10 A100 80GB days': a GPU's name (with a digit), then the time unit
+_GPU_TIME_UNIT = re.compile(r"^(?P<gpu>[A-Za-z][\w.+ ]*?)[\s_-]*(?P<unit>days?|hours?|hrs?)$", re.I)
 
 
 def parse_compute_quantity(text: str) -> ComputeQuantity:
-    """`3.14e23 flop`, `1.5 zflop`, `93.75 pf-days`, `2500 gpu-days`, `60k gpu-hours` -> ComputeQuantity.
+    """`3.14e23 flop`, `1.5 zflop`, `93.75 pf-days`, `2500 gpu-days`, `60k gpu-hours` -> ComputeQuantity;
+    `2500 V100-days`, `3 H100-hours` name the GPU in the unit (kept in `gpu`).
 
     FLOP amounts are stored in FLOP (`1.5 zflop` -> 1.5e21 flop); other units keep their value.
     Negative, non-numeric or unit-less quantities and unknown units raise UsageError.
@@ -154,20 +179,27 @@ def parse_compute_quantity(text: str) -> ComputeQuantity:
     if not unit_text:
         raise UsageError(f"quantity {raw!r} has no unit", QUANTITY_HINT)
     unit, exponent = _parse_compute_unit(unit_text)
+    gpu = ""
+    if unit is None:
+        named = _GPU_TIME_UNIT.match(unit_text.strip())
+        if named and re.search(r"\d", named["gpu"]):  # a GPU's name has a number in it: V100, T4, MI300X
+            gpu = named["gpu"].strip()
+            unit = "gpu_days" if named["unit"].lower().startswith("d") else "gpu_hours"
     if unit is None:
         raise UsageError(
             f"unknown unit {unit_text!r} in {raw!r}",
-            "use flop (with a prefix: kflop ... zflop, yflop), pf-days, gpu-days or gpu-hours",
+            "use flop (with a prefix: kflop ... zflop, yflop), pf-days, gpu-days or gpu-hours (or a GPU's: V100-days)",
         )
     try:
         value = float(Decimal(number_text.replace("_", "").replace(",", "")).scaleb(exponent))
     except InvalidOperation:
         raise UsageError(f"quantity {raw!r} is not a number followed by a unit", QUANTITY_HINT) from None
-    if not math.isfinite(value):
-        raise UsageError(f"quantity {raw!r} is not a finite number")
+    except ArithmeticError:  # an exponent past what a decimal holds
+        value = math.inf
+    check_magnitude(value, "quantity", raw)
     if value < 0:
         raise UsageError(f"quantity {raw!r} is negative", "compute cannot be negative")
-    return ComputeQuantity(value=value, unit=unit, text=raw.strip())
+    return ComputeQuantity(value=value, unit=unit, text=raw.strip(), gpu=gpu)
 
 
 def _parse_compute_unit(unit_text: str) -> tuple[str | None, int]:
@@ -184,11 +216,27 @@ def _parse_compute_unit(unit_text: str) -> tuple[str | None, int]:
     return None, 0
 
 
+def format_duration(seconds: float) -> str:
+    """A duration as people say it: `45 min`, `3.2 h`, `12.4 days`, `6.8 years` (3 significant digits at most)."""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{_sig(seconds, 3)} s"
+    if seconds < 3600:
+        return f"{_sig(seconds / 60, 3)} min"
+    if seconds < 2 * SECONDS_PER_DAY:
+        return f"{_sig(seconds / 3600, 3)} h"
+    if seconds < 2 * 365 * SECONDS_PER_DAY:
+        return f"{_sig(seconds / SECONDS_PER_DAY, 3)} days"
+    return f"{_sig(seconds / (365.25 * SECONDS_PER_DAY), 3)} years"
+
+
 def format_number(value: float, digits: int = 6) -> str:
     """Plain numbers for people: `2500` -> `2,500`, `93.75` -> `93.75`, `8.1e21` -> `8.1e21` (`digits` significant)."""
     value = float(value)
     if value == 0:
         return "0"
+    if not math.isfinite(value):  # never produced from checked inputs; a table still says what it is
+        return "unbounded" if value > 0 else ("-unbounded" if value < 0 else "undefined")
     magnitude = abs(value)
     if magnitude >= 10 ** (digits + 3) or magnitude < 1e-3:
         mantissa, exponent = f"{value:.{digits - 1}e}".split("e")

@@ -13,8 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .catalog import load_catalog
 from .compute import Throughput
+from .catalog import GIB
+from .device import resolve_device
 from .errors import UsageError
 from .files import parse_yaml, read_yaml
 from .plan import Bandwidth, Fleet, Layout, evaluate, model_from_params
@@ -277,11 +278,12 @@ def predicted_memory(row: RunRow, profile: DeviceProfile) -> tuple[float, float]
     shape, layout = row.shape, row.layout
     params = shape.layers * shape.params_per_layer
     model = model_from_params(params, shape.seq_len, layers=shape.layers, hidden=shape.hidden, heads=shape.heads,
-                              kv_heads=shape.kv_heads, ffn=shape.ffn, vocab=shape.vocab)
+                              kv_heads=shape.kv_heads, ffn=shape.ffn, vocab=shape.vocab,
+                              attention="math")  # Megatron-LM of 2022 kept the s^2 scores (no flash attention)
     link = profile.network("intra_node")
-    gpu = load_catalog(()).resolve(row.device)
+    device = resolve_device(row.device, "fp16", profile=profile)
     fleet = Fleet(Throughput(profile.matmul.peak, 1.0, row.device, "fp16", profile.matmul.peak_source),
-                  gpu_memory_bytes=(gpu.memory_gb or 1) * 1e9,  # only plan's `fits` reads it
+                  gpu_memory_bytes=device.memory_bytes.value if device.memory_bytes else GIB,  # only `fits` reads it
                   gpus_per_node=layout.gpus_per_node,
                   intra_node=Bandwidth(link.bandwidth / 1e9, link.source),
                   inter_node=Bandwidth(profile.network("inter_node").bandwidth / 1e9,

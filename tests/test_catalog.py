@@ -449,3 +449,38 @@ def test_the_schema_reads_every_entry_as_the_records_hold_it(catalog):
         assert shown["peak_flops"] == {p: v * 1e12 for p, v in entry["peak_tflops"].items()
                                        if p in shown["peak_flops"]}, spec.id
         assert len(shown["peak_flops"]) == len(entry["peak_tflops"]) and shown["sources"] == entry["sources"]
+
+
+# ------------------------------------------------------------------ memory is binary (issue 19, item 4)
+
+
+def test_memory_sizes_are_gib_and_every_fit_uses_them(catalog):
+    """An "80GB" A100 or H100 has 80 GiB of HBM (85.9e9 bytes): `memory_gb` holds the datasheet's figure in GiB."""
+    for name in ("A100-SXM4-80GB", "H100-SXM"):
+        assert catalog.resolve(name).memory_bytes == 80 * 2**30 == 85_899_345_920
+    assert catalog.resolve("A100-SXM4-40GB").memory_bytes == 40 * 2**30
+
+
+def test_a_7b_fp16_model_serves_2048_token_prompts_at_batch_52_on_one_a100_80gb(tmp_path):
+    """TensorRT-LLM's published Llama-2-7B fp16 run on one A100-80GB: 2,048-token prompts, 128 generated, batch 52.
+    Weights 13.48e9 bytes + B x (2,176 tokens x 524,288 bytes of KV cache + the largest prefill layer's 3 x 2,048 x
+    11,008 x 2 bytes, the MLP's gate x up product: prefill keeps the last position's logits only) = 79.83e9 bytes at
+    B = 52 and 81.11e9 at B = 53: more than 80e9, less than 80 GiB = 85.9e9, so 53 fits only in binary memory."""
+    pytest.importorskip("transformers")
+    import json
+
+    from flopcalc.infer import infer
+    from flopcalc.spec import ModelSpec
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(dict(
+        model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=4096, intermediate_size=11008,
+        num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
+        max_position_embeddings=4096, tie_word_embeddings=False)))
+    result = infer(ModelSpec(str(config)), gpu="A100-SXM4-80GB", precision="fp16", batch_sizes=[52, 53], prompt=2048,
+                   generate=128)
+    published, one_more = result.batches
+    assert result.hardware.memory_bytes == 80 * 2**30
+    assert published.fits is True
+    assert 80e9 < one_more.memory_bytes <= 80 * 2**30 and one_more.fits is True
+    assert result.max_batch_that_fits >= 53

@@ -79,7 +79,7 @@ def test_gpt3_on_1024_a100s_takes_about_34_days():
 
 def test_the_1f1b_bubble_of_8_stages_and_32_micro_batches_is_7_39():
     """Narayanan et al. 2021, Sec. 2.2: bubble = (p - 1) / (m + p - 1) of the step = 7/39 for p = 8, m = 32."""
-    model = model_from_params(8e9, 1024, layers=32, hidden=4096, heads=32)
+    model = model_from_params(8e9, 1024, layers=32, hidden=4096, heads=32, attention="math")
     plan = evaluate(model, Layout(dp=1, pp=8, global_batch=32), fleet())
     assert plan.layout.grad_accum == 32
     assert plan.step.bubble_fraction == pytest.approx(7 / 39, rel=1e-12)
@@ -90,7 +90,7 @@ def test_the_1f1b_bubble_of_8_stages_and_32_micro_batches_is_7_39():
 def test_tensor_parallel_all_reduces_and_pipeline_transfers():
     """Megatron: 4 all-reduces of the b x s x h activations per block and micro-batch (2 forward, 2 backward), each
     2(t-1)/t x bytes / busbw; pipeline: the activation forward and its gradient back, bytes / bandwidth each."""
-    model = model_from_params(1e9, 2048, layers=16, hidden=2048, heads=16)
+    model = model_from_params(1e9, 2048, layers=16, hidden=2048, heads=16, attention="math")
     hidden_bytes = 2 * 2048 * 2048 * 2  # micro-batch 2 x seq x hidden x 2 bytes
     plan = evaluate(model, Layout(dp=1, tp=4, pp=2, micro_batch=2, global_batch=8), fleet(intra=200.0))
     m, blocks_per_stage = 4, 16 / 2
@@ -127,7 +127,7 @@ def test_korthikanti_formulas_per_layer():
     """sbh(34 + 5as/h) per layer; with t-way tensor parallelism sbh(10 + 24/t + 5as/(ht)); with sequence
     parallelism sbh/t (34 + 5as/h); selective recomputation drops 5as/h; full keeps 2sbh (Table 2)."""
     s, h, a, layers, t = 2048, 4096, 32, 32, 8
-    model = model_from_params(6.7e9, s, layers=layers, hidden=h, heads=a)
+    model = model_from_params(6.7e9, s, layers=layers, hidden=h, heads=a, attention="math")  # materialised scores
     profile = korthikanti_profile(layers, h, a, s)
     assert profile.blocks_total.bytes_at(2) / layers == s * h * (34 + 5 * a * s / h)
 
@@ -145,7 +145,7 @@ def test_korthikanti_formulas_per_layer():
 
 def test_the_first_pipeline_stage_holds_pp_micro_batches():
     """1F1B: stage 1 holds p micro-batches in flight of L/p layers each: L layers' worth, whatever p."""
-    model = model_from_params(8e9, 1024, layers=32, hidden=4096, heads=32)
+    model = model_from_params(8e9, 1024, layers=32, hidden=4096, heads=32, attention="math")
     one = evaluate(model, Layout(dp=1, global_batch=16), fleet()).memory.activations
     staged = evaluate(model, Layout(dp=1, pp=4, global_batch=16), fleet())
     assert staged.memory.stage == "first"
@@ -156,7 +156,7 @@ def test_the_first_pipeline_stage_holds_pp_micro_batches():
 
 def test_a_7b_model_with_adam_does_not_fit_one_80gb_gpu_and_the_search_finds_layouts_that_do():
     """16 bytes x 6.7e9 = 107 GB of model states alone > 80 GB; on 8 GPUs ZeRO or model parallelism fits it."""
-    model = model_from_params(6.7e9, 2048, layers=32, hidden=4096, heads=32)
+    model = model_from_params(6.7e9, 2048, layers=32, hidden=4096, heads=32, attention="math")
     alone = evaluate(model, Layout(), fleet(H100))
     assert alone.memory.model_states == pytest.approx(16 * 6.7e9, rel=1e-12)
     assert alone.fits is False
@@ -168,11 +168,11 @@ def test_a_7b_model_with_adam_does_not_fit_one_80gb_gpu_and_the_search_finds_lay
     assert all(plan.layout.num_gpus == 8 and plan.layout.batch == 64 for plan in result.candidates)
     lonely = search(model, fleet(H100), 1, global_batch=8)
     assert not lonely.candidates and lonely.closest is not None and not lonely.closest.fits
-    assert any(line.startswith("tp=1 pp=1: ") and "GB > 80 GB at best" in line for line in lonely.rejected)
+    assert any(line.startswith("tp=1 pp=1: ") and "GiB > 74.5 GiB at best" in line for line in lonely.rejected)
 
 
 def test_search_respects_heads_layers_nodes_and_pinned_dimensions():
-    model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12)
+    model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12, attention="math")
     result = search(model, fleet(intra=300.0), 16, global_batch=32, fixed={"zero": 1})
     tps = {plan.layout.tp for plan in result.candidates}
     assert tps <= {1, 2, 4} and all(plan.layout.zero == 1 for plan in result.candidates)
@@ -197,7 +197,7 @@ def test_search_respects_heads_layers_nodes_and_pinned_dimensions():
     (dict(dp=0), "--dp must be a whole number >= 1"),
 ])
 def test_impossible_layouts_say_what_is_wrong(layout, message):
-    model = model_from_params(7e9, 2048, layers=32, hidden=4096, heads=32)
+    model = model_from_params(7e9, 2048, layers=32, hidden=4096, heads=32, attention="math")
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         evaluate(model, Layout(**layout), fleet())
 
@@ -214,6 +214,10 @@ def test_zero_with_one_replica_is_a_note_not_an_error():
     (lambda: model_from_params(1e9, 1024, layers=2), "--layers without --hidden, --heads"),
     (lambda: model_from_params(1e9, 1024, layers=2, hidden=10, heads=3), "not divisible by --heads"),
     (lambda: model_from_params(1e9, 1024, kv_heads=2), "--kv-heads needs --layers"),
+    (lambda: model_from_params(1e9, 1024, mlp="swiglu", attention="math"), "--mlp, --attention need --layers"),
+    (lambda: model_from_params(None, 1024, layers=2, hidden=8, heads=2, mlp="relu"), "--mlp must be gelu or swiglu"),
+    (lambda: model_from_params(None, 1024, layers=2, hidden=8, heads=2, attention="sdpa"),
+     "--attention must be flash or math"),
     (lambda: Fleet(A100, 0), "GPU memory must be a finite number > 0"),
     (lambda: Bandwidth(-5, "x"), "bandwidth"),
     (lambda: evaluate(model_from_params(1e9, 1024), Layout(tp=2), fleet()), "shows no repeated blocks"),
@@ -282,3 +286,111 @@ def test_pipeline_stages_of_a_counted_model_hold_their_blocks_and_ends(gpt_model
     assert plan.memory.activations == pytest.approx(max(first, last), rel=1e-12)
     weights = max(profile.block_params / 2 + profile.params_before, profile.block_params / 2 + profile.params_after)
     assert plan.memory.weights == pytest.approx(2 * weights, rel=1e-12)
+
+
+# ------------------------------------------------------------------ --params and its shape (issue 19, item 6)
+
+
+def test_n_comes_from_the_shape_when_params_is_left_out():
+    """12 L h^2 + V h for a GELU MLP of 4h (Q, K, V, O: 4h^2; the MLP: 8h^2), one tied embedding."""
+    gpt = model_from_params(None, 2048, layers=32, hidden=4096, heads=32, vocab=50257)
+    assert gpt.params == 12 * 32 * 4096**2 + 50257 * 4096 == 6_648_303_616
+    # Llama-2-7B: SwiGLU of 11008 (3 h ffn per layer), 32000 tokens: 6.607e9 (+ the untied head and norms = 6.738e9)
+    llama = model_from_params(None, 2048, layers=32, hidden=4096, heads=32, ffn=11008, mlp="swiglu", vocab=32000)
+    assert llama.params == 32 * (4 * 4096**2 + 3 * 4096 * 11008) + 32000 * 4096
+    # Llama-3-70B: 8 key/value heads of 128 narrow K and V to 1024
+    big = model_from_params(None, 4096, layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672, mlp="swiglu",
+                            vocab=128256)
+    assert big.params == 80 * (2 * 8192**2 + 2 * 8192 * 1024 + 3 * 8192 * 28672) + 128256 * 8192
+    # --head-dim: 32 heads of 64 in a 4096 stream: Q and O are 4096 x 2048
+    narrow = model_from_params(None, 8, layers=1, hidden=4096, heads=32, head_dim=64)
+    assert narrow.params == 2 * 4096 * 2048 + 2 * 4096 * 2048 + 2 * 4096 * 16384
+    assert any("N from the shape" in line for line in gpt.method)
+    with pytest.raises(UsageError, match="give --params N, or the shape"):
+        model_from_params(None, 2048)
+
+
+def test_a_given_n_more_than_10_percent_from_the_shapes_is_refused_naming_both():
+    shape = dict(layers=32, hidden=4096, heads=32)  # 12 x 32 x 4096^2 = 6,442,450,944
+    assert model_from_params(6.7e9, 2048, **shape, params_tolerance=0.1).params == 6_700_000_000  # 4% away
+    with pytest.raises(UsageError, match=r"--params 8e\+09 is 24% away from the 6,442,450,944 .* more than 10%"):
+        model_from_params(8e9, 2048, **shape, params_tolerance=0.1)
+
+
+def test_flash_attention_keeps_no_scores_and_math_keeps_5as2_per_layer():
+    s, h, a, layers = 2048, 4096, 32, 32
+    flash = model_from_params(None, s, layers=layers, hidden=h, heads=a)  # the default
+    math = model_from_params(None, s, layers=layers, hidden=h, heads=a, attention="math")
+    kept = lambda model: evaluate(model, Layout(), fleet(memory=1e15)).memory.activations  # noqa: E731
+    assert kept(flash) == layers * s * h * 34
+    assert kept(math) - kept(flash) == layers * 5 * a * s * s
+    assert not flash.activations.block_scores.floating_elements
+    assert any("flash attention: no s x s scores kept" in line for line in flash.method)
+
+
+def test_a_swiglu_mlp_keeps_four_ffn_wide_tensors_and_holds_three_matrices():
+    """Gate and up outputs, the SiLU's output and the product the down projection takes: 4 s ffn elements per
+    layer where GELU keeps 2 (its input and output); Q, K, V and the attention output 4 s h; the stream 10 s h."""
+    s, h, a, ffn, layers = 1024, 2048, 16, 5504, 4
+    swiglu = model_from_params(None, s, layers=layers, hidden=h, heads=a, ffn=ffn, mlp="swiglu")
+    gelu = model_from_params(None, s, layers=layers, hidden=h, heads=a, ffn=ffn)
+    per_layer = lambda model: model.activations.blocks_total.bytes_at(2) / layers  # noqa: E731
+    assert per_layer(swiglu) == 10 * s * h + 2 * (4 * s * h + 4 * s * ffn)
+    assert per_layer(swiglu) - per_layer(gelu) == 2 * 2 * s * ffn
+    assert swiglu.params - gelu.params == layers * h * ffn
+    assert any("SwiGLU MLP: 3 matrices of hidden x ffn = 2048 x 5504" in line for line in swiglu.method)
+    assert model_from_params(None, s, layers=1, hidden=h, heads=a, mlp="swiglu").params == (
+        4 * h * h + 3 * h * round(8 * h / 3))  # without --ffn: 8h/3, GELU's 4h parameters
+
+
+def test_without_seq_len_the_plan_gives_model_states_and_what_activations_need():
+    model = model_from_params(None, None, layers=32, hidden=4096, heads=32)
+    plan = evaluate(model, Layout(dp=8, zero=1), fleet())
+    n = 12 * 32 * 4096**2
+    assert (plan.memory.weights, plan.memory.gradients, plan.memory.optimizer) == (2 * n, 2 * n, 12 * n / 8)
+    assert plan.memory.activations is None and plan.step is None and plan.training is None and plan.fits is None
+    assert plan.to_dict()["step"] is None and plan.to_dict()["model"]["flops_per_micro_batch"]["forward"] is None
+    # 34 h bytes per token and layer (Korthikanti's sbh x 34 without the scores), 32 layers
+    assert any(f"{32 * 34 * 4096:,} x s bytes" in note for note in model.notes)
+    with pytest.raises(UsageError, match="--tokens needs the FLOPs per example"):
+        run_size(model, tokens=1e12)
+
+
+# ------------------------------------------------------------------ the reserve and the ranking (issue 19, item 7)
+
+
+def test_the_reserve_is_not_the_models():
+    model = model_from_params(4e9, 1024)  # 64e9 bytes of model states
+    assert evaluate(model, Layout(), fleet(memory=70e9)).fits is None  # no activations; the states fit
+    reserved = evaluate(model, Layout(), fleet(memory=70e9, memory_reserve_bytes=8e9))
+    assert reserved.fits is False and reserved.usable_memory_bytes == 62e9
+    assert reserved.to_dict()["memory_reserve_bytes"] == 8e9
+    with pytest.raises(UsageError, match="the memory reserve"):
+        fleet(memory=70e9, memory_reserve_bytes=70e9)
+
+
+def test_the_search_ranks_by_speed_then_larger_micro_batch_then_less_sharding_never_by_memory():
+    model = model_from_params(6.7e9, 2048, layers=32, hidden=4096, heads=32)
+    result = search(model, fleet(H100, memory=80 * 2**30, intra=450.0), 8, global_batch=512, run=RunSize(1e12 / 2048),
+                    top=1000)
+    plans = result.candidates
+    keys = [(float(f"{plan.training.wall_clock_s:.6g}"), -plan.layout.micro_batch, plan.layout.tp * plan.layout.pp,
+             plan.layout.pp, plan.layout.zero) for plan in plans]
+    assert keys == sorted(keys)
+    best = result.best.layout
+    # ZeRO-1 and ZeRO-3 over dp 8 take the same step (the gathers hide under the compute): the larger micro-batch
+    # wins, then ZeRO-1, though ZeRO-3 at that micro-batch needs less memory
+    assert (best.dp, best.zero, best.micro_batch) == (8, 1, 4)
+    runner_up = plans[1]
+    assert runner_up.layout.zero == 3 and runner_up.layout.micro_batch == 4
+    assert runner_up.memory.total < result.best.memory.total
+    assert runner_up.training.wall_clock_s == pytest.approx(result.best.training.wall_clock_s, rel=1e-6)
+
+
+def test_the_search_keeps_the_fleets_reserve():
+    model = model_from_params(6.7e9, 2048, layers=32, hidden=4096, heads=32)
+    spare = search(model, fleet(H100, memory=80 * 2**30, intra=450.0), 8, global_batch=512, top=1000)
+    tight = search(model, fleet(H100, memory=80 * 2**30, intra=450.0, memory_reserve_bytes=5 * 2**30), 8,
+                   global_batch=512, top=1000)
+    assert max(plan.memory.total for plan in tight.candidates) <= 75 * 2**30
+    assert max(plan.memory.total for plan in spare.candidates) > 75 * 2**30

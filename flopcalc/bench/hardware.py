@@ -1,8 +1,8 @@
 """What machine we are on: device choice, CPU facts, the precisions the hardware runs fast, peaks.
 
-Peaks come from the datasheet catalogue through a resolver callable, so this module does not
-depend on how the catalogue is stored: GPUs by device name, CPUs by model name when the catalogue
-has the CPU (`resolver.cpu`). Other CPUs get an estimate (cores x clock x FLOP per cycle from the
+Peaks come from `flopcalc.device` through a resolver callable (`catalog_peak_resolver`), so the timing code
+can be handed any figures: GPUs by device name, CPUs by model name when the catalogue has the CPU
+(`resolver.cpu`). Other CPUs get an estimate (cores x clock x FLOP per cycle from the
 SIMD/FMA flags).
 """
 
@@ -15,6 +15,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from ..catalog import Catalog, load_catalog
+from ..device import resolve_device as device_figures
 from ..errors import FlopcalcError, UsageError
 from ..units import MATMUL_PRECISIONS
 
@@ -380,36 +382,35 @@ def parse_precisions(text: str | None) -> tuple[str, ...] | None:
 
 
 def catalog_peak_resolver(extra_catalogs: Sequence[str | os.PathLike] = ()) -> PeakResolver:
-    """Device name -> dense datasheet peaks (FLOP/s) from the GPU catalogue (`flopcalc.catalog`),
+    """Device name -> dense datasheet peaks (FLOP/s) as `flopcalc.device` resolves them from the GPU catalogue,
     shipped entries overlaid by $FLOPCALC_GPU_SPECS and `extra_catalogs`."""
-    from ..catalog import load_catalog
-
     return _CatalogPeaks(lambda: load_catalog(tuple(extra_catalogs)))
 
 
 class _CatalogPeaks:
-    """The catalogue as a PeakResolver (GPU device name -> peaks), with `.cpu(model_name)` for CPU entries.
+    """The device room as a PeakResolver (GPU device name -> peaks), with `.cpu(model_name)` for CPU entries.
     Loads the catalogue on first use."""
 
-    def __init__(self, load: Callable[[], object]):
+    def __init__(self, load: Callable[[], Catalog]):
         self._load = load
-        self._catalog = None
+        self._catalog: Catalog | None = None
 
-    def _get(self):
+    def _get(self) -> Catalog:
         if self._catalog is None:
             self._catalog = self._load()
         return self._catalog
 
     def __call__(self, device_name: str) -> Mapping[str, float]:
-        spec = self._get().resolve(device_name)
-        return {precision: float(tflops) * 1e12 for precision, tflops in spec.peak_tflops.items()}
+        device = device_figures(device_name, catalog=self._get())
+        return {precision: peak.value for precision, peak in device.peaks.items()}
 
     def cpu(self, model_name: str) -> CpuDatasheet | None:
-        spec = self._get().match_cpu(model_name)
-        if spec is None:
+        entry = self._get().match_cpu(model_name)
+        if entry is None or entry.cores is None:
             return None
+        device = device_figures(entry.id, catalog=self._get())
         return CpuDatasheet(
-            entry_id=spec.id, cores=spec.cores,
-            peak_flops={precision: float(tflops) * 1e12 for precision, tflops in spec.peak_tflops.items()},
-            formulas={precision: spec.peak_formula(precision) for precision in spec.peak_tflops},
+            entry_id=device.id, cores=entry.cores,
+            peak_flops={precision: peak.value for precision, peak in device.peaks.items()},
+            formulas={precision: entry.peak_formula(precision) or "" for precision in device.peaks},
         )

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..calibration import KernelRates, ProfileCalibration, now_utc
+from ..calibration import now_utc
+from ..device import KernelRates, ProfileCalibration
 from .hardware import DeviceInfo
 from .sweep import Timer, fp32_matmul_mode, timer_for
 

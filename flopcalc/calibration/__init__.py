@@ -30,6 +30,7 @@ raises CalibrationError (one line naming the file and the entry). Writing is ato
 devices' and models' entries.
 """
 
+from ..device import KernelRates, ProfileCalibration
 from .network import MeasuredBandwidths, measured_bandwidths
 from .records import (
     CALIBRATION_ENV_VAR,
@@ -41,10 +42,8 @@ from .records import (
     Calibration,
     DeviceCalibration,
     FleetCalibration,
-    KernelRates,
     MatmulCalibration,
     ModelCalibration,
-    ProfileCalibration,
     fleet_key,
 )
 from .store import (

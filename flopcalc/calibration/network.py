@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..catalog import Catalog
+from ..device import LinkMeasurement
 from ..errors import CalibrationError
 from .records import Calibration, find_device
 
@@ -28,6 +29,10 @@ class MeasuredBandwidths:
     device: str  # the device name the calibration file is keyed by
     measured_at: str
     label: str  # one line saying what was measured where
+
+    def links(self) -> LinkMeasurement:
+        """The all-reduce bus bandwidths within and across nodes, as the device room reads them."""
+        return LinkMeasurement(self.intra_node_busbw_gbps, self.inter_node_busbw_gbps, self.label)
 
 
 def measured_bandwidths(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..device import MEASURED_SCOPES, ProfileCalibration
 from ..errors import CalibrationError, FlopcalcError
 
 FORMAT_VERSION = 1
@@ -15,7 +16,7 @@ DEVICE_KINDS = ("cpu", "cuda", "mps")
 
 FLEET_BACKENDS = ("nccl", "gloo")
 # Where a collective ran: every rank; the ranks of one node (a group per node); one rank per node.
-FLEET_SCOPES = ("world", "intra", "inter")
+FLEET_SCOPES = MEASURED_SCOPES
 FLEET_OPS = ("all_reduce", "all_gather", "reduce_scatter")
 
 
@@ -121,63 +122,6 @@ class FleetCalibration:
             "measured_at": self.measured_at,
             "torch_version": self.torch_version,
         }
-
-
-@dataclass(frozen=True)
-class KernelRates:
-    """One precision's measured kernel rates at the sizes they were measured at (docs/calibration.md): matmul
-    TFLOPS per (m, n, k), memory GB/s per bytes moved by a copy, elementwise G elements/s per tensor size, and
-    the time of an op that moves nothing (a view: what dispatching one op costs), and what an eager step spends per
-    tiny op (Python, autograd and dispatch)."""
-
-    matmul: tuple[tuple[int, int, int, float], ...]  # (m, n, k, TFLOPS)
-    memory: tuple[tuple[int, float], ...]  # (bytes moved, GB/s)
-    elementwise: tuple[tuple[int, float], ...]  # (elements, G elements/s)
-    view_us: float
-    eager_op_us: float  # a tiny op's share of an eager forward + backward: the least any op of a step costs
-
-    def to_dict(self) -> dict:
-        return {
-            "matmul": [list(point) for point in self.matmul],
-            "memory": [list(point) for point in self.memory],
-            "elementwise": [list(point) for point in self.elementwise],
-            "view_us": self.view_us,
-            "eager_op_us": self.eager_op_us,
-        }
-
-
-@dataclass(frozen=True)
-class ProfileCalibration:
-    """A device profile measured by `flopcalc bench --save`: kernel rates per precision, and (from
-    `bench --distributed --save`) bus bandwidth per collective, scope and message size."""
-
-    device_name: str  # the device it was measured on: applying it to another is refused
-    measured_at: str
-    torch_version: str
-    precisions: Mapping[str, KernelRates] = field(default_factory=dict)
-    threads: int | None = None
-    # scope -> collective (or "p2p") -> [(message bytes, bus GB/s)], from `bench --distributed --save`
-    busbw: Mapping[str, Mapping[str, tuple[tuple[int, float], ...]]] = field(default_factory=dict)
-
-    def rates(self, precision: str) -> KernelRates:
-        if precision not in self.precisions:
-            measured = ", ".join(sorted(self.precisions)) or "none"
-            raise CalibrationError(f"the device profile of {self.device_name} has no {precision} rates (measured: {measured})",
-                                   f"rerun `flopcalc bench --precision {precision} --save`")
-        return self.precisions[precision]
-
-    def to_dict(self) -> dict:
-        data: dict[str, Any] = {
-            "device_name": self.device_name,
-            "measured_at": self.measured_at,
-            "torch_version": self.torch_version,
-            "threads": self.threads,
-            "precisions": {precision: rates.to_dict() for precision, rates in self.precisions.items()},
-        }
-        if self.busbw:
-            data["busbw"] = {scope: {op: [list(point) for point in points] for op, points in ops.items()}
-                             for scope, ops in self.busbw.items()}
-        return data
 
 
 def fleet_key(backend: str, nodes: int, ranks_per_node: int) -> str:

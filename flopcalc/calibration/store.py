@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..device import parse_measured_profile
 from ..errors import CalibrationError, UsageError
 from ..files import parse_yaml, write_atomic
 from ..units import MATMUL_PRECISIONS
@@ -22,7 +23,6 @@ from .records import (
     Calibration,
     DeviceCalibration,
     FleetCalibration,
-    KernelRates,
     MatmulCalibration,
     ModelCalibration,
     ProfileCalibration,
@@ -135,90 +135,10 @@ def _parse_device(entry: Any, where: str) -> DeviceCalibration:
         if parsed.key != str(key):
             raise CalibrationError(f"{where}: fleet entry {key!r} holds a {parsed.key!r} fleet", f"name it {parsed.key!r}")
         fleet[parsed.key] = parsed
-    profile = _parse_profile(entry["profile"], f"{where} profile") if entry.get("profile") is not None else None
+    profile = parse_measured_profile(entry["profile"], f"{where} profile") if entry.get("profile") is not None else None
     if matmul is None and not models and not fleet and profile is None:
         raise CalibrationError(f"{where}: holds none of 'matmul', 'models' or 'fleet' (nor a 'profile')")
     return DeviceCalibration(kind, matmul, models, fleet, profile)
-
-
-_PROFILE_KEYS = {"device_name", "measured_at", "torch_version", "threads", "precisions", "busbw"}
-_RATES_KEYS = {"matmul", "memory", "elementwise", "view_us", "eager_op_us"}
-
-
-def _parse_profile(entry: Any, where: str) -> ProfileCalibration:
-    """A measured device profile: every field required, every point a positive number (docs/calibration.md)."""
-    if not isinstance(entry, dict):
-        raise CalibrationError(f"{where}: expected a mapping")
-    _no_unknown_keys(entry, _PROFILE_KEYS, where)
-    precisions_data = entry.get("precisions")
-    if not isinstance(precisions_data, dict) or not (precisions_data or entry.get("busbw")):
-        raise CalibrationError(f"{where}: 'precisions' is missing or empty (and there is no 'busbw')",
-                               "rerun `flopcalc bench --save`")
-    precisions = {}
-    for precision, rates in precisions_data.items():
-        if precision not in MATMUL_PRECISIONS:
-            raise CalibrationError(f"{where}: unknown precision {precision!r}", f"use {', '.join(MATMUL_PRECISIONS)}")
-        precisions[precision] = _parse_rates(rates, f"{where} {precision}")
-    threads = entry.get("threads")
-    if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
-        raise CalibrationError(f"{where}: 'threads' must be a positive integer or null")
-    busbw_data = entry.get("busbw") or {}
-    if not isinstance(busbw_data, dict):
-        raise CalibrationError(f"{where}: 'busbw' must map scope to collective to [[bytes, GB/s], ...]")
-    busbw = {}
-    for scope, ops in busbw_data.items():
-        if scope not in FLEET_SCOPES or not isinstance(ops, dict) or not ops:
-            raise CalibrationError(f"{where} busbw: {scope!r} must be one of {', '.join(FLEET_SCOPES)} mapping "
-                                   "collectives to points")
-        for op in ops:
-            if op not in (*FLEET_OPS, "p2p"):
-                raise CalibrationError(f"{where} busbw {scope}: unknown collective {op!r}",
-                                       f"use {', '.join((*FLEET_OPS, 'p2p'))}")
-        busbw[scope] = {op: tuple((int(size), rate) for size, rate in _points(points, f"{where} busbw {scope} {op}", 2))
-                        for op, points in ops.items()}
-    return ProfileCalibration(
-        device_name=_text(entry, "device_name", where),
-        measured_at=_text(entry, "measured_at", where),
-        torch_version=_text(entry, "torch_version", where),
-        precisions=precisions,
-        threads=threads,
-        busbw=busbw,
-    )
-
-
-def _parse_rates(entry: Any, where: str) -> KernelRates:
-    if not isinstance(entry, dict):
-        raise CalibrationError(f"{where}: expected a mapping of {', '.join(sorted(_RATES_KEYS))}")
-    _no_unknown_keys(entry, _RATES_KEYS, where)
-    missing = sorted(key for key in _RATES_KEYS if entry.get(key) is None)
-    if missing:
-        raise CalibrationError(f"{where}: missing {', '.join(missing)}", "rerun `flopcalc bench --save`")
-    matmul = _points(entry["matmul"], f"{where} matmul", 4)
-    if any(any(x != int(x) for x in point[:3]) for point in matmul):
-        raise CalibrationError(f"{where} matmul: m, n and k must be whole numbers")
-    return KernelRates(
-        matmul=tuple((int(m), int(n), int(k), tflops) for m, n, k, tflops in matmul),
-        memory=tuple((int(size), rate) for size, rate in _points(entry["memory"], f"{where} memory", 2)),
-        elementwise=tuple((int(size), rate) for size, rate in _points(entry["elementwise"], f"{where} elementwise", 2)),
-        view_us=_positive(entry["view_us"], f"{where} view_us"),
-        eager_op_us=_positive(entry["eager_op_us"], f"{where} eager_op_us"),
-    )
-
-
-def _points(value: Any, where: str, width: int) -> tuple[tuple[float, ...], ...]:
-    """A non-empty list of `width`-number points, every number finite and > 0, the sizes (all but the last
-    number) distinct."""
-    if not isinstance(value, list) or not value:
-        raise CalibrationError(f"{where}: expected a non-empty list of points")
-    points = []
-    for point in value:
-        if not (isinstance(point, list) and len(point) == width and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0 for x in point)):
-            raise CalibrationError(f"{where}: every point must be {width} positive numbers, got {point!r}")
-        points.append(tuple(float(x) for x in point))
-    if len({point[:-1] for point in points}) != len(points):
-        raise CalibrationError(f"{where}: a size appears twice")
-    return tuple(points)
 
 
 def measured_profile(calibration: Calibration, device_name: str) -> ProfileCalibration | None:
@@ -226,11 +146,7 @@ def measured_profile(calibration: Calibration, device_name: str) -> ProfileCalib
     profiles were measured on other devices is refused: a profile applies to the device it was measured on."""
     entry = calibration.devices.get(device_name)
     if entry is not None and entry.profile is not None:
-        if entry.profile.device_name != device_name:
-            raise CalibrationError(
-                f"the device profile stored under {device_name!r} was measured on {entry.profile.device_name!r}",
-                "rerun `flopcalc bench --save` on this device")
-        return entry.profile
+        return entry.profile.for_device(device_name)
     others = [name for name, other in calibration.devices.items() if other.profile is not None]
     if others and entry is None:
         where = f" in {calibration.path}" if calibration.path else ""
@@ -458,9 +374,6 @@ def save_device_entry(
 
 def _merged_profile(old: ProfileCalibration | None, new: ProfileCalibration | None) -> ProfileCalibration | None:
     """A new measurement replaces the precisions (and bus-bandwidth scopes) it measured and keeps the others."""
-    if new is None or old is None or old.device_name != new.device_name:
+    if new is None or old is None:
         return new if new is not None else old
-    precisions = {**old.precisions, **new.precisions}
-    busbw = {**old.busbw, **new.busbw}
-    return ProfileCalibration(new.device_name, new.measured_at, new.torch_version, precisions,
-                              new.threads if new.precisions else old.threads, busbw)
+    return old.merged_with(new)

@@ -1,5 +1,6 @@
 """The one policy for "how fast is a GPU": measured matmul figures from a calibration file when one is given
-(`calibrated_peak`, a benchmarked model's `model_utilization`), else the catalogue's datasheet peak."""
+(`calibrated_peak`, a benchmarked model's `model_utilization`), else the catalogue's datasheet peak. The figures
+themselves come from `flopcalc.device`; this module hands it the file's measurements."""
 
 from __future__ import annotations
 
@@ -9,10 +10,20 @@ from typing import Sequence
 
 from ..catalog import Catalog, load_catalog
 from ..compute import DEFAULT_UTILIZATION, Throughput
-from ..errors import CalibrationError, FlopcalcError, UsageError
+from ..device import Device, MatmulMeasurement, resolve_device
+from ..errors import CalibrationError, UsageError
 from ..units import normalize_precision
 from .records import Calibration, DeviceCalibration, find_device
 from .store import load_calibration
+
+
+def matmul_measurement(name: str, entry: DeviceCalibration, path: object = None) -> MatmulMeasurement:
+    """A device entry's matmul figures in the device room's terms (FLOP/s per precision, when, which file)."""
+    matmul = entry.matmul
+    return MatmulMeasurement(
+        device=name, flops={} if matmul is None else {p: tflops * 1e12 for p, tflops in matmul.tflops.items()},
+        measured_at="" if matmul is None else matmul.measured_at, where=str(path or ""),
+    )
 
 
 def calibrated_peak(calibration: Calibration, device_name: str | None, precision: str) -> tuple[float, str]:
@@ -25,15 +36,10 @@ def calibrated_peak(calibration: Calibration, device_name: str | None, precision
     where = f" in {calibration.path}" if calibration.path else ""
     if entry.matmul is None:
         raise CalibrationError(f"no matmul measurement for {name}{where}", "run `flopcalc bench --save` on it")
-    tflops = entry.matmul.tflops.get(precision)
-    if tflops is None:
-        measured = ", ".join(entry.matmul.tflops)
-        raise CalibrationError(
-            f"no {precision} measurement for {name}{where} (measured: {measured})",
-            f"use --precision with one of {measured}, or rerun `flopcalc bench --precision {precision} --save`",
-        )
+    peak = matmul_measurement(name, entry, calibration.path).peak(precision)
+    tflops = entry.matmul.tflops[precision]
     label = f"measured {tflops:.4g} TFLOPS {precision} on {name} (flopcalc bench, {entry.matmul.measured_at[:10]})"
-    return tflops * 1e12, label
+    return peak.value, label
 
 
 def model_utilization(
@@ -64,15 +70,7 @@ def model_utilization(
 
 def default_calibrated_precision(entry: DeviceCalibration) -> str:
     """Like the catalogue's default: the faster measured 16-bit precision, else fp32, else the fastest."""
-    measured = dict(entry.matmul.tflops) if entry.matmul else {}
-    sixteen = [p for p in ("bf16", "fp16") if p in measured]
-    if sixteen:
-        return max(sixteen, key=lambda p: (measured[p], p == "bf16"))
-    if "fp32" in measured:
-        return "fp32"
-    if measured:
-        return max(measured, key=measured.get)
-    raise CalibrationError("the calibration holds no matmul measurement", "run `flopcalc bench --save`")
+    return matmul_measurement(entry.device, entry).default_precision()
 
 
 def calibrated_throughput(
@@ -94,6 +92,18 @@ def calibrated_throughput(
       giving `utilization` as well is an error (one would silently lose).
     Returns the Throughput and notes saying where the figures came from.
     """
+    throughput, notes, _ = _calibrated(calibration, device_name=device_name, precision=precision,
+                                       utilization=utilization, model=model, catalog=catalog,
+                                       figures_catalog=catalog if catalog is not None else Catalog(()))
+    return throughput, notes
+
+
+def _calibrated(
+    calibration: Calibration, *, device_name: str | None, precision: str | None, utilization: float | None,
+    model: str | None, catalog: Catalog | None, figures_catalog: Catalog,
+) -> tuple[Throughput, tuple[str, ...], Device]:
+    """`calibrated_throughput`, and the device's figures with the measurement in place of the datasheet peak;
+    `catalog` finds the file's entry for a catalogue id, `figures_catalog` adds the device's other figures."""
     name, entry = find_device(calibration, device_name, catalog)
     chosen = normalize_precision(precision) if precision else None
     notes: list[str] = []
@@ -113,26 +123,33 @@ def calibrated_throughput(
             )
         utilization = fraction
         notes.append(f"utilization {label}")
-    chosen = chosen or default_calibrated_precision(entry)
-    peak, _ = calibrated_peak(calibration, name, chosen)
-    where = f" in {calibration.path}" if calibration.path else ""
-    origin = f"measured by flopcalc bench {entry.matmul.measured_at[:10]}{where}; utilization is of measured"
+    if entry.matmul is None:
+        where = f" in {calibration.path}" if calibration.path else ""
+        if chosen is None:
+            raise CalibrationError("the calibration holds no matmul measurement", "run `flopcalc bench --save`")
+        raise CalibrationError(f"no matmul measurement for {name}{where}", "run `flopcalc bench --save` on it")
+    measured = matmul_measurement(name, entry, calibration.path)
+    if chosen is None:
+        chosen = measured.default_precision()
+    device = resolve_device(device_name or name, chosen, catalog=figures_catalog, measured=measured)
     throughput = Throughput(
-        peak_flops=peak,
+        peak_flops=device.peak.value,
         utilization=DEFAULT_UTILIZATION if utilization is None else utilization,
         gpu=name,
-        precision=chosen,
-        origin=origin,
+        precision=device.precision,
+        origin=f"{device.peak.source}; utilization is of measured",
     )
-    return throughput, tuple(notes)
+    return throughput, tuple(notes), device
 
 
 @dataclass(frozen=True)
 class ThroughputChoice:
-    """The per-GPU throughput a conversion uses, the GPU's power for energy, and where the figures came from."""
+    """The per-GPU throughput a conversion uses, the GPU's power for energy, and where the figures came from;
+    `device` holds every figure of the GPU (memory, bandwidth, links) as `flopcalc.device` resolved them."""
 
     throughput: Throughput
     tdp_w: float | None
+    device: Device
     notes: tuple[str, ...] = ()
 
 
@@ -155,17 +172,12 @@ def choose_throughput(
     """
     catalog = load_catalog(tuple(catalogs))
     if calibration is not None:
-        throughput, notes = calibrated_throughput(
+        throughput, notes, device = _calibrated(
             load_calibration(calibration), device_name=gpu, precision=precision, utilization=utilization,
-            model=model_key, catalog=catalog if gpu else None,
+            model=model_key, catalog=catalog if gpu else None, figures_catalog=catalog,
         )
-        try:
-            tdp_w = catalog.resolve(gpu or throughput.gpu).tdp_w
-        except FlopcalcError:  # a CPU, or a GPU the catalogue lacks: no energy figure
-            tdp_w = None
-        return ThroughputChoice(throughput, tdp_w, notes)
-    if gpu is None:
-        raise UsageError("no GPU given", "pass --gpu NAME (or --calibration FILE|auto)")
-    spec = catalog.resolve(gpu)
+        return ThroughputChoice(throughput, device.tdp_w, device, notes)
+    device = resolve_device(gpu, precision, catalog=catalog)
     chosen = DEFAULT_UTILIZATION if utilization is None else utilization
-    return ThroughputChoice(spec.datasheet_throughput(precision, chosen), spec.tdp_w)
+    return ThroughputChoice(Throughput(peak_flops=device.peak.value, utilization=chosen, gpu=device.id,
+                                       precision=device.precision, origin=device.peak.source), device.tdp_w, device)

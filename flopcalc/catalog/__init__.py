@@ -3,15 +3,15 @@
 Shipped files come with the package (`flopcalc/gpu_specs`). User catalogues merge over them, in this order: the
 `FLOPCALC_GPU_SPECS` environment variable (a YAML file or a folder of them), then each `--catalog FILE`.
 Peaks are stored in TFLOPS (int8 in TOPS) and DENSE; the 2:4-sparsity figures live apart in `sparse_peak_tflops`
-and are never used for conversions. The format is in docs/catalogue.md. No torch here: `flopcalc gpus` and
-`flopcalc convert` must start fast.
+and are never used for conversions. Memory sizes are GiB (`Accelerator.memory_bytes`). The format is in
+docs/catalogue.md. No torch here: `flopcalc gpus` and `flopcalc convert` must start fast.
 """
 
 from .loading import GPU_SPECS_ENV_VAR, load_catalog, load_catalog_file, shipped_catalog_dir
 from .names import Catalog, normalize_kind
-from .records import CPU_CLOCKS, DEFAULT_KIND, KINDS, CoreGroup, GpuSpec, Link
+from .records import CPU_CLOCKS, DEFAULT_KIND, GIB, KINDS, Accelerator, CoreGroup, Link
 
 __all__ = [
-    "CPU_CLOCKS", "DEFAULT_KIND", "GPU_SPECS_ENV_VAR", "KINDS", "Catalog", "CoreGroup", "GpuSpec", "Link",
+    "CPU_CLOCKS", "DEFAULT_KIND", "GIB", "GPU_SPECS_ENV_VAR", "KINDS", "Accelerator", "Catalog", "CoreGroup", "Link",
     "load_catalog", "load_catalog_file", "normalize_kind", "shipped_catalog_dir",
 ]

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Sequence
 from ..errors import CatalogError
 from ..files import read_yaml
 from .names import Catalog, normalize_name
-from .records import GpuSpec
+from .records import Accelerator
 from .schema import parse_catalog
 
 GPU_SPECS_ENV_VAR = "FLOPCALC_GPU_SPECS"
@@ -36,7 +36,7 @@ def _yaml_files(path: Path, given_by: str = "") -> list[Path]:
     raise CatalogError(f"GPU catalogue {path}{by} does not exist", "pass an existing YAML file or folder")
 
 
-def load_catalog_file(path: str | os.PathLike) -> list[GpuSpec]:
+def load_catalog_file(path: str | os.PathLike) -> list[Accelerator]:
     """Every entry of one YAML file, validated; CatalogError naming the file and entry otherwise."""
     path = Path(path)
     specs = parse_catalog(read_yaml(path, CatalogError, "GPU catalogue"), path)
@@ -44,9 +44,9 @@ def load_catalog_file(path: str | os.PathLike) -> list[GpuSpec]:
     return specs
 
 
-def _check_unique(specs: Sequence[GpuSpec]) -> None:
+def _check_unique(specs: Sequence[Accelerator]) -> None:
     """No two entries of one layer share an id, and no name (id or alias) points at two entries."""
-    owner: dict[str, GpuSpec] = {}
+    owner: dict[str, Accelerator] = {}
     for spec in specs:
         for label in (spec.id, *spec.aliases):
             key = normalize_name(label)
@@ -61,7 +61,7 @@ def _check_unique(specs: Sequence[GpuSpec]) -> None:
             owner[key] = spec
 
 
-def _load_layer(paths: Iterable[Path]) -> list[GpuSpec]:
+def _load_layer(paths: Iterable[Path]) -> list[Accelerator]:
     specs = [spec for path in paths for spec in load_catalog_file(path)]
     _check_unique(specs)
     return specs
@@ -79,7 +79,7 @@ def load_catalog(
     different entries, and any invalid entry, raises CatalogError naming file and entry.
     """
     env = os.environ if environ is None else environ
-    merged: dict[str, GpuSpec] = {}
+    merged: dict[str, Accelerator] = {}
     layers: list[list[Path]] = []
     if include_shipped:
         layers.append(_yaml_files(shipped_catalog_dir()))

@@ -10,7 +10,7 @@ import re
 from typing import Iterable, Iterator
 
 from ..errors import CatalogError, UsageError
-from .records import KINDS, GpuSpec
+from .records import KINDS, Accelerator
 
 # Words in CPU model names that say nothing about which chip it is ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz").
 _CPU_NOISE_WORDS = frozenset({"intel", "amd", "apple", "aws", "amazon", "xeon", "epyc", "platinum", "gold", "silver",
@@ -50,8 +50,8 @@ def _strip_vendor_words(text: str) -> str:
 class Catalog:
     """All known accelerators by id, with forgiving name resolution."""
 
-    def __init__(self, specs: Iterable[GpuSpec]):
-        self._by_id: dict[str, GpuSpec] = {}
+    def __init__(self, specs: Iterable[Accelerator]):
+        self._by_id: dict[str, Accelerator] = {}
         self._names: dict[str, str] = {}  # normalized id/alias -> id
         self._cpu_keys: dict[str, set[str]] = {}  # CPU model key of an id/alias -> ids of kind cpu
         for spec in specs:
@@ -61,7 +61,7 @@ class Catalog:
                 if spec.kind == "cpu" and _cpu_model_key(label):
                     self._cpu_keys.setdefault(_cpu_model_key(label), set()).add(spec.id)
 
-    def __iter__(self) -> Iterator[GpuSpec]:
+    def __iter__(self) -> Iterator[Accelerator]:
         return iter(self._by_id.values())
 
     def __len__(self) -> int:
@@ -76,7 +76,7 @@ class Catalog:
     def vendors(self) -> list[str]:
         return sorted({spec.vendor for spec in self})
 
-    def by_vendor(self, vendor: str | None) -> list[GpuSpec]:
+    def by_vendor(self, vendor: str | None) -> list[Accelerator]:
         """Entries of one vendor (case-insensitive, prefix allowed: `nv`), or all; CatalogError if none."""
         if not vendor:
             return list(self)
@@ -86,7 +86,7 @@ class Catalog:
             raise CatalogError(f"no GPUs from vendor {vendor!r}", f"vendors: {', '.join(self.vendors())}")
         return chosen
 
-    def select(self, vendor: str | None = None, kind: str | None = None) -> list[GpuSpec]:
+    def select(self, vendor: str | None = None, kind: str | None = None) -> list[Accelerator]:
         """Entries of one vendor (as `by_vendor`) and of one kind (gpu, tpu, cpu), or all; an error if none."""
         chosen = self.by_vendor(vendor)
         if not kind:
@@ -98,7 +98,7 @@ class Catalog:
                                f"kinds here: {', '.join(sorted({spec.kind for spec in self.by_vendor(vendor)}))}")
         return chosen
 
-    def match_cpu(self, model_name: str) -> GpuSpec | None:
+    def match_cpu(self, model_name: str) -> Accelerator | None:
         """The kind-cpu entry a CPU model name (/proc/cpuinfo, lscpu) names, or None.
 
         Brand words, (R)/(TM), "@ 2.30GHz" and "64-Core" are dropped; what is left must equal what is left of one
@@ -107,7 +107,7 @@ class Catalog:
         ids = self._cpu_keys.get(_cpu_model_key(str(model_name)), set())
         return self._by_id[next(iter(ids))] if len(ids) == 1 else None
 
-    def resolve(self, name: str) -> GpuSpec:
+    def resolve(self, name: str) -> Accelerator:
         """An id, alias or `torch.cuda.get_device_name()` string -> its entry.
 
         Case, spaces, hyphens and vendor words (NVIDIA, Tesla, AMD Instinct, ...) do not matter. A name that

@@ -1,4 +1,4 @@
-"""The catalogue's records: one accelerator or CPU (`GpuSpec`), a CPU's core groups, a node's link.
+"""The catalogue's records: one accelerator or CPU (`Accelerator`), a CPU's core groups, a node's link.
 
 What the rest of flopcalc reads; the YAML schema that builds them is `catalog.schema`. No torch here.
 """
@@ -21,6 +21,8 @@ DEFAULT_KIND = "gpu"
 CPU_CLOCKS: tuple[str, ...] = ("base", "all_core_turbo", "max", "fixed", "avx_base", "avx512_base", "avx512_all_core")
 
 BYTES_PER_CHANNEL_TRANSFER = 8  # one 64-bit memory channel moves 8 bytes per transfer
+# Device memory is binary: an "80GB" A100 has 80 GiB of HBM. `memory_gb` holds the datasheet's figure, in GiB.
+GIB = 2**30
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Link:
 
 
 @dataclass(frozen=True)
-class GpuSpec:
+class Accelerator:
     """One accelerator or CPU: dense peaks per precision (TFLOPS; int8 in TOPS) and what else the datasheet says."""
 
     id: str
@@ -84,7 +86,7 @@ class GpuSpec:
     year: int | None = None
     form_factor: str | None = None
     sparse_peak_tflops: Mapping[str, float] = field(default_factory=dict)
-    memory_gb: float | None = None
+    memory_gb: float | None = None  # GiB, as the datasheet's "80GB" means (see memory_bytes)
     memory_bandwidth_gbps: float | None = None
     tdp_w: float | None = None
     sources: tuple[str, ...] = ()
@@ -99,6 +101,11 @@ class GpuSpec:
     @property
     def precisions(self) -> tuple[str, ...]:
         return tuple(p for p in PRECISIONS if p in self.peak_tflops)
+
+    @property
+    def memory_bytes(self) -> float | None:
+        """Memory in bytes: `memory_gb` GiB x 2^30 (an 80 GB A100 holds 85.9e9 bytes); None when unknown."""
+        return None if self.memory_gb is None else self.memory_gb * GIB
 
     @property
     def cores(self) -> int | None:

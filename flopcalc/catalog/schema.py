@@ -19,7 +19,7 @@ from ..errors import CatalogError
 from ..schemas import Problem, dotted, first_problem, refuse
 from ..units import PRECISIONS
 from .names import normalize_name
-from .records import (BYTES_PER_CHANNEL_TRANSFER, CPU_CLOCKS, DEFAULT_KIND, KINDS, CoreGroup, GpuSpec, Link,
+from .records import (BYTES_PER_CHANNEL_TRANSFER, CPU_CLOCKS, DEFAULT_KIND, KINDS, Accelerator, CoreGroup, Link,
                       exact_decimal, plain)
 
 CORE_KEYS = ("cores", "clock_ghz", "clock", "flop_per_cycle")
@@ -272,9 +272,9 @@ class Entry(_Schema):
                    "fix the bandwidth or the channels / transfer rate")
         return float(expected)
 
-    def record(self, origin: str) -> GpuSpec:
+    def record(self, origin: str) -> Accelerator:
         cpu = self.kind == "cpu"
-        return GpuSpec(
+        return Accelerator(
             id=self.id, name=self.name, vendor=self.vendor, kind=self.kind, peak_tflops=dict(self.peak_tflops),
             aliases=tuple(alias for alias in dict.fromkeys(self.aliases)
                           if normalize_name(alias) != normalize_name(self.id)),
@@ -320,7 +320,7 @@ class CatalogFile(_Schema):
 _KEYS_OF = {"intra_node_link": NodeLink, "core_groups": Cores, "": Entry}
 
 
-def parse_catalog(data: Any, path: Path) -> list[GpuSpec]:
+def parse_catalog(data: Any, path: Path) -> list[Accelerator]:
     """The validated entries of one parsed catalogue file; CatalogError naming the file, entry and key."""
     if isinstance(data, list):
         data = {"gpus": data}
@@ -342,7 +342,7 @@ def parse_catalog(data: Any, path: Path) -> list[GpuSpec]:
     return [_entry(raw, number, path, defaults) for number, raw in enumerate(layout.gpus, 1)]
 
 
-def _entry(raw: Any, number: int, path: Path, defaults: Mapping[str, str]) -> GpuSpec:
+def _entry(raw: Any, number: int, path: Path, defaults: Mapping[str, str]) -> Accelerator:
     label = raw.get("id") if isinstance(raw, Mapping) else None
     where = f"{path}: entry #{number}" + (f" ({label!r})" if label else "")
     try:

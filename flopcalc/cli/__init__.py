@@ -13,6 +13,7 @@ from . import check as _check  # noqa: F401,E402
 from . import infer as _infer  # noqa: F401,E402
 from . import plan as _plan  # noqa: F401,E402
 from . import validate as _validate  # noqa: F401,E402
+from . import optimal as _optimal  # noqa: F401,E402
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ Commands live in sibling modules and only parse, call the library, and render.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import traceback
@@ -19,6 +20,7 @@ from typer.core import TyperGroup
 
 from ..errors import ExitCode, FlopcalcError, short_error
 from ..files import write_atomic
+from ..units import LARGEST_NUMBER, LARGEST_WHOLE
 
 _state = {"debug": False}
 
@@ -58,8 +60,46 @@ def cli_message(error: FlopcalcError) -> str:
     return re.sub(rf"(?<![\w-]){re.escape(error.field)}\b", flag, text) if flag and error.field else text
 
 
+def _out_of_range(value: object) -> Optional[str]:
+    """Why a parsed option value is out of range (None when it is in range): whole numbers up to LARGEST_WHOLE,
+    so no size overflows the arithmetic or a torch shape; numbers finite and up to LARGEST_NUMBER; no text empty
+    (an empty value would read as not given)."""
+    for item in value if isinstance(value, (list, tuple)) else (value,):
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, str) and not item.strip():
+            return "is empty: give a value or leave the option out"
+        if isinstance(item, int) and abs(item) > LARGEST_WHOLE:
+            return f"{item} is too large: whole numbers are at most {LARGEST_WHOLE:,}"
+        if isinstance(item, float) and not (math.isfinite(item) and abs(item) <= LARGEST_NUMBER):
+            return f"{item!r} is not a finite number up to {LARGEST_NUMBER:g}"
+    return None
+
+
+def _bounded(command: typer.core.TyperCommand) -> typer.core.TyperCommand:
+    """Every int and float option of a command is checked for range where it is parsed (before its own
+    callback): one place for all, so a new option is covered without a word."""
+    for param in command.params:
+        if getattr(param, "_range_checked", False):
+            continue
+        own_callback = param.callback
+
+        def checked(ctx, param, value, own_callback=own_callback):
+            problem = _out_of_range(value)
+            if problem is not None:
+                raise typer.BadParameter(problem, ctx=ctx, param=param)
+            return value if own_callback is None else own_callback(ctx, param, value)
+
+        param.callback, param._range_checked = checked, True
+    return command
+
+
 class _ErrorBoundaryGroup(TyperGroup):
     """Turns errors raised by any subcommand into one line and an exit code."""
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        return None if command is None else _bounded(command)
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         """Parser errors (a non-integer --batch-size, an unknown option) also become one line, exit 2."""

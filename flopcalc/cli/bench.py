@@ -83,14 +83,14 @@ def bench(
     model: Optional[str] = typer.Argument(
         None, help="Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput."
     ),
-    device: str = typer.Option("auto", "--device", help="auto | cuda | mps | cpu (auto: CUDA/ROCm, then MPS, then CPU)."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cuda|mps|cpu", help="auto | cuda | mps | cpu (auto: CUDA/ROCm, then MPS, then CPU)."),
     precision: Optional[str] = typer.Option(
         None, "--precision",
-        help="Comma list of fp32,tf32,bf16,fp16,fp8,int8 (default: all the device runs in hardware). "
+        metavar="PRECISION[,...]", help="Comma list of fp32,tf32,bf16,fp16,fp8,int8 (default: all the device runs in hardware). "
         "With MODEL: one of fp32,tf32,bf16,fp16 (default bf16 on GPUs, fp32 on CPU).",
     ),
     seconds: Optional[float] = typer.Option(
-        None, "--seconds", help="Time budget of the whole run (default 10 s on CPU, 25 s on GPU; --full: 60/120 s)."
+        None, "--seconds", metavar="SECONDS", help="Time budget of the whole run (default 10 s on CPU, 25 s on GPU; --full: 60/120 s)."
     ),
     full: bool = typer.Option(False, "--full", help="A longer, denser sweep with more samples per shape."),
     save: bool = typer.Option(False, "--save", help="Store the result (and the device profile) in the calibration file "
@@ -99,7 +99,7 @@ def bench(
                                                       "spread wide."),
     calibration: Optional[str] = typer.Option(
         None, "--calibration",
-        help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
+        metavar="FILE", help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
     ),
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
@@ -109,7 +109,7 @@ def bench(
     kwargs: KwargsOption = None,
     frozen: FrozenOption = [],
     causal_half: CausalHalfOption = False,
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="Optimizer of MODEL's training step: adamw "
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar="adamw|sgd", help="Optimizer of MODEL's training step: adamw "
                                                                       "(default) | sgd."),
     catalog: CatalogOption = None,
     distributed: bool = typer.Option(
@@ -118,14 +118,14 @@ def bench(
         "bus bandwidth within and between nodes, send/recv. Run it under torchrun, or add --nproc G.",
     ),
     nproc: Optional[int] = typer.Option(
-        None, "--nproc", help="With --distributed: start G ranks on this machine through torch's launcher API."
+        None, "--nproc", metavar="N", help="With --distributed: start G ranks on this machine through torch's launcher API."
     ),
-    backend: str = typer.Option("auto", "--backend", help="With --distributed: auto (nccl on GPUs, gloo on CPUs), nccl, gloo."),
+    backend: str = typer.Option("auto", "--backend", metavar="auto|nccl|gloo", help="With --distributed: auto (nccl on GPUs, gloo on CPUs), nccl, gloo."),
     timeout: float = typer.Option(
-        60.0, "--timeout", help="With --distributed: seconds any collective or rendezvous may take before the run stops."
+        60.0, "--timeout", metavar="SECONDS", help="With --distributed: seconds any collective or rendezvous may take before the run stops."
     ),
     max_bytes: Optional[str] = typer.Option(
-        None, "--max-bytes", help="With --distributed: largest message (binary prefixes: 64K, 1G; default 1G on GPUs, 4M on CPUs)."
+        None, "--max-bytes", metavar="BYTES", help="With --distributed: largest message (binary prefixes: 64K, 1G; default 1G on GPUs, 4M on CPUs)."
     ),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,

@@ -1,4 +1,4 @@
-"""`flopcalc convert QUANTITY --gpu NAME`: FLOP <-> PetaFLOP-days <-> GPU-days/hours and wall clock. No torch."""
+"""`flopcalc convert QUANTITY [--gpu NAME]`: FLOP <-> PetaFLOP-days <-> GPU-days/hours and wall clock. No torch."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from ..errors import UsageError
+from ..units import parse_compute_quantity
 from ._app import app, emit
 from ._options import (
     CalibrationOption,
@@ -24,8 +25,10 @@ from ._options import (
 
 @app.command("convert")
 def convert_command(
-    quantity: str = typer.Argument(..., help="A number and a unit: '3.14e23 flop', '1.5 zflop', '93.75 pf-days', "
-                                             "'2500 gpu-days', '60000 gpu-hours'."),
+    quantity: str = typer.Argument(..., metavar="QUANTITY",
+                                   help="A number and a unit: '3.14e23 flop', '1.5 zflop', '93.75 pf-days', "
+                                        "'2500 gpu-days', '60000 gpu-hours', or a GPU's: '2500 V100-days', "
+                                        "'3 H100-hours'."),
     gpu: GpuOption = None,
     precision: PrecisionOption = None,
     utilization: UtilizationOption = None,
@@ -35,17 +38,38 @@ def convert_command(
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
-    """Print one amount of compute as FLOP, PetaFLOP, PF-days, GPU-days, GPU-hours and wall clock on K GPUs."""
+    """Print one amount of compute as FLOP, PetaFLOP, PF-days, GPU-days, GPU-hours and wall clock on K GPUs.
+
+    FLOP and PF-days convert into each other without a GPU; '2500 V100-days' names its GPU in the unit."""
     from ..calibration import choose_throughput
-    from ..compute import convert
-    from ..render.compute import render_conversion
+    from ..compute import convert, quantity_to_flop
+    from ..render.compute import render_conversion, render_flop_amount
     from ..thresholds import crossed
-    from ..units import parse_compute_quantity
+    from ._options import common_variant
 
     parsed = parse_compute_quantity(quantity)
+    if parsed.gpu:
+        named = common_variant(parsed.gpu)
+        if gpu is not None and not _same_gpu(named, gpu, catalog or ()):
+            raise UsageError(f"{quantity!r} names the GPU {parsed.gpu} but --gpu says {gpu}",
+                             "drop --gpu, or write the quantity in gpu-days")
+        gpu = gpu or named
     if gpu is None and calibration is None:
-        raise UsageError("convert needs --gpu NAME (or --calibration FILE|auto)", "e.g. --gpu H100-SXM")
+        if parsed.unit in ("flop", "pf_days") and utilization is None and num_gpus == "1":
+            flop = float(quantity_to_flop(parsed))
+            emit(render_flop_amount(parsed, flop, fmt.value, crossed(flop)), output)
+            return
+        raise UsageError(f"{parsed.unit.replace('_', '-')} to time needs --gpu NAME (or --calibration FILE|auto)",
+                         "e.g. --gpu H100-SXM, or a GPU in the unit: '2500 V100-days'")
     choice = choose_throughput(gpu=gpu, precision=precision, utilization=parse_utilization(utilization),
                                calibration=calibration, catalogs=catalog or ())
     conversion = convert(parsed, choice.throughput, parse_num_gpus(num_gpus))
     emit(render_conversion(conversion, fmt.value, crossed(conversion.flop)), output)
+
+
+def _same_gpu(first: str, second: str, catalogs) -> bool:
+    """Whether two names resolve to one catalogue entry (an unknown name is the catalogue's error, exit 2)."""
+    from ..catalog import load_catalog
+
+    catalog = load_catalog(tuple(catalogs))
+    return catalog.resolve(first).id == catalog.resolve(second).id

@@ -57,11 +57,11 @@ def count_command(
     frozen: FrozenOption = [],
     causal_half: CausalHalfOption = False,
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) when an op has no FLOP formula."),
-    unit: str = typer.Option("flop", "--unit", help="flop (1 multiply-add = 2 FLOPs) or mac."),
-    depth: str = typer.Option("2", "--depth", "-d", help="Module tree depth shown in tables; 'all' or -1 for all."),
-    compare: Optional[str] = typer.Option(None, "--compare", help="Also run other counters on the same model and "
+    unit: str = typer.Option("flop", "--unit", metavar="flop|mac", help="flop (1 multiply-add = 2 FLOPs) or mac."),
+    depth: str = typer.Option("2", "--depth", "-d", metavar="N|all", help="Module tree depth shown in tables; 'all' or -1 for all."),
+    compare: Optional[str] = typer.Option(None, "--compare", metavar="fvcore,torch", help="Also run other counters on the same model and "
                                           "inputs and name why they differ: fvcore, torch, or fvcore,torch."),
-    max_layers: int = typer.Option(DEFAULT_MAX_LAYERS, "--max-layers", help="Refuse, before building, a Hugging Face "
+    max_layers: int = typer.Option(DEFAULT_MAX_LAYERS, "--max-layers", metavar="N", help="Refuse, before building, a Hugging Face "
                                    "config declaring more layers (each is built and run: about 0.05 s per layer)."),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,

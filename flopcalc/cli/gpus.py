@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from ..catalog import load_catalog
+from ..errors import CatalogError
 from ._app import app, emit
 from ._options import CatalogOption, FormatOption, OutputFormat, OutputOption
 
@@ -17,8 +18,8 @@ app.add_typer(gpus_app, name="gpus")
 
 @gpus_app.command("list")
 def gpus_list(
-    vendor: Optional[str] = typer.Option(None, "--vendor", help="Only this vendor (NVIDIA, AMD, Google, Intel, Apple; prefix ok)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind: gpu, tpu or cpu (default: all)."),
+    vendor: Optional[str] = typer.Option(None, "--vendor", metavar="VENDOR", help="Only this vendor (NVIDIA, AMD, Google, Intel, Apple; prefix ok)."),
+    kind: Optional[str] = typer.Option(None, "--kind", metavar="gpu|tpu|cpu", help="Only this kind: gpu, tpu or cpu (default: all)."),
     catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
@@ -32,7 +33,7 @@ def gpus_list(
 
 @gpus_app.command("show")
 def gpus_show(
-    name: str = typer.Argument(..., help="An id, alias or torch.cuda.get_device_name() string, e.g. 'h100 sxm'."),
+    name: str = typer.Argument(..., metavar="NAME", help="An id, alias or torch.cuda.get_device_name() string, e.g. 'h100 sxm'."),
     catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
@@ -40,5 +41,11 @@ def gpus_show(
     """Everything the catalogue knows about one accelerator, with its sources."""
     from ..render.gpus import render_show
 
-    spec = load_catalog(catalog or ()).resolve(name)
+    try:
+        spec = load_catalog(catalog or ()).resolve(name)
+    except CatalogError as error:
+        if error.hint and "--gpu" in error.hint:  # the resolver speaks to --gpu; here the name is the argument
+            raise CatalogError(error.message, "pass one of these ids as the name, e.g. `flopcalc gpus show "
+                                              f"{error.message.rsplit(', ', 1)[-1]}`") from None
+        raise
     emit(render_show(spec, fmt.value), output)

@@ -29,7 +29,7 @@ from ._options import (
 # Its own --calibration: the shared option's help speaks of --utilization, which infer does not take.
 InferCalibrationOption = Annotated[
     Optional[str],
-    typer.Option("--calibration", help="Price FLOPs at the matmul peak measured by `flopcalc bench --save` (a FILE, "
+    typer.Option("--calibration", metavar="FILE|auto", help="Price FLOPs at the matmul peak measured by `flopcalc bench --save` (a FILE, "
                                        "or 'auto' for the default file) instead of the datasheet's; bandwidth and "
                                        "memory stay the catalogue's, and --gpu is optional."),
 ]
@@ -39,19 +39,19 @@ InferCalibrationOption = Annotated[
 def infer_command(
     model: ModelArgument,
     gpu: GpuOption = None,
-    batch_size: str = typer.Option("1", "--batch-size", "-b", help="Batch sizes to bound, comma-separated: 1,8,64."),
+    batch_size: str = typer.Option("1", "--batch-size", "-b", metavar="N[,N...]", help="Batch sizes to bound, comma-separated: 1,8,64."),
     prompt: Optional[int] = typer.Option(
-        None, "--prompt", help="Prompt tokens P of a generation (causal LMs; with --generate)."),
+        None, "--prompt", metavar="TOKENS", help="Prompt tokens P of a generation (causal LMs; with --generate)."),
     generate: Optional[int] = typer.Option(
-        None, "--generate", help="Tokens G to generate after the prompt, one decode step each."),
+        None, "--generate", metavar="TOKENS", help="Tokens G to generate after the prompt, one decode step each."),
     precision: PrecisionOption = None,
     compute_precision: Optional[str] = typer.Option(
-        None, "--compute-precision", help="Precision of the FLOPs, whose peak bounds them (int8, fp8 for W8A8/FP8 "
+        None, "--compute-precision", metavar="PRECISION", help="Precision of the FLOPs, whose peak bounds them (int8, fp8 for W8A8/FP8 "
                                           "kernels). Default: --precision."),
     weight_dtype: Optional[str] = typer.Option(
-        None, "--weight-dtype", help="Weights stored as fp32, bf16, fp16, fp8, int8 or int4 (with their scales; "
+        None, "--weight-dtype", metavar="DTYPE", help="Weights stored as fp32, bf16, fp16, fp8, int8 or int4 (with their scales; "
                                      "see docs/infer.md). Default: --precision."),
-    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="KV cache stored as fp32, bf16, fp16, fp8, int8 or "
+    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", metavar="DTYPE", help="KV cache stored as fp32, bf16, fp16, fp8, int8 or "
                                                                     "int4. Default: --precision."),
     input: InputOption = [],
     seq_len: SeqLenOption = None,

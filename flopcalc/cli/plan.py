@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import ExitCode, UsageError
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
@@ -31,59 +31,72 @@ from ._options import (
     shown_on_terminal,
 )
 
-MODES_HINT = "give a MODEL (file.py:callable, .pt, .pt2, config.json), or --params N with --seq-len"
+MODES_HINT = ("give a MODEL (file.py:callable, .pt, .pt2, config.json), or --params N and/or the shape (--layers, "
+              "--hidden, --heads), with --seq-len")
 
 ModelArgument = Annotated[Optional[str], typer.Argument(
     help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json (its input is one micro-batch), or use "
          "--params.")]
 PlanSeqLenOption = Annotated[Optional[int], typer.Option(
-    "--seq-len", help="Tokens per sequence: for --params, or a Hugging Face config.json (default min(max positions, "
+    "--seq-len", metavar="TOKENS", help="Tokens per sequence: for --params, or a Hugging Face config.json (default min(max positions, "
                       "2048)).")]
 ParamsOption = Annotated[Optional[str], typer.Option(
-    "--params", help="Parameters N of a model not at hand, e.g. 7e9 or 7G (needs --seq-len).")]
-LayersOption = Annotated[Optional[int], typer.Option("--layers", help="With --params: transformer layers.")]
-HiddenOption = Annotated[Optional[int], typer.Option("--hidden", help="With --params: hidden size.")]
+    "--params", metavar="N", help="Parameters N of a model not at hand, e.g. 7e9 or 7G (default: from --layers/--hidden/--heads; "
+                     "refused when more than 10% away from the shape's).")]
+LayersOption = Annotated[Optional[int], typer.Option("--layers", metavar="N", help="A model not at hand: transformer layers.")]
+HiddenOption = Annotated[Optional[int], typer.Option("--hidden", metavar="N", help="A model not at hand: hidden size.")]
 HeadsOption = Annotated[Optional[int], typer.Option(
-    "--heads", help="Attention heads (with --params, or for a model whose graph does not show them).")]
+    "--heads", metavar="N", help="Attention heads (with --params, or for a model whose graph does not show them).")]
 KvHeadsOption = Annotated[Optional[int], typer.Option(
-    "--kv-heads", help="Key/value heads (grouped-query attention; default = heads).")]
-FfnOption = Annotated[Optional[int], typer.Option("--ffn", help="With --params: MLP inner size (default 4 x hidden).")]
-VocabOption = Annotated[Optional[int], typer.Option("--vocab", help="With --params: vocabulary size.")]
+    "--kv-heads", metavar="N", help="Key/value heads (grouped-query attention; default = heads).")]
+FfnOption = Annotated[Optional[int], typer.Option(
+    "--ffn", metavar="N", help="With the shape: MLP inner size (default 4 x hidden; 8 x hidden / 3 with --mlp swiglu).")]
+VocabOption = Annotated[Optional[int], typer.Option(
+    "--vocab", metavar="N", help="With the shape: vocabulary size (one tied embedding in N).")]
+HeadDimOption = Annotated[Optional[int], typer.Option(
+    "--head-dim", metavar="N", help="With the shape: width of one attention head (default hidden / heads).")]
+MlpOption = Annotated[str, typer.Option(
+    "--mlp", metavar="gelu|swiglu", help="With the shape: gelu (2 matrices of hidden x ffn, default) or swiglu (3: gate, up, down).")]
+AttentionOption = Annotated[str, typer.Option(
+    "--attention", metavar="flash|math", help="With the shape: flash (default; keeps no seq x seq scores) or math (keeps them).")]
+MemoryReserveOption = Annotated[Optional[str], typer.Option(
+    "--memory-reserve", metavar="GiB", help="GiB per GPU kept from the model: CUDA context, workspaces, fragmentation (default 1 "
+                             "GiB + 5% of the memory).")]
 TokensOption = Annotated[Optional[str], typer.Option(
-    "--tokens", help="Training tokens, e.g. 300G (divided by the sequence length into sequences).")]
-ExamplesOption = Annotated[Optional[str], typer.Option("--examples", "-N", help="Training examples per epoch.")]
-EpochsOption = Annotated[Optional[str], typer.Option("--epochs", "-E", help="Passes over the examples (default 1).")]
+    "--tokens", metavar="N", help="Training tokens, e.g. 300G (divided by the sequence length into sequences).")]
+ExamplesOption = Annotated[Optional[str], typer.Option("--examples", "-N", metavar="N", help="Training examples per epoch.")]
+EpochsOption = Annotated[Optional[str], typer.Option("--epochs", "-E", metavar="N", help="Passes over the examples (default 1).")]
 GlobalBatchOption = Annotated[Optional[str], typer.Option(
-    "--global-batch", help="Examples per optimizer step (default dp x micro-batch).")]
+    "--global-batch", metavar="N", help="Examples per optimizer step (default dp x micro-batch).")]
 MicroBatchOption = Annotated[Optional[int], typer.Option(
-    "--micro-batch", help="Examples per micro-batch (default: the counted batch).")]
+    "--micro-batch", metavar="N", help="Examples per micro-batch (default: the counted batch).")]
 PlanNumGpusOption = Annotated[Optional[str], typer.Option(
-    "--num-gpus", "-n", help="GPUs in all (default dp x tp x pp).")]
-GpusPerNodeOption = Annotated[int, typer.Option("--gpus-per-node", help="GPUs per node (default 8).")]
-DpOption = Annotated[Optional[int], typer.Option("--dp", help="Data-parallel replicas.")]
-TpOption = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel GPUs per replica (Megatron).")]
-PpOption = Annotated[Optional[int], typer.Option("--pp", help="Pipeline stages (1F1B).")]
+    "--num-gpus", "-n", metavar="N", help="GPUs in all (default dp x tp x pp).")]
+GpusPerNodeOption = Annotated[int, typer.Option("--gpus-per-node", metavar="N", help="GPUs per node (default 8).")]
+DpOption = Annotated[Optional[int], typer.Option("--dp", metavar="N", help="Data-parallel replicas.")]
+TpOption = Annotated[Optional[int], typer.Option("--tp", metavar="N", help="Tensor-parallel GPUs per replica (Megatron).")]
+PpOption = Annotated[Optional[int], typer.Option("--pp", metavar="N", help="Pipeline stages (1F1B).")]
 ZeroOption = Annotated[Optional[int], typer.Option(
-    "--zero", help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.")]
+    "--zero", metavar="0-3", help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.")]
 SequenceParallelOption = Annotated[bool, typer.Option(
     "--sequence-parallel", help="Split the hidden stream's activations over the tp group too.")]
 RecomputeOption = Annotated[Optional[str], typer.Option(
-    "--recompute", help="Activation recomputation: none (default), selective (attention scores) or full.")]
-OptimizerOption = Annotated[str, typer.Option("--optimizer", help="adamw (default) or sgd (with momentum).")]
+    "--recompute", metavar="none|selective|full", help="Activation recomputation: none (default), selective (attention scores) or full.")]
+OptimizerOption = Annotated[str, typer.Option("--optimizer", metavar="adamw|sgd", help="adamw (default) or sgd (with momentum).")]
 IntraNodeOption = Annotated[Optional[str], typer.Option(
-    "--intra-node-gbps", help="Achievable bus bandwidth per GPU inside a node, GB/s (nccl-tests busbw; default: the "
+    "--intra-node-gbps", metavar="GB/s", help="Achievable bus bandwidth per GPU inside a node, GB/s (nccl-tests busbw; default: the "
                               "catalogue's link figure).")]
 InterNodeOption = Annotated[Optional[str], typer.Option(
-    "--inter-node-gbps", help="Achievable bus bandwidth per GPU across nodes, GB/s (default 25, printed as an "
+    "--inter-node-gbps", metavar="GB/s", help="Achievable bus bandwidth per GPU across nodes, GB/s (default 25, printed as an "
                               "assumption).")]
 GpuMemoryOption = Annotated[Optional[str], typer.Option(
-    "--gpu-memory", help="Memory per GPU in GB (default: the catalogue's).")]
-PueOption = Annotated[str, typer.Option("--pue", help="Data-centre power usage effectiveness for energy (>= 1).")]
-PriceOption = Annotated[Optional[str], typer.Option("--price-per-gpu-hour", help="Price of one GPU-hour.")]
+    "--gpu-memory", metavar="GiB", help="Memory per GPU in GiB (default: the catalogue's; an \"80 GB\" GPU has 80 GiB).")]
+PueOption = Annotated[str, typer.Option("--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1).")]
+PriceOption = Annotated[Optional[str], typer.Option("--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour.")]
 SearchOption = Annotated[bool, typer.Option(
     "--search", help="Try every dp x tp x pp x ZeRO x recompute x micro-batch of --num-gpus; options given pin their "
                      "dimension.")]
-TopOption = Annotated[int, typer.Option("--top", help="With --search: how many layouts to show.")]
+TopOption = Annotated[int, typer.Option("--top", metavar="N", help="With --search: how many layouts to show.")]
 
 
 def _number(text: Optional[str], flag: str) -> Optional[float]:
@@ -103,6 +116,7 @@ def plan_command(
     kwargs: KwargsOption = None, seq_len: PlanSeqLenOption = None, device: DeviceOption = None,
     params: ParamsOption = None, layers: LayersOption = None, hidden: HiddenOption = None,
     heads: HeadsOption = None, kv_heads: KvHeadsOption = None, ffn: FfnOption = None, vocab: VocabOption = None,
+    head_dim: HeadDimOption = None, mlp: MlpOption = "gelu", attention: AttentionOption = "flash",
     tokens: TokensOption = None, examples: ExamplesOption = None, epochs: EpochsOption = None,
     global_batch: GlobalBatchOption = None, micro_batch: MicroBatchOption = None, gpu: GpuOption = None,
     num_gpus: PlanNumGpusOption = None, gpus_per_node: GpusPerNodeOption = 8, dp: DpOption = None,
@@ -110,22 +124,30 @@ def plan_command(
     sequence_parallel: SequenceParallelOption = False, recompute: RecomputeOption = None,
     precision: PrecisionOption = None, optimizer: OptimizerOption = "adamw", utilization: UtilizationOption = None,
     calibration: CalibrationOption = None, catalog: CatalogOption = None, intra_node_gbps: IntraNodeOption = None,
-    inter_node_gbps: InterNodeOption = None, gpu_memory: GpuMemoryOption = None, pue: PueOption = "1.0",
+    inter_node_gbps: InterNodeOption = None, gpu_memory: GpuMemoryOption = None,
+    memory_reserve: MemoryReserveOption = None, pue: PueOption = "1.0",
     price_per_gpu_hour: PriceOption = None, search: SearchOption = False, top: TopOption = 10,
     fmt: FormatOption = OutputFormat.table, output: OutputOption = None,
 ) -> None:
-    """Will it fit, how to split it, how long it takes: training on a fleet of GPUs."""
+    """Will it fit, how to split it, how long it takes: training on a fleet of GPUs.
+
+    Exit 0: the layout (with --search, the best one) fits; 1: it does not, or no searched layout fits (the output
+    is still written); 2: bad input."""
     from .. import plan as planning
 
-    if (model is None) == (params is None):
-        raise UsageError("MODEL and --params exclude each other" if model else "nothing to plan", MODES_HINT)
-    shape = {"--layers": layers, "--hidden": hidden, "--ffn": ffn, "--vocab": vocab}
+    if model is not None and params is not None:
+        raise UsageError("MODEL and --params exclude each other", MODES_HINT)
+    if model is None and params is None and layers is None:
+        raise UsageError("nothing to plan", MODES_HINT)
+    shape = {"--layers": layers, "--hidden": hidden, "--ffn": ffn, "--vocab": vocab, "--head-dim": head_dim,
+             "--mlp": None if mlp == "gelu" else mlp, "--attention": None if attention == "flash" else attention}
     spec = _spec(model, input, batch_size, seq_len, kwargs, device, shape)
     # the fleet first: a typo in a GPU name should not cost a model run
     fleet = planning.resolve_fleet(
         gpu=gpu, precision=precision, utilization=parse_utilization(utilization), calibration=calibration,
         catalogs=catalog or (), model_key=spec.key() if spec is not None else None,
-        gpu_memory_gb=_number(gpu_memory, "--gpu-memory"), intra_node_gbps=_number(intra_node_gbps, "--intra-node-gbps"),
+        gpu_memory_gib=_number(gpu_memory, "--gpu-memory"), memory_reserve_gib=_reserve(memory_reserve),
+        intra_node_gbps=_number(intra_node_gbps, "--intra-node-gbps"),
         inter_node_gbps=_number(inter_node_gbps, "--inter-node-gbps"), gpus_per_node=gpus_per_node,
         pue=parse_si_number(pue, "--pue"), price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
     )
@@ -137,8 +159,10 @@ def plan_command(
     if spec is not None:
         planned = planning.model_from_spec(spec, heads=heads, kv_heads=kv_heads)
     else:
-        planned = planning.model_from_params(parse_si_number(params, "--params"), seq_len, layers=layers,
-                                             hidden=hidden, heads=heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab)
+        planned = planning.model_from_params(
+            None if params is None else parse_si_number(params, "--params"), seq_len, layers=layers, hidden=hidden,
+            heads=heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab, head_dim=head_dim, mlp=mlp, attention=attention,
+            params_tolerance=planning.PARAMS_TOLERANCE)
     run = planning.run_size(planned, tokens=_number(tokens, "--tokens"), examples=_number(examples, "--examples"),
                             epochs=_number(epochs, "--epochs"))
     common = dict(precision=fleet.throughput.precision, optimizer=optimizer, run=run)
@@ -147,12 +171,16 @@ def plan_command(
         found = planning.search(planned, fleet, total_gpus or 1, global_batch=batch, fixed=fixed, top=top, **common)
         notes = found.best.notes if found.best else (found.closest.notes if found.closest else ())
         _render(found, None, fmt, output, notes)
+        fits = found.best is not None
     else:
         layout = planning.layout_from_options(planned, num_gpus=total_gpus, global_batch=batch,
                                               sequence_parallel=sequence_parallel, gpus_per_node=gpus_per_node,
                                               **layout_options)
         plan = planning.evaluate(planned, layout, fleet, **common)
         _render(None, plan, fmt, output, plan.notes)
+        fits = plan.fits is not False
+    if not fits:
+        raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
 def _spec(model, input, batch_size, seq_len, kwargs, device, shape):
@@ -164,9 +192,17 @@ def _spec(model, input, batch_size, seq_len, kwargs, device, shape):
             raise UsageError(f"{', '.join(named)} describe a model given by --params", "a MODEL shows its own shape")
         return spec
     no_model_options("plan", input=input, batch_size=batch_size, kwargs=kwargs, device=device)
-    if seq_len is None:
-        raise UsageError("--params needs --seq-len (tokens per sequence) to size a micro-batch")
     return None
+
+
+def _reserve(text: Optional[str]) -> Optional[float]:
+    """--memory-reserve GiB: 0 is allowed (nothing set aside)."""
+    if text is None:
+        return None
+    value = parse_si_number(text, "--memory-reserve")
+    if value < 0:
+        raise UsageError(f"--memory-reserve must be >= 0 GiB, got {text!r}")
+    return value
 
 
 def _render(found, plan, fmt, output, notes) -> None:

@@ -31,6 +31,7 @@ from ._options import (
     UtilizationOption,
     model_spec,
     no_model_options,
+    existing_model,
     parse_num_gpus,
     parse_utilization,
 )
@@ -45,7 +46,7 @@ def _number(text: Optional[str], flag: str) -> Optional[float]:
 
 @app.command("train")
 def train_command(
-    model: Optional[str] = typer.Argument(None, help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
+    model: Optional[str] = typer.Argument(None, metavar="MODEL", callback=existing_model, help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
                                                     "config.json (or use --flops-per-example, or --params with --tokens)."),
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
@@ -54,21 +55,21 @@ def train_command(
     decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
     device: DeviceOption = None,
-    examples: Optional[str] = typer.Option(None, "--examples", "-N", help="Training examples per epoch, e.g. 1.28M."),
-    epochs: Optional[str] = typer.Option(None, "--epochs", "-E", help="Passes over the examples (default 1)."),
-    flops_per_example: Optional[str] = typer.Option(None, "--flops-per-example", help="Forward FLOPs per example "
+    examples: Optional[str] = typer.Option(None, "--examples", "-N", metavar="N", help="Training examples per epoch, e.g. 1.28M."),
+    epochs: Optional[str] = typer.Option(None, "--epochs", "-E", metavar="N", help="Passes over the examples (default 1)."),
+    flops_per_example: Optional[str] = typer.Option(None, "--flops-per-example", metavar="FLOP", help="Forward FLOPs per example "
                                                     "(backward assumed 2x), e.g. 4.1G."),
-    params: Optional[str] = typer.Option(None, "--params", help="Parameters N for 6ND, e.g. 175e9 or 175G."),
-    active_params: Optional[str] = typer.Option(None, "--active-params", help="Active parameters N for 6ND of a "
+    params: Optional[str] = typer.Option(None, "--params", metavar="N", help="Parameters N for 6ND, e.g. 175e9 or 175G."),
+    active_params: Optional[str] = typer.Option(None, "--active-params", metavar="N", help="Active parameters N for 6ND of a "
                                                 "mixture of experts (the top-k experts a token runs through plus "
                                                 "everything else, e.g. 12.9G for Mixtral-8x7B); instead of --params."),
-    tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens D for 6ND, e.g. 300e9 or 300G."),
+    tokens: Optional[str] = typer.Option(None, "--tokens", metavar="N", help="Training tokens D for 6ND, e.g. 300e9 or 300G."),
     gpu: GpuOption = None,
     precision: PrecisionOption = None,
     utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
-    pue: str = typer.Option("1.0", "--pue", help="Data-centre power usage effectiveness for energy (>= 1; default 1.0)."),
-    price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", help="Price of one GPU-hour, for cost."),
+    pue: str = typer.Option("1.0", "--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1; default 1.0)."),
+    price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."),
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
     fmt: FormatOption = OutputFormat.table,

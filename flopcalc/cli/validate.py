@@ -17,13 +17,13 @@ from ._options import FormatOption, OutputFormat, OutputOption
 @app.command("validate")
 def validate_command(
     runs: Optional[Path] = typer.Option(
-        None, "--runs", help="A validation table to replay instead of the shipped one (format: docs/validation.md)."),
+        None, "--runs", metavar="FILE", help="A validation table to replay instead of the shipped one (format: docs/validation.md)."),
     profiles: Optional[Path] = typer.Option(
-        None, "--profiles", help="A device profile file instead of the shipped one (format: docs/validation.md)."),
+        None, "--profiles", metavar="FILE", help="A device profile file instead of the shipped one (format: docs/validation.md)."),
     no_fit: bool = typer.Option(
         False, "--no-fit", help="Fit nothing: the device profiles as they are, every row a prediction."),
     max_error: Optional[float] = typer.Option(
-        None, "--max-error", help="Exit 1 when any row's |error| is above this many percent (a CI check)."),
+        None, "--max-error", metavar="PCT", help="Exit 1 when any row's |error| is above this many percent (a CI check)."),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:

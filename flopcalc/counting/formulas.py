@@ -587,6 +587,83 @@ def pad_backward_flops(grad_out, x, *_, out=None, **__) -> int:
     return max(0, _numel(grad_out) - _numel(x))
 
 
+# grid_sample's interpolation_mode: 0 bilinear (trilinear in 3-D), 1 nearest, 2 bicubic (2-D only).
+def _grid_sample_taps(mode: int, spatial_dims: int) -> int:
+    return {0: 2 ** spatial_dims, 1: 0, 2: 16}.get(int(mode), 2 ** spatial_dims)
+
+
+@register("grid_sampler_2d", "grid_sampler_3d", category="pool")
+def grid_sample_flops(x, grid, mode, *_, out=None, **__) -> int:
+    """Each output element is a weighted sum of its taps (4 bilinear, 8 trilinear, 16 bicubic; nearest
+    copies): 2*taps FLOPs, as F.interpolate. The weights, computed once per grid point, are not counted."""
+    return 2 * _grid_sample_taps(mode, len(x) - 2) * _numel(_first_shape(out))
+
+
+@register("grid_sampler_2d_backward", "grid_sampler_3d_backward", category="pool")
+def grid_sample_backward_flops(grad_out, x, grid, mode, padding_mode, align_corners, output_mask, *_, out=None,
+                               **__) -> int:
+    """Input gradient: each output gradient scattered to its taps (2*taps per grad_output element; nearest:
+    1 add). Grid gradient: each tap's value times its weight's derivative along every spatial dim,
+    accumulated (2*taps*dims per grad_output element; nearest: 0)."""
+    dims = len(x) - 2
+    taps = _grid_sample_taps(mode, dims)
+    flops = 0
+    if output_mask[0]:
+        flops += (2 * taps if taps else 1) * _numel(grad_out)
+    if output_mask[1]:
+        flops += 2 * taps * dims * _numel(grad_out)
+    return flops
+
+
+@register("_cdist_forward", category="reduction")
+def cdist_flops(x1, x2, *_, out=None, **__) -> int:
+    """[B, P, M] against [B, R, M]: per pair and coordinate a difference, its |d|^p (a square for p=2) and
+    the sum: 3*B*P*R*M. The root taken per pair is not counted. (For p=2 on large inputs torch takes the
+    matmul route instead, which is counted as its bmm and pointwise ops.)"""
+    return 3 * _numel(_first_shape(out)) * x1[-1]
+
+
+@register("_cdist_backward", category="reduction")
+def cdist_backward_flops(grad, x1, x2, *_, out=None, **__) -> int:
+    """The gradient of x1 (torch calls it again, swapped, for x2): per pair and coordinate the difference,
+    times the pair's factor (grad / distance^(p-1)), accumulated: 3*B*P*R*M."""
+    return 3 * _numel(grad) * x1[-1]
+
+
+def _fft_flops(signal_shape, dims) -> int:
+    """5 N log2 N per complex transform of N points (the classic radix-2 count, as FFTW's benchmarks quote
+    it), N the product of the transformed dims; numel / N transforms: 5 * numel * log2 N in all."""
+    points = math.prod(signal_shape[d] for d in dims)
+    if points <= 1:
+        return 0
+    return round(5 * _numel(signal_shape) * math.log2(points))
+
+
+@register("_fft_c2c", category="elementwise")
+def fft_c2c_flops(x, dims, *_, out=None, **__) -> int:
+    return _fft_flops(x, dims)
+
+
+@register("_fft_r2c", category="elementwise")
+def fft_r2c_flops(x, dims, *_, out=None, **__) -> int:
+    """Counted as a complex transform of the real signal's length (an upper bound: real-input kernels do
+    about half the work, which this count does not assume)."""
+    return _fft_flops(x, dims)
+
+
+@register("_fft_c2r", category="elementwise")
+def fft_c2r_flops(x, dims, *_, out=None, **__) -> int:
+    """Counted as a complex transform of the real output's length, as _fft_r2c."""
+    return _fft_flops(_first_shape(out), dims)
+
+
+@register("max_unpool2d", "max_unpool3d", category="pool")
+def max_unpool_flops(*_, out=None, **__) -> int:
+    """Writes each input value at its index in a zero-filled output: moves data, no arithmetic (its
+    backward is a gather, which costs nothing either)."""
+    return 0
+
+
 # --------------------------------------------------------------------------------------------- reductions
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..errors import UnsupportedOpsError
 
@@ -60,7 +60,7 @@ class InputInfo:
     dtype: str
     name: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
     def __str__(self) -> str:
@@ -91,7 +91,7 @@ class LayerCount:
     def total(self) -> int:
         return self.forward + self.backward
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": self.type,
@@ -122,7 +122,7 @@ def build_layers(
 
     `tree` lists (name, type, params) in tree order, root ("") first; `forward`/`backward` map the name of
     the layer that ran an op to its FLOPs by category; names nest by `separator` (modules ".", ONNX "/")."""
-    inclusive: dict[str, dict[str, Counter]] = {"forward": defaultdict(Counter), "backward": defaultdict(Counter)}
+    inclusive: dict[str, dict[str, Counter[str]]] = {"forward": defaultdict(Counter), "backward": defaultdict(Counter)}
     for own, key in ((forward, "forward"), (backward, "backward")):
         for path, counts in own.items():
             for ancestor in tree_ancestors(path, separator):
@@ -153,7 +153,7 @@ class TransformerShape:
     tied_output: bool = False  # the token table is also the output projection (GPT-2, nanoGPT)
     source: str = ""  # where the figures came from, e.g. "config (gpt2)"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "layers": self.layers,
             "heads": self.heads,
@@ -253,7 +253,7 @@ class CountReport:
                 return layer
         raise KeyError(name)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON contract of `flopcalc count --format json` (docs/json.md)."""
         return {
             "schema_version": SCHEMA_VERSION,

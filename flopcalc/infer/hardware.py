@@ -1,5 +1,5 @@
-"""The GPU a serving bound is priced on: one resolver from the GPU name and precisions to the peak, bandwidth and
-memory, kept as one function so a shared device resolver can take its place."""
+"""The GPU a serving bound is priced on: the peak, bandwidth and memory `flopcalc.device` resolves (through the
+throughput policy, so a calibration's measured peak counts), at the serving and the compute precision."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..calibration import choose_throughput
-from ..catalog import load_catalog
 from ..errors import CatalogError
 from ..units import normalize_precision
 
@@ -30,7 +29,7 @@ class Hardware:
             "peak_tflops": self.peak_flops / 1e12,
             "peak_origin": self.peak_origin,
             "bandwidth_gbps": self.bandwidth / 1e9,
-            "memory_gb": None if self.memory_bytes is None else self.memory_bytes / 1e9,
+            "memory_gb": None if self.memory_bytes is None else self.memory_bytes / 2**30,  # GiB, as the catalogue
         }
 
 
@@ -49,17 +48,16 @@ def resolve_hardware(
     compute = normalize_precision(compute_precision) if compute_precision else serving
     chosen = base if compute == serving else choose_throughput(
         gpu=gpu, precision=compute, calibration=calibration, catalogs=catalogs)
-    name = gpu or chosen.throughput.gpu
-    try:
-        entry = load_catalog(tuple(catalogs)).resolve(name)
-    except CatalogError as error:
-        raise CatalogError(f"{name} is not in the GPU catalogue, so it has no memory bandwidth ({error.message})",
-                           "pass --gpu with a catalogue id, or add the GPU with --catalog FILE") from None
-    if entry.memory_bandwidth_gbps is None:
-        raise CatalogError(f"{entry.id} has no memory bandwidth in the catalogue",
+    device = chosen.device
+    if device.accelerator is None:
+        raise CatalogError(f"{device.id} is not in the GPU catalogue, so it has no memory bandwidth "
+                           f"({device.catalog_miss})",
+                           "pass --gpu with a catalogue id, or add the GPU with --catalog FILE")
+    if device.memory_bandwidth is None:
+        raise CatalogError(f"{device.id} has no memory bandwidth in the catalogue",
                            "add memory_bandwidth_gbps (GB/s) to its entry with --catalog FILE (docs/catalogue.md)")
-    memory = None if entry.memory_gb is None else entry.memory_gb * 1e9
+    memory = None if device.memory_bytes is None else device.memory_bytes.value
     throughput = chosen.throughput
-    hardware = Hardware(entry.id, throughput.precision, throughput.peak_flops, throughput.origin,
-                        entry.memory_bandwidth_gbps * 1e9, memory)
+    hardware = Hardware(device.id, throughput.precision, throughput.peak_flops, throughput.origin,
+                        device.memory_bandwidth.value, memory)
     return hardware, serving

@@ -1,8 +1,8 @@
 """The peaks an MFU divides by: a figure the user gives, the datasheet's dense peak, the measured matmul peak.
 
 Each peak carries a label that says what it is, so no MFU is printed without its denominator. The datasheet
-peak comes from the GPU catalogue (the device name torch reports, or a name given); the measured one from a
-calibration file written by `flopcalc bench --save`.
+peak is `flopcalc.device`'s (the device name torch reports, or a name given); the measured one comes from a
+calibration file written by `flopcalc bench --save`, through the same resolver.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Sequence
 
 from ..calibration import calibrated_throughput, load_calibration
 from ..catalog import load_catalog
-from ..errors import FlopcalcError, UsageError
+from ..device import resolve_device
+from ..errors import CatalogError, UsageError
 from ..units import format_number, normalize_precision
 
 # the order figures are listed in; the first one present is "the" MFU
@@ -71,24 +72,24 @@ def resolve_peaks(
     catalog = load_catalog(tuple(catalogs))
     if device_name:
         try:
-            spec = catalog.resolve(device_name)
-        except FlopcalcError as error:
+            device = resolve_device(device_name, precision, catalog=catalog)
+        except CatalogError as error:
             if gpu_given:
                 raise
             notes.append(f"no datasheet peak: {error.message}")
         else:
-            chosen = normalize_precision(precision) if precision else spec.default_precision()
-            flops = spec.peak_flops(chosen)
-            peaks.append(Peak("datasheet", flops, f"datasheet dense {chosen} peak of {spec.id}: "
+            flops = device.peak.value
+            peaks.append(Peak("datasheet", flops, f"{device.peak.source} peak of {device.id}: "
                                                   f"{format_number(flops / 1e12)} TFLOP/s"))
     else:
         cpu_name = cpu_model_name()
-        spec = catalog.match_cpu(cpu_name) if cpu_name else None
+        entry = catalog.match_cpu(cpu_name) if cpu_name else None
         chosen = normalize_precision(precision) if precision else "fp32"
-        if spec is not None and chosen in spec.peak_tflops:
-            flops = spec.peak_flops(chosen)
-            peaks.append(Peak("datasheet", flops, f"datasheet dense {chosen} peak of the CPU {spec.id} (all "
-                                                  f"{spec.cores} cores): {format_number(flops / 1e12)} TFLOP/s"))
+        if entry is not None and chosen in entry.peak_tflops:
+            cpu = resolve_device(entry.id, chosen, catalog=catalog)
+            flops = cpu.peak.value
+            peaks.append(Peak("datasheet", flops, f"{cpu.peak.source} peak of the CPU {cpu.id} (all "
+                                                  f"{entry.cores} cores): {format_number(flops / 1e12)} TFLOP/s"))
         else:
             named = f" (this CPU, {cpu_name}, is not in the catalogue)" if cpu_name else ""
             notes.append(f"no datasheet peak: no device name{named} (pass device_name='H100-SXM' or the like)")

@@ -13,11 +13,13 @@ from .assumptions import assumptions, layout_notes
 from .checks import positive, positive_int
 from .communication import TP_ALL_REDUCES_PER_BLOCK, TP_ALL_REDUCES_RECOMPUTED, ring_all_reduce_s, ring_gather_s
 from .evaluation import LayoutFigures, evaluate, layout_figures
-from .hardware import DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GB, Bandwidth, Fleet
+from .hardware import (DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GB, GIB, RESERVE_CONTEXT_GIB,
+                       RESERVE_FRAGMENTATION, Bandwidth, Fleet, default_reserve_bytes)
 from .layout import RECOMPUTE, ZERO_STAGES, Layout, check_layout, layout_from_options
 from .layout_search import DEFAULT_TOP, MICRO_BATCHES_PER_SETTING, search
 from .memory import layout_memory
-from .model import PlanModel, korthikanti_profile, model_from_params, model_from_report, model_from_spec
+from .model import (ATTENTIONS, DEFAULT_ATTENTION, DEFAULT_MLP, MLPS, PARAMS_TOLERANCE, PlanModel, Shape,
+                    korthikanti_profile, model_from_params, model_from_report, model_from_spec, transformer_shape)
 from .precision import (
     OPTIMIZER_NAMES,
     OPTIMIZER_STATES,
@@ -33,14 +35,18 @@ from .schedule import recompute_flops, step_time
 from .totals import RunSize, run_size, run_totals
 
 __all__ = [
-    "DEFAULT_GPUS_PER_NODE", "DEFAULT_INTER_NODE_GBPS", "DEFAULT_TOP", "GB", "INTER_NODE_ORIGIN",
-    "MICRO_BATCHES_PER_SETTING", "OPTIMIZERS", "OPTIMIZER_NAMES", "OPTIMIZER_STATES", "RECOMPUTE", "SCHEMA_VERSION",
+    "ATTENTIONS", "DEFAULT_ATTENTION", "DEFAULT_GPUS_PER_NODE", "DEFAULT_INTER_NODE_GBPS", "DEFAULT_MLP", "DEFAULT_TOP",
+    "GB", "GIB", "INTER_NODE_ORIGIN", "MICRO_BATCHES_PER_SETTING", "MLPS", "OPTIMIZERS", "OPTIMIZER_NAMES",
+    "OPTIMIZER_STATES", "PARAMS_TOLERANCE", "RECOMPUTE", "RESERVE_CONTEXT_GIB", "RESERVE_FRAGMENTATION",
+    "SCHEMA_VERSION",
     "SECONDS_PER_DAY", "SECONDS_PER_HOUR",
     "TP_ALL_REDUCES_PER_BLOCK", "TP_ALL_REDUCES_RECOMPUTED", "TRAINING_PRECISIONS", "ZERO_STAGES",
     "Bandwidth", "Fleet", "Layout", "LayoutFigures", "MemoryPerGpu", "Plan", "PlanModel", "RunSize", "RunTotals",
-    "SearchResult", "StepTime", "TrainingPrecision",
-    "assumptions", "calibrated_bandwidths", "check_layout", "check_optimizer", "evaluate", "korthikanti_profile",
+    "SearchResult", "Shape", "StepTime", "TrainingPrecision",
+    "assumptions", "calibrated_bandwidths", "check_layout", "check_optimizer", "default_reserve_bytes", "evaluate",
+    "korthikanti_profile",
     "layout_figures", "layout_from_options", "layout_memory", "layout_notes", "model_from_params",
     "model_from_report", "model_from_spec", "positive", "positive_int", "recompute_flops", "resolve_fleet",
     "ring_all_reduce_s", "ring_gather_s", "run_size", "run_totals", "search", "step_time", "training_precision",
+    "transformer_shape",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .hardware import GB, Fleet
+from .hardware import GB, GIB, Fleet
 from .layout import Layout
 from .model import PlanModel
 from .precision import TrainingPrecision
@@ -16,8 +16,11 @@ def assumptions(model: PlanModel, fleet: Fleet, precision: TrainingPrecision, op
         *model.method,
         f"{t.gpu or 'GPU'}, {t.precision}: peak {t.peak_flops / 1e12:.4g} TFLOP/s ({t.origin}) x utilization "
         f"{t.utilization:.4g} while computing = {t.sustained_flops / 1e12:.4g} TFLOP/s per GPU",
-        f"GPU memory {fleet.gpu_memory_bytes / GB:.4g} GB ({fleet.memory_origin or 'given'}); nothing set aside for "
-        "the CUDA context, communication buffers or fragmentation",
+        f"GPU memory {fleet.gpu_memory_bytes / GIB:.4g} GiB = {fleet.gpu_memory_bytes / GB:.4g} GB "
+        f"({fleet.memory_origin or 'given'}; memory sizes are binary: an \"80 GB\" GPU holds 80 GiB); "
+        + (f"{fleet.memory_reserve_bytes / GIB:.4g} GiB set aside ({fleet.reserve_origin or 'given'}), "
+           f"{fleet.usable_memory_bytes / GIB:.4g} GiB for the model" if fleet.memory_reserve_bytes else
+           "nothing set aside for the CUDA context, communication buffers or fragmentation"),
         precision.describe(optimizer) + " (ZeRO paper, Rajbhandari et al. 2020)",
     ]
     if num_gpus > 1:

@@ -20,13 +20,15 @@ class LayoutFigures:
     """What the search ranks a layout by, before it becomes a Plan."""
 
     memory: MemoryPerGpu
-    step: StepTime
+    step: StepTime | None  # None without FLOPs per example (--params without --seq-len)
     training: RunTotals | None
 
 
 def layout_figures(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision, optimizer: str,
              run: RunSize | None) -> LayoutFigures:
     memory = layout_memory(model, layout, precision, optimizer)
+    if not model.flops_known:
+        return LayoutFigures(memory, None, None)
     largest_stage = max(params for _, params in stage_params(model, layout.pp))
     step = step_time(model, layout, fleet, precision, largest_stage)
     return LayoutFigures(memory, step, None if run is None else run_totals(model, layout, fleet, step, run))
@@ -46,4 +48,4 @@ def evaluate(model: PlanModel, layout: Layout, fleet: Fleet, *, precision: str =
         given += (f"global batch = dp x micro-batch = {layout.batch} (no --global-batch): one micro-batch per replica "
                   "per step",)
     return Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training, given,
-                layout_notes(model, layout), fleet.throughput.gpu)
+                layout_notes(model, layout), fleet.throughput.gpu, fleet.memory_reserve_bytes)

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..catalog import GIB  # memory is binary: an "80 GB" GPU holds 80 GiB
 from ..compute import Throughput, check_price, check_pue
+from ..device import ASSUMED_INTER_NODE_GBPS as DEFAULT_INTER_NODE_GBPS
 from ..errors import UsageError
 from .checks import positive, positive_int
 
 DEFAULT_GPUS_PER_NODE = 8
-# One 200 Gb/s InfiniBand HDR NIC per GPU (DGX A100) moves 25 GB/s; nccl-tests' inter-node busbw is about this.
-DEFAULT_INTER_NODE_GBPS = 25.0
-GB = 1e9
+GB = 1e9  # bandwidths are decimal (GB/s, as nccl-tests and datasheets count)
+# Set aside on every GPU unless --memory-reserve says otherwise: the CUDA context and the cuBLAS/NCCL workspaces
+# (about 1 GiB on an A100/H100 with NCCL initialised), plus a share for the caching allocator's fragmentation.
+RESERVE_CONTEXT_GIB = 1.0
+RESERVE_FRAGMENTATION = 0.05
+
+
+def default_reserve_bytes(memory_bytes: float) -> float:
+    """RESERVE_CONTEXT_GIB + RESERVE_FRAGMENTATION of the GPU's memory: 1 + 4 = 5 GiB of an 80 GiB GPU."""
+    return RESERVE_CONTEXT_GIB * GIB + RESERVE_FRAGMENTATION * memory_bytes
 
 
 @dataclass(frozen=True)
@@ -39,12 +48,23 @@ class Fleet:
     pue: float = 1.0
     price_per_gpu_hour: float | None = None
     notes: tuple[str, ...] = ()  # where the fleet's figures came from, printed with the assumptions
+    memory_reserve_bytes: float = 0.0  # set aside per GPU (CUDA context, fragmentation): not for the model
+    reserve_origin: str = ""
 
     def __post_init__(self) -> None:
         positive(self.gpu_memory_bytes, "GPU memory")
+        if not 0 <= self.memory_reserve_bytes < self.gpu_memory_bytes:
+            raise UsageError(f"the memory reserve ({self.memory_reserve_bytes / GIB:.4g} GiB) must be >= 0 and less "
+                             f"than the GPU's memory ({self.gpu_memory_bytes / GIB:.4g} GiB)",
+                             "give a smaller --memory-reserve GiB (0 sets nothing aside)")
         positive_int(self.gpus_per_node, "--gpus-per-node")
         check_pue(self.pue)
         check_price(self.price_per_gpu_hour)
+
+    @property
+    def usable_memory_bytes(self) -> float:
+        """What the model may take of each GPU: its memory less the reserve."""
+        return self.gpu_memory_bytes - self.memory_reserve_bytes
 
     def link(self, group: int, stride: int, num_gpus: int, what: str) -> Bandwidth:
         """The bandwidth of a group of `group` GPUs whose ranks are `stride` apart, in a job of `num_gpus`:

@@ -17,7 +17,7 @@ from .assumptions import assumptions, layout_notes
 from .checks import positive_int
 from .divisors import LARGEST_COUNT, divisors
 from .evaluation import LayoutFigures, evaluate, layout_figures
-from .hardware import GB, Fleet
+from .hardware import GIB, Fleet
 from .layout import RECOMPUTE, ZERO_STAGES, Layout
 from .memory import layout_memory
 from .model import PlanModel
@@ -62,7 +62,7 @@ class _Search:
     fixed: dict[str, Any]
     rejected: dict[str, dict[str, None]] = field(default_factory=dict)  # reason -> the values it rules out
     families: dict[tuple[int, int], list[tuple[float, Layout]]] = field(default_factory=dict)
-    fitting: list[tuple[tuple[float, float], Layout, LayoutFigures]] = field(default_factory=list)
+    fitting: list[tuple[tuple[float, ...], Layout, LayoutFigures]] = field(default_factory=list)
     evaluated: int = 0
     capped: int = 0  # settings where more micro-batches fit than were evaluated
 
@@ -106,7 +106,7 @@ class _Search:
         """Bisect the micro-batches (memory grows with them) for those that fit; evaluate those, and keep the
         smallest that does not fit for the family's closest miss."""
         choices = [mb for mb in _divisors(self.global_batch // dp) if self.fixed.get("micro_batch", mb) == mb]
-        capacity = self.fleet.gpu_memory_bytes
+        capacity = self.fleet.usable_memory_bytes  # the reserve is never the model's
 
         def layout(index: int) -> Layout:
             return Layout(dp, tp, pp, zero, recompute, tp > 1, choices[index], self.global_batch,
@@ -129,9 +129,20 @@ class _Search:
         for index in tried:
             chosen = layout(index)
             figures = layout_figures(self.model, chosen, self.fleet, self.setup, self.optimizer, self.run)
-            speed = figures.training.wall_clock_s if figures.training else figures.step.step_s
-            self.fitting.append(((speed, figures.memory.total), chosen, figures))
+            self.fitting.append((_rank(chosen, figures), chosen, figures))
         self.evaluated += len(probed | set(tried))
+
+
+RANK_DIGITS = 6  # step times equal to 6 significant digits tie, and the next criteria decide
+RECOMPUTE_ORDER = {name: index for index, name in enumerate(RECOMPUTE)}
+
+
+def _rank(layout: Layout, figures: LayoutFigures) -> tuple[float, ...]:
+    """Faster first (wall clock, else step time); on a tie the larger micro-batch; then the simpler layout: fewer
+    GPUs sharding each layer (tp x pp, then pp), a lower ZeRO stage, less recomputation. Memory never ranks."""
+    speed = figures.training.wall_clock_s if figures.training else figures.step.step_s
+    return (float(f"{speed:.{RANK_DIGITS}g}"), -layout.micro_batch, layout.tp * layout.pp, layout.pp, layout.zero,
+            RECOMPUTE_ORDER[layout.recompute])
 
 
 def _spread(count: int, most: int) -> list[int]:
@@ -163,7 +174,8 @@ def search(
     node and dividing the heads, pipeline stages dividing the layers; keep what fits, fastest first.
 
     `fixed` pins dimensions (`{"tp": 8}`); sequence parallelism is on whenever tp > 1 (it only saves memory).
-    Layouts rank by wall clock (by step time without a training size), then by memory.
+    Layouts rank by wall clock (by step time without a training size), then the larger micro-batch, then the
+    simpler layout (`_rank`); what fits is judged against the GPU's memory less the fleet's reserve.
     """
     setup = training_precision(precision)
     check_optimizer(optimizer)
@@ -173,7 +185,7 @@ def search(
                              f"give {flag} up to 9e15")
     if model.activations is None:
         raise UsageError("--search needs the activations to tell what fits",
-                         "give a model, or --layers, --hidden and --heads with --params")
+                         "give a model, or --seq-len with --layers, --hidden and --heads (and --params)")
     state = _Search(model, fleet, setup, optimizer, run, int(global_batch), dict(fixed or {}))
     for tp, pp, dp in state.families_of(int(num_gpus)):
         state.families.setdefault((tp, pp), [])
@@ -195,7 +207,7 @@ def _result(state: _Search, num_gpus: int, precision: str, top: int) -> SearchRe
         need, layout = min(tried, key=lambda item: item[0])
         if closest is None or need < closest[0]:
             closest = (need, layout)
-        lines.append(f"tp={tp} pp={pp}: {need / GB:.3g} GB > {fleet.gpu_memory_bytes / GB:.3g} GB at best "
+        lines.append(f"tp={tp} pp={pp}: {need / GIB:.3g} GiB > {fleet.usable_memory_bytes / GIB:.3g} GiB at best "
                      f"(dp {layout.dp}, ZeRO-{layout.zero}, recompute {layout.recompute}, micro-batch {layout.micro_batch})")
     common = assumptions(model, fleet, state.setup, state.optimizer, num_gpus)
     if num_gpus > 1:
@@ -207,7 +219,7 @@ def _result(state: _Search, num_gpus: int, precision: str, top: int) -> SearchRe
                    "from the smallest to the largest: pin --micro-batch to evaluate another",)
     candidates = tuple(
         Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training, common,
-             layout_notes(model, layout), fleet.throughput.gpu)
+             layout_notes(model, layout), fleet.throughput.gpu, fleet.memory_reserve_bytes)
         for _, layout, figures in state.fitting[:top]
     )
     closest_plan = None

@@ -40,6 +40,7 @@ class PlanModel:
     tokens_per_example: int | None = None
     method: tuple[str, ...] = ()  # how the figures were obtained: printed with the assumptions
     notes: tuple[str, ...] = ()
+    flops_known: bool = True  # False: --params without --seq-len, model states only
 
     @property
     def blocks(self) -> int:
@@ -49,32 +50,92 @@ class PlanModel:
         return flops / self.batch
 
 
-def _check_shape(layers: int | None, hidden: int | None, heads: int | None, kv_heads: int | None,
-                 ffn: int | None, vocab: int | None) -> bool:
-    """Whether a transformer shape is given (--layers, --hidden and --heads, all or none), each value checked."""
+ATTENTIONS = ("flash", "math")  # a fused kernel keeps no s x s scores; eager ("math") attention keeps them
+MLPS = ("gelu", "swiglu")  # two matrices and a GELU, or three (gate, up, down) and a SiLU-gated product
+DEFAULT_ATTENTION = "flash"
+DEFAULT_MLP = "gelu"
+PARAMS_TOLERANCE = 0.10  # a --params further than this from its shape's count is refused
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A transformer's shape as `plan --params` takes it: layers, hidden size, heads (and their width), key/value
+    heads, MLP width and kind, vocabulary, attention kernel."""
+
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    ffn: int
+    mlp: str
+    vocab: int | None
+    attention: str
+
+    @property
+    def kv_width(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    @property
+    def layer_params(self) -> int:
+        """Weights of one block: Q and the output projection (h x heads x head_dim each), K and V (h x kv width
+        each), the MLP's 2 (GELU) or 3 (SwiGLU) matrices of h x ffn. Biases and norms (< 0.1%) are left out."""
+        attention = 2 * self.hidden * self.heads * self.head_dim + 2 * self.hidden * self.kv_width
+        return attention + (3 if self.mlp == "swiglu" else 2) * self.hidden * self.ffn
+
+    @property
+    def params(self) -> int:
+        """layers x layer_params + one vocab x hidden embedding (tied with the output layer, as GPT's): 12Lh^2 + Vh
+        for a GELU MLP of 4h, no grouped-query attention."""
+        return self.layers * self.layer_params + (self.vocab or 0) * self.hidden
+
+    def formula(self) -> str:
+        mlp = f"{3 if self.mlp == 'swiglu' else 2} x hidden x ffn ({'SwiGLU' if self.mlp == 'swiglu' else 'GELU'})"
+        embedding = " + vocab x hidden (one embedding, tied)" if self.vocab else " (no --vocab: no embedding)"
+        return (f"N from the shape = layers x (2 x hidden x heads x head_dim + 2 x hidden x kv_heads x head_dim + {mlp})"
+                f"{embedding} = {self.params:,}; biases and norms not counted")
+
+
+def transformer_shape(layers: int | None, hidden: int | None, heads: int | None, *, kv_heads: int | None = None,
+                      ffn: int | None = None, vocab: int | None = None, head_dim: int | None = None,
+                      mlp: str = DEFAULT_MLP, attention: str = DEFAULT_ATTENTION) -> Shape | None:
+    """The shape given by --layers, --hidden and --heads (all or none), each value checked; None when none."""
     shape = {"--layers": layers, "--hidden": hidden, "--heads": heads}
     given = [flag for flag, value in shape.items() if value is not None]
-    extra = [flag for flag, value in (("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab)) if value is not None]
+    extra = [flag for flag, value in (("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab),
+                                      ("--head-dim", head_dim)) if value is not None]
+    extra += [flag for flag, value, default in (("--mlp", mlp, DEFAULT_MLP), ("--attention", attention, DEFAULT_ATTENTION))
+              if value != default]
+    if mlp not in MLPS:
+        raise UsageError(f"--mlp must be {' or '.join(MLPS)}, got {mlp!r}")
+    if attention not in ATTENTIONS:
+        raise UsageError(f"--attention must be {' or '.join(ATTENTIONS)}, got {attention!r}")
     if given and len(given) < 3:
         raise UsageError(f"{', '.join(given)} without {', '.join(f for f in shape if f not in given)}",
                          "a transformer shape is --layers, --hidden and --heads together")
     if extra and not given:
         raise UsageError(f"{', '.join(extra)} need{'s' if len(extra) == 1 else ''} --layers, --hidden and --heads")
-    for flag, value in (*shape.items(), ("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab)):
+    for flag, value in (*shape.items(), ("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab),
+                        ("--head-dim", head_dim)):
         if value is not None:
             positive_int(value, flag)
-    if given:
-        if hidden % heads:
-            raise UsageError(f"--hidden {hidden} is not divisible by --heads {heads}", "hidden = heads x head size")
-        kv = heads if kv_heads is None else kv_heads
-        if heads % kv:
-            raise UsageError(f"--heads {heads} is not divisible by --kv-heads {kv}", "each K/V head serves whole query heads")
-    return bool(given)
+    if not given:
+        return None
+    if head_dim is None and hidden % heads:
+        raise UsageError(f"--hidden {hidden} is not divisible by --heads {heads}",
+                         "hidden = heads x head size, or give --head-dim")
+    kv = heads if kv_heads is None else kv_heads
+    if heads % kv:
+        raise UsageError(f"--heads {heads} is not divisible by --kv-heads {kv}", "each K/V head serves whole query heads")
+    if ffn is None:
+        # SwiGLU's three matrices at 8h/3 hold the parameters of GELU's two at 4h (Shazeer 2020)
+        ffn = round(8 * hidden / 3) if mlp == "swiglu" else 4 * hidden
+    return Shape(layers, hidden, heads, kv, head_dim or hidden // heads, ffn, mlp, vocab, attention)
 
 
 def model_from_params(
-    params: float,
-    seq_len: int,
+    params: float | None,
+    seq_len: int | None,
     *,
     layers: int | None = None,
     hidden: int | None = None,
@@ -82,60 +143,122 @@ def model_from_params(
     kv_heads: int | None = None,
     ffn: int | None = None,
     vocab: int | None = None,
+    head_dim: int | None = None,
+    mlp: str = DEFAULT_MLP,
+    attention: str = DEFAULT_ATTENTION,
+    params_tolerance: float | None = None,
 ) -> PlanModel:
-    """A model known by its parameter count N and sequence length s, one sequence per example.
+    """A model known by its parameter count N (or its shape, which gives N) and sequence length s, one sequence
+    per example.
 
     Forward = 2N FLOPs per token (Kaplan et al. 2020), plus, with the shape, the attention products
-    4 x layers x s x hidden per token (PaLM's 6LH(2QT) for forward and backward); backward = 2x forward.
-    With `layers`, `hidden` and `heads`, activations follow Korthikanti et al. 2022's GPT layer (LayerNorm,
-    dropout, a `ffn`-wide GELU MLP, default 4 x hidden), with `kv_heads` narrowing K and V; parameters split
-    evenly over pipeline stages. `vocab` only documents the shape.
+    4 x layers x s x heads x head_dim per token (PaLM's 6LH(2QT) for forward and backward); backward = 2x
+    forward. With `layers`, `hidden` and `heads`, activations follow Korthikanti et al. 2022's GPT layer
+    (LayerNorm, dropout, a `ffn`-wide GELU or SwiGLU MLP), with `kv_heads` narrowing K and V, and the s x s scores
+    kept only by `attention="math"`; parameters split evenly over pipeline stages. `params_tolerance`: refuse an N
+    further than this fraction from the shape's. Without `seq_len` the model has no FLOPs per example: only its
+    model states are planned, and `notes` say what the activations need.
     """
-    n = positive(params, "--params")
-    s = positive_int(seq_len, "--seq-len")
-    given = _check_shape(layers, hidden, heads, kv_heads, ffn, vocab)
-    forward = 2 * n * s
-    method = ["--params: forward 2N FLOPs per token (Kaplan et al. 2020), backward 2x forward"]
-    activations = None
-    attention = 0.0
-    if given:
-        kv = heads if kv_heads is None else kv_heads
-        attention = 4.0 * layers * s * s * hidden
-        forward += attention
-        activations = korthikanti_profile(layers, hidden, heads, s, kv_heads=kv, ffn=ffn or 4 * hidden,
-                                          params=n)
-        method.append("--params with a shape: attention products 4 x layers x seq x hidden FLOPs per token added; "
-                     "activations by Korthikanti et al. 2022 (materialised attention, dropout, GELU MLP); "
-                     "embedding and output-layer activations and the loss are not included")
+    shape = transformer_shape(layers, hidden, heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab, head_dim=head_dim,
+                              mlp=mlp, attention=attention)
+    method = []
+    if params is None:
+        if shape is None:
+            raise UsageError("nothing to plan", "give --params N, or the shape (--layers, --hidden, --heads) to derive it")
+        n = float(shape.params)
+        method.append(f"--params not given: {shape.formula()}")
     else:
+        n = positive(params, "--params")
+        if shape is not None and params_tolerance is not None and abs(n - shape.params) > params_tolerance * shape.params:
+            given = " ".join(f"{flag} {value}" for flag, value in (
+                ("--layers", layers), ("--hidden", hidden), ("--heads", heads), ("--kv-heads", kv_heads),
+                ("--head-dim", head_dim), ("--ffn", ffn), ("--vocab", vocab)) if value is not None)
+            raise UsageError(f"--params {n:.4g} is {abs(n / shape.params - 1):.0%} away from the {shape.params:,} "
+                             f"({shape.params:.4g}) parameters of {given} ({shape.mlp} MLP of {shape.ffn}), more "
+                             f"than {params_tolerance:.0%}",
+                             "fix the shape (--ffn, --mlp swiglu, --kv-heads, --vocab) or --params, or leave "
+                             "--params out to take the shape's")
+    s = None if seq_len is None else positive_int(seq_len, "--seq-len")
+    notes: list[str] = []
+    activations = None
+    attention_flops = 0.0
+    forward = 0.0 if s is None else 2 * n * s
+    if s is not None:
+        method.append("--params: forward 2N FLOPs per token (Kaplan et al. 2020), backward 2x forward")
+    if shape is not None:
+        if shape.mlp == "swiglu":
+            method.append(f"SwiGLU MLP: 3 matrices of hidden x ffn = {shape.hidden} x {shape.ffn} per layer")
+        if s is not None:
+            attention_flops = 4.0 * shape.layers * s * s * shape.heads * shape.head_dim
+            forward += attention_flops
+            activations = korthikanti_profile(shape.layers, shape.hidden, shape.heads, s, kv_heads=shape.kv_heads,
+                                              ffn=shape.ffn, params=n, head_dim=shape.head_dim, mlp=shape.mlp,
+                                              attention=shape.attention)
+            method.append("--params with a shape: attention products 4 x layers x seq x heads x head_dim FLOPs per "
+                          f"token added; activations by Korthikanti et al. 2022 ({_kernel(shape.attention)}, dropout, "
+                          f"{'SwiGLU' if shape.mlp == 'swiglu' else 'GELU'} MLP); embedding and output-layer "
+                          "activations and the loss are not included")
+        else:
+            per_token = korthikanti_profile(shape.layers, shape.hidden, shape.heads, 1, kv_heads=shape.kv_heads,
+                                            ffn=shape.ffn, head_dim=shape.head_dim, mlp=shape.mlp, attention="flash")
+            kept = per_token.blocks_total
+            scores = (f" + {5 * shape.layers * shape.heads} x s^2 bytes of attention scores (--attention math)"
+                      if shape.attention == "math" else "")
+            notes.append(f"activations need --seq-len: per sequence of s tokens, {kept.bytes_at(2):,.0f} x s bytes "
+                         f"at 16 bits ({shape.layers} layers, Korthikanti et al. 2022, {_kernel(shape.attention)})"
+                         f"{scores}, before tensor/sequence parallelism and recomputation divide them")
+    elif s is not None:
         method.append("--params without --layers/--hidden/--heads: activations unknown, so memory is model states "
                      "only, and tensor and pipeline parallelism are not planned")
+    else:
+        notes.append("activations need --seq-len and the shape (--layers, --hidden, --heads)")
+    if s is None:
+        method.append("no --seq-len: model states only (weights, gradients, optimizer after ZeRO); FLOPs per example, "
+                      "step time and activations need --seq-len")
     described = (("--layers", layers), ("--hidden", hidden), ("--heads", heads), ("--kv-heads", kv_heads),
-                 ("--ffn", ffn), ("--vocab", vocab))
-    text = " ".join([f"--params {n:.4g} --seq-len {s}", *(f"{flag} {value}" for flag, value in described if value)])
+                 ("--head-dim", head_dim), ("--ffn", ffn), ("--vocab", vocab))
+    words = [f"--params {n:.4g}"] if params is not None else []
+    words += [f"--seq-len {s}"] if s is not None else []
+    words += [f"{flag} {value}" for flag, value in described if value]
+    if shape is not None and mlp != DEFAULT_MLP:
+        words.append(f"--mlp {mlp}")
+    if shape is not None and attention != DEFAULT_ATTENTION:
+        words.append(f"--attention {attention}")
+    if params is None:
+        words.append(f"(N = {n:.4g} from the shape)")
     return PlanModel(
-        source=text, params=int(round(n)), batch=1, forward_flops=forward, backward_flops=2 * forward,
-        block_forward_flops=forward, attention_forward_flops=attention, activations=activations,
-        layers=layers, hidden=hidden, heads=heads, kv_heads=(heads if kv_heads is None else kv_heads) if given else None,
-        tokens_per_example=s, method=tuple(method),
+        source=" ".join(words), params=int(round(n)), batch=1, forward_flops=forward, backward_flops=2 * forward,
+        block_forward_flops=forward, attention_forward_flops=attention_flops, activations=activations,
+        layers=layers, hidden=hidden, heads=heads, kv_heads=shape.kv_heads if shape is not None else None,
+        tokens_per_example=s, method=tuple(method), notes=tuple(notes), flops_known=s is not None,
     )
 
 
+def _kernel(attention: str) -> str:
+    return ("flash attention: no s x s scores kept" if attention == "flash"
+            else "materialised attention: s x s scores kept")
+
+
 def korthikanti_profile(layers: int, hidden: int, heads: int, seq_len: int, *, kv_heads: int | None = None,
-                        ffn: int | None = None, params: float = 0) -> ActivationProfile:
+                        ffn: int | None = None, params: float = 0, head_dim: int | None = None, mlp: str = "gelu",
+                        attention: str = "math") -> ActivationProfile:
     """Korthikanti et al. 2022's activations of one sequence through `layers` GPT blocks, as an ActivationProfile.
 
     Per block (s tokens, h hidden, a heads, 16-bit = 2 bytes per element, dropout masks 1 byte):
     replicated 10sh bytes (the two LayerNorm inputs 4sh, the QKV and MLP inputs 4sh, two dropout masks 2sh),
     split 24sh (Q, K, V 6sh, the output projection's input 2sh, the GELU's input and output 16sh with a 4h MLP),
     scores 5as^2 (softmax output 2as^2, its dropout mask as^2 and output 2as^2): sh(34 + 5as/h) in all.
+    A SwiGLU MLP keeps four ffn-wide tensors instead of two (the gate and up outputs, the SiLU's output, their
+    product); `attention="flash"` keeps no scores (a fused kernel re-computes them in the backward).
     """
     s, h, a = seq_len, hidden, heads
-    kv_width = h * (kv_heads or heads) // heads
+    width = h if head_dim is None else a * head_dim  # Q's (and the attention output's) width
+    kv_width = width * (kv_heads or heads) // heads
     inner = ffn or 4 * h
+    mlp_tensors = 4 if mlp == "swiglu" else 2
     per_block_replicated = SavedBytes(4 * s * h, 2 * s * h)
-    per_block_split = SavedBytes(s * h + 2 * s * kv_width + s * h + 2 * s * inner, 0)
-    per_block_scores = SavedBytes(2 * a * s * s, a * s * s)
+    per_block_split = SavedBytes(s * width + 2 * s * kv_width + s * width + mlp_tensors * s * inner, 0)
+    per_block_scores = SavedBytes(2 * a * s * s, a * s * s) if attention == "math" else SavedBytes(0, 0)
     blocks = per_block_replicated.scaled(layers), per_block_split.scaled(layers), per_block_scores.scaled(layers)
     return ActivationProfile(
         batch_size=1, total=blocks[0] + blocks[1] + blocks[2], blocks="(formula)", layers=layers,

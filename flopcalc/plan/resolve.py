@@ -1,5 +1,6 @@
 """Where a plan's GPU figures come from: one function from plain values (a GPU name, catalogues, a calibration
-file, overrides) to the Fleet, each figure labelled with its origin. The CLI only parses and hands them here."""
+file, overrides) to the Fleet, each figure labelled with its origin. The figures are `flopcalc.device`'s; this
+adds the user's overrides and the measured network. The CLI only parses and hands them here."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import os
 from typing import Any, Sequence
 
 from ..calibration import MeasuredBandwidths, choose_throughput, load_calibration, measured_bandwidths
-from ..catalog import Catalog, GpuSpec, load_catalog
-from ..errors import CalibrationError, FlopcalcError, UsageError
-from .hardware import DEFAULT_GPUS_PER_NODE, DEFAULT_INTER_NODE_GBPS, GB, Bandwidth, Fleet
+from ..catalog import load_catalog
+from ..device import ASSUMED_INTER_NODE_SOURCE, Figure, with_network
+from ..errors import CalibrationError, UsageError
+from .checks import positive
+from .hardware import (DEFAULT_GPUS_PER_NODE, GIB, RESERVE_CONTEXT_GIB, RESERVE_FRAGMENTATION, Bandwidth, Fleet,
+                       default_reserve_bytes)
 from .precision import training_precision
 
-INTER_NODE_ORIGIN = ("assumed: one 200 Gb/s InfiniBand HDR NIC per GPU, as in a DGX A100; give --inter-node-gbps "
-                     "(nccl-tests busbw across nodes)")
+INTER_NODE_ORIGIN = ASSUMED_INTER_NODE_SOURCE
 
 
 def calibrated_bandwidths(calibration: Any, device: str | None,
@@ -36,7 +39,8 @@ def resolve_fleet(
     calibration: str | os.PathLike | None = None,
     catalogs: Sequence[str | os.PathLike] = (),
     model_key: str | None = None,
-    gpu_memory_gb: float | None = None,
+    gpu_memory_gib: float | None = None,
+    memory_reserve_gib: float | None = None,
     intra_node_gbps: float | None = None,
     inter_node_gbps: float | None = None,
     gpus_per_node: int = DEFAULT_GPUS_PER_NODE,
@@ -53,46 +57,35 @@ def resolve_fleet(
     throughput = choice.throughput
     training_precision(throughput.precision)
     name = gpu or throughput.gpu
-    catalog = load_catalog(tuple(catalogs))
-    entry = _catalog_entry(catalog, name)
-    if gpu_memory_gb is not None:
-        memory, memory_origin = gpu_memory_gb * GB, "--gpu-memory"
-    elif entry is not None and entry.memory_gb:
-        memory, memory_origin = entry.memory_gb * GB, f"catalogue, {entry.id}"
+    measured, notes = calibrated_bandwidths(calibration, name, load_catalog(tuple(catalogs)))
+    device = choice.device if measured is None else with_network(choice.device, measured.links())
+    if gpu_memory_gib is not None:
+        memory, memory_origin = positive(gpu_memory_gib, "--gpu-memory") * GIB, "--gpu-memory"
+    elif device.memory_bytes is not None:
+        memory, memory_origin = device.memory_bytes.value, device.memory_bytes.source
     else:
-        raise UsageError(f"the catalogue has no memory figure for {name}", "give --gpu-memory GB")
-    measured, notes = calibrated_bandwidths(calibration, name, catalog)
+        raise UsageError(f"the catalogue has no memory figure for {name}", "give --gpu-memory GiB")
+    if memory_reserve_gib is not None:
+        if not isinstance(memory_reserve_gib, (int, float)) or not memory_reserve_gib >= 0:
+            raise UsageError(f"--memory-reserve must be a number of GiB >= 0, got {memory_reserve_gib!r}")
+        reserve, reserve_origin = memory_reserve_gib * GIB, "--memory-reserve"
+    else:
+        reserve = default_reserve_bytes(memory)
+        reserve_origin = (f"default: {RESERVE_CONTEXT_GIB:g} GiB for the CUDA context and library workspaces + "
+                          f"{RESERVE_FRAGMENTATION:.0%} of the memory for allocator fragmentation; "
+                          "--memory-reserve GiB changes it")
     return Fleet(
         throughput=throughput, gpu_memory_bytes=memory, memory_origin=memory_origin, gpus_per_node=gpus_per_node,
-        intra_node=_intra_node(intra_node_gbps, measured, entry), inter_node=_inter_node(inter_node_gbps, measured),
+        intra_node=_link(intra_node_gbps, "--intra-node-gbps", device.intra_node),
+        inter_node=Bandwidth(inter_node_gbps, "--inter-node-gbps") if inter_node_gbps is not None
+        else Bandwidth(device.inter_node.value, device.inter_node.source),
         tdp_w=choice.tdp_w, pue=pue, price_per_gpu_hour=price_per_gpu_hour, notes=notes,
+        memory_reserve_bytes=reserve, reserve_origin=reserve_origin,
     )
 
 
-def _catalog_entry(catalog: Catalog, name: str) -> GpuSpec | None:
-    try:
-        return catalog.resolve(name)
-    except FlopcalcError:
-        return None  # a calibrated device the catalogue lacks
-
-
-def _intra_node(given: float | None, measured: MeasuredBandwidths | None, entry: GpuSpec | None) -> Bandwidth | None:
-    """--intra-node-gbps, else the calibration's all-reduce busbw inside a node, else the catalogue's link peak."""
+def _link(given: float | None, flag: str, resolved: Figure | None) -> Bandwidth | None:
+    """The figure the user gave, else the device's (a measured busbw or the catalogue's link peak)."""
     if given is not None:
-        return Bandwidth(given, "--intra-node-gbps")
-    if measured is not None and measured.intra_node_busbw_gbps:
-        return Bandwidth(measured.intra_node_busbw_gbps, f"{measured.label}, all-reduce busbw")
-    if entry is not None and entry.intra_node_link is not None:
-        link = entry.intra_node_link
-        return Bandwidth(link.per_direction_gbps, f"catalogue, {entry.id}: {link.describe()}; a link peak, not a "
-                         "measured bus bandwidth: give --intra-node-gbps to use nccl-tests' busbw")
-    return None
-
-
-def _inter_node(given: float | None, measured: MeasuredBandwidths | None) -> Bandwidth:
-    """--inter-node-gbps, else the calibration's all-reduce busbw between nodes, else one HDR NIC per GPU."""
-    if given is not None:
-        return Bandwidth(given, "--inter-node-gbps")
-    if measured is not None and measured.inter_node_busbw_gbps:
-        return Bandwidth(measured.inter_node_busbw_gbps, f"{measured.label}, all-reduce busbw")
-    return Bandwidth(DEFAULT_INTER_NODE_GBPS, INTER_NODE_ORIGIN)
+        return Bandwidth(given, flag)
+    return None if resolved is None else Bandwidth(resolved.value, resolved.source)

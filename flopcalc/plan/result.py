@@ -85,16 +85,22 @@ class Plan:
     layout: Layout
     memory: MemoryPerGpu
     gpu_memory_bytes: float
-    step: StepTime
+    step: StepTime | None  # None when the tokens per example are unknown (--params without --seq-len)
     training: RunTotals | None
     assumptions: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     gpu: str = ""  # the GPU's name, for titles
+    memory_reserve_bytes: float = 0.0  # set aside on each GPU (CUDA context, fragmentation)
+
+    @property
+    def usable_memory_bytes(self) -> float:
+        return self.gpu_memory_bytes - self.memory_reserve_bytes
 
     @property
     def fits(self) -> bool | None:
-        """True or False; None when activations are unknown and the model states alone fit."""
-        if self.memory.total > self.gpu_memory_bytes:
+        """True or False against the memory less the reserve; None when activations are unknown and the model
+        states alone fit."""
+        if self.memory.total > self.usable_memory_bytes:
             return False
         return None if self.memory.activations is None else True
 
@@ -105,7 +111,7 @@ class Plan:
             "memory_per_gpu_bytes": self.memory.to_dict(),
             "gpu_memory_bytes": self.gpu_memory_bytes,
             "fits": self.fits,
-            "step": self.step.to_dict(),
+            "step": None if self.step is None else self.step.to_dict(),
             "training": None if self.training is None else self.training.to_dict(),
         }
 
@@ -117,10 +123,12 @@ class Plan:
             "model": {
                 "params": self.model.params,
                 "flops_per_micro_batch": {"forward": self.model.forward_flops * factor,
-                                          "backward": self.model.backward_flops * factor},
+                                          "backward": self.model.backward_flops * factor}
+                if self.model.flops_known else {"forward": None, "backward": None},
                 "source": self.model.source,
             },
             **self.layout_dict(),
+            "memory_reserve_bytes": self.memory_reserve_bytes,
             "assumptions": list(self.assumptions),
             "notes": list(self.notes),
         }

@@ -29,6 +29,9 @@ class RunSize:
 def run_size(model: PlanModel, *, tokens: float | None = None, examples: float | None = None,
              epochs: float | None = None) -> RunSize | None:
     """`--tokens` (divided by the tokens per sequence) or `--examples` x `--epochs`; None when neither."""
+    if not model.flops_known and (tokens is not None or examples is not None):
+        raise UsageError(f"{'--tokens' if tokens is not None else '--examples'} needs the FLOPs per example, and "
+                         "--params without --seq-len has none", "give --seq-len (tokens per sequence)")
     if tokens is not None and (examples is not None or epochs is not None):
         raise UsageError("--tokens excludes --examples/--epochs", "give the tokens, or the examples and epochs")
     if tokens is not None:

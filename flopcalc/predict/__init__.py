@@ -1,13 +1,13 @@
 """The step-time model: a device profile's size-dependent rates applied to each kernel, collective and pipeline
-slot of a training step. A library: it never prints (docs/validation.md)."""
+slot of a training step. A library: it never prints (docs/validation.md). The profile types live in
+`flopcalc.device` (with every other figure of a device) and are re-exported here."""
 
 from __future__ import annotations
 
+from ..device import Curve, DeviceProfile, Network, Rate, default_profiles_text, device_profile, load_profiles
 from .comm import collective_s, ring_steps, traffic_factor
-from .curve import Curve
 from .graph import GraphPrediction, KernelModel, OpCall, OpTime, predict_ops, trace_ops
 from .layer import LayerWork, Op, TransformerShape, embedding_work, head_work, layer_work
-from .profile import DeviceProfile, Network, Rate, default_profiles_text, device_profile, load_profiles
 from .schedule import bubble_fraction, pipeline_slots, stage_layers
 from .step import OVERLAP_RULES, StageTime, StepPrediction, TrainingLayout, op_s, ops_s, predict_step
 

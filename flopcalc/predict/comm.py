@@ -8,7 +8,7 @@ plus one latency per ring step: 2(n-1) steps for an all-reduce, n-1 for the othe
 
 from __future__ import annotations
 
-from .profile import COLLECTIVES, Network
+from ..device import COLLECTIVES, Network
 
 
 def traffic_factor(collective: str, group: int) -> float:

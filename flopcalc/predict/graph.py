@@ -20,9 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from ..calibration import KernelRates
+from ..device import Curve, KernelRates
 from ..errors import CalibrationError
-from .curve import Curve
 
 PHASES = ("forward", "backward", "optimizer")
 _GEMMS = frozenset({"mm", "addmm", "bmm", "baddbmm", "_int_mm", "_scaled_mm"})

@@ -15,7 +15,7 @@ from ..errors import UsageError
 from .comm import collective_s
 from .layer import (ACTIVATION_BYTES, Collective, LayerWork, Op, TransformerShape, embedding_work, head_work,
                     layer_work)
-from .profile import MB, DeviceProfile
+from ..device import MB, DeviceProfile
 from .schedule import bubble_fraction, pipeline_slots, stage_layers
 
 RECOMPUTE = ("none", "selective", "full")

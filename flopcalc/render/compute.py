@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..compute import Conversion, FleetEstimate, Throughput, TrainingCompute
-from ..units import format_number, format_si
+from ..units import PETAFLOP, PF_DAY_FLOP, format_duration, format_number, format_si
 from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
 
 if TYPE_CHECKING:
+    from ..units import ComputeQuantity
     from ..conventions import ConventionsTable
     from ..thresholds import Threshold
 
@@ -33,7 +34,8 @@ def _fleet_rows(fleet: FleetEstimate) -> list[list[str]]:
         ["GPU-hours", format_number(fleet.gpu_hours), ""],
         ["GPU-days", format_number(fleet.gpu_days), ""],
         ["wall clock", format_number(fleet.wall_clock_hours),
-         f"hours = {format_number(fleet.wall_clock_days)} days on {_gpus(fleet.num_gpus)}"],
+         f"hours = {format_number(fleet.wall_clock_days)} days on {_gpus(fleet.num_gpus)}: "
+         f"{format_duration(fleet.wall_clock_hours * 3600)}"],
     ]
     if fleet.energy_kwh is not None:
         rows.append(["energy", format_number(fleet.energy_kwh),
@@ -111,6 +113,25 @@ def render_conversion(conversion: Conversion, fmt: str, thresholds: Sequence["Th
     data, footer = conversion.to_dict(), _fleet_notes(conversion.fleet, energy=False)
     _with_thresholds(data, footer, conversion.flop, thresholds)
     return _emit(fmt, data, rows, title, footer)
+
+
+def render_flop_amount(quantity: "ComputeQuantity", flop: float, fmt: str,
+                       thresholds: Sequence["Threshold"] = ()) -> str:
+    """FLOP <-> PF-days with no GPU: the forms that need no throughput; JSON keeps `convert`'s keys for them."""
+    data: dict[str, Any] = {
+        "input": {"text": quantity.text, "value": quantity.value, "unit": quantity.unit},
+        "flop": flop,
+        "petaflop": flop / PETAFLOP,
+        "petaflop_days": flop / PF_DAY_FLOP,
+    }
+    rows = [
+        ["FLOP", format_number(flop), format_si(flop, "FLOP")],
+        ["PetaFLOP", format_number(data["petaflop"]), ""],
+        ["PetaFLOP-days", format_number(data["petaflop_days"]), "1 PF-day = 1e15 FLOP/s x 86,400 s"],
+    ]
+    footer = ["GPU-days, GPU-hours and wall clock need --gpu NAME (or --calibration FILE|auto)"]
+    _with_thresholds(data, footer, flop, thresholds)
+    return _emit(fmt, data, rows, [quantity.text], footer)
 
 
 def training_dict(training: TrainingCompute, fleet: Optional[FleetEstimate]) -> dict[str, Any]:

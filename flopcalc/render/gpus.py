@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..catalog import GpuSpec
+from ..catalog import Accelerator
 from ..units import PRECISIONS, format_number
 from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
 
-_LIST_HEADERS = ("id", "name", "vendor", "year", "fp32 TFLOPS", "16-bit TFLOPS", "fp8 TFLOPS", "memory GB", "TDP W",
+_LIST_HEADERS = ("id", "name", "vendor", "year", "fp32 TFLOPS", "16-bit TFLOPS", "fp8 TFLOPS", "memory GiB", "TDP W",
                  "int8 TOPS", "memory GB/s")
 _LIST_RIGHT = (3, 4, 5, 6, 7, 8, 9, 10)
 _DENSE_NOTE = ("TFLOPS are dense peaks (int8 in TOPS); 16-bit = the default precision (bf16, or fp16 where faster); "
-               "CPUs: one socket, memory GB = the most it takes.")
+               "CPUs: one socket, memory GiB = the most it takes.")
 
 
-def _tflops(spec: GpuSpec, precision: str) -> str:
+def _tflops(spec: Accelerator, precision: str) -> str:
     value = spec.peak_tflops.get(precision)
     return "" if value is None else format_number(value)
 
@@ -25,20 +25,20 @@ def _maybe(value: float | None) -> str:
     return "" if value is None else format_number(value)
 
 
-def _sixteen_bit(spec: GpuSpec) -> str:
+def _sixteen_bit(spec: Accelerator) -> str:
     precision = spec.default_precision()
     if precision not in ("bf16", "fp16"):
         return ""
     return f"{format_number(spec.peak_tflops[precision])} {precision}"
 
 
-def _list_row(spec: GpuSpec) -> list[str]:
+def _list_row(spec: Accelerator) -> list[str]:
     return [spec.id, spec.name, spec.vendor, "" if spec.year is None else str(spec.year), _tflops(spec, "fp32"),
             _sixteen_bit(spec), _tflops(spec, "fp8"), _maybe(spec.memory_gb), _maybe(spec.tdp_w),
             _tflops(spec, "int8"), _maybe(spec.memory_bandwidth_gbps)]
 
 
-def render_list(specs: Sequence[GpuSpec], fmt: str) -> str:
+def render_list(specs: Sequence[Accelerator], fmt: str) -> str:
     if fmt == "json":
         return to_json([spec.to_dict() for spec in specs])
     rows = [_list_row(spec) for spec in specs]
@@ -50,7 +50,7 @@ def render_list(specs: Sequence[GpuSpec], fmt: str) -> str:
     return table_text(_LIST_HEADERS, rows, right=_LIST_RIGHT, footer=footer, width=180)
 
 
-def _peak_rows(spec: GpuSpec) -> list[list[str]]:
+def _peak_rows(spec: Accelerator) -> list[list[str]]:
     rows = []
     for precision in PRECISIONS:
         dense = spec.peak_tflops.get(precision)
@@ -68,7 +68,7 @@ def _peak_rows(spec: GpuSpec) -> list[list[str]]:
     return rows
 
 
-def _per_cycle_rows(spec: GpuSpec) -> list[list[str]]:
+def _per_cycle_rows(spec: Accelerator) -> list[list[str]]:
     """How each CPU core group's FLOP per cycle follows from its vector or matrix units."""
     rows = []
     for group in spec.core_groups:
@@ -81,14 +81,14 @@ def _per_cycle_rows(spec: GpuSpec) -> list[list[str]]:
     return rows
 
 
-def _bandwidth(spec: GpuSpec) -> str:
+def _bandwidth(spec: Accelerator) -> str:
     if spec.memory_bandwidth_gbps is None:
         return ""
     formula = spec.bandwidth_formula()
     return f"{format_number(spec.memory_bandwidth_gbps)} GB/s" + (f" = {formula}" if formula else "")
 
 
-def _show_rows(spec: GpuSpec) -> list[list[str]]:
+def _show_rows(spec: Accelerator) -> list[list[str]]:
     rows = [
         ["id", spec.id],
         ["name", spec.name],
@@ -101,7 +101,7 @@ def _show_rows(spec: GpuSpec) -> list[list[str]]:
         *_peak_rows(spec),
         *_per_cycle_rows(spec),
         ["default precision", spec.default_precision()],
-        ["memory", "" if spec.memory_gb is None else f"{format_number(spec.memory_gb)} GB"],
+        ["memory", "" if spec.memory_gb is None else f"{format_number(spec.memory_gb)} GiB"],
         ["memory bandwidth", _bandwidth(spec)],
         ["TDP", "" if spec.tdp_w is None else f"{format_number(spec.tdp_w)} W"],
         ["intra-node link", "" if spec.intra_node_link is None else spec.intra_node_link.describe()],
@@ -112,7 +112,7 @@ def _show_rows(spec: GpuSpec) -> list[list[str]]:
     return [row for row in rows if row[1]]
 
 
-def render_show(spec: GpuSpec, fmt: str) -> str:
+def render_show(spec: Accelerator, fmt: str) -> str:
     if fmt == "json":
         return to_json(spec.to_dict())
     rows = _show_rows(spec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..files import to_json
-from ..plan import Plan, SearchResult
+from ..plan import GIB, Plan, SearchResult
 from ..units import format_number, format_si
 from .tabular import csv_text, markdown_text, table_text
 
@@ -13,8 +13,8 @@ BAR_WIDTH = 40  # characters for the GPU's whole memory
 
 
 def _gb(nbytes: float | None) -> str:
-    """Bytes with an SI prefix (GB = 1e9 bytes, as GPU datasheets count)."""
-    return "unknown" if nbytes is None else format_si(nbytes, "B")
+    """Memory in GiB (2^30 bytes): the unit GPU memory comes in (an "80 GB" GPU holds 80 GiB)."""
+    return "unknown" if nbytes is None else f"{format_number(nbytes / GIB, 3)} GiB"
 
 
 def _seconds(value: float) -> str:
@@ -30,6 +30,9 @@ def _bar(nbytes: float | None, capacity: float) -> str:
 
 def fits_text(plan: Plan) -> str:
     verdict = {True: "fits", False: "does NOT fit", None: "model states fit; activations unknown"}[plan.fits]
+    if plan.memory_reserve_bytes:
+        return (f"of {_gb(plan.usable_memory_bytes)} ({_gb(plan.gpu_memory_bytes)} less {_gb(plan.memory_reserve_bytes)}"
+                f" reserved): {verdict}")
     return f"of {_gb(plan.gpu_memory_bytes)}: {verdict}"
 
 
@@ -44,7 +47,8 @@ def _rows(plan: Plan) -> list[list[str]]:
     rows = [
         ["parameters", format_number(plan.model.params), format_si(plan.model.params)],
         ["forward per micro-batch", format_si(plan.model.forward_flops * factor, "FLOP"),
-         f"backward {format_si(plan.model.backward_flops * factor, 'FLOP')}, micro-batch of {plan.layout.micro_batch}"],
+         f"backward {format_si(plan.model.backward_flops * factor, 'FLOP')}, micro-batch of {plan.layout.micro_batch}"]
+        if plan.model.flops_known else ["forward per micro-batch", "unknown", "needs --seq-len"],
         ["memory per GPU", "", _stage(plan)],
     ]
     for name in ("weights", "gradients", "optimizer", "activations"):
@@ -52,6 +56,8 @@ def _rows(plan: Plan) -> list[list[str]]:
         rows.append([f"  {name}", _gb(value), _bar(value, capacity)])
     rows.append(["  total", _gb(memory.total), fits_text(plan)])
     layout = plan.layout
+    if step is None:
+        return rows + [["time per step", "unknown", "needs --seq-len (FLOPs per example)"]]
     rows += [
         ["time per step", "", f"{layout.grad_accum} micro-batch{'es' if layout.grad_accum != 1 else ''} per replica"],
         ["  compute", _seconds(step.compute_s), "recomputation included" if layout.recompute != "none" else ""],
@@ -93,7 +99,8 @@ def _flat(plan: Plan) -> dict[str, Any]:
     """One CSV row: the JSON contract's keys joined by `_`."""
     flat: dict[str, Any] = {}
     data = plan.to_dict()
-    for key in ("model", "parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "fits", "step", "training"):
+    for key in ("model", "parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "memory_reserve_bytes", "fits",
+                "step", "training"):
         value = data[key]
         if isinstance(value, dict):
             for inner, item in value.items():
@@ -136,7 +143,7 @@ _SEARCH_HEADERS = ("#", "dp", "tp", "pp", "ZeRO", "recompute", "micro-batch", "m
 def _search_row(rank: int, plan: Plan) -> list[str]:
     t, run = plan.layout, plan.training
     return [str(rank), str(t.dp), str(t.tp), str(t.pp), str(t.zero), t.recompute, str(t.micro_batch),
-            _gb(plan.memory.total), _seconds(plan.step.step_s),
+            _gb(plan.memory.total), "" if plan.step is None else _seconds(plan.step.step_s),
             "" if run is None else format_number(run.wall_clock_days, 4), "" if run is None else f"{run.mfu:.1%}"]
 
 
@@ -154,7 +161,7 @@ def render_search(result: SearchResult, fmt: str) -> str:
                  f"global batch {shown.layout.batch}",
                  f"{result.evaluated:,} layouts tried, {len(result.candidates)} shown of those that fit, fastest first"
                  if result.candidates else f"{result.evaluated:,} layouts tried: none fits in "
-                 f"{_gb(shown.gpu_memory_bytes)}; the closest needs {_gb(shown.memory.total)}"]
+                 f"{_gb(shown.usable_memory_bytes)}; the closest needs {_gb(shown.memory.total)}"]
     footer = _footer(shown.assumptions if shown else (), shown.notes if shown else (), result.rejected)
     right = tuple(range(1, 5)) + (6, 7, 8, 9, 10)
     if fmt == "markdown":

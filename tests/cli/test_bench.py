@@ -144,7 +144,7 @@ def test_train_model_uses_the_benchmarked_utilization(examples, tmp_path):
 
 
 def test_convert_without_gpu_or_calibration_is_an_error(tmp_path):
-    _one_line_error(invoke("convert", "1e18 flop"), "--gpu NAME (or --calibration")
+    _one_line_error(invoke("convert", "1 gpu-days"), "--gpu NAME (or --calibration")  # FLOP alone needs no GPU
     _one_line_error(invoke("convert", "1e18 flop", "--calibration", tmp_path / "none.yaml"), "no calibration file")
 
 

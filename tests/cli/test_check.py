@@ -383,3 +383,49 @@ def test_an_onnx_graph_is_checked_with_train_arithmetic_and_its_notes(workdir):
     assert "ONNX graphs have no backward pass" in result.stderr
     table = runner.invoke(app, ["check"])
     assert "2x forward assumed" in table.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one run, every report: the console table and the files CI keeps come from one count
+
+
+def test_junit_and_json_files_beside_the_table_from_one_count(workdir, monkeypatch):
+    import flopcalc.api as api
+
+    calls = []
+    real = api.count_spec
+
+    def recording(spec):
+        calls.append(spec.source)
+        return real(spec)
+
+    monkeypatch.setattr(api, "count_spec", recording)
+    mlp_budget(workdir, params=PARAMS - 1)
+    result = invoke("--junit", "report.xml", "--json", "report.json")
+    assert result.exit_code == 1
+    assert "FAILED: 1 of 3 checks over budget" in result.stdout  # the console table
+    assert calls == ["mlp.py"]  # counted once for the three outputs
+    root = ET.parse(workdir / "report.xml").getroot()
+    assert root.get("tests") == "3" and root.get("failures") == "1"
+    (failure,) = root.iter("failure")
+    assert f"value={PARAMS} limit={PARAMS - 1}" in failure.text
+    data = json.loads((workdir / "report.json").read_text())
+    assert data["passed"] is False
+    assert [c["value"] for c in data["checks"]] == [FORWARD, BACKWARD, PARAMS]
+    # the same bytes as the report alone
+    alone = invoke("--format", "junit")
+    assert (workdir / "report.xml").read_text() == alone.stdout
+
+
+def test_junit_to_a_missing_folder_is_exit_2_before_counting(workdir):
+    mlp_budget(workdir)
+    result = invoke("--junit", "missing/report.xml")
+    assert result.exit_code == 2
+    assert "--junit" in result.output and "missing" in result.output
+
+
+def test_update_baseline_with_a_report_file_is_bad_input(workdir):
+    mlp_budget(workdir)
+    result = invoke("--update-baseline", "baseline.json", "--junit", "report.xml")
+    assert result.exit_code == 2
+    assert not (workdir / "baseline.json").exists() and not (workdir / "report.xml").exists()

@@ -60,7 +60,7 @@ def test_output_file_is_written(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [(["5 gpu-days", "--gpu", "Z9000"], "unknown GPU 'Z9000'"),
-     (["5 gpu-days", "--gpu", "A100"], "ambiguous"),
+     (["5 gpu-days", "--gpu", "A100 40GB"], "ambiguous"),
      (["5 gpu-days", "--gpu", "T4", "--utilization", "1.5"], "utilization must be in (0, 1]"),
      (["5 gpu-days", "--gpu", "T4", "--utilization", "0"], "utilization must be in (0, 1]"),
      (["5 gpu-days", "--gpu", "T4", "--utilization", "lots"], "is not a number"),
@@ -145,3 +145,76 @@ def test_convert_notes_thresholds_and_lists_them_in_json():
     assert data["thresholds_crossed"] == ["eu-ai-act", "california-sb-53", "us-eo-14110"]
     table = runner.invoke(app, ["convert", "2e25 flop", "--gpu", "H100-SXM"]).output.replace("\n", " ")
     assert "EU AI Act" in table and "SB 53" not in table
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a GPU in the unit, FLOP <-> PF-days without a GPU, bare family names, human durations
+
+
+def test_the_lecture_check_with_the_gpu_in_the_unit():
+    """2,500 V100-days at 30% of 125 TFLOP/s (dense fp16) = 8.1e21 FLOP = 93.75 PF-days, as with --gpu."""
+    result = invoke("convert", "2500 V100-days", "--utilization", "0.3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["flop"], data["petaflop_days"], data["gpu_days"], data["gpu"]) == (8.1e21, 93.75, 2500, "V100-SXM2")
+    assert data["precision"] == "fp16" and data["peak_flops"] == 125e12
+    assert "V100 taken as V100-SXM2" in result.stderr and "V100-PCIe, V100S-PCIe" in result.stderr
+
+
+def test_gpu_hours_named_in_the_unit():
+    result = invoke("convert", "3 H100-hours", "--utilization", "0.5", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["gpu"] == "H100-SXM" and data["gpu_hours"] == 3
+    assert data["flop"] == 3 * 3600 * 989.5e12 * 0.5
+
+
+def test_a_unit_gpu_and_a_different_gpu_option_is_exit_2():
+    result = invoke("convert", "3 H100-hours", "--gpu", "A100-SXM4-80GB")
+    assert result.exit_code == 2
+    assert "names the GPU H100" in result.output
+
+
+def test_pf_days_to_flop_needs_no_gpu():
+    result = invoke("convert", "93.75 pf-days", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"input": {"text": "93.75 pf-days", "value": 93.75, "unit": "pf_days"},
+                                         "flop": 8.1e21, "petaflop": 8.1e6, "petaflop_days": 93.75}
+    table = invoke("convert", "8.1e21 flop")
+    assert table.exit_code == 0
+    assert "93.75" in table.stdout and "need --gpu" in table.stdout
+
+
+def test_gpu_days_without_a_gpu_is_one_line_exit_2():
+    result = invoke("convert", "2500 gpu-days")
+    assert result.exit_code == 2
+    assert "needs --gpu" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("bare, chosen", [("V100", "V100-SXM2"), ("A100", "A100-SXM4-80GB"), ("H100", "H100-SXM"),
+                                          ("NVIDIA A100", "A100-SXM4-80GB")])
+def test_a_bare_family_name_is_its_most_common_variant_with_a_note(bare, chosen):
+    result = invoke("convert", "1 gpu-days", "--gpu", bare, "--utilization", "0.5", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["gpu"] == chosen
+    assert f"taken as {chosen}" in result.stderr
+
+
+def test_every_common_variant_named_is_in_the_catalogue():
+    from flopcalc.catalog import load_catalog
+    from flopcalc.cli._options import COMMON_VARIANTS
+
+    catalog = load_catalog()
+    for family, (chosen, others) in COMMON_VARIANTS.items():
+        ids = [catalog.resolve(name).id for name in (chosen, *others)]
+        assert ids == [chosen, *others]
+        assert all(family in gpu_id.lower() for gpu_id in ids)
+
+
+@pytest.mark.parametrize("quantity, human", [("0.75 gpu-hours", "45 min"), ("3.2 gpu-hours", "3.2 h"),
+                                             ("12.4 gpu-days", "12.4 days"), ("2500 gpu-days", "6.84 years")])
+def test_wall_clock_also_reads_as_people_say_it(quantity, human):
+    result = invoke("convert", quantity, "--gpu", "T4", "--utilization", "0.5")
+    assert result.exit_code == 0, result.output
+    (wall,) = [line for line in result.stdout.splitlines() if line.startswith("wall clock")]
+    assert wall.endswith(f"on 1 GPU: {human}")

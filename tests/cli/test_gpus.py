@@ -124,3 +124,10 @@ def test_the_lectures_tpu_table_reproduces_from_gpus_show():
     assert k80["tdp_w"] == 150 and "2.80 TFLOPS fp32" in k80["notes"] and "160 GB/s" in k80["notes"]
     shown = " ".join(invoke("gpus", "show", "K80").output.split())
     assert "0.56 GHz = 2.80 TFLOPS fp32 per die" in shown
+
+
+def test_show_ambiguous_hint_names_the_argument_not_an_option():
+    result = invoke("gpus", "show", "h100")
+    assert result.exit_code == 2
+    assert "--gpu" not in result.output
+    assert "flopcalc gpus show H100-SXM" in result.output

@@ -27,9 +27,9 @@ def invoke(*args):
     return runner.invoke(app, ["plan", *map(str, args)])
 
 
-def run_json(*args):
+def run_json(*args, exit_code=0):
     result = invoke(*args, "--format", "json")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     return json.loads(result.stdout)
 
 
@@ -37,17 +37,21 @@ def test_a_7b_layout_matches_the_golden_json():
     """16 H100s, tp 8 with sequence parallelism, dp 2 with ZeRO-1, 1T tokens; regenerate only for a deliberate
     change of the contract or a formula (docs/plan.md)."""
     data = run_json(*SEVEN_B, *FLEET, "-n", "16", "--tp", "8", "--sequence-parallel", "--zero", "1",
-                    "--global-batch", "512", "--tokens", "1T", "--price-per-gpu-hour", "2.5")
+                    "--global-batch", "512", "--tokens", "1T", "--price-per-gpu-hour", "2.5", "--attention", "math")
     assert data == json.loads((GOLDEN / "plan_7b_h100.json").read_text())
     assert data["schema_version"] == 1
-    assert set(data) == {"schema_version", *CONTRACT, "gpu_memory_bytes", "fits", "assumptions", "notes"}
+    assert set(data) == {"schema_version", *CONTRACT, "gpu_memory_bytes", "memory_reserve_bytes", "fits",
+                         "assumptions", "notes"}
+    # an "80 GB" H100 holds 80 GiB; 1 GiB + 5% of it is kept back for the CUDA context and fragmentation
+    assert data["gpu_memory_bytes"] == 80 * 2**30 and data["memory_reserve_bytes"] == 5 * 2**30
     for key, inner in CONTRACT.items():
         assert set(data[key]) == inner, key
     # the arithmetic, spelled out: ZeRO-1 over dp 2 of 6.7e9 / 8 parameters per GPU
     per_gpu = 6.7e9 / 8
     assert data["memory_per_gpu_bytes"]["weights"] == pytest.approx(2 * per_gpu)
     assert data["memory_per_gpu_bytes"]["optimizer"] == pytest.approx(12 * per_gpu / 2)
-    # activations: Korthikanti's sbh/t (34 + 5as/h) per layer with sequence parallelism, 32 layers, b = 1
+    # activations: Korthikanti's sbh/t (34 + 5as/h) per layer with sequence parallelism, 32 layers, b = 1, the
+    # scores materialised (--attention math)
     s, h, a = 2048, 4096, 32
     assert data["memory_per_gpu_bytes"]["activations"] == pytest.approx(32 * s * h / 8 * (34 + 5 * a * s / h))
     assert data["training"]["steps"] == 953_675  # ceil(1e12 / 2048 / 512) = ceil(953,674.3)
@@ -63,7 +67,7 @@ def test_a_counted_model_plans_in_every_format(examples):
     assert data["fits"] is True and data["memory_per_gpu_bytes"]["activations"] > 0
     table = invoke(model, "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "--recompute", "selective")
     assert table.exit_code == 0, table.output
-    for text in ("memory per GPU", "activations", "of 80 GB: fits", "time per step", "recomputation included",
+    for text in ("memory per GPU", "activations", "of 75 GiB (80 GiB less 5 GiB reserved): fits", "time per step", "recomputation included",
                  "assumptions:", "activations measured on the graph", "#"):
         assert text in table.stdout
     markdown = invoke(model, "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "-f", "markdown")
@@ -82,13 +86,13 @@ def test_search_lists_fitting_layouts_best_first_and_why_others_failed():
     walls = [c["training"]["wall_clock_s"] for c in data["candidates"]]
     assert walls == sorted(walls) and data["parallelism"] == data["candidates"][0]["parallelism"]
     table = invoke(*SEVEN_B, *FLEET, "-n", "1", "--search", "--global-batch", "8")
-    assert table.exit_code == 0, table.output
-    assert "none fits in 80 GB" in table.stdout and "tp=1 pp=1: " in table.stdout and "GB > 80 GB" in table.stdout
+    assert table.exit_code == 1, table.output  # nothing fits: exit 1, the answer still printed
+    assert "none fits in 75 GiB" in table.stdout and "tp=1 pp=1: " in table.stdout and "GiB > 75 GiB" in table.stdout
 
 
 def test_zero_with_one_replica_is_a_note_on_stderr():
     result = invoke(*SEVEN_B, *FLEET, "--zero", "3", "-f", "json")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # 107 GB of model states on one H100: does not fit
     assert "ZeRO-3 with dp 1 partitions nothing" in result.stderr
     assert json.loads(result.stdout)["fits"] is False
 
@@ -101,12 +105,12 @@ def test_zero_with_one_replica_is_a_note_on_stderr():
     ([*SEVEN_B, "--gpu", "Z9000"], "unknown GPU"),
     ([*SEVEN_B], "no GPU given"),
     (["--params", "-7e9", "--seq-len", "2048", "--gpu", "H100-SXM"], "--params must be a finite number > 0"),
-    (["--params", "7e9", "--gpu", "H100-SXM"], "--params needs --seq-len"),
+    (["--params", "7e9", "--gpu", "H100-SXM", "--tokens", "1T"], "--tokens needs the FLOPs per example"),
     ([*SEVEN_B, *FLEET, "--num-gpus", "0"], "--num-gpus must be a whole number >= 1"),
     ([*SEVEN_B, *FLEET, "--micro-batch", "0"], "--micro-batch must be a whole number >= 1"),
     ([*SEVEN_B, *FLEET, "--global-batch", "0"], "--global-batch must be a whole number >= 1"),
     ([*SEVEN_B, *FLEET, "--tokens", "-5"], "--tokens must be a finite number > 0"),
-    ([*SEVEN_B, *FLEET, "--gpu-memory", "-80"], "GPU memory must be a finite number > 0"),
+    ([*SEVEN_B, *FLEET, "--gpu-memory", "-80"], "--gpu-memory must be a finite number > 0"),
     ([*SEVEN_B, *FLEET, "--search"], "--search needs --global-batch"),
     ([*SEVEN_B, *FLEET, "--zero", "5"], "--zero must be 0, 1, 2 or 3"),
     ([*SEVEN_B, *FLEET, "--recompute", "half"], "--recompute must be none, selective or full"),
@@ -184,7 +188,7 @@ def test_calibration_says_which_figures_were_measured(tmp_path):
     assert any(line.startswith("no measured bandwidths (no fleet measurement") for line in data["assumptions"])
     assert any("450 GB/s per GPU (catalogue, H100-SXM" in line for line in data["assumptions"])
     assert any("50 GB/s per GPU (--inter-node-gbps)" in line for line in data["assumptions"])
-    assert data["gpu_memory_bytes"] == 80e9
+    assert data["gpu_memory_bytes"] == 80 * 2**30
 
     fleet = FleetCalibration(
         backend="nccl", world_size=16, nodes=2, ranks_per_node=8,
@@ -213,7 +217,7 @@ def test_tensor_parallelism_needs_blocks_to_split(examples):
 
 def test_a_search_over_a_billion_gpus_answers_with_why_no_layout_divides_the_batch():
     """Issue 25: the layout space was walked 1..n; a billion GPUs have 100 divisors, so the answer comes at once."""
-    data = run_json(*SEVEN_B, "--gpu", "H100-SXM", "-n", "1e9", "--search", "--global-batch", "3072")
+    data = run_json(*SEVEN_B, "--gpu", "H100-SXM", "-n", "1e9", "--search", "--global-batch", "3072", exit_code=1)
     assert data["candidates"] == [] and data["evaluated"] == 0
     assert any(line.endswith("does not divide the global batch 3072") for line in data["rejected"])
     assert any("(96 values): tensor parallelism stays inside a node of 8 GPUs" in line for line in data["rejected"])
@@ -224,3 +228,71 @@ def test_a_search_with_a_huge_global_batch_answers_with_layouts_of_that_batch():
     assert data["fits"] is True and data["parallelism"]["global_batch"] == 10**15
     assert all(c["parallelism"]["num_gpus"] == 1024 and c["fits"] for c in data["candidates"])
     assert data["evaluated"] < 10_000
+
+
+# ------------------------------------------------------------------ issue 19: the shape, the reserve, exit 1
+
+
+def test_the_shape_gives_n_and_a_far_off_params_is_refused_naming_both():
+    shape = ["--seq-len", "2048", "--layers", "32", "--hidden", "4096", "--heads", "32", *FLEET]
+    data = run_json(*shape, "--ffn", "11008", "--mlp", "swiglu", "--vocab", "32000", "-n", "8", "--zero", "3")
+    assert data["model"]["params"] == 32 * (4 * 4096**2 + 3 * 4096 * 11008) + 32000 * 4096
+    assert "--mlp swiglu" in data["model"]["source"]
+    assert any("SwiGLU MLP: 3 matrices of hidden x ffn = 4096 x 11008" in line for line in data["assumptions"])
+    far = invoke("--params", "13e9", *shape)
+    assert far.exit_code == 2 and len(far.stderr.strip().splitlines()) == 1, far.output
+    assert "--params 1.3e+10 is 102% away from the 6,442,450,944 (6.442e+09) parameters of --layers 32" in far.stderr
+
+
+def test_attention_flash_by_default_and_math_on_request():
+    flash = run_json(*SEVEN_B, *FLEET, "-n", "8", "--zero", "3")
+    math = run_json(*SEVEN_B, *FLEET, "-n", "8", "--zero", "3", "--attention", "math")
+    s, h, a = 2048, 4096, 32
+    assert flash["memory_per_gpu_bytes"]["activations"] == 32 * s * h * 34
+    assert math["memory_per_gpu_bytes"]["activations"] == 32 * s * h * (34 + 5 * a * s / h)
+
+
+def test_without_seq_len_the_model_states_and_what_activations_need(tmp_path):
+    result = invoke("--layers", "32", "--hidden", "4096", "--heads", "32", "--gpu", "H100-SXM", "-n", "8",
+                    "--zero", "3", "-f", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    n = 12 * 32 * 4096**2
+    assert data["memory_per_gpu_bytes"]["total"] == 16 * n / 8 and data["memory_per_gpu_bytes"]["activations"] is None
+    assert data["step"] is None and data["training"] is None and data["fits"] is None
+    assert f"activations need --seq-len: per sequence of s tokens, {32 * 34 * 4096:,} x s bytes" in result.stderr
+    table = invoke("--params", "7e9", "--gpu", "H100-SXM", "-n", "8", "--zero", "3")
+    assert table.exit_code == 0, table.output
+    assert "needs --seq-len" in table.stdout and "model states fit; activations unknown" in table.stdout
+
+
+def test_a_layout_that_does_not_fit_exits_1_and_still_writes_its_answer(tmp_path):
+    target = tmp_path / "plan.json"
+    result = invoke(*SEVEN_B, *FLEET, "-f", "json", "--output", target)
+    assert result.exit_code == 1, result.output
+    assert json.loads(target.read_text())["fits"] is False
+    nothing = tmp_path / "search.json"
+    searched = invoke(*SEVEN_B, *FLEET, "-n", "1", "--search", "--global-batch", "8", "-f", "json", "--output", nothing)
+    assert searched.exit_code == 1 and json.loads(nothing.read_text())["candidates"] == []
+
+
+def test_the_memory_reserve_is_stated_and_overridable():
+    """6.7e9 parameters with ZeRO-3 over dp 2 (16 x 6.7e9 / 2 = 49.9 GiB of states) and 3 sequences of flash-attention
+    activations (3 x 32 x 2048 x 4096 x 34 = 25.5 GiB): 75.4 GiB fits 80 GiB with nothing set aside, not the 75 GiB
+    the default reserve (1 GiB + 5% = 5 GiB) leaves."""
+    common = (*SEVEN_B, *FLEET, "-n", "2", "--zero", "3", "--micro-batch", "3")
+    default = invoke(*common, "-f", "json")
+    data = json.loads(default.stdout)
+    total = data["memory_per_gpu_bytes"]["total"]
+    assert 75 * 2**30 < total <= 80 * 2**30 and default.exit_code == 1 and data["fits"] is False
+    assert data["memory_reserve_bytes"] == 5 * 2**30
+    assert any("5 GiB set aside (default: 1 GiB for the CUDA context" in line for line in data["assumptions"])
+    none = run_json(*common, "--memory-reserve", "0")
+    assert none["fits"] is True and none["memory_reserve_bytes"] == 0
+    bad = invoke(*common, "--memory-reserve", "-1")
+    assert bad.exit_code == 2 and "--memory-reserve must be >= 0 GiB" in bad.stderr
+
+
+def test_shape_options_describe_a_model_given_by_its_shape(examples):
+    result = invoke(examples / "mlp.py", "--gpu", "H100-SXM", "--mlp", "swiglu")
+    assert result.exit_code == 2 and "--mlp describe a model given by --params" in result.stderr

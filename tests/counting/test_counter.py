@@ -340,3 +340,26 @@ def test_the_unsupported_ops_note_and_error_have_one_wording():
     error = unsupported_ops_error(ops)
     assert isinstance(error, UnsupportedOpsError) and error.field == "strict"
     assert error.message == "ops without a FLOP formula: aten.a x3, aten.b x1"
+
+
+class SignalOps(nn.Module):
+    """grid_sample, cdist, the FFTs and max_unpool in one model: none may be left without a formula."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x, grid):
+        sampled = nn.functional.grid_sample(x * self.scale, grid, align_corners=False)
+        pooled, indices = nn.functional.max_pool2d(sampled, 2, return_indices=True)
+        unpooled = nn.functional.max_unpool2d(pooled, indices, 2)
+        spectrum = torch.fft.rfft(unpooled, dim=-1)
+        signal = torch.fft.irfft(torch.fft.fft(spectrum, dim=-2), n=unpooled.shape[-1], dim=-1)
+        flat = signal.flatten(2)
+        return torch.cdist(flat, flat).sum()
+
+
+def test_signal_ops_count_under_strict():
+    x, grid = torch.randn(2, 3, 8, 8), torch.rand(2, 4, 4, 2) * 2 - 1
+    report = count(SignalOps(), (x, grid), strict=True)
+    assert report.unsupported_ops == {} and report.forward > 0 and report.backward_counted

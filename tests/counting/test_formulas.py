@@ -207,3 +207,40 @@ def test_weight_norm_is_a_norm_of_the_weight_and_a_scaling():
     assert _call(aten._weight_norm_interface.default, v, g, 0) == {"norm": 3 * 16 * 4 * 3 + 16}
     grad, norms = meta(16, 4, 3), meta(16, 1, 1)
     assert _call(aten._weight_norm_interface_backward.default, grad, v, g, norms, 0) == {"norm": 5 * 16 * 4 * 3 + 2 * 16}
+
+
+def test_grid_sample_counts_taps_per_output_element():
+    x, grid = meta(2, 3, 8, 8), meta(2, 5, 6, 2)
+    out = aten.grid_sampler_2d.default(x, grid, 0, 0, False)
+    assert _call(aten.grid_sampler_2d.default, x, grid, 0, 0, False) == {"pool": 2 * 4 * (2 * 3 * 5 * 6)}
+    assert _call(aten.grid_sampler_2d.default, x, grid, 2, 0, False) == {"pool": 2 * 16 * (2 * 3 * 5 * 6)}
+    assert _call(aten.grid_sampler_2d.default, x, grid, 1, 0, False) == {}
+    x3, grid3 = meta(1, 2, 4, 4, 4), meta(1, 3, 3, 3, 3)
+    assert _call(aten.grid_sampler_3d.default, x3, grid3, 0, 0, False) == {"pool": 2 * 8 * (2 * 27)}
+    backward = aten.grid_sampler_2d_backward.default
+    assert _call(backward, out, x, grid, 0, 0, False, [True, True]) == {"pool": (2 * 4 + 2 * 4 * 2) * 180}
+    assert _call(backward, out, x, grid, 1, 0, False, [True, False]) == {"pool": 180}
+
+
+def test_cdist_is_three_flops_per_pair_and_coordinate():
+    x1, x2 = meta(2, 5, 4), meta(2, 7, 4)
+    assert _call(aten._cdist_forward.default, x1, x2, 2.0, None) == {"reduction": 3 * 2 * 5 * 7 * 4}
+    dist = meta(2, 5, 7)
+    assert _call(aten._cdist_backward.default, dist, x1, x2, 2.0, dist) == {"reduction": 3 * 2 * 5 * 7 * 4}
+
+
+def test_fft_is_five_n_log2_n_per_transform():
+    # 2 transforms of 16 points: 2 * 5 * 16 * 4
+    assert _call(aten._fft_c2c.default, meta(2, 16, dtype=torch.complex64), [1], 0, True) == {"elementwise": 640}
+    assert _call(aten._fft_r2c.default, meta(2, 16), [1], 0, True) == {"elementwise": 640}
+    assert _call(aten._fft_c2r.default, meta(2, 9, dtype=torch.complex64), [1], 0, 16) == {"elementwise": 640}
+    # 2-D: 3 transforms of 8 x 4 = 32 points, log2 32 = 5
+    assert _call(aten._fft_c2c.default, meta(3, 8, 4, dtype=torch.complex64), [1, 2], 0, True) == {
+        "elementwise": 3 * 5 * 32 * 5
+    }
+
+
+def test_max_unpool_moves_data_only_and_is_supported():
+    x, indices = meta(1, 2, 4, 4), torch.zeros(1, 2, 4, 4, dtype=torch.long, device="meta")
+    assert _call(aten.max_unpool2d.default, x, indices, [8, 8]) == {}
+    assert "max_unpool2d" in str(FORMULAS[aten.max_unpool2d])

@@ -18,7 +18,7 @@ from flopcalc.infer import (
 )
 from flopcalc.spec import ModelSpec
 
-A100_PEAK_BF16, A100_BANDWIDTH, A100_MEMORY = 312e12, 2039e9, 80e9
+A100_PEAK_BF16, A100_BANDWIDTH, A100_MEMORY = 312e12, 2039e9, 80 * 2**30  # "80GB" of HBM is 80 GiB
 
 LLAMA_2_7B = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=4096, intermediate_size=11008,
                   num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
@@ -77,7 +77,7 @@ def test_llama_2_7b_fp16_weights_kv_cache_and_memory_bound_decode(tmp_path):
     matmul_weights = params - 32000 * 4096 - (2 * 32 + 1) * 4096
     assert f2 - f1 == 4 * 32 * 32 * 128 * (c2 - c1)
     assert 0 < f1 - 2 * matmul_weights - 4 * 32 * 32 * 128 * (c1 + 1) < 1e-3 * f1
-    # what fits: 80 GB - weights, over a sequence's cache at P + G and the largest prefill layer's activations:
+    # what fits: 80 GiB - weights, over a sequence's cache at P + G and the largest prefill layer's activations:
     # the MLP's gate x up product (two 512 x 11008 inputs and its output); the lm_head sees the last position only
     per_sequence = kv_per_token * 514 + 3 * 512 * 11008 * 2
     assert result.max_batch_that_fits == int((A100_MEMORY - params * 2) // per_sequence)

@@ -29,6 +29,14 @@ def fleet(memory_gb, gpus_per_node=8):
                  inter_node=Bandwidth(25, "test"))
 
 
+def rank(plan):
+    """docs/plan.md: faster first (equal to 6 significant digits ties), then the larger micro-batch, then the
+    simpler layout: fewer GPUs per layer (tp x pp, then pp), lower ZeRO, less recomputation; memory never."""
+    speed = plan.training.wall_clock_s if plan.training else plan.step.step_s
+    t = plan.layout
+    return (float(f"{speed:.6g}"), -t.micro_batch, t.tp * t.pp, t.pp, t.zero, RECOMPUTE.index(t.recompute))
+
+
 def brute_force(model, gpus, num_gpus, global_batch, run, micro_batches=None):
     """Every layout, in the search's order, walking 1..n for each dimension and evaluating each one whole."""
     fitting, tried = [], 0
@@ -55,7 +63,7 @@ def brute_force(model, gpus, num_gpus, global_batch, run, micro_batches=None):
                         tried += 1
                         if plan.memory.total <= gpus.gpu_memory_bytes:
                             fitting.append(plan)
-    fitting.sort(key=lambda plan: (plan.training.wall_clock_s if plan.training else plan.step.step_s, plan.memory.total))
+    fitting.sort(key=lambda plan: rank(plan))
     return fitting, tried
 
 
@@ -63,7 +71,7 @@ def brute_force(model, gpus, num_gpus, global_batch, run, micro_batches=None):
 def test_the_search_ranks_exactly_what_a_brute_force_walk_ranks(memory_gb):
     """12 layers, 12 heads on 16 GPUs with a global batch of 96 (12 divisors): about half the layouts fit in 24 GB,
     so the bisection's boundary is crossed in most settings."""
-    model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12)
+    model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12, attention="math")
     gpus, run = fleet(memory_gb), RunSize(1e6)
     expected, tried = brute_force(model, gpus, 16, 96, run)
     result = search(model, gpus, 16, global_batch=96, run=run, top=10**6)
@@ -74,7 +82,7 @@ def test_the_search_ranks_exactly_what_a_brute_force_walk_ranks(memory_gb):
 
 
 def test_when_nothing_fits_the_closest_layout_is_the_brute_forces_least_memory():
-    model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12)
+    model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12, attention="math")
     gpus = fleet(1)
     expected, _ = brute_force(model, fleet(10**6), 4, 16, None)
     least = min(expected, key=lambda plan: plan.memory.total)  # first of the least, in the search's order
@@ -84,7 +92,7 @@ def test_when_nothing_fits_the_closest_layout_is_the_brute_forces_least_memory()
 
 
 def test_a_million_gpus_answer_with_layouts_that_fit_and_the_families_ruled_out():
-    model = model_from_params(70e9, 4096, layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672)
+    model = model_from_params(70e9, 4096, layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672, attention="math")
     result = search(model, fleet(80), 10**6, global_batch=2**22 * 5**6, run=RunSize(5e8))
     assert result.candidates and all(plan.fits and plan.layout.num_gpus == 10**6 for plan in result.candidates)
     walls = [plan.training.wall_clock_s for plan in result.candidates]
@@ -102,7 +110,7 @@ def test_a_million_gpus_answer_with_layouts_that_fit_and_the_families_ruled_out(
 def test_a_global_batch_of_2_to_the_40_bisects_its_41_micro_batches():
     """Memory grows with the micro-batch, so the fitting ones are those below a boundary: the same set a walk over
     every power of two finds, in a handful of evaluations per setting."""
-    model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12)
+    model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12, attention="math")
     gpus, run = fleet(24), RunSize(1e15)
     powers = lambda q: [2 ** k for k in range(q.bit_length()) if q % 2 ** k == 0]  # noqa: E731
     expected, tried = brute_force(model, gpus, 16, 2**40, run, micro_batches=powers)
@@ -131,7 +139,7 @@ def test_more_micro_batches_that_fit_than_the_cap_are_sampled_with_an_assumption
 
 
 def test_counts_beyond_what_a_float_holds_exactly_are_refused():
-    model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12)
+    model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12, attention="math")
     with pytest.raises(UsageError, match="--num-gpus .* more than 2\\^53"):
         search(model, fleet(80), 2**60, global_batch=8)
     with pytest.raises(UsageError, match="--global-batch .* more than 2\\^53"):

@@ -7,7 +7,7 @@ from flopcalc.compute import energy_kwh, fleet_estimate, gpu_hours_cost
 from flopcalc.errors import FlopcalcError, UsageError
 from flopcalc.plan import (
     DEFAULT_INTER_NODE_GBPS,
-    GB,
+    GIB,
     INTER_NODE_ORIGIN,
     Layout,
     RunSize,
@@ -22,16 +22,20 @@ def test_the_catalogue_gives_peak_memory_link_and_tdp_and_the_network_across_nod
     fleet = resolve_fleet(gpu="H100-SXM", utilization=0.4)
     assert fleet.throughput.peak_flops == 989.5e12 and fleet.throughput.utilization == 0.4
     assert fleet.throughput.precision == "bf16" and fleet.tdp_w == 700
-    assert (fleet.gpu_memory_bytes, fleet.memory_origin) == (80 * GB, "catalogue, H100-SXM")
+    # an "80 GB" H100 holds 80 GiB of HBM; 1 GiB + 5% of it is kept back for the CUDA context and fragmentation
+    assert (fleet.gpu_memory_bytes, fleet.memory_origin) == (80 * 2**30, "catalogue, H100-SXM")
+    assert fleet.memory_reserve_bytes == (1 + 0.05 * 80) * GIB and fleet.usable_memory_bytes == 75 * GIB
+    assert fleet.reserve_origin.startswith("default: 1 GiB for the CUDA context")
     assert fleet.intra_node.gbps == 450 and fleet.intra_node.origin.startswith("catalogue, H100-SXM: NVLink 4")
     assert (fleet.inter_node.gbps, fleet.inter_node.origin) == (DEFAULT_INTER_NODE_GBPS, INTER_NODE_ORIGIN)
     assert fleet.notes == () and fleet.pue == 1.0 and fleet.price_per_gpu_hour is None
 
 
 def test_overrides_win_and_say_so():
-    fleet = resolve_fleet(gpu="H100-SXM", gpu_memory_gb=94, intra_node_gbps=380, inter_node_gbps=48,
-                          gpus_per_node=4, pue=1.2, price_per_gpu_hour=2.5)
-    assert (fleet.gpu_memory_bytes, fleet.memory_origin) == (94e9, "--gpu-memory")
+    fleet = resolve_fleet(gpu="H100-SXM", gpu_memory_gib=94, memory_reserve_gib=2, intra_node_gbps=380,
+                          inter_node_gbps=48, gpus_per_node=4, pue=1.2, price_per_gpu_hour=2.5)
+    assert (fleet.gpu_memory_bytes, fleet.memory_origin) == (94 * 2**30, "--gpu-memory")
+    assert (fleet.memory_reserve_bytes, fleet.reserve_origin) == (2 * 2**30, "--memory-reserve")
     assert (fleet.intra_node.gbps, fleet.intra_node.origin) == (380, "--intra-node-gbps")
     assert (fleet.inter_node.gbps, fleet.inter_node.origin) == (48, "--inter-node-gbps")
     assert (fleet.gpus_per_node, fleet.pue, fleet.price_per_gpu_hour) == (4, 1.2, 2.5)
@@ -47,7 +51,9 @@ def test_a_gpu_without_a_link_figure_has_no_intra_node_bandwidth():
     (dict(gpu="T4", precision="int8"), "plan trains in"),
     (dict(gpu="H100-SXM", pue=0.9), "PUE must be a number >= 1"),
     (dict(gpu="H100-SXM", price_per_gpu_hour=-1), "price per GPU-hour must be a finite number >= 0"),
-    (dict(gpu="H100-SXM", gpu_memory_gb=-80), "GPU memory must be a finite number > 0"),
+    (dict(gpu="H100-SXM", gpu_memory_gib=-80), "--gpu-memory must be a finite number > 0"),
+    (dict(gpu="H100-SXM", memory_reserve_gib=-1), "--memory-reserve must be a number of GiB >= 0"),
+    (dict(gpu="H100-SXM", memory_reserve_gib=80), "the memory reserve .80 GiB. must be >= 0 and less than"),
 ])
 def test_bad_values_are_one_line_errors(options, message):
     with pytest.raises(FlopcalcError, match=message):

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from flopcalc.errors import CalibrationError
-from flopcalc.predict import default_profiles_text, device_profile, load_profiles
+from flopcalc.device import default_profiles_text, device_profile, load_profiles
 
 
 def test_the_shipped_profiles_carry_a_source_for_every_figure():

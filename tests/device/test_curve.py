@@ -5,7 +5,7 @@ import math
 import pytest
 
 from flopcalc.errors import CalibrationError
-from flopcalc.predict import Curve
+from flopcalc.device import Curve
 
 
 def test_a_step_curve_holds_each_threshold_up_to_the_next():

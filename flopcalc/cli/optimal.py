@@ -1,0 +1,84 @@
+"""`flopcalc optimal --compute C | --params N | --tokens D`: compute-optimal size under named fits. No torch."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ..errors import UsageError
+from ..units import parse_compute_quantity, parse_si_number
+from ._app import app, emit
+from ._options import (
+    CalibrationOption,
+    CatalogOption,
+    FormatOption,
+    GpuOption,
+    NumGpusOption,
+    OutputFormat,
+    OutputOption,
+    PrecisionOption,
+    common_variant,
+    UtilizationOption,
+    parse_num_gpus,
+    parse_utilization,
+)
+
+
+def _compute_quantity(text: Optional[str]):
+    """A bare number is FLOP; otherwise a quantity as `convert` takes it (GPU-days need a GPU)."""
+    if text is None:
+        return None
+    try:
+        parse_si_number(text, "--compute")
+    except UsageError:
+        return parse_compute_quantity(text)
+    return parse_compute_quantity(f"{text} flop")
+
+
+@app.command("optimal")
+def optimal_command(
+    compute: Optional[str] = typer.Option(None, "--compute", "-C", metavar="C",
+                                          help="Compute budget: FLOP (5.76e23) or a quantity as convert takes it "
+                                               "('93.75 pf-days', '2500 gpu-days' with --gpu)."),
+    params: Optional[str] = typer.Option(None, "--params", metavar="N", help="Parameters: the tokens that make N optimal."),
+    tokens: Optional[str] = typer.Option(None, "--tokens", metavar="D", help="Tokens: the parameters that make D optimal."),
+    gpu: GpuOption = None,
+    precision: PrecisionOption = None,
+    utilization: UtilizationOption = None,
+    num_gpus: NumGpusOption = "1",
+    price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."),
+    catalog: CatalogOption = None,
+    calibration: CalibrationOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+) -> None:
+    """Compute-optimal parameters and tokens under Hoffmann et al. 2022, Besiroglu et al. 2024 and 20 tokens per
+    parameter, side by side, with the predicted loss; with --gpu, the time and cost of each run."""
+    from ..calibration import choose_throughput
+    from ..compute import fleet_estimate, quantity_to_flop
+    from ..optimal import optimal
+    from ..render.optimal import render_optimal
+
+    if fmt is OutputFormat.csv:
+        raise UsageError("optimal has no csv output", "use --format table, json or markdown")
+    quantity = _compute_quantity(compute)
+    if quantity is not None and quantity.gpu and gpu is None and calibration is None:
+        gpu = common_variant(quantity.gpu)  # '2500 V100-days' names its GPU
+    choice = None
+    if gpu is not None or calibration is not None:
+        choice = choose_throughput(gpu=gpu, precision=precision, utilization=parse_utilization(utilization),
+                                   calibration=calibration, catalogs=catalog or ())
+    elif precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None:
+        raise UsageError("--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
+                         "(or --calibration FILE|auto)")
+    result = optimal(
+        compute=None if quantity is None else float(quantity_to_flop(quantity, choice and choice.throughput)),
+        params=None if params is None else parse_si_number(params, "--params"),
+        tokens=None if tokens is None else parse_si_number(tokens, "--tokens"))
+    fleets = None
+    if choice is not None:
+        price = None if price_per_gpu_hour is None else parse_si_number(price_per_gpu_hour, "--price-per-gpu-hour")
+        fleets = [fleet_estimate(c.compute, choice.throughput, parse_num_gpus(num_gpus), tdp_w=choice.tdp_w,
+                                 price_per_gpu_hour=price) for c in result.choices]
+    emit(render_optimal(result, fmt.value, fleets), output)

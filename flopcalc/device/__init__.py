@@ -1,0 +1,24 @@
+"""A device's figures in one room: dense peaks per precision, memory, memory bandwidth, links and the
+size-dependent profile, each with where it came from. `resolve_device` is the one way from a name to them;
+calibration, plan, infer, the meter, bench and predict all read devices through it.
+
+The package: `resolve` (the resolver) over `figures` (the record and the measurements that replace datasheet
+figures) over `measured` (the kernel rates `bench --save` measured on this machine) over `profile` (the
+step-time model's rates, read from a profile file) over `curve` (a figure that depends on a size).
+"""
+
+from .curve import BETWEEN, Curve
+from .figures import (ASSUMED_INTER_NODE_GBPS, ASSUMED_INTER_NODE_SOURCE, GB, Device, Figure, FigureOrigin,
+                      LinkMeasurement, MatmulMeasurement)
+from .measured import MEASURED_SCOPES, KernelRates, ProfileCalibration, parse_measured_profile
+from .profile import (COLLECTIVES, KERNEL_TIMES, MB, SCOPES, DeviceProfile, Network, Rate, default_profiles_text,
+                      device_profile, load_profiles)
+from .resolve import SHIPPED_PROFILES, find_accelerator, resolve_device, with_network
+
+__all__ = [
+    "ASSUMED_INTER_NODE_GBPS", "ASSUMED_INTER_NODE_SOURCE", "BETWEEN", "COLLECTIVES", "Curve", "Device",
+    "DeviceProfile", "Figure", "FigureOrigin", "GB", "KERNEL_TIMES", "KernelRates", "LinkMeasurement", "MB", "MEASURED_SCOPES",
+    "MatmulMeasurement",
+    "Network", "ProfileCalibration", "Rate", "SCOPES", "SHIPPED_PROFILES", "default_profiles_text", "device_profile", "find_accelerator",
+    "load_profiles", "parse_measured_profile", "resolve_device", "with_network",
+]
