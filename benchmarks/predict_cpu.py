@@ -15,6 +15,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -62,9 +63,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="timing budget per model")
     parser.add_argument("--threads", type=int, default=None, help="pin this many CPUs (default: all)")
     parser.add_argument("--calibration", default=None, help="a calibration file with this CPU's profile")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="wall",
+                        help="cpu: time the profile and the steps in the one pinned thread's CPU seconds, which "
+                             "leave out the time other jobs take on a shared machine (implies --threads 1)")
     args = parser.parse_args(argv)
+    if args.clock == "cpu":
+        args.threads = 1
     if args.threads:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
 
     from flopcalc.bench.hardware import describe_device
     from flopcalc.bench.model import run_model_bench
@@ -76,14 +83,15 @@ def main(argv: list[str]) -> int:
     if args.calibration:
         calibration = load_calibration(args.calibration)
     else:
-        profile = measure_profile(info, ("fp32",))
+        profile = measure_profile(info, ("fp32",), clock=clock)
         calibration = Calibration({info.device_name: DeviceCalibration("cpu", profile=profile)})
-    print(f"{info.device_name}, {info.threads} thread(s), torch {torch.__version__}; load average before "
+    print(f"{info.device_name}, {info.threads} thread(s), {args.clock} clock, torch {torch.__version__}; load average before "
           f"{load_before[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
     print(f"{'model':34} {'measured':>10} {'predicted':>10} {'error':>8}")
     errors = []
     for name, source, inputs in CASES:
-        result = run_model_bench(source, inputs, device="cpu", seconds=args.seconds, calibration=calibration)
+        result = run_model_bench(source, inputs, device="cpu", seconds=args.seconds, calibration=calibration,
+                                 clock=clock)
         errors.append(result.prediction_error)
         print(f"{name:34} {result.median_step_seconds * 1e3:8.2f}ms {result.predicted_step_seconds * 1e3:8.2f}ms "
               f"{result.prediction_error:+8.1%}")

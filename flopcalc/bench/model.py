@@ -321,7 +321,7 @@ def run_model_bench(
         times, warmup_steps = _timed(step, spec, resolved, left, clock)
         prediction, prediction_source = None, None
         if predict:
-            rates, prediction_source = _profile_rates(calibration, info, chosen, notes)
+            rates, prediction_source = _profile_rates(calibration, info, chosen, notes, clock)
             calls = trace_training_step(module, example, step.optimizer, chosen, resolved)
             prediction = predict_ops(calls, rates, precision=chosen, device_name=info.device_name)
     finally:
@@ -362,8 +362,8 @@ def run_model_bench(
 QUICK_LADDER = Ladder((8, 128, 2048), (8, 64, 512), 5e8, (2**12, 2**18, 2**24), (2**10, 2**16, 2**22), 0.004)
 
 
-def _profile_rates(calibration: Calibration | None, info: DeviceInfo, precision: str,
-                   notes: list[str]) -> tuple[KernelRates, str]:
+def _profile_rates(calibration: Calibration | None, info: DeviceInfo, precision: str, notes: list[str],
+                   clock: Callable[[], float] = time.perf_counter) -> tuple[KernelRates, str]:
     """The saved profile's rates of this device and precision, else a quick profile measured now (said which)."""
     profile = measured_profile(calibration, info.device_name) if calibration is not None else None
     if profile is not None and precision in profile.precisions:
@@ -372,7 +372,8 @@ def _profile_rates(calibration: Calibration | None, info: DeviceInfo, precision:
     if profile is not None:
         notes.append(f"the saved profile has no {precision} rates: predicted from a quick profile measured now")
     ladder = QUICK_LADDER if info.device == "cpu" else None
-    return measure_rates(info, precision, ladder=ladder), "quick profile measured in this run (no saved profile)"
+    return (measure_rates(info, precision, ladder=ladder, clock=clock),
+            "quick profile measured in this run (no saved profile)")
 
 
 def _checked_precision(precision: str | None, info: DeviceInfo, resolved: str) -> str:

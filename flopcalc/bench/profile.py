@@ -69,12 +69,13 @@ def _dtype(precision: str):
 
 def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = None, seconds: float | None = None,
                   clock: Callable[[], float] = time.perf_counter) -> KernelRates:
-    """Time the ladder in `precision` on the device `info` describes. With `seconds`, GEMM shapes left when
-    half of it has gone are not timed (the copy, elementwise and dispatch points always are)."""
+    """Time the ladder in `precision` on the device `info` describes, by `clock` (off a GPU, the kernels too).
+    With `seconds`, GEMM shapes left when half of it has gone are not timed (the copy, elementwise and dispatch
+    points always are)."""
     import torch
 
     ladder = ladder or Ladder.for_device(info.device)
-    timer = timer_for(info.device)
+    timer = timer_for(info.device, clock)
     dtype, device = _dtype(precision), info.device
     target = ladder.sample_seconds
     matmul = []
