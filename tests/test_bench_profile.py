@@ -24,8 +24,8 @@ from flopcalc.errors import CalibrationError
 
 runner = CliRunner()
 RATES = KernelRates(matmul=((8, 32, 32, 0.01), (64, 256, 256, 0.05)), memory=((4096, 2.0), (1 << 20, 20.0)),
-                    elementwise=((1024, 0.2),), view_us=2.5, eager_op_us=6.0)
-TINY = Ladder((8, 64), (32,), 1e9, (4096, 65536), (1024,), 0.001)
+                    elementwise=((1024, 0.2),), view_us=2.5, step_op_us={"forward": 6.0, "backward": 4.0, "optimizer": 2.0})
+TINY = Ladder((8, 64), (32,), 1e9, (4096, 65536), (1024,), 0.001, ((1, 2),), (2,), (), 1e6)
 
 
 def invoke(*args):
@@ -56,12 +56,19 @@ def test_measured_rates_cover_the_ladder():
     assert [point[:3] for point in rates.matmul] == [(8, 32, 32), (64, 32, 32)]
     assert [size for size, _ in rates.memory] == [4096, 65536] and [size for size, _ in rates.elementwise] == [1024]
     assert all(point[-1] > 0 for point in rates.matmul + rates.memory + rates.elementwise) and rates.view_us > 0
-    assert rates.eager_op_us > 0
+    assert set(rates.step_op_us) == {"forward", "backward", "optimizer"} and all(
+        us >= 0 for us in rates.step_op_us.values())
+    # 1x1 and 3x3 of 2 -> 2 channels and a 3-channel stem on 1 x 2 x 2 inputs, least work first: (m, n, k, groups)
+    assert [point[:4] for point in rates.convolution] == [(4, 2, 2, 1), (4, 2, 18, 1), (4, 2, 27, 1)]
+    assert all(rate > 0 for point in rates.convolution for rate in point[4:])
+    assert measure_rates(describe_device("cpu"), "fp32", ladder=TINY, convolutions=False).convolution == ()
 
 
 @pytest.mark.parametrize("edit, message", [
     (lambda p: p["precisions"]["fp32"].pop("memory"), "missing memory"),
-    (lambda p: p["precisions"]["fp32"].pop("eager_op_us"), "missing eager_op_us"),
+    (lambda p: p["precisions"]["fp32"].pop("step_op_us"), "missing step_op_us"),
+    (lambda p: p["precisions"]["fp32"].__setitem__("step_op_us", {"forward": 1.0}), "step_op_us: expected"),
+    (lambda p: p["precisions"]["fp32"].__setitem__("convolution", [[8, 8, 8, 1, 1.0, 1.0]]), "every point must be 7"),
     (lambda p: p["precisions"]["fp32"].__setitem__("matmul", [[8, 32, "x", 1.0]]), "every point must be 4 positive"),
     (lambda p: p["precisions"]["fp32"].__setitem__("view_us", -1), "view_us"),
     (lambda p: p.pop("device_name"), "'device_name' must be a non-empty string"),

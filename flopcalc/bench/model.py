@@ -321,8 +321,9 @@ def run_model_bench(
         times, warmup_steps = _timed(step, spec, resolved, left, clock)
         prediction, prediction_source = None, None
         if predict:
-            rates, prediction_source = _profile_rates(calibration, info, chosen, notes, clock)
             calls = trace_training_step(module, example, step.optimizer, chosen, resolved)
+            convolutions = any(call.convolution is not None for call in calls)
+            rates, prediction_source = _profile_rates(calibration, info, chosen, notes, clock, convolutions)
             prediction = predict_ops(calls, rates, precision=chosen, device_name=info.device_name)
     finally:
         torch.set_num_threads(previous_threads)
@@ -359,12 +360,15 @@ def run_model_bench(
     )
 
 
-QUICK_LADDER = Ladder((8, 128, 2048), (8, 64, 512), 5e8, (2**12, 2**18, 2**24), (2**10, 2**16, 2**22), 0.004)
+QUICK_LADDER = Ladder((8, 128, 2048), (8, 64, 512), 5e8, (2**12, 2**18, 2**24), (2**10, 2**16, 2**22), 0.004,
+                      ((2, 2), (8, 8), (32, 32)), (16, 128, 1024), (32, 256), 3e8)
 
 
 def _profile_rates(calibration: Calibration | None, info: DeviceInfo, precision: str, notes: list[str],
-                   clock: Callable[[], float] = time.perf_counter) -> tuple[KernelRates, str]:
-    """The saved profile's rates of this device and precision, else a quick profile measured now (said which)."""
+                   clock: Callable[[], float] = time.perf_counter,
+                   convolutions: bool = True) -> tuple[KernelRates, str]:
+    """The saved profile's rates of this device and precision, else a quick profile measured now (said which;
+    its convolution ladder only when the step runs convolutions)."""
     profile = measured_profile(calibration, info.device_name) if calibration is not None else None
     if profile is not None and precision in profile.precisions:
         where = f" in {calibration.path}" if calibration.path else ""
@@ -372,7 +376,7 @@ def _profile_rates(calibration: Calibration | None, info: DeviceInfo, precision:
     if profile is not None:
         notes.append(f"the saved profile has no {precision} rates: predicted from a quick profile measured now")
     ladder = QUICK_LADDER if info.device == "cpu" else None
-    return (measure_rates(info, precision, ladder=ladder, clock=clock),
+    return (measure_rates(info, precision, ladder=ladder, clock=clock, convolutions=convolutions),
             "quick profile measured in this run (no saved profile)")
 
 

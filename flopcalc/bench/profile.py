@@ -1,20 +1,23 @@
 """A device profile: the rates a step-time prediction reads at each op's own size (docs/calibration.md).
 
 One headline matmul figure prices a 64 x 128 x 784 GEMM like an 8192-cube; a profile instead times a ladder of
-GEMM shapes (skinny and small ones included), a streaming copy at sizes from cache-resident to far past the
-caches (achievable memory bandwidth), an elementwise op at several sizes, and an op that moves nothing (what
-dispatching one op costs). Each point is the median of a few samples of a block of calls.
+GEMM shapes (skinny and small ones included), convolutions (dense and depthwise, forward and both gradients:
+a convolution with few output positions runs far below the GEMM of its shape), a streaming copy at sizes from
+cache-resident to far past the caches (achievable memory bandwidth), an elementwise op at several sizes, an op
+that moves nothing (what dispatching one op costs), and a tiny network's training step (what each phase spends
+per op beyond its kernels). Each point is the median of a few samples of a block of calls.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..calibration import now_utc
-from ..device import KernelRates, ProfileCalibration
+from ..device import STEP_PHASES, KernelRates, ProfileCalibration
+from ..predict import KernelModel, trace_ops
 from .hardware import DeviceInfo
 from .sweep import Timer, fp32_matmul_mode, timer_for
 
@@ -32,20 +35,42 @@ class Ladder:
     copy_bytes: tuple[int, ...]
     elementwise: tuple[int, ...]
     sample_seconds: float  # one sample's target duration
+    conv_inputs: tuple[tuple[int, int], ...] = ()  # (batch, side) of the square inputs convolutions are timed on
+    conv_channels: tuple[int, ...] = ()  # dense: in = out channels, 1x1 and 3x3; also a 3-channel (RGB) stem
+    depthwise_channels: tuple[int, ...] = ()  # 3x3 depthwise
+    max_conv_flops: float = 0.0  # a forward above this is left out
 
     @staticmethod
     def for_device(device: str) -> "Ladder":
         if device == "cpu":
             return Ladder((8, 64, 512, 4096), (8, 64, 512, 2048), 1.1e9, (2**12, 2**16, 2**20, 2**24, 2**27),
-                          (2**10, 2**14, 2**18, 2**22), 0.01)
+                          (2**10, 2**14, 2**18, 2**22), 0.01, ((2, 2), (4, 4), (8, 8), (16, 16), (32, 32)),
+                          (16, 64, 256, 1024), (16, 64, 256), 6e8)
         return Ladder((16, 256, 4096, 32768), (256, 2048, 16384), 1.2e13, (2**16, 2**20, 2**24, 2**28, 2**31),
-                      (2**12, 2**16, 2**20, 2**24, 2**28), 0.005)
+                      (2**12, 2**16, 2**20, 2**24, 2**28), 0.005, ((32, 7), (32, 14), (32, 28), (32, 56)),
+                      (64, 256, 1024), (64, 256, 1024), 4e11)
+
+    def conv_shapes(self) -> list[tuple[int, int, int, int, int, int]]:
+        """(batch, side, in channels, out channels, kernel, groups), the least work first."""
+        shapes = []
+        for batch, side in self.conv_inputs:
+            for channels in self.conv_channels:
+                shapes += [(batch, side, channels, channels, kernel, 1) for kernel in (1, 3)]
+            shapes += [(batch, side, 3, channels, 3, 1) for channels in self.conv_channels[:2]]
+            shapes += [(batch, side, channels, channels, 3, channels) for channels in self.depthwise_channels]
+        return sorted((shape for shape in shapes if _conv_flops(*shape) <= self.max_conv_flops),
+                      key=lambda shape: _conv_flops(*shape))
 
     def gemm_shapes(self) -> list[tuple[int, int, int]]:
         """Smallest first: a run out of time keeps the small shapes, which no headline figure stands for."""
         shapes = [(m, n, k) for m in self.gemm_m for n in self.gemm_nk for k in self.gemm_nk
                   if 2.0 * m * n * k <= self.max_gemm_flops]
         return sorted(shapes, key=lambda shape: shape[0] * shape[1] * shape[2])
+
+
+def _conv_flops(batch: int, side: int, cin: int, cout: int, kernel: int, groups: int) -> float:
+    """A same-padded stride-1 convolution's forward FLOPs."""
+    return 2.0 * batch * side * side * cout * (cin // groups) * kernel * kernel
 
 
 def seconds_per_call(fn: Callable[[], object], timer: Timer, target: float) -> float:
@@ -68,10 +93,11 @@ def _dtype(precision: str):
 
 
 def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = None, seconds: float | None = None,
-                  clock: Callable[[], float] = time.perf_counter) -> KernelRates:
+                  clock: Callable[[], float] = time.perf_counter, convolutions: bool = True) -> KernelRates:
     """Time the ladder in `precision` on the device `info` describes, by `clock` (off a GPU, the kernels too).
     With `seconds`, GEMM shapes left when half of it has gone are not timed (the copy, elementwise and dispatch
-    points always are)."""
+    points always are). `convolutions`: time the ladder's convolutions too (without them a prediction prices
+    convolutions as their GEMMs)."""
     import torch
 
     ladder = ladder or Ladder.for_device(info.device)
@@ -102,28 +128,95 @@ def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = N
         elementwise.append((elements, elements / seconds / 1e9))
     x = torch.randn(4, 4, device=device).to(dtype)
     view_s = seconds_per_call(lambda: x.view(16), timer, target)
-    return KernelRates(tuple(matmul), tuple(memory), tuple(elementwise), view_s * 1e6,
-                       eager_op_seconds(device, dtype, timer, target) * 1e6)
+    convolution = measure_convolutions(ladder, device, dtype, timer, target) if convolutions else ()
+    kernels = KernelRates(tuple(matmul), tuple(memory), tuple(elementwise), view_s * 1e6,
+                          dict.fromkeys(STEP_PHASES, 0.0), tuple(convolution))
+    overhead = step_overhead_us(kernels, device, dtype, clock, _synchronizer(device), target)
+    return replace(kernels, step_op_us=overhead)
 
 
-def eager_op_seconds(device: str, dtype, timer: Timer, target: float) -> float:
-    """What an eager training step spends per op on tiny tensors: a forward and backward through a chain of
-    small multiplies (Python, autograd and dispatch included), over the ops it records."""
+def measure_convolutions(ladder: Ladder, device: str, dtype, timer: Timer,
+                         target: float) -> list[tuple[int, int, int, int, float, float, float]]:
+    """Each ladder convolution's forward, input-gradient and weight-gradient TFLOPS, keyed by its forward's
+    implicit GEMM per group (positions, out channels, in channels x kernel) and groups."""
     import torch
 
-    from ..predict import trace_ops
+    points = []
+    for batch, side, cin, cout, kernel, groups in ladder.conv_shapes():
+        source = torch.randn(batch, cin, side, side, device=device).to(dtype)
+        weight = torch.randn(cout, cin // groups, kernel, kernel, device=device).to(dtype)
+        grad = torch.randn(batch, cout, side, side, device=device).to(dtype)
+        padding = [kernel // 2] * 2
+        backward = (grad, source, weight, None, [1, 1], padding, [1, 1], False, [0, 0], groups)
+        seconds = [
+            seconds_per_call(lambda: torch.ops.aten.convolution(source, weight, None, [1, 1], padding, [1, 1], False,
+                                                               [0, 0], groups), timer, target),
+            seconds_per_call(lambda: torch.ops.aten.convolution_backward(*backward, [True, False, False]), timer, target),
+            seconds_per_call(lambda: torch.ops.aten.convolution_backward(*backward, [False, True, False]), timer, target),
+        ]
+        flops = _conv_flops(batch, side, cin, cout, kernel, groups)
+        points.append((batch * side * side, cout // groups, cin // groups * kernel * kernel, groups,
+                       *(flops / s / 1e12 for s in seconds)))
+    return points
 
-    leaf = torch.randn(4, 4, device=device).to(dtype).requires_grad_()
 
-    def chain() -> None:
-        y = leaf
-        for _ in range(32):
-            y = y * 1.0001
-        y.sum().backward()
-        leaf.grad = None
+def step_overhead_us(kernels: KernelRates, device: str, dtype, clock: Callable[[], float],
+                     sync: Callable[[], None], target: float) -> dict[str, float]:
+    """What an eager training step spends per op beyond its kernel, per phase: a tiny network (4 blocks of
+    Linear 8 -> 8, LayerNorm, GELU; AdamW) whose kernels are all but free, timed phase by phase, less its ops'
+    kernel times at `kernels`' rates, over its ops. Module calls, autograd and the optimizer's loop are what
+    is left, and every op of a real step pays them too."""
+    import torch
 
-    calls = [call for call in trace_ops((("forward", chain),)) if not call.view]
-    return seconds_per_call(chain, timer, target) / max(len(calls), 1)
+    torch.manual_seed(0)
+    layers = [layer for _ in range(4) for layer in (torch.nn.Linear(8, 8), torch.nn.LayerNorm(8), torch.nn.GELU())]
+    network = torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
+    inputs = torch.randn(2, 8, device=device).to(dtype)
+    optimizer = torch.optim.AdamW(network.parameters())
+    state: dict[str, object] = {}
+
+    def forward() -> None:
+        state["loss"] = network(inputs).float().sum()
+
+    def backward() -> None:
+        state.pop("loss").backward()  # type: ignore[attr-defined]
+
+    def update() -> None:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    phases = dict(zip(STEP_PHASES, (forward, backward, update)))
+    for _ in range(3):
+        for run in phases.values():
+            run()
+    calls = trace_ops(tuple(phases.items()), network)
+    times: dict[str, list[float]] = {phase: [] for phase in phases}
+    end = clock() + 20 * target
+    while clock() < end or len(times["forward"]) < 20:
+        for phase, run in phases.items():
+            sync()
+            start = clock()
+            run()
+            sync()
+            times[phase].append(clock() - start)
+    model = KernelModel(kernels)
+    overhead = {}
+    for phase in phases:
+        ops = [call for call in calls if call.phase == phase]
+        kernel_s = sum(model.view_s if call.view else model.kernel(call).seconds for call in ops)
+        counted = sum(call.parts for call in ops if not call.view) or 1
+        overhead[phase] = max(0.0, (statistics.median(times[phase]) - kernel_s) / counted) * 1e6
+    return overhead
+
+
+def _synchronizer(device: str) -> Callable[[], None]:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.synchronize
+    if device == "mps":
+        return torch.mps.synchronize
+    return lambda: None
 
 
 def measure_profile(info: DeviceInfo, precisions: tuple[str, ...], *, ladder: Ladder | None = None,

@@ -10,7 +10,7 @@ step-time model's rates, read from a profile file) over `curve` (a figure that d
 from .curve import BETWEEN, Curve
 from .figures import (ASSUMED_INTER_NODE_GBPS, ASSUMED_INTER_NODE_SOURCE, GB, Device, Figure, FigureOrigin,
                       LinkMeasurement, MatmulMeasurement)
-from .measured import MEASURED_SCOPES, KernelRates, ProfileCalibration, parse_measured_profile
+from .measured import MEASURED_SCOPES, STEP_PHASES, KernelRates, ProfileCalibration, parse_measured_profile
 from .profile import (COLLECTIVES, KERNEL_TIMES, MB, SCOPES, DeviceProfile, Network, Rate, default_profiles_text,
                       device_profile, load_profiles)
 from .resolve import SHIPPED_PROFILES, find_accelerator, resolve_device, with_network
@@ -19,6 +19,6 @@ __all__ = [
     "ASSUMED_INTER_NODE_GBPS", "ASSUMED_INTER_NODE_SOURCE", "BETWEEN", "COLLECTIVES", "Curve", "Device",
     "DeviceProfile", "Figure", "FigureOrigin", "GB", "KERNEL_TIMES", "KernelRates", "LinkMeasurement", "MB", "MEASURED_SCOPES",
     "MatmulMeasurement",
-    "Network", "ProfileCalibration", "Rate", "SCOPES", "SHIPPED_PROFILES", "default_profiles_text", "device_profile", "find_accelerator",
+    "Network", "ProfileCalibration", "Rate", "SCOPES", "SHIPPED_PROFILES", "STEP_PHASES", "default_profiles_text", "device_profile", "find_accelerator",
     "load_profiles", "parse_measured_profile", "resolve_device", "with_network",
 ]

@@ -17,26 +17,34 @@ from .profile import COLLECTIVES
 MEASURED_SCOPES = ("world", "intra", "inter")
 
 
+STEP_PHASES = ("forward", "backward", "optimizer")
+
+
 @dataclass(frozen=True)
 class KernelRates:
     """One precision's measured kernel rates at the sizes they were measured at (docs/calibration.md): matmul
-    TFLOPS per (m, n, k), memory GB/s per bytes moved by a copy, elementwise G elements/s per tensor size, and
-    the time of an op that moves nothing (a view: what dispatching one op costs), and what an eager step spends per
-    tiny op (Python, autograd and dispatch)."""
+    TFLOPS per (m, n, k); convolutions' forward, input-gradient and weight-gradient TFLOPS per implicit GEMM
+    (m, n, k per group) and groups; memory GB/s per bytes moved by a copy; elementwise G elements/s per tensor
+    size; the time of an op that moves nothing (a view: what dispatching one op costs); and what an eager step
+    spends per op beyond its kernel in each phase (Python, modules, autograd, the optimizer's loop)."""
 
     matmul: tuple[tuple[int, int, int, float], ...]  # (m, n, k, TFLOPS)
     memory: tuple[tuple[int, float], ...]  # (bytes moved, GB/s)
     elementwise: tuple[tuple[int, float], ...]  # (elements, G elements/s)
     view_us: float
-    eager_op_us: float  # a tiny op's share of an eager forward + backward: the least any op of a step costs
+    step_op_us: Mapping[str, float]  # phase (STEP_PHASES) -> microseconds per op beyond its kernel
+    # (m, n, k, groups, forward, input-gradient, weight-gradient TFLOPS); m, n, k: the forward's implicit GEMM
+    # per group (output positions, output channels, input channels x kernel)
+    convolution: tuple[tuple[int, int, int, int, float, float, float], ...] = ()
 
     def to_dict(self) -> dict:
         return {
             "matmul": [list(point) for point in self.matmul],
+            "convolution": [list(point) for point in self.convolution],
             "memory": [list(point) for point in self.memory],
             "elementwise": [list(point) for point in self.elementwise],
             "view_us": self.view_us,
-            "eager_op_us": self.eager_op_us,
+            "step_op_us": dict(self.step_op_us),
         }
 
 
@@ -94,7 +102,7 @@ class ProfileCalibration:
 # --------------------------------------------------------------------------------------------- reading
 
 _PROFILE_KEYS = {"device_name", "measured_at", "torch_version", "threads", "precisions", "busbw"}
-_RATES_KEYS = {"matmul", "memory", "elementwise", "view_us", "eager_op_us"}
+_RATES_KEYS = {"matmul", "convolution", "memory", "elementwise", "view_us", "step_op_us"}
 
 
 def parse_measured_profile(entry: Any, where: str) -> ProfileCalibration:
@@ -149,18 +157,27 @@ def _parse_rates(entry: Any, where: str) -> KernelRates:
     matmul = _points(entry["matmul"], f"{where} matmul", 4)
     if any(any(x != int(x) for x in point[:3]) for point in matmul):
         raise CalibrationError(f"{where} matmul: m, n and k must be whole numbers")
+    convolution = (_points(entry["convolution"], f"{where} convolution", 7, sizes=4)
+                   if entry["convolution"] != [] else ())  # none measured: convolutions are priced as GEMMs
+    if any(any(x != int(x) for x in point[:4]) for point in convolution):
+        raise CalibrationError(f"{where} convolution: m, n, k and groups must be whole numbers")
+    step_op_us = entry["step_op_us"]
+    if not isinstance(step_op_us, dict) or set(step_op_us) != set(STEP_PHASES):
+        raise CalibrationError(f"{where} step_op_us: expected microseconds for each of {', '.join(STEP_PHASES)}")
     return KernelRates(
         matmul=tuple((int(m), int(n), int(k), tflops) for m, n, k, tflops in matmul),
         memory=tuple((int(size), rate) for size, rate in _points(entry["memory"], f"{where} memory", 2)),
         elementwise=tuple((int(size), rate) for size, rate in _points(entry["elementwise"], f"{where} elementwise", 2)),
         view_us=_positive(entry["view_us"], f"{where} view_us"),
-        eager_op_us=_positive(entry["eager_op_us"], f"{where} eager_op_us"),
+        step_op_us={phase: _at_least_zero(step_op_us[phase], f"{where} step_op_us {phase}") for phase in STEP_PHASES},
+        convolution=tuple((int(m), int(n), int(k), int(groups), forward, input_grad, weight_grad)
+                          for m, n, k, groups, forward, input_grad, weight_grad in convolution),
     )
 
 
-def _points(value: Any, where: str, width: int) -> tuple[tuple[float, ...], ...]:
-    """A non-empty list of `width`-number points, every number finite and > 0, the sizes (all but the last
-    number) distinct."""
+def _points(value: Any, where: str, width: int, sizes: int | None = None) -> tuple[tuple[float, ...], ...]:
+    """A non-empty list of `width`-number points, every number finite and > 0, the sizes (the first `sizes`
+    numbers, default all but the last) distinct."""
     if not isinstance(value, list) or not value:
         raise CalibrationError(f"{where}: expected a non-empty list of points")
     points = []
@@ -169,7 +186,7 @@ def _points(value: Any, where: str, width: int) -> tuple[tuple[float, ...], ...]
                 isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0 for x in point)):
             raise CalibrationError(f"{where}: every point must be {width} positive numbers, got {point!r}")
         points.append(tuple(float(x) for x in point))
-    if len({point[:-1] for point in points}) != len(points):
+    if len({point[:sizes or width - 1] for point in points}) != len(points):
         raise CalibrationError(f"{where}: a size appears twice")
     return tuple(points)
 
@@ -183,6 +200,12 @@ def _no_unknown_keys(entry: Mapping, allowed: set[str], where: str) -> None:
 def _positive(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise CalibrationError(f"{where}: must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _at_least_zero(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise CalibrationError(f"{where}: must be a number >= 0, got {value!r}")
     return float(value)
 
 

@@ -20,10 +20,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from ..device import Curve, KernelRates
+from ..device import STEP_PHASES, Curve, KernelRates
 from ..errors import CalibrationError
 
-PHASES = ("forward", "backward", "optimizer")
+PHASES = STEP_PHASES
 _GEMMS = frozenset({"mm", "addmm", "bmm", "baddbmm", "_int_mm", "_scaled_mm"})
 _TRANSCENDENTAL = frozenset({
     "tanh", "exp", "log", "sigmoid", "gelu", "gelu_backward", "erf", "silu", "silu_backward", "_softmax",
@@ -48,9 +48,31 @@ class Gemm:
 
 
 @dataclass(frozen=True)
+class Convolution:
+    """A convolution as the profile's convolution points are keyed: its forward's implicit GEMM per group
+    (m output positions, n output channels, k input channels x kernel), the groups, whether it is depthwise
+    (one input channel per group), and which passes the op runs (forward; input_grad and/or weight_grad)."""
+
+    m: int
+    n: int
+    k: int
+    groups: int
+    depthwise: bool
+    passes: tuple[str, ...]
+
+    @property
+    def flops(self) -> float:
+        """One pass's FLOPs: the forward, the input gradient and the weight gradient each do this much."""
+        return 2.0 * self.m * self.n * self.k * self.groups
+
+
+CONVOLUTION_PASSES = ("forward", "input_grad", "weight_grad")  # the order of a convolution point's rates
+
+
+@dataclass(frozen=True)
 class OpCall:
     """One op the step ran: its name, phase, innermost module, GEMMs (if any), bytes moved, elements written,
-    and `parts`: how many kernels it is (a `_foreach_` op runs one per tensor)."""
+    `parts`: how many kernels it is (a `_foreach_` op runs one per tensor), and a convolution's shape."""
 
     name: str
     phase: str
@@ -60,6 +82,7 @@ class OpCall:
     elements: float
     view: bool = False
     parts: int = 1
+    convolution: Convolution | None = None
 
 
 @dataclass(frozen=True)
@@ -103,9 +126,10 @@ class GraphPrediction:
 
 
 class KernelModel:
-    """A precision's measured rates, read at any size: matmul by (M, N, K) (a weighted geometric mean of the
-    nearest measured shapes, distances in log2 of each dimension), copy bandwidth and elementwise rate by size
-    (log-linear between the measured sizes, the nearest end's value beyond them)."""
+    """A precision's measured rates, read at any size: matmul by (M, N, K) and convolutions by their implicit
+    GEMM (a weighted geometric mean of the nearest measured shapes, distances in log2 of each dimension), copy
+    bandwidth and elementwise rate by size (log-linear between the measured sizes, the nearest end's value
+    beyond them)."""
 
     def __init__(self, rates: KernelRates, source: str = "measured by flopcalc bench"):
         if not rates.matmul or not rates.memory or not rates.elementwise:
@@ -113,21 +137,34 @@ class KernelModel:
         self.rates = rates
         self._gemm_points = [(math.log2(m), math.log2(n), math.log2(k), math.log(tflops * 1e12))
                              for m, n, k, tflops in rates.matmul]
+        # per pass: dense points keyed (m, n, k); depthwise points keyed (m, channels, k)
+        self._dense = {p: [(math.log2(m), math.log2(n), math.log2(k), math.log(point[4 + i] * 1e12))
+                           for point in rates.convolution for m, n, k, groups in [point[:4]] if groups == 1]
+                       for i, p in enumerate(CONVOLUTION_PASSES)}
+        self._depthwise = {p: [(math.log2(m), math.log2(groups), math.log2(k), math.log(point[4 + i] * 1e12))
+                               for point in rates.convolution for m, n, k, groups in [point[:4]] if groups > 1]
+                           for i, p in enumerate(CONVOLUTION_PASSES)}
+        self.op_overhead_s = {phase: rates.step_op_us.get(phase, 0.0) * 1e-6 for phase in PHASES}
         self._bandwidth = Curve(tuple((float(size), rate * 1e9) for size, rate in sorted(rates.memory)), source,
                                 "log-linear")
         self._elementwise = Curve(tuple((float(size), rate * 1e9) for size, rate in sorted(rates.elementwise)),
                                   source, "log-linear")
         self.view_s = rates.view_us * 1e-6
-        self.op_floor_s = rates.eager_op_us * 1e-6
 
     def matmul_flops_per_s(self, m: float, n: float, k: float) -> float:
-        here = (math.log2(max(m, 1)), math.log2(max(n, 1)), math.log2(max(k, 1)))
-        scored = sorted((sum((a - b) ** 2 for a, b in zip(here, point[:3])), point[3]) for point in self._gemm_points)
-        nearest = scored[:_NEAREST]
-        if nearest[0][0] < 1e-12:
-            return math.exp(nearest[0][1])
-        weights = [1.0 / squared for squared, _ in nearest]  # 1 / distance², distances in log2 of each dimension
-        return math.exp(sum(w * value for w, (_, value) in zip(weights, nearest)) / sum(weights))
+        return _nearest_rate(self._gemm_points, (m, n, k))
+
+    def convolution_s(self, convolution: Convolution) -> float | None:
+        """The convolution's passes at the rates measured for convolutions nearest its shape (a depthwise one
+        among the depthwise points, keyed by positions, channels and kernel); None when the profile has no
+        convolution points of its kind. A grouped convolution that is not depthwise runs as `groups` dense
+        ones of its per-group shape."""
+        family = self._depthwise if convolution.depthwise else self._dense
+        if not all(family[p] for p in convolution.passes):
+            return None
+        shape = ((convolution.m, convolution.groups, convolution.k) if convolution.depthwise
+                 else (convolution.m, convolution.n, convolution.k))
+        return sum(convolution.flops / _nearest_rate(family[p], shape) for p in convolution.passes)
 
     def memory_s(self, nbytes: float) -> float:
         """A copy-like op moving `nbytes` (at least one dispatch)."""
@@ -141,15 +178,21 @@ class KernelModel:
         return gemm.flops / self.matmul_flops_per_s(gemm.batch * gemm.m, gemm.n, gemm.k)
 
     def price(self, call: OpCall) -> OpTime:
-        """The op's roofline time at measured rates, and never less than an eager step spends per op."""
+        """The op's roofline time at measured rates plus what an eager step of its phase spends per op beyond
+        the kernel (bound "dispatch" when that is the larger part); a view costs one dispatch."""
         if call.view:
             return OpTime(call, self.view_s, "dispatch")
-        timed = self._roofline(call)
-        floor = self.op_floor_s * call.parts
-        return timed if timed.seconds >= floor else OpTime(call, floor, "dispatch")
+        timed = self.kernel(call)
+        overhead = self.op_overhead_s.get(call.phase, 0.0) * call.parts
+        return OpTime(call, timed.seconds + overhead, timed.bound if timed.seconds >= overhead else "dispatch")
 
-    def _roofline(self, call: OpCall) -> OpTime:
+    def kernel(self, call: OpCall) -> OpTime:
+        """The op's kernel time: the slower of its arithmetic and its memory time at measured rates."""
         memory = sum(self.memory_s(call.bytes / call.parts) for _ in range(call.parts))
+        if call.convolution is not None:
+            compute = self.convolution_s(call.convolution)
+            if compute is not None:
+                return OpTime(call, max(compute, memory), "convolution" if compute >= memory else "memory")
         if call.gemms:
             compute = sum(self.gemm_s(gemm) for gemm in call.gemms)
             return OpTime(call, max(compute, memory), "matmul" if compute >= memory else "memory")
@@ -165,6 +208,18 @@ def predict_ops(calls: Sequence[OpCall], rates: KernelRates, *, precision: str =
     """Price every recorded op with `rates` (one precision of a measured profile)."""
     model = KernelModel(rates)
     return GraphPrediction(tuple(model.price(call) for call in calls), precision, device_name)
+
+
+def _nearest_rate(points: Sequence[tuple[float, float, float, float]], shape: tuple[float, float, float]) -> float:
+    """A weighted geometric mean of the `_NEAREST` points' rates nearest `shape`, weights 1 / distance² in log2
+    of each dimension (exact at a measured shape)."""
+    here = tuple(math.log2(max(x, 1)) for x in shape)
+    scored = sorted((sum((a - b) ** 2 for a, b in zip(here, point[:3])), point[3]) for point in points)
+    nearest = scored[:_NEAREST]
+    if nearest[0][0] < 1e-12:
+        return math.exp(nearest[0][1])
+    weights = [1.0 / squared for squared, _ in nearest]
+    return math.exp(sum(w * value for w, (_, value) in zip(weights, nearest)) / sum(weights))
 
 
 def _base_name(name: str) -> str:
@@ -239,6 +294,26 @@ def op_gemms(name: str, args: Sequence[Any], out: Any) -> tuple[Gemm, ...]:
     return ()
 
 
+def op_convolution(name: str, args: Sequence[Any], out: Any) -> Convolution | None:
+    """The shape a convolution op runs at, for the profile's convolution points: None for other ops and for
+    transposed convolutions (priced as their GEMMs)."""
+    if name == "convolution" and not bool(args[6]):
+        weight, groups = args[1], int(args[8])
+        passes: tuple[str, ...] = ("forward",)
+        positions = out.shape[0] * _size(out.shape[2:])
+    elif name == "convolution_backward" and not bool(args[7]):
+        grad_output, weight, groups, mask = args[0], args[2], int(args[9]), args[10]
+        passes = tuple(p for p, wanted in zip(("input_grad", "weight_grad"), mask[:2]) if wanted)
+        positions = grad_output.shape[0] * _size(grad_output.shape[2:])
+        if not passes:
+            return None
+    else:
+        return None
+    cin_g, cout_g = int(weight.shape[1]), int(weight.shape[0]) // groups
+    return Convolution(int(positions), cout_g, cin_g * _size(weight.shape[2:]), groups, groups > 1 and cin_g == 1,
+                       passes)
+
+
 class _Recorder:
     """The dispatch mode and module tracker that record each op of a phase."""
 
@@ -257,10 +332,11 @@ class _Recorder:
         if name.endswith("_") and not outputs and args:  # an in-place op that returns nothing writes its first argument
             written = _nbytes(_tensors(args[0]))
         parts = len(_tensors(args[0])) if name.startswith("_foreach") and args else 1
-        gemms = op_gemms(name, args, out if not isinstance(out, (tuple, list)) else (out[0] if out else None))
+        first_out = out if not isinstance(out, (tuple, list)) else (out[0] if out else None)
+        gemms = op_gemms(name, args, first_out)
         elements = float(sum(t.numel() for t in outputs)) or float(sum(t.numel() for t in _tensors(args[:1])))
         self.calls.append(OpCall(name, self.phase, layer, gemms, _nbytes(inputs) + written, elements,
-                                 parts=max(parts, 1)))
+                                 parts=max(parts, 1), convolution=op_convolution(name, args, first_out)))
 
 
 def trace_ops(phases: Sequence[tuple[str, Callable[[], object]]], module: Any = None) -> tuple[OpCall, ...]:

@@ -59,7 +59,10 @@ def _matmul_footer(result: "MatmulBenchResult") -> list[str]:
         best_gbps = max(gbps for _, gbps in rates.memory)
         lines.append(f"{precision} device profile: {len(rates.matmul)} GEMM shapes "
                      f"({min(p[3] for p in rates.matmul):.3g}-{max(p[3] for p in rates.matmul):.3g} TFLOPS), copy up to "
-                     f"{best_gbps:.3g} GB/s, {rates.eager_op_us:.3g} us per eager op (docs/calibration.md)")
+                     f"{best_gbps:.3g} GB/s, {len(rates.convolution)} convolutions, "
+                     f"{rates.step_op_us['forward']:.3g}/{rates.step_op_us['backward']:.3g}/"
+                     f"{rates.step_op_us['optimizer']:.3g} us per op beyond its kernel (forward/backward/optimizer; "
+                     "docs/calibration.md)")
     if result.calibration_file:
         lines.append(f"calibration saved to {result.calibration_file}")
     return lines

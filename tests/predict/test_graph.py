@@ -7,11 +7,14 @@ import torch.nn as nn
 from flopcalc.calibration import KernelRates
 from flopcalc.errors import CalibrationError
 from flopcalc.predict import KernelModel, OpCall, predict_ops, trace_ops
-from flopcalc.predict.graph import Gemm, op_gemms
+from flopcalc.predict.graph import Convolution, Gemm, op_convolution, op_gemms
 
 # one point each: every size reads the same rate, so every price is exact arithmetic
+NO_OVERHEAD = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
 RATES = KernelRates(matmul=((64, 64, 64, 2.0),), memory=((1 << 20, 10.0),), elementwise=((1 << 16, 0.5),), view_us=3.0,
-                    eager_op_us=4.0)
+                    step_op_us=NO_OVERHEAD)
+# one dense and one depthwise convolution point: forward, input-gradient and weight-gradient TFLOPS
+CONVOLUTIONS = ((64, 64, 64, 1, 1.0, 0.5, 0.25), (64, 1, 9, 32, 0.01, 0.02, 0.04))
 
 
 def _training_step(model, x):
@@ -75,16 +78,13 @@ def test_prices_are_exact_at_a_one_point_profile():
     assert model.price(tanh).seconds == pytest.approx(1e4 / 0.5e9) and model.price(tanh).bound == "elementwise"
     view = OpCall("view", "forward", "l", (), 0.0, 0.0, view=True)
     assert model.price(view).seconds == pytest.approx(3e-6)
-    tiny = OpCall("add", "forward", "l", (), bytes=8.0, elements=1.0)
-    assert model.price(tiny).seconds == pytest.approx(4e-6)  # no op is cheaper than an eager step spends per op
-    assert model.price(tiny).bound == "dispatch"
     foreach = OpCall("_foreach_add_", "optimizer", "", (), bytes=2e6, elements=2e5, parts=4)
     assert model.price(foreach).seconds == pytest.approx(4 * 0.5e6 / 10e9)
 
 
 def test_the_matmul_rate_between_measured_shapes_is_weighted_toward_the_nearest():
     rates = KernelRates(matmul=((64, 64, 64, 1.0), (1024, 64, 64, 4.0)), memory=((1, 1.0),), elementwise=((1, 1.0),),
-                        view_us=1.0, eager_op_us=1.0)
+                        view_us=1.0, step_op_us=NO_OVERHEAD)
     model = KernelModel(rates)
     assert model.matmul_flops_per_s(64, 64, 64) == pytest.approx(1e12)
     assert model.matmul_flops_per_s(1024, 64, 64) == pytest.approx(4e12)
@@ -103,9 +103,59 @@ def test_predict_ops_sums_per_phase_and_per_layer():
 
 def test_a_profile_without_points_is_refused():
     with pytest.raises(CalibrationError, match="needs matmul, memory and elementwise"):
-        KernelModel(KernelRates((), ((1, 1.0),), ((1, 1.0),), 1.0, 1.0))
+        KernelModel(KernelRates((), ((1, 1.0),), ((1, 1.0),), 1.0, NO_OVERHEAD))
 
 
 def test_an_unknown_phase_is_refused():
     with pytest.raises(ValueError, match="unknown phase"):
         trace_ops((("warmup", lambda: None),))
+
+
+def test_every_op_pays_its_phases_overhead_on_top_of_its_kernel():
+    rates = KernelRates(RATES.matmul, RATES.memory, RATES.elementwise, 3.0,
+                        {"forward": 4.0, "backward": 2.0, "optimizer": 1.0})
+    model = KernelModel(rates)
+    tiny = OpCall("add", "forward", "l", (), bytes=8.0, elements=1.0)
+    # a kernel is at least one dispatch (the view's 3 us), then the phase's 4 us on top
+    assert model.price(tiny).seconds == pytest.approx(3e-6 + 4e-6) and model.price(tiny).bound == "dispatch"
+    copy = OpCall("add", "backward", "l", (), bytes=1e6, elements=1e5)
+    assert model.price(copy).seconds == pytest.approx(1e6 / 10e9 + 2e-6) and model.price(copy).bound == "memory"
+    foreach = OpCall("_foreach_add_", "optimizer", "", (), bytes=2e6, elements=2e5, parts=4)
+    assert model.price(foreach).seconds == pytest.approx(4 * 0.5e6 / 10e9 + 4 * 1e-6)
+    view = OpCall("view", "forward", "l", (), 0.0, 0.0, view=True)
+    assert model.price(view).seconds == pytest.approx(3e-6)  # a view is one dispatch, no kernel
+
+
+def test_convolutions_record_the_shape_and_passes_they_run():
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    calls = _training_step(conv, torch.randn(2, 3, 10, 10, requires_grad=True))
+    shapes = [(c.phase, c.convolution) for c in calls if c.convolution is not None]
+    assert shapes == [("forward", Convolution(200, 8, 27, 1, False, ("forward",))),
+                      ("backward", Convolution(200, 8, 27, 1, False, ("input_grad", "weight_grad")))]
+    stem = _training_step(conv, torch.randn(2, 3, 10, 10))  # an input without a gradient: the weight's alone
+    assert [c.convolution.passes for c in stem if c.convolution is not None] == [("forward",), ("weight_grad",)]
+    depthwise = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+    out = depthwise(torch.randn(1, 4, 6, 6))
+    args = (torch.randn(1, 4, 6, 6), depthwise.weight, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 4)
+    assert op_convolution("convolution", args, out) == Convolution(36, 1, 9, 4, True, ("forward",))
+    transposed = args[:6] + (True,) + args[7:]
+    assert op_convolution("convolution", transposed, out) is None  # priced as its GEMMs
+
+
+def test_a_convolution_is_priced_at_the_measured_convolution_rates_of_its_passes():
+    rates = KernelRates(RATES.matmul, ((1, 1e9),), RATES.elementwise, 3.0, NO_OVERHEAD, CONVOLUTIONS)
+    model = KernelModel(rates)
+    dense = Convolution(64, 64, 64, 1, False, ("input_grad", "weight_grad"))
+    call = OpCall("convolution_backward", "backward", "c", (Gemm(64, 64, 64), Gemm(64, 64, 64)), 8.0, 1.0,
+                  convolution=dense)
+    flops = 2 * 64**3
+    assert model.price(call).seconds == pytest.approx(flops / 0.5e12 + flops / 0.25e12)
+    assert model.price(call).bound == "convolution"
+    depthwise = Convolution(64, 1, 9, 32, True, ("forward",))
+    call = OpCall("convolution", "forward", "c", (Gemm(64, 1, 9, 32),), 8.0, 1.0, convolution=depthwise)
+    assert model.price(call).seconds == pytest.approx(2 * 64 * 9 * 32 / 0.01e12)  # among the depthwise points
+    large = Convolution(65536, 1, 9, 32, True, ("forward",))
+    call = OpCall("convolution", "forward", "c", (Gemm(65536, 1, 9, 32),), 8.0, 1.0, convolution=large)
+    without = KernelModel(RATES)  # no convolution measured: the implicit GEMM at the matmul rate
+    assert without.price(call).seconds == pytest.approx(2 * 32 * 65536 * 9 / 2e12)
+    assert without.price(call).bound == "matmul"
