@@ -165,3 +165,18 @@ def test_the_fleet_stores_bus_bandwidth_by_message_size_in_the_profile(tmp_path)
     assert (small_gbps, large_gbps) == pytest.approx((2**28 / 0.005 / 1e9 * 1.75, 2**30 / 0.02 / 1e9 * 1.75))
     ((size, gbps),) = profile.busbw["world"]["p2p"]
     assert size == 2**30 and gbps == pytest.approx(2**30 / 0.05 / 1e9)
+
+
+def test_bench_model_warns_when_it_runs_above_the_measured_matmul_peak(examples):
+    """A model cannot outrun its own matmuls: a calibration whose peak it beats is wrong, and bench says so."""
+    from flopcalc.bench.model import run_model_bench
+    from flopcalc.calibration import Calibration, DeviceCalibration, MatmulCalibration
+
+    name = describe_device("cpu").device_name
+    tiny_peak = MatmulCalibration({"fp32": 1e-9}, "2026-12-03T10:00:00+00:00", "2.13", 1.0)  # 1 kFLOP/s
+    calibration = Calibration({name: DeviceCalibration("cpu", matmul=tiny_peak)})
+    result = run_model_bench(f"{examples / 'mlp.py'}:build", ["8x784"], device="cpu", seconds=0.3,
+                             calibration=calibration, predict=False)
+    (warning,) = [w for w in result.warnings if "measured matmul peak" in w]
+    assert f"{result.fraction_of_measured:.0%} of the measured matmul peak" in warning
+    assert "the calibration is wrong" in warning and result.fraction_of_measured > 1

@@ -95,8 +95,8 @@ def _dtype(precision: str):
 def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = None, seconds: float | None = None,
                   clock: Callable[[], float] = time.perf_counter, convolutions: bool = True) -> KernelRates:
     """Time the ladder in `precision` on the device `info` describes, by `clock` (off a GPU, the kernels too).
-    With `seconds`, GEMM shapes left when half of it has gone are not timed (the copy, elementwise and dispatch
-    points always are). `convolutions`: time the ladder's convolutions too (without them a prediction prices
+    With `seconds`, GEMM shapes left when half of it has gone are not timed, nor convolutions left after the next
+    quarter (the copy, elementwise, dispatch and step points always are). `convolutions`: time the ladder's convolutions too (without them a prediction prices
     convolutions as their GEMMs)."""
     import torch
 
@@ -128,21 +128,27 @@ def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = N
         elementwise.append((elements, elements / seconds / 1e9))
     x = torch.randn(4, 4, device=device).to(dtype)
     view_s = seconds_per_call(lambda: x.view(16), timer, target)
-    convolution = measure_convolutions(ladder, device, dtype, timer, target) if convolutions else ()
+    conv_end = clock() + seconds / 4 if seconds else None  # convolutions: the next quarter of the budget
+    convolution = measure_convolutions(ladder, device, dtype, timer, target, lambda: conv_end is not None
+                                       and clock() > conv_end) if convolutions else ()
     kernels = KernelRates(tuple(matmul), tuple(memory), tuple(elementwise), view_s * 1e6,
                           dict.fromkeys(STEP_PHASES, 0.0), tuple(convolution))
     overhead = step_overhead_us(kernels, device, dtype, clock, _synchronizer(device), target)
     return replace(kernels, step_op_us=overhead)
 
 
-def measure_convolutions(ladder: Ladder, device: str, dtype, timer: Timer,
-                         target: float) -> list[tuple[int, int, int, int, float, float, float]]:
+def measure_convolutions(ladder: Ladder, device: str, dtype, timer: Timer, target: float,
+                         out_of_time: Callable[[], bool] = lambda: False,
+                         ) -> list[tuple[int, int, int, int, float, float, float]]:
     """Each ladder convolution's forward, input-gradient and weight-gradient TFLOPS, keyed by its forward's
-    implicit GEMM per group (positions, out channels, in channels x kernel) and groups."""
+    implicit GEMM per group (positions, out channels, in channels x kernel) and groups; the least work first,
+    until `out_of_time`."""
     import torch
 
-    points = []
+    points: list[tuple[int, int, int, int, float, float, float]] = []
     for batch, side, cin, cout, kernel, groups in ladder.conv_shapes():
+        if points and out_of_time():
+            break
         source = torch.randn(batch, cin, side, side, device=device).to(dtype)
         weight = torch.randn(cout, cin // groups, kernel, kernel, device=device).to(dtype)
         grad = torch.randn(batch, cout, side, side, device=device).to(dtype)

@@ -2,15 +2,18 @@
 
 The transformer model (`step`) knows a layer's GEMMs from its dimensions; an arbitrary model does not have
 them, so the ops are recorded as torch dispatches them (forward, backward and optimizer), with their shapes:
-- GEMMs (mm, addmm, bmm, baddbmm) and convolutions (as their implicit GEMM: M = output positions, N = output
-  channels, K = input channels x kernel, per group; backward: input and weight gradients at their own shapes)
-  and fused attention (its products) run at the matmul rate measured nearest their (M, N, K);
+- convolutions at the convolution rates measured nearest their implicit GEMM (M = output positions, N = output
+  channels, K = input channels x kernel, per group), each pass (forward, input and weight gradient) at its own;
+- GEMMs (mm, addmm, bmm, baddbmm), convolutions a profile has no points for (as their implicit GEMMs; backward:
+  input and weight gradients at their own shapes) and fused attention (its products) run at the matmul rate
+  measured nearest their (M, N, K);
 - every other op moves its inputs and outputs: the bytes over the bandwidth a copy of that size achieved;
   transcendental elementwise ops at least the measured elementwise rate; views cost one dispatch.
 In eager mode every op is its own kernel that reads its inputs and writes its outputs, so the bytes are each
 op's own tensors: `counting/traffic.py` prices a fused layer (a serving bound), which eager training is not.
-An op's time is the slower of its arithmetic and its memory time (a roofline per op, at measured rates), and
-never less than the measured time an eager step spends per tiny op (Python, autograd, dispatch).
+A kernel's time is the slower of its arithmetic and its memory time (a roofline per op, at measured rates);
+every op then pays what an eager step of its phase measurably spends per op beyond its kernel (module calls,
+autograd, the optimizer's loop).
 """
 
 from __future__ import annotations
