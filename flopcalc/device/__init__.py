@@ -4,9 +4,12 @@ calibration, plan, infer, the meter, bench and predict all read devices through 
 
 The package: `resolve` (the resolver) over `figures` (the record and the measurements that replace datasheet
 figures) over `measured` (the kernel rates `bench --save` measured on this machine) over `profile` (the
-step-time model's rates, read from a profile file) over `curve` (a figure that depends on a size).
+step-time model's rates, read from a profile file) over `curve` (a figure that depends on a size) and `cpu`
+(what this machine's CPU is, and the peak its cores, clock and SIMD flags give).
 """
 
+from .cpu import (BF16_FLOP_PER_CYCLE, FP32_FLOP_PER_CYCLE, CpuInfo, available_cpus, cpu_peak_estimate, flop_per_cycle,
+                  parse_cpuinfo, read_cpu_info)
 from .curve import BETWEEN, Curve
 from .figures import (ASSUMED_INTER_NODE_GBPS, ASSUMED_INTER_NODE_SOURCE, GB, Device, Figure, FigureOrigin,
                       LinkMeasurement, MatmulMeasurement)
@@ -16,6 +19,8 @@ from .profile import (COLLECTIVES, KERNEL_TIMES, MB, SCOPES, DeviceProfile, Netw
 from .resolve import SHIPPED_PROFILES, find_accelerator, resolve_device, with_network
 
 __all__ = [
+    "BF16_FLOP_PER_CYCLE", "CpuInfo", "FP32_FLOP_PER_CYCLE", "available_cpus", "cpu_peak_estimate", "flop_per_cycle",
+    "parse_cpuinfo", "read_cpu_info",
     "ASSUMED_INTER_NODE_GBPS", "ASSUMED_INTER_NODE_SOURCE", "BETWEEN", "COLLECTIVES", "Curve", "Device",
     "DeviceProfile", "Figure", "FigureOrigin", "GB", "KERNEL_TIMES", "KernelRates", "LinkMeasurement", "MB", "MEASURED_SCOPES",
     "MatmulMeasurement",

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..calibration import calibrated_throughput, load_calibration
 from ..catalog import load_catalog
-from ..device import resolve_device
+from ..device import cpu_peak_estimate, read_cpu_info, resolve_device
 from ..errors import CatalogError, UsageError
 from ..units import format_number, normalize_precision
 
@@ -23,7 +23,9 @@ PEAK_KINDS = ("given", "datasheet", "measured")
 
 @dataclass(frozen=True)
 class Peak:
-    """FLOP/s an MFU divides by. `kind` is given | datasheet | measured; `label` says where it came from."""
+    """FLOP/s an MFU divides by. `kind` is given | datasheet | measured (a CPU the catalogue lacks has its
+    estimated peak, cores x clock x FLOP per cycle, as its datasheet one: the label says so); `label` says where
+    it came from."""
 
     kind: str
     flops: float
@@ -31,19 +33,6 @@ class Peak:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "peak_flops": self.flops, "label": self.label}
-
-
-def cpu_model_name() -> str | None:
-    """This machine's CPU model as /proc/cpuinfo names it (Linux), None elsewhere."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and value.strip():
-                    return value.strip()
-    except OSError:
-        return None
-    return None
 
 
 def resolve_peaks(
@@ -60,7 +49,8 @@ def resolve_peaks(
     - `peak_flops`: a figure the user gives (FLOP/s), labelled as such.
     - the datasheet's dense peak of `device_name` at `precision` (default: the GPU's fastest 16-bit one); a
       name the user gave (`gpu_given`) that the catalogue lacks is an error, a detected one (a CPU) a note.
-      Without a name (no CUDA device), the catalogue's entry for this machine's CPU when it names one.
+      Without a name (no CUDA device), the catalogue's entry for this machine's CPU when it names one, else
+      the CPU's estimated peak (cores x clock x FLOP per cycle from its SIMD flags).
     - the measured matmul peak of the device in `calibration` (a file, or "auto").
     """
     peaks: list[Peak] = []
@@ -82,17 +72,22 @@ def resolve_peaks(
             peaks.append(Peak("datasheet", flops, f"{device.peak.source} peak of {device.id}: "
                                                   f"{format_number(flops / 1e12)} TFLOP/s"))
     else:
-        cpu_name = cpu_model_name()
-        entry = catalog.match_cpu(cpu_name) if cpu_name else None
+        cpu = read_cpu_info()
+        entry = catalog.match_cpu(cpu.model_name)
         chosen = normalize_precision(precision) if precision else "fp32"
+        estimate = cpu_peak_estimate(cpu, chosen)
         if entry is not None and chosen in entry.peak_tflops:
-            cpu = resolve_device(entry.id, chosen, catalog=catalog)
-            flops = cpu.peak.value
-            peaks.append(Peak("datasheet", flops, f"{cpu.peak.source} peak of the CPU {cpu.id} (all "
+            figures = resolve_device(entry.id, chosen, catalog=catalog)
+            flops = figures.peak.value
+            peaks.append(Peak("datasheet", flops, f"{figures.peak.source} peak of the CPU {figures.id} (all "
                                                   f"{entry.cores} cores): {format_number(flops / 1e12)} TFLOP/s"))
+        elif estimate is not None:  # a CPU the catalogue lacks: what its cores, clock and SIMD flags give
+            flops, how = estimate
+            peaks.append(Peak("datasheet", flops, f"{chosen} peak of the CPU {cpu.model_name}, not in the catalogue, "
+                                                  f"by {how}: {format_number(flops / 1e12)} TFLOP/s"))
         else:
-            named = f" (this CPU, {cpu_name}, is not in the catalogue)" if cpu_name else ""
-            notes.append(f"no datasheet peak: no device name{named} (pass device_name='H100-SXM' or the like)")
+            notes.append(f"no datasheet peak: no device name (this CPU, {cpu.model_name}, is not in the catalogue "
+                         f"and its {chosen} peak cannot be estimated; pass device_name='H100-SXM' or the like)")
     if calibration is not None:
         throughput, _ = calibrated_throughput(
             load_calibration(calibration), device_name=device_name, precision=precision,
