@@ -62,6 +62,8 @@ def test_measured_rates_cover_the_ladder():
     assert [point[:4] for point in rates.convolution] == [(4, 2, 2, 1), (4, 2, 18, 1), (4, 2, 27, 1)]
     assert all(rate > 0 for point in rates.convolution for rate in point[4:])
     assert measure_rates(describe_device("cpu"), "fp32", ladder=TINY, convolutions=False).convolution == ()
+    budgeted = measure_rates(describe_device("cpu"), "fp32", ladder=TINY, seconds=600)  # time for every shape
+    assert len(budgeted.matmul) == 2 and len(budgeted.convolution) == 3
 
 
 @pytest.mark.parametrize("edit, message", [

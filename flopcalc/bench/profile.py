@@ -112,20 +112,20 @@ def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = N
                 break
             a = torch.randn(m, k, device=device).to(dtype)
             b = torch.randn(k, n, device=device).to(dtype)
-            seconds = seconds_per_call(lambda: torch.mm(a, b), timer, target)
-            matmul.append((m, n, k, 2.0 * m * n * k / seconds / 1e12))
+            call_s = seconds_per_call(lambda: torch.mm(a, b), timer, target)
+            matmul.append((m, n, k, 2.0 * m * n * k / call_s / 1e12))
     memory = []
     for moved in ladder.copy_bytes:  # a copy reads and writes: half the bytes moved each way
         elements = max(1, moved // 2 // torch.empty((), dtype=dtype).element_size())
         source, destination = torch.randn(elements, device=device).to(dtype), torch.empty(elements, dtype=dtype, device=device)
-        seconds = seconds_per_call(lambda: destination.copy_(source), timer, target)
-        memory.append((moved, moved / seconds / 1e9))
+        call_s = seconds_per_call(lambda: destination.copy_(source), timer, target)
+        memory.append((moved, moved / call_s / 1e9))
         del source, destination
     elementwise = []
     for elements in ladder.elementwise:
         x = torch.randn(elements, device=device).to(dtype)
-        seconds = seconds_per_call(lambda: torch.tanh(x), timer, target)
-        elementwise.append((elements, elements / seconds / 1e9))
+        call_s = seconds_per_call(lambda: torch.tanh(x), timer, target)
+        elementwise.append((elements, elements / call_s / 1e9))
     x = torch.randn(4, 4, device=device).to(dtype)
     view_s = seconds_per_call(lambda: x.view(16), timer, target)
     conv_end = clock() + seconds / 4 if seconds else None  # convolutions: the next quarter of the budget
