@@ -31,7 +31,7 @@ from ..predict import GraphPrediction, predict_ops, trace_ops
 from ..spec import CallArgs, ModelSpec
 from .hardware import BUSY, DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
 from .matmul import SPREAD_LIMIT_PCT, peak_for
-from .profile import Ladder, measure_rates
+from .profile import Ladder, measure_rates, synchronizer
 from .sweep import SweepPlan, fp32_matmul_mode
 
 MODEL_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -239,16 +239,6 @@ def make_training_step(module: Any, inputs: Any, optimizer: Any, precision: str,
     return step
 
 
-def _synchronizer(device: str) -> Callable[[], None]:
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.synchronize
-    if device == "mps":
-        return torch.mps.synchronize
-    return lambda: None
-
-
 def time_steps(
     step: Callable[[], None],
     *,
@@ -449,7 +439,7 @@ def _timed(step: Callable[[], None], spec: ModelSpec, resolved: str, seconds: fl
     dtype or device mismatch, memory (RuntimeError and its OutOfMemoryError, NotImplementedError, MemoryError).
     Anything else is a bug and surfaces as one."""
     try:
-        return time_steps(step, seconds=seconds, sync=_synchronizer(resolved), clock=clock)
+        return time_steps(step, seconds=seconds, sync=synchronizer(resolved), clock=clock)
     except (RuntimeError, NotImplementedError, MemoryError) as error:
         raise ModelRunError(
             f"a training step of {spec.source} failed on {resolved}: {short_error(error)}",

@@ -96,8 +96,8 @@ def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = N
                   clock: Callable[[], float] = time.perf_counter, convolutions: bool = True) -> KernelRates:
     """Time the ladder in `precision` on the device `info` describes, by `clock` (off a GPU, the kernels too).
     With `seconds`, GEMM shapes left when half of it has gone are not timed, nor convolutions left after the next
-    quarter (the copy, elementwise, dispatch and step points always are). `convolutions`: time the ladder's convolutions too (without them a prediction prices
-    convolutions as their GEMMs)."""
+    quarter (the copy, elementwise, dispatch and step points always are). `convolutions`: time the ladder's
+    convolutions too (without them a prediction prices convolutions as their GEMMs)."""
     import torch
 
     ladder = ladder or Ladder.for_device(info.device)
@@ -133,7 +133,7 @@ def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = N
                                        and clock() > conv_end) if convolutions else ()
     kernels = KernelRates(tuple(matmul), tuple(memory), tuple(elementwise), view_s * 1e6,
                           dict.fromkeys(STEP_PHASES, 0.0), tuple(convolution))
-    overhead = step_overhead_us(kernels, device, dtype, clock, _synchronizer(device), target)
+    overhead = step_overhead_us(kernels, device, dtype, clock, synchronizer(device), target)
     return replace(kernels, step_op_us=overhead)
 
 
@@ -215,7 +215,8 @@ def step_overhead_us(kernels: KernelRates, device: str, dtype, clock: Callable[[
     return overhead
 
 
-def _synchronizer(device: str) -> Callable[[], None]:
+def synchronizer(device: str) -> Callable[[], None]:
+    """What waits for the device's queued work (a no-op on CPU)."""
     import torch
 
     if device == "cuda":
