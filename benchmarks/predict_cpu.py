@@ -2,11 +2,12 @@
 shapes (a wide MLP, a depthwise CNN, a small transformer encoder), each timed for real and predicted from one
 device profile. Goal: median |error| <= 15% (docs/validation.md, "On this CPU").
 
-Run by hand: `.venv/bin/python benchmarks/predict_cpu.py [--seconds S] [--threads N] [--calibration FILE]`.
-Without --calibration the profile is measured first, in this run, with the same threads as the models. On a
-machine other work shares, pin one thread (`--threads 1`): a second torch thread that the OS deschedules makes
-every small op wait for it, and neither the profile nor the steps are then the device's own. Prints one row per
-model, the median and the largest |error|, and the load average before and after.
+Run by hand: `.venv/bin/python benchmarks/predict_cpu.py [--clock cpu|wall] [--seconds S] [--threads N]
+[--calibration FILE]`. Without --calibration the profile is measured first, in this run, with the same threads and
+clock as the models. On a machine other work shares, use `--clock cpu`: one pinned thread, the profile and the
+steps timed alike in its CPU seconds, which leave out the time other jobs take (a second torch thread that the OS
+deschedules makes every small op wait for it). Prints one row per model, the median and the largest |error|,
+and the load average before and after.
 """
 
 from __future__ import annotations
