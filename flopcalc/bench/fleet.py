@@ -22,7 +22,15 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ..calibration import FLEET_OPS, FLEET_SCOPES, FleetCalibration, fleet_key, now_utc, save_device_entry
+from ..calibration import (
+    FLEET_OPS,
+    FLEET_SCOPES,
+    FleetCalibration,
+    ProfileCalibration,
+    fleet_key,
+    now_utc,
+    save_device_entry,
+)
 from ..errors import CalibrationError, FleetError, UsageError
 
 SCHEMA_VERSION = 1
@@ -316,6 +324,16 @@ class FleetBenchResult:
             slowest_tflops={p: item["min_tflops"] for p, item in summary.items()},
         )
 
+    def to_profile(self) -> ProfileCalibration:
+        """Bus bandwidth against the message size, per scope and collective (send/recv as `p2p`), for the
+        device profile (docs/calibration.md)."""
+        busbw: dict[str, dict[str, tuple[tuple[int, float], ...]]] = {}
+        for result in sorted(self.collectives + self.p2p, key=lambda r: r.bytes):
+            op = "p2p" if result.op == P2P_OP else result.op
+            busbw.setdefault(result.scope, {}).setdefault(op, ())
+            busbw[result.scope][op] += ((result.bytes, result.busbw_gbps),)
+        return ProfileCalibration(self.device_name, now_utc(), self.torch_version, {}, None, busbw)
+
     def to_dict(self) -> dict:
         p2p = self.headline("world", P2P_OP)
         return {
@@ -350,7 +368,8 @@ def save_fleet_result(result: FleetBenchResult, path: str | os.PathLike | None =
     """Store the fleet figures in a calibration file under the GPU model, keyed by the fleet's shape."""
     if not result.collectives:
         raise CalibrationError("nothing to save: no collective was measured")
-    return save_device_entry(path, result.device_name, result.device, fleet={result.key: result.to_calibration()})
+    return save_device_entry(path, result.device_name, result.device, fleet={result.key: result.to_calibration()},
+                             profile=result.to_profile())
 
 
 # --- the fleet's layout, from every rank's hello --------------------------------------------------------

@@ -18,10 +18,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..calibration import MatmulCalibration, now_utc, save_device_entry
+from ..calibration import MatmulCalibration, ProfileCalibration, now_utc, save_device_entry
 from ..errors import CalibrationError, UsageError
 from ..units import MATMUL_PRECISIONS
 from .hardware import (
+    BUSY,
     DeviceInfo,
     PeakResolver,
     available_cpus,
@@ -32,8 +33,10 @@ from .hardware import (
     precision_skip_reason,
     resolve_device,
 )
+from .profile import PROFILE_PRECISIONS, measure_profile
 from .sweep import Shape, ShapeTiming, SweepPlan, Timer, probe_precision, sweep_precision, timer_for
 
+SPREAD_LIMIT_PCT = 25.0  # a headline shape's samples spreading wider than this: the run was disturbed
 ProgressCallback = Callable[[str, Shape, float], None]  # (precision, shape, fraction of the run done)
 
 
@@ -90,6 +93,16 @@ class MatmulBenchResult:
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     calibration_file: str | None = None
+    profile: ProfileCalibration | None = None  # measured when the run is to be saved
+
+    def disturbances(self) -> tuple[str, ...]:
+        """Why the figures may not be the device's own: a busy machine, samples that spread wide."""
+        reasons = [warning for warning in self.warnings if warning.startswith(BUSY)]
+        for result in self.results:
+            spread = result.headline.spread_pct
+            if spread > SPREAD_LIMIT_PCT:
+                reasons.append(f"the {result.precision} samples spread {spread:.0f}% (more than {SPREAD_LIMIT_PCT:.0f}%)")
+        return tuple(reasons)
 
     def to_calibration(self) -> MatmulCalibration:
         """The calibration entry of this run: the headline median TFLOPS of each precision."""
@@ -123,6 +136,7 @@ class MatmulBenchResult:
             "seconds_budget": self.seconds_budget,
             "seconds_used": self.seconds_used,
             "full": self.full,
+            "profile": self.profile.to_dict() if self.profile else None,
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
@@ -137,11 +151,18 @@ def peak_for(info: DeviceInfo, precision: str, resolver: PeakResolver | None) ->
     return datasheet_peak(info.device_name, precision, resolver)
 
 
-def save_matmul_result(result: MatmulBenchResult, path: str | os.PathLike | None = None) -> Path:
-    """Store a matmul run in a calibration file under its device name (keeps the device's model entries)."""
+def save_matmul_result(result: MatmulBenchResult, path: str | os.PathLike | None = None, *,
+                       force: bool = False) -> Path:
+    """Store a matmul run (and its device profile) in a calibration file under its device name (keeps the
+    device's model entries). A disturbed run (busy machine, wide spread) is refused unless `force`."""
     if not result.results:
         raise CalibrationError("nothing to save: no precision was measured", "raise --seconds")
-    return save_device_entry(path, result.info.device_name, result.info.device, matmul=result.to_calibration())
+    disturbed = result.disturbances()
+    if disturbed and not force:
+        raise CalibrationError(f"will not save a disturbed measurement: {'; '.join(disturbed)}",
+                               "rerun when the machine is idle, or pass --force to save it anyway")
+    return save_device_entry(path, result.info.device_name, result.info.device, matmul=result.to_calibration(),
+                             profile=result.profile)
 
 
 def run_matmul_bench(
@@ -154,12 +175,14 @@ def run_matmul_bench(
     progress: ProgressCallback | None = None,
     clock: Callable[[], float] = time.perf_counter,
     threads: int | None = None,
+    profile: bool = False,
 ) -> MatmulBenchResult:
     """Measure matmul TFLOPS for each precision on `device` within `seconds` (the whole run).
 
     `precisions=None` means all the device runs in hardware; ones it cannot run are skipped with
     a note (asking only for those is an error). `threads` (CPU only): torch threads to use, default
-    all the CPUs this process may run on (several ranks on one machine share them).
+    all the CPUs this process may run on (several ranks on one machine share them). `profile`: also measure
+    the device profile (matmul ladder, copy bandwidth, elementwise rate) of each precision a model can run in.
     """
     import torch
 
@@ -178,6 +201,8 @@ def run_matmul_bench(
     try:
         chosen, notes = _runnable_precisions(info, precisions or MATMUL_PRECISIONS)
         results = _sweep_each(chosen, info, plan, started, timer_for(resolved), clock, peak_resolver, progress, notes)
+        profiled = tuple(precision for precision in chosen if precision in PROFILE_PRECISIONS)
+        measured_profile = measure_profile(info, profiled, seconds=plan.seconds, clock=clock) if profile and profiled else None
     finally:
         if previous_threads is not None:
             torch.set_num_threads(previous_threads)
@@ -191,6 +216,7 @@ def run_matmul_bench(
         full=full,
         notes=tuple(notes),
         warnings=tuple(warnings),
+        profile=measured_profile,
     )
 
 

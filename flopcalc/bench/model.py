@@ -17,12 +17,22 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..api import as_spec, count_loaded, load
-from ..calibration import Calibration, ModelCalibration, calibrated_peak, now_utc
+from ..calibration import (
+    Calibration,
+    KernelRates,
+    ModelCalibration,
+    calibrated_peak,
+    measured_profile,
+    now_utc,
+    save_device_entry,
+)
 from ..counting.report import unsupported_ops_note
 from ..errors import CalibrationError, ModelRunError, UsageError, short_error
+from ..predict import GraphPrediction, predict_ops, trace_ops
 from ..spec import CallArgs, ModelSpec
-from .hardware import DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
-from .matmul import peak_for
+from .hardware import BUSY, DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
+from .matmul import SPREAD_LIMIT_PCT, peak_for
+from .profile import Ladder, measure_rates, synchronizer
 from .sweep import SweepPlan, fp32_matmul_mode
 
 MODEL_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -47,6 +57,17 @@ class ModelBenchResult:
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     calibration_file: str | None = None
+    prediction: GraphPrediction | None = None
+    prediction_source: str | None = None  # the saved profile, or the quick one measured in this run
+
+    @property
+    def predicted_step_seconds(self) -> float | None:
+        return self.prediction.seconds if self.prediction else None
+
+    @property
+    def prediction_error(self) -> float | None:
+        """measured / predicted - 1: +0.10 means the step took 10% longer than predicted."""
+        return self.median_step_seconds / self.prediction.seconds - 1 if self.prediction else None
 
     @property
     def model(self) -> str:
@@ -81,6 +102,17 @@ class ModelBenchResult:
     @property
     def fraction_of_measured(self) -> float | None:
         return self.achieved_flops / self.measured_matmul_flops if self.measured_matmul_flops else None
+
+    @property
+    def spread_pct(self) -> float:
+        return 100.0 * (max(self.step_seconds) - min(self.step_seconds)) / self.median_step_seconds
+
+    def disturbances(self) -> tuple[str, ...]:
+        """Why the step times may not be the device's own: a busy machine, steps that spread wide."""
+        reasons = [warning for warning in self.warnings if warning.startswith(BUSY)]
+        if self.spread_pct > SPREAD_LIMIT_PCT:
+            reasons.append(f"the step times spread {self.spread_pct:.0f}% (more than {SPREAD_LIMIT_PCT:.0f}%)")
+        return tuple(reasons)
 
     def to_calibration(self) -> ModelCalibration:
         return ModelCalibration(
@@ -130,12 +162,25 @@ class ModelBenchResult:
             "mfu": self.mfu,
             "measured_matmul_tflops": self.measured_matmul_flops / 1e12 if self.measured_matmul_flops else None,
             "fraction_of_measured": self.fraction_of_measured,
+            "predicted_step_seconds": self.predicted_step_seconds,
+            "prediction_error": self.prediction_error,
+            "prediction_source": self.prediction_source,
             "calibration_file": self.calibration_file,
             "cuda_version": self.info.cuda_version,
             "threads": self.info.threads,
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
+
+
+def save_model_result(result: ModelBenchResult, path: Any, *, force: bool = False) -> Any:
+    """Store a model run in a calibration file; a disturbed run (busy machine, wide spread) is refused unless
+    `force`."""
+    disturbed = result.disturbances()
+    if disturbed and not force:
+        raise CalibrationError(f"will not save a disturbed measurement: {'; '.join(disturbed)}",
+                               "rerun when the machine is idle, or pass --force to save it anyway")
+    return save_device_entry(path, result.info.device_name, result.info.device, models={result.key: result.to_calibration()})
 
 
 def default_model_precision(info: DeviceInfo) -> str:
@@ -191,17 +236,8 @@ def make_training_step(module: Any, inputs: Any, optimizer: Any, precision: str,
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    step.optimizer = optimizer  # type: ignore[attr-defined]  # what trace_training_step replays
     return step
-
-
-def _synchronizer(device: str) -> Callable[[], None]:
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.synchronize
-    if device == "mps":
-        return torch.mps.synchronize
-    return lambda: None
 
 
 def time_steps(
@@ -243,12 +279,15 @@ def run_model_bench(
     peak_resolver: PeakResolver | None = None,
     calibration: Calibration | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    predict: bool = True,
     **spec_options: Any,
 ) -> ModelBenchResult:
     """Time real training steps of `model` on `device` and relate them to its counted FLOPs.
 
     `model` is a ModelSpec, or a source with `inputs` (`--input` specs) and ModelSpec options as keywords.
     The model is loaded once, on the device it is timed on, and counted there before the timed steps.
+    `predict`: also predict the step time from the device profile in `calibration` (one measured on this
+    device; another device's is refused), or, without one, from a quick profile measured now.
     """
     import torch
 
@@ -271,6 +310,12 @@ def run_model_bench(
         step = _training_step(spec, module, example, optimizer, chosen, resolved, notes)
         left = max(budget - (clock() - started), 0.1 * budget)  # loading and counting came out of the budget
         times, warmup_steps = _timed(step, spec, resolved, left, clock)
+        prediction, prediction_source = None, None
+        if predict:
+            calls = trace_training_step(module, example, step.optimizer, chosen, resolved)
+            convolutions = any(call.convolution is not None for call in calls)
+            rates, prediction_source = _profile_rates(calibration, info, chosen, notes, clock, convolutions)
+            prediction = predict_ops(calls, rates, precision=chosen, device_name=info.device_name)
     finally:
         torch.set_num_threads(previous_threads)
         if resolved == "cuda":
@@ -280,6 +325,12 @@ def run_model_bench(
     measured = _measured_matmul(calibration, info, chosen, notes)
     if chosen in ("bf16", "fp16"):
         notes.append(f"{chosen} via torch.autocast: matmuls and convolutions run in {chosen}, the rest in fp32")
+    achieved = (report.forward + report.backward) / statistics.median(times)
+    if measured and achieved > measured:
+        warnings.append(
+            f"the model ran at {achieved / measured:.0%} of the measured matmul peak ({measured / 1e12:.4g} TFLOPS): "
+            "no model runs faster than its matmuls, so the calibration is wrong (measured on a busy machine?); "
+            "rerun `flopcalc bench --save` on an idle machine")
     return ModelBenchResult(
         info=info,
         spec=spec,
@@ -295,7 +346,29 @@ def run_model_bench(
         measured_matmul_flops=measured,
         notes=tuple(notes),
         warnings=tuple(warnings),
+        prediction=prediction,
+        prediction_source=prediction_source,
     )
+
+
+QUICK_LADDER = Ladder((8, 128, 2048), (8, 64, 512), 5e8, (2**12, 2**18, 2**24), (2**10, 2**16, 2**22), 0.004,
+                      ((2, 2), (8, 8), (32, 32)), (16, 128, 1024), (32, 256), 3e8)
+
+
+def _profile_rates(calibration: Calibration | None, info: DeviceInfo, precision: str, notes: list[str],
+                   clock: Callable[[], float] = time.perf_counter,
+                   convolutions: bool = True) -> tuple[KernelRates, str]:
+    """The saved profile's rates of this device and precision, else a quick profile measured now (said which;
+    its convolution ladder only when the step runs convolutions)."""
+    profile = measured_profile(calibration, info.device_name) if calibration is not None else None
+    if profile is not None and precision in profile.precisions:
+        where = f" in {calibration.path}" if calibration.path else ""
+        return profile.precisions[precision], f"saved profile{where} (measured {profile.measured_at[:10]})"
+    if profile is not None:
+        notes.append(f"the saved profile has no {precision} rates: predicted from a quick profile measured now")
+    ladder = QUICK_LADDER if info.device == "cpu" else None
+    return (measure_rates(info, precision, ladder=ladder, clock=clock, convolutions=convolutions),
+            "quick profile measured in this run (no saved profile)")
 
 
 def _checked_precision(precision: str | None, info: DeviceInfo, resolved: str) -> str:
@@ -337,6 +410,29 @@ def _training_step(spec: ModelSpec, module: Any, example: Any, optimizer: str, p
     return make_training_step(module, example, make_optimizer(optimizer, parameters), precision, resolved)
 
 
+def trace_training_step(module: Any, inputs: Any, optimizer: Any, precision: str, device: str) -> tuple:
+    """Every op of one training step as `make_training_step` runs it, by phase (predict.trace_ops)."""
+    import torch
+
+    from ..counting.counter import backward_roots
+
+    state: dict[str, Any] = {}
+
+    def forward() -> None:
+        with precision_context(precision, device):
+            state["output"] = _call(module, inputs)
+
+    def backward() -> None:
+        roots = backward_roots(state.pop("output"))
+        torch.autograd.backward(roots, [torch.ones_like(root) for root in roots])
+
+    def update() -> None:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return trace_ops((("forward", forward), ("backward", backward), ("optimizer", update)), module)
+
+
 def _timed(step: Callable[[], None], spec: ModelSpec, resolved: str, seconds: float,
            clock: Callable[[], float]) -> tuple[list[float], int]:
     """time_steps; a step the device or precision cannot run is a ModelRunError. The forward already ran when
@@ -344,7 +440,7 @@ def _timed(step: Callable[[], None], spec: ModelSpec, resolved: str, seconds: fl
     dtype or device mismatch, memory (RuntimeError and its OutOfMemoryError, NotImplementedError, MemoryError).
     Anything else is a bug and surfaces as one."""
     try:
-        return time_steps(step, seconds=seconds, sync=_synchronizer(resolved), clock=clock)
+        return time_steps(step, seconds=seconds, sync=synchronizer(resolved), clock=clock)
     except (RuntimeError, NotImplementedError, MemoryError) as error:
         raise ModelRunError(
             f"a training step of {spec.source} failed on {resolved}: {short_error(error)}",

@@ -161,20 +161,22 @@ def make_matmul(precision: str, shape: Shape, info: DeviceInfo) -> Callable[[], 
 
 
 class WallTimer:
-    """Times a block of calls with synchronize + perf_counter (CPU, MPS)."""
+    """Times a block of calls with synchronize + `clock` (CPU, MPS): perf_counter, or a thread's CPU time
+    (`time.thread_time`) to leave out the time other work on a shared machine takes."""
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, clock: Callable[[], float] = time.perf_counter):
         import torch
 
         self._sync = torch.mps.synchronize if device == "mps" else (lambda: None)
+        self._clock = clock
 
     def __call__(self, fn: Callable[[], object], calls: int) -> float:
         self._sync()
-        start = time.perf_counter()
+        start = self._clock()
         for _ in range(calls):
             fn()
         self._sync()
-        return time.perf_counter() - start
+        return self._clock() - start
 
 
 class CudaEventTimer:
@@ -200,8 +202,9 @@ class CudaEventTimer:
 Timer = Callable[[Callable[[], object], int], float]
 
 
-def timer_for(device: str) -> Timer:
-    return CudaEventTimer() if device == "cuda" else WallTimer(device)
+def timer_for(device: str, clock: Callable[[], float] = time.perf_counter) -> Timer:
+    """CUDA events on a GPU; elsewhere blocks of calls timed by `clock`."""
+    return CudaEventTimer() if device == "cuda" else WallTimer(device, clock)
 
 
 # --- the sweep --------------------------------------------------------------------------------

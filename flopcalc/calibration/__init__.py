@@ -22,6 +22,7 @@ fleet's network figures (`flopcalc bench --distributed --save`) per fleet shape.
           /abs/path/model.py:build --input 8x1024:int64: {...}
         fleet:                       # `flopcalc bench --distributed --save`, one entry per fleet shape
           nccl 2x8: {backend: nccl, world_size: 16, nodes: 2, ranks_per_node: 8, busbw_gbps: {...}, ...}
+        profile: {device_name: ..., precisions: {fp32: {matmul: [[m, n, k, tflops], ...], ...}}}  # docs/calibration.md
 
 The package: `records` (the file's entries), `store` (reading, validating, writing), `throughput` (the
 measured-or-datasheet policy), `network` (the fleet figures a planner reads). Loading validates everything and
@@ -29,6 +30,7 @@ raises CalibrationError (one line naming the file and the entry). Writing is ato
 devices' and models' entries.
 """
 
+from ..device import KernelRates, ProfileCalibration
 from .network import MeasuredBandwidths, measured_bandwidths
 from .records import (
     CALIBRATION_ENV_VAR,
@@ -47,6 +49,7 @@ from .records import (
 from .store import (
     default_calibration_path,
     load_calibration,
+    measured_profile,
     now_utc,
     parse_calibration,
     profile_file_of,
@@ -64,10 +67,10 @@ from .throughput import (
 
 __all__ = [
     "CALIBRATION_ENV_VAR", "DEVICE_KINDS", "FLEET_BACKENDS", "FLEET_OPS", "FLEET_SCOPES", "FORMAT_VERSION",
-    "Calibration", "DeviceCalibration", "FleetCalibration", "MatmulCalibration", "MeasuredBandwidths",
-    "ModelCalibration", "ThroughputChoice", "calibrated_peak", "calibrated_throughput", "choose_throughput",
+    "Calibration", "DeviceCalibration", "FleetCalibration", "KernelRates", "MatmulCalibration",
+    "MeasuredBandwidths", "ModelCalibration", "ProfileCalibration", "ThroughputChoice", "calibrated_peak", "calibrated_throughput", "choose_throughput",
     "default_calibrated_precision", "default_calibration_path", "fleet_key", "load_calibration",
-    "measured_bandwidths", "model_utilization", "now_utc", "parse_calibration", "profile_file_of",
-    "resolve_calibration_path",
+    "measured_bandwidths", "measured_profile", "model_utilization", "now_utc", "parse_calibration",
+    "profile_file_of", "resolve_calibration_path",
     "save_device_entry",
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..device import MEASURED_SCOPES, ProfileCalibration
 from ..errors import CalibrationError, FlopcalcError
 
 FORMAT_VERSION = 1
@@ -15,7 +16,7 @@ DEVICE_KINDS = ("cpu", "cuda", "mps")
 
 FLEET_BACKENDS = ("nccl", "gloo")
 # Where a collective ran: every rank; the ranks of one node (a group per node); one rank per node.
-FLEET_SCOPES = ("world", "intra", "inter")
+FLEET_SCOPES = MEASURED_SCOPES
 FLEET_OPS = ("all_reduce", "all_gather", "reduce_scatter")
 
 
@@ -133,11 +134,14 @@ class DeviceCalibration:
     matmul: MatmulCalibration | None = None
     models: Mapping[str, ModelCalibration] = field(default_factory=dict)
     fleet: Mapping[str, FleetCalibration] = field(default_factory=dict)
+    profile: ProfileCalibration | None = None
 
     def to_dict(self) -> dict:
         data: dict[str, Any] = {"device": self.device}
         if self.matmul is not None:
             data["matmul"] = self.matmul.to_dict()
+        if self.profile is not None:
+            data["profile"] = self.profile.to_dict()
         if self.models:
             data["models"] = {key: model.to_dict() for key, model in self.models.items()}
         if self.fleet:

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..device import is_profile_file
+from ..device import is_profile_file, parse_measured_profile
 from ..errors import CalibrationError, UsageError
 from ..files import parse_yaml, write_atomic
 from ..units import MATMUL_PRECISIONS
@@ -25,6 +25,7 @@ from .records import (
     FleetCalibration,
     MatmulCalibration,
     ModelCalibration,
+    ProfileCalibration,
 )
 
 _MATMUL_KEYS = {"tflops", "best_tflops", "shapes", "measured_at", "torch_version", "seconds", "full", "threads"}
@@ -123,7 +124,7 @@ def parse_calibration(text: str, path: Path | None = None) -> Calibration:
 
 
 def _parse_device(entry: Any, where: str) -> DeviceCalibration:
-    _mapping_of(entry, {"device", "matmul", "models", "fleet"}, where)
+    _mapping_of(entry, {"device", "matmul", "models", "fleet", "profile"}, where)
     kind = _one_of(entry, "device", DEVICE_KINDS, where)
     matmul = _parse_matmul(entry["matmul"], f"{where} matmul") if entry.get("matmul") is not None else None
     models_data = entry.get("models") or {}
@@ -139,9 +140,26 @@ def _parse_device(entry: Any, where: str) -> DeviceCalibration:
         if parsed.key != str(key):
             raise CalibrationError(f"{where}: fleet entry {key!r} holds a {parsed.key!r} fleet", f"name it {parsed.key!r}")
         fleet[parsed.key] = parsed
-    if matmul is None and not models and not fleet:
-        raise CalibrationError(f"{where}: holds none of 'matmul', 'models' or 'fleet'")
-    return DeviceCalibration(kind, matmul, models, fleet)
+    profile = parse_measured_profile(entry["profile"], f"{where} profile") if entry.get("profile") is not None else None
+    if matmul is None and not models and not fleet and profile is None:
+        raise CalibrationError(f"{where}: holds none of 'matmul', 'models' or 'fleet' (nor a 'profile')")
+    return DeviceCalibration(kind, matmul, models, fleet, profile)
+
+
+def measured_profile(calibration: Calibration, device_name: str) -> ProfileCalibration | None:
+    """The device profile measured on `device_name`, None when the file has none for it. A file whose only
+    profiles were measured on other devices is refused: a profile applies to the device it was measured on."""
+    entry = calibration.devices.get(device_name)
+    if entry is not None and entry.profile is not None:
+        return entry.profile.for_device(device_name)
+    others = [name for name, other in calibration.devices.items() if other.profile is not None]
+    if others and entry is None:
+        where = f" in {calibration.path}" if calibration.path else ""
+        raise CalibrationError(
+            f"the device profile{where} was measured on {', '.join(others)}, not on {device_name}",
+            "a profile applies only to the device it was measured on: run `flopcalc bench --save` here, "
+            "or pass another --calibration FILE")
+    return None
 
 
 def _parse_matmul(entry: Any, where: str) -> MatmulCalibration:
@@ -340,6 +358,7 @@ def save_device_entry(
     matmul: MatmulCalibration | None = None,
     models: Mapping[str, ModelCalibration] | None = None,
     fleet: Mapping[str, FleetCalibration] | None = None,
+    profile: ProfileCalibration | None = None,
 ) -> Path:
     """Merge a matmul measurement, model measurements and/or fleet measurements for one device into the file,
     atomically. Other devices, and the parts of this device not given, are kept; an entry with the same key
@@ -358,5 +377,13 @@ def save_device_entry(
         matmul=matmul if matmul is not None else (old.matmul if old else None),
         models=merged_models,
         fleet=merged_fleet,
+        profile=_merged_profile(old.profile if old else None, profile),
     )
     return _write(Calibration(devices, target), target)
+
+
+def _merged_profile(old: ProfileCalibration | None, new: ProfileCalibration | None) -> ProfileCalibration | None:
+    """A new measurement replaces the precisions (and bus-bandwidth scopes) it measured and keeps the others."""
+    if new is None or old is None:
+        return new if new is not None else old
+    return old.merged_with(new)

@@ -95,7 +95,10 @@ def bench(
         None, "--seconds", metavar="SECONDS", help="Time budget of the whole run (default 10 s on CPU, 25 s on GPU; --full: 60/120 s)."
     ),
     full: bool = typer.Option(False, "--full", help="A longer, denser sweep with more samples per shape."),
-    save: bool = typer.Option(False, "--save", help="Store the result in the calibration file (--calibration or the default)."),
+    save: bool = typer.Option(False, "--save", help="Store the result (and the device profile) in the calibration file "
+                                                     "(--calibration or the default)."),
+    force: bool = typer.Option(False, "--force", help="With --save: save even when the machine is busy or the samples "
+                                                      "spread wide."),
     calibration: Optional[str] = typer.Option(
         None, "--calibration",
         metavar="FILE", help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
@@ -136,6 +139,8 @@ def bench(
                          revision=revision)
     if distributed or nproc is not None:
         _refuse_single_device_options(model, full, catalog, distributed, model_options)
+        if force:
+            raise UsageError("--force applies to single-device --save runs", "drop --force")
         result, text = _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc, save, calibration, fmt)
         if result is None:  # not rank 0: rank 0 alone writes the output
             return
@@ -148,10 +153,19 @@ def bench(
 
         resolve_device(device)  # a bad or absent device fails before any work
         resolver = catalog_peak_resolver(catalog or ())
+        if force and not save:
+            raise UsageError("--force applies to --save")
+        if save and not force:
+            from ..bench.hardware import available_cpus, load_warning
+
+            busy = load_warning(cpus=available_cpus()) if resolve_device(device) == "cpu" else None
+            if busy:  # before the run: its figures would not be saved
+                raise UsageError(f"will not measure for --save: {busy.split(':')[0]}",
+                                 "rerun when the machine is idle, or pass --force to save anyway")
         if model is None:
             no_model_options("bench", **model_options)
             result, text = _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration,
-                                         resolver, fmt)
+                                         resolver, fmt, force)
         else:
             if full:
                 raise UsageError("--full applies to the matmul sweep, not to a MODEL",
@@ -159,7 +173,7 @@ def bench(
             spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, frozen=frozen, causal_half=causal_half,
                               decoder_seq_len=decoder_seq_len, revision=revision)
             result, text = _bench_model(spec, device, precision, optimizer or "adamw", seconds, save, calibration,
-                                        resolver, fmt)
+                                        resolver, fmt, force)
     emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)
 
@@ -175,7 +189,7 @@ def _refuse_single_device_options(model, full, catalog, distributed, model_optio
         raise UsageError("--nproc needs --distributed")
 
 
-def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver, fmt):
+def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver, fmt, force):
     from dataclasses import replace
 
     from ..bench.matmul import run_matmul_bench, save_matmul_result
@@ -184,9 +198,9 @@ def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver
 
     with _ProgressBar(enabled=fmt == OutputFormat.table) as bar:
         result = run_matmul_bench(device, precisions, seconds=seconds, full=full, peak_resolver=resolver,
-                                  progress=bar.update)
+                                  progress=bar.update, profile=save)
     if save:
-        path = save_matmul_result(result, resolve_calibration_path(calibration))
+        path = save_matmul_result(result, resolve_calibration_path(calibration), force=force)
         result = replace(result, calibration_file=str(path))
     return result, render_matmul(result, fmt.value)
 
@@ -228,11 +242,11 @@ def _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc,
     return result, render_fleet(result, fmt.value)
 
 
-def _bench_model(spec, device, precision, optimizer, seconds, save, calibration, resolver, fmt):
+def _bench_model(spec, device, precision, optimizer, seconds, save, calibration, resolver, fmt, force):
     from dataclasses import replace
 
-    from ..bench.model import run_model_bench
-    from ..calibration import load_calibration, resolve_calibration_path, save_device_entry
+    from ..bench.model import run_model_bench, save_model_result
+    from ..calibration import load_calibration, resolve_calibration_path
     from ..render.bench import render_model
 
     path = resolve_calibration_path(calibration)
@@ -244,8 +258,6 @@ def _bench_model(spec, device, precision, optimizer, seconds, save, calibration,
     result = run_model_bench(spec, device=device, precision=precision, optimizer=optimizer.lower(), seconds=seconds,
                              peak_resolver=resolver, calibration=known)
     if save:
-        saved = save_device_entry(
-            path, result.info.device_name, result.info.device, models={result.key: result.to_calibration()}
-        )
+        saved = save_model_result(result, path, force=force)
         result = replace(result, calibration_file=str(saved))
     return result, render_model(result, fmt.value)

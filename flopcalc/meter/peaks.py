@@ -13,9 +13,9 @@ from typing import Sequence
 
 from ..calibration import calibrated_throughput, load_calibration
 from ..catalog import load_catalog
-from ..device import resolve_device
+from ..device import cpu_peak_estimate, read_cpu_info, resolve_device
 from ..errors import CatalogError, UsageError
-from ..units import format_number
+from ..units import format_number, normalize_precision
 
 # the order figures are listed in; the first one present is "the" MFU
 PEAK_KINDS = ("given", "datasheet", "measured")
@@ -23,7 +23,9 @@ PEAK_KINDS = ("given", "datasheet", "measured")
 
 @dataclass(frozen=True)
 class Peak:
-    """FLOP/s an MFU divides by. `kind` is given | datasheet | measured; `label` says where it came from."""
+    """FLOP/s an MFU divides by. `kind` is given | datasheet | measured (a CPU the catalogue lacks has its
+    estimated peak, cores x clock x FLOP per cycle, as its datasheet one: the label says so); `label` says where
+    it came from."""
 
     kind: str
     flops: float
@@ -47,6 +49,8 @@ def resolve_peaks(
     - `peak_flops`: a figure the user gives (FLOP/s), labelled as such.
     - the datasheet's dense peak of `device_name` at `precision` (default: the GPU's fastest 16-bit one); a
       name the user gave (`gpu_given`) that the catalogue lacks is an error, a detected one (a CPU) a note.
+      Without a name (no CUDA device), the catalogue's entry for this machine's CPU when it names one, else
+      the CPU's estimated peak (cores x clock x FLOP per cycle from its SIMD flags).
     - the measured matmul peak of the device in `calibration` (a file, or "auto").
     """
     peaks: list[Peak] = []
@@ -68,7 +72,22 @@ def resolve_peaks(
             peaks.append(Peak("datasheet", flops, f"{device.peak.source} peak of {device.id}: "
                                                   f"{format_number(flops / 1e12)} TFLOP/s"))
     else:
-        notes.append("no datasheet peak: no device name (pass device_name='H100-SXM' or the like)")
+        cpu = read_cpu_info()
+        entry = catalog.match_cpu(cpu.model_name)
+        chosen = normalize_precision(precision) if precision else "fp32"
+        estimate = cpu_peak_estimate(cpu, chosen)
+        if entry is not None and chosen in entry.peak_tflops:
+            figures = resolve_device(entry.id, chosen, catalog=catalog)
+            flops = figures.peak.value
+            peaks.append(Peak("datasheet", flops, f"{figures.peak.source} peak of the CPU {figures.id} (all "
+                                                  f"{entry.cores} cores): {format_number(flops / 1e12)} TFLOP/s"))
+        elif estimate is not None:  # a CPU the catalogue lacks: what its cores, clock and SIMD flags give
+            flops, how = estimate
+            peaks.append(Peak("datasheet", flops, f"{chosen} peak of the CPU {cpu.model_name}, not in the catalogue, "
+                                                  f"by {how}: {format_number(flops / 1e12)} TFLOP/s"))
+        else:
+            notes.append(f"no datasheet peak: no device name (this CPU, {cpu.model_name}, is not in the catalogue "
+                         f"and its {chosen} peak cannot be estimated; pass device_name='H100-SXM' or the like)")
     if calibration is not None:
         throughput, _ = calibrated_throughput(
             load_calibration(calibration), device_name=device_name, precision=precision,

@@ -55,6 +55,14 @@ def _matmul_footer(result: "MatmulBenchResult") -> list[str]:
     lines += [f"note: {note}" for note in result.notes]
     lines += [f"warning: {warning}" for warning in result.warnings]
     lines.append(f"timed for {result.seconds_used:.1f} s (budget {result.seconds_budget:g} s); median = best per-shape median")
+    for precision, rates in (result.profile.precisions.items() if result.profile else ()):
+        best_gbps = max(gbps for _, gbps in rates.memory)
+        lines.append(f"{precision} device profile: {len(rates.matmul)} GEMM shapes "
+                     f"({min(p[3] for p in rates.matmul):.3g}-{max(p[3] for p in rates.matmul):.3g} TFLOPS), copy up to "
+                     f"{best_gbps:.3g} GB/s, {len(rates.convolution)} convolutions, "
+                     f"{rates.step_op_us['forward']:.3g}/{rates.step_op_us['backward']:.3g}/"
+                     f"{rates.step_op_us['optimizer']:.3g} us per op beyond its kernel (forward/backward/optimizer; "
+                     "docs/calibration.md)")
     if result.calibration_file:
         lines.append(f"calibration saved to {result.calibration_file}")
     return lines
@@ -87,6 +95,14 @@ def model_rows(result: "ModelBenchResult") -> list[list[str]]:
         ["measured matmul", f"{result.measured_matmul_flops / 1e12:.4g} TFLOPS" if result.measured_matmul_flops else "- (no calibration)"],
         ["of measured matmul", _pct(result.fraction_of_measured)],
     ]
+    prediction = result.prediction
+    if prediction is not None:
+        phases = " + ".join(_duration(prediction.phase_seconds(phase)) for phase in ("forward", "backward", "optimizer"))
+        rows += [
+            ["step time (predicted)", f"{_duration(prediction.seconds)} (forward + backward + optimizer: {phases})"],
+            ["prediction error", f"{result.prediction_error:+.1%} (measured / predicted - 1)"],
+            ["predicted from", result.prediction_source or "-"],
+        ]
     return rows
 
 

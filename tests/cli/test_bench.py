@@ -27,7 +27,7 @@ def _one_line_error(result, text):
 def test_json_contract_and_save_round_trip(tmp_path):
     path = tmp_path / "cal.yaml"
     result = invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 2, "--format", "json",
-                    "--save", "--calibration", path)
+                    "--save", "--force", "--calibration", path)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # no progress bar or notes in the JSON output
     assert MATMUL_KEYS <= set(data)
@@ -65,7 +65,7 @@ def test_absent_cuda_is_a_one_line_error():
 def test_model_bench_json_and_save(examples, tmp_path):
     path = tmp_path / "cal.yaml"
     result = invoke("bench", f"{examples / 'mlp.py'}:build", "--input", "8x784", "--device", "cpu", "--seconds", 1,
-                    "--format", "json", "--save", "--calibration", path)
+                    "--format", "json", "--save", "--force", "--calibration", path)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["flops_per_step"] == data["forward_flops_per_step"] + data["backward_flops_per_step"]
@@ -112,7 +112,7 @@ def test_convert_with_a_calibration_uses_measured_throughput(tmp_path):
 def test_bench_save_round_trips_through_convert(tmp_path, monkeypatch):
     """bench --save to the default path (here $FLOPCALC_CALIBRATION), then convert --calibration auto."""
     monkeypatch.setenv("FLOPCALC_CALIBRATION", str(tmp_path / "auto.yaml"))
-    bench = invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 1, "--format", "json", "--save")
+    bench = invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 1, "--format", "json", "--save", "--force")
     assert bench.exit_code == 0, bench.output
     measured = json.loads(bench.stdout)["results"][0]["median_tflops"]
     result = invoke("convert", "1e15 flop", "--calibration", "auto", "--format", "json")
@@ -126,7 +126,7 @@ def test_train_model_uses_the_benchmarked_utilization(examples, tmp_path):
 
     path = tmp_path / "cal.yaml"
     model = f"{examples / 'mlp.py'}:build"
-    bench = invoke("bench", model, "--input", "8x784", "--device", "cpu", "--seconds", 0.5, "--save",
+    bench = invoke("bench", model, "--input", "8x784", "--device", "cpu", "--seconds", 0.5, "--save", "--force",
                    "--calibration", path, "--format", "json")
     assert bench.exit_code == 0, bench.output
     measured = json.loads(bench.stdout)
