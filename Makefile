@@ -29,7 +29,8 @@ demo: install
 	$(VENV)/bin/flopcalc count examples/cnn.py:build --input 8x3x32x32 --format html --output report.html
 	@echo "report.html: the same count drawn as a page (open it in a browser; it needs no network)"
 
-test: install
+# lint first: ruff (lint and format) and mypy --strict on the public surface, then the whole suite
+test: lint
 	$(PY) -m pytest -q
 
 # the same suite without the tests marked `slow` (the docs' commands, full-size Hugging Face configs)
@@ -40,6 +41,7 @@ test-fast: install
 # (this only checks: it never rewrites a file)
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -62,8 +62,10 @@ def main() -> None:
     kaplan = (6 * n + 12 * layers * heads * head_dim * seq) * seq
     ours = report.forward_by_category["matmul"] + report.forward_by_category["attention"]
     ours += report.backward_by_category["matmul"] + report.backward_by_category["attention"]
-    print(f"6N + 12LHQT per token x T: {kaplan:.4e}; flopcalc matmul+attention fwd+bwd: {ours:.4e} "
-          f"(embedding params are in N but do no matmul: {ours / kaplan:.4f})")
+    print(
+        f"6N + 12LHQT per token x T: {kaplan:.4e}; flopcalc matmul+attention fwd+bwd: {ours:.4e} "
+        f"(embedding params are in N but do no matmul: {ours / kaplan:.4f})"
+    )
 
     resnet = str(ROOT / "examples" / "resnet.py")
     image = torch.randn(1, 3, 224, 224)

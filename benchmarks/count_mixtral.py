@@ -25,10 +25,21 @@ from flopcalc.spec import ModelSpec  # noqa: E402
 
 # the published Mixtral-8x7B architecture (no weights)
 MIXTRAL_8X7B = {
-    "architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": 4096,
-    "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-    "num_local_experts": 8, "num_experts_per_tok": 2, "vocab_size": 32000, "max_position_embeddings": 32768,
-    "rope_theta": 1e6, "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "sliding_window": None,
+    "architectures": ["MixtralForCausalLM"],
+    "model_type": "mixtral",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "num_local_experts": 8,
+    "num_experts_per_tok": 2,
+    "vocab_size": 32000,
+    "max_position_embeddings": 32768,
+    "rope_theta": 1e6,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": False,
+    "sliding_window": None,
 }
 TOKENS = 2048
 
@@ -51,8 +62,12 @@ def main() -> None:
         total_s = time.perf_counter() - start
     print(f"meta build alone: {build_s:.2f} s")
     print(f"count (build + forward + backward on {report.device}): {total_s:.2f} s; peak RSS {peak_rss_mib():.0f} MiB")
-    print(f"params {report.params:,} ({report.params / 1e9:.2f} B), active {report.active:,} ({report.active / 1e9:.2f} B)")
-    print(f"forward {report.forward:.6e} FLOP, backward {report.backward:.6e} FLOP, unsupported {dict(report.unsupported_ops)}")
+    print(
+        f"params {report.params:,} ({report.params / 1e9:.2f} B), active {report.active:,} ({report.active / 1e9:.2f} B)"
+    )
+    print(
+        f"forward {report.forward:.6e} FLOP, backward {report.backward:.6e} FLOP, unsupported {dict(report.unsupported_ops)}"
+    )
 
     h, f, layers, kv, vocab, experts, top_k = 4096, 14336, 32, 8 * 128, 32000, 8, 2
     per_layer = 2 * h * h + 2 * h * kv + h * experts + top_k * 3 * h * f  # q, o, k, v, router, routed experts
@@ -61,9 +76,13 @@ def main() -> None:
     print(f"forward matmul: counted {counted:.6e}, closed form {closed:.6e}, equal: {counted == closed}")
     print(f"backward / forward matmul: {report.backward_by_category['matmul'] / counted:.4f}")
     six_nd = 6 * report.active * TOKENS
-    matmul_attention = sum(report.forward_by_category[c] + report.backward_by_category[c] for c in ("matmul", "attention"))
-    print(f"6 x active params x tokens: {six_nd:.4e}; counted matmul+attention fwd+bwd: {matmul_attention:.4e} "
-          f"(ratio {matmul_attention / six_nd:.4f}: embeddings are in N but do no matmul; attention is not in 6N)")
+    matmul_attention = sum(
+        report.forward_by_category[c] + report.backward_by_category[c] for c in ("matmul", "attention")
+    )
+    print(
+        f"6 x active params x tokens: {six_nd:.4e}; counted matmul+attention fwd+bwd: {matmul_attention:.4e} "
+        f"(ratio {matmul_attention / six_nd:.4f}: embeddings are in N but do no matmul; attention is not in 6N)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,17 @@ from flopcalc.api import count  # noqa: E402
 from flopcalc.loaders import load_model  # noqa: E402
 
 LLAMA_2_7B = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
-    "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32, "vocab_size": 32000,
-    "max_position_embeddings": 4096, "rms_norm_eps": 1e-05, "tie_word_embeddings": False,
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-05,
+    "tie_word_embeddings": False,
 }
 
 
@@ -45,14 +53,19 @@ def main() -> None:
         config = Path(folder) / "config.json"
         config.write_text(json.dumps(LLAMA_2_7B))
         seconds, hf = timed(lambda: count(str(config), seq_len=2048))
-        print(f"HF config llama-2-7b seq 2048 fwd+bwd on {hf.device}: {seconds:.2f} s, params {hf.params:,}, "
-              f"forward {hf.forward:.4e}, backward {hf.backward:.4e}; peak RSS {peak_rss_mib():.0f} MiB")
-        seconds, example = timed(lambda: count(str(ROOT / "examples" / "llama.py"), kwargs={"preset": "7b"},
-                                                      inputs=["1x2048:int64"]))
+        print(
+            f"HF config llama-2-7b seq 2048 fwd+bwd on {hf.device}: {seconds:.2f} s, params {hf.params:,}, "
+            f"forward {hf.forward:.4e}, backward {hf.backward:.4e}; peak RSS {peak_rss_mib():.0f} MiB"
+        )
+        seconds, example = timed(
+            lambda: count(str(ROOT / "examples" / "llama.py"), kwargs={"preset": "7b"}, inputs=["1x2048:int64"])
+        )
         print(f"examples/llama.py 7b: {seconds:.2f} s, forward {example.forward:.4e}, backward {example.backward:.4e}")
         for category in ("matmul", "attention", "norm"):
-            print(f"  {category}: HF {hf.forward_by_category[category]:,} vs example "
-                  f"{example.forward_by_category[category]:,} (forward)")
+            print(
+                f"  {category}: HF {hf.forward_by_category[category]:,} vs example "
+                f"{example.forward_by_category[category]:,} (forward)"
+            )
 
         path = Path(folder) / "cnn.onnx"
         module = load_model(str(ROOT / "examples" / "cnn.py"), device="cpu").module.eval()
@@ -61,9 +74,11 @@ def main() -> None:
             torch.onnx.export(module, (torch.randn(8, 3, 32, 32),), str(path), dynamo=False)
         seconds, graph = timed(lambda: count(str(path)))
         pytorch = count(str(ROOT / "examples" / "cnn.py"), inputs=["8x3x32x32"], backward=False)
-        print(f"ONNX cnn 8x3x32x32: {seconds:.3f} s, conv {graph.forward_by_category['conv']:,} "
-              f"(PyTorch {pytorch.forward_by_category['conv']:,}), matmul {graph.forward_by_category['matmul']:,} "
-              f"(PyTorch {pytorch.forward_by_category['matmul']:,})")
+        print(
+            f"ONNX cnn 8x3x32x32: {seconds:.3f} s, conv {graph.forward_by_category['conv']:,} "
+            f"(PyTorch {pytorch.forward_by_category['conv']:,}), matmul {graph.forward_by_category['matmul']:,} "
+            f"(PyTorch {pytorch.forward_by_category['matmul']:,})"
+        )
 
 
 if __name__ == "__main__":

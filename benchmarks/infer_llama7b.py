@@ -18,10 +18,18 @@ sys.path.insert(0, str(ROOT))
 from flopcalc.infer import infer  # noqa: E402
 from flopcalc.spec import ModelSpec  # noqa: E402
 
-LLAMA_2_7B = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 4096,
-              "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
-              "num_key_value_heads": 32, "vocab_size": 32000, "max_position_embeddings": 4096,
-              "tie_word_embeddings": False}
+LLAMA_2_7B = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+    "tie_word_embeddings": False,
+}
 
 
 def main() -> None:
@@ -32,13 +40,21 @@ def main() -> None:
         config.write_text(json.dumps(LLAMA_2_7B))
         for sizes in ("1", "1,8,64"):
             start = time.perf_counter()
-            result = infer(ModelSpec(str(config)), gpu="A100-SXM4-80GB", precision="fp16", batch_sizes=sizes,
-                           prompt=512, generate=128)
+            result = infer(
+                ModelSpec(str(config)),
+                gpu="A100-SXM4-80GB",
+                precision="fp16",
+                batch_sizes=sizes,
+                prompt=512,
+                generate=128,
+            )
             seconds = time.perf_counter() - start
-            print(f"batch sizes {sizes}: {seconds:.1f} s, time per token at batch 1 "
-                  f"{result.decode.time_per_token_s * 1e3:.3f} ms, "
-                  f"KV {int(result.kv_cache_bytes_per_token):,} B/token, "
-                  f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+            print(
+                f"batch sizes {sizes}: {seconds:.1f} s, time per token at batch 1 "
+                f"{result.decode.time_per_token_s * 1e3:.3f} ms, "
+                f"KV {int(result.kv_cache_bytes_per_token):,} B/token, "
+                f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+            )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,10 @@ def main(calls: int = 20_000) -> None:
         time.sleep(sleep)
         meter.step(batch_size=8)
     metered = time.perf_counter() - start
-    print(f"loop of {steps} x {sleep * 1e3:.0f} ms sleeps: {plain:.4f} s plain, {metered:.4f} s with the meter "
-          f"({(metered - plain) / steps * 1e6:+.1f} us per step; sleep jitter dominates)")
+    print(
+        f"loop of {steps} x {sleep * 1e3:.0f} ms sleeps: {plain:.4f} s plain, {metered:.4f} s with the meter "
+        f"({(metered - plain) / steps * 1e6:+.1f} us per step; sleep jitter dominates)"
+    )
 
 
 if __name__ == "__main__":

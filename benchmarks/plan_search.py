@@ -22,8 +22,13 @@ from flopcalc.compute import Throughput  # noqa: E402
 from flopcalc.plan import Bandwidth, Fleet, RunSize, model_from_params, model_from_spec, search  # noqa: E402
 from flopcalc.spec import ModelSpec  # noqa: E402
 
-H100 = Fleet(Throughput(989.5e12, 0.4, "H100-SXM", "bf16"), 80e9, "benchmark",
-             intra_node=Bandwidth(450, "NVLink 4"), inter_node=Bandwidth(50, "NDR"))
+H100 = Fleet(
+    Throughput(989.5e12, 0.4, "H100-SXM", "bf16"),
+    80e9,
+    "benchmark",
+    intra_node=Bandwidth(450, "NVLink 4"),
+    inter_node=Bandwidth(50, "NDR"),
+)
 
 
 def peak_rss_mib() -> float:
@@ -35,17 +40,22 @@ def timed_search(name: str, model, gpus: int, global_batch: int) -> None:
     result = search(model, H100, gpus, global_batch=global_batch, run=RunSize(1e9))
     seconds = time.perf_counter() - start
     best = result.best.layout.label() if result.best else "none fits"
-    print(f"{name:>10} on {gpus:>5} GPUs: {result.evaluated:>6,} layouts in {seconds:6.3f} s "
-          f"({seconds / max(result.evaluated, 1) * 1e6:5.1f} us each); best: {best}")
+    print(
+        f"{name:>10} on {gpus:>5} GPUs: {result.evaluated:>6,} layouts in {seconds:6.3f} s "
+        f"({seconds / max(result.evaluated, 1) * 1e6:5.1f} us each); best: {best}"
+    )
 
 
 def main() -> None:
     start = time.perf_counter()
-    llama = model_from_spec(ModelSpec(str(ROOT / "examples" / "llama.py"), inputs=("1x2048:int64",),
-                                      kwargs={"preset": "7b"}))
-    print(f"count + activations of examples/llama.py 7b, 1x2048 on meta: {time.perf_counter() - start:.2f} s, "
-          f"peak RSS {peak_rss_mib():.0f} MiB; {llama.params / 1e9:.2f}B parameters, "
-          f"{llama.activations.total.bytes_at(2) / 1e9:.2f} GB of activations per sequence in bf16")
+    llama = model_from_spec(
+        ModelSpec(str(ROOT / "examples" / "llama.py"), inputs=("1x2048:int64",), kwargs={"preset": "7b"})
+    )
+    print(
+        f"count + activations of examples/llama.py 7b, 1x2048 on meta: {time.perf_counter() - start:.2f} s, "
+        f"peak RSS {peak_rss_mib():.0f} MiB; {llama.params / 1e9:.2f}B parameters, "
+        f"{llama.activations.total.bytes_at(2) / 1e9:.2f} GB of activations per sequence in bf16"
+    )
     seventy = model_from_params(70e9, 4096, layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672)
     for gpus, batch in ((8, 512), (64, 1024), (512, 2048), (1024, 3072)):
         timed_search("llama-7b", llama, gpus, batch)
@@ -54,13 +64,41 @@ def main() -> None:
     for gpus, batch in ((10**6, 2**22 * 5**6), (10**9, 3072), (10**9, 2**30 * 5**9)):
         timed_search("70b shape", seventy, gpus, batch)
     timed_search("llama-7b", llama, 1024, 10**15)
-    command = [sys.executable, "-m", "flopcalc", "plan", "--params", "70e9", "--seq-len", "4096", "--layers", "80",
-               "--hidden", "8192", "--heads", "64", "--kv-heads", "8", "--gpu", "H100-SXM", "-n", "1024", "--search",
-               "--global-batch", "3072", "--tokens", "2T", "--format", "json"]
+    command = [
+        sys.executable,
+        "-m",
+        "flopcalc",
+        "plan",
+        "--params",
+        "70e9",
+        "--seq-len",
+        "4096",
+        "--layers",
+        "80",
+        "--hidden",
+        "8192",
+        "--heads",
+        "64",
+        "--kv-heads",
+        "8",
+        "--gpu",
+        "H100-SXM",
+        "-n",
+        "1024",
+        "--search",
+        "--global-batch",
+        "3072",
+        "--tokens",
+        "2T",
+        "--format",
+        "json",
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
-    print(f"flopcalc plan --params 70e9 ... -n 1024 --search (whole command, a fresh process): "
-          f"{time.perf_counter() - start:.2f} s")
+    print(
+        f"flopcalc plan --params 70e9 ... -n 1024 --search (whole command, a fresh process): "
+        f"{time.perf_counter() - start:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,14 @@ def depthwise_cnn(width: int = 32) -> nn.Module:
     """MobileNet-style: a stem, then depthwise 3x3 + pointwise 1x1 blocks, pooling and a linear head."""
     layers: list[nn.Module] = [nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
     for _ in range(3):
-        layers += [nn.Conv2d(width, width, 3, padding=1, groups=width), nn.BatchNorm2d(width), nn.ReLU(),
-                   nn.Conv2d(width, 2 * width, 1), nn.BatchNorm2d(2 * width), nn.ReLU()]
+        layers += [
+            nn.Conv2d(width, width, 3, padding=1, groups=width),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+        ]
         width *= 2
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10)]
     return nn.Sequential(*layers)
@@ -64,9 +70,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="timing budget per model")
     parser.add_argument("--threads", type=int, default=None, help="pin this many CPUs (default: all)")
     parser.add_argument("--calibration", default=None, help="a calibration file with this CPU's profile")
-    parser.add_argument("--clock", choices=("cpu", "wall"), default="wall",
-                        help="cpu: time the profile and the steps in the one pinned thread's CPU seconds, which "
-                             "leave out the time other jobs take on a shared machine (implies --threads 1)")
+    parser.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="wall",
+        help="cpu: time the profile and the steps in the one pinned thread's CPU seconds, which "
+        "leave out the time other jobs take on a shared machine (implies --threads 1)",
+    )
     args = parser.parse_args(argv)
     if args.clock == "cpu":
         args.threads = 1
@@ -86,19 +96,26 @@ def main(argv: list[str]) -> int:
     else:
         profile = measure_profile(info, ("fp32",), clock=clock)
         calibration = Calibration({info.device_name: DeviceCalibration("cpu", profile=profile)})
-    print(f"{info.device_name}, {info.threads} thread(s), {args.clock} clock, torch {torch.__version__}; load average before "
-          f"{load_before[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
+    print(
+        f"{info.device_name}, {info.threads} thread(s), {args.clock} clock, torch {torch.__version__}; load average before "
+        f"{load_before[0]:.2f} (1 min) on {os.cpu_count()} CPUs"
+    )
     print(f"{'model':34} {'measured':>10} {'predicted':>10} {'error':>8}")
     errors = []
     for name, source, inputs in CASES:
-        result = run_model_bench(source, inputs, device="cpu", seconds=args.seconds, calibration=calibration,
-                                 clock=clock)
+        result = run_model_bench(
+            source, inputs, device="cpu", seconds=args.seconds, calibration=calibration, clock=clock
+        )
         errors.append(result.prediction_error)
-        print(f"{name:34} {result.median_step_seconds * 1e3:8.2f}ms {result.predicted_step_seconds * 1e3:8.2f}ms "
-              f"{result.prediction_error:+8.1%}")
+        print(
+            f"{name:34} {result.median_step_seconds * 1e3:8.2f}ms {result.predicted_step_seconds * 1e3:8.2f}ms "
+            f"{result.prediction_error:+8.1%}"
+        )
     absolute = [abs(error) for error in errors]
-    print(f"median |error| {statistics.median(absolute):.1%}, max {max(absolute):.1%}; load average after "
-          f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"median |error| {statistics.median(absolute):.1%}, max {max(absolute):.1%}; load average after "
+        f"{os.getloadavg()[0]:.2f}"
+    )
     return 0
 
 

@@ -36,7 +36,9 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     for args in COMMANDS:
         times = time_command(args, runs)
-        print(f"flopcalc {' '.join(args)}: median {statistics.median(times):.3f} s, best {min(times):.3f} s ({runs} runs)")
+        print(
+            f"flopcalc {' '.join(args)}: median {statistics.median(times):.3f} s, best {min(times):.3f} s ({runs} runs)"
+        )
     imported = subprocess.run([sys.executable, "-c", TORCH_CHECK], check=True, capture_output=True, text=True)
     print(f"torch imported by the light commands' modules: {imported.stdout.strip()}")
 

@@ -1,6 +1,6 @@
 """A small CIFAR-style CNN: conv, batch norm, ReLU, pooling and a linear head.
 
-    flopcalc count examples/cnn.py:build --input 8x3x32x32
+flopcalc count examples/cnn.py:build --input 8x3x32x32
 """
 
 import torch

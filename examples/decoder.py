@@ -22,8 +22,10 @@ class Attention(nn.Module):
 
     def forward(self, x, past=None):
         batch, tokens, dim = x.shape
-        q, k, v = (part.reshape(batch, tokens, self.heads, dim // self.heads).transpose(1, 2)
-                   for part in self.qkv(x).chunk(3, dim=-1))
+        q, k, v = (
+            part.reshape(batch, tokens, self.heads, dim // self.heads).transpose(1, 2)
+            for part in self.qkv(x).chunk(3, dim=-1)
+        )
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=past is None)  # one new token sees every key

@@ -27,8 +27,14 @@ def export_all(out_dir: Path) -> list[Path]:
         # the TorchScript-based exporter needs no onnxscript; torch warns that it is the legacy one
         warnings.simplefilter("ignore")
         target = out_dir / "cnn.onnx"
-        torch.onnx.export(image_model, (images,), str(target), dynamo=False, input_names=["images"],
-                          dynamic_axes={"images": {0: "batch"}})
+        torch.onnx.export(
+            image_model,
+            (images,),
+            str(target),
+            dynamo=False,
+            input_names=["images"],
+            dynamic_axes={"images": {0: "batch"}},
+        )
         written.append(target)
     target = out_dir / "cnn.pt2"
     torch.export.save(torch.export.export(image_model, (images,)), str(target))

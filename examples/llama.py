@@ -6,7 +6,6 @@ which counts on the meta device in seconds:
     flopcalc count examples/llama.py --kwargs '{"preset": "7b"}' --input 1x2048:int64
 """
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn

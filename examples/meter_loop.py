@@ -49,8 +49,9 @@ def main() -> None:
         logits = model(ids[:, :-1])
         return nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
 
-    meter = ThroughputMeter(model, example, step=loss_of, device_name=args.device_name,
-                            calibration=args.calibration, window=10)
+    meter = ThroughputMeter(
+        model, example, step=loss_of, device_name=args.device_name, calibration=args.calibration, window=10
+    )
     print(f"counted {meter.flops_per_step:,} FLOP per step (forward + backward, 1 multiply-add = 2 FLOPs)")
     for note in meter.notes:
         print(f"note: {note}")

@@ -39,8 +39,11 @@ def main() -> int:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         for name, command in REPORTS.items():
             report = Path(scratch) / f"{name}.html"
-            subprocess.run([sys.executable, "-m", "flopcalc", *command, "--format", "html", "--output", str(report)],
-                           cwd=ROOT, check=True)
+            subprocess.run(
+                [sys.executable, "-m", "flopcalc", *command, "--format", "html", "--output", str(report)],
+                cwd=ROOT,
+                check=True,
+            )
             photograph(report, IMAGES / f"{name}.png", browser)
             print(f"docs/img/{name}.png")
         browser.close()

@@ -1,6 +1,6 @@
 """ResNet-50 (He et al. 2015, v1.5: stride on the 3x3 conv), written here so no torchvision is needed.
 
-    flopcalc count examples/resnet.py --input 1x3x224x224
+flopcalc count examples/resnet.py --input 1x3x224x224
 """
 
 import torch

@@ -12,9 +12,10 @@ Every command that takes a model calls these, and so can any Python program:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .adapters import LoraConfig, WeightEntry
 from .compute import TrainingCompute, training_from_report
@@ -22,9 +23,15 @@ from .conventions import detect_transformer
 from .counting.activations import ActivationProfile
 from .counting.report import CountReport
 from .counting.traffic import TrafficReport
-from .errors import (ArgumentTypeError, FlopcalcError, InsufficientMemoryError, ModelBuildError, ModelRunError,
-                     UsageError,
-                     check_number)
+from .errors import (
+    ArgumentTypeError,
+    FlopcalcError,
+    InsufficientMemoryError,
+    ModelBuildError,
+    ModelRunError,
+    UsageError,
+    check_number,
+)
 from .loaders import LoadedModel, check_input_names, example_inputs_kept, is_hub_id, load_model, make_inputs
 from .loaders.huggingface import config_path
 from .spec import CallArgs, ModelSpec, tensors_in
@@ -44,7 +51,9 @@ def as_spec(model: ModelSpec | str | os.PathLike[str], inputs: Any = None, **opt
         return model
     unknown = sorted(set(options) - _SPEC_OPTIONS)
     if unknown:
-        raise UsageError(f"unknown option(s) {', '.join(unknown)}", f"a ModelSpec takes {', '.join(sorted(_SPEC_OPTIONS))}")
+        raise UsageError(
+            f"unknown option(s) {', '.join(unknown)}", f"a ModelSpec takes {', '.join(sorted(_SPEC_OPTIONS))}"
+        )
     if isinstance(inputs, str):
         inputs = [inputs]
     return ModelSpec(os.fspath(model), inputs=tuple(inputs or ()), **options)
@@ -73,11 +82,15 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
     values: `.item()`, data-dependent shapes), on the CPU, with a note. ONNX graphs are counted from their
     shapes, forward only.
     """
+
     def work(loaded: LoadedModel, example: Any) -> CountReport:
         if loaded.kind == "onnx":
             if spec.sparsity:
-                raise UsageError(f"--sparsity reads weight values from a PyTorch model; {spec.source} is an ONNX "
-                                 "graph, counted from its shapes", "give the PyTorch model, or drop --sparsity")
+                raise UsageError(
+                    f"--sparsity reads weight values from a PyTorch model; {spec.source} is an ONNX "
+                    "graph, counted from its shapes",
+                    "give the PyTorch model, or drop --sparsity",
+                )
             from .counting.onnx_graph import count_onnx
 
             return count_onnx(loaded.module, spec, strict=strict)
@@ -92,10 +105,14 @@ def count_spec(spec: ModelSpec, *, strict: bool = False) -> CountReport:
 def count_with_activations(spec: ModelSpec, *, strict: bool = False) -> tuple[CountReport, ActivationProfile]:
     """Count the spec's model and measure what its backward keeps (`activations`), from one load: on meta,
     falling back to the CPU as `count_spec` does. ONNX graphs never run, so they have no activations."""
+
     def work(loaded: LoadedModel, example: Any) -> tuple[CountReport, ActivationProfile]:
         if loaded.kind == "onnx":
-            raise UsageError(f"{spec.source} is an ONNX graph: it is counted from shapes and never runs, so its "
-                             "activations cannot be measured", "give the PyTorch model, or a config.json")
+            raise UsageError(
+                f"{spec.source} is an ONNX graph: it is counted from shapes and never runs, so its "
+                "activations cannot be measured",
+                "give the PyTorch model, or a config.json",
+            )
         from .counting.saved_tensors import measure_activations
 
         return _count_loaded(loaded, example, spec, strict), measure_activations(loaded.module, example)
@@ -104,15 +121,19 @@ def count_with_activations(spec: ModelSpec, *, strict: bool = False) -> tuple[Co
     return _with_notes(report, *fallback, *loader_notes(loaded, spec)), profile
 
 
-def count_adapted(spec: ModelSpec, lora: LoraConfig, *, with_activations: bool = True,
-                  strict: bool = False) -> tuple[CountReport, ActivationProfile | None, Any]:
+def count_adapted(
+    spec: ModelSpec, lora: LoraConfig, *, with_activations: bool = True, strict: bool = False
+) -> tuple[CountReport, ActivationProfile | None, Any]:
     """Count the spec's model with LoRA adapters put in (flopcalc.adapters): the base frozen, so its weight
     gradients are not counted and its input gradients are; with `with_activations`, what the backward keeps with
     the adapters in the graph. Returns the report, the profile (or None) and the AdapterSummary."""
+
     def work(loaded: LoadedModel, example: Any) -> tuple[CountReport, ActivationProfile | None, Any]:
         if loaded.kind == "onnx":
-            raise UsageError(f"{spec.source} is an ONNX graph: LoRA adapters cannot be put into it",
-                             "give the PyTorch model, or a config.json")
+            raise UsageError(
+                f"{spec.source} is an ONNX graph: LoRA adapters cannot be put into it",
+                "give the PyTorch model, or a config.json",
+            )
         from .adapters.lora import attach_lora
         from .counting.saved_tensors import measure_activations
 
@@ -141,8 +162,10 @@ def count_teacher(spec: ModelSpec, *, strict: bool = False) -> TeacherCount:
 
     def work(loaded: LoadedModel, example: Any) -> TeacherCount:
         if loaded.kind == "onnx":
-            raise UsageError(f"--teacher {spec.source} is an ONNX graph: its weights and outputs cannot be read",
-                             "give the PyTorch model, or a config.json")
+            raise UsageError(
+                f"--teacher {spec.source} is an ONNX graph: its weights and outputs cannot be read",
+                "give the PyTorch model, or a config.json",
+            )
         import torch
 
         from .adapters.lora import weight_inventory
@@ -188,8 +211,10 @@ def on_meta_then_cpu(spec: ModelSpec, work: Callable[[LoadedModel, Any], T]) -> 
                 first_error, on_meta = error, (loaded.module if loaded is not None else None)
                 continue
             raise
-        fallback = () if first_error is None else (
-            f"the model could not run on the meta device ({first_error.message}); counted on cpu",
+        fallback = (
+            ()
+            if first_error is None
+            else (f"the model could not run on the meta device ({first_error.message}); counted on cpu",)
         )
         return result, loaded, fallback
     raise AssertionError("unreachable")
@@ -216,7 +241,8 @@ def check_fits_in_memory(spec: ModelSpec, on_meta: Any = None, meta_error: Flopc
     why = f"it could not run on the meta device ({meta_error.message}); " if meta_error is not None else ""
     raise InsufficientMemoryError(
         f"building {spec.source} on the cpu needs at least {format_si(weights + gradients, 'B')} (parameters and "
-        f"buffers {format_si(weights, 'B')}" + (f", gradients {format_si(gradients, 'B')}" if gradients else "")
+        f"buffers {format_si(weights, 'B')}"
+        + (f", gradients {format_si(gradients, 'B')}" if gradients else "")
         + f") and {format_si(available, 'B')} is available: {why}not built",
         "count it on a machine with that memory, or a copy of the config with fewer layers (FLOPs scale per layer)",
     )
@@ -240,9 +266,10 @@ def available_memory() -> int | None:
                 candidates.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
         pass
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         try:
             limit = Path(limit_file).read_text().strip()
             if limit.isdigit() and int(limit) < 1 << 60:
@@ -270,8 +297,9 @@ def load(spec: ModelSpec, device: str) -> tuple[LoadedModel, Any]:
     if spec.dims:
         raise UsageError("--dim applies to ONNX graphs", "give --input SHAPE for this model")
     check_input_names(spec, loaded.module, loaded.kind)
-    return loaded, make_inputs(spec, loaded.example_inputs, device=_device_of(loaded.module, device),
-                               module=loaded.module)
+    return loaded, make_inputs(
+        spec, loaded.example_inputs, device=_device_of(loaded.module, device), module=loaded.module
+    )
 
 
 def count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, *, strict: bool = False) -> CountReport:
@@ -280,8 +308,14 @@ def count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, *, strict: 
 
 
 def count_traffic(
-    model: Any, inputs: Any, *, cache: Any = None, causal_half: bool = False, strict: bool = False,
-    name: str | None = None, sparsity: bool = False,
+    model: Any,
+    inputs: Any,
+    *,
+    cache: Any = None,
+    causal_half: bool = False,
+    strict: bool = False,
+    name: str | None = None,
+    sparsity: bool = False,
 ) -> tuple[CountReport, TrafficReport]:
     """Forward FLOPs per layer and the bytes each layer moves (counting/traffic.py), from one run of
     `model(*inputs)` (or `model(**inputs)` for a dict). `cache`: the KV cache object among the inputs (a
@@ -298,8 +332,16 @@ def count_traffic(
     except (AttributeError, RuntimeError):  # a ScriptModule takes no Python hooks: every unread tensor is an output
         hook = None
     try:
-        report = count_module(model, inputs, backward=False, causal_half=causal_half, strict=strict, name=name,
-                              observe=tracer, sparsity=sparsity)
+        report = count_module(
+            model,
+            inputs,
+            backward=False,
+            causal_half=causal_half,
+            strict=strict,
+            name=name,
+            observe=tracer,
+            sparsity=sparsity,
+        )
     finally:
         if hook is not None:
             hook.remove()
@@ -318,8 +360,11 @@ def training(model: ModelSpec | CountReport | str, examples: float, epochs: floa
     check_number(examples, "examples")
     check_number(epochs, "epochs")
     if not isinstance(model, (ModelSpec, CountReport, str, os.PathLike)):
-        raise ArgumentTypeError(f"model must be a ModelSpec, a source or a CountReport, got {type(model).__name__}",
-                                "count it first: flopcalc.training(flopcalc.count(...), examples)", field="model")
+        raise ArgumentTypeError(
+            f"model must be a ModelSpec, a source or a CountReport, got {type(model).__name__}",
+            "count it first: flopcalc.training(flopcalc.count(...), examples)",
+            field="model",
+        )
     report = model if isinstance(model, CountReport) else count_spec(as_spec(model))
     return training_from_report(report, examples, epochs)
 
@@ -328,8 +373,14 @@ def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bo
     from .counting.counter import count as count_module
 
     report = count_module(
-        loaded.module, example, backward=spec.backward, frozen=spec.frozen, causal_half=spec.causal_half,
-        strict=strict, name=spec.source, sparsity=spec.sparsity,
+        loaded.module,
+        example,
+        backward=spec.backward,
+        frozen=spec.frozen,
+        causal_half=spec.causal_half,
+        strict=strict,
+        name=spec.source,
+        sparsity=spec.sparsity,
     )
     return replace(report, transformer=detect_transformer(loaded.module))
 
@@ -339,8 +390,11 @@ def loader_notes(loaded: LoadedModel, spec: ModelSpec) -> tuple[str, ...]:
     example input --input did not replace."""
     kept = example_inputs_kept(spec, loaded.example_inputs, loaded.module)
     used = not spec.inputs or bool(kept)
-    return (loaded.notes + (loaded.example_notes if used else ())
-            + tuple(note for name, note in loaded.input_notes.items() if name in kept))
+    return (
+        loaded.notes
+        + (loaded.example_notes if used else ())
+        + tuple(note for name, note in loaded.input_notes.items() if name in kept)
+    )
 
 
 def _device_of(module: Any, default: str) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .api import count_spec, load
 from .counting.report import CATEGORIES, MULTIPLY_ADD_CATEGORIES, CountReport
@@ -22,8 +23,17 @@ from .spec import CallArgs, ModelSpec
 COUNTERS = ("fvcore", "torch")
 
 # fvcore's handles that count multiply-adds (one per multiply-add): doubled to FLOPs
-_FVCORE_PRODUCTS = {"addmm": "matmul", "linear": "matmul", "matmul": "matmul", "bmm": "matmul", "mm": "matmul",
-                    "einsum": "matmul", "baddbmm": "matmul", "conv": "conv", "_convolution": "conv"}
+_FVCORE_PRODUCTS = {
+    "addmm": "matmul",
+    "linear": "matmul",
+    "matmul": "matmul",
+    "bmm": "matmul",
+    "mm": "matmul",
+    "einsum": "matmul",
+    "baddbmm": "matmul",
+    "conv": "conv",
+    "_convolution": "conv",
+}
 
 
 @dataclass(frozen=True)
@@ -62,8 +72,14 @@ class Difference:
     explanation: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"counter": self.counter, "reason": self.reason, "categories": list(self.categories),
-                "flopcalc": self.flopcalc, "other": self.other, "explanation": self.explanation}
+        return {
+            "counter": self.counter,
+            "reason": self.reason,
+            "categories": list(self.categories),
+            "flopcalc": self.flopcalc,
+            "other": self.other,
+            "explanation": self.explanation,
+        }
 
 
 @dataclass(frozen=True)
@@ -76,22 +92,33 @@ class Comparison:
     def _in_unit(self, by_category: Mapping[str, int] | None) -> dict[str, int] | None:
         if by_category is None:
             return None
-        return {c: (v // 2 if self.unit == "mac" and c in MULTIPLY_ADD_CATEGORIES else v)
-                for c, v in by_category.items()}
+        return {
+            c: (v // 2 if self.unit == "mac" and c in MULTIPLY_ADD_CATEGORIES else v) for c, v in by_category.items()
+        }
 
-    def in_unit(self, unit: str) -> "Comparison":
+    def in_unit(self, unit: str) -> Comparison:
         return Comparison(self.report, self.counters, self.differences, unit)
 
     def rows(self) -> list[dict[str, Any]]:
         """flopcalc and each counter: forward, backward, total, in this comparison's unit."""
         flopcalc = self.report.in_unit(self.unit)
-        rows = [{"counter": "flopcalc", "forward": flopcalc.forward,
-                 "backward": flopcalc.backward if flopcalc.backward_counted else None}]
+        rows = [
+            {
+                "counter": "flopcalc",
+                "forward": flopcalc.forward,
+                "backward": flopcalc.backward if flopcalc.backward_counted else None,
+            }
+        ]
         for result in self.counters:
             forward = self._in_unit(result.forward_by_category)
             backward = self._in_unit(result.backward_by_category)
-            rows.append({"counter": result.name, "forward": sum(forward.values()) if not result.error else None,
-                         "backward": None if backward is None or result.error else sum(backward.values())})
+            rows.append(
+                {
+                    "counter": result.name,
+                    "forward": sum(forward.values()) if not result.error else None,
+                    "backward": None if backward is None or result.error else sum(backward.values()),
+                }
+            )
         for row in rows:
             row["total"] = None if row["forward"] is None else row["forward"] + (row["backward"] or 0)
         return rows
@@ -103,25 +130,31 @@ class Comparison:
         counters = []
         for result in self.counters:
             modules = {name: (value // 2 if self.unit == "mac" else value) for name, value in result.modules.items()}
-            counters.append({
-                "name": result.name,
-                "version": result.version,
-                "error": result.error,
-                "as_reported": result.as_reported,
-                "reported_unit": result.reported_unit,
-                "forward": None if result.error else sum(self._in_unit(result.forward_by_category).values()),
-                "backward": None if result.backward_by_category is None or result.error
-                else sum(self._in_unit(result.backward_by_category).values()),
-                "forward_by_category": self._in_unit(result.forward_by_category),
-                "backward_by_category": self._in_unit(result.backward_by_category),
-                "modules": modules,
-                "skipped_ops": dict(result.skipped_ops),
-                "note": result.note,
-            })
+            counters.append(
+                {
+                    "name": result.name,
+                    "version": result.version,
+                    "error": result.error,
+                    "as_reported": result.as_reported,
+                    "reported_unit": result.reported_unit,
+                    "forward": None if result.error else sum(self._in_unit(result.forward_by_category).values()),
+                    "backward": None
+                    if result.backward_by_category is None or result.error
+                    else sum(self._in_unit(result.backward_by_category).values()),
+                    "forward_by_category": self._in_unit(result.forward_by_category),
+                    "backward_by_category": self._in_unit(result.backward_by_category),
+                    "modules": modules,
+                    "skipped_ops": dict(result.skipped_ops),
+                    "note": result.note,
+                }
+            )
         return {
             "unit": self.unit,
-            "flopcalc": {"forward": flopcalc.forward, "backward": flopcalc.backward,
-                         "modules": {layer.name: layer.forward for layer in top}},
+            "flopcalc": {
+                "forward": flopcalc.forward,
+                "backward": flopcalc.backward,
+                "modules": {layer.name: layer.forward for layer in top},
+            },
             "counters": counters,
             "differences": [d.to_dict() for d in self.differences],
         }
@@ -132,8 +165,10 @@ def parse_counters(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     unknown = [name for name in names if name not in COUNTERS]
     if unknown or not names:
-        raise UsageError(f"--compare {text!r}: unknown counter {', '.join(unknown) or '(none)'}",
-                         f"use one or more of {','.join(COUNTERS)}")
+        raise UsageError(
+            f"--compare {text!r}: unknown counter {', '.join(unknown) or '(none)'}",
+            f"use one or more of {','.join(COUNTERS)}",
+        )
     return names
 
 
@@ -142,8 +177,10 @@ def compare_spec(spec: ModelSpec, counters: Sequence[str] = COUNTERS, *, strict:
     the device flopcalc's count ran on) and name the differences."""
     report = count_spec(spec, strict=strict)
     if report.device == "onnx":
-        raise UsageError("--compare runs PyTorch counters: an ONNX graph has no module to run",
-                         "compare the PyTorch model the graph came from")
+        raise UsageError(
+            "--compare runs PyTorch counters: an ONNX graph has no module to run",
+            "compare the PyTorch model the graph came from",
+        )
     results = []
     model_facts: dict[str, Any] = {}
     for name in counters:
@@ -153,10 +190,11 @@ def compare_spec(spec: ModelSpec, counters: Sequence[str] = COUNTERS, *, strict:
         try:
             results.append(runner(loaded.module, example, spec))
         except Exception as error:  # a second opinion that cannot be had is said, not fatal
-            results.append(_on_cpu(runner, spec, report, error) or CounterResult(
-                name, _version(name), _all_categories({}), None, 0, "", error=short_error(error)))
-    differences = tuple(d for result in results if not result.error
-                        for d in _differences(report, result, model_facts))
+            results.append(
+                _on_cpu(runner, spec, report, error)
+                or CounterResult(name, _version(name), _all_categories({}), None, 0, "", error=short_error(error))
+            )
+    differences = tuple(d for result in results if not result.error for d in _differences(report, result, model_facts))
     return Comparison(report, tuple(results), differences)
 
 
@@ -178,7 +216,6 @@ def _on_cpu(runner: Any, spec: ModelSpec, report: CountReport, error: Exception)
     except Exception:
         return None
     return replace(result, note=f"ran on cpu: on meta it failed ({short_error(error)})")
-
 
 
 def _version(name: str) -> str:
@@ -217,11 +254,21 @@ def _run_fvcore(module: Any, inputs: Any, spec: ModelSpec) -> CounterResult:
     for op, value in by_operator.items():
         category = _FVCORE_PRODUCTS.get(op) or _fvcore_category(op)
         forward[category] += value * (2 if op in _FVCORE_PRODUCTS else 1)
-    modules = {name: sum(v * (2 if op in _FVCORE_PRODUCTS else 1) for op, v in ops.items())
-               for name, ops in by_module_op.items() if name and "." not in name}
-    return CounterResult("fvcore", _version("fvcore"), _all_categories(forward), None,
-                         sum(by_operator.values()), "fvcore flops (one per multiply-add)", modules,
-                         {op.replace("aten::", "aten."): n for op, n in skipped.items()})
+    modules = {
+        name: sum(v * (2 if op in _FVCORE_PRODUCTS else 1) for op, v in ops.items())
+        for name, ops in by_module_op.items()
+        if name and "." not in name
+    }
+    return CounterResult(
+        "fvcore",
+        _version("fvcore"),
+        _all_categories(forward),
+        None,
+        sum(by_operator.values()),
+        "fvcore flops (one per multiply-add)",
+        modules,
+        {op.replace("aten::", "aten."): n for op, n in skipped.items()},
+    )
 
 
 def _fvcore_category(op: str) -> str:
@@ -257,12 +304,14 @@ def _run_torch(module: Any, inputs: Any, spec: ModelSpec) -> CounterResult:
     counts = forward_mode.get_flop_counts()
     forward = _torch_by_category(counts.get("Global", {}))
     root = type(module).__name__
-    modules = {name[len(root) + 1:]: int(sum(ops.values())) for name, ops in counts.items()
-               if name.startswith(root + ".") and name.count(".") == 1}
+    modules = {
+        name[len(root) + 1 :]: int(sum(ops.values()))
+        for name, ops in counts.items()
+        if name.startswith(root + ".") and name.count(".") == 1
+    }
     backward = _torch_by_category(backward_counts) if spec.backward else None
     total = sum(forward.values()) + sum((backward or {}).values())
-    return CounterResult("torch", _version("torch"), forward, backward, total,
-                         "FLOP (one multiply-add = 2)", modules)
+    return CounterResult("torch", _version("torch"), forward, backward, total, "FLOP (one multiply-add = 2)", modules)
 
 
 def _torch_by_category(counts: Mapping[Any, int]) -> dict[str, int]:
@@ -308,26 +357,45 @@ def _fvcore_differences(report: CountReport, result: CounterResult, add) -> None
     products = [c for c in ("matmul", "conv") if theirs_fwd[c]]
     if products:
         reported = sum(theirs_fwd[c] for c in products) // 2
-        add("multiply_add_once", products, sum(fwd[c] for c in products), reported,
+        add(
+            "multiply_add_once",
+            products,
+            sum(fwd[c] for c in products),
+            reported,
             f"fvcore counts a multiply-add as one flop: it reported {reported:,} for "
-            f"{' and '.join(products)}, {sum(theirs_fwd[c] for c in products):,} in FLOP (x2, shown)")
+            f"{' and '.join(products)}, {sum(theirs_fwd[c] for c in products):,} in FLOP (x2, shown)",
+        )
     if report.backward_counted and report.backward:
-        add("forward_only", [c for c in CATEGORIES if bwd[c]], report.backward, 0,
-            "fvcore counts the forward pass only: flopcalc's backward has nothing to compare with")
+        add(
+            "forward_only",
+            [c for c in CATEGORIES if bwd[c]],
+            report.backward,
+            0,
+            "fvcore counts the forward pass only: flopcalc's backward has nothing to compare with",
+        )
     if fwd["attention"] and not theirs_fwd["attention"]:
-        add("no_attention_handle", ["attention"], fwd["attention"], 0,
-            "fvcore has no handle for scaled_dot_product_attention: the attention products are skipped")
+        add(
+            "no_attention_handle",
+            ["attention"],
+            fwd["attention"],
+            0,
+            "fvcore has no handle for scaled_dot_product_attention: the attention products are skipped",
+        )
     skipped = {op: n for op, n in result.skipped_ops.items() if "attention" not in op}
-    missing = [c for c in ("norm", "activation", "elementwise", "pool", "reduction", "other")
-               if fwd[c] > theirs_fwd[c]]
+    missing = [c for c in ("norm", "activation", "elementwise", "pool", "reduction", "other") if fwd[c] > theirs_fwd[c]]
     if missing:
         reasons = ["it ignores elementwise ops and activations by design"]
         if skipped:
             reasons.append("it has no handle for " + ", ".join(f"{op} x{n}" for op, n in sorted(skipped.items())))
         if fwd["elementwise"] and products:
             reasons.append("its linear and convolution handles leave out the bias adds")
-        add("no_handle", missing, sum(fwd[c] for c in missing), sum(theirs_fwd[c] for c in missing),
-            "fvcore counts none of flopcalc's " + ", ".join(missing) + " FLOPs: " + "; ".join(reasons))
+        add(
+            "no_handle",
+            missing,
+            sum(fwd[c] for c in missing),
+            sum(theirs_fwd[c] for c in missing),
+            "fvcore counts none of flopcalc's " + ", ".join(missing) + " FLOPs: " + "; ".join(reasons),
+        )
 
 
 def _flop_counter_differences(report: CountReport, result: CounterResult, facts: Mapping[str, Any], add) -> None:
@@ -336,27 +404,53 @@ def _flop_counter_differences(report: CountReport, result: CounterResult, facts:
     theirs_fwd, theirs_bwd = result.forward_by_category, result.backward_by_category
     others = [c for c in ("norm", "activation", "elementwise", "pool", "reduction", "other") if fwd[c] or bwd[c]]
     if others:
-        add("products_only", others, sum(fwd[c] + bwd[c] for c in others), 0,
+        add(
+            "products_only",
+            others,
+            sum(fwd[c] + bwd[c] for c in others),
+            0,
             "FlopCounterMode counts matrix products, convolutions and attention kernels only; flopcalc also counts "
-            + ", ".join(others) + " (bias adds included)")
+            + ", ".join(others)
+            + " (bias adds included)",
+        )
     if theirs_bwd is not None and facts.get("grouped_convs") and theirs_bwd["conv"] > bwd["conv"]:
-        add("conv_groups_backward", ["conv"], bwd["conv"], theirs_bwd["conv"],
+        add(
+            "conv_groups_backward",
+            ["conv"],
+            bwd["conv"],
+            theirs_bwd["conv"],
             "FlopCounterMode ignores `groups` in the convolution backward (the weight gradient is counted as a dense "
             f"convolution): {theirs_bwd['conv'] - bwd['conv']:,} FLOP too many, from the grouped convolution(s) "
-            + ", ".join(facts["grouped_convs"]))
+            + ", ".join(facts["grouped_convs"]),
+        )
     attention_seen = fwd["attention"] + bwd["attention"]
     theirs_attention = theirs_fwd["attention"] + (theirs_bwd["attention"] if theirs_bwd else 0)
     if attention_seen and not theirs_attention:
         extra = theirs_fwd["matmul"] + (theirs_bwd["matmul"] if theirs_bwd else 0) - fwd["matmul"] - bwd["matmul"]
         if report.device == "meta" and extra > 0:
-            add("attention_as_matmul", ["attention", "matmul"], attention_seen, extra,
+            add(
+                "attention_as_matmul",
+                ["attention", "matmul"],
+                attention_seen,
+                extra,
                 "on the meta device scaled_dot_product_attention runs as its math decomposition: FlopCounterMode "
-                "counts its products as bmm (matmul), flopcalc as the attention call")
+                "counts its products as bmm (matmul), flopcalc as the attention call",
+            )
         else:
-            add("fused_attention_uncounted", ["attention"], attention_seen, 0,
+            add(
+                "fused_attention_uncounted",
+                ["attention"],
+                attention_seen,
+                0,
                 f"FlopCounterMode has no formula for the fused attention kernel run on {report.device}: attention "
-                "is not in its figure")
+                "is not in its figure",
+            )
     if report.options.get("causal_half") and attention_seen:
-        add("causal_half", ["attention"], attention_seen, theirs_attention,
+        add(
+            "causal_half",
+            ["attention"],
+            attention_seen,
+            theirs_attention,
             "flopcalc counted causal attention over the lower triangle (--causal-half); FlopCounterMode counts the "
-            "full square")
+            "full square",
+        )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .counting.report import unsupported_ops_note
 from .emissions import GridIntensity, emissions_kg
 from .errors import UsageError
-from .units import PF_DAY_FLOP, PETAFLOP, SECONDS_PER_DAY, ComputeQuantity, format_si
+from .units import PETAFLOP, PF_DAY_FLOP, SECONDS_PER_DAY, ComputeQuantity, format_si
 
 if TYPE_CHECKING:
     from .counting.report import CountReport
@@ -95,7 +95,9 @@ class Throughput:
 def check_pue(pue: float) -> float:
     """A data centre's power usage effectiveness: total power over the IT equipment's, so >= 1."""
     if isinstance(pue, bool) or not isinstance(pue, (int, float)) or not 1 <= pue < float("inf"):
-        raise UsageError(f"PUE must be a number >= 1, got {pue!r}", "1.0 counts the GPUs alone; data centres run 1.1-1.6")
+        raise UsageError(
+            f"PUE must be a number >= 1, got {pue!r}", "1.0 counts the GPUs alone; data centres run 1.1-1.6"
+        )
     return float(pue)
 
 
@@ -188,8 +190,9 @@ def fleet_estimate(
     gpu_hours = _exact(flop) / (throughput._sustained() * SECONDS_PER_HOUR)
     energy = energy_kwh(None if tdp_w is None else _exact(tdp_w), gpu_hours, _exact(pue))
     cost = gpu_hours_cost(gpu_hours, None if price_per_gpu_hour is None else _exact(price_per_gpu_hour))
-    emissions = (None if grid is None or tdp_w is None
-                 else emissions_kg(_exact(tdp_w) * gpu_hours * _exact(pue) / 1000, grid))
+    emissions = (
+        None if grid is None or tdp_w is None else emissions_kg(_exact(tdp_w) * gpu_hours * _exact(pue) / 1000, grid)
+    )
     return FleetEstimate(
         flop=float(flop),
         throughput=throughput,
@@ -251,19 +254,26 @@ class Conversion:
             "flop": self.flop,
             "petaflop": self.petaflop,
             "petaflop_days": self.petaflop_days,
-            **{k: v for k, v in self.fleet.to_dict().items()
-               if self.energy or k not in ("tdp_w", "pue", "energy_kwh")},
+            **{k: v for k, v in self.fleet.to_dict().items() if self.energy or k not in ("tdp_w", "pue", "energy_kwh")},
         }
 
 
-def convert(quantity: ComputeQuantity, throughput: Throughput, num_gpus: int = 1, *, tdp_w: float | None = None,
-            pue: float | None = None, grid: GridIntensity | None = None) -> Conversion:
+def convert(
+    quantity: ComputeQuantity,
+    throughput: Throughput,
+    num_gpus: int = 1,
+    *,
+    tdp_w: float | None = None,
+    pue: float | None = None,
+    grid: GridIntensity | None = None,
+) -> Conversion:
     """Express `quantity` in all units, given what one GPU sustains and how many GPUs share the work; with a
     `pue` or a `grid`, also its energy from the GPUs' `tdp_w` and its emissions."""
     flop = quantity_to_flop(quantity, throughput)
     energy = pue is not None or grid is not None
-    fleet = fleet_estimate(flop, throughput, num_gpus, tdp_w=tdp_w if energy else None,
-                           pue=1.0 if pue is None else pue, grid=grid)
+    fleet = fleet_estimate(
+        flop, throughput, num_gpus, tdp_w=tdp_w if energy else None, pue=1.0 if pue is None else pue, grid=grid
+    )
     return Conversion(quantity=quantity, fleet=fleet, energy=energy)
 
 
@@ -323,24 +333,43 @@ class TrainingCompute:
             "petaflop": float(self._total() / _exact(PETAFLOP)),
             "petaflop_days": self.petaflop_days,
             "notes": list(self.notes),
-            **({"teacher": {"forward_flops_per_example": float(self.teacher_forward_flops_per_example),
-                            "passes": float(self.teacher_passes), "flops": float(self._teacher_total())}}
-               if self.teacher_passes else {}),
+            **(
+                {
+                    "teacher": {
+                        "forward_flops_per_example": float(self.teacher_forward_flops_per_example),
+                        "passes": float(self.teacher_passes),
+                        "flops": float(self._teacher_total()),
+                    }
+                }
+                if self.teacher_passes
+                else {}
+            ),
         }
 
 
-def with_teacher(training: TrainingCompute, teacher_forward_flops_per_example: float, *,
-                 cached_logits: bool = False) -> TrainingCompute:
+def with_teacher(
+    training: TrainingCompute, teacher_forward_flops_per_example: float, *, cached_logits: bool = False
+) -> TrainingCompute:
     """Distillation: the teacher's forward per example added to the student's training compute, every epoch
     (live logits) or once (`cached_logits`: computed on the first pass and stored)."""
     _check_positive(teacher_forward_flops_per_example, "teacher forward FLOPs per example")
     passes = 1 if cached_logits else training.epochs
-    note = (f"distillation: + teacher forward {float(teacher_forward_flops_per_example):,.6g} FLOP per example x "
-            f"{format_si(training.examples)} examples x {passes:g} pass{'es' if passes != 1 else ''} ("
-            + ("logits cached: the teacher runs once over the examples" if cached_logits else
-               "live logits: the teacher runs every epoch") + "); the teacher is frozen: no backward")
-    return replace(training, teacher_forward_flops_per_example=teacher_forward_flops_per_example,
-                   teacher_passes=passes, notes=tuple(training.notes) + (note,))
+    note = (
+        f"distillation: + teacher forward {float(teacher_forward_flops_per_example):,.6g} FLOP per example x "
+        f"{format_si(training.examples)} examples x {passes:g} pass{'es' if passes != 1 else ''} ("
+        + (
+            "logits cached: the teacher runs once over the examples"
+            if cached_logits
+            else "live logits: the teacher runs every epoch"
+        )
+        + "); the teacher is frozen: no backward"
+    )
+    return replace(
+        training,
+        teacher_forward_flops_per_example=teacher_forward_flops_per_example,
+        teacher_passes=passes,
+        notes=tuple(training.notes) + (note,),
+    )
 
 
 def check_run_size(examples: float, epochs: float) -> None:
@@ -362,8 +391,7 @@ def training_from_counts(
     _check_positive(forward_flops_per_example, "forward FLOPs per example")
     _check_positive(backward_flops_per_example, "backward FLOPs per example", allow_zero=True)
     check_run_size(examples, epochs)
-    return TrainingCompute(forward_flops_per_example, backward_flops_per_example, examples, epochs, method,
-                           notes=notes)
+    return TrainingCompute(forward_flops_per_example, backward_flops_per_example, examples, epochs, method, notes=notes)
 
 
 def training_from_forward(flops_per_example: float, examples: float, epochs: float = 1) -> TrainingCompute:
@@ -372,7 +400,11 @@ def training_from_forward(flops_per_example: float, examples: float, epochs: flo
     check_run_size(examples, epochs)
     backward = float(_exact(flops_per_example) * BACKWARD_TO_FORWARD)
     return TrainingCompute(
-        flops_per_example, backward, examples, epochs, "forward-x3",
+        flops_per_example,
+        backward,
+        examples,
+        epochs,
+        "forward-x3",
         notes=("backward assumed 2x forward (Epoch AI's typical 2:1 ratio), so training = 3 x forward",),
     )
 
@@ -385,11 +417,15 @@ def training_from_params_tokens(params: float, tokens: float, *, active: bool = 
     _check_positive(params, "number of parameters")
     _check_positive(tokens, "number of tokens")
     two_n = float(_exact(params) * 2)
-    notes = ("C = 6 x N x D: 2N forward + 4N backward FLOPs per token (Kaplan et al. 2020); attention "
-             "FLOPs beyond the parameter matmuls are not included",)
+    notes = (
+        "C = 6 x N x D: 2N forward + 4N backward FLOPs per token (Kaplan et al. 2020); attention "
+        "FLOPs beyond the parameter matmuls are not included",
+    )
     if active:
-        notes += (f"N = {format_si(params)} active parameters: each token runs through its top-k experts only "
-                  "(mixture of experts), so the experts it skips are not in N",)
+        notes += (
+            f"N = {format_si(params)} active parameters: each token runs through its top-k experts only "
+            "(mixture of experts), so the experts it skips are not in N",
+        )
     return TrainingCompute(two_n, float(_exact(params) * 4), tokens, 1, "6ND", example_unit="token", notes=notes)
 
 
@@ -399,7 +435,7 @@ ASSUMED_BACKWARD_NOTE = (
 )
 
 
-def step_flops(report: "CountReport") -> tuple[int, int, tuple[str, ...]]:
+def step_flops(report: CountReport) -> tuple[int, int, tuple[str, ...]]:
     """Forward and backward FLOPs of the counted batch, and notes on how they were obtained.
 
     A report whose backward pass was not counted (an ONNX graph, `--no-backward`) gets backward = 2x forward,
@@ -410,7 +446,7 @@ def step_flops(report: "CountReport") -> tuple[int, int, tuple[str, ...]]:
     return report.forward, report.forward * BACKWARD_TO_FORWARD, (ASSUMED_BACKWARD_NOTE,)
 
 
-def training_from_report(report: "CountReport", examples: float, epochs: float = 1) -> TrainingCompute:
+def training_from_report(report: CountReport, examples: float, epochs: float = 1) -> TrainingCompute:
     """Training compute of a counted model: its batch's (forward + backward) / batch size x examples x epochs.
 
     The notes carry the per-batch figures, the ops without a formula and the report's own notes, so every
@@ -418,11 +454,15 @@ def training_from_report(report: "CountReport", examples: float, epochs: float =
     """
     forward, backward, assumed = step_flops(report)
     batch = report.batch_size
-    notes = [f"counted: {forward:,} forward + {backward:,} backward FLOP per batch of {batch} "
-             f"(leading dimension of the first input), divided by {batch}", *assumed]
+    notes = [
+        f"counted: {forward:,} forward + {backward:,} backward FLOP per batch of {batch} "
+        f"(leading dimension of the first input), divided by {batch}",
+        *assumed,
+    ]
     unsupported = unsupported_ops_note(report.unsupported_ops)
     if unsupported:
         notes.append(unsupported)
     notes.extend(report.notes)
-    return training_from_counts(Fraction(forward, batch), Fraction(backward, batch), examples, epochs,
-                                method="counted", notes=tuple(notes))
+    return training_from_counts(
+        Fraction(forward, batch), Fraction(backward, batch), examples, epochs, method="counted", notes=tuple(notes)
+    )

@@ -141,8 +141,9 @@ def palm_attention_per_token(layers: int, heads: int, head_dim: int, seq_len: in
     return 12 * layers * heads * head_dim * seq_len
 
 
-def palm_flops_per_token(params: int, layers: int, heads: int, head_dim: int, seq_len: int, *,
-                         causal: bool = False) -> int:
+def palm_flops_per_token(
+    params: int, layers: int, heads: int, head_dim: int, seq_len: int, *, causal: bool = False
+) -> int:
     """PaLM's model FLOPs per token (Chowdhery et al. 2022, App. B): 6N + 12·L·H·Q·T; `causal` halves the
     attention term (the lower triangle of the T x T scores)."""
     attention = palm_attention_per_token(layers, heads, head_dim, seq_len)
@@ -168,38 +169,64 @@ def conventions_for(report: CountReport) -> ConventionsTable | None:
     seq_len, tokens = lengths
     forward, backward, _ = step_flops(report)
     scale = (forward + backward) / report.forward if report.forward else 0
-    by_category = {c: (report.forward_by_category[c] + report.backward_by_category[c]) for c in report.forward_by_category}
+    by_category = {
+        c: (report.forward_by_category[c] + report.backward_by_category[c]) for c in report.forward_by_category
+    }
     if not report.backward_counted:  # forward only: each part x3, as step_flops assumes for the whole
         by_category = {c: v * scale for c, v in by_category.items()}
     products = (by_category["matmul"] + by_category["conv"]) / tokens
     attention = by_category["attention"] / tokens
     other = sum(by_category[c] for c in _NOT_PRODUCTS) / tokens
-    table = _Counted((forward + backward) / tokens, products, attention, other,
-                     bool(report.options.get("causal_half")))
+    table = _Counted((forward + backward) / tokens, products, attention, other, bool(report.options.get("causal_half")))
     full = palm_attention_per_token(shape.layers, shape.heads, shape.head_dim, seq_len)
     n_all = report.params
     n_less_positions = n_all - shape.position_embedding_params
     n_less_tables = n_all - shape.embedding_params - shape.position_embedding_params
     rows = (
-        Convention("kaplan_6n", "6N", "6 x N, N = parameters less every embedding table",
-                   "Kaplan et al. 2020, Scaling Laws for Neural Language Models, sec. 2.1",
-                   n_less_tables, 6 * n_less_tables, 0,
-                   _differences(shape, table, n_less_tables, 0, includes="none", full=full)),
-        Convention("palm", "6N + 12LHQT", "6 x N + 12 x L x H x Q x T, N = parameters less position tables",
-                   "PaLM (Chowdhery et al. 2022, app. B); nanoGPT's estimate_mfu",
-                   n_less_positions, 6 * n_less_positions, full,
-                   _differences(shape, table, n_less_positions, full, includes="token", full=full)),
-        Convention("palm_causal", "6N + 6LHQT", "6 x N + 6 x L x H x Q x T: PaLM's attention term halved",
-                   "MaxText's MFU (attention halved for the causal mask, 2025)",
-                   n_less_positions, 6 * n_less_positions, full // 2,
-                   _differences(shape, table, n_less_positions, full // 2, includes="token", full=full)),
-        Convention("torchtitan", "6(N-E) + 12LHQT", "6 x (N - embedding tables) + 12 x L x H x Q x T",
-                   "torchtitan (get_nparams_and_flops: nn.Embedding parameters out of N, no causal halving)",
-                   n_less_tables, 6 * n_less_tables, full,
-                   _differences(shape, table, n_less_tables, full, includes="none", full=full)),
+        Convention(
+            "kaplan_6n",
+            "6N",
+            "6 x N, N = parameters less every embedding table",
+            "Kaplan et al. 2020, Scaling Laws for Neural Language Models, sec. 2.1",
+            n_less_tables,
+            6 * n_less_tables,
+            0,
+            _differences(shape, table, n_less_tables, 0, includes="none", full=full),
+        ),
+        Convention(
+            "palm",
+            "6N + 12LHQT",
+            "6 x N + 12 x L x H x Q x T, N = parameters less position tables",
+            "PaLM (Chowdhery et al. 2022, app. B); nanoGPT's estimate_mfu",
+            n_less_positions,
+            6 * n_less_positions,
+            full,
+            _differences(shape, table, n_less_positions, full, includes="token", full=full),
+        ),
+        Convention(
+            "palm_causal",
+            "6N + 6LHQT",
+            "6 x N + 6 x L x H x Q x T: PaLM's attention term halved",
+            "MaxText's MFU (attention halved for the causal mask, 2025)",
+            n_less_positions,
+            6 * n_less_positions,
+            full // 2,
+            _differences(shape, table, n_less_positions, full // 2, includes="token", full=full),
+        ),
+        Convention(
+            "torchtitan",
+            "6(N-E) + 12LHQT",
+            "6 x (N - embedding tables) + 12 x L x H x Q x T",
+            "torchtitan (get_nparams_and_flops: nn.Embedding parameters out of N, no causal halving)",
+            n_less_tables,
+            6 * n_less_tables,
+            full,
+            _differences(shape, table, n_less_tables, full, includes="none", full=full),
+        ),
     )
-    return ConventionsTable(shape, seq_len, tokens, n_all, table.total, products, attention, other,
-                            table.causal_half, rows)
+    return ConventionsTable(
+        shape, seq_len, tokens, n_all, table.total, products, attention, other, table.causal_half, rows
+    )
 
 
 @dataclass(frozen=True)
@@ -215,28 +242,38 @@ def _si(value: float) -> str:
     return format_si(value)
 
 
-def _differences(shape: TransformerShape, counted: _Counted, n: int, attention_term: int, *, includes: str,
-                 full: int) -> tuple[str, ...]:
+def _differences(
+    shape: TransformerShape, counted: _Counted, n: int, attention_term: int, *, includes: str, full: int
+) -> tuple[str, ...]:
     """What separates a formula from the count, each with its size per token."""
     lines = []
     parameter_gap = 6 * n - counted.products
     parts = []
     if includes == "token" and shape.embedding_params and not shape.tied_output:
-        parts.append(f"N holds the token table ({_si(shape.embedding_params)} parameters) whose lookup does no "
-                     f"products: +{_si(6 * shape.embedding_params)}")
+        parts.append(
+            f"N holds the token table ({_si(shape.embedding_params)} parameters) whose lookup does no "
+            f"products: +{_si(6 * shape.embedding_params)}"
+        )
     if includes == "none" and shape.tied_output and shape.embedding_params:
-        parts.append(f"the output head shares the token table, left out of N, so its products are missing: "
-                     f"-{_si(6 * shape.embedding_params)}")
-    parts.append("6 per parameter assumes every product has an input gradient (the first layer has none) and "
-                 "counts biases as products")
-    lines.append(f"parameters: 6N = {_si(6 * n)} vs {_si(counted.products)} counted in matrix products "
-                 f"({parameter_gap:+,.0f}); " + "; ".join(parts))
+        parts.append(
+            f"the output head shares the token table, left out of N, so its products are missing: "
+            f"-{_si(6 * shape.embedding_params)}"
+        )
+    parts.append(
+        "6 per parameter assumes every product has an input gradient (the first layer has none) and "
+        "counts biases as products"
+    )
+    lines.append(
+        f"parameters: 6N = {_si(6 * n)} vs {_si(counted.products)} counted in matrix products "
+        f"({parameter_gap:+,.0f}); " + "; ".join(parts)
+    )
     if attention_term == 0:
         lines.append(f"attention: the scores and the weighted sum are left out; counted {_si(counted.attention)}")
     else:
         half = "half the T x T square (causal mask)" if attention_term < full else "the full T x T square"
         counted_part = "the lower triangle (--causal-half)" if counted.causal_half else "the full square"
-        lines.append(f"attention: {_si(attention_term)} for {half} vs {_si(counted.attention)} counted over "
-                     f"{counted_part}")
+        lines.append(
+            f"attention: {_si(attention_term)} for {half} vs {_si(counted.attention)} counted over {counted_part}"
+        )
     lines.append(f"not products (norms, activations, elementwise, loss): in no formula; counted {_si(counted.other)}")
     return tuple(lines)

@@ -15,10 +15,14 @@ from .errors import CatalogError, UsageError
 from .files import read_yaml
 
 DEFAULT_PUE = 1.0
-PUE_DEFAULT_SOURCE = ("PUE 1.0 (the default) counts the GPUs alone; the Uptime Institute Global Data Center Survey "
-                      "2024 puts the average data centre at 1.56: give --pue for yours")
-TDP_ENERGY_NOTE = ("energy is an upper estimate from board power: every GPU drawing its TDP for the whole run (CPUs, "
-                   "memory and network not counted)")
+PUE_DEFAULT_SOURCE = (
+    "PUE 1.0 (the default) counts the GPUs alone; the Uptime Institute Global Data Center Survey "
+    "2024 puts the average data centre at 1.56: give --pue for yours"
+)
+TDP_ENERGY_NOTE = (
+    "energy is an upper estimate from board power: every GPU drawing its TDP for the whole run (CPUs, "
+    "memory and network not counted)"
+)
 MAX_INTENSITY = 10_000.0  # gCO2e/kWh; the dirtiest grids run near 1,000
 
 
@@ -32,8 +36,7 @@ class GridIntensity:
     year: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"g_co2e_per_kwh": self.g_co2e_per_kwh, "region": self.region, "year": self.year,
-                "source": self.source}
+        return {"g_co2e_per_kwh": self.g_co2e_per_kwh, "region": self.region, "year": self.year, "source": self.source}
 
     def describe(self) -> str:
         where = f"{self.region} {self.year}: " if self.region else ""
@@ -58,21 +61,31 @@ def grid_intensities() -> dict[str, GridIntensity]:
 def grid_intensity(g_co2e_per_kwh: float | None = None, region: str | None = None) -> GridIntensity | None:
     """The intensity given (`--grid-intensity`), or the table's for `region` (`--region`); None for neither."""
     if g_co2e_per_kwh is not None and region is not None:
-        raise UsageError("--grid-intensity and --region exclude each other",
-                         "give the grid's gCO2e/kWh, or a region code whose yearly figure flopcalc ships")
+        raise UsageError(
+            "--grid-intensity and --region exclude each other",
+            "give the grid's gCO2e/kWh, or a region code whose yearly figure flopcalc ships",
+        )
     if g_co2e_per_kwh is not None:
-        if (isinstance(g_co2e_per_kwh, bool) or not isinstance(g_co2e_per_kwh, (int, float))
-                or not math.isfinite(g_co2e_per_kwh) or not 0 <= g_co2e_per_kwh <= MAX_INTENSITY):
-            raise UsageError(f"--grid-intensity must be gCO2e/kWh from 0 to {MAX_INTENSITY:,.0f}, got "
-                             f"{g_co2e_per_kwh!r}", "e.g. --grid-intensity 381 (Germany, 2023)")
+        if (
+            isinstance(g_co2e_per_kwh, bool)
+            or not isinstance(g_co2e_per_kwh, (int, float))
+            or not math.isfinite(g_co2e_per_kwh)
+            or not 0 <= g_co2e_per_kwh <= MAX_INTENSITY
+        ):
+            raise UsageError(
+                f"--grid-intensity must be gCO2e/kWh from 0 to {MAX_INTENSITY:,.0f}, got {g_co2e_per_kwh!r}",
+                "e.g. --grid-intensity 381 (Germany, 2023)",
+            )
         return GridIntensity(float(g_co2e_per_kwh), "--grid-intensity")
     if region is None:
         return None
     table = grid_intensities()
     code = region.strip().upper()
     if code not in table:
-        raise UsageError(f"--region {region!r} is not in the grid intensity table",
-                         f"use one of {', '.join(sorted(table))}, or give --grid-intensity gCO2e/kWh")
+        raise UsageError(
+            f"--region {region!r} is not in the grid intensity table",
+            f"use one of {', '.join(sorted(table))}, or give --grid-intensity gCO2e/kWh",
+        )
     return table[code]
 
 

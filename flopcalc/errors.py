@@ -100,8 +100,9 @@ class ArgumentTypeError(UsageError, TypeError):
     """A library argument of the wrong type (a string for a number): a TypeError to a Python caller."""
 
 
-def check_number(value: Any, name: str, *, whole: bool = False, minimum: float = 0, above: bool = True,
-                 optional: bool = False) -> Any:
+def check_number(
+    value: Any, name: str, *, whole: bool = False, minimum: float = 0, above: bool = True, optional: bool = False
+) -> Any:
     """`value` if it is a finite number (a whole one when `whole`) above `minimum` (or at least it when
     `above=False`); else ArgumentTypeError / ArgumentValueError naming `name`. None passes when `optional`."""
     if value is None and optional:

@@ -15,8 +15,9 @@ import signal
 import stat
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import FlopcalcError, UsageError
 
@@ -65,7 +66,7 @@ class _TermGuard:
         self.previous: Any = None
         self.received = False
 
-    def __enter__(self) -> "_TermGuard":
+    def __enter__(self) -> _TermGuard:
         if threading.current_thread() is threading.main_thread():
             previous = signal.getsignal(signal.SIGTERM)
             if previous is not signal.SIG_IGN:  # an ignored SIGTERM stays ignored
@@ -109,8 +110,10 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
             except OSError:
                 pass
             if isinstance(error, OSError):
-                raise UsageError(f"cannot write {target}: {error.strerror or error}",
-                                 "free some space or pick another path; the previous file is unchanged") from None
+                raise UsageError(
+                    f"cannot write {target}: {error.strerror or error}",
+                    "free some space or pick another path; the previous file is unchanged",
+                ) from None
             raise
     return target
 
@@ -142,8 +145,9 @@ def check_size(path: Path, error: type[FlopcalcError], what: str, limit: int = M
     except OSError as problem:
         raise error(f"cannot read {what} {path}: {problem.strerror or problem}") from None
     if size > limit:
-        raise error(f"{what} {path} is {size:,} bytes, more than the {_mib(limit)} flopcalc reads",
-                    "is it the right file?")
+        raise error(
+            f"{what} {path} is {size:,} bytes, more than the {_mib(limit)} flopcalc reads", "is it the right file?"
+        )
 
 
 def _mib(size: int) -> str:
@@ -193,8 +197,10 @@ def parse_yaml(text: str, error: type[FlopcalcError], where: str, *, hint: str =
     import yaml
 
     if len(text) > MAX_TEXT_FILE_BYTES:
-        raise error(f"{where}: more than the {_mib(MAX_TEXT_FILE_BYTES)} of YAML flopcalc reads",
-                    "is it the right file? real ones are far smaller")
+        raise error(
+            f"{where}: more than the {_mib(MAX_TEXT_FILE_BYTES)} of YAML flopcalc reads",
+            "is it the right file? real ones are far smaller",
+        )
     try:
         return yaml.load(text, Loader=_loader_class())
     except yaml.YAMLError as problem:
@@ -260,8 +266,11 @@ def _check_expansion(root: Any, yaml: Any) -> None:
         sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
         if sizes[id(node)] > MAX_YAML_NODES:
             raise yaml.constructor.ConstructorError(
-                None, None, f"its aliases expand to more than {MAX_YAML_NODES:,} nodes (an alias bomb?)",
-                node.start_mark)
+                None,
+                None,
+                f"its aliases expand to more than {MAX_YAML_NODES:,} nodes (an alias bomb?)",
+                node.start_mark,
+            )
 
 
 def _children(node: Any, yaml: Any) -> list:
@@ -287,8 +296,9 @@ def _post_order(root: Any, yaml: Any) -> Iterator[Any]:
         if id(node) in done:
             continue
         if id(node) in on_path:
-            raise yaml.constructor.ConstructorError(None, None, "an alias refers to a node that contains it",
-                                                    node.start_mark)
+            raise yaml.constructor.ConstructorError(
+                None, None, "an alias refers to a node that contains it", node.start_mark
+            )
         on_path.add(id(node))
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node, yaml) if id(child) not in done)

@@ -7,13 +7,15 @@ about half Chinchilla's own size), so every fit is shown with its source and coe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from .errors import UsageError
 
 FLOP_PER_PARAM_TOKEN = 6  # C = 6ND (Kaplan et al. 2020; Hoffmann et al. 2022 use the same)
-SCOPE_NOTE = ("these fits describe one data set (MassiveText) and one architecture family (dense decoder-only "
-              "transformers trained as in Hoffmann et al. 2022); other data or architectures shift them")
+SCOPE_NOTE = (
+    "these fits describe one data set (MassiveText) and one architecture family (dense decoder-only "
+    "transformers trained as in Hoffmann et al. 2022); other data or architectures shift them"
+)
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class LossFit:
     beta: float
 
     def loss(self, params: float, tokens: float) -> float:
-        return self.E + self.A / params ** self.alpha + self.B / tokens ** self.beta
+        return self.E + self.A / params**self.alpha + self.B / tokens**self.beta
 
     def optimal_params(self, compute: float) -> float:
         """N_opt = G (C/6)^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann eq. 4)."""
@@ -46,18 +48,31 @@ class LossFit:
         return {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta}
 
 
-HOFFMANN = LossFit("Hoffmann et al. 2022 (approach 3)",
-                   "Hoffmann et al. 2022, Training Compute-Optimal LLMs, sec. 3.3 eq. 2 and D.2 (arXiv:2203.15556)",
-                   E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
-BESIROGLU = LossFit("Besiroglu et al. 2024 (refit)",
-                    "Besiroglu et al. 2024, Chinchilla Scaling: A replication attempt, eq. 2 / Table 1 "
-                    "(arXiv:2404.10102)",
-                    E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
+HOFFMANN = LossFit(
+    "Hoffmann et al. 2022 (approach 3)",
+    "Hoffmann et al. 2022, Training Compute-Optimal LLMs, sec. 3.3 eq. 2 and D.2 (arXiv:2203.15556)",
+    E=1.69,
+    A=406.4,
+    B=410.7,
+    alpha=0.34,
+    beta=0.28,
+)
+BESIROGLU = LossFit(
+    "Besiroglu et al. 2024 (refit)",
+    "Besiroglu et al. 2024, Chinchilla Scaling: A replication attempt, eq. 2 / Table 1 (arXiv:2404.10102)",
+    E=1.82,
+    A=482.01,
+    B=2085.43,
+    alpha=0.3478,
+    beta=0.3658,
+)
 FITS = (HOFFMANN, BESIROGLU)
 TOKENS_PER_PARAM = 20
 RULE_NAME = "20 tokens per parameter"
-RULE_SOURCE = ("Hoffmann et al. 2022, Table 3 (about 20 tokens per parameter); C = 6ND; "
-               "loss predicted by the Besiroglu et al. 2024 fit")
+RULE_SOURCE = (
+    "Hoffmann et al. 2022, Table 3 (about 20 tokens per parameter); C = 6ND; "
+    "loss predicted by the Besiroglu et al. 2024 fit"
+)
 
 
 @dataclass(frozen=True)
@@ -68,17 +83,24 @@ class OptimalChoice:
     source: str
     params: float
     tokens: float
-    coefficients: Optional[dict[str, float]]
-    predicted_loss: Optional[float]
+    coefficients: dict[str, float] | None
+    predicted_loss: float | None
 
     @property
     def compute(self) -> float:
         return FLOP_PER_PARAM_TOKEN * self.params * self.tokens
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "params": self.params, "tokens": self.tokens,
-                "tokens_per_param": self.tokens / self.params, "compute_flop": self.compute,
-                "coefficients": self.coefficients, "predicted_loss": self.predicted_loss}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "params": self.params,
+            "tokens": self.tokens,
+            "tokens_per_param": self.tokens / self.params,
+            "compute_flop": self.compute,
+            "coefficients": self.coefficients,
+            "predicted_loss": self.predicted_loss,
+        }
 
 
 @dataclass(frozen=True)
@@ -89,8 +111,12 @@ class OptimalResult:
     notes: tuple[str, ...] = (SCOPE_NOTE,)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"given": self.given, "value": self.value, "fits": [c.to_dict() for c in self.choices],
-                "notes": list(self.notes)}
+        return {
+            "given": self.given,
+            "value": self.value,
+            "fits": [c.to_dict() for c in self.choices],
+            "notes": list(self.notes),
+        }
 
 
 def _positive(value: float, what: str) -> float:
@@ -103,15 +129,20 @@ def _fit_choice(fit: LossFit, params: float, tokens: float) -> OptimalChoice:
     return OptimalChoice(fit.name, fit.source, params, tokens, fit.to_dict(), fit.loss(params, tokens))
 
 
-def optimal(*, compute: Optional[float] = None, params: Optional[float] = None,
-            tokens: Optional[float] = None) -> OptimalResult:
+def optimal(*, compute: float | None = None, params: float | None = None, tokens: float | None = None) -> OptimalResult:
     """Exactly one of compute (FLOP), params or tokens: the compute-optimal split under each fit and the rule."""
-    given = [(name, value) for name, value in (("compute", compute), ("params", params), ("tokens", tokens))
-             if value is not None]
+    given = [
+        (name, value)
+        for name, value in (("compute", compute), ("params", params), ("tokens", tokens))
+        if value is not None
+    ]
     if len(given) != 1:
-        raise UsageError("nothing to optimise" if not given else
-                         f"{' and '.join('--' + name for name, _ in given)} exclude each other",
-                         "give one of --compute C, --params N or --tokens D")
+        raise UsageError(
+            "nothing to optimise"
+            if not given
+            else f"{' and '.join('--' + name for name, _ in given)} exclude each other",
+            "give one of --compute C, --params N or --tokens D",
+        )
     name, value = given[0]
     value = _positive(value, "--" + name)
     choices = []

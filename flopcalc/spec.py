@@ -11,20 +11,36 @@ import dataclasses
 import json
 import numbers
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .errors import ArgumentTypeError, InputSpecError, UsageError
 
 # `--input` dtype spellings -> torch dtype names
 DTYPES = {
-    "float32": "float32", "float": "float32", "fp32": "float32", "f32": "float32",
-    "float16": "float16", "half": "float16", "fp16": "float16", "f16": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float64": "float64", "double": "float64", "fp64": "float64",
-    "int64": "int64", "long": "int64", "int32": "int32", "int": "int32", "int16": "int16", "int8": "int8",
-    "uint8": "uint8", "bool": "bool",
+    "float32": "float32",
+    "float": "float32",
+    "fp32": "float32",
+    "f32": "float32",
+    "float16": "float16",
+    "half": "float16",
+    "fp16": "float16",
+    "f16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float64": "float64",
+    "double": "float64",
+    "fp64": "float64",
+    "int64": "int64",
+    "long": "int64",
+    "int32": "int32",
+    "int": "int32",
+    "int16": "int16",
+    "int8": "int8",
+    "uint8": "uint8",
+    "bool": "bool",
 }
 DEVICES_HINT = "use meta, cpu, cuda or cuda:N"
 
@@ -70,7 +86,9 @@ def parse_input_spec(text: str) -> InputSpec:
     if any(d <= 0 for d in shape):
         raise InputSpecError(f"--input {text!r} has a zero dimension", "every dimension must be at least 1")
     if dtype and dtype not in DTYPES:
-        raise InputSpecError(f"--input {text!r}: unknown dtype {dtype!r}", f"use one of {', '.join(sorted(set(DTYPES.values())))}")
+        raise InputSpecError(
+            f"--input {text!r}: unknown dtype {dtype!r}", f"use one of {', '.join(sorted(set(DTYPES.values())))}"
+        )
     return InputSpec(shape, DTYPES[dtype] if dtype else "float32", name)
 
 
@@ -101,7 +119,7 @@ class CallArgs:
         object.__setattr__(self, "kwargs", dict(self.kwargs))
 
     @classmethod
-    def of(cls, inputs: Any) -> "CallArgs":
+    def of(cls, inputs: Any) -> CallArgs:
         if isinstance(inputs, CallArgs):
             return inputs
         if isinstance(inputs, Mapping):
@@ -205,7 +223,9 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():
-            raise UsageError("a model source is needed", "give file.py:callable, a .pt/.pt2/.onnx file or a config.json")
+            raise UsageError(
+                "a model source is needed", "give file.py:callable, a .pt/.pt2/.onnx file or a config.json"
+            )
         object.__setattr__(self, "inputs", tuple(self.inputs or ()))
         object.__setattr__(self, "frozen", tuple(self.frozen or ()))
         object.__setattr__(self, "kwargs", dict(self.kwargs or {}))
@@ -214,8 +234,9 @@ class ModelSpec:
         for name in ("batch_size", "seq_len", "decoder_seq_len", "max_layers"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
-                raise ArgumentTypeError(f"{name} must be a whole number, got {type(value).__name__} {value!r}",
-                                        field=name)
+                raise ArgumentTypeError(
+                    f"{name} must be a whole number, got {type(value).__name__} {value!r}", field=name
+                )
         if self.batch_size is not None and self.batch_size < 1:
             raise InputSpecError(f"batch_size {self.batch_size} must be at least 1", field="batch_size")
         if self.seq_len is not None and self.seq_len < 1:
@@ -229,14 +250,20 @@ class ModelSpec:
         if self.weights is not None and (not isinstance(self.weights, str) or not self.weights.strip()):
             raise UsageError("weights must name a state dict or safetensors file", field="weights")
         if self.sparsity and self.device == "meta":
-            raise UsageError("--sparsity reads the weights' values, which the meta device does not hold",
-                             "count on the cpu: --device cpu (or leave --device out)")
+            raise UsageError(
+                "--sparsity reads the weights' values, which the meta device does not hold",
+                "count on the cpu: --device cpu (or leave --device out)",
+            )
         if isinstance(self.max_layers, bool) or not isinstance(self.max_layers, int) or self.max_layers < 1:
             raise UsageError(f"max_layers {self.max_layers!r} must be a whole number >= 1", field="max_layers")
-        if self.revision is not None and (not isinstance(self.revision, str) or not self.revision.strip()
-                                          or any(c.isspace() for c in self.revision)):
-            raise UsageError(f"revision {self.revision!r} is not a branch, tag or commit",
-                             "give e.g. --revision main or a commit hash", field="revision")
+        if self.revision is not None and (
+            not isinstance(self.revision, str) or not self.revision.strip() or any(c.isspace() for c in self.revision)
+        ):
+            raise UsageError(
+                f"revision {self.revision!r} is not a branch, tag or commit",
+                "give e.g. --revision main or a commit hash",
+                field="revision",
+            )
 
     @property
     def input_specs(self) -> tuple[InputSpec, ...]:
@@ -252,7 +279,9 @@ class ModelSpec:
         if self.batch_size is not None:
             parts.append(f"--batch-size {self.batch_size}")
         if self.kwargs:
-            parts.append("--kwargs " + json.dumps(dict(self.kwargs), sort_keys=True, separators=(",", ":"), default=repr))
+            parts.append(
+                "--kwargs " + json.dumps(dict(self.kwargs), sort_keys=True, separators=(",", ":"), default=repr)
+            )
         if self.seq_len is not None:
             parts.append(f"--seq-len {self.seq_len}")
         if self.decoder_seq_len is not None:

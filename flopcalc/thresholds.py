@@ -41,8 +41,10 @@ class Threshold(BaseModel):
 
     def note(self, total: float) -> str:
         revoked = " (revoked)" if self.status == "revoked" else ""
-        return (f"{total:.3g} FLOP is above {self.flop:.0e} FLOP, the threshold of {self.law}{revoked}: "
-                f"{self.what} ({self.dates}; {self.source})")
+        return (
+            f"{total:.3g} FLOP is above {self.flop:.0e} FLOP, the threshold of {self.law}{revoked}: "
+            f"{self.what} ({self.dates}; {self.source})"
+        )
 
     def to_dict(self) -> dict:
         return self.model_dump()
@@ -83,7 +85,10 @@ def _say(problem: Problem, data: Any, path: Path) -> tuple[str, str | None]:
     if problem.kind == "own":
         return f"{where}: {problem.message}", None
     if problem.kind in ("missing", "unknown"):
-        return f"{where}: each threshold needs exactly the keys {', '.join(_KEYS)}", f"{problem.kind}: {', '.join(problem.keys)}"
+        return (
+            f"{where}: each threshold needs exactly the keys {', '.join(_KEYS)}",
+            f"{problem.kind}: {', '.join(problem.keys)}",
+        )
     return f"{where}: key {problem.loc[-1]!r}: {problem.message}, got {problem.value!r}", None
 
 

@@ -47,7 +47,8 @@ def parse_si_number(text: str | int | float, what: str = "value") -> float:
         match = _NUMBER_WITH_PREFIX.match(str(text))
         if not match:
             raise UsageError(
-                f"{what} {text!r} is not a number", "write a number with an optional SI suffix k M G T P E, e.g. 9G or 1e18"
+                f"{what} {text!r} is not a number",
+                "write a number with an optional SI suffix k M G T P E, e.g. 9G or 1e18",
             )
         # decimal scaling: "4.1G" is exactly 4.1e9, not 4.1 * 1e9 = 4099999999.9999995
         try:
@@ -107,7 +108,9 @@ def parse_bytes(text: str | int, what: str = "size") -> int:
     """`64K`, `64KiB`, `1G`, `1 GiB`, `4096` -> bytes; prefixes are binary (K = 1024), as in nccl-tests."""
     match = _BYTES.match(str(text))
     if not match:
-        raise UsageError(f"{what} {text!r} is not a size in bytes", "write e.g. 4096, 64K, 256MiB or 1G (binary prefixes)")
+        raise UsageError(
+            f"{what} {text!r} is not a size in bytes", "write e.g. 4096, 64K, 256MiB or 1G (binary prefixes)"
+        )
     value = float(match.group(1)) * 2 ** _BYTE_PREFIXES[match.group(2).lower()]
     if value < 1 or value != int(value):
         raise UsageError(f"{what} {text!r} is not a whole, positive number of bytes")
@@ -132,14 +135,28 @@ PF_DAY_FLOP = PETAFLOP * SECONDS_PER_DAY
 # canonical unit -> the spellings accepted (compared lower-case, without spaces, '-', '_' and '/')
 _COMPUTE_UNITS: dict[str, tuple[str, ...]] = {
     "flop": ("flop", "flops"),
-    "pf_days": ("pfdays", "pfday", "pfsdays", "pfsday", "pflopdays", "pflopsdays", "pflopday", "pflopsday",
-                "petaflopdays", "petaflopsdays", "petaflopday", "petaflopsday"),
+    "pf_days": (
+        "pfdays",
+        "pfday",
+        "pfsdays",
+        "pfsday",
+        "pflopdays",
+        "pflopsdays",
+        "pflopday",
+        "pflopsday",
+        "petaflopdays",
+        "petaflopsdays",
+        "petaflopday",
+        "petaflopsday",
+    ),
     "gpu_days": ("gpudays", "gpuday", "gpud"),
     "gpu_hours": ("gpuhours", "gpuhour", "gpuhrs", "gpuhr", "gpuh"),
 }
 _UNIT_LOOKUP = {spelling: unit for unit, spellings in _COMPUTE_UNITS.items() for spelling in spellings}
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d[\d_,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)?\s*$")
-QUANTITY_HINT = "write a number and a unit, e.g. '3.14e23 flop', '1.5 zflop', '93.75 pf-days', '2500 gpu-days', '60000 gpu-hours'"
+QUANTITY_HINT = (
+    "write a number and a unit, e.g. '3.14e23 flop', '1.5 zflop', '93.75 pf-days', '2500 gpu-days', '60000 gpu-hours'"
+)
 
 
 @dataclass(frozen=True)
@@ -250,13 +267,23 @@ PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 # Spellings users and frameworks use for the same precision.
 PRECISION_SYNONYMS: dict[str, str] = {
-    "float64": "fp64", "double": "fp64", "f64": "fp64",
-    "fp64tensor": "fp64_tensor", "fp64tc": "fp64_tensor",
-    "float32": "fp32", "float": "fp32", "f32": "fp32", "single": "fp32",
+    "float64": "fp64",
+    "double": "fp64",
+    "f64": "fp64",
+    "fp64tensor": "fp64_tensor",
+    "fp64tc": "fp64_tensor",
+    "float32": "fp32",
+    "float": "fp32",
+    "f32": "fp32",
+    "single": "fp32",
     "tensorfloat32": "tf32",
     "bfloat16": "bf16",
-    "float16": "fp16", "half": "fp16", "f16": "fp16",
-    "float8": "fp8", "e4m3": "fp8", "e5m2": "fp8",
+    "float16": "fp16",
+    "half": "fp16",
+    "f16": "fp16",
+    "float8": "fp8",
+    "e4m3": "fp8",
+    "e5m2": "fp8",
     "float4": "fp4",
 }
 

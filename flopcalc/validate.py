@@ -17,10 +17,9 @@ from .compute import Throughput
 from .device import resolve_device
 from .errors import UsageError
 from .files import parse_yaml, read_yaml
-from .units import LARGEST_NUMBER, LARGEST_WHOLE, SMALLEST_FIGURE
 from .plan import Bandwidth, Fleet, Layout, evaluate, model_from_params
 from .predict import OVERLAP_RULES, Curve, DeviceProfile, TrainingLayout, TransformerShape, load_profiles, predict_step
-from .units import GIB
+from .units import GIB, LARGEST_NUMBER, LARGEST_WHOLE, SMALLEST_FIGURE
 
 SCHEMA_VERSION = 1
 KINDS = ("time", "memory")
@@ -69,15 +68,27 @@ class RowResult:
         return self.predicted_activations / self.row.measured_activations - 1
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"id": self.row.id, "source": self.row.source, "kind": self.row.kind, "role": self.row.role,
-                "device": self.row.device, "measured": self.row.measured, "predicted": self.predicted,
-                "error": self.error}
+        data = {
+            "id": self.row.id,
+            "source": self.row.source,
+            "kind": self.row.kind,
+            "role": self.row.role,
+            "device": self.row.device,
+            "measured": self.row.measured,
+            "predicted": self.predicted,
+            "error": self.error,
+        }
         if self.row.kind == "time":
             data.update({"unit": "s", "mfu": self.mfu, "hfu": self.hfu})
         else:
-            data.update({"unit": "GiB", "measured_activations": self.row.measured_activations,
-                         "predicted_activations": self.predicted_activations,
-                         "activations_error": self.activations_error})
+            data.update(
+                {
+                    "unit": "GiB",
+                    "measured_activations": self.row.measured_activations,
+                    "predicted_activations": self.predicted_activations,
+                    "activations_error": self.activations_error,
+                }
+            )
         return data
 
 
@@ -90,7 +101,7 @@ class Summary:
     max_abs_error: float | None
 
     @staticmethod
-    def of(results: list[RowResult]) -> "Summary":
+    def of(results: list[RowResult]) -> Summary:
         errors = [abs(result.error) for result in results]
         if not errors:
             return Summary(0, None, None)
@@ -130,13 +141,18 @@ class ValidationReport:
         return max(abs(result.error) for result in self.results)
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "runs_file": self.runs_file,
-                                "fit": None if self.fit is None else self.fit.to_dict()}
+        data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "runs_file": self.runs_file,
+            "fit": None if self.fit is None else self.fit.to_dict(),
+        }
         for kind in KINDS:
-            data[kind] = {"rows": [result.to_dict() for result in self.of(kind)],
-                          "all": self.summary(kind).to_dict(),
-                          "tuning": self.summary(kind, "tuning").to_dict(),
-                          "held_out": self.summary(kind, "held-out").to_dict()}
+            data[kind] = {
+                "rows": [result.to_dict() for result in self.of(kind)],
+                "all": self.summary(kind).to_dict(),
+                "tuning": self.summary(kind, "tuning").to_dict(),
+                "held_out": self.summary(kind, "held-out").to_dict(),
+            }
         data["sources"] = list(self.sources)
         return data
 
@@ -187,8 +203,10 @@ def _row(data: Any, where: str, path: str) -> RunRow:
     for name, value in (("model", model), ("layout", layout), ("measured", measured)):
         if not isinstance(value, dict):
             raise _fail(where, f"{path}.{name}", "must be a mapping")
-    shape_args = {key: _whole(_required(model, key, where, f"{path}.model"), where, f"{path}.model.{key}")
-                  for key in _MODEL_FIELDS}
+    shape_args = {
+        key: _whole(_required(model, key, where, f"{path}.model"), where, f"{path}.model.{key}")
+        for key in _MODEL_FIELDS
+    }
     for key in ("ffn", "kv_heads"):
         if model.get(key) is not None:
             shape_args[key] = _whole(model[key], where, f"{path}.model.{key}")
@@ -205,18 +223,23 @@ def _row(data: Any, where: str, path: str) -> RunRow:
             layout_args[key] = _whole(value, where, f"{path}.layout.{key}")
     try:
         shape = TransformerShape(**shape_args)
-        train = TrainingLayout(**layout_args, gpus_per_node=_whole(data.get("gpus_per_node", 8), where,
-                                                                   f"{path}.gpus_per_node"))
+        train = TrainingLayout(
+            **layout_args, gpus_per_node=_whole(data.get("gpus_per_node", 8), where, f"{path}.gpus_per_node")
+        )
     except UsageError as error:
         raise _fail(where, path, error.message) from None
     if kind == "time":
         value = _positive(_required(measured, "step_s", where, f"{path}.measured"), where, f"{path}.measured.step_s")
         activations = None
     else:
-        states = _positive(_required(measured, "model_states_gib", where, f"{path}.measured"), where,
-                           f"{path}.measured.model_states_gib")
-        activations = _positive(_required(measured, "activations_gib", where, f"{path}.measured"), where,
-                                f"{path}.measured.activations_gib")
+        states = _positive(
+            _required(measured, "model_states_gib", where, f"{path}.measured"),
+            where,
+            f"{path}.measured.model_states_gib",
+        )
+        activations = _positive(
+            _required(measured, "activations_gib", where, f"{path}.measured"), where, f"{path}.measured.activations_gib"
+        )
         value = states + activations
     gradient_bytes = data.get("gradient_bytes", 2)
     if gradient_bytes not in (2, 4):
@@ -260,8 +283,7 @@ def scaled_matmul(profile: DeviceProfile, scale: float) -> DeviceProfile:
     """The profile with every point of its matmul efficiency curve times `scale` (capped at 1)."""
     curve = profile.matmul.efficiency
     points = tuple((size, min(1.0, value * scale)) for size, value in curve.points)
-    fitted = Curve(points, f"{curve.source}, x {scale:.4f} fitted on the validation table's tuning rows",
-                   curve.between)
+    fitted = Curve(points, f"{curve.source}, x {scale:.4f} fitted on the validation table's tuning rows", curve.between)
     return replace(profile, matmul=replace(profile.matmul, efficiency=fitted))
 
 
@@ -278,22 +300,42 @@ def predicted_memory(row: RunRow, profile: DeviceProfile) -> tuple[float, float]
     first stage's activations (Korthikanti et al. 2022, Sec. 4.3)."""
     shape, layout = row.shape, row.layout
     params = shape.layers * shape.params_per_layer
-    model = model_from_params(params, shape.seq_len, layers=shape.layers, hidden=shape.hidden, heads=shape.heads,
-                              kv_heads=shape.kv_heads, ffn=shape.ffn, vocab=shape.vocab,
-                              attention="math")  # Megatron-LM of 2022 kept the s^2 scores (no flash attention)
+    model = model_from_params(
+        params,
+        shape.seq_len,
+        layers=shape.layers,
+        hidden=shape.hidden,
+        heads=shape.heads,
+        kv_heads=shape.kv_heads,
+        ffn=shape.ffn,
+        vocab=shape.vocab,
+        attention="math",
+    )  # Megatron-LM of 2022 kept the s^2 scores (no flash attention)
     link = profile.network("intra_node")
     device = resolve_device(row.device, "fp16", profile=profile)
-    fleet = Fleet(Throughput(profile.matmul.peak, 1.0, row.device, "fp16", profile.matmul.peak_source),
-                  gpu_memory_bytes=device.memory_bytes.value if device.memory_bytes else GIB,  # only `fits` reads it
-                  gpus_per_node=layout.gpus_per_node,
-                  intra_node=Bandwidth(link.bandwidth / 1e9, link.source),
-                  inter_node=Bandwidth(profile.network("inter_node").bandwidth / 1e9,
-                                       profile.network("inter_node").source))
-    plan = evaluate(model, Layout(dp=layout.dp, tp=layout.tp, pp=layout.pp, recompute=layout.recompute,
-                                  sequence_parallel=layout.sequence_parallel, micro_batch=layout.micro_batch,
-                                  global_batch=layout.global_batch, gpus_per_node=layout.gpus_per_node,
-                                  virtual=layout.virtual),
-                    fleet, precision="fp16")
+    fleet = Fleet(
+        Throughput(profile.matmul.peak, 1.0, row.device, "fp16", profile.matmul.peak_source),
+        gpu_memory_bytes=device.memory_bytes.value if device.memory_bytes else GIB,  # only `fits` reads it
+        gpus_per_node=layout.gpus_per_node,
+        intra_node=Bandwidth(link.bandwidth / 1e9, link.source),
+        inter_node=Bandwidth(profile.network("inter_node").bandwidth / 1e9, profile.network("inter_node").source),
+    )
+    plan = evaluate(
+        model,
+        Layout(
+            dp=layout.dp,
+            tp=layout.tp,
+            pp=layout.pp,
+            recompute=layout.recompute,
+            sequence_parallel=layout.sequence_parallel,
+            micro_batch=layout.micro_batch,
+            global_batch=layout.global_batch,
+            gpus_per_node=layout.gpus_per_node,
+            virtual=layout.virtual,
+        ),
+        fleet,
+        precision="fp16",
+    )
     memory = plan.memory
     gradients = memory.gradients * row.gradient_bytes / 2  # plan counts 2 bytes per fp16 gradient
     activations = memory.activations or 0.0
@@ -310,22 +352,27 @@ def _time_results(rows: list[RunRow], profiles: dict[str, DeviceProfile], scale:
 
 def _profile(row: RunRow, profiles: dict[str, DeviceProfile]) -> DeviceProfile:
     if row.device not in profiles:
-        raise ValidationFileError(f"run {row.id} ran on {row.device}, and there is no device profile for it",
-                                  f"profiles exist for {', '.join(sorted(profiles))}")
+        raise ValidationFileError(
+            f"run {row.id} ran on {row.device}, and there is no device profile for it",
+            f"profiles exist for {', '.join(sorted(profiles))}",
+        )
     return profiles[row.device]
 
 
 def fit_matmul_scale(rows: list[RunRow], profiles: dict[str, DeviceProfile]) -> float:
     """The scale on the matmul efficiency curves at which the rows' mean signed time error is zero (bisection:
     the error falls as the scale grows)."""
+
     def mean_error(scale: float) -> float:
         results = _time_results(rows, profiles, scale)
         return sum(result.error for result in results) / len(results)
 
     low, high = 0.3, 1.5
     if mean_error(low) < 0 or mean_error(high) > 0:
-        raise ValidationFileError("the tuning rows cannot be matched by scaling the matmul efficiency within 0.3-1.5",
-                                  "check the tuning rows' layouts and device")
+        raise ValidationFileError(
+            "the tuning rows cannot be matched by scaling the matmul efficiency within 0.3-1.5",
+            "check the tuning rows' layouts and device",
+        )
     for _ in range(60):
         middle = (low + high) / 2
         if mean_error(middle) > 0:

@@ -16,7 +16,7 @@ class SignalSelfAt:
     def __init__(self, prefix: str, signum: int = signal.SIGKILL, mark: str | None = None):
         self.prefix, self.signum, self.mark = prefix, signum, mark  # mark: a file to write the signal's time to
 
-    def __enter__(self) -> "SignalSelfAt":
+    def __enter__(self) -> SignalSelfAt:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -74,11 +74,22 @@ def two_node_result() -> FleetBenchResult:
         for op, seconds in (("all_reduce", 0.02), ("all_gather", 0.012), ("reduce_scatter", 0.012)):
             collectives.append(CollectiveResult(op, scope, 2**28, ranks, groups, 20, seconds / 4))
             collectives.append(CollectiveResult(op, scope, 2**30, ranks, groups, 5, seconds))
-    per_rank = tuple(RankReport(rank, f"gpu-{rank // 8}", rank % 8, rank // 8, {"bf16": 700.0 - (rank == 11) * 90})
-                     for rank in range(16))
+    per_rank = tuple(
+        RankReport(rank, f"gpu-{rank // 8}", rank % 8, rank // 8, {"bf16": 700.0 - (rank == 11) * 90})
+        for rank in range(16)
+    )
     return FleetBenchResult(
-        world_size=16, nodes=2, ranks_per_node=8, backend="nccl", device="cuda", device_name="NVIDIA H100 80GB HBM3",
-        torch_version="2.13.0", per_rank=per_rank, collectives=tuple(collectives),
-        p2p=(CollectiveResult("sendrecv", "world", 2**30, 16, 1, 5, 0.05),), timeout_s=60, matmul_seconds=10,
+        world_size=16,
+        nodes=2,
+        ranks_per_node=8,
+        backend="nccl",
+        device="cuda",
+        device_name="NVIDIA H100 80GB HBM3",
+        torch_version="2.13.0",
+        per_rank=per_rank,
+        collectives=tuple(collectives),
+        p2p=(CollectiveResult("sendrecv", "world", 2**30, 16, 1, 5, 0.05),),
+        timeout_s=60,
+        matmul_seconds=10,
         seconds_used=75.0,
     )

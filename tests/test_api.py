@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from flopcalc import api
 from flopcalc.api import count, model_bytes
 from flopcalc.cli import app
-from flopcalc.errors import InputSpecError, InsufficientMemoryError, ModelRunError
+from flopcalc.errors import InputSpecError, InsufficientMemoryError
 from flopcalc.spec import CallArgs, ModelSpec
 
 MASKED = """
@@ -114,19 +114,32 @@ def test_no_cpu_fallback_past_the_available_memory(tmp_path, monkeypatch):
 def test_an_hf_config_asked_on_the_cpu_is_measured_on_meta_first(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-                                  "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 1000}))
+    config.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 4,
+                "vocab_size": 1000,
+            }
+        )
+    )
     monkeypatch.setattr(api, "available_memory", lambda: 1_000_000)
     with pytest.raises(InsufficientMemoryError, match="on the cpu needs at least"):
         count(str(config), seq_len=8, device="cpu")
     assert count(str(config), seq_len=8).device == "meta"  # on meta nothing is allocated: no check
 
 
-@pytest.mark.parametrize("examples, epochs, kind, text", [
-    (-1, 1, ValueError, "examples must be above 0, got -1"),
-    (1e6, float("nan"), ValueError, "epochs must be finite"),
-    ("1M", 1, TypeError, "examples must be a number"),
-])
+@pytest.mark.parametrize(
+    "examples, epochs, kind, text",
+    [
+        (-1, 1, ValueError, "examples must be above 0, got -1"),
+        (1e6, float("nan"), ValueError, "epochs must be finite"),
+        ("1M", 1, TypeError, "examples must be a number"),
+    ],
+)
 def test_training_refuses_bad_numbers_naming_them(examples, epochs, kind, text):
     import flopcalc
 

@@ -20,7 +20,11 @@ def lint(root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(root)}
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -58,16 +62,22 @@ def _private_imports(source: str) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("flopcalc")):
-            found += [f"{node.module}.{alias.name}" for alias in node.names
-                      if alias.name.startswith("_") and not alias.name.startswith("__")]
+            found += [
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.startswith("__")
+            ]
     return found
 
 
 def test_no_module_imports_another_modules_private_helpers():
     """A helper two modules share is public and lives in the room both may import (brief: one place per concern)."""
     assert _private_imports("from .counting.counter import _apply_frozen, count") == ["counting.counter._apply_frozen"]
-    offenders = {str(path.relative_to(ROOT)): names for path in sorted((ROOT / "flopcalc").rglob("*.py"))
-                 if (names := _private_imports(path.read_text(encoding="utf-8")))}
+    offenders = {
+        str(path.relative_to(ROOT)): names
+        for path in sorted((ROOT / "flopcalc").rglob("*.py"))
+        if (names := _private_imports(path.read_text(encoding="utf-8")))
+    }
     assert offenders == {}
 
 

@@ -34,8 +34,10 @@ def test_nproc_checks():
 
 
 def test_torch_message_keeps_the_first_sentence_without_the_source_path():
-    error = RuntimeError("[/__w/pytorch/third_party/gloo/pair.cc:553] Connection closed by peer [1.2.3.4]:80. "
-                         "This is typically caused by a remote worker crashing.")
+    error = RuntimeError(
+        "[/__w/pytorch/third_party/gloo/pair.cc:553] Connection closed by peer [1.2.3.4]:80. "
+        "This is typically caused by a remote worker crashing."
+    )
     assert torch_message(error) == "RuntimeError: Connection closed by peer [1.2.3.4]:80"
 
 
@@ -60,16 +62,24 @@ def test_the_heartbeat_ends_a_hung_step_in_one_line():
     while not said and time.monotonic() < deadline:
         time.sleep(0.01)
     heart.stop()
-    assert said == ["rank 3 on host node-a hung in all_reduce of 1 GiB (world) for 0 s, past every timeout: stopping it"]
+    assert said == [
+        "rank 3 on host node-a hung in all_reduce of 1 GiB (world) for 0 s, past every timeout: stopping it"
+    ]
     assert store.data["beat/3"] >= 1 and store.data["at/3"] == "all_reduce of 1 GiB (world)"
-    assert json.loads(store.data["events"]) == {"rank": 3, "host": "node-a", "kind": "failed",
-                                                "phase": "all_reduce of 1 GiB (world)", "message": "hung"}
+    assert json.loads(store.data["events"]) == {
+        "rank": 3,
+        "host": "node-a",
+        "kind": "failed",
+        "phase": "all_reduce of 1 GiB (world)",
+        "message": "hung",
+    }
 
 
 def check_collectives(collectives, ranks, sizes):
     """Every collective at every size, with bytes a whole number of floats per rank and busbw = the formula."""
     assert [(item["op"], item["bytes"]) for item in collectives] == [
-        (op, group_elements(size, ranks) * 4) for op in FLEET_OPS for size in sizes]
+        (op, group_elements(size, ranks) * 4) for op in FLEET_OPS for size in sizes
+    ]
     for item in collectives:
         n, size, seconds = item["ranks"], item["bytes"], item["time_s"]
         assert n == ranks and size % (4 * n) == 0 and seconds > 0 and 1 <= item["iterations"] <= 20
@@ -97,8 +107,11 @@ def test_three_ranks_through_the_launcher_api():
 def test_a_rank_killed_under_the_launcher_api_is_named(signum, what):
     started = time.monotonic()
     with pytest.raises(FleetError) as caught:
-        launch_fleet(FleetConfig(device="cpu", seconds=0.2, max_bytes=4096, timeout_s=30), 2,
-                     progress_factory=functools.partial(SignalSelfAt, "all_gather", signum))
+        launch_fleet(
+            FleetConfig(device="cpu", seconds=0.2, max_bytes=4096, timeout_s=30),
+            2,
+            progress_factory=functools.partial(SignalSelfAt, "all_gather", signum),
+        )
     assert str(caught.value) == f"rank 0 on host {HOST} {what}; the launcher stopped the other ranks"
     assert time.monotonic() - started < 25  # the other rank stops at once, not after the launcher's grace period
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the launcher's handlers are gone again
@@ -124,16 +137,21 @@ def test_a_stopped_rank_ends_the_run_within_the_timeout(tmp_path):
     rank waits in one. The process that started them sees rank 0's heartbeat stand still and ends the run, in
     one line, within --timeout of the stop, instead of waiting for rank 0 to exit."""
     timeout = 20
-    process = subprocess.Popen([sys.executable, "-c", STOP_RANK_0, str(timeout), str(tmp_path / "stopped_at")],
-                               cwd=ROOT, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"})
+    process = subprocess.Popen(
+        [sys.executable, "-c", STOP_RANK_0, str(timeout), str(tmp_path / "stopped_at")],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"},
+    )
     try:
         out, err = process.communicate(timeout=timeout + 90)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)  # the stopped rank too
         process.communicate()
-        raise AssertionError(f"the run was still going {timeout + 90} s after it started")
+        raise AssertionError(f"the run was still going {timeout + 90} s after it started") from None
     assert process.returncode == 0, err
     since_stopped, line = out.strip().splitlines()
     assert line.startswith(f"rank 0 on host {HOST} stopped responding: its heartbeat has not moved for "), line
@@ -155,8 +173,15 @@ def start_ranks(ranks, world_size, args, *, victim=None, node_of=None, tmp_path=
     processes = {}
     for rank in ranks:
         env = {key: value for key, value in os.environ.items() if key not in ("TORCH_CPP_LOG_LEVEL", "GROUP_RANK")}
-        env.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(port), PYTHONWARNINGS="ignore", PYTHONPATH=str(ROOT))
+        env.update(
+            RANK=str(rank),
+            WORLD_SIZE=str(world_size),
+            LOCAL_RANK=str(rank),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            PYTHONWARNINGS="ignore",
+            PYTHONPATH=str(ROOT),
+        )
         if node_of is not None:
             env.update(GROUP_RANK=str(node_of(rank)), LOCAL_RANK=str(rank % 2))
         rank_args = args(rank) if callable(args) else args
@@ -164,8 +189,9 @@ def start_ranks(ranks, world_size, args, *, victim=None, node_of=None, tmp_path=
         if victim is not None and victim[0] == rank:
             env.update(victim[1])
             command = [sys.executable, "-c", VICTIM, "bench", "--distributed", *rank_args]
-        processes[rank] = subprocess.Popen(command, cwd=tmp_path or ROOT, env=env, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE, text=True)
+        processes[rank] = subprocess.Popen(
+            command, cwd=tmp_path or ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
     finished = {}
     for rank, process in processes.items():
         try:
@@ -188,8 +214,21 @@ def one_error_line(finished, rank):
 def test_two_nodes_measure_intra_and_inter_and_rank_0_alone_writes(tmp_path):
     """4 ranks as 2 nodes x 2 (torchrun's GROUP_RANK says which node): world, intra-node and inter-node groups."""
     saved = tmp_path / "cal.yaml"
-    args = ["--device", "cpu", "--seconds", "0.2", "--max-bytes", "4K", "--timeout", "60", "--format", "json",
-            "--save", "--calibration", str(saved)]
+    args = [
+        "--device",
+        "cpu",
+        "--seconds",
+        "0.2",
+        "--max-bytes",
+        "4K",
+        "--timeout",
+        "60",
+        "--format",
+        "json",
+        "--save",
+        "--calibration",
+        str(saved),
+    ]
     finished = start_ranks(range(4), 4, args, node_of=lambda rank: rank // 2, tmp_path=tmp_path)
     for rank in (1, 2, 3):
         assert finished[rank] == (0, "", ""), finished[rank]  # only rank 0 writes anything
@@ -201,11 +240,17 @@ def test_two_nodes_measure_intra_and_inter_and_rank_0_alone_writes(tmp_path):
     assert scopes == {("world", 4, 1), ("intra", 2, 2), ("inter", 2, 2)}
     for scope, ranks in (("world", 4), ("intra", 2), ("inter", 2)):
         check_collectives([item for item in data["collectives"] if item["scope"] == scope], ranks, (4096,))
-    assert [(r["rank"], r["node"], r["local_rank"]) for r in data["per_rank"]] == [(0, 0, 0), (1, 0, 1), (2, 1, 0), (3, 1, 1)]
+    assert [(r["rank"], r["node"], r["local_rank"]) for r in data["per_rank"]] == [
+        (0, 0, 0),
+        (1, 0, 1),
+        (2, 1, 0),
+        (3, 1, 1),
+    ]
     fleet = load_calibration(saved).devices[data["device_name"]].fleet["gloo 2x2"]
     assert set(fleet.busbw_gbps) == {"world", "intra", "inter"} and data["calibration_file"] == str(saved)
     assert measured_bandwidths(load_calibration(saved)).inter_node_busbw_gbps == pytest.approx(
-        data["headline_busbw_gbps"]["inter"]["all_reduce"])
+        data["headline_busbw_gbps"]["inter"]["all_reduce"]
+    )
 
 
 def test_a_killed_rank_is_named_by_the_survivors():
@@ -224,14 +269,17 @@ def test_a_killed_rank_is_named_by_the_survivors():
 def test_sigterm_ends_a_rank_cleanly_and_the_other_hears_why(tmp_path):
     report = tmp_path / "victim.txt"
     args = ["--device", "cpu", "--seconds", "0.2", "--max-bytes", "4K", "--timeout", "30"]
-    finished = start_ranks(range(2), 2, args, victim=(
-        1, {"VICTIM_AT": "2", "VICTIM_SIGNAL": "SIGTERM", "VICTIM_REPORT": str(report)}))
+    finished = start_ranks(
+        range(2), 2, args, victim=(1, {"VICTIM_AT": "2", "VICTIM_SIGNAL": "SIGTERM", "VICTIM_REPORT": str(report)})
+    )
     assert report.read_text() == "initialized=False\n"  # the process group was destroyed on the way out
     code, out, err = finished[1]
     assert code == 130 and err.strip() == "flopcalc: error: interrupted", err
     line = one_error_line(finished, 0)
-    assert line == (f"flopcalc: error: rank 1 on host {HOST} failed during all_gather of 4 KiB (world): "
-                    "interrupted (stopped by SIGTERM)")
+    assert line == (
+        f"flopcalc: error: rank 1 on host {HOST} failed during all_gather of 4 KiB (world): "
+        "interrupted (stopped by SIGTERM)"
+    )
 
 
 # The handshake runs before any process group exists, so ranks that never meet can be threads of this process.
@@ -262,7 +310,8 @@ def test_a_rank_that_never_joins_is_named_within_the_timeout():
     raised = run_ranks_in_threads([FleetConfig(device="cpu", timeout_s=1)] * 2, 3, port)
     assert time.monotonic() - started < 1 + 5  # the timeout, the store host's moment to let others read why
     assert str(raised[0]).startswith(
-        f"rank 2 never joined within 1 s (--timeout): 2 of 3 ranks reached the rendezvous store at 127.0.0.1:{port}")
+        f"rank 2 never joined within 1 s (--timeout): 2 of 3 ranks reached the rendezvous store at 127.0.0.1:{port}"
+    )
     assert "rank 2 never joined" in str(raised[1])
 
 
@@ -270,18 +319,24 @@ def test_a_missing_rank_0_is_named_by_the_others():
     env = LaunchEnv(rank=1, world_size=2, local_rank=1, master_addr="127.0.0.1", master_port=free_port())
     started = time.monotonic()
     with pytest.raises(FleetError) as caught:
-            run_fleet_bench(FleetConfig(device="cpu", timeout_s=1), env)
+        run_fleet_bench(FleetConfig(device="cpu", timeout_s=1), env)
     assert time.monotonic() - started < 1 + 3
-    assert str(caught.value).startswith(f"rank 0 never joined: rank 1 on host {HOST} found no rendezvous store at "
-                                        f"127.0.0.1:{env.master_port} (rank 0 hosts it) within 1 s (--timeout)")
+    assert str(caught.value).startswith(
+        f"rank 0 never joined: rank 1 on host {HOST} found no rendezvous store at "
+        f"127.0.0.1:{env.master_port} (rank 0 hosts it) within 1 s (--timeout)"
+    )
 
 
 def test_ranks_started_with_different_options_stop_before_any_collective():
-    configs = [FleetConfig(device="cpu", timeout_s=10, max_bytes=4096), FleetConfig(device="cpu", timeout_s=10, max_bytes=8192)]
+    configs = [
+        FleetConfig(device="cpu", timeout_s=10, max_bytes=4096),
+        FleetConfig(device="cpu", timeout_s=10, max_bytes=8192),
+    ]
     raised = run_ranks_in_threads(configs, 2, free_port())
     for rank in (0, 1):
         assert str(raised[rank]).startswith(
-            f"mismatched options: rank 1 on host {HOST} has max_bytes=8192, rank 0 on host {HOST} has max_bytes=4096")
+            f"mismatched options: rank 1 on host {HOST} has max_bytes=8192, rank 0 on host {HOST} has max_bytes=4096"
+        )
 
 
 @pytest.mark.parametrize("op", ["all_gather", "reduce_scatter"])
@@ -315,8 +370,10 @@ def test_nproc_refuses_more_ranks_than_the_cores_hold(monkeypatch):
     monkeypatch.setattr(launch, "available_cpus", lambda: 2)
     with pytest.raises(UsageError) as caught:
         launch_fleet(FleetConfig(device="cpu"), 9)
-    assert str(caught.value) == ("--nproc 9 is more than 4 ranks per CPU core (2 available): the ranks would starve "
-                                 "each other's heartbeats and collectives (use --nproc 8 or fewer)")
+    assert str(caught.value) == (
+        "--nproc 9 is more than 4 ranks per CPU core (2 available): the ranks would starve "
+        "each other's heartbeats and collectives (use --nproc 8 or fewer)"
+    )
 
 
 def test_nproc_refuses_more_ranks_than_the_memory_holds(monkeypatch):
@@ -326,8 +383,10 @@ def test_nproc_refuses_more_ranks_than_the_memory_holds(monkeypatch):
     # a rank: 512 MiB of process + 3 x 1 GiB of buffers = 3.5 GiB; 8 GiB holds 2 of them
     with pytest.raises(UsageError) as caught:
         launch_fleet(FleetConfig(device="cpu", max_bytes=2**30), 3)
-    assert str(caught.value) == ("--nproc 3 needs about 10.5 GiB of memory (3.5 GiB per rank: its process and "
-                                 "message buffers), but 8 GiB is free (use --nproc 2 or fewer)")
+    assert str(caught.value) == (
+        "--nproc 3 needs about 10.5 GiB of memory (3.5 GiB per rank: its process and "
+        "message buffers), but 8 GiB is free (use --nproc 2 or fewer)"
+    )
     with pytest.raises(UsageError, match=r"but 8 GiB is free \(lower --max-bytes, or free some memory\)"):
         launch_fleet(FleetConfig(device="cpu", max_bytes=4 * 2**30), 2)
 
@@ -341,8 +400,9 @@ def test_nproc_refuses_more_ranks_than_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(UsageError) as caught:
         launch_fleet(FleetConfig(device="cuda"), 2)
-    assert str(caught.value) == ("--nproc 2 needs 2 GPUs (one rank per GPU), but 1 is visible "
-                                 "(use --nproc 1 or fewer, or --device cpu)")
+    assert str(caught.value) == (
+        "--nproc 2 needs 2 GPUs (one rank per GPU), but 1 is visible (use --nproc 1 or fewer, or --device cpu)"
+    )
 
 
 def test_max_bytes_beyond_free_memory_stops_every_rank_before_any_collective(monkeypatch):
@@ -356,7 +416,8 @@ def test_max_bytes_beyond_free_memory_stops_every_rank_before_any_collective(mon
     for rank in (0, 1):
         assert str(raised[rank]) == (
             f"rank 0 on host {HOST} cannot take part: --max-bytes 256 MiB needs about 1.5 GiB of message buffers "
-            f"for 2 ranks, but host {HOST} has 1 GiB free (lower --max-bytes)")
+            f"for 2 ranks, but host {HOST} has 1 GiB free (lower --max-bytes)"
+        )
 
 
 # --- supervision and the hello race, without processes ------------------------------------------------------
@@ -373,12 +434,19 @@ def test_the_supervisor_ends_the_run_for_a_silent_rank_or_a_failure_the_others_o
     assert supervisor.judge(pulses, {}, 109.0) is None
     assert supervisor.judge(pulses, {}, 111.0) == (
         "rank 0 on host node-a stopped responding: its heartbeat has not moved for 11 s (the process is stopped or "
-        "frozen); flopcalc stopped the other ranks")
-    assert supervisor.judge(pulses, {0: (0, {"message": None}), 1: (0, {"message": None}),
-                                     2: (0, {"message": None})}, 200.0) is None  # all ended: nothing to stop
+        "frozen); flopcalc stopped the other ranks"
+    )
+    assert (
+        supervisor.judge(
+            pulses, {0: (0, {"message": None}), 1: (0, {"message": None}), 2: (0, {"message": None})}, 200.0
+        )
+        is None
+    )  # all ended: nothing to stop
     fresh = {rank: (300.0, about) for rank in range(3)}
-    ended = {1: (0, {"message": "rank 2 never joined", "secondary": True}),
-             2: (0, {"message": "rank 2 failed: boom", "secondary": False})}
+    ended = {
+        1: (0, {"message": "rank 2 never joined", "secondary": True}),
+        2: (0, {"message": "rank 2 failed: boom", "secondary": False}),
+    }
     assert supervisor.judge(fresh, ended, 300.0) is None  # rank 0 may still end on its own
     assert supervisor.judge(fresh, ended, 300.0 + FAILED_RANK_GRACE_S + 0.1) == "rank 2 failed: boom"
     assert Supervisor(tmp_path, 2, timeout_s=1).stale_s == 2.5  # never quicker than a heartbeat's staleness
@@ -403,8 +471,18 @@ def test_a_rank_that_reads_a_mismatch_event_judges_the_hellos_itself():
             self.looks += 1
             if self.looks == 2:  # rank 1 arrives, judges and stops between rank 0's first and second look
                 self.data["hello/1"] = json.dumps({"rank": 1}).encode()
-                self.data["events"] = json.dumps({"rank": 1, "host": "b", "kind": "failed", "phase": "joining",
-                                                  "message": "mismatched options: ..."}).encode() + b"\n"
+                self.data["events"] = (
+                    json.dumps(
+                        {
+                            "rank": 1,
+                            "host": "b",
+                            "kind": "failed",
+                            "phase": "joining",
+                            "message": "mismatched options: ...",
+                        }
+                    ).encode()
+                    + b"\n"
+                )
             return all(key in self.data for key in keys)
 
         def get(self, key):
@@ -445,10 +523,14 @@ def test_the_supervisor_finds_a_rank_that_never_pulsed_among_its_children():
     by the RANK the launcher put in its environment, among this process's own children."""
     from flopcalc.bench.distributed.launch import _rank_children
 
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
-                             env={**os.environ, "RANK": "5", "TORCHELASTIC_RUN_ID": "flopcalc-test"})
-    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
-                                env={key: value for key, value in os.environ.items() if key != "TORCHELASTIC_RUN_ID"})
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"],
+        env={**os.environ, "RANK": "5", "TORCHELASTIC_RUN_ID": "flopcalc-test"},
+    )
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"],
+        env={key: value for key, value in os.environ.items() if key != "TORCHELASTIC_RUN_ID"},
+    )
     try:
         assert _rank_children() == {5: child.pid}
     finally:

@@ -62,7 +62,13 @@ def test_combine_takes_the_slowest_member_then_the_slowest_group():
     assert (world_reduce.scope, world_reduce.op, world_reduce.ranks) == ("world", "all_reduce", 4)
     assert (world_gather.op, world_gather.time_s) == ("all_gather", 4.0e-3)
     # intra: group 0's slowest member took 1.5 ms, group 1's 2 ms: the fleet waits for group 1
-    assert (intra.scope, intra.op, intra.groups, intra.iterations, intra.time_s) == ("intra", "all_reduce", 2, 10, 2.0e-3)
+    assert (intra.scope, intra.op, intra.groups, intra.iterations, intra.time_s) == (
+        "intra",
+        "all_reduce",
+        2,
+        10,
+        2.0e-3,
+    )
 
 
 LAUNCHED = {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
@@ -71,7 +77,13 @@ LAUNCHED = {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "1
 def test_launch_env_reads_torchrun_variables():
     env = LaunchEnv.from_environ({**LAUNCHED, "GROUP_RANK": "0", "TORCHELASTIC_USE_AGENT_STORE": "True"})
     assert (env.rank, env.world_size, env.local_rank, env.master_port, env.node_rank, env.agent_store) == (
-        1, 4, 1, 29500, 0, True)
+        1,
+        4,
+        1,
+        29500,
+        0,
+        True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -91,8 +103,12 @@ def test_launch_env_errors(environ, text):
 
 @pytest.mark.parametrize(
     "kwargs, text",
-    [({"device": "mps"}, "cannot run a fleet"), ({"backend": "mpi"}, "unknown backend"),
-     ({"timeout_s": 0}, "--timeout must be"), ({"max_bytes": 100}, "at least 1 KiB")],
+    [
+        ({"device": "mps"}, "cannot run a fleet"),
+        ({"backend": "mpi"}, "unknown backend"),
+        ({"timeout_s": 0}, "--timeout must be"),
+        ({"max_bytes": 100}, "at least 1 KiB"),
+    ],
 )
 def test_fleet_config_errors(kwargs, text):
     with pytest.raises(UsageError, match=text):
@@ -100,9 +116,19 @@ def test_fleet_config_errors(kwargs, text):
 
 
 def hello(rank, host="a", local_rank=None, **changes):
-    data = {"rank": rank, "host": host, "pid": 100 + rank, "local_rank": rank if local_rank is None else local_rank,
-            "node_rank": None, "device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "backend": "nccl",
-            "torch_version": "2.13.0", "options": FleetConfig().options(), "error": None}
+    data = {
+        "rank": rank,
+        "host": host,
+        "pid": 100 + rank,
+        "local_rank": rank if local_rank is None else local_rank,
+        "node_rank": None,
+        "device": "cuda",
+        "device_name": "NVIDIA H100 80GB HBM3",
+        "backend": "nccl",
+        "torch_version": "2.13.0",
+        "options": FleetConfig().options(),
+        "error": None,
+    }
     data.update(changes)
     return data
 
@@ -127,7 +153,10 @@ def test_layout_prefers_the_launchers_node_index():
     [
         ({"backend": "gloo"}, "mismatched backend: rank 1 on host b has 'gloo', rank 0 on host a has 'nccl'"),
         ({"device_name": "NVIDIA A100-SXM4-80GB"}, "mismatched device: rank 1 on host b has 'NVIDIA A100"),
-        ({"options": {**FleetConfig().options(), "max_bytes": 4096}}, "mismatched options: rank 1 on host b has max_bytes=4096"),
+        (
+            {"options": {**FleetConfig().options(), "max_bytes": 4096}},
+            "mismatched options: rank 1 on host b has max_bytes=4096",
+        ),
         ({"error": "LOCAL_RANK 1 but 1 GPU(s) are visible on b"}, "rank 1 on host b cannot take part: LOCAL_RANK 1"),
     ],
 )
@@ -148,14 +177,29 @@ def test_result_json_contract_and_headlines():
     assert data["schema_version"] == 1
     assert {"world_size", "nodes", "backend", "device", "per_rank", "collectives", "p2p", "notes"} <= set(data)
     assert set(data["per_rank"][0]) == {"rank", "host", "local_rank", "node", "tflops"}
-    assert set(data["collectives"][0]) == {"op", "bytes", "time_s", "algbw_gbps", "busbw_gbps", "scope", "ranks",
-                                           "groups", "iterations"}
+    assert set(data["collectives"][0]) == {
+        "op",
+        "bytes",
+        "time_s",
+        "algbw_gbps",
+        "busbw_gbps",
+        "scope",
+        "ranks",
+        "groups",
+        "iterations",
+    }
     # the headline is the largest message: all_reduce over 16 ranks, 1 GiB in 20 ms
     assert data["headline_busbw_gbps"]["world"]["all_reduce"] == pytest.approx(2**30 / 0.02 / 1e9 * 2 * 15 / 16)
     assert data["headline_busbw_gbps"]["inter"]["all_gather"] == pytest.approx(2**30 / 0.012 / 1e9 * 1 / 2)
     assert data["p2p"]["busbw_gbps"] == pytest.approx(2**30 / 0.05 / 1e9)
-    assert data["matmul"]["bf16"] == {"min_tflops": 610.0, "median_tflops": 700.0, "max_tflops": 700.0, "ranks": 16,
-                                      "slowest_rank": 11, "slowest_host": "gpu-1"}
+    assert data["matmul"]["bf16"] == {
+        "min_tflops": 610.0,
+        "median_tflops": 700.0,
+        "max_tflops": 700.0,
+        "ranks": 16,
+        "slowest_rank": 11,
+        "slowest_host": "gpu-1",
+    }
 
 
 def test_calibration_round_trip_and_the_planner_query(tmp_path):
@@ -175,4 +219,3 @@ def test_calibration_round_trip_and_the_planner_query(tmp_path):
     assert (figures.nodes, figures.ranks_per_node, figures.backend) == (2, 8, "nccl")
     assert figures.label.startswith("measured by flopcalc bench --distributed on 2 nodes x 8 NVIDIA H100 80GB HBM3")
     assert measured_bandwidths(calibration) == figures  # the only device with fleet figures
-

@@ -3,9 +3,9 @@
 import pytest
 
 from flopcalc.bench.hardware import (
-    DeviceInfo,
     CpuDatasheet,
     CpuInfo,
+    DeviceInfo,
     catalog_peak_resolver,
     cpu_peak,
     cpu_peak_estimate,
@@ -90,8 +90,15 @@ def test_cpu_bf16_runs_only_with_bf16_hardware():
 
 @pytest.mark.parametrize(
     "capability, precision, runs",
-    [((7, 0), "fp16", True), ((7, 0), "bf16", False), ((7, 0), "tf32", False), ((8, 0), "fp8", False),
-     ((8, 0), "int8", True), ((8, 9), "fp8", True), ((9, 0), "tf32", True)],
+    [
+        ((7, 0), "fp16", True),
+        ((7, 0), "bf16", False),
+        ((7, 0), "tf32", False),
+        ((8, 0), "fp8", False),
+        ((8, 0), "int8", True),
+        ((8, 9), "fp8", True),
+        ((9, 0), "tf32", True),
+    ],
 )
 def test_cuda_precision_rules_follow_compute_capability(capability, precision, runs):
     info = DeviceInfo("cuda", "gpu", "2", cuda_version="12.8", compute_capability=capability)
@@ -154,24 +161,47 @@ def test_catalog_resolver_gives_dense_datasheet_peaks():
 
 def _cpuinfo(model: str, flags: str = "fpu sse2 avx avx2 fma avx512f", mhz: str = "3400.000") -> str:
     """Two processors of a 2-way SMT CPU, as /proc/cpuinfo prints them."""
-    block = (f"processor\t: {{}}\nmodel name\t: {model}\ncpu MHz\t\t: {mhz}\nsiblings\t: 2\ncpu cores\t: 1\n"
-             f"flags\t\t: {flags}\n")
+    block = (
+        f"processor\t: {{}}\nmodel name\t: {model}\ncpu MHz\t\t: {mhz}\nsiblings\t: 2\ncpu cores\t: 1\n"
+        f"flags\t\t: {flags}\n"
+    )
     return "\n".join(block.format(index) for index in range(2))
 
 
 @pytest.mark.parametrize(
     "model, logical, precision, peak, label",
     [  # the whole socket (40 cores x 2 threads): the catalogue peak exactly
-     ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", 80, "fp32", 5.888e12,
-      "datasheet Xeon-8380: 40 cores x 2.3 GHz (base) x 64 FLOP/cycle"),
-     # a VM's 8 cores of it: 8/40 of the socket
-     ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", 16, "fp32", 5.888e12 * 8 / 40,
-      "datasheet Xeon-8380: 40 cores x 2.3 GHz (base) x 64 FLOP/cycle, x 8/40 cores this process may use"),
-     # two sockets of 64 cores
-     ("AMD EPYC 7763 64-Core Processor", 256, "fp32", 5.0176e12 * 2,
-      "datasheet EPYC-7763: 64 cores x 2.45 GHz (base) x 32 FLOP/cycle, x 128/64 cores this process may use"),
-     ("Intel(R) Xeon(R) Platinum 8480+", 112, "bf16", 114.688e12,
-      "datasheet Xeon-8480plus: 56 cores x 2 GHz (base) x 1024 FLOP/cycle")],
+        (
+            "Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz",
+            80,
+            "fp32",
+            5.888e12,
+            "datasheet Xeon-8380: 40 cores x 2.3 GHz (base) x 64 FLOP/cycle",
+        ),
+        # a VM's 8 cores of it: 8/40 of the socket
+        (
+            "Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz",
+            16,
+            "fp32",
+            5.888e12 * 8 / 40,
+            "datasheet Xeon-8380: 40 cores x 2.3 GHz (base) x 64 FLOP/cycle, x 8/40 cores this process may use",
+        ),
+        # two sockets of 64 cores
+        (
+            "AMD EPYC 7763 64-Core Processor",
+            256,
+            "fp32",
+            5.0176e12 * 2,
+            "datasheet EPYC-7763: 64 cores x 2.45 GHz (base) x 32 FLOP/cycle, x 128/64 cores this process may use",
+        ),
+        (
+            "Intel(R) Xeon(R) Platinum 8480+",
+            112,
+            "bf16",
+            114.688e12,
+            "datasheet Xeon-8480plus: 56 cores x 2 GHz (base) x 1024 FLOP/cycle",
+        ),
+    ],
 )
 def test_cpu_peak_comes_from_the_catalogue_entry_the_model_name_names(model, logical, precision, peak, label):
     cpu = parse_cpuinfo(_cpuinfo(model, "fpu avx2 fma avx512f amx_bf16"), logical_cpus=logical)
@@ -218,4 +248,6 @@ def test_cpu_peak_uses_whatever_resolver_offers_cpu():
 
     cpu = parse_cpuinfo(_cpuinfo("anything"), logical_cpus=4)  # 2 physical cores
     assert cpu_peak(cpu, "fp32", Fake()) == (
-        0.5e12, "datasheet T1: 4 cores x 1 GHz (base) x 250 FLOP/cycle, x 2/4 cores this process may use")
+        0.5e12,
+        "datasheet T1: 4 cores x 1 GHz (base) x 250 FLOP/cycle, x 2/4 cores this process may use",
+    )

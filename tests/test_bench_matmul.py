@@ -17,14 +17,18 @@ from flopcalc.bench.sweep import (
     sweep_precision,
 )
 
-CPU_INFO = DeviceInfo("cpu", "test cpu", "x", threads=1, cpu=CpuInfo("test", 1, 1, 1000.0, "test", frozenset({"avx2", "fma"})))
+CPU_INFO = DeviceInfo(
+    "cpu", "test cpu", "x", threads=1, cpu=CpuInfo("test", 1, 1, 1000.0, "test", frozenset({"avx2", "fma"}))
+)
 
 
 def test_cpu_peak_is_the_datasheet_one_when_the_catalogue_has_the_cpu():
     xeon = CpuInfo("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", 40, 1, 3400.0, "test", frozenset({"avx512f"}))
     info = DeviceInfo("cpu", xeon.model_name, "x", threads=40, cpu=xeon)
-    assert peak_for(info, "fp32", catalog_peak_resolver()) == (5.888e12, "datasheet Xeon-8380: 40 cores x 2.3 GHz "
-                                                                         "(base) x 64 FLOP/cycle")
+    assert peak_for(info, "fp32", catalog_peak_resolver()) == (
+        5.888e12,
+        "datasheet Xeon-8380: 40 cores x 2.3 GHz (base) x 64 FLOP/cycle",
+    )
     assert peak_for(CPU_INFO, "fp32", catalog_peak_resolver())[1].startswith("estimate:")
 
 
@@ -99,7 +103,9 @@ def test_square_ladder_stops_when_throughput_stops_rising():
 def test_slow_device_keeps_to_the_deadline_and_skips_long_shapes():
     machine = FakeMachine(lambda shape: 1e9)  # 1 GFLOP/s: a 1024^3 matmul would take 2.1 s
     plan = SweepPlan.for_device("cpu", seconds=5)
-    timings, _ = sweep_precision("fp32", CPU_INFO, plan, 5.0, timer=machine.timer, clock=machine.clock, make=machine.make)
+    timings, _ = sweep_precision(
+        "fp32", CPU_INFO, plan, 5.0, timer=machine.timer, clock=machine.clock, make=machine.make
+    )
     assert timings, "something was measured"
     assert machine.now <= 5.0 + plan.max_call_s
     assert max(matmul_flops(*shape) for shape in machine.shapes_made) / 1e9 <= plan.max_call_s * 3

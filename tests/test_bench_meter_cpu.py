@@ -15,8 +15,9 @@ def test_the_meter_names_a_catalogued_cpu(monkeypatch):
     from flopcalc.catalog import load_catalog
 
     catalog = load_catalog(())
-    entry = next(spec for spec in catalog.select(kind="cpu")
-                 if "fp32" in spec.peak_tflops and catalog.match_cpu(spec.id) is spec)
+    entry = next(
+        spec for spec in catalog.select(kind="cpu") if "fp32" in spec.peak_tflops and catalog.match_cpu(spec.id) is spec
+    )
     monkeypatch.setattr(peaks, "read_cpu_info", lambda: _cpu(entry.id))
     found, notes = peaks.resolve_peaks(device_name=None, gpu_given=False)
     (datasheet,) = [peak for peak in found if peak.kind == "datasheet"]

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from flopcalc.calibration import load_calibration, save_device_entry, MatmulCalibration, model_utilization
-from flopcalc.bench.model import MIN_TIMED_STEPS, run_model_bench, time_steps
 from flopcalc.api import count
+from flopcalc.bench.model import MIN_TIMED_STEPS, run_model_bench, time_steps
+from flopcalc.calibration import MatmulCalibration, load_calibration, model_utilization, save_device_entry
 from flopcalc.errors import ModelRunError, UsageError
 
 
@@ -45,8 +45,18 @@ def test_mlp_training_steps_on_cpu(examples, tmp_path):
     if result.peak_flops:
         assert 0 < result.mfu < 1.5
     data = result.to_dict()
-    for key in ("device", "device_name", "model", "flops_per_step", "step_seconds", "achieved_tflops", "mfu",
-                "peak_tflops", "fraction_of_measured", "calibration_file"):
+    for key in (
+        "device",
+        "device_name",
+        "model",
+        "flops_per_step",
+        "step_seconds",
+        "achieved_tflops",
+        "mfu",
+        "peak_tflops",
+        "fraction_of_measured",
+        "calibration_file",
+    ):
         assert key in data
 
 
@@ -54,8 +64,14 @@ def test_measured_matmul_from_a_calibration_gives_fraction_of_measured(examples,
     model = f"{examples / 'mlp.py'}:build"
     first = run_model_bench(model, inputs=["16x784"], device="cpu", seconds=0.5)
     path = tmp_path / "cal.yaml"
-    save_device_entry(path, first.info.device_name, "cpu", matmul=MatmulCalibration(
-        tflops={"fp32": 0.25}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=10.0))
+    save_device_entry(
+        path,
+        first.info.device_name,
+        "cpu",
+        matmul=MatmulCalibration(
+            tflops={"fp32": 0.25}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=10.0
+        ),
+    )
     save_device_entry(path, first.info.device_name, "cpu", models={first.key: first.to_calibration()})
     calibration = load_calibration(path)
     utilization, _ = model_utilization(calibration, None, first.key, "fp32")

@@ -35,8 +35,10 @@ def test_predicted_step_times_on_the_gpu(capsys):
         assert result.prediction_source.startswith("saved profile")
         errors.append(result.prediction_error)
         with capsys.disabled():
-            print(f"{name}: measured {result.median_step_seconds * 1e3:.3f} ms, predicted "
-                  f"{result.predicted_step_seconds * 1e3:.3f} ms, error {result.prediction_error:+.1%}")
+            print(
+                f"{name}: measured {result.median_step_seconds * 1e3:.3f} ms, predicted "
+                f"{result.predicted_step_seconds * 1e3:.3f} ms, error {result.prediction_error:+.1%}"
+            )
     with capsys.disabled():
         print(f"median |error| {statistics.median(abs(e) for e in errors):.1%} on {info.device_name}")
     assert all(math.isfinite(error) and abs(math.log1p(error)) < math.log(3) for error in errors)  # within 3x

@@ -23,8 +23,13 @@ from flopcalc.cli import app
 from flopcalc.errors import CalibrationError
 
 runner = CliRunner()
-RATES = KernelRates(matmul=((8, 32, 32, 0.01), (64, 256, 256, 0.05)), memory=((4096, 2.0), (1 << 20, 20.0)),
-                    elementwise=((1024, 0.2),), view_us=2.5, step_op_us={"forward": 6.0, "backward": 4.0, "optimizer": 2.0})
+RATES = KernelRates(
+    matmul=((8, 32, 32, 0.01), (64, 256, 256, 0.05)),
+    memory=((4096, 2.0), (1 << 20, 20.0)),
+    elementwise=((1024, 0.2),),
+    view_us=2.5,
+    step_op_us={"forward": 6.0, "backward": 4.0, "optimizer": 2.0},
+)
 TINY = Ladder((8, 64), (32,), 1e9, (4096, 65536), (1024,), 0.001, ((1, 2),), (2,), (), 1e6)
 
 
@@ -57,7 +62,8 @@ def test_measured_rates_cover_the_ladder():
     assert [size for size, _ in rates.memory] == [4096, 65536] and [size for size, _ in rates.elementwise] == [1024]
     assert all(point[-1] > 0 for point in rates.matmul + rates.memory + rates.elementwise) and rates.view_us > 0
     assert set(rates.step_op_us) == {"forward", "backward", "optimizer"} and all(
-        us >= 0 for us in rates.step_op_us.values())
+        us >= 0 for us in rates.step_op_us.values()
+    )
     # 1x1 and 3x3 of 2 -> 2 channels and a 3-channel stem on 1 x 2 x 2 inputs, least work first: (m, n, k, groups)
     assert [point[:4] for point in rates.convolution] == [(4, 2, 2, 1), (4, 2, 18, 1), (4, 2, 27, 1)]
     assert all(rate > 0 for point in rates.convolution for rate in point[4:])
@@ -66,16 +72,25 @@ def test_measured_rates_cover_the_ladder():
     assert len(budgeted.matmul) == 2 and len(budgeted.convolution) == 3
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda p: p["precisions"]["fp32"].pop("memory"), "missing memory"),
-    (lambda p: p["precisions"]["fp32"].pop("step_op_us"), "missing step_op_us"),
-    (lambda p: p["precisions"]["fp32"].__setitem__("step_op_us", {"forward": 1.0}), "step_op_us: expected"),
-    (lambda p: p["precisions"]["fp32"].__setitem__("convolution", [[8, 8, 8, 1, 1.0, 1.0]]), "every point must be 7"),
-    (lambda p: p["precisions"]["fp32"].__setitem__("matmul", [[8, 32, "x", 1.0]]), "every point must be 4 positive"),
-    (lambda p: p["precisions"]["fp32"].__setitem__("view_us", -1), "view_us"),
-    (lambda p: p.pop("device_name"), "'device_name' must be a non-empty string"),
-    (lambda p: p.__setitem__("precisions", {}), "'precisions' is missing or empty"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda p: p["precisions"]["fp32"].pop("memory"), "missing memory"),
+        (lambda p: p["precisions"]["fp32"].pop("step_op_us"), "missing step_op_us"),
+        (lambda p: p["precisions"]["fp32"].__setitem__("step_op_us", {"forward": 1.0}), "step_op_us: expected"),
+        (
+            lambda p: p["precisions"]["fp32"].__setitem__("convolution", [[8, 8, 8, 1, 1.0, 1.0]]),
+            "every point must be 7",
+        ),
+        (
+            lambda p: p["precisions"]["fp32"].__setitem__("matmul", [[8, 32, "x", 1.0]]),
+            "every point must be 4 positive",
+        ),
+        (lambda p: p["precisions"]["fp32"].__setitem__("view_us", -1), "view_us"),
+        (lambda p: p.pop("device_name"), "'device_name' must be a non-empty string"),
+        (lambda p: p.__setitem__("precisions", {}), "'precisions' is missing or empty"),
+    ],
+)
 def test_a_profile_missing_a_field_or_corrupt_is_one_line(tmp_path, edit, message):
     data = {"version": 1, "devices": {"Some CPU": {"device": "cpu", "profile": _profile("Some CPU").to_dict()}}}
     edit(data["devices"]["Some CPU"]["profile"])
@@ -97,8 +112,18 @@ def test_a_profile_of_another_device_is_refused(tmp_path):
 def test_bench_model_refuses_another_devices_profile(examples, tmp_path):
     path = tmp_path / "cal.yaml"
     save_device_entry(path, "Other CPU", "cpu", profile=_profile("Other CPU"))
-    result = invoke("bench", f"{examples / 'mlp.py'}:build", "--input", "8x784", "--device", "cpu", "--seconds", 0.3,
-                    "--calibration", path)
+    result = invoke(
+        "bench",
+        f"{examples / 'mlp.py'}:build",
+        "--input",
+        "8x784",
+        "--device",
+        "cpu",
+        "--seconds",
+        0.3,
+        "--calibration",
+        path,
+    )
     _one_line_error(result, "measured on Other CPU")
 
 
@@ -106,8 +131,20 @@ def test_bench_model_predicts_from_the_saved_profile(examples, tmp_path):
     path = tmp_path / "cal.yaml"
     name = describe_device("cpu").device_name
     save_device_entry(path, name, "cpu", profile=_profile(name))
-    result = invoke("bench", f"{examples / 'mlp.py'}:build", "--input", "8x784", "--device", "cpu", "--seconds", 0.3,
-                    "--calibration", path, "--format", "json")
+    result = invoke(
+        "bench",
+        f"{examples / 'mlp.py'}:build",
+        "--input",
+        "8x784",
+        "--device",
+        "cpu",
+        "--seconds",
+        0.3,
+        "--calibration",
+        path,
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["prediction_source"].startswith("saved profile")
@@ -115,8 +152,18 @@ def test_bench_model_predicts_from_the_saved_profile(examples, tmp_path):
 
 
 def test_bench_model_without_a_profile_measures_a_quick_one(examples):
-    result = invoke("bench", f"{examples / 'mlp.py'}:build", "--input", "8x784", "--device", "cpu", "--seconds", 0.3,
-                    "--format", "json")
+    result = invoke(
+        "bench",
+        f"{examples / 'mlp.py'}:build",
+        "--input",
+        "8x784",
+        "--device",
+        "cpu",
+        "--seconds",
+        0.3,
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["prediction_source"].startswith("quick profile") and data["predicted_step_seconds"] > 0
@@ -125,8 +172,9 @@ def test_bench_model_without_a_profile_measures_a_quick_one(examples):
 def _matmul_result(samples):
     info = describe_device("cpu")
     timing = ShapeTiming((256, 256, 256), "square", 1, samples)
-    return MatmulBenchResult(info, (PrecisionResult("fp32", (timing,), None, "-"),), 1.0, 1.0, False,
-                             profile=_profile(info.device_name))
+    return MatmulBenchResult(
+        info, (PrecisionResult("fp32", (timing,), None, "-"),), 1.0, 1.0, False, profile=_profile(info.device_name)
+    )
 
 
 def test_a_wide_spread_is_not_saved_unless_forced(tmp_path):
@@ -144,16 +192,17 @@ def test_bench_save_on_a_busy_machine_is_refused_before_measuring(monkeypatch, t
     import flopcalc.bench.hardware as hardware
 
     monkeypatch.setattr(hardware, "load_warning", lambda **_: f"{hardware.BUSY} (load average 9.0 > 2 CPUs): rerun")
-    _one_line_error(invoke("bench", "--device", "cpu", "--save", "--calibration", tmp_path / "c.yaml"),
-                    "will not measure for --save: the machine looks busy (load average 9.0 > 2 CPUs)")
+    _one_line_error(
+        invoke("bench", "--device", "cpu", "--save", "--calibration", tmp_path / "c.yaml"),
+        "will not measure for --save: the machine looks busy (load average 9.0 > 2 CPUs)",
+    )
     _one_line_error(invoke("bench", "--device", "cpu", "--force"), "--force applies to --save")
     assert not (tmp_path / "c.yaml").exists()
 
 
 def test_the_fleet_stores_bus_bandwidth_by_message_size_in_the_profile(tmp_path):
-    from tests._fleet_helpers import two_node_result
-
     from flopcalc.bench.fleet import save_fleet_result
+    from tests._fleet_helpers import two_node_result
 
     path = tmp_path / "cal.yaml"
     save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", profile=_profile("NVIDIA H100 80GB HBM3"))
@@ -177,8 +226,9 @@ def test_bench_model_warns_when_it_runs_above_the_measured_matmul_peak(examples)
     name = describe_device("cpu").device_name
     tiny_peak = MatmulCalibration({"fp32": 1e-9}, "2026-12-03T10:00:00+00:00", "2.13", 1.0)  # 1 kFLOP/s
     calibration = Calibration({name: DeviceCalibration("cpu", matmul=tiny_peak)})
-    result = run_model_bench(f"{examples / 'mlp.py'}:build", ["8x784"], device="cpu", seconds=0.3,
-                             calibration=calibration, predict=False)
+    result = run_model_bench(
+        f"{examples / 'mlp.py'}:build", ["8x784"], device="cpu", seconds=0.3, calibration=calibration, predict=False
+    )
     (warning,) = [w for w in result.warnings if "measured matmul peak" in w]
     assert f"{result.fraction_of_measured:.0%} of the measured matmul peak" in warning
     assert "the calibration is wrong" in warning and result.fraction_of_measured > 1

@@ -130,7 +130,10 @@ def test_missing_default_budget_file_says_how_to_fix(tmp_path, monkeypatch):
         ("budgets: []", ["`budgets` is empty"]),
         ("- model: a.py", ["expected a mapping with a `budgets:` list", "list"]),
         ("budgets: [a.py]", ["budgets[0]", "expected a mapping with a `model:` key"]),
-        ("budgets: [{model: a.py, max_params: 1}, {model: b.py, max_params: -5}]", ["budgets[1] (b.py)", "greater than 0"]),
+        (
+            "budgets: [{model: a.py, max_params: 1}, {model: b.py, max_params: -5}]",
+            ["budgets[1] (b.py)", "greater than 0"],
+        ),
         ("budgets: [{model: a.py, max_params: 0}]", ["budgets[0] (a.py)", "'max_params'", "greater than 0"]),
         ("budgets: [{model: a.py, max_params: yes}]", ["'max_params'", "must be a number"]),
         ("budgets: [{model: 5, max_params: 1}]", ["key 'model'", "model spec string"]),
@@ -145,7 +148,10 @@ def test_missing_default_budget_file_says_how_to_fix(tmp_path, monkeypatch):
         ("budgets: [{model: a.py, max_params: 1}", ["not valid YAML", "line"]),
         ("budgets: [{model: a.py, max_training_flops: 1e18}]", ["'max_training_flops' needs the training size"]),
         ("budgets: [{model: a.py, epochs: 3, max_params: 1}]", ["'epochs' needs 'examples'"]),
-        ("budgets: [{model: a.py, examples: 10, tokens: 1T, max_params: 1}]", ["'examples' and 'tokens' are both given"]),
+        (
+            "budgets: [{model: a.py, examples: 10, tokens: 1T, max_params: 1}]",
+            ["'examples' and 'tokens' are both given"],
+        ),
         ("budgets: [{model: a.py, tokens: lots, max_params: 1}]", ["key 'tokens'", "'lots'"]),
     ],
 )
@@ -237,9 +243,7 @@ def test_training_epochs_default_to_one(tmp_path):
 
 def test_training_limits_from_tokens_use_six_params_per_token(tmp_path):
     path = write_budget(tmp_path, "budgets: [{model: lm.py, tokens: 2T, max_training_pf_days: 10}]")
-    result = run_checks(
-        load_budget_file(path), counter=RecordingCounter({"lm.py": make_report(1, 2, 7_000_000_000)})
-    )
+    result = run_checks(load_budget_file(path), counter=RecordingCounter({"lm.py": make_report(1, 2, 7_000_000_000)}))
     (check,) = result.checks
     assert check.value == pytest.approx(6 * 7e9 * 2e12 / PF_DAY_FLOP, rel=1e-15)
     assert check.value == pytest.approx(972.222222, rel=1e-6)
@@ -254,13 +258,16 @@ def test_six_params_tokens_of_a_mixture_of_experts_takes_its_active_parameters(t
 
 
 def test_named_inputs_and_decoder_seq_len_reach_the_spec_and_its_key(tmp_path):
-    path = write_budget(tmp_path, """
+    path = write_budget(
+        tmp_path,
+        """
         budgets:
           - {name: listed, model: t5.json, inputs: ["input_ids=1x512:int64", "decoder_input_ids=1x128:int64"], max_params: 1}
           - {name: mapped, model: t5.json, inputs: {input_ids: "1x512:int64", decoder_input_ids: "1x128:int64"}, max_params: 1}
           - {name: decoder, model: t5.json, seq_len: 512, decoder_seq_len: 128, max_params: 1}
           - {name: positional, model: t5.json, inputs: ["1x512:int64"], max_params: 1}
-    """)
+    """,
+    )
     listed, mapped, decoder, positional = load_budget_file(path).budgets
     assert listed.spec.inputs == mapped.spec.inputs == ("input_ids=1x512:int64", "decoder_input_ids=1x128:int64")
     assert decoder.spec.decoder_seq_len == 128
@@ -417,7 +424,9 @@ def test_missing_baseline_says_how_to_record_one(tmp_path):
 
 
 def test_baseline_data_covers_every_entry(tmp_path):
-    path = write_budget(tmp_path, "budgets: [{name: a, model: a.py, max_params: 1}, {name: b, model: a.py, max_params: 1}]")
+    path = write_budget(
+        tmp_path, "budgets: [{name: a, model: a.py, max_params: 1}, {name: b, model: a.py, max_params: 1}]"
+    )
     report = make_report(1, 2, 3)
     data = baseline_data(load_budget_file(path), {"a": report, "b": report})
     assert list(data["budgets"]) == ["a", "b"]
@@ -432,7 +441,9 @@ def test_an_alias_bomb_budget_is_one_line(tmp_path):
     for level in range(1, 10):
         bomb += f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]\n"
     path = write_budget(tmp_path, bomb + "budgets: [{model: a.py, inputs: *a9}]\n")
-    with pytest.raises(BudgetFileError, match=r"flopcalc.yaml: not valid YAML: its aliases expand to more than") as caught:
+    with pytest.raises(
+        BudgetFileError, match=r"flopcalc.yaml: not valid YAML: its aliases expand to more than"
+    ) as caught:
         load_budget_file(path)
     assert "\n" not in str(caught.value)
 
@@ -462,16 +473,31 @@ def test_a_baseline_that_cannot_be_written_names_the_path_and_keeps_the_old_one(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.json", "flopcalc.yaml"]
 
 
-@pytest.mark.parametrize("key, value", [("epochs", "1.0e+300"), ("examples", "1.0e+300"),
-                                        ("max_training_flops", "1.0e+300"), ("max_params", ".inf"),
-                                        ("max_forward_flops", ".nan")])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("epochs", "1.0e+300"),
+        ("examples", "1.0e+300"),
+        ("max_training_flops", "1.0e+300"),
+        ("max_params", ".inf"),
+        ("max_forward_flops", ".nan"),
+    ],
+)
 def test_a_number_out_of_range_in_a_budget_file_is_refused_naming_the_key(key, value, tmp_path):
     """Read from a file, as from an option: no 1e300 epochs reaches the arithmetic (it overflowed to a traceback)."""
-    entry = {"epochs": "1", "examples": "60000", "max_training_flops": "600G", "max_params": "250k",
-             "max_forward_flops": "30M", key: value}
+    entry = {
+        "epochs": "1",
+        "examples": "60000",
+        "max_training_flops": "600G",
+        "max_params": "250k",
+        "max_forward_flops": "30M",
+        key: value,
+    }
     path = tmp_path / "flopcalc.yaml"
-    path.write_text("budgets:\n  - name: m\n    model: net.py:build\n    inputs: ['4x784']\n"
-                    + "".join(f"    {k}: {v}\n" for k, v in entry.items()))
+    path.write_text(
+        "budgets:\n  - name: m\n    model: net.py:build\n    inputs: ['4x784']\n"
+        + "".join(f"    {k}: {v}\n" for k, v in entry.items())
+    )
     with pytest.raises(BudgetFileError) as caught:
         load_budget_file(path)
     assert f"key '{key}'" in str(caught.value)
@@ -481,16 +507,21 @@ def test_a_number_out_of_range_in_a_budget_file_is_refused_naming_the_key(key, v
 def test_max_effective_flops_counts_the_entry_with_sparsity_and_checks_it(tmp_path):
     """examples/pruned.py: effective forward 19,072 + backward 43,648 FLOPs (tests/counting/test_sparsity.py)."""
     pruned = Path(__file__).resolve().parents[1] / "examples" / "pruned.py"
-    path = write_budget(tmp_path, f"""\
+    path = write_budget(
+        tmp_path,
+        f"""\
         budgets:
           - {{name: pruned, model: "{pruned}:build", max_effective_flops: 62720}}
           - {{name: tight, model: "{pruned}:build", max_effective_flops: 62719}}
-        """)
+        """,
+    )
     budget_file = load_budget_file(path)
     assert budget_file.budgets[0].spec.sparsity
     result = run_checks(budget_file)
     assert [(c.name, c.metric, c.value, c.passed) for c in result.checks] == [
-        ("pruned", "effective_flops", 62_720, True), ("tight", "effective_flops", 62_720, False)]
+        ("pruned", "effective_flops", 62_720, True),
+        ("tight", "effective_flops", 62_720, False),
+    ]
 
 
 def test_a_budget_entry_takes_weights(tmp_path):

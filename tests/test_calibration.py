@@ -4,6 +4,8 @@
 import pytest
 import yaml
 
+from flopcalc.bench.hardware import DeviceInfo
+from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult, ShapeTiming, save_matmul_result
 from flopcalc.calibration import (
     CALIBRATION_ENV_VAR,
     MatmulCalibration,
@@ -16,23 +18,33 @@ from flopcalc.calibration import (
     resolve_calibration_path,
     save_device_entry,
 )
-from flopcalc.bench.hardware import DeviceInfo
-from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult, ShapeTiming, save_matmul_result
 from flopcalc.errors import CalibrationError, UsageError
 
 H100 = "NVIDIA H100 80GB HBM3"
 
 
 def _matmul(tflops):
-    return MatmulCalibration(tflops=tflops, measured_at="2026-11-28T12:00:00+00:00", torch_version="2.13.0", seconds=25.0)
+    return MatmulCalibration(
+        tflops=tflops, measured_at="2026-11-28T12:00:00+00:00", torch_version="2.13.0", seconds=25.0
+    )
 
 
 def _model(achieved_tflops, precision="bf16"):
     return ModelCalibration(
-        model="net.py:build", inputs=("8x1024:int64",), batch_size=None, kwargs={}, precision=precision,
-        optimizer="adamw", flops_per_step=achieved_tflops * 1e12 * 0.5, step_seconds=0.5,
-        achieved_tflops=achieved_tflops, measured_at="2026-11-28T12:00:00+00:00", torch_version="2.13.0", steps=20,
-        peak_tflops=989.0, mfu=achieved_tflops / 989.0,
+        model="net.py:build",
+        inputs=("8x1024:int64",),
+        batch_size=None,
+        kwargs={},
+        precision=precision,
+        optimizer="adamw",
+        flops_per_step=achieved_tflops * 1e12 * 0.5,
+        step_seconds=0.5,
+        achieved_tflops=achieved_tflops,
+        measured_at="2026-11-28T12:00:00+00:00",
+        torch_version="2.13.0",
+        steps=20,
+        peak_tflops=989.0,
+        mfu=achieved_tflops / 989.0,
     )
 
 
@@ -41,7 +53,9 @@ def _bench_result(device_name="Test CPU"):
     return MatmulBenchResult(
         info=DeviceInfo("cpu", device_name, "2.13.0", threads=2),
         results=(PrecisionResult("fp32", (timing,), 0.3328e12, "estimate"),),
-        seconds_budget=10.0, seconds_used=9.8, full=False,
+        seconds_budget=10.0,
+        seconds_used=9.8,
+        full=False,
     )
 
 
@@ -123,10 +137,18 @@ def test_invalid_files_are_one_line_errors(text, message):
     assert "\n" not in str(caught.value)
 
 
-FLEET = {"backend": "nccl", "world_size": 16, "nodes": 2, "ranks_per_node": 8,
-         "busbw_gbps": {"intra": {"all_reduce": 335.0}, "inter": {"all_reduce": 44.8}},
-         "message_bytes": {"intra": {"all_reduce": 2**30}, "inter": {"all_reduce": 2**30}},
-         "p2p_gbps": 39.0, "p2p_bytes": 2**30, "measured_at": "2026-11-30T16:00:00+00:00", "torch_version": "2.13.0"}
+FLEET = {
+    "backend": "nccl",
+    "world_size": 16,
+    "nodes": 2,
+    "ranks_per_node": 8,
+    "busbw_gbps": {"intra": {"all_reduce": 335.0}, "inter": {"all_reduce": 44.8}},
+    "message_bytes": {"intra": {"all_reduce": 2**30}, "inter": {"all_reduce": 2**30}},
+    "p2p_gbps": 39.0,
+    "p2p_bytes": 2**30,
+    "measured_at": "2026-11-30T16:00:00+00:00",
+    "torch_version": "2.13.0",
+}
 
 
 def _fleet_file(key="nccl 2x8", **changes):
@@ -142,9 +164,14 @@ def _fleet_file(key="nccl 2x8", **changes):
         (_fleet_file(world_size=12), "world_size 12 must be nodes x ranks_per_node"),
         (_fleet_file(nodes=0), "nodes: must be a positive integer"),
         (_fleet_file(busbw_gbps={"rack": {"all_reduce": 1.0}}), "unknown scope 'rack'"),
-        (_fleet_file(busbw_gbps={"intra": {"all_to_all": 1.0}, "inter": {"all_reduce": 1.0}}),
-         "unknown collective 'all_to_all'"),
-        (_fleet_file(busbw_gbps={"intra": {"all_reduce": -3}, "inter": {"all_reduce": 1.0}}), "must be a positive number"),
+        (
+            _fleet_file(busbw_gbps={"intra": {"all_to_all": 1.0}, "inter": {"all_reduce": 1.0}}),
+            "unknown collective 'all_to_all'",
+        ),
+        (
+            _fleet_file(busbw_gbps={"intra": {"all_reduce": -3}, "inter": {"all_reduce": 1.0}}),
+            "must be a positive number",
+        ),
         (_fleet_file(message_bytes={"intra": {"all_reduce": 1024}}), "must name the same scopes and collectives"),
         (_fleet_file(p2p_bytes=None), "'p2p_gbps' and 'p2p_bytes' go together"),
         (_fleet_file(key="nccl 1x16"), "fleet entry 'nccl 1x16' holds a 'nccl 2x8' fleet"),
@@ -163,9 +190,14 @@ def test_fleet_entries_merge_with_the_matmul_one_and_feed_the_planner(tmp_path):
     path = tmp_path / "cal.yaml"
     save_device_entry(path, H100, "cuda", matmul=_matmul({"bf16": 700.0}))
     one_node = FleetCalibration(
-        backend="nccl", world_size=8, nodes=1, ranks_per_node=8,
-        busbw_gbps={"world": {"all_reduce": 360.0}}, message_bytes={"world": {"all_reduce": 2**30}},
-        measured_at="2026-11-29T10:00:00+00:00", torch_version="2.13.0",
+        backend="nccl",
+        world_size=8,
+        nodes=1,
+        ranks_per_node=8,
+        busbw_gbps={"world": {"all_reduce": 360.0}},
+        message_bytes={"world": {"all_reduce": 2**30}},
+        measured_at="2026-11-29T10:00:00+00:00",
+        torch_version="2.13.0",
     )
     save_device_entry(path, H100, "cuda", fleet={one_node.key: one_node})
     loaded = load_calibration(path)
@@ -230,8 +262,9 @@ def test_calibrated_throughput_measured_peak_times_utilization_of_measured(tmp_p
     from flopcalc.catalog import load_catalog
 
     path = tmp_path / "cal.yaml"
-    save_device_entry(path, H100, "cuda", matmul=_matmul({"bf16": 700.0, "fp16": 690.0, "fp32": 50.0}),
-                      models={"k": _model(350.0)})
+    save_device_entry(
+        path, H100, "cuda", matmul=_matmul({"bf16": 700.0, "fp16": 690.0, "fp32": 50.0}), models={"k": _model(350.0)}
+    )
     loaded = load_calibration(path)
     throughput, notes = calibrated_throughput(loaded, utilization=0.5)
     assert (throughput.peak_flops, throughput.precision, throughput.gpu) == (700e12, "bf16", H100)

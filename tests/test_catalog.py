@@ -16,10 +16,41 @@ from flopcalc.errors import CatalogError, UsageError
 from flopcalc.units import PRECISIONS
 
 SHIPPED_FILES = sorted(shipped_catalog_dir().glob("*.yaml"))
-REQUIRED_IDS = ["V100-PCIe", "V100-SXM2", "V100S-PCIe", "A100-SXM4-40GB", "A100-SXM4-80GB", "A100-PCIe-80GB",
-                "H100-SXM", "H100-PCIe", "H100-NVL", "H200-SXM", "B200", "MI300X", "TPU-v4", "T4", "L4", "M2",
-                "K80", "P100-PCIe", "A10", "L40S", "GB200", "RTX-3090", "RTX-4090", "MI250X", "MI325X", "TPU-v3",
-                "TPU-v5e", "TPU-v5p", "TPU-v6e", "M1", "Gaudi2", "Gaudi3", "TPU-v1"]
+REQUIRED_IDS = [
+    "V100-PCIe",
+    "V100-SXM2",
+    "V100S-PCIe",
+    "A100-SXM4-40GB",
+    "A100-SXM4-80GB",
+    "A100-PCIe-80GB",
+    "H100-SXM",
+    "H100-PCIe",
+    "H100-NVL",
+    "H200-SXM",
+    "B200",
+    "MI300X",
+    "TPU-v4",
+    "T4",
+    "L4",
+    "M2",
+    "K80",
+    "P100-PCIe",
+    "A10",
+    "L40S",
+    "GB200",
+    "RTX-3090",
+    "RTX-4090",
+    "MI250X",
+    "MI325X",
+    "TPU-v3",
+    "TPU-v5e",
+    "TPU-v5p",
+    "TPU-v6e",
+    "M1",
+    "Gaudi2",
+    "Gaudi3",
+    "TPU-v1",
+]
 CPU_IDS = ["Xeon-E5-2699v3", "Xeon-8180", "Xeon-8380", "Xeon-8480plus", "EPYC-7763", "EPYC-9654", "Graviton3", "M2-CPU"]
 
 
@@ -48,8 +79,9 @@ def test_the_counts_in_the_docs_are_the_catalogues(catalog):
     root = Path(__file__).resolve().parents[1]
     kinds = [spec.kind for spec in catalog]
     counted = (len(kinds) - kinds.count("cpu"), kinds.count("tpu"), kinds.count("cpu"))
-    assert re.search(r"(\d+) accelerators \((\d+) of them TPUs\) and (\d+) CPUs",
-                     (root / "docs" / "catalogue.md").read_text()).groups() == tuple(map(str, counted))
+    assert re.search(
+        r"(\d+) accelerators \((\d+) of them TPUs\) and (\d+) CPUs", (root / "docs" / "catalogue.md").read_text()
+    ).groups() == tuple(map(str, counted))
     readme = re.search(r"^(.*?)#\s*(\d+) accelerators and (\d+) CPUs", (root / "README.md").read_text(), re.M)
     assert readme.groups()[1:] == (str(counted[0]), str(counted[2]))
     assert readme.group(1).split() == ["flopcalc", "gpus", "list"]  # the command beside the counts lists them all
@@ -57,25 +89,50 @@ def test_the_counts_in_the_docs_are_the_catalogues(catalog):
 
 @pytest.mark.parametrize(
     "gpu_id, precision, tflops",
-    [("V100-PCIe", "fp64", 7), ("V100-PCIe", "fp32", 14), ("V100-PCIe", "fp16", 112),
-     ("V100-SXM2", "fp64", 7.8), ("V100-SXM2", "fp32", 15.7), ("V100-SXM2", "fp16", 125),
-     ("V100S-PCIe", "fp64", 8.2), ("V100S-PCIe", "fp32", 16.4), ("V100S-PCIe", "fp16", 130),
-     ("M2", "fp32", 3.6), ("A100-SXM4-80GB", "bf16", 312),
-     # datasheets that print only the 2:4-sparse figure: the dense one is half
-     ("H100-SXM", "bf16", 989.5), ("L4", "bf16", 121), ("B200", "bf16", 2250),
-     # AMD's 2614.9 is fp16 SPARSE / fp8 dense
-     ("MI300X", "bf16", 1307.4), ("MI300X", "fp8", 2614.9),
-     # per chip / per device, not per board or per 4-chip TPU device
-     ("TPU-v3", "bf16", 123), ("TPU-v2", "bf16", 45), ("K80", "fp32", 4.365), ("K80-board", "fp32", 8.73),
-     ("MI250X-GCD", "bf16", 191.5), ("H100-NVL", "bf16", 835.5), ("GB200", "bf16", 2500),
-     # GeForce: fp16/bf16 with fp32 accumulate
-     ("RTX-4090", "bf16", 165.2), ("RTX-3090", "bf16", 71),
-     # the TPU paper's chips (Jouppi et al. 2017): TPU v1 int8 only; Haswell at its 2.3 GHz base clock
-     ("TPU-v1", "int8", 92), ("Xeon-E5-2699v3", "fp32", 1.3248), ("Xeon-E5-2699v3", "int8", 2.6496),
-     # CPUs: cores x base clock x FLOP/cycle; AMX on Sapphire Rapids; Zen 4 runs AVX-512 at the AVX2 rate
-     ("Xeon-8180", "fp64", 2.24), ("Xeon-8380", "int8", 23.552), ("Xeon-8480plus", "bf16", 114.688),
-     ("Xeon-8480plus", "int8", 229.376), ("EPYC-7763", "fp32", 5.0176), ("EPYC-9654", "fp32", 7.3728),
-     ("Graviton3", "fp32", 5.3248), ("M2-CPU", "fp32", 0.6016)],
+    [
+        ("V100-PCIe", "fp64", 7),
+        ("V100-PCIe", "fp32", 14),
+        ("V100-PCIe", "fp16", 112),
+        ("V100-SXM2", "fp64", 7.8),
+        ("V100-SXM2", "fp32", 15.7),
+        ("V100-SXM2", "fp16", 125),
+        ("V100S-PCIe", "fp64", 8.2),
+        ("V100S-PCIe", "fp32", 16.4),
+        ("V100S-PCIe", "fp16", 130),
+        ("M2", "fp32", 3.6),
+        ("A100-SXM4-80GB", "bf16", 312),
+        # datasheets that print only the 2:4-sparse figure: the dense one is half
+        ("H100-SXM", "bf16", 989.5),
+        ("L4", "bf16", 121),
+        ("B200", "bf16", 2250),
+        # AMD's 2614.9 is fp16 SPARSE / fp8 dense
+        ("MI300X", "bf16", 1307.4),
+        ("MI300X", "fp8", 2614.9),
+        # per chip / per device, not per board or per 4-chip TPU device
+        ("TPU-v3", "bf16", 123),
+        ("TPU-v2", "bf16", 45),
+        ("K80", "fp32", 4.365),
+        ("K80-board", "fp32", 8.73),
+        ("MI250X-GCD", "bf16", 191.5),
+        ("H100-NVL", "bf16", 835.5),
+        ("GB200", "bf16", 2500),
+        # GeForce: fp16/bf16 with fp32 accumulate
+        ("RTX-4090", "bf16", 165.2),
+        ("RTX-3090", "bf16", 71),
+        # the TPU paper's chips (Jouppi et al. 2017): TPU v1 int8 only; Haswell at its 2.3 GHz base clock
+        ("TPU-v1", "int8", 92),
+        ("Xeon-E5-2699v3", "fp32", 1.3248),
+        ("Xeon-E5-2699v3", "int8", 2.6496),
+        # CPUs: cores x base clock x FLOP/cycle; AMX on Sapphire Rapids; Zen 4 runs AVX-512 at the AVX2 rate
+        ("Xeon-8180", "fp64", 2.24),
+        ("Xeon-8380", "int8", 23.552),
+        ("Xeon-8480plus", "bf16", 114.688),
+        ("Xeon-8480plus", "int8", 229.376),
+        ("EPYC-7763", "fp32", 5.0176),
+        ("EPYC-9654", "fp32", 7.3728),
+        ("Graviton3", "fp32", 5.3248),
+        ("M2-CPU", "fp32", 0.6016),
+    ],
 )
 def test_dense_peaks_hold_the_datasheet_figures(catalog, gpu_id, precision, tflops):
     assert catalog.resolve(gpu_id).peak_flops(precision) == pytest.approx(tflops * 1e12, rel=1e-12)
@@ -93,8 +150,11 @@ def test_every_cpu_peak_is_cores_times_clock_times_flop_per_cycle(catalog, cpu_i
     derived = {p for group in spec.core_groups for p in group.flop_per_cycle}
     assert derived == set(spec.peak_tflops)
     for precision, tflops in spec.peak_tflops.items():
-        product = sum(Fraction(g.cores) * _exact(g.clock_ghz) * _exact(g.flop_per_cycle[precision]) / 1000
-                      for g in spec.core_groups if precision in g.flop_per_cycle)
+        product = sum(
+            Fraction(g.cores) * _exact(g.clock_ghz) * _exact(g.flop_per_cycle[precision]) / 1000
+            for g in spec.core_groups
+            if precision in g.flop_per_cycle
+        )
         assert product == _exact(tflops), (cpu_id, precision)
         assert all(g.how[precision] for g in spec.core_groups if precision in g.flop_per_cycle)
     bandwidth = Fraction(spec.memory_channels) * _exact(spec.memory_mt_s) * 8 / 1000
@@ -105,7 +165,8 @@ def test_kinds_tpus_are_tpu_cpus_are_cpu_the_rest_gpu(catalog):
     kinds = {spec.id: spec.kind for spec in catalog}
     assert {gpu_id for gpu_id, kind in kinds.items() if kind == "cpu"} == set(CPU_IDS)
     assert {gpu_id for gpu_id, kind in kinds.items() if kind == "tpu"} == {
-        spec.id for spec in catalog if spec.id.startswith("TPU-")}
+        spec.id for spec in catalog if spec.id.startswith("TPU-")
+    }
     assert kinds["H100-SXM"] == kinds["M2"] == kinds["Gaudi3"] == "gpu"
     assert [spec.id for spec in catalog.select("google", "tpu")][0] == "TPU-v1"
     assert {spec.kind for spec in catalog.select(kind="CPU")} == {"cpu"}
@@ -133,16 +194,25 @@ def test_k80_keeps_boost_figures_and_notes_the_base_clock_ones(catalog):
 
 @pytest.mark.parametrize(
     "model_name, cpu_id",
-    [("Intel(R) Xeon(R) CPU E5-2699 v3 @ 2.30GHz", "Xeon-E5-2699v3"),
-     ("Intel(R) Xeon(R) Platinum 8180 CPU @ 2.50GHz", "Xeon-8180"),
-     ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", "Xeon-8380"),
-     ("Intel(R) Xeon(R) Platinum 8480+", "Xeon-8480plus"),
-     ("AMD EPYC 7763 64-Core Processor", "EPYC-7763"), ("AMD EPYC 9654 96-Core Processor", "EPYC-9654"),
-     ("Neoverse-V1", "Graviton3"), ("Apple M2", "M2-CPU"),
-     # other SKUs and chips that merely share digits or a family name
-     ("Intel(R) Xeon(R) Platinum 8380HL CPU @ 2.90GHz", None), ("Intel(R) Xeon(R) Platinum 8480C", None),
-     ("Intel(R) Xeon(R) CPU E5-2699 v4 @ 2.20GHz", None), ("AMD EPYC 7763X 64-Core Processor", None),
-     ("Apple M2 Pro", None), ("Intel(R) Xeon(R) Processor", None), ("NVIDIA H100 80GB HBM3", None), ("", None)],
+    [
+        ("Intel(R) Xeon(R) CPU E5-2699 v3 @ 2.30GHz", "Xeon-E5-2699v3"),
+        ("Intel(R) Xeon(R) Platinum 8180 CPU @ 2.50GHz", "Xeon-8180"),
+        ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", "Xeon-8380"),
+        ("Intel(R) Xeon(R) Platinum 8480+", "Xeon-8480plus"),
+        ("AMD EPYC 7763 64-Core Processor", "EPYC-7763"),
+        ("AMD EPYC 9654 96-Core Processor", "EPYC-9654"),
+        ("Neoverse-V1", "Graviton3"),
+        ("Apple M2", "M2-CPU"),
+        # other SKUs and chips that merely share digits or a family name
+        ("Intel(R) Xeon(R) Platinum 8380HL CPU @ 2.90GHz", None),
+        ("Intel(R) Xeon(R) Platinum 8480C", None),
+        ("Intel(R) Xeon(R) CPU E5-2699 v4 @ 2.20GHz", None),
+        ("AMD EPYC 7763X 64-Core Processor", None),
+        ("Apple M2 Pro", None),
+        ("Intel(R) Xeon(R) Processor", None),
+        ("NVIDIA H100 80GB HBM3", None),
+        ("", None),
+    ],
 )
 def test_cpu_model_names_match_only_their_own_entry(catalog, model_name, cpu_id):
     found = catalog.match_cpu(model_name)
@@ -165,23 +235,44 @@ def test_sparse_peaks_are_kept_apart_and_never_used(catalog):
 
 @pytest.mark.parametrize(
     "name, gpu_id",
-    [("NVIDIA H100 80GB HBM3", "H100-SXM"), ("Tesla V100-SXM2-16GB", "V100-SXM2"),
-     ("NVIDIA A100-SXM4-80GB", "A100-SXM4-80GB"), ("NVIDIA H200", "H200-SXM"),
-     ("NVIDIA A100-PCIE-40GB", "A100-PCIe-40GB"), ("NVIDIA A100 80GB PCIe", "A100-PCIe-80GB"),
-     ("Tesla T4", "T4"), ("NVIDIA L4", "L4"), ("NVIDIA GeForce RTX 4090", "RTX-4090"),
-     ("NVIDIA GeForce RTX 3090", "RTX-3090"), ("AMD Instinct MI300X", "MI300X"), ("Tesla K80", "K80"),
-     ("AMD Instinct MI250X", "MI250X-GCD"), ("Tesla V100-PCIE-32GB", "V100-PCIe"), ("NVIDIA H100 PCIe", "H100-PCIe"),
-     ("NVIDIA H100 NVL", "H100-NVL"), ("Tesla P100-PCIE-16GB", "P100-PCIe"), ("NVIDIA A10", "A10"),
-     # forgiving: case, spaces, hyphens, vendor words
-     ("h100 sxm", "H100-SXM"), ("H100-SXM5-80GB", "H100-SXM"), ("v100-sxm2", "V100-SXM2"), ("tpu v4", "TPU-v4"),
-     ("Google TPU v4", "TPU-v4"), ("apple m2", "M2"), ("mi300x", "MI300X"), ("rtx4090", "RTX-4090")],
+    [
+        ("NVIDIA H100 80GB HBM3", "H100-SXM"),
+        ("Tesla V100-SXM2-16GB", "V100-SXM2"),
+        ("NVIDIA A100-SXM4-80GB", "A100-SXM4-80GB"),
+        ("NVIDIA H200", "H200-SXM"),
+        ("NVIDIA A100-PCIE-40GB", "A100-PCIe-40GB"),
+        ("NVIDIA A100 80GB PCIe", "A100-PCIe-80GB"),
+        ("Tesla T4", "T4"),
+        ("NVIDIA L4", "L4"),
+        ("NVIDIA GeForce RTX 4090", "RTX-4090"),
+        ("NVIDIA GeForce RTX 3090", "RTX-3090"),
+        ("AMD Instinct MI300X", "MI300X"),
+        ("Tesla K80", "K80"),
+        ("AMD Instinct MI250X", "MI250X-GCD"),
+        ("Tesla V100-PCIE-32GB", "V100-PCIe"),
+        ("NVIDIA H100 PCIe", "H100-PCIe"),
+        ("NVIDIA H100 NVL", "H100-NVL"),
+        ("Tesla P100-PCIE-16GB", "P100-PCIe"),
+        ("NVIDIA A10", "A10"),
+        # forgiving: case, spaces, hyphens, vendor words
+        ("h100 sxm", "H100-SXM"),
+        ("H100-SXM5-80GB", "H100-SXM"),
+        ("v100-sxm2", "V100-SXM2"),
+        ("tpu v4", "TPU-v4"),
+        ("Google TPU v4", "TPU-v4"),
+        ("apple m2", "M2"),
+        ("mi300x", "MI300X"),
+        ("rtx4090", "RTX-4090"),
+    ],
 )
 def test_resolve_device_names_and_loose_spellings(catalog, name, gpu_id):
     assert catalog.resolve(name).id == gpu_id
 
 
-@pytest.mark.parametrize("name, candidates", [("A100", ["A100-PCIe-40GB", "A100-SXM4-80GB"]),
-                                               ("H100", ["H100-NVL", "H100-PCIe", "H100-SXM"])])
+@pytest.mark.parametrize(
+    "name, candidates",
+    [("A100", ["A100-PCIe-40GB", "A100-SXM4-80GB"]), ("H100", ["H100-NVL", "H100-PCIe", "H100-SXM"])],
+)
 def test_ambiguous_name_lists_candidates(catalog, name, candidates):
     with pytest.raises(CatalogError, match="ambiguous") as info:
         catalog.resolve(name)
@@ -247,19 +338,28 @@ def test_env_var_file_or_folder_merges(tmp_path):
 
 @pytest.mark.parametrize(
     "text, message",
-    [("gpus: [\n  - id: X\n", "not valid YAML"),
-     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 1}\n    colour: red\n",
-      r"entry #1 \('X1'\): unknown key\(s\) colour"),
-     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: -1}\n", r"'X1'.*bf16 must be > 0"),
-     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: }\n", r"'X1'.*missing a value"),
-     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n", r"'X1'.*missing peak_tflops"),
-     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {fp12: 1}\n", "unknown precision 'fp12'"),
-     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 100}\n    sparse_peak_tflops: {bf16: 100}\n",
-      "not 2x the dense"),
-     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 1}\n"
-      "  - id: x1\n    name: m\n    vendor: v\n    peak_tflops: {bf16: 1}\n", "entry 'x1': duplicate id"),
-     ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 1}\n", None),
-     ("hello: 1\n", "'gpus:' list")],
+    [
+        ("gpus: [\n  - id: X\n", "not valid YAML"),
+        (
+            "gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 1}\n    colour: red\n",
+            r"entry #1 \('X1'\): unknown key\(s\) colour",
+        ),
+        ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: -1}\n", r"'X1'.*bf16 must be > 0"),
+        ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: }\n", r"'X1'.*missing a value"),
+        ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n", r"'X1'.*missing peak_tflops"),
+        ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {fp12: 1}\n", "unknown precision 'fp12'"),
+        (
+            "gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 100}\n    sparse_peak_tflops: {bf16: 100}\n",
+            "not 2x the dense",
+        ),
+        (
+            "gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 1}\n"
+            "  - id: x1\n    name: m\n    vendor: v\n    peak_tflops: {bf16: 1}\n",
+            "entry 'x1': duplicate id",
+        ),
+        ("gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {bf16: 1}\n", None),
+        ("hello: 1\n", "'gpus:' list"),
+    ],
 )
 def test_invalid_catalogue_names_file_and_entry(tmp_path, text, message):
     path = _write(tmp_path, "bad.yaml", text)
@@ -306,25 +406,43 @@ gpus:
 
 @pytest.mark.parametrize(
     "old, new, message",
-    [("{fp32: 5.888}", "{fp32: 5.9}",
-      r"'C1'\): peak_tflops.fp32 5.9 is not cores x clock_ghz x flop_per_cycle / 1000 = "
-      r"\(40 x 2.3 x 64\) / 1000 = 5.888"),
-     ("{fp32: 5.888}", "{fp32: 5.888, int8: 23.552}", r"peak_tflops.int8 has no flop_per_cycle.int8"),
-     ("      fp32: {value: 64,", "      fp64: {value: 32, how: x}\n      fp32: {value: 64,",
-      r"flop_per_cycle.fp64 has no peak_tflops.fp64 \(add peak_tflops.fp64: 2.944"),
-     ("bandwidth_gbps: 204.8", "bandwidth_gbps: 200",
-      r"memory_bandwidth_gbps 200 is not memory_channels x memory_mt_s x 8 B = 8 x 3200 x 8 / 1000 = 204.8 GB/s"),
-     ("{value: 64, how: 2 FMA units x 16 lanes x 2}", "64", r"flop_per_cycle.fp32 must be \{value: N, how: TEXT\}"),
-     ("clock: base", "clock: turbo", "clock must be one of base, all_core_turbo"),
-     ("cores: 40", "cores: 40.5", "cores must be a whole number > 0, got 40.5"),
-     ("    cores: 40\n", "", "the entry is missing cores"),
-     ("kind: cpu", "kind: fpga", "kind must be one of gpu, tpu, cpu, got 'fpga'"),
-     ("kind: cpu", "kind: gpu", "cores, clock_ghz, clock, flop_per_cycle, memory_channels, memory_mt_s apply only to "
-                                "kind: cpu entries, this one is gpu"),
-     ("    memory_mt_s: 3200\n", "", "memory_channels needs memory_channels and memory_mt_s together"),
-     ("    memory_channels: 8\n", "    memory_channels: 8\n    core_groups: []\n",
-      "give either cores, clock_ghz, clock, flop_per_cycle or core_groups"),
-     ("vendor: Acme\n", "vendor: Acme\n    colour: red\n", r"unknown key\(s\) colour")],
+    [
+        (
+            "{fp32: 5.888}",
+            "{fp32: 5.9}",
+            r"'C1'\): peak_tflops.fp32 5.9 is not cores x clock_ghz x flop_per_cycle / 1000 = "
+            r"\(40 x 2.3 x 64\) / 1000 = 5.888",
+        ),
+        ("{fp32: 5.888}", "{fp32: 5.888, int8: 23.552}", r"peak_tflops.int8 has no flop_per_cycle.int8"),
+        (
+            "      fp32: {value: 64,",
+            "      fp64: {value: 32, how: x}\n      fp32: {value: 64,",
+            r"flop_per_cycle.fp64 has no peak_tflops.fp64 \(add peak_tflops.fp64: 2.944",
+        ),
+        (
+            "bandwidth_gbps: 204.8",
+            "bandwidth_gbps: 200",
+            r"memory_bandwidth_gbps 200 is not memory_channels x memory_mt_s x 8 B = 8 x 3200 x 8 / 1000 = 204.8 GB/s",
+        ),
+        ("{value: 64, how: 2 FMA units x 16 lanes x 2}", "64", r"flop_per_cycle.fp32 must be \{value: N, how: TEXT\}"),
+        ("clock: base", "clock: turbo", "clock must be one of base, all_core_turbo"),
+        ("cores: 40", "cores: 40.5", "cores must be a whole number > 0, got 40.5"),
+        ("    cores: 40\n", "", "the entry is missing cores"),
+        ("kind: cpu", "kind: fpga", "kind must be one of gpu, tpu, cpu, got 'fpga'"),
+        (
+            "kind: cpu",
+            "kind: gpu",
+            "cores, clock_ghz, clock, flop_per_cycle, memory_channels, memory_mt_s apply only to "
+            "kind: cpu entries, this one is gpu",
+        ),
+        ("    memory_mt_s: 3200\n", "", "memory_channels needs memory_channels and memory_mt_s together"),
+        (
+            "    memory_channels: 8\n",
+            "    memory_channels: 8\n    core_groups: []\n",
+            "give either cores, clock_ghz, clock, flop_per_cycle or core_groups",
+        ),
+        ("vendor: Acme\n", "vendor: Acme\n    colour: red\n", r"unknown key\(s\) colour"),
+    ],
 )
 def test_inconsistent_cpu_entries_fail_in_one_line_naming_file_and_entry(tmp_path, old, new, message):
     assert old in CPU_ENTRY
@@ -358,8 +476,9 @@ gpus:
 def test_core_groups_add_up_and_the_file_sets_the_kind(tmp_path):
     good = load_catalog([_write(tmp_path, "h.yaml", HYBRID_ENTRY.replace("PEAK", "0.6016"))], environ={}).resolve("H1")
     assert (good.kind, good.cores, good.peak_flops("fp32")) == ("cpu", 8, 0.6016e12)
-    assert good.peak_formula("fp32") == ("4 performance cores x 3.49 GHz (max) x 32 FLOP/cycle + "
-                                         "4 efficiency cores x 2.42 GHz (max) x 16 FLOP/cycle")
+    assert good.peak_formula("fp32") == (
+        "4 performance cores x 3.49 GHz (max) x 32 FLOP/cycle + 4 efficiency cores x 2.42 GHz (max) x 16 FLOP/cycle"
+    )
     bad = _write(tmp_path, "bad.yaml", HYBRID_ENTRY.replace("PEAK", "0.44672"))  # the performance cores alone
     with pytest.raises(CatalogError, match=r"= \(4 x 3.49 x 32 \+ 4 x 2.42 x 16\) / 1000 = 0.6016"):
         load_catalog([bad], environ={})
@@ -373,11 +492,20 @@ def test_core_groups_add_up_and_the_file_sets_the_kind(tmp_path):
 LINKED = "gpus:\n  - id: X1\n    name: n\n    vendor: v\n    peak_tflops: {{bf16: 1}}\n    intra_node_link: {link}\n"
 
 
-@pytest.mark.parametrize("gpu_id, name, gbps", [
-    ("P100-SXM2", "NVLink 1", 160), ("V100-SXM2", "NVLink 2", 300), ("A100-SXM4-80GB", "NVLink 3", 600),
-    ("H100-SXM", "NVLink 4", 900), ("H200-SXM", "NVLink 4", 900), ("B200", "NVLink 5", 1800),
-    ("TPU-v5e", "ICI", 400), ("TPU-v5p", "ICI", 1200), ("TPU-v6e", "ICI", 800),
-])
+@pytest.mark.parametrize(
+    "gpu_id, name, gbps",
+    [
+        ("P100-SXM2", "NVLink 1", 160),
+        ("V100-SXM2", "NVLink 2", 300),
+        ("A100-SXM4-80GB", "NVLink 3", 600),
+        ("H100-SXM", "NVLink 4", 900),
+        ("H200-SXM", "NVLink 4", 900),
+        ("B200", "NVLink 5", 1800),
+        ("TPU-v5e", "ICI", 400),
+        ("TPU-v5p", "ICI", 1200),
+        ("TPU-v6e", "ICI", 800),
+    ],
+)
 def test_shipped_link_figures_say_their_direction_and_source(catalog, gpu_id, name, gbps):
     """Datasheets add both directions (H100: 18 NVLinks x 50 GB/s = 900 GB/s): one direction carries half."""
     link = catalog.resolve(gpu_id).intra_node_link
@@ -390,13 +518,16 @@ def test_pcie_cards_have_no_link_figure(catalog):
     assert all(catalog.resolve(gpu).intra_node_link is None for gpu in ("T4", "H100-PCIe", "A100-PCIe-80GB", "L4"))
 
 
-@pytest.mark.parametrize("link, message", [
-    ("{name: L, gbps: 100}", "intra_node_link: missing bidirectional"),
-    ("{name: L, gbps: 100, bidirectional: yes please}", "bidirectional must be true"),
-    ("{name: L, gbps: -1, bidirectional: false}", "intra_node_link.gbps must be > 0"),
-    ("{name: L, gbps: 1, bidirectional: false, speed: 2}", r"unknown key\(s\) speed"),
-    ("[1, 2]", "intra_node_link must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "link, message",
+    [
+        ("{name: L, gbps: 100}", "intra_node_link: missing bidirectional"),
+        ("{name: L, gbps: 100, bidirectional: yes please}", "bidirectional must be true"),
+        ("{name: L, gbps: -1, bidirectional: false}", "intra_node_link.gbps must be > 0"),
+        ("{name: L, gbps: 1, bidirectional: false, speed: 2}", r"unknown key\(s\) speed"),
+        ("[1, 2]", "intra_node_link must be a mapping"),
+    ],
+)
 def test_bad_link_entries_name_file_and_entry(tmp_path, link, message):
     path = _write(tmp_path, "bad.yaml", LINKED.format(link=link))
     with pytest.raises(CatalogError, match=message) as info:
@@ -413,8 +544,12 @@ def test_a_per_direction_link_is_taken_as_is(tmp_path):
 
 
 def test_a_key_given_twice_in_an_entry_is_refused_naming_file_key_and_line(tmp_path):
-    path = _write(tmp_path, "twice.yaml", "gpus:\n  - id: X1\n    name: n\n    vendor: v\n    memory_gb: 80\n"
-                                          "    memory_gb: 40\n    peak_tflops: {bf16: 1}\n")
+    path = _write(
+        tmp_path,
+        "twice.yaml",
+        "gpus:\n  - id: X1\n    name: n\n    vendor: v\n    memory_gb: 80\n"
+        "    memory_gb: 40\n    peak_tflops: {bf16: 1}\n",
+    )
     with pytest.raises(CatalogError, match=r"twice.yaml: not valid YAML: key 'memory_gb' is given twice at line 6"):
         load_catalog([path], environ={})
 
@@ -431,8 +566,10 @@ def test_an_alias_bomb_or_a_huge_catalogue_ends_in_one_line_and_exit_2(tmp_path)
     huge = tmp_path / "huge.yaml"
     with open(huge, "wb") as handle:
         handle.truncate(MAX_TEXT_FILE_BYTES + 1)
-    for path, message in ((_write(tmp_path, "bomb.yaml", bomb + "gpus: [*a9]\n"), "aliases expand to more than"),
-                          (huge, "more than the 16 MiB flopcalc reads")):
+    for path, message in (
+        (_write(tmp_path, "bomb.yaml", bomb + "gpus: [*a9]\n"), "aliases expand to more than"),
+        (huge, "more than the 16 MiB flopcalc reads"),
+    ):
         result = CliRunner().invoke(app, ["gpus", "list", "--catalog", str(path)])
         assert result.exit_code == 2 and message in result.output and str(path) in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
@@ -446,8 +583,9 @@ def test_the_schema_reads_every_entry_as_the_records_hold_it(catalog):
     for spec in catalog:
         entry, shown = raw[spec.id], spec.to_dict()
         assert shown["memory_gb"] == entry.get("memory_gb") and shown["tdp_w"] == entry.get("tdp_w"), spec.id
-        assert shown["peak_flops"] == {p: v * 1e12 for p, v in entry["peak_tflops"].items()
-                                       if p in shown["peak_flops"]}, spec.id
+        assert shown["peak_flops"] == {
+            p: v * 1e12 for p, v in entry["peak_tflops"].items() if p in shown["peak_flops"]
+        }, spec.id
         assert len(shown["peak_flops"]) == len(entry["peak_tflops"]) and shown["sources"] == entry["sources"]
 
 
@@ -473,12 +611,25 @@ def test_a_7b_fp16_model_serves_2048_token_prompts_at_batch_52_on_one_a100_80gb(
     from flopcalc.spec import ModelSpec
 
     config = tmp_path / "config.json"
-    config.write_text(json.dumps(dict(
-        model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=4096, intermediate_size=11008,
-        num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
-        max_position_embeddings=4096, tie_word_embeddings=False)))
-    result = infer(ModelSpec(str(config)), gpu="A100-SXM4-80GB", precision="fp16", batch_sizes=[52, 53], prompt=2048,
-                   generate=128)
+    config.write_text(
+        json.dumps(
+            dict(
+                model_type="llama",
+                architectures=["LlamaForCausalLM"],
+                hidden_size=4096,
+                intermediate_size=11008,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                num_key_value_heads=32,
+                vocab_size=32000,
+                max_position_embeddings=4096,
+                tie_word_embeddings=False,
+            )
+        )
+    )
+    result = infer(
+        ModelSpec(str(config)), gpu="A100-SXM4-80GB", precision="fp16", batch_sizes=[52, 53], prompt=2048, generate=128
+    )
     published, one_more = result.batches
     assert result.hardware.memory_bytes == 80 * 2**30
     assert published.fits is True
@@ -486,8 +637,10 @@ def test_a_7b_fp16_model_serves_2048_token_prompts_at_batch_52_on_one_a100_80gb(
     assert result.max_batch_that_fits >= 53
 
 
-@pytest.mark.parametrize("name, chosen", [("V100", "V100-SXM2"), (" nvidia A100 ", "A100-SXM4-80GB"),
-                                          ("Tesla v100", "V100-SXM2"), ("h100", "H100-SXM")])
+@pytest.mark.parametrize(
+    "name, chosen",
+    [("V100", "V100-SXM2"), (" nvidia A100 ", "A100-SXM4-80GB"), ("Tesla v100", "V100-SXM2"), ("h100", "H100-SXM")],
+)
 def test_a_bare_family_name_has_a_most_common_variant(name, chosen):
     from flopcalc.catalog import most_common_variant
 

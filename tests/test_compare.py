@@ -6,7 +6,7 @@ from flopcalc.compare import compare_spec, parse_counters
 from flopcalc.errors import UsageError
 from flopcalc.spec import ModelSpec
 
-MODELS = '''
+MODELS = """
 import torch
 from torch import nn
 
@@ -26,7 +26,7 @@ class Scaled(nn.Module):
 
 def scaled():
     return Scaled()
-'''
+"""
 
 
 @pytest.fixture

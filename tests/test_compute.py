@@ -82,9 +82,14 @@ def test_utilization_must_be_in_zero_one(utilization):
 
 @pytest.mark.parametrize(
     "call",
-    [lambda: fleet_estimate(1e20, V100_LECTURE, 0), lambda: fleet_estimate(1e20, V100_LECTURE, pue=0.5),
-     lambda: fleet_estimate(-1, V100_LECTURE), lambda: training_from_params_tokens(-1, 10),
-     lambda: training_from_forward(1e9, 0), lambda: Throughput(0, 0.3)],
+    [
+        lambda: fleet_estimate(1e20, V100_LECTURE, 0),
+        lambda: fleet_estimate(1e20, V100_LECTURE, pue=0.5),
+        lambda: fleet_estimate(-1, V100_LECTURE),
+        lambda: training_from_params_tokens(-1, 10),
+        lambda: training_from_forward(1e9, 0),
+        lambda: Throughput(0, 0.3),
+    ],
 )
 def test_bad_numbers_raise_usage_errors(call):
     with pytest.raises(UsageError):

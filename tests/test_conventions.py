@@ -18,8 +18,15 @@ def test_palm_formula_for_gpt2_small_is_written_out():
 
 def _gpt2(layers=2, heads=4, width=64, vocab=1000, positions=64):
     transformers = pytest.importorskip("transformers")
-    config = transformers.GPT2Config(n_layer=layers, n_head=heads, n_embd=width, vocab_size=vocab,
-                                     n_positions=positions, bos_token_id=0, eos_token_id=0)
+    config = transformers.GPT2Config(
+        n_layer=layers,
+        n_head=heads,
+        n_embd=width,
+        vocab_size=vocab,
+        n_positions=positions,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     with torch.device("meta"):
         return transformers.GPT2LMHeadModel(config)
 
@@ -49,7 +56,8 @@ def test_each_convention_is_its_formula_on_the_counted_model():
     # the counted attention (full square, no --causal-half) is exactly PaLM's attention term
     assert table.counted_attention_per_token == attention
     assert table.counted_products_per_token + table.counted_attention_per_token + table.counted_other_per_token == (
-        pytest.approx(table.counted_per_token))
+        pytest.approx(table.counted_per_token)
+    )
     assert any("shares the token table" in d for d in by_key["kaplan_6n"].differences)
     assert any("half the T x T square" in d for d in by_key["palm_causal"].differences)
 

@@ -22,8 +22,11 @@ def test_every_figure_in_the_limits_page_is_the_codes_constant():
     """docs/limits.md quotes each limit beside the constant that holds it: the two must agree."""
     import importlib
 
-    rows = re.findall(r"^\|[^|\n]*\|([^|\n]*)\|\s*`(flopcalc\.[\w.]+)`\s*\|$",
-                      (ROOT / "docs" / "limits.md").read_text(encoding="utf-8"), re.MULTILINE)
+    rows = re.findall(
+        r"^\|[^|\n]*\|([^|\n]*)\|\s*`(flopcalc\.[\w.]+)`\s*\|$",
+        (ROOT / "docs" / "limits.md").read_text(encoding="utf-8"),
+        re.MULTILINE,
+    )
     assert len(rows) >= 12
     for figure, dotted in rows:
         module, name = dotted.rsplit(".", 1)

@@ -22,8 +22,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 VENV_BIN = Path(sys.executable).parent
-REASONS = {"gpu": "needs a CUDA GPU", "cluster": "needs several nodes (torchrun, Slurm)",
-           "network": "needs the network (pip downloads)"}
+REASONS = {
+    "gpu": "needs a CUDA GPU",
+    "cluster": "needs several nodes (torchrun, Slurm)",
+    "network": "needs the network (pip downloads)",
+}
 NEEDS = re.compile(r"#.*\bneeds: (\w+)")
 EXITS = re.compile(r"#.*\bexits (\d+)")
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
@@ -81,8 +84,16 @@ def doc_commands(pages=PAGES, root: Path = ROOT) -> list[DocCommand]:
             for number, line in lines:
                 needs = whole or (NEEDS.search(line) if lang != "python" else None)
                 exits = EXITS.search(line) if lang != "python" else None
-                commands.append(DocCommand(name, number, "python" if lang == "python" else "sh", line,
-                                           needs.group(1) if needs else None, int(exits.group(1)) if exits else 0))
+                commands.append(
+                    DocCommand(
+                        name,
+                        number,
+                        "python" if lang == "python" else "sh",
+                        line,
+                        needs.group(1) if needs else None,
+                        int(exits.group(1)) if exits else 0,
+                    )
+                )
     return commands
 
 
@@ -104,9 +115,11 @@ def test_no_runnable_block_holds_a_synopsis():
 
 def test_the_extraction_joins_continuations_and_reads_the_markers(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("x\n```sh\n# a comment\nflopcalc a \\\n    --b   # exits 1\nrun --gpu   # needs: gpu\n```\n"
-                    "```text\nflopcalc MODEL\n```\n```python\n# fragment: needs a model\nx\n```\n"
-                    "```console\n$ flopcalc gpus list\nid  name\n```\n")
+    page.write_text(
+        "x\n```sh\n# a comment\nflopcalc a \\\n    --b   # exits 1\nrun --gpu   # needs: gpu\n```\n"
+        "```text\nflopcalc MODEL\n```\n```python\n# fragment: needs a model\nx\n```\n"
+        "```console\n$ flopcalc gpus list\nid  name\n```\n"
+    )
     found = doc_commands([page], root=tmp_path)
     assert [(c.line, c.text, c.needs, c.expected_exit) for c in found] == [
         (4, "flopcalc a      --b   # exits 1", None, 1),
@@ -119,15 +132,28 @@ def test_the_extraction_joins_continuations_and_reads_the_markers(tmp_path):
 def fresh_copies(tmp_path_factory):
     """One copy of the checkout per page (the files git would clone, uncommitted edits included), and an
     environment where `flopcalc` and `python` are this venv's and nothing is written to the user's home."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            check=True, capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     home = tmp_path_factory.mktemp("home")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("FLOPCALC_", "GITHUB_"))}
-    env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", HOME=str(home),
-               XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"),
-               XDG_DATA_HOME=str(home / ".local" / "share"), GITHUB_STEP_SUMMARY=str(home / "summary.md"),
-               # make's targets use this venv, already installed: `make examples` runs, nothing is reinstalled
-               VENV=str(VENV_BIN.parent))
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        GITHUB_STEP_SUMMARY=str(home / "summary.md"),
+        # make's targets use this venv, already installed: `make examples` runs, nothing is reinstalled
+        VENV=str(VENV_BIN.parent),
+    )
     copies = {}
 
     def copy_for(page: str) -> tuple[Path, dict]:
@@ -162,4 +188,5 @@ def test_the_documented_command_runs(command: DocCommand, fresh_copies):
         argv = ["bash", "-c", command.text]
     done = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == command.expected_exit, (
-        f"{command.id}: {command.text}\nexit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        f"{command.id}: {command.text}\nexit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    )

@@ -26,12 +26,15 @@ def test_a_region_is_read_case_blind_and_a_given_figure_is_labelled():
     assert grid_intensity() is None
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(region="XX"), "--region 'XX' is not in the grid intensity table"),
-    (dict(g_co2e_per_kwh=-1.0), "--grid-intensity must be gCO2e/kWh from 0"),
-    (dict(g_co2e_per_kwh=float("nan")), "--grid-intensity must be gCO2e/kWh from 0"),
-    (dict(g_co2e_per_kwh=300.0, region="DE"), "exclude each other"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(region="XX"), "--region 'XX' is not in the grid intensity table"),
+        (dict(g_co2e_per_kwh=-1.0), "--grid-intensity must be gCO2e/kWh from 0"),
+        (dict(g_co2e_per_kwh=float("nan")), "--grid-intensity must be gCO2e/kWh from 0"),
+        (dict(g_co2e_per_kwh=300.0, region="DE"), "exclude each other"),
+    ],
+)
 def test_bad_intensities_are_refused(kwargs, message):
     with pytest.raises(UsageError, match=message):
         grid_intensity(**kwargs)

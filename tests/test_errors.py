@@ -11,7 +11,10 @@ def test_the_first_line_and_the_type():
 def test_a_first_line_that_announces_the_next_keeps_the_reason():
     """pydantic / huggingface_hub validators write "Class validation error for ...:" and the reason below."""
     error = ValueError("Class validation error for validator 'check':\n    ValueError: 64 is not a multiple of 5.\n")
-    assert short_error(error) == "ValueError: Class validation error for validator 'check': ValueError: 64 is not a multiple of 5."
+    assert (
+        short_error(error)
+        == "ValueError: Class validation error for validator 'check': ValueError: 64 is not a multiple of 5."
+    )
 
 
 def test_long_text_is_shortened():
@@ -26,14 +29,17 @@ import pytest  # noqa: E402
 from flopcalc.errors import ArgumentTypeError, ArgumentValueError, FlopcalcError, check_number  # noqa: E402
 
 
-@pytest.mark.parametrize("value, kind, text", [
-    (-1, ArgumentValueError, "batch_size must be above 0, got -1"),
-    (0, ArgumentValueError, "batch_size must be above 0, got 0"),
-    (math.nan, ArgumentValueError, "batch_size must be finite, got nan"),
-    (math.inf, ArgumentValueError, "batch_size must be finite, got inf"),
-    ("8", ArgumentTypeError, "batch_size must be a number, got str '8'"),
-    (True, ArgumentTypeError, "batch_size must be a number, got bool True"),
-])
+@pytest.mark.parametrize(
+    "value, kind, text",
+    [
+        (-1, ArgumentValueError, "batch_size must be above 0, got -1"),
+        (0, ArgumentValueError, "batch_size must be above 0, got 0"),
+        (math.nan, ArgumentValueError, "batch_size must be finite, got nan"),
+        (math.inf, ArgumentValueError, "batch_size must be finite, got inf"),
+        ("8", ArgumentTypeError, "batch_size must be a number, got str '8'"),
+        (True, ArgumentTypeError, "batch_size must be a number, got bool True"),
+    ],
+)
 def test_check_number_names_the_argument(value, kind, text):
     with pytest.raises(kind, match=text) as caught:
         check_number(value, "batch_size")

@@ -109,21 +109,29 @@ def _billion_laughs(levels: int = 9) -> str:
 def test_an_alias_bomb_is_refused_in_one_line_fast(tmp_path):
     path = tmp_path / "bomb.yaml"
     path.write_text(_billion_laughs())
-    with pytest.raises(CatalogError, match=r"bomb.yaml: not valid YAML: its aliases expand to more than 100,000 "
-                                           r"nodes .* at line \d+") as caught:
+    with pytest.raises(
+        CatalogError,
+        match=r"bomb.yaml: not valid YAML: its aliases expand to more than 100,000 "
+        r"nodes .* at line \d+",
+    ) as caught:
         read_yaml(path, CatalogError, "GPU catalogue")
     assert "\n" not in str(caught.value)
 
 
 def test_a_few_aliases_and_merge_keys_are_fine_but_a_self_containing_alias_is_not():
     text = "base: &base {x: 1, y: 2}\none:\n  <<: *base\n  x: 3\ntwo: *base\n"
-    assert parse_yaml(text, CatalogError, "t.yaml") == {"base": {"x": 1, "y": 2}, "one": {"x": 3, "y": 2},
-                                                        "two": {"x": 1, "y": 2}}
+    assert parse_yaml(text, CatalogError, "t.yaml") == {
+        "base": {"x": 1, "y": 2},
+        "one": {"x": 3, "y": 2},
+        "two": {"x": 1, "y": 2},
+    }
     with pytest.raises(CatalogError, match="alias refers to a node that contains it"):
         parse_yaml("a: &loop [*loop]\n", CatalogError, "t.yaml")
 
 
-@pytest.mark.parametrize("text, line", [("a: 1\nb: 2\na: 3\n", 3), ("gpus:\n  - {id: X, memory_gb: 1, memory_gb: 2}\n", 2)])
+@pytest.mark.parametrize(
+    "text, line", [("a: 1\nb: 2\na: 3\n", 3), ("gpus:\n  - {id: X, memory_gb: 1, memory_gb: 2}\n", 2)]
+)
 def test_a_key_given_twice_is_refused_naming_the_key_and_line(text, line):
     with pytest.raises(CatalogError, match=rf"t.yaml: not valid YAML: key '\w+' is given twice at line {line}"):
         parse_yaml(text, CatalogError, "t.yaml")
@@ -158,7 +166,9 @@ def test_a_report_that_cannot_be_written_exits_2_naming_the_path(tmp_path, monke
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", full)
-    result = CliRunner().invoke(app, ["convert", "2500 gpu-days", "--gpu", "V100-SXM2", "-f", "json", "-o", str(report)])
+    result = CliRunner().invoke(
+        app, ["convert", "2500 gpu-days", "--gpu", "V100-SXM2", "-f", "json", "-o", str(report)]
+    )
     assert result.exit_code == 2, result.output
     assert f"cannot write {report}: No space left on device" in result.output
     assert len(result.output.strip().splitlines()) == 1 and report.read_text() == "previous\n"
@@ -175,7 +185,10 @@ def test_json_output_says_unbounded_and_never_writes_infinity_or_nan():
 
     text = to_json({"fits": True, "max_batch": math.inf, "rows": [1.5, (2, math.inf)]})
     assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in strict JSON")) == {
-        "fits": True, "max_batch": UNBOUNDED, "rows": [1.5, [2, UNBOUNDED]]}
+        "fits": True,
+        "max_batch": UNBOUNDED,
+        "rows": [1.5, [2, UNBOUNDED]],
+    }
     for bad in (math.nan, -math.inf):
         with pytest.raises(ValueError, match=r"rows\[1\]\.x is"):
             to_json({"rows": [0, {"x": bad}]})
@@ -189,6 +202,10 @@ def test_every_json_a_user_reads_is_written_through_to_json():
     import flopcalc
 
     package = Path(flopcalc.__file__).parent
-    writers = [str(path.relative_to(package)) for folder in ("render", "cli", "budget", "calibration")
-               for path in (package / folder).rglob("*.py") if "json.dump" in path.read_text()]
+    writers = [
+        str(path.relative_to(package))
+        for folder in ("render", "cli", "budget", "calibration")
+        for path in (package / folder).rglob("*.py")
+        if "json.dump" in path.read_text()
+    ]
     assert writers == []

@@ -18,20 +18,66 @@ runner = CliRunner()
 # Values no numeric option may take: each must be refused with one line, exit 2.
 REFUSED = ["nan", "inf", "-inf", "-1", "1e400", "twelve", "", "0x10", "1e3000000", "--"]
 # Values some options take and others refuse: any clean ending (0, 1 or 2) will do, never 3 or a traceback.
-EXTREME = ["0", "1", "0.5", "1e308", "1e-308", "1e-300", "99999999999999999999", str(2**63), str(2**31),
-           "1e30", "5%", "100%", "1e300%", "9G", "1Y", "1e12x784", "99999999999999999999x784", "1,2,3", "7" * 400]
+EXTREME = [
+    "0",
+    "1",
+    "0.5",
+    "1e308",
+    "1e-308",
+    "1e-300",
+    "99999999999999999999",
+    str(2**63),
+    str(2**31),
+    "1e30",
+    "5%",
+    "100%",
+    "1e300%",
+    "9G",
+    "1Y",
+    "1e12x784",
+    "99999999999999999999x784",
+    "1,2,3",
+    "7" * 400,
+]
 
 # Options that take no number: files, names, JSON, choices, patterns (the fuzz of those is elsewhere).
-NOT_NUMERIC = {"MODEL", "FILE", "NAME", "JSON", "PATTERN", "PRECISION", "PRECISION[,...]", "DTYPE", "FILE|auto",
-               "QUANTITY-none", "fvcore,torch"}
+NOT_NUMERIC = {
+    "MODEL",
+    "FILE",
+    "NAME",
+    "JSON",
+    "PATTERN",
+    "PRECISION",
+    "PRECISION[,...]",
+    "DTYPE",
+    "FILE|auto",
+    "QUANTITY-none",
+    "fvcore,torch",
+}
 
 # A cheap run of each command that ends cleanly as given; each fuzzed option is added to it.
 BASE = {
     "count": [str(EXAMPLES / "mlp.py")],
     "convert": ["1e20 flop", "--gpu", "H100-SXM"],
     "train": ["--params", "1e9", "--tokens", "1e12", "--gpu", "H100-SXM"],
-    "plan": ["--params", "6.7e9", "--seq-len", "2048", "--layers", "32", "--hidden", "4096", "--heads", "32",
-             "--gpu", "H100-SXM", "-n", "8", "--tokens", "1e12"],
+    "plan": [
+        "--params",
+        "6.7e9",
+        "--seq-len",
+        "2048",
+        "--layers",
+        "32",
+        "--hidden",
+        "4096",
+        "--heads",
+        "32",
+        "--gpu",
+        "H100-SXM",
+        "-n",
+        "8",
+        "--tokens",
+        "1e12",
+    ],
     "infer": [str(EXAMPLES / "mlp.py"), "--gpu", "H100-SXM"],
     "check": ["--budget", str(EXAMPLES / "flopcalc.yaml")],
     "validate": [],
@@ -73,8 +119,15 @@ def invoke(command, flag, value):
     if flag is None:  # convert's QUANTITY: the value replaces it, with a unit
         base[0] = f"{value} pf-days"
         return runner.invoke(app, [command, *base])
-    return runner.invoke(app, [command, *base, f"{flag}={value}" if value.startswith("-") or not value else flag,
-                               *([] if value.startswith("-") or not value else [value])])
+    return runner.invoke(
+        app,
+        [
+            command,
+            *base,
+            f"{flag}={value}" if value.startswith("-") or not value else flag,
+            *([] if value.startswith("-") or not value else [value]),
+        ],
+    )
 
 
 def assert_clean(result, command, flag, value, allowed=(0, 1, 2)):
@@ -94,8 +147,11 @@ def test_refused_values_are_one_line_and_exit_2(command, flag, metavar):
         assert_clean(invoke(command, flag, value), command, flag, value, allowed=(2,))
 
 
-@pytest.mark.parametrize("command,flag,metavar", [o for o in OPTIONS if o[0] != "bench"],
-                         ids=[f"{c}{f or ''}" for c, f, _ in OPTIONS if c != "bench"])
+@pytest.mark.parametrize(
+    "command,flag,metavar",
+    [o for o in OPTIONS if o[0] != "bench"],
+    ids=[f"{c}{f or ''}" for c, f, _ in OPTIONS if c != "bench"],
+)
 def test_extreme_values_end_cleanly(command, flag, metavar):
     rng = random.Random(f"{SEED}{command}{flag}")
     for value in rng.sample(EXTREME, RUNS_PER_OPTION):
@@ -111,8 +167,11 @@ def _strict_json(text, where):
     return json.loads(text, parse_constant=refuse)
 
 
-@pytest.mark.parametrize("command,flag,metavar", [o for o in OPTIONS if o[0] != "bench"],
-                         ids=[f"{c}{f or ''}" for c, f, _ in OPTIONS if c != "bench"])
+@pytest.mark.parametrize(
+    "command,flag,metavar",
+    [o for o in OPTIONS if o[0] != "bench"],
+    ids=[f"{c}{f or ''}" for c, f, _ in OPTIONS if c != "bench"],
+)
 def test_json_output_stays_strict_on_extreme_values(command, flag, metavar):
     """Whatever extreme value is accepted, `--format json` holds no Infinity or NaN (strict parsers reject it)."""
     rng = random.Random(f"{SEED}{command}{flag}json")

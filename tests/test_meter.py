@@ -147,11 +147,22 @@ def test_batch_size_and_tokens_scale_the_counted_flops_and_a_new_shape_is_counte
 
 
 def test_peaks_from_the_datasheet_and_a_calibration_each_say_what_they_are(tmp_path):
-    path = save_device_entry(tmp_path / "cal.yaml", H100, "cuda", matmul=MatmulCalibration(
-        tflops={"bf16": 700.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="2.13.0", seconds=25.0))
+    path = save_device_entry(
+        tmp_path / "cal.yaml",
+        H100,
+        "cuda",
+        matmul=MatmulCalibration(
+            tflops={"bf16": 700.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="2.13.0", seconds=25.0
+        ),
+    )
     clock = _Clock()
-    meter = ThroughputMeter(report=flopcalc.count(_mlp(8), torch.randn(2, 8)), device_name="H100-SXM",
-                            precision="bf16", calibration=str(path), clock=clock)
+    meter = ThroughputMeter(
+        report=flopcalc.count(_mlp(8), torch.randn(2, 8)),
+        device_name="H100-SXM",
+        precision="bf16",
+        calibration=str(path),
+        clock=clock,
+    )
     datasheet, measured = meter.peaks
     assert (datasheet.kind, datasheet.flops) == ("datasheet", 989.5e12)
     assert "datasheet dense bf16 peak of H100-SXM" in datasheet.label
@@ -258,12 +269,15 @@ def test_the_fleet_sums_the_counters_of_every_rank_and_takes_the_slowest_time(mo
     assert any("measured left out" in note for note in fleet.notes)
 
 
-@pytest.mark.parametrize("options, kind, text", [
-    ({"window": 0}, ValueError, "window must be at least 1, got 0"),
-    ({"peak_flops": -1e12}, ValueError, "peak_flops must be above 0"),
-    ({"peak_flops": float("nan")}, ValueError, "peak_flops must be finite"),
-    ({"tokens_per_sample": "512"}, TypeError, "tokens_per_sample must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "options, kind, text",
+    [
+        ({"window": 0}, ValueError, "window must be at least 1, got 0"),
+        ({"peak_flops": -1e12}, ValueError, "peak_flops must be above 0"),
+        ({"peak_flops": float("nan")}, ValueError, "peak_flops must be finite"),
+        ({"tokens_per_sample": "512"}, TypeError, "tokens_per_sample must be a whole number"),
+    ],
+)
 def test_the_meter_refuses_bad_arguments_naming_them(options, kind, text):
     from flopcalc.meter import ThroughputMeter
 
@@ -271,17 +285,22 @@ def test_the_meter_refuses_bad_arguments_naming_them(options, kind, text):
         ThroughputMeter(torch.nn.Linear(4, 2), (torch.randn(3, 4),), **options)
 
 
-@pytest.mark.parametrize("step, kind, text", [
-    ({"batch_size": -8}, ValueError, "batch_size must be above 0, got -8"),
-    ({"batch_size": float("nan")}, ValueError, "batch_size must be finite"),
-    ({"tokens": float("inf")}, ValueError, "tokens must be finite"),
-    ({"batch_size": "8"}, TypeError, "batch_size must be a number"),
-])
+@pytest.mark.parametrize(
+    "step, kind, text",
+    [
+        ({"batch_size": -8}, ValueError, "batch_size must be above 0, got -8"),
+        ({"batch_size": float("nan")}, ValueError, "batch_size must be finite"),
+        ({"tokens": float("inf")}, ValueError, "tokens must be finite"),
+        ({"batch_size": "8"}, TypeError, "batch_size must be a number"),
+    ],
+)
 def test_a_step_with_a_negative_or_nan_batch_is_refused(step, kind, text):
     """A negative batch size gave negative FLOP/s; a NaN a raw exception from deep inside."""
     from flopcalc.meter import ThroughputMeter
 
-    meter = ThroughputMeter(torch.nn.Linear(4, 2), (torch.randn(3, 4),), peak_flops=1e12, clock=iter(range(100)).__next__)
+    meter = ThroughputMeter(
+        torch.nn.Linear(4, 2), (torch.randn(3, 4),), peak_flops=1e12, clock=iter(range(100)).__next__
+    )
     meter.step()
     with pytest.raises(kind, match=text):
         meter.step(**step)

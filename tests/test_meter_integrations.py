@@ -21,11 +21,19 @@ def test_huggingface_callback_logs_mfu_and_tflops_into_the_trainers_logs(tmp_pat
     pytest.importorskip("accelerate")
     from flopcalc.meter.huggingface import MeterCallback
 
-    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50,
-                                                                 n_positions=16))
+    model = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50, n_positions=16)
+    )
     args = transformers.TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=4, gradient_accumulation_steps=2, max_steps=4,
-        logging_steps=2, report_to=[], use_cpu=True, save_strategy="no", disable_tqdm=True,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        max_steps=4,
+        logging_steps=2,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
     )
     trainer = transformers.Trainer(model=model, args=args, train_dataset=_Tokens())
     callback = MeterCallback.attach(trainer, peak_flops=1e12)
@@ -74,8 +82,14 @@ def test_lightning_callback_logs_through_the_module_and_counts_its_training_step
     data = torch.utils.data.TensorDataset(torch.randn(40, 16), torch.randn(40, 1))
     callback = MeterCallback(peak_flops=1e12)
     trainer = lightning.Trainer(
-        max_steps=4, callbacks=[callback], log_every_n_steps=2, logger=False, enable_progress_bar=False,
-        enable_checkpointing=False, enable_model_summary=False, accelerator="cpu",
+        max_steps=4,
+        callbacks=[callback],
+        log_every_n_steps=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        accelerator="cpu",
     )
     module = Module()
     trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=8))
@@ -93,12 +107,14 @@ def test_lightning_callback_logs_through_the_module_and_counts_its_training_step
     assert callback.meter.flops_per_step == flopcalc.count(Step(), (x, y)).total
     assert callback.meter.total().steps == 4  # the clock starts when the first batch begins, after the count
     assert (peak_precision("bf16-mixed"), peak_precision("16-mixed"), peak_precision("32-true")) == (
-        "bf16", "fp16", "fp32")
+        "bf16",
+        "fp16",
+        "fp32",
+    )
 
 
 def test_the_plain_loop_example_runs_and_prints_its_readings(monkeypatch, capsys, examples):
     import importlib.util
-
 
     spec = importlib.util.spec_from_file_location("meter_loop", examples / "meter_loop.py")
     example = importlib.util.module_from_spec(spec)

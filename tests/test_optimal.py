@@ -23,13 +23,15 @@ def by_name(result):
 
 def test_each_fit_is_its_closed_form_and_its_loss():
     result = by_name(optimal(compute=CHINCHILLA_COMPUTE))
-    for key, coefficients in (("Hoffmann", (1.69, 406.4, 410.7, 0.34, 0.28)),
-                              ("Besiroglu", (1.82, 482.01, 2085.43, 0.3478, 0.3658))):
+    for key, coefficients in (
+        ("Hoffmann", (1.69, 406.4, 410.7, 0.34, 0.28)),
+        ("Besiroglu", (1.82, 482.01, 2085.43, 0.3478, 0.3658)),
+    ):
         n, d = closed_form(*coefficients, CHINCHILLA_COMPUTE)
         E, A, B, alpha, beta = coefficients
         assert result[key].params == pytest.approx(n, rel=1e-12)
         assert result[key].tokens == pytest.approx(d, rel=1e-12)
-        assert result[key].predicted_loss == pytest.approx(E + A / n ** alpha + B / d ** beta, rel=1e-12)
+        assert result[key].predicted_loss == pytest.approx(E + A / n**alpha + B / d**beta, rel=1e-12)
         assert result[key].coefficients == dict(zip("E A B alpha beta".split(), coefficients))
         assert result[key].compute == pytest.approx(CHINCHILLA_COMPUTE, rel=1e-12)
 
@@ -69,8 +71,9 @@ def test_rule_in_the_other_directions():
     assert by_name(optimal(tokens=1e12))["rule"].params == 50e9
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"compute": 1e23, "params": 1e9}, {"compute": -1.0}, {"params": 0.0},
-                                    {"tokens": float("inf")}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"compute": 1e23, "params": 1e9}, {"compute": -1.0}, {"params": 0.0}, {"tokens": float("inf")}]
+)
 def test_bad_input_is_a_usage_error(kwargs):
     with pytest.raises(UsageError):
         optimal(**kwargs)
@@ -79,6 +82,9 @@ def test_bad_input_is_a_usage_error(kwargs):
 def test_json_names_every_fit_with_source_and_the_scope():
     data = optimal(compute=CHINCHILLA_COMPUTE).to_dict()
     assert [fit["name"] for fit in data["fits"]] == [
-        "Hoffmann et al. 2022 (approach 3)", "Besiroglu et al. 2024 (refit)", "20 tokens per parameter"]
+        "Hoffmann et al. 2022 (approach 3)",
+        "Besiroglu et al. 2024 (refit)",
+        "20 tokens per parameter",
+    ]
     assert all(fit["source"] for fit in data["fits"])
     assert "one data set" in data["notes"][0]

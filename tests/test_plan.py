@@ -17,7 +17,6 @@ from flopcalc.plan import (
     run_size,
     search,
 )
-
 from tests.conftest import EXAMPLES
 
 EXAMPLES_GPT = EXAMPLES / "gpt.py"
@@ -26,8 +25,9 @@ H100 = Throughput(989.5e12, 0.4, "H100-SXM", "bf16")
 
 
 def fleet(throughput=A100, memory=80e9, intra=300.0, inter=25.0, **options):
-    return Fleet(throughput, memory, "test", intra_node=Bandwidth(intra, "test"), inter_node=Bandwidth(inter, "test"),
-                 **options)
+    return Fleet(
+        throughput, memory, "test", intra_node=Bandwidth(intra, "test"), inter_node=Bandwidth(inter, "test"), **options
+    )
 
 
 # ------------------------------------------------------------------ ZeRO (Rajbhandari et al. 2020)
@@ -97,7 +97,9 @@ def test_tensor_parallel_all_reduces_and_pipeline_transfers():
     per_all_reduce = 2 * 3 / 4 * hidden_bytes / 200e9
     assert plan.step.tp_comm_s == pytest.approx(m * 4 * blocks_per_stage * per_all_reduce, rel=1e-12)
     assert plan.step.pp_comm_s == pytest.approx(m * 2 * hidden_bytes / 200e9, rel=1e-12)  # 8 GPUs: one node
-    full = evaluate(model, Layout(dp=1, tp=4, pp=2, micro_batch=2, global_batch=8, recompute="full"), fleet(intra=200.0))
+    full = evaluate(
+        model, Layout(dp=1, tp=4, pp=2, micro_batch=2, global_batch=8, recompute="full"), fleet(intra=200.0)
+    )
     assert full.step.tp_comm_s == pytest.approx(plan.step.tp_comm_s * 6 / 4, rel=1e-12)  # the re-run forward's 2
 
 
@@ -137,8 +139,12 @@ def test_korthikanti_formulas_per_layer():
     sbh = s * h
     assert activations() == pytest.approx(layers * sbh * (34 + 5 * a * s / h), rel=1e-12)
     assert activations(tp=t) == pytest.approx(layers * sbh * (10 + 24 / t + 5 * a * s / (h * t)), rel=1e-12)
-    assert activations(tp=t, sequence_parallel=True) == pytest.approx(layers * sbh / t * (34 + 5 * a * s / h), rel=1e-12)
-    assert activations(tp=t, sequence_parallel=True, recompute="selective") == pytest.approx(layers * sbh / t * 34, rel=1e-12)
+    assert activations(tp=t, sequence_parallel=True) == pytest.approx(
+        layers * sbh / t * (34 + 5 * a * s / h), rel=1e-12
+    )
+    assert activations(tp=t, sequence_parallel=True, recompute="selective") == pytest.approx(
+        layers * sbh / t * 34, rel=1e-12
+    )
     # full: 2sbh per layer kept, plus the one layer being re-run in the backward
     assert activations(recompute="full") == pytest.approx(layers * 2 * sbh + sbh * (34 + 5 * a * s / h), rel=1e-12)
 
@@ -187,16 +193,19 @@ def test_search_respects_heads_layers_nodes_and_pinned_dimensions():
 # ------------------------------------------------------------------ bad input
 
 
-@pytest.mark.parametrize("layout, message", [
-    (dict(tp=5), "does not divide the 32 attention heads"),
-    (dict(pp=64), "more than the model's 32 layers"),
-    (dict(pp=4, virtual=3), "12 model chunks do not divide the model's 32 layers"),
-    (dict(pp=4, virtual=2, global_batch=2), "there are 2 per replica"),
-    (dict(dp=4, global_batch=10), "not a multiple of dp x micro-batch"),
-    (dict(zero=4), "--zero must be 0, 1, 2 or 3"),
-    (dict(recompute="some"), "--recompute must be none, selective or full"),
-    (dict(dp=0), "--dp must be a whole number >= 1"),
-])
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        (dict(tp=5), "does not divide the 32 attention heads"),
+        (dict(pp=64), "more than the model's 32 layers"),
+        (dict(pp=4, virtual=3), "12 model chunks do not divide the model's 32 layers"),
+        (dict(pp=4, virtual=2, global_batch=2), "there are 2 per replica"),
+        (dict(dp=4, global_batch=10), "not a multiple of dp x micro-batch"),
+        (dict(zero=4), "--zero must be 0, 1, 2 or 3"),
+        (dict(recompute="some"), "--recompute must be none, selective or full"),
+        (dict(dp=0), "--dp must be a whole number >= 1"),
+    ],
+)
 def test_impossible_layouts_say_what_is_wrong(layout, message):
     model = model_from_params(7e9, 2048, layers=32, hidden=4096, heads=32, attention="math")
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -209,23 +218,31 @@ def test_zero_with_one_replica_is_a_note_not_an_error():
     assert plan.memory.model_states == 16e9
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: model_from_params(-1, 1024), "--params must be a finite number > 0"),
-    (lambda: model_from_params(1e9, 0), "--seq-len must be a whole number >= 1"),
-    (lambda: model_from_params(1e9, 1024, layers=2), "--layers without --hidden, --heads"),
-    (lambda: model_from_params(1e9, 1024, layers=2, hidden=10, heads=3), "not divisible by --heads"),
-    (lambda: model_from_params(1e9, 1024, kv_heads=2), "--kv-heads needs --layers"),
-    (lambda: model_from_params(1e9, 1024, mlp="swiglu", attention="math"), "--mlp, --attention need --layers"),
-    (lambda: model_from_params(None, 1024, layers=2, hidden=8, heads=2, mlp="relu"), "--mlp must be gelu or swiglu"),
-    (lambda: model_from_params(None, 1024, layers=2, hidden=8, heads=2, attention="sdpa"),
-     "--attention must be flash or math"),
-    (lambda: Fleet(A100, 0), "GPU memory must be a finite number > 0"),
-    (lambda: Bandwidth(-5, "x"), "bandwidth"),
-    (lambda: evaluate(model_from_params(1e9, 1024), Layout(tp=2), fleet()), "shows no repeated blocks"),
-    (lambda: evaluate(model_from_params(1e9, 1024), Layout(), fleet(), precision="int8"), "not int8"),
-    (lambda: run_size(model_from_params(1e9, 1024), examples=-3), "--examples must be a finite number > 0"),
-    (lambda: search(model_from_params(1e9, 1024), fleet(), 8, global_batch=8), "--search needs the activations"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: model_from_params(-1, 1024), "--params must be a finite number > 0"),
+        (lambda: model_from_params(1e9, 0), "--seq-len must be a whole number >= 1"),
+        (lambda: model_from_params(1e9, 1024, layers=2), "--layers without --hidden, --heads"),
+        (lambda: model_from_params(1e9, 1024, layers=2, hidden=10, heads=3), "not divisible by --heads"),
+        (lambda: model_from_params(1e9, 1024, kv_heads=2), "--kv-heads needs --layers"),
+        (lambda: model_from_params(1e9, 1024, mlp="swiglu", attention="math"), "--mlp, --attention need --layers"),
+        (
+            lambda: model_from_params(None, 1024, layers=2, hidden=8, heads=2, mlp="relu"),
+            "--mlp must be gelu or swiglu",
+        ),
+        (
+            lambda: model_from_params(None, 1024, layers=2, hidden=8, heads=2, attention="sdpa"),
+            "--attention must be flash or math",
+        ),
+        (lambda: Fleet(A100, 0), "GPU memory must be a finite number > 0"),
+        (lambda: Bandwidth(-5, "x"), "bandwidth"),
+        (lambda: evaluate(model_from_params(1e9, 1024), Layout(tp=2), fleet()), "shows no repeated blocks"),
+        (lambda: evaluate(model_from_params(1e9, 1024), Layout(), fleet(), precision="int8"), "not int8"),
+        (lambda: run_size(model_from_params(1e9, 1024), examples=-3), "--examples must be a finite number > 0"),
+        (lambda: search(model_from_params(1e9, 1024), fleet(), 8, global_batch=8), "--search needs the activations"),
+    ],
+)
 def test_bad_values_are_usage_errors(call, message):
     with pytest.raises(UsageError, match=message):
         call()
@@ -300,8 +317,9 @@ def test_n_comes_from_the_shape_when_params_is_left_out():
     llama = model_from_params(None, 2048, layers=32, hidden=4096, heads=32, ffn=11008, mlp="swiglu", vocab=32000)
     assert llama.params == 32 * (4 * 4096**2 + 3 * 4096 * 11008) + 32000 * 4096
     # Llama-3-70B: 8 key/value heads of 128 narrow K and V to 1024
-    big = model_from_params(None, 4096, layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672, mlp="swiglu",
-                            vocab=128256)
+    big = model_from_params(
+        None, 4096, layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672, mlp="swiglu", vocab=128256
+    )
     assert big.params == 80 * (2 * 8192**2 + 2 * 8192 * 1024 + 3 * 8192 * 28672) + 128256 * 8192
     # --head-dim: 32 heads of 64 in a 4096 stream: Q and O are 4096 x 2048
     narrow = model_from_params(None, 8, layers=1, hidden=4096, heads=32, head_dim=64)
@@ -341,7 +359,8 @@ def test_a_swiglu_mlp_keeps_four_ffn_wide_tensors_and_holds_three_matrices():
     assert swiglu.params - gelu.params == layers * h * ffn
     assert any("SwiGLU MLP: 3 matrices of hidden x ffn = 2048 x 5504" in line for line in swiglu.method)
     assert model_from_params(None, s, layers=1, hidden=h, heads=a, mlp="swiglu").params == (
-        4 * h * h + 3 * h * round(8 * h / 3))  # without --ffn: 8h/3, GELU's 4h parameters
+        4 * h * h + 3 * h * round(8 * h / 3)
+    )  # without --ffn: 8h/3, GELU's 4h parameters
 
 
 def test_without_seq_len_the_plan_gives_model_states_and_what_activations_need():
@@ -372,11 +391,20 @@ def test_the_reserve_is_not_the_models():
 
 def test_the_search_ranks_by_speed_then_larger_micro_batch_then_less_sharding_never_by_memory():
     model = model_from_params(6.7e9, 2048, layers=32, hidden=4096, heads=32)
-    result = search(model, fleet(H100, memory=80 * 2**30, intra=450.0), 8, global_batch=512, run=RunSize(1e12 / 2048),
-                    top=1000)
+    result = search(
+        model, fleet(H100, memory=80 * 2**30, intra=450.0), 8, global_batch=512, run=RunSize(1e12 / 2048), top=1000
+    )
     plans = result.candidates
-    keys = [(float(f"{plan.training.wall_clock_s:.6g}"), -plan.layout.micro_batch, plan.layout.tp * plan.layout.pp,
-             plan.layout.pp, plan.layout.zero) for plan in plans]
+    keys = [
+        (
+            float(f"{plan.training.wall_clock_s:.6g}"),
+            -plan.layout.micro_batch,
+            plan.layout.tp * plan.layout.pp,
+            plan.layout.pp,
+            plan.layout.zero,
+        )
+        for plan in plans
+    ]
     assert keys == sorted(keys)
     best = result.best.layout
     # ZeRO-1 and ZeRO-3 over dp 8 take the same step (the gathers hide under the compute): the larger micro-batch
@@ -391,7 +419,12 @@ def test_the_search_ranks_by_speed_then_larger_micro_batch_then_less_sharding_ne
 def test_the_search_keeps_the_fleets_reserve():
     model = model_from_params(6.7e9, 2048, layers=32, hidden=4096, heads=32)
     spare = search(model, fleet(H100, memory=80 * 2**30, intra=450.0), 8, global_batch=512, top=1000)
-    tight = search(model, fleet(H100, memory=80 * 2**30, intra=450.0, memory_reserve_bytes=5 * 2**30), 8,
-                   global_batch=512, top=1000)
+    tight = search(
+        model,
+        fleet(H100, memory=80 * 2**30, intra=450.0, memory_reserve_bytes=5 * 2**30),
+        8,
+        global_batch=512,
+        top=1000,
+    )
     assert max(plan.memory.total for plan in tight.candidates) <= 75 * 2**30
     assert max(plan.memory.total for plan in spare.candidates) > 75 * 2**30

@@ -26,7 +26,14 @@ def test_every_lazy_export_is_visible_to_type_checkers():
     import flopcalc
 
     tree = ast.parse(inspect.getsource(flopcalc))
-    block = next(node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING")
-    typed = {(f"flopcalc.{node.module}", alias.name) for node in block.body if isinstance(node, ast.ImportFrom)
-             for alias in node.names if alias.asname == alias.name}
+    block = next(
+        node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+    )
+    typed = {
+        (f"flopcalc.{node.module}", alias.name)
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname == alias.name
+    }
     assert typed == {(module, name) for name, module in flopcalc._EXPORTS.items()}

@@ -18,14 +18,25 @@ def _result():
     return MatmulBenchResult(
         info=DeviceInfo("cpu", "Test CPU", "2.13.0", threads=2, cpu=CPU),
         results=(PrecisionResult("fp32", (timing,), 0.4e12, "estimate: test"),),
-        seconds_budget=10.0, seconds_used=9.9, full=False, notes=("bf16 skipped: test",), warnings=("busy",),
+        seconds_budget=10.0,
+        seconds_used=9.9,
+        full=False,
+        notes=("bf16 skipped: test",),
+        warnings=("busy",),
     )
 
 
 def test_table_marks_the_cpu_peak_as_an_estimate_and_lists_notes():
     text = render_matmul(_result(), "table")
-    for expected in ("0.31", "1024 x 2048 x 512", "0.4 (est.)", "77.5%", "note: bf16 skipped: test", "warning: busy",
-                     "fp32 peak: estimate: test"):
+    for expected in (
+        "0.31",
+        "1024 x 2048 x 512",
+        "0.4 (est.)",
+        "77.5%",
+        "note: bf16 skipped: test",
+        "warning: busy",
+        "fp32 peak: estimate: test",
+    ):
         assert expected in text, expected
 
 
@@ -39,9 +50,19 @@ def test_a_cpu_datasheet_peak_is_not_marked_as_an_estimate():
 
 def test_csv_has_raw_numbers():
     rows = list(csv.DictReader(io.StringIO(render_matmul(_result(), "csv"))))
-    assert rows == [{"precision": "fp32", "median_tflops": "0.31", "best_tflops": "0.32",
-                     "spread_pct": str(100 * (0.32 - 0.30) / 0.31), "m": "1024", "n": "2048", "k": "512",
-                     "peak_tflops": "0.4", "fraction_of_peak": str(0.31e12 / 0.4e12)}]
+    assert rows == [
+        {
+            "precision": "fp32",
+            "median_tflops": "0.31",
+            "best_tflops": "0.32",
+            "spread_pct": str(100 * (0.32 - 0.30) / 0.31),
+            "m": "1024",
+            "n": "2048",
+            "k": "512",
+            "peak_tflops": "0.4",
+            "fraction_of_peak": str(0.31e12 / 0.4e12),
+        }
+    ]
 
 
 def test_markdown_and_json():
@@ -63,4 +84,3 @@ def test_render_fleet_formats():
     assert len(csv) == 1 + 18 + 1 and csv[-1].startswith("world,sendrecv,16,1,1073741824,5,0.05,")
     assert json.loads(render_fleet(result, "json"))["world_size"] == 16
     assert "| scope | collective |" in render_fleet(result, "markdown")
-

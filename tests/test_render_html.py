@@ -56,8 +56,9 @@ def test_icicle_boxes_nest_children_inside_their_parent_at_their_flops():
 def test_category_bars_are_the_reports_categories_with_flops():
     report = flopcalc.count(tree_model(), torch.randn(3, 4))
     bars = category_bars(report)
-    assert bars["category"] and all(report.forward_by_category[c] + report.backward_by_category[c]
-                                    for c in bars["category"])
+    assert bars["category"] and all(
+        report.forward_by_category[c] + report.backward_by_category[c] for c in bars["category"]
+    )
     assert sum(bars["forward"]) == report.forward and sum(bars["backward"]) == report.backward
 
 
@@ -69,8 +70,20 @@ def test_axis_scale_picks_the_prefix_of_the_largest_figure():
 
 def count_page(tmp_path: Path, *extra: str) -> tuple[Path, str]:
     out = tmp_path / "report.html"
-    result = runner.invoke(app, ["count", f"{EXAMPLES / 'cnn.py'}:build", "--input", "8x3x32x32", *extra,
-                                 "--format", "html", "--output", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "count",
+            f"{EXAMPLES / 'cnn.py'}:build",
+            "--input",
+            "8x3x32x32",
+            *extra,
+            "--format",
+            "html",
+            "--output",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out, out.read_text()
 
@@ -81,8 +94,7 @@ def test_the_page_carries_the_json_figures_the_command_line_and_the_version(tmp_
     typed = ["flopcalc", "count", "examples/cnn.py:build", "--input", "8x3x32x32", "--format", "html"]
     monkeypatch.setattr(sys, "argv", typed)  # what the process was started with, as a shell would have it
     _, text = count_page(tmp_path)
-    as_json = runner.invoke(app, ["count", f"{EXAMPLES / 'cnn.py'}:build", "--input", "8x3x32x32",
-                                  "--format", "json"])
+    as_json = runner.invoke(app, ["count", f"{EXAMPLES / 'cnn.py'}:build", "--input", "8x3x32x32", "--format", "json"])
     assert as_json.exit_code == 0
     assert page_data(text) == json.loads(as_json.stdout)
     assert 'id="flopcalc-command">flopcalc count examples/cnn.py:build --input 8x3x32x32 --format html</code>' in text
@@ -116,6 +128,7 @@ def test_without_bokeh_the_html_format_is_one_line_and_exit_2(monkeypatch, tmp_p
 
 # -- in a real browser ---------------------------------------------------------------------------------------
 
+
 def _browser():
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (test extra)")
     executable = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -144,8 +157,14 @@ def open_in_chromium(path: Path, screenshot: Path) -> tuple[list[str], dict]:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://")
-                   else (errors.append(f"network: {route.request.url}"), route.abort()))
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith("file://")
+                else (errors.append(f"network: {route.request.url}"), route.abort())
+            ),
+        )
         page.goto(path.resolve().as_uri())
         page.wait_for_function("window.Bokeh && Bokeh.documents.length > 0", timeout=20_000)
         page.wait_for_timeout(300)
@@ -163,8 +182,9 @@ def test_the_count_report_opens_offline_in_chromium_and_draws_every_layer(tmp_pa
     layers = len(data["layers"])
     assert rows["icicle"] == [layers, layers]  # forward + backward, and forward alone: one box per module each
     totals = data["totals"]
-    shown = [c for c in totals["forward_by_category"]
-             if totals["forward_by_category"][c] + totals["backward_by_category"][c]]
+    shown = [
+        c for c in totals["forward_by_category"] if totals["forward_by_category"][c] + totals["backward_by_category"][c]
+    ]
     assert rows["categories"] == [len(shown), len(shown)]  # the forward and the backward stack
     from PIL import Image
 

@@ -8,17 +8,22 @@ from flopcalc.spec import CallArgs, InputSpec, ModelSpec, parse_dims, parse_inpu
 
 @pytest.mark.parametrize(
     "text, spec",
-    [("1x3x224x224", InputSpec((1, 3, 224, 224))), ("8,1024", InputSpec((8, 1024))),
-     ("1x2048:int64", InputSpec((1, 2048), "int64")), ("4x4:bf16", InputSpec((4, 4), "bfloat16")),
-     ("pixel_values=1x3x224x224", InputSpec((1, 3, 224, 224), name="pixel_values")),
-     ("decoder_input_ids = 1x128:INT64", InputSpec((1, 128), "int64", "decoder_input_ids"))],
+    [
+        ("1x3x224x224", InputSpec((1, 3, 224, 224))),
+        ("8,1024", InputSpec((8, 1024))),
+        ("1x2048:int64", InputSpec((1, 2048), "int64")),
+        ("4x4:bf16", InputSpec((4, 4), "bfloat16")),
+        ("pixel_values=1x3x224x224", InputSpec((1, 3, 224, 224), name="pixel_values")),
+        ("decoder_input_ids = 1x128:INT64", InputSpec((1, 128), "int64", "decoder_input_ids")),
+    ],
 )
 def test_input_specs(text, spec):
     assert parse_input_spec(text) == spec
 
 
-@pytest.mark.parametrize("text", ["", "1x", "ax3", "1x0", "2x2:complex7", "1.5x2", "=1x2", "2ids=1x2", "a-b=1x2",
-                                  "ids=", "ids=ax2"])
+@pytest.mark.parametrize(
+    "text", ["", "1x", "ax3", "1x0", "2x2:complex7", "1.5x2", "=1x2", "2ids=1x2", "a-b=1x2", "ids=", "ids=ax2"]
+)
 def test_bad_input_specs(text):
     with pytest.raises(InputSpecError):
         parse_input_spec(text)
@@ -36,8 +41,11 @@ def test_key_makes_files_absolute_and_lists_inputs_batch_and_kwargs(tmp_path, mo
 def test_key_names_every_option_that_changes_the_count():
     base = ModelSpec("m.onnx")
     variants = [
-        ModelSpec("m.onnx", seq_len=16), ModelSpec("m.onnx", dims={"batch": 8}), ModelSpec("m.onnx", frozen=["a.*"]),
-        ModelSpec("m.onnx", causal_half=True), ModelSpec("m.onnx", backward=False),
+        ModelSpec("m.onnx", seq_len=16),
+        ModelSpec("m.onnx", dims={"batch": 8}),
+        ModelSpec("m.onnx", frozen=["a.*"]),
+        ModelSpec("m.onnx", causal_half=True),
+        ModelSpec("m.onnx", backward=False),
     ]
     keys = {spec.key() for spec in variants}
     assert len(keys) == len(variants) and base.key() not in keys
@@ -51,9 +59,13 @@ def test_input_specs_print_as_typed_in_normal_form():
 
 
 def test_key_tells_named_from_positional_inputs_and_names_the_decoder_length():
-    keys = {ModelSpec("t5.json", inputs=["1x8:int64"]).key(), ModelSpec("t5.json", inputs=["input_ids=1x8:int64"]).key(),
-            ModelSpec("t5.json", inputs=["decoder_input_ids=1x8:int64"]).key(),
-            ModelSpec("t5.json", decoder_seq_len=8).key(), ModelSpec("t5.json").key()}
+    keys = {
+        ModelSpec("t5.json", inputs=["1x8:int64"]).key(),
+        ModelSpec("t5.json", inputs=["input_ids=1x8:int64"]).key(),
+        ModelSpec("t5.json", inputs=["decoder_input_ids=1x8:int64"]).key(),
+        ModelSpec("t5.json", decoder_seq_len=8).key(),
+        ModelSpec("t5.json").key(),
+    }
     assert len(keys) == 5
     assert ModelSpec("t5.json", decoder_seq_len=8).key() == "t5.json --decoder-seq-len 8"
 

@@ -26,13 +26,19 @@ from flopcalc.errors import CatalogError
 ROW = "{id: a, flop: 1.0e+25, what: w, law: l, status: s, dates: d, counts: c, source: https://x}"
 
 
-@pytest.mark.parametrize("text, message", [
-    (ROW.replace("1.0e+25", "-1"), r"t.yaml: a: flop must be a positive number, got -1"),
-    (ROW.replace("1.0e+25", "'1e25'"), r"t.yaml: a: flop must be a positive number, got '1e25'"),
-    (ROW.replace(", source: https://x", ""), r"a: each threshold needs exactly the keys id, flop.* \(missing: source\)"),
-    (ROW.replace("}", ", extra: 1}"), r"\(unknown: extra\)"),
-    (ROW.replace("what: w", "what: [1]"), r"a: key 'what': .*string, got \[1\]"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (ROW.replace("1.0e+25", "-1"), r"t.yaml: a: flop must be a positive number, got -1"),
+        (ROW.replace("1.0e+25", "'1e25'"), r"t.yaml: a: flop must be a positive number, got '1e25'"),
+        (
+            ROW.replace(", source: https://x", ""),
+            r"a: each threshold needs exactly the keys id, flop.* \(missing: source\)",
+        ),
+        (ROW.replace("}", ", extra: 1}"), r"\(unknown: extra\)"),
+        (ROW.replace("what: w", "what: [1]"), r"a: key 'what': .*string, got \[1\]"),
+    ],
+)
 def test_a_bad_table_is_one_line_naming_the_file_the_threshold_and_the_key(tmp_path, monkeypatch, text, message):
     path = tmp_path / "t.yaml"
     path.write_text(f"thresholds:\n  - {text}\n")

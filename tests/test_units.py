@@ -20,8 +20,15 @@ def test_parse_si_number_rejects(text):
 
 @pytest.mark.parametrize(
     "value, unit, text",
-    [(8_180_000_000, "FLOP", "8.18 GFLOP"), (0, "FLOP", "0 FLOP"), (999, "", "999"), (1000, "FLOP", "1 kFLOP"),
-     (123_456, "", "123 k"), (8.1e21, "FLOP", "8.1 ZFLOP"), (0.5, "", "0.5")],
+    [
+        (8_180_000_000, "FLOP", "8.18 GFLOP"),
+        (0, "FLOP", "0 FLOP"),
+        (999, "", "999"),
+        (1000, "FLOP", "1 kFLOP"),
+        (123_456, "", "123 k"),
+        (8.1e21, "FLOP", "8.1 ZFLOP"),
+        (0.5, "", "0.5"),
+    ],
 )
 def test_format_si(value, unit, text):
     assert format_si(value, unit) == text
@@ -36,10 +43,19 @@ def test_parse_fraction():
 
 @pytest.mark.parametrize(
     "text, value, unit",
-    [("3.14e23 flop", 3.14e23, "flop"), ("1.5 zflop", 1.5e21, "flop"), ("1.1 ZFLOP", 1.1e21, "flop"),
-     ("9G flop", 9e9, "flop"), ("1e20 FLOPs", 1e20, "flop"), ("93.75 pf-days", 93.75, "pf_days"),
-     ("3640 petaflop/s-days", 3640, "pf_days"), ("2500 gpu-days", 2500, "gpu_days"),
-     ("2,500 GPU-days", 2500, "gpu_days"), ("60k gpu-hours", 60000, "gpu_hours"), ("0 flop", 0, "flop")],
+    [
+        ("3.14e23 flop", 3.14e23, "flop"),
+        ("1.5 zflop", 1.5e21, "flop"),
+        ("1.1 ZFLOP", 1.1e21, "flop"),
+        ("9G flop", 9e9, "flop"),
+        ("1e20 FLOPs", 1e20, "flop"),
+        ("93.75 pf-days", 93.75, "pf_days"),
+        ("3640 petaflop/s-days", 3640, "pf_days"),
+        ("2500 gpu-days", 2500, "gpu_days"),
+        ("2,500 GPU-days", 2500, "gpu_days"),
+        ("60k gpu-hours", 60000, "gpu_hours"),
+        ("0 flop", 0, "flop"),
+    ],
 )
 def test_parse_compute_quantity(text, value, unit):
     quantity = parse_compute_quantity(text)
@@ -48,8 +64,14 @@ def test_parse_compute_quantity(text, value, unit):
 
 @pytest.mark.parametrize(
     "text, message",
-    [("-5 flop", "negative"), ("abc", "not a number"), ("5", "no unit"), ("5 parsecs", "unknown unit 'parsecs'"),
-     ("1e400 flop", "not a finite"), ("5 kpf-days", "unknown unit")],
+    [
+        ("-5 flop", "negative"),
+        ("abc", "not a number"),
+        ("5", "no unit"),
+        ("5 parsecs", "unknown unit 'parsecs'"),
+        ("1e400 flop", "not a finite"),
+        ("5 kpf-days", "unknown unit"),
+    ],
 )
 def test_parse_compute_quantity_rejects(text, message):
     with pytest.raises(UsageError, match=message):
@@ -58,8 +80,15 @@ def test_parse_compute_quantity_rejects(text, message):
 
 @pytest.mark.parametrize(
     "value, text",
-    [(2500, "2,500"), (93.75, "93.75"), (8.1e21, "8.1e21"), (8.1e6, "8,100,000"), (3645.8333333, "3,645.83"),
-     (0, "0"), (1.5e-5, "1.5e-5")],
+    [
+        (2500, "2,500"),
+        (93.75, "93.75"),
+        (8.1e21, "8.1e21"),
+        (8.1e6, "8,100,000"),
+        (3645.8333333, "3,645.83"),
+        (0, "0"),
+        (1.5e-5, "1.5e-5"),
+    ],
 )
 def test_format_number(value, text):
     assert format_number(value) == text

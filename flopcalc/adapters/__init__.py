@@ -6,6 +6,12 @@ from .config import DEFAULT_ALPHA_PER_RANK, LoraConfig, lora_config, read_peft_c
 from .quantisation import BASE_DTYPES, WeightEntry, base_dtype, frozen_weight_bytes
 
 __all__ = [
-    "BASE_DTYPES", "DEFAULT_ALPHA_PER_RANK", "LoraConfig", "WeightEntry", "base_dtype", "frozen_weight_bytes",
-    "lora_config", "read_peft_config",
+    "BASE_DTYPES",
+    "DEFAULT_ALPHA_PER_RANK",
+    "LoraConfig",
+    "WeightEntry",
+    "base_dtype",
+    "frozen_weight_bytes",
+    "lora_config",
+    "read_peft_config",
 ]

@@ -43,17 +43,21 @@ class LoraConfig:
             where = ", ".join(self.targets)
         else:
             where = "every Linear inside the repeated blocks (attention and MLP projections)"
-        return (f"LoRA rank {self.rank}, alpha {self.alpha:g} (scale {self.alpha / self.rank:g}) on {where}"
-                + (f", dropout {self.dropout:g}" if self.dropout else "")
-                + (f", biases trained: {self.bias}" if self.bias != "none" else "")
-                + (f", trained whole: {', '.join(self.modules_to_save)}" if self.modules_to_save else "")
-                + f" ({self.origin})")
+        return (
+            f"LoRA rank {self.rank}, alpha {self.alpha:g} (scale {self.alpha / self.rank:g}) on {where}"
+            + (f", dropout {self.dropout:g}" if self.dropout else "")
+            + (f", biases trained: {self.bias}" if self.bias != "none" else "")
+            + (f", trained whole: {', '.join(self.modules_to_save)}" if self.modules_to_save else "")
+            + f" ({self.origin})"
+        )
 
 
 def _rank(value: Any, flag: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value > MAX_RANK:
-        raise UsageError(f"{flag} must be a whole number from 1 to {MAX_RANK}, got {value!r}",
-                         "LoRA's rank r is the inner width of B A, e.g. 8, 16 or 64")
+        raise UsageError(
+            f"{flag} must be a whole number from 1 to {MAX_RANK}, got {value!r}",
+            "LoRA's rank r is the inner width of B A, e.g. 8, 16 or 64",
+        )
     return value
 
 
@@ -62,21 +66,29 @@ def _targets(text: str | None) -> tuple[str, ...]:
         return ()
     targets = tuple(part.strip() for part in text.split(",") if part.strip())
     if not targets:
-        raise UsageError(f"--lora-targets {text!r} names no module",
-                         "give module types or name patterns separated by commas, e.g. q_proj,v_proj or Linear")
+        raise UsageError(
+            f"--lora-targets {text!r} names no module",
+            "give module types or name patterns separated by commas, e.g. q_proj,v_proj or Linear",
+        )
     return targets
 
 
-def lora_config(rank: int | None, targets: str | None = None, alpha: float | None = None,
-                config_file: str | None = None) -> LoraConfig | None:
+def lora_config(
+    rank: int | None, targets: str | None = None, alpha: float | None = None, config_file: str | None = None
+) -> LoraConfig | None:
     """The LoRA setup the options ask for, or None when none is asked for. `config_file`: a PEFT
     adapter_config.json, instead of `rank`/`targets`/`alpha`."""
     if config_file is not None:
-        given = [flag for flag, value in (("--lora-rank", rank), ("--lora-targets", targets), ("--lora-alpha", alpha))
-                 if value is not None]
+        given = [
+            flag
+            for flag, value in (("--lora-rank", rank), ("--lora-targets", targets), ("--lora-alpha", alpha))
+            if value is not None
+        ]
         if given:
-            raise UsageError(f"--adapter-config and {', '.join(given)} exclude each other",
-                             "the adapter config file sets the rank, alpha and targets")
+            raise UsageError(
+                f"--adapter-config and {', '.join(given)} exclude each other",
+                "the adapter config file sets the rank, alpha and targets",
+            )
         return read_peft_config(Path(config_file))
     if rank is None:
         if targets is not None or alpha is not None:
@@ -132,7 +144,10 @@ def read_peft_config(path: Path) -> LoraConfig:
     elif isinstance(target, list) and target and all(isinstance(t, str) for t in target):
         targets = tuple(target)
     elif target is not None:
-        raise UsageError(f"{what} {path}: target_modules must be a list of names, a regular expression or "
-                         f"\"all-linear\", got {target!r}")
-    return LoraConfig(rank, float(alpha), targets, regex, all_linear, float(dropout), bias, tuple(modules_to_save),
-                      origin=str(path))
+        raise UsageError(
+            f"{what} {path}: target_modules must be a list of names, a regular expression or "
+            f'"all-linear", got {target!r}'
+        )
+    return LoraConfig(
+        rank, float(alpha), targets, regex, all_linear, float(dropout), bias, tuple(modules_to_save), origin=str(path)
+    )

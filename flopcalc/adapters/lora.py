@@ -51,10 +51,16 @@ class AdapterSummary:
         return sum(entry.numel for entry in self.frozen)
 
     def to_dict(self) -> dict[str, object]:
-        return {"rank": self.config.rank, "alpha": self.config.alpha, "origin": self.config.origin,
-                "adapted_modules": len(self.adapted), "params": self.params,
-                "trainable_params": self.trainable_params, "adapter_params": self.adapter_params,
-                "frozen_params": self.frozen_params}
+        return {
+            "rank": self.config.rank,
+            "alpha": self.config.alpha,
+            "origin": self.config.origin,
+            "adapted_modules": len(self.adapted),
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "adapter_params": self.adapter_params,
+            "frozen_params": self.frozen_params,
+        }
 
 
 def output_head(model: nn.Module) -> nn.Module | None:
@@ -77,8 +83,9 @@ def _block_linears(model: nn.Module) -> list[str]:
 
 
 def _matches(name: str, module: nn.Module, target: str) -> bool:
-    return (type(module).__name__ == target or fnmatch.fnmatchcase(name, target)
-            or fnmatch.fnmatchcase(name, f"*.{target}"))
+    return (
+        type(module).__name__ == target or fnmatch.fnmatchcase(name, target) or fnmatch.fnmatchcase(name, f"*.{target}")
+    )
 
 
 def select_targets(model: nn.Module, config: LoraConfig) -> list[str]:
@@ -90,11 +97,14 @@ def select_targets(model: nn.Module, config: LoraConfig) -> list[str]:
         try:
             pattern = re.compile(config.regex)
         except re.error as error:
-            raise UsageError(f"{config.origin}: target_modules {config.regex!r} is not a regular expression: {error}") from None
+            raise UsageError(
+                f"{config.origin}: target_modules {config.regex!r} is not a regular expression: {error}"
+            ) from None
         chosen = [name for name in linears if pattern.fullmatch(name)]
         if not chosen:
-            raise UsageError(f"{config.origin}: target_modules {config.regex!r} matches no Linear layer",
-                             _names_hint(linears))
+            raise UsageError(
+                f"{config.origin}: target_modules {config.regex!r} matches no Linear layer", _names_hint(linears)
+            )
         return chosen
     if config.all_linear:
         chosen = [name for name, module in linears.items() if module is not head]
@@ -104,8 +114,10 @@ def select_targets(model: nn.Module, config: LoraConfig) -> list[str]:
     if not config.targets:
         chosen = [name for name in _block_linears(model) if linears[name] is not head]
         if not chosen:
-            raise UsageError("the model has no Linear layer inside repeated blocks for LoRA to adapt",
-                             "name the layers with --lora-targets, e.g. --lora-targets Linear")
+            raise UsageError(
+                "the model has no Linear layer inside repeated blocks for LoRA to adapt",
+                "name the layers with --lora-targets, e.g. --lora-targets Linear",
+            )
         return chosen
     chosen = []
     modules = dict(model.named_modules())
@@ -116,8 +128,10 @@ def select_targets(model: nn.Module, config: LoraConfig) -> list[str]:
         linear_hits = [name for name in hits if name in linears]
         if not linear_hits:
             kinds = sorted({type(modules[name]).__name__ for name in hits})
-            raise UsageError(f"LoRA target {target!r} matches only {', '.join(kinds)} modules; LoRA adapts Linear "
-                             "layers", _names_hint(linears))
+            raise UsageError(
+                f"LoRA target {target!r} matches only {', '.join(kinds)} modules; LoRA adapts Linear layers",
+                _names_hint(linears),
+            )
         chosen.extend(name for name in linear_hits if name not in chosen)
     return chosen
 
@@ -127,8 +141,10 @@ def _names_hint(linears: dict[str, nn.Module]) -> str:
     suffixes = sorted({name.rpartition(".")[2] for name in linears})[:8]
     if not names:
         return "the model has no Linear layer"
-    return (f"Linear layers are named like {', '.join(names)}; give types (Linear) or name patterns such as "
-            f"{', '.join(suffixes)}")
+    return (
+        f"Linear layers are named like {', '.join(names)}; give types (Linear) or name patterns such as "
+        f"{', '.join(suffixes)}"
+    )
 
 
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -142,8 +158,11 @@ def attach_lora(model: nn.Module, config: LoraConfig) -> AdapterSummary:
     train biases and `modules_to_save` as the config says. Changes `model` in place."""
     head = output_head(model)
     targets = select_targets(model, config)
-    quantisable = {id(module.weight): module.out_features for module in model.modules()
-                   if isinstance(module, nn.Linear) and module is not head}
+    quantisable = {
+        id(module.weight): module.out_features
+        for module in model.modules()
+        if isinstance(module, nn.Linear) and module is not head
+    }
     for param in model.parameters():
         param.requires_grad_(False)
     adapters: list[nn.Parameter] = []
@@ -183,8 +202,11 @@ def attach_lora(model: nn.Module, config: LoraConfig) -> AdapterSummary:
 def weight_inventory(model: nn.Module) -> tuple[WeightEntry, ...]:
     """Every parameter of `model` once, as storage sees it (a frozen teacher's weights)."""
     head = output_head(model)
-    rows = {id(module.weight): module.out_features for module in model.modules()
-            if isinstance(module, nn.Linear) and module is not head}
+    rows = {
+        id(module.weight): module.out_features
+        for module in model.modules()
+        if isinstance(module, nn.Linear) and module is not head
+    }
     seen: set[int] = set()
     entries = []
     for name, param in model.named_parameters():

@@ -26,22 +26,36 @@ BASE_DTYPES = {
     "bf16": BaseDtype("bf16", 2, "bf16: 2 bytes per weight"),
     "fp16": BaseDtype("fp16", 2, "fp16: 2 bytes per weight"),
     "fp32": BaseDtype("fp32", 4, "fp32: 4 bytes per weight"),
-    "int8": BaseDtype("int8", None, "int8 (LLM.int8(), Dettmers et al. 2022): each Linear weight 1 byte plus one fp32 "
-                                    "absmax per output row; embeddings, norms, biases and the output head at 16 bits"),
-    "nf4": BaseDtype("nf4", None, "nf4 (QLoRA, Dettmers et al. 2023): each Linear weight 4 bits, an 8-bit absmax per "
-                                  "block of 64 and one fp32 constant per 256 absmax (double quantisation: 4 + 8/64 + "
-                                  "32/(64 x 256) = 4.127 bits per weight); embeddings, norms, biases and the output "
-                                  "head at 16 bits"),
-    "fp4": BaseDtype("fp4", None, "fp4 (QLoRA's FP4 data type, stored as nf4): each Linear weight 4 bits, an 8-bit "
-                                  "absmax per block of 64 and one fp32 constant per 256 absmax; embeddings, norms, "
-                                  "biases and the output head at 16 bits"),
+    "int8": BaseDtype(
+        "int8",
+        None,
+        "int8 (LLM.int8(), Dettmers et al. 2022): each Linear weight 1 byte plus one fp32 "
+        "absmax per output row; embeddings, norms, biases and the output head at 16 bits",
+    ),
+    "nf4": BaseDtype(
+        "nf4",
+        None,
+        "nf4 (QLoRA, Dettmers et al. 2023): each Linear weight 4 bits, an 8-bit absmax per "
+        "block of 64 and one fp32 constant per 256 absmax (double quantisation: 4 + 8/64 + "
+        "32/(64 x 256) = 4.127 bits per weight); embeddings, norms, biases and the output "
+        "head at 16 bits",
+    ),
+    "fp4": BaseDtype(
+        "fp4",
+        None,
+        "fp4 (QLoRA's FP4 data type, stored as nf4): each Linear weight 4 bits, an 8-bit "
+        "absmax per block of 64 and one fp32 constant per 256 absmax; embeddings, norms, "
+        "biases and the output head at 16 bits",
+    ),
 }
 
 
 def base_dtype(name: str) -> BaseDtype:
     if name not in BASE_DTYPES:
-        raise UsageError(f"--base-dtype must be one of {', '.join(BASE_DTYPES)}, got {name!r}",
-                         "nf4 for QLoRA, int8 for LLM.int8(), bf16 for plain LoRA")
+        raise UsageError(
+            f"--base-dtype must be one of {', '.join(BASE_DTYPES)}, got {name!r}",
+            "nf4 for QLoRA, int8 for LLM.int8(), bf16 for plain LoRA",
+        )
     return BASE_DTYPES[name]
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..calibration import (
     FLEET_OPS,
@@ -97,7 +98,7 @@ class LaunchEnv:
     agent_store: bool = False  # the launcher's agent hosts the rendezvous store (torchrun); else rank 0 does
 
     @staticmethod
-    def from_environ(environ: Mapping[str, str] | None = None) -> "LaunchEnv":
+    def from_environ(environ: Mapping[str, str] | None = None) -> LaunchEnv:
         environ = os.environ if environ is None else environ
         missing = [name for name in LAUNCHER_VARIABLES if not environ.get(name)]
         if len(missing) == len(LAUNCHER_VARIABLES):
@@ -126,8 +127,12 @@ class LaunchEnv:
             raise UsageError(f"MASTER_PORT={port} is not a TCP port")
         node_rank = _env_int(environ, "GROUP_RANK") if environ.get("GROUP_RANK") else None
         return LaunchEnv(
-            rank=rank, world_size=world_size, local_rank=local_rank, master_addr=environ["MASTER_ADDR"],
-            master_port=port, node_rank=node_rank,
+            rank=rank,
+            world_size=world_size,
+            local_rank=local_rank,
+            master_addr=environ["MASTER_ADDR"],
+            master_port=port,
+            node_rank=node_rank,
             agent_store=environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true",
         )
 
@@ -154,7 +159,9 @@ class FleetConfig:
 
     device: str = "auto"  # auto | cuda | cpu
     backend: str = "auto"  # auto (nccl on GPUs, gloo on CPUs) | nccl | gloo
-    precisions: tuple[str, ...] | None = None  # matmul precisions; None: bf16 (fp16 before Ampere) on GPUs, fp32 on CPUs
+    precisions: tuple[str, ...] | None = (
+        None  # matmul precisions; None: bf16 (fp16 before Ampere) on GPUs, fp32 on CPUs
+    )
     seconds: float | None = None  # matmul budget per rank; None: 10 s on GPUs, 3 s on CPUs
     max_bytes: int | None = None  # largest message; None: 1 GiB on GPUs, 4 MiB on CPUs
     timeout_s: float = DEFAULT_TIMEOUT_S
@@ -177,8 +184,12 @@ class FleetConfig:
     def options(self) -> dict:
         """What every rank must agree on (a rank with other sizes or budgets would hang the others)."""
         return {
-            "device": self.device, "backend": self.backend, "precisions": list(self.precisions or []),
-            "seconds": self.seconds, "max_bytes": self.max_bytes, "timeout_s": self.timeout_s,
+            "device": self.device,
+            "backend": self.backend,
+            "precisions": list(self.precisions or []),
+            "seconds": self.seconds,
+            "max_bytes": self.max_bytes,
+            "timeout_s": self.timeout_s,
         }
 
 
@@ -207,8 +218,14 @@ class CollectiveResult:
 
     def to_dict(self) -> dict:
         return {
-            "op": self.op, "scope": self.scope, "bytes": self.bytes, "ranks": self.ranks, "groups": self.groups,
-            "iterations": self.iterations, "time_s": self.time_s, "algbw_gbps": self.algbw_gbps,
+            "op": self.op,
+            "scope": self.scope,
+            "bytes": self.bytes,
+            "ranks": self.ranks,
+            "groups": self.groups,
+            "iterations": self.iterations,
+            "time_s": self.time_s,
+            "algbw_gbps": self.algbw_gbps,
             "busbw_gbps": self.busbw_gbps,
         }
 
@@ -251,8 +268,13 @@ class RankReport:
     tflops: Mapping[str, float]
 
     def to_dict(self) -> dict:
-        return {"rank": self.rank, "host": self.host, "local_rank": self.local_rank, "node": self.node,
-                "tflops": dict(self.tflops)}
+        return {
+            "rank": self.rank,
+            "host": self.host,
+            "local_rank": self.local_rank,
+            "node": self.node,
+            "tflops": dict(self.tflops),
+        }
 
 
 @dataclass(frozen=True)
@@ -307,19 +329,28 @@ class FleetBenchResult:
         return summary
 
     def headline_busbw(self) -> dict[str, dict[str, float]]:
-        return {scope: {op: self.headline(scope, op).busbw_gbps for op in FLEET_OPS if self.headline(scope, op)}
-                for scope in self.scopes}
+        return {
+            scope: {op: self.headline(scope, op).busbw_gbps for op in FLEET_OPS if self.headline(scope, op)}
+            for scope in self.scopes
+        }
 
     def to_calibration(self) -> FleetCalibration:
         p2p = self.headline("world", P2P_OP)
         summary = self.matmul_summary()
         return FleetCalibration(
-            backend=self.backend, world_size=self.world_size, nodes=self.nodes, ranks_per_node=self.ranks_per_node,
+            backend=self.backend,
+            world_size=self.world_size,
+            nodes=self.nodes,
+            ranks_per_node=self.ranks_per_node,
             busbw_gbps=self.headline_busbw(),
-            message_bytes={scope: {op: self.headline(scope, op).bytes for op in ops}
-                           for scope, ops in self.headline_busbw().items()},
-            measured_at=now_utc(), torch_version=self.torch_version,
-            p2p_gbps=p2p.busbw_gbps if p2p else None, p2p_bytes=p2p.bytes if p2p else None,
+            message_bytes={
+                scope: {op: self.headline(scope, op).bytes for op in ops}
+                for scope, ops in self.headline_busbw().items()
+            },
+            measured_at=now_utc(),
+            torch_version=self.torch_version,
+            p2p_gbps=p2p.busbw_gbps if p2p else None,
+            p2p_bytes=p2p.bytes if p2p else None,
             tflops={p: item["median_tflops"] for p, item in summary.items()},
             slowest_tflops={p: item["min_tflops"] for p, item in summary.items()},
         )
@@ -368,8 +399,13 @@ def save_fleet_result(result: FleetBenchResult, path: str | os.PathLike | None =
     """Store the fleet figures in a calibration file under the GPU model, keyed by the fleet's shape."""
     if not result.collectives:
         raise CalibrationError("nothing to save: no collective was measured")
-    return save_device_entry(path, result.device_name, result.device, fleet={result.key: result.to_calibration()},
-                             profile=result.to_profile())
+    return save_device_entry(
+        path,
+        result.device_name,
+        result.device,
+        fleet={result.key: result.to_calibration()},
+        profile=result.to_profile(),
+    )
 
 
 # --- the fleet's layout, from every rank's hello --------------------------------------------------------
@@ -449,21 +485,25 @@ def fleet_layout(hellos: Sequence[Mapping[str, Any]]) -> FleetLayout:
             if hello["local_rank"] in seen:
                 raise FleetError(
                     f"{where(hello['rank'], hosts)} and rank {seen[hello['local_rank']]} both have LOCAL_RANK "
-                    f"{hello['local_rank']} on one node", "every rank of a node needs its own LOCAL_RANK"
+                    f"{hello['local_rank']} on one node",
+                    "every rank of a node needs its own LOCAL_RANK",
                 )
             seen[hello["local_rank"]] = hello["rank"]
         node_ranks.append(tuple(hello["rank"] for hello in sorted(members, key=lambda h: h["local_rank"])))
     sizes = {len(ranks) for ranks in node_ranks}
     if len(sizes) > 1:
         counts = ", ".join(f"{hosts[ranks[0]]}: {len(ranks)}" for ranks in node_ranks)
-        raise FleetError(f"the nodes have different numbers of ranks ({counts})",
-                         "start the same number of ranks on every node")
+        raise FleetError(
+            f"the nodes have different numbers of ranks ({counts})", "start the same number of ranks on every node"
+        )
     return FleetLayout(tuple(node_ranks), hosts, tuple(int(hello["local_rank"]) for hello in hellos))
 
 
 def _describe_difference(key: str, mine: Any, theirs: Any) -> tuple[str, str]:
     if key == "options":
         differing = [name for name in mine if mine.get(name) != theirs.get(name)]
-        return (", ".join(f"{name}={mine.get(name)}" for name in differing),
-                ", ".join(f"{name}={theirs.get(name)}" for name in differing))
+        return (
+            ", ".join(f"{name}={mine.get(name)}" for name in differing),
+            ", ".join(f"{name}={theirs.get(name)}" for name in differing),
+        )
     return repr(mine), repr(theirs)

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 from ..catalog import Catalog, load_catalog
-from ..device import CpuInfo, available_cpus, cpu_peak_estimate, read_cpu_info
-from ..device import BF16_FLOP_PER_CYCLE, FP32_FLOP_PER_CYCLE, flop_per_cycle, parse_cpuinfo  # noqa: F401  (the CPU facts moved to flopcalc.device; bench's names kept)
+from ..device import (  # noqa: F401  (the CPU facts moved to flopcalc.device; bench's names kept)
+    BF16_FLOP_PER_CYCLE,
+    FP32_FLOP_PER_CYCLE,
+    CpuInfo,
+    available_cpus,
+    cpu_peak_estimate,
+    flop_per_cycle,
+    parse_cpuinfo,
+    read_cpu_info,
+)
 from ..device import resolve_device as device_figures
 from ..errors import FlopcalcError, UsageError
 from ..units import MATMUL_PRECISIONS
@@ -169,7 +177,11 @@ def describe_device(device: str) -> DeviceInfo:
         return DeviceInfo(device="mps", device_name=apple_chip_name(), torch_version=str(torch.__version__))
     cpu = read_cpu_info()
     return DeviceInfo(
-        device="cpu", device_name=cpu.model_name, torch_version=str(torch.__version__), threads=cpu.logical_cpus, cpu=cpu
+        device="cpu",
+        device_name=cpu.model_name,
+        torch_version=str(torch.__version__),
+        threads=cpu.logical_cpus,
+        cpu=cpu,
     )
 
 
@@ -218,7 +230,9 @@ def parse_precisions(text: str | None) -> tuple[str, ...] | None:
     for item in text.split(","):
         name = item.strip().lower()
         if name not in MATMUL_PRECISIONS:
-            raise UsageError(f"unknown precision {item.strip()!r}", f"use a comma list of {', '.join(MATMUL_PRECISIONS)}")
+            raise UsageError(
+                f"unknown precision {item.strip()!r}", f"use a comma list of {', '.join(MATMUL_PRECISIONS)}"
+            )
         if name not in chosen:
             chosen.append(name)
     return tuple(chosen)
@@ -253,7 +267,8 @@ class _CatalogPeaks:
             return None
         device = device_figures(entry.id, catalog=self._get())
         return CpuDatasheet(
-            entry_id=device.id, cores=entry.cores,
+            entry_id=device.id,
+            cores=entry.cores,
             peak_flops={precision: peak.value for precision, peak in device.peaks.items()},
             formulas={precision: entry.peak_formula(precision) or "" for precision in device.peaks},
         )

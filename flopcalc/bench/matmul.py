@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..calibration import MatmulCalibration, ProfileCalibration, now_utc, save_device_entry
 from ..errors import CalibrationError, UsageError
@@ -101,7 +101,9 @@ class MatmulBenchResult:
         for result in self.results:
             spread = result.headline.spread_pct
             if spread > SPREAD_LIMIT_PCT:
-                reasons.append(f"the {result.precision} samples spread {spread:.0f}% (more than {SPREAD_LIMIT_PCT:.0f}%)")
+                reasons.append(
+                    f"the {result.precision} samples spread {spread:.0f}% (more than {SPREAD_LIMIT_PCT:.0f}%)"
+                )
         return tuple(reasons)
 
     def to_calibration(self) -> MatmulCalibration:
@@ -151,18 +153,22 @@ def peak_for(info: DeviceInfo, precision: str, resolver: PeakResolver | None) ->
     return datasheet_peak(info.device_name, precision, resolver)
 
 
-def save_matmul_result(result: MatmulBenchResult, path: str | os.PathLike | None = None, *,
-                       force: bool = False) -> Path:
+def save_matmul_result(
+    result: MatmulBenchResult, path: str | os.PathLike | None = None, *, force: bool = False
+) -> Path:
     """Store a matmul run (and its device profile) in a calibration file under its device name (keeps the
     device's model entries). A disturbed run (busy machine, wide spread) is refused unless `force`."""
     if not result.results:
         raise CalibrationError("nothing to save: no precision was measured", "raise --seconds")
     disturbed = result.disturbances()
     if disturbed and not force:
-        raise CalibrationError(f"will not save a disturbed measurement: {'; '.join(disturbed)}",
-                               "rerun when the machine is idle, or pass --force to save it anyway")
-    return save_device_entry(path, result.info.device_name, result.info.device, matmul=result.to_calibration(),
-                             profile=result.profile)
+        raise CalibrationError(
+            f"will not save a disturbed measurement: {'; '.join(disturbed)}",
+            "rerun when the machine is idle, or pass --force to save it anyway",
+        )
+    return save_device_entry(
+        path, result.info.device_name, result.info.device, matmul=result.to_calibration(), profile=result.profile
+    )
 
 
 def run_matmul_bench(
@@ -202,7 +208,9 @@ def run_matmul_bench(
         chosen, notes = _runnable_precisions(info, precisions or MATMUL_PRECISIONS)
         results = _sweep_each(chosen, info, plan, started, timer_for(resolved), clock, peak_resolver, progress, notes)
         profiled = tuple(precision for precision in chosen if precision in PROFILE_PRECISIONS)
-        measured_profile = measure_profile(info, profiled, seconds=plan.seconds, clock=clock) if profile and profiled else None
+        measured_profile = (
+            measure_profile(info, profiled, seconds=plan.seconds, clock=clock) if profile and profiled else None
+        )
     finally:
         if previous_threads is not None:
             torch.set_num_threads(previous_threads)
@@ -239,9 +247,17 @@ def _runnable_precisions(info: DeviceInfo, precisions: Sequence[str]) -> tuple[l
     return chosen, notes
 
 
-def _sweep_each(chosen: Sequence[str], info: DeviceInfo, plan: SweepPlan, started: float, timer: Timer,
-                clock: Callable[[], float], peak_resolver: PeakResolver | None, progress: ProgressCallback | None,
-                notes: list[str]) -> list[PrecisionResult]:
+def _sweep_each(
+    chosen: Sequence[str],
+    info: DeviceInfo,
+    plan: SweepPlan,
+    started: float,
+    timer: Timer,
+    clock: Callable[[], float],
+    peak_resolver: PeakResolver | None,
+    progress: ProgressCallback | None,
+    notes: list[str],
+) -> list[PrecisionResult]:
     """Sweep every chosen precision, each in an equal share of what is left of the run (notes appended)."""
     end_time = started + plan.seconds
     results: list[PrecisionResult] = []
@@ -253,8 +269,9 @@ def _sweep_each(chosen: Sequence[str], info: DeviceInfo, plan: SweepPlan, starte
             if progress:
                 progress(precision, shape, min(1.0, (clock() - started) / plan.seconds))
 
-        timings, sweep_notes = sweep_precision(precision, info, plan, share_end, timer=timer, clock=clock,
-                                               progress=on_shape)
+        timings, sweep_notes = sweep_precision(
+            precision, info, plan, share_end, timer=timer, clock=clock, progress=on_shape
+        )
         notes.extend(sweep_notes)
         if not timings:
             notes.append(f"{precision}: no shape finished in the time given; raise --seconds")

@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..api import as_spec, count_loaded, load
 from ..calibration import (
@@ -178,9 +179,13 @@ def save_model_result(result: ModelBenchResult, path: Any, *, force: bool = Fals
     `force`."""
     disturbed = result.disturbances()
     if disturbed and not force:
-        raise CalibrationError(f"will not save a disturbed measurement: {'; '.join(disturbed)}",
-                               "rerun when the machine is idle, or pass --force to save it anyway")
-    return save_device_entry(path, result.info.device_name, result.info.device, models={result.key: result.to_calibration()})
+        raise CalibrationError(
+            f"will not save a disturbed measurement: {'; '.join(disturbed)}",
+            "rerun when the machine is idle, or pass --force to save it anyway",
+        )
+    return save_device_entry(
+        path, result.info.device_name, result.info.device, models={result.key: result.to_calibration()}
+    )
 
 
 def default_model_precision(info: DeviceInfo) -> str:
@@ -330,7 +335,8 @@ def run_model_bench(
         warnings.append(
             f"the model ran at {achieved / measured:.0%} of the measured matmul peak ({measured / 1e12:.4g} TFLOPS): "
             "no model runs faster than its matmuls, so the calibration is wrong (measured on a busy machine?); "
-            "rerun `flopcalc bench --save` on an idle machine")
+            "rerun `flopcalc bench --save` on an idle machine"
+        )
     return ModelBenchResult(
         info=info,
         spec=spec,
@@ -351,13 +357,28 @@ def run_model_bench(
     )
 
 
-QUICK_LADDER = Ladder((8, 128, 2048), (8, 64, 512), 5e8, (2**12, 2**18, 2**24), (2**10, 2**16, 2**22), 0.004,
-                      ((2, 2), (8, 8), (32, 32)), (16, 128, 1024), (32, 256), 3e8)
+QUICK_LADDER = Ladder(
+    (8, 128, 2048),
+    (8, 64, 512),
+    5e8,
+    (2**12, 2**18, 2**24),
+    (2**10, 2**16, 2**22),
+    0.004,
+    ((2, 2), (8, 8), (32, 32)),
+    (16, 128, 1024),
+    (32, 256),
+    3e8,
+)
 
 
-def _profile_rates(calibration: Calibration | None, info: DeviceInfo, precision: str, notes: list[str],
-                   clock: Callable[[], float] = time.perf_counter,
-                   convolutions: bool = True) -> tuple[KernelRates, str]:
+def _profile_rates(
+    calibration: Calibration | None,
+    info: DeviceInfo,
+    precision: str,
+    notes: list[str],
+    clock: Callable[[], float] = time.perf_counter,
+    convolutions: bool = True,
+) -> tuple[KernelRates, str]:
     """The saved profile's rates of this device and precision, else a quick profile measured now (said which;
     its convolution ladder only when the step runs convolutions)."""
     profile = measured_profile(calibration, info.device_name) if calibration is not None else None
@@ -367,8 +388,10 @@ def _profile_rates(calibration: Calibration | None, info: DeviceInfo, precision:
     if profile is not None:
         notes.append(f"the saved profile has no {precision} rates: predicted from a quick profile measured now")
     ladder = QUICK_LADDER if info.device == "cpu" else None
-    return (measure_rates(info, precision, ladder=ladder, clock=clock, convolutions=convolutions),
-            "quick profile measured in this run (no saved profile)")
+    return (
+        measure_rates(info, precision, ladder=ladder, clock=clock, convolutions=convolutions),
+        "quick profile measured in this run (no saved profile)",
+    )
 
 
 def _checked_precision(precision: str | None, info: DeviceInfo, resolved: str) -> str:
@@ -389,7 +412,9 @@ def _load_and_count(spec: ModelSpec, resolved: str, notes: list[str]) -> tuple[A
         raise UsageError(f"{spec.source}: an ONNX graph cannot be trained here", "bench the PyTorch model it came from")
     report = count_loaded(loaded, example, spec)
     if not report.backward_counted:
-        raise ModelRunError(f"{spec.source}: no backward pass could be counted", "a training step needs trainable parameters")
+        raise ModelRunError(
+            f"{spec.source}: no backward pass could be counted", "a training step needs trainable parameters"
+        )
     unsupported = unsupported_ops_note(report.unsupported_ops, "MFU is a lower bound")
     if unsupported:
         notes.append(unsupported)
@@ -398,8 +423,9 @@ def _load_and_count(spec: ModelSpec, resolved: str, notes: list[str]) -> tuple[A
     return loaded.module, example, report
 
 
-def _training_step(spec: ModelSpec, module: Any, example: Any, optimizer: str, precision: str, resolved: str,
-                   notes: list[str]) -> Callable[[], None]:
+def _training_step(
+    spec: ModelSpec, module: Any, example: Any, optimizer: str, precision: str, resolved: str, notes: list[str]
+) -> Callable[[], None]:
     try:
         module.train()
     except (NotImplementedError, RuntimeError) as error:  # exported graphs and some scripted modules refuse
@@ -433,8 +459,9 @@ def trace_training_step(module: Any, inputs: Any, optimizer: Any, precision: str
     return trace_ops((("forward", forward), ("backward", backward), ("optimizer", update)), module)
 
 
-def _timed(step: Callable[[], None], spec: ModelSpec, resolved: str, seconds: float,
-           clock: Callable[[], float]) -> tuple[list[float], int]:
+def _timed(
+    step: Callable[[], None], spec: ModelSpec, resolved: str, seconds: float, clock: Callable[[], float]
+) -> tuple[list[float], int]:
     """time_steps; a step the device or precision cannot run is a ModelRunError. The forward already ran when
     the model was counted on this device, so what fails here is torch's: a kernel missing in this precision, a
     dtype or device mismatch, memory (RuntimeError and its OutOfMemoryError, NotImplementedError, MemoryError).
@@ -448,7 +475,9 @@ def _timed(step: Callable[[], None], spec: ModelSpec, resolved: str, seconds: fl
         ) from error
 
 
-def _measured_matmul(calibration: Calibration | None, info: DeviceInfo, precision: str, notes: list[str]) -> float | None:
+def _measured_matmul(
+    calibration: Calibration | None, info: DeviceInfo, precision: str, notes: list[str]
+) -> float | None:
     """The calibration's measured matmul FLOP/s of this device and precision; a note when it has none."""
     if calibration is None:
         return None

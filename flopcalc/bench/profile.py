@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from ..calibration import now_utc
 from ..device import STEP_PHASES, KernelRates, ProfileCalibration
@@ -41,14 +41,32 @@ class Ladder:
     max_conv_flops: float = 0.0  # a forward above this is left out
 
     @staticmethod
-    def for_device(device: str) -> "Ladder":
+    def for_device(device: str) -> Ladder:
         if device == "cpu":
-            return Ladder((8, 64, 512, 4096), (8, 64, 512, 2048), 1.1e9, (2**12, 2**16, 2**20, 2**24, 2**27),
-                          (2**10, 2**14, 2**18, 2**22), 0.01, ((2, 2), (4, 4), (8, 8), (16, 16), (32, 32)),
-                          (16, 64, 256, 1024), (16, 64, 256), 6e8)
-        return Ladder((16, 256, 4096, 32768), (256, 2048, 16384), 1.2e13, (2**16, 2**20, 2**24, 2**28, 2**31),
-                      (2**12, 2**16, 2**20, 2**24, 2**28), 0.005, ((32, 7), (32, 14), (32, 28), (32, 56)),
-                      (64, 256, 1024), (64, 256, 1024), 4e11)
+            return Ladder(
+                (8, 64, 512, 4096),
+                (8, 64, 512, 2048),
+                1.1e9,
+                (2**12, 2**16, 2**20, 2**24, 2**27),
+                (2**10, 2**14, 2**18, 2**22),
+                0.01,
+                ((2, 2), (4, 4), (8, 8), (16, 16), (32, 32)),
+                (16, 64, 256, 1024),
+                (16, 64, 256),
+                6e8,
+            )
+        return Ladder(
+            (16, 256, 4096, 32768),
+            (256, 2048, 16384),
+            1.2e13,
+            (2**16, 2**20, 2**24, 2**28, 2**31),
+            (2**12, 2**16, 2**20, 2**24, 2**28),
+            0.005,
+            ((32, 7), (32, 14), (32, 28), (32, 56)),
+            (64, 256, 1024),
+            (64, 256, 1024),
+            4e11,
+        )
 
     def conv_shapes(self) -> list[tuple[int, int, int, int, int, int]]:
         """(batch, side, in channels, out channels, kernel, groups), the least work first."""
@@ -58,13 +76,20 @@ class Ladder:
                 shapes += [(batch, side, channels, channels, kernel, 1) for kernel in (1, 3)]
             shapes += [(batch, side, 3, channels, 3, 1) for channels in self.conv_channels[:2]]
             shapes += [(batch, side, channels, channels, 3, channels) for channels in self.depthwise_channels]
-        return sorted((shape for shape in shapes if _conv_flops(*shape) <= self.max_conv_flops),
-                      key=lambda shape: _conv_flops(*shape))
+        return sorted(
+            (shape for shape in shapes if _conv_flops(*shape) <= self.max_conv_flops),
+            key=lambda shape: _conv_flops(*shape),
+        )
 
     def gemm_shapes(self) -> list[tuple[int, int, int]]:
         """Smallest first: a run out of time keeps the small shapes, which no headline figure stands for."""
-        shapes = [(m, n, k) for m in self.gemm_m for n in self.gemm_nk for k in self.gemm_nk
-                  if 2.0 * m * n * k <= self.max_gemm_flops]
+        shapes = [
+            (m, n, k)
+            for m in self.gemm_m
+            for n in self.gemm_nk
+            for k in self.gemm_nk
+            if 2.0 * m * n * k <= self.max_gemm_flops
+        ]
         return sorted(shapes, key=lambda shape: shape[0] * shape[1] * shape[2])
 
 
@@ -92,8 +117,15 @@ def _dtype(precision: str):
     return {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = None, seconds: float | None = None,
-                  clock: Callable[[], float] = time.perf_counter, convolutions: bool = True) -> KernelRates:
+def measure_rates(
+    info: DeviceInfo,
+    precision: str,
+    *,
+    ladder: Ladder | None = None,
+    seconds: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    convolutions: bool = True,
+) -> KernelRates:
     """Time the ladder in `precision` on the device `info` describes, by `clock` (off a GPU, the kernels too).
     With `seconds`, GEMM shapes left when half of it has gone are not timed, nor convolutions left after the next
     quarter (the copy, elementwise, dispatch and step points always are). `convolutions`: time the ladder's
@@ -112,34 +144,51 @@ def measure_rates(info: DeviceInfo, precision: str, *, ladder: Ladder | None = N
                 break
             a = torch.randn(m, k, device=device).to(dtype)
             b = torch.randn(k, n, device=device).to(dtype)
-            call_s = seconds_per_call(lambda: torch.mm(a, b), timer, target)
+            call_s = seconds_per_call(lambda: torch.mm(a, b), timer, target)  # noqa: B023 (called at once)
             matmul.append((m, n, k, 2.0 * m * n * k / call_s / 1e12))
     memory = []
     for moved in ladder.copy_bytes:  # a copy reads and writes: half the bytes moved each way
         elements = max(1, moved // 2 // torch.empty((), dtype=dtype).element_size())
-        source, destination = torch.randn(elements, device=device).to(dtype), torch.empty(elements, dtype=dtype, device=device)
-        call_s = seconds_per_call(lambda: destination.copy_(source), timer, target)
+        source, destination = (
+            torch.randn(elements, device=device).to(dtype),
+            torch.empty(elements, dtype=dtype, device=device),
+        )
+        call_s = seconds_per_call(lambda: destination.copy_(source), timer, target)  # noqa: B023 (called at once)
         memory.append((moved, moved / call_s / 1e9))
         source = destination = None  # freed before the next, larger pair
     elementwise = []
     for elements in ladder.elementwise:
         x = torch.randn(elements, device=device).to(dtype)
-        call_s = seconds_per_call(lambda: torch.tanh(x), timer, target)
+        call_s = seconds_per_call(lambda: torch.tanh(x), timer, target)  # noqa: B023 (called at once)
         elementwise.append((elements, elements / call_s / 1e9))
     x = torch.randn(4, 4, device=device).to(dtype)
     view_s = seconds_per_call(lambda: x.view(16), timer, target)
     conv_end = clock() + seconds / 4 if seconds else None  # convolutions: the next quarter of the budget
-    convolution = measure_convolutions(ladder, device, dtype, timer, target, lambda: conv_end is not None
-                                       and clock() > conv_end) if convolutions else ()
-    kernels = KernelRates(tuple(matmul), tuple(memory), tuple(elementwise), view_s * 1e6,
-                          dict.fromkeys(STEP_PHASES, 0.0), tuple(convolution))
+    convolution = (
+        measure_convolutions(ladder, device, dtype, timer, target, lambda: conv_end is not None and clock() > conv_end)
+        if convolutions
+        else ()
+    )
+    kernels = KernelRates(
+        tuple(matmul),
+        tuple(memory),
+        tuple(elementwise),
+        view_s * 1e6,
+        dict.fromkeys(STEP_PHASES, 0.0),
+        tuple(convolution),
+    )
     overhead = step_overhead_us(kernels, device, dtype, clock, synchronizer(device), target)
     return replace(kernels, step_op_us=overhead)
 
 
-def measure_convolutions(ladder: Ladder, device: str, dtype, timer: Timer, target: float,
-                         out_of_time: Callable[[], bool] = lambda: False,
-                         ) -> list[tuple[int, int, int, int, float, float, float]]:
+def measure_convolutions(
+    ladder: Ladder,
+    device: str,
+    dtype,
+    timer: Timer,
+    target: float,
+    out_of_time: Callable[[], bool] = lambda: False,
+) -> list[tuple[int, int, int, int, float, float, float]]:
     """Each ladder convolution's forward, input-gradient and weight-gradient TFLOPS, keyed by its forward's
     implicit GEMM per group (positions, out channels, in channels x kernel) and groups; the least work first,
     until `out_of_time`."""
@@ -154,20 +203,29 @@ def measure_convolutions(ladder: Ladder, device: str, dtype, timer: Timer, targe
         grad = torch.randn(batch, cout, side, side, device=device).to(dtype)
         padding = [kernel // 2] * 2
         backward = (grad, source, weight, None, [1, 1], padding, [1, 1], False, [0, 0], groups)
-        seconds = [
-            seconds_per_call(lambda: torch.ops.aten.convolution(source, weight, None, [1, 1], padding, [1, 1], False,
-                                                               [0, 0], groups), timer, target),
-            seconds_per_call(lambda: torch.ops.aten.convolution_backward(*backward, [True, False, False]), timer, target),
-            seconds_per_call(lambda: torch.ops.aten.convolution_backward(*backward, [False, True, False]), timer, target),
-        ]
+        forward = (source, weight, None, [1, 1], padding, [1, 1], False, [0, 0], groups)
+        calls = (
+            lambda args=forward: torch.ops.aten.convolution(*args),
+            lambda args=backward: torch.ops.aten.convolution_backward(*args, [True, False, False]),
+            lambda args=backward: torch.ops.aten.convolution_backward(*args, [False, True, False]),
+        )
+        seconds = [seconds_per_call(call, timer, target) for call in calls]
         flops = _conv_flops(batch, side, cin, cout, kernel, groups)
-        points.append((batch * side * side, cout // groups, cin // groups * kernel * kernel, groups,
-                       *(flops / s / 1e12 for s in seconds)))
+        points.append(
+            (
+                batch * side * side,
+                cout // groups,
+                cin // groups * kernel * kernel,
+                groups,
+                *(flops / s / 1e12 for s in seconds),
+            )
+        )
     return points
 
 
-def step_overhead_us(kernels: KernelRates, device: str, dtype, clock: Callable[[], float],
-                     sync: Callable[[], None], target: float) -> dict[str, float]:
+def step_overhead_us(
+    kernels: KernelRates, device: str, dtype, clock: Callable[[], float], sync: Callable[[], None], target: float
+) -> dict[str, float]:
     """What an eager training step spends per op beyond its kernel, per phase: a tiny network (4 blocks of
     Linear 8 -> 8, LayerNorm, GELU; AdamW) whose kernels are all but free, timed phase by phase, less its ops'
     kernel times at `kernels`' rates, over its ops. Module calls, autograd and the optimizer's loop are what
@@ -226,8 +284,14 @@ def synchronizer(device: str) -> Callable[[], None]:
     return lambda: None
 
 
-def measure_profile(info: DeviceInfo, precisions: tuple[str, ...], *, ladder: Ladder | None = None,
-                    seconds: float | None = None, clock: Callable[[], float] = time.perf_counter) -> ProfileCalibration:
+def measure_profile(
+    info: DeviceInfo,
+    precisions: tuple[str, ...],
+    *,
+    ladder: Ladder | None = None,
+    seconds: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> ProfileCalibration:
     """A profile of every precision in `precisions` a model's step can run in (fp8/int8 are left out), each
     in an equal share of `seconds`."""
     import torch
@@ -238,8 +302,9 @@ def measure_profile(info: DeviceInfo, precisions: tuple[str, ...], *, ladder: La
     try:
         chosen = [precision for precision in precisions if precision in PROFILE_PRECISIONS]
         share = seconds / len(chosen) if seconds and chosen else None
-        rates = {precision: measure_rates(info, precision, ladder=ladder, seconds=share, clock=clock)
-                 for precision in chosen}
+        rates = {
+            precision: measure_rates(info, precision, ladder=ladder, seconds=share, clock=clock) for precision in chosen
+        }
     finally:
         torch.set_num_threads(previous_threads)
     return ProfileCalibration(info.device_name, now_utc(), info.torch_version, rates, info.threads)

@@ -11,8 +11,8 @@ import contextlib
 import math
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from ..errors import UsageError, short_error
 from ..units import MATMUL_PRECISIONS
@@ -39,7 +39,7 @@ class SweepPlan:
     warmup_s: float
 
     @staticmethod
-    def for_device(device: str, seconds: float | None = None, full: bool = False) -> "SweepPlan":
+    def for_device(device: str, seconds: float | None = None, full: bool = False) -> SweepPlan:
         gpu = device != "cpu"
         default_seconds = (120.0 if gpu else 60.0) if full else (25.0 if gpu else 10.0)
         seconds = default_seconds if seconds is None else float(seconds)
@@ -135,7 +135,7 @@ def make_matmul(precision: str, shape: Shape, info: DeviceInfo) -> Callable[[], 
     device = info.device
     generator_device = "cpu" if device == "mps" else device
 
-    def randn(rows: int, cols: int) -> "torch.Tensor":
+    def randn(rows: int, cols: int) -> torch.Tensor:
         return torch.randn(rows, cols, device=generator_device).to(device)
 
     if precision in ("fp32", "tf32", "bf16", "fp16"):
@@ -144,7 +144,9 @@ def make_matmul(precision: str, shape: Shape, info: DeviceInfo) -> Callable[[], 
         out = torch.empty(m, n, dtype=dtype, device=device)
         return lambda: torch.mm(a, b, out=out)
     if precision == "fp8":
-        fp8 = torch.float8_e4m3fnuz if info.is_rocm and (info.gcn_arch or "").startswith("gfx94") else torch.float8_e4m3fn
+        fp8 = (
+            torch.float8_e4m3fnuz if info.is_rocm and (info.gcn_arch or "").startswith("gfx94") else torch.float8_e4m3fn
+        )
         a = randn(m, k).to(fp8)
         b = randn(n, k).to(fp8).t()  # _scaled_mm wants the second operand column-major
         scale_a = torch.tensor(1.0, device=device)
@@ -269,9 +271,17 @@ class _ShapeRunner:
     """Times one shape after another of one precision; remembers the best rate seen, to predict how long the
     next shape's call would take (and skip it when too long)."""
 
-    def __init__(self, precision: str, info: DeviceInfo, plan: SweepPlan, deadline: "_Deadline", timer: Timer,
-                 clock: Callable[[], float], make: Callable[[str, Shape, DeviceInfo], Callable[[], object]],
-                 progress: Callable[[Shape], None] | None):
+    def __init__(
+        self,
+        precision: str,
+        info: DeviceInfo,
+        plan: SweepPlan,
+        deadline: _Deadline,
+        timer: Timer,
+        clock: Callable[[], float],
+        make: Callable[[str, Shape, DeviceInfo], Callable[[], object]],
+        progress: Callable[[Shape], None] | None,
+    ):
         self.precision, self.info, self.plan, self.deadline = precision, info, plan, deadline
         self.timer, self.clock, self.make, self.progress = timer, clock, make, progress
         self.best_rate: float | None = None  # FLOP/s
@@ -303,8 +313,9 @@ class _ShapeRunner:
             self.progress(shape)
         return timing
 
-    def _samples(self, fn: Callable[[], object], flops: int, calls: int, sample_target: float, share_end: float,
-                 hard_end: float) -> tuple[list[float], int]:
+    def _samples(
+        self, fn: Callable[[], object], flops: int, calls: int, sample_target: float, share_end: float, hard_end: float
+    ) -> tuple[list[float], int]:
         """TFLOPS of each block of `calls` calls; blocks shrink when the machine slows down."""
         clock = self.clock
         samples: list[float] = []
@@ -337,7 +348,9 @@ def _square_ladder(runner: _ShapeRunner, square_end: float, budget: float) -> tu
         try:
             timing = runner.run((side, side, side), "square", share_end)
         except _out_of_memory_errors() as error:
-            notes.append(f"{runner.precision}: stopped the square ladder at {side}: out of memory ({short_error(error)})")
+            notes.append(
+                f"{runner.precision}: stopped the square ladder at {side}: out of memory ({short_error(error)})"
+            )
             _empty_cache(runner.info.device)
             break
         if timing is None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from ..compute import step_flops
 from ..errors import BudgetFileError
@@ -18,7 +19,7 @@ BASELINE_SCHEMA_VERSION = 1
 BASELINE_METRICS = ("forward_flops", "backward_flops", "params")
 
 
-def baseline_data(budget_file: BudgetFile, reports: Mapping[str, "CountReport"]) -> dict:
+def baseline_data(budget_file: BudgetFile, reports: Mapping[str, CountReport]) -> dict:
     """The baseline document recording the current counts of every entry (docs/ci.md)."""
     entries = {}
     for budget in budget_file.budgets:
@@ -33,7 +34,7 @@ def baseline_data(budget_file: BudgetFile, reports: Mapping[str, "CountReport"])
     return {"schema_version": BASELINE_SCHEMA_VERSION, "budgets": entries}
 
 
-def write_baseline(path: str | Path, budget_file: BudgetFile, reports: Mapping[str, "CountReport"]) -> Path:
+def write_baseline(path: str | Path, budget_file: BudgetFile, reports: Mapping[str, CountReport]) -> Path:
     """Record the current counts as the new baseline, atomically (a crash never leaves half a file)."""
     return write_atomic(path, to_json(baseline_data(budget_file, reports)))
 
@@ -47,7 +48,9 @@ def load_baseline(path: str | Path) -> dict[str, dict[str, int]]:
         )
     data = read_json(target, BudgetFileError, "baseline file", hint="rewrite it with --update-baseline")
     if not isinstance(data, dict) or not isinstance(data.get("budgets"), dict):
-        raise BudgetFileError(f"baseline file {target}: expected an object with a `budgets` object", "rewrite it with --update-baseline")
+        raise BudgetFileError(
+            f"baseline file {target}: expected an object with a `budgets` object", "rewrite it with --update-baseline"
+        )
     if data.get("schema_version") != BASELINE_SCHEMA_VERSION:
         raise BudgetFileError(
             f"baseline file {target}: schema_version {data.get('schema_version')!r} is not {BASELINE_SCHEMA_VERSION}",
@@ -68,4 +71,3 @@ def load_baseline(path: str | Path) -> dict[str, dict[str, int]]:
             counts[metric] = value
         entries[name] = counts
     return entries
-

@@ -7,9 +7,10 @@ exit 1, a FlopcalcError into exit 2).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from ..compute import TrainingCompute, step_flops, training_from_params_tokens, training_from_report
 from ..counting.report import unsupported_ops_note
@@ -101,12 +102,11 @@ class CheckResult:
         }
 
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # Counting
 
 
-def count_budgets(budget_file: BudgetFile, counter: CountFunction | None = None) -> dict[str, "CountReport"]:
+def count_budgets(budget_file: BudgetFile, counter: CountFunction | None = None) -> dict[str, CountReport]:
     """Count every entry's model, once per distinct (model, inputs, kwargs); returns entry name -> report.
 
     A model that cannot be loaded or run raises its FlopcalcError with the entry named, so a check never passes
@@ -124,7 +124,7 @@ def count_budgets(budget_file: BudgetFile, counter: CountFunction | None = None)
     return reports
 
 
-def _count_one(budget: Budget, path: Path, counter: CountFunction) -> "CountReport":
+def _count_one(budget: Budget, path: Path, counter: CountFunction) -> CountReport:
     try:
         return counter(budget.spec)
     except FlopcalcError as error:
@@ -136,7 +136,7 @@ def _count_one(budget: Budget, path: Path, counter: CountFunction) -> "CountRepo
         ) from error
 
 
-def training_compute(report: "CountReport", budget: Budget) -> TrainingCompute:
+def training_compute(report: CountReport, budget: Budget) -> TrainingCompute:
     """Training compute for the entry's training size: `flopcalc train`'s arithmetic (flopcalc.compute).
 
     With `examples`: (forward + backward) per example x examples x epochs, per example being the counted batch
@@ -151,7 +151,7 @@ def training_compute(report: "CountReport", budget: Budget) -> TrainingCompute:
     raise UsageError(f"{budget.label}: no training size", "add `examples:` or `tokens:`")
 
 
-def metric_values(report: "CountReport", budget: Budget) -> dict[str, float]:
+def metric_values(report: CountReport, budget: Budget) -> dict[str, float]:
     """Every metric a limit of `budget` can name, measured on `report`."""
     forward, backward, _ = step_flops(report)
     values: dict[str, float] = {"forward_flops": forward, "backward_flops": backward, "params": report.params}
@@ -173,7 +173,7 @@ def metric_values(report: "CountReport", budget: Budget) -> dict[str, float]:
 
 def evaluate(
     budget_file: BudgetFile,
-    reports: Mapping[str, "CountReport"],
+    reports: Mapping[str, CountReport],
     baseline: Mapping[str, Mapping[str, int]] | None = None,
     tolerance: float = 0.0,
 ) -> CheckResult:
@@ -250,10 +250,8 @@ def run_checks(
     return evaluate(budget_file, count_budgets(budget_file, counter), baseline, tolerance)
 
 
-
 def _plain_number(value: float) -> int | float:
     """Integral values as JSON integers (9G -> 9000000000, not 9000000000.0)."""
     if isinstance(value, int):
         return value
     return int(value) if float(value).is_integer() and abs(value) < 2**63 else value
-

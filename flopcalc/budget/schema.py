@@ -6,9 +6,10 @@ Every problem is one BudgetFileError line naming the file, the entry and the key
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
@@ -32,9 +33,17 @@ LIMIT_KEYS: dict[str, str] = {
 TRAINING_METRICS = frozenset({"training_flops", "training_pf_days"})
 TRAINING_SIZE_KEYS = ("examples", "epochs", "tokens")
 # budget-file key -> the ModelSpec field it sets (besides `model` and `inputs`)
-SPEC_KEYS = {"kwargs": "kwargs", "batch_size": "batch_size", "seq_len": "seq_len",
-             "decoder_seq_len": "decoder_seq_len", "dims": "dims", "frozen": "frozen", "causal_half": "causal_half",
-             "weights": "weights", "revision": "revision"}
+SPEC_KEYS = {
+    "kwargs": "kwargs",
+    "batch_size": "batch_size",
+    "seq_len": "seq_len",
+    "decoder_seq_len": "decoder_seq_len",
+    "dims": "dims",
+    "frozen": "frozen",
+    "causal_half": "causal_half",
+    "weights": "weights",
+    "revision": "revision",
+}
 # a limit on effective FLOPs (products with a zero weight left out) counts its entry with sparsity
 SPARSITY_METRICS = frozenset({"effective_flops"})
 ENTRY_KEYS = ("name", "model", "inputs", *SPEC_KEYS, *LIMIT_KEYS, *TRAINING_SIZE_KEYS)
@@ -98,8 +107,10 @@ def _model(value: Any) -> str:
 
 def _revision(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
-        refuse(f"key 'revision': must be a branch, tag or commit of the model's Hub repo, got {value!r}",
-               "e.g. revision: main")
+        refuse(
+            f"key 'revision': must be a branch, tag or commit of the model's Hub repo, got {value!r}",
+            "e.g. revision: main",
+        )
     return value
 
 
@@ -148,8 +159,10 @@ def _inputs(value: Any) -> tuple[str, ...]:
     if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         value = [f"{name}={shape}" for name, shape in value.items()]
     if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
-        refuse(f"key 'inputs': must be a list of input specs or a mapping of names to shapes, got {value!r}",
-               'write e.g. inputs: ["1x3x224x224"] or inputs: {input_ids: "1x512:int64"}')
+        refuse(
+            f"key 'inputs': must be a list of input specs or a mapping of names to shapes, got {value!r}",
+            'write e.g. inputs: ["1x3x224x224"] or inputs: {input_ids: "1x512:int64"}',
+        )
     return tuple(value)
 
 
@@ -192,22 +205,32 @@ class BudgetEntry(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _training_size(self) -> "BudgetEntry":
+    def _training_size(self) -> BudgetEntry:
         if self.examples is not None and self.tokens is not None:
-            refuse("keys 'examples' and 'tokens' are both given",
-                   "give `examples` (and `epochs`) for counted training, or `tokens` for 6·params·tokens, not both")
+            refuse(
+                "keys 'examples' and 'tokens' are both given",
+                "give `examples` (and `epochs`) for counted training, or `tokens` for 6·params·tokens, not both",
+            )
         if self.epochs is not None and self.examples is None:
             refuse("key 'epochs' needs 'examples'", "add `examples:` (training set size)")
         for key, metric in LIMIT_KEYS.items():
-            if metric in TRAINING_METRICS and getattr(self, key) is not None and self.examples is None \
-                    and self.tokens is None:
-                refuse(f"key {key!r} needs the training size", "add `examples:` (and `epochs:`, default 1) or `tokens:`")
+            if (
+                metric in TRAINING_METRICS
+                and getattr(self, key) is not None
+                and self.examples is None
+                and self.tokens is None
+            ):
+                refuse(
+                    f"key {key!r} needs the training size", "add `examples:` (and `epochs:`, default 1) or `tokens:`"
+                )
         return self
 
     def spec(self) -> ModelSpec:
         """The ModelSpec it counts: `model`, `inputs` and the keys of SPEC_KEYS, checked as the CLI checks them."""
         options = {field: getattr(self, key) for key, field in SPEC_KEYS.items() if getattr(self, key) is not None}
-        sparsity = any(getattr(self, key) is not None for key, metric in LIMIT_KEYS.items() if metric in SPARSITY_METRICS)
+        sparsity = any(
+            getattr(self, key) is not None for key, metric in LIMIT_KEYS.items() if metric in SPARSITY_METRICS
+        )
         return ModelSpec(self.model, inputs=self.inputs, sparsity=sparsity, **options)
 
 
@@ -252,12 +275,15 @@ def parse_budgets(data: Any, path: Path) -> BudgetFile:
     except ValidationError as error:
         problem = first_problem(error)
         if problem.kind == "unknown":
-            raise BudgetFileError(f"{path}: unknown top-level key {problem.keys[0]!r}",
-                                  "the only top-level key is `budgets`") from None
+            raise BudgetFileError(
+                f"{path}: unknown top-level key {problem.keys[0]!r}", "the only top-level key is `budgets`"
+            ) from None
         if problem.kind == "missing":
             raise BudgetFileError(f"{path}: no `budgets:` list", "add `budgets:` with one entry per model") from None
-        raise BudgetFileError(f"{path}: `budgets` must be a list, got {_kind(data['budgets'])}",
-                              "write each entry as a `- model: ...` item") from None
+        raise BudgetFileError(
+            f"{path}: `budgets` must be a list, got {_kind(data['budgets'])}",
+            "write each entry as a `- model: ...` item",
+        ) from None
     if not entries:
         raise BudgetFileError(f"{path}: `budgets` is empty", "add at least one `- model: ...` entry")
     budgets = tuple(_parse_entry(raw, index, path) for index, raw in enumerate(entries))
@@ -273,8 +299,9 @@ def parse_budgets(data: Any, path: Path) -> BudgetFile:
 
 
 def _parse_entry(raw: Any, index: int, path: Path) -> Budget:
-    label = next((raw.get(key) for key in ("name", "model") if isinstance(raw, dict) and isinstance(raw.get(key), str)),
-                 None)
+    label = next(
+        (raw.get(key) for key in ("name", "model") if isinstance(raw, dict) and isinstance(raw.get(key), str)), None
+    )
     where = f"{path}: budgets[{index}]" + (f" ({label})" if label else "")
     try:
         entry = BudgetEntry.model_validate(raw)
@@ -316,4 +343,3 @@ def _hint(problem: Problem) -> str | None:
 
 def _kind(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
-

@@ -3,8 +3,8 @@ as one typed record instead of the calibration file's nested entries."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..catalog import Catalog
 from ..device import LinkMeasurement
@@ -52,8 +52,11 @@ def measured_bandwidths(
     if device_name is None:
         with_fleet = [name for name, entry in calibration.devices.items() if entry.fleet]
         if len(with_fleet) != 1:
-            found = (f"{len(with_fleet)} devices with fleet figures ({', '.join(with_fleet)})" if with_fleet
-                     else "no fleet figures")
+            found = (
+                f"{len(with_fleet)} devices with fleet figures ({', '.join(with_fleet)})"
+                if with_fleet
+                else "no fleet figures"
+            )
             raise CalibrationError(
                 f"the calibration{where} holds {found}",
                 "name the GPU" if with_fleet else "run `flopcalc bench --distributed --save` under torchrun first",
@@ -62,8 +65,9 @@ def measured_bandwidths(
     else:
         name, entry = find_device(calibration, device_name, catalog)
     if not entry.fleet:
-        raise CalibrationError(f"no fleet measurement for {name}{where}",
-                               "run `flopcalc bench --distributed --save` on that fleet")
+        raise CalibrationError(
+            f"no fleet measurement for {name}{where}", "run `flopcalc bench --distributed --save` on that fleet"
+        )
     if shape is not None:
         if shape not in entry.fleet:
             raise CalibrationError(f"no {shape!r} fleet for {name}{where} (it has: {', '.join(entry.fleet)})")
@@ -86,5 +90,5 @@ def measured_bandwidths(
         device=name,
         measured_at=fleet.measured_at,
         label=f"measured by flopcalc bench --distributed on {shape_text} ({fleet.backend}, "
-              f"{fleet.measured_at[:10]}){where}",
+        f"{fleet.measured_at[:10]}){where}",
     )

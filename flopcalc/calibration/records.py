@@ -3,9 +3,10 @@ in it by name. Parsing and writing are `store`; using the figures is `throughput
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..device import MEASURED_SCOPES, ProfileCalibration
 from ..errors import CalibrationError, FlopcalcError

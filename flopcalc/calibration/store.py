@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..device import is_profile_file, parse_measured_profile
 from ..errors import CalibrationError, UsageError
@@ -97,7 +98,9 @@ def load_calibration(path: str | os.PathLike | None = None) -> Calibration:
     """Read and validate a calibration file (`None`/"auto": the default path)."""
     target = resolve_calibration_path(path)
     if not target.is_file():
-        raise CalibrationError(f"no calibration file at {target}", "run `flopcalc bench --save` first, or pass --calibration FILE")
+        raise CalibrationError(
+            f"no calibration file at {target}", "run `flopcalc bench --save` first, or pass --calibration FILE"
+        )
     try:
         text = target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -138,7 +141,9 @@ def _parse_device(entry: Any, where: str) -> DeviceCalibration:
     for key, value in fleet_data.items():
         parsed = _parse_fleet(value, f"{where} fleet {key!r}")
         if parsed.key != str(key):
-            raise CalibrationError(f"{where}: fleet entry {key!r} holds a {parsed.key!r} fleet", f"name it {parsed.key!r}")
+            raise CalibrationError(
+                f"{where}: fleet entry {key!r} holds a {parsed.key!r} fleet", f"name it {parsed.key!r}"
+            )
         fleet[parsed.key] = parsed
     profile = parse_measured_profile(entry["profile"], f"{where} profile") if entry.get("profile") is not None else None
     if matmul is None and not models and not fleet and profile is None:
@@ -158,7 +163,8 @@ def measured_profile(calibration: Calibration, device_name: str) -> ProfileCalib
         raise CalibrationError(
             f"the device profile{where} was measured on {', '.join(others)}, not on {device_name}",
             "a profile applies only to the device it was measured on: run `flopcalc bench --save` here, "
-            "or pass another --calibration FILE")
+            "or pass another --calibration FILE",
+        )
     return None
 
 
@@ -227,11 +233,13 @@ def _parse_model(entry: Any, where: str) -> ModelCalibration:
 def _parse_fleet(entry: Any, where: str) -> FleetCalibration:
     _mapping_of(entry, _FLEET_KEYS, where)
     backend = _one_of(entry, "backend", FLEET_BACKENDS, where)
-    world_size, nodes, per_node = (_count(entry.get(key), f"{where} {key}")
-                                   for key in ("world_size", "nodes", "ranks_per_node"))
+    world_size, nodes, per_node = (
+        _count(entry.get(key), f"{where} {key}") for key in ("world_size", "nodes", "ranks_per_node")
+    )
     if world_size < 2 or world_size != nodes * per_node:
         raise CalibrationError(
-            f"{where}: world_size {world_size} must be nodes x ranks_per_node ({nodes} x {per_node}), at least 2")
+            f"{where}: world_size {world_size} must be nodes x ranks_per_node ({nodes} x {per_node}), at least 2"
+        )
     busbw = _scoped(entry.get("busbw_gbps"), f"{where} busbw_gbps", _positive)
     sizes = _scoped(entry.get("message_bytes"), f"{where} message_bytes", _count)
     if {scope: set(ops) for scope, ops in busbw.items()} != {scope: set(ops) for scope, ops in sizes.items()}:
@@ -265,7 +273,7 @@ def _scoped(value: Any, where: str, check) -> dict[str, dict[str, Any]]:
             raise CalibrationError(f"{where}: unknown scope {scope!r}", f"use {', '.join(FLEET_SCOPES)}")
         if not isinstance(ops, dict) or not ops:
             raise CalibrationError(f"{where} {scope}: expected a mapping of collective to number")
-        for op, number in ops.items():
+        for op in ops:
             if op not in FLEET_OPS:
                 raise CalibrationError(f"{where} {scope}: unknown collective {op!r}", f"use {', '.join(FLEET_OPS)}")
         result[scope] = {op: check(number, f"{where} {scope} {op}") for op, number in ops.items()}
@@ -296,7 +304,9 @@ def _one_of(entry: Mapping, key: str, choices: Any, where: str) -> Any:
 def _no_unknown_keys(entry: Mapping, allowed: set[str], where: str) -> None:
     unknown = sorted(str(key) for key in entry if key not in allowed)
     if unknown:
-        raise CalibrationError(f"{where}: unknown key(s) {', '.join(unknown)}", f"allowed: {', '.join(sorted(allowed))}")
+        raise CalibrationError(
+            f"{where}: unknown key(s) {', '.join(unknown)}", f"allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def _precision_map(value: Any, where: str, *, required: bool) -> dict[str, float]:

@@ -5,8 +5,8 @@ themselves come from `flopcalc.device`; this module hands it the file's measurem
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..catalog import Catalog, load_catalog
 from ..compute import DEFAULT_UTILIZATION, Throughput
@@ -21,8 +21,10 @@ def matmul_measurement(name: str, entry: DeviceCalibration, path: object = None)
     """A device entry's matmul figures in the device room's terms (FLOP/s per precision, when, which file)."""
     matmul = entry.matmul
     return MatmulMeasurement(
-        device=name, flops={} if matmul is None else {p: tflops * 1e12 for p, tflops in matmul.tflops.items()},
-        measured_at="" if matmul is None else matmul.measured_at, where=str(path or ""),
+        device=name,
+        flops={} if matmul is None else {p: tflops * 1e12 for p, tflops in matmul.tflops.items()},
+        measured_at="" if matmul is None else matmul.measured_at,
+        where=str(path or ""),
     )
 
 
@@ -92,15 +94,27 @@ def calibrated_throughput(
       giving `utilization` as well is an error (one would silently lose).
     Returns the Throughput and notes saying where the figures came from.
     """
-    throughput, notes, _ = _calibrated(calibration, device_name=device_name, precision=precision,
-                                       utilization=utilization, model=model, catalog=catalog,
-                                       figures_catalog=catalog if catalog is not None else Catalog(()))
+    throughput, notes, _ = _calibrated(
+        calibration,
+        device_name=device_name,
+        precision=precision,
+        utilization=utilization,
+        model=model,
+        catalog=catalog,
+        figures_catalog=catalog if catalog is not None else Catalog(()),
+    )
     return throughput, notes
 
 
 def _calibrated(
-    calibration: Calibration, *, device_name: str | None, precision: str | None, utilization: float | None,
-    model: str | None, catalog: Catalog | None, figures_catalog: Catalog,
+    calibration: Calibration,
+    *,
+    device_name: str | None,
+    precision: str | None,
+    utilization: float | None,
+    model: str | None,
+    catalog: Catalog | None,
+    figures_catalog: Catalog,
 ) -> tuple[Throughput, tuple[str, ...], Device]:
     """`calibrated_throughput`, and the device's figures with the measurement in place of the datasheet peak;
     `catalog` finds the file's entry for a catalogue id, `figures_catalog` adds the device's other figures."""
@@ -175,12 +189,19 @@ def choose_throughput(
     """
     catalog = load_catalog(tuple(catalogs))
     if sparse_peak and calibration is not None:
-        raise UsageError("--sparse-peak uses the datasheet's 2:4-sparse peak; a calibration file holds measured "
-                         "dense figures", "drop --calibration, or drop --sparse-peak")
+        raise UsageError(
+            "--sparse-peak uses the datasheet's 2:4-sparse peak; a calibration file holds measured dense figures",
+            "drop --calibration, or drop --sparse-peak",
+        )
     if calibration is not None:
         throughput, notes, device = _calibrated(
-            load_calibration(calibration), device_name=gpu, precision=precision, utilization=utilization,
-            model=model_key, catalog=catalog if gpu else None, figures_catalog=catalog,
+            load_calibration(calibration),
+            device_name=gpu,
+            precision=precision,
+            utilization=utilization,
+            model=model_key,
+            catalog=catalog if gpu else None,
+            figures_catalog=catalog,
         )
         return ThroughputChoice(throughput, device.tdp_w, device, notes)
     device = resolve_device(gpu, precision, catalog=catalog)
@@ -188,5 +209,14 @@ def choose_throughput(
     if sparse_peak:
         throughput = catalog.resolve(str(gpu)).sparse_throughput(device.precision, chosen)
         return ThroughputChoice(throughput, device.tdp_w, device)
-    return ThroughputChoice(Throughput(peak_flops=device.peak.value, utilization=chosen, gpu=device.id,
-                                       precision=device.precision, origin=device.peak.source), device.tdp_w, device)
+    return ThroughputChoice(
+        Throughput(
+            peak_flops=device.peak.value,
+            utilization=chosen,
+            gpu=device.id,
+            precision=device.precision,
+            origin=device.peak.source,
+        ),
+        device.tdp_w,
+        device,
+    )

@@ -13,7 +13,20 @@ from .names import COMMON_VARIANTS, Catalog, most_common_variant, normalize_kind
 from .records import CPU_CLOCKS, DEFAULT_KIND, KINDS, Accelerator, CoreGroup, DeviceKind, Link
 
 __all__ = [
-    "COMMON_VARIANTS", "CPU_CLOCKS", "DEFAULT_KIND", "GIB", "GPU_SPECS_ENV_VAR", "KINDS", "Accelerator", "Catalog",
-    "CoreGroup", "DeviceKind", "Link", "load_catalog", "load_catalog_file", "most_common_variant", "normalize_kind",
+    "COMMON_VARIANTS",
+    "CPU_CLOCKS",
+    "DEFAULT_KIND",
+    "GIB",
+    "GPU_SPECS_ENV_VAR",
+    "KINDS",
+    "Accelerator",
+    "Catalog",
+    "CoreGroup",
+    "DeviceKind",
+    "Link",
+    "load_catalog",
+    "load_catalog_file",
+    "most_common_variant",
+    "normalize_kind",
     "shipped_catalog_dir",
 ]

@@ -6,9 +6,9 @@ A user entry whose id already exists replaces that entry whole; any other clash 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from ..errors import CatalogError
 from ..files import read_yaml

@@ -7,18 +7,47 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from ..errors import CatalogError, UsageError
 from .records import KINDS, Accelerator
 
 # Words in CPU model names that say nothing about which chip it is ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz").
-_CPU_NOISE_WORDS = frozenset({"intel", "amd", "apple", "aws", "amazon", "xeon", "epyc", "platinum", "gold", "silver",
-                              "bronze", "cpu", "processor", "r", "tm"})
+_CPU_NOISE_WORDS = frozenset(
+    {
+        "intel",
+        "amd",
+        "apple",
+        "aws",
+        "amazon",
+        "xeon",
+        "epyc",
+        "platinum",
+        "gold",
+        "silver",
+        "bronze",
+        "cpu",
+        "processor",
+        "r",
+        "tm",
+    }
+)
 
 # Words that name a vendor or product line rather than the chip: dropped when matching names.
-_VENDOR_WORDS = ("nvidia", "tesla", "geforce", "quadro", "amd", "instinct", "radeon", "google", "cloud",
-                 "intel", "habana", "apple")
+_VENDOR_WORDS = (
+    "nvidia",
+    "tesla",
+    "geforce",
+    "quadro",
+    "amd",
+    "instinct",
+    "radeon",
+    "google",
+    "cloud",
+    "intel",
+    "habana",
+    "apple",
+)
 
 
 # A bare family name means its most common variant (the one clusters and papers mostly mean), with a note
@@ -110,8 +139,10 @@ class Catalog:
         wanted = normalize_kind(kind)
         chosen = [spec for spec in chosen if spec.kind == wanted]
         if not chosen:
-            raise CatalogError(f"no entries of kind {wanted}" + (f" from vendor {vendor!r}" if vendor else ""),
-                               f"kinds here: {', '.join(sorted({spec.kind for spec in self.by_vendor(vendor)}))}")
+            raise CatalogError(
+                f"no entries of kind {wanted}" + (f" from vendor {vendor!r}" if vendor else ""),
+                f"kinds here: {', '.join(sorted({spec.kind for spec in self.by_vendor(vendor)}))}",
+            )
         return chosen
 
     def match_cpu(self, model_name: str) -> Accelerator | None:
@@ -155,4 +186,3 @@ class Catalog:
             else "run `flopcalc gpus list` to see the ids, or add the GPU with --catalog FILE"
         )
         raise CatalogError(f"unknown GPU {name!r}", hint)
-

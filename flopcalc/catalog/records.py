@@ -5,9 +5,10 @@ What the rest of flopcalc reads; the YAML schema that builds them is `catalog.sc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Mapping, get_args
+from typing import Any, Literal, get_args
 
 from ..compute import DEFAULT_UTILIZATION, Throughput
 from ..errors import UsageError
@@ -41,14 +42,21 @@ class CoreGroup:
         """cores x clock (GHz) x FLOP/cycle / 1000, exact in decimal; 0 without that precision."""
         if precision not in self.flop_per_cycle:
             return Decimal(0)
-        return exact_decimal(self.cores) * exact_decimal(self.clock_ghz) * exact_decimal(self.flop_per_cycle[precision]) / 1000
+        return (
+            exact_decimal(self.cores)
+            * exact_decimal(self.clock_ghz)
+            * exact_decimal(self.flop_per_cycle[precision])
+            / 1000
+        )
 
     def formula(self, precision: str) -> str:
         """`40 cores x 2.3 GHz (base) x 64 FLOP/cycle`."""
         unit = "ops" if precision == "int8" else "FLOP"
         who = f"{self.name} cores" if self.name else "cores"
-        return (f"{self.cores} {who} x {plain(self.clock_ghz)} GHz ({self.clock}) x "
-                f"{plain(self.flop_per_cycle[precision])} {unit}/cycle")
+        return (
+            f"{self.cores} {who} x {plain(self.clock_ghz)} GHz ({self.clock}) x "
+            f"{plain(self.flop_per_cycle[precision])} {unit}/cycle"
+        )
 
 
 @dataclass(frozen=True)
@@ -71,8 +79,13 @@ class Link:
         return f"{self.name}: {plain(self.gbps)} GB/s {both} = {plain(self.per_direction_gbps)} GB/s per direction"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "gbps": self.gbps, "bidirectional": self.bidirectional,
-                "per_direction_gbps": self.per_direction_gbps, "source": self.source}
+        return {
+            "name": self.name,
+            "gbps": self.gbps,
+            "bidirectional": self.bidirectional,
+            "per_direction_gbps": self.per_direction_gbps,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -144,11 +157,18 @@ class Accelerator:
             return "fp32"
         return max(self.precisions, key=lambda p: self.peak_tflops[p])
 
-    def datasheet_throughput(self, precision: str | None = None, utilization: float = DEFAULT_UTILIZATION) -> Throughput:
+    def datasheet_throughput(
+        self, precision: str | None = None, utilization: float = DEFAULT_UTILIZATION
+    ) -> Throughput:
         """Per-GPU throughput from the datasheet: dense peak of `precision` (default: `default_precision()`) x utilisation."""
         chosen = normalize_precision(precision) if precision else self.default_precision()
-        return Throughput(peak_flops=self.peak_flops(chosen), utilization=utilization, gpu=self.id, precision=chosen,
-                          origin=f"datasheet dense {chosen}")
+        return Throughput(
+            peak_flops=self.peak_flops(chosen),
+            utilization=utilization,
+            gpu=self.id,
+            precision=chosen,
+            origin=f"datasheet dense {chosen}",
+        )
 
     def sparse_throughput(self, precision: str | None = None, utilization: float = DEFAULT_UTILIZATION) -> Throughput:
         """Per-GPU throughput at the datasheet's 2:4-sparse tensor-core peak (dense-equivalent FLOP/s: a 2:4
@@ -159,11 +179,17 @@ class Accelerator:
             has = ", ".join(p for p in PRECISIONS if p in self.sparse_peak_tflops)
             raise UsageError(
                 f"--sparse-peak: {self.id} has no 2:4-sparse tensor-core peak at {chosen} in the catalogue",
-                f"its sparse peaks are at {has}: pass --precision" if has else
-                "this GPU has no sparse tensor cores (NVIDIA's start with Ampere): drop --sparse-peak",
+                f"its sparse peaks are at {has}: pass --precision"
+                if has
+                else "this GPU has no sparse tensor cores (NVIDIA's start with Ampere): drop --sparse-peak",
             )
-        return Throughput(peak_flops=float(sparse) * 1e12, utilization=utilization, gpu=self.id, precision=chosen,
-                          origin=f"datasheet 2:4-sparse {chosen} (dense-equivalent)")
+        return Throughput(
+            peak_flops=float(sparse) * 1e12,
+            utilization=utilization,
+            gpu=self.id,
+            precision=chosen,
+            origin=f"datasheet 2:4-sparse {chosen} (dense-equivalent)",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The `gpus show --format json` contract (peaks in FLOP/s, dense and sparse apart)."""
@@ -188,9 +214,14 @@ class Accelerator:
             "catalog_file": self.origin,
             "cores": self.cores,
             "core_groups": [
-                {"name": group.name, "cores": group.cores, "clock_ghz": group.clock_ghz, "clock": group.clock,
-                 "flop_per_cycle": {p: group.flop_per_cycle[p] for p in PRECISIONS if p in group.flop_per_cycle},
-                 "flop_per_cycle_how": {p: group.how[p] for p in PRECISIONS if p in group.how}}
+                {
+                    "name": group.name,
+                    "cores": group.cores,
+                    "clock_ghz": group.clock_ghz,
+                    "clock": group.clock,
+                    "flop_per_cycle": {p: group.flop_per_cycle[p] for p in PRECISIONS if p in group.flop_per_cycle},
+                    "flop_per_cycle_how": {p: group.how[p] for p in PRECISIONS if p in group.how},
+                }
                 for group in self.core_groups
             ],
             "memory_channels": self.memory_channels,
@@ -198,7 +229,6 @@ class Accelerator:
             "intra_node_link": None if self.intra_node_link is None else self.intra_node_link.to_dict(),
             "host_link": None if self.host_link is None else self.host_link.to_dict(),
         }
-
 
 
 def exact_decimal(value: float | int) -> Decimal:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Mapping, cast
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, model_validator
 
@@ -51,8 +52,10 @@ def _number(value: Any) -> float:
     if value <= 0:
         refuse(f"{{field}} must be > 0, got {value!r}")
     if not SMALLEST_FIGURE <= value <= LARGEST_NUMBER:
-        refuse(f"{{field}} must be between {SMALLEST_FIGURE:g} and {LARGEST_NUMBER:g}, got {value!r}",
-               "is the unit right? peaks are TFLOPS, memory GiB, bandwidth GB/s")
+        refuse(
+            f"{{field}} must be between {SMALLEST_FIGURE:g} and {LARGEST_NUMBER:g}, got {value!r}",
+            "is the unit right? peaks are TFLOPS, memory GiB, bandwidth GB/s",
+        )
     return float(value)
 
 
@@ -146,8 +149,10 @@ class PerCycle(_Schema):
     @classmethod
     def _value_and_how(cls, data: Any) -> Any:
         if not isinstance(data, Mapping) or set(map(str, data)) != {"value", "how"}:
-            refuse(f"{{field}} must be {{value: N, how: TEXT}}, got {data!r}",
-                   "how = how N follows from the vector or matrix units")
+            refuse(
+                f"{{field}} must be {{value: N, how: TEXT}}, got {data!r}",
+                "how = how N follows from the vector or matrix units",
+            )
         return data
 
 
@@ -166,14 +171,21 @@ class Cores(_Schema):
         _mapping(data, "{field} must be a mapping")
         missing = [key for key in CORE_KEYS if data.get(key) in (None, "", {})]
         if missing:
-            refuse(f"{{field}} is missing {', '.join(missing)}",
-                   "a CPU's peaks follow from cores x clock_ghz x flop_per_cycle; give all four")
+            refuse(
+                f"{{field}} is missing {', '.join(missing)}",
+                "a CPU's peaks follow from cores x clock_ghz x flop_per_cycle; give all four",
+            )
         return data
 
     def record(self) -> CoreGroup:
-        return CoreGroup(cores=self.cores, clock_ghz=self.clock_ghz, clock=self.clock,
-                         flop_per_cycle={p: item.value for p, item in self.flop_per_cycle.items()},
-                         how={p: " ".join(item.how.split()) for p, item in self.flop_per_cycle.items()}, name=self.name)
+        return CoreGroup(
+            cores=self.cores,
+            clock_ghz=self.clock_ghz,
+            clock=self.clock,
+            flop_per_cycle={p: item.value for p, item in self.flop_per_cycle.items()},
+            how={p: " ".join(item.how.split()) for p, item in self.flop_per_cycle.items()},
+            name=self.name,
+        )
 
 
 class NodeLink(_Schema):
@@ -233,19 +245,25 @@ class Entry(_Schema):
         return values
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Entry":
+    def _consistent(self) -> Entry:
         for precision, sparse in self.sparse_peak_tflops.items():
             dense = self.peak_tflops.get(precision)
             if dense is None:
-                refuse(f"sparse_peak_tflops.{precision} has no dense peak_tflops.{precision}",
-                       "store the dense figure (half the 2:4-sparse one) in peak_tflops")
+                refuse(
+                    f"sparse_peak_tflops.{precision} has no dense peak_tflops.{precision}",
+                    "store the dense figure (half the 2:4-sparse one) in peak_tflops",
+                )
             if abs(sparse / dense - 2.0) > 2.0 * SPARSE_RATIO_TOLERANCE:
-                refuse(f"sparse {precision} peak {sparse:g} is not 2x the dense {dense:g}",
-                       "2:4 sparsity doubles the dense peak; check which figure the datasheet printed")
+                refuse(
+                    f"sparse {precision} peak {sparse:g} is not 2x the dense {dense:g}",
+                    "2:4 sparsity doubles the dense peak; check which figure the datasheet printed",
+                )
         given = [key for key in CPU_ONLY_KEYS if getattr(self, key) is not None]
         if self.kind != "cpu" and given:
-            refuse(f"{', '.join(given)} apply only to kind: cpu entries, this one is {self.kind}",
-                   "add kind: cpu or drop them")
+            refuse(
+                f"{', '.join(given)} apply only to kind: cpu entries, this one is {self.kind}",
+                "add kind: cpu or drop them",
+            )
         if self.kind == "cpu":
             _check_cpu_peaks(self.peak_tflops, self.groups())
             self.cpu_bandwidth()
@@ -258,8 +276,10 @@ class Entry(_Schema):
             refuse(f"give either {', '.join(flat)} or core_groups, not both")
         if self.core_groups is None:
             if not flat:
-                refuse("a kind: cpu entry needs cores, clock_ghz, clock and flop_per_cycle (or core_groups)",
-                       "its peaks are checked against cores x clock x FLOP per cycle")
+                refuse(
+                    "a kind: cpu entry needs cores, clock_ghz, clock and flop_per_cycle (or core_groups)",
+                    "its peaks are checked against cores x clock x FLOP per cycle",
+                )
             try:
                 cores = Cores.model_validate({key: getattr(self, key) for key in CORE_KEYS})
             except ValidationError as error:  # said of the entry's own keys
@@ -278,26 +298,42 @@ class Entry(_Schema):
             return self.memory_bandwidth_gbps
         if len(given) == 1:
             refuse(f"{given[0]} needs memory_channels and memory_mt_s together")
-        expected = exact_decimal(self.memory_channels) * exact_decimal(self.memory_mt_s) * BYTES_PER_CHANNEL_TRANSFER / 1000
+        expected = (
+            exact_decimal(self.memory_channels) * exact_decimal(self.memory_mt_s) * BYTES_PER_CHANNEL_TRANSFER / 1000
+        )
         if self.memory_bandwidth_gbps is not None and exact_decimal(self.memory_bandwidth_gbps) != expected:
-            refuse(f"memory_bandwidth_gbps {plain(self.memory_bandwidth_gbps)} is not memory_channels x memory_mt_s x "
-                   f"{BYTES_PER_CHANNEL_TRANSFER} B = {self.memory_channels} x {plain(self.memory_mt_s)} x "
-                   f"{BYTES_PER_CHANNEL_TRANSFER} / 1000 = {expected.normalize():f} GB/s",
-                   "fix the bandwidth or the channels / transfer rate")
+            refuse(
+                f"memory_bandwidth_gbps {plain(self.memory_bandwidth_gbps)} is not memory_channels x memory_mt_s x "
+                f"{BYTES_PER_CHANNEL_TRANSFER} B = {self.memory_channels} x {plain(self.memory_mt_s)} x "
+                f"{BYTES_PER_CHANNEL_TRANSFER} / 1000 = {expected.normalize():f} GB/s",
+                "fix the bandwidth or the channels / transfer rate",
+            )
         return float(expected)
 
     def record(self, origin: str) -> Accelerator:
         cpu = self.kind == "cpu"
         return Accelerator(
-            id=self.id, name=self.name, vendor=self.vendor, kind=self.kind, peak_tflops=dict(self.peak_tflops),
-            aliases=tuple(alias for alias in dict.fromkeys(self.aliases)
-                          if normalize_name(alias) != normalize_name(self.id)),
-            year=self.year, form_factor=self.form_factor, sparse_peak_tflops=dict(self.sparse_peak_tflops),
-            memory_gb=self.memory_gb, memory_bandwidth_gbps=self.cpu_bandwidth() if cpu else self.memory_bandwidth_gbps,
-            tdp_w=self.tdp_w, sources=self.sources, notes=" ".join(self.notes.split()) if self.notes else None,
-            origin=origin, intra_node_link=self.intra_node_link.record() if self.intra_node_link else None,
+            id=self.id,
+            name=self.name,
+            vendor=self.vendor,
+            kind=self.kind,
+            peak_tflops=dict(self.peak_tflops),
+            aliases=tuple(
+                alias for alias in dict.fromkeys(self.aliases) if normalize_name(alias) != normalize_name(self.id)
+            ),
+            year=self.year,
+            form_factor=self.form_factor,
+            sparse_peak_tflops=dict(self.sparse_peak_tflops),
+            memory_gb=self.memory_gb,
+            memory_bandwidth_gbps=self.cpu_bandwidth() if cpu else self.memory_bandwidth_gbps,
+            tdp_w=self.tdp_w,
+            sources=self.sources,
+            notes=" ".join(self.notes.split()) if self.notes else None,
+            origin=origin,
+            intra_node_link=self.intra_node_link.record() if self.intra_node_link else None,
             host_link=self.host_link.record() if self.host_link else None,
-            core_groups=self.groups() if cpu else (), memory_channels=self.memory_channels,
+            core_groups=self.groups() if cpu else (),
+            memory_channels=self.memory_channels,
             memory_mt_s=self.memory_mt_s,
         )
 
@@ -309,17 +345,27 @@ def _check_cpu_peaks(dense: Mapping[str, float], groups: tuple[CoreGroup, ...]) 
         if precision not in derived and precision not in dense:
             continue
         expected = sum((group.peak_tflops(precision) for group in groups), Decimal(0))
-        formula = " + ".join(f"{group.cores} x {plain(group.clock_ghz)} x {plain(group.flop_per_cycle[precision])}"
-                             for group in groups if precision in group.flop_per_cycle)
+        formula = " + ".join(
+            f"{group.cores} x {plain(group.clock_ghz)} x {plain(group.flop_per_cycle[precision])}"
+            for group in groups
+            if precision in group.flop_per_cycle
+        )
         if precision not in derived:
-            refuse(f"peak_tflops.{precision} has no flop_per_cycle.{precision}",
-                   "a CPU peak must follow from cores x clock x FLOP per cycle; give how")
+            refuse(
+                f"peak_tflops.{precision} has no flop_per_cycle.{precision}",
+                "a CPU peak must follow from cores x clock x FLOP per cycle; give how",
+            )
         if precision not in dense:
-            refuse(f"flop_per_cycle.{precision} has no peak_tflops.{precision}",
-                   f"add peak_tflops.{precision}: {expected.normalize():f} (= ({formula}) / 1000)")
+            refuse(
+                f"flop_per_cycle.{precision} has no peak_tflops.{precision}",
+                f"add peak_tflops.{precision}: {expected.normalize():f} (= ({formula}) / 1000)",
+            )
         if exact_decimal(dense[precision]) != expected:
-            refuse(f"peak_tflops.{precision} {plain(dense[precision])} is not cores x clock_ghz x flop_per_cycle / 1000"
-                   f" = ({formula}) / 1000 = {expected.normalize():f}", "fix the peak or the per-core figures")
+            refuse(
+                f"peak_tflops.{precision} {plain(dense[precision])} is not cores x clock_ghz x flop_per_cycle / 1000"
+                f" = ({formula}) / 1000 = {expected.normalize():f}",
+                "fix the peak or the per-core figures",
+            )
 
 
 class CatalogFile(_Schema):
@@ -346,8 +392,9 @@ def parse_catalog(data: Any, path: Path) -> list[Accelerator]:
     except ValidationError as error:
         problem = first_problem(error)
         if problem.kind == "unknown":
-            raise CatalogError(f"{path}: unknown top-level key(s) {', '.join(problem.keys)}",
-                               "allowed: vendor, kind, gpus") from None
+            raise CatalogError(
+                f"{path}: unknown top-level key(s) {', '.join(problem.keys)}", "allowed: vendor, kind, gpus"
+            ) from None
         if problem.loc[:1] == ("gpus",):
             raise CatalogError(f"{path}: 'gpus:' must be a non-empty list of entries") from None
         raise CatalogError(f"{path}: file-level: {_say(problem)[0]}") from None
@@ -376,7 +423,11 @@ def _say(problem: Problem) -> tuple[str, str | None]:
     if problem.kind == "unknown":
         return f"{prefix}unknown key(s) {keys}", f"allowed: {', '.join(sorted(owner.model_fields))}"
     if problem.kind == "missing":
-        hint = "every entry needs id, name, vendor and peak_tflops" if not place else f"keys: {', '.join(owner.model_fields)}"
+        hint = (
+            "every entry needs id, name, vendor and peak_tflops"
+            if not place
+            else f"keys: {', '.join(owner.model_fields)}"
+        )
         return f"{prefix}missing {keys}", hint
     if problem.kind == "not_mapping":
         return f"{place} must be a mapping, got {problem.value!r}", None

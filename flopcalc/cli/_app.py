@@ -26,9 +26,16 @@ _state = {"debug": False}
 
 # the library's names of the arguments an error may be about (FlopcalcError.field), and the flags that set them
 _FLAGS = {
-    "batch_size": "--batch-size", "seq_len": "--seq-len", "decoder_seq_len": "--decoder-seq-len",
-    "max_layers": "--max-layers", "inputs": "--input", "kwargs": "--kwargs", "dims": "--dim",
-    "device": "--device", "frozen": "--frozen", "strict": "--strict",
+    "batch_size": "--batch-size",
+    "seq_len": "--seq-len",
+    "decoder_seq_len": "--decoder-seq-len",
+    "max_layers": "--max-layers",
+    "inputs": "--input",
+    "kwargs": "--kwargs",
+    "dims": "--dim",
+    "device": "--device",
+    "frozen": "--frozen",
+    "strict": "--strict",
 }
 
 
@@ -146,8 +153,11 @@ class _ErrorBoundaryGroup(TyperGroup):
                 raise
             if _state["debug"]:
                 traceback.print_exc()
-            _report_and_exit(f"internal error: {short_error(error)}: a flopcalc bug, please report it with the "
-                             "traceback that rerunning with --debug shows", ExitCode.INTERNAL_ERROR)
+            _report_and_exit(
+                f"internal error: {short_error(error)}: a flopcalc bug, please report it with the "
+                "traceback that rerunning with --debug shows",
+                ExitCode.INTERNAL_ERROR,
+            )
 
 
 app = typer.Typer(

@@ -21,9 +21,9 @@ from ._options import (
     FrozenOption,
     InputOption,
     KwargsOption,
-    RevisionOption,
     OutputFormat,
     OutputOption,
+    RevisionOption,
     SeqLenOption,
     existing_model,
     model_spec,
@@ -47,7 +47,11 @@ class _ProgressBar:
                 enabled = False
         if enabled:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
             )
             self._task = self._progress.add_task("warming up", total=1.0)
 
@@ -83,25 +87,44 @@ def end_hung_rank(message: str) -> None:
 @app.command("bench")
 def bench(
     model: Optional[str] = typer.Argument(
-        None, metavar="MODEL", callback=existing_model, help="Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput."
+        None,
+        metavar="MODEL",
+        callback=existing_model,
+        help="Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput.",
     ),
-    device: str = typer.Option("auto", "--device", metavar="auto|cuda|mps|cpu", help="auto | cuda | mps | cpu (auto: CUDA/ROCm, then MPS, then CPU)."),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        metavar="auto|cuda|mps|cpu",
+        help="auto | cuda | mps | cpu (auto: CUDA/ROCm, then MPS, then CPU).",
+    ),
     precision: Optional[str] = typer.Option(
-        None, "--precision",
-        metavar="PRECISION[,...]", help="Comma list of fp32,tf32,bf16,fp16,fp8,int8 (default: all the device runs in hardware). "
+        None,
+        "--precision",
+        metavar="PRECISION[,...]",
+        help="Comma list of fp32,tf32,bf16,fp16,fp8,int8 (default: all the device runs in hardware). "
         "With MODEL: one of fp32,tf32,bf16,fp16 (default bf16 on GPUs, fp32 on CPU).",
     ),
     seconds: Optional[float] = typer.Option(
-        None, "--seconds", metavar="SECONDS", help="Time budget of the whole run (default 10 s on CPU, 25 s on GPU; --full: 60/120 s)."
+        None,
+        "--seconds",
+        metavar="SECONDS",
+        help="Time budget of the whole run (default 10 s on CPU, 25 s on GPU; --full: 60/120 s).",
     ),
     full: bool = typer.Option(False, "--full", help="A longer, denser sweep with more samples per shape."),
-    save: bool = typer.Option(False, "--save", help="Store the result (and the device profile) in the calibration file "
-                                                     "(--calibration or the default)."),
-    force: bool = typer.Option(False, "--force", help="With --save: save even when the machine is busy or the samples "
-                                                      "spread wide."),
+    save: bool = typer.Option(
+        False,
+        "--save",
+        help="Store the result (and the device profile) in the calibration file (--calibration or the default).",
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="With --save: save even when the machine is busy or the samples spread wide."
+    ),
     calibration: Optional[str] = typer.Option(
-        None, "--calibration",
-        metavar="FILE", help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
+        None,
+        "--calibration",
+        metavar="FILE",
+        help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
     ),
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
@@ -112,41 +135,71 @@ def bench(
     revision: RevisionOption = None,
     frozen: FrozenOption = [],
     causal_half: CausalHalfOption = False,
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar="adamw|sgd", help="Optimizer of MODEL's training step: adamw "
-                                                                      "(default) | sgd."),
+    optimizer: Optional[str] = typer.Option(
+        None, "--optimizer", metavar="adamw|sgd", help="Optimizer of MODEL's training step: adamw (default) | sgd."
+    ),
     catalog: CatalogOption = None,
     distributed: bool = typer.Option(
-        False, "--distributed",
+        False,
+        "--distributed",
         help="Measure a fleet with torch.distributed: every rank's matmul TFLOPS, all-reduce/all-gather/reduce-scatter "
         "bus bandwidth within and between nodes, send/recv. Run it under torchrun, or add --nproc G.",
     ),
     nproc: Optional[int] = typer.Option(
-        None, "--nproc", metavar="N", help="With --distributed: start G ranks on this machine through torch's launcher API."
+        None,
+        "--nproc",
+        metavar="N",
+        help="With --distributed: start G ranks on this machine through torch's launcher API.",
     ),
-    backend: str = typer.Option("auto", "--backend", metavar="auto|nccl|gloo", help="With --distributed: auto (nccl on GPUs, gloo on CPUs), nccl, gloo."),
+    backend: str = typer.Option(
+        "auto",
+        "--backend",
+        metavar="auto|nccl|gloo",
+        help="With --distributed: auto (nccl on GPUs, gloo on CPUs), nccl, gloo.",
+    ),
     timeout: float = typer.Option(
-        60.0, "--timeout", metavar="SECONDS", help="With --distributed: seconds any collective or rendezvous may take before the run stops."
+        60.0,
+        "--timeout",
+        metavar="SECONDS",
+        help="With --distributed: seconds any collective or rendezvous may take before the run stops.",
     ),
     max_bytes: Optional[str] = typer.Option(
-        None, "--max-bytes", metavar="BYTES", help="With --distributed: largest message (binary prefixes: 64K, 1G; default 1G on GPUs, 4M on CPUs)."
+        None,
+        "--max-bytes",
+        metavar="BYTES",
+        help="With --distributed: largest message (binary prefixes: 64K, 1G; default 1G on GPUs, 4M on CPUs).",
     ),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
-    model_options = dict(input=input, batch_size=batch_size, seq_len=seq_len, decoder_seq_len=decoder_seq_len, dim=dim,
-                         kwargs=kwargs, frozen=frozen, causal_half=causal_half, optimizer=optimizer,
-                         revision=revision)
+    model_options = dict(
+        input=input,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        decoder_seq_len=decoder_seq_len,
+        dim=dim,
+        kwargs=kwargs,
+        frozen=frozen,
+        causal_half=causal_half,
+        optimizer=optimizer,
+        revision=revision,
+    )
     if distributed or nproc is not None:
         _refuse_single_device_options(model, full, catalog, distributed, model_options)
         if force:
             raise UsageError("--force applies to single-device --save runs", "drop --force")
-        result, text = _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc, save, calibration, fmt)
+        result, text = _bench_fleet(
+            device, precision, seconds, backend, timeout, max_bytes, nproc, save, calibration, fmt
+        )
         if result is None:  # not rank 0: rank 0 alone writes the output
             return
     else:
-        for name, value, default in (("--backend", backend, "auto"), ("--timeout", timeout, 60.0),
-                                     ("--max-bytes", max_bytes, None)):
+        for name, value, default in (
+            ("--backend", backend, "auto"),
+            ("--timeout", timeout, 60.0),
+            ("--max-bytes", max_bytes, None),
+        ):
             if value != default:
                 raise UsageError(f"{name} applies to --distributed runs")
         from ..bench.hardware import catalog_peak_resolver, parse_precisions, resolve_device
@@ -160,20 +213,35 @@ def bench(
 
             busy = load_warning(cpus=available_cpus()) if resolve_device(device) == "cpu" else None
             if busy:  # before the run: its figures would not be saved
-                raise UsageError(f"will not measure for --save: {busy.split(':')[0]}",
-                                 "rerun when the machine is idle, or pass --force to save anyway")
+                raise UsageError(
+                    f"will not measure for --save: {busy.split(':')[0]}",
+                    "rerun when the machine is idle, or pass --force to save anyway",
+                )
         if model is None:
             no_model_options("bench", **model_options)
-            result, text = _bench_matmul(device, parse_precisions(precision), seconds, full, save, calibration,
-                                         resolver, fmt, force)
+            result, text = _bench_matmul(
+                device, parse_precisions(precision), seconds, full, save, calibration, resolver, fmt, force
+            )
         else:
             if full:
-                raise UsageError("--full applies to the matmul sweep, not to a MODEL",
-                                 "use --seconds for a longer model run")
-            spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, frozen=frozen, causal_half=causal_half,
-                              decoder_seq_len=decoder_seq_len, revision=revision)
-            result, text = _bench_model(spec, device, precision, optimizer or "adamw", seconds, save, calibration,
-                                        resolver, fmt, force)
+                raise UsageError(
+                    "--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run"
+                )
+            spec = model_spec(
+                model,
+                input,
+                batch_size,
+                seq_len,
+                dim,
+                kwargs,
+                frozen=frozen,
+                causal_half=causal_half,
+                decoder_seq_len=decoder_seq_len,
+                revision=revision,
+            )
+            result, text = _bench_model(
+                spec, device, precision, optimizer or "adamw", seconds, save, calibration, resolver, fmt, force
+            )
     emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)
 
@@ -197,8 +265,9 @@ def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver
     from ..render.bench import render_matmul
 
     with _ProgressBar(enabled=fmt == OutputFormat.table) as bar:
-        result = run_matmul_bench(device, precisions, seconds=seconds, full=full, peak_resolver=resolver,
-                                  progress=bar.update, profile=save)
+        result = run_matmul_bench(
+            device, precisions, seconds=seconds, full=full, peak_resolver=resolver, progress=bar.update, profile=save
+        )
     if save:
         path = save_matmul_result(result, resolve_calibration_path(calibration), force=force)
         result = replace(result, calibration_file=str(path))
@@ -218,8 +287,11 @@ def _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc,
     if not debugging():
         distributed.quiet_torch_c_logs()  # before torch loads: c10d's socket warnings would bury the one-line errors
     config = fleet.FleetConfig(
-        device=device.strip().lower(), backend=backend.strip().lower(), precisions=parse_precisions(precision),
-        seconds=seconds, max_bytes=parse_bytes(max_bytes, "--max-bytes") if max_bytes is not None else None,
+        device=device.strip().lower(),
+        backend=backend.strip().lower(),
+        precisions=parse_precisions(precision),
+        seconds=seconds,
+        max_bytes=parse_bytes(max_bytes, "--max-bytes") if max_bytes is not None else None,
         timeout_s=timeout,
     )
     path = resolve_calibration_path(calibration) if save else None
@@ -255,8 +327,15 @@ def _bench_model(spec, device, precision, optimizer, seconds, save, calibration,
         known = load_calibration(path)
     elif calibration is not None and not save:
         known = load_calibration(path)  # names the missing file
-    result = run_model_bench(spec, device=device, precision=precision, optimizer=optimizer.lower(), seconds=seconds,
-                             peak_resolver=resolver, calibration=known)
+    result = run_model_bench(
+        spec,
+        device=device,
+        precision=precision,
+        optimizer=optimizer.lower(),
+        seconds=seconds,
+        peak_resolver=resolver,
+        calibration=known,
+    )
     if save:
         saved = save_model_result(result, path, force=force)
         result = replace(result, calibration_file=str(saved))

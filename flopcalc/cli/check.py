@@ -42,23 +42,37 @@ def check_command(
         None, "--baseline", metavar="FILE", help="Fail when FLOPs or params grew past --tolerance over this baseline."
     ),
     tolerance: str = typer.Option(
-        "0", "--tolerance", metavar="FRACTION", help="Allowed growth over the baseline: a fraction (0.05) or a percentage (5%)."
+        "0",
+        "--tolerance",
+        metavar="FRACTION",
+        help="Allowed growth over the baseline: a fraction (0.05) or a percentage (5%).",
     ),
     update_baseline: Optional[Path] = typer.Option(
-        None, "--update-baseline", metavar="FILE", callback=writable_path,
-        help="Record the current counts as the new baseline and exit 0."
+        None,
+        "--update-baseline",
+        metavar="FILE",
+        callback=writable_path,
+        help="Record the current counts as the new baseline and exit 0.",
     ),
-    output_format: CheckFormat = typer.Option(CheckFormat.table, "--format", "-f", metavar="table|json|markdown|junit",
-                                              help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", callback=writable_path,
-                                          help="Write the output here (atomically)."),
+    output_format: CheckFormat = typer.Option(
+        CheckFormat.table, "--format", "-f", metavar="table|json|markdown|junit", help="Output format."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", metavar="FILE", callback=writable_path, help="Write the output here (atomically)."
+    ),
     junit: Optional[Path] = typer.Option(
-        None, "--junit", metavar="FILE", callback=writable_path,
-        help="Also write the JUnit XML report here, from the same count as the console output."
+        None,
+        "--junit",
+        metavar="FILE",
+        callback=writable_path,
+        help="Also write the JUnit XML report here, from the same count as the console output.",
     ),
     json_report: Optional[Path] = typer.Option(
-        None, "--json", metavar="FILE", callback=writable_path,
-        help="Also write the JSON report here, from the same count as the console output."
+        None,
+        "--json",
+        metavar="FILE",
+        callback=writable_path,
+        help="Also write the JSON report here, from the same count as the console output.",
     ),
     summary: bool = typer.Option(
         False, "--summary", help=f"Also append the Markdown report to ${SUMMARY_VARIABLE} when it is set."
@@ -69,8 +83,10 @@ def check_command(
     if baseline is not None and update_baseline is not None:
         raise UsageError("--baseline and --update-baseline cannot be used together", "compare first, then update")
     if update_baseline is not None and (junit is not None or json_report is not None):
-        raise UsageError("--update-baseline checks nothing, so it writes no --junit or --json report",
-                         "record the baseline in one run and check against it in another")
+        raise UsageError(
+            "--update-baseline checks nothing, so it writes no --junit or --json report",
+            "record the baseline in one run and check against it in another",
+        )
     allowed_growth = parse_fraction(tolerance, what="--tolerance")
     budget_file = load_budget_file(budget)
     recorded = load_baseline(baseline) if baseline is not None else None
@@ -90,8 +106,10 @@ def check_command(
             with open(summary_path, "a", encoding="utf-8") as handle:  # the step summary is append-only by design
                 handle.write(render_markdown(result))
         except OSError as error:
-            raise UsageError(f"--summary: cannot append to ${SUMMARY_VARIABLE} ({summary_path}): "
-                             f"{error.strerror or error}", f"point ${SUMMARY_VARIABLE} at a writable file") from None
+            raise UsageError(
+                f"--summary: cannot append to ${SUMMARY_VARIABLE} ({summary_path}): {error.strerror or error}",
+                f"point ${SUMMARY_VARIABLE} at a writable file",
+            ) from None
     # the extra reports first: one that cannot be written is exit 2 before anything is printed
     for extra_path, render_extra in ((junit, render_junit), (json_report, render_json)):
         if extra_path is not None:
@@ -99,7 +117,11 @@ def check_command(
     if output_format is CheckFormat.table:
         emit(render_table(result, color=output is None and sys.stdout.isatty()), output)
     else:
-        renderers = {CheckFormat.json: render_json, CheckFormat.markdown: render_markdown, CheckFormat.junit: render_junit}
+        renderers = {
+            CheckFormat.json: render_json,
+            CheckFormat.markdown: render_markdown,
+            CheckFormat.junit: render_junit,
+        }
         emit(renderers[output_format](result), output)
     # the table shows them; other formats must not lose them
     notes_to_stderr(result.notes, shown=output_format is CheckFormat.table)

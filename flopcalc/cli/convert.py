@@ -29,16 +29,23 @@ from ._options import (
 
 @app.command("convert")
 def convert_command(
-    quantity: str = typer.Argument(..., metavar="QUANTITY",
-                                   help="A number and a unit: '3.14e23 flop', '1.5 zflop', '93.75 pf-days', "
-                                        "'2500 gpu-days', '60000 gpu-hours', or a GPU's: '2500 V100-days', "
-                                        "'3 H100-hours'."),
+    quantity: str = typer.Argument(
+        ...,
+        metavar="QUANTITY",
+        help="A number and a unit: '3.14e23 flop', '1.5 zflop', '93.75 pf-days', "
+        "'2500 gpu-days', '60000 gpu-hours', or a GPU's: '2500 V100-days', "
+        "'3 H100-hours'.",
+    ),
     gpu: GpuOption = None,
     precision: PrecisionOption = None,
     utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
-    pue: Optional[str] = typer.Option(None, "--pue", metavar="PUE", help="Data-centre power usage effectiveness: adds the "
-                                                                     "energy (TDP x GPU-hours x PUE; >= 1)."),
+    pue: Optional[str] = typer.Option(
+        None,
+        "--pue",
+        metavar="PUE",
+        help="Data-centre power usage effectiveness: adds the energy (TDP x GPU-hours x PUE; >= 1).",
+    ),
     grid_intensity: GridIntensityOption = None,
     region: RegionOption = None,
     catalog: CatalogOption = None,
@@ -59,23 +66,38 @@ def convert_command(
     if parsed.gpu:
         named = common_variant(parsed.gpu)
         if gpu is not None and not _same_gpu(named, gpu, catalog or ()):
-            raise UsageError(f"{quantity!r} names the GPU {parsed.gpu} but --gpu says {gpu}",
-                             "drop --gpu, or write the quantity in gpu-days")
+            raise UsageError(
+                f"{quantity!r} names the GPU {parsed.gpu} but --gpu says {gpu}",
+                "drop --gpu, or write the quantity in gpu-days",
+            )
         gpu = gpu or named
     grid = parse_grid(grid_intensity, region)
     pue_value = None if pue is None else parse_si_number(pue, "--pue")
     if gpu is None and calibration is None:
-        if parsed.unit in ("flop", "pf_days") and utilization is None and num_gpus == "1" and pue is None \
-                and grid is None:
+        if (
+            parsed.unit in ("flop", "pf_days")
+            and utilization is None
+            and num_gpus == "1"
+            and pue is None
+            and grid is None
+        ):
             flop = float(quantity_to_flop(parsed))
             emit(render_flop_amount(parsed, flop, fmt.value, crossed(flop)), output)
             return
-        raise UsageError(f"{parsed.unit.replace('_', '-')} to time needs --gpu NAME (or --calibration FILE|auto)",
-                         "e.g. --gpu H100-SXM, or a GPU in the unit: '2500 V100-days'")
-    choice = choose_throughput(gpu=gpu, precision=precision, utilization=parse_utilization(utilization),
-                               calibration=calibration, catalogs=catalog or ())
-    conversion = convert(parsed, choice.throughput, parse_num_gpus(num_gpus), tdp_w=choice.tdp_w, pue=pue_value,
-                         grid=grid)
+        raise UsageError(
+            f"{parsed.unit.replace('_', '-')} to time needs --gpu NAME (or --calibration FILE|auto)",
+            "e.g. --gpu H100-SXM, or a GPU in the unit: '2500 V100-days'",
+        )
+    choice = choose_throughput(
+        gpu=gpu,
+        precision=precision,
+        utilization=parse_utilization(utilization),
+        calibration=calibration,
+        catalogs=catalog or (),
+    )
+    conversion = convert(
+        parsed, choice.throughput, parse_num_gpus(num_gpus), tdp_w=choice.tdp_w, pue=pue_value, grid=grid
+    )
     emit(render_conversion(conversion, fmt.value, crossed(conversion.flop)), output)
 
 

@@ -20,15 +20,15 @@ from ._options import (
     FrozenOption,
     InputOption,
     KwargsOption,
-    RevisionOption,
     ModelArgument,
     OutputOption,
     ReportFormat,
     ReportFormatOption,
+    RevisionOption,
     SeqLenOption,
-    command_line,
     SparsityOption,
     WeightsOption,
+    command_line,
     model_spec,
     notes_to_stderr,
     progress,
@@ -66,11 +66,23 @@ def count_command(
     sparsity: SparsityOption = False,
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) when an op has no FLOP formula."),
     unit: str = typer.Option("flop", "--unit", metavar="flop|mac", help="flop (1 multiply-add = 2 FLOPs) or mac."),
-    depth: str = typer.Option("2", "--depth", "-d", metavar="N|all", help="Module tree depth shown in tables; 'all' or -1 for all."),
-    compare: Optional[str] = typer.Option(None, "--compare", metavar="fvcore,torch", help="Also run other counters on the same model and "
-                                          "inputs and name why they differ: fvcore, torch, or fvcore,torch."),
-    max_layers: int = typer.Option(DEFAULT_MAX_LAYERS, "--max-layers", metavar="N", help="Refuse, before building, a Hugging Face "
-                                   "config declaring more layers (each is built and run: about 0.05 s per layer)."),
+    depth: str = typer.Option(
+        "2", "--depth", "-d", metavar="N|all", help="Module tree depth shown in tables; 'all' or -1 for all."
+    ),
+    compare: Optional[str] = typer.Option(
+        None,
+        "--compare",
+        metavar="fvcore,torch",
+        help="Also run other counters on the same model and "
+        "inputs and name why they differ: fvcore, torch, or fvcore,torch.",
+    ),
+    max_layers: int = typer.Option(
+        DEFAULT_MAX_LAYERS,
+        "--max-layers",
+        metavar="N",
+        help="Refuse, before building, a Hugging Face "
+        "config declaring more layers (each is built and run: about 0.05 s per layer).",
+    ),
     fmt: ReportFormatOption = ReportFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -86,11 +98,25 @@ def count_command(
 
         require_bokeh()  # before the count: a missing extra is said at once
     if compare is not None and fmt is ReportFormat.csv:
-        raise UsageError("--compare shows in the table, markdown and json formats, not in csv (module rows only)",
-                         "use --format json for the comparison's figures")
+        raise UsageError(
+            "--compare shows in the table, markdown and json formats, not in csv (module rows only)",
+            "use --format json for the comparison's figures",
+        )
     shown_depth = parse_depth(depth)
-    spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, frozen, causal_half, not no_backward,
-                      decoder_seq_len=decoder_seq_len, revision=revision)
+    spec = model_spec(
+        model,
+        input,
+        batch_size,
+        seq_len,
+        dim,
+        kwargs,
+        device,
+        frozen,
+        causal_half,
+        not no_backward,
+        decoder_seq_len=decoder_seq_len,
+        revision=revision,
+    )
     spec = replace(spec, max_layers=max_layers, weights=weights, sparsity=sparsity)
     comparison = None
     if compare is not None:
@@ -107,8 +133,8 @@ def count_command(
     color = output is None and fmt is ReportFormat.table and sys.stdout.isatty()
     blocks = {"conventions": conventions.to_dict()} if conventions is not None else {}
     if fmt is ReportFormat.html:
-        from ..render.count_html import render_html
         from ..render.count import report_data
+        from ..render.count_html import render_html
 
         text = render_html(report, command_line(), report_data(report, blocks, comparison))
     else:

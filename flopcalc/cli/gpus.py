@@ -11,15 +11,20 @@ from ..errors import CatalogError
 from ._app import app, emit
 from ._options import CatalogOption, FormatOption, OutputFormat, OutputOption
 
-gpus_app = typer.Typer(help="Browse the GPU catalogue (dense peak FLOP/s per precision, memory, TDP, sources).",
-                       no_args_is_help=True)
+gpus_app = typer.Typer(
+    help="Browse the GPU catalogue (dense peak FLOP/s per precision, memory, TDP, sources).", no_args_is_help=True
+)
 app.add_typer(gpus_app, name="gpus")
 
 
 @gpus_app.command("list")
 def gpus_list(
-    vendor: Optional[str] = typer.Option(None, "--vendor", metavar="VENDOR", help="Only this vendor (NVIDIA, AMD, Google, Intel, Apple; prefix ok)."),
-    kind: Optional[str] = typer.Option(None, "--kind", metavar="gpu|tpu|cpu", help="Only this kind: gpu, tpu or cpu (default: all)."),
+    vendor: Optional[str] = typer.Option(
+        None, "--vendor", metavar="VENDOR", help="Only this vendor (NVIDIA, AMD, Google, Intel, Apple; prefix ok)."
+    ),
+    kind: Optional[str] = typer.Option(
+        None, "--kind", metavar="gpu|tpu|cpu", help="Only this kind: gpu, tpu or cpu (default: all)."
+    ),
     catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
@@ -33,7 +38,9 @@ def gpus_list(
 
 @gpus_app.command("show")
 def gpus_show(
-    name: str = typer.Argument(..., metavar="NAME", help="An id, alias or torch.cuda.get_device_name() string, e.g. 'h100 sxm'."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="An id, alias or torch.cuda.get_device_name() string, e.g. 'h100 sxm'."
+    ),
     catalog: CatalogOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
@@ -45,7 +52,9 @@ def gpus_show(
         spec = load_catalog(catalog or ()).resolve(name)
     except CatalogError as error:
         if error.hint and "--gpu" in error.hint:  # the resolver speaks to --gpu; here the name is the argument
-            raise CatalogError(error.message, "pass one of these ids as the name, e.g. `flopcalc gpus show "
-                                              f"{error.message.rsplit(', ', 1)[-1]}`") from None
+            raise CatalogError(
+                error.message,
+                f"pass one of these ids as the name, e.g. `flopcalc gpus show {error.message.rsplit(', ', 1)[-1]}`",
+            ) from None
         raise
     emit(render_show(spec, fmt.value), output)

@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 import typer
 
 from ..units import parse_si_number
-
 from ._app import app, emit
 from ._options import (
     CatalogOption,
@@ -19,11 +18,11 @@ from ._options import (
     GpuOption,
     InputOption,
     KwargsOption,
-    RevisionOption,
     ModelArgument,
     OutputFormat,
     OutputOption,
     PrecisionOption,
+    RevisionOption,
     SeqLenOption,
     WeightsOption,
     model_spec,
@@ -35,10 +34,14 @@ from ._options import (
 # Its own --calibration: the shared option's help speaks of --utilization, which infer does not take.
 InferCalibrationOption = Annotated[
     Optional[str],
-    typer.Option("--calibration", metavar="FILE|auto", help="A device profile file: predict each layer's time from the GPU's "
-                                       "measured matmul efficiency by size and memory bandwidth (docs/infer.md). Or "
-                                       "`flopcalc bench --save`'s file (or 'auto'): price FLOPs at its measured "
-                                       "matmul peak instead of the datasheet's. --gpu is optional with either."),
+    typer.Option(
+        "--calibration",
+        metavar="FILE|auto",
+        help="A device profile file: predict each layer's time from the GPU's "
+        "measured matmul efficiency by size and memory bandwidth (docs/infer.md). Or "
+        "`flopcalc bench --save`'s file (or 'auto'): price FLOPs at its measured "
+        "matmul peak instead of the datasheet's. --gpu is optional with either.",
+    ),
 ]
 
 
@@ -46,20 +49,35 @@ InferCalibrationOption = Annotated[
 def infer_command(
     model: ModelArgument,
     gpu: GpuOption = None,
-    batch_size: str = typer.Option("1", "--batch-size", "-b", metavar="N[,N...]", help="Batch sizes to bound, comma-separated: 1,8,64."),
+    batch_size: str = typer.Option(
+        "1", "--batch-size", "-b", metavar="N[,N...]", help="Batch sizes to bound, comma-separated: 1,8,64."
+    ),
     prompt: Optional[int] = typer.Option(
-        None, "--prompt", metavar="TOKENS", help="Prompt tokens P of a generation (causal LMs; with --generate)."),
+        None, "--prompt", metavar="TOKENS", help="Prompt tokens P of a generation (causal LMs; with --generate)."
+    ),
     generate: Optional[int] = typer.Option(
-        None, "--generate", metavar="TOKENS", help="Tokens G to generate after the prompt, one decode step each."),
+        None, "--generate", metavar="TOKENS", help="Tokens G to generate after the prompt, one decode step each."
+    ),
     precision: PrecisionOption = None,
     compute_precision: Optional[str] = typer.Option(
-        None, "--compute-precision", metavar="PRECISION", help="Precision of the FLOPs, whose peak bounds them (int8, fp8 for W8A8/FP8 "
-                                          "kernels). Default: --precision."),
+        None,
+        "--compute-precision",
+        metavar="PRECISION",
+        help="Precision of the FLOPs, whose peak bounds them (int8, fp8 for W8A8/FP8 kernels). Default: --precision.",
+    ),
     weight_dtype: Optional[str] = typer.Option(
-        None, "--weight-dtype", metavar="DTYPE", help="Weights stored as fp32, bf16, fp16, fp8, int8 or int4 (with their scales; "
-                                     "see docs/infer.md). Default: --precision."),
-    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", metavar="DTYPE", help="KV cache stored as fp32, bf16, fp16, fp8, int8 or "
-                                                                    "int4. Default: --precision."),
+        None,
+        "--weight-dtype",
+        metavar="DTYPE",
+        help="Weights stored as fp32, bf16, fp16, fp8, int8 or int4 (with their scales; "
+        "see docs/infer.md). Default: --precision.",
+    ),
+    kv_dtype: Optional[str] = typer.Option(
+        None,
+        "--kv-dtype",
+        metavar="DTYPE",
+        help="KV cache stored as fp32, bf16, fp16, fp8, int8 or int4. Default: --precision.",
+    ),
     input: InputOption = [],
     seq_len: SeqLenOption = None,
     kwargs: KwargsOption = None,
@@ -67,24 +85,49 @@ def infer_command(
     device: DeviceOption = None,
     causal_half: CausalHalfOption = False,
     weights: WeightsOption = None,
-    sparsity: bool = typer.Option(False, "--sparsity", help="Read the weights (on the cpu): 2:4 ones are stored "
-                                  "compressed, half the values plus a 2-bit index each (see docs/compression.md)."),
-    sparse_peak: bool = typer.Option(False, "--sparse-peak", help="Price FLOPs at the GPU's 2:4-sparse peak: only when "
-                                     "every weight is 2:4 and the GPU has sparse tensor cores."),
+    sparsity: bool = typer.Option(
+        False,
+        "--sparsity",
+        help="Read the weights (on the cpu): 2:4 ones are stored "
+        "compressed, half the values plus a 2-bit index each (see docs/compression.md).",
+    ),
+    sparse_peak: bool = typer.Option(
+        False,
+        "--sparse-peak",
+        help="Price FLOPs at the GPU's 2:4-sparse peak: only when "
+        "every weight is 2:4 and the GPU has sparse tensor cores.",
+    ),
     catalog: CatalogOption = None,
     calibration: InferCalibrationOption = None,
-    tp: int = typer.Option(1, "--tp", metavar="T", help="Tensor-parallel GPUs per replica: weight matrices, heads and KV "
-                                                        "cache split T ways, 2 all-reduces per layer (with --generate)."),
+    tp: int = typer.Option(
+        1,
+        "--tp",
+        metavar="T",
+        help="Tensor-parallel GPUs per replica: weight matrices, heads and KV "
+        "cache split T ways, 2 all-reduces per layer (with --generate).",
+    ),
     pp: int = typer.Option(1, "--pp", metavar="P", help="Pipeline stages per replica: the layers split P ways."),
-    replicas: int = typer.Option(1, "--replicas", "-n", metavar="N", help="Replicas of the T x P GPUs (throughput x N)."),
-    gpus_per_node: int = typer.Option(8, "--gpus-per-node", metavar="N", help="GPUs per node (default 8): which "
-                                                                              "links tensor and pipeline traffic use."),
+    replicas: int = typer.Option(
+        1, "--replicas", "-n", metavar="N", help="Replicas of the T x P GPUs (throughput x N)."
+    ),
+    gpus_per_node: int = typer.Option(
+        8,
+        "--gpus-per-node",
+        metavar="N",
+        help="GPUs per node (default 8): which links tensor and pipeline traffic use.",
+    ),
     intra_node_gbps: Optional[str] = typer.Option(
-        None, "--intra-node-gbps", metavar="GB/s", help="Link inside a node per GPU per direction (default: the catalogue's "
-                                                        "NVLink peak), for --tp/--pp."),
+        None,
+        "--intra-node-gbps",
+        metavar="GB/s",
+        help="Link inside a node per GPU per direction (default: the catalogue's NVLink peak), for --tp/--pp.",
+    ),
     inter_node_gbps: Optional[str] = typer.Option(
-        None, "--inter-node-gbps", metavar="GB/s", help="Link between nodes per GPU (default: one 200 Gb/s NIC, 25 GB/s), "
-                                                        "for pipeline hops between nodes."),
+        None,
+        "--inter-node-gbps",
+        metavar="GB/s",
+        help="Link between nodes per GPU (default: one 200 Gb/s NIC, 25 GB/s), for pipeline hops between nodes.",
+    ),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -93,17 +136,30 @@ def infer_command(
     from ..infer import infer
     from ..render.infer import render
 
-    spec = model_spec(model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False,
-                      revision=revision)
+    spec = model_spec(
+        model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False, revision=revision
+    )
     spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
     with progress(f"counting {model}'s passes for serving bounds"):
-        result = infer(spec, gpu=gpu, batch_sizes=batch_size, precision=precision, compute_precision=compute_precision,
-                       weight_dtype=weight_dtype, kv_dtype=kv_dtype, prompt=prompt, generate=generate,
-                       calibration=calibration, catalogs=tuple(catalog or ()), sparse_peak=sparse_peak, tp=tp, pp=pp,
-                       replicas=replicas, gpus_per_node=gpus_per_node,
-                       intra_node_gbps=None if intra_node_gbps is None
-                       else parse_si_number(intra_node_gbps, "--intra-node-gbps"),
-                       inter_node_gbps=None if inter_node_gbps is None
-                       else parse_si_number(inter_node_gbps, "--inter-node-gbps"))
+        result = infer(
+            spec,
+            gpu=gpu,
+            batch_sizes=batch_size,
+            precision=precision,
+            compute_precision=compute_precision,
+            weight_dtype=weight_dtype,
+            kv_dtype=kv_dtype,
+            prompt=prompt,
+            generate=generate,
+            calibration=calibration,
+            catalogs=tuple(catalog or ()),
+            sparse_peak=sparse_peak,
+            tp=tp,
+            pp=pp,
+            replicas=replicas,
+            gpus_per_node=gpus_per_node,
+            intra_node_gbps=None if intra_node_gbps is None else parse_si_number(intra_node_gbps, "--intra-node-gbps"),
+            inter_node_gbps=None if inter_node_gbps is None else parse_si_number(inter_node_gbps, "--inter-node-gbps"),
+        )
     emit(render(result, fmt.value), output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output))

@@ -18,8 +18,8 @@ from ._options import (
     OutputFormat,
     OutputOption,
     PrecisionOption,
-    common_variant,
     UtilizationOption,
+    common_variant,
     parse_num_gpus,
     parse_utilization,
 )
@@ -38,16 +38,27 @@ def _compute_quantity(text: Optional[str]):
 
 @app.command("optimal")
 def optimal_command(
-    compute: Optional[str] = typer.Option(None, "--compute", "-C", metavar="C",
-                                          help="Compute budget: FLOP (5.76e23) or a quantity as convert takes it "
-                                               "('93.75 pf-days', '2500 gpu-days' with --gpu)."),
-    params: Optional[str] = typer.Option(None, "--params", metavar="N", help="Parameters: the tokens that make N optimal."),
-    tokens: Optional[str] = typer.Option(None, "--tokens", metavar="D", help="Tokens: the parameters that make D optimal."),
+    compute: Optional[str] = typer.Option(
+        None,
+        "--compute",
+        "-C",
+        metavar="C",
+        help="Compute budget: FLOP (5.76e23) or a quantity as convert takes it "
+        "('93.75 pf-days', '2500 gpu-days' with --gpu).",
+    ),
+    params: Optional[str] = typer.Option(
+        None, "--params", metavar="N", help="Parameters: the tokens that make N optimal."
+    ),
+    tokens: Optional[str] = typer.Option(
+        None, "--tokens", metavar="D", help="Tokens: the parameters that make D optimal."
+    ),
     gpu: GpuOption = None,
     precision: PrecisionOption = None,
     utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
-    price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."),
+    price_per_gpu_hour: Optional[str] = typer.Option(
+        None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."
+    ),
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -67,18 +78,30 @@ def optimal_command(
         gpu = common_variant(quantity.gpu)  # '2500 V100-days' names its GPU
     choice = None
     if gpu is not None or calibration is not None:
-        choice = choose_throughput(gpu=gpu, precision=precision, utilization=parse_utilization(utilization),
-                                   calibration=calibration, catalogs=catalog or ())
+        choice = choose_throughput(
+            gpu=gpu,
+            precision=precision,
+            utilization=parse_utilization(utilization),
+            calibration=calibration,
+            catalogs=catalog or (),
+        )
     elif precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None:
-        raise UsageError("--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
-                         "(or --calibration FILE|auto)")
+        raise UsageError(
+            "--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
+            "(or --calibration FILE|auto)"
+        )
     result = optimal(
         compute=None if quantity is None else float(quantity_to_flop(quantity, choice and choice.throughput)),
         params=None if params is None else parse_si_number(params, "--params"),
-        tokens=None if tokens is None else parse_si_number(tokens, "--tokens"))
+        tokens=None if tokens is None else parse_si_number(tokens, "--tokens"),
+    )
     fleets = None
     if choice is not None:
         price = None if price_per_gpu_hour is None else parse_si_number(price_per_gpu_hour, "--price-per-gpu-hour")
-        fleets = [fleet_estimate(c.compute, choice.throughput, parse_num_gpus(num_gpus), tdp_w=choice.tdp_w,
-                                 price_per_gpu_hour=price) for c in result.choices]
+        fleets = [
+            fleet_estimate(
+                c.compute, choice.throughput, parse_num_gpus(num_gpus), tdp_w=choice.tdp_w, price_per_gpu_hour=price
+            )
+            for c in result.choices
+        ]
     emit(render_optimal(result, fmt.value, fleets), output)

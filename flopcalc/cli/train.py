@@ -29,12 +29,12 @@ from ._options import (
     LoraAlphaOption,
     LoraRankOption,
     LoraTargetsOption,
-    RevisionOption,
     NumGpusOption,
     OutputFormat,
     OutputOption,
     PrecisionOption,
     RegionOption,
+    RevisionOption,
     SeqLenOption,
     SparsityOption,
     TeacherBatchSizeOption,
@@ -55,8 +55,10 @@ from ._options import (
     teacher_spec,
 )
 
-MODES_HINT = ("give a MODEL file with --examples, or --flops-per-example F with --examples, "
-              "or --params N (--active-params N for a mixture of experts) with --tokens D")
+MODES_HINT = (
+    "give a MODEL file with --examples, or --flops-per-example F with --examples, "
+    "or --params N (--active-params N for a mixture of experts) with --tokens D"
+)
 
 
 def _number(text: Optional[str], flag: str) -> Optional[float]:
@@ -68,29 +70,43 @@ def check_all_2_4(report) -> None:
     if report.sparse_pattern == "2:4":
         return
     other = next((w for w in report.sparsity or () if w.pattern != "2:4"), None)
-    what = (f"{other.name} is {'not N:M sparse' if other.pattern is None else other.pattern + ' sparse'}, not 2:4"
-            if other is not None else "no weight was multiplied by a matmul or convolution")
-    raise UsageError(f"--sparse-peak: {what}; sparse tensor cores run 2:4 weights only",
-                     "prune every layer 2:4 along its input dimension, or drop --sparse-peak for the dense peak")
+    what = (
+        f"{other.name} is {'not N:M sparse' if other.pattern is None else other.pattern + ' sparse'}, not 2:4"
+        if other is not None
+        else "no weight was multiplied by a matmul or convolution"
+    )
+    raise UsageError(
+        f"--sparse-peak: {what}; sparse tensor cores run 2:4 weights only",
+        "prune every layer 2:4 along its input dimension, or drop --sparse-peak for the dense peak",
+    )
 
 
 def sparsity_notes(report, training_flops: float, sparse_peak: bool) -> tuple[str, ...]:
     """The effective training FLOPs (zero weights skipped) and what the sparse peak assumes."""
     if report.sparsity is None or not report.total:
         return ()
-    notes = [f"sparsity: effective training FLOPs (products with a zero weight left out) "
-             f"{training_flops * report.effective_total / report.total:.4g}, {report.effective_total / report.total:.1%} "
-             "of the dense figure above, which the time and cost use"]
+    notes = [
+        f"sparsity: effective training FLOPs (products with a zero weight left out) "
+        f"{training_flops * report.effective_total / report.total:.4g}, {report.effective_total / report.total:.1%} "
+        "of the dense figure above, which the time and cost use"
+    ]
     if sparse_peak:
-        notes.append("the 2:4-sparse peak is dense-equivalent (dense FLOPs over it give the time); weight gradients "
-                     "multiply no weight and run on dense kernels, so this time is a lower bound")
+        notes.append(
+            "the 2:4-sparse peak is dense-equivalent (dense FLOPs over it give the time); weight gradients "
+            "multiply no weight and run on dense kernels, so this time is a lower bound"
+        )
     return tuple(notes)
 
 
 @app.command("train")
 def train_command(
-    model: Optional[str] = typer.Argument(None, metavar="MODEL", callback=existing_model, help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
-                                                    "config.json, Hub id org/name, timm:NAME or torchvision:NAME (or use --flops-per-example, or --params with --tokens)."),
+    model: Optional[str] = typer.Argument(
+        None,
+        metavar="MODEL",
+        callback=existing_model,
+        help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
+        "config.json, Hub id org/name, timm:NAME or torchvision:NAME (or use --flops-per-example, or --params with --tokens).",
+    ),
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
     kwargs: KwargsOption = None,
@@ -101,26 +117,51 @@ def train_command(
     device: DeviceOption = None,
     weights: WeightsOption = None,
     sparsity: SparsityOption = False,
-    sparse_peak: bool = typer.Option(False, "--sparse-peak", help="Use the GPU's 2:4-sparse tensor-core peak: only for "
-                                     "a MODEL whose weights are all 2:4 (read from them) on a GPU with sparse cores."),
-    examples: Optional[str] = typer.Option(None, "--examples", "-N", metavar="N", help="Training examples per epoch, e.g. 1.28M."),
-    epochs: Optional[str] = typer.Option(None, "--epochs", "-E", metavar="N", help="Passes over the examples (default 1)."),
-    flops_per_example: Optional[str] = typer.Option(None, "--flops-per-example", metavar="FLOP", help="Forward FLOPs per example "
-                                                    "(backward assumed 2x), e.g. 4.1G."),
-    params: Optional[str] = typer.Option(None, "--params", metavar="N", help="Parameters N for 6ND, e.g. 175e9 or 175G."),
-    active_params: Optional[str] = typer.Option(None, "--active-params", metavar="N", help="Active parameters N for 6ND of a "
-                                                "mixture of experts (the top-k experts a token runs through plus "
-                                                "everything else, e.g. 12.9G for Mixtral-8x7B); instead of --params."),
-    tokens: Optional[str] = typer.Option(None, "--tokens", metavar="N", help="Training tokens D for 6ND, e.g. 300e9 or 300G."),
+    sparse_peak: bool = typer.Option(
+        False,
+        "--sparse-peak",
+        help="Use the GPU's 2:4-sparse tensor-core peak: only for "
+        "a MODEL whose weights are all 2:4 (read from them) on a GPU with sparse cores.",
+    ),
+    examples: Optional[str] = typer.Option(
+        None, "--examples", "-N", metavar="N", help="Training examples per epoch, e.g. 1.28M."
+    ),
+    epochs: Optional[str] = typer.Option(
+        None, "--epochs", "-E", metavar="N", help="Passes over the examples (default 1)."
+    ),
+    flops_per_example: Optional[str] = typer.Option(
+        None, "--flops-per-example", metavar="FLOP", help="Forward FLOPs per example (backward assumed 2x), e.g. 4.1G."
+    ),
+    params: Optional[str] = typer.Option(
+        None, "--params", metavar="N", help="Parameters N for 6ND, e.g. 175e9 or 175G."
+    ),
+    active_params: Optional[str] = typer.Option(
+        None,
+        "--active-params",
+        metavar="N",
+        help="Active parameters N for 6ND of a "
+        "mixture of experts (the top-k experts a token runs through plus "
+        "everything else, e.g. 12.9G for Mixtral-8x7B); instead of --params.",
+    ),
+    tokens: Optional[str] = typer.Option(
+        None, "--tokens", metavar="N", help="Training tokens D for 6ND, e.g. 300e9 or 300G."
+    ),
     gpu: GpuOption = None,
     precision: PrecisionOption = None,
     utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
-    pue: str = typer.Option("1.0", "--pue", metavar="PUE", help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: "
-                                                                "the GPUs alone; Uptime Institute's 2024 average is 1.56)."),
+    pue: str = typer.Option(
+        "1.0",
+        "--pue",
+        metavar="PUE",
+        help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: "
+        "the GPUs alone; Uptime Institute's 2024 average is 1.56).",
+    ),
     grid_intensity: GridIntensityOption = None,
     region: RegionOption = None,
-    price_per_gpu_hour: Optional[str] = typer.Option(None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."),
+    price_per_gpu_hour: Optional[str] = typer.Option(
+        None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."
+    ),
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
     lora_rank: LoraRankOption = None,
@@ -132,9 +173,14 @@ def train_command(
     teacher_batch_size: TeacherBatchSizeOption = None,
     teacher_seq_len: TeacherSeqLenOption = None,
     teacher_kwargs: TeacherKwargsOption = None,
-    teacher_logits: str = typer.Option("live", "--teacher-logits", metavar="live|cached", help="With --teacher: live "
-                                       "(the teacher runs every epoch, default) or cached (its logits computed once "
-                                       "per example and stored)."),
+    teacher_logits: str = typer.Option(
+        "live",
+        "--teacher-logits",
+        metavar="live|cached",
+        help="With --teacher: live "
+        "(the teacher runs every epoch, default) or cached (its logits computed once "
+        "per example and stored).",
+    ),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -144,21 +190,31 @@ def train_command(
     counted with LoRA adapters in it and its base frozen."""
     from ..api import count_adapted, count_spec, count_teacher, count_with_activations, training
     from ..calibration import choose_throughput, profile_file_of
-    from ..device import profiled_device
-    from ..plan import model_from_report, training_throughput
     from ..compute import fleet_estimate, training_from_forward, training_from_params_tokens, with_teacher
     from ..conventions import conventions_for
+    from ..device import profiled_device
+    from ..plan import model_from_report, training_throughput
     from ..render.compute import render_training
     from ..thresholds import crossed
 
     if params is not None and active_params is not None:
-        raise UsageError("--params and --active-params exclude each other",
-                         "give the total with --params, or a mixture of experts' active parameters with --active-params")
-    modes = [name for name, given in (("MODEL", model), ("--flops-per-example", flops_per_example),
-                                      ("--params/--tokens", params or active_params or tokens)) if given]
+        raise UsageError(
+            "--params and --active-params exclude each other",
+            "give the total with --params, or a mixture of experts' active parameters with --active-params",
+        )
+    modes = [
+        name
+        for name, given in (
+            ("MODEL", model),
+            ("--flops-per-example", flops_per_example),
+            ("--params/--tokens", params or active_params or tokens),
+        )
+        if given
+    ]
     if len(modes) != 1:
-        raise UsageError("no training size given" if not modes else f"{' and '.join(modes)} exclude each other",
-                         MODES_HINT)
+        raise UsageError(
+            "no training size given" if not modes else f"{' and '.join(modes)} exclude each other", MODES_HINT
+        )
     n_examples = _number(examples, "--examples")
     n_epochs = 1 if epochs is None else _number(epochs, "--epochs")  # `--epochs 0` is refused, never read as 1
     if modes[0] == "--params/--tokens":
@@ -172,15 +228,26 @@ def train_command(
         check_run_size(n_examples, n_epochs)  # before a model is counted: a typo should not cost a count
     spec = None
     if model is not None:
-        spec = model_spec(model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len,
-                          revision=revision)
+        spec = model_spec(
+            model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len, revision=revision
+        )
         spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
     else:
-        no_model_options("count", input=input, batch_size=batch_size, kwargs=kwargs, seq_len=seq_len,
-                         decoder_seq_len=decoder_seq_len, dim=dim, device=device, revision=revision)
+        no_model_options(
+            "count",
+            input=input,
+            batch_size=batch_size,
+            kwargs=kwargs,
+            seq_len=seq_len,
+            decoder_seq_len=decoder_seq_len,
+            dim=dim,
+            device=device,
+            revision=revision,
+        )
         if weights is not None or sparsity or sparse_peak:
-            raise UsageError("--weights, --sparsity and --sparse-peak read a model's weights: give a MODEL file",
-                             MODES_HINT)
+            raise UsageError(
+                "--weights, --sparsity and --sparse-peak read a model's weights: give a MODEL file", MODES_HINT
+            )
     if sparse_peak and gpu is None:
         raise UsageError("--sparse-peak needs --gpu NAME", "e.g. --gpu A100 --sparse-peak")
     lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
@@ -195,16 +262,28 @@ def train_command(
     choice = None
     profile_file = profile_file_of(calibration)  # a device profile file: the step-time model's rates
     if calibration is not None or gpu is not None:
-        choice = choose_throughput(gpu=gpu or (profiled_device(profile_file, precision) if profile_file else None),
-                                   precision=precision, utilization=parse_utilization(utilization),
-                                   calibration=None if profile_file else calibration, catalogs=catalog or (),
-                                   model_key=spec.key() if spec is not None else None, sparse_peak=sparse_peak)
-        fleet_options = dict(throughput=choice.throughput, num_gpus=parse_num_gpus(num_gpus), tdp_w=choice.tdp_w,
-                             pue=parse_si_number(pue, "--pue"),
-                             price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"), grid=grid)
+        choice = choose_throughput(
+            gpu=gpu or (profiled_device(profile_file, precision) if profile_file else None),
+            precision=precision,
+            utilization=parse_utilization(utilization),
+            calibration=None if profile_file else calibration,
+            catalogs=catalog or (),
+            model_key=spec.key() if spec is not None else None,
+            sparse_peak=sparse_peak,
+        )
+        fleet_options = dict(
+            throughput=choice.throughput,
+            num_gpus=parse_num_gpus(num_gpus),
+            tdp_w=choice.tdp_w,
+            pue=parse_si_number(pue, "--pue"),
+            price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
+            grid=grid,
+        )
     elif precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None or grid is not None:
-        raise UsageError("--precision, --utilization, --num-gpus, --price-per-gpu-hour, --grid-intensity and --region "
-                         "need --gpu NAME (or --calibration FILE|auto)")
+        raise UsageError(
+            "--precision, --utilization, --num-gpus, --price-per-gpu-hour, --grid-intensity and --region "
+            "need --gpu NAME (or --calibration FILE|auto)"
+        )
 
     conventions = planned = None
     adapters = None
@@ -213,9 +292,14 @@ def train_command(
             with progress(f"counting {model} with its adapters"):
                 report, _, summary = count_adapted(spec, lora, with_activations=False)
             adapters = summary.to_dict()
-            report = replace(report, notes=report.notes + (
-                f"{lora.describe()}: {len(summary.adapted)} Linear layers adapted; the base is frozen (its input "
-                "gradients are counted, its weight gradients are not)",))
+            report = replace(
+                report,
+                notes=report.notes
+                + (
+                    f"{lora.describe()}: {len(summary.adapted)} Linear layers adapted; the base is frozen (its input "
+                    "gradients are counted, its weight gradients are not)",
+                ),
+            )
         else:
             try:  # with a GPU, the activations' pass also shows the transformer shape the step-time model needs
                 with progress(f"counting {model}"):
@@ -230,25 +314,51 @@ def train_command(
         conventions = conventions_for(report) if lora is None else None  # 6N and kin assume every weight trains
         if teacher_of is not None:
             taught = count_teacher(teacher_of)
-            result = with_teacher(result, Fraction(taught.report.forward, taught.report.batch_size),
-                                  cached_logits=teacher_logits == "cached")
-            result = replace(result, notes=tuple(result.notes) + tuple(
-                f"teacher: {note}" for note in (f"counted: {taught.report.forward:,} forward FLOP per batch of "
-                                                f"{taught.report.batch_size}", *taught.report.notes)))
+            result = with_teacher(
+                result,
+                Fraction(taught.report.forward, taught.report.batch_size),
+                cached_logits=teacher_logits == "cached",
+            )
+            result = replace(
+                result,
+                notes=tuple(result.notes)
+                + tuple(
+                    f"teacher: {note}"
+                    for note in (
+                        f"counted: {taught.report.forward:,} forward FLOP per batch of {taught.report.batch_size}",
+                        *taught.report.notes,
+                    )
+                ),
+            )
     elif modes[0] == "--flops-per-example":
-        result = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples,
-                                       n_epochs)
+        result = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples, n_epochs)
     else:
         flag, n = ("--params", params) if params is not None else ("--active-params", active_params)
-        result = training_from_params_tokens(parse_si_number(n, flag), parse_si_number(tokens, "--tokens"),
-                                             active=flag == "--active-params")
+        result = training_from_params_tokens(
+            parse_si_number(n, flag), parse_si_number(tokens, "--tokens"), active=flag == "--active-params"
+        )
 
     if choice is not None:
         throughput, timing = training_throughput(
-            choice.throughput, planned, device=choice.device, num_gpus=fleet_options["num_gpus"],
-            profile_file=profile_file, utilization_given=utilization is not None)
+            choice.throughput,
+            planned,
+            device=choice.device,
+            num_gpus=fleet_options["num_gpus"],
+            profile_file=profile_file,
+            utilization_given=utilization is not None,
+        )
         fleet_options["throughput"] = throughput
         result = replace(result, notes=tuple(result.notes) + choice.notes + timing)
     fleet = None if choice is None else fleet_estimate(result.training_flops, **fleet_options)
-    emit(render_training(result, fleet, fmt.value, source=model or "", conventions=conventions,
-                         thresholds=crossed(result.training_flops), adapters=adapters), output)
+    emit(
+        render_training(
+            result,
+            fleet,
+            fmt.value,
+            source=model or "",
+            conventions=conventions,
+            thresholds=crossed(result.training_flops),
+            adapters=adapters,
+        ),
+        output,
+    )

@@ -17,13 +17,26 @@ from ._options import FormatOption, OutputFormat, OutputOption
 @app.command("validate")
 def validate_command(
     runs: Optional[Path] = typer.Option(
-        None, "--runs", metavar="FILE", help="A validation table to replay instead of the shipped one (format: docs/validation.md)."),
+        None,
+        "--runs",
+        metavar="FILE",
+        help="A validation table to replay instead of the shipped one (format: docs/validation.md).",
+    ),
     profiles: Optional[Path] = typer.Option(
-        None, "--profiles", metavar="FILE", help="A device profile file instead of the shipped one (format: docs/validation.md)."),
+        None,
+        "--profiles",
+        metavar="FILE",
+        help="A device profile file instead of the shipped one (format: docs/validation.md).",
+    ),
     no_fit: bool = typer.Option(
-        False, "--no-fit", help="Fit nothing: the device profiles as they are, every row a prediction."),
+        False, "--no-fit", help="Fit nothing: the device profiles as they are, every row a prediction."
+    ),
     max_error: Optional[float] = typer.Option(
-        None, "--max-error", metavar="PCT", help="Exit 1 when any row's |error| is above this many percent (a CI check)."),
+        None,
+        "--max-error",
+        metavar="PCT",
+        help="Exit 1 when any row's |error| is above this many percent (a CI check).",
+    ),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -38,6 +51,9 @@ def validate_command(
     emit(render(report, fmt.value), output)
     if max_error is not None and report.max_abs_error * 100 > max_error:
         worst = max(report.results, key=lambda result: abs(result.error))
-        typer.echo(f"flopcalc: validate: {worst.row.id} is off by {abs(worst.error) * 100:.2f}%, above --max-error "
-                   f"{max_error:g}%", err=True)
+        typer.echo(
+            f"flopcalc: validate: {worst.row.id} is off by {abs(worst.error) * 100:.2f}%, above --max-error "
+            f"{max_error:g}%",
+            err=True,
+        )
         raise typer.Exit(ExitCode.CHECK_FAILED)

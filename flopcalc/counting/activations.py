@@ -32,10 +32,10 @@ class SavedBytes:
         """Bytes when a floating-point activation takes `width` bytes per element."""
         return self.floating_elements * width + self.fixed_bytes
 
-    def __add__(self, other: "SavedBytes") -> "SavedBytes":
+    def __add__(self, other: SavedBytes) -> SavedBytes:
         return SavedBytes(self.floating_elements + other.floating_elements, self.fixed_bytes + other.fixed_bytes)
 
-    def scaled(self, factor: float) -> "SavedBytes":
+    def scaled(self, factor: float) -> SavedBytes:
         return SavedBytes(self.floating_elements * factor, self.fixed_bytes * factor)
 
     def to_dict(self) -> dict[str, float]:
@@ -83,5 +83,9 @@ class ActivationProfile:
         data: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            data[name] = value.to_dict() if isinstance(value, SavedBytes) else (list(value) if isinstance(value, tuple) else value)
+            data[name] = (
+                value.to_dict()
+                if isinstance(value, SavedBytes)
+                else (list(value) if isinstance(value, tuple) else value)
+            )
         return data

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import inspect
 import fnmatch
+import inspect
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -49,8 +50,12 @@ _redispatch = getattr(torch.overrides, "redispatch_function", None)
 _NORM_MODULE_TYPES: tuple[type, ...] = tuple(
     t
     for t in (
-        nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, getattr(nn, "RMSNorm", None),
-        nn.modules.batchnorm._NormBase, nn.modules.instancenorm._InstanceNorm,
+        nn.LayerNorm,
+        nn.GroupNorm,
+        nn.LocalResponseNorm,
+        getattr(nn, "RMSNorm", None),
+        nn.modules.batchnorm._NormBase,
+        nn.modules.instancenorm._InstanceNorm,
     )
     if t is not None
 )
@@ -58,9 +63,17 @@ _NORM_MODULE_TYPES: tuple[type, ...] = tuple(
 _NORM_FUNCTIONS = frozenset(
     f
     for f in (
-        F.layer_norm, F.group_norm, F.batch_norm, F.instance_norm, F.local_response_norm,
-        getattr(F, "rms_norm", None), torch.layer_norm, torch.group_norm, torch.batch_norm,
-        torch.instance_norm, getattr(torch, "rms_norm", None),
+        F.layer_norm,
+        F.group_norm,
+        F.batch_norm,
+        F.instance_norm,
+        F.local_response_norm,
+        getattr(F, "rms_norm", None),
+        torch.layer_norm,
+        torch.group_norm,
+        torch.batch_norm,
+        torch.instance_norm,
+        getattr(torch, "rms_norm", None),
     )
     if f is not None
 )
@@ -186,7 +199,11 @@ class _ScopeMode(TorchFunctionMode):
         as attention. Only the Python functions of torch.nn.functional are redispatched: a Tensor method written
         in Python that calls its C base (Tensor.unflatten) would reach this handler again and again. torch
         without redispatch_function keeps the plain call (nested calls stay unseen there)."""
-        if _redispatch is None or getattr(func, "__module__", None) != "torch.nn.functional" or not inspect.isfunction(func):
+        if (
+            _redispatch is None
+            or getattr(func, "__module__", None) != "torch.nn.functional"
+            or not inspect.isfunction(func)
+        ):
             return func(*args, **kwargs)
         with self:
             return _redispatch(func, types, args, kwargs)
@@ -218,8 +235,9 @@ def _attention_context(module: str, args: tuple, kwargs: Mapping[str, Any], caus
 class _FlopDispatchMode(TorchDispatchMode):
     """Counts every aten op into per-module, per-category tables for the forward and the backward."""
 
-    def __init__(self, attribution: _Attribution, observe: OpObserver | None = None,
-                 zero_weights: ZeroWeights | None = None):
+    def __init__(
+        self, attribution: _Attribution, observe: OpObserver | None = None, zero_weights: ZeroWeights | None = None
+    ):
         super().__init__()
         self.attribution = attribution
         self.observe = observe
@@ -386,17 +404,28 @@ def count(
         model=name or type(model).__name__,
         inputs=_input_infos(call),
         device=device,
-        layers=_layers(model, counter.forward, counter.backward,
-                       (counter.skipped_forward, counter.skipped_backward) if sparsity else None),
+        layers=_layers(
+            model,
+            counter.forward,
+            counter.backward,
+            (counter.skipped_forward, counter.skipped_backward) if sparsity else None,
+        ),
         params=sum(p.numel() for p in params),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         unsupported_ops=dict(sorted(counter.unsupported.items())),
         backward_counted=backward_counted,
         notes=tuple(notes),
-        options={"backward": backward, "frozen": list(frozen), "causal_half": causal_half,
-                 **({"sparsity": True} if sparsity else {})},
-        recomputed_by_category={c: v for c, v in _merge(
-            (c, v) for table in counter.recomputed.values() for c, v in table.items()).items() if v},
+        options={
+            "backward": backward,
+            "frozen": list(frozen),
+            "causal_half": causal_half,
+            **({"sparsity": True} if sparsity else {}),
+        },
+        recomputed_by_category={
+            c: v
+            for c, v in _merge((c, v) for table in counter.recomputed.values() for c, v in table.items()).items()
+            if v
+        },
         active_params=active_parameters(model, experts) if experts else None,
         sparsity=zero_weights.weights() if zero_weights is not None else None,
         expert_layers=tuple(experts),
@@ -421,8 +450,15 @@ def _gradients_set_aside(model: nn.Module, call: CallArgs, frozen: Sequence[str]
             tensor.grad = grad
 
 
-def _run(model: nn.Module, call: CallArgs, attribution: _Attribution, counter: _FlopDispatchMode, *,
-         backward: bool, causal_half: bool) -> tuple[bool, list[str]]:
+def _run(
+    model: nn.Module,
+    call: CallArgs,
+    attribution: _Attribution,
+    counter: _FlopDispatchMode,
+    *,
+    backward: bool,
+    causal_half: bool,
+) -> tuple[bool, list[str]]:
     """The forward and (when asked and some output needs a gradient) the backward under the counting modes.
     Returns whether the backward was counted, and the note saying why not."""
     hooks = [
@@ -482,12 +518,17 @@ def _experts_notes(experts: Sequence) -> list[str]:
     notes = []
     if routed:
         shares = ", ".join(f"top-{k} of {n}" for k, n in routed)
-        notes.append(f"mixture of experts: {len(experts)} experts layer(s), {shares}; active parameters count "
-                     "each token's experts only (experts x top-k / experts)")
+        notes.append(
+            f"mixture of experts: {len(experts)} experts layer(s), {shares}; active parameters count "
+            "each token's experts only (experts x top-k / experts)"
+        )
     unknown = [layer.name for layer in experts if layer.top_k is None]
     if unknown:
-        notes.append(f"mixture of experts: top-k of {unknown[0]}" + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
-                     + " not found; its experts are all counted as active parameters")
+        notes.append(
+            f"mixture of experts: top-k of {unknown[0]}"
+            + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
+            + " not found; its experts are all counted as active parameters"
+        )
     return notes
 
 
@@ -495,8 +536,12 @@ def _describe(call: CallArgs) -> str:
     return ", ".join(map(str, _input_infos(call))) or "no inputs"
 
 
-def _layers(model: nn.Module, forward: Mapping[str, Counter], backward: Mapping[str, Counter],
-            skipped: tuple[Mapping[str, Counter], Mapping[str, Counter]] | None = None) -> tuple[LayerCount, ...]:
+def _layers(
+    model: nn.Module,
+    forward: Mapping[str, Counter],
+    backward: Mapping[str, Counter],
+    skipped: tuple[Mapping[str, Counter], Mapping[str, Counter]] | None = None,
+) -> tuple[LayerCount, ...]:
     """Every module of the tree with inclusive counts: a module's own ops plus its descendants'."""
     tree = (
         (module_name, type(module).__name__, sum(p.numel() for p in module.parameters()))

@@ -57,8 +57,14 @@ def _num_experts(module: nn.Module) -> int | None:
     children = list(module.children())
     if isinstance(module, (nn.ModuleList, nn.ModuleDict)):
         return len(children) or None
-    declared = next((value for value in (getattr(module, name, None) for name in NUM_EXPERTS_ATTRIBUTES)
-                     if isinstance(value, int) and not isinstance(value, bool) and value > 0), None)
+    declared = next(
+        (
+            value
+            for value in (getattr(module, name, None) for name in NUM_EXPERTS_ATTRIBUTES)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0
+        ),
+        None,
+    )
     weights = list(module.parameters())
     if declared is not None and weights and all(p.dim() >= 1 and p.shape[0] % declared == 0 for p in weights):
         return declared

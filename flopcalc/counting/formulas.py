@@ -12,8 +12,9 @@ unsupported, never silently zero.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Union
 
 import torch
 from torch.utils._pytree import tree_map
@@ -22,7 +23,7 @@ from .report import CATEGORIES
 
 aten = torch.ops.aten
 
-FlopResult = Union[int, Mapping[str, int]]
+FlopResult = Union[int, Mapping[str, int]]  # noqa: UP007 (a runtime alias: the | form needs 3.10 objects)
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,20 @@ def convolution_flops(x, w, bias, stride, padding, dilation, transposed, *_, out
 
 @register("convolution_backward", category="conv")
 def convolution_backward_flops(
-    grad_out, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding, groups, output_mask,
-    *_, out=None, **__
+    grad_out,
+    x,
+    w,
+    bias_sizes,
+    stride,
+    padding,
+    dilation,
+    transposed,
+    output_padding,
+    groups,
+    output_mask,
+    *_,
+    out=None,
+    **__,
 ) -> dict:
     """The input gradient is a transposed conv of grad_out with the same multiply-adds as the forward; so is
     the weight gradient (each weight element meets every output position it touched). Bias: a sum."""
@@ -242,7 +255,12 @@ def attention_forward_flops(batch: int, heads: int, len_q: int, len_k: int, dim_
 
 
 def attention_backward_flops(
-    batch: int, heads: int, len_q: int, len_k: int, dim_qk: int, dim_v: int,
+    batch: int,
+    heads: int,
+    len_q: int,
+    len_k: int,
+    dim_qk: int,
+    dim_v: int,
     needs: tuple[bool, bool, bool] = (True, True, True),
 ) -> int:
     """The gradients asked for, per head (S = QK^T, P = softmax(S), O = PV; dS from dP is softmax work):
@@ -420,14 +438,16 @@ def group_norm_backward_flops(grad_out, x, mean, rstd, weight, n, c, hxw, group,
 
 
 @register("native_batch_norm_backward", category="norm")
-def batch_norm_backward_flops(grad_out, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps,
-                              output_mask, *_, out=None, **__):
+def batch_norm_backward_flops(
+    grad_out, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps, output_mask, *_, out=None, **__
+):
     return _norm_backward(x, output_mask, training=bool(train))
 
 
 @register("batch_norm_backward", category="norm")
-def batch_norm_backward_new_flops(grad_out, x, weight, running_mean, running_var, save_mean, save_var, update, eps,
-                                  output_mask, *_, out=None, **__):
+def batch_norm_backward_new_flops(
+    grad_out, x, weight, running_mean, running_var, save_mean, save_var, update, eps, output_mask, *_, out=None, **__
+):
     return _norm_backward(x, output_mask, training=bool(update))
 
 
@@ -465,10 +485,37 @@ def _per_output_element(cost: int) -> Callable[..., int]:
 # Activations cost 1 FLOP per element forward (as most counters take them); their backward is 2 per element
 # (evaluate the derivative, multiply by the incoming gradient), except ReLU's, which only selects.
 register(
-    "relu", "relu_", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_",
-    "tanh", "tanh_", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "elu", "elu_",
-    "mish", "mish_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "softplus",
-    "prelu", "_prelu_kernel", "glu", "celu", "selu", "rrelu_with_noise", "logit", "log_sigmoid_forward",
+    "relu",
+    "relu_",
+    "gelu",
+    "gelu_",
+    "silu",
+    "silu_",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "tanh_",
+    "hardtanh",
+    "hardtanh_",
+    "leaky_relu",
+    "leaky_relu_",
+    "elu",
+    "elu_",
+    "mish",
+    "mish_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "hardsigmoid_",
+    "softplus",
+    "prelu",
+    "_prelu_kernel",
+    "glu",
+    "celu",
+    "selu",
+    "rrelu_with_noise",
+    "logit",
+    "log_sigmoid_forward",
     category="activation",
 )(_per_output_element(1))
 
@@ -478,10 +525,22 @@ register("threshold_backward", "hardshrink_backward", "softshrink_backward", cat
 )
 
 register(
-    "gelu_backward", "silu_backward", "sigmoid_backward", "tanh_backward", "hardtanh_backward",
-    "leaky_relu_backward", "elu_backward", "mish_backward", "hardswish_backward",
-    "hardsigmoid_backward", "softplus_backward", "_prelu_kernel_backward", "glu_backward",
-    "logit_backward", "log_sigmoid_backward", "rrelu_with_noise_backward",
+    "gelu_backward",
+    "silu_backward",
+    "sigmoid_backward",
+    "tanh_backward",
+    "hardtanh_backward",
+    "leaky_relu_backward",
+    "elu_backward",
+    "mish_backward",
+    "hardswish_backward",
+    "hardsigmoid_backward",
+    "softplus_backward",
+    "_prelu_kernel_backward",
+    "glu_backward",
+    "logit_backward",
+    "log_sigmoid_backward",
+    "rrelu_with_noise_backward",
     category="activation",
 )(_per_output_element(2))
 
@@ -505,8 +564,13 @@ def _kernel_elements(kernel_size, spatial_dims: int) -> int:
 
 
 @register(
-    "max_pool1d", "max_pool2d", "max_pool2d_with_indices", "max_pool3d_with_indices",
-    "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool2d_with_indices",
+    "max_pool3d_with_indices",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
     category="pool",
 )
 def pool_flops(x, kernel_size, *_, out=None, **__) -> int:
@@ -517,8 +581,12 @@ def pool_flops(x, kernel_size, *_, out=None, **__) -> int:
 
 
 @register(
-    "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_max_pool2d", "adaptive_max_pool3d",
-    "adaptive_avg_pool1d", "adaptive_max_pool1d",
+    "_adaptive_avg_pool2d",
+    "_adaptive_avg_pool3d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_max_pool1d",
     category="pool",
 )
 def adaptive_pool_flops(x, output_size, *_, out=None, **__) -> int:
@@ -527,9 +595,14 @@ def adaptive_pool_flops(x, output_size, *_, out=None, **__) -> int:
 
 
 @register(
-    "max_pool2d_with_indices_backward", "max_pool3d_with_indices_backward", "avg_pool2d_backward",
-    "avg_pool3d_backward", "_adaptive_avg_pool2d_backward", "_adaptive_avg_pool3d_backward",
-    "adaptive_max_pool2d_backward", "adaptive_max_pool3d_backward",
+    "max_pool2d_with_indices_backward",
+    "max_pool3d_with_indices_backward",
+    "avg_pool2d_backward",
+    "avg_pool3d_backward",
+    "_adaptive_avg_pool2d_backward",
+    "_adaptive_avg_pool3d_backward",
+    "adaptive_max_pool2d_backward",
+    "adaptive_max_pool3d_backward",
     category="pool",
 )
 def pool_backward_flops(grad_out, x, *_, out=None, **__) -> int:
@@ -557,16 +630,24 @@ def _interpolation(taps: int) -> Callable[..., int]:
     return forward, backward
 
 
-for _taps, _ops in ((2, ("upsample_linear1d",)), (4, ("upsample_bilinear2d",)), (8, ("upsample_trilinear3d",)),
-                    (16, ("upsample_bicubic2d",))):
+for _taps, _ops in (
+    (2, ("upsample_linear1d",)),
+    (4, ("upsample_bilinear2d",)),
+    (8, ("upsample_trilinear3d",)),
+    (16, ("upsample_bicubic2d",)),
+):
     _forward, _backward = _interpolation(_taps)
     register(*_ops, category="pool")(_forward)
     register(*(f"{op}_backward" for op in _ops), category="pool")(_backward)
 
 
 @register(
-    "upsample_nearest1d_backward", "upsample_nearest2d_backward", "upsample_nearest3d_backward",
-    "_upsample_nearest_exact1d_backward", "_upsample_nearest_exact2d_backward", "_upsample_nearest_exact3d_backward",
+    "upsample_nearest1d_backward",
+    "upsample_nearest2d_backward",
+    "upsample_nearest3d_backward",
+    "_upsample_nearest_exact1d_backward",
+    "_upsample_nearest_exact2d_backward",
+    "_upsample_nearest_exact3d_backward",
     category="pool",
 )
 def nearest_upsample_backward_flops(grad_out, output_size, input_size, *_, out=None, **__) -> int:
@@ -577,8 +658,12 @@ def nearest_upsample_backward_flops(grad_out, output_size, input_size, *_, out=N
 
 
 @register(
-    "reflection_pad1d_backward", "reflection_pad2d_backward", "reflection_pad3d_backward",
-    "replication_pad1d_backward", "replication_pad2d_backward", "replication_pad3d_backward",
+    "reflection_pad1d_backward",
+    "reflection_pad2d_backward",
+    "reflection_pad3d_backward",
+    "replication_pad1d_backward",
+    "replication_pad2d_backward",
+    "replication_pad3d_backward",
     category="elementwise",
 )
 def pad_backward_flops(grad_out, x, *_, out=None, **__) -> int:
@@ -589,7 +674,7 @@ def pad_backward_flops(grad_out, x, *_, out=None, **__) -> int:
 
 # grid_sample's interpolation_mode: 0 bilinear (trilinear in 3-D), 1 nearest, 2 bicubic (2-D only).
 def _grid_sample_taps(mode: int, spatial_dims: int) -> int:
-    return {0: 2 ** spatial_dims, 1: 0, 2: 16}.get(int(mode), 2 ** spatial_dims)
+    return {0: 2**spatial_dims, 1: 0, 2: 16}.get(int(mode), 2**spatial_dims)
 
 
 @register("grid_sampler_2d", "grid_sampler_3d", category="pool")
@@ -600,8 +685,9 @@ def grid_sample_flops(x, grid, mode, *_, out=None, **__) -> int:
 
 
 @register("grid_sampler_2d_backward", "grid_sampler_3d_backward", category="pool")
-def grid_sample_backward_flops(grad_out, x, grid, mode, padding_mode, align_corners, output_mask, *_, out=None,
-                               **__) -> int:
+def grid_sample_backward_flops(
+    grad_out, x, grid, mode, padding_mode, align_corners, output_mask, *_, out=None, **__
+) -> int:
     """Input gradient: each output gradient scattered to its taps (2*taps per grad_output element; nearest:
     1 add). Grid gradient: each tap's value times its weight's derivative along every spatial dim,
     accumulated (2*taps*dims per grad_output element; nearest: 0)."""
@@ -668,8 +754,21 @@ def max_unpool_flops(*_, out=None, **__) -> int:
 
 
 @register(
-    "sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "argmin",
-    "cumsum", "cumprod", "any", "all", "nansum", "aminmax",
+    "sum",
+    "mean",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "prod",
+    "argmax",
+    "argmin",
+    "cumsum",
+    "cumprod",
+    "any",
+    "all",
+    "nansum",
+    "aminmax",
     category="reduction",
 )
 def reduction_flops(x, *_, out=None, **__) -> int:
@@ -735,8 +834,9 @@ def pointwise_loss_flops(x, target, *_, out=None, **__) -> int:
     return 3 * _numel(x)
 
 
-@register("mse_loss_backward", "l1_loss_backward", "smooth_l1_loss_backward", "huber_loss_backward",
-          category="elementwise")
+@register(
+    "mse_loss_backward", "l1_loss_backward", "smooth_l1_loss_backward", "huber_loss_backward", category="elementwise"
+)
 def pointwise_loss_backward_flops(grad_out, x, *_, out=None, **__) -> int:
     return 2 * _numel(x)
 
@@ -761,8 +861,18 @@ def bce_backward_flops(grad_out, p, target, *_, out=None, **__) -> int:
 
 
 @register("_embedding_bag", "_embedding_bag_forward_only", category="elementwise")
-def embedding_bag_flops(weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False,
-                        per_sample_weights=None, *_, out=None, **__) -> int:
+def embedding_bag_flops(
+    weight,
+    indices,
+    offsets,
+    scale_grad_by_freq=False,
+    mode=0,
+    sparse=False,
+    per_sample_weights=None,
+    *_,
+    out=None,
+    **__,
+) -> int:
     """Each looked-up row is added into its bag: numel(indices) * D adds (sum, mean; max compares as many),
     plus as many multiplies with per-sample weights. The division of a mean is one per output element."""
     rows = _numel(indices) * weight[-1]
@@ -776,8 +886,7 @@ def embedding_bag_backward_flops(grad, indices, *_, out=None, **__) -> int:
     return _numel(indices) * grad[-1]
 
 
-@register("scatter_add", "scatter_add_", "index_add", "index_add_", "scatter_reduce",
-          category="elementwise")
+@register("scatter_add", "scatter_add_", "index_add", "index_add_", "scatter_reduce", category="elementwise")
 def scatter_add_flops(x, dim, index, src, *_, out=None, **__) -> int:
     return _numel(src)
 
@@ -808,27 +917,145 @@ def polar_flops(magnitude, angle, *_, out=None, **__) -> int:
 ZERO_FLOP_OPS = frozenset(
     _packet(op)
     for op in [
-        "view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t",
-        "squeeze", "unsqueeze", "slice", "select", "as_strided", "alias", "detach",
-        "clone", "copy", "copy_", "_to_copy", "contiguous", "empty", "empty_like",
-        "empty_strided", "new_empty", "new_empty_strided", "zeros", "zeros_like", "new_zeros",
-        "ones", "ones_like", "new_ones", "full", "full_like", "new_full", "fill", "fill_",
-        "zero_", "arange", "scalar_tensor", "lift_fresh", "lift_fresh_copy", "_sparse_coo_tensor_with_dims_and_tensors", "cat", "stack",
-        "split", "split_with_sizes", "chunk", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "unbind", "index", "_unsafe_index",
-        "index_select", "gather", "embedding", "narrow", "flip", "roll", "repeat",
-        "tril", "triu", "tril_", "triu_", "constant_pad_nd", "_local_scalar_dense",
-        "masked_fill", "masked_fill_", "where", "scatter", "scatter_", "bernoulli",
-        "bernoulli_", "rand", "rand_like", "randn", "randn_like", "randint", "randperm",
-        "normal_", "uniform_", "randint_like", "sort", "topk", "unfold", "im2col",
-        "col2im", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "reflection_pad1d",
-        "reflection_pad2d", "replication_pad1d", "replication_pad2d", "upsample_nearest2d",
-        "upsample_nearest1d", "upsample_nearest3d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",
-        "_upsample_nearest_exact3d", "reflection_pad3d", "replication_pad3d", "diagonal", "unfold_backward", "select_backward", "slice_backward",
-        "new_empty", "resize_", "set_", "view_as_real", "view_as_complex", "_reshape_alias",
-        "masked_select", "masked_scatter", "masked_scatter_", "masked_scatter_backward", "repeat_interleave", "nonzero", "item", "sym_size", "sym_stride", "sym_numel", "is_same_size",
-        "_assert_async", "_linalg_check_errors", "_assert_tensor_metadata", "_functional_assert_async",
-        "expand_as", "view_as", "linspace", "eye", "one_hot", "equal", "allclose",
-        "bucketize", "searchsorted", "unique_dim", "_unique2", "dropout", "feature_dropout",
+        "view",
+        "_unsafe_view",
+        "reshape",
+        "expand",
+        "permute",
+        "transpose",
+        "t",
+        "squeeze",
+        "unsqueeze",
+        "slice",
+        "select",
+        "as_strided",
+        "alias",
+        "detach",
+        "clone",
+        "copy",
+        "copy_",
+        "_to_copy",
+        "contiguous",
+        "empty",
+        "empty_like",
+        "empty_strided",
+        "new_empty",
+        "new_empty_strided",
+        "zeros",
+        "zeros_like",
+        "new_zeros",
+        "ones",
+        "ones_like",
+        "new_ones",
+        "full",
+        "full_like",
+        "new_full",
+        "fill",
+        "fill_",
+        "zero_",
+        "arange",
+        "scalar_tensor",
+        "lift_fresh",
+        "lift_fresh_copy",
+        "_sparse_coo_tensor_with_dims_and_tensors",
+        "cat",
+        "stack",
+        "split",
+        "split_with_sizes",
+        "chunk",
+        "unsafe_split",
+        "unsafe_split_with_sizes",
+        "unsafe_chunk",
+        "unbind",
+        "index",
+        "_unsafe_index",
+        "index_select",
+        "gather",
+        "embedding",
+        "narrow",
+        "flip",
+        "roll",
+        "repeat",
+        "tril",
+        "triu",
+        "tril_",
+        "triu_",
+        "constant_pad_nd",
+        "_local_scalar_dense",
+        "masked_fill",
+        "masked_fill_",
+        "where",
+        "scatter",
+        "scatter_",
+        "bernoulli",
+        "bernoulli_",
+        "rand",
+        "rand_like",
+        "randn",
+        "randn_like",
+        "randint",
+        "randperm",
+        "normal_",
+        "uniform_",
+        "randint_like",
+        "sort",
+        "topk",
+        "unfold",
+        "im2col",
+        "col2im",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+        "channel_shuffle",
+        "reflection_pad1d",
+        "reflection_pad2d",
+        "replication_pad1d",
+        "replication_pad2d",
+        "upsample_nearest2d",
+        "upsample_nearest1d",
+        "upsample_nearest3d",
+        "_upsample_nearest_exact1d",
+        "_upsample_nearest_exact2d",
+        "_upsample_nearest_exact3d",
+        "reflection_pad3d",
+        "replication_pad3d",
+        "diagonal",
+        "unfold_backward",
+        "select_backward",
+        "slice_backward",
+        "new_empty",
+        "resize_",
+        "set_",
+        "view_as_real",
+        "view_as_complex",
+        "_reshape_alias",
+        "masked_select",
+        "masked_scatter",
+        "masked_scatter_",
+        "masked_scatter_backward",
+        "repeat_interleave",
+        "nonzero",
+        "item",
+        "sym_size",
+        "sym_stride",
+        "sym_numel",
+        "is_same_size",
+        "_assert_async",
+        "_linalg_check_errors",
+        "_assert_tensor_metadata",
+        "_functional_assert_async",
+        "expand_as",
+        "view_as",
+        "linspace",
+        "eye",
+        "one_hot",
+        "equal",
+        "allclose",
+        "bucketize",
+        "searchsorted",
+        "unique_dim",
+        "_unique2",
+        "dropout",
+        "feature_dropout",
     ]
     if _packet(op) is not None
 )

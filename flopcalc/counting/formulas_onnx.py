@@ -10,8 +10,9 @@ ZERO_COST_OPS move or describe data; an op in neither table has no formula and i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -27,12 +28,12 @@ class OnnxNode:
     """What a formula sees of one node: shapes as torch.Size (None for an absent optional input), attributes."""
 
     op_type: str
-    inputs: tuple[Optional[Shape], ...]
-    outputs: tuple[Optional[Shape], ...]
+    inputs: tuple[Shape | None, ...]
+    outputs: tuple[Shape | None, ...]
     attrs: Mapping[str, Any] = field(default_factory=dict)
     causal_half: bool = False  # count causal attention over the kept query-key pairs only
 
-    def input(self, index: int) -> Optional[Shape]:
+    def input(self, index: int) -> Shape | None:
         return self.inputs[index] if index < len(self.inputs) else None
 
     @property
@@ -55,7 +56,9 @@ def op_key(op_type: str, domain: str = "") -> str:
     return op_type if domain in ("", "ai.onnx") else f"{domain}.{op_type}"
 
 
-def onnx_op(*keys: str, category: str) -> Callable[[Callable[[OnnxNode], FlopResult]], Callable[[OnnxNode], FlopResult]]:
+def onnx_op(
+    *keys: str, category: str
+) -> Callable[[Callable[[OnnxNode], FlopResult]], Callable[[OnnxNode], FlopResult]]:
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
 
@@ -82,7 +85,7 @@ def flops_of_node(key: str, node: OnnxNode) -> dict[str, int] | None:
     return {formula.category: int(result)} if result else {}
 
 
-def _numel(shape: Optional[Sequence[int]]) -> int:
+def _numel(shape: Sequence[int] | None) -> int:
     return math.prod(shape) if shape is not None else 0
 
 
@@ -135,8 +138,9 @@ def conv_transpose_flops(node: OnnxNode) -> FlopResult:
 # ------------------------------------------------------------------------------------------- attention
 
 
-def _attention(node: OnnxNode, batch: int, heads: int, len_q: int, len_k: int, dim_qk: int, dim_v: int,
-               causal: bool) -> int:
+def _attention(
+    node: OnnxNode, batch: int, heads: int, len_q: int, len_k: int, dim_qk: int, dim_v: int, causal: bool
+) -> int:
     flops = formulas.attention_forward_flops(batch, heads, len_q, len_k, dim_qk, dim_v)
     if causal and node.causal_half:
         flops = flops * formulas.causal_pairs(len_q, len_k) // (len_q * len_k)
@@ -169,10 +173,10 @@ def contrib_attention_flops(node: OnnxNode) -> dict:
     q_hidden, _, v_hidden = node.attrs.get("qkv_hidden_sizes") or (total // 3,) * 3
     projection = formulas.mm_flops((batch * seq, hidden), (hidden, total))
     len_k = seq + (past[3] if past is not None else 0)
-    attention = _attention(node, batch, heads, seq, len_k, q_hidden // heads, v_hidden // heads,
-                           bool(node.attrs.get("unidirectional", 0)))
-    return {"matmul": projection, "elementwise": batch * seq * total if bias is not None else 0,
-            "attention": attention}
+    attention = _attention(
+        node, batch, heads, seq, len_k, q_hidden // heads, v_hidden // heads, bool(node.attrs.get("unidirectional", 0))
+    )
+    return {"matmul": projection, "elementwise": batch * seq * total if bias is not None else 0, "attention": attention}
 
 
 @onnx_op("com.microsoft.MultiHeadAttention", category="attention")
@@ -251,9 +255,24 @@ _ACTIVATION = formulas.formula_for("relu")  # one FLOP per output element, as th
 
 
 @onnx_op(
-    "Relu", "Gelu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign",
-    "HardSigmoid", "HardSwish", "Mish", "PRelu", "ThresholdedRelu", "Swish",
-    "com.microsoft.Gelu", "com.microsoft.QuickGelu",
+    "Relu",
+    "Gelu",
+    "Sigmoid",
+    "Tanh",
+    "LeakyRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "Softplus",
+    "Softsign",
+    "HardSigmoid",
+    "HardSwish",
+    "Mish",
+    "PRelu",
+    "ThresholdedRelu",
+    "Swish",
+    "com.microsoft.Gelu",
+    "com.microsoft.QuickGelu",
     category=_ACTIVATION.category,
 )
 def activation_flops(node: OnnxNode) -> int:
@@ -271,10 +290,48 @@ def bias_activation_flops(node: OnnxNode) -> dict:
 
 
 @onnx_op(
-    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Erf",
-    "Clip", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh",
-    "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Xor", "IsNaN",
-    "IsInf", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Mod",
+    "Sqrt",
+    "Exp",
+    "Log",
+    "Neg",
+    "Abs",
+    "Reciprocal",
+    "Erf",
+    "Clip",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Sin",
+    "Cos",
+    "Tan",
+    "Asin",
+    "Acos",
+    "Atan",
+    "Sinh",
+    "Cosh",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "Not",
+    "And",
+    "Or",
+    "Xor",
+    "IsNaN",
+    "IsInf",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+    "BitwiseNot",
     category="elementwise",
 )
 def elementwise_flops(node: OnnxNode) -> int:
@@ -305,8 +362,19 @@ def global_pool_flops(node: OnnxNode) -> int:
 
 
 @onnx_op(
-    "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-    "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin", "CumSum",
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+    "ArgMax",
+    "ArgMin",
+    "CumSum",
     category="reduction",
 )
 def reduction_flops(node: OnnxNode) -> int:
@@ -344,7 +412,9 @@ def einsum_flops(node: OnnxNode) -> FlopResult:
     m, n = size((a - b) & out), size((b - a) & out)
     flops = {"matmul": formulas.bmm_flops((batch, m, contracted), (batch, contracted, n))}
     # a letter only one operand has and the output drops is summed over first, on that operand alone
-    alone = [shape for letters, other, shape in ((a, b, node.inputs[0]), (b, a, node.inputs[1])) if letters - other - out]
+    alone = [
+        shape for letters, other, shape in ((a, b, node.inputs[0]), (b, a, node.inputs[1])) if letters - other - out
+    ]
     if alone:
         flops["reduction"] = sum(formulas.reduction_flops(shape) for shape in alone)
     return flops
@@ -367,12 +437,50 @@ def resize_flops(node: OnnxNode) -> int:
 # Dropout is the identity in an inference graph.
 ZERO_COST_OPS = frozenset(
     {
-        "Reshape", "Transpose", "Gather", "GatherElements", "GatherND", "Concat", "Shape", "Size", "Slice",
-        "Split", "SplitToSequence", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Cast", "CastLike",
-        "Constant", "ConstantOfShape", "Expand", "Tile", "Pad", "Range", "Where", "ScatterND",
-        "ScatterElements", "Scatter", "NonZero", "OneHot", "Trilu", "DepthToSpace", "SpaceToDepth",
-        "Dropout", "EyeLike", "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
-        "TopK", "Compress", "ReverseSequence", "SequenceConstruct", "SequenceAt", "SequenceEmpty",
+        "Reshape",
+        "Transpose",
+        "Gather",
+        "GatherElements",
+        "GatherND",
+        "Concat",
+        "Shape",
+        "Size",
+        "Slice",
+        "Split",
+        "SplitToSequence",
+        "Squeeze",
+        "Unsqueeze",
+        "Flatten",
+        "Identity",
+        "Cast",
+        "CastLike",
+        "Constant",
+        "ConstantOfShape",
+        "Expand",
+        "Tile",
+        "Pad",
+        "Range",
+        "Where",
+        "ScatterND",
+        "ScatterElements",
+        "Scatter",
+        "NonZero",
+        "OneHot",
+        "Trilu",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "Dropout",
+        "EyeLike",
+        "RandomNormal",
+        "RandomNormalLike",
+        "RandomUniform",
+        "RandomUniformLike",
+        "TopK",
+        "Compress",
+        "ReverseSequence",
+        "SequenceConstruct",
+        "SequenceAt",
+        "SequenceEmpty",
         "ConcatFromSequence",
     }
 )

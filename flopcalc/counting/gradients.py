@@ -49,7 +49,8 @@ class SliceGradients:
     holds the two together. Any other op sees the tensor as the dense tensor it is."""
 
     _SCATTERS = frozenset(
-        packet for packet in (getattr(torch.ops.aten, name, None) for name in ("select_backward", "slice_backward"))
+        packet
+        for packet in (getattr(torch.ops.aten, name, None) for name in ("select_backward", "slice_backward"))
         if packet is not None
     )
     _ADDS = frozenset({torch.ops.aten.add, torch.ops.aten.add_})

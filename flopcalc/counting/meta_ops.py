@@ -8,15 +8,18 @@ and the activation measure both run every op through `run_op`.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
 from . import formulas
 
 _GROUPED_MM = frozenset(
-    packet for packet in (getattr(torch.ops.aten, name, None) for name in
-                          ("_grouped_mm", "_scaled_grouped_mm", "_scaled_grouped_mm_v2"))
+    packet
+    for packet in (
+        getattr(torch.ops.aten, name, None) for name in ("_grouped_mm", "_scaled_grouped_mm", "_scaled_grouped_mm_v2")
+    )
     if packet is not None
 )
 

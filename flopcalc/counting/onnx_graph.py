@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import ast
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import InputSpecError, ModelLoadError, UsageError, short_error
 from ..spec import InputSpec, ModelSpec, parse_input_spec
@@ -81,7 +82,9 @@ def resolve_input_shapes(
             elif dim.WhichOneof("value") == "dim_value":
                 shape.append(int(dim.dim_value))
             elif index == 0:
-                notes.append(f"input {graph_input.name!r}: symbolic batch dimension {param or '?'} taken as 1 (set --batch-size)")
+                notes.append(
+                    f"input {graph_input.name!r}: symbolic batch dimension {param or '?'} taken as 1 (set --batch-size)"
+                )
                 shape.append(1)
             else:
                 label = f"symbolic ({param!r})" if param else "unknown"
@@ -154,8 +157,15 @@ def infer_shapes(model, resolved: Sequence[tuple[str, tuple[int, ...], str]]):
 # output shapes, and inference runs again from there so the nodes after them get shapes too.
 _MAX_INFERENCE_ROUNDS = 8
 _SAME_SHAPE_CONTRIB_OPS = frozenset(
-    {"SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "FastGelu", "BiasGelu", "Gelu", "QuickGelu",
-     "RotaryEmbedding"}
+    {
+        "SkipLayerNormalization",
+        "SkipSimplifiedLayerNormalization",
+        "FastGelu",
+        "BiasGelu",
+        "Gelu",
+        "QuickGelu",
+        "RotaryEmbedding",
+    }
 )
 
 
@@ -307,22 +317,27 @@ def count_onnx(model, spec: ModelSpec, *, strict: bool = False) -> CountReport:
     graph = inferred.graph
 
     param_sizes = {
-        t.name: int(torch.Size(t.dims).numel()) for t in graph.initializer if _dtype_name(t.data_type) not in _INDEX_TYPES
+        t.name: int(torch.Size(t.dims).numel())
+        for t in graph.initializer
+        if _dtype_name(t.data_type) not in _INDEX_TYPES
     }
-    param_bytes = sum(
-        param_sizes[t.name] * _itemsize(t.data_type) for t in graph.initializer if t.name in param_sizes
-    )
+    param_bytes = sum(param_sizes[t.name] * _itemsize(t.data_type) for t in graph.initializer if t.name in param_sizes)
     tree, counted = _Tree(), _NodeCounts()
     for node in graph.node:
         _count_node(node, _place_node(tree, node, param_sizes), shapes, causal_half, counted)
     forward, unsupported, unknown_shapes, formula_errors = (
-        counted.forward, counted.unsupported, counted.unknown_shapes, counted.formula_errors)
+        counted.forward,
+        counted.unsupported,
+        counted.unknown_shapes,
+        counted.formula_errors,
+    )
 
     if strict and unsupported:
         raise unsupported_ops_error(unsupported)
     if unknown_shapes:
-        notes.append(f"shape inference left these nodes' shapes unknown, listed as unsupported: "
-                     f"{listed_ops(unknown_shapes)}")
+        notes.append(
+            f"shape inference left these nodes' shapes unknown, listed as unsupported: {listed_ops(unknown_shapes)}"
+        )
     for op, message in sorted(formula_errors.items()):
         notes.append(f"{op}: formula could not read the node ({message}); listed as unsupported")
     notes.append(NO_BACKWARD_NOTE)
@@ -338,7 +353,6 @@ def count_onnx(model, spec: ModelSpec, *, strict: bool = False) -> CountReport:
         notes=tuple(notes),
         options={"backward": spec.backward, "frozen": [], "causal_half": causal_half, "dims": dims},
     )
-
 
 
 @dataclass

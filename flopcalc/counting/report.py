@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..errors import UnsupportedOpsError
 
@@ -44,8 +45,9 @@ def unsupported_ops_note(unsupported: Mapping[str, int], consequence: str | None
 
 def unsupported_ops_error(unsupported: Mapping[str, int]) -> UnsupportedOpsError:
     """What `strict=True` raises when an op had no formula."""
-    return UnsupportedOpsError(f"ops without a FLOP formula: {listed_ops(unsupported)}",
-                               "drop strict to count them as unknown", field="strict")
+    return UnsupportedOpsError(
+        f"ops without a FLOP formula: {listed_ops(unsupported)}", "drop strict to count them as unknown", field="strict"
+    )
 
 
 def _halve_multiply_adds(by_category: Mapping[str, int]) -> dict[str, int]:
@@ -118,8 +120,11 @@ class LayerCount:
             "backward": self.backward,
             "forward_by_category": dict(self.forward_by_category),
             "backward_by_category": dict(self.backward_by_category),
-            **({"effective_forward": self.effective_forward, "effective_backward": self.effective_backward}
-               if self.skipped_forward_by_category is not None else {}),
+            **(
+                {"effective_forward": self.effective_forward, "effective_backward": self.effective_backward}
+                if self.skipped_forward_by_category is not None
+                else {}
+            ),
         }
 
 
@@ -146,9 +151,16 @@ class WeightSparsity:
         return self.zeros / self.numel if self.numel else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "layer": self.layer, "shape": list(self.shape), "zeros": self.zeros,
-                "numel": self.numel, "zero_fraction": self.zero_fraction, "pattern": self.pattern,
-                "layout": self.layout}
+        return {
+            "name": self.name,
+            "layer": self.layer,
+            "shape": list(self.shape),
+            "zeros": self.zeros,
+            "numel": self.numel,
+            "zero_fraction": self.zero_fraction,
+            "pattern": self.pattern,
+            "layout": self.layout,
+        }
 
 
 def tree_ancestors(path: str, separator: str = ".") -> list[str]:
@@ -278,7 +290,7 @@ class CountReport:
 
     @property
     def sparse_pattern(self) -> str | None:
-        """"2:4" when every weight the matmuls and convolutions multiply by is 2:4 (what sparse tensor cores
+        """ "2:4" when every weight the matmuls and convolutions multiply by is 2:4 (what sparse tensor cores
         run at their sparse peak), else None; also None when sparsity was not counted or no weight was seen."""
         if not self.sparsity:
             return None
@@ -325,7 +337,7 @@ class CountReport:
             return 1
         return int(self.inputs[0].shape[0])
 
-    def in_unit(self, unit: str) -> "CountReport":
+    def in_unit(self, unit: str) -> CountReport:
         """The same report in `flop` (1 multiply-add = 2) or `mac` (multiply-add categories halved)."""
         if unit not in UNITS:
             raise ValueError(f"unit must be one of {UNITS}")
@@ -343,8 +355,9 @@ class CountReport:
             )
             for layer in self.layers
         )
-        return replace(self, layers=layers, unit=unit,
-                       recomputed_by_category=_halve_multiply_adds(self.recomputed_by_category))
+        return replace(
+            self, layers=layers, unit=unit, recomputed_by_category=_halve_multiply_adds(self.recomputed_by_category)
+        )
 
     def layer(self, name: str) -> LayerCount:
         for layer in self.layers:
@@ -371,11 +384,21 @@ class CountReport:
                 "forward_by_category": dict(self.forward_by_category),
                 "backward_by_category": dict(self.backward_by_category),
                 **({"recomputed": self.recomputed} if self.recomputed else {}),
-                **({"effective_forward": self.effective_forward, "effective_backward": self.effective_backward,
-                    "effective_total": self.effective_total} if self.sparsity is not None else {}),
+                **(
+                    {
+                        "effective_forward": self.effective_forward,
+                        "effective_backward": self.effective_backward,
+                        "effective_total": self.effective_total,
+                    }
+                    if self.sparsity is not None
+                    else {}
+                ),
             },
-            **({"sparsity": {"pattern": self.sparse_pattern, "weights": [w.to_dict() for w in self.sparsity]}}
-               if self.sparsity is not None else {}),
+            **(
+                {"sparsity": {"pattern": self.sparse_pattern, "weights": [w.to_dict() for w in self.sparsity]}}
+                if self.sparsity is not None
+                else {}
+            ),
             "layers": [layer.to_dict() for layer in self.layers],
             "unsupported_ops": dict(self.unsupported_ops),
             "notes": list(self.notes),

@@ -23,7 +23,8 @@ the result and what its parts mean). How a saved tensor is placed:
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -40,8 +41,9 @@ from .meta_ops import run_op
 REPLICATED, SPLIT, SCORES = 0, 1, 2
 # the log-sum-exp a fused attention kernel saves per query row stays float32 whatever the training precision
 LOGSUMEXP_BYTES = 4
-_MATMULS = frozenset({"mm", "addmm", "bmm", "baddbmm", "addbmm", "matmul", "linear", "mv", "addmv", "einsum",
-                      "_scaled_mm"})
+_MATMULS = frozenset(
+    {"mm", "addmm", "bmm", "baddbmm", "addbmm", "matmul", "linear", "mv", "addmv", "einsum", "_scaled_mm"}
+)
 _KINDS = ("block_replicated", "block_split", "block_scores", "before_blocks", "after_blocks")
 _redispatch = getattr(torch.overrides, "redispatch_function", None)
 
@@ -59,19 +61,29 @@ def find_blocks(model: nn.Module) -> tuple[str | None, list[nn.Module], list[str
         if isinstance(module, (nn.ModuleList, nn.Sequential)):
             for child_name, child in module.named_children():
                 # a block is made of layers: a leaf (a Linear of an MLP) is a layer, not a block
-                if id(child) not in seen and next(child.children(), None) is not None \
-                        and next(child.parameters(), None) is not None:
+                if (
+                    id(child) not in seen
+                    and next(child.children(), None) is not None
+                    and next(child.parameters(), None) is not None
+                ):
                     seen.add(id(child))
                     by_class.setdefault(type(child), []).append((f"{name}.{child_name}" if name else child_name, child))
-    groups = [(sum(p.numel() for _, m in members for p in m.parameters()), kind, members)
-              for kind, members in by_class.items() if len(members) >= 2]
+    groups = [
+        (sum(p.numel() for _, m in members for p in m.parameters()), kind, members)
+        for kind, members in by_class.items()
+        if len(members) >= 2
+    ]
     if not groups:
         return None, [], []
     groups.sort(key=lambda group: group[0], reverse=True)
     _, _, chosen = groups[0]
     inside = {id(module) for _, block in chosen for module in block.modules()}
-    notes = [f"also repeated: {len(members)} x {kind.__name__} ({members[0][0].rpartition('.')[0] or 'the model'}), "
-             "planned outside the blocks" for _, kind, members in groups[1:] if id(members[0][1]) not in inside]
+    notes = [
+        f"also repeated: {len(members)} x {kind.__name__} ({members[0][0].rpartition('.')[0] or 'the model'}), "
+        "planned outside the blocks"
+        for _, kind, members in groups[1:]
+        if id(members[0][1]) not in inside
+    ]
     return chosen[0][0].rpartition(".")[0] or None, [block for _, block in chosen], notes
 
 
@@ -236,8 +248,11 @@ class _KernelMode(TorchFunctionMode):
             return out
         # torch.nn.functional's Python functions (multi_head_attention_forward) call attention inside: a mode
         # is off while its handler runs, so redispatch them with it on to see those calls too
-        if _redispatch is not None and getattr(func, "__module__", None) == "torch.nn.functional" \
-                and inspect.isfunction(func):
+        if (
+            _redispatch is not None
+            and getattr(func, "__module__", None) == "torch.nn.functional"
+            and inspect.isfunction(func)
+        ):
             with self:
                 return _redispatch(func, types, args, kwargs)
         return func(*args, **kwargs)
@@ -317,14 +332,21 @@ def _record_training_forward(model: nn.Module, call: CallArgs, recorder: _Record
     try:
         # a TorchScript module runs as written: its profiling executor would otherwise swap in an optimised graph
         # after the first runs (the count's), which saves other tensors
-        with torch.enable_grad(), torch.jit.optimized_execution(False), _LabelMode(recorder), _KernelMode(recorder), \
-                torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda tensor: tensor):
+        with (
+            torch.enable_grad(),
+            torch.jit.optimized_execution(False),
+            _LabelMode(recorder),
+            _KernelMode(recorder),
+            torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda tensor: tensor),
+        ):
             try:
                 call.call(model)
             except (Exception, SystemExit) as error:
-                raise ModelRunError(f"the model failed while its activations were measured: {short_error(error)}",
-                                    "check inputs shapes and dtypes against what the model's forward expects",
-                                    field="inputs") from error
+                raise ModelRunError(
+                    f"the model failed while its activations were measured: {short_error(error)}",
+                    "check inputs shapes and dtypes against what the model's forward expects",
+                    field="inputs",
+                ) from error
     finally:
         for hook in hooks:
             hook.remove()
@@ -338,6 +360,7 @@ def _parameters_by_place(blocks, param_list, recorder: _Recorder):
     before = {k: p for k, p in recorder.used["before"].items() if k not in in_blocks}
     after = {k: p for k, p in recorder.used["after"].items() if k not in in_blocks}
     # weights no op outside the blocks touched still live somewhere: on the first stage
-    before.update({id(p): p for p in param_list if id(p) not in in_blocks and id(p) not in before and id(p) not in after})
+    before.update(
+        {id(p): p for p in param_list if id(p) not in in_blocks and id(p) not in before and id(p) not in after}
+    )
     return in_blocks, before, after
-

@@ -6,8 +6,9 @@ whatever `--sparsity` says, where torch's own counter prices a 2:4 matmul at its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -20,8 +21,14 @@ _CATEGORIES = ("matmul", "conv")  # the work a weight multiplies into; bias adds
 
 # op -> the positions of the operands it multiplies (the rest: a bias, scales, options); default (0, 1)
 _MULTIPLIED: dict[str, tuple[int, ...]] = {
-    "addmm": (1, 2), "_sparse_addmm": (1, 2), "baddbmm": (1, 2), "addbmm": (1, 2), "addmv": (1, 2),
-    "convolution": (1,), "_convolution": (1,), "convolution_backward": (2,),
+    "addmm": (1, 2),
+    "_sparse_addmm": (1, 2),
+    "baddbmm": (1, 2),
+    "addbmm": (1, 2),
+    "addmv": (1, 2),
+    "convolution": (1,),
+    "_convolution": (1,),
+    "convolution_backward": (2,),
 }
 
 # N:M patterns looked for along the reduction dimension, strongest claim first
@@ -76,7 +83,7 @@ def stored_products(func: Any, args: tuple, flops: Mapping[str, int]) -> dict[st
 
 
 def nm_pattern(weight: torch.Tensor) -> str | None:
-    """"2:4" or "4:8" when every group of M consecutive weights along the reduction dimension (each output's
+    """ "2:4" or "4:8" when every group of M consecutive weights along the reduction dimension (each output's
     row, the weight flattened after its first dimension as the GEMM sees it) holds at most N non-zeros."""
     if weight.dim() < 2:
         return None
@@ -98,8 +105,9 @@ class ZeroWeights:
         owners = {}
         for module_name, module in model.named_modules():
             for param_name, param in module.named_parameters(recurse=False):
-                owners.setdefault(id(param), (f"{module_name}.{param_name}" if module_name else param_name,
-                                              module_name))
+                owners.setdefault(
+                    id(param), (f"{module_name}.{param_name}" if module_name else param_name, module_name)
+                )
         self._params: dict[int, tuple[str, str, torch.Tensor]] = {}
         self._sparse: list[tuple[str, str, torch.Tensor]] = []
         for param in model.parameters():
@@ -107,8 +115,10 @@ class ZeroWeights:
                 continue
             name, layer = owners[id(param)]
             if param.device.type == "meta":
-                raise UsageError(f"sparsity reads the weights' values and {name} is on the meta device",
-                                 "count on the cpu: --device cpu (or leave --device out)")
+                raise UsageError(
+                    f"sparsity reads the weights' values and {name} is on the meta device",
+                    "count on the cpu: --device cpu (or leave --device out)",
+                )
             if _layout_name(param) != "strided":
                 self._sparse.append((name, layer, param))
             elif param.dim() >= 2:
@@ -116,8 +126,9 @@ class ZeroWeights:
         self._zeros_of_view: dict[tuple, int] = {}
         self._seen: dict[str, WeightSparsity] = {}
 
-    def skipped(self, func: Any, args: tuple, kwargs: Mapping[str, Any], out: Any,
-                flops: Mapping[str, int]) -> dict[str, int]:
+    def skipped(
+        self, func: Any, args: tuple, kwargs: Mapping[str, Any], out: Any, flops: Mapping[str, int]
+    ) -> dict[str, int]:
         """The FLOPs of this op's products with a zero weight, by category (empty when it multiplies none)."""
         if not any(flops.get(c) for c in _CATEGORIES):
             return {}
@@ -131,8 +142,9 @@ class ZeroWeights:
         products = self._weight_products(func, args, kwargs, out, flops)
         return {c: int(v * best) for c, v in products.items() if c in _CATEGORIES and v}
 
-    def _weight_products(self, func: Any, args: tuple, kwargs: Mapping[str, Any], out: Any,
-                         flops: Mapping[str, int]) -> dict[str, int]:
+    def _weight_products(
+        self, func: Any, args: tuple, kwargs: Mapping[str, Any], out: Any, flops: Mapping[str, int]
+    ) -> dict[str, int]:
         """The part of an op's matmul/conv FLOPs that multiplies by the weight: all of it, except in a
         convolution's backward, whose weight gradient (the second half) multiplies no weight."""
         if _op_name(func) == "convolution_backward":
@@ -151,8 +163,7 @@ class ZeroWeights:
         name, layer, param = known
         if name not in self._seen:
             self._seen[name] = describe(name, layer, param)
-        key = (operand.untyped_storage().data_ptr(), operand.storage_offset(), tuple(operand.shape),
-               operand.stride())
+        key = (operand.untyped_storage().data_ptr(), operand.storage_offset(), tuple(operand.shape), operand.stride())
         zeros = self._zeros_of_view.get(key)
         if zeros is None:
             zeros = self._zeros_of_view[key] = int((operand.detach() == 0).sum())
@@ -178,7 +189,14 @@ def describe(name: str, layer: str, param: torch.Tensor) -> WeightSparsity:
             dense = param.detach().to_dense()
         except Exception:  # a layout that cannot be densified here: its stored share is what is known
             share = stored_fraction(param) or Fraction(1)
-            return WeightSparsity(name, layer, tuple(param.shape), int(numel * (1 - share)), numel,
-                                  "2:4" if layout == "semi_structured" else None, layout)
+            return WeightSparsity(
+                name,
+                layer,
+                tuple(param.shape),
+                int(numel * (1 - share)),
+                numel,
+                "2:4" if layout == "semi_structured" else None,
+                layout,
+            )
     zeros = int((dense == 0).sum())
     return WeightSparsity(name, layer, tuple(param.shape), zeros, numel, nm_pattern(dense), layout)

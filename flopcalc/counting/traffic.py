@@ -24,8 +24,9 @@ here: the tracer only handles the tensors the counter passes it.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..spec import tensors_in
 
@@ -38,10 +39,22 @@ _GROUPED_GEMMS = frozenset({"_grouped_mm", "_scaled_grouped_mm", "_scaled_groupe
 # Ops that join tensors: one that starts with a cache tensor it was given extends the cache (an append).
 _CONCATS = frozenset({"cat", "concat", "concatenate"})
 # In-place ops that overwrite what they write into without reading it first.
-_OVERWRITES = frozenset({
-    "copy_", "index_copy_", "index_put_", "_index_put_impl_", "fill_", "zero_", "scatter_", "masked_fill_",
-    "masked_scatter_", "slice_scatter_", "select_scatter_", "_unsafe_index_put",
-})
+_OVERWRITES = frozenset(
+    {
+        "copy_",
+        "index_copy_",
+        "index_put_",
+        "_index_put_impl_",
+        "fill_",
+        "zero_",
+        "scatter_",
+        "masked_fill_",
+        "masked_scatter_",
+        "slice_scatter_",
+        "select_scatter_",
+        "_unsafe_index_put",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -114,8 +127,9 @@ class TrafficTracer:
         self._storages.setdefault(key, storage)
         return key
 
-    def __call__(self, func: Any, args: tuple, kwargs: Mapping[str, Any], out: Any, module: str,
-                 backward: bool) -> None:
+    def __call__(
+        self, func: Any, args: tuple, kwargs: Mapping[str, Any], out: Any, module: str, backward: bool
+    ) -> None:
         if backward:
             return
         self._order.setdefault(module, None)
@@ -163,12 +177,21 @@ class TrafficTracer:
         itemsize = tensor.element_size()
         self._read_info[key] = (itemsize, tensor.is_floating_point(), tensor.untyped_storage().nbytes() // itemsize)
 
-    def _write(self, layer: str, tensor: Any, elements: int, cache_prefix: int, whole: bool = True,
-               appends: bool = False) -> None:
+    def _write(
+        self, layer: str, tensor: Any, elements: int, cache_prefix: int, whole: bool = True, appends: bool = False
+    ) -> None:
         """A write of `elements`; `whole=False` for a part written in place (a token into a static cache): the
         rest of the tensor is still someone else's, so the part is charged and the tensor keeps its writer."""
-        write = _Write(layer, self._key(tensor), elements, tensor.element_size(), tensor.is_floating_point(),
-                       cache_prefix, appends, escaped=not whole)
+        write = _Write(
+            layer,
+            self._key(tensor),
+            elements,
+            tensor.element_size(),
+            tensor.is_floating_point(),
+            cache_prefix,
+            appends,
+            escaped=not whole,
+        )
         if whole:
             self._writer[write.key] = write
         self._writes.append(write)
@@ -181,9 +204,15 @@ class TrafficTracer:
         returned = None if outputs is None else {self._key(t) for t in tensors_in(list(outputs)) if _has_storage(t)}
         cache_keys = self._cache_in | cache_out
         totals: dict[str, dict[str, Any]] = {
-            name: {"weights": defaultdict(int), "buffer_bytes": 0, "activations_read": 0, "activations_written": 0,
-                   "cache_read": 0,
-                   "cache_written": 0, "other_bytes": 0}
+            name: {
+                "weights": defaultdict(int),
+                "buffer_bytes": 0,
+                "activations_read": 0,
+                "activations_written": 0,
+                "cache_read": 0,
+                "cache_written": 0,
+                "other_bytes": 0,
+            }
             for name in self._order
         }
         for (layer, key), regions in self._reads.items():

@@ -35,6 +35,7 @@ BF16_FLOP_PER_CYCLE: tuple[tuple[frozenset[str], int, str], ...] = (
     (frozenset({"avx512_bf16"}), 128, "AVX512_BF16: 2 x 16 lanes x 2 pairs x 2"),
 )
 
+
 @dataclass(frozen=True)
 class CpuInfo:
     """Facts about the CPU that the peak estimate needs."""

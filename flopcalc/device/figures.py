@@ -3,8 +3,9 @@ datasheet figures. Plain values only: `resolve` builds the record, the commands 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal
 
 from ..catalog import Accelerator, DeviceKind
 from ..errors import CalibrationError
@@ -17,8 +18,10 @@ FigureOrigin = Literal["datasheet", "measured", "published", "assumed"]
 
 # One 200 Gb/s InfiniBand HDR NIC per GPU (DGX A100) moves 25 GB/s; nccl-tests' inter-node busbw is about this.
 ASSUMED_INTER_NODE_GBPS = 25.0
-ASSUMED_INTER_NODE_SOURCE = ("assumed: one 200 Gb/s InfiniBand HDR NIC per GPU, as in a DGX A100; give "
-                             "--inter-node-gbps (nccl-tests busbw across nodes)")
+ASSUMED_INTER_NODE_SOURCE = (
+    "assumed: one 200 Gb/s InfiniBand HDR NIC per GPU, as in a DGX A100; give "
+    "--inter-node-gbps (nccl-tests busbw across nodes)"
+)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ every rate a prediction reads comes from this room; the calibration file stores 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import CalibrationError
 from ..units import MATMUL_PRECISIONS
@@ -64,8 +65,10 @@ class ProfileCalibration:
     def rates(self, precision: str) -> KernelRates:
         if precision not in self.precisions:
             measured = ", ".join(sorted(self.precisions)) or "none"
-            raise CalibrationError(f"the device profile of {self.device_name} has no {precision} rates (measured: {measured})",
-                                   f"rerun `flopcalc bench --precision {precision} --save`")
+            raise CalibrationError(
+                f"the device profile of {self.device_name} has no {precision} rates (measured: {measured})",
+                f"rerun `flopcalc bench --precision {precision} --save`",
+            )
         return self.precisions[precision]
 
     def for_device(self, device_name: str) -> ProfileCalibration:
@@ -73,7 +76,8 @@ class ProfileCalibration:
         if self.device_name != device_name:
             raise CalibrationError(
                 f"the device profile was measured on {self.device_name!r}, not on {device_name!r}",
-                "a profile applies only to the device it was measured on: run `flopcalc bench --save` on this device")
+                "a profile applies only to the device it was measured on: run `flopcalc bench --save` on this device",
+            )
         return self
 
     def merged_with(self, newer: ProfileCalibration) -> ProfileCalibration:
@@ -81,9 +85,14 @@ class ProfileCalibration:
         of another device replaces this one whole."""
         if newer.device_name != self.device_name:
             return newer
-        return ProfileCalibration(newer.device_name, newer.measured_at, newer.torch_version,
-                                  {**self.precisions, **newer.precisions},
-                                  newer.threads if newer.precisions else self.threads, {**self.busbw, **newer.busbw})
+        return ProfileCalibration(
+            newer.device_name,
+            newer.measured_at,
+            newer.torch_version,
+            {**self.precisions, **newer.precisions},
+            newer.threads if newer.precisions else self.threads,
+            {**self.busbw, **newer.busbw},
+        )
 
     def to_dict(self) -> dict:
         data: dict[str, Any] = {
@@ -94,8 +103,10 @@ class ProfileCalibration:
             "precisions": {precision: rates.to_dict() for precision, rates in self.precisions.items()},
         }
         if self.busbw:
-            data["busbw"] = {scope: {op: [list(point) for point in points] for op, points in ops.items()}
-                             for scope, ops in self.busbw.items()}
+            data["busbw"] = {
+                scope: {op: [list(point) for point in points] for op, points in ops.items()}
+                for scope, ops in self.busbw.items()
+            }
         return data
 
 
@@ -113,8 +124,9 @@ def parse_measured_profile(entry: Any, where: str) -> ProfileCalibration:
     _no_unknown_keys(entry, _PROFILE_KEYS, where)
     precisions_data = entry.get("precisions")
     if not isinstance(precisions_data, dict) or not (precisions_data or entry.get("busbw")):
-        raise CalibrationError(f"{where}: 'precisions' is missing or empty (and there is no 'busbw')",
-                               "rerun `flopcalc bench --save`")
+        raise CalibrationError(
+            f"{where}: 'precisions' is missing or empty (and there is no 'busbw')", "rerun `flopcalc bench --save`"
+        )
     precisions = {}
     for precision, rates in precisions_data.items():
         if precision not in MATMUL_PRECISIONS:
@@ -129,14 +141,18 @@ def parse_measured_profile(entry: Any, where: str) -> ProfileCalibration:
     busbw = {}
     for scope, ops in busbw_data.items():
         if scope not in MEASURED_SCOPES or not isinstance(ops, dict) or not ops:
-            raise CalibrationError(f"{where} busbw: {scope!r} must be one of {', '.join(MEASURED_SCOPES)} mapping "
-                                   "collectives to points")
+            raise CalibrationError(
+                f"{where} busbw: {scope!r} must be one of {', '.join(MEASURED_SCOPES)} mapping collectives to points"
+            )
         for op in ops:
             if op not in COLLECTIVES:
-                raise CalibrationError(f"{where} busbw {scope}: unknown collective {op!r}",
-                                       f"use {', '.join(COLLECTIVES)}")
-        busbw[scope] = {op: tuple((int(size), rate) for size, rate in _points(points, f"{where} busbw {scope} {op}", 2))
-                        for op, points in ops.items()}
+                raise CalibrationError(
+                    f"{where} busbw {scope}: unknown collective {op!r}", f"use {', '.join(COLLECTIVES)}"
+                )
+        busbw[scope] = {
+            op: tuple((int(size), rate) for size, rate in _points(points, f"{where} busbw {scope} {op}", 2))
+            for op, points in ops.items()
+        }
     return ProfileCalibration(
         device_name=_text(entry, "device_name", where),
         measured_at=_text(entry, "measured_at", where),
@@ -157,8 +173,9 @@ def _parse_rates(entry: Any, where: str) -> KernelRates:
     matmul = _points(entry["matmul"], f"{where} matmul", 4)
     if any(any(x != int(x) for x in point[:3]) for point in matmul):
         raise CalibrationError(f"{where} matmul: m, n and k must be whole numbers")
-    convolution = (_points(entry["convolution"], f"{where} convolution", 7, sizes=4)
-                   if entry["convolution"] != [] else ())  # none measured: convolutions are priced as GEMMs
+    convolution = (
+        _points(entry["convolution"], f"{where} convolution", 7, sizes=4) if entry["convolution"] != [] else ()
+    )  # none measured: convolutions are priced as GEMMs
     if any(any(x != int(x) for x in point[:4]) for point in convolution):
         raise CalibrationError(f"{where} convolution: m, n, k and groups must be whole numbers")
     step_op_us = entry["step_op_us"]
@@ -170,8 +187,10 @@ def _parse_rates(entry: Any, where: str) -> KernelRates:
         elementwise=tuple((int(size), rate) for size, rate in _points(entry["elementwise"], f"{where} elementwise", 2)),
         view_us=_positive(entry["view_us"], f"{where} view_us"),
         step_op_us={phase: _at_least_zero(step_op_us[phase], f"{where} step_op_us {phase}") for phase in STEP_PHASES},
-        convolution=tuple((int(m), int(n), int(k), int(groups), forward, input_grad, weight_grad)
-                          for m, n, k, groups, forward, input_grad, weight_grad in convolution),
+        convolution=tuple(
+            (int(m), int(n), int(k), int(groups), forward, input_grad, weight_grad)
+            for m, n, k, groups, forward, input_grad, weight_grad in convolution
+        ),
     )
 
 
@@ -182,11 +201,16 @@ def _points(value: Any, where: str, width: int, sizes: int | None = None) -> tup
         raise CalibrationError(f"{where}: expected a non-empty list of points")
     points = []
     for point in value:
-        if not (isinstance(point, list) and len(point) == width and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0 for x in point)):
+        if not (
+            isinstance(point, list)
+            and len(point) == width
+            and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0 for x in point
+            )
+        ):
             raise CalibrationError(f"{where}: every point must be {width} positive numbers, got {point!r}")
         points.append(tuple(float(x) for x in point))
-    if len({point[:sizes or width - 1] for point in points}) != len(points):
+    if len({point[: sizes or width - 1] for point in points}) != len(points):
         raise CalibrationError(f"{where}: a size appears twice")
     return tuple(points)
 
@@ -194,7 +218,9 @@ def _points(value: Any, where: str, width: int, sizes: int | None = None) -> tup
 def _no_unknown_keys(entry: Mapping, allowed: set[str], where: str) -> None:
     unknown = sorted(str(key) for key in entry if key not in allowed)
     if unknown:
-        raise CalibrationError(f"{where}: unknown key(s) {', '.join(unknown)}", f"allowed: {', '.join(sorted(allowed))}")
+        raise CalibrationError(
+            f"{where}: unknown key(s) {', '.join(unknown)}", f"allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def _positive(value: Any, where: str) -> float:

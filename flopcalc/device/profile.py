@@ -73,8 +73,10 @@ class DeviceProfile:
 
     def network(self, scope: str) -> Network:
         if scope not in self.networks:
-            raise CalibrationError(f"the {self.device} profile has no {scope.replace('_', '-')} network",
-                                   f"add profiles[].network.{scope} to the profile file")
+            raise CalibrationError(
+                f"the {self.device} profile has no {scope.replace('_', '-')} network",
+                f"add profiles[].network.{scope} to the profile file",
+            )
         return self.networks[scope]
 
     def sources(self) -> tuple[str, ...]:
@@ -90,8 +92,10 @@ class DeviceProfile:
             f"({self.memory.efficiency.source})",
         ]
         for network in self.networks.values():
-            lines.append(f"{network.scope.replace('_', '-')} network: {network.bandwidth / GB:.4g} GB/s per GPU per "
-                         f"direction, {network.latency_s * 1e6:.3g} us per ring step ({network.source})")
+            lines.append(
+                f"{network.scope.replace('_', '-')} network: {network.bandwidth / GB:.4g} GB/s per GPU per "
+                f"direction, {network.latency_s * 1e6:.3g} us per ring step ({network.source})"
+            )
         return tuple(lines)
 
 
@@ -119,10 +123,17 @@ class _Reader:
 
     def number(self, data: dict[str, Any], key: str, path: str, *, minimum: float = 0.0) -> float:
         value = self.field(data, key, path)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= minimum:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= minimum
+        ):
             raise self.fail(f"{path}.{key}", f"must be a number > {minimum:g}, got {value!r}")
         if not SMALLEST_FIGURE <= value <= LARGEST_NUMBER:
-            raise self.fail(f"{path}.{key}", f"must be between {SMALLEST_FIGURE:g} and {LARGEST_NUMBER:g}, got {value!r}")
+            raise self.fail(
+                f"{path}.{key}", f"must be between {SMALLEST_FIGURE:g} and {LARGEST_NUMBER:g}, got {value!r}"
+            )
         return float(value)
 
     def text(self, data: dict[str, Any], key: str, path: str) -> str:
@@ -134,9 +145,16 @@ class _Reader:
     def curve(self, data: Any, path: str) -> Curve:
         data = self.mapping(data, path)
         points = self.field(data, "points", path)
-        if (not isinstance(points, list) or not points
-                or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in p)
-                           for p in points)):
+        if (
+            not isinstance(points, list)
+            or not points
+            or not all(
+                isinstance(p, list)
+                and len(p) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in p)
+                for p in points
+            )
+        ):
             raise self.fail(f"{path}.points", "must be a list of [size, value] pairs")
         between = data.get("between", "step")
         if between not in BETWEEN:
@@ -154,8 +172,12 @@ class _Reader:
         if precision not in peaks:
             raise self.fail(f"{path}.{peak_key}", f"has no {precision} figure")
         peak = self.number(peaks, precision, f"{path}.{peak_key}") * scale
-        return Rate(peak, self.text(data, "peak_source", path), self.curve(self.field(data, "efficiency", path),
-                                                                           f"{path}.efficiency"), unit)
+        return Rate(
+            peak,
+            self.text(data, "peak_source", path),
+            self.curve(self.field(data, "efficiency", path), f"{path}.efficiency"),
+            unit,
+        )
 
 
 def _network(reader: _Reader, data: Any, path: str, scope: str) -> Network:
@@ -163,16 +185,23 @@ def _network(reader: _Reader, data: Any, path: str, scope: str) -> Network:
     efficiencies = reader.mapping(reader.field(data, "bus_efficiency", path), f"{path}.bus_efficiency")
     curves = {}
     for collective in COLLECTIVES:
-        curves[collective] = reader.curve(reader.field(efficiencies, collective, f"{path}.bus_efficiency"),
-                                          f"{path}.bus_efficiency.{collective}")
+        curves[collective] = reader.curve(
+            reader.field(efficiencies, collective, f"{path}.bus_efficiency"), f"{path}.bus_efficiency.{collective}"
+        )
     gpus = reader.number(data, "gpus", path)
     if gpus != int(gpus):
         raise reader.fail(f"{path}.gpus", f"must be a whole number, got {gpus!r}")
     latency = reader.field(data, "latency_us", path)
     if isinstance(latency, bool) or not isinstance(latency, (int, float)) or not math.isfinite(latency) or latency < 0:
         raise reader.fail(f"{path}.latency_us", f"must be a number >= 0, got {latency!r}")
-    return Network(scope, int(gpus), reader.number(data, "bandwidth_gbps", path) * GB, float(latency) * 1e-6,
-                   reader.text(data, "source", path), curves)
+    return Network(
+        scope,
+        int(gpus),
+        reader.number(data, "bandwidth_gbps", path) * GB,
+        float(latency) * 1e-6,
+        reader.text(data, "source", path),
+        curves,
+    )
 
 
 def _profile(reader: _Reader, data: Any, path: str, precision: str) -> DeviceProfile:
@@ -181,23 +210,37 @@ def _profile(reader: _Reader, data: Any, path: str, precision: str) -> DevicePro
     matmul = reader.rate(reader.field(data, "matmul", path), f"{path}.matmul", "peak_tflops", 1e12, "GFLOP", precision)
     vector = reader.rate(reader.field(data, "vector", path), f"{path}.vector", "peak_tflops", 1e12, "GFLOP", precision)
     memory_data = reader.mapping(reader.field(data, "memory", path), f"{path}.memory")
-    memory = Rate(reader.number(memory_data, "bandwidth_gbps", f"{path}.memory") * GB,
-                  reader.text(memory_data, "peak_source", f"{path}.memory"),
-                  reader.curve(reader.field(memory_data, "efficiency", f"{path}.memory"), f"{path}.memory.efficiency"),
-                  "MB")
+    memory = Rate(
+        reader.number(memory_data, "bandwidth_gbps", f"{path}.memory") * GB,
+        reader.text(memory_data, "peak_source", f"{path}.memory"),
+        reader.curve(reader.field(memory_data, "efficiency", f"{path}.memory"), f"{path}.memory.efficiency"),
+        "MB",
+    )
     networks_data = reader.mapping(reader.field(data, "network", path), f"{path}.network")
     unknown = sorted(set(networks_data) - set(SCOPES))
     if unknown:
         raise reader.fail(f"{path}.network", f"unknown scope {unknown[0]!r}", f"use {' or '.join(SCOPES)}")
-    networks = {scope: _network(reader, networks_data[scope], f"{path}.network.{scope}", scope)
-                for scope in SCOPES if scope in networks_data}
+    networks = {
+        scope: _network(reader, networks_data[scope], f"{path}.network.{scope}", scope)
+        for scope in SCOPES
+        if scope in networks_data
+    }
     precisions = tuple(reader.mapping(reader.field(reader.mapping(data["matmul"], path), "peak_tflops", path), path))
     kernel = reader.mapping(reader.field(data, "kernel_time", path), f"{path}.kernel_time")
     rule = reader.field(kernel, "rule", f"{path}.kernel_time")
     if rule not in KERNEL_TIMES:
         raise reader.fail(f"{path}.kernel_time.rule", f"must be sum or max, got {rule!r}")
-    return DeviceProfile(device, str(data.get("description", "")), matmul, vector, memory, networks, precisions,
-                         rule, reader.text(kernel, "source", f"{path}.kernel_time"))
+    return DeviceProfile(
+        device,
+        str(data.get("description", "")),
+        matmul,
+        vector,
+        memory,
+        networks,
+        precisions,
+        rule,
+        reader.text(kernel, "source", f"{path}.kernel_time"),
+    )
 
 
 def default_profiles_text() -> str:
@@ -234,8 +277,10 @@ def device_profile(device: str, path: Path | None = None, *, precision: str = "f
     """The profile of catalogue GPU `device`; a device the file has no profile for is refused with one line."""
     profiles = load_profiles(path, precision=precision)
     if device not in profiles:
-        raise CalibrationError(f"no device profile for {device} in {path or 'the shipped profiles'}",
-                               f"profiles exist for {', '.join(sorted(profiles))}")
+        raise CalibrationError(
+            f"no device profile for {device} in {path or 'the shipped profiles'}",
+            f"profiles exist for {', '.join(sorted(profiles))}",
+        )
     return profiles[device]
 
 
@@ -245,8 +290,10 @@ def profile_for(device: str, path: Path, *, precision: str) -> DeviceProfile:
     profiles = load_profiles(path, precision=precision)
     if device not in profiles:
         theirs = ", ".join(profiles)
-        raise CalibrationError(f"{path} profiles {theirs}, not {device}: a profile measured on one device does not "
-                               "apply to another", f"use it for {theirs}, or profile {device}")
+        raise CalibrationError(
+            f"{path} profiles {theirs}, not {device}: a profile measured on one device does not apply to another",
+            f"use it for {theirs}, or profile {device}",
+        )
     return profiles[device]
 
 

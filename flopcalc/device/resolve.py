@@ -8,9 +8,9 @@ measurement replaces the links; a device profile is attached only to the device 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 from ..catalog import Accelerator, Catalog, load_catalog
 from ..errors import CalibrationError, CatalogError, UsageError
@@ -73,10 +73,17 @@ def resolve_device(
             "(`flopcalc bench --save` on it)",
         )
     return Device(
-        id=device_id, precision=chosen, peak=peak, peaks=_peaks(accelerator, measured),
-        memory_bytes=_memory(accelerator), memory_bandwidth=_memory_bandwidth(accelerator),
-        intra_node=_intra_node(accelerator, network), inter_node=_inter_node(network),
-        tdp_w=None if accelerator is None else accelerator.tdp_w, accelerator=accelerator, profile=profile,
+        id=device_id,
+        precision=chosen,
+        peak=peak,
+        peaks=_peaks(accelerator, measured),
+        memory_bytes=_memory(accelerator),
+        memory_bandwidth=_memory_bandwidth(accelerator),
+        intra_node=_intra_node(accelerator, network),
+        inter_node=_inter_node(network),
+        tdp_w=None if accelerator is None else accelerator.tdp_w,
+        accelerator=accelerator,
+        profile=profile,
         catalog_miss=catalog_miss,
     )
 
@@ -99,9 +106,11 @@ def _lookup(catalog: Catalog, name: str) -> tuple[Accelerator | None, str | None
 
 
 def _peaks(accelerator: Accelerator | None, measured: MatmulMeasurement | None) -> dict[str, Figure]:
-    peaks = {} if accelerator is None else {
-        precision: _datasheet(accelerator, precision) for precision in accelerator.precisions
-    }
+    peaks = (
+        {}
+        if accelerator is None
+        else {precision: _datasheet(accelerator, precision) for precision in accelerator.precisions}
+    )
     if measured is not None:
         peaks.update({precision: measured.peak(precision) for precision in measured.flops})
     return peaks
@@ -131,8 +140,12 @@ def _intra_node(accelerator: Accelerator | None, network: LinkMeasurement | None
         return Figure(network.intra_node_gbps, f"{network.label}, all-reduce busbw", "measured")
     if accelerator is not None and accelerator.intra_node_link is not None:
         link = accelerator.intra_node_link
-        return Figure(link.per_direction_gbps, f"catalogue, {accelerator.id}: {link.describe()}; a link peak, not a "
-                      "measured bus bandwidth: give --intra-node-gbps to use nccl-tests' busbw", "datasheet")
+        return Figure(
+            link.per_direction_gbps,
+            f"catalogue, {accelerator.id}: {link.describe()}; a link peak, not a "
+            "measured bus bandwidth: give --intra-node-gbps to use nccl-tests' busbw",
+            "datasheet",
+        )
     return None
 
 

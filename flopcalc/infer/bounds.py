@@ -6,8 +6,9 @@ rest at the vector one, its bytes at the memory curve, combined by the profile's
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..counting.report import MULTIPLY_ADD_CATEGORIES, CountReport
 from ..counting.traffic import LayerTraffic, TrafficReport
@@ -16,16 +17,22 @@ from ..predict import Op, kernel_seconds
 from .hardware import Hardware
 from .quantisation import BYTES_PER_ELEMENT, Precisions, stored_bytes
 
-LOWER_BOUNDS = ("time bounds are lower bounds: each layer at 100% of the dense peak and of the memory bandwidth, "
-                "no kernel launch overhead, nothing fused or overlapped across layers")
+LOWER_BOUNDS = (
+    "time bounds are lower bounds: each layer at 100% of the dense peak and of the memory bandwidth, "
+    "no kernel launch overhead, nothing fused or overlapped across layers"
+)
 
 
 def predicted_note(profile: DeviceProfile, origin: str) -> str:
     """What the times are on a device profile: predictions, and what they leave out."""
-    return (f"times are predictions on the {profile.device} device profile from {origin}: each layer one kernel, "
-            "its multiply-add FLOPs at the matmul efficiency of their size, other FLOPs at the vector rate, its "
-            f"bytes at the memory bandwidth achieved at their size, {'added' if profile.kernel_time == 'sum' else 'the slower of the two'}; "
-            "no kernel launch overhead, nothing fused or overlapped across layers")
+    return (
+        f"times are predictions on the {profile.device} device profile from {origin}: each layer one kernel, "
+        "its multiply-add FLOPs at the matmul efficiency of their size, other FLOPs at the vector rate, its "
+        f"bytes at the memory bandwidth achieved at their size, {'added' if profile.kernel_time == 'sum' else 'the slower of the two'}; "
+        "no kernel launch overhead, nothing fused or overlapped across layers"
+    )
+
+
 # The largest batch searched for where a pass turns compute-bound.
 LARGEST_BATCH = 1 << 24
 
@@ -71,9 +78,12 @@ class LayerBound:
             "type": self.type,
             "flops": whole(self.flops),
             "bytes": whole_bytes(self.bytes),
-            "bytes_by_kind": {"weights": whole_bytes(self.weight_bytes),
-                              "activations": whole_bytes(self.activation_bytes),
-                              "kv_cache": whole_bytes(self.kv_cache_bytes), "other": whole_bytes(self.other_bytes)},
+            "bytes_by_kind": {
+                "weights": whole_bytes(self.weight_bytes),
+                "activations": whole_bytes(self.activation_bytes),
+                "kv_cache": whole_bytes(self.kv_cache_bytes),
+                "other": whole_bytes(self.other_bytes),
+            },
             "intensity": self.intensity,
             "bound": self.bound,
             "time_s": self.time_s,
@@ -115,7 +125,7 @@ class PassBound:
         """The largest activations one layer reads and writes: what must be resident at once, at the least."""
         return max((layer.activation_bytes for layer in self.layers), default=0.0)
 
-    def scaled(self, factor: float) -> "PassBound":
+    def scaled(self, factor: float) -> PassBound:
         """The same pass with `factor` times the batch: FLOPs and every byte but the weights' grow with it."""
         return PassBound(tuple(scale_layer(layer, factor) for layer in self.layers))
 
@@ -135,15 +145,25 @@ def profile_seconds(profile: DeviceProfile, matmul_flops: float, flops: float, n
 
 def scale_layer(layer: LayerBound, factor: float) -> LayerBound:
     if layer.profile is not None:  # the rates depend on the size: priced again at the grown one
-        grown = replace(layer, flops=layer.flops * factor, matmul_flops=layer.matmul_flops * factor,
-                        activation_bytes=layer.activation_bytes * factor,
-                        kv_cache_bytes=layer.kv_cache_bytes * factor, other_bytes=layer.other_bytes * factor)
+        grown = replace(
+            layer,
+            flops=layer.flops * factor,
+            matmul_flops=layer.matmul_flops * factor,
+            activation_bytes=layer.activation_bytes * factor,
+            kv_cache_bytes=layer.kv_cache_bytes * factor,
+            other_bytes=layer.other_bytes * factor,
+        )
         compute_s, memory_s = profile_seconds(layer.profile, grown.matmul_flops, grown.flops, grown.bytes)
         return replace(grown, compute_s=compute_s, memory_s=memory_s)
     per_flop = layer.compute_s / layer.flops if layer.flops else 0.0
     per_byte = layer.memory_s / layer.bytes if layer.bytes else 0.0
-    grown = replace(layer, flops=layer.flops * factor, activation_bytes=layer.activation_bytes * factor,
-                    kv_cache_bytes=layer.kv_cache_bytes * factor, other_bytes=layer.other_bytes * factor)
+    grown = replace(
+        layer,
+        flops=layer.flops * factor,
+        activation_bytes=layer.activation_bytes * factor,
+        kv_cache_bytes=layer.kv_cache_bytes * factor,
+        other_bytes=layer.other_bytes * factor,
+    )
     return replace(grown, compute_s=grown.flops * per_flop, memory_s=grown.bytes * per_byte)
 
 
@@ -161,6 +181,7 @@ def whole_bytes(value: float | None) -> int | None:
 def own_flops(report: CountReport, categories: frozenset[str] | None = None) -> dict[str, int]:
     """Each module's own forward FLOPs (its inclusive count less its children's), by module path; only those of
     `categories` when given."""
+
     def forward(layer: Any) -> int:
         if categories is None:
             return int(layer.forward)
@@ -178,14 +199,22 @@ def own_flops(report: CountReport, categories: frozenset[str] | None = None) -> 
 class Pricer:
     """Prices a counted pass on the hardware at the serving precisions."""
 
-    def __init__(self, hardware: Hardware, precisions: Precisions, param_shapes: Mapping[str, Sequence[int]],
-                 sparse_2_4: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        hardware: Hardware,
+        precisions: Precisions,
+        param_shapes: Mapping[str, Sequence[int]],
+        sparse_2_4: frozenset[str] = frozenset(),
+    ):
         self.hardware = hardware
         self.activation = BYTES_PER_ELEMENT[precisions.activations]
         self.kv = BYTES_PER_ELEMENT[precisions.kv_cache]
         self.per_weight = {
-            name: (stored_bytes(name, shape, precisions.weights, precisions.activations, sparse_2_4)
-                   / math.prod(shape) if math.prod(shape) else 0.0)
+            name: (
+                stored_bytes(name, shape, precisions.weights, precisions.activations, sparse_2_4) / math.prod(shape)
+                if math.prod(shape)
+                else 0.0
+            )
             for name, shape in param_shapes.items()
         }
 
@@ -197,25 +226,48 @@ class Pricer:
         moved = weights + activations + kv + traffic.other_bytes
         profile = self.hardware.profile
         if profile is None:
-            return LayerBound(traffic.name, type_name, flops, weights, activations, kv, float(traffic.other_bytes),
-                              flops / self.hardware.peak_flops, moved / self.hardware.bandwidth)
+            return LayerBound(
+                traffic.name,
+                type_name,
+                flops,
+                weights,
+                activations,
+                kv,
+                float(traffic.other_bytes),
+                flops / self.hardware.peak_flops,
+                moved / self.hardware.bandwidth,
+            )
         compute_s, memory_s = profile_seconds(profile, matmul_flops, flops, moved)
-        return LayerBound(traffic.name, type_name, flops, weights, activations, kv, float(traffic.other_bytes),
-                          compute_s, memory_s, profile.kernel_time, matmul_flops, profile)
+        return LayerBound(
+            traffic.name,
+            type_name,
+            flops,
+            weights,
+            activations,
+            kv,
+            float(traffic.other_bytes),
+            compute_s,
+            memory_s,
+            profile.kernel_time,
+            matmul_flops,
+            profile,
+        )
 
     def price(self, report: CountReport, traffic: TrafficReport) -> PassBound:
         """Layers in the order they first ran; a layer that computes nothing and moves nothing is left out."""
         flops = own_flops(report)
         matmuls = own_flops(report, MULTIPLY_ADD_CATEGORIES)
         types = {layer.name: layer.type for layer in report.layers}
-        layers = (self.layer(t, flops.get(t.name, 0), types.get(t.name, ""), matmuls.get(t.name, 0))
-                  for t in traffic.layers)
+        layers = (
+            self.layer(t, flops.get(t.name, 0), types.get(t.name, ""), matmuls.get(t.name, 0)) for t in traffic.layers
+        )
         return PassBound(tuple(layer for layer in layers if layer.flops or layer.bytes))
 
 
 def compute_bound_from(counted: PassBound, batch: int) -> int | None:
     """The smallest batch at which the pass is compute-bound, with FLOPs and every byte but the weights growing
     in proportion to the batch from the counted one; None if not below 2**24."""
+
     def compute_bound(size: int) -> bool:
         return counted.scaled(size / batch).bound == "compute"
 

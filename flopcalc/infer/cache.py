@@ -4,12 +4,15 @@ keyword, use_cache=True), and refusing, before any counting, a model that cannot
 from __future__ import annotations
 
 import inspect
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..errors import UsageError
 
-NOT_CAUSAL_HINT = ("--prompt/--generate need a causal language model called as model(input_ids=..., "
-                   "past_key_values=..., use_cache=True); drop them to bound one forward pass")
+NOT_CAUSAL_HINT = (
+    "--prompt/--generate need a causal language model called as model(input_ids=..., "
+    "past_key_values=..., use_cache=True); drop them to bound one forward pass"
+)
 # The keywords a forward takes to compute the logits of the last positions only (transformers, new and old).
 _LOGITS_KEYWORDS = ("logits_to_keep", "num_logits_to_keep")
 
@@ -21,14 +24,17 @@ def cache_keyword(model: Any, source: str) -> str:
     if callable(can_generate) and not can_generate():
         raise UsageError(f"{source} ({type(model).__name__}) is not a causal language model", NOT_CAUSAL_HINT)
     if not _attends_causally(model):
-        raise UsageError(f"{source} ({type(model).__name__}) is not a causal language model: its attention sees "
-                         "every position both ways (an encoder; a BERT generates only with is_decoder: true)",
-                         NOT_CAUSAL_HINT)
+        raise UsageError(
+            f"{source} ({type(model).__name__}) is not a causal language model: its attention sees "
+            "every position both ways (an encoder; a BERT generates only with is_decoder: true)",
+            NOT_CAUSAL_HINT,
+        )
     parameters = _parameters(model)
     keyword = next((k for k in ("cache", "past_key_values") if k in parameters), None)
     if keyword is None or "input_ids" not in parameters or "use_cache" not in parameters:
-        raise UsageError(f"{source} ({type(model).__name__}) does not take input_ids, past_key_values and use_cache",
-                         NOT_CAUSAL_HINT)
+        raise UsageError(
+            f"{source} ({type(model).__name__}) does not take input_ids, past_key_values and use_cache", NOT_CAUSAL_HINT
+        )
     return keyword
 
 

@@ -19,8 +19,9 @@ def bound_forward(session: Session) -> InferResult:
         if not bound.time_s:
             raise ModelRunError(f"{session.spec.source} computes nothing and moves no tensor: nothing to bound")
         memory = weights + bound.activation_working_set
-        batches.append(BatchBound(batch, bound.time_s, batch / bound.time_s, bound.bound, memory,
-                                  fits(session.hardware, memory)))
+        batches.append(
+            BatchBound(batch, bound.time_s, batch / bound.time_s, bound.bound, memory, fits(session.hardware, memory))
+        )
     batch0 = session.sizes[0]
     first = passes[batch0]
     return InferResult(

@@ -4,7 +4,8 @@ filled to that length, the cache's growth per token from the model's own cache t
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from ..counting.traffic import cache_tensors
 from ..errors import ModelRunError, UsageError, short_error
@@ -19,18 +20,21 @@ from .cache import (
     returned_cache,
     token_ids,
 )
-from .quantisation import BYTES_PER_ELEMENT, QUANTIZATION_LAYOUTS
 from .memory import fits
 from .parallel import NOT_MODELLED
+from .quantisation import BYTES_PER_ELEMENT, QUANTIZATION_LAYOUTS
 from .result import BatchBound, Decode, InferResult, Prefill
 from .session import Session
 from .steps import midpoint, steps_time
 
-LAST_LOGITS_NOTE = ("prefill keeps the logits of the last prompt position only, as generate() and serving engines "
-                    "do (`flopcalc count` counts them at every position)")
+LAST_LOGITS_NOTE = (
+    "prefill keeps the logits of the last prompt position only, as generate() and serving engines "
+    "do (`flopcalc count` counts them at every position)"
+)
 # for a model that takes no logits_to_keep
-ALL_LOGITS_NOTE = ("prefill counts logits at every prompt position, as `flopcalc count` does (generate() needs only "
-                   "the last)")
+ALL_LOGITS_NOTE = (
+    "prefill counts logits at every prompt position, as `flopcalc count` does (generate() needs only the last)"
+)
 
 
 class Counted(NamedTuple):
@@ -66,8 +70,12 @@ class Caller:
         self.grows_in_place = new_cache(session.model) is not None  # a transformers Cache, not returned tuples
 
     def prompt_inputs(self, batch: int, tokens: int, cache: Any) -> dict[str, Any]:
-        return {"input_ids": token_ids(batch, tokens, self.session.device), "use_cache": True,
-                **({self.keyword: cache} if cache is not None else {}), **self.last_logits}
+        return {
+            "input_ids": token_ids(batch, tokens, self.session.device),
+            "use_cache": True,
+            **({self.keyword: cache} if cache is not None else {}),
+            **self.last_logits,
+        }
 
     def filled_cache(self, batch: int, context: int) -> Any:
         """A KV cache of `context` entries, made by an uncounted forward over that many tokens."""
@@ -79,12 +87,15 @@ class Caller:
             with torch.no_grad():
                 output = session.model(**self.prompt_inputs(batch, context, cache))
         except (Exception, SystemExit) as error:
-            raise ModelRunError(f"{session.spec.source}: a forward over {context} tokens to fill the KV cache "
-                                f"failed: {short_error(error)}") from error
+            raise ModelRunError(
+                f"{session.spec.source}: a forward over {context} tokens to fill the KV cache "
+                f"failed: {short_error(error)}"
+            ) from error
         cache = cache if cache is not None else returned_cache(output, self.keyword)
         if not cache_tensors(cache):
-            raise UsageError(f"{session.spec.source} returned no KV cache ({self.keyword}) with use_cache=True",
-                             NOT_CAUSAL_HINT)
+            raise UsageError(
+                f"{session.spec.source} returned no KV cache ({self.keyword}) with use_cache=True", NOT_CAUSAL_HINT
+            )
         return cache
 
     def decode(self, batch: int, cache: Any) -> PassBound:
@@ -133,8 +144,9 @@ class GenerationCounter:
         one, two = (elements(cache_tensors(self.caller.filled_cache(batch, tokens))) for tokens in (1, 2))
         slope = (two - one) / batch
         if slope <= 0:
-            raise UsageError(f"{self.session.spec.source}: its KV cache does not grow with the context",
-                             NOT_CAUSAL_HINT)
+            raise UsageError(
+                f"{self.session.spec.source}: its KV cache does not grow with the context", NOT_CAUSAL_HINT
+            )
         return KvGrowth(slope, one / batch - slope, most=before / batch)
 
 
@@ -145,8 +157,14 @@ def bound_generation(session: Session, prompt: int, generate: int) -> InferResul
     if session.parallel is not None:  # as the GPUs of one replica run each pass, with their communication
         per_gpu = session.parallel.per_gpu
         shapes = session.param_shapes
-        per_batch = {batch: Counted(per_gpu(c.prefill, batch * prompt, shapes), per_gpu(c.first, batch, shapes),
-                                    per_gpu(c.final, batch, shapes)) for batch, c in per_batch.items()}
+        per_batch = {
+            batch: Counted(
+                per_gpu(c.prefill, batch * prompt, shapes),
+                per_gpu(c.first, batch, shapes),
+                per_gpu(c.final, batch, shapes),
+            )
+            for batch, c in per_batch.items()
+        }
     return _generation_result(counter, per_batch)
 
 
@@ -156,27 +174,44 @@ def _decode_summary(counted: Counted, batch: int, prompt: int, generate: int) ->
     last = prompt + generate - 1
     compute_s, memory_s = steps_time(first, final, generate)
     decode = Decode(
-        batch, generate,
+        batch,
+        generate,
         flops_per_token_at_context=tuple(sorted({prompt: first.flops / batch, last: final.flops / batch}.items())),
         bytes_per_step_at_context=tuple(sorted({prompt: first.bytes, last: final.bytes}.items())),
         flops_total=generate * (first.flops + final.flops) / 2,  # linear in the context
-        time_total_s=compute_s + memory_s, bound=dominant_bound(compute_s, memory_s),
+        time_total_s=compute_s + memory_s,
+        bound=dominant_bound(compute_s, memory_s),
     )
     return decode, compute_s
 
 
-def _batch_bound(session: Session, prefill: PassBound, decode: Decode, decode_compute_s: float, weights: float,
-                 kv_per_sequence: float, held: tuple[float, float]) -> BatchBound:
+def _batch_bound(
+    session: Session,
+    prefill: PassBound,
+    decode: Decode,
+    decode_compute_s: float,
+    weights: float,
+    kv_per_sequence: float,
+    held: tuple[float, float],
+) -> BatchBound:
     """`held`: the weights and a sequence's cache on one GPU (the whole model's on one GPU)."""
     batch = decode.batch_size
     memory = held[0] + batch * held[1] + prefill.activation_working_set
     latency = prefill.time_s + decode.time_total_s
     compute_s = prefill.compute_bound_s + decode_compute_s
     return BatchBound(
-        batch, latency, batch * decode.tokens / latency, dominant_bound(compute_s, latency - compute_s),
-        memory, fits(session.hardware, memory), ttft_s=prefill.time_s, time_per_token_s=decode.time_per_token_s,
-        tokens_per_s=decode.tokens_per_s, kv_cache_bytes=batch * kv_per_sequence,
-        prefill_bound=prefill.bound, decode_bound=decode.bound,
+        batch,
+        latency,
+        batch * decode.tokens / latency,
+        dominant_bound(compute_s, latency - compute_s),
+        memory,
+        fits(session.hardware, memory),
+        ttft_s=prefill.time_s,
+        time_per_token_s=decode.time_per_token_s,
+        tokens_per_s=decode.tokens_per_s,
+        kv_cache_bytes=batch * kv_per_sequence,
+        prefill_bound=prefill.bound,
+        decode_bound=decode.bound,
     )
 
 
@@ -189,20 +224,29 @@ def _generation_result(counter: GenerationCounter, per_batch: Mapping[int, Count
     kv_per_sequence = growth.held(prompt + generate) * kv_per_element
     held = _held_per_gpu(session, weights, kv_per_sequence)
     decodes = {batch: _decode_summary(counted, batch, prompt, generate) for batch, counted in per_batch.items()}
-    batches = tuple(_batch_bound(session, per_batch[batch].prefill, decode, compute_s, weights, kv_per_sequence,
-                                 held) for batch, (decode, compute_s) in decodes.items())
+    batches = tuple(
+        _batch_bound(session, per_batch[batch].prefill, decode, compute_s, weights, kv_per_sequence, held)
+        for batch, (decode, compute_s) in decodes.items()
+    )
     batch0 = session.sizes[0]
     parallel = None
     if session.parallel is not None:
         session.notes.append(NOT_MODELLED)
-        parallel = session.parallel.to_dict(held[0], session.parallel.kv_per_gpu(growth.per_token * kv_per_element),
-                                            batch0, prompt, [(b.batch_size, b.tokens_per_s or 0.0) for b in batches])
+        parallel = session.parallel.to_dict(
+            held[0],
+            session.parallel.kv_per_gpu(growth.per_token * kv_per_element),
+            batch0,
+            prompt,
+            [(b.batch_size, b.tokens_per_s or 0.0) for b in batches],
+        )
     counted0 = per_batch[batch0]
     session.notes.append(LAST_LOGITS_NOTE if counter.caller.last_logits else ALL_LOGITS_NOTE)
     if growth.most is not None:
-        session.notes.append(f"the KV cache stops growing at {format_si(growth.most * kv_per_element, 'B')} per "
-                             "sequence (a sliding window: only the window's entries are kept); decode steps between "
-                             "the first and the last counted are taken as linear in the context, a lower bound")
+        session.notes.append(
+            f"the KV cache stops growing at {format_si(growth.most * kv_per_element, 'B')} per "
+            "sequence (a sliding window: only the window's entries are kept); decode steps between "
+            "the first and the last counted are taken as linear in the context, a lower bound"
+        )
     if session.precisions.kv_cache in QUANTIZATION_LAYOUTS:
         session.notes.append(f"KV cache in {session.precisions.kv_cache} with no scales counted")
     _check_positions(session, prompt + generate)
@@ -229,8 +273,10 @@ def _held_per_gpu(session: Session, weights: float, kv_per_sequence: float) -> t
     if parallel is None:
         return weights, kv_per_sequence
     precisions = session.precisions
-    return (parallel.weights_per_gpu(session.param_shapes, precisions.weights, precisions.activations),
-            parallel.kv_per_gpu(kv_per_sequence))
+    return (
+        parallel.weights_per_gpu(session.param_shapes, precisions.weights, precisions.activations),
+        parallel.kv_per_gpu(kv_per_sequence),
+    )
 
 
 def _check_positions(session: Session, tokens: int) -> None:

@@ -4,8 +4,9 @@ throughput policy, so a calibration's measured peak counts), at the serving and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..calibration import choose_throughput, profile_file_of
 from ..device import DeviceProfile, profile_for, profiled_device
@@ -64,19 +65,35 @@ def resolve_hardware(
     base = choose_throughput(gpu=gpu, precision=precision, calibration=calibration, catalogs=catalogs)
     serving = base.throughput.precision
     compute = normalize_precision(compute_precision) if compute_precision else serving
-    chosen = base if compute == serving and not sparse_peak else choose_throughput(
-        gpu=gpu, precision=compute, calibration=calibration, catalogs=catalogs, sparse_peak=sparse_peak)
+    chosen = (
+        base
+        if compute == serving and not sparse_peak
+        else choose_throughput(
+            gpu=gpu, precision=compute, calibration=calibration, catalogs=catalogs, sparse_peak=sparse_peak
+        )
+    )
     device = chosen.device
     if device.accelerator is None:
-        raise CatalogError(f"{device.id} is not in the GPU catalogue, so it has no memory bandwidth "
-                           f"({device.catalog_miss})",
-                           "pass --gpu with a catalogue id, or add the GPU with --catalog FILE")
+        raise CatalogError(
+            f"{device.id} is not in the GPU catalogue, so it has no memory bandwidth ({device.catalog_miss})",
+            "pass --gpu with a catalogue id, or add the GPU with --catalog FILE",
+        )
     if device.memory_bandwidth is None:
-        raise CatalogError(f"{device.id} has no memory bandwidth in the catalogue",
-                           "add memory_bandwidth_gbps (GB/s) to its entry with --catalog FILE (docs/catalogue.md)")
+        raise CatalogError(
+            f"{device.id} has no memory bandwidth in the catalogue",
+            "add memory_bandwidth_gbps (GB/s) to its entry with --catalog FILE (docs/catalogue.md)",
+        )
     memory = None if device.memory_bytes is None else device.memory_bytes.value
     throughput = chosen.throughput
     profile = None if profile_file is None else profile_for(device.id, profile_file, precision=throughput.precision)
-    hardware = Hardware(device.id, throughput.precision, throughput.peak_flops, throughput.origin,
-                        device.memory_bandwidth.value, memory, profile, "" if profile_file is None else str(profile_file))
+    hardware = Hardware(
+        device.id,
+        throughput.precision,
+        throughput.peak_flops,
+        throughput.origin,
+        device.memory_bandwidth.value,
+        memory,
+        profile,
+        "" if profile_file is None else str(profile_file),
+    )
     return hardware, serving

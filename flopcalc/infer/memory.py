@@ -19,7 +19,13 @@ def max_batch_that_fits(hardware: Hardware, weights: float, per_sequence: float)
         return None, f"{hardware.gpu} has no memory size in the catalogue: what fits is not known"
     room = hardware.memory_bytes - weights
     if room < per_sequence:
-        note = None if room >= 0 else (f"the weights alone ({format_si(weights, 'B')}) exceed the memory of "
-                                       f"{hardware.gpu} ({format_si(hardware.memory_bytes, 'B')})")
+        note = (
+            None
+            if room >= 0
+            else (
+                f"the weights alone ({format_si(weights, 'B')}) exceed the memory of "
+                f"{hardware.gpu} ({format_si(hardware.memory_bytes, 'B')})"
+            )
+        )
         return 0, note
     return (int(room // per_sequence) if per_sequence > 0 else None), None

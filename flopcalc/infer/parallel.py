@@ -24,9 +24,11 @@ ALL_REDUCES_PER_LAYER = 2
 # figures (Calculon's system descriptions), as a floor.
 ASSUMED_LATENCY_S = {"intra-node": 1e-6, "inter-node": 2e-6}
 ASSUMED_LATENCY_SOURCE = "assumed: the shipped A100/H100 profiles' latency per ring step (Calculon)"
-NOT_MODELLED = ("several GPUs: not modelled are pipeline stages serving several batches at once (each step "
-                "runs the stages one after another), overlap of all-reduces with compute, uneven stages (the "
-                "embedding and head are spread with the layers), and replicated norms' and residuals' extra work")
+NOT_MODELLED = (
+    "several GPUs: not modelled are pipeline stages serving several batches at once (each step "
+    "runs the stages one after another), overlap of all-reduces with compute, uneven stages (the "
+    "embedding and head are spread with the layers), and replicated norms' and residuals' extra work"
+)
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,20 @@ class ServingLayout:
     gpus_per_node: int = DEFAULT_GPUS_PER_NODE
 
     def __post_init__(self) -> None:
-        for flag, value in (("--tp", self.tp), ("--pp", self.pp), ("--replicas", self.replicas),
-                            ("--gpus-per-node", self.gpus_per_node)):
+        for flag, value in (
+            ("--tp", self.tp),
+            ("--pp", self.pp),
+            ("--replicas", self.replicas),
+            ("--gpus-per-node", self.gpus_per_node),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 20:
                 raise UsageError(f"{flag} {value!r} must be a whole number from 1 to {1 << 20:,}")
         if self.tp > self.gpus_per_node or self.gpus_per_node % self.tp:
-            raise UsageError(f"--tp {self.tp} must divide the {self.gpus_per_node} GPUs of a node: tensor "
-                             "parallelism stays inside a node", "give --tp 1, 2, 4 or 8 (or set --gpus-per-node)")
+            raise UsageError(
+                f"--tp {self.tp} must divide the {self.gpus_per_node} GPUs of a node: tensor "
+                "parallelism stays inside a node",
+                "give --tp 1, 2, 4 or 8 (or set --gpus-per-node)",
+            )
 
     @property
     def several(self) -> bool:
@@ -71,8 +80,12 @@ class Link:
     source: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scope": self.scope, "gbps": self.bandwidth / GB, "latency_us": self.latency_s * 1e6,
-                "source": self.source}
+        return {
+            "scope": self.scope,
+            "gbps": self.bandwidth / GB,
+            "latency_us": self.latency_s * 1e6,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -88,15 +101,20 @@ class ModelShape:
 def model_shape(model: Any, source: str) -> ModelShape:
     """hidden_size, num_hidden_layers, num_attention_heads and num_key_value_heads of a Hugging Face config."""
     config = getattr(model, "config", None)
-    values = {key: getattr(config, key, None)
-              for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")}
+    values = {
+        key: getattr(config, key, None)
+        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
+    }
     values["num_key_value_heads"] = values["num_key_value_heads"] or values["num_attention_heads"]
     missing = [key for key, value in values.items() if not isinstance(value, int) or value < 1]
     if missing:
-        raise UsageError(f"{source}: serving on several GPUs needs the model's {', '.join(missing)} (a Hugging Face "
-                         "config)", "give a config.json of a transformers causal LM, or drop --tp/--pp")
-    return ModelShape(values["hidden_size"], values["num_hidden_layers"], values["num_attention_heads"],
-                      values["num_key_value_heads"])
+        raise UsageError(
+            f"{source}: serving on several GPUs needs the model's {', '.join(missing)} (a Hugging Face config)",
+            "give a config.json of a transformers causal LM, or drop --tp/--pp",
+        )
+    return ModelShape(
+        values["hidden_size"], values["num_hidden_layers"], values["num_attention_heads"], values["num_key_value_heads"]
+    )
 
 
 def ring_all_reduce_s(nbytes: float, group: int, link: Link) -> float:
@@ -137,8 +155,9 @@ class ParallelServing:
 
     def all_reduce_s(self, tokens: int) -> float:
         """One all-reduce of the hidden stream of `tokens` tokens over the T GPUs."""
-        return 0.0 if self.tp_link is None else ring_all_reduce_s(self.message_bytes(tokens), self.layout.tp,
-                                                                  self.tp_link)
+        return (
+            0.0 if self.tp_link is None else ring_all_reduce_s(self.message_bytes(tokens), self.layout.tp, self.tp_link)
+        )
 
     def sends_s(self, tokens: int) -> float:
         """The P - 1 pipeline hops of one pass, those leaving a node on the inter-node link."""
@@ -160,21 +179,46 @@ class ParallelServing:
         split = _split_layers(counted, param_shapes)
         layers = [self._split(layer) if layer.name in split else layer for layer in counted.layers]
         if self.layout.tp > 1:
-            layers.append(LayerBound(f"tensor-parallel all-reduces ({ALL_REDUCES_PER_LAYER} x {self.shape.layers} "
-                                     "layers)", "AllReduce", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                                     self.all_reduces_per_step * self.all_reduce_s(tokens)))
+            layers.append(
+                LayerBound(
+                    f"tensor-parallel all-reduces ({ALL_REDUCES_PER_LAYER} x {self.shape.layers} layers)",
+                    "AllReduce",
+                    0.0,
+                    0.0,
+                    0.0,
+                    0.0,
+                    0.0,
+                    0.0,
+                    self.all_reduces_per_step * self.all_reduce_s(tokens),
+                )
+            )
         if self.layout.pp > 1:
             hops = self.layout.pp - 1
-            layers.append(LayerBound(f"pipeline sends ({hops} hop{'s' if hops > 1 else ''})", "Send", 0.0, 0.0, 0.0, 0.0,
-                                     0.0, 0.0, self.sends_s(tokens)))
+            layers.append(
+                LayerBound(
+                    f"pipeline sends ({hops} hop{'s' if hops > 1 else ''})",
+                    "Send",
+                    0.0,
+                    0.0,
+                    0.0,
+                    0.0,
+                    0.0,
+                    0.0,
+                    self.sends_s(tokens),
+                )
+            )
         return PassBound(tuple(layers))
 
     def _split(self, layer: LayerBound) -> LayerBound:
         tp = self.layout.tp
         per_byte = layer.memory_s / layer.bytes if layer.bytes else 0.0
-        shared = replace(layer, flops=layer.flops / tp, weight_bytes=layer.weight_bytes / tp,
-                         activation_bytes=layer.activation_bytes / tp,
-                         kv_cache_bytes=layer.kv_cache_bytes / self.kv_split)
+        shared = replace(
+            layer,
+            flops=layer.flops / tp,
+            weight_bytes=layer.weight_bytes / tp,
+            activation_bytes=layer.activation_bytes / tp,
+            kv_cache_bytes=layer.kv_cache_bytes / self.kv_split,
+        )
         return replace(shared, compute_s=layer.compute_s / tp, memory_s=shared.bytes * per_byte)
 
     def weights_per_gpu(self, param_shapes: Mapping[str, Sequence[int]], dtype: str, vector_dtype: str) -> float:
@@ -189,12 +233,21 @@ class ParallelServing:
         """A cache of `kv_bytes` (every layer's) as one GPU holds it: its stage's layers, its share of the heads."""
         return kv_bytes / self.kv_split / self.layout.pp
 
-    def to_dict(self, weights_per_gpu: float, kv_per_token_per_gpu: float, batch: int, prompt: int,
-                tokens_per_s_per_replica: Sequence[tuple[int, float]]) -> dict[str, Any]:
+    def to_dict(
+        self,
+        weights_per_gpu: float,
+        kv_per_token_per_gpu: float,
+        batch: int,
+        prompt: int,
+        tokens_per_s_per_replica: Sequence[tuple[int, float]],
+    ) -> dict[str, Any]:
         layout = self.layout
         return {
-            "tp": layout.tp, "pp": layout.pp, "replicas": layout.replicas,
-            "gpus_per_replica": layout.gpus_per_replica, "gpus": layout.gpus_per_replica * layout.replicas,
+            "tp": layout.tp,
+            "pp": layout.pp,
+            "replicas": layout.replicas,
+            "gpus_per_replica": layout.gpus_per_replica,
+            "gpus": layout.gpus_per_replica * layout.replicas,
             "gpus_per_node": layout.gpus_per_node,
             "weights_bytes_per_gpu": math.ceil(weights_per_gpu),
             "kv_heads_per_gpu": self.shape.kv_heads / self.kv_split,
@@ -204,12 +257,14 @@ class ParallelServing:
             "all_reduce_s_decode": self.all_reduce_s(batch),
             "all_reduce_bytes_prefill": self.message_bytes(batch * prompt) if layout.tp > 1 else 0,
             "all_reduce_s_prefill": self.all_reduce_s(batch * prompt),
-            "pipeline_sends_per_step": layout.pp - 1, "pipeline_node_crossings": layout.node_crossings,
+            "pipeline_sends_per_step": layout.pp - 1,
+            "pipeline_node_crossings": layout.node_crossings,
             "pipeline_send_s_decode": self.sends_s(batch),
             "tensor_parallel_link": None if self.tp_link is None else self.tp_link.to_dict(),
             "pipeline_links": [link.to_dict() for link in self._pipeline_links()],
-            "tokens_per_s_all_replicas": [{"batch_size": size, "tokens_per_s": rate * layout.replicas}
-                                          for size, rate in tokens_per_s_per_replica],
+            "tokens_per_s_all_replicas": [
+                {"batch_size": size, "tokens_per_s": rate * layout.replicas} for size, rate in tokens_per_s_per_replica
+            ],
         }
 
     def _pipeline_links(self) -> list[Link]:
@@ -224,27 +279,44 @@ def _split_layers(counted: PassBound, param_shapes: Mapping[str, Sequence[int]])
     tied head) and those that read a KV cache; a layer whose only parameters are vectors (a norm) runs whole."""
     owners = {name.rpartition(".")[0]: len(shape) for name, shape in param_shapes.items()}
     matrix_owners = {name.rpartition(".")[0] for name, shape in param_shapes.items() if len(shape) >= 2}
-    return {layer.name for layer in counted.layers
-            if layer.name in matrix_owners or layer.kv_cache_bytes > 0
-            or (layer.weight_bytes > 0 and layer.name not in owners)}
+    return {
+        layer.name
+        for layer in counted.layers
+        if layer.name in matrix_owners
+        or layer.kv_cache_bytes > 0
+        or (layer.weight_bytes > 0 and layer.name not in owners)
+    }
 
 
 def check_split(layout: ServingLayout, shape: ModelShape) -> None:
     """Heads that T divides, KV heads that T divides or that divide T, layers that P divides."""
     if shape.heads % layout.tp:
-        raise UsageError(f"--tp {layout.tp} does not divide the model's {shape.heads} attention heads",
-                         "give a --tp that divides them")
+        raise UsageError(
+            f"--tp {layout.tp} does not divide the model's {shape.heads} attention heads",
+            "give a --tp that divides them",
+        )
     if shape.kv_heads % layout.tp and layout.tp % shape.kv_heads:
-        raise UsageError(f"--tp {layout.tp} and the model's {shape.kv_heads} KV heads: one must divide the other",
-                         "give a --tp that divides the KV heads or is a multiple of them")
+        raise UsageError(
+            f"--tp {layout.tp} and the model's {shape.kv_heads} KV heads: one must divide the other",
+            "give a --tp that divides the KV heads or is a multiple of them",
+        )
     if shape.layers % layout.pp:
-        raise UsageError(f"--pp {layout.pp} does not divide the model's {shape.layers} layers into even stages",
-                         "give a --pp that divides the layers")
+        raise UsageError(
+            f"--pp {layout.pp} does not divide the model's {shape.layers} layers into even stages",
+            "give a --pp that divides the layers",
+        )
 
 
-def resolve_parallel(layout: ServingLayout, model: Any, source: str, gpu: str, activation_bytes: float,
-                     catalogs: Sequence[str] = (), intra_node_gbps: float | None = None,
-                     inter_node_gbps: float | None = None) -> ParallelServing:
+def resolve_parallel(
+    layout: ServingLayout,
+    model: Any,
+    source: str,
+    gpu: str,
+    activation_bytes: float,
+    catalogs: Sequence[str] = (),
+    intra_node_gbps: float | None = None,
+    inter_node_gbps: float | None = None,
+) -> ParallelServing:
     """The layout on `gpu`'s links: the figure given (--intra-node-gbps, --inter-node-gbps), else the
     catalogue's intra-node link peak (one direction) and the assumed inter-node figure; each scope's latency from
     the shipped device profile (else assumed)."""
@@ -253,21 +325,26 @@ def resolve_parallel(layout: ServingLayout, model: Any, source: str, gpu: str, a
     device = resolve_device(gpu, catalogs=catalogs)
     latencies = _profile_latencies(device.id)
     intra = inter = None
-    given = {"intra-node": _given(intra_node_gbps, "--intra-node-gbps"),
-             "inter-node": _given(inter_node_gbps, "--inter-node-gbps")}
+    given = {
+        "intra-node": _given(intra_node_gbps, "--intra-node-gbps"),
+        "inter-node": _given(inter_node_gbps, "--inter-node-gbps"),
+    }
     needs_intra = layout.tp > 1 or layout.pp - 1 > layout.node_crossings
     if needs_intra and given["intra-node"] is not None:
         intra = _link("intra-node", *given["intra-node"], latencies)
     elif needs_intra:
         if device.intra_node is None:
-            raise UsageError(f"{device.id} has no intra-node link figure in the catalogue, so tensor parallelism and "
-                             "pipeline sends inside a node cannot be priced",
-                             "give --intra-node-gbps (GB/s per direction), or add intra_node_link to its entry with "
-                             "--catalog FILE (docs/catalogue.md)")
+            raise UsageError(
+                f"{device.id} has no intra-node link figure in the catalogue, so tensor parallelism and "
+                "pipeline sends inside a node cannot be priced",
+                "give --intra-node-gbps (GB/s per direction), or add intra_node_link to its entry with "
+                "--catalog FILE (docs/catalogue.md)",
+            )
         intra = _link("intra-node", device.intra_node.value, device.intra_node.source, latencies)
     if layout.node_crossings:
-        inter = _link("inter-node", *(given["inter-node"] or (device.inter_node.value, device.inter_node.source)),
-                      latencies)
+        inter = _link(
+            "inter-node", *(given["inter-node"] or (device.inter_node.value, device.inter_node.source)), latencies
+        )
     return ParallelServing(layout, shape, activation_bytes, intra if layout.tp > 1 else None, intra, inter)
 
 
@@ -289,5 +366,7 @@ def _profile_latencies(device_id: str) -> dict[str, tuple[float, str]]:
     profile = load_profiles().get(device_id)
     if profile is None:
         return {}
-    return {network.scope.replace("_", "-"): (network.latency_s, f"shipped device profile of {device_id}")
-            for network in profile.networks.values()}
+    return {
+        network.scope.replace("_", "-"): (network.latency_s, f"shipped device profile of {device_id}")
+        for network in profile.networks.values()
+    }

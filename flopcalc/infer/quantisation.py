@@ -4,15 +4,23 @@ the sizes that price every byte a layer moves and every model-size table."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from ..errors import UsageError
 from ..units import normalize_precision
 
 # Bytes per element of each precision a tensor can be stored or computed in (int4: two values per byte).
 BYTES_PER_ELEMENT: Mapping[str, float] = {
-    "fp64": 8, "fp64_tensor": 8, "fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "fp4": 0.5,
+    "fp64": 8,
+    "fp64_tensor": 8,
+    "fp32": 4,
+    "tf32": 4,
+    "bf16": 2,
+    "fp16": 2,
+    "fp8": 1,
+    "int8": 1,
+    "fp4": 0.5,
     "int4": 0.5,
 }
 # What --weight-dtype and --kv-dtype take; the sizes every model-size table shows.
@@ -23,7 +31,7 @@ QUANTIZATION_LAYOUTS: Mapping[str, str] = {
     "fp8": "fp8 weights: 1 byte each + one fp32 scale per matrix",
     "int8": "int8 weights: 1 byte each + one fp16 scale per output channel (row)",
     "int4": f"int4 weights: 4 bits each + per group of {INT4_GROUP} weights of a row one fp16 scale and one 4-bit "
-            "zero point (the GPTQ/AWQ layout)",
+    "zero point (the GPTQ/AWQ layout)",
 }
 
 
@@ -77,16 +85,19 @@ def sparse_2_4_bytes(shape: Sequence[int], dtype: str) -> float:
     return numel / 2 * BYTES_PER_ELEMENT[dtype] + numel / 8
 
 
-def weights_bytes(param_shapes: Mapping[str, Sequence[int]], dtype: str, vector_dtype: str,
-                  sparse_2_4: frozenset[str] = frozenset()) -> int:
+def weights_bytes(
+    param_shapes: Mapping[str, Sequence[int]], dtype: str, vector_dtype: str, sparse_2_4: frozenset[str] = frozenset()
+) -> int:
     """All parameters (tied ones once) stored as `dtype`, rounded up to a whole byte; those named in
     `sparse_2_4` compressed as 2:4 with their metadata (dense formats only: quantised ones keep their layout)."""
-    return math.ceil(sum(stored_bytes(name, shape, dtype, vector_dtype, sparse_2_4)
-                         for name, shape in param_shapes.items()))
+    return math.ceil(
+        sum(stored_bytes(name, shape, dtype, vector_dtype, sparse_2_4) for name, shape in param_shapes.items())
+    )
 
 
-def stored_bytes(name: str, shape: Sequence[int], dtype: str, vector_dtype: str,
-                 sparse_2_4: frozenset[str] = frozenset()) -> float:
+def stored_bytes(
+    name: str, shape: Sequence[int], dtype: str, vector_dtype: str, sparse_2_4: frozenset[str] = frozenset()
+) -> float:
     """Bytes of parameter `name`: 2:4-compressed when named in `sparse_2_4` and `dtype` is a dense format."""
     if name in sparse_2_4 and dtype not in QUANTIZATION_LAYOUTS:
         return sparse_2_4_bytes(shape, dtype)

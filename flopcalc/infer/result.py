@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .bounds import LayerBound, whole, whole_bytes
 from .hardware import Hardware
@@ -59,8 +60,14 @@ class Prefill:
     bound: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size, "tokens": self.tokens, "flops": whole(self.flops),
-                "bytes": whole_bytes(self.bytes), "time_s": self.time_s, "bound": self.bound}
+        return {
+            "batch_size": self.batch_size,
+            "tokens": self.tokens,
+            "flops": whole(self.flops),
+            "bytes": whole_bytes(self.bytes),
+            "time_s": self.time_s,
+            "bound": self.bound,
+        }
 
 
 @dataclass(frozen=True)
@@ -89,10 +96,12 @@ class Decode:
         return {
             "batch_size": self.batch_size,
             "tokens": self.tokens,
-            "flops_per_token_at_context": [{"context": c, "flops": whole(f)}
-                                           for c, f in self.flops_per_token_at_context],
-            "bytes_per_step_at_context": [{"context": c, "bytes": whole_bytes(b)}
-                                          for c, b in self.bytes_per_step_at_context],
+            "flops_per_token_at_context": [
+                {"context": c, "flops": whole(f)} for c, f in self.flops_per_token_at_context
+            ],
+            "bytes_per_step_at_context": [
+                {"context": c, "bytes": whole_bytes(b)} for c, b in self.bytes_per_step_at_context
+            ],
             "flops_total": whole(self.flops_total),
             "time_total_s": self.time_total_s,
             "time_per_token_s": self.time_per_token_s,

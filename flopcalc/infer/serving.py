@@ -4,8 +4,9 @@ loads the model through the one load pipeline (meta, then the CPU behind the mem
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..api import on_meta_then_cpu
 from ..errors import UsageError
@@ -35,8 +36,10 @@ def parse_batch_sizes(text: str | Iterable[int]) -> tuple[int, ...]:
     if sizes[0] < 1:
         raise UsageError(f"--batch-size {text!r}: a batch size must be at least 1", "write e.g. --batch-size 1,8,64")
     if sizes[-1] > MAX_BATCH_SIZE:
-        raise UsageError(f"--batch-size {sizes[-1]} is too large: a batch size must be at most {MAX_BATCH_SIZE:,}",
-                         "write e.g. --batch-size 1,8,64")
+        raise UsageError(
+            f"--batch-size {sizes[-1]} is too large: a batch size must be at most {MAX_BATCH_SIZE:,}",
+            "write e.g. --batch-size 1,8,64",
+        )
     return tuple(sizes)
 
 
@@ -70,26 +73,40 @@ def infer(
     generation = _generation_lengths(spec, prompt, generate)
     layout = ServingLayout(tp, pp, replicas, gpus_per_node)
     if not layout.several and (intra_node_gbps is not None or inter_node_gbps is not None):
-        raise UsageError("--intra-node-gbps and --inter-node-gbps price the links of --tp/--pp",
-                         "give --tp or --pp, or drop them")
+        raise UsageError(
+            "--intra-node-gbps and --inter-node-gbps price the links of --tp/--pp", "give --tp or --pp, or drop them"
+        )
     if layout.several and generation is None:
         raise UsageError("--tp, --pp and --replicas split a generation over GPUs", "give --prompt and --generate")
     if spec.batch_size is not None:
         raise UsageError("give batch sizes with batch_sizes (--batch-size 1,8,64), not in the ModelSpec")
-    hardware, serving = resolve_hardware(gpu, precision, compute_precision, calibration=calibration, catalogs=catalogs,
-                                         sparse_peak=sparse_peak)
+    hardware, serving = resolve_hardware(
+        gpu, precision, compute_precision, calibration=calibration, catalogs=catalogs, sparse_peak=sparse_peak
+    )
     precisions = _precisions(hardware, serving, weight_dtype, kv_dtype)
     # a generation makes its own token ids: load with a prompt's worth, so a model needs no example inputs
     prompt_ids = () if generation is None else (f"{sizes[0]}x{generation[0]}:int64",)
-    load_spec = replace(spec, batch_size=sizes[0], inputs=prompt_ids or spec.inputs, backward=False,
-                        sparsity=spec.sparsity or sparse_peak)
+    load_spec = replace(
+        spec,
+        batch_size=sizes[0],
+        inputs=prompt_ids or spec.inputs,
+        backward=False,
+        sparsity=spec.sparsity or sparse_peak,
+    )
 
     def bound(loaded: LoadedModel, example: Any) -> InferResult:
         session = Session(load_spec, loaded, example, hardware, precisions, sizes, sparse_peak)
         if layout.several:
-            session.parallel = resolve_parallel(layout, session.model, spec.source, hardware.gpu,
-                                                BYTES_PER_ELEMENT[precisions.activations], catalogs,
-                                                intra_node_gbps, inter_node_gbps)
+            session.parallel = resolve_parallel(
+                layout,
+                session.model,
+                spec.source,
+                hardware.gpu,
+                BYTES_PER_ELEMENT[precisions.activations],
+                catalogs,
+                intra_node_gbps,
+                inter_node_gbps,
+            )
         return bound_forward(session) if generation is None else bound_generation(session, *generation)
 
     result, _, fallback = on_meta_then_cpu(load_spec, bound)
@@ -118,8 +135,10 @@ def _generation_lengths(spec: ModelSpec, prompt: int | None, generate: int | Non
         if value < 1:
             raise UsageError(f"{flag} {value} must be at least 1 token")
     if prompt + generate > MAX_TOKENS:
-        raise UsageError(f"--prompt {prompt} + --generate {generate} tokens is too long: at most {MAX_TOKENS:,} "
-                         "tokens in all", "give a shorter prompt or generation")
+        raise UsageError(
+            f"--prompt {prompt} + --generate {generate} tokens is too long: at most {MAX_TOKENS:,} tokens in all",
+            "give a shorter prompt or generation",
+        )
     if spec.inputs or spec.seq_len is not None:
         raise UsageError("--prompt sets the tokens of a generation", "drop --input and --seq-len")
     return prompt, generate

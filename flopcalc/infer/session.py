@@ -4,8 +4,9 @@ generation bound share (the counting, the notes of every pass, the weights, what
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 from ..api import count_traffic, example_inputs, loader_notes
 from ..counting.report import unsupported_ops_note
@@ -23,11 +24,21 @@ class Session:
     """`spec`'s model as loaded (with its inputs at the first batch size), the batch sizes to bound, and what
     counting every pass gathered: the parameter shapes, notes, and the ops no formula covered."""
 
-    def __init__(self, spec: ModelSpec, loaded: LoadedModel, example: Any, hardware: Hardware,
-                 precisions: Precisions, sizes: tuple[int, ...], sparse_peak: bool = False):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        loaded: LoadedModel,
+        example: Any,
+        hardware: Hardware,
+        precisions: Precisions,
+        sizes: tuple[int, ...],
+        sparse_peak: bool = False,
+    ):
         if loaded.kind == "onnx":
-            raise UsageError("infer needs a torch model: an ONNX graph is counted from its shapes and moves no tensors",
-                             "export the model as a .pt2 or give its Python file")
+            raise UsageError(
+                "infer needs a torch model: an ONNX graph is counted from its shapes and moves no tensors",
+                "export the model as a .pt2 or give its Python file",
+            )
         self.spec, self.loaded, self.example = spec, loaded, example
         self.hardware, self.precisions, self.sizes = hardware, precisions, sizes
         self.model = loaded.module
@@ -45,8 +56,14 @@ class Session:
     def count(self, inputs: Any, cache: Any = None) -> PassBound:
         """One forward counted and priced; its notes and unsupported ops join the session's."""
         first = self.pricer is None
-        report, traffic = count_traffic(self.model, inputs, cache=cache, name=self.spec.source,
-                                        causal_half=self.spec.causal_half, sparsity=self.spec.sparsity and first)
+        report, traffic = count_traffic(
+            self.model,
+            inputs,
+            cache=cache,
+            name=self.spec.source,
+            causal_half=self.spec.causal_half,
+            sparsity=self.spec.sparsity and first,
+        )
         if first:
             if report.sparsity is not None:
                 self._read_sparsity(report)
@@ -61,16 +78,22 @@ class Session:
         """The 2:4 weights (stored compressed), and --sparse-peak refused unless every weight multiplied is 2:4."""
         if self.sparse_peak and report.sparse_pattern != "2:4":
             other = next((w.name for w in report.sparsity if w.pattern != "2:4"), None)
-            raise UsageError(f"--sparse-peak: {other or 'no weight'} is not 2:4; sparse tensor cores run 2:4 weights "
-                             "only", "prune every layer 2:4 along its input dimension, or drop --sparse-peak")
+            raise UsageError(
+                f"--sparse-peak: {other or 'no weight'} is not 2:4; sparse tensor cores run 2:4 weights only",
+                "prune every layer 2:4 along its input dimension, or drop --sparse-peak",
+            )
         self.sparse_2_4 = frozenset(w.name for w in report.sparsity if w.pattern == "2:4" and w.layout == "strided")
         if self.sparse_2_4:
             if self.precisions.weights in QUANTIZATION_LAYOUTS:
-                self.notes.append(f"{len(self.sparse_2_4)} 2:4 weight(s) kept in the {self.precisions.weights} "
-                                  "layout: 2:4 compression of quantised weights is not modelled")
+                self.notes.append(
+                    f"{len(self.sparse_2_4)} 2:4 weight(s) kept in the {self.precisions.weights} "
+                    "layout: 2:4 compression of quantised weights is not modelled"
+                )
             else:
-                self.notes.append(f"{SPARSE_2_4_LAYOUT}: {len(self.sparse_2_4)} weight(s) "
-                                  f"({', '.join(sorted(self.sparse_2_4)[:3])}{', ...' if len(self.sparse_2_4) > 3 else ''})")
+                self.notes.append(
+                    f"{SPARSE_2_4_LAYOUT}: {len(self.sparse_2_4)} weight(s) "
+                    f"({', '.join(sorted(self.sparse_2_4)[:3])}{', ...' if len(self.sparse_2_4) > 3 else ''})"
+                )
 
     def inputs(self, batch: int) -> Any:
         """The spec's inputs at `batch`: the loaded example at the first size, made anew at the others."""
@@ -85,16 +108,26 @@ class Session:
 
     def model_fields(self) -> dict[str, Any]:
         """The InferResult fields about the model and the hardware: parameters, weights at every storage dtype."""
-        weights = weights_bytes(self.param_shapes, self.precisions.weights, self.precisions.activations,
-                                self.sparse_2_4)
-        by_dtype = {dtype: weights_bytes(self.param_shapes, dtype, self.precisions.activations, self.sparse_2_4)
-                    for dtype in STORAGE_DTYPES}
+        weights = weights_bytes(
+            self.param_shapes, self.precisions.weights, self.precisions.activations, self.sparse_2_4
+        )
+        by_dtype = {
+            dtype: weights_bytes(self.param_shapes, dtype, self.precisions.activations, self.sparse_2_4)
+            for dtype in STORAGE_DTYPES
+        }
         if self.precisions.weights in QUANTIZATION_LAYOUTS:
-            self.notes.append(QUANTIZATION_LAYOUTS[self.precisions.weights]
-                              + f"; vectors (norm weights, biases) stay {self.precisions.activations}")
-        return dict(model=self.spec.source, hardware=self.hardware, precisions=self.precisions,
-                    params=sum(math.prod(s) for s in self.param_shapes.values()), weights_bytes=weights,
-                    weights_bytes_by_dtype=by_dtype)
+            self.notes.append(
+                QUANTIZATION_LAYOUTS[self.precisions.weights]
+                + f"; vectors (norm weights, biases) stay {self.precisions.activations}"
+            )
+        return dict(
+            model=self.spec.source,
+            hardware=self.hardware,
+            precisions=self.precisions,
+            params=sum(math.prod(s) for s in self.param_shapes.values()),
+            weights_bytes=weights,
+            weights_bytes_by_dtype=by_dtype,
+        )
 
     def max_batch(self, weights: float, per_sequence: float) -> int | None:
         """The largest batch that fits the GPU's memory; why not, as a note, when none or not known."""

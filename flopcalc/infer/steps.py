@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..errors import ModelRunError
 from .bounds import LayerBound, PassBound
@@ -12,12 +12,22 @@ from .bounds import LayerBound, PassBound
 
 def midpoint(first: PassBound, last: PassBound) -> PassBound:
     """The mean decode step: each layer's FLOPs and bytes halfway between the first step's and the last's."""
+
     def mean(a: LayerBound, b: LayerBound) -> LayerBound:
-        return LayerBound(a.name, a.type, (a.flops + b.flops) / 2, (a.weight_bytes + b.weight_bytes) / 2,
-                          (a.activation_bytes + b.activation_bytes) / 2, (a.kv_cache_bytes + b.kv_cache_bytes) / 2,
-                          (a.other_bytes + b.other_bytes) / 2, (a.compute_s + b.compute_s) / 2,
-                          (a.memory_s + b.memory_s) / 2, a.kernel_time, (a.matmul_flops + b.matmul_flops) / 2,
-                          a.profile)
+        return LayerBound(
+            a.name,
+            a.type,
+            (a.flops + b.flops) / 2,
+            (a.weight_bytes + b.weight_bytes) / 2,
+            (a.activation_bytes + b.activation_bytes) / 2,
+            (a.kv_cache_bytes + b.kv_cache_bytes) / 2,
+            (a.other_bytes + b.other_bytes) / 2,
+            (a.compute_s + b.compute_s) / 2,
+            (a.memory_s + b.memory_s) / 2,
+            a.kernel_time,
+            (a.matmul_flops + b.matmul_flops) / 2,
+            a.profile,
+        )
 
     return PassBound(tuple(mean(a, b) for a, b in paired(first, last)))
 
@@ -25,8 +35,10 @@ def midpoint(first: PassBound, last: PassBound) -> PassBound:
 def paired(first: PassBound, last: PassBound) -> Iterable[tuple[LayerBound, LayerBound]]:
     names = [layer.name for layer in first.layers]
     if names != [layer.name for layer in last.layers]:
-        raise ModelRunError("the decode steps at two context lengths ran different layers",
-                            "a model whose graph changes with the context is not supported by --generate")
+        raise ModelRunError(
+            "the decode steps at two context lengths ran different layers",
+            "a model whose graph changes with the context is not supported by --generate",
+        )
     return zip(first.layers, last.layers)
 
 

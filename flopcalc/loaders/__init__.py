@@ -20,8 +20,15 @@ from .huggingface import config_path
 from .inputs import check_input_names, example_inputs_kept, make_inputs
 from .zoo import zoo_name
 
-__all__ = ["LoadedModel", "check_input_names", "example_inputs_kept", "is_hub_id", "is_named_model", "load_model",
-           "make_inputs"]
+__all__ = [
+    "LoadedModel",
+    "check_input_names",
+    "example_inputs_kept",
+    "is_hub_id",
+    "is_named_model",
+    "load_model",
+    "make_inputs",
+]
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
 EXPORT_SUFFIXES = (".pt2",)
@@ -36,8 +43,10 @@ def load_model(spec: ModelSpec | str, *, device: str = "meta") -> LoadedModel:
     loaded = _load_source(spec, device)
     if spec.weights is not None:
         if loaded.kind == "onnx":
-            raise ModelLoadError("--weights applies to PyTorch models, not to ONNX graphs",
-                                 "an ONNX graph is counted from its shapes; drop --weights")
+            raise ModelLoadError(
+                "--weights applies to PyTorch models, not to ONNX graphs",
+                "an ONNX graph is counted from its shapes; drop --weights",
+            )
         from .weights import apply_weights
 
         apply_weights(loaded.module, spec.weights)
@@ -48,23 +57,28 @@ def _load_source(spec: ModelSpec, device: str) -> LoadedModel:
     source = spec.source
     hub = is_hub_id(source)
     if spec.revision is not None and not hub:
-        raise ModelLoadError(f"--revision applies to Hugging Face Hub ids (org/name), not to {source}",
-                             "drop --revision, or name the model by its Hub id")
+        raise ModelLoadError(
+            f"--revision applies to Hugging Face Hub ids (org/name), not to {source}",
+            "drop --revision, or name the model by its Hub id",
+        )
     zoo = None if hub or Path(source).exists() else zoo_name(source)
     local = resolve_hub_id(source, spec.revision) if hub else Path(source)
     hf_config = None if zoo else config_path(str(local))
     if hub and hf_config is None:
         components = pipeline_components(local / "model_index.json")
-        raise ModelLoadError(f"{source} is a pipeline (model_index.json): count one of its models",
-                             "name its folder: " + ", ".join(f"{source}/{name}" for name in components))
+        raise ModelLoadError(
+            f"{source} is a pipeline (model_index.json): count one of its models",
+            "name its folder: " + ", ".join(f"{source}/{name}" for name in components),
+        )
     for flag, value in (("--seq-len", spec.seq_len), ("--decoder-seq-len", spec.decoder_seq_len)):
         if value is not None and hf_config is None:
             raise ModelLoadError(f"{flag} applies to Hugging Face config.json models", "give --input SHAPE for others")
     if zoo is not None:
         from .zoo import load_zoo
 
-        return load_zoo(zoo[0], zoo[1], kwargs=spec.kwargs, device=device, source=source,
-                        inputs_given=bool(spec.inputs))
+        return load_zoo(
+            zoo[0], zoo[1], kwargs=spec.kwargs, device=device, source=source, inputs_given=bool(spec.inputs)
+        )
     python = split_python_source(source)
     if python is not None:
         from .python_file import load_python_model
@@ -91,8 +105,15 @@ def _load_source(spec: ModelSpec, device: str) -> LoadedModel:
 
         given = spec.input_specs
         named = None if any(p.name is None for p in given) else {p.name: p.shape for p in given}
-        return load_hf_config(hf_config, device=device, seq_len=spec.seq_len, decoder_seq_len=spec.decoder_seq_len,
-                              source=source, given=named, max_layers=spec.max_layers)
+        return load_hf_config(
+            hf_config,
+            device=device,
+            seq_len=spec.seq_len,
+            decoder_seq_len=spec.decoder_seq_len,
+            source=source,
+            given=named,
+            max_layers=spec.max_layers,
+        )
     raise ModelLoadError(
         f"cannot tell what kind of model {source!r} is",
         "give a Python file (file.py:callable), TorchScript (.pt/.pth/.ts), torch.export (.pt2), ONNX (.onnx), "

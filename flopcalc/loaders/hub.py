@@ -48,13 +48,16 @@ def hub_cache() -> Path:
     if explicit:
         return Path(os.path.expandvars(explicit)).expanduser()
     home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "huggingface")
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "huggingface"
+    )
     return Path(os.path.expandvars(home)).expanduser() / "hub"
 
 
 def hub_offline() -> bool:
     """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as the user set it: only the cache is read."""
-    return any((os.environ.get(name) or "").strip().lower() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        (os.environ.get(name) or "").strip().lower() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def resolve_hub_id(source: str, revision: str | None = None) -> Path:
@@ -69,13 +72,17 @@ def resolve_hub_id(source: str, revision: str | None = None) -> Path:
         return fetch("config.json", subfolder)
     except _Missing:
         if subfolder is not None:
-            raise ModelLoadError(f"Hub repo {repo_id} has no {subfolder}/config.json",
-                                 "name a subfolder that holds a model's config.json, e.g. unet or vae") from None
+            raise ModelLoadError(
+                f"Hub repo {repo_id} has no {subfolder}/config.json",
+                "name a subfolder that holds a model's config.json, e.g. unet or vae",
+            ) from None
     try:
         index = fetch("model_index.json", None)
     except _Missing:
-        raise ModelLoadError(f"Hub repo {repo_id} has no config.json (nor model_index.json)",
-                             "flopcalc counts models from their Hugging Face config; name a repo that has one") from None
+        raise ModelLoadError(
+            f"Hub repo {repo_id} has no config.json (nor model_index.json)",
+            "flopcalc counts models from their Hugging Face config; name a repo that has one",
+        ) from None
     for component in pipeline_components(index):
         try:
             fetch("config.json", component)
@@ -90,13 +97,20 @@ def pipeline_components(model_index: Path) -> list[str]:
     try:
         entries = json.loads(model_index.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelLoadError(f"{model_index} is not valid JSON: {short_error(error)}",
-                             "delete it from the cache to fetch it again") from error
+        raise ModelLoadError(
+            f"{model_index} is not valid JSON: {short_error(error)}", "delete it from the cache to fetch it again"
+        ) from error
     if not isinstance(entries, dict):
         return []
-    return [name for name, value in entries.items()
-            if not name.startswith("_") and isinstance(value, list) and len(value) == 2 and value[0] is not None
-            and not any(word in name for word in _NOT_MODELS)]
+    return [
+        name
+        for name, value in entries.items()
+        if not name.startswith("_")
+        and isinstance(value, list)
+        and len(value) == 2
+        and value[0] is not None
+        and not any(word in name for word in _NOT_MODELS)
+    ]
 
 
 class _Missing(Exception):
@@ -119,10 +133,18 @@ class _Fetcher:
         at = f" at revision {self.revision}" if self.revision else ""
         try:
             with _offline_as(self.offline):
-                return Path(self.download(
-                    self.repo_id, filename, subfolder=subfolder, revision=self.revision, cache_dir=self.cache,
-                    token=self.token, local_files_only=self.offline, endpoint=self.endpoint,
-                ))
+                return Path(
+                    self.download(
+                        self.repo_id,
+                        filename,
+                        subfolder=subfolder,
+                        revision=self.revision,
+                        cache_dir=self.cache,
+                        token=self.token,
+                        local_files_only=self.offline,
+                        endpoint=self.endpoint,
+                    )
+                )
         except errors.GatedRepoError:
             raise ModelLoadError(
                 f"Hub repo {self.repo_id} is gated" + (": your token has no access" if self.token else ""),
@@ -134,8 +156,10 @@ class _Fetcher:
                 "check the id; for a private repo set HF_TOKEN; a local file's path is relative to the current folder",
             ) from None
         except errors.RevisionNotFoundError:
-            raise ModelLoadError(f"Hub repo {self.repo_id} has no revision {self.revision!r}",
-                                 "give a branch, tag or commit of the repo to --revision") from None
+            raise ModelLoadError(
+                f"Hub repo {self.repo_id} has no revision {self.revision!r}",
+                "give a branch, tag or commit of the repo to --revision",
+            ) from None
         except errors.RemoteEntryNotFoundError:
             raise _Missing(filename) from None
         except errors.LocalEntryNotFoundError:
@@ -153,11 +177,15 @@ class _Fetcher:
                 "(a local path is relative to the current folder)",
             ) from None
         except errors.HFValidationError as error:
-            raise ModelLoadError(f"{self.source} is not a valid Hub id: {short_error(error)}",
-                                 "write org/name, or give a local file's path") from None
+            raise ModelLoadError(
+                f"{self.source} is not a valid Hub id: {short_error(error)}",
+                "write org/name, or give a local file's path",
+            ) from None
         except (errors.HfHubHTTPError, OSError, ValueError) as error:
-            raise ModelLoadError(f"{self.source}: fetching {filename} from the Hub failed: {short_error(error)}",
-                                 "try again, or give the path of a local copy of the config.json") from None
+            raise ModelLoadError(
+                f"{self.source}: fetching {filename} from the Hub failed: {short_error(error)}",
+                "try again, or give the path of a local copy of the config.json",
+            ) from None
 
     def _known_missing(self, name: str) -> bool:
         import huggingface_hub

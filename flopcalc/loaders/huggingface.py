@@ -19,8 +19,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import AbstractSet, Any, Mapping
+from typing import Any
 
 from ..errors import InputSpecError, MissingDependencyError, ModelBuildError, ModelLoadError, short_error
 from ..spec import DEFAULT_MAX_LAYERS
@@ -39,8 +41,12 @@ SECONDS_PER_LAYER = 0.05
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_AUDIO_SAMPLES = 16_000  # one second at 16 kHz, the rate speech models are trained at
 # the inputs a multimodal model's forward takes besides its main one, and the sub-config that says it has them
-_MODALITY_INPUTS = (("input_ids", "text_config"), ("pixel_values", "vision_config"),
-                    ("input_features", "audio_config"), ("input_values", "audio_config"))
+_MODALITY_INPUTS = (
+    ("input_ids", "text_config"),
+    ("pixel_values", "vision_config"),
+    ("input_features", "audio_config"),
+    ("input_values", "audio_config"),
+)
 # config keys of models that splice image features into the token sequence at image-token positions
 _IMAGE_TOKEN_KEYS = ("image_token_id", "image_token_index")
 
@@ -84,7 +90,9 @@ def read_config(path: Path):
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelLoadError(f"{path} is not valid JSON: {short_error(error)}", "give a Hugging Face config.json") from error
+        raise ModelLoadError(
+            f"{path} is not valid JSON: {short_error(error)}", "give a Hugging Face config.json"
+        ) from error
     if not isinstance(values, dict) or not isinstance(values.get("model_type"), str):
         raise ModelLoadError(
             f"{path} has no model_type", "a Hugging Face config.json names its architecture in model_type"
@@ -138,7 +146,8 @@ def _model_class(transformers, config):
     auto = transformers.models.auto.modeling_auto
     mappings = (
         [auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES, auto.MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES]
-        if getattr(config, "is_encoder_decoder", False) else [auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES]
+        if getattr(config, "is_encoder_decoder", False)
+        else [auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES]
     ) + [auto.MODEL_MAPPING_NAMES]
     for mapping in mappings:
         names = mapping.get(config.model_type)
@@ -160,9 +169,12 @@ def build_model(config, device: str, source: str):
     transformers = _transformers()
     cls = _model_class(transformers, config)
     config = copy.deepcopy(config)
-    notes: list[str] = [f"counted with {', '.join(turned_off)} off: random layer skipping and time masking in "
-                        "training mode would make each count differ; every layer and time step is counted once"
-                        for turned_off in [_training_randomness_off(config)] if turned_off]
+    notes: list[str] = [
+        f"counted with {', '.join(turned_off)} off: random layer skipping and time masking in "
+        "training mode would make each count differ; every layer and time step is counted once"
+        for turned_off in [_training_randomness_off(config)]
+        if turned_off
+    ]
     try:
         with _quiet(transformers), torch.device(device):
             model = None
@@ -206,16 +218,26 @@ def _default_attention_note(name: str, model) -> str:
     (DETR's ResNet backbone) leaves the rest on sdpa, counted as attention."""
     implementation = getattr(model.config, "_attn_implementation", None) or "eager"
     if implementation != "sdpa":
-        return (f"{name} does not support sdpa attention: built with its default ({implementation}), "
-                + ("so its attention products are counted as matmul" if _has_attention(model)
-                   else "and it has no attention layer"))
-    refused = sorted({type(m).__name__ for m in model.modules()
-                      if getattr(getattr(m, "config", None), "_attn_implementation", "sdpa") not in ("sdpa", None)})
-    with_attention = [part for part in refused
-                      if any(type(m).__name__ == part and _has_attention(m) for m in model.modules())]
-    return (f"{name}: {', '.join(refused) or 'a part'} does not support sdpa attention and was built with its "
-            "default; the rest uses sdpa, counted as attention" + (
-                f" ({', '.join(with_attention)}: attention products counted as matmul)" if with_attention else ""))
+        return f"{name} does not support sdpa attention: built with its default ({implementation}), " + (
+            "so its attention products are counted as matmul"
+            if _has_attention(model)
+            else "and it has no attention layer"
+        )
+    refused = sorted(
+        {
+            type(m).__name__
+            for m in model.modules()
+            if getattr(getattr(m, "config", None), "_attn_implementation", "sdpa") not in ("sdpa", None)
+        }
+    )
+    with_attention = [
+        part for part in refused if any(type(m).__name__ == part and _has_attention(m) for m in model.modules())
+    ]
+    return (
+        f"{name}: {', '.join(refused) or 'a part'} does not support sdpa attention and was built with its "
+        "default; the rest uses sdpa, counted as attention"
+        + (f" ({', '.join(with_attention)}: attention products counted as matmul)" if with_attention else "")
+    )
 
 
 def _has_attention(model) -> bool:
@@ -238,9 +260,14 @@ def _move_strays(model, device: str) -> None:
                 if tensor is None or tensor.device == target:
                     continue
                 if id(tensor) not in moved:
-                    data = tensor.detach().to(target) if target.type != "meta" else torch.empty_like(tensor, device=target)
-                    moved[id(tensor)] = (torch.nn.Parameter(data, requires_grad=tensor.requires_grad)
-                                         if isinstance(tensor, torch.nn.Parameter) else data)
+                    data = (
+                        tensor.detach().to(target) if target.type != "meta" else torch.empty_like(tensor, device=target)
+                    )
+                    moved[id(tensor)] = (
+                        torch.nn.Parameter(data, requires_grad=tensor.requires_grad)
+                        if isinstance(tensor, torch.nn.Parameter)
+                        else data
+                    )
                 table[name] = moved[id(tensor)]
 
 
@@ -249,9 +276,15 @@ def declared_layers(values: Any) -> int:
     it states (`num_hidden_layers`, `n_layer`, ...), or its encoder's and decoder's together when larger."""
     if not isinstance(values, dict):
         return 0
-    counts = {key: value for key, value in values.items()
-              if isinstance(value, int) and not isinstance(value, bool) and re.fullmatch(r"(num_|n_)?\w*layers?", key)
-              and ("layer" in key) and not key.endswith(("_per_layer", "_layer_idx"))}
+    counts = {
+        key: value
+        for key, value in values.items()
+        if isinstance(value, int)
+        and not isinstance(value, bool)
+        and re.fullmatch(r"(num_|n_)?\w*layers?", key)
+        and ("layer" in key)
+        and not key.endswith(("_per_layer", "_layer_idx"))
+    }
     stacked = counts.get("encoder_layers", 0) + counts.get("decoder_layers", 0)
     own = max([stacked, *counts.values()], default=0)
     return own + sum(declared_layers(value) for value in values.values() if isinstance(value, dict))
@@ -272,13 +305,23 @@ def check_layer_budget(config, max_layers: int, source: str) -> None:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else (f"{seconds / 60:,.0f} minutes" if seconds < 7200
-                                                    else f"{seconds / 3600:,.0f} hours")
+    return (
+        f"{seconds:.0f} s"
+        if seconds < 120
+        else (f"{seconds / 60:,.0f} minutes" if seconds < 7200 else f"{seconds / 3600:,.0f} hours")
+    )
 
 
-def load_hf_config(path: Path, *, device: str, seq_len: int | None, source: str,
-                   decoder_seq_len: int | None = None, given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset(),
-                   max_layers: int = DEFAULT_MAX_LAYERS):
+def load_hf_config(
+    path: Path,
+    *,
+    device: str,
+    seq_len: int | None,
+    source: str,
+    decoder_seq_len: int | None = None,
+    given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset(),
+    max_layers: int = DEFAULT_MAX_LAYERS,
+):
     """LoadedModel for a config.json: the architecture, and as example inputs a dict of the inputs it needs
     (`default_inputs`) except those `given` by name (`given=None`: all are given, positionally). A config with
     more than `max_layers` layers is refused before it is built."""
@@ -287,13 +330,25 @@ def load_hf_config(path: Path, *, device: str, seq_len: int | None, source: str,
     model, notes = build_model(config, device, source)
     notes = [*notes, *config_notes(json.loads(path.read_text(encoding="utf-8")), config, model)]
     example, input_notes, example_notes = default_inputs(
-        model, config, device=device, seq_len=seq_len, decoder_seq_len=decoder_seq_len, given=given,
+        model,
+        config,
+        device=device,
+        seq_len=seq_len,
+        decoder_seq_len=decoder_seq_len,
+        given=given,
     )
     return LoadedModel(model, example or None, source, "huggingface", tuple(notes), example_notes, input_notes)
 
 
-def default_inputs(model, config, *, device: str, seq_len: int | None = None, decoder_seq_len: int | None = None,
-                   given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset()) -> tuple[dict, dict[str, str], tuple[str, ...]]:
+def default_inputs(
+    model,
+    config,
+    *,
+    device: str,
+    seq_len: int | None = None,
+    decoder_seq_len: int | None = None,
+    given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset(),
+) -> tuple[dict, dict[str, str], tuple[str, ...]]:
     """The inputs a model built from `config` is called with when no --input names them, batch size 1:
 
     - its main input (`model.main_input_name`): token ids `1 x seq_len` (int64 zeros; seq_len defaults to
@@ -315,11 +370,14 @@ def default_inputs(model, config, *, device: str, seq_len: int | None = None, de
     if seq_len is not None and not {"input_ids", "input_values"} & set(wanted):
         raise InputSpecError(
             f"--seq-len sizes token ids or raw audio; {cls} takes {', '.join(wanted)}",
-            "give --input NAME=SHAPE" + ("; --decoder-seq-len sizes the decoder's tokens" if "decoder_input_ids" in wanted else ""),
+            "give --input NAME=SHAPE"
+            + ("; --decoder-seq-len sizes the decoder's tokens" if "decoder_input_ids" in wanted else ""),
         )
     if decoder_seq_len is not None and "decoder_input_ids" not in wanted:
-        raise InputSpecError(f"--decoder-seq-len applies to encoder-decoder models; {cls} is not one",
-                             "use --seq-len for its token inputs")
+        raise InputSpecError(
+            f"--decoder-seq-len applies to encoder-decoder models; {cls} is not one",
+            "use --seq-len for its token inputs",
+        )
     if given is None:
         return {}, {}, ()
     inputs: dict[str, Any] = {}
@@ -339,8 +397,14 @@ def default_inputs(model, config, *, device: str, seq_len: int | None = None, de
 
 def _image_token_id(config) -> int | None:
     """The token id a vision-language model splices image features in at, if it is one."""
-    return next((value for value in (getattr(config, key, None) for key in _IMAGE_TOKEN_KEYS)
-                 if isinstance(value, int) and not isinstance(value, bool)), None)
+    return next(
+        (
+            value
+            for value in (getattr(config, key, None) for key in _IMAGE_TOKEN_KEYS)
+            if isinstance(value, int) and not isinstance(value, bool)
+        ),
+        None,
+    )
 
 
 def _place_image_tokens(model, config, inputs: dict, pixel_shape: tuple[int, ...], given, device: str) -> str:
@@ -356,8 +420,10 @@ def _place_image_tokens(model, config, inputs: dict, pixel_shape: tuple[int, ...
         merge = getattr(getattr(config, "vision_config", None), "spatial_merge_size", None) or 1
         grid = _patch_grid(pixel_shape, merge, type(model).__name__)
         inputs["image_grid_thw"] = torch.tensor([grid], dtype=torch.int64, device=device)
-        features, how = math.prod(grid) // merge**2, (f"image grid {'x'.join(map(str, grid))} of "
-                                                        f"{pixel_shape[0]} patches, merged {merge}x{merge}")
+        features, how = (
+            math.prod(grid) // merge**2,
+            (f"image grid {'x'.join(map(str, grid))} of {pixel_shape[0]} patches, merged {merge}x{merge}"),
+        )
     else:
         # a pure function of the config and the shape: the CPU retry after a failed meta count reuses it rather
         # than run the vision tower on real zeros
@@ -368,14 +434,18 @@ def _place_image_tokens(model, config, inputs: dict, pixel_shape: tuple[int, ...
     if features > ids.shape[1]:
         raise InputSpecError(
             f"the images of pixel_values={'x'.join(map(str, pixel_shape))} take {features} image tokens, more than "
-            f"the {ids.shape[1]} token ids", f"give --seq-len {features} or more, or smaller images")
+            f"the {ids.shape[1]} token ids",
+            f"give --seq-len {features} or more, or smaller images",
+        )
     values = torch.zeros(ids.shape, dtype=ids.dtype)  # set on the CPU: a meta tensor holds no values
     values[0, :features] = image_token
     inputs["input_ids"] = values.to(device)
     if "mm_token_type_ids" in parameters and "mm_token_type_ids" not in given:
         inputs["mm_token_type_ids"] = (inputs["input_ids"] == image_token).to(torch.int64)
-    return (f"no --input input_ids=: {'x'.join(map(str, ids.shape))} int64, the first {features} image tokens "
-            f"(id {image_token}: {how}), then text; set --seq-len to change")
+    return (
+        f"no --input input_ids=: {'x'.join(map(str, ids.shape))} int64, the first {features} image tokens "
+        f"(id {image_token}: {how}), then text; set --seq-len to change"
+    )
 
 
 def _forward_parameters(model):
@@ -389,13 +459,17 @@ def _patch_grid(pixel_shape: tuple[int, ...], merge: int, cls: str) -> tuple[int
     """(frames 1, height, width) in patches for `patches` flattened patches: the squarest split whose sides
     the spatial merge divides."""
     patches = pixel_shape[0] if len(pixel_shape) == 2 else 0
-    sides = [(h, patches // h) for h in range(1, math.isqrt(patches) + 1)
-             if patches % h == 0 and h % merge == 0 and (patches // h) % merge == 0]
+    sides = [
+        (h, patches // h)
+        for h in range(1, math.isqrt(patches) + 1)
+        if patches % h == 0 and h % merge == 0 and (patches // h) % merge == 0
+    ]
     if not sides:
         raise InputSpecError(
             f"{cls} takes pixel_values as flattened patches [patches, features], with patches = height x width "
             f"in patches, each a multiple of {merge}; got {'x'.join(map(str, pixel_shape))}",
-            f"give e.g. --input pixel_values={(4 * merge) ** 2}xFEATURES (a {4 * merge}x{4 * merge}-patch image)")
+            f"give e.g. --input pixel_values={(4 * merge) ** 2}xFEATURES (a {4 * merge}x{4 * merge}-patch image)",
+        )
     return (1, *sides[-1])
 
 
@@ -416,16 +490,22 @@ def _image_features(model, config, pixel_shape: tuple[int, ...], device: str) ->
     except Exception as error:
         raise InputSpecError(
             f"{type(model).__name__} could not take pixel_values={'x'.join(map(str, pixel_shape))}: "
-            f"{short_error(error)}", "give pixel_values as its image processor makes them") from error
+            f"{short_error(error)}",
+            "give pixel_values as its image processor makes them",
+        ) from error
     output = getattr(output, "pooler_output", output)
     tensors = [output] if isinstance(output, torch.Tensor) else [t for t in output if isinstance(t, torch.Tensor)]
     if not isinstance(width, int) or not tensors:
-        raise InputSpecError(f"cannot tell how many image tokens {type(model).__name__}'s images take",
-                             "give --input input_ids=... with the image tokens in place yourself")
+        raise InputSpecError(
+            f"cannot tell how many image tokens {type(model).__name__}'s images take",
+            "give --input input_ids=... with the image tokens in place yourself",
+        )
     return sum(t.numel() for t in tensors) // width
 
 
-def _wanted_inputs(model, config, given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset()) -> tuple[list[str], list[str]]:
+def _wanted_inputs(
+    model, config, given: AbstractSet[str] | Mapping[str, tuple] | None = frozenset()
+) -> tuple[list[str], list[str]]:
     main = getattr(model, "main_input_name", None) or "input_ids"
     parameters = _forward_parameters(model)
     wanted, left_out = [main], []
@@ -435,9 +515,11 @@ def _wanted_inputs(model, config, given: AbstractSet[str] | Mapping[str, tuple] 
         if name == "pixel_values" and _image_token_id(config) is not None:
             if given is None or name in given:  # given: its image tokens go into the default token ids
                 continue
-            left_out.append(f"pixel_values not given: {type(model).__name__} splices image features into the token "
-                            "sequence at image-token positions, which default token ids hold none of; the count "
-                            "covers its language model on text tokens (give --input pixel_values=SHAPE to add images)")
+            left_out.append(
+                f"pixel_values not given: {type(model).__name__} splices image features into the token "
+                "sequence at image-token positions, which default token ids hold none of; the count "
+                "covers its language model on text tokens (give --input pixel_values=SHAPE to add images)"
+            )
             continue
         wanted.append(name)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in parameters:
@@ -450,8 +532,11 @@ def _input_shape(name: str, model, config, wanted, seq_len, decoder_seq_len) -> 
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     tokens = seq_len if seq_len is not None else default_seq_len(text)
     if name == "input_ids":
-        return (1, tokens), "int64", "" if seq_len is not None else (
-            f"min(max positions, {MAX_DEFAULT_SEQ_LEN}); set --seq-len to change")
+        return (
+            (1, tokens),
+            "int64",
+            "" if seq_len is not None else (f"min(max positions, {MAX_DEFAULT_SEQ_LEN}); set --seq-len to change"),
+        )
     if name == "decoder_input_ids":
         return _decoder_shape(config, text, tokens if "input_ids" in wanted else None, decoder_seq_len)
     if name == "pixel_values":
@@ -475,9 +560,13 @@ def _decoder_shape(config, text, encoder_tokens: int | None, decoder_seq_len: in
         return (1, decoder_seq_len), "int64", ""
     decoder_max = _positions(config, _DECODER_POSITION_KEYS) or _positions(text, _POSITION_KEYS)
     length = min(n for n in (encoder_tokens, decoder_max, MAX_DEFAULT_SEQ_LEN) if n)
-    why = ("as long as the encoder's token ids" if encoder_tokens and length == encoder_tokens
-           else "the decoder's max positions" if decoder_max and length == decoder_max
-           else f"at most {MAX_DEFAULT_SEQ_LEN}")
+    why = (
+        "as long as the encoder's token ids"
+        if encoder_tokens and length == encoder_tokens
+        else "the decoder's max positions"
+        if decoder_max and length == decoder_max
+        else f"at most {MAX_DEFAULT_SEQ_LEN}"
+    )
     return (1, length), "int64", f"{why}; set --decoder-seq-len to change"
 
 
@@ -493,7 +582,9 @@ def _pixel_shape(vision):
         height = width = DEFAULT_IMAGE_SIZE
         why = f"the config names no image size: {DEFAULT_IMAGE_SIZE}x{DEFAULT_IMAGE_SIZE}"
     frames = getattr(vision, "num_frames", None)
-    shape = (1, frames, channels, height, width) if isinstance(frames, int) and frames > 0 else (1, channels, height, width)
+    shape = (
+        (1, frames, channels, height, width) if isinstance(frames, int) and frames > 0 else (1, channels, height, width)
+    )
     return shape, "float32", why + "; give --input pixel_values=SHAPE to change"
 
 

@@ -63,8 +63,11 @@ def check_input_names(spec: ModelSpec, module: Any, kind: str) -> None:
         return
     if kind != "huggingface" and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
-    taken = [name for name, p in parameters.items()
-             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    taken = [
+        name
+        for name, p in parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
     unknown = [name for name in names if name not in taken]
     if unknown:
         raise InputSpecError(
@@ -101,8 +104,9 @@ def _to_device(obj: Any, device):
 
 
 def _rebatch(obj: Any, batch_size: int):
-    return map_tensors(lambda tensor: tensor if tensor.dim() == 0
-                       else tensor[:1].expand(batch_size, *tensor.shape[1:]).clone(), obj)
+    return map_tensors(
+        lambda tensor: tensor if tensor.dim() == 0 else tensor[:1].expand(batch_size, *tensor.shape[1:]).clone(), obj
+    )
 
 
 def positional_parameters(module: Any) -> tuple[str, ...]:
@@ -116,13 +120,16 @@ def positional_parameters(module: Any) -> tuple[str, ...]:
         parameters = inspect.signature(forward).parameters.values()
     except (TypeError, ValueError):
         return ()
-    return tuple(p.name for p in parameters
-                 if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+    return tuple(
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )
 
 
 def _name_positional(call: CallArgs, names: tuple[str, ...], overridden: set[Any]) -> CallArgs:
     """The example's positional inputs passed by name when a named `--input` replaces one of them, so the given
     input takes its place instead of being passed twice."""
-    if not call.args or len(call.args) > len(names) or not overridden & set(names[:len(call.args)]):
+    if not call.args or len(call.args) > len(names) or not overridden & set(names[: len(call.args)]):
         return call
     return CallArgs((), {**dict(zip(names, call.args, strict=False)), **call.kwargs})

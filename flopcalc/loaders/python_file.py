@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ModelBuildError, ModelLoadError, short_error
 from .base import LoadedModel
@@ -27,8 +28,9 @@ def _import_file(path: Path):
     except SyntaxError as error:
         raise ModelLoadError(f"{path} does not parse: {error.msg} (line {error.lineno})") from error
     except (Exception, SystemExit) as error:  # a script that exits at import (argparse) too
-
-        raise ModelLoadError(f"importing {path} failed: {short_error(error)}", "run the file with python to see why") from error
+        raise ModelLoadError(
+            f"importing {path} failed: {short_error(error)}", "run the file with python to see why"
+        ) from error
     finally:
         try:
             sys.path.remove(folder)
@@ -58,8 +60,11 @@ def _check_kwargs(factory: Any, attribute: str, kwargs: Mapping[str, Any], sourc
     try:
         signature.bind(**kwargs)
     except TypeError as error:
-        taken = [name for name, p in signature.parameters.items()
-                 if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+        taken = [
+            name
+            for name, p in signature.parameters.items()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
         raise ModelLoadError(
             f"{source}: kwargs do not fit {attribute}(): {error}",
             f"{attribute}() takes {', '.join(taken)}" if taken else f"{attribute}() takes no keyword arguments",
@@ -108,7 +113,8 @@ def load_python_model(file: str, attribute: str | None, *, kwargs: Mapping[str, 
 
 def _candidates(module) -> str:
     names = [
-        name for name, value in vars(module).items()
+        name
+        for name, value in vars(module).items()
         if callable(value) and not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
     ]
     return ", ".join(sorted(names)) or "none defined"

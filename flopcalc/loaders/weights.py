@@ -3,8 +3,9 @@ be counted with its trained (pruned) values. A file that does not match the mode
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import MissingDependencyError, ModelLoadError, short_error
 
@@ -23,8 +24,9 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         try:
             from safetensors.torch import load_file
         except ImportError:
-            raise MissingDependencyError("reading a .safetensors file needs the safetensors package",
-                                         "pip install 'flopcalc[safetensors]'") from None
+            raise MissingDependencyError(
+                "reading a .safetensors file needs the safetensors package", "pip install 'flopcalc[safetensors]'"
+            ) from None
     try:
         if path.suffix.lower() in SAFETENSORS_SUFFIXES:
             state = load_file(str(path), device="cpu")
@@ -55,10 +57,16 @@ def check_matches(module: Any, state: Mapping[str, Any], path: Path) -> None:
     expected = module.state_dict()
     missing = [name for name in expected if name not in state]
     unexpected = [name for name in state if name not in expected]
-    reshaped = [f"{name} is {_shape(state[name].shape)} in the file and {_shape(tensor.shape)} in the model"
-                for name, tensor in expected.items() if name in state and tuple(state[name].shape) != tuple(tensor.shape)]
-    problems = ([f"missing {len(missing)} ({_listed(missing)})"] if missing else []) + \
-               ([f"unexpected {len(unexpected)} ({_listed(unexpected)})"] if unexpected else []) + reshaped[:1]
+    reshaped = [
+        f"{name} is {_shape(state[name].shape)} in the file and {_shape(tensor.shape)} in the model"
+        for name, tensor in expected.items()
+        if name in state and tuple(state[name].shape) != tuple(tensor.shape)
+    ]
+    problems = (
+        ([f"missing {len(missing)} ({_listed(missing)})"] if missing else [])
+        + ([f"unexpected {len(unexpected)} ({_listed(unexpected)})"] if unexpected else [])
+        + reshaped[:1]
+    )
     if problems:
         raise ModelLoadError(f"--weights {path} does not match the model: {'; '.join(problems)}", _HINT)
 
@@ -74,5 +82,6 @@ def apply_weights(module: Any, path: str | Path) -> None:
         with torch.no_grad():
             module.load_state_dict(state, strict=True)
     except Exception as error:
-        raise ModelLoadError(f"--weights {target} could not be loaded into the model: {short_error(error)}",
-                             _HINT) from error
+        raise ModelLoadError(
+            f"--weights {target} could not be loaded into the model: {short_error(error)}", _HINT
+        ) from error

@@ -22,12 +22,16 @@ LIBRARIES = {"timm": "pip install 'flopcalc[timm]'", "torchvision": "pip install
 DEFAULT_IMAGE_SIZE = 224
 # torchvision's model families whose forward takes one batch of images (the others take lists, clips or pairs)
 _IMAGE_FAMILIES = ("torchvision.models.segmentation.", "torchvision.models.quantization.")
-_OTHER_FAMILIES = {"torchvision.models.detection.": "a list of images (e.g. --input 3x800x800)",
-                   "torchvision.models.video.": "a clip, batch x channels x frames x H x W (e.g. --input 1x3x16x112x112)",
-                   "torchvision.models.optical_flow.": "two images (e.g. --input 1x3x520x960 --input 1x3x520x960)"}
+_OTHER_FAMILIES = {
+    "torchvision.models.detection.": "a list of images (e.g. --input 3x800x800)",
+    "torchvision.models.video.": "a clip, batch x channels x frames x H x W (e.g. --input 1x3x16x112x112)",
+    "torchvision.models.optical_flow.": "two images (e.g. --input 1x3x520x960 --input 1x3x520x960)",
+}
 # torchvision's own C++ ops, defined here only where its library could not load (kept alive: see below)
-_TORCHVISION_OPS = (("nms", "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"),
-                    ("qnms", "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"))
+_TORCHVISION_OPS = (
+    ("nms", "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"),
+    ("qnms", "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"),
+)
 _defined_ops: list[Any] = []
 
 
@@ -39,8 +43,9 @@ def zoo_name(source: str) -> tuple[str, str] | None:
     return None
 
 
-def load_zoo(library: str, name: str, *, kwargs: Mapping[str, Any], device: str, source: str,
-             inputs_given: bool = False) -> LoadedModel:
+def load_zoo(
+    library: str, name: str, *, kwargs: Mapping[str, Any], device: str, source: str, inputs_given: bool = False
+) -> LoadedModel:
     """The named model on `device` (weights None / pretrained False) and one image at its default size; a
     model whose input is no single image needs `--input` (`inputs_given`), and the error says what it takes."""
     if not name.strip():
@@ -52,13 +57,15 @@ def load_zoo(library: str, name: str, *, kwargs: Mapping[str, Any], device: str,
     example = None
     notes: tuple[str, ...] = ()
     if shape is None and not inputs_given:
-        raise ModelLoadError(f"{source} takes {why or 'an input whose size its library does not say'}",
-                             "give it with --input SHAPE")
+        raise ModelLoadError(
+            f"{source} takes {why or 'an input whose size its library does not say'}", "give it with --input SHAPE"
+        )
     if shape is not None:
         import torch
 
-        example = (torch.zeros((1, *shape), device=device) if device == "meta"
-                   else torch.randn((1, *shape), device=device),)
+        example = (
+            torch.zeros((1, *shape), device=device) if device == "meta" else torch.randn((1, *shape), device=device),
+        )
         notes = (f"input 1x{'x'.join(map(str, shape))}: {why}",)
     return LoadedModel(module, example, source, library, example_notes=notes)
 
@@ -70,7 +77,9 @@ def _timm_model(name: str, kwargs: Mapping[str, Any], device: str, source: str):
     except ImportError:
         raise MissingDependencyError(f"{source} needs timm", LIBRARIES["timm"]) from None
     if not timm.is_model(name):
-        raise ModelLoadError(f"timm has no model {name!r}", _did_you_mean(name, timm.list_models(), "timm.list_models()"))
+        raise ModelLoadError(
+            f"timm has no model {name!r}", _did_you_mean(name, timm.list_models(), "timm.list_models()")
+        )
     import torch
 
     try:
@@ -93,15 +102,19 @@ def _torchvision_model(name: str, kwargs: Mapping[str, Any], device: str, source
     try:
         builder = models.get_model_builder(name)
     except ValueError:
-        raise ModelLoadError(f"torchvision has no model {name!r}",
-                             _did_you_mean(name, models.list_models(), "torchvision.models.list_models()")) from None
+        raise ModelLoadError(
+            f"torchvision has no model {name!r}",
+            _did_you_mean(name, models.list_models(), "torchvision.models.list_models()"),
+        ) from None
     import torch
 
     try:
         with torch.device(device), _quiet():
             module = builder(weights=None, **kwargs)
     except Exception as error:
-        raise ModelBuildError(f"torchvision.models.get_model({name!r}) failed on {device}: {short_error(error)}") from error
+        raise ModelBuildError(
+            f"torchvision.models.get_model({name!r}) failed on {device}: {short_error(error)}"
+        ) from error
     family = builder.__module__ + "."
     for prefix, wanted in _OTHER_FAMILIES.items():
         if family.startswith(prefix):

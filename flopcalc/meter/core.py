@@ -14,8 +14,9 @@ import copy
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -71,8 +72,9 @@ def meta_copy(model: nn.Module, *, detach: Sequence[Any] = ()) -> nn.Module:
         if id(tensor) in memo:
             continue
         meta = tensor.detach().to("meta")
-        memo[id(tensor)] = nn.Parameter(meta, requires_grad=tensor.requires_grad) if isinstance(
-            tensor, nn.Parameter) else meta
+        memo[id(tensor)] = (
+            nn.Parameter(meta, requires_grad=tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
+        )
     return copy.deepcopy(model, memo)
 
 
@@ -100,8 +102,9 @@ def batch_size_and_tokens(batch: Any) -> tuple[int | None, int | None]:
     return int(first.shape[0]), tokens
 
 
-def count_training_step(model: nn.Module, batch: Any, *, step: StepFunction | None = None,
-                        detach: Sequence[Any] = ()) -> CountReport:
+def count_training_step(
+    model: nn.Module, batch: Any, *, step: StepFunction | None = None, detach: Sequence[Any] = ()
+) -> CountReport:
     """Count one training step of `model` on `batch` (forward + backward) without running it for real.
 
     The step is `model(*batch)` (a tuple), `model(**batch)` (a dict) or `model(batch)`, or `step(model, batch)`
@@ -118,8 +121,11 @@ def count_training_step(model: nn.Module, batch: Any, *, step: StepFunction | No
         reason = getattr(error, "message", None) or short_error(error)
     report = _count(model, batch, step)
     device = report.device
-    return replace(report, notes=report.notes + (
-        f"the step could not be counted on the meta device ({reason}); counted once on {device}",))
+    return replace(
+        report,
+        notes=report.notes
+        + (f"the step could not be counted on the meta device ({reason}); counted once on {device}",),
+    )
 
 
 def _count(model: nn.Module, batch: Any, step: StepFunction | None) -> CountReport:
@@ -148,10 +154,11 @@ def _count_notes(report: CountReport) -> list[str]:
     return notes + ([unsupported] if unsupported else [])
 
 
-def _example_cost(report: CountReport, example: Any, tokens_per_sample: int | None) -> "_Cost":
+def _example_cost(report: CountReport, example: Any, tokens_per_sample: int | None) -> _Cost:
     """The counted step's FLOPs with the samples and tokens of its batch (the example's, else the report's)."""
-    samples, tokens = (batch_size_and_tokens(example) if example is not None
-                       else (report.batch_size, _report_tokens(report)))
+    samples, tokens = (
+        batch_size_and_tokens(example) if example is not None else (report.batch_size, _report_tokens(report))
+    )
     samples = samples or report.batch_size
     if tokens_per_sample is not None:
         tokens = tokens_per_sample * samples
@@ -199,8 +206,10 @@ class ThroughputMeter:
     ):
         given = [name for name, value in (("model", model), ("spec", spec), ("report", report)) if value is not None]
         if len(given) != 1:
-            raise UsageError("ThroughputMeter needs one of model (with an example batch), spec or report",
-                             f"got {', '.join(given) or 'none'}")
+            raise UsageError(
+                "ThroughputMeter needs one of model (with an example batch), spec or report",
+                f"got {', '.join(given) or 'none'}",
+            )
         if model is not None and example is None:
             raise UsageError("ThroughputMeter(model) needs an example batch: what the model is called with")
         check_number(window, "window", whole=True, minimum=1, above=False)
@@ -212,18 +221,26 @@ class ThroughputMeter:
         self._clock = clock
         self._sync = sync
         if report is None:
-            report = count_spec(spec) if spec is not None else count_training_step(model, example, step=step,
-                                                                                   detach=detach)
+            report = (
+                count_spec(spec) if spec is not None else count_training_step(model, example, step=step, detach=detach)
+            )
         self.report = report
         notes = _count_notes(report)
         self._cost = _example_cost(report, example, tokens_per_sample)
         self._costs: dict[tuple, _Cost] = {} if example is None else {batch_shape_key(example): self._cost}
-        self._cuda = _cuda_device(model) if model is not None else (
-            torch.cuda.current_device() if torch.cuda.is_available() else None)
+        self._cuda = (
+            _cuda_device(model)
+            if model is not None
+            else (torch.cuda.current_device() if torch.cuda.is_available() else None)
+        )
         detected = device_name or (torch.cuda.get_device_name(self._cuda) if self._cuda is not None else None)
         self.peaks, peak_notes = resolve_peaks(
-            device_name=detected, gpu_given=device_name is not None, precision=precision, peak_flops=peak_flops,
-            calibration=calibration, catalogs=catalogs,
+            device_name=detected,
+            gpu_given=device_name is not None,
+            precision=precision,
+            peak_flops=peak_flops,
+            calibration=calibration,
+            catalogs=catalogs,
         )
         self.device_name = detected
         self.notes: list[str] = [*notes, *peak_notes]
@@ -237,22 +254,23 @@ class ThroughputMeter:
     # -- the three ways in ------------------------------------------------------------------------------
 
     @classmethod
-    def from_model(cls, model: nn.Module, example: Any, **options: Any) -> "ThroughputMeter":
+    def from_model(cls, model: nn.Module, example: Any, **options: Any) -> ThroughputMeter:
         """Count one training step of `model` on the `example` batch (on a meta copy) and meter it."""
         if model is None or example is None:
-            raise UsageError("from_model needs a model and an example batch: what the model is called with",
-                             field="example")
+            raise UsageError(
+                "from_model needs a model and an example batch: what the model is called with", field="example"
+            )
         return cls(model, example, **options)
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, **options: Any) -> "ThroughputMeter":
+    def from_spec(cls, spec: ModelSpec, **options: Any) -> ThroughputMeter:
         """Count a model source (a ModelSpec, through the one load pipeline) and meter it."""
         if not isinstance(spec, ModelSpec):
             raise ArgumentTypeError(f"spec must be a ModelSpec, got {type(spec).__name__}", field="spec")
         return cls(spec=spec, **options)
 
     @classmethod
-    def from_report(cls, report: CountReport, **options: Any) -> "ThroughputMeter":
+    def from_report(cls, report: CountReport, **options: Any) -> ThroughputMeter:
         """Meter a step whose count you already have (`flopcalc.count(...)`)."""
         if not isinstance(report, CountReport):
             raise ArgumentTypeError(f"report must be a CountReport, got {type(report).__name__}", field="report")
@@ -303,9 +321,14 @@ class ThroughputMeter:
         seconds = self._marks[-1] - self._marks[0] if len(self._marks) > 1 else 0.0
         tokens = None if any(w[3] is None for w in work) else sum(w[3] for w in work)
         return MeterReading(
-            steps=len(work), seconds=seconds, samples=sum(w[2] for w in work), tokens=tokens,
-            model_flops=sum(w[0] for w in work), hardware_flops=sum(w[1] for w in work),
-            peaks=self.peaks, notes=tuple(self.notes),
+            steps=len(work),
+            seconds=seconds,
+            samples=sum(w[2] for w in work),
+            tokens=tokens,
+            model_flops=sum(w[0] for w in work),
+            hardware_flops=sum(w[1] for w in work),
+            peaks=self.peaks,
+            notes=tuple(self.notes),
         )
 
     def total(self) -> MeterReading:
@@ -313,8 +336,14 @@ class ThroughputMeter:
         steps, model_flops, hardware_flops, samples, tokens = self._totals
         seconds = self._marks[-1] - self._started if self._started is not None and self._marks else 0.0
         return MeterReading(
-            steps=steps, seconds=seconds, samples=samples, tokens=tokens if self._tokens_known else None,
-            model_flops=model_flops, hardware_flops=hardware_flops, peaks=self.peaks, notes=tuple(self.notes),
+            steps=steps,
+            seconds=seconds,
+            samples=samples,
+            tokens=tokens if self._tokens_known else None,
+            model_flops=model_flops,
+            hardware_flops=hardware_flops,
+            peaks=self.peaks,
+            notes=tuple(self.notes),
         )
 
     def fleet_reading(self, *, window: bool = True) -> MeterReading:
@@ -332,8 +361,14 @@ class ThroughputMeter:
         world = dist.get_world_size()
         device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
         by_kind = {peak.kind: peak for peak in mine.peaks}
-        summed = [float(mine.steps), mine.samples, mine.tokens if mine.tokens is not None else 0.0,
-                  1.0 if mine.tokens is None else 0.0, mine.model_flops, mine.hardware_flops]
+        summed = [
+            float(mine.steps),
+            mine.samples,
+            mine.tokens if mine.tokens is not None else 0.0,
+            1.0 if mine.tokens is None else 0.0,
+            mine.model_flops,
+            mine.hardware_flops,
+        ]
         for kind in PEAK_KINDS:
             summed += [by_kind[kind].flops if kind in by_kind else 0.0, 1.0 if kind in by_kind else 0.0]
         values = torch.tensor(summed, dtype=torch.float64, device=device)
@@ -344,7 +379,7 @@ class ThroughputMeter:
         steps, samples, tokens, tokenless, model_flops, hardware_flops = numbers[:6]
         peaks = []
         for index, kind in enumerate(PEAK_KINDS):
-            flops, ranks = numbers[6 + 2 * index: 8 + 2 * index]
+            flops, ranks = numbers[6 + 2 * index : 8 + 2 * index]
             if round(ranks) == world:
                 label = by_kind[kind].label if kind in by_kind else kind
                 peaks.append(Peak(kind, flops, f"{world} x {label}" if world > 1 else label))
@@ -353,9 +388,16 @@ class ThroughputMeter:
         if missing:
             notes.append(f"fleet MFU against {', '.join(missing)} left out: not every rank knows that peak")
         return MeterReading(
-            steps=round(steps / world), seconds=float(slowest.item()), samples=samples,
-            tokens=None if tokenless else tokens, model_flops=model_flops, hardware_flops=hardware_flops,
-            peaks=tuple(peaks), scope="fleet", world_size=world, notes=tuple(notes),
+            steps=round(steps / world),
+            seconds=float(slowest.item()),
+            samples=samples,
+            tokens=None if tokenless else tokens,
+            model_flops=model_flops,
+            hardware_flops=hardware_flops,
+            peaks=tuple(peaks),
+            scope="fleet",
+            world_size=world,
+            notes=tuple(notes),
         )
 
     # -- internals --------------------------------------------------------------------------------------
@@ -377,7 +419,9 @@ class ThroughputMeter:
             self._said.add(note)
             self.notes.append(note)
 
-    def _cost_of(self, batch: Any, batch_size: int | None, tokens: int | None) -> tuple[float, float, float, float | None]:
+    def _cost_of(
+        self, batch: Any, batch_size: int | None, tokens: int | None
+    ) -> tuple[float, float, float, float | None]:
         base = self._cost
         if batch is not None:
             key = batch_shape_key(batch)
@@ -391,15 +435,21 @@ class ThroughputMeter:
             scale = tokens / base.tokens
             samples = batch_size if batch_size is not None else base.samples * scale
             if batch_size is not None and base.samples and tokens * base.samples != batch_size * base.tokens:
-                self._say(f"sequence length changed from {base.tokens // base.samples} tokens per sample: FLOPs "
-                          "scaled per token, an approximation (attention grows with its square); pass batch= "
-                          "to count each shape")
+                self._say(
+                    f"sequence length changed from {base.tokens // base.samples} tokens per sample: FLOPs "
+                    "scaled per token, an approximation (attention grows with its square); pass batch= "
+                    "to count each shape"
+                )
             return base.model_flops * scale, base.hardware_flops * scale, samples, tokens
         if batch_size is not None:
             scale = batch_size / base.samples
             per_sample_tokens = None if base.tokens is None else base.tokens * scale
-            return base.model_flops * scale, base.hardware_flops * scale, batch_size, (
-                tokens if tokens is not None else per_sample_tokens)
+            return (
+                base.model_flops * scale,
+                base.hardware_flops * scale,
+                batch_size,
+                (tokens if tokens is not None else per_sample_tokens),
+            )
         if tokens is not None:
             self._say("tokens given without a token count for the example: FLOPs are the example batch's")
         return base.model_flops, base.hardware_flops, base.samples, tokens if tokens is not None else base.tokens

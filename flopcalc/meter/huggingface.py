@@ -48,7 +48,7 @@ class MeterCallback(TrainerCallback):
         self._logged_steps = 0
 
     @classmethod
-    def attach(cls, trainer: Any, *args: Any, **kwargs: Any) -> "MeterCallback":
+    def attach(cls, trainer: Any, *args: Any, **kwargs: Any) -> MeterCallback:
         """Make the callback and put it first among the trainer's callbacks: the reporting integrations
         (tensorboard, wandb, ...) run after it and so log its figures."""
         callback = cls(*args, **kwargs)
@@ -88,8 +88,10 @@ def _first_batch(dataloader: Any, args: Any) -> Any:
     dataset = getattr(dataloader, "dataset", None)
     collate = getattr(dataloader, "collate_fn", None)
     if dataset is None or collate is None:
-        raise UsageError("MeterCallback could not make an example batch from the training dataloader",
-                         "pass MeterCallback(example_batch=...)")
+        raise UsageError(
+            "MeterCallback could not make an example batch from the training dataloader",
+            "pass MeterCallback(example_batch=...)",
+        )
     size = min(args.per_device_train_batch_size, len(dataset))
     return collate([dataset[index] for index in range(size)])
 

@@ -8,8 +8,8 @@ calibration file written by `flopcalc bench --save`, through the same resolver.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..calibration import calibrated_throughput, load_calibration
 from ..catalog import load_catalog
@@ -69,8 +69,13 @@ def resolve_peaks(
             notes.append(f"no datasheet peak: {error.message}")
         else:
             flops = device.peak.value
-            peaks.append(Peak("datasheet", flops, f"{device.peak.source} peak of {device.id}: "
-                                                  f"{format_number(flops / 1e12)} TFLOP/s"))
+            peaks.append(
+                Peak(
+                    "datasheet",
+                    flops,
+                    f"{device.peak.source} peak of {device.id}: {format_number(flops / 1e12)} TFLOP/s",
+                )
+            )
     else:
         cpu = read_cpu_info()
         entry = catalog.match_cpu(cpu.model_name)
@@ -79,21 +84,42 @@ def resolve_peaks(
         if entry is not None and chosen in entry.peak_tflops:
             figures = resolve_device(entry.id, chosen, catalog=catalog)
             flops = figures.peak.value
-            peaks.append(Peak("datasheet", flops, f"{figures.peak.source} peak of the CPU {figures.id} (all "
-                                                  f"{entry.cores} cores): {format_number(flops / 1e12)} TFLOP/s"))
+            peaks.append(
+                Peak(
+                    "datasheet",
+                    flops,
+                    f"{figures.peak.source} peak of the CPU {figures.id} (all "
+                    f"{entry.cores} cores): {format_number(flops / 1e12)} TFLOP/s",
+                )
+            )
         elif estimate is not None:  # a CPU the catalogue lacks: what its cores, clock and SIMD flags give
             flops, how = estimate
-            peaks.append(Peak("datasheet", flops, f"{chosen} peak of the CPU {cpu.model_name}, not in the catalogue, "
-                                                  f"by {how}: {format_number(flops / 1e12)} TFLOP/s"))
+            peaks.append(
+                Peak(
+                    "datasheet",
+                    flops,
+                    f"{chosen} peak of the CPU {cpu.model_name}, not in the catalogue, "
+                    f"by {how}: {format_number(flops / 1e12)} TFLOP/s",
+                )
+            )
         else:
-            notes.append(f"no datasheet peak: no device name (this CPU, {cpu.model_name}, is not in the catalogue "
-                         f"and its {chosen} peak cannot be estimated; pass device_name='H100-SXM' or the like)")
+            notes.append(
+                f"no datasheet peak: no device name (this CPU, {cpu.model_name}, is not in the catalogue "
+                f"and its {chosen} peak cannot be estimated; pass device_name='H100-SXM' or the like)"
+            )
     if calibration is not None:
         throughput, _ = calibrated_throughput(
-            load_calibration(calibration), device_name=device_name, precision=precision,
+            load_calibration(calibration),
+            device_name=device_name,
+            precision=precision,
             catalog=catalog if device_name else None,
         )
-        peaks.append(Peak("measured", throughput.peak_flops,
-                          f"measured {throughput.precision} matmul peak of {throughput.gpu}: "
-                          f"{format_number(throughput.peak_flops / 1e12)} TFLOP/s ({throughput.origin.split(';')[0]})"))
+        peaks.append(
+            Peak(
+                "measured",
+                throughput.peak_flops,
+                f"measured {throughput.precision} matmul peak of {throughput.gpu}: "
+                f"{format_number(throughput.peak_flops / 1e12)} TFLOP/s ({throughput.origin.split(';')[0]})",
+            )
+        )
     return tuple(peaks), tuple(notes)

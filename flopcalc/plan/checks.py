@@ -9,8 +9,13 @@ from ..errors import UsageError
 
 
 def positive_int(value: Any, what: str) -> int:
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or value != int(value) or value < 1):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value != int(value)
+        or value < 1
+    ):
         raise UsageError(f"{what} must be a whole number >= 1, got {value!r}")
     return int(value)
 

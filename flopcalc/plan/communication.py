@@ -26,7 +26,7 @@ def tensor_parallel_s(hidden_bytes: float, layout: Layout, blocks: int, fleet: F
     """Megatron's all-reduces of one micro-batch's hidden stream on one stage: 4 per block (6 with full recompute)."""
     if layout.tp <= 1:
         return 0.0
-    all_reduces = (TP_ALL_REDUCES_PER_BLOCK + (TP_ALL_REDUCES_RECOMPUTED if layout.recompute == "full" else 0))
+    all_reduces = TP_ALL_REDUCES_PER_BLOCK + (TP_ALL_REDUCES_RECOMPUTED if layout.recompute == "full" else 0)
     link = fleet.link(layout.tp, 1, layout.num_gpus, "tensor parallelism")
     fullest = -(-blocks // layout.pp)  # the first stages take one more block when pp does not divide them
     return all_reduces * fullest * ring_all_reduce_s(hidden_bytes, layout.tp, link)
@@ -41,9 +41,16 @@ def pipeline_transfer_s(hidden_bytes: float, layout: Layout, fleet: Fleet) -> fl
     return sends * hidden_bytes / (layout.tp if layout.split_sequence else 1) / (link.gbps * GB)
 
 
-def data_parallel_s(layout: Layout, fleet: Fleet, gradient_bytes: float, weight_bytes: float, forward_mb: float,
-                    backward_mb: float, expert_gradient_bytes: float = 0.0,
-                    expert_weight_bytes: float = 0.0) -> tuple[float, float]:
+def data_parallel_s(
+    layout: Layout,
+    fleet: Fleet,
+    gradient_bytes: float,
+    weight_bytes: float,
+    forward_mb: float,
+    backward_mb: float,
+    expert_gradient_bytes: float = 0.0,
+    expert_weight_bytes: float = 0.0,
+) -> tuple[float, float]:
     """The data-parallel traffic of one step, and the part of it no forward or backward covers (ZeRO paper, Sec. 7).
 
     The dense states travel over the GPUs they are sharded over (the data group dp x cp, ranks tp apart; a hybrid
@@ -53,8 +60,9 @@ def data_parallel_s(layout: Layout, fleet: Fleet, gradient_bytes: float, weight_
     shard = layout.sharded_over
     groups = [(shard, layout.tp, gradient_bytes, weight_bytes)]
     if expert_gradient_bytes:
-        groups.append((max(1, shard // layout.ep), layout.tp * layout.cp * layout.ep, expert_gradient_bytes,
-                       expert_weight_bytes))
+        groups.append(
+            (max(1, shard // layout.ep), layout.tp * layout.cp * layout.ep, expert_gradient_bytes, expert_weight_bytes)
+        )
     hidden_under, exposed = 0.0, 0.0  # what may overlap the window below, and what never does
     for group, stride, gradients, weights in groups:
         if group <= 1:
@@ -71,6 +79,7 @@ def data_parallel_s(layout: Layout, fleet: Fleet, gradient_bytes: float, weight_
     if replicas > 1:  # hybrid sharding: each shard's gradients all-reduced across the shard groups
         link = fleet.link(replicas, layout.tp * shard, layout.num_gpus, "hybrid sharding's replication")
         hidden_under += ring_all_reduce_s((gradient_bytes + expert_gradient_bytes) / shard, replicas, link)
-    window = (backward_mb if layout.zero <= 1 else m * backward_mb if layout.zero == 2
-              else m * (forward_mb + backward_mb))  # the last backward; every backward; every forward and backward
+    window = (
+        backward_mb if layout.zero <= 1 else m * backward_mb if layout.zero == 2 else m * (forward_mb + backward_mb)
+    )  # the last backward; every backward; every forward and backward
     return hidden_under + exposed, max(0.0, hidden_under - window) + exposed

@@ -28,14 +28,18 @@ def check_context(model: PlanModel, layout: Layout) -> None:
     if layout.cp == 1:
         return
     if not has_attention(model):
-        raise UsageError(f"--cp {layout.cp} splits attention's sequence, and this model has no attention heads",
-                         "use --cp 1 (or give --heads for a model whose graph hides its attention)")
+        raise UsageError(
+            f"--cp {layout.cp} splits attention's sequence, and this model has no attention heads",
+            "use --cp 1 (or give --heads for a model whose graph hides its attention)",
+        )
     tokens = model.tokens_per_example
     if not tokens:
         raise UsageError(f"--cp {layout.cp} needs the tokens per sequence", "give --seq-len")
     if tokens % (2 * layout.cp):
-        raise UsageError(f"--cp {layout.cp} does not split the {tokens} tokens of a sequence into 2 x cp equal chunks",
-                         f"use a cp with 2 x cp dividing {tokens}")
+        raise UsageError(
+            f"--cp {layout.cp} does not split the {tokens} tokens of a sequence into 2 x cp equal chunks",
+            f"use a cp with 2 x cp dividing {tokens}",
+        )
 
 
 def kv_block_bytes(model: PlanModel, layout: Layout, width: float) -> float:
@@ -45,8 +49,9 @@ def kv_block_bytes(model: PlanModel, layout: Layout, width: float) -> float:
     return layout.micro_batch * (model.tokens_per_example or 0) / layout.cp * kv_width * width / layout.tp
 
 
-def ring_attention_s(model: PlanModel, layout: Layout, fleet: Fleet, width: float,
-                     attention_forward_s: float) -> tuple[float, float]:
+def ring_attention_s(
+    model: PlanModel, layout: Layout, fleet: Fleet, width: float, attention_forward_s: float
+) -> tuple[float, float]:
     """(ring traffic, the part of it not hidden) of one micro-batch on one stage. Per layer: cp - 1 steps, each
     sending K and V (forward) or K, V, dK and dV (backward) point to point at the link's GB/s, overlapped with
     that step's attention compute (`attention_forward_s` is the stage's attention forward per micro-batch on
@@ -67,9 +72,11 @@ def ring_attention_s(model: PlanModel, layout: Layout, fleet: Fleet, width: floa
 def context_assumption(layout: Layout) -> str | None:
     if layout.cp <= 1:
         return None
-    return (f"context parallelism: each sequence split over cp {layout.cp} GPUs, activations and compute / cp, "
-            "gradients reduced and ZeRO shards over dp x cp; per layer and micro-batch cp - 1 ring steps passing "
-            "K and V (forward) and K, V, dK, dV (backward) point to point, each overlapped with the attention of "
-            "the block at hand, only the excess exposed (Ring Attention, Liu et al. 2023, Sec. 3; Megatron-Core "
-            "context parallelism); the causal mask's work taken as balanced (2 x cp chunks per sequence); cp ranks "
-            "fill nodes after tp, before dp")
+    return (
+        f"context parallelism: each sequence split over cp {layout.cp} GPUs, activations and compute / cp, "
+        "gradients reduced and ZeRO shards over dp x cp; per layer and micro-batch cp - 1 ring steps passing "
+        "K and V (forward) and K, V, dK, dV (backward) point to point, each overlapped with the attention of "
+        "the block at hand, only the excess exposed (Ring Attention, Liu et al. 2023, Sec. 3; Megatron-Core "
+        "context parallelism); the causal mask's work taken as balanced (2 x cp chunks per sequence); cp ranks "
+        "fill nodes after tp, before dp"
+    )

@@ -7,7 +7,7 @@ import math
 import random
 
 # a whole number of GPUs or examples a float still counts exactly (2^53): beyond it the value typed is not the value used
-LARGEST_COUNT = 2 ** 53
+LARGEST_COUNT = 2**53
 _SMALL_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
 
 
@@ -71,5 +71,5 @@ def divisors(n: int) -> list[int]:
     """Every divisor of n >= 1, ascending."""
     found = [1]
     for prime, exponent in prime_factors(n).items():
-        found = [d * prime ** k for d in found for k in range(exponent + 1)]
+        found = [d * prime**k for d in found for k in range(exponent + 1)]
     return sorted(found)

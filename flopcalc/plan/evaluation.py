@@ -12,8 +12,8 @@ from .hardware import Fleet
 from .layout import Layout, check_layout
 from .memory import layout_memory, stage_params
 from .model import PlanModel
-from .predicted import predicted_step_time, prediction_shape
 from .precision import TrainingPrecision, check_optimizer, training_precision
+from .predicted import predicted_step_time, prediction_shape
 from .result import MemoryPerGpu, Plan, RunTotals, StepTime
 from .schedule import step_time
 from .sharding import fsdp_assumption
@@ -29,8 +29,9 @@ class LayoutFigures:
     training: RunTotals | None
 
 
-def layout_figures(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision, optimizer: str,
-             run: RunSize | None) -> LayoutFigures:
+def layout_figures(
+    model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision, optimizer: str, run: RunSize | None
+) -> LayoutFigures:
     memory = layout_memory(model, layout, precision, optimizer)
     if not model.flops_known:
         return LayoutFigures(memory, None, None)
@@ -45,14 +46,24 @@ def layout_figures(model: PlanModel, layout: Layout, fleet: Fleet, precision: Tr
 
 def layout_assumptions(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision) -> tuple[str, ...]:
     """The rules a layout's expert and context parallelism, FSDP name and fp8 GEMMs were planned by."""
-    lines = (expert_assumption(model, layout, precision.activation_bytes), context_assumption(layout),
-             fsdp_assumption(layout.fsdp, layout.zero, layout.dp, layout.cp, layout.shard_group),
-             fp8_assumption(model, fleet, precision))
+    lines = (
+        expert_assumption(model, layout, precision.activation_bytes),
+        context_assumption(layout),
+        fsdp_assumption(layout.fsdp, layout.zero, layout.dp, layout.cp, layout.shard_group),
+        fp8_assumption(model, fleet, precision),
+    )
     return tuple(line for line in lines if line)
 
 
-def evaluate(model: PlanModel, layout: Layout, fleet: Fleet, *, precision: str = "bf16", optimizer: str = "adamw",
-             run: RunSize | None = None) -> Plan:
+def evaluate(
+    model: PlanModel,
+    layout: Layout,
+    fleet: Fleet,
+    *,
+    precision: str = "bf16",
+    optimizer: str = "adamw",
+    run: RunSize | None = None,
+) -> Plan:
     """Memory per GPU, time per step and the whole run of one layout."""
     setup = training_precision(precision)
     check_optimizer(optimizer)
@@ -62,9 +73,23 @@ def evaluate(model: PlanModel, layout: Layout, fleet: Fleet, *, precision: str =
     check_experts(model, layout)
     check_context(model, layout)
     figures = layout_figures(model, layout, fleet, setup, optimizer, run)
-    given = assumptions(model, fleet, setup, optimizer, layout.num_gpus) + layout_assumptions(model, layout, fleet, setup)
+    given = assumptions(model, fleet, setup, optimizer, layout.num_gpus) + layout_assumptions(
+        model, layout, fleet, setup
+    )
     if layout.global_batch is None:
-        given += (f"global batch = dp x micro-batch = {layout.batch} (no --global-batch): one micro-batch per replica "
-                  "per step",)
-    return Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training, given,
-                layout_notes(model, layout), fleet.throughput.gpu, fleet.memory_reserve_bytes)
+        given += (
+            f"global batch = dp x micro-batch = {layout.batch} (no --global-batch): one micro-batch per replica "
+            "per step",
+        )
+    return Plan(
+        model,
+        layout,
+        figures.memory,
+        fleet.gpu_memory_bytes,
+        figures.step,
+        figures.training,
+        given,
+        layout_notes(model, layout),
+        fleet.throughput.gpu,
+        fleet.memory_reserve_bytes,
+    )

@@ -24,8 +24,9 @@ def frozen_dtype(name: str | None, precision: str, flag: str) -> str:
     return DEFAULT_DTYPE[precision]
 
 
-def model_with_adapters(spec: ModelSpec, lora: LoraConfig, *, dtype: str, heads: int | None = None,
-                        kv_heads: int | None = None) -> PlanModel:
+def model_with_adapters(
+    spec: ModelSpec, lora: LoraConfig, *, dtype: str, heads: int | None = None, kv_heads: int | None = None
+) -> PlanModel:
     """Count the spec's model with LoRA in it (flopcalc.api) and measure its activations; the frozen base's
     bytes at `dtype` (nf4 and int8 with their quantisation scales)."""
     from ..api import count_adapted
@@ -35,9 +36,11 @@ def model_with_adapters(spec: ModelSpec, lora: LoraConfig, *, dtype: str, heads:
     planned = model_from_report(report, profile, source=spec.source, heads=heads, kv_heads=kv_heads)
     stored = base_dtype(dtype)
     frozen = frozen_weight_bytes(summary.frozen, stored)
-    method = (f"{lora.describe()}: {len(summary.adapted)} Linear layers adapted, {summary.trainable_params:,} of "
-              f"{summary.params:,} parameters train (gradients and optimizer states for those only); the frozen base, "
-              f"{summary.frozen_params:,} parameters, held at {stored.description} = {frozen / GIB:.4g} GiB",)
+    method = (
+        f"{lora.describe()}: {len(summary.adapted)} Linear layers adapted, {summary.trainable_params:,} of "
+        f"{summary.params:,} parameters train (gradients and optimizer states for those only); the frozen base, "
+        f"{summary.frozen_params:,} parameters, held at {stored.description} = {frozen / GIB:.4g} GiB",
+    )
     tuning = FineTuning(summary.trainable_params, float(frozen), stored.name, summary.to_dict())
     return replace(planned, tuning=tuning, method=planned.method + method)
 
@@ -54,13 +57,21 @@ def with_teacher(model: PlanModel, spec: ModelSpec, *, dtype: str) -> PlanModel:
     forward = teacher.report.forward * scale
     outputs = teacher.output_elements * scale
     tuning = model.tuning or FineTuning(model.params)
-    tuning = replace(tuning, teacher_source=spec.source, teacher_params=teacher.report.params,
-                     teacher_bytes=float(weights), teacher_dtype=stored.name, teacher_forward_flops=float(forward),
-                     teacher_output_elements=float(outputs))
-    method = (f"distillation from {spec.source}: {teacher.report.params:,} frozen parameters at {stored.description} "
-              f"= {weights / GIB:.4g} GiB on every GPU, no gradients or optimizer states; its forward, "
-              f"{forward:,.0f} FLOP per micro-batch of {model.batch}, added to each step, and its {outputs:,.0f} "
-              "output elements (the logits the loss reads) kept at the activation width; its forward keeps nothing "
-              "for a backward, and its largest transient tensor is not counted",)
+    tuning = replace(
+        tuning,
+        teacher_source=spec.source,
+        teacher_params=teacher.report.params,
+        teacher_bytes=float(weights),
+        teacher_dtype=stored.name,
+        teacher_forward_flops=float(forward),
+        teacher_output_elements=float(outputs),
+    )
+    method = (
+        f"distillation from {spec.source}: {teacher.report.params:,} frozen parameters at {stored.description} "
+        f"= {weights / GIB:.4g} GiB on every GPU, no gradients or optimizer states; its forward, "
+        f"{forward:,.0f} FLOP per micro-batch of {model.batch}, added to each step, and its {outputs:,.0f} "
+        "output elements (the logits the loss reads) kept at the activation width; its forward keeps nothing "
+        "for a backward, and its largest transient tensor is not counted",
+    )
     notes = tuple(f"teacher: {note}" for note in teacher.report.notes)
     return replace(model, tuning=tuning, method=model.method + method, notes=model.notes + notes)

@@ -12,8 +12,13 @@ from .model import PlanModel
 from .precision import TrainingPrecision
 
 FP8 = "fp8"
-STAYS_BF16 = ("the attention products", "the embedding and the output head", "norms, softmax and activations",
-              "the loss", "the optimizer step")
+STAYS_BF16 = (
+    "the attention products",
+    "the embedding and the output head",
+    "norms, softmax and activations",
+    "the loss",
+    "the optimizer step",
+)
 
 
 def bf16_sustained_flops(fleet: Fleet) -> float:
@@ -44,10 +49,14 @@ def fp8_assumption(model: PlanModel, fleet: Fleet, precision: TrainingPrecision)
     if precision.name != FP8:
         return None
     slow = fleet.bf16_throughput
-    rate = f"{slow.peak_flops / 1e12:.4g} TFLOP/s ({slow.origin})" if slow is not None else "the fp8 peak (no bf16 figure)"
-    return (f"fp8 training (Transformer Engine): the blocks' GEMMs, {fp8_share(model):.1%} of the FLOPs, at the fp8 "
-            f"peak; {', '.join(STAYS_BF16)} stay in bf16, at the bf16 peak {rate}; weights, gradients and "
-            "activations kept in bf16, master weights and optimizer states in fp32 (the blocks' norms and activations, "
-            "under 1% of their FLOPs, are timed with their GEMMs; the fp8 copies of the weights "
-            "Transformer Engine caches, 1 byte per block parameter, are not counted); MFU and HFU are against the "
-            "fp8 peak")
+    rate = (
+        f"{slow.peak_flops / 1e12:.4g} TFLOP/s ({slow.origin})" if slow is not None else "the fp8 peak (no bf16 figure)"
+    )
+    return (
+        f"fp8 training (Transformer Engine): the blocks' GEMMs, {fp8_share(model):.1%} of the FLOPs, at the fp8 "
+        f"peak; {', '.join(STAYS_BF16)} stay in bf16, at the bf16 peak {rate}; weights, gradients and "
+        "activations kept in bf16, master weights and optimizer states in fp32 (the blocks' norms and activations, "
+        "under 1% of their FLOPs, are timed with their GEMMs; the fp8 copies of the weights "
+        "Transformer Engine caches, 1 byte per block parameter, are not counted); MFU and HFU are against the "
+        "fp8 peak"
+    )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..units import GIB  # memory is binary: an "80 GB" GPU holds 80 GiB
 from ..compute import Throughput, check_price, check_pue
 from ..device import ASSUMED_INTER_NODE_GBPS as DEFAULT_INTER_NODE_GBPS
 from ..device import DeviceProfile
 from ..emissions import GridIntensity
 from ..errors import UsageError
+from ..units import GIB  # memory is binary: an "80 GB" GPU holds 80 GiB
 from .checks import positive, positive_int
 
 DEFAULT_GPUS_PER_NODE = 8
@@ -60,9 +60,11 @@ class Fleet:
     def __post_init__(self) -> None:
         positive(self.gpu_memory_bytes, "GPU memory")
         if not 0 <= self.memory_reserve_bytes < self.gpu_memory_bytes:
-            raise UsageError(f"the memory reserve ({self.memory_reserve_bytes / GIB:.4g} GiB) must be >= 0 and less "
-                             f"than the GPU's memory ({self.gpu_memory_bytes / GIB:.4g} GiB)",
-                             "give a smaller --memory-reserve GiB (0 sets nothing aside)")
+            raise UsageError(
+                f"the memory reserve ({self.memory_reserve_bytes / GIB:.4g} GiB) must be >= 0 and less "
+                f"than the GPU's memory ({self.gpu_memory_bytes / GIB:.4g} GiB)",
+                "give a smaller --memory-reserve GiB (0 sets nothing aside)",
+            )
         positive_int(self.gpus_per_node, "--gpus-per-node")
         check_pue(self.pue)
         check_price(self.price_per_gpu_hour)
@@ -78,7 +80,10 @@ class Fleet:
         span = group * stride
         if num_gpus <= self.gpus_per_node or (span <= self.gpus_per_node and self.gpus_per_node % span == 0):
             if self.intra_node is None:
-                raise UsageError(f"{what} runs inside a node, and the catalogue has no intra-node link figure for "
-                                 f"{self.throughput.gpu or 'this GPU'}", "give --intra-node-gbps (nccl-tests busbw, GB/s)")
+                raise UsageError(
+                    f"{what} runs inside a node, and the catalogue has no intra-node link figure for "
+                    f"{self.throughput.gpu or 'this GPU'}",
+                    "give --intra-node-gbps (nccl-tests busbw, GB/s)",
+                )
             return self.intra_node
         return self.inter_node

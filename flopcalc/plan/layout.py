@@ -45,11 +45,15 @@ class Layout:
         check_shard_group(self)
         positive_int(self.virtual, "--virtual-stages")
         if self.virtual > 1 and self.pp == 1:
-            raise UsageError(f"--virtual-stages {self.virtual} interleaves pipeline stages, and pp is 1",
-                             "give --pp > 1, or drop --virtual-stages")
+            raise UsageError(
+                f"--virtual-stages {self.virtual} interleaves pipeline stages, and pp is 1",
+                "give --pp > 1, or drop --virtual-stages",
+            )
         if self.stage_layers and self.virtual > 1:
-            raise UsageError("--stage-layers with --virtual-stages: interleaving gives every chunk the same layers",
-                             "drop one of them")
+            raise UsageError(
+                "--stage-layers with --virtual-stages: interleaving gives every chunk the same layers",
+                "drop one of them",
+            )
         if self.zero not in ZERO_STAGES:
             raise UsageError(f"--zero must be 0, 1, 2 or 3, got {self.zero!r}")
         if self.recompute not in RECOMPUTE:
@@ -59,7 +63,9 @@ class Layout:
             if self.global_batch % (self.dp * self.micro_batch):
                 raise UsageError(
                     f"--global-batch {self.global_batch} is not a multiple of dp x micro-batch = "
-                    f"{self.dp} x {self.micro_batch}", "each optimizer step runs whole micro-batches on every replica")
+                    f"{self.dp} x {self.micro_batch}",
+                    "each optimizer step runs whole micro-batches on every replica",
+                )
 
     @property
     def num_gpus(self) -> int:
@@ -91,67 +97,115 @@ class Layout:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dp": self.dp, "tp": self.tp, "pp": self.pp, "zero": self.zero, "recompute": self.recompute,
-            "sequence_parallel": self.sequence_parallel, "micro_batch": self.micro_batch,
-            "global_batch": self.batch, "grad_accum": self.grad_accum, "num_gpus": self.num_gpus,
-            "gpus_per_node": self.gpus_per_node, "virtual_stages": self.virtual, "ep": self.ep, "cp": self.cp,
-            "capacity_factor": self.capacity_factor, "fsdp": self.fsdp, "shard_group": self.sharded_over,
+            "dp": self.dp,
+            "tp": self.tp,
+            "pp": self.pp,
+            "zero": self.zero,
+            "recompute": self.recompute,
+            "sequence_parallel": self.sequence_parallel,
+            "micro_batch": self.micro_batch,
+            "global_batch": self.batch,
+            "grad_accum": self.grad_accum,
+            "num_gpus": self.num_gpus,
+            "gpus_per_node": self.gpus_per_node,
+            "virtual_stages": self.virtual,
+            "ep": self.ep,
+            "cp": self.cp,
+            "capacity_factor": self.capacity_factor,
+            "fsdp": self.fsdp,
+            "shard_group": self.sharded_over,
         }
 
     def label(self) -> str:
-        extra = (f"{f', ep {self.ep}' if self.ep > 1 else ''}{f', cp {self.cp}' if self.cp > 1 else ''}"
-                 f"{f', FSDP {self.fsdp}' if self.fsdp else ''}")
-        return (f"dp {self.dp} x tp {self.tp} x pp {self.pp}{extra}, ZeRO-{self.zero}, recompute {self.recompute}"
-                f"{', sequence parallel' if self.split_sequence else ''}, micro-batch {self.micro_batch}"
-                f"{f', {self.virtual} virtual stages (interleaved 1F1B)' if self.virtual > 1 else ''}"
-                f"{', layers per stage ' + ','.join(map(str, self.stage_layers)) if self.stage_layers else ''}")
+        extra = (
+            f"{f', ep {self.ep}' if self.ep > 1 else ''}{f', cp {self.cp}' if self.cp > 1 else ''}"
+            f"{f', FSDP {self.fsdp}' if self.fsdp else ''}"
+        )
+        return (
+            f"dp {self.dp} x tp {self.tp} x pp {self.pp}{extra}, ZeRO-{self.zero}, recompute {self.recompute}"
+            f"{', sequence parallel' if self.split_sequence else ''}, micro-batch {self.micro_batch}"
+            f"{f', {self.virtual} virtual stages (interleaved 1F1B)' if self.virtual > 1 else ''}"
+            f"{', layers per stage ' + ','.join(map(str, self.stage_layers)) if self.stage_layers else ''}"
+        )
 
 
 def check_layout(model: PlanModel, layout: Layout) -> None:
     """What a layout asks of the model's shape: tensor parallelism splits heads, pipeline stages take whole blocks."""
     if model.tuning is not None and model.tuning.has_teacher and (layout.tp > 1 or layout.pp > 1):
-        raise UsageError(f"--teacher is planned whole on every GPU: tp {layout.tp} x pp {layout.pp} would split the "
-                         "student and not the teacher", "use --tp 1 --pp 1 (data parallelism and ZeRO) with --teacher")
+        raise UsageError(
+            f"--teacher is planned whole on every GPU: tp {layout.tp} x pp {layout.pp} would split the "
+            "student and not the teacher",
+            "use --tp 1 --pp 1 (data parallelism and ZeRO) with --teacher",
+        )
     if layout.tp > 1:
         if not model.blocks:
-            raise UsageError(f"--tp {layout.tp} splits a transformer's layers, and this model shows no repeated blocks",
-                             "give --layers, --hidden and --heads with --params; a TorchScript module hides its "
-                             "blocks: plan its Python model")
+            raise UsageError(
+                f"--tp {layout.tp} splits a transformer's layers, and this model shows no repeated blocks",
+                "give --layers, --hidden and --heads with --params; a TorchScript module hides its "
+                "blocks: plan its Python model",
+            )
         if not model.heads:
-            raise UsageError(f"--tp {layout.tp} needs the model's attention heads, which its graph does not show",
-                             "give --heads (and --kv-heads)")
+            raise UsageError(
+                f"--tp {layout.tp} needs the model's attention heads, which its graph does not show",
+                "give --heads (and --kv-heads)",
+            )
         if model.heads % layout.tp:
-            raise UsageError(f"--tp {layout.tp} does not divide the {model.heads} attention heads",
-                             f"use a tp that divides {model.heads}")
+            raise UsageError(
+                f"--tp {layout.tp} does not divide the {model.heads} attention heads",
+                f"use a tp that divides {model.heads}",
+            )
         if model.kv_heads and model.kv_heads % layout.tp:
-            raise UsageError(f"--tp {layout.tp} does not divide the {model.kv_heads} key/value heads",
-                             f"use a tp that divides {model.kv_heads}")
+            raise UsageError(
+                f"--tp {layout.tp} does not divide the {model.kv_heads} key/value heads",
+                f"use a tp that divides {model.kv_heads}",
+            )
     if layout.stage_layers:  # one count per stage, adding up to the blocks
         given_stage_layers(layout.stage_layers, model.blocks, layout.pp)
     if layout.pp > 1:
         if not model.blocks:
-            raise UsageError(f"--pp {layout.pp} needs repeated blocks to split, and the model shows none",
-                             "use --pp 1, or give --layers with --params")
+            raise UsageError(
+                f"--pp {layout.pp} needs repeated blocks to split, and the model shows none",
+                "use --pp 1, or give --layers with --params",
+            )
         if layout.pp > model.blocks:
-            raise UsageError(f"--pp {layout.pp} is more than the model's {model.blocks} layers",
-                             f"use at most {model.blocks} pipeline stages")
+            raise UsageError(
+                f"--pp {layout.pp} is more than the model's {model.blocks} layers",
+                f"use at most {model.blocks} pipeline stages",
+            )
         chunks = layout.pp * layout.virtual
         if layout.virtual > 1 and model.blocks % chunks:
-            raise UsageError(f"--pp {layout.pp} x --virtual-stages {layout.virtual} = {chunks} model chunks do not "
-                             f"divide the model's {model.blocks} layers",
-                             "interleaving gives every chunk the same number of layers (Megatron-LM's rule)")
+            raise UsageError(
+                f"--pp {layout.pp} x --virtual-stages {layout.virtual} = {chunks} model chunks do not "
+                f"divide the model's {model.blocks} layers",
+                "interleaving gives every chunk the same number of layers (Megatron-LM's rule)",
+            )
         if layout.virtual > 1 and layout.grad_accum % layout.pp:
-            raise UsageError(f"interleaving runs micro-batches in groups of pp = {layout.pp}, and there are "
-                             f"{layout.grad_accum} per replica", "give a --global-batch of dp x micro-batch x a "
-                             "multiple of pp (Megatron-LM's rule)")
+            raise UsageError(
+                f"interleaving runs micro-batches in groups of pp = {layout.pp}, and there are "
+                f"{layout.grad_accum} per replica",
+                "give a --global-batch of dp x micro-batch x a multiple of pp (Megatron-LM's rule)",
+            )
 
 
 def layout_from_options(
-    model: PlanModel, *, num_gpus: int | None = None, global_batch: int | None = None,
-    sequence_parallel: bool = False, gpus_per_node: int = DEFAULT_GPUS_PER_NODE, dp: int | None = None,
-    tp: int | None = None, pp: int | None = None, zero: int | None = None, recompute: str | None = None,
-    micro_batch: int | None = None, ep: int | None = None, cp: int | None = None, capacity_factor: float = 1.0,
-    fsdp: str | None = None, virtual: int | None = None, stage_layers: tuple[int, ...] = (),
+    model: PlanModel,
+    *,
+    num_gpus: int | None = None,
+    global_batch: int | None = None,
+    sequence_parallel: bool = False,
+    gpus_per_node: int = DEFAULT_GPUS_PER_NODE,
+    dp: int | None = None,
+    tp: int | None = None,
+    pp: int | None = None,
+    zero: int | None = None,
+    recompute: str | None = None,
+    micro_batch: int | None = None,
+    ep: int | None = None,
+    cp: int | None = None,
+    capacity_factor: float = 1.0,
+    fsdp: str | None = None,
+    virtual: int | None = None,
+    stage_layers: tuple[int, ...] = (),
 ) -> Layout:
     """The layout a user names, with what is left out filled in: dp x tp x pp (x cp) must make `num_gpus`, dp
     defaults to what is left over, the micro-batch to the batch the model was counted with; `fsdp` names a ZeRO
@@ -164,16 +218,33 @@ def layout_from_options(
         num_gpus = (1 if dp is None else dp) * split
     if dp is None:
         if num_gpus % split:
-            raise UsageError(f"--num-gpus {num_gpus} is not a multiple of {names} = {split}",
-                             f"dp x {names} must make the number of GPUs")
+            raise UsageError(
+                f"--num-gpus {num_gpus} is not a multiple of {names} = {split}",
+                f"dp x {names} must make the number of GPUs",
+            )
         dp = num_gpus // split
     if dp * split != num_gpus:
         sizes = f"{dp} x {tp} x {pp}" + (f" x {cp}" if cp > 1 else "")
-        raise UsageError(f"dp x {names} = {sizes} = {dp * split}, not --num-gpus {num_gpus}",
-                         f"dp x {names} must make the number of GPUs")
+        raise UsageError(
+            f"dp x {names} = {sizes} = {dp * split}, not --num-gpus {num_gpus}",
+            f"dp x {names} must make the number of GPUs",
+        )
     zero, shard_group = fsdp_setting(fsdp, zero, dp=dp, tp=tp, cp=cp, gpus_per_node=gpus_per_node)
-    return Layout(dp=dp, tp=tp, pp=pp, zero=0 if zero is None else zero, recompute=recompute or "none",
-                  sequence_parallel=sequence_parallel, micro_batch=model.batch if micro_batch is None else micro_batch,
-                  global_batch=global_batch, gpus_per_node=gpus_per_node, ep=1 if ep is None else ep, cp=cp,
-                  capacity_factor=capacity_factor, fsdp=fsdp, shard_group=shard_group,
-                  virtual=1 if virtual is None else virtual, stage_layers=stage_layers)
+    return Layout(
+        dp=dp,
+        tp=tp,
+        pp=pp,
+        zero=0 if zero is None else zero,
+        recompute=recompute or "none",
+        sequence_parallel=sequence_parallel,
+        micro_batch=model.batch if micro_batch is None else micro_batch,
+        global_batch=global_batch,
+        gpus_per_node=gpus_per_node,
+        ep=1 if ep is None else ep,
+        cp=cp,
+        capacity_factor=capacity_factor,
+        fsdp=fsdp,
+        shard_group=shard_group,
+        virtual=1 if virtual is None else virtual,
+        stage_layers=stage_layers,
+    )

@@ -16,8 +16,8 @@ from ..errors import UsageError
 from ..units import GIB
 from .assumptions import assumptions, layout_notes
 from .checks import positive_int
-from .divisors import LARGEST_COUNT, divisors
 from .context import LONG_SEQUENCE, has_attention
+from .divisors import LARGEST_COUNT, divisors
 from .evaluation import LayoutFigures, evaluate, layout_assumptions, layout_figures
 from .hardware import Fleet
 from .layout import RECOMPUTE, ZERO_STAGES, Layout
@@ -128,8 +128,7 @@ class _Search:
                 if (recompute != "selective" or scores) and self.fixed.get("recompute", recompute) == recompute:
                     yield zero, recompute
 
-    def try_micro_batches(self, tp: int, pp: int, dp: int, zero: int, recompute: str, ep: int = 1,
-                          cp: int = 1) -> None:
+    def try_micro_batches(self, tp: int, pp: int, dp: int, zero: int, recompute: str, ep: int = 1, cp: int = 1) -> None:
         """Bisect the micro-batches (memory grows with them) for those that fit; evaluate those, and keep the
         smallest that does not fit for the family's closest miss."""
         choices = [mb for mb in _divisors(self.global_batch // dp) if self.fixed.get("micro_batch", mb) == mb]
@@ -138,9 +137,22 @@ class _Search:
         _, shard_group = fsdp_setting(self.fsdp, None, dp=dp, tp=tp, cp=cp, gpus_per_node=self.fleet.gpus_per_node)
 
         def layout(index: int) -> Layout:
-            return Layout(dp, tp, pp, zero, recompute, tp > 1, choices[index], self.global_batch,
-                          self.fleet.gpus_per_node, ep=ep, cp=cp, capacity_factor=self.capacity_factor,
-                          fsdp=self.fsdp, shard_group=shard_group)
+            return Layout(
+                dp,
+                tp,
+                pp,
+                zero,
+                recompute,
+                tp > 1,
+                choices[index],
+                self.global_batch,
+                self.fleet.gpus_per_node,
+                ep=ep,
+                cp=cp,
+                capacity_factor=self.capacity_factor,
+                fsdp=self.fsdp,
+                shard_group=shard_group,
+            )
 
         probed: set[int] = set()
 
@@ -171,8 +183,14 @@ def _rank(layout: Layout, figures: LayoutFigures) -> tuple[float, ...]:
     """Faster first (wall clock, else step time); on a tie the larger micro-batch; then the simpler layout: fewer
     GPUs sharding each layer (tp x pp, then pp), a lower ZeRO stage, less recomputation. Memory never ranks."""
     speed = figures.training.wall_clock_s if figures.training else figures.step.step_s
-    return (float(f"{speed:.{RANK_DIGITS}g}"), -layout.micro_batch, layout.tp * layout.pp, layout.pp, layout.zero,
-            RECOMPUTE_ORDER[layout.recompute])
+    return (
+        float(f"{speed:.{RANK_DIGITS}g}"),
+        -layout.micro_batch,
+        layout.tp * layout.pp,
+        layout.pp,
+        layout.zero,
+        RECOMPUTE_ORDER[layout.recompute],
+    )
 
 
 def _spread(count: int, most: int) -> list[int]:
@@ -185,7 +203,7 @@ def _spread(count: int, most: int) -> list[int]:
 def _listed(values: list[str]) -> str:
     if len(values) <= LISTED_VALUES:
         return "/".join(values)
-    return "/".join([*values[:LISTED_VALUES - 2], "...", values[-1]]) + f" ({len(values)} values)"
+    return "/".join([*values[: LISTED_VALUES - 2], "...", values[-1]]) + f" ({len(values)} values)"
 
 
 def search(
@@ -212,18 +230,23 @@ def search(
     check_optimizer(optimizer)
     for value, flag in ((num_gpus, "--num-gpus"), (global_batch, "--global-batch"), (top, "--top")):
         if positive_int(value, flag) > LARGEST_COUNT:
-            raise UsageError(f"{flag} {value:.4g} is more than 2^53, the largest whole number a float holds exactly",
-                             f"give {flag} up to 9e15")
+            raise UsageError(
+                f"{flag} {value:.4g} is more than 2^53, the largest whole number a float holds exactly",
+                f"give {flag} up to 9e15",
+            )
     if model.activations is None:
-        raise UsageError("--search needs the activations to tell what fits",
-                         "give a model, or --seq-len with --layers, --hidden and --heads (and --params)")
+        raise UsageError(
+            "--search needs the activations to tell what fits",
+            "give a model, or --seq-len with --layers, --hidden and --heads (and --params)",
+        )
     pinned = {key: value for key, value in (fixed or {}).items() if key != "fsdp"}
     fsdp = (fixed or {}).get("fsdp")
     if fsdp is not None:  # the stage it names is pinned; the shard group follows each layout
         stage, _ = fsdp_setting(fsdp, pinned.get("zero"), dp=1, tp=1, cp=1, gpus_per_node=fleet.gpus_per_node)
         pinned["zero"] = stage
-    state = _Search(model, fleet, setup, optimizer, run, int(global_batch), pinned, capacity_factor=capacity_factor,
-                    fsdp=fsdp)
+    state = _Search(
+        model, fleet, setup, optimizer, run, int(global_batch), pinned, capacity_factor=capacity_factor, fsdp=fsdp
+    )
     for tp, pp, cp, dp in state.families_of(int(num_gpus)):
         state.families.setdefault((tp, pp, cp), [])
         for ep in state.expert_splits(dp):
@@ -245,25 +268,41 @@ def _result(state: _Search, num_gpus: int, precision: str, top: int) -> SearchRe
         need, layout = min(tried, key=lambda item: item[0])
         if closest is None or need < closest[0]:
             closest = (need, layout)
-        lines.append(f"tp={tp} pp={pp}{f' cp={cp}' if cp > 1 else ''}: {need / GIB:.3g} GiB > {fleet.usable_memory_bytes / GIB:.3g} GiB at best "
-                     f"(dp {layout.dp}, ZeRO-{layout.zero}, recompute {layout.recompute}, micro-batch {layout.micro_batch})")
+        lines.append(
+            f"tp={tp} pp={pp}{f' cp={cp}' if cp > 1 else ''}: {need / GIB:.3g} GiB > {fleet.usable_memory_bytes / GIB:.3g} GiB at best "
+            f"(dp {layout.dp}, ZeRO-{layout.zero}, recompute {layout.recompute}, micro-batch {layout.micro_batch})"
+        )
     common = assumptions(model, fleet, state.setup, state.optimizer, num_gpus)
     if num_gpus > 1:
-        common += ("the search turns sequence parallelism on whenever tp > 1: it splits activations at no extra "
-                   "communication volume",)
+        common += (
+            "the search turns sequence parallelism on whenever tp > 1: it splits activations at no extra "
+            "communication volume",
+        )
     if state.capped:
-        common += (f"where more than {MICRO_BATCHES_PER_SETTING} micro-batches fit one tp x pp x ZeRO x recompute "
-                   f"setting ({state.capped} settings), {MICRO_BATCHES_PER_SETTING} of them were evaluated, spread "
-                   "from the smallest to the largest: pin --micro-batch to evaluate another",)
+        common += (
+            f"where more than {MICRO_BATCHES_PER_SETTING} micro-batches fit one tp x pp x ZeRO x recompute "
+            f"setting ({state.capped} settings), {MICRO_BATCHES_PER_SETTING} of them were evaluated, spread "
+            "from the smallest to the largest: pin --micro-batch to evaluate another",
+        )
     candidates = tuple(
-        Plan(model, layout, figures.memory, fleet.gpu_memory_bytes, figures.step, figures.training,
-             common + layout_assumptions(model, layout, fleet, state.setup),
-             layout_notes(model, layout), fleet.throughput.gpu, fleet.memory_reserve_bytes)
+        Plan(
+            model,
+            layout,
+            figures.memory,
+            fleet.gpu_memory_bytes,
+            figures.step,
+            figures.training,
+            common + layout_assumptions(model, layout, fleet, state.setup),
+            layout_notes(model, layout),
+            fleet.throughput.gpu,
+            fleet.memory_reserve_bytes,
+        )
         for _, layout, figures in state.fitting[:top]
     )
     closest_plan = None
     if not candidates and closest is not None:
         closest_plan = evaluate(model, closest[1], fleet, precision=precision, optimizer=state.optimizer, run=state.run)
-        closest_plan = replace(closest_plan, assumptions=common + layout_assumptions(model, closest[1], fleet,
-                                                                                       state.setup))
+        closest_plan = replace(
+            closest_plan, assumptions=common + layout_assumptions(model, closest[1], fleet, state.setup)
+        )
     return SearchResult(candidates, tuple(lines), state.evaluated, closest_plan)

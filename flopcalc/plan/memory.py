@@ -13,16 +13,24 @@ from .precision import TrainingPrecision
 from .result import MemoryPerGpu
 
 
-def model_states(model: PlanModel, layout: Layout, precision: TrainingPrecision, optimizer: str, params: float,
-                 blocks_share: float | None = None) -> tuple[float, float, float]:
+def model_states(
+    model: PlanModel,
+    layout: Layout,
+    precision: TrainingPrecision,
+    optimizer: str,
+    params: float,
+    blocks_share: float | None = None,
+) -> tuple[float, float, float]:
     """Weights, gradients and optimizer bytes per GPU of a stage holding `params` (ZeRO paper, Sec. 5): the dense
     ones / tp, sharded over the data group; a mixture of experts' experts / (tp x ep), sharded over the GPUs
     holding the same experts (plan/experts.py). `blocks_share`: the stage's share of the blocks, and so of the
     experts (uneven stages); None: 1/pp. A frozen base (LoRA) has no gradients or optimizer states and is held at
     its own dtype."""
     experts = expert_params(model) * (1 / layout.pp if blocks_share is None else blocks_share)
-    parts = (((params - experts) / layout.tp, layout.sharded_over),
-             (experts / layout.tp / layout.ep, expert_data_group(layout)))
+    parts = (
+        ((params - experts) / layout.tp, layout.sharded_over),
+        (experts / layout.tp / layout.ep, expert_data_group(layout)),
+    )
     weights = gradients = optimizer_bytes = 0.0
     for per_gpu, group in parts:
         trained = per_gpu * model.trainable_share
@@ -64,8 +72,10 @@ def stage_params(model: PlanModel, pp: int, given: tuple[int, ...] = ()) -> list
     per_block = profile.block_params / profile.layers if profile.layers else 0.0
     split = stage_split(model, pp, given) if profile.layers else (0.0,) * pp
     extra = {"first": profile.params_before, "last": profile.params_after}
-    return [(role, (blocks * per_block if profile.layers else profile.block_params / pp) + extra.get(role, 0.0))
-            for role, blocks in zip(stage_roles(pp), split)]
+    return [
+        (role, (blocks * per_block if profile.layers else profile.block_params / pp) + extra.get(role, 0.0))
+        for role, blocks in zip(stage_roles(pp), split)
+    ]
 
 
 def activation_bytes(model: PlanModel, layout: Layout, width: float, stage: str, index: int = 0) -> float | None:
@@ -77,8 +87,11 @@ def activation_bytes(model: PlanModel, layout: Layout, width: float, stage: str,
     tp = layout.tp
     stream = tp if layout.split_sequence else 1  # the hidden stream is split only by sequence parallelism
     layers = profile.layers or 1
-    full = (profile.block_replicated.bytes_at(width) / stream + profile.block_split.bytes_at(width) / tp
-            + profile.block_scores.bytes_at(width) / tp) / layers
+    full = (
+        profile.block_replicated.bytes_at(width) / stream
+        + profile.block_split.bytes_at(width) / tp
+        + profile.block_scores.bytes_at(width) / tp
+    ) / layers
     if layout.recompute == "none":
         kept = full
     elif layout.recompute == "selective":
@@ -102,8 +115,11 @@ def activation_bytes(model: PlanModel, layout: Layout, width: float, stage: str,
         held = stage_split(model, p, layout.stage_layers)[index] * kept
         # interleaved (Megatron-LM's schedule): 2(p - i - 1) + (v - 1)p + 1 model chunks of 1/v of the blocks in
         # flight, which for the first stage is Korthikanti's p x (1 + (p-1)/(pv))
-        in_flight = (min(p - index, layout.grad_accum) if v == 1
-                     else min(2 * (p - index - 1) + (v - 1) * p + 1, layout.grad_accum * v) / v)
+        in_flight = (
+            min(p - index, layout.grad_accum)
+            if v == 1
+            else min(2 * (p - index - 1) + (v - 1) * p + 1, layout.grad_accum * v) / v
+        )
     else:
         held = last_layers * kept + after
         in_flight = 1
@@ -125,14 +141,25 @@ def layout_memory(model: PlanModel, layout: Layout, precision: TrainingPrecision
     """The most loaded GPU's bytes, with every pipeline stage's in `stages` (the first holds the embedding and
     the most micro-batches in flight, the last the head and the logits; a middle one neither)."""
     stages = []
-    blocks = (stage_split(model, layout.pp, layout.stage_layers) if model.activations is not None or model.blocks
-              else None)
+    blocks = (
+        stage_split(model, layout.pp, layout.stage_layers) if model.activations is not None or model.blocks else None
+    )
     for index, (stage, params) in enumerate(stage_params(model, layout.pp, layout.stage_layers)):
         share = blocks[index] / sum(blocks) if blocks and sum(blocks) else None
         weights, gradients, optimizer_bytes = model_states(model, layout, precision, optimizer, params, share)
         activations = activation_bytes(model, layout, precision.activation_bytes, stage, index)
         layers = None if not blocks or not blocks[index] else blocks[index]
-        stages.append(MemoryPerGpu(weights, gradients, optimizer_bytes, activations, stage, index, layers,
-                                   teacher=teacher_bytes(model, layout, precision.activation_bytes)))
+        stages.append(
+            MemoryPerGpu(
+                weights,
+                gradients,
+                optimizer_bytes,
+                activations,
+                stage,
+                index,
+                layers,
+                teacher=teacher_bytes(model, layout, precision.activation_bytes),
+            )
+        )
     worst = max(stages, key=lambda memory: memory.total)  # the first of equals
     return replace(worst, stages=tuple(stages))

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..compute import step_flops
 from ..counting.activations import ActivationProfile, SavedBytes
-from ..counting.report import unsupported_ops_note
-from ..counting.report import ExpertLayer
+from ..counting.report import ExpertLayer, unsupported_ops_note
 from ..errors import UsageError
 from ..predict import TransformerShape
 from ..spec import ModelSpec
@@ -106,32 +105,42 @@ class PlanModel:
         if not self.tokens_per_example:
             return None, ("the model's tokens per example are unknown",)
         if self.head_dim is not None and self.head_dim * self.heads != self.hidden:
-            return None, (f"heads x head_dim = {self.heads} x {self.head_dim} is not hidden {self.hidden}: the "
-                          "step-time model lays out attention heads of hidden / heads",)
+            return None, (
+                f"heads x head_dim = {self.heads} x {self.head_dim} is not hidden {self.hidden}: the "
+                "step-time model lays out attention heads of hidden / heads",
+            )
         h, layers = self.hidden, self.layers
         kv = (self.kv_heads or self.heads) * (h // self.heads)
-        lines = [f"GEMM shapes: Megatron-LM's layout of a GPT layer with {layers} layers, hidden {h}, {self.heads} "
-                 f"heads ({self.kv_heads or self.heads} key-value), {self.tokens_per_example} tokens per example, "
-                 f"from {self.shape_source or 'the model'}: the counter gives FLOPs per module, not each matmul's M, N, K"]
+        lines = [
+            f"GEMM shapes: Megatron-LM's layout of a GPT layer with {layers} layers, hidden {h}, {self.heads} "
+            f"heads ({self.kv_heads or self.heads} key-value), {self.tokens_per_example} tokens per example, "
+            f"from {self.shape_source or 'the model'}: the counter gives FLOPs per module, not each matmul's M, N, K"
+        ]
         ffn = self.ffn
         counted = self.activations is not None and self.activations.blocks != "(formula)"
         if ffn is None and counted and self.activations.block_params:
             # a mixture of experts computes with the top-k of each layer's experts (even routing): those count
-            idle = sum(layer.params - layer.params // layer.num_experts * layer.top_k for layer in self.experts
-                       if layer.top_k is not None)
+            idle = sum(
+                layer.params - layer.params // layer.num_experts * layer.top_k
+                for layer in self.experts
+                if layer.top_k is not None
+            )
             per_layer = (self.activations.block_params - idle) / layers
             derived = round((per_layer - h * (h + 2 * kv) - h * h) / (2 * h))
             if derived > 0:
                 ffn = derived
-                lines.append(f"MLP width {ffn}: the blocks' {self.activations.block_params - idle:,} parameters "
-                             f"{'a token uses (top-k of the experts) ' if idle else ''}less the attention's, over 2 x "
-                             "hidden (a gated MLP's three matrices count as a 1.5x wider one)")
+                lines.append(
+                    f"MLP width {ffn}: the blocks' {self.activations.block_params - idle:,} parameters "
+                    f"{'a token uses (top-k of the experts) ' if idle else ''}less the attention's, over 2 x "
+                    "hidden (a gated MLP's three matrices count as a 1.5x wider one)"
+                )
         ffn = ffn or 4 * h
         vocab = self.vocab
         if vocab is None and counted and self.activations.params_before >= h:
             vocab = round(self.activations.params_before / h)
-            lines.append(f"vocabulary {vocab:,}: the parameters before the first block (the embedding tables) over "
-                         "hidden")
+            lines.append(
+                f"vocabulary {vocab:,}: the parameters before the first block (the embedding tables) over hidden"
+            )
         elif vocab is None:
             outside = self.params - layers * (h * (h + 2 * kv) + h * h + 2 * h * ffn)
             vocab = max(1, round(outside / h))
@@ -185,41 +194,68 @@ class Shape:
     def formula(self) -> str:
         mlp = f"{3 if self.mlp == 'swiglu' else 2} x hidden x ffn ({'SwiGLU' if self.mlp == 'swiglu' else 'GELU'})"
         embedding = " + vocab x hidden (one embedding, tied)" if self.vocab else " (no --vocab: no embedding)"
-        return (f"N from the shape = layers x (2 x hidden x heads x head_dim + 2 x hidden x kv_heads x head_dim + {mlp})"
-                f"{embedding} = {self.params:,}; biases and norms not counted")
+        return (
+            f"N from the shape = layers x (2 x hidden x heads x head_dim + 2 x hidden x kv_heads x head_dim + {mlp})"
+            f"{embedding} = {self.params:,}; biases and norms not counted"
+        )
 
 
-def transformer_shape(layers: int | None, hidden: int | None, heads: int | None, *, kv_heads: int | None = None,
-                      ffn: int | None = None, vocab: int | None = None, head_dim: int | None = None,
-                      mlp: str = DEFAULT_MLP, attention: str = DEFAULT_ATTENTION) -> Shape | None:
+def transformer_shape(
+    layers: int | None,
+    hidden: int | None,
+    heads: int | None,
+    *,
+    kv_heads: int | None = None,
+    ffn: int | None = None,
+    vocab: int | None = None,
+    head_dim: int | None = None,
+    mlp: str = DEFAULT_MLP,
+    attention: str = DEFAULT_ATTENTION,
+) -> Shape | None:
     """The shape given by --layers, --hidden and --heads (all or none), each value checked; None when none."""
     shape = {"--layers": layers, "--hidden": hidden, "--heads": heads}
     given = [flag for flag, value in shape.items() if value is not None]
-    extra = [flag for flag, value in (("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab),
-                                      ("--head-dim", head_dim)) if value is not None]
-    extra += [flag for flag, value, default in (("--mlp", mlp, DEFAULT_MLP), ("--attention", attention, DEFAULT_ATTENTION))
-              if value != default]
+    extra = [
+        flag
+        for flag, value in (("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab), ("--head-dim", head_dim))
+        if value is not None
+    ]
+    extra += [
+        flag
+        for flag, value, default in (("--mlp", mlp, DEFAULT_MLP), ("--attention", attention, DEFAULT_ATTENTION))
+        if value != default
+    ]
     if mlp not in MLPS:
         raise UsageError(f"--mlp must be {' or '.join(MLPS)}, got {mlp!r}")
     if attention not in ATTENTIONS:
         raise UsageError(f"--attention must be {' or '.join(ATTENTIONS)}, got {attention!r}")
     if given and len(given) < 3:
-        raise UsageError(f"{', '.join(given)} without {', '.join(f for f in shape if f not in given)}",
-                         "a transformer shape is --layers, --hidden and --heads together")
+        raise UsageError(
+            f"{', '.join(given)} without {', '.join(f for f in shape if f not in given)}",
+            "a transformer shape is --layers, --hidden and --heads together",
+        )
     if extra and not given:
         raise UsageError(f"{', '.join(extra)} need{'s' if len(extra) == 1 else ''} --layers, --hidden and --heads")
-    for flag, value in (*shape.items(), ("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab),
-                        ("--head-dim", head_dim)):
+    for flag, value in (
+        *shape.items(),
+        ("--kv-heads", kv_heads),
+        ("--ffn", ffn),
+        ("--vocab", vocab),
+        ("--head-dim", head_dim),
+    ):
         if value is not None:
             positive_int(value, flag)
     if not given:
         return None
     if head_dim is None and hidden % heads:
-        raise UsageError(f"--hidden {hidden} is not divisible by --heads {heads}",
-                         "hidden = heads x head size, or give --head-dim")
+        raise UsageError(
+            f"--hidden {hidden} is not divisible by --heads {heads}", "hidden = heads x head size, or give --head-dim"
+        )
     kv = heads if kv_heads is None else kv_heads
     if heads % kv:
-        raise UsageError(f"--heads {heads} is not divisible by --kv-heads {kv}", "each K/V head serves whole query heads")
+        raise UsageError(
+            f"--heads {heads} is not divisible by --kv-heads {kv}", "each K/V head serves whole query heads"
+        )
     if ffn is None:
         # SwiGLU's three matrices at 8h/3 hold the parameters of GELU's two at 4h (Shazeer 2020)
         ffn = round(8 * hidden / 3) if mlp == "swiglu" else 4 * hidden
@@ -252,25 +288,44 @@ def model_from_params(
     further than this fraction from the shape's. Without `seq_len` the model has no FLOPs per example: only its
     model states are planned, and `notes` say what the activations need.
     """
-    shape = transformer_shape(layers, hidden, heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab, head_dim=head_dim,
-                              mlp=mlp, attention=attention)
+    shape = transformer_shape(
+        layers, hidden, heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab, head_dim=head_dim, mlp=mlp, attention=attention
+    )
     method = []
     if params is None:
         if shape is None:
-            raise UsageError("nothing to plan", "give --params N, or the shape (--layers, --hidden, --heads) to derive it")
+            raise UsageError(
+                "nothing to plan", "give --params N, or the shape (--layers, --hidden, --heads) to derive it"
+            )
         n = float(shape.params)
         method.append(f"--params not given: {shape.formula()}")
     else:
         n = positive(params, "--params")
-        if shape is not None and params_tolerance is not None and abs(n - shape.params) > params_tolerance * shape.params:
-            given = " ".join(f"{flag} {value}" for flag, value in (
-                ("--layers", layers), ("--hidden", hidden), ("--heads", heads), ("--kv-heads", kv_heads),
-                ("--head-dim", head_dim), ("--ffn", ffn), ("--vocab", vocab)) if value is not None)
-            raise UsageError(f"--params {n:.4g} is {abs(n / shape.params - 1):.0%} away from the {shape.params:,} "
-                             f"({shape.params:.4g}) parameters of {given} ({shape.mlp} MLP of {shape.ffn}), more "
-                             f"than {params_tolerance:.0%}",
-                             "fix the shape (--ffn, --mlp swiglu, --kv-heads, --vocab) or --params, or leave "
-                             "--params out to take the shape's")
+        if (
+            shape is not None
+            and params_tolerance is not None
+            and abs(n - shape.params) > params_tolerance * shape.params
+        ):
+            given = " ".join(
+                f"{flag} {value}"
+                for flag, value in (
+                    ("--layers", layers),
+                    ("--hidden", hidden),
+                    ("--heads", heads),
+                    ("--kv-heads", kv_heads),
+                    ("--head-dim", head_dim),
+                    ("--ffn", ffn),
+                    ("--vocab", vocab),
+                )
+                if value is not None
+            )
+            raise UsageError(
+                f"--params {n:.4g} is {abs(n / shape.params - 1):.0%} away from the {shape.params:,} "
+                f"({shape.params:.4g}) parameters of {given} ({shape.mlp} MLP of {shape.ffn}), more "
+                f"than {params_tolerance:.0%}",
+                "fix the shape (--ffn, --mlp swiglu, --kv-heads, --vocab) or --params, or leave "
+                "--params out to take the shape's",
+            )
     s = None if seq_len is None else positive_int(seq_len, "--seq-len")
     notes: list[str] = []
     activations = None
@@ -284,32 +339,68 @@ def model_from_params(
         if s is not None:
             attention_flops = 4.0 * shape.layers * s * s * shape.heads * shape.head_dim
             forward += attention_flops
-            activations = korthikanti_profile(shape.layers, shape.hidden, shape.heads, s, kv_heads=shape.kv_heads,
-                                              ffn=shape.ffn, params=n, head_dim=shape.head_dim, mlp=shape.mlp,
-                                              attention=shape.attention)
-            method.append("--params with a shape: attention products 4 x layers x seq x heads x head_dim FLOPs per "
-                          f"token added; activations by Korthikanti et al. 2022 ({_kernel(shape.attention)}, dropout, "
-                          f"{'SwiGLU' if shape.mlp == 'swiglu' else 'GELU'} MLP); embedding and output-layer "
-                          "activations and the loss are not included")
+            activations = korthikanti_profile(
+                shape.layers,
+                shape.hidden,
+                shape.heads,
+                s,
+                kv_heads=shape.kv_heads,
+                ffn=shape.ffn,
+                params=n,
+                head_dim=shape.head_dim,
+                mlp=shape.mlp,
+                attention=shape.attention,
+            )
+            method.append(
+                "--params with a shape: attention products 4 x layers x seq x heads x head_dim FLOPs per "
+                f"token added; activations by Korthikanti et al. 2022 ({_kernel(shape.attention)}, dropout, "
+                f"{'SwiGLU' if shape.mlp == 'swiglu' else 'GELU'} MLP); embedding and output-layer "
+                "activations and the loss are not included"
+            )
         else:
-            per_token = korthikanti_profile(shape.layers, shape.hidden, shape.heads, 1, kv_heads=shape.kv_heads,
-                                            ffn=shape.ffn, head_dim=shape.head_dim, mlp=shape.mlp, attention="flash")
+            per_token = korthikanti_profile(
+                shape.layers,
+                shape.hidden,
+                shape.heads,
+                1,
+                kv_heads=shape.kv_heads,
+                ffn=shape.ffn,
+                head_dim=shape.head_dim,
+                mlp=shape.mlp,
+                attention="flash",
+            )
             kept = per_token.blocks_total
-            scores = (f" + {5 * shape.layers * shape.heads} x s^2 bytes of attention scores (--attention math)"
-                      if shape.attention == "math" else "")
-            notes.append(f"activations need --seq-len: per sequence of s tokens, {kept.bytes_at(2):,.0f} x s bytes "
-                         f"at 16 bits ({shape.layers} layers, Korthikanti et al. 2022, {_kernel(shape.attention)})"
-                         f"{scores}, before tensor/sequence parallelism and recomputation divide them")
+            scores = (
+                f" + {5 * shape.layers * shape.heads} x s^2 bytes of attention scores (--attention math)"
+                if shape.attention == "math"
+                else ""
+            )
+            notes.append(
+                f"activations need --seq-len: per sequence of s tokens, {kept.bytes_at(2):,.0f} x s bytes "
+                f"at 16 bits ({shape.layers} layers, Korthikanti et al. 2022, {_kernel(shape.attention)})"
+                f"{scores}, before tensor/sequence parallelism and recomputation divide them"
+            )
     elif s is not None:
-        method.append("--params without --layers/--hidden/--heads: activations unknown, so memory is model states "
-                     "only, and tensor and pipeline parallelism are not planned")
+        method.append(
+            "--params without --layers/--hidden/--heads: activations unknown, so memory is model states "
+            "only, and tensor and pipeline parallelism are not planned"
+        )
     else:
         notes.append("activations need --seq-len and the shape (--layers, --hidden, --heads)")
     if s is None:
-        method.append("no --seq-len: model states only (weights, gradients, optimizer after ZeRO); FLOPs per example, "
-                      "step time and activations need --seq-len")
-    described = (("--layers", layers), ("--hidden", hidden), ("--heads", heads), ("--kv-heads", kv_heads),
-                 ("--head-dim", head_dim), ("--ffn", ffn), ("--vocab", vocab))
+        method.append(
+            "no --seq-len: model states only (weights, gradients, optimizer after ZeRO); FLOPs per example, "
+            "step time and activations need --seq-len"
+        )
+    described = (
+        ("--layers", layers),
+        ("--hidden", hidden),
+        ("--heads", heads),
+        ("--kv-heads", kv_heads),
+        ("--head-dim", head_dim),
+        ("--ffn", ffn),
+        ("--vocab", vocab),
+    )
     words = [f"--params {n:.4g}"] if params is not None else []
     words += [f"--seq-len {s}"] if s is not None else []
     words += [f"{flag} {value}" for flag, value in described if value]
@@ -320,12 +411,27 @@ def model_from_params(
     if params is None:
         words.append(f"(N = {n:.4g} from the shape)")
     return PlanModel(
-        source=" ".join(words), params=int(round(n)), batch=1, forward_flops=forward, backward_flops=2 * forward,
-        block_forward_flops=forward, attention_forward_flops=attention_flops, activations=activations,
-        layers=layers, hidden=hidden, heads=heads, kv_heads=shape.kv_heads if shape is not None else None,
-        tokens_per_example=s, method=tuple(method), notes=tuple(notes), flops_known=s is not None,
-        vocab=vocab, ffn=_gemm_ffn(shape), fused_attention=shape is not None and shape.attention == "flash",
-        head_dim=head_dim, shape_source="--layers, --hidden, --heads" if shape is not None else "",
+        source=" ".join(words),
+        params=int(round(n)),
+        batch=1,
+        forward_flops=forward,
+        backward_flops=2 * forward,
+        block_forward_flops=forward,
+        attention_forward_flops=attention_flops,
+        activations=activations,
+        layers=layers,
+        hidden=hidden,
+        heads=heads,
+        kv_heads=shape.kv_heads if shape is not None else None,
+        tokens_per_example=s,
+        method=tuple(method),
+        notes=tuple(notes),
+        flops_known=s is not None,
+        vocab=vocab,
+        ffn=_gemm_ffn(shape),
+        fused_attention=shape is not None and shape.attention == "flash",
+        head_dim=head_dim,
+        shape_source="--layers, --hidden, --heads" if shape is not None else "",
     )
 
 
@@ -338,13 +444,24 @@ def _gemm_ffn(shape: Shape | None) -> int | None:
 
 
 def _kernel(attention: str) -> str:
-    return ("flash attention: no s x s scores kept" if attention == "flash"
-            else "materialised attention: s x s scores kept")
+    return (
+        "flash attention: no s x s scores kept" if attention == "flash" else "materialised attention: s x s scores kept"
+    )
 
 
-def korthikanti_profile(layers: int, hidden: int, heads: int, seq_len: int, *, kv_heads: int | None = None,
-                        ffn: int | None = None, params: float = 0, head_dim: int | None = None, mlp: str = "gelu",
-                        attention: str = "math") -> ActivationProfile:
+def korthikanti_profile(
+    layers: int,
+    hidden: int,
+    heads: int,
+    seq_len: int,
+    *,
+    kv_heads: int | None = None,
+    ffn: int | None = None,
+    params: float = 0,
+    head_dim: int | None = None,
+    mlp: str = "gelu",
+    attention: str = "math",
+) -> ActivationProfile:
     """Korthikanti et al. 2022's activations of one sequence through `layers` GPT blocks, as an ActivationProfile.
 
     Per block (s tokens, h hidden, a heads, 16-bit = 2 bytes per element, dropout masks 1 byte):
@@ -364,15 +481,29 @@ def korthikanti_profile(layers: int, hidden: int, heads: int, seq_len: int, *, k
     per_block_scores = SavedBytes(2 * a * s * s, a * s * s) if attention == "math" else SavedBytes(0, 0)
     blocks = per_block_replicated.scaled(layers), per_block_split.scaled(layers), per_block_scores.scaled(layers)
     return ActivationProfile(
-        batch_size=1, total=blocks[0] + blocks[1] + blocks[2], blocks="(formula)", layers=layers,
-        block_replicated=blocks[0], block_split=blocks[1], block_scores=blocks[2],
-        block_input=SavedBytes(s * h * layers, 0), params=int(params), block_params=int(params),
-        hidden=h, seq_len=s, heads=a, kv_heads=kv_heads or heads,
+        batch_size=1,
+        total=blocks[0] + blocks[1] + blocks[2],
+        blocks="(formula)",
+        layers=layers,
+        block_replicated=blocks[0],
+        block_split=blocks[1],
+        block_scores=blocks[2],
+        block_input=SavedBytes(s * h * layers, 0),
+        params=int(params),
+        block_params=int(params),
+        hidden=h,
+        seq_len=s,
+        heads=a,
+        kv_heads=kv_heads or heads,
     )
 
 
 def model_from_report(
-    report: "CountReport", profile: ActivationProfile, *, source: str, heads: int | None = None,
+    report: CountReport,
+    profile: ActivationProfile,
+    *,
+    source: str,
+    heads: int | None = None,
     kv_heads: int | None = None,
 ) -> PlanModel:
     """A counted model: FLOPs from its CountReport, activations and structure from its ActivationProfile;
@@ -384,9 +515,11 @@ def model_from_report(
     notes = [*assumed, *report.notes, *profile.notes]
     if profile.block_scores.floating_elements and not attention and profile.hidden and profile.seq_len:
         # eager attention: its QK^T and x V products were counted as matmul; selective recomputation re-runs them
-        attention = 4.0 * profile.layers * profile.batch_size * profile.seq_len ** 2 * profile.hidden
-        notes.append("the attention is eager (no scaled_dot_product_attention): selective recomputation re-runs "
-                     "its products, taken as 4 x layers x batch x seq^2 x hidden FLOPs")
+        attention = 4.0 * profile.layers * profile.batch_size * profile.seq_len**2 * profile.hidden
+        notes.append(
+            "the attention is eager (no scaled_dot_product_attention): selective recomputation re-runs "
+            "its products, taken as 4 x layers x batch x seq^2 x hidden FLOPs"
+        )
     unsupported = unsupported_ops_note(report.unsupported_ops)
     if unsupported:
         notes.append(unsupported)
@@ -406,17 +539,34 @@ def model_from_report(
     else:
         shape_source = "the graph (the blocks, their input, the attention calls)"
     if report.batch_size != profile.batch_size:
-        raise UsageError(f"the count saw a batch of {report.batch_size} and the activations one of {profile.batch_size}")
+        raise UsageError(
+            f"the count saw a batch of {report.batch_size} and the activations one of {profile.batch_size}"
+        )
     return PlanModel(
-        source=source, params=report.params, batch=report.batch_size, forward_flops=float(forward),
-        backward_flops=float(backward), block_forward_flops=block_forward, attention_forward_flops=attention,
-        activations=profile, layers=profile.layers or None, hidden=profile.hidden, heads=heads, kv_heads=kv_heads,
-        tokens_per_example=tokens, notes=tuple(dict.fromkeys(notes)), experts=report.expert_layers,
-        vocab=profile.vocab, fused_attention=not profile.block_scores.floating_elements, shape_source=shape_source,
-        method=(f"counted: {forward:,} forward + {backward:,} backward FLOP per micro-batch of {report.batch_size} "
-                "(1 multiply-add = 2 FLOPs); activations measured on the graph (tensors autograd saves, each storage "
-                "once, parameters excluded), floating-point ones priced at the training precision, attention as a "
-                "fused kernel keeps it, dropout masks 1 byte",),
+        source=source,
+        params=report.params,
+        batch=report.batch_size,
+        forward_flops=float(forward),
+        backward_flops=float(backward),
+        block_forward_flops=block_forward,
+        attention_forward_flops=attention,
+        activations=profile,
+        layers=profile.layers or None,
+        hidden=profile.hidden,
+        heads=heads,
+        kv_heads=kv_heads,
+        tokens_per_example=tokens,
+        notes=tuple(dict.fromkeys(notes)),
+        experts=report.expert_layers,
+        vocab=profile.vocab,
+        fused_attention=not profile.block_scores.floating_elements,
+        shape_source=shape_source,
+        method=(
+            f"counted: {forward:,} forward + {backward:,} backward FLOP per micro-batch of {report.batch_size} "
+            "(1 multiply-add = 2 FLOPs); activations measured on the graph (tensors autograd saves, each storage "
+            "once, parameters excluded), floating-point ones priced at the training precision, attention as a "
+            "fused kernel keeps it, dropout masks 1 byte",
+        ),
     )
 
 

@@ -21,11 +21,16 @@ from .totals import RunSize, run_totals
 OFFLOAD_TARGETS = ("optimizer", "params", "activations")
 # what each target moves to the host: parameters imply the gradients and the optimizer (FSDP's
 # CPUOffload(offload_params=True), ZeRO-Infinity's parameter offload with its optimizer offload)
-OFFLOADED = {"optimizer": ("optimizer",), "params": ("weights", "gradients", "optimizer"),
-             "activations": ("activations",)}
-NOT_MODELLED = ("offload: the GPU still gathers the layer it computes (its weights and activations, not counted); "
-                "host-link transfers are added to the step in full (none overlapped with compute); the CPU "
-                "optimizer step's time is not in the step")
+OFFLOADED = {
+    "optimizer": ("optimizer",),
+    "params": ("weights", "gradients", "optimizer"),
+    "activations": ("activations",),
+}
+NOT_MODELLED = (
+    "offload: the GPU still gathers the layer it computes (its weights and activations, not counted); "
+    "host-link transfers are added to the step in full (none overlapped with compute); the CPU "
+    "optimizer step's time is not in the step"
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,10 @@ def offload_targets(text: str | Sequence[str] | None) -> tuple[str, ...]:
     items = [part.strip() for part in text.split(",")] if isinstance(text, str) else list(text)
     unknown = [item for item in items if item not in OFFLOAD_TARGETS]
     if unknown or not items:
-        raise UsageError(f"--offload {','.join(unknown) or text!r} is not one of {', '.join(OFFLOAD_TARGETS)}",
-                         "write e.g. --offload optimizer or --offload params,activations")
+        raise UsageError(
+            f"--offload {','.join(unknown) or text!r} is not one of {', '.join(OFFLOAD_TARGETS)}",
+            "write e.g. --offload optimizer or --offload params,activations",
+        )
     return tuple(target for target in OFFLOAD_TARGETS if target in items)
 
 
@@ -111,25 +118,39 @@ def host_link(fleet: Fleet, catalogs: Sequence[str] = (), gbps: float | None = N
     accelerator = find_accelerator(load_catalog(tuple(catalogs)), gpu) if gpu else None
     link = None if accelerator is None else accelerator.host_link
     if link is None:
-        raise UsageError(f"the catalogue has no host link figure for {gpu or 'this GPU'}, so offload traffic cannot "
-                         "be priced", "give --host-link-gbps (GB/s per direction; PCIe Gen4 x16: 32, Gen5: 64)")
+        raise UsageError(
+            f"the catalogue has no host link figure for {gpu or 'this GPU'}, so offload traffic cannot be priced",
+            "give --host-link-gbps (GB/s per direction; PCIe Gen4 x16: 32, Gen5: 64)",
+        )
     return HostLink(link.per_direction_gbps * GB, f"catalogue, {accelerator.id}: {link.describe()}")
 
 
-def apply_offload(plan: Plan, targets: tuple[str, ...], fleet: Fleet, precision: TrainingPrecision, optimizer: str,
-                  run: RunSize | None, link: HostLink, host_memory_gib: float | None) -> Plan:
+def apply_offload(
+    plan: Plan,
+    targets: tuple[str, ...],
+    fleet: Fleet,
+    precision: TrainingPrecision,
+    optimizer: str,
+    run: RunSize | None,
+    link: HostLink,
+    host_memory_gib: float | None,
+) -> Plan:
     """`plan` with `targets` offloaded: its memory per GPU relieved, its step longer by the host-link traffic,
     its run totals again; `Plan.offload` says what moved where."""
     if host_memory_gib is None:
-        raise UsageError("--offload needs the host memory of a node to know what fits there",
-                         "give --host-memory GiB (e.g. 2048 for a DGX H100's 2 TB)")
+        raise UsageError(
+            "--offload needs the host memory of a node to know what fits there",
+            "give --host-memory GiB (e.g. 2048 for a DGX H100's 2 TB)",
+        )
     if isinstance(host_memory_gib, bool) or not 0 < host_memory_gib < math.inf:
         raise UsageError(f"--host-memory must be a number of GiB > 0, got {host_memory_gib!r}")
     before, layout = plan.memory, plan.layout
     moved = {field for target in targets for field in OFFLOADED[target]}
-    after = replace(before, **{field: 0.0 for field in moved if field != "activations"},
-                    **({"activations": 0.0 if before.activations is not None else None}
-                       if "activations" in moved else {}))
+    after = replace(
+        before,
+        **{field: 0.0 for field in moved if field != "activations"},
+        **({"activations": 0.0 if before.activations is not None else None} if "activations" in moved else {}),
+    )
     host = sum(getattr(before, field) or 0.0 for field in moved)
     m = layout.grad_accum
     # the parameters whose optimizer states this GPU holds (its ZeRO shard), from the bytes they take
@@ -147,15 +168,29 @@ def apply_offload(plan: Plan, targets: tuple[str, ...], fleet: Fleet, precision:
         to_host += m * stash
         to_gpu += m * stash
     # the CPU step of AdamW / SGD: reads the gradient, reads and writes the master weights and each state
-    cpu_bytes = shard_params * (precision.gradient_bytes + 2 * (precision.master_bytes or precision.weight_bytes)
-                                + 2 * OPTIMIZER_STATES[optimizer] * precision.state_bytes)
-    offload = Offload(targets, before, after, host, min(layout.num_gpus, fleet.gpus_per_node),
-                      host_memory_gib * GIB, to_host, to_gpu, link, shard_params if "optimizer" in moved else 0.0,
-                      cpu_bytes if "optimizer" in moved else 0.0)
+    cpu_bytes = shard_params * (
+        precision.gradient_bytes
+        + 2 * (precision.master_bytes or precision.weight_bytes)
+        + 2 * OPTIMIZER_STATES[optimizer] * precision.state_bytes
+    )
+    offload = Offload(
+        targets,
+        before,
+        after,
+        host,
+        min(layout.num_gpus, fleet.gpus_per_node),
+        host_memory_gib * GIB,
+        to_host,
+        to_gpu,
+        link,
+        shard_params if "optimizer" in moved else 0.0,
+        cpu_bytes if "optimizer" in moved else 0.0,
+    )
     step = plan.step
     if step is not None:
-        step = replace(step, exposed_comm_s=step.exposed_comm_s + offload.transfer_s,
-                       step_s=step.step_s + offload.transfer_s)
+        step = replace(
+            step, exposed_comm_s=step.exposed_comm_s + offload.transfer_s, step_s=step.step_s + offload.transfer_s
+        )
     training = plan.training
     if step is not None and run is not None:
         training = run_totals(plan.model, layout, fleet, step, run)

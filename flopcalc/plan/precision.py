@@ -31,9 +31,11 @@ class TrainingPrecision:
     def describe(self, optimizer: str) -> str:
         mixed = f"{self.name} mixed precision" if self.master_bytes else f"{self.name} training"
         total = self.weight_bytes + self.gradient_bytes + self.optimizer_bytes(optimizer)
-        return (f"{mixed} with {OPTIMIZER_NAMES[optimizer]}: {self.weight_bytes} (weights) + {self.gradient_bytes} "
-                f"(gradients) + {self.optimizer_bytes(optimizer)} (optimizer) = {total} bytes per parameter; "
-                f"activations {self.activation_bytes} bytes per element")
+        return (
+            f"{mixed} with {OPTIMIZER_NAMES[optimizer]}: {self.weight_bytes} (weights) + {self.gradient_bytes} "
+            f"(gradients) + {self.optimizer_bytes(optimizer)} (optimizer) = {total} bytes per parameter; "
+            f"activations {self.activation_bytes} bytes per element"
+        )
 
 
 TRAINING_PRECISIONS = {
@@ -51,8 +53,10 @@ OPTIMIZER_NAMES = {"adamw": "AdamW (momentum and variance)", "sgd": "SGD with mo
 
 def training_precision(name: str) -> TrainingPrecision:
     if name not in TRAINING_PRECISIONS:
-        raise UsageError(f"plan trains in {', '.join(TRAINING_PRECISIONS)}, not {name}",
-                         "pass --precision bf16 (or fp8 for fp8 GEMMs with bf16 weights)")
+        raise UsageError(
+            f"plan trains in {', '.join(TRAINING_PRECISIONS)}, not {name}",
+            "pass --precision bf16 (or fp8 for fp8 GEMMs with bf16 weights)",
+        )
     return TRAINING_PRECISIONS[name]
 
 

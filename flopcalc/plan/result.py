@@ -25,7 +25,7 @@ class MemoryPerGpu:
     stage: str = "only"  # only, first, middle or last
     index: int = 0  # the stage's place in the pipeline
     layers: float | None = None  # the blocks on the stage (None: the model shows none)
-    stages: tuple["MemoryPerGpu", ...] = ()  # every pipeline stage's bytes, in order (this one among them)
+    stages: tuple[MemoryPerGpu, ...] = ()  # every pipeline stage's bytes, in order (this one among them)
     teacher: float = 0.0  # a distillation teacher's frozen weights and outputs (0 without one)
 
     @property
@@ -37,14 +37,21 @@ class MemoryPerGpu:
         return self.model_states + (self.activations or 0.0) + self.teacher
 
     def to_dict(self) -> dict[str, Any]:
-        return {"weights": self.weights, "gradients": self.gradients, "optimizer": self.optimizer,
-                "activations": self.activations, **({"teacher": self.teacher} if self.teacher else {}),
-                "total": self.total}
+        return {
+            "weights": self.weights,
+            "gradients": self.gradients,
+            "optimizer": self.optimizer,
+            "activations": self.activations,
+            **({"teacher": self.teacher} if self.teacher else {}),
+            "total": self.total,
+        }
 
     def stages_list(self) -> list[dict[str, Any]]:
         """The JSON `stages` list: each stage's place, role and bytes."""
-        return [{"stage": memory.index, "role": memory.stage, "layers": memory.layers, **memory.to_dict()}
-                for memory in self.stages or (self,)]
+        return [
+            {"stage": memory.index, "role": memory.stage, "layers": memory.layers, **memory.to_dict()}
+            for memory in self.stages or (self,)
+        ]
 
 
 @dataclass(frozen=True)
@@ -92,12 +99,23 @@ class RunTotals:
         return self.wall_clock_s / SECONDS_PER_DAY
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_flops": self.model_flops, "hardware_flops": self.hardware_flops, "steps": self.steps,
-                "wall_clock_s": self.wall_clock_s, "wall_clock_days": self.wall_clock_days,
-                "gpu_hours": self.gpu_hours, "mfu": self.mfu, "hfu": self.hfu, "energy_kwh": self.energy_kwh,
-                "cost": self.cost,
-                **({} if self.grid is None else {"grid_intensity": self.grid.to_dict(),
-                                                 "emissions_kg_co2e": self.emissions_kg_co2e})}
+        return {
+            "model_flops": self.model_flops,
+            "hardware_flops": self.hardware_flops,
+            "steps": self.steps,
+            "wall_clock_s": self.wall_clock_s,
+            "wall_clock_days": self.wall_clock_days,
+            "gpu_hours": self.gpu_hours,
+            "mfu": self.mfu,
+            "hfu": self.hfu,
+            "energy_kwh": self.energy_kwh,
+            "cost": self.cost,
+            **(
+                {}
+                if self.grid is None
+                else {"grid_intensity": self.grid.to_dict(), "emissions_kg_co2e": self.emissions_kg_co2e}
+            ),
+        }
 
 
 @dataclass(frozen=True)
@@ -148,9 +166,12 @@ class Plan:
             "schema_version": SCHEMA_VERSION,
             "model": {
                 "params": self.model.params,
-                "flops_per_micro_batch": {"forward": self.model.forward_flops * factor,
-                                          "backward": self.model.backward_flops * factor}
-                if self.model.flops_known else {"forward": None, "backward": None},
+                "flops_per_micro_batch": {
+                    "forward": self.model.forward_flops * factor,
+                    "backward": self.model.backward_flops * factor,
+                }
+                if self.model.flops_known
+                else {"forward": None, "backward": None},
                 "source": self.model.source,
                 **(tuning_dict(self.model) if self.model.tuning is not None else {}),
             },
@@ -169,9 +190,13 @@ def tuning_dict(model: PlanModel) -> dict[str, Any]:
     if tuning.adapters is not None:
         data["adapters"] = {**tuning.adapters, "base_dtype": tuning.base_dtype, "frozen_bytes": tuning.frozen_bytes}
     if tuning.has_teacher:
-        data["teacher"] = {"source": tuning.teacher_source, "params": tuning.teacher_params,
-                           "dtype": tuning.teacher_dtype, "weight_bytes": tuning.teacher_bytes,
-                           "forward_flops_per_micro_batch": tuning.teacher_forward_flops}
+        data["teacher"] = {
+            "source": tuning.teacher_source,
+            "params": tuning.teacher_params,
+            "dtype": tuning.teacher_dtype,
+            "weight_bytes": tuning.teacher_bytes,
+            "forward_flops_per_micro_batch": tuning.teacher_forward_flops,
+        }
     return data
 
 

@@ -33,8 +33,9 @@ def utilization(model: PlanModel, layout: Layout, fleet: Fleet, step_s: float) -
     return per_example * layout.batch / capacity, (per_example + recomputed) * layout.batch / capacity
 
 
-def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision,
-              stage_params: float) -> StepTime:
+def step_time(
+    model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision, stage_params: float
+) -> StepTime:
     """One optimizer step on the slowest GPU (docs/plan.md, "Time per step")."""
     sustained = sustained_flops(model, layout, fleet, precision)
     scale = layout.micro_batch / model.batch
@@ -45,8 +46,11 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
     total = forward + backward + recomputed + teacher
     if pp > 1:  # the slowest stage: its share of the blocks plus everything outside them (embedding, head)
         blocks_share = model.block_forward_flops / (model.forward_flops or 1)
-        fullest = ((max(layout.stage_layers) if layout.stage_layers else -(-model.blocks // pp)) / model.blocks
-                   if model.blocks else 1 / pp)  # uneven: the fullest stage (the first ones, or --stage-layers')
+        fullest = (
+            (max(layout.stage_layers) if layout.stage_layers else -(-model.blocks // pp)) / model.blocks
+            if model.blocks
+            else 1 / pp
+        )  # uneven: the fullest stage (the first ones, or --stage-layers')
         stage_fraction = blocks_share * fullest + (1 - blocks_share)
     else:
         stage_fraction = 1.0
@@ -56,8 +60,11 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
     forward_mb = (forward + recomputed + teacher) * stage_fraction / split / sustained
     width = precision.activation_bytes
     profile = model.activations
-    hidden_bytes = (profile.block_input.bytes_at(width) / max(profile.layers, 1) * scale / profile.batch_size
-                    / layout.cp if profile is not None else 0.0)
+    hidden_bytes = (
+        profile.block_input.bytes_at(width) / max(profile.layers, 1) * scale / profile.batch_size / layout.cp
+        if profile is not None
+        else 0.0
+    )
     tp_mb = tensor_parallel_s(hidden_bytes, layout, model.blocks, fleet)
     pp_mb = pipeline_transfer_s(hidden_bytes, layout, fleet)
     ep_mb = expert_all_to_all_s(model, layout, fleet, width)
@@ -69,10 +76,16 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
     # only what trains is all-reduced (LoRA: the adapters); ZeRO-3 gathers the frozen base at its own dtype too
     share = model.trainable_share
     frozen = model.frozen_bytes_per_param if layout.zero >= 3 else 0.0  # ZeRO-2 gathers only updated weights
-    dp_comm, exposed_dp = data_parallel_s(layout, fleet, dense * share * precision.gradient_bytes,
-                                          dense * (share * precision.weight_bytes + frozen), forward_mb, backward_mb,
-                                          experts * share * precision.gradient_bytes,
-                                          experts * (share * precision.weight_bytes + frozen))
+    dp_comm, exposed_dp = data_parallel_s(
+        layout,
+        fleet,
+        dense * share * precision.gradient_bytes,
+        dense * (share * precision.weight_bytes + frozen),
+        forward_mb,
+        backward_mb,
+        experts * share * precision.gradient_bytes,
+        experts * (share * precision.weight_bytes + frozen),
+    )
     compute_s, tp_comm_s, pp_comm_s = m * compute_mb, m * tp_mb, m * pp_mb
     ep_comm_s, cp_comm_s, cp_exposed_s = m * ep_mb, m * cp_mb, m * cp_exposed_mb
     bubble_slots = (pp - 1) / layout.virtual  # interleaved 1F1B: (p-1)/v slots (Narayanan et al. 2021, Sec. 2.2.2)
@@ -80,6 +93,16 @@ def step_time(model: PlanModel, layout: Layout, fleet: Fleet, precision: Trainin
     critical = tp_comm_s + pp_comm_s + ep_comm_s + cp_exposed_s
     pipeline_s = (compute_s + critical) / (1 - bubble)
     step_s = pipeline_s + exposed_dp
-    return StepTime(compute_s, dp_comm, tp_comm_s, pp_comm_s, bubble, critical + exposed_dp, step_s,
-                    "utilization", *utilization(model, layout, fleet, step_s), ep_comm_s=ep_comm_s,
-                    cp_comm_s=cp_comm_s)
+    return StepTime(
+        compute_s,
+        dp_comm,
+        tp_comm_s,
+        pp_comm_s,
+        bubble,
+        critical + exposed_dp,
+        step_s,
+        "utilization",
+        *utilization(model, layout, fleet, step_s),
+        ep_comm_s=ep_comm_s,
+        cp_comm_s=cp_comm_s,
+    )

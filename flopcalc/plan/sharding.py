@@ -10,20 +10,24 @@ FSDP_STRATEGIES = {"full": 3, "grad-op": 2, "hybrid": 3}
 FSDP_NAMES = {"full": "FULL_SHARD", "grad-op": "SHARD_GRAD_OP", "hybrid": "HYBRID_SHARD"}
 
 
-def fsdp_setting(fsdp: str | None, zero: int | None, *, dp: int, tp: int, cp: int,
-                 gpus_per_node: int) -> tuple[int | None, int]:
+def fsdp_setting(
+    fsdp: str | None, zero: int | None, *, dp: int, tp: int, cp: int, gpus_per_node: int
+) -> tuple[int | None, int]:
     """The ZeRO stage and shard group (0: the whole data group) that `--fsdp` names; `zero` must agree if given.
     Hybrid sharding shards over the data group's GPUs inside one node (ranks fill nodes tp first), and replicates
     across nodes."""
     if fsdp is None:
         return zero, 0
     if fsdp not in FSDP_STRATEGIES:
-        raise UsageError(f"--fsdp must be {', '.join(FSDP_STRATEGIES)}, got {fsdp!r}",
-                         "full = ZeRO-3, grad-op = ZeRO-2, hybrid = ZeRO-3 inside a node, replicated across nodes")
+        raise UsageError(
+            f"--fsdp must be {', '.join(FSDP_STRATEGIES)}, got {fsdp!r}",
+            "full = ZeRO-3, grad-op = ZeRO-2, hybrid = ZeRO-3 inside a node, replicated across nodes",
+        )
     stage = FSDP_STRATEGIES[fsdp]
     if zero is not None and zero != stage:
-        raise UsageError(f"--fsdp {fsdp} is ZeRO-{stage}, and --zero {zero} says otherwise",
-                         "give one of --fsdp and --zero")
+        raise UsageError(
+            f"--fsdp {fsdp} is ZeRO-{stage}, and --zero {zero} says otherwise", "give one of --fsdp and --zero"
+        )
     if fsdp != "hybrid":
         return stage, 0
     group = dp * cp
@@ -46,7 +50,9 @@ def fsdp_assumption(fsdp: str | None, zero: int, dp: int, cp: int, shard_group: 
     line = f"--fsdp {fsdp}: PyTorch FSDP's {FSDP_NAMES[fsdp]}, planned as ZeRO-{zero}"
     replicas = hybrid_replicas(dp, cp, shard_group)
     if fsdp == "hybrid":
-        line += (f" over the {shard_group or dp * cp} GPUs of the data group inside a node, replicated across "
-                 f"{replicas} such group{'s' if replicas > 1 else ''}: its all-gathers and reduce-scatters on the "
-                 "intra-node link, one all-reduce of each gradient shard across the groups per step")
-    return line + " (Zhao et al. 2023, \"PyTorch FSDP\", Sec. 3.2)"
+        line += (
+            f" over the {shard_group or dp * cp} GPUs of the data group inside a node, replicated across "
+            f"{replicas} such group{'s' if replicas > 1 else ''}: its all-gathers and reduce-scatters on the "
+            "intra-node link, one all-reduce of each gradient shard across the groups per step"
+        )
+    return line + ' (Zhao et al. 2023, "PyTorch FSDP", Sec. 3.2)'

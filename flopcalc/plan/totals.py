@@ -27,19 +27,25 @@ class RunSize:
         positive(self.examples, "training size")
 
 
-def run_size(model: PlanModel, *, tokens: float | None = None, examples: float | None = None,
-             epochs: float | None = None) -> RunSize | None:
+def run_size(
+    model: PlanModel, *, tokens: float | None = None, examples: float | None = None, epochs: float | None = None
+) -> RunSize | None:
     """`--tokens` (divided by the tokens per sequence) or `--examples` x `--epochs`; None when neither."""
     if not model.flops_known and (tokens is not None or examples is not None):
-        raise UsageError(f"{'--tokens' if tokens is not None else '--examples'} needs the FLOPs per example, and "
-                         "--params without --seq-len has none", "give --seq-len (tokens per sequence)")
+        raise UsageError(
+            f"{'--tokens' if tokens is not None else '--examples'} needs the FLOPs per example, and "
+            "--params without --seq-len has none",
+            "give --seq-len (tokens per sequence)",
+        )
     if tokens is not None and (examples is not None or epochs is not None):
         raise UsageError("--tokens excludes --examples/--epochs", "give the tokens, or the examples and epochs")
     if tokens is not None:
         positive(tokens, "--tokens")
         if not model.tokens_per_example:
-            raise UsageError("--tokens needs the tokens per example, and this model's input shows none",
-                             "give --examples (and --epochs) instead")
+            raise UsageError(
+                "--tokens needs the tokens per example, and this model's input shows none",
+                "give --examples (and --epochs) instead",
+            )
         return RunSize(tokens / model.tokens_per_example, "sequence")
     if examples is None:
         if epochs is not None:
@@ -61,8 +67,12 @@ def run_totals(model: PlanModel, layout: Layout, fleet: Fleet, step: StepTime, r
     capacity = wall * gpus * fleet.throughput.peak_flops
     energy = energy_kwh(fleet.tdp_w, gpu_hours, fleet.pue)
     return RunTotals(
-        model_flops=model_flops, hardware_flops=hardware_flops, steps=steps, wall_clock_s=wall,
-        gpu_hours=gpu_hours, mfu=model_flops / capacity if capacity else 0.0,
+        model_flops=model_flops,
+        hardware_flops=hardware_flops,
+        steps=steps,
+        wall_clock_s=wall,
+        gpu_hours=gpu_hours,
+        mfu=model_flops / capacity if capacity else 0.0,
         hfu=hardware_flops / capacity if capacity else 0.0,
         energy_kwh=energy,
         cost=gpu_hours_cost(gpu_hours, fleet.price_per_gpu_hour),

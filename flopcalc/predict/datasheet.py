@@ -13,8 +13,11 @@ REFERENCE_DEVICE = "A100-SXM4-80GB"  # the shipped profile that `flopcalc valida
 
 
 def _borrowed(curve: Curve, gpu: str) -> Curve:
-    return Curve(curve.points, f"{curve.source}; borrowed from the {REFERENCE_DEVICE} profile: {gpu} is not "
-                 "measured", curve.between)
+    return Curve(
+        curve.points,
+        f"{curve.source}; borrowed from the {REFERENCE_DEVICE} profile: {gpu} is not measured",
+        curve.between,
+    )
 
 
 def _rate(reference: Rate, peak: float, peak_source: str, gpu: str) -> Rate:
@@ -38,22 +41,38 @@ def datasheet_profile(device: Device, *, gpus_per_node: int = 8) -> tuple[Device
     if device.intra_node is not None:
         intra = reference.network("intra_node")
         networks["intra_node"] = Network(
-            "intra_node", gpus_per_node, device.intra_node.value * GB, intra.latency_s,
+            "intra_node",
+            gpus_per_node,
+            device.intra_node.value * GB,
+            intra.latency_s,
             f"{device.intra_node.source}; efficiency and latency borrowed from the {REFERENCE_DEVICE} profile",
-            {name: _borrowed(curve, device.id) for name, curve in intra.bus_efficiency.items()})
+            {name: _borrowed(curve, device.id) for name, curve in intra.bus_efficiency.items()},
+        )
     inter = reference.network("inter_node")
     networks["inter_node"] = replace(
-        inter, bandwidth=device.inter_node.value * GB,
+        inter,
+        bandwidth=device.inter_node.value * GB,
         source=f"{device.inter_node.source}; efficiency and latency borrowed from the {REFERENCE_DEVICE} profile",
-        bus_efficiency={name: _borrowed(curve, device.id) for name, curve in inter.bus_efficiency.items()})
+        bus_efficiency={name: _borrowed(curve, device.id) for name, curve in inter.bus_efficiency.items()},
+    )
     profile = DeviceProfile(
-        device.id, f"{device.id} from its datasheet, at the {REFERENCE_DEVICE} profile's efficiencies",
+        device.id,
+        f"{device.id} from its datasheet, at the {REFERENCE_DEVICE} profile's efficiencies",
         _rate(reference.matmul, peak, f"{device.peak.source}, {device.id}", device.id),
         _rate(reference.vector, peak * ratio, vector_source, device.id),
-        _rate(reference.memory, device.memory_bandwidth.value, f"{device.memory_bandwidth.source}: memory bandwidth",
-              device.id),
-        networks, (precision,), reference.kernel_time,
-        f"{reference.kernel_time_source}; borrowed from the {REFERENCE_DEVICE} profile")
-    return profile, (f"no measured profile for {device.id}: its datasheet peaks and bandwidths at the "
-                     f"{REFERENCE_DEVICE} profile's published efficiencies (matmul by GEMM size, memory by bytes "
-                     "moved, collectives by message size); a prediction, not a measurement")
+        _rate(
+            reference.memory,
+            device.memory_bandwidth.value,
+            f"{device.memory_bandwidth.source}: memory bandwidth",
+            device.id,
+        ),
+        networks,
+        (precision,),
+        reference.kernel_time,
+        f"{reference.kernel_time_source}; borrowed from the {REFERENCE_DEVICE} profile",
+    )
+    return profile, (
+        f"no measured profile for {device.id}: its datasheet peaks and bandwidths at the "
+        f"{REFERENCE_DEVICE} profile's published efficiencies (matmul by GEMM size, memory by bytes "
+        "moved, collectives by message size); a prediction, not a measurement"
+    )

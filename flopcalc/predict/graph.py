@@ -20,19 +20,38 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ..device import STEP_PHASES, Curve, KernelRates
 from ..errors import CalibrationError
 
 PHASES = STEP_PHASES
 _GEMMS = frozenset({"mm", "addmm", "bmm", "baddbmm", "_int_mm", "_scaled_mm"})
-_TRANSCENDENTAL = frozenset({
-    "tanh", "exp", "log", "sigmoid", "gelu", "gelu_backward", "erf", "silu", "silu_backward", "_softmax",
-    "_log_softmax", "_softmax_backward_data", "_log_softmax_backward_data", "tanh_backward", "sigmoid_backward",
-    "pow", "sin", "cos", "_foreach_pow",
-})
+_TRANSCENDENTAL = frozenset(
+    {
+        "tanh",
+        "exp",
+        "log",
+        "sigmoid",
+        "gelu",
+        "gelu_backward",
+        "erf",
+        "silu",
+        "silu_backward",
+        "_softmax",
+        "_log_softmax",
+        "_softmax_backward_data",
+        "_log_softmax_backward_data",
+        "tanh_backward",
+        "sigmoid_backward",
+        "pow",
+        "sin",
+        "cos",
+        "_foreach_pow",
+    }
+)
 _NEAREST = 4  # matmul points an interpolation weighs
 
 
@@ -138,20 +157,35 @@ class KernelModel:
         if not rates.matmul or not rates.memory or not rates.elementwise:
             raise CalibrationError("a device profile needs matmul, memory and elementwise points")
         self.rates = rates
-        self._gemm_points = [(math.log2(m), math.log2(n), math.log2(k), math.log(tflops * 1e12))
-                             for m, n, k, tflops in rates.matmul]
+        self._gemm_points = [
+            (math.log2(m), math.log2(n), math.log2(k), math.log(tflops * 1e12)) for m, n, k, tflops in rates.matmul
+        ]
         # per pass: dense points keyed (m, n, k); depthwise points keyed (m, channels, k)
-        self._dense = {p: [(math.log2(m), math.log2(n), math.log2(k), math.log(point[4 + i] * 1e12))
-                           for point in rates.convolution for m, n, k, groups in [point[:4]] if groups == 1]
-                       for i, p in enumerate(CONVOLUTION_PASSES)}
-        self._depthwise = {p: [(math.log2(m), math.log2(groups), math.log2(k), math.log(point[4 + i] * 1e12))
-                               for point in rates.convolution for m, n, k, groups in [point[:4]] if groups > 1]
-                           for i, p in enumerate(CONVOLUTION_PASSES)}
+        self._dense = {
+            p: [
+                (math.log2(m), math.log2(n), math.log2(k), math.log(point[4 + i] * 1e12))
+                for point in rates.convolution
+                for m, n, k, groups in [point[:4]]
+                if groups == 1
+            ]
+            for i, p in enumerate(CONVOLUTION_PASSES)
+        }
+        self._depthwise = {
+            p: [
+                (math.log2(m), math.log2(groups), math.log2(k), math.log(point[4 + i] * 1e12))
+                for point in rates.convolution
+                for m, n, k, groups in [point[:4]]
+                if groups > 1
+            ]
+            for i, p in enumerate(CONVOLUTION_PASSES)
+        }
         self.op_overhead_s = {phase: rates.step_op_us.get(phase, 0.0) * 1e-6 for phase in PHASES}
-        self._bandwidth = Curve(tuple((float(size), rate * 1e9) for size, rate in sorted(rates.memory)), source,
-                                "log-linear")
-        self._elementwise = Curve(tuple((float(size), rate * 1e9) for size, rate in sorted(rates.elementwise)),
-                                  source, "log-linear")
+        self._bandwidth = Curve(
+            tuple((float(size), rate * 1e9) for size, rate in sorted(rates.memory)), source, "log-linear"
+        )
+        self._elementwise = Curve(
+            tuple((float(size), rate * 1e9) for size, rate in sorted(rates.elementwise)), source, "log-linear"
+        )
         self.view_s = rates.view_us * 1e-6
 
     def matmul_flops_per_s(self, m: float, n: float, k: float) -> float:
@@ -165,8 +199,11 @@ class KernelModel:
         family = self._depthwise if convolution.depthwise else self._dense
         if not all(family[p] for p in convolution.passes):
             return None
-        shape = ((convolution.m, convolution.groups, convolution.k) if convolution.depthwise
-                 else (convolution.m, convolution.n, convolution.k))
+        shape = (
+            (convolution.m, convolution.groups, convolution.k)
+            if convolution.depthwise
+            else (convolution.m, convolution.n, convolution.k)
+        )
         return sum(convolution.flops / _nearest_rate(family[p], shape) for p in convolution.passes)
 
     def memory_s(self, nbytes: float) -> float:
@@ -206,8 +243,9 @@ class KernelModel:
         return OpTime(call, memory, "memory")
 
 
-def predict_ops(calls: Sequence[OpCall], rates: KernelRates, *, precision: str = "fp32",
-                device_name: str = "") -> GraphPrediction:
+def predict_ops(
+    calls: Sequence[OpCall], rates: KernelRates, *, precision: str = "fp32", device_name: str = ""
+) -> GraphPrediction:
     """Price every recorded op with `rates` (one precision of a measured profile)."""
     model = KernelModel(rates)
     return GraphPrediction(tuple(model.price(call) for call in calls), precision, device_name)
@@ -267,11 +305,23 @@ def op_gemms(name: str, args: Sequence[Any], out: Any) -> tuple[Gemm, ...]:
         kernel = _size(weight.shape[2:])
         if transposed:  # the gradient of a convolution: input positions x (out channels), K = in channels x kernel
             in_channels, out_channels = weight.shape[0], weight.shape[1] * groups
-            return (Gemm(source.shape[0] * _size(source.shape[2:]), out_channels // groups * kernel,
-                         in_channels // groups, groups),)
+            return (
+                Gemm(
+                    source.shape[0] * _size(source.shape[2:]),
+                    out_channels // groups * kernel,
+                    in_channels // groups,
+                    groups,
+                ),
+            )
         in_channels, out_channels = weight.shape[1] * groups, weight.shape[0]
-        return (Gemm(output.shape[0] * _size(output.shape[2:]), out_channels // groups,
-                     in_channels // groups * kernel, groups),)
+        return (
+            Gemm(
+                output.shape[0] * _size(output.shape[2:]),
+                out_channels // groups,
+                in_channels // groups * kernel,
+                groups,
+            ),
+        )
     if name == "convolution_backward":
         grad_output, source, weight = args[0], args[1], args[2]
         groups, mask = int(args[9]), args[10]
@@ -291,8 +341,11 @@ def op_gemms(name: str, args: Sequence[Any], out: Any) -> tuple[Gemm, ...]:
         batch, source_length, value_depth = _size(lead), key.shape[-2], value.shape[-1]
         products = (Gemm(length, source_length, depth, batch), Gemm(length, value_depth, source_length, batch))
         if "backward" in name:  # recompute the scores, then the gradients of q, k, v and the probabilities
-            return products + (Gemm(length, depth, source_length, batch), Gemm(source_length, depth, length, batch),
-                               Gemm(source_length, value_depth, length, batch))
+            return products + (
+                Gemm(length, depth, source_length, batch),
+                Gemm(source_length, depth, length, batch),
+                Gemm(source_length, value_depth, length, batch),
+            )
         return products
     return ()
 
@@ -313,8 +366,9 @@ def op_convolution(name: str, args: Sequence[Any], out: Any) -> Convolution | No
     else:
         return None
     cin_g, cout_g = int(weight.shape[1]), int(weight.shape[0]) // groups
-    return Convolution(int(positions), cout_g, cin_g * _size(weight.shape[2:]), groups, groups > 1 and cin_g == 1,
-                       passes)
+    return Convolution(
+        int(positions), cout_g, cin_g * _size(weight.shape[2:]), groups, groups > 1 and cin_g == 1, passes
+    )
 
 
 class _Recorder:
@@ -338,8 +392,18 @@ class _Recorder:
         first_out = out if not isinstance(out, (tuple, list)) else (out[0] if out else None)
         gemms = op_gemms(name, args, first_out)
         elements = float(sum(t.numel() for t in outputs)) or float(sum(t.numel() for t in _tensors(args[:1])))
-        self.calls.append(OpCall(name, self.phase, layer, gemms, _nbytes(inputs) + written, elements,
-                                 parts=max(parts, 1), convolution=op_convolution(name, args, first_out)))
+        self.calls.append(
+            OpCall(
+                name,
+                self.phase,
+                layer,
+                gemms,
+                _nbytes(inputs) + written,
+                elements,
+                parts=max(parts, 1),
+                convolution=op_convolution(name, args, first_out),
+            )
+        )
 
 
 def trace_ops(phases: Sequence[tuple[str, Callable[[], object]]], module: Any = None) -> tuple[OpCall, ...]:

@@ -69,7 +69,7 @@ class Op:
     bytes: float
 
     @staticmethod
-    def gemm(name: str, m: int, k: int, n: int, batch: int = 1) -> "Op":
+    def gemm(name: str, m: int, k: int, n: int, batch: int = 1) -> Op:
         return Op(name, "gemm", 2.0 * batch * m * k * n, float(ACTIVATION_BYTES * batch * (m * k + k * n + m * n)))
 
 
@@ -97,8 +97,9 @@ def _elementwise(name: str, elements: float, flops_per_element: float, read: flo
     return Op(name, "memory", elements * flops_per_element, elements * (read + write))
 
 
-def layer_work(shape: TransformerShape, micro_batch: int, tp: int, sequence_parallel: bool,
-               fused_attention: bool = False) -> LayerWork:
+def layer_work(
+    shape: TransformerShape, micro_batch: int, tp: int, sequence_parallel: bool, fused_attention: bool = False
+) -> LayerWork:
     """The kernels of one layer, Megatron-LM's layout: column-parallel QKV and first MLP linear, row-parallel
     output projection and second MLP linear; materialised softmax and dropout on the scores (no fused attention,
     as in Megatron-LM of 2022); fused bias-GELU and bias-dropout-add kernels; LayerNorm. 16-bit activations,
@@ -134,7 +135,8 @@ def layer_work(shape: TransformerShape, micro_batch: int, tp: int, sequence_para
     core_backward: tuple[Op, ...] = (
         _elementwise("softmax backward", scores, 4, 2 * e, e),
         _elementwise("attention dropout backward", scores, 1, e + mask, e),
-        *(Op(g.name + grad, "gemm", g.flops, g.bytes) for g in gemms[1:3] for grad in (" input grad", " weight grad")))
+        *(Op(g.name + grad, "gemm", g.flops, g.bytes) for g in gemms[1:3] for grad in (" input grad", " weight grad")),
+    )
     if fused_attention:
         products = gemms[1].flops + gemms[2].flops
         qkvo = 4 * tokens * h / t * e
@@ -149,19 +151,26 @@ def layer_work(shape: TransformerShape, micro_batch: int, tp: int, sequence_para
         _elementwise("bias-dropout-add backward", stream, 2, e + mask, e),
     )
     linears = (gemms[0], gemms[3], gemms[4], gemms[5])
-    backward = tuple(Op(g.name + grad, "gemm", g.flops, g.bytes) for g in linears
-                     for grad in (" input grad", " weight grad")) + core_backward + backward_memory
+    backward = (
+        tuple(Op(g.name + grad, "gemm", g.flops, g.bytes) for g in linears for grad in (" input grad", " weight grad"))
+        + core_backward
+        + backward_memory
+    )
     buffer = tokens * h * e
     if t == 1:
         comm: tuple[Collective, ...] = ()
     elif sequence_parallel:  # all-gather before each column-parallel linear, reduce-scatter after each row-parallel
-        comm = (Collective("attention all-gather", "all_gather", buffer),
-                Collective("attention reduce-scatter", "reduce_scatter", buffer),
-                Collective("mlp all-gather", "all_gather", buffer),
-                Collective("mlp reduce-scatter", "reduce_scatter", buffer))
+        comm = (
+            Collective("attention all-gather", "all_gather", buffer),
+            Collective("attention reduce-scatter", "reduce_scatter", buffer),
+            Collective("mlp all-gather", "all_gather", buffer),
+            Collective("mlp reduce-scatter", "reduce_scatter", buffer),
+        )
     else:  # an all-reduce after each row-parallel linear (forward); before each column-parallel one (backward)
-        comm = (Collective("attention all-reduce", "all_reduce", buffer),
-                Collective("mlp all-reduce", "all_reduce", buffer))
+        comm = (
+            Collective("attention all-reduce", "all_reduce", buffer),
+            Collective("mlp all-reduce", "all_reduce", buffer),
+        )
     return LayerWork(forward, backward, core, comm, comm)
 
 
@@ -173,12 +182,17 @@ def head_work(shape: TransformerShape, micro_batch: int, tp: int, sequence_paral
     stream = tokens * h / (t if sequence_parallel else 1)
     logits = tokens * shape.vocab / t
     output = Op.gemm("output", tokens, h, shape.vocab // t)
-    forward = (_elementwise("final layernorm", stream, 5, e, e), output,
-               _elementwise("cross-entropy", logits, 5, e, FP32_BYTES))
-    backward = (Op("output input grad", "gemm", output.flops, output.bytes),
-                Op("output weight grad", "gemm", output.flops, output.bytes),
-                _elementwise("cross-entropy backward", logits, 2, FP32_BYTES, e),
-                _elementwise("final layernorm backward", stream, 8, 2 * e, e))
+    forward = (
+        _elementwise("final layernorm", stream, 5, e, e),
+        output,
+        _elementwise("cross-entropy", logits, 5, e, FP32_BYTES),
+    )
+    backward = (
+        Op("output input grad", "gemm", output.flops, output.bytes),
+        Op("output weight grad", "gemm", output.flops, output.bytes),
+        _elementwise("cross-entropy backward", logits, 2, FP32_BYTES, e),
+        _elementwise("final layernorm backward", stream, 8, 2 * e, e),
+    )
     comm = (Collective("head all-gather", "all_gather", tokens * h * e),) if (t > 1 and sequence_parallel) else ()
     return LayerWork(forward, backward, (), comm, comm)
 

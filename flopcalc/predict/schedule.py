@@ -27,8 +27,10 @@ def stage_layers(layers: int, stages: int) -> tuple[int, ...]:
     """Layers per stage: an even split, the remainder one more on the first stages (126 layers on 16 stages:
     14 stages of 8 and 2 of 7; the slowest stage has 8)."""
     if stages < 1 or layers < stages:
-        raise UsageError(f"{stages} pipeline stages need at least as many layers, got {layers}",
-                         "use at most as many stages as layers")
+        raise UsageError(
+            f"{stages} pipeline stages need at least as many layers, got {layers}",
+            "use at most as many stages as layers",
+        )
     base, extra = divmod(layers, stages)
     return tuple(base + 1 if stage < extra else base for stage in range(stages))
 
@@ -37,18 +39,25 @@ def given_stage_layers(split: tuple[int, ...], layers: int, stages: int) -> tupl
     """A split the user gave (`--stage-layers 9,8,...,7`), checked: one whole number >= 1 per stage, adding up to
     the layers."""
     if len(split) != stages:
-        raise UsageError(f"--stage-layers gives {len(split)} stages, and pp is {stages}", "give one layer count per stage")
+        raise UsageError(
+            f"--stage-layers gives {len(split)} stages, and pp is {stages}", "give one layer count per stage"
+        )
     if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in split):
         raise UsageError(f"--stage-layers {','.join(map(str, split))}: every stage needs a whole number >= 1 of layers")
     if sum(split) != layers:
-        raise UsageError(f"--stage-layers {','.join(map(str, split))} adds up to {sum(split)} layers, and the model has "
-                         f"{layers}", "give counts that add up to the model's layers")
+        raise UsageError(
+            f"--stage-layers {','.join(map(str, split))} adds up to {sum(split)} layers, and the model has {layers}",
+            "give counts that add up to the model's layers",
+        )
     return split
 
 
 def _check(stages: int, micro_batches: int, virtual: int) -> None:
-    for value, what in ((stages, "pipeline stages"), (micro_batches, "micro-batches per step"),
-                        (virtual, "virtual stages (model chunks) per GPU")):
+    for value, what in (
+        (stages, "pipeline stages"),
+        (micro_batches, "micro-batches per step"),
+        (virtual, "virtual stages (model chunks) per GPU"),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"{what} must be a whole number >= 1, got {value!r}")
     if virtual > 1 and stages == 1:

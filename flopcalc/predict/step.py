@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..device import MB, DeviceProfile
 from ..errors import UsageError
 from .comm import collective_s
-from .layer import (ACTIVATION_BYTES, Collective, LayerWork, Op, TransformerShape, embedding_work, head_work,
-                    layer_work)
-from ..device import MB, DeviceProfile
+from .layer import ACTIVATION_BYTES, Collective, LayerWork, Op, TransformerShape, embedding_work, head_work, layer_work
 from .schedule import bubble_fraction, given_stage_layers, pipeline_slots, stage_layers
 
 RECOMPUTE = ("none", "selective", "full")
@@ -70,8 +69,10 @@ class TrainingLayout:
         if self.zero not in (0, 1, 2, 3):
             raise UsageError(f"zero must be 0, 1, 2 or 3, got {self.zero!r}")
         if self.global_batch % (self.dp * self.micro_batch):
-            raise UsageError(f"global batch {self.global_batch} is not a multiple of dp x micro-batch = "
-                             f"{self.dp} x {self.micro_batch}")
+            raise UsageError(
+                f"global batch {self.global_batch} is not a multiple of dp x micro-batch = "
+                f"{self.dp} x {self.micro_batch}"
+            )
         if self.virtual > 1 and self.pp == 1:
             raise UsageError("virtual stages > 1 need pipeline parallelism", "give pp > 1, or virtual 1")
 
@@ -131,12 +132,22 @@ class StepPrediction:
     def to_dict(self) -> dict[str, Any]:
         slowest = asdict(self.slowest)
         slowest["total_s"] = self.slowest.total_s
-        return {"step_s": self.step_s, "slowest_stage_micro_batch": slowest, "slots": self.slots,
-                "bubble_fraction": self.bubble_fraction, "dp_comm_s": self.dp_comm_s,
-                "dp_exposed_s": self.dp_exposed_s, "embedding_sync_s": self.embedding_sync_s,
-                "optimizer_s": self.optimizer_s, "model_flops": self.model_flops,
-                "hardware_flops": self.hardware_flops, "mfu": self.mfu, "hfu": self.hfu,
-                "sources": list(self.sources), "rules": list(self.rules)}
+        return {
+            "step_s": self.step_s,
+            "slowest_stage_micro_batch": slowest,
+            "slots": self.slots,
+            "bubble_fraction": self.bubble_fraction,
+            "dp_comm_s": self.dp_comm_s,
+            "dp_exposed_s": self.dp_exposed_s,
+            "embedding_sync_s": self.embedding_sync_s,
+            "optimizer_s": self.optimizer_s,
+            "model_flops": self.model_flops,
+            "hardware_flops": self.hardware_flops,
+            "mfu": self.mfu,
+            "hfu": self.hfu,
+            "sources": list(self.sources),
+            "rules": list(self.rules),
+        }
 
 
 def kernel_seconds(op: Op, profile: DeviceProfile) -> tuple[float, float]:
@@ -163,7 +174,9 @@ def _scope(group: int, stride: int, layout: TrainingLayout) -> str:
     """Ranks fill nodes tensor-parallel first, then data-parallel, then pipeline (Megatron-LM's order): a group
     whose `group` ranks `stride` apart fit in one node runs on the intra-node network."""
     span = group * stride
-    fits = layout.num_gpus <= layout.gpus_per_node or (span <= layout.gpus_per_node and layout.gpus_per_node % span == 0)
+    fits = layout.num_gpus <= layout.gpus_per_node or (
+        span <= layout.gpus_per_node and layout.gpus_per_node % span == 0
+    )
     return "intra_node" if fits else "inter_node"
 
 
@@ -186,8 +199,11 @@ def predict_step(shape: TransformerShape, layout: TrainingLayout, profile: Devic
     layer = layer_work(shape, b, tp, sp, layout.fused_attention)
     head = head_work(shape, b, tp, sp)
     embedding = embedding_work(shape, b, tp, sp)
-    split = (given_stage_layers(layout.stage_split, shape.layers, pp) if layout.stage_split
-             else stage_layers(shape.layers, pp))
+    split = (
+        given_stage_layers(layout.stage_split, shape.layers, pp)
+        if layout.stage_split
+        else stage_layers(shape.layers, pp)
+    )
     layer_forward = ops_s(layer.forward, profile)
     layer_backward = ops_s(layer.backward, profile)
     layer_fwd_comm = _comm_s(layer.forward_comm, profile, layout)
@@ -215,8 +231,9 @@ def predict_step(shape: TransformerShape, layout: TrainingLayout, profile: Devic
             extras.append(head)
         forward = layers * layer_forward + sum(ops_s(w.forward, profile) for w in extras)
         backward = layers * layer_backward + sum(ops_s(w.backward, profile) for w in extras)
-        comm = (layers * (layer_fwd_comm + layer_bwd_comm + layer_recompute_comm)
-                + sum(_comm_s(w.forward_comm + w.backward_comm, profile, layout) for w in extras))
+        comm = layers * (layer_fwd_comm + layer_bwd_comm + layer_recompute_comm) + sum(
+            _comm_s(w.forward_comm + w.backward_comm, profile, layout) for w in extras
+        )
         stages.append(StageTime(index, layers, forward, backward, layers * layer_recompute, comm, p2p))
     slowest = max(stages, key=lambda stage: stage.total_s)
     slots = pipeline_slots(pp, m, v)
@@ -235,15 +252,36 @@ def predict_step(shape: TransformerShape, layout: TrainingLayout, profile: Devic
     step = slots * slowest.total_s + dp_exposed + embedding_sync + optimizer
     per_micro_batch = (shape.layers * _gemm_flops(layer.forward) + _gemm_flops(head.forward)) * tp
     model_flops = 3 * per_micro_batch * m * dp
-    recomputed = {"none": 0.0, "full": _gemm_flops(layer.forward),
-                  "selective": _gemm_flops(layer.attention_core)}[layout.recompute] * shape.layers * tp * m * dp
-    return StepPrediction(step, slowest, slots, bubble_fraction(pp, m, v) if pp > 1 else 0.0, dp_comm, dp_exposed,
-                          embedding_sync, optimizer, model_flops, model_flops + recomputed, layout.num_gpus,
-                          profile.matmul.peak, profile.sources(), OVERLAP_RULES)
+    recomputed = (
+        {"none": 0.0, "full": _gemm_flops(layer.forward), "selective": _gemm_flops(layer.attention_core)}[
+            layout.recompute
+        ]
+        * shape.layers
+        * tp
+        * m
+        * dp
+    )
+    return StepPrediction(
+        step,
+        slowest,
+        slots,
+        bubble_fraction(pp, m, v) if pp > 1 else 0.0,
+        dp_comm,
+        dp_exposed,
+        embedding_sync,
+        optimizer,
+        model_flops,
+        model_flops + recomputed,
+        layout.num_gpus,
+        profile.matmul.peak,
+        profile.sources(),
+        OVERLAP_RULES,
+    )
 
 
-def _data_parallel(stage_params: float, slowest: StageTime, layout: TrainingLayout, profile: DeviceProfile,
-                   shape: TransformerShape) -> tuple[float, float]:
+def _data_parallel(
+    stage_params: float, slowest: StageTime, layout: TrainingLayout, profile: DeviceProfile, shape: TransformerShape
+) -> tuple[float, float]:
     """Data-parallel seconds per step, and the part of them exposed (OVERLAP_RULES)."""
     dp, m = layout.dp, layout.micro_batches
     if dp == 1:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..files import to_json
 from .tabular import csv_text, markdown_text, table_text
@@ -28,7 +29,7 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def matmul_rows(result: "MatmulBenchResult") -> list[list[str]]:
+def matmul_rows(result: MatmulBenchResult) -> list[list[str]]:
     rows = []
     for item in result.results:
         peak = item.peak_flops / 1e12 if item.peak_flops else None
@@ -48,27 +49,31 @@ def matmul_rows(result: "MatmulBenchResult") -> list[list[str]]:
     return rows
 
 
-def _matmul_footer(result: "MatmulBenchResult") -> list[str]:
+def _matmul_footer(result: MatmulBenchResult) -> list[str]:
     lines = []
     for item in result.results:
         lines.append(f"{item.precision} peak: {item.peak_source}")
     lines += [f"note: {note}" for note in result.notes]
     lines += [f"warning: {warning}" for warning in result.warnings]
-    lines.append(f"timed for {result.seconds_used:.1f} s (budget {result.seconds_budget:g} s); median = best per-shape median")
-    for precision, rates in (result.profile.precisions.items() if result.profile else ()):
+    lines.append(
+        f"timed for {result.seconds_used:.1f} s (budget {result.seconds_budget:g} s); median = best per-shape median"
+    )
+    for precision, rates in result.profile.precisions.items() if result.profile else ():
         best_gbps = max(gbps for _, gbps in rates.memory)
-        lines.append(f"{precision} device profile: {len(rates.matmul)} GEMM shapes "
-                     f"({min(p[3] for p in rates.matmul):.3g}-{max(p[3] for p in rates.matmul):.3g} TFLOPS), copy up to "
-                     f"{best_gbps:.3g} GB/s, {len(rates.convolution)} convolutions, "
-                     f"{rates.step_op_us['forward']:.3g}/{rates.step_op_us['backward']:.3g}/"
-                     f"{rates.step_op_us['optimizer']:.3g} us per op beyond its kernel (forward/backward/optimizer; "
-                     "docs/calibration.md)")
+        lines.append(
+            f"{precision} device profile: {len(rates.matmul)} GEMM shapes "
+            f"({min(p[3] for p in rates.matmul):.3g}-{max(p[3] for p in rates.matmul):.3g} TFLOPS), copy up to "
+            f"{best_gbps:.3g} GB/s, {len(rates.convolution)} convolutions, "
+            f"{rates.step_op_us['forward']:.3g}/{rates.step_op_us['backward']:.3g}/"
+            f"{rates.step_op_us['optimizer']:.3g} us per op beyond its kernel (forward/backward/optimizer; "
+            "docs/calibration.md)"
+        )
     if result.calibration_file:
         lines.append(f"calibration saved to {result.calibration_file}")
     return lines
 
 
-def _matmul_title(result: "MatmulBenchResult") -> str:
+def _matmul_title(result: MatmulBenchResult) -> str:
     info = result.info
     extra = f", {info.threads} threads" if info.threads else ""
     if info.cuda_version:
@@ -78,26 +83,39 @@ def _matmul_title(result: "MatmulBenchResult") -> str:
     return f"Matmul throughput on {info.device_name} ({info.device}, torch {info.torch_version}{extra})"
 
 
-def model_rows(result: "ModelBenchResult") -> list[list[str]]:
+def model_rows(result: ModelBenchResult) -> list[list[str]]:
     from ..units import format_si
 
     rows = [
         ["model", result.model],
         ["inputs", ", ".join(result.inputs) or "the model's example inputs"],
         ["precision / optimizer", f"{result.precision} / {result.optimizer}"],
-        ["FLOPs per step (fwd + bwd)", f"{format_si(result.flops_per_step, 'FLOP')} "
-         f"({format_si(result.forward_flops, 'FLOP')} + {format_si(result.backward_flops, 'FLOP')})"],
-        ["step time (median)", f"{_duration(result.median_step_seconds)} over {len(result.step_seconds)} steps "
-         f"(best {_duration(min(result.step_seconds))})"],
+        [
+            "FLOPs per step (fwd + bwd)",
+            f"{format_si(result.flops_per_step, 'FLOP')} "
+            f"({format_si(result.forward_flops, 'FLOP')} + {format_si(result.backward_flops, 'FLOP')})",
+        ],
+        [
+            "step time (median)",
+            f"{_duration(result.median_step_seconds)} over {len(result.step_seconds)} steps "
+            f"(best {_duration(min(result.step_seconds))})",
+        ],
         ["achieved", f"{result.achieved_flops / 1e12:.4g} TFLOPS"],
         ["peak", f"{_num(result.peak_flops / 1e12 if result.peak_flops else None)} TFLOPS ({result.peak_source})"],
         ["MFU (of peak)", _pct(result.mfu)],
-        ["measured matmul", f"{result.measured_matmul_flops / 1e12:.4g} TFLOPS" if result.measured_matmul_flops else "- (no calibration)"],
+        [
+            "measured matmul",
+            f"{result.measured_matmul_flops / 1e12:.4g} TFLOPS"
+            if result.measured_matmul_flops
+            else "- (no calibration)",
+        ],
         ["of measured matmul", _pct(result.fraction_of_measured)],
     ]
     prediction = result.prediction
     if prediction is not None:
-        phases = " + ".join(_duration(prediction.phase_seconds(phase)) for phase in ("forward", "backward", "optimizer"))
+        phases = " + ".join(
+            _duration(prediction.phase_seconds(phase)) for phase in ("forward", "backward", "optimizer")
+        )
         rows += [
             ["step time (predicted)", f"{_duration(prediction.seconds)} (forward + backward + optimizer: {phases})"],
             ["prediction error", f"{result.prediction_error:+.1%} (measured / predicted - 1)"],
@@ -106,7 +124,7 @@ def model_rows(result: "ModelBenchResult") -> list[list[str]]:
     return rows
 
 
-def _model_footer(result: "ModelBenchResult") -> list[str]:
+def _model_footer(result: ModelBenchResult) -> list[str]:
     lines = [f"note: {note}" for note in result.notes]
     lines += [f"warning: {warning}" for warning in result.warnings]
     if result.calibration_file:
@@ -114,17 +132,35 @@ def _model_footer(result: "ModelBenchResult") -> list[str]:
     return lines
 
 
-def _model_title(result: "ModelBenchResult") -> str:
+def _model_title(result: ModelBenchResult) -> str:
     info = result.info
     return f"Training-step throughput on {info.device_name} ({info.device}, torch {info.torch_version})"
 
 
-MATMUL_CSV_COLUMNS = ("precision", "median_tflops", "best_tflops", "spread_pct", "m", "n", "k", "peak_tflops", "fraction_of_peak")
+MATMUL_CSV_COLUMNS = (
+    "precision",
+    "median_tflops",
+    "best_tflops",
+    "spread_pct",
+    "m",
+    "n",
+    "k",
+    "peak_tflops",
+    "fraction_of_peak",
+)
 
 
 def _matmul_csv_rows(data: dict) -> tuple[Sequence[str], list[list]]:
     rows = [
-        [r["precision"], r["median_tflops"], r["best_tflops"], r["spread_pct"], *r["shape"], r["peak_tflops"], r["fraction_of_peak"]]
+        [
+            r["precision"],
+            r["median_tflops"],
+            r["best_tflops"],
+            r["spread_pct"],
+            *r["shape"],
+            r["peak_tflops"],
+            r["fraction_of_peak"],
+        ]
         for r in data["results"]
     ]
     return MATMUL_CSV_COLUMNS, rows
@@ -136,29 +172,43 @@ def _model_csv_rows(data: dict) -> tuple[Sequence[str], list[list]]:
     return ("key", "value"), rows
 
 
-def _render(fmt: str, data: dict, title: str, columns: Sequence[str], rows: list[list[str]], footer: list[str], csv_rows) -> str:
+def _render(
+    fmt: str, data: dict, title: str, columns: Sequence[str], rows: list[list[str]], footer: list[str], csv_rows
+) -> str:
     right = tuple(range(1, len(columns))) if columns is MATMUL_COLUMNS else ()  # figures right, text left
     if fmt == "json":
         return to_json(data)
     if fmt == "csv":  # raw numbers, not the table's rounded text
         return csv_text(*csv_rows(data))
     if fmt == "markdown":
-        return markdown_text(columns, rows, right=right, title=[f"**{title}**"], footer=[f"- {line}" for line in footer])
+        return markdown_text(
+            columns, rows, right=right, title=[f"**{title}**"], footer=[f"- {line}" for line in footer]
+        )
     return table_text(columns, rows, right=right, title=[title], footer=footer)
 
 
-def render_matmul(result: "MatmulBenchResult", fmt: str) -> str:
+def render_matmul(result: MatmulBenchResult, fmt: str) -> str:
     """The matmul bench in `fmt` (table, json, csv, markdown); json is the documented contract."""
     return _render(
-        fmt, result.to_dict(), _matmul_title(result), MATMUL_COLUMNS, matmul_rows(result), _matmul_footer(result),
+        fmt,
+        result.to_dict(),
+        _matmul_title(result),
+        MATMUL_COLUMNS,
+        matmul_rows(result),
+        _matmul_footer(result),
         _matmul_csv_rows,
     )
 
 
-def render_model(result: "ModelBenchResult", fmt: str) -> str:
+def render_model(result: ModelBenchResult, fmt: str) -> str:
     """The model bench in `fmt` (table, json, csv, markdown); json is the documented contract."""
     return _render(
-        fmt, result.to_dict(), _model_title(result), MODEL_COLUMNS, model_rows(result), _model_footer(result),
+        fmt,
+        result.to_dict(),
+        _model_title(result),
+        MODEL_COLUMNS,
+        model_rows(result),
+        _model_footer(result),
         _model_csv_rows,
     )
 
@@ -174,31 +224,44 @@ def _op_time(seconds: float) -> str:
     return f"{seconds * 1e6:.3g} us" if seconds < 1e-3 else _duration(seconds)
 
 
-def fleet_rows(result: "FleetBenchResult") -> list[list[str]]:
+def fleet_rows(result: FleetBenchResult) -> list[list[str]]:
     from ..units import format_bytes
 
     rows = []
     for item in (*result.collectives, *result.p2p):
         ranks = f"{item.ranks}" if item.groups == 1 else f"{item.ranks} x {item.groups} groups"
-        rows.append([item.scope, item.op, ranks, format_bytes(item.bytes), _op_time(item.time_s),
-                     f"{item.algbw_gbps:.4g}", f"{item.busbw_gbps:.4g}"])
+        rows.append(
+            [
+                item.scope,
+                item.op,
+                ranks,
+                format_bytes(item.bytes),
+                _op_time(item.time_s),
+                f"{item.algbw_gbps:.4g}",
+                f"{item.busbw_gbps:.4g}",
+            ]
+        )
     return rows
 
 
-def fleet_rank_table(result: "FleetBenchResult") -> tuple[list[str], list[list[str]]]:
+def fleet_rank_table(result: FleetBenchResult) -> tuple[list[str], list[list[str]]]:
     precisions = list(result.matmul_summary())
     headers = ["rank", "host", "local rank", *[f"{p} TFLOPS" for p in precisions]]
-    rows = [[str(r.rank), r.host, str(r.local_rank), *[_num(r.tflops.get(p)) for p in precisions]] for r in result.per_rank]
+    rows = [
+        [str(r.rank), r.host, str(r.local_rank), *[_num(r.tflops.get(p)) for p in precisions]] for r in result.per_rank
+    ]
     return headers, rows
 
 
-def _fleet_title(result: "FleetBenchResult") -> str:
+def _fleet_title(result: FleetBenchResult) -> str:
     nodes = f"{result.nodes} node{'s' if result.nodes > 1 else ''} x {result.ranks_per_node}"
-    return (f"Fleet of {result.world_size} ranks ({nodes}) of {result.device_name} "
-            f"({result.backend}, {result.device}, torch {result.torch_version})")
+    return (
+        f"Fleet of {result.world_size} ranks ({nodes}) of {result.device_name} "
+        f"({result.backend}, {result.device}, torch {result.torch_version})"
+    )
 
 
-def _fleet_footer(result: "FleetBenchResult") -> list[str]:
+def _fleet_footer(result: FleetBenchResult) -> list[str]:
     from ..units import format_bytes
 
     lines = []
@@ -229,7 +292,7 @@ def _fleet_footer(result: "FleetBenchResult") -> list[str]:
     return lines
 
 
-def render_fleet(result: "FleetBenchResult", fmt: str) -> str:
+def render_fleet(result: FleetBenchResult, fmt: str) -> str:
     """The fleet bench in `fmt` (table, json, csv, markdown); json is the documented contract, csv the
     collectives' raw figures (one row per scope, collective and size; send/recv as op `sendrecv`)."""
     data = result.to_dict()
@@ -245,8 +308,9 @@ def render_fleet(result: "FleetBenchResult", fmt: str) -> str:
     rank_right = tuple(range(2, len(rank_headers)))
     if fmt == "markdown":
         ranks = markdown_text(rank_headers, rank_rows, right=rank_right) + "\n" if show_ranks else ""
-        collectives = markdown_text(FLEET_COLUMNS, fleet_rows(result), right=right,
-                                    footer=[f"- {item}" for item in footer])
+        collectives = markdown_text(
+            FLEET_COLUMNS, fleet_rows(result), right=right, footer=[f"- {item}" for item in footer]
+        )
         return f"**{title}**\n\n" + ranks + collectives
     ranks = table_text(rank_headers, rank_rows, right=rank_right) + "\n" if show_ranks else ""
     return f"{title}\n\n" + ranks + table_text(FLEET_COLUMNS, fleet_rows(result), right=right, footer=footer)

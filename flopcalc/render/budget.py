@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -50,16 +51,30 @@ def _rows(items: Iterable[Any], cells: Callable[[Any], tuple[str, ...]]) -> list
 
 
 def _check_rows(result: CheckResult) -> list[tuple[bool, tuple[str, ...]]]:
-    return _rows(result.checks, lambda check: (
-        check.name, METRIC_LABELS[check.metric], format_metric(check.metric, check.value),
-        format_metric(check.metric, check.limit), f"{check.headroom:.2f}%"))
+    return _rows(
+        result.checks,
+        lambda check: (
+            check.name,
+            METRIC_LABELS[check.metric],
+            format_metric(check.metric, check.value),
+            format_metric(check.metric, check.limit),
+            f"{check.headroom:.2f}%",
+        ),
+    )
 
 
 def _regression_rows(result: CheckResult) -> list[tuple[bool, tuple[str, ...]]]:
-    return _rows(result.regressions, lambda regression: (
-        regression.name, METRIC_LABELS[regression.metric], format_metric(regression.metric, regression.baseline),
-        format_metric(regression.metric, regression.value), _percent(regression.growth_pct),
-        f"{regression.tolerance_pct:.2f}%"))
+    return _rows(
+        result.regressions,
+        lambda regression: (
+            regression.name,
+            METRIC_LABELS[regression.metric],
+            format_metric(regression.metric, regression.baseline),
+            format_metric(regression.metric, regression.value),
+            _percent(regression.growth_pct),
+            f"{regression.tolerance_pct:.2f}%",
+        ),
+    )
 
 
 def verdict(result: CheckResult) -> str:
@@ -68,7 +83,9 @@ def verdict(result: CheckResult) -> str:
     if result.checks:
         failed = len(result.failed_checks)
         parts.append(
-            f"{failed} of {len(result.checks)} checks over budget" if failed else f"all {len(result.checks)} checks within budget"
+            f"{failed} of {len(result.checks)} checks over budget"
+            if failed
+            else f"all {len(result.checks)} checks within budget"
         )
     if result.regressions:
         regressed = len(result.failed_regressions)
@@ -85,8 +102,15 @@ def verdict(result: CheckResult) -> str:
 
 
 def _rich_table(title: str, columns: tuple[str, ...], rows: list[tuple[bool, tuple[str, ...]]]) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False, box=None,
-                  header_style="bold")
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        show_edge=False,
+        pad_edge=False,
+        box=None,
+        header_style="bold",
+    )
     table.add_column("Status")
     for column in columns:
         table.add_column(column.capitalize(), justify="left" if column in _LEFT_COLUMNS else "right")
@@ -144,7 +168,9 @@ def render_markdown(result: CheckResult) -> str:
     if result.checks:
         parts.append(
             markdown_text(
-                _markdown_headers(CHECK_COLUMNS), _markdown_rows(_check_rows(result)), right=_right_columns(CHECK_COLUMNS)
+                _markdown_headers(CHECK_COLUMNS),
+                _markdown_rows(_check_rows(result)),
+                right=_right_columns(CHECK_COLUMNS),
             )
         )
     if result.regressions:

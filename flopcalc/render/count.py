@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..counting.report import CATEGORIES, CountReport, LayerCount, unsupported_ops_note
-from ..units import format_si
 from ..files import to_json
+from ..units import format_si
 from .tabular import csv_text, markdown_text
 
 if TYPE_CHECKING:
@@ -45,8 +46,9 @@ def share_text(value: int, total: int) -> str:
     return f"{100.0 * value / total:.1f}%" if total else "-"
 
 
-def report_data(report: CountReport, blocks: Mapping[str, Any] | None = None,
-                comparison: "Comparison | None" = None) -> dict[str, Any]:
+def report_data(
+    report: CountReport, blocks: Mapping[str, Any] | None = None, comparison: Comparison | None = None
+) -> dict[str, Any]:
     """The object `--format json` prints: the report's keys, then the optional blocks (`conventions`, `compare`)."""
     return {**report.to_dict(), **(blocks or {}), **({"compare": comparison.to_dict()} if comparison else {})}
 
@@ -56,22 +58,30 @@ def render_json(report: CountReport, blocks: Mapping[str, Any] | None = None) ->
     return to_json(report_data(report, blocks))
 
 
-def comparison_lines(comparison: "Comparison") -> list[str]:
+def comparison_lines(comparison: Comparison) -> list[str]:
     """Each counter's forward, backward and total next to flopcalc's, per top-level module, and the reasons."""
     unit = "FLOP" if comparison.unit == "flop" else "MAC"
     cell = lambda value: "-" if value is None else format_si(value)  # noqa: E731
-    lines = [f"second opinion, in {unit} ({CONVENTION[comparison.unit]}):",
-             f"  {'counter':10s} {'forward':>10s} {'backward':>10s} {'total':>10s}"]
+    lines = [
+        f"second opinion, in {unit} ({CONVENTION[comparison.unit]}):",
+        f"  {'counter':10s} {'forward':>10s} {'backward':>10s} {'total':>10s}",
+    ]
     for row in comparison.rows():
-        lines.append(f"  {row['counter']:10s} {cell(row['forward']):>10s} {cell(row['backward']):>10s} "
-                     f"{cell(row['total']):>10s}")
+        lines.append(
+            f"  {row['counter']:10s} {cell(row['forward']):>10s} {cell(row['backward']):>10s} {cell(row['total']):>10s}"
+        )
     data = comparison.to_dict()
     names = list(data["flopcalc"]["modules"])
     with_modules = [c for c in data["counters"] if c["modules"]]
     if names and with_modules:
-        lines.append("  forward per top-level module: " + ", ".join(
-            f"{name or '(root)'} flopcalc {format_si(data['flopcalc']['modules'][name])}"
-            + "".join(f" {c['name']} {cell(c['modules'].get(name))}" for c in with_modules) for name in names))
+        lines.append(
+            "  forward per top-level module: "
+            + ", ".join(
+                f"{name or '(root)'} flopcalc {format_si(data['flopcalc']['modules'][name])}"
+                + "".join(f" {c['name']} {cell(c['modules'].get(name))}" for c in with_modules)
+                for name in names
+            )
+        )
     for counter in data["counters"]:
         if counter["error"]:
             lines.append(f"  {counter['name']} could not run: {counter['error']}")
@@ -87,8 +97,13 @@ def comparison_lines(comparison: "Comparison") -> list[str]:
 def _layer_cells(layer: LayerCount, total: int) -> list[str]:
     """Type, params, forward, backward and share of one layer: the same cells in the table and in Markdown;
     with sparsity counted, the effective forward and backward after them."""
-    cells = [layer.type, format_si(layer.params), format_si(layer.forward), format_si(layer.backward),
-             share_text(layer.total, total)]
+    cells = [
+        layer.type,
+        format_si(layer.params),
+        format_si(layer.forward),
+        format_si(layer.backward),
+        share_text(layer.total, total),
+    ]
     if layer.skipped_forward_by_category is not None:
         cells += [format_si(layer.effective_forward), format_si(layer.effective_backward)]
     return cells
@@ -99,9 +114,11 @@ def sparsity_lines(report: CountReport) -> list[str]:
     if report.sparsity is None:
         return []
     unit = _unit_label(report)
-    lines = ["sparsity: zeros read from the weights; effective FLOPs leave out the products with a zero weight",
-             f"  effective forward {report.effective_forward:,} {unit}, backward {report.effective_backward:,} {unit}, "
-             f"total {report.effective_total:,} {unit} ({share_text(report.effective_total, report.total)} of dense)"]
+    lines = [
+        "sparsity: zeros read from the weights; effective FLOPs leave out the products with a zero weight",
+        f"  effective forward {report.effective_forward:,} {unit}, backward {report.effective_backward:,} {unit}, "
+        f"total {report.effective_total:,} {unit} ({share_text(report.effective_total, report.total)} of dense)",
+    ]
     for weight in report.sparsity:
         shape = "x".join(map(str, weight.shape))
         pattern = f", {weight.pattern} along the reduction dimension" if weight.pattern else ""
@@ -149,13 +166,18 @@ def render_markdown(report: CountReport, depth: int = 2) -> str:
             ["&nbsp;&nbsp;" * layer.depth + (layer.name or "(model)")] + _layer_cells(layer, report.total)
             for layer in visible_layers(report, depth)
         ],
-        right=(2, 3, 4, 5, 6, 7)[:4 + len(effective)],
-        title=[f"**{report.model}** — inputs {inputs_text(report)}, device {report.device}. "
-               f"{CONVENTION[report.unit]}."],
+        right=(2, 3, 4, 5, 6, 7)[: 4 + len(effective)],
+        title=[
+            f"**{report.model}** — inputs {inputs_text(report)}, device {report.device}. {CONVENTION[report.unit]}."
+        ],
     )
     active = "" if report.active == report.params else f", active {format_si(report.active)}"
-    total_row = ["**total**", f"**{format_si(report.forward)}**", f"**{format_si(report.backward)}**",
-                 f"params {format_si(report.params)}{active}"]
+    total_row = [
+        "**total**",
+        f"**{format_si(report.forward)}**",
+        f"**{format_si(report.backward)}**",
+        f"params {format_si(report.params)}{active}",
+    ]
     categories = markdown_text(
         ["Category", f"Forward ({unit})", f"Backward ({unit})", "Share"],
         _category_rows(report) + [total_row],
@@ -185,8 +207,7 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     total = report.total
     console = Console(file=io.StringIO(), width=width, force_terminal=color, color_system="standard" if color else None)
     console.print(
-        f"[bold]{report.model}[/bold]  inputs {inputs_text(report)}  device {report.device}\n"
-        f"{CONVENTION[report.unit]}",
+        f"[bold]{report.model}[/bold]  inputs {inputs_text(report)}  device {report.device}\n{CONVENTION[report.unit]}",
         highlight=False,
     )
     layers = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
@@ -212,7 +233,9 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     for row in _category_rows(report):
         categories.add_row(*row)
     categories.add_row(
-        "[bold]total[/bold]", f"[bold]{format_si(report.forward)}[/bold]", f"[bold]{format_si(report.backward)}[/bold]",
+        "[bold]total[/bold]",
+        f"[bold]{format_si(report.forward)}[/bold]",
+        f"[bold]{format_si(report.backward)}[/bold]",
         "100%" if total else "-",
     )
     console.print(categories)
@@ -226,8 +249,14 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
     return console.file.getvalue()
 
 
-def render(report: CountReport, fmt: str, depth: int = 2, color: bool = False,
-           blocks: Mapping[str, Any] | None = None, comparison: "Comparison | None" = None) -> str:
+def render(
+    report: CountReport,
+    fmt: str,
+    depth: int = 2,
+    color: bool = False,
+    blocks: Mapping[str, Any] | None = None,
+    comparison: Comparison | None = None,
+) -> str:
     """The report in `fmt`; JSON gets the optional `blocks`; table and Markdown end with the comparison."""
     if fmt == "json":
         return to_json(report_data(report, blocks, comparison))

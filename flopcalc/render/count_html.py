@@ -7,7 +7,8 @@ FLOPs by category as stacked bars. Unsupported ops, when any, are listed as a ta
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..counting.report import CATEGORIES, CountReport, LayerCount, unsupported_ops_note
 from ..units import format_si
@@ -17,16 +18,26 @@ from .html import Section, render_page, require_bokeh
 ICICLE_NAME = "icicle"  # the glyph renderers' names: the browser test reads their data through them
 CATEGORY_NAME = "categories"
 ROW_HEIGHT = 1.0
-_PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
-            "#bab0ac")
+_PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
 _FORWARD, _BACKWARD = "#4e79a7", "#f28e2b"
 
 
 def axis_scale(largest: float, unit: str) -> tuple[float, str]:
     """The SI prefix that puts the largest figure between 1 and 1000 on an axis: (divisor, "GFLOP")."""
     for exponent, prefix in ((24, "Y"), (21, "Z"), (18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k")):
-        if largest >= 10 ** exponent:
-            return float(10 ** exponent), prefix + unit
+        if largest >= 10**exponent:
+            return float(10**exponent), prefix + unit
     return 1.0, unit
 
 
@@ -36,8 +47,9 @@ def icicle_boxes(report: CountReport, value: str = "total") -> dict[str, list[An
     `value` is "total" (forward + backward) or "forward". A module's own ops (outside its children) leave a gap
     at its right end. The root spans [0, root FLOPs]; depth d sits at y = -d.
     """
-    boxes: dict[str, list[Any]] = {k: [] for k in ("left", "right", "top", "bottom", "name", "type", "params",
-                                                      "flops", "share", "color", "label")}
+    boxes: dict[str, list[Any]] = {
+        k: [] for k in ("left", "right", "top", "bottom", "name", "type", "params", "flops", "share", "color", "label")
+    }
     total = getattr(report.layers[0], value) if report.layers else 0
     stack: list[tuple[LayerCount, float]] = []  # (ancestor, where its next child starts)
     for index, layer in enumerate(report.layers):
@@ -75,18 +87,49 @@ def _icicle(report: CountReport, value: str, unit: str) -> Any:
     boxes["text_y"] = [(top + bottom) / 2 for top, bottom in zip(boxes["top"], boxes["bottom"])]
     depth = max((layer.depth for layer in report.layers), default=0)
     right = max(boxes["x1"], default=0.0) or 1.0
-    plot = figure(height=max(160, 44 * (depth + 1) + 60), sizing_mode="stretch_width", tools="xpan,xwheel_zoom,reset",
-                  toolbar_location="above", x_axis_label=axis_unit, y_range=(-(depth + 1) * ROW_HEIGHT, 0.05),
-                  x_range=Range1d(0, right * 1.01, bounds=(0, right * 1.01)))
+    plot = figure(
+        height=max(160, 44 * (depth + 1) + 60),
+        sizing_mode="stretch_width",
+        tools="xpan,xwheel_zoom,reset",
+        toolbar_location="above",
+        x_axis_label=axis_unit,
+        y_range=(-(depth + 1) * ROW_HEIGHT, 0.05),
+        x_range=Range1d(0, right * 1.01, bounds=(0, right * 1.01)),
+    )
     plot.yaxis.visible = False
     plot.ygrid.visible = False
     source = ColumnDataSource(boxes)
-    plot.quad(left="x0", right="x1", top="top", bottom="bottom", fill_color="color", line_color="white",
-              source=source, name=ICICLE_NAME)
-    plot.text(x="x0", y="text_y", text="label", source=source, x_offset=4, text_baseline="middle",
-              text_font_size="11px", text_color="white")
-    plot.add_tools(HoverTool(tooltips=[("module", "@name"), ("type", "@type"), ("params", "@params"),
-                                       (unit, "@flops"), ("share", "@share")]))
+    plot.quad(
+        left="x0",
+        right="x1",
+        top="top",
+        bottom="bottom",
+        fill_color="color",
+        line_color="white",
+        source=source,
+        name=ICICLE_NAME,
+    )
+    plot.text(
+        x="x0",
+        y="text_y",
+        text="label",
+        source=source,
+        x_offset=4,
+        text_baseline="middle",
+        text_font_size="11px",
+        text_color="white",
+    )
+    plot.add_tools(
+        HoverTool(
+            tooltips=[
+                ("module", "@name"),
+                ("type", "@type"),
+                ("params", "@params"),
+                (unit, "@flops"),
+                ("share", "@share"),
+            ]
+        )
+    )
     return plot
 
 
@@ -102,9 +145,11 @@ def _icicle_tabs(report: CountReport, unit: str) -> Any:
 def category_bars(report: CountReport) -> dict[str, list[Any]]:
     """Forward and backward FLOPs of each category with any, in the registry's category order."""
     shown = [c for c in CATEGORIES if report.forward_by_category[c] or report.backward_by_category[c]]
-    return {"category": shown,
-            "forward": [report.forward_by_category[c] for c in shown],
-            "backward": [report.backward_by_category[c] for c in shown]}
+    return {
+        "category": shown,
+        "forward": [report.forward_by_category[c] for c in shown],
+        "backward": [report.backward_by_category[c] for c in shown],
+    }
 
 
 def _categories(report: CountReport, unit: str) -> Any:
@@ -113,16 +158,39 @@ def _categories(report: CountReport, unit: str) -> Any:
 
     bars = category_bars(report)
     scale, axis_unit = axis_scale(max((f + b for f, b in zip(bars["forward"], bars["backward"])), default=0), unit)
-    scaled = {"category": bars["category"], "forward": [v / scale for v in bars["forward"]],
-              "backward": [v / scale for v in bars["backward"]],
-              "forward_text": [format_si(v) for v in bars["forward"]],
-              "backward_text": [format_si(v) for v in bars["backward"]]}
-    plot = figure(y_range=list(reversed(bars["category"])), height=80 + 28 * len(bars["category"]),
-                  sizing_mode="stretch_width", toolbar_location=None, x_axis_label=axis_unit, tools="")
-    plot.hbar_stack(["forward", "backward"], y="category", height=0.7, color=[_FORWARD, _BACKWARD],
-                    source=ColumnDataSource(scaled), legend_label=["forward", "backward"], name=CATEGORY_NAME)
-    plot.add_tools(HoverTool(tooltips=[("category", "@category"), ("forward", f"@forward_text {unit}"),
-                                       ("backward", f"@backward_text {unit}")]))
+    scaled = {
+        "category": bars["category"],
+        "forward": [v / scale for v in bars["forward"]],
+        "backward": [v / scale for v in bars["backward"]],
+        "forward_text": [format_si(v) for v in bars["forward"]],
+        "backward_text": [format_si(v) for v in bars["backward"]],
+    }
+    plot = figure(
+        y_range=list(reversed(bars["category"])),
+        height=80 + 28 * len(bars["category"]),
+        sizing_mode="stretch_width",
+        toolbar_location=None,
+        x_axis_label=axis_unit,
+        tools="",
+    )
+    plot.hbar_stack(
+        ["forward", "backward"],
+        y="category",
+        height=0.7,
+        color=[_FORWARD, _BACKWARD],
+        source=ColumnDataSource(scaled),
+        legend_label=["forward", "backward"],
+        name=CATEGORY_NAME,
+    )
+    plot.add_tools(
+        HoverTool(
+            tooltips=[
+                ("category", "@category"),
+                ("forward", f"@forward_text {unit}"),
+                ("backward", f"@backward_text {unit}"),
+            ]
+        )
+    )
     plot.legend.location = "bottom_right"
     return plot
 
@@ -132,7 +200,9 @@ def render_html(report: CountReport, command_line: str, data: Mapping[str, Any])
     require_bokeh()
     unit = "FLOP" if report.unit == "flop" else "MAC"
     summary = [
-        ["model", report.model], ["inputs", inputs_text(report)], ["device", report.device],
+        ["model", report.model],
+        ["inputs", inputs_text(report)],
+        ["device", report.device],
         ["parameters", params_text(report).removeprefix("params ")],
         ["forward", f"{format_si(report.forward)} {unit}"],
         ["backward", f"{format_si(report.backward)} {unit}" if report.backward_counted else "not counted"],
@@ -140,15 +210,24 @@ def render_html(report: CountReport, command_line: str, data: Mapping[str, Any])
         ["convention", CONVENTION[report.unit]],
     ]
     sections = [
-        Section("Where the FLOPs go: the module tree", _icicle_tabs(report, unit),
-                "Each box is a module, as wide as its FLOPs, under its parent; a gap at a module's right end is "
-                "its own ops outside its children. Hover for the figures; scroll to zoom."),
+        Section(
+            "Where the FLOPs go: the module tree",
+            _icicle_tabs(report, unit),
+            "Each box is a module, as wide as its FLOPs, under its parent; a gap at a module's right end is "
+            "its own ops outside its children. Hover for the figures; scroll to zoom.",
+        ),
         Section("FLOPs by category", _categories(report, unit)),
     ]
     if report.unsupported_ops:
-        sections.append(Section("Unsupported ops", None,
-                                unsupported_ops_note(report.unsupported_ops, "the total is a lower bound") or "",
-                                rows=[[op, str(n)] for op, n in report.unsupported_ops.items()],
-                                header=["op", "calls"]))
-    return render_page(f"flopcalc count: {report.model}", sections, data, command_line, summary=summary,
-                       notes=report.notes)
+        sections.append(
+            Section(
+                "Unsupported ops",
+                None,
+                unsupported_ops_note(report.unsupported_ops, "the total is a lower bound") or "",
+                rows=[[op, str(n)] for op, n in report.unsupported_ops.items()],
+                header=["op", "calls"],
+            )
+        )
+    return render_page(
+        f"flopcalc count: {report.model}", sections, data, command_line, summary=summary, notes=report.notes
+    )

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..catalog import Accelerator
-from ..units import PRECISIONS, format_number
 from ..files import to_json
+from ..units import PRECISIONS, format_number
 from .tabular import csv_text, markdown_text, table_text
 
-_LIST_HEADERS = ("id", "name", "vendor", "year", "fp32 TFLOPS", "16-bit TFLOPS", "fp8 TFLOPS", "memory GiB", "TDP W",
-                 "int8 TOPS", "memory GB/s")
+_LIST_HEADERS = (
+    "id",
+    "name",
+    "vendor",
+    "year",
+    "fp32 TFLOPS",
+    "16-bit TFLOPS",
+    "fp8 TFLOPS",
+    "memory GiB",
+    "TDP W",
+    "int8 TOPS",
+    "memory GB/s",
+)
 _LIST_RIGHT = (3, 4, 5, 6, 7, 8, 9, 10)
-_DENSE_NOTE = ("TFLOPS are dense peaks (int8 in TOPS); 16-bit = the default precision (bf16, or fp16 where faster); "
-               "CPUs: one socket, memory GiB = the most it takes.")
+_DENSE_NOTE = (
+    "TFLOPS are dense peaks (int8 in TOPS); 16-bit = the default precision (bf16, or fp16 where faster); "
+    "CPUs: one socket, memory GiB = the most it takes."
+)
 
 
 def _tflops(spec: Accelerator, precision: str) -> str:
@@ -33,9 +46,19 @@ def _sixteen_bit(spec: Accelerator) -> str:
 
 
 def _list_row(spec: Accelerator) -> list[str]:
-    return [spec.id, spec.name, spec.vendor, "" if spec.year is None else str(spec.year), _tflops(spec, "fp32"),
-            _sixteen_bit(spec), _tflops(spec, "fp8"), _maybe(spec.memory_gb), _maybe(spec.tdp_w),
-            _tflops(spec, "int8"), _maybe(spec.memory_bandwidth_gbps)]
+    return [
+        spec.id,
+        spec.name,
+        spec.vendor,
+        "" if spec.year is None else str(spec.year),
+        _tflops(spec, "fp32"),
+        _sixteen_bit(spec),
+        _tflops(spec, "fp8"),
+        _maybe(spec.memory_gb),
+        _maybe(spec.tdp_w),
+        _tflops(spec, "int8"),
+        _maybe(spec.memory_bandwidth_gbps),
+    ]
 
 
 def render_list(specs: Sequence[Accelerator], fmt: str) -> str:
@@ -76,8 +99,12 @@ def _per_cycle_rows(spec: Accelerator) -> list[list[str]]:
         for precision in PRECISIONS:
             if precision in group.flop_per_cycle:
                 unit = "ops" if precision == "int8" else "FLOP"
-                rows.append([f"{precision} {unit}/cycle ({who})",
-                             f"{format_number(group.flop_per_cycle[precision])}: {group.how[precision]}"])
+                rows.append(
+                    [
+                        f"{precision} {unit}/cycle ({who})",
+                        f"{format_number(group.flop_per_cycle[precision])}: {group.how[precision]}",
+                    ]
+                )
     return rows
 
 

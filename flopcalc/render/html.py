@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import UsageError
 from ..files import to_json
@@ -38,8 +39,7 @@ def require_bokeh() -> Any:
     try:
         import bokeh  # noqa: F401
     except ImportError:
-        raise UsageError("--format html needs Bokeh, which is not installed", HTML_EXTRA_HINT,
-                         field="format") from None
+        raise UsageError("--format html needs Bokeh, which is not installed", HTML_EXTRA_HINT, field="format") from None
     return bokeh
 
 
@@ -81,9 +81,16 @@ td:not(:first-child) { text-align: right; }
 """
 
 
-def render_page(title: str, sections: Sequence[Section], data: Any, command_line: str,
-                *, summary: Sequence[Sequence[str]] = (), notes: Sequence[str] = (),
-                now: _dt.datetime | None = None) -> str:
+def render_page(
+    title: str,
+    sections: Sequence[Section],
+    data: Any,
+    command_line: str,
+    *,
+    summary: Sequence[Sequence[str]] = (),
+    notes: Sequence[str] = (),
+    now: _dt.datetime | None = None,
+) -> str:
     """The whole HTML page: header (title, command line, version, date), summary, sections, notes, data."""
     require_bokeh()
     from bokeh.embed import components
@@ -94,10 +101,18 @@ def render_page(title: str, sections: Sequence[Section], data: Any, command_line
     runtime = "\n".join(Resources(mode="inline", components=list(BOKEH_COMPONENTS)).js_raw)
     stamp = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
-        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>", f"<style>{_STYLE}</style>",
-        f"<script>{runtime}</script>", script, "</head>", "<body>",
-        "<header>", f"<h1>{html.escape(title)}</h1>",
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style>",
+        f"<script>{runtime}</script>",
+        script,
+        "</head>",
+        "<body>",
+        "<header>",
+        f"<h1>{html.escape(title)}</h1>",
         f'<p>Command: <code id="flopcalc-command">{html.escape(command_line)}</code></p>',
         f'<p>flopcalc <span id="flopcalc-version">{html.escape(_version())}</span>, '
         f'<span id="flopcalc-date">{stamp}</span>. 1 multiply-add = 2 FLOPs.</p>',

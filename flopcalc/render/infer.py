@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..files import to_json
 from ..infer import InferResult, LayerBound
@@ -35,9 +36,19 @@ def folded_layers(layers: Sequence[LayerBound]) -> list[dict[str, Any]]:
     rows: dict[tuple, dict[str, Any]] = {}
     for layer in layers:
         name = _INDEX.sub("*", layer.name) if layer.name else "(model)"
-        row = rows.setdefault((name, layer.type, layer.flops, layer.bytes), {
-            "name": name, "first": layer.name or "(model)", "type": layer.type, "count": 0, "flops": 0.0,
-            "bytes": 0.0, "time_s": 0.0, "compute_s": 0.0})
+        row = rows.setdefault(
+            (name, layer.type, layer.flops, layer.bytes),
+            {
+                "name": name,
+                "first": layer.name or "(model)",
+                "type": layer.type,
+                "count": 0,
+                "flops": 0.0,
+                "bytes": 0.0,
+                "time_s": 0.0,
+                "compute_s": 0.0,
+            },
+        )
         row["count"] += 1
         row["flops"] += layer.flops
         row["bytes"] += layer.bytes
@@ -53,23 +64,52 @@ def folded_layers(layers: Sequence[LayerBound]) -> list[dict[str, Any]]:
 def _layer_rows(result: InferResult) -> list[list[str]]:
     total_time = sum(layer.time_s for layer in result.layers)
     rows = [
-        [row["name"], row["type"], str(row["count"]), format_si(row["flops"]), format_si(row["bytes"], "B"),
-         "-" if not row["bytes"] else format_number(row["flops"] / row["bytes"], 3), row["bound"],
-         seconds(row["time_s"]), f"{100 * row['time_s'] / total_time:.1f}%" if total_time else "-"]
+        [
+            row["name"],
+            row["type"],
+            str(row["count"]),
+            format_si(row["flops"]),
+            format_si(row["bytes"], "B"),
+            "-" if not row["bytes"] else format_number(row["flops"] / row["bytes"], 3),
+            row["bound"],
+            seconds(row["time_s"]),
+            f"{100 * row['time_s'] / total_time:.1f}%" if total_time else "-",
+        ]
         for row in folded_layers(result.layers)
     ]
     flops = sum(layer.flops for layer in result.layers)
     moved = sum(layer.bytes for layer in result.layers)
-    rows.append(["total", "", str(len(result.layers)), format_si(flops), format_si(moved, "B"),
-                 format_number(flops / moved, 3) if moved else "-", "", seconds(total_time), "100%"])
+    rows.append(
+        [
+            "total",
+            "",
+            str(len(result.layers)),
+            format_si(flops),
+            format_si(moved, "B"),
+            format_number(flops / moved, 3) if moved else "-",
+            "",
+            seconds(total_time),
+            "100%",
+        ]
+    )
     return rows
 
 
 def _batch_headers(result: InferResult) -> list[str]:
     if result.decode is None:
         return ["Batch", "Latency", "Throughput/s", "Bound", "Memory", "Fits"]
-    return ["Batch", "TTFT", "Time/token", "Tokens/s/seq", "Tokens/s", "Request", "Bound prefill/decode", "KV cache",
-            "Memory", "Fits"]
+    return [
+        "Batch",
+        "TTFT",
+        "Time/token",
+        "Tokens/s/seq",
+        "Tokens/s",
+        "Request",
+        "Bound prefill/decode",
+        "KV cache",
+        "Memory",
+        "Fits",
+    ]
 
 
 def _batch_rows(result: InferResult) -> list[list[str]]:
@@ -77,14 +117,31 @@ def _batch_rows(result: InferResult) -> list[list[str]]:
     for batch in result.batches:
         fits = "-" if batch.fits is None else ("yes" if batch.fits else "no")
         if result.decode is None:
-            rows.append([str(batch.batch_size), seconds(batch.latency_s), _rate(batch.throughput_per_s), batch.bound,
-                         format_si(batch.memory_bytes, "B"), fits])
+            rows.append(
+                [
+                    str(batch.batch_size),
+                    seconds(batch.latency_s),
+                    _rate(batch.throughput_per_s),
+                    batch.bound,
+                    format_si(batch.memory_bytes, "B"),
+                    fits,
+                ]
+            )
         else:
-            rows.append([str(batch.batch_size), seconds(batch.ttft_s), seconds(batch.time_per_token_s),
-                         _rate(1 / batch.time_per_token_s), _rate(batch.tokens_per_s), seconds(batch.latency_s),
-                         f"{batch.prefill_bound}/{batch.decode_bound}", format_si(batch.kv_cache_bytes or 0, "B"),
-                         format_si(batch.memory_bytes, "B"),
-                         fits])
+            rows.append(
+                [
+                    str(batch.batch_size),
+                    seconds(batch.ttft_s),
+                    seconds(batch.time_per_token_s),
+                    _rate(1 / batch.time_per_token_s),
+                    _rate(batch.tokens_per_s),
+                    seconds(batch.latency_s),
+                    f"{batch.prefill_bound}/{batch.decode_bound}",
+                    format_si(batch.kv_cache_bytes or 0, "B"),
+                    format_si(batch.memory_bytes, "B"),
+                    fits,
+                ]
+            )
     return rows
 
 
@@ -108,23 +165,30 @@ def _times_line(result: InferResult) -> str:
     """What the times are: roofline bounds, or predictions on a device profile."""
     profile = result.hardware.profile
     if profile is None:
-        return ("times: roofline bounds (each layer at 100% of the peak and of the bandwidth: lower bounds; a "
-                "device profile file as --calibration predicts them instead)")
-    return (f"times: predictions on the {profile.device} device profile ({result.hardware.profile_origin}): "
-            "FLOPs and bytes at the efficiency of their size")
+        return (
+            "times: roofline bounds (each layer at 100% of the peak and of the bandwidth: lower bounds; a "
+            "device profile file as --calibration predicts them instead)"
+        )
+    return (
+        f"times: predictions on the {profile.device} device profile ({result.hardware.profile_origin}): "
+        "FLOPs and bytes at the efficiency of their size"
+    )
 
 
 def _summary_lines(result: InferResult) -> list[str]:
     what = "decode steps are" if result.decode is not None else "the forward is"
     if result.compute_bound_from_batch is not None:
-        lines = [f"{what} compute-bound from batch {result.compute_bound_from_batch} (FLOPs and activation bytes "
-                 "grow with the batch, weight bytes do not)"]
+        lines = [
+            f"{what} compute-bound from batch {result.compute_bound_from_batch} (FLOPs and activation bytes "
+            "grow with the batch, weight bytes do not)"
+        ]
     else:
         lines = [f"{what} memory-bound at every batch size: the bytes that grow with the batch outweigh its FLOPs"]
     if result.prefill is not None and result.decode is not None:
         pre, dec = result.prefill, result.decode
-        at = ", ".join(f"{format_si(flops, 'FLOP')} at context {context}"
-                       for context, flops in dec.flops_per_token_at_context)
+        at = ", ".join(
+            f"{format_si(flops, 'FLOP')} at context {context}" for context, flops in dec.flops_per_token_at_context
+        )
         at_least, at_most = (">= ", "<= ") if result.hardware.profile is None else ("~", "~")
         lines += [
             f"prefill (batch {pre.batch_size}, {pre.tokens} tokens): {format_si(pre.flops, 'FLOP')}, "
@@ -148,27 +212,34 @@ def _parallel_lines(result: InferResult) -> list[str]:
     par = result.parallel
     if not par:
         return []
-    lines = [f"several GPUs: tp {par['tp']} x pp {par['pp']} = {par['gpus_per_replica']} GPUs per replica, "
-             f"{par['replicas']} replica(s), {par['gpus']} GPUs; per GPU: weights "
-             f"{format_si(par['weights_bytes_per_gpu'], 'B')}, KV cache "
-             f"{format_si(par['kv_cache_bytes_per_token_per_gpu'], 'B')} per token "
-             f"({format_number(par['kv_heads_per_gpu'])} KV heads per layer); times, FLOPs and bytes above are one "
-             "replica's GPUs, stage after stage"]
+    lines = [
+        f"several GPUs: tp {par['tp']} x pp {par['pp']} = {par['gpus_per_replica']} GPUs per replica, "
+        f"{par['replicas']} replica(s), {par['gpus']} GPUs; per GPU: weights "
+        f"{format_si(par['weights_bytes_per_gpu'], 'B')}, KV cache "
+        f"{format_si(par['kv_cache_bytes_per_token_per_gpu'], 'B')} per token "
+        f"({format_number(par['kv_heads_per_gpu'])} KV heads per layer); times, FLOPs and bytes above are one "
+        "replica's GPUs, stage after stage"
+    ]
     if par["all_reduces_per_step"]:
         link = par["tensor_parallel_link"]
-        lines.append(f"tensor parallel: {par['all_reduces_per_step']} all-reduces per pass on {link['scope']} "
-                     f"{format_number(link['gbps'])} GB/s + {format_number(link['latency_us'])} us per ring step; "
-                     f"decode: {format_si(par['all_reduce_bytes_decode'], 'B')} each, "
-                     f"{seconds(par['all_reduce_s_decode'])} each; prefill: "
-                     f"{format_si(par['all_reduce_bytes_prefill'], 'B')} each, {seconds(par['all_reduce_s_prefill'])}"
-                     " each")
+        lines.append(
+            f"tensor parallel: {par['all_reduces_per_step']} all-reduces per pass on {link['scope']} "
+            f"{format_number(link['gbps'])} GB/s + {format_number(link['latency_us'])} us per ring step; "
+            f"decode: {format_si(par['all_reduce_bytes_decode'], 'B')} each, "
+            f"{seconds(par['all_reduce_s_decode'])} each; prefill: "
+            f"{format_si(par['all_reduce_bytes_prefill'], 'B')} each, {seconds(par['all_reduce_s_prefill'])}"
+            " each"
+        )
     if par["pipeline_sends_per_step"]:
-        lines.append(f"pipeline: {par['pipeline_sends_per_step']} send(s) per pass "
-                     f"({par['pipeline_node_crossings']} across nodes), {seconds(par['pipeline_send_s_decode'])} "
-                     "per decode step")
+        lines.append(
+            f"pipeline: {par['pipeline_sends_per_step']} send(s) per pass "
+            f"({par['pipeline_node_crossings']} across nodes), {seconds(par['pipeline_send_s_decode'])} "
+            "per decode step"
+        )
     if par["replicas"] > 1:
-        rates = ", ".join(f"batch {row['batch_size']}: {_rate(row['tokens_per_s'])}"
-                          for row in par["tokens_per_s_all_replicas"])
+        rates = ", ".join(
+            f"batch {row['batch_size']}: {_rate(row['tokens_per_s'])}" for row in par["tokens_per_s_all_replicas"]
+        )
         lines.append(f"tokens/s over all {par['replicas']} replicas: {rates}")
     return lines
 
@@ -179,24 +250,57 @@ def _wide_table(*args: Any, **kwargs: Any) -> str:
 
 
 def _sections(result: InferResult, table: Callable[..., str]) -> str:
-    layers = table(_LAYER_HEADERS, _layer_rows(result), right=(2, 3, 4, 5, 7, 8),
-                   title=_header_lines(result) + ["", f"Layers of the {result.layers_pass} (repeated blocks folded "
-                                                      "into one row: *)"])
-    batches = table(_batch_headers(result), _batch_rows(result), right=tuple(range(len(_batch_headers(result)))),
-                    title=["Batch sizes"], footer=_summary_lines(result) + [""] + list(result.notes))
+    layers = table(
+        _LAYER_HEADERS,
+        _layer_rows(result),
+        right=(2, 3, 4, 5, 7, 8),
+        title=_header_lines(result)
+        + ["", f"Layers of the {result.layers_pass} (repeated blocks folded into one row: *)"],
+    )
+    batches = table(
+        _batch_headers(result),
+        _batch_rows(result),
+        right=tuple(range(len(_batch_headers(result)))),
+        title=["Batch sizes"],
+        footer=_summary_lines(result) + [""] + list(result.notes),
+    )
     return layers + "\n" + batches
 
 
 def render_csv(result: InferResult) -> str:
     """One row per layer of the shown pass, every layer (nothing folded)."""
-    headers = ["name", "type", "flops", "bytes", "weight_bytes", "activation_bytes", "kv_cache_bytes", "other_bytes",
-               "intensity", "bound", "time_s"]
+    headers = [
+        "name",
+        "type",
+        "flops",
+        "bytes",
+        "weight_bytes",
+        "activation_bytes",
+        "kv_cache_bytes",
+        "other_bytes",
+        "intensity",
+        "bound",
+        "time_s",
+    ]
     rows = []
     for layer in result.layers:
         data = layer.to_dict()
         kinds = data["bytes_by_kind"]
-        rows.append([data["name"], data["type"], data["flops"], data["bytes"], kinds["weights"], kinds["activations"],
-                     kinds["kv_cache"], kinds["other"], data["intensity"], data["bound"], data["time_s"]])
+        rows.append(
+            [
+                data["name"],
+                data["type"],
+                data["flops"],
+                data["bytes"],
+                kinds["weights"],
+                kinds["activations"],
+                kinds["kv_cache"],
+                kinds["other"],
+                data["intensity"],
+                data["bound"],
+                data["time_s"],
+            ]
+        )
     return csv_text(headers, rows)
 
 

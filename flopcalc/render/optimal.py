@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from ..compute import FleetEstimate
 from ..files import to_json
@@ -14,7 +14,7 @@ from .tabular import markdown_text, table_text
 _HEADERS = ("fit", "params", "tokens", "tokens/param", "compute (6ND)", "predicted loss")
 
 
-def render_optimal(result: OptimalResult, fmt: str, fleets: Optional[Sequence[FleetEstimate]] = None) -> str:
+def render_optimal(result: OptimalResult, fmt: str, fleets: Sequence[FleetEstimate] | None = None) -> str:
     """`fleets` (one per fit, same order) adds the time and cost of each run on the GPUs given."""
     data = result.to_dict()
     if fleets is not None:
@@ -26,12 +26,21 @@ def render_optimal(result: OptimalResult, fmt: str, fleets: Optional[Sequence[Fl
     rows = []
     for index, choice in enumerate(result.choices):
         loss = "" if choice.predicted_loss is None else f"{choice.predicted_loss:.4f}"
-        row = [choice.name, format_si(choice.params), format_si(choice.tokens),
-               format_number(round(choice.tokens / choice.params, 2)), format_si(choice.compute, "FLOP"), loss]
+        row = [
+            choice.name,
+            format_si(choice.params),
+            format_si(choice.tokens),
+            format_number(round(choice.tokens / choice.params, 2)),
+            format_si(choice.compute, "FLOP"),
+            loss,
+        ]
         if fleets is not None:
             fleet = fleets[index]
-            row += [format_number(fleet.gpu_hours), format_duration(fleet.wall_clock_hours * 3600),
-                    "" if fleet.cost is None else format_number(fleet.cost)]
+            row += [
+                format_number(fleet.gpu_hours),
+                format_duration(fleet.wall_clock_hours * 3600),
+                "" if fleet.cost is None else format_number(fleet.cost),
+            ]
         rows.append(row)
     if fleets is not None:
         headers += ["GPU-hours", "wall clock", "cost"]
@@ -39,8 +48,11 @@ def render_optimal(result: OptimalResult, fmt: str, fleets: Optional[Sequence[Fl
     title = [f"compute-optimal size for {result.given} {format_si(result.value, unit)}"]
     footer = []
     for choice in result.choices:
-        coefficients = ("" if choice.coefficients is None else
-                        " L = E + A/N^alpha + B/D^beta: " + ", ".join(f"{k}={v:g}" for k, v in choice.coefficients.items()))
+        coefficients = (
+            ""
+            if choice.coefficients is None
+            else " L = E + A/N^alpha + B/D^beta: " + ", ".join(f"{k}={v:g}" for k, v in choice.coefficients.items())
+        )
         footer.append(f"{choice.name}: {choice.source}.{coefficients}")
     if fleets:
         footer.append(throughput_line(fleets[0].throughput) + f", {fleets[0].num_gpus:,} GPU(s)")

@@ -31,14 +31,19 @@ def _bar(nbytes: float | None, capacity: float) -> str:
 def fits_text(plan: Plan) -> str:
     verdict = {True: "fits", False: "does NOT fit", None: "model states fit; activations unknown"}[plan.fits]
     if plan.memory_reserve_bytes:
-        return (f"of {_gb(plan.usable_memory_bytes)} ({_gb(plan.gpu_memory_bytes)} less {_gb(plan.memory_reserve_bytes)}"
-                f" reserved): {verdict}")
+        return (
+            f"of {_gb(plan.usable_memory_bytes)} ({_gb(plan.gpu_memory_bytes)} less {_gb(plan.memory_reserve_bytes)}"
+            f" reserved): {verdict}"
+        )
     return f"of {_gb(plan.gpu_memory_bytes)}: {verdict}"
 
 
 def _stage(plan: Plan) -> str:
-    return {"only": "", "first": "the first pipeline stage, the most loaded",
-            "last": "the last pipeline stage, the most loaded"}[plan.memory.stage]
+    return {
+        "only": "",
+        "first": "the first pipeline stage, the most loaded",
+        "last": "the last pipeline stage, the most loaded",
+    }[plan.memory.stage]
 
 
 def _tuning_rows(plan: Plan) -> list[list[str]]:
@@ -48,12 +53,23 @@ def _tuning_rows(plan: Plan) -> list[list[str]]:
         return []
     rows = []
     if tuning.adapters is not None:
-        rows.append(["trainable parameters", f"{tuning.trainable_params:,}",
-                     f"{tuning.trainable_params / plan.model.params:.3%}; frozen base at {tuning.base_dtype}"])
+        rows.append(
+            [
+                "trainable parameters",
+                f"{tuning.trainable_params:,}",
+                f"{tuning.trainable_params / plan.model.params:.3%}; frozen base at {tuning.base_dtype}",
+            ]
+        )
     if tuning.has_teacher:
         factor = plan.layout.micro_batch / plan.model.batch
-        rows.append(["teacher", format_si(tuning.teacher_params), f"frozen, at {tuning.teacher_dtype}; forward "
-                     f"{format_si(tuning.teacher_forward_flops * factor, 'FLOP')} per micro-batch"])
+        rows.append(
+            [
+                "teacher",
+                format_si(tuning.teacher_params),
+                f"frozen, at {tuning.teacher_dtype}; forward "
+                f"{format_si(tuning.teacher_forward_flops * factor, 'FLOP')} per micro-batch",
+            ]
+        )
     return rows
 
 
@@ -63,9 +79,13 @@ def _rows(plan: Plan) -> list[list[str]]:
     rows = [
         ["parameters", format_number(plan.model.params), format_si(plan.model.params)],
         *_tuning_rows(plan),
-        ["forward per micro-batch", format_si(plan.model.forward_flops * factor, "FLOP"),
-         f"backward {format_si(plan.model.backward_flops * factor, 'FLOP')}, micro-batch of {plan.layout.micro_batch}"]
-        if plan.model.flops_known else ["forward per micro-batch", "unknown", "needs --seq-len"],
+        [
+            "forward per micro-batch",
+            format_si(plan.model.forward_flops * factor, "FLOP"),
+            f"backward {format_si(plan.model.backward_flops * factor, 'FLOP')}, micro-batch of {plan.layout.micro_batch}",
+        ]
+        if plan.model.flops_known
+        else ["forward per micro-batch", "unknown", "needs --seq-len"],
         ["memory per GPU", "", _stage(plan)],
     ]
     for name in ("weights", "gradients", "optimizer", "activations", *(("teacher",) if memory.teacher else ())):
@@ -77,18 +97,27 @@ def _rows(plan: Plan) -> list[list[str]]:
     if step is None:
         return rows + [["time per step", "unknown", "needs --seq-len (FLOPs per example)"]]
     predicted = step.time_model == "predicted"
-    timed = ("predicted: the step-time model on the device profile" if predicted
-             else "FLOPs at peak x utilization, communication added")
+    timed = (
+        "predicted: the step-time model on the device profile"
+        if predicted
+        else "FLOPs at peak x utilization, communication added"
+    )
     rows += [
-        ["time per step", "", f"{layout.grad_accum} micro-batch{'es' if layout.grad_accum != 1 else ''} per replica; "
-         + timed],
+        [
+            "time per step",
+            "",
+            f"{layout.grad_accum} micro-batch{'es' if layout.grad_accum != 1 else ''} per replica; " + timed,
+        ],
         ["  compute", _seconds(step.compute_s), "recomputation included" if layout.recompute != "none" else ""],
         ["  data-parallel comm", _seconds(step.dp_comm_s), "overlaps the backward" if step.dp_comm_s else ""],
         ["  tensor-parallel comm", _seconds(step.tp_comm_s), "exposed" if step.tp_comm_s else ""],
         ["  pipeline comm", _seconds(step.pp_comm_s), "exposed" if step.pp_comm_s else ""],
         *([["  expert all-to-all", _seconds(step.ep_comm_s), f"exposed, ep {layout.ep}"]] if layout.ep > 1 else []),
-        *([["  context ring (K/V)", _seconds(step.cp_comm_s), f"under attention, cp {layout.cp}"]] if layout.cp > 1
-          else []),
+        *(
+            [["  context ring (K/V)", _seconds(step.cp_comm_s), f"under attention, cp {layout.cp}"]]
+            if layout.cp > 1
+            else []
+        ),
         ["  pipeline bubble", f"{step.bubble_fraction:.1%}", _bubble(plan)],
         ["  exposed comm", _seconds(step.exposed_comm_s), ""],
     ]
@@ -96,8 +125,14 @@ def _rows(plan: Plan) -> list[list[str]]:
         rows.append(["  optimizer", _seconds(step.optimizer_s), "after the last backward, memory-bound"])
     rows.append(["  step", _seconds(step.step_s), ""])
     if step.mfu is not None:
-        rows.append(["  MFU", f"{step.mfu:.1%}", f"HFU {step.hfu:.1%}; "
-                     + ("predicted, an output" if predicted else "peak x utilization, less the communication")])
+        rows.append(
+            [
+                "  MFU",
+                f"{step.mfu:.1%}",
+                f"HFU {step.hfu:.1%}; "
+                + ("predicted, an output" if predicted else "peak x utilization, less the communication"),
+            ]
+        )
     run = plan.training
     if run is not None:
         rows += [
@@ -105,16 +140,30 @@ def _rows(plan: Plan) -> list[list[str]]:
             ["  steps", format_number(run.steps), ""],
             ["  model FLOPs", format_si(run.model_flops, "FLOP"), "forward + backward"],
             ["  hardware FLOPs", format_si(run.hardware_flops, "FLOP"), "+ recomputation"],
-            ["  wall clock", f"{format_number(run.wall_clock_days, 4)} days", f"{format_number(run.wall_clock_s / 3600, 4)} hours"],
+            [
+                "  wall clock",
+                f"{format_number(run.wall_clock_days, 4)} days",
+                f"{format_number(run.wall_clock_s / 3600, 4)} hours",
+            ],
             ["  GPU-hours", format_number(run.gpu_hours, 4), ""],
             ["  MFU", f"{run.mfu:.1%}", f"HFU {run.hfu:.1%}"],
         ]
         if run.energy_kwh is not None:
-            rows.append(["  energy", f"{format_number(run.energy_kwh, 4)} kWh",
-                         "TDP x GPU-hours x PUE (an upper estimate from board power)"])
+            rows.append(
+                [
+                    "  energy",
+                    f"{format_number(run.energy_kwh, 4)} kWh",
+                    "TDP x GPU-hours x PUE (an upper estimate from board power)",
+                ]
+            )
         if run.emissions_kg_co2e is not None and run.grid is not None:
-            rows.append(["  emissions", f"{format_number(run.emissions_kg_co2e, 4)} kg CO2e",
-                         f"kWh x {run.grid.describe()} / 1000"])
+            rows.append(
+                [
+                    "  emissions",
+                    f"{format_number(run.emissions_kg_co2e, 4)} kg CO2e",
+                    f"kWh x {run.grid.describe()} / 1000",
+                ]
+            )
         if run.cost is not None:
             rows.append(["  cost", format_number(run.cost, 4), "GPU-hours x price"])
     return rows
@@ -139,17 +188,28 @@ def _offload_rows(plan: Plan) -> list[list[str]]:
     host_fit = "fits" if offload.host_fits else "does NOT fit"
     rows = [
         [f"offload {', '.join(offload.targets)}", f"-{_gb(offload.relieved_bytes)}", "per GPU, moved to host memory"],
-        ["  host memory per node", _gb(offload.host_bytes_per_node),
-         f"{offload.gpus_per_node} GPUs x {_gb(offload.host_bytes_per_gpu)} of {_gb(offload.host_memory_per_node)}: "
-         f"{host_fit}"],
-        ["  host-link traffic", f"{_gb(offload.to_host_bytes)} out, {_gb(offload.to_gpu_bytes)} in",
-         f"per GPU per step, {_seconds(offload.transfer_s)} at {format_number(offload.link.bandwidth / 1e9)} GB/s "
-         f"per direction ({offload.link.source}), added to the step"],
+        [
+            "  host memory per node",
+            _gb(offload.host_bytes_per_node),
+            f"{offload.gpus_per_node} GPUs x {_gb(offload.host_bytes_per_gpu)} of {_gb(offload.host_memory_per_node)}: "
+            f"{host_fit}",
+        ],
+        [
+            "  host-link traffic",
+            f"{_gb(offload.to_host_bytes)} out, {_gb(offload.to_gpu_bytes)} in",
+            f"per GPU per step, {_seconds(offload.transfer_s)} at {format_number(offload.link.bandwidth / 1e9)} GB/s "
+            f"per direction ({offload.link.source}), added to the step",
+        ],
     ]
     if offload.cpu_step_params:
-        rows.append(["  CPU optimizer step", f"{format_si(offload.cpu_step_params)} params",
-                     f"per GPU, on the host's CPUs: {_gb(offload.cpu_step_bytes)} of host memory read and written "
-                     "(its time is not in the step)"])
+        rows.append(
+            [
+                "  CPU optimizer step",
+                f"{format_si(offload.cpu_step_params)} params",
+                f"per GPU, on the host's CPUs: {_gb(offload.cpu_step_bytes)} of host memory read and written "
+                "(its time is not in the step)",
+            ]
+        )
     return rows
 
 
@@ -173,16 +233,26 @@ def _flat(plan: Plan) -> dict[str, Any]:
         else:
             flat[name] = value
 
-    for key in ("model", "parallelism", "memory_per_gpu_bytes", "gpu_memory_bytes", "memory_reserve_bytes", "fits",
-                "step", "training"):
+    for key in (
+        "model",
+        "parallelism",
+        "memory_per_gpu_bytes",
+        "gpu_memory_bytes",
+        "memory_reserve_bytes",
+        "fits",
+        "step",
+        "training",
+    ):
         add(key, data[key])
     return flat
 
 
 def _title(plan: Plan) -> list[str]:
     t = plan.layout
-    return [f"plan: {plan.model.source} on {t.num_gpus:,} x {plan.gpu or 'GPU'}",
-            f"layout: {t.label()}; global batch {t.batch}"]
+    return [
+        f"plan: {plan.model.source} on {t.num_gpus:,} x {plan.gpu or 'GPU'}",
+        f"layout: {t.label()}; global batch {t.batch}",
+    ]
 
 
 def render_plan(plan: Plan, fmt: str) -> str:
@@ -208,10 +278,20 @@ _SEARCH_HEADERS = ("#", "dp", "tp", "pp", "ZeRO", "recompute", "micro-batch", "m
 
 def _search_row(rank: int, plan: Plan, extra: tuple[str, ...] = ()) -> list[str]:
     t, run = plan.layout, plan.training
-    return [str(rank), str(t.dp), str(t.tp), str(t.pp), *(str(getattr(t, name)) for name in extra), str(t.zero),
-            t.recompute, str(t.micro_batch),
-            _gb(plan.memory.total), "" if plan.step is None else _seconds(plan.step.step_s),
-            "" if run is None else format_number(run.wall_clock_days, 4), _mfu(plan)]
+    return [
+        str(rank),
+        str(t.dp),
+        str(t.tp),
+        str(t.pp),
+        *(str(getattr(t, name)) for name in extra),
+        str(t.zero),
+        t.recompute,
+        str(t.micro_batch),
+        _gb(plan.memory.total),
+        "" if plan.step is None else _seconds(plan.step.step_s),
+        "" if run is None else format_number(run.wall_clock_days, 4),
+        _mfu(plan),
+    ]
 
 
 def _mfu(plan: Plan) -> str:
@@ -235,11 +315,14 @@ def render_search(result: SearchResult, fmt: str) -> str:
     rows = [_search_row(rank, plan, extra) for rank, plan in enumerate(result.candidates, 1)]
     title = []
     if shown is not None:
-        title = [f"search: {shown.model.source} on {shown.layout.num_gpus:,} x {shown.gpu or 'GPU'}, "
-                 f"global batch {shown.layout.batch}",
-                 f"{result.evaluated:,} layouts tried, {len(result.candidates)} shown of those that fit, fastest first"
-                 if result.candidates else f"{result.evaluated:,} layouts tried: none fits in "
-                 f"{_gb(shown.usable_memory_bytes)}; the closest needs {_gb(shown.memory.total)}"]
+        title = [
+            f"search: {shown.model.source} on {shown.layout.num_gpus:,} x {shown.gpu or 'GPU'}, "
+            f"global batch {shown.layout.batch}",
+            f"{result.evaluated:,} layouts tried, {len(result.candidates)} shown of those that fit, fastest first"
+            if result.candidates
+            else f"{result.evaluated:,} layouts tried: none fits in "
+            f"{_gb(shown.usable_memory_bytes)}; the closest needs {_gb(shown.memory.total)}",
+        ]
     footer = _footer(shown.assumptions if shown else (), shown.notes if shown else (), result.rejected)
     headers = (*_SEARCH_HEADERS[:4], *extra, *_SEARCH_HEADERS[4:])
     right = tuple(range(1, 5 + len(extra))) + tuple(index + len(extra) for index in (6, 7, 8, 9, 10))

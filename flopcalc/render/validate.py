@@ -5,13 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from ..files import to_json
-from ..validate import ValidationReport, Summary
+from ..validate import Summary, ValidationReport
 from .tabular import csv_text, markdown_text, table_text
 
 _TIME_HEADERS = ("run", "role", "measured s", "predicted s", "error", "MFU", "HFU")
 _MEMORY_HEADERS = ("run", "role", "measured GiB", "predicted GiB", "error", "activations error")
-_CSV_HEADERS = ("id", "kind", "role", "measured", "predicted", "unit", "error", "mfu", "hfu", "activations_error",
-                "source")
+_CSV_HEADERS = (
+    "id",
+    "kind",
+    "role",
+    "measured",
+    "predicted",
+    "unit",
+    "error",
+    "mfu",
+    "hfu",
+    "activations_error",
+    "source",
+)
 
 
 def _pct(value: float | None, signed: bool = True) -> str:
@@ -23,8 +34,10 @@ def _pct(value: float | None, signed: bool = True) -> str:
 def _summary_line(name: str, summary: Summary) -> str:
     if not summary.rows:
         return f"{name}: no rows"
-    return (f"{name}: mean |error| {_pct(summary.mean_abs_error, False)}, max {_pct(summary.max_abs_error, False)} "
-            f"({summary.rows} row{'s' if summary.rows != 1 else ''})")
+    return (
+        f"{name}: mean |error| {_pct(summary.mean_abs_error, False)}, max {_pct(summary.max_abs_error, False)} "
+        f"({summary.rows} row{'s' if summary.rows != 1 else ''})"
+    )
 
 
 def summary_lines(report: ValidationReport, kind: str) -> list[str]:
@@ -39,11 +52,28 @@ def _rows(report: ValidationReport, kind: str) -> list[list[Any]]:
     rows = []
     for result in report.of(kind):
         if kind == "time":
-            rows.append([result.row.id, result.row.role, f"{result.row.measured:.4g}", f"{result.predicted:.4g}",
-                         _pct(result.error), _pct(result.mfu, False), _pct(result.hfu, False)])
+            rows.append(
+                [
+                    result.row.id,
+                    result.row.role,
+                    f"{result.row.measured:.4g}",
+                    f"{result.predicted:.4g}",
+                    _pct(result.error),
+                    _pct(result.mfu, False),
+                    _pct(result.hfu, False),
+                ]
+            )
         else:
-            rows.append([result.row.id, result.row.role, f"{result.row.measured:.4f}", f"{result.predicted:.4f}",
-                         _pct(result.error), _pct(result.activations_error)])
+            rows.append(
+                [
+                    result.row.id,
+                    result.row.role,
+                    f"{result.row.measured:.4f}",
+                    f"{result.predicted:.4f}",
+                    _pct(result.error),
+                    _pct(result.activations_error),
+                ]
+            )
     return rows
 
 
@@ -51,13 +81,20 @@ def _title(report: ValidationReport) -> list[str]:
     line = f"validate: {len(report.results)} published measured runs from {report.runs_file}"
     if report.fit is None:
         return [line, "device profiles as shipped: nothing fitted, every row is a prediction"]
-    return [line, f"matmul efficiency x {report.fit.matmul_efficiency_scale:.4f}, fitted on the "
-                  f"{len(report.fit.tuning_rows)} tuning rows only ({', '.join(report.fit.tuning_rows)})"]
+    return [
+        line,
+        f"matmul efficiency x {report.fit.matmul_efficiency_scale:.4f}, fitted on the "
+        f"{len(report.fit.tuning_rows)} tuning rows only ({', '.join(report.fit.tuning_rows)})",
+    ]
 
 
 def _sources(report: ValidationReport) -> list[str]:
-    return ["Sources of the rows:", *(f"  {result.row.id}: {result.row.source}" for result in report.results),
-            "The model's figures and rules:", *(f"  {line}" for line in report.sources)]
+    return [
+        "Sources of the rows:",
+        *(f"  {result.row.id}: {result.row.source}" for result in report.results),
+        "The model's figures and rules:",
+        *(f"  {line}" for line in report.sources),
+    ]
 
 
 def render(report: ValidationReport, fmt: str) -> str:
@@ -67,21 +104,45 @@ def render(report: ValidationReport, fmt: str) -> str:
         rows = []
         for result in report.results:
             data = result.to_dict()
-            rows.append([data["id"], data["kind"], data["role"], data["measured"], data["predicted"], data["unit"],
-                         data["error"], data.get("mfu"), data.get("hfu"), data.get("activations_error"),
-                         data["source"]])
+            rows.append(
+                [
+                    data["id"],
+                    data["kind"],
+                    data["role"],
+                    data["measured"],
+                    data["predicted"],
+                    data["unit"],
+                    data["error"],
+                    data.get("mfu"),
+                    data.get("hfu"),
+                    data.get("activations_error"),
+                    data["source"],
+                ]
+            )
         return csv_text(_CSV_HEADERS, rows)
     sections = []
-    for kind, headers, right, heading in (("time", _TIME_HEADERS, (2, 3, 4, 5, 6), "Time per optimizer step"),
-                                          ("memory", _MEMORY_HEADERS, (2, 3, 4, 5), "Memory per GPU")):
+    for kind, headers, right, heading in (
+        ("time", _TIME_HEADERS, (2, 3, 4, 5, 6), "Time per optimizer step"),
+        ("memory", _MEMORY_HEADERS, (2, 3, 4, 5), "Memory per GPU"),
+    ):
         if not report.of(kind):
             continue
         if fmt == "markdown":
-            sections.append(markdown_text(headers, _rows(report, kind), right=right, title=[f"### {heading}"],
-                                          footer=[f"- {line}" for line in summary_lines(report, kind)]))
+            sections.append(
+                markdown_text(
+                    headers,
+                    _rows(report, kind),
+                    right=right,
+                    title=[f"### {heading}"],
+                    footer=[f"- {line}" for line in summary_lines(report, kind)],
+                )
+            )
         else:
-            sections.append(table_text(headers, _rows(report, kind), right=right, title=[heading],
-                                       footer=summary_lines(report, kind)))
+            sections.append(
+                table_text(
+                    headers, _rows(report, kind), right=right, title=[heading], footer=summary_lines(report, kind)
+                )
+            )
     if fmt == "markdown":
         head = "\n\n".join(_title(report)) + "\n"
         tail = "\n".join(f"- {line.strip()}" for line in _sources(report) if line.startswith("  ")) + "\n"

@@ -30,8 +30,19 @@ def test_targets_without_a_rank_and_empty_targets_are_refused():
 
 def test_a_peft_config_is_read(tmp_path):
     path = tmp_path / "adapter_config.json"
-    path.write_text(json.dumps({"peft_type": "LORA", "r": 64, "lora_alpha": 16, "lora_dropout": 0.05,
-                                "target_modules": ["q_proj", "k_proj"], "bias": "none", "task_type": "CAUSAL_LM"}))
+    path.write_text(
+        json.dumps(
+            {
+                "peft_type": "LORA",
+                "r": 64,
+                "lora_alpha": 16,
+                "lora_dropout": 0.05,
+                "target_modules": ["q_proj", "k_proj"],
+                "bias": "none",
+                "task_type": "CAUSAL_LM",
+            }
+        )
+    )
     config = read_peft_config(path)
     assert (config.rank, config.alpha, config.dropout, config.targets) == (64, 16.0, 0.05, ("q_proj", "k_proj"))
     path.write_text(json.dumps({"r": 8, "target_modules": "all-linear"}))
@@ -40,15 +51,18 @@ def test_a_peft_config_is_read(tmp_path):
     assert read_peft_config(path).regex == r".*\.(q|v)_proj"
 
 
-@pytest.mark.parametrize("content,message", [
-    ({"peft_type": "PREFIX_TUNING"}, "only LoRA"),
-    ({"r": 8, "use_dora": True}, "use_dora"),
-    ({"r": 0}, "r must be"),
-    ({"r": 8, "lora_alpha": -1}, "lora_alpha"),
-    ({"r": 8, "bias": "some"}, "bias"),
-    ({"r": 8, "target_modules": 3}, "target_modules"),
-    ([1, 2], "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ({"peft_type": "PREFIX_TUNING"}, "only LoRA"),
+        ({"r": 8, "use_dora": True}, "use_dora"),
+        ({"r": 0}, "r must be"),
+        ({"r": 8, "lora_alpha": -1}, "lora_alpha"),
+        ({"r": 8, "bias": "some"}, "bias"),
+        ({"r": 8, "target_modules": 3}, "target_modules"),
+        ([1, 2], "not a JSON object"),
+    ],
+)
 def test_bad_peft_configs_are_one_usage_error(tmp_path, content, message):
     path = tmp_path / "adapter_config.json"
     path.write_text(json.dumps(content))

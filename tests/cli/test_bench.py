@@ -26,8 +26,21 @@ def _one_line_error(result, text):
 
 def test_json_contract_and_save_round_trip(tmp_path):
     path = tmp_path / "cal.yaml"
-    result = invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 2, "--format", "json",
-                    "--save", "--force", "--calibration", path)
+    result = invoke(
+        "bench",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--seconds",
+        2,
+        "--format",
+        "json",
+        "--save",
+        "--force",
+        "--calibration",
+        path,
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # no progress bar or notes in the JSON output
     assert MATMUL_KEYS <= set(data)
@@ -64,8 +77,22 @@ def test_absent_cuda_is_a_one_line_error():
 
 def test_model_bench_json_and_save(examples, tmp_path):
     path = tmp_path / "cal.yaml"
-    result = invoke("bench", f"{examples / 'mlp.py'}:build", "--input", "8x784", "--device", "cpu", "--seconds", 1,
-                    "--format", "json", "--save", "--force", "--calibration", path)
+    result = invoke(
+        "bench",
+        f"{examples / 'mlp.py'}:build",
+        "--input",
+        "8x784",
+        "--device",
+        "cpu",
+        "--seconds",
+        1,
+        "--format",
+        "json",
+        "--save",
+        "--force",
+        "--calibration",
+        path,
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["flops_per_step"] == data["forward_flops_per_step"] + data["backward_flops_per_step"]
@@ -91,8 +118,17 @@ def _saved_calibration(tmp_path):
     from flopcalc.calibration import MatmulCalibration, save_device_entry
 
     path = tmp_path / "cal.yaml"
-    save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", matmul=MatmulCalibration(
-        tflops={"bf16": 700.0, "fp32": 50.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=25.0))
+    save_device_entry(
+        path,
+        "NVIDIA H100 80GB HBM3",
+        "cuda",
+        matmul=MatmulCalibration(
+            tflops={"bf16": 700.0, "fp32": 50.0},
+            measured_at="2026-11-28T12:00:00+00:00",
+            torch_version="x",
+            seconds=25.0,
+        ),
+    )
     return path
 
 
@@ -112,7 +148,9 @@ def test_convert_with_a_calibration_uses_measured_throughput(tmp_path):
 def test_bench_save_round_trips_through_convert(tmp_path, monkeypatch):
     """bench --save to the default path (here $FLOPCALC_CALIBRATION), then convert --calibration auto."""
     monkeypatch.setenv("FLOPCALC_CALIBRATION", str(tmp_path / "auto.yaml"))
-    bench = invoke("bench", "--device", "cpu", "--precision", "fp32", "--seconds", 1, "--format", "json", "--save", "--force")
+    bench = invoke(
+        "bench", "--device", "cpu", "--precision", "fp32", "--seconds", 1, "--format", "json", "--save", "--force"
+    )
     assert bench.exit_code == 0, bench.output
     measured = json.loads(bench.stdout)["results"][0]["median_tflops"]
     result = invoke("convert", "1e15 flop", "--calibration", "auto", "--format", "json")
@@ -126,21 +164,43 @@ def test_train_model_uses_the_benchmarked_utilization(examples, tmp_path):
 
     path = tmp_path / "cal.yaml"
     model = f"{examples / 'mlp.py'}:build"
-    bench = invoke("bench", model, "--input", "8x784", "--device", "cpu", "--seconds", 0.5, "--save", "--force",
-                   "--calibration", path, "--format", "json")
+    bench = invoke(
+        "bench",
+        model,
+        "--input",
+        "8x784",
+        "--device",
+        "cpu",
+        "--seconds",
+        0.5,
+        "--save",
+        "--force",
+        "--calibration",
+        path,
+        "--format",
+        "json",
+    )
     assert bench.exit_code == 0, bench.output
     measured = json.loads(bench.stdout)
     achieved = measured["achieved_tflops"]
     # a fixed matmul figure, so the model's share of it does not depend on how loaded the machine was
-    save_device_entry(path, measured["device_name"], "cpu", matmul=MatmulCalibration(
-        tflops={"fp32": 100.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=1.0))
+    save_device_entry(
+        path,
+        measured["device_name"],
+        "cpu",
+        matmul=MatmulCalibration(
+            tflops={"fp32": 100.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=1.0
+        ),
+    )
     result = invoke("train", model, "--input", "8x784", "--examples", 1000, "--calibration", path, "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["sustained_flops_per_gpu"] == pytest.approx(achieved * 1e12)  # measured x (achieved / measured)
     assert any("of measured matmul throughput" in note for note in data["notes"])
-    _one_line_error(invoke("train", model, "--input", "8x784", "--examples", 1000, "--calibration", path, "-u", "0.5"),
-                    "conflicts with the measured utilisation")
+    _one_line_error(
+        invoke("train", model, "--input", "8x784", "--examples", 1000, "--calibration", path, "-u", "0.5"),
+        "conflicts with the measured utilisation",
+    )
 
 
 def test_convert_without_gpu_or_calibration_is_an_error(tmp_path):
@@ -163,21 +223,48 @@ def no_launcher(monkeypatch):
 def test_distributed_two_ranks_json_and_save(no_launcher, tmp_path):
     """Two ranks through torch's launcher API: the JSON contract, busbw by nccl-tests' formulas, --save read back."""
     path = tmp_path / "cal.yaml"
-    result = invoke("bench", "--distributed", "--nproc", 2, "--device", "cpu", "--seconds", 1, "--max-bytes", "16K",
-                    "--timeout", 60, "--format", "json", "--save", "--calibration", path)
+    result = invoke(
+        "bench",
+        "--distributed",
+        "--nproc",
+        2,
+        "--device",
+        "cpu",
+        "--seconds",
+        1,
+        "--max-bytes",
+        "16K",
+        "--timeout",
+        60,
+        "--format",
+        "json",
+        "--save",
+        "--calibration",
+        path,
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["schema_version"], data["world_size"], data["nodes"], data["backend"], data["device"]) == (
-        1, 2, 1, "gloo", "cpu")
+        1,
+        2,
+        1,
+        "gloo",
+        "cpu",
+    )
     assert [rank["rank"] for rank in data["per_rank"]] == [0, 1]
     assert [(c["op"], c["bytes"]) for c in data["collectives"]] == [
-        (op, size) for op in ("all_reduce", "all_gather", "reduce_scatter") for size in (4096, 16384)]
+        (op, size) for op in ("all_reduce", "all_gather", "reduce_scatter") for size in (4096, 16384)
+    ]
     for item in data["collectives"] + data["p2p"]["results"]:
         n, size, seconds = item["ranks"], item["bytes"], item["time_s"]
         assert n == 2 and item["scope"] == "world" and seconds > 0
         algbw = size / seconds / 1e9
-        factor = {"all_reduce": 2 * (n - 1) / n, "all_gather": (n - 1) / n, "reduce_scatter": (n - 1) / n,
-                  "sendrecv": 1.0}[item["op"]]
+        factor = {
+            "all_reduce": 2 * (n - 1) / n,
+            "all_gather": (n - 1) / n,
+            "reduce_scatter": (n - 1) / n,
+            "sendrecv": 1.0,
+        }[item["op"]]
         assert item["algbw_gbps"] == pytest.approx(algbw) and item["busbw_gbps"] == pytest.approx(algbw * factor)
     calibration = load_calibration(path)
     assert calibration.to_yaml() == path.read_text()

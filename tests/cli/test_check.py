@@ -299,7 +299,10 @@ def test_junit_lists_baseline_comparisons_as_a_second_suite(workdir):
     mlp_budget(workdir)
     invoke("--update-baseline", "baseline.json")
     root = ET.fromstring(invoke("--format", "junit", "--baseline", "baseline.json").stdout)
-    assert [(s.get("name"), s.get("tests"), s.get("failures")) for s in root] == [("budgets", "3", "0"), ("baseline", "3", "0")]
+    assert [(s.get("name"), s.get("tests"), s.get("failures")) for s in root] == [
+        ("budgets", "3", "0"),
+        ("baseline", "3", "0"),
+    ]
 
 
 def test_markdown_puts_the_failure_first_with_a_verdict(workdir):
@@ -365,14 +368,16 @@ def test_an_onnx_graph_is_checked_with_train_arithmetic_and_its_notes(workdir):
         warnings.simplefilter("ignore")
         torch.onnx.export(load_model("mlp.py", device="cpu").module, (torch.randn(4, 784),), "mlp.onnx", dynamo=False)
     forward = 4 * (2 * (784 * 256 + 256 * 10) + 256 + 10 + 256)  # a batch of 4: matmuls, bias adds, ReLU
-    Path("flopcalc.yaml").write_text(textwrap.dedent(f"""
+    Path("flopcalc.yaml").write_text(
+        textwrap.dedent(f"""
         budgets:
           - name: graph
             model: mlp.onnx
             max_backward_flops: {2 * forward - 1}
             max_training_flops: 1e20
             examples: 60000
-    """))
+    """)
+    )
     result = runner.invoke(app, ["check", "--format", "json"])
     assert result.exit_code == 1, result.output
     values = {c["metric"]: c["value"] for c in json.loads(result.stdout)["checks"]}
@@ -462,8 +467,9 @@ def test_a_sigterm_while_the_baseline_is_written_keeps_the_old_one_and_leaves_no
                     "--update-baseline", {str(baseline)!r}]
         main()
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          cwd=examples.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=examples.parent
+    )
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert baseline.read_text() == "old\n"
     assert [path.name for path in tmp_path.iterdir()] == ["baseline.json"]

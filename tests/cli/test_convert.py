@@ -30,8 +30,19 @@ def test_lecture_case_matches_the_golden_json():
 
 def test_json_has_the_documented_keys():
     data = json.loads(invoke("convert", "3.14e23 flop", "--gpu", "A100-SXM4-80GB", "-f", "json").output)
-    for key in ("flop", "petaflop", "petaflop_days", "gpu_days", "gpu_hours", "wall_clock_hours", "gpu", "precision",
-                "peak_flops", "utilization", "num_gpus"):
+    for key in (
+        "flop",
+        "petaflop",
+        "petaflop_days",
+        "gpu_days",
+        "gpu_hours",
+        "wall_clock_hours",
+        "gpu",
+        "precision",
+        "peak_flops",
+        "utilization",
+        "num_gpus",
+    ):
         assert key in data
     assert (data["precision"], data["utilization"], data["peak_flops"]) == ("bf16", 0.3, 312e12)
 
@@ -39,8 +50,17 @@ def test_json_has_the_documented_keys():
 def test_table_prints_every_form_and_the_defaults():
     result = invoke("convert", "93.75 pf-days", "--gpu", "Tesla V100-SXM2-16GB", "--num-gpus", "100")
     assert result.exit_code == 0, result.output
-    for text in ("8.1e21", "93.75", "2,500", "60,000", "600", "fp16", "utilization 0.3", "datasheet dense fp16",
-                 "100 GPUs"):
+    for text in (
+        "8.1e21",
+        "93.75",
+        "2,500",
+        "60,000",
+        "600",
+        "fp16",
+        "utilization 0.3",
+        "datasheet dense fp16",
+        "100 GPUs",
+    ):
         assert text in result.output
 
 
@@ -59,17 +79,19 @@ def test_output_file_is_written(tmp_path):
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["5 gpu-days", "--gpu", "Z9000"], "unknown GPU 'Z9000'"),
-     (["5 gpu-days", "--gpu", "A100 40GB"], "ambiguous"),
-     (["5 gpu-days", "--gpu", "T4", "--utilization", "1.5"], "utilization must be in (0, 1]"),
-     (["5 gpu-days", "--gpu", "T4", "--utilization", "0"], "utilization must be in (0, 1]"),
-     (["5 gpu-days", "--gpu", "T4", "--utilization", "lots"], "is not a number"),
-     (["--gpu", "T4", "--", "-5 gpu-days"], "negative"),  # a leading '-' needs '--' (or it reads as an option)
-     (["five gpu-days", "--gpu", "T4"], "not a number"),
-     (["5 furlongs", "--gpu", "T4"], "unknown unit 'furlongs'"),
-     (["5 gpu-days", "--gpu", "T4", "--precision", "bf16"], "it has: fp32, fp16, int8"),
-     (["5 gpu-days", "--gpu", "T4", "--num-gpus", "0"], "--num-gpus"),
-     (["5 gpu-days", "--gpu", "T4", "--catalog", "/nonexistent.yaml"], "does not exist")],
+    [
+        (["5 gpu-days", "--gpu", "Z9000"], "unknown GPU 'Z9000'"),
+        (["5 gpu-days", "--gpu", "A100 40GB"], "ambiguous"),
+        (["5 gpu-days", "--gpu", "T4", "--utilization", "1.5"], "utilization must be in (0, 1]"),
+        (["5 gpu-days", "--gpu", "T4", "--utilization", "0"], "utilization must be in (0, 1]"),
+        (["5 gpu-days", "--gpu", "T4", "--utilization", "lots"], "is not a number"),
+        (["--gpu", "T4", "--", "-5 gpu-days"], "negative"),  # a leading '-' needs '--' (or it reads as an option)
+        (["five gpu-days", "--gpu", "T4"], "not a number"),
+        (["5 furlongs", "--gpu", "T4"], "unknown unit 'furlongs'"),
+        (["5 gpu-days", "--gpu", "T4", "--precision", "bf16"], "it has: fp32, fp16, int8"),
+        (["5 gpu-days", "--gpu", "T4", "--num-gpus", "0"], "--num-gpus"),
+        (["5 gpu-days", "--gpu", "T4", "--catalog", "/nonexistent.yaml"], "does not exist"),
+    ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
     target = tmp_path / "out.json"
@@ -178,8 +200,12 @@ def test_a_unit_gpu_and_a_different_gpu_option_is_exit_2():
 def test_pf_days_to_flop_needs_no_gpu():
     result = invoke("convert", "93.75 pf-days", "--format", "json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"input": {"text": "93.75 pf-days", "value": 93.75, "unit": "pf_days"},
-                                         "flop": 8.1e21, "petaflop": 8.1e6, "petaflop_days": 93.75}
+    assert json.loads(result.stdout) == {
+        "input": {"text": "93.75 pf-days", "value": 93.75, "unit": "pf_days"},
+        "flop": 8.1e21,
+        "petaflop": 8.1e6,
+        "petaflop_days": 93.75,
+    }
     table = invoke("convert", "8.1e21 flop")
     assert table.exit_code == 0
     assert "93.75" in table.stdout and "need --gpu" in table.stdout
@@ -191,8 +217,10 @@ def test_gpu_days_without_a_gpu_is_one_line_exit_2():
     assert "needs --gpu" in result.output and len(result.output.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("bare, chosen", [("V100", "V100-SXM2"), ("A100", "A100-SXM4-80GB"), ("H100", "H100-SXM"),
-                                          ("NVIDIA A100", "A100-SXM4-80GB")])
+@pytest.mark.parametrize(
+    "bare, chosen",
+    [("V100", "V100-SXM2"), ("A100", "A100-SXM4-80GB"), ("H100", "H100-SXM"), ("NVIDIA A100", "A100-SXM4-80GB")],
+)
 def test_a_bare_family_name_is_its_most_common_variant_with_a_note(bare, chosen):
     result = invoke("convert", "1 gpu-days", "--gpu", bare, "--utilization", "0.5", "--format", "json")
     assert result.exit_code == 0, result.output
@@ -210,8 +238,15 @@ def test_every_common_variant_named_is_in_the_catalogue():
         assert all(family in gpu_id.lower() for gpu_id in ids)
 
 
-@pytest.mark.parametrize("quantity, human", [("0.75 gpu-hours", "45 min"), ("3.2 gpu-hours", "3.2 h"),
-                                             ("12.4 gpu-days", "12.4 days"), ("2500 gpu-days", "6.84 years")])
+@pytest.mark.parametrize(
+    "quantity, human",
+    [
+        ("0.75 gpu-hours", "45 min"),
+        ("3.2 gpu-hours", "3.2 h"),
+        ("12.4 gpu-days", "12.4 days"),
+        ("2500 gpu-days", "6.84 years"),
+    ],
+)
 def test_wall_clock_also_reads_as_people_say_it(quantity, human):
     result = invoke("convert", quantity, "--gpu", "T4", "--utilization", "0.5")
     assert result.exit_code == 0, result.output
@@ -242,9 +277,14 @@ def test_json_stays_strict_at_the_edges_of_the_catalogues_range(peak, memory, tm
     catalog = tmp_path / "edge.yaml"
     catalog.write_text(EXTREME_ENTRY.format(tag="E", peak=peak, memory=memory))
     base = ("--catalog", catalog, "--gpu", "ZZ-E", "--format", "json")
-    for command in (("convert", "1e40 flop", "-u", "0.0001", "-n", "1"), ("convert", "1e40 gpu-hours"),
-                    ("train", "--params", "1e40", "--tokens", "1e40"), ("optimal", "-C", "1e40 flop"),
-                    ("gpus", "show", "ZZ-E"), ("infer", examples / "mlp.py", "--input", "1x784")):
+    for command in (
+        ("convert", "1e40 flop", "-u", "0.0001", "-n", "1"),
+        ("convert", "1e40 gpu-hours"),
+        ("train", "--params", "1e40", "--tokens", "1e40"),
+        ("optimal", "-C", "1e40 flop"),
+        ("gpus", "show", "ZZ-E"),
+        ("infer", examples / "mlp.py", "--input", "1x784"),
+    ):
         arguments = [*command, *base] if command[0] != "gpus" else [*command, *base[:2], *base[-2:]]
         result = invoke(*arguments)
         assert result.exit_code == 0, (command, result.output)

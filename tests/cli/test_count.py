@@ -42,8 +42,16 @@ def test_json_keys_of_the_contract(examples):
     assert {"forward", "backward", "params", "param_bytes", "forward_by_category", "backward_by_category"} <= set(
         data["totals"]
     )
-    layer_keys = {"name", "type", "depth", "params", "forward", "backward", "forward_by_category",
-                  "backward_by_category"}
+    layer_keys = {
+        "name",
+        "type",
+        "depth",
+        "params",
+        "forward",
+        "backward",
+        "forward_by_category",
+        "backward_by_category",
+    }
     assert all(layer_keys <= set(layer) for layer in data["layers"])
     assert len(data["layers"]) > 1  # every module, whatever --depth says
 
@@ -74,8 +82,16 @@ def test_output_file_is_written_whole(tmp_path, examples):
 
 def test_kwargs_depth_all_and_frozen(examples):
     result = invoke(
-        "count", examples / "llama.py", "--kwargs", '{"n_layers": 1}', "--depth", "all", "--frozen", "embed",
-        "-f", "json",
+        "count",
+        examples / "llama.py",
+        "--kwargs",
+        '{"n_layers": 1}',
+        "--depth",
+        "all",
+        "--frozen",
+        "embed",
+        "-f",
+        "json",
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -203,8 +219,20 @@ def test_compare_rejects_an_unknown_counter(examples):
 def test_json_of_a_transformer_config_has_a_conventions_block(tmp_path):
     pytest.importorskip("transformers")
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 16, "vocab_size": 64,
-                                  "n_positions": 32, "bos_token_id": 0, "eos_token_id": 0}))
+    config.write_text(
+        json.dumps(
+            {
+                "model_type": "gpt2",
+                "n_layer": 1,
+                "n_head": 2,
+                "n_embd": 16,
+                "vocab_size": 64,
+                "n_positions": 32,
+                "bos_token_id": 0,
+                "eos_token_id": 0,
+            }
+        )
+    )
     data = json.loads(invoke("count", config, "--seq-len", "32", "--format", "json").output)
     block = data["conventions"]
     assert block["shape"]["layers"] == 1 and block["shape"]["seq_len"] == 32
@@ -223,7 +251,9 @@ def test_compare_with_csv_is_refused_before_any_counting(examples, tmp_path):
 def test_an_output_path_that_cannot_be_written_is_refused_before_counting(tmp_path):
     built = tmp_path / "built.txt"
     source = tmp_path / "net.py"
-    source.write_text(f"import torch\ndef build():\n    open({str(built)!r}, 'a').write('b')\n    return torch.nn.Linear(4, 4)\n")
+    source.write_text(
+        f"import torch\ndef build():\n    open({str(built)!r}, 'a').write('b')\n    return torch.nn.Linear(4, 4)\n"
+    )
     for target, reason in ((tmp_path / "missing" / "r.json", "does not exist"), (tmp_path, "it is a folder")):
         result = runner.invoke(app, ["count", str(source), "--input", "2x4", "-o", str(target)])
         assert result.exit_code == 2 and reason in result.output and result.output.count("\n") == 1
@@ -233,8 +263,18 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_counting(tmp_pa
 def test_max_layers_refuses_a_deep_config_naming_the_flag(tmp_path):
     pytest.importorskip("transformers")
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"model_type": "llama", "hidden_size": 8, "intermediate_size": 16,
-                                  "num_hidden_layers": 1_000_000, "num_attention_heads": 2, "vocab_size": 10}))
+    config.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "hidden_size": 8,
+                "intermediate_size": 16,
+                "num_hidden_layers": 1_000_000,
+                "num_attention_heads": 2,
+                "vocab_size": 10,
+            }
+        )
+    )
     result = invoke("count", config)
     assert result.exit_code == 2
     assert "declares 1,000,000 layers, more than --max-layers 10,000" in result.output
@@ -267,8 +307,9 @@ def test_a_misspelled_named_input_is_refused_on_the_command_line_and_in_a_budget
     assert result.exit_code == 2
     assert "--input bogus_arg= is not an argument of Sequential.forward (it takes input)" in result.output
     budget = tmp_path / "flopcalc.yaml"
-    budget.write_text(f"budgets:\n  - model: {examples / 'mlp.py'}\n    inputs: ['inptu=4x784']\n"
-                      "    max_forward_flops: 1G\n")
+    budget.write_text(
+        f"budgets:\n  - model: {examples / 'mlp.py'}\n    inputs: ['inptu=4x784']\n    max_forward_flops: 1G\n"
+    )
     result = invoke("check", "--budget", budget)
     assert result.exit_code == 2 and "inptu= is not an argument of Sequential.forward (it takes input)" in result.output
 
@@ -276,6 +317,7 @@ def test_a_misspelled_named_input_is_refused_on_the_command_line_and_in_a_budget
 def test_a_named_input_replaces_the_example_input_it_names(examples):
     """cnn.py's example_inputs() fills forward's `x` by position: `--input x=...` takes its place (it used to be
     passed as well, and the forward got x twice)."""
+
     def forward_of(*args):
         result = invoke("count", f"{examples / 'cnn.py'}:build", *args, "--format", "json", "--depth", "0")
         assert result.exit_code == 0, result.output
@@ -343,8 +385,13 @@ def test_count_on_a_terminal_shows_progress_on_stderr_and_nothing_in_a_pipe(exam
 def test_sparsity_shows_effective_figures_and_each_weights_zeros(examples):
     result = invoke("count", f"{examples / 'pruned.py'}:build", "--sparsity")
     assert result.exit_code == 0, result.output
-    for text in ("Eff. fwd FLOP", "effective forward 19,072 FLOP", "backward 43,648 FLOP",
-                 "0.weight 32x64: 50.0% zeros, 2:4 along the reduction dimension", "2.weight 16x32: 75.0% zeros"):
+    for text in (
+        "Eff. fwd FLOP",
+        "effective forward 19,072 FLOP",
+        "backward 43,648 FLOP",
+        "0.weight 32x64: 50.0% zeros, 2:4 along the reduction dimension",
+        "2.weight 16x32: 75.0% zeros",
+    ):
         assert text in result.output
     data = json.loads(invoke("count", f"{examples / 'pruned.py'}:build", "--sparsity", "--format", "json").stdout)
     assert (data["totals"]["effective_forward"], data["totals"]["effective_backward"]) == (19_072, 43_648)

@@ -18,8 +18,11 @@ def invoke(*args):
 def gpt2_config(tmp_path):
     pytest.importorskip("transformers")
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"model_type": "gpt2", "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 64,
-                                "vocab_size": 100}))
+    path.write_text(
+        json.dumps(
+            {"model_type": "gpt2", "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 64, "vocab_size": 100}
+        )
+    )
     return path
 
 
@@ -38,7 +41,8 @@ def test_onnx_graph_with_dim_option_and_forward_only_output(tmp_path):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["y"], name="/proj/MatMul")], "g",
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="/proj/MatMul")],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [helper.make_tensor("W", TensorProto.FLOAT, [8, 4], [0.0] * 32)],
@@ -86,8 +90,9 @@ def test_train_on_an_onnx_graph_assumes_backward_2x_forward(tmp_path, examples):
     path = tmp_path / "mlp.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(load_model(str(examples / "mlp.py"), device="cpu").module, (torch.randn(4, 784),), str(path),
-                          dynamo=False)
+        torch.onnx.export(
+            load_model(str(examples / "mlp.py"), device="cpu").module, (torch.randn(4, 784),), str(path), dynamo=False
+        )
     result = invoke("train", path, "--examples", "60000", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

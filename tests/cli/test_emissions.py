@@ -10,8 +10,27 @@ from typer.testing import CliRunner
 from flopcalc.cli import app
 
 runner = CliRunner()
-PLAN = ["plan", "--params", "6.7e9", "--seq-len", "2048", "--layers", "32", "--hidden", "4096", "--heads", "32",
-        "--gpu", "H100-SXM", "-n", "16", "--tp", "8", "--tokens", "1T"]
+PLAN = [
+    "plan",
+    "--params",
+    "6.7e9",
+    "--seq-len",
+    "2048",
+    "--layers",
+    "32",
+    "--hidden",
+    "4096",
+    "--heads",
+    "32",
+    "--gpu",
+    "H100-SXM",
+    "-n",
+    "16",
+    "--tp",
+    "8",
+    "--tokens",
+    "1T",
+]
 
 
 def invoke(*args):
@@ -25,14 +44,32 @@ def run_json(*args):
 
 
 def test_train_reports_kg_co2e_from_a_region_and_states_its_sources():
-    data = run_json("train", "--params", "175e9", "--tokens", "300e9", "--gpu", "V100-SXM2", "-n", "1024",
-                    "--pue", "1.1", "--region", "IN")
+    data = run_json(
+        "train",
+        "--params",
+        "175e9",
+        "--tokens",
+        "300e9",
+        "--gpu",
+        "V100-SXM2",
+        "-n",
+        "1024",
+        "--pue",
+        "1.1",
+        "--region",
+        "IN",
+    )
     gpu_hours = Fraction("3.15e23") / (Fraction("125e12") * Fraction("0.3") * 3600)
     assert data["emissions_kg_co2e"] == float(300 * gpu_hours * Fraction("1.1") / 1000 * 713 / 1000)
     assert data["grid_intensity"]["region"] == "IN" and data["grid_intensity"]["year"] == 2023
     table = invoke("train", "--params", "175e9", "--tokens", "300e9", "--gpu", "V100-SXM2", "--region", "IN")
-    for text in ("emissions", "kg CO2e = kWh x 713 gCO2e/kWh", "an upper estimate from board power",
-                 "Uptime Institute", "IN 2023: 713 gCO2e/kWh (Ember"):
+    for text in (
+        "emissions",
+        "kg CO2e = kWh x 713 gCO2e/kWh",
+        "an upper estimate from board power",
+        "Uptime Institute",
+        "IN 2023: 713 gCO2e/kWh (Ember",
+    ):
         assert text in table.stdout, text
 
 
@@ -42,8 +79,12 @@ def test_convert_adds_energy_and_emissions_only_when_asked():
     data = run_json("convert", "2500 V100-days", "--pue", "1.5", "--grid-intensity", "200")
     assert data["energy_kwh"] == 300 * 60_000 * 1.5 / 1000 == 27_000
     assert data["emissions_kg_co2e"] == 27_000 * 200 / 1000
-    assert data["grid_intensity"] == {"g_co2e_per_kwh": 200.0, "region": None, "year": None,
-                                      "source": "--grid-intensity"}
+    assert data["grid_intensity"] == {
+        "g_co2e_per_kwh": 200.0,
+        "region": None,
+        "year": None,
+        "source": "--grid-intensity",
+    }
 
 
 def test_plan_reports_kg_co2e_next_to_kwh():
@@ -52,11 +93,14 @@ def test_plan_reports_kg_co2e_next_to_kwh():
     assert "emissions_kg_co2e" not in run_json(*PLAN)["training"]
 
 
-@pytest.mark.parametrize("args", [
-    ["train", "--params", "7e9", "--tokens", "1e12", "--gpu", "H100-SXM"],
-    ["convert", "100 gpu-days", "--gpu", "H100-SXM"],
-    PLAN,
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--params", "7e9", "--tokens", "1e12", "--gpu", "H100-SXM"],
+        ["convert", "100 gpu-days", "--gpu", "H100-SXM"],
+        PLAN,
+    ],
+)
 def test_an_unknown_region_is_one_line_and_exit_2(args):
     result = invoke(*args, "--region", "ZZ")
     assert result.exit_code == 2, result.output

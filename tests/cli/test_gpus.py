@@ -8,8 +8,19 @@ from typer.testing import CliRunner
 from flopcalc.cli import app
 
 runner = CliRunner()
-SHOW_KEYS = ("id", "name", "vendor", "aliases", "year", "peak_flops", "sparse_peak_flops", "memory_gb",
-             "memory_bandwidth_gbps", "tdp_w", "sources")
+SHOW_KEYS = (
+    "id",
+    "name",
+    "vendor",
+    "aliases",
+    "year",
+    "peak_flops",
+    "sparse_peak_flops",
+    "memory_gb",
+    "memory_bandwidth_gbps",
+    "tdp_w",
+    "sources",
+)
 
 
 def invoke(*args):
@@ -83,7 +94,7 @@ def test_list_bad_kind_is_one_line_exit_2():
 def test_list_shows_int8_and_memory_bandwidth_in_every_format():
     rows = invoke("gpus", "list", "--kind", "cpu", "-f", "csv").output.splitlines()
     assert rows[0].endswith(",int8 TOPS,memory GB/s")
-    assert "Xeon-8380,Intel Xeon Platinum 8380 (Ice Lake-SP),Intel,2021,5.888,,,\"6,144\",270,23.552,204.8" in rows
+    assert 'Xeon-8380,Intel Xeon Platinum 8380 (Ice Lake-SP),Intel,2021,5.888,,,"6,144",270,23.552,204.8' in rows
     table = invoke("gpus", "list", "--vendor", "google").output
     assert "memory GB/s" in table and "34" in table.split("TPU-v1", 1)[1].splitlines()[0]
     assert "| memory GB/s |" in invoke("gpus", "list", "-f", "markdown").output
@@ -92,7 +103,12 @@ def test_list_shows_int8_and_memory_bandwidth_in_every_format():
 def test_show_json_of_a_cpu_carries_cores_clock_and_channels():
     data = json.loads(invoke("gpus", "show", "AMD EPYC 9654 96-Core Processor", "-f", "json").output)
     assert (data["id"], data["kind"], data["cores"], data["memory_channels"], data["memory_mt_s"]) == (
-        "EPYC-9654", "cpu", 96, 12, 4800)
+        "EPYC-9654",
+        "cpu",
+        96,
+        12,
+        4800,
+    )
     group = data["core_groups"][0]
     assert (group["clock_ghz"], group["clock"], group["flop_per_cycle"]["fp32"]) == (2.4, "base", 32)
     assert data["peak_flops"]["fp32"] == 7.3728e12 and data["memory_bandwidth_gbps"] == 460.8
@@ -103,9 +119,12 @@ def test_show_json_of_a_cpu_carries_cores_clock_and_channels():
 def test_show_table_of_a_cpu_says_how_each_figure_follows():
     result = invoke("gpus", "show", "Xeon-8480plus")
     assert result.exit_code == 0, result.output
-    for text in ("114.688 TFLOPS dense = 56 cores x 2 GHz (base) x 1024 FLOP/cycle",
-                 "229.376 TOPS dense = 56 cores x 2 GHz (base) x 2048 ops/cycle",
-                 "AMX-BF16 tile unit: 512 bf16 multiply-adds", "307.2 GB/s = 8 channels x 4800 MT/s x 8 B"):
+    for text in (
+        "114.688 TFLOPS dense = 56 cores x 2 GHz (base) x 1024 FLOP/cycle",
+        "229.376 TOPS dense = 56 cores x 2 GHz (base) x 2048 ops/cycle",
+        "AMX-BF16 tile unit: 512 bf16 multiply-adds",
+        "307.2 GB/s = 8 channels x 4800 MT/s x 8 B",
+    ):
         assert text in " ".join(result.output.split())
 
 

@@ -76,8 +76,10 @@ def test_a_missing_model_file_is_one_line_before_torch_is_imported(command, tmp_
     import subprocess
     import sys
 
-    probe = ("import sys; from flopcalc.cli import main; sys.argv = ['flopcalc', %r, 'missing/net.py:build'];\n"
-             "try:\n    main()\nexcept SystemExit as stop:\n    print('torch' in sys.modules, stop.code)") % command
+    probe = (
+        f"import sys; from flopcalc.cli import main; sys.argv = ['flopcalc', {command!r}, 'missing/net.py:build'];\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n    print('torch' in sys.modules, stop.code)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
     assert done.stdout.split() == ["False", "2"], done.stderr
     assert "model file missing/net.py not found" in done.stderr

@@ -10,13 +10,42 @@ from flopcalc.cli import app
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 runner = CliRunner()
-TINY_LLAMA = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=64, intermediate_size=160,
-                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000,
-                  max_position_embeddings=256, tie_word_embeddings=False)
-GENERATION = ("--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "4", "--batch-size", "1,4",
-              "--weight-dtype", "int4")
-DECODER_GOLDEN = ("--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "4", "--batch-size", "1,4",
-                  "--kv-dtype", "fp8")
+TINY_LLAMA = dict(
+    model_type="llama",
+    architectures=["LlamaForCausalLM"],
+    hidden_size=64,
+    intermediate_size=160,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=1000,
+    max_position_embeddings=256,
+    tie_word_embeddings=False,
+)
+GENERATION = (
+    "--gpu",
+    "A100-SXM4-80GB",
+    "--prompt",
+    "8",
+    "--generate",
+    "4",
+    "--batch-size",
+    "1,4",
+    "--weight-dtype",
+    "int4",
+)
+DECODER_GOLDEN = (
+    "--gpu",
+    "A100-SXM4-80GB",
+    "--prompt",
+    "8",
+    "--generate",
+    "4",
+    "--batch-size",
+    "1,4",
+    "--kv-dtype",
+    "fp8",
+)
 
 
 def invoke(*args):
@@ -44,8 +73,14 @@ def test_json_matches_the_golden_contract(examples):
     assert set(data["batches"][0]) >= {"batch_size", "latency_s", "throughput_per_s", "bound"}
     assert set(data["prefill"]) >= {"tokens", "flops", "time_s"}
     assert set(data["decode"]) >= {"flops_per_token_at_context", "flops_total", "time_per_token_s", "tokens_per_s"}
-    for key in ("precision", "weights_bytes", "kv_cache_bytes_per_token", "kv_cache_bytes", "max_batch_that_fits",
-                "notes"):
+    for key in (
+        "precision",
+        "weights_bytes",
+        "kv_cache_bytes_per_token",
+        "kv_cache_bytes",
+        "max_batch_that_fits",
+        "notes",
+    ):
         assert key in data
     assert data["kv_cache_bytes_per_token"] == 2 * 2 * 64 * 1  # K and V, 2 layers of width 64, fp8
     assert data["time_model"] == "roofline"  # no device profile: the times are roofline bounds
@@ -54,9 +89,18 @@ def test_json_matches_the_golden_contract(examples):
 def test_table_states_the_bounds_are_lower_bounds_and_shows_every_part(tiny_llama):
     result = invoke("infer", tiny_llama, *GENERATION)
     assert result.exit_code == 0, result.output
-    for text in ("lower bounds", "1 multiply-add = 2 FLOPs", "model.layers.*.mlp.up_proj", "Time/token", "TTFT",
-                 "KV cache", "prefill (batch 1, 8 tokens)", "decode (batch 1, 4 tokens)", "int4 weights: 4 bits",
-                 "largest batch that fits"):
+    for text in (
+        "lower bounds",
+        "1 multiply-add = 2 FLOPs",
+        "model.layers.*.mlp.up_proj",
+        "Time/token",
+        "TTFT",
+        "KV cache",
+        "prefill (batch 1, 8 tokens)",
+        "decode (batch 1, 4 tokens)",
+        "int4 weights: 4 bits",
+        "largest batch that fits",
+    ):
         assert text in result.output, text
     assert "flopcalc: note" not in result.output  # the table shows its notes itself
 
@@ -78,16 +122,19 @@ def test_plain_model_markdown_csv_and_an_output_file(examples, tmp_path):
     assert data["prefill"] is None and data["decode"] is None and data["batches"][0]["ttft_s"] is None
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--batch-size", "0"), "a batch size must be at least 1"),
-    (("--batch-size", "1,x"), "is not a list of whole numbers"),
-    (("--prompt", "8", "--generate", "2"), "does not take input_ids, past_key_values and use_cache"),
-    (("--generate", "2"), "--prompt and --generate go together"),
-    (("--batch-size", "99999999999999999999"), "a batch size must be at most 16,777,216"),
-    (("--prompt", "8", "--generate", "99999999999999"), "at most 16,777,216 tokens in all"),
-    (("--weight-dtype", "int2"), "--weight-dtype 'int2' is not a storage format"),
-    (("--compute-precision", "fp8"), "A100-SXM4-80GB has no fp8 peak"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--batch-size", "0"), "a batch size must be at least 1"),
+        (("--batch-size", "1,x"), "is not a list of whole numbers"),
+        (("--prompt", "8", "--generate", "2"), "does not take input_ids, past_key_values and use_cache"),
+        (("--generate", "2"), "--prompt and --generate go together"),
+        (("--batch-size", "99999999999999999999"), "a batch size must be at most 16,777,216"),
+        (("--prompt", "8", "--generate", "99999999999999"), "at most 16,777,216 tokens in all"),
+        (("--weight-dtype", "int2"), "--weight-dtype 'int2' is not a storage format"),
+        (("--compute-precision", "fp8"), "A100-SXM4-80GB has no fp8 peak"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(examples, args, message):
     result = invoke("infer", f"{examples / 'mlp.py'}:build", "--gpu", "A100-SXM4-80GB", *args)
     assert result.exit_code == 2, result.output
@@ -109,8 +156,19 @@ def test_a_gpu_without_a_bandwidth_figure_and_no_gpu_at_all(examples, tmp_path):
 def test_an_encoder_with_generate_is_one_line(tmp_path):
     pytest.importorskip("transformers")
     path = tmp_path / "config.json"
-    path.write_text(json.dumps(dict(model_type="bert", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                    num_attention_heads=4, vocab_size=1000, architectures=["BertModel"])))
+    path.write_text(
+        json.dumps(
+            dict(
+                model_type="bert",
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                vocab_size=1000,
+                architectures=["BertModel"],
+            )
+        )
+    )
     result = invoke("infer", path, "--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "2")
     assert result.exit_code == 2 and "is not a causal language model" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -133,8 +191,19 @@ def test_the_documented_json_example_uses_the_contract_keys():
 def test_generate_on_a_model_whose_attention_is_not_causal_exits_2(tmp_path):
     pytest.importorskip("transformers")
     path = tmp_path / "config.json"
-    path.write_text(json.dumps(dict(model_type="bert", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                    num_attention_heads=4, vocab_size=1000, architectures=["BertLMHeadModel"])))
+    path.write_text(
+        json.dumps(
+            dict(
+                model_type="bert",
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                vocab_size=1000,
+                architectures=["BertLMHeadModel"],
+            )
+        )
+    )
     result = invoke("infer", path, "--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "2")
     assert result.exit_code == 2, result.output
     assert "is not a causal language model: its attention sees every position both ways" in result.stderr
@@ -155,7 +224,7 @@ def a100_profile_file(folder):
 
     text = default_profiles_text()
     path = folder / "a100.yaml"
-    path.write_text(text[:text.index("  - device: H100-SXM")])
+    path.write_text(text[: text.index("  - device: H100-SXM")])
     return path
 
 
@@ -164,8 +233,9 @@ def test_a_device_profile_makes_the_times_predictions_and_says_so(examples, tmp_
     bounds = invoke("infer", examples / "decoder.py", *DECODER_GOLDEN)
     assert bounds.exit_code == 0, bounds.output
     assert "serving bounds" in bounds.stdout and "times: roofline bounds" in bounds.stdout
-    predicted = invoke("infer", examples / "decoder.py", "--calibration", profile, *DECODER_GOLDEN[2:],
-                       "--format", "json")  # the GPU is the one the file profiles
+    predicted = invoke(
+        "infer", examples / "decoder.py", "--calibration", profile, *DECODER_GOLDEN[2:], "--format", "json"
+    )  # the GPU is the one the file profiles
     assert predicted.exit_code == 0, predicted.output
     data = json.loads(predicted.stdout)
     assert data["time_model"] == "predicted" and data["gpu"]["id"] == "A100-SXM4-80GB"
@@ -181,9 +251,18 @@ def test_a_device_profile_makes_the_times_predictions_and_says_so(examples, tmp_
 
 def test_a_profile_of_another_device_is_one_line_exit_2(examples, tmp_path):
     target = tmp_path / "infer.json"
-    result = invoke("infer", examples / "decoder.py", "--gpu", "H100-SXM", "--calibration",
-                    a100_profile_file(tmp_path), "--format", "json", "--output", target)
+    result = invoke(
+        "infer",
+        examples / "decoder.py",
+        "--gpu",
+        "H100-SXM",
+        "--calibration",
+        a100_profile_file(tmp_path),
+        "--format",
+        "json",
+        "--output",
+        target,
+    )
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
     assert "profiles A100-SXM4-80GB, not H100-SXM: a profile measured on one device does not apply" in result.stderr
     assert not target.exists()
-

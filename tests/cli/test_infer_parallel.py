@@ -8,9 +8,18 @@ from typer.testing import CliRunner
 from flopcalc.cli import app
 
 runner = CliRunner()
-TINY_LLAMA = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=64, intermediate_size=160,
-                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000,
-                  max_position_embeddings=256, tie_word_embeddings=False)
+TINY_LLAMA = dict(
+    model_type="llama",
+    architectures=["LlamaForCausalLM"],
+    hidden_size=64,
+    intermediate_size=160,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=1000,
+    max_position_embeddings=256,
+    tie_word_embeddings=False,
+)
 GENERATION = ("--gpu", "H100-SXM", "--prompt", "8", "--generate", "2")
 
 
@@ -36,12 +45,15 @@ def test_table_and_json_of_two_gpus_and_two_replicas(tiny_llama):
     assert data["parallel"]["tp"] == 2 and data["parallel"]["all_reduces_per_step"] == 4
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--tp", "3"), "--tp 3 must divide the 8 GPUs of a node"),
-    (("--tp", "8"), "--tp 8 does not divide the model's 4 attention heads"),
-    (("--pp", "3"), "--pp 3 does not divide the model's 2 layers"),
-    (("--tp", "2", "--prompt", "8"), "--prompt and --generate go together"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--tp", "3"), "--tp 3 must divide the 8 GPUs of a node"),
+        (("--tp", "8"), "--tp 8 does not divide the model's 4 attention heads"),
+        (("--pp", "3"), "--pp 3 does not divide the model's 2 layers"),
+        (("--tp", "2", "--prompt", "8"), "--prompt and --generate go together"),
+    ],
+)
 def test_bad_layouts_are_one_line_and_exit_2(tiny_llama, args, message):
     base = GENERATION if "--prompt" not in args else ("--gpu", "H100-SXM")
     result = invoke("infer", tiny_llama, *base, *args)
@@ -59,8 +71,22 @@ def test_a_gpu_without_an_intra_node_link_needs_one_given(tiny_llama):
     assert result.exit_code == 2, result.output
     assert "L4 has no intra-node link figure" in result.stderr and "--intra-node-gbps" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    given = invoke("infer", tiny_llama, "--gpu", "L4", "--prompt", "8", "--generate", "2", "--tp", "2",
-                   "--intra-node-gbps", "32", "--format", "json")
+    given = invoke(
+        "infer",
+        tiny_llama,
+        "--gpu",
+        "L4",
+        "--prompt",
+        "8",
+        "--generate",
+        "2",
+        "--tp",
+        "2",
+        "--intra-node-gbps",
+        "32",
+        "--format",
+        "json",
+    )
     assert given.exit_code == 0, given.output
     link = json.loads(given.stdout)["parallel"]["tensor_parallel_link"]
     assert link["gbps"] == 32 and link["source"].startswith("--intra-node-gbps")

@@ -14,14 +14,54 @@ SEVEN_B = ["--params", "6.7e9", "--seq-len", "2048", "--layers", "32", "--hidden
 FLEET = ["--gpu", "H100-SXM", "--intra-node-gbps", "450", "--inter-node-gbps", "50"]
 CONTRACT = {
     "model": {"params", "flops_per_micro_batch", "source"},
-    "parallelism": {"dp", "tp", "pp", "zero", "recompute", "sequence_parallel", "micro_batch", "global_batch",
-                    "grad_accum", "num_gpus", "gpus_per_node", "virtual_stages", "ep", "cp", "capacity_factor",
-                    "fsdp", "shard_group"},
+    "parallelism": {
+        "dp",
+        "tp",
+        "pp",
+        "zero",
+        "recompute",
+        "sequence_parallel",
+        "micro_batch",
+        "global_batch",
+        "grad_accum",
+        "num_gpus",
+        "gpus_per_node",
+        "virtual_stages",
+        "ep",
+        "cp",
+        "capacity_factor",
+        "fsdp",
+        "shard_group",
+    },
     "memory_per_gpu_bytes": {"weights", "gradients", "optimizer", "activations", "total"},
-    "step": {"compute_s", "dp_comm_s", "tp_comm_s", "pp_comm_s", "bubble_fraction", "exposed_comm_s", "step_s",
-             "time_model", "mfu", "hfu", "optimizer_s", "prediction", "ep_comm_s", "cp_comm_s"},
-    "training": {"model_flops", "hardware_flops", "steps", "wall_clock_s", "wall_clock_days", "gpu_hours", "mfu",
-                 "hfu", "energy_kwh", "cost"},
+    "step": {
+        "compute_s",
+        "dp_comm_s",
+        "tp_comm_s",
+        "pp_comm_s",
+        "bubble_fraction",
+        "exposed_comm_s",
+        "step_s",
+        "time_model",
+        "mfu",
+        "hfu",
+        "optimizer_s",
+        "prediction",
+        "ep_comm_s",
+        "cp_comm_s",
+    },
+    "training": {
+        "model_flops",
+        "hardware_flops",
+        "steps",
+        "wall_clock_s",
+        "wall_clock_days",
+        "gpu_hours",
+        "mfu",
+        "hfu",
+        "energy_kwh",
+        "cost",
+    },
 }
 
 
@@ -35,8 +75,21 @@ def run_json(*args, exit_code=0):
     return json.loads(result.stdout)
 
 
-GOLDEN_LAYOUT = ("-n", "16", "--tp", "8", "--sequence-parallel", "--zero", "1", "--global-batch", "512", "--tokens",
-                 "1T", "--price-per-gpu-hour", "2.5")
+GOLDEN_LAYOUT = (
+    "-n",
+    "16",
+    "--tp",
+    "8",
+    "--sequence-parallel",
+    "--zero",
+    "1",
+    "--global-batch",
+    "512",
+    "--tokens",
+    "1T",
+    "--price-per-gpu-hour",
+    "2.5",
+)
 
 
 def test_a_7b_layout_matches_the_golden_json():
@@ -48,8 +101,16 @@ def test_a_7b_layout_matches_the_golden_json():
     assert data["step"]["time_model"] == "utilization" and data["step"]["prediction"] is None
     assert "--utilization 0.3 replaced the step-time prediction" in " ".join(data["assumptions"])
     assert data["schema_version"] == 1
-    assert set(data) == {"schema_version", *CONTRACT, "stages", "gpu_memory_bytes", "memory_reserve_bytes", "fits",
-                         "assumptions", "notes"}
+    assert set(data) == {
+        "schema_version",
+        *CONTRACT,
+        "stages",
+        "gpu_memory_bytes",
+        "memory_reserve_bytes",
+        "fits",
+        "assumptions",
+        "notes",
+    }
     # an "80 GB" H100 holds 80 GiB; 1 GiB + 5% of it is kept back for the CUDA context and fragmentation
     assert data["gpu_memory_bytes"] == 80 * 2**30 and data["memory_reserve_bytes"] == 5 * 2**30
     for key, inner in CONTRACT.items():
@@ -77,21 +138,44 @@ def test_the_same_layout_predicted_matches_its_golden_json():
     # MFU = model FLOPs per step / (step x 16 GPUs x 989.5 TFLOP/s); model FLOPs per step = 512 x 3 x forward
     assert step["mfu"] == pytest.approx(512 * 3 * 29642223255552.0 / (step["step_s"] * 16 * 989.5e12), rel=1e-12)
     assert step["step_s"] == pytest.approx(step["compute_s"] + step["exposed_comm_s"] + step["optimizer_s"], rel=1e-12)
-    assert any(line.startswith("step time predicted by flopcalc.predict on the H100-SXM device profile")
-               for line in data["assumptions"])
+    assert any(
+        line.startswith("step time predicted by flopcalc.predict on the H100-SXM device profile")
+        for line in data["assumptions"]
+    )
 
 
 def test_a_counted_model_plans_in_every_format(examples):
     model = examples / "gpt.py"
-    data = run_json(model, "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "-n", "2", "--intra-node-gbps", "200",
-                    "--examples", "10000", "--epochs", "2")
+    data = run_json(
+        model,
+        "--input",
+        "4x32:int64",
+        "--gpu",
+        "A100-SXM4-80GB",
+        "-n",
+        "2",
+        "--intra-node-gbps",
+        "200",
+        "--examples",
+        "10000",
+        "--epochs",
+        "2",
+    )
     assert data["model"]["source"] == str(model) and data["parallelism"]["micro_batch"] == 4
     assert data["parallelism"]["global_batch"] == 8 and data["training"]["steps"] == 2500
     assert data["fits"] is True and data["memory_per_gpu_bytes"]["activations"] > 0
     table = invoke(model, "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "--recompute", "selective")
     assert table.exit_code == 0, table.output
-    for text in ("memory per GPU", "activations", "of 75 GiB (80 GiB less 5 GiB reserved): fits", "time per step", "recomputation included",
-                 "assumptions:", "activations measured on the graph", "#"):
+    for text in (
+        "memory per GPU",
+        "activations",
+        "of 75 GiB (80 GiB less 5 GiB reserved): fits",
+        "time per step",
+        "recomputation included",
+        "assumptions:",
+        "activations measured on the graph",
+        "#",
+    ):
         assert text in table.stdout
     markdown = invoke(model, "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "-f", "markdown")
     assert "| memory per GPU |" in markdown.stdout
@@ -104,8 +188,15 @@ def test_search_lists_fitting_layouts_best_first_and_why_others_failed():
     assert data["schema_version"] == 1 and data["fits"] is True
     assert len(data["candidates"]) == 10
     for candidate in data["candidates"]:
-        assert set(candidate) == {"parallelism", "memory_per_gpu_bytes", "stages", "gpu_memory_bytes", "fits", "step",
-                                  "training"}
+        assert set(candidate) == {
+            "parallelism",
+            "memory_per_gpu_bytes",
+            "stages",
+            "gpu_memory_bytes",
+            "fits",
+            "step",
+            "training",
+        }
         assert candidate["fits"] is True and candidate["parallelism"]["num_gpus"] == 8
     walls = [c["training"]["wall_clock_s"] for c in data["candidates"]]
     assert walls == sorted(walls) and data["parallelism"] == data["candidates"][0]["parallelism"]
@@ -121,28 +212,31 @@ def test_zero_with_one_replica_is_a_note_on_stderr():
     assert json.loads(result.stdout)["fits"] is False
 
 
-@pytest.mark.parametrize("args, message", [
-    ([*SEVEN_B, *FLEET, "-n", "8", "--dp", "2", "--tp", "2"], "dp x tp x pp = 2 x 2 x 1 = 4, not --num-gpus 8"),
-    ([*SEVEN_B, *FLEET, "-n", "6", "--tp", "4"], "--num-gpus 6 is not a multiple of tp x pp = 4"),
-    ([*SEVEN_B, *FLEET, "--tp", "3"], "--tp 3 does not divide the 32 attention heads"),
-    ([*SEVEN_B, *FLEET, "--pp", "64"], "--pp 64 is more than the model's 32 layers"),
-    ([*SEVEN_B, "--gpu", "Z9000"], "unknown GPU"),
-    ([*SEVEN_B], "no GPU given"),
-    (["--params", "-7e9", "--seq-len", "2048", "--gpu", "H100-SXM"], "--params must be a finite number > 0"),
-    (["--params", "7e9", "--gpu", "H100-SXM", "--tokens", "1T"], "--tokens needs the FLOPs per example"),
-    ([*SEVEN_B, *FLEET, "--num-gpus", "0"], "--num-gpus must be a whole number >= 1"),
-    ([*SEVEN_B, *FLEET, "--micro-batch", "0"], "--micro-batch must be a whole number >= 1"),
-    ([*SEVEN_B, *FLEET, "--global-batch", "0"], "--global-batch must be a whole number >= 1"),
-    ([*SEVEN_B, *FLEET, "--tokens", "-5"], "--tokens must be a finite number > 0"),
-    ([*SEVEN_B, *FLEET, "--gpu-memory", "-80"], "--gpu-memory must be a finite number > 0"),
-    ([*SEVEN_B, *FLEET, "--search"], "--search needs --global-batch"),
-    ([*SEVEN_B, *FLEET, "--zero", "5"], "--zero must be 0, 1, 2 or 3"),
-    ([*SEVEN_B, *FLEET, "--recompute", "half"], "--recompute must be none, selective or full"),
-    ([*SEVEN_B, *FLEET, "--optimizer", "lion"], "--optimizer must be adamw or sgd"),
-    ([*SEVEN_B, *FLEET, "--precision", "int8"], "plan trains in bf16, fp16, fp8, tf32, fp32, fp64, not int8"),
-    (["--params", "7e9", "--seq-len", "2048", "--layers", "32", "--gpu", "H100-SXM"], "--layers without --hidden"),
-    (["--gpu", "H100-SXM"], "nothing to plan"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([*SEVEN_B, *FLEET, "-n", "8", "--dp", "2", "--tp", "2"], "dp x tp x pp = 2 x 2 x 1 = 4, not --num-gpus 8"),
+        ([*SEVEN_B, *FLEET, "-n", "6", "--tp", "4"], "--num-gpus 6 is not a multiple of tp x pp = 4"),
+        ([*SEVEN_B, *FLEET, "--tp", "3"], "--tp 3 does not divide the 32 attention heads"),
+        ([*SEVEN_B, *FLEET, "--pp", "64"], "--pp 64 is more than the model's 32 layers"),
+        ([*SEVEN_B, "--gpu", "Z9000"], "unknown GPU"),
+        ([*SEVEN_B], "no GPU given"),
+        (["--params", "-7e9", "--seq-len", "2048", "--gpu", "H100-SXM"], "--params must be a finite number > 0"),
+        (["--params", "7e9", "--gpu", "H100-SXM", "--tokens", "1T"], "--tokens needs the FLOPs per example"),
+        ([*SEVEN_B, *FLEET, "--num-gpus", "0"], "--num-gpus must be a whole number >= 1"),
+        ([*SEVEN_B, *FLEET, "--micro-batch", "0"], "--micro-batch must be a whole number >= 1"),
+        ([*SEVEN_B, *FLEET, "--global-batch", "0"], "--global-batch must be a whole number >= 1"),
+        ([*SEVEN_B, *FLEET, "--tokens", "-5"], "--tokens must be a finite number > 0"),
+        ([*SEVEN_B, *FLEET, "--gpu-memory", "-80"], "--gpu-memory must be a finite number > 0"),
+        ([*SEVEN_B, *FLEET, "--search"], "--search needs --global-batch"),
+        ([*SEVEN_B, *FLEET, "--zero", "5"], "--zero must be 0, 1, 2 or 3"),
+        ([*SEVEN_B, *FLEET, "--recompute", "half"], "--recompute must be none, selective or full"),
+        ([*SEVEN_B, *FLEET, "--optimizer", "lion"], "--optimizer must be adamw or sgd"),
+        ([*SEVEN_B, *FLEET, "--precision", "int8"], "plan trains in bf16, fp16, fp8, tf32, fp32, fp64, not int8"),
+        (["--params", "7e9", "--seq-len", "2048", "--layers", "32", "--gpu", "H100-SXM"], "--layers without --hidden"),
+        (["--gpu", "H100-SXM"], "nothing to plan"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
     target = tmp_path / "plan.json"
     result = invoke(*args, "--output", target)
@@ -165,9 +259,11 @@ def test_a_params_plan_loads_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from typer.testing import CliRunner; from flopcalc.cli import app; "
-            "r = CliRunner().invoke(app, ['plan', '--params', '7e9', '--seq-len', '2048', '--gpu', 'H100-SXM', "
-            "'-n', '64', '--zero', '3', '--inter-node-gbps', '50']); print(r.exit_code, 'torch' in sys.modules)")
+    code = (
+        "import sys; from typer.testing import CliRunner; from flopcalc.cli import app; "
+        "r = CliRunner().invoke(app, ['plan', '--params', '7e9', '--seq-len', '2048', '--gpu', 'H100-SXM', "
+        "'-n', '64', '--zero', '3', '--inter-node-gbps', '50']); print(r.exit_code, 'torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["0", "False"]
 
@@ -176,22 +272,47 @@ def test_the_intra_node_bandwidth_defaults_to_the_catalogues_link_per_direction(
     """H100 SXM: NVLink 4, 900 GB/s both directions = 450 GB/s; dp 8 in one node all-reduces the gradients at it."""
     data = run_json("--params", "1e9", "--seq-len", "1024", "--gpu", "H100-SXM", "-n", "8")
     assert data["step"]["dp_comm_s"] == pytest.approx(2 * 7 / 8 * 2e9 / 450e9)
-    assert any("catalogue, H100-SXM: NVLink 4" in line and "450 GB/s per direction" in line
-               for line in data["assumptions"])
+    assert any(
+        "catalogue, H100-SXM: NVLink 4" in line and "450 GB/s per direction" in line for line in data["assumptions"]
+    )
 
 
 def test_a_hugging_face_config_brings_its_heads_and_layers(tmp_path):
     """The config's 8 heads share 2 key/value heads (grouped-query attention): tp 4 cannot split them."""
     pytest.importorskip("transformers")
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({
-        "model_type": "llama", "hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 4,
-        "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 128,
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "hidden_size": 64,
+                "intermediate_size": 172,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 8,
+                "num_key_value_heads": 2,
+                "vocab_size": 512,
+                "max_position_embeddings": 128,
+            }
+        )
+    )
     bad = invoke(config, "--gpu", "H100-SXM", "-n", "4", "--tp", "4")
     assert bad.exit_code == 2 and "--tp 4 does not divide the 2 key/value heads" in bad.stderr
-    data = run_json(config, "--seq-len", "128", "--gpu", "H100-SXM", "-n", "8", "--tp", "2", "--pp", "2",
-                    "--sequence-parallel", "--global-batch", "16")
+    data = run_json(
+        config,
+        "--seq-len",
+        "128",
+        "--gpu",
+        "H100-SXM",
+        "-n",
+        "8",
+        "--tp",
+        "2",
+        "--pp",
+        "2",
+        "--sequence-parallel",
+        "--global-batch",
+        "16",
+    )
     assert data["parallelism"]["dp"] == 2 and data["fits"] is True
     assert data["memory_per_gpu_bytes"]["activations"] > 0
 
@@ -202,12 +323,30 @@ def test_calibration_says_which_figures_were_measured(tmp_path):
     from flopcalc.calibration import FleetCalibration, MatmulCalibration, save_device_entry
 
     path = tmp_path / "calibration.yaml"
-    save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", matmul=MatmulCalibration(
-        tflops={"bf16": 700.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=10.0))
-    common = (*SEVEN_B, "--calibration", path, "--gpu", "H100-SXM", "-n", "16", "--tp", "8", "--sequence-parallel",
-              "--global-batch", "64")
+    save_device_entry(
+        path,
+        "NVIDIA H100 80GB HBM3",
+        "cuda",
+        matmul=MatmulCalibration(
+            tflops={"bf16": 700.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=10.0
+        ),
+    )
+    common = (
+        *SEVEN_B,
+        "--calibration",
+        path,
+        "--gpu",
+        "H100-SXM",
+        "-n",
+        "16",
+        "--tp",
+        "8",
+        "--sequence-parallel",
+        "--global-batch",
+        "64",
+    )
     data = run_json(*common, "--inter-node-gbps", "50")
-    peak_line, = [line for line in data["assumptions"] if "peak" in line and "TFLOP/s" in line]
+    (peak_line,) = [line for line in data["assumptions"] if "peak" in line and "TFLOP/s" in line]
     assert "peak 700 TFLOP/s (measured by flopcalc bench" in peak_line
     assert any(line.startswith("no measured bandwidths (no fleet measurement") for line in data["assumptions"])
     assert any("450 GB/s per GPU (catalogue, H100-SXM" in line for line in data["assumptions"])
@@ -215,16 +354,24 @@ def test_calibration_says_which_figures_were_measured(tmp_path):
     assert data["gpu_memory_bytes"] == 80 * 2**30
 
     fleet = FleetCalibration(
-        backend="nccl", world_size=16, nodes=2, ranks_per_node=8,
+        backend="nccl",
+        world_size=16,
+        nodes=2,
+        ranks_per_node=8,
         busbw_gbps={"intra": {"all_reduce": 360.0}, "inter": {"all_reduce": 42.0}, "world": {"all_reduce": 40.0}},
         message_bytes={scope: {"all_reduce": 2**30} for scope in ("intra", "inter", "world")},
-        measured_at="2026-11-29T10:00:00+00:00", torch_version="x",
+        measured_at="2026-11-29T10:00:00+00:00",
+        torch_version="x",
     )
     save_device_entry(path, "NVIDIA H100 80GB HBM3", "cuda", fleet={fleet.key: fleet})
     measured = run_json(*common)
     lines = measured["assumptions"]
-    assert any(line.startswith("intra-node bus bandwidth 360 GB/s per GPU (measured by flopcalc bench --distributed "
-                               "on 2 nodes x 8") for line in lines)
+    assert any(
+        line.startswith(
+            "intra-node bus bandwidth 360 GB/s per GPU (measured by flopcalc bench --distributed on 2 nodes x 8"
+        )
+        for line in lines
+    )
     assert any(line.startswith("inter-node bus bandwidth 42 GB/s per GPU (measured") for line in lines)
     assert not any(line.startswith("no measured bandwidths") for line in lines)
     # dp 2 across the two nodes: the gradients' all-reduce runs at the measured inter-node figure
@@ -257,7 +404,7 @@ def test_a_search_with_a_huge_global_batch_answers_with_layouts_of_that_batch():
 def test_a_counted_transformer_is_predicted_from_its_shape_and_says_where_the_gemms_came_from(examples):
     data = run_json(examples / "gpt.py", "--input", "4x32:int64", "--gpu", "A100-SXM4-80GB", "-n", "2")
     assert data["step"]["time_model"] == "predicted" and 0 < data["step"]["mfu"] < 1
-    shapes, = [line for line in data["assumptions"] if line.startswith("GEMM shapes:")]
+    (shapes,) = [line for line in data["assumptions"] if line.startswith("GEMM shapes:")]
     assert "2 layers, hidden 64, 4 heads" in shapes and "32 tokens per example" in shapes
     assert "the counter gives FLOPs per module, not each matmul's M, N, K" in shapes
     mlp = invoke(examples / "mlp.py", "--gpu", "A100-SXM4-80GB", "-f", "json")
@@ -266,9 +413,31 @@ def test_a_counted_transformer_is_predicted_from_its_shape_and_says_where_the_ge
 
 
 def test_virtual_stages_interleave_and_the_table_shows_the_bubble_and_mfu():
-    args = ("--params", "175e9", "--seq-len", "2048", "--layers", "96", "--hidden", "12288", "--heads", "96",
-            "--vocab", "51200", "--gpu", "A100-SXM4-80GB", "--tp", "8", "--pp", "8", "--sequence-parallel",
-            "--global-batch", "64", "--recompute", "selective")
+    args = (
+        "--params",
+        "175e9",
+        "--seq-len",
+        "2048",
+        "--layers",
+        "96",
+        "--hidden",
+        "12288",
+        "--heads",
+        "96",
+        "--vocab",
+        "51200",
+        "--gpu",
+        "A100-SXM4-80GB",
+        "--tp",
+        "8",
+        "--pp",
+        "8",
+        "--sequence-parallel",
+        "--global-batch",
+        "64",
+        "--recompute",
+        "selective",
+    )
     table = invoke(*args, "--virtual-stages", "3")
     assert table.exit_code == 0, table.output
     assert "interleaved: (pp-1)/v / (m + (pp-1)/v) = 7/3 / (64 + 7/3)" in table.stdout
@@ -282,7 +451,7 @@ def test_a_profile_file_of_another_device_is_one_line_exit_2(tmp_path):
 
     text = default_profiles_text()
     path = tmp_path / "profiles.yaml"
-    path.write_text(text[:text.index("  - device: H100-SXM")])  # the A100 profile alone
+    path.write_text(text[: text.index("  - device: H100-SXM")])  # the A100 profile alone
     result = invoke(*SEVEN_B, "--gpu", "H100-SXM", "--calibration", path, "--output", tmp_path / "plan.json")
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "profiles A100-SXM4-80GB, not H100-SXM: a profile measured on one device does not apply" in result.stderr
@@ -292,13 +461,22 @@ def test_a_profile_file_of_another_device_is_one_line_exit_2(tmp_path):
     assert any(line.startswith(f"device profile of A100-SXM4-80GB from {path}") for line in ok["assumptions"])
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda text: text.replace("      bandwidth_gbps: 2048\n", "", 1),
-     "profiles[0].memory.bandwidth_gbps: missing (every profile figure is required)"),
-    (lambda text: "profiles: [\n", "not valid YAML"),
-    (lambda text: text.replace("source: Calculon systems/a100_80g.json matrix gflops_efficiency (float16)", "source: ''"),
-     "profiles[0].matmul.efficiency.source: must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda text: text.replace("      bandwidth_gbps: 2048\n", "", 1),
+            "profiles[0].memory.bandwidth_gbps: missing (every profile figure is required)",
+        ),
+        (lambda text: "profiles: [\n", "not valid YAML"),
+        (
+            lambda text: text.replace(
+                "source: Calculon systems/a100_80g.json matrix gflops_efficiency (float16)", "source: ''"
+            ),
+            "profiles[0].matmul.efficiency.source: must be a non-empty string",
+        ),
+    ],
+)
 def test_a_corrupt_or_incomplete_profile_file_is_one_line_exit_2(tmp_path, damage, message):
     from flopcalc.predict import default_profiles_text
 
@@ -332,8 +510,22 @@ def test_attention_flash_by_default_and_math_on_request():
 
 
 def test_without_seq_len_the_model_states_and_what_activations_need(tmp_path):
-    result = invoke("--layers", "32", "--hidden", "4096", "--heads", "32", "--gpu", "H100-SXM", "-n", "8",
-                    "--zero", "3", "-f", "json")
+    result = invoke(
+        "--layers",
+        "32",
+        "--hidden",
+        "4096",
+        "--heads",
+        "32",
+        "--gpu",
+        "H100-SXM",
+        "-n",
+        "8",
+        "--zero",
+        "3",
+        "-f",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     n = 12 * 32 * 4096**2
@@ -387,8 +579,9 @@ def test_expert_and_context_parallelism_from_the_command_line(moe_config):
     assert data["step"]["ep_comm_s"] == pytest.approx(4 * message * 3 / 4 / 450e9, rel=1e-12)
     whole = run_json(*common)
     experts = 3 * 32 * 64 * 4  # gate, up and down of 4 experts
-    assert whole["memory_per_gpu_bytes"]["weights"] - data["memory_per_gpu_bytes"]["weights"] == \
-        pytest.approx(2 * experts * 3 / 4)
+    assert whole["memory_per_gpu_bytes"]["weights"] - data["memory_per_gpu_bytes"]["weights"] == pytest.approx(
+        2 * experts * 3 / 4
+    )
     split = run_json(moe_config, "--seq-len", "64", *FLEET, "-n", "2", "--cp", "2")
     one = run_json(moe_config, "--seq-len", "64", *FLEET, "-n", "1")
     assert split["parallelism"]["cp"] == 2 and split["parallelism"]["num_gpus"] == 2
@@ -396,13 +589,16 @@ def test_expert_and_context_parallelism_from_the_command_line(moe_config):
     assert split["step"]["cp_comm_s"] > 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-n", "6", "--ep", "3"], "--ep 3 does not divide the 4 experts of model.layers.0.mlp.experts"),
-    (["-n", "4", "--ep", "8"], "--ep 8 does not divide the 4 data-parallel replicas"),
-    (["-n", "2", "--cp", "2", "--seq-len", "63"], "--cp 2 does not split the 63 tokens"),
-    (["-n", "2", "--fsdp", "half"], "--fsdp must be full, grad-op, hybrid, got 'half'"),
-    (["-n", "2", "--ep", "2", "--capacity-factor", "0"], "--capacity-factor must be a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-n", "6", "--ep", "3"], "--ep 3 does not divide the 4 experts of model.layers.0.mlp.experts"),
+        (["-n", "4", "--ep", "8"], "--ep 8 does not divide the 4 data-parallel replicas"),
+        (["-n", "2", "--cp", "2", "--seq-len", "63"], "--cp 2 does not split the 63 tokens"),
+        (["-n", "2", "--fsdp", "half"], "--fsdp must be full, grad-op, hybrid, got 'half'"),
+        (["-n", "2", "--ep", "2", "--capacity-factor", "0"], "--capacity-factor must be a finite number > 0"),
+    ],
+)
 def test_bad_expert_context_and_fsdp_options_are_one_line_exit_2(moe_config, args, message):
     result = invoke(moe_config, "--seq-len", "64", *FLEET, *args)
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -410,13 +606,34 @@ def test_bad_expert_context_and_fsdp_options_are_one_line_exit_2(moe_config, arg
 
 def test_cp_on_a_model_without_attention_is_one_line_exit_2(examples):
     result = invoke(examples / "mlp.py", "--input", "32x784", *FLEET, "-n", "2", "--cp", "2")
-    assert result.exit_code == 2 and "--cp 2 splits attention's sequence, and this model has no attention heads" in \
-        result.stderr
+    assert (
+        result.exit_code == 2
+        and "--cp 2 splits attention's sequence, and this model has no attention heads" in result.stderr
+    )
 
 
 def test_tables_show_the_ring_and_a_cp_column_when_used():
-    long = ["--layers", "80", "--hidden", "8192", "--heads", "64", "--kv-heads", "8", "--ffn", "28672", "--mlp",
-            "swiglu", "--vocab", "128256", "--seq-len", "131072", *FLEET, "-n", "64"]
+    long = [
+        "--layers",
+        "80",
+        "--hidden",
+        "8192",
+        "--heads",
+        "64",
+        "--kv-heads",
+        "8",
+        "--ffn",
+        "28672",
+        "--mlp",
+        "swiglu",
+        "--vocab",
+        "128256",
+        "--seq-len",
+        "131072",
+        *FLEET,
+        "-n",
+        "64",
+    ]
     one = invoke(*long, "--tp", "8", "--cp", "8", "--zero", "1", "--recompute", "full", "--global-batch", "8")
     assert one.exit_code == 0, one.output
     assert "context ring (K/V)" in one.stdout and "cp 8" in one.stdout
@@ -429,16 +646,38 @@ def test_tables_show_the_ring_and_a_cp_column_when_used():
 
 
 def test_stage_layers_give_the_split_and_pp_and_bad_ones_are_one_line():
-    gpt = ("--params", "175e9", "--seq-len", "2048", "--layers", "96", "--hidden", "12288", "--heads", "96",
-           "--gpu", "A100-SXM4-80GB", "--tp", "8", "--sequence-parallel", "--global-batch", "64", "--recompute", "full")
+    gpt = (
+        "--params",
+        "175e9",
+        "--seq-len",
+        "2048",
+        "--layers",
+        "96",
+        "--hidden",
+        "12288",
+        "--heads",
+        "96",
+        "--gpu",
+        "A100-SXM4-80GB",
+        "--tp",
+        "8",
+        "--sequence-parallel",
+        "--global-batch",
+        "64",
+        "--recompute",
+        "full",
+    )
     data = run_json(*gpt, "--stage-layers", "10,12,12,12,12,12,12,14")
     assert data["parallelism"]["pp"] == 8
-    assert [(row["stage"], row["layers"]) for row in data["stages"]] == list(enumerate(
-        [10.0, 12.0, 12.0, 12.0, 12.0, 12.0, 12.0, 14.0]))
+    assert [(row["stage"], row["layers"]) for row in data["stages"]] == list(
+        enumerate([10.0, 12.0, 12.0, 12.0, 12.0, 12.0, 12.0, 14.0])
+    )
     assert data["memory_per_gpu_bytes"]["total"] == max(row["total"] for row in data["stages"])
-    for args, message in ((("--stage-layers", "12,x"), "--stage-layers '12,x' is not a list of whole numbers"),
-                          (("--stage-layers", "48,48", "--pp", "4"), "--stage-layers gives 2 stages, and pp is 4"),
-                          (("--stage-layers", "48,48", "-n", "16", "--search"), "--search does not try uneven splits")):
+    for args, message in (
+        (("--stage-layers", "12,x"), "--stage-layers '12,x' is not a list of whole numbers"),
+        (("--stage-layers", "48,48", "--pp", "4"), "--stage-layers gives 2 stages, and pp is 4"),
+        (("--stage-layers", "48,48", "-n", "16", "--search"), "--search does not try uneven splits"),
+    ):
         result = invoke(*gpt, *args)
         assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
         assert message in result.stderr

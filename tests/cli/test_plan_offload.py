@@ -8,8 +8,29 @@ from typer.testing import CliRunner
 from flopcalc.cli import app
 
 runner = CliRunner()
-SEVEN_B = ["plan", "--params", "6.7e9", "--seq-len", "2048", "--layers", "32", "--hidden", "4096", "--heads", "32",
-           "--gpu", "H100-SXM", "-n", "8", "--zero", "1", "--global-batch", "64", "--tokens", "1T"]
+SEVEN_B = [
+    "plan",
+    "--params",
+    "6.7e9",
+    "--seq-len",
+    "2048",
+    "--layers",
+    "32",
+    "--hidden",
+    "4096",
+    "--heads",
+    "32",
+    "--gpu",
+    "H100-SXM",
+    "-n",
+    "8",
+    "--zero",
+    "1",
+    "--global-batch",
+    "64",
+    "--tokens",
+    "1T",
+]
 
 
 def invoke(*args):
@@ -34,11 +55,14 @@ def test_a_host_that_cannot_hold_it_exits_1():
     assert result.exit_code == 1, result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--offload", "optimizer"], "--offload needs the host memory of a node"),
-    (["--offload", "weights", "--host-memory", "512"], "--offload 'weights' is not one of"),
-    (["--offload", "optimizer", "--host-memory", "512", "--search"], "--offload is planned for one layout"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--offload", "optimizer"], "--offload needs the host memory of a node"),
+        (["--offload", "weights", "--host-memory", "512"], "--offload 'weights' is not one of"),
+        (["--offload", "optimizer", "--host-memory", "512", "--search"], "--offload is planned for one layout"),
+    ],
+)
 def test_bad_offload_is_one_line_and_exit_2(args, message):
     result = invoke(*SEVEN_B, *args)
     assert result.exit_code == 2, result.output

@@ -22,8 +22,20 @@ def run_json(*args):
 
 
 def test_gpt3_6nd_on_v100s():
-    data = run_json("--params", "175e9", "--tokens", "300e9", "--gpu", "V100-SXM2", "--num-gpus", "1024",
-                    "--price-per-gpu-hour", "1.5", "--pue", "1.1")
+    data = run_json(
+        "--params",
+        "175e9",
+        "--tokens",
+        "300e9",
+        "--gpu",
+        "V100-SXM2",
+        "--num-gpus",
+        "1024",
+        "--price-per-gpu-hour",
+        "1.5",
+        "--pue",
+        "1.1",
+    )
     assert data["training_flops"] == 3.15e23
     assert data["petaflop_days"] == pytest.approx(3.15e23 / 8.64e19, rel=1e-15)
     gpu_hours = 3.15e23 / (125e12 * 0.3 * 3600)
@@ -88,22 +100,24 @@ def test_gpu_without_tdp_has_no_energy():
 
 @pytest.mark.parametrize(
     "args, message",
-    [([], "no training size given"),
-     (["--params", "1e9"], "needs --params (or --active-params) and --tokens"),
-     (["--active-params", "1e9"], "needs --params (or --active-params) and --tokens"),
-     (["--params", "1e9", "--active-params", "1e9", "--tokens", "1e10"], "--params and --active-params exclude"),
-     (["--params", "1e9", "--tokens", "1e10", "--flops-per-example", "1e9"], "exclude each other"),
-     (["--flops-per-example", "1e9"], "needs --examples"),
-     (["--flops-per-example", "-1e9", "--examples", "10"], "must be a finite number > 0"),
-     (["--flops-per-example", "lots", "--examples", "10"], "is not a number"),
-     (["--params", "1e9", "--tokens", "1e10", "--gpu", "Z9000"], "unknown GPU"),
-     (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "-u", "120%"], "utilization must be in (0, 1]"),
-     (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "--precision", "fp8"], "it has: fp32, fp16, int8"),
-     (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "--pue", "0.5"], "PUE must be"),
-     (["--params", "1e9", "--tokens", "1e10", "--precision", "fp16"], "need --gpu"),
-     (["--params", "1e9", "--tokens", "1e10", "--epochs", "2"], "do not apply"),
-     (["--flops-per-example", "1e9", "--examples", "10", "--epochs", "0"], "number of epochs must be"),
-     (["--flops-per-example", "1e9", "--examples", "10", "--epochs", "-0"], "number of epochs must be")],
+    [
+        ([], "no training size given"),
+        (["--params", "1e9"], "needs --params (or --active-params) and --tokens"),
+        (["--active-params", "1e9"], "needs --params (or --active-params) and --tokens"),
+        (["--params", "1e9", "--active-params", "1e9", "--tokens", "1e10"], "--params and --active-params exclude"),
+        (["--params", "1e9", "--tokens", "1e10", "--flops-per-example", "1e9"], "exclude each other"),
+        (["--flops-per-example", "1e9"], "needs --examples"),
+        (["--flops-per-example", "-1e9", "--examples", "10"], "must be a finite number > 0"),
+        (["--flops-per-example", "lots", "--examples", "10"], "is not a number"),
+        (["--params", "1e9", "--tokens", "1e10", "--gpu", "Z9000"], "unknown GPU"),
+        (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "-u", "120%"], "utilization must be in (0, 1]"),
+        (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "--precision", "fp8"], "it has: fp32, fp16, int8"),
+        (["--params", "1e9", "--tokens", "1e10", "--gpu", "T4", "--pue", "0.5"], "PUE must be"),
+        (["--params", "1e9", "--tokens", "1e10", "--precision", "fp16"], "need --gpu"),
+        (["--params", "1e9", "--tokens", "1e10", "--epochs", "2"], "do not apply"),
+        (["--flops-per-example", "1e9", "--examples", "10", "--epochs", "0"], "number of epochs must be"),
+        (["--flops-per-example", "1e9", "--examples", "10", "--epochs", "-0"], "number of epochs must be"),
+    ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
     target = tmp_path / "out.json"
@@ -127,13 +141,29 @@ def test_utilization_given_with_a_calibrated_model_is_never_ignored(examples, tm
     model = f"{examples / 'mlp.py'}:build"
     key = ModelSpec(model, inputs=["16x784"]).key()
     measured = ModelCalibration(
-        model=model, inputs=("16x784",), batch_size=16, kwargs={}, precision="fp32", optimizer="adamw",
-        flops_per_step=1e9, step_seconds=0.01, achieved_tflops=0.05, measured_at="2026-11-28T12:00:00+00:00",
-        torch_version="x", steps=10,
+        model=model,
+        inputs=("16x784",),
+        batch_size=16,
+        kwargs={},
+        precision="fp32",
+        optimizer="adamw",
+        flops_per_step=1e9,
+        step_seconds=0.01,
+        achieved_tflops=0.05,
+        measured_at="2026-11-28T12:00:00+00:00",
+        torch_version="x",
+        steps=10,
     )
     path = tmp_path / "cal.yaml"
-    save_device_entry(path, "Test CPU", "cpu", models={key: measured}, matmul=MatmulCalibration(
-        tflops={"fp32": 0.25}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=10.0))
+    save_device_entry(
+        path,
+        "Test CPU",
+        "cpu",
+        models={key: measured},
+        matmul=MatmulCalibration(
+            tflops={"fp32": 0.25}, measured_at="2026-11-28T12:00:00+00:00", torch_version="x", seconds=10.0
+        ),
+    )
     common = (model, "--input", "16x784", "--examples", "1000", "--calibration", path)
     for spelling in ("0.3", "30%"):
         result = invoke("train", *common, "--utilization", spelling)
@@ -154,22 +184,45 @@ def test_train_notes_the_regulatory_thresholds_a_total_crosses():
 def test_train_of_a_transformer_prints_the_conventions_side_by_side(tmp_path):
     pytest.importorskip("transformers")
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 16, "vocab_size": 64,
-                                  "n_positions": 32, "bos_token_id": 0, "eos_token_id": 0}))
+    config.write_text(
+        json.dumps(
+            {
+                "model_type": "gpt2",
+                "n_layer": 1,
+                "n_head": 2,
+                "n_embd": 16,
+                "vocab_size": 64,
+                "n_positions": 32,
+                "bos_token_id": 0,
+                "eos_token_id": 0,
+            }
+        )
+    )
     result = runner.invoke(app, ["train", str(config), "--seq-len", "32", "--examples", "1000"])
     assert result.exit_code == 0, result.output
-    for text in ("FLOP per token", "counted (flopcalc)", "6N + 12LHQT", "6N + 6LHQT", "6(N-E) + 12LHQT", "Kaplan",
-                 "MaxText", "torchtitan"):
+    for text in (
+        "FLOP per token",
+        "counted (flopcalc)",
+        "6N + 12LHQT",
+        "6N + 6LHQT",
+        "6(N-E) + 12LHQT",
+        "Kaplan",
+        "MaxText",
+        "torchtitan",
+    ):
         assert text in result.output
-    data = json.loads(runner.invoke(app, ["train", str(config), "--seq-len", "32", "--examples", "1000",
-                                          "--format", "json"]).output)
+    data = json.loads(
+        runner.invoke(app, ["train", str(config), "--seq-len", "32", "--examples", "1000", "--format", "json"]).output
+    )
     assert data["conventions"]["counted"]["flops_per_token"] == data["flops_per_example"] / 32
 
 
 def test_a_bad_run_size_is_refused_before_the_model_is_built(tmp_path):
     built = tmp_path / "built.txt"
     source = tmp_path / "net.py"
-    source.write_text(f"import torch\ndef build():\n    open({str(built)!r}, 'a').write('b')\n    return torch.nn.Linear(4, 4)\n")
+    source.write_text(
+        f"import torch\ndef build():\n    open({str(built)!r}, 'a').write('b')\n    return torch.nn.Linear(4, 4)\n"
+    )
     result = invoke("train", source, "--input", "2x4", "--examples", "10", "--epochs", "0")
     assert result.exit_code == 2 and "number of epochs" in result.output
     assert not built.exists()
@@ -188,8 +241,9 @@ def _profile_file(tmp_path, keep):
 
 def test_train_prints_the_predicted_mfu_and_keeps_its_utilization_without_a_profile(examples):
     model = examples / "gpt.py"
-    result = runner.invoke(app, ["train", str(model), "--input", "4x32:int64", "--examples", "1M", "--gpu",
-                                 "A100-SXM4-80GB", "-f", "json"])
+    result = runner.invoke(
+        app, ["train", str(model), "--input", "4x32:int64", "--examples", "1M", "--gpu", "A100-SXM4-80GB", "-f", "json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     notes = " ".join(data["notes"])
@@ -208,8 +262,18 @@ def test_train_with_a_device_profile_times_the_run_by_the_prediction(examples, t
     from flopcalc.spec import ModelSpec
 
     path = _profile_file(tmp_path, "A100")
-    args = ["train", str(examples / "gpt.py"), "--input", "4x32:int64", "--examples", "1M", "--calibration", str(path),
-            "-f", "json"]
+    args = [
+        "train",
+        str(examples / "gpt.py"),
+        "--input",
+        "4x32:int64",
+        "--examples",
+        "1M",
+        "--calibration",
+        str(path),
+        "-f",
+        "json",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -229,8 +293,10 @@ def test_a_device_profile_needs_a_model_file_to_predict(tmp_path):
     result = runner.invoke(app, ["train", "--params", "7e9", "--tokens", "1T", "--calibration", str(path)])
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "a device profile predicts the step of a MODEL file" in result.stderr
-    given = runner.invoke(app, ["train", "--params", "7e9", "--tokens", "1T", "--gpu", "A100-SXM4-80GB",
-                                "--utilization", "0.4", "-f", "json"])
+    given = runner.invoke(
+        app,
+        ["train", "--params", "7e9", "--tokens", "1T", "--gpu", "A100-SXM4-80GB", "--utilization", "0.4", "-f", "json"],
+    )
     assert given.exit_code == 0, given.output
     assert json.loads(given.stdout)["utilization"] == 0.4
 
@@ -251,15 +317,19 @@ def test_sparse_peak_uses_the_catalogues_2_4_figure_for_a_2_4_model(examples):
 
 
 def test_sparse_peak_is_refused_without_sparse_cores_or_2_4_weights(examples):
-    result = invoke("train", f"{examples / 'pruned.py'}:build_2_4", "--examples", "1M", "--gpu", "V100-SXM2",
-                    "--sparse-peak")
+    result = invoke(
+        "train", f"{examples / 'pruned.py'}:build_2_4", "--examples", "1M", "--gpu", "V100-SXM2", "--sparse-peak"
+    )
     assert result.exit_code == 2 and "no 2:4-sparse tensor-core peak" in result.output
-    result = invoke("train", f"{examples / 'pruned.py'}:build", "--examples", "1M", "--gpu", "A100-SXM4-80GB",
-                    "--sparse-peak")
+    result = invoke(
+        "train", f"{examples / 'pruned.py'}:build", "--examples", "1M", "--gpu", "A100-SXM4-80GB", "--sparse-peak"
+    )
     assert result.exit_code == 2 and "2.weight is not N:M sparse, not 2:4" in result.output
     result = invoke("train", f"{examples / 'mlp.py'}", "--examples", "1M", "--sparse-peak")
     assert result.exit_code == 2 and "--sparse-peak needs --gpu" in result.output
-    result = invoke("train", "--flops-per-example", "1G", "--examples", "1M", "--gpu", "A100-SXM4-80GB", "--sparse-peak")
+    result = invoke(
+        "train", "--flops-per-example", "1G", "--examples", "1M", "--gpu", "A100-SXM4-80GB", "--sparse-peak"
+    )
     assert result.exit_code == 2 and "give a MODEL file" in result.output
 
 

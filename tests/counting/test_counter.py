@@ -188,8 +188,12 @@ def test_unit_mac_halves_only_multiply_adds():
 def _small_cnn():
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(),
-        nn.Flatten(), nn.Linear(16 * 7 * 7, 10),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * 7 * 7, 10),
     )
 
 
@@ -317,7 +321,9 @@ def test_a_thousand_layer_model_counts_without_overflowing_the_stack():
     result = {}
     previous = threading.stack_size(256 * 1024)
     try:
-        thread = threading.Thread(target=lambda: result.update(report=count(model, torch.empty(batch, width, device="meta"))))
+        thread = threading.Thread(
+            target=lambda: result.update(report=count(model, torch.empty(batch, width, device="meta")))
+        )
         thread.start()
         thread.join()
     finally:
@@ -335,8 +341,10 @@ def test_the_unsupported_ops_note_and_error_have_one_wording():
     ops = {"aten.b": 1, "aten.a": 3}
     assert unsupported_ops_note({}) is None
     assert unsupported_ops_note(ops) == "unsupported ops (no formula, not counted): aten.a x3, aten.b x1"
-    assert (unsupported_ops_note(ops, "MFU is a lower bound")
-            == "unsupported ops (no formula, not counted; MFU is a lower bound): aten.a x3, aten.b x1")
+    assert (
+        unsupported_ops_note(ops, "MFU is a lower bound")
+        == "unsupported ops (no formula, not counted; MFU is a lower bound): aten.a x3, aten.b x1"
+    )
     error = unsupported_ops_error(ops)
     assert isinstance(error, UnsupportedOpsError) and error.field == "strict"
     assert error.message == "ops without a FLOP formula: aten.a x3, aten.b x1"
@@ -349,14 +357,27 @@ def test_every_command_says_the_unsupported_ops_note_through_the_one_function():
     import flopcalc
 
     package = Path(flopcalc.__file__).parent
-    copies = [str(path.relative_to(package)) for path in package.rglob("*.py")
-              if any(text in path.read_text() for text in ("no formula, not counted", "without a FLOP formula ("))
-              and path.name != "report.py"]
+    copies = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if any(text in path.read_text() for text in ("no formula, not counted", "without a FLOP formula ("))
+        and path.name != "report.py"
+    ]
     assert copies == []
-    callers = {path.relative_to(package).as_posix() for path in package.rglob("*.py")
-               if "unsupported_ops_note(" in path.read_text()}
-    assert {"compute.py", "render/count.py", "plan/model.py", "budget/checks.py", "infer/session.py",
-            "bench/model.py", "meter/core.py"} <= callers
+    callers = {
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if "unsupported_ops_note(" in path.read_text()
+    }
+    assert {
+        "compute.py",
+        "render/count.py",
+        "plan/model.py",
+        "budget/checks.py",
+        "infer/session.py",
+        "bench/model.py",
+        "meter/core.py",
+    } <= callers
 
 
 class SignalOps(nn.Module):

@@ -79,7 +79,8 @@ class ProjectedQueryAttention(nn.Module):
 
 def _qkv(heads_q=4, heads_kv=4, len_q=6, len_k=6, dim=8, dim_v=8, batch=2):
     return lambda: (
-        torch.randn(batch, heads_q, len_q, dim), torch.randn(batch, heads_kv, len_k, dim),
+        torch.randn(batch, heads_q, len_q, dim),
+        torch.randn(batch, heads_kv, len_k, dim),
         torch.randn(batch, heads_kv, len_k, dim_v),
     )
 
@@ -139,8 +140,9 @@ def test_lstm_counts_its_gate_matmuls_exactly_on_every_device(device):
     """On the CPU torch.lstm would run as one oneDNN op no formula sees (it counted zero); the counter makes it
     decompose as on meta. Per step and layer: x @ W_ih^T (4H gates) and h @ W_hh^T."""
     batch, steps, n_in, hidden = 2, 5, 8, 16
-    report = _count_on(device, lambda: nn.LSTM(n_in, hidden, num_layers=2, batch_first=True),
-                       lambda: torch.randn(batch, steps, n_in))
+    report = _count_on(
+        device, lambda: nn.LSTM(n_in, hidden, num_layers=2, batch_first=True), lambda: torch.randn(batch, steps, n_in)
+    )
     rows, gates = batch * steps, 4 * hidden
     input_proj = 2 * rows * n_in * gates + 2 * rows * hidden * gates  # layers 1 and 2
     hidden_proj = 2 * 2 * rows * hidden * gates
@@ -255,8 +257,14 @@ class ResidualMLP(nn.Module):
         super().__init__()
         self.proj = nn.Linear(n_in, dim)
         self.blocks = nn.ModuleList(
-            nn.ModuleDict({"norm": nn.LayerNorm(dim), "up": nn.Linear(dim, hidden), "act": nn.GELU(),
-                           "down": nn.Linear(hidden, dim)})
+            nn.ModuleDict(
+                {
+                    "norm": nn.LayerNorm(dim),
+                    "up": nn.Linear(dim, hidden),
+                    "act": nn.GELU(),
+                    "down": nn.Linear(hidden, dim),
+                }
+            )
             for _ in range(2)
         )
         self.head = nn.Linear(dim, n_out, bias=False)
@@ -284,14 +292,22 @@ def test_every_linear_backward_is_its_weight_gradient_plus_the_input_gradient_wh
         assert layer.backward_by_category["matmul"] == weight_grad + input_grad, name
     # inclusive figures: a parent holds its children's plus its own (the residual adds)
     for layer in report.layers:
-        children = [c for c in report.layers if c.depth == layer.depth + 1 and c.name.startswith(layer.name)
-                    and (layer.name == "" or c.name.startswith(layer.name + "."))]
+        children = [
+            c
+            for c in report.layers
+            if c.depth == layer.depth + 1
+            and c.name.startswith(layer.name)
+            and (layer.name == "" or c.name.startswith(layer.name + "."))
+        ]
         for column in ("forward_by_category", "backward_by_category"):
             for category in getattr(layer, column):
                 assert sum(getattr(c, column)[category] for c in children) <= getattr(layer, column)[category]
     # the residual adds run in the root's own forward (a ModuleList is never called): 2 adds of rows x dim
-    own_root = {c: report.root.forward_by_category[c] - sum(report.layer(n).forward_by_category[c]
-                                                          for n in ("proj", "blocks", "head")) for c in ("matmul", "elementwise")}
+    own_root = {
+        c: report.root.forward_by_category[c]
+        - sum(report.layer(n).forward_by_category[c] for n in ("proj", "blocks", "head"))
+        for c in ("matmul", "elementwise")
+    }
     assert own_root == {"matmul": 0, "elementwise": 2 * rows * 8}
 
 
@@ -370,7 +386,8 @@ def test_bilinear_layer_counts_its_two_contractions():
 
 def test_sparse_embedding_gradients_are_not_unsupported():
     report = _same_on_meta_and_cpu(
-        lambda: nn.Sequential(nn.Embedding(20, 8, sparse=True), nn.Linear(8, 2)), lambda: torch.zeros(2, 3, dtype=torch.long)
+        lambda: nn.Sequential(nn.Embedding(20, 8, sparse=True), nn.Linear(8, 2)),
+        lambda: torch.zeros(2, 3, dtype=torch.long),
     )
     assert not report.unsupported_ops
 

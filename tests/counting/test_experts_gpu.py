@@ -31,5 +31,9 @@ def test_cuda_grouped_mm_counts_as_on_meta():
         offsets = torch.tensor([4, 6, 12, 16], dtype=torch.int32, device=device)
         reports[device] = count(_Experts(experts, k, n, device, dtype), {"x": x, "offsets": offsets})
     assert reports["cuda"].device.startswith("cuda") and not reports["cuda"].unsupported_ops
-    assert reports["cuda"].forward_by_category["matmul"] == reports["meta"].forward_by_category["matmul"] == 2 * tokens * k * n
+    assert (
+        reports["cuda"].forward_by_category["matmul"]
+        == reports["meta"].forward_by_category["matmul"]
+        == 2 * tokens * k * n
+    )
     assert reports["cuda"].backward_by_category["matmul"] == reports["meta"].backward_by_category["matmul"]

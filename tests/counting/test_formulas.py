@@ -67,9 +67,10 @@ def test_attention_kernels_share_one_formula():
     q, k, v = meta(2, 4, 16, 8), meta(2, 4, 32, 8), meta(2, 4, 32, 6)
     expected = 2 * 2 * 4 * 16 * 32 * (8 + 6)
     assert formulas.sdpa_forward_flops(q.shape, k.shape, v.shape) == expected
-    assert formulas.flash_forward_flops(
-        torch.Size([2, 16, 4, 8]), torch.Size([2, 32, 4, 8]), torch.Size([2, 32, 4, 6])
-    ) == expected
+    assert (
+        formulas.flash_forward_flops(torch.Size([2, 16, 4, 8]), torch.Size([2, 32, 4, 8]), torch.Size([2, 32, 4, 6]))
+        == expected
+    )
     assert formulas.sdpa_backward_flops(None, q.shape, k.shape, v.shape) == 2 * expected
     for op in (
         aten._scaled_dot_product_flash_attention_for_cpu,
@@ -141,11 +142,27 @@ def test_statistics_count_each_step_as_the_norms_do():
 @pytest.mark.parametrize(
     "op",
     [
-        aten.as_strided_.default, aten.squeeze_.default, aten.unsqueeze_.default, aten.transpose_.default,
-        aten.t_.default, aten.swapdims_.default, aten.detach_.default, aten.resize_.default,
-        aten.set_.source_Tensor, aten.copy_.default, aten.fill_.Scalar, aten.zero_.default,
-        aten.permute_copy.out, aten.view_copy.out, aten.expand_copy.out, aten.transpose_copy.int_out,
-        aten.diagonal_copy.out, aten.alias_copy.default, aten.squeeze_copy.dim, aten.cat.out, aten.clone.out,
+        aten.as_strided_.default,
+        aten.squeeze_.default,
+        aten.unsqueeze_.default,
+        aten.transpose_.default,
+        aten.t_.default,
+        aten.swapdims_.default,
+        aten.detach_.default,
+        aten.resize_.default,
+        aten.set_.source_Tensor,
+        aten.copy_.default,
+        aten.fill_.Scalar,
+        aten.zero_.default,
+        aten.permute_copy.out,
+        aten.view_copy.out,
+        aten.expand_copy.out,
+        aten.transpose_copy.int_out,
+        aten.diagonal_copy.out,
+        aten.alias_copy.default,
+        aten.squeeze_copy.dim,
+        aten.cat.out,
+        aten.clone.out,
         aten.index_select.out,
     ],
 )
@@ -192,7 +209,9 @@ def test_grouped_mm_is_the_sum_over_groups_of_each_groups_gemm():
     ]
     for a, b, offs, expected in cases:
         out = aten._grouped_mm.default(a, b, offs)
-        assert tuple(out.shape) == formulas.grouped_mm_output_shape(a.shape, b.shape, None if offs is None else offs.shape)
+        assert tuple(out.shape) == formulas.grouped_mm_output_shape(
+            a.shape, b.shape, None if offs is None else offs.shape
+        )
         assert flops_of(aten._grouped_mm.default, (a, b, offs), {}, out) == {"matmul": expected}
 
 
@@ -206,7 +225,9 @@ def test_weight_norm_is_a_norm_of_the_weight_and_a_scaling():
     v, g = meta(16, 4, 3), meta(16, 1, 1)
     assert _call(aten._weight_norm_interface.default, v, g, 0) == {"norm": 3 * 16 * 4 * 3 + 16}
     grad, norms = meta(16, 4, 3), meta(16, 1, 1)
-    assert _call(aten._weight_norm_interface_backward.default, grad, v, g, norms, 0) == {"norm": 5 * 16 * 4 * 3 + 2 * 16}
+    assert _call(aten._weight_norm_interface_backward.default, grad, v, g, norms, 0) == {
+        "norm": 5 * 16 * 4 * 3 + 2 * 16
+    }
 
 
 def test_grid_sample_counts_taps_per_output_element():

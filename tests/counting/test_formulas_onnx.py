@@ -22,8 +22,14 @@ def test_no_op_is_both_costed_and_free():
 
 @pytest.mark.parametrize(
     "a, b",
-    [((8, 16), (16, 4)), ((2, 5, 16), (16, 4)), ((3, 1, 5, 16), (2, 16, 4)), ((16,), (16, 4)), ((5, 16), (16,)),
-     ((16,), (16,))],
+    [
+        ((8, 16), (16, 4)),
+        ((2, 5, 16), (16, 4)),
+        ((3, 1, 5, 16), (2, 16, 4)),
+        ((16,), (16, 4)),
+        ((5, 16), (16,)),
+        ((16,), (16,)),
+    ],
 )
 def test_matmul_broadcasting_matches_torch(a, b):
     x, y = torch.randn(a), torch.randn(b)
@@ -52,10 +58,18 @@ def test_conv_and_conv_transpose_match_the_aten_formula():
 
 def test_standard_attention_in_both_layouts_and_causal_half():
     batch, heads, kv_heads, seq, dim = 2, 8, 2, 10, 16
-    four_d = node("Attention", [(batch, heads, seq, dim), (batch, kv_heads, seq, dim), (batch, kv_heads, seq, dim)],
-                  [(batch, heads, seq, dim)])
-    three_d = node("Attention", [(batch, seq, heads * dim), (batch, seq, kv_heads * dim), (batch, seq, kv_heads * dim)],
-                   [(batch, seq, heads * dim)], q_num_heads=heads, kv_num_heads=kv_heads)
+    four_d = node(
+        "Attention",
+        [(batch, heads, seq, dim), (batch, kv_heads, seq, dim), (batch, kv_heads, seq, dim)],
+        [(batch, heads, seq, dim)],
+    )
+    three_d = node(
+        "Attention",
+        [(batch, seq, heads * dim), (batch, seq, kv_heads * dim), (batch, seq, kv_heads * dim)],
+        [(batch, seq, heads * dim)],
+        q_num_heads=heads,
+        kv_num_heads=kv_heads,
+    )
     expected = formulas.attention_forward_flops(batch, heads, seq, seq, dim, dim)
     assert flops_of_node("Attention", four_d) == flops_of_node("Attention", three_d) == {"attention": expected}
     causal = node("Attention", four_d.inputs, four_d.outputs, causal_half=True, is_causal=1)
@@ -64,8 +78,12 @@ def test_standard_attention_in_both_layouts_and_causal_half():
 
 def test_contrib_attention_counts_its_fused_projection():
     batch, seq, hidden, heads = 2, 6, 32, 4
-    fused = node("Attention", [(batch, seq, hidden), (hidden, 3 * hidden), (3 * hidden,)], [(batch, seq, hidden)],
-                 num_heads=heads)
+    fused = node(
+        "Attention",
+        [(batch, seq, hidden), (hidden, 3 * hidden), (3 * hidden,)],
+        [(batch, seq, hidden)],
+        num_heads=heads,
+    )
     assert flops_of_node("com.microsoft.Attention", fused) == {
         "matmul": 2 * batch * seq * hidden * 3 * hidden,
         "elementwise": batch * seq * 3 * hidden,
@@ -75,7 +93,11 @@ def test_contrib_attention_counts_its_fused_projection():
 
 @pytest.mark.parametrize(
     "equation, shapes",
-    [("bld,bsd->bls", [(2, 5, 8), (2, 7, 8)]), ("ij,jk", [(4, 6), (6, 3)]), ("bhld,hde->bhle", [(2, 3, 5, 4), (3, 4, 6)])],
+    [
+        ("bld,bsd->bls", [(2, 5, 8), (2, 7, 8)]),
+        ("ij,jk", [(4, 6), (6, 3)]),
+        ("bhld,hde->bhle", [(2, 3, 5, 4), (3, 4, 6)]),
+    ],
 )
 def test_einsum_matches_torch(equation, shapes):
     operands = [torch.randn(s) for s in shapes]

@@ -12,11 +12,15 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
 from flopcalc.api import count  # noqa: E402
+from flopcalc.counting.onnx_graph import NO_BACKWARD_NOTE, node_scopes  # noqa: E402
 from flopcalc.errors import (  # noqa: E402
-    InputSpecError, MissingDependencyError, ModelLoadError, UnsupportedOpsError, UsageError,
+    InputSpecError,
+    MissingDependencyError,
+    ModelLoadError,
+    UnsupportedOpsError,
+    UsageError,
 )
 from flopcalc.loaders import load_model  # noqa: E402
-from flopcalc.counting.onnx_graph import NO_BACKWARD_NOTE, node_scopes  # noqa: E402
 
 
 def export(module: nn.Module, args: tuple, path, **options) -> str:
@@ -115,7 +119,11 @@ def test_op_translations_agree_with_the_pytorch_formulas(tmp_path):
 
 def make_graph(nodes, inputs, outputs, initializers=(), path=None, opset=18):
     graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
-    domains = [helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1), helper.make_opsetid("com.example", 1)]
+    domains = [
+        helper.make_opsetid("", opset),
+        helper.make_opsetid("com.microsoft", 1),
+        helper.make_opsetid("com.example", 1),
+    ]
     model = helper.make_model(graph, opset_imports=domains)
     onnx.save(model, str(path))
     return str(path)
@@ -135,12 +143,14 @@ def sequence_graph(tmp_path):
     nodes = [
         helper.make_node("MatMul", ["x", "W"], ["h"], name="/proj/MatMul"),
         helper.make_node("Softmax", ["h"], ["p"], name="/Softmax", axis=-1),
-        helper.make_node("MultiHeadAttention", ["p", "p", "p"], ["a"], name="/attn/MHA", domain="com.microsoft",
-                         num_heads=2),
+        helper.make_node(
+            "MultiHeadAttention", ["p", "p", "p"], ["a"], name="/attn/MHA", domain="com.microsoft", num_heads=2
+        ),
         helper.make_node("Relu", ["a"], ["y"], name="/Relu"),  # shaped only by the contrib output rule
     ]
-    return make_graph(nodes, [tensor("x", ["batch", "seq", 16])], [tensor("y", None)], [weight("W", [16, 8])],
-                      tmp_path / "seq.onnx")
+    return make_graph(
+        nodes, [tensor("x", ["batch", "seq", 16])], [tensor("y", None)], [weight("W", [16, 8])], tmp_path / "seq.onnx"
+    )
 
 
 def test_symbolic_dims_take_dim_and_batch_size(sequence_graph):
@@ -158,9 +168,17 @@ def test_symbolic_dims_take_dim_and_batch_size(sequence_graph):
 
 def test_a_named_input_sets_that_graph_input_and_names_are_reported(tmp_path):
     """Two graph inputs: one given by name, the other from its declared shape and --dim."""
-    nodes = [helper.make_node("MatMul", ["a", "W"], ["h"], name="mm"), helper.make_node("Add", ["h", "b"], ["y"], name="add")]
-    graph = make_graph(nodes, [tensor("a", ["batch", 16]), tensor("b", ["batch", 8])], [tensor("y", None)],
-                       [weight("W", [16, 8])], tmp_path / "two.onnx")
+    nodes = [
+        helper.make_node("MatMul", ["a", "W"], ["h"], name="mm"),
+        helper.make_node("Add", ["h", "b"], ["y"], name="add"),
+    ]
+    graph = make_graph(
+        nodes,
+        [tensor("a", ["batch", 16]), tensor("b", ["batch", 8])],
+        [tensor("y", None)],
+        [weight("W", [16, 8])],
+        tmp_path / "two.onnx",
+    )
     report = count(graph, inputs=["b=4x8"], dims={"batch": 4})
     assert [(i.name, i.shape) for i in report.inputs] == [("a", (4, 16)), ("b", (4, 8))]
     assert report.forward_by_category["matmul"] == 2 * 4 * 16 * 8

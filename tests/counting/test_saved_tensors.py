@@ -9,7 +9,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from flopcalc.counting.saved_tensors import find_blocks, measure_activations
-
 from tests.conftest import EXAMPLES
 
 
@@ -73,10 +72,13 @@ def test_a_gpt_layer_keeps_what_korthikanti_counts():
     assert (profile.hidden, profile.seq_len, profile.heads) == (H, S, A)
 
 
-@pytest.mark.parametrize("name, build, vocab, seq", [
-    ("gpt without dropout", lambda: gpt.build(dropout=0.0), 256, 32),
-    ("llama (scaled_dot_product_attention)", llama.build, 512, 16),
-])
+@pytest.mark.parametrize(
+    "name, build, vocab, seq",
+    [
+        ("gpt without dropout", lambda: gpt.build(dropout=0.0), 256, 32),
+        ("llama (scaled_dot_product_attention)", llama.build, 512, 16),
+    ],
+)
 def test_the_graph_measure_agrees_with_an_independent_count_on_cpu(name, build, vocab, seq):
     torch.manual_seed(0)
     model = build()
@@ -91,6 +93,7 @@ def test_the_graph_measure_agrees_with_an_independent_count_on_cpu(name, build, 
 def test_attention_is_kept_as_a_fused_kernel_keeps_it_on_meta():
     """On meta SDPA runs the math decomposition (it would save the b x h x s x s matrix); counted as a fused kernel:
     q, k, v, the output, and a float32 log-sum-exp per query row."""
+
     class Attend(nn.Module):
         def __init__(self):
             super().__init__()
@@ -190,6 +193,7 @@ def test_a_torchscript_model_keeps_what_its_eager_model_keeps(tmp_path):
 
 def test_blocks_of_one_class_may_differ_in_size_and_leaves_are_not_blocks():
     """T5's first block alone holds the relative position bias; an MLP's Linears are layers, not blocks."""
+
     class Block(nn.Module):
         def __init__(self, extra: bool):
             super().__init__()
@@ -216,11 +220,22 @@ def test_a_mixture_of_experts_is_measured_on_meta(tmp_path):
     from flopcalc.spec import ModelSpec
 
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({
-        "model_type": "mixtral", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2,
-        "vocab_size": 256, "max_position_embeddings": 64,
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "model_type": "mixtral",
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "num_local_experts": 4,
+                "num_experts_per_tok": 2,
+                "vocab_size": 256,
+                "max_position_embeddings": 64,
+            }
+        )
+    )
     report, profile = count_with_activations(ModelSpec(str(config)))
     assert report.device == "meta" and not any("could not run on the meta device" in note for note in report.notes)
     assert profile.layers == 2 and (profile.heads, profile.kv_heads) == (4, 2)

@@ -24,13 +24,16 @@ def example(name: str):
     return module
 
 
-@pytest.mark.parametrize("name, options, dtype, width", [
-    # eager attention with dropout (CUDA's 1-byte masks), in bf16
-    ("gpt", dict(dim=256, n_layers=4, n_heads=4, seq_len=256, vocab=512, dropout=0.1), torch.bfloat16, 2),
-    # scaled_dot_product_attention (a fused kernel), in fp32: llama.py's rotary tables are fp32 and would promote
-    # a bf16 q and k
-    ("llama", dict(dim=256, n_layers=4, n_heads=4, n_kv_heads=2, ffn_dim=688, vocab=512), torch.float32, 4),
-])
+@pytest.mark.parametrize(
+    "name, options, dtype, width",
+    [
+        # eager attention with dropout (CUDA's 1-byte masks), in bf16
+        ("gpt", dict(dim=256, n_layers=4, n_heads=4, seq_len=256, vocab=512, dropout=0.1), torch.bfloat16, 2),
+        # scaled_dot_product_attention (a fused kernel), in fp32: llama.py's rotary tables are fp32 and would promote
+        # a bf16 q and k
+        ("llama", dict(dim=256, n_layers=4, n_heads=4, n_kv_heads=2, ffn_dim=688, vocab=512), torch.float32, 4),
+    ],
+)
 def test_a_cuda_forward_keeps_what_the_meta_measure_predicts(name, options, dtype, width):
     vocab = options["vocab"]
     build = example(name).build

@@ -67,11 +67,14 @@ def test_convolution_input_gradient_skips_zero_weights_and_weight_gradient_stays
     assert report.layer("0").effective_forward == report.layer("0").forward  # no zeros there
 
 
-@pytest.mark.parametrize(("row", "pattern"), [
-    ([1, 0, 2, 0, 0, 3, 4, 0], "2:4"),
-    ([1, 2, 3, 0, 0, 0, 0, 4], "4:8"),  # first group of 4 has 3 non-zeros
-    ([1, 2, 3, 0, 0, 0, 4, 5], None),
-])
+@pytest.mark.parametrize(
+    ("row", "pattern"),
+    [
+        ([1, 0, 2, 0, 0, 3, 4, 0], "2:4"),
+        ([1, 2, 3, 0, 0, 0, 0, 4], "4:8"),  # first group of 4 has 3 non-zeros
+        ([1, 2, 3, 0, 0, 0, 4, 5], None),
+    ],
+)
 def test_nm_pattern_along_the_reduction_dimension(row, pattern):
     assert nm_pattern(torch.tensor([row, row], dtype=torch.float32)) == pattern
 

@@ -73,8 +73,9 @@ class StaticCacheAttention(nn.Module):
 def test_an_in_place_write_into_the_cache_writes_the_new_entries_only():
     context, dim = 100, 16
     cache = meta(B, context, dim)
-    _, traffic = count_traffic(StaticCacheAttention(), (meta(B, 1, dim), cache, meta(1, dtype=torch.int64)),
-                               cache=[cache])
+    _, traffic = count_traffic(
+        StaticCacheAttention(), (meta(B, 1, dim), cache, meta(1, dtype=torch.int64)), cache=[cache]
+    )
     (layer,) = traffic.layers
     assert layer.cache_written == B * dim  # one position per sequence, not the cache
     assert layer.cache_read == B * context * dim  # the sum reads it whole
@@ -98,8 +99,14 @@ def test_a_decode_step_reads_the_kv_cache_and_appends_one_entry_per_layer():
     transformers = pytest.importorskip("transformers")
     layers, kv_heads, head_dim, context = 2, 2, 16, 8
     config = transformers.AutoConfig.for_model(
-        "llama", hidden_size=64, intermediate_size=160, num_hidden_layers=layers, num_attention_heads=4,
-        num_key_value_heads=kv_heads, vocab_size=1000)
+        "llama",
+        hidden_size=64,
+        intermediate_size=160,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        vocab_size=1000,
+    )
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
     cache = transformers.DynamicCache(config=model.config)

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from flopcalc.errors import CalibrationError
 from flopcalc.device import Curve
+from flopcalc.errors import CalibrationError
 
 
 def test_a_step_curve_holds_each_threshold_up_to_the_next():
@@ -24,13 +24,16 @@ def test_a_log_linear_curve_interpolates_in_log_size():
     assert Curve(((0, 0.4), (10, 0.9)), "s", "log-linear").at(5) == pytest.approx(0.65)  # from 0: linear
 
 
-@pytest.mark.parametrize("points, source, message", [
-    ((), "s", "at least one"),
-    (((2, 0.5), (1, 0.6)), "s", "ascending"),
-    (((1, 0.0),), "s", "> 0"),
-    (((1, math.nan),), "s", "> 0"),
-    (((1, 0.5),), " ", "source"),
-])
+@pytest.mark.parametrize(
+    "points, source, message",
+    [
+        ((), "s", "at least one"),
+        (((2, 0.5), (1, 0.6)), "s", "ascending"),
+        (((1, 0.0),), "s", "> 0"),
+        (((1, math.nan),), "s", "> 0"),
+        (((1, 0.5),), " ", "source"),
+    ],
+)
 def test_a_bad_curve_is_one_line(points, source, message):
     with pytest.raises(CalibrationError, match=message):
         Curve(points, source)

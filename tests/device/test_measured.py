@@ -6,14 +6,25 @@ import pytest
 from flopcalc.device import KernelRates, ProfileCalibration, parse_measured_profile
 from flopcalc.errors import CalibrationError
 
-RATES = KernelRates(matmul=((8, 32, 32, 0.01),), memory=((4096, 2.0),), elementwise=((1024, 0.2),), view_us=2.5,
-                    step_op_us={"forward": 6.0, "backward": 4.0, "optimizer": 2.0},
-                    convolution=((8, 8, 72, 1, 0.01, 0.02, 0.03),))
+RATES = KernelRates(
+    matmul=((8, 32, 32, 0.01),),
+    memory=((4096, 2.0),),
+    elementwise=((1024, 0.2),),
+    view_us=2.5,
+    step_op_us={"forward": 6.0, "backward": 4.0, "optimizer": 2.0},
+    convolution=((8, 8, 72, 1, 0.01, 0.02, 0.03),),
+)
 
 
 def _profile(device_name="Some CPU", precisions=None, busbw=None):
-    return ProfileCalibration(device_name, "2026-12-03T10:00:00+00:00", "2.13",
-                              {"fp32": RATES} if precisions is None else precisions, 2, busbw or {})
+    return ProfileCalibration(
+        device_name,
+        "2026-12-03T10:00:00+00:00",
+        "2.13",
+        {"fp32": RATES} if precisions is None else precisions,
+        2,
+        busbw or {},
+    )
 
 
 def test_a_profile_reads_back_from_its_mapping():
@@ -33,14 +44,20 @@ def test_a_newer_measurement_keeps_the_precisions_it_did_not_measure():
     assert _profile().merged_with(_profile("Other CPU", {"bf16": RATES})).precisions.keys() == {"bf16"}
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d["precisions"]["fp32"].pop("step_op_us"), "here fp32: missing step_op_us"),
-    (lambda d: d["precisions"]["fp32"].update(convolution=[[8, 8, 8, 1.5, 1.0, 1.0, 1.0]]), "groups must be whole"),
-    (lambda d: d["precisions"]["fp32"].update(matmul=[[8, 32, 32, -1.0]]), "every point must be 4 positive numbers"),
-    (lambda d: d.update(busbw={"moon": {"all_reduce": [[1, 1.0]]}}), "'moon' must be one of world, intra, inter"),
-    (lambda d: d.update(busbw={"intra": {"broadcast": [[1, 1.0]]}}), "unknown collective 'broadcast'"),
-    (lambda d: d.pop("device_name"), "'device_name' must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["precisions"]["fp32"].pop("step_op_us"), "here fp32: missing step_op_us"),
+        (lambda d: d["precisions"]["fp32"].update(convolution=[[8, 8, 8, 1.5, 1.0, 1.0, 1.0]]), "groups must be whole"),
+        (
+            lambda d: d["precisions"]["fp32"].update(matmul=[[8, 32, 32, -1.0]]),
+            "every point must be 4 positive numbers",
+        ),
+        (lambda d: d.update(busbw={"moon": {"all_reduce": [[1, 1.0]]}}), "'moon' must be one of world, intra, inter"),
+        (lambda d: d.update(busbw={"intra": {"broadcast": [[1, 1.0]]}}), "unknown collective 'broadcast'"),
+        (lambda d: d.pop("device_name"), "'device_name' must be a non-empty string"),
+    ],
+)
 def test_a_broken_profile_is_one_line_naming_the_field(change, message):
     data = _profile().to_dict()
     change(data)

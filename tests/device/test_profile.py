@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from flopcalc.errors import CalibrationError
 from flopcalc.device import default_profiles_text, device_profile, load_profiles, with_bus_bandwidth
+from flopcalc.errors import CalibrationError
 from flopcalc.predict import collective_s
 
 
@@ -36,16 +36,19 @@ def _shipped():
     return yaml.safe_load(default_profiles_text())
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d["profiles"][0]["matmul"].pop("efficiency"), r"profiles\[0\].matmul.efficiency: missing"),
-    (lambda d: d["profiles"][0]["memory"].update(bandwidth_gbps=-1), "bandwidth_gbps: must be a number > 0"),
-    (lambda d: d["profiles"][0]["network"]["intra_node"]["bus_efficiency"].pop("p2p"), "p2p: missing"),
-    (lambda d: d["profiles"][0]["vector"]["efficiency"].update(source=""), "source"),
-    (lambda d: d["profiles"][0]["matmul"]["efficiency"].update(points=[[2, 0.5], [1, 0.6]]), "ascending"),
-    (lambda d: d.update(schema_version=9), "schema_version"),
-    (lambda d: d["profiles"][0]["memory"]["efficiency"].update(points=[[0, 1.2]]), "at most 1"),
-    (lambda d: d["profiles"].append(d["profiles"][0]), "appears twice"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["profiles"][0]["matmul"].pop("efficiency"), r"profiles\[0\].matmul.efficiency: missing"),
+        (lambda d: d["profiles"][0]["memory"].update(bandwidth_gbps=-1), "bandwidth_gbps: must be a number > 0"),
+        (lambda d: d["profiles"][0]["network"]["intra_node"]["bus_efficiency"].pop("p2p"), "p2p: missing"),
+        (lambda d: d["profiles"][0]["vector"]["efficiency"].update(source=""), "source"),
+        (lambda d: d["profiles"][0]["matmul"]["efficiency"].update(points=[[2, 0.5], [1, 0.6]]), "ascending"),
+        (lambda d: d.update(schema_version=9), "schema_version"),
+        (lambda d: d["profiles"][0]["memory"]["efficiency"].update(points=[[0, 1.2]]), "at most 1"),
+        (lambda d: d["profiles"].append(d["profiles"][0]), "appears twice"),
+    ],
+)
 def test_a_bad_profile_is_one_line(tmp_path, change, message):
     data = _shipped()
     change(data)
@@ -76,6 +79,10 @@ def test_a_profile_figure_out_of_range_is_refused_naming_it(peak, tmp_path):
     text = default_profiles_text()
     assert "peak_tflops: {fp16: 312, bf16: 312}" in text
     profiles = tmp_path / "profiles.yaml"
-    profiles.write_text(text.replace("peak_tflops: {fp16: 312, bf16: 312}", f"peak_tflops: {{fp16: {peak}, bf16: {peak}}}"))
-    with pytest.raises(CalibrationError, match=r"profiles\[0\]\.matmul\.peak_tflops\.fp16: must be between 1e-09 and 1e\+40"):
+    profiles.write_text(
+        text.replace("peak_tflops: {fp16: 312, bf16: 312}", f"peak_tflops: {{fp16: {peak}, bf16: {peak}}}")
+    )
+    with pytest.raises(
+        CalibrationError, match=r"profiles\[0\]\.matmul\.peak_tflops\.fp16: must be between 1e-09 and 1e\+40"
+    ):
         load_profiles(profiles)

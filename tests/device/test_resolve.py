@@ -6,8 +6,14 @@ from typer.testing import CliRunner
 
 from flopcalc.calibration import MatmulCalibration, choose_throughput, save_device_entry
 from flopcalc.cli import app
-from flopcalc.device import (ASSUMED_INTER_NODE_SOURCE, LinkMeasurement, MatmulMeasurement, device_profile,
-                             resolve_device, with_network)
+from flopcalc.device import (
+    ASSUMED_INTER_NODE_SOURCE,
+    LinkMeasurement,
+    MatmulMeasurement,
+    device_profile,
+    resolve_device,
+    with_network,
+)
 from flopcalc.errors import CalibrationError, CatalogError, UsageError
 
 H100 = "NVIDIA H100 80GB HBM3"
@@ -19,12 +25,19 @@ def test_a_catalogue_gpu_at_a_precision_has_every_figure_with_its_source():
     assert (device.id, device.precision, device.kind) == ("H100-SXM", "fp8", "gpu")
     assert (device.peak.value, device.peak.source, device.peak.origin) == (1979e12, "datasheet dense fp8", "datasheet")
     assert device.peaks["bf16"].value == 989.5e12 and device.peaks["bf16"].source == "datasheet dense bf16"
-    assert (device.memory_bytes.value, device.memory_bytes.source) == (80 * 2**30, "catalogue, H100-SXM")  # "80GB" of HBM is 80 GiB
+    assert (device.memory_bytes.value, device.memory_bytes.source) == (
+        80 * 2**30,
+        "catalogue, H100-SXM",
+    )  # "80GB" of HBM is 80 GiB
     assert device.memory_bandwidth.value == 3350e9
     assert device.intra_node.value == 450.0 and device.intra_node.source.startswith(
-        "catalogue, H100-SXM: NVLink 4 (18 links): 900 GB/s both directions together = 450 GB/s per direction")
+        "catalogue, H100-SXM: NVLink 4 (18 links): 900 GB/s both directions together = 450 GB/s per direction"
+    )
     assert (device.inter_node.value, device.inter_node.source, device.inter_node.origin) == (
-        25.0, ASSUMED_INTER_NODE_SOURCE, "assumed")
+        25.0,
+        ASSUMED_INTER_NODE_SOURCE,
+        "assumed",
+    )
     assert device.tdp_w == 700.0 and device.profile is None
 
 
@@ -42,15 +55,24 @@ def test_a_measurement_overrides_the_datasheet_peak_with_its_label():
     assert device.peaks["fp32"].value == 50e12 and device.peaks["fp8"].source == "datasheet dense fp8"
     assert device.memory_bytes.value == 80 * 2**30 and device.tdp_w == 700.0
     assert resolve_device(None, measured=MEASURED).precision == "bf16"  # the faster measured 16-bit one
-    with pytest.raises(CalibrationError, match=r"^no fp8 measurement for NVIDIA H100 80GB HBM3 in cal.yaml "
-                                               r"\(measured: bf16, fp32\) \(use --precision"):
+    with pytest.raises(
+        CalibrationError,
+        match=r"^no fp8 measurement for NVIDIA H100 80GB HBM3 in cal.yaml "
+        r"\(measured: bf16, fp32\) \(use --precision",
+    ):
         resolve_device("H100-SXM", "fp8", measured=MEASURED)
 
 
 def test_a_calibration_file_reaches_the_device_through_the_throughput_policy(tmp_path):
     path = tmp_path / "cal.yaml"
-    save_device_entry(path, H100, "cuda", matmul=MatmulCalibration(
-        tflops={"bf16": 700.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="2.13.0", seconds=25.0))
+    save_device_entry(
+        path,
+        H100,
+        "cuda",
+        matmul=MatmulCalibration(
+            tflops={"bf16": 700.0}, measured_at="2026-11-28T12:00:00+00:00", torch_version="2.13.0", seconds=25.0
+        ),
+    )
     choice = choose_throughput(gpu="H100-SXM", calibration=path)
     assert choice.device.peak.value == 700e12 and choice.device.peak.origin == "measured"
     assert choice.throughput.origin == f"measured by flopcalc bench 2026-11-28 in {path}; utilization is of measured"
@@ -61,7 +83,11 @@ def test_a_measured_device_the_catalogue_lacks_keeps_its_name_and_says_why():
     measured = MatmulMeasurement("Test CPU", {"fp32": 0.3e12}, "2026-11-28T12:00:00+00:00")
     device = resolve_device(None, measured=measured)
     assert (device.id, device.accelerator, device.memory_bytes, device.memory_bandwidth) == (
-        "Test CPU", None, None, None)
+        "Test CPU",
+        None,
+        None,
+        None,
+    )
     assert device.peak.source == "measured by flopcalc bench 2026-11-28"
     assert "unknown GPU 'Test CPU'" in device.catalog_miss
 
@@ -86,8 +112,14 @@ def test_an_unknown_device_is_one_line():
         resolve_device("H100-SXM", "fp4")
 
 
-@pytest.mark.parametrize("command", [["convert", "1e23 flop"], ["train", "--params", "7e9", "--tokens", "1e12"],
-                                     ["plan", "--params", "7B", "--seq-len", "2048", "--num-gpus", "8"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["convert", "1e23 flop"],
+        ["train", "--params", "7e9", "--tokens", "1e12"],
+        ["plan", "--params", "7B", "--seq-len", "2048", "--num-gpus", "8"],
+    ],
+)
 def test_an_unknown_device_through_the_cli_is_one_line_and_exit_2(command):
     result = CliRunner().invoke(app, [*command, "--gpu", "Mystery GPU 9000"])
     assert result.exit_code == 2, result.output

@@ -13,9 +13,18 @@ from flopcalc.spec import ModelSpec
 H100_NVLINK_PER_DIRECTION = 450e9  # NVLink 4, 900 GB/s both directions together
 H100_RING_STEP_LATENCY = 1e-6  # the shipped H100-SXM device profile, intra-node
 LLAMA_3_70B = "examples/hf/llama-3-70b/config.json"
-TINY = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=64, intermediate_size=128,
-            num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2, vocab_size=256,
-            max_position_embeddings=512, tie_word_embeddings=False)
+TINY = dict(
+    model_type="llama",
+    architectures=["LlamaForCausalLM"],
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=4,
+    num_attention_heads=8,
+    num_key_value_heads=2,
+    vocab_size=256,
+    max_position_embeddings=512,
+    tie_word_embeddings=False,
+)
 
 
 def tiny_config(tmp_path):
@@ -46,7 +55,8 @@ def test_llama_3_70b_tp8_weights_per_gpu_and_each_all_reduce_priced_by_hand():
     assert par["all_reduce_s_decode"] == pytest.approx(each, rel=1e-12)
     prefill_message = 8 * 8192 * 2
     assert par["all_reduce_s_prefill"] == pytest.approx(
-        prefill_message * 2 * 7 / 8 / H100_NVLINK_PER_DIRECTION + 14e-6, rel=1e-12)
+        prefill_message * 2 * 7 / 8 / H100_NVLINK_PER_DIRECTION + 14e-6, rel=1e-12
+    )
     # the 8 KV heads: one per GPU, so the cache per token per GPU is an eighth
     assert par["kv_heads_per_gpu"] == 1
     assert par["kv_cache_bytes_per_token_per_gpu"] == result.kv_cache_bytes_per_token / 8 == 2 * 80 * 128 * 2
@@ -62,8 +72,16 @@ def test_llama_3_70b_tp8_weights_per_gpu_and_each_all_reduce_priced_by_hand():
 def test_pipeline_stages_and_replicas_on_a_small_llama(tmp_path):
     pytest.importorskip("transformers")
     single = infer(ModelSpec(tiny_config(tmp_path)), gpu="H100-SXM", prompt=16, generate=4, batch_sizes="1,4")
-    split = infer(ModelSpec(tiny_config(tmp_path)), gpu="H100-SXM", prompt=16, generate=4, batch_sizes="1,4",
-                  tp=4, pp=2, replicas=3)
+    split = infer(
+        ModelSpec(tiny_config(tmp_path)),
+        gpu="H100-SXM",
+        prompt=16,
+        generate=4,
+        batch_sizes="1,4",
+        tp=4,
+        pp=2,
+        replicas=3,
+    )
     par = split.to_dict()["parallel"]
     matrices, vectors = llama_weight_bytes(64, 128, 4, 8, 2, 256)
     assert par["weights_bytes_per_gpu"] == (matrices / 4 + vectors) / 2
@@ -94,22 +112,28 @@ def test_pipeline_hops_that_leave_a_node():
     assert ServingLayout(tp=4, pp=4).node_crossings == 1  # stages 0-1 on one node, 2-3 on the next
 
 
-@pytest.mark.parametrize("layout, shape, message", [
-    (ServingLayout(tp=8), ModelShape(4096, 32, 12, 12), "does not divide the model's 12 attention heads"),
-    (ServingLayout(tp=4), ModelShape(4096, 32, 32, 6), "one must divide the other"),
-    (ServingLayout(pp=3), ModelShape(4096, 32, 32, 32), "even stages"),
-])
+@pytest.mark.parametrize(
+    "layout, shape, message",
+    [
+        (ServingLayout(tp=8), ModelShape(4096, 32, 12, 12), "does not divide the model's 12 attention heads"),
+        (ServingLayout(tp=4), ModelShape(4096, 32, 32, 6), "one must divide the other"),
+        (ServingLayout(pp=3), ModelShape(4096, 32, 32, 32), "even stages"),
+    ],
+)
 def test_layouts_the_model_cannot_split_are_refused(layout, shape, message):
     with pytest.raises(UsageError, match=message):
         check_split(layout, shape)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(tp=3), "must divide the 8 GPUs of a node"),
-    (dict(tp=16), "must divide the 8 GPUs of a node"),
-    (dict(pp=0), "from 1 to"),
-    (dict(replicas=True), "from 1 to"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(tp=3), "must divide the 8 GPUs of a node"),
+        (dict(tp=16), "must divide the 8 GPUs of a node"),
+        (dict(pp=0), "from 1 to"),
+        (dict(replicas=True), "from 1 to"),
+    ],
+)
 def test_bad_layouts_are_refused(kwargs, message):
     with pytest.raises(UsageError, match=message):
         ServingLayout(**kwargs)

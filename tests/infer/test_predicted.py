@@ -13,11 +13,21 @@ from flopcalc.spec import ModelSpec
 def flat_profile(kernel_time="sum"):
     """A profile whose efficiencies do not depend on size: 100 TFLOP/s matmul at 0.5, 10 TFLOP/s vector at 0.8,
     1,000 GB/s memory at 0.9."""
+
     def rate(peak, efficiency, unit):
         return Rate(peak, "given", Curve(((0.0, efficiency),), "given"), unit)
 
-    return DeviceProfile("A100-SXM4-80GB", "by hand", rate(100e12, 0.5, "GFLOP"), rate(10e12, 0.8, "GFLOP"),
-                         rate(1000e9, 0.9, "MB"), {}, ("bf16",), kernel_time, "given")
+    return DeviceProfile(
+        "A100-SXM4-80GB",
+        "by hand",
+        rate(100e12, 0.5, "GFLOP"),
+        rate(10e12, 0.8, "GFLOP"),
+        rate(1000e9, 0.9, "MB"),
+        {},
+        ("bf16",),
+        kernel_time,
+        "given",
+    )
 
 
 def test_a_layer_on_a_profile_by_hand():
@@ -38,8 +48,9 @@ def test_a_grown_batch_is_priced_again_at_its_size():
     n = 1024
     flops, weights, activations = 2 * n * n, 2 * n * n, 4 * n
     compute, memory = profile_seconds(profile, flops, flops, weights + activations)
-    layer = LayerBound("fc", "Linear", flops, weights, activations, 0.0, 0.0, compute, memory, profile.kernel_time,
-                       flops, profile)
+    layer = LayerBound(
+        "fc", "Linear", flops, weights, activations, 0.0, 0.0, compute, memory, profile.kernel_time, flops, profile
+    )
     grown = PassBound((layer,)).scaled(1024).layers[0]
     expected = profile_seconds(profile, 1024 * flops, 1024 * flops, weights + 1024 * activations)
     assert (grown.compute_s, grown.memory_s) == expected
@@ -61,11 +72,13 @@ def test_a_linear_predicted_on_the_shipped_profile(tmp_path):
 
     path = tmp_path / "profiles.yaml"
     text = default_profiles_text()
-    path.write_text(text[:text.index("  - device: H100-SXM")])
+    path.write_text(text[: text.index("  - device: H100-SXM")])
     n = 1024
     model = tmp_path / "model.py"
-    model.write_text(f"import torch\nfrom torch import nn\n\ndef build():\n    return nn.Linear({n}, {n}, bias=False)\n\n"
-                     f"def example_inputs():\n    return (torch.randn(1, {n}),)\n")
+    model.write_text(
+        f"import torch\nfrom torch import nn\n\ndef build():\n    return nn.Linear({n}, {n}, bias=False)\n\n"
+        f"def example_inputs():\n    return (torch.randn(1, {n}),)\n"
+    )
     result = infer(ModelSpec(f"{model}:build"), calibration=str(path), batch_sizes="1,512")
     profile = load_profiles(path, precision="bf16")["A100-SXM4-80GB"]
     assert result.hardware.gpu == "A100-SXM4-80GB" and result.hardware.time_model == "predicted"
@@ -74,7 +87,8 @@ def test_a_linear_predicted_on_the_shipped_profile(tmp_path):
         flops, moved = 2 * b * n * n, 2 * (n * n + 2 * b * n)
         compute = flops / profile.matmul.achieved(flops / 1e9)
         memory = moved / profile.memory.achieved(moved / 1e6)
-        assert batch.latency_s == pytest.approx(compute + memory if profile.kernel_time == "sum" else
-                                                max(compute, memory), rel=1e-12)
+        assert batch.latency_s == pytest.approx(
+            compute + memory if profile.kernel_time == "sum" else max(compute, memory), rel=1e-12
+        )
         assert batch.latency_s > max(flops / 312e12, moved / 2039e9)  # slower than the roofline bound
     assert result.notes[0].startswith("times are predictions on the A100-SXM4-80GB device profile")

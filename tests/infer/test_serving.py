@@ -20,12 +20,30 @@ from flopcalc.spec import ModelSpec
 
 A100_PEAK_BF16, A100_BANDWIDTH, A100_MEMORY = 312e12, 2039e9, 80 * 2**30  # "80GB" of HBM is 80 GiB
 
-LLAMA_2_7B = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=4096, intermediate_size=11008,
-                  num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
-                  max_position_embeddings=4096, tie_word_embeddings=False)
-TINYLLAMA = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=2048, intermediate_size=5632,
-                 num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4, vocab_size=32000,
-                 max_position_embeddings=2048, tie_word_embeddings=False)
+LLAMA_2_7B = dict(
+    model_type="llama",
+    architectures=["LlamaForCausalLM"],
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    vocab_size=32000,
+    max_position_embeddings=4096,
+    tie_word_embeddings=False,
+)
+TINYLLAMA = dict(
+    model_type="llama",
+    architectures=["LlamaForCausalLM"],
+    hidden_size=2048,
+    intermediate_size=5632,
+    num_hidden_layers=22,
+    num_attention_heads=32,
+    num_key_value_heads=4,
+    vocab_size=32000,
+    max_position_embeddings=2048,
+    tie_word_embeddings=False,
+)
 
 
 def write_config(folder, values):
@@ -42,15 +60,23 @@ def write_model(folder, source, name="model.py"):
 
 def llama_matrices(hidden, ffn, layers, vocab, kv_dim):
     """(rows, columns) of every weight matrix of a Llama: embedding, q, k, v, o, gate, up, down, lm_head."""
-    per_layer = [(hidden, hidden), (kv_dim, hidden), (kv_dim, hidden), (hidden, hidden),
-                 (ffn, hidden), (ffn, hidden), (hidden, ffn)]
+    per_layer = [
+        (hidden, hidden),
+        (kv_dim, hidden),
+        (kv_dim, hidden),
+        (hidden, hidden),
+        (ffn, hidden),
+        (ffn, hidden),
+        (hidden, ffn),
+    ]
     return [(vocab, hidden)] + per_layer * layers + [(vocab, hidden)]
 
 
 def test_llama_2_7b_fp16_weights_kv_cache_and_memory_bound_decode(tmp_path):
     pytest.importorskip("transformers")
-    result = infer(ModelSpec(write_config(tmp_path, LLAMA_2_7B)), gpu="A100-SXM4-80GB", precision="fp16",
-                   prompt=512, generate=2)
+    result = infer(
+        ModelSpec(write_config(tmp_path, LLAMA_2_7B)), gpu="A100-SXM4-80GB", precision="fp16", prompt=512, generate=2
+    )
     params = 6_738_415_616
     assert result.params == params
     assert result.weights_bytes == params * 2 == result.weights_bytes_by_dtype["fp16"]
@@ -96,8 +122,13 @@ def test_tinyllama_gqa_cache_uses_kv_heads_and_decode_flops_are_matmuls_plus_lin
     pytest.importorskip("transformers")
     layers, heads, kv_heads, head_dim, hidden, vocab = 22, 32, 4, 64, 2048, 32000
     prompt, generate = 16, 5
-    result = infer(ModelSpec(write_config(tmp_path, TINYLLAMA)), gpu="A100-SXM4-80GB", precision="bf16",
-                   prompt=prompt, generate=generate)
+    result = infer(
+        ModelSpec(write_config(tmp_path, TINYLLAMA)),
+        gpu="A100-SXM4-80GB",
+        precision="bf16",
+        prompt=prompt,
+        generate=generate,
+    )
     assert result.kv_cache_bytes_per_token == 2 * layers * kv_heads * head_dim * 2 == 22_528  # not 2 x 22 x 2048 x 2
     matmul_params = sum(r * c for r, c in llama_matrices(hidden, 5632, layers, vocab, kv_heads * head_dim)[1:])
     attention_per_entry = layers * 2 * 2 * heads * head_dim  # Q @ K^T and P @ V over every query head, per key
@@ -106,16 +137,30 @@ def test_tinyllama_gqa_cache_uses_kv_heads_and_decode_flops_are_matmuls_plus_lin
     assert f2 - f1 == attention_per_entry * (c2 - c1)  # only attention grows with the context
     rest = f1 - 2 * matmul_params - attention_per_entry * (c1 + 1)  # norms, rotary, SiLU, residuals: per token
     assert 0 < rest < 1e-3 * f1
-    assert result.decode.flops_total == generate * 2 * matmul_params + attention_per_entry * sum(
-        c + 1 for c in range(prompt, prompt + generate)) + generate * rest
+    assert (
+        result.decode.flops_total
+        == generate * 2 * matmul_params
+        + attention_per_entry * sum(c + 1 for c in range(prompt, prompt + generate))
+        + generate * rest
+    )
     # the decode step reads the cache it was given: c entries of K and V per layer
     assert sum(layer.kv_cache_bytes for layer in result.layers) == (prompt + 1) * 22_528
 
 
 def test_prefill_is_flopcalc_count_over_the_prompt_and_batches_scale(tmp_path):
     pytest.importorskip("transformers")
-    config = write_config(tmp_path, dict(TINYLLAMA, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2, vocab_size=1000))
+    config = write_config(
+        tmp_path,
+        dict(
+            TINYLLAMA,
+            hidden_size=64,
+            intermediate_size=160,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=1000,
+        ),
+    )
     hidden, vocab, prompt = 64, 1000, 8
     result = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes="1,4", prompt=prompt, generate=3)
     # the prefill keeps the logits of the last position only: the lm_head's 2 x B x hidden x vocab, not x P
@@ -126,8 +171,9 @@ def test_prefill_is_flopcalc_count_over_the_prompt_and_batches_scale(tmp_path):
     assert any("logits of the last prompt position only" in note for note in result.notes)
     assert [batch.batch_size for batch in result.batches] == [1, 4]
     # per generated token: nearly batch-independent (the rotary tables are made once per step, for every sequence)
-    for (_, per_token_of_4), (_, per_token_of_1) in zip(four.decode.flops_per_token_at_context,
-                                                        result.decode.flops_per_token_at_context):
+    for (_, per_token_of_4), (_, per_token_of_1) in zip(
+        four.decode.flops_per_token_at_context, result.decode.flops_per_token_at_context
+    ):
         assert per_token_of_4 == pytest.approx(per_token_of_1, rel=1e-3) and per_token_of_4 <= per_token_of_1
     assert result.batches[1].kv_cache_bytes == 4 * result.batches[0].kv_cache_bytes
     one = result.batches[0]
@@ -137,7 +183,9 @@ def test_prefill_is_flopcalc_count_over_the_prompt_and_batches_scale(tmp_path):
 
 def test_a_linear_roofline_its_batch_sweep_and_where_it_turns_compute_bound(tmp_path):
     n = 1024
-    model = write_model(tmp_path, f"""
+    model = write_model(
+        tmp_path,
+        f"""
         import torch
         from torch import nn
 
@@ -146,7 +194,8 @@ def test_a_linear_roofline_its_batch_sweep_and_where_it_turns_compute_bound(tmp_
 
         def example_inputs():
             return (torch.randn(1, {n}),)
-    """)
+    """,
+    )
     result = infer(ModelSpec(f"{model}:build"), gpu="A100-SXM4-80GB", batch_sizes="1,512")
     peak, bandwidth = A100_PEAK_BF16, A100_BANDWIDTH
     for batch in result.batches:  # bf16: 2 bytes for the weights, the input and the output
@@ -184,11 +233,29 @@ def test_any_model_following_the_hf_calling_convention_generates(examples):
 
 def test_quantised_weights_and_cache_change_bytes_and_the_compute_precision_the_peak(tmp_path):
     pytest.importorskip("transformers")
-    config = write_config(tmp_path, dict(TINYLLAMA, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2, vocab_size=1000))
+    config = write_config(
+        tmp_path,
+        dict(
+            TINYLLAMA,
+            hidden_size=256,
+            intermediate_size=512,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=1000,
+        ),
+    )
     base = infer(ModelSpec(config), gpu="H100-SXM", precision="bf16", prompt=8, generate=2)
-    quantised = infer(ModelSpec(config), gpu="H100-SXM", precision="bf16", weight_dtype="int4", kv_dtype="fp8",
-                      compute_precision="fp8", prompt=8, generate=2)
+    quantised = infer(
+        ModelSpec(config),
+        gpu="H100-SXM",
+        precision="bf16",
+        weight_dtype="int4",
+        kv_dtype="fp8",
+        compute_precision="fp8",
+        prompt=8,
+        generate=2,
+    )
     assert quantised.weights_bytes == quantised.weights_bytes_by_dtype["int4"] == base.weights_bytes_by_dtype["int4"]
     assert quantised.kv_cache_bytes_per_token * 2 == base.kv_cache_bytes_per_token
     assert quantised.hardware.peak_flops == 1979e12 and base.hardware.peak_flops == 989.5e12  # H100 SXM dense
@@ -204,7 +271,8 @@ def test_quantised_weights_and_cache_change_bytes_and_the_compute_precision_the_
 
 def test_a_calibration_gives_the_peak_and_the_catalogue_the_bandwidth(tmp_path, examples):
     calibration = tmp_path / "calibration.yaml"
-    calibration.write_text(textwrap.dedent("""
+    calibration.write_text(
+        textwrap.dedent("""
         version: 1
         devices:
           NVIDIA A100-SXM4-80GB:
@@ -214,7 +282,8 @@ def test_a_calibration_gives_the_peak_and_the_catalogue_the_bandwidth(tmp_path, 
               measured_at: '2026-01-01T00:00:00+00:00'
               torch_version: 2.13.0
               seconds: 10.0
-    """))
+    """)
+    )
     result = infer(ModelSpec(f"{examples / 'mlp.py'}:build"), gpu="A100-SXM4-80GB", calibration=str(calibration))
     assert result.hardware.peak_flops == 250e12 and result.hardware.bandwidth == A100_BANDWIDTH
     assert "measured" in result.hardware.peak_origin
@@ -246,8 +315,18 @@ def test_bad_input_is_one_line(tmp_path, examples):
 
 def test_an_encoder_cannot_generate(tmp_path):
     pytest.importorskip("transformers")
-    config = write_config(tmp_path, dict(model_type="bert", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                         num_attention_heads=4, vocab_size=1000, architectures=["BertModel"]))
+    config = write_config(
+        tmp_path,
+        dict(
+            model_type="bert",
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            vocab_size=1000,
+            architectures=["BertModel"],
+        ),
+    )
     with pytest.raises(UsageError, match="is not a causal language model"):
         infer(ModelSpec(config), gpu="A100-SXM4-80GB", prompt=8, generate=2)
 
@@ -256,12 +335,20 @@ def test_a_bert_lm_head_without_causal_attention_is_refused(tmp_path):
     """BertLMHeadModel has a cache and a head, but without is_decoder its attention sees both ways: no token by
     token generation to bound (it used to give decode figures)."""
     pytest.importorskip("transformers")
-    bert = dict(model_type="bert", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                vocab_size=1000, architectures=["BertLMHeadModel"])
+    bert = dict(
+        model_type="bert",
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        vocab_size=1000,
+        architectures=["BertLMHeadModel"],
+    )
     with pytest.raises(UsageError, match="its attention sees every position both ways"):
         infer(ModelSpec(write_config(tmp_path, bert)), gpu="A100-SXM4-80GB", prompt=8, generate=2)
-    decoder = infer(ModelSpec(write_config(tmp_path, dict(bert, is_decoder=True))), gpu="A100-SXM4-80GB",
-                    prompt=8, generate=2)
+    decoder = infer(
+        ModelSpec(write_config(tmp_path, dict(bert, is_decoder=True))), gpu="A100-SXM4-80GB", prompt=8, generate=2
+    )
     assert decoder.kv_cache_bytes_per_token == 2 * 2 * 64 * 2  # K and V, 2 layers of width 64, bf16
 
 
@@ -298,9 +385,18 @@ def test_a_model_that_cannot_run_on_meta_falls_back_to_the_cpu_behind_the_memory
         infer(ModelSpec(source), gpu="A100-SXM4-80GB")
 
 
-MISTRAL = dict(model_type="mistral", architectures=["MistralForCausalLM"], hidden_size=64, intermediate_size=128,
-               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000,
-               max_position_embeddings=256, tie_word_embeddings=False)
+MISTRAL = dict(
+    model_type="mistral",
+    architectures=["MistralForCausalLM"],
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=1000,
+    max_position_embeddings=256,
+    tie_word_embeddings=False,
+)
 
 
 def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):
@@ -311,8 +407,13 @@ def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):
     per_token = 2 * layers * kv_heads * head_dim * 2  # K and V, bf16: 256 bytes
     sliding = tmp_path / "sliding"
     sliding.mkdir()
-    result = infer(ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))), gpu="A100-SXM4-80GB",
-                   precision="bf16", prompt=8, generate=3)
+    result = infer(
+        ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))),
+        gpu="A100-SXM4-80GB",
+        precision="bf16",
+        prompt=8,
+        generate=3,
+    )
     assert result.kv_cache_bytes_per_token == per_token
     assert result.kv_cache_bytes == (window - 1) * per_token  # what the cache holds, not 11 tokens' worth
     assert sum(layer.kv_cache_bytes for layer in result.layers) == window * per_token  # 3 read, 1 written
@@ -320,15 +421,26 @@ def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):
     assert (c1, c2) == (8, 10) and f1 == f2  # attention over the window's 4 keys at every context
     # the same step as at context 3, where the window first fills: 3 cached entries + the new one; a full-attention
     # model at context 3 does the same matmuls and attention (only the mask's few comparisons differ)
-    filled = infer(ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))), gpu="A100-SXM4-80GB",
-                   precision="bf16", prompt=3, generate=1)
+    filled = infer(
+        ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))),
+        gpu="A100-SXM4-80GB",
+        precision="bf16",
+        prompt=3,
+        generate=1,
+    )
     assert filled.decode.flops_per_token_at_context[0][1] == f1
-    full = infer(ModelSpec(write_config(tmp_path, MISTRAL)), gpu="A100-SXM4-80GB", precision="bf16", prompt=3,
-                 generate=1)
+    full = infer(
+        ModelSpec(write_config(tmp_path, MISTRAL)), gpu="A100-SXM4-80GB", precision="bf16", prompt=3, generate=1
+    )
     assert full.decode.flops_per_token_at_context[0][1] == pytest.approx(f1, abs=100)
     assert full.kv_cache_bytes == 4 * per_token and not any("sliding window" in note for note in full.notes)
     assert any("stops growing at 768 B per sequence (a sliding window" in note for note in result.notes)
     # a generation that crosses the window: the cache holds the window at the end, not P + G tokens
-    crossing = infer(ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))), gpu="A100-SXM4-80GB",
-                     precision="bf16", prompt=2, generate=4)
+    crossing = infer(
+        ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))),
+        gpu="A100-SXM4-80GB",
+        precision="bf16",
+        prompt=2,
+        generate=4,
+    )
     assert crossing.kv_cache_bytes == (window - 1) * per_token

@@ -35,7 +35,9 @@ def test_infer_with_sparsity_stores_the_2_4_weights_compressed():
 def test_infer_sparse_peak_prices_flops_at_the_2_4_peak_only_for_2_4_weights():
     result = infer(ModelSpec(f"{PRUNED}:build_2_4"), gpu="A100-SXM4-80GB", sparse_peak=True).to_dict()
     assert (result["gpu"]["peak_tflops"], result["gpu"]["peak_origin"]) == (
-        624.0, "datasheet 2:4-sparse bf16 (dense-equivalent)")
+        624.0,
+        "datasheet 2:4-sparse bf16 (dense-equivalent)",
+    )
     with pytest.raises(UsageError, match="2.weight is not 2:4"):
         infer(ModelSpec(f"{PRUNED}:build"), gpu="A100-SXM4-80GB", sparse_peak=True)
     with pytest.raises(UsageError, match="no 2:4-sparse tensor-core peak"):

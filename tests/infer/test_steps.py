@@ -8,8 +8,14 @@ from flopcalc.infer.steps import midpoint, steps_time
 
 
 def test_sum_of_max_is_the_sum_of_each_steps_bound():
-    for c_first, c_last, m_first, m_last, steps in [(1, 9, 5, 6, 11), (9, 1, 5, 6, 11), (3, 3, 1, 7, 4),
-                                                    (2, 2, 2, 2, 3), (0, 10, 10, 0, 2), (4, 8, 1, 2, 1)]:
+    for c_first, c_last, m_first, m_last, steps in [
+        (1, 9, 5, 6, 11),
+        (9, 1, 5, 6, 11),
+        (3, 3, 1, 7, 4),
+        (2, 2, 2, 2, 3),
+        (0, 10, 10, 0, 2),
+        (4, 8, 1, 2, 1),
+    ]:
         c = [c_first + (c_last - c_first) * i / max(steps - 1, 1) for i in range(steps)]
         m = [m_first + (m_last - m_first) * i / max(steps - 1, 1) for i in range(steps)]
         compute, memory = sum_of_max(c_first, c_last, m_first, m_last, steps)

@@ -28,12 +28,20 @@ def test_auto_map_is_named_and_never_run(tmp_path):
 
     marker = tmp_path / "ran"
     (tmp_path / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').write('remote code ran')\n")
-    config = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "intermediate_size": 64, "vocab_size": 100, "max_position_embeddings": 16,
-              "auto_map": {"AutoModel": "modeling_evil.EvilModel"}}
+    config = {
+        "model_type": "bert",
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "vocab_size": 100,
+        "max_position_embeddings": 16,
+        "auto_map": {"AutoModel": "modeling_evil.EvilModel"},
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     report = count(str(tmp_path / "config.json"))
     assert not marker.exists()
     assert [note for note in report.notes if "auto_map" in note] == [
         "auto_map names remote code (modeling_evil.EvilModel); flopcalc never runs it: counted transformers' own "
-        "BertLMHeadModel for model_type 'bert'"]
+        "BertLMHeadModel for model_type 'bert'"
+    ]

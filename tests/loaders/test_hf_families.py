@@ -17,34 +17,112 @@ HEAD_DIM = H // HEADS
 SMALL_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
 
 FAMILIES = {
-    "decoder-only": {"model_type": "llama", "hidden_size": H, "intermediate_size": FFN, "num_hidden_layers": LAYERS,
-                     "num_attention_heads": HEADS, "num_key_value_heads": 2, "vocab_size": VOCAB,
-                     "max_position_embeddings": 64},
-    "moe": {"model_type": "mixtral", "hidden_size": H, "intermediate_size": FFN, "num_hidden_layers": LAYERS,
-            "num_attention_heads": HEADS, "num_key_value_heads": 2, "vocab_size": VOCAB,
-            "max_position_embeddings": 64, "num_local_experts": 4, "num_experts_per_tok": 2},
-    "encoder-decoder": {"model_type": "t5", "d_model": H, "d_kv": HEAD_DIM, "d_ff": FFN, "num_layers": LAYERS,
-                        "num_decoder_layers": LAYERS, "num_heads": HEADS, "vocab_size": VOCAB,
-                        "architectures": ["T5ForConditionalGeneration"], **SMALL_IDS, "decoder_start_token_id": 0},
-    "vision": {"model_type": "vit", "hidden_size": H, "intermediate_size": FFN, "num_hidden_layers": LAYERS,
-               "num_attention_heads": HEADS, "image_size": 32, "patch_size": 8, "num_channels": 3},
-    "speech": {"model_type": "whisper", "d_model": H, "encoder_layers": LAYERS, "decoder_layers": LAYERS,
-               "encoder_attention_heads": HEADS, "decoder_attention_heads": HEADS, "encoder_ffn_dim": FFN,
-               "decoder_ffn_dim": FFN, "vocab_size": VOCAB, "num_mel_bins": 16, "max_source_positions": 30,
-               "max_target_positions": 24, **SMALL_IDS, "decoder_start_token_id": 1, "begin_suppress_tokens": None,
-               "suppress_tokens": None},
+    "decoder-only": {
+        "model_type": "llama",
+        "hidden_size": H,
+        "intermediate_size": FFN,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": 2,
+        "vocab_size": VOCAB,
+        "max_position_embeddings": 64,
+    },
+    "moe": {
+        "model_type": "mixtral",
+        "hidden_size": H,
+        "intermediate_size": FFN,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": 2,
+        "vocab_size": VOCAB,
+        "max_position_embeddings": 64,
+        "num_local_experts": 4,
+        "num_experts_per_tok": 2,
+    },
+    "encoder-decoder": {
+        "model_type": "t5",
+        "d_model": H,
+        "d_kv": HEAD_DIM,
+        "d_ff": FFN,
+        "num_layers": LAYERS,
+        "num_decoder_layers": LAYERS,
+        "num_heads": HEADS,
+        "vocab_size": VOCAB,
+        "architectures": ["T5ForConditionalGeneration"],
+        **SMALL_IDS,
+        "decoder_start_token_id": 0,
+    },
+    "vision": {
+        "model_type": "vit",
+        "hidden_size": H,
+        "intermediate_size": FFN,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "image_size": 32,
+        "patch_size": 8,
+        "num_channels": 3,
+    },
+    "speech": {
+        "model_type": "whisper",
+        "d_model": H,
+        "encoder_layers": LAYERS,
+        "decoder_layers": LAYERS,
+        "encoder_attention_heads": HEADS,
+        "decoder_attention_heads": HEADS,
+        "encoder_ffn_dim": FFN,
+        "decoder_ffn_dim": FFN,
+        "vocab_size": VOCAB,
+        "num_mel_bins": 16,
+        "max_source_positions": 30,
+        "max_target_positions": 24,
+        **SMALL_IDS,
+        "decoder_start_token_id": 1,
+        "begin_suppress_tokens": None,
+        "suppress_tokens": None,
+    },
     # wav2vec 2.0 without SpecAugment (its random time masking reads values: that counts on the CPU)
-    "raw-audio": {"model_type": "wav2vec2", "hidden_size": H, "intermediate_size": FFN, "num_hidden_layers": 1,
-                  "num_attention_heads": HEADS, "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16,
-                  "vocab_size": 32, "apply_spec_augment": False},
-    "state-space": {"model_type": "mamba", "hidden_size": H, "state_size": 8, "num_hidden_layers": LAYERS,
-                    "vocab_size": VOCAB, "expand": 2, "conv_kernel": 4, **SMALL_IDS},
-    "multimodal": {"model_type": "clip", "projection_dim": 32,
-                   "text_config": {"hidden_size": H, "intermediate_size": FFN, "num_hidden_layers": LAYERS,
-                                   "num_attention_heads": HEADS, "vocab_size": VOCAB, "max_position_embeddings": 20,
-                                   **SMALL_IDS},
-                   "vision_config": {"hidden_size": H, "intermediate_size": FFN, "num_hidden_layers": LAYERS,
-                                     "num_attention_heads": HEADS, "image_size": 32, "patch_size": 8}},
+    "raw-audio": {
+        "model_type": "wav2vec2",
+        "hidden_size": H,
+        "intermediate_size": FFN,
+        "num_hidden_layers": 1,
+        "num_attention_heads": HEADS,
+        "conv_dim": [16] * 7,
+        "num_conv_pos_embeddings": 16,
+        "vocab_size": 32,
+        "apply_spec_augment": False,
+    },
+    "state-space": {
+        "model_type": "mamba",
+        "hidden_size": H,
+        "state_size": 8,
+        "num_hidden_layers": LAYERS,
+        "vocab_size": VOCAB,
+        "expand": 2,
+        "conv_kernel": 4,
+        **SMALL_IDS,
+    },
+    "multimodal": {
+        "model_type": "clip",
+        "projection_dim": 32,
+        "text_config": {
+            "hidden_size": H,
+            "intermediate_size": FFN,
+            "num_hidden_layers": LAYERS,
+            "num_attention_heads": HEADS,
+            "vocab_size": VOCAB,
+            "max_position_embeddings": 20,
+            **SMALL_IDS,
+        },
+        "vision_config": {
+            "hidden_size": H,
+            "intermediate_size": FFN,
+            "num_hidden_layers": LAYERS,
+            "num_attention_heads": HEADS,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+    },
 }
 
 # the inputs each family is called with by default (seq_len 12 where the model takes tokens)
@@ -120,8 +198,9 @@ def test_grouped_experts_on_meta_agree_with_the_other_expert_implementations_on_
     from flopcalc.loaders.huggingface import read_config
 
     path = write_config(tmp_path, FAMILIES["moe"])
-    model = transformers.MixtralForCausalLM._from_config(read_config(tmp_path / "config.json"),
-                                                         experts_implementation=implementation)
+    model = transformers.MixtralForCausalLM._from_config(
+        read_config(tmp_path / "config.json"), experts_implementation=implementation
+    )
     other = count_module(model, {"input_ids": torch.zeros(2, 12, dtype=torch.long)})
     grouped = count(path, seq_len=12, batch_size=2)
     assert other.device == "cpu" and grouped.device == "meta"
@@ -133,10 +212,15 @@ def test_encoder_decoder_counts_encoder_decoder_and_cross_attention_exactly(tmp_
     config = write_config(tmp_path, FAMILIES["encoder-decoder"])
     batch, enc, dec = 2, 12, 5
     report = count(config, seq_len=enc, decoder_seq_len=dec, batch_size=batch)
-    assert [(i.name, i.shape) for i in report.inputs] == [("input_ids", (batch, enc)), ("decoder_input_ids", (batch, dec))]
+    assert [(i.name, i.shape) for i in report.inputs] == [
+        ("input_ids", (batch, enc)),
+        ("decoder_input_ids", (batch, dec)),
+    ]
     inner = HEADS * HEAD_DIM
     encoder = enc * (4 * H * inner + 2 * H * FFN)  # q, k, v, o and the relu feed-forward, per layer
-    decoder = dec * (4 * H * inner + 2 * H * inner + 2 * H * FFN) + enc * 2 * H * inner  # self, cross q/o, ffn; cross k/v
+    decoder = (
+        dec * (4 * H * inner + 2 * H * inner + 2 * H * FFN) + enc * 2 * H * inner
+    )  # self, cross q/o, ffn; cross k/v
     forward_matmul = 2 * batch * (LAYERS * (encoder + decoder) + dec * H * VOCAB)  # + lm_head
     assert report.forward_by_category["matmul"] == forward_matmul
     assert report.backward_by_category["matmul"] == 2 * forward_matmul
@@ -160,7 +244,10 @@ def test_speech_features_are_the_frames_the_encoder_expects(tmp_path):
     """Whisper's two convolutions (strides 1 and 2) take 2 x max_source_positions frames down to its positions."""
     config = write_config(tmp_path, FAMILIES["speech"])
     report = count(config, decoder_seq_len=7, backward=False)
-    assert [(i.name, i.shape) for i in report.inputs] == [("input_features", (1, 16, 60)), ("decoder_input_ids", (1, 7))]
+    assert [(i.name, i.shape) for i in report.inputs] == [
+        ("input_features", (1, 16, 60)),
+        ("decoder_input_ids", (1, 7)),
+    ]
     frames, positions = 60, 30
     assert report.forward_by_category["conv"] == 2 * H * 3 * (16 * frames + H * positions)
     with pytest.raises(InputSpecError, match="--seq-len sizes token ids or raw audio; WhisperForConditionalGeneration"):

@@ -18,8 +18,15 @@ from flopcalc.spec import ModelSpec
 
 runner = CliRunner()
 COMMIT_A, COMMIT_B = "a" * 40, "b" * 40
-TINY = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 32, "n_layer": 1, "n_head": 2,
-        "n_positions": 64, "vocab_size": 100}
+TINY = {
+    "model_type": "gpt2",
+    "architectures": ["GPT2LMHeadModel"],
+    "n_embd": 32,
+    "n_layer": 1,
+    "n_head": 2,
+    "n_positions": 64,
+    "vocab_size": 100,
+}
 
 
 def invoke(*args):
@@ -133,11 +140,23 @@ def fake_hub(hub_env, monkeypatch):
 
 # --- what is a Hub id -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("source, expected", [
-    ("meta-llama/Llama-3.1-8B", True), ("org/name", True), ("org/sd-1.5/unet", True),
-    ("models/net.py", False), ("org/config.json", False), ("net.onnx", False), ("llama", False),
-    ("/abs/path", False), ("./org/name", False), ("timm:resnet50", False), ("a/b/c/d", False),
-])
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("meta-llama/Llama-3.1-8B", True),
+        ("org/name", True),
+        ("org/sd-1.5/unet", True),
+        ("models/net.py", False),
+        ("org/config.json", False),
+        ("net.onnx", False),
+        ("llama", False),
+        ("/abs/path", False),
+        ("./org/name", False),
+        ("timm:resnet50", False),
+        ("a/b/c/d", False),
+    ],
+)
 def test_hub_id_spelling(source, expected):
     assert is_hub_id(source) is expected
 
@@ -165,6 +184,7 @@ def test_revision_is_part_of_the_key_and_checked():
 
 
 # --- from the cache, offline ------------------------------------------------------------------------------
+
 
 def same_report_by_id_and_by_path(cache, repo_id, config, *options):
     """The JSON reports of a count by Hub id (from the cache) and of the same config.json by path, less the
@@ -258,6 +278,7 @@ def test_the_meter_counts_a_hub_id(hub_env):
 
 # --- from a Hub served here -------------------------------------------------------------------------------
 
+
 def test_fetches_the_config_only_into_the_cache_then_reads_it_offline(fake_hub, hub_env, monkeypatch):
     fake_hub.repos["org/tiny"] = {"commit": COMMIT_A, "files": {"config.json": TINY, "model.safetensors": "weights"}}
     path = resolve_hub_id("org/tiny")
@@ -270,17 +291,31 @@ def test_fetches_the_config_only_into_the_cache_then_reads_it_offline(fake_hub, 
 
 
 def test_pipeline_repo_fetches_its_model_configs_and_names_them(fake_hub, hub_env, monkeypatch):
-    index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-             "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
-             "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "PNDMScheduler"],
-             "safety_checker": [None, None]}
-    fake_hub.repos["org/sd"] = {"commit": COMMIT_A, "files": {
-        "model_index.json": index, "unet/config.json": {"sample_size": 64}, "vae/config.json": {"latent_channels": 4},
-        "text_encoder/config.json": TINY, "unet/diffusion_pytorch_model.safetensors": "weights"}}
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "scheduler": ["diffusers", "PNDMScheduler"],
+        "safety_checker": [None, None],
+    }
+    fake_hub.repos["org/sd"] = {
+        "commit": COMMIT_A,
+        "files": {
+            "model_index.json": index,
+            "unet/config.json": {"sample_size": 64},
+            "vae/config.json": {"latent_channels": 4},
+            "text_encoder/config.json": TINY,
+            "unet/diffusion_pytorch_model.safetensors": "weights",
+        },
+    }
     folder = resolve_hub_id("org/sd")
     assert folder == hub_env / "models--org--sd" / "snapshots" / COMMIT_A
-    assert sorted(fake_hub.files_read()) == [f"/org/sd/resolve/main/{name}" for name in (
-        "model_index.json", "text_encoder/config.json", "unet/config.json", "vae/config.json")]
+    assert sorted(fake_hub.files_read()) == [
+        f"/org/sd/resolve/main/{name}"
+        for name in ("model_index.json", "text_encoder/config.json", "unet/config.json", "vae/config.json")
+    ]
     result = invoke("count", "org/sd")
     assert result.exit_code == 2
     assert "org/sd is a pipeline" in result.output and "org/sd/unet, org/sd/vae, org/sd/text_encoder" in result.output
@@ -341,11 +376,14 @@ def test_no_network_reads_what_is_cached(hub_env, monkeypatch):
     assert json.loads(resolve_hub_id("org/tiny").read_text()) == TINY
 
 
-@pytest.mark.parametrize("command", [
-    ("train", "--examples", 1000, "--gpu", "H100-SXM"),
-    ("infer", "--gpu", "H100-SXM"),
-    ("plan", "--gpu", "H100-SXM", "--num-gpus", 8, "--tokens", "1e9"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("train", "--examples", 1000, "--gpu", "H100-SXM"),
+        ("infer", "--gpu", "H100-SXM"),
+        ("plan", "--gpu", "H100-SXM", "--num-gpus", 8, "--tokens", "1e9"),
+    ],
+)
 def test_every_command_taking_a_model_takes_a_hub_id_and_revision(hub_env, command):
     pytest.importorskip("transformers")
     cache_repo(hub_env, "org/tiny", {"config.json": TINY})

@@ -26,8 +26,16 @@ def attention(batch, seq, heads=HEADS, head_dim=HEAD_DIM):
 
 
 def test_gpt2_projections_tied_lm_head_and_attention(tmp_path):
-    config = write_config(tmp_path, model_type="gpt2", n_embd=E, n_layer=LAYERS, n_head=HEADS, n_positions=128,
-                          vocab_size=VOCAB, architectures=["GPT2LMHeadModel"])
+    config = write_config(
+        tmp_path,
+        model_type="gpt2",
+        n_embd=E,
+        n_layer=LAYERS,
+        n_head=HEADS,
+        n_positions=128,
+        vocab_size=VOCAB,
+        architectures=["GPT2LMHeadModel"],
+    )
     batch, seq = 2, 16
     report = count(config, seq_len=seq, batch_size=batch)
     per_layer = E * 3 * E + E * E + E * 4 * E + 4 * E * E  # c_attn, attn c_proj, c_fc, mlp c_proj
@@ -43,9 +51,18 @@ def test_gpt2_projections_tied_lm_head_and_attention(tmp_path):
 
 def test_llama_grouped_query_attention_untied_head_and_default_seq_len(tmp_path):
     kv_heads, ffn = 2, 160
-    config = write_config(tmp_path, model_type="llama", hidden_size=E, intermediate_size=ffn,
-                          num_hidden_layers=LAYERS, num_attention_heads=HEADS, num_key_value_heads=kv_heads,
-                          vocab_size=VOCAB, max_position_embeddings=256, tie_word_embeddings=False)
+    config = write_config(
+        tmp_path,
+        model_type="llama",
+        hidden_size=E,
+        intermediate_size=ffn,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=kv_heads,
+        vocab_size=VOCAB,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+    )
     report = count(config, backward=False)
     seq = 256  # min(max_position_embeddings, 2048)
     assert report.inputs[0].shape == (1, seq)
@@ -57,8 +74,15 @@ def test_llama_grouped_query_attention_untied_head_and_default_seq_len(tmp_path)
 
 
 def test_llama_causal_half_and_explicit_token_input(tmp_path):
-    config = write_config(tmp_path, model_type="llama", hidden_size=E, intermediate_size=128,
-                          num_hidden_layers=LAYERS, num_attention_heads=HEADS, vocab_size=VOCAB)
+    config = write_config(
+        tmp_path,
+        model_type="llama",
+        hidden_size=E,
+        intermediate_size=128,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        vocab_size=VOCAB,
+    )
     full = count(config, inputs=["1x32:int64"], backward=False)
     half = count(config, seq_len=32, backward=False, causal_half=True)
     assert half.forward_by_category["attention"] == full.forward_by_category["attention"] * (32 * 33 // 2) // (32 * 32)
@@ -67,9 +91,17 @@ def test_llama_causal_half_and_explicit_token_input(tmp_path):
 
 def test_bert_encoder_from_its_architectures_entry(tmp_path):
     ffn = 128
-    config = write_config(tmp_path, model_type="bert", hidden_size=E, intermediate_size=ffn,
-                          num_hidden_layers=LAYERS, num_attention_heads=HEADS, vocab_size=VOCAB,
-                          max_position_embeddings=64, architectures=["BertModel"])
+    config = write_config(
+        tmp_path,
+        model_type="bert",
+        hidden_size=E,
+        intermediate_size=ffn,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        vocab_size=VOCAB,
+        max_position_embeddings=64,
+        architectures=["BertModel"],
+    )
     batch, seq = 2, 32
     report = count(config, seq_len=seq, batch_size=batch, backward=False)
     assert report.root.type == "BertModel"
@@ -91,8 +123,10 @@ def test_a_folder_with_a_config_json_is_a_source(tmp_path):
         ("{not json", "not valid JSON"),
         ('{"hidden_size": 8}', "has no model_type"),
         # transformers puts the reason on the line after "...validator 'validate_architecture':"
-        ('{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 5}',
-         r"malformed config: .*validate_architecture.*hidden size \(64\) is not a multiple"),
+        (
+            '{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 5}',
+            r"malformed config: .*validate_architecture.*hidden size \(64\) is not a multiple",
+        ),
     ],
 )
 def test_bad_configs_are_model_load_errors(tmp_path, text, message):
@@ -126,13 +160,27 @@ def test_declared_layers_reads_every_spelling_and_sub_config():
 
 def test_a_config_with_more_layers_than_max_layers_is_refused_before_it_is_built(tmp_path):
     """A million layers ran until killed: the declared layers are checked before anything is built."""
-    config = write_config(tmp_path, model_type="llama", hidden_size=8, intermediate_size=16,
-                          num_hidden_layers=1_000_000, num_attention_heads=2, vocab_size=10)
+    config = write_config(
+        tmp_path,
+        model_type="llama",
+        hidden_size=8,
+        intermediate_size=16,
+        num_hidden_layers=1_000_000,
+        num_attention_heads=2,
+        vocab_size=10,
+    )
     with pytest.raises(ModelLoadError, match="declares 1,000,000 layers, more than max_layers 10,000") as caught:
         count(config)
     assert caught.value.field == "max_layers"
-    small = write_config(tmp_path, model_type="llama", hidden_size=8, intermediate_size=16,
-                         num_hidden_layers=3, num_attention_heads=2, vocab_size=10)
+    small = write_config(
+        tmp_path,
+        model_type="llama",
+        hidden_size=8,
+        intermediate_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        vocab_size=10,
+    )
     with pytest.raises(ModelLoadError, match="declares 3 layers, more than max_layers 2"):
         count(small, max_layers=2)
     assert count(small, max_layers=3, seq_len=4).params > 0

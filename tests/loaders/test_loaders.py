@@ -160,7 +160,7 @@ def test_an_onnx_file_over_2_gib_is_refused_before_it_is_parsed(tmp_path):
         load_onnx(path)
 
 
-NAMEDTUPLE_MODEL = '''
+NAMEDTUPLE_MODEL = """
 from collections import namedtuple
 from dataclasses import dataclass
 
@@ -199,7 +199,7 @@ def example_inputs():
 
 def example_pair():
     return (Pair(torch.randn(2, 8), torch.ones(2, 4)),)
-'''
+"""
 
 
 @pytest.mark.parametrize("batch_size", [None, 3])
@@ -228,7 +228,7 @@ def test_a_registered_dataclass_input_is_walked_by_make_inputs(tmp_path):
     assert loaded.module.fc.weight.device.type == "meta"
 
 
-FACTORIES = '''
+FACTORIES = """
 from torch import nn
 
 
@@ -238,7 +238,7 @@ def build(width=4):
 
 def broken(width=4):
     return nn.Linear(width, "two")  # a TypeError inside the factory: the model's bug, not a kwargs one
-'''
+"""
 
 
 def test_only_a_signature_mismatch_is_a_kwargs_problem(tmp_path):
@@ -256,13 +256,18 @@ def test_only_a_signature_mismatch_is_a_kwargs_problem(tmp_path):
 
 
 def test_a_named_input_the_forward_does_not_take_is_refused_naming_what_it_takes(examples, tmp_path):
-    with pytest.raises(InputSpecError, match=r"inputs bogus_arg= is not an argument of Sequential.forward "
-                                             r"\(it takes input\)") as caught:
+    with pytest.raises(
+        InputSpecError,
+        match=r"inputs bogus_arg= is not an argument of Sequential.forward "
+        r"\(it takes input\)",
+    ) as caught:
         count(str(examples / "mlp.py"), ["bogus_arg=1x8:int64"])
     assert caught.value.field == "inputs"
     accepting = tmp_path / "accepting.py"
-    accepting.write_text("import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
-                         "    def forward(self, x, **extra):\n        return x * 2\n\n\ndef build():\n"
-                         "    return Net()\n")
+    accepting.write_text(
+        "import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def forward(self, x, **extra):\n        return x * 2\n\n\ndef build():\n"
+        "    return Net()\n"
+    )
     report = count(f"{accepting}:build", ["x=2x3", "anything=1"], backward=False)  # **extra takes any name
     assert report.forward_by_category["elementwise"] == 6

@@ -46,11 +46,14 @@ def test_a_wrapped_checkpoint_is_unwrapped(tmp_path):
     assert set(read_state_dict(path)) == set(_model().state_dict())
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda s: s.pop("2.bias"), "missing 1 (2.bias)"),
-    (lambda s: s.update(extra=torch.zeros(1)), "unexpected 1 (extra)"),
-    (lambda s: s.update({"0.weight": torch.zeros(3, 5)}), "0.weight is 3x5 in the file and 3x4 in the model"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.pop("2.bias"), "missing 1 (2.bias)"),
+        (lambda s: s.update(extra=torch.zeros(1)), "unexpected 1 (extra)"),
+        (lambda s: s.update({"0.weight": torch.zeros(3, 5)}), "0.weight is 3x5 in the file and 3x4 in the model"),
+    ],
+)
 def test_weights_that_do_not_match_are_refused_in_one_line(tmp_path, change, message):
     state = _model().state_dict()
     change(state)

@@ -24,7 +24,9 @@ def invoke(*args):
 
 def torchvision_models():
     define_torchvision_ops()  # as the loader does (conftest does too): see flopcalc/loaders/zoo.py
-    pytest.importorskip("torchvision", reason="the torchvision extra is not installed: pip install 'flopcalc[torchvision]'")
+    pytest.importorskip(
+        "torchvision", reason="the torchvision extra is not installed: pip install 'flopcalc[torchvision]'"
+    )
     from torchvision import models
 
     return models
@@ -93,12 +95,17 @@ def test_batch_size_and_input_size_options():
     eight = invoke("count", "torchvision:resnet18", "--batch-size", 8, "--format", "json")
     assert one.exit_code == 0 and eight.exit_code == 0, one.output + eight.output
     for category in ("conv", "matmul"):  # per example; batch norm's statistics are per batch, not per example
-        assert (json.loads(eight.stdout)["totals"]["forward_by_category"][category]
-                == 8 * json.loads(one.stdout)["totals"]["forward_by_category"][category])
+        assert (
+            json.loads(eight.stdout)["totals"]["forward_by_category"][category]
+            == 8 * json.loads(one.stdout)["totals"]["forward_by_category"][category]
+        )
     assert json.loads(eight.stdout)["inputs"][0]["shape"] == [8, 3, 224, 224]
     larger = invoke("count", "torchvision:resnet18", "--input", "1x3x448x448", "--format", "json")
     data = json.loads(larger.stdout)
-    assert data["totals"]["forward_by_category"]["conv"] == 4 * json.loads(one.stdout)["totals"]["forward_by_category"]["conv"]
+    assert (
+        data["totals"]["forward_by_category"]["conv"]
+        == 4 * json.loads(one.stdout)["totals"]["forward_by_category"]["conv"]
+    )
     assert not any("crop size" in note for note in data["notes"])  # the default input is not in use
 
 
@@ -110,17 +117,22 @@ def test_kwargs_go_to_the_builder():
 
 def test_a_vit_is_sized_by_its_own_image_size():
     models = torchvision_models()
-    loaded = load_zoo("torchvision", "vit_b_16", kwargs={"image_size": 384}, device="meta", source="torchvision:vit_b_16")
+    loaded = load_zoo(
+        "torchvision", "vit_b_16", kwargs={"image_size": 384}, device="meta", source="torchvision:vit_b_16"
+    )
     assert loaded.example_inputs[0].shape == (1, 3, 384, 384)
     assert loaded.example_notes == ("input 1x3x384x384: the image_size vit_b_16 is built with",)
     assert models.get_model_weights("vit_b_16").DEFAULT.transforms.keywords["crop_size"] == 224
 
 
-@pytest.mark.parametrize("source, message", [
-    ("torchvision:resnet5", "torchvision has no model 'resnet5' (did you mean resnet50"),
-    ("timm:not_a_model", "timm has no model 'not_a_model'"),
-    ("torchvision:", "'torchvision:' names no model"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("torchvision:resnet5", "torchvision has no model 'resnet5' (did you mean resnet50"),
+        ("timm:not_a_model", "timm has no model 'not_a_model'"),
+        ("torchvision:", "'torchvision:' names no model"),
+    ],
+)
 def test_unknown_names_are_one_line(source, message):
     pytest.importorskip(source.partition(":")[0])
     result = invoke("count", source)

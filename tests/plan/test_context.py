@@ -16,8 +16,14 @@ SHAPE = dict(layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672, mlp="swigl
 
 
 def fleet(gpus_per_node=8):
-    return Fleet(H100, 80 * 2**30, "test", gpus_per_node=gpus_per_node, intra_node=Bandwidth(NVLINK, "test"),
-                 inter_node=Bandwidth(IB, "test"))
+    return Fleet(
+        H100,
+        80 * 2**30,
+        "test",
+        gpus_per_node=gpus_per_node,
+        intra_node=Bandwidth(NVLINK, "test"),
+        inter_node=Bandwidth(IB, "test"),
+    )
 
 
 def test_cp_divides_the_activations_and_the_compute():
@@ -28,8 +34,8 @@ def test_cp_divides_the_activations_and_the_compute():
     # each GPU keeps its 1/8 of the sequence: the activations of a sequence 8 times shorter
     assert split.memory.activations == pytest.approx(whole.memory.activations / 8, rel=1e-12)
     assert split.memory.activations == pytest.approx(
-        evaluate(short, Layout(tp=8, sequence_parallel=True, recompute="full"), fleet()).memory.activations,
-        rel=1e-12)
+        evaluate(short, Layout(tp=8, sequence_parallel=True, recompute="full"), fleet()).memory.activations, rel=1e-12
+    )
     # the model states are sharded over dp x cp = 8 with ZeRO-1, not replicated
     assert split.memory.optimizer == pytest.approx(whole.memory.optimizer / 8, rel=1e-12)
     assert split.step.compute_s == pytest.approx(whole.step.compute_s / 8, rel=1e-12)
@@ -52,8 +58,14 @@ def test_the_ring_exchange_by_hand():
     # a short sequence over a slow link: the excess over the attention is exposed
     short = model_from_params(None, 4096, **SHAPE)
     layout = Layout(tp=1, cp=2)
-    slow = Fleet(H100, 80 * 2**30, "test", gpus_per_node=1, intra_node=Bandwidth(NVLINK, "test"),
-                 inter_node=Bandwidth(0.5, "test"))
+    slow = Fleet(
+        H100,
+        80 * 2**30,
+        "test",
+        gpus_per_node=1,
+        intra_node=Bandwidth(NVLINK, "test"),
+        inter_node=Bandwidth(0.5, "test"),
+    )
     block = 4096 / 2 * (8192 * 8 / 64) * 2 / (0.5 * 1e9)
     attention = 2e-3  # the stage's attention forward per micro-batch on one GPU: 80 layers x 2 ring steps
     step = attention / 80 / 2

@@ -64,9 +64,18 @@ def test_the_all_to_all_time_by_hand(mixtral):
     dense = mixtral.params - expert_params(mixtral)
     assert plan.step.dp_comm_s == pytest.approx(2 * dense * 2 * 7 / 8 / (NVLINK * 1e9), rel=1e-12)
     # across nodes (ep 16 spans two nodes of 8): the inter-node link, and full recomputation re-runs 2 more
-    wide = evaluate(mixtral, Layout(dp=16, ep=8, tp=1, zero=1, global_batch=16, recompute="full"),
-                    Fleet(H100, 80 * 2**30, "test", gpus_per_node=4, intra_node=Bandwidth(NVLINK, "test"),
-                          inter_node=Bandwidth(IB, "test")))
+    wide = evaluate(
+        mixtral,
+        Layout(dp=16, ep=8, tp=1, zero=1, global_batch=16, recompute="full"),
+        Fleet(
+            H100,
+            80 * 2**30,
+            "test",
+            gpus_per_node=4,
+            intra_node=Bandwidth(NVLINK, "test"),
+            inter_node=Bandwidth(IB, "test"),
+        ),
+    )
     message = 4096 * 4096 * 2 * 1.0 * 2
     assert wide.step.ep_comm_s == pytest.approx(6 * 32 * message * 7 / 8 / (IB * 1e9), rel=1e-12)
 
@@ -83,8 +92,9 @@ def test_ep_must_divide_the_experts_and_sit_inside_dp(mixtral):
 
 
 def test_the_search_explores_ep_dividing_the_experts_inside_dp(mixtral):
-    found = search(mixtral, fleet(), 16, global_batch=64, fixed={"tp": 1, "pp": 1, "zero": 1, "recompute": "full"},
-                   top=1000)
+    found = search(
+        mixtral, fleet(), 16, global_batch=64, fixed={"tp": 1, "pp": 1, "zero": 1, "recompute": "full"}, top=1000
+    )
     eps = {plan.layout.ep for plan in found.candidates}
     assert eps <= {1, 2, 4, 8} and 8 in eps  # 16 does not divide the 8 experts
     for plan in found.candidates:

@@ -49,8 +49,9 @@ def test_lora_r16_of_llama_2_7b_fits_one_24_gb_gpu_at_1_x_512_tokens():
 def test_qlora_of_llama_65b_in_nf4_fits_one_48_gb_gpu():
     """QLoRA's headline (Dettmers et al. 2023, abstract): a 65B model fine-tuned on one 48 GB GPU, with its
     gradient checkpointing (--recompute full)."""
-    data = plan_json(LLAMA_65B, "--seq-len", 512, "--gpu", "L40S", "--lora-rank", 16, "--base-dtype", "nf4",
-                     "--recompute", "full")
+    data = plan_json(
+        LLAMA_65B, "--seq-len", 512, "--gpu", "L40S", "--lora-rank", 16, "--base-dtype", "nf4", "--recompute", "full"
+    )
 
     def nf4(n):
         blocks = -(-n // 64)
@@ -77,10 +78,12 @@ def test_a_teacher_adds_its_weights_outputs_and_forward():
     # bf16 weights, and the logits of the micro-batch at 2 bytes
     assert data["memory_per_gpu_bytes"]["teacher"] == 2 * teacher_params + 2 * b * classes
     student = sum(base["model"]["flops_per_micro_batch"].values())
-    assert data["step"]["compute_s"] == pytest.approx(base["step"]["compute_s"] * (student + teacher_forward) / student,
-                                                      rel=1e-12)
+    assert data["step"]["compute_s"] == pytest.approx(
+        base["step"]["compute_s"] * (student + teacher_forward) / student, rel=1e-12
+    )
     assert data["memory_per_gpu_bytes"]["total"] == pytest.approx(
-        base["memory_per_gpu_bytes"]["total"] + data["memory_per_gpu_bytes"]["teacher"], rel=1e-12)
+        base["memory_per_gpu_bytes"]["total"] + data["memory_per_gpu_bytes"]["teacher"], rel=1e-12
+    )
 
 
 def test_a_teacher_at_int8_is_priced_per_row():
@@ -90,16 +93,21 @@ def test_a_teacher_at_int8_is_priced_per_row():
     assert data["model"]["teacher"]["weight_bytes"] == weights
 
 
-@pytest.mark.parametrize("args,message", [
-    ((MLP, "--gpu", "H100-SXM", "--lora-rank", 0), "--lora-rank must be a whole number from 1"),
-    ((MLP, "--gpu", "H100-SXM", "--lora-rank", 4, "--lora-targets", "q_proj"), "matches no module"),
-    ((MLP, "--gpu", "H100-SXM", "--base-dtype", "nf4"), "--base-dtype is the dtype of a LoRA base"),
-    ((MLP, "--gpu", "H100-SXM", "--lora-rank", 4, "--lora-targets", "Linear", "--base-dtype", "nf5"),
-     "--base-dtype must be one of"),
-    ((MLP, "--gpu", "H100-SXM", "--teacher-dtype", "bf16"), "--teacher-dtype needs --teacher"),
-    ((MLP, "--gpu", "H100-SXM", "-n", 2, "--tp", 2, "--heads", 2, "--teacher", MLP), "--teacher is planned whole"),
-    (("--params", "7e9", "--seq-len", 512, "--gpu", "H100-SXM", "--lora-rank", 16), "LoRA needs a MODEL"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((MLP, "--gpu", "H100-SXM", "--lora-rank", 0), "--lora-rank must be a whole number from 1"),
+        ((MLP, "--gpu", "H100-SXM", "--lora-rank", 4, "--lora-targets", "q_proj"), "matches no module"),
+        ((MLP, "--gpu", "H100-SXM", "--base-dtype", "nf4"), "--base-dtype is the dtype of a LoRA base"),
+        (
+            (MLP, "--gpu", "H100-SXM", "--lora-rank", 4, "--lora-targets", "Linear", "--base-dtype", "nf5"),
+            "--base-dtype must be one of",
+        ),
+        ((MLP, "--gpu", "H100-SXM", "--teacher-dtype", "bf16"), "--teacher-dtype needs --teacher"),
+        ((MLP, "--gpu", "H100-SXM", "-n", 2, "--tp", 2, "--heads", 2, "--teacher", MLP), "--teacher is planned whole"),
+        (("--params", "7e9", "--seq-len", 512, "--gpu", "H100-SXM", "--lora-rank", 16), "LoRA needs a MODEL"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(args, message):
     result = runner.invoke(app, ["plan", *map(str, args)])
     assert result.exit_code == 2, result.output
@@ -109,8 +117,23 @@ def test_bad_input_is_one_line_exit_2(args, message):
 
 @pytest.mark.parametrize("zero", [0, 3])
 def test_data_parallelism_all_reduces_the_adapters_gradients_only(zero):
-    data = plan_json(MLP, "--gpu", "H100-SXM", "-n", 2, "--dp", 2, "--zero", zero, "--intra-node-gbps", 100,
-                     "--lora-rank", 4, "--lora-targets", "Linear")
+    data = plan_json(
+        MLP,
+        "--gpu",
+        "H100-SXM",
+        "-n",
+        2,
+        "--dp",
+        2,
+        "--zero",
+        zero,
+        "--intra-node-gbps",
+        100,
+        "--lora-rank",
+        4,
+        "--lora-targets",
+        "Linear",
+    )
     trainable = 4 * (784 + 256) + 4 * (256 + 10)
     frozen = 784 * 256 + 256 + 256 * 10 + 10
     gradient_bytes = 2 * trainable
@@ -122,10 +145,27 @@ def test_data_parallelism_all_reduces_the_adapters_gradients_only(zero):
 
 
 def test_a_search_with_a_teacher_tries_data_parallelism_only():
-    data = plan_json(f"{EXAMPLES / 'gpt.py'}", "--gpu", "H100-SXM", "-n", 4, "--teacher", MLP, "--search",
-                     "--global-batch", 8)
+    data = plan_json(
+        f"{EXAMPLES / 'gpt.py'}", "--gpu", "H100-SXM", "-n", 4, "--teacher", MLP, "--search", "--global-batch", 8
+    )
     shapes = {(c["parallelism"]["tp"], c["parallelism"]["pp"]) for c in data["candidates"]}
     assert data["candidates"] and shapes == {(1, 1)}
-    result = runner.invoke(app, ["plan", f"{EXAMPLES / 'gpt.py'}", "--gpu", "H100-SXM", "-n", "4", "--tp", "2",
-                                 "--teacher", MLP, "--search", "--global-batch", "8"])
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            f"{EXAMPLES / 'gpt.py'}",
+            "--gpu",
+            "H100-SXM",
+            "-n",
+            "4",
+            "--tp",
+            "2",
+            "--teacher",
+            MLP,
+            "--search",
+            "--global-batch",
+            "8",
+        ],
+    )
     assert result.exit_code == 2 and "--teacher is planned whole" in result.output

@@ -25,8 +25,14 @@ A100 = Throughput(312e12, 0.5, "A100-SXM4-80GB", "bf16")
 
 
 def fleet(memory_gb, gpus_per_node=8):
-    return Fleet(A100, memory_gb * 1e9, "test", gpus_per_node=gpus_per_node, intra_node=Bandwidth(300, "test"),
-                 inter_node=Bandwidth(25, "test"))
+    return Fleet(
+        A100,
+        memory_gb * 1e9,
+        "test",
+        gpus_per_node=gpus_per_node,
+        intra_node=Bandwidth(300, "test"),
+        inter_node=Bandwidth(25, "test"),
+    )
 
 
 def rank(plan):
@@ -56,8 +62,9 @@ def brute_force(model, gpus, num_gpus, global_batch, run, micro_batches=None):
                     continue
                 for recompute in RECOMPUTE:
                     for micro_batch in choices:
-                        layout = Layout(dp, tp, pp, zero, recompute, tp > 1, micro_batch, global_batch,
-                                        gpus.gpus_per_node)
+                        layout = Layout(
+                            dp, tp, pp, zero, recompute, tp > 1, micro_batch, global_batch, gpus.gpus_per_node
+                        )
                         try:
                             plan = evaluate(model, layout, gpus, run=run)
                         except UsageError:  # tp not dividing the heads, pp more than the layers
@@ -104,8 +111,14 @@ def test_a_million_gpus_answer_with_layouts_that_fit_and_the_families_ruled_out(
     assert beyond.startswith("tp=5/tp=10/tp=16/") and beyond.count("/tp=") == 6 and "(45 values)" in beyond
     assert any(line.startswith("pp=25/") and "80 layers" in line for line in result.rejected)
     best = result.best.layout
-    pinned = search(model, fleet(80), 10**6, global_batch=2**22 * 5**6, run=RunSize(5e8),
-                    fixed={"tp": best.tp, "pp": best.pp, "zero": best.zero, "recompute": best.recompute})
+    pinned = search(
+        model,
+        fleet(80),
+        10**6,
+        global_batch=2**22 * 5**6,
+        run=RunSize(5e8),
+        fixed={"tp": best.tp, "pp": best.pp, "zero": best.zero, "recompute": best.recompute},
+    )
     assert pinned.best.layout == best  # pinning the winner's setting finds it again
 
 
@@ -114,7 +127,7 @@ def test_a_global_batch_of_2_to_the_40_bisects_its_41_micro_batches():
     every power of two finds, in a handful of evaluations per setting."""
     model = model_from_params(1e9, 1024, layers=12, hidden=1536, heads=12, attention="math")
     gpus, run = fleet(24), RunSize(1e15)
-    powers = lambda q: [2 ** k for k in range(q.bit_length()) if q % 2 ** k == 0]  # noqa: E731
+    powers = lambda q: [2**k for k in range(q.bit_length()) if q % 2**k == 0]  # noqa: E731
     expected, tried = brute_force(model, gpus, 16, 2**40, run, micro_batches=powers)
     result = search(model, gpus, 16, global_batch=2**40, run=run, top=10**6)
     assert [plan.layout for plan in result.candidates] == [plan.layout for plan in expected]
@@ -124,18 +137,29 @@ def test_a_global_batch_of_2_to_the_40_bisects_its_41_micro_batches():
 def test_more_micro_batches_that_fit_than_the_cap_are_sampled_with_an_assumption_saying_so():
     """A model keeping 1 KB per example fits every micro-batch of a global batch of 720,720 (240 divisors) in
     80 GB: 64 of them are evaluated, the smallest and the largest among them, and an assumption says so."""
-    profile = ActivationProfile(batch_size=1, total=SavedBytes(512, 0), blocks="(test)", layers=1,
-                                block_replicated=SavedBytes(512, 0), block_split=SavedBytes(0, 0),
-                                block_scores=SavedBytes(0, 0), block_input=SavedBytes(512, 0), params=1000,
-                                block_params=1000, hidden=256, seq_len=1, heads=1, kv_heads=1)
+    profile = ActivationProfile(
+        batch_size=1,
+        total=SavedBytes(512, 0),
+        blocks="(test)",
+        layers=1,
+        block_replicated=SavedBytes(512, 0),
+        block_split=SavedBytes(0, 0),
+        block_scores=SavedBytes(0, 0),
+        block_input=SavedBytes(512, 0),
+        params=1000,
+        block_params=1000,
+        hidden=256,
+        seq_len=1,
+        heads=1,
+        kv_heads=1,
+    )
     model = replace(model_from_params(1e3, 1), activations=profile, layers=1, heads=1, kv_heads=1)
     result = search(model, fleet(80), 1, global_batch=720_720, fixed={"recompute": "none"}, top=1000)
     micro_batches = sorted(plan.layout.micro_batch for plan in result.candidates)
     assert len(micro_batches) == MICRO_BATCHES_PER_SETTING == len(set(micro_batches))
     assert micro_batches[0] == 1 and micro_batches[-1] == 720_720
     assert all(720_720 % micro_batch == 0 for micro_batch in micro_batches)
-    assert any("64 of them were evaluated" in line and "pin --micro-batch" in line
-               for line in result.best.assumptions)
+    assert any("64 of them were evaluated" in line and "pin --micro-batch" in line for line in result.best.assumptions)
     few = search(model, fleet(80), 1, global_batch=64, fixed={"recompute": "none"})
     assert not any("pin --micro-batch" in line for line in few.best.assumptions)
 

@@ -83,9 +83,14 @@ def test_a_gpu_without_a_host_link_figure_needs_one_given():
     assert planning.host_link(fleet, gbps=32).bandwidth == 32e9
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("optimizer", ("optimizer",)), ("activations,params", ("params", "activations")), (None, ()),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("optimizer", ("optimizer",)),
+        ("activations,params", ("params", "activations")),
+        (None, ()),
+    ],
+)
 def test_offload_targets(text, expected):
     assert planning.offload_targets(text) == expected
 

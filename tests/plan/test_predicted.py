@@ -26,9 +26,11 @@ def gpt3():
 def test_the_plan_step_is_predict_step_on_the_shipped_profile(a100, gpt3):
     layout = Layout(dp=2, tp=8, pp=8, recompute="selective", sequence_parallel=True, micro_batch=1, global_batch=64)
     plan = evaluate(gpt3, layout, a100)
-    expected = predict_step(TransformerShape(96, 12288, 96, 2048, 51200), TrainingLayout(
-        tp=8, pp=8, dp=2, micro_batch=1, global_batch=64, recompute="selective", sequence_parallel=True),
-        load_profiles(precision="bf16")["A100-SXM4-80GB"])
+    expected = predict_step(
+        TransformerShape(96, 12288, 96, 2048, 51200),
+        TrainingLayout(tp=8, pp=8, dp=2, micro_batch=1, global_batch=64, recompute="selective", sequence_parallel=True),
+        load_profiles(precision="bf16")["A100-SXM4-80GB"],
+    )
     step = plan.step
     assert step.time_model == "predicted" and step.step_s == expected.step_s
     m, slowest = 32, expected.slowest
@@ -72,8 +74,9 @@ def test_a_gpu_without_a_profile_gets_one_from_its_datasheet_and_says_so():
     assert fleet.profile is not None and fleet.profile.matmul.peak == 1307.4e12
     assert fleet.profile.memory.peak == 5300e9
     assert "borrowed from the A100-SXM4-80GB profile" in fleet.profile.matmul.efficiency.source
-    plan = evaluate(model_from_params(7e9, 4096, layers=32, hidden=4096, heads=32), Layout(dp=8, global_batch=64),
-                    fleet)
+    plan = evaluate(
+        model_from_params(7e9, 4096, layers=32, hidden=4096, heads=32), Layout(dp=8, global_batch=64), fleet
+    )
     assert plan.step.time_model == "predicted" and 0 < plan.step.mfu < 1
     assert any(line.startswith("no measured profile for MI300X: its datasheet peaks") for line in plan.assumptions)
 
@@ -81,8 +84,9 @@ def test_a_gpu_without_a_profile_gets_one_from_its_datasheet_and_says_so():
 def test_a_model_without_a_transformer_shape_falls_back_to_utilization_and_says_why(a100):
     plan = evaluate(model_from_params(1e9, 1024), Layout(dp=8), a100)
     assert plan.step.time_model == "utilization"
-    assert any(line.startswith("no step-time prediction: the model shows no transformer shape")
-               for line in plan.assumptions)
+    assert any(
+        line.startswith("no step-time prediction: the model shows no transformer shape") for line in plan.assumptions
+    )
 
 
 def test_fp32_training_is_not_predicted(gpt3):
@@ -95,12 +99,14 @@ def test_a_profile_file_for_another_device_is_refused(tmp_path):
     from flopcalc.predict import default_profiles_text
 
     text = default_profiles_text()
-    h100_only = text[:text.index("  - device: A100")] + text[text.index("  - device: H100-SXM"):]
+    h100_only = text[: text.index("  - device: A100")] + text[text.index("  - device: H100-SXM") :]
     path = tmp_path / "profiles.yaml"
     path.write_text(h100_only)
     assert resolve_fleet(gpu="H100-SXM", calibration=path).profile.device == "H100-SXM"
-    with pytest.raises(CalibrationError, match="profiles H100-SXM, not A100-SXM4-80GB: a profile measured on one "
-                                               "device does not apply to another"):
+    with pytest.raises(
+        CalibrationError,
+        match="profiles H100-SXM, not A100-SXM4-80GB: a profile measured on one device does not apply to another",
+    ):
         resolve_fleet(gpu="A100-SXM4-80GB", calibration=path)
 
 
@@ -121,8 +127,20 @@ def test_context_parallelism_in_the_predicted_step_by_hand():
     shape, _ = llama.gemm_shape()
     local = replace(shape, seq_len=16384)
     profile = h100.profile
-    dense = predict_step(local, TrainingLayout(tp=8, dp=8, micro_batch=1, global_batch=64, recompute="full",
-                                               sequence_parallel=True, zero=1, fused_attention=True), profile)
+    dense = predict_step(
+        local,
+        TrainingLayout(
+            tp=8,
+            dp=8,
+            micro_batch=1,
+            global_batch=64,
+            recompute="full",
+            sequence_parallel=True,
+            zero=1,
+            fused_attention=True,
+        ),
+        profile,
+    )
     assert llama.fused_attention
     core = ops_s(layer_work(local, 1, 8, True, True).attention_core, profile)
     traffic, exposed = ring_attention_s(llama, layout, h100, 2.0, 80 * 8 * core)
@@ -130,8 +148,9 @@ def test_context_parallelism_in_the_predicted_step_by_hand():
     assert shape.seq_len == 131072 and step.time_model == "predicted"
     assert step.step_s == pytest.approx(dense.step_s + dense.slots * (extra + exposed), rel=1e-12)
     assert step.cp_comm_s == pytest.approx(8 * traffic, rel=1e-12) and step.cp_comm_s > 0
-    assert step.compute_s == pytest.approx(8 * (dense.slowest.forward_s + dense.slowest.backward_s
-                                                + dense.slowest.recompute_s + extra), rel=1e-12)
+    assert step.compute_s == pytest.approx(
+        8 * (dense.slowest.forward_s + dense.slowest.backward_s + dense.slowest.recompute_s + extra), rel=1e-12
+    )
     assert step.prediction["step_s"] == step.step_s
 
 

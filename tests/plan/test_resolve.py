@@ -32,8 +32,16 @@ def test_the_catalogue_gives_peak_memory_link_and_tdp_and_the_network_across_nod
 
 
 def test_overrides_win_and_say_so():
-    fleet = resolve_fleet(gpu="H100-SXM", gpu_memory_gib=94, memory_reserve_gib=2, intra_node_gbps=380,
-                          inter_node_gbps=48, gpus_per_node=4, pue=1.2, price_per_gpu_hour=2.5)
+    fleet = resolve_fleet(
+        gpu="H100-SXM",
+        gpu_memory_gib=94,
+        memory_reserve_gib=2,
+        intra_node_gbps=380,
+        inter_node_gbps=48,
+        gpus_per_node=4,
+        pue=1.2,
+        price_per_gpu_hour=2.5,
+    )
     assert (fleet.gpu_memory_bytes, fleet.memory_origin) == (94 * 2**30, "--gpu-memory")
     assert (fleet.memory_reserve_bytes, fleet.reserve_origin) == (2 * 2**30, "--memory-reserve")
     assert (fleet.intra_node.gbps, fleet.intra_node.origin) == (380, "--intra-node-gbps")
@@ -45,16 +53,19 @@ def test_a_gpu_without_a_link_figure_has_no_intra_node_bandwidth():
     assert resolve_fleet(gpu="T4").intra_node is None
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(gpu=None), "no GPU given"),
-    (dict(gpu="Z9000"), "unknown GPU"),
-    (dict(gpu="T4", precision="int8"), "plan trains in"),
-    (dict(gpu="H100-SXM", pue=0.9), "PUE must be a number >= 1"),
-    (dict(gpu="H100-SXM", price_per_gpu_hour=-1), "price per GPU-hour must be a finite number >= 0"),
-    (dict(gpu="H100-SXM", gpu_memory_gib=-80), "--gpu-memory must be a finite number > 0"),
-    (dict(gpu="H100-SXM", memory_reserve_gib=-1), "--memory-reserve must be a number of GiB >= 0"),
-    (dict(gpu="H100-SXM", memory_reserve_gib=80), "the memory reserve .80 GiB. must be >= 0 and less than"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(gpu=None), "no GPU given"),
+        (dict(gpu="Z9000"), "unknown GPU"),
+        (dict(gpu="T4", precision="int8"), "plan trains in"),
+        (dict(gpu="H100-SXM", pue=0.9), "PUE must be a number >= 1"),
+        (dict(gpu="H100-SXM", price_per_gpu_hour=-1), "price per GPU-hour must be a finite number >= 0"),
+        (dict(gpu="H100-SXM", gpu_memory_gib=-80), "--gpu-memory must be a finite number > 0"),
+        (dict(gpu="H100-SXM", memory_reserve_gib=-1), "--memory-reserve must be a number of GiB >= 0"),
+        (dict(gpu="H100-SXM", memory_reserve_gib=80), "the memory reserve .80 GiB. must be >= 0 and less than"),
+    ],
+)
 def test_bad_values_are_one_line_errors(options, message):
     with pytest.raises(FlopcalcError, match=message):
         resolve_fleet(**options)

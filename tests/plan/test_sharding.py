@@ -57,5 +57,7 @@ def test_bad_fsdp_is_one_line():
 
 def test_the_search_keeps_a_pinned_fsdp():
     found = search(SEVEN_B, fleet(), 32, global_batch=64, fixed={"fsdp": "hybrid", "tp": 1, "pp": 1})
-    assert found.candidates and all(plan.layout.zero == 3 and plan.layout.fsdp == "hybrid"
-                                    and plan.layout.shard_group == 8 for plan in found.candidates)
+    assert found.candidates and all(
+        plan.layout.zero == 3 and plan.layout.fsdp == "hybrid" and plan.layout.shard_group == 8
+        for plan in found.candidates
+    )

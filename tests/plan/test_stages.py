@@ -17,8 +17,13 @@ def a100():
 
 
 def utilization_fleet():
-    return Fleet(Throughput(312e12, 0.5, "A100-SXM4-80GB", "bf16"), 80e9, "test", intra_node=Bandwidth(300, "test"),
-                 inter_node=Bandwidth(25, "test"))
+    return Fleet(
+        Throughput(312e12, 0.5, "A100-SXM4-80GB", "bf16"),
+        80e9,
+        "test",
+        intra_node=Bandwidth(300, "test"),
+        inter_node=Bandwidth(25, "test"),
+    )
 
 
 def layout(**options):
@@ -39,8 +44,9 @@ def test_interleaving_shrinks_the_bubble_to_p_minus_1_over_v_m_and_sends_v_times
     assert interleaved.step.compute_s == pytest.approx(plain.step.compute_s, rel=1e-12)
     busy = interleaved.step.compute_s + interleaved.step.tp_comm_s + interleaved.step.pp_comm_s
     exposed_after = interleaved.step.exposed_comm_s - interleaved.step.tp_comm_s - interleaved.step.pp_comm_s
-    assert interleaved.step.step_s == pytest.approx(busy * (64 + 7 / 3) / 64 + exposed_after
-                                                    + interleaved.step.optimizer_s, rel=1e-12)
+    assert interleaved.step.step_s == pytest.approx(
+        busy * (64 + 7 / 3) / 64 + exposed_after + interleaved.step.optimizer_s, rel=1e-12
+    )
     assert interleaved.step.step_s < plain.step.step_s
     assert interleaved.layout.to_dict()["virtual_stages"] == 3
 
@@ -54,12 +60,15 @@ def test_interleaving_keeps_1_plus_p_minus_1_over_p_v_times_the_first_stages_act
     assert interleaved.model_states == plain.model_states
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(pp=1, virtual=2), "--virtual-stages 2 interleaves pipeline stages, and pp is 1"),
-    (dict(pp=8, virtual=5), "8 x --virtual-stages 5 = 40 model chunks do not divide the model's 96 layers"),
-    (dict(pp=8, virtual=3, global_batch=12), "groups of pp = 8, and there are 12 per replica"),
-    (dict(virtual=0), "--virtual-stages must be a whole number >= 1"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(pp=1, virtual=2), "--virtual-stages 2 interleaves pipeline stages, and pp is 1"),
+        (dict(pp=8, virtual=5), "8 x --virtual-stages 5 = 40 model chunks do not divide the model's 96 layers"),
+        (dict(pp=8, virtual=3, global_batch=12), "groups of pp = 8, and there are 12 per replica"),
+        (dict(virtual=0), "--virtual-stages must be a whole number >= 1"),
+    ],
+)
 def test_impossible_interleavings_say_what_is_wrong(a100, options, message):
     with pytest.raises(UsageError, match=message):
         evaluate(model_from_params(175e9, 2048, **GPT3), layout(**options), a100)
@@ -105,7 +114,10 @@ def test_every_stage_is_listed_the_first_holding_p_micro_batches_in_flight_the_l
         assert s.model_states == plan.memory.model_states
     assert plan.memory.total == max(s.total for s in stages) == stages[0].total
     listed = plan.to_dict()["stages"]
-    assert [(row["stage"], row["role"], row["layers"]) for row in listed][:2] == [(0, "first", 12.0), (1, "middle", 12.0)]
+    assert [(row["stage"], row["role"], row["layers"]) for row in listed][:2] == [
+        (0, "first", 12.0),
+        (1, "middle", 12.0),
+    ]
     assert listed[7]["total"] == stages[7].total
 
 
@@ -122,8 +134,9 @@ def test_interleaved_middle_stages_hold_megatrons_warm_up_chunks(a100):
 
 def test_126_layers_on_16_stages_list_8_layers_on_14_and_7_on_2(a100):
     model = model_from_params(None, 8192, layers=126, **LLAMA3_405B, mlp="swiglu")
-    plan = evaluate(model, Layout(dp=1, tp=8, pp=16, recompute="full", sequence_parallel=True, micro_batch=1,
-                                  global_batch=16), a100)
+    plan = evaluate(
+        model, Layout(dp=1, tp=8, pp=16, recompute="full", sequence_parallel=True, micro_batch=1, global_batch=16), a100
+    )
     stages = plan.memory.stages
     assert [s.layers for s in stages] == [8.0] * 14 + [7.0] * 2
     # full recomputation keeps each layer's input, 2sbh / t bytes (2 bytes a value, split by sequence
@@ -152,19 +165,23 @@ def test_llama_3s_split_puts_one_layer_less_on_the_first_and_last_stage(a100):
     assert llama.memory.stages[1].activations == pytest.approx(15 * 8 * per_layer + working, rel=1e-12)
     assert (llama.memory.stage, llama.memory.index) == ("middle", 1)
     assert llama.memory.total == max(s.total for s in llama.memory.stages)
-    slowest = {name: plan.step.prediction["slowest_stage_micro_batch"] for name, plan in (("even", even),
-                                                                                           ("llama", llama))}
+    slowest = {
+        name: plan.step.prediction["slowest_stage_micro_batch"] for name, plan in (("even", even), ("llama", llama))
+    }
     assert (slowest["even"]["stage"], slowest["even"]["layers"]) == (0, 8)
     assert slowest["llama"]["stage"] not in (0, 15) and slowest["llama"]["layers"] == 8
     assert llama.step.step_s < even.step.step_s
     assert "layers per stage 7,8,8" in llama.layout.label()
 
 
-@pytest.mark.parametrize("split, message", [
-    ((8,) * 15, "--stage-layers gives 15 stages, and pp is 16"),
-    ((8,) * 16, "--stage-layers 8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8 adds up to 128 layers, and the model has 126"),
-    ((0, *[9] * 14, 0), "every stage needs a whole number >= 1 of layers"),
-])
+@pytest.mark.parametrize(
+    "split, message",
+    [
+        ((8,) * 15, "--stage-layers gives 15 stages, and pp is 16"),
+        ((8,) * 16, "--stage-layers 8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8 adds up to 128 layers, and the model has 126"),
+        ((0, *[9] * 14, 0), "every stage needs a whole number >= 1 of layers"),
+    ],
+)
 def test_a_split_that_does_not_fit_the_pipeline_is_refused(a100, split, message):
     model = model_from_params(None, 8192, layers=126, **LLAMA3_405B, mlp="swiglu")
     with pytest.raises(UsageError, match=message):

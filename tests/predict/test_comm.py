@@ -19,8 +19,14 @@ def test_an_all_reduce_on_the_a100_profile_by_hand():
 
 def test_the_bus_bandwidth_is_read_at_the_message_size():
     curve = Curve(((1, 0.2), (100, 0.8)), "a sweep", "log-linear")
-    network = Network("inter_node", 1024, 50e9, 5e-6, "test", {kind: curve for kind in
-                                                              ("all_reduce", "all_gather", "reduce_scatter", "p2p")})
+    network = Network(
+        "inter_node",
+        1024,
+        50e9,
+        5e-6,
+        "test",
+        {kind: curve for kind in ("all_reduce", "all_gather", "reduce_scatter", "p2p")},
+    )
     # 10 MB reads 0.5 of 50 GB/s = 25 GB/s busbw; 4 GPUs: 2 x 3/4 x 10 MB / 25 GB/s + 6 x 5 us
     assert collective_s(network, "all_reduce", 10 * MB, 4) == pytest.approx(15 * MB / 25e9 + 30e-6)
     # 1 MB reads 0.2: a small message runs at a quarter of the large one's rate

@@ -6,8 +6,14 @@ from dataclasses import replace
 import pytest
 
 from flopcalc.device import resolve_device
-from flopcalc.predict import (REFERENCE_DEVICE, TrainingLayout, TransformerShape, datasheet_profile, load_profiles,
-                              predict_step)
+from flopcalc.predict import (
+    REFERENCE_DEVICE,
+    TrainingLayout,
+    TransformerShape,
+    datasheet_profile,
+    load_profiles,
+    predict_step,
+)
 
 
 def test_a_datasheet_profile_takes_the_peaks_and_borrows_the_curves():
@@ -30,8 +36,9 @@ def test_the_a100_datasheet_profile_predicts_within_a_percent_of_the_published_o
     assert built.network("intra_node").bandwidth == published.network("intra_node").bandwidth == 300e9
     shape = TransformerShape(48, 6144, 64, 2048, 51200)
     layout = TrainingLayout(tp=8, micro_batch=4, global_batch=4, recompute="full")
-    assert predict_step(shape, layout, built).step_s == pytest.approx(predict_step(shape, layout, published).step_s,
-                                                                      rel=0.01)
+    assert predict_step(shape, layout, built).step_s == pytest.approx(
+        predict_step(shape, layout, published).step_s, rel=0.01
+    )
 
 
 def test_a_gpu_without_a_memory_bandwidth_gets_no_profile_and_a_reason():

@@ -11,8 +11,13 @@ from flopcalc.predict.graph import Convolution, Gemm, op_convolution, op_gemms
 
 # one point each: every size reads the same rate, so every price is exact arithmetic
 NO_OVERHEAD = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
-RATES = KernelRates(matmul=((64, 64, 64, 2.0),), memory=((1 << 20, 10.0),), elementwise=((1 << 16, 0.5),), view_us=3.0,
-                    step_op_us=NO_OVERHEAD)
+RATES = KernelRates(
+    matmul=((64, 64, 64, 2.0),),
+    memory=((1 << 20, 10.0),),
+    elementwise=((1 << 16, 0.5),),
+    view_us=3.0,
+    step_op_us=NO_OVERHEAD,
+)
 # one dense and one depthwise convolution point: forward, input-gradient and weight-gradient TFLOPS
 CONVOLUTIONS = ((64, 64, 64, 1, 1.0, 0.5, 0.25), (64, 1, 9, 32, 0.01, 0.02, 0.04))
 
@@ -38,9 +43,11 @@ def test_a_linear_records_its_forward_and_both_backward_gemms_at_their_own_shape
     model = nn.Sequential(nn.Linear(16, 8))
     calls = _training_step(model, torch.randn(4, 16, requires_grad=True))
     gemms = {(call.phase, gemm) for call in calls for gemm in call.gemms}
-    assert gemms == {("forward", Gemm(4, 8, 16)),  # x [4,16] @ W^T [16,8]
-                     ("backward", Gemm(4, 16, 8)),  # input gradient: dy [4,8] @ W [8,16]
-                     ("backward", Gemm(8, 16, 4))}  # weight gradient: dy^T [8,4] @ x [4,16]
+    assert gemms == {
+        ("forward", Gemm(4, 8, 16)),  # x [4,16] @ W^T [16,8]
+        ("backward", Gemm(4, 16, 8)),  # input gradient: dy [4,8] @ W [8,16]
+        ("backward", Gemm(8, 16, 4)),
+    }  # weight gradient: dy^T [8,4] @ x [4,16]
     assert {call.layer for call in calls if call.gemms} == {"Sequential.0"}
     assert {call.phase for call in calls} == {"forward", "backward", "optimizer"}
 
@@ -83,8 +90,13 @@ def test_prices_are_exact_at_a_one_point_profile():
 
 
 def test_the_matmul_rate_between_measured_shapes_is_weighted_toward_the_nearest():
-    rates = KernelRates(matmul=((64, 64, 64, 1.0), (1024, 64, 64, 4.0)), memory=((1, 1.0),), elementwise=((1, 1.0),),
-                        view_us=1.0, step_op_us=NO_OVERHEAD)
+    rates = KernelRates(
+        matmul=((64, 64, 64, 1.0), (1024, 64, 64, 4.0)),
+        memory=((1, 1.0),),
+        elementwise=((1, 1.0),),
+        view_us=1.0,
+        step_op_us=NO_OVERHEAD,
+    )
     model = KernelModel(rates)
     assert model.matmul_flops_per_s(64, 64, 64) == pytest.approx(1e12)
     assert model.matmul_flops_per_s(1024, 64, 64) == pytest.approx(4e12)
@@ -93,8 +105,11 @@ def test_the_matmul_rate_between_measured_shapes_is_weighted_toward_the_nearest(
 
 
 def test_predict_ops_sums_per_phase_and_per_layer():
-    calls = [OpCall("add", "forward", "a", (), 1e6, 1e5), OpCall("add", "backward", "a", (), 2e6, 1e5),
-             OpCall("add", "optimizer", "", (), 3e6, 1e5)]
+    calls = [
+        OpCall("add", "forward", "a", (), 1e6, 1e5),
+        OpCall("add", "backward", "a", (), 2e6, 1e5),
+        OpCall("add", "optimizer", "", (), 3e6, 1e5),
+    ]
     prediction = predict_ops(calls, RATES, precision="fp32", device_name="cpu")
     assert prediction.seconds == pytest.approx(6e6 / 10e9)
     assert prediction.phase_seconds("backward") == pytest.approx(2e6 / 10e9)
@@ -112,8 +127,9 @@ def test_an_unknown_phase_is_refused():
 
 
 def test_every_op_pays_its_phases_overhead_on_top_of_its_kernel():
-    rates = KernelRates(RATES.matmul, RATES.memory, RATES.elementwise, 3.0,
-                        {"forward": 4.0, "backward": 2.0, "optimizer": 1.0})
+    rates = KernelRates(
+        RATES.matmul, RATES.memory, RATES.elementwise, 3.0, {"forward": 4.0, "backward": 2.0, "optimizer": 1.0}
+    )
     model = KernelModel(rates)
     tiny = OpCall("add", "forward", "l", (), bytes=8.0, elements=1.0)
     # a kernel is at least one dispatch (the view's 3 us), then the phase's 4 us on top
@@ -130,8 +146,10 @@ def test_convolutions_record_the_shape_and_passes_they_run():
     conv = nn.Conv2d(3, 8, 3, padding=1)
     calls = _training_step(conv, torch.randn(2, 3, 10, 10, requires_grad=True))
     shapes = [(c.phase, c.convolution) for c in calls if c.convolution is not None]
-    assert shapes == [("forward", Convolution(200, 8, 27, 1, False, ("forward",))),
-                      ("backward", Convolution(200, 8, 27, 1, False, ("input_grad", "weight_grad")))]
+    assert shapes == [
+        ("forward", Convolution(200, 8, 27, 1, False, ("forward",))),
+        ("backward", Convolution(200, 8, 27, 1, False, ("input_grad", "weight_grad"))),
+    ]
     stem = _training_step(conv, torch.randn(2, 3, 10, 10))  # an input without a gradient: the weight's alone
     assert [c.convolution.passes for c in stem if c.convolution is not None] == [("forward",), ("weight_grad",)]
     depthwise = nn.Conv2d(4, 4, 3, padding=1, groups=4)
@@ -146,8 +164,9 @@ def test_a_convolution_is_priced_at_the_measured_convolution_rates_of_its_passes
     rates = KernelRates(RATES.matmul, ((1, 1e9),), RATES.elementwise, 3.0, NO_OVERHEAD, CONVOLUTIONS)
     model = KernelModel(rates)
     dense = Convolution(64, 64, 64, 1, False, ("input_grad", "weight_grad"))
-    call = OpCall("convolution_backward", "backward", "c", (Gemm(64, 64, 64), Gemm(64, 64, 64)), 8.0, 1.0,
-                  convolution=dense)
+    call = OpCall(
+        "convolution_backward", "backward", "c", (Gemm(64, 64, 64), Gemm(64, 64, 64)), 8.0, 1.0, convolution=dense
+    )
     flops = 2 * 64**3
     assert model.price(call).seconds == pytest.approx(flops / 0.5e12 + flops / 0.25e12)
     assert model.price(call).bound == "convolution"

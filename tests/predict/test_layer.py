@@ -3,7 +3,7 @@
 import pytest
 
 from flopcalc import api
-from flopcalc.predict import TransformerShape, layer_work, head_work
+from flopcalc.predict import TransformerShape, head_work, layer_work
 
 
 def _gemm_flops(ops):
@@ -29,8 +29,11 @@ def test_the_layer_gemms_match_the_counted_gpt_block():
     root = next(layer for layer in report.layers if layer.name == "")
     shape = TransformerShape(layers=2, hidden=64, heads=4, seq_len=32, vocab=256)
     assert _gemm_flops(layer_work(shape, 2, 1, False).forward) == block.forward_by_category["matmul"]
-    blocks = sum(layer.forward_by_category["matmul"] for layer in report.layers if layer.name.startswith("blocks.")
-                 and layer.name.count(".") == 1)
+    blocks = sum(
+        layer.forward_by_category["matmul"]
+        for layer in report.layers
+        if layer.name.startswith("blocks.") and layer.name.count(".") == 1
+    )
     assert _gemm_flops(head_work(shape, 2, 1, False).forward) == root.forward_by_category["matmul"] - blocks
 
 

@@ -25,8 +25,15 @@ def test_uneven_stages_put_the_remainder_on_the_first_stages():
     assert stage_layers(105, 35) == (3,) * 35
 
 
-@pytest.mark.parametrize("call", [lambda: stage_layers(3, 4), lambda: bubble_fraction(0, 4),
-                                  lambda: pipeline_slots(4, 4, 0), lambda: bubble_fraction(1, 4, 2)])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: stage_layers(3, 4),
+        lambda: bubble_fraction(0, 4),
+        lambda: pipeline_slots(4, 4, 0),
+        lambda: bubble_fraction(1, 4, 2),
+    ],
+)
 def test_impossible_schedules_are_refused(call):
     with pytest.raises(UsageError):
         call()

@@ -3,8 +3,7 @@
 import pytest
 
 from flopcalc.errors import UsageError
-from flopcalc.predict import (Op, TrainingLayout, TransformerShape, device_profile, layer_work, op_s, ops_s,
-                              predict_step)
+from flopcalc.predict import Op, TrainingLayout, TransformerShape, device_profile, layer_work, op_s, ops_s, predict_step
 
 A100 = device_profile("A100-SXM4-80GB")
 GPT_175B = TransformerShape(layers=96, hidden=12288, heads=96, seq_len=2048, vocab=51200)
@@ -16,16 +15,21 @@ def test_one_kernel_adds_its_arithmetic_and_memory_time_at_its_size():
 
 
 def test_the_step_is_slots_times_the_slowest_stage_plus_what_is_exposed():
-    layout = TrainingLayout(tp=8, pp=8, micro_batch=1, global_batch=64, virtual=3, recompute="selective",
-                            sequence_parallel=True)
+    layout = TrainingLayout(
+        tp=8, pp=8, micro_batch=1, global_batch=64, virtual=3, recompute="selective", sequence_parallel=True
+    )
     step = predict_step(GPT_175B, layout, A100)
     assert step.slots == pytest.approx(64 + 7 / 3)
     assert step.bubble_fraction == pytest.approx(7 / 192)
     assert step.slowest.stage == 7  # the last stage also runs the output layer and the loss
-    assert step.step_s == pytest.approx(step.slots * step.slowest.total_s + step.dp_exposed_s
-                                        + step.embedding_sync_s + step.optimizer_s)
-    plain = predict_step(GPT_175B, TrainingLayout(tp=8, pp=8, micro_batch=1, global_batch=64,
-                                                  recompute="selective", sequence_parallel=True), A100)
+    assert step.step_s == pytest.approx(
+        step.slots * step.slowest.total_s + step.dp_exposed_s + step.embedding_sync_s + step.optimizer_s
+    )
+    plain = predict_step(
+        GPT_175B,
+        TrainingLayout(tp=8, pp=8, micro_batch=1, global_batch=64, recompute="selective", sequence_parallel=True),
+        A100,
+    )
     assert plain.slots == 71 and plain.step_s > step.step_s  # 1F1B's bubble (p-1)/m: 7 slots, not 7/3
 
 
@@ -33,8 +37,11 @@ def test_uneven_stages_run_at_the_pace_of_the_fullest():
     shape = TransformerShape(layers=126, hidden=4096, heads=32, seq_len=2048, vocab=51200)
     step = predict_step(shape, TrainingLayout(tp=8, pp=16, global_batch=64), A100)
     assert step.slowest.layers == 8  # 14 stages of 8 layers, 2 of 7
-    even = predict_step(TransformerShape(layers=112, hidden=4096, heads=32, seq_len=2048, vocab=51200),
-                        TrainingLayout(tp=8, pp=16, global_batch=64), A100)
+    even = predict_step(
+        TransformerShape(layers=112, hidden=4096, heads=32, seq_len=2048, vocab=51200),
+        TrainingLayout(tp=8, pp=16, global_batch=64),
+        A100,
+    )
     assert even.slowest.layers == 7 and even.step_s < step.step_s
 
 
@@ -55,8 +62,9 @@ def test_mfu_and_hfu_count_model_and_recomputed_flops():
     # Narayanan et al. 2021's FLOPs per iteration: with full recomputation a step runs 96 B s l h^2 (1 + s/(6h) + V/(16 l h));
     # the logits (6 B s h V) are not recomputed, so without it 72 B s l h^2 (1 + s/(6h)) + 6 B s h V
     assert step.model_flops == pytest.approx(72 * b * s * layers * h * h * (1 + s / (6 * h)) + 6 * b * s * h * vocab)
-    assert step.hardware_flops == pytest.approx(96 * b * s * layers * h * h * (1 + s / (6 * h)
-                                                                              + vocab / (16 * layers * h)))
+    assert step.hardware_flops == pytest.approx(
+        96 * b * s * layers * h * h * (1 + s / (6 * h) + vocab / (16 * layers * h))
+    )
     assert step.mfu == pytest.approx(step.model_flops / (step.step_s * 64 * 312e12))
     assert step.hfu == pytest.approx(step.hardware_flops / (step.step_s * 64 * 312e12))
     data = step.to_dict()

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from typing_extensions import assert_type
-
 import torch
+from typing_extensions import assert_type
 
 import flopcalc
 from flopcalc import CountReport, ModelSpec

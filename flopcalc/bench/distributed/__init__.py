@@ -17,8 +17,24 @@ from .launch import INTERRUPTED_EXIT, RankFailure, Supervisor, check_machine_hol
 from .session import DEFAULT_MATMUL_SECONDS, HangCallback, ProgressCallback, run_fleet_bench
 
 __all__ = [
-    "DEFAULT_MATMUL_SECONDS", "HEARTBEAT_S", "INTERRUPTED_EXIT", "MAX_ITERATIONS", "STALE_AFTER_S", "TARGET_SECONDS",
-    "WARMUP_OPS", "HangCallback", "Heartbeat", "ProgressCallback", "RankFailure", "RankLostError", "Supervisor",
-    "check_machine_holds", "launch_fleet", "make_collective", "quiet_torch_c_logs", "run_fleet_bench",
-    "time_collective", "torch_message",
+    "DEFAULT_MATMUL_SECONDS",
+    "HEARTBEAT_S",
+    "INTERRUPTED_EXIT",
+    "MAX_ITERATIONS",
+    "STALE_AFTER_S",
+    "TARGET_SECONDS",
+    "WARMUP_OPS",
+    "HangCallback",
+    "Heartbeat",
+    "ProgressCallback",
+    "RankFailure",
+    "RankLostError",
+    "Supervisor",
+    "check_machine_holds",
+    "launch_fleet",
+    "make_collective",
+    "quiet_torch_c_logs",
+    "run_fleet_bench",
+    "time_collective",
+    "torch_message",
 ]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..fleet import P2P_OP
 
@@ -15,8 +16,9 @@ MAX_ITERATIONS = 20  # nccl-tests' default -n
 TARGET_SECONDS = {"cuda": 0.2, "cpu": 0.05}  # timed iterations per size: about this long, 1 to MAX_ITERATIONS
 
 
-def time_collective(op: str, group: Any, members: Sequence[int], rank: int, elements: int, device: Any,
-                    target_s: float) -> tuple[tuple[int, float], float]:
+def time_collective(
+    op: str, group: Any, members: Sequence[int], rank: int, elements: int, device: Any, target_s: float
+) -> tuple[tuple[int, float], float]:
     """Warm up, time one operation, agree with the group on the slowest, then time a block of operations.
 
     Returns ((iterations, seconds per operation), the agreed time of one operation).
@@ -54,7 +56,7 @@ def make_collective(op: str, group: Any, members: Sequence[int], rank: int, elem
     import torch
     import torch.distributed as dist
 
-    def zeros(count: int) -> "torch.Tensor":
+    def zeros(count: int) -> torch.Tensor:
         return torch.zeros(count, dtype=torch.float32, device=device)
 
     parts = len(members)
@@ -82,9 +84,12 @@ def _ring_exchange(group: Any, members: Sequence[int], rank: int, sent: Any, rec
     following, previous = members[(position + 1) % len(members)], members[(position - 1) % len(members)]
 
     def exchange(async_op: bool):
-        works = dist.batch_isend_irecv([
-            dist.P2POp(dist.isend, sent, following, group), dist.P2POp(dist.irecv, received, previous, group),
-        ])
+        works = dist.batch_isend_irecv(
+            [
+                dist.P2POp(dist.isend, sent, following, group),
+                dist.P2POp(dist.irecv, received, previous, group),
+            ]
+        )
         if async_op:
             return AllWorks(works)
         for work in works:

@@ -10,7 +10,8 @@ import json
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from ...errors import FleetError, short_error
 from ..fleet import where
@@ -55,8 +56,15 @@ class Heartbeat:
     without one, the main thread is interrupted).
     """
 
-    def __init__(self, store: Any | None, rank: int, host: str, *, interval: float = HEARTBEAT_S,
-                 on_hang: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        store: Any | None,
+        rank: int,
+        host: str,
+        *,
+        interval: float = HEARTBEAT_S,
+        on_hang: Callable[[str], None] | None = None,
+    ):
         self.phase = "joining"
         self._store, self._rank, self._host, self._interval = store, rank, host, interval
         self._on_hang = on_hang or interrupt_main
@@ -87,8 +95,10 @@ class Heartbeat:
                 self.running = False
 
     def _hung(self) -> None:
-        message = (f"rank {self._rank} on host {self._host} hung in {self.phase} for {self._limit:.0f} s, past every "
-                   f"timeout: stopping it")
+        message = (
+            f"rank {self._rank} on host {self._host} hung in {self.phase} for {self._limit:.0f} s, past every "
+            f"timeout: stopping it"
+        )
         if self.running:
             event = {"rank": self._rank, "host": self._host, "kind": "failed", "phase": self.phase, "message": "hung"}
             with contextlib.suppress(Exception):
@@ -128,8 +138,19 @@ def read_phases(store: Any, world_size: int) -> dict[int, str]:
     return {rank: value.decode() for rank, value in enumerate(multi_get(store, keys))}
 
 
-def diagnose(store: Any, *, me: int, world_size: int, hosts: Mapping[int, str], label: str, error: BaseException,
-             elapsed: float, timeout: float, store_text: str, store_hint: str | None) -> FleetError:
+def diagnose(
+    store: Any,
+    *,
+    me: int,
+    world_size: int,
+    hosts: Mapping[int, str],
+    label: str,
+    error: BaseException,
+    elapsed: float,
+    timeout: float,
+    store_text: str,
+    store_hint: str | None,
+) -> FleetError:
     """Which rank is at fault when `label` failed on rank `me`: one that reported a failure, else one whose
     heartbeat stopped, else a timeout with every rank alive (saying where the others are)."""
     cause = torch_message(error)
@@ -145,7 +166,8 @@ def diagnose(store: Any, *, me: int, world_size: int, hosts: Mapping[int, str], 
     if failed:
         event = failed[0]
         return RankLostError(
-            f"rank {event['rank']} on host {event['host']} failed during {event['phase']}: {event['message']}")
+            f"rank {event['rank']} on host {event['host']} failed during {event['phase']}: {event['message']}"
+        )
     left = {event["rank"]: event for event in events if event["kind"] == "left"}
     heartbeat_works = after.get(me, 0) > before.get(me, 0)
     stopped = [rank for rank in sorted(after) if rank != me and after[rank] == before.get(rank) and rank not in left]

@@ -13,9 +13,10 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ...api import available_memory
 from ...errors import ExitCode, FleetError, FlopcalcError, UsageError, short_error
@@ -60,8 +61,10 @@ def launch_fleet(
     if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 2:
         raise UsageError(f"--nproc must be at least 2, got {nproc}", "for one device run `flopcalc bench`")
     if in_launcher():
-        raise UsageError("--nproc starts its own ranks, but a launcher already started this one (RANK is set)",
-                         "drop --nproc under torchrun or srun")
+        raise UsageError(
+            "--nproc starts its own ranks, but a launcher already started this one (RANK is set)",
+            "drop --nproc under torchrun or srun",
+        )
     check_machine_holds(config, nproc)
     import tempfile
 
@@ -77,8 +80,14 @@ def launch_fleet(
     return outcomes[0]
 
 
-def _launch(config: FleetConfig, nproc: int, logs: str, supervisor: "Supervisor",
-            progress_factory: Callable[[], Any] | None, on_hang: HangCallback | None) -> dict:
+def _launch(
+    config: FleetConfig,
+    nproc: int,
+    logs: str,
+    supervisor: Supervisor,
+    progress_factory: Callable[[], Any] | None,
+    on_hang: HangCallback | None,
+) -> dict:
     """torchrun --standalone's rendezvous (c10d on a free local port) through `elastic_launch`; every rank's
     outcome by rank, or the one line of what went wrong."""
     import uuid
@@ -88,10 +97,17 @@ def _launch(config: FleetConfig, nproc: int, logs: str, supervisor: "Supervisor"
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     launch = LaunchConfig(
-        min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"flopcalc-{uuid.uuid4().hex[:12]}",
-        rdzv_backend="c10d", rdzv_endpoint="localhost:0",
-        rdzv_configs={"timeout": max(1, math.ceil(config.timeout_s))}, max_restarts=0, monitor_interval=0.1,
-        logs_specs=DefaultLogsSpecs(log_dir=logs), shutdown_timeout=10,
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"flopcalc-{uuid.uuid4().hex[:12]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        rdzv_configs={"timeout": max(1, math.ceil(config.timeout_s))},
+        max_restarts=0,
+        monitor_interval=0.1,
+        logs_specs=DefaultLogsSpecs(log_dir=logs),
+        shutdown_timeout=10,
     )
     try:
         outcomes = elastic_launch(launch, rank_main)(config, progress_factory, on_hang, str(supervisor.folder))
@@ -114,15 +130,19 @@ def check_machine_holds(config: FleetConfig, nproc: int) -> None:
 
         visible = torch.cuda.device_count()
         if nproc > visible:
-            raise UsageError(f"--nproc {nproc} needs {nproc} GPUs (one rank per GPU), but {visible} "
-                             f"{'is' if visible == 1 else 'are'} visible",
-                             f"use --nproc {visible} or fewer, or --device cpu")
+            raise UsageError(
+                f"--nproc {nproc} needs {nproc} GPUs (one rank per GPU), but {visible} "
+                f"{'is' if visible == 1 else 'are'} visible",
+                f"use --nproc {visible} or fewer, or --device cpu",
+            )
         return
     cpus = available_cpus()
     if nproc > RANKS_PER_CPU * cpus:
         raise UsageError(
             f"--nproc {nproc} is more than {RANKS_PER_CPU} ranks per CPU core ({cpus} available): the ranks would "
-            "starve each other's heartbeats and collectives", f"use --nproc {RANKS_PER_CPU * cpus} or fewer")
+            "starve each other's heartbeats and collectives",
+            f"use --nproc {RANKS_PER_CPU * cpus} or fewer",
+        )
     per_rank = RANK_PROCESS_BYTES + buffer_bytes(config.max_bytes or DEFAULT_MAX_BYTES["cpu"])
     free = available_memory()
     if free is not None and nproc * per_rank > free:
@@ -142,8 +162,12 @@ def _auto_device() -> str:
 # --- each rank ----------------------------------------------------------------------------------------
 
 
-def rank_main(config: FleetConfig, progress_factory: Callable[[], Any] | None, on_hang: HangCallback | None,
-              folder: str | None = None) -> Any:
+def rank_main(
+    config: FleetConfig,
+    progress_factory: Callable[[], Any] | None,
+    on_hang: HangCallback | None,
+    folder: str | None = None,
+) -> Any:
     """The function `launch_fleet` starts on every rank (a module-level function, so spawn can pickle it)."""
     rank = int(os.environ.get("RANK", -1))
     pulse = RankPulse(Path(folder), rank) if folder else None
@@ -218,7 +242,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="flopcalc-supervisor", daemon=True)
 
-    def __enter__(self) -> "Supervisor":
+    def __enter__(self) -> Supervisor:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._thread.start()
         return self
@@ -245,23 +269,30 @@ class Supervisor:
         """rank -> (when the file last changed, its content), for every whole file named prefix + rank."""
         found = {}
         for path in self.folder.glob(f"{prefix}*"):
-            suffix = path.name[len(prefix):]
+            suffix = path.name[len(prefix) :]
             if not suffix.isdigit():
                 continue
             with contextlib.suppress(OSError, ValueError):
                 found[int(suffix)] = (path.stat().st_mtime, json.loads(path.read_text(encoding="utf-8")))
         return found
 
-    def judge(self, pulses: dict[int, tuple[float, dict]], ended: dict[int, tuple[float, dict]], now: float) -> str | None:
+    def judge(
+        self, pulses: dict[int, tuple[float, dict]], ended: dict[int, tuple[float, dict]], now: float
+    ) -> str | None:
         """The one line that ends the run now, or None while it may go on."""
         for rank, (beat, about) in sorted(pulses.items()):
             silent = now - beat
             if rank not in ended and silent > self.stale_s:
-                return (f"rank {rank} on host {about.get('host', 'unknown')} stopped responding: its heartbeat has "
-                        f"not moved for {silent:.0f} s (the process is stopped or frozen); flopcalc stopped the "
-                        "other ranks")
-        failures = sorted((info.get("secondary", False), rank, info["message"])
-                          for rank, (_, info) in ended.items() if info.get("message"))
+                return (
+                    f"rank {rank} on host {about.get('host', 'unknown')} stopped responding: its heartbeat has "
+                    f"not moved for {silent:.0f} s (the process is stopped or frozen); flopcalc stopped the "
+                    "other ranks"
+                )
+        failures = sorted(
+            (info.get("secondary", False), rank, info["message"])
+            for rank, (_, info) in ended.items()
+            if info.get("message")
+        )
         if not failures or len(ended) >= self._nproc:
             return None
         self._first_failure = self._first_failure or now
@@ -298,8 +329,11 @@ def _rank_children() -> dict[int, int]:
             if not entry.name.isdigit() or not _is_my_child(int(entry.name)):
                 continue
             with contextlib.suppress(OSError, ValueError):
-                variables = dict(item.split("=", 1) for item in
-                                 (entry / "environ").read_bytes().decode(errors="replace").split("\0") if "=" in item)
+                variables = dict(
+                    item.split("=", 1)
+                    for item in (entry / "environ").read_bytes().decode(errors="replace").split("\0")
+                    if "=" in item
+                )
                 if "TORCHELASTIC_RUN_ID" in variables and variables.get("RANK", "").isdigit():
                     found[int(variables["RANK"])] = int(entry.name)
     return found

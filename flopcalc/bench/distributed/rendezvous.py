@@ -33,8 +33,13 @@ def connect_store(env: LaunchEnv, timeout: float, host: str, *, hosting: bool) -
         attempt = timeout if hosting else max(0.5, min(5.0, (deadline - time.monotonic()) / 2))
         try:
             store = dist.TCPStore(
-                env.master_addr, env.master_port, env.world_size, is_master=hosting,
-                timeout=timedelta(seconds=attempt), wait_for_workers=False, multi_tenant=True,
+                env.master_addr,
+                env.master_port,
+                env.world_size,
+                is_master=hosting,
+                timeout=timedelta(seconds=attempt),
+                wait_for_workers=False,
+                multi_tenant=True,
             )
             store.set_timeout(timedelta(seconds=timeout))
             return store
@@ -42,7 +47,8 @@ def connect_store(env: LaunchEnv, timeout: float, host: str, *, hosting: bool) -
             if hosting:
                 raise FleetError(
                     f"rank 0 on host {host} cannot host the rendezvous store at "
-                    f"{env.master_addr}:{env.master_port}: {torch_message(error)}", "pick a free MASTER_PORT"
+                    f"{env.master_addr}:{env.master_port}: {torch_message(error)}",
+                    "pick a free MASTER_PORT",
                 ) from None
             if time.monotonic() + attempt > deadline:
                 raise _unreachable(env, timeout, host, error) from None

@@ -14,7 +14,8 @@ import os
 import socket
 import sys
 import time
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from ...api import available_memory
 from ...calibration import FLEET_OPS
@@ -102,8 +103,9 @@ class Session:
         self.store.add(f"beat/{env.rank}", 1)  # the keys exist before anyone reads them
         self.store.set(f"at/{env.rank}", "joining")
         second = self._base.clone() if hasattr(self._base, "clone") else None
-        self._heart = Heartbeat(None if second is None else dist.PrefixStore("flopcalc", second), env.rank,
-                                self.host, on_hang=on_hang)
+        self._heart = Heartbeat(
+            None if second is None else dist.PrefixStore("flopcalc", second), env.rank, self.host, on_hang=on_hang
+        )
 
     def _set_phase(self, phase: str, limit_s: float | None = None) -> None:
         """What this rank does now, and how long it may take before the heartbeat calls it hung."""
@@ -127,8 +129,15 @@ class Session:
         reports = self._gather_reports()
         if progress:
             progress("done", 1.0)
-        return assemble_result(local, layout, reports, world_size=env.world_size, timeout_s=self.timeout,
-                               matmul_seconds=matmul_seconds, seconds_used=time.perf_counter() - started)
+        return assemble_result(
+            local,
+            layout,
+            reports,
+            world_size=env.world_size,
+            timeout_s=self.timeout,
+            matmul_seconds=matmul_seconds,
+            seconds_used=time.perf_counter() - started,
+        )
 
     def _local_device(self) -> LocalDevice:
         """Resolve this rank's device and backend; a problem is kept for the hello, so every rank hears of it."""
@@ -146,8 +155,10 @@ class Session:
             if local.kind == "cuda":
                 count = torch.cuda.device_count()
                 if env.local_rank >= count:
-                    raise UsageError(f"LOCAL_RANK {env.local_rank} but {count} GPU(s) are visible on {self.host}",
-                                     "start at most one rank per GPU")
+                    raise UsageError(
+                        f"LOCAL_RANK {env.local_rank} but {count} GPU(s) are visible on {self.host}",
+                        "start at most one rank per GPU",
+                    )
                 torch.cuda.set_device(env.local_rank)
             self._check_buffers_fit(local.kind)
             info = describe_device(local.kind)
@@ -181,9 +192,17 @@ class Session:
         """Every rank posts a hello (host, device, backend, options) in the store and waits for all the others'."""
         env = self.env
         hello = {
-            "rank": env.rank, "host": self.host, "pid": os.getpid(), "local_rank": env.local_rank,
-            "node_rank": env.node_rank, "device": local.kind, "device_name": local.name, "backend": local.backend,
-            "torch_version": local.torch_version, "options": self.config.options(), "error": local.error,
+            "rank": env.rank,
+            "host": self.host,
+            "pid": os.getpid(),
+            "local_rank": env.local_rank,
+            "node_rank": env.node_rank,
+            "device": local.kind,
+            "device_name": local.name,
+            "backend": local.backend,
+            "torch_version": local.torch_version,
+            "options": self.config.options(),
+            "error": local.error,
         }
         self._set_phase("joining")
         hellos = exchange_hellos(self.store, env, hello, self.timeout)
@@ -209,8 +228,12 @@ class Session:
             options["device_id"] = torch.device("cuda", env.local_rank)
         with self.step("starting the process group"):
             dist.init_process_group(
-                backend=local.backend, store=dist.PrefixStore("process_group", self._base), rank=env.rank,
-                world_size=env.world_size, timeout=timedelta(seconds=self.timeout), **options,
+                backend=local.backend,
+                store=dist.PrefixStore("process_group", self._base),
+                rank=env.rank,
+                world_size=env.world_size,
+                timeout=timedelta(seconds=self.timeout),
+                **options,
             )
 
     def _matmul(self, local: LocalDevice, layout: FleetLayout, progress: ProgressCallback | None) -> tuple[dict, float]:
@@ -240,8 +263,9 @@ class Session:
         with self.step("creating the groups"):
             for scope in layout.scopes():
                 for index, members in enumerate(layout.groups(scope)):
-                    handle = None if scope == "world" else dist.new_group(list(members),
-                                                                          timeout=_timedelta(self.timeout))
+                    handle = (
+                        None if scope == "world" else dist.new_group(list(members), timeout=_timedelta(self.timeout))
+                    )
                     if self.env.rank in members:
                         plan.extend((scope, handle, members, index, op) for op in FLEET_OPS)
         plan.append(("world", None, tuple(range(self.env.world_size)), 0, P2P_OP))
@@ -265,8 +289,9 @@ class Session:
                 if progress:
                     progress(label, 0.5 + 0.5 * (done - 1) / total)
                 with self.step(label):
-                    timing, one = time_collective(op, group, members, rank, elements, device,
-                                                  TARGET_SECONDS[local.kind])
+                    timing, one = time_collective(
+                        op, group, members, rank, elements, device, TARGET_SECONDS[local.kind]
+                    )
                 timings.append(RankTiming(scope, op, elements * ELEMENT_BYTES, len(members), index, *timing))
                 if one * SIZE_STEP > self.timeout / 4 and size != sizes[-1]:
                     self.notes.append(
@@ -303,8 +328,15 @@ class Session:
             raise
         except Exception as error:  # torch.distributed's errors are RuntimeErrors; a CUDA error, a timeout
             raise diagnose(
-                self.store, me=self.env.rank, world_size=self.env.world_size, hosts=self.hosts, label=label,
-                error=error, elapsed=time.monotonic() - began, timeout=self.timeout, store_text=store_text(self.env),
+                self.store,
+                me=self.env.rank,
+                world_size=self.env.world_size,
+                hosts=self.hosts,
+                label=label,
+                error=error,
+                elapsed=time.monotonic() - began,
+                timeout=self.timeout,
+                store_text=store_text(self.env),
                 store_hint="rank 0 stopped; see its error" if not self.env.agent_store else None,
             ) from error
 
@@ -316,8 +348,11 @@ class Session:
             message = str(error) if isinstance(error, FlopcalcError) else short_error(error)
         self._failed = True
         event = {
-            "rank": self.env.rank, "host": self.host, "kind": "left" if isinstance(error, RankLostError) else "failed",
-            "phase": self._heart.phase if self._heart else "joining", "message": message,
+            "rank": self.env.rank,
+            "host": self.host,
+            "kind": "left" if isinstance(error, RankLostError) else "failed",
+            "phase": self._heart.phase if self._heart else "joining",
+            "message": message,
         }
         try:
             self.store.set_timeout(_timedelta(min(5.0, self.timeout)))
