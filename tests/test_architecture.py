@@ -85,8 +85,12 @@ def test_make_lint_checks_with_the_configured_tools_and_rewrites_nothing():
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     recipe = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
     commands = [line.strip() for line in recipe.splitlines()[1:]]
-    assert commands == ["$(VENV)/bin/ruff check .", "$(VENV)/bin/ruff format --check .", "$(VENV)/bin/mypy",
-                        "$(VENV)/bin/lint-imports"]
+    assert commands == [
+        "$(VENV)/bin/ruff check .",
+        "$(VENV)/bin/ruff format --check .",
+        "$(VENV)/bin/mypy",
+        "$(VENV)/bin/lint-imports",
+    ]
     assert "--fix" not in recipe and "format ." not in recipe.replace("format --check .", "")
     assert "\ntest: lint\n" in makefile  # make test (CI's command) lints before the suite
 
