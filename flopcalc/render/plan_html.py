@@ -180,8 +180,8 @@ def _memory_chart(bars: dict[str, list[Any]], gpu_gib: float, usable_gib: float,
     if usable_gib < gpu_gib:
         plot.add_layout(Span(location=usable_gib, dimension="width", line_color="#c00", line_dash="dashed"))
     plot.add_tools(HoverTool(tooltips=[("", "@label"), *((p, f"@{p}_text") for p in parts)]))
-    plot.legend.location = "top_left"
     plot.legend.orientation = "horizontal"
+    plot.add_layout(plot.legend[0], "below")  # clear of the GPU's line
     plot.xaxis.major_label_orientation = 0.6 if len(bars["label"]) > 6 else 0
     return plot
 
