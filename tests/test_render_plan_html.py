@@ -91,17 +91,24 @@ def test_the_step_split_adds_up_to_the_step_and_its_bubble_is_the_schedules():
     assert split["compute"] == step["compute_s"] and split["tensor-parallel"] == step["tp_comm_s"]
 
 
-def planning_plan(planning):
-    """The layout ONE_LAYOUT describes, at 40% utilisation (the step's simple model), through the library."""
-    fleet = planning.resolve_fleet(
-        gpu="H100-SXM", precision=None, utilization=0.4, calibration=None, catalogs=(), model_key=None,
+def fleet_of(planning, utilization=None):
+    return planning.resolve_fleet(
+        gpu="H100-SXM", precision=None, utilization=utilization, calibration=None, catalogs=(), model_key=None,
         gpu_memory_gib=None, memory_reserve_gib=None, intra_node_gbps=None, inter_node_gbps=None, gpus_per_node=8,
         pue=1.0, price_per_gpu_hour=None, grid=None,
     )  # fmt: skip
-    model = planning.model_from_params(
+
+
+def seven_b(planning):
+    return planning.model_from_params(
         7e9, 4096, layers=32, hidden=4096, heads=32, kv_heads=None, ffn=None, vocab=None, head_dim=None,
         mlp="gelu", attention="flash", params_tolerance=planning.PARAMS_TOLERANCE,
     )  # fmt: skip
+
+
+def planning_plan(planning):
+    """The layout ONE_LAYOUT describes, at 40% utilisation (the step's simple model), through the library."""
+    fleet, model = fleet_of(planning, 0.4), seven_b(planning)
     layout = planning.layout_from_options(model, num_gpus=16, global_batch=64, tp=2, pp=4, micro_batch=1)
     run = planning.run_size(model, tokens=1e12, examples=None, epochs=None)
     return planning.evaluate(model, layout, fleet, precision=fleet.throughput.precision, optimizer="adamw", run=run)
@@ -168,6 +175,30 @@ def test_a_search_opens_offline_in_chromium_with_a_bar_and_a_point_per_layout(tm
     assert errors == []
     shown = len(data["candidates"])
     assert shown == 6
-    assert set(rows["candidates"]) == {shown} and rows["layouts"] == [shown]
+    assert set(rows["candidates"]) == {shown} and rows["shown"] == [shown]
+    result = searched()
+    assert rows["layouts"] == [len(result.fitting)]  # every layout evaluated that fits, as a point
+    assert rows["frontier"] == [len(frontier([(s, m / GIB) for s, m in result.fitting]))]
     assert rows["schedule"] == [2 * data["parallelism"]["pp"] * data["parallelism"]["grad_accum"]]
     assert non_blank(tmp_path / "search.png")
+
+
+def searched():
+    """SEARCH through the library: the layouts shown and every one that fits."""
+    from flopcalc import plan as planning
+
+    fleet, model = fleet_of(planning), seven_b(planning)
+    run = planning.run_size(model, tokens=1e12, examples=None, epochs=None)
+    return planning.search(
+        model, fleet, 16, global_batch=64, fixed={}, top=6, precision=fleet.throughput.precision,
+        optimizer="adamw", run=run,
+    )  # fmt: skip
+
+
+def test_the_search_keeps_every_fitting_layouts_point_the_shown_ones_among_them():
+    result = searched()
+    assert len(result.candidates) == 6 and len(result.fitting) > 6
+    for plan in result.candidates:
+        assert (plan.step.step_s, plan.memory.total) in result.fitting
+    assert all(nbytes <= result.candidates[0].usable_memory_bytes for _, nbytes in result.fitting)
+    assert min(step_s for step_s, _ in result.fitting) == result.candidates[0].step.step_s  # the best is fastest

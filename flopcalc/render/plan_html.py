@@ -20,7 +20,8 @@ MEMORY_NAME = "memory"  # the glyph renderers' names: the browser test reads the
 CANDIDATES_NAME = "candidates"
 STEP_NAME = "step"
 SCHEDULE_NAME = "schedule"
-LAYOUTS_NAME = "layouts"
+LAYOUTS_NAME = "layouts"  # every evaluated layout that fits
+SHOWN_NAME = "shown"  # the --top ones among them
 FRONTIER_NAME = "frontier"
 MEMORY_PARTS = ("weights", "gradients", "optimizer", "activations", "teacher")
 _COLORS = {
@@ -258,16 +259,9 @@ def _layouts_chart(result: SearchResult) -> Any:
     from bokeh.plotting import figure
 
     plans = [plan for plan in result.candidates if plan.step is not None]
-    points = [(plan.step.step_s, plan.memory.total / GIB) for plan in plans]  # type: ignore[union-attr]
-    best = frontier(points)
-    source = ColumnDataSource(
-        {
-            "step": [p[0] for p in points],
-            "memory": [p[1] for p in points],
-            "layout": [plan.layout.label() for plan in plans],
-            "color": ["#e15759" if i in best else "#4e79a7" for i in range(len(points))],
-        }
-    )
+    shown = [(plan.step.step_s, plan.memory.total / GIB) for plan in plans]  # type: ignore[union-attr]
+    tried = [(step_s, nbytes / GIB) for step_s, nbytes in result.fitting] or shown
+    edge = frontier(tried)
     plot = figure(
         height=340,
         sizing_mode="stretch_width",
@@ -276,16 +270,37 @@ def _layouts_chart(result: SearchResult) -> Any:
         x_axis_label="step time (s)",
         y_axis_label="memory per GPU (GiB)",
     )
-    plot.scatter("step", "memory", size=9, color="color", source=source, name=LAYOUTS_NAME)
+    every = ColumnDataSource({"step": [p[0] for p in tried], "memory": [p[1] for p in tried]})
+    plot.scatter(
+        "step", "memory", size=6, color="#bab0ac", alpha=0.6, source=every, name=LAYOUTS_NAME,
+        legend_label=f"{len(tried):,} layouts that fit",
+    )  # fmt: skip
+    ranked = ColumnDataSource(
+        {
+            "step": [p[0] for p in shown],
+            "memory": [p[1] for p in shown],
+            "rank": [f"#{rank}" for rank in range(1, len(plans) + 1)],
+            "layout": [plan.layout.label() for plan in plans],
+        }
+    )
+    plot.scatter(
+        "step", "memory", size=10, color="#4e79a7", source=ranked, name=SHOWN_NAME, legend_label="shown (--top)"
+    )
     plot.line(
-        [points[i][0] for i in best],
-        [points[i][1] for i in best],
+        [tried[i][0] for i in edge],
+        [tried[i][1] for i in edge],
         line_color="#e15759",
-        line_dash="dashed",
+        line_width=2,
         name=FRONTIER_NAME,
         legend_label="frontier: no layout both faster and smaller",
     )
-    plot.add_tools(HoverTool(tooltips=[("layout", "@layout"), ("step", "@step{0.000} s"), ("memory", "@memory GiB")]))
+    plot.add_tools(
+        HoverTool(
+            renderers=[plot.renderers[1]],
+            tooltips=[("", "@rank"), ("layout", "@layout"), ("step", "@step{0.000} s"), ("memory", "@memory GiB")],
+        )
+    )
+    plot.legend.location = "top_right"
     return plot
 
 
@@ -382,7 +397,8 @@ def render_search_html(result: SearchResult, command_line: str, data: Mapping[st
             Section(
                 "Step time against memory",
                 _layouts_chart(result),
-                f"The layouts shown ({len(plans)} of {result.evaluated:,} tried); red: on the frontier.",
+                f"Each layout evaluated that fits (grey; {result.evaluated:,} evaluated in all), the "
+                f"{len(plans)} shown in blue, and the frontier in red: the layouts no other beats in both.",
             )
         )
     if shown is not None:
