@@ -22,6 +22,7 @@ REPORTS = {
         *("--gpu", "H100-SXM", "--num-gpus", "16", "--tp", "2", "--pp", "4", "--global-batch", "32"),
         *("--micro-batch", "1", "--tokens", "1T"),
     ],
+    "check": ["check", "--budget", "examples/flopcalc.yaml"],
 }
 
 
