@@ -16,6 +16,13 @@ IMAGES = ROOT / "docs" / "img"
 # picture name -> the command line (after `flopcalc`) whose --format html report it shows
 REPORTS = {
     "count": ["count", "examples/cnn.py:build", "--input", "8x3x32x32"],
+    "plan": [
+        "plan",
+        *("--params", "7e9", "--layers", "32", "--hidden", "4096", "--heads", "32", "--seq-len", "4096"),
+        *("--gpu", "H100-SXM", "--num-gpus", "16", "--tp", "2", "--pp", "4", "--global-batch", "32"),
+        *("--micro-batch", "1", "--tokens", "1T"),
+    ],
+    "check": ["check", "--budget", "examples/flopcalc.yaml"],
 }
 
 

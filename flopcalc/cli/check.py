@@ -14,7 +14,7 @@ from ..budget import count_budgets, evaluate, load_baseline, load_budget_file, w
 from ..errors import ExitCode, UsageError
 from ..units import parse_fraction
 from ._app import app, emit
-from ._options import notes_to_stderr, progress, writable_path
+from ._options import command_line, notes_to_stderr, progress, writable_path
 
 
 class CheckFormat(str, enum.Enum):
@@ -22,6 +22,7 @@ class CheckFormat(str, enum.Enum):
     json = "json"
     markdown = "markdown"
     junit = "junit"
+    html = "html"
 
 
 SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
@@ -55,7 +56,11 @@ def check_command(
         help="Record the current counts as the new baseline and exit 0.",
     ),
     output_format: CheckFormat = typer.Option(
-        CheckFormat.table, "--format", "-f", metavar="table|json|markdown|junit", help="Output format."
+        CheckFormat.table,
+        "--format",
+        "-f",
+        metavar="table|json|markdown|junit|html",
+        help="Output format; html is one page with each budget drawn against its limit (needs the html extra).",
     ),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", metavar="FILE", callback=writable_path, help="Write the output here (atomically)."
@@ -79,7 +84,12 @@ def check_command(
     ),
 ) -> None:
     from ..render.budget import render_json, render_junit, render_markdown, render_table
+    from ..render.budget_html import render_check_html
 
+    if output_format is CheckFormat.html:
+        from ..render.html import require_bokeh
+
+        require_bokeh()  # before the models are counted: a missing extra is said at once
     if baseline is not None and update_baseline is not None:
         raise UsageError("--baseline and --update-baseline cannot be used together", "compare first, then update")
     if update_baseline is not None and (junit is not None or json_report is not None):
@@ -121,6 +131,7 @@ def check_command(
             CheckFormat.json: render_json,
             CheckFormat.markdown: render_markdown,
             CheckFormat.junit: render_junit,
+            CheckFormat.html: lambda result: render_check_html(result, command_line(), result.to_dict()),
         }
         emit(renderers[output_format](result), output)
     # the table shows them; other formats must not lose them

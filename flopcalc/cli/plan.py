@@ -16,7 +16,6 @@ from ._options import (
     CalibrationOption,
     CatalogOption,
     DeviceOption,
-    FormatOption,
     GpuOption,
     GridIntensityOption,
     InputOption,
@@ -24,10 +23,11 @@ from ._options import (
     LoraAlphaOption,
     LoraRankOption,
     LoraTargetsOption,
-    OutputFormat,
     OutputOption,
     PrecisionOption,
     RegionOption,
+    ReportFormat,
+    ReportFormatOption,
     RevisionOption,
     TeacherBatchSizeOption,
     TeacherInputOption,
@@ -35,6 +35,7 @@ from ._options import (
     TeacherOption,
     TeacherSeqLenOption,
     UtilizationOption,
+    command_line,
     existing_model,
     lora_options,
     model_spec,
@@ -405,7 +406,7 @@ def plan_command(
     teacher_seq_len: TeacherSeqLenOption = None,
     teacher_kwargs: TeacherKwargsOption = None,
     teacher_dtype: TeacherDtypeOption = None,
-    fmt: FormatOption = OutputFormat.table,
+    fmt: ReportFormatOption = ReportFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Will it fit, how to split it, how long it takes: training on a fleet of GPUs.
@@ -414,6 +415,10 @@ def plan_command(
     is still written); 2: bad input."""
     from .. import plan as planning
 
+    if fmt is ReportFormat.html:
+        from ..render.html import require_bokeh
+
+        require_bokeh()  # before the plan: a missing extra is said at once
     if model is not None and params is not None:
         raise UsageError("MODEL and --params exclude each other", MODES_HINT)
     if model is None and params is None and layers is None:
@@ -595,7 +600,14 @@ def _reserve(text: Optional[str]) -> Optional[float]:
 def _render(found, plan, fmt, output, notes) -> None:
     from ..render.plan import render_plan, render_search
 
-    emit(render_search(found, fmt.value) if found is not None else render_plan(plan, fmt.value), output)
+    if fmt is ReportFormat.html:
+        from ..render.plan_html import render_plan_html, render_search_html
+
+        data = found.to_dict() if found is not None else plan.to_dict()  # the object --format json prints
+        draw = render_search_html if found is not None else render_plan_html
+        emit(draw(found if found is not None else plan, command_line(), data), output)
+    else:
+        emit(render_search(found, fmt.value) if found is not None else render_plan(plan, fmt.value), output)
     notes_to_stderr(notes, shown=shown_on_terminal(fmt, output))
 
 

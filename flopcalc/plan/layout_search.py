@@ -305,4 +305,7 @@ def _result(state: _Search, num_gpus: int, precision: str, top: int) -> SearchRe
         closest_plan = replace(
             closest_plan, assumptions=common + layout_assumptions(model, closest[1], fleet, state.setup)
         )
-    return SearchResult(candidates, tuple(lines), state.evaluated, closest_plan)
+    fitting = tuple(
+        (figures.step.step_s, figures.memory.total) for _, _, figures in state.fitting if figures.step is not None
+    )
+    return SearchResult(candidates, tuple(lines), state.evaluated, closest_plan, fitting)

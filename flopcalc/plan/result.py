@@ -208,6 +208,9 @@ class SearchResult:
     rejected: tuple[str, ...]
     evaluated: int
     closest: Plan | None = None  # the layout needing the least memory, when none fits
+    # (step seconds, bytes on the most loaded GPU) of every evaluated layout that fits, for the HTML scatter;
+    # not in the JSON (its contract lists the candidates shown)
+    fitting: tuple[tuple[float, float], ...] = ()
 
     @property
     def best(self) -> Plan | None:
