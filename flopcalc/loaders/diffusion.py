@@ -21,7 +21,15 @@ CLIP_TEXT_TOKENS = 77  # CLIP's text encoder length, what SD 1.x/2.x and SDXL co
 SD3_TEXT_TOKENS = 77 + 256  # SD3's pipeline: CLIP's 77 tokens joined to T5's 256 (max_sequence_length)
 SDXL_TIME_IDS = 6  # original size, crop corner, target size: two numbers each
 # the classes this loader builds, with the inputs it makes for each
-SUPPORTED_CLASSES = ("UNet2DConditionModel", "Transformer2DModel", "SD3Transformer2DModel", "AutoencoderKL")
+# (diffusers builds a Transformer2DModel config as DiTTransformer2DModel or PixArtTransformer2DModel by its norm_type)
+SUPPORTED_CLASSES = (
+    "UNet2DConditionModel",
+    "Transformer2DModel",
+    "DiTTransformer2DModel",
+    "PixArtTransformer2DModel",
+    "SD3Transformer2DModel",
+    "AutoencoderKL",
+)
 
 
 def diffusers_class_name(path: Path) -> str | None:
@@ -63,7 +71,7 @@ def load_diffusion_config(path: Path, *, device: str, seq_len: int | None, sourc
     except Exception as error:
         raise ModelBuildError(f"{source}: building {class_name} failed: {short_error(error)}") from error
     model.eval()
-    inputs, notes = default_inputs(model, class_name, device=device, seq_len=seq_len)
+    inputs, notes = default_inputs(model, type(model).__name__, device=device, seq_len=seq_len)
     return LoadedModel(model, inputs, source, "diffusion", (), (), notes)
 
 
@@ -72,9 +80,9 @@ def default_inputs(model, class_name: str, *, device: str, seq_len: int | None) 
     input saying where its shape comes from."""
     import torch
 
-    config = model.config
+    config = model.config  # a FrozenDict: what a class does not use is not there
     side = _sample_side(config)
-    channels = config.in_channels
+    channels = config["in_channels"]
     if class_name == "AutoencoderKL":
         if seq_len is not None:
             raise InputSpecError("--seq-len sizes text embeddings; AutoencoderKL takes an image", "drop --seq-len")
@@ -112,7 +120,7 @@ def default_inputs(model, class_name: str, *, device: str, seq_len: int | None) 
 
 
 def _sample_side(config) -> tuple[int, int]:
-    size = config.sample_size
+    size = config.get("sample_size")
     if isinstance(size, int):
         return size, size
     if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) for s in size):
@@ -124,11 +132,13 @@ def _text_conditioning(config, class_name: str) -> tuple[int | None, int, str]:
     """The text embeddings' width, their default length and why that length."""
     clip = f"{CLIP_TEXT_TOKENS} tokens, CLIP's text length"
     if class_name == "SD3Transformer2DModel":
-        return config.joint_attention_dim, SD3_TEXT_TOKENS, f"{SD3_TEXT_TOKENS} tokens, SD3's CLIP 77 + T5 256"
-    if class_name == "Transformer2DModel":
-        width = getattr(config, "caption_channels", None) or config.cross_attention_dim
+        return config["joint_attention_dim"], SD3_TEXT_TOKENS, f"{SD3_TEXT_TOKENS} tokens, SD3's CLIP 77 + T5 256"
+    if class_name == "DiTTransformer2DModel":
+        return None, 0, ""
+    if class_name in ("Transformer2DModel", "PixArtTransformer2DModel"):
+        width = config.get("caption_channels") or config.get("cross_attention_dim")
         return width, CLIP_TEXT_TOKENS, clip
-    width = getattr(config, "encoder_hid_dim", None) or config.cross_attention_dim
+    width = config.get("encoder_hid_dim") or config["cross_attention_dim"]
     if isinstance(width, (list, tuple)):
         if len(set(width)) != 1:
             raise ModelLoadError(
@@ -145,12 +155,12 @@ def _extra_conditioning(config, class_name: str, device: str) -> tuple[dict, str
     import torch
 
     if class_name == "SD3Transformer2DModel":
-        width = config.pooled_projection_dim
+        width = config["pooled_projection_dim"]
         return {"pooled_projections": torch.zeros(1, width, device=device)}, (
             f"no --input pooled_projections=: 1x{width} float32 (the pooled text embedding)"
         )
-    if class_name == "UNet2DConditionModel" and getattr(config, "addition_embed_type", None) == "text_time":
-        pooled = config.projection_class_embeddings_input_dim - SDXL_TIME_IDS * config.addition_time_embed_dim
+    if class_name == "UNet2DConditionModel" and config.get("addition_embed_type") == "text_time":
+        pooled = config["projection_class_embeddings_input_dim"] - SDXL_TIME_IDS * config["addition_time_embed_dim"]
         conditions = {
             "text_embeds": torch.zeros(1, pooled, device=device),
             "time_ids": torch.zeros(1, SDXL_TIME_IDS, device=device),
@@ -159,9 +169,9 @@ def _extra_conditioning(config, class_name: str, device: str) -> tuple[dict, str
             f"no --input added_cond_kwargs: text_embeds 1x{pooled} and time_ids 1x{SDXL_TIME_IDS} (SDXL's pooled "
             "text embedding and size/crop conditioning)"
         )
-    if class_name == "Transformer2DModel" and getattr(config, "num_embeds_ada_norm", None):
-        if config.norm_type == "ada_norm_single":
-            return {"added_cond_kwargs": {"resolution": None, "aspect_ratio": None}}, ""
+    if class_name == "PixArtTransformer2DModel":
+        return {"added_cond_kwargs": {"resolution": None, "aspect_ratio": None}}, ""
+    if class_name == "DiTTransformer2DModel":
         return {"class_labels": torch.zeros(1, dtype=torch.int64, device=device)}, (
             "no --input class_labels=: 1 int64 (one class label of a class-conditional DiT)"
         )
