@@ -112,7 +112,7 @@ def default_inputs(model, class_name: str, *, device: str, seq_len: int | None) 
             f"no --input encoder_hidden_states=: {_dims(shape)} float32 (text embeddings: {length}; "
             "--seq-len sets the tokens)"
         )
-    extra, extra_note = _extra_conditioning(config, class_name, device)
+    extra, extra_note = _extra_conditioning(model, class_name, device)
     inputs.update(extra)
     if extra_note:
         notes.update(dict.fromkeys(extra, extra_note))
@@ -149,10 +149,13 @@ def _text_conditioning(config, class_name: str) -> tuple[int | None, int, str]:
     return width, CLIP_TEXT_TOKENS, clip
 
 
-def _extra_conditioning(config, class_name: str, device: str) -> tuple[dict, str]:
+def _extra_conditioning(model, class_name: str, device: str) -> tuple[dict, str]:
     """Inputs beyond latent, timestep and text a model's config asks for: SD3's pooled text embedding, SDXL's
-    pooled text embedding and size/crop ids, a class-conditional DiT's class label."""
+    pooled text embedding and size/crop ids, PixArt's resolution and aspect ratio, a class-conditional DiT's
+    class label."""
     import torch
+
+    config = model.config
 
     if class_name == "SD3Transformer2DModel":
         width = config["pooled_projection_dim"]
@@ -170,7 +173,15 @@ def _extra_conditioning(config, class_name: str, device: str) -> tuple[dict, str
             "text embedding and size/crop conditioning)"
         )
     if class_name == "PixArtTransformer2DModel":
-        return {"added_cond_kwargs": {"resolution": None, "aspect_ratio": None}}, ""
+        if not model.use_additional_conditions:
+            return {"added_cond_kwargs": {"resolution": None, "aspect_ratio": None}}, ""
+        conditions = {
+            "resolution": torch.zeros(1, 2, device=device),
+            "aspect_ratio": torch.zeros(1, 1, device=device),
+        }
+        return {"added_cond_kwargs": conditions}, (
+            "no --input added_cond_kwargs: resolution 1x2 and aspect_ratio 1x1 (PixArt's size conditioning)"
+        )
     if class_name == "DiTTransformer2DModel":
         return {"class_labels": torch.zeros(1, dtype=torch.int64, device=device)}, (
             "no --input class_labels=: 1 int64 (one class label of a class-conditional DiT)"

@@ -68,6 +68,15 @@ TINY_DIT = {
     "num_embeds_ada_norm": 10,
     "norm_num_groups": 8,
 }
+TINY_PIXART = {
+    **TINY_DIT,
+    "norm_type": "ada_norm_single",
+    "num_embeds_ada_norm": 1000,
+    "cross_attention_dim": 24,  # the width its captions are projected to: 3 heads x 8
+    "caption_channels": 20,
+    "use_additional_conditions": True,
+    "num_attention_heads": 3,  # its size conditions split the width in three
+}
 TINY_VAE = {
     "_class_name": "AutoencoderKL",
     "block_out_channels": [16, 32],
@@ -149,6 +158,18 @@ def test_class_conditional_dit_takes_a_class_label(tmp_path):
     path = write_config(tmp_path, TINY_DIT)
     loaded = load_model(str(path))
     assert shapes(loaded) == {"hidden_states": (1, 4, 8, 8), "timestep": (1,), "class_labels": (1,)}
+    assert not flopcalc.count(str(path), strict=True).unsupported_ops
+
+
+def test_pixart_transformer_takes_captions_and_size_conditions(tmp_path):
+    path = write_config(tmp_path, TINY_PIXART)
+    loaded = load_model(str(path))
+    assert shapes(loaded) == {
+        "hidden_states": (1, 4, 8, 8),
+        "timestep": (1,),
+        "encoder_hidden_states": (1, 77, 20),
+        "added_cond_kwargs": {"resolution": (1, 2), "aspect_ratio": (1, 1)},
+    }
     assert not flopcalc.count(str(path), strict=True).unsupported_ops
 
 
