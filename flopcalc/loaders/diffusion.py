@@ -72,7 +72,17 @@ def load_diffusion_config(path: Path, *, device: str, seq_len: int | None, sourc
         raise ModelBuildError(f"{source}: building {class_name} failed: {short_error(error)}") from error
     model.eval()
     inputs, notes = default_inputs(model, type(model).__name__, device=device, seq_len=seq_len)
-    return LoadedModel(model, inputs, source, "diffusion", (), (), notes)
+    return LoadedModel(model, inputs, source, "diffusion", (_what_one_call_is(type(model).__name__),), (), notes)
+
+
+def _what_one_call_is(class_name: str) -> str:
+    """The note saying what one counted call is, in the units train and a serving estimate need."""
+    if class_name == "AutoencoderKL":
+        return "one call encodes one image and decodes its latent (a pipeline runs only the decoder per sample)"
+    return (
+        "one call is one denoising step of one latent: a training example is one noised latent; generating one "
+        "sample takes N steps (2N forwards with classifier-free guidance)"
+    )
 
 
 def default_inputs(model, class_name: str, *, device: str, seq_len: int | None) -> tuple[dict, dict[str, str]]:

@@ -109,6 +109,7 @@ def test_sd15_unet_counts_with_its_published_size():
     assert report.params == 859_520_964
     assert abs(report.params - SD15_PUBLISHED_PARAMS) / SD15_PUBLISHED_PARAMS < 0.001
     assert not report.unsupported_ops
+    assert any("a training example is one noised latent" in note for note in report.notes)
 
 
 def test_sd15_unet_layers_match_hand_arithmetic():
@@ -177,6 +178,9 @@ def test_vae_encodes_and_decodes_one_image(tmp_path):
     path = write_config(tmp_path, TINY_VAE)
     loaded = load_model(str(path))
     assert shapes(loaded) == {"sample": (1, 3, 16, 16)}
+    assert loaded.notes == (
+        "one call encodes one image and decodes its latent (a pipeline runs only the decoder per sample)",
+    )
     report = flopcalc.count(str(path), strict=True)
     # the last conv of the decoder: 16 -> 3 channels, 3x3, back at the image's 16x16
     assert report.layer("decoder.conv_out").forward_by_category["conv"] == 2 * 16 * 16 * 3 * 16 * 9
@@ -210,3 +214,12 @@ def test_seq_len_is_refused_for_a_vae(tmp_path):
     result = runner.invoke(app, ["count", str(path), "--seq-len", "10"])
     assert result.exit_code == 2
     assert "--seq-len" in result.output
+
+
+def test_training_counts_one_noised_latent_per_example(tmp_path):
+    path = write_config(tmp_path, TINY_UNET)
+    report = flopcalc.count(str(path))
+    compute = flopcalc.training(str(path), 1000)
+    assert compute.forward_flops_per_example == report.forward
+    assert compute.training_flops == 1000 * (report.forward + report.backward)
+    assert any("a training example is one noised latent" in note for note in compute.notes)
