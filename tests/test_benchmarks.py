@@ -22,3 +22,30 @@ def test_count_llama7b_helpers_load_with_kwargs_and_count():
     _, report = script.time_flopcalc(str(ROOT / "examples" / "llama.py"), {"preset": "tiny"}, tokens)
     _, total = script.time_flop_counter_mode(str(ROOT / "examples" / "llama.py"), {"preset": "tiny"}, tokens)
     assert report.forward > 0 and report.backward > 0 and total > 0
+
+
+def test_count_sd15_unet_helpers_count_a_diffusers_config(tmp_path):
+    import json
+
+    import pytest
+
+    from flopcalc.loaders.zoo import define_torchvision_ops
+
+    define_torchvision_ops()
+    pytest.importorskip("diffusers", reason="the diffusion extra is not installed")
+    script = load_script("count_sd15_unet")
+    config = {
+        "_class_name": "UNet2DConditionModel",
+        "block_out_channels": [32, 64],
+        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+        "layers_per_block": 1,
+        "cross_attention_dim": 16,
+        "attention_head_dim": 4,
+        "norm_num_groups": 8,
+        "sample_size": 8,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded, inputs, report = script.load_and_count(tmp_path / "config.json")
+    assert report.forward > 0 and report.backward > 0
+    assert script.flop_counter_mode_forward(loaded, inputs) > 0

@@ -128,6 +128,12 @@ def infer_command(
         metavar="GB/s",
         help="Link between nodes per GPU (default: one 200 Gb/s NIC, 25 GB/s), for pipeline hops between nodes.",
     ),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", metavar="N", help="Denoising steps per sample of a diffusion model (a diffusers config)."
+    ),
+    guidance: bool = typer.Option(
+        False, "--guidance", help="Classifier-free guidance: each denoising step runs two latents per sample."
+    ),
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -160,6 +166,8 @@ def infer_command(
             gpus_per_node=gpus_per_node,
             intra_node_gbps=None if intra_node_gbps is None else parse_si_number(intra_node_gbps, "--intra-node-gbps"),
             inter_node_gbps=None if inter_node_gbps is None else parse_si_number(inter_node_gbps, "--inter-node-gbps"),
+            steps=steps,
+            guidance=guidance,
         )
     emit(render(result, fmt.value), output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output))

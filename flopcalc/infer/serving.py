@@ -63,14 +63,19 @@ def infer(
     gpus_per_node: int = 8,
     intra_node_gbps: float | None = None,
     inter_node_gbps: float | None = None,
+    steps: int | None = None,
+    guidance: bool = False,
 ) -> InferResult:
     """Serving bounds of `spec`'s model on `gpu`, at each batch size; with `prompt` and `generate`, of generating
     G tokens after a P-token prompt (a causal language model), on `tp` x `pp` GPUs per replica. With
     `spec.sparsity` the weights are read: 2:4 ones are stored compressed (values and metadata); `sparse_peak`
     prices FLOPs at the GPU's 2:4-sparse peak, only when every weight multiplied is 2:4 (and implies
-    `spec.sparsity`)."""
+    `spec.sparsity`). For a diffusion model, `steps` bounds one sample as that many denoising steps, each a
+    forward of two latents per sample with `guidance` (classifier-free): latency per sample, samples per second."""
     sizes = parse_batch_sizes(batch_sizes)
     generation = _generation_lengths(spec, prompt, generate)
+    latents_per_sample = _denoising(steps, guidance, generation)
+    sizes = tuple(size * latents_per_sample for size in sizes)
     layout = ServingLayout(tp, pp, replicas, gpus_per_node)
     if not layout.several and (intra_node_gbps is not None or inter_node_gbps is not None):
         raise UsageError(
@@ -95,6 +100,10 @@ def infer(
     )
 
     def bound(loaded: LoadedModel, example: Any) -> InferResult:
+        if steps is not None and loaded.kind != "diffusion":
+            raise UsageError(
+                f"--steps applies to diffusion models; {spec.source} is not one", "give a diffusers config.json"
+            )
         session = Session(load_spec, loaded, example, hardware, precisions, sizes, sparse_peak)
         if layout.several:
             session.parallel = resolve_parallel(
@@ -107,12 +116,28 @@ def infer(
                 intra_node_gbps,
                 inter_node_gbps,
             )
-        return bound_forward(session) if generation is None else bound_generation(session, *generation)
+        if generation is not None:
+            return bound_generation(session, *generation)
+        return bound_forward(session, steps=steps or 1, latents_per_sample=latents_per_sample)
 
     result, _, fallback = on_meta_then_cpu(load_spec, bound)
     profile = hardware.profile
     times = LOWER_BOUNDS if profile is None else predicted_note(profile, hardware.profile_origin)
     return replace(result, notes=(times, *fallback, *result.notes))
+
+
+def _denoising(steps: int | None, guidance: bool, generation: tuple[int, int] | None) -> int:
+    """The latents one sample puts through each denoising step: 2 with classifier-free guidance (the conditioned
+    and the unconditioned one), else 1."""
+    if steps is None:
+        if guidance:
+            raise UsageError("--guidance doubles each denoising step", "give --steps N with it")
+        return 1
+    if steps < 1:
+        raise UsageError(f"--steps {steps} must be at least 1 denoising step")
+    if generation is not None:
+        raise UsageError("--steps bounds a diffusion model's sampling; --prompt/--generate a language model's")
+    return 2 if guidance else 1
 
 
 def _precisions(hardware: Hardware, serving: str, weight_dtype: str | None, kv_dtype: str | None) -> Precisions:

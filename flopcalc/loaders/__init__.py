@@ -3,7 +3,7 @@
 Which loader handles a source is decided here, by its form:
 `file.py:callable` or `file.py` (a Python factory), `.pt`/`.pth`/`.ts` (TorchScript), `.pt2` (torch.export),
 `.onnx` (an ONNX graph, counted statically: `module` is then the onnx ModelProto), `config.json` / `*.json` or
-a folder holding a config.json (a Hugging Face architecture config), a Hugging Face Hub id `org/name` (its
+a folder holding a config.json (a Hugging Face architecture config, or a diffusers one: diffusion.py), a Hugging Face Hub id `org/name` (its
 config.json, fetched into the Hub's cache: hub.py) and `timm:NAME` / `torchvision:NAME` (zoo.py). A local path
 always wins over a name of the same spelling. Loaders only load; they never count.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import ModelLoadError
 from ..spec import ModelSpec, split_python_source
 from .base import LoadedModel
+from .diffusion import diffusers_class_name, load_diffusion_config
 from .hub import is_hub_id, pipeline_components, resolve_hub_id
 from .huggingface import config_path
 from .inputs import check_input_names, example_inputs_kept, make_inputs
@@ -100,6 +101,10 @@ def _load_source(spec: ModelSpec, device: str) -> LoadedModel:
         from .onnx_file import load_onnx
 
         return LoadedModel(load_onnx(path), None, source, "onnx")
+    if hf_config is not None and diffusers_class_name(hf_config) is not None:
+        if spec.decoder_seq_len is not None:
+            raise ModelLoadError("--decoder-seq-len applies to encoder-decoder models, not to diffusion models")
+        return load_diffusion_config(hf_config, device=device, seq_len=spec.seq_len, source=source)
     if hf_config is not None:
         from .huggingface import load_hf_config
 
