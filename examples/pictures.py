@@ -16,6 +16,19 @@ IMAGES = ROOT / "docs" / "img"
 # picture name -> the command line (after `flopcalc`) whose --format html report it shows
 REPORTS = {
     "count": ["count", "examples/cnn.py:build", "--input", "8x3x32x32"],
+    "infer": [
+        "infer",
+        "examples/hf/llama-2-7b/config.json",
+        "--gpu",
+        "A100-SXM4-80GB",
+        "--prompt",
+        "512",
+        "--generate",
+        "128",
+        "--batch-size",
+        "1,8,64",
+    ],
+    "validate": ["validate"],
 }
 
 
