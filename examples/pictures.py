@@ -23,6 +23,19 @@ REPORTS = {
         *("--micro-batch", "1", "--tokens", "1T"),
     ],
     "check": ["check", "--budget", "examples/flopcalc.yaml"],
+    "infer": [
+        "infer",
+        "examples/hf/llama-2-7b/config.json",
+        "--gpu",
+        "A100-SXM4-80GB",
+        "--prompt",
+        "512",
+        "--generate",
+        "128",
+        "--batch-size",
+        "1,8,64",
+    ],
+    "validate": ["validate"],
 }
 
 

@@ -17,14 +17,15 @@ from ._options import (
     CausalHalfOption,
     DecoderSeqLenOption,
     DimOption,
-    FormatOption,
     FrozenOption,
     InputOption,
     KwargsOption,
-    OutputFormat,
     OutputOption,
+    ReportFormat,
+    ReportFormatOption,
     RevisionOption,
     SeqLenOption,
+    command_line,
     existing_model,
     model_spec,
     no_model_options,
@@ -169,7 +170,7 @@ def bench(
         metavar="BYTES",
         help="With --distributed: largest message (binary prefixes: 64K, 1G; default 1G on GPUs, 4M on CPUs).",
     ),
-    fmt: FormatOption = OutputFormat.table,
+    fmt: ReportFormatOption = ReportFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
@@ -185,6 +186,15 @@ def bench(
         optimizer=optimizer,
         revision=revision,
     )
+    if fmt is ReportFormat.html:
+        if model is not None or distributed or nproc is not None:
+            raise UsageError(
+                "--format html draws the matmul sweep only; a MODEL's or a --distributed run has no page yet",
+                "use --format json for its figures",
+            )
+        from ..render.html import require_bokeh
+
+        require_bokeh()  # before the sweep: a missing extra is said at once
     if distributed or nproc is not None:
         _refuse_single_device_options(model, full, catalog, distributed, model_options)
         if force:
@@ -264,13 +274,17 @@ def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver
     from ..calibration import resolve_calibration_path
     from ..render.bench import render_matmul
 
-    with _ProgressBar(enabled=fmt == OutputFormat.table) as bar:
+    with _ProgressBar(enabled=fmt == ReportFormat.table) as bar:
         result = run_matmul_bench(
             device, precisions, seconds=seconds, full=full, peak_resolver=resolver, progress=bar.update, profile=save
         )
     if save:
         path = save_matmul_result(result, resolve_calibration_path(calibration), force=force)
         result = replace(result, calibration_file=str(path))
+    if fmt is ReportFormat.html:
+        from ..render.bench_html import render_matmul_html
+
+        return result, render_matmul_html(result, command_line(), result.to_dict())
     return result, render_matmul(result, fmt.value)
 
 
@@ -299,11 +313,11 @@ def _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc,
     if path is not None and writes and path.is_file():
         load_calibration(path)  # a malformed file fails now, not after the whole fleet has run
     if nproc is not None:
-        bar = partial(_ProgressBar, True) if fmt == OutputFormat.table else None
+        bar = partial(_ProgressBar, True) if fmt == ReportFormat.table else None
         result = distributed.launch_fleet(config, nproc, progress_factory=bar, on_hang=end_hung_rank)
     else:
         env = fleet.LaunchEnv.from_environ()
-        with _ProgressBar(enabled=fmt == OutputFormat.table and env.rank == 0) as bar:
+        with _ProgressBar(enabled=fmt == ReportFormat.table and env.rank == 0) as bar:
             result = distributed.run_fleet_bench(config, env, progress=bar.show, on_hang=end_hung_rank)
     if result is None:
         return None, None

@@ -14,17 +14,18 @@ from ._options import (
     CatalogOption,
     CausalHalfOption,
     DeviceOption,
-    FormatOption,
     GpuOption,
     InputOption,
     KwargsOption,
     ModelArgument,
-    OutputFormat,
     OutputOption,
     PrecisionOption,
+    ReportFormat,
+    ReportFormatOption,
     RevisionOption,
     SeqLenOption,
     WeightsOption,
+    command_line,
     model_spec,
     notes_to_stderr,
     progress,
@@ -134,7 +135,7 @@ def infer_command(
     guidance: bool = typer.Option(
         False, "--guidance", help="Classifier-free guidance: each denoising step runs two latents per sample."
     ),
-    fmt: FormatOption = OutputFormat.table,
+    fmt: ReportFormatOption = ReportFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Lower bounds of serving a model on a GPU: a roofline per layer (time >= max(FLOPs / peak, bytes /
@@ -142,6 +143,10 @@ def infer_command(
     from ..infer import infer
     from ..render.infer import render
 
+    if fmt is ReportFormat.html:
+        from ..render.html import require_bokeh
+
+        require_bokeh()  # before the count: a missing extra is said at once
     spec = model_spec(
         model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False, revision=revision
     )
@@ -169,5 +174,11 @@ def infer_command(
             steps=steps,
             guidance=guidance,
         )
-    emit(render(result, fmt.value), output)
+    if fmt is ReportFormat.html:
+        from ..render.infer_html import render_html
+
+        text = render_html(result, command_line(), result.to_dict())
+    else:
+        text = render(result, fmt.value)
+    emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output))

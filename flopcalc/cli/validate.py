@@ -11,7 +11,7 @@ import typer
 
 from ..errors import ExitCode, UsageError
 from ._app import app, emit
-from ._options import FormatOption, OutputFormat, OutputOption
+from ._options import OutputOption, ReportFormat, ReportFormatOption, command_line
 
 
 @app.command("validate")
@@ -37,7 +37,7 @@ def validate_command(
         metavar="PCT",
         help="Exit 1 when any row's |error| is above this many percent (a CI check).",
     ),
-    fmt: FormatOption = OutputFormat.table,
+    fmt: ReportFormatOption = ReportFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Predicted against measured, per published run: time per step and memory per GPU, the error of each row,
@@ -47,8 +47,18 @@ def validate_command(
 
     if max_error is not None and (not math.isfinite(max_error) or max_error <= 0):
         raise UsageError(f"--max-error must be a percentage > 0, got {max_error!r}", "e.g. --max-error 10")
+    if fmt is ReportFormat.html:
+        from ..render.html import require_bokeh
+
+        require_bokeh()  # before the replay: a missing extra is said at once
     report = validate(runs, profiles, fit=not no_fit)
-    emit(render(report, fmt.value), output)
+    if fmt is ReportFormat.html:
+        from ..render.validate_html import render_html
+
+        text = render_html(report, command_line(), report.to_dict())
+    else:
+        text = render(report, fmt.value)
+    emit(text, output)
     if max_error is not None and report.max_abs_error * 100 > max_error:
         worst = max(report.results, key=lambda result: abs(result.error))
         typer.echo(
