@@ -291,107 +291,6 @@ def model_from_params(
     shape = transformer_shape(
         layers, hidden, heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab, head_dim=head_dim, mlp=mlp, attention=attention
     )
-    method = []
-    if params is None:
-        if shape is None:
-            raise UsageError(
-                "nothing to plan", "give --params N, or the shape (--layers, --hidden, --heads) to derive it"
-            )
-        n = float(shape.params)
-        method.append(f"--params not given: {shape.formula()}")
-    else:
-        n = positive(params, "--params")
-        if (
-            shape is not None
-            and params_tolerance is not None
-            and abs(n - shape.params) > params_tolerance * shape.params
-        ):
-            given = " ".join(
-                f"{flag} {value}"
-                for flag, value in (
-                    ("--layers", layers),
-                    ("--hidden", hidden),
-                    ("--heads", heads),
-                    ("--kv-heads", kv_heads),
-                    ("--head-dim", head_dim),
-                    ("--ffn", ffn),
-                    ("--vocab", vocab),
-                )
-                if value is not None
-            )
-            raise UsageError(
-                f"--params {n:.4g} is {abs(n / shape.params - 1):.0%} away from the {shape.params:,} "
-                f"({shape.params:.4g}) parameters of {given} ({shape.mlp} MLP of {shape.ffn}), more "
-                f"than {params_tolerance:.0%}",
-                "fix the shape (--ffn, --mlp swiglu, --kv-heads, --vocab) or --params, or leave "
-                "--params out to take the shape's",
-            )
-    s = None if seq_len is None else positive_int(seq_len, "--seq-len")
-    notes: list[str] = []
-    activations = None
-    attention_flops = 0.0
-    forward = 0.0 if s is None else 2 * n * s
-    if s is not None:
-        method.append("--params: forward 2N FLOPs per token (Kaplan et al. 2020), backward 2x forward")
-    if shape is not None:
-        if shape.mlp == "swiglu":
-            method.append(f"SwiGLU MLP: 3 matrices of hidden x ffn = {shape.hidden} x {shape.ffn} per layer")
-        if s is not None:
-            attention_flops = 4.0 * shape.layers * s * s * shape.heads * shape.head_dim
-            forward += attention_flops
-            activations = korthikanti_profile(
-                shape.layers,
-                shape.hidden,
-                shape.heads,
-                s,
-                kv_heads=shape.kv_heads,
-                ffn=shape.ffn,
-                params=n,
-                head_dim=shape.head_dim,
-                mlp=shape.mlp,
-                attention=shape.attention,
-            )
-            method.append(
-                "--params with a shape: attention products 4 x layers x seq x heads x head_dim FLOPs per "
-                f"token added; activations by Korthikanti et al. 2022 ({_kernel(shape.attention)}, dropout, "
-                f"{'SwiGLU' if shape.mlp == 'swiglu' else 'GELU'} MLP); embedding and output-layer "
-                "activations and the loss are not included"
-            )
-        else:
-            per_token = korthikanti_profile(
-                shape.layers,
-                shape.hidden,
-                shape.heads,
-                1,
-                kv_heads=shape.kv_heads,
-                ffn=shape.ffn,
-                head_dim=shape.head_dim,
-                mlp=shape.mlp,
-                attention="flash",
-            )
-            kept = per_token.blocks_total
-            scores = (
-                f" + {5 * shape.layers * shape.heads} x s^2 bytes of attention scores (--attention math)"
-                if shape.attention == "math"
-                else ""
-            )
-            notes.append(
-                f"activations need --seq-len: per sequence of s tokens, {kept.bytes_at(2):,.0f} x s bytes "
-                f"at 16 bits ({shape.layers} layers, Korthikanti et al. 2022, {_kernel(shape.attention)})"
-                f"{scores}, before tensor/sequence parallelism and recomputation divide them"
-            )
-    elif s is not None:
-        method.append(
-            "--params without --layers/--hidden/--heads: activations unknown, so memory is model states "
-            "only, and tensor and pipeline parallelism are not planned"
-        )
-    else:
-        notes.append("activations need --seq-len and the shape (--layers, --hidden, --heads)")
-    if s is None:
-        method.append(
-            "no --seq-len: model states only (weights, gradients, optimizer after ZeRO); FLOPs per example, "
-            "step time and activations need --seq-len"
-        )
     described = (
         ("--layers", layers),
         ("--hidden", hidden),
@@ -401,17 +300,21 @@ def model_from_params(
         ("--ffn", ffn),
         ("--vocab", vocab),
     )
-    words = [f"--params {n:.4g}"] if params is not None else []
-    words += [f"--seq-len {s}"] if s is not None else []
-    words += [f"{flag} {value}" for flag, value in described if value]
-    if shape is not None and mlp != DEFAULT_MLP:
-        words.append(f"--mlp {mlp}")
-    if shape is not None and attention != DEFAULT_ATTENTION:
-        words.append(f"--attention {attention}")
-    if params is None:
-        words.append(f"(N = {n:.4g} from the shape)")
+    n, method = _params_count(params, shape, params_tolerance, described)
+    s = None if seq_len is None else positive_int(seq_len, "--seq-len")
+    forward = 0.0 if s is None else 2 * n * s
+    if s is not None:
+        method.append("--params: forward 2N FLOPs per token (Kaplan et al. 2020), backward 2x forward")
+    attention_flops, activations, shape_method, notes = _shape_flops_and_activations(shape, n, s)
+    forward += attention_flops
+    method += shape_method
+    if s is None:
+        method.append(
+            "no --seq-len: model states only (weights, gradients, optimizer after ZeRO); FLOPs per example, "
+            "step time and activations need --seq-len"
+        )
     return PlanModel(
-        source=" ".join(words),
+        source=_params_source(params, n, s, described, shape, mlp, attention),
         params=int(round(n)),
         batch=1,
         forward_flops=forward,
@@ -433,6 +336,111 @@ def model_from_params(
         head_dim=head_dim,
         shape_source="--layers, --hidden, --heads" if shape is not None else "",
     )
+
+
+def _params_count(
+    params: float | None, shape: Shape | None, params_tolerance: float | None, described: tuple
+) -> tuple[float, list[str]]:
+    """N: the one given (checked against the shape's within `params_tolerance`) or the shape's, and how."""
+    if params is None:
+        if shape is None:
+            raise UsageError(
+                "nothing to plan", "give --params N, or the shape (--layers, --hidden, --heads) to derive it"
+            )
+        return float(shape.params), [f"--params not given: {shape.formula()}"]
+    n = positive(params, "--params")
+    if shape is not None and params_tolerance is not None and abs(n - shape.params) > params_tolerance * shape.params:
+        given = " ".join(f"{flag} {value}" for flag, value in described if value is not None)
+        raise UsageError(
+            f"--params {n:.4g} is {abs(n / shape.params - 1):.0%} away from the {shape.params:,} "
+            f"({shape.params:.4g}) parameters of {given} ({shape.mlp} MLP of {shape.ffn}), more "
+            f"than {params_tolerance:.0%}",
+            "fix the shape (--ffn, --mlp swiglu, --kv-heads, --vocab) or --params, or leave "
+            "--params out to take the shape's",
+        )
+    return n, []
+
+
+def _shape_flops_and_activations(
+    shape: Shape | None, n: float, s: int | None
+) -> tuple[float, ActivationProfile | None, list[str], list[str]]:
+    """What the shape adds to 2N: the attention products' forward FLOPs per example, the activations (with s),
+    and the method and notes lines saying so or what is missing."""
+    method: list[str] = []
+    if shape is None:
+        if s is not None:
+            method.append(
+                "--params without --layers/--hidden/--heads: activations unknown, so memory is model states "
+                "only, and tensor and pipeline parallelism are not planned"
+            )
+            return 0.0, None, method, []
+        return 0.0, None, method, ["activations need --seq-len and the shape (--layers, --hidden, --heads)"]
+    if shape.mlp == "swiglu":
+        method.append(f"SwiGLU MLP: 3 matrices of hidden x ffn = {shape.hidden} x {shape.ffn} per layer")
+    if s is None:
+        return 0.0, None, method, [_activations_per_sequence(shape)]
+    attention_flops = 4.0 * shape.layers * s * s * shape.heads * shape.head_dim
+    activations = korthikanti_profile(
+        shape.layers,
+        shape.hidden,
+        shape.heads,
+        s,
+        kv_heads=shape.kv_heads,
+        ffn=shape.ffn,
+        params=n,
+        head_dim=shape.head_dim,
+        mlp=shape.mlp,
+        attention=shape.attention,
+    )
+    method.append(
+        "--params with a shape: attention products 4 x layers x seq x heads x head_dim FLOPs per "
+        f"token added; activations by Korthikanti et al. 2022 ({_kernel(shape.attention)}, dropout, "
+        f"{'SwiGLU' if shape.mlp == 'swiglu' else 'GELU'} MLP); embedding and output-layer "
+        "activations and the loss are not included"
+    )
+    return attention_flops, activations, method, []
+
+
+def _activations_per_sequence(shape: Shape) -> str:
+    """Without --seq-len: the activations of one sequence of s tokens, as a formula in s."""
+    per_token = korthikanti_profile(
+        shape.layers,
+        shape.hidden,
+        shape.heads,
+        1,
+        kv_heads=shape.kv_heads,
+        ffn=shape.ffn,
+        head_dim=shape.head_dim,
+        mlp=shape.mlp,
+        attention="flash",
+    )
+    kept = per_token.blocks_total
+    scores = (
+        f" + {5 * shape.layers * shape.heads} x s^2 bytes of attention scores (--attention math)"
+        if shape.attention == "math"
+        else ""
+    )
+    return (
+        f"activations need --seq-len: per sequence of s tokens, {kept.bytes_at(2):,.0f} x s bytes "
+        f"at 16 bits ({shape.layers} layers, Korthikanti et al. 2022, {_kernel(shape.attention)})"
+        f"{scores}, before tensor/sequence parallelism and recomputation divide them"
+    )
+
+
+def _params_source(
+    params: float | None, n: float, s: int | None, described: tuple, shape: Shape | None, mlp: str, attention: str
+) -> str:
+    """The options that describe the model, as the plan's source line."""
+    words = [f"--params {n:.4g}"] if params is not None else []
+    words += [f"--seq-len {s}"] if s is not None else []
+    words += [f"{flag} {value}" for flag, value in described if value]
+    if shape is not None and mlp != DEFAULT_MLP:
+        words.append(f"--mlp {mlp}")
+    if shape is not None and attention != DEFAULT_ATTENTION:
+        words.append(f"--attention {attention}")
+    if params is None:
+        words.append(f"(N = {n:.4g} from the shape)")
+    return " ".join(words)
 
 
 def _gemm_ffn(shape: Shape | None) -> int | None:
