@@ -365,12 +365,7 @@ def model_from_report(
             positive_int(value, flag)
     heads = heads if heads is not None else profile.heads
     kv_heads = kv_heads if kv_heads is not None else (profile.kv_heads if profile.heads == heads else heads)
-    first = report.inputs[0] if report.inputs else None
-    tokens = None
-    if first is not None and len(first.shape) >= 2 and not first.dtype.startswith(("float", "bfloat", "complex")):
-        tokens = first.shape[1]
-    elif profile.seq_len:
-        tokens = profile.seq_len
+    tokens = _tokens_per_example(report, profile)
     if report.transformer is not None:
         shape_source = f"{report.transformer.source} and the graph (the blocks' input, the attention calls)"
     else:
@@ -405,6 +400,15 @@ def model_from_report(
             "fused kernel keeps it, dropout masks 1 byte",
         ),
     )
+
+
+def _tokens_per_example(report: CountReport, profile: ActivationProfile) -> int | None:
+    """Tokens per example: the second dimension of an integer first input (token ids), else the sequence
+    length the activations' pass saw."""
+    first = report.inputs[0] if report.inputs else None
+    if first is not None and len(first.shape) >= 2 and not first.dtype.startswith(("float", "bfloat", "complex")):
+        return first.shape[1]
+    return profile.seq_len or None
 
 
 def model_from_spec(spec: ModelSpec, *, heads: int | None = None, kv_heads: int | None = None) -> PlanModel:
