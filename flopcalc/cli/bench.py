@@ -205,55 +205,69 @@ def bench(
         if result is None:  # not rank 0: rank 0 alone writes the output
             return
     else:
-        for name, value, default in (
-            ("--backend", backend, "auto"),
-            ("--timeout", timeout, 60.0),
-            ("--max-bytes", max_bytes, None),
-        ):
-            if value != default:
-                raise UsageError(f"{name} applies to --distributed runs")
-        from ..bench.hardware import catalog_peak_resolver, parse_precisions, resolve_device
-
-        resolve_device(device)  # a bad or absent device fails before any work
-        resolver = catalog_peak_resolver(catalog or ())
-        if force and not save:
-            raise UsageError("--force applies to --save")
-        if save and not force:
-            from ..bench.hardware import available_cpus, load_warning
-
-            busy = load_warning(cpus=available_cpus()) if resolve_device(device) == "cpu" else None
-            if busy:  # before the run: its figures would not be saved
-                raise UsageError(
-                    f"will not measure for --save: {busy.split(':')[0]}",
-                    "rerun when the machine is idle, or pass --force to save anyway",
-                )
-        if model is None:
-            no_model_options("bench", **model_options)
-            result, text = _bench_matmul(
-                device, parse_precisions(precision), seconds, full, save, calibration, resolver, fmt, force
-            )
-        else:
-            if full:
-                raise UsageError(
-                    "--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run"
-                )
-            spec = model_spec(
-                model,
-                input,
-                batch_size,
-                seq_len,
-                dim,
-                kwargs,
-                frozen=frozen,
-                causal_half=causal_half,
-                decoder_seq_len=decoder_seq_len,
-                revision=revision,
-            )
-            result, text = _bench_model(
-                spec, device, precision, optimizer or "adamw", seconds, save, calibration, resolver, fmt, force
-            )
+        _refuse_fleet_options(backend, timeout, max_bytes)
+        result, text = _bench_one_device(
+            model, model_options, device, precision, seconds, full, save, calibration, catalog, fmt, force
+        )
     emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)
+
+
+def _refuse_fleet_options(backend, timeout, max_bytes) -> None:
+    """A single-device run takes none of the --distributed run's options."""
+    for name, value, default in (
+        ("--backend", backend, "auto"),
+        ("--timeout", timeout, 60.0),
+        ("--max-bytes", max_bytes, None),
+    ):
+        if value != default:
+            raise UsageError(f"{name} applies to --distributed runs")
+
+
+def _refuse_busy_save(device, save: bool, force: bool) -> None:
+    """--save measures an idle machine: refuse a busy CPU before the run (its figures would not be saved)."""
+    from ..bench.hardware import available_cpus, load_warning, resolve_device
+
+    if force and not save:
+        raise UsageError("--force applies to --save")
+    if save and not force:
+        busy = load_warning(cpus=available_cpus()) if resolve_device(device) == "cpu" else None
+        if busy:  # before the run: its figures would not be saved
+            raise UsageError(
+                f"will not measure for --save: {busy.split(':')[0]}",
+                "rerun when the machine is idle, or pass --force to save anyway",
+            )
+
+
+def _bench_one_device(model, model_options, device, precision, seconds, full, save, calibration, catalog, fmt, force):
+    """The matmul sweep, or a MODEL's training step, on one device: the result and its rendering."""
+    from ..bench.hardware import catalog_peak_resolver, parse_precisions, resolve_device
+
+    resolve_device(device)  # a bad or absent device fails before any work
+    resolver = catalog_peak_resolver(catalog or ())
+    _refuse_busy_save(device, save, force)
+    if model is None:
+        no_model_options("bench", **model_options)
+        return _bench_matmul(
+            device, parse_precisions(precision), seconds, full, save, calibration, resolver, fmt, force
+        )
+    if full:
+        raise UsageError("--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run")
+    options = model_options
+    spec = model_spec(
+        model,
+        options["input"],
+        options["batch_size"],
+        options["seq_len"],
+        options["dim"],
+        options["kwargs"],
+        frozen=options["frozen"],
+        causal_half=options["causal_half"],
+        decoder_seq_len=options["decoder_seq_len"],
+        revision=options["revision"],
+    )
+    optimizer = options["optimizer"] or "adamw"
+    return _bench_model(spec, device, precision, optimizer, seconds, save, calibration, resolver, fmt, force)
 
 
 def _refuse_single_device_options(model, full, catalog, distributed, model_options) -> None:

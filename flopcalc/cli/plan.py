@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import typer
 
@@ -36,7 +37,6 @@ from ._options import (
     TeacherSeqLenOption,
     UtilizationOption,
     command_line,
-    existing_model,
     lora_options,
     model_spec,
     no_model_options,
@@ -48,294 +48,62 @@ from ._options import (
     shown_on_terminal,
     teacher_spec,
 )
+from ._plan_options import (
+    AttentionOption,
+    BaseDtypeOption,
+    CapacityFactorOption,
+    CpOption,
+    DpOption,
+    EpochsOption,
+    EpOption,
+    ExamplesOption,
+    FfnOption,
+    FsdpOption,
+    GlobalBatchOption,
+    GpuMemoryOption,
+    GpusPerNodeOption,
+    HeadDimOption,
+    HeadsOption,
+    HiddenOption,
+    HostLinkOption,
+    HostMemoryOption,
+    InterNodeOption,
+    IntraNodeOption,
+    KvHeadsOption,
+    LayersOption,
+    MemoryReserveOption,
+    MicroBatchOption,
+    MlpOption,
+    ModelArgument,
+    OffloadOption,
+    OptimizerOption,
+    ParamsOption,
+    PlanNumGpusOption,
+    PlanSeqLenOption,
+    PpOption,
+    PriceOption,
+    PueOption,
+    RecomputeOption,
+    SearchOption,
+    SequenceParallelOption,
+    StageLayersOption,
+    TeacherDtypeOption,
+    TokensOption,
+    TopOption,
+    TpOption,
+    VirtualStagesOption,
+    VocabOption,
+    ZeroOption,
+    memory_reserve_gib,
+    number,
+    stage_layers_split,
+    whole,
+)
 
 MODES_HINT = (
     "give a MODEL (file.py:callable, .pt, .pt2, config.json), or --params N and/or the shape (--layers, "
     "--hidden, --heads), with --seq-len"
 )
-
-ModelArgument = Annotated[
-    Optional[str],
-    typer.Argument(
-        metavar="MODEL",
-        callback=existing_model,
-        help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json or Hub id (org/name) (its input is one "
-        "micro-batch), or use --params.",
-    ),
-]
-PlanSeqLenOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--seq-len",
-        metavar="TOKENS",
-        help="Tokens per sequence: for --params, or a Hugging Face config.json (default min(max positions, 2048)).",
-    ),
-]
-ParamsOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--params",
-        metavar="N",
-        help="Parameters N of a model not at hand, e.g. 7e9 or 7G (default: from --layers/--hidden/--heads; "
-        "refused when more than 10% away from the shape's).",
-    ),
-]
-LayersOption = Annotated[
-    Optional[int], typer.Option("--layers", metavar="N", help="A model not at hand: transformer layers.")
-]
-HiddenOption = Annotated[Optional[int], typer.Option("--hidden", metavar="N", help="A model not at hand: hidden size.")]
-HeadsOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--heads", metavar="N", help="Attention heads (with --params, or for a model whose graph does not show them)."
-    ),
-]
-KvHeadsOption = Annotated[
-    Optional[int],
-    typer.Option("--kv-heads", metavar="N", help="Key/value heads (grouped-query attention; default = heads)."),
-]
-FfnOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--ffn",
-        metavar="N",
-        help="With the shape: MLP inner size (default 4 x hidden; 8 x hidden / 3 with --mlp swiglu).",
-    ),
-]
-VocabOption = Annotated[
-    Optional[int],
-    typer.Option("--vocab", metavar="N", help="With the shape: vocabulary size (one tied embedding in N)."),
-]
-HeadDimOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--head-dim", metavar="N", help="With the shape: width of one attention head (default hidden / heads)."
-    ),
-]
-MlpOption = Annotated[
-    str,
-    typer.Option(
-        "--mlp",
-        metavar="gelu|swiglu",
-        help="With the shape: gelu (2 matrices of hidden x ffn, default) or swiglu (3: gate, up, down).",
-    ),
-]
-AttentionOption = Annotated[
-    str,
-    typer.Option(
-        "--attention",
-        metavar="flash|math",
-        help="With the shape: flash (default; keeps no seq x seq scores) or math (keeps them).",
-    ),
-]
-MemoryReserveOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--memory-reserve",
-        metavar="GiB",
-        help="GiB per GPU kept from the model: CUDA context, workspaces, fragmentation (default 1 "
-        "GiB + 5% of the memory).",
-    ),
-]
-TokensOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--tokens", metavar="N", help="Training tokens, e.g. 300G (divided by the sequence length into sequences)."
-    ),
-]
-ExamplesOption = Annotated[
-    Optional[str], typer.Option("--examples", "-N", metavar="N", help="Training examples per epoch.")
-]
-EpochsOption = Annotated[
-    Optional[str], typer.Option("--epochs", "-E", metavar="N", help="Passes over the examples (default 1).")
-]
-GlobalBatchOption = Annotated[
-    Optional[str],
-    typer.Option("--global-batch", metavar="N", help="Examples per optimizer step (default dp x micro-batch)."),
-]
-MicroBatchOption = Annotated[
-    Optional[int],
-    typer.Option("--micro-batch", metavar="N", help="Examples per micro-batch (default: the counted batch)."),
-]
-PlanNumGpusOption = Annotated[
-    Optional[str], typer.Option("--num-gpus", "-n", metavar="N", help="GPUs in all (default dp x tp x pp).")
-]
-GpusPerNodeOption = Annotated[int, typer.Option("--gpus-per-node", metavar="N", help="GPUs per node (default 8).")]
-DpOption = Annotated[Optional[int], typer.Option("--dp", metavar="N", help="Data-parallel replicas.")]
-TpOption = Annotated[
-    Optional[int], typer.Option("--tp", metavar="N", help="Tensor-parallel GPUs per replica (Megatron).")
-]
-PpOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--pp",
-        metavar="N",
-        help="Pipeline stages (1F1B); a layer count pp does not divide puts one more layer on the first stages.",
-    ),
-]
-VirtualStagesOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--virtual-stages",
-        metavar="N",
-        help="Model chunks per GPU: interleaved 1F1B, bubble (pp-1)/(v x micro-batches) (default 1).",
-    ),
-]
-StageLayersOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--stage-layers",
-        metavar="N,N,...",
-        help="Layers on each pipeline stage, first to last, e.g. 9,8,8,7 (default: "
-        "even, one more on the first stages); --pp defaults to their count.",
-    ),
-]
-ZeroOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--zero",
-        metavar="0-3",
-        help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.",
-    ),
-]
-EpOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--ep",
-        metavar="N",
-        help="Expert-parallel GPUs: split each MoE layer's experts over N GPUs of the data-parallel group.",
-    ),
-]
-CpOption = Annotated[
-    Optional[int],
-    typer.Option("--cp", metavar="N", help="Context-parallel GPUs: split every sequence over N GPUs (ring attention)."),
-]
-CapacityFactorOption = Annotated[
-    str,
-    typer.Option(
-        "--capacity-factor",
-        metavar="F",
-        help="With --ep: tokens each expert takes over its evenly routed share (default 1.0).",
-    ),
-]
-FsdpOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--fsdp",
-        metavar="full|grad-op|hybrid",
-        help="PyTorch FSDP's sharding: full (ZeRO-3), grad-op (ZeRO-2), hybrid (ZeRO-3 inside a node, "
-        "replicated across).",
-    ),
-]
-SequenceParallelOption = Annotated[
-    bool, typer.Option("--sequence-parallel", help="Split the hidden stream's activations over the tp group too.")
-]
-RecomputeOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--recompute",
-        metavar="none|selective|full",
-        help="Activation recomputation: none (default), selective (attention scores) or full.",
-    ),
-]
-OptimizerOption = Annotated[
-    str, typer.Option("--optimizer", metavar="adamw|sgd", help="adamw (default) or sgd (with momentum).")
-]
-IntraNodeOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--intra-node-gbps",
-        metavar="GB/s",
-        help="Achievable bus bandwidth per GPU inside a node, GB/s (nccl-tests busbw; default: the "
-        "catalogue's link figure).",
-    ),
-]
-InterNodeOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--inter-node-gbps",
-        metavar="GB/s",
-        help="Achievable bus bandwidth per GPU across nodes, GB/s (default 25, printed as an assumption).",
-    ),
-]
-GpuMemoryOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--gpu-memory",
-        metavar="GiB",
-        help='Memory per GPU in GiB (default: the catalogue\'s; an "80 GB" GPU has 80 GiB).',
-    ),
-]
-OffloadOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--offload",
-        metavar="WHAT",
-        help="Move to host memory: optimizer, params (with gradients and optimizer) or "
-        "activations, comma-separated (ZeRO-Offload, FSDP CPU offload).",
-    ),
-]
-HostMemoryOption = Annotated[
-    Optional[str], typer.Option("--host-memory", metavar="GiB", help="Host (CPU) memory per node, for --offload.")
-]
-HostLinkOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--host-link-gbps",
-        metavar="GB/s",
-        help="GPU-to-host link per direction (default: the catalogue's PCIe figure).",
-    ),
-]
-PueOption = Annotated[
-    str,
-    typer.Option(
-        "--pue",
-        metavar="PUE",
-        help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: the GPUs alone; Uptime Institute's 2024 average is 1.56).",
-    ),
-]
-PriceOption = Annotated[
-    Optional[str], typer.Option("--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour.")
-]
-SearchOption = Annotated[
-    bool,
-    typer.Option(
-        "--search",
-        help="Try every dp x tp x pp x ZeRO x recompute x micro-batch of --num-gpus; options given pin their "
-        "dimension.",
-    ),
-]
-TopOption = Annotated[int, typer.Option("--top", metavar="N", help="With --search: how many layouts to show.")]
-BaseDtypeOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--base-dtype",
-        metavar="DTYPE",
-        help="With LoRA: the frozen base's dtype: nf4 (QLoRA: 4 bits, block-64 absmax, "
-        "double quantisation), fp4, int8 (LLM.int8()), bf16, fp16 or fp32 (default: "
-        "the training precision's).",
-    ),
-]
-TeacherDtypeOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--teacher-dtype",
-        metavar="DTYPE",
-        help="With --teacher: the teacher's weights' dtype (nf4, fp4, int8, bf16, "
-        "fp16, fp32; default: the training precision's).",
-    ),
-]
-
-
-def _number(text: Optional[str], flag: str) -> Optional[float]:
-    return None if text is None else parse_si_number(text, flag)
-
-
-def _whole(text: Optional[str], flag: str) -> Optional[int]:
-    value = _number(text, flag)
-    if value is not None and (value < 1 or value != int(value)):
-        raise UsageError(f"{flag} must be a whole number >= 1, got {text!r}")
-    return None if value is None else int(value)
 
 
 @app.command("plan")
@@ -423,156 +191,280 @@ def plan_command(
         raise UsageError("MODEL and --params exclude each other", MODES_HINT)
     if model is None and params is None and layers is None:
         raise UsageError("nothing to plan", MODES_HINT)
-    shape = {
-        "--layers": layers,
-        "--hidden": hidden,
-        "--ffn": ffn,
-        "--vocab": vocab,
-        "--head-dim": head_dim,
-        "--mlp": None if mlp == "gelu" else mlp,
-        "--attention": None if attention == "flash" else attention,
-    }
-    spec = _spec(model, input, batch_size, seq_len, kwargs, device, shape, revision)
+    shape = _Shape(layers, hidden, heads, kv_heads, ffn, vocab, head_dim, mlp, attention)
+    spec = _spec(model, input, batch_size, seq_len, kwargs, device, shape.flags_given(), revision)
+    lora = _lora(lora_rank, lora_targets, lora_alpha, adapter_config, model, base_dtype)
+    teacher_of = _teacher(
+        teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec, teacher_dtype
+    )
+    # the fleet first: a typo in a GPU name should not cost a model run
+    fleet = _fleet(
+        spec,
+        gpu,
+        precision,
+        utilization,
+        calibration,
+        catalog,
+        gpu_memory,
+        memory_reserve,
+        intra_node_gbps,
+        inter_node_gbps,
+        gpus_per_node,
+        pue,
+        price_per_gpu_hour,
+        parse_grid(grid_intensity, region),
+    )
+    targets, link = _offload(offload, host_memory, host_link_gbps, fleet, catalog)
+    capacity = parse_si_number(capacity_factor, "--capacity-factor")
+    total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)
+    batch = whole(global_batch, "--global-batch")
+    split = _searchable_split(stage_layers, search, batch, virtual_stages)
+    layout_options = dict(dp=dp, tp=tp, pp=len(split) if split and pp is None else pp, zero=zero)
+    layout_options.update(recompute=recompute, micro_batch=micro_batch, ep=ep, cp=cp, fsdp=fsdp)
+    planned = _planned_model(model, spec, lora, base_dtype, fleet, params, seq_len, shape)
+    if teacher_of is not None:
+        planned, layout_options = _with_teacher(planned, teacher_of, teacher_dtype, fleet, search, layout_options)
+    run = planning.run_size(planned, **_run_size_options(tokens, examples, epochs))
+    common = dict(precision=fleet.throughput.precision, optimizer=optimizer, run=run)
+    if search and targets:
+        raise UsageError("--offload is planned for one layout, not searched", "drop --search and give the layout")
+    if search:
+        found = _searched(planned, fleet, total_gpus, batch, layout_options, top, capacity, common)
+        notes = found.best.notes if found.best else (found.closest.notes if found.closest else ())
+        _render(found, None, fmt, output, notes)
+        fits = found.best is not None
+    else:
+        layout = _layout(
+            planned,
+            total_gpus,
+            batch,
+            sequence_parallel,
+            gpus_per_node,
+            capacity,
+            virtual_stages,
+            split,
+            layout_options,
+        )
+        plan = planning.evaluate(planned, layout, fleet, **common)
+        if targets:
+            plan = _offloaded(plan, targets, fleet, optimizer, run, link, host_memory)
+        _render(None, plan, fmt, output, plan.notes)
+        fits = plan.fits is not False
+    if not fits:
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The transformer shape given on the command line, for a model not at hand."""
+
+    layers: Optional[int]
+    hidden: Optional[int]
+    heads: Optional[int]
+    kv_heads: Optional[int]
+    ffn: Optional[int]
+    vocab: Optional[int]
+    head_dim: Optional[int]
+    mlp: str
+    attention: str
+
+    def flags_given(self) -> dict[str, object]:
+        """The shape's flags (heads apart: a MODEL may need them) with their values, None where not given."""
+        return {
+            "--layers": self.layers,
+            "--hidden": self.hidden,
+            "--ffn": self.ffn,
+            "--vocab": self.vocab,
+            "--head-dim": self.head_dim,
+            "--mlp": None if self.mlp == "gelu" else self.mlp,
+            "--attention": None if self.attention == "flash" else self.attention,
+        }
+
+
+def _lora(lora_rank, lora_targets, lora_alpha, adapter_config, model, base_dtype):
+    """The LoRA adapters to plan with (None without them); --base-dtype needs them."""
     lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
     if base_dtype is not None and lora is None:
         raise UsageError("--base-dtype is the dtype of a LoRA base", "give --lora-rank R (or --adapter-config FILE)")
+    return lora
+
+
+def _teacher(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec, teacher_dtype):
+    """The distillation teacher's spec (None without --teacher); --teacher-dtype needs one."""
     teacher_of = teacher_spec(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec)
     if teacher_dtype is not None and teacher_of is None:
         raise UsageError("--teacher-dtype needs --teacher MODEL")
-    # the fleet first: a typo in a GPU name should not cost a model run
-    fleet = planning.resolve_fleet(
+    return teacher_of
+
+
+def _fleet(
+    spec,
+    gpu,
+    precision,
+    utilization,
+    calibration,
+    catalog,
+    gpu_memory,
+    memory_reserve,
+    intra_node_gbps,
+    inter_node_gbps,
+    gpus_per_node,
+    pue,
+    price_per_gpu_hour,
+    grid,
+):
+    """The GPUs, their links and memory, energy and price, resolved from the options."""
+    from .. import plan as planning
+
+    return planning.resolve_fleet(
         gpu=gpu,
         precision=precision,
         utilization=parse_utilization(utilization),
         calibration=calibration,
         catalogs=catalog or (),
         model_key=spec.key() if spec is not None else None,
-        gpu_memory_gib=_number(gpu_memory, "--gpu-memory"),
-        memory_reserve_gib=_reserve(memory_reserve),
-        intra_node_gbps=_number(intra_node_gbps, "--intra-node-gbps"),
-        inter_node_gbps=_number(inter_node_gbps, "--inter-node-gbps"),
+        gpu_memory_gib=number(gpu_memory, "--gpu-memory"),
+        memory_reserve_gib=memory_reserve_gib(memory_reserve),
+        intra_node_gbps=number(intra_node_gbps, "--intra-node-gbps"),
+        inter_node_gbps=number(inter_node_gbps, "--inter-node-gbps"),
         gpus_per_node=gpus_per_node,
         pue=parse_si_number(pue, "--pue"),
-        price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
-        grid=parse_grid(grid_intensity, region),
+        price_per_gpu_hour=number(price_per_gpu_hour, "--price-per-gpu-hour"),
+        grid=grid,
     )
+
+
+def _offload(offload, host_memory, host_link_gbps, fleet, catalog):
+    """What --offload moves to host memory and the GPU-to-host link it goes over (None without --offload)."""
+    from .. import plan as planning
+
     targets = planning.offload_targets(offload)
     if not targets and (host_memory is not None or host_link_gbps is not None):
         raise UsageError(
             "--host-memory and --host-link-gbps go with --offload", "add --offload optimizer (or drop them)"
         )
-    link = planning.host_link(fleet, catalog or (), _number(host_link_gbps, "--host-link-gbps")) if targets else None
-    layout_options = {
-        "dp": dp,
-        "tp": tp,
-        "pp": pp,
-        "zero": zero,
-        "recompute": recompute,
-        "micro_batch": micro_batch,
-        "ep": ep,
-        "cp": cp,
-        "fsdp": fsdp,
-    }
-    experts_capacity = parse_si_number(capacity_factor, "--capacity-factor")
-    total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)
-    batch = _whole(global_batch, "--global-batch")
+    link = planning.host_link(fleet, catalog or (), number(host_link_gbps, "--host-link-gbps")) if targets else None
+    return targets, link
+
+
+def _run_size_options(tokens, examples, epochs) -> dict[str, Optional[float]]:
+    """The run's length as given: tokens, or examples and epochs."""
+    return dict(
+        tokens=number(tokens, "--tokens"), examples=number(examples, "--examples"), epochs=number(epochs, "--epochs")
+    )
+
+
+def _searchable_split(stage_layers, search: bool, batch: Optional[int], virtual_stages) -> tuple[int, ...]:
+    """--stage-layers parsed, once the options --search cannot take are refused with it."""
     if search and batch is None:
         raise UsageError("--search needs --global-batch", "every layout must train on the same examples per step")
     if search and virtual_stages is not None:
         raise UsageError("--search does not try interleaved schedules", "drop --virtual-stages, or plan one layout")
-    split = _stage_layers(stage_layers)
+    split = stage_layers_split(stage_layers)
     if search and split:
         raise UsageError("--search does not try uneven splits", "drop --stage-layers, or plan one layout")
-    if split and pp is None:
-        layout_options["pp"] = len(split)
+    return split
+
+
+def _planned_model(model, spec, lora, base_dtype, fleet, params, seq_len, shape: _Shape):
+    """The model as the plan sees it: counted from its file (with adapters), or from --params and the shape."""
+    from .. import plan as planning
+
     if lora is not None:
         dtype = planning.frozen_dtype(base_dtype, fleet.throughput.precision, "--base-dtype")
         with progress(f"counting {model} with its adapters for the plan"):
-            planned = planning.model_with_adapters(spec, lora, dtype=dtype, heads=heads, kv_heads=kv_heads)
-    elif spec is not None:
+            return planning.model_with_adapters(spec, lora, dtype=dtype, heads=shape.heads, kv_heads=shape.kv_heads)
+    if spec is not None:
         with progress(f"counting {model} for the plan"):
-            planned = planning.model_from_spec(spec, heads=heads, kv_heads=kv_heads)
-    else:
-        planned = planning.model_from_params(
-            None if params is None else parse_si_number(params, "--params"),
-            seq_len,
-            layers=layers,
-            hidden=hidden,
-            heads=heads,
-            kv_heads=kv_heads,
-            ffn=ffn,
-            vocab=vocab,
-            head_dim=head_dim,
-            mlp=mlp,
-            attention=attention,
-            params_tolerance=planning.PARAMS_TOLERANCE,
-        )
-    if teacher_of is not None:
-        planned = planning.with_teacher(
-            planned,
-            teacher_of,
-            dtype=planning.frozen_dtype(teacher_dtype, fleet.throughput.precision, "--teacher-dtype"),
-        )
-        if search:  # a teacher is planned whole on every GPU: only data parallelism (and ZeRO) is searched
-            if (tp or 1) > 1 or (pp or 1) > 1:
-                raise UsageError(
-                    f"--teacher is planned whole on every GPU: tp {tp or 1} x pp {pp or 1} would split "
-                    "the student and not the teacher",
-                    "search with --tp 1 --pp 1 (the default with --teacher)",
-                )
-            layout_options = {**layout_options, "tp": 1, "pp": 1}
-    run = planning.run_size(
-        planned,
-        tokens=_number(tokens, "--tokens"),
-        examples=_number(examples, "--examples"),
-        epochs=_number(epochs, "--epochs"),
+            return planning.model_from_spec(spec, heads=shape.heads, kv_heads=shape.kv_heads)
+    return planning.model_from_params(
+        None if params is None else parse_si_number(params, "--params"),
+        seq_len,
+        layers=shape.layers,
+        hidden=shape.hidden,
+        heads=shape.heads,
+        kv_heads=shape.kv_heads,
+        ffn=shape.ffn,
+        vocab=shape.vocab,
+        head_dim=shape.head_dim,
+        mlp=shape.mlp,
+        attention=shape.attention,
+        params_tolerance=planning.PARAMS_TOLERANCE,
     )
-    common = dict(precision=fleet.throughput.precision, optimizer=optimizer, run=run)
-    if search and targets:
-        raise UsageError("--offload is planned for one layout, not searched", "drop --search and give the layout")
-    if search:
-        fixed = {key: value for key, value in layout_options.items() if value is not None}
-        found = planning.search(
-            planned,
-            fleet,
-            total_gpus or 1,
-            global_batch=batch,
-            fixed=fixed,
-            top=top,
-            capacity_factor=experts_capacity,
-            **common,
+
+
+def _with_teacher(planned, teacher_of, teacher_dtype, fleet, search: bool, layout_options: dict):
+    """The planned model with its teacher, and the layout options a search keeps to (the teacher is whole on
+    every GPU: only data parallelism and ZeRO are searched)."""
+    from .. import plan as planning
+
+    planned = planning.with_teacher(
+        planned,
+        teacher_of,
+        dtype=planning.frozen_dtype(teacher_dtype, fleet.throughput.precision, "--teacher-dtype"),
+    )
+    if not search:
+        return planned, layout_options
+    tp, pp = layout_options["tp"], layout_options["pp"]
+    if (tp or 1) > 1 or (pp or 1) > 1:
+        raise UsageError(
+            f"--teacher is planned whole on every GPU: tp {tp or 1} x pp {pp or 1} would split "
+            "the student and not the teacher",
+            "search with --tp 1 --pp 1 (the default with --teacher)",
         )
-        notes = found.best.notes if found.best else (found.closest.notes if found.closest else ())
-        _render(found, None, fmt, output, notes)
-        fits = found.best is not None
-    else:
-        layout = planning.layout_from_options(
-            planned,
-            num_gpus=total_gpus,
-            global_batch=batch,
-            sequence_parallel=sequence_parallel,
-            gpus_per_node=gpus_per_node,
-            capacity_factor=experts_capacity,
-            virtual=virtual_stages,
-            stage_layers=split,
-            **layout_options,
-        )
-        plan = planning.evaluate(planned, layout, fleet, **common)
-        if targets:
-            plan = planning.apply_offload(
-                plan,
-                targets,
-                fleet,
-                planning.training_precision(fleet.throughput.precision),
-                optimizer,
-                run,
-                link,
-                _number(host_memory, "--host-memory"),
-            )
-        _render(None, plan, fmt, output, plan.notes)
-        fits = plan.fits is not False
-    if not fits:
-        raise typer.Exit(ExitCode.CHECK_FAILED)
+    return planned, {**layout_options, "tp": 1, "pp": 1}
+
+
+def _searched(planned, fleet, total_gpus, batch, layout_options: dict, top: int, capacity_factor: float, common: dict):
+    """The fastest layouts of the GPUs that fit, the options given pinning their dimension."""
+    from .. import plan as planning
+
+    fixed = {key: value for key, value in layout_options.items() if value is not None}
+    return planning.search(
+        planned,
+        fleet,
+        total_gpus or 1,
+        global_batch=batch,
+        fixed=fixed,
+        top=top,
+        capacity_factor=capacity_factor,
+        **common,
+    )
+
+
+def _layout(
+    planned, total_gpus, batch, sequence_parallel, gpus_per_node, capacity_factor, virtual_stages, split, layout_options
+):
+    """The one layout the options describe, the rest defaulted."""
+    from .. import plan as planning
+
+    return planning.layout_from_options(
+        planned,
+        num_gpus=total_gpus,
+        global_batch=batch,
+        sequence_parallel=sequence_parallel,
+        gpus_per_node=gpus_per_node,
+        capacity_factor=capacity_factor,
+        virtual=virtual_stages,
+        stage_layers=split,
+        **layout_options,
+    )
+
+
+def _offloaded(plan, targets, fleet, optimizer, run, link, host_memory):
+    """The plan with TARGETS moved to host memory over the host link."""
+    from .. import plan as planning
+
+    return planning.apply_offload(
+        plan,
+        targets,
+        fleet,
+        planning.training_precision(fleet.throughput.precision),
+        optimizer,
+        run,
+        link,
+        number(host_memory, "--host-memory"),
+    )
 
 
 def _spec(model, input, batch_size, seq_len, kwargs, device, shape, revision=None):
@@ -587,16 +479,6 @@ def _spec(model, input, batch_size, seq_len, kwargs, device, shape, revision=Non
     return None
 
 
-def _reserve(text: Optional[str]) -> Optional[float]:
-    """--memory-reserve GiB: 0 is allowed (nothing set aside)."""
-    if text is None:
-        return None
-    value = parse_si_number(text, "--memory-reserve")
-    if value < 0:
-        raise UsageError(f"--memory-reserve must be >= 0 GiB, got {text!r}")
-    return value
-
-
 def _render(found, plan, fmt, output, notes) -> None:
     from ..render.plan import render_plan, render_search
 
@@ -609,13 +491,3 @@ def _render(found, plan, fmt, output, notes) -> None:
     else:
         emit(render_search(found, fmt.value) if found is not None else render_plan(plan, fmt.value), output)
     notes_to_stderr(notes, shown=shown_on_terminal(fmt, output))
-
-
-def _stage_layers(text: str | None) -> tuple[int, ...]:
-    """`--stage-layers 9,8,8,7` -> (9, 8, 8, 7); their count and sum are checked against the model's layers."""
-    if text is None:
-        return ()
-    items = [item.strip() for item in text.split(",")]
-    if not all(item.isdigit() and len(item) <= 9 for item in items):
-        raise UsageError(f"--stage-layers {text!r} is not a list of whole numbers", "write e.g. --stage-layers 9,8,8,7")
-    return tuple(int(item) for item in items)

@@ -3,9 +3,9 @@ GPU-hours, GPU-days, wall clock, energy and cost. torch loads only when a model 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -98,6 +98,206 @@ def sparsity_notes(report, training_flops: float, sparse_peak: bool) -> tuple[st
     return tuple(notes)
 
 
+def _training_size_mode(
+    model: Optional[str],
+    flops_per_example: Optional[str],
+    params: Optional[str],
+    active_params: Optional[str],
+    tokens: Optional[str],
+    examples: Optional[str],
+    epochs: Optional[str],
+) -> tuple[str, Optional[float], Optional[float]]:
+    """Which one way of giving the training size was used, and the examples and epochs it takes."""
+    if params is not None and active_params is not None:
+        raise UsageError(
+            "--params and --active-params exclude each other",
+            "give the total with --params, or a mixture of experts' active parameters with --active-params",
+        )
+    modes = [
+        name
+        for name, given in (
+            ("MODEL", model),
+            ("--flops-per-example", flops_per_example),
+            ("--params/--tokens", params or active_params or tokens),
+        )
+        if given
+    ]
+    if len(modes) != 1:
+        raise UsageError(
+            "no training size given" if not modes else f"{' and '.join(modes)} exclude each other", MODES_HINT
+        )
+    n_examples = _number(examples, "--examples")
+    n_epochs = 1 if epochs is None else _number(epochs, "--epochs")  # `--epochs 0` is refused, never read as 1
+    if modes[0] == "--params/--tokens":
+        if (params is None and active_params is None) or tokens is None:
+            raise UsageError("6ND needs --params (or --active-params) and --tokens", MODES_HINT)
+        if examples is not None or epochs is not None:
+            raise UsageError("--examples/--epochs do not apply to --params/--tokens", "D counts every token trained on")
+    elif n_examples is None:
+        raise UsageError(f"{modes[0]} needs --examples N (training examples per epoch)", MODES_HINT)
+    else:
+        check_run_size(n_examples, n_epochs)  # before a model is counted: a typo should not cost a count
+    return modes[0], n_examples, n_epochs
+
+
+def _model_spec_or_none(
+    model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len, revision, weights, sparsity, sparse_peak
+):
+    """The model to count, or None after checking that no option that needs one was given."""
+    if model is not None:
+        spec = model_spec(
+            model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len, revision=revision
+        )
+        return replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
+    no_model_options(
+        "count",
+        input=input,
+        batch_size=batch_size,
+        kwargs=kwargs,
+        seq_len=seq_len,
+        decoder_seq_len=decoder_seq_len,
+        dim=dim,
+        device=device,
+        revision=revision,
+    )
+    if weights is not None or sparsity or sparse_peak:
+        raise UsageError(
+            "--weights, --sparsity and --sparse-peak read a model's weights: give a MODEL file", MODES_HINT
+        )
+    return None
+
+
+def _teacher_of(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, teacher_logits, spec):
+    """The distillation teacher's spec (None without --teacher), with --teacher-logits checked."""
+    if teacher_logits not in ("live", "cached"):
+        raise UsageError(f"--teacher-logits must be live or cached, got {teacher_logits!r}")
+    teacher_of = teacher_spec(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec)
+    if teacher_of is None and teacher_logits != "live":
+        raise UsageError("--teacher-logits needs --teacher MODEL")
+    return teacher_of
+
+
+@dataclass(frozen=True)
+class _GpuPlan:
+    """The chosen GPU throughput and the fleet options it goes with, read before any count."""
+
+    choice: Any
+    fleet_options: dict
+    profile_file: Any
+
+
+def _gpu_plan(
+    spec, gpu, precision, utilization, num_gpus, pue, grid, price_per_gpu_hour, catalog, calibration, sparse_peak
+) -> Optional[_GpuPlan]:
+    """The GPU and fleet options (None without --gpu or --calibration, which then must stand alone)."""
+    from ..calibration import choose_throughput, profile_file_of
+    from ..device import profiled_device
+
+    profile_file = profile_file_of(calibration)  # a device profile file: the step-time model's rates
+    if calibration is None and gpu is None:
+        if precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None or grid is not None:
+            raise UsageError(
+                "--precision, --utilization, --num-gpus, --price-per-gpu-hour, --grid-intensity and --region "
+                "need --gpu NAME (or --calibration FILE|auto)"
+            )
+        return None
+    choice = choose_throughput(
+        gpu=gpu or (profiled_device(profile_file, precision) if profile_file else None),
+        precision=precision,
+        utilization=parse_utilization(utilization),
+        calibration=None if profile_file else calibration,
+        catalogs=catalog or (),
+        model_key=spec.key() if spec is not None else None,
+        sparse_peak=sparse_peak,
+    )
+    fleet_options = dict(
+        throughput=choice.throughput,
+        num_gpus=parse_num_gpus(num_gpus),
+        tdp_w=choice.tdp_w,
+        pue=parse_si_number(pue, "--pue"),
+        price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
+        grid=grid,
+    )
+    return _GpuPlan(choice, fleet_options, profile_file)
+
+
+def _counted_report(spec, model, lora, with_shape: bool):
+    """The model's count (with its LoRA adapters when given), the transformer shape the step-time model needs
+    (only when a GPU is given) and the adapters' summary."""
+    from ..api import count_adapted, count_spec, count_with_activations
+    from ..plan import model_from_report
+
+    if lora is not None:
+        with progress(f"counting {model} with its adapters"):
+            report, _, summary = count_adapted(spec, lora, with_activations=False)
+        adapted = (
+            f"{lora.describe()}: {len(summary.adapted)} Linear layers adapted; the base is frozen (its input "
+            "gradients are counted, its weight gradients are not)"
+        )
+        return replace(report, notes=report.notes + (adapted,)), None, summary.to_dict()
+    planned = None
+    try:  # with a GPU, the activations' pass also shows the transformer shape the step-time model needs
+        with progress(f"counting {model}"):
+            report, saved = count_with_activations(spec) if with_shape else (count_spec(spec), None)
+        planned = None if saved is None else model_from_report(report, saved, source=spec.source)
+    except FlopcalcError:  # an ONNX graph never runs, some models cannot be measured: count them as before
+        report = count_spec(spec)
+    return report, planned, None
+
+
+def _with_taught(result, teacher_of, teacher_logits: str):
+    """The training result with the distillation teacher's forward per example added."""
+    from ..api import count_teacher
+    from ..compute import with_teacher
+
+    taught = count_teacher(teacher_of)
+    result = with_teacher(
+        result, Fraction(taught.report.forward, taught.report.batch_size), cached_logits=teacher_logits == "cached"
+    )
+    teacher_notes = (
+        f"counted: {taught.report.forward:,} forward FLOP per batch of {taught.report.batch_size}",
+        *taught.report.notes,
+    )
+    return replace(result, notes=tuple(result.notes) + tuple(f"teacher: {note}" for note in teacher_notes))
+
+
+def _counted_training(spec, model, lora, teacher_of, teacher_logits, n_examples, n_epochs, sparse_peak, with_shape):
+    """Training compute from a counted model: the result, its transformer shape, conventions and adapters."""
+    from ..api import training
+    from ..conventions import conventions_for
+
+    report, planned, adapters = _counted_report(spec, model, lora, with_shape)
+    result = training(report, n_examples, n_epochs)
+    if sparse_peak:
+        check_all_2_4(report)
+    result = replace(result, notes=tuple(result.notes) + sparsity_notes(report, result.training_flops, sparse_peak))
+    conventions = conventions_for(report) if lora is None else None  # 6N and kin assume every weight trains
+    if teacher_of is not None:
+        result = _with_taught(result, teacher_of, teacher_logits)
+    return result, planned, conventions, adapters
+
+
+def _on_fleet(result, gpu_plan: Optional[_GpuPlan], planned, utilization_given: bool):
+    """The result with the step-time model's notes, and its GPU-hours, energy and cost (None without a GPU)."""
+    from ..compute import fleet_estimate
+    from ..plan import training_throughput
+
+    if gpu_plan is None:
+        return result, None
+    choice = gpu_plan.choice
+    throughput, timing = training_throughput(
+        choice.throughput,
+        planned,
+        device=choice.device,
+        num_gpus=gpu_plan.fleet_options["num_gpus"],
+        profile_file=gpu_plan.profile_file,
+        utilization_given=utilization_given,
+    )
+    fleet_options = {**gpu_plan.fleet_options, "throughput": throughput}
+    result = replace(result, notes=tuple(result.notes) + choice.notes + timing)
+    return result, fleet_estimate(result.training_flops, **fleet_options)
+
+
 @app.command("train")
 def train_command(
     model: Optional[str] = typer.Argument(
@@ -188,149 +388,45 @@ def train_command(
 
     With --teacher, the teacher's forward per example is added (distillation); with --lora-rank, the model is
     counted with LoRA adapters in it and its base frozen."""
-    from ..api import count_adapted, count_spec, count_teacher, count_with_activations, training
-    from ..calibration import choose_throughput, profile_file_of
-    from ..compute import fleet_estimate, training_from_forward, training_from_params_tokens, with_teacher
-    from ..conventions import conventions_for
-    from ..device import profiled_device
-    from ..plan import model_from_report, training_throughput
+    from ..compute import training_from_forward, training_from_params_tokens
     from ..render.compute import render_training
     from ..thresholds import crossed
 
-    if params is not None and active_params is not None:
-        raise UsageError(
-            "--params and --active-params exclude each other",
-            "give the total with --params, or a mixture of experts' active parameters with --active-params",
-        )
-    modes = [
-        name
-        for name, given in (
-            ("MODEL", model),
-            ("--flops-per-example", flops_per_example),
-            ("--params/--tokens", params or active_params or tokens),
-        )
-        if given
-    ]
-    if len(modes) != 1:
-        raise UsageError(
-            "no training size given" if not modes else f"{' and '.join(modes)} exclude each other", MODES_HINT
-        )
-    n_examples = _number(examples, "--examples")
-    n_epochs = 1 if epochs is None else _number(epochs, "--epochs")  # `--epochs 0` is refused, never read as 1
-    if modes[0] == "--params/--tokens":
-        if (params is None and active_params is None) or tokens is None:
-            raise UsageError("6ND needs --params (or --active-params) and --tokens", MODES_HINT)
-        if examples is not None or epochs is not None:
-            raise UsageError("--examples/--epochs do not apply to --params/--tokens", "D counts every token trained on")
-    elif n_examples is None:
-        raise UsageError(f"{modes[0]} needs --examples N (training examples per epoch)", MODES_HINT)
-    else:
-        check_run_size(n_examples, n_epochs)  # before a model is counted: a typo should not cost a count
-    spec = None
-    if model is not None:
-        spec = model_spec(
-            model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len, revision=revision
-        )
-        spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
-    else:
-        no_model_options(
-            "count",
-            input=input,
-            batch_size=batch_size,
-            kwargs=kwargs,
-            seq_len=seq_len,
-            decoder_seq_len=decoder_seq_len,
-            dim=dim,
-            device=device,
-            revision=revision,
-        )
-        if weights is not None or sparsity or sparse_peak:
-            raise UsageError(
-                "--weights, --sparsity and --sparse-peak read a model's weights: give a MODEL file", MODES_HINT
-            )
+    mode, n_examples, n_epochs = _training_size_mode(
+        model, flops_per_example, params, active_params, tokens, examples, epochs
+    )
+    spec = _model_spec_or_none(
+        model,
+        input,
+        batch_size,
+        seq_len,
+        dim,
+        kwargs,
+        device,
+        decoder_seq_len,
+        revision,
+        weights,
+        sparsity,
+        sparse_peak,
+    )
     if sparse_peak and gpu is None:
         raise UsageError("--sparse-peak needs --gpu NAME", "e.g. --gpu A100 --sparse-peak")
     lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
-    if teacher_logits not in ("live", "cached"):
-        raise UsageError(f"--teacher-logits must be live or cached, got {teacher_logits!r}")
-    teacher_of = teacher_spec(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec)
-    if teacher_of is None and teacher_logits != "live":
-        raise UsageError("--teacher-logits needs --teacher MODEL")
-
+    teacher_of = _teacher_of(
+        teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, teacher_logits, spec
+    )
     # Check the GPU options before counting: a typo should not cost a model run.
     grid = parse_grid(grid_intensity, region)
-    choice = None
-    profile_file = profile_file_of(calibration)  # a device profile file: the step-time model's rates
-    if calibration is not None or gpu is not None:
-        choice = choose_throughput(
-            gpu=gpu or (profiled_device(profile_file, precision) if profile_file else None),
-            precision=precision,
-            utilization=parse_utilization(utilization),
-            calibration=None if profile_file else calibration,
-            catalogs=catalog or (),
-            model_key=spec.key() if spec is not None else None,
-            sparse_peak=sparse_peak,
-        )
-        fleet_options = dict(
-            throughput=choice.throughput,
-            num_gpus=parse_num_gpus(num_gpus),
-            tdp_w=choice.tdp_w,
-            pue=parse_si_number(pue, "--pue"),
-            price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
-            grid=grid,
-        )
-    elif precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None or grid is not None:
-        raise UsageError(
-            "--precision, --utilization, --num-gpus, --price-per-gpu-hour, --grid-intensity and --region "
-            "need --gpu NAME (or --calibration FILE|auto)"
-        )
+    gpu_plan = _gpu_plan(
+        spec, gpu, precision, utilization, num_gpus, pue, grid, price_per_gpu_hour, catalog, calibration, sparse_peak
+    )
 
-    conventions = planned = None
-    adapters = None
+    planned = conventions = adapters = None
     if spec is not None:
-        if lora is not None:
-            with progress(f"counting {model} with its adapters"):
-                report, _, summary = count_adapted(spec, lora, with_activations=False)
-            adapters = summary.to_dict()
-            report = replace(
-                report,
-                notes=report.notes
-                + (
-                    f"{lora.describe()}: {len(summary.adapted)} Linear layers adapted; the base is frozen (its input "
-                    "gradients are counted, its weight gradients are not)",
-                ),
-            )
-        else:
-            try:  # with a GPU, the activations' pass also shows the transformer shape the step-time model needs
-                with progress(f"counting {model}"):
-                    report, saved = count_with_activations(spec) if choice is not None else (count_spec(spec), None)
-                planned = None if saved is None else model_from_report(report, saved, source=spec.source)
-            except FlopcalcError:  # an ONNX graph never runs, some models cannot be measured: count them as before
-                report = count_spec(spec)
-        result = training(report, n_examples, n_epochs)
-        if sparse_peak:
-            check_all_2_4(report)
-        result = replace(result, notes=tuple(result.notes) + sparsity_notes(report, result.training_flops, sparse_peak))
-        conventions = conventions_for(report) if lora is None else None  # 6N and kin assume every weight trains
-        if teacher_of is not None:
-            taught = count_teacher(teacher_of)
-            result = with_teacher(
-                result,
-                Fraction(taught.report.forward, taught.report.batch_size),
-                cached_logits=teacher_logits == "cached",
-            )
-            result = replace(
-                result,
-                notes=tuple(result.notes)
-                + tuple(
-                    f"teacher: {note}"
-                    for note in (
-                        f"counted: {taught.report.forward:,} forward FLOP per batch of {taught.report.batch_size}",
-                        *taught.report.notes,
-                    )
-                ),
-            )
-    elif modes[0] == "--flops-per-example":
+        result, planned, conventions, adapters = _counted_training(
+            spec, model, lora, teacher_of, teacher_logits, n_examples, n_epochs, sparse_peak, gpu_plan is not None
+        )
+    elif mode == "--flops-per-example":
         result = training_from_forward(parse_si_number(flops_per_example, "--flops-per-example"), n_examples, n_epochs)
     else:
         flag, n = ("--params", params) if params is not None else ("--active-params", active_params)
@@ -338,18 +434,7 @@ def train_command(
             parse_si_number(n, flag), parse_si_number(tokens, "--tokens"), active=flag == "--active-params"
         )
 
-    if choice is not None:
-        throughput, timing = training_throughput(
-            choice.throughput,
-            planned,
-            device=choice.device,
-            num_gpus=fleet_options["num_gpus"],
-            profile_file=profile_file,
-            utilization_given=utilization is not None,
-        )
-        fleet_options["throughput"] = throughput
-        result = replace(result, notes=tuple(result.notes) + choice.notes + timing)
-    fleet = None if choice is None else fleet_estimate(result.training_flops, **fleet_options)
+    result, fleet = _on_fleet(result, gpu_plan, planned, utilization is not None)
     emit(
         render_training(
             result,

@@ -54,72 +54,82 @@ def resolve_peaks(
     - the measured matmul peak of the device in `calibration` (a file, or "auto").
     """
     peaks: list[Peak] = []
-    notes: list[str] = []
     if peak_flops is not None:
-        if isinstance(peak_flops, bool) or not isinstance(peak_flops, (int, float)) or not peak_flops > 0:
-            raise UsageError(f"peak_flops must be a positive number of FLOP/s, got {peak_flops!r}")
-        peaks.append(Peak("given", float(peak_flops), f"given peak {format_number(peak_flops / 1e12)} TFLOP/s"))
+        peaks.append(_given_peak(peak_flops))
     catalog = load_catalog(tuple(catalogs))
     if device_name:
-        try:
-            device = resolve_device(device_name, precision, catalog=catalog)
-        except CatalogError as error:
-            if gpu_given:
-                raise
-            notes.append(f"no datasheet peak: {error.message}")
-        else:
-            flops = device.peak.value
-            peaks.append(
-                Peak(
-                    "datasheet",
-                    flops,
-                    f"{device.peak.source} peak of {device.id}: {format_number(flops / 1e12)} TFLOP/s",
-                )
-            )
+        datasheet, note = _named_device_peak(device_name, precision, catalog, gpu_given)
     else:
-        cpu = read_cpu_info()
-        entry = catalog.match_cpu(cpu.model_name)
-        chosen = normalize_precision(precision) if precision else "fp32"
-        estimate = cpu_peak_estimate(cpu, chosen)
-        if entry is not None and chosen in entry.peak_tflops:
-            figures = resolve_device(entry.id, chosen, catalog=catalog)
-            flops = figures.peak.value
-            peaks.append(
-                Peak(
-                    "datasheet",
-                    flops,
-                    f"{figures.peak.source} peak of the CPU {figures.id} (all "
-                    f"{entry.cores} cores): {format_number(flops / 1e12)} TFLOP/s",
-                )
-            )
-        elif estimate is not None:  # a CPU the catalogue lacks: what its cores, clock and SIMD flags give
-            flops, how = estimate
-            peaks.append(
-                Peak(
-                    "datasheet",
-                    flops,
-                    f"{chosen} peak of the CPU {cpu.model_name}, not in the catalogue, "
-                    f"by {how}: {format_number(flops / 1e12)} TFLOP/s",
-                )
-            )
-        else:
-            notes.append(
-                f"no datasheet peak: no device name (this CPU, {cpu.model_name}, is not in the catalogue "
-                f"and its {chosen} peak cannot be estimated; pass device_name='H100-SXM' or the like)"
-            )
+        datasheet, note = _cpu_peak(precision, catalog)
+    peaks += [datasheet] if datasheet is not None else []
     if calibration is not None:
-        throughput, _ = calibrated_throughput(
-            load_calibration(calibration),
-            device_name=device_name,
-            precision=precision,
-            catalog=catalog if device_name else None,
-        )
-        peaks.append(
-            Peak(
-                "measured",
-                throughput.peak_flops,
-                f"measured {throughput.precision} matmul peak of {throughput.gpu}: "
-                f"{format_number(throughput.peak_flops / 1e12)} TFLOP/s ({throughput.origin.split(';')[0]})",
-            )
-        )
-    return tuple(peaks), tuple(notes)
+        peaks.append(_measured_peak(calibration, device_name, precision, catalog))
+    return tuple(peaks), (note,) if note is not None else ()
+
+
+def _given_peak(peak_flops: float) -> Peak:
+    """The peak the caller gives, checked to be a positive number of FLOP/s."""
+    if isinstance(peak_flops, bool) or not isinstance(peak_flops, (int, float)) or not peak_flops > 0:
+        raise UsageError(f"peak_flops must be a positive number of FLOP/s, got {peak_flops!r}")
+    return Peak("given", float(peak_flops), f"given peak {format_number(peak_flops / 1e12)} TFLOP/s")
+
+
+def _named_device_peak(device_name: str, precision, catalog, gpu_given: bool) -> tuple[Peak | None, str | None]:
+    """The datasheet peak of a named device; a name the user gave that the catalogue lacks is an error, a
+    detected one a note."""
+    try:
+        device = resolve_device(device_name, precision, catalog=catalog)
+    except CatalogError as error:
+        if gpu_given:
+            raise
+        return None, f"no datasheet peak: {error.message}"
+    flops = device.peak.value
+    return Peak(
+        "datasheet", flops, f"{device.peak.source} peak of {device.id}: {format_number(flops / 1e12)} TFLOP/s"
+    ), None
+
+
+def _cpu_peak(precision, catalog) -> tuple[Peak | None, str | None]:
+    """This machine's CPU: the catalogue's peak when it names the CPU, else the estimate from its cores, clock
+    and SIMD flags, else a note saying neither could be had."""
+    cpu = read_cpu_info()
+    entry = catalog.match_cpu(cpu.model_name)
+    chosen = normalize_precision(precision) if precision else "fp32"
+    estimate = cpu_peak_estimate(cpu, chosen)
+    if entry is not None and chosen in entry.peak_tflops:
+        figures = resolve_device(entry.id, chosen, catalog=catalog)
+        flops = figures.peak.value
+        return Peak(
+            "datasheet",
+            flops,
+            f"{figures.peak.source} peak of the CPU {figures.id} (all "
+            f"{entry.cores} cores): {format_number(flops / 1e12)} TFLOP/s",
+        ), None
+    if estimate is not None:  # a CPU the catalogue lacks: what its cores, clock and SIMD flags give
+        flops, how = estimate
+        return Peak(
+            "datasheet",
+            flops,
+            f"{chosen} peak of the CPU {cpu.model_name}, not in the catalogue, "
+            f"by {how}: {format_number(flops / 1e12)} TFLOP/s",
+        ), None
+    return None, (
+        f"no datasheet peak: no device name (this CPU, {cpu.model_name}, is not in the catalogue "
+        f"and its {chosen} peak cannot be estimated; pass device_name='H100-SXM' or the like)"
+    )
+
+
+def _measured_peak(calibration, device_name: str | None, precision, catalog) -> Peak:
+    """The measured matmul peak of the device in the calibration file."""
+    throughput, _ = calibrated_throughput(
+        load_calibration(calibration),
+        device_name=device_name,
+        precision=precision,
+        catalog=catalog if device_name else None,
+    )
+    return Peak(
+        "measured",
+        throughput.peak_flops,
+        f"measured {throughput.precision} matmul peak of {throughput.gpu}: "
+        f"{format_number(throughput.peak_flops / 1e12)} TFLOP/s ({throughput.origin.split(';')[0]})",
+    )

@@ -28,21 +28,7 @@ from .hardware import (
 from .layout import RECOMPUTE, ZERO_STAGES, Layout, check_layout, layout_from_options
 from .layout_search import DEFAULT_TOP, MICRO_BATCHES_PER_SETTING, search
 from .memory import layout_memory
-from .model import (
-    ATTENTIONS,
-    DEFAULT_ATTENTION,
-    DEFAULT_MLP,
-    MLPS,
-    PARAMS_TOLERANCE,
-    FineTuning,
-    PlanModel,
-    Shape,
-    korthikanti_profile,
-    model_from_params,
-    model_from_report,
-    model_from_spec,
-    transformer_shape,
-)
+from .model import FineTuning, PlanModel, model_from_params, model_from_report, model_from_spec
 from .offload import OFFLOAD_TARGETS, HostLink, Offload, apply_offload, host_link, offload_targets
 from .precision import (
     OPTIMIZER_NAMES,
@@ -63,6 +49,16 @@ from .predicted import (
 from .resolve import INTER_NODE_ORIGIN, calibrated_bandwidths, resolve_fleet, step_profile, training_throughput
 from .result import SCHEMA_VERSION, MemoryPerGpu, Plan, RunTotals, SearchResult, StepTime
 from .schedule import recompute_flops, step_time
+from .shape import (
+    ATTENTIONS,
+    DEFAULT_ATTENTION,
+    DEFAULT_MLP,
+    MLPS,
+    PARAMS_TOLERANCE,
+    Shape,
+    korthikanti_profile,
+    transformer_shape,
+)
 from .totals import RunSize, run_size, run_totals
 
 __all__ = [

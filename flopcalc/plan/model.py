@@ -1,5 +1,6 @@
 """What a plan needs of a model: FLOPs per micro-batch, parameters, activations and shape, counted
-(`model_from_spec`, `model_from_report`) or from the parameter count (`model_from_params`, Korthikanti et al.)."""
+(`model_from_spec`, `model_from_report`) or from the parameter count and shape (`model_from_params`, with
+shape.py's formulas)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..compute import step_flops
-from ..counting.activations import ActivationProfile, SavedBytes
+from ..counting.activations import ActivationProfile
 from ..counting.report import ExpertLayer, unsupported_ops_note
 from ..errors import UsageError
 from ..predict import TransformerShape
 from ..spec import ModelSpec
 from .checks import positive, positive_int
+from .shape import DEFAULT_ATTENTION, DEFAULT_MLP, Shape, gemm_ffn, kernel_words, korthikanti_profile, transformer_shape
 
 if TYPE_CHECKING:
     from ..counting.report import CountReport
@@ -152,116 +154,6 @@ class PlanModel:
         return shape, tuple(lines)
 
 
-ATTENTIONS = ("flash", "math")  # a fused kernel keeps no s x s scores; eager ("math") attention keeps them
-MLPS = ("gelu", "swiglu")  # two matrices and a GELU, or three (gate, up, down) and a SiLU-gated product
-DEFAULT_ATTENTION = "flash"
-DEFAULT_MLP = "gelu"
-PARAMS_TOLERANCE = 0.10  # a --params further than this from its shape's count is refused
-
-
-@dataclass(frozen=True)
-class Shape:
-    """A transformer's shape as `plan --params` takes it: layers, hidden size, heads (and their width), key/value
-    heads, MLP width and kind, vocabulary, attention kernel."""
-
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    ffn: int
-    mlp: str
-    vocab: int | None
-    attention: str
-
-    @property
-    def kv_width(self) -> int:
-        return self.kv_heads * self.head_dim
-
-    @property
-    def layer_params(self) -> int:
-        """Weights of one block: Q and the output projection (h x heads x head_dim each), K and V (h x kv width
-        each), the MLP's 2 (GELU) or 3 (SwiGLU) matrices of h x ffn. Biases and norms (< 0.1%) are left out."""
-        attention = 2 * self.hidden * self.heads * self.head_dim + 2 * self.hidden * self.kv_width
-        return attention + (3 if self.mlp == "swiglu" else 2) * self.hidden * self.ffn
-
-    @property
-    def params(self) -> int:
-        """layers x layer_params + one vocab x hidden embedding (tied with the output layer, as GPT's): 12Lh^2 + Vh
-        for a GELU MLP of 4h, no grouped-query attention."""
-        return self.layers * self.layer_params + (self.vocab or 0) * self.hidden
-
-    def formula(self) -> str:
-        mlp = f"{3 if self.mlp == 'swiglu' else 2} x hidden x ffn ({'SwiGLU' if self.mlp == 'swiglu' else 'GELU'})"
-        embedding = " + vocab x hidden (one embedding, tied)" if self.vocab else " (no --vocab: no embedding)"
-        return (
-            f"N from the shape = layers x (2 x hidden x heads x head_dim + 2 x hidden x kv_heads x head_dim + {mlp})"
-            f"{embedding} = {self.params:,}; biases and norms not counted"
-        )
-
-
-def transformer_shape(
-    layers: int | None,
-    hidden: int | None,
-    heads: int | None,
-    *,
-    kv_heads: int | None = None,
-    ffn: int | None = None,
-    vocab: int | None = None,
-    head_dim: int | None = None,
-    mlp: str = DEFAULT_MLP,
-    attention: str = DEFAULT_ATTENTION,
-) -> Shape | None:
-    """The shape given by --layers, --hidden and --heads (all or none), each value checked; None when none."""
-    shape = {"--layers": layers, "--hidden": hidden, "--heads": heads}
-    given = [flag for flag, value in shape.items() if value is not None]
-    extra = [
-        flag
-        for flag, value in (("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab), ("--head-dim", head_dim))
-        if value is not None
-    ]
-    extra += [
-        flag
-        for flag, value, default in (("--mlp", mlp, DEFAULT_MLP), ("--attention", attention, DEFAULT_ATTENTION))
-        if value != default
-    ]
-    if mlp not in MLPS:
-        raise UsageError(f"--mlp must be {' or '.join(MLPS)}, got {mlp!r}")
-    if attention not in ATTENTIONS:
-        raise UsageError(f"--attention must be {' or '.join(ATTENTIONS)}, got {attention!r}")
-    if given and len(given) < 3:
-        raise UsageError(
-            f"{', '.join(given)} without {', '.join(f for f in shape if f not in given)}",
-            "a transformer shape is --layers, --hidden and --heads together",
-        )
-    if extra and not given:
-        raise UsageError(f"{', '.join(extra)} need{'s' if len(extra) == 1 else ''} --layers, --hidden and --heads")
-    for flag, value in (
-        *shape.items(),
-        ("--kv-heads", kv_heads),
-        ("--ffn", ffn),
-        ("--vocab", vocab),
-        ("--head-dim", head_dim),
-    ):
-        if value is not None:
-            positive_int(value, flag)
-    if not given:
-        return None
-    if head_dim is None and hidden % heads:
-        raise UsageError(
-            f"--hidden {hidden} is not divisible by --heads {heads}", "hidden = heads x head size, or give --head-dim"
-        )
-    kv = heads if kv_heads is None else kv_heads
-    if heads % kv:
-        raise UsageError(
-            f"--heads {heads} is not divisible by --kv-heads {kv}", "each K/V head serves whole query heads"
-        )
-    if ffn is None:
-        # SwiGLU's three matrices at 8h/3 hold the parameters of GELU's two at 4h (Shazeer 2020)
-        ffn = round(8 * hidden / 3) if mlp == "swiglu" else 4 * hidden
-    return Shape(layers, hidden, heads, kv, head_dim or hidden // heads, ffn, mlp, vocab, attention)
-
-
 def model_from_params(
     params: float | None,
     seq_len: int | None,
@@ -291,107 +183,6 @@ def model_from_params(
     shape = transformer_shape(
         layers, hidden, heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab, head_dim=head_dim, mlp=mlp, attention=attention
     )
-    method = []
-    if params is None:
-        if shape is None:
-            raise UsageError(
-                "nothing to plan", "give --params N, or the shape (--layers, --hidden, --heads) to derive it"
-            )
-        n = float(shape.params)
-        method.append(f"--params not given: {shape.formula()}")
-    else:
-        n = positive(params, "--params")
-        if (
-            shape is not None
-            and params_tolerance is not None
-            and abs(n - shape.params) > params_tolerance * shape.params
-        ):
-            given = " ".join(
-                f"{flag} {value}"
-                for flag, value in (
-                    ("--layers", layers),
-                    ("--hidden", hidden),
-                    ("--heads", heads),
-                    ("--kv-heads", kv_heads),
-                    ("--head-dim", head_dim),
-                    ("--ffn", ffn),
-                    ("--vocab", vocab),
-                )
-                if value is not None
-            )
-            raise UsageError(
-                f"--params {n:.4g} is {abs(n / shape.params - 1):.0%} away from the {shape.params:,} "
-                f"({shape.params:.4g}) parameters of {given} ({shape.mlp} MLP of {shape.ffn}), more "
-                f"than {params_tolerance:.0%}",
-                "fix the shape (--ffn, --mlp swiglu, --kv-heads, --vocab) or --params, or leave "
-                "--params out to take the shape's",
-            )
-    s = None if seq_len is None else positive_int(seq_len, "--seq-len")
-    notes: list[str] = []
-    activations = None
-    attention_flops = 0.0
-    forward = 0.0 if s is None else 2 * n * s
-    if s is not None:
-        method.append("--params: forward 2N FLOPs per token (Kaplan et al. 2020), backward 2x forward")
-    if shape is not None:
-        if shape.mlp == "swiglu":
-            method.append(f"SwiGLU MLP: 3 matrices of hidden x ffn = {shape.hidden} x {shape.ffn} per layer")
-        if s is not None:
-            attention_flops = 4.0 * shape.layers * s * s * shape.heads * shape.head_dim
-            forward += attention_flops
-            activations = korthikanti_profile(
-                shape.layers,
-                shape.hidden,
-                shape.heads,
-                s,
-                kv_heads=shape.kv_heads,
-                ffn=shape.ffn,
-                params=n,
-                head_dim=shape.head_dim,
-                mlp=shape.mlp,
-                attention=shape.attention,
-            )
-            method.append(
-                "--params with a shape: attention products 4 x layers x seq x heads x head_dim FLOPs per "
-                f"token added; activations by Korthikanti et al. 2022 ({_kernel(shape.attention)}, dropout, "
-                f"{'SwiGLU' if shape.mlp == 'swiglu' else 'GELU'} MLP); embedding and output-layer "
-                "activations and the loss are not included"
-            )
-        else:
-            per_token = korthikanti_profile(
-                shape.layers,
-                shape.hidden,
-                shape.heads,
-                1,
-                kv_heads=shape.kv_heads,
-                ffn=shape.ffn,
-                head_dim=shape.head_dim,
-                mlp=shape.mlp,
-                attention="flash",
-            )
-            kept = per_token.blocks_total
-            scores = (
-                f" + {5 * shape.layers * shape.heads} x s^2 bytes of attention scores (--attention math)"
-                if shape.attention == "math"
-                else ""
-            )
-            notes.append(
-                f"activations need --seq-len: per sequence of s tokens, {kept.bytes_at(2):,.0f} x s bytes "
-                f"at 16 bits ({shape.layers} layers, Korthikanti et al. 2022, {_kernel(shape.attention)})"
-                f"{scores}, before tensor/sequence parallelism and recomputation divide them"
-            )
-    elif s is not None:
-        method.append(
-            "--params without --layers/--hidden/--heads: activations unknown, so memory is model states "
-            "only, and tensor and pipeline parallelism are not planned"
-        )
-    else:
-        notes.append("activations need --seq-len and the shape (--layers, --hidden, --heads)")
-    if s is None:
-        method.append(
-            "no --seq-len: model states only (weights, gradients, optimizer after ZeRO); FLOPs per example, "
-            "step time and activations need --seq-len"
-        )
     described = (
         ("--layers", layers),
         ("--hidden", hidden),
@@ -401,17 +192,21 @@ def model_from_params(
         ("--ffn", ffn),
         ("--vocab", vocab),
     )
-    words = [f"--params {n:.4g}"] if params is not None else []
-    words += [f"--seq-len {s}"] if s is not None else []
-    words += [f"{flag} {value}" for flag, value in described if value]
-    if shape is not None and mlp != DEFAULT_MLP:
-        words.append(f"--mlp {mlp}")
-    if shape is not None and attention != DEFAULT_ATTENTION:
-        words.append(f"--attention {attention}")
-    if params is None:
-        words.append(f"(N = {n:.4g} from the shape)")
+    n, method = _params_count(params, shape, params_tolerance, described)
+    s = None if seq_len is None else positive_int(seq_len, "--seq-len")
+    forward = 0.0 if s is None else 2 * n * s
+    if s is not None:
+        method.append("--params: forward 2N FLOPs per token (Kaplan et al. 2020), backward 2x forward")
+    attention_flops, activations, shape_method, notes = _shape_flops_and_activations(shape, n, s)
+    forward += attention_flops
+    method += shape_method
+    if s is None:
+        method.append(
+            "no --seq-len: model states only (weights, gradients, optimizer after ZeRO); FLOPs per example, "
+            "step time and activations need --seq-len"
+        )
     return PlanModel(
-        source=" ".join(words),
+        source=_params_source(params, n, s, described, shape, mlp, attention),
         params=int(round(n)),
         batch=1,
         forward_flops=forward,
@@ -428,74 +223,116 @@ def model_from_params(
         notes=tuple(notes),
         flops_known=s is not None,
         vocab=vocab,
-        ffn=_gemm_ffn(shape),
+        ffn=gemm_ffn(shape),
         fused_attention=shape is not None and shape.attention == "flash",
         head_dim=head_dim,
         shape_source="--layers, --hidden, --heads" if shape is not None else "",
     )
 
 
-def _gemm_ffn(shape: Shape | None) -> int | None:
-    """The MLP width the step-time model's two-matrix MLP takes: a SwiGLU's three h x ffn matrices do the
-    GEMM FLOPs of two h x 1.5 ffn ones."""
+def _params_count(
+    params: float | None, shape: Shape | None, params_tolerance: float | None, described: tuple
+) -> tuple[float, list[str]]:
+    """N: the one given (checked against the shape's within `params_tolerance`) or the shape's, and how."""
+    if params is None:
+        if shape is None:
+            raise UsageError(
+                "nothing to plan", "give --params N, or the shape (--layers, --hidden, --heads) to derive it"
+            )
+        return float(shape.params), [f"--params not given: {shape.formula()}"]
+    n = positive(params, "--params")
+    if shape is not None and params_tolerance is not None and abs(n - shape.params) > params_tolerance * shape.params:
+        given = " ".join(f"{flag} {value}" for flag, value in described if value is not None)
+        raise UsageError(
+            f"--params {n:.4g} is {abs(n / shape.params - 1):.0%} away from the {shape.params:,} "
+            f"({shape.params:.4g}) parameters of {given} ({shape.mlp} MLP of {shape.ffn}), more "
+            f"than {params_tolerance:.0%}",
+            "fix the shape (--ffn, --mlp swiglu, --kv-heads, --vocab) or --params, or leave "
+            "--params out to take the shape's",
+        )
+    return n, []
+
+
+def _shape_flops_and_activations(
+    shape: Shape | None, n: float, s: int | None
+) -> tuple[float, ActivationProfile | None, list[str], list[str]]:
+    """What the shape adds to 2N: the attention products' forward FLOPs per example, the activations (with s),
+    and the method and notes lines saying so or what is missing."""
+    method: list[str] = []
     if shape is None:
-        return None
-    return round(1.5 * shape.ffn) if shape.mlp == "swiglu" else shape.ffn
+        if s is not None:
+            method.append(
+                "--params without --layers/--hidden/--heads: activations unknown, so memory is model states "
+                "only, and tensor and pipeline parallelism are not planned"
+            )
+            return 0.0, None, method, []
+        return 0.0, None, method, ["activations need --seq-len and the shape (--layers, --hidden, --heads)"]
+    if shape.mlp == "swiglu":
+        method.append(f"SwiGLU MLP: 3 matrices of hidden x ffn = {shape.hidden} x {shape.ffn} per layer")
+    if s is None:
+        return 0.0, None, method, [_activations_per_sequence(shape)]
+    attention_flops = 4.0 * shape.layers * s * s * shape.heads * shape.head_dim
+    activations = korthikanti_profile(
+        shape.layers,
+        shape.hidden,
+        shape.heads,
+        s,
+        kv_heads=shape.kv_heads,
+        ffn=shape.ffn,
+        params=n,
+        head_dim=shape.head_dim,
+        mlp=shape.mlp,
+        attention=shape.attention,
+    )
+    method.append(
+        "--params with a shape: attention products 4 x layers x seq x heads x head_dim FLOPs per "
+        f"token added; activations by Korthikanti et al. 2022 ({kernel_words(shape.attention)}, dropout, "
+        f"{'SwiGLU' if shape.mlp == 'swiglu' else 'GELU'} MLP); embedding and output-layer "
+        "activations and the loss are not included"
+    )
+    return attention_flops, activations, method, []
 
 
-def _kernel(attention: str) -> str:
+def _activations_per_sequence(shape: Shape) -> str:
+    """Without --seq-len: the activations of one sequence of s tokens, as a formula in s."""
+    per_token = korthikanti_profile(
+        shape.layers,
+        shape.hidden,
+        shape.heads,
+        1,
+        kv_heads=shape.kv_heads,
+        ffn=shape.ffn,
+        head_dim=shape.head_dim,
+        mlp=shape.mlp,
+        attention="flash",
+    )
+    kept = per_token.blocks_total
+    scores = (
+        f" + {5 * shape.layers * shape.heads} x s^2 bytes of attention scores (--attention math)"
+        if shape.attention == "math"
+        else ""
+    )
     return (
-        "flash attention: no s x s scores kept" if attention == "flash" else "materialised attention: s x s scores kept"
+        f"activations need --seq-len: per sequence of s tokens, {kept.bytes_at(2):,.0f} x s bytes "
+        f"at 16 bits ({shape.layers} layers, Korthikanti et al. 2022, {kernel_words(shape.attention)})"
+        f"{scores}, before tensor/sequence parallelism and recomputation divide them"
     )
 
 
-def korthikanti_profile(
-    layers: int,
-    hidden: int,
-    heads: int,
-    seq_len: int,
-    *,
-    kv_heads: int | None = None,
-    ffn: int | None = None,
-    params: float = 0,
-    head_dim: int | None = None,
-    mlp: str = "gelu",
-    attention: str = "math",
-) -> ActivationProfile:
-    """Korthikanti et al. 2022's activations of one sequence through `layers` GPT blocks, as an ActivationProfile.
-
-    Per block (s tokens, h hidden, a heads, 16-bit = 2 bytes per element, dropout masks 1 byte):
-    replicated 10sh bytes (the two LayerNorm inputs 4sh, the QKV and MLP inputs 4sh, two dropout masks 2sh),
-    split 24sh (Q, K, V 6sh, the output projection's input 2sh, the GELU's input and output 16sh with a 4h MLP),
-    scores 5as^2 (softmax output 2as^2, its dropout mask as^2 and output 2as^2): sh(34 + 5as/h) in all.
-    A SwiGLU MLP keeps four ffn-wide tensors instead of two (the gate and up outputs, the SiLU's output, their
-    product); `attention="flash"` keeps no scores (a fused kernel re-computes them in the backward).
-    """
-    s, h, a = seq_len, hidden, heads
-    width = h if head_dim is None else a * head_dim  # Q's (and the attention output's) width
-    kv_width = width * (kv_heads or heads) // heads
-    inner = ffn or 4 * h
-    mlp_tensors = 4 if mlp == "swiglu" else 2
-    per_block_replicated = SavedBytes(4 * s * h, 2 * s * h)
-    per_block_split = SavedBytes(s * width + 2 * s * kv_width + s * width + mlp_tensors * s * inner, 0)
-    per_block_scores = SavedBytes(2 * a * s * s, a * s * s) if attention == "math" else SavedBytes(0, 0)
-    blocks = per_block_replicated.scaled(layers), per_block_split.scaled(layers), per_block_scores.scaled(layers)
-    return ActivationProfile(
-        batch_size=1,
-        total=blocks[0] + blocks[1] + blocks[2],
-        blocks="(formula)",
-        layers=layers,
-        block_replicated=blocks[0],
-        block_split=blocks[1],
-        block_scores=blocks[2],
-        block_input=SavedBytes(s * h * layers, 0),
-        params=int(params),
-        block_params=int(params),
-        hidden=h,
-        seq_len=s,
-        heads=a,
-        kv_heads=kv_heads or heads,
-    )
+def _params_source(
+    params: float | None, n: float, s: int | None, described: tuple, shape: Shape | None, mlp: str, attention: str
+) -> str:
+    """The options that describe the model, as the plan's source line."""
+    words = [f"--params {n:.4g}"] if params is not None else []
+    words += [f"--seq-len {s}"] if s is not None else []
+    words += [f"{flag} {value}" for flag, value in described if value]
+    if shape is not None and mlp != DEFAULT_MLP:
+        words.append(f"--mlp {mlp}")
+    if shape is not None and attention != DEFAULT_ATTENTION:
+        words.append(f"--attention {attention}")
+    if params is None:
+        words.append(f"(N = {n:.4g} from the shape)")
+    return " ".join(words)
 
 
 def model_from_report(
@@ -528,12 +365,7 @@ def model_from_report(
             positive_int(value, flag)
     heads = heads if heads is not None else profile.heads
     kv_heads = kv_heads if kv_heads is not None else (profile.kv_heads if profile.heads == heads else heads)
-    first = report.inputs[0] if report.inputs else None
-    tokens = None
-    if first is not None and len(first.shape) >= 2 and not first.dtype.startswith(("float", "bfloat", "complex")):
-        tokens = first.shape[1]
-    elif profile.seq_len:
-        tokens = profile.seq_len
+    tokens = _tokens_per_example(report, profile)
     if report.transformer is not None:
         shape_source = f"{report.transformer.source} and the graph (the blocks' input, the attention calls)"
     else:
@@ -568,6 +400,15 @@ def model_from_report(
             "fused kernel keeps it, dropout masks 1 byte",
         ),
     )
+
+
+def _tokens_per_example(report: CountReport, profile: ActivationProfile) -> int | None:
+    """Tokens per example: the second dimension of an integer first input (token ids), else the sequence
+    length the activations' pass saw."""
+    first = report.inputs[0] if report.inputs else None
+    if first is not None and len(first.shape) >= 2 and not first.dtype.startswith(("float", "bfloat", "complex")):
+        return first.shape[1]
+    return profile.seq_len or None
 
 
 def model_from_spec(spec: ModelSpec, *, heads: int | None = None, kv_heads: int | None = None) -> PlanModel:

@@ -204,37 +204,8 @@ def predict_step(shape: TransformerShape, layout: TrainingLayout, profile: Devic
         if layout.stage_split
         else stage_layers(shape.layers, pp)
     )
-    layer_forward = ops_s(layer.forward, profile)
-    layer_backward = ops_s(layer.backward, profile)
-    layer_fwd_comm = _comm_s(layer.forward_comm, profile, layout)
-    layer_bwd_comm = _comm_s(layer.backward_comm, profile, layout)
-    if layout.recompute == "full":
-        layer_recompute, layer_recompute_comm = layer_forward, layer_fwd_comm
-    elif layout.recompute == "selective":
-        layer_recompute, layer_recompute_comm = ops_s(layer.attention_core, profile), 0.0
-    else:
-        layer_recompute = layer_recompute_comm = 0.0
-    p2p = 0.0
-    if pp > 1:  # per micro-batch: each of the v chunks receives its input and sends its gradient back
-        piece = shape.seq_len * b * shape.hidden * ACTIVATION_BYTES / tp
-        network = profile.network(_scope(pp, tp * dp, layout))
-        sends = 2 * v
-        p2p = sends * collective_s(network, "p2p", piece, 2)
-        if tp > 1 and not sp:  # the scatter/gather optimisation: all-gather the received slices inside the node
-            p2p += sends * collective_s(profile.network(_scope(tp, 1, layout)), "all_gather", piece * tp, tp)
-    stages = []
-    for index, layers in enumerate(split):
-        extras: list[LayerWork] = []
-        if index == 0:
-            extras.append(embedding)
-        if index == pp - 1:
-            extras.append(head)
-        forward = layers * layer_forward + sum(ops_s(w.forward, profile) for w in extras)
-        backward = layers * layer_backward + sum(ops_s(w.backward, profile) for w in extras)
-        comm = layers * (layer_fwd_comm + layer_bwd_comm + layer_recompute_comm) + sum(
-            _comm_s(w.forward_comm + w.backward_comm, profile, layout) for w in extras
-        )
-        stages.append(StageTime(index, layers, forward, backward, layers * layer_recompute, comm, p2p))
+    p2p = _pipeline_p2p_s(shape, layout, profile, sp)
+    stages = _stage_times(split, layer, embedding, head, p2p, layout, profile)
     slowest = max(stages, key=lambda stage: stage.total_s)
     slots = pipeline_slots(pp, m, v)
     # model states of the slowest stage on one GPU
@@ -250,6 +221,82 @@ def predict_step(shape: TransformerShape, layout: TrainingLayout, profile: Devic
     optimizer_bytes = optimizer_params * OPTIMIZER_BYTES_PER_PARAM
     optimizer = optimizer_bytes / profile.memory.achieved(optimizer_bytes / MB)
     step = slots * slowest.total_s + dp_exposed + embedding_sync + optimizer
+    model_flops, hardware_flops = _step_flops(shape, layer, head, layout)
+    return StepPrediction(
+        step,
+        slowest,
+        slots,
+        bubble_fraction(pp, m, v) if pp > 1 else 0.0,
+        dp_comm,
+        dp_exposed,
+        embedding_sync,
+        optimizer,
+        model_flops,
+        hardware_flops,
+        layout.num_gpus,
+        profile.matmul.peak,
+        profile.sources(),
+        OVERLAP_RULES,
+    )
+
+
+def _pipeline_p2p_s(shape: TransformerShape, layout: TrainingLayout, profile: DeviceProfile, sp: bool) -> float:
+    """Seconds of pipeline sends per micro-batch: each of the v chunks receives its input and sends its gradient
+    back (0 without pipeline parallelism)."""
+    tp, pp, dp = layout.tp, layout.pp, layout.dp
+    if pp <= 1:
+        return 0.0
+    piece = shape.seq_len * layout.micro_batch * shape.hidden * ACTIVATION_BYTES / tp
+    network = profile.network(_scope(pp, tp * dp, layout))
+    sends = 2 * layout.virtual
+    p2p = sends * collective_s(network, "p2p", piece, 2)
+    if tp > 1 and not sp:  # the scatter/gather optimisation: all-gather the received slices inside the node
+        p2p += sends * collective_s(profile.network(_scope(tp, 1, layout)), "all_gather", piece * tp, tp)
+    return p2p
+
+
+def _stage_times(
+    split,
+    layer: LayerWork,
+    embedding: LayerWork,
+    head: LayerWork,
+    p2p: float,
+    layout: TrainingLayout,
+    profile: DeviceProfile,
+) -> list[StageTime]:
+    """Each pipeline stage's forward, backward, recomputation and communication seconds per micro-batch: its
+    layers, the embedding on the first stage and the head on the last."""
+    layer_forward = ops_s(layer.forward, profile)
+    layer_backward = ops_s(layer.backward, profile)
+    layer_fwd_comm = _comm_s(layer.forward_comm, profile, layout)
+    layer_bwd_comm = _comm_s(layer.backward_comm, profile, layout)
+    if layout.recompute == "full":
+        layer_recompute, layer_recompute_comm = layer_forward, layer_fwd_comm
+    elif layout.recompute == "selective":
+        layer_recompute, layer_recompute_comm = ops_s(layer.attention_core, profile), 0.0
+    else:
+        layer_recompute = layer_recompute_comm = 0.0
+    stages = []
+    for index, layers in enumerate(split):
+        extras: list[LayerWork] = []
+        if index == 0:
+            extras.append(embedding)
+        if index == layout.pp - 1:
+            extras.append(head)
+        forward = layers * layer_forward + sum(ops_s(w.forward, profile) for w in extras)
+        backward = layers * layer_backward + sum(ops_s(w.backward, profile) for w in extras)
+        comm = layers * (layer_fwd_comm + layer_bwd_comm + layer_recompute_comm) + sum(
+            _comm_s(w.forward_comm + w.backward_comm, profile, layout) for w in extras
+        )
+        stages.append(StageTime(index, layers, forward, backward, layers * layer_recompute, comm, p2p))
+    return stages
+
+
+def _step_flops(
+    shape: TransformerShape, layer: LayerWork, head: LayerWork, layout: TrainingLayout
+) -> tuple[float, float]:
+    """The step's model FLOPs (3x the forward GEMMs) and hardware FLOPs (plus the recomputed forward)."""
+    tp, m, dp = layout.tp, layout.micro_batches, layout.dp
     per_micro_batch = (shape.layers * _gemm_flops(layer.forward) + _gemm_flops(head.forward)) * tp
     model_flops = 3 * per_micro_batch * m * dp
     recomputed = (
@@ -261,22 +308,7 @@ def predict_step(shape: TransformerShape, layout: TrainingLayout, profile: Devic
         * m
         * dp
     )
-    return StepPrediction(
-        step,
-        slowest,
-        slots,
-        bubble_fraction(pp, m, v) if pp > 1 else 0.0,
-        dp_comm,
-        dp_exposed,
-        embedding_sync,
-        optimizer,
-        model_flops,
-        model_flops + recomputed,
-        layout.num_gpus,
-        profile.matmul.peak,
-        profile.sources(),
-        OVERLAP_RULES,
-    )
+    return model_flops, model_flops + recomputed
 
 
 def _data_parallel(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..files import to_json
-from ..plan import Plan, SearchResult
+from ..plan import Plan, RunTotals, SearchResult
 from ..units import GIB, format_number, format_si
 from .tabular import csv_text, markdown_text, table_text
 
@@ -74,9 +74,16 @@ def _tuning_rows(plan: Plan) -> list[list[str]]:
 
 
 def _rows(plan: Plan) -> list[list[str]]:
-    memory, step, capacity = plan.memory, plan.step, plan.gpu_memory_bytes
+    rows = _model_rows(plan) + _memory_rows(plan)
+    if plan.step is None:
+        return rows + [["time per step", "unknown", "needs --seq-len (FLOPs per example)"]]
+    return rows + _step_rows(plan) + (_run_rows(plan.training) if plan.training is not None else [])
+
+
+def _model_rows(plan: Plan) -> list[list[str]]:
+    """The model's parameters, its fine-tuning and its FLOPs per micro-batch."""
     factor = plan.layout.micro_batch / plan.model.batch
-    rows = [
+    return [
         ["parameters", format_number(plan.model.params), format_si(plan.model.params)],
         *_tuning_rows(plan),
         [
@@ -86,23 +93,30 @@ def _rows(plan: Plan) -> list[list[str]]:
         ]
         if plan.model.flops_known
         else ["forward per micro-batch", "unknown", "needs --seq-len"],
-        ["memory per GPU", "", _stage(plan)],
     ]
+
+
+def _memory_rows(plan: Plan) -> list[list[str]]:
+    """Memory per GPU, part by part against its capacity, and what is offloaded to the host."""
+    memory, capacity = plan.memory, plan.gpu_memory_bytes
+    rows = [["memory per GPU", "", _stage(plan)]]
     for name in ("weights", "gradients", "optimizer", "activations", *(("teacher",) if memory.teacher else ())):
         value = getattr(memory, name)
         rows.append([f"  {name}", _gb(value), _bar(value, capacity)])
     rows.append(["  total", _gb(memory.total), fits_text(plan)])
-    rows += _offload_rows(plan)
-    layout = plan.layout
-    if step is None:
-        return rows + [["time per step", "unknown", "needs --seq-len (FLOPs per example)"]]
+    return rows + _offload_rows(plan)
+
+
+def _step_rows(plan: Plan) -> list[list[str]]:
+    """The time per step: compute, each kind of communication, the bubble, the step and its MFU."""
+    step, layout = plan.step, plan.layout
     predicted = step.time_model == "predicted"
     timed = (
         "predicted: the step-time model on the device profile"
         if predicted
         else "FLOPs at peak x utilization, communication added"
     )
-    rows += [
+    rows = [
         [
             "time per step",
             "",
@@ -133,39 +147,38 @@ def _rows(plan: Plan) -> list[list[str]]:
                 + ("predicted, an output" if predicted else "peak x utilization, less the communication"),
             ]
         )
-    run = plan.training
-    if run is not None:
-        rows += [
-            ["whole run", "", ""],
-            ["  steps", format_number(run.steps), ""],
-            ["  model FLOPs", format_si(run.model_flops, "FLOP"), "forward + backward"],
-            ["  hardware FLOPs", format_si(run.hardware_flops, "FLOP"), "+ recomputation"],
+    return rows
+
+
+def _run_rows(run: RunTotals) -> list[list[str]]:
+    """The whole run: steps, FLOPs, wall clock, GPU-hours, MFU, and energy, emissions and cost when known."""
+    rows = [
+        ["whole run", "", ""],
+        ["  steps", format_number(run.steps), ""],
+        ["  model FLOPs", format_si(run.model_flops, "FLOP"), "forward + backward"],
+        ["  hardware FLOPs", format_si(run.hardware_flops, "FLOP"), "+ recomputation"],
+        [
+            "  wall clock",
+            f"{format_number(run.wall_clock_days, 4)} days",
+            f"{format_number(run.wall_clock_s / 3600, 4)} hours",
+        ],
+        ["  GPU-hours", format_number(run.gpu_hours, 4), ""],
+        ["  MFU", f"{run.mfu:.1%}", f"HFU {run.hfu:.1%}"],
+    ]
+    if run.energy_kwh is not None:
+        rows.append(
             [
-                "  wall clock",
-                f"{format_number(run.wall_clock_days, 4)} days",
-                f"{format_number(run.wall_clock_s / 3600, 4)} hours",
-            ],
-            ["  GPU-hours", format_number(run.gpu_hours, 4), ""],
-            ["  MFU", f"{run.mfu:.1%}", f"HFU {run.hfu:.1%}"],
-        ]
-        if run.energy_kwh is not None:
-            rows.append(
-                [
-                    "  energy",
-                    f"{format_number(run.energy_kwh, 4)} kWh",
-                    "TDP x GPU-hours x PUE (an upper estimate from board power)",
-                ]
-            )
-        if run.emissions_kg_co2e is not None and run.grid is not None:
-            rows.append(
-                [
-                    "  emissions",
-                    f"{format_number(run.emissions_kg_co2e, 4)} kg CO2e",
-                    f"kWh x {run.grid.describe()} / 1000",
-                ]
-            )
-        if run.cost is not None:
-            rows.append(["  cost", format_number(run.cost, 4), "GPU-hours x price"])
+                "  energy",
+                f"{format_number(run.energy_kwh, 4)} kWh",
+                "TDP x GPU-hours x PUE (an upper estimate from board power)",
+            ]
+        )
+    if run.emissions_kg_co2e is not None and run.grid is not None:
+        rows.append(
+            ["  emissions", f"{format_number(run.emissions_kg_co2e, 4)} kg CO2e", f"kWh x {run.grid.describe()} / 1000"]
+        )
+    if run.cost is not None:
+        rows.append(["  cost", format_number(run.cost, 4), "GPU-hours x price"])
     return rows
 
 

@@ -1,0 +1,136 @@
+"""The GPU options: the catalogue, the GPU and its precision, utilization, calibration, fleet size and the
+grid intensity emissions are priced at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ...catalog import most_common_variant
+from ...compute import check_utilization
+from ...emissions import GridIntensity
+from ...emissions import grid_intensity as resolve_grid
+from ...errors import UsageError
+from ...units import parse_fraction, parse_si_number
+
+CatalogOption = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--catalog",
+        metavar="FILE",
+        help="Extra GPU catalogue YAML file or folder, merged over the shipped one (repeatable; "
+        "also $FLOPCALC_GPU_SPECS).",
+    ),
+]
+PrecisionOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--precision",
+        "-p",
+        metavar="PRECISION",
+        help="fp64, fp32, tf32, bf16, fp16, fp8, fp4 or int8. Default: the GPU's "
+        "fastest dense 16-bit tensor precision (bf16, or fp16 where faster).",
+    ),
+]
+UtilizationOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--utilization",
+        "-u",
+        metavar="FRACTION",
+        help="Fraction of peak sustained, in (0, 1]: 0.3 or 30%. Default 0.3, "
+        "Epoch AI's recommendation for language models (0.4 for others).",
+    ),
+]
+CalibrationOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--calibration",
+        metavar="FILE|auto",
+        help="Use measured throughput from `flopcalc bench --save` (a FILE, or 'auto' for "
+        "the default file) instead of the datasheet: utilization is then a fraction of "
+        "measured, and --gpu is optional.",
+    ),
+]
+GridIntensityOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--grid-intensity",
+        metavar="G",
+        help="Carbon intensity of the grid in gCO2e/kWh, for kg CO2e = kWh x PUE x G / 1000 (or --region).",
+    ),
+]
+RegionOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--region",
+        metavar="CODE",
+        help="Country code (DE, FR, IN, WORLD...) whose yearly grid intensity "
+        "flopcalc ships (sourced and dated; docs/conversions.md), for kg CO2e.",
+    ),
+]
+NumGpusOption = Annotated[
+    str, typer.Option("--num-gpus", "-n", metavar="N", help="GPUs sharing the work (wall clock = GPU-hours / this).")
+]
+
+
+def common_variant(name: Optional[str]) -> Optional[str]:
+    """`V100`, `nvidia a100`, `H100` -> the family's most common variant's id (catalog.most_common_variant),
+    with its note on stderr; any other name unchanged."""
+    if name is None:
+        return None
+    variant = most_common_variant(name)
+    if variant is None:
+        return name
+    chosen, others = variant
+    typer.echo(
+        f"flopcalc: note: {name.strip()} taken as {chosen}, its most common variant; "
+        f"the others are {', '.join(others)} (pass one of these ids to --gpu)",
+        err=True,
+    )
+    return chosen
+
+
+GpuOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--gpu",
+        "-g",
+        metavar="NAME",
+        callback=common_variant,
+        help="GPU id, alias or torch.cuda.get_device_name() string (optional with --calibration); "
+        "a bare V100, A100 or H100 means V100-SXM2, A100-SXM4-80GB, H100-SXM.",
+    ),
+]
+
+
+# No run sustains less than 0.01% of peak; a smaller figure is a typo, and one of 1e-300 overflows a duration.
+SMALLEST_UTILIZATION = 1e-4
+
+
+def parse_utilization(text: Optional[str]) -> Optional[float]:
+    """`0.3` or `30%` -> 0.3; None stays None (the library's default applies, and says so)."""
+    if text is None:
+        return None
+    utilization = check_utilization(parse_fraction(text, "--utilization"))
+    if utilization < SMALLEST_UTILIZATION:
+        raise UsageError(
+            f"--utilization {text!r} is below {SMALLEST_UTILIZATION:g} (0.01%)",
+            "give a fraction of peak in [0.0001, 1], e.g. 0.3 or 30%",
+        )
+    return utilization
+
+
+def parse_num_gpus(text: str) -> int:
+    value = parse_si_number(text, "--num-gpus")
+    if value < 1 or value != int(value):
+        raise UsageError(f"--num-gpus must be a whole number >= 1, got {text!r}")
+    return int(value)
+
+
+def parse_grid(grid_intensity: str | None, region: str | None) -> GridIntensity | None:
+    """--grid-intensity G (gCO2e/kWh) or --region CODE, as the grid intensity emissions are priced at."""
+    value = None if grid_intensity is None else parse_si_number(grid_intensity, "--grid-intensity")
+    return resolve_grid(value, region)

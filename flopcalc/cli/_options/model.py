@@ -1,0 +1,191 @@
+"""The model options every command shares, parsed once into a ModelSpec."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ...errors import UsageError
+from ...loaders import is_named_model
+from ...spec import ModelSpec, parse_dims, parse_input_spec, parse_kwargs, split_python_source
+from ...units import LARGEST_WHOLE
+
+MODEL_HELP = (
+    "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, a Hugging Face config.json "
+    "or Hub id (org/name), or timm:NAME / torchvision:NAME"
+)
+
+
+def existing_model(source: Optional[str]) -> Optional[str]:
+    """A MODEL whose file is missing is a one-line error while the options are parsed, before torch is imported
+    (seconds on a cold start); what the file holds is the loaders' to judge. A Hub id or zoo name (no local
+    path of that spelling) is the loaders' to resolve."""
+    if source is None or is_named_model(source):
+        return source
+    python = split_python_source(source)
+    path = Path(python[0] if python else source)
+    if not path.exists():
+        raise UsageError(f"model file {path} not found", "check the path; it is relative to the current folder")
+    return source
+
+
+# Elements of one input tensor at most: counts stay exact in a float, and torch's int64 sizes never overflow.
+LARGEST_INPUT_ELEMENTS = 2**53
+
+
+def checked_inputs(inputs: list[str]) -> list[str]:
+    """Each --input's sizes checked while the options are parsed, before torch sees them: no dimension above
+    LARGEST_WHOLE, no tensor above LARGEST_INPUT_ELEMENTS elements (the form itself the spec parser judges)."""
+    for text in inputs or ():
+        shape = parse_input_spec(text).shape
+        elements = math.prod(shape)
+        if elements > LARGEST_INPUT_ELEMENTS:
+            raise UsageError(
+                f"--input {text!r} is too large", "a tensor is at most 2**53 elements (all dims multiplied)"
+            )
+    return inputs
+
+
+ModelArgument = Annotated[str, typer.Argument(metavar="MODEL", callback=existing_model, help=MODEL_HELP)]
+InputOption = Annotated[
+    list[str],
+    typer.Option(
+        "--input",
+        "-i",
+        metavar="SHAPE",
+        callback=checked_inputs,
+        help="An input tensor: SHAPE[:dtype] per positional argument, in order (1x3x224x224, "
+        "8,1024:int64), or NAME=SHAPE[:dtype] as a keyword (pixel_values=1x3x224x224). "
+        "Repeatable; positional ones replace the model's example inputs, named ones "
+        "replace or add one each.",
+    ),
+]
+BatchSizeOption = Annotated[
+    Optional[int],
+    typer.Option("--batch-size", "-b", metavar="N", help="Override the leading dimension of every input."),
+]
+SeqLenOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--seq-len",
+        metavar="TOKENS",
+        help="Tokens per sequence for a Hugging Face config.json (default min(max positions, 2048)).",
+    ),
+]
+DecoderSeqLenOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--decoder-seq-len",
+        metavar="TOKENS",
+        help="Decoder tokens of a Hugging Face encoder-decoder config (default: as many "
+        "as the encoder's tokens, within the decoder's max positions).",
+    ),
+]
+
+
+def checked_dims(dims: list[str]) -> list[str]:
+    """A malformed or oversized --dim is reported before MODEL is looked at (the option is eager)."""
+    for name, size in parse_dims(dims).items():
+        if size > LARGEST_WHOLE:
+            raise UsageError(f"--dim {name}={size} is too large", f"a dimension is at most {LARGEST_WHOLE:,}")
+    return dims
+
+
+DimOption = Annotated[
+    list[str],
+    typer.Option(
+        "--dim",
+        metavar="NAME=SIZE",
+        callback=checked_dims,
+        is_eager=True,
+        help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable).",
+    ),
+]
+KwargsOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--kwargs",
+        metavar="JSON",
+        help="JSON object passed to the model callable (or to timm's / torchvision's model builder).",
+    ),
+]
+RevisionOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--revision", metavar="REV", help="Branch, tag or commit of a Hugging Face Hub id (default: its main branch)."
+    ),
+]
+DeviceOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--device",
+        metavar="meta|cpu|cuda",
+        help="meta (default: no memory; falls back to cpu if the model cannot run there), cpu, or cuda.",
+    ),
+]
+FrozenOption = Annotated[
+    list[str],
+    typer.Option("--frozen", metavar="PATTERN", help="Freeze parameters/modules matching this pattern (repeatable)."),
+]
+CausalHalfOption = Annotated[
+    bool, typer.Option("--causal-half", help="Count causal attention over the lower triangle only.")
+]
+WeightsOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--weights",
+        metavar="FILE",
+        help="A state dict (torch.save) or .safetensors file "
+        "whose values replace the model's; names and shapes must match.",
+    ),
+]
+SparsityOption = Annotated[
+    bool,
+    typer.Option(
+        "--sparsity",
+        help="Read the weights' zeros (on the cpu): per weight the zero fraction and "
+        "2:4 / 4:8 pattern, and effective FLOPs with the products by a zero weight left out.",
+    ),
+]
+
+
+def model_spec(
+    model: str,
+    inputs: Iterable[str] = (),
+    batch_size: Optional[int] = None,
+    seq_len: Optional[int] = None,
+    dims: Iterable[str] = (),
+    kwargs: Optional[str] = None,
+    device: Optional[str] = None,
+    frozen: Iterable[str] = (),
+    causal_half: bool = False,
+    backward: bool = True,
+    decoder_seq_len: Optional[int] = None,
+    revision: Optional[str] = None,
+) -> ModelSpec:
+    """The ModelSpec of the shared model options, as typed on the command line."""
+    return ModelSpec(
+        model,
+        inputs=tuple(inputs),
+        batch_size=batch_size,
+        kwargs=parse_kwargs(kwargs),
+        seq_len=seq_len,
+        decoder_seq_len=decoder_seq_len,
+        dims=parse_dims(dims),
+        device=device,
+        frozen=tuple(frozen),
+        causal_half=causal_half,
+        backward=backward,
+        revision=revision,
+    )
+
+
+def no_model_options(command: str, **given: object) -> None:
+    """Commands that take a MODEL only optionally refuse model options without one."""
+    named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, False, (), [], "")]
+    if named:
+        raise UsageError(f"{', '.join(named)} need{'s' if len(named) == 1 else ''} a MODEL to {command}")
