@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Optional
 
 import typer
@@ -12,6 +13,8 @@ from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
     AdapterConfigOption,
+    AttentionAsMathOption,
+    AttentionWindowOption,
     BatchSizeOption,
     CalibrationOption,
     CatalogOption,
@@ -346,6 +349,8 @@ def plan_command(
     seq_len: PlanSeqLenOption = None,
     device: DeviceOption = None,
     revision: RevisionOption = None,
+    attention_window: AttentionWindowOption = None,
+    attention_as_math: AttentionAsMathOption = False,
     params: ParamsOption = None,
     layers: LayersOption = None,
     hidden: HiddenOption = None,
@@ -428,6 +433,10 @@ def plan_command(
         "--attention": None if attention == "flash" else attention,
     }
     spec = _spec(model, input, batch_size, seq_len, kwargs, device, shape, revision)
+    if spec is not None:
+        spec = replace(spec, attention_window=attention_window, attention_as_math=attention_as_math)
+    else:
+        no_model_options("plan", attention_window=attention_window, attention_as_math=attention_as_math)
     lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
     if base_dtype is not None and lora is None:
         raise UsageError("--base-dtype is the dtype of a LoRA base", "give --lora-rank R (or --adapter-config FILE)")

@@ -15,6 +15,8 @@ from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
     AdapterConfigOption,
+    AttentionAsMathOption,
+    AttentionWindowOption,
     BatchSizeOption,
     CalibrationOption,
     CatalogOption,
@@ -111,6 +113,8 @@ def train_command(
     batch_size: BatchSizeOption = None,
     kwargs: KwargsOption = None,
     revision: RevisionOption = None,
+    attention_window: AttentionWindowOption = None,
+    attention_as_math: AttentionAsMathOption = False,
     seq_len: SeqLenOption = None,
     decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
@@ -229,7 +233,17 @@ def train_command(
     spec = None
     if model is not None:
         spec = model_spec(
-            model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len, revision=revision
+            model,
+            input,
+            batch_size,
+            seq_len,
+            dim,
+            kwargs,
+            device,
+            decoder_seq_len=decoder_seq_len,
+            revision=revision,
+            attention_window=attention_window,
+            attention_as_math=attention_as_math,
         )
         spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
     else:
@@ -243,6 +257,8 @@ def train_command(
             dim=dim,
             device=device,
             revision=revision,
+            attention_window=attention_window,
+            attention_as_math=attention_as_math,
         )
         if weights is not None or sparsity or sparse_peak:
             raise UsageError(

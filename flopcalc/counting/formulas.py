@@ -345,6 +345,25 @@ def causal_pairs(len_q: int, len_k: int) -> int:
     return len_k * (len_k + 1) // 2 + (len_q - len_k) * len_k
 
 
+def _window_prefix(rows: int, window: int) -> int:
+    """sum of min(n, window) for n = 1..rows: the keys rows 0..rows-1 of a causal window see."""
+    if rows <= window:
+        return rows * (rows + 1) // 2
+    return window * (window + 1) // 2 + (rows - window) * window
+
+
+def windowed_causal_pairs(len_q: int, len_k: int, window: int) -> int:
+    """Query-key pairs a causal sliding window of `window` keys computes, as flash attention's windowed kernels
+    run it (window_size=(window - 1, 0)): the L queries are the last L positions of the S keys (bottom-right
+    aligned, as a KV cache decodes) and the query at position p sees min(p + 1, window) keys. With L > S the
+    rows are top-left aligned, as causal_pairs: row i sees min(i + 1, S, window)."""
+    if window < 1:
+        raise ValueError(f"attention window {window} must be at least 1")
+    if len_q <= len_k:
+        return _window_prefix(len_k, window) - _window_prefix(len_k - len_q, window)
+    return _window_prefix(len_q, min(window, len_k))
+
+
 # ------------------------------------------------------------------------------------------------ norms
 
 # Per element, normalising costs 5 FLOPs: the mean (1 add), subtracting it (1), squaring (1), the variance

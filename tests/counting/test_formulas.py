@@ -265,3 +265,29 @@ def test_max_unpool_moves_data_only_and_is_supported():
     x, indices = meta(1, 2, 4, 4), torch.zeros(1, 2, 4, 4, dtype=torch.long, device="meta")
     assert _call(aten.max_unpool2d.default, x, indices, [8, 8]) == {}
     assert "max_unpool2d" in str(FORMULAS[aten.max_unpool2d])
+
+
+def test_windowed_causal_pairs_by_hand():
+    # 6 tokens, window 3: the rows see 1, 2, 3, 3, 3, 3 keys
+    assert formulas.windowed_causal_pairs(6, 6, 3) == 1 + 2 + 3 + 3 + 3 + 3
+    # a window as long as the sequence is the causal triangle
+    assert formulas.windowed_causal_pairs(6, 6, 6) == causal_pairs(6, 6) == 21
+    assert formulas.windowed_causal_pairs(6, 6, 100) == 21
+    # decoding: the 2 queries are positions 4 and 5 of 6 keys (bottom-right), each seeing the window's 3 keys
+    assert formulas.windowed_causal_pairs(2, 6, 3) == 3 + 3
+    # one query at position 1 of 2 keys sees both
+    assert formulas.windowed_causal_pairs(1, 2, 3) == 2
+    # more queries than keys: top-left rows, capped by the keys and the window: 1, 2, 2, 2
+    assert formulas.windowed_causal_pairs(4, 3, 2) == 1 + 2 + 2 + 2
+
+
+def test_windowed_causal_pairs_against_a_mask_counted_cell_by_cell():
+    for len_q, len_k, window in ((7, 7, 1), (7, 7, 4), (3, 9, 4), (9, 9, 20), (5, 12, 5)):
+        offset = len_k - len_q
+        kept = sum(1 for i in range(len_q) for j in range(len_k) if 0 <= (i + offset) - j < window)
+        assert formulas.windowed_causal_pairs(len_q, len_k, window) == kept
+
+
+def test_windowed_causal_pairs_refuses_an_empty_window():
+    with pytest.raises(ValueError, match="at least 1"):
+        formulas.windowed_causal_pairs(4, 4, 0)
