@@ -423,3 +423,14 @@ def test_weights_that_do_not_match_and_sparsity_on_meta_are_one_line_errors(exam
     assert "does not match the model" in result.output and len(result.output.strip().splitlines()) == 1
     result = invoke("count", f"{examples / 'pruned.py'}:build", "--sparsity", "--device", "meta")
     assert result.exit_code == 2 and "meta device" in result.output
+
+
+def test_attention_window_and_as_math_contradict(examples):
+    config = examples / "hf" / "mistral-7b" / "config.json"
+    result = invoke("count", config, "--seq-len", 64, "--attention-window", 16, "--attention-as-math")
+    assert result.exit_code == 2
+    assert "contradict each other" in result.output
+    assert "Traceback" not in result.output
+    result = invoke("count", config, "--seq-len", 64, "--attention-window", 0)
+    assert result.exit_code == 2
+    assert "must be a whole number of keys >= 1" in result.output
