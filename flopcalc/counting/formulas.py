@@ -660,6 +660,69 @@ for _taps, _ops in (
     register(*(f"{op}_backward" for op in _ops), category="pool")(_backward)
 
 
+def _aa_scale(input_size: int, output_size: int, align_corners: bool, scale: float | None) -> float:
+    """Input pixels per output pixel, as torch's area_pixel_compute_scale works it out."""
+    if align_corners:
+        return (input_size - 1) / (output_size - 1) if output_size > 1 else 0.0
+    return 1.0 / scale if scale is not None and scale > 0 else input_size / output_size
+
+
+def antialias_taps(input_size: int, output_size: int, interp_size: int, align_corners: bool, scale=None) -> int:
+    """Input elements read along one dimension by antialiased resampling, summed over the output positions.
+    Downscaling by s widens the filter's support to s times interp_size/2 (interp_size 2 bilinear, 4 bicubic);
+    output i, centred on s*(i + 0.5), reads the inputs from int(centre - support + 0.5) (at least 0) up to
+    int(centre + support + 0.5) (at most the input size), as torch's separable CPU/CUDA kernels loop."""
+    ratio = _aa_scale(input_size, output_size, align_corners, scale)
+    support = interp_size * 0.5 * ratio if ratio >= 1.0 else interp_size * 0.5
+    taps = 0
+    for i in range(output_size):
+        centre = ratio * (i + 0.5)
+        first = max(int(centre - support + 0.5), 0)
+        taps += min(int(centre + support + 0.5), input_size) - first
+    return taps
+
+
+def _antialias(interp_size: int) -> tuple[Callable[..., dict], Callable[..., dict]]:
+    """Antialiased 2-D interpolation (F.interpolate(..., antialias=True)). The forward is separable, as torch
+    runs it: a horizontal pass over every input row (skipped when the width is unchanged), then a vertical pass
+    over every output column (skipped when the height is unchanged); each output of a pass is one multiply-add
+    per tap (2 FLOPs). The backward scatters each output gradient to its taps in both directions at once: a
+    multiply-add per (row tap, column tap) pair. Weights depend on the output position only, not counted."""
+
+    def taps(input_size, output_size, align_corners, scale):
+        return antialias_taps(int(input_size), int(output_size), interp_size, bool(align_corners), scale)
+
+    def forward(x, output_size, align_corners, scales_h=None, scales_w=None, *_, out=None, **__) -> int:
+        *outer, in_h, in_w = x
+        out_h, out_w = output_size
+        planes = math.prod(outer)
+        flops = 0
+        if out_w != in_w:
+            flops += 2 * planes * in_h * taps(in_w, out_w, align_corners, scales_w)
+        if out_h != in_h:
+            flops += 2 * planes * out_w * taps(in_h, out_h, align_corners, scales_h)
+        return flops
+
+    def backward(
+        grad_out, output_size, input_size, align_corners, scales_h=None, scales_w=None, *_, out=None, **__
+    ) -> int:
+        *outer, in_h, in_w = input_size
+        out_h, out_w = output_size
+        rows = taps(in_h, out_h, align_corners, scales_h)
+        columns = taps(in_w, out_w, align_corners, scales_w)
+        return 2 * math.prod(outer) * rows * columns
+
+    forward.__name__ = f"antialias_x{interp_size}_flops"
+    backward.__name__ = f"antialias_x{interp_size}_backward_flops"
+    return forward, backward
+
+
+for _interp_size, _op in ((2, "_upsample_bilinear2d_aa"), (4, "_upsample_bicubic2d_aa")):
+    _forward, _backward = _antialias(_interp_size)
+    register(_op, category="pool")(_forward)
+    register(f"{_op}_backward", category="pool")(_backward)
+
+
 @register(
     "upsample_nearest1d_backward",
     "upsample_nearest2d_backward",

@@ -443,3 +443,31 @@ def test_batch_norm_input_gradient_depends_on_whose_statistics(train, input_grad
         lambda: nn.BatchNorm2d(4), lambda: torch.randn(2, 4, 5, 5).requires_grad_(), train=train
     )
     assert report.backward == elements * (input_grad_per_element + 2 + 1)  # + weight (2) and bias (1) gradients
+
+
+@pytest.mark.parametrize(
+    "size, mode, forward, backward",
+    [
+        # 8 -> 4, bilinear: support 1 x 2 = 2 inputs either side of centres 1, 3, 5, 7: 3 + 4 + 4 + 3 = 14 taps;
+        # a horizontal pass over the 8 input rows, then a vertical one over the 4 output columns, per plane (6)
+        ((4, 4), "bilinear", 2 * 6 * (8 * 14 + 4 * 14), 2 * 6 * 14 * 14),
+        # bicubic: support 2 x 2 = 4: 5 + 7 + 7 + 5 = 24 taps
+        ((4, 4), "bicubic", 2 * 6 * (8 * 24 + 4 * 24), 2 * 6 * 24 * 24),
+        # only the width changes: the vertical pass is skipped; the backward still loops the rows' taps (8 -> 8
+        # at support 1: 2 each, 1 for the last, 15 in all; the second's weight is 0)
+        ((8, 4), "bilinear", 2 * 6 * 8 * 14, 2 * 6 * 15 * 14),
+        # 8 -> 16 upsampling keeps the support at 1: outputs read 1, 2, ..., 2, 1 inputs (30 taps per 16)
+        ((16, 16), "bilinear", 2 * 6 * (8 * 30 + 16 * 30), 2 * 6 * 30 * 30),
+    ],
+    ids=["bilinear-down", "bicubic-down", "width-only", "bilinear-up"],
+)
+def test_antialiased_interpolation_counts_its_separable_passes(size, mode, forward, backward):
+    report = _same_on_meta_and_cpu(
+        lambda: Resample(lambda x: F.interpolate(x, size=size, mode=mode, antialias=True)),
+        lambda: torch.randn(2, 3, 8, 8),
+    )
+    elements = 2 * 3 * 8 * 8  # the x * scale multiply, and its gradient
+    assert report.forward == elements + forward
+    resample_backward = report.backward - report.layer("").backward_by_category["reduction"]
+    assert resample_backward - elements == backward
+    assert not report.unsupported_ops

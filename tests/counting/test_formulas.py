@@ -291,3 +291,22 @@ def test_windowed_causal_pairs_against_a_mask_counted_cell_by_cell():
 def test_windowed_causal_pairs_refuses_an_empty_window():
     with pytest.raises(ValueError, match="at least 1"):
         formulas.windowed_causal_pairs(4, 4, 0)
+
+
+def test_antialias_taps_by_hand_and_against_the_kernel_impulse_responses():
+    # 8 -> 4 bilinear: support 2 around centres 1, 3, 5, 7: inputs [0, 3), [1, 5), [3, 7), [5, 8)
+    assert formulas.antialias_taps(8, 4, 2, False) == 3 + 4 + 4 + 3
+    # align_corners, 9 -> 5: scale (9 - 1) / (5 - 1) = 2, support 2 around centres 1, 3, 5, 7, 9
+    assert formulas.antialias_taps(9, 5, 2, True) == 3 + 4 + 4 + 4 + 2
+    # an explicit scale factor of 1/2 sets the scale, whatever the sizes
+    assert formulas.antialias_taps(8, 4, 2, False, 0.5) == 14
+    # every input an output depends on (a nonzero impulse response) lies inside the taps counted for it
+    for mode, interp_size in (("bilinear", 2), ("bicubic", 4)):
+        for size_in, size_out in ((8, 4), (10, 3), (5, 9)):
+            read = 0
+            for j in range(size_in):
+                x = torch.zeros(1, 1, 1, size_in, dtype=torch.float64)
+                x[..., j] = 1
+                y = torch.nn.functional.interpolate(x, size=(1, size_out), mode=mode, antialias=True)
+                read += int((y.abs() > 1e-12).sum())
+            assert read <= formulas.antialias_taps(size_in, size_out, interp_size, False)
