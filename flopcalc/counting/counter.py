@@ -105,6 +105,7 @@ class _Context:
     # of an attention call: its (forward, backward) FLOPs, charged once each (see _attention_context)
     attention_flops: tuple[int, int] | None = None
     windowed: bool = False  # an attention call counted over a sliding window
+    uncut: bool = False  # a bidirectional attention call longer than the sliding window, counted whole
 
 
 class _Attribution:
@@ -170,7 +171,7 @@ class _ScopeMode(TorchFunctionMode):
         self.attribution = attribution
         self.causal_half = causal_half
         self.attention_window = attention_window
-        self.windowed_calls = 0  # attention calls counted over the window
+        self.windowed_calls = 0  # attention calls counted over the window (shorter than their keys)
         self.unwindowed_calls = 0  # calls with neither is_causal nor a mask: no window shape, the full square
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -182,7 +183,7 @@ class _ScopeMode(TorchFunctionMode):
             if self.attention_window is not None:
                 if context.windowed:
                     self.windowed_calls += 1
-                else:
+                elif context.uncut:
                     self.unwindowed_calls += 1
         elif func in _NORM_FUNCTIONS:
             context = _Context(self.attribution.current.module, "norm")
@@ -232,7 +233,8 @@ def _attention_context(
     autograd needs, while the math decomposition (meta) computes only the gradients asked for; counting
     from the call's shapes and which of q, k, v need a gradient gives one figure on every device.
     With a sliding `window`, a causal or masked call (a sliding window reaches sdpa as a mask: its values are
-    not read, the meta device holds none) counts only the pairs flash attention's windowed kernel computes."""
+    not read, the meta device holds none) counts only the pairs flash attention's windowed kernel computes;
+    a window at least as long as the keys leaves the call as it is (full square, or --causal-half's triangle)."""
     bound = dict(zip(_SDPA_PARAMETERS, args))
     bound.update(kwargs)
     q, k, v = bound["query"], bound["key"], bound["value"]
@@ -241,14 +243,25 @@ def _attention_context(
     needs = tuple(torch.is_grad_enabled() and t.requires_grad for t in (q, k, v))
     backward = formulas.attention_backward_flops(*shapes, needs=needs)
     len_q, len_k = shapes[2], shapes[3]
-    windowed = window is not None and (bool(bound.get("is_causal")) or bound.get("attn_mask") is not None)
+    causal_or_masked = bool(bound.get("is_causal")) or bound.get("attn_mask") is not None
+    # a window no query can reach past (W >= S) changes nothing: the call is counted as without one
+    windowed = window is not None and causal_or_masked and window < len_k
     if windowed:
-        kept, total = formulas.windowed_causal_pairs(len_q, len_k, window), len_q * len_k
+        mask = bound.get("attn_mask")
+        if mask is not None and mask.dim() >= 2 and mask.shape[-2] == 1:
+            # one mask row for every query (a decode step; transformers folds the heads of a KV group into the
+            # query rows): each sees the last position's window
+            kept = len_q * min(len_k, window)
+        else:
+            kept = formulas.windowed_causal_pairs(len_q, len_k, window)
+        total = len_q * len_k
         forward, backward = forward * kept // total, backward * kept // total
     elif causal_half and bound.get("is_causal"):
         kept, total = formulas.causal_pairs(len_q, len_k), len_q * len_k
         forward, backward = forward * kept // total, backward * kept // total
-    return _Context(module, "attention", (forward, backward), windowed)
+    # a bidirectional call (neither causal nor masked) a window would cut: counted whole, and said so
+    uncut = window is not None and not causal_or_masked and window < len_k
+    return _Context(module, "attention", (forward, backward), windowed, uncut)
 
 
 class _FlopDispatchMode(TorchDispatchMode):
@@ -547,11 +560,13 @@ def _window_notes(scopes: _ScopeMode) -> Callable[[], list[str]]:
         window = scopes.attention_window
         if window is None:
             return []
-        said = [
-            f"attention counted over a sliding window of {window:,} keys ({scopes.windowed_calls} calls): "
-            f"each query against at most {window:,} keys, as flash attention's windowed kernels compute it; "
-            "--attention-as-math counts the full square"
-        ]
+        said = []
+        if scopes.windowed_calls:
+            said.append(
+                f"attention counted over a sliding window of {window:,} keys ({scopes.windowed_calls} calls): "
+                f"each query against at most {window:,} keys, as flash attention's windowed kernels compute it; "
+                "--attention-as-math counts the full square"
+            )
         if scopes.unwindowed_calls:
             said.append(
                 f"{scopes.unwindowed_calls} attention calls with neither is_causal nor a mask counted over the "

@@ -12,7 +12,7 @@ unsupported, never silently zero.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -571,6 +571,111 @@ def dropout_flops(x, *_, out=None, **__) -> int:
 
 
 register("native_dropout_backward", category="elementwise")(_per_output_element(1))
+
+# ------------------------------------------------------------------------------- fused recurrent layers
+
+# torch's RNN modes (the `mode` argument of the fused kernels): 0 RNN_RELU, 1 RNN_TANH, 2 LSTM, 3 GRU.
+_RNN_GATES = {0: 1, 1: 1, 2: 4, 3: 3}
+# Per hidden unit and time step, besides the two gate products: (elementwise, activation) FLOPs.
+# - RNN: the two products added (1), tanh or relu (1);
+# - LSTM: the products added (4), 3 sigmoids and 2 tanh (5), c' = f*c + i*g (3), h' = o*tanh(c') (1);
+# - GRU (torch's gru_cell): r and z summed (2), n = tanh(x_n + r*h_n): a multiply and an add (2),
+#   h' = n + z*(h - n) (3); 2 sigmoids and a tanh (3).
+_RNN_POINTWISE = {0: (1, 1), 1: (1, 1), 2: (8, 5), 3: (7, 3)}
+
+
+def rnn_step_flops(mode: int, batch: int, input_size: int, hidden: int, biases: bool) -> dict[str, int]:
+    """One time step of one layer in one direction, as the fused kernels compute it (cuDNN's, oneDNN's and
+    torch's decomposed cells agree): the input and hidden products W_ih x and W_hh h (G gates of `hidden`
+    units: 2*G*H*(I + H) FLOPs per sequence), both biases added (2*G*H) and the gates' pointwise work."""
+    mode = int(mode)
+    if mode not in _RNN_GATES:
+        raise NotImplementedError(f"RNN mode {mode}")
+    gates = _RNN_GATES[mode] * hidden
+    elementwise, activation = _RNN_POINTWISE[mode]
+    return {
+        "matmul": 2 * batch * gates * (input_size + hidden),
+        "elementwise": batch * (elementwise * hidden + (2 * gates if biases else 0)),
+        "activation": batch * activation * hidden,
+    }
+
+
+def _times(flops: Mapping[str, int], count: int) -> dict[str, int]:
+    return {category: value * count for category, value in flops.items()}
+
+
+def _sum(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in parts:
+        for category, value in part.items():
+            total[category] = total.get(category, 0) + value
+    return total
+
+
+@register("mkldnn_rnn_layer", category="matmul")
+def mkldnn_rnn_layer_flops(
+    x,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    hx,
+    cx,
+    reverse,
+    batch_sizes,
+    mode,
+    hidden_size,
+    num_layers,
+    has_biases,
+    bidirectional,
+    batch_first,
+    *_,
+    out=None,
+    **__,
+) -> dict:
+    """oneDNN's LSTM on the CPU (what aten.lstm runs there): one layer, one direction, every time step."""
+    if batch_sizes:
+        raise NotImplementedError("packed sequences: FLOPs depend on the sequence lengths")
+    steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
+    return _times(rnn_step_flops(mode, batch, x[-1], int(hidden_size), bool(has_biases)), steps)
+
+
+@register("_cudnn_rnn", category="matmul")
+def cudnn_rnn_flops(
+    x,
+    weights,
+    weight_stride0,
+    weight_buf,
+    hx,
+    cx,
+    mode,
+    hidden_size,
+    proj_size,
+    num_layers,
+    batch_first,
+    dropout,
+    train,
+    bidirectional,
+    batch_sizes,
+    *_,
+    out=None,
+    **__,
+) -> dict:
+    """cuDNN's whole RNN in one op: per time step, per layer, per direction; a layer after the first reads the
+    directions' outputs concatenated."""
+    if batch_sizes:
+        raise NotImplementedError("packed sequences: FLOPs depend on the sequence lengths")
+    if proj_size:
+        raise NotImplementedError("LSTM with proj_size")
+    steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
+    hidden, directions = int(hidden_size), 2 if bidirectional else 1
+    biases = len(weights) > 2 * int(num_layers) * directions  # four tensors per layer and direction with biases
+    layers = (
+        rnn_step_flops(mode, batch, x[-1] if layer == 0 else hidden * directions, hidden, biases)
+        for layer in range(int(num_layers))
+    )
+    return _times(_sum(layers), steps * directions)
+
 
 # ------------------------------------------------------------------------------------------------ pooling
 

@@ -438,3 +438,27 @@ def test_attention_window_must_be_a_positive_whole_number():
     for bad in (0, -3, 2.5, True):
         with pytest.raises(UsageError, match="attention window"):
             count(Attention(causal=True), (q, q, q), attention_window=bad)
+
+
+def test_a_one_row_mask_gives_every_query_the_last_positions_window():
+    """A decode step as transformers runs it with grouped-query attention: the 2 query heads of a KV group folded
+    into 2 query rows, one mask row for both; each sees min(S, W) keys, not consecutive positions' windows."""
+    q, k = torch.randn(1, 2, 2, 16, device="meta"), torch.randn(1, 2, 9, 16, device="meta")
+
+    class OneRow(nn.Module):
+        def forward(self, q, k):
+            mask = torch.zeros(1, 1, 1, k.shape[-2], device=k.device)
+            return F.scaled_dot_product_attention(q, k, k, attn_mask=mask)
+
+    report = count(OneRow(), (q, k), backward=False, attention_window=4)
+    assert report.forward == 2 * 1 * 2 * (2 * 4) * (16 + 16)
+
+
+def test_a_window_no_query_reaches_past_changes_nothing():
+    q = torch.randn(1, 2, 8, 4, device="meta")
+    plain = count(Attention(causal=True), (q, q, q), backward=False)
+    wide = count(Attention(causal=True), (q, q, q), backward=False, attention_window=8)
+    assert wide.forward == plain.forward == 2 * 1 * 2 * 8 * 8 * 2 * 4  # the full square, as without a window
+    assert not any("sliding window" in note for note in wide.notes)
+    half = count(Attention(causal=True), (q, q, q), backward=False, causal_half=True, attention_window=100)
+    assert half.forward == 2 * 1 * 2 * (8 * 9 // 2) * 2 * 4

@@ -471,3 +471,25 @@ def test_antialiased_interpolation_counts_its_separable_passes(size, mode, forwa
     resample_backward = report.backward - report.layer("").backward_by_category["reduction"]
     assert resample_backward - elements == backward
     assert not report.unsupported_ops
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_onednn_lstm_layer_is_counted_per_step_layer_and_direction(batch_first):
+    """A traced LSTM calls aten.lstm, which the CPU runs as one oneDNN op per layer and direction
+    (aten.mkldnn_rnn_layer); it gives the figure torch's decomposed cells give."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=batch_first)
+    x = torch.randn(3, 5, 8)
+    steps, batch = (5, 3) if batch_first else (3, 5)
+    traced = torch.jit.trace(lstm, x)
+    fused = count(traced, x, backward=False)
+    assert not fused.unsupported_ops
+    H, G = 16, 4 * 16
+    # per step, batch element and direction: 2*G*H*(I + H) products; layer 2 reads both directions (I = 32)
+    per_sequence = 2 * G * (8 + H) + 2 * G * (2 * H + H)
+    assert fused.forward_by_category["matmul"] == steps * batch * 2 * per_sequence
+    # two biases added (2G), the products added (4H), cell and output (4H); 3 sigmoids and 2 tanh (5H)
+    assert fused.forward_by_category["elementwise"] == steps * batch * 2 * 2 * (2 * G + 8 * H)
+    assert fused.forward_by_category["activation"] == steps * batch * 2 * 2 * 5 * H
+    decomposed = count(lstm, x, backward=False)
+    assert fused.forward_by_category == decomposed.forward_by_category

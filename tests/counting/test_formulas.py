@@ -310,3 +310,63 @@ def test_antialias_taps_by_hand_and_against_the_kernel_impulse_responses():
                 y = torch.nn.functional.interpolate(x, size=(1, size_out), mode=mode, antialias=True)
                 read += int((y.abs() > 1e-12).sum())
             assert read <= formulas.antialias_taps(size_in, size_out, interp_size, False)
+
+
+def test_cudnn_rnn_counts_every_step_layer_and_direction_by_hand():
+    # a 2-layer bidirectional GRU, hidden 16, input 8, 5 steps of batch 3, with biases (4 weights per layer
+    # and direction: 16 tensors); cuDNN's one op for the whole stack
+    T, B, I, H = 5, 3, 8, 16  # noqa: E741 (the input size, as torch names it)
+    flops = flops_of(
+        torch.ops.aten._cudnn_rnn.default,
+        (
+            torch.empty(T, B, I),
+            [torch.empty(1)] * 16,
+            4,
+            None,
+            torch.empty(4, B, H),
+            None,
+            3,
+            H,
+            0,
+            2,
+            False,
+            0.0,
+            True,
+            True,
+            [],
+            None,
+        ),
+        {},
+        None,
+    )
+    G = 3 * H
+    per_step = B * 2 * (2 * G * (I + H) + 2 * G * (2 * H + H))  # both directions; layer 2 reads 2H
+    assert flops["matmul"] == T * per_step
+    # biases (2G), r and z summed (2H), n's multiply and add (2H), h' = n + z*(h - n) (3H); per layer, direction
+    assert flops["elementwise"] == T * B * 2 * 2 * (2 * G + 7 * H)
+    assert flops["activation"] == T * B * 2 * 2 * 3 * H  # 2 sigmoids and a tanh
+    # a plain tanh RNN without biases (2 weights per layer and direction): the products added and the tanh
+    plain = flops_of(
+        torch.ops.aten._cudnn_rnn.default,
+        (
+            torch.empty(T, B, I),
+            [torch.empty(1)] * 2,
+            2,
+            None,
+            torch.empty(1, B, H),
+            None,
+            1,
+            H,
+            0,
+            1,
+            False,
+            0.0,
+            True,
+            False,
+            [],
+            None,
+        ),
+        {},
+        None,
+    )
+    assert plain == {"matmul": T * B * 2 * H * (I + H), "elementwise": T * B * H, "activation": T * B * H}
