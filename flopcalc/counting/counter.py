@@ -238,9 +238,11 @@ def _attention_context(
     bound = dict(zip(_SDPA_PARAMETERS, args))
     bound.update(kwargs)
     q, k, v = bound["query"], bound["key"], bound["value"]
+    needs = tuple(torch.is_grad_enabled() and t.requires_grad for t in (q, k, v))
+    if q.is_nested:
+        return _nested_attention_context(module, q, k, v, needs)
     shapes = formulas.attention_shapes(q.shape, k.shape, v.shape)
     forward = formulas.attention_forward_flops(*shapes)
-    needs = tuple(torch.is_grad_enabled() and t.requires_grad for t in (q, k, v))
     backward = formulas.attention_backward_flops(*shapes, needs=needs)
     len_q, len_k = shapes[2], shapes[3]
     causal_or_masked = bool(bound.get("is_causal")) or bound.get("attn_mask") is not None
@@ -262,6 +264,25 @@ def _attention_context(
     # a bidirectional call (neither causal nor masked) a window would cut: counted whole, and said so
     uncut = window is not None and not causal_or_masked and window < len_k
     return _Context(module, "attention", (forward, backward), windowed, uncut)
+
+
+def _nested_attention_context(module: str, q: Any, k: Any, v: Any, needs: tuple[bool, ...]) -> _Context:
+    """Attention over jagged [B, H, j, E] tensors: sequence i attends its own L_i queries to its own S_i keys,
+    sum of L_i * S_i pairs per head (no padding to the longest)."""
+    if q.layout != torch.jagged or k.layout != torch.jagged or q.dim() != 4 or q._ragged_idx != 2:
+        raise NotImplementedError("nested attention other than jagged [B, H, j, E] tensors")
+    lengths_q, lengths_k = _lengths(q), _lengths(k)
+    pairs = sum(len_q * len_k for len_q, len_k in zip(lengths_q, lengths_k, strict=True))
+    shapes = (1, int(q.shape[1]), 1, pairs, int(q.shape[-1]), int(v.shape[-1]))
+    forward = formulas.attention_forward_flops(*shapes)
+    backward = formulas.attention_backward_flops(*shapes, needs=needs)
+    return _Context(module, "attention", (forward, backward))
+
+
+def _lengths(jagged: Any) -> list[int]:
+    """The sequence lengths of a jagged tensor, read in Python (a torch op here would be counted)."""
+    offsets = jagged.offsets().tolist()
+    return [end - start for start, end in zip(offsets, offsets[1:])]
 
 
 class _FlopDispatchMode(TorchDispatchMode):
@@ -384,7 +405,7 @@ def _input_infos(call: CallArgs) -> tuple[InputInfo, ...]:
     """Each input tensor, positional ones first, keyword ones by name (a tensor nested in a keyword argument
     carries that argument's name)."""
     return tuple(
-        InputInfo(tuple(int(d) for d in t.shape), str(t.dtype).replace("torch.", ""), name)
+        InputInfo(tuple(int(d) for d in formulas.tensor_shape(t)), str(t.dtype).replace("torch.", ""), name)
         for name, value in call.named()
         for t in tensors_in(value)
     )

@@ -1223,6 +1223,9 @@ ZERO_FLOP_OPS = frozenset(
         "nonzero",
         "item",
         "sym_size",
+        "dim",  # a nested tensor's metadata queries reach the dispatcher as ops
+        "sym_is_contiguous",
+        torch.ops.prim.layout,
         "sym_stride",
         "sym_numel",
         "is_same_size",
@@ -1313,4 +1316,42 @@ def flops_of(func, args: tuple, kwargs: Mapping[str, Any], out: Any) -> dict[str
 
 
 def _shapes(tree: Any) -> Any:
-    return tree_map(lambda x: x.shape if isinstance(x, torch.Tensor) else x, tree)
+    return tree_map(lambda x: tensor_shape(x) if isinstance(x, torch.Tensor) else x, tree)
+
+
+def tensor_shape(tensor: torch.Tensor) -> torch.Size:
+    """A tensor's shape as the formulas read it. A nested tensor's is its packed shape: the rows of all its
+    components stacked (a jagged tensor's values, [sum of lengths, ...]); an op that acts on the last
+    dimension (linear, the pointwise ops) does the same work per row whichever component holds it."""
+    if not getattr(tensor, "is_nested", False):
+        return tensor.shape
+    if tensor.layout == torch.jagged:
+        return tensor.values().shape
+    sizes = tensor._nested_tensor_size().tolist()
+    if not sizes:
+        return torch.Size((0,))
+    if any(len(size) != len(sizes[0]) or size[-1] != sizes[0][-1] for size in sizes):
+        raise NotImplementedError("a nested tensor whose components differ in their last dimension")
+    return torch.Size((sum(math.prod(size[:-1]) for size in sizes), sizes[0][-1]))
+
+
+@register("linear", category="matmul")
+def linear_flops(x, weight, bias=None, *_, out=None, **__) -> dict:
+    """linear reaches the counter only where it does not decompose into mm/addmm: with a nested input. Every
+    row of x (packed) times the [out, in] weight, plus the bias add per output element."""
+    rows = math.prod(x[:-1])
+    flops = {"matmul": 2 * rows * weight[-1] * weight[0]}
+    if bias is not None:
+        flops["elementwise"] = rows * weight[0]
+    return flops
+
+
+@register("linear_backward", category="matmul")
+def linear_backward_flops(x, grad_out, weight, output_mask, *_, out=None, **__) -> dict:
+    """The input gradient (grad_out @ W) and the weight gradient (grad_out^T @ x), each the forward's products,
+    when asked for; the bias gradient sums grad_out over the rows."""
+    products = 2 * math.prod(x[:-1]) * weight[-1] * weight[0]
+    flops = {"matmul": products * (int(bool(output_mask[0])) + int(bool(output_mask[1])))}
+    if output_mask[2]:
+        flops["reduction"] = math.prod(grad_out)
+    return flops

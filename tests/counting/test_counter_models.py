@@ -493,3 +493,39 @@ def test_onednn_lstm_layer_is_counted_per_step_layer_and_direction(batch_first):
     assert fused.forward_by_category["activation"] == steps * batch * 2 * 2 * 5 * H
     decomposed = count(lstm, x, backward=False)
     assert fused.forward_by_category == decomposed.forward_by_category
+
+
+def _jagged(*lengths, width=8):
+    return torch.nested.nested_tensor([torch.randn(n, width) for n in lengths], layout=torch.jagged)
+
+
+def test_a_jagged_tensor_through_linear_counts_its_rows_not_the_padding():
+    """linear on a jagged [B, j, D] tensor reaches the counter whole (aten.linear, aten.linear_backward): its
+    packed rows (3 + 5 = 8) times the weight, no padding to the longest."""
+    mlp = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+    report = count(mlp, _jagged(3, 5))
+    rows = 3 + 5
+    assert report.forward_by_category["matmul"] == 2 * rows * (8 * 4 + 4 * 2)
+    assert report.forward_by_category["elementwise"] == rows * (4 + 2)  # the bias adds
+    assert report.forward_by_category["activation"] == rows * 4
+    # weight gradients of both layers, the input gradient of the second only (the input needs none)
+    assert report.backward_by_category["matmul"] == 2 * rows * (8 * 4 + 2 * 4 * 2)
+    assert report.backward_by_category["reduction"] == rows * (4 + 2)
+    assert report.inputs[0].shape == (rows, 8)  # the packed values
+    assert not report.unsupported_ops
+    dense = count(mlp, torch.randn(rows, 8))
+    assert dense.forward_by_category == report.forward_by_category
+    assert dense.backward_by_category == report.backward_by_category
+
+
+def test_attention_over_jagged_sequences_counts_each_sequence_against_its_own_keys():
+    class JaggedAttention(nn.Module):
+        def forward(self, x):
+            heads = x.unflatten(-1, (2, 4)).transpose(1, 2)  # [B, H, j, E]
+            return F.scaled_dot_product_attention(heads, heads, heads).transpose(1, 2).flatten(-2)
+
+    report = count(JaggedAttention(), _jagged(3, 5), backward=False)
+    pairs = 3 * 3 + 5 * 5  # not 2 * 5 * 5 as padded
+    assert report.forward_by_category["attention"] == 2 * 2 * pairs * (4 + 4)
+    assert report.forward == report.forward_by_category["attention"]
+    assert not report.unsupported_ops
