@@ -33,7 +33,7 @@ from .errors import (
     check_number,
 )
 from .loaders import LoadedModel, check_input_names, example_inputs_kept, is_hub_id, load_model, make_inputs
-from .loaders.huggingface import config_path
+from .loaders.huggingface import config_attention_window, config_path
 from .spec import CallArgs, ModelSpec, tensors_in
 from .units import format_si
 
@@ -316,6 +316,7 @@ def count_traffic(
     strict: bool = False,
     name: str | None = None,
     sparsity: bool = False,
+    attention_window: int | None = None,
 ) -> tuple[CountReport, TrafficReport]:
     """Forward FLOPs per layer and the bytes each layer moves (counting/traffic.py), from one run of
     `model(*inputs)` (or `model(**inputs)` for a dict). `cache`: the KV cache object among the inputs (a
@@ -341,6 +342,7 @@ def count_traffic(
             name=name,
             observe=tracer,
             sparsity=sparsity,
+            attention_window=attention_window,
         )
     finally:
         if hook is not None:
@@ -372,6 +374,7 @@ def training(model: ModelSpec | CountReport | str, examples: float, epochs: floa
 def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bool) -> CountReport:
     from .counting.counter import count as count_module
 
+    window, window_note = attention_window(loaded, spec)
     report = count_module(
         loaded.module,
         example,
@@ -381,8 +384,22 @@ def _count_loaded(loaded: LoadedModel, example: Any, spec: ModelSpec, strict: bo
         strict=strict,
         name=spec.source,
         sparsity=spec.sparsity,
+        attention_window=window,
     )
-    return replace(report, transformer=detect_transformer(loaded.module))
+    report = replace(report, transformer=detect_transformer(loaded.module))
+    return _with_notes(report, window_note) if window_note else report
+
+
+def attention_window(loaded: LoadedModel, spec: ModelSpec) -> tuple[int | None, str | None]:
+    """The sliding window attention is counted with: --attention-window, else the config's `sliding_window`;
+    none with --attention-as-math (the full square). With it, a note when the config names a window not used."""
+    if spec.attention_as_math:
+        return None, None
+    if spec.attention_window is not None:
+        return spec.attention_window, None
+    if loaded.kind != "huggingface":
+        return None, None
+    return config_attention_window(loaded.module)
 
 
 def loader_notes(loaded: LoadedModel, spec: ModelSpec) -> tuple[str, ...]:

@@ -177,7 +177,14 @@ def conventions_for(report: CountReport) -> ConventionsTable | None:
     products = (by_category["matmul"] + by_category["conv"]) / tokens
     attention = by_category["attention"] / tokens
     other = sum(by_category[c] for c in _NOT_PRODUCTS) / tokens
-    table = _Counted((forward + backward) / tokens, products, attention, other, bool(report.options.get("causal_half")))
+    table = _Counted(
+        (forward + backward) / tokens,
+        products,
+        attention,
+        other,
+        bool(report.options.get("causal_half")),
+        window if (window := report.options.get("attention_window")) is not None and window < seq_len else None,
+    )
     full = palm_attention_per_token(shape.layers, shape.heads, shape.head_dim, seq_len)
     n_all = report.params
     n_less_positions = n_all - shape.position_embedding_params
@@ -236,6 +243,7 @@ class _Counted:
     attention: float
     other: float
     causal_half: bool
+    attention_window: int | None = None  # attention counted over a sliding window of this many keys
 
 
 def _si(value: float) -> str:
@@ -271,7 +279,12 @@ def _differences(
         lines.append(f"attention: the scores and the weighted sum are left out; counted {_si(counted.attention)}")
     else:
         half = "half the T x T square (causal mask)" if attention_term < full else "the full T x T square"
-        counted_part = "the lower triangle (--causal-half)" if counted.causal_half else "the full square"
+        if counted.attention_window is not None:
+            counted_part = f"a sliding window of {counted.attention_window:,} keys"
+        elif counted.causal_half:
+            counted_part = "the lower triangle (--causal-half)"
+        else:
+            counted_part = "the full square"
         lines.append(
             f"attention: {_si(attention_term)} for {half} vs {_si(counted.attention)} counted over {counted_part}"
         )

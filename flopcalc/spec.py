@@ -199,6 +199,9 @@ class ModelSpec:
       triangle only; `backward=False` counts the forward pass alone.
     - `weights`: a state dict or safetensors file whose values replace the source's; `sparsity` reads the
       weights' zeros (on the CPU, never meta): their N:M pattern and effective FLOPs without zero products.
+    - `attention_window`: count each causal attention query against at most this many keys (a sliding window,
+      as flash attention's windowed kernels compute it); None takes a Hugging Face config's `sliding_window`.
+      `attention_as_math` counts the full square whatever the config says.
     - `revision`: the branch, tag or commit of a Hugging Face Hub id (`org/name`) to read; None is its default
       branch.
     - `max_layers`: a Hugging Face config declaring more layers is refused before it is built (counting runs
@@ -220,6 +223,8 @@ class ModelSpec:
     weights: str | None = None
     sparsity: bool = False
     revision: str | None = None
+    attention_window: int | None = None
+    attention_as_math: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():
@@ -253,6 +258,22 @@ class ModelSpec:
             raise UsageError(
                 "--sparsity reads the weights' values, which the meta device does not hold",
                 "count on the cpu: --device cpu (or leave --device out)",
+            )
+        if self.attention_window is not None and (
+            isinstance(self.attention_window, bool)
+            or not isinstance(self.attention_window, numbers.Integral)
+            or self.attention_window < 1
+        ):
+            raise UsageError(
+                f"attention window {self.attention_window!r} must be a whole number of keys >= 1",
+                "give e.g. --attention-window 4096",
+                field="attention_window",
+            )
+        if self.attention_window is not None and self.attention_as_math:
+            raise UsageError(
+                "--attention-window and --attention-as-math contradict each other",
+                "give one: the window's keys, or the full square",
+                field="attention_window",
             )
         if isinstance(self.max_layers, bool) or not isinstance(self.max_layers, int) or self.max_layers < 1:
             raise UsageError(f"max_layers {self.max_layers!r} must be a whole number >= 1", field="max_layers")
@@ -290,6 +311,10 @@ class ModelSpec:
         parts.extend(f"--frozen {pattern}" for pattern in self.frozen)
         if self.causal_half:
             parts.append("--causal-half")
+        if self.attention_window is not None:
+            parts.append(f"--attention-window {self.attention_window}")
+        if self.attention_as_math:
+            parts.append("--attention-as-math")
         if not self.backward:
             parts.append("--no-backward")
         if self.weights is not None:

@@ -64,3 +64,16 @@ def test_each_convention_is_its_formula_on_the_counted_model():
 
 def test_no_table_for_a_model_without_a_transformer_shape_or_token_input():
     assert conventions_for(flopcalc.count(nn.Linear(4, 4), torch.randn(2, 4))) is None
+
+
+def test_a_sliding_window_is_named_where_the_conventions_compare_attention():
+    model = _gpt2()
+    tokens = torch.zeros(2, 64, dtype=torch.long, device="meta")
+    windowed = conventions_for(flopcalc.count(model, tokens, attention_window=16))
+    palm = next(c for c in windowed.conventions if c.key == "palm")
+    assert any("counted over a sliding window of 16 keys" in d for d in palm.differences)
+    # per head and sequence: 16*17/2 + 48*16 pairs instead of 64*64; 12 FLOPs per pair-dimension, as PaLM's term
+    assert windowed.counted_attention_per_token == 12 * 2 * 4 * 16 * (16 * 17 // 2 + 48 * 16) / 64
+    wide = conventions_for(flopcalc.count(model, tokens, attention_window=64))  # no shorter than T: no window
+    wide_palm = next(c for c in wide.conventions if c.key == "palm")
+    assert any("counted over the full square" in d for d in wide_palm.differences)

@@ -12,6 +12,8 @@ from ..errors import UsageError
 from ..spec import DEFAULT_MAX_LAYERS
 from ._app import app, emit
 from ._options import (
+    AttentionAsMathOption,
+    AttentionWindowOption,
     BatchSizeOption,
     CausalHalfOption,
     DecoderSeqLenOption,
@@ -58,6 +60,8 @@ def count_command(
     dim: DimOption = [],
     kwargs: KwargsOption = None,
     revision: RevisionOption = None,
+    attention_window: AttentionWindowOption = None,
+    attention_as_math: AttentionAsMathOption = False,
     device: DeviceOption = None,
     no_backward: bool = typer.Option(False, "--no-backward", help="Count the forward pass only (inference)."),
     frozen: FrozenOption = [],
@@ -116,6 +120,8 @@ def count_command(
         not no_backward,
         decoder_seq_len=decoder_seq_len,
         revision=revision,
+        attention_window=attention_window,
+        attention_as_math=attention_as_math,
     )
     spec = replace(spec, max_layers=max_layers, weights=weights, sparsity=sparsity)
     comparison = None

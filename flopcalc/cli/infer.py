@@ -11,6 +11,8 @@ import typer
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
+    AttentionAsMathOption,
+    AttentionWindowOption,
     CatalogOption,
     CausalHalfOption,
     DeviceOption,
@@ -83,6 +85,8 @@ def infer_command(
     seq_len: SeqLenOption = None,
     kwargs: KwargsOption = None,
     revision: RevisionOption = None,
+    attention_window: AttentionWindowOption = None,
+    attention_as_math: AttentionAsMathOption = False,
     device: DeviceOption = None,
     causal_half: CausalHalfOption = False,
     weights: WeightsOption = None,
@@ -148,7 +152,19 @@ def infer_command(
 
         require_bokeh()  # before the count: a missing extra is said at once
     spec = model_spec(
-        model, input, None, seq_len, (), kwargs, device, (), causal_half, backward=False, revision=revision
+        model,
+        input,
+        None,
+        seq_len,
+        (),
+        kwargs,
+        device,
+        (),
+        causal_half,
+        backward=False,
+        revision=revision,
+        attention_window=attention_window,
+        attention_as_math=attention_as_math,
     )
     spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
     with progress(f"counting {model}'s passes for serving bounds"):

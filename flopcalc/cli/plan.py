@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import typer
@@ -13,6 +13,8 @@ from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
     AdapterConfigOption,
+    AttentionAsMathOption,
+    AttentionWindowOption,
     BatchSizeOption,
     CalibrationOption,
     CatalogOption,
@@ -115,6 +117,8 @@ def plan_command(
     seq_len: PlanSeqLenOption = None,
     device: DeviceOption = None,
     revision: RevisionOption = None,
+    attention_window: AttentionWindowOption = None,
+    attention_as_math: AttentionAsMathOption = False,
     params: ParamsOption = None,
     layers: LayersOption = None,
     hidden: HiddenOption = None,
@@ -193,6 +197,10 @@ def plan_command(
         raise UsageError("nothing to plan", MODES_HINT)
     shape = _Shape(layers, hidden, heads, kv_heads, ffn, vocab, head_dim, mlp, attention)
     spec = _spec(model, input, batch_size, seq_len, kwargs, device, shape.flags_given(), revision)
+    if spec is not None:
+        spec = replace(spec, attention_window=attention_window, attention_as_math=attention_as_math)
+    else:
+        no_model_options("plan", attention_window=attention_window, attention_as_math=attention_as_math)
     lora = _lora(lora_rank, lora_targets, lora_alpha, adapter_config, model, base_dtype)
     teacher_of = _teacher(
         teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec, teacher_dtype

@@ -15,6 +15,8 @@ from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
     AdapterConfigOption,
+    AttentionAsMathOption,
+    AttentionWindowOption,
     BatchSizeOption,
     CalibrationOption,
     CatalogOption,
@@ -141,12 +143,35 @@ def _training_size_mode(
 
 
 def _model_spec_or_none(
-    model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len, revision, weights, sparsity, sparse_peak
+    model,
+    input,
+    batch_size,
+    seq_len,
+    dim,
+    kwargs,
+    device,
+    decoder_seq_len,
+    revision,
+    weights,
+    sparsity,
+    sparse_peak,
+    attention_window=None,
+    attention_as_math=False,
 ):
     """The model to count, or None after checking that no option that needs one was given."""
     if model is not None:
         spec = model_spec(
-            model, input, batch_size, seq_len, dim, kwargs, device, decoder_seq_len=decoder_seq_len, revision=revision
+            model,
+            input,
+            batch_size,
+            seq_len,
+            dim,
+            kwargs,
+            device,
+            decoder_seq_len=decoder_seq_len,
+            revision=revision,
+            attention_window=attention_window,
+            attention_as_math=attention_as_math,
         )
         return replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
     no_model_options(
@@ -159,6 +184,8 @@ def _model_spec_or_none(
         dim=dim,
         device=device,
         revision=revision,
+        attention_window=attention_window,
+        attention_as_math=attention_as_math,
     )
     if weights is not None or sparsity or sparse_peak:
         raise UsageError(
@@ -311,6 +338,8 @@ def train_command(
     batch_size: BatchSizeOption = None,
     kwargs: KwargsOption = None,
     revision: RevisionOption = None,
+    attention_window: AttentionWindowOption = None,
+    attention_as_math: AttentionAsMathOption = False,
     seq_len: SeqLenOption = None,
     decoder_seq_len: DecoderSeqLenOption = None,
     dim: DimOption = [],
@@ -408,6 +437,8 @@ def train_command(
         weights,
         sparsity,
         sparse_peak,
+        attention_window,
+        attention_as_math,
     )
     if sparse_peak and gpu is None:
         raise UsageError("--sparse-peak needs --gpu NAME", "e.g. --gpu A100 --sparse-peak")

@@ -104,6 +104,8 @@ class _Context:
     scope: str | None = None  # "attention" | "norm" | None
     # of an attention call: its (forward, backward) FLOPs, charged once each (see _attention_context)
     attention_flops: tuple[int, int] | None = None
+    windowed: bool = False  # an attention call counted over a sliding window
+    uncut: bool = False  # a bidirectional attention call longer than the sliding window, counted whole
 
 
 class _Attribution:
@@ -164,15 +166,25 @@ class _Attribution:
 class _ScopeMode(TorchFunctionMode):
     """Marks attention and norm function calls as scopes (see the module docstring)."""
 
-    def __init__(self, attribution: _Attribution, causal_half: bool = False):
+    def __init__(self, attribution: _Attribution, causal_half: bool = False, attention_window: int | None = None):
         super().__init__()
         self.attribution = attribution
         self.causal_half = causal_half
+        self.attention_window = attention_window
+        self.windowed_calls = 0  # attention calls counted over the window (shorter than their keys)
+        self.unwindowed_calls = 0  # calls with neither is_causal nor a mask: no window shape, the full square
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _ATTENTION_FUNCTIONS:
-            context = _attention_context(self.attribution.current.module, args, kwargs, self.causal_half)
+            context = _attention_context(
+                self.attribution.current.module, args, kwargs, self.causal_half, self.attention_window
+            )
+            if self.attention_window is not None:
+                if context.windowed:
+                    self.windowed_calls += 1
+                elif context.uncut:
+                    self.unwindowed_calls += 1
         elif func in _NORM_FUNCTIONS:
             context = _Context(self.attribution.current.module, "norm")
         elif func is torch.lstm and torch._C._get_mkldnn_enabled():
@@ -212,24 +224,65 @@ class _ScopeMode(TorchFunctionMode):
 _SDPA_PARAMETERS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal")
 
 
-def _attention_context(module: str, args: tuple, kwargs: Mapping[str, Any], causal_half: bool) -> _Context:
+def _attention_context(
+    module: str, args: tuple, kwargs: Mapping[str, Any], causal_half: bool, window: int | None = None
+) -> _Context:
     """The scope of one scaled_dot_product_attention call, with its FLOPs worked out from the call itself.
 
     The call, not the ops it runs, is counted: a fused kernel's backward computes dQ, dK and dV whatever
     autograd needs, while the math decomposition (meta) computes only the gradients asked for; counting
-    from the call's shapes and which of q, k, v need a gradient gives one figure on every device."""
+    from the call's shapes and which of q, k, v need a gradient gives one figure on every device.
+    With a sliding `window`, a causal or masked call (a sliding window reaches sdpa as a mask: its values are
+    not read, the meta device holds none) counts only the pairs flash attention's windowed kernel computes;
+    a window at least as long as the keys leaves the call as it is (full square, or --causal-half's triangle)."""
     bound = dict(zip(_SDPA_PARAMETERS, args))
     bound.update(kwargs)
     q, k, v = bound["query"], bound["key"], bound["value"]
+    needs = tuple(torch.is_grad_enabled() and t.requires_grad for t in (q, k, v))
+    if q.is_nested:
+        return _nested_attention_context(module, q, k, v, needs)
     shapes = formulas.attention_shapes(q.shape, k.shape, v.shape)
     forward = formulas.attention_forward_flops(*shapes)
-    needs = tuple(torch.is_grad_enabled() and t.requires_grad for t in (q, k, v))
     backward = formulas.attention_backward_flops(*shapes, needs=needs)
-    if causal_half and bound.get("is_causal"):
-        len_q, len_k = shapes[2], shapes[3]
+    len_q, len_k = shapes[2], shapes[3]
+    causal_or_masked = bool(bound.get("is_causal")) or bound.get("attn_mask") is not None
+    # a window no query can reach past (W >= S) changes nothing: the call is counted as without one
+    windowed = window is not None and causal_or_masked and window < len_k
+    if windowed:
+        mask = bound.get("attn_mask")
+        if mask is not None and mask.dim() >= 2 and mask.shape[-2] == 1:
+            # one mask row for every query (a decode step; transformers folds the heads of a KV group into the
+            # query rows): each sees the last position's window
+            kept = len_q * min(len_k, window)
+        else:
+            kept = formulas.windowed_causal_pairs(len_q, len_k, window)
+        total = len_q * len_k
+        forward, backward = forward * kept // total, backward * kept // total
+    elif causal_half and bound.get("is_causal"):
         kept, total = formulas.causal_pairs(len_q, len_k), len_q * len_k
         forward, backward = forward * kept // total, backward * kept // total
+    # a bidirectional call (neither causal nor masked) a window would cut: counted whole, and said so
+    uncut = window is not None and not causal_or_masked and window < len_k
+    return _Context(module, "attention", (forward, backward), windowed, uncut)
+
+
+def _nested_attention_context(module: str, q: Any, k: Any, v: Any, needs: tuple[bool, ...]) -> _Context:
+    """Attention over jagged [B, H, j, E] tensors: sequence i attends its own L_i queries to its own S_i keys,
+    sum of L_i * S_i pairs per head (no padding to the longest)."""
+    if q.layout != torch.jagged or k.layout != torch.jagged or q.dim() != 4 or q._ragged_idx != 2:
+        raise NotImplementedError("nested attention other than jagged [B, H, j, E] tensors")
+    lengths_q, lengths_k = _lengths(q), _lengths(k)
+    pairs = sum(len_q * len_k for len_q, len_k in zip(lengths_q, lengths_k, strict=True))
+    shapes = (1, int(q.shape[1]), 1, pairs, int(q.shape[-1]), int(v.shape[-1]))
+    forward = formulas.attention_forward_flops(*shapes)
+    backward = formulas.attention_backward_flops(*shapes, needs=needs)
     return _Context(module, "attention", (forward, backward))
+
+
+def _lengths(jagged: Any) -> list[int]:
+    """The sequence lengths of a jagged tensor, read in Python (a torch op here would be counted)."""
+    offsets = jagged.offsets().tolist()
+    return [end - start for start, end in zip(offsets, offsets[1:])]
 
 
 class _FlopDispatchMode(TorchDispatchMode):
@@ -352,7 +405,7 @@ def _input_infos(call: CallArgs) -> tuple[InputInfo, ...]:
     """Each input tensor, positional ones first, keyword ones by name (a tensor nested in a keyword argument
     carries that argument's name)."""
     return tuple(
-        InputInfo(tuple(int(d) for d in t.shape), str(t.dtype).replace("torch.", ""), name)
+        InputInfo(tuple(int(d) for d in formulas.tensor_shape(t)), str(t.dtype).replace("torch.", ""), name)
         for name, value in call.named()
         for t in tensors_in(value)
     )
@@ -369,6 +422,7 @@ def count(
     name: str | None = None,
     observe: OpObserver | None = None,
     sparsity: bool = False,
+    attention_window: int | None = None,
 ) -> CountReport:
     """Count `model(*inputs)` forward and (unless `backward=False`) backward FLOPs, per module and category.
 
@@ -379,7 +433,16 @@ def count(
     `observe`, if given, is called with every op and the module it belongs to (see OpObserver).
     `sparsity=True` reads the weights' values (not on meta): each weight's zeros and N:M pattern, and effective
     FLOPs that leave out the products with a zero weight (counting/sparsity.py).
+    `attention_window=W` counts each causal (or masked) attention call as a sliding window of W keys
+    (formulas.windowed_causal_pairs), as flash attention's windowed kernels run it; None the full square.
     """
+    if attention_window is not None and (
+        isinstance(attention_window, bool) or not isinstance(attention_window, int) or attention_window < 1
+    ):
+        raise UsageError(
+            f"attention window {attention_window!r} must be a whole number of keys >= 1",
+            "give e.g. --attention-window 4096",
+        )
     if not isinstance(model, nn.Module):
         raise ArgumentTypeError(f"count() needs a torch.nn.Module, got {type(model).__name__}", field="model")
     call = CallArgs.of(inputs)
@@ -390,7 +453,15 @@ def count(
     zero_weights = ZeroWeights(model) if sparsity else None
     counter = _FlopDispatchMode(attribution, observe, zero_weights)
     with _gradients_set_aside(model, call, frozen):
-        backward_counted, notes = _run(model, call, attribution, counter, backward=backward, causal_half=causal_half)
+        backward_counted, notes = _run(
+            model,
+            call,
+            attribution,
+            counter,
+            backward=backward,
+            causal_half=causal_half,
+            attention_window=attention_window,
+        )
     if strict and counter.unsupported:
         raise unsupported_ops_error(counter.unsupported)
     notes.extend(_counter_notes(counter))
@@ -420,6 +491,7 @@ def count(
             "frozen": list(frozen),
             "causal_half": causal_half,
             **({"sparsity": True} if sparsity else {}),
+            **({"attention_window": attention_window} if attention_window is not None else {}),
         },
         recomputed_by_category={
             c: v
@@ -458,6 +530,7 @@ def _run(
     *,
     backward: bool,
     causal_half: bool,
+    attention_window: int | None = None,
 ) -> tuple[bool, list[str]]:
     """The forward and (when asked and some output needs a gradient) the backward under the counting modes.
     Returns whether the backward was counted, and the note saying why not."""
@@ -466,8 +539,10 @@ def _run(
         nn.modules.module.register_module_forward_hook(attribution.exit_module, always_call=True),
     ]
     output = roots = None
+    scopes = _ScopeMode(attribution, causal_half, attention_window)
+    notes = _window_notes(scopes)
     try:
-        with torch.enable_grad() if backward else torch.no_grad(), _ScopeMode(attribution, causal_half), counter:
+        with torch.enable_grad() if backward else torch.no_grad(), scopes, counter:
             try:
                 output = call.call(model)
             except (Exception, SystemExit) as error:  # the user's forward, whatever it raises (sys.exit too)
@@ -477,10 +552,13 @@ def _run(
                     field="inputs",
                 ) from error
             if not backward:
-                return False, []
+                return False, notes()
             roots = backward_roots(output)
             if not roots:
-                return False, ["no output requires a gradient (every parameter frozen?): backward not counted"]
+                return False, [
+                    *notes(),
+                    "no output requires a gradient (every parameter frozen?): backward not counted",
+                ]
             counter.in_backward = True
             try:
                 torch.autograd.backward(roots, [torch.ones_like(t) for t in roots])
@@ -488,12 +566,36 @@ def _run(
                 raise ModelRunError(f"the backward pass failed: {short_error(error)}") from error
             finally:
                 counter.in_backward = False
-            return True, []
+            return True, notes()
     finally:
         output = roots = None  # the graph goes now, one node at a time (gradients.NodeKeeper)
         counter.nodes.release()
         for hook in hooks:
             hook.remove()
+
+
+def _window_notes(scopes: _ScopeMode) -> Callable[[], list[str]]:
+    """The note of a sliding-window count, read once the forward has run."""
+
+    def notes() -> list[str]:
+        window = scopes.attention_window
+        if window is None:
+            return []
+        said = []
+        if scopes.windowed_calls:
+            said.append(
+                f"attention counted over a sliding window of {window:,} keys ({scopes.windowed_calls} calls): "
+                f"each query against at most {window:,} keys, as flash attention's windowed kernels compute it; "
+                "--attention-as-math counts the full square"
+            )
+        if scopes.unwindowed_calls:
+            said.append(
+                f"{scopes.unwindowed_calls} attention calls with neither is_causal nor a mask counted over the "
+                "full square (a sliding window is causal)"
+            )
+        return said
+
+    return notes
 
 
 def _counter_notes(counter: _FlopDispatchMode) -> list[str]:

@@ -12,7 +12,7 @@ unsupported, never silently zero.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -345,6 +345,25 @@ def causal_pairs(len_q: int, len_k: int) -> int:
     return len_k * (len_k + 1) // 2 + (len_q - len_k) * len_k
 
 
+def _window_prefix(rows: int, window: int) -> int:
+    """sum of min(n, window) for n = 1..rows: the keys rows 0..rows-1 of a causal window see."""
+    if rows <= window:
+        return rows * (rows + 1) // 2
+    return window * (window + 1) // 2 + (rows - window) * window
+
+
+def windowed_causal_pairs(len_q: int, len_k: int, window: int) -> int:
+    """Query-key pairs a causal sliding window of `window` keys computes, as flash attention's windowed kernels
+    run it (window_size=(window - 1, 0)): the L queries are the last L positions of the S keys (bottom-right
+    aligned, as a KV cache decodes) and the query at position p sees min(p + 1, window) keys. With L > S the
+    rows are top-left aligned, as causal_pairs: row i sees min(i + 1, S, window)."""
+    if window < 1:
+        raise ValueError(f"attention window {window} must be at least 1")
+    if len_q <= len_k:
+        return _window_prefix(len_k, window) - _window_prefix(len_k - len_q, window)
+    return _window_prefix(len_q, min(window, len_k))
+
+
 # ------------------------------------------------------------------------------------------------ norms
 
 # Per element, normalising costs 5 FLOPs: the mean (1 add), subtracting it (1), squaring (1), the variance
@@ -553,6 +572,111 @@ def dropout_flops(x, *_, out=None, **__) -> int:
 
 register("native_dropout_backward", category="elementwise")(_per_output_element(1))
 
+# ------------------------------------------------------------------------------- fused recurrent layers
+
+# torch's RNN modes (the `mode` argument of the fused kernels): 0 RNN_RELU, 1 RNN_TANH, 2 LSTM, 3 GRU.
+_RNN_GATES = {0: 1, 1: 1, 2: 4, 3: 3}
+# Per hidden unit and time step, besides the two gate products: (elementwise, activation) FLOPs.
+# - RNN: the two products added (1), tanh or relu (1);
+# - LSTM: the products added (4), 3 sigmoids and 2 tanh (5), c' = f*c + i*g (3), h' = o*tanh(c') (1);
+# - GRU (torch's gru_cell): r and z summed (2), n = tanh(x_n + r*h_n): a multiply and an add (2),
+#   h' = n + z*(h - n) (3); 2 sigmoids and a tanh (3).
+_RNN_POINTWISE = {0: (1, 1), 1: (1, 1), 2: (8, 5), 3: (7, 3)}
+
+
+def rnn_step_flops(mode: int, batch: int, input_size: int, hidden: int, biases: bool) -> dict[str, int]:
+    """One time step of one layer in one direction, as the fused kernels compute it (cuDNN's, oneDNN's and
+    torch's decomposed cells agree): the input and hidden products W_ih x and W_hh h (G gates of `hidden`
+    units: 2*G*H*(I + H) FLOPs per sequence), both biases added (2*G*H) and the gates' pointwise work."""
+    mode = int(mode)
+    if mode not in _RNN_GATES:
+        raise NotImplementedError(f"RNN mode {mode}")
+    gates = _RNN_GATES[mode] * hidden
+    elementwise, activation = _RNN_POINTWISE[mode]
+    return {
+        "matmul": 2 * batch * gates * (input_size + hidden),
+        "elementwise": batch * (elementwise * hidden + (2 * gates if biases else 0)),
+        "activation": batch * activation * hidden,
+    }
+
+
+def _times(flops: Mapping[str, int], count: int) -> dict[str, int]:
+    return {category: value * count for category, value in flops.items()}
+
+
+def _sum(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in parts:
+        for category, value in part.items():
+            total[category] = total.get(category, 0) + value
+    return total
+
+
+@register("mkldnn_rnn_layer", category="matmul")
+def mkldnn_rnn_layer_flops(
+    x,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    hx,
+    cx,
+    reverse,
+    batch_sizes,
+    mode,
+    hidden_size,
+    num_layers,
+    has_biases,
+    bidirectional,
+    batch_first,
+    *_,
+    out=None,
+    **__,
+) -> dict:
+    """oneDNN's LSTM on the CPU (what aten.lstm runs there): one layer, one direction, every time step."""
+    if batch_sizes:
+        raise NotImplementedError("packed sequences: FLOPs depend on the sequence lengths")
+    steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
+    return _times(rnn_step_flops(mode, batch, x[-1], int(hidden_size), bool(has_biases)), steps)
+
+
+@register("_cudnn_rnn", category="matmul")
+def cudnn_rnn_flops(
+    x,
+    weights,
+    weight_stride0,
+    weight_buf,
+    hx,
+    cx,
+    mode,
+    hidden_size,
+    proj_size,
+    num_layers,
+    batch_first,
+    dropout,
+    train,
+    bidirectional,
+    batch_sizes,
+    *_,
+    out=None,
+    **__,
+) -> dict:
+    """cuDNN's whole RNN in one op: per time step, per layer, per direction; a layer after the first reads the
+    directions' outputs concatenated."""
+    if batch_sizes:
+        raise NotImplementedError("packed sequences: FLOPs depend on the sequence lengths")
+    if proj_size:
+        raise NotImplementedError("LSTM with proj_size")
+    steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
+    hidden, directions = int(hidden_size), 2 if bidirectional else 1
+    biases = len(weights) > 2 * int(num_layers) * directions  # four tensors per layer and direction with biases
+    layers = (
+        rnn_step_flops(mode, batch, x[-1] if layer == 0 else hidden * directions, hidden, biases)
+        for layer in range(int(num_layers))
+    )
+    return _times(_sum(layers), steps * directions)
+
+
 # ------------------------------------------------------------------------------------------------ pooling
 
 
@@ -639,6 +763,69 @@ for _taps, _ops in (
     _forward, _backward = _interpolation(_taps)
     register(*_ops, category="pool")(_forward)
     register(*(f"{op}_backward" for op in _ops), category="pool")(_backward)
+
+
+def _aa_scale(input_size: int, output_size: int, align_corners: bool, scale: float | None) -> float:
+    """Input pixels per output pixel, as torch's area_pixel_compute_scale works it out."""
+    if align_corners:
+        return (input_size - 1) / (output_size - 1) if output_size > 1 else 0.0
+    return 1.0 / scale if scale is not None and scale > 0 else input_size / output_size
+
+
+def antialias_taps(input_size: int, output_size: int, interp_size: int, align_corners: bool, scale=None) -> int:
+    """Input elements read along one dimension by antialiased resampling, summed over the output positions.
+    Downscaling by s widens the filter's support to s times interp_size/2 (interp_size 2 bilinear, 4 bicubic);
+    output i, centred on s*(i + 0.5), reads the inputs from int(centre - support + 0.5) (at least 0) up to
+    int(centre + support + 0.5) (at most the input size), as torch's separable CPU/CUDA kernels loop."""
+    ratio = _aa_scale(input_size, output_size, align_corners, scale)
+    support = interp_size * 0.5 * ratio if ratio >= 1.0 else interp_size * 0.5
+    taps = 0
+    for i in range(output_size):
+        centre = ratio * (i + 0.5)
+        first = max(int(centre - support + 0.5), 0)
+        taps += min(int(centre + support + 0.5), input_size) - first
+    return taps
+
+
+def _antialias(interp_size: int) -> tuple[Callable[..., dict], Callable[..., dict]]:
+    """Antialiased 2-D interpolation (F.interpolate(..., antialias=True)). The forward is separable, as torch
+    runs it: a horizontal pass over every input row (skipped when the width is unchanged), then a vertical pass
+    over every output column (skipped when the height is unchanged); each output of a pass is one multiply-add
+    per tap (2 FLOPs). The backward scatters each output gradient to its taps in both directions at once: a
+    multiply-add per (row tap, column tap) pair. Weights depend on the output position only, not counted."""
+
+    def taps(input_size, output_size, align_corners, scale):
+        return antialias_taps(int(input_size), int(output_size), interp_size, bool(align_corners), scale)
+
+    def forward(x, output_size, align_corners, scales_h=None, scales_w=None, *_, out=None, **__) -> int:
+        *outer, in_h, in_w = x
+        out_h, out_w = output_size
+        planes = math.prod(outer)
+        flops = 0
+        if out_w != in_w:
+            flops += 2 * planes * in_h * taps(in_w, out_w, align_corners, scales_w)
+        if out_h != in_h:
+            flops += 2 * planes * out_w * taps(in_h, out_h, align_corners, scales_h)
+        return flops
+
+    def backward(
+        grad_out, output_size, input_size, align_corners, scales_h=None, scales_w=None, *_, out=None, **__
+    ) -> int:
+        *outer, in_h, in_w = input_size
+        out_h, out_w = output_size
+        rows = taps(in_h, out_h, align_corners, scales_h)
+        columns = taps(in_w, out_w, align_corners, scales_w)
+        return 2 * math.prod(outer) * rows * columns
+
+    forward.__name__ = f"antialias_x{interp_size}_flops"
+    backward.__name__ = f"antialias_x{interp_size}_backward_flops"
+    return forward, backward
+
+
+for _interp_size, _op in ((2, "_upsample_bilinear2d_aa"), (4, "_upsample_bicubic2d_aa")):
+    _forward, _backward = _antialias(_interp_size)
+    register(_op, category="pool")(_forward)
+    register(f"{_op}_backward", category="pool")(_backward)
 
 
 @register(
@@ -1036,6 +1223,20 @@ ZERO_FLOP_OPS = frozenset(
         "nonzero",
         "item",
         "sym_size",
+        "dim",  # a nested tensor's metadata queries reach the dispatcher as ops
+        "sym_is_contiguous",
+        "_nested_get_jagged_dummy",
+        "_nested_get_lengths",
+        "_nested_get_max_seqlen",
+        "_nested_get_min_seqlen",
+        "_nested_get_offsets",
+        "_nested_get_ragged_idx",
+        "_nested_get_values",
+        "_nested_view_from_jagged",
+        "_nested_tensor_size",
+        "_nested_tensor_strides",
+        "_nested_tensor_storage_offsets",
+        torch.ops.prim.layout,
         "sym_stride",
         "sym_numel",
         "is_same_size",
@@ -1126,4 +1327,42 @@ def flops_of(func, args: tuple, kwargs: Mapping[str, Any], out: Any) -> dict[str
 
 
 def _shapes(tree: Any) -> Any:
-    return tree_map(lambda x: x.shape if isinstance(x, torch.Tensor) else x, tree)
+    return tree_map(lambda x: tensor_shape(x) if isinstance(x, torch.Tensor) else x, tree)
+
+
+def tensor_shape(tensor: torch.Tensor) -> torch.Size:
+    """A tensor's shape as the formulas read it. A nested tensor's is its packed shape: the rows of all its
+    components stacked (a jagged tensor's values, [sum of lengths, ...]); an op that acts on the last
+    dimension (linear, the pointwise ops) does the same work per row whichever component holds it."""
+    if not getattr(tensor, "is_nested", False):
+        return tensor.shape
+    if tensor.layout == torch.jagged:
+        return tensor.values().shape
+    sizes = tensor._nested_tensor_size().tolist()
+    if not sizes:
+        return torch.Size((0,))
+    if any(len(size) != len(sizes[0]) or size[-1] != sizes[0][-1] for size in sizes):
+        raise NotImplementedError("a nested tensor whose components differ in their last dimension")
+    return torch.Size((sum(math.prod(size[:-1]) for size in sizes), sizes[0][-1]))
+
+
+@register("linear", category="matmul")
+def linear_flops(x, weight, bias=None, *_, out=None, **__) -> dict:
+    """linear reaches the counter only where it does not decompose into mm/addmm: with a nested input. Every
+    row of x (packed) times the [out, in] weight, plus the bias add per output element."""
+    rows = math.prod(x[:-1])
+    flops = {"matmul": 2 * rows * weight[-1] * weight[0]}
+    if bias is not None:
+        flops["elementwise"] = rows * weight[0]
+    return flops
+
+
+@register("linear_backward", category="matmul")
+def linear_backward_flops(x, grad_out, weight, output_mask, *_, out=None, **__) -> dict:
+    """The input gradient (grad_out @ W) and the weight gradient (grad_out^T @ x), each the forward's products,
+    when asked for; the bias gradient sums grad_out over the rows."""
+    products = 2 * math.prod(x[:-1]) * weight[-1] * weight[0]
+    flops = {"matmul": products * (int(bool(output_mask[0])) + int(bool(output_mask[1])))}
+    if output_mask[2]:
+        flops["reduction"] = math.prod(grad_out)
+    return flops

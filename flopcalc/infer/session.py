@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from ..api import count_traffic, example_inputs, loader_notes
+from ..api import attention_window, count_traffic, example_inputs, loader_notes
 from ..counting.report import unsupported_ops_note
 from ..errors import UsageError
 from ..loaders.base import LoadedModel
@@ -45,6 +45,9 @@ class Session:
         self.device = _device_of(self.model, example)
         _serving_mode(self.model)
         self.notes: list[str] = list(loader_notes(loaded, spec))
+        self.attention_window, window_note = attention_window(loaded, spec)
+        if window_note:
+            self.notes.append(window_note)
         self.pricer: Pricer | None = None
         self.param_shapes: Mapping[str, tuple[int, ...]] = {}
         self.unsupported: dict[str, int] = {}
@@ -63,6 +66,7 @@ class Session:
             name=self.spec.source,
             causal_half=self.spec.causal_half,
             sparsity=self.spec.sparsity and first,
+            attention_window=self.attention_window,
         )
         if first:
             if report.sparsity is not None:

@@ -611,3 +611,23 @@ def _zeros(shape, dtype: str, device: str):
     import torch
 
     return torch.zeros(shape, dtype=getattr(torch, dtype), device=device)
+
+
+def config_attention_window(module: Any) -> tuple[int | None, str | None]:
+    """The sliding window a transformers model's config gives every attention layer (Mistral's
+    `sliding_window`), and a note when the config names one that is not counted: switched off
+    (`use_sliding_window: false`, as Qwen2 ships) or on some layers only (`layer_types`), where one window
+    for every call would be wrong."""
+    config = getattr(module, "config", None)
+    window = getattr(config, "sliding_window", None) if config is not None else None
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        return None, None
+    if getattr(config, "use_sliding_window", True) is False:
+        return None, None
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types and any("sliding" not in str(kind) for kind in layer_types):
+        return None, (
+            f"the config's sliding_window {window:,} applies to some layers only (layer_types): attention "
+            "counted over the full square; give --attention-window to count every layer with a window"
+        )
+    return window, None

@@ -423,3 +423,83 @@ def test_weights_that_do_not_match_and_sparsity_on_meta_are_one_line_errors(exam
     assert "does not match the model" in result.output and len(result.output.strip().splitlines()) == 1
     result = invoke("count", f"{examples / 'pruned.py'}:build", "--sparsity", "--device", "meta")
     assert result.exit_code == 2 and "meta device" in result.output
+
+
+def test_attention_window_and_as_math_contradict(examples):
+    config = examples / "hf" / "mistral-7b" / "config.json"
+    result = invoke("count", config, "--seq-len", 64, "--attention-window", 16, "--attention-as-math")
+    assert result.exit_code == 2
+    assert "contradict each other" in result.output
+    assert "Traceback" not in result.output
+    result = invoke("count", config, "--seq-len", 64, "--attention-window", 0)
+    assert result.exit_code == 2
+    assert "must be a whole number of keys >= 1" in result.output
+
+
+EVERYTHING = """\
+# every op of issue 23's item 5 in one model: a count --strict must find a formula for each
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Everything(nn.Module):
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.lstm = nn.LSTM(width, width, batch_first=True)
+        self.gru = nn.GRU(width, width, batch_first=True)
+        self.rnn = nn.RNN(width, width, batch_first=True)
+        self.proj = nn.Linear(width, width)
+        self.pool = nn.MaxPool2d(2, return_indices=True)
+        self.unpool = nn.MaxUnpool2d(2)
+
+    def forward(self, image, sequence):
+        down = F.interpolate(image, size=(4, 4), mode="bilinear", antialias=True)
+        smooth = F.interpolate(image, size=(4, 4), mode="bicubic", antialias=True)
+        grid = torch.zeros(image.shape[0], 4, 4, 2, device=image.device)
+        sampled = F.grid_sample(image, grid, align_corners=False)
+        pooled, indices = self.pool(image)
+        unpooled = self.unpool(pooled, indices)
+        spectrum = torch.fft.irfft(torch.fft.rfft(sequence, dim=1), n=sequence.shape[1], dim=1)
+        complex_spectrum = torch.fft.ifft(torch.fft.fft(sequence.to(torch.complex64), dim=1), dim=1).real
+        distances = torch.cdist(sequence, sequence)
+        recurrent, _ = self.lstm(spectrum + complex_spectrum)
+        recurrent, _ = self.gru(recurrent)
+        recurrent, _ = self.rnn(recurrent)
+        rows = recurrent.flatten(0, 1)  # two sequences of 3 and 5 tokens, packed
+        offsets = torch.tensor([0, 3, rows.shape[0]], device=rows.device)
+        jagged = torch.nested.nested_tensor_from_jagged(rows, offsets)
+        heads = self.proj(jagged).unflatten(-1, (2, -1)).transpose(1, 2)
+        attended = F.scaled_dot_product_attention(heads, heads, heads).transpose(1, 2).flatten(-2)
+        return (
+            down.sum() + smooth.sum() + sampled.sum() + unpooled.sum() + distances.sum() + attended.values().sum()
+        )
+
+
+def build() -> nn.Module:
+    return Everything()
+
+
+def example_inputs():
+    return torch.randn(2, 3, 8, 8), torch.randn(2, 4, 8)
+"""
+
+
+def test_strict_count_of_a_model_using_every_op_of_issue_23_item_5(tmp_path):
+    """Antialiased interpolate, grid_sample, max_unpool, the FFT family, cdist, LSTM/GRU/RNN and a jagged
+    tensor through linear and attention: --strict finds a formula for every op, forward and backward."""
+    source = tmp_path / "everything.py"
+    source.write_text(EVERYTHING)
+    result = invoke("count", source, "--strict", "--device", "cpu", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["unsupported_ops"] == {}
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    steps = 2 * 4  # batch 2, 4 time steps; width 8
+    # per step: the products 2*G*H*(I + H), the biases 2*G*H and the gates' pointwise work (docs/formulas.md)
+    assert layers["lstm"]["forward"] == steps * (2 * 32 * 16 + 2 * 32 + 8 * 8 + 5 * 8)
+    assert layers["gru"]["forward"] == steps * (2 * 24 * 16 + 2 * 24 + 7 * 8 + 3 * 8)
+    assert layers["rnn"]["forward"] == steps * (2 * 8 * 16 + 2 * 8 + 8 + 8)
+    # the jagged sequences of 3 and 5 tokens: 2 heads of 4, 3*3 + 5*5 query-key pairs
+    assert report["totals"]["forward_by_category"]["attention"] == 2 * 2 * (3 * 3 + 5 * 5) * (4 + 4)

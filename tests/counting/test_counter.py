@@ -401,3 +401,64 @@ def test_signal_ops_count_under_strict():
     x, grid = torch.randn(2, 3, 8, 8), torch.rand(2, 4, 4, 2) * 2 - 1
     report = count(SignalOps(), (x, grid), strict=True)
     assert report.unsupported_ops == {} and report.forward > 0 and report.backward_counted
+
+
+class MaskedAttention(nn.Module):
+    """A sliding window as transformers passes it: an additive mask, is_causal False."""
+
+    def forward(self, q, k, v):
+        mask = torch.zeros(q.shape[-2], k.shape[-2], device=q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_attention_window_counts_each_query_against_at_most_w_keys(device):
+    B, H, L, E, W = 2, 3, 10, 4, 4
+    q = torch.randn(B, H, L, E, device=device, requires_grad=True)
+    report = count(Attention(causal=True), (q, q, q), attention_window=W)
+    pairs = 1 + 2 + 3 + 4 * (L - 3)  # rows 0..2 see 1, 2, 3 keys; the other 7 see the window's 4
+    assert report.forward_by_category["attention"] == 2 * B * H * pairs * 2 * E
+    assert report.backward_by_category["attention"] == 2 * 2 * B * H * pairs * 2 * E
+    assert report.options["attention_window"] == W
+    assert any("sliding window of 4 keys (1 calls)" in note for note in report.notes)
+
+
+def test_attention_window_applies_to_a_masked_call_and_not_to_a_bidirectional_one():
+    B, H, L, E, W = 1, 2, 8, 4, 3
+    q = torch.randn(B, H, L, E, device="meta")
+    masked = count(MaskedAttention(), (q, q, q), backward=False, attention_window=W)
+    assert masked.forward == 2 * B * H * (1 + 2 + 3 * (L - 2)) * 2 * E
+    bidirectional = count(Attention(), (q, q, q), backward=False, attention_window=W)
+    assert bidirectional.forward == 2 * B * H * L * L * 2 * E
+    assert any("neither is_causal nor a mask" in note for note in bidirectional.notes)
+
+
+def test_attention_window_must_be_a_positive_whole_number():
+    q = torch.randn(1, 1, 4, 2, device="meta")
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(UsageError, match="attention window"):
+            count(Attention(causal=True), (q, q, q), attention_window=bad)
+
+
+def test_a_one_row_mask_gives_every_query_the_last_positions_window():
+    """A decode step as transformers runs it with grouped-query attention: the 2 query heads of a KV group folded
+    into 2 query rows, one mask row for both; each sees min(S, W) keys, not consecutive positions' windows."""
+    q, k = torch.randn(1, 2, 2, 16, device="meta"), torch.randn(1, 2, 9, 16, device="meta")
+
+    class OneRow(nn.Module):
+        def forward(self, q, k):
+            mask = torch.zeros(1, 1, 1, k.shape[-2], device=k.device)
+            return F.scaled_dot_product_attention(q, k, k, attn_mask=mask)
+
+    report = count(OneRow(), (q, k), backward=False, attention_window=4)
+    assert report.forward == 2 * 1 * 2 * (2 * 4) * (16 + 16)
+
+
+def test_a_window_no_query_reaches_past_changes_nothing():
+    q = torch.randn(1, 2, 8, 4, device="meta")
+    plain = count(Attention(causal=True), (q, q, q), backward=False)
+    wide = count(Attention(causal=True), (q, q, q), backward=False, attention_window=8)
+    assert wide.forward == plain.forward == 2 * 1 * 2 * 8 * 8 * 2 * 4  # the full square, as without a window
+    assert not any("sliding window" in note for note in wide.notes)
+    half = count(Attention(causal=True), (q, q, q), backward=False, causal_half=True, attention_window=100)
+    assert half.forward == 2 * 1 * 2 * (8 * 9 // 2) * 2 * 4

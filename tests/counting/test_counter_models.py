@@ -443,3 +443,89 @@ def test_batch_norm_input_gradient_depends_on_whose_statistics(train, input_grad
         lambda: nn.BatchNorm2d(4), lambda: torch.randn(2, 4, 5, 5).requires_grad_(), train=train
     )
     assert report.backward == elements * (input_grad_per_element + 2 + 1)  # + weight (2) and bias (1) gradients
+
+
+@pytest.mark.parametrize(
+    "size, mode, forward, backward",
+    [
+        # 8 -> 4, bilinear: support 1 x 2 = 2 inputs either side of centres 1, 3, 5, 7: 3 + 4 + 4 + 3 = 14 taps;
+        # a horizontal pass over the 8 input rows, then a vertical one over the 4 output columns, per plane (6)
+        ((4, 4), "bilinear", 2 * 6 * (8 * 14 + 4 * 14), 2 * 6 * 14 * 14),
+        # bicubic: support 2 x 2 = 4: 5 + 7 + 7 + 5 = 24 taps
+        ((4, 4), "bicubic", 2 * 6 * (8 * 24 + 4 * 24), 2 * 6 * 24 * 24),
+        # only the width changes: the vertical pass is skipped; the backward still loops the rows' taps (8 -> 8
+        # at support 1: 2 each, 1 for the last, 15 in all; the second's weight is 0)
+        ((8, 4), "bilinear", 2 * 6 * 8 * 14, 2 * 6 * 15 * 14),
+        # 8 -> 16 upsampling keeps the support at 1: outputs read 1, 2, ..., 2, 1 inputs (30 taps per 16)
+        ((16, 16), "bilinear", 2 * 6 * (8 * 30 + 16 * 30), 2 * 6 * 30 * 30),
+    ],
+    ids=["bilinear-down", "bicubic-down", "width-only", "bilinear-up"],
+)
+def test_antialiased_interpolation_counts_its_separable_passes(size, mode, forward, backward):
+    report = _same_on_meta_and_cpu(
+        lambda: Resample(lambda x: F.interpolate(x, size=size, mode=mode, antialias=True)),
+        lambda: torch.randn(2, 3, 8, 8),
+    )
+    elements = 2 * 3 * 8 * 8  # the x * scale multiply, and its gradient
+    assert report.forward == elements + forward
+    resample_backward = report.backward - report.layer("").backward_by_category["reduction"]
+    assert resample_backward - elements == backward
+    assert not report.unsupported_ops
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_onednn_lstm_layer_is_counted_per_step_layer_and_direction(batch_first):
+    """A traced LSTM calls aten.lstm, which the CPU runs as one oneDNN op per layer and direction
+    (aten.mkldnn_rnn_layer); it gives the figure torch's decomposed cells give."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=batch_first)
+    x = torch.randn(3, 5, 8)
+    steps, batch = (5, 3) if batch_first else (3, 5)
+    traced = torch.jit.trace(lstm, x)
+    fused = count(traced, x, backward=False)
+    assert not fused.unsupported_ops
+    H, G = 16, 4 * 16
+    # per step, batch element and direction: 2*G*H*(I + H) products; layer 2 reads both directions (I = 32)
+    per_sequence = 2 * G * (8 + H) + 2 * G * (2 * H + H)
+    assert fused.forward_by_category["matmul"] == steps * batch * 2 * per_sequence
+    # two biases added (2G), the products added (4H), cell and output (4H); 3 sigmoids and 2 tanh (5H)
+    assert fused.forward_by_category["elementwise"] == steps * batch * 2 * 2 * (2 * G + 8 * H)
+    assert fused.forward_by_category["activation"] == steps * batch * 2 * 2 * 5 * H
+    decomposed = count(lstm, x, backward=False)
+    assert fused.forward_by_category == decomposed.forward_by_category
+
+
+def _jagged(*lengths, width=8):
+    return torch.nested.nested_tensor([torch.randn(n, width) for n in lengths], layout=torch.jagged)
+
+
+def test_a_jagged_tensor_through_linear_counts_its_rows_not_the_padding():
+    """linear on a jagged [B, j, D] tensor reaches the counter whole (aten.linear, aten.linear_backward): its
+    packed rows (3 + 5 = 8) times the weight, no padding to the longest."""
+    mlp = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+    report = count(mlp, _jagged(3, 5))
+    rows = 3 + 5
+    assert report.forward_by_category["matmul"] == 2 * rows * (8 * 4 + 4 * 2)
+    assert report.forward_by_category["elementwise"] == rows * (4 + 2)  # the bias adds
+    assert report.forward_by_category["activation"] == rows * 4
+    # weight gradients of both layers, the input gradient of the second only (the input needs none)
+    assert report.backward_by_category["matmul"] == 2 * rows * (8 * 4 + 2 * 4 * 2)
+    assert report.backward_by_category["reduction"] == rows * (4 + 2)
+    assert report.inputs[0].shape == (rows, 8)  # the packed values
+    assert not report.unsupported_ops
+    dense = count(mlp, torch.randn(rows, 8))
+    assert dense.forward_by_category == report.forward_by_category
+    assert dense.backward_by_category == report.backward_by_category
+
+
+def test_attention_over_jagged_sequences_counts_each_sequence_against_its_own_keys():
+    class JaggedAttention(nn.Module):
+        def forward(self, x):
+            heads = x.unflatten(-1, (2, 4)).transpose(1, 2)  # [B, H, j, E]
+            return F.scaled_dot_product_attention(heads, heads, heads).transpose(1, 2).flatten(-2)
+
+    report = count(JaggedAttention(), _jagged(3, 5), backward=False)
+    pairs = 3 * 3 + 5 * 5  # not 2 * 5 * 5 as padded
+    assert report.forward_by_category["attention"] == 2 * 2 * pairs * (4 + 4)
+    assert report.forward == report.forward_by_category["attention"]
+    assert not report.unsupported_ops

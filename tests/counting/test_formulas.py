@@ -265,3 +265,108 @@ def test_max_unpool_moves_data_only_and_is_supported():
     x, indices = meta(1, 2, 4, 4), torch.zeros(1, 2, 4, 4, dtype=torch.long, device="meta")
     assert _call(aten.max_unpool2d.default, x, indices, [8, 8]) == {}
     assert "max_unpool2d" in str(FORMULAS[aten.max_unpool2d])
+
+
+def test_windowed_causal_pairs_by_hand():
+    # 6 tokens, window 3: the rows see 1, 2, 3, 3, 3, 3 keys
+    assert formulas.windowed_causal_pairs(6, 6, 3) == 1 + 2 + 3 + 3 + 3 + 3
+    # a window as long as the sequence is the causal triangle
+    assert formulas.windowed_causal_pairs(6, 6, 6) == causal_pairs(6, 6) == 21
+    assert formulas.windowed_causal_pairs(6, 6, 100) == 21
+    # decoding: the 2 queries are positions 4 and 5 of 6 keys (bottom-right), each seeing the window's 3 keys
+    assert formulas.windowed_causal_pairs(2, 6, 3) == 3 + 3
+    # one query at position 1 of 2 keys sees both
+    assert formulas.windowed_causal_pairs(1, 2, 3) == 2
+    # more queries than keys: top-left rows, capped by the keys and the window: 1, 2, 2, 2
+    assert formulas.windowed_causal_pairs(4, 3, 2) == 1 + 2 + 2 + 2
+
+
+def test_windowed_causal_pairs_against_a_mask_counted_cell_by_cell():
+    for len_q, len_k, window in ((7, 7, 1), (7, 7, 4), (3, 9, 4), (9, 9, 20), (5, 12, 5)):
+        offset = len_k - len_q
+        kept = sum(1 for i in range(len_q) for j in range(len_k) if 0 <= (i + offset) - j < window)
+        assert formulas.windowed_causal_pairs(len_q, len_k, window) == kept
+
+
+def test_windowed_causal_pairs_refuses_an_empty_window():
+    with pytest.raises(ValueError, match="at least 1"):
+        formulas.windowed_causal_pairs(4, 4, 0)
+
+
+def test_antialias_taps_by_hand_and_against_the_kernel_impulse_responses():
+    # 8 -> 4 bilinear: support 2 around centres 1, 3, 5, 7: inputs [0, 3), [1, 5), [3, 7), [5, 8)
+    assert formulas.antialias_taps(8, 4, 2, False) == 3 + 4 + 4 + 3
+    # align_corners, 9 -> 5: scale (9 - 1) / (5 - 1) = 2, support 2 around centres 1, 3, 5, 7, 9
+    assert formulas.antialias_taps(9, 5, 2, True) == 3 + 4 + 4 + 4 + 2
+    # an explicit scale factor of 1/2 sets the scale, whatever the sizes
+    assert formulas.antialias_taps(8, 4, 2, False, 0.5) == 14
+    # every input an output depends on (a nonzero impulse response) lies inside the taps counted for it
+    for mode, interp_size in (("bilinear", 2), ("bicubic", 4)):
+        for size_in, size_out in ((8, 4), (10, 3), (5, 9)):
+            read = 0
+            for j in range(size_in):
+                x = torch.zeros(1, 1, 1, size_in, dtype=torch.float64)
+                x[..., j] = 1
+                y = torch.nn.functional.interpolate(x, size=(1, size_out), mode=mode, antialias=True)
+                read += int((y.abs() > 1e-12).sum())
+            assert read <= formulas.antialias_taps(size_in, size_out, interp_size, False)
+
+
+def test_cudnn_rnn_counts_every_step_layer_and_direction_by_hand():
+    # a 2-layer bidirectional GRU, hidden 16, input 8, 5 steps of batch 3, with biases (4 weights per layer
+    # and direction: 16 tensors); cuDNN's one op for the whole stack
+    T, B, I, H = 5, 3, 8, 16  # noqa: E741 (the input size, as torch names it)
+    flops = flops_of(
+        torch.ops.aten._cudnn_rnn.default,
+        (
+            torch.empty(T, B, I),
+            [torch.empty(1)] * 16,
+            4,
+            None,
+            torch.empty(4, B, H),
+            None,
+            3,
+            H,
+            0,
+            2,
+            False,
+            0.0,
+            True,
+            True,
+            [],
+            None,
+        ),
+        {},
+        None,
+    )
+    G = 3 * H
+    per_step = B * 2 * (2 * G * (I + H) + 2 * G * (2 * H + H))  # both directions; layer 2 reads 2H
+    assert flops["matmul"] == T * per_step
+    # biases (2G), r and z summed (2H), n's multiply and add (2H), h' = n + z*(h - n) (3H); per layer, direction
+    assert flops["elementwise"] == T * B * 2 * 2 * (2 * G + 7 * H)
+    assert flops["activation"] == T * B * 2 * 2 * 3 * H  # 2 sigmoids and a tanh
+    # a plain tanh RNN without biases (2 weights per layer and direction): the products added and the tanh
+    plain = flops_of(
+        torch.ops.aten._cudnn_rnn.default,
+        (
+            torch.empty(T, B, I),
+            [torch.empty(1)] * 2,
+            2,
+            None,
+            torch.empty(1, B, H),
+            None,
+            1,
+            H,
+            0,
+            1,
+            False,
+            0.0,
+            True,
+            False,
+            [],
+            None,
+        ),
+        {},
+        None,
+    )
+    assert plain == {"matmul": T * B * 2 * H * (I + H), "elementwise": T * B * H, "activation": T * B * H}

@@ -184,3 +184,52 @@ def test_a_config_with_more_layers_than_max_layers_is_refused_before_it_is_built
     with pytest.raises(ModelLoadError, match="declares 3 layers, more than max_layers 2"):
         count(small, max_layers=2)
     assert count(small, max_layers=3, seq_len=4).params > 0
+
+
+def test_mistral_7b_at_16k_tokens_counts_attention_for_its_window_not_the_square(examples):
+    config = str(examples / "hf" / "mistral-7b" / "config.json")
+    layers, heads, head_dim, tokens, window = 32, 32, 4096 // 32, 16384, 4096
+    windowed = count(config, seq_len=tokens, backward=False)
+    # causal window: query i sees min(i + 1, W) keys; rows 0..W-1 see 1..W, the other T - W rows W each
+    pairs = window * (window + 1) // 2 + (tokens - window) * window
+    assert pairs == 58_722_304
+    # Q K^T and P V: 2 FLOPs per multiply-add, head_dim each, per pair, per head, per layer
+    assert windowed.forward_by_category["attention"] == layers * heads * pairs * 2 * (head_dim + head_dim)
+    assert windowed.forward_by_category["attention"] == 30_787_399_319_552
+    assert any("sliding window of 4,096 keys (32 calls)" in note for note in windowed.notes)
+    square = count(config, seq_len=tokens, backward=False, attention_as_math=True)
+    assert square.forward_by_category["attention"] == layers * heads * tokens * tokens * 2 * (2 * head_dim)
+    assert square.forward_by_category["matmul"] == windowed.forward_by_category["matmul"]
+    assert "attention_window" not in square.options
+    assert not any("sliding window" in note for note in square.notes)
+
+
+def test_a_window_the_config_switches_off_or_gives_some_layers_only_is_not_counted(tmp_path):
+    base = dict(
+        hidden_size=E,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
+        vocab_size=VOCAB,
+        sliding_window=8,
+    )
+
+    def config(name, **values):
+        (tmp_path / name).mkdir()
+        return write_config(tmp_path / name, **base, **values)
+
+    off = count(config("off", model_type="qwen2", use_sliding_window=False), seq_len=32, backward=False)
+    assert "attention_window" not in off.options
+    some = config(
+        "some", model_type="qwen2", use_sliding_window=True, layer_types=["full_attention", "sliding_attention"]
+    )
+    mixed = count(some, seq_len=32, backward=False)
+    assert "attention_window" not in mixed.options
+    assert any("applies to some layers only" in note for note in mixed.notes)
+    given = count(some, seq_len=32, backward=False, attention_window=8)
+    # every layer windowed: rows 0..7 see 1..8 keys, the other 24 rows 8 each
+    assert given.forward_by_category["attention"] == mixed.forward_by_category["attention"] * (8 * 9 // 2 + 24 * 8) // (
+        32 * 32
+    )
+    assert not any("applies to some layers only" in note for note in given.notes)

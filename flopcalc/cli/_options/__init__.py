@@ -35,6 +35,8 @@ from .fleet import (
 from .model import (
     LARGEST_INPUT_ELEMENTS,
     MODEL_HELP,
+    AttentionAsMathOption,
+    AttentionWindowOption,
     BatchSizeOption,
     CausalHalfOption,
     DecoderSeqLenOption,
@@ -73,6 +75,8 @@ __all__ = [
     "BatchSizeOption",
     "CalibrationOption",
     "CatalogOption",
+    "AttentionAsMathOption",
+    "AttentionWindowOption",
     "CausalHalfOption",
     "DecoderSeqLenOption",
     "DeviceOption",

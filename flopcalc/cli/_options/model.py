@@ -134,6 +134,22 @@ FrozenOption = Annotated[
 CausalHalfOption = Annotated[
     bool, typer.Option("--causal-half", help="Count causal attention over the lower triangle only.")
 ]
+AttentionWindowOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--attention-window",
+        metavar="W",
+        help="Count each causal attention query against at most W keys (a sliding window, as flash attention's "
+        "windowed kernels run it; default: a config's sliding_window).",
+    ),
+]
+AttentionAsMathOption = Annotated[
+    bool,
+    typer.Option(
+        "--attention-as-math",
+        help="Count attention over the full square, as the math kernel computes it (ignores a config's sliding_window).",
+    ),
+]
 WeightsOption = Annotated[
     Optional[str],
     typer.Option(
@@ -166,6 +182,8 @@ def model_spec(
     backward: bool = True,
     decoder_seq_len: Optional[int] = None,
     revision: Optional[str] = None,
+    attention_window: Optional[int] = None,
+    attention_as_math: bool = False,
 ) -> ModelSpec:
     """The ModelSpec of the shared model options, as typed on the command line."""
     return ModelSpec(
@@ -181,6 +199,8 @@ def model_spec(
         causal_half=causal_half,
         backward=backward,
         revision=revision,
+        attention_window=attention_window,
+        attention_as_math=attention_as_math,
     )
 
 
