@@ -151,7 +151,8 @@ def test_bench_model_predicts_from_the_saved_profile(examples, tmp_path):
     assert data["prediction_error"] == pytest.approx(data["step_seconds"] / data["predicted_step_seconds"] - 1)
 
 
-def test_bench_model_without_a_profile_measures_a_quick_one(examples):
+def test_bench_model_without_a_profile_measures_a_quick_one(examples, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOPCALC_CALIBRATION", str(tmp_path / "none.yaml"))  # not a profile saved on this machine
     result = invoke(
         "bench",
         f"{examples / 'mlp.py'}:build",
@@ -232,3 +233,22 @@ def test_bench_model_warns_when_it_runs_above_the_measured_matmul_peak(examples)
     (warning,) = [w for w in result.warnings if "measured matmul peak" in w]
     assert f"{result.fraction_of_measured:.0%} of the measured matmul peak" in warning
     assert "the calibration is wrong" in warning and result.fraction_of_measured > 1
+
+
+def test_one_slow_step_does_not_make_a_model_run_disturbed_but_steady_noise_does():
+    from flopcalc.bench.model import ModelBenchResult
+    from flopcalc.spec import ModelSpec
+
+    def run(steps):
+        return ModelBenchResult(
+            describe_device("cpu"), ModelSpec("net.py"), 8, "fp32", "adamw", 10, 20, steps, 1, None, "-"
+        )
+
+    one_outlier = run((1.0, 1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.9))  # a context switch in one step
+    assert one_outlier.spread_pct == pytest.approx(92, abs=0.5) and one_outlier.disturbances() == ()
+    # quartiles (inclusive of the sample's spread, statistics.quantiles' default) of a steadily noisy run
+    noisy = run((1.0, 1.4, 0.8, 1.5, 0.7, 1.3, 0.9, 1.6))
+    assert noisy.middle_spread_pct > 25
+    assert noisy.disturbances() == (
+        f"the middle half of the step times spread {noisy.middle_spread_pct:.0f}% (more than 25%)",
+    )
