@@ -99,7 +99,7 @@ class MatmulBenchResult:
         """Why the figures may not be the device's own: a busy machine, samples that spread wide."""
         reasons = [warning for warning in self.warnings if warning.startswith(BUSY)]
         for result in self.results:
-            spread = result.headline.spread_pct
+            spread = result.headline.middle_spread_pct
             if spread > SPREAD_LIMIT_PCT:
                 reasons.append(
                     f"the {result.precision} samples spread {spread:.0f}% (more than {SPREAD_LIMIT_PCT:.0f}%)"

@@ -81,6 +81,15 @@ class ShapeTiming:
         """(max - min) / median of the samples, in percent: how repeatable this shape was."""
         return 100.0 * (max(self.samples_tflops) - min(self.samples_tflops)) / self.median_tflops
 
+    @property
+    def middle_spread_pct(self) -> float:
+        """The interquartile range / median of the samples, in percent: one disturbed sample does not count.
+        With fewer than four samples, the whole spread."""
+        if len(self.samples_tflops) < 4:
+            return self.spread_pct
+        first, _, third = statistics.quantiles(self.samples_tflops, n=4)
+        return 100.0 * (third - first) / self.median_tflops
+
     def to_dict(self) -> dict:
         return {
             "shape": list(self.shape),
