@@ -114,7 +114,7 @@ class ZeroWeights:
             if id(param) not in owners:
                 continue
             name, layer = owners[id(param)]
-            if param.device.type == "meta":
+            if param.device.type == "meta" and _layout_name(param) != "semi_structured":
                 raise UsageError(
                     f"sparsity reads the weights' values and {name} is on the meta device",
                     "count on the cpu: --device cpu (or leave --device out)",
@@ -178,25 +178,35 @@ class ZeroWeights:
         return tuple(sorted(found.values(), key=lambda w: order.get(w.name, len(order))))
 
 
+def _dense_values(param: torch.Tensor) -> torch.Tensor | None:
+    """A weight's values as a dense tensor, or None where they cannot be read here: a sparse-stored weight on
+    the meta device, or a layout this build cannot densify."""
+    if _layout_name(param) == "strided":
+        return param.detach()
+    if param.device.type == "meta":
+        return None
+    try:
+        return param.detach().to_dense()
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
 def describe(name: str, layer: str, param: torch.Tensor) -> WeightSparsity:
-    """One weight's zeros and N:M pattern, dense or sparse-stored."""
+    """One weight's zeros and N:M pattern, dense or sparse-stored. A sparse-stored weight whose values cannot
+    be read (a 2:4 tensor on meta) is described by its layout: the products its kernel skips."""
     layout = _layout_name(param)
     numel = param.numel()
-    if layout == "strided":
-        dense = param.detach()
-    else:
-        try:
-            dense = param.detach().to_dense()
-        except Exception:  # a layout that cannot be densified here: its stored share is what is known
-            share = stored_fraction(param) or Fraction(1)
-            return WeightSparsity(
-                name,
-                layer,
-                tuple(param.shape),
-                int(numel * (1 - share)),
-                numel,
-                "2:4" if layout == "semi_structured" else None,
-                layout,
-            )
+    dense = _dense_values(param)
+    if dense is None:
+        share = stored_fraction(param) or Fraction(1)
+        return WeightSparsity(
+            name,
+            layer,
+            tuple(param.shape),
+            int(numel * (1 - share)),
+            numel,
+            "2:4" if layout == "semi_structured" else None,
+            layout,
+        )
     zeros = int((dense == 0).sum())
     return WeightSparsity(name, layer, tuple(param.shape), zeros, numel, nm_pattern(dense), layout)
