@@ -1,9 +1,11 @@
 """`infer`'s table: on a terminal, the pass's time as a strip marked by each layer's bound and a request's
 prefill then decode on one time scale; piped, neither."""
 
+from dataclasses import replace
+
 from flopcalc.infer import BatchBound, Decode, Hardware, InferResult, LayerBound, Prefill
 from flopcalc.infer.quantisation import Precisions
-from flopcalc.render.charts import COMPUTE_MARK, MEMORY_MARK, SPARK_LEVELS
+from flopcalc.render.charts import COMMUNICATION_MARK, COMPUTE_MARK, MEMORY_MARK, SPARK_LEVELS
 from flopcalc.render.infer import STRIP_WIDTH, bound_strip_lines, render
 
 
@@ -33,9 +35,20 @@ def _result(prefill: Prefill | None = None, decode: Decode | None = None) -> Inf
 def test_the_strip_gives_each_layer_its_share_of_the_width_marked_by_its_bound():
     lines = bound_strip_lines(_result())
     assert lines[1].strip() == COMPUTE_MARK * (STRIP_WIDTH * 3 // 4) + MEMORY_MARK * (STRIP_WIDTH // 4)
-    assert "compute-bound layers 75.0% of the time, memory-bound 25.0%" in lines[2]
+    assert "share of the time: compute 75.0%, memory 25.0%;" in lines[2]
     assert "ridge point 295 FLOP/byte" in lines[2]  # 989e12 / 3.35e12 = 295.2
-    assert len(lines) == 3  # no generation: no request bars
+    assert "communication" not in lines[0] and len(lines) == 3  # no GPUs to talk to; no generation: no request
+
+
+def test_the_gpus_communication_gets_its_own_mark():
+    """The all-reduces of tensor parallelism: a row with no FLOPs and no bytes whose time is the link's."""
+    all_reduces = LayerBound("tensor-parallel all-reduces", "AllReduce", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4e-3)
+    result = _result()
+    lines = bound_strip_lines(replace(result, layers=(*result.layers, all_reduces)), width=80)
+    # 3 + 1 + 4 ms: 30, 10 and 40 of 80 characters
+    assert lines[1].strip() == COMPUTE_MARK * 30 + MEMORY_MARK * 10 + COMMUNICATION_MARK * 40
+    assert f"{COMMUNICATION_MARK} communication;" in lines[0]
+    assert "compute 37.5%, memory 12.5%, communication 50.0%" in lines[2]
 
 
 def test_a_request_draws_prefill_then_decode_on_one_time_scale():
@@ -55,5 +68,5 @@ def test_the_table_draws_the_strip_only_on_a_terminal():
     piped = render(_result(), "table")
     assert COMPUTE_MARK * 45 in on_terminal and "layer after layer" in on_terminal
     assert piped == on_terminal.replace("\n".join(bound_strip_lines(_result())) + "\n\n", "")
-    assert not set(piped) & {COMPUTE_MARK, MEMORY_MARK, *SPARK_LEVELS} and "\x1b[" not in piped
+    assert not set(piped) & {COMPUTE_MARK, MEMORY_MARK, COMMUNICATION_MARK, *SPARK_LEVELS} and "\x1b[" not in piped
     assert render(_result(), "markdown", terminal=True) == render(_result(), "markdown")

@@ -11,7 +11,7 @@ from itertools import accumulate
 
 BLOCK_EIGHTHS = "▏▎▍▌▋▊▉█"  # a cell filled 1/8 .. 8/8 from the left
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"  # a cell filled 1/8 .. 8/8 from the bottom
-COMPUTE_MARK, MEMORY_MARK = "█", "░"  # a time strip's cells: compute-bound, memory-bound
+COMPUTE_MARK, MEMORY_MARK, COMMUNICATION_MARK = "█", "░", "▒"  # a time strip's cells: what bounds the time
 
 
 def bar(value: float | None, whole: float | None, width: int, *, terminal: bool = False) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from ..files import to_json
 from ..infer import InferResult, LayerBound
 from ..units import format_number, format_si
-from .charts import COMPUTE_MARK, MEMORY_MARK, time_strip
+from .charts import COMMUNICATION_MARK, COMPUTE_MARK, MEMORY_MARK, time_strip
 from .tabular import csv_text, markdown_text, table_text
 
 _LAYER_HEADERS = ("Layer", "Type", "Count", "FLOPs", "Bytes", "FLOP/byte", "Bound", "Time", "Share")
@@ -250,6 +250,11 @@ def _mark(bound: str) -> str:
     return COMPUTE_MARK if bound == "compute" else MEMORY_MARK
 
 
+def _strip_kind(layer: LayerBound) -> str:
+    """compute or memory, or communication for a row that only moves data between GPUs (no FLOPs, no bytes)."""
+    return "communication" if not layer.flops and not layer.bytes else layer.bound
+
+
 def bound_strip_lines(result: InferResult, width: int = STRIP_WIDTH) -> list[str]:
     """A terminal's charts: the pass's time layer after layer, each cell marked by the bound of the layer
     running then, and with --prompt/--generate the request's prefill then decode on one time scale."""
@@ -257,16 +262,18 @@ def bound_strip_lines(result: InferResult, width: int = STRIP_WIDTH) -> list[str
     total = sum(layer.time_s for layer in layers)
     if not total:
         return []
-    compute = sum(layer.time_s for layer in layers if layer.bound == "compute")
+    marks = {"compute": COMPUTE_MARK, "memory": MEMORY_MARK, "communication": COMMUNICATION_MARK}
+    time_by_kind = {kind: sum(layer.time_s for layer in layers if _strip_kind(layer) == kind) for kind in marks}
+    shown = [kind for kind, time in time_by_kind.items() if time or kind != "communication"]
+    legend = ", ".join(f"{marks[kind]} {kind}" + ("-bound" if kind != "communication" else "") for kind in shown)
+    shares = ", ".join(f"{kind} {100 * time_by_kind[kind] / total:.1f}%" for kind in shown)
     gpu = result.hardware
-    lines = [
-        f"time of the {result.layers_pass}, layer after layer ({COMPUTE_MARK} compute-bound, {MEMORY_MARK} "
-        f"memory-bound; {width} characters = {seconds(total)}):",
-        "  " + time_strip([(layer.time_s, _mark(layer.bound)) for layer in layers], width),
-        f"  compute-bound layers {100 * compute / total:.1f}% of the time, memory-bound {100 - 100 * compute / total:.1f}%;"
-        f" ridge point {format_number(gpu.peak_flops / gpu.bandwidth, 3)} FLOP/byte (peak / bandwidth)",
-    ]
-    return lines + _request_lines(result, width)
+    return [
+        f"time of the {result.layers_pass}, layer after layer ({legend}; {width} characters = {seconds(total)}):",
+        "  " + time_strip([(layer.time_s, marks[_strip_kind(layer)]) for layer in layers], width),
+        f"  share of the time: {shares}; ridge point {format_number(gpu.peak_flops / gpu.bandwidth, 3)} FLOP/byte "
+        "(peak / bandwidth: a layer above it is compute-bound)",
+    ] + _request_lines(result, width)
 
 
 def _request_lines(result: InferResult, width: int) -> list[str]:
