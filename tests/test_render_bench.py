@@ -84,3 +84,29 @@ def test_render_fleet_formats():
     assert len(csv) == 1 + 18 + 1 and csv[-1].startswith("world,sendrecv,16,1,1073741824,5,0.05,")
     assert json.loads(render_fleet(result, "json"))["world_size"] == 16
     assert "| scope | collective |" in render_fleet(result, "markdown")
+
+
+def _ladder_result():
+    """fp32 squares 256 .. 1024 at 1, 2, 4, 8 TFLOPS, given out of order, and one LLM-like shape; bf16 two sizes."""
+    fp32 = tuple(ShapeTiming((s, s, s), "square", 4, (rate,)) for s, rate in ((512, 2.0), (256, 1.0), (1024, 8.0)))
+    fp32 += (ShapeTiming((768, 768, 768), "square", 4, (4.0,)), ShapeTiming((1024, 2048, 512), "llm", 4, (9.0,)))
+    bf16 = tuple(ShapeTiming((s, s, s), "square", 4, (rate,)) for s, rate in ((256, 1.0), (512, 5.0)))
+    return replace(
+        _result(),
+        results=(PrecisionResult("fp32", fp32, 10e12, "test"), PrecisionResult("bf16", bf16, 20e12, "test")),
+    )
+
+
+def test_on_a_terminal_a_sparkline_shows_tflops_over_the_square_sizes_smallest_first():
+    text = render_matmul(_ladder_result(), "table", terminal=True)
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
+    # 1, 2, 4, 8 of the best 8: 7/8, 7/4, 7/2 and 7 steps above the lowest level, rounded; the LLM shape left out
+    assert lines["fp32"].split()[1] == "▂▃▅█" and "256 .. 1024: 1 .. 8 TFLOPS" in lines["fp32"]
+    assert lines["bf16"].split()[1] == "▂█"  # its own scale: 1 and 5 of 5, 1.4 and 7 steps
+    assert text.index("median TFLOPS over the square sizes") < text.index("fp32 peak: test")
+
+
+def test_piped_or_in_another_format_the_sweep_has_no_sparkline():
+    for fmt in ("table", "markdown", "csv"):
+        assert "▂" not in render_matmul(_ladder_result(), fmt) and "\x1b[" not in render_matmul(_ladder_result(), fmt)
+    assert render_matmul(_ladder_result(), "markdown", terminal=True) == render_matmul(_ladder_result(), "markdown")

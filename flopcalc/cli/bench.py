@@ -299,7 +299,7 @@ def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver
         from ..render.bench_html import render_matmul_html
 
         return result, render_matmul_html(result, command_line(), result.to_dict())
-    return result, render_matmul(result, fmt.value)
+    return result, render_matmul(result, fmt.value, terminal=fmt is ReportFormat.table and sys.stdout.isatty())
 
 
 def _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc, save, calibration, fmt):

@@ -3,6 +3,7 @@ prefill, decode with a KV cache, and what fits. Parses, calls flopcalc.infer, re
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from typing import Annotated, Optional
 
@@ -195,6 +196,6 @@ def infer_command(
 
         text = render_html(result, command_line(), result.to_dict())
     else:
-        text = render(result, fmt.value)
+        text = render(result, fmt.value, terminal=output is None and sys.stdout.isatty())
     emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output))

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..files import to_json
+from .charts import sparkline
 from .tabular import csv_text, markdown_text, table_text
 
 if TYPE_CHECKING:
@@ -70,6 +71,27 @@ def _matmul_footer(result: MatmulBenchResult) -> list[str]:
         )
     if result.calibration_file:
         lines.append(f"calibration saved to {result.calibration_file}")
+    return lines
+
+
+def sweep_sparkline_lines(result: MatmulBenchResult) -> list[str]:
+    """A terminal's chart: each precision's median TFLOPS over the square sizes, smallest first, as a sparkline
+    scaled to its own best (the rectangular LLM-like shapes are not a size series and are left out)."""
+    ladders = {}
+    for item in result.results:
+        squares = sorted((t for t in item.timings if t.kind == "square"), key=lambda t: t.shape[0])
+        if len(squares) > 1:
+            ladders[item.precision] = squares
+    if not ladders:
+        return []
+    label, width = max(map(len, ladders)), max(map(len, ladders.values()))
+    lines = ["median TFLOPS over the square sizes, one character a size, smallest first (each to its own best):"]
+    for precision, squares in ladders.items():
+        rates = [t.median_tflops for t in squares]
+        lines.append(
+            f"  {precision:<{label}}  {sparkline(rates):<{width}}  {squares[0].shape[0]} .. {squares[-1].shape[0]}: "
+            f"{_num(min(rates))} .. {_num(max(rates))} TFLOPS"
+        )
     return lines
 
 
@@ -187,15 +209,17 @@ def _render(
     return table_text(columns, rows, right=right, title=[title], footer=footer)
 
 
-def render_matmul(result: MatmulBenchResult, fmt: str) -> str:
-    """The matmul bench in `fmt` (table, json, csv, markdown); json is the documented contract."""
+def render_matmul(result: MatmulBenchResult, fmt: str, terminal: bool = False) -> str:
+    """The matmul bench in `fmt` (table, json, csv, markdown); json is the documented contract. A table on a
+    `terminal` (the CLI tells) has a sparkline of TFLOPS over the sizes under it."""
+    charts = sweep_sparkline_lines(result) if terminal and fmt == "table" else []
     return _render(
         fmt,
         result.to_dict(),
         _matmul_title(result),
         MATMUL_COLUMNS,
         matmul_rows(result),
-        _matmul_footer(result),
+        charts + [""] * bool(charts) + _matmul_footer(result),
         _matmul_csv_rows,
     )
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..counting.report import CATEGORIES, CountReport, LayerCount, unsupported_ops_note
 from ..files import to_json
 from ..units import format_si
+from .charts import bar
 from .tabular import csv_text, markdown_text
 
 if TYPE_CHECKING:
@@ -18,6 +19,9 @@ CONVENTION = {
     "flop": "FLOPs: 1 multiply-add = 2 FLOPs",
     "mac": "MACs: multiply-adds (matmul, conv, attention) counted once; other ops as in FLOPs",
 }
+
+
+CATEGORY_BAR_WIDTH = 40  # characters for the whole of the FLOPs
 
 
 def _unit_label(report: CountReport) -> str:
@@ -139,6 +143,20 @@ def _category_rows(report: CountReport) -> list[list[str]]:
     return rows
 
 
+def category_bar_lines(report: CountReport, width: int = CATEGORY_BAR_WIDTH) -> list[str]:
+    """Each category's forward + backward as a bar of its share of the total, in rich markup: a terminal's chart."""
+    shares = [(c, report.forward_by_category[c] + report.backward_by_category[c]) for c in CATEGORIES]
+    shares = [(category, flops) for category, flops in shares if flops]
+    if not shares or not report.total:
+        return []
+    label = max(len(category) for category, _ in shares)
+    return [f"{_unit_label(report)}s by category (share of the total):"] + [
+        f"  {category:<{label}}  [cyan]{bar(flops, report.total, width, terminal=True):<{width}}[/cyan]  "
+        f"{share_text(flops, report.total):>6}"
+        for category, flops in shares
+    ]
+
+
 def render_csv(report: CountReport) -> str:
     """One row per module (the whole tree), with the per-category split."""
     headers = (
@@ -200,6 +218,7 @@ def _footer(report: CountReport) -> list[str]:
 
 
 def render_table(report: CountReport, depth: int = 2, color: bool = False, width: int = 110) -> str:
+    """The layers and categories as tables; `color` (stdout is a terminal) adds colours and the category bars."""
     from rich.console import Console
     from rich.table import Table
 
@@ -239,6 +258,10 @@ def render_table(report: CountReport, depth: int = 2, color: bool = False, width
         "100%" if total else "-",
     )
     console.print(categories)
+    if color:
+        console.print()
+        for line in category_bar_lines(report):
+            console.print(line, highlight=False)
     console.print(
         f"\n{params_text(report)}, {format_si(report.param_bytes, 'B')}"
         f"   forward {report.forward:,} {unit}   backward {report.backward:,} {unit}",

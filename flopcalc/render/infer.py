@@ -9,9 +9,11 @@ from typing import Any
 from ..files import to_json
 from ..infer import InferResult, LayerBound
 from ..units import format_number, format_si
+from .charts import COMMUNICATION_MARK, COMPUTE_MARK, MEMORY_MARK, time_strip
 from .tabular import csv_text, markdown_text, table_text
 
 _LAYER_HEADERS = ("Layer", "Type", "Count", "FLOPs", "Bytes", "FLOP/byte", "Bound", "Time", "Share")
+STRIP_WIDTH = 60  # characters for the whole time of a pass (or of a request)
 _INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.|$)")
 
 
@@ -244,12 +246,57 @@ def _parallel_lines(result: InferResult) -> list[str]:
     return lines
 
 
+def _mark(bound: str) -> str:
+    return COMPUTE_MARK if bound == "compute" else MEMORY_MARK
+
+
+def _strip_kind(layer: LayerBound) -> str:
+    """compute or memory, or communication for a row that only moves data between GPUs (no FLOPs, no bytes)."""
+    return "communication" if not layer.flops and not layer.bytes else layer.bound
+
+
+def bound_strip_lines(result: InferResult, width: int = STRIP_WIDTH) -> list[str]:
+    """A terminal's charts: the pass's time layer after layer, each cell marked by the bound of the layer
+    running then, and with --prompt/--generate the request's prefill then decode on one time scale."""
+    layers = [layer for layer in result.layers if layer.time_s > 0]
+    total = sum(layer.time_s for layer in layers)
+    if not total:
+        return []
+    marks = {"compute": COMPUTE_MARK, "memory": MEMORY_MARK, "communication": COMMUNICATION_MARK}
+    time_by_kind = {kind: sum(layer.time_s for layer in layers if _strip_kind(layer) == kind) for kind in marks}
+    shown = [kind for kind, time in time_by_kind.items() if time or kind != "communication"]
+    legend = ", ".join(f"{marks[kind]} {kind}" + ("-bound" if kind != "communication" else "") for kind in shown)
+    shares = ", ".join(f"{kind} {100 * time_by_kind[kind] / total:.1f}%" for kind in shown)
+    gpu = result.hardware
+    return [
+        f"time of the {result.layers_pass}, layer after layer ({legend}; {width} characters = {seconds(total)}):",
+        "  " + time_strip([(layer.time_s, marks[_strip_kind(layer)]) for layer in layers], width),
+        f"  share of the time: {shares}; ridge point {format_number(gpu.peak_flops / gpu.bandwidth, 3)} FLOP/byte "
+        "(peak / bandwidth: a layer above it is compute-bound)",
+    ] + _request_lines(result, width)
+
+
+def _request_lines(result: InferResult, width: int) -> list[str]:
+    """Prefill then decode as two bars on one time scale, each marked by its bound."""
+    pre, dec = result.prefill, result.decode
+    if pre is None or dec is None or pre.time_s + dec.time_total_s <= 0:
+        return []
+    split = time_strip([(pre.time_s, "p"), (dec.time_total_s, "d")], width)
+    before = split.count("p")
+    return [
+        f"a request at batch {dec.batch_size} ({pre.tokens} tokens in, {dec.tokens} out; {width} characters = "
+        f"{seconds(pre.time_s + dec.time_total_s)}):",
+        f"  prefill  {_mark(pre.bound) * before:<{width}}  {seconds(pre.time_s)}",
+        f"  decode   {' ' * before + _mark(dec.bound) * (width - before):<{width}}  {seconds(dec.time_total_s)}",
+    ]
+
+
 def _wide_table(*args: Any, **kwargs: Any) -> str:
     """A plain table wide enough for module paths and the header lines unbroken."""
     return table_text(*args, width=160, **kwargs)
 
 
-def _sections(result: InferResult, table: Callable[..., str]) -> str:
+def _sections(result: InferResult, table: Callable[..., str], charts: bool = False) -> str:
     layers = table(
         _LAYER_HEADERS,
         _layer_rows(result),
@@ -264,7 +311,9 @@ def _sections(result: InferResult, table: Callable[..., str]) -> str:
         title=["Batch sizes"],
         footer=_summary_lines(result) + [""] + list(result.notes),
     )
-    return layers + "\n" + batches
+    strip_lines = bound_strip_lines(result) if charts else []
+    strips = "\n".join(strip_lines) + "\n\n" if strip_lines else ""
+    return layers + "\n" + strips + batches
 
 
 def render_csv(result: InferResult) -> str:
@@ -304,11 +353,12 @@ def render_csv(result: InferResult) -> str:
     return csv_text(headers, rows)
 
 
-def render(result: InferResult, fmt: str) -> str:
+def render(result: InferResult, fmt: str, terminal: bool = False) -> str:
+    """The result in `fmt`; a table on a `terminal` (the CLI tells) also draws each layer's bound as a strip."""
     if fmt == "json":
         return to_json(result.to_dict())
     if fmt == "csv":
         return render_csv(result)
     if fmt == "markdown":
         return _sections(result, markdown_text)
-    return _sections(result, _wide_table)
+    return _sections(result, _wide_table, charts=terminal)

@@ -7,6 +7,7 @@ from typing import Any
 from ..files import to_json
 from ..plan import Plan, RunTotals, SearchResult
 from ..units import GIB, format_number, format_si
+from .charts import bar
 from .tabular import csv_text, markdown_text, table_text
 
 BAR_WIDTH = 40  # characters for the GPU's whole memory
@@ -19,13 +20,6 @@ def _gb(nbytes: float | None) -> str:
 
 def _seconds(value: float) -> str:
     return f"{format_number(value, 4)} s"
-
-
-def _bar(nbytes: float | None, capacity: float) -> str:
-    if not nbytes:
-        return ""
-    cells = nbytes / capacity * BAR_WIDTH
-    return "#" * min(BAR_WIDTH, max(1, round(cells))) + ("+" if cells > BAR_WIDTH else "")
 
 
 def fits_text(plan: Plan) -> str:
@@ -102,7 +96,7 @@ def _memory_rows(plan: Plan) -> list[list[str]]:
     rows = [["memory per GPU", "", _stage(plan)]]
     for name in ("weights", "gradients", "optimizer", "activations", *(("teacher",) if memory.teacher else ())):
         value = getattr(memory, name)
-        rows.append([f"  {name}", _gb(value), _bar(value, capacity)])
+        rows.append([f"  {name}", _gb(value), bar(value, capacity, BAR_WIDTH)])
     rows.append(["  total", _gb(memory.total), fits_text(plan)])
     return rows + _offload_rows(plan)
 

@@ -503,3 +503,15 @@ def test_strict_count_of_a_model_using_every_op_of_issue_23_item_5(tmp_path):
     assert layers["rnn"]["forward"] == steps * (2 * 8 * 16 + 2 * 8 + 8 + 8)
     # the jagged sequences of 3 and 5 tokens: 2 heads of 4, 3*3 + 5*5 query-key pairs
     assert report["totals"]["forward_by_category"]["attention"] == 2 * 2 * (3 * 3 + 5 * 5) * (4 + 4)
+
+
+def test_count_on_a_terminal_draws_a_bar_per_category_and_piped_none(examples, tmp_path):
+    """stdout a pseudo-terminal: the category bars, coloured; a pipe: the same tables without them."""
+    from tests._terminal_helpers import stdout_on_terminal
+
+    arguments = ["count", f"{examples / 'cnn.py'}:build", "--input", "1x3x32x32"]
+    code, seen = stdout_on_terminal(arguments, tmp_path)
+    assert code == 0 and "FLOPs by category (share of the total):" in seen and "█" in seen and "\x1b[" in seen
+    piped = invoke(*arguments)  # the runner's stdout is no terminal
+    assert piped.exit_code == 0 and "Category" in piped.stdout
+    assert "by category" not in piped.stdout and "█" not in piped.stdout and "\x1b[" not in piped.stdout

@@ -266,3 +266,18 @@ def test_a_profile_of_another_device_is_one_line_exit_2(examples, tmp_path):
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
     assert "profiles A100-SXM4-80GB, not H100-SXM: a profile measured on one device does not apply" in result.stderr
     assert not target.exists()
+
+
+def test_infer_on_a_terminal_draws_the_bound_strip_and_piped_none(examples, tmp_path):
+    """stdout a pseudo-terminal: the strip of each layer's bound; a pipe or --output: the tables alone."""
+    from tests._terminal_helpers import stdout_on_terminal
+
+    arguments = ["infer", f"{examples / 'cnn.py'}:build", "--input", "1x3x32x32", "--gpu", "A100-SXM4-80GB"]
+    code, seen = stdout_on_terminal(arguments, tmp_path)
+    assert code == 0 and "layer after layer" in seen and "░" in seen
+    piped = runner.invoke(app, arguments)  # the runner's stdout is no terminal
+    assert piped.exit_code == 0 and "Batch sizes" in piped.stdout
+    assert "layer after layer" not in piped.stdout and "░" not in piped.stdout
+    code, _ = stdout_on_terminal([*arguments, "--output", "served.txt"], tmp_path)
+    written = (tmp_path / "served.txt").read_text()
+    assert code == 0 and "Batch sizes" in written and "░" not in written
