@@ -16,8 +16,8 @@ from ..errors import ModelLoadError
 from ..spec import ModelSpec, split_python_source
 from .base import LoadedModel
 from .diffusion import diffusers_class_name, load_diffusion_config
+from .hf_config import config_path
 from .hub import is_hub_id, pipeline_components, resolve_hub_id
-from .huggingface import config_path
 from .inputs import check_input_names, example_inputs_kept, make_inputs
 from .zoo import zoo_name
 
