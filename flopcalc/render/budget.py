@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console, Group
@@ -50,16 +51,15 @@ def _rows(items: Iterable[Any], cells: Callable[[Any], tuple[str, ...]]) -> list
     return [(item.passed, cells(item)) for item in sorted(items, key=lambda item: item.passed)]
 
 
+def _metric_cells(item: Any, *figures: float) -> tuple[str, ...]:
+    """How every row begins: the budget's name, the metric's label, then `figures` in the metric's unit."""
+    return (item.name, METRIC_LABELS[item.metric], *(format_metric(item.metric, figure) for figure in figures))
+
+
 def _check_rows(result: CheckResult) -> list[tuple[bool, tuple[str, ...]]]:
     return _rows(
         result.checks,
-        lambda check: (
-            check.name,
-            METRIC_LABELS[check.metric],
-            format_metric(check.metric, check.value),
-            format_metric(check.metric, check.limit),
-            f"{check.headroom:.2f}%",
-        ),
+        lambda check: (*_metric_cells(check, check.value, check.limit), f"{check.headroom:.2f}%"),
     )
 
 
@@ -67,14 +67,31 @@ def _regression_rows(result: CheckResult) -> list[tuple[bool, tuple[str, ...]]]:
     return _rows(
         result.regressions,
         lambda regression: (
-            regression.name,
-            METRIC_LABELS[regression.metric],
-            format_metric(regression.metric, regression.baseline),
-            format_metric(regression.metric, regression.value),
+            *_metric_cells(regression, regression.baseline, regression.value),
             _percent(regression.growth_pct),
             f"{regression.tolerance_pct:.2f}%",
         ),
     )
+
+
+@dataclass(frozen=True)
+class _Section:
+    title: str
+    markdown_title: tuple[str, ...]  # empty: in Markdown the checks sit right under the comment's own heading
+    columns: tuple[str, ...]
+    rows: list[tuple[bool, tuple[str, ...]]]
+
+
+def _sections(result: CheckResult) -> list[_Section]:
+    """The tables a check shows, in order: its budget checks, then its baseline comparisons, each when it has any."""
+    sections = []
+    if result.checks:
+        sections.append(_Section("Budget checks", (), CHECK_COLUMNS, _check_rows(result)))
+    if result.regressions:
+        sections.append(
+            _Section("Baseline comparison", ("#### Baseline comparison",), REGRESSION_COLUMNS, _regression_rows(result))
+        )
+    return sections
 
 
 def verdict(result: CheckResult) -> str:
@@ -122,13 +139,11 @@ def _rich_table(title: str, columns: tuple[str, ...], rows: list[tuple[bool, tup
 
 def table_renderable(result: CheckResult) -> Group:
     """The default output: checks (failures in red, first), baseline comparisons, notes, verdict."""
-    parts = []
-    if result.checks:
-        parts.append(_rich_table("Budget checks", CHECK_COLUMNS, _check_rows(result)))
-    if result.regressions:
+    parts: list[Any] = []
+    for section in _sections(result):
         if parts:
             parts.append(Text(""))
-        parts.append(_rich_table("Baseline comparison", REGRESSION_COLUMNS, _regression_rows(result)))
+        parts.append(_rich_table(section.title, section.columns, section.rows))
     parts.extend(Text(f"note: {note}", style="yellow") for note in result.notes)
     parts.append(Text(f"\n{verdict(result)}", style="bold green" if result.passed else "bold red"))
     return Group(*parts)
@@ -165,23 +180,15 @@ def _right_columns(columns: tuple[str, ...]) -> tuple[int, ...]:
 def render_markdown(result: CheckResult) -> str:
     """GitHub-flavoured Markdown for a pull-request comment or `$GITHUB_STEP_SUMMARY`."""
     parts = [f"### {'✅' if result.passed else '❌'} flopcalc budget check {'passed' if result.passed else 'failed'}\n"]
-    if result.checks:
-        parts.append(
-            markdown_text(
-                _markdown_headers(CHECK_COLUMNS),
-                _markdown_rows(_check_rows(result)),
-                right=_right_columns(CHECK_COLUMNS),
-            )
+    parts.extend(
+        markdown_text(
+            _markdown_headers(section.columns),
+            _markdown_rows(section.rows),
+            right=_right_columns(section.columns),
+            title=section.markdown_title,
         )
-    if result.regressions:
-        parts.append(
-            markdown_text(
-                _markdown_headers(REGRESSION_COLUMNS),
-                _markdown_rows(_regression_rows(result)),
-                right=_right_columns(REGRESSION_COLUMNS),
-                title=["#### Baseline comparison"],
-            )
-        )
+        for section in _sections(result)
+    )
     if result.notes:
         parts.append("".join(f"- note: {note}\n" for note in result.notes))
     parts.append(f"**{verdict(result)}**\n")
