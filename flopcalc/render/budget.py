@@ -80,37 +80,45 @@ class _Section:
     markdown_title: tuple[str, ...]  # empty: in Markdown the checks sit right under the comment's own heading
     columns: tuple[str, ...]
     rows: list[tuple[bool, tuple[str, ...]]]
+    some_failed: str  # the verdict's words for it, with {failed} and {total}
+    none_failed: str
+
+    def verdict(self) -> str:
+        failed = sum(1 for passed, _ in self.rows if not passed)
+        return (self.some_failed if failed else self.none_failed).format(failed=failed, total=len(self.rows))
 
 
 def _sections(result: CheckResult) -> list[_Section]:
     """The tables a check shows, in order: its budget checks, then its baseline comparisons, each when it has any."""
     sections = []
     if result.checks:
-        sections.append(_Section("Budget checks", (), CHECK_COLUMNS, _check_rows(result)))
+        sections.append(
+            _Section(
+                "Budget checks",
+                (),
+                CHECK_COLUMNS,
+                _check_rows(result),
+                "{failed} of {total} checks over budget",
+                "all {total} checks within budget",
+            )
+        )
     if result.regressions:
         sections.append(
-            _Section("Baseline comparison", ("#### Baseline comparison",), REGRESSION_COLUMNS, _regression_rows(result))
+            _Section(
+                "Baseline comparison",
+                ("#### Baseline comparison",),
+                REGRESSION_COLUMNS,
+                _regression_rows(result),
+                "{failed} of {total} baseline comparisons grew past the tolerance",
+                "no growth past the tolerance in {total} baseline comparisons",
+            )
         )
     return sections
 
 
 def verdict(result: CheckResult) -> str:
     """One line: passed or failed, with the counts that say why."""
-    parts = []
-    if result.checks:
-        failed = len(result.failed_checks)
-        parts.append(
-            f"{failed} of {len(result.checks)} checks over budget"
-            if failed
-            else f"all {len(result.checks)} checks within budget"
-        )
-    if result.regressions:
-        regressed = len(result.failed_regressions)
-        parts.append(
-            f"{regressed} of {len(result.regressions)} baseline comparisons grew past the tolerance"
-            if regressed
-            else f"no growth past the tolerance in {len(result.regressions)} baseline comparisons"
-        )
+    parts = [section.verdict() for section in _sections(result)]
     return f"{'PASSED' if result.passed else 'FAILED'}: {'; '.join(parts)}"
 
 
