@@ -1,12 +1,10 @@
 """Hugging Face architecture configs (`config.json`, or a folder holding one): build the model, no weights.
 
-The config is read with transformers' own reader and the model is built with transformers' `from_config` under the requested
-device (meta by default: no memory, no weights). Nothing is downloaded: the config's `model_type` picks the
-architecture from the installed transformers, and the offline variables are set before it is imported.
+The config is read (`hf_config`) with transformers' own reader and the model is built with transformers'
+`from_config` under the requested device (meta by default: no memory, no weights). Nothing is downloaded: the
+config's `model_type` picks the architecture from the installed transformers, imported offline.
 Attention runs through `F.scaled_dot_product_attention` ("sdpa") where the model supports it, so the counter
-sees it as attention. The example inputs are the ones the model class and its config call for: token ids,
-pixel values, mel features or raw audio, decoder token ids for an encoder-decoder, each modality of a
-multimodal model, with image tokens in the token ids for images given to a model that splices them in.
+sees it as attention. The example inputs (`hf_inputs`) are the ones the model class and its config call for.
 Training-time randomness that changes which work runs (LayerDrop, SpecAugment) is off: counts repeat.
 """
 
