@@ -33,7 +33,7 @@ from .errors import (
     check_number,
 )
 from .loaders import LoadedModel, check_input_names, example_inputs_kept, is_hub_id, load_model, make_inputs
-from .loaders.huggingface import config_attention_window, config_path
+from .loaders.hf_config import config_attention_window, config_path
 from .spec import CallArgs, ModelSpec, tensors_in
 from .units import format_si
 

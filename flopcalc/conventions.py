@@ -160,6 +160,54 @@ def _sequence_length(report: CountReport) -> tuple[int, int] | None:
     return first.shape[1], first.shape[0] * first.shape[1]
 
 
+@dataclass(frozen=True)
+class _Quoted:
+    """One published formula as quoted: what its N keeps and how much of PaLM's attention term it adds."""
+
+    key: str
+    name: str
+    formula: str
+    source: str
+    includes: str  # the embedding table its N keeps: "token" (position tables out) or "none" (every table out)
+    attention_divisor: int  # 0: no attention term; 1: PaLM's 12·L·H·Q·T; 2: its half
+
+
+_QUOTED = (
+    _Quoted(
+        "kaplan_6n",
+        "6N",
+        "6 x N, N = parameters less every embedding table",
+        "Kaplan et al. 2020, Scaling Laws for Neural Language Models, sec. 2.1",
+        "none",
+        0,
+    ),
+    _Quoted(
+        "palm",
+        "6N + 12LHQT",
+        "6 x N + 12 x L x H x Q x T, N = parameters less position tables",
+        "PaLM (Chowdhery et al. 2022, app. B); nanoGPT's estimate_mfu",
+        "token",
+        1,
+    ),
+    _Quoted(
+        "palm_causal",
+        "6N + 6LHQT",
+        "6 x N + 6 x L x H x Q x T: PaLM's attention term halved",
+        "MaxText's MFU (attention halved for the causal mask, 2025)",
+        "token",
+        2,
+    ),
+    _Quoted(
+        "torchtitan",
+        "6(N-E) + 12LHQT",
+        "6 x (N - embedding tables) + 12 x L x H x Q x T",
+        "torchtitan (get_nparams_and_flops: nn.Embedding parameters out of N, no causal halving)",
+        "none",
+        1,
+    ),
+)
+
+
 def conventions_for(report: CountReport) -> ConventionsTable | None:
     """The conventions table of a counted transformer (its shape known, its input token ids), else None."""
     shape = report.transformer
@@ -167,72 +215,60 @@ def conventions_for(report: CountReport) -> ConventionsTable | None:
     if shape is None or lengths is None or report.unit != "flop":
         return None
     seq_len, tokens = lengths
+    counted = _counted_per_token(report, seq_len, tokens)
+    full = palm_attention_per_token(shape.layers, shape.heads, shape.head_dim, seq_len)
+    n_all = report.params
+    n_keeping = {
+        "token": n_all - shape.position_embedding_params,
+        "none": n_all - shape.embedding_params - shape.position_embedding_params,
+    }
+    rows = tuple(_convention(quoted, shape, counted, n_keeping[quoted.includes], full) for quoted in _QUOTED)
+    return ConventionsTable(
+        shape,
+        seq_len,
+        tokens,
+        n_all,
+        counted.total,
+        counted.products,
+        counted.attention,
+        counted.other,
+        counted.causal_half,
+        rows,
+    )
+
+
+def _counted_per_token(report: CountReport, seq_len: int, tokens: int) -> _Counted:
+    """The counted step's FLOPs per token, whole and by part (a forward-only count x3 part by part, as
+    step_flops assumes for the whole)."""
     forward, backward, _ = step_flops(report)
     scale = (forward + backward) / report.forward if report.forward else 0
     by_category = {
         c: (report.forward_by_category[c] + report.backward_by_category[c]) for c in report.forward_by_category
     }
-    if not report.backward_counted:  # forward only: each part x3, as step_flops assumes for the whole
+    if not report.backward_counted:
         by_category = {c: v * scale for c, v in by_category.items()}
-    products = (by_category["matmul"] + by_category["conv"]) / tokens
-    attention = by_category["attention"] / tokens
-    other = sum(by_category[c] for c in _NOT_PRODUCTS) / tokens
-    table = _Counted(
+    window = report.options.get("attention_window")
+    return _Counted(
         (forward + backward) / tokens,
-        products,
-        attention,
-        other,
+        (by_category["matmul"] + by_category["conv"]) / tokens,
+        by_category["attention"] / tokens,
+        sum(by_category[c] for c in _NOT_PRODUCTS) / tokens,
         bool(report.options.get("causal_half")),
-        window if (window := report.options.get("attention_window")) is not None and window < seq_len else None,
+        window if window is not None and window < seq_len else None,
     )
-    full = palm_attention_per_token(shape.layers, shape.heads, shape.head_dim, seq_len)
-    n_all = report.params
-    n_less_positions = n_all - shape.position_embedding_params
-    n_less_tables = n_all - shape.embedding_params - shape.position_embedding_params
-    rows = (
-        Convention(
-            "kaplan_6n",
-            "6N",
-            "6 x N, N = parameters less every embedding table",
-            "Kaplan et al. 2020, Scaling Laws for Neural Language Models, sec. 2.1",
-            n_less_tables,
-            6 * n_less_tables,
-            0,
-            _differences(shape, table, n_less_tables, 0, includes="none", full=full),
-        ),
-        Convention(
-            "palm",
-            "6N + 12LHQT",
-            "6 x N + 12 x L x H x Q x T, N = parameters less position tables",
-            "PaLM (Chowdhery et al. 2022, app. B); nanoGPT's estimate_mfu",
-            n_less_positions,
-            6 * n_less_positions,
-            full,
-            _differences(shape, table, n_less_positions, full, includes="token", full=full),
-        ),
-        Convention(
-            "palm_causal",
-            "6N + 6LHQT",
-            "6 x N + 6 x L x H x Q x T: PaLM's attention term halved",
-            "MaxText's MFU (attention halved for the causal mask, 2025)",
-            n_less_positions,
-            6 * n_less_positions,
-            full // 2,
-            _differences(shape, table, n_less_positions, full // 2, includes="token", full=full),
-        ),
-        Convention(
-            "torchtitan",
-            "6(N-E) + 12LHQT",
-            "6 x (N - embedding tables) + 12 x L x H x Q x T",
-            "torchtitan (get_nparams_and_flops: nn.Embedding parameters out of N, no causal halving)",
-            n_less_tables,
-            6 * n_less_tables,
-            full,
-            _differences(shape, table, n_less_tables, full, includes="none", full=full),
-        ),
-    )
-    return ConventionsTable(
-        shape, seq_len, tokens, n_all, table.total, products, attention, other, table.causal_half, rows
+
+
+def _convention(quoted: _Quoted, shape: TransformerShape, counted: _Counted, n: int, full: int) -> Convention:
+    attention = full // quoted.attention_divisor if quoted.attention_divisor else 0
+    return Convention(
+        quoted.key,
+        quoted.name,
+        quoted.formula,
+        quoted.source,
+        n,
+        6 * n,
+        attention,
+        _differences(shape, counted, n, attention, includes=quoted.includes, full=full),
     )
 
 

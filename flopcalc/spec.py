@@ -180,7 +180,7 @@ def check_device(device: str | None) -> str | None:
 
 
 # The most layers a config may declare before counting refuses to build it: about 0.05 s of CPU per layer on
-# the meta device (loaders/huggingface.SECONDS_PER_LAYER), so 10,000 layers is about 8 minutes.
+# the meta device (loaders/hf_config.SECONDS_PER_LAYER), so 10,000 layers is about 8 minutes.
 DEFAULT_MAX_LAYERS = 10_000
 
 

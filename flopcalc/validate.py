@@ -203,6 +203,19 @@ def _row(data: Any, where: str, path: str) -> RunRow:
     for name, value in (("model", model), ("layout", layout), ("measured", measured)):
         if not isinstance(value, dict):
             raise _fail(where, f"{path}.{name}", "must be a mapping")
+    shape, train = _shape_and_layout(data, model, layout, where, path)
+    value, activations = _measured(measured, kind, where, path)
+    gradient_bytes = data.get("gradient_bytes", 2)
+    if gradient_bytes not in (2, 4):
+        raise _fail(where, f"{path}.gradient_bytes", f"must be 2 or 4, got {gradient_bytes!r}")
+    device = _required(data, "device", where, path)
+    return RunRow(run_id, source.strip(), kind, role, str(device), shape, train, value, activations, gradient_bytes)
+
+
+def _shape_and_layout(
+    data: dict, model: dict, layout: dict, where: str, path: str
+) -> tuple[TransformerShape, TrainingLayout]:
+    """The transformer and the training layout a row's `model` and `layout` mappings describe."""
     shape_args = {
         key: _whole(_required(model, key, where, f"{path}.model"), where, f"{path}.model.{key}")
         for key in _MODEL_FIELDS
@@ -222,30 +235,23 @@ def _row(data: Any, where: str, path: str) -> RunRow:
         else:
             layout_args[key] = _whole(value, where, f"{path}.layout.{key}")
     try:
-        shape = TransformerShape(**shape_args)
-        train = TrainingLayout(
+        return TransformerShape(**shape_args), TrainingLayout(
             **layout_args, gpus_per_node=_whole(data.get("gpus_per_node", 8), where, f"{path}.gpus_per_node")
         )
     except UsageError as error:
         raise _fail(where, path, error.message) from None
+
+
+def _measured(measured: dict, kind: str, where: str, path: str) -> tuple[float, float | None]:
+    """(the measured figure, the measured activations for a memory row): seconds per step, or GiB per GPU."""
+
+    def figure(key: str) -> float:
+        return _positive(_required(measured, key, where, f"{path}.measured"), where, f"{path}.measured.{key}")
+
     if kind == "time":
-        value = _positive(_required(measured, "step_s", where, f"{path}.measured"), where, f"{path}.measured.step_s")
-        activations = None
-    else:
-        states = _positive(
-            _required(measured, "model_states_gib", where, f"{path}.measured"),
-            where,
-            f"{path}.measured.model_states_gib",
-        )
-        activations = _positive(
-            _required(measured, "activations_gib", where, f"{path}.measured"), where, f"{path}.measured.activations_gib"
-        )
-        value = states + activations
-    gradient_bytes = data.get("gradient_bytes", 2)
-    if gradient_bytes not in (2, 4):
-        raise _fail(where, f"{path}.gradient_bytes", f"must be 2 or 4, got {gradient_bytes!r}")
-    device = _required(data, "device", where, path)
-    return RunRow(run_id, source.strip(), kind, role, str(device), shape, train, value, activations, gradient_bytes)
+        return figure("step_s"), None
+    states, activations = figure("model_states_gib"), figure("activations_gib")
+    return states + activations, activations
 
 
 def default_runs_text() -> str:

@@ -13,11 +13,11 @@ from flopcalc.bench.fleet import (
     RankTiming,
     bus_factor,
     combine_timings,
-    fleet_layout,
     group_elements,
     message_sizes,
     save_fleet_result,
 )
+from flopcalc.bench.fleet_layout import fleet_layout
 from flopcalc.calibration import load_calibration, measured_bandwidths, parse_calibration
 from flopcalc.errors import FleetError, UsageError
 from tests._fleet_helpers import two_node_result

@@ -4,19 +4,16 @@ import pytest
 
 from flopcalc.bench.hardware import (
     CpuDatasheet,
-    CpuInfo,
     DeviceInfo,
     catalog_peak_resolver,
     cpu_peak,
-    cpu_peak_estimate,
     datasheet_peak,
-    flop_per_cycle,
     load_warning,
-    parse_cpuinfo,
     parse_precisions,
     precision_skip_reason,
     resolve_device,
 )
+from flopcalc.device import CpuInfo, cpu_peak_estimate, flop_per_cycle, parse_cpuinfo
 from flopcalc.errors import CatalogError, UsageError
 
 CPUINFO_2_CORES_SMT = """\

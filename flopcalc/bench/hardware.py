@@ -14,16 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..catalog import Catalog, load_catalog
-from ..device import (  # noqa: F401  (the CPU facts moved to flopcalc.device; bench's names kept)
-    BF16_FLOP_PER_CYCLE,
-    FP32_FLOP_PER_CYCLE,
-    CpuInfo,
-    available_cpus,
-    cpu_peak_estimate,
-    flop_per_cycle,
-    parse_cpuinfo,
-    read_cpu_info,
-)
+from ..device import CpuInfo, available_cpus, cpu_peak_estimate, read_cpu_info
 from ..device import resolve_device as device_figures
 from ..errors import FlopcalcError, UsageError
 from ..units import MATMUL_PRECISIONS

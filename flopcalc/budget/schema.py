@@ -6,7 +6,7 @@ Every problem is one BudgetFileError line naming the file, the entry and the key
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -93,16 +93,20 @@ def _whole(value: Any) -> int:
     return value
 
 
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        refuse(f"key 'name': must be a non-empty string, got {value!r}")
-    return value
+def _text_of(key: str, what: str) -> Callable[[Any], str]:
+    """The check of a key whose value is a non-empty string: `what` says which string it must be."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            refuse(f"key '{key}': must be {what}, got {value!r}")
+        return value
+
+    return check
 
 
-def _model(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        refuse(f"key 'model': must be a model spec string, got {value!r}")
-    return value
+_name = _text_of("name", "a non-empty string")
+_model = _text_of("model", "a model spec string")
+_weights = _text_of("weights", "the path of a state dict or .safetensors file")
 
 
 def _revision(value: Any) -> str:
@@ -140,12 +144,6 @@ def _frozen(value: Any) -> tuple[str, ...]:
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         refuse(f"key '{{field}}': must be true or false, got {value!r}")
-    return value
-
-
-def _weights(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        refuse(f"key 'weights': must be the path of a state dict or .safetensors file, got {value!r}")
     return value
 
 

@@ -4,13 +4,13 @@ that keep the other devices' and models' entries."""
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..device import is_profile_file, parse_measured_profile
+from ..device.measured import positive_figure, required_text
 from ..errors import CalibrationError, UsageError
 from ..files import parse_yaml, write_atomic
 from ..units import MATMUL_PRECISIONS
@@ -187,9 +187,9 @@ def _parse_matmul(entry: Any, where: str) -> MatmulCalibration:
         tflops=tflops,
         best_tflops=best,
         shapes=shapes,
-        measured_at=_text(entry, "measured_at", where),
-        torch_version=_text(entry, "torch_version", where),
-        seconds=_positive(entry.get("seconds"), f"{where} seconds"),
+        measured_at=required_text(entry, "measured_at", where),
+        torch_version=required_text(entry, "torch_version", where),
+        seconds=positive_figure(entry.get("seconds"), f"{where} seconds"),
         full=bool(entry.get("full", False)),
         threads=threads,
     )
@@ -213,20 +213,20 @@ def _parse_model(entry: Any, where: str) -> ModelCalibration:
     peak = entry.get("peak_tflops")
     mfu = entry.get("mfu")
     return ModelCalibration(
-        model=_text(entry, "model", where),
+        model=required_text(entry, "model", where),
         inputs=tuple(inputs),
         batch_size=batch_size,
         kwargs=kwargs,
         precision=precision,
-        optimizer=_text(entry, "optimizer", where),
-        flops_per_step=_positive(entry.get("flops_per_step"), f"{where} flops_per_step"),
-        step_seconds=_positive(entry.get("step_seconds"), f"{where} step_seconds"),
-        achieved_tflops=_positive(entry.get("achieved_tflops"), f"{where} achieved_tflops"),
-        measured_at=_text(entry, "measured_at", where),
-        torch_version=_text(entry, "torch_version", where),
+        optimizer=required_text(entry, "optimizer", where),
+        flops_per_step=positive_figure(entry.get("flops_per_step"), f"{where} flops_per_step"),
+        step_seconds=positive_figure(entry.get("step_seconds"), f"{where} step_seconds"),
+        achieved_tflops=positive_figure(entry.get("achieved_tflops"), f"{where} achieved_tflops"),
+        measured_at=required_text(entry, "measured_at", where),
+        torch_version=required_text(entry, "torch_version", where),
         steps=steps,
-        peak_tflops=None if peak is None else _positive(peak, f"{where} peak_tflops"),
-        mfu=None if mfu is None else _positive(mfu, f"{where} mfu"),
+        peak_tflops=None if peak is None else positive_figure(peak, f"{where} peak_tflops"),
+        mfu=None if mfu is None else positive_figure(mfu, f"{where} mfu"),
     )
 
 
@@ -240,7 +240,7 @@ def _parse_fleet(entry: Any, where: str) -> FleetCalibration:
         raise CalibrationError(
             f"{where}: world_size {world_size} must be nodes x ranks_per_node ({nodes} x {per_node}), at least 2"
         )
-    busbw = _scoped(entry.get("busbw_gbps"), f"{where} busbw_gbps", _positive)
+    busbw = _scoped(entry.get("busbw_gbps"), f"{where} busbw_gbps", positive_figure)
     sizes = _scoped(entry.get("message_bytes"), f"{where} message_bytes", _count)
     if {scope: set(ops) for scope, ops in busbw.items()} != {scope: set(ops) for scope, ops in sizes.items()}:
         raise CalibrationError(f"{where}: 'message_bytes' must name the same scopes and collectives as 'busbw_gbps'")
@@ -254,12 +254,12 @@ def _parse_fleet(entry: Any, where: str) -> FleetCalibration:
         ranks_per_node=per_node,
         busbw_gbps=busbw,
         message_bytes=sizes,
-        p2p_gbps=None if p2p is None else _positive(p2p, f"{where} p2p_gbps"),
+        p2p_gbps=None if p2p is None else positive_figure(p2p, f"{where} p2p_gbps"),
         p2p_bytes=None if p2p_bytes is None else _count(p2p_bytes, f"{where} p2p_bytes"),
         tflops=_precision_map(entry.get("tflops") or {}, f"{where} tflops", required=False),
         slowest_tflops=_precision_map(entry.get("slowest_tflops") or {}, f"{where} slowest_tflops", required=False),
-        measured_at=_text(entry, "measured_at", where),
-        torch_version=_text(entry, "torch_version", where),
+        measured_at=required_text(entry, "measured_at", where),
+        torch_version=required_text(entry, "torch_version", where),
     )
 
 
@@ -316,21 +316,8 @@ def _precision_map(value: Any, where: str, *, required: bool) -> dict[str, float
     for precision, number in value.items():
         if precision not in MATMUL_PRECISIONS:
             raise CalibrationError(f"{where}: unknown precision {precision!r}", f"use {', '.join(MATMUL_PRECISIONS)}")
-        result[precision] = _positive(number, f"{where} {precision}")
+        result[precision] = positive_figure(number, f"{where} {precision}")
     return result
-
-
-def _positive(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise CalibrationError(f"{where}: must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _text(entry: Mapping, key: str, where: str) -> str:
-    value = entry.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise CalibrationError(f"{where}: '{key}' must be a non-empty string")
-    return value
 
 
 # --- saving -------------------------------------------------------------------------------------

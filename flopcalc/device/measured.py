@@ -154,9 +154,9 @@ def parse_measured_profile(entry: Any, where: str) -> ProfileCalibration:
             for op, points in ops.items()
         }
     return ProfileCalibration(
-        device_name=_text(entry, "device_name", where),
-        measured_at=_text(entry, "measured_at", where),
-        torch_version=_text(entry, "torch_version", where),
+        device_name=required_text(entry, "device_name", where),
+        measured_at=required_text(entry, "measured_at", where),
+        torch_version=required_text(entry, "torch_version", where),
         precisions=precisions,
         threads=threads,
         busbw=busbw,
@@ -185,7 +185,7 @@ def _parse_rates(entry: Any, where: str) -> KernelRates:
         matmul=tuple((int(m), int(n), int(k), tflops) for m, n, k, tflops in matmul),
         memory=tuple((int(size), rate) for size, rate in _points(entry["memory"], f"{where} memory", 2)),
         elementwise=tuple((int(size), rate) for size, rate in _points(entry["elementwise"], f"{where} elementwise", 2)),
-        view_us=_positive(entry["view_us"], f"{where} view_us"),
+        view_us=positive_figure(entry["view_us"], f"{where} view_us"),
         step_op_us={phase: _at_least_zero(step_op_us[phase], f"{where} step_op_us {phase}") for phase in STEP_PHASES},
         convolution=tuple(
             (int(m), int(n), int(k), int(groups), forward, input_grad, weight_grad)
@@ -223,7 +223,8 @@ def _no_unknown_keys(entry: Mapping, allowed: set[str], where: str) -> None:
         )
 
 
-def _positive(value: Any, where: str) -> float:
+def positive_figure(value: Any, where: str) -> float:
+    """`value` as a float when it is a finite number > 0; CalibrationError naming `where` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise CalibrationError(f"{where}: must be a positive number, got {value!r}")
     return float(value)
@@ -235,7 +236,8 @@ def _at_least_zero(value: Any, where: str) -> float:
     return float(value)
 
 
-def _text(entry: Mapping, key: str, where: str) -> str:
+def required_text(entry: Mapping, key: str, where: str) -> str:
+    """`entry[key]` when it is a non-empty string; CalibrationError naming `where` and the key otherwise."""
     value = entry.get(key)
     if not isinstance(value, str) or not value.strip():
         raise CalibrationError(f"{where}: '{key}' must be a non-empty string")

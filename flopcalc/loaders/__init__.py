@@ -16,8 +16,8 @@ from ..errors import ModelLoadError
 from ..spec import ModelSpec, split_python_source
 from .base import LoadedModel
 from .diffusion import diffusers_class_name, load_diffusion_config
+from .hf_config import config_path
 from .hub import is_hub_id, pipeline_components, resolve_hub_id
-from .huggingface import config_path
 from .inputs import check_input_names, example_inputs_kept, make_inputs
 from .zoo import zoo_name
 
@@ -85,9 +85,15 @@ def _load_source(spec: ModelSpec, device: str) -> LoadedModel:
         from .python_file import load_python_model
 
         return load_python_model(python[0], python[1], kwargs=spec.kwargs, device=device, source=source)
-    path = local
     if spec.kwargs:
         raise ModelLoadError(f"--kwargs applies to Python model files, not to {source}")
+    return _load_file(spec, local, hf_config, device)
+
+
+def _load_file(spec: ModelSpec, path: Path, hf_config: Path | None, device: str) -> LoadedModel:
+    """A saved model (TorchScript, torch.export, ONNX), told by its suffix, or an architecture config (diffusers,
+    then transformers) at `hf_config`."""
+    source = spec.source
     suffix = path.suffix.lower()
     if suffix in TORCHSCRIPT_SUFFIXES:
         from .saved import load_torchscript

@@ -10,13 +10,13 @@ the hub set offline (a count never downloads), and that must not stop the user's
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import MissingDependencyError, ModelLoadError, short_error
+from .base import read_json
 
 INSTALL_HINT = "pip install 'flopcalc[hf]'"
 # `org/name` or `org/name/subfolder`: the Hub's own characters, no file suffix (a missing `models/net.py` is a
@@ -94,12 +94,7 @@ def resolve_hub_id(source: str, revision: str | None = None) -> Path:
 def pipeline_components(model_index: Path) -> list[str]:
     """The components of a diffusers pipeline (model_index.json) that are models: each key naming a
     [library, class] pair, less tokenizers, schedulers and processors."""
-    try:
-        entries = json.loads(model_index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelLoadError(
-            f"{model_index} is not valid JSON: {short_error(error)}", "delete it from the cache to fetch it again"
-        ) from error
+    entries = read_json(model_index, "delete it from the cache to fetch it again")
     if not isinstance(entries, dict):
         return []
     return [

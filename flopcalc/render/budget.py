@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console, Group
@@ -50,16 +51,15 @@ def _rows(items: Iterable[Any], cells: Callable[[Any], tuple[str, ...]]) -> list
     return [(item.passed, cells(item)) for item in sorted(items, key=lambda item: item.passed)]
 
 
+def _metric_cells(item: Any, *figures: float) -> tuple[str, ...]:
+    """How every row begins: the budget's name, the metric's label, then `figures` in the metric's unit."""
+    return (item.name, METRIC_LABELS[item.metric], *(format_metric(item.metric, figure) for figure in figures))
+
+
 def _check_rows(result: CheckResult) -> list[tuple[bool, tuple[str, ...]]]:
     return _rows(
         result.checks,
-        lambda check: (
-            check.name,
-            METRIC_LABELS[check.metric],
-            format_metric(check.metric, check.value),
-            format_metric(check.metric, check.limit),
-            f"{check.headroom:.2f}%",
-        ),
+        lambda check: (*_metric_cells(check, check.value, check.limit), f"{check.headroom:.2f}%"),
     )
 
 
@@ -67,33 +67,58 @@ def _regression_rows(result: CheckResult) -> list[tuple[bool, tuple[str, ...]]]:
     return _rows(
         result.regressions,
         lambda regression: (
-            regression.name,
-            METRIC_LABELS[regression.metric],
-            format_metric(regression.metric, regression.baseline),
-            format_metric(regression.metric, regression.value),
+            *_metric_cells(regression, regression.baseline, regression.value),
             _percent(regression.growth_pct),
             f"{regression.tolerance_pct:.2f}%",
         ),
     )
 
 
-def verdict(result: CheckResult) -> str:
-    """One line: passed or failed, with the counts that say why."""
-    parts = []
+@dataclass(frozen=True)
+class _Section:
+    title: str
+    markdown_title: tuple[str, ...]  # empty: in Markdown the checks sit right under the comment's own heading
+    columns: tuple[str, ...]
+    rows: list[tuple[bool, tuple[str, ...]]]
+    some_failed: str  # the verdict's words for it, with {failed} and {total}
+    none_failed: str
+
+    def verdict(self) -> str:
+        failed = sum(1 for passed, _ in self.rows if not passed)
+        return (self.some_failed if failed else self.none_failed).format(failed=failed, total=len(self.rows))
+
+
+def _sections(result: CheckResult) -> list[_Section]:
+    """The tables a check shows, in order: its budget checks, then its baseline comparisons, each when it has any."""
+    sections = []
     if result.checks:
-        failed = len(result.failed_checks)
-        parts.append(
-            f"{failed} of {len(result.checks)} checks over budget"
-            if failed
-            else f"all {len(result.checks)} checks within budget"
+        sections.append(
+            _Section(
+                "Budget checks",
+                (),
+                CHECK_COLUMNS,
+                _check_rows(result),
+                "{failed} of {total} checks over budget",
+                "all {total} checks within budget",
+            )
         )
     if result.regressions:
-        regressed = len(result.failed_regressions)
-        parts.append(
-            f"{regressed} of {len(result.regressions)} baseline comparisons grew past the tolerance"
-            if regressed
-            else f"no growth past the tolerance in {len(result.regressions)} baseline comparisons"
+        sections.append(
+            _Section(
+                "Baseline comparison",
+                ("#### Baseline comparison",),
+                REGRESSION_COLUMNS,
+                _regression_rows(result),
+                "{failed} of {total} baseline comparisons grew past the tolerance",
+                "no growth past the tolerance in {total} baseline comparisons",
+            )
         )
+    return sections
+
+
+def verdict(result: CheckResult) -> str:
+    """One line: passed or failed, with the counts that say why."""
+    parts = [section.verdict() for section in _sections(result)]
     return f"{'PASSED' if result.passed else 'FAILED'}: {'; '.join(parts)}"
 
 
@@ -122,13 +147,11 @@ def _rich_table(title: str, columns: tuple[str, ...], rows: list[tuple[bool, tup
 
 def table_renderable(result: CheckResult) -> Group:
     """The default output: checks (failures in red, first), baseline comparisons, notes, verdict."""
-    parts = []
-    if result.checks:
-        parts.append(_rich_table("Budget checks", CHECK_COLUMNS, _check_rows(result)))
-    if result.regressions:
+    parts: list[Any] = []
+    for section in _sections(result):
         if parts:
             parts.append(Text(""))
-        parts.append(_rich_table("Baseline comparison", REGRESSION_COLUMNS, _regression_rows(result)))
+        parts.append(_rich_table(section.title, section.columns, section.rows))
     parts.extend(Text(f"note: {note}", style="yellow") for note in result.notes)
     parts.append(Text(f"\n{verdict(result)}", style="bold green" if result.passed else "bold red"))
     return Group(*parts)
@@ -165,23 +188,15 @@ def _right_columns(columns: tuple[str, ...]) -> tuple[int, ...]:
 def render_markdown(result: CheckResult) -> str:
     """GitHub-flavoured Markdown for a pull-request comment or `$GITHUB_STEP_SUMMARY`."""
     parts = [f"### {'✅' if result.passed else '❌'} flopcalc budget check {'passed' if result.passed else 'failed'}\n"]
-    if result.checks:
-        parts.append(
-            markdown_text(
-                _markdown_headers(CHECK_COLUMNS),
-                _markdown_rows(_check_rows(result)),
-                right=_right_columns(CHECK_COLUMNS),
-            )
+    parts.extend(
+        markdown_text(
+            _markdown_headers(section.columns),
+            _markdown_rows(section.rows),
+            right=_right_columns(section.columns),
+            title=section.markdown_title,
         )
-    if result.regressions:
-        parts.append(
-            markdown_text(
-                _markdown_headers(REGRESSION_COLUMNS),
-                _markdown_rows(_regression_rows(result)),
-                right=_right_columns(REGRESSION_COLUMNS),
-                title=["#### Baseline comparison"],
-            )
-        )
+        for section in _sections(result)
+    )
     if result.notes:
         parts.append("".join(f"- note: {note}\n" for note in result.notes))
     parts.append(f"**{verdict(result)}**\n")

@@ -195,7 +195,7 @@ def test_grouped_experts_on_meta_agree_with_the_other_expert_implementations_on_
     import transformers
 
     from flopcalc.counting.counter import count as count_module
-    from flopcalc.loaders.huggingface import read_config
+    from flopcalc.loaders.hf_config import read_config
 
     path = write_config(tmp_path, FAMILIES["moe"])
     model = transformers.MixtralForCausalLM._from_config(

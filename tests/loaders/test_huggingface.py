@@ -150,7 +150,7 @@ def test_missing_transformers_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_declared_layers_reads_every_spelling_and_sub_config():
-    from flopcalc.loaders.huggingface import declared_layers
+    from flopcalc.loaders.hf_config import declared_layers
 
     assert declared_layers({"num_hidden_layers": 12, "layer_norm_eps": 1e-5, "num_experts_per_layer": 99}) == 12
     assert declared_layers({"n_layer": 48}) == 48

@@ -44,7 +44,7 @@ def test_a_config_transformers_wrote_with_infinity_in_it_loads(tmp_path):
 
 
 def test_falcon_h1_reads_back_the_infinite_time_step_limit_transformers_wrote(tmp_path):
-    from flopcalc.loaders.huggingface import read_config
+    from flopcalc.loaders.hf_config import read_config
 
     transformers.FalconH1Config(hidden_size=H, num_hidden_layers=1, vocab_size=VOCAB, **SMALL_IDS).save_pretrained(
         tmp_path

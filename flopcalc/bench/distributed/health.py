@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ...errors import FleetError, short_error
-from ..fleet import where
+from ..fleet_layout import where
 
 HEARTBEAT_S = 0.5
 STALE_AFTER_S = 2.5  # a heartbeat that has not moved for this long belongs to a rank that died or froze

@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 from ...errors import FleetError, FlopcalcError
-from ..fleet import LaunchEnv, where
+from ..fleet import LaunchEnv
+from ..fleet_layout import where
 from .health import RankLostError, describe_ranks, multi_get, read_events, torch_message
 
 

@@ -6,7 +6,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..fleet import P2P_OP, FleetBenchResult, FleetLayout, RankReport, RankTiming, combine_timings
+from ..fleet import P2P_OP, FleetBenchResult, RankReport, RankTiming, combine_timings
+from ..fleet_layout import FleetLayout
 
 GLOO_NOTE = (
     "gloo moves the data through host memory and TCP sockets: its figures are not a GPU interconnect's "

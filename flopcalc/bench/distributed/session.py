@@ -28,14 +28,13 @@ from ..fleet import (
     SIZE_STEP,
     FleetBenchResult,
     FleetConfig,
-    FleetLayout,
     LaunchEnv,
     RankTiming,
     buffer_bytes,
-    fleet_layout,
     group_elements,
     message_sizes,
 )
+from ..fleet_layout import FleetLayout, fleet_layout
 from ..hardware import available_cpus, describe_device, precision_skip_reason, resolve_device
 from ..matmul import run_matmul_bench
 from .collectives import TARGET_SECONDS, time_collective
