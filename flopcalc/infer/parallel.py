@@ -12,6 +12,7 @@ from typing import Any
 
 from ..device import load_profiles, resolve_device
 from ..errors import UsageError
+from ..predict.comm import ring_s
 from .bounds import LayerBound, PassBound
 from .quantisation import parameter_bytes
 
@@ -119,14 +120,14 @@ def model_shape(model: Any, source: str) -> ModelShape:
 
 def ring_all_reduce_s(nbytes: float, group: int, link: Link) -> float:
     """A ring all-reduce of `nbytes`: each GPU sends 2(n-1)/n of it, in 2(n-1) steps of one latency each."""
-    if group <= 1 or nbytes <= 0:
+    if nbytes <= 0:
         return 0.0
-    return nbytes * 2 * (group - 1) / group / link.bandwidth + 2 * (group - 1) * link.latency_s
+    return ring_s("all_reduce", nbytes, group, link.bandwidth, link.latency_s)
 
 
 def send_s(nbytes: float, link: Link) -> float:
     """A point-to-point send of `nbytes`: one latency and the bytes at the link's bandwidth."""
-    return nbytes / link.bandwidth + link.latency_s
+    return ring_s("p2p", nbytes, 1, link.bandwidth, link.latency_s)
 
 
 @dataclass(frozen=True)
