@@ -181,32 +181,16 @@ class ParallelServing:
         layers = [self._split(layer) if layer.name in split else layer for layer in counted.layers]
         if self.layout.tp > 1:
             layers.append(
-                LayerBound(
+                communication_row(
                     f"tensor-parallel all-reduces ({ALL_REDUCES_PER_LAYER} x {self.shape.layers} layers)",
                     "AllReduce",
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
                     self.all_reduces_per_step * self.all_reduce_s(tokens),
                 )
             )
         if self.layout.pp > 1:
             hops = self.layout.pp - 1
             layers.append(
-                LayerBound(
-                    f"pipeline sends ({hops} hop{'s' if hops > 1 else ''})",
-                    "Send",
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    self.sends_s(tokens),
-                )
+                communication_row(f"pipeline sends ({hops} hop{'s' if hops > 1 else ''})", "Send", self.sends_s(tokens))
             )
         return PassBound(tuple(layers))
 
@@ -273,6 +257,11 @@ class ParallelServing:
         links = [self.intra_link] if hops > crossings else []
         links += [self.inter_link] if crossings else []
         return [link for link in links if link is not None]
+
+
+def communication_row(name: str, kind: str, seconds: float) -> LayerBound:
+    """A pass's row for time spent on the links: no FLOPs, no bytes of memory traffic, `seconds` as its time."""
+    return LayerBound(name, kind, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, seconds)
 
 
 def _split_layers(counted: PassBound, param_shapes: Mapping[str, Sequence[int]]) -> set[str]:
