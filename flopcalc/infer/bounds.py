@@ -232,19 +232,12 @@ class Pricer:
         kv = (traffic.cache_read + traffic.cache_written) * self.kv
         moved = weights + activations + kv + traffic.other_bytes
         profile = self.hardware.profile
-        if profile is None:
-            return LayerBound(
-                traffic.name,
-                type_name,
-                flops,
-                weights,
-                activations,
-                kv,
-                float(traffic.other_bytes),
-                flops / self.hardware.peak_flops,
-                moved / self.hardware.bandwidth,
-            )
-        compute_s, memory_s = profile_seconds(profile, matmul_flops, flops, moved)
+        if profile is None:  # a roofline: at the peak and the bandwidth, the slower of the two
+            compute_s, memory_s = flops / self.hardware.peak_flops, moved / self.hardware.bandwidth
+            kernel_time, matmul_flops = "max", 0.0
+        else:  # one kernel on the profile, each part at its size's rate, combined by the profile's rule
+            compute_s, memory_s = profile_seconds(profile, matmul_flops, flops, moved)
+            kernel_time = profile.kernel_time
         return LayerBound(
             traffic.name,
             type_name,
@@ -255,7 +248,7 @@ class Pricer:
             float(traffic.other_bytes),
             compute_s,
             memory_s,
-            profile.kernel_time,
+            kernel_time,
             matmul_flops,
             profile,
         )
