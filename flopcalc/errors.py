@@ -10,7 +10,10 @@ from __future__ import annotations
 import enum
 import math
 import numbers
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+Entry = TypeVar("Entry")
 
 
 class ExitCode(enum.IntEnum):
@@ -116,3 +119,10 @@ def check_number(
         bound = f"above {minimum:g}" if above else f"at least {minimum:g}"
         raise ArgumentValueError(f"{name} must be {bound}, got {value!r}", field=name)
     return value
+
+
+def one_of(table: Mapping[str, Entry], name: str, message: str, hint: str | None = None) -> Entry:
+    """The entry `name` of a vocabulary `table`, or a UsageError saying `message` (and `hint`) when it has none."""
+    if name not in table:
+        raise UsageError(message, hint)
+    return table[name]

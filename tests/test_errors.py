@@ -26,7 +26,14 @@ import math  # noqa: E402
 
 import pytest  # noqa: E402
 
-from flopcalc.errors import ArgumentTypeError, ArgumentValueError, FlopcalcError, check_number  # noqa: E402
+from flopcalc.errors import (  # noqa: E402
+    ArgumentTypeError,
+    ArgumentValueError,
+    FlopcalcError,
+    UsageError,
+    check_number,
+    one_of,
+)
 
 
 @pytest.mark.parametrize(
@@ -53,3 +60,12 @@ def test_check_number_bounds_and_whole_numbers():
     assert check_number(2.5, "epochs") == 2.5
     with pytest.raises(ArgumentTypeError, match="window must be a whole number, got float 2.5"):
         check_number(2.5, "window", whole=True)
+
+
+def test_one_of_gives_the_entry_or_the_message_and_hint():
+    table = {"bf16": 2, "fp32": 4}
+    assert one_of(table, "fp32", "unused") == 4
+    with pytest.raises(UsageError) as caught:
+        one_of(table, "fp64", "precision must be bf16 or fp32, got 'fp64'", "pass bf16")
+    assert caught.value.message == "precision must be bf16 or fp32, got 'fp64'"
+    assert caught.value.hint == "pass bf16"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import UsageError
+from ..errors import one_of
 
 NF4_BLOCK = 64  # weights per absmax (QLoRA, Sec. 3)
 NF4_SECOND_BLOCK = 256  # first-level absmax values per fp32 constant of the double quantisation (QLoRA, Sec. 3)
@@ -51,12 +51,12 @@ BASE_DTYPES = {
 
 
 def base_dtype(name: str) -> BaseDtype:
-    if name not in BASE_DTYPES:
-        raise UsageError(
-            f"--base-dtype must be one of {', '.join(BASE_DTYPES)}, got {name!r}",
-            "nf4 for QLoRA, int8 for LLM.int8(), bf16 for plain LoRA",
-        )
-    return BASE_DTYPES[name]
+    return one_of(
+        BASE_DTYPES,
+        name,
+        f"--base-dtype must be one of {', '.join(BASE_DTYPES)}, got {name!r}",
+        "nf4 for QLoRA, int8 for LLM.int8(), bf16 for plain LoRA",
+    )
 
 
 @dataclass(frozen=True)

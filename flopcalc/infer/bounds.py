@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, overload
 
 from ..counting.report import MULTIPLY_ADD_CATEGORIES, CountReport
 from ..counting.traffic import LayerTraffic, TrafficReport
@@ -90,27 +90,34 @@ class LayerBound:
         }
 
 
+class LayersSum:
+    """A pass's figure that is the sum of the same figure of each of its layers (read-only)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.figure = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> LayersSum: ...
+
+    @overload
+    def __get__(self, instance: PassBound, owner: type | None = None) -> float: ...
+
+    def __get__(self, instance: PassBound | None, owner: type | None = None) -> LayersSum | float:
+        if instance is None:  # read on the class: the descriptor itself
+            return self
+        total: float = sum(getattr(layer, self.figure) for layer in instance.layers)
+        return total
+
+
 @dataclass(frozen=True)
 class PassBound:
     """A forward pass as the sum of its layers' bounds."""
 
     layers: tuple[LayerBound, ...]
-
-    @property
-    def flops(self) -> float:
-        return sum(layer.flops for layer in self.layers)
-
-    @property
-    def bytes(self) -> float:
-        return sum(layer.bytes for layer in self.layers)
-
-    @property
-    def weight_bytes(self) -> float:
-        return sum(layer.weight_bytes for layer in self.layers)
-
-    @property
-    def time_s(self) -> float:
-        return sum(layer.time_s for layer in self.layers)
+    flops = LayersSum()
+    bytes = LayersSum()
+    weight_bytes = LayersSum()
+    time_s = LayersSum()
 
     @property
     def compute_bound_s(self) -> float:
@@ -225,19 +232,12 @@ class Pricer:
         kv = (traffic.cache_read + traffic.cache_written) * self.kv
         moved = weights + activations + kv + traffic.other_bytes
         profile = self.hardware.profile
-        if profile is None:
-            return LayerBound(
-                traffic.name,
-                type_name,
-                flops,
-                weights,
-                activations,
-                kv,
-                float(traffic.other_bytes),
-                flops / self.hardware.peak_flops,
-                moved / self.hardware.bandwidth,
-            )
-        compute_s, memory_s = profile_seconds(profile, matmul_flops, flops, moved)
+        if profile is None:  # a roofline: at the peak and the bandwidth, the slower of the two
+            compute_s, memory_s = flops / self.hardware.peak_flops, moved / self.hardware.bandwidth
+            kernel_time, matmul_flops = "max", 0.0
+        else:  # one kernel on the profile, each part at its size's rate, combined by the profile's rule
+            compute_s, memory_s = profile_seconds(profile, matmul_flops, flops, moved)
+            kernel_time = profile.kernel_time
         return LayerBound(
             traffic.name,
             type_name,
@@ -248,7 +248,7 @@ class Pricer:
             float(traffic.other_bytes),
             compute_s,
             memory_s,
-            profile.kernel_time,
+            kernel_time,
             matmul_flops,
             profile,
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..device import load_profiles, resolve_device
 from ..errors import UsageError
+from ..predict.comm import ring_s
 from .bounds import LayerBound, PassBound
 from .quantisation import parameter_bytes
 
@@ -119,14 +120,14 @@ def model_shape(model: Any, source: str) -> ModelShape:
 
 def ring_all_reduce_s(nbytes: float, group: int, link: Link) -> float:
     """A ring all-reduce of `nbytes`: each GPU sends 2(n-1)/n of it, in 2(n-1) steps of one latency each."""
-    if group <= 1 or nbytes <= 0:
+    if nbytes <= 0:
         return 0.0
-    return nbytes * 2 * (group - 1) / group / link.bandwidth + 2 * (group - 1) * link.latency_s
+    return ring_s("all_reduce", nbytes, group, link.bandwidth, link.latency_s)
 
 
 def send_s(nbytes: float, link: Link) -> float:
     """A point-to-point send of `nbytes`: one latency and the bytes at the link's bandwidth."""
-    return nbytes / link.bandwidth + link.latency_s
+    return ring_s("p2p", nbytes, 1, link.bandwidth, link.latency_s)
 
 
 @dataclass(frozen=True)
@@ -180,32 +181,16 @@ class ParallelServing:
         layers = [self._split(layer) if layer.name in split else layer for layer in counted.layers]
         if self.layout.tp > 1:
             layers.append(
-                LayerBound(
+                communication_row(
                     f"tensor-parallel all-reduces ({ALL_REDUCES_PER_LAYER} x {self.shape.layers} layers)",
                     "AllReduce",
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
                     self.all_reduces_per_step * self.all_reduce_s(tokens),
                 )
             )
         if self.layout.pp > 1:
             hops = self.layout.pp - 1
             layers.append(
-                LayerBound(
-                    f"pipeline sends ({hops} hop{'s' if hops > 1 else ''})",
-                    "Send",
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    self.sends_s(tokens),
-                )
+                communication_row(f"pipeline sends ({hops} hop{'s' if hops > 1 else ''})", "Send", self.sends_s(tokens))
             )
         return PassBound(tuple(layers))
 
@@ -272,6 +257,11 @@ class ParallelServing:
         links = [self.intra_link] if hops > crossings else []
         links += [self.inter_link] if crossings else []
         return [link for link in links if link is not None]
+
+
+def communication_row(name: str, kind: str, seconds: float) -> LayerBound:
+    """A pass's row for time spent on the links: no FLOPs, no bytes of memory traffic, `seconds` as its time."""
+    return LayerBound(name, kind, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, seconds)
 
 
 def _split_layers(counted: PassBound, param_shapes: Mapping[str, Sequence[int]]) -> set[str]:

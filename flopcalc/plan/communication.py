@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..predict.comm import ring_s
 from ..units import GB
 from .hardware import Bandwidth, Fleet
 from .layout import Layout
@@ -13,13 +14,14 @@ TP_ALL_REDUCES_RECOMPUTED = 2
 
 
 def ring_all_reduce_s(nbytes: float, group: int, bandwidth: Bandwidth) -> float:
-    """nccl-tests: busbw = algbw x 2(n-1)/n for all-reduce, so time = bytes x 2(n-1)/n / busbw."""
-    return 0.0 if group <= 1 else nbytes * 2 * (group - 1) / group / (bandwidth.gbps * GB)
+    """nccl-tests: busbw = algbw x 2(n-1)/n for all-reduce, so time = bytes x 2(n-1)/n / busbw (plan's links
+    carry no latency)."""
+    return ring_s("all_reduce", nbytes, group, bandwidth.gbps * GB)
 
 
 def ring_gather_s(nbytes: float, group: int, bandwidth: Bandwidth) -> float:
     """All-gather or reduce-scatter of `nbytes` (the whole buffer): bytes x (n-1)/n / busbw."""
-    return 0.0 if group <= 1 else nbytes * (group - 1) / group / (bandwidth.gbps * GB)
+    return ring_s("all_gather", nbytes, group, bandwidth.gbps * GB)
 
 
 def tensor_parallel_s(hidden_bytes: float, layout: Layout, blocks: int, fleet: Fleet) -> float:

@@ -28,6 +28,21 @@ class LayoutFigures:
     step: StepTime | None  # None without FLOPs per example (--params without --seq-len)
     training: RunTotals | None
 
+    def plan(self, model: PlanModel, layout: Layout, fleet: Fleet, given: tuple[str, ...]) -> Plan:
+        """The Plan of `layout` with these figures, on `fleet`, under the assumptions `given`."""
+        return Plan(
+            model,
+            layout,
+            self.memory,
+            fleet.gpu_memory_bytes,
+            self.step,
+            self.training,
+            given,
+            layout_notes(model, layout),
+            fleet.throughput.gpu,
+            fleet.memory_reserve_bytes,
+        )
+
 
 def layout_figures(
     model: PlanModel, layout: Layout, fleet: Fleet, precision: TrainingPrecision, optimizer: str, run: RunSize | None
@@ -81,15 +96,4 @@ def evaluate(
             f"global batch = dp x micro-batch = {layout.batch} (no --global-batch): one micro-batch per replica "
             "per step",
         )
-    return Plan(
-        model,
-        layout,
-        figures.memory,
-        fleet.gpu_memory_bytes,
-        figures.step,
-        figures.training,
-        given,
-        layout_notes(model, layout),
-        fleet.throughput.gpu,
-        fleet.memory_reserve_bytes,
-    )
+    return figures.plan(model, layout, fleet, given)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..adapters import LoraConfig, base_dtype, frozen_weight_bytes
-from ..errors import UsageError
+from ..errors import one_of
 from ..spec import ModelSpec
 from .hardware import GIB
 from .model import FineTuning, PlanModel, model_from_report
@@ -19,9 +19,12 @@ def frozen_dtype(name: str | None, precision: str, flag: str) -> str:
     """The dtype frozen weights are held at: `name` checked, or the training precision's."""
     if name is not None:
         return base_dtype(name).name
-    if precision not in DEFAULT_DTYPE:
-        raise UsageError(f"frozen weights have no default dtype in {precision} training", f"give {flag} bf16 or fp32")
-    return DEFAULT_DTYPE[precision]
+    return one_of(
+        DEFAULT_DTYPE,
+        precision,
+        f"frozen weights have no default dtype in {precision} training",
+        f"give {flag} bf16 or fp32",
+    )
 
 
 def model_with_adapters(

@@ -7,13 +7,13 @@ from typing import Any
 
 from ..errors import UsageError
 from ..predict import given_stage_layers
+from ..predict.step import RECOMPUTE
 from .checks import positive_int
 from .hardware import DEFAULT_GPUS_PER_NODE
 from .model import PlanModel
 from .parallel_checks import check_expert_split, check_shard_group
 from .sharding import fsdp_setting
 
-RECOMPUTE = ("none", "selective", "full")
 ZERO_STAGES = (0, 1, 2, 3)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..units import GIB
-from .assumptions import assumptions, layout_notes
+from .assumptions import assumptions
 from .checks import positive_int
 from .context import LONG_SEQUENCE, has_attention
 from .divisors import LARGEST_COUNT, divisors
@@ -24,7 +24,7 @@ from .layout import RECOMPUTE, ZERO_STAGES, Layout
 from .memory import layout_memory
 from .model import PlanModel
 from .precision import TrainingPrecision, check_optimizer, training_precision
-from .result import Plan, SearchResult
+from .result import SearchResult
 from .sharding import fsdp_setting
 from .totals import RunSize
 
@@ -285,18 +285,7 @@ def _result(state: _Search, num_gpus: int, precision: str, top: int) -> SearchRe
             "from the smallest to the largest: pin --micro-batch to evaluate another",
         )
     candidates = tuple(
-        Plan(
-            model,
-            layout,
-            figures.memory,
-            fleet.gpu_memory_bytes,
-            figures.step,
-            figures.training,
-            common + layout_assumptions(model, layout, fleet, state.setup),
-            layout_notes(model, layout),
-            fleet.throughput.gpu,
-            fleet.memory_reserve_bytes,
-        )
+        figures.plan(model, layout, fleet, common + layout_assumptions(model, layout, fleet, state.setup))
         for _, layout, figures in state.fitting[:top]
     )
     closest_plan = None

@@ -14,7 +14,7 @@ from ..errors import UsageError
 from ..predict import TransformerShape
 from ..spec import ModelSpec
 from .checks import positive, positive_int
-from .shape import DEFAULT_ATTENTION, DEFAULT_MLP, Shape, gemm_ffn, kernel_words, korthikanti_profile, transformer_shape
+from .shape import DEFAULT_ATTENTION, DEFAULT_MLP, Shape, gemm_ffn, kernel_words, transformer_shape
 
 if TYPE_CHECKING:
     from ..counting.report import CountReport
@@ -272,18 +272,7 @@ def _shape_flops_and_activations(
     if s is None:
         return 0.0, None, method, [_activations_per_sequence(shape)]
     attention_flops = 4.0 * shape.layers * s * s * shape.heads * shape.head_dim
-    activations = korthikanti_profile(
-        shape.layers,
-        shape.hidden,
-        shape.heads,
-        s,
-        kv_heads=shape.kv_heads,
-        ffn=shape.ffn,
-        params=n,
-        head_dim=shape.head_dim,
-        mlp=shape.mlp,
-        attention=shape.attention,
-    )
+    activations = shape.activations(s, params=n)
     method.append(
         "--params with a shape: attention products 4 x layers x seq x heads x head_dim FLOPs per "
         f"token added; activations by Korthikanti et al. 2022 ({kernel_words(shape.attention)}, dropout, "
@@ -295,17 +284,7 @@ def _shape_flops_and_activations(
 
 def _activations_per_sequence(shape: Shape) -> str:
     """Without --seq-len: the activations of one sequence of s tokens, as a formula in s."""
-    per_token = korthikanti_profile(
-        shape.layers,
-        shape.hidden,
-        shape.heads,
-        1,
-        kv_heads=shape.kv_heads,
-        ffn=shape.ffn,
-        head_dim=shape.head_dim,
-        mlp=shape.mlp,
-        attention="flash",
-    )
+    per_token = shape.activations(1, attention="flash")
     kept = per_token.blocks_total
     scores = (
         f" + {5 * shape.layers * shape.heads} x s^2 bytes of attention scores (--attention math)"

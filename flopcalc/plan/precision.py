@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UsageError
+from ..errors import UsageError, one_of
 
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -52,12 +52,12 @@ OPTIMIZER_NAMES = {"adamw": "AdamW (momentum and variance)", "sgd": "SGD with mo
 
 
 def training_precision(name: str) -> TrainingPrecision:
-    if name not in TRAINING_PRECISIONS:
-        raise UsageError(
-            f"plan trains in {', '.join(TRAINING_PRECISIONS)}, not {name}",
-            "pass --precision bf16 (or fp8 for fp8 GEMMs with bf16 weights)",
-        )
-    return TRAINING_PRECISIONS[name]
+    return one_of(
+        TRAINING_PRECISIONS,
+        name,
+        f"plan trains in {', '.join(TRAINING_PRECISIONS)}, not {name}",
+        "pass --precision bf16 (or fp8 for fp8 GEMMs with bf16 weights)",
+    )
 
 
 def check_optimizer(optimizer: str) -> str:

@@ -82,45 +82,17 @@ def predicted_step_time(
     exposed traffic (context.py); expert parallelism adds its all-to-alls (experts.py); fp8 runs the blocks'
     linear GEMMs at the fp8 peak / bf16 peak x the profile's bf16 rate (fp8.py). These terms are on the slowest
     stage's micro-batch, so the schedule's slots multiply them."""
-    cp = layout.cp
-    for group, stride, what in (
-        (layout.tp, 1, "tensor parallelism"),
-        (cp, layout.tp, "context parallelism"),
-        (layout.dp, layout.tp * cp, "data parallelism"),
-        (layout.pp, layout.tp * layout.data_group, "pipeline parallelism"),
-    ):
-        if group > 1:
-            fleet.link(group, stride, layout.num_gpus, what)  # a group inside a node needs an intra-node figure
+    _check_links(layout, fleet)
     assert fleet.profile is not None
     profile = fleet.profile
-    local = replace(shape, seq_len=shape.seq_len // cp) if cp > 1 else shape
-    training = TrainingLayout(
-        tp=layout.tp,
-        pp=layout.pp,
-        dp=layout.data_group,
-        micro_batch=layout.micro_batch,
-        global_batch=layout.batch * cp,
-        virtual=layout.virtual,
-        recompute=layout.recompute,
-        sequence_parallel=layout.split_sequence,
-        zero=layout.zero,
-        fused_attention=model.fused_attention,
-        gpus_per_node=layout.gpus_per_node,
-        stage_split=layout.stage_layers,
-    )
-    prediction = predict_step(local, training, profile)
+    local = replace(shape, seq_len=shape.seq_len // layout.cp) if layout.cp > 1 else shape
+    prediction = predict_step(local, training_layout(model, layout), profile)
     m, slowest = layout.grad_accum, prediction.slowest
     width = precision.activation_bytes if precision is not None else 2.0
     work = layer_work(local, layout.micro_batch, layout.tp, layout.split_sequence, model.fused_attention)
-    extra_compute = 0.0
-    cp_comm = cp_exposed = 0.0
-    if cp > 1:  # each GPU's s/cp queries also attend to the other cp - 1 blocks of keys (backward 2x, recompute 1x)
-        core = ops_s(work.attention_core, profile)
-        passes = 3 + (1 if layout.recompute != "none" else 0)
-        extra_compute += slowest.layers * (cp - 1) * core * passes
-        cp_comm, cp_exposed = ring_attention_s(
-            model, layout, fleet, width, (model.blocks or shape.layers) / layout.pp * cp * core
-        )
+    extra_compute, cp_comm, cp_exposed = _context_parallel_terms(
+        model, layout, fleet, width, work, slowest.layers, shape.layers
+    )
     ep_comm = expert_all_to_all_s(model, layout, fleet, width)
     if precision is not None and precision.name == FP8 and fleet.bf16_throughput is not None:
         speedup = fleet.throughput.peak_flops / fleet.bf16_throughput.peak_flops
@@ -151,6 +123,55 @@ def predicted_step_time(
         ep_comm_s=m * ep_comm,
         cp_comm_s=m * cp_comm,
     )
+
+
+def _check_links(layout: Layout, fleet: Fleet) -> None:
+    """Refuse a layout whose parallel groups need a link figure the fleet lacks (a group inside a node needs an
+    intra-node figure)."""
+    for group, stride, what in (
+        (layout.tp, 1, "tensor parallelism"),
+        (layout.cp, layout.tp, "context parallelism"),
+        (layout.dp, layout.tp * layout.cp, "data parallelism"),
+        (layout.pp, layout.tp * layout.data_group, "pipeline parallelism"),
+    ):
+        if group > 1:
+            fleet.link(group, stride, layout.num_gpus, what)
+
+
+def training_layout(model: PlanModel, layout: Layout) -> TrainingLayout:
+    """plan's layout as the step-time model takes it: context parallelism as cp x more data-parallel ranks."""
+    return TrainingLayout(
+        tp=layout.tp,
+        pp=layout.pp,
+        dp=layout.data_group,
+        micro_batch=layout.micro_batch,
+        global_batch=layout.batch * layout.cp,
+        virtual=layout.virtual,
+        recompute=layout.recompute,
+        sequence_parallel=layout.split_sequence,
+        zero=layout.zero,
+        fused_attention=model.fused_attention,
+        gpus_per_node=layout.gpus_per_node,
+        stage_split=layout.stage_layers,
+    )
+
+
+def _context_parallel_terms(
+    model: PlanModel, layout: Layout, fleet: Fleet, width: float, work: LayerWork, stage_layers: int, layers: int
+) -> tuple[float, float, float]:
+    """Context parallelism's extra compute on the slowest stage's micro-batch (each GPU's s/cp queries also attend
+    to the other cp - 1 blocks of keys: forward, backward 2x, recompute 1x), its ring's traffic and the exposed
+    part of it; zeros without context parallelism."""
+    cp = layout.cp
+    if cp <= 1:
+        return 0.0, 0.0, 0.0
+    assert fleet.profile is not None
+    core = ops_s(work.attention_core, fleet.profile)
+    passes = 3 + (1 if layout.recompute != "none" else 0)
+    cp_comm, cp_exposed = ring_attention_s(
+        model, layout, fleet, width, (model.blocks or layers) / layout.pp * cp * core
+    )
+    return stage_layers * (cp - 1) * core * passes, cp_comm, cp_exposed
 
 
 def training_prediction(

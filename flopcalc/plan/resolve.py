@@ -96,23 +96,8 @@ def resolve_fleet(
     name = gpu or throughput.gpu
     measured, notes = calibrated_bandwidths(calibration, name, load_catalog(tuple(catalogs)))
     device = choice.device if measured is None else with_network(choice.device, measured.links())
-    if gpu_memory_gib is not None:
-        memory, memory_origin = positive(gpu_memory_gib, "--gpu-memory") * GIB, "--gpu-memory"
-    elif device.memory_bytes is not None:
-        memory, memory_origin = device.memory_bytes.value, device.memory_bytes.source
-    else:
-        raise UsageError(f"the catalogue has no memory figure for {name}", "give --gpu-memory GiB")
-    if memory_reserve_gib is not None:
-        if not isinstance(memory_reserve_gib, (int, float)) or not memory_reserve_gib >= 0:
-            raise UsageError(f"--memory-reserve must be a number of GiB >= 0, got {memory_reserve_gib!r}")
-        reserve, reserve_origin = memory_reserve_gib * GIB, "--memory-reserve"
-    else:
-        reserve = default_reserve_bytes(memory)
-        reserve_origin = (
-            f"default: {RESERVE_CONTEXT_GIB:g} GiB for the CUDA context and library workspaces + "
-            f"{RESERVE_FRAGMENTATION:.0%} of the memory for allocator fragmentation; "
-            "--memory-reserve GiB changes it"
-        )
+    memory, memory_origin = _gpu_memory(gpu_memory_gib, device, name)
+    reserve, reserve_origin = _memory_reserve(memory_reserve_gib, memory)
     intra = _link(intra_node_gbps, "--intra-node-gbps", device.intra_node)
     inter = _link(inter_node_gbps, "--inter-node-gbps", device.inter_node)
     assert inter is not None  # the device always has an inter-node figure (measured or assumed)
@@ -126,13 +111,13 @@ def resolve_fleet(
         gpus_per_node=gpus_per_node,
     )
     if profile is not None:  # bus bandwidths given or measured replace the profile's
-        for scope, given, figure in (
-            ("intra_node", intra_node_gbps, device.intra_node),
-            ("inter_node", inter_node_gbps, device.inter_node),
-        ):
-            link = intra if scope == "intra_node" else inter
-            if link is not None and (given is not None or (figure is not None and figure.origin == "measured")):
-                profile = with_bus_bandwidth(profile, scope, link.gbps, link.origin)
+        profile = _with_chosen_links(
+            profile,
+            (
+                ("intra_node", intra_node_gbps, device.intra_node, intra),
+                ("inter_node", inter_node_gbps, device.inter_node, inter),
+            ),
+        )
     return Fleet(
         throughput=throughput,
         gpu_memory_bytes=memory,
@@ -151,6 +136,39 @@ def resolve_fleet(
         grid=grid,
         bf16_throughput=None if bf16 is None else bf16.throughput,
     )
+
+
+def _gpu_memory(gpu_memory_gib: float | None, device: Device, name: str | None) -> tuple[float, str]:
+    """One GPU's memory in bytes and its origin: --gpu-memory, else the catalogue's figure."""
+    if gpu_memory_gib is not None:
+        return positive(gpu_memory_gib, "--gpu-memory") * GIB, "--gpu-memory"
+    if device.memory_bytes is not None:
+        return device.memory_bytes.value, device.memory_bytes.source
+    raise UsageError(f"the catalogue has no memory figure for {name}", "give --gpu-memory GiB")
+
+
+def _memory_reserve(memory_reserve_gib: float | None, memory: float) -> tuple[float, str]:
+    """The bytes kept back from `memory` and their origin: --memory-reserve, else the default rule."""
+    if memory_reserve_gib is not None:
+        if not isinstance(memory_reserve_gib, (int, float)) or not memory_reserve_gib >= 0:
+            raise UsageError(f"--memory-reserve must be a number of GiB >= 0, got {memory_reserve_gib!r}")
+        return memory_reserve_gib * GIB, "--memory-reserve"
+    return default_reserve_bytes(memory), (
+        f"default: {RESERVE_CONTEXT_GIB:g} GiB for the CUDA context and library workspaces + "
+        f"{RESERVE_FRAGMENTATION:.0%} of the memory for allocator fragmentation; "
+        "--memory-reserve GiB changes it"
+    )
+
+
+def _with_chosen_links(
+    profile: DeviceProfile, scopes: Sequence[tuple[str, float | None, Figure | None, Bandwidth | None]]
+) -> DeviceProfile:
+    """The profile with each scope's bus bandwidth replaced where the user gave one or the calibration measured
+    it (scope, the figure given, the device's figure, the link the plan uses)."""
+    for scope, given, figure, link in scopes:
+        if link is not None and (given is not None or (figure is not None and figure.origin == "measured")):
+            profile = with_bus_bandwidth(profile, scope, link.gbps, link.origin)
+    return profile
 
 
 def _bf16_choice(throughput: Any, gpu: str | None, calibration: Any, catalogs: Sequence[str | os.PathLike]) -> Any:

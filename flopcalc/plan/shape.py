@@ -48,6 +48,22 @@ class Shape:
         for a GELU MLP of 4h, no grouped-query attention."""
         return self.layers * self.layer_params + (self.vocab or 0) * self.hidden
 
+    def activations(self, seq_len: int, *, params: float = 0, attention: str | None = None) -> ActivationProfile:
+        """Korthikanti's activations of one sequence of `seq_len` tokens through this shape's blocks (its own
+        attention kernel unless `attention` names another)."""
+        return korthikanti_profile(
+            self.layers,
+            self.hidden,
+            self.heads,
+            seq_len,
+            kv_heads=self.kv_heads,
+            ffn=self.ffn,
+            params=params,
+            head_dim=self.head_dim,
+            mlp=self.mlp,
+            attention=self.attention if attention is None else attention,
+        )
+
     def formula(self) -> str:
         mlp = f"{3 if self.mlp == 'swiglu' else 2} x hidden x ffn ({'SwiGLU' if self.mlp == 'swiglu' else 'GELU'})"
         embedding = " + vocab x hidden (one embedding, tied)" if self.vocab else " (no --vocab: no embedding)"

@@ -4,7 +4,7 @@ node) with the model states replicated across groups."""
 
 from __future__ import annotations
 
-from ..errors import UsageError
+from ..errors import UsageError, one_of
 
 FSDP_STRATEGIES = {"full": 3, "grad-op": 2, "hybrid": 3}
 FSDP_NAMES = {"full": "FULL_SHARD", "grad-op": "SHARD_GRAD_OP", "hybrid": "HYBRID_SHARD"}
@@ -18,12 +18,12 @@ def fsdp_setting(
     across nodes."""
     if fsdp is None:
         return zero, 0
-    if fsdp not in FSDP_STRATEGIES:
-        raise UsageError(
-            f"--fsdp must be {', '.join(FSDP_STRATEGIES)}, got {fsdp!r}",
-            "full = ZeRO-3, grad-op = ZeRO-2, hybrid = ZeRO-3 inside a node, replicated across nodes",
-        )
-    stage = FSDP_STRATEGIES[fsdp]
+    stage = one_of(
+        FSDP_STRATEGIES,
+        fsdp,
+        f"--fsdp must be {', '.join(FSDP_STRATEGIES)}, got {fsdp!r}",
+        "full = ZeRO-3, grad-op = ZeRO-2, hybrid = ZeRO-3 inside a node, replicated across nodes",
+    )
     if zero is not None and zero != stage:
         raise UsageError(
             f"--fsdp {fsdp} is ZeRO-{stage}, and --zero {zero} says otherwise", "give one of --fsdp and --zero"

@@ -27,11 +27,17 @@ def ring_steps(collective: str, group: int) -> int:
     return 0 if group <= 1 else (2 * (group - 1) if collective == "all_reduce" else group - 1)
 
 
+def ring_s(collective: str, nbytes: float, group: int, bytes_per_s: float, latency_s: float = 0.0) -> float:
+    """Seconds of one ring `collective` on `nbytes` over `group` GPUs at a bus bandwidth of `bytes_per_s`, with
+    `latency_s` per ring step: the one formula plan, infer and the step prediction all price collectives with."""
+    return nbytes * traffic_factor(collective, group) / bytes_per_s + ring_steps(collective, group) * latency_s
+
+
 def collective_s(network: Network, collective: str, nbytes: float, group: int) -> float:
-    """Seconds of one `collective` on a buffer of `nbytes` over `group` GPUs (p2p: `nbytes` sent once)."""
+    """Seconds of one `collective` on a buffer of `nbytes` over `group` GPUs (p2p: `nbytes` sent once), at the
+    network's bus bandwidth for that message size."""
     if collective not in COLLECTIVES:
         raise ValueError(f"unknown collective {collective!r}")
     if nbytes <= 0 or (collective != "p2p" and group <= 1):
         return 0.0
-    bandwidth = network.bus_bandwidth(collective, nbytes)
-    return nbytes * traffic_factor(collective, group) / bandwidth + ring_steps(collective, group) * network.latency_s
+    return ring_s(collective, nbytes, group, network.bus_bandwidth(collective, nbytes), network.latency_s)
