@@ -10,8 +10,9 @@ aside for the length of a count, so a model using it counts forward and backward
 from __future__ import annotations
 
 import contextlib
-import sys
+import importlib
 from collections.abc import Iterator, Sequence
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -19,7 +20,15 @@ import torch
 FLEX_ATTENTION = getattr(torch.ops.higher_order, "flex_attention", None)
 FLEX_ATTENTION_BACKWARD = getattr(torch.ops.higher_order, "flex_attention_backward", None)
 
-_FLEX_MODULE = "torch.nn.attention.flex_attention"
+
+def _flex_entry() -> ModuleType | None:
+    """torch's Python entry of flex_attention (imported here, a few milliseconds: a model that imports it only
+    inside its forward is covered too); None in a torch without it."""
+    try:
+        return importlib.import_module("torch.nn.attention.flex_attention")
+    except ImportError:
+        return None
+
 
 # Where the flattened BlockMask.as_tuple() keeps what the count reads (torch 2.13): the partial and full key
 # blocks of each query block, and the block sizes.
@@ -55,7 +64,7 @@ def runnable_while_counting() -> Iterator[None]:
     """flex_attention's Python entry made to run under the counter's modes on the CPU with gradients (see the
     module docstring); every other check of the entry stays. Restored after, whatever happens. A torch without
     these switches is left as it is."""
-    module = sys.modules.get(_FLEX_MODULE)
+    module = _flex_entry()
     if (
         module is None
         or not hasattr(module, "_validate_device")

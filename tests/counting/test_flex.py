@@ -58,6 +58,16 @@ def test_a_sliding_window_mask_computes_its_band_of_blocks():
     assert computed_pairs(mask.as_tuple(), SEQ, SEQ, batch=1, heads=1) == 21 * BLOCK * BLOCK
 
 
+def test_a_mask_per_batch_element_and_a_sequence_that_ends_mid_block():
+    # element 0 causal (36 blocks), element 1 everything (64): one mask per element, not broadcast
+    per_batch = flex.create_block_mask(lambda b, h, q, kv: (q >= kv) | (b == 1), 2, None, SEQ, SEQ, device="cpu")
+    assert computed_pairs(per_batch.as_tuple(), SEQ, SEQ, batch=2, heads=2) == 2 * (36 + 64) * BLOCK * BLOCK
+    # 200 tokens: query block 0 (128 rows) sees key block 0; query block 1 (the last 72 rows) sees key block 0
+    # (128 columns) and key block 1 (the last 72)
+    short = flex.create_block_mask(_causal, None, None, 200, 200, device="cpu")
+    assert computed_pairs(short.as_tuple(), 200, 200, batch=1, heads=1) == 128 * 128 + 72 * (128 + 72)
+
+
 @pytest.mark.parametrize(("mask_mod", "blocks"), [(_causal, 36), (_window_256, 21), (None, 64)])
 def test_flex_attention_counts_the_computed_blocks_forward_and_backward(mask_mod, blocks):
     x = torch.randn(1, SEQ, DIM)
