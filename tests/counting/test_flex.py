@@ -110,3 +110,23 @@ def test_while_counting_flex_attention_runs_its_backward_on_the_cpu():
     with runnable_while_counting():
         model(torch.randn(1, SEQ, DIM)).sum().backward()
     assert model.qkv.weight.grad is not None and model.qkv.weight.grad.abs().sum() > 0
+
+
+def test_grouped_query_flex_attention_counts_the_query_heads():
+    """4 query heads over 2 key/value heads (enable_gqa): each query head computes its own blocks, as sdpa's
+    grouped-query rule (256 tokens, causal: 3 of 4 blocks)."""
+
+    class GroupedQuery(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.kv = nn.Linear(64, 64, bias=False), nn.Linear(64, 32, bias=False)
+
+        def forward(self, x):
+            q = self.q(x).unflatten(-1, (4, 16)).transpose(1, 2)
+            k, v = self.kv(x).unflatten(-1, (2, 2, 8)).repeat_interleave(2, -1).permute(2, 0, 3, 1, 4)
+            mask = flex.create_block_mask(_causal, None, None, 256, 256, device=x.device)
+            return flex.flex_attention(q, k, v, block_mask=mask, enable_gqa=True)
+
+    report = count(GroupedQuery(), torch.randn(1, 256, 64), strict=True)
+    assert report.forward_by_category["attention"] == 2 * 4 * 3 * BLOCK * BLOCK * (16 + 16)
+    assert report.backward_by_category["attention"] == 2 * report.forward_by_category["attention"]
