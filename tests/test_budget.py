@@ -531,3 +531,28 @@ def test_a_budget_entry_takes_weights(tmp_path):
     bad = write_budget(tmp_path, "budgets: [{model: a.py, weights: 3, max_forward_flops: 1G}]", "bad.yaml")
     with pytest.raises(BudgetFileError, match="weights"):
         load_budget_file(bad)
+
+
+def test_a_budget_entry_takes_the_attention_window_options(tmp_path):
+    path = write_budget(
+        tmp_path,
+        """\
+        budgets:
+          - {name: window, model: a.py, attention_window: 4096, max_forward_flops: 1G}
+          - {name: square, model: a.py, attention_as_math: true, max_forward_flops: 1G}
+          - {name: default, model: a.py, max_forward_flops: 1G}
+        """,
+    )
+    window, square, default = (budget.spec for budget in load_budget_file(path).budgets)
+    assert (window.attention_window, window.attention_as_math) == (4096, False)
+    assert (square.attention_window, square.attention_as_math) == (None, True)
+    assert (default.attention_window, default.attention_as_math) == (None, False)
+    assert len({window.key(), square.key(), default.key()}) == 3  # three different counts, none merged
+    for text, fragment in (
+        ("{model: a.py, attention_window: 16, attention_as_math: true, max_params: 1}", "contradict each other"),
+        ("{model: a.py, attention_window: 0, max_params: 1}", "key 'attention_window'"),
+        ("{model: a.py, attention_as_math: yes please, max_params: 1}", "key 'attention_as_math'"),
+    ):
+        bad = write_budget(tmp_path, f"budgets: [{text}]", "bad.yaml")
+        with pytest.raises(BudgetFileError, match=fragment):
+            load_budget_file(bad)

@@ -41,6 +41,8 @@ SPEC_KEYS = {
     "dims": "dims",
     "frozen": "frozen",
     "causal_half": "causal_half",
+    "attention_window": "attention_window",
+    "attention_as_math": "attention_as_math",
     "weights": "weights",
     "revision": "revision",
 }
@@ -183,6 +185,8 @@ class BudgetEntry(BaseModel):
     dims: Annotated[dict, BeforeValidator(_dims)] = {}
     frozen: Annotated[tuple[str, ...], BeforeValidator(_frozen)] = ()
     causal_half: Annotated[bool, BeforeValidator(_flag)] = False
+    attention_window: RunSize = None
+    attention_as_math: Annotated[bool, BeforeValidator(_flag)] = False
     weights: Annotated[str | None, BeforeValidator(lambda value: None if value is None else _weights(value))] = None
     revision: Annotated[str | None, BeforeValidator(lambda value: None if value is None else _revision(value))] = None
     max_forward_flops: Limit = None
@@ -201,6 +205,15 @@ class BudgetEntry(BaseModel):
         if not isinstance(data, dict):
             refuse(f"expected a mapping with a `model:` key, got {_kind(data)}")
         return data
+
+    @model_validator(mode="after")
+    def _one_attention_shape(self) -> BudgetEntry:
+        if self.attention_window is not None and self.attention_as_math:
+            refuse(
+                "keys 'attention_window' and 'attention_as_math' contradict each other",
+                "give one: the window's keys, or the full square",
+            )
+        return self
 
     @model_validator(mode="after")
     def _training_size(self) -> BudgetEntry:

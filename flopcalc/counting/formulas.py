@@ -600,6 +600,26 @@ def rnn_step_flops(mode: int, batch: int, input_size: int, hidden: int, biases: 
     }
 
 
+def rnn_step_backward_flops(
+    mode: int, batch: int, input_size: int, hidden: int, biases: bool, weights: bool = True
+) -> dict[str, int]:
+    """The backward of one time step as the fused kernels run it (oneDNN's and cuDNN's): from the gates'
+    gradient dG (G*H per sequence), the data gradients dx = dG W_ih and dh = dG W_hh (the forward's products
+    again), and with `weights` the weight gradients dW_ih += dG^T x and dW_hh += dG^T h (once more) and the
+    bias gradients (a sum over the batch of dG, per bias); the gates' pointwise work twice over (each
+    activation's derivative and its product with the incoming gradient; each product's gradient for each of
+    its operands)."""
+    forward = rnn_step_flops(mode, batch, input_size, hidden, biases)
+    gates = _RNN_GATES[int(mode)] * hidden
+    bias_adds = 2 * batch * gates if biases else 0
+    return {
+        "matmul": forward["matmul"] * (2 if weights else 1),
+        "elementwise": 2 * (forward["elementwise"] - bias_adds),
+        "activation": 2 * forward["activation"],
+        "reduction": bias_adds if weights else 0,
+    }
+
+
 def _times(flops: Mapping[str, int], count: int) -> dict[str, int]:
     return {category: value * count for category, value in flops.items()}
 
@@ -675,6 +695,79 @@ def cudnn_rnn_flops(
         for layer in range(int(num_layers))
     )
     return _times(_sum(layers), steps * directions)
+
+
+@register("mkldnn_rnn_layer_backward", category="matmul")
+def mkldnn_rnn_layer_backward_flops(
+    x,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    hx,
+    cx,
+    output,
+    hy,
+    cy,
+    grad_output,
+    grad_hy,
+    grad_cy,
+    reverse,
+    mode,
+    hidden_size,
+    num_layers,
+    has_biases,
+    *_,
+    out=None,
+    **__,
+) -> dict:
+    """oneDNN's LSTM backward (one layer, one direction): every gradient, each time step."""
+    steps_times_batch = x[0] * x[1]  # the layout does not change the product
+    return _times(rnn_step_backward_flops(mode, 1, x[-1], int(hidden_size), bool(has_biases)), steps_times_batch)
+
+
+@register("_cudnn_rnn_backward", category="matmul")
+def cudnn_rnn_backward_flops(
+    x,
+    weights,
+    weight_stride0,
+    weight_buf,
+    hx,
+    cx,
+    output,
+    grad_output,
+    grad_hy,
+    grad_cy,
+    mode,
+    hidden_size,
+    proj_size,
+    num_layers,
+    batch_first,
+    dropout,
+    train,
+    bidirectional,
+    batch_sizes,
+    dropout_state,
+    reserve,
+    output_mask,
+    *_,
+    out=None,
+    **__,
+) -> dict:
+    """cuDNN's whole RNN backward: the data gradients always (the weights' need them), the weight and bias
+    gradients when asked for (output_mask's last entry); per time step, per layer, per direction."""
+    if batch_sizes:
+        raise NotImplementedError("packed sequences: FLOPs depend on the sequence lengths")
+    if proj_size:
+        raise NotImplementedError("LSTM with proj_size")
+    hidden, directions = int(hidden_size), 2 if bidirectional else 1
+    biases = len(weights) > 2 * int(num_layers) * directions
+    wanted = bool(output_mask[3]) if output_mask is not None else True
+    layers = (
+        rnn_step_backward_flops(mode, 1, x[-1] if layer == 0 else hidden * directions, hidden, biases, wanted)
+        for layer in range(int(num_layers))
+    )
+    return _times(_sum(layers), x[0] * x[1] * directions)
 
 
 # ------------------------------------------------------------------------------------------------ pooling

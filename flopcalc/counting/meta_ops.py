@@ -29,7 +29,7 @@ def run_op(func, args: tuple, kwargs: Mapping[str, Any]) -> Any:
     try:
         return func(*args, **kwargs)
     except Exception:
-        if func.overloadpacket not in _GROUPED_MM or not _on_meta(args):
+        if getattr(func, "overloadpacket", None) not in _GROUPED_MM or not _on_meta(args):
             raise
         return _grouped_mm_on_meta(func, args, kwargs)
 

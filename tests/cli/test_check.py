@@ -473,3 +473,22 @@ def test_a_sigterm_while_the_baseline_is_written_keeps_the_old_one_and_leaves_no
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert baseline.read_text() == "old\n"
     assert [path.name for path in tmp_path.iterdir()] == ["baseline.json"]
+
+
+def test_a_budget_entrys_attention_window_reaches_the_count(workdir, examples):
+    """Mistral-7B's config at 64 tokens: its own 4,096-token window covers them all (the full square); an
+    entry's attention_window of 16 counts each query against at most 16 keys, attention_as_math the square."""
+    config = examples / "hf" / "mistral-7b" / "config.json"
+    write_budget(
+        workdir,
+        f"""\
+        budgets:
+          - {{name: window, model: "{config}", seq_len: 64, attention_window: 16, max_forward_flops: 1P}}
+          - {{name: square, model: "{config}", seq_len: 64, attention_as_math: true, max_forward_flops: 1P}}
+        """,
+    )
+    code, data = check_json()
+    assert code == 0
+    forward = {check["name"]: check["value"] for check in data["checks"]}
+    # per layer and head: 16*17/2 + (64 - 16)*16 = 904 pairs instead of 64*64; 32 layers, 32 heads of 128
+    assert forward["square"] - forward["window"] == 32 * 32 * 2 * (64 * 64 - 904) * (128 + 128)

@@ -515,3 +515,53 @@ def test_count_on_a_terminal_draws_a_bar_per_category_and_piped_none(examples, t
     piped = invoke(*arguments)  # the runner's stdout is no terminal
     assert piped.exit_code == 0 and "Category" in piped.stdout
     assert "by category" not in piped.stdout and "█" not in piped.stdout and "\x1b[" not in piped.stdout
+
+
+EVERYTHING_AND_FLEX = (
+    EVERYTHING
+    + """
+
+from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+
+class Flex(nn.Module):
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+
+    def forward(self, sequence):
+        q, k, v = self.qkv(sequence).unflatten(-1, (3, 2, -1)).permute(2, 0, 3, 1, 4)
+        causal = create_block_mask(lambda b, h, q, kv: q >= kv, None, None, 4, 4, device=sequence.device)
+        return flex_attention(q, k, v, block_mask=causal)
+
+
+class EverythingAndFlex(Everything):
+    def __init__(self):
+        super().__init__()
+        self.flex = Flex()
+
+    def forward(self, image, sequence):
+        return super().forward(image, sequence) + self.flex(sequence).sum()
+
+
+def build() -> nn.Module:
+    return EverythingAndFlex()
+"""
+)
+
+
+def test_strict_count_of_a_model_using_every_op_of_issue_23_and_flex_attention(tmp_path):
+    """The model above plus flex_attention with a causal block mask: --strict on the CPU, forward and backward."""
+    source = tmp_path / "everything_and_flex.py"
+    source.write_text(EVERYTHING_AND_FLEX)
+    result = invoke("count", source, "--strict", "--device", "cpu", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["unsupported_ops"] == {}
+    flex = next(layer for layer in report["layers"] if layer["name"] == "flex")
+    # batch 2, 2 heads of 4, 4 tokens: one block of 128 clipped to 4 x 4 pairs; the qkv projection 2*8*8*24
+    attention = 2 * (2 * 2 * 4 * 4) * (4 + 4)
+    assert flex["forward_by_category"]["attention"] == attention
+    assert flex["backward_by_category"]["attention"] == 2 * attention
+    assert flex["forward_by_category"]["matmul"] == flex["backward_by_category"]["matmul"] == 2 * 8 * 8 * 24
+    assert any("flex_attention counted over the blocks" in note for note in report["notes"])

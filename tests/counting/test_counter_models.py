@@ -495,6 +495,24 @@ def test_onednn_lstm_layer_is_counted_per_step_layer_and_direction(batch_first):
     assert fused.forward_by_category == decomposed.forward_by_category
 
 
+def test_onednn_lstm_layer_backward_is_counted_per_step_layer_and_direction():
+    """The traced LSTM's backward runs oneDNN's aten.mkldnn_rnn_layer_backward per layer and direction: per time
+    step the forward's products twice (dx and dh, then dW_ih and dW_hh), the bias gradients (a sum of dG over
+    the batch per bias) and the gates' pointwise work twice (docs/formulas.md)."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(3, 5, 8)
+    report = count(torch.jit.trace(lstm, x), x, strict=True)
+    steps_times_batch, H, G = 5 * 3, 16, 4 * 16
+    per_sequence = 2 * G * (8 + H) + 2 * G * (2 * H + H)  # both layers' forward products, one direction
+    backward = report.backward_by_category
+    assert backward["matmul"] == steps_times_batch * 2 * 2 * per_sequence
+    assert backward["reduction"] == steps_times_batch * 2 * 2 * 2 * G  # two biases, two layers, two directions
+    assert backward["activation"] == steps_times_batch * 2 * 2 * 2 * 5 * H
+    # the gates' pointwise work twice (8H each), and layer 1's output gradient summed over layer 2's directions
+    assert backward["elementwise"] == steps_times_batch * (2 * 2 * 2 * 8 * H + 2 * H)
+
+
 def _jagged(*lengths, width=8):
     return torch.nested.nested_tensor([torch.randn(n, width) for n in lengths], layout=torch.jagged)
 

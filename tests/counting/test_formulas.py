@@ -312,6 +312,30 @@ def test_antialias_taps_by_hand_and_against_the_kernel_impulse_responses():
             assert read <= formulas.antialias_taps(size_in, size_out, interp_size, False)
 
 
+def test_cudnn_rnn_backward_counts_the_data_gradients_always_and_the_weights_when_asked():
+    # the 2-layer bidirectional GRU below (hidden 16, input 8, 5 steps of batch 3, biases)
+    T, B, I, H = 5, 3, 8, 16  # noqa: E741 (the input size, as torch names it)
+    G = 3 * H
+
+    def backward(output_mask):
+        x, h = torch.empty(T, B, I), torch.empty(4, B, H)
+        out = torch.empty(T, B, 2 * H)
+        args = (x, [torch.empty(1)] * 16, 4, None, h, None, out, out, h, None, 3, H, 0, 2, False, 0.0, True)
+        return flops_of(
+            torch.ops.aten._cudnn_rnn_backward.default, (*args, True, [], None, None, output_mask), {}, None
+        )
+
+    products = B * 2 * (2 * G * (I + H) + 2 * G * (2 * H + H))  # one step's forward products, both directions
+    everything = backward([True, True, False, True])
+    assert everything["matmul"] == T * 2 * products  # dx and dh, then dW_ih and dW_hh
+    assert everything["reduction"] == T * B * 2 * 2 * 2 * G  # two bias gradients per layer and direction
+    assert everything["elementwise"] == T * B * 2 * 2 * 2 * 7 * H  # the gates' pointwise work twice
+    assert everything["activation"] == T * B * 2 * 2 * 2 * 3 * H
+    data_only = backward([True, True, False, False])
+    assert data_only["matmul"] == T * products and "reduction" not in data_only
+    assert data_only["elementwise"] == everything["elementwise"]
+
+
 def test_cudnn_rnn_counts_every_step_layer_and_direction_by_hand():
     # a 2-layer bidirectional GRU, hidden 16, input 8, 5 steps of batch 3, with biases (4 weights per layer
     # and direction: 16 tensors); cuDNN's one op for the whole stack
