@@ -57,7 +57,7 @@ def phase_bars(result: ModelBenchResult) -> dict[str, list[Any]]:
 
 
 def _steps_chart(result: ModelBenchResult, factor: float, unit: str) -> Any:
-    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem
     from bokeh.plotting import figure
 
     points = step_points(result)
@@ -66,28 +66,28 @@ def _steps_chart(result: ModelBenchResult, factor: float, unit: str) -> Any:
         height=320,
         sizing_mode="stretch_width",
         x_axis_label="timed step",
+        y_axis_type="log",  # one disturbed step (a context switch) would flatten the rest against the axis
         y_axis_label=f"step time ({unit})",
         tools="pan,wheel_zoom,box_zoom,reset",
         toolbar_location="above",
     )
-    steps = plot.scatter(
-        "step", "scaled", source=source, size=7, color="#4e79a7", legend_label="each step", name=STEPS_NAME
-    )
+    steps = plot.scatter("step", "scaled", source=source, size=7, color="#4e79a7", name=STEPS_NAME)
+    items = [LegendItem(label="each step", renderers=[steps])]
     lines = [(result.median_step_seconds, _MEASURED_COLOR, "measured median", MEDIAN_NAME)]
     if result.predicted_step_seconds is not None:
         lines.append((result.predicted_step_seconds, "#333333", "predicted", PREDICTED_NAME))
     for seconds, color, label, name in lines:
-        plot.line(
+        drawn = plot.line(
             [0.5, len(points["step"]) + 0.5],
             [seconds * factor] * 2,
             color=color,
             line_dash="dashed",
             line_width=2,
-            legend_label=f"{label} {seconds * factor:.4g} {unit}",
             name=name,
         )
+        items.append(LegendItem(label=f"{label} {seconds * factor:.4g} {unit}", renderers=[drawn]))
     plot.add_tools(HoverTool(renderers=[steps], tooltips=[("step", "@step"), (unit, "@scaled{0.000}")]))
-    plot.legend.location = "top_right"
+    plot.add_layout(Legend(items=items), "right")  # beside the points, never over them
     return plot
 
 
