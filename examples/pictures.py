@@ -36,6 +36,13 @@ REPORTS = {
         "1,8,64",
     ],
     "validate": ["validate"],
+    "train": [
+        "train",
+        "examples/hf/llama-2-7b/config.json",
+        *("--seq-len", "4096", "--examples", "500K"),
+        *("--gpu", "H100-SXM", "--num-gpus", "1024", "--price-per-gpu-hour", "2"),
+    ],
+    "bench": ["bench", "examples/mlp.py:build", "--device", "cpu", "--seconds", "5"],
 }
 
 
@@ -57,7 +64,8 @@ def main() -> int:
     IMAGES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        for name, command in REPORTS.items():
+        chosen = sys.argv[1:] or list(REPORTS)  # `pictures.py train bench` redraws those two
+        for name, command in ((name, REPORTS[name]) for name in chosen):
             report = Path(scratch) / f"{name}.html"
             subprocess.run(
                 [sys.executable, "-m", "flopcalc", *command, "--format", "html", "--output", str(report)],

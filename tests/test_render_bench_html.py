@@ -1,6 +1,5 @@
 """`bench --format html` (the matmul sweep): one point per precision and shape at 2 m n k FLOPs, the peaks as
-lines, the page's data against the result's JSON, a MODEL or --distributed refused in one line, and a tiny sweep's
-page in headless Chromium."""
+lines, the page's data against the result's JSON, and a tiny sweep's page in headless Chromium."""
 
 from __future__ import annotations
 
@@ -61,15 +60,6 @@ def test_the_page_carries_the_results_json_and_its_headline():
     assert page_data(text) == json.loads(json.dumps(result.to_dict()))
     assert "1.9 TFLOPS at 2048 x 512 x 4096, 59.4% of the peak" in text  # 1.9 / 3.2
     assert "3.2 TFLOPS at 1024 x 1024 x 1024; peak no peak known" in text
-
-
-@pytest.mark.parametrize("args", [["examples/mlp.py:build"], ["--distributed"]], ids=["model", "distributed"])
-def test_html_of_a_model_or_a_fleet_is_refused_in_one_line(args, tmp_path):
-    out = tmp_path / "bench.html"
-    result = runner.invoke(app, ["bench", *args, "--format", "html", "--output", str(out)])
-    assert result.exit_code == 2
-    assert "--format html draws the matmul sweep only" in result.output and "Traceback" not in result.output
-    assert not out.exists()
 
 
 def test_a_tiny_sweeps_page_opens_offline_in_chromium_with_a_point_per_shape(tmp_path):

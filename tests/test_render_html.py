@@ -190,3 +190,14 @@ def test_the_count_report_opens_offline_in_chromium_and_draws_every_layer(tmp_pa
 
     image = Image.open(tmp_path / "count.png").convert("RGB")
     assert len(image.getcolors(maxcolors=1 << 20) or []) > 20  # drawn, not blank
+
+
+@pytest.mark.slow
+def test_a_7b_models_count_page_stays_under_5_mb(tmp_path):
+    out = tmp_path / "report.html"
+    config = EXAMPLES / "hf" / "llama-2-7b" / "config.json"
+    args = ["count", str(config), "--seq-len", "4096", "--format", "html", "--output", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(page_data(out.read_text())["layers"]) > 32 * 10  # every module of the 32 blocks is on the page
+    assert out.stat().st_size < 5_000_000  # about 1.7 MB (benchmarks/report_pages.py)

@@ -187,11 +187,6 @@ def bench(
         revision=revision,
     )
     if fmt is ReportFormat.html:
-        if model is not None or distributed or nproc is not None:
-            raise UsageError(
-                "--format html draws the matmul sweep only; a MODEL's or a --distributed run has no page yet",
-                "use --format json for its figures",
-            )
         from ..render.html import require_bokeh
 
         require_bokeh()  # before the sweep: a missing extra is said at once
@@ -339,6 +334,10 @@ def _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc,
         from dataclasses import replace
 
         result = replace(result, calibration_file=str(fleet.save_fleet_result(result, path)))
+    if fmt is ReportFormat.html:
+        from ..render.bench_fleet_html import render_fleet_html
+
+        return result, render_fleet_html(result, command_line(), result.to_dict())
     return result, render_fleet(result, fmt.value)
 
 
@@ -367,4 +366,8 @@ def _bench_model(spec, device, precision, optimizer, seconds, save, calibration,
     if save:
         saved = save_model_result(result, path, force=force)
         result = replace(result, calibration_file=str(saved))
+    if fmt is ReportFormat.html:
+        from ..render.bench_model_html import render_model_bench_html
+
+        return result, render_model_bench_html(result, command_line(), result.to_dict())
     return result, render_model(result, fmt.value)

@@ -23,7 +23,6 @@ from ._options import (
     DecoderSeqLenOption,
     DeviceOption,
     DimOption,
-    FormatOption,
     GpuOption,
     GridIntensityOption,
     InputOption,
@@ -32,10 +31,11 @@ from ._options import (
     LoraRankOption,
     LoraTargetsOption,
     NumGpusOption,
-    OutputFormat,
     OutputOption,
     PrecisionOption,
     RegionOption,
+    ReportFormat,
+    ReportFormatOption,
     RevisionOption,
     SeqLenOption,
     SparsityOption,
@@ -46,6 +46,7 @@ from ._options import (
     TeacherSeqLenOption,
     UtilizationOption,
     WeightsOption,
+    command_line,
     existing_model,
     lora_options,
     model_spec,
@@ -410,7 +411,7 @@ def train_command(
         "(the teacher runs every epoch, default) or cached (its logits computed once "
         "per example and stored).",
     ),
-    fmt: FormatOption = OutputFormat.table,
+    fmt: ReportFormatOption = ReportFormat.table,
     output: OutputOption = None,
 ) -> None:
     """Training compute = (forward + backward FLOPs per example) x examples x epochs, and its cost on GPUs.
@@ -418,9 +419,11 @@ def train_command(
     With --teacher, the teacher's forward per example is added (distillation); with --lora-rank, the model is
     counted with LoRA adapters in it and its base frozen."""
     from ..compute import training_from_forward, training_from_params_tokens
-    from ..render.compute import render_training
-    from ..thresholds import crossed
 
+    if fmt is ReportFormat.html:
+        from ..render.html import require_bokeh
+
+        require_bokeh()  # before any count: a missing extra is said at once
     mode, n_examples, n_epochs = _training_size_mode(
         model, flops_per_example, params, active_params, tokens, examples, epochs
     )
@@ -466,15 +469,17 @@ def train_command(
         )
 
     result, fleet = _on_fleet(result, gpu_plan, planned, utilization is not None)
-    emit(
-        render_training(
-            result,
-            fleet,
-            fmt.value,
-            source=model or "",
-            conventions=conventions,
-            thresholds=crossed(result.training_flops),
-            adapters=adapters,
-        ),
-        output,
-    )
+    emit(_rendered(result, fleet, fmt, model or "", conventions, adapters), output)
+
+
+def _rendered(result, fleet, fmt: ReportFormat, source: str, conventions, adapters) -> str:
+    """The estimate in the chosen format: the table's formats, or (html) the page with its charts."""
+    from ..render.compute import render_training
+    from ..thresholds import crossed
+
+    options = dict(source=source, conventions=conventions, thresholds=crossed(result.training_flops), adapters=adapters)
+    if fmt is ReportFormat.html:
+        from ..render.train_html import render_training_html
+
+        return render_training_html(result, fleet, command_line(), **options)
+    return render_training(result, fleet, fmt.value, **options)

@@ -277,7 +277,7 @@ def fleet_rank_table(result: FleetBenchResult) -> tuple[list[str], list[list[str
     return headers, rows
 
 
-def _fleet_title(result: FleetBenchResult) -> str:
+def fleet_title(result: FleetBenchResult) -> str:
     nodes = f"{result.nodes} node{'s' if result.nodes > 1 else ''} x {result.ranks_per_node}"
     return (
         f"Fleet of {result.world_size} ranks ({nodes}) of {result.device_name} "
@@ -285,7 +285,7 @@ def _fleet_title(result: FleetBenchResult) -> str:
     )
 
 
-def _fleet_footer(result: FleetBenchResult) -> list[str]:
+def fleet_footer(result: FleetBenchResult) -> list[str]:
     from ..units import format_bytes
 
     lines = []
@@ -325,7 +325,7 @@ def render_fleet(result: FleetBenchResult, fmt: str) -> str:
     if fmt == "csv":
         rows = [[item[key] for key in FLEET_CSV_COLUMNS] for item in (*data["collectives"], *data["p2p"]["results"])]
         return csv_text(FLEET_CSV_COLUMNS, rows)
-    title, footer = _fleet_title(result), _fleet_footer(result)
+    title, footer = fleet_title(result), fleet_footer(result)
     rank_headers, rank_rows = fleet_rank_table(result)
     show_ranks = result.world_size <= FLEET_RANK_LIMIT and len(rank_headers) > 3
     right = tuple(range(2, len(FLEET_COLUMNS)))

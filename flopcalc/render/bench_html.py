@@ -36,6 +36,20 @@ def shape_points(result: MatmulBenchResult) -> dict[str, list[Any]]:
     return points
 
 
+def _series_columns(points: dict[str, list[Any]], chosen: list[int], precision: str) -> dict[str, list[Any]]:
+    """One precision's points (the `chosen` indices of `points`), with the hover's texts."""
+    return {
+        "flops": [points["flops"][i] for i in chosen],
+        "median": [points["median"][i] for i in chosen],
+        "shape": [points["shape"][i] for i in chosen],
+        "kind": [points["kind"][i] for i in chosen],
+        "best_text": [f"{points['best'][i]:.4g}" for i in chosen],
+        "median_text": [f"{points['median'][i]:.4g}" for i in chosen],
+        "flops_text": [format_si(points["flops"][i]) for i in chosen],
+        "precision": [precision] * len(chosen),
+    }
+
+
 def _sweep(result: MatmulBenchResult) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
     from bokeh.plotting import figure
@@ -57,18 +71,7 @@ def _sweep(result: MatmulBenchResult) -> Any:
     for index, item in enumerate(result.results):
         color = _SERIES[index % len(_SERIES)]
         chosen = [i for i, precision in enumerate(points["precision"]) if precision == item.precision]
-        source = ColumnDataSource(
-            {
-                "flops": [points["flops"][i] for i in chosen],
-                "median": [points["median"][i] for i in chosen],
-                "shape": [points["shape"][i] for i in chosen],
-                "kind": [points["kind"][i] for i in chosen],
-                "best_text": [f"{points['best'][i]:.4g}" for i in chosen],
-                "median_text": [f"{points['median'][i]:.4g}" for i in chosen],
-                "flops_text": [format_si(points["flops"][i]) for i in chosen],
-                "precision": [item.precision] * len(chosen),
-            }
-        )
+        source = ColumnDataSource(_series_columns(points, chosen, item.precision))
         renderers.append(
             plot.scatter(
                 "flops", "median", source=source, size=8, color=color, legend_label=item.precision, name=SHAPES_NAME

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..compute import Conversion, FleetEstimate, Throughput, TrainingCompute
@@ -183,6 +184,16 @@ def training_dict(training: TrainingCompute, fleet: FleetEstimate | None) -> dic
     return data
 
 
+@dataclass(frozen=True)
+class TrainingTable:
+    """What every format of `train` draws from: the table's rows, its title and footer, and the JSON object."""
+
+    rows: list[list[str]]
+    title: list[str]
+    footer: list[str]
+    data: dict[str, Any]
+
+
 def render_training(
     training: TrainingCompute,
     fleet: FleetEstimate | None,
@@ -193,6 +204,20 @@ def render_training(
     adapters: Mapping[str, Any] | None = None,
 ) -> str:
     """`adapters`: an AdapterSummary's dict (LoRA fine-tuning), shown and put under "adapters" in JSON."""
+    table = training_table(training, fleet, source, conventions, thresholds, adapters)
+    data = table.data if fmt == "json" else {k: v for k, v in table.data.items() if k != "conventions"}
+    return _emit(fmt, data, table.rows, table.title, table.footer)
+
+
+def training_table(
+    training: TrainingCompute,
+    fleet: FleetEstimate | None,
+    source: str = "",
+    conventions: ConventionsTable | None = None,
+    thresholds: Sequence[Threshold] = (),
+    adapters: Mapping[str, Any] | None = None,
+) -> TrainingTable:
+    """The rows, title, footer and JSON object of `train` (the JSON holds the conventions when they are given)."""
     unit = training.example_unit
     rows = []
     if adapters is not None:
@@ -244,6 +269,5 @@ def render_training(
         convention_rows, convention_notes = _convention_rows(conventions)
         rows.extend(convention_rows)
         footer.extend(convention_notes)
-        if fmt == "json":
-            data["conventions"] = conventions.to_dict()
-    return _emit(fmt, data, rows, title, footer)
+        data["conventions"] = conventions.to_dict()
+    return TrainingTable(rows, title, footer, data)

@@ -87,7 +87,6 @@ def roof(result: InferResult, lowest: float, highest: float) -> dict[str, list[f
 
 
 def _roofline(result: InferResult) -> Any:
-    from bokeh.models import ColumnDataSource, HoverTool, Span
     from bokeh.plotting import figure
 
     points, phases = roofline_points(result), phase_points(result)
@@ -105,6 +104,20 @@ def _roofline(result: InferResult) -> Any:
         tools="pan,wheel_zoom,box_zoom,reset",
         toolbar_location="above",
     )
+    _draw_roof(plot, result, lowest, highest, scale)
+    _draw_layers(plot, result, points, scale)
+    if phases["phase"]:
+        _draw_phases(plot, result, phases, scale)
+    plot.x_range.start, plot.x_range.end = lowest, highest
+    plot.legend.location = "bottom_right"
+    plot.legend.click_policy = "hide"
+    return plot
+
+
+def _draw_roof(plot: Any, result: InferResult, lowest: float, highest: float, scale: float) -> None:
+    """The compute roof and the memory slope, and a dotted line at the ridge point between them."""
+    from bokeh.models import Span
+
     line = roof(result, lowest, highest)
     plot.line(
         x=[x for x in line["intensity"]],
@@ -115,7 +128,14 @@ def _roofline(result: InferResult) -> Any:
         f"{format_number(result.hardware.bandwidth / 1e9)} GB/s",
         name=ROOF_NAME,
     )
+    ridge = result.hardware.peak_flops / result.hardware.bandwidth
     plot.add_layout(Span(location=ridge, dimension="height", line_dash="dotted", line_color="#999999"))
+
+
+def _draw_layers(plot: Any, result: InferResult, points: dict[str, list[Any]], scale: float) -> None:
+    """Each layer a point at its arithmetic intensity, one series per batch size."""
+    from bokeh.models import ColumnDataSource, HoverTool
+
     renderers = []
     for index, batch in enumerate(result.batches):
         chosen = [i for i, b in enumerate(points["batch"]) if b == batch.batch_size]
@@ -143,53 +163,44 @@ def _roofline(result: InferResult) -> Any:
                 name=ROOFLINE_NAME,
             )
         )
-    plot.add_tools(
-        HoverTool(
-            renderers=renderers,
-            tooltips=[
-                ("layer", "@name"),
-                ("type", "@type"),
-                ("batch", "@batch"),
-                ("FLOP/byte", "@intensity"),
-                ("FLOP/s", "@rate"),
-                ("bound", "@bound"),
-            ],
-        )
+    tooltips = [("layer", "@name"), ("type", "@type"), ("batch", "@batch")]
+    tooltips += [("FLOP/byte", "@intensity"), ("FLOP/s", "@rate"), ("bound", "@bound")]
+    plot.add_tools(HoverTool(renderers=renderers, tooltips=tooltips))
+
+
+def _draw_phases(plot: Any, result: InferResult, phases: dict[str, list[Any]], scale: float) -> None:
+    """The whole prefill and decode as marked, labelled points."""
+    from bokeh.models import ColumnDataSource, HoverTool
+
+    marked = plot.scatter(
+        x="x",
+        y="y",
+        source=ColumnDataSource(
+            {
+                "x": phases["intensity"],
+                "y": [y / scale for y in phases["flops_per_s"]],
+                "phase": phases["phase"],
+                "bound": phases["bound"],
+                "rate": [format_si(y) for y in phases["flops_per_s"]],
+            }
+        ),
+        marker="diamond",
+        size=16,
+        color="#e15759",
+        line_color="black",
+        legend_label=f"prefill and decode (batch {_layers_batch(result)})",
+        name=PHASE_NAME,
     )
-    if phases["phase"]:
-        marked = plot.scatter(
-            x="x",
-            y="y",
-            source=ColumnDataSource(
-                {
-                    "x": phases["intensity"],
-                    "y": [y / scale for y in phases["flops_per_s"]],
-                    "phase": phases["phase"],
-                    "bound": phases["bound"],
-                    "rate": [format_si(y) for y in phases["flops_per_s"]],
-                }
-            ),
-            marker="diamond",
-            size=16,
-            color="#e15759",
-            line_color="black",
-            legend_label=f"prefill and decode (batch {_layers_batch(result)})",
-            name=PHASE_NAME,
-        )
-        plot.text(
-            x="x",
-            y="y",
-            text="phase",
-            source=marked.data_source,
-            x_offset=10,
-            text_baseline="middle",
-            text_font_size="11px",
-        )
-        plot.add_tools(HoverTool(renderers=[marked], tooltips=[("", "@phase"), ("FLOP/s", "@rate"), ("", "@bound")]))
-    plot.x_range.start, plot.x_range.end = lowest, highest
-    plot.legend.location = "bottom_right"
-    plot.legend.click_policy = "hide"
-    return plot
+    plot.text(
+        x="x",
+        y="y",
+        text="phase",
+        source=marked.data_source,
+        x_offset=10,
+        text_baseline="middle",
+        text_font_size="11px",
+    )
+    plot.add_tools(HoverTool(renderers=[marked], tooltips=[("", "@phase"), ("FLOP/s", "@rate"), ("", "@bound")]))
 
 
 def batch_curves(result: InferResult) -> dict[str, list[Any]]:
@@ -275,6 +286,20 @@ def memory_bars(result: InferResult) -> dict[str, list[Any]]:
     return bars
 
 
+def _memory_columns(bars: dict[str, list[Any]], scale: float) -> dict[str, list[Any]]:
+    """The memory bars' columns: each part in the axis' unit, and as text for the hover."""
+    return {
+        "batch": bars["batch"],
+        "weights": [v / scale for v in bars["weights"]],
+        "kv_cache": [v / scale for v in bars["kv_cache"]],
+        "activations": [v / scale for v in bars["activations"]],
+        "weights_text": [format_si(v, "B") for v in bars["weights"]],
+        "kv_text": [format_si(v, "B") for v in bars["kv_cache"]],
+        "activations_text": [format_si(v, "B") for v in bars["activations"]],
+        "fits": bars["fits"],
+    }
+
+
 def _memory(result: InferResult) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool, Span
     from bokeh.plotting import figure
@@ -288,18 +313,7 @@ def _memory(result: InferResult) -> Any:
     stacked = ["weights", "kv_cache", "activations"] if split_kv else ["weights", "activations"]
     colors = [_WEIGHTS, _KV_CACHE, _ACTIVATIONS] if split_kv else [_WEIGHTS, _ACTIVATIONS]
     legend = ["weights", "KV cache", rest] if split_kv else ["weights", rest]
-    source = ColumnDataSource(
-        {
-            "batch": bars["batch"],
-            "weights": [v / scale for v in bars["weights"]],
-            "kv_cache": [v / scale for v in bars["kv_cache"]],
-            "activations": [v / scale for v in bars["activations"]],
-            "weights_text": [format_si(v, "B") for v in bars["weights"]],
-            "kv_text": [format_si(v, "B") for v in bars["kv_cache"]],
-            "activations_text": [format_si(v, "B") for v in bars["activations"]],
-            "fits": bars["fits"],
-        }
-    )
+    source = ColumnDataSource(_memory_columns(bars, scale))
     plot = figure(
         x_range=bars["batch"],
         height=340,

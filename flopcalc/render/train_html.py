@@ -1,0 +1,202 @@
+"""`train --format html`: where the training FLOPs go, what they take on the fleet, and how the counted FLOPs per
+token compare with the published conventions, drawn from the same objects the table comes from.
+
+The data block is the `train --format json` object; the table under the charts is the table `train` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from ..units import format_number, format_si
+from .compute import training_table
+from .count_html import axis_scale
+from .html import Section, render_page, require_bokeh
+
+if TYPE_CHECKING:
+    from ..compute import FleetEstimate, TrainingCompute
+    from ..conventions import ConventionsTable
+    from ..thresholds import Threshold
+
+SPLIT_NAME = "split"  # the glyph renderers' names: the browser test reads their data through them
+FLEET_NAME = "fleet"
+CHOSEN_NAME = "chosen"
+CONVENTIONS_NAME = "conventions"
+_COLORS = {"forward": "#4e79a7", "backward": "#f28e2b", "teacher forward": "#59a14f"}
+
+
+def flops_split(training: TrainingCompute) -> dict[str, list[Any]]:
+    """The training FLOPs as adjacent segments: forward and backward over every example and epoch, then the
+    teacher's forward passes (distillation) when there are any; they add up to the training FLOPs."""
+    runs = Fraction(training.examples) * Fraction(training.epochs)
+    parts = [
+        ("forward", Fraction(training.forward_flops_per_example) * runs),
+        ("backward", Fraction(training.backward_flops_per_example) * runs),
+    ]
+    if training.teacher_passes:
+        teacher = Fraction(training.teacher_forward_flops_per_example) * Fraction(training.examples)
+        parts.append(("teacher forward", teacher * Fraction(training.teacher_passes)))
+    total = sum(flops for _, flops in parts) or Fraction(1)
+    split: dict[str, list[Any]] = {k: [] for k in ("part", "left", "right", "flops", "share", "color")}
+    edge = Fraction(0)
+    for part, flops in parts:
+        split["part"].append(part)
+        split["left"].append(float(edge))
+        edge += flops
+        split["right"].append(float(edge))
+        split["flops"].append(float(flops))
+        split["share"].append(float(flops / total))
+        split["color"].append(_COLORS[part])
+    return split
+
+
+def fleet_sizes(fleet: FleetEstimate) -> dict[str, list[Any]]:
+    """Wall clock at 1, 2, 4, ... GPUs up to four times the fleet given (the work splits evenly, as the estimate
+    assumes): GPU-hours, energy and cost are the same at every size."""
+    top = max(8, 4 * fleet.num_gpus)
+    sizes = sorted({2**i for i in range(top.bit_length()) if 2**i <= top} | {fleet.num_gpus})
+    days = [float(Fraction(fleet.gpu_hours) / size / 24) for size in sizes]
+    return {"gpus": sizes, "days": days, "text": [format_number(d) for d in days]}
+
+
+def convention_bars(conventions: ConventionsTable) -> dict[str, list[Any]]:
+    """FLOPs per token as counted, then by each published formula, in the table's order."""
+    names = ["counted (flopcalc)", *(c.name for c in conventions.conventions)]
+    values = [float(conventions.counted_per_token), *(float(c.flops_per_token) for c in conventions.conventions)]
+    return {"name": names, "flops": values, "text": [format_si(v, "FLOP") for v in values]}
+
+
+def _split_chart(training: TrainingCompute) -> Any:
+    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.plotting import figure
+
+    split = flops_split(training)
+    scale, unit = axis_scale(max(split["right"]) or 1.0, "FLOP")
+    source = ColumnDataSource(
+        {
+            **split,
+            "left_scaled": [v / scale for v in split["left"]],
+            "right_scaled": [v / scale for v in split["right"]],
+            "row": ["training"] * len(split["part"]),
+            "flops_text": [format_si(v, "FLOP") for v in split["flops"]],
+            "share_text": [f"{v:.1%}" for v in split["share"]],
+        }
+    )
+    plot = figure(
+        y_range=["training"],
+        height=150,
+        sizing_mode="stretch_width",
+        toolbar_location=None,
+        tools="",
+        x_axis_label=unit,
+    )
+    plot.hbar(
+        y="row",
+        left="left_scaled",
+        right="right_scaled",
+        height=0.6,
+        color="color",
+        source=source,
+        legend_field="part",
+        name=SPLIT_NAME,
+    )
+    plot.add_tools(HoverTool(tooltips=[("", "@part"), ("FLOPs", "@flops_text"), ("share", "@share_text")]))
+    plot.legend.orientation = "horizontal"
+    plot.legend.location = "top_left"
+    return plot
+
+
+def _fleet_chart(fleet: FleetEstimate) -> Any:
+    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.plotting import figure
+
+    sizes = fleet_sizes(fleet)
+    plot = figure(
+        height=320,
+        sizing_mode="stretch_width",
+        x_axis_type="log",
+        y_axis_type="log",
+        toolbar_location=None,
+        tools="",
+        x_axis_label="GPUs",
+        y_axis_label="wall clock (days)",
+    )
+    line = plot.line("gpus", "days", source=ColumnDataSource(sizes), line_width=2, name=FLEET_NAME)
+    dots = plot.scatter("gpus", "days", source=ColumnDataSource(sizes), size=6, color="#4e79a7")
+    chosen = {"gpus": [fleet.num_gpus], "days": [fleet.wall_clock_days], "text": [format_number(fleet.wall_clock_days)]}
+    plot.scatter(
+        "gpus",
+        "days",
+        source=ColumnDataSource(chosen),
+        size=13,
+        color="#e15759",
+        legend_label="this run",
+        name=CHOSEN_NAME,
+    )
+    plot.add_tools(HoverTool(renderers=[line, dots], tooltips=[("GPUs", "@gpus"), ("days", "@text")]))
+    plot.legend.location = "top_right"
+    return plot
+
+
+def _conventions_chart(conventions: ConventionsTable) -> Any:
+    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.plotting import figure
+
+    bars = convention_bars(conventions)
+    scale, unit = axis_scale(max(bars["flops"]) or 1.0, "FLOP")
+    source = ColumnDataSource({**bars, "scaled": [v / scale for v in bars["flops"]]})
+    plot = figure(
+        y_range=list(reversed(bars["name"])),
+        height=80 + 32 * len(bars["name"]),
+        sizing_mode="stretch_width",
+        toolbar_location=None,
+        tools="",
+        x_axis_label=f"{unit} per token (forward + backward)",
+    )
+    plot.hbar(y="name", left=0, right="scaled", height=0.6, color="#4e79a7", source=source, name=CONVENTIONS_NAME)
+    plot.add_tools(HoverTool(tooltips=[("", "@name"), ("per token", "@text")]))
+    return plot
+
+
+def render_training_html(
+    training: TrainingCompute,
+    fleet: FleetEstimate | None,
+    command_line: str,
+    source: str = "",
+    conventions: ConventionsTable | None = None,
+    thresholds: Sequence[Threshold] = (),
+    adapters: Mapping[str, Any] | None = None,
+) -> str:
+    """The training estimate as one page; its data block is the object `train --format json` prints."""
+    require_bokeh()
+    table = training_table(training, fleet, source, conventions, thresholds, adapters)
+    sections = [
+        Section(
+            "Where the training FLOPs go",
+            _split_chart(training),
+            f"{format_si(training.training_flops, 'FLOP')} = {format_number(training.petaflop_days)} PF-days "
+            f"({training.method}).",
+        )
+    ]
+    if fleet is not None:
+        sections.append(
+            Section(
+                "Wall clock against the number of GPUs",
+                _fleet_chart(fleet),
+                f"{format_number(fleet.gpu_days)} GPU-days at {format_number(fleet.throughput.utilization)} "
+                "utilization; the work splits evenly, so GPU-hours, energy and cost stay the same at any count.",
+            )
+        )
+    if conventions is not None:
+        sections.append(
+            Section(
+                "FLOPs per token: counted and by each convention",
+                _conventions_chart(conventions),
+                "How the published formulas differ from the count is in the notes.",
+            )
+        )
+    sections.append(Section("The estimate", rows=table.rows, header=("quantity", "value", "")))
+    title = f"flopcalc train: {table.title[0]}"
+    return render_page(title, sections, table.data, command_line, notes=table.footer)
