@@ -2,6 +2,7 @@
 another device or is incomplete; `bench MODEL` predicts its step from it; disturbed runs are not saved."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -252,3 +253,21 @@ def test_one_slow_step_does_not_make_a_model_run_disturbed_but_steady_noise_does
     assert noisy.disturbances() == (
         f"the middle half of the step times spread {noisy.middle_spread_pct:.0f}% (more than 25%)",
     )
+
+
+def test_op_rates_time_the_ops_no_copy_or_gemm_stands_for():
+    import time
+
+    import torch
+
+    from flopcalc.bench.profile import measure_op_rates
+
+    rates = measure_op_rates((1 << 10, 1 << 12), "cpu", torch.float32, time.perf_counter, lambda: None)
+    for name in ("native_batch_norm", "native_batch_norm_backward", "max_pool2d_with_indices", "sqrt", "div"):
+        sizes = [size for size, _ in rates[name]]
+        assert sizes == sorted(sizes) and len(sizes) == 2 and all(rate > 0 for _, rate in rates[name]), name
+    assert "mm" not in rates and "view" not in rates and "addcdiv_" in rates  # in-place ops under their own name
+    assert rates["native_batch_norm"][0][0] == 4 * 16 * 4 * 4  # keyed by the activation's elements
+    ladder = replace(TINY, op_rate_elements=(1 << 10,))
+    measured = measure_rates(describe_device("cpu"), "fp32", ladder=ladder, convolutions=False)
+    assert [size for size, _ in measured.op_rates["sqrt"]] == [1 << 10]
