@@ -273,3 +273,15 @@ def test_op_rates_time_the_ops_no_copy_or_gemm_stands_for():
     ladder = replace(TINY, op_rate_elements=(1 << 10,))
     measured = measure_rates(describe_device("cpu"), "fp32", ladder=ladder, convolutions=False)
     assert [size for size, _ in measured.op_rates["sqrt"]] == [1 << 10]
+
+
+def test_op_rates_stop_at_the_budget_and_leave_out_ops_that_do_not_grow_with_the_probe():
+    import time
+
+    import torch
+
+    from flopcalc.bench.profile import measure_op_rates
+
+    one = measure_op_rates((1 << 10, 1 << 12), "cpu", torch.float32, time.perf_counter, lambda: None, lambda: True)
+    assert [size for size, _ in one["native_batch_norm"]] == [1 << 10]  # out of time: the smallest size only
+    assert "ones_like" not in one and "stack" not in one  # 1 and 8 elements whatever the probe's size

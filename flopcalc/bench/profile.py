@@ -146,7 +146,8 @@ def measure_rates(
 ) -> KernelRates:
     """Time the ladder in `precision` on the device `info` describes, by `clock` (off a GPU, the kernels too).
     With `seconds`, GEMM shapes left when half of it has gone are not timed, nor convolutions left after the next
-    quarter (the copy, elementwise, op-rate, dispatch and step points always are). `convolutions`: time the ladder's
+    quarter, nor op-rate sizes after the last (the smallest always is; the copy, elementwise, dispatch and step
+    points always are). `convolutions`: time the ladder's
     convolutions too (without them a prediction prices convolutions as their GEMMs)."""
     import torch
 
@@ -187,7 +188,15 @@ def measure_rates(
         if convolutions
         else ()
     )
-    op_rates = measure_op_rates(ladder.op_rate_elements, device, dtype, clock, synchronizer(device))
+    budget_end = conv_end + seconds / 4 if conv_end is not None and seconds else None  # op rates: the last quarter
+    op_rates = measure_op_rates(
+        ladder.op_rate_elements,
+        device,
+        dtype,
+        clock,
+        synchronizer(device),
+        lambda: budget_end is not None and clock() > budget_end,
+    )
     kernels = KernelRates(
         tuple(matmul),
         tuple(memory),
@@ -375,16 +384,26 @@ def op_rate_probe(elements: int, device: str, dtype) -> Callable[[], None]:
 
 
 def measure_op_rates(
-    sizes: tuple[int, ...], device: str, dtype, clock: Callable[[], float], sync: Callable[[], None]
+    sizes: tuple[int, ...],
+    device: str,
+    dtype,
+    clock: Callable[[], float],
+    sync: Callable[[], None],
+    out_of_time: Callable[[], bool] = lambda: False,
 ) -> dict[str, tuple[tuple[int, float], ...]]:
     """Each op of `op_rate_probe` timed one call at a time by `clock` (the device synchronised around it), at
-    every size in `sizes`: G elements/s of its largest tensor, per op name (an in-place variant, `mul_`, under
-    its own: it allocates nothing), keyed by that tensor's elements. Views, GEMMs and convolutions are left out: they have their own
-    figures. The median of OP_RATE_REPEATS runs of each call."""
+    every size in `sizes` (the smallest first; once `out_of_time`, the larger ones are left out): G elements/s
+    of its largest tensor, per op name (an in-place variant, `mul_`, under its own: it allocates nothing),
+    keyed by that tensor's elements. Views, GEMMs and convolutions are left out: they have their own figures.
+    The median of OP_RATE_REPEATS runs of each call."""
     from ..predict import time_ops
 
     rates: dict[str, list[tuple[int, float]]] = {}
+    measured = 0
     for elements in sizes:
+        if measured and out_of_time():
+            break
+        measured += 1
         probe = op_rate_probe(elements, device, dtype)
         probe()  # warm
         runs = [time_ops(probe, clock, sync) for _ in range(OP_RATE_REPEATS)]
@@ -397,11 +416,13 @@ def measure_op_rates(
             entry[1] += statistics.median(run[index][1] for run in runs)
             entry[2] += 1
         for name, (largest, seconds, calls) in totals.items():
-            rates.setdefault(name, []).append((round(largest / calls), largest / max(seconds, 1e-9) / 1e9))
-    # an op whose largest tensor does not grow with the activation (the loss's ones_like, a stack of scalars)
-    # is not an op whose rate these sizes measure: left out, priced by its bytes
+            if (largest / calls) ** 2 >= elements:
+                rates.setdefault(name, []).append((round(largest / calls), largest / max(seconds, 1e-9) / 1e9))
+    # an op whose largest tensor does not grow with the activation (the loss's ones_like, a stack of scalars:
+    # under the square root of its elements; an RMS norm's rsqrt, one per row, is above) is not an op whose
+    # rate these sizes measure: left out at every size, priced by its bytes
     return {
         name: tuple(sorted(points))
         for name, points in sorted(rates.items())
-        if len({size for size, _ in points}) == len(sizes)
+        if len({size for size, _ in points}) == measured
     }
