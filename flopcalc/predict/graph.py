@@ -7,6 +7,8 @@ them, so the ops are recorded as torch dispatches them (forward, backward and op
 - GEMMs (mm, addmm, bmm, baddbmm), convolutions a profile has no points for (as their implicit GEMMs; backward:
   input and weight gradients at their own shapes) and fused attention (its products) run at the matmul rate
   measured nearest their (M, N, K);
+- an op the profile timed on its own (batch norm, pooling, softmax, the optimizer's sqrt and div...: ops
+  neither their bytes nor one elementwise rate price) at its measured rate for its largest tensor;
 - every other op moves its inputs and outputs: the bytes over the bandwidth a copy of that size achieved;
   transcendental elementwise ops at least the measured elementwise rate; views cost one dispatch.
 In eager mode every op is its own kernel that reads its inputs and writes its outputs, so the bytes are each
