@@ -2,6 +2,7 @@
 another device or is incomplete; `bench MODEL` predicts its step from it; disturbed runs are not saved."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -149,6 +150,8 @@ def test_bench_model_predicts_from_the_saved_profile(examples, tmp_path):
     data = json.loads(result.stdout)
     assert data["prediction_source"].startswith("saved profile")
     assert data["prediction_error"] == pytest.approx(data["step_seconds"] / data["predicted_step_seconds"] - 1)
+    # RATES has no op_rates, as a profile saved before they were measured: it still predicts, and says so
+    assert any("no op_rates" in note and "bench --save" in note for note in data["notes"]), data["notes"]
 
 
 def test_bench_model_without_a_profile_measures_a_quick_one(examples, tmp_path, monkeypatch):
@@ -252,3 +255,33 @@ def test_one_slow_step_does_not_make_a_model_run_disturbed_but_steady_noise_does
     assert noisy.disturbances() == (
         f"the middle half of the step times spread {noisy.middle_spread_pct:.0f}% (more than 25%)",
     )
+
+
+def test_op_rates_time_the_ops_no_copy_or_gemm_stands_for():
+    import time
+
+    import torch
+
+    from flopcalc.bench.profile import measure_op_rates
+
+    rates = measure_op_rates((1 << 10, 1 << 12), "cpu", torch.float32, time.perf_counter, lambda: None)
+    for name in ("native_batch_norm", "native_batch_norm_backward", "max_pool2d_with_indices", "sqrt", "div"):
+        sizes = [size for size, _ in rates[name]]
+        assert sizes == sorted(sizes) and len(sizes) == 2 and all(rate > 0 for _, rate in rates[name]), name
+    assert "mm" not in rates and "view" not in rates and "addcdiv_" in rates  # in-place ops under their own name
+    assert rates["native_batch_norm"][0][0] == 4 * 16 * 4 * 4  # keyed by the activation's elements
+    ladder = replace(TINY, op_rate_elements=(1 << 10,))
+    measured = measure_rates(describe_device("cpu"), "fp32", ladder=ladder, convolutions=False)
+    assert [size for size, _ in measured.op_rates["sqrt"]] == [1 << 10]
+
+
+def test_op_rates_stop_at_the_budget_and_leave_out_ops_that_do_not_grow_with_the_probe():
+    import time
+
+    import torch
+
+    from flopcalc.bench.profile import measure_op_rates
+
+    one = measure_op_rates((1 << 10, 1 << 12), "cpu", torch.float32, time.perf_counter, lambda: None, lambda: True)
+    assert [size for size, _ in one["native_batch_norm"]] == [1 << 10]  # out of time: the smallest size only
+    assert "ones_like" not in one and "stack" not in one  # 1 and 8 elements whatever the probe's size

@@ -49,3 +49,22 @@ def test_count_sd15_unet_helpers_count_a_diffusers_config(tmp_path):
     loaded, inputs, report = script.load_and_count(tmp_path / "config.json")
     assert report.forward > 0 and report.backward > 0
     assert script.flop_counter_mode_forward(loaded, inputs) > 0
+
+
+def test_predict_ops_cpu_compares_each_op_of_a_step_with_its_predicted_kernel():
+    from flopcalc.calibration import KernelRates
+
+    script = load_script("predict_ops_cpu")
+    rates = KernelRates(
+        matmul=((64, 64, 64, 0.01),),
+        memory=((1 << 20, 10.0),),
+        elementwise=((1 << 16, 0.5),),
+        view_us=2.0,
+        step_op_us={"forward": 0.0, "backward": 0.0, "optimizer": 0.0},
+    )
+    lines = script.compare(f"{ROOT / 'examples' / 'mlp.py'}:build", ["4x784"], rates, top=50)
+    assert lines[0].startswith("  step ") and "(71 ops)" in lines[0]
+    # one matmul point at 10 GFLOP/s: the forward's two addmm, 2 x 4 x (784 x 256 + 256 x 10) FLOPs (their bytes
+    # take less; the second is at least one 2 us dispatch, which its 2.05 us of FLOPs pass)
+    forward = next(line for line in lines if "forward" in line and "addmm" in line)
+    assert f"x2    predicted {2 * 4 * (784 * 256 + 256 * 10) / 1e10 * 1e6:9.0f} us" in forward

@@ -33,7 +33,7 @@ from ..predict import GraphPrediction, predict_ops, trace_ops
 from ..spec import CallArgs, ModelSpec
 from .hardware import BUSY, DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
 from .matmul import SPREAD_LIMIT_PCT, peak_for
-from .profile import Ladder, measure_rates, synchronizer
+from .profile import QUICK_LADDER, measure_rates, synchronizer
 from .sweep import SweepPlan, fp32_matmul_mode
 
 MODEL_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -370,20 +370,6 @@ def run_model_bench(
     )
 
 
-QUICK_LADDER = Ladder(
-    (8, 128, 2048),
-    (8, 64, 512),
-    5e8,
-    (2**12, 2**18, 2**24),
-    (2**10, 2**16, 2**22),
-    0.004,
-    ((2, 2), (8, 8), (32, 32)),
-    (16, 128, 1024),
-    (32, 256),
-    3e8,
-)
-
-
 def _profile_rates(
     calibration: Calibration | None,
     info: DeviceInfo,
@@ -397,6 +383,11 @@ def _profile_rates(
     profile = measured_profile(calibration, info.device_name) if calibration is not None else None
     if profile is not None and precision in profile.precisions:
         where = f" in {calibration.path}" if calibration.path else ""
+        if not profile.precisions[precision].op_rates and info.device == "cpu":
+            notes.append(
+                "the saved profile has no op_rates (saved before they were measured): batch norm, pooling, softmax "
+                "and the optimizer's sqrt and div are priced by their bytes; rerun `flopcalc bench --save`"
+            )
         return profile.precisions[precision], f"saved profile{where} (measured {profile.measured_at[:10]})"
     if profile is not None:
         notes.append(f"the saved profile has no {precision} rates: predicted from a quick profile measured now")

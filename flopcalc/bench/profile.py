@@ -39,6 +39,7 @@ class Ladder:
     conv_channels: tuple[int, ...] = ()  # dense: in = out channels, 1x1 and 3x3; also a 3-channel (RGB) stem
     depthwise_channels: tuple[int, ...] = ()  # 3x3 depthwise
     max_conv_flops: float = 0.0  # a forward above this is left out
+    op_rate_elements: tuple[int, ...] = ()  # activation sizes op_rate_probe runs at (none: no op rates)
 
     @staticmethod
     def for_device(device: str) -> Ladder:
@@ -54,6 +55,7 @@ class Ladder:
                 (16, 64, 256, 1024),
                 (16, 64, 256),
                 6e8,
+                (2**10, 2**14, 2**18, 2**22),
             )
         return Ladder(
             (16, 256, 4096, 32768),
@@ -93,6 +95,22 @@ class Ladder:
         return sorted(shapes, key=lambda shape: shape[0] * shape[1] * shape[2])
 
 
+# the ladder `bench MODEL` measures on a CPU when no profile was saved
+QUICK_LADDER = Ladder(
+    (8, 128, 2048),
+    (8, 64, 512),
+    5e8,
+    (2**12, 2**18, 2**24),
+    (2**10, 2**16, 2**22),
+    0.004,
+    ((2, 2), (8, 8), (32, 32)),
+    (16, 128, 1024),
+    (32, 256),
+    3e8,
+    (2**10, 2**14, 2**18),
+)
+
+
 def _conv_flops(batch: int, side: int, cin: int, cout: int, kernel: int, groups: int) -> float:
     """A same-padded stride-1 convolution's forward FLOPs."""
     return 2.0 * batch * side * side * cout * (cin // groups) * kernel * kernel
@@ -128,7 +146,8 @@ def measure_rates(
 ) -> KernelRates:
     """Time the ladder in `precision` on the device `info` describes, by `clock` (off a GPU, the kernels too).
     With `seconds`, GEMM shapes left when half of it has gone are not timed, nor convolutions left after the next
-    quarter (the copy, elementwise, dispatch and step points always are). `convolutions`: time the ladder's
+    quarter, nor op-rate sizes after the last (the smallest always is; the copy, elementwise, dispatch and step
+    points always are). `convolutions`: time the ladder's
     convolutions too (without them a prediction prices convolutions as their GEMMs)."""
     import torch
 
@@ -169,6 +188,15 @@ def measure_rates(
         if convolutions
         else ()
     )
+    budget_end = conv_end + seconds / 4 if conv_end is not None and seconds else None  # op rates: the last quarter
+    op_rates = measure_op_rates(
+        ladder.op_rate_elements,
+        device,
+        dtype,
+        clock,
+        synchronizer(device),
+        lambda: budget_end is not None and clock() > budget_end,
+    )
     kernels = KernelRates(
         tuple(matmul),
         tuple(memory),
@@ -176,6 +204,7 @@ def measure_rates(
         view_s * 1e6,
         dict.fromkeys(STEP_PHASES, 0.0),
         tuple(convolution),
+        op_rates,
     )
     overhead = step_overhead_us(kernels, device, dtype, clock, synchronizer(device), target)
     return replace(kernels, step_op_us=overhead)
@@ -308,3 +337,92 @@ def measure_profile(
     finally:
         torch.set_num_threads(previous_threads)
     return ProfileCalibration(info.device_name, now_utc(), info.torch_version, rates, info.threads)
+
+
+OP_RATE_REPEATS = 5
+
+
+def op_rate_probe(elements: int, device: str, dtype) -> Callable[[], None]:
+    """One forward and backward of the ops a training step runs that no copy or GEMM stands for, on a
+    (4, 16, s, s) activation of `elements` elements: batch norm (training), ReLU, 2x2 max pooling, GELU, SiLU,
+    tanh, a square, softmax, layer norm, an RMS norm's mean and rsqrt, dropout and sums; then an AdamW-style
+    update's ops on flat tensors of as many elements (sqrt, div, addcmul_, addcdiv_, lerp_, mul_, add_)."""
+    import torch
+    import torch.nn.functional as F
+
+    side = max(1, round((elements / 64) ** 0.5))
+    shape = (4, 16, side, side)
+    x = torch.randn(shape, device=device).to(dtype).requires_grad_(True)
+    norm_weight = torch.ones(16, device=device, dtype=dtype, requires_grad=True)
+    norm_bias = torch.zeros(16, device=device, dtype=dtype, requires_grad=True)
+    running = (torch.zeros(16, device=device, dtype=dtype), torch.ones(16, device=device, dtype=dtype))
+    flat = [torch.rand(x.numel(), device=device).to(dtype) + 1 for _ in range(3)]
+
+    def run() -> None:
+        y = F.relu(F.batch_norm(x, *running, norm_weight, norm_bias, training=True))
+        terms = [
+            F.max_pool2d(y, 2).sum(),
+            F.gelu(y).sum(),
+            F.silu(y).sum(),
+            torch.tanh(y).sum(),
+            torch.softmax(y, -1).sum(),
+            F.layer_norm(y, (side,)).sum(),
+            (y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + 1e-6)).sum(),
+            F.dropout(y, 0.1, training=True).sum(),
+        ]
+        torch.stack(terms).sum().backward()
+        with torch.no_grad():
+            a, b, c = flat
+            denominator = torch.sqrt(b).add_(1e-8)
+            a.addcdiv_(c, denominator, value=-1e-3)
+            b.mul_(0.999).addcmul_(c, c, value=1e-3)
+            c.lerp_(a, 0.1)
+            torch.div(a, denominator)
+        x.grad = norm_weight.grad = norm_bias.grad = None
+
+    return run
+
+
+def measure_op_rates(
+    sizes: tuple[int, ...],
+    device: str,
+    dtype,
+    clock: Callable[[], float],
+    sync: Callable[[], None],
+    out_of_time: Callable[[], bool] = lambda: False,
+) -> dict[str, tuple[tuple[int, float], ...]]:
+    """Each op of `op_rate_probe` timed one call at a time by `clock` (the device synchronised around it), at
+    every size in `sizes` (the smallest first; once `out_of_time`, the larger ones are left out): G elements/s
+    of its largest tensor, per op name (an in-place variant, `mul_`, under its own: it allocates nothing),
+    keyed by that tensor's elements. Views, GEMMs and convolutions are left out: they have their own figures.
+    The median of OP_RATE_REPEATS runs of each call."""
+    from ..predict import time_ops
+
+    rates: dict[str, list[tuple[int, float]]] = {}
+    measured = 0
+    for elements in sizes:
+        if measured and out_of_time():
+            break
+        measured += 1
+        probe = op_rate_probe(elements, device, dtype)
+        probe()  # warm
+        runs = [time_ops(probe, clock, sync) for _ in range(OP_RATE_REPEATS)]
+        totals: dict[str, list[float]] = {}  # name -> [largest tensors' elements, seconds, calls]
+        for index, (call, _) in enumerate(runs[0]):
+            if call.view or call.gemms or call.convolution is not None or call.largest <= 0:
+                continue
+            entry = totals.setdefault(call.name, [0.0, 0.0, 0.0])
+            entry[0] += call.largest
+            entry[1] += statistics.median(run[index][1] for run in runs)
+            entry[2] += 1
+        for name, (largest, seconds, calls) in totals.items():
+            if (largest / calls) ** 2 >= elements:
+                rates.setdefault(name, []).append((round(largest / calls), largest / max(seconds, 1e-9) / 1e9))
+    # an op whose largest tensor does not grow with the activation (the loss's ones_like, a stack of scalars:
+    # under the square root of its elements; an RMS norm's rsqrt, one per row, is above) is not an op whose
+    # rate these sizes measure: left out at every size, priced by its bytes
+    return {
+        name: tuple(sorted(points))
+        for name, points in sorted(rates.items())
+        if len({size for size, _ in points}) == measured
+    }

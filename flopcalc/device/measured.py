@@ -37,6 +37,9 @@ class KernelRates:
     # (m, n, k, groups, forward, input-gradient, weight-gradient TFLOPS); m, n, k: the forward's implicit GEMM
     # per group (output positions, output channels, input channels x kernel)
     convolution: tuple[tuple[int, int, int, int, float, float, float], ...] = ()
+    # op name (`mul_` apart from `mul`) -> (elements of its largest tensor, G elements/s): ops
+    # timed one by one, which neither their bytes nor the elementwise rate price (empty in older profiles)
+    op_rates: Mapping[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -46,6 +49,7 @@ class KernelRates:
             "elementwise": [list(point) for point in self.elementwise],
             "view_us": self.view_us,
             "step_op_us": dict(self.step_op_us),
+            "op_rates": {name: [list(point) for point in points] for name, points in self.op_rates.items()},
         }
 
 
@@ -114,6 +118,7 @@ class ProfileCalibration:
 
 _PROFILE_KEYS = {"device_name", "measured_at", "torch_version", "threads", "precisions", "busbw"}
 _RATES_KEYS = {"matmul", "convolution", "memory", "elementwise", "view_us", "step_op_us"}
+_OPTIONAL_RATES_KEYS = {"op_rates"}  # absent from profiles saved before it was measured
 
 
 def parse_measured_profile(entry: Any, where: str) -> ProfileCalibration:
@@ -166,7 +171,7 @@ def parse_measured_profile(entry: Any, where: str) -> ProfileCalibration:
 def _parse_rates(entry: Any, where: str) -> KernelRates:
     if not isinstance(entry, dict):
         raise CalibrationError(f"{where}: expected a mapping of {', '.join(sorted(_RATES_KEYS))}")
-    _no_unknown_keys(entry, _RATES_KEYS, where)
+    _no_unknown_keys(entry, _RATES_KEYS | _OPTIONAL_RATES_KEYS, where)
     missing = sorted(key for key in _RATES_KEYS if entry.get(key) is None)
     if missing:
         raise CalibrationError(f"{where}: missing {', '.join(missing)}", "rerun `flopcalc bench --save`")
@@ -191,7 +196,17 @@ def _parse_rates(entry: Any, where: str) -> KernelRates:
             (int(m), int(n), int(k), int(groups), forward, input_grad, weight_grad)
             for m, n, k, groups, forward, input_grad, weight_grad in convolution
         ),
+        op_rates=_op_rates(entry.get("op_rates") or {}, f"{where} op_rates"),
     )
+
+
+def _op_rates(value: Any, where: str) -> dict[str, tuple[tuple[int, float], ...]]:
+    if not isinstance(value, dict) or not all(isinstance(name, str) and name for name in value):
+        raise CalibrationError(f"{where}: expected a mapping of op name to [[elements, G elements/s], ...]")
+    return {
+        name: tuple((int(size), rate) for size, rate in _points(points, f"{where} {name}", 2))
+        for name, points in value.items()
+    }
 
 
 def _points(value: Any, where: str, width: int, sizes: int | None = None) -> tuple[tuple[float, ...], ...]:

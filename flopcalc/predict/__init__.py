@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..device import Curve, DeviceProfile, Network, Rate, default_profiles_text, device_profile, load_profiles
 from .comm import collective_s, ring_steps, traffic_factor
 from .datasheet import REFERENCE_DEVICE, datasheet_profile
-from .graph import GraphPrediction, KernelModel, OpCall, OpTime, predict_ops, trace_ops
+from .graph import GraphPrediction, KernelModel, OpCall, OpTime, predict_ops, time_ops, trace_ops
 from .layer import LayerWork, Op, TransformerShape, embedding_work, head_work, layer_work
 from .schedule import bubble_fraction, given_stage_layers, pipeline_slots, stage_layers
 from .step import OVERLAP_RULES, StageTime, StepPrediction, TrainingLayout, kernel_seconds, op_s, ops_s, predict_step
@@ -47,6 +47,7 @@ __all__ = [
     "predict_step",
     "ring_steps",
     "stage_layers",
+    "time_ops",
     "trace_ops",
     "traffic_factor",
 ]

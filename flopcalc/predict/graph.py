@@ -7,6 +7,8 @@ them, so the ops are recorded as torch dispatches them (forward, backward and op
 - GEMMs (mm, addmm, bmm, baddbmm), convolutions a profile has no points for (as their implicit GEMMs; backward:
   input and weight gradients at their own shapes) and fused attention (its products) run at the matmul rate
   measured nearest their (M, N, K);
+- an op the profile timed on its own (batch norm, pooling, softmax, the optimizer's sqrt and div...: ops
+  neither their bytes nor one elementwise rate price) at its measured rate for its largest tensor;
 - every other op moves its inputs and outputs: the bytes over the bandwidth a copy of that size achieved;
   transcendental elementwise ops at least the measured elementwise rate; views cost one dispatch.
 In eager mode every op is its own kernel that reads its inputs and writes its outputs, so the bytes are each
@@ -94,7 +96,8 @@ CONVOLUTION_PASSES = ("forward", "input_grad", "weight_grad")  # the order of a 
 @dataclass(frozen=True)
 class OpCall:
     """One op the step ran: its name, phase, innermost module, GEMMs (if any), bytes moved, elements written,
-    `parts`: how many kernels it is (a `_foreach_` op runs one per tensor), and a convolution's shape."""
+    `parts`: how many kernels it is (a `_foreach_` op runs one per tensor), a convolution's shape, and the
+    elements of the largest tensor it reads or writes (what a measured op rate is keyed by)."""
 
     name: str
     phase: str
@@ -105,6 +108,7 @@ class OpCall:
     view: bool = False
     parts: int = 1
     convolution: Convolution | None = None
+    largest: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,10 @@ class KernelModel:
             tuple((float(size), rate * 1e9) for size, rate in sorted(rates.elementwise)), source, "log-linear"
         )
         self.view_s = rates.view_us * 1e-6
+        self._op_rates = {
+            name: Curve(tuple((float(size), rate * 1e9) for size, rate in sorted(points)), source, "log-linear")
+            for name, points in rates.op_rates.items()
+        }
 
     def matmul_flops_per_s(self, m: float, n: float, k: float) -> float:
         return _nearest_rate(self._gemm_points, (m, n, k))
@@ -227,7 +235,10 @@ class KernelModel:
         return OpTime(call, timed.seconds + overhead, timed.bound if timed.seconds >= overhead else "dispatch")
 
     def kernel(self, call: OpCall) -> OpTime:
-        """The op's kernel time: the slower of its arithmetic and its memory time at measured rates."""
+        """The op's kernel time: the slower of its arithmetic and its memory time at measured rates; an op the
+        profile measured on its own (`op_rates`: batch norm, pooling, softmax, the optimizer's sqrt and div...)
+        runs at its rate for its largest tensor's elements (an in-place variant the profile did not time, at the
+        plain op's)."""
         memory = sum(self.memory_s(call.bytes / call.parts) for _ in range(call.parts))
         if call.convolution is not None:
             compute = self.convolution_s(call.convolution)
@@ -236,6 +247,11 @@ class KernelModel:
         if call.gemms:
             compute = sum(self.gemm_s(gemm) for gemm in call.gemms)
             return OpTime(call, max(compute, memory), "matmul" if compute >= memory else "memory")
+        measured = self._op_rates.get(call.name) or self._op_rates.get(_base_name(call.name))
+        if measured is not None and call.largest > 0:
+            piece = call.largest / call.parts
+            compute = call.parts * piece / measured.at(piece)
+            return OpTime(call, max(compute, memory), "op rate" if compute >= memory else "memory")
         if _base_name(call.name) in _TRANSCENDENTAL:
             compute = sum(self.elementwise_s(call.elements / call.parts) for _ in range(call.parts))
             if compute > memory:
@@ -392,6 +408,7 @@ class _Recorder:
         first_out = out if not isinstance(out, (tuple, list)) else (out[0] if out else None)
         gemms = op_gemms(name, args, first_out)
         elements = float(sum(t.numel() for t in outputs)) or float(sum(t.numel() for t in _tensors(args[:1])))
+        largest = float(max((t.numel() for t in inputs + outputs), default=0))
         self.calls.append(
             OpCall(
                 name,
@@ -402,6 +419,7 @@ class _Recorder:
                 elements,
                 parts=max(parts, 1),
                 convolution=op_convolution(name, args, first_out),
+                largest=largest,
             )
         )
 
@@ -433,3 +451,29 @@ def trace_ops(phases: Sequence[tuple[str, Callable[[], object]]], module: Any = 
             with _Mode():
                 run()
     return tuple(recorder.calls)
+
+
+def time_ops(
+    run: Callable[[], object], clock: Callable[[], float], sync: Callable[[], None] = lambda: None
+) -> list[tuple[OpCall, float]]:
+    """Run `run` once with every op torch dispatches recorded (as trace_ops does, phase "forward") and timed
+    alone by `clock`, the device synchronised before and after it: (op, seconds) in the order they ran."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    recorder = _Recorder()
+    seconds: list[float] = []
+
+    class _Mode(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            sync()
+            start = clock()
+            out = func(*args, **kwargs)
+            sync()
+            seconds.append(clock() - start)
+            recorder.record(func, args, kwargs, out, "")
+            return out
+
+    with _Mode():
+        run()
+    return list(zip(recorder.calls, seconds))

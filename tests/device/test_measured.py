@@ -1,6 +1,8 @@
 """The measured device profile's record in the device room: read from its mapping with one-line errors, merged by
 precision, and refused for a device it was not measured on."""
 
+from dataclasses import replace
+
 import pytest
 
 from flopcalc.device import KernelRates, ProfileCalibration, parse_measured_profile
@@ -63,3 +65,15 @@ def test_a_broken_profile_is_one_line_naming_the_field(change, message):
     change(data)
     with pytest.raises(CalibrationError, match=message.replace("(", r"\(")):
         parse_measured_profile(data, "here")
+
+
+def test_op_rates_read_back_and_a_profile_saved_before_them_still_loads():
+    timed = _profile(precisions={"fp32": replace(RATES, op_rates={"sqrt": ((1024, 0.5), (1 << 20, 2.0))})})
+    assert parse_measured_profile(timed.to_dict(), "here") == timed
+    older = _profile().to_dict()
+    del older["precisions"]["fp32"]["op_rates"]
+    assert parse_measured_profile(older, "here").precisions["fp32"].op_rates == {}
+    broken = timed.to_dict()
+    broken["precisions"]["fp32"]["op_rates"]["sqrt"] = [[1024, 0.0]]
+    with pytest.raises(CalibrationError, match="here fp32 op_rates sqrt: every point must be 2 positive"):
+        parse_measured_profile(broken, "here")

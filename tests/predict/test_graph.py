@@ -178,3 +178,36 @@ def test_a_convolution_is_priced_at_the_measured_convolution_rates_of_its_passes
     without = KernelModel(RATES)  # no convolution measured: the implicit GEMM at the matmul rate
     assert without.price(call).seconds == pytest.approx(2 * 32 * 65536 * 9 / 2e12)
     assert without.price(call).bound == "matmul"
+
+
+def test_an_op_the_profile_timed_on_its_own_runs_at_its_rate_for_its_largest_tensor():
+    # batch norm measured at 0.1 G elements/s on 1 Mi elements and 0.4 on 4 Mi (log-linear between)
+    rates = KernelRates(
+        RATES.matmul,
+        RATES.memory,
+        RATES.elementwise,
+        3.0,
+        NO_OVERHEAD,
+        op_rates={"native_batch_norm": ((1 << 20, 0.1), (1 << 22, 0.4)), "sqrt": ((1 << 10, 2.0),)},
+    )
+    model = KernelModel(rates)
+    norm = OpCall("native_batch_norm", "forward", "l", (), bytes=8 * (1 << 21), elements=1 << 21, largest=1 << 21)
+    # halfway in log2 between 1 Mi and 4 Mi: 0.25 G/s; 2 Mi elements / 0.25e9 = 8.39 ms (bytes: 1.68 ms)
+    assert model.price(norm).seconds == pytest.approx((1 << 21) / 0.25e9) and model.price(norm).bound == "op rate"
+    # an in-place variant reads the plain op's rate; two parts each at their own size
+    sqrt = OpCall("sqrt_", "optimizer", "", (), bytes=8e3, elements=2e6, parts=2, largest=2e6)
+    assert model.price(sqrt).seconds == pytest.approx(2 * 1e6 / 2e9)
+    # when the bytes take longer than the measured rate says, the bytes win (a roofline per op)
+    streamed = OpCall("sqrt", "optimizer", "", (), bytes=1e8, elements=1e3, largest=1e3)
+    assert model.price(streamed).seconds == pytest.approx(1e8 / 10e9) and model.price(streamed).bound == "memory"
+    # a profile without op rates (saved before they were measured) prices the op by its bytes, as before
+    assert KernelModel(RATES).price(norm).seconds == pytest.approx(8 * (1 << 21) / 10e9)
+
+
+def test_every_op_records_the_elements_of_its_largest_tensor():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.MaxPool2d(2))
+    calls = _training_step(model, torch.randn(2, 3, 8, 8))
+    largest = {call.name: call.largest for call in calls if not call.view}
+    assert largest["native_batch_norm"] == 2 * 4 * 8 * 8
+    assert largest["max_pool2d_with_indices"] == 2 * 4 * 8 * 8  # its input, not its 4x smaller output
+    assert largest["max_pool2d_with_indices_backward"] == 2 * 4 * 8 * 8
