@@ -20,10 +20,8 @@ from typing import Any
 from ..api import as_spec, count_loaded, load
 from ..calibration import (
     Calibration,
-    KernelRates,
     ModelCalibration,
     calibrated_peak,
-    measured_profile,
     now_utc,
     save_device_entry,
 )
@@ -33,7 +31,7 @@ from ..predict import GraphPrediction, predict_ops, trace_ops
 from ..spec import CallArgs, ModelSpec
 from .hardware import BUSY, DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
 from .matmul import SPREAD_LIMIT_PCT, peak_for
-from .profile import QUICK_LADDER, measure_rates, synchronizer
+from .profile import profile_rates, synchronizer
 from .sweep import SweepPlan, fp32_matmul_mode
 
 MODEL_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -328,12 +326,11 @@ def run_model_bench(
         step = _training_step(spec, module, example, optimizer, chosen, resolved, notes)
         left = max(budget - (clock() - started), 0.1 * budget)  # loading and counting came out of the budget
         times, warmup_steps = _timed(step, spec, resolved, left, clock)
-        prediction, prediction_source = None, None
-        if predict:
-            calls = trace_training_step(module, example, step.optimizer, chosen, resolved)
-            convolutions = any(call.convolution is not None for call in calls)
-            rates, prediction_source = _profile_rates(calibration, info, chosen, notes, clock, convolutions)
-            prediction = predict_ops(calls, rates, precision=chosen, device_name=info.device_name)
+        prediction, prediction_source = (
+            _predicted_step(module, example, step, chosen, resolved, calibration, info, notes, clock)
+            if predict
+            else (None, None)
+        )
     finally:
         torch.set_num_threads(previous_threads)
         if resolved == "cuda":
@@ -370,32 +367,23 @@ def run_model_bench(
     )
 
 
-def _profile_rates(
+def _predicted_step(
+    module: Any,
+    example: Any,
+    step: Any,
+    chosen: str,
+    resolved: str,
     calibration: Calibration | None,
     info: DeviceInfo,
-    precision: str,
     notes: list[str],
-    clock: Callable[[], float] = time.perf_counter,
-    convolutions: bool = True,
-) -> tuple[KernelRates, str]:
-    """The saved profile's rates of this device and precision, else a quick profile measured now (said which;
-    its convolution ladder only when the step runs convolutions)."""
-    profile = measured_profile(calibration, info.device_name) if calibration is not None else None
-    if profile is not None and precision in profile.precisions:
-        where = f" in {calibration.path}" if calibration.path else ""
-        if not profile.precisions[precision].op_rates and info.device == "cpu":
-            notes.append(
-                "the saved profile has no op_rates (saved before they were measured): batch norm, pooling, softmax "
-                "and the optimizer's sqrt and div are priced by their bytes; rerun `flopcalc bench --save`"
-            )
-        return profile.precisions[precision], f"saved profile{where} (measured {profile.measured_at[:10]})"
-    if profile is not None:
-        notes.append(f"the saved profile has no {precision} rates: predicted from a quick profile measured now")
-    ladder = QUICK_LADDER if info.device == "cpu" else None
-    return (
-        measure_rates(info, precision, ladder=ladder, clock=clock, convolutions=convolutions),
-        "quick profile measured in this run (no saved profile)",
-    )
+    clock: Callable[[], float],
+) -> tuple[Any, str]:
+    """The step time predicted from the device profile on the ops of one traced training step, and where the
+    profile came from."""
+    calls = trace_training_step(module, example, step.optimizer, chosen, resolved)
+    convolutions = any(call.convolution is not None for call in calls)
+    rates, source = profile_rates(calibration, info, chosen, notes, clock, convolutions)
+    return predict_ops(calls, rates, precision=chosen, device_name=info.device_name), source
 
 
 def _checked_precision(precision: str | None, info: DeviceInfo, resolved: str) -> str:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..calibration import now_utc
+from ..calibration import Calibration, measured_profile, now_utc
 from ..device import STEP_PHASES, KernelRates, ProfileCalibration
 from ..predict import KernelModel, trace_ops
 from .hardware import DeviceInfo
@@ -426,3 +426,31 @@ def measure_op_rates(
         for name, points in sorted(rates.items())
         if len({size for size, _ in points}) == measured
     }
+
+
+def profile_rates(
+    calibration: Calibration | None,
+    info: DeviceInfo,
+    precision: str,
+    notes: list[str],
+    clock: Callable[[], float] = time.perf_counter,
+    convolutions: bool = True,
+) -> tuple[KernelRates, str]:
+    """The saved profile's rates of this device and precision, else a quick profile measured now (said which;
+    its convolution ladder only when the step runs convolutions)."""
+    profile = measured_profile(calibration, info.device_name) if calibration is not None else None
+    if profile is not None and precision in profile.precisions:
+        where = f" in {calibration.path}" if calibration.path else ""
+        if not profile.precisions[precision].op_rates and info.device == "cpu":
+            notes.append(
+                "the saved profile has no op_rates (saved before they were measured): batch norm, pooling, softmax "
+                "and the optimizer's sqrt and div are priced by their bytes; rerun `flopcalc bench --save`"
+            )
+        return profile.precisions[precision], f"saved profile{where} (measured {profile.measured_at[:10]})"
+    if profile is not None:
+        notes.append(f"the saved profile has no {precision} rates: predicted from a quick profile measured now")
+    ladder = QUICK_LADDER if info.device == "cpu" else None
+    return (
+        measure_rates(info, precision, ladder=ladder, clock=clock, convolutions=convolutions),
+        "quick profile measured in this run (no saved profile)",
+    )

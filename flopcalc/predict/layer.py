@@ -97,6 +97,26 @@ def _elementwise(name: str, elements: float, flops_per_element: float, read: flo
     return Op(name, "memory", elements * flops_per_element, elements * (read + write))
 
 
+def _tensor_parallel_collectives(buffer: float, tp: int, sequence_parallel: bool) -> tuple[Collective, ...]:
+    """A layer's tensor-parallel traffic on the hidden stream of `buffer` bytes, the same forward and backward:
+    with sequence parallelism an all-gather before each column-parallel linear and a reduce-scatter after each
+    row-parallel one; without, an all-reduce after each row-parallel linear (forward) and before each
+    column-parallel one (backward)."""
+    if tp == 1:
+        return ()
+    if sequence_parallel:
+        return (
+            Collective("attention all-gather", "all_gather", buffer),
+            Collective("attention reduce-scatter", "reduce_scatter", buffer),
+            Collective("mlp all-gather", "all_gather", buffer),
+            Collective("mlp reduce-scatter", "reduce_scatter", buffer),
+        )
+    return (
+        Collective("attention all-reduce", "all_reduce", buffer),
+        Collective("mlp all-reduce", "all_reduce", buffer),
+    )
+
+
 def layer_work(
     shape: TransformerShape, micro_batch: int, tp: int, sequence_parallel: bool, fused_attention: bool = False
 ) -> LayerWork:
@@ -156,21 +176,7 @@ def layer_work(
         + core_backward
         + backward_memory
     )
-    buffer = tokens * h * e
-    if t == 1:
-        comm: tuple[Collective, ...] = ()
-    elif sequence_parallel:  # all-gather before each column-parallel linear, reduce-scatter after each row-parallel
-        comm = (
-            Collective("attention all-gather", "all_gather", buffer),
-            Collective("attention reduce-scatter", "reduce_scatter", buffer),
-            Collective("mlp all-gather", "all_gather", buffer),
-            Collective("mlp reduce-scatter", "reduce_scatter", buffer),
-        )
-    else:  # an all-reduce after each row-parallel linear (forward); before each column-parallel one (backward)
-        comm = (
-            Collective("attention all-reduce", "all_reduce", buffer),
-            Collective("mlp all-reduce", "all_reduce", buffer),
-        )
+    comm = _tensor_parallel_collectives(tokens * h * e, t, sequence_parallel)
     return LayerWork(forward, backward, core, comm, comm)
 
 
