@@ -3,13 +3,16 @@ run; and the parsing of the ones that are more than a number, so that plan.py ho
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..errors import UsageError
+from ..spec import ModelSpec
 from ..units import parse_si_number
-from ._options import existing_model
+from ._options import ModelOptions, existing_model, options_of
 
 ModelArgument = Annotated[
     Optional[str],
@@ -315,3 +318,67 @@ def stage_layers_split(text: str | None) -> tuple[int, ...]:
     if not all(item.isdigit() and len(item) <= 9 for item in items):
         raise UsageError(f"--stage-layers {text!r} is not a list of whole numbers", "write e.g. --stage-layers 9,8,8,7")
     return tuple(int(item) for item in items)
+
+
+@dataclass(frozen=True)
+class PlanShape:
+    """The transformer shape given on the command line, for a model not at hand."""
+
+    layers: Optional[int] = None
+    hidden: Optional[int] = None
+    heads: Optional[int] = None
+    kv_heads: Optional[int] = None
+    ffn: Optional[int] = None
+    vocab: Optional[int] = None
+    head_dim: Optional[int] = None
+    mlp: str = "gelu"
+    attention: str = "flash"
+
+    @classmethod
+    def of(cls, ctx: typer.Context) -> PlanShape:
+        return options_of(cls, ctx)
+
+    def flags_given(self) -> dict[str, object]:
+        """The shape's flags (heads apart: a MODEL may need them) with their values, None where not given."""
+        return {
+            "--layers": self.layers,
+            "--hidden": self.hidden,
+            "--ffn": self.ffn,
+            "--vocab": self.vocab,
+            "--head-dim": self.head_dim,
+            "--mlp": None if self.mlp == "gelu" else self.mlp,
+            "--attention": None if self.attention == "flash" else self.attention,
+        }
+
+
+def plan_spec(options: ModelOptions, shape: PlanShape) -> Optional[ModelSpec]:
+    """The model file's spec, or None for --params (which needs --seq-len and takes none of the file's options)."""
+    spec = options.spec_or_none("plan", besides=["seq_len"])
+    named = [flag for flag, value in shape.flags_given().items() if value is not None]
+    if spec is not None and named:
+        raise UsageError(f"{', '.join(named)} describe a model given by --params", "a MODEL shows its own shape")
+    return spec
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """The options that resolve plan's fleet: the GPU and its precision, memory, links, energy and price."""
+
+    gpu: Optional[str] = None
+    precision: Optional[str] = None
+    utilization: Optional[str] = None
+    calibration: Optional[str] = None
+    catalog: Optional[list[Path]] = None
+    gpu_memory: Optional[str] = None
+    memory_reserve: Optional[str] = None
+    intra_node_gbps: Optional[str] = None
+    inter_node_gbps: Optional[str] = None
+    gpus_per_node: int = 8
+    pue: str = "1.0"
+    price_per_gpu_hour: Optional[str] = None
+    grid_intensity: Optional[str] = None
+    region: Optional[str] = None
+
+    @classmethod
+    def of(cls, ctx: typer.Context) -> FleetOptions:
+        return options_of(cls, ctx)

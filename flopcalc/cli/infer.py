@@ -3,7 +3,6 @@ prefill, decode with a KV cache, and what fits. Parses, calls flopcalc.infer, re
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Optional
 
 import typer
@@ -20,6 +19,7 @@ from ._options import (
     InputOption,
     KwargsOption,
     ModelArgument,
+    ModelOptions,
     OutputOption,
     PrecisionOption,
     ReportFormat,
@@ -28,7 +28,6 @@ from ._options import (
     SeqLenOption,
     WeightsOption,
     command_line,
-    model_spec,
     notes_to_stderr,
     progress,
     shown_on_terminal,
@@ -50,6 +49,7 @@ InferCalibrationOption = Annotated[
 
 @app.command("infer")
 def infer_command(
+    ctx: typer.Context,
     model: ModelArgument,
     gpu: GpuOption = None,
     batch_size: str = typer.Option(
@@ -151,22 +151,7 @@ def infer_command(
         from ..render.html import require_bokeh
 
         require_bokeh()  # before the count: a missing extra is said at once
-    spec = model_spec(
-        model,
-        input,
-        None,
-        seq_len,
-        (),
-        kwargs,
-        device,
-        (),
-        causal_half,
-        backward=False,
-        revision=revision,
-        attention_window=attention_window,
-        attention_as_math=attention_as_math,
-    )
-    spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
+    spec = ModelOptions.of(ctx, besides=["batch_size"]).spec(backward=False, sparse_peak=sparse_peak)
     with progress(f"counting {model}'s passes for serving bounds"):
         result = infer(
             spec,

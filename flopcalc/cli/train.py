@@ -31,6 +31,7 @@ from ._options import (
     LoraAlphaOption,
     LoraRankOption,
     LoraTargetsOption,
+    ModelOptions,
     NumGpusOption,
     OutputFormat,
     OutputOption,
@@ -48,7 +49,6 @@ from ._options import (
     WeightsOption,
     existing_model,
     lora_options,
-    model_spec,
     no_model_options,
     parse_grid,
     parse_num_gpus,
@@ -142,52 +142,12 @@ def _training_size_mode(
     return modes[0], n_examples, n_epochs
 
 
-def _model_spec_or_none(
-    model,
-    input,
-    batch_size,
-    seq_len,
-    dim,
-    kwargs,
-    device,
-    decoder_seq_len,
-    revision,
-    weights,
-    sparsity,
-    sparse_peak,
-    attention_window=None,
-    attention_as_math=False,
-):
+def _model_spec_or_none(options: ModelOptions, sparse_peak: bool):
     """The model to count, or None after checking that no option that needs one was given."""
-    if model is not None:
-        spec = model_spec(
-            model,
-            input,
-            batch_size,
-            seq_len,
-            dim,
-            kwargs,
-            device,
-            decoder_seq_len=decoder_seq_len,
-            revision=revision,
-            attention_window=attention_window,
-            attention_as_math=attention_as_math,
-        )
-        return replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
-    no_model_options(
-        "count",
-        input=input,
-        batch_size=batch_size,
-        kwargs=kwargs,
-        seq_len=seq_len,
-        decoder_seq_len=decoder_seq_len,
-        dim=dim,
-        device=device,
-        revision=revision,
-        attention_window=attention_window,
-        attention_as_math=attention_as_math,
-    )
-    if weights is not None or sparsity or sparse_peak:
+    if options.model is not None:
+        return options.spec(sparse_peak=sparse_peak)
+    no_model_options("count", **options.given(besides=["weights", "sparsity"]))
+    if options.weights is not None or options.sparsity or sparse_peak:
         raise UsageError(
             "--weights, --sparsity and --sparse-peak read a model's weights: give a MODEL file", MODES_HINT
         )
@@ -327,6 +287,7 @@ def _on_fleet(result, gpu_plan: Optional[_GpuPlan], planned, utilization_given: 
 
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     model: Optional[str] = typer.Argument(
         None,
         metavar="MODEL",
@@ -424,22 +385,7 @@ def train_command(
     mode, n_examples, n_epochs = _training_size_mode(
         model, flops_per_example, params, active_params, tokens, examples, epochs
     )
-    spec = _model_spec_or_none(
-        model,
-        input,
-        batch_size,
-        seq_len,
-        dim,
-        kwargs,
-        device,
-        decoder_seq_len,
-        revision,
-        weights,
-        sparsity,
-        sparse_peak,
-        attention_window,
-        attention_as_math,
-    )
+    spec = _model_spec_or_none(ModelOptions.of(ctx), sparse_peak)
     if sparse_peak and gpu is None:
         raise UsageError("--sparse-peak needs --gpu NAME", "e.g. --gpu A100 --sparse-peak")
     lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)

@@ -46,6 +46,7 @@ from .model import (
     InputOption,
     KwargsOption,
     ModelArgument,
+    ModelOptions,
     RevisionOption,
     SeqLenOption,
     SparsityOption,
@@ -53,7 +54,6 @@ from .model import (
     checked_dims,
     checked_inputs,
     existing_model,
-    model_spec,
     no_model_options,
 )
 from .output import (
@@ -69,6 +69,7 @@ from .output import (
     shown_on_terminal,
     writable_path,
 )
+from .params import options_of
 
 __all__ = [
     "AdapterConfigOption",
@@ -92,6 +93,7 @@ __all__ = [
     "LoraRankOption",
     "LoraTargetsOption",
     "MODEL_HELP",
+    "ModelOptions",
     "ModelArgument",
     "NumGpusOption",
     "OutputFormat",
@@ -118,9 +120,9 @@ __all__ = [
     "common_variant",
     "existing_model",
     "lora_options",
-    "model_spec",
     "no_model_options",
     "notes_to_stderr",
+    "options_of",
     "parse_grid",
     "parse_num_gpus",
     "parse_utilization",
