@@ -69,7 +69,7 @@ from .output import (
     shown_on_terminal,
     writable_path,
 )
-from .params import options_of
+from .params import options_of, text_option, whole_option
 
 __all__ = [
     "AdapterConfigOption",
@@ -129,5 +129,7 @@ __all__ = [
     "progress",
     "shown_on_terminal",
     "teacher_spec",
+    "text_option",
+    "whole_option",
     "writable_path",
 ]

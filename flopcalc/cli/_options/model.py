@@ -14,7 +14,7 @@ from ...errors import UsageError
 from ...loaders import is_named_model
 from ...spec import ModelSpec, parse_dims, parse_input_spec, parse_kwargs, split_python_source
 from ...units import LARGEST_WHOLE
-from .params import options_of
+from .params import options_of, text_option, whole_option
 
 MODEL_HELP = (
     "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, a Hugging Face config.json "
@@ -66,27 +66,18 @@ InputOption = Annotated[
         "replace or add one each.",
     ),
 ]
-BatchSizeOption = Annotated[
-    Optional[int],
-    typer.Option("--batch-size", "-b", metavar="N", help="Override the leading dimension of every input."),
-]
-SeqLenOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--seq-len",
-        metavar="TOKENS",
-        help="Tokens per sequence for a Hugging Face config.json (default min(max positions, 2048)).",
-    ),
-]
-DecoderSeqLenOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--decoder-seq-len",
-        metavar="TOKENS",
-        help="Decoder tokens of a Hugging Face encoder-decoder config (default: as many "
-        "as the encoder's tokens, within the decoder's max positions).",
-    ),
-]
+BatchSizeOption = whole_option("--batch-size", "-b", help="Override the leading dimension of every input.")
+SeqLenOption = whole_option(
+    "--seq-len",
+    metavar="TOKENS",
+    help="Tokens per sequence for a Hugging Face config.json (default min(max positions, 2048)).",
+)
+DecoderSeqLenOption = whole_option(
+    "--decoder-seq-len",
+    metavar="TOKENS",
+    help="Decoder tokens of a Hugging Face encoder-decoder config (default: as many "
+    "as the encoder's tokens, within the decoder's max positions).",
+)
 
 
 def checked_dims(dims: list[str]) -> list[str]:
@@ -107,28 +98,19 @@ DimOption = Annotated[
         help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable).",
     ),
 ]
-KwargsOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--kwargs",
-        metavar="JSON",
-        help="JSON object passed to the model callable (or to timm's / torchvision's model builder).",
-    ),
-]
-RevisionOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--revision", metavar="REV", help="Branch, tag or commit of a Hugging Face Hub id (default: its main branch)."
-    ),
-]
-DeviceOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--device",
-        metavar="meta|cpu|cuda",
-        help="meta (default: no memory; falls back to cpu if the model cannot run there), cpu, or cuda.",
-    ),
-]
+KwargsOption = text_option(
+    "--kwargs",
+    metavar="JSON",
+    help="JSON object passed to the model callable (or to timm's / torchvision's model builder).",
+)
+RevisionOption = text_option(
+    "--revision", metavar="REV", help="Branch, tag or commit of a Hugging Face Hub id (default: its main branch)."
+)
+DeviceOption = text_option(
+    "--device",
+    metavar="meta|cpu|cuda",
+    help="meta (default: no memory; falls back to cpu if the model cannot run there), cpu, or cuda.",
+)
 FrozenOption = Annotated[
     list[str],
     typer.Option("--frozen", metavar="PATTERN", help="Freeze parameters/modules matching this pattern (repeatable)."),
@@ -136,15 +118,12 @@ FrozenOption = Annotated[
 CausalHalfOption = Annotated[
     bool, typer.Option("--causal-half", help="Count causal attention over the lower triangle only.")
 ]
-AttentionWindowOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--attention-window",
-        metavar="W",
-        help="Count each causal attention query against at most W keys (a sliding window, as flash attention's "
-        "windowed kernels run it; default: a config's sliding_window).",
-    ),
-]
+AttentionWindowOption = whole_option(
+    "--attention-window",
+    metavar="W",
+    help="Count each causal attention query against at most W keys (a sliding window, as flash attention's "
+    "windowed kernels run it; default: a config's sliding_window).",
+)
 AttentionAsMathOption = Annotated[
     bool,
     typer.Option(
@@ -152,15 +131,11 @@ AttentionAsMathOption = Annotated[
         help="Count attention over the full square, as the math kernel computes it (ignores a config's sliding_window).",
     ),
 ]
-WeightsOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--weights",
-        metavar="FILE",
-        help="A state dict (torch.save) or .safetensors file "
-        "whose values replace the model's; names and shapes must match.",
-    ),
-]
+WeightsOption = text_option(
+    "--weights",
+    metavar="FILE",
+    help="A state dict (torch.save) or .safetensors file whose values replace the model's; names and shapes must match.",
+)
 SparsityOption = Annotated[
     bool,
     typer.Option(

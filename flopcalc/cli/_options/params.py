@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import fields, is_dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -19,3 +19,14 @@ def options_of(kind: type[Options], ctx: typer.Context, *, besides: Iterable[str
     names = {field.name for field in fields(kind)} - set(besides)
     chosen: dict[str, Any] = {name: value for name, value in ctx.params.items() if name in names}
     return kind(**chosen)
+
+
+def whole_option(*flags: str, metavar: str = "N", help: str, **settings: Any) -> Any:
+    """The annotation of an optional whole-number option (None when not given), for a command's parameter."""
+    return Annotated[Optional[int], typer.Option(*flags, metavar=metavar, help=help, **settings)]
+
+
+def text_option(*flags: str, metavar: str, help: str, **settings: Any) -> Any:
+    """The annotation of an optional option kept as typed (None when not given), for a command's parameter: a
+    number with an SI suffix, a name or a file, parsed where it is used so that its error names the flag."""
+    return Annotated[Optional[str], typer.Option(*flags, metavar=metavar, help=help, **settings)]
