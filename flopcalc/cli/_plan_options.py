@@ -12,7 +12,7 @@ import typer
 from ..errors import UsageError
 from ..spec import ModelSpec
 from ..units import parse_si_number
-from ._options import ModelOptions, existing_model, options_of, text_option, whole_option
+from ._options import ModelOptions, existing_model, number, options_of, text_option, whole_option
 
 ModelArgument = Annotated[
     Optional[str],
@@ -147,15 +147,6 @@ HostMemoryOption = text_option("--host-memory", metavar="GiB", help="Host (CPU) 
 HostLinkOption = text_option(
     "--host-link-gbps", metavar="GB/s", help="GPU-to-host link per direction (default: the catalogue's PCIe figure)."
 )
-PueOption = Annotated[
-    str,
-    typer.Option(
-        "--pue",
-        metavar="PUE",
-        help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: the GPUs alone; Uptime Institute's 2024 average is 1.56).",
-    ),
-]
-PriceOption = text_option("--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour.")
 SearchOption = Annotated[
     bool,
     typer.Option(
@@ -178,11 +169,6 @@ TeacherDtypeOption = text_option(
     help="With --teacher: the teacher's weights' dtype (nf4, fp4, int8, bf16, "
     "fp16, fp32; default: the training precision's).",
 )
-
-
-def number(text: Optional[str], flag: str) -> Optional[float]:
-    """An SI number given to FLAG, or None when the option was not given."""
-    return None if text is None else parse_si_number(text, flag)
 
 
 def whole(text: Optional[str], flag: str) -> Optional[int]:

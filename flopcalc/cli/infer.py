@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
     AttentionAsMathOption,
@@ -29,6 +28,7 @@ from ._options import (
     WeightsOption,
     command_line,
     notes_to_stderr,
+    number,
     progress,
     shown_on_terminal,
 )
@@ -170,8 +170,8 @@ def infer_command(
             pp=pp,
             replicas=replicas,
             gpus_per_node=gpus_per_node,
-            intra_node_gbps=None if intra_node_gbps is None else parse_si_number(intra_node_gbps, "--intra-node-gbps"),
-            inter_node_gbps=None if inter_node_gbps is None else parse_si_number(inter_node_gbps, "--inter-node-gbps"),
+            intra_node_gbps=number(intra_node_gbps, "--intra-node-gbps"),
+            inter_node_gbps=number(inter_node_gbps, "--inter-node-gbps"),
             steps=steps,
             guidance=guidance,
         )

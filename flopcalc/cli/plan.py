@@ -29,6 +29,8 @@ from ._options import (
     ModelOptions,
     OutputOption,
     PrecisionOption,
+    PriceOption,
+    PueOption,
     RegionOption,
     ReportFormat,
     ReportFormatOption,
@@ -42,6 +44,7 @@ from ._options import (
     command_line,
     lora_options,
     notes_to_stderr,
+    number,
     parse_grid,
     parse_num_gpus,
     parse_utilization,
@@ -84,8 +87,6 @@ from ._plan_options import (
     PlanSeqLenOption,
     PlanShape,
     PpOption,
-    PriceOption,
-    PueOption,
     RecomputeOption,
     SearchOption,
     SequenceParallelOption,
@@ -98,7 +99,6 @@ from ._plan_options import (
     VocabOption,
     ZeroOption,
     memory_reserve_gib,
-    number,
     plan_spec,
     stage_layers_split,
     whole,
@@ -327,7 +327,7 @@ def _planned_model(model, spec, lora, base_dtype, fleet, params, seq_len, shape:
         with progress(f"counting {model} for the plan"):
             return planning.model_from_spec(spec, heads=shape.heads, kv_heads=shape.kv_heads)
     return planning.model_from_params(
-        None if params is None else parse_si_number(params, "--params"),
+        number(params, "--params"),
         seq_len,
         **asdict(shape),
         params_tolerance=planning.PARAMS_TOLERANCE,

@@ -36,6 +36,8 @@ from ._options import (
     OutputFormat,
     OutputOption,
     PrecisionOption,
+    PriceOption,
+    PueOption,
     RegionOption,
     RevisionOption,
     SeqLenOption,
@@ -47,12 +49,13 @@ from ._options import (
     TeacherSeqLenOption,
     UtilizationOption,
     WeightsOption,
+    chosen_throughput,
     existing_model,
     lora_options,
     no_model_options,
+    number,
     parse_grid,
     parse_num_gpus,
-    parse_utilization,
     progress,
     teacher_spec,
 )
@@ -61,10 +64,6 @@ MODES_HINT = (
     "give a MODEL file with --examples, or --flops-per-example F with --examples, "
     "or --params N (--active-params N for a mixture of experts) with --tokens D"
 )
-
-
-def _number(text: Optional[str], flag: str) -> Optional[float]:
-    return None if text is None else parse_si_number(text, flag)
 
 
 def check_all_2_4(report) -> None:
@@ -128,8 +127,8 @@ def _training_size_mode(
         raise UsageError(
             "no training size given" if not modes else f"{' and '.join(modes)} exclude each other", MODES_HINT
         )
-    n_examples = _number(examples, "--examples")
-    n_epochs = 1 if epochs is None else _number(epochs, "--epochs")  # `--epochs 0` is refused, never read as 1
+    n_examples = number(examples, "--examples")
+    n_epochs = 1 if epochs is None else number(epochs, "--epochs")  # `--epochs 0` is refused, never read as 1
     if modes[0] == "--params/--tokens":
         if (params is None and active_params is None) or tokens is None:
             raise UsageError("6ND needs --params (or --active-params) and --tokens", MODES_HINT)
@@ -177,7 +176,7 @@ def _gpu_plan(
     spec, gpu, precision, utilization, num_gpus, pue, grid, price_per_gpu_hour, catalog, calibration, sparse_peak
 ) -> Optional[_GpuPlan]:
     """The GPU and fleet options (None without --gpu or --calibration, which then must stand alone)."""
-    from ..calibration import choose_throughput, profile_file_of
+    from ..calibration import profile_file_of
     from ..device import profiled_device
 
     profile_file = profile_file_of(calibration)  # a device profile file: the step-time model's rates
@@ -188,12 +187,12 @@ def _gpu_plan(
                 "need --gpu NAME (or --calibration FILE|auto)"
             )
         return None
-    choice = choose_throughput(
-        gpu=gpu or (profiled_device(profile_file, precision) if profile_file else None),
-        precision=precision,
-        utilization=parse_utilization(utilization),
-        calibration=None if profile_file else calibration,
-        catalogs=catalog or (),
+    choice = chosen_throughput(
+        gpu or (profiled_device(profile_file, precision) if profile_file else None),
+        precision,
+        utilization,
+        None if profile_file else calibration,
+        catalog,
         model_key=spec.key() if spec is not None else None,
         sparse_peak=sparse_peak,
     )
@@ -202,7 +201,7 @@ def _gpu_plan(
         num_gpus=parse_num_gpus(num_gpus),
         tdp_w=choice.tdp_w,
         pue=parse_si_number(pue, "--pue"),
-        price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
+        price_per_gpu_hour=number(price_per_gpu_hour, "--price-per-gpu-hour"),
         grid=grid,
     )
     return _GpuPlan(choice, fleet_options, profile_file)
@@ -340,18 +339,10 @@ def train_command(
     precision: PrecisionOption = None,
     utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
-    pue: str = typer.Option(
-        "1.0",
-        "--pue",
-        metavar="PUE",
-        help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: "
-        "the GPUs alone; Uptime Institute's 2024 average is 1.56).",
-    ),
+    pue: PueOption = "1.0",
     grid_intensity: GridIntensityOption = None,
     region: RegionOption = None,
-    price_per_gpu_hour: Optional[str] = typer.Option(
-        None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."
-    ),
+    price_per_gpu_hour: PriceOption = None,
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
     lora_rank: LoraRankOption = None,

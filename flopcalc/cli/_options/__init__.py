@@ -25,8 +25,11 @@ from .fleet import (
     GridIntensityOption,
     NumGpusOption,
     PrecisionOption,
+    PriceOption,
+    PueOption,
     RegionOption,
     UtilizationOption,
+    chosen_throughput,
     common_variant,
     parse_grid,
     parse_num_gpus,
@@ -69,7 +72,7 @@ from .output import (
     shown_on_terminal,
     writable_path,
 )
-from .params import options_of, text_option, whole_option
+from .params import number, options_of, text_option, whole_option
 
 __all__ = [
     "AdapterConfigOption",
@@ -100,6 +103,8 @@ __all__ = [
     "OutputOption",
     "PROGRESS_DELAY_S",
     "PrecisionOption",
+    "PriceOption",
+    "PueOption",
     "RegionOption",
     "ReportFormat",
     "ReportFormatOption",
@@ -117,11 +122,13 @@ __all__ = [
     "checked_dims",
     "checked_inputs",
     "command_line",
+    "chosen_throughput",
     "common_variant",
     "existing_model",
     "lora_options",
     "no_model_options",
     "notes_to_stderr",
+    "number",
     "options_of",
     "parse_grid",
     "parse_num_gpus",

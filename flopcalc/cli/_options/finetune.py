@@ -10,9 +10,8 @@ import typer
 from ...adapters import LoraConfig, lora_config
 from ...errors import UsageError
 from ...spec import ModelSpec, parse_kwargs
-from ...units import parse_si_number
 from .model import checked_inputs, existing_model
-from .params import text_option, whole_option
+from .params import number, text_option, whole_option
 
 LoraRankOption = whole_option(
     "--lora-rank",
@@ -113,9 +112,7 @@ def lora_options(
     model: Optional[str],
 ) -> Optional[LoraConfig]:
     """The LoRA setup of --lora-rank/--lora-targets/--lora-alpha or --adapter-config; None when none is given."""
-    config = lora_config(
-        rank, targets, None if alpha is None else parse_si_number(alpha, "--lora-alpha"), adapter_config
-    )
+    config = lora_config(rank, targets, number(alpha, "--lora-alpha"), adapter_config)
     if config is not None and model is None:
         raise UsageError(
             "LoRA needs a MODEL: the adapters are put into its graph", "give a model file or config.json as MODEL"

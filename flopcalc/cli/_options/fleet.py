@@ -4,7 +4,7 @@ grid intensity emissions are priced at."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -14,7 +14,7 @@ from ...emissions import GridIntensity
 from ...emissions import grid_intensity as resolve_grid
 from ...errors import UsageError
 from ...units import parse_fraction, parse_si_number
-from .params import text_option
+from .params import number, text_option
 
 CatalogOption = Annotated[
     Optional[list[Path]],
@@ -60,6 +60,16 @@ RegionOption = text_option(
 NumGpusOption = Annotated[
     str, typer.Option("--num-gpus", "-n", metavar="N", help="GPUs sharing the work (wall clock = GPU-hours / this).")
 ]
+
+PueOption = Annotated[
+    str,
+    typer.Option(
+        "--pue",
+        metavar="PUE",
+        help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: the GPUs alone; Uptime Institute's 2024 average is 1.56).",
+    ),
+]
+PriceOption = text_option("--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost.")
 
 
 def common_variant(name: Optional[str]) -> Optional[str]:
@@ -115,5 +125,26 @@ def parse_num_gpus(text: str) -> int:
 
 def parse_grid(grid_intensity: str | None, region: str | None) -> GridIntensity | None:
     """--grid-intensity G (gCO2e/kWh) or --region CODE, as the grid intensity emissions are priced at."""
-    value = None if grid_intensity is None else parse_si_number(grid_intensity, "--grid-intensity")
-    return resolve_grid(value, region)
+    return resolve_grid(number(grid_intensity, "--grid-intensity"), region)
+
+
+def chosen_throughput(
+    gpu: Optional[str],
+    precision: Optional[str],
+    utilization: Optional[str],
+    calibration: Optional[str],
+    catalog: Optional[list[Path]],
+    **more: Any,
+) -> Any:
+    """The GPU throughput the GPU options choose (calibration.choose_throughput), --utilization parsed and no
+    --catalog meaning the shipped one alone; `more` holds what a command adds (the model's key, the sparse peak)."""
+    from ...calibration import choose_throughput  # read when a command runs: --help and parsing stay quick
+
+    return choose_throughput(
+        gpu=gpu,
+        precision=precision,
+        utilization=parse_utilization(utilization),
+        calibration=calibration,
+        catalogs=catalog or (),
+        **more,
+    )

@@ -1,5 +1,6 @@
-"""Options objects read from a command's parsed parameters by name, so that a group of options travels as one
-value from the command's signature to the library call, its names written once."""
+"""Declaring options and reading them back: one factory per kind of option, options objects read from a
+command's parsed parameters by name (a group of options travels as one value from the signature to the library
+call, its names written once), and the SI number an option was given."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import fields, is_dataclass
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+
+from ...units import parse_si_number
 
 Options = TypeVar("Options")
 
@@ -30,3 +33,8 @@ def text_option(*flags: str, metavar: str, help: str, **settings: Any) -> Any:
     """The annotation of an optional option kept as typed (None when not given), for a command's parameter: a
     number with an SI suffix, a name or a file, parsed where it is used so that its error names the flag."""
     return Annotated[Optional[str], typer.Option(*flags, metavar=metavar, help=help, **settings)]
+
+
+def number(text: Optional[str], flag: str) -> Optional[float]:
+    """An SI number given to FLAG, or None when the option was not given."""
+    return None if text is None else parse_si_number(text, flag)
