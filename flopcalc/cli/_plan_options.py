@@ -12,17 +12,12 @@ import typer
 from ..errors import UsageError
 from ..spec import ModelSpec
 from ..units import parse_si_number
-from ._options import ModelOptions, existing_model, number, options_of, text_option, whole_option
+from ._options import ModelOptions, number, optional_model_argument, options_of, text_option, whole_option
 
-ModelArgument = Annotated[
-    Optional[str],
-    typer.Argument(
-        metavar="MODEL",
-        callback=existing_model,
-        help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json or Hub id (org/name) (its input is one "
-        "micro-batch), or use --params.",
-    ),
-]
+ModelArgument = optional_model_argument(
+    "Model to plan: file.py:callable, file.py, .pt, .pt2, config.json or Hub id (org/name) (its input is one "
+    "micro-batch), or use --params."
+)
 PlanSeqLenOption = whole_option(
     "--seq-len",
     metavar="TOKENS",

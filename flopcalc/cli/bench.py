@@ -27,9 +27,9 @@ from ._options import (
     RevisionOption,
     SeqLenOption,
     command_line,
-    existing_model,
     no_model_options,
     notes_to_stderr,
+    optional_model_argument,
     shown_on_terminal,
 )
 
@@ -85,15 +85,15 @@ def end_hung_rank(message: str) -> None:
     os._exit(int(ExitCode.BAD_INPUT))
 
 
+BenchModelArgument = optional_model_argument(
+    "Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput."
+)
+
+
 @app.command("bench")
 def bench(
     ctx: typer.Context,
-    model: Optional[str] = typer.Argument(
-        None,
-        metavar="MODEL",
-        callback=existing_model,
-        help="Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput.",
-    ),
+    model: BenchModelArgument = None,
     device: str = typer.Option(
         "auto",
         "--device",

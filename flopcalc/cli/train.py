@@ -50,10 +50,10 @@ from ._options import (
     UtilizationOption,
     WeightsOption,
     chosen_throughput,
-    existing_model,
     lora_options,
     no_model_options,
     number,
+    optional_model_argument,
     parse_grid,
     parse_num_gpus,
     progress,
@@ -284,16 +284,16 @@ def _on_fleet(result, gpu_plan: Optional[_GpuPlan], planned, utilization_given: 
     return result, fleet_estimate(result.training_flops, **fleet_options)
 
 
+TrainModelArgument = optional_model_argument(
+    "Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
+    "config.json, Hub id org/name, timm:NAME or torchvision:NAME (or use --flops-per-example, or --params with --tokens)."
+)
+
+
 @app.command("train")
 def train_command(
     ctx: typer.Context,
-    model: Optional[str] = typer.Argument(
-        None,
-        metavar="MODEL",
-        callback=existing_model,
-        help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
-        "config.json, Hub id org/name, timm:NAME or torchvision:NAME (or use --flops-per-example, or --params with --tokens).",
-    ),
+    model: TrainModelArgument = None,
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
     kwargs: KwargsOption = None,

@@ -58,6 +58,7 @@ from .model import (
     checked_inputs,
     existing_model,
     no_model_options,
+    optional_model_argument,
 )
 from .output import (
     PROGRESS_DELAY_S,
@@ -130,6 +131,7 @@ __all__ = [
     "notes_to_stderr",
     "number",
     "options_of",
+    "optional_model_argument",
     "parse_grid",
     "parse_num_gpus",
     "parse_utilization",

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -53,6 +53,14 @@ def checked_inputs(inputs: list[str]) -> list[str]:
 
 
 ModelArgument = Annotated[str, typer.Argument(metavar="MODEL", callback=existing_model, help=MODEL_HELP)]
+
+
+def optional_model_argument(help: str) -> Any:
+    """The annotation of a MODEL a command can do without (it has other ways in, said in `help`), checked as
+    MODEL is."""
+    return Annotated[Optional[str], typer.Argument(metavar="MODEL", callback=existing_model, help=help)]
+
+
 InputOption = Annotated[
     list[str],
     typer.Option(
