@@ -72,6 +72,7 @@ from .output import (
     progress,
     shown_on_terminal,
     writable_path,
+    written_file_option,
 )
 from .params import number, options_of, text_option, whole_option
 
@@ -141,4 +142,5 @@ __all__ = [
     "text_option",
     "whole_option",
     "writable_path",
+    "written_file_option",
 ]
