@@ -15,6 +15,7 @@ from flopcalc.cli._options import (
     options_of,
     text_option,
     whole_option,
+    written_file_option,
 )
 from flopcalc.errors import UsageError
 
@@ -111,3 +112,17 @@ def test_the_option_factories_declare_what_their_names_say():
         "D",
         "Tokens.",
     )
+
+
+def test_a_written_file_is_checked_while_the_options_are_parsed(tmp_path):
+    ran: list[object] = []
+    app = typer.Typer()
+
+    @app.command()
+    def command(report: written_file_option("--report", help="Report.") = None) -> None:
+        ran.append(report)
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["--report", str(tmp_path / "out.json")]).exit_code == 0
+    refused = runner.invoke(app, ["--report", str(tmp_path / "missing" / "out.json")])
+    assert refused.exit_code == 2 and ran == [tmp_path / "out.json"]
