@@ -3,72 +3,43 @@ run; and the parsing of the ones that are more than a number, so that plan.py ho
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..errors import UsageError
+from ..spec import ModelSpec
 from ..units import parse_si_number
-from ._options import existing_model
+from ._options import ModelOptions, number, optional_model_argument, options_of, text_option, whole_option
 
-ModelArgument = Annotated[
-    Optional[str],
-    typer.Argument(
-        metavar="MODEL",
-        callback=existing_model,
-        help="Model to plan: file.py:callable, file.py, .pt, .pt2, config.json or Hub id (org/name) (its input is one "
-        "micro-batch), or use --params.",
-    ),
-]
-PlanSeqLenOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--seq-len",
-        metavar="TOKENS",
-        help="Tokens per sequence: for --params, or a Hugging Face config.json (default min(max positions, 2048)).",
-    ),
-]
-ParamsOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--params",
-        metavar="N",
-        help="Parameters N of a model not at hand, e.g. 7e9 or 7G (default: from --layers/--hidden/--heads; "
-        "refused when more than 10% away from the shape's).",
-    ),
-]
-LayersOption = Annotated[
-    Optional[int], typer.Option("--layers", metavar="N", help="A model not at hand: transformer layers.")
-]
-HiddenOption = Annotated[Optional[int], typer.Option("--hidden", metavar="N", help="A model not at hand: hidden size.")]
-HeadsOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--heads", metavar="N", help="Attention heads (with --params, or for a model whose graph does not show them)."
-    ),
-]
-KvHeadsOption = Annotated[
-    Optional[int],
-    typer.Option("--kv-heads", metavar="N", help="Key/value heads (grouped-query attention; default = heads)."),
-]
-FfnOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--ffn",
-        metavar="N",
-        help="With the shape: MLP inner size (default 4 x hidden; 8 x hidden / 3 with --mlp swiglu).",
-    ),
-]
-VocabOption = Annotated[
-    Optional[int],
-    typer.Option("--vocab", metavar="N", help="With the shape: vocabulary size (one tied embedding in N)."),
-]
-HeadDimOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--head-dim", metavar="N", help="With the shape: width of one attention head (default hidden / heads)."
-    ),
-]
+ModelArgument = optional_model_argument(
+    "Model to plan: file.py:callable, file.py, .pt, .pt2, config.json or Hub id (org/name) (its input is one "
+    "micro-batch), or use --params."
+)
+PlanSeqLenOption = whole_option(
+    "--seq-len",
+    metavar="TOKENS",
+    help="Tokens per sequence: for --params, or a Hugging Face config.json (default min(max positions, 2048)).",
+)
+ParamsOption = text_option(
+    "--params",
+    metavar="N",
+    help="Parameters N of a model not at hand, e.g. 7e9 or 7G (default: from --layers/--hidden/--heads; "
+    "refused when more than 10% away from the shape's).",
+)
+LayersOption = whole_option("--layers", help="A model not at hand: transformer layers.")
+HiddenOption = whole_option("--hidden", help="A model not at hand: hidden size.")
+HeadsOption = whole_option(
+    "--heads", help="Attention heads (with --params, or for a model whose graph does not show them)."
+)
+KvHeadsOption = whole_option("--kv-heads", help="Key/value heads (grouped-query attention; default = heads).")
+FfnOption = whole_option(
+    "--ffn", help="With the shape: MLP inner size (default 4 x hidden; 8 x hidden / 3 with --mlp swiglu)."
+)
+VocabOption = whole_option("--vocab", help="With the shape: vocabulary size (one tied embedding in N).")
+HeadDimOption = whole_option("--head-dim", help="With the shape: width of one attention head (default hidden / heads).")
 MlpOption = Annotated[
     str,
     typer.Option(
@@ -85,88 +56,45 @@ AttentionOption = Annotated[
         help="With the shape: flash (default; keeps no seq x seq scores) or math (keeps them).",
     ),
 ]
-MemoryReserveOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--memory-reserve",
-        metavar="GiB",
-        help="GiB per GPU kept from the model: CUDA context, workspaces, fragmentation (default 1 "
-        "GiB + 5% of the memory).",
-    ),
-]
-TokensOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--tokens", metavar="N", help="Training tokens, e.g. 300G (divided by the sequence length into sequences)."
-    ),
-]
-ExamplesOption = Annotated[
-    Optional[str], typer.Option("--examples", "-N", metavar="N", help="Training examples per epoch.")
-]
-EpochsOption = Annotated[
-    Optional[str], typer.Option("--epochs", "-E", metavar="N", help="Passes over the examples (default 1).")
-]
-GlobalBatchOption = Annotated[
-    Optional[str],
-    typer.Option("--global-batch", metavar="N", help="Examples per optimizer step (default dp x micro-batch)."),
-]
-MicroBatchOption = Annotated[
-    Optional[int],
-    typer.Option("--micro-batch", metavar="N", help="Examples per micro-batch (default: the counted batch)."),
-]
-PlanNumGpusOption = Annotated[
-    Optional[str], typer.Option("--num-gpus", "-n", metavar="N", help="GPUs in all (default dp x tp x pp).")
-]
+MemoryReserveOption = text_option(
+    "--memory-reserve",
+    metavar="GiB",
+    help="GiB per GPU kept from the model: CUDA context, workspaces, fragmentation (default 1 GiB + 5% of the memory).",
+)
+TokensOption = text_option(
+    "--tokens", metavar="N", help="Training tokens, e.g. 300G (divided by the sequence length into sequences)."
+)
+ExamplesOption = text_option("--examples", "-N", metavar="N", help="Training examples per epoch.")
+EpochsOption = text_option("--epochs", "-E", metavar="N", help="Passes over the examples (default 1).")
+GlobalBatchOption = text_option(
+    "--global-batch", metavar="N", help="Examples per optimizer step (default dp x micro-batch)."
+)
+MicroBatchOption = whole_option("--micro-batch", help="Examples per micro-batch (default: the counted batch).")
+PlanNumGpusOption = text_option("--num-gpus", "-n", metavar="N", help="GPUs in all (default dp x tp x pp).")
 GpusPerNodeOption = Annotated[int, typer.Option("--gpus-per-node", metavar="N", help="GPUs per node (default 8).")]
-DpOption = Annotated[Optional[int], typer.Option("--dp", metavar="N", help="Data-parallel replicas.")]
-TpOption = Annotated[
-    Optional[int], typer.Option("--tp", metavar="N", help="Tensor-parallel GPUs per replica (Megatron).")
-]
-PpOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--pp",
-        metavar="N",
-        help="Pipeline stages (1F1B); a layer count pp does not divide puts one more layer on the first stages.",
-    ),
-]
-VirtualStagesOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--virtual-stages",
-        metavar="N",
-        help="Model chunks per GPU: interleaved 1F1B, bubble (pp-1)/(v x micro-batches) (default 1).",
-    ),
-]
-StageLayersOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--stage-layers",
-        metavar="N,N,...",
-        help="Layers on each pipeline stage, first to last, e.g. 9,8,8,7 (default: "
-        "even, one more on the first stages); --pp defaults to their count.",
-    ),
-]
-ZeroOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--zero",
-        metavar="0-3",
-        help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.",
-    ),
-]
-EpOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--ep",
-        metavar="N",
-        help="Expert-parallel GPUs: split each MoE layer's experts over N GPUs of the data-parallel group.",
-    ),
-]
-CpOption = Annotated[
-    Optional[int],
-    typer.Option("--cp", metavar="N", help="Context-parallel GPUs: split every sequence over N GPUs (ring attention)."),
-]
+DpOption = whole_option("--dp", help="Data-parallel replicas.")
+TpOption = whole_option("--tp", help="Tensor-parallel GPUs per replica (Megatron).")
+PpOption = whole_option(
+    "--pp", help="Pipeline stages (1F1B); a layer count pp does not divide puts one more layer on the first stages."
+)
+VirtualStagesOption = whole_option(
+    "--virtual-stages", help="Model chunks per GPU: interleaved 1F1B, bubble (pp-1)/(v x micro-batches) (default 1)."
+)
+StageLayersOption = text_option(
+    "--stage-layers",
+    metavar="N,N,...",
+    help="Layers on each pipeline stage, first to last, e.g. 9,8,8,7 (default: "
+    "even, one more on the first stages); --pp defaults to their count.",
+)
+ZeroOption = whole_option(
+    "--zero",
+    metavar="0-3",
+    help="ZeRO stage 0-3: partition optimizer states (1), + gradients (2), + weights (3) over the dp group.",
+)
+EpOption = whole_option(
+    "--ep", help="Expert-parallel GPUs: split each MoE layer's experts over N GPUs of the data-parallel group."
+)
+CpOption = whole_option("--cp", help="Context-parallel GPUs: split every sequence over N GPUs (ring attention).")
 CapacityFactorOption = Annotated[
     str,
     typer.Option(
@@ -175,85 +103,45 @@ CapacityFactorOption = Annotated[
         help="With --ep: tokens each expert takes over its evenly routed share (default 1.0).",
     ),
 ]
-FsdpOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--fsdp",
-        metavar="full|grad-op|hybrid",
-        help="PyTorch FSDP's sharding: full (ZeRO-3), grad-op (ZeRO-2), hybrid (ZeRO-3 inside a node, "
-        "replicated across).",
-    ),
-]
+FsdpOption = text_option(
+    "--fsdp",
+    metavar="full|grad-op|hybrid",
+    help="PyTorch FSDP's sharding: full (ZeRO-3), grad-op (ZeRO-2), hybrid (ZeRO-3 inside a node, replicated across).",
+)
 SequenceParallelOption = Annotated[
     bool, typer.Option("--sequence-parallel", help="Split the hidden stream's activations over the tp group too.")
 ]
-RecomputeOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--recompute",
-        metavar="none|selective|full",
-        help="Activation recomputation: none (default), selective (attention scores) or full.",
-    ),
-]
+RecomputeOption = text_option(
+    "--recompute",
+    metavar="none|selective|full",
+    help="Activation recomputation: none (default), selective (attention scores) or full.",
+)
 OptimizerOption = Annotated[
     str, typer.Option("--optimizer", metavar="adamw|sgd", help="adamw (default) or sgd (with momentum).")
 ]
-IntraNodeOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--intra-node-gbps",
-        metavar="GB/s",
-        help="Achievable bus bandwidth per GPU inside a node, GB/s (nccl-tests busbw; default: the "
-        "catalogue's link figure).",
-    ),
-]
-InterNodeOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--inter-node-gbps",
-        metavar="GB/s",
-        help="Achievable bus bandwidth per GPU across nodes, GB/s (default 25, printed as an assumption).",
-    ),
-]
-GpuMemoryOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--gpu-memory",
-        metavar="GiB",
-        help='Memory per GPU in GiB (default: the catalogue\'s; an "80 GB" GPU has 80 GiB).',
-    ),
-]
-OffloadOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--offload",
-        metavar="WHAT",
-        help="Move to host memory: optimizer, params (with gradients and optimizer) or "
-        "activations, comma-separated (ZeRO-Offload, FSDP CPU offload).",
-    ),
-]
-HostMemoryOption = Annotated[
-    Optional[str], typer.Option("--host-memory", metavar="GiB", help="Host (CPU) memory per node, for --offload.")
-]
-HostLinkOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--host-link-gbps",
-        metavar="GB/s",
-        help="GPU-to-host link per direction (default: the catalogue's PCIe figure).",
-    ),
-]
-PueOption = Annotated[
-    str,
-    typer.Option(
-        "--pue",
-        metavar="PUE",
-        help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: the GPUs alone; Uptime Institute's 2024 average is 1.56).",
-    ),
-]
-PriceOption = Annotated[
-    Optional[str], typer.Option("--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour.")
-]
+IntraNodeOption = text_option(
+    "--intra-node-gbps",
+    metavar="GB/s",
+    help="Achievable bus bandwidth per GPU inside a node, GB/s (nccl-tests busbw; default: the catalogue's link figure).",
+)
+InterNodeOption = text_option(
+    "--inter-node-gbps",
+    metavar="GB/s",
+    help="Achievable bus bandwidth per GPU across nodes, GB/s (default 25, printed as an assumption).",
+)
+GpuMemoryOption = text_option(
+    "--gpu-memory", metavar="GiB", help='Memory per GPU in GiB (default: the catalogue\'s; an "80 GB" GPU has 80 GiB).'
+)
+OffloadOption = text_option(
+    "--offload",
+    metavar="WHAT",
+    help="Move to host memory: optimizer, params (with gradients and optimizer) or "
+    "activations, comma-separated (ZeRO-Offload, FSDP CPU offload).",
+)
+HostMemoryOption = text_option("--host-memory", metavar="GiB", help="Host (CPU) memory per node, for --offload.")
+HostLinkOption = text_option(
+    "--host-link-gbps", metavar="GB/s", help="GPU-to-host link per direction (default: the catalogue's PCIe figure)."
+)
 SearchOption = Annotated[
     bool,
     typer.Option(
@@ -263,30 +151,19 @@ SearchOption = Annotated[
     ),
 ]
 TopOption = Annotated[int, typer.Option("--top", metavar="N", help="With --search: how many layouts to show.")]
-BaseDtypeOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--base-dtype",
-        metavar="DTYPE",
-        help="With LoRA: the frozen base's dtype: nf4 (QLoRA: 4 bits, block-64 absmax, "
-        "double quantisation), fp4, int8 (LLM.int8()), bf16, fp16 or fp32 (default: "
-        "the training precision's).",
-    ),
-]
-TeacherDtypeOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--teacher-dtype",
-        metavar="DTYPE",
-        help="With --teacher: the teacher's weights' dtype (nf4, fp4, int8, bf16, "
-        "fp16, fp32; default: the training precision's).",
-    ),
-]
-
-
-def number(text: Optional[str], flag: str) -> Optional[float]:
-    """An SI number given to FLAG, or None when the option was not given."""
-    return None if text is None else parse_si_number(text, flag)
+BaseDtypeOption = text_option(
+    "--base-dtype",
+    metavar="DTYPE",
+    help="With LoRA: the frozen base's dtype: nf4 (QLoRA: 4 bits, block-64 absmax, "
+    "double quantisation), fp4, int8 (LLM.int8()), bf16, fp16 or fp32 (default: "
+    "the training precision's).",
+)
+TeacherDtypeOption = text_option(
+    "--teacher-dtype",
+    metavar="DTYPE",
+    help="With --teacher: the teacher's weights' dtype (nf4, fp4, int8, bf16, "
+    "fp16, fp32; default: the training precision's).",
+)
 
 
 def whole(text: Optional[str], flag: str) -> Optional[int]:
@@ -315,3 +192,67 @@ def stage_layers_split(text: str | None) -> tuple[int, ...]:
     if not all(item.isdigit() and len(item) <= 9 for item in items):
         raise UsageError(f"--stage-layers {text!r} is not a list of whole numbers", "write e.g. --stage-layers 9,8,8,7")
     return tuple(int(item) for item in items)
+
+
+@dataclass(frozen=True)
+class PlanShape:
+    """The transformer shape given on the command line, for a model not at hand."""
+
+    layers: Optional[int] = None
+    hidden: Optional[int] = None
+    heads: Optional[int] = None
+    kv_heads: Optional[int] = None
+    ffn: Optional[int] = None
+    vocab: Optional[int] = None
+    head_dim: Optional[int] = None
+    mlp: str = "gelu"
+    attention: str = "flash"
+
+    @classmethod
+    def of(cls, ctx: typer.Context) -> PlanShape:
+        return options_of(cls, ctx)
+
+    def flags_given(self) -> dict[str, object]:
+        """The shape's flags (heads apart: a MODEL may need them) with their values, None where not given."""
+        return {
+            "--layers": self.layers,
+            "--hidden": self.hidden,
+            "--ffn": self.ffn,
+            "--vocab": self.vocab,
+            "--head-dim": self.head_dim,
+            "--mlp": None if self.mlp == "gelu" else self.mlp,
+            "--attention": None if self.attention == "flash" else self.attention,
+        }
+
+
+def plan_spec(options: ModelOptions, shape: PlanShape) -> Optional[ModelSpec]:
+    """The model file's spec, or None for --params (which needs --seq-len and takes none of the file's options)."""
+    spec = options.spec_or_none("plan", besides=["seq_len"])
+    named = [flag for flag, value in shape.flags_given().items() if value is not None]
+    if spec is not None and named:
+        raise UsageError(f"{', '.join(named)} describe a model given by --params", "a MODEL shows its own shape")
+    return spec
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """The options that resolve plan's fleet: the GPU and its precision, memory, links, energy and price."""
+
+    gpu: Optional[str] = None
+    precision: Optional[str] = None
+    utilization: Optional[str] = None
+    calibration: Optional[str] = None
+    catalog: Optional[list[Path]] = None
+    gpu_memory: Optional[str] = None
+    memory_reserve: Optional[str] = None
+    intra_node_gbps: Optional[str] = None
+    inter_node_gbps: Optional[str] = None
+    gpus_per_node: int = 8
+    pue: str = "1.0"
+    price_per_gpu_hour: Optional[str] = None
+    grid_intensity: Optional[str] = None
+    region: Optional[str] = None
+
+    @classmethod
+    def of(cls, ctx: typer.Context) -> FleetOptions:
+        return options_of(cls, ctx)

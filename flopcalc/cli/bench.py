@@ -20,16 +20,16 @@ from ._options import (
     FrozenOption,
     InputOption,
     KwargsOption,
+    ModelOptions,
     OutputOption,
     ReportFormat,
     ReportFormatOption,
     RevisionOption,
     SeqLenOption,
     command_line,
-    existing_model,
-    model_spec,
     no_model_options,
     notes_to_stderr,
+    optional_model_argument,
     shown_on_terminal,
 )
 
@@ -85,14 +85,15 @@ def end_hung_rank(message: str) -> None:
     os._exit(int(ExitCode.BAD_INPUT))
 
 
+BenchModelArgument = optional_model_argument(
+    "Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput."
+)
+
+
 @app.command("bench")
 def bench(
-    model: Optional[str] = typer.Argument(
-        None,
-        metavar="MODEL",
-        callback=existing_model,
-        help="Model to time training steps of (file.py:callable, .pt, .pt2, config.json). Without it: matmul throughput.",
-    ),
+    ctx: typer.Context,
+    model: BenchModelArgument = None,
     device: str = typer.Option(
         "auto",
         "--device",
@@ -174,24 +175,13 @@ def bench(
     output: OutputOption = None,
 ) -> None:
     """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
-    model_options = dict(
-        input=input,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        decoder_seq_len=decoder_seq_len,
-        dim=dim,
-        kwargs=kwargs,
-        frozen=frozen,
-        causal_half=causal_half,
-        optimizer=optimizer,
-        revision=revision,
-    )
+    model_options = ModelOptions.of(ctx, besides=["device"])  # bench's --device is where it runs
     if fmt is ReportFormat.html:
         from ..render.html import require_bokeh
 
         require_bokeh()  # before the sweep: a missing extra is said at once
     if distributed or nproc is not None:
-        _refuse_single_device_options(model, full, catalog, distributed, model_options)
+        _refuse_single_device_options(model, full, catalog, distributed, model_options, optimizer)
         if force:
             raise UsageError("--force applies to single-device --save runs", "drop --force")
         result, text = _bench_fleet(
@@ -202,7 +192,7 @@ def bench(
     else:
         _refuse_fleet_options(backend, timeout, max_bytes)
         result, text = _bench_one_device(
-            model, model_options, device, precision, seconds, full, save, calibration, catalog, fmt, force
+            model_options, optimizer, device, precision, seconds, full, save, calibration, catalog, fmt, force
         )
     emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)
@@ -234,42 +224,47 @@ def _refuse_busy_save(device, save: bool, force: bool) -> None:
             )
 
 
-def _bench_one_device(model, model_options, device, precision, seconds, full, save, calibration, catalog, fmt, force):
+def _bench_one_device(
+    model_options: ModelOptions,
+    optimizer,
+    device,
+    precision,
+    seconds,
+    full,
+    save,
+    calibration,
+    catalog,
+    fmt,
+    force,
+):
     """The matmul sweep, or a MODEL's training step, on one device: the result and its rendering."""
     from ..bench.hardware import catalog_peak_resolver, parse_precisions, resolve_device
 
     resolve_device(device)  # a bad or absent device fails before any work
     resolver = catalog_peak_resolver(catalog or ())
     _refuse_busy_save(device, save, force)
-    if model is None:
-        no_model_options("bench", **model_options)
+    if model_options.model is None:
+        _refuse_model_options(model_options, optimizer)
         return _bench_matmul(
             device, parse_precisions(precision), seconds, full, save, calibration, resolver, fmt, force
         )
     if full:
         raise UsageError("--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run")
-    options = model_options
-    spec = model_spec(
-        model,
-        options["input"],
-        options["batch_size"],
-        options["seq_len"],
-        options["dim"],
-        options["kwargs"],
-        frozen=options["frozen"],
-        causal_half=options["causal_half"],
-        decoder_seq_len=options["decoder_seq_len"],
-        revision=options["revision"],
-    )
-    optimizer = options["optimizer"] or "adamw"
+    spec = model_options.spec()
+    optimizer = optimizer or "adamw"
     return _bench_model(spec, device, precision, optimizer, seconds, save, calibration, resolver, fmt, force)
 
 
-def _refuse_single_device_options(model, full, catalog, distributed, model_options) -> None:
+def _refuse_model_options(model_options: ModelOptions, optimizer: Optional[str]) -> None:
+    """A run without a MODEL takes none of a model's options, nor an optimizer for its training step."""
+    no_model_options("bench", **model_options.given(), optimizer=optimizer)
+
+
+def _refuse_single_device_options(model, full, catalog, distributed, model_options, optimizer) -> None:
     """--distributed (or --nproc) takes none of a model's or the single-device sweep's options."""
     if model is not None or full:
         raise UsageError("--distributed runs the matmul ladder and the collectives; it takes no MODEL and no --full")
-    no_model_options("bench", **model_options)
+    _refuse_model_options(model_options, optimizer)
     if catalog:
         raise UsageError("--catalog does not apply to --distributed", "the fleet reports measured figures only")
     if not distributed:

@@ -14,7 +14,7 @@ from ..budget import count_budgets, evaluate, load_baseline, load_budget_file, w
 from ..errors import ExitCode, UsageError
 from ..units import parse_fraction
 from ._app import app, emit
-from ._options import command_line, notes_to_stderr, progress, writable_path
+from ._options import command_line, notes_to_stderr, progress, written_file_option
 
 
 class CheckFormat(str, enum.Enum):
@@ -26,6 +26,17 @@ class CheckFormat(str, enum.Enum):
 
 
 SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
+
+UpdateBaselineOption = written_file_option(
+    "--update-baseline", help="Record the current counts as the new baseline and exit 0."
+)
+CheckOutputOption = written_file_option("--output", "-o", help="Write the output here (atomically).")
+JunitOption = written_file_option(
+    "--junit", help="Also write the JUnit XML report here, from the same count as the console output."
+)
+JsonReportOption = written_file_option(
+    "--json", help="Also write the JSON report here, from the same count as the console output."
+)
 
 
 @app.command(
@@ -48,13 +59,7 @@ def check_command(
         metavar="FRACTION",
         help="Allowed growth over the baseline: a fraction (0.05) or a percentage (5%).",
     ),
-    update_baseline: Optional[Path] = typer.Option(
-        None,
-        "--update-baseline",
-        metavar="FILE",
-        callback=writable_path,
-        help="Record the current counts as the new baseline and exit 0.",
-    ),
+    update_baseline: UpdateBaselineOption = None,
     output_format: CheckFormat = typer.Option(
         CheckFormat.table,
         "--format",
@@ -62,23 +67,9 @@ def check_command(
         metavar="table|json|markdown|junit|html",
         help="Output format; html is one page with each budget drawn against its limit (needs the html extra).",
     ),
-    output: Optional[Path] = typer.Option(
-        None, "--output", "-o", metavar="FILE", callback=writable_path, help="Write the output here (atomically)."
-    ),
-    junit: Optional[Path] = typer.Option(
-        None,
-        "--junit",
-        metavar="FILE",
-        callback=writable_path,
-        help="Also write the JUnit XML report here, from the same count as the console output.",
-    ),
-    json_report: Optional[Path] = typer.Option(
-        None,
-        "--json",
-        metavar="FILE",
-        callback=writable_path,
-        help="Also write the JSON report here, from the same count as the console output.",
-    ),
+    output: CheckOutputOption = None,
+    junit: JunitOption = None,
+    json_report: JsonReportOption = None,
     summary: bool = typer.Option(
         False, "--summary", help=f"Also append the Markdown report to ${SUMMARY_VARIABLE} when it is set."
     ),

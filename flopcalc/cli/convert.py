@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from ..units import parse_compute_quantity, parse_si_number
+from ..units import parse_compute_quantity
 from ._app import app, emit
 from ._options import (
     CalibrationOption,
@@ -21,9 +21,10 @@ from ._options import (
     PrecisionOption,
     RegionOption,
     UtilizationOption,
+    chosen_throughput,
+    number,
     parse_grid,
     parse_num_gpus,
-    parse_utilization,
 )
 
 
@@ -56,7 +57,6 @@ def convert_command(
     """Print one amount of compute as FLOP, PetaFLOP, PF-days, GPU-days, GPU-hours and wall clock on K GPUs.
 
     FLOP and PF-days convert into each other without a GPU; '2500 V100-days' names its GPU in the unit."""
-    from ..calibration import choose_throughput
     from ..compute import convert, quantity_to_flop
     from ..render.compute import render_conversion, render_flop_amount
     from ..thresholds import crossed
@@ -72,7 +72,7 @@ def convert_command(
             )
         gpu = gpu or named
     grid = parse_grid(grid_intensity, region)
-    pue_value = None if pue is None else parse_si_number(pue, "--pue")
+    pue_value = number(pue, "--pue")
     if gpu is None and calibration is None:
         if (
             parsed.unit in ("flop", "pf_days")
@@ -88,13 +88,7 @@ def convert_command(
             f"{parsed.unit.replace('_', '-')} to time needs --gpu NAME (or --calibration FILE|auto)",
             "e.g. --gpu H100-SXM, or a GPU in the unit: '2500 V100-days'",
         )
-    choice = choose_throughput(
-        gpu=gpu,
-        precision=precision,
-        utilization=parse_utilization(utilization),
-        calibration=calibration,
-        catalogs=catalog or (),
-    )
+    choice = chosen_throughput(gpu, precision, utilization, calibration, catalog)
     conversion = convert(
         parsed, choice.throughput, parse_num_gpus(num_gpus), tdp_w=choice.tdp_w, pue=pue_value, grid=grid
     )

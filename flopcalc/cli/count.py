@@ -23,6 +23,7 @@ from ._options import (
     InputOption,
     KwargsOption,
     ModelArgument,
+    ModelOptions,
     OutputOption,
     ReportFormat,
     ReportFormatOption,
@@ -31,7 +32,6 @@ from ._options import (
     SparsityOption,
     WeightsOption,
     command_line,
-    model_spec,
     notes_to_stderr,
     progress,
     shown_on_terminal,
@@ -52,6 +52,7 @@ def parse_depth(text: str) -> int:
 
 @app.command("count")
 def count_command(
+    ctx: typer.Context,
     model: ModelArgument,
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
@@ -107,23 +108,8 @@ def count_command(
             "use --format json for the comparison's figures",
         )
     shown_depth = parse_depth(depth)
-    spec = model_spec(
-        model,
-        input,
-        batch_size,
-        seq_len,
-        dim,
-        kwargs,
-        device,
-        frozen,
-        causal_half,
-        not no_backward,
-        decoder_seq_len=decoder_seq_len,
-        revision=revision,
-        attention_window=attention_window,
-        attention_as_math=attention_as_math,
-    )
-    spec = replace(spec, max_layers=max_layers, weights=weights, sparsity=sparsity)
+    spec = ModelOptions.of(ctx).spec(backward=not no_backward)
+    spec = replace(spec, max_layers=max_layers)
     comparison = None
     if compare is not None:
         from ..compare import compare_spec, parse_counters

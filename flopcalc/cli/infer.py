@@ -4,12 +4,10 @@ prefill, decode with a KV cache, and what fits. Parses, calls flopcalc.infer, re
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import Annotated, Optional
 
 import typer
 
-from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
     AttentionAsMathOption,
@@ -21,6 +19,7 @@ from ._options import (
     InputOption,
     KwargsOption,
     ModelArgument,
+    ModelOptions,
     OutputOption,
     PrecisionOption,
     ReportFormat,
@@ -29,8 +28,8 @@ from ._options import (
     SeqLenOption,
     WeightsOption,
     command_line,
-    model_spec,
     notes_to_stderr,
+    number,
     progress,
     shown_on_terminal,
 )
@@ -51,6 +50,7 @@ InferCalibrationOption = Annotated[
 
 @app.command("infer")
 def infer_command(
+    ctx: typer.Context,
     model: ModelArgument,
     gpu: GpuOption = None,
     batch_size: str = typer.Option(
@@ -152,22 +152,7 @@ def infer_command(
         from ..render.html import require_bokeh
 
         require_bokeh()  # before the count: a missing extra is said at once
-    spec = model_spec(
-        model,
-        input,
-        None,
-        seq_len,
-        (),
-        kwargs,
-        device,
-        (),
-        causal_half,
-        backward=False,
-        revision=revision,
-        attention_window=attention_window,
-        attention_as_math=attention_as_math,
-    )
-    spec = replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
+    spec = ModelOptions.of(ctx, besides=["batch_size"]).spec(backward=False, sparse_peak=sparse_peak)
     with progress(f"counting {model}'s passes for serving bounds"):
         result = infer(
             spec,
@@ -186,8 +171,8 @@ def infer_command(
             pp=pp,
             replicas=replicas,
             gpus_per_node=gpus_per_node,
-            intra_node_gbps=None if intra_node_gbps is None else parse_si_number(intra_node_gbps, "--intra-node-gbps"),
-            inter_node_gbps=None if inter_node_gbps is None else parse_si_number(inter_node_gbps, "--inter-node-gbps"),
+            intra_node_gbps=number(intra_node_gbps, "--intra-node-gbps"),
+            inter_node_gbps=number(inter_node_gbps, "--inter-node-gbps"),
             steps=steps,
             guidance=guidance,
         )

@@ -18,10 +18,12 @@ from ._options import (
     OutputFormat,
     OutputOption,
     PrecisionOption,
+    PriceOption,
     UtilizationOption,
+    chosen_throughput,
     common_variant,
+    number,
     parse_num_gpus,
-    parse_utilization,
 )
 
 
@@ -56,9 +58,7 @@ def optimal_command(
     precision: PrecisionOption = None,
     utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
-    price_per_gpu_hour: Optional[str] = typer.Option(
-        None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."
-    ),
+    price_per_gpu_hour: PriceOption = None,
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -66,7 +66,6 @@ def optimal_command(
 ) -> None:
     """Compute-optimal parameters and tokens under Hoffmann et al. 2022, Besiroglu et al. 2024 and 20 tokens per
     parameter, side by side, with the predicted loss; with --gpu, the time and cost of each run."""
-    from ..calibration import choose_throughput
     from ..compute import fleet_estimate, quantity_to_flop
     from ..optimal import optimal
     from ..render.optimal import render_optimal
@@ -78,13 +77,7 @@ def optimal_command(
         gpu = common_variant(quantity.gpu)  # '2500 V100-days' names its GPU
     choice = None
     if gpu is not None or calibration is not None:
-        choice = choose_throughput(
-            gpu=gpu,
-            precision=precision,
-            utilization=parse_utilization(utilization),
-            calibration=calibration,
-            catalogs=catalog or (),
-        )
+        choice = chosen_throughput(gpu, precision, utilization, calibration, catalog)
     elif precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None:
         raise UsageError(
             "--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
@@ -92,12 +85,12 @@ def optimal_command(
         )
     result = optimal(
         compute=None if quantity is None else float(quantity_to_flop(quantity, choice and choice.throughput)),
-        params=None if params is None else parse_si_number(params, "--params"),
-        tokens=None if tokens is None else parse_si_number(tokens, "--tokens"),
+        params=number(params, "--params"),
+        tokens=number(tokens, "--tokens"),
     )
     fleets = None
     if choice is not None:
-        price = None if price_per_gpu_hour is None else parse_si_number(price_per_gpu_hour, "--price-per-gpu-hour")
+        price = number(price_per_gpu_hour, "--price-per-gpu-hour")
         fleets = [
             fleet_estimate(
                 c.compute, choice.throughput, parse_num_gpus(num_gpus), tdp_w=choice.tdp_w, price_per_gpu_hour=price

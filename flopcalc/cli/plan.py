@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict
 from typing import Optional
 
 import typer
@@ -26,8 +26,11 @@ from ._options import (
     LoraAlphaOption,
     LoraRankOption,
     LoraTargetsOption,
+    ModelOptions,
     OutputOption,
     PrecisionOption,
+    PriceOption,
+    PueOption,
     RegionOption,
     ReportFormat,
     ReportFormatOption,
@@ -40,9 +43,8 @@ from ._options import (
     UtilizationOption,
     command_line,
     lora_options,
-    model_spec,
-    no_model_options,
     notes_to_stderr,
+    number,
     parse_grid,
     parse_num_gpus,
     parse_utilization,
@@ -60,6 +62,7 @@ from ._plan_options import (
     EpOption,
     ExamplesOption,
     FfnOption,
+    FleetOptions,
     FsdpOption,
     GlobalBatchOption,
     GpuMemoryOption,
@@ -82,9 +85,8 @@ from ._plan_options import (
     ParamsOption,
     PlanNumGpusOption,
     PlanSeqLenOption,
+    PlanShape,
     PpOption,
-    PriceOption,
-    PueOption,
     RecomputeOption,
     SearchOption,
     SequenceParallelOption,
@@ -97,7 +99,7 @@ from ._plan_options import (
     VocabOption,
     ZeroOption,
     memory_reserve_gib,
-    number,
+    plan_spec,
     stage_layers_split,
     whole,
 )
@@ -110,6 +112,7 @@ MODES_HINT = (
 
 @app.command("plan")
 def plan_command(
+    ctx: typer.Context,
     model: ModelArgument = None,
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
@@ -195,33 +198,13 @@ def plan_command(
         raise UsageError("MODEL and --params exclude each other", MODES_HINT)
     if model is None and params is None and layers is None:
         raise UsageError("nothing to plan", MODES_HINT)
-    shape = _Shape(layers, hidden, heads, kv_heads, ffn, vocab, head_dim, mlp, attention)
-    spec = _spec(model, input, batch_size, seq_len, kwargs, device, shape.flags_given(), revision)
-    if spec is not None:
-        spec = replace(spec, attention_window=attention_window, attention_as_math=attention_as_math)
-    else:
-        no_model_options("plan", attention_window=attention_window, attention_as_math=attention_as_math)
+    shape = PlanShape.of(ctx)
+    spec = plan_spec(ModelOptions.of(ctx), shape)
     lora = _lora(lora_rank, lora_targets, lora_alpha, adapter_config, model, base_dtype)
     teacher_of = _teacher(
         teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec, teacher_dtype
     )
-    # the fleet first: a typo in a GPU name should not cost a model run
-    fleet = _fleet(
-        spec,
-        gpu,
-        precision,
-        utilization,
-        calibration,
-        catalog,
-        gpu_memory,
-        memory_reserve,
-        intra_node_gbps,
-        inter_node_gbps,
-        gpus_per_node,
-        pue,
-        price_per_gpu_hour,
-        parse_grid(grid_intensity, region),
-    )
+    fleet = _fleet(FleetOptions.of(ctx), spec)  # the fleet first: a typo in a GPU name should not cost a model run
     targets, link = _offload(offload, host_memory, host_link_gbps, fleet, catalog)
     capacity = parse_si_number(capacity_factor, "--capacity-factor")
     total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)
@@ -262,33 +245,6 @@ def plan_command(
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-@dataclass(frozen=True)
-class _Shape:
-    """The transformer shape given on the command line, for a model not at hand."""
-
-    layers: Optional[int]
-    hidden: Optional[int]
-    heads: Optional[int]
-    kv_heads: Optional[int]
-    ffn: Optional[int]
-    vocab: Optional[int]
-    head_dim: Optional[int]
-    mlp: str
-    attention: str
-
-    def flags_given(self) -> dict[str, object]:
-        """The shape's flags (heads apart: a MODEL may need them) with their values, None where not given."""
-        return {
-            "--layers": self.layers,
-            "--hidden": self.hidden,
-            "--ffn": self.ffn,
-            "--vocab": self.vocab,
-            "--head-dim": self.head_dim,
-            "--mlp": None if self.mlp == "gelu" else self.mlp,
-            "--attention": None if self.attention == "flash" else self.attention,
-        }
-
-
 def _lora(lora_rank, lora_targets, lora_alpha, adapter_config, model, base_dtype):
     """The LoRA adapters to plan with (None without them); --base-dtype needs them."""
     lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
@@ -305,40 +261,25 @@ def _teacher(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teache
     return teacher_of
 
 
-def _fleet(
-    spec,
-    gpu,
-    precision,
-    utilization,
-    calibration,
-    catalog,
-    gpu_memory,
-    memory_reserve,
-    intra_node_gbps,
-    inter_node_gbps,
-    gpus_per_node,
-    pue,
-    price_per_gpu_hour,
-    grid,
-):
+def _fleet(options: FleetOptions, spec):
     """The GPUs, their links and memory, energy and price, resolved from the options."""
     from .. import plan as planning
 
     return planning.resolve_fleet(
-        gpu=gpu,
-        precision=precision,
-        utilization=parse_utilization(utilization),
-        calibration=calibration,
-        catalogs=catalog or (),
+        gpu=options.gpu,
+        precision=options.precision,
+        utilization=parse_utilization(options.utilization),
+        calibration=options.calibration,
+        catalogs=options.catalog or (),
         model_key=spec.key() if spec is not None else None,
-        gpu_memory_gib=number(gpu_memory, "--gpu-memory"),
-        memory_reserve_gib=memory_reserve_gib(memory_reserve),
-        intra_node_gbps=number(intra_node_gbps, "--intra-node-gbps"),
-        inter_node_gbps=number(inter_node_gbps, "--inter-node-gbps"),
-        gpus_per_node=gpus_per_node,
-        pue=parse_si_number(pue, "--pue"),
-        price_per_gpu_hour=number(price_per_gpu_hour, "--price-per-gpu-hour"),
-        grid=grid,
+        gpu_memory_gib=number(options.gpu_memory, "--gpu-memory"),
+        memory_reserve_gib=memory_reserve_gib(options.memory_reserve),
+        intra_node_gbps=number(options.intra_node_gbps, "--intra-node-gbps"),
+        inter_node_gbps=number(options.inter_node_gbps, "--inter-node-gbps"),
+        gpus_per_node=options.gpus_per_node,
+        pue=parse_si_number(options.pue, "--pue"),
+        price_per_gpu_hour=number(options.price_per_gpu_hour, "--price-per-gpu-hour"),
+        grid=parse_grid(options.grid_intensity, options.region),
     )
 
 
@@ -374,7 +315,7 @@ def _searchable_split(stage_layers, search: bool, batch: Optional[int], virtual_
     return split
 
 
-def _planned_model(model, spec, lora, base_dtype, fleet, params, seq_len, shape: _Shape):
+def _planned_model(model, spec, lora, base_dtype, fleet, params, seq_len, shape: PlanShape):
     """The model as the plan sees it: counted from its file (with adapters), or from --params and the shape."""
     from .. import plan as planning
 
@@ -386,17 +327,9 @@ def _planned_model(model, spec, lora, base_dtype, fleet, params, seq_len, shape:
         with progress(f"counting {model} for the plan"):
             return planning.model_from_spec(spec, heads=shape.heads, kv_heads=shape.kv_heads)
     return planning.model_from_params(
-        None if params is None else parse_si_number(params, "--params"),
+        number(params, "--params"),
         seq_len,
-        layers=shape.layers,
-        hidden=shape.hidden,
-        heads=shape.heads,
-        kv_heads=shape.kv_heads,
-        ffn=shape.ffn,
-        vocab=shape.vocab,
-        head_dim=shape.head_dim,
-        mlp=shape.mlp,
-        attention=shape.attention,
+        **asdict(shape),
         params_tolerance=planning.PARAMS_TOLERANCE,
     )
 
@@ -473,18 +406,6 @@ def _offloaded(plan, targets, fleet, optimizer, run, link, host_memory):
         link,
         number(host_memory, "--host-memory"),
     )
-
-
-def _spec(model, input, batch_size, seq_len, kwargs, device, shape, revision=None):
-    """The model file's spec, or None for --params (which needs --seq-len and takes none of the file's options)."""
-    if model is not None:
-        named = [flag for flag, value in shape.items() if value is not None]
-        spec = model_spec(model, input, batch_size, seq_len, (), kwargs, device, revision=revision)
-        if named:
-            raise UsageError(f"{', '.join(named)} describe a model given by --params", "a MODEL shows its own shape")
-        return spec
-    no_model_options("plan", input=input, batch_size=batch_size, kwargs=kwargs, device=device, revision=revision)
-    return None
 
 
 def _render(found, plan, fmt, output, notes) -> None:

@@ -30,9 +30,12 @@ from ._options import (
     LoraAlphaOption,
     LoraRankOption,
     LoraTargetsOption,
+    ModelOptions,
     NumGpusOption,
     OutputOption,
     PrecisionOption,
+    PriceOption,
+    PueOption,
     RegionOption,
     ReportFormat,
     ReportFormatOption,
@@ -46,14 +49,14 @@ from ._options import (
     TeacherSeqLenOption,
     UtilizationOption,
     WeightsOption,
+    chosen_throughput,
     command_line,
-    existing_model,
     lora_options,
-    model_spec,
     no_model_options,
+    number,
+    optional_model_argument,
     parse_grid,
     parse_num_gpus,
-    parse_utilization,
     progress,
     teacher_spec,
 )
@@ -62,10 +65,6 @@ MODES_HINT = (
     "give a MODEL file with --examples, or --flops-per-example F with --examples, "
     "or --params N (--active-params N for a mixture of experts) with --tokens D"
 )
-
-
-def _number(text: Optional[str], flag: str) -> Optional[float]:
-    return None if text is None else parse_si_number(text, flag)
 
 
 def check_all_2_4(report) -> None:
@@ -129,8 +128,8 @@ def _training_size_mode(
         raise UsageError(
             "no training size given" if not modes else f"{' and '.join(modes)} exclude each other", MODES_HINT
         )
-    n_examples = _number(examples, "--examples")
-    n_epochs = 1 if epochs is None else _number(epochs, "--epochs")  # `--epochs 0` is refused, never read as 1
+    n_examples = number(examples, "--examples")
+    n_epochs = 1 if epochs is None else number(epochs, "--epochs")  # `--epochs 0` is refused, never read as 1
     if modes[0] == "--params/--tokens":
         if (params is None and active_params is None) or tokens is None:
             raise UsageError("6ND needs --params (or --active-params) and --tokens", MODES_HINT)
@@ -143,52 +142,12 @@ def _training_size_mode(
     return modes[0], n_examples, n_epochs
 
 
-def _model_spec_or_none(
-    model,
-    input,
-    batch_size,
-    seq_len,
-    dim,
-    kwargs,
-    device,
-    decoder_seq_len,
-    revision,
-    weights,
-    sparsity,
-    sparse_peak,
-    attention_window=None,
-    attention_as_math=False,
-):
+def _model_spec_or_none(options: ModelOptions, sparse_peak: bool):
     """The model to count, or None after checking that no option that needs one was given."""
-    if model is not None:
-        spec = model_spec(
-            model,
-            input,
-            batch_size,
-            seq_len,
-            dim,
-            kwargs,
-            device,
-            decoder_seq_len=decoder_seq_len,
-            revision=revision,
-            attention_window=attention_window,
-            attention_as_math=attention_as_math,
-        )
-        return replace(spec, weights=weights, sparsity=sparsity or sparse_peak)
-    no_model_options(
-        "count",
-        input=input,
-        batch_size=batch_size,
-        kwargs=kwargs,
-        seq_len=seq_len,
-        decoder_seq_len=decoder_seq_len,
-        dim=dim,
-        device=device,
-        revision=revision,
-        attention_window=attention_window,
-        attention_as_math=attention_as_math,
-    )
-    if weights is not None or sparsity or sparse_peak:
+    if options.model is not None:
+        return options.spec(sparse_peak=sparse_peak)
+    no_model_options("count", **options.given(besides=["weights", "sparsity"]))
+    if options.weights is not None or options.sparsity or sparse_peak:
         raise UsageError(
             "--weights, --sparsity and --sparse-peak read a model's weights: give a MODEL file", MODES_HINT
         )
@@ -218,7 +177,7 @@ def _gpu_plan(
     spec, gpu, precision, utilization, num_gpus, pue, grid, price_per_gpu_hour, catalog, calibration, sparse_peak
 ) -> Optional[_GpuPlan]:
     """The GPU and fleet options (None without --gpu or --calibration, which then must stand alone)."""
-    from ..calibration import choose_throughput, profile_file_of
+    from ..calibration import profile_file_of
     from ..device import profiled_device
 
     profile_file = profile_file_of(calibration)  # a device profile file: the step-time model's rates
@@ -229,12 +188,12 @@ def _gpu_plan(
                 "need --gpu NAME (or --calibration FILE|auto)"
             )
         return None
-    choice = choose_throughput(
-        gpu=gpu or (profiled_device(profile_file, precision) if profile_file else None),
-        precision=precision,
-        utilization=parse_utilization(utilization),
-        calibration=None if profile_file else calibration,
-        catalogs=catalog or (),
+    choice = chosen_throughput(
+        gpu or (profiled_device(profile_file, precision) if profile_file else None),
+        precision,
+        utilization,
+        None if profile_file else calibration,
+        catalog,
         model_key=spec.key() if spec is not None else None,
         sparse_peak=sparse_peak,
     )
@@ -243,7 +202,7 @@ def _gpu_plan(
         num_gpus=parse_num_gpus(num_gpus),
         tdp_w=choice.tdp_w,
         pue=parse_si_number(pue, "--pue"),
-        price_per_gpu_hour=_number(price_per_gpu_hour, "--price-per-gpu-hour"),
+        price_per_gpu_hour=number(price_per_gpu_hour, "--price-per-gpu-hour"),
         grid=grid,
     )
     return _GpuPlan(choice, fleet_options, profile_file)
@@ -326,15 +285,16 @@ def _on_fleet(result, gpu_plan: Optional[_GpuPlan], planned, utilization_given: 
     return result, fleet_estimate(result.training_flops, **fleet_options)
 
 
+TrainModelArgument = optional_model_argument(
+    "Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
+    "config.json, Hub id org/name, timm:NAME or torchvision:NAME (or use --flops-per-example, or --params with --tokens)."
+)
+
+
 @app.command("train")
 def train_command(
-    model: Optional[str] = typer.Argument(
-        None,
-        metavar="MODEL",
-        callback=existing_model,
-        help="Model to count: file.py:callable, file.py, .pt, .pt2, .onnx, "
-        "config.json, Hub id org/name, timm:NAME or torchvision:NAME (or use --flops-per-example, or --params with --tokens).",
-    ),
+    ctx: typer.Context,
+    model: TrainModelArgument = None,
     input: InputOption = [],
     batch_size: BatchSizeOption = None,
     kwargs: KwargsOption = None,
@@ -380,18 +340,10 @@ def train_command(
     precision: PrecisionOption = None,
     utilization: UtilizationOption = None,
     num_gpus: NumGpusOption = "1",
-    pue: str = typer.Option(
-        "1.0",
-        "--pue",
-        metavar="PUE",
-        help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: "
-        "the GPUs alone; Uptime Institute's 2024 average is 1.56).",
-    ),
+    pue: PueOption = "1.0",
     grid_intensity: GridIntensityOption = None,
     region: RegionOption = None,
-    price_per_gpu_hour: Optional[str] = typer.Option(
-        None, "--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost."
-    ),
+    price_per_gpu_hour: PriceOption = None,
     catalog: CatalogOption = None,
     calibration: CalibrationOption = None,
     lora_rank: LoraRankOption = None,
@@ -427,22 +379,7 @@ def train_command(
     mode, n_examples, n_epochs = _training_size_mode(
         model, flops_per_example, params, active_params, tokens, examples, epochs
     )
-    spec = _model_spec_or_none(
-        model,
-        input,
-        batch_size,
-        seq_len,
-        dim,
-        kwargs,
-        device,
-        decoder_seq_len,
-        revision,
-        weights,
-        sparsity,
-        sparse_peak,
-        attention_window,
-        attention_as_math,
-    )
+    spec = _model_spec_or_none(ModelOptions.of(ctx), sparse_peak)
     if sparse_peak and gpu is None:
         raise UsageError("--sparse-peak needs --gpu NAME", "e.g. --gpu A100 --sparse-peak")
     lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)

@@ -10,49 +10,33 @@ import typer
 from ...adapters import LoraConfig, lora_config
 from ...errors import UsageError
 from ...spec import ModelSpec, parse_kwargs
-from ...units import parse_si_number
 from .model import checked_inputs, existing_model
+from .params import number, text_option, whole_option
 
-LoraRankOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--lora-rank",
-        metavar="R",
-        help="Fine-tune with LoRA adapters of rank R (the base frozen): counted and measured "
-        "with the adapters in the graph.",
-    ),
-]
-LoraTargetsOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--lora-targets",
-        metavar="PATTERN",
-        help="With --lora-rank: the layers to adapt, comma-separated module types "
-        "(Linear) or name patterns (q_proj,v_proj; 'model.layers.*.mlp.*'); "
-        "default every Linear inside the repeated blocks (attention and MLP "
-        "projections).",
-    ),
-]
-LoraAlphaOption = Annotated[
-    Optional[str],
-    typer.Option("--lora-alpha", metavar="ALPHA", help="With --lora-rank: LoRA's alpha (scale alpha / r; default 2r)."),
-]
-AdapterConfigOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--adapter-config",
-        metavar="FILE",
-        help="A PEFT adapter_config.json (LoRA) instead of --lora-rank/--lora-targets.",
-    ),
-]
-TeacherOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--teacher",
-        metavar="MODEL",
-        help="Distillation: the teacher model (any source count takes), frozen; its forward per example is added.",
-    ),
-]
+LoraRankOption = whole_option(
+    "--lora-rank",
+    metavar="R",
+    help="Fine-tune with LoRA adapters of rank R (the base frozen): counted and measured with the adapters in the graph.",
+)
+LoraTargetsOption = text_option(
+    "--lora-targets",
+    metavar="PATTERN",
+    help="With --lora-rank: the layers to adapt, comma-separated module types "
+    "(Linear) or name patterns (q_proj,v_proj; 'model.layers.*.mlp.*'); "
+    "default every Linear inside the repeated blocks (attention and MLP "
+    "projections).",
+)
+LoraAlphaOption = text_option(
+    "--lora-alpha", metavar="ALPHA", help="With --lora-rank: LoRA's alpha (scale alpha / r; default 2r)."
+)
+AdapterConfigOption = text_option(
+    "--adapter-config", metavar="FILE", help="A PEFT adapter_config.json (LoRA) instead of --lora-rank/--lora-targets."
+)
+TeacherOption = text_option(
+    "--teacher",
+    metavar="MODEL",
+    help="Distillation: the teacher model (any source count takes), frozen; its forward per example is added.",
+)
 TeacherInputOption = Annotated[
     list[str],
     typer.Option(
@@ -62,22 +46,15 @@ TeacherInputOption = Annotated[
         help="The teacher's --input (repeatable; default: its own example inputs).",
     ),
 ]
-TeacherBatchSizeOption = Annotated[
-    Optional[int],
-    typer.Option("--teacher-batch-size", metavar="N", help="The teacher's --batch-size (default: the student's)."),
-]
-TeacherSeqLenOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--teacher-seq-len",
-        metavar="TOKENS",
-        help="The teacher's --seq-len for a config.json (default: the student's).",
-    ),
-]
-TeacherKwargsOption = Annotated[
-    Optional[str],
-    typer.Option("--teacher-kwargs", metavar="JSON", help="The teacher's --kwargs (a JSON object for its callable)."),
-]
+TeacherBatchSizeOption = whole_option(
+    "--teacher-batch-size", help="The teacher's --batch-size (default: the student's)."
+)
+TeacherSeqLenOption = whole_option(
+    "--teacher-seq-len", metavar="TOKENS", help="The teacher's --seq-len for a config.json (default: the student's)."
+)
+TeacherKwargsOption = text_option(
+    "--teacher-kwargs", metavar="JSON", help="The teacher's --kwargs (a JSON object for its callable)."
+)
 
 
 def teacher_spec(
@@ -135,9 +112,7 @@ def lora_options(
     model: Optional[str],
 ) -> Optional[LoraConfig]:
     """The LoRA setup of --lora-rank/--lora-targets/--lora-alpha or --adapter-config; None when none is given."""
-    config = lora_config(
-        rank, targets, None if alpha is None else parse_si_number(alpha, "--lora-alpha"), adapter_config
-    )
+    config = lora_config(rank, targets, number(alpha, "--lora-alpha"), adapter_config)
     if config is not None and model is None:
         raise UsageError(
             "LoRA needs a MODEL: the adapters are put into its graph", "give a model file or config.json as MODEL"

@@ -4,7 +4,7 @@ grid intensity emissions are priced at."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -14,6 +14,7 @@ from ...emissions import GridIntensity
 from ...emissions import grid_intensity as resolve_grid
 from ...errors import UsageError
 from ...units import parse_fraction, parse_si_number
+from .params import number, text_option
 
 CatalogOption = Annotated[
     Optional[list[Path]],
@@ -24,56 +25,51 @@ CatalogOption = Annotated[
         "also $FLOPCALC_GPU_SPECS).",
     ),
 ]
-PrecisionOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--precision",
-        "-p",
-        metavar="PRECISION",
-        help="fp64, fp32, tf32, bf16, fp16, fp8, fp4 or int8. Default: the GPU's "
-        "fastest dense 16-bit tensor precision (bf16, or fp16 where faster).",
-    ),
-]
-UtilizationOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--utilization",
-        "-u",
-        metavar="FRACTION",
-        help="Fraction of peak sustained, in (0, 1]: 0.3 or 30%. Default 0.3, "
-        "Epoch AI's recommendation for language models (0.4 for others).",
-    ),
-]
-CalibrationOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--calibration",
-        metavar="FILE|auto",
-        help="Use measured throughput from `flopcalc bench --save` (a FILE, or 'auto' for "
-        "the default file) instead of the datasheet: utilization is then a fraction of "
-        "measured, and --gpu is optional.",
-    ),
-]
-GridIntensityOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--grid-intensity",
-        metavar="G",
-        help="Carbon intensity of the grid in gCO2e/kWh, for kg CO2e = kWh x PUE x G / 1000 (or --region).",
-    ),
-]
-RegionOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--region",
-        metavar="CODE",
-        help="Country code (DE, FR, IN, WORLD...) whose yearly grid intensity "
-        "flopcalc ships (sourced and dated; docs/conversions.md), for kg CO2e.",
-    ),
-]
+PrecisionOption = text_option(
+    "--precision",
+    "-p",
+    metavar="PRECISION",
+    help="fp64, fp32, tf32, bf16, fp16, fp8, fp4 or int8. Default: the GPU's "
+    "fastest dense 16-bit tensor precision (bf16, or fp16 where faster).",
+)
+UtilizationOption = text_option(
+    "--utilization",
+    "-u",
+    metavar="FRACTION",
+    help="Fraction of peak sustained, in (0, 1]: 0.3 or 30%. Default 0.3, "
+    "Epoch AI's recommendation for language models (0.4 for others).",
+)
+CalibrationOption = text_option(
+    "--calibration",
+    metavar="FILE|auto",
+    help="Use measured throughput from `flopcalc bench --save` (a FILE, or 'auto' for "
+    "the default file) instead of the datasheet: utilization is then a fraction of "
+    "measured, and --gpu is optional.",
+)
+GridIntensityOption = text_option(
+    "--grid-intensity",
+    metavar="G",
+    help="Carbon intensity of the grid in gCO2e/kWh, for kg CO2e = kWh x PUE x G / 1000 (or --region).",
+)
+RegionOption = text_option(
+    "--region",
+    metavar="CODE",
+    help="Country code (DE, FR, IN, WORLD...) whose yearly grid intensity "
+    "flopcalc ships (sourced and dated; docs/conversions.md), for kg CO2e.",
+)
 NumGpusOption = Annotated[
     str, typer.Option("--num-gpus", "-n", metavar="N", help="GPUs sharing the work (wall clock = GPU-hours / this).")
 ]
+
+PueOption = Annotated[
+    str,
+    typer.Option(
+        "--pue",
+        metavar="PUE",
+        help="Data-centre power usage effectiveness for energy (>= 1; default 1.0: the GPUs alone; Uptime Institute's 2024 average is 1.56).",
+    ),
+]
+PriceOption = text_option("--price-per-gpu-hour", metavar="PRICE", help="Price of one GPU-hour, for cost.")
 
 
 def common_variant(name: Optional[str]) -> Optional[str]:
@@ -93,17 +89,14 @@ def common_variant(name: Optional[str]) -> Optional[str]:
     return chosen
 
 
-GpuOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--gpu",
-        "-g",
-        metavar="NAME",
-        callback=common_variant,
-        help="GPU id, alias or torch.cuda.get_device_name() string (optional with --calibration); "
-        "a bare V100, A100 or H100 means V100-SXM2, A100-SXM4-80GB, H100-SXM.",
-    ),
-]
+GpuOption = text_option(
+    "--gpu",
+    "-g",
+    metavar="NAME",
+    callback=common_variant,
+    help="GPU id, alias or torch.cuda.get_device_name() string (optional with --calibration); "
+    "a bare V100, A100 or H100 means V100-SXM2, A100-SXM4-80GB, H100-SXM.",
+)
 
 
 # No run sustains less than 0.01% of peak; a smaller figure is a typo, and one of 1e-300 overflows a duration.
@@ -132,5 +125,26 @@ def parse_num_gpus(text: str) -> int:
 
 def parse_grid(grid_intensity: str | None, region: str | None) -> GridIntensity | None:
     """--grid-intensity G (gCO2e/kWh) or --region CODE, as the grid intensity emissions are priced at."""
-    value = None if grid_intensity is None else parse_si_number(grid_intensity, "--grid-intensity")
-    return resolve_grid(value, region)
+    return resolve_grid(number(grid_intensity, "--grid-intensity"), region)
+
+
+def chosen_throughput(
+    gpu: Optional[str],
+    precision: Optional[str],
+    utilization: Optional[str],
+    calibration: Optional[str],
+    catalog: Optional[list[Path]],
+    **more: Any,
+) -> Any:
+    """The GPU throughput the GPU options choose (calibration.choose_throughput), --utilization parsed and no
+    --catalog meaning the shipped one alone; `more` holds what a command adds (the model's key, the sparse peak)."""
+    from ...calibration import choose_throughput  # read when a command runs: --help and parsing stay quick
+
+    return choose_throughput(
+        gpu=gpu,
+        precision=precision,
+        utilization=parse_utilization(utilization),
+        calibration=calibration,
+        catalogs=catalog or (),
+        **more,
+    )

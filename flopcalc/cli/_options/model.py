@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -13,6 +14,7 @@ from ...errors import UsageError
 from ...loaders import is_named_model
 from ...spec import ModelSpec, parse_dims, parse_input_spec, parse_kwargs, split_python_source
 from ...units import LARGEST_WHOLE
+from .params import options_of, text_option, whole_option
 
 MODEL_HELP = (
     "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, a Hugging Face config.json "
@@ -51,6 +53,14 @@ def checked_inputs(inputs: list[str]) -> list[str]:
 
 
 ModelArgument = Annotated[str, typer.Argument(metavar="MODEL", callback=existing_model, help=MODEL_HELP)]
+
+
+def optional_model_argument(help: str) -> Any:
+    """The annotation of a MODEL a command can do without (it has other ways in, said in `help`), checked as
+    MODEL is."""
+    return Annotated[Optional[str], typer.Argument(metavar="MODEL", callback=existing_model, help=help)]
+
+
 InputOption = Annotated[
     list[str],
     typer.Option(
@@ -64,27 +74,18 @@ InputOption = Annotated[
         "replace or add one each.",
     ),
 ]
-BatchSizeOption = Annotated[
-    Optional[int],
-    typer.Option("--batch-size", "-b", metavar="N", help="Override the leading dimension of every input."),
-]
-SeqLenOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--seq-len",
-        metavar="TOKENS",
-        help="Tokens per sequence for a Hugging Face config.json (default min(max positions, 2048)).",
-    ),
-]
-DecoderSeqLenOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--decoder-seq-len",
-        metavar="TOKENS",
-        help="Decoder tokens of a Hugging Face encoder-decoder config (default: as many "
-        "as the encoder's tokens, within the decoder's max positions).",
-    ),
-]
+BatchSizeOption = whole_option("--batch-size", "-b", help="Override the leading dimension of every input.")
+SeqLenOption = whole_option(
+    "--seq-len",
+    metavar="TOKENS",
+    help="Tokens per sequence for a Hugging Face config.json (default min(max positions, 2048)).",
+)
+DecoderSeqLenOption = whole_option(
+    "--decoder-seq-len",
+    metavar="TOKENS",
+    help="Decoder tokens of a Hugging Face encoder-decoder config (default: as many "
+    "as the encoder's tokens, within the decoder's max positions).",
+)
 
 
 def checked_dims(dims: list[str]) -> list[str]:
@@ -105,28 +106,19 @@ DimOption = Annotated[
         help="Size a symbolic ONNX input dimension: --dim batch=8 (repeatable).",
     ),
 ]
-KwargsOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--kwargs",
-        metavar="JSON",
-        help="JSON object passed to the model callable (or to timm's / torchvision's model builder).",
-    ),
-]
-RevisionOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--revision", metavar="REV", help="Branch, tag or commit of a Hugging Face Hub id (default: its main branch)."
-    ),
-]
-DeviceOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--device",
-        metavar="meta|cpu|cuda",
-        help="meta (default: no memory; falls back to cpu if the model cannot run there), cpu, or cuda.",
-    ),
-]
+KwargsOption = text_option(
+    "--kwargs",
+    metavar="JSON",
+    help="JSON object passed to the model callable (or to timm's / torchvision's model builder).",
+)
+RevisionOption = text_option(
+    "--revision", metavar="REV", help="Branch, tag or commit of a Hugging Face Hub id (default: its main branch)."
+)
+DeviceOption = text_option(
+    "--device",
+    metavar="meta|cpu|cuda",
+    help="meta (default: no memory; falls back to cpu if the model cannot run there), cpu, or cuda.",
+)
 FrozenOption = Annotated[
     list[str],
     typer.Option("--frozen", metavar="PATTERN", help="Freeze parameters/modules matching this pattern (repeatable)."),
@@ -134,15 +126,12 @@ FrozenOption = Annotated[
 CausalHalfOption = Annotated[
     bool, typer.Option("--causal-half", help="Count causal attention over the lower triangle only.")
 ]
-AttentionWindowOption = Annotated[
-    Optional[int],
-    typer.Option(
-        "--attention-window",
-        metavar="W",
-        help="Count each causal attention query against at most W keys (a sliding window, as flash attention's "
-        "windowed kernels run it; default: a config's sliding_window).",
-    ),
-]
+AttentionWindowOption = whole_option(
+    "--attention-window",
+    metavar="W",
+    help="Count each causal attention query against at most W keys (a sliding window, as flash attention's "
+    "windowed kernels run it; default: a config's sliding_window).",
+)
 AttentionAsMathOption = Annotated[
     bool,
     typer.Option(
@@ -150,15 +139,11 @@ AttentionAsMathOption = Annotated[
         help="Count attention over the full square, as the math kernel computes it (ignores a config's sliding_window).",
     ),
 ]
-WeightsOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--weights",
-        metavar="FILE",
-        help="A state dict (torch.save) or .safetensors file "
-        "whose values replace the model's; names and shapes must match.",
-    ),
-]
+WeightsOption = text_option(
+    "--weights",
+    metavar="FILE",
+    help="A state dict (torch.save) or .safetensors file whose values replace the model's; names and shapes must match.",
+)
 SparsityOption = Annotated[
     bool,
     typer.Option(
@@ -169,39 +154,67 @@ SparsityOption = Annotated[
 ]
 
 
-def model_spec(
-    model: str,
-    inputs: Iterable[str] = (),
-    batch_size: Optional[int] = None,
-    seq_len: Optional[int] = None,
-    dims: Iterable[str] = (),
-    kwargs: Optional[str] = None,
-    device: Optional[str] = None,
-    frozen: Iterable[str] = (),
-    causal_half: bool = False,
-    backward: bool = True,
-    decoder_seq_len: Optional[int] = None,
-    revision: Optional[str] = None,
-    attention_window: Optional[int] = None,
-    attention_as_math: bool = False,
-) -> ModelSpec:
-    """The ModelSpec of the shared model options, as typed on the command line."""
-    return ModelSpec(
-        model,
-        inputs=tuple(inputs),
-        batch_size=batch_size,
-        kwargs=parse_kwargs(kwargs),
-        seq_len=seq_len,
-        decoder_seq_len=decoder_seq_len,
-        dims=parse_dims(dims),
-        device=device,
-        frozen=tuple(frozen),
-        causal_half=causal_half,
-        backward=backward,
-        revision=revision,
-        attention_window=attention_window,
-        attention_as_math=attention_as_math,
-    )
+@dataclass(frozen=True)
+class ModelOptions:
+    """The shared model options as the command received them (those it does not declare keep their defaults):
+    one value from the signature to a ModelSpec, or to the refusal of options given without a MODEL."""
+
+    model: Optional[str] = None
+    input: Sequence[str] = ()
+    batch_size: Optional[int] = None
+    kwargs: Optional[str] = None
+    seq_len: Optional[int] = None
+    decoder_seq_len: Optional[int] = None
+    dim: Sequence[str] = ()
+    device: Optional[str] = None
+    revision: Optional[str] = None
+    attention_window: Optional[int] = None
+    attention_as_math: bool = False
+    frozen: Sequence[str] = ()
+    causal_half: bool = False
+    weights: Optional[str] = None
+    sparsity: bool = False
+
+    @classmethod
+    def of(cls, ctx: typer.Context, *, besides: Iterable[str] = ()) -> ModelOptions:
+        """The command's model options; `besides` names its parameters that share a name but not the meaning
+        (bench's --device is where it runs, infer's --batch-size a list)."""
+        return options_of(cls, ctx, besides=besides)
+
+    def spec(self, *, backward: bool = True, sparse_peak: bool = False) -> ModelSpec:
+        """The ModelSpec of a given MODEL; the 2:4-sparse peak reads the weights as --sparsity does."""
+        assert self.model is not None, "spec() is for a command given a MODEL"
+        return ModelSpec(
+            self.model,
+            inputs=tuple(self.input),
+            batch_size=self.batch_size,
+            kwargs=parse_kwargs(self.kwargs),
+            seq_len=self.seq_len,
+            decoder_seq_len=self.decoder_seq_len,
+            dims=parse_dims(self.dim),
+            device=self.device,
+            frozen=tuple(self.frozen),
+            causal_half=self.causal_half,
+            backward=backward,
+            weights=self.weights,
+            sparsity=self.sparsity or sparse_peak,
+            revision=self.revision,
+            attention_window=self.attention_window,
+            attention_as_math=self.attention_as_math,
+        )
+
+    def given(self, *, besides: Iterable[str] = ()) -> dict[str, object]:
+        """The model options but MODEL and `besides`, by parameter name (no_model_options picks the given ones)."""
+        skipped = {"model", *besides}
+        return {field.name: getattr(self, field.name) for field in fields(self) if field.name not in skipped}
+
+    def spec_or_none(self, command: str, *, besides: Iterable[str] = ()) -> Optional[ModelSpec]:
+        """The ModelSpec with a MODEL; without one None, once no model option was given but `besides` (the
+        command reads those without a MODEL too)."""
+        if self.model is not None:
+            return self.spec()
+        no_model_options(command, **self.given(besides=besides))
+        return None
 
 
 def no_model_options(command: str, **given: object) -> None:

@@ -64,16 +64,12 @@ def writable_path(path: Optional[Path]) -> Optional[Path]:
     return path
 
 
-OutputOption = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--output",
-        "-o",
-        metavar="FILE",
-        callback=writable_path,
-        help="Write to this file (atomically) instead of stdout.",
-    ),
-]
+def written_file_option(*flags: str, help: str) -> Any:
+    """The annotation of a FILE a command writes when it is done, checked writable while the options are parsed."""
+    return Annotated[Optional[Path], typer.Option(*flags, metavar="FILE", callback=writable_path, help=help)]
+
+
+OutputOption = written_file_option("--output", "-o", help="Write to this file (atomically) instead of stdout.")
 
 
 # Work that ends sooner shows no progress line (it would only flicker).

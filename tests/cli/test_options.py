@@ -1,0 +1,128 @@
+"""The shared option plumbing: ModelOptions read from a command's parameters, and the option factories."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from flopcalc.cli._options import (
+    BatchSizeOption,
+    InputOption,
+    KwargsOption,
+    ModelOptions,
+    number,
+    options_of,
+    text_option,
+    whole_option,
+    written_file_option,
+)
+from flopcalc.errors import UsageError
+
+
+def _read_back(*args: str, besides: tuple[str, ...] = ()) -> ModelOptions:
+    """The ModelOptions a one-command app reads from ARGS (its --device means something else when besides says so)."""
+    seen: list[ModelOptions] = []
+    app = typer.Typer()
+
+    @app.command()
+    def command(
+        ctx: typer.Context,
+        model: str = typer.Argument(None),
+        input: InputOption = [],  # noqa: B006 (typer copies its default)
+        batch_size: BatchSizeOption = None,
+        kwargs: KwargsOption = None,
+        device: str = typer.Option("auto", "--device"),
+        unrelated: int = typer.Option(3, "--unrelated"),
+    ) -> None:
+        seen.append(ModelOptions.of(ctx, besides=besides))
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return seen[0]
+
+
+def test_model_options_are_read_by_name_and_the_rest_keep_their_defaults():
+    options = _read_back("m.py:f", "-i", "2x3", "-b", "4", "--kwargs", '{"width": 8}', "--device", "cpu")
+    assert options == ModelOptions(model="m.py:f", input=["2x3"], batch_size=4, kwargs='{"width": 8}', device="cpu")
+    spec = options.spec(backward=False, sparse_peak=True)
+    assert (spec.source, spec.inputs, spec.batch_size, dict(spec.kwargs)) == ("m.py:f", ("2x3",), 4, {"width": 8})
+    assert (spec.device, spec.backward, spec.sparsity, spec.dims, spec.frozen) == ("cpu", False, True, {}, ())
+
+
+def test_a_parameter_named_like_a_model_option_but_meaning_else_is_left_out():
+    assert _read_back("m.py:f", "--device", "cuda", besides=("device",)).device is None
+
+
+def test_model_options_without_a_model_are_refused_but_those_read_without_one():
+    assert ModelOptions(seq_len=512).spec_or_none("plan", besides=["seq_len"]) is None
+    with pytest.raises(UsageError, match="^--input, --attention-as-math need a MODEL to plan"):
+        ModelOptions(input=["2x3"], seq_len=512, attention_as_math=True).spec_or_none("plan", besides=["seq_len"])
+
+
+def test_options_of_builds_any_options_dataclass_from_the_parameters():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Pair:
+        batch_size: int | None = None
+        unrelated: int = 0
+
+    seen: list[Pair] = []
+    app = typer.Typer()
+
+    @app.command()
+    def command(ctx: typer.Context, batch_size: BatchSizeOption = None, other: int = typer.Option(1)) -> None:
+        seen.append(options_of(Pair, ctx))
+
+    assert CliRunner().invoke(app, ["-b", "7"]).exit_code == 0
+    assert seen == [Pair(batch_size=7, unrelated=0)]
+
+
+def test_number_parses_si_numbers_and_keeps_an_absent_option_absent():
+    assert number("7G", "--params") == 7e9
+    assert number(None, "--params") is None
+
+
+def test_the_option_factories_declare_what_their_names_say():
+    seen: list[tuple[object, object]] = []
+    app = typer.Typer()
+
+    @app.command()
+    def command(
+        layers: whole_option("--layers", "-l", help="Layers.") = None,
+        tokens: text_option("--tokens", metavar="D", help="Tokens.") = None,
+    ) -> None:
+        seen.append((layers, tokens))
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["-l", "12", "--tokens", "3G"]).exit_code == 0
+    assert runner.invoke(app, []).exit_code == 0
+    assert seen == [(12, "3G"), (None, None)]
+    refused = runner.invoke(app, ["--layers", "many"])
+    assert refused.exit_code == 2 and len(seen) == 2  # refused while parsing: the command never ran
+    declared = {param.name: param for param in typer.main.get_command(app).params}
+    assert (declared["layers"].opts, declared["layers"].metavar, declared["layers"].help) == (
+        ["--layers", "-l"],
+        "N",
+        "Layers.",
+    )
+    assert (declared["tokens"].opts, declared["tokens"].metavar, declared["tokens"].help) == (
+        ["--tokens"],
+        "D",
+        "Tokens.",
+    )
+
+
+def test_a_written_file_is_checked_while_the_options_are_parsed(tmp_path):
+    ran: list[object] = []
+    app = typer.Typer()
+
+    @app.command()
+    def command(report: written_file_option("--report", help="Report.") = None) -> None:
+        ran.append(report)
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["--report", str(tmp_path / "out.json")]).exit_code == 0
+    refused = runner.invoke(app, ["--report", str(tmp_path / "missing" / "out.json")])
+    assert refused.exit_code == 2 and ran == [tmp_path / "out.json"]
