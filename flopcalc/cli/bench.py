@@ -191,8 +191,9 @@ def bench(
             return
     else:
         _refuse_fleet_options(backend, timeout, max_bytes)
+        terminal = shown_on_terminal(fmt, output) and sys.stdout.isatty()  # charts for a person, not a file
         result, text = _bench_one_device(
-            model_options, optimizer, device, precision, seconds, full, save, calibration, catalog, fmt, force
+            model_options, optimizer, device, precision, seconds, full, save, calibration, catalog, fmt, force, terminal
         )
     emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output), warnings=result.warnings)
@@ -236,8 +237,10 @@ def _bench_one_device(
     catalog,
     fmt,
     force,
+    terminal=False,
 ):
-    """The matmul sweep, or a MODEL's training step, on one device: the result and its rendering."""
+    """The matmul sweep, or a MODEL's training step, on one device: the result and its rendering (`terminal`:
+    stdout is a person's terminal, so the table may draw charts)."""
     from ..bench.hardware import catalog_peak_resolver, parse_precisions, resolve_device
 
     resolve_device(device)  # a bad or absent device fails before any work
@@ -246,7 +249,7 @@ def _bench_one_device(
     if model_options.model is None:
         _refuse_model_options(model_options, optimizer)
         return _bench_matmul(
-            device, parse_precisions(precision), seconds, full, save, calibration, resolver, fmt, force
+            device, parse_precisions(precision), seconds, full, save, calibration, resolver, fmt, force, terminal
         )
     if full:
         raise UsageError("--full applies to the matmul sweep, not to a MODEL", "use --seconds for a longer model run")
@@ -271,7 +274,7 @@ def _refuse_single_device_options(model, full, catalog, distributed, model_optio
         raise UsageError("--nproc needs --distributed")
 
 
-def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver, fmt, force):
+def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver, fmt, force, terminal=False):
     from dataclasses import replace
 
     from ..bench.matmul import run_matmul_bench, save_matmul_result
@@ -289,7 +292,7 @@ def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver
         from ..render.bench_html import render_matmul_html
 
         return result, render_matmul_html(result, command_line(), result.to_dict())
-    return result, render_matmul(result, fmt.value, terminal=fmt is ReportFormat.table and sys.stdout.isatty())
+    return result, render_matmul(result, fmt.value, terminal=terminal)
 
 
 def _bench_fleet(device, precision, seconds, backend, timeout, max_bytes, nproc, save, calibration, fmt):

@@ -301,3 +301,15 @@ def test_distributed_world_size_one_and_nproc_under_a_launcher(no_launcher, monk
     _one_line_error(invoke("bench", "--distributed"), "needs at least 2 ranks; the launcher started WORLD_SIZE=1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     _one_line_error(invoke("bench", "--distributed", "--nproc", "2"), "a launcher already started this one")
+
+
+def test_the_sweep_draws_its_sparkline_on_a_terminal_and_never_into_a_file(tmp_path):
+    """stdout a pseudo-terminal: the sparkline under the table; --output FILE from that terminal: none in it."""
+    from tests._terminal_helpers import stdout_on_terminal
+
+    arguments = ["bench", "--device", "cpu", "--precision", "fp32", "--seconds", "1"]
+    code, seen = stdout_on_terminal(arguments, tmp_path)
+    assert code == 0 and "median TFLOPS over the square sizes" in seen
+    code, _ = stdout_on_terminal([*arguments, "--output", "sweep.txt"], tmp_path)
+    written = (tmp_path / "sweep.txt").read_text()
+    assert code == 0 and "TFLOPS" in written and "median TFLOPS over the square sizes" not in written
