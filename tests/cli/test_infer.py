@@ -10,18 +10,6 @@ from flopcalc.cli import app
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 runner = CliRunner()
-TINY_LLAMA = dict(
-    model_type="llama",
-    architectures=["LlamaForCausalLM"],
-    hidden_size=64,
-    intermediate_size=160,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    vocab_size=1000,
-    max_position_embeddings=256,
-    tie_word_embeddings=False,
-)
 GENERATION = (
     "--gpu",
     "A100-SXM4-80GB",
@@ -50,14 +38,6 @@ DECODER_GOLDEN = (
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture
-def tiny_llama(tmp_path):
-    pytest.importorskip("transformers")
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(TINY_LLAMA))
-    return path
 
 
 def test_json_matches_the_golden_contract(examples):

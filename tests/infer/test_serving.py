@@ -1,7 +1,6 @@
 """flopcalc.infer.infer: serving bounds against the arithmetic written out (Llama-2-7B and TinyLlama shapes on meta,
 a Linear's roofline, a hand-written causal LM following the HF convention), and its bad input."""
 
-import json
 import math
 import textwrap
 
@@ -17,39 +16,9 @@ from flopcalc.infer import (
     storage_dtype,
 )
 from flopcalc.spec import ModelSpec
+from tests._hf_configs import LLAMA_2_7B, TINYLLAMA, causal_lm, write_config
 
 A100_PEAK_BF16, A100_BANDWIDTH, A100_MEMORY = 312e12, 2039e9, 80 * 2**30  # "80GB" of HBM is 80 GiB
-
-LLAMA_2_7B = dict(
-    model_type="llama",
-    architectures=["LlamaForCausalLM"],
-    hidden_size=4096,
-    intermediate_size=11008,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=32,
-    vocab_size=32000,
-    max_position_embeddings=4096,
-    tie_word_embeddings=False,
-)
-TINYLLAMA = dict(
-    model_type="llama",
-    architectures=["LlamaForCausalLM"],
-    hidden_size=2048,
-    intermediate_size=5632,
-    num_hidden_layers=22,
-    num_attention_heads=32,
-    num_key_value_heads=4,
-    vocab_size=32000,
-    max_position_embeddings=2048,
-    tie_word_embeddings=False,
-)
-
-
-def write_config(folder, values):
-    path = folder / "config.json"
-    path.write_text(json.dumps(values))
-    return str(path)
 
 
 def write_model(folder, source, name="model.py"):
@@ -151,15 +120,7 @@ def test_prefill_is_flopcalc_count_over_the_prompt_and_batches_scale(tmp_path):
     pytest.importorskip("transformers")
     config = write_config(
         tmp_path,
-        dict(
-            TINYLLAMA,
-            hidden_size=64,
-            intermediate_size=160,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            vocab_size=1000,
-        ),
+        causal_lm(64, 160, 2, 4, 2, 1000, TINYLLAMA["max_position_embeddings"]),
     )
     hidden, vocab, prompt = 64, 1000, 8
     result = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes="1,4", prompt=prompt, generate=3)
@@ -235,15 +196,7 @@ def test_quantised_weights_and_cache_change_bytes_and_the_compute_precision_the_
     pytest.importorskip("transformers")
     config = write_config(
         tmp_path,
-        dict(
-            TINYLLAMA,
-            hidden_size=256,
-            intermediate_size=512,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            vocab_size=1000,
-        ),
+        causal_lm(256, 512, 2, 4, 2, 1000, TINYLLAMA["max_position_embeddings"]),
     )
     base = infer(ModelSpec(config), gpu="H100-SXM", precision="bf16", prompt=8, generate=2)
     quantised = infer(
@@ -385,18 +338,7 @@ def test_a_model_that_cannot_run_on_meta_falls_back_to_the_cpu_behind_the_memory
         infer(ModelSpec(source), gpu="A100-SXM4-80GB")
 
 
-MISTRAL = dict(
-    model_type="mistral",
-    architectures=["MistralForCausalLM"],
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    vocab_size=1000,
-    max_position_embeddings=256,
-    tie_word_embeddings=False,
-)
+MISTRAL = causal_lm(64, 128, 2, 4, 2, 1000, 256, model_type="mistral")
 
 
 def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):

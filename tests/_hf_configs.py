@@ -1,0 +1,37 @@
+"""The Hugging Face config.json files the tests price by hand: one home for the decoder shapes several files share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def causal_lm(
+    hidden: int, ffn: int, layers: int, heads: int, kv_heads: int, vocab: int, positions: int, model_type: str = "llama"
+) -> dict:
+    """A decoder-only config with an untied head, as Llama-2 ships it; `architectures` names the ForCausalLM class."""
+    return dict(
+        model_type=model_type,
+        architectures=[f"{model_type.capitalize()}ForCausalLM"],
+        hidden_size=hidden,
+        intermediate_size=ffn,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        vocab_size=vocab,
+        max_position_embeddings=positions,
+        tie_word_embeddings=False,
+    )
+
+
+# (hidden, ffn, layers, heads, kv heads, vocab, positions) as the published config.json files give them
+LLAMA_2_7B = causal_lm(4096, 11008, 32, 32, 32, 32000, 4096)
+TINYLLAMA = causal_lm(2048, 5632, 22, 32, 4, 32000, 2048)  # TinyLlama-1.1B: 4 KV heads for 32 query heads
+TINY_LLAMA = causal_lm(64, 160, 2, 4, 2, 1000, 256)  # small enough to build on the CPU in a CLI test
+
+
+def write_config(folder: Path, values: dict) -> str:
+    """`values` as `folder`/config.json; its path as text."""
+    path = folder / "config.json"
+    path.write_text(json.dumps(values))
+    return str(path)
