@@ -28,6 +28,10 @@ def causal_lm(
 LLAMA_2_7B = causal_lm(4096, 11008, 32, 32, 32, 32000, 4096)
 TINYLLAMA = causal_lm(2048, 5632, 22, 32, 4, 32000, 2048)  # TinyLlama-1.1B: 4 KV heads for 32 query heads
 TINY_LLAMA = causal_lm(64, 160, 2, 4, 2, 1000, 256)  # small enough to build on the CPU in a CLI test
+# one GPT-2 block of width 16 over 32 positions, its token ids inside the 64-word vocabulary
+TINY_GPT2 = dict(
+    model_type="gpt2", n_layer=1, n_head=2, n_embd=16, vocab_size=64, n_positions=32, bos_token_id=0, eos_token_id=0
+)
 
 
 def write_config(folder: Path, values: dict) -> str:

@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._cli import LLAMA_7B
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 runner = CliRunner()
@@ -60,24 +61,7 @@ BASE = {
     "count": [str(EXAMPLES / "mlp.py")],
     "convert": ["1e20 flop", "--gpu", "H100-SXM"],
     "train": ["--params", "1e9", "--tokens", "1e12", "--gpu", "H100-SXM"],
-    "plan": [
-        "--params",
-        "6.7e9",
-        "--seq-len",
-        "2048",
-        "--layers",
-        "32",
-        "--hidden",
-        "4096",
-        "--heads",
-        "32",
-        "--gpu",
-        "H100-SXM",
-        "-n",
-        "8",
-        "--tokens",
-        "1e12",
-    ],
+    "plan": [*LLAMA_7B, "--gpu", "H100-SXM", "-n", "8", "--tokens", "1e12"],
     "infer": [str(EXAMPLES / "mlp.py"), "--gpu", "H100-SXM"],
     "check": ["--budget", str(EXAMPLES / "flopcalc.yaml")],
     "validate": [],
