@@ -1,4 +1,4 @@
-"""The Hugging Face config.json files the tests price by hand: one home for the decoder shapes several files share."""
+"""The config.json files (transformers, diffusers) the tests price by hand: one home for the shapes several files share."""
 
 from __future__ import annotations
 
@@ -32,6 +32,19 @@ TINY_LLAMA = causal_lm(64, 160, 2, 4, 2, 1000, 256)  # small enough to build on 
 TINY_GPT2 = dict(
     model_type="gpt2", n_layer=1, n_head=2, n_embd=16, vocab_size=64, n_positions=32, bos_token_id=0, eos_token_id=0
 )
+
+# a two-level Stable-Diffusion-style UNet (cross-attention on the first level only), small enough to build on the CPU
+TINY_UNET = {
+    "_class_name": "UNet2DConditionModel",
+    "block_out_channels": [32, 64],
+    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+    "layers_per_block": 1,
+    "cross_attention_dim": 16,
+    "attention_head_dim": 4,
+    "norm_num_groups": 8,
+    "sample_size": 8,
+}
 
 
 def write_config(folder: Path, values: dict) -> str:
