@@ -33,12 +33,10 @@ def test_a_folder_given_as_the_file_is_a_usage_error_and_is_left_alone(tmp_path)
 import errno
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 from flopcalc.errors import BudgetFileError, CatalogError
 from flopcalc.files import MAX_TEXT_FILE_BYTES, parse_yaml, read_json, read_yaml
+from tests._killed import killed_while_writing
 
 
 def test_a_full_disk_is_one_line_naming_the_path_and_the_previous_file_is_intact(tmp_path, monkeypatch):
@@ -73,24 +71,11 @@ def test_a_new_file_follows_the_umask_and_an_overwritten_one_keeps_its_mode(tmp_
 def test_a_sigterm_during_a_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
     target = tmp_path / "calibration.yaml"
     target.write_text("old\n")
-    script = textwrap.dedent(f"""
-        import os, signal, time
+    command = f"""
         import flopcalc.files as files
-        real_fdopen = os.fdopen
-        class Slow:
-            def __init__(self, handle): self.handle = handle
-            def __enter__(self): return self
-            def __exit__(self, *info): self.handle.close()
-            def write(self, text):
-                self.handle.write(text[:10])
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(5)
-            def flush(self): pass
-            def fileno(self): return self.handle.fileno()
-        os.fdopen = lambda fd, *a, **k: Slow(real_fdopen(fd, *a, **k))
         files.write_atomic({str(target)!r}, "new\\n" * 100)
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    """
+    result = killed_while_writing(command, timeout=60)
     assert result.returncode == -signal.SIGTERM, result.stderr
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["calibration.yaml"]
