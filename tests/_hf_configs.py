@@ -33,6 +33,20 @@ TINY_GPT2 = dict(
     model_type="gpt2", n_layer=1, n_head=2, n_embd=16, vocab_size=64, n_positions=32, bos_token_id=0, eos_token_id=0
 )
 
+
+def tiny_bert(architecture: str) -> dict:
+    """Two BERT layers of width 64 (attention that sees both ways, no causal mask) built as `architecture`."""
+    return dict(
+        model_type="bert",
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        vocab_size=1000,
+        architectures=[architecture],
+    )
+
+
 # a two-level Stable-Diffusion-style UNet (cross-attention on the first level only), small enough to build on the CPU
 TINY_UNET = {
     "_class_name": "UNet2DConditionModel",

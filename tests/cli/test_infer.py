@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._hf_configs import tiny_bert, write_config
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 runner = CliRunner()
@@ -133,27 +134,6 @@ def test_a_gpu_without_a_bandwidth_figure_and_no_gpu_at_all(examples, tmp_path):
     assert result.exit_code == 2 and "no GPU given" in result.stderr
 
 
-def test_an_encoder_with_generate_is_one_line(tmp_path):
-    pytest.importorskip("transformers")
-    path = tmp_path / "config.json"
-    path.write_text(
-        json.dumps(
-            dict(
-                model_type="bert",
-                hidden_size=64,
-                intermediate_size=128,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                vocab_size=1000,
-                architectures=["BertModel"],
-            )
-        )
-    )
-    result = invoke("infer", path, "--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "2")
-    assert result.exit_code == 2 and "is not a causal language model" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-
-
 def test_the_documented_json_example_uses_the_contract_keys():
     """docs/infer.md's JSON example has the golden file's keys at every level, and its table lists each of them."""
     docs = (Path(__file__).resolve().parents[2] / "docs" / "infer.md").read_text()
@@ -168,25 +148,20 @@ def test_the_documented_json_example_uses_the_contract_keys():
         assert f"`{key}`" in docs, key
 
 
-def test_generate_on_a_model_whose_attention_is_not_causal_exits_2(tmp_path):
+@pytest.mark.parametrize(
+    "architecture, message",
+    [
+        ("BertModel", "is not a causal language model"),  # an encoder
+        ("BertLMHeadModel", "is not a causal language model: its attention sees every position both ways"),
+    ],
+    ids=["encoder", "lm-head-without-causal-mask"],
+)
+def test_generate_on_a_model_whose_attention_is_not_causal_exits_2(tmp_path, architecture, message):
     pytest.importorskip("transformers")
-    path = tmp_path / "config.json"
-    path.write_text(
-        json.dumps(
-            dict(
-                model_type="bert",
-                hidden_size=64,
-                intermediate_size=128,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                vocab_size=1000,
-                architectures=["BertLMHeadModel"],
-            )
-        )
-    )
+    path = write_config(tmp_path, tiny_bert(architecture))
     result = invoke("infer", path, "--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "2")
     assert result.exit_code == 2, result.output
-    assert "is not a causal language model: its attention sees every position both ways" in result.stderr
+    assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

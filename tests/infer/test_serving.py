@@ -16,7 +16,7 @@ from flopcalc.infer import (
     storage_dtype,
 )
 from flopcalc.spec import ModelSpec
-from tests._hf_configs import LLAMA_2_7B, TINYLLAMA, causal_lm, write_config
+from tests._hf_configs import LLAMA_2_7B, TINYLLAMA, causal_lm, tiny_bert, write_config
 
 A100_PEAK_BF16, A100_BANDWIDTH, A100_MEMORY = 312e12, 2039e9, 80 * 2**30  # "80GB" of HBM is 80 GiB
 
@@ -268,18 +268,7 @@ def test_bad_input_is_one_line(tmp_path, examples):
 
 def test_an_encoder_cannot_generate(tmp_path):
     pytest.importorskip("transformers")
-    config = write_config(
-        tmp_path,
-        dict(
-            model_type="bert",
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            vocab_size=1000,
-            architectures=["BertModel"],
-        ),
-    )
+    config = write_config(tmp_path, tiny_bert("BertModel"))
     with pytest.raises(UsageError, match="is not a causal language model"):
         infer(ModelSpec(config), gpu="A100-SXM4-80GB", prompt=8, generate=2)
 
@@ -288,15 +277,7 @@ def test_a_bert_lm_head_without_causal_attention_is_refused(tmp_path):
     """BertLMHeadModel has a cache and a head, but without is_decoder its attention sees both ways: no token by
     token generation to bound (it used to give decode figures)."""
     pytest.importorskip("transformers")
-    bert = dict(
-        model_type="bert",
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        vocab_size=1000,
-        architectures=["BertLMHeadModel"],
-    )
+    bert = tiny_bert("BertLMHeadModel")
     with pytest.raises(UsageError, match="its attention sees every position both ways"):
         infer(ModelSpec(write_config(tmp_path, bert)), gpu="A100-SXM4-80GB", prompt=8, generate=2)
     decoder = infer(
