@@ -4,6 +4,7 @@ model shapes several commands are run on, as flags."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import Result
 from typer.testing import CliRunner
@@ -29,6 +30,14 @@ def assert_one_line_error(result: Result, text: str) -> None:
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("flopcalc: error:") and text in lines[0], result.output
+
+
+def refused_html(out: Path, *args: object) -> Result:
+    """`flopcalc ARGS --format html --output OUT`, which must exit 2 and write no page: its run, for the message."""
+    result = invoke(*args, "--format", "html", "--output", out)
+    assert result.exit_code == 2
+    assert not out.exists()
+    return result
 
 
 def invoke_json(*args: object) -> dict:

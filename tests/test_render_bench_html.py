@@ -15,6 +15,7 @@ from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult
 from flopcalc.bench.sweep import ShapeTiming
 from flopcalc.cli import app
 from flopcalc.render.bench_html import render_matmul_html, shape_points
+from tests._cli import refused_html
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
@@ -65,11 +66,8 @@ def test_the_page_carries_the_results_json_and_its_headline():
 
 @pytest.mark.parametrize("args", [["examples/mlp.py:build"], ["--distributed"]], ids=["model", "distributed"])
 def test_html_of_a_model_or_a_fleet_is_refused_in_one_line(args, tmp_path):
-    out = tmp_path / "bench.html"
-    result = runner.invoke(app, ["bench", *args, "--format", "html", "--output", str(out)])
-    assert result.exit_code == 2
+    result = refused_html(tmp_path / "bench.html", "bench", *args)
     assert "--format html draws the matmul sweep only" in result.output and "Traceback" not in result.output
-    assert not out.exists()
 
 
 def test_a_tiny_sweeps_page_opens_offline_in_chromium_with_a_point_per_shape(tmp_path):

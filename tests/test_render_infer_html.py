@@ -16,6 +16,7 @@ from flopcalc.cli import app
 from flopcalc.infer import infer
 from flopcalc.render.infer_html import batch_curves, memory_bars, phase_points, roof, roofline_points
 from flopcalc.spec import ModelSpec
+from tests._cli import refused_html
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
@@ -125,13 +126,8 @@ def test_without_bokeh_infer_html_is_one_line_and_exit_2(monkeypatch, tmp_path):
     import sys
 
     monkeypatch.setitem(sys.modules, "bokeh", None)
-    out = tmp_path / "infer.html"
-    result = runner.invoke(
-        app, ["infer", linear_model(tmp_path), "--gpu", "A100-SXM4-80GB", "--format", "html", "--output", str(out)]
-    )
-    assert result.exit_code == 2
+    result = refused_html(tmp_path / "infer.html", "infer", linear_model(tmp_path), "--gpu", "A100-SXM4-80GB")
     assert "flopcalc[html]" in result.output and "Traceback" not in result.output
-    assert not out.exists()
 
 
 def test_the_infer_report_opens_offline_in_chromium_and_draws_every_layer_at_every_batch(tmp_path, examples):
