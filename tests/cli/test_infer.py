@@ -11,30 +11,10 @@ from tests._hf_configs import tiny_bert, write_config
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 runner = CliRunner()
-GENERATION = (
-    "--gpu",
-    "A100-SXM4-80GB",
-    "--prompt",
-    "8",
-    "--generate",
-    "4",
-    "--batch-size",
-    "1,4",
-    "--weight-dtype",
-    "int4",
-)
-DECODER_GOLDEN = (
-    "--gpu",
-    "A100-SXM4-80GB",
-    "--prompt",
-    "8",
-    "--generate",
-    "4",
-    "--batch-size",
-    "1,4",
-    "--kv-dtype",
-    "fp8",
-)
+# 8 tokens of prompt, 4 generated, at batch sizes 1 and 4 on an A100: then int4 weights, or (the golden file) an fp8 cache
+SERVING = ("--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "4", "--batch-size", "1,4")
+GENERATION = (*SERVING, "--weight-dtype", "int4")
+DECODER_GOLDEN = (*SERVING, "--kv-dtype", "fp8")
 
 
 def invoke(*args):

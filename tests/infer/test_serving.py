@@ -330,13 +330,12 @@ def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):
     per_token = 2 * layers * kv_heads * head_dim * 2  # K and V, bf16: 256 bytes
     sliding = tmp_path / "sliding"
     sliding.mkdir()
-    result = infer(
-        ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))),
-        gpu="A100-SXM4-80GB",
-        precision="bf16",
-        prompt=8,
-        generate=3,
-    )
+    windowed = ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window)))
+
+    def bf16_on_an_a100(spec, prompt, generate):
+        return infer(spec, gpu="A100-SXM4-80GB", precision="bf16", prompt=prompt, generate=generate)
+
+    result = bf16_on_an_a100(windowed, prompt=8, generate=3)
     assert result.kv_cache_bytes_per_token == per_token
     assert result.kv_cache_bytes == (window - 1) * per_token  # what the cache holds, not 11 tokens' worth
     assert sum(layer.kv_cache_bytes for layer in result.layers) == window * per_token  # 3 read, 1 written
@@ -344,26 +343,12 @@ def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):
     assert (c1, c2) == (8, 10) and f1 == f2  # attention over the window's 4 keys at every context
     # the same step as at context 3, where the window first fills: 3 cached entries + the new one; a full-attention
     # model at context 3 does the same matmuls and attention (only the mask's few comparisons differ)
-    filled = infer(
-        ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))),
-        gpu="A100-SXM4-80GB",
-        precision="bf16",
-        prompt=3,
-        generate=1,
-    )
+    filled = bf16_on_an_a100(windowed, prompt=3, generate=1)
     assert filled.decode.flops_per_token_at_context[0][1] == f1
-    full = infer(
-        ModelSpec(write_config(tmp_path, MISTRAL)), gpu="A100-SXM4-80GB", precision="bf16", prompt=3, generate=1
-    )
+    full = bf16_on_an_a100(ModelSpec(write_config(tmp_path, MISTRAL)), prompt=3, generate=1)
     assert full.decode.flops_per_token_at_context[0][1] == pytest.approx(f1, abs=100)
     assert full.kv_cache_bytes == 4 * per_token and not any("sliding window" in note for note in full.notes)
     assert any("stops growing at 768 B per sequence (a sliding window" in note for note in result.notes)
     # a generation that crosses the window: the cache holds the window at the end, not P + G tokens
-    crossing = infer(
-        ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))),
-        gpu="A100-SXM4-80GB",
-        precision="bf16",
-        prompt=2,
-        generate=4,
-    )
+    crossing = bf16_on_an_a100(windowed, prompt=2, generate=4)
     assert crossing.kv_cache_bytes == (window - 1) * per_token

@@ -25,6 +25,15 @@ DECODER = {
     "vocab_size": VOCAB,
     "max_position_embeddings": 64,
 }
+# a ViT over 32 x 32 images in 8 x 8 patches: the vision family, and CLIP's image tower
+VISION = {
+    "hidden_size": H,
+    "intermediate_size": FFN,
+    "num_hidden_layers": LAYERS,
+    "num_attention_heads": HEADS,
+    "image_size": 32,
+    "patch_size": 8,
+}
 FAMILIES = {
     "decoder-only": DECODER,
     # the same decoder with its MLP as 4 experts, each token routed to 2
@@ -42,16 +51,7 @@ FAMILIES = {
         **SMALL_IDS,
         "decoder_start_token_id": 0,
     },
-    "vision": {
-        "model_type": "vit",
-        "hidden_size": H,
-        "intermediate_size": FFN,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS,
-        "image_size": 32,
-        "patch_size": 8,
-        "num_channels": 3,
-    },
+    "vision": {"model_type": "vit", **VISION, "num_channels": 3},
     "speech": {
         "model_type": "whisper",
         "d_model": H,
@@ -104,14 +104,7 @@ FAMILIES = {
             "max_position_embeddings": 20,
             **SMALL_IDS,
         },
-        "vision_config": {
-            "hidden_size": H,
-            "intermediate_size": FFN,
-            "num_hidden_layers": LAYERS,
-            "num_attention_heads": HEADS,
-            "image_size": 32,
-            "patch_size": 8,
-        },
+        "vision_config": VISION,
     },
 }
 
