@@ -39,14 +39,19 @@ from flopcalc.files import MAX_TEXT_FILE_BYTES, parse_yaml, read_json, read_yaml
 from tests._killed import killed_while_writing
 
 
-def test_a_full_disk_is_one_line_naming_the_path_and_the_previous_file_is_intact(tmp_path, monkeypatch):
-    target = tmp_path / "baseline.json"
-    target.write_text("old\n")
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every os.fsync from here on fails as on a full disk (ENOSPC)."""
 
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", full)
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_the_previous_file_is_intact(tmp_path, full_disk):
+    target = tmp_path / "baseline.json"
+    target.write_text("old\n")
     with pytest.raises(UsageError, match=r"cannot write .*baseline.json: No space left on device") as caught:
         write_atomic(target, "new\n" * 1000)
     assert "\n" not in str(caught.value)
@@ -139,18 +144,13 @@ def test_json_that_does_not_parse_names_the_file(tmp_path):
         read_json(path, BudgetFileError, "baseline file")
 
 
-def test_a_report_that_cannot_be_written_exits_2_naming_the_path(tmp_path, monkeypatch):
+def test_a_report_that_cannot_be_written_exits_2_naming_the_path(tmp_path, full_disk):
     from typer.testing import CliRunner
 
     from flopcalc.cli import app
 
     report = tmp_path / "report.json"
     report.write_text("previous\n")
-
-    def full(fd):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(os, "fsync", full)
     result = CliRunner().invoke(
         app, ["convert", "2500 gpu-days", "--gpu", "V100-SXM2", "-f", "json", "-o", str(report)]
     )
