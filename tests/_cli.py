@@ -32,6 +32,13 @@ def assert_one_line_error(result: Result, text: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("flopcalc: error:") and text in lines[0], result.output
 
 
+def html_page(out: Path, *args: object) -> str:
+    """`flopcalc ARGS --format html --output OUT`, which must exit 0: the page's text."""
+    result = invoke(*args, "--format", "html", "--output", out)
+    assert result.exit_code == 0, result.output
+    return out.read_text()
+
+
 def refused_html(out: Path, *args: object) -> Result:
     """`flopcalc ARGS --format html --output OUT`, which must exit 2 and write no page: its run, for the message."""
     result = invoke(*args, "--format", "html", "--output", out)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from flopcalc.cli import app
 from flopcalc.render.plan_html import frontier, memory_bars, schedule_boxes, step_split
 from flopcalc.units import GIB
-from tests._cli import refused_html
+from tests._cli import html_page, invoke_json, refused_html
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
@@ -117,17 +117,13 @@ def planning_plan(planning):
 
 def write_page(tmp_path: Path, *args: str) -> tuple[Path, str]:
     out = tmp_path / "plan.html"
-    result = runner.invoke(app, ["plan", *args, "--format", "html", "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out, out.read_text()
+    return out, html_page(out, "plan", *args)
 
 
 @pytest.mark.parametrize("args", [ONE_LAYOUT, SEARCH], ids=["layout", "search"])
 def test_the_page_carries_the_json_object(tmp_path, args):
     _, text = write_page(tmp_path, *args)
-    as_json = runner.invoke(app, ["plan", *args, "--format", "json"])
-    assert as_json.exit_code == 0
-    assert page_data(text) == json.loads(as_json.stdout)
+    assert page_data(text) == invoke_json("plan", *args)
 
 
 def test_without_bokeh_the_html_format_is_one_line_and_exit_2(monkeypatch, tmp_path):
