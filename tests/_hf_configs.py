@@ -34,17 +34,13 @@ TINY_GPT2 = dict(
 )
 
 
+# two BERT layers of width 64: attention that sees both ways, no causal mask
+TINY_BERT = dict(model_type="bert", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
+
+
 def tiny_bert(architecture: str) -> dict:
-    """Two BERT layers of width 64 (attention that sees both ways, no causal mask) built as `architecture`."""
-    return dict(
-        model_type="bert",
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        vocab_size=1000,
-        architectures=[architecture],
-    )
+    """TINY_BERT over a 1,000-word vocabulary, built as `architecture`."""
+    return dict(TINY_BERT, vocab_size=1000, architectures=[architecture])
 
 
 # a two-level Stable-Diffusion-style UNet (cross-attention on the first level only), small enough to build on the CPU

@@ -4,21 +4,15 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
+from tests._cli import invoke
 from tests._hf_configs import tiny_bert, write_config
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-runner = CliRunner()
 # 8 tokens of prompt, 4 generated, at batch sizes 1 and 4 on an A100: then int4 weights, or (the golden file) an fp8 cache
 SERVING = ("--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "4", "--batch-size", "1,4")
 GENERATION = (*SERVING, "--weight-dtype", "int4")
 DECODER_GOLDEN = (*SERVING, "--kv-dtype", "fp8")
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_json_matches_the_golden_contract(examples):

@@ -3,16 +3,10 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
+from tests._cli import invoke
 
-runner = CliRunner()
 GENERATION = ("--gpu", "H100-SXM", "--prompt", "8", "--generate", "2")
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_table_and_json_of_two_gpus_and_two_replicas(tiny_llama):
