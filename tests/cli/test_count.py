@@ -4,17 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._cli import invoke, runner
 from tests._hf_configs import TINY_GPT2, write_config
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_table_states_the_convention_and_shows_layers_and_categories(examples):
