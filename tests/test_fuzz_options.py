@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
-from tests._cli import LLAMA_7B
+from tests._cli import LLAMA_7B, runner
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-runner = CliRunner()
 
 # Values no numeric option may take: each must be refused with one line, exit 2.
 REFUSED = ["nan", "inf", "-inf", "-1", "1e400", "twelve", "", "0x10", "1e3000000", "--"]

@@ -7,18 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.budget import Check, CheckResult, Regression
 from flopcalc.cli import app
 from flopcalc.render.budget_html import budget_bars, growth_bars
-from tests._cli import refused_html
+from tests._cli import refused_html, runner
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
 
 ROOT = Path(__file__).resolve().parent.parent
-runner = CliRunner()
 
 
 def test_a_bar_is_the_value_in_percent_of_its_limit_red_when_over():

@@ -12,17 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 import flopcalc
 from flopcalc.cli import app
 from flopcalc.render.count_html import axis_scale, category_bars, icicle_boxes
-from tests._cli import refused_html
+from tests._cli import refused_html, runner
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-runner = CliRunner()
 
 
 def tree_model() -> nn.Module:

@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.infer import infer
 from flopcalc.render.infer_html import batch_curves, memory_bars, phase_points, roof, roofline_points
@@ -21,7 +20,6 @@ pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
 
 A100_PEAK_BF16, A100_BANDWIDTH = 312e12, 2039e9
 N = 1024
-runner = CliRunner()
 
 
 def linear_model(tmp_path: Path) -> str:

@@ -8,17 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
 from flopcalc.render.plan_html import frontier, memory_bars, schedule_boxes, step_split
 from flopcalc.units import GIB
-from tests._cli import html_page, invoke_json, refused_html
+from tests._cli import html_page, invoke_json, refused_html, runner
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
 
-runner = CliRunner()
 SHAPE = ["--params", "7e9", "--layers", "32", "--hidden", "4096", "--heads", "32", "--seq-len", "4096"]
 LAYOUT = ["--gpu", "H100-SXM", "--num-gpus", "16", "--tp", "2", "--pp", "4", "--global-batch", "64"]
 ONE_LAYOUT = [*SHAPE, *LAYOUT, "--micro-batch", "1", "--tokens", "1T"]

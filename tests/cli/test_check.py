@@ -9,13 +9,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._cli import runner
 from tests._killed import killed_while_writing
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-runner = CliRunner()
 
 # examples/mlp.py: Linear(784, 256) -> ReLU -> Linear(256, 10), counted on a batch of 4
 BATCH = 4

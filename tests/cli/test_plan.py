@@ -4,13 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
-from tests._cli import GPT3_175B, LLAMA_7B, LLAMA_7B_LAYERS
+from tests._cli import GPT3_175B, LLAMA_7B, LLAMA_7B_LAYERS, runner
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-runner = CliRunner()
 SEVEN_B = LLAMA_7B
 FLEET = ["--gpu", "H100-SXM", "--intra-node-gbps", "450", "--inter-node-gbps", "50"]
 CONTRACT = {

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import flopcalc
 from flopcalc.cli import app
@@ -14,6 +13,7 @@ from flopcalc.errors import MissingDependencyError, ModelLoadError
 from flopcalc.loaders import load_model
 from flopcalc.loaders.diffusion import load_diffusion_config
 from flopcalc.loaders.zoo import define_torchvision_ops
+from tests._cli import runner
 from tests._hf_configs import TINY_UNET as TINY_4_CHANNEL_UNET
 
 define_torchvision_ops()  # before diffusers imports torchvision, as the loader does
@@ -21,7 +21,6 @@ pytest.importorskip("diffusers", reason="the diffusion extra is not installed: p
 
 SD15_UNET = Path(__file__).resolve().parents[2] / "examples" / "diffusion" / "sd15-unet" / "config.json"
 SD15_PUBLISHED_PARAMS = 859.5e6
-runner = CliRunner()
 
 TINY_UNET = {**TINY_4_CHANNEL_UNET, "in_channels": 4, "out_channels": 4}
 TINY_SDXL_UNET = {
