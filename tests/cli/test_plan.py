@@ -7,6 +7,7 @@ import pytest
 
 from flopcalc.cli import app
 from tests._cli import GPT3_175B, LLAMA_7B, LLAMA_7B_LAYERS, runner
+from tests._hf_configs import write_config
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SEVEN_B = LLAMA_7B
@@ -279,20 +280,18 @@ def test_the_intra_node_bandwidth_defaults_to_the_catalogues_link_per_direction(
 def test_a_hugging_face_config_brings_its_heads_and_layers(tmp_path):
     """The config's 8 heads share 2 key/value heads (grouped-query attention): tp 4 cannot split them."""
     pytest.importorskip("transformers")
-    config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "model_type": "llama",
-                "hidden_size": 64,
-                "intermediate_size": 172,
-                "num_hidden_layers": 4,
-                "num_attention_heads": 8,
-                "num_key_value_heads": 2,
-                "vocab_size": 512,
-                "max_position_embeddings": 128,
-            }
-        )
+    config = write_config(
+        tmp_path,
+        {
+            "model_type": "llama",
+            "hidden_size": 64,
+            "intermediate_size": 172,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "vocab_size": 512,
+            "max_position_embeddings": 128,
+        },
     )
     bad = invoke(config, "--gpu", "H100-SXM", "-n", "4", "--tp", "4")
     assert bad.exit_code == 2 and "--tp 4 does not divide the 2 key/value heads" in bad.stderr
