@@ -7,7 +7,6 @@ Peak RSS is read from the OS (ru_maxrss) after each step: no weights are allocat
 
 from __future__ import annotations
 
-import json
 import resource
 import sys
 import tempfile
@@ -23,19 +22,7 @@ sys.path.insert(0, str(ROOT))
 from flopcalc.api import count  # noqa: E402
 from flopcalc.loaders import load_model  # noqa: E402
 
-LLAMA_2_7B = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "intermediate_size": 11008,
-    "num_attention_heads": 32,
-    "num_hidden_layers": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 32000,
-    "max_position_embeddings": 4096,
-    "rms_norm_eps": 1e-05,
-    "tie_word_embeddings": False,
-}
+LLAMA_2_7B = ROOT / "examples" / "hf" / "llama-2-7b" / "config.json"
 
 
 def peak_rss_mib() -> float:
@@ -50,9 +37,7 @@ def timed(fn):
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "config.json"
-        config.write_text(json.dumps(LLAMA_2_7B))
-        seconds, hf = timed(lambda: count(str(config), seq_len=2048))
+        seconds, hf = timed(lambda: count(str(LLAMA_2_7B), seq_len=2048))
         print(
             f"HF config llama-2-7b seq 2048 fwd+bwd on {hf.device}: {seconds:.2f} s, params {hf.params:,}, "
             f"forward {hf.forward:.4e}, backward {hf.backward:.4e}; peak RSS {peak_rss_mib():.0f} MiB"

@@ -5,10 +5,8 @@ sizes 1, 8, 64): wall time of the build and of the analysis, peak RSS. Run by ha
 
 from __future__ import annotations
 
-import json
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,43 +16,29 @@ sys.path.insert(0, str(ROOT))
 from flopcalc.infer import infer  # noqa: E402
 from flopcalc.spec import ModelSpec  # noqa: E402
 
-LLAMA_2_7B = {
-    "model_type": "llama",
-    "architectures": ["LlamaForCausalLM"],
-    "hidden_size": 4096,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 32000,
-    "max_position_embeddings": 4096,
-    "tie_word_embeddings": False,
-}
+LLAMA_2_7B = ROOT / "examples" / "hf" / "llama-2-7b" / "config.json"
 
 
 def main() -> None:
     import transformers  # noqa: F401  (imported before the clock starts: it takes seconds on its own)
 
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "config.json"
-        config.write_text(json.dumps(LLAMA_2_7B))
-        for sizes in ("1", "1,8,64"):
-            start = time.perf_counter()
-            result = infer(
-                ModelSpec(str(config)),
-                gpu="A100-SXM4-80GB",
-                precision="fp16",
-                batch_sizes=sizes,
-                prompt=512,
-                generate=128,
-            )
-            seconds = time.perf_counter() - start
-            print(
-                f"batch sizes {sizes}: {seconds:.1f} s, time per token at batch 1 "
-                f"{result.decode.time_per_token_s * 1e3:.3f} ms, "
-                f"KV {int(result.kv_cache_bytes_per_token):,} B/token, "
-                f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
-            )
+    for sizes in ("1", "1,8,64"):
+        start = time.perf_counter()
+        result = infer(
+            ModelSpec(str(LLAMA_2_7B)),
+            gpu="A100-SXM4-80GB",
+            precision="fp16",
+            batch_sizes=sizes,
+            prompt=512,
+            generate=128,
+        )
+        seconds = time.perf_counter() - start
+        print(
+            f"batch sizes {sizes}: {seconds:.1f} s, time per token at batch 1 "
+            f"{result.decode.time_per_token_s * 1e3:.3f} ms, "
+            f"KV {int(result.kv_cache_bytes_per_token):,} B/token, "
+            f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

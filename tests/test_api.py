@@ -1,7 +1,5 @@
 """The front door: named and positional inputs mixed, and no build on the CPU that the CPU cannot hold."""
 
-import json
-
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -11,6 +9,7 @@ from flopcalc.api import count, model_bytes
 from flopcalc.cli import app
 from flopcalc.errors import InputSpecError, InsufficientMemoryError
 from flopcalc.spec import CallArgs, ModelSpec
+from tests._hf_configs import write_config
 
 MASKED = """
 import torch
@@ -113,18 +112,16 @@ def test_no_cpu_fallback_past_the_available_memory(tmp_path, monkeypatch):
 
 def test_an_hf_config_asked_on_the_cpu_is_measured_on_meta_first(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
-    config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "model_type": "llama",
-                "hidden_size": 64,
-                "intermediate_size": 128,
-                "num_hidden_layers": 1,
-                "num_attention_heads": 4,
-                "vocab_size": 1000,
-            }
-        )
+    config = write_config(
+        tmp_path,
+        {
+            "model_type": "llama",
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "vocab_size": 1000,
+        },
     )
     monkeypatch.setattr(api, "available_memory", lambda: 1_000_000)
     with pytest.raises(InsufficientMemoryError, match="on the cpu needs at least"):

@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from flopcalc.bench.hardware import describe_device
 from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult, save_matmul_result
@@ -20,10 +19,9 @@ from flopcalc.calibration import (
     parse_calibration,
     save_device_entry,
 )
-from flopcalc.cli import app
 from flopcalc.errors import CalibrationError
+from tests._cli import assert_one_line_error, invoke
 
-runner = CliRunner()
 RATES = KernelRates(
     matmul=((8, 32, 32, 0.01), (64, 256, 256, 0.05)),
     memory=((4096, 2.0), (1 << 20, 20.0)),
@@ -34,14 +32,11 @@ RATES = KernelRates(
 TINY = Ladder((8, 64), (32,), 1e9, (4096, 65536), (1024,), 0.001, ((1, 2),), (2,), (), 1e6)
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def _one_line_error(result, text):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("flopcalc: error:") and text in lines[0], result.output
+def bench_mlp(examples, *options):
+    """`flopcalc bench` of examples/mlp.py on an 8 x 784 input, 0.3 s on the CPU: OPTIONS say where its profile is."""
+    return invoke(
+        "bench", f"{examples / 'mlp.py'}:build", "--input", "8x784", "--device", "cpu", "--seconds", 0.3, *options
+    )
 
 
 def _profile(device_name):
@@ -113,39 +108,15 @@ def test_a_profile_of_another_device_is_refused(tmp_path):
 def test_bench_model_refuses_another_devices_profile(examples, tmp_path):
     path = tmp_path / "cal.yaml"
     save_device_entry(path, "Other CPU", "cpu", profile=_profile("Other CPU"))
-    result = invoke(
-        "bench",
-        f"{examples / 'mlp.py'}:build",
-        "--input",
-        "8x784",
-        "--device",
-        "cpu",
-        "--seconds",
-        0.3,
-        "--calibration",
-        path,
-    )
-    _one_line_error(result, "measured on Other CPU")
+    result = bench_mlp(examples, "--calibration", path)
+    assert_one_line_error(result, "measured on Other CPU")
 
 
 def test_bench_model_predicts_from_the_saved_profile(examples, tmp_path):
     path = tmp_path / "cal.yaml"
     name = describe_device("cpu").device_name
     save_device_entry(path, name, "cpu", profile=_profile(name))
-    result = invoke(
-        "bench",
-        f"{examples / 'mlp.py'}:build",
-        "--input",
-        "8x784",
-        "--device",
-        "cpu",
-        "--seconds",
-        0.3,
-        "--calibration",
-        path,
-        "--format",
-        "json",
-    )
+    result = bench_mlp(examples, "--calibration", path, "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["prediction_source"].startswith("saved profile")
@@ -156,18 +127,7 @@ def test_bench_model_predicts_from_the_saved_profile(examples, tmp_path):
 
 def test_bench_model_without_a_profile_measures_a_quick_one(examples, tmp_path, monkeypatch):
     monkeypatch.setenv("FLOPCALC_CALIBRATION", str(tmp_path / "none.yaml"))  # not a profile saved on this machine
-    result = invoke(
-        "bench",
-        f"{examples / 'mlp.py'}:build",
-        "--input",
-        "8x784",
-        "--device",
-        "cpu",
-        "--seconds",
-        0.3,
-        "--format",
-        "json",
-    )
+    result = bench_mlp(examples, "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["prediction_source"].startswith("quick profile") and data["predicted_step_seconds"] > 0
@@ -196,11 +156,11 @@ def test_bench_save_on_a_busy_machine_is_refused_before_measuring(monkeypatch, t
     import flopcalc.bench.hardware as hardware
 
     monkeypatch.setattr(hardware, "load_warning", lambda **_: f"{hardware.BUSY} (load average 9.0 > 2 CPUs): rerun")
-    _one_line_error(
+    assert_one_line_error(
         invoke("bench", "--device", "cpu", "--save", "--calibration", tmp_path / "c.yaml"),
         "will not measure for --save: the machine looks busy (load average 9.0 > 2 CPUs)",
     )
-    _one_line_error(invoke("bench", "--device", "cpu", "--force"), "--force applies to --save")
+    assert_one_line_error(invoke("bench", "--device", "cpu", "--force"), "--force applies to --save")
     assert not (tmp_path / "c.yaml").exists()
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from tests._hf_configs import TINY_UNET, write_config
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,8 +27,6 @@ def test_count_llama7b_helpers_load_with_kwargs_and_count():
 
 
 def test_count_sd15_unet_helpers_count_a_diffusers_config(tmp_path):
-    import json
-
     import pytest
 
     from flopcalc.loaders.zoo import define_torchvision_ops
@@ -34,19 +34,7 @@ def test_count_sd15_unet_helpers_count_a_diffusers_config(tmp_path):
     define_torchvision_ops()
     pytest.importorskip("diffusers", reason="the diffusion extra is not installed")
     script = load_script("count_sd15_unet")
-    config = {
-        "_class_name": "UNet2DConditionModel",
-        "block_out_channels": [32, 64],
-        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
-        "layers_per_block": 1,
-        "cross_attention_dim": 16,
-        "attention_head_dim": 4,
-        "norm_num_groups": 8,
-        "sample_size": 8,
-    }
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    loaded, inputs, report = script.load_and_count(tmp_path / "config.json")
+    loaded, inputs, report = script.load_and_count(Path(write_config(tmp_path, TINY_UNET)))
     assert report.forward > 0 and report.backward > 0
     assert script.flop_counter_mode_forward(loaded, inputs) > 0
 

@@ -14,6 +14,7 @@ from flopcalc.catalog import (
 )
 from flopcalc.errors import CatalogError, UsageError
 from flopcalc.units import PRECISIONS
+from tests._hf_configs import LLAMA_2_7B, write_config
 
 SHIPPED_FILES = sorted(shipped_catalog_dir().glob("*.yaml"))
 REQUIRED_IDS = [
@@ -605,30 +606,12 @@ def test_a_7b_fp16_model_serves_2048_token_prompts_at_batch_52_on_one_a100_80gb(
     11,008 x 2 bytes, the MLP's gate x up product: prefill keeps the last position's logits only) = 79.83e9 bytes at
     B = 52 and 81.11e9 at B = 53: more than 80e9, less than 80 GiB = 85.9e9, so 53 fits only in binary memory."""
     pytest.importorskip("transformers")
-    import json
-
     from flopcalc.infer import infer
     from flopcalc.spec import ModelSpec
 
-    config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            dict(
-                model_type="llama",
-                architectures=["LlamaForCausalLM"],
-                hidden_size=4096,
-                intermediate_size=11008,
-                num_hidden_layers=32,
-                num_attention_heads=32,
-                num_key_value_heads=32,
-                vocab_size=32000,
-                max_position_embeddings=4096,
-                tie_word_embeddings=False,
-            )
-        )
-    )
+    config = write_config(tmp_path, LLAMA_2_7B)
     result = infer(
-        ModelSpec(str(config)), gpu="A100-SXM4-80GB", precision="fp16", batch_sizes=[52, 53], prompt=2048, generate=128
+        ModelSpec(config), gpu="A100-SXM4-80GB", precision="fp16", batch_sizes=[52, 53], prompt=2048, generate=128
     )
     published, one_more = result.batches
     assert result.hardware.memory_bytes == 80 * 2**30

@@ -33,22 +33,25 @@ def test_a_folder_given_as_the_file_is_a_usage_error_and_is_left_alone(tmp_path)
 import errno
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 from flopcalc.errors import BudgetFileError, CatalogError
 from flopcalc.files import MAX_TEXT_FILE_BYTES, parse_yaml, read_json, read_yaml
+from tests._killed import killed_while_writing
 
 
-def test_a_full_disk_is_one_line_naming_the_path_and_the_previous_file_is_intact(tmp_path, monkeypatch):
-    target = tmp_path / "baseline.json"
-    target.write_text("old\n")
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every os.fsync from here on fails as on a full disk (ENOSPC)."""
 
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", full)
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_the_previous_file_is_intact(tmp_path, full_disk):
+    target = tmp_path / "baseline.json"
+    target.write_text("old\n")
     with pytest.raises(UsageError, match=r"cannot write .*baseline.json: No space left on device") as caught:
         write_atomic(target, "new\n" * 1000)
     assert "\n" not in str(caught.value)
@@ -73,24 +76,11 @@ def test_a_new_file_follows_the_umask_and_an_overwritten_one_keeps_its_mode(tmp_
 def test_a_sigterm_during_a_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
     target = tmp_path / "calibration.yaml"
     target.write_text("old\n")
-    script = textwrap.dedent(f"""
-        import os, signal, time
+    command = f"""
         import flopcalc.files as files
-        real_fdopen = os.fdopen
-        class Slow:
-            def __init__(self, handle): self.handle = handle
-            def __enter__(self): return self
-            def __exit__(self, *info): self.handle.close()
-            def write(self, text):
-                self.handle.write(text[:10])
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(5)
-            def flush(self): pass
-            def fileno(self): return self.handle.fileno()
-        os.fdopen = lambda fd, *a, **k: Slow(real_fdopen(fd, *a, **k))
         files.write_atomic({str(target)!r}, "new\\n" * 100)
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    """
+    result = killed_while_writing(command, timeout=60)
     assert result.returncode == -signal.SIGTERM, result.stderr
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["calibration.yaml"]
@@ -154,18 +144,13 @@ def test_json_that_does_not_parse_names_the_file(tmp_path):
         read_json(path, BudgetFileError, "baseline file")
 
 
-def test_a_report_that_cannot_be_written_exits_2_naming_the_path(tmp_path, monkeypatch):
+def test_a_report_that_cannot_be_written_exits_2_naming_the_path(tmp_path, full_disk):
     from typer.testing import CliRunner
 
     from flopcalc.cli import app
 
     report = tmp_path / "report.json"
     report.write_text("previous\n")
-
-    def full(fd):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(os, "fsync", full)
     result = CliRunner().invoke(
         app, ["convert", "2500 gpu-days", "--gpu", "V100-SXM2", "-f", "json", "-o", str(report)]
     )

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._cli import LLAMA_7B, runner
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-runner = CliRunner()
 
 # Values no numeric option may take: each must be refused with one line, exit 2.
 REFUSED = ["nan", "inf", "-inf", "-1", "1e400", "twelve", "", "0x10", "1e3000000", "--"]
@@ -60,24 +59,7 @@ BASE = {
     "count": [str(EXAMPLES / "mlp.py")],
     "convert": ["1e20 flop", "--gpu", "H100-SXM"],
     "train": ["--params", "1e9", "--tokens", "1e12", "--gpu", "H100-SXM"],
-    "plan": [
-        "--params",
-        "6.7e9",
-        "--seq-len",
-        "2048",
-        "--layers",
-        "32",
-        "--hidden",
-        "4096",
-        "--heads",
-        "32",
-        "--gpu",
-        "H100-SXM",
-        "-n",
-        "8",
-        "--tokens",
-        "1e12",
-    ],
+    "plan": [*LLAMA_7B, "--gpu", "H100-SXM", "-n", "8", "--tokens", "1e12"],
     "infer": [str(EXAMPLES / "mlp.py"), "--gpu", "H100-SXM"],
     "check": ["--budget", str(EXAMPLES / "flopcalc.yaml")],
     "validate": [],
@@ -107,6 +89,12 @@ def numeric_options():
 
 
 OPTIONS = numeric_options()
+# bench measures for real: a value it accepts would start a run
+EVERY_OPTION_BUT_BENCH = pytest.mark.parametrize(
+    "command,flag,metavar",
+    [o for o in OPTIONS if o[0] != "bench"],
+    ids=[f"{c}{f or ''}" for c, f, _ in OPTIONS if c != "bench"],
+)
 
 
 def test_every_command_with_a_numeric_option_has_a_base_run():
@@ -114,20 +102,19 @@ def test_every_command_with_a_numeric_option_has_a_base_run():
     assert len(OPTIONS) > 40  # the walk found the options (a typer change would silently find none)
 
 
-def invoke(command, flag, value):
+def command_line(command, flag, value):
+    """BASE[command] with `flag` given `value` (as flag=value where the value would read as a flag or is empty)."""
     base = list(BASE[command])
     if flag is None:  # convert's QUANTITY: the value replaces it, with a unit
         base[0] = f"{value} pf-days"
-        return runner.invoke(app, [command, *base])
-    return runner.invoke(
-        app,
-        [
-            command,
-            *base,
-            f"{flag}={value}" if value.startswith("-") or not value else flag,
-            *([] if value.startswith("-") or not value else [value]),
-        ],
-    )
+        return [command, *base]
+    if value.startswith("-") or not value:
+        return [command, *base, f"{flag}={value}"]
+    return [command, *base, flag, value]
+
+
+def invoke(command, flag, value):
+    return runner.invoke(app, command_line(command, flag, value))
 
 
 def assert_clean(result, command, flag, value, allowed=(0, 1, 2)):
@@ -147,11 +134,7 @@ def test_refused_values_are_one_line_and_exit_2(command, flag, metavar):
         assert_clean(invoke(command, flag, value), command, flag, value, allowed=(2,))
 
 
-@pytest.mark.parametrize(
-    "command,flag,metavar",
-    [o for o in OPTIONS if o[0] != "bench"],
-    ids=[f"{c}{f or ''}" for c, f, _ in OPTIONS if c != "bench"],
-)
+@EVERY_OPTION_BUT_BENCH
 def test_extreme_values_end_cleanly(command, flag, metavar):
     rng = random.Random(f"{SEED}{command}{flag}")
     for value in rng.sample(EXTREME, RUNS_PER_OPTION):
@@ -167,22 +150,12 @@ def _strict_json(text, where):
     return json.loads(text, parse_constant=refuse)
 
 
-@pytest.mark.parametrize(
-    "command,flag,metavar",
-    [o for o in OPTIONS if o[0] != "bench"],
-    ids=[f"{c}{f or ''}" for c, f, _ in OPTIONS if c != "bench"],
-)
+@EVERY_OPTION_BUT_BENCH
 def test_json_output_stays_strict_on_extreme_values(command, flag, metavar):
     """Whatever extreme value is accepted, `--format json` holds no Infinity or NaN (strict parsers reject it)."""
     rng = random.Random(f"{SEED}{command}{flag}json")
     value = rng.choice(["1e30", "1e-300", "99999999999999999999", "1e308", str(2**31)])
-    base = list(BASE[command])
-    if flag is None:
-        base[0] = f"{value} pf-days"
-        arguments = [command, *base]
-    else:
-        arguments = [command, *base, flag, value]
-    result = runner.invoke(app, [*arguments, "--format", "json"])
+    result = runner.invoke(app, [*command_line(command, flag, value), "--format", "json"])
     assert_clean(result, command, flag, value)
     if result.exit_code in (0, 1) and result.stdout.strip():
         _strict_json(result.stdout, f"{command} {flag}={value!r}")

@@ -7,18 +7,16 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.bench.hardware import DeviceInfo
 from flopcalc.bench.matmul import MatmulBenchResult, PrecisionResult
 from flopcalc.bench.sweep import ShapeTiming
 from flopcalc.cli import app
 from flopcalc.render.bench_html import render_matmul_html, shape_points
+from tests._cli import runner
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
-
-runner = CliRunner()
 
 
 def saved_result() -> MatmulBenchResult:

@@ -7,17 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.budget import Check, CheckResult, Regression
 from flopcalc.cli import app
 from flopcalc.render.budget_html import budget_bars, growth_bars
+from tests._cli import refused_html, runner
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
 
 ROOT = Path(__file__).resolve().parent.parent
-runner = CliRunner()
 
 
 def test_a_bar_is_the_value_in_percent_of_its_limit_red_when_over():
@@ -73,8 +72,5 @@ def test_without_bokeh_check_html_is_one_line_and_exit_2_before_counting(monkeyp
     import sys
 
     monkeypatch.setitem(sys.modules, "bokeh", None)
-    out = tmp_path / "check.html"
-    result = runner.invoke(app, ["check", "--budget", "nowhere.yaml", "--format", "html", "--output", str(out)])
-    assert result.exit_code == 2
+    result = refused_html(tmp_path / "check.html", "check", "--budget", "nowhere.yaml")
     assert "flopcalc[html]" in result.output and "nowhere.yaml" not in result.output  # said before the file is read
-    assert not out.exists()

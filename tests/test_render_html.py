@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 import flopcalc
 from flopcalc.cli import app
 from flopcalc.render.count_html import axis_scale, category_bars, icicle_boxes
+from tests._cli import refused_html, runner
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-runner = CliRunner()
 
 
 def tree_model() -> nn.Module:
@@ -119,11 +118,8 @@ def test_a_value_cannot_end_the_data_block(tmp_path):
 
 def test_without_bokeh_the_html_format_is_one_line_and_exit_2(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "bokeh", None)  # import bokeh raises ImportError
-    out = tmp_path / "report.html"
-    result = runner.invoke(app, ["count", f"{EXAMPLES / 'cnn.py'}:build", "--format", "html", "--output", str(out)])
-    assert result.exit_code == 2
+    result = refused_html(tmp_path / "report.html", "count", f"{EXAMPLES / 'cnn.py'}:build")
     assert "flopcalc[html]" in result.output and "Traceback" not in result.output
-    assert not out.exists()
 
 
 # -- in a real browser ---------------------------------------------------------------------------------------

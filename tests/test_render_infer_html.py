@@ -4,25 +4,22 @@ headless Chromium."""
 
 from __future__ import annotations
 
-import json
 import math
 import textwrap
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
 from flopcalc.infer import infer
 from flopcalc.render.infer_html import batch_curves, memory_bars, phase_points, roof, roofline_points
 from flopcalc.spec import ModelSpec
+from tests._cli import html_page, invoke_json, refused_html
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
 
 A100_PEAK_BF16, A100_BANDWIDTH = 312e12, 2039e9
 N = 1024
-runner = CliRunner()
 
 
 def linear_model(tmp_path: Path) -> str:
@@ -108,30 +105,21 @@ def test_a_generations_phases_and_kv_cache(examples):
 
 def infer_page(tmp_path: Path, model: str, *extra: str) -> tuple[Path, str]:
     out = tmp_path / "infer.html"
-    result = runner.invoke(app, ["infer", model, *extra, "--format", "html", "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out, out.read_text()
+    return out, html_page(out, "infer", model, *extra)
 
 
 def test_the_page_carries_the_json_figures(tmp_path, examples):
     args = [f"{examples / 'decoder.py'}:build", "--gpu", "H100-SXM", "--prompt", "6", "--generate", "4", "-b", "1,4"]
     _, text = infer_page(tmp_path, *args)
-    as_json = runner.invoke(app, ["infer", *args, "--format", "json"])
-    assert as_json.exit_code == 0
-    assert page_data(text) == json.loads(as_json.stdout)
+    assert page_data(text) == invoke_json("infer", *args)
 
 
 def test_without_bokeh_infer_html_is_one_line_and_exit_2(monkeypatch, tmp_path):
     import sys
 
     monkeypatch.setitem(sys.modules, "bokeh", None)
-    out = tmp_path / "infer.html"
-    result = runner.invoke(
-        app, ["infer", linear_model(tmp_path), "--gpu", "A100-SXM4-80GB", "--format", "html", "--output", str(out)]
-    )
-    assert result.exit_code == 2
+    result = refused_html(tmp_path / "infer.html", "infer", linear_model(tmp_path), "--gpu", "A100-SXM4-80GB")
     assert "flopcalc[html]" in result.output and "Traceback" not in result.output
-    assert not out.exists()
 
 
 def test_the_infer_report_opens_offline_in_chromium_and_draws_every_layer_at_every_batch(tmp_path, examples):

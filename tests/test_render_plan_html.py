@@ -8,16 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
 from flopcalc.render.plan_html import frontier, memory_bars, schedule_boxes, step_split
 from flopcalc.units import GIB
+from tests._cli import html_page, invoke_json, refused_html, runner
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
 
-runner = CliRunner()
 SHAPE = ["--params", "7e9", "--layers", "32", "--hidden", "4096", "--heads", "32", "--seq-len", "4096"]
 LAYOUT = ["--gpu", "H100-SXM", "--num-gpus", "16", "--tp", "2", "--pp", "4", "--global-batch", "64"]
 ONE_LAYOUT = [*SHAPE, *LAYOUT, "--micro-batch", "1", "--tokens", "1T"]
@@ -116,26 +115,19 @@ def planning_plan(planning):
 
 def write_page(tmp_path: Path, *args: str) -> tuple[Path, str]:
     out = tmp_path / "plan.html"
-    result = runner.invoke(app, ["plan", *args, "--format", "html", "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out, out.read_text()
+    return out, html_page(out, "plan", *args)
 
 
 @pytest.mark.parametrize("args", [ONE_LAYOUT, SEARCH], ids=["layout", "search"])
 def test_the_page_carries_the_json_object(tmp_path, args):
     _, text = write_page(tmp_path, *args)
-    as_json = runner.invoke(app, ["plan", *args, "--format", "json"])
-    assert as_json.exit_code == 0
-    assert page_data(text) == json.loads(as_json.stdout)
+    assert page_data(text) == invoke_json("plan", *args)
 
 
 def test_without_bokeh_the_html_format_is_one_line_and_exit_2(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "bokeh", None)
-    out = tmp_path / "plan.html"
-    result = runner.invoke(app, ["plan", *ONE_LAYOUT, "--format", "html", "--output", str(out)])
-    assert result.exit_code == 2
+    result = refused_html(tmp_path / "plan.html", "plan", *ONE_LAYOUT)
     assert "flopcalc[html]" in result.output and "Traceback" not in result.output
-    assert not out.exists()
 
 
 def test_a_70b_search_page_stays_under_5_mb(tmp_path):

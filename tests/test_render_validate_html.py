@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
 from flopcalc.render.validate_html import error_band, validation_points
 from flopcalc.validate import validate
+from tests._cli import runner
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
-
-runner = CliRunner()
 
 
 def test_one_point_per_row_inside_the_band_of_the_largest_error():

@@ -3,44 +3,22 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.calibration import load_calibration
-from flopcalc.cli import app
-
-runner = CliRunner()
+from tests._cli import assert_one_line_error, invoke
 
 MATMUL_KEYS = {"device", "device_name", "torch_version", "results", "calibration_file"}
 RESULT_KEYS = {"precision", "best_tflops", "median_tflops", "spread_pct", "shape", "peak_tflops", "fraction_of_peak"}
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def _one_line_error(result, text):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("flopcalc: error:") and text in lines[0], result.output
+def bench_and_save(calibration, *args):
+    """`flopcalc bench ARGS` as JSON, saved to the `calibration` file however wide its spread."""
+    return invoke("bench", *args, "--format", "json", "--save", "--force", "--calibration", calibration)
 
 
 def test_json_contract_and_save_round_trip(tmp_path):
     path = tmp_path / "cal.yaml"
-    result = invoke(
-        "bench",
-        "--device",
-        "cpu",
-        "--precision",
-        "fp32",
-        "--seconds",
-        2,
-        "--format",
-        "json",
-        "--save",
-        "--force",
-        "--calibration",
-        path,
-    )
+    result = bench_and_save(path, "--device", "cpu", "--precision", "fp32", "--seconds", 2)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # no progress bar or notes in the JSON output
     assert MATMUL_KEYS <= set(data)
@@ -64,7 +42,7 @@ def test_json_contract_and_save_round_trip(tmp_path):
     ],
 )
 def test_bad_options_exit_2_with_one_line(args, text):
-    _one_line_error(invoke("bench", *args), text)
+    assert_one_line_error(invoke("bench", *args), text)
 
 
 def test_absent_cuda_is_a_one_line_error():
@@ -72,27 +50,12 @@ def test_absent_cuda_is_a_one_line_error():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    _one_line_error(invoke("bench", "--device", "cuda"), "no CUDA/ROCm device")
+    assert_one_line_error(invoke("bench", "--device", "cuda"), "no CUDA/ROCm device")
 
 
 def test_model_bench_json_and_save(examples, tmp_path):
     path = tmp_path / "cal.yaml"
-    result = invoke(
-        "bench",
-        f"{examples / 'mlp.py'}:build",
-        "--input",
-        "8x784",
-        "--device",
-        "cpu",
-        "--seconds",
-        1,
-        "--format",
-        "json",
-        "--save",
-        "--force",
-        "--calibration",
-        path,
-    )
+    result = bench_and_save(path, f"{examples / 'mlp.py'}:build", "--input", "8x784", "--device", "cpu", "--seconds", 1)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["flops_per_step"] == data["forward_flops_per_step"] + data["backward_flops_per_step"]
@@ -106,8 +69,8 @@ def test_model_bench_table_and_errors(examples, tmp_path):
     assert result.exit_code == 0, result.output
     for text in ("FLOPs per step", "achieved", "MFU (of peak)"):
         assert text in result.output
-    _one_line_error(invoke("bench", tmp_path / "missing.py", "--device", "cpu"), "missing.py")
-    _one_line_error(
+    assert_one_line_error(invoke("bench", tmp_path / "missing.py", "--device", "cpu"), "missing.py")
+    assert_one_line_error(
         invoke("bench", f"{examples / 'mlp.py'}:build", "--device", "cpu", "--calibration", tmp_path / "none.yaml"),
         "no calibration file",
     )
@@ -197,15 +160,17 @@ def test_train_model_uses_the_benchmarked_utilization(examples, tmp_path):
     data = json.loads(result.stdout)
     assert data["sustained_flops_per_gpu"] == pytest.approx(achieved * 1e12)  # measured x (achieved / measured)
     assert any("of measured matmul throughput" in note for note in data["notes"])
-    _one_line_error(
+    assert_one_line_error(
         invoke("train", model, "--input", "8x784", "--examples", 1000, "--calibration", path, "-u", "0.5"),
         "conflicts with the measured utilisation",
     )
 
 
 def test_convert_without_gpu_or_calibration_is_an_error(tmp_path):
-    _one_line_error(invoke("convert", "1 gpu-days"), "--gpu NAME (or --calibration")  # FLOP alone needs no GPU
-    _one_line_error(invoke("convert", "1e18 flop", "--calibration", tmp_path / "none.yaml"), "no calibration file")
+    assert_one_line_error(invoke("convert", "1 gpu-days"), "--gpu NAME (or --calibration")  # FLOP alone needs no GPU
+    assert_one_line_error(
+        invoke("convert", "1e18 flop", "--calibration", tmp_path / "none.yaml"), "no calibration file"
+    )
 
 
 # --- bench --distributed -------------------------------------------------------------------------------
@@ -289,7 +254,7 @@ def test_distributed_two_ranks_json_and_save(no_launcher, tmp_path):
     ],
 )
 def test_distributed_option_errors(no_launcher, args, text):
-    _one_line_error(invoke("bench", *args), text)
+    assert_one_line_error(invoke("bench", *args), text)
 
 
 def test_distributed_world_size_one_and_nproc_under_a_launcher(no_launcher, monkeypatch):
@@ -298,9 +263,9 @@ def test_distributed_world_size_one_and_nproc_under_a_launcher(no_launcher, monk
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", "29500")
     monkeypatch.setenv("WORLD_SIZE", "1")
-    _one_line_error(invoke("bench", "--distributed"), "needs at least 2 ranks; the launcher started WORLD_SIZE=1")
+    assert_one_line_error(invoke("bench", "--distributed"), "needs at least 2 ranks; the launcher started WORLD_SIZE=1")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    _one_line_error(invoke("bench", "--distributed", "--nproc", "2"), "a launcher already started this one")
+    assert_one_line_error(invoke("bench", "--distributed", "--nproc", "2"), "a launcher already started this one")
 
 
 def test_the_sweep_draws_its_sparkline_on_a_terminal_and_never_into_a_file(tmp_path):

@@ -9,12 +9,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._cli import runner
+from tests._killed import killed_while_writing
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-runner = CliRunner()
 
 # examples/mlp.py: Linear(784, 256) -> ReLU -> Linear(256, 10), counted on a batch of 4
 BATCH = 4
@@ -54,6 +54,22 @@ def mlp_budget(folder: Path, *, forward=FORWARD, backward=BACKWARD, params=PARAM
             max_params: {params}
         """
     return write_budget(folder, textwrap.dedent(entry) + textwrap.indent(textwrap.dedent(extra), "  "))
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list[str]:
+    """The source of every model flopcalc counts from here on, in order."""
+    import flopcalc.api as api
+
+    sources = []
+    real = api.count_spec
+
+    def recording(spec):
+        sources.append(spec.source)
+        return real(spec)
+
+    monkeypatch.setattr(api, "count_spec", recording)
+    return sources
 
 
 def invoke(*args):
@@ -131,17 +147,7 @@ def test_json_matches_the_golden_contract(workdir):
     assert [r["passed"] for r in data["regressions"]] == [False, False, False, True, True, True]
 
 
-def test_models_shared_by_entries_are_counted_once(workdir, monkeypatch):
-    import flopcalc.api as api
-
-    calls = []
-    real = api.count_spec
-
-    def recording(spec):
-        calls.append(spec.source)
-        return real(spec)
-
-    monkeypatch.setattr(api, "count_spec", recording)
+def test_models_shared_by_entries_are_counted_once(workdir, calls):
     mlp_budget(
         workdir,
         extra="""
@@ -394,17 +400,7 @@ def test_an_onnx_graph_is_checked_with_train_arithmetic_and_its_notes(workdir):
 # one run, every report: the console table and the files CI keeps come from one count
 
 
-def test_junit_and_json_files_beside_the_table_from_one_count(workdir, monkeypatch):
-    import flopcalc.api as api
-
-    calls = []
-    real = api.count_spec
-
-    def recording(spec):
-        calls.append(spec.source)
-        return real(spec)
-
-    monkeypatch.setattr(api, "count_spec", recording)
+def test_junit_and_json_files_beside_the_table_from_one_count(workdir, calls):
     mlp_budget(workdir, params=PARAMS - 1)
     result = invoke("--junit", "report.xml", "--json", "report.json")
     assert result.exit_code == 1
@@ -439,37 +435,17 @@ def test_update_baseline_with_a_report_file_is_bad_input(workdir):
 def test_a_sigterm_while_the_baseline_is_written_keeps_the_old_one_and_leaves_no_temporary_file(examples, tmp_path):
     """`check --update-baseline` killed (SIGTERM, as CI cancels a job) in the middle of writing the baseline."""
     import signal
-    import subprocess
-    import sys
-    import textwrap
 
     baseline = tmp_path / "baseline.json"
     baseline.write_text("old\n")
-    script = textwrap.dedent(f"""
-        import os, signal, sys, time
-        real_fdopen = os.fdopen
-        class Slow:
-            def __init__(self, handle): self.handle = handle
-            def __enter__(self): return self
-            def __exit__(self, *info): self.handle.close()
-            def write(self, text):
-                self.handle.write(text[:10])
-                if '"budgets"' in text:  # the baseline, not any other file written on the way
-                    os.kill(os.getpid(), signal.SIGTERM)
-                    time.sleep(5)
-                else:
-                    self.handle.write(text[10:])
-            def flush(self): self.handle.flush()
-            def fileno(self): return self.handle.fileno()
-        os.fdopen = lambda fd, *a, **k: Slow(real_fdopen(fd, *a, **k))
+    command = f"""
         from flopcalc.cli import main
         sys.argv = ["flopcalc", "check", "--budget", {str(examples / "flopcalc.yaml")!r},
                     "--update-baseline", {str(baseline)!r}]
         main()
-    """)
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=examples.parent
-    )
+    """
+    # the baseline, not any other file written on the way
+    done = killed_while_writing(command, when="'\"budgets\"' in text", timeout=300, cwd=examples.parent)
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert baseline.read_text() == "old\n"
     assert [path.name for path in tmp_path.iterdir()] == ["baseline.json"]

@@ -6,17 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._cli import invoke, runner
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-runner = CliRunner()
 LECTURE = ["convert", "2500 gpu-days", "--gpu", "V100-SXM2", "--precision", "fp16", "--utilization", "0.3"]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_lecture_case_matches_the_golden_json():

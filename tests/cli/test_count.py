@@ -4,16 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._cli import invoke, runner
+from tests._hf_configs import TINY_GPT2, write_config
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_table_states_the_convention_and_shows_layers_and_categories(examples):
@@ -218,21 +214,7 @@ def test_compare_rejects_an_unknown_counter(examples):
 
 def test_json_of_a_transformer_config_has_a_conventions_block(tmp_path):
     pytest.importorskip("transformers")
-    config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "model_type": "gpt2",
-                "n_layer": 1,
-                "n_head": 2,
-                "n_embd": 16,
-                "vocab_size": 64,
-                "n_positions": 32,
-                "bos_token_id": 0,
-                "eos_token_id": 0,
-            }
-        )
-    )
+    config = write_config(tmp_path, TINY_GPT2)
     data = json.loads(invoke("count", config, "--seq-len", "32", "--format", "json").output)
     block = data["conventions"]
     assert block["shape"]["layers"] == 1 and block["shape"]["seq_len"] == 32

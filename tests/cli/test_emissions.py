@@ -1,68 +1,22 @@
 """--pue, --grid-intensity and --region on train, convert and plan through CliRunner: kg CO2e next to kWh, the
 sources stated, one-line errors."""
 
-import json
 from fractions import Fraction
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
+from tests._cli import GPT3_RUN, LLAMA_7B, invoke
+from tests._cli import invoke_json as run_json
 
-runner = CliRunner()
-PLAN = [
-    "plan",
-    "--params",
-    "6.7e9",
-    "--seq-len",
-    "2048",
-    "--layers",
-    "32",
-    "--hidden",
-    "4096",
-    "--heads",
-    "32",
-    "--gpu",
-    "H100-SXM",
-    "-n",
-    "16",
-    "--tp",
-    "8",
-    "--tokens",
-    "1T",
-]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def run_json(*args):
-    result = invoke(*args, "--format", "json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+PLAN = ["plan", *LLAMA_7B, "--gpu", "H100-SXM", "-n", "16", "--tp", "8", "--tokens", "1T"]
 
 
 def test_train_reports_kg_co2e_from_a_region_and_states_its_sources():
-    data = run_json(
-        "train",
-        "--params",
-        "175e9",
-        "--tokens",
-        "300e9",
-        "--gpu",
-        "V100-SXM2",
-        "-n",
-        "1024",
-        "--pue",
-        "1.1",
-        "--region",
-        "IN",
-    )
+    data = run_json("train", *GPT3_RUN, "-n", "1024", "--pue", "1.1", "--region", "IN")
     gpu_hours = Fraction("3.15e23") / (Fraction("125e12") * Fraction("0.3") * 3600)
     assert data["emissions_kg_co2e"] == float(300 * gpu_hours * Fraction("1.1") / 1000 * 713 / 1000)
     assert data["grid_intensity"]["region"] == "IN" and data["grid_intensity"]["year"] == 2023
-    table = invoke("train", "--params", "175e9", "--tokens", "300e9", "--gpu", "V100-SXM2", "--region", "IN")
+    table = invoke("train", *GPT3_RUN, "--region", "IN")
     for text in (
         "emissions",
         "kg CO2e = kWh x 713 gCO2e/kWh",

@@ -3,11 +3,9 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
+from tests._cli import invoke
 
-runner = CliRunner()
 SHOW_KEYS = (
     "id",
     "name",
@@ -21,10 +19,6 @@ SHOW_KEYS = (
     "tdp_w",
     "sources",
 )
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_list_table_has_every_entry_and_the_dense_note():

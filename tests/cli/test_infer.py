@@ -4,60 +4,15 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
+from tests._cli import invoke
+from tests._hf_configs import tiny_bert, write_config
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-runner = CliRunner()
-TINY_LLAMA = dict(
-    model_type="llama",
-    architectures=["LlamaForCausalLM"],
-    hidden_size=64,
-    intermediate_size=160,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    vocab_size=1000,
-    max_position_embeddings=256,
-    tie_word_embeddings=False,
-)
-GENERATION = (
-    "--gpu",
-    "A100-SXM4-80GB",
-    "--prompt",
-    "8",
-    "--generate",
-    "4",
-    "--batch-size",
-    "1,4",
-    "--weight-dtype",
-    "int4",
-)
-DECODER_GOLDEN = (
-    "--gpu",
-    "A100-SXM4-80GB",
-    "--prompt",
-    "8",
-    "--generate",
-    "4",
-    "--batch-size",
-    "1,4",
-    "--kv-dtype",
-    "fp8",
-)
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture
-def tiny_llama(tmp_path):
-    pytest.importorskip("transformers")
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(TINY_LLAMA))
-    return path
+# 8 tokens of prompt, 4 generated, at batch sizes 1 and 4 on an A100: then int4 weights, or (the golden file) an fp8 cache
+SERVING = ("--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "4", "--batch-size", "1,4")
+GENERATION = (*SERVING, "--weight-dtype", "int4")
+DECODER_GOLDEN = (*SERVING, "--kv-dtype", "fp8")
 
 
 def test_json_matches_the_golden_contract(examples):
@@ -153,27 +108,6 @@ def test_a_gpu_without_a_bandwidth_figure_and_no_gpu_at_all(examples, tmp_path):
     assert result.exit_code == 2 and "no GPU given" in result.stderr
 
 
-def test_an_encoder_with_generate_is_one_line(tmp_path):
-    pytest.importorskip("transformers")
-    path = tmp_path / "config.json"
-    path.write_text(
-        json.dumps(
-            dict(
-                model_type="bert",
-                hidden_size=64,
-                intermediate_size=128,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                vocab_size=1000,
-                architectures=["BertModel"],
-            )
-        )
-    )
-    result = invoke("infer", path, "--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "2")
-    assert result.exit_code == 2 and "is not a causal language model" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-
-
 def test_the_documented_json_example_uses_the_contract_keys():
     """docs/infer.md's JSON example has the golden file's keys at every level, and its table lists each of them."""
     docs = (Path(__file__).resolve().parents[2] / "docs" / "infer.md").read_text()
@@ -188,25 +122,20 @@ def test_the_documented_json_example_uses_the_contract_keys():
         assert f"`{key}`" in docs, key
 
 
-def test_generate_on_a_model_whose_attention_is_not_causal_exits_2(tmp_path):
+@pytest.mark.parametrize(
+    "architecture, message",
+    [
+        ("BertModel", "is not a causal language model"),  # an encoder
+        ("BertLMHeadModel", "is not a causal language model: its attention sees every position both ways"),
+    ],
+    ids=["encoder", "lm-head-without-causal-mask"],
+)
+def test_generate_on_a_model_whose_attention_is_not_causal_exits_2(tmp_path, architecture, message):
     pytest.importorskip("transformers")
-    path = tmp_path / "config.json"
-    path.write_text(
-        json.dumps(
-            dict(
-                model_type="bert",
-                hidden_size=64,
-                intermediate_size=128,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                vocab_size=1000,
-                architectures=["BertLMHeadModel"],
-            )
-        )
-    )
+    path = write_config(tmp_path, tiny_bert(architecture))
     result = invoke("infer", path, "--gpu", "A100-SXM4-80GB", "--prompt", "8", "--generate", "2")
     assert result.exit_code == 2, result.output
-    assert "is not a causal language model: its attention sees every position both ways" in result.stderr
+    assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -275,7 +204,7 @@ def test_infer_on_a_terminal_draws_the_bound_strip_and_piped_none(examples, tmp_
     arguments = ["infer", f"{examples / 'cnn.py'}:build", "--input", "1x3x32x32", "--gpu", "A100-SXM4-80GB"]
     code, seen = stdout_on_terminal(arguments, tmp_path)
     assert code == 0 and "layer after layer" in seen and "░" in seen
-    piped = runner.invoke(app, arguments)  # the runner's stdout is no terminal
+    piped = invoke(*arguments)  # the runner's stdout is no terminal
     assert piped.exit_code == 0 and "Batch sizes" in piped.stdout
     assert "layer after layer" not in piped.stdout and "░" not in piped.stdout
     code, _ = stdout_on_terminal([*arguments, "--output", "served.txt"], tmp_path)

@@ -3,36 +3,10 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
+from tests._cli import invoke
 
-runner = CliRunner()
-TINY_LLAMA = dict(
-    model_type="llama",
-    architectures=["LlamaForCausalLM"],
-    hidden_size=64,
-    intermediate_size=160,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    vocab_size=1000,
-    max_position_embeddings=256,
-    tie_word_embeddings=False,
-)
 GENERATION = ("--gpu", "H100-SXM", "--prompt", "8", "--generate", "2")
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture
-def tiny_llama(tmp_path):
-    pytest.importorskip("transformers")
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(TINY_LLAMA))
-    return path
 
 
 def test_table_and_json_of_two_gpus_and_two_replicas(tiny_llama):

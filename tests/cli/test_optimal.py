@@ -3,15 +3,8 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from tests._cli import invoke
 
 
 def test_json_has_each_fit_its_coefficients_and_source():

@@ -4,13 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._cli import GPT3_175B, LLAMA_7B, LLAMA_7B_LAYERS, runner
+from tests._hf_configs import write_config
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-runner = CliRunner()
-SEVEN_B = ["--params", "6.7e9", "--seq-len", "2048", "--layers", "32", "--hidden", "4096", "--heads", "32"]
+SEVEN_B = LLAMA_7B
 FLEET = ["--gpu", "H100-SXM", "--intra-node-gbps", "450", "--inter-node-gbps", "50"]
 CONTRACT = {
     "model": {"params", "flops_per_micro_batch", "source"},
@@ -280,20 +280,18 @@ def test_the_intra_node_bandwidth_defaults_to_the_catalogues_link_per_direction(
 def test_a_hugging_face_config_brings_its_heads_and_layers(tmp_path):
     """The config's 8 heads share 2 key/value heads (grouped-query attention): tp 4 cannot split them."""
     pytest.importorskip("transformers")
-    config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "model_type": "llama",
-                "hidden_size": 64,
-                "intermediate_size": 172,
-                "num_hidden_layers": 4,
-                "num_attention_heads": 8,
-                "num_key_value_heads": 2,
-                "vocab_size": 512,
-                "max_position_embeddings": 128,
-            }
-        )
+    config = write_config(
+        tmp_path,
+        {
+            "model_type": "llama",
+            "hidden_size": 64,
+            "intermediate_size": 172,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "vocab_size": 512,
+            "max_position_embeddings": 128,
+        },
     )
     bad = invoke(config, "--gpu", "H100-SXM", "-n", "4", "--tp", "4")
     assert bad.exit_code == 2 and "--tp 4 does not divide the 2 key/value heads" in bad.stderr
@@ -414,16 +412,7 @@ def test_a_counted_transformer_is_predicted_from_its_shape_and_says_where_the_ge
 
 def test_virtual_stages_interleave_and_the_table_shows_the_bubble_and_mfu():
     args = (
-        "--params",
-        "175e9",
-        "--seq-len",
-        "2048",
-        "--layers",
-        "96",
-        "--hidden",
-        "12288",
-        "--heads",
-        "96",
+        *GPT3_175B,
         "--vocab",
         "51200",
         "--gpu",
@@ -511,12 +500,7 @@ def test_attention_flash_by_default_and_math_on_request():
 
 def test_without_seq_len_the_model_states_and_what_activations_need(tmp_path):
     result = invoke(
-        "--layers",
-        "32",
-        "--hidden",
-        "4096",
-        "--heads",
-        "32",
+        *LLAMA_7B_LAYERS,
         "--gpu",
         "H100-SXM",
         "-n",
@@ -647,16 +631,7 @@ def test_tables_show_the_ring_and_a_cp_column_when_used():
 
 def test_stage_layers_give_the_split_and_pp_and_bad_ones_are_one_line():
     gpt = (
-        "--params",
-        "175e9",
-        "--seq-len",
-        "2048",
-        "--layers",
-        "96",
-        "--hidden",
-        "12288",
-        "--heads",
-        "96",
+        *GPT3_175B,
         "--gpu",
         "A100-SXM4-80GB",
         "--tp",

@@ -3,38 +3,10 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
+from tests._cli import LLAMA_7B, invoke
 
-runner = CliRunner()
-SEVEN_B = [
-    "plan",
-    "--params",
-    "6.7e9",
-    "--seq-len",
-    "2048",
-    "--layers",
-    "32",
-    "--hidden",
-    "4096",
-    "--heads",
-    "32",
-    "--gpu",
-    "H100-SXM",
-    "-n",
-    "8",
-    "--zero",
-    "1",
-    "--global-batch",
-    "64",
-    "--tokens",
-    "1T",
-]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+SEVEN_B = ["plan", *LLAMA_7B, "--gpu", "H100-SXM", "-n", "8", "--zero", "1", "--global-batch", "64", "--tokens", "1T"]
 
 
 def test_optimizer_offload_json_and_table():

@@ -3,32 +3,21 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._cli import GPT3_RUN, invoke, invoke_json, runner
+from tests._hf_configs import TINY_GPT2, write_config
 
-runner = CliRunner()
 GPU_KEYS = ("gpu_hours", "gpu_days", "wall_clock_hours", "energy_kwh")
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
 def run_json(*args):
-    result = invoke("train", *args, "--format", "json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return invoke_json("train", *args)
 
 
 def test_gpt3_6nd_on_v100s():
     data = run_json(
-        "--params",
-        "175e9",
-        "--tokens",
-        "300e9",
-        "--gpu",
-        "V100-SXM2",
+        *GPT3_RUN,
         "--num-gpus",
         "1024",
         "--price-per-gpu-hour",
@@ -183,21 +172,7 @@ def test_train_notes_the_regulatory_thresholds_a_total_crosses():
 
 def test_train_of_a_transformer_prints_the_conventions_side_by_side(tmp_path):
     pytest.importorskip("transformers")
-    config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "model_type": "gpt2",
-                "n_layer": 1,
-                "n_head": 2,
-                "n_embd": 16,
-                "vocab_size": 64,
-                "n_positions": 32,
-                "bos_token_id": 0,
-                "eos_token_id": 0,
-            }
-        )
-    )
+    config = write_config(tmp_path, TINY_GPT2)
     result = runner.invoke(app, ["train", str(config), "--seq-len", "32", "--examples", "1000"])
     assert result.exit_code == 0, result.output
     for text in (

@@ -4,11 +4,9 @@ two-layer MLP of examples/mlp.py (in 784, hidden h, 10 classes, batch B = 32).""
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
+from tests._cli import invoke, invoke_json
 
-runner = CliRunner()
 MLP = "examples/mlp.py:build"
 B, IN, C = 32, 784, 10
 
@@ -24,14 +22,8 @@ def mlp_backward(h):
     return 2 * B * IN * h + B * h + B * h + 4 * B * h * C + B * C
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
 def train_json(*args):
-    result = invoke("train", *args, "--format", "json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return invoke_json("train", *args)
 
 
 @pytest.mark.parametrize("logits,teacher_passes", [("live", 3), ("cached", 1)])

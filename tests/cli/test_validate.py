@@ -2,15 +2,7 @@
 
 import json
 
-from typer.testing import CliRunner
-
-from flopcalc.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from tests._cli import invoke
 
 
 def test_the_table_shows_every_row_and_the_errors():

@@ -1,7 +1,6 @@
 """`infer --steps N [--guidance]` for diffusion models: one sample is N denoising steps, each a forward over two
 latents per sample with classifier-free guidance; bounds per sample."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,28 +9,17 @@ from flopcalc.errors import UsageError
 from flopcalc.infer import infer
 from flopcalc.loaders.zoo import define_torchvision_ops
 from flopcalc.spec import ModelSpec
+from tests._hf_configs import TINY_UNET, write_config
 
 define_torchvision_ops()  # before diffusers imports torchvision, as the loader does
 pytest.importorskip("diffusers", reason="the diffusion extra is not installed: pip install 'flopcalc[diffusion]'")
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY_UNET = {
-    "_class_name": "UNet2DConditionModel",
-    "block_out_channels": [32, 64],
-    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
-    "layers_per_block": 1,
-    "cross_attention_dim": 16,
-    "attention_head_dim": 4,
-    "norm_num_groups": 8,
-    "sample_size": 8,
-}
 
 
 @pytest.fixture
 def unet(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(TINY_UNET))
-    return str(tmp_path / "config.json")
+    return write_config(tmp_path, TINY_UNET)
 
 
 def bounds(unet, batch_sizes, **options):

@@ -1,36 +1,22 @@
 """flopcalc.infer on several GPUs: Llama-3-70B's weights per GPU at --tp 8, its 2 all-reduces per layer and step
 priced by hand from the message size and the link, pipeline sends and replicas, and the layouts refused."""
 
-import json
-
 import pytest
 
 from flopcalc.errors import UsageError
 from flopcalc.infer import infer
 from flopcalc.infer.parallel import Link, ModelShape, ServingLayout, check_split, ring_all_reduce_s, send_s
 from flopcalc.spec import ModelSpec
+from tests._hf_configs import causal_lm, write_config
 
 H100_NVLINK_PER_DIRECTION = 450e9  # NVLink 4, 900 GB/s both directions together
 H100_RING_STEP_LATENCY = 1e-6  # the shipped H100-SXM device profile, intra-node
 LLAMA_3_70B = "examples/hf/llama-3-70b/config.json"
-TINY = dict(
-    model_type="llama",
-    architectures=["LlamaForCausalLM"],
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=4,
-    num_attention_heads=8,
-    num_key_value_heads=2,
-    vocab_size=256,
-    max_position_embeddings=512,
-    tie_word_embeddings=False,
-)
+TINY = causal_lm(64, 128, 4, 8, 2, 256, 512)
 
 
 def tiny_config(tmp_path):
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(TINY))
-    return str(path)
+    return write_config(tmp_path, TINY)
 
 
 def llama_weight_bytes(hidden, ffn, layers, heads, kv_heads, vocab, dtype_bytes=2):

@@ -1,7 +1,6 @@
 """flopcalc.infer.infer: serving bounds against the arithmetic written out (Llama-2-7B and TinyLlama shapes on meta,
 a Linear's roofline, a hand-written causal LM following the HF convention), and its bad input."""
 
-import json
 import math
 import textwrap
 
@@ -17,39 +16,9 @@ from flopcalc.infer import (
     storage_dtype,
 )
 from flopcalc.spec import ModelSpec
+from tests._hf_configs import LLAMA_2_7B, TINYLLAMA, causal_lm, tiny_bert, write_config
 
 A100_PEAK_BF16, A100_BANDWIDTH, A100_MEMORY = 312e12, 2039e9, 80 * 2**30  # "80GB" of HBM is 80 GiB
-
-LLAMA_2_7B = dict(
-    model_type="llama",
-    architectures=["LlamaForCausalLM"],
-    hidden_size=4096,
-    intermediate_size=11008,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=32,
-    vocab_size=32000,
-    max_position_embeddings=4096,
-    tie_word_embeddings=False,
-)
-TINYLLAMA = dict(
-    model_type="llama",
-    architectures=["LlamaForCausalLM"],
-    hidden_size=2048,
-    intermediate_size=5632,
-    num_hidden_layers=22,
-    num_attention_heads=32,
-    num_key_value_heads=4,
-    vocab_size=32000,
-    max_position_embeddings=2048,
-    tie_word_embeddings=False,
-)
-
-
-def write_config(folder, values):
-    path = folder / "config.json"
-    path.write_text(json.dumps(values))
-    return str(path)
 
 
 def write_model(folder, source, name="model.py"):
@@ -151,15 +120,7 @@ def test_prefill_is_flopcalc_count_over_the_prompt_and_batches_scale(tmp_path):
     pytest.importorskip("transformers")
     config = write_config(
         tmp_path,
-        dict(
-            TINYLLAMA,
-            hidden_size=64,
-            intermediate_size=160,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            vocab_size=1000,
-        ),
+        causal_lm(64, 160, 2, 4, 2, 1000, TINYLLAMA["max_position_embeddings"]),
     )
     hidden, vocab, prompt = 64, 1000, 8
     result = infer(ModelSpec(config), gpu="A100-SXM4-80GB", batch_sizes="1,4", prompt=prompt, generate=3)
@@ -235,15 +196,7 @@ def test_quantised_weights_and_cache_change_bytes_and_the_compute_precision_the_
     pytest.importorskip("transformers")
     config = write_config(
         tmp_path,
-        dict(
-            TINYLLAMA,
-            hidden_size=256,
-            intermediate_size=512,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            vocab_size=1000,
-        ),
+        causal_lm(256, 512, 2, 4, 2, 1000, TINYLLAMA["max_position_embeddings"]),
     )
     base = infer(ModelSpec(config), gpu="H100-SXM", precision="bf16", prompt=8, generate=2)
     quantised = infer(
@@ -315,18 +268,7 @@ def test_bad_input_is_one_line(tmp_path, examples):
 
 def test_an_encoder_cannot_generate(tmp_path):
     pytest.importorskip("transformers")
-    config = write_config(
-        tmp_path,
-        dict(
-            model_type="bert",
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            vocab_size=1000,
-            architectures=["BertModel"],
-        ),
-    )
+    config = write_config(tmp_path, tiny_bert("BertModel"))
     with pytest.raises(UsageError, match="is not a causal language model"):
         infer(ModelSpec(config), gpu="A100-SXM4-80GB", prompt=8, generate=2)
 
@@ -335,15 +277,7 @@ def test_a_bert_lm_head_without_causal_attention_is_refused(tmp_path):
     """BertLMHeadModel has a cache and a head, but without is_decoder its attention sees both ways: no token by
     token generation to bound (it used to give decode figures)."""
     pytest.importorskip("transformers")
-    bert = dict(
-        model_type="bert",
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        vocab_size=1000,
-        architectures=["BertLMHeadModel"],
-    )
+    bert = tiny_bert("BertLMHeadModel")
     with pytest.raises(UsageError, match="its attention sees every position both ways"):
         infer(ModelSpec(write_config(tmp_path, bert)), gpu="A100-SXM4-80GB", prompt=8, generate=2)
     decoder = infer(
@@ -385,18 +319,7 @@ def test_a_model_that_cannot_run_on_meta_falls_back_to_the_cpu_behind_the_memory
         infer(ModelSpec(source), gpu="A100-SXM4-80GB")
 
 
-MISTRAL = dict(
-    model_type="mistral",
-    architectures=["MistralForCausalLM"],
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    vocab_size=1000,
-    max_position_embeddings=256,
-    tie_word_embeddings=False,
-)
+MISTRAL = causal_lm(64, 128, 2, 4, 2, 1000, 256, model_type="mistral")
 
 
 def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):
@@ -407,13 +330,12 @@ def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):
     per_token = 2 * layers * kv_heads * head_dim * 2  # K and V, bf16: 256 bytes
     sliding = tmp_path / "sliding"
     sliding.mkdir()
-    result = infer(
-        ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))),
-        gpu="A100-SXM4-80GB",
-        precision="bf16",
-        prompt=8,
-        generate=3,
-    )
+    windowed = ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window)))
+
+    def bf16_on_an_a100(spec, prompt, generate):
+        return infer(spec, gpu="A100-SXM4-80GB", precision="bf16", prompt=prompt, generate=generate)
+
+    result = bf16_on_an_a100(windowed, prompt=8, generate=3)
     assert result.kv_cache_bytes_per_token == per_token
     assert result.kv_cache_bytes == (window - 1) * per_token  # what the cache holds, not 11 tokens' worth
     assert sum(layer.kv_cache_bytes for layer in result.layers) == window * per_token  # 3 read, 1 written
@@ -421,26 +343,12 @@ def test_a_sliding_window_cache_past_the_window_holds_the_window(tmp_path):
     assert (c1, c2) == (8, 10) and f1 == f2  # attention over the window's 4 keys at every context
     # the same step as at context 3, where the window first fills: 3 cached entries + the new one; a full-attention
     # model at context 3 does the same matmuls and attention (only the mask's few comparisons differ)
-    filled = infer(
-        ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))),
-        gpu="A100-SXM4-80GB",
-        precision="bf16",
-        prompt=3,
-        generate=1,
-    )
+    filled = bf16_on_an_a100(windowed, prompt=3, generate=1)
     assert filled.decode.flops_per_token_at_context[0][1] == f1
-    full = infer(
-        ModelSpec(write_config(tmp_path, MISTRAL)), gpu="A100-SXM4-80GB", precision="bf16", prompt=3, generate=1
-    )
+    full = bf16_on_an_a100(ModelSpec(write_config(tmp_path, MISTRAL)), prompt=3, generate=1)
     assert full.decode.flops_per_token_at_context[0][1] == pytest.approx(f1, abs=100)
     assert full.kv_cache_bytes == 4 * per_token and not any("sliding window" in note for note in full.notes)
     assert any("stops growing at 768 B per sequence (a sliding window" in note for note in result.notes)
     # a generation that crosses the window: the cache holds the window at the end, not P + G tokens
-    crossing = infer(
-        ModelSpec(write_config(sliding, dict(MISTRAL, sliding_window=window))),
-        gpu="A100-SXM4-80GB",
-        precision="bf16",
-        prompt=2,
-        generate=4,
-    )
+    crossing = bf16_on_an_a100(windowed, prompt=2, generate=4)
     assert crossing.kv_cache_bytes == (window - 1) * per_token

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import flopcalc
 from flopcalc.cli import app
@@ -14,27 +13,16 @@ from flopcalc.errors import MissingDependencyError, ModelLoadError
 from flopcalc.loaders import load_model
 from flopcalc.loaders.diffusion import load_diffusion_config
 from flopcalc.loaders.zoo import define_torchvision_ops
+from tests._cli import runner
+from tests._hf_configs import TINY_UNET as TINY_4_CHANNEL_UNET
 
 define_torchvision_ops()  # before diffusers imports torchvision, as the loader does
 pytest.importorskip("diffusers", reason="the diffusion extra is not installed: pip install 'flopcalc[diffusion]'")
 
 SD15_UNET = Path(__file__).resolve().parents[2] / "examples" / "diffusion" / "sd15-unet" / "config.json"
 SD15_PUBLISHED_PARAMS = 859.5e6
-runner = CliRunner()
 
-TINY_UNET = {
-    "_class_name": "UNet2DConditionModel",
-    "block_out_channels": [32, 64],
-    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
-    "layers_per_block": 1,
-    "cross_attention_dim": 16,
-    "attention_head_dim": 4,
-    "norm_num_groups": 8,
-    "sample_size": 8,
-    "in_channels": 4,
-    "out_channels": 4,
-}
+TINY_UNET = {**TINY_4_CHANNEL_UNET, "in_channels": 4, "out_channels": 4}
 TINY_SDXL_UNET = {
     **TINY_UNET,
     "addition_embed_type": "text_time",
@@ -143,34 +131,31 @@ def test_sdxl_style_unet_gets_its_added_conditions(tmp_path):
     assert not flopcalc.count(str(path), strict=True).unsupported_ops
 
 
-def test_sd3_transformer_takes_joint_text_and_pooled_embeddings(tmp_path):
-    path = write_config(tmp_path, TINY_SD3)
+LATENT = {"hidden_states": (1, 4, 8, 8), "timestep": (1,)}
+
+
+@pytest.mark.parametrize(
+    "config, conditions",
+    [
+        # SD3: joint text and pooled embeddings
+        (TINY_SD3, {"encoder_hidden_states": (1, 333, 24), "pooled_projections": (1, 12)}),
+        # class-conditional DiT: a class label
+        (TINY_DIT, {"class_labels": (1,)}),
+        # PixArt: captions and size conditions
+        (
+            TINY_PIXART,
+            {
+                "encoder_hidden_states": (1, 77, 20),
+                "added_cond_kwargs": {"resolution": (1, 2), "aspect_ratio": (1, 1)},
+            },
+        ),
+    ],
+    ids=["sd3", "dit", "pixart"],
+)
+def test_a_diffusion_transformer_takes_the_latent_and_its_conditions(tmp_path, config, conditions):
+    path = write_config(tmp_path, config)
     loaded = load_model(str(path))
-    assert shapes(loaded) == {
-        "hidden_states": (1, 4, 8, 8),
-        "timestep": (1,),
-        "encoder_hidden_states": (1, 333, 24),
-        "pooled_projections": (1, 12),
-    }
-    assert not flopcalc.count(str(path), strict=True).unsupported_ops
-
-
-def test_class_conditional_dit_takes_a_class_label(tmp_path):
-    path = write_config(tmp_path, TINY_DIT)
-    loaded = load_model(str(path))
-    assert shapes(loaded) == {"hidden_states": (1, 4, 8, 8), "timestep": (1,), "class_labels": (1,)}
-    assert not flopcalc.count(str(path), strict=True).unsupported_ops
-
-
-def test_pixart_transformer_takes_captions_and_size_conditions(tmp_path):
-    path = write_config(tmp_path, TINY_PIXART)
-    loaded = load_model(str(path))
-    assert shapes(loaded) == {
-        "hidden_states": (1, 4, 8, 8),
-        "timestep": (1,),
-        "encoder_hidden_states": (1, 77, 20),
-        "added_cond_kwargs": {"resolution": (1, 2), "aspect_ratio": (1, 1)},
-    }
+    assert shapes(loaded) == {**LATENT, **conditions}
     assert not flopcalc.count(str(path), strict=True).unsupported_ops
 
 

@@ -2,43 +2,42 @@
 that fit the model, nothing unsupported, and exact dense FLOPs for the mixture of experts and the
 encoder-decoder (forward and backward)."""
 
-import json
-
 import pytest
 
 pytest.importorskip("transformers")
 
 from flopcalc.api import count  # noqa: E402
 from flopcalc.errors import InputSpecError  # noqa: E402
+from tests._hf_configs import write_config  # noqa: E402
 
 H, FFN, LAYERS, HEADS, VOCAB = 64, 128, 2, 4, 1000
 HEAD_DIM = H // HEADS
 # token ids a tiny vocabulary holds (the defaults of several configs are past 1000)
 SMALL_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
 
+DECODER = {
+    "model_type": "llama",
+    "hidden_size": H,
+    "intermediate_size": FFN,
+    "num_hidden_layers": LAYERS,
+    "num_attention_heads": HEADS,
+    "num_key_value_heads": 2,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": 64,
+}
+# a ViT over 32 x 32 images in 8 x 8 patches: the vision family, and CLIP's image tower
+VISION = {
+    "hidden_size": H,
+    "intermediate_size": FFN,
+    "num_hidden_layers": LAYERS,
+    "num_attention_heads": HEADS,
+    "image_size": 32,
+    "patch_size": 8,
+}
 FAMILIES = {
-    "decoder-only": {
-        "model_type": "llama",
-        "hidden_size": H,
-        "intermediate_size": FFN,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": 2,
-        "vocab_size": VOCAB,
-        "max_position_embeddings": 64,
-    },
-    "moe": {
-        "model_type": "mixtral",
-        "hidden_size": H,
-        "intermediate_size": FFN,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": 2,
-        "vocab_size": VOCAB,
-        "max_position_embeddings": 64,
-        "num_local_experts": 4,
-        "num_experts_per_tok": 2,
-    },
+    "decoder-only": DECODER,
+    # the same decoder with its MLP as 4 experts, each token routed to 2
+    "moe": {**DECODER, "model_type": "mixtral", "num_local_experts": 4, "num_experts_per_tok": 2},
     "encoder-decoder": {
         "model_type": "t5",
         "d_model": H,
@@ -52,16 +51,7 @@ FAMILIES = {
         **SMALL_IDS,
         "decoder_start_token_id": 0,
     },
-    "vision": {
-        "model_type": "vit",
-        "hidden_size": H,
-        "intermediate_size": FFN,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS,
-        "image_size": 32,
-        "patch_size": 8,
-        "num_channels": 3,
-    },
+    "vision": {"model_type": "vit", **VISION, "num_channels": 3},
     "speech": {
         "model_type": "whisper",
         "d_model": H,
@@ -114,14 +104,7 @@ FAMILIES = {
             "max_position_embeddings": 20,
             **SMALL_IDS,
         },
-        "vision_config": {
-            "hidden_size": H,
-            "intermediate_size": FFN,
-            "num_hidden_layers": LAYERS,
-            "num_attention_heads": HEADS,
-            "image_size": 32,
-            "patch_size": 8,
-        },
+        "vision_config": VISION,
     },
 }
 
@@ -136,12 +119,6 @@ DEFAULT_INPUTS = {
     "state-space": [("input_ids", (1, 12), "int64")],
     "multimodal": [("input_ids", (1, 12), "int64"), ("pixel_values", (1, 3, 32, 32), "float32")],
 }
-
-
-def write_config(folder, values):
-    path = folder / "config.json"
-    path.write_text(json.dumps(values))
-    return str(path)
 
 
 def takes_tokens(family):

@@ -9,14 +9,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
 from flopcalc.errors import ModelLoadError
 from flopcalc.loaders.hub import hub_cache, is_hub_id, resolve_hub_id
 from flopcalc.spec import ModelSpec
+from tests._cli import invoke
 
-runner = CliRunner()
 COMMIT_A, COMMIT_B = "a" * 40, "b" * 40
 TINY = {
     "model_type": "gpt2",
@@ -27,10 +25,6 @@ TINY = {
     "n_positions": 64,
     "vocab_size": 100,
 }
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def cache_repo(cache, repo_id, files, *, commit=COMMIT_A, refs=("main",)):

@@ -5,21 +5,15 @@ import json
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
 import flopcalc
-from flopcalc.cli import app
 from flopcalc.errors import MissingDependencyError
 from flopcalc.loaders.zoo import define_torchvision_ops, load_zoo, zoo_name
+from tests._cli import invoke
 
-runner = CliRunner()
 # auxiliary classifiers that run in training mode (as flopcalc counts every model) and not in the published
 # inference figures: built without them to compare
 AUXILIARY = {"googlenet", "inception_v3"}
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def torchvision_models():

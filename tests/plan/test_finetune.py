@@ -5,12 +5,11 @@ time by hand, and the published checks: LoRA of a 7B model on one 24 GB GPU, QLo
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.cli import app
+from tests._cli import runner
 from tests.conftest import EXAMPLES
 
-runner = CliRunner()
 LLAMA_7B = EXAMPLES / "hf" / "llama-2-7b" / "config.json"
 LLAMA_65B = EXAMPLES / "hf" / "llama-65b" / "config.json"
 MLP = f"{EXAMPLES / 'mlp.py'}:build"
