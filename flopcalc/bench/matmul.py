@@ -160,15 +160,19 @@ def save_matmul_result(
     device's model entries). A disturbed run (busy machine, wide spread) is refused unless `force`."""
     if not result.results:
         raise CalibrationError("nothing to save: no precision was measured", "raise --seconds")
-    disturbed = result.disturbances()
+    refuse_disturbed(result.disturbances(), force)
+    return save_device_entry(
+        path, result.info.device_name, result.info.device, matmul=result.to_calibration(), profile=result.profile
+    )
+
+
+def refuse_disturbed(disturbed: Sequence[str], force: bool) -> None:
+    """A calibration store is only as good as its run: a busy machine or a wide spread refuses it unless `force`."""
     if disturbed and not force:
         raise CalibrationError(
             f"will not save a disturbed measurement: {'; '.join(disturbed)}",
             "rerun when the machine is idle, or pass --force to save it anyway",
         )
-    return save_device_entry(
-        path, result.info.device_name, result.info.device, matmul=result.to_calibration(), profile=result.profile
-    )
 
 
 def run_matmul_bench(

@@ -30,7 +30,7 @@ from ..errors import CalibrationError, ModelRunError, UsageError, short_error
 from ..predict import GraphPrediction, predict_ops, trace_ops
 from ..spec import CallArgs, ModelSpec
 from .hardware import BUSY, DeviceInfo, PeakResolver, describe_device, load_warning, resolve_device
-from .matmul import SPREAD_LIMIT_PCT, peak_for
+from .matmul import SPREAD_LIMIT_PCT, peak_for, refuse_disturbed
 from .profile import profile_rates, synchronizer
 from .sweep import SweepPlan, fp32_matmul_mode
 
@@ -188,12 +188,7 @@ class ModelBenchResult:
 def save_model_result(result: ModelBenchResult, path: Any, *, force: bool = False) -> Any:
     """Store a model run in a calibration file; a disturbed run (busy machine, wide spread) is refused unless
     `force`."""
-    disturbed = result.disturbances()
-    if disturbed and not force:
-        raise CalibrationError(
-            f"will not save a disturbed measurement: {'; '.join(disturbed)}",
-            "rerun when the machine is idle, or pass --force to save it anyway",
-        )
+    refuse_disturbed(result.disturbances(), force)
     return save_device_entry(
         path, result.info.device_name, result.info.device, models={result.key: result.to_calibration()}
     )
