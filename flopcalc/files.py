@@ -16,6 +16,7 @@ import stat
 import tempfile
 import threading
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,20 @@ def read_yaml(path: Path, error: type[FlopcalcError], what: str, *, hint: str = 
     """Parse the YAML file `path` (size-checked first); an unreadable file, bad syntax, a key given twice or an
     alias bomb raises `error` naming `what` and the place."""
     return parse_yaml(read_text(path, error, what), error, f"{path}", hint=hint)
+
+
+def shipped_text(name: str) -> str:
+    """The text of the data file `name` shipped inside the package (flopcalc/data/)."""
+    return resources.files("flopcalc").joinpath(f"data/{name}").read_text(encoding="utf-8")
+
+
+def read_yaml_or_shipped(path: Path | None, shipped: str, error: type[FlopcalcError], what: str) -> tuple[str, Any]:
+    """A table the user may replace: the YAML file `path`, or the shipped data file `shipped` when None; with the
+    name its errors should give."""
+    if path is None:
+        where = f"{shipped} (shipped)"
+        return where, parse_yaml(shipped_text(shipped), error, where)
+    return str(path), read_yaml(Path(path), error, what)
 
 
 def parse_yaml(text: str, error: type[FlopcalcError], where: str, *, hint: str = "fix the YAML syntax") -> Any:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .compute import Throughput
 from .device import resolve_device
 from .errors import UsageError
-from .files import parse_yaml, read_yaml
+from .files import read_yaml_or_shipped, shipped_text
 from .plan import Bandwidth, Fleet, Layout, evaluate, model_from_params
 from .predict import OVERLAP_RULES, Curve, DeviceProfile, TrainingLayout, TransformerShape, load_profiles, predict_step
 from .units import GIB, LARGEST_NUMBER, LARGEST_WHOLE, SMALLEST_FIGURE
@@ -255,17 +254,12 @@ def _measured(measured: dict, kind: str, where: str, path: str) -> tuple[float, 
 
 
 def default_runs_text() -> str:
-    return resources.files("flopcalc").joinpath("data/validation_runs.yaml").read_text(encoding="utf-8")
+    return shipped_text("validation_runs.yaml")
 
 
 def load_runs(path: Path | None = None) -> tuple[str, tuple[RunRow, ...]]:
     """The rows of a validation table (default: the shipped one), and the name it is known by."""
-    if path is None:
-        where = "validation_runs.yaml (shipped)"
-        data = parse_yaml(default_runs_text(), ValidationFileError, where)
-    else:
-        where = str(path)
-        data = read_yaml(Path(path), ValidationFileError, "validation table")
+    where, data = read_yaml_or_shipped(path, "validation_runs.yaml", ValidationFileError, "validation table")
     if not isinstance(data, dict):
         raise _fail(where, "(top)", "must be a mapping with schema_version and runs")
     if data.get("schema_version") != SCHEMA_VERSION:

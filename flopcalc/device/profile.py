@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import CalibrationError
-from ..files import parse_yaml, read_yaml
+from ..files import read_yaml, read_yaml_or_shipped, shipped_text
 from ..units import GB, LARGEST_NUMBER, SMALLEST_FIGURE
 from .curve import BETWEEN, Curve
 
@@ -245,17 +244,12 @@ def _profile(reader: _Reader, data: Any, path: str, precision: str) -> DevicePro
 
 def default_profiles_text() -> str:
     """The shipped profile file's text."""
-    return resources.files("flopcalc").joinpath("data/device_profiles.yaml").read_text(encoding="utf-8")
+    return shipped_text("device_profiles.yaml")
 
 
 def load_profiles(path: Path | None = None, *, precision: str = "fp16") -> dict[str, DeviceProfile]:
     """Every profile in `path` (default: the shipped one), by catalogue id, rates for `precision`."""
-    if path is None:
-        where = "device_profiles.yaml (shipped)"
-        data = parse_yaml(default_profiles_text(), CalibrationError, where)
-    else:
-        where = str(path)
-        data = read_yaml(Path(path), CalibrationError, "device profile file")
+    where, data = read_yaml_or_shipped(path, "device_profiles.yaml", CalibrationError, "device profile file")
     reader = _Reader(where)
     data = reader.mapping(data, "(top)")
     version = data.get("schema_version")
