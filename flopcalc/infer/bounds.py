@@ -151,27 +151,17 @@ def profile_seconds(profile: DeviceProfile, matmul_flops: float, flops: float, n
 
 
 def scale_layer(layer: LayerBound, factor: float) -> LayerBound:
+    grown = replace(layer, **{field: getattr(layer, field) * factor for field in _GROWN_FIELDS})
     if layer.profile is not None:  # the rates depend on the size: priced again at the grown one
-        grown = replace(
-            layer,
-            flops=layer.flops * factor,
-            matmul_flops=layer.matmul_flops * factor,
-            activation_bytes=layer.activation_bytes * factor,
-            kv_cache_bytes=layer.kv_cache_bytes * factor,
-            other_bytes=layer.other_bytes * factor,
-        )
         compute_s, memory_s = profile_seconds(layer.profile, grown.matmul_flops, grown.flops, grown.bytes)
         return replace(grown, compute_s=compute_s, memory_s=memory_s)
     per_flop = layer.compute_s / layer.flops if layer.flops else 0.0
     per_byte = layer.memory_s / layer.bytes if layer.bytes else 0.0
-    grown = replace(
-        layer,
-        flops=layer.flops * factor,
-        activation_bytes=layer.activation_bytes * factor,
-        kv_cache_bytes=layer.kv_cache_bytes * factor,
-        other_bytes=layer.other_bytes * factor,
-    )
     return replace(grown, compute_s=grown.flops * per_flop, memory_s=grown.bytes * per_byte)
+
+
+# what grows with the work (a roofline layer's matmul_flops is 0, so scaling it there changes nothing)
+_GROWN_FIELDS = ("flops", "matmul_flops", "activation_bytes", "kv_cache_bytes", "other_bytes")
 
 
 def whole(value: float) -> int | float:
