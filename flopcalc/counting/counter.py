@@ -28,7 +28,15 @@ from .experts import active_parameters, expert_layers
 from .flex import FLEX_ATTENTION, FLEX_ATTENTION_BACKWARD, runnable_while_counting
 from .gradients import NodeKeeper, SliceGradients
 from .meta_ops import run_op
-from .report import CATEGORIES, CountReport, InputInfo, LayerCount, build_layers, unsupported_ops_error
+from .report import (
+    CATEGORIES,
+    CountReport,
+    InputInfo,
+    LayerCount,
+    build_layers,
+    formula_flops,
+    unsupported_ops_error,
+)
 from .scopes import ScopeMode, attention_notes
 from .sparsity import ZeroWeights, stored_products
 
@@ -92,16 +100,13 @@ class _FlopDispatchMode(TorchDispatchMode):
                     table["attention"] += flops
             return
         name = _op_name(func)
-        try:
-            flops = self.slices.flops(func, args, out)
-            if flops is None:
-                flops = formulas.flops_of(func, args, kwargs, out)
-        except Exception as error:  # a formula that cannot read these arguments: say so, never guess zero
-            self.unsupported[name] += 1
-            self.formula_errors.setdefault(name, short_error(error))
-            return
+
+        def sliced_or_formula() -> float | None:
+            sliced = self.slices.flops(func, args, out)
+            return formulas.flops_of(func, args, kwargs, out) if sliced is None else sliced
+
+        flops = formula_flops(sliced_or_formula, name, self.unsupported, self.formula_errors)
         if flops is None:
-            self.unsupported[name] += 1
             return
         flops = stored_products(func, args, flops)
         recomputing = self.in_backward and not backward  # checkpointing's re-run: neither forward nor backward

@@ -17,7 +17,15 @@ from typing import Any
 from ..errors import InputSpecError, ModelLoadError, UsageError, short_error
 from ..spec import InputSpec, ModelSpec, parse_input_spec
 from .formulas_onnx import ZERO_COST_OPS, OnnxNode, flops_of_node, op_key
-from .report import CountReport, InputInfo, build_layers, listed_ops, tree_ancestors, unsupported_ops_error
+from .report import (
+    CountReport,
+    InputInfo,
+    build_layers,
+    formula_flops,
+    listed_ops,
+    tree_ancestors,
+    unsupported_ops_error,
+)
 
 NO_BACKWARD_NOTE = "ONNX graphs have no backward pass: forward FLOPs only"
 DEVICE = "onnx"  # nothing runs: shapes only
@@ -399,15 +407,13 @@ def _count_node(node, name: str, shapes: dict, causal_half: bool, counted: _Node
         _attributes(node),
         causal_half,
     )
-    try:
-        flops = {} if missing and key in ZERO_COST_OPS else (None if missing else flops_of_node(key, view))
-    except Exception as error:  # a formula that cannot read this node: say so, never guess zero
-        counted.unsupported[label] += 1
-        counted.formula_errors.setdefault(label, short_error(error))
-        return
+
+    def priced() -> dict | None:
+        return {} if missing and key in ZERO_COST_OPS else (None if missing else flops_of_node(key, view))
+
+    flops = formula_flops(priced, label, counted.unsupported, counted.formula_errors)
     if flops is None:
-        counted.unsupported[label] += 1
-        if missing:
+        if missing:  # no formula ran: the shapes were unknown
             counted.unknown_shapes[label] += 1
         return
     counted.forward[name].update(flops)

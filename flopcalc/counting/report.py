@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import UnsupportedOpsError
+from ..errors import UnsupportedOpsError, short_error
 
 SCHEMA_VERSION = 1
 
@@ -28,6 +28,19 @@ CATEGORIES: tuple[str, ...] = (
 MULTIPLY_ADD_CATEGORIES = frozenset({"matmul", "conv", "attention"})
 
 UNITS = ("flop", "mac")
+
+
+def formula_flops(compute: Callable[[], Any], name: str, unsupported: Counter, formula_errors: dict[str, str]) -> Any:
+    """Run one op's formula; an op with no formula (None) or one that cannot read its arguments (the first message
+    kept) is counted unsupported and gives None, never a guessed zero."""
+    try:
+        flops = compute()
+    except Exception as error:
+        formula_errors.setdefault(name, short_error(error))
+        flops = None
+    if flops is None:
+        unsupported[name] += 1
+    return flops
 
 
 def listed_ops(ops: Mapping[str, int]) -> str:
