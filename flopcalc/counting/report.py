@@ -30,7 +30,9 @@ MULTIPLY_ADD_CATEGORIES = frozenset({"matmul", "conv", "attention"})
 UNITS = ("flop", "mac")
 
 
-def formula_flops(compute: Callable[[], Any], name: str, unsupported: Counter, formula_errors: dict[str, str]) -> Any:
+def formula_flops(
+    compute: Callable[[], Any], name: str, unsupported: Counter[str], formula_errors: dict[str, str]
+) -> Any:
     """Run one op's formula; an op with no formula (None) or one that cannot read its arguments (the first message
     kept) is counted unsupported and gives None, never a guessed zero."""
     try:
