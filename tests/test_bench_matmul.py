@@ -198,3 +198,13 @@ def test_asking_only_for_precisions_the_cpu_lacks_is_an_error():
 
     with pytest.raises(UsageError, match="none of the precisions"):
         run_matmul_bench("cpu", ["fp8"], seconds=1)
+
+
+def test_a_disturbed_run_is_refused_unless_forced():
+    from flopcalc.bench.matmul import refuse_disturbed
+    from flopcalc.errors import CalibrationError
+
+    with pytest.raises(CalibrationError, match="will not save a disturbed measurement: busy; spread 30%"):
+        refuse_disturbed(["busy", "spread 30%"], force=False)
+    refuse_disturbed(["busy"], force=True)
+    refuse_disturbed([], force=False)

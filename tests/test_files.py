@@ -194,3 +194,25 @@ def test_every_json_a_user_reads_is_written_through_to_json():
         if "json.dump" in path.read_text()
     ]
     assert writers == []
+
+
+def test_read_yaml_or_shipped_reads_the_shipped_table_when_no_path_is_given():
+    from flopcalc.files import read_yaml_or_shipped, shipped_text
+
+    where, data = read_yaml_or_shipped(None, "device_profiles.yaml", CatalogError, "device profile file")
+    assert where == "device_profiles.yaml (shipped)"
+    assert data == parse_yaml(shipped_text("device_profiles.yaml"), CatalogError, where)
+
+
+def test_read_yaml_or_shipped_reads_the_given_file_and_names_it_in_errors(tmp_path):
+    from flopcalc.files import read_yaml_or_shipped
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("schema_version: 1\n")
+    assert read_yaml_or_shipped(path, "device_profiles.yaml", CatalogError, "device profile file") == (
+        str(path),
+        {"schema_version": 1},
+    )
+    path.write_text("a: [1\n")
+    with pytest.raises(CatalogError, match="mine.yaml: not valid YAML"):
+        read_yaml_or_shipped(path, "device_profiles.yaml", CatalogError, "device profile file")
