@@ -13,7 +13,7 @@ from typing import Any
 from ..counting.report import CATEGORIES, CountReport, LayerCount, unsupported_ops_note
 from ..units import format_si
 from .count import CONVENTION, inputs_text, params_text, share_text
-from .html import Section, render_page, require_bokeh
+from .html import PAN_AND_ZOOM_X, Section, page_figure, render_page, require_bokeh
 
 ICICLE_NAME = "icicle"  # the glyph renderers' names: the browser test reads their data through them
 CATEGORY_NAME = "categories"
@@ -78,7 +78,6 @@ def icicle_boxes(report: CountReport, value: str = "total") -> dict[str, list[An
 
 def _icicle(report: CountReport, value: str, unit: str) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool, Range1d
-    from bokeh.plotting import figure
 
     boxes = icicle_boxes(report, value)
     scale, axis_unit = axis_scale(max(boxes["right"], default=0.0), unit)
@@ -87,11 +86,9 @@ def _icicle(report: CountReport, value: str, unit: str) -> Any:
     boxes["text_y"] = [(top + bottom) / 2 for top, bottom in zip(boxes["top"], boxes["bottom"])]
     depth = max((layer.depth for layer in report.layers), default=0)
     right = max(boxes["x1"], default=0.0) or 1.0
-    plot = figure(
+    plot = page_figure(
+        PAN_AND_ZOOM_X,
         height=max(160, 44 * (depth + 1) + 60),
-        sizing_mode="stretch_width",
-        tools="xpan,xwheel_zoom,reset",
-        toolbar_location="above",
         x_axis_label=axis_unit,
         y_range=(-(depth + 1) * ROW_HEIGHT, 0.05),
         x_range=Range1d(0, right * 1.01, bounds=(0, right * 1.01)),
@@ -154,7 +151,6 @@ def category_bars(report: CountReport) -> dict[str, list[Any]]:
 
 def _categories(report: CountReport, unit: str) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     bars = category_bars(report)
     scale, axis_unit = axis_scale(max((f + b for f, b in zip(bars["forward"], bars["backward"])), default=0), unit)
@@ -165,13 +161,10 @@ def _categories(report: CountReport, unit: str) -> Any:
         "forward_text": [format_si(v) for v in bars["forward"]],
         "backward_text": [format_si(v) for v in bars["backward"]],
     }
-    plot = figure(
+    plot = page_figure(
         y_range=list(reversed(bars["category"])),
         height=80 + 28 * len(bars["category"]),
-        sizing_mode="stretch_width",
-        toolbar_location=None,
         x_axis_label=axis_unit,
-        tools="",
     )
     plot.hbar_stack(
         ["forward", "backward"],

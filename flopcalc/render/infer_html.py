@@ -16,7 +16,7 @@ from ..infer import InferResult
 from ..infer.bounds import scale_layer
 from ..units import format_number, format_si
 from .count_html import axis_scale
-from .html import Section, render_page, require_bokeh
+from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
 from .infer import seconds
 
 ROOFLINE_NAME = "layers"  # the glyph renderers' names: the browser test reads their data through them
@@ -87,22 +87,18 @@ def roof(result: InferResult, lowest: float, highest: float) -> dict[str, list[f
 
 
 def _roofline(result: InferResult) -> Any:
-    from bokeh.plotting import figure
-
     points, phases = roofline_points(result), phase_points(result)
     ridge = result.hardware.peak_flops / result.hardware.bandwidth
     xs = points["intensity"] + phases["intensity"] + [ridge]
     lowest, highest = min(xs) / 2, max(xs) * 8  # room on the right for the phases' labels
     scale, unit = axis_scale(result.hardware.peak_flops, "FLOP/s")
-    plot = figure(
+    plot = page_figure(
+        PAN_AND_ZOOM,
         height=440,
-        sizing_mode="stretch_width",
         x_axis_type="log",
         y_axis_type="log",
         x_axis_label="arithmetic intensity (FLOP/byte)",
         y_axis_label=unit,
-        tools="pan,wheel_zoom,box_zoom,reset",
-        toolbar_location="above",
     )
     _draw_roof(plot, result, lowest, highest, scale)
     _draw_layers(plot, result, points, scale)
@@ -302,7 +298,6 @@ def _memory_columns(bars: dict[str, list[Any]], scale: float) -> dict[str, list[
 
 def _memory(result: InferResult) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool, Span
-    from bokeh.plotting import figure
 
     bars = memory_bars(result)
     capacity = result.hardware.memory_bytes
@@ -314,15 +309,12 @@ def _memory(result: InferResult) -> Any:
     colors = [_WEIGHTS, _KV_CACHE, _ACTIVATIONS] if split_kv else [_WEIGHTS, _ACTIVATIONS]
     legend = ["weights", "KV cache", rest] if split_kv else ["weights", rest]
     source = ColumnDataSource(_memory_columns(bars, scale))
-    plot = figure(
+    plot = page_figure(
         x_range=bars["batch"],
         height=340,
-        sizing_mode="stretch_width",
         x_axis_label="batch size",
         y_axis_label=unit,
         y_range=(0, max(tallest, capacity or 0.0) * 1.08 / scale),  # the memory line inside the frame
-        tools="",
-        toolbar_location=None,
     )
     plot.vbar_stack(
         stacked,
