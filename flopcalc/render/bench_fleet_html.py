@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..units import format_bytes
+from . import colors
 from .bench import FLEET_COLUMNS, fleet_footer, fleet_rows, fleet_title
 from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
 
@@ -18,7 +19,18 @@ if TYPE_CHECKING:
 
 BANDWIDTH_NAME = "busbw"  # the glyph renderers' names: the browser test reads their data through them
 RANKS_NAME = "ranks"
-_SERIES = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#9c755f", "#edc948", "#ff9da7", "#bab0ac")
+_SERIES = (
+    colors.BLUE,
+    colors.ORANGE,
+    colors.GREEN,
+    colors.RED,
+    colors.TEAL,
+    colors.PURPLE,
+    colors.BROWN,
+    colors.YELLOW,
+    colors.PINK,
+    colors.GREY,
+)
 _DASH = {"world": "solid", "intra": "dashed", "inter": "dotted"}
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..units import format_si
+from . import colors
 from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 SHAPES_NAME = "shapes"  # the glyph renderers' name: the browser test reads their data through it
 PEAK_NAME = "peak"
-_SERIES = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#9c755f")
+_SERIES = (colors.BLUE, colors.ORANGE, colors.GREEN, colors.RED, colors.TEAL, colors.PURPLE, colors.BROWN)
 
 
 def shape_points(result: MatmulBenchResult) -> dict[str, list[Any]]:

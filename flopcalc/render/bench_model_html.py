@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..device.measured import STEP_PHASES
+from . import colors
 from .bench import MODEL_COLUMNS, model_rows
 from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
 
@@ -21,8 +22,8 @@ STEPS_NAME = "steps"  # the glyph renderers' names: the browser test reads their
 MEDIAN_NAME = "median"
 PREDICTED_NAME = "predicted"
 PHASES_NAME = "phases"
-_PHASE_COLORS = {"forward": "#4e79a7", "backward": "#f28e2b", "optimizer": "#59a14f"}
-_MEASURED_COLOR = "#e15759"
+_PHASE_COLORS = {"forward": colors.BLUE, "backward": colors.ORANGE, "optimizer": colors.GREEN}
+_MEASURED_COLOR = colors.RED
 
 
 def time_scale(seconds: float) -> tuple[float, str]:
@@ -68,7 +69,7 @@ def _steps_chart(result: ModelBenchResult, factor: float, unit: str) -> Any:
         y_axis_type="log",  # one disturbed step (a context switch) would flatten the rest against the axis
         y_axis_label=f"step time ({unit})",
     )
-    steps = plot.scatter("step", "scaled", source=source, size=7, color="#4e79a7", name=STEPS_NAME)
+    steps = plot.scatter("step", "scaled", source=source, size=7, color=colors.BLUE, name=STEPS_NAME)
     items = [LegendItem(label="each step", renderers=[steps])]
     lines = [(result.median_step_seconds, _MEASURED_COLOR, "measured median", MEDIAN_NAME)]
     if result.predicted_step_seconds is not None:

@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..budget import CheckResult
+from . import colors
 from .budget import METRIC_LABELS, format_metric, verdict
 from .html import Section, page_figure, render_page, require_bokeh
 
 BUDGETS_NAME = "budgets"  # the glyph renderers' names: the browser test reads their data through them
 GROWTH_NAME = "growth"
-_PASSED, _FAILED = "#59a14f", "#e15759"
+_PASSED, _FAILED = colors.GREEN, colors.RED
 
 
 def budget_bars(result: CheckResult) -> dict[str, list[Any]]:

@@ -12,25 +12,14 @@ from typing import Any
 
 from ..counting.report import CATEGORIES, CountReport, LayerCount, unsupported_ops_note
 from ..units import format_si
+from . import colors
 from .count import CONVENTION, inputs_text, params_text, share_text
 from .html import PAN_AND_ZOOM_X, Section, page_figure, render_page, require_bokeh
 
 ICICLE_NAME = "icicle"  # the glyph renderers' names: the browser test reads their data through them
 CATEGORY_NAME = "categories"
 ROW_HEIGHT = 1.0
-_PALETTE = (
-    "#4e79a7",
-    "#f28e2b",
-    "#59a14f",
-    "#e15759",
-    "#76b7b2",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#bab0ac",
-)
-_FORWARD, _BACKWARD = "#4e79a7", "#f28e2b"
+_FORWARD, _BACKWARD = colors.BLUE, colors.ORANGE
 
 
 def axis_scale(largest: float, unit: str) -> tuple[float, str]:
@@ -70,7 +59,7 @@ def icicle_boxes(report: CountReport, value: str = "total") -> dict[str, list[An
         boxes["params"].append(format_si(layer.params))
         boxes["flops"].append(format_si(width))
         boxes["share"].append(share_text(int(width), total))
-        boxes["color"].append(_PALETTE[index % len(_PALETTE)] if layer.depth else "#bab0ac")
+        boxes["color"].append(colors.PALETTE[index % len(colors.PALETTE)] if layer.depth else colors.GREY)
         wide = total and width / total >= 0.08
         boxes["label"].append((layer.name.rsplit(".", 1)[-1] or "(model)") if wide else "")
     return boxes

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..plan import Plan, SearchResult
 from ..units import GIB, format_number
+from . import colors
 from .html import PAN_AND_ZOOM_X, Section, page_figure, render_page, require_bokeh
 from .plan import fits_text
 
@@ -25,13 +26,13 @@ SHOWN_NAME = "shown"  # the --top ones among them
 FRONTIER_NAME = "frontier"
 MEMORY_PARTS = ("weights", "gradients", "optimizer", "activations", "teacher")
 _COLORS = {
-    "weights": "#4e79a7",
-    "gradients": "#f28e2b",
-    "optimizer": "#e15759",
-    "activations": "#59a14f",
-    "teacher": "#b07aa1",
+    "weights": colors.BLUE,
+    "gradients": colors.ORANGE,
+    "optimizer": colors.RED,
+    "activations": colors.GREEN,
+    "teacher": colors.PURPLE,
 }
-_FORWARD, _BACKWARD = "#4e79a7", "#f28e2b"
+_FORWARD, _BACKWARD = colors.BLUE, colors.ORANGE
 
 
 def memory_bars(labels: Sequence[str], memories: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
@@ -187,7 +188,7 @@ def _step_chart(split: dict[str, float]) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
 
     names = list(split)
-    palette = ("#4e79a7", "#f28e2b", "#edc948", "#ff9da7", "#76b7b2", "#9c755f", "#bab0ac")
+    palette = (colors.BLUE, colors.ORANGE, colors.YELLOW, colors.PINK, colors.TEAL, colors.BROWN, colors.GREY)
     columns = {name: [seconds] for name, seconds in split.items()}
     columns["label"] = ["step"]
     plot = page_figure(
@@ -257,7 +258,7 @@ def _layouts_chart(result: SearchResult) -> Any:
     )
     every = ColumnDataSource({"step": [p[0] for p in tried], "memory": [p[1] for p in tried]})
     plot.scatter(
-        "step", "memory", size=6, color="#bab0ac", alpha=0.6, source=every, name=LAYOUTS_NAME,
+        "step", "memory", size=6, color=colors.GREY, alpha=0.6, source=every, name=LAYOUTS_NAME,
         legend_label=f"{len(tried):,} layouts that fit",
     )  # fmt: skip
     ranked = ColumnDataSource(
@@ -269,12 +270,12 @@ def _layouts_chart(result: SearchResult) -> Any:
         }
     )
     plot.scatter(
-        "step", "memory", size=10, color="#4e79a7", source=ranked, name=SHOWN_NAME, legend_label="shown (--top)"
+        "step", "memory", size=10, color=colors.BLUE, source=ranked, name=SHOWN_NAME, legend_label="shown (--top)"
     )
     plot.line(
         [tried[i][0] for i in edge],
         [tried[i][1] for i in edge],
-        line_color="#e15759",
+        line_color=colors.RED,
         line_width=2,
         name=FRONTIER_NAME,
         legend_label="frontier: no layout both faster and smaller",

@@ -11,6 +11,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ..units import format_number, format_si
+from . import colors
 from .compute import training_table
 from .count_html import axis_scale
 from .html import Section, page_figure, render_page, require_bokeh
@@ -24,7 +25,7 @@ SPLIT_NAME = "split"  # the glyph renderers' names: the browser test reads their
 FLEET_NAME = "fleet"
 CHOSEN_NAME = "chosen"
 CONVENTIONS_NAME = "conventions"
-_COLORS = {"forward": "#4e79a7", "backward": "#f28e2b", "teacher forward": "#59a14f"}
+_COLORS = {"forward": colors.BLUE, "backward": colors.ORANGE, "teacher forward": colors.GREEN}
 
 
 def flops_split(training: TrainingCompute) -> dict[str, list[Any]]:
@@ -116,14 +117,14 @@ def _fleet_chart(fleet: FleetEstimate) -> Any:
         y_axis_label="wall clock (days)",
     )
     line = plot.line("gpus", "days", source=ColumnDataSource(sizes), line_width=2, name=FLEET_NAME)
-    dots = plot.scatter("gpus", "days", source=ColumnDataSource(sizes), size=6, color="#4e79a7")
+    dots = plot.scatter("gpus", "days", source=ColumnDataSource(sizes), size=6, color=colors.BLUE)
     chosen = {"gpus": [fleet.num_gpus], "days": [fleet.wall_clock_days], "text": [format_number(fleet.wall_clock_days)]}
     plot.scatter(
         "gpus",
         "days",
         source=ColumnDataSource(chosen),
         size=13,
-        color="#e15759",
+        color=colors.RED,
         legend_label="this run",
         name=CHOSEN_NAME,
     )
@@ -143,7 +144,7 @@ def _conventions_chart(conventions: ConventionsTable) -> Any:
         height=80 + 32 * len(bars["name"]),
         x_axis_label=f"{unit} per token (forward + backward)",
     )
-    plot.hbar(y="name", left=0, right="scaled", height=0.6, color="#4e79a7", source=source, name=CONVENTIONS_NAME)
+    plot.hbar(y="name", left=0, right="scaled", height=0.6, color=colors.BLUE, source=source, name=CONVENTIONS_NAME)
     plot.add_tools(HoverTool(tooltips=[("", "@name"), ("per token", "@text")]))
     return plot
 

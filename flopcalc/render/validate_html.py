@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..validate import ValidationReport
+from . import colors
 from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
 from .validate import summary_lines
 
 POINTS_NAME = "{kind}_rows"  # the glyph renderers' names: the browser test reads their data through them
 _KINDS = (("time", "Time per optimizer step", "seconds"), ("memory", "Memory per GPU", "GiB"))
-_ROLES = {"tuning": "#f28e2b", "held-out": "#4e79a7"}
+_ROLES = {"tuning": colors.ORANGE, "held-out": colors.BLUE}
 
 
 def validation_points(report: ValidationReport, kind: str) -> dict[str, list[Any]]:
@@ -61,7 +62,7 @@ def _chart(report: ValidationReport, kind: str, unit: str) -> Any:
     plot.patch(
         band["x"],
         band["y"],
-        fill_color="#59a14f",
+        fill_color=colors.GREEN,
         fill_alpha=0.18,
         line_alpha=0,
         legend_label=f"max |error| {worst * 100:.2f}%",
