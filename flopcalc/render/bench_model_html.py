@@ -22,7 +22,7 @@ STEPS_NAME = "steps"  # the glyph renderers' names: the browser test reads their
 MEDIAN_NAME = "median"
 PREDICTED_NAME = "predicted"
 PHASES_NAME = "phases"
-_PHASE_COLORS = {"forward": colors.BLUE, "backward": colors.ORANGE, "optimizer": colors.GREEN}
+_PHASE_COLORS = {"forward": colors.FORWARD, "backward": colors.BACKWARD, "optimizer": colors.GREEN}
 _MEASURED_COLOR = colors.RED
 
 

@@ -19,7 +19,6 @@ from .html import PAN_AND_ZOOM_X, Section, page_figure, render_page, require_bok
 ICICLE_NAME = "icicle"  # the glyph renderers' names: the browser test reads their data through them
 CATEGORY_NAME = "categories"
 ROW_HEIGHT = 1.0
-_FORWARD, _BACKWARD = colors.BLUE, colors.ORANGE
 
 
 def axis_scale(largest: float, unit: str) -> tuple[float, str]:
@@ -159,7 +158,7 @@ def _categories(report: CountReport, unit: str) -> Any:
         ["forward", "backward"],
         y="category",
         height=0.7,
-        color=[_FORWARD, _BACKWARD],
+        color=[colors.FORWARD, colors.BACKWARD],
         source=ColumnDataSource(scaled),
         legend_label=["forward", "backward"],
         name=CATEGORY_NAME,

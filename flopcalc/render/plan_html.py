@@ -32,7 +32,6 @@ _COLORS = {
     "activations": colors.GREEN,
     "teacher": colors.PURPLE,
 }
-_FORWARD, _BACKWARD = colors.BLUE, colors.ORANGE
 
 
 def memory_bars(labels: Sequence[str], memories: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
@@ -133,7 +132,7 @@ def schedule_boxes(pp: int, m: int, forward_s: float, backward_s: float, v: int 
                     ("micro_batch", micro),
                     ("chunk", chunk),
                     ("pass", kind),
-                    ("color", _FORWARD if kind == "forward" else _BACKWARD),
+                    ("color", colors.FORWARD if kind == "forward" else colors.BACKWARD),
                 ):
                     boxes[key].append(value)
         if not progressed:  # cannot happen for the orders above; said rather than looped forever

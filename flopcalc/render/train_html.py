@@ -25,7 +25,7 @@ SPLIT_NAME = "split"  # the glyph renderers' names: the browser test reads their
 FLEET_NAME = "fleet"
 CHOSEN_NAME = "chosen"
 CONVENTIONS_NAME = "conventions"
-_COLORS = {"forward": colors.BLUE, "backward": colors.ORANGE, "teacher forward": colors.GREEN}
+_COLORS = {"forward": colors.FORWARD, "backward": colors.BACKWARD, "teacher forward": colors.GREEN}
 
 
 def flops_split(training: TrainingCompute) -> dict[str, list[Any]]:
