@@ -197,3 +197,19 @@ def test_a_7b_models_count_page_stays_under_5_mb(tmp_path):
     assert result.exit_code == 0, result.output
     assert len(page_data(out.read_text())["layers"]) > 32 * 10  # every module of the 32 blocks is on the page
     assert out.stat().st_size < 5_000_000  # about 1.7 MB (benchmarks/report_pages.py)
+
+
+def test_page_figure_puts_its_tools_in_a_toolbar_above_or_has_no_toolbar():
+    from flopcalc.render.html import PAN_AND_ZOOM, page_figure
+
+    zoomed = page_figure(PAN_AND_ZOOM, height=200)
+    assert zoomed.sizing_mode == "stretch_width" and zoomed.toolbar_location == "above"
+    assert [type(tool).__name__ for tool in zoomed.toolbar.tools] == [
+        "PanTool",
+        "WheelZoomTool",
+        "BoxZoomTool",
+        "ResetTool",
+    ]
+    still = page_figure(height=150, x_axis_label="GPUs")
+    assert still.toolbar_location is None and still.toolbar.tools == [] and still.height == 150
+    assert still.sizing_mode == "stretch_width" and still.xaxis[0].axis_label == "GPUs"

@@ -10,15 +10,27 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..units import format_bytes
+from . import colors
 from .bench import FLEET_COLUMNS, fleet_footer, fleet_rows, fleet_title
-from .html import Section, render_page, require_bokeh
+from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
 
 if TYPE_CHECKING:
     from ..bench.fleet import FleetBenchResult
 
 BANDWIDTH_NAME = "busbw"  # the glyph renderers' names: the browser test reads their data through them
 RANKS_NAME = "ranks"
-_SERIES = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#9c755f", "#edc948", "#ff9da7", "#bab0ac")
+_SERIES = (
+    colors.BLUE,
+    colors.ORANGE,
+    colors.GREEN,
+    colors.RED,
+    colors.TEAL,
+    colors.PURPLE,
+    colors.BROWN,
+    colors.YELLOW,
+    colors.PINK,
+    colors.GREY,
+)
 _DASH = {"world": "solid", "intra": "dashed", "inter": "dotted"}
 
 
@@ -53,20 +65,17 @@ def rank_bars(result: FleetBenchResult) -> dict[str, dict[str, list[Any]]]:
 
 def _bandwidth_chart(result: FleetBenchResult) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem
-    from bokeh.plotting import figure
 
     series = bandwidth_series(result)
     sizes = sorted({size for line in series.values() for size in line["bytes"]})
-    plot = figure(
+    plot = page_figure(
+        PAN_AND_ZOOM,
         height=440,
-        sizing_mode="stretch_width",
         x_axis_type="log",
         y_axis_type="log",  # small messages sit decades below the link's bandwidth
         x_range=(sizes[0] / 1.5, sizes[-1] * 1.5),
         x_axis_label="message size",
         y_axis_label="bus bandwidth (GB/s)",
-        tools="pan,wheel_zoom,box_zoom,reset",
-        toolbar_location="above",
     )
     ticks = sizes[:: max(1, len(sizes) // 10)]  # at most about ten labels, each a size measured
     plot.xaxis.ticker = ticks
@@ -96,17 +105,14 @@ def _bandwidth_chart(result: FleetBenchResult) -> Any:
 
 def _ranks_chart(result: FleetBenchResult) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     bars = rank_bars(result)
     width = 0.8 / max(1, len(bars))
-    plot = figure(
+    plot = page_figure(
+        PAN_AND_ZOOM,
         height=320,
-        sizing_mode="stretch_width",
         x_axis_label="rank",
         y_axis_label="matmul TFLOPS (median of the best shape)",
-        tools="pan,wheel_zoom,box_zoom,reset",
-        toolbar_location="above",
     )
     drawn = []
     for index, (precision, bar) in enumerate(bars.items()):

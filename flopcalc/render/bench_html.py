@@ -11,14 +11,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..units import format_si
-from .html import Section, render_page, require_bokeh
+from . import colors
+from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
 
 if TYPE_CHECKING:
     from ..bench.matmul import MatmulBenchResult
 
 SHAPES_NAME = "shapes"  # the glyph renderers' name: the browser test reads their data through it
 PEAK_NAME = "peak"
-_SERIES = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#9c755f")
+_SERIES = (colors.BLUE, colors.ORANGE, colors.GREEN, colors.RED, colors.TEAL, colors.PURPLE, colors.BROWN)
 
 
 def shape_points(result: MatmulBenchResult) -> dict[str, list[Any]]:
@@ -52,20 +53,17 @@ def _series_columns(points: dict[str, list[Any]], chosen: list[int], precision: 
 
 def _sweep(result: MatmulBenchResult) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     points = shape_points(result)
     lowest, highest = min(points["flops"]) / 1.5, max(points["flops"]) * 1.5
-    plot = figure(
+    plot = page_figure(
+        PAN_AND_ZOOM,
         height=420,
-        sizing_mode="stretch_width",
         x_axis_type="log",
         y_axis_type="log",  # a busy or small device sits decades below its peak
         x_axis_label="FLOPs per matmul (2 m n k)",
         y_axis_label="TFLOPS (median of the samples)",
         x_range=(lowest, highest),
-        tools="pan,wheel_zoom,box_zoom,reset",
-        toolbar_location="above",
     )
     renderers = []
     for index, item in enumerate(result.results):

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..device.measured import STEP_PHASES
+from . import colors
 from .bench import MODEL_COLUMNS, model_rows
-from .html import Section, render_page, require_bokeh
+from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
 
 if TYPE_CHECKING:
     from ..bench.model import ModelBenchResult
@@ -21,8 +22,8 @@ STEPS_NAME = "steps"  # the glyph renderers' names: the browser test reads their
 MEDIAN_NAME = "median"
 PREDICTED_NAME = "predicted"
 PHASES_NAME = "phases"
-_PHASE_COLORS = {"forward": "#4e79a7", "backward": "#f28e2b", "optimizer": "#59a14f"}
-_MEASURED_COLOR = "#e15759"
+_PHASE_COLORS = {"forward": colors.FORWARD, "backward": colors.BACKWARD, "optimizer": colors.GREEN}
+_MEASURED_COLOR = colors.RED
 
 
 def time_scale(seconds: float) -> tuple[float, str]:
@@ -58,20 +59,17 @@ def phase_bars(result: ModelBenchResult) -> dict[str, list[Any]]:
 
 def _steps_chart(result: ModelBenchResult, factor: float, unit: str) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem
-    from bokeh.plotting import figure
 
     points = step_points(result)
     source = ColumnDataSource({**points, "scaled": [s * factor for s in points["seconds"]]})
-    plot = figure(
+    plot = page_figure(
+        PAN_AND_ZOOM,
         height=320,
-        sizing_mode="stretch_width",
         x_axis_label="timed step",
         y_axis_type="log",  # one disturbed step (a context switch) would flatten the rest against the axis
         y_axis_label=f"step time ({unit})",
-        tools="pan,wheel_zoom,box_zoom,reset",
-        toolbar_location="above",
     )
-    steps = plot.scatter("step", "scaled", source=source, size=7, color="#4e79a7", name=STEPS_NAME)
+    steps = plot.scatter("step", "scaled", source=source, size=7, color=colors.BLUE, name=STEPS_NAME)
     items = [LegendItem(label="each step", renderers=[steps])]
     lines = [(result.median_step_seconds, _MEASURED_COLOR, "measured median", MEDIAN_NAME)]
     if result.predicted_step_seconds is not None:
@@ -94,16 +92,12 @@ def _steps_chart(result: ModelBenchResult, factor: float, unit: str) -> Any:
 def _phases_chart(result: ModelBenchResult, factor: float, unit: str) -> Any:
     from bokeh.core.properties import field
     from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem
-    from bokeh.plotting import figure
 
     bars = phase_bars(result)
     rows = ["predicted", "measured (median)"]
-    plot = figure(
+    plot = page_figure(
         y_range=list(reversed(rows)),
         height=210,
-        sizing_mode="stretch_width",
-        toolbar_location=None,
-        tools="",
         x_axis_label=f"step time ({unit})",
     )
     phases = ColumnDataSource(

@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..budget import CheckResult
+from . import colors
 from .budget import METRIC_LABELS, format_metric, verdict
-from .html import Section, render_page, require_bokeh
+from .html import Section, page_figure, render_page, require_bokeh
 
 BUDGETS_NAME = "budgets"  # the glyph renderers' names: the browser test reads their data through them
 GROWTH_NAME = "growth"
-_PASSED, _FAILED = "#59a14f", "#e15759"
+_PASSED, _FAILED = colors.GREEN, colors.RED
 
 
 def budget_bars(result: CheckResult) -> dict[str, list[Any]]:
@@ -46,15 +47,11 @@ def growth_bars(result: CheckResult) -> dict[str, list[Any]]:
 
 def _bars_chart(bars: dict[str, list[Any]], value: str, axis: str, name: str, lines: list[float]) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool, Span
-    from bokeh.plotting import figure
 
     shown = [min(v, 1e6) for v in bars[value]]  # an infinite share (a limit of 0) drawn long, said in the hover
-    plot = figure(
+    plot = page_figure(
         y_range=list(reversed(bars["label"])),
         height=80 + 30 * len(bars["label"]),
-        sizing_mode="stretch_width",
-        toolbar_location=None,
-        tools="",
         x_axis_label=axis,
         x_range=(min(0.0, *shown) * 1.1 - 1, max(110.0, *shown, *lines) * 1.05),
     )

@@ -12,25 +12,13 @@ from typing import Any
 
 from ..counting.report import CATEGORIES, CountReport, LayerCount, unsupported_ops_note
 from ..units import format_si
+from . import colors
 from .count import CONVENTION, inputs_text, params_text, share_text
-from .html import Section, render_page, require_bokeh
+from .html import PAN_AND_ZOOM_X, Section, page_figure, render_page, require_bokeh
 
 ICICLE_NAME = "icicle"  # the glyph renderers' names: the browser test reads their data through them
 CATEGORY_NAME = "categories"
 ROW_HEIGHT = 1.0
-_PALETTE = (
-    "#4e79a7",
-    "#f28e2b",
-    "#59a14f",
-    "#e15759",
-    "#76b7b2",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#bab0ac",
-)
-_FORWARD, _BACKWARD = "#4e79a7", "#f28e2b"
 
 
 def axis_scale(largest: float, unit: str) -> tuple[float, str]:
@@ -70,7 +58,7 @@ def icicle_boxes(report: CountReport, value: str = "total") -> dict[str, list[An
         boxes["params"].append(format_si(layer.params))
         boxes["flops"].append(format_si(width))
         boxes["share"].append(share_text(int(width), total))
-        boxes["color"].append(_PALETTE[index % len(_PALETTE)] if layer.depth else "#bab0ac")
+        boxes["color"].append(colors.PALETTE[index % len(colors.PALETTE)] if layer.depth else colors.GREY)
         wide = total and width / total >= 0.08
         boxes["label"].append((layer.name.rsplit(".", 1)[-1] or "(model)") if wide else "")
     return boxes
@@ -78,7 +66,6 @@ def icicle_boxes(report: CountReport, value: str = "total") -> dict[str, list[An
 
 def _icicle(report: CountReport, value: str, unit: str) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool, Range1d
-    from bokeh.plotting import figure
 
     boxes = icicle_boxes(report, value)
     scale, axis_unit = axis_scale(max(boxes["right"], default=0.0), unit)
@@ -87,11 +74,9 @@ def _icicle(report: CountReport, value: str, unit: str) -> Any:
     boxes["text_y"] = [(top + bottom) / 2 for top, bottom in zip(boxes["top"], boxes["bottom"])]
     depth = max((layer.depth for layer in report.layers), default=0)
     right = max(boxes["x1"], default=0.0) or 1.0
-    plot = figure(
+    plot = page_figure(
+        PAN_AND_ZOOM_X,
         height=max(160, 44 * (depth + 1) + 60),
-        sizing_mode="stretch_width",
-        tools="xpan,xwheel_zoom,reset",
-        toolbar_location="above",
         x_axis_label=axis_unit,
         y_range=(-(depth + 1) * ROW_HEIGHT, 0.05),
         x_range=Range1d(0, right * 1.01, bounds=(0, right * 1.01)),
@@ -154,7 +139,6 @@ def category_bars(report: CountReport) -> dict[str, list[Any]]:
 
 def _categories(report: CountReport, unit: str) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     bars = category_bars(report)
     scale, axis_unit = axis_scale(max((f + b for f, b in zip(bars["forward"], bars["backward"])), default=0), unit)
@@ -165,19 +149,16 @@ def _categories(report: CountReport, unit: str) -> Any:
         "forward_text": [format_si(v) for v in bars["forward"]],
         "backward_text": [format_si(v) for v in bars["backward"]],
     }
-    plot = figure(
+    plot = page_figure(
         y_range=list(reversed(bars["category"])),
         height=80 + 28 * len(bars["category"]),
-        sizing_mode="stretch_width",
-        toolbar_location=None,
         x_axis_label=axis_unit,
-        tools="",
     )
     plot.hbar_stack(
         ["forward", "backward"],
         y="category",
         height=0.7,
-        color=[_FORWARD, _BACKWARD],
+        color=[colors.FORWARD, colors.BACKWARD],
         source=ColumnDataSource(scaled),
         legend_label=["forward", "backward"],
         name=CATEGORY_NAME,

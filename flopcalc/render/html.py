@@ -43,6 +43,17 @@ def require_bokeh() -> Any:
     return bokeh
 
 
+PAN_AND_ZOOM = "pan,wheel_zoom,box_zoom,reset"  # a chart read at several scales
+PAN_AND_ZOOM_X = "xpan,xwheel_zoom,reset"  # a long row of bars: along x only
+
+
+def page_figure(tools: str = "", **options: Any) -> Any:
+    """A Bokeh figure as wide as the page, with `tools` in a toolbar above it, or no toolbar when it has none."""
+    from bokeh.plotting import figure
+
+    return figure(sizing_mode="stretch_width", tools=tools, toolbar_location="above" if tools else None, **options)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

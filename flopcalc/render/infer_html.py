@@ -15,8 +15,9 @@ from typing import Any
 from ..infer import InferResult
 from ..infer.bounds import scale_layer
 from ..units import format_number, format_si
+from . import colors
 from .count_html import axis_scale
-from .html import Section, render_page, require_bokeh
+from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
 from .infer import seconds
 
 ROOFLINE_NAME = "layers"  # the glyph renderers' names: the browser test reads their data through them
@@ -25,8 +26,7 @@ ROOF_NAME = "roof"
 LATENCY_NAME = "latency"
 THROUGHPUT_NAME = "throughput"
 MEMORY_NAME = "memory"
-_SERIES = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
-_WEIGHTS, _KV_CACHE, _ACTIVATIONS = "#4e79a7", "#f28e2b", "#59a14f"
+_WEIGHTS, _KV_CACHE, _ACTIVATIONS = colors.BLUE, colors.ORANGE, colors.GREEN
 
 
 def _layers_batch(result: InferResult) -> int:
@@ -87,22 +87,18 @@ def roof(result: InferResult, lowest: float, highest: float) -> dict[str, list[f
 
 
 def _roofline(result: InferResult) -> Any:
-    from bokeh.plotting import figure
-
     points, phases = roofline_points(result), phase_points(result)
     ridge = result.hardware.peak_flops / result.hardware.bandwidth
     xs = points["intensity"] + phases["intensity"] + [ridge]
     lowest, highest = min(xs) / 2, max(xs) * 8  # room on the right for the phases' labels
     scale, unit = axis_scale(result.hardware.peak_flops, "FLOP/s")
-    plot = figure(
+    plot = page_figure(
+        PAN_AND_ZOOM,
         height=440,
-        sizing_mode="stretch_width",
         x_axis_type="log",
         y_axis_type="log",
         x_axis_label="arithmetic intensity (FLOP/byte)",
         y_axis_label=unit,
-        tools="pan,wheel_zoom,box_zoom,reset",
-        toolbar_location="above",
     )
     _draw_roof(plot, result, lowest, highest, scale)
     _draw_layers(plot, result, points, scale)
@@ -158,7 +154,7 @@ def _draw_layers(plot: Any, result: InferResult, points: dict[str, list[Any]], s
                 source=source,
                 size=7,
                 alpha=0.75,
-                color=_SERIES[index % len(_SERIES)],
+                color=colors.PALETTE[index % len(colors.PALETTE)],
                 legend_label=f"batch {batch.batch_size}",
                 name=ROOFLINE_NAME,
             )
@@ -186,7 +182,7 @@ def _draw_phases(plot: Any, result: InferResult, phases: dict[str, list[Any]], s
         ),
         marker="diamond",
         size=16,
-        color="#e15759",
+        color=colors.RED,
         line_color="black",
         legend_label=f"prefill and decode (batch {_layers_batch(result)})",
         name=PHASE_NAME,
@@ -247,14 +243,18 @@ def _latency_throughput(result: InferResult) -> Any:
         title="request latency" if generating else "latency of one forward",
         **common,
     )
-    latency.line("batch", "latency", source=source, line_width=2, color=_SERIES[0], legend_label="latency")
-    latency.scatter("batch", "latency", source=source, size=8, color=_SERIES[0], name=LATENCY_NAME)
+    latency.line("batch", "latency", source=source, line_width=2, color=colors.PALETTE[0], legend_label="latency")
+    latency.scatter("batch", "latency", source=source, size=8, color=colors.PALETTE[0], name=LATENCY_NAME)
     if generating:
         extra = ColumnDataSource(
             {"batch": curves["batch"], "ttft": curves["ttft_s"], "per_token": curves["time_per_token_s"]}
         )
-        latency.line("batch", "ttft", source=extra, line_width=2, color=_SERIES[1], legend_label="time to first token")
-        latency.line("batch", "per_token", source=extra, line_width=2, color=_SERIES[2], legend_label="time per token")
+        latency.line(
+            "batch", "ttft", source=extra, line_width=2, color=colors.PALETTE[1], legend_label="time to first token"
+        )
+        latency.line(
+            "batch", "per_token", source=extra, line_width=2, color=colors.PALETTE[2], legend_label="time per token"
+        )
         latency.legend.location = "top_left"
     latency.add_tools(HoverTool(tooltips=[("batch", "@batch"), ("latency", "@latency_text")]))
     throughput = figure(
@@ -263,8 +263,8 @@ def _latency_throughput(result: InferResult) -> Any:
         title="generated tokens/s" if generating else "examples/s",
         **common,
     )
-    throughput.line("batch", "throughput", source=source, line_width=2, color=_SERIES[3])
-    throughput.scatter("batch", "throughput", source=source, size=8, color=_SERIES[3], name=THROUGHPUT_NAME)
+    throughput.line("batch", "throughput", source=source, line_width=2, color=colors.PALETTE[3])
+    throughput.scatter("batch", "throughput", source=source, size=8, color=colors.PALETTE[3], name=THROUGHPUT_NAME)
     throughput.add_tools(HoverTool(tooltips=[("batch", "@batch"), ("per second", "@throughput_text")]))
     return row(latency, throughput, sizing_mode="stretch_width")
 
@@ -302,7 +302,6 @@ def _memory_columns(bars: dict[str, list[Any]], scale: float) -> dict[str, list[
 
 def _memory(result: InferResult) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool, Span
-    from bokeh.plotting import figure
 
     bars = memory_bars(result)
     capacity = result.hardware.memory_bytes
@@ -311,31 +310,28 @@ def _memory(result: InferResult) -> Any:
     split_kv = result.decode is not None and not result.parallel
     rest = "KV cache and activations" if result.decode is not None and result.parallel else "activations"
     stacked = ["weights", "kv_cache", "activations"] if split_kv else ["weights", "activations"]
-    colors = [_WEIGHTS, _KV_CACHE, _ACTIVATIONS] if split_kv else [_WEIGHTS, _ACTIVATIONS]
+    stack_colors = [_WEIGHTS, _KV_CACHE, _ACTIVATIONS] if split_kv else [_WEIGHTS, _ACTIVATIONS]
     legend = ["weights", "KV cache", rest] if split_kv else ["weights", rest]
     source = ColumnDataSource(_memory_columns(bars, scale))
-    plot = figure(
+    plot = page_figure(
         x_range=bars["batch"],
         height=340,
-        sizing_mode="stretch_width",
         x_axis_label="batch size",
         y_axis_label=unit,
         y_range=(0, max(tallest, capacity or 0.0) * 1.08 / scale),  # the memory line inside the frame
-        tools="",
-        toolbar_location=None,
     )
     plot.vbar_stack(
         stacked,
         x="batch",
         width=0.6,
-        color=colors,
+        color=stack_colors,
         source=source,
         legend_label=legend,
         name=MEMORY_NAME,
     )
     if capacity is not None:
         plot.add_layout(
-            Span(location=capacity / scale, dimension="width", line_color="#e15759", line_dash="dashed", line_width=2)
+            Span(location=capacity / scale, dimension="width", line_color=colors.RED, line_dash="dashed", line_width=2)
         )
         plot.title.text = f"{result.hardware.gpu} memory: {format_si(capacity, 'B')} (dashed line)"
     plot.add_tools(

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..plan import Plan, SearchResult
 from ..units import GIB, format_number
-from .html import Section, render_page, require_bokeh
+from . import colors
+from .html import PAN_AND_ZOOM_X, Section, page_figure, render_page, require_bokeh
 from .plan import fits_text
 
 MEMORY_NAME = "memory"  # the glyph renderers' names: the browser test reads their data through them
@@ -25,13 +26,12 @@ SHOWN_NAME = "shown"  # the --top ones among them
 FRONTIER_NAME = "frontier"
 MEMORY_PARTS = ("weights", "gradients", "optimizer", "activations", "teacher")
 _COLORS = {
-    "weights": "#4e79a7",
-    "gradients": "#f28e2b",
-    "optimizer": "#e15759",
-    "activations": "#59a14f",
-    "teacher": "#b07aa1",
+    "weights": colors.BLUE,
+    "gradients": colors.ORANGE,
+    "optimizer": colors.RED,
+    "activations": colors.GREEN,
+    "teacher": colors.PURPLE,
 }
-_FORWARD, _BACKWARD = "#4e79a7", "#f28e2b"
 
 
 def memory_bars(labels: Sequence[str], memories: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
@@ -132,7 +132,7 @@ def schedule_boxes(pp: int, m: int, forward_s: float, backward_s: float, v: int 
                     ("micro_batch", micro),
                     ("chunk", chunk),
                     ("pass", kind),
-                    ("color", _FORWARD if kind == "forward" else _BACKWARD),
+                    ("color", colors.FORWARD if kind == "forward" else colors.BACKWARD),
                 ):
                     boxes[key].append(value)
         if not progressed:  # cannot happen for the orders above; said rather than looped forever
@@ -153,18 +153,14 @@ def frontier(points: Sequence[tuple[float, float]]) -> list[int]:
 
 def _memory_chart(bars: dict[str, list[Any]], gpu_gib: float, usable_gib: float, title: str, name: str) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool, Span
-    from bokeh.plotting import figure
 
     parts = [part for part in MEMORY_PARTS if part in bars]
     source = ColumnDataSource({**bars, **{f"{p}_text": [f"{format_number(x, 3)} GiB" for x in bars[p]] for p in parts}})
     top = max([*bars["total"], gpu_gib]) * 1.08
-    plot = figure(
+    plot = page_figure(
         x_range=bars["label"],
         y_range=(0, top),
         height=320,
-        sizing_mode="stretch_width",
-        toolbar_location=None,
-        tools="",
         y_axis_label="GiB per GPU",
         title=title,
     )
@@ -189,18 +185,14 @@ def _memory_chart(bars: dict[str, list[Any]], gpu_gib: float, usable_gib: float,
 
 def _step_chart(split: dict[str, float]) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     names = list(split)
-    palette = ("#4e79a7", "#f28e2b", "#edc948", "#ff9da7", "#76b7b2", "#9c755f", "#bab0ac")
+    palette = (colors.BLUE, colors.ORANGE, colors.YELLOW, colors.PINK, colors.TEAL, colors.BROWN, colors.GREY)
     columns = {name: [seconds] for name, seconds in split.items()}
     columns["label"] = ["step"]
-    plot = figure(
+    plot = page_figure(
         y_range=["step"],
         height=170,
-        sizing_mode="stretch_width",
-        toolbar_location=None,
-        tools="",
         x_axis_label="seconds",
     )
     plot.hbar_stack(
@@ -221,7 +213,6 @@ def _step_chart(split: dict[str, float]) -> Any:
 
 def _schedule_chart(boxes: dict[str, list[Any]], pp: int) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     scale, unit = (1e-3, "ms") if max(boxes["end"], default=0) < 10 else (1.0, "s")
     data = {
@@ -232,11 +223,9 @@ def _schedule_chart(boxes: dict[str, list[Any]], pp: int) -> Any:
         "bottom": [-s - 0.4 for s in boxes["stage"]],
         "label": [str(i + 1) for i in boxes["micro_batch"]],
     }
-    plot = figure(
+    plot = page_figure(
+        PAN_AND_ZOOM_X,
         height=80 + 40 * pp,
-        sizing_mode="stretch_width",
-        tools="xpan,xwheel_zoom,reset",
-        toolbar_location="above",
         x_axis_label=unit,
         y_axis_label="pipeline stage",
     )
@@ -256,23 +245,19 @@ def _schedule_chart(boxes: dict[str, list[Any]], pp: int) -> Any:
 
 def _layouts_chart(result: SearchResult) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     plans = [plan for plan in result.candidates if plan.step is not None]
     shown = [(plan.step.step_s, plan.memory.total / GIB) for plan in plans]  # type: ignore[union-attr]
     tried = [(step_s, nbytes / GIB) for step_s, nbytes in result.fitting] or shown
     edge = frontier(tried)
-    plot = figure(
+    plot = page_figure(
         height=340,
-        sizing_mode="stretch_width",
-        toolbar_location=None,
-        tools="",
         x_axis_label="step time (s)",
         y_axis_label="memory per GPU (GiB)",
     )
     every = ColumnDataSource({"step": [p[0] for p in tried], "memory": [p[1] for p in tried]})
     plot.scatter(
-        "step", "memory", size=6, color="#bab0ac", alpha=0.6, source=every, name=LAYOUTS_NAME,
+        "step", "memory", size=6, color=colors.GREY, alpha=0.6, source=every, name=LAYOUTS_NAME,
         legend_label=f"{len(tried):,} layouts that fit",
     )  # fmt: skip
     ranked = ColumnDataSource(
@@ -284,12 +269,12 @@ def _layouts_chart(result: SearchResult) -> Any:
         }
     )
     plot.scatter(
-        "step", "memory", size=10, color="#4e79a7", source=ranked, name=SHOWN_NAME, legend_label="shown (--top)"
+        "step", "memory", size=10, color=colors.BLUE, source=ranked, name=SHOWN_NAME, legend_label="shown (--top)"
     )
     plot.line(
         [tried[i][0] for i in edge],
         [tried[i][1] for i in edge],
-        line_color="#e15759",
+        line_color=colors.RED,
         line_width=2,
         name=FRONTIER_NAME,
         legend_label="frontier: no layout both faster and smaller",

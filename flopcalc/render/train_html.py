@@ -11,9 +11,10 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ..units import format_number, format_si
+from . import colors
 from .compute import training_table
 from .count_html import axis_scale
-from .html import Section, render_page, require_bokeh
+from .html import Section, page_figure, render_page, require_bokeh
 
 if TYPE_CHECKING:
     from ..compute import FleetEstimate, TrainingCompute
@@ -24,7 +25,7 @@ SPLIT_NAME = "split"  # the glyph renderers' names: the browser test reads their
 FLEET_NAME = "fleet"
 CHOSEN_NAME = "chosen"
 CONVENTIONS_NAME = "conventions"
-_COLORS = {"forward": "#4e79a7", "backward": "#f28e2b", "teacher forward": "#59a14f"}
+_COLORS = {"forward": colors.FORWARD, "backward": colors.BACKWARD, "teacher forward": colors.GREEN}
 
 
 def flops_split(training: TrainingCompute) -> dict[str, list[Any]]:
@@ -70,7 +71,6 @@ def convention_bars(conventions: ConventionsTable) -> dict[str, list[Any]]:
 
 def _split_chart(training: TrainingCompute) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     split = flops_split(training)
     scale, unit = axis_scale(max(split["right"]) or 1.0, "FLOP")
@@ -84,12 +84,9 @@ def _split_chart(training: TrainingCompute) -> Any:
             "share_text": [f"{v:.1%}" for v in split["share"]],
         }
     )
-    plot = figure(
+    plot = page_figure(
         y_range=["training"],
         height=150,
-        sizing_mode="stretch_width",
-        toolbar_location=None,
-        tools="",
         x_axis_label=unit,
     )
     plot.hbar(
@@ -110,28 +107,24 @@ def _split_chart(training: TrainingCompute) -> Any:
 
 def _fleet_chart(fleet: FleetEstimate) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     sizes = fleet_sizes(fleet)
-    plot = figure(
+    plot = page_figure(
         height=320,
-        sizing_mode="stretch_width",
         x_axis_type="log",
         y_axis_type="log",
-        toolbar_location=None,
-        tools="",
         x_axis_label="GPUs",
         y_axis_label="wall clock (days)",
     )
     line = plot.line("gpus", "days", source=ColumnDataSource(sizes), line_width=2, name=FLEET_NAME)
-    dots = plot.scatter("gpus", "days", source=ColumnDataSource(sizes), size=6, color="#4e79a7")
+    dots = plot.scatter("gpus", "days", source=ColumnDataSource(sizes), size=6, color=colors.BLUE)
     chosen = {"gpus": [fleet.num_gpus], "days": [fleet.wall_clock_days], "text": [format_number(fleet.wall_clock_days)]}
     plot.scatter(
         "gpus",
         "days",
         source=ColumnDataSource(chosen),
         size=13,
-        color="#e15759",
+        color=colors.RED,
         legend_label="this run",
         name=CHOSEN_NAME,
     )
@@ -142,20 +135,16 @@ def _fleet_chart(fleet: FleetEstimate) -> Any:
 
 def _conventions_chart(conventions: ConventionsTable) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     bars = convention_bars(conventions)
     scale, unit = axis_scale(max(bars["flops"]) or 1.0, "FLOP")
     source = ColumnDataSource({**bars, "scaled": [v / scale for v in bars["flops"]]})
-    plot = figure(
+    plot = page_figure(
         y_range=list(reversed(bars["name"])),
         height=80 + 32 * len(bars["name"]),
-        sizing_mode="stretch_width",
-        toolbar_location=None,
-        tools="",
         x_axis_label=f"{unit} per token (forward + backward)",
     )
-    plot.hbar(y="name", left=0, right="scaled", height=0.6, color="#4e79a7", source=source, name=CONVENTIONS_NAME)
+    plot.hbar(y="name", left=0, right="scaled", height=0.6, color=colors.BLUE, source=source, name=CONVENTIONS_NAME)
     plot.add_tools(HoverTool(tooltips=[("", "@name"), ("per token", "@text")]))
     return plot
 

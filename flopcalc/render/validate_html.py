@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..validate import ValidationReport
-from .html import Section, render_page, require_bokeh
+from . import colors
+from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
 from .validate import summary_lines
 
 POINTS_NAME = "{kind}_rows"  # the glyph renderers' names: the browser test reads their data through them
 _KINDS = (("time", "Time per optimizer step", "seconds"), ("memory", "Memory per GPU", "GiB"))
-_ROLES = {"tuning": "#f28e2b", "held-out": "#4e79a7"}
+_ROLES = {"tuning": colors.ORANGE, "held-out": colors.BLUE}
 
 
 def validation_points(report: ValidationReport, kind: str) -> dict[str, list[Any]]:
@@ -42,29 +43,26 @@ def error_band(report: ValidationReport, kind: str, lowest: float, highest: floa
 
 def _chart(report: ValidationReport, kind: str, unit: str) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     points = validation_points(report, kind)
     worst = report.summary(kind).max_abs_error or 0.0
     values = points["measured"] + points["predicted"]
     lowest, highest = min(values) / 1.25, max(values) * 1.25
-    plot = figure(
+    plot = page_figure(
+        PAN_AND_ZOOM,
         height=420,
-        sizing_mode="stretch_width",
         x_axis_type="log",
         y_axis_type="log",
         x_axis_label=f"measured ({unit})",
         y_axis_label=f"predicted ({unit})",
         x_range=(lowest, highest),
         y_range=(lowest, highest),
-        tools="pan,wheel_zoom,box_zoom,reset",
-        toolbar_location="above",
     )
     band = error_band(report, kind, lowest, highest)
     plot.patch(
         band["x"],
         band["y"],
-        fill_color="#59a14f",
+        fill_color=colors.GREEN,
         fill_alpha=0.18,
         line_alpha=0,
         legend_label=f"max |error| {worst * 100:.2f}%",
