@@ -683,18 +683,26 @@ def cudnn_rnn_flops(
 ) -> dict:
     """cuDNN's whole RNN in one op: per time step, per layer, per direction; a layer after the first reads the
     directions' outputs concatenated."""
+    steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
+    widths, hidden, directions, biases = _cudnn_stack(
+        x, weights, hidden_size, proj_size, num_layers, bidirectional, batch_sizes
+    )
+    layers = (rnn_step_flops(mode, batch, width, hidden, biases) for width in widths)
+    return _times(_sum(layers), steps * directions)
+
+
+def _cudnn_stack(x, weights, hidden_size, proj_size, num_layers, bidirectional, batch_sizes):
+    """What cuDNN's forward and backward share: each layer's input width (a layer after the first reads the
+    directions' outputs concatenated), the hidden size, the directions and whether the weights carry biases
+    (four tensors per layer and direction with them, two without)."""
     if batch_sizes:
         raise NotImplementedError("packed sequences: FLOPs depend on the sequence lengths")
     if proj_size:
         raise NotImplementedError("LSTM with proj_size")
-    steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
     hidden, directions = int(hidden_size), 2 if bidirectional else 1
-    biases = len(weights) > 2 * int(num_layers) * directions  # four tensors per layer and direction with biases
-    layers = (
-        rnn_step_flops(mode, batch, x[-1] if layer == 0 else hidden * directions, hidden, biases)
-        for layer in range(int(num_layers))
-    )
-    return _times(_sum(layers), steps * directions)
+    biases = len(weights) > 2 * int(num_layers) * directions
+    widths = [x[-1] if layer == 0 else hidden * directions for layer in range(int(num_layers))]
+    return widths, hidden, directions, biases
 
 
 @register("mkldnn_rnn_layer_backward", category="matmul")
@@ -756,17 +764,11 @@ def cudnn_rnn_backward_flops(
 ) -> dict:
     """cuDNN's whole RNN backward: the data gradients always (the weights' need them), the weight and bias
     gradients when asked for (output_mask's last entry); per time step, per layer, per direction."""
-    if batch_sizes:
-        raise NotImplementedError("packed sequences: FLOPs depend on the sequence lengths")
-    if proj_size:
-        raise NotImplementedError("LSTM with proj_size")
-    hidden, directions = int(hidden_size), 2 if bidirectional else 1
-    biases = len(weights) > 2 * int(num_layers) * directions
-    wanted = bool(output_mask[3]) if output_mask is not None else True
-    layers = (
-        rnn_step_backward_flops(mode, 1, x[-1] if layer == 0 else hidden * directions, hidden, biases, wanted)
-        for layer in range(int(num_layers))
+    widths, hidden, directions, biases = _cudnn_stack(
+        x, weights, hidden_size, proj_size, num_layers, bidirectional, batch_sizes
     )
+    wanted = bool(output_mask[3]) if output_mask is not None else True
+    layers = (rnn_step_backward_flops(mode, 1, width, hidden, biases, wanted) for width in widths)
     return _times(_sum(layers), x[0] * x[1] * directions)
 
 
