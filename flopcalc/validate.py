@@ -16,7 +16,7 @@ from .compute import Throughput
 from .device import resolve_device
 from .errors import UsageError
 from .files import read_yaml_or_shipped, shipped_text
-from .plan import Bandwidth, Fleet, Layout, evaluate, model_from_params
+from .plan import Bandwidth, Fleet, GivenShape, Layout, evaluate, model_from_params
 from .predict import OVERLAP_RULES, Curve, DeviceProfile, TrainingLayout, TransformerShape, load_profiles, predict_step
 from .units import GIB, LARGEST_NUMBER, LARGEST_WHOLE, SMALLEST_FIGURE
 
@@ -300,17 +300,8 @@ def predicted_memory(row: RunRow, profile: DeviceProfile) -> tuple[float, float]
     first stage's activations (Korthikanti et al. 2022, Sec. 4.3)."""
     shape, layout = row.shape, row.layout
     params = shape.layers * shape.params_per_layer
-    model = model_from_params(
-        params,
-        shape.seq_len,
-        layers=shape.layers,
-        hidden=shape.hidden,
-        heads=shape.heads,
-        kv_heads=shape.kv_heads,
-        ffn=shape.ffn,
-        vocab=shape.vocab,
-        attention="math",
-    )  # Megatron-LM of 2022 kept the s^2 scores (no flash attention)
+    # Megatron-LM of 2022 kept the s^2 scores (no flash attention)
+    model = model_from_params(params, shape.seq_len, GivenShape.of_gemm_shape(shape, attention="math"))
     link = profile.network("intra_node")
     device = resolve_device(row.device, "fp16", profile=profile)
     fleet = Fleet(
@@ -322,17 +313,7 @@ def predicted_memory(row: RunRow, profile: DeviceProfile) -> tuple[float, float]
     )
     plan = evaluate(
         model,
-        Layout(
-            dp=layout.dp,
-            tp=layout.tp,
-            pp=layout.pp,
-            recompute=layout.recompute,
-            sequence_parallel=layout.sequence_parallel,
-            micro_batch=layout.micro_batch,
-            global_batch=layout.global_batch,
-            gpus_per_node=layout.gpus_per_node,
-            virtual=layout.virtual,
-        ),
+        Layout(**{key: getattr(layout, key) for key in (*_LAYOUT_FIELDS, "gpus_per_node")}),  # the same names in plan
         fleet,
         precision="fp16",
     )

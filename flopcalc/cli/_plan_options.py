@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -13,6 +13,9 @@ from ..errors import UsageError
 from ..spec import ModelSpec
 from ..units import parse_si_number
 from ._options import ModelOptions, number, optional_model_argument, options_of, text_option, whole_option
+
+if TYPE_CHECKING:
+    from ..plan import GivenShape
 
 ModelArgument = optional_model_argument(
     "Model to plan: file.py:callable, file.py, .pt, .pt2, config.json or Hub id (org/name) (its input is one "
@@ -194,41 +197,20 @@ def stage_layers_split(text: str | None) -> tuple[int, ...]:
     return tuple(int(item) for item in items)
 
 
-@dataclass(frozen=True)
-class PlanShape:
+MODEL_SHAPE_FLAGS = ("--heads", "--kv-heads")  # a MODEL may need them too: its graph may not show its heads
+
+
+def plan_shape(ctx: typer.Context) -> GivenShape:
     """The transformer shape given on the command line, for a model not at hand."""
+    from ..plan import GivenShape  # the plan library loads with the command, not with the CLI
 
-    layers: Optional[int] = None
-    hidden: Optional[int] = None
-    heads: Optional[int] = None
-    kv_heads: Optional[int] = None
-    ffn: Optional[int] = None
-    vocab: Optional[int] = None
-    head_dim: Optional[int] = None
-    mlp: str = "gelu"
-    attention: str = "flash"
-
-    @classmethod
-    def of(cls, ctx: typer.Context) -> PlanShape:
-        return options_of(cls, ctx)
-
-    def flags_given(self) -> dict[str, object]:
-        """The shape's flags (heads apart: a MODEL may need them) with their values, None where not given."""
-        return {
-            "--layers": self.layers,
-            "--hidden": self.hidden,
-            "--ffn": self.ffn,
-            "--vocab": self.vocab,
-            "--head-dim": self.head_dim,
-            "--mlp": None if self.mlp == "gelu" else self.mlp,
-            "--attention": None if self.attention == "flash" else self.attention,
-        }
+    return options_of(GivenShape, ctx)
 
 
-def plan_spec(options: ModelOptions, shape: PlanShape) -> Optional[ModelSpec]:
+def plan_spec(options: ModelOptions, shape: GivenShape) -> Optional[ModelSpec]:
     """The model file's spec, or None for --params (which needs --seq-len and takes none of the file's options)."""
     spec = options.spec_or_none("plan", besides=["seq_len"])
-    named = [flag for flag, value in shape.flags_given().items() if value is not None]
+    named = [flag for flag, value in shape.flags().items() if value is not None and flag not in MODEL_SHAPE_FLAGS]
     if spec is not None and named:
         raise UsageError(f"{', '.join(named)} describe a model given by --params", "a MODEL shows its own shape")
     return spec

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Optional
 
 import typer
@@ -85,7 +84,6 @@ from ._plan_options import (
     ParamsOption,
     PlanNumGpusOption,
     PlanSeqLenOption,
-    PlanShape,
     PpOption,
     RecomputeOption,
     SearchOption,
@@ -99,6 +97,7 @@ from ._plan_options import (
     VocabOption,
     ZeroOption,
     memory_reserve_gib,
+    plan_shape,
     plan_spec,
     stage_layers_split,
     whole,
@@ -198,7 +197,7 @@ def plan_command(
         raise UsageError("MODEL and --params exclude each other", MODES_HINT)
     if model is None and params is None and layers is None:
         raise UsageError("nothing to plan", MODES_HINT)
-    shape = PlanShape.of(ctx)
+    shape = plan_shape(ctx)
     spec = plan_spec(ModelOptions.of(ctx), shape)
     lora = _lora(lora_rank, lora_targets, lora_alpha, adapter_config, model, base_dtype)
     teacher_of = _teacher(
@@ -315,7 +314,7 @@ def _searchable_split(stage_layers, search: bool, batch: Optional[int], virtual_
     return split
 
 
-def _planned_model(model, spec, lora, base_dtype, fleet, params, seq_len, shape: PlanShape):
+def _planned_model(model, spec, lora, base_dtype, fleet, params, seq_len, shape):
     """The model as the plan sees it: counted from its file (with adapters), or from --params and the shape."""
     from .. import plan as planning
 
@@ -327,10 +326,7 @@ def _planned_model(model, spec, lora, base_dtype, fleet, params, seq_len, shape:
         with progress(f"counting {model} for the plan"):
             return planning.model_from_spec(spec, heads=shape.heads, kv_heads=shape.kv_heads)
     return planning.model_from_params(
-        number(params, "--params"),
-        seq_len,
-        **asdict(shape),
-        params_tolerance=planning.PARAMS_TOLERANCE,
+        number(params, "--params"), seq_len, shape, params_tolerance=planning.PARAMS_TOLERANCE
     )
 
 

@@ -4,8 +4,8 @@ shape.py's formulas)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from ..compute import step_flops
 from ..counting.activations import ActivationProfile
@@ -14,7 +14,7 @@ from ..errors import UsageError
 from ..predict import TransformerShape
 from ..spec import ModelSpec
 from .checks import positive, positive_int
-from .shape import DEFAULT_ATTENTION, DEFAULT_MLP, Shape, gemm_ffn, kernel_words, transformer_shape
+from .shape import GivenShape, Shape, gemm_ffn, kernel_words
 
 if TYPE_CHECKING:
     from ..counting.report import CountReport
@@ -157,20 +157,14 @@ class PlanModel:
 def model_from_params(
     params: float | None,
     seq_len: int | None,
+    shape: GivenShape | None = None,
     *,
-    layers: int | None = None,
-    hidden: int | None = None,
-    heads: int | None = None,
-    kv_heads: int | None = None,
-    ffn: int | None = None,
-    vocab: int | None = None,
-    head_dim: int | None = None,
-    mlp: str = DEFAULT_MLP,
-    attention: str = DEFAULT_ATTENTION,
     params_tolerance: float | None = None,
+    **given: Any,
 ) -> PlanModel:
     """A model known by its parameter count N (or its shape, which gives N) and sequence length s, one sequence
-    per example.
+    per example. The shape is a GivenShape, or its fields by keyword (`layers=32, hidden=4096, heads=32`), which
+    also override a GivenShape's.
 
     Forward = 2N FLOPs per token (Kaplan et al. 2020), plus, with the shape, the attention products
     4 x layers x s x heads x head_dim per token (PaLM's 6LH(2QT) for forward and backward); backward = 2x
@@ -180,24 +174,14 @@ def model_from_params(
     further than this fraction from the shape's. Without `seq_len` the model has no FLOPs per example: only its
     model states are planned, and `notes` say what the activations need.
     """
-    shape = transformer_shape(
-        layers, hidden, heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab, head_dim=head_dim, mlp=mlp, attention=attention
-    )
-    described = (
-        ("--layers", layers),
-        ("--hidden", hidden),
-        ("--heads", heads),
-        ("--kv-heads", kv_heads),
-        ("--head-dim", head_dim),
-        ("--ffn", ffn),
-        ("--vocab", vocab),
-    )
-    n, method = _params_count(params, shape, params_tolerance, described)
+    described = replace(shape or GivenShape(), **given)
+    resolved = described.resolved()
+    n, method = _params_count(params, resolved, params_tolerance, described)
     s = None if seq_len is None else positive_int(seq_len, "--seq-len")
     forward = 0.0 if s is None else 2 * n * s
     if s is not None:
         method.append("--params: forward 2N FLOPs per token (Kaplan et al. 2020), backward 2x forward")
-    attention_flops, activations, shape_method, notes = _shape_flops_and_activations(shape, n, s)
+    attention_flops, activations, shape_method, notes = _shape_flops_and_activations(resolved, n, s)
     forward += attention_flops
     method += shape_method
     if s is None:
@@ -206,7 +190,7 @@ def model_from_params(
             "step time and activations need --seq-len"
         )
     return PlanModel(
-        source=_params_source(params, n, s, described, shape, mlp, attention),
+        source=_params_source(params, n, s, described),
         params=int(round(n)),
         batch=1,
         forward_flops=forward,
@@ -214,24 +198,24 @@ def model_from_params(
         block_forward_flops=forward,
         attention_forward_flops=attention_flops,
         activations=activations,
-        layers=layers,
-        hidden=hidden,
-        heads=heads,
-        kv_heads=shape.kv_heads if shape is not None else None,
+        layers=described.layers,
+        hidden=described.hidden,
+        heads=described.heads,
+        kv_heads=resolved.kv_heads if resolved is not None else None,
         tokens_per_example=s,
         method=tuple(method),
         notes=tuple(notes),
         flops_known=s is not None,
-        vocab=vocab,
-        ffn=gemm_ffn(shape),
-        fused_attention=shape is not None and shape.attention == "flash",
-        head_dim=head_dim,
-        shape_source="--layers, --hidden, --heads" if shape is not None else "",
+        vocab=described.vocab,
+        ffn=gemm_ffn(resolved),
+        fused_attention=resolved is not None and resolved.attention == "flash",
+        head_dim=described.head_dim,
+        shape_source="--layers, --hidden, --heads" if resolved is not None else "",
     )
 
 
 def _params_count(
-    params: float | None, shape: Shape | None, params_tolerance: float | None, described: tuple
+    params: float | None, shape: Shape | None, params_tolerance: float | None, described: GivenShape
 ) -> tuple[float, list[str]]:
     """N: the one given (checked against the shape's within `params_tolerance`) or the shape's, and how."""
     if params is None:
@@ -242,7 +226,7 @@ def _params_count(
         return float(shape.params), [f"--params not given: {shape.formula()}"]
     n = positive(params, "--params")
     if shape is not None and params_tolerance is not None and abs(n - shape.params) > params_tolerance * shape.params:
-        given = " ".join(f"{flag} {value}" for flag, value in described if value is not None)
+        given = " ".join(f"{flag} {value}" for flag, value in described.sizes().items() if value is not None)
         raise UsageError(
             f"--params {n:.4g} is {abs(n / shape.params - 1):.0%} away from the {shape.params:,} "
             f"({shape.params:.4g}) parameters of {given} ({shape.mlp} MLP of {shape.ffn}), more "
@@ -298,17 +282,11 @@ def _activations_per_sequence(shape: Shape) -> str:
     )
 
 
-def _params_source(
-    params: float | None, n: float, s: int | None, described: tuple, shape: Shape | None, mlp: str, attention: str
-) -> str:
+def _params_source(params: float | None, n: float, s: int | None, described: GivenShape) -> str:
     """The options that describe the model, as the plan's source line."""
     words = [f"--params {n:.4g}"] if params is not None else []
     words += [f"--seq-len {s}"] if s is not None else []
-    words += [f"{flag} {value}" for flag, value in described if value]
-    if shape is not None and mlp != DEFAULT_MLP:
-        words.append(f"--mlp {mlp}")
-    if shape is not None and attention != DEFAULT_ATTENTION:
-        words.append(f"--attention {attention}")
+    words += [f"{flag} {value}" for flag, value in described.flags().items() if value]
     if params is None:
         words.append(f"(N = {n:.4g} from the shape)")
     return " ".join(words)

@@ -3,17 +3,24 @@ Korthikanti et al. 2022's activations of it: the formulas a model not at hand is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 from ..counting.activations import ActivationProfile, SavedBytes
 from ..errors import UsageError
 from .checks import positive_int
+
+if TYPE_CHECKING:
+    from ..predict import TransformerShape
 
 ATTENTIONS = ("flash", "math")  # a fused kernel keeps no s x s scores; eager ("math") attention keeps them
 MLPS = ("gelu", "swiglu")  # two matrices and a GELU, or three (gate, up, down) and a SiLU-gated product
 DEFAULT_ATTENTION = "flash"
 DEFAULT_MLP = "gelu"
 PARAMS_TOLERANCE = 0.10  # a --params further than this from its shape's count is refused
+CORE_FLAGS = ("--layers", "--hidden", "--heads")  # a shape is these three together; the rest refine it
+KIND_FIELDS = ("mlp", "attention")  # the two kinds; the other fields are sizes
+GEMM_SHAPE_FIELDS = ("layers", "hidden", "heads", "kv_heads", "ffn", "vocab")  # what the step-time model's shape holds
 
 
 @dataclass(frozen=True)
@@ -73,66 +80,88 @@ class Shape:
         )
 
 
-def transformer_shape(
-    layers: int | None,
-    hidden: int | None,
-    heads: int | None,
-    *,
-    kv_heads: int | None = None,
-    ffn: int | None = None,
-    vocab: int | None = None,
-    head_dim: int | None = None,
-    mlp: str = DEFAULT_MLP,
-    attention: str = DEFAULT_ATTENTION,
-) -> Shape | None:
-    """The shape given by --layers, --hidden and --heads (all or none), each value checked; None when none."""
-    shape = {"--layers": layers, "--hidden": hidden, "--heads": heads}
-    given = [flag for flag, value in shape.items() if value is not None]
-    extra = [
-        flag
-        for flag, value in (("--kv-heads", kv_heads), ("--ffn", ffn), ("--vocab", vocab), ("--head-dim", head_dim))
-        if value is not None
-    ]
-    extra += [
-        flag
-        for flag, value, default in (("--mlp", mlp, DEFAULT_MLP), ("--attention", attention, DEFAULT_ATTENTION))
-        if value != default
-    ]
-    if mlp not in MLPS:
-        raise UsageError(f"--mlp must be {' or '.join(MLPS)}, got {mlp!r}")
-    if attention not in ATTENTIONS:
-        raise UsageError(f"--attention must be {' or '.join(ATTENTIONS)}, got {attention!r}")
-    if given and len(given) < 3:
-        raise UsageError(
-            f"{', '.join(given)} without {', '.join(f for f in shape if f not in given)}",
-            "a transformer shape is --layers, --hidden and --heads together",
-        )
-    if extra and not given:
-        raise UsageError(f"{', '.join(extra)} need{'s' if len(extra) == 1 else ''} --layers, --hidden and --heads")
-    for flag, value in (
-        *shape.items(),
-        ("--kv-heads", kv_heads),
-        ("--ffn", ffn),
-        ("--vocab", vocab),
-        ("--head-dim", head_dim),
-    ):
-        if value is not None:
-            positive_int(value, flag)
-    if not given:
-        return None
-    if head_dim is None and hidden % heads:
-        raise UsageError(
-            f"--hidden {hidden} is not divisible by --heads {heads}", "hidden = heads x head size, or give --head-dim"
-        )
-    kv = heads if kv_heads is None else kv_heads
-    if heads % kv:
-        raise UsageError(
-            f"--heads {heads} is not divisible by --kv-heads {kv}", "each K/V head serves whole query heads"
-        )
-    if ffn is None:
-        # SwiGLU's three matrices at 8h/3 hold the parameters of GELU's two at 4h (Shazeer 2020)
-        ffn = round(8 * hidden / 3) if mlp == "swiglu" else 4 * hidden
-    return Shape(layers, hidden, heads, kv, head_dim or hidden // heads, ffn, mlp, vocab, attention)
+@dataclass(frozen=True)
+class GivenShape:
+    """A transformer's shape as given, each figure None when not given: `plan`'s --layers, --hidden, --heads and the
+    rest (each field's flag is its name, dashed), or a validation row's model; `resolved()` checks it."""
+
+    layers: int | None = None
+    hidden: int | None = None
+    heads: int | None = None
+    kv_heads: int | None = None
+    head_dim: int | None = None
+    ffn: int | None = None
+    vocab: int | None = None
+    mlp: str = DEFAULT_MLP
+    attention: str = DEFAULT_ATTENTION
+
+    @classmethod
+    def of_gemm_shape(cls, shape: TransformerShape, *, attention: str = DEFAULT_ATTENTION) -> GivenShape:
+        """The step-time model's GPT shape as plan takes it (heads of hidden / heads, a GELU MLP)."""
+        return cls(**{name: getattr(shape, name) for name in GEMM_SHAPE_FIELDS}, attention=attention)
+
+    def flags(self) -> dict[str, int | str | None]:
+        """Each figure's flag and value, None where not given (the MLP and attention kinds at their defaults)."""
+        return {
+            _flag(item.name): None if getattr(self, item.name) == item.default else getattr(self, item.name)
+            for item in fields(self)
+        }
+
+    def sizes(self) -> dict[str, int | None]:
+        """The whole-number figures' flags and values (all but the MLP and attention kinds)."""
+        return {_flag(item.name): getattr(self, item.name) for item in fields(self) if item.name not in KIND_FIELDS}
+
+    def resolved(self) -> Shape | None:
+        """The shape given by --layers, --hidden and --heads (all or none), each value checked; None when none."""
+        if self.mlp not in MLPS:
+            raise UsageError(f"--mlp must be {' or '.join(MLPS)}, got {self.mlp!r}")
+        if self.attention not in ATTENTIONS:
+            raise UsageError(f"--attention must be {' or '.join(ATTENTIONS)}, got {self.attention!r}")
+        flags = self.flags()
+        given = [flag for flag in CORE_FLAGS if flags[flag] is not None]
+        extra = [flag for flag, value in flags.items() if flag not in CORE_FLAGS and value is not None]
+        if given and len(given) < 3:
+            raise UsageError(
+                f"{', '.join(given)} without {', '.join(f for f in CORE_FLAGS if f not in given)}",
+                "a transformer shape is --layers, --hidden and --heads together",
+            )
+        if extra and not given:
+            raise UsageError(f"{', '.join(extra)} need{'s' if len(extra) == 1 else ''} --layers, --hidden and --heads")
+        for flag, value in self.sizes().items():
+            if value is not None:
+                positive_int(value, flag)
+        if self.layers is None or self.hidden is None or self.heads is None:
+            return None
+        return self._checked(self.layers, self.hidden, self.heads)
+
+    def _checked(self, layers: int, hidden: int, heads: int) -> Shape:
+        """The shape with its defaults filled in, once its heads divide the hidden size and the K/V heads."""
+        if self.head_dim is None and hidden % heads:
+            raise UsageError(
+                f"--hidden {hidden} is not divisible by --heads {heads}",
+                "hidden = heads x head size, or give --head-dim",
+            )
+        kv = heads if self.kv_heads is None else self.kv_heads
+        if heads % kv:
+            raise UsageError(
+                f"--heads {heads} is not divisible by --kv-heads {kv}", "each K/V head serves whole query heads"
+            )
+        ffn = self.ffn
+        if ffn is None:
+            # SwiGLU's three matrices at 8h/3 hold the parameters of GELU's two at 4h (Shazeer 2020)
+            ffn = round(8 * hidden / 3) if self.mlp == "swiglu" else 4 * hidden
+        head_dim = self.head_dim or hidden // heads
+        return Shape(layers, hidden, heads, kv, head_dim, ffn, self.mlp, self.vocab, self.attention)
+
+
+def _flag(field_name: str) -> str:
+    return f"--{field_name.replace('_', '-')}"
+
+
+def transformer_shape(layers: int | None, hidden: int | None, heads: int | None, **given: Any) -> Shape | None:
+    """The shape given by --layers, --hidden and --heads (all or none) and the rest of GivenShape's figures (by
+    keyword), each value checked; None when none."""
+    return GivenShape(layers, hidden, heads, **given).resolved()
 
 
 def gemm_ffn(shape: Shape | None) -> int | None:
