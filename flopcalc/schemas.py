@@ -1,17 +1,22 @@
 """What the file formats' pydantic models share: one way to raise a problem and one way to read it back.
 
 Each format (the GPU catalogue, budget files, the thresholds table) describes its keys with pydantic models and
-phrases its own messages; this module turns pydantic's list of errors into the first problem, with its place, so
-each format can say it in one line naming the file, the entry and the key.
+phrases its own messages; this module validates, turns pydantic's list of errors into the first problem, with its
+place, and raises it as the format tells it: one line naming the file, the entry and the key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
+
+from .errors import FlopcalcError
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 _OWN_ERROR = "flopcalc"
 # which problem is told first: a misspelt key explains a missing one, and both explain a value that looks wrong
@@ -70,3 +75,19 @@ def first_problem(error: ValidationError, *, skip: int = 0) -> Problem:
     if kind == "literal_error":
         return Problem("choice", loc, "", None, first["input"], allowed=ctx.get("expected", ""))
     return Problem(kind, loc, first["msg"], None, first["input"])
+
+
+def validated(
+    schema: type[SchemaT],
+    data: Any,
+    say: Callable[[Problem], tuple[str, str | None]],
+    error: type[FlopcalcError],
+    *,
+    context: Any = None,
+) -> SchemaT:
+    """`data` validated as `schema`, or its first problem raised as `error`, in the words `say` gives it (the
+    format's one-line message and its hint)."""
+    try:
+        return schema.model_validate(data, context=context)
+    except ValidationError as invalid:
+        raise error(*say(first_problem(invalid))) from None

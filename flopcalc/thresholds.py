@@ -11,11 +11,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from .errors import CatalogError
 from .files import read_yaml
-from .schemas import Problem, first_problem, refuse
+from .schemas import Problem, refuse, validated
 
 
 def _positive_flop(value: Any) -> float:
@@ -68,10 +68,7 @@ def load_thresholds() -> tuple[Threshold, ...]:
     """The shipped table, validated: every entry has every key, and a positive `flop`."""
     path = table_path()
     data = read_yaml(path, CatalogError, "threshold table")
-    try:
-        table = _Table.model_validate(data)
-    except ValidationError as error:
-        raise CatalogError(*_say(first_problem(error), data, path)) from None
+    table = validated(_Table, data, lambda problem: _say(problem, data, path), CatalogError)
     return tuple(table.thresholds)
 
 

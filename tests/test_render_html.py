@@ -213,3 +213,24 @@ def test_page_figure_puts_its_tools_in_a_toolbar_above_or_has_no_toolbar():
     still = page_figure(height=150, x_axis_label="GPUs")
     assert still.toolbar_location is None and still.toolbar.tools == [] and still.height == 150
     assert still.sizing_mode == "stretch_width" and still.xaxis[0].axis_label == "GPUs"
+
+
+def test_step_segments_lay_the_parts_end_to_end_in_their_colours():
+    from fractions import Fraction
+
+    from flopcalc.render import colors
+    from flopcalc.render.html import step_segments
+
+    # Fractions are added up exactly: a float sum of a tenth three times is not 0.3
+    thirds = step_segments(
+        [("forward", Fraction(1, 10)), ("backward", Fraction(1, 10)), ("optimizer", Fraction(1, 10))]
+    )
+    assert thirds["left"] == [0.0, 0.1, 0.2] and thirds["right"] == [0.1, 0.2, 0.3]
+    assert thirds["color"] == [colors.FORWARD, colors.BACKWARD, colors.GREEN]
+    split = step_segments([("forward", 2.0), ("backward", 4.0), ("teacher forward", 1.0)])
+    assert split == {
+        "left": [0.0, 2.0, 6.0],
+        "right": [2.0, 6.0, 7.0],
+        "color": [colors.BLUE, colors.ORANGE, colors.GREEN],
+    }
+    assert step_segments([]) == {"left": [], "right": [], "color": []}

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
 from ..errors import BudgetFileError, FlopcalcError, UsageError
 from ..files import read_yaml
-from ..schemas import Problem, dotted, first_problem, refuse
+from ..schemas import Problem, dotted, refuse, validated
 from ..spec import ModelSpec
 from ..units import parse_si_number
 
@@ -281,20 +281,9 @@ def parse_budgets(data: Any, path: Path) -> BudgetFile:
             f"{path}: expected a mapping with a `budgets:` list at the top, got {_kind(data)}",
             "see docs/ci.md for the budget file format",
         )
-    try:
-        entries = _BudgetsFile.model_validate(data).budgets
-    except ValidationError as error:
-        problem = first_problem(error)
-        if problem.kind == "unknown":
-            raise BudgetFileError(
-                f"{path}: unknown top-level key {problem.keys[0]!r}", "the only top-level key is `budgets`"
-            ) from None
-        if problem.kind == "missing":
-            raise BudgetFileError(f"{path}: no `budgets:` list", "add `budgets:` with one entry per model") from None
-        raise BudgetFileError(
-            f"{path}: `budgets` must be a list, got {_kind(data['budgets'])}",
-            "write each entry as a `- model: ...` item",
-        ) from None
+    entries = validated(
+        _BudgetsFile, data, lambda problem: _say_top_level(problem, data, path), BudgetFileError
+    ).budgets
     if not entries:
         raise BudgetFileError(f"{path}: `budgets` is empty", "add at least one `- model: ...` entry")
     budgets = tuple(_parse_entry(raw, index, path) for index, raw in enumerate(entries))
@@ -314,11 +303,9 @@ def _parse_entry(raw: Any, index: int, path: Path) -> Budget:
         (raw.get(key) for key in ("name", "model") if isinstance(raw, dict) and isinstance(raw.get(key), str)), None
     )
     where = f"{path}: budgets[{index}]" + (f" ({label})" if label else "")
+    entry = validated(BudgetEntry, raw, lambda problem: (f"{where}: {_say(problem)}", _hint(problem)), BudgetFileError)
     try:
-        entry = BudgetEntry.model_validate(raw)
         spec = entry.spec()
-    except ValidationError as error:
-        raise BudgetFileError(f"{where}: " + _say(first_problem(error)), _hint(first_problem(error))) from None
     except FlopcalcError as error:
         raise BudgetFileError(f"{where}: {error.message}", error.hint) from None
     return Budget(
@@ -329,6 +316,18 @@ def _parse_entry(raw: Any, index: int, path: Path) -> Budget:
         examples=entry.examples,
         epochs=entry.epochs,
         tokens=entry.tokens,
+    )
+
+
+def _say_top_level(problem: Problem, data: Mapping[str, Any], path: Path) -> tuple[str, str | None]:
+    """What is wrong above the entries: an unknown key, no `budgets:`, or `budgets` not a list."""
+    if problem.kind == "unknown":
+        return f"{path}: unknown top-level key {problem.keys[0]!r}", "the only top-level key is `budgets`"
+    if problem.kind == "missing":
+        return f"{path}: no `budgets:` list", "add `budgets:` with one entry per model"
+    return (
+        f"{path}: `budgets` must be a list, got {_kind(data['budgets'])}",
+        "write each entry as a `- model: ...` item",
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -14,52 +15,18 @@ from ..device.measured import positive_figure, required_text
 from ..errors import CalibrationError, UsageError
 from ..files import parse_yaml, write_atomic
 from ..units import MATMUL_PRECISIONS
-from .records import (
-    CALIBRATION_ENV_VAR,
-    DEVICE_KINDS,
-    FLEET_BACKENDS,
-    FLEET_OPS,
-    FLEET_SCOPES,
-    FORMAT_VERSION,
-    Calibration,
-    DeviceCalibration,
-    FleetCalibration,
-    MatmulCalibration,
-    ModelCalibration,
-    ProfileCalibration,
-)
+from . import records
 
-_MATMUL_KEYS = {"tflops", "best_tflops", "shapes", "measured_at", "torch_version", "seconds", "full", "threads"}
-_MODEL_KEYS = {
-    "model",
-    "inputs",
-    "batch_size",
-    "kwargs",
-    "precision",
-    "optimizer",
-    "flops_per_step",
-    "step_seconds",
-    "achieved_tflops",
-    "peak_tflops",
-    "mfu",
-    "measured_at",
-    "torch_version",
-    "steps",
-}
-_FLEET_KEYS = {
-    "backend",
-    "world_size",
-    "nodes",
-    "ranks_per_node",
-    "busbw_gbps",
-    "message_bytes",
-    "p2p_gbps",
-    "p2p_bytes",
-    "tflops",
-    "slowest_tflops",
-    "measured_at",
-    "torch_version",
-}
+# An entry may hold the keys its record's fields name, and no other (each record's to_dict writes them all).
+_DEVICE_KEYS, _MATMUL_KEYS, _MODEL_KEYS, _FLEET_KEYS = (
+    {field.name for field in fields(record)}
+    for record in (
+        records.DeviceCalibration,
+        records.MatmulCalibration,
+        records.ModelCalibration,
+        records.FleetCalibration,
+    )
+)
 
 
 # --- paths ------------------------------------------------------------------------------------
@@ -67,7 +34,7 @@ _FLEET_KEYS = {
 
 def default_calibration_path() -> Path:
     """$FLOPCALC_CALIBRATION, else calibration.yaml in the platform's user config folder."""
-    override = os.environ.get(CALIBRATION_ENV_VAR)
+    override = os.environ.get(records.CALIBRATION_ENV_VAR)
     if override:
         return Path(override).expanduser()
     import platformdirs
@@ -94,7 +61,7 @@ def profile_file_of(calibration: str | os.PathLike[str] | None) -> Path | None:
 # --- loading and validating --------------------------------------------------------------------
 
 
-def load_calibration(path: str | os.PathLike | None = None) -> Calibration:
+def load_calibration(path: str | os.PathLike | None = None) -> records.Calibration:
     """Read and validate a calibration file (`None`/"auto": the default path)."""
     target = resolve_calibration_path(path)
     if not target.is_file():
@@ -108,27 +75,27 @@ def load_calibration(path: str | os.PathLike | None = None) -> Calibration:
     return parse_calibration(text, target)
 
 
-def parse_calibration(text: str, path: Path | None = None) -> Calibration:
+def parse_calibration(text: str, path: Path | None = None) -> records.Calibration:
     """Validate calibration YAML text; every problem is a CalibrationError naming file and entry."""
     where = str(path) if path else "calibration"
     data = parse_yaml(text, CalibrationError, where, hint="fix it, or delete it and rerun `flopcalc bench --save`")
     if not isinstance(data, dict):
         raise CalibrationError(f"{where}: expected a mapping with 'version' and 'devices'")
     _no_unknown_keys(data, {"version", "devices"}, where)
-    if data.get("version") != FORMAT_VERSION:
-        raise CalibrationError(f"{where}: version must be {FORMAT_VERSION}, got {data.get('version')!r}")
+    if data.get("version") != records.FORMAT_VERSION:
+        raise CalibrationError(f"{where}: version must be {records.FORMAT_VERSION}, got {data.get('version')!r}")
     devices_data = data.get("devices")
     if not isinstance(devices_data, dict):
         raise CalibrationError(f"{where}: 'devices' must be a mapping of device name to entry")
-    devices: dict[str, DeviceCalibration] = {}
+    devices: dict[str, records.DeviceCalibration] = {}
     for name, entry in devices_data.items():
         devices[str(name)] = _parse_device(entry, f"{where}: device {name!r}")
-    return Calibration(devices, path)
+    return records.Calibration(devices, path)
 
 
-def _parse_device(entry: Any, where: str) -> DeviceCalibration:
-    _mapping_of(entry, {"device", "matmul", "models", "fleet", "profile"}, where)
-    kind = _one_of(entry, "device", DEVICE_KINDS, where)
+def _parse_device(entry: Any, where: str) -> records.DeviceCalibration:
+    _mapping_of(entry, _DEVICE_KEYS, where)
+    kind = _one_of(entry, "device", records.DEVICE_KINDS, where)
     matmul = _parse_matmul(entry["matmul"], f"{where} matmul") if entry.get("matmul") is not None else None
     models_data = entry.get("models") or {}
     if not isinstance(models_data, dict):
@@ -148,10 +115,10 @@ def _parse_device(entry: Any, where: str) -> DeviceCalibration:
     profile = parse_measured_profile(entry["profile"], f"{where} profile") if entry.get("profile") is not None else None
     if matmul is None and not models and not fleet and profile is None:
         raise CalibrationError(f"{where}: holds none of 'matmul', 'models' or 'fleet' (nor a 'profile')")
-    return DeviceCalibration(kind, matmul, models, fleet, profile)
+    return records.DeviceCalibration(kind, matmul, models, fleet, profile)
 
 
-def measured_profile(calibration: Calibration, device_name: str) -> ProfileCalibration | None:
+def measured_profile(calibration: records.Calibration, device_name: str) -> records.ProfileCalibration | None:
     """The device profile measured on `device_name`, None when the file has none for it. A file whose only
     profiles were measured on other devices is refused: a profile applies to the device it was measured on."""
     entry = calibration.devices.get(device_name)
@@ -168,7 +135,7 @@ def measured_profile(calibration: Calibration, device_name: str) -> ProfileCalib
     return None
 
 
-def _parse_matmul(entry: Any, where: str) -> MatmulCalibration:
+def _parse_matmul(entry: Any, where: str) -> records.MatmulCalibration:
     _mapping_of(entry, _MATMUL_KEYS, where)
     tflops = _precision_map(entry.get("tflops"), f"{where} tflops", required=True)
     best = _precision_map(entry.get("best_tflops") or {}, f"{where} best_tflops", required=False)
@@ -183,7 +150,7 @@ def _parse_matmul(entry: Any, where: str) -> MatmulCalibration:
     threads = entry.get("threads")
     if threads is not None and not (isinstance(threads, int) and threads > 0):
         raise CalibrationError(f"{where}: 'threads' must be a positive integer or null")
-    return MatmulCalibration(
+    return records.MatmulCalibration(
         tflops=tflops,
         best_tflops=best,
         shapes=shapes,
@@ -195,7 +162,7 @@ def _parse_matmul(entry: Any, where: str) -> MatmulCalibration:
     )
 
 
-def _parse_model(entry: Any, where: str) -> ModelCalibration:
+def _parse_model(entry: Any, where: str) -> records.ModelCalibration:
     _mapping_of(entry, _MODEL_KEYS, where)
     precision = _one_of(entry, "precision", MATMUL_PRECISIONS, where)
     inputs = entry.get("inputs") or []
@@ -212,7 +179,7 @@ def _parse_model(entry: Any, where: str) -> ModelCalibration:
         raise CalibrationError(f"{where}: 'steps' must be a positive integer")
     peak = entry.get("peak_tflops")
     mfu = entry.get("mfu")
-    return ModelCalibration(
+    return records.ModelCalibration(
         model=required_text(entry, "model", where),
         inputs=tuple(inputs),
         batch_size=batch_size,
@@ -230,9 +197,9 @@ def _parse_model(entry: Any, where: str) -> ModelCalibration:
     )
 
 
-def _parse_fleet(entry: Any, where: str) -> FleetCalibration:
+def _parse_fleet(entry: Any, where: str) -> records.FleetCalibration:
     _mapping_of(entry, _FLEET_KEYS, where)
-    backend = _one_of(entry, "backend", FLEET_BACKENDS, where)
+    backend = _one_of(entry, "backend", records.FLEET_BACKENDS, where)
     world_size, nodes, per_node = (
         _count(entry.get(key), f"{where} {key}") for key in ("world_size", "nodes", "ranks_per_node")
     )
@@ -247,7 +214,7 @@ def _parse_fleet(entry: Any, where: str) -> FleetCalibration:
     p2p, p2p_bytes = entry.get("p2p_gbps"), entry.get("p2p_bytes")
     if (p2p is None) != (p2p_bytes is None):
         raise CalibrationError(f"{where}: 'p2p_gbps' and 'p2p_bytes' go together")
-    return FleetCalibration(
+    return records.FleetCalibration(
         backend=backend,
         world_size=world_size,
         nodes=nodes,
@@ -266,16 +233,20 @@ def _parse_fleet(entry: Any, where: str) -> FleetCalibration:
 def _scoped(value: Any, where: str, check) -> dict[str, dict[str, Any]]:
     """`{scope: {collective: number}}` with known scopes and collectives, each number passing `check`."""
     if not isinstance(value, dict) or not value:
-        raise CalibrationError(f"{where}: expected a mapping of scope ({', '.join(FLEET_SCOPES)}) to collectives")
+        raise CalibrationError(
+            f"{where}: expected a mapping of scope ({', '.join(records.FLEET_SCOPES)}) to collectives"
+        )
     result: dict[str, dict[str, Any]] = {}
     for scope, ops in value.items():
-        if scope not in FLEET_SCOPES:
-            raise CalibrationError(f"{where}: unknown scope {scope!r}", f"use {', '.join(FLEET_SCOPES)}")
+        if scope not in records.FLEET_SCOPES:
+            raise CalibrationError(f"{where}: unknown scope {scope!r}", f"use {', '.join(records.FLEET_SCOPES)}")
         if not isinstance(ops, dict) or not ops:
             raise CalibrationError(f"{where} {scope}: expected a mapping of collective to number")
         for op in ops:
-            if op not in FLEET_OPS:
-                raise CalibrationError(f"{where} {scope}: unknown collective {op!r}", f"use {', '.join(FLEET_OPS)}")
+            if op not in records.FLEET_OPS:
+                raise CalibrationError(
+                    f"{where} {scope}: unknown collective {op!r}", f"use {', '.join(records.FLEET_OPS)}"
+                )
         result[scope] = {op: check(number, f"{where} {scope} {op}") for op, number in ops.items()}
     return result
 
@@ -327,9 +298,9 @@ def now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _existing(target: Path) -> Calibration:
+def _existing(target: Path) -> records.Calibration:
     if not target.exists():
-        return Calibration({}, target)
+        return records.Calibration({}, target)
     try:
         return load_calibration(target)
     except CalibrationError as error:
@@ -338,7 +309,7 @@ def _existing(target: Path) -> Calibration:
         ) from None
 
 
-def _write(calibration: Calibration, target: Path) -> Path:
+def _write(calibration: records.Calibration, target: Path) -> Path:
     if target == default_calibration_path():
         target.parent.mkdir(parents=True, exist_ok=True)
     elif not target.parent.is_dir():
@@ -352,10 +323,10 @@ def save_device_entry(
     device_name: str,
     device: str,
     *,
-    matmul: MatmulCalibration | None = None,
-    models: Mapping[str, ModelCalibration] | None = None,
-    fleet: Mapping[str, FleetCalibration] | None = None,
-    profile: ProfileCalibration | None = None,
+    matmul: records.MatmulCalibration | None = None,
+    models: Mapping[str, records.ModelCalibration] | None = None,
+    fleet: Mapping[str, records.FleetCalibration] | None = None,
+    profile: records.ProfileCalibration | None = None,
 ) -> Path:
     """Merge a matmul measurement, model measurements and/or fleet measurements for one device into the file,
     atomically. Other devices, and the parts of this device not given, are kept; an entry with the same key
@@ -369,17 +340,19 @@ def save_device_entry(
     merged_models.update(models or {})
     merged_fleet = dict(old.fleet) if old else {}
     merged_fleet.update(fleet or {})
-    devices[device_name] = DeviceCalibration(
+    devices[device_name] = records.DeviceCalibration(
         device=device,
         matmul=matmul if matmul is not None else (old.matmul if old else None),
         models=merged_models,
         fleet=merged_fleet,
         profile=_merged_profile(old.profile if old else None, profile),
     )
-    return _write(Calibration(devices, target), target)
+    return _write(records.Calibration(devices, target), target)
 
 
-def _merged_profile(old: ProfileCalibration | None, new: ProfileCalibration | None) -> ProfileCalibration | None:
+def _merged_profile(
+    old: records.ProfileCalibration | None, new: records.ProfileCalibration | None
+) -> records.ProfileCalibration | None:
     """A new measurement replaces the precisions (and bus-bandwidth scopes) it measured and keeps the others."""
     if new is None or old is None:
         return new if new is not None else old

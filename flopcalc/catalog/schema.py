@@ -17,7 +17,7 @@ from typing import Annotated, Any, cast
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, model_validator
 
 from ..errors import CatalogError
-from ..schemas import Problem, dotted, first_problem, refuse
+from ..schemas import Problem, dotted, first_problem, refuse, validated
 from ..units import LARGEST_NUMBER, PRECISIONS, SMALLEST_FIGURE
 from .names import normalize_name
 from .records import (
@@ -387,17 +387,7 @@ def parse_catalog(data: Any, path: Path) -> list[Accelerator]:
         data = {"gpus": data}
     if not isinstance(data, Mapping) or "gpus" not in data:
         raise CatalogError(f"{path}: a GPU catalogue is a mapping with a 'gpus:' list", "see docs/catalogue.md")
-    try:
-        layout = CatalogFile.model_validate(data)
-    except ValidationError as error:
-        problem = first_problem(error)
-        if problem.kind == "unknown":
-            raise CatalogError(
-                f"{path}: unknown top-level key(s) {', '.join(problem.keys)}", "allowed: vendor, kind, gpus"
-            ) from None
-        if problem.loc[:1] == ("gpus",):
-            raise CatalogError(f"{path}: 'gpus:' must be a non-empty list of entries") from None
-        raise CatalogError(f"{path}: file-level: {_say(problem)[0]}") from None
+    layout = validated(CatalogFile, data, lambda problem: _say_file_level(problem, path), CatalogError)
     if not layout.gpus:
         raise CatalogError(f"{path}: 'gpus:' must be a non-empty list of entries")
     defaults = {"kind": layout.kind, **({"vendor": layout.vendor} if layout.vendor else {})}
@@ -407,11 +397,21 @@ def parse_catalog(data: Any, path: Path) -> list[Accelerator]:
 def _entry(raw: Any, number: int, path: Path, defaults: Mapping[str, str]) -> Accelerator:
     label = raw.get("id") if isinstance(raw, Mapping) else None
     where = f"{path}: entry #{number}" + (f" ({label!r})" if label else "")
-    try:
-        return Entry.model_validate(raw, context=defaults).record(str(path))
-    except ValidationError as error:
-        message, hint = _say(first_problem(error))
-        raise CatalogError(f"{where}: {message}", hint) from None
+
+    def said_of_the_entry(problem: Problem) -> tuple[str, str | None]:
+        message, hint = _say(problem)
+        return f"{where}: {message}", hint
+
+    return validated(Entry, raw, said_of_the_entry, CatalogError, context=defaults).record(str(path))
+
+
+def _say_file_level(problem: Problem, path: Path) -> tuple[str, str | None]:
+    """What is wrong above the entries: an unknown key, `gpus:` not a list, or the file's `vendor` or `kind`."""
+    if problem.kind == "unknown":
+        return f"{path}: unknown top-level key(s) {', '.join(problem.keys)}", "allowed: vendor, kind, gpus"
+    if problem.loc[:1] == ("gpus",):
+        return f"{path}: 'gpus:' must be a non-empty list of entries", None
+    return f"{path}: file-level: {_say(problem)[0]}", None
 
 
 def _say(problem: Problem) -> tuple[str, str | None]:

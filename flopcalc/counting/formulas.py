@@ -632,144 +632,79 @@ def _sum(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return total
 
 
-@register("mkldnn_rnn_layer", category="matmul")
-def mkldnn_rnn_layer_flops(
-    x,
-    w_ih,
-    w_hh,
-    b_ih,
-    b_hh,
-    hx,
-    cx,
-    reverse,
-    batch_sizes,
-    mode,
-    hidden_size,
-    num_layers,
-    has_biases,
-    bidirectional,
-    batch_first,
-    *_,
-    out=None,
-    **__,
-) -> dict:
-    """oneDNN's LSTM on the CPU (what aten.lstm runs there): one layer, one direction, every time step."""
-    if batch_sizes:
+@dataclass(frozen=True)
+class _RnnStack:
+    """What a fused RNN op's FLOPs depend on, read once from its arguments: the gate mode, the hidden size,
+    each layer's input width, the directions, whether the weights carry biases, the sequences' steps times
+    batch (the layout does not change the product) and, for a backward, whether the weights' gradients are
+    asked for."""
+
+    mode: int
+    hidden: int
+    widths: tuple[int, ...]
+    directions: int
+    biases: bool
+    steps_times_batch: int
+    weight_gradients: bool
+
+
+def _rnn_stack(op: Any, args: tuple, kwargs: Mapping[str, Any]) -> _RnnStack:
+    """The fused RNN kernels (cuDNN's whole stack, oneDNN's one layer in one direction, and their backwards)
+    take 16 to 23 positional arguments: they are read here by the names the op's aten schema gives them.
+    cuDNN's weights carry biases when there are four tensors per layer and direction (two without); a cuDNN
+    layer after the first reads the directions' outputs concatenated."""
+    schema = op.default._schema
+    call = {argument.name: value for argument, value in zip(schema.arguments, args)} | dict(kwargs)
+    if call["batch_sizes"]:
         raise NotImplementedError("packed sequences: FLOPs depend on the sequence lengths")
-    steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
-    return _times(rnn_step_flops(mode, batch, x[-1], int(hidden_size), bool(has_biases)), steps)
+    if call.get("proj_size"):
+        raise NotImplementedError("LSTM with proj_size")
+    x, hidden, mask = call["input"], int(call["hidden_size"]), call.get("output_mask")
+    if "has_biases" in call:  # oneDNN: one layer in one direction per op
+        widths, directions, biases = (x[-1],), 1, bool(call["has_biases"])
+    else:
+        layers, directions = int(call["num_layers"]), 2 if call["bidirectional"] else 1
+        biases = len(call["weight"]) > 2 * layers * directions
+        widths = tuple(x[-1] if layer == 0 else hidden * directions for layer in range(layers))
+    return _RnnStack(int(call["mode"]), hidden, widths, directions, biases, x[0] * x[1], mask is None or bool(mask[3]))
+
+
+def _rnn_forward(stack: _RnnStack) -> dict[str, int]:
+    layers = (rnn_step_flops(stack.mode, 1, width, stack.hidden, stack.biases) for width in stack.widths)
+    return _times(_sum(layers), stack.steps_times_batch * stack.directions)
+
+
+def _rnn_backward(stack: _RnnStack) -> dict[str, int]:
+    layers = (
+        rnn_step_backward_flops(stack.mode, 1, width, stack.hidden, stack.biases, stack.weight_gradients)
+        for width in stack.widths
+    )
+    return _times(_sum(layers), stack.steps_times_batch * stack.directions)
+
+
+@register("mkldnn_rnn_layer", category="matmul")
+def mkldnn_rnn_layer_flops(*args, out=None, **kwargs) -> dict:
+    """oneDNN's LSTM on the CPU (what aten.lstm runs there): one layer, one direction, every time step."""
+    return _rnn_forward(_rnn_stack(aten.mkldnn_rnn_layer, args, kwargs))
 
 
 @register("_cudnn_rnn", category="matmul")
-def cudnn_rnn_flops(
-    x,
-    weights,
-    weight_stride0,
-    weight_buf,
-    hx,
-    cx,
-    mode,
-    hidden_size,
-    proj_size,
-    num_layers,
-    batch_first,
-    dropout,
-    train,
-    bidirectional,
-    batch_sizes,
-    *_,
-    out=None,
-    **__,
-) -> dict:
-    """cuDNN's whole RNN in one op: per time step, per layer, per direction; a layer after the first reads the
-    directions' outputs concatenated."""
-    steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
-    widths, hidden, directions, biases = _cudnn_stack(
-        x, weights, hidden_size, proj_size, num_layers, bidirectional, batch_sizes
-    )
-    layers = (rnn_step_flops(mode, batch, width, hidden, biases) for width in widths)
-    return _times(_sum(layers), steps * directions)
-
-
-def _cudnn_stack(x, weights, hidden_size, proj_size, num_layers, bidirectional, batch_sizes):
-    """What cuDNN's forward and backward share: each layer's input width (a layer after the first reads the
-    directions' outputs concatenated), the hidden size, the directions and whether the weights carry biases
-    (four tensors per layer and direction with them, two without)."""
-    if batch_sizes:
-        raise NotImplementedError("packed sequences: FLOPs depend on the sequence lengths")
-    if proj_size:
-        raise NotImplementedError("LSTM with proj_size")
-    hidden, directions = int(hidden_size), 2 if bidirectional else 1
-    biases = len(weights) > 2 * int(num_layers) * directions
-    widths = [x[-1] if layer == 0 else hidden * directions for layer in range(int(num_layers))]
-    return widths, hidden, directions, biases
+def cudnn_rnn_flops(*args, out=None, **kwargs) -> dict:
+    """cuDNN's whole RNN in one op: per time step, per layer, per direction."""
+    return _rnn_forward(_rnn_stack(aten._cudnn_rnn, args, kwargs))
 
 
 @register("mkldnn_rnn_layer_backward", category="matmul")
-def mkldnn_rnn_layer_backward_flops(
-    x,
-    w_ih,
-    w_hh,
-    b_ih,
-    b_hh,
-    hx,
-    cx,
-    output,
-    hy,
-    cy,
-    grad_output,
-    grad_hy,
-    grad_cy,
-    reverse,
-    mode,
-    hidden_size,
-    num_layers,
-    has_biases,
-    *_,
-    out=None,
-    **__,
-) -> dict:
+def mkldnn_rnn_layer_backward_flops(*args, out=None, **kwargs) -> dict:
     """oneDNN's LSTM backward (one layer, one direction): every gradient, each time step."""
-    steps_times_batch = x[0] * x[1]  # the layout does not change the product
-    return _times(rnn_step_backward_flops(mode, 1, x[-1], int(hidden_size), bool(has_biases)), steps_times_batch)
+    return _rnn_backward(_rnn_stack(aten.mkldnn_rnn_layer_backward, args, kwargs))
 
 
 @register("_cudnn_rnn_backward", category="matmul")
-def cudnn_rnn_backward_flops(
-    x,
-    weights,
-    weight_stride0,
-    weight_buf,
-    hx,
-    cx,
-    output,
-    grad_output,
-    grad_hy,
-    grad_cy,
-    mode,
-    hidden_size,
-    proj_size,
-    num_layers,
-    batch_first,
-    dropout,
-    train,
-    bidirectional,
-    batch_sizes,
-    dropout_state,
-    reserve,
-    output_mask,
-    *_,
-    out=None,
-    **__,
-) -> dict:
+def cudnn_rnn_backward_flops(*args, out=None, **kwargs) -> dict:
     """cuDNN's whole RNN backward: the data gradients always (the weights' need them), the weight and bias
     gradients when asked for (output_mask's last entry); per time step, per layer, per direction."""
-    widths, hidden, directions, biases = _cudnn_stack(
-        x, weights, hidden_size, proj_size, num_layers, bidirectional, batch_sizes
-    )
-    wanted = bool(output_mask[3]) if output_mask is not None else True
-    layers = (rnn_step_backward_flops(mode, 1, width, hidden, biases, wanted) for width in widths)
-    return _times(_sum(layers), x[0] * x[1] * directions)
+    return _rnn_backward(_rnn_stack(aten._cudnn_rnn_backward, args, kwargs))
 
 
 # ------------------------------------------------------------------------------------------------ pooling

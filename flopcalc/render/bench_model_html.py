@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..device.measured import STEP_PHASES
 from . import colors
 from .bench import MODEL_COLUMNS, model_rows
-from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh
+from .html import PAN_AND_ZOOM, Section, page_figure, render_page, require_bokeh, step_segments
 
 if TYPE_CHECKING:
     from ..bench.model import ModelBenchResult
@@ -22,7 +22,6 @@ STEPS_NAME = "steps"  # the glyph renderers' names: the browser test reads their
 MEDIAN_NAME = "median"
 PREDICTED_NAME = "predicted"
 PHASES_NAME = "phases"
-_PHASE_COLORS = {"forward": colors.FORWARD, "backward": colors.BACKWARD, "optimizer": colors.GREEN}
 _MEASURED_COLOR = colors.RED
 
 
@@ -42,19 +41,10 @@ def step_points(result: ModelBenchResult) -> dict[str, list[Any]]:
 def phase_bars(result: ModelBenchResult) -> dict[str, list[Any]]:
     """The predicted step split by phase (forward, backward, optimizer) as adjacent segments; empty without a
     prediction. They add up to `predicted_step_seconds`."""
-    bars: dict[str, list[Any]] = {k: [] for k in ("phase", "left", "right", "seconds", "color")}
     if result.prediction is None:
-        return bars
-    edge = 0.0
-    for phase in STEP_PHASES:
-        seconds = result.prediction.phase_seconds(phase)
-        bars["phase"].append(phase)
-        bars["left"].append(edge)
-        edge += seconds
-        bars["right"].append(edge)
-        bars["seconds"].append(seconds)
-        bars["color"].append(_PHASE_COLORS[phase])
-    return bars
+        return {key: [] for key in ("phase", "left", "right", "color", "seconds")}
+    phases = [(phase, result.prediction.phase_seconds(phase)) for phase in STEP_PHASES]
+    return {"phase": list(STEP_PHASES), **step_segments(phases), "seconds": [seconds for _, seconds in phases]}
 
 
 def _steps_chart(result: ModelBenchResult, factor: float, unit: str) -> Any:

@@ -13,10 +13,13 @@ import datetime as _dt
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
+from itertools import accumulate
 from typing import Any
 
 from ..errors import UsageError
 from ..files import to_json
+from . import colors
 
 # Bokeh's core runtime only (about 1.3 MB): the widgets, tables, WebGL and MathJax bundles stay out of the page.
 BOKEH_COMPONENTS = ("bokeh",)
@@ -52,6 +55,17 @@ def page_figure(tools: str = "", **options: Any) -> Any:
     from bokeh.plotting import figure
 
     return figure(sizing_mode="stretch_width", tools=tools, toolbar_location="above" if tools else None, **options)
+
+
+def step_segments(parts: Sequence[tuple[str, float | Fraction]]) -> dict[str, list[Any]]:
+    """A training step's parts (its phases' seconds, its FLOPs by pass), in order, as adjacent segments of one bar:
+    each part's left and right edge (added up exactly when the amounts are Fractions) and its colour."""
+    edges = list(accumulate((amount for _, amount in parts), initial=0))
+    return {
+        "left": [float(edge) for edge in edges[:-1]],
+        "right": [float(edge) for edge in edges[1:]],
+        "color": [colors.STEP_PARTS[part] for part, _ in parts],
+    }
 
 
 def _version() -> str:

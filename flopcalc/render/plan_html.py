@@ -132,7 +132,7 @@ def schedule_boxes(pp: int, m: int, forward_s: float, backward_s: float, v: int 
                     ("micro_batch", micro),
                     ("chunk", chunk),
                     ("pass", kind),
-                    ("color", colors.FORWARD if kind == "forward" else colors.BACKWARD),
+                    ("color", colors.STEP_PARTS[kind]),
                 ):
                     boxes[key].append(value)
         if not progressed:  # cannot happen for the orders above; said rather than looped forever

@@ -14,7 +14,7 @@ from ..units import format_number, format_si
 from . import colors
 from .compute import training_table
 from .count_html import axis_scale
-from .html import Section, page_figure, render_page, require_bokeh
+from .html import Section, page_figure, render_page, require_bokeh, step_segments
 
 if TYPE_CHECKING:
     from ..compute import FleetEstimate, TrainingCompute
@@ -25,7 +25,6 @@ SPLIT_NAME = "split"  # the glyph renderers' names: the browser test reads their
 FLEET_NAME = "fleet"
 CHOSEN_NAME = "chosen"
 CONVENTIONS_NAME = "conventions"
-_COLORS = {"forward": colors.FORWARD, "backward": colors.BACKWARD, "teacher forward": colors.GREEN}
 
 
 def flops_split(training: TrainingCompute) -> dict[str, list[Any]]:
@@ -40,17 +39,12 @@ def flops_split(training: TrainingCompute) -> dict[str, list[Any]]:
         teacher = Fraction(training.teacher_forward_flops_per_example) * Fraction(training.examples)
         parts.append(("teacher forward", teacher * Fraction(training.teacher_passes)))
     total = sum(flops for _, flops in parts) or Fraction(1)
-    split: dict[str, list[Any]] = {k: [] for k in ("part", "left", "right", "flops", "share", "color")}
-    edge = Fraction(0)
-    for part, flops in parts:
-        split["part"].append(part)
-        split["left"].append(float(edge))
-        edge += flops
-        split["right"].append(float(edge))
-        split["flops"].append(float(flops))
-        split["share"].append(float(flops / total))
-        split["color"].append(_COLORS[part])
-    return split
+    return {
+        "part": [part for part, _ in parts],
+        **step_segments(parts),
+        "flops": [float(flops) for _, flops in parts],
+        "share": [float(flops / total) for _, flops in parts],
+    }
 
 
 def fleet_sizes(fleet: FleetEstimate) -> dict[str, list[Any]]:
