@@ -49,25 +49,18 @@ class RunRow:
 
 @dataclass(frozen=True)
 class RowResult:
+    """One row replayed: flopcalc's figure for it against the measured one."""
+
     row: RunRow
-    predicted: float
-    predicted_activations: float | None = None
-    mfu: float | None = None
-    hfu: float | None = None
+    predicted: float  # seconds per step (a time row) or GiB per GPU (a memory row)
 
     @property
     def error(self) -> float:
         """predicted / measured - 1: negative = the model is too fast (or too small)."""
         return self.predicted / self.row.measured - 1
 
-    @property
-    def activations_error(self) -> float | None:
-        if self.predicted_activations is None or not self.row.measured_activations:
-            return None
-        return self.predicted_activations / self.row.measured_activations - 1
-
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        return {
             "id": self.row.id,
             "source": self.row.source,
             "kind": self.row.kind,
@@ -77,18 +70,40 @@ class RowResult:
             "predicted": self.predicted,
             "error": self.error,
         }
-        if self.row.kind == "time":
-            data.update({"unit": "s", "mfu": self.mfu, "hfu": self.hfu})
-        else:
-            data.update(
-                {
-                    "unit": "GiB",
-                    "measured_activations": self.row.measured_activations,
-                    "predicted_activations": self.predicted_activations,
-                    "activations_error": self.activations_error,
-                }
-            )
-        return data
+
+
+@dataclass(frozen=True)
+class TimeResult(RowResult):
+    """A time row: seconds per step, and the model FLOPs utilisation (MFU) and hardware FLOPs utilisation (HFU)
+    the predicted step implies."""
+
+    mfu: float
+    hfu: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "unit": "s", "mfu": self.mfu, "hfu": self.hfu}
+
+
+@dataclass(frozen=True)
+class MemoryResult(RowResult):
+    """A memory row: GiB per GPU, and the activations' part of it, which some sources measured apart."""
+
+    predicted_activations: float
+
+    @property
+    def activations_error(self) -> float | None:
+        if not self.row.measured_activations:
+            return None
+        return self.predicted_activations / self.row.measured_activations - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "unit": "GiB",
+            "measured_activations": self.row.measured_activations,
+            "predicted_activations": self.predicted_activations,
+            "activations_error": self.activations_error,
+        }
 
 
 @dataclass(frozen=True)
@@ -323,12 +338,8 @@ def predicted_memory(row: RunRow, profile: DeviceProfile) -> tuple[float, float]
     return (memory.weights + gradients + memory.optimizer + activations) / GIB, activations / GIB
 
 
-def _time_results(rows: list[RunRow], profiles: dict[str, DeviceProfile], scale: float) -> list[RowResult]:
-    results = []
-    for row in rows:
-        step, mfu, hfu = predicted_time(row, scaled_matmul(_profile(row, profiles), scale))
-        results.append(RowResult(row, step, mfu=mfu, hfu=hfu))
-    return results
+def _time_results(rows: list[RunRow], profiles: dict[str, DeviceProfile], scale: float) -> list[TimeResult]:
+    return [TimeResult(row, *predicted_time(row, scaled_matmul(_profile(row, profiles), scale))) for row in rows]
 
 
 def _profile(row: RunRow, profiles: dict[str, DeviceProfile]) -> DeviceProfile:
@@ -376,11 +387,11 @@ def validate(runs: Path | None = None, profiles: Path | None = None, *, fit: boo
     if tuning and fit:
         scale = fit_matmul_scale(tuning, device_profiles)
         fitted = Fit(scale, tuple(row.id for row in tuning))
-    by_id = {result.row.id: result for result in _time_results(time_rows, device_profiles, scale)}
+    by_id: dict[str, RowResult] = {result.row.id: result for result in _time_results(time_rows, device_profiles, scale)}
     for row in rows:
         if row.kind == "memory":
             total, activations = predicted_memory(row, _profile(row, device_profiles))
-            by_id[row.id] = RowResult(row, total, predicted_activations=activations)
+            by_id[row.id] = MemoryResult(row, total, activations)
     results = tuple(by_id[row.id] for row in rows)
     sources: list[str] = []
     for device in dict.fromkeys(row.device for row in rows):

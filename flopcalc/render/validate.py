@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..files import to_json
-from ..validate import Summary, ValidationReport
+from ..validate import MemoryResult, Summary, TimeResult, ValidationReport
 from .tabular import csv_text, markdown_text, table_text
 
 _TIME_HEADERS = ("run", "role", "measured s", "predicted s", "error", "MFU", "HFU")
@@ -51,7 +51,7 @@ def summary_lines(report: ValidationReport, kind: str) -> list[str]:
 def _rows(report: ValidationReport, kind: str) -> list[list[Any]]:
     rows = []
     for result in report.of(kind):
-        if kind == "time":
+        if isinstance(result, TimeResult):
             rows.append(
                 [
                     result.row.id,
@@ -63,7 +63,7 @@ def _rows(report: ValidationReport, kind: str) -> list[list[Any]]:
                     _pct(result.hfu, False),
                 ]
             )
-        else:
+        elif isinstance(result, MemoryResult):
             rows.append(
                 [
                     result.row.id,
