@@ -1,8 +1,10 @@
-"""Small torch models more than one test file builds: one definition each, so the tests agree on what they count."""
+"""Small torch models more than one test file builds, as classes or as source files for the loaders: one definition
+each, so the tests agree on what they count."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,3 +20,10 @@ class ReturnsTwice(nn.Module):
 
     def forward(self, x: torch.Tensor) -> object:
         return self.pack(self.linear(x))
+
+
+def source_file(folder: Path, name: str, source: str) -> Path:
+    """`source` (a model file's Python text) written as `folder`/`name`: its path, for a `PATH:factory` spec."""
+    path = folder / name
+    path.write_text(source)
+    return path

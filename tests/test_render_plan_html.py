@@ -146,25 +146,28 @@ def non_blank(png: Path) -> bool:
     return len(Image.open(png).convert("RGB").getcolors(maxcolors=1 << 20) or []) > 20
 
 
-def test_the_plan_opens_offline_in_chromium_with_a_bar_per_stage_and_a_box_per_pass(tmp_path):
-    out, text = write_page(tmp_path, *ONE_LAYOUT, "--virtual-stages", "2")
-    data = page_data(text)
-    errors, rows = open_in_chromium(out, tmp_path / "plan.png")
+def opened_in_chromium(tmp_path: Path, screenshot: str, *args: str) -> tuple[dict, dict]:
+    """The plan page of ARGS opened offline in Chromium, which must log no error and draw a screenshot that is not
+    blank: the page's JSON and the rows each of its parts drew."""
+    out, text = write_page(tmp_path, *args)
+    errors, rows = open_in_chromium(out, tmp_path / screenshot)
     assert errors == []
+    assert non_blank(tmp_path / screenshot)
+    return page_data(text), rows
+
+
+def test_the_plan_opens_offline_in_chromium_with_a_bar_per_stage_and_a_box_per_pass(tmp_path):
+    data, rows = opened_in_chromium(tmp_path, "plan.png", *ONE_LAYOUT, "--virtual-stages", "2")
     stages = len(data["stages"])
     assert stages == 4
     assert set(rows["memory"]) == {stages}  # one bar per stage in each part's stack
     layout = data["parallelism"]
     passes = 2 * layout["pp"] * layout["grad_accum"] * layout["virtual_stages"]
     assert rows["schedule"] == [passes]
-    assert non_blank(tmp_path / "plan.png")
 
 
 def test_a_search_opens_offline_in_chromium_with_a_bar_and_a_point_per_layout(tmp_path):
-    out, text = write_page(tmp_path, *SEARCH, "--top", "6")
-    data = page_data(text)
-    errors, rows = open_in_chromium(out, tmp_path / "search.png")
-    assert errors == []
+    data, rows = opened_in_chromium(tmp_path, "search.png", *SEARCH, "--top", "6")
     shown = len(data["candidates"])
     assert shown == 6
     assert set(rows["candidates"]) == {shown} and rows["shown"] == [shown]
@@ -172,7 +175,6 @@ def test_a_search_opens_offline_in_chromium_with_a_bar_and_a_point_per_layout(tm
     assert rows["layouts"] == [len(result.fitting)]  # every layout evaluated that fits, as a point
     assert rows["frontier"] == [len(frontier([(s, m / GIB) for s, m in result.fitting]))]
     assert rows["schedule"] == [2 * data["parallelism"]["pp"] * data["parallelism"]["grad_accum"]]
-    assert non_blank(tmp_path / "search.png")
 
 
 def searched():
