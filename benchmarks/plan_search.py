@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from flopcalc.compute import Throughput  # noqa: E402
 from flopcalc.plan import Bandwidth, Fleet, RunSize, model_from_params, model_from_spec, search  # noqa: E402
 from flopcalc.spec import ModelSpec  # noqa: E402
+from tests._shapes import LLAMA_3_70B, plan_flags  # noqa: E402
 
 H100 = Fleet(
     Throughput(989.5e12, 0.4, "H100-SXM", "bf16"),
@@ -56,7 +57,9 @@ def main() -> None:
         f"peak RSS {peak_rss_mib():.0f} MiB; {llama.params / 1e9:.2f}B parameters, "
         f"{llama.activations.total.bytes_at(2) / 1e9:.2f} GB of activations per sequence in bf16"
     )
-    seventy = model_from_params(70e9, 4096, layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672)
+    # Llama-3-70B's layer stack and FFN width; --params gives the size (mlp and vocabulary at plan's defaults)
+    stack = {key: LLAMA_3_70B[key] for key in ("layers", "hidden", "heads", "kv_heads")}
+    seventy = model_from_params(70e9, 4096, **stack, ffn=LLAMA_3_70B["ffn"])
     for gpus, batch in ((8, 512), (64, 1024), (512, 2048), (1024, 3072)):
         timed_search("llama-7b", llama, gpus, batch)
     for gpus, batch in ((64, 1024), (512, 2048), (1024, 3072)):
@@ -73,14 +76,7 @@ def main() -> None:
         "70e9",
         "--seq-len",
         "4096",
-        "--layers",
-        "80",
-        "--hidden",
-        "8192",
-        "--heads",
-        "64",
-        "--kv-heads",
-        "8",
+        *plan_flags(stack),
         "--gpu",
         "H100-SXM",
         "-n",

@@ -13,6 +13,7 @@ from flopcalc.cli import app
 from flopcalc.render.plan_html import frontier, memory_bars, schedule_boxes, step_split
 from flopcalc.units import GIB
 from tests._cli import html_page, invoke_json, refused_html, runner
+from tests._shapes import LLAMA_3_70B, plan_flags
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
@@ -133,8 +134,7 @@ def test_without_bokeh_the_html_format_is_one_line_and_exit_2(monkeypatch, tmp_p
 def test_a_70b_search_page_stays_under_5_mb(tmp_path):
     out, _ = write_page(
         tmp_path,
-        *["--params", "70e9", "--layers", "80", "--hidden", "8192", "--heads", "64", "--kv-heads", "8"],
-        *["--mlp", "swiglu", "--ffn", "28672", "--vocab", "128256", "--seq-len", "4096", "--gpu", "H100-SXM"],
+        *["--params", "70e9", *plan_flags(LLAMA_3_70B), "--seq-len", "4096", "--gpu", "H100-SXM"],
         *["--num-gpus", "512", "--global-batch", "1024", "--tokens", "2T", "--search"],
     )
     assert out.stat().st_size < 5_000_000

@@ -8,6 +8,7 @@ import pytest
 from flopcalc.cli import app
 from tests._cli import GPT3_175B, LLAMA_7B, LLAMA_7B_LAYERS, invoke_json, json_run, runner
 from tests._hf_configs import write_config
+from tests._shapes import LLAMA_3_70B, plan_flags
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SEVEN_B = LLAMA_7B
@@ -583,27 +584,7 @@ def test_cp_on_a_model_without_attention_is_one_line_exit_2(examples):
 
 
 def test_tables_show_the_ring_and_a_cp_column_when_used():
-    long = [
-        "--layers",
-        "80",
-        "--hidden",
-        "8192",
-        "--heads",
-        "64",
-        "--kv-heads",
-        "8",
-        "--ffn",
-        "28672",
-        "--mlp",
-        "swiglu",
-        "--vocab",
-        "128256",
-        "--seq-len",
-        "131072",
-        *FLEET,
-        "-n",
-        "64",
-    ]
+    long = [*plan_flags(LLAMA_3_70B), "--seq-len", "131072", *FLEET, "-n", "64"]
     one = invoke(*long, "--tp", "8", "--cp", "8", "--zero", "1", "--recompute", "full", "--global-batch", "8")
     assert one.exit_code == 0, one.output
     assert "context ring (K/V)" in one.stdout and "cp 8" in one.stdout
