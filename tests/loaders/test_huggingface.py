@@ -36,8 +36,8 @@ def test_gpt2_projections_tied_lm_head_and_attention(tmp_path):
 
 def test_llama_grouped_query_attention_untied_head_and_default_seq_len(tmp_path):
     kv_heads, ffn = 2, 160
-    untied = dict(num_key_value_heads=kv_heads, max_position_embeddings=256, tie_word_embeddings=False)
-    config = write_config(tmp_path, decoder(E, ffn, LAYERS, HEADS, VOCAB, **untied))
+    optional = dict(num_key_value_heads=kv_heads, max_position_embeddings=256, tie_word_embeddings=False)
+    config = write_config(tmp_path, decoder(E, ffn, LAYERS, HEADS, VOCAB, **optional))
     report = count(config, backward=False)
     seq = 256  # min(max_position_embeddings, 2048)
     assert report.inputs[0].shape == (1, seq)
