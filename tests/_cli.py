@@ -47,8 +47,13 @@ def refused_html(out: Path, *args: object) -> Result:
     return result
 
 
-def invoke_json(*args: object) -> dict:
-    """The JSON of `flopcalc ARGS --format json`, which must exit 0."""
+def json_run(*args: object, exit_code: int = 0) -> tuple[Result, dict]:
+    """`flopcalc ARGS --format json`, which must exit `exit_code`: the run (for what it said on stderr) and its JSON."""
     result = invoke(*args, "--format", "json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    assert result.exit_code == exit_code, result.output
+    return result, json.loads(result.stdout)
+
+
+def invoke_json(*args: object, exit_code: int = 0) -> dict:
+    """The JSON of `flopcalc ARGS --format json`, which must exit `exit_code`."""
+    return json_run(*args, exit_code=exit_code)[1]

@@ -10,6 +10,7 @@ from flopcalc.cli import app
 from flopcalc.errors import InputSpecError, InsufficientMemoryError
 from flopcalc.spec import CallArgs, ModelSpec
 from tests._hf_configs import write_config
+from tests._models import source_file
 
 MASKED = """
 import torch
@@ -48,9 +49,7 @@ def reads():
 
 @pytest.fixture
 def masked(tmp_path):
-    path = tmp_path / "masked.py"
-    path.write_text(MASKED)
-    return str(path)
+    return str(source_file(tmp_path, "masked.py", MASKED))
 
 
 def test_named_inputs_join_the_examples_positional_ones(masked):
@@ -95,9 +94,7 @@ def test_model_bytes_are_parameters_buffers_and_gradients_at_their_dtypes():
 def test_no_cpu_fallback_past_the_available_memory(tmp_path, monkeypatch):
     """A model that fails on meta is not built on the CPU when its parameters would not fit: one line instead
     of the OS killing the process minutes later."""
-    path = tmp_path / "reads.py"
-    path.write_text(READS_VALUES)
-    source = f"{path}:reads"
+    source = f"{source_file(tmp_path, 'reads.py', READS_VALUES)}:reads"
     assert count(source, inputs=["2x64"]).device == "cpu"  # fits: the fallback runs as before
     monkeypatch.setattr(api, "available_memory", lambda: 10_000)
     with pytest.raises(InsufficientMemoryError) as error:

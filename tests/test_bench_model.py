@@ -113,18 +113,9 @@ def test_the_timed_step_starts_its_backward_where_the_count_does():
     """A tensor returned twice is one root, as in the count: seeding it twice would run (and time) a gradient
     add the model never does and the count leaves out."""
     import torch
-    from torch import nn
 
     from flopcalc.bench.model import make_training_step
-
-    class Twice(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.linear = nn.Linear(4, 3)
-
-        def forward(self, x):
-            y = self.linear(x)
-            return y, {"again": y}
+    from tests._models import ReturnsTwice
 
     class Recorder:
         def step(self):
@@ -133,7 +124,7 @@ def test_the_timed_step_starts_its_backward_where_the_count_does():
         def zero_grad(self, set_to_none=True):
             model.linear.weight.grad = None
 
-    model, x, recorder = Twice(), torch.randn(2, 4), Recorder()
+    model, x, recorder = ReturnsTwice(lambda y: (y, {"again": y})), torch.randn(2, 4), Recorder()
     make_training_step(model, (x,), recorder, "fp32", "cpu")()
     model.linear(x).sum().backward()  # the backward the count runs: each output once, seeded with ones
     assert torch.equal(recorder.grad, model.linear.weight.grad)

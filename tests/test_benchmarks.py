@@ -56,3 +56,13 @@ def test_predict_ops_cpu_compares_each_op_of_a_step_with_its_predicted_kernel():
     # take less; the second is at least one 2 us dispatch, which its 2.05 us of FLOPs pass)
     forward = next(line for line in lines if "forward" in line and "addmm" in line)
     assert f"x2    predicted {2 * 4 * (784 * 256 + 256 * 10) / 1e10 * 1e6:9.0f} us" in forward
+
+
+def test_plan_search_times_a_command_plan_accepts():
+    """Its whole `flopcalc plan --search` run once exited 2 (--params 70e9 too far from a shape without its SwiGLU
+    and vocabulary) and the script died at the last step: the command must run clean and find a layout."""
+    from tests._cli import invoke_json
+
+    script = load_script("plan_search")
+    data = invoke_json(*script.WHOLE_COMMAND)
+    assert data["parallelism"]["num_gpus"] == 1024 and data["candidates"]

@@ -5,6 +5,7 @@ import pytest
 from flopcalc.compare import compare_spec, parse_counters
 from flopcalc.errors import UsageError
 from flopcalc.spec import ModelSpec
+from tests._models import source_file
 
 MODELS = """
 import torch
@@ -31,9 +32,7 @@ def scaled():
 
 @pytest.fixture
 def models(tmp_path):
-    path = tmp_path / "models.py"
-    path.write_text(MODELS)
-    return path
+    return source_file(tmp_path, "models.py", MODELS)
 
 
 def _reasons(comparison, counter):

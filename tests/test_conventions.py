@@ -6,6 +6,7 @@ import torch.nn as nn
 
 import flopcalc
 from flopcalc.conventions import conventions_for, detect_transformer, palm_flops_per_token
+from tests._hf_configs import gpt2
 
 
 def test_palm_formula_for_gpt2_small_is_written_out():
@@ -18,14 +19,8 @@ def test_palm_formula_for_gpt2_small_is_written_out():
 
 def _gpt2(layers=2, heads=4, width=64, vocab=1000, positions=64):
     transformers = pytest.importorskip("transformers")
-    config = transformers.GPT2Config(
-        n_layer=layers,
-        n_head=heads,
-        n_embd=width,
-        vocab_size=vocab,
-        n_positions=positions,
-        bos_token_id=0,
-        eos_token_id=0,
+    config = transformers.AutoConfig.for_model(
+        **gpt2(width, layers, heads, vocab, positions, bos_token_id=0, eos_token_id=0)
     )
     with torch.device("meta"):
         return transformers.GPT2LMHeadModel(config)

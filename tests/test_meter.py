@@ -119,16 +119,8 @@ def test_the_first_step_starts_the_clock_and_the_window_rolls():
 
 
 def test_batch_size_and_tokens_scale_the_counted_flops_and_a_new_shape_is_counted():
-    class TokenModel(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed, self.head = nn.Embedding(50, 16), nn.Linear(16, 50)
-
-        def forward(self, ids):
-            return self.head(self.embed(ids))
-
     clock = _Clock()
-    model = TokenModel()
+    model = nn.Sequential(nn.Embedding(50, 16), nn.Linear(16, 50))  # token ids in, logits out
     meter = ThroughputMeter(model, torch.zeros(2, 8, dtype=torch.long), clock=clock)
     meter.start()
     clock.now += 1
@@ -209,12 +201,18 @@ def test_a_model_that_reads_values_is_counted_once_on_its_device_with_a_note():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_fleet_reading_without_a_process_group_is_this_ranks():
+def _one_step_of_two_seconds():
+    """A meter on the 8-wide MLP at a given 1e9 peak, started and stepped once 2 s later by a hand-moved clock."""
     clock = _Clock()
     meter = ThroughputMeter(report=flopcalc.count(_mlp(8), torch.randn(2, 8)), peak_flops=1e9, clock=clock)
     meter.start()
     clock.now += 2
     meter.step()
+    return meter
+
+
+def test_fleet_reading_without_a_process_group_is_this_ranks():
+    meter = _one_step_of_two_seconds()
     fleet = meter.fleet_reading()
     assert (fleet.scope, fleet.world_size, fleet.model_flops) == ("fleet", 1, meter.flops_per_step)
 
@@ -224,11 +222,7 @@ def test_the_fleet_all_reduces_through_a_real_process_group():
 
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
-        clock = _Clock()
-        meter = ThroughputMeter(report=flopcalc.count(_mlp(8), torch.randn(2, 8)), peak_flops=1e9, clock=clock)
-        meter.start()
-        clock.now += 2
-        meter.step()
+        meter = _one_step_of_two_seconds()
         fleet = meter.fleet_reading()
     finally:
         dist.destroy_process_group()

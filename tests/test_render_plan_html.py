@@ -13,6 +13,7 @@ from flopcalc.cli import app
 from flopcalc.render.plan_html import frontier, memory_bars, schedule_boxes, step_split
 from flopcalc.units import GIB
 from tests._cli import html_page, invoke_json, refused_html, runner
+from tests._shapes import LLAMA_3_70B, plan_flags
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
@@ -133,8 +134,7 @@ def test_without_bokeh_the_html_format_is_one_line_and_exit_2(monkeypatch, tmp_p
 def test_a_70b_search_page_stays_under_5_mb(tmp_path):
     out, _ = write_page(
         tmp_path,
-        *["--params", "70e9", "--layers", "80", "--hidden", "8192", "--heads", "64", "--kv-heads", "8"],
-        *["--mlp", "swiglu", "--ffn", "28672", "--vocab", "128256", "--seq-len", "4096", "--gpu", "H100-SXM"],
+        *["--params", "70e9", *plan_flags(LLAMA_3_70B), "--seq-len", "4096", "--gpu", "H100-SXM"],
         *["--num-gpus", "512", "--global-batch", "1024", "--tokens", "2T", "--search"],
     )
     assert out.stat().st_size < 5_000_000
@@ -146,25 +146,28 @@ def non_blank(png: Path) -> bool:
     return len(Image.open(png).convert("RGB").getcolors(maxcolors=1 << 20) or []) > 20
 
 
-def test_the_plan_opens_offline_in_chromium_with_a_bar_per_stage_and_a_box_per_pass(tmp_path):
-    out, text = write_page(tmp_path, *ONE_LAYOUT, "--virtual-stages", "2")
-    data = page_data(text)
-    errors, rows = open_in_chromium(out, tmp_path / "plan.png")
+def opened_in_chromium(tmp_path: Path, screenshot: str, *args: str) -> tuple[dict, dict]:
+    """The plan page of ARGS opened offline in Chromium, which must log no error and draw a screenshot that is not
+    blank: the page's JSON and the rows each of its parts drew."""
+    out, text = write_page(tmp_path, *args)
+    errors, rows = open_in_chromium(out, tmp_path / screenshot)
     assert errors == []
+    assert non_blank(tmp_path / screenshot)
+    return page_data(text), rows
+
+
+def test_the_plan_opens_offline_in_chromium_with_a_bar_per_stage_and_a_box_per_pass(tmp_path):
+    data, rows = opened_in_chromium(tmp_path, "plan.png", *ONE_LAYOUT, "--virtual-stages", "2")
     stages = len(data["stages"])
     assert stages == 4
     assert set(rows["memory"]) == {stages}  # one bar per stage in each part's stack
     layout = data["parallelism"]
     passes = 2 * layout["pp"] * layout["grad_accum"] * layout["virtual_stages"]
     assert rows["schedule"] == [passes]
-    assert non_blank(tmp_path / "plan.png")
 
 
 def test_a_search_opens_offline_in_chromium_with_a_bar_and_a_point_per_layout(tmp_path):
-    out, text = write_page(tmp_path, *SEARCH, "--top", "6")
-    data = page_data(text)
-    errors, rows = open_in_chromium(out, tmp_path / "search.png")
-    assert errors == []
+    data, rows = opened_in_chromium(tmp_path, "search.png", *SEARCH, "--top", "6")
     shown = len(data["candidates"])
     assert shown == 6
     assert set(rows["candidates"]) == {shown} and rows["shown"] == [shown]
@@ -172,7 +175,6 @@ def test_a_search_opens_offline_in_chromium_with_a_bar_and_a_point_per_layout(tm
     assert rows["layouts"] == [len(result.fitting)]  # every layout evaluated that fits, as a point
     assert rows["frontier"] == [len(frontier([(s, m / GIB) for s, m in result.fitting]))]
     assert rows["schedule"] == [2 * data["parallelism"]["pp"] * data["parallelism"]["grad_accum"]]
-    assert non_blank(tmp_path / "search.png")
 
 
 def searched():

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from flopcalc.cli import app
-from tests._cli import invoke, runner
+from tests._cli import invoke, invoke_json, runner
 from tests._hf_configs import TINY_GPT2, write_config
+from tests._models import source_file
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -77,20 +78,9 @@ def test_output_file_is_written_whole(tmp_path, examples):
 
 
 def test_kwargs_depth_all_and_frozen(examples):
-    result = invoke(
-        "count",
-        examples / "llama.py",
-        "--kwargs",
-        '{"n_layers": 1}',
-        "--depth",
-        "all",
-        "--frozen",
-        "embed",
-        "-f",
-        "json",
+    data = invoke_json(
+        "count", examples / "llama.py", "--kwargs", '{"n_layers": 1}', "--depth", "all", "--frozen", "embed"
     )
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
     assert any(layer["name"] == "layers.0.attn.q_proj" for layer in data["layers"])
 
 
@@ -468,15 +458,17 @@ def example_inputs():
 """
 
 
+def strict_count_on_cpu(source: Path) -> dict:
+    """The JSON of `count SOURCE --strict --device cpu`, which must exit 0 with no op left unsupported."""
+    report = invoke_json("count", source, "--strict", "--device", "cpu")
+    assert report["unsupported_ops"] == {}
+    return report
+
+
 def test_strict_count_of_a_model_using_every_op_of_issue_23_item_5(tmp_path):
     """Antialiased interpolate, grid_sample, max_unpool, the FFT family, cdist, LSTM/GRU/RNN and a jagged
     tensor through linear and attention: --strict finds a formula for every op, forward and backward."""
-    source = tmp_path / "everything.py"
-    source.write_text(EVERYTHING)
-    result = invoke("count", source, "--strict", "--device", "cpu", "--format", "json")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["unsupported_ops"] == {}
+    report = strict_count_on_cpu(source_file(tmp_path, "everything.py", EVERYTHING))
     layers = {layer["name"]: layer for layer in report["layers"]}
     steps = 2 * 4  # batch 2, 4 time steps; width 8
     # per step: the products 2*G*H*(I + H), the biases 2*G*H and the gates' pointwise work (docs/formulas.md)
@@ -534,12 +526,7 @@ def build() -> nn.Module:
 
 def test_strict_count_of_a_model_using_every_op_of_issue_23_and_flex_attention(tmp_path):
     """The model above plus flex_attention with a causal block mask: --strict on the CPU, forward and backward."""
-    source = tmp_path / "everything_and_flex.py"
-    source.write_text(EVERYTHING_AND_FLEX)
-    result = invoke("count", source, "--strict", "--device", "cpu", "--format", "json")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["unsupported_ops"] == {}
+    report = strict_count_on_cpu(source_file(tmp_path, "everything_and_flex.py", EVERYTHING_AND_FLEX))
     flex = next(layer for layer in report["layers"] if layer["name"] == "flex")
     # batch 2, 2 heads of 4, 4 tokens: one block of 128 clipped to 4 x 4 pairs; the qkv projection 2*8*8*24
     attention = 2 * (2 * 2 * 4 * 4) * (4 + 4)

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from flopcalc.cli import app
-from tests._cli import GPT3_175B, LLAMA_7B, LLAMA_7B_LAYERS, runner
+from tests._cli import GPT3_175B, LLAMA_7B, LLAMA_7B_LAYERS, invoke_json, json_run, runner
 from tests._hf_configs import write_config
+from tests._shapes import LLAMA_3_70B, plan_flags
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SEVEN_B = LLAMA_7B
@@ -70,9 +71,7 @@ def invoke(*args):
 
 
 def run_json(*args, exit_code=0):
-    result = invoke(*args, "--format", "json")
-    assert result.exit_code == exit_code, result.output
-    return json.loads(result.stdout)
+    return invoke_json("plan", *args, exit_code=exit_code)
 
 
 GOLDEN_LAYOUT = (
@@ -499,19 +498,7 @@ def test_attention_flash_by_default_and_math_on_request():
 
 
 def test_without_seq_len_the_model_states_and_what_activations_need(tmp_path):
-    result = invoke(
-        *LLAMA_7B_LAYERS,
-        "--gpu",
-        "H100-SXM",
-        "-n",
-        "8",
-        "--zero",
-        "3",
-        "-f",
-        "json",
-    )
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    result, data = json_run("plan", *LLAMA_7B_LAYERS, "--gpu", "H100-SXM", "-n", "8", "--zero", "3")
     n = 12 * 32 * 4096**2
     assert data["memory_per_gpu_bytes"]["total"] == 16 * n / 8 and data["memory_per_gpu_bytes"]["activations"] is None
     assert data["step"] is None and data["training"] is None and data["fits"] is None
@@ -597,27 +584,7 @@ def test_cp_on_a_model_without_attention_is_one_line_exit_2(examples):
 
 
 def test_tables_show_the_ring_and_a_cp_column_when_used():
-    long = [
-        "--layers",
-        "80",
-        "--hidden",
-        "8192",
-        "--heads",
-        "64",
-        "--kv-heads",
-        "8",
-        "--ffn",
-        "28672",
-        "--mlp",
-        "swiglu",
-        "--vocab",
-        "128256",
-        "--seq-len",
-        "131072",
-        *FLEET,
-        "-n",
-        "64",
-    ]
+    long = [*plan_flags(LLAMA_3_70B), "--seq-len", "131072", *FLEET, "-n", "64"]
     one = invoke(*long, "--tp", "8", "--cp", "8", "--zero", "1", "--recompute", "full", "--global-batch", "8")
     assert one.exit_code == 0, one.output
     assert "context ring (K/V)" in one.stdout and "cp 8" in one.stdout

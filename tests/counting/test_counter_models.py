@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from flopcalc.counting.counter import count
+from tests._models import ReturnsTwice
 
 DEVICES = ["meta", "cpu"]
 
@@ -394,18 +395,8 @@ def test_sparse_embedding_gradients_are_not_unsupported():
 
 def test_an_output_returned_twice_is_seeded_once():
     """Returning the same tensor in two places (a dict and a tuple) is not extra model work."""
-
-    class Twice(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.linear = nn.Linear(4, 3)
-
-        def forward(self, x):
-            y = self.linear(x)
-            return {"logits": y, "all": (y, [y])}
-
     once = count(nn.Linear(4, 3), torch.randn(2, 4))
-    twice = count(Twice(), torch.randn(2, 4))
+    twice = count(ReturnsTwice(lambda y: {"logits": y, "all": (y, [y])}), torch.randn(2, 4))
     assert twice.backward == once.backward
 
 

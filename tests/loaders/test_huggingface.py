@@ -1,6 +1,5 @@
 """Hugging Face config.json models: tiny GPT-2, Llama and BERT configs against analytic counts."""
 
-import json
 import sys
 
 import pytest
@@ -9,15 +8,10 @@ pytest.importorskip("transformers")
 
 from flopcalc.api import count  # noqa: E402
 from flopcalc.errors import MissingDependencyError, ModelLoadError  # noqa: E402
+from tests._hf_configs import TINY_BERT, decoder, gpt2, tiny_bert, write_config  # noqa: E402
 
 E, LAYERS, HEADS, VOCAB = 64, 2, 4, 1000
 HEAD_DIM = E // HEADS
-
-
-def write_config(folder, **values):
-    path = folder / "config.json"
-    path.write_text(json.dumps(values))
-    return str(path)
 
 
 def attention(batch, seq, heads=HEADS, head_dim=HEAD_DIM):
@@ -26,16 +20,7 @@ def attention(batch, seq, heads=HEADS, head_dim=HEAD_DIM):
 
 
 def test_gpt2_projections_tied_lm_head_and_attention(tmp_path):
-    config = write_config(
-        tmp_path,
-        model_type="gpt2",
-        n_embd=E,
-        n_layer=LAYERS,
-        n_head=HEADS,
-        n_positions=128,
-        vocab_size=VOCAB,
-        architectures=["GPT2LMHeadModel"],
-    )
+    config = write_config(tmp_path, gpt2(E, LAYERS, HEADS, VOCAB, 128, architectures=["GPT2LMHeadModel"]))
     batch, seq = 2, 16
     report = count(config, seq_len=seq, batch_size=batch)
     per_layer = E * 3 * E + E * E + E * 4 * E + 4 * E * E  # c_attn, attn c_proj, c_fc, mlp c_proj
@@ -51,18 +36,8 @@ def test_gpt2_projections_tied_lm_head_and_attention(tmp_path):
 
 def test_llama_grouped_query_attention_untied_head_and_default_seq_len(tmp_path):
     kv_heads, ffn = 2, 160
-    config = write_config(
-        tmp_path,
-        model_type="llama",
-        hidden_size=E,
-        intermediate_size=ffn,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS,
-        num_key_value_heads=kv_heads,
-        vocab_size=VOCAB,
-        max_position_embeddings=256,
-        tie_word_embeddings=False,
-    )
+    optional = dict(num_key_value_heads=kv_heads, max_position_embeddings=256, tie_word_embeddings=False)
+    config = write_config(tmp_path, decoder(E, ffn, LAYERS, HEADS, VOCAB, **optional))
     report = count(config, backward=False)
     seq = 256  # min(max_position_embeddings, 2048)
     assert report.inputs[0].shape == (1, seq)
@@ -74,15 +49,7 @@ def test_llama_grouped_query_attention_untied_head_and_default_seq_len(tmp_path)
 
 
 def test_llama_causal_half_and_explicit_token_input(tmp_path):
-    config = write_config(
-        tmp_path,
-        model_type="llama",
-        hidden_size=E,
-        intermediate_size=128,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS,
-        vocab_size=VOCAB,
-    )
+    config = write_config(tmp_path, decoder(E, 128, LAYERS, HEADS, VOCAB))
     full = count(config, inputs=["1x32:int64"], backward=False)
     half = count(config, seq_len=32, backward=False, causal_half=True)
     assert half.forward_by_category["attention"] == full.forward_by_category["attention"] * (32 * 33 // 2) // (32 * 32)
@@ -90,18 +57,8 @@ def test_llama_causal_half_and_explicit_token_input(tmp_path):
 
 
 def test_bert_encoder_from_its_architectures_entry(tmp_path):
-    ffn = 128
-    config = write_config(
-        tmp_path,
-        model_type="bert",
-        hidden_size=E,
-        intermediate_size=ffn,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS,
-        vocab_size=VOCAB,
-        max_position_embeddings=64,
-        architectures=["BertModel"],
-    )
+    ffn = TINY_BERT["intermediate_size"]  # TINY_BERT is E wide, LAYERS deep, HEADS heads, over VOCAB words
+    config = write_config(tmp_path, dict(tiny_bert("BertModel"), max_position_embeddings=64))
     batch, seq = 2, 32
     report = count(config, seq_len=seq, batch_size=batch, backward=False)
     assert report.root.type == "BertModel"
@@ -112,7 +69,7 @@ def test_bert_encoder_from_its_architectures_entry(tmp_path):
 
 
 def test_a_folder_with_a_config_json_is_a_source(tmp_path):
-    write_config(tmp_path, model_type="gpt2", n_embd=E, n_layer=1, n_head=HEADS, n_positions=8, vocab_size=VOCAB)
+    write_config(tmp_path, gpt2(E, 1, HEADS, VOCAB, 8))
     assert count(str(tmp_path), backward=False).inputs[0].shape == (1, 8)
 
 
@@ -142,7 +99,7 @@ def test_seq_len_is_only_for_configs(examples):
 
 
 def test_missing_transformers_names_the_extra(tmp_path, monkeypatch):
-    config = write_config(tmp_path, model_type="gpt2")
+    config = write_config(tmp_path, {"model_type": "gpt2"})
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingDependencyError) as error:
         count(config)
@@ -160,27 +117,11 @@ def test_declared_layers_reads_every_spelling_and_sub_config():
 
 def test_a_config_with_more_layers_than_max_layers_is_refused_before_it_is_built(tmp_path):
     """A million layers ran until killed: the declared layers are checked before anything is built."""
-    config = write_config(
-        tmp_path,
-        model_type="llama",
-        hidden_size=8,
-        intermediate_size=16,
-        num_hidden_layers=1_000_000,
-        num_attention_heads=2,
-        vocab_size=10,
-    )
+    config = write_config(tmp_path, decoder(8, 16, 1_000_000, 2, 10))
     with pytest.raises(ModelLoadError, match="declares 1,000,000 layers, more than max_layers 10,000") as caught:
         count(config)
     assert caught.value.field == "max_layers"
-    small = write_config(
-        tmp_path,
-        model_type="llama",
-        hidden_size=8,
-        intermediate_size=16,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        vocab_size=10,
-    )
+    small = write_config(tmp_path, decoder(8, 16, 3, 2, 10))
     with pytest.raises(ModelLoadError, match="declares 3 layers, more than max_layers 2"):
         count(small, max_layers=2)
     assert count(small, max_layers=3, seq_len=4).params > 0
@@ -205,25 +146,15 @@ def test_mistral_7b_at_16k_tokens_counts_attention_for_its_window_not_the_square
 
 
 def test_a_window_the_config_switches_off_or_gives_some_layers_only_is_not_counted(tmp_path):
-    base = dict(
-        hidden_size=E,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=HEADS,
-        num_key_value_heads=HEADS,
-        vocab_size=VOCAB,
-        sliding_window=8,
-    )
+    base = decoder(E, 128, 2, HEADS, VOCAB, "qwen2", num_key_value_heads=HEADS, sliding_window=8)
 
     def config(name, **values):
         (tmp_path / name).mkdir()
-        return write_config(tmp_path / name, **base, **values)
+        return write_config(tmp_path / name, dict(base, **values))
 
-    off = count(config("off", model_type="qwen2", use_sliding_window=False), seq_len=32, backward=False)
+    off = count(config("off", use_sliding_window=False), seq_len=32, backward=False)
     assert "attention_window" not in off.options
-    some = config(
-        "some", model_type="qwen2", use_sliding_window=True, layer_types=["full_attention", "sliding_attention"]
-    )
+    some = config("some", use_sliding_window=True, layer_types=["full_attention", "sliding_attention"])
     mixed = count(some, seq_len=32, backward=False)
     assert "attention_window" not in mixed.options
     assert any("applies to some layers only" in note for note in mixed.notes)

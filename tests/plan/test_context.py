@@ -7,12 +7,12 @@ from flopcalc.errors import UsageError
 from flopcalc.plan import Bandwidth, Fleet, Layout, evaluate, model_from_params, model_from_spec, search
 from flopcalc.plan.context import ring_attention_s
 from flopcalc.spec import ModelSpec
+from tests._shapes import LLAMA_3_70B as SHAPE
 
 from ..conftest import EXAMPLES
 
 H100 = Throughput(989.5e12, 0.3, "H100-SXM", "bf16")
 NVLINK, IB = 450.0, 50.0
-SHAPE = dict(layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672, mlp="swiglu", vocab=128256)  # Llama-3-70B
 
 
 def fleet(gpus_per_node=8):

@@ -8,6 +8,7 @@ import pytest
 from flopcalc.errors import CalibrationError
 from flopcalc.plan import Layout, evaluate, model_from_params, resolve_fleet, search
 from flopcalc.predict import TrainingLayout, TransformerShape, load_profiles, predict_step
+from tests._shapes import LLAMA_3_70B as LLAMA70B
 
 GPT3 = dict(layers=96, hidden=12288, heads=96, vocab=51200)
 
@@ -108,9 +109,6 @@ def test_a_profile_file_for_another_device_is_refused(tmp_path):
         match="profiles H100-SXM, not A100-SXM4-80GB: a profile measured on one device does not apply to another",
     ):
         resolve_fleet(gpu="A100-SXM4-80GB", calibration=path)
-
-
-LLAMA70B = dict(layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672, mlp="swiglu", vocab=128256)
 
 
 def test_context_parallelism_in_the_predicted_step_by_hand():
