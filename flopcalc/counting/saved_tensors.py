@@ -15,7 +15,8 @@ the result and what its parts mean). How a saved tensor is placed:
 - Two functions are kept as a GPU keeps them, whatever the measuring device runs: `scaled_dot_product_attention`
   as a fused kernel (q, k, v, the output and a float32 log-sum-exp per query row; on meta the math decomposition
   runs, which would save the whole attention matrix no GPU kernel keeps), and `dropout` as CUDA's kernel (a
-  one-byte mask per element; the CPU and meta save the scaled noise at the input's width).
+  one-byte mask per element; the CPU and meta save the scaled noise at the input's width). `flex_attention`'s own
+  autograd function saves what its kernels keep; its per-row statistics count as float32.
 - Outside the blocks, what is saved before the first block belongs to the first pipeline stage, what after the
   last to the last; parameters likewise, by where ops use them.
 """
@@ -35,6 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from ..errors import ModelRunError, UsageError, short_error
 from ..spec import CallArgs, tensors_in
 from .activations import ActivationProfile, SavedBytes
+from .flex import FLEX_ATTENTION, runnable_while_counting
 from .meta_ops import run_op
 
 # labels of a tensor inside a block; when an op's inputs mix, the higher one wins
@@ -107,6 +109,7 @@ class _Recorder:
         self.kept: list[torch.Tensor] = []
         self.tally = {kind: [0, 0] for kind in _KINDS}
         self.in_kernel = 0  # inside attention or dropout: their saves are replaced
+        self.float32_rows: set[int] = set()  # flex_attention's per-row statistics: float32 whatever the precision
         self.block_input = SavedBytes()
         self.used = {"before": {}, "after": {}}
         self.shape: dict[str, int | None] = {"hidden": None, "seq_len": None, "heads": None, "kv_heads": None}
@@ -151,7 +154,7 @@ class _Recorder:
         self.kept.append(tensor)
         kind = self._kind(tensor)
         nbytes = tensor.untyped_storage().nbytes()
-        if tensor.is_floating_point() or tensor.is_complex():
+        if (tensor.is_floating_point() or tensor.is_complex()) and key not in self.float32_rows:
             self.tally[kind][0] += nbytes // tensor.element_size()
         else:
             self.tally[kind][1] += nbytes
@@ -221,6 +224,20 @@ class _LabelMode(TorchDispatchMode):
         out = run_op(func, args, kwargs)
         self.recorder.propagate(func, args, kwargs, out)
         return out
+
+
+def _flex_rule(mode: _LabelMode, *args: Any, **kwargs: Any) -> Any:
+    """flex_attention's higher-order op reaches the labelling mode only through a rule for its type (torch pops
+    the mode while the rule runs). Its autograd function saves what its kernels keep (q, k, v, the output, the
+    log-sum-exp and the maximum score of each query row, the block mask), so the saves are tallied as they come;
+    the two per-row statistics are float32 at any training precision, so they count as fixed bytes."""
+    out = mode.__torch_dispatch__(FLEX_ATTENTION, (), args, kwargs)
+    mode.recorder.float32_rows.update(_key(tensor) for tensor in tensors_in(out[1:]))
+    return out
+
+
+if FLEX_ATTENTION is not None:
+    FLEX_ATTENTION.py_impl(_LabelMode)(_flex_rule)
 
 
 class _KernelMode(TorchFunctionMode):
@@ -335,6 +352,7 @@ def _record_training_forward(model: nn.Module, call: CallArgs, recorder: _Record
         with (
             torch.enable_grad(),
             torch.jit.optimized_execution(False),
+            runnable_while_counting(),
             _LabelMode(recorder),
             _KernelMode(recorder),
             torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda tensor: tensor),
