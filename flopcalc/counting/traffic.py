@@ -133,7 +133,7 @@ class TrafficTracer:
         if backward:
             return
         self._order.setdefault(module, None)
-        name = getattr(func.overloadpacket, "__name__", "")
+        name = getattr(getattr(func, "overloadpacket", func), "__name__", "")  # a higher-order op has no packet
         inputs = [t for t in tensors_in(list(args) + list(kwargs.values())) if _has_storage(t)]
         written = _written_arguments(func, args, kwargs)
         if written:  # in place, or out=

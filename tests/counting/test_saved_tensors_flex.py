@@ -77,3 +77,16 @@ def test_plan_measures_a_flex_attention_model_on_the_cpu():
     plan = invoke_json("plan", f"{__file__}:flex_stack", "--input", f"{BATCH}x{SEQ}x{DIM}", "--gpu", "H100-SXM")
     measured = _measured(True).total  # priced at plan's default bf16: 2 bytes per floating-point element
     assert plan["memory_per_gpu_bytes"]["activations"] == 2 * measured.floating_elements + measured.fixed_bytes
+
+
+def test_infer_follows_the_bytes_of_a_flex_attention_model():
+    # the traffic observer used to ask the higher-order op for an aten overload packet it does not have
+    served = invoke_json("infer", f"{__file__}:flex_stack", "--input", f"1x{SEQ}x{DIM}", "--gpu", "H100-SXM")
+    attention = [layer for layer in served["layers"] if layer["type"] == "Attention"]
+    assert len(attention) == LAYERS
+    causal_pairs = HEADS * 3 * 128 * 128  # per head, 3 of the 4 128-blocks of a 256 x 256 causal mask
+    for layer in attention:
+        # QK^T and PV over the computed pairs, plus the mask built inside forward
+        assert layer["flops"] >= 2 * causal_pairs * (DIM // HEADS) * 2
+        # q, k and v read and the output written, in bf16
+        assert layer["bytes"] >= 4 * SEQ * DIM * 2
