@@ -38,6 +38,7 @@ from .fleet import (
 from .model import (
     LARGEST_INPUT_ELEMENTS,
     MODEL_HELP,
+    MODEL_OPTIONS,
     AttentionAsMathOption,
     AttentionWindowOption,
     BatchSizeOption,
@@ -74,7 +75,7 @@ from .output import (
     writable_path,
     written_file_option,
 )
-from .params import number, options_of, text_option, whole_option
+from .params import OptionGroup, number, options_of, text_option, whole_option, with_options
 
 __all__ = [
     "AdapterConfigOption",
@@ -98,6 +99,8 @@ __all__ = [
     "LoraRankOption",
     "LoraTargetsOption",
     "MODEL_HELP",
+    "MODEL_OPTIONS",
+    "OptionGroup",
     "ModelOptions",
     "ModelArgument",
     "NumGpusOption",
@@ -141,6 +144,7 @@ __all__ = [
     "teacher_spec",
     "text_option",
     "whole_option",
+    "with_options",
     "writable_path",
     "written_file_option",
 ]

@@ -14,7 +14,7 @@ from ...errors import UsageError
 from ...loaders import is_named_model
 from ...spec import ModelSpec, parse_dims, parse_input_spec, parse_kwargs, split_python_source
 from ...units import LARGEST_WHOLE
-from .params import options_of, text_option, whole_option
+from .params import OptionGroup, options_of, text_option, whole_option
 
 MODEL_HELP = (
     "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, a Hugging Face config.json "
@@ -152,6 +152,28 @@ SparsityOption = Annotated[
         "2:4 / 4:8 pattern, and effective FLOPs with the products by a zero weight left out.",
     ),
 ]
+
+
+def _model_options(
+    input: InputOption = [],
+    batch_size: BatchSizeOption = None,
+    seq_len: SeqLenOption = None,
+    decoder_seq_len: DecoderSeqLenOption = None,
+    dim: DimOption = [],
+    kwargs: KwargsOption = None,
+    revision: RevisionOption = None,
+    attention_window: AttentionWindowOption = None,
+    attention_as_math: AttentionAsMathOption = False,
+    device: DeviceOption = None,
+    frozen: FrozenOption = [],
+    causal_half: CausalHalfOption = False,
+    weights: WeightsOption = None,
+    sparsity: SparsityOption = False,
+) -> None:
+    """The model options in the order --help lists them (a command takes the group less what it has not)."""
+
+
+MODEL_OPTIONS = OptionGroup.declared_by(_model_options)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ call, its names written once), and the SI number an option was given."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import fields, is_dataclass
-from typing import Annotated, Any, Optional, TypeVar
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Annotated, Any, Optional, TypeVar, cast
 
 import typer
 
@@ -38,3 +40,59 @@ def text_option(*flags: str, metavar: str, help: str, **settings: Any) -> Any:
 def number(text: Optional[str], flag: str) -> Optional[float]:
     """An SI number given to FLAG, or None when the option was not given."""
     return None if text is None else parse_si_number(text, flag)
+
+
+@dataclass(frozen=True)
+class OptionGroup:
+    """Options several commands take, declared once as the parameters of one function; a command takes them
+    with `with_options` and reads them back as one options object (`options_of`)."""
+
+    parameters: tuple[inspect.Parameter, ...]
+
+    @classmethod
+    def declared_by(cls, declaration: Callable[..., None]) -> OptionGroup:
+        """The group of `declaration`'s parameters, in their order, their annotations evaluated as typer reads them."""
+        declared = inspect.signature(declaration, eval_str=True).parameters.values()
+        return cls(tuple(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for parameter in declared))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(parameter.name for parameter in self.parameters)
+
+    def without(self, *names: str) -> OptionGroup:
+        """The group less the options a command does not take (or declares itself, with another meaning)."""
+        unknown = set(names) - set(self.names)
+        assert not unknown, f"not in the group: {sorted(unknown)}"
+        return OptionGroup(tuple(parameter for parameter in self.parameters if parameter.name not in names))
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def with_options(group: OptionGroup, *, after: str) -> Callable[[Command], Command]:
+    """Declare `group`'s options in the command's signature, after its parameter `after` (typer reads the
+    signature, so --help lists them there). The command does not receive them as arguments: it reads them from
+    its context, as one options object."""
+
+    def declare(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        own = list(signature.parameters.values())
+        accepted = {parameter.name for parameter in own}
+        assert not accepted & set(group.names), f"{command.__name__} declares {sorted(accepted & set(group.names))}"
+        position = [parameter.name for parameter in own].index(after) + 1
+        keyword = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for parameter in own]
+        parameters = [*keyword[:position], *group.parameters, *keyword[position:]]
+
+        @functools.wraps(command)
+        def with_group(**given: Any) -> Any:
+            return command(**{name: value for name, value in given.items() if name in accepted})
+
+        setattr(with_group, "__signature__", signature.replace(parameters=parameters))
+        with_group.__annotations__ = {
+            parameter.name: parameter.annotation
+            for parameter in parameters
+            if parameter.annotation is not parameter.empty
+        }
+        return cast(Command, with_group)
+
+    return declare
