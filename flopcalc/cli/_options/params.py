@@ -87,7 +87,7 @@ def with_options(group: OptionGroup, *, after: str) -> Callable[[Command], Comma
         def with_group(**given: Any) -> Any:
             return command(**{name: value for name, value in given.items() if name in accepted})
 
-        setattr(with_group, "__signature__", signature.replace(parameters=parameters))
+        with_group.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         with_group.__annotations__ = {
             parameter.name: parameter.annotation
             for parameter in parameters
