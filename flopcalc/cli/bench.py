@@ -12,25 +12,18 @@ import typer
 from ..errors import ExitCode, UsageError
 from ._app import app, emit
 from ._options import (
-    BatchSizeOption,
+    MODEL_OPTIONS,
     CatalogOption,
-    CausalHalfOption,
-    DecoderSeqLenOption,
-    DimOption,
-    FrozenOption,
-    InputOption,
-    KwargsOption,
     ModelOptions,
     OutputOption,
     ReportFormat,
     ReportFormatOption,
-    RevisionOption,
-    SeqLenOption,
     command_line,
     no_model_options,
     notes_to_stderr,
     optional_model_argument,
     shown_on_terminal,
+    with_options,
 )
 
 
@@ -91,6 +84,9 @@ BenchModelArgument = optional_model_argument(
 
 
 @app.command("bench")
+@with_options(
+    MODEL_OPTIONS.without("attention_window", "attention_as_math", "device", "weights", "sparsity"), after="calibration"
+)
 def bench(
     ctx: typer.Context,
     model: BenchModelArgument = None,
@@ -128,15 +124,6 @@ def bench(
         metavar="FILE",
         help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
     ),
-    input: InputOption = [],
-    batch_size: BatchSizeOption = None,
-    seq_len: SeqLenOption = None,
-    decoder_seq_len: DecoderSeqLenOption = None,
-    dim: DimOption = [],
-    kwargs: KwargsOption = None,
-    revision: RevisionOption = None,
-    frozen: FrozenOption = [],
-    causal_half: CausalHalfOption = False,
     optimizer: Optional[str] = typer.Option(
         None, "--optimizer", metavar="adamw|sgd", help="Optimizer of MODEL's training step: adamw (default) | sgd."
     ),

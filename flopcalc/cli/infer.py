@@ -10,28 +10,21 @@ import typer
 
 from ._app import app, emit
 from ._options import (
-    AttentionAsMathOption,
-    AttentionWindowOption,
+    MODEL_OPTIONS,
     CatalogOption,
-    CausalHalfOption,
-    DeviceOption,
     GpuOption,
-    InputOption,
-    KwargsOption,
     ModelArgument,
     ModelOptions,
     OutputOption,
     PrecisionOption,
     ReportFormat,
     ReportFormatOption,
-    RevisionOption,
-    SeqLenOption,
-    WeightsOption,
     command_line,
     notes_to_stderr,
     number,
     progress,
     shown_on_terminal,
+    with_options,
 )
 
 # Its own --calibration: the shared option's help speaks of --utilization, which infer does not take.
@@ -49,6 +42,7 @@ InferCalibrationOption = Annotated[
 
 
 @app.command("infer")
+@with_options(MODEL_OPTIONS.without("batch_size", "decoder_seq_len", "dim", "frozen", "sparsity"), after="kv_dtype")
 def infer_command(
     ctx: typer.Context,
     model: ModelArgument,
@@ -82,15 +76,6 @@ def infer_command(
         metavar="DTYPE",
         help="KV cache stored as fp32, bf16, fp16, fp8, int8 or int4. Default: --precision.",
     ),
-    input: InputOption = [],
-    seq_len: SeqLenOption = None,
-    kwargs: KwargsOption = None,
-    revision: RevisionOption = None,
-    attention_window: AttentionWindowOption = None,
-    attention_as_math: AttentionAsMathOption = False,
-    device: DeviceOption = None,
-    causal_half: CausalHalfOption = False,
-    weights: WeightsOption = None,
     sparsity: bool = typer.Option(
         False,
         "--sparsity",

@@ -5,23 +5,27 @@ Each seam is a module here; commands import from the package."""
 from __future__ import annotations
 
 from .finetune import (
+    LORA_OPTIONS,
+    TEACHER_OPTIONS,
     AdapterConfigOption,
     LoraAlphaOption,
+    LoraOptions,
     LoraRankOption,
     LoraTargetsOption,
     TeacherBatchSizeOption,
     TeacherInputOption,
     TeacherKwargsOption,
     TeacherOption,
+    TeacherOptions,
     TeacherSeqLenOption,
-    lora_options,
-    teacher_spec,
 )
 from .fleet import (
+    GPU_OPTIONS,
     SMALLEST_UTILIZATION,
     CalibrationOption,
     CatalogOption,
     GpuOption,
+    GpuOptions,
     GridIntensityOption,
     NumGpusOption,
     PrecisionOption,
@@ -75,7 +79,7 @@ from .output import (
     writable_path,
     written_file_option,
 )
-from .params import OptionGroup, number, options_of, text_option, whole_option, with_options
+from .params import OptionGroup, ReadBack, number, options_of, text_option, whole_option, with_options
 
 __all__ = [
     "AdapterConfigOption",
@@ -91,6 +95,12 @@ __all__ = [
     "FormatOption",
     "FrozenOption",
     "GpuOption",
+    "GpuOptions",
+    "GPU_OPTIONS",
+    "LoraOptions",
+    "LORA_OPTIONS",
+    "TeacherOptions",
+    "TEACHER_OPTIONS",
     "GridIntensityOption",
     "InputOption",
     "KwargsOption",
@@ -101,6 +111,7 @@ __all__ = [
     "MODEL_HELP",
     "MODEL_OPTIONS",
     "OptionGroup",
+    "ReadBack",
     "ModelOptions",
     "ModelArgument",
     "NumGpusOption",
@@ -130,7 +141,6 @@ __all__ = [
     "chosen_throughput",
     "common_variant",
     "existing_model",
-    "lora_options",
     "no_model_options",
     "notes_to_stderr",
     "number",
@@ -141,7 +151,6 @@ __all__ = [
     "parse_utilization",
     "progress",
     "shown_on_terminal",
-    "teacher_spec",
     "text_option",
     "whole_option",
     "with_options",

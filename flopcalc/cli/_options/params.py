@@ -7,8 +7,8 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Annotated, Any, Optional, TypeVar, cast
+from dataclasses import MISSING, dataclass, fields, is_dataclass
+from typing import Annotated, Any, Optional, Self, TypeVar, cast, get_type_hints
 
 import typer
 
@@ -24,6 +24,16 @@ def options_of(kind: type[Options], ctx: typer.Context, *, besides: Iterable[str
     names = {field.name for field in fields(kind)} - set(besides)
     chosen: dict[str, Any] = {name: value for name, value in ctx.params.items() if name in names}
     return kind(**chosen)
+
+
+class ReadBack:
+    """An options dataclass a command reads back whole from its parameters (`Kind.of(ctx)`)."""
+
+    @classmethod
+    def of(cls, ctx: typer.Context, *, besides: Iterable[str] = ()) -> Self:
+        """The options the command received; `besides` names its parameters that share a name but not the
+        meaning (bench's --device is where it runs, infer's --batch-size a list)."""
+        return options_of(cls, ctx, besides=besides)
 
 
 def whole_option(*flags: str, metavar: str = "N", help: str, **settings: Any) -> Any:
@@ -44,20 +54,35 @@ def number(text: Optional[str], flag: str) -> Optional[float]:
 
 @dataclass(frozen=True)
 class OptionGroup:
-    """Options several commands take, declared once as the parameters of one function; a command takes them
-    with `with_options` and reads them back as one options object (`options_of`)."""
+    """Options several commands take, declared once as the fields of an options dataclass (each annotated with
+    its typer declaration); a command takes them with `with_options` and reads them back with `options_of`."""
 
     parameters: tuple[inspect.Parameter, ...]
 
     @classmethod
-    def declared_by(cls, declaration: Callable[..., None]) -> OptionGroup:
-        """The group of `declaration`'s parameters, in their order, their annotations evaluated as typer reads them."""
-        declared = inspect.signature(declaration, eval_str=True).parameters.values()
-        return cls(tuple(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for parameter in declared))
+    def of(cls, kind: type) -> OptionGroup:
+        """The group of `kind`'s fields, in their order, as the keyword parameters typer reads."""
+        assert is_dataclass(kind)
+        declared = get_type_hints(kind, include_extras=True)
+        return cls(
+            tuple(
+                inspect.Parameter(
+                    field.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=field.default if field.default_factory is MISSING else field.default_factory(),
+                    annotation=declared[field.name],
+                )
+                for field in fields(kind)
+            )
+        )
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(parameter.name for parameter in self.parameters)
+
+    def __add__(self, other: OptionGroup) -> OptionGroup:
+        """The two groups, one after the other (where a command lists them together)."""
+        return OptionGroup(self.parameters + other.parameters)
 
     def without(self, *names: str) -> OptionGroup:
         """The group less the options a command does not take (or declares itself, with another meaning)."""
