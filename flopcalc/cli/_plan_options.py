@@ -13,7 +13,6 @@ from ..spec import ModelSpec
 from ..units import parse_si_number
 from ._options import (
     ModelOptions,
-    OptionGroup,
     ReadBack,
     number,
     optional_model_argument,
@@ -251,6 +250,3 @@ class FleetOptions(ReadBack):
     inter_node_gbps: InterNodeOption = None
     gpu_memory: GpuMemoryOption = None
     memory_reserve: MemoryReserveOption = None
-
-
-FLEET_OPTIONS = OptionGroup.of(FleetOptions)

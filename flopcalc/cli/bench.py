@@ -12,7 +12,6 @@ import typer
 from ..errors import ExitCode, UsageError
 from ._app import app, emit
 from ._options import (
-    MODEL_OPTIONS,
     CatalogOption,
     ModelOptions,
     OutputOption,
@@ -85,7 +84,9 @@ BenchModelArgument = optional_model_argument(
 
 @app.command("bench")
 @with_options(
-    MODEL_OPTIONS.without("attention_window", "attention_as_math", "device", "weights", "sparsity"), after="calibration"
+    ModelOptions,
+    without=("attention_window", "attention_as_math", "device", "weights", "sparsity"),
+    after="calibration",
 )
 def bench(
     ctx: typer.Context,

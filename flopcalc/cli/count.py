@@ -12,7 +12,6 @@ from ..errors import UsageError
 from ..spec import DEFAULT_MAX_LAYERS
 from ._app import app, emit
 from ._options import (
-    MODEL_OPTIONS,
     ModelArgument,
     ModelOptions,
     OutputOption,
@@ -39,7 +38,7 @@ def parse_depth(text: str) -> int:
 
 
 @app.command("count")
-@with_options(MODEL_OPTIONS, after="model")
+@with_options(ModelOptions, after="model")
 def count_command(
     ctx: typer.Context,
     model: ModelArgument,

@@ -10,7 +10,6 @@ import typer
 
 from ._app import app, emit
 from ._options import (
-    MODEL_OPTIONS,
     CatalogOption,
     GpuOption,
     ModelArgument,
@@ -42,7 +41,7 @@ InferCalibrationOption = Annotated[
 
 
 @app.command("infer")
-@with_options(MODEL_OPTIONS.without("batch_size", "decoder_seq_len", "dim", "frozen", "sparsity"), after="kv_dtype")
+@with_options(ModelOptions, without=("batch_size", "decoder_seq_len", "dim", "frozen", "sparsity"), after="kv_dtype")
 def infer_command(
     ctx: typer.Context,
     model: ModelArgument,

@@ -11,7 +11,6 @@ from ..errors import UsageError
 from ..units import parse_compute_quantity, parse_si_number
 from ._app import app, emit
 from ._options import (
-    GPU_OPTIONS,
     FormatOption,
     GpuOptions,
     OutputFormat,
@@ -35,7 +34,7 @@ def _compute_quantity(text: Optional[str]):
 
 
 @app.command("optimal")
-@with_options(GPU_OPTIONS.without("pue", "grid_intensity", "region"), after="tokens")
+@with_options(GpuOptions, without=("pue", "grid_intensity", "region"), after="tokens")
 def optimal_command(
     ctx: typer.Context,
     compute: Optional[str] = typer.Option(

@@ -12,10 +12,6 @@ from ..errors import ExitCode, UsageError
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
-    GPU_OPTIONS,
-    LORA_OPTIONS,
-    MODEL_OPTIONS,
-    TEACHER_OPTIONS,
     GpuOptions,
     LoraOptions,
     ModelOptions,
@@ -33,7 +29,6 @@ from ._options import (
     with_options,
 )
 from ._plan_options import (
-    FLEET_OPTIONS,
     AttentionOption,
     BaseDtypeOption,
     CapacityFactorOption,
@@ -89,13 +84,14 @@ MODES_HINT = (
 
 @app.command("plan")
 @with_options(
-    MODEL_OPTIONS.without("seq_len", "decoder_seq_len", "dim", "frozen", "causal_half", "weights", "sparsity"),
+    ModelOptions,
+    without=("seq_len", "decoder_seq_len", "dim", "frozen", "causal_half", "weights", "sparsity"),
     after="model",
 )
-@with_options(GPU_OPTIONS.without("num_gpus"), after="micro_batch")
-@with_options(FLEET_OPTIONS, after="optimizer")
-@with_options(LORA_OPTIONS, after="host_link_gbps")
-@with_options(TEACHER_OPTIONS, after="base_dtype")
+@with_options(TeacherOptions, after="base_dtype")
+@with_options(LoraOptions, after="host_link_gbps")
+@with_options(FleetOptions, after="optimizer")
+@with_options(GpuOptions, without=("num_gpus",), after="micro_batch")
 def plan_command(
     ctx: typer.Context,
     model: ModelArgument = None,

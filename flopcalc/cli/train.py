@@ -14,10 +14,6 @@ from ..errors import FlopcalcError, UsageError
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
-    GPU_OPTIONS,
-    LORA_OPTIONS,
-    MODEL_OPTIONS,
-    TEACHER_OPTIONS,
     GpuOptions,
     LoraOptions,
     ModelOptions,
@@ -262,9 +258,10 @@ TrainModelArgument = optional_model_argument(
 
 
 @app.command("train")
-@with_options(MODEL_OPTIONS.without("frozen", "causal_half"), after="model")
-@with_options(GPU_OPTIONS, after="tokens")
-@with_options(LORA_OPTIONS + TEACHER_OPTIONS, after="tokens")
+@with_options(ModelOptions, without=("frozen", "causal_half"), after="model")
+@with_options(TeacherOptions, after="adapter_config")
+@with_options(LoraOptions, after="calibration")
+@with_options(GpuOptions, after="tokens")
 def train_command(
     ctx: typer.Context,
     model: TrainModelArgument = None,

@@ -5,8 +5,6 @@ Each seam is a module here; commands import from the package."""
 from __future__ import annotations
 
 from .finetune import (
-    LORA_OPTIONS,
-    TEACHER_OPTIONS,
     AdapterConfigOption,
     LoraAlphaOption,
     LoraOptions,
@@ -20,7 +18,6 @@ from .finetune import (
     TeacherSeqLenOption,
 )
 from .fleet import (
-    GPU_OPTIONS,
     SMALLEST_UTILIZATION,
     CalibrationOption,
     CatalogOption,
@@ -42,7 +39,6 @@ from .fleet import (
 from .model import (
     LARGEST_INPUT_ELEMENTS,
     MODEL_HELP,
-    MODEL_OPTIONS,
     AttentionAsMathOption,
     AttentionWindowOption,
     BatchSizeOption,
@@ -79,7 +75,7 @@ from .output import (
     writable_path,
     written_file_option,
 )
-from .params import OptionGroup, ReadBack, number, options_of, text_option, whole_option, with_options
+from .params import ReadBack, declared_options, number, options_of, text_option, whole_option, with_options
 
 __all__ = [
     "AdapterConfigOption",
@@ -96,11 +92,8 @@ __all__ = [
     "FrozenOption",
     "GpuOption",
     "GpuOptions",
-    "GPU_OPTIONS",
     "LoraOptions",
-    "LORA_OPTIONS",
     "TeacherOptions",
-    "TEACHER_OPTIONS",
     "GridIntensityOption",
     "InputOption",
     "KwargsOption",
@@ -109,9 +102,8 @@ __all__ = [
     "LoraRankOption",
     "LoraTargetsOption",
     "MODEL_HELP",
-    "MODEL_OPTIONS",
-    "OptionGroup",
     "ReadBack",
+    "declared_options",
     "ModelOptions",
     "ModelArgument",
     "NumGpusOption",

@@ -11,7 +11,7 @@ from ...adapters import LoraConfig, lora_config
 from ...errors import UsageError
 from ...spec import ModelSpec, parse_kwargs
 from .model import checked_inputs, existing_model
-from .params import OptionGroup, ReadBack, number, text_option, whole_option
+from .params import ReadBack, number, text_option, whole_option
 
 LoraRankOption = whole_option(
     "--lora-rank",
@@ -102,9 +102,6 @@ class TeacherOptions(ReadBack):
         )
 
 
-TEACHER_OPTIONS = OptionGroup.of(TeacherOptions)
-
-
 @dataclass(frozen=True)
 class LoraOptions(ReadBack):
     """The LoRA options as the command received them; the fields are the options' declarations, in the order
@@ -124,6 +121,3 @@ class LoraOptions(ReadBack):
                 "LoRA needs a MODEL: the adapters are put into its graph", "give a model file or config.json as MODEL"
             )
         return config
-
-
-LORA_OPTIONS = OptionGroup.of(LoraOptions)

@@ -15,7 +15,7 @@ from ...emissions import GridIntensity
 from ...emissions import grid_intensity as resolve_grid
 from ...errors import UsageError
 from ...units import parse_fraction, parse_si_number
-from .params import OptionGroup, ReadBack, number, text_option
+from .params import ReadBack, number, text_option
 
 CatalogOption = Annotated[
     Optional[list[Path]],
@@ -173,6 +173,3 @@ class GpuOptions(ReadBack):
 
     def grid(self) -> GridIntensity | None:
         return parse_grid(self.grid_intensity, self.region)
-
-
-GPU_OPTIONS = OptionGroup.of(GpuOptions)

@@ -14,7 +14,7 @@ from ...errors import UsageError
 from ...loaders import is_named_model
 from ...spec import ModelSpec, parse_dims, parse_input_spec, parse_kwargs, split_python_source
 from ...units import LARGEST_WHOLE
-from .params import OptionGroup, ReadBack, text_option, whole_option
+from .params import ReadBack, text_option, whole_option
 
 MODEL_HELP = (
     "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, a Hugging Face config.json "
@@ -210,9 +210,6 @@ class ModelOptions(ReadBack):
             return self.spec()
         no_model_options(command, **self.given(besides=besides))
         return None
-
-
-MODEL_OPTIONS = OptionGroup.of(ModelOptions).without("model")
 
 
 def no_model_options(command: str, **given: object) -> None:

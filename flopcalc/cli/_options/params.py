@@ -7,10 +7,11 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable
-from dataclasses import MISSING, dataclass, fields, is_dataclass
-from typing import Annotated, Any, Optional, Self, TypeVar, cast, get_type_hints
+from dataclasses import MISSING, fields, is_dataclass
+from typing import Annotated, Any, Optional, Self, TypeVar, cast, get_args, get_type_hints
 
 import typer
+from typer.models import OptionInfo
 
 from ...units import parse_si_number
 
@@ -52,61 +53,49 @@ def number(text: Optional[str], flag: str) -> Optional[float]:
     return None if text is None else parse_si_number(text, flag)
 
 
-@dataclass(frozen=True)
-class OptionGroup:
-    """Options several commands take, declared once as the fields of an options dataclass (each annotated with
-    its typer declaration); a command takes them with `with_options` and reads them back with `options_of`."""
-
-    parameters: tuple[inspect.Parameter, ...]
-
-    @classmethod
-    def of(cls, kind: type) -> OptionGroup:
-        """The group of `kind`'s fields, in their order, as the keyword parameters typer reads."""
-        assert is_dataclass(kind)
-        declared = get_type_hints(kind, include_extras=True)
-        return cls(
-            tuple(
-                inspect.Parameter(
-                    field.name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    default=field.default if field.default_factory is MISSING else field.default_factory(),
-                    annotation=declared[field.name],
-                )
-                for field in fields(kind)
-            )
+def declared_options(kind: type, *, without: Iterable[str] = ()) -> tuple[inspect.Parameter, ...]:
+    """The fields of an options dataclass that are annotated with their typer option (a field such as MODEL,
+    which each command declares itself, is not), in their order, as the keyword parameters typer reads; less
+    `without`: the options a command does not take, or declares itself with another meaning."""
+    assert is_dataclass(kind)
+    annotations = get_type_hints(kind, include_extras=True)
+    options = [
+        field
+        for field in fields(kind)
+        if any(isinstance(info, OptionInfo) for info in get_args(annotations[field.name])[1:])
+    ]
+    unknown = set(without) - {field.name for field in options}
+    assert not unknown, f"no option of {kind.__name__} is named {sorted(unknown)}"
+    return tuple(
+        inspect.Parameter(
+            field.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=field.default if field.default_factory is MISSING else field.default_factory(),
+            annotation=annotations[field.name],
         )
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(parameter.name for parameter in self.parameters)
-
-    def __add__(self, other: OptionGroup) -> OptionGroup:
-        """The two groups, one after the other (where a command lists them together)."""
-        return OptionGroup(self.parameters + other.parameters)
-
-    def without(self, *names: str) -> OptionGroup:
-        """The group less the options a command does not take (or declares itself, with another meaning)."""
-        unknown = set(names) - set(self.names)
-        assert not unknown, f"not in the group: {sorted(unknown)}"
-        return OptionGroup(tuple(parameter for parameter in self.parameters if parameter.name not in names))
+        for field in options
+        if field.name not in without
+    )
 
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
-def with_options(group: OptionGroup, *, after: str) -> Callable[[Command], Command]:
-    """Declare `group`'s options in the command's signature, after its parameter `after` (typer reads the
-    signature, so --help lists them there). The command does not receive them as arguments: it reads them from
-    its context, as one options object."""
+def with_options(kind: type, *, after: str, without: Iterable[str] = ()) -> Callable[[Command], Command]:
+    """Declare the options of the options dataclass `kind` (declared_options, less `without`) in the command's
+    signature, after its parameter `after` (typer reads the signature, so --help lists them there). The command
+    does not receive them as arguments: it reads them back whole, as `kind.of(ctx)`."""
+    group = declared_options(kind, without=without)
+    names = {parameter.name for parameter in group}
 
     def declare(command: Command) -> Command:
         signature = inspect.signature(command, eval_str=True)
         own = list(signature.parameters.values())
         accepted = {parameter.name for parameter in own}
-        assert not accepted & set(group.names), f"{command.__name__} declares {sorted(accepted & set(group.names))}"
+        assert not accepted & names, f"{command.__name__} declares {sorted(accepted & names)} itself"
         position = [parameter.name for parameter in own].index(after) + 1
         keyword = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for parameter in own]
-        parameters = [*keyword[:position], *group.parameters, *keyword[position:]]
+        parameters = [*keyword[:position], *group, *keyword[position:]]
 
         @functools.wraps(command)
         def with_group(**given: Any) -> Any:
