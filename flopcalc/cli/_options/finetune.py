@@ -13,6 +13,20 @@ from ...spec import ModelSpec, parse_kwargs
 from .model import checked_inputs, existing_model
 from .params import ReadBack, number, text_option, whole_option
 
+__all__ = [
+    "AdapterConfigOption",
+    "LoraAlphaOption",
+    "LoraOptions",
+    "LoraRankOption",
+    "LoraTargetsOption",
+    "TeacherBatchSizeOption",
+    "TeacherInputOption",
+    "TeacherKwargsOption",
+    "TeacherOption",
+    "TeacherOptions",
+    "TeacherSeqLenOption",
+]
+
 LoraRankOption = whole_option(
     "--lora-rank",
     metavar="R",

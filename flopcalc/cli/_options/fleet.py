@@ -17,6 +17,26 @@ from ...errors import UsageError
 from ...units import parse_fraction, parse_si_number
 from .params import ReadBack, number, text_option
 
+__all__ = [
+    "SMALLEST_UTILIZATION",
+    "CalibrationOption",
+    "CatalogOption",
+    "GpuOption",
+    "GpuOptions",
+    "GridIntensityOption",
+    "NumGpusOption",
+    "PrecisionOption",
+    "PriceOption",
+    "PueOption",
+    "RegionOption",
+    "UtilizationOption",
+    "chosen_throughput",
+    "common_variant",
+    "parse_grid",
+    "parse_num_gpus",
+    "parse_utilization",
+]
+
 CatalogOption = Annotated[
     Optional[list[Path]],
     typer.Option(

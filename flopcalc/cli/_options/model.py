@@ -16,6 +16,32 @@ from ...spec import ModelSpec, parse_dims, parse_input_spec, parse_kwargs, split
 from ...units import LARGEST_WHOLE
 from .params import ReadBack, text_option, whole_option
 
+__all__ = [
+    "LARGEST_INPUT_ELEMENTS",
+    "MODEL_HELP",
+    "AttentionAsMathOption",
+    "AttentionWindowOption",
+    "BatchSizeOption",
+    "CausalHalfOption",
+    "DecoderSeqLenOption",
+    "DeviceOption",
+    "DimOption",
+    "FrozenOption",
+    "InputOption",
+    "KwargsOption",
+    "ModelArgument",
+    "ModelOptions",
+    "RevisionOption",
+    "SeqLenOption",
+    "SparsityOption",
+    "WeightsOption",
+    "checked_dims",
+    "checked_inputs",
+    "existing_model",
+    "no_model_options",
+    "optional_model_argument",
+]
+
 MODEL_HELP = (
     "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, a Hugging Face config.json "
     "or Hub id (org/name), or timm:NAME / torchvision:NAME"

@@ -17,6 +17,21 @@ import typer
 from ...errors import UsageError
 from ...files import check_writable
 
+__all__ = [
+    "PROGRESS_DELAY_S",
+    "FormatOption",
+    "OutputFormat",
+    "OutputOption",
+    "ReportFormat",
+    "ReportFormatOption",
+    "command_line",
+    "notes_to_stderr",
+    "progress",
+    "shown_on_terminal",
+    "writable_path",
+    "written_file_option",
+]
+
 
 class OutputFormat(str, enum.Enum):
     table = "table"

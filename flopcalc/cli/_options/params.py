@@ -15,6 +15,16 @@ from typer.models import OptionInfo
 
 from ...units import parse_si_number
 
+__all__ = [
+    "ReadBack",
+    "declared_options",
+    "number",
+    "options_of",
+    "text_option",
+    "whole_option",
+    "with_options",
+]
+
 Options = TypeVar("Options")
 
 
