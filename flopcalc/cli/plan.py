@@ -154,10 +154,9 @@ def plan_command(
     spec = plan_spec(ModelOptions.of(ctx), shape)
     lora = _lora(LoraOptions.of(ctx), model, base_dtype)
     teacher_of = _teacher(TeacherOptions.of(ctx), spec, teacher_dtype)
-    gpu = GpuOptions.of(ctx)
-    fleet = _fleet(
-        gpu, FleetOptions.of(ctx), gpus_per_node, spec
-    )  # the fleet first: a typo in a GPU name should not cost a model run
+    gpu = GpuOptions.of(ctx, besides=["num_gpus"])  # plan's --num-gpus is its own: GPUs in all, no default
+    # the fleet first: a typo in a GPU name should not cost a model run
+    fleet = _fleet(gpu, FleetOptions.of(ctx), gpus_per_node, spec)
     targets, link = _offload(offload, host_memory, host_link_gbps, fleet, gpu.catalog)
     capacity = parse_si_number(capacity_factor, "--capacity-factor")
     total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)
