@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from flopcalc.cli._options import (
     ModelOptions,
     ReadBack,
     declared_options,
+    format_option,
     number,
     options_of,
     text_option,
@@ -189,3 +191,24 @@ def test_a_command_takes_a_group_less_what_it_declares_itself():
 
     with pytest.raises(AssertionError, match="declares"):
         with_options(Shape, after="ctx")(command)
+
+
+class Shade(str, enum.Enum):
+    light = "light"
+    dark = "dark"
+
+
+def test_the_format_option_names_the_values_its_enum_takes():
+    seen: list[Shade] = []
+    app = typer.Typer(add_completion=False)
+
+    @app.command()
+    def command(shade: format_option(Shade, help="Shade.") = Shade.light) -> None:
+        seen.append(shade)
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["-f", "dark"]).exit_code == 0 and runner.invoke(app, []).exit_code == 0
+    assert seen == [Shade.dark, Shade.light]
+    assert runner.invoke(app, ["--format", "grey"]).exit_code == 2
+    [declared] = typer.main.get_command(app).params
+    assert (declared.opts, declared.metavar, declared.help) == (["--format", "-f"], "light|dark", "Shade.")

@@ -25,6 +25,7 @@ __all__ = [
     "ReportFormat",
     "ReportFormatOption",
     "command_line",
+    "format_option",
     "notes_to_stderr",
     "progress",
     "shown_on_terminal",
@@ -50,18 +51,18 @@ class ReportFormat(str, enum.Enum):
     html = "html"
 
 
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", metavar="table|json|csv|markdown", help="Output format.")
-]
-ReportFormatOption = Annotated[
+def format_option(formats: type[enum.Enum], *, help: str) -> Any:
+    """The annotation of `--format/-f`, one of `formats`: the value names --help shows are the enum's values, so
+    the two cannot drift apart."""
+    names = "|".join(str(member.value) for member in formats)
+    return Annotated[formats, typer.Option("--format", "-f", metavar=names, help=help)]
+
+
+FormatOption = format_option(OutputFormat, help="Output format.")
+ReportFormatOption = format_option(
     ReportFormat,
-    typer.Option(
-        "--format",
-        "-f",
-        metavar="table|json|csv|markdown|html",
-        help="Output format; html is one self-contained page with charts (needs the html extra), best with --output.",
-    ),
-]
+    help="Output format; html is one self-contained page with charts (needs the html extra), best with --output.",
+)
 
 
 def command_line() -> str:
