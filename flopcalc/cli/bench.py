@@ -164,10 +164,6 @@ def bench(
 ) -> None:
     """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
     model_options = ModelOptions.of(ctx, besides=["device"])  # bench's --device is where it runs
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the sweep: a missing extra is said at once
     if distributed or nproc is not None:
         _refuse_single_device_options(model, full, catalog, distributed, model_options, optimizer)
         if force:

@@ -75,10 +75,6 @@ def check_command(
     from ..render.budget import render_json, render_junit, render_markdown, render_table
     from ..render.budget_html import render_check_html
 
-    if output_format is CheckFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the models are counted: a missing extra is said at once
     if baseline is not None and update_baseline is not None:
         raise UsageError("--baseline and --update-baseline cannot be used together", "compare first, then update")
     if update_baseline is not None and (junit is not None or json_report is not None):

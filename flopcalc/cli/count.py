@@ -72,10 +72,6 @@ def count_command(
 
     if unit not in ("flop", "mac"):
         raise UsageError(f"--unit {unit!r} is not flop or mac")
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the count: a missing extra is said at once
     if compare is not None and fmt is ReportFormat.csv:
         raise UsageError(
             "--compare shows in the table, markdown and json formats, not in csv (module rows only)",

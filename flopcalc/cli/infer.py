@@ -132,10 +132,6 @@ def infer_command(
     from ..infer import infer
     from ..render.infer import render
 
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the count: a missing extra is said at once
     spec = ModelOptions.of(ctx, besides=["batch_size"]).spec(backward=False, sparse_peak=sparse_peak)
     with progress(f"counting {model}'s passes for serving bounds"):
         result = infer(

@@ -142,10 +142,6 @@ def plan_command(
     is still written); 2: bad input."""
     from .. import plan as planning
 
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the plan: a missing extra is said at once
     if model is not None and params is not None:
         raise UsageError("MODEL and --params exclude each other", MODES_HINT)
     if model is None and params is None and layers is None:

@@ -311,10 +311,6 @@ def train_command(
     counted with LoRA adapters in it and its base frozen."""
     from ..compute import training_from_forward, training_from_params_tokens
 
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before any count: a missing extra is said at once
     mode, n_examples, n_epochs = _training_size_mode(
         model, flops_per_example, params, active_params, tokens, examples, epochs
     )

@@ -16,6 +16,7 @@ from flopcalc.cli._options import (
     KwargsOption,
     ModelOptions,
     ReadBack,
+    ReportFormat,
     declared_options,
     format_option,
     number,
@@ -212,3 +213,21 @@ def test_the_format_option_names_the_values_its_enum_takes():
     assert runner.invoke(app, ["--format", "grey"]).exit_code == 2
     [declared] = typer.main.get_command(app).params
     assert (declared.opts, declared.metavar, declared.help) == (["--format", "-f"], "light|dark", "Shade.")
+
+
+def test_a_page_without_its_extra_is_refused_while_the_options_are_parsed(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bokeh", None)  # import bokeh raises ImportError
+    seen: list[ReportFormat] = []
+    app = typer.Typer(add_completion=False)
+
+    @app.command()
+    def command(fmt: format_option(ReportFormat, help="Format.") = ReportFormat.table) -> None:
+        seen.append(fmt)
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["-f", "json"]).exit_code == 0 and seen == [ReportFormat.json]
+    refused = runner.invoke(app, ["-f", "html"])
+    assert isinstance(refused.exception, UsageError) and "needs Bokeh" in str(refused.exception)
+    assert seen == [ReportFormat.json]  # the command never ran

@@ -51,11 +51,21 @@ class ReportFormat(str, enum.Enum):
     html = "html"
 
 
+def html_extra_checked(fmt: enum.Enum) -> enum.Enum:
+    """`--format html` needs the html extra: checked while the options are parsed, so a missing one is said
+    before any work."""
+    if fmt.value == "html":
+        from ...render.html import require_bokeh
+
+        require_bokeh()
+    return fmt
+
+
 def format_option(formats: type[enum.Enum], *, help: str) -> Any:
     """The annotation of `--format/-f`, one of `formats`: the value names --help shows are the enum's values, so
-    the two cannot drift apart."""
+    the two cannot drift apart; html is refused at once when its extra is missing."""
     names = "|".join(str(member.value) for member in formats)
-    return Annotated[formats, typer.Option("--format", "-f", metavar=names, help=help)]
+    return Annotated[formats, typer.Option("--format", "-f", metavar=names, callback=html_extra_checked, help=help)]
 
 
 FormatOption = format_option(OutputFormat, help="Output format.")
