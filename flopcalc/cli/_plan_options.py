@@ -4,7 +4,6 @@ run; and the parsing of the ones that are more than a number, so that plan.py ho
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -12,7 +11,15 @@ import typer
 from ..errors import UsageError
 from ..spec import ModelSpec
 from ..units import parse_si_number
-from ._options import ModelOptions, number, optional_model_argument, options_of, text_option, whole_option
+from ._options import (
+    ModelOptions,
+    ReadBack,
+    number,
+    optional_model_argument,
+    options_of,
+    text_option,
+    whole_option,
+)
 
 if TYPE_CHECKING:
     from ..plan import GivenShape
@@ -217,24 +224,11 @@ def plan_spec(options: ModelOptions, shape: GivenShape) -> Optional[ModelSpec]:
 
 
 @dataclass(frozen=True)
-class FleetOptions:
-    """The options that resolve plan's fleet: the GPU and its precision, memory, links, energy and price."""
+class FleetOptions(ReadBack):
+    """plan's own options of the fleet, beside the GPU options: the links and the memory per GPU. The fields are
+    the options' declarations, in the order --help lists them."""
 
-    gpu: Optional[str] = None
-    precision: Optional[str] = None
-    utilization: Optional[str] = None
-    calibration: Optional[str] = None
-    catalog: Optional[list[Path]] = None
-    gpu_memory: Optional[str] = None
-    memory_reserve: Optional[str] = None
-    intra_node_gbps: Optional[str] = None
-    inter_node_gbps: Optional[str] = None
-    gpus_per_node: int = 8
-    pue: str = "1.0"
-    price_per_gpu_hour: Optional[str] = None
-    grid_intensity: Optional[str] = None
-    region: Optional[str] = None
-
-    @classmethod
-    def of(cls, ctx: typer.Context) -> FleetOptions:
-        return options_of(cls, ctx)
+    intra_node_gbps: IntraNodeOption = None
+    inter_node_gbps: InterNodeOption = None
+    gpu_memory: GpuMemoryOption = None
+    memory_reserve: MemoryReserveOption = None

@@ -12,25 +12,17 @@ import typer
 from ..errors import ExitCode, UsageError
 from ._app import app, emit
 from ._options import (
-    BatchSizeOption,
     CatalogOption,
-    CausalHalfOption,
-    DecoderSeqLenOption,
-    DimOption,
-    FrozenOption,
-    InputOption,
-    KwargsOption,
     ModelOptions,
     OutputOption,
     ReportFormat,
     ReportFormatOption,
-    RevisionOption,
-    SeqLenOption,
     command_line,
     no_model_options,
     notes_to_stderr,
     optional_model_argument,
     shown_on_terminal,
+    with_options,
 )
 
 
@@ -91,6 +83,11 @@ BenchModelArgument = optional_model_argument(
 
 
 @app.command("bench")
+@with_options(
+    ModelOptions,
+    without=("attention_window", "attention_as_math", "device", "weights", "sparsity"),
+    after="calibration",
+)
 def bench(
     ctx: typer.Context,
     model: BenchModelArgument = None,
@@ -128,15 +125,6 @@ def bench(
         metavar="FILE",
         help="Calibration file to save to (and, with MODEL, to compare with); 'auto' or unset: the user default.",
     ),
-    input: InputOption = [],
-    batch_size: BatchSizeOption = None,
-    seq_len: SeqLenOption = None,
-    decoder_seq_len: DecoderSeqLenOption = None,
-    dim: DimOption = [],
-    kwargs: KwargsOption = None,
-    revision: RevisionOption = None,
-    frozen: FrozenOption = [],
-    causal_half: CausalHalfOption = False,
     optimizer: Optional[str] = typer.Option(
         None, "--optimizer", metavar="adamw|sgd", help="Optimizer of MODEL's training step: adamw (default) | sgd."
     ),
@@ -176,10 +164,6 @@ def bench(
 ) -> None:
     """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
     model_options = ModelOptions.of(ctx, besides=["device"])  # bench's --device is where it runs
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the sweep: a missing extra is said at once
     if distributed or nproc is not None:
         _refuse_single_device_options(model, full, catalog, distributed, model_options, optimizer)
         if force:

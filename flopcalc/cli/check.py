@@ -14,7 +14,7 @@ from ..budget import count_budgets, evaluate, load_baseline, load_budget_file, w
 from ..errors import ExitCode, UsageError
 from ..units import parse_fraction
 from ._app import app, emit
-from ._options import command_line, notes_to_stderr, progress, written_file_option
+from ._options import command_line, format_option, notes_to_stderr, progress, written_file_option
 
 
 class CheckFormat(str, enum.Enum):
@@ -26,6 +26,10 @@ class CheckFormat(str, enum.Enum):
 
 
 SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
+
+CheckFormatOption = format_option(
+    CheckFormat, help="Output format; html is one page with each budget drawn against its limit (needs the html extra)."
+)
 
 UpdateBaselineOption = written_file_option(
     "--update-baseline", help="Record the current counts as the new baseline and exit 0."
@@ -60,13 +64,7 @@ def check_command(
         help="Allowed growth over the baseline: a fraction (0.05) or a percentage (5%).",
     ),
     update_baseline: UpdateBaselineOption = None,
-    output_format: CheckFormat = typer.Option(
-        CheckFormat.table,
-        "--format",
-        "-f",
-        metavar="table|json|markdown|junit|html",
-        help="Output format; html is one page with each budget drawn against its limit (needs the html extra).",
-    ),
+    output_format: CheckFormatOption = CheckFormat.table,
     output: CheckOutputOption = None,
     junit: JunitOption = None,
     json_report: JsonReportOption = None,
@@ -77,10 +75,6 @@ def check_command(
     from ..render.budget import render_json, render_junit, render_markdown, render_table
     from ..render.budget_html import render_check_html
 
-    if output_format is CheckFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the models are counted: a missing extra is said at once
     if baseline is not None and update_baseline is not None:
         raise UsageError("--baseline and --update-baseline cannot be used together", "compare first, then update")
     if update_baseline is not None and (junit is not None or json_report is not None):

@@ -12,29 +12,16 @@ from ..errors import UsageError
 from ..spec import DEFAULT_MAX_LAYERS
 from ._app import app, emit
 from ._options import (
-    AttentionAsMathOption,
-    AttentionWindowOption,
-    BatchSizeOption,
-    CausalHalfOption,
-    DecoderSeqLenOption,
-    DeviceOption,
-    DimOption,
-    FrozenOption,
-    InputOption,
-    KwargsOption,
     ModelArgument,
     ModelOptions,
     OutputOption,
     ReportFormat,
     ReportFormatOption,
-    RevisionOption,
-    SeqLenOption,
-    SparsityOption,
-    WeightsOption,
     command_line,
     notes_to_stderr,
     progress,
     shown_on_terminal,
+    with_options,
 )
 
 
@@ -51,24 +38,11 @@ def parse_depth(text: str) -> int:
 
 
 @app.command("count")
+@with_options(ModelOptions, after="model")
 def count_command(
     ctx: typer.Context,
     model: ModelArgument,
-    input: InputOption = [],
-    batch_size: BatchSizeOption = None,
-    seq_len: SeqLenOption = None,
-    decoder_seq_len: DecoderSeqLenOption = None,
-    dim: DimOption = [],
-    kwargs: KwargsOption = None,
-    revision: RevisionOption = None,
-    attention_window: AttentionWindowOption = None,
-    attention_as_math: AttentionAsMathOption = False,
-    device: DeviceOption = None,
     no_backward: bool = typer.Option(False, "--no-backward", help="Count the forward pass only (inference)."),
-    frozen: FrozenOption = [],
-    causal_half: CausalHalfOption = False,
-    weights: WeightsOption = None,
-    sparsity: SparsityOption = False,
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) when an op has no FLOP formula."),
     unit: str = typer.Option("flop", "--unit", metavar="flop|mac", help="flop (1 multiply-add = 2 FLOPs) or mac."),
     depth: str = typer.Option(
@@ -98,10 +72,6 @@ def count_command(
 
     if unit not in ("flop", "mac"):
         raise UsageError(f"--unit {unit!r} is not flop or mac")
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the count: a missing extra is said at once
     if compare is not None and fmt is ReportFormat.csv:
         raise UsageError(
             "--compare shows in the table, markdown and json formats, not in csv (module rows only)",

@@ -10,28 +10,20 @@ import typer
 
 from ._app import app, emit
 from ._options import (
-    AttentionAsMathOption,
-    AttentionWindowOption,
     CatalogOption,
-    CausalHalfOption,
-    DeviceOption,
     GpuOption,
-    InputOption,
-    KwargsOption,
     ModelArgument,
     ModelOptions,
     OutputOption,
     PrecisionOption,
     ReportFormat,
     ReportFormatOption,
-    RevisionOption,
-    SeqLenOption,
-    WeightsOption,
     command_line,
     notes_to_stderr,
     number,
     progress,
     shown_on_terminal,
+    with_options,
 )
 
 # Its own --calibration: the shared option's help speaks of --utilization, which infer does not take.
@@ -49,6 +41,7 @@ InferCalibrationOption = Annotated[
 
 
 @app.command("infer")
+@with_options(ModelOptions, without=("batch_size", "decoder_seq_len", "dim", "frozen", "sparsity"), after="kv_dtype")
 def infer_command(
     ctx: typer.Context,
     model: ModelArgument,
@@ -82,15 +75,6 @@ def infer_command(
         metavar="DTYPE",
         help="KV cache stored as fp32, bf16, fp16, fp8, int8 or int4. Default: --precision.",
     ),
-    input: InputOption = [],
-    seq_len: SeqLenOption = None,
-    kwargs: KwargsOption = None,
-    revision: RevisionOption = None,
-    attention_window: AttentionWindowOption = None,
-    attention_as_math: AttentionAsMathOption = False,
-    device: DeviceOption = None,
-    causal_half: CausalHalfOption = False,
-    weights: WeightsOption = None,
     sparsity: bool = typer.Option(
         False,
         "--sparsity",
@@ -148,10 +132,6 @@ def infer_command(
     from ..infer import infer
     from ..render.infer import render
 
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the count: a missing extra is said at once
     spec = ModelOptions.of(ctx, besides=["batch_size"]).spec(backward=False, sparse_peak=sparse_peak)
     with progress(f"counting {model}'s passes for serving bounds"):
         result = infer(

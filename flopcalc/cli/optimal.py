@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import typer
@@ -10,20 +11,14 @@ from ..errors import UsageError
 from ..units import parse_compute_quantity, parse_si_number
 from ._app import app, emit
 from ._options import (
-    CalibrationOption,
-    CatalogOption,
     FormatOption,
-    GpuOption,
-    NumGpusOption,
+    GpuOptions,
     OutputFormat,
     OutputOption,
-    PrecisionOption,
-    PriceOption,
-    UtilizationOption,
-    chosen_throughput,
     common_variant,
     number,
     parse_num_gpus,
+    with_options,
 )
 
 
@@ -39,7 +34,9 @@ def _compute_quantity(text: Optional[str]):
 
 
 @app.command("optimal")
+@with_options(GpuOptions, without=("pue", "grid_intensity", "region"), after="tokens")
 def optimal_command(
+    ctx: typer.Context,
     compute: Optional[str] = typer.Option(
         None,
         "--compute",
@@ -54,13 +51,6 @@ def optimal_command(
     tokens: Optional[str] = typer.Option(
         None, "--tokens", metavar="D", help="Tokens: the parameters that make D optimal."
     ),
-    gpu: GpuOption = None,
-    precision: PrecisionOption = None,
-    utilization: UtilizationOption = None,
-    num_gpus: NumGpusOption = "1",
-    price_per_gpu_hour: PriceOption = None,
-    catalog: CatalogOption = None,
-    calibration: CalibrationOption = None,
     fmt: FormatOption = OutputFormat.table,
     output: OutputOption = None,
 ) -> None:
@@ -73,12 +63,13 @@ def optimal_command(
     if fmt is OutputFormat.csv:
         raise UsageError("optimal has no csv output", "use --format table, json or markdown")
     quantity = _compute_quantity(compute)
-    if quantity is not None and quantity.gpu and gpu is None and calibration is None:
-        gpu = common_variant(quantity.gpu)  # '2500 V100-days' names its GPU
+    gpu = GpuOptions.of(ctx)
+    if quantity is not None and quantity.gpu and gpu.gpu is None and gpu.calibration is None:
+        gpu = replace(gpu, gpu=common_variant(quantity.gpu))  # '2500 V100-days' names its GPU
     choice = None
-    if gpu is not None or calibration is not None:
-        choice = chosen_throughput(gpu, precision, utilization, calibration, catalog)
-    elif precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None:
+    if gpu.gpu is not None or gpu.calibration is not None:
+        choice = gpu.throughput()
+    elif gpu.precision or gpu.price_per_gpu_hour or gpu.num_gpus != "1" or gpu.utilization is not None:
         raise UsageError(
             "--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
             "(or --calibration FILE|auto)"
@@ -90,10 +81,10 @@ def optimal_command(
     )
     fleets = None
     if choice is not None:
-        price = number(price_per_gpu_hour, "--price-per-gpu-hour")
+        price = number(gpu.price_per_gpu_hour, "--price-per-gpu-hour")
         fleets = [
             fleet_estimate(
-                c.compute, choice.throughput, parse_num_gpus(num_gpus), tdp_w=choice.tdp_w, price_per_gpu_hour=price
+                c.compute, choice.throughput, parse_num_gpus(gpu.num_gpus), tdp_w=choice.tdp_w, price_per_gpu_hour=price
             )
             for c in result.choices
         ]

@@ -11,45 +11,21 @@ from ..errors import ExitCode, UsageError
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
-    AdapterConfigOption,
-    AttentionAsMathOption,
-    AttentionWindowOption,
-    BatchSizeOption,
-    CalibrationOption,
-    CatalogOption,
-    DeviceOption,
-    GpuOption,
-    GridIntensityOption,
-    InputOption,
-    KwargsOption,
-    LoraAlphaOption,
-    LoraRankOption,
-    LoraTargetsOption,
+    GpuOptions,
+    LoraOptions,
     ModelOptions,
     OutputOption,
-    PrecisionOption,
-    PriceOption,
-    PueOption,
-    RegionOption,
     ReportFormat,
     ReportFormatOption,
-    RevisionOption,
-    TeacherBatchSizeOption,
-    TeacherInputOption,
-    TeacherKwargsOption,
-    TeacherOption,
-    TeacherSeqLenOption,
-    UtilizationOption,
+    TeacherOptions,
     command_line,
-    lora_options,
     notes_to_stderr,
     number,
-    parse_grid,
     parse_num_gpus,
     parse_utilization,
     progress,
     shown_on_terminal,
-    teacher_spec,
+    with_options,
 )
 from ._plan_options import (
     AttentionOption,
@@ -64,18 +40,14 @@ from ._plan_options import (
     FleetOptions,
     FsdpOption,
     GlobalBatchOption,
-    GpuMemoryOption,
     GpusPerNodeOption,
     HeadDimOption,
     HeadsOption,
     HiddenOption,
     HostLinkOption,
     HostMemoryOption,
-    InterNodeOption,
-    IntraNodeOption,
     KvHeadsOption,
     LayersOption,
-    MemoryReserveOption,
     MicroBatchOption,
     MlpOption,
     ModelArgument,
@@ -110,17 +82,19 @@ MODES_HINT = (
 
 
 @app.command("plan")
+@with_options(
+    ModelOptions,
+    without=("seq_len", "decoder_seq_len", "dim", "frozen", "causal_half", "weights", "sparsity"),
+    after="model",
+)
+@with_options(TeacherOptions, after="base_dtype")
+@with_options(LoraOptions, after="host_link_gbps")
+@with_options(FleetOptions, after="optimizer")
+@with_options(GpuOptions, without=("num_gpus",), after="micro_batch")
 def plan_command(
     ctx: typer.Context,
     model: ModelArgument = None,
-    input: InputOption = [],
-    batch_size: BatchSizeOption = None,
-    kwargs: KwargsOption = None,
     seq_len: PlanSeqLenOption = None,
-    device: DeviceOption = None,
-    revision: RevisionOption = None,
-    attention_window: AttentionWindowOption = None,
-    attention_as_math: AttentionAsMathOption = False,
     params: ParamsOption = None,
     layers: LayersOption = None,
     hidden: HiddenOption = None,
@@ -136,7 +110,6 @@ def plan_command(
     epochs: EpochsOption = None,
     global_batch: GlobalBatchOption = None,
     micro_batch: MicroBatchOption = None,
-    gpu: GpuOption = None,
     num_gpus: PlanNumGpusOption = None,
     gpus_per_node: GpusPerNodeOption = 8,
     dp: DpOption = None,
@@ -151,34 +124,13 @@ def plan_command(
     fsdp: FsdpOption = None,
     sequence_parallel: SequenceParallelOption = False,
     recompute: RecomputeOption = None,
-    precision: PrecisionOption = None,
     optimizer: OptimizerOption = "adamw",
-    utilization: UtilizationOption = None,
-    calibration: CalibrationOption = None,
-    catalog: CatalogOption = None,
-    intra_node_gbps: IntraNodeOption = None,
-    inter_node_gbps: InterNodeOption = None,
-    gpu_memory: GpuMemoryOption = None,
-    memory_reserve: MemoryReserveOption = None,
-    pue: PueOption = "1.0",
-    grid_intensity: GridIntensityOption = None,
-    region: RegionOption = None,
-    price_per_gpu_hour: PriceOption = None,
     search: SearchOption = False,
     top: TopOption = 10,
     offload: OffloadOption = None,
     host_memory: HostMemoryOption = None,
     host_link_gbps: HostLinkOption = None,
-    lora_rank: LoraRankOption = None,
-    lora_targets: LoraTargetsOption = None,
-    lora_alpha: LoraAlphaOption = None,
-    adapter_config: AdapterConfigOption = None,
     base_dtype: BaseDtypeOption = None,
-    teacher: TeacherOption = None,
-    teacher_input: TeacherInputOption = [],
-    teacher_batch_size: TeacherBatchSizeOption = None,
-    teacher_seq_len: TeacherSeqLenOption = None,
-    teacher_kwargs: TeacherKwargsOption = None,
     teacher_dtype: TeacherDtypeOption = None,
     fmt: ReportFormatOption = ReportFormat.table,
     output: OutputOption = None,
@@ -189,22 +141,18 @@ def plan_command(
     is still written); 2: bad input."""
     from .. import plan as planning
 
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the plan: a missing extra is said at once
     if model is not None and params is not None:
         raise UsageError("MODEL and --params exclude each other", MODES_HINT)
     if model is None and params is None and layers is None:
         raise UsageError("nothing to plan", MODES_HINT)
     shape = plan_shape(ctx)
     spec = plan_spec(ModelOptions.of(ctx), shape)
-    lora = _lora(lora_rank, lora_targets, lora_alpha, adapter_config, model, base_dtype)
-    teacher_of = _teacher(
-        teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec, teacher_dtype
-    )
-    fleet = _fleet(FleetOptions.of(ctx), spec)  # the fleet first: a typo in a GPU name should not cost a model run
-    targets, link = _offload(offload, host_memory, host_link_gbps, fleet, catalog)
+    lora = _lora(LoraOptions.of(ctx), model, base_dtype)
+    teacher_of = _teacher(TeacherOptions.of(ctx), spec, teacher_dtype)
+    gpu = GpuOptions.of(ctx, besides=["num_gpus"])  # plan's --num-gpus is its own: GPUs in all, no default
+    # the fleet first: a typo in a GPU name should not cost a model run
+    fleet = _fleet(gpu, FleetOptions.of(ctx), gpus_per_node, spec)
+    targets, link = _offload(offload, host_memory, host_link_gbps, fleet, gpu.catalog)
     capacity = parse_si_number(capacity_factor, "--capacity-factor")
     total_gpus = None if num_gpus is None else parse_num_gpus(num_gpus)
     batch = whole(global_batch, "--global-batch")
@@ -244,41 +192,41 @@ def plan_command(
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-def _lora(lora_rank, lora_targets, lora_alpha, adapter_config, model, base_dtype):
+def _lora(options: LoraOptions, model, base_dtype):
     """The LoRA adapters to plan with (None without them); --base-dtype needs them."""
-    lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
+    lora = options.config(model)
     if base_dtype is not None and lora is None:
         raise UsageError("--base-dtype is the dtype of a LoRA base", "give --lora-rank R (or --adapter-config FILE)")
     return lora
 
 
-def _teacher(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec, teacher_dtype):
+def _teacher(options: TeacherOptions, spec, teacher_dtype):
     """The distillation teacher's spec (None without --teacher); --teacher-dtype needs one."""
-    teacher_of = teacher_spec(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec)
+    teacher_of = options.spec(spec)
     if teacher_dtype is not None and teacher_of is None:
         raise UsageError("--teacher-dtype needs --teacher MODEL")
     return teacher_of
 
 
-def _fleet(options: FleetOptions, spec):
+def _fleet(gpu: GpuOptions, options: FleetOptions, gpus_per_node: int, spec):
     """The GPUs, their links and memory, energy and price, resolved from the options."""
     from .. import plan as planning
 
     return planning.resolve_fleet(
-        gpu=options.gpu,
-        precision=options.precision,
-        utilization=parse_utilization(options.utilization),
-        calibration=options.calibration,
-        catalogs=options.catalog or (),
+        gpu=gpu.gpu,
+        precision=gpu.precision,
+        utilization=parse_utilization(gpu.utilization),
+        calibration=gpu.calibration,
+        catalogs=gpu.catalog or (),
         model_key=spec.key() if spec is not None else None,
         gpu_memory_gib=number(options.gpu_memory, "--gpu-memory"),
         memory_reserve_gib=memory_reserve_gib(options.memory_reserve),
         intra_node_gbps=number(options.intra_node_gbps, "--intra-node-gbps"),
         inter_node_gbps=number(options.inter_node_gbps, "--inter-node-gbps"),
-        gpus_per_node=options.gpus_per_node,
-        pue=parse_si_number(options.pue, "--pue"),
-        price_per_gpu_hour=number(options.price_per_gpu_hour, "--price-per-gpu-hour"),
-        grid=parse_grid(options.grid_intensity, options.region),
+        gpus_per_node=gpus_per_node,
+        pue=parse_si_number(gpu.pue, "--pue"),
+        price_per_gpu_hour=number(gpu.price_per_gpu_hour, "--price-per-gpu-hour"),
+        grid=gpu.grid(),
     )
 
 

@@ -14,51 +14,20 @@ from ..errors import FlopcalcError, UsageError
 from ..units import parse_si_number
 from ._app import app, emit
 from ._options import (
-    AdapterConfigOption,
-    AttentionAsMathOption,
-    AttentionWindowOption,
-    BatchSizeOption,
-    CalibrationOption,
-    CatalogOption,
-    DecoderSeqLenOption,
-    DeviceOption,
-    DimOption,
-    GpuOption,
-    GridIntensityOption,
-    InputOption,
-    KwargsOption,
-    LoraAlphaOption,
-    LoraRankOption,
-    LoraTargetsOption,
+    GpuOptions,
+    LoraOptions,
     ModelOptions,
-    NumGpusOption,
     OutputOption,
-    PrecisionOption,
-    PriceOption,
-    PueOption,
-    RegionOption,
     ReportFormat,
     ReportFormatOption,
-    RevisionOption,
-    SeqLenOption,
-    SparsityOption,
-    TeacherBatchSizeOption,
-    TeacherInputOption,
-    TeacherKwargsOption,
-    TeacherOption,
-    TeacherSeqLenOption,
-    UtilizationOption,
-    WeightsOption,
-    chosen_throughput,
+    TeacherOptions,
     command_line,
-    lora_options,
     no_model_options,
     number,
     optional_model_argument,
-    parse_grid,
     parse_num_gpus,
     progress,
-    teacher_spec,
+    with_options,
 )
 
 MODES_HINT = (
@@ -154,11 +123,11 @@ def _model_spec_or_none(options: ModelOptions, sparse_peak: bool):
     return None
 
 
-def _teacher_of(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, teacher_logits, spec):
+def _teacher_of(teacher: TeacherOptions, teacher_logits, spec):
     """The distillation teacher's spec (None without --teacher), with --teacher-logits checked."""
     if teacher_logits not in ("live", "cached"):
         raise UsageError(f"--teacher-logits must be live or cached, got {teacher_logits!r}")
-    teacher_of = teacher_spec(teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, spec)
+    teacher_of = teacher.spec(spec)
     if teacher_of is None and teacher_logits != "live":
         raise UsageError("--teacher-logits needs --teacher MODEL")
     return teacher_of
@@ -173,36 +142,33 @@ class _GpuPlan:
     profile_file: Any
 
 
-def _gpu_plan(
-    spec, gpu, precision, utilization, num_gpus, pue, grid, price_per_gpu_hour, catalog, calibration, sparse_peak
-) -> Optional[_GpuPlan]:
+def _gpu_plan(spec, options: GpuOptions, sparse_peak) -> Optional[_GpuPlan]:
     """The GPU and fleet options (None without --gpu or --calibration, which then must stand alone)."""
     from ..calibration import profile_file_of
     from ..device import profiled_device
 
-    profile_file = profile_file_of(calibration)  # a device profile file: the step-time model's rates
-    if calibration is None and gpu is None:
-        if precision or price_per_gpu_hour or num_gpus != "1" or utilization is not None or grid is not None:
+    grid = options.grid()
+    profile_file = profile_file_of(options.calibration)  # a device profile file: the step-time model's rates
+    if options.calibration is None and options.gpu is None:
+        given = options.precision or options.price_per_gpu_hour or options.utilization is not None
+        if given or options.num_gpus != "1" or grid is not None:
             raise UsageError(
                 "--precision, --utilization, --num-gpus, --price-per-gpu-hour, --grid-intensity and --region "
                 "need --gpu NAME (or --calibration FILE|auto)"
             )
         return None
-    choice = chosen_throughput(
-        gpu or (profiled_device(profile_file, precision) if profile_file else None),
-        precision,
-        utilization,
-        None if profile_file else calibration,
-        catalog,
-        model_key=spec.key() if spec is not None else None,
-        sparse_peak=sparse_peak,
+    profiled = replace(
+        options,
+        gpu=options.gpu or (profiled_device(profile_file, options.precision) if profile_file else None),
+        calibration=None if profile_file else options.calibration,
     )
+    choice = profiled.throughput(model_key=spec.key() if spec is not None else None, sparse_peak=sparse_peak)
     fleet_options = dict(
         throughput=choice.throughput,
-        num_gpus=parse_num_gpus(num_gpus),
+        num_gpus=parse_num_gpus(options.num_gpus),
         tdp_w=choice.tdp_w,
-        pue=parse_si_number(pue, "--pue"),
-        price_per_gpu_hour=number(price_per_gpu_hour, "--price-per-gpu-hour"),
+        pue=parse_si_number(options.pue, "--pue"),
+        price_per_gpu_hour=number(options.price_per_gpu_hour, "--price-per-gpu-hour"),
         grid=grid,
     )
     return _GpuPlan(choice, fleet_options, profile_file)
@@ -292,21 +258,13 @@ TrainModelArgument = optional_model_argument(
 
 
 @app.command("train")
+@with_options(ModelOptions, without=("frozen", "causal_half"), after="model")
+@with_options(TeacherOptions, after="adapter_config")
+@with_options(LoraOptions, after="calibration")
+@with_options(GpuOptions, after="tokens")
 def train_command(
     ctx: typer.Context,
     model: TrainModelArgument = None,
-    input: InputOption = [],
-    batch_size: BatchSizeOption = None,
-    kwargs: KwargsOption = None,
-    revision: RevisionOption = None,
-    attention_window: AttentionWindowOption = None,
-    attention_as_math: AttentionAsMathOption = False,
-    seq_len: SeqLenOption = None,
-    decoder_seq_len: DecoderSeqLenOption = None,
-    dim: DimOption = [],
-    device: DeviceOption = None,
-    weights: WeightsOption = None,
-    sparsity: SparsityOption = False,
     sparse_peak: bool = typer.Option(
         False,
         "--sparse-peak",
@@ -336,25 +294,6 @@ def train_command(
     tokens: Optional[str] = typer.Option(
         None, "--tokens", metavar="N", help="Training tokens D for 6ND, e.g. 300e9 or 300G."
     ),
-    gpu: GpuOption = None,
-    precision: PrecisionOption = None,
-    utilization: UtilizationOption = None,
-    num_gpus: NumGpusOption = "1",
-    pue: PueOption = "1.0",
-    grid_intensity: GridIntensityOption = None,
-    region: RegionOption = None,
-    price_per_gpu_hour: PriceOption = None,
-    catalog: CatalogOption = None,
-    calibration: CalibrationOption = None,
-    lora_rank: LoraRankOption = None,
-    lora_targets: LoraTargetsOption = None,
-    lora_alpha: LoraAlphaOption = None,
-    adapter_config: AdapterConfigOption = None,
-    teacher: TeacherOption = None,
-    teacher_input: TeacherInputOption = [],
-    teacher_batch_size: TeacherBatchSizeOption = None,
-    teacher_seq_len: TeacherSeqLenOption = None,
-    teacher_kwargs: TeacherKwargsOption = None,
     teacher_logits: str = typer.Option(
         "live",
         "--teacher-logits",
@@ -372,25 +311,16 @@ def train_command(
     counted with LoRA adapters in it and its base frozen."""
     from ..compute import training_from_forward, training_from_params_tokens
 
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before any count: a missing extra is said at once
     mode, n_examples, n_epochs = _training_size_mode(
         model, flops_per_example, params, active_params, tokens, examples, epochs
     )
     spec = _model_spec_or_none(ModelOptions.of(ctx), sparse_peak)
-    if sparse_peak and gpu is None:
+    gpu = GpuOptions.of(ctx)
+    if sparse_peak and gpu.gpu is None:
         raise UsageError("--sparse-peak needs --gpu NAME", "e.g. --gpu A100 --sparse-peak")
-    lora = lora_options(lora_rank, lora_targets, lora_alpha, adapter_config, model)
-    teacher_of = _teacher_of(
-        teacher, teacher_input, teacher_batch_size, teacher_seq_len, teacher_kwargs, teacher_logits, spec
-    )
-    # Check the GPU options before counting: a typo should not cost a model run.
-    grid = parse_grid(grid_intensity, region)
-    gpu_plan = _gpu_plan(
-        spec, gpu, precision, utilization, num_gpus, pue, grid, price_per_gpu_hour, catalog, calibration, sparse_peak
-    )
+    lora = LoraOptions.of(ctx).config(model)
+    teacher_of = _teacher_of(TeacherOptions.of(ctx), teacher_logits, spec)
+    gpu_plan = _gpu_plan(spec, gpu, sparse_peak)  # before counting: a typo should not cost a model run
 
     planned = conventions = adapters = None
     if spec is not None:
@@ -405,7 +335,7 @@ def train_command(
             parse_si_number(n, flag), parse_si_number(tokens, "--tokens"), active=flag == "--active-params"
         )
 
-    result, fleet = _on_fleet(result, gpu_plan, planned, utilization is not None)
+    result, fleet = _on_fleet(result, gpu_plan, planned, gpu.utilization is not None)
     emit(_rendered(result, fleet, fmt, model or "", conventions, adapters), output)
 
 

@@ -47,10 +47,6 @@ def validate_command(
 
     if max_error is not None and (not math.isfinite(max_error) or max_error <= 0):
         raise UsageError(f"--max-error must be a percentage > 0, got {max_error!r}", "e.g. --max-error 10")
-    if fmt is ReportFormat.html:
-        from ..render.html import require_bokeh
-
-        require_bokeh()  # before the replay: a missing extra is said at once
     report = validate(runs, profiles, fit=not no_fit)
     if fmt is ReportFormat.html:
         from ..render.validate_html import render_html

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass, field
+from typing import Annotated
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -11,10 +15,15 @@ from flopcalc.cli._options import (
     InputOption,
     KwargsOption,
     ModelOptions,
+    ReadBack,
+    ReportFormat,
+    declared_options,
+    format_option,
     number,
     options_of,
     text_option,
     whole_option,
+    with_options,
     written_file_option,
 )
 from flopcalc.errors import UsageError
@@ -126,3 +135,99 @@ def test_a_written_file_is_checked_while_the_options_are_parsed(tmp_path):
     assert runner.invoke(app, ["--report", str(tmp_path / "out.json")]).exit_code == 0
     refused = runner.invoke(app, ["--report", str(tmp_path / "missing" / "out.json")])
     assert refused.exit_code == 2 and ran == [tmp_path / "out.json"]
+
+
+WidthOption = whole_option("--width", metavar="W", help="Width.")
+NameOption = Annotated[list[str], typer.Option("--name", metavar="NAME", help="A name (repeatable).")]
+
+
+@dataclass(frozen=True)
+class Shape(ReadBack):
+    """A group of two options for the tests below: its fields are their declarations."""
+
+    width: WidthOption = None
+    name: NameOption = field(default_factory=list)
+
+
+def _grouped_app(seen: list[object]) -> typer.Typer:
+    app = typer.Typer(add_completion=False)
+
+    @app.command()
+    @with_options(Shape, after="first")
+    def command(
+        ctx: typer.Context,
+        first: int = typer.Option(1, "--first", metavar="N"),
+        last: int = typer.Option(2, "--last", metavar="N"),
+    ) -> None:
+        seen.append((first, last, Shape.of(ctx)))
+
+    return app
+
+
+def test_a_group_is_declared_after_the_parameter_named_and_read_back_whole():
+    seen: list[object] = []
+    app = _grouped_app(seen)
+    runner = CliRunner()
+    given = runner.invoke(app, ["--width", "3", "--name", "a", "--name", "b", "--last", "5"])
+    assert given.exit_code == 0, given.output
+    assert runner.invoke(app, []).exit_code == 0
+    assert seen == [(1, 5, Shape(width=3, name=["a", "b"])), (1, 2, Shape(width=None, name=[]))]
+    declared = [(param.name, param.opts, param.metavar, param.help) for param in typer.main.get_command(app).params]
+    assert declared == [
+        ("first", ["--first"], "N", None),
+        ("width", ["--width"], "W", "Width."),
+        ("name", ["--name"], "NAME", "A name (repeatable)."),
+        ("last", ["--last"], "N", None),
+    ]
+    assert runner.invoke(app, ["--width", "wide"]).exit_code == 2 and len(seen) == 2  # typer checks the group too
+
+
+def test_a_command_takes_a_group_less_what_it_declares_itself():
+    assert [parameter.name for parameter in declared_options(Shape, without=["name"])] == ["width"]
+    assert [parameter.name for parameter in declared_options(ModelOptions)][:2] == ["input", "batch_size"]  # not MODEL
+    with pytest.raises(AssertionError, match="no option of Shape is named"):
+        declared_options(Shape, without=["height"])
+
+    def command(ctx: typer.Context, width: int = 0) -> None: ...
+
+    with pytest.raises(AssertionError, match="declares"):
+        with_options(Shape, after="ctx")(command)
+
+
+class Shade(str, enum.Enum):
+    light = "light"
+    dark = "dark"
+
+
+def test_the_format_option_names_the_values_its_enum_takes():
+    seen: list[Shade] = []
+    app = typer.Typer(add_completion=False)
+
+    @app.command()
+    def command(shade: format_option(Shade, help="Shade.") = Shade.light) -> None:
+        seen.append(shade)
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["-f", "dark"]).exit_code == 0 and runner.invoke(app, []).exit_code == 0
+    assert seen == [Shade.dark, Shade.light]
+    assert runner.invoke(app, ["--format", "grey"]).exit_code == 2
+    [declared] = typer.main.get_command(app).params
+    assert (declared.opts, declared.metavar, declared.help) == (["--format", "-f"], "light|dark", "Shade.")
+
+
+def test_a_page_without_its_extra_is_refused_while_the_options_are_parsed(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bokeh", None)  # import bokeh raises ImportError
+    seen: list[ReportFormat] = []
+    app = typer.Typer(add_completion=False)
+
+    @app.command()
+    def command(fmt: format_option(ReportFormat, help="Format.") = ReportFormat.table) -> None:
+        seen.append(fmt)
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["-f", "json"]).exit_code == 0 and seen == [ReportFormat.json]
+    refused = runner.invoke(app, ["-f", "html"])
+    assert isinstance(refused.exception, UsageError) and "needs Bokeh" in str(refused.exception)
+    assert seen == [ReportFormat.json]  # the command never ran

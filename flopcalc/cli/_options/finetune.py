@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Optional
 
 import typer
@@ -11,7 +11,21 @@ from ...adapters import LoraConfig, lora_config
 from ...errors import UsageError
 from ...spec import ModelSpec, parse_kwargs
 from .model import checked_inputs, existing_model
-from .params import number, text_option, whole_option
+from .params import ReadBack, number, text_option, whole_option
+
+__all__ = [
+    "AdapterConfigOption",
+    "LoraAlphaOption",
+    "LoraOptions",
+    "LoraRankOption",
+    "LoraTargetsOption",
+    "TeacherBatchSizeOption",
+    "TeacherInputOption",
+    "TeacherKwargsOption",
+    "TeacherOption",
+    "TeacherOptions",
+    "TeacherSeqLenOption",
+]
 
 LoraRankOption = whole_option(
     "--lora-rank",
@@ -57,64 +71,67 @@ TeacherKwargsOption = text_option(
 )
 
 
-def teacher_spec(
-    teacher: Optional[str],
-    inputs: Iterable[str],
-    batch_size: Optional[int],
-    seq_len: Optional[int],
-    kwargs: Optional[str],
-    student: Optional[ModelSpec],
-) -> Optional[ModelSpec]:
-    """The teacher's ModelSpec: its own options, else the student's batch size and (for a config.json teacher)
-    sequence length, so one example is the same example for both. None without --teacher."""
-    if teacher is None:
-        given = [
-            flag
-            for flag, value in (
-                ("--teacher-input", inputs),
-                ("--teacher-batch-size", batch_size),
-                ("--teacher-seq-len", seq_len),
-                ("--teacher-kwargs", kwargs),
-            )
-            if value
-        ]
-        if given:
+@dataclass(frozen=True)
+class TeacherOptions(ReadBack):
+    """The distillation teacher's options as the command received them; the fields are the options'
+    declarations, in the order --help lists them."""
+
+    teacher: TeacherOption = None
+    teacher_input: TeacherInputOption = field(default_factory=list)
+    teacher_batch_size: TeacherBatchSizeOption = None
+    teacher_seq_len: TeacherSeqLenOption = None
+    teacher_kwargs: TeacherKwargsOption = None
+
+    def spec(self, student: Optional[ModelSpec]) -> Optional[ModelSpec]:
+        """The teacher's ModelSpec: its own options, else the student's batch size and (for a config.json
+        teacher) sequence length, so one example is the same example for both. None without --teacher."""
+        if self.teacher is None:
+            given = [
+                f"--{name.replace('_', '-')}" for name, value in asdict(self).items() if name != "teacher" and value
+            ]
+            if given:
+                raise UsageError(
+                    f"{', '.join(given)} describe{'s' if len(given) == 1 else ''} a teacher",
+                    "give the teacher with --teacher MODEL",
+                )
+            return None
+        existing_model(self.teacher)
+        if student is None:
             raise UsageError(
-                f"{', '.join(given)} describe{'s' if len(given) == 1 else ''} a teacher",
-                "give the teacher with --teacher MODEL",
+                "--teacher needs a MODEL (the student) to distil into",
+                "give the student as MODEL and the teacher with --teacher",
             )
-        return None
-    existing_model(teacher)
-    if student is None:
-        raise UsageError(
-            "--teacher needs a MODEL (the student) to distil into",
-            "give the student as MODEL and the teacher with --teacher",
+        batch_size, seq_len = self.teacher_batch_size, self.teacher_seq_len
+        if batch_size is None and not self.teacher_input:
+            batch_size = student.batch_size
+        if seq_len is None and self.teacher.endswith(".json"):
+            seq_len = student.seq_len
+        return ModelSpec(
+            self.teacher,
+            inputs=tuple(self.teacher_input),
+            batch_size=batch_size,
+            kwargs=parse_kwargs(self.teacher_kwargs),
+            seq_len=seq_len,
+            device=student.device,
         )
-    if batch_size is None and not inputs:
-        batch_size = student.batch_size
-    if seq_len is None and teacher.endswith(".json"):
-        seq_len = student.seq_len
-    return ModelSpec(
-        teacher,
-        inputs=tuple(inputs),
-        batch_size=batch_size,
-        kwargs=parse_kwargs(kwargs),
-        seq_len=seq_len,
-        device=student.device,
-    )
 
 
-def lora_options(
-    rank: Optional[int],
-    targets: Optional[str],
-    alpha: Optional[str],
-    adapter_config: Optional[str],
-    model: Optional[str],
-) -> Optional[LoraConfig]:
-    """The LoRA setup of --lora-rank/--lora-targets/--lora-alpha or --adapter-config; None when none is given."""
-    config = lora_config(rank, targets, number(alpha, "--lora-alpha"), adapter_config)
-    if config is not None and model is None:
-        raise UsageError(
-            "LoRA needs a MODEL: the adapters are put into its graph", "give a model file or config.json as MODEL"
-        )
-    return config
+@dataclass(frozen=True)
+class LoraOptions(ReadBack):
+    """The LoRA options as the command received them; the fields are the options' declarations, in the order
+    --help lists them."""
+
+    lora_rank: LoraRankOption = None
+    lora_targets: LoraTargetsOption = None
+    lora_alpha: LoraAlphaOption = None
+    adapter_config: AdapterConfigOption = None
+
+    def config(self, model: Optional[str]) -> Optional[LoraConfig]:
+        """The LoRA setup of --lora-rank/--lora-targets/--lora-alpha or --adapter-config; None when none is given."""
+        alpha = number(self.lora_alpha, "--lora-alpha")
+        config = lora_config(self.lora_rank, self.lora_targets, alpha, self.adapter_config)
+        if config is not None and model is None:
+            raise UsageError(
+                "LoRA needs a MODEL: the adapters are put into its graph", "give a model file or config.json as MODEL"
+            )
+        return config

@@ -3,6 +3,7 @@ grid intensity emissions are priced at."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -14,7 +15,27 @@ from ...emissions import GridIntensity
 from ...emissions import grid_intensity as resolve_grid
 from ...errors import UsageError
 from ...units import parse_fraction, parse_si_number
-from .params import number, text_option
+from .params import ReadBack, number, text_option
+
+__all__ = [
+    "SMALLEST_UTILIZATION",
+    "CalibrationOption",
+    "CatalogOption",
+    "GpuOption",
+    "GpuOptions",
+    "GridIntensityOption",
+    "NumGpusOption",
+    "PrecisionOption",
+    "PriceOption",
+    "PueOption",
+    "RegionOption",
+    "UtilizationOption",
+    "chosen_throughput",
+    "common_variant",
+    "parse_grid",
+    "parse_num_gpus",
+    "parse_utilization",
+]
 
 CatalogOption = Annotated[
     Optional[list[Path]],
@@ -148,3 +169,27 @@ def chosen_throughput(
         catalogs=catalog or (),
         **more,
     )
+
+
+@dataclass(frozen=True)
+class GpuOptions(ReadBack):
+    """The GPU options as the command received them: the throughput they choose, the fleet's size, its energy
+    and price. The fields are the options' declarations, in the order --help lists them."""
+
+    gpu: GpuOption = None
+    precision: PrecisionOption = None
+    utilization: UtilizationOption = None
+    num_gpus: NumGpusOption = "1"
+    pue: PueOption = "1.0"
+    grid_intensity: GridIntensityOption = None
+    region: RegionOption = None
+    price_per_gpu_hour: PriceOption = None
+    catalog: CatalogOption = None
+    calibration: CalibrationOption = None
+
+    def throughput(self, **more: Any) -> Any:
+        """The GPU throughput these options choose (chosen_throughput); `more` as there."""
+        return chosen_throughput(self.gpu, self.precision, self.utilization, self.calibration, self.catalog, **more)
+
+    def grid(self) -> GridIntensity | None:
+        return parse_grid(self.grid_intensity, self.region)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -14,7 +14,33 @@ from ...errors import UsageError
 from ...loaders import is_named_model
 from ...spec import ModelSpec, parse_dims, parse_input_spec, parse_kwargs, split_python_source
 from ...units import LARGEST_WHOLE
-from .params import options_of, text_option, whole_option
+from .params import ReadBack, text_option, whole_option
+
+__all__ = [
+    "LARGEST_INPUT_ELEMENTS",
+    "MODEL_HELP",
+    "AttentionAsMathOption",
+    "AttentionWindowOption",
+    "BatchSizeOption",
+    "CausalHalfOption",
+    "DecoderSeqLenOption",
+    "DeviceOption",
+    "DimOption",
+    "FrozenOption",
+    "InputOption",
+    "KwargsOption",
+    "ModelArgument",
+    "ModelOptions",
+    "RevisionOption",
+    "SeqLenOption",
+    "SparsityOption",
+    "WeightsOption",
+    "checked_dims",
+    "checked_inputs",
+    "existing_model",
+    "no_model_options",
+    "optional_model_argument",
+]
 
 MODEL_HELP = (
     "file.py:callable, file.py, TorchScript .pt/.pth/.ts, torch.export .pt2, ONNX .onnx, a Hugging Face config.json "
@@ -155,31 +181,26 @@ SparsityOption = Annotated[
 
 
 @dataclass(frozen=True)
-class ModelOptions:
+class ModelOptions(ReadBack):
     """The shared model options as the command received them (those it does not declare keep their defaults):
-    one value from the signature to a ModelSpec, or to the refusal of options given without a MODEL."""
+    one value from the signature to a ModelSpec, or to the refusal of options given without a MODEL. The fields
+    but MODEL (each command says its own) are the options' declarations, in the order --help lists them."""
 
     model: Optional[str] = None
-    input: Sequence[str] = ()
-    batch_size: Optional[int] = None
-    kwargs: Optional[str] = None
-    seq_len: Optional[int] = None
-    decoder_seq_len: Optional[int] = None
-    dim: Sequence[str] = ()
-    device: Optional[str] = None
-    revision: Optional[str] = None
-    attention_window: Optional[int] = None
-    attention_as_math: bool = False
-    frozen: Sequence[str] = ()
-    causal_half: bool = False
-    weights: Optional[str] = None
-    sparsity: bool = False
-
-    @classmethod
-    def of(cls, ctx: typer.Context, *, besides: Iterable[str] = ()) -> ModelOptions:
-        """The command's model options; `besides` names its parameters that share a name but not the meaning
-        (bench's --device is where it runs, infer's --batch-size a list)."""
-        return options_of(cls, ctx, besides=besides)
+    input: InputOption = field(default_factory=list)
+    batch_size: BatchSizeOption = None
+    seq_len: SeqLenOption = None
+    decoder_seq_len: DecoderSeqLenOption = None
+    dim: DimOption = field(default_factory=list)
+    kwargs: KwargsOption = None
+    revision: RevisionOption = None
+    attention_window: AttentionWindowOption = None
+    attention_as_math: AttentionAsMathOption = False
+    device: DeviceOption = None
+    frozen: FrozenOption = field(default_factory=list)
+    causal_half: CausalHalfOption = False
+    weights: WeightsOption = None
+    sparsity: SparsityOption = False
 
     def spec(self, *, backward: bool = True, sparse_peak: bool = False) -> ModelSpec:
         """The ModelSpec of a given MODEL; the 2:4-sparse peak reads the weights as --sparsity does."""
@@ -206,7 +227,7 @@ class ModelOptions:
     def given(self, *, besides: Iterable[str] = ()) -> dict[str, object]:
         """The model options but MODEL and `besides`, by parameter name (no_model_options picks the given ones)."""
         skipped = {"model", *besides}
-        return {field.name: getattr(self, field.name) for field in fields(self) if field.name not in skipped}
+        return {option.name: getattr(self, option.name) for option in fields(self) if option.name not in skipped}
 
     def spec_or_none(self, command: str, *, besides: Iterable[str] = ()) -> Optional[ModelSpec]:
         """The ModelSpec with a MODEL; without one None, once no model option was given but `besides` (the

@@ -17,6 +17,22 @@ import typer
 from ...errors import UsageError
 from ...files import check_writable
 
+__all__ = [
+    "PROGRESS_DELAY_S",
+    "FormatOption",
+    "OutputFormat",
+    "OutputOption",
+    "ReportFormat",
+    "ReportFormatOption",
+    "command_line",
+    "format_option",
+    "notes_to_stderr",
+    "progress",
+    "shown_on_terminal",
+    "writable_path",
+    "written_file_option",
+]
+
 
 class OutputFormat(str, enum.Enum):
     table = "table"
@@ -35,18 +51,28 @@ class ReportFormat(str, enum.Enum):
     html = "html"
 
 
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", metavar="table|json|csv|markdown", help="Output format.")
-]
-ReportFormatOption = Annotated[
+def html_extra_checked(fmt: enum.Enum) -> enum.Enum:
+    """`--format html` needs the html extra: checked while the options are parsed, so a missing one is said
+    before any work."""
+    if fmt.value == "html":
+        from ...render.html import require_bokeh
+
+        require_bokeh()
+    return fmt
+
+
+def format_option(formats: type[enum.Enum], *, help: str) -> Any:
+    """The annotation of `--format/-f`, one of `formats`: the value names --help shows are the enum's values, so
+    the two cannot drift apart; html is refused at once when its extra is missing."""
+    names = "|".join(str(member.value) for member in formats)
+    return Annotated[formats, typer.Option("--format", "-f", metavar=names, callback=html_extra_checked, help=help)]
+
+
+FormatOption = format_option(OutputFormat, help="Output format.")
+ReportFormatOption = format_option(
     ReportFormat,
-    typer.Option(
-        "--format",
-        "-f",
-        metavar="table|json|csv|markdown|html",
-        help="Output format; html is one self-contained page with charts (needs the html extra), best with --output.",
-    ),
-]
+    help="Output format; html is one self-contained page with charts (needs the html extra), best with --output.",
+)
 
 
 def command_line() -> str:
