@@ -8,7 +8,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, fields, is_dataclass
-from typing import Annotated, Any, Optional, Self, TypeVar, cast, get_args, get_type_hints
+from typing import Annotated, Any, Optional, TypeVar, cast, get_args, get_type_hints
 
 import typer
 from typer.models import OptionInfo
@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 Options = TypeVar("Options")
+Group = TypeVar("Group", bound="ReadBack")  # typing.Self is Python 3.11; the package runs on 3.10
 
 
 def options_of(kind: type[Options], ctx: typer.Context, *, besides: Iterable[str] = ()) -> Options:
@@ -41,7 +42,7 @@ class ReadBack:
     """An options dataclass a command reads back whole from its parameters (`Kind.of(ctx)`)."""
 
     @classmethod
-    def of(cls, ctx: typer.Context, *, besides: Iterable[str] = ()) -> Self:
+    def of(cls: type[Group], ctx: typer.Context, *, besides: Iterable[str] = ()) -> Group:
         """The options the command received; `besides` names its parameters that share a name but not the
         meaning (bench's --device is where it runs, infer's --batch-size a list)."""
         return options_of(cls, ctx, besides=besides)
