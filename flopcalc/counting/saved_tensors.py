@@ -232,7 +232,9 @@ def _flex_rule(mode: _LabelMode, *args: Any, **kwargs: Any) -> Any:
     log-sum-exp and the maximum score of each query row, the block mask), so the saves are tallied as they come;
     the two per-row statistics are float32 at any training precision, so they count as fixed bytes."""
     out = mode.__torch_dispatch__(FLEX_ATTENTION, (), args, kwargs)
-    mode.recorder.float32_rows.update(_key(tensor) for tensor in tensors_in(out[1:]))
+    statistics = tensors_in(out[1:])
+    mode.recorder.kept.extend(statistics)  # held, so that no later tensor can take their storages' keys
+    mode.recorder.float32_rows.update(_key(tensor) for tensor in statistics)
     return out
 
 

@@ -5,7 +5,7 @@ shape.py's formulas)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..compute import step_flops
 from ..counting.activations import ActivationProfile
@@ -14,9 +14,11 @@ from ..errors import UsageError
 from ..predict import TransformerShape
 from ..spec import ModelSpec
 from .checks import positive, positive_int
-from .shape import GivenShape, Shape, gemm_ffn, kernel_words
+from .shape import GivenShape, Shape, ShapeFigures, gemm_ffn, kernel_words
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's is Python 3.11; only a type checker reads it
+
     from ..counting.report import CountReport
 
 
@@ -160,7 +162,7 @@ def model_from_params(
     shape: GivenShape | None = None,
     *,
     params_tolerance: float | None = None,
-    **given: Any,
+    **given: Unpack[ShapeFigures],
 ) -> PlanModel:
     """A model known by its parameter count N (or its shape, which gives N) and sequence length s, one sequence
     per example. The shape is a GivenShape, or its fields by keyword (`layers=32, hidden=4096, heads=32`), which

@@ -4,13 +4,15 @@ Korthikanti et al. 2022's activations of it: the formulas a model not at hand is
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from ..counting.activations import ActivationProfile, SavedBytes
 from ..errors import UsageError
 from .checks import positive_int
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's is Python 3.11; only a type checker reads it
+
     from ..predict import TransformerShape
 
 ATTENTIONS = ("flash", "math")  # a fused kernel keeps no s x s scores; eager ("math") attention keeps them
@@ -154,11 +156,33 @@ class GivenShape:
         return Shape(layers, hidden, heads, kv, head_dim, ffn, self.mlp, self.vocab, self.attention)
 
 
+class ShapeRefinements(TypedDict, total=False):
+    """GivenShape's fields beyond layers, hidden and heads, as keywords, so that a type checker checks each one a
+    caller passes (transformer_shape)."""
+
+    kv_heads: int | None
+    head_dim: int | None
+    ffn: int | None
+    vocab: int | None
+    mlp: str
+    attention: str
+
+
+class ShapeFigures(ShapeRefinements, total=False):
+    """Every GivenShape field as a keyword (`layers=32, hidden=4096`: model_from_params)."""
+
+    layers: int | None
+    hidden: int | None
+    heads: int | None
+
+
 def _flag(field_name: str) -> str:
     return f"--{field_name.replace('_', '-')}"
 
 
-def transformer_shape(layers: int | None, hidden: int | None, heads: int | None, **given: Any) -> Shape | None:
+def transformer_shape(
+    layers: int | None, hidden: int | None, heads: int | None, **given: Unpack[ShapeRefinements]
+) -> Shape | None:
     """The shape given by --layers, --hidden and --heads (all or none) and the rest of GivenShape's figures (by
     keyword), each value checked; None when none."""
     return GivenShape(layers, hidden, heads, **given).resolved()
