@@ -147,6 +147,11 @@ class FleetEstimate:
     def wall_clock_days(self) -> float:
         return float(_exact(self.wall_clock_hours) / 24)
 
+    def wall_clock_days_on(self, num_gpus: int) -> float:
+        """Wall clock on another number of GPUs, the work split evenly as here (equal to wall_clock_days on
+        this fleet's own size)."""
+        return float(_exact(self.wall_clock_hours) * self.num_gpus / num_gpus / 24)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "gpu_hours": self.gpu_hours,
@@ -309,8 +314,20 @@ class TrainingCompute:
     def _teacher_total(self) -> Fraction:
         return _exact(self.teacher_forward_flops_per_example) * _exact(self.examples) * _exact(self.teacher_passes)
 
+    def parts(self) -> tuple[tuple[str, Fraction], ...]:
+        """The training FLOPs in its parts, exactly: forward and backward over every example and epoch, then the
+        teacher's forward passes (distillation) when there are any; they add up to `training_flops`."""
+        runs = _exact(self.examples) * _exact(self.epochs)
+        parts = [
+            ("forward", _exact(self.forward_flops_per_example) * runs),
+            ("backward", _exact(self.backward_flops_per_example) * runs),
+        ]
+        if self.teacher_passes:
+            parts.append(("teacher forward", self._teacher_total()))
+        return tuple(parts)
+
     def _total(self) -> Fraction:
-        return self._per_example() * _exact(self.examples) * _exact(self.epochs) + self._teacher_total()
+        return sum((flops for _, flops in self.parts()), Fraction(0))
 
     @property
     def training_flops(self) -> float:

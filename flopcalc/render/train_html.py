@@ -28,16 +28,9 @@ CONVENTIONS_NAME = "conventions"
 
 
 def flops_split(training: TrainingCompute) -> dict[str, list[Any]]:
-    """The training FLOPs as adjacent segments: forward and backward over every example and epoch, then the
-    teacher's forward passes (distillation) when there are any; they add up to the training FLOPs."""
-    runs = Fraction(training.examples) * Fraction(training.epochs)
-    parts = [
-        ("forward", Fraction(training.forward_flops_per_example) * runs),
-        ("backward", Fraction(training.backward_flops_per_example) * runs),
-    ]
-    if training.teacher_passes:
-        teacher = Fraction(training.teacher_forward_flops_per_example) * Fraction(training.examples)
-        parts.append(("teacher forward", teacher * Fraction(training.teacher_passes)))
+    """The training FLOPs as adjacent segments (TrainingCompute.parts): forward and backward over every example
+    and epoch, then the teacher's forward passes when there are any; they add up to the training FLOPs."""
+    parts = training.parts()
     total = sum(flops for _, flops in parts) or Fraction(1)
     return {
         "part": [part for part, _ in parts],
@@ -52,7 +45,7 @@ def fleet_sizes(fleet: FleetEstimate) -> dict[str, list[Any]]:
     assumes): GPU-hours, energy and cost are the same at every size."""
     top = max(8, 4 * fleet.num_gpus)
     sizes = sorted({2**i for i in range(top.bit_length()) if 2**i <= top} | {fleet.num_gpus})
-    days = [float(Fraction(fleet.gpu_hours) / size / 24) for size in sizes]
+    days = [fleet.wall_clock_days_on(size) for size in sizes]
     return {"gpus": sizes, "days": days, "text": [format_number(d) for d in days]}
 
 
