@@ -184,6 +184,18 @@ def check_device(device: str | None) -> str | None:
 DEFAULT_MAX_LAYERS = 10_000
 
 
+def check_attention_window(attention_window: Any) -> None:
+    """A sliding window is a whole number of keys >= 1 (None: no window)."""
+    if attention_window is not None and (
+        isinstance(attention_window, bool) or not isinstance(attention_window, numbers.Integral) or attention_window < 1
+    ):
+        raise UsageError(
+            f"attention window {attention_window!r} must be a whole number of keys >= 1",
+            "give e.g. --attention-window 4096",
+            field="attention_window",
+        )
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model source and everything that decides how it is counted.
@@ -259,16 +271,7 @@ class ModelSpec:
                 "--sparsity reads the weights' values, which the meta device does not hold",
                 "count on the cpu: --device cpu (or leave --device out)",
             )
-        if self.attention_window is not None and (
-            isinstance(self.attention_window, bool)
-            or not isinstance(self.attention_window, numbers.Integral)
-            or self.attention_window < 1
-        ):
-            raise UsageError(
-                f"attention window {self.attention_window!r} must be a whole number of keys >= 1",
-                "give e.g. --attention-window 4096",
-                field="attention_window",
-            )
+        check_attention_window(self.attention_window)
         if self.attention_window is not None and self.attention_as_math:
             raise UsageError(
                 "--attention-window and --attention-as-math contradict each other",

@@ -20,12 +20,12 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import ArgumentTypeError, ModelRunError, UsageError, short_error
-from ..spec import CallArgs, tensors_in
+from ..spec import CallArgs, check_attention_window, tensors_in
 from ..units import format_si
 from . import formulas
 from .attribution import Attribution, Context
 from .experts import active_parameters, expert_layers
-from .flex import FLEX_ATTENTION, FLEX_ATTENTION_BACKWARD, runnable_while_counting
+from .flex import FLEX_ATTENTION, FLEX_ATTENTION_BACKWARD, dispatch_through, runnable_while_counting
 from .gradients import NodeKeeper, SliceGradients
 from .meta_ops import run_op
 from .report import (
@@ -120,19 +120,8 @@ class _FlopDispatchMode(TorchDispatchMode):
             table[category] += value
 
 
-def _through_the_counter(hop) -> Callable[..., Any]:
-    """A higher-order op reaches a dispatch mode only through a rule for the mode's type (torch pops the mode
-    while the rule runs): flex_attention's forward and backward are counted like any op, inside their scope."""
-
-    def rule(mode: _FlopDispatchMode, *args: Any, **kwargs: Any) -> Any:
-        return mode.__torch_dispatch__(hop, (), args, kwargs)
-
-    return rule
-
-
-for _hop in (FLEX_ATTENTION, FLEX_ATTENTION_BACKWARD):
-    if _hop is not None:
-        _hop.py_impl(_FlopDispatchMode)(_through_the_counter(_hop))
+# flex_attention's forward and backward are counted like any op, inside their scope
+dispatch_through(_FlopDispatchMode, (FLEX_ATTENTION, FLEX_ATTENTION_BACKWARD))
 
 
 def _merge(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
@@ -205,12 +194,13 @@ def count(
     sum of all outputs, with parameters requiring gradients as the model sets them (minus `frozen` patterns);
     inputs need none.
     `observe`, if given, is called with every op and the module it belongs to (see OpObserver).
-    `sparsity=True` reads the weights' values (not on meta): each weight's zeros and N:M pattern, and effective
-    FLOPs that leave out the products with a zero weight (counting/sparsity.py).
+    `sparsity=True` reads the weights' values (not on meta, where only 2:4 semi-structured weights are described,
+    by their layout): each weight's zeros and N:M pattern, and effective FLOPs that leave out the products with a
+    zero weight (counting/sparsity.py).
     `attention_window=W` counts each causal (or masked) attention call as a sliding window of W keys
     (formulas.windowed_causal_pairs), as flash attention's windowed kernels run it; None the full square.
     """
-    _check_window(attention_window)
+    check_attention_window(attention_window)
     if not isinstance(model, nn.Module):
         raise ArgumentTypeError(f"count() needs a torch.nn.Module, got {type(model).__name__}", field="model")
     call = CallArgs.of(inputs)
@@ -240,16 +230,6 @@ def count(
         **({"attention_window": attention_window} if attention_window is not None else {}),
     }
     return _report(model, call, counter, name, backward_counted, notes, options)
-
-
-def _check_window(attention_window: Any) -> None:
-    if attention_window is not None and (
-        isinstance(attention_window, bool) or not isinstance(attention_window, int) or attention_window < 1
-    ):
-        raise UsageError(
-            f"attention window {attention_window!r} must be a whole number of keys >= 1",
-            "give e.g. --attention-window 4096",
-        )
 
 
 def _report(

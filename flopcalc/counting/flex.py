@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +19,26 @@ import torch
 
 FLEX_ATTENTION = getattr(torch.ops.higher_order, "flex_attention", None)
 FLEX_ATTENTION_BACKWARD = getattr(torch.ops.higher_order, "flex_attention_backward", None)
+
+
+def dispatch_through(mode_type: type, hops: Sequence[Any], after: Callable[[Any, Any], None] | None = None) -> None:
+    """Let `mode_type` see each higher-order op of `hops` (None: absent from this torch) like any op: such an op
+    reaches a dispatch mode only through a rule registered for the mode's type (torch pops the mode while the rule
+    runs), which here hands the call to the mode's `__torch_dispatch__`; `after(mode, out)` then sees its
+    outputs."""
+
+    def rule_for(hop: Any) -> Callable[..., Any]:
+        def rule(mode: Any, *args: Any, **kwargs: Any) -> Any:
+            out = mode.__torch_dispatch__(hop, (), args, kwargs)
+            if after is not None:
+                after(mode, out)
+            return out
+
+        return rule
+
+    for hop in hops:
+        if hop is not None:
+            hop.py_impl(mode_type)(rule_for(hop))
 
 
 def _flex_entry() -> ModuleType | None:

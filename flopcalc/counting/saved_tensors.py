@@ -36,7 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from ..errors import ModelRunError, UsageError, short_error
 from ..spec import CallArgs, tensors_in
 from .activations import ActivationProfile, SavedBytes
-from .flex import FLEX_ATTENTION, runnable_while_counting
+from .flex import FLEX_ATTENTION, dispatch_through, runnable_while_counting
 from .meta_ops import run_op
 
 # labels of a tensor inside a block; when an op's inputs mix, the higher one wins
@@ -226,20 +226,16 @@ class _LabelMode(TorchDispatchMode):
         return out
 
 
-def _flex_rule(mode: _LabelMode, *args: Any, **kwargs: Any) -> Any:
-    """flex_attention's higher-order op reaches the labelling mode only through a rule for its type (torch pops
-    the mode while the rule runs). Its autograd function saves what its kernels keep (q, k, v, the output, the
-    log-sum-exp and the maximum score of each query row, the block mask), so the saves are tallied as they come;
-    the two per-row statistics are float32 at any training precision, so they count as fixed bytes."""
-    out = mode.__torch_dispatch__(FLEX_ATTENTION, (), args, kwargs)
+def _hold_flex_statistics(mode: _LabelMode, out: Any) -> None:
+    """flex_attention's autograd function saves what its kernels keep (q, k, v, the output, the log-sum-exp and
+    the maximum score of each query row, the block mask), so its saves are tallied as they come; the two per-row
+    statistics are float32 at any training precision, so they count as fixed bytes."""
     statistics = tensors_in(out[1:])
     mode.recorder.kept.extend(statistics)  # held, so that no later tensor can take their storages' keys
     mode.recorder.float32_rows.update(_key(tensor) for tensor in statistics)
-    return out
 
 
-if FLEX_ATTENTION is not None:
-    FLEX_ATTENTION.py_impl(_LabelMode)(_flex_rule)
+dispatch_through(_LabelMode, (FLEX_ATTENTION,), after=_hold_flex_statistics)
 
 
 class _KernelMode(TorchFunctionMode):
