@@ -66,7 +66,7 @@ class ScopeMode(TorchFunctionMode):
                     self.windowed_calls += 1
                 elif context.uncut:
                     self.unwindowed_calls += 1
-        elif func is FLEX_ATTENTION and func is not None and self.attribution.current.scope != "attention":
+        elif func is FLEX_ATTENTION and self.attribution.current.scope != "attention":
             # (the op runs again inside its autograd function, already in this scope: counted once)
             context, computed, square = _flex_attention_context(self.attribution.current.module, args)
             self.flex_pairs[0] += computed

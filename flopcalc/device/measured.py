@@ -196,7 +196,7 @@ def _parse_rates(entry: Any, where: str) -> KernelRates:
             (int(m), int(n), int(k), int(groups), forward, input_grad, weight_grad)
             for m, n, k, groups, forward, input_grad, weight_grad in convolution
         ),
-        op_rates=_op_rates(entry.get("op_rates") or {}, f"{where} op_rates"),
+        op_rates=_op_rates({} if entry.get("op_rates") is None else entry["op_rates"], f"{where} op_rates"),
     )
 
 

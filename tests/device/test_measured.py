@@ -77,3 +77,7 @@ def test_op_rates_read_back_and_a_profile_saved_before_them_still_loads():
     broken["precisions"]["fp32"]["op_rates"]["sqrt"] = [[1024, 0.0]]
     with pytest.raises(CalibrationError, match="here fp32 op_rates sqrt: every point must be 2 positive"):
         parse_measured_profile(broken, "here")
+    emptied = timed.to_dict()
+    emptied["precisions"]["fp32"]["op_rates"] = []  # a list is no mapping, empty or not: refused, not read as none
+    with pytest.raises(CalibrationError, match="here fp32 op_rates: expected a mapping"):
+        parse_measured_profile(emptied, "here")
