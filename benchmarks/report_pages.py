@@ -16,14 +16,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests._shapes import LLAMA_3_70B, plan_flags  # noqa: E402
 
 PAGES = {
     "count of Llama-2-7B (config.json, seq 4096, on meta)": [
         *("count", "examples/hf/llama-2-7b/config.json", "--seq-len", "4096"),
     ],
     "plan --search of a 70B shape on 512 H100s": [
-        *("plan", "--params", "70e9", "--layers", "80", "--hidden", "8192", "--heads", "64", "--kv-heads", "8"),
-        *("--mlp", "swiglu", "--ffn", "28672", "--vocab", "128256", "--seq-len", "4096", "--gpu", "H100-SXM"),
+        *("plan", "--params", "70e9", *plan_flags(LLAMA_3_70B), "--seq-len", "4096", "--gpu", "H100-SXM"),
         *("--num-gpus", "512", "--global-batch", "1024", "--tokens", "2T", "--search"),
     ],
 }

@@ -17,6 +17,8 @@ runner = CliRunner()
 LLAMA_7B_LAYERS = ("--layers", "32", "--hidden", "4096", "--heads", "32")
 LLAMA_7B = ("--params", "6.7e9", "--seq-len", "2048", *LLAMA_7B_LAYERS)
 GPT3_175B = ("--params", "175e9", "--seq-len", "2048", "--layers", "96", "--hidden", "12288", "--heads", "96")
+# the variables a launcher (torchrun) sets, cleared so `bench --distributed` starts its own ranks
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK")
 # GPT-3's published training run: 175e9 parameters, 300e9 tokens, on V100s
 GPT3_RUN = ("--params", "175e9", "--tokens", "300e9", "--gpu", "V100-SXM2")
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
+
+from tests._hf_configs import gpt2
 
 
 class ReturnsTwice(nn.Module):
@@ -27,3 +30,18 @@ def source_file(folder: Path, name: str, source: str) -> Path:
     path = folder / name
     path.write_text(source)
     return path
+
+
+def tiny_gpt2(layers=2, heads=4, width=64, vocab=1000, positions=64):
+    """A small GPT2LMHeadModel on the meta device (skips the test when transformers is not installed)."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.AutoConfig.for_model(
+        **gpt2(width, layers, heads, vocab, positions, bos_token_id=0, eos_token_id=0)
+    )
+    with torch.device("meta"):
+        return transformers.GPT2LMHeadModel(config)
+
+
+def causal_mask(b, h, q, kv):
+    """flex_attention's causal mask_mod: each query sees the keys at and before its own position."""
+    return q >= kv

@@ -9,7 +9,7 @@ from flopcalc.api import count, model_bytes
 from flopcalc.cli import app
 from flopcalc.errors import InputSpecError, InsufficientMemoryError
 from flopcalc.spec import CallArgs, ModelSpec
-from tests._hf_configs import write_config
+from tests._hf_configs import decoder, write_config
 from tests._models import source_file
 
 MASKED = """
@@ -109,17 +109,7 @@ def test_no_cpu_fallback_past_the_available_memory(tmp_path, monkeypatch):
 
 def test_an_hf_config_asked_on_the_cpu_is_measured_on_meta_first(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
-    config = write_config(
-        tmp_path,
-        {
-            "model_type": "llama",
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 4,
-            "vocab_size": 1000,
-        },
-    )
+    config = write_config(tmp_path, decoder(64, 128, 1, 4, 1000))
     monkeypatch.setattr(api, "available_memory", lambda: 1_000_000)
     with pytest.raises(InsufficientMemoryError, match="on the cpu needs at least"):
         count(str(config), seq_len=8, device="cpu")

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 import flopcalc
 from flopcalc.conventions import conventions_for, detect_transformer, palm_flops_per_token
-from tests._hf_configs import gpt2
+from tests._models import tiny_gpt2
 
 
 def test_palm_formula_for_gpt2_small_is_written_out():
@@ -17,17 +17,8 @@ def test_palm_formula_for_gpt2_small_is_written_out():
     assert palm_flops_per_token(123_653_376, 12, 12, 64, 1024, causal=True) == 741_920_256 + 56_623_104
 
 
-def _gpt2(layers=2, heads=4, width=64, vocab=1000, positions=64):
-    transformers = pytest.importorskip("transformers")
-    config = transformers.AutoConfig.for_model(
-        **gpt2(width, layers, heads, vocab, positions, bos_token_id=0, eos_token_id=0)
-    )
-    with torch.device("meta"):
-        return transformers.GPT2LMHeadModel(config)
-
-
 def test_gpt2_shape_is_read_from_its_config_and_its_tables():
-    model = _gpt2()
+    model = tiny_gpt2()
     shape = detect_transformer(model)
     assert (shape.layers, shape.heads, shape.head_dim) == (2, 4, 16)
     assert (shape.embedding_params, shape.position_embedding_params, shape.tied_output) == (1000 * 64, 64 * 64, True)
@@ -36,7 +27,7 @@ def test_gpt2_shape_is_read_from_its_config_and_its_tables():
 
 
 def test_each_convention_is_its_formula_on_the_counted_model():
-    model = _gpt2()
+    model = tiny_gpt2()
     report = flopcalc.count(model, torch.zeros(2, 64, dtype=torch.long, device="meta"))
     table = conventions_for(report)
     n = report.params
@@ -62,7 +53,7 @@ def test_no_table_for_a_model_without_a_transformer_shape_or_token_input():
 
 
 def test_a_sliding_window_is_named_where_the_conventions_compare_attention():
-    model = _gpt2()
+    model = tiny_gpt2()
     tokens = torch.zeros(2, 64, dtype=torch.long, device="meta")
     windowed = conventions_for(flopcalc.count(model, tokens, attention_window=16))
     palm = next(c for c in windowed.conventions if c.key == "palm")

@@ -7,17 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.bench.fleet import CollectiveResult
-from flopcalc.cli import app
 from flopcalc.render.bench_fleet_html import bandwidth_series, rank_bars, render_fleet_html
+from tests._cli import LAUNCHER_VARIABLES, html_page
 from tests._fleet_helpers import two_node_result
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
-
-runner = CliRunner()
 
 
 def test_one_line_per_scope_and_collective_with_the_busbw_of_each_size():
@@ -75,15 +72,12 @@ def test_the_fleet_page_carries_the_json_and_opens_offline_in_chromium(tmp_path)
 
 @pytest.mark.slow
 def test_two_gloo_ranks_write_their_page(tmp_path, monkeypatch):
-    from tests.cli.test_bench import LAUNCHER_VARIABLES
-
     for name in LAUNCHER_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TORCH_CPP_LOG_LEVEL", "FATAL")
     out = tmp_path / "fleet.html"
     args = ["bench", "--distributed", "--nproc", "2", "--device", "cpu", "--seconds", "1", "--max-bytes", "16K"]
-    result = runner.invoke(app, [*args, "--format", "html", "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    data = page_data(out.read_text())
+    text = html_page(out, *args)
+    data = page_data(text)
     assert data["world_size"] == 2 and [rank["rank"] for rank in data["per_rank"]] == [0, 1]
-    assert "Bus bandwidth against message size" in out.read_text()
+    assert "Bus bandwidth against message size" in text

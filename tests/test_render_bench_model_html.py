@@ -7,19 +7,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from flopcalc.bench.hardware import DeviceInfo
 from flopcalc.bench.model import ModelBenchResult
-from flopcalc.cli import app
 from flopcalc.predict.graph import GraphPrediction, OpCall, OpTime
 from flopcalc.render.bench_model_html import phase_bars, render_model_bench_html, step_points, time_scale
 from flopcalc.spec import ModelSpec
+from tests._cli import html_page
 from tests.test_render_html import EXAMPLES, open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
-
-runner = CliRunner()
 
 
 def _op(phase: str, seconds: float) -> OpTime:
@@ -81,10 +78,7 @@ def test_the_page_carries_the_results_json_and_the_prediction_error():
 def test_a_tiny_models_page_opens_offline_in_chromium_with_a_point_per_step(tmp_path):
     out = tmp_path / "bench.html"
     model = f"{EXAMPLES / 'mlp.py'}:build"
-    args = ["bench", model, "--device", "cpu", "--seconds", "1", "--format", "html", "--output", str(out)]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    data = page_data(out.read_text())
+    data = page_data(html_page(out, "bench", model, "--device", "cpu", "--seconds", "1"))
     errors, rows = open_in_chromium(out, tmp_path / "bench.png")
     assert errors == []
     assert rows["steps"] == [data["steps"]]

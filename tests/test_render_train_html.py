@@ -8,19 +8,17 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import flopcalc
-from flopcalc.cli import app
 from flopcalc.compute import Throughput, TrainingCompute, fleet_estimate
 from flopcalc.conventions import conventions_for
 from flopcalc.render.train_html import convention_bars, fleet_sizes, flops_split, render_training_html
-from tests.test_conventions import _gpt2
+from tests._cli import html_page, invoke_json, refused_html
+from tests._models import tiny_gpt2
 from tests.test_render_html import open_in_chromium, page_data
 
 pytest.importorskip("bokeh", reason="the html extra (Bokeh) is not installed")
 
-runner = CliRunner()
 SIX_ND = ["train", "--params", "7e9", "--tokens", "2e12", "--gpu", "H100-SXM", "--num-gpus", "1024"]
 
 
@@ -53,7 +51,7 @@ def test_the_wall_clock_falls_as_one_over_the_gpus_and_the_fleet_given_is_among_
 
 
 def test_the_conventions_bars_are_the_count_then_each_formula():
-    report = flopcalc.count(_gpt2(), torch.zeros(2, 64, dtype=torch.long, device="meta"))
+    report = flopcalc.count(tiny_gpt2(), torch.zeros(2, 64, dtype=torch.long, device="meta"))
     table = conventions_for(report)
     bars = convention_bars(table)
     assert bars["name"] == ["counted (flopcalc)", *(c.name for c in table.conventions)]
@@ -61,18 +59,14 @@ def test_the_conventions_bars_are_the_count_then_each_formula():
 
 
 def test_the_page_carries_the_train_json_and_the_table(tmp_path):
-    out = tmp_path / "train.html"
-    result = runner.invoke(app, [*SIX_ND, "--format", "html", "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    as_json = runner.invoke(app, [*SIX_ND, "--format", "json"])
-    assert page_data(out.read_text()) == json.loads(as_json.stdout)
-    text = out.read_text()
+    text = html_page(tmp_path / "train.html", *SIX_ND)
+    assert page_data(text) == invoke_json(*SIX_ND)
     assert "<td>GPU-days</td>" in text and "<td>PetaFLOP-days</td>" in text
     assert "flopcalc train: training compute (6ND)" in text
 
 
 def test_the_page_of_a_counted_transformer_carries_its_conventions():
-    report = flopcalc.count(_gpt2(), torch.zeros(2, 64, dtype=torch.long, device="meta"))
+    report = flopcalc.count(tiny_gpt2(), torch.zeros(2, 64, dtype=torch.long, device="meta"))
     table = conventions_for(report)
     training = TrainingCompute(report.forward / 2, report.backward / 2, 100, 1, "counted")
     text = render_training_html(training, None, "flopcalc train gpt2", conventions=table)
@@ -84,17 +78,13 @@ def test_without_bokeh_train_html_is_one_line_and_exit_2(monkeypatch, tmp_path):
     import sys
 
     monkeypatch.setitem(sys.modules, "bokeh", None)
-    out = tmp_path / "train.html"
-    result = runner.invoke(app, [*SIX_ND, "--format", "html", "--output", str(out)])
-    assert result.exit_code == 2
+    result = refused_html(tmp_path / "train.html", *SIX_ND)
     assert "flopcalc[html]" in result.output and "Traceback" not in result.output
-    assert not out.exists()
 
 
 def test_the_train_report_opens_offline_in_chromium_with_each_chart(tmp_path):
     out = tmp_path / "train.html"
-    result = runner.invoke(app, [*SIX_ND, "--format", "html", "--output", str(out)])
-    assert result.exit_code == 0, result.output
+    html_page(out, *SIX_ND)
     errors, rows = open_in_chromium(out, tmp_path / "train.png")
     assert errors == []
     assert rows["split"] == [2]  # forward and backward: 6ND has no teacher

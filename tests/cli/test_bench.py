@@ -5,7 +5,7 @@ import json
 import pytest
 
 from flopcalc.calibration import load_calibration
-from tests._cli import assert_one_line_error, invoke
+from tests._cli import LAUNCHER_VARIABLES, assert_one_line_error, invoke
 
 MATMUL_KEYS = {"device", "device_name", "torch_version", "results", "calibration_file"}
 RESULT_KEYS = {"precision", "best_tflops", "median_tflops", "spread_pct", "shape", "peak_tflops", "fraction_of_peak"}
@@ -174,8 +174,6 @@ def test_convert_without_gpu_or_calibration_is_an_error(tmp_path):
 
 
 # --- bench --distributed -------------------------------------------------------------------------------
-
-LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 
 from flopcalc.cli import app
 from tests._cli import invoke, invoke_json, runner
-from tests._hf_configs import TINY_GPT2, write_config
+from tests._hf_configs import TINY_GPT2, decoder, write_config
 from tests._models import source_file
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -234,19 +234,7 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_counting(tmp_pa
 
 def test_max_layers_refuses_a_deep_config_naming_the_flag(tmp_path):
     pytest.importorskip("transformers")
-    config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "model_type": "llama",
-                "hidden_size": 8,
-                "intermediate_size": 16,
-                "num_hidden_layers": 1_000_000,
-                "num_attention_heads": 2,
-                "vocab_size": 10,
-            }
-        )
-    )
+    config = write_config(tmp_path, decoder(8, 16, 1_000_000, 2, 10))
     result = invoke("count", config)
     assert result.exit_code == 2
     assert "declares 1,000,000 layers, more than --max-layers 10,000" in result.output

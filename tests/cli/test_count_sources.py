@@ -5,18 +5,13 @@ import json
 import pytest
 
 from tests._cli import invoke
+from tests._hf_configs import gpt2, write_config
 
 
 @pytest.fixture
 def gpt2_config(tmp_path):
     pytest.importorskip("transformers")
-    path = tmp_path / "config.json"
-    path.write_text(
-        json.dumps(
-            {"model_type": "gpt2", "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 64, "vocab_size": 100}
-        )
-    )
-    return path
+    return write_config(tmp_path, gpt2(32, 1, 2, 100, 64))
 
 
 def test_seq_len_and_batch_size_equal_an_explicit_token_input(gpt2_config):

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from flopcalc.cli._options import (
     BatchSizeOption,
@@ -27,6 +26,7 @@ from flopcalc.cli._options import (
     written_file_option,
 )
 from flopcalc.errors import UsageError
+from tests._cli import runner
 
 
 def _read_back(*args: str, besides: tuple[str, ...] = ()) -> ModelOptions:
@@ -46,7 +46,7 @@ def _read_back(*args: str, besides: tuple[str, ...] = ()) -> ModelOptions:
     ) -> None:
         seen.append(ModelOptions.of(ctx, besides=besides))
 
-    result = CliRunner().invoke(app, list(args))
+    result = runner.invoke(app, list(args))
     assert result.exit_code == 0, result.output
     return seen[0]
 
@@ -70,8 +70,6 @@ def test_model_options_without_a_model_are_refused_but_those_read_without_one():
 
 
 def test_options_of_builds_any_options_dataclass_from_the_parameters():
-    from dataclasses import dataclass
-
     @dataclass(frozen=True)
     class Pair:
         batch_size: int | None = None
@@ -84,7 +82,7 @@ def test_options_of_builds_any_options_dataclass_from_the_parameters():
     def command(ctx: typer.Context, batch_size: BatchSizeOption = None, other: int = typer.Option(1)) -> None:
         seen.append(options_of(Pair, ctx))
 
-    assert CliRunner().invoke(app, ["-b", "7"]).exit_code == 0
+    assert runner.invoke(app, ["-b", "7"]).exit_code == 0
     assert seen == [Pair(batch_size=7, unrelated=0)]
 
 
@@ -104,7 +102,6 @@ def test_the_option_factories_declare_what_their_names_say():
     ) -> None:
         seen.append((layers, tokens))
 
-    runner = CliRunner()
     assert runner.invoke(app, ["-l", "12", "--tokens", "3G"]).exit_code == 0
     assert runner.invoke(app, []).exit_code == 0
     assert seen == [(12, "3G"), (None, None)]
@@ -131,7 +128,6 @@ def test_a_written_file_is_checked_while_the_options_are_parsed(tmp_path):
     def command(report: written_file_option("--report", help="Report.") = None) -> None:
         ran.append(report)
 
-    runner = CliRunner()
     assert runner.invoke(app, ["--report", str(tmp_path / "out.json")]).exit_code == 0
     refused = runner.invoke(app, ["--report", str(tmp_path / "missing" / "out.json")])
     assert refused.exit_code == 2 and ran == [tmp_path / "out.json"]
@@ -167,7 +163,6 @@ def _grouped_app(seen: list[object]) -> typer.Typer:
 def test_a_group_is_declared_after_the_parameter_named_and_read_back_whole():
     seen: list[object] = []
     app = _grouped_app(seen)
-    runner = CliRunner()
     given = runner.invoke(app, ["--width", "3", "--name", "a", "--name", "b", "--last", "5"])
     assert given.exit_code == 0, given.output
     assert runner.invoke(app, []).exit_code == 0
@@ -207,7 +202,6 @@ def test_the_format_option_names_the_values_its_enum_takes():
     def command(shade: format_option(Shade, help="Shade.") = Shade.light) -> None:
         seen.append(shade)
 
-    runner = CliRunner()
     assert runner.invoke(app, ["-f", "dark"]).exit_code == 0 and runner.invoke(app, []).exit_code == 0
     assert seen == [Shade.dark, Shade.light]
     assert runner.invoke(app, ["--format", "grey"]).exit_code == 2
@@ -226,7 +220,6 @@ def test_a_page_without_its_extra_is_refused_while_the_options_are_parsed(monkey
     def command(fmt: format_option(ReportFormat, help="Format.") = ReportFormat.table) -> None:
         seen.append(fmt)
 
-    runner = CliRunner()
     assert runner.invoke(app, ["-f", "json"]).exit_code == 0 and seen == [ReportFormat.json]
     refused = runner.invoke(app, ["-f", "html"])
     assert isinstance(refused.exception, UsageError) and "needs Bokeh" in str(refused.exception)

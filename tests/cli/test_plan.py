@@ -7,11 +7,10 @@ import pytest
 
 from flopcalc.cli import app
 from tests._cli import GPT3_175B, LLAMA_7B, LLAMA_7B_LAYERS, invoke_json, json_run, runner
-from tests._hf_configs import write_config
+from tests._hf_configs import decoder, write_config
 from tests._shapes import LLAMA_3_70B, plan_flags
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-SEVEN_B = LLAMA_7B
 FLEET = ["--gpu", "H100-SXM", "--intra-node-gbps", "450", "--inter-node-gbps", "50"]
 CONTRACT = {
     "model": {"params", "flops_per_micro_batch", "source"},
@@ -95,7 +94,7 @@ def test_a_7b_layout_matches_the_golden_json():
     """16 H100s, tp 8 with sequence parallelism, dp 2 with ZeRO-1, 1T tokens, at an explicit utilization of 0.3
     (what plan did before the step-time model); regenerate only for a deliberate change of the contract or a
     formula (docs/plan.md)."""
-    data = run_json(*SEVEN_B, *FLEET, *GOLDEN_LAYOUT, "--attention", "math", "--utilization", "0.3")
+    data = run_json(*LLAMA_7B, *FLEET, *GOLDEN_LAYOUT, "--attention", "math", "--utilization", "0.3")
     assert data == json.loads((GOLDEN / "plan_7b_h100.json").read_text())
     assert data["step"]["time_model"] == "utilization" and data["step"]["prediction"] is None
     assert "--utilization 0.3 replaced the step-time prediction" in " ".join(data["assumptions"])
@@ -128,7 +127,7 @@ def test_a_7b_layout_matches_the_golden_json():
 
 def test_the_same_layout_predicted_matches_its_golden_json():
     """No --utilization: the step-time model on the shipped H100 profile times the step; MFU and HFU are outputs."""
-    data = run_json(*SEVEN_B, *FLEET, *GOLDEN_LAYOUT)
+    data = run_json(*LLAMA_7B, *FLEET, *GOLDEN_LAYOUT)
     assert data == json.loads((GOLDEN / "plan_7b_h100_predicted.json").read_text())
     for key, inner in CONTRACT.items():
         assert set(data[key]) == inner, key
@@ -183,7 +182,7 @@ def test_a_counted_model_plans_in_every_format(examples):
 
 
 def test_search_lists_fitting_layouts_best_first_and_why_others_failed():
-    data = run_json(*SEVEN_B, *FLEET, "-n", "8", "--search", "--global-batch", "64", "--tokens", "10G")
+    data = run_json(*LLAMA_7B, *FLEET, "-n", "8", "--search", "--global-batch", "64", "--tokens", "10G")
     assert data["schema_version"] == 1 and data["fits"] is True
     assert len(data["candidates"]) == 10
     for candidate in data["candidates"]:
@@ -199,13 +198,13 @@ def test_search_lists_fitting_layouts_best_first_and_why_others_failed():
         assert candidate["fits"] is True and candidate["parallelism"]["num_gpus"] == 8
     walls = [c["training"]["wall_clock_s"] for c in data["candidates"]]
     assert walls == sorted(walls) and data["parallelism"] == data["candidates"][0]["parallelism"]
-    table = invoke(*SEVEN_B, *FLEET, "-n", "1", "--search", "--global-batch", "8")
+    table = invoke(*LLAMA_7B, *FLEET, "-n", "1", "--search", "--global-batch", "8")
     assert table.exit_code == 1, table.output  # nothing fits: exit 1, the answer still printed
     assert "none fits in 75 GiB" in table.stdout and "tp=1 pp=1: " in table.stdout and "GiB > 75 GiB" in table.stdout
 
 
 def test_zero_with_one_replica_is_a_note_on_stderr():
-    result = invoke(*SEVEN_B, *FLEET, "--zero", "3", "-f", "json")
+    result = invoke(*LLAMA_7B, *FLEET, "--zero", "3", "-f", "json")
     assert result.exit_code == 1, result.output  # 107 GB of model states on one H100: does not fit
     assert "ZeRO-3 with dp 1 partitions nothing" in result.stderr
     assert json.loads(result.stdout)["fits"] is False
@@ -214,24 +213,24 @@ def test_zero_with_one_replica_is_a_note_on_stderr():
 @pytest.mark.parametrize(
     "args, message",
     [
-        ([*SEVEN_B, *FLEET, "-n", "8", "--dp", "2", "--tp", "2"], "dp x tp x pp = 2 x 2 x 1 = 4, not --num-gpus 8"),
-        ([*SEVEN_B, *FLEET, "-n", "6", "--tp", "4"], "--num-gpus 6 is not a multiple of tp x pp = 4"),
-        ([*SEVEN_B, *FLEET, "--tp", "3"], "--tp 3 does not divide the 32 attention heads"),
-        ([*SEVEN_B, *FLEET, "--pp", "64"], "--pp 64 is more than the model's 32 layers"),
-        ([*SEVEN_B, "--gpu", "Z9000"], "unknown GPU"),
-        ([*SEVEN_B], "no GPU given"),
+        ([*LLAMA_7B, *FLEET, "-n", "8", "--dp", "2", "--tp", "2"], "dp x tp x pp = 2 x 2 x 1 = 4, not --num-gpus 8"),
+        ([*LLAMA_7B, *FLEET, "-n", "6", "--tp", "4"], "--num-gpus 6 is not a multiple of tp x pp = 4"),
+        ([*LLAMA_7B, *FLEET, "--tp", "3"], "--tp 3 does not divide the 32 attention heads"),
+        ([*LLAMA_7B, *FLEET, "--pp", "64"], "--pp 64 is more than the model's 32 layers"),
+        ([*LLAMA_7B, "--gpu", "Z9000"], "unknown GPU"),
+        ([*LLAMA_7B], "no GPU given"),
         (["--params", "-7e9", "--seq-len", "2048", "--gpu", "H100-SXM"], "--params must be a finite number > 0"),
         (["--params", "7e9", "--gpu", "H100-SXM", "--tokens", "1T"], "--tokens needs the FLOPs per example"),
-        ([*SEVEN_B, *FLEET, "--num-gpus", "0"], "--num-gpus must be a whole number >= 1"),
-        ([*SEVEN_B, *FLEET, "--micro-batch", "0"], "--micro-batch must be a whole number >= 1"),
-        ([*SEVEN_B, *FLEET, "--global-batch", "0"], "--global-batch must be a whole number >= 1"),
-        ([*SEVEN_B, *FLEET, "--tokens", "-5"], "--tokens must be a finite number > 0"),
-        ([*SEVEN_B, *FLEET, "--gpu-memory", "-80"], "--gpu-memory must be a finite number > 0"),
-        ([*SEVEN_B, *FLEET, "--search"], "--search needs --global-batch"),
-        ([*SEVEN_B, *FLEET, "--zero", "5"], "--zero must be 0, 1, 2 or 3"),
-        ([*SEVEN_B, *FLEET, "--recompute", "half"], "--recompute must be none, selective or full"),
-        ([*SEVEN_B, *FLEET, "--optimizer", "lion"], "--optimizer must be adamw or sgd"),
-        ([*SEVEN_B, *FLEET, "--precision", "int8"], "plan trains in bf16, fp16, fp8, tf32, fp32, fp64, not int8"),
+        ([*LLAMA_7B, *FLEET, "--num-gpus", "0"], "--num-gpus must be a whole number >= 1"),
+        ([*LLAMA_7B, *FLEET, "--micro-batch", "0"], "--micro-batch must be a whole number >= 1"),
+        ([*LLAMA_7B, *FLEET, "--global-batch", "0"], "--global-batch must be a whole number >= 1"),
+        ([*LLAMA_7B, *FLEET, "--tokens", "-5"], "--tokens must be a finite number > 0"),
+        ([*LLAMA_7B, *FLEET, "--gpu-memory", "-80"], "--gpu-memory must be a finite number > 0"),
+        ([*LLAMA_7B, *FLEET, "--search"], "--search needs --global-batch"),
+        ([*LLAMA_7B, *FLEET, "--zero", "5"], "--zero must be 0, 1, 2 or 3"),
+        ([*LLAMA_7B, *FLEET, "--recompute", "half"], "--recompute must be none, selective or full"),
+        ([*LLAMA_7B, *FLEET, "--optimizer", "lion"], "--optimizer must be adamw or sgd"),
+        ([*LLAMA_7B, *FLEET, "--precision", "int8"], "plan trains in bf16, fp16, fp8, tf32, fp32, fp64, not int8"),
         (["--params", "7e9", "--seq-len", "2048", "--layers", "32", "--gpu", "H100-SXM"], "--layers without --hidden"),
         (["--gpu", "H100-SXM"], "nothing to plan"),
     ],
@@ -245,12 +244,12 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, message):
 
 
 def test_model_and_params_exclude_each_other(examples):
-    result = invoke(examples / "gpt.py", *SEVEN_B, "--gpu", "H100-SXM")
+    result = invoke(examples / "gpt.py", *LLAMA_7B, "--gpu", "H100-SXM")
     assert result.exit_code == 2 and "exclude each other" in result.stderr
 
 
 def test_an_intra_node_ring_without_a_bandwidth_asks_for_one():
-    result = invoke(*SEVEN_B, "--gpu", "T4", "--gpu-memory", "1000", "-n", "4")
+    result = invoke(*LLAMA_7B, "--gpu", "T4", "--gpu-memory", "1000", "-n", "4")
     assert result.exit_code == 2 and "give --intra-node-gbps" in result.stderr
 
 
@@ -279,19 +278,7 @@ def test_the_intra_node_bandwidth_defaults_to_the_catalogues_link_per_direction(
 def test_a_hugging_face_config_brings_its_heads_and_layers(tmp_path):
     """The config's 8 heads share 2 key/value heads (grouped-query attention): tp 4 cannot split them."""
     pytest.importorskip("transformers")
-    config = write_config(
-        tmp_path,
-        {
-            "model_type": "llama",
-            "hidden_size": 64,
-            "intermediate_size": 172,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 2,
-            "vocab_size": 512,
-            "max_position_embeddings": 128,
-        },
-    )
+    config = write_config(tmp_path, decoder(64, 172, 4, 8, 512, num_key_value_heads=2, max_position_embeddings=128))
     bad = invoke(config, "--gpu", "H100-SXM", "-n", "4", "--tp", "4")
     assert bad.exit_code == 2 and "--tp 4 does not divide the 2 key/value heads" in bad.stderr
     data = run_json(
@@ -329,7 +316,7 @@ def test_calibration_says_which_figures_were_measured(tmp_path):
         ),
     )
     common = (
-        *SEVEN_B,
+        *LLAMA_7B,
         "--calibration",
         path,
         "--gpu",
@@ -385,14 +372,14 @@ def test_tensor_parallelism_needs_blocks_to_split(examples):
 
 def test_a_search_over_a_billion_gpus_answers_with_why_no_layout_divides_the_batch():
     """Issue 25: the layout space was walked 1..n; a billion GPUs have 100 divisors, so the answer comes at once."""
-    data = run_json(*SEVEN_B, "--gpu", "H100-SXM", "-n", "1e9", "--search", "--global-batch", "3072", exit_code=1)
+    data = run_json(*LLAMA_7B, "--gpu", "H100-SXM", "-n", "1e9", "--search", "--global-batch", "3072", exit_code=1)
     assert data["candidates"] == [] and data["evaluated"] == 0
     assert any(line.endswith("does not divide the global batch 3072") for line in data["rejected"])
     assert any("(96 values): tensor parallelism stays inside a node of 8 GPUs" in line for line in data["rejected"])
 
 
 def test_a_search_with_a_huge_global_batch_answers_with_layouts_of_that_batch():
-    data = run_json(*SEVEN_B, *FLEET, "-n", "1024", "--search", "--global-batch", "1e15", "--tokens", "2T")
+    data = run_json(*LLAMA_7B, *FLEET, "-n", "1024", "--search", "--global-batch", "1e15", "--tokens", "2T")
     assert data["fits"] is True and data["parallelism"]["global_batch"] == 10**15
     assert all(c["parallelism"]["num_gpus"] == 1024 and c["fits"] for c in data["candidates"])
     assert data["evaluated"] < 10_000
@@ -440,11 +427,11 @@ def test_a_profile_file_of_another_device_is_one_line_exit_2(tmp_path):
     text = default_profiles_text()
     path = tmp_path / "profiles.yaml"
     path.write_text(text[: text.index("  - device: H100-SXM")])  # the A100 profile alone
-    result = invoke(*SEVEN_B, "--gpu", "H100-SXM", "--calibration", path, "--output", tmp_path / "plan.json")
+    result = invoke(*LLAMA_7B, "--gpu", "H100-SXM", "--calibration", path, "--output", tmp_path / "plan.json")
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "profiles A100-SXM4-80GB, not H100-SXM: a profile measured on one device does not apply" in result.stderr
     assert not (tmp_path / "plan.json").exists()
-    ok = run_json(*SEVEN_B, "--gpu", "A100-SXM4-80GB", "--calibration", path, "-n", "8", "--zero", "3")
+    ok = run_json(*LLAMA_7B, "--gpu", "A100-SXM4-80GB", "--calibration", path, "-n", "8", "--zero", "3")
     assert ok["step"]["time_model"] == "predicted"
     assert any(line.startswith(f"device profile of A100-SXM4-80GB from {path}") for line in ok["assumptions"])
 
@@ -470,7 +457,7 @@ def test_a_corrupt_or_incomplete_profile_file_is_one_line_exit_2(tmp_path, damag
 
     path = tmp_path / "profiles.yaml"
     path.write_text(damage(default_profiles_text()))
-    result = invoke(*SEVEN_B, "--gpu", "A100-SXM4-80GB", "--calibration", path)
+    result = invoke(*LLAMA_7B, "--gpu", "A100-SXM4-80GB", "--calibration", path)
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert message in result.stderr
 
@@ -490,8 +477,8 @@ def test_the_shape_gives_n_and_a_far_off_params_is_refused_naming_both():
 
 
 def test_attention_flash_by_default_and_math_on_request():
-    flash = run_json(*SEVEN_B, *FLEET, "-n", "8", "--zero", "3")
-    math = run_json(*SEVEN_B, *FLEET, "-n", "8", "--zero", "3", "--attention", "math")
+    flash = run_json(*LLAMA_7B, *FLEET, "-n", "8", "--zero", "3")
+    math = run_json(*LLAMA_7B, *FLEET, "-n", "8", "--zero", "3", "--attention", "math")
     s, h, a = 2048, 4096, 32
     assert flash["memory_per_gpu_bytes"]["activations"] == 32 * s * h * 34
     assert math["memory_per_gpu_bytes"]["activations"] == 32 * s * h * (34 + 5 * a * s / h)
@@ -510,11 +497,13 @@ def test_without_seq_len_the_model_states_and_what_activations_need(tmp_path):
 
 def test_a_layout_that_does_not_fit_exits_1_and_still_writes_its_answer(tmp_path):
     target = tmp_path / "plan.json"
-    result = invoke(*SEVEN_B, *FLEET, "-f", "json", "--output", target)
+    result = invoke(*LLAMA_7B, *FLEET, "-f", "json", "--output", target)
     assert result.exit_code == 1, result.output
     assert json.loads(target.read_text())["fits"] is False
     nothing = tmp_path / "search.json"
-    searched = invoke(*SEVEN_B, *FLEET, "-n", "1", "--search", "--global-batch", "8", "-f", "json", "--output", nothing)
+    searched = invoke(
+        *LLAMA_7B, *FLEET, "-n", "1", "--search", "--global-batch", "8", "-f", "json", "--output", nothing
+    )
     assert searched.exit_code == 1 and json.loads(nothing.read_text())["candidates"] == []
 
 
@@ -522,7 +511,7 @@ def test_the_memory_reserve_is_stated_and_overridable():
     """6.7e9 parameters with ZeRO-3 over dp 2 (16 x 6.7e9 / 2 = 49.9 GiB of states) and 3 sequences of flash-attention
     activations (3 x 32 x 2048 x 4096 x 34 = 25.5 GiB): 75.4 GiB fits 80 GiB with nothing set aside, not the 75 GiB
     the default reserve (1 GiB + 5% = 5 GiB) leaves."""
-    common = (*SEVEN_B, *FLEET, "-n", "2", "--zero", "3", "--micro-batch", "3")
+    common = (*LLAMA_7B, *FLEET, "-n", "2", "--zero", "3", "--micro-batch", "3")
     default = invoke(*common, "-f", "json")
     data = json.loads(default.stdout)
     total = data["memory_per_gpu_bytes"]["total"]
@@ -591,7 +580,7 @@ def test_tables_show_the_ring_and_a_cp_column_when_used():
     found = invoke(*long, "--search", "--global-batch", "8", "--tp", "8")
     header = next(line for line in found.stdout.splitlines() if line.startswith("#"))
     assert header.split()[:6] == ["#", "dp", "tp", "pp", "cp", "ZeRO"]
-    plain = invoke(*SEVEN_B, *FLEET, "-n", "8", "--search", "--global-batch", "64")
+    plain = invoke(*LLAMA_7B, *FLEET, "-n", "8", "--search", "--global-batch", "64")
     header = next(line for line in plain.stdout.splitlines() if line.startswith("#"))
     assert header.split()[:5] == ["#", "dp", "tp", "pp", "ZeRO"] and "context ring" not in plain.stdout
 

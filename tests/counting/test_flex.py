@@ -8,14 +8,11 @@ from torch import nn
 
 from flopcalc.counting.counter import count
 from flopcalc.counting.flex import computed_pairs, runnable_while_counting
+from tests._models import causal_mask
 
 flex = pytest.importorskip("torch.nn.attention.flex_attention")
 
 SEQ, BLOCK, HEADS, DIM = 1024, 128, 2, 16
-
-
-def _causal(b, h, q, kv):
-    return q >= kv
 
 
 def _window_256(b, h, q, kv):
@@ -45,7 +42,7 @@ def _attention_flops(pairs: int, head_dim: int = DIM // HEADS) -> int:
 
 def test_a_causal_block_mask_computes_36_of_64_blocks():
     # 8 query blocks of 128: query block i sees key blocks 0..i, 1 + 2 + ... + 8 = 36 of 8 x 8 = 64
-    mask = flex.create_block_mask(_causal, None, None, SEQ, SEQ, device="cpu")
+    mask = flex.create_block_mask(causal_mask, None, None, SEQ, SEQ, device="cpu")
     assert computed_pairs(mask.as_tuple(), SEQ, SEQ, batch=1, heads=1) == 36 * BLOCK * BLOCK
     # a mask made for one batch and one head applies to each: 2 x 3 of them
     assert computed_pairs(mask.as_tuple(), SEQ, SEQ, batch=2, heads=3) == 6 * 36 * BLOCK * BLOCK
@@ -64,11 +61,11 @@ def test_a_mask_per_batch_element_and_a_sequence_that_ends_mid_block():
     assert computed_pairs(per_batch.as_tuple(), SEQ, SEQ, batch=2, heads=2) == 2 * (36 + 64) * BLOCK * BLOCK
     # 200 tokens: query block 0 (128 rows) sees key block 0; query block 1 (the last 72 rows) sees key block 0
     # (128 columns) and key block 1 (the last 72)
-    short = flex.create_block_mask(_causal, None, None, 200, 200, device="cpu")
+    short = flex.create_block_mask(causal_mask, None, None, 200, 200, device="cpu")
     assert computed_pairs(short.as_tuple(), 200, 200, batch=1, heads=1) == 128 * 128 + 72 * (128 + 72)
 
 
-@pytest.mark.parametrize(("mask_mod", "blocks"), [(_causal, 36), (_window_256, 21), (None, 64)])
+@pytest.mark.parametrize(("mask_mod", "blocks"), [(causal_mask, 36), (_window_256, 21), (None, 64)])
 def test_flex_attention_counts_the_computed_blocks_forward_and_backward(mask_mod, blocks):
     x = torch.randn(1, SEQ, DIM)
     report = count(FlexAttention(mask_mod), x, strict=True)
@@ -98,7 +95,7 @@ def test_without_a_block_mask_flex_attention_is_the_dense_square_torch_counts():
 def test_torchs_entry_is_restored_after_a_count():
     module = sys.modules["torch.nn.attention.flex_attention"]
     check, compile_off = module._validate_device, module._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG
-    count(FlexAttention(_causal), torch.randn(1, SEQ, DIM))
+    count(FlexAttention(causal_mask), torch.randn(1, SEQ, DIM))
     assert module._validate_device is check
     assert module._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG is compile_off
     with pytest.raises(NotImplementedError, match="backward on CPU"):  # torch's own refusal is back
@@ -106,7 +103,7 @@ def test_torchs_entry_is_restored_after_a_count():
 
 
 def test_while_counting_flex_attention_runs_its_backward_on_the_cpu():
-    model = FlexAttention(_causal)
+    model = FlexAttention(causal_mask)
     with runnable_while_counting():
         model(torch.randn(1, SEQ, DIM)).sum().backward()
     assert model.qkv.weight.grad is not None and model.qkv.weight.grad.abs().sum() > 0
@@ -124,7 +121,7 @@ def test_grouped_query_flex_attention_counts_the_query_heads():
         def forward(self, x):
             q = self.q(x).unflatten(-1, (4, 16)).transpose(1, 2)
             k, v = self.kv(x).unflatten(-1, (2, 2, 8)).repeat_interleave(2, -1).permute(2, 0, 3, 1, 4)
-            mask = flex.create_block_mask(_causal, None, None, 256, 256, device=x.device)
+            mask = flex.create_block_mask(causal_mask, None, None, 256, 256, device=x.device)
             return flex.flex_attention(q, k, v, block_mask=mask, enable_gqa=True)
 
     report = count(GroupedQuery(), torch.randn(1, 256, 64), strict=True)

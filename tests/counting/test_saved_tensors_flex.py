@@ -7,14 +7,11 @@ from torch import nn
 
 from flopcalc.counting.saved_tensors import measure_activations
 from tests._cli import invoke_json
+from tests._models import causal_mask
 
 flex = pytest.importorskip("torch.nn.attention.flex_attention")
 
 SEQ, HEADS, DIM, LAYERS, BATCH = 256, 2, 32, 2, 2
-
-
-def _causal(b, h, q, kv):
-    return q >= kv
 
 
 class Attention(nn.Module):
@@ -29,7 +26,7 @@ class Attention(nn.Module):
     def forward(self, x):
         q, k, v = self.qkv(x).unflatten(-1, (3, HEADS, -1)).permute(2, 0, 3, 1, 4)
         if self.use_flex:
-            mask = flex.create_block_mask(_causal, None, None, SEQ, SEQ, device=x.device)
+            mask = flex.create_block_mask(causal_mask, None, None, SEQ, SEQ, device=x.device)
             y = flex.flex_attention(q, k, v, block_mask=mask)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -60,7 +57,7 @@ def test_flex_attention_keeps_what_fused_attention_keeps_plus_its_row_maxima_and
     # both float32 whatever the training precision, and its block mask's integer tensors
     rows = BATCH * HEADS * SEQ * LAYERS
     assert fused.block_split.fixed_bytes == rows * 4
-    mask = flex.create_block_mask(_causal, None, None, SEQ, SEQ, device="cpu")
+    mask = flex.create_block_mask(causal_mask, None, None, SEQ, SEQ, device="cpu")
     mask_bytes = sum(t.untyped_storage().nbytes() for t in mask.as_tuple() if isinstance(t, torch.Tensor))
     assert flexed.block_split.fixed_bytes == 2 * rows * 4
     assert flexed.block_replicated.fixed_bytes == LAYERS * mask_bytes

@@ -8,23 +8,14 @@ pytest.importorskip("transformers")
 
 from flopcalc.api import count  # noqa: E402
 from flopcalc.errors import InputSpecError  # noqa: E402
-from tests._hf_configs import write_config  # noqa: E402
+from tests._hf_configs import decoder, write_config  # noqa: E402
 
 H, FFN, LAYERS, HEADS, VOCAB = 64, 128, 2, 4, 1000
 HEAD_DIM = H // HEADS
 # token ids a tiny vocabulary holds (the defaults of several configs are past 1000)
 SMALL_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
 
-DECODER = {
-    "model_type": "llama",
-    "hidden_size": H,
-    "intermediate_size": FFN,
-    "num_hidden_layers": LAYERS,
-    "num_attention_heads": HEADS,
-    "num_key_value_heads": 2,
-    "vocab_size": VOCAB,
-    "max_position_embeddings": 64,
-}
+DECODER = decoder(H, FFN, LAYERS, HEADS, VOCAB, num_key_value_heads=2, max_position_embeddings=64)
 # a ViT over 32 x 32 images in 8 x 8 patches: the vision family, and CLIP's image tower
 VISION = {
     "hidden_size": H,

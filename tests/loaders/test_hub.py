@@ -14,17 +14,10 @@ from flopcalc.errors import ModelLoadError
 from flopcalc.loaders.hub import hub_cache, is_hub_id, resolve_hub_id
 from flopcalc.spec import ModelSpec
 from tests._cli import invoke
+from tests._hf_configs import gpt2
 
 COMMIT_A, COMMIT_B = "a" * 40, "b" * 40
-TINY = {
-    "model_type": "gpt2",
-    "architectures": ["GPT2LMHeadModel"],
-    "n_embd": 32,
-    "n_layer": 1,
-    "n_head": 2,
-    "n_positions": 64,
-    "vocab_size": 100,
-}
+TINY = gpt2(32, 1, 2, 100, 64, architectures=["GPT2LMHeadModel"])
 
 
 def cache_repo(cache, repo_id, files, *, commit=COMMIT_A, refs=("main",)):

@@ -2,14 +2,11 @@
 validation table fits on: `plan`'s prediction for them is published in docs/validation.md with its error, and
 this holds it there, so a change that moves it is seen (the rows are not fitted)."""
 
-import json
-
 import pytest
-from typer.testing import CliRunner
 
-from flopcalc.cli import app
+from tests._cli import LLAMA_7B_LAYERS, invoke_json
 
-SHAPE = ["--layers", "32", "--hidden", "4096", "--heads", "32", "--vocab", "50432"]
+SHAPE = [*LLAMA_7B_LAYERS, "--vocab", "50432"]
 FLEET = ["--gpu", "A100-SXM4-80GB", "-n", "8", "--dp", "8", "--fsdp", "full", "--precision", "bf16"]
 
 # (seq len, micro-batch, global batch, recompute or None, measured tokens/s) from llm-foundry's
@@ -25,9 +22,7 @@ TODAY_MEAN_ERROR = -0.175  # predicted / measured - 1, averaged over the three r
 def _predicted_step_s(seq: int, micro: int, global_batch: int, recompute: str | None) -> float:
     args = ["plan", *SHAPE, "--seq-len", str(seq), "--micro-batch", str(micro), "--global-batch", str(global_batch)]
     args += ["--recompute", recompute] if recompute else []
-    result = CliRunner().invoke(app, [*args, *FLEET, "--format", "json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["step"]["step_s"]
+    return invoke_json(*args, *FLEET)["step"]["step_s"]
 
 
 @pytest.fixture(scope="module")
