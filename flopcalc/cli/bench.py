@@ -22,6 +22,7 @@ from ._options import (
     notes_to_stderr,
     optional_model_argument,
     shown_on_terminal,
+    table_on_terminal,
     with_options,
 )
 
@@ -175,7 +176,7 @@ def bench(
             return
     else:
         _refuse_fleet_options(backend, timeout, max_bytes)
-        terminal = shown_on_terminal(fmt, output) and sys.stdout.isatty()  # charts for a person, not a file
+        terminal = table_on_terminal(fmt, output)  # charts for a person, not a file
         result, text = _bench_one_device(
             model_options, optimizer, device, precision, seconds, full, save, calibration, catalog, fmt, force, terminal
         )
