@@ -150,8 +150,7 @@ def _gpu_plan(spec, options: GpuOptions, sparse_peak) -> Optional[_GpuPlan]:
     grid = options.grid()
     profile_file = profile_file_of(options.calibration)  # a device profile file: the step-time model's rates
     if options.calibration is None and options.gpu is None:
-        given = options.precision or options.price_per_gpu_hour or options.utilization is not None
-        if given or options.num_gpus != "1" or grid is not None:
+        if options.need_a_gpu() or grid is not None:
             raise UsageError(
                 "--precision, --utilization, --num-gpus, --price-per-gpu-hour, --grid-intensity and --region "
                 "need --gpu NAME (or --calibration FILE|auto)"
@@ -167,8 +166,8 @@ def _gpu_plan(spec, options: GpuOptions, sparse_peak) -> Optional[_GpuPlan]:
         throughput=choice.throughput,
         num_gpus=parse_num_gpus(options.num_gpus),
         tdp_w=choice.tdp_w,
-        pue=parse_si_number(options.pue, "--pue"),
-        price_per_gpu_hour=number(options.price_per_gpu_hour, "--price-per-gpu-hour"),
+        pue=options.pue_value(),
+        price_per_gpu_hour=options.price(),
         grid=grid,
     )
     return _GpuPlan(choice, fleet_options, profile_file)
