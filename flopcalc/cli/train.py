@@ -22,7 +22,6 @@ from ._options import (
     ReportFormatOption,
     TeacherOptions,
     command_line,
-    no_model_options,
     number,
     optional_model_argument,
     parse_num_gpus,
@@ -113,14 +112,12 @@ def _training_size_mode(
 
 def _model_spec_or_none(options: ModelOptions, sparse_peak: bool):
     """The model to count, or None after checking that no option that needs one was given."""
-    if options.model is not None:
-        return options.spec(sparse_peak=sparse_peak)
-    no_model_options("count", **options.given(besides=["weights", "sparsity"]))
-    if options.weights is not None or options.sparsity or sparse_peak:
+    spec = options.spec_or_none("count", besides=["weights", "sparsity"], sparse_peak=sparse_peak)
+    if spec is None and (options.weights is not None or options.sparsity or sparse_peak):
         raise UsageError(
             "--weights, --sparsity and --sparse-peak read a model's weights: give a MODEL file", MODES_HINT
         )
-    return None
+    return spec
 
 
 def _teacher_of(teacher: TeacherOptions, teacher_logits, spec):
