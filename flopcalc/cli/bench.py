@@ -22,6 +22,7 @@ from ._options import (
     notes_to_stderr,
     optional_model_argument,
     shown_on_terminal,
+    table_on_terminal,
     with_options,
 )
 
@@ -165,7 +166,7 @@ def bench(
     """Measure what this machine really delivers: matmul TFLOPS per precision, or a model's training-step MFU."""
     model_options = ModelOptions.of(ctx, besides=["device"])  # bench's --device is where it runs
     if distributed or nproc is not None:
-        _refuse_single_device_options(model, full, catalog, distributed, model_options, optimizer)
+        _refuse_single_device_options(full, catalog, distributed, model_options, optimizer)
         if force:
             raise UsageError("--force applies to single-device --save runs", "drop --force")
         result, text = _bench_fleet(
@@ -175,7 +176,7 @@ def bench(
             return
     else:
         _refuse_fleet_options(backend, timeout, max_bytes)
-        terminal = shown_on_terminal(fmt, output) and sys.stdout.isatty()  # charts for a person, not a file
+        terminal = table_on_terminal(fmt, output)  # charts for a person, not a file
         result, text = _bench_one_device(
             model_options, optimizer, device, precision, seconds, full, save, calibration, catalog, fmt, force, terminal
         )
@@ -221,7 +222,7 @@ def _bench_one_device(
     catalog,
     fmt,
     force,
-    terminal=False,
+    terminal,
 ):
     """The matmul sweep, or a MODEL's training step, on one device: the result and its rendering (`terminal`:
     stdout is a person's terminal, so the table may draw charts)."""
@@ -247,9 +248,9 @@ def _refuse_model_options(model_options: ModelOptions, optimizer: Optional[str])
     no_model_options("bench", **model_options.given(), optimizer=optimizer)
 
 
-def _refuse_single_device_options(model, full, catalog, distributed, model_options, optimizer) -> None:
+def _refuse_single_device_options(full, catalog, distributed, model_options, optimizer) -> None:
     """--distributed (or --nproc) takes none of a model's or the single-device sweep's options."""
-    if model is not None or full:
+    if model_options.model is not None or full:
         raise UsageError("--distributed runs the matmul ladder and the collectives; it takes no MODEL and no --full")
     _refuse_model_options(model_options, optimizer)
     if catalog:
@@ -258,7 +259,7 @@ def _refuse_single_device_options(model, full, catalog, distributed, model_optio
         raise UsageError("--nproc needs --distributed")
 
 
-def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver, fmt, force, terminal=False):
+def _bench_matmul(device, precisions, seconds, full, save, calibration, resolver, fmt, force, terminal):
     from dataclasses import replace
 
     from ..bench.matmul import run_matmul_bench, save_matmul_result

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import os
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +13,7 @@ from ..budget import count_budgets, evaluate, load_baseline, load_budget_file, w
 from ..errors import ExitCode, UsageError
 from ..units import parse_fraction
 from ._app import app, emit
-from ._options import command_line, format_option, notes_to_stderr, progress, written_file_option
+from ._options import command_line, format_option, notes_to_stderr, progress, table_on_terminal, written_file_option
 
 
 class CheckFormat(str, enum.Enum):
@@ -110,7 +109,7 @@ def check_command(
         if extra_path is not None:
             emit(render_extra(result), extra_path)
     if output_format is CheckFormat.table:
-        emit(render_table(result, color=output is None and sys.stdout.isatty()), output)
+        emit(render_table(result, color=table_on_terminal(output_format, output)), output)
     else:
         renderers = {
             CheckFormat.json: render_json,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from typing import Optional
 
@@ -21,6 +20,7 @@ from ._options import (
     notes_to_stderr,
     progress,
     shown_on_terminal,
+    table_on_terminal,
     with_options,
 )
 
@@ -92,7 +92,7 @@ def count_command(
             counted = count_spec(spec, strict=strict)
     conventions = conventions_for(counted)
     report = counted.in_unit(unit)
-    color = output is None and fmt is ReportFormat.table and sys.stdout.isatty()
+    color = table_on_terminal(fmt, output)
     blocks = {"conventions": conventions.to_dict()} if conventions is not None else {}
     if fmt is ReportFormat.html:
         from ..render.count import report_data

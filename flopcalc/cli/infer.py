@@ -3,7 +3,6 @@ prefill, decode with a KV cache, and what fits. Parses, calls flopcalc.infer, re
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Optional
 
 import typer
@@ -23,6 +22,7 @@ from ._options import (
     number,
     progress,
     shown_on_terminal,
+    table_on_terminal,
     with_options,
 )
 
@@ -161,6 +161,6 @@ def infer_command(
 
         text = render_html(result, command_line(), result.to_dict())
     else:
-        text = render(result, fmt.value, terminal=output is None and sys.stdout.isatty())
+        text = render(result, fmt.value, terminal=table_on_terminal(fmt, output))
     emit(text, output)
     notes_to_stderr(result.notes, shown=shown_on_terminal(fmt, output))

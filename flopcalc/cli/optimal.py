@@ -69,7 +69,7 @@ def optimal_command(
     choice = None
     if gpu.gpu is not None or gpu.calibration is not None:
         choice = gpu.throughput()
-    elif gpu.precision or gpu.price_per_gpu_hour or gpu.num_gpus != "1" or gpu.utilization is not None:
+    elif gpu.need_a_gpu():
         raise UsageError(
             "--precision, --utilization, --num-gpus and --price-per-gpu-hour need --gpu NAME "
             "(or --calibration FILE|auto)"
@@ -81,7 +81,7 @@ def optimal_command(
     )
     fleets = None
     if choice is not None:
-        price = number(gpu.price_per_gpu_hour, "--price-per-gpu-hour")
+        price = gpu.price()
         fleets = [
             fleet_estimate(
                 c.compute, choice.throughput, parse_num_gpus(gpu.num_gpus), tdp_w=choice.tdp_w, price_per_gpu_hour=price

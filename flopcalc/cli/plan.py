@@ -224,8 +224,8 @@ def _fleet(gpu: GpuOptions, options: FleetOptions, gpus_per_node: int, spec):
         intra_node_gbps=number(options.intra_node_gbps, "--intra-node-gbps"),
         inter_node_gbps=number(options.inter_node_gbps, "--inter-node-gbps"),
         gpus_per_node=gpus_per_node,
-        pue=parse_si_number(gpu.pue, "--pue"),
-        price_per_gpu_hour=number(gpu.price_per_gpu_hour, "--price-per-gpu-hour"),
+        pue=gpu.pue_value(),
+        price_per_gpu_hour=gpu.price(),
         grid=gpu.grid(),
     )
 

@@ -22,7 +22,6 @@ from ._options import (
     ReportFormatOption,
     TeacherOptions,
     command_line,
-    no_model_options,
     number,
     optional_model_argument,
     parse_num_gpus,
@@ -113,14 +112,12 @@ def _training_size_mode(
 
 def _model_spec_or_none(options: ModelOptions, sparse_peak: bool):
     """The model to count, or None after checking that no option that needs one was given."""
-    if options.model is not None:
-        return options.spec(sparse_peak=sparse_peak)
-    no_model_options("count", **options.given(besides=["weights", "sparsity"]))
-    if options.weights is not None or options.sparsity or sparse_peak:
+    spec = options.spec_or_none("count", besides=["weights", "sparsity"], sparse_peak=sparse_peak)
+    if spec is None and (options.weights is not None or options.sparsity or sparse_peak):
         raise UsageError(
             "--weights, --sparsity and --sparse-peak read a model's weights: give a MODEL file", MODES_HINT
         )
-    return None
+    return spec
 
 
 def _teacher_of(teacher: TeacherOptions, teacher_logits, spec):
@@ -150,8 +147,7 @@ def _gpu_plan(spec, options: GpuOptions, sparse_peak) -> Optional[_GpuPlan]:
     grid = options.grid()
     profile_file = profile_file_of(options.calibration)  # a device profile file: the step-time model's rates
     if options.calibration is None and options.gpu is None:
-        given = options.precision or options.price_per_gpu_hour or options.utilization is not None
-        if given or options.num_gpus != "1" or grid is not None:
+        if options.need_a_gpu() or grid is not None:
             raise UsageError(
                 "--precision, --utilization, --num-gpus, --price-per-gpu-hour, --grid-intensity and --region "
                 "need --gpu NAME (or --calibration FILE|auto)"
@@ -167,8 +163,8 @@ def _gpu_plan(spec, options: GpuOptions, sparse_peak) -> Optional[_GpuPlan]:
         throughput=choice.throughput,
         num_gpus=parse_num_gpus(options.num_gpus),
         tdp_w=choice.tdp_w,
-        pue=parse_si_number(options.pue, "--pue"),
-        price_per_gpu_hour=number(options.price_per_gpu_hour, "--price-per-gpu-hour"),
+        pue=options.pue_value(),
+        price_per_gpu_hour=options.price(),
         grid=grid,
     )
     return _GpuPlan(choice, fleet_options, profile_file)

@@ -246,8 +246,11 @@ def _parallel_lines(result: InferResult) -> list[str]:
     return lines
 
 
+_MARKS = {"compute": COMPUTE_MARK, "memory": MEMORY_MARK, "communication": COMMUNICATION_MARK}
+
+
 def _mark(bound: str) -> str:
-    return COMPUTE_MARK if bound == "compute" else MEMORY_MARK
+    return _MARKS["compute" if bound == "compute" else "memory"]
 
 
 def _strip_kind(layer: LayerBound) -> str:
@@ -262,15 +265,14 @@ def bound_strip_lines(result: InferResult, width: int = STRIP_WIDTH) -> list[str
     total = sum(layer.time_s for layer in layers)
     if not total:
         return []
-    marks = {"compute": COMPUTE_MARK, "memory": MEMORY_MARK, "communication": COMMUNICATION_MARK}
-    time_by_kind = {kind: sum(layer.time_s for layer in layers if _strip_kind(layer) == kind) for kind in marks}
+    time_by_kind = {kind: sum(layer.time_s for layer in layers if _strip_kind(layer) == kind) for kind in _MARKS}
     shown = [kind for kind, time in time_by_kind.items() if time or kind != "communication"]
-    legend = ", ".join(f"{marks[kind]} {kind}" + ("-bound" if kind != "communication" else "") for kind in shown)
+    legend = ", ".join(f"{_MARKS[kind]} {kind}" + ("-bound" if kind != "communication" else "") for kind in shown)
     shares = ", ".join(f"{kind} {100 * time_by_kind[kind] / total:.1f}%" for kind in shown)
     gpu = result.hardware
     return [
         f"time of the {result.layers_pass}, layer after layer ({legend}; {width} characters = {seconds(total)}):",
-        "  " + time_strip([(layer.time_s, marks[_strip_kind(layer)]) for layer in layers], width),
+        "  " + time_strip([(layer.time_s, _MARKS[_strip_kind(layer)]) for layer in layers], width),
         f"  share of the time: {shares}; ridge point {format_number(gpu.peak_flops / gpu.bandwidth, 3)} FLOP/byte "
         "(peak / bandwidth: a layer above it is compute-bound)",
     ] + _request_lines(result, width)

@@ -100,7 +100,7 @@ def _roofline(result: InferResult) -> Any:
         x_axis_label="arithmetic intensity (FLOP/byte)",
         y_axis_label=unit,
     )
-    _draw_roof(plot, result, lowest, highest, scale)
+    _draw_roof(plot, result, lowest, highest, scale, ridge)
     _draw_layers(plot, result, points, scale)
     if phases["phase"]:
         _draw_phases(plot, result, phases, scale)
@@ -110,7 +110,7 @@ def _roofline(result: InferResult) -> Any:
     return plot
 
 
-def _draw_roof(plot: Any, result: InferResult, lowest: float, highest: float, scale: float) -> None:
+def _draw_roof(plot: Any, result: InferResult, lowest: float, highest: float, scale: float, ridge: float) -> None:
     """The compute roof and the memory slope, and a dotted line at the ridge point between them."""
     from bokeh.models import Span
 
@@ -124,7 +124,6 @@ def _draw_roof(plot: Any, result: InferResult, lowest: float, highest: float, sc
         f"{format_number(result.hardware.bandwidth / 1e9)} GB/s",
         name=ROOF_NAME,
     )
-    ridge = result.hardware.peak_flops / result.hardware.bandwidth
     plot.add_layout(Span(location=ridge, dimension="height", line_dash="dotted", line_color="#999999"))
 
 

@@ -193,3 +193,16 @@ class GpuOptions(ReadBack):
 
     def grid(self) -> GridIntensity | None:
         return parse_grid(self.grid_intensity, self.region)
+
+    def pue_value(self) -> float:
+        """--pue as a number."""
+        return parse_si_number(self.pue, "--pue")
+
+    def price(self) -> Optional[float]:
+        """--price-per-gpu-hour as a number, None when not given."""
+        return number(self.price_per_gpu_hour, "--price-per-gpu-hour")
+
+    def need_a_gpu(self) -> bool:
+        """Whether --precision, --utilization, --num-gpus or --price-per-gpu-hour was given: each needs a GPU
+        (--gpu or --calibration), which the command refuses in its own words."""
+        return bool(self.precision or self.price_per_gpu_hour or self.num_gpus != "1" or self.utilization is not None)

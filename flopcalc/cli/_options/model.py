@@ -229,11 +229,13 @@ class ModelOptions(ReadBack):
         skipped = {"model", *besides}
         return {option.name: getattr(self, option.name) for option in fields(self) if option.name not in skipped}
 
-    def spec_or_none(self, command: str, *, besides: Iterable[str] = ()) -> Optional[ModelSpec]:
-        """The ModelSpec with a MODEL; without one None, once no model option was given but `besides` (the
-        command reads those without a MODEL too)."""
+    def spec_or_none(
+        self, command: str, *, besides: Iterable[str] = (), sparse_peak: bool = False
+    ) -> Optional[ModelSpec]:
+        """The ModelSpec with a MODEL (`sparse_peak` as spec's); without one None, once no model option was
+        given but `besides` (the command reads those without a MODEL too, or refuses them itself)."""
         if self.model is not None:
-            return self.spec()
+            return self.spec(sparse_peak=sparse_peak)
         no_model_options(command, **self.given(besides=besides))
         return None
 

@@ -29,6 +29,7 @@ __all__ = [
     "notes_to_stderr",
     "progress",
     "shown_on_terminal",
+    "table_on_terminal",
     "writable_path",
     "written_file_option",
 ]
@@ -137,6 +138,11 @@ def progress(label: str, *, delay: float = PROGRESS_DELAY_S, console: Any = None
 def shown_on_terminal(fmt: OutputFormat | ReportFormat, output: Optional[Path]) -> bool:
     """A table printed to stdout shows its notes; any other format, or a file, does not."""
     return fmt.value == "table" and output is None
+
+
+def table_on_terminal(fmt: enum.Enum, output: Optional[Path]) -> bool:
+    """A table printed to stdout that is a person's terminal (not a pipe or a file): it may draw color and charts."""
+    return fmt.value == "table" and output is None and sys.stdout.isatty()
 
 
 def notes_to_stderr(notes: Iterable[str], *, shown: bool, warnings: Iterable[str] = ()) -> None:
